@@ -1,0 +1,57 @@
+// Package file is the local-directory storage.Backend, the embedded default
+// for repositories such as file:///var/lib/walvault.
+//
+// Read backend.go first (paths, key checks), then put.go (how an object
+// becomes durable) and format.go (what an object file holds).
+//
+// # Layout
+//
+// A key maps to the path root/<key>, with the key's "/" as the directory
+// separator: "wal/00000001/000000010000000000000001.lz4" is the file
+// root/wal/00000001/000000010000000000000001.lz4. Directories are created as
+// needed (mode 0750, less the umask) and never removed: a directory emptied by
+// Delete stays behind, which is harmless and avoids racing a concurrent Put.
+// Because a path cannot be a file and a directory at once, this backend cannot
+// hold both "a" and "a/b"; walvault's layout never needs to. Symbolic links
+// inside the root are followed (a directory moved to another disk and linked
+// back stays listed). Use a directory below a mount point as the root, not the
+// mount point itself: an unmounted disk then shows as a missing root, and
+// List never meets lost+found (unreadable to the postgres user).
+//
+// # On-disk format
+//
+// Each object is one regular file, mode 0444 (objects are immutable), holding
+// its metadata and its body, so an object is never visible without its
+// metadata:
+//
+//	"WALVAULT-OBJECT-1\n"   18 bytes, the magic line
+//	length                  4 bytes, big-endian uint32: the JSON's length
+//	metadata                a JSON object of string to string ({} when none),
+//	                        at most 64 KiB
+//	body                    the object's bytes, exactly as given to Put
+//
+// ObjectInfo.Size is the body's size: the file size less the header. To check
+// a body by hand: tail -c +$((22 + LEN + 1)) FILE | sha256sum.
+//
+// # Writes
+//
+// Put writes a temp file named ".tmp-*" beside the target, fsyncs it, makes it
+// read-only, and moves it into place: rename(2) to replace, or
+// renameat2(RENAME_NOREPLACE) for IfNotExists (link(2) on filesystems without
+// renameat2), then fsyncs the directory. New directories' entries are fsynced
+// too. A crash leaves at most a ".tmp-*" file, which List never reports and
+// keys may not name. When PutOptions.Size is positive and the reader yields a
+// different number of bytes, Put fails and stores nothing (a source that
+// shrank or grew mid-read).
+//
+// # What it must not do
+//
+//   - Report anything but a missing file as storage.ErrNotFound: permission
+//     denied, a damaged object, a directory where an object should be, a
+//     dangling symbolic link, or a repository root that vanished or was
+//     replaced (an unmounted disk) are errors, never "not found".
+//   - Check, then write: never-overwrite is one atomic system call.
+//   - Pretend to lock: a local directory cannot be immutable, so Put with
+//     Retention fails with storage.ErrUnsupported.
+//   - Load a tree into memory: List reads one directory at a time.
+package file
