@@ -1,0 +1,104 @@
+package open
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/s3"
+)
+
+// S3Options are the settings of the s3 backend that do not fit in the URL.
+type S3Options struct {
+	Endpoint    string
+	Region      string
+	PathStyle   bool
+	CABundle    string
+	PartSize    int64
+	Concurrency int
+}
+
+// Options carries per-backend settings.
+type Options struct {
+	S3 S3Options
+}
+
+// Location is a parsed repository URL.
+type Location struct {
+	Scheme string // "file" or "s3"
+	Path   string // file: absolute directory
+	Bucket string // s3
+	Prefix string // s3: without leading or trailing slash
+}
+
+const urlHint = "use file:///absolute/path or s3://bucket/prefix"
+
+// Parse checks a repository URL without touching any storage.
+func Parse(raw string) (Location, error) {
+	if raw == "" {
+		return Location{}, fmt.Errorf("no repository configured: set --repo or WALVAULT_REPO (%s)", urlHint)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Location{}, fmt.Errorf("malformed repository URL: %s", urlHint)
+	}
+	if u.User != nil {
+		return Location{}, fmt.Errorf("repository URL must not carry credentials: S3 credentials come from the AWS chain (environment, shared config, instance role)")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return Location{}, fmt.Errorf("malformed repository URL %q: query strings and fragments are not used; %s", raw, urlHint)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return Location{}, fmt.Errorf("malformed repository URL %q: file URLs have no host (three slashes: file:///var/lib/walvault)", raw)
+		}
+		if !strings.HasPrefix(u.Path, "/") {
+			return Location{}, fmt.Errorf("malformed repository URL %q: the path must be absolute (file:///var/lib/walvault)", raw)
+		}
+		return Location{Scheme: "file", Path: path.Clean(u.Path)}, nil
+	case "s3":
+		if u.Host == "" {
+			return Location{}, fmt.Errorf("malformed repository URL %q: no bucket (%s)", raw, urlHint)
+		}
+		prefix := strings.Trim(u.Path, "/")
+		if prefix != "" {
+			if err := storage.ValidateKey(prefix); err != nil {
+				return Location{}, fmt.Errorf("malformed repository URL %q: bad prefix: %v", raw, err)
+			}
+		}
+		return Location{Scheme: "s3", Bucket: u.Host, Prefix: prefix}, nil
+	case "":
+		return Location{}, fmt.Errorf("malformed repository URL %q: no scheme (%s)", raw, urlHint)
+	}
+	return Location{}, fmt.Errorf("unsupported repository URL scheme %q: %s", u.Scheme, urlHint)
+}
+
+// Open parses raw and returns the backend for it. It does not contact the
+// storage beyond what the backend's constructor needs.
+func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error) {
+	loc, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch loc.Scheme {
+	case "file":
+		return file.New(loc.Path)
+	case "s3":
+		return s3.New(ctx, s3.Config{
+			Bucket:      loc.Bucket,
+			Prefix:      loc.Prefix,
+			Endpoint:    opts.S3.Endpoint,
+			Region:      opts.S3.Region,
+			PathStyle:   opts.S3.PathStyle,
+			CABundle:    opts.S3.CABundle,
+			PartSize:    opts.S3.PartSize,
+			Concurrency: opts.S3.Concurrency,
+		})
+	}
+	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)
+}

@@ -1,0 +1,46 @@
+package open
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    Location
+		wantErr string
+	}{
+		{name: "file", in: "file:///var/lib/walvault", want: Location{Scheme: "file", Path: "/var/lib/walvault"}},
+		{name: "file trailing slash", in: "file:///var/lib/walvault/", want: Location{Scheme: "file", Path: "/var/lib/walvault"}},
+		{name: "file localhost", in: "file://localhost/srv/wal", want: Location{Scheme: "file", Path: "/srv/wal"}},
+		{name: "s3 with prefix", in: "s3://bucket/db1/main/", want: Location{Scheme: "s3", Bucket: "bucket", Prefix: "db1/main"}},
+		{name: "s3 bucket only", in: "s3://bucket", want: Location{Scheme: "s3", Bucket: "bucket"}},
+		{name: "empty", in: "", wantErr: "no repository configured"},
+		{name: "relative file", in: "file://var/lib", wantErr: "no host"},
+		{name: "no scheme", in: "/var/lib/walvault", wantErr: "no scheme"},
+		{name: "unknown scheme", in: "gs://bucket", wantErr: "unsupported"},
+		{name: "s3 without bucket", in: "s3:///prefix", wantErr: "no bucket"},
+		{name: "credentials in URL", in: "s3://AKIA:secret@bucket/p", wantErr: "must not carry credentials"},
+		{name: "dot dot prefix", in: "s3://bucket/a/../b", wantErr: "bad prefix"},
+		{name: "query", in: "s3://bucket/p?x=1", wantErr: "query"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Parse(%q) error = %v, want one containing %q", tc.in, err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Fatalf("error repeats a credential: %v", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("Parse(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
