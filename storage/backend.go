@@ -23,8 +23,10 @@ import (
 //   - List calls fn exactly once per object whose key starts with prefix, in
 //     lexical key order, and stops at the first error fn returns (returning
 //     it). It honours ctx cancellation. Metadata may be nil in listed entries.
-//   - Delete of a missing key returns ErrNotFound; of an object under
-//     retention it returns ErrLocked.
+//   - Delete removes the object's data (on a versioned S3 bucket, the
+//     current version by its id), never just hides it behind a delete
+//     marker. Delete of a missing key returns ErrNotFound; of an object
+//     under retention it returns ErrLocked and the object stays readable.
 //   - Metadata keys are lower-case ASCII letters, digits and '-'; values are
 //     printable ASCII. Backends may refuse other metadata.
 //   - Every method may be called concurrently.
@@ -87,6 +89,6 @@ type ObjectInfo struct {
 	// Metadata as given to Put; may be nil in List results.
 	Metadata map[string]string
 	// RetainUntil is the Object Lock retain-until date, zero when unlocked or
-	// unknown (List may not report it).
+	// unknown (Get and List may not report it; Stat does).
 	RetainUntil time.Time
 }

@@ -1,0 +1,399 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// VersityInstall is the command that installs the gateway version the tests
+// are written against.
+const VersityInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+
+// VersityRegion is the region the gateway answers for.
+const VersityRegion = "us-east-1"
+
+// Versity is a running Versity S3 Gateway (posix backend) on a loopback
+// port, with versioning enabled so Object Lock buckets work. It is stopped in
+// t.Cleanup, or earlier by Stop.
+type Versity struct {
+	Endpoint  string // http://127.0.0.1:PORT, or https:// for StartVersityTLS
+	AccessKey string
+	SecretKey string
+	Region    string // us-east-1
+	CAFile    string // PEM of the CA that signed the server cert; "" without TLS
+
+	root string // bucket root directory
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{} // closed when the process has exited
+	stop sync.Once
+}
+
+// StartVersity starts a gateway over plain HTTP on a free loopback port.
+func StartVersity(t testing.TB) *Versity {
+	t.Helper()
+	return startVersity(t, false)
+}
+
+// StartVersityTLS starts a gateway over HTTPS with a certificate for
+// 127.0.0.1 signed by a fresh self-signed CA, whose PEM is in CAFile.
+func StartVersityTLS(t testing.TB) *Versity {
+	t.Helper()
+	return startVersity(t, true)
+}
+
+// VersityBinary finds the versitygw binary: $WALVAULT_VERSITYGW, PATH,
+// $(go env GOPATH)/bin, /root/go/bin. It fails the test, saying how to
+// install the gateway, when there is none.
+func VersityBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("WALVAULT_VERSITYGW"); p != "" {
+		if err := isExecutable(p); err != nil {
+			t.Fatalf("testenv: WALVAULT_VERSITYGW=%s: %v", p, err)
+		}
+		return p
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	var dirs []string
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		for _, d := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			dirs = append(dirs, filepath.Join(d, "bin"))
+		}
+	}
+	dirs = append(dirs, "/root/go/bin")
+	for _, d := range dirs {
+		p := filepath.Join(d, "versitygw")
+		if isExecutable(p) == nil {
+			return p
+		}
+	}
+	t.Fatalf("testenv: the Versity S3 Gateway (versitygw) is not installed: not in $WALVAULT_VERSITYGW, PATH, %s.\n"+
+		"Install it with:\n\t%s\nor set WALVAULT_VERSITYGW to the binary.", strings.Join(dirs, ", "), VersityInstall)
+	return ""
+}
+
+func isExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+func startVersity(t testing.TB, useTLS bool) *Versity {
+	t.Helper()
+	bin := VersityBinary(t)
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	versions := filepath.Join(base, "versions") // must not lie inside root
+	for _, d := range []string{root, versions} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+	v := &Versity{
+		AccessKey: "AK" + randomHex(t, 9),
+		SecretKey: randomHex(t, 20),
+		Region:    VersityRegion,
+		root:      root,
+	}
+	scheme := "http"
+	var tlsArgs []string
+	if useTLS {
+		scheme = "https"
+		cert, key, ca := writeTestCerts(t, base)
+		v.CAFile = ca
+		tlsArgs = []string{"--cert", cert, "--key", key}
+	}
+
+	const attempts = 5
+	var lastErr error
+	for range attempts {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("testenv: finding a free port: %v", err)
+		}
+		addr := net.JoinHostPort("127.0.0.1", port)
+		args := append([]string{"--port", addr, "--quiet"}, tlsArgs...)
+		args = append(args, "posix", "--versioning-dir", versions, root)
+		err = v.launch(bin, args, addr)
+		if err == nil {
+			v.Endpoint = scheme + "://" + addr
+			t.Cleanup(func() { v.Stop(t) })
+			return v
+		}
+		lastErr = err
+		if !strings.Contains(v.out.String(), "address already in use") {
+			break // not a bind race: retrying will not help
+		}
+	}
+	t.Fatalf("testenv: starting versitygw (%s): %v\n--- gateway output ---\n%s", bin, lastErr, v.out.String())
+	return nil
+}
+
+// launch starts the gateway and waits until addr accepts connections or the
+// process exits.
+func (v *Versity) launch(bin string, args []string, addr string) error {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(gatewayEnv(),
+		"ROOT_ACCESS_KEY="+v.AccessKey,
+		"ROOT_SECRET_KEY="+v.SecretKey,
+	)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
+	v.cmd, v.out, v.done, v.stop = cmd, out, make(chan struct{}), sync.Once{}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := v.done
+	go func() { cmd.Wait(); close(done) }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("versitygw exited early: %v", cmd.ProcessState)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v.kill()
+	return fmt.Errorf("versitygw did not listen on %s within 30s", addr)
+}
+
+// gatewayEnv is our environment without the variables versitygw reads
+// (VGW_*, ROOT_*), so a developer's settings cannot change the test server.
+func gatewayEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "VGW_") || strings.HasPrefix(kv, "ROOT_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// Stop stops the gateway now (for tests of a server that went away). It is
+// safe to call more than once; t.Cleanup calls it too.
+func (v *Versity) Stop(t testing.TB) {
+	t.Helper()
+	v.stop.Do(func() {
+		if v.cmd == nil || v.cmd.Process == nil {
+			return
+		}
+		_ = v.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-v.done:
+		case <-time.After(5 * time.Second):
+			v.kill()
+		}
+	})
+}
+
+func (v *Versity) kill() {
+	_ = v.cmd.Process.Kill()
+	<-v.done
+}
+
+// Output returns what the gateway printed so far.
+func (v *Versity) Output() string { return v.out.String() }
+
+// Env returns the environment a walvault process needs to reach the
+// gateway: AWS credentials and region, endpoint, path style and, with TLS,
+// the CA bundle.
+func (v *Versity) Env() []string {
+	env := []string{
+		"AWS_ACCESS_KEY_ID=" + v.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + v.SecretKey,
+		"AWS_REGION=" + v.Region,
+		"WALVAULT_S3_ENDPOINT=" + v.Endpoint,
+		"WALVAULT_S3_PATH_STYLE=true",
+	}
+	if v.CAFile != "" {
+		env = append(env, "WALVAULT_S3_CA_BUNDLE="+v.CAFile)
+	}
+	return env
+}
+
+// Client returns an SDK client for the gateway with its root credentials,
+// for test setup and inspection.
+func (v *Versity) Client(t testing.TB) *s3.Client {
+	t.Helper()
+	httpClient := &http.Client{Timeout: 2 * time.Minute}
+	if v.CAFile != "" {
+		pemBytes, err := os.ReadFile(v.CAFile)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pemBytes)
+		httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	return s3.New(s3.Options{
+		Region:                     v.Region,
+		BaseEndpoint:               aws.String(v.Endpoint),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider(v.AccessKey, v.SecretKey, ""),
+		HTTPClient:                 httpClient,
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// CreateBucket creates a bucket (3 or more lower-case characters), with
+// Object Lock enabled when objectLock is true.
+func (v *Versity) CreateBucket(t testing.TB, name string, objectLock bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+	if objectLock {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	if _, err := v.Client(t).CreateBucket(ctx, in); err != nil {
+		t.Fatalf("testenv: creating bucket %q (object lock %v): %v", name, objectLock, err)
+	}
+}
+
+// freePort asks the kernel for a free loopback port. Another process may take
+// it before the gateway binds it; startVersity retries then.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// writeTestCerts writes a self-signed CA and a server certificate for
+// 127.0.0.1 and localhost signed by it into dir, and returns the paths of
+// the server cert, its key and the CA cert.
+func writeTestCerts(t testing.TB, dir string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	fail := func(err error) { t.Fatalf("testenv: generating test certificates: %v", err) }
+	now := time.Now()
+
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		fail(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "walvault test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		fail(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		fail(err)
+	}
+
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		fail(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		fail(err)
+	}
+	srvKeyDER, err := x509.MarshalPKCS8PrivateKey(srvKey)
+	if err != nil {
+		fail(err)
+	}
+
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			fail(err)
+		}
+		return p
+	}
+	return write("server.pem", "CERTIFICATE", srvDER),
+		write("server-key.pem", "PRIVATE KEY", srvKeyDER),
+		write("ca.pem", "CERTIFICATE", caDER)
+}
+
+// syncBuffer collects a child's output from two pipes at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	if s == nil {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,181 @@
+package s3
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// Error codes S3 (and S3-compatible servers) answer with. HEAD responses
+// have no body, so for them only the HTTP status is known; the SDK then
+// reports "NotFound", "Forbidden" or the bare status.
+const (
+	codeNoSuchKey           = "NoSuchKey"
+	codeNotFound            = "NotFound"
+	codeNoSuchBucket        = "NoSuchBucket"
+	codeAccessDenied        = "AccessDenied"
+	codeForbidden           = "Forbidden"
+	codePreconditionFailed  = "PreconditionFailed"
+	codeConditionalConflict = "ConditionalRequestConflict"
+	codeInvalidRequest      = "InvalidRequest"
+)
+
+// credentialCodes mean the credentials are wrong, not the request.
+var credentialCodes = map[string]bool{
+	"InvalidAccessKeyId":           true,
+	"SignatureDoesNotMatch":        true,
+	"InvalidToken":                 true,
+	"ExpiredToken":                 true,
+	"TokenRefreshRequired":         true,
+	"InvalidSecurity":              true,
+	"AuthorizationHeaderMalformed": true,
+}
+
+// permanentCodes are request errors that a retry repeats.
+var permanentCodes = map[string]bool{
+	codeInvalidRequest:                     true,
+	"InvalidArgument":                      true,
+	"InvalidBucketName":                    true,
+	"InvalidObjectState":                   true,
+	"InvalidPart":                          true,
+	"InvalidPartOrder":                     true,
+	"InvalidDigest":                        true,
+	"BadDigest":                            true,
+	"EntityTooLarge":                       true,
+	"EntityTooSmall":                       true,
+	"KeyTooLongError":                      true,
+	"MetadataTooLarge":                     true,
+	"MalformedXML":                         true,
+	"MethodNotAllowed":                     true,
+	"NotImplemented":                       true,
+	"MissingContentLength":                 true,
+	"InvalidBucketState":                   true,
+	"InvalidRetentionPeriod":               true,
+	"ObjectLockConfigurationNotFoundError": true,
+	"PermanentRedirect":                    true,
+	"AuthorizationQueryParametersError":    true,
+	"AccountProblem":                       true,
+	"AllAccessDisabled":                    true,
+}
+
+// errorCode returns the S3 error code and HTTP status of err, if it is a
+// service answer ("" and 0 otherwise).
+func errorCode(err error) (code string, status int) {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	return code, status
+}
+
+// isNotFound reports a 404 for a key: NoSuchKey from GET, or, for HEAD
+// (no body, no code), the bare status, which may also mean a missing bucket:
+// callers of HeadObject confirm the bucket with bucketMissing.
+func isNotFound(err error) bool {
+	code, status := errorCode(err)
+	switch code {
+	case codeNoSuchKey, codeNotFound:
+		return true
+	case "":
+		return status == http.StatusNotFound
+	}
+	return false
+}
+
+// isPreconditionFailed reports the answer to a conditional create over an
+// existing key: 412, or 409 when a racing conditional write was in flight.
+func isPreconditionFailed(err error) bool {
+	code, status := errorCode(err)
+	return code == codePreconditionFailed || code == codeConditionalConflict ||
+		status == http.StatusPreconditionFailed
+}
+
+// isAccessDenied reports a 403.
+func isAccessDenied(err error) bool {
+	code, status := errorCode(err)
+	return code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden
+}
+
+// translate turns an SDK error into walvault's vocabulary: permanent errors
+// with a hint for what a person must fix, everything else (network, 5xx,
+// throttling, timeouts) as is, so the retry decorator retries it. It never
+// maps anything to storage.ErrNotFound: callers decide that, knowing the
+// operation. It does not add the operation and key; callers wrap with
+// storage.OpError.
+func (b *Backend) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ce *credentialsError
+	if errors.As(err, &ce) {
+		return storage.Permanent(fmt.Errorf("%w; hint: set credentials for the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or container role)", err))
+	}
+	if isCertificateError(err) {
+		return storage.Permanent(fmt.Errorf("%w; hint: the server's TLS certificate is not trusted: for a private CA set the S3 CA bundle (WALVAULT_S3_CA_BUNDLE)", err))
+	}
+	code, status := errorCode(err)
+	switch {
+	case code == codeNoSuchBucket:
+		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
+	case credentialCodes[code]:
+		return storage.Permanent(fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err))
+	case code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden:
+		return storage.Permanent(fmt.Errorf("%w; hint: access denied to %s: the credentials need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket S3 answers 403 for a missing key); a HEAD request also gets 403 for wrong credentials: check the AWS credential chain", err, b.location))
+	case permanentCodes[code], status == http.StatusBadRequest, status == http.StatusMethodNotAllowed,
+		status == http.StatusNotImplemented, status == http.StatusLengthRequired, status == http.StatusRequestEntityTooLarge:
+		return storage.Permanent(err)
+	}
+	var pe *smithy.ParamRequiredError
+	var ipe smithy.InvalidParamsError
+	if errors.As(err, &pe) || errors.As(err, &ipe) {
+		return storage.Permanent(err)
+	}
+	return err
+}
+
+// isCertificateError reports a TLS verification failure: retrying cannot fix
+// it.
+func isCertificateError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify)
+}
+
+// bucketMissing asks whether the bucket exists, to tell a HEAD 404 for a
+// missing key from one for a missing bucket (HEAD answers carry no error
+// code). It returns the permanent "bucket does not exist" error, another
+// error if the question could not be answered, or nil if the bucket is
+// there (or we may not ask, which S3 only says of existing buckets).
+func (b *Backend) bucketMissing(ctx context.Context) error {
+	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket})
+	if err == nil || isAccessDenied(err) {
+		return nil
+	}
+	if isNotFound(err) {
+		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
+	}
+	return b.translate(err)
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}

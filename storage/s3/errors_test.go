@@ -1,0 +1,88 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// apiError builds the error the SDK returns for an S3 answer.
+func apiError(status int, code string) error {
+	var inner error = &smithy.GenericAPIError{Code: code, Message: "message for " + code}
+	if code == "" {
+		inner = errors.New("http error")
+	}
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      inner,
+		},
+		RequestID: "REQ",
+	}}
+}
+
+// TestTranslate: only a key's 404 may become "not found"; 403, bad
+// credentials and a missing bucket are permanent, server errors are not.
+func TestTranslate(t *testing.T) {
+	b := &Backend{bucket: "bkt", location: "s3://bkt"}
+	for _, tc := range []struct {
+		name          string
+		err           error
+		wantNotFound  bool
+		wantPermanent bool
+		wantMsg       string
+	}{
+		{"NoSuchKey", apiError(404, "NoSuchKey"), true, false, ""},
+		{"HEAD 404", apiError(404, "NotFound"), true, false, ""},
+		{"NoSuchBucket", apiError(404, "NoSuchBucket"), false, true, `bucket "bkt" does not exist`},
+		{"AccessDenied", apiError(403, "AccessDenied"), false, true, "s3:ListBucket"},
+		{"HEAD 403", apiError(403, "Forbidden"), false, true, "s3:GetObject"},
+		{"bare 403", apiError(403, ""), false, true, "access denied"},
+		{"InvalidAccessKeyId", apiError(403, "InvalidAccessKeyId"), false, true, "AWS credential chain"},
+		{"SignatureDoesNotMatch", apiError(403, "SignatureDoesNotMatch"), false, true, "AWS credential chain"},
+		{"InvalidRequest", apiError(400, "InvalidRequest"), false, true, ""},
+		{"InternalError", apiError(500, "InternalError"), false, false, ""},
+		{"SlowDown", apiError(503, "SlowDown"), false, false, ""},
+		{"network", errors.New("dial tcp 127.0.0.1:1: connection refused"), false, false, ""},
+		{"cancelled", context.Canceled, false, false, ""},
+		{"no credentials", &credentialsError{err: errors.New("no EC2 IMDS role found")}, false, true, "AWS chain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isNotFound(tc.err); got != tc.wantNotFound {
+				t.Errorf("isNotFound(%v): got %v, want %v", tc.err, got, tc.wantNotFound)
+			}
+			got := b.translate(tc.err)
+			if errors.Is(got, storage.ErrNotFound) {
+				t.Errorf("translate(%v): got %v, which matches ErrNotFound; translate must never say not found", tc.err, got)
+			}
+			if p := storage.IsPermanent(got); p != tc.wantPermanent {
+				t.Errorf("translate(%v): permanent: got %v, want %v (%v)", tc.err, p, tc.wantPermanent, got)
+			}
+			if !strings.Contains(got.Error(), tc.wantMsg) {
+				t.Errorf("translate(%v): got %q, want it to contain %q", tc.err, got, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestPutErrorExists(t *testing.T) {
+	b := &Backend{bucket: "bkt", location: "s3://bkt"}
+	for _, err := range []error{apiError(412, "PreconditionFailed"), apiError(409, "ConditionalRequestConflict")} {
+		if got := b.putError(err, storage.PutOptions{IfNotExists: true}); !errors.Is(got, storage.ErrExists) {
+			t.Errorf("putError(%v, IfNotExists): got %v, want storage.ErrExists", err, got)
+		}
+	}
+	err := apiError(400, "InvalidRequest")
+	err.(*smithy.OperationError).Err.(*awshttp.ResponseError).Err = &smithy.GenericAPIError{Code: "InvalidRequest", Message: "Bucket is missing Object Lock Configuration"}
+	if got := b.putError(err, storage.PutOptions{Retention: &storage.Retention{Mode: storage.Governance}}); !errors.Is(got, storage.ErrUnsupported) {
+		t.Errorf("putError(%v, Retention): got %v, want storage.ErrUnsupported", err, got)
+	}
+}

@@ -1,0 +1,102 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// Get opens the object with GetObject. A missing key is storage.ErrNotFound;
+// a missing bucket, a refused access (S3 answers 403 for a missing key when
+// the caller lacks s3:ListBucket) or bad credentials are permanent errors,
+// never ErrNotFound.
+func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return nil, storage.ObjectInfo{}, storage.OpError("get", key, err)
+	}
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: aws.String(okey)})
+	if err != nil {
+		return nil, storage.ObjectInfo{}, storage.OpError("get", key, b.notFound(ctx, err))
+	}
+	// RetainUntil comes from the response's x-amz-object-lock-* headers.
+	// AWS sends them on GET; Versity S3 Gateway v1.8.0 sends them only on
+	// HEAD, so there Get reports zero ("unknown") and Stat the date.
+	info := objectInfo(key, out.ContentLength, out.LastModified, out.Metadata, out.ObjectLockRetainUntilDate)
+	return &body{rc: out.Body, key: key}, info, nil
+}
+
+// Stat reads the object's headers with HeadObject.
+func (b *Backend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return storage.ObjectInfo{}, storage.OpError("stat", key, err)
+	}
+	out, err := b.head(ctx, okey)
+	if err != nil {
+		return storage.ObjectInfo{}, storage.OpError("stat", key, err)
+	}
+	return objectInfo(key, out.ContentLength, out.LastModified, out.Metadata, out.ObjectLockRetainUntilDate), nil
+}
+
+// head is HeadObject with its error translated.
+func (b *Backend) head(ctx context.Context, okey string) (*s3.HeadObjectOutput, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: aws.String(okey)})
+	if err != nil {
+		return nil, b.notFound(ctx, err)
+	}
+	return out, nil
+}
+
+// notFound translates a read's error. A 404 is storage.ErrNotFound only if
+// it is about the key: GET says NoSuchKey, but a HEAD 404 has no body and
+// may mean a missing bucket, which HeadBucket then settles.
+func (b *Backend) notFound(ctx context.Context, err error) error {
+	if !isNotFound(err) {
+		return b.translate(err)
+	}
+	if code, _ := errorCode(err); code != codeNoSuchKey {
+		if berr := b.bucketMissing(ctx); berr != nil {
+			return berr
+		}
+	}
+	return fmt.Errorf("%w in %s", storage.ErrNotFound, b.location)
+}
+
+func objectInfo(key string, size *int64, mod *time.Time, md map[string]string, until *time.Time) storage.ObjectInfo {
+	info := storage.ObjectInfo{Key: key, Size: aws.ToInt64(size), Metadata: md}
+	if mod != nil {
+		info.ModTime = *mod
+	}
+	if until != nil {
+		info.RetainUntil = *until
+	}
+	if len(info.Metadata) == 0 {
+		info.Metadata = nil
+	}
+	return info
+}
+
+// body wraps a GetObject body so a failed read (connection reset, timeout)
+// names the operation and key.
+type body struct {
+	rc  io.ReadCloser
+	key string
+}
+
+func (r *body) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = storage.OpError("get", r.key, fmt.Errorf("reading the body: %w", err))
+	}
+	return n, err
+}
+
+func (r *body) Close() error { return r.rc.Close() }

@@ -1,0 +1,350 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// lockChecksum is sent with Object Lock writes: S3 refuses them without a
+// checksum (Content-MD5 or x-amz-checksum-*), and the client otherwise sends
+// none (see RequestChecksumCalculation in s3.go).
+const lockChecksum = types.ChecksumAlgorithmCrc32
+
+// Put stores r under key. Up to PartSize bytes go in one PutObject with a
+// seekable body; larger streams go in a multipart upload holding at most
+// Concurrency parts in memory. IfNotExists sends If-None-Match: * (on
+// PutObject, or on CompleteMultipartUpload, where S3 decides a multipart
+// create), so the create is atomic on the server. A failed upload is
+// aborted: no object and no parts are left.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	if err := b.put(ctx, key, r, opts); err != nil {
+		return storage.OpError("put", key, err)
+	}
+	return nil
+}
+
+func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return err
+	}
+	if err := validMetadata(opts.Metadata); err != nil {
+		return storage.Permanent(err)
+	}
+	if ret := opts.Retention; ret != nil {
+		if ret.Mode != storage.Governance && ret.Mode != storage.Compliance {
+			return storage.Permanent(fmt.Errorf("unknown retention mode %q: want %s or %s", ret.Mode, storage.Governance, storage.Compliance))
+		}
+		if ret.Until.IsZero() {
+			return storage.Permanent(errors.New("retention without a retain-until date"))
+		}
+		if err := b.checkObjectLock(ctx); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	first, release, eof, err := b.readFirst(r, opts.Size)
+	if err != nil {
+		release()
+		return fmt.Errorf("reading the data to upload: %w", err)
+	}
+	if eof {
+		defer release()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return b.putObject(ctx, okey, first, opts)
+	}
+	// first is a full part buffer. Read one more byte to tell "exactly
+	// PartSize" (one PutObject) from "more" (multipart); it then starts the
+	// second part.
+	var one [1]byte
+	n, err := io.ReadFull(r, one[:])
+	switch {
+	case err == io.EOF:
+		defer release()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return b.putObject(ctx, okey, first, opts)
+	case err != nil:
+		release()
+		return fmt.Errorf("reading the data to upload: %w", err)
+	}
+	return b.putMultipart(ctx, okey, first, release, io.MultiReader(bytes.NewReader(one[:n]), r), opts)
+}
+
+// readFirst reads up to PartSize bytes of r. eof reports that r ended within
+// them (the object fits one PutObject). Otherwise the buffer is full and r
+// has more. release returns the buffer to the pool.
+func (b *Backend) readFirst(r io.Reader, sizeHint int64) (data []byte, release func(), eof bool, err error) {
+	var buf []byte
+	release = func() {}
+	if sizeHint >= 0 && sizeHint < b.partSize {
+		// A small object, if the hint is right: avoid a whole part buffer.
+		buf = make([]byte, sizeHint+1)
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return buf[:n], release, true, nil
+		case err != nil:
+			return nil, release, false, err
+		}
+		// The hint was wrong: go on in a part buffer.
+		pb := b.buffers.Get().(*[]byte)
+		release = func() { b.buffers.Put(pb) }
+		copy(*pb, buf)
+		buf, data = *pb, (*pb)[:n]
+	} else {
+		pb := b.buffers.Get().(*[]byte)
+		release = func() { b.buffers.Put(pb) }
+		buf = *pb
+		data = buf[:0]
+	}
+	n, err := io.ReadFull(r, buf[len(data):])
+	data = buf[:len(data)+n]
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return data, release, true, nil
+	case err != nil:
+		return nil, release, false, err
+	}
+	return data, release, false, nil
+}
+
+// putObject sends one PutObject with a seekable body, so the SDK can sign,
+// checksum and retry it.
+func (b *Backend) putObject(ctx context.Context, okey string, body []byte, opts storage.PutOptions) error {
+	in := &s3.PutObjectInput{
+		Bucket:        &b.bucket,
+		Key:           aws.String(okey),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		Metadata:      opts.Metadata,
+	}
+	if opts.IfNotExists {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if ret := opts.Retention; ret != nil {
+		in.ObjectLockMode = types.ObjectLockMode(ret.Mode)
+		in.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())
+		in.ChecksumAlgorithm = lockChecksum
+	}
+	_, err := b.client.PutObject(ctx, in)
+	return b.putError(err, opts)
+}
+
+// putError translates a write's error: a failed condition is ErrExists, a
+// refused retention on a bucket without Object Lock is ErrUnsupported.
+func (b *Backend) putError(err error, opts storage.PutOptions) error {
+	if err == nil {
+		return nil
+	}
+	if opts.IfNotExists && isPreconditionFailed(err) {
+		return fmt.Errorf("%w (%v)", storage.ErrExists, err)
+	}
+	if opts.Retention != nil && isLockUnsupported(err) {
+		return b.lockUnsupported(err)
+	}
+	return b.translate(err)
+}
+
+// isLockUnsupported reports S3's answer to a retention on a bucket without
+// Object Lock: 400 InvalidRequest "Bucket is missing Object Lock
+// Configuration" (AWS; Versity says "ObjectLockConfiguration").
+func isLockUnsupported(err error) bool {
+	code, _ := errorCode(err)
+	if code == "ObjectLockConfigurationNotFoundError" || code == "InvalidBucketObjectLockConfiguration" {
+		return true
+	}
+	var ae interface{ ErrorMessage() string }
+	if code == codeInvalidRequest && errors.As(err, &ae) {
+		msg := ae.ErrorMessage()
+		return containsFold(msg, "object lock") || containsFold(msg, "objectlock")
+	}
+	return false
+}
+
+// putMultipart uploads first (a full part buffer) and then rest in parts.
+// At most Concurrency part buffers exist at once, first included.
+func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, releaseFirst func(), rest io.Reader, opts storage.PutOptions) (err error) {
+	create := &s3.CreateMultipartUploadInput{
+		Bucket:   &b.bucket,
+		Key:      aws.String(okey),
+		Metadata: opts.Metadata,
+	}
+	if ret := opts.Retention; ret != nil {
+		create.ObjectLockMode = types.ObjectLockMode(ret.Mode)
+		create.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())
+		create.ChecksumAlgorithm = lockChecksum
+	}
+	cout, err := b.client.CreateMultipartUpload(ctx, create)
+	if err != nil {
+		releaseFirst()
+		return b.putError(err, opts)
+	}
+	uploadID := cout.UploadId
+	defer func() {
+		if err != nil {
+			b.abort(ctx, okey, uploadID)
+		}
+	}()
+
+	var (
+		mu    sync.Mutex
+		parts []types.CompletedPart
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	// tokens counts part buffers: one is taken before a buffer is filled
+	// and given back when its upload ends.
+	tokens := make(chan struct{}, b.concurrency)
+	tokens <- struct{}{} // first's
+	upload := func(num int32, data []byte, release func()) {
+		g.Go(func() error {
+			defer func() { release(); <-tokens }()
+			in := &s3.UploadPartInput{
+				Bucket:        &b.bucket,
+				Key:           aws.String(okey),
+				UploadId:      uploadID,
+				PartNumber:    aws.Int32(num),
+				Body:          bytes.NewReader(data),
+				ContentLength: aws.Int64(int64(len(data))),
+			}
+			if opts.Retention != nil {
+				in.ChecksumAlgorithm = lockChecksum
+			}
+			out, err := b.client.UploadPart(gctx, in)
+			if err != nil {
+				return fmt.Errorf("part %d: %w", num, b.translate(err))
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{
+				ETag:          out.ETag,
+				PartNumber:    aws.Int32(num),
+				ChecksumCRC32: out.ChecksumCRC32,
+			})
+			mu.Unlock()
+			return nil
+		})
+	}
+
+	upload(1, first, releaseFirst)
+	for num := int32(2); ; num++ {
+		select {
+		case tokens <- struct{}{}:
+		case <-gctx.Done():
+			return failUpload(ctx, g, nil)
+		}
+		pb := b.buffers.Get().(*[]byte)
+		release := func() { b.buffers.Put(pb) }
+		n, rerr := io.ReadFull(rest, *pb)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			release()
+			<-tokens
+			return failUpload(ctx, g, fmt.Errorf("reading the data to upload: %w", rerr))
+		}
+		stopped := gctx.Err() != nil // a part failed, or ctx ended
+		if stopped || n == 0 || num > maxParts {
+			release()
+			<-tokens
+		}
+		switch {
+		case stopped:
+			return failUpload(ctx, g, nil)
+		case n == 0:
+			// r ended exactly at a part boundary.
+		case num > maxParts:
+			return failUpload(ctx, g, storage.Permanent(fmt.Errorf(
+				"object larger than %d parts of %d bytes: raise the S3 part size", maxParts, b.partSize)))
+		default:
+			upload(num, (*pb)[:n], release)
+		}
+		if rerr != nil {
+			break // r ended
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
+	complete := &s3.CompleteMultipartUploadInput{
+		Bucket:          &b.bucket,
+		Key:             aws.String(okey),
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if opts.IfNotExists {
+		complete.IfNoneMatch = aws.String("*")
+	}
+	if _, err := b.client.CompleteMultipartUpload(ctx, complete); err != nil {
+		return b.putError(err, opts)
+	}
+	return nil
+}
+
+// failUpload waits for the part uploads to stop and returns why: cause if
+// given, else the caller's context error, else the first upload error.
+func failUpload(ctx context.Context, g *errgroup.Group, cause error) error {
+	werr := g.Wait()
+	switch {
+	case cause != nil:
+		return cause
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case werr != nil:
+		return werr
+	}
+	return context.Canceled
+}
+
+// abort removes a failed multipart upload and its parts. It runs on a fresh
+// short context: the caller's may be what failed the upload.
+func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: &b.bucket, Key: aws.String(okey), UploadId: uploadID,
+	})
+	// A failed abort leaves parts that a bucket lifecycle rule
+	// (AbortIncompleteMultipartUpload) removes; nothing else can be done.
+}
+
+// validMetadata checks metadata against the Backend contract: S3 sends it
+// as HTTP headers, which cannot carry everything.
+func validMetadata(md map[string]string) error {
+	for k, v := range md {
+		if k == "" {
+			return errors.New("empty metadata key")
+		}
+		for _, c := range k {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("metadata key %q: only a-z, 0-9 and '-' are allowed", k)
+			}
+		}
+		for _, c := range v {
+			if c < 0x20 || c > 0x7e {
+				return fmt.Errorf("metadata %q: value must be printable ASCII", k)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/walvault/walvault/storage"
+)
+
+const (
+	// DefaultPartSize is the multipart part size, and the largest object
+	// sent as a single PutObject.
+	DefaultPartSize = 16 << 20
+	// DefaultConcurrency is the number of parts uploaded at once.
+	DefaultConcurrency = 4
+	// MinPartSize and MaxPartSize are S3's limits on a part.
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
+	// maxParts is S3's limit on the parts of one upload: with the default
+	// part size an object can be up to 160 GiB.
+	maxParts = 10000
+	// DefaultRegion is used when neither Config.Region nor the AWS chain
+	// names one.
+	DefaultRegion = "us-east-1"
+
+	dialTimeout           = 5 * time.Second
+	tlsHandshakeTimeout   = 10 * time.Second
+	responseHeaderTimeout = 30 * time.Second
+	// sdkMaxAttempts keeps the SDK's own retries modest: walvault's retry
+	// decorator (storage.WithRetry) retries whole operations on top.
+	sdkMaxAttempts = 3
+	// abortTimeout bounds the cleanup of a failed multipart upload, which
+	// runs even when the caller's context is already done.
+	abortTimeout = 30 * time.Second
+)
+
+// Config is what New needs. Credentials are not part of it: they come only
+// from the standard AWS chain (environment, shared config and credentials
+// files, SSO, web identity, container and instance roles).
+type Config struct {
+	Bucket string
+	// Prefix is prepended to every key ("prefix/key"); empty for the
+	// bucket's root. Leading and trailing slashes are ignored.
+	Prefix string
+	// Endpoint is the base URL of an S3-compatible server
+	// ("https://minio.example:9000"); empty for AWS.
+	Endpoint string
+	// Region defaults to the AWS chain's, else DefaultRegion.
+	Region string
+	// PathStyle addresses buckets as endpoint/bucket instead of
+	// bucket.endpoint (most S3-compatible servers need it).
+	PathStyle bool
+	// CABundle is a PEM file of CA certificates to trust instead of the
+	// system's, for servers with a private CA.
+	CABundle string
+	// PartSize is the multipart part size in bytes (default 16 MiB, at
+	// least 5 MiB). Objects up to PartSize go in one PutObject.
+	PartSize int64
+	// Concurrency is how many parts of one Put are in flight (default 4).
+	//
+	// Memory: one Put holds at most PartSize x Concurrency bytes of
+	// buffers (64 MiB with the defaults), whatever the object's size.
+	Concurrency int
+}
+
+// Backend is a storage.Backend on an S3 bucket.
+type Backend struct {
+	client      *s3.Client
+	bucket      string
+	prefix      string // "" or "p/" (with the trailing slash)
+	location    string
+	partSize    int64
+	concurrency int
+	buffers     sync.Pool // *[]byte of partSize
+	// lockConfirmed: the bucket has Object Lock (see lock.go).
+	lockConfirmed atomic.Bool
+}
+
+var _ storage.Backend = (*Backend)(nil)
+
+// New checks cfg and builds the client. It loads credentials lazily: it
+// does not contact the server or the credential providers.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := validBucket(cfg.Bucket); err != nil {
+		return nil, err
+	}
+	prefix := strings.Trim(cfg.Prefix, "/")
+	if prefix != "" {
+		if err := storage.ValidateKey(prefix); err != nil {
+			return nil, fmt.Errorf("s3: bad prefix: %v", err)
+		}
+		prefix += "/"
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.PartSize < MinPartSize || cfg.PartSize > MaxPartSize {
+		return nil, fmt.Errorf("s3: part size %d is out of range: S3 parts are %d (5 MiB) to %d (5 GiB) bytes", cfg.PartSize, MinPartSize, int64(MaxPartSize))
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("s3: concurrency %d: want at least 1", cfg.Concurrency)
+	}
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, fmt.Errorf("s3: bad endpoint %q: want http(s)://host[:port] without credentials", redactURL(cfg.Endpoint))
+		}
+	}
+
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(newHTTPClient()),
+		config.WithRetryer(newRetryer),
+	}
+	if cfg.CABundle != "" {
+		// Trust exactly these CAs; takes precedence over AWS_CA_BUNDLE.
+		pem, err := readCABundle(cfg.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		// The message names files and profiles, not secrets.
+		return nil, fmt.Errorf("s3: loading the AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = DefaultRegion
+	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = markedCredentials{awsCfg.Credentials}
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		// S3-compatible servers often reject the CRC checksums the SDK sends
+		// by default; send them only when an operation requires one or a
+		// Put asks (Object Lock writes, see put.go).
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+
+	b := &Backend{
+		client:      client,
+		bucket:      cfg.Bucket,
+		prefix:      prefix,
+		partSize:    cfg.PartSize,
+		concurrency: cfg.Concurrency,
+	}
+	b.location = "s3://" + cfg.Bucket
+	if prefix != "" {
+		b.location += "/" + strings.TrimSuffix(prefix, "/")
+	}
+	if cfg.Endpoint != "" {
+		b.location += " at " + redactURL(cfg.Endpoint)
+	}
+	b.buffers.New = func() any {
+		buf := make([]byte, b.partSize)
+		return &buf
+	}
+	return b, nil
+}
+
+// newHTTPClient builds the SDK's client with timeouts, so a dead or silent
+// server fails a call instead of hanging it. Long transfers are bounded by
+// the caller's context, not by a client timeout. It stays an
+// awshttp.BuildableClient so the AWS chain's own CA bundle (AWS_CA_BUNDLE,
+// ca_bundle in the shared config) still works.
+func newHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
+			tr.ResponseHeaderTimeout = responseHeaderTimeout
+		})
+}
+
+// newRetryer is the SDK's standard retryer with sdkMaxAttempts attempts,
+// which does not retry TLS certificate failures (the SDK counts them as
+// connection errors): no retry can make an untrusted certificate trusted.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = sdkMaxAttempts
+		noCert := retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if isCertificateError(err) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})
+		o.Retryables = append([]retry.IsErrorRetryable{noCert}, o.Retryables...)
+	})
+}
+
+// readCABundle reads a PEM file of CA certificates, checking that it holds
+// at least one.
+func readCABundle(path string) ([]byte, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("s3: reading the CA bundle: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s3: CA bundle %s holds no PEM certificate", path)
+	}
+	return pem, nil
+}
+
+// validBucket checks the bucket name loosely (S3-compatible servers differ),
+// catching what would otherwise become a confusing request error.
+func validBucket(name string) error {
+	if name == "" {
+		return errors.New("s3: no bucket: the repository URL is s3://bucket/prefix")
+	}
+	if len(name) < 3 || len(name) > 63 || strings.ContainsAny(name, "/\\ ") {
+		return fmt.Errorf("s3: invalid bucket name %q: 3 to 63 characters, no slashes or spaces", name)
+	}
+	return nil
+}
+
+// redactURL drops userinfo, query and fragment from a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	u.RawQuery, u.Fragment = "", ""
+	return u.String()
+}
+
+// objectKey maps a storage key to the bucket's key.
+func (b *Backend) objectKey(key string) (string, error) {
+	if err := storage.ValidateKey(key); err != nil {
+		return "", storage.Permanent(err)
+	}
+	return b.prefix + key, nil
+}
+
+// Location is "s3://bucket/prefix", plus " at <endpoint>" for a custom
+// endpoint. It never holds credentials.
+func (b *Backend) Location() string { return b.location }
+
+// Close does nothing: the SDK's client holds no resources beyond idle
+// connections, which its transport closes after 90 seconds.
+func (b *Backend) Close() error { return nil }
+
+// markedCredentials marks failures of the credential chain, so errors.go can
+// tell "no usable credentials" from a network error.
+type markedCredentials struct{ aws.CredentialsProvider }
+
+func (m markedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err: err}
+	}
+	return c, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "no usable AWS credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
