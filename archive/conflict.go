@@ -1,0 +1,58 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+// ErrConflict: a different file is already archived under this name. Nothing
+// was overwritten; a person has to look.
+var ErrConflict = errors.New("a different file is already archived under this name")
+
+// settleConflict decides what an ErrExists from the conditional upload
+// means. The same checksum is success: PostgreSQL re-runs archive_command
+// after a crash, and a retried upload may meet its own first attempt. A
+// different checksum is a hard error that names both sides.
+func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map[string]string) (Result, error) {
+	info, err := b.Stat(ctx, res.Key)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s is already archived, but reading the archived copy failed: %w", res.File, err)
+	}
+	theirs := info.Metadata
+	if theirs[repository.MetaSHA256] == res.SHA256 && theirs[repository.MetaRawSize] == ours[repository.MetaRawSize] {
+		res.AlreadyArchived = true
+		return res, nil
+	}
+	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",
+		ErrConflict, res.File, b.Location(), describeSides(ours, theirs))
+}
+
+func describeSides(ours, theirs map[string]string) string {
+	fields := []string{repository.MetaSHA256, repository.MetaRawSize, repository.MetaSystemID, repository.MetaTimeline, repository.MetaHost, repository.MetaPushedAt}
+	var b strings.Builder
+	for i, side := range []struct {
+		label string
+		meta  map[string]string
+	}{{"  this file:     ", ours}, {"  archived copy: ", theirs}} {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(side.label)
+		for j, f := range fields {
+			if j > 0 {
+				b.WriteString(" ")
+			}
+			v := side.meta[f]
+			if v == "" {
+				v = "-"
+			}
+			fmt.Fprintf(&b, "%s=%s", f, v)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,9 @@
+// Package archive is wal-push: it checks a file PostgreSQL hands to
+// archive_command, compresses it, and stores it in the repository exactly
+// once. Read push.go first; conflict.go says what happens when the name is
+// already taken.
+//
+// It must never overwrite an archived object, never report success before
+// the object is durable, and never read configuration itself: cmd/ passes
+// Options.
+package archive

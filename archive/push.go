@@ -1,0 +1,247 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// Options are wal-push's settings, resolved by cmd.
+type Options struct {
+	// Compression is used when this push creates the repository; later
+	// segments follow the compression recorded in walvault.json, so one
+	// segment always has exactly one key.
+	Compression repository.Compression
+	Host        string           // recorded with each object
+	Version     string           // walvault version, recorded with each object
+	Now         func() time.Time // nil means time.Now
+	Log         *slog.Logger     // nil discards
+}
+
+// Result says what a push did.
+type Result struct {
+	File            wal.FileName
+	Key             string
+	RawSize         int64
+	SHA256          string
+	AlreadyArchived bool // the same content was already in the repository
+}
+
+// ErrWrongCluster: the segment belongs to another cluster than the one the
+// repository was created for.
+var ErrWrongCluster = errors.New("segment belongs to another cluster")
+
+// Push archives the file at path (archive_command's %p, relative to the data
+// directory or absolute). It returns nil only once the object is durable in
+// the repository, or was already there with the same content.
+func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Result, error) {
+	opts = opts.withDefaults()
+	name := filepath.Base(path)
+	file, err := wal.Classify(name)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w (archive_command passes %%p, the path of a file in pg_wal)", err)
+	}
+	f, err := openRegular(path)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+
+	res := Result{File: file}
+	meta := map[string]string{
+		repository.MetaTimeline: fmt.Sprintf("%08X", uint32(file.Timeline)),
+		repository.MetaHost:     opts.Host,
+		repository.MetaPushedAt: opts.Now().UTC().Format(time.RFC3339),
+		repository.MetaWalvault: opts.Version,
+	}
+	compression := repository.None
+	if repository.Compressed(file.Kind) {
+		hdr, err := checkSegment(f, file)
+		if err != nil {
+			return Result{}, err
+		}
+		id, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()))
+		if err != nil {
+			return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
+		}
+		if err := checkIdentity(id, hdr, file, b.Location()); err != nil {
+			return Result{}, err
+		}
+		compression = id.Compression
+		meta[repository.MetaSystemID] = strconv.FormatUint(hdr.SystemID, 10)
+	}
+
+	// First pass: the checksum goes in the object's metadata, which S3
+	// sends before the body, so it must be known before the upload starts.
+	// The file was just written by PostgreSQL and sits in the page cache.
+	sum, size, err := hashFile(f)
+	if err != nil {
+		return Result{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	res.RawSize, res.SHA256 = size, sum
+	res.Key = repository.WALKey(file, compression)
+	meta[repository.MetaSHA256] = sum
+	meta[repository.MetaRawSize] = strconv.FormatInt(size, 10)
+	meta[repository.MetaCompression] = string(compression)
+
+	// Second pass: compress and upload. The reader re-hashes what it sends
+	// and fails before EOF if the file changed since the first pass, so the
+	// stored body always matches its metadata.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Result{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	body := &verifyingReader{r: f, h: sha256.New(), want: sum, wantSize: size, name: name}
+	err = upload(ctx, b, res.Key, body, compression, size, meta)
+	if errors.Is(err, storage.ErrExists) {
+		return settleConflict(ctx, b, res, meta)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("upload %s to %s: %w", name, b.Location(), err)
+	}
+	return res, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Compression == "" {
+		o.Compression = repository.LZ4
+	}
+	return o
+}
+
+// openRegular opens path and refuses anything but a regular file, with a
+// message that says what to check.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		wd, _ := os.Getwd()
+		return nil, fmt.Errorf("%s does not exist (working directory %s): archive_command must be 'walvault wal-push %%p', which PostgreSQL runs in the data directory", path, wd)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return f, nil
+}
+
+// checkSegment reads the segment's long page header and checks it and the
+// file's size against the name.
+func checkSegment(f *os.File, file wal.FileName) (wal.Header, error) {
+	hdr, err := wal.ReadHeader(f)
+	if err != nil {
+		return wal.Header{}, fmt.Errorf("%s: %w", file, err)
+	}
+	if err := hdr.Check(file.Segment); err != nil {
+		return wal.Header{}, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return wal.Header{}, err
+	}
+	if fi.Size() != int64(hdr.SegmentSize) {
+		return wal.Header{}, fmt.Errorf("%s is %d bytes, but its header says segments are %d bytes: the file is truncated or not a WAL segment; nothing was archived", file, fi.Size(), hdr.SegmentSize)
+	}
+	return hdr, nil
+}
+
+func checkIdentity(id repository.Identity, hdr wal.Header, file wal.FileName, location string) error {
+	if got := strconv.FormatUint(hdr.SystemID, 10); got != id.SystemID {
+		return fmt.Errorf("%w: %s has database system identifier %s, but repository %s belongs to system identifier %s: use a new repository prefix for this cluster (nothing was archived)",
+			ErrWrongCluster, file, got, location, id.SystemID)
+	}
+	if hdr.SegmentSize != id.WALSegmentSize {
+		return fmt.Errorf("%s has WAL segment size %d, but repository %s holds segments of %d bytes: use a new repository prefix (nothing was archived)",
+			file, hdr.SegmentSize, location, id.WALSegmentSize)
+	}
+	return nil
+}
+
+func hashFile(f *os.File) (string, int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// upload streams body through the compressor into b.Put. Compression runs in
+// its own goroutine feeding a pipe; if Put stops early, closing the pipe's
+// read side ends the goroutine.
+func upload(ctx context.Context, b storage.Backend, key string, body io.Reader, c repository.Compression, rawSize int64, meta map[string]string) error {
+	opts := storage.PutOptions{IfNotExists: true, Metadata: meta, Size: -1}
+	if c == repository.None {
+		opts.Size = rawSize
+		return b.Put(ctx, key, body, opts)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		zw, err := c.NewWriter(pw)
+		if err == nil {
+			_, err = io.Copy(zw, body)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err) // nil closes with io.EOF
+	}()
+	err := b.Put(ctx, key, pr, opts)
+	pr.CloseWithError(errors.New("upload ended"))
+	<-done
+	return err
+}
+
+// verifyingReader passes bytes through while hashing them, and turns EOF into
+// an error if what it read is not what the first pass hashed.
+type verifyingReader struct {
+	r        io.Reader
+	h        hash.Hash
+	n        int64
+	want     string
+	wantSize int64
+	name     string
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if errors.Is(err, io.EOF) {
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want || v.n != v.wantSize {
+			return n, fmt.Errorf("%s changed while it was being archived (sha256 %s, %d bytes, then %s, %d bytes): nothing was stored; PostgreSQL will retry", v.name, v.want, v.wantSize, got, v.n)
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,8 @@
+// Package restore brings files back out of the repository: wal-fetch for
+// restore_command (fetch.go). Later, base backup restore lives here too.
+//
+// Its one rule: "not found" is said only when the repository answered that
+// the file is absent. Every other failure (unreachable storage, checksum
+// mismatch, a full disk) is an error of another kind, because PostgreSQL
+// ends recovery when restore_command says a file is missing.
+package restore

@@ -1,0 +1,181 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// FetchOptions are wal-fetch's settings, resolved by cmd.
+type FetchOptions struct {
+	// Compression is tried first; the other encodings are tried when the
+	// object is not found under it.
+	Compression repository.Compression
+	Log         *slog.Logger
+}
+
+// FetchResult says what a fetch wrote.
+type FetchResult struct {
+	Key        string
+	RawSize    int64
+	StoredSize int64
+	SHA256     string
+}
+
+// ErrCorrupt: the archived object does not match its recorded checksum or
+// size. Nothing was written to the destination.
+var ErrCorrupt = errors.New("archived file is corrupt")
+
+// Fetch writes the archived file name (restore_command's %f) to dest (%p).
+// If the repository says the file is absent, the error wraps
+// storage.ErrNotFound and nothing is written. dest appears only complete and
+// verified: the body goes to a temporary file beside it, is checked against
+// the recorded sha256 and size, then renamed into place.
+func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions) (FetchResult, error) {
+	file, err := wal.Classify(name)
+	if err != nil {
+		return FetchResult{}, fmt.Errorf("%w (restore_command passes %%f, the name of the file PostgreSQL wants)", err)
+	}
+	rc, info, compression, err := open(ctx, b, file, opts.Compression)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	defer rc.Close()
+
+	res := FetchResult{Key: info.Key, StoredSize: info.Size, SHA256: info.Metadata[repository.MetaSHA256]}
+	rawSize, err := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
+	if err != nil || len(res.SHA256) != sha256.Size*2 {
+		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified; it was not written by walvault or its metadata was lost", ErrCorrupt, info.Key, b.Location())
+	}
+	res.RawSize = rawSize
+	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
+		return FetchResult{}, fmt.Errorf("%w: %s is stored as %q but its key says %q", ErrCorrupt, info.Key, stored, compression)
+	}
+	body, err := compression.NewReader(transportReader{rc})
+	if err != nil {
+		return FetchResult{}, err
+	}
+	if err := writeVerified(dest, body, res, b.Location()); err != nil {
+		return FetchResult{}, err
+	}
+	return res, nil
+}
+
+// open finds the object under the keys it may have. Only when every key is
+// authoritatively absent is the file missing.
+func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+	candidates := []repository.Compression{repository.None}
+	if repository.Compressed(file.Kind) {
+		candidates = []repository.Compression{preferred}
+		for _, c := range repository.Compressions {
+			if c != preferred {
+				candidates = append(candidates, c)
+			}
+		}
+	}
+	for _, c := range candidates {
+		key := repository.WALKey(file, c)
+		rc, info, err := b.Get(ctx, key)
+		if err == nil {
+			if info.Key == "" {
+				info.Key = key
+			}
+			return rc, info, c, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
+		}
+	}
+	// Before saying "missing", make sure this is a repository at all: a
+	// mistyped prefix or an unmounted disk looks empty, and "missing" would
+	// end recovery early. This costs a request only on the miss path.
+	if _, err := b.Stat(ctx, repository.IdentityKey); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s holds no %s, so it is not a walvault repository (or nothing was ever archived to it): check the repository URL; refusing to tell PostgreSQL that %s is missing", b.Location(), repository.IdentityKey, file)
+		}
+		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
+	}
+	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive %s: %w", file, b.Location(), storage.ErrNotFound)
+}
+
+func writeVerified(dest string, body io.Reader, want FetchResult, location string) (err error) {
+	dir := filepath.Dir(dest)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".walvault-*")
+	if err != nil {
+		return fmt.Errorf("create a temporary file beside %s: %w", dest, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	// Read one byte past the expected size, so a body that is too long is
+	// caught without reading an unbounded stream.
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, want.RawSize+1))
+	if err != nil {
+		return fmt.Errorf("%w: download or decompress %s from %s: %v", errorKind(err), want.Key, location, err)
+	}
+	if n != want.RawSize {
+		return fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
+		return fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, got, want.SHA256, dest)
+	}
+	// No fsync: PostgreSQL reads the restored file at once, and after a
+	// crash recovery simply asks for it again; the rename keeps a reader
+	// from ever seeing a partial file.
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return fmt.Errorf("rename into %s: %w", dest, err)
+	}
+	return nil
+}
+
+// errorKind classifies a failure while streaming the body: an error from
+// the storage stream or the local disk is a plain failure; one raised by the
+// decoder itself means the stored bytes are malformed.
+func errorKind(err error) error {
+	var transport transportError
+	var pathErr *os.PathError
+	if errors.As(err, &transport) || errors.As(err, &pathErr) {
+		return errIO
+	}
+	return ErrCorrupt
+}
+
+var errIO = errors.New("fetch failed")
+
+// transportReader tags errors of the storage stream, so they are not taken
+// for corruption found by the decoder reading it.
+type transportReader struct{ r io.Reader }
+
+func (t transportReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = transportError{err}
+	}
+	return n, err
+}
+
+type transportError struct{ err error }
+
+func (e transportError) Error() string { return e.err.Error() }
+func (e transportError) Unwrap() error { return e.err }
