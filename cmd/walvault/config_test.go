@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// resolve runs a command line through the real flags and returns the
+// resolved configuration.
+func resolve(t *testing.T, env map[string]string, args ...string) (Config, error) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "WALVAULT_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var cfg Config
+	app := &cli.App{
+		Writer: io.Discard, ErrWriter: io.Discard,
+		Commands: []*cli.Command{{
+			Name:  "probe",
+			Flags: configFlags(),
+			Action: func(c *cli.Context) (err error) {
+				cfg, err = loadConfig(c)
+				return err
+			},
+		}},
+	}
+	err := app.RunContext(context.Background(), append([]string{"walvault", "probe"}, args...))
+	return cfg, err
+}
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "walvault.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := writeYAML(t, "repo: file:///from/file\ntimeout: 7s\ns3-path-style: true\ncompression: none\n")
+	tests := []struct {
+		name        string
+		env         map[string]string
+		args        []string
+		wantRepo    string
+		wantTimeout time.Duration
+		wantPath    bool
+	}{
+		{"defaults", map[string]string{"WALVAULT_REPO": "file:///env"}, nil, "file:///env", 2 * time.Minute, false},
+		{"file over default", nil, []string{"--config", file}, "file:///from/file", 7 * time.Second, true},
+		{"env over file", map[string]string{"WALVAULT_REPO": "file:///env", "WALVAULT_CONFIG": file}, nil, "file:///env", 7 * time.Second, true},
+		{"flag over env", map[string]string{"WALVAULT_REPO": "file:///env", "WALVAULT_TIMEOUT": "9s"}, []string{"--repo", "file:///flag", "--config", file}, "file:///flag", 9 * time.Second, true},
+		{"bool flag false over file true", nil, []string{"--config", file, "--s3-path-style=false"}, "file:///from/file", 7 * time.Second, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := resolve(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Repo != tc.wantRepo || cfg.Timeout != tc.wantTimeout || cfg.S3.PathStyle != tc.wantPath {
+				t.Fatalf("got repo %q timeout %v path-style %v, want %q %v %v", cfg.Repo, cfg.Timeout, cfg.S3.PathStyle, tc.wantRepo, tc.wantTimeout, tc.wantPath)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no repository", nil, nil, "WALVAULT_REPO"},
+		{"bad timeout", map[string]string{"WALVAULT_REPO": "file:///x", "WALVAULT_TIMEOUT": "soon"}, nil, "WALVAULT_TIMEOUT"},
+		{"bad part size", map[string]string{"WALVAULT_REPO": "file:///x"}, []string{"--s3-part-size", "1MiB"}, "5MiB"},
+		{"bad log level", map[string]string{"WALVAULT_REPO": "file:///x", "WALVAULT_LOG_LEVEL": "loud"}, nil, "log-level"},
+		{"unknown YAML key", nil, []string{"--config", writeYAML(t, "repo: file:///x\ntimeuot: 1s\n")}, `unknown setting "timeuot"`},
+		{"nested YAML", nil, []string{"--config", writeYAML(t, "repo:\n  url: x\n")}, "single value"},
+		{"missing config file", nil, []string{"--config", "/nonexistent/walvault.yaml"}, "read config file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := resolve(t, tc.env, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+			var ue usageError
+			if !asUsage(err, &ue) {
+				t.Fatalf("err = %T, want a usage error (exit 2)", err)
+			}
+		})
+	}
+}
+
+func asUsage(err error, target *usageError) bool {
+	u, ok := err.(usageError)
+	*target = u
+	return ok
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"16MiB", 16 << 20, false}, {"8MB", 8e6, false}, {"1048576", 1 << 20, false}, {"2 GiB", 2 << 30, false},
+		{"", 0, true}, {"-1MiB", 0, true}, {"lots", 0, true},
+	} {
+		got, err := parseSize(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		command string
+		err     error
+		want    int
+	}{
+		{"wal-push", nil, 0},
+		{"wal-push", usagef("bad"), 2},
+		{"wal-push", io.ErrUnexpectedEOF, 1},
+		{"wal-fetch", fmt.Errorf("fetch x: %w", storage.ErrNotFound), 1},
+		{"wal-push", fmt.Errorf("stat x: %w", storage.ErrNotFound), 1},
+		{"wal-fetch", usagef("bad"), 200},
+		{"wal-fetch", io.ErrUnexpectedEOF, 200},
+	} {
+		if got := exitCode(tc.command, tc.err); got != tc.want {
+			t.Errorf("exitCode(%s, %v) = %d, want %d", tc.command, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestHelpShowsTheConfLine(t *testing.T) {
+	for cmd, want := range map[string]string{"wal-push": "archive_command = 'walvault wal-push %p'", "wal-fetch": "restore_command = 'walvault wal-fetch %f %p'"} {
+		var out strings.Builder
+		if code := run(context.Background(), []string{"walvault", cmd, "--help"}, &out, &out); code != 0 {
+			t.Fatalf("%s --help exited %d", cmd, code)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%s --help lacks %q:\n%s", cmd, want, out.String())
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/archive"
+)
+
+func walPushCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "wal-push",
+		Usage:     "archive one WAL file (archive_command)",
+		ArgsUsage: "PATH",
+		Description: `Use it as PostgreSQL's archive_command:
+
+   archive_mode    = on
+   archive_command = 'walvault wal-push %p'
+
+PostgreSQL runs it in the data directory with %p, the WAL file's path. The
+file's header is checked against its name and the repository's cluster, the
+file is compressed and uploaded with a conditional create, and walvault exits
+0 only once the object is durable. A file already archived with the same
+sha256 is a success ("already archived"); one archived with different content
+is an error that names both checksums, and nothing is overwritten.
+
+Exit codes: 0 archived (or already archived), 1 failed (PostgreSQL retries),
+2 bad arguments or configuration.`,
+		Flags:  configFlags(),
+		Action: walPush,
+	}
+}
+
+func walPush(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("wal-push takes exactly one argument, the WAL file's path (archive_command = 'walvault wal-push %%p')")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
+	defer cancel()
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	host, _ := os.Hostname()
+	start := time.Now()
+	res, err := archive.Push(ctx, b, c.Args().First(), archive.Options{
+		Compression: cfg.Compression,
+		Host:        host,
+		Version:     walvaultVersion(),
+		Log:         log,
+	})
+	if err != nil {
+		return err
+	}
+	msg := "archived"
+	if res.AlreadyArchived {
+		msg = "already archived with the same content"
+	}
+	log.Info(msg, "segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
