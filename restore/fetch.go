@@ -106,7 +106,7 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 		}
 		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
 	}
-	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive %s: %w", file, b.Location(), storage.ErrNotFound)
+	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
 }
 
 func writeVerified(dest string, body io.Reader, want FetchResult, location string) (err error) {

@@ -60,6 +60,9 @@ psql -c "SELECT 'archived: ' || archived_count || ', failed: ' || failed_count F
 step "what the repository holds ($repo)"
 (cd "$repo" && find . -type f ! -name '.*' | sort | while read -r f; do printf '%10d  %s\n' "$(stat -c %s "$f")" "${f#./}"; done)
 
+echo "walvault.json, the repository identity written by the first push:"
+cat "$repo/walvault.json" | sed 's/^/    /'
+
 step "fetch $last back with walvault wal-fetch and compare"
 "$work/walvault" wal-fetch --repo "file://$repo" "$last" "$work/fetched"
 cmp "$work/fetched" "$data/pg_wal/$last" && echo "byte-identical: $last ($(stat -c %s "$work/fetched") bytes)"
