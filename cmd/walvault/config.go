@@ -67,7 +67,7 @@ func configFlags() []cli.Flag {
 	}}
 	for _, s := range settings {
 		usage := s.usage
-		if s.def != "" {
+		if s.def != "" && !s.isBool { // urfave prints bool defaults itself
 			usage += " (default: " + s.def + ")"
 		}
 		if s.isBool {
