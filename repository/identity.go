@@ -69,6 +69,9 @@ func LoadIdentity(ctx context.Context, b storage.Backend) (Identity, error) {
 	if id.FormatVersion < 1 || id.SystemID == "" {
 		return Identity{}, fmt.Errorf("%s in %s lacks format_version or system_identifier: it was not written by walvault", IdentityKey, b.Location())
 	}
+	if _, err := ParseCompression(string(id.Compression)); err != nil {
+		return Identity{}, fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)
+	}
 	return id, nil
 }
 

@@ -60,7 +60,7 @@ func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	}
 	res.RawSize = rawSize
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
-		return FetchResult{}, fmt.Errorf("%w: %s is stored as %q but its key says %q", ErrCorrupt, info.Key, stored, compression)
+		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, b.Location(), stored, compression)
 	}
 	body, err := compression.NewReader(transportReader{rc})
 	if err != nil {
@@ -77,9 +77,13 @@ func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
 	candidates := []repository.Compression{repository.None}
 	if repository.Compressed(file.Kind) {
-		candidates = []repository.Compression{preferred}
+		// The preferred encoding first (one request in the usual case),
+		// then every other one; an unknown preference is just skipped.
+		candidates = nil
 		for _, c := range repository.Compressions {
-			if c != preferred {
+			if c == preferred {
+				candidates = append([]repository.Compression{c}, candidates...)
+			} else {
 				candidates = append(candidates, c)
 			}
 		}
@@ -126,7 +130,7 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 	// caught without reading an unbounded stream.
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, want.RawSize+1))
 	if err != nil {
-		return fmt.Errorf("%w: download or decompress %s from %s: %v", errorKind(err), want.Key, location, err)
+		return fmt.Errorf("%w: download or decompress %s from %s: %w", errorKind(err), want.Key, location, err)
 	}
 	if n != want.RawSize {
 		return fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)

@@ -1,0 +1,294 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// writeHistory writes a timeline history file with the given body.
+func writeHistory(t testing.TB, dir, name, body string) (string, string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p, fileSHA256(t, p)
+}
+
+// TestPushConflict: same name, different content is a loud error that names
+// the file and both checksums, and overwrites nothing.
+func TestPushConflict(t *testing.T) {
+	t.Parallel()
+	s := seg(1, 0, 3)
+	segment := func(seed uint64) func(t *testing.T, dir string) (string, string) {
+		return func(t *testing.T, dir string) (string, string) {
+			return writeSegment(t, dir, s.String(), header(t, s), seed)
+		}
+	}
+	partial := func(seed uint64) func(t *testing.T, dir string) (string, string) {
+		return func(t *testing.T, dir string) (string, string) {
+			return writeSegment(t, dir, s.String()+".partial", header(t, s), seed)
+		}
+	}
+	history := func(body string) func(t *testing.T, dir string) (string, string) {
+		return func(t *testing.T, dir string) (string, string) {
+			return writeHistory(t, dir, "00000002.history", body)
+		}
+	}
+	tests := []struct {
+		name          string
+		c             repository.Compression
+		first, second func(t *testing.T, dir string) (path, sha string)
+		wantName      string
+	}{
+		{"segment lz4", repository.LZ4, segment(1), segment(2), s.String()},
+		{"segment none", repository.None, segment(1), segment(2), s.String()},
+		{"partial lz4", repository.LZ4, partial(1), partial(2), s.String() + ".partial"},
+		{"timeline history", repository.LZ4,
+			history("1\t0/4002D98\tno recovery target specified\n"),
+			history("1\t0/5000000\tno recovery target specified\n"),
+			"00000002.history"},
+		{"timeline history, longer", repository.None,
+			history("1\t0/4002D98\tno recovery target specified\n"),
+			history("1\t0/4002D98\tno recovery target specified\n\n"),
+			"00000002.history"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, root := newRepo(t)
+			firstPath, firstSum := tc.first(t, t.TempDir())
+			res := mustPush(t, b, firstPath, opts(tc.c))
+			stored, info := object(t, b, res.Key)
+
+			secondPath, secondSum := tc.second(t, t.TempDir())
+			if firstSum == secondSum {
+				t.Fatalf("test setup: both files have sha256 %s", firstSum)
+			}
+			o := opts(tc.c)
+			o.Host = "db-2"
+			got, err := archive.Push(context.Background(), b, secondPath, o)
+			if err == nil {
+				t.Fatalf("Push of different content under an archived name: got %+v, nil; want an error", got)
+			}
+			if !errors.Is(err, archive.ErrConflict) {
+				t.Errorf("Push of different content: got %v, want an error wrapping archive.ErrConflict", err)
+			}
+			if errors.Is(err, storage.ErrNotFound) || errors.Is(err, archive.ErrWrongCluster) {
+				t.Errorf("Push of different content: got %v, want neither ErrNotFound nor ErrWrongCluster", err)
+			}
+			for _, want := range []string{tc.wantName, firstSum, secondSum, "db-1", "db-2", "nothing was overwritten", b.Location()} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("conflict message: got %q, want it to contain %q", err, want)
+				}
+			}
+			if got != (archive.Result{}) {
+				t.Errorf("Push result on conflict: got %+v, want the zero Result", got)
+			}
+
+			after, afterInfo := object(t, b, res.Key)
+			if !bytes.Equal(after, stored) {
+				t.Errorf("stored %s changed after a conflicting push", res.Key)
+			}
+			if fmt.Sprint(afterInfo.Metadata) != fmt.Sprint(info.Metadata) {
+				t.Errorf("metadata of %s: got %v, want unchanged %v", res.Key, afterInfo.Metadata, info.Metadata)
+			}
+			dest := filepath.Join(t.TempDir(), "dest")
+			if _, err := restore.Fetch(context.Background(), b, tc.wantName, dest, restore.FetchOptions{Compression: tc.c}); err != nil {
+				t.Fatalf("Fetch after the conflict: got %v, want nil", err)
+			}
+			assertSameFile(t, dest, firstPath)
+			assertNoTempFiles(t, root)
+		})
+	}
+}
+
+// TestPushConflictWithForeignObject: an object walvault did not write (no
+// metadata) under a segment's key is a conflict, never "already archived".
+func TestPushConflictWithForeignObject(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	dir := t.TempDir()
+	s1, s2 := seg(1, 0, 1), seg(1, 0, 2)
+	p1, _ := writeSegment(t, dir, s1.String(), header(t, s1), 1)
+	mustPush(t, b, p1, opts(repository.LZ4))
+	p2, sum := writeSegment(t, dir, s2.String(), header(t, s2), 2)
+	key := walKey(t, s2.String(), repository.LZ4)
+	if err := b.Put(context.Background(), key, strings.NewReader("not a segment"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := archive.Push(context.Background(), b, p2, opts(repository.LZ4))
+	if !errors.Is(err, archive.ErrConflict) {
+		t.Fatalf("Push over an object without metadata: got %v, want an error wrapping archive.ErrConflict", err)
+	}
+	for _, want := range []string{sum, "sha256=-"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("conflict message: got %q, want it to contain %q", err, want)
+		}
+	}
+	if body, _ := object(t, b, key); string(body) != "not a segment" {
+		t.Errorf("object under %s: got %q, want unchanged %q", key, body, "not a segment")
+	}
+}
+
+// TestPushConflictRace: of concurrent pushes of different content under one
+// name exactly one wins; the others get ErrConflict.
+func TestPushConflictRace(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	s := seg(1, 0, 3)
+	// The identity first, so the race is about the segment only.
+	other := seg(1, 0, 2)
+	p0, _ := writeSegment(t, t.TempDir(), other.String(), header(t, other), 9)
+	mustPush(t, b, p0, opts(repository.LZ4))
+
+	const n = 4
+	paths := make([]string, n)
+	sums := make([]string, n)
+	for i := range n {
+		paths[i], sums[i] = writeSegment(t, t.TempDir(), s.String(), header(t, s), uint64(i+1))
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = archive.Push(context.Background(), b, paths[i], opts(repository.LZ4))
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("Push #%d and #%d of different content both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, archive.ErrConflict):
+			t.Errorf("losing Push #%d: got %v, want an error wrapping archive.ErrConflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no Push succeeded: %v", errs)
+	}
+	_, info := object(t, b, walKey(t, s.String(), repository.LZ4))
+	if got := info.Metadata[repository.MetaSHA256]; got != sums[winner] {
+		t.Errorf("stored sha256: got %s, want the winner's %s", got, sums[winner])
+	}
+}
+
+// lostAckBackend stores the first WAL object it is given and then reports a
+// transient error, as when a PUT succeeds but its response is lost. statErr,
+// if set, fails Stat of WAL objects.
+type lostAckBackend struct {
+	storage.Backend
+	mu      sync.Mutex
+	lost    bool
+	statErr error
+}
+
+var errLostAck = errors.New("read tcp 127.0.0.1:9000: connection reset by peer")
+
+func (l *lostAckBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	err := l.Backend.Put(ctx, key, r, opts)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil && strings.HasPrefix(key, repository.WALPrefix) && !l.lost {
+		l.lost = true
+		return errLostAck
+	}
+	return err
+}
+
+func (l *lostAckBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if l.statErr != nil && strings.HasPrefix(key, repository.WALPrefix) {
+		return storage.ObjectInfo{}, l.statErr
+	}
+	return l.Backend.Stat(ctx, key)
+}
+
+// TestPushAfterLostAnswer: an upload whose answer was lost fails; the retry
+// PostgreSQL makes meets its own first attempt and succeeds.
+func TestPushAfterLostAnswer(t *testing.T) {
+	t.Parallel()
+	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
+		t.Run(string(c), func(t *testing.T) {
+			t.Parallel()
+			inner, _ := newRepo(t)
+			b := &lostAckBackend{Backend: inner}
+			s := seg(1, 0, 3)
+			src, sum := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			if _, err := archive.Push(context.Background(), b, src, opts(c)); !errors.Is(err, errLostAck) {
+				t.Fatalf("Push whose answer was lost: got %v, want an error wrapping %v", err, errLostAck)
+			}
+			res, err := archive.Push(context.Background(), b, src, opts(c))
+			if err != nil {
+				t.Fatalf("retried Push: got %v, want nil", err)
+			}
+			if !res.AlreadyArchived || res.SHA256 != sum {
+				t.Errorf("retried Push: got %+v, want AlreadyArchived with sha256 %s", res, sum)
+			}
+		})
+	}
+}
+
+// TestPushConflictCannotReadArchivedCopy: when the archived copy cannot be
+// read, the push fails, and it is neither success nor a conflict.
+func TestPushConflictCannotReadArchivedCopy(t *testing.T) {
+	t.Parallel()
+	inner, _ := newRepo(t)
+	s := seg(1, 0, 3)
+	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	mustPush(t, inner, src, opts(repository.LZ4))
+	transient := errors.New("503 Slow Down")
+	b := &lostAckBackend{Backend: inner, lost: true, statErr: transient}
+	res, err := archive.Push(context.Background(), b, src, opts(repository.LZ4))
+	if !errors.Is(err, transient) {
+		t.Fatalf("Push when the archived copy cannot be read: got %+v, %v; want an error wrapping %v", res, err, transient)
+	}
+	if errors.Is(err, archive.ErrConflict) {
+		t.Errorf("Push when the archived copy cannot be read: got %v, want no ErrConflict (nothing is known to differ)", err)
+	}
+	if !strings.Contains(err.Error(), s.String()) {
+		t.Errorf("Push error: got %q, want it to name %s", err, s)
+	}
+}
+
+// TestConflictNamesKinds: every kind of WAL file reaches settleConflict with
+// its own name in the message.
+func TestConflictNamesKinds(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"00000003.history", "000000010000000000000003.00000028.backup"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := newRepo(t)
+			dir1, dir2 := t.TempDir(), t.TempDir()
+			p1, _ := writeHistory(t, dir1, name, "one\n")
+			p2, _ := writeHistory(t, dir2, name, "two\n")
+			mustPush(t, b, p1, opts(repository.LZ4))
+			_, err := archive.Push(context.Background(), b, p2, opts(repository.LZ4))
+			if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), name) {
+				t.Errorf("Push of another %s: got %v, want an ErrConflict naming it", name, err)
+			}
+			f, _ := wal.Classify(name)
+			if body, _ := object(t, b, repository.WALKey(f, repository.LZ4)); string(body) != "one\n" {
+				t.Errorf("stored %s: got %q, want unchanged %q", name, body, "one\n")
+			}
+		})
+	}
+}

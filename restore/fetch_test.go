@@ -1,0 +1,619 @@
+package restore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+const oldDest = "OLD CONTENT PostgreSQL must keep if the fetch fails"
+
+// destCase is where a fetch writes: a fresh directory, with or without a
+// file already at dest (restore_command's %p may exist from an earlier try).
+type destCase struct {
+	name        string
+	preexisting bool
+}
+
+var destCases = []destCase{{"dest absent", false}, {"dest exists", true}}
+
+func prepareDest(t *testing.T, dc destCase) (dir, dest string) {
+	t.Helper()
+	dir = t.TempDir()
+	dest = filepath.Join(dir, "RECOVERYXLOG")
+	if dc.preexisting {
+		if err := os.WriteFile(dest, []byte(oldDest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, dest
+}
+
+// assertDestUntouched checks that a failed fetch left dest as it was and no
+// temporary file beside it.
+func assertDestUntouched(t *testing.T, dc destCase, dir, dest string) {
+	t.Helper()
+	got, err := os.ReadFile(dest)
+	switch {
+	case dc.preexisting && err != nil:
+		t.Errorf("dest after a failed fetch: got %v, want the old content kept", err)
+	case dc.preexisting && string(got) != oldDest:
+		t.Errorf("dest after a failed fetch: got %d bytes %.40q, want the old content %q", len(got), got, oldDest)
+	case !dc.preexisting && !errors.Is(err, os.ErrNotExist):
+		t.Errorf("dest after a failed fetch: got %d bytes, err %v; want no file", len(got), err)
+	}
+	var want []string
+	if dc.preexisting {
+		want = []string{filepath.Base(dest)}
+	}
+	if entries := dirEntries(t, dir); !slices.Equal(entries, want) {
+		t.Errorf("files beside dest after a failed fetch: got %q, want %q (no temp files)", entries, want)
+	}
+}
+
+// TestFetchRoundTrip: every kind of file comes back byte for byte, whatever
+// the preferred compression, and dest is replaced only when complete.
+func TestFetchRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := seg(1, 0, 3)
+	history := []byte("1\t0/4002D98\tno recovery target specified\n")
+	backup := []byte("START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\nSTOP WAL LOCATION: 0/3000100 (file 000000010000000000000003)\n")
+	tests := []struct {
+		name      string
+		in        string // file name
+		data      func(t *testing.T) []byte
+		stored    repository.Compression
+		preferred repository.Compression
+		wantKey   string
+	}{
+		{"segment lz4", s.String(), func(t *testing.T) []byte { return segmentBytes(t, s, 1) }, repository.LZ4, repository.LZ4, "wal/00000001/000000010000000000000003.lz4"},
+		{"segment lz4, none preferred", s.String(), func(t *testing.T) []byte { return segmentBytes(t, s, 1) }, repository.LZ4, repository.None, "wal/00000001/000000010000000000000003.lz4"},
+		{"segment none", s.String(), func(t *testing.T) []byte { return segmentBytes(t, s, 1) }, repository.None, repository.None, "wal/00000001/000000010000000000000003"},
+		{"segment none, lz4 preferred", s.String(), func(t *testing.T) []byte { return segmentBytes(t, s, 1) }, repository.None, repository.LZ4, "wal/00000001/000000010000000000000003"},
+		{"partial lz4", s.String() + ".partial", func(t *testing.T) []byte { return segmentBytes(t, s, 1) }, repository.LZ4, repository.LZ4, "wal/00000001/000000010000000000000003.partial.lz4"},
+		{"partial none", s.String() + ".partial", func(t *testing.T) []byte { return segmentBytes(t, s, 1) }, repository.None, repository.LZ4, "wal/00000001/000000010000000000000003.partial"},
+		{"timeline history", "00000002.history", func(*testing.T) []byte { return history }, repository.LZ4, repository.LZ4, "wal/00000002.history"},
+		{"timeline history, none preferred", "00000002.history", func(*testing.T) []byte { return history }, repository.None, repository.None, "wal/00000002.history"},
+		{"backup history", "000000010000000000000003.00000028.backup", func(*testing.T) []byte { return backup }, repository.LZ4, repository.LZ4, "wal/00000001/000000010000000000000003.00000028.backup"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := newRepo(t)
+			// The identity comes from a segment, as in a real archive.
+			pushSegment(t, b, seg(1, 0, 1), tc.stored)
+			a := push(t, b, tc.in, tc.data(t), tc.stored)
+			for _, dc := range destCases {
+				t.Run(dc.name, func(t *testing.T) {
+					dir, dest := prepareDest(t, dc)
+
+					got, err := restore.Fetch(context.Background(), b, tc.in, dest, restore.FetchOptions{Compression: tc.preferred})
+					if err != nil {
+						t.Fatalf("Fetch(%s): got %v, want nil", tc.in, err)
+					}
+					if got.Key != tc.wantKey || got.SHA256 != a.sum || got.RawSize != int64(len(a.raw)) {
+						t.Errorf("Fetch(%s): got %+v, want key %s, sha256 %s, raw size %d", tc.in, got, tc.wantKey, a.sum, len(a.raw))
+					}
+					if info, err := b.Stat(context.Background(), tc.wantKey); err != nil || got.StoredSize != info.Size {
+						t.Errorf("Fetch(%s): stored size got %d, want %d (%v)", tc.in, got.StoredSize, info.Size, err)
+					}
+					data, err := os.ReadFile(dest)
+					if err != nil {
+						t.Fatalf("read dest: %v", err)
+					}
+					if !bytes.Equal(data, a.raw) {
+						t.Errorf("dest: got %d bytes, want the %d bytes pushed", len(data), len(a.raw))
+					}
+					if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 {
+						t.Errorf("dest mode: got %v (%v), want %v", fi.Mode().Perm(), err, os.FileMode(0o600))
+					}
+					if entries := dirEntries(t, dir); !slices.Equal(entries, []string{"RECOVERYXLOG"}) {
+						t.Errorf("files beside dest: got %q, want only RECOVERYXLOG", entries)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestFetchZeroOptions: the zero FetchOptions must fetch what wal-push
+// stored under either compression (an empty preference once matched the
+// uncompressed key and then called the healthy object corrupt).
+func TestFetchZeroOptions(t *testing.T) {
+	t.Parallel()
+	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
+		t.Run(string(c), func(t *testing.T) {
+			b, _ := newRepo(t)
+			a := pushSegment(t, b, seg(1, 0, 3), c)
+			dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+			if _, err := restore.Fetch(context.Background(), b, a.name, dest, restore.FetchOptions{}); err != nil {
+				t.Fatalf("Fetch(%s) of a %s segment with zero FetchOptions: got %v, want nil", a.name, c, err)
+			}
+			if data, _ := os.ReadFile(dest); !bytes.Equal(data, a.raw) {
+				t.Errorf("dest: got %d bytes, want the %d bytes pushed", len(data), len(a.raw))
+			}
+		})
+	}
+}
+
+// TestFetchMissing: a file the repository authoritatively lacks is
+// storage.ErrNotFound (wal-fetch exits 1, recovery moves on), and nothing is
+// written.
+func TestFetchMissing(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		in        string
+		preferred repository.Compression
+	}{
+		{"next segment", "000000010000000000000004", repository.LZ4},
+		{"next segment, none preferred", "000000010000000000000004", repository.None},
+		{"segment on a newer timeline", "000000020000000000000003", repository.LZ4},
+		{"partial", "000000010000000000000003.partial", repository.LZ4},
+		// PostgreSQL probes for the next timeline's history file at the
+		// start of every recovery.
+		{"timeline history", "00000002.history", repository.LZ4},
+		{"backup history", "000000010000000000000003.00000028.backup", repository.LZ4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := newRepo(t)
+			pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
+			for _, dc := range destCases {
+				t.Run(dc.name, func(t *testing.T) {
+					dir, dest := prepareDest(t, dc)
+					got, err := restore.Fetch(context.Background(), b, tc.in, dest, restore.FetchOptions{Compression: tc.preferred})
+					if !errors.Is(err, storage.ErrNotFound) {
+						t.Fatalf("Fetch(%s) of a missing file: got %+v, %v; want an error wrapping storage.ErrNotFound", tc.in, got, err)
+					}
+					if errors.Is(err, restore.ErrCorrupt) {
+						t.Errorf("Fetch(%s) of a missing file: got %v, want no ErrCorrupt", tc.in, err)
+					}
+					if !strings.Contains(err.Error(), tc.in) {
+						t.Errorf("Fetch(%s) error: got %q, want it to name the file", tc.in, err)
+					}
+					assertDestUntouched(t, dc, dir, dest)
+				})
+			}
+		})
+	}
+}
+
+// TestFetchNotARepository: a location without walvault.json (a mistyped
+// prefix, an empty mount point) must not answer "missing", which would end
+// recovery early.
+func TestFetchNotARepository(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, b storage.Backend)
+		in    string
+	}{
+		{"empty directory, segment", func(*testing.T, storage.Backend) {}, "000000010000000000000003"},
+		{"empty directory, history", func(*testing.T, storage.Backend) {}, "00000002.history"},
+		{
+			// History files are pushed without creating the identity.
+			"only history files", func(t *testing.T, b storage.Backend) {
+				push(t, b, "00000002.history", []byte("1\t0/4002D98\tno recovery target specified\n"), repository.LZ4)
+			}, "000000020000000000000004",
+		},
+		{
+			"other objects but no identity", func(t *testing.T, b storage.Backend) {
+				if err := b.Put(context.Background(), "backups/x/manifest.json", strings.NewReader("{}"), storage.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}, "000000010000000000000003",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := newRepo(t)
+			tc.setup(t, b)
+			for _, dc := range destCases {
+				t.Run(dc.name, func(t *testing.T) {
+					dir, dest := prepareDest(t, dc)
+					got, err := restore.Fetch(context.Background(), b, tc.in, dest, restore.FetchOptions{Compression: repository.LZ4})
+					if err == nil {
+						t.Fatalf("Fetch(%s) from a non-repository: got %+v, nil; want an error", tc.in, got)
+					}
+					if errors.Is(err, storage.ErrNotFound) {
+						t.Errorf("Fetch(%s) from a location without %s: got %v, want an error that is NOT ErrNotFound", tc.in, repository.IdentityKey, err)
+					}
+					for _, want := range []string{repository.IdentityKey, tc.in, b.Location()} {
+						if !strings.Contains(err.Error(), want) {
+							t.Errorf("Fetch error: got %q, want it to contain %q", err, want)
+						}
+					}
+					assertDestUntouched(t, dc, dir, dest)
+				})
+			}
+		})
+	}
+}
+
+// lz4Edit decodes an lz4 body, lets edit change the raw bytes, and encodes
+// the result again: a well-formed lz4 frame with other content.
+func lz4Edit(t testing.TB, body []byte, edit func([]byte) []byte) []byte {
+	t.Helper()
+	r, err := repository.LZ4.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decode the stored lz4 body: %v", err)
+	}
+	raw = edit(raw)
+	var out bytes.Buffer
+	w, err := repository.LZ4.NewWriter(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestFetchCorrupt: an object that does not match its recorded checksum or
+// size, or cannot be verified, is ErrCorrupt; nothing reaches dest.
+func TestFetchCorrupt(t *testing.T) {
+	t.Parallel()
+	s := seg(1, 0, 3)
+	flip := func(off int) func([]byte) []byte {
+		return func(b []byte) []byte { b[off] ^= 0x01; return b }
+	}
+	tests := []struct {
+		name   string
+		stored repository.Compression
+		in     string // file name; the segment when empty
+		edit   func(t *testing.T, body []byte, meta map[string]string) []byte
+	}{
+		{"none: a byte flipped", repository.None, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return flip(4096)(b) }},
+		{"none: header byte flipped", repository.None, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return flip(24)(b) }},
+		{"none: one byte longer", repository.None, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return append(b, 0) }},
+		{"none: one byte shorter", repository.None, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return b[:len(b)-1] }},
+		{"none: empty body", repository.None, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return nil }},
+		{"lz4: recompressed with a byte flipped", repository.LZ4, "", func(t *testing.T, b []byte, _ map[string]string) []byte { return lz4Edit(t, b, flip(testSegSize-1)) }},
+		{"lz4: recompressed one byte longer", repository.LZ4, "", func(t *testing.T, b []byte, _ map[string]string) []byte {
+			return lz4Edit(t, b, func(r []byte) []byte { return append(r, 0) })
+		}},
+		{"lz4: recompressed shorter", repository.LZ4, "", func(t *testing.T, b []byte, _ map[string]string) []byte {
+			return lz4Edit(t, b, func(r []byte) []byte { return r[:len(r)/2] })
+		}},
+		{"lz4: stored bytes flipped", repository.LZ4, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { b[len(b)/2] ^= 0xFF; return b }},
+		{"lz4: truncated", repository.LZ4, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return b[:len(b)/2] }},
+		{"lz4: not lz4 at all", repository.LZ4, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return []byte("this is not an lz4 frame") }},
+		{"lz4: empty body", repository.LZ4, "", func(_ *testing.T, b []byte, _ map[string]string) []byte { return nil }},
+		{"raw-size one too small", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			m[repository.MetaRawSize] = fmt.Sprint(testSegSize - 1)
+			return b
+		}},
+		{"raw-size one too large", repository.None, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			m[repository.MetaRawSize] = fmt.Sprint(testSegSize + 1)
+			return b
+		}},
+		{"raw-size not a number", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			m[repository.MetaRawSize] = "1MiB"
+			return b
+		}},
+		{"raw-size missing", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			delete(m, repository.MetaRawSize)
+			return b
+		}},
+		{"sha256 missing", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			delete(m, repository.MetaSHA256)
+			return b
+		}},
+		{"sha256 missing, none", repository.None, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			delete(m, repository.MetaSHA256)
+			return b
+		}},
+		{"sha256 truncated", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			m[repository.MetaSHA256] = m[repository.MetaSHA256][:63]
+			return b
+		}},
+		{"sha256 of another file", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			m[repository.MetaSHA256] = strings.Repeat("ab", 32)
+			return b
+		}},
+		{"no metadata at all", repository.None, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			clear(m)
+			return b
+		}},
+		{"compression metadata disagrees with the key", repository.LZ4, "", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			m[repository.MetaCompression] = string(repository.None)
+			return b
+		}},
+		{"timeline history changed", repository.LZ4, "00000002.history", func(_ *testing.T, b []byte, _ map[string]string) []byte {
+			return bytes.Replace(b, []byte("0/4002D98"), []byte("0/5002D98"), 1)
+		}},
+		{"timeline history without sha256", repository.LZ4, "00000002.history", func(_ *testing.T, b []byte, m map[string]string) []byte {
+			delete(m, repository.MetaSHA256)
+			return b
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := newRepo(t)
+			a := pushSegment(t, b, s, tc.stored)
+			if tc.in != "" {
+				a = push(t, b, tc.in, []byte("1\t0/4002D98\tno recovery target specified\n"), tc.stored)
+			}
+			rewrite(t, b, a.key, func(body []byte, meta map[string]string) []byte { return tc.edit(t, body, meta) })
+			for _, dc := range destCases {
+				t.Run(dc.name, func(t *testing.T) {
+					dir, dest := prepareDest(t, dc)
+
+					got, err := restore.Fetch(context.Background(), b, a.name, dest, restore.FetchOptions{Compression: tc.stored})
+					t.Logf("Fetch error: %v", err)
+					if !errors.Is(err, restore.ErrCorrupt) {
+						t.Fatalf("Fetch(%s) of a damaged object: got %+v, %v; want an error wrapping restore.ErrCorrupt", a.name, got, err)
+					}
+					if errors.Is(err, storage.ErrNotFound) {
+						t.Errorf("Fetch(%s) of a damaged object: got %v, want an error that is not ErrNotFound", a.name, err)
+					}
+					if !strings.Contains(err.Error(), a.key) {
+						t.Errorf("Fetch error: got %q, want it to name the key %s", err, a.key)
+					}
+					assertDestUntouched(t, dc, dir, dest)
+				})
+			}
+		})
+	}
+}
+
+// flakyBackend injects failures a real local directory cannot produce on
+// demand: transient Get and Stat errors, and a body that breaks mid-read.
+type flakyBackend struct {
+	storage.Backend
+	getErr    func(key string) error // nil error: pass through
+	statErr   func(key string) error
+	breakBody bool // bodies fail after readAfter bytes
+	readAfter int64
+	gets      atomic.Int32
+}
+
+var errTransient = errors.New("dial tcp 10.0.0.7:443: i/o timeout")
+
+func (f *flakyBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	f.gets.Add(1)
+	if f.getErr != nil {
+		if err := f.getErr(key); err != nil {
+			return nil, storage.ObjectInfo{}, storage.OpError("get", key, err)
+		}
+	}
+	rc, info, err := f.Backend.Get(ctx, key)
+	if err == nil && f.breakBody {
+		rc = &breakingBody{ReadCloser: rc, left: f.readAfter}
+	}
+	return rc, info, err
+}
+
+func (f *flakyBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if f.statErr != nil {
+		if err := f.statErr(key); err != nil {
+			return storage.ObjectInfo{}, storage.OpError("stat", key, err)
+		}
+	}
+	return f.Backend.Stat(ctx, key)
+}
+
+// breakingBody yields left bytes, then a connection error.
+type breakingBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *breakingBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errors.New("read tcp 10.0.0.7:443: connection reset by peer")
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func onKey(want string, err error) func(string) error {
+	return func(key string) error {
+		if key == want {
+			return err
+		}
+		return nil
+	}
+}
+
+func onPrefix(prefix string, err error) func(string) error {
+	return func(key string) error {
+		if strings.HasPrefix(key, prefix) {
+			return err
+		}
+		return nil
+	}
+}
+
+// TestFetchStorageErrors: a storage failure is never "not found" (which
+// would end recovery early) and never success.
+func TestFetchStorageErrors(t *testing.T) {
+	t.Parallel()
+	s := seg(1, 0, 3)
+	lz4Key := "wal/00000001/000000010000000000000003.lz4"
+	noneKey := "wal/00000001/000000010000000000000003"
+	tests := []struct {
+		name      string
+		stored    repository.Compression
+		preferred repository.Compression
+		in        string // file name; the pushed segment when empty
+		flaky     func(f *flakyBackend)
+		wantIs    error // the injected error must be wrapped, when set
+	}{
+		{"Get of the segment times out", repository.LZ4, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onPrefix("wal/", errTransient) }, errTransient},
+		{"Get of the segment is denied", repository.LZ4, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onPrefix("wal/", storage.Permanent(errors.New("403 AccessDenied"))) }, nil},
+		{"missing under the preferred key, other key unreadable", repository.None, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onKey(noneKey, errTransient) }, errTransient},
+		{"preferred key unreadable, other key holds it", repository.None, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onKey(lz4Key, errTransient) }, errTransient},
+		{"missing segment, identity unreadable", repository.LZ4, repository.LZ4, "000000010000000000000004", func(f *flakyBackend) { f.statErr = onKey(repository.IdentityKey, errTransient) }, errTransient},
+		{"missing history, identity unreadable", repository.LZ4, repository.LZ4, "00000002.history", func(f *flakyBackend) { f.statErr = onKey(repository.IdentityKey, errTransient) }, errTransient},
+		{"lz4 body breaks mid-stream", repository.LZ4, repository.LZ4, "", func(f *flakyBackend) { f.breakBody, f.readAfter = true, 1000 }, nil},
+		{"none body breaks mid-stream", repository.None, repository.None, "", func(f *flakyBackend) { f.breakBody, f.readAfter = true, testSegSize/2 }, nil},
+		{"body breaks at once", repository.None, repository.None, "", func(f *flakyBackend) { f.breakBody, f.readAfter = true, 0 }, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			inner, _ := newRepo(t)
+			a := pushSegment(t, inner, s, tc.stored)
+			name := a.name
+			if tc.in != "" {
+				name = tc.in
+			}
+			f := &flakyBackend{Backend: inner}
+			tc.flaky(f)
+			for _, dc := range destCases {
+				t.Run(dc.name, func(t *testing.T) {
+					runStorageFailure(t, f, name, tc.preferred, tc.wantIs, dc)
+				})
+			}
+		})
+	}
+}
+
+func runStorageFailure(t *testing.T, b storage.Backend, name string, preferred repository.Compression, wantIs error, dc destCase) {
+	t.Helper()
+	dir, dest := prepareDest(t, dc)
+	got, err := restore.Fetch(context.Background(), b, name, dest, restore.FetchOptions{Compression: preferred})
+	t.Logf("Fetch error: %v", err)
+	if err == nil {
+		t.Fatalf("Fetch(%s) with a failing storage: got %+v, nil; want an error", name, got)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Fetch(%s) with a failing storage: got %v, want an error that is NOT ErrNotFound", name, err)
+	}
+	if errors.Is(err, restore.ErrCorrupt) {
+		t.Errorf("Fetch(%s) with a failing storage: got %v, want no ErrCorrupt (the stored object is fine)", name, err)
+	}
+	if wantIs != nil && !errors.Is(err, wantIs) {
+		t.Errorf("Fetch(%s) with a failing storage: got %v, want an error wrapping %v", name, err, wantIs)
+	}
+	if !strings.Contains(err.Error(), name) && !strings.Contains(err.Error(), "000000010000000000000003") {
+		t.Errorf("Fetch(%s) error: got %q, want it to name the file", name, err)
+	}
+	assertDestUntouched(t, dc, dir, dest)
+}
+
+// TestFetchRepositoryVanished: a repository root that disappears (an
+// unmounted disk) after the backend was opened is an error, not "missing".
+func TestFetchRepositoryVanished(t *testing.T) {
+	t.Parallel()
+	for _, dc := range destCases {
+		t.Run(dc.name, func(t *testing.T) {
+			b, root := newRepo(t)
+			a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
+			if err := os.RemoveAll(root); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{a.name, "000000010000000000000004"} {
+				dir, dest := prepareDest(t, dc)
+				_, err := restore.Fetch(context.Background(), b, name, dest, restore.FetchOptions{Compression: repository.LZ4})
+				if err == nil || errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("Fetch(%s) from a vanished repository: got %v, want an error that is not ErrNotFound", name, err)
+				}
+				assertDestUntouched(t, dc, dir, dest)
+			}
+		})
+	}
+}
+
+// TestFetchCancelled: a cancelled context (wal-fetch's deadline) is an
+// error, not "missing".
+func TestFetchCancelled(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, name := range []string{a.name, "000000010000000000000004"} {
+		dc := destCase{"dest absent", false}
+		dir, dest := prepareDest(t, dc)
+		_, err := restore.Fetch(ctx, b, name, dest, restore.FetchOptions{Compression: repository.LZ4})
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Fetch(%s) with a cancelled context: got %v, want an error that is not ErrNotFound", name, err)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Fetch(%s) with a cancelled context: got %v, want an error wrapping context.Canceled", name, err)
+		}
+		assertDestUntouched(t, dc, dir, dest)
+	}
+}
+
+// TestFetchBadName: restore_command's %f is a WAL file name; anything else
+// is an error of its own, never "missing", and nothing is fetched.
+func TestFetchBadName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"empty", ""},
+		{"RECOVERYXLOG", "RECOVERYXLOG"},
+		{"a path", "pg_wal/000000010000000000000003"},
+		{"parent path", "../000000010000000000000003"},
+		{"a key suffix", "000000010000000000000003.lz4"},
+		{"lower case", "00000001000000000000000a"},
+		{"timeline 0 history", "00000000.history"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inner, _ := newRepo(t)
+			pushSegment(t, inner, seg(1, 0, 3), repository.LZ4)
+			b := &flakyBackend{Backend: inner}
+			dc := destCase{"dest exists", true}
+			dir, dest := prepareDest(t, dc)
+			got, err := restore.Fetch(context.Background(), b, tc.in, dest, restore.FetchOptions{Compression: repository.LZ4})
+			if !errors.Is(err, wal.ErrNotWALName) {
+				t.Fatalf("Fetch(%q): got %+v, %v; want an error wrapping wal.ErrNotWALName", tc.in, got, err)
+			}
+			if errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("Fetch(%q): got %v, want an error that is not ErrNotFound", tc.in, err)
+			}
+			if n := b.gets.Load(); n != 0 {
+				t.Errorf("Fetch(%q): storage Gets got %d, want 0", tc.in, n)
+			}
+			assertDestUntouched(t, dc, dir, dest)
+		})
+	}
+}
+
+// TestFetchDestDirMissing: a destination that cannot be written is an
+// error, not "missing".
+func TestFetchDestDirMissing(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
+	dest := filepath.Join(t.TempDir(), "no-such-dir", "RECOVERYXLOG")
+	_, err := restore.Fetch(context.Background(), b, a.name, dest, restore.FetchOptions{Compression: repository.LZ4})
+	if err == nil || errors.Is(err, storage.ErrNotFound) || errors.Is(err, restore.ErrCorrupt) {
+		t.Errorf("Fetch into a missing directory: got %v, want a plain error (not ErrNotFound, not ErrCorrupt)", err)
+	}
+}
