@@ -1,0 +1,180 @@
+package repository
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// BackupsPrefix is where base backups live, one folder per backup id.
+const BackupsPrefix = "backups/"
+
+// BackupManifestName is walvault's own manifest of a backup, written last:
+// a backup exists only once this object does.
+const BackupManifestName = "walvault-backup.json"
+
+// PGManifestName is PostgreSQL's backup_manifest, stored as it was sent.
+const PGManifestName = "backup_manifest"
+
+// BackupIDLayout formats backup ids from the backup's start time (UTC), so
+// ids sort by time.
+const BackupIDLayout = "20060102T150405Z"
+
+var backupIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`)
+
+// NewBackupID is the id of a backup started at t.
+func NewBackupID(t time.Time) string { return t.UTC().Format(BackupIDLayout) }
+
+// ValidateBackupID refuses anything that is not an id NewBackupID makes, so
+// an id from the command line can never reach outside backups/.
+func ValidateBackupID(id string) error {
+	if !backupIDPattern.MatchString(id) {
+		return fmt.Errorf("invalid backup id %q: ids look like 20261125T103000Z (see backup-list)", id)
+	}
+	return nil
+}
+
+// BackupPrefix is the folder of one backup.
+func BackupPrefix(id string) string { return BackupsPrefix + id + "/" }
+
+// BackupManifestKey is the key of a backup's walvault manifest.
+func BackupManifestKey(id string) string { return BackupPrefix(id) + BackupManifestName }
+
+// BackupPartKey is the key of one part of an archive: "base.tar" part 0 is
+// backups/<id>/base.tar.000.lz4.
+func BackupPartKey(id, archive string, seq int, c Compression) string {
+	return fmt.Sprintf("%s%s.%03d%s", BackupPrefix(id), archive, seq, c.Ext())
+}
+
+// BackupManifest is walvault's record of one base backup. Every object the
+// backup consists of is listed with its size and sha256, so restore and
+// verify can check each byte.
+type BackupManifest struct {
+	FormatVersion int    `json:"format_version"`
+	ID            string `json:"id"`
+	Label         string `json:"label"`
+	SystemID      string `json:"system_identifier"`
+	// PGVersion is server_version_num, e.g. 150010.
+	PGVersion      int    `json:"pg_version"`
+	WALSegmentSize uint32 `json:"wal_segment_size"`
+	// Timeline and LSNs as PostgreSQL prints them ("0/2000028").
+	StartTimeline uint32    `json:"start_timeline"`
+	StartLSN      string    `json:"start_lsn"`
+	StopTimeline  uint32    `json:"stop_timeline"`
+	StopLSN       string    `json:"stop_lsn"`
+	StartWAL      string    `json:"start_wal"` // segment holding StartLSN
+	StopWAL       string    `json:"stop_wal"`  // segment holding StopLSN
+	StartTime     time.Time `json:"start_time"`
+	StopTime      time.Time `json:"stop_time"`
+	// Archives are the tar streams: "base.tar" (the data directory) and one
+	// "<oid>.tar" per tablespace.
+	Archives []BackupArchive `json:"archives"`
+	// PGManifest is PostgreSQL's backup_manifest object.
+	PGManifest BackupPart `json:"pg_manifest"`
+	RawBytes   int64      `json:"raw_bytes"`    // sum of the archives' raw sizes
+	Stored     int64      `json:"stored_bytes"` // sum of every object's stored size
+	Host       string     `json:"host"`
+	Walvault   string     `json:"walvault_version"`
+}
+
+// BackupArchive is one tar stream of a backup, stored as one or more parts
+// (each compressed on its own, so parts can be fetched and decoded in
+// parallel and no single object grows past what S3 allows).
+type BackupArchive struct {
+	Name string `json:"name"` // "base.tar" or "<oid>.tar"
+	// TablespaceOID and TablespaceLocation are set for tablespace archives.
+	TablespaceOID      uint32       `json:"tablespace_oid,omitempty"`
+	TablespaceLocation string       `json:"tablespace_location,omitempty"`
+	Parts              []BackupPart `json:"parts"`
+}
+
+// BackupPart is one stored object of a backup.
+type BackupPart struct {
+	Key         string      `json:"key"`
+	Compression Compression `json:"compression"`
+	RawSize     int64       `json:"raw_size"`
+	StoredSize  int64       `json:"stored_size"`
+	SHA256      string      `json:"sha256"` // of the raw bytes
+}
+
+// RawSize is the archive's total size before compression.
+func (a BackupArchive) RawSize() int64 {
+	var n int64
+	for _, p := range a.Parts {
+		n += p.RawSize
+	}
+	return n
+}
+
+// WriteBackupManifest stores m as the last object of its backup, with a
+// conditional create: a manifest is never replaced.
+func WriteBackupManifest(ctx context.Context, b storage.Backend, m BackupManifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	err = b.Put(ctx, BackupManifestKey(m.ID), bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data))})
+	if err != nil {
+		return fmt.Errorf("write manifest of backup %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// LoadBackupManifest reads one backup's manifest; a backup without one
+// gives an error wrapping storage.ErrNotFound.
+func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (BackupManifest, error) {
+	if err := ValidateBackupID(id); err != nil {
+		return BackupManifest{}, err
+	}
+	rc, _, err := b.Get(ctx, BackupManifestKey(id))
+	if err != nil {
+		return BackupManifest{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+	if err != nil {
+		return BackupManifest{}, fmt.Errorf("read manifest of backup %s: %w", id, err)
+	}
+	var m BackupManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return BackupManifest{}, fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, b.Location(), err)
+	}
+	if m.FormatVersion > FormatVersion {
+		return BackupManifest{}, fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, FormatVersion)
+	}
+	if m.ID != id {
+		return BackupManifest{}, fmt.Errorf("manifest of backup %s says its id is %q: the repository is damaged", id, m.ID)
+	}
+	return m, nil
+}
+
+// BackupFolders lists the ids of every backup folder, complete or not, in
+// id (time) order.
+func BackupFolders(ctx context.Context, b storage.Backend) (ids []string, complete map[string]bool, err error) {
+	complete = map[string]bool{}
+	seen := map[string]bool{}
+	err = b.List(ctx, BackupsPrefix, func(oi storage.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Key, BackupsPrefix)
+		id, name, ok := strings.Cut(rest, "/")
+		if !ok || ValidateBackupID(id) != nil {
+			return nil // not ours; verify reports strays
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+		if name == BackupManifestName {
+			complete[id] = true
+		}
+		return nil
+	})
+	return ids, complete, err
+}
