@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -85,27 +87,20 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		meta[repository.MetaSystemID] = strconv.FormatUint(hdr.SystemID, 10)
 	}
 
-	// First pass: the checksum goes in the object's metadata, which S3
-	// sends before the body, so it must be known before the upload starts.
-	// The file was just written by PostgreSQL and sits in the page cache.
-	sum, size, err := hashFile(f)
+	res.Key = repository.WALKey(file, compression)
+	meta[repository.MetaCompression] = string(compression)
+	body, sum, size, err := encode(f, name, compression)
 	if err != nil {
 		return Result{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	res.RawSize, res.SHA256 = size, sum
-	res.Key = repository.WALKey(file, compression)
 	meta[repository.MetaSHA256] = sum
 	meta[repository.MetaRawSize] = strconv.FormatInt(size, 10)
-	meta[repository.MetaCompression] = string(compression)
 
-	// Second pass: compress and upload. The reader re-hashes what it sends
-	// and fails before EOF if the file changed since the first pass, so the
-	// stored body always matches its metadata.
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return Result{}, fmt.Errorf("read %s: %w", path, err)
+	err = b.Put(ctx, res.Key, body, storage.PutOptions{IfNotExists: true, Metadata: meta, Size: body.Size()})
+	if c, ok := body.(io.Closer); ok {
+		c.Close() // ends the compressing goroutine if Put stopped early
 	}
-	body := &verifyingReader{r: f, h: sha256.New(), want: sum, wantSize: size, name: name}
-	err = upload(ctx, b, res.Key, body, compression, size, meta)
 	if errors.Is(err, storage.ErrExists) {
 		return settleConflict(ctx, b, res, meta)
 	}
@@ -113,6 +108,96 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		return Result{}, fmt.Errorf("upload %s to %s: %w", name, b.Location(), err)
 	}
 	return res, nil
+}
+
+// maxInMemory is the largest file encoded in memory in one pass. Default
+// 16 MiB segments fit; larger segment sizes take the two-pass stream so
+// memory stays bounded whatever the configuration.
+const maxInMemory = 16 << 20
+
+// encode reads the file once, hashing it on a second core while it is
+// compressed into memory: the checksum must be known before the upload
+// starts (S3 sends metadata before the body), and the stored body and its
+// checksum come from the very same bytes. Larger files are hashed first and
+// then streamed (see streamBody).
+func encode(f *os.File, name string, c repository.Compression) (body sizedReader, sum string, size int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, "", 0, err
+	}
+	if fi.Size() > maxInMemory {
+		return streamBody(f, name, c)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()/2) + 64<<10)
+	zw, err := c.NewWriter(&buf)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	hasher := parhash.New(sha256.New())
+	_, err = io.Copy(io.MultiWriter(zw, hasher), f)
+	digest, n := hasher.Sum()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, "", 0, err
+	}
+	return bytes.NewReader(buf.Bytes()), hex.EncodeToString(digest), n, nil
+}
+
+// sizedReader is a body whose stored size is known (Size) or -1.
+type sizedReader interface {
+	io.Reader
+	Size() int64
+}
+
+// streamBody is the two-pass path for files too large to hold: hash first,
+// then compress while uploading. The second pass re-hashes and fails before
+// EOF if the file changed in between, so the stored body always matches its
+// metadata.
+func streamBody(f *os.File, name string, c repository.Compression) (sizedReader, string, int64, error) {
+	sum, size, err := hashFile(f)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, "", 0, err
+	}
+	src := &verifyingReader{r: f, h: sha256.New(), want: sum, wantSize: size, name: name}
+	if c == repository.None {
+		return &unknownSize{src, size}, sum, size, nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		zw, err := c.NewWriter(pw)
+		if err == nil {
+			_, err = io.Copy(zw, src)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err) // nil closes with io.EOF
+	}()
+	return &unknownSize{pr, -1}, sum, size, nil
+}
+
+type unknownSize struct {
+	io.Reader
+	size int64
+}
+
+func (u *unknownSize) Size() int64 { return u.size }
+
+// Close stops a pipe's writer if the reader gave up before EOF.
+func (u *unknownSize) Close() error {
+	if pr, ok := u.Reader.(*io.PipeReader); ok {
+		return pr.CloseWithError(errors.New("upload ended"))
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {
@@ -193,34 +278,6 @@ func hashFile(f *os.File) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// upload streams body through the compressor into b.Put. Compression runs in
-// its own goroutine feeding a pipe; if Put stops early, closing the pipe's
-// read side ends the goroutine.
-func upload(ctx context.Context, b storage.Backend, key string, body io.Reader, c repository.Compression, rawSize int64, meta map[string]string) error {
-	opts := storage.PutOptions{IfNotExists: true, Metadata: meta, Size: -1}
-	if c == repository.None {
-		opts.Size = rawSize
-		return b.Put(ctx, key, body, opts)
-	}
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		zw, err := c.NewWriter(pw)
-		if err == nil {
-			_, err = io.Copy(zw, body)
-			if cerr := zw.Close(); err == nil {
-				err = cerr
-			}
-		}
-		pw.CloseWithError(err) // nil closes with io.EOF
-	}()
-	err := b.Put(ctx, key, pr, opts)
-	pr.CloseWithError(errors.New("upload ended"))
-	<-done
-	return err
 }
 
 // verifyingReader passes bytes through while hashing them, and turns EOF into

@@ -3,6 +3,8 @@ package archive_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -638,9 +640,11 @@ func (c *changingBackend) Put(ctx context.Context, key string, r io.Reader, opts
 	return c.Backend.Put(ctx, key, r, opts)
 }
 
-// TestPushFileChangedDuringUpload: the upload re-hashes what it sends and
-// fails if the file is no longer what the first pass hashed, so a stored
-// body always matches its metadata.
+// TestPushFileChangedDuringUpload: segments larger than archive's in-memory
+// limit are hashed first and streamed second; the upload re-hashes what it
+// sends and fails if the file is no longer what the first pass hashed, so a
+// stored body always matches its metadata. (Smaller segments are read once:
+// see TestPushInMemoryBodyMatchesItsChecksum.)
 func TestPushFileChangedDuringUpload(t *testing.T) {
 	t.Parallel()
 	flipLast := func(t *testing.T, path string, size int64) {
@@ -668,11 +672,10 @@ func TestPushFileChangedDuringUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// lz4 segments are 8 MiB: more than the compressor (4 MiB blocks) can
-	// read ahead before Put starts reading, so a change at the end always
-	// happens before the upload pass reads it. Uncompressed bodies are read
-	// only by Put, so 1 MiB will do.
-	const lz4Size, noneSize = 8 << 20, testSegSize
+	// 32 MiB segments take the streaming path; that is more than the
+	// compressor (4 MiB blocks) can read ahead before Put starts reading, so
+	// a change at the end always happens before the upload pass reads it.
+	const lz4Size, noneSize = 32 << 20, 32 << 20
 	tests := []struct {
 		name   string
 		c      repository.Compression
@@ -734,4 +737,43 @@ func TestPushCancelled(t *testing.T) {
 		t.Errorf("objects after a cancelled Push: got %q, want none", got)
 	}
 	assertNoTempFiles(t, root)
+}
+
+// TestPushInMemoryBodyMatchesItsChecksum: a segment read once into memory is
+// stored exactly as it was read, with the checksum of those bytes, even if
+// the file changes while the upload runs.
+func TestPushInMemoryBodyMatchesItsChecksum(t *testing.T) {
+	t.Parallel()
+	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
+		t.Run(string(c), func(t *testing.T) {
+			inner, _ := newRepo(t)
+			s := seg(1, 0, 3)
+			src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			original, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &changingBackend{Backend: inner, t: t, path: src, change: func(t *testing.T, path string) {
+				if err := os.WriteFile(path, make([]byte, len(original)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}}
+			res, err := archive.Push(context.Background(), b, src, opts(c))
+			if err != nil {
+				t.Fatalf("Push: %v", err)
+			}
+			sum := sha256.Sum256(original)
+			if res.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Fatalf("checksum %s, want that of the bytes read (%x)", res.SHA256, sum)
+			}
+			dest := filepath.Join(t.TempDir(), s.String())
+			if _, err := restore.Fetch(context.Background(), inner, s.String(), dest, restore.FetchOptions{Compression: c}); err != nil {
+				t.Fatalf("fetch back: %v", err)
+			}
+			got, _ := os.ReadFile(dest)
+			if !bytes.Equal(got, original) {
+				t.Fatal("stored body differs from the bytes that were read")
+			}
+		})
+	}
 }

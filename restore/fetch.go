@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -125,17 +126,19 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 			os.Remove(tmp.Name())
 		}
 	}()
-	h := sha256.New()
-	// Read one byte past the expected size, so a body that is too long is
-	// caught without reading an unbounded stream.
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, want.RawSize+1))
+	// Hash on the other core while this one decompresses and writes. Read
+	// one byte past the expected size, so a body that is too long is caught
+	// without reading an unbounded stream.
+	hasher := parhash.New(sha256.New())
+	n, err := io.Copy(io.MultiWriter(tmp, hasher), io.LimitReader(body, want.RawSize+1))
+	digest, _ := hasher.Sum()
 	if err != nil {
 		return fmt.Errorf("%w: download or decompress %s from %s: %w", errorKind(err), want.Key, location, err)
 	}
 	if n != want.RawSize {
 		return fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
+	if got := hex.EncodeToString(digest); got != want.SHA256 {
 		return fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, got, want.SHA256, dest)
 	}
 	// No fsync: PostgreSQL reads the restored file at once, and after a

@@ -22,6 +22,10 @@ import (
 // none (see RequestChecksumCalculation in s3.go).
 const lockChecksum = types.ChecksumAlgorithmCrc32
 
+// maxSinglePut is the largest body an in-memory fast path sends in one
+// PutObject; S3 takes up to 5 GiB, we stay well below.
+const maxSinglePut = 1 << 30
+
 // Put stores r under key. Up to PartSize bytes go in one PutObject with a
 // seekable body; larger streams go in a multipart upload holding at most
 // Concurrency parts in memory. IfNotExists sends If-None-Match: * (on
@@ -58,6 +62,15 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 		return err
 	}
 
+	// A body already in memory with a known size needs no part buffer: it
+	// goes as it is in one PutObject (wal-push hands segments over so).
+	if rs, ok := r.(*bytes.Reader); ok && opts.Size >= 0 && int64(rs.Len()) == opts.Size && opts.Size <= maxSinglePut {
+		start, err := rs.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		return b.putObject(ctx, okey, io.NewSectionReader(rs, start, opts.Size), opts.Size, opts)
+	}
 	first, release, eof, err := b.readFirst(r, opts.Size)
 	if err != nil {
 		release()
@@ -68,7 +81,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return b.putObject(ctx, okey, first, opts)
+		return b.putObject(ctx, okey, bytes.NewReader(first), int64(len(first)), opts)
 	}
 	// first is a full part buffer. Read one more byte to tell "exactly
 	// PartSize" (one PutObject) from "more" (multipart); it then starts the
@@ -81,7 +94,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return b.putObject(ctx, okey, first, opts)
+		return b.putObject(ctx, okey, bytes.NewReader(first), int64(len(first)), opts)
 	case err != nil:
 		release()
 		return fmt.Errorf("reading the data to upload: %w", err)
@@ -129,12 +142,12 @@ func (b *Backend) readFirst(r io.Reader, sizeHint int64) (data []byte, release f
 
 // putObject sends one PutObject with a seekable body, so the SDK can sign,
 // checksum and retry it.
-func (b *Backend) putObject(ctx context.Context, okey string, body []byte, opts storage.PutOptions) error {
+func (b *Backend) putObject(ctx context.Context, okey string, body io.ReadSeeker, size int64, opts storage.PutOptions) error {
 	in := &s3.PutObjectInput{
 		Bucket:        &b.bucket,
 		Key:           aws.String(okey),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
+		Body:          body,
+		ContentLength: aws.Int64(size),
 		Metadata:      opts.Metadata,
 	}
 	if opts.IfNotExists {
