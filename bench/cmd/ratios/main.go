@@ -1,0 +1,269 @@
+// Command ratios reads the output of the benchmarks in package bench
+// (go test -bench, any -count) and prints their medians and the ratios the
+// performance targets are judged by: wal-push and wal-fetch time against
+// the baselines measured in the same run (cp, lz4 -1), and peak RSS.
+//
+//	go run ./bench/cmd/ratios [-strict] FILE...   (or standard input)
+//
+// With -strict it exits 1 when a target is missed. scripts/bench.sh runs it.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Targets from the issue.
+const (
+	targetPushS3  = 1.5 // wal-push to loopback S3 ÷ lz4 -1 to a local file
+	stretchPushS3 = 1.0
+	targetRSSMiB  = 40.0 // wal-push peak RSS
+)
+
+// result is one benchmark: its metrics (unit -> one value per run) in the
+// order the runs came.
+type result struct {
+	name    string
+	metrics map[string][]float64
+}
+
+func (r *result) median(unit string) (float64, bool) {
+	v := r.metrics[unit]
+	if len(v) == 0 {
+		return 0, false
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2], true
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2, true
+}
+
+// spread is (max-min)/median of ns/op, in percent: how noisy the runs were.
+func (r *result) spread() float64 {
+	v := r.metrics["ns/op"]
+	m, ok := r.median("ns/op")
+	if !ok || m == 0 || len(v) < 2 {
+		return 0
+	}
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = math.Min(lo, x), math.Max(hi, x)
+	}
+	return 100 * (hi - lo) / m
+}
+
+var lineRE = regexp.MustCompile(`^(Benchmark\S+)\s+(\d+)\s+(.+)$`)
+
+func parse(r io.Reader, order *[]string, byName map[string]*result) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := lineRE.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[3])
+		if len(f)%2 != 0 {
+			continue
+		}
+		res := byName[m[1]]
+		if res == nil {
+			res = &result{name: m[1], metrics: map[string][]float64{}}
+			byName[m[1]] = res
+			*order = append(*order, m[1])
+		}
+		for i := 0; i < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			res.metrics[f[i+1]] = append(res.metrics[f[i+1]], v)
+		}
+	}
+	return sc.Err()
+}
+
+// stripProcs removes the -GOMAXPROCS suffix go test adds to every name
+// when GOMAXPROCS > 1 (and to none when it is 1: "baseline=lz4-1" must
+// then stay whole).
+func stripProcs(order []string, byName map[string]*result) ([]string, map[string]*result) {
+	suffix := regexp.MustCompile(`-\d+$`)
+	common := ""
+	for i, n := range order {
+		s := suffix.FindString(n)
+		if s == "" || (i > 0 && s != common) {
+			return order, byName
+		}
+		common = s
+	}
+	out := map[string]*result{}
+	var names []string
+	for _, n := range order {
+		short := strings.TrimSuffix(n, common)
+		byName[n].name = short
+		out[short] = byName[n]
+		names = append(names, short)
+	}
+	return names, out
+}
+
+func main() {
+	strict := flag.Bool("strict", false, "exit 1 when a target is missed")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: ratios [-strict] [FILE...]  (go test -bench output of ./bench; standard input without FILE)")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+
+	var order []string
+	byName := map[string]*result{}
+	if flag.NArg() == 0 {
+		if err := parse(os.Stdin, &order, byName); err != nil {
+			fail(err)
+		}
+	}
+	for _, path := range flag.Args() {
+		f, err := os.Open(path)
+		if err != nil {
+			fail(err)
+		}
+		err = parse(f, &order, byName)
+		f.Close()
+		if err != nil {
+			fail(err)
+		}
+	}
+	if len(order) == 0 {
+		fail(fmt.Errorf("no benchmark results in the input"))
+	}
+	order, byName = stripProcs(order, byName)
+	missed := report(os.Stdout, order, byName)
+	if *strict && missed > 0 {
+		os.Exit(1)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "ratios:", err)
+	os.Exit(2)
+}
+
+func report(w io.Writer, order []string, byName map[string]*result) (missed int) {
+	runs := 0
+	for _, n := range order {
+		runs = max(runs, len(byName[n].metrics["ns/op"]))
+	}
+	fmt.Fprintf(w, "\nMedians of up to %d runs per benchmark; ratios are of median ns/op from this same run.\n\n", runs)
+
+	fmt.Fprintf(w, "%-48s %4s %9s %7s %9s %10s %8s %9s\n", "benchmark", "runs", "ms/op", "spread", "MB/s", "B/op", "allocs", "peak RSS")
+	for _, n := range order {
+		r := byName[n]
+		ns, _ := r.median("ns/op")
+		fmt.Fprintf(w, "%-48s %4d %9.2f %6.0f%% %9s %10s %8s %9s\n", strings.TrimPrefix(n, "Benchmark"),
+			len(r.metrics["ns/op"]), ns/1e6, r.spread(),
+			opt(r, "MB/s", "%.0f"), opt(r, "B/op", "%.0f"), opt(r, "allocs/op", "%.0f"), opt(r, "peak-RSS-MiB", "%.1f MiB"))
+	}
+
+	ns := func(name string) (float64, bool) {
+		r := byName[name]
+		if r == nil {
+			return 0, false
+		}
+		return r.median("ns/op")
+	}
+	ratio := func(a, b string) string {
+		x, ok1 := ns(a)
+		y, ok2 := ns(b)
+		if !ok1 || !ok2 || y == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", x/y)
+	}
+
+	section := func(names []string, title string, header ...any) {
+		for _, n := range names {
+			if byName[n] != nil {
+				fmt.Fprintf(w, "\n%s\n", title)
+				fmt.Fprintf(w, "%-36s"+strings.Repeat(" %13s", len(header))+"\n", append([]any{""}, header...)...)
+				return
+			}
+		}
+	}
+	pushNames := []string{"BenchmarkWALPush/walvault=file", "BenchmarkWALPush/walvault=s3", "BenchmarkWALPushInProcess/file", "BenchmarkWALPushInProcess/s3", "BenchmarkWALPushIncompressible/walvault=file", "BenchmarkWALPushIncompressible/walvault=s3"}
+	section(pushNames, "wal-push time ratios (one process per segment, as archive_command):", "÷ lz4-1", "÷ lz4-1+fsync", "÷ cp")
+	for _, n := range []string{"BenchmarkWALPush/walvault=file", "BenchmarkWALPush/walvault=s3", "BenchmarkWALPushInProcess/file", "BenchmarkWALPushInProcess/s3"} {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, "BenchmarkWALPush/baseline=lz4-1"), ratio(n, "BenchmarkWALPush/baseline=lz4-1+fsync"), ratio(n, "BenchmarkWALPush/baseline=cp"))
+	}
+	for _, n := range []string{"BenchmarkWALPushIncompressible/walvault=file", "BenchmarkWALPushIncompressible/walvault=s3"} {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s   (÷ lz4 -1 of the same incompressible segment)\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, "BenchmarkWALPushIncompressible/baseline=lz4-1"))
+	}
+
+	fetchNames := []string{"BenchmarkWALFetch/walvault=file", "BenchmarkWALFetch/walvault=s3", "BenchmarkWALFetchInProcess/file", "BenchmarkWALFetchInProcess/s3"}
+	section(fetchNames, "wal-fetch time ratios (one process per segment, as restore_command):", "÷ cp", "÷ lz4-d")
+	for _, n := range fetchNames {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, "BenchmarkWALFetch/baseline=cp"), ratio(n, "BenchmarkWALFetch/baseline=lz4-d"))
+	}
+
+	fmt.Fprintf(w, "\ntargets:\n")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		missed++
+		return "MISSED"
+	}
+	if x, ok1 := ns("BenchmarkWALPush/walvault=s3"); ok1 {
+		if y, ok2 := ns("BenchmarkWALPush/baseline=lz4-1"); ok2 && y > 0 {
+			r := x / y
+			stretch := "met"
+			if r > stretchPushS3 {
+				stretch = "missed"
+			}
+			fmt.Fprintf(w, "  wal-push to S3 ÷ lz4 -1 to a file = %.2fx: target ≤ %.1fx %s; stretch ≤ %.1fx %s\n",
+				r, targetPushS3, verdict(r <= targetPushS3), stretchPushS3, stretch)
+		}
+	}
+	for _, n := range []string{"BenchmarkWALPush/walvault=file", "BenchmarkWALPush/walvault=s3", "BenchmarkWALPushIncompressible/walvault=file", "BenchmarkWALPushIncompressible/walvault=s3"} {
+		r := byName[n]
+		if r == nil || len(r.metrics["peak-RSS-MiB"]) == 0 {
+			continue
+		}
+		peak := 0.0
+		for _, v := range r.metrics["peak-RSS-MiB"] {
+			peak = math.Max(peak, v)
+		}
+		fmt.Fprintf(w, "  %-44s peak RSS %5.1f MiB (max of all runs): target < %.0f MiB %s\n",
+			strings.TrimPrefix(n, "Benchmark"), peak, targetRSSMiB, verdict(peak < targetRSSMiB))
+	}
+	return missed
+}
+
+func opt(r *result, unit, format string) string {
+	v, ok := r.median(unit)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
+}
