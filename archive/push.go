@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/walvault/walvault/internal/membuf"
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -131,8 +131,9 @@ func encode(f *os.File, name string, c repository.Compression) (body sizedReader
 	if fi.Size() > maxInMemory {
 		return streamBody(f, name, c)
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(fi.Size()/2) + 64<<10)
+	// Chunks, not one growing slice: memory follows the compressed size
+	// without a doubling copy, and the body can be rewound for a retry.
+	var buf membuf.Buffer
 	zw, err := c.NewWriter(&buf)
 	if err != nil {
 		return nil, "", 0, err
@@ -146,7 +147,7 @@ func encode(f *os.File, name string, c repository.Compression) (body sizedReader
 	if err := zw.Close(); err != nil {
 		return nil, "", 0, err
 	}
-	return bytes.NewReader(buf.Bytes()), hex.EncodeToString(digest), n, nil
+	return &buf, hex.EncodeToString(digest), n, nil
 }
 
 // sizedReader is a body whose stored size is known (Size) or -1.

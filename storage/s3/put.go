@@ -62,14 +62,16 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 		return err
 	}
 
-	// A body already in memory with a known size needs no part buffer: it
-	// goes as it is in one PutObject (wal-push hands segments over so).
-	if rs, ok := r.(*bytes.Reader); ok && opts.Size >= 0 && int64(rs.Len()) == opts.Size && opts.Size <= maxSinglePut {
-		start, err := rs.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return err
+	// A seekable body of known size needs no part buffer: it goes as it is
+	// in one PutObject, which can rewind it to sign and to retry (wal-push
+	// hands over segments this way). The reader must hold opts.Size bytes
+	// from its current position.
+	if rs, ok := r.(io.ReadSeeker); ok && opts.Size >= 0 && opts.Size <= maxSinglePut {
+		// A reader that cannot tell its position (a pipe behind an
+		// *os.File) takes the streaming path below.
+		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			return b.putObject(ctx, okey, &offsetReadSeeker{rs: rs, base: start, size: opts.Size}, opts.Size, opts)
 		}
-		return b.putObject(ctx, okey, io.NewSectionReader(rs, start, opts.Size), opts.Size, opts)
 	}
 	first, release, eof, err := b.readFirst(r, opts.Size)
 	if err != nil {
@@ -360,4 +362,49 @@ func validMetadata(md map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// offsetReadSeeker presents size bytes of rs, from base on, as a body that
+// starts at 0: the SDK seeks to 0 to rewind a body.
+type offsetReadSeeker struct {
+	rs         io.ReadSeeker
+	base, size int64
+	pos        int64
+}
+
+func (o *offsetReadSeeker) Read(p []byte) (int, error) {
+	if o.pos >= o.size {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > o.size-o.pos {
+		p = p[:o.size-o.pos]
+	}
+	n, err := o.rs.Read(p)
+	o.pos += int64(n)
+	if err == io.EOF && o.pos < o.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (o *offsetReadSeeker) Seek(offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = o.pos + offset
+	case io.SeekEnd:
+		abs = o.size + offset
+	default:
+		return 0, errors.New("invalid whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("negative position")
+	}
+	if _, err := o.rs.Seek(o.base+abs, io.SeekStart); err != nil {
+		return 0, err
+	}
+	o.pos = abs
+	return abs, nil
 }
