@@ -48,9 +48,10 @@ func BackupPrefix(id string) string { return BackupsPrefix + id + "/" }
 func BackupManifestKey(id string) string { return BackupPrefix(id) + BackupManifestName }
 
 // BackupPartKey is the key of one part of an archive: "base.tar" part 0 is
-// backups/<id>/base.tar.000.lz4.
+// backups/<id>/base.tar.00000.lz4 (five digits,
+// so keys sort in part order up to 100000 parts).
 func BackupPartKey(id, archive string, seq int, c Compression) string {
-	return fmt.Sprintf("%s%s.%03d%s", BackupPrefix(id), archive, seq, c.Ext())
+	return fmt.Sprintf("%s%s.%05d%s", BackupPrefix(id), archive, seq, c.Ext())
 }
 
 // BackupManifest is walvault's record of one base backup. Every object the

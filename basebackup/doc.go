@@ -1,0 +1,15 @@
+// Package basebackup is backup-push: it takes a base backup over
+// PostgreSQL's replication protocol (BASE_BACKUP, through pgx's pgconn,
+// without libpq) and streams each tar archive, cut into parts, compressed
+// and checksummed, into the repository, then stores PostgreSQL's
+// backup_manifest and, last, walvault's own manifest of the backup.
+//
+// Read push.go first (Options, Push); protocol.go speaks the replication
+// protocol, preflight.go refuses servers and repositories that cannot give
+// a restorable backup, upload.go stores the parts, progress.go shows how
+// far a backup got.
+//
+// It must never write a backup to local disk, never hold more than one
+// part in flight, never report a backup before every object of it is
+// durable, and never read configuration itself: cmd/ passes Options.
+package basebackup

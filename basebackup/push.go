@@ -1,0 +1,362 @@
+package basebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// DefaultPartSize is how many raw bytes of a tar stream go into one stored
+// part unless Options say otherwise.
+const DefaultPartSize int64 = 256 << 20
+
+// MinPartSize is the smallest part size Options accept.
+const MinPartSize int64 = 1 << 20
+
+// Options are backup-push's settings, resolved by cmd.
+type Options struct {
+	// ConnString is a libpq-style conninfo ("host=db1 user=backup") or URL;
+	// the PG* environment variables, ~/.pgpass and service files apply as
+	// with libpq. Empty means the environment alone.
+	ConnString string
+	// Label is the backup label; empty means "walvault <id>".
+	Label string
+	// Checkpoint is "fast" (the default: an immediate checkpoint) or
+	// "spread" (wait for a regular, throttled one).
+	Checkpoint string
+	// Compression of the stored parts; empty means the repository's own
+	// (walvault.json).
+	Compression repository.Compression
+	// PartSize is the number of raw bytes of a tar stream per stored part;
+	// 0 means DefaultPartSize, at least MinPartSize.
+	PartSize int64
+	// Host and Version are recorded in the manifest and with every object.
+	Host, Version string
+	// Log receives one line at the start and one at the end, server notices
+	// and, without a terminal, progress. nil discards.
+	Log *slog.Logger
+	// Progress turns progress reporting on (nil: none). With Terminal, a bar
+	// (done of the server's estimate, rate, ETA) is drawn on it; otherwise
+	// progress is logged through Log at info every 5 seconds (keys
+	// backup_id, bytes, total, elapsed).
+	Progress io.Writer
+	Terminal bool
+	// Now is the clock for ids and recorded times; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	switch o.Checkpoint {
+	case "":
+		o.Checkpoint = "fast"
+	case "fast", "spread":
+	default:
+		return o, fmt.Errorf("unknown checkpoint mode %q: use fast or spread", o.Checkpoint)
+	}
+	if o.PartSize == 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.PartSize < MinPartSize {
+		return o, fmt.Errorf("part size %d is too small: use at least %d bytes (1 MiB)", o.PartSize, MinPartSize)
+	}
+	if o.Compression != "" {
+		if _, err := repository.ParseCompression(string(o.Compression)); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// Push takes a base backup of the server opts.ConnString reaches and stores
+// it in b as backups/<id>/: the tar streams in compressed parts, then
+// PostgreSQL's backup_manifest, then, last, walvault's manifest, which it
+// returns. Nothing is written to local disk.
+//
+// Before the backup it refuses (errors wrapping ErrRefused) a server whose
+// WAL does not reach walvault (archive_mode, archive_command) and a
+// repository that has no WAL of this cluster yet or belongs to another.
+//
+// On any failure, the context's included, it returns an error and writes no
+// manifest: the parts stored so far make an incomplete backup, which
+// backup-list shows as such and restore never uses.
+func Push(ctx context.Context, b storage.Backend, opts Options) (repository.BackupManifest, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	cfg, err := parseConfig(opts.ConnString)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+
+	// The replication connection first: a role that may not take backups
+	// learns so before anything else.
+	conn, err := connect(ctx, cfg, true)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	defer closeConn(conn)
+	w := pgWire{conn}
+	sys, err := identifySystem(ctx, w)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+
+	settings, err := preflight(ctx, cfg, b)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	ident, err := checkRepository(ctx, b, sys, settings)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	if opts.Compression == "" {
+		opts.Compression = ident.Compression
+	}
+
+	id, err := newBackupID(ctx, b, opts.Now)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	label := opts.Label
+	if label == "" {
+		label = "walvault " + id
+	}
+	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast")
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	if settings.InRecovery {
+		opts.Log.Info("taking the backup from a standby", "backup_id", id)
+	}
+
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings})
+	if err != nil {
+		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
+	}
+	if err := repository.WriteBackupManifest(ctx, b, m); err != nil {
+		return repository.BackupManifest{}, fmt.Errorf("backup %s: every part is stored, but its manifest is not, so it does not count as a backup: %w", id, err)
+	}
+	opts.Log.Info("backup done", "backup_id", id, "start_lsn", m.StartLSN, "stop_lsn", m.StopLSN,
+		"bytes", m.RawBytes, "stored_bytes", m.Stored, "elapsed", m.StopTime.Sub(m.StartTime).Round(time.Millisecond))
+	return m, nil
+}
+
+// preflight reads the server's settings on a normal connection and checks
+// that its WAL reaches walvault.
+func preflight(ctx context.Context, cfg *pgconn.Config, b storage.Backend) (serverSettings, error) {
+	conn, err := connect(ctx, cfg, false)
+	if err != nil {
+		return serverSettings{}, err
+	}
+	defer closeConn(conn)
+	s, err := readSettings(ctx, pgWire{conn}, cfg.User)
+	if err != nil {
+		return serverSettings{}, err
+	}
+	return s, checkServer(s, b.Location())
+}
+
+// newBackupID picks the id of a new backup from the clock: one whose folder
+// is still empty. If an earlier backup (maybe an interrupted one) started
+// in the same second, it waits a second and takes the next.
+func newBackupID(ctx context.Context, b storage.Backend, now func() time.Time) (string, error) {
+	t := now().UTC().Truncate(time.Second)
+	const tries = 10
+	for i := 0; i < tries; i++ {
+		id := repository.NewBackupID(t)
+		used, err := folderUsed(ctx, b, repository.BackupPrefix(id))
+		if err != nil {
+			return "", fmt.Errorf("look for earlier backups in %s: %w", b.Location(), err)
+		}
+		if !used {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Second):
+		}
+		t = t.Add(time.Second)
+		if n := now().UTC().Truncate(time.Second); n.After(t) {
+			t = n
+		}
+	}
+	return "", fmt.Errorf("backups/%s and the next %d seconds' ids are all taken in %s", repository.NewBackupID(t), tries, b.Location())
+}
+
+var errFound = errors.New("found")
+
+func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, error) {
+	err := b.List(ctx, prefix, func(storage.ObjectInfo) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+// backupInfo is what Push learnt before the backup began.
+type backupInfo struct {
+	id, label string
+	sys       systemInfo
+	settings  serverSettings
+}
+
+// stream runs BASE_BACKUP and stores what it sends; it returns the
+// manifest to write, complete but for the writing.
+func stream(ctx context.Context, w wire, cmd string, b storage.Backend, opts Options, info backupInfo) (repository.BackupManifest, error) {
+	m := repository.BackupManifest{
+		FormatVersion:  repository.FormatVersion,
+		ID:             info.id,
+		Label:          info.label,
+		SystemID:       info.sys.SystemID,
+		PGVersion:      info.settings.VersionNum,
+		WALSegmentSize: info.settings.SegmentSize,
+		Host:           opts.Host,
+		Walvault:       opts.Version,
+	}
+	up := &uploader{
+		b:           b,
+		id:          info.id,
+		compression: opts.Compression,
+		partSize:    opts.PartSize,
+		meta:        map[string]string{repository.MetaSystemID: info.sys.SystemID},
+	}
+	if opts.Host != "" {
+		up.meta[repository.MetaHost] = opts.Host
+	}
+	if opts.Version != "" {
+		up.meta[repository.MetaWalvault] = opts.Version
+	}
+	var (
+		start backupStart
+		prog  *progress
+		ok    bool
+	)
+	defer func() {
+		if prog != nil {
+			prog.stop(ok)
+		}
+	}()
+	h := backupHandlers{
+		start: func(s backupStart) error {
+			start = s
+			prog = startProgress(opts.Progress, opts.Terminal, opts.Log, info.id, s.EstimatedSize(), progressLogEvery)
+			up.counted = prog.add
+			opts.Log.Info("backup started", "backup_id", info.id, "lsn", s.LSN.String(), "timeline", uint32(s.Timeline),
+				"total", s.EstimatedSize(), "tablespaces", len(s.Tablespaces)-1)
+			return nil
+		},
+		archive: func(name, location string, r io.Reader) error {
+			a, err := archiveOf(name, location, start.Tablespaces)
+			if err != nil {
+				return err
+			}
+			for _, prev := range m.Archives {
+				if prev.Name == name {
+					return fmt.Errorf("PostgreSQL sent archive %s twice", name)
+				}
+			}
+			a.Parts, err = up.archive(ctx, name, r)
+			if err != nil {
+				return err
+			}
+			opts.Log.Debug("archive stored", "backup_id", info.id, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
+			m.Archives = append(m.Archives, a)
+			return nil
+		},
+		manifest: func(r io.Reader) error {
+			part, err := up.put(ctx, repository.BackupPrefix(info.id)+repository.PGManifestName, r, repository.None)
+			if err != nil {
+				return fmt.Errorf("backup_manifest: %w", err)
+			}
+			m.PGManifest = part
+			return nil
+		},
+		notice: func(n *pgconn.Notice) { logNotice(opts.Log, info.id, n) },
+	}
+	m.StartTime = opts.Now().UTC()
+	end, err := runBaseBackup(ctx, w, cmd, h)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	m.StopTime = opts.Now().UTC()
+
+	if len(m.Archives) != len(start.Tablespaces) {
+		return repository.BackupManifest{}, fmt.Errorf("PostgreSQL announced %d tablespaces but sent %d archives", len(start.Tablespaces), len(m.Archives))
+	}
+	if m.PGManifest.Key == "" {
+		return repository.BackupManifest{}, errors.New("PostgreSQL sent no backup_manifest")
+	}
+	if end.LSN == 0 {
+		return repository.BackupManifest{}, errors.New("PostgreSQL reported a backup ending at LSN 0/0")
+	}
+	segSize := info.settings.SegmentSize
+	startSeg, err := wal.SegmentFromLSN(start.Timeline, start.LSN, segSize)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	// The stop LSN ends the last record the backup needs: that record's
+	// last byte, one before it, says which segment restore must have.
+	stopSeg, err := wal.SegmentFromLSN(end.Timeline, end.LSN-1, segSize)
+	if err != nil {
+		return repository.BackupManifest{}, err
+	}
+	m.StartTimeline, m.StartLSN, m.StartWAL = uint32(start.Timeline), start.LSN.String(), startSeg.String()
+	m.StopTimeline, m.StopLSN, m.StopWAL = uint32(end.Timeline), end.LSN.String(), stopSeg.String()
+	for _, a := range m.Archives {
+		m.RawBytes += a.RawSize()
+		for _, p := range a.Parts {
+			m.Stored += p.StoredSize
+		}
+	}
+	m.Stored += m.PGManifest.StoredSize
+	ok = true
+	return m, nil
+}
+
+// archiveOf describes the archive PostgreSQL announced as name, for the
+// tablespace at location ("" for the main data directory).
+func archiveOf(name, location string, tablespaces []tablespace) (repository.BackupArchive, error) {
+	if location == "" {
+		if name != "base.tar" {
+			return repository.BackupArchive{}, fmt.Errorf("PostgreSQL sent the data directory as %q, want base.tar", name)
+		}
+		return repository.BackupArchive{Name: name}, nil
+	}
+	for _, ts := range tablespaces {
+		if ts.Location == location {
+			if name != strconv.FormatUint(uint64(ts.OID), 10)+".tar" {
+				return repository.BackupArchive{}, fmt.Errorf("PostgreSQL sent tablespace %d (%s) as %q, want %d.tar", ts.OID, location, name, ts.OID)
+			}
+			return repository.BackupArchive{Name: name, TablespaceOID: ts.OID, TablespaceLocation: location}, nil
+		}
+	}
+	return repository.BackupArchive{}, fmt.Errorf("PostgreSQL sent archive %s for %s, a tablespace it did not announce", name, location)
+}
+
+// logNotice passes a server notice on: warnings as warnings, the rest
+// ("all required WAL segments have been archived") as information.
+func logNotice(log *slog.Logger, id string, n *pgconn.Notice) {
+	level := slog.LevelInfo
+	if n.SeverityUnlocalized == "WARNING" || n.Severity == "WARNING" {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "PostgreSQL: "+n.Message, "backup_id", id)
+}
