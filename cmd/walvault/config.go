@@ -22,6 +22,7 @@ import (
 // as their own option structs and never read flags or the environment.
 type Config struct {
 	Repo        string
+	PGConn      string
 	S3          open.S3Options
 	Compression repository.Compression
 	Timeout     time.Duration
@@ -48,6 +49,7 @@ var settings = []setting{
 	{name: "s3-ca-bundle", usage: "PEM file with the CA certificates that sign the S3 endpoint's TLS certificate"},
 	{name: "s3-part-size", def: "16MiB", usage: "multipart upload part size; memory per upload is part size x concurrency"},
 	{name: "s3-concurrency", def: "4", usage: "parts uploaded in parallel per object"},
+	{name: "pg-conn", usage: "PostgreSQL connection for backup-push (libpq conninfo or URL); PG* environment variables and ~/.pgpass apply"},
 	{name: "compression", def: "lz4", usage: "compression of new WAL objects: lz4 or none"},
 	{name: "timeout", def: "2m", usage: "deadline for one wal-push or wal-fetch, retries included; a stalled transfer fails within it"},
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
@@ -127,6 +129,7 @@ func (cfg *Config) apply(v map[string]string) error {
 	if _, err := open.Parse(cfg.Repo); err != nil {
 		return err
 	}
+	cfg.PGConn = v["pg-conn"]
 	cfg.S3.Endpoint = v["s3-endpoint"]
 	cfg.S3.Region = v["s3-region"]
 	cfg.S3.CABundle = v["s3-ca-bundle"]

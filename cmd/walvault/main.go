@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -51,14 +53,19 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 		ErrWriter:            stderr,
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
-		Commands:             []*cli.Command{walPushCommand(), walFetchCommand()},
+		Commands:             []*cli.Command{walPushCommand(), walFetchCommand(), backupPushCommand(), backupListCommand()},
 		// Errors are printed once, by main, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+	// Ctrl-C or SIGTERM cancels the context: a backup or restore in flight
+	// stops, cleans up what it wrote, and exits non-zero.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // run executes one command line and returns the process exit code.

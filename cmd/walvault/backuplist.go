@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/repository"
+)
+
+func backupListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup-list",
+		Usage: "list base backups with their LSNs, times, sizes and status",
+		Description: `Statuses:
+   DONE              restorable: the manifest is written and every WAL segment
+                     from the backup's start to its stop is archived
+   WAITING_FOR_WALS  the manifest is written, but a segment the backup needs is
+                     not archived yet (check archive_command and pg_stat_archiver)
+   INCOMPLETE        parts without a manifest: an interrupted backup-push; never
+                     restored
+
+LATEST (for restore --backup) is the newest DONE backup. --json prints the
+schema documented in the README ("backup-list --json").`,
+		Flags:  append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}),
+		Action: backupList,
+	}
+}
+
+// backupJSON is the stable --json schema; fields are only ever added.
+type backupJSON struct {
+	ID              string     `json:"id"`
+	Status          string     `json:"status"`
+	StartTime       *time.Time `json:"start_time,omitempty"`
+	StopTime        *time.Time `json:"stop_time,omitempty"`
+	DurationSeconds float64    `json:"duration_seconds,omitempty"`
+	Timeline        uint32     `json:"timeline,omitempty"`
+	StartLSN        string     `json:"start_lsn,omitempty"`
+	StopLSN         string     `json:"stop_lsn,omitempty"`
+	StartWAL        string     `json:"start_wal,omitempty"`
+	StopWAL         string     `json:"stop_wal,omitempty"`
+	RawBytes        int64      `json:"raw_bytes,omitempty"`
+	StoredBytes     int64      `json:"stored_bytes,omitempty"`
+	PGVersion       int        `json:"pg_version,omitempty"`
+	SystemID        string     `json:"system_identifier,omitempty"`
+	Label           string     `json:"label,omitempty"`
+	MissingWAL      string     `json:"missing_wal,omitempty"`
+}
+
+func toJSON(bi repository.BackupInfo) backupJSON {
+	out := backupJSON{ID: bi.ID, Status: string(bi.Status), MissingWAL: bi.MissingWAL}
+	if m := bi.Manifest; m != nil {
+		start, stop := m.StartTime.UTC(), m.StopTime.UTC()
+		out.StartTime, out.StopTime = &start, &stop
+		out.DurationSeconds = stop.Sub(start).Seconds()
+		out.Timeline, out.StartLSN, out.StopLSN = m.StartTimeline, m.StartLSN, m.StopLSN
+		out.StartWAL, out.StopWAL = m.StartWAL, m.StopWAL
+		out.RawBytes, out.StoredBytes = m.RawBytes, m.Stored
+		out.PGVersion, out.SystemID, out.Label = m.PGVersion, m.SystemID, m.Label
+	}
+	return out
+}
+
+func backupList(c *cli.Context) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
+	defer cancel()
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	backups, err := repository.ListBackups(ctx, b)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		list := make([]backupJSON, 0, len(backups))
+		for _, bi := range backups {
+			list = append(list, toJSON(bi))
+		}
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	return printBackupTable(c.App.Writer, backups)
+}
+
+func printBackupTable(w io.Writer, backups []repository.BackupInfo) error {
+	if len(backups) == 0 {
+		_, err := fmt.Fprintln(w, "no backups yet: run walvault backup-push")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tSTART (UTC)\tDURATION\tTLI\tSTART LSN\tSTOP LSN\tSIZE\tSTORED")
+	for _, bi := range backups {
+		m := bi.Manifest
+		if m == nil {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", bi.ID, bi.Status)
+			continue
+		}
+		status := string(bi.Status)
+		if bi.MissingWAL != "" {
+			status += " (needs " + bi.MissingWAL + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", bi.ID, status,
+			m.StartTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.Sub(m.StartTime).Round(time.Second),
+			m.StartTimeline, m.StartLSN, m.StopLSN, humanBytes(m.RawBytes), humanBytes(m.Stored))
+	}
+	return tw.Flush()
+}
+
+// humanBytes prints sizes the way people read them: 1.5 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

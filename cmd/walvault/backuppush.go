@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/walvault/walvault/basebackup"
+)
+
+func backupPushCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup-push",
+		Usage: "take a base backup over the replication protocol and store it in the repository",
+		Description: `Runs BASE_BACKUP on a replication connection and streams each tar archive,
+lz4-compressed, into the repository without touching local disk. Run it from
+cron or by hand, as a role with REPLICATION (or a superuser):
+
+   walvault backup-push --pg-conn 'host=/var/run/postgresql user=postgres'
+
+The connection also honours the usual PGHOST, PGPORT, PGUSER, PGPASSWORD and
+PGDATABASE variables and ~/.pgpass; pg_hba.conf needs a "replication" line for
+the role. The server must archive its WAL into the same repository
+(archive_mode = on, archive_command = 'walvault wal-push %p'): a backup is
+restorable only with the WAL from its start to its end, and backup-list shows
+it as DONE once that WAL is archived.
+
+A backup exists only once its manifest is written, last; an interrupted push
+leaves parts that backup-list shows as INCOMPLETE and restore never uses.`,
+		Flags: append(configFlags(),
+			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)"},
+			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)"},
+			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel"},
+		),
+		Action: backupPush,
+	}
+}
+
+func backupPush(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("backup-push takes no arguments")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	if cp := c.String("checkpoint"); cp != "fast" && cp != "spread" {
+		return usagef("--checkpoint must be fast or spread, not %q", cp)
+	}
+	partSize, err := parseSize(c.String("part-size"))
+	if err != nil || partSize < basebackup.MinPartSize {
+		return usagef("--part-size must be a size of at least 1MiB, such as 256MiB")
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	// No total deadline: a backup takes as long as the database is big.
+	// Ctrl-C or SIGTERM cancels it; stalls are caught by the storage
+	// transport's timeouts.
+	ctx := c.Context
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	host, _ := os.Hostname()
+	start := time.Now()
+	m, err := basebackup.Push(ctx, b, basebackup.Options{
+		ConnString:  cfg.PGConn,
+		Label:       c.String("label"),
+		Checkpoint:  c.String("checkpoint"),
+		Compression: "", // the repository's
+		PartSize:    partSize,
+		Host:        host,
+		Version:     walvaultVersion(),
+		Log:         log,
+		Progress:    c.App.ErrWriter,
+		Terminal:    isTerminal(c.App.ErrWriter),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
+		m.ID, humanBytes(m.RawBytes), humanBytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
+	return nil
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
