@@ -40,6 +40,8 @@ func listBackups(t *testing.T, env []string) []backupListing {
 // backupPush runs backup-push against pg and returns the new backup's id.
 func backupPush(t *testing.T, r *repo, pg *testenv.Postgres, extra ...string) string {
 	t.Helper()
+	// backup-push wants a repository that WAL already reached.
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 	before := map[string]bool{}
 	for _, b := range listBackups(t, r.env) {
 		before[b.ID] = true

@@ -1,5 +1,8 @@
 // Package restore brings files back out of the repository: wal-fetch for
-// restore_command (fetch.go). Later, base backup restore lives here too.
+// restore_command (fetch.go), and base backup restore: RestoreBackup
+// (backup.go: choose a backup, check directories, extract, write recovery
+// settings, verify) with its recovery targets (target.go). Read backup.go
+// first for restores, fetch.go for restore_command.
 //
 // Its one rule: "not found" is said only when the repository answered that
 // the file is absent. Every other failure (unreachable storage, checksum

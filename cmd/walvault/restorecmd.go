@@ -1,0 +1,238 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/wal"
+)
+
+// restoreConfigFile is written into the restored data directory for
+// restore_command: repository settings only, never credentials.
+const restoreConfigFile = "walvault-restore.yaml"
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "restore a base backup into an empty directory and set up recovery to a target",
+		Description: `Downloads a base backup, verifying every part's sha256, extracts it into
+--pgdata (which must be absent or empty: walvault never writes into a live or
+non-empty data directory), checks the result against PostgreSQL's
+backup_manifest, and writes recovery.signal plus, in postgresql.auto.conf:
+
+   restore_command = '/path/to/walvault wal-fetch --config DIR/walvault-restore.yaml %f %p'
+
+and the recovery target. walvault-restore.yaml carries the repository
+settings, never credentials: the server's environment or the AWS chain must
+provide those, as for archive_command.
+
+Without --backup, the newest DONE backup that ends before the target is used
+(PostgreSQL cannot stop before the end of the backup it starts from). With no
+target, recovery replays all archived WAL (latest).
+
+Then start the server (pg_ctl -D DIR start). PostgreSQL replays WAL up to the
+target and, with --target-action promote, opens read-write; if the target is
+not reached it stops with "recovery ended before configured recovery target
+was reached" instead of opening at the wrong point.
+
+Examples:
+   walvault restore --pgdata /var/lib/postgresql/15/restored --target-time '2026-11-25 10:30:00+00' --target-action promote
+   walvault restore --pgdata /srv/pg --backup 20261125T103000Z --target-immediate`,
+		Flags: append(configFlags(),
+			&cli.StringFlag{Name: "pgdata", Usage: "directory to restore into (absent or empty)", Required: true},
+			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)"},
+			&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z"},
+			&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id"},
+			&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060"},
+			&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)"},
+			&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent"},
+			&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)"},
+			&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number"},
+			&cli.StringFlag{Name: "target-action", Usage: "at the target: pause (PostgreSQL's default), promote or shutdown"},
+			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)"},
+			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)"},
+			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup (default: /usr/lib/postgresql/<major>/bin, then PATH)"},
+		),
+		Action: restoreAction,
+	}
+}
+
+func restoreAction(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("restore takes no arguments (use --pgdata DIR)")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	target, err := targetFromFlags(c)
+	if err != nil {
+		return usageError{err}
+	}
+	mapping, err := tablespaceMapping(c.StringSlice("tablespace-mapping"))
+	if err != nil {
+		return usageError{err}
+	}
+	dataDir, err := filepath.Abs(c.String("pgdata"))
+	if err != nil {
+		return usagef("--pgdata: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
+	}
+	configYAML, err := restoreConfigYAML(cfg)
+	if err != nil {
+		return err
+	}
+	configPath := filepath.Join(dataDir, restoreConfigFile)
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx := c.Context // no total deadline: a restore takes as long as the data is big
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	res, err := restore.RestoreBackup(ctx, b, restore.BackupOptions{
+		DataDir:           dataDir,
+		BackupRef:         c.String("backup"),
+		Target:            target,
+		TablespaceMapping: mapping,
+		Owner:             c.String("owner"),
+		RestoreCommand:    shellQuote(exe) + " wal-fetch --config " + shellQuote(configPath) + " %f %p",
+		ConfigFile:        restoreConfigFile,
+		ConfigYAML:        configYAML,
+		PGBinDir:          c.String("pg-bin"),
+		Log:               log,
+	})
+	if err != nil {
+		return err
+	}
+	m := res.Backup
+	w := c.App.Writer
+	fmt.Fprintf(w, "restored backup %s (taken %s, WAL %s to %s) into %s: %s in %s, %s\n",
+		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, humanBytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
+	fmt.Fprintf(w, "recovery target: %s\n", target)
+	fmt.Fprintf(w, "next: start the server as its owner, e.g.\n   pg_ctl -D %s -l %s start\n", shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
+	fmt.Fprintf(w, "      (the server's environment needs the repository credentials, as for archive_command)\n")
+	return nil
+}
+
+// targetFromFlags builds the recovery target from the --target-* flags.
+func targetFromFlags(c *cli.Context) (restore.Target, error) {
+	var t restore.Target
+	if s := c.String("target-time"); s != "" {
+		tm, err := parseTargetTime(s)
+		if err != nil {
+			return t, err
+		}
+		t.Time = &tm
+	}
+	t.XID = c.String("target-xid")
+	if s := c.String("target-lsn"); s != "" {
+		lsn, err := wal.ParseLSN(s)
+		if err != nil {
+			return t, fmt.Errorf("--target-lsn: %w", err)
+		}
+		t.LSN = &lsn
+	}
+	t.Name = c.String("target-name")
+	t.Immediate = c.Bool("target-immediate")
+	if c.IsSet("target-inclusive") {
+		v := c.Bool("target-inclusive")
+		t.Inclusive = &v
+	}
+	t.Timeline = c.String("target-timeline")
+	t.Action = c.String("target-action")
+	return t, t.Validate()
+}
+
+// parseTargetTime reads the time forms people type. A zone is required:
+// a restore to the wrong hour is worse than an error.
+func parseTargetTime(s string) (time.Time, error) {
+	layouts := []string{
+		time.RFC3339Nano,
+		"2006-01-02 15:04:05.999999999Z07:00",
+		"2006-01-02 15:04:05.999999999Z07",
+		"2006-01-02 15:04:05.999999999 Z07:00",
+		"2006-01-02 15:04:05.999999999 Z07",
+		"2006-01-02 15:04:05.999999999 MST",
+	}
+	for _, l := range layouts {
+		if t, err := time.Parse(l, strings.TrimSpace(s)); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z (as SELECT now() prints it)", s)
+}
+
+func tablespaceMapping(specs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, spec := range specs {
+		old, new, ok := strings.Cut(spec, "=")
+		if !ok || !filepath.IsAbs(old) || !filepath.IsAbs(new) {
+			return nil, fmt.Errorf("--tablespace-mapping %q: want OLD=NEW with two absolute paths", spec)
+		}
+		m[filepath.Clean(old)] = filepath.Clean(new)
+	}
+	return m, nil
+}
+
+// restoreConfigYAML is the settings file restore_command reads: where the
+// repository is and how to reach it. Credentials never go in it.
+func restoreConfigYAML(cfg Config) ([]byte, error) {
+	values := map[string]any{
+		"repo":        cfg.Repo,
+		"compression": string(cfg.Compression),
+		"timeout":     cfg.Timeout.String(),
+		"log-format":  cfg.LogFormat,
+	}
+	if cfg.S3.Endpoint != "" {
+		values["s3-endpoint"] = cfg.S3.Endpoint
+	}
+	if cfg.S3.Region != "" {
+		values["s3-region"] = cfg.S3.Region
+	}
+	if cfg.S3.PathStyle {
+		values["s3-path-style"] = true
+	}
+	if cfg.S3.CABundle != "" {
+		ca, err := filepath.Abs(cfg.S3.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		values["s3-ca-bundle"] = ca
+	}
+	body, err := yaml.Marshal(values)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte("# Written by walvault restore for restore_command: repository settings only.\n# Credentials come from the server's environment or the AWS chain.\n"), body...), nil
+}
+
+// shellQuote quotes a path for the shell PostgreSQL runs restore_command
+// with, when it needs quoting.
+func shellQuote(s string) string {
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+=:,@", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe && s != "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

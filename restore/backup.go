@@ -1,0 +1,441 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// BackupOptions are restore's settings, resolved by cmd.
+type BackupOptions struct {
+	// DataDir is where the cluster is restored: it must be absent (it is
+	// created, mode 0700) or an empty directory.
+	DataDir string
+	// BackupRef is a backup id, or "" / "LATEST" for the newest DONE
+	// backup that ends before Target.
+	BackupRef string
+	Target    Target
+	// TablespaceMapping moves tablespaces: OLD location -> NEW location,
+	// both absolute. Each NEW (or unmapped OLD) must be absent or empty.
+	TablespaceMapping map[string]string
+	// Owner is the OS user the restored files are given to. Only root can
+	// give files away; as root, "" means "postgres". Not as root, "" (or
+	// the current user) leaves the files the caller's.
+	Owner string
+	// RestoreCommand is written as restore_command (cmd builds it: the
+	// absolute walvault path, its settings, %f %p); "" writes none.
+	RestoreCommand string
+	// ConfigFile, when set, is a file name relative to DataDir that gets
+	// ConfigYAML (repository settings for restore_command, never
+	// credentials), written after extraction. It must not clash with a file
+	// of the backup.
+	ConfigFile string
+	ConfigYAML []byte
+	// PGBinDir is where pg_verifybackup is looked for; "" means
+	// /usr/lib/postgresql/<major>/bin, then PATH. Without a usable one the
+	// same check is done in Go (VerifyDataDir).
+	PGBinDir string
+	Log      *slog.Logger
+	// Now is the clock for the future-target check and the note in
+	// postgresql.auto.conf; nil means time.Now.
+	Now func() time.Time
+}
+
+// BackupResult says what RestoreBackup restored.
+type BackupResult struct {
+	Backup repository.BackupManifest
+	// Bytes is the size of the tar streams extracted (raw, uncompressed).
+	Bytes   int64
+	Elapsed time.Duration
+	// Verified says how the result was checked against backup_manifest.
+	Verified string
+}
+
+// maxParallelArchives bounds how many tar streams (base.tar and
+// tablespaces) are extracted at once. Memory per stream is about 10 MiB
+// (an lz4 decoder with 4 MiB blocks, two 1 MiB copy buffers), so restore
+// stays far below 150 MiB whatever the database size.
+const maxParallelArchives = 4
+
+// RestoreBackup restores a base backup from b into opts.DataDir, ready for
+// point-in-time recovery to opts.Target:
+//
+//  1. choose the backup (ChooseBackup) and refuse a target in the future
+//     or, for an lsn target, beyond the archived WAL;
+//  2. refuse a DataDir or tablespace location that exists and is not an
+//     empty directory (never touching it), then create them (0700);
+//  3. download, decompress and extract every archive as a stream, each
+//     part checked against its size and sha256 (ErrCorrupt names a bad
+//     part); global/pg_control is written last, so a restore interrupted
+//     midway leaves a directory PostgreSQL refuses to start;
+//  4. write backup_manifest, tablespace_map (remapped) and pg_tblspc links,
+//     recovery.signal, the recovery settings in postgresql.auto.conf, and
+//     opts.ConfigFile;
+//  5. verify the result against backup_manifest (pg_verifybackup -n, or
+//     the same check in Go), hand the files to opts.Owner and flush
+//     everything to disk with one syncfs per file system.
+//
+// On any failure after step 2, everything written is removed: directories
+// restore created are deleted, ones that existed empty are emptied.
+func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (res BackupResult, err error) {
+	began := time.Now()
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	t := opts.Target
+	if err := t.Validate(); err != nil {
+		return res, err
+	}
+	if opts.DataDir == "" {
+		return res, errors.New("no data directory given to restore into")
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return res, err
+	}
+	if _, err := quoteConfValue(opts.RestoreCommand); err != nil {
+		return res, fmt.Errorf("restore_command: %w", err)
+	}
+	if opts.ConfigFile != "" && (!filepath.IsLocal(opts.ConfigFile) || filepath.Clean(opts.ConfigFile) != opts.ConfigFile) {
+		return res, fmt.Errorf("config file %q must be a clean path relative to the data directory", opts.ConfigFile)
+	}
+	own, err := resolveOwner(opts.Owner)
+	if err != nil {
+		return res, err
+	}
+	if t.Time != nil {
+		if n := now(); t.Time.After(n) {
+			return res, fmt.Errorf("the target time %s is in the future (now it is %s): recovery would replay all archived WAL and never reach it; give a past time, or no target to restore everything", formatTargetTime(*t.Time), formatTargetTime(n.In(t.Time.Location())))
+		}
+	}
+
+	backups, err := repository.ListBackups(ctx, b)
+	if err != nil {
+		return res, err
+	}
+	bi, err := ChooseBackup(backups, opts.BackupRef, t)
+	if err != nil {
+		return res, err
+	}
+	m := *bi.Manifest
+	res.Backup = m
+	if t.LSN != nil {
+		if err := checkLSNArchived(ctx, b, m, *t.LSN); err != nil {
+			return res, err
+		}
+	}
+	base, tbs, err := planArchives(m, opts.TablespaceMapping, dataDir)
+	if err != nil {
+		return res, err
+	}
+	if m.PGManifest.Key == "" {
+		return res, fmt.Errorf("backup %s has no PostgreSQL backup_manifest, so its restore could not be verified: restore another backup", m.ID)
+	}
+
+	// Check every target directory before creating any.
+	dd, err := checkTargetDir(dataDir, "data directory")
+	if err != nil {
+		return res, err
+	}
+	dirs := []*targetDir{dd}
+	for _, tb := range tbs {
+		d, err := checkTargetDir(tb.location, "tablespace "+tb.oid+" location")
+		if err != nil {
+			if tb.location == tb.oldLocation {
+				err = fmt.Errorf("%w (map the tablespace elsewhere with --tablespace-mapping %s=NEW)", err, tb.oldLocation)
+			}
+			return res, err
+		}
+		dirs = append(dirs, d)
+	}
+	log.Info("restoring backup", "backup_id", m.ID, "start_lsn", m.StartLSN, "stop_lsn", m.StopLSN,
+		"stop_time", m.StopTime.UTC().Format(time.RFC3339), "target", t.String(), "data_dir", dataDir,
+		"tablespaces", len(tbs), "bytes_raw", m.RawBytes)
+	defer func() {
+		if err == nil {
+			return
+		}
+		log.Warn("restore failed: removing what it wrote", "backup_id", m.ID, "data_dir", dataDir, "error", err)
+		for _, d := range dirs {
+			if cerr := d.clean(); cerr != nil {
+				err = fmt.Errorf("%w; cleaning up %s %s also failed: %v (remove it by hand: it is not a usable restore)", err, d.what, d.path, cerr)
+			}
+		}
+	}()
+	for _, d := range dirs {
+		if err := d.create(); err != nil {
+			return res, err
+		}
+	}
+
+	root, err := os.OpenRoot(dataDir)
+	if err != nil {
+		return res, err
+	}
+	defer root.Close()
+	if err := fetchPGManifest(ctx, b, m, root); err != nil {
+		return res, err
+	}
+	n, baseRes, err := extractArchives(ctx, b, m, base, tbs, root)
+	res.Bytes = n
+	if err != nil {
+		return res, err
+	}
+	if !baseRes.backupLabel || !baseRes.pgControl {
+		return res, fmt.Errorf("%w: base.tar of backup %s lacks backup_label or global/pg_control: it is not a PostgreSQL base backup", ErrCorrupt, m.ID)
+	}
+	rewritten, err := finishTablespaces(root, baseRes.tablespaceMap, tbs, m.ID)
+	if err != nil {
+		return res, err
+	}
+	block, err := renderRecoveryConf(opts.RestoreCommand, t, m.ID, now())
+	if err != nil {
+		return res, err
+	}
+	if err := writeRecoverySettings(root, block); err != nil {
+		return res, err
+	}
+	var ignore []string
+	if rewritten {
+		ignore = append(ignore, tablespaceMapName)
+	}
+	if opts.ConfigFile != "" {
+		if err := writeNewFile(root, opts.ConfigFile, opts.ConfigYAML); err != nil {
+			return res, err
+		}
+		ignore = append(ignore, filepath.ToSlash(opts.ConfigFile))
+	}
+	if err := root.Rename(pgControlPartial, pgControlName); err != nil {
+		return res, fmt.Errorf("put %s in place: %w", pgControlName, err)
+	}
+
+	if res.Verified, err = verify(ctx, dataDir, m, ignore, opts.PGBinDir); err != nil {
+		return res, err
+	}
+	for _, d := range dirs {
+		if own != nil {
+			if err := chownTree(d.path, own); err != nil {
+				return res, err
+			}
+		}
+		if err := syncTree(d.path); err != nil {
+			return res, err
+		}
+	}
+	if own != nil {
+		for _, d := range dirs {
+			if err := own.canReach(d.path); err != nil {
+				log.Warn("the restored files belong to "+own.name+", who may not reach them", "problem", err,
+					"hint", "make every parent directory searchable by "+own.name+" (chmod o+x) or restore elsewhere")
+			}
+		}
+	}
+	res.Elapsed = time.Since(began)
+	log.Info("restored backup", "backup_id", m.ID, "data_dir", dataDir, "bytes", res.Bytes,
+		"elapsed", res.Elapsed.Round(time.Millisecond), "verified", res.Verified, "target", t.String())
+	return res, nil
+}
+
+// verify checks the restored directory with pg_verifybackup when a usable
+// one is installed, else with VerifyDataDir, and says which.
+func verify(ctx context.Context, dataDir string, m repository.BackupManifest, ignore []string, binDir string) (string, error) {
+	tool, why := findPGVerifyBackup(ctx, binDir, m.PGVersion/10000)
+	if tool.path != "" {
+		if err := tool.run(ctx, dataDir, ignore); err != nil {
+			return "", err
+		}
+		return "pg_verifybackup -n (" + tool.path + ")", nil
+	}
+	st, err := VerifyDataDir(ctx, dataDir, ignore)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("backup_manifest checked by walvault: %d files, %d bytes (no usable pg_verifybackup: %s)", st.Files, st.Bytes, why), nil
+}
+
+// writeNewFile creates name (mode 0600), refusing to replace anything.
+func writeNewFile(root *os.Root, name string, data []byte) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("config file %s would replace a file of the backup: choose another name", name)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// fetchPGManifest writes PostgreSQL's backup_manifest, verified, into the
+// data directory. It comes first: it is small, and a backup whose manifest
+// is damaged fails before gigabytes are downloaded.
+func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.BackupManifest, root *os.Root) error {
+	ps := newPartStream(ctx, b, m.ID, []repository.BackupPart{m.PGManifest})
+	defer ps.Close()
+	f, err := root.OpenFile(pgManifestFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", pgManifestFile, err)
+	}
+	_, err = io.CopyBuffer(struct{ io.Writer }{f}, ps, make([]byte, 256<<10))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s of backup %s: %w", pgManifestFile, m.ID, err)
+	}
+	return nil
+}
+
+// extractArchives extracts base.tar into root and each tablespace archive
+// into its location, several at once. It returns the raw bytes read.
+func extractArchives(ctx context.Context, b storage.Backend, m repository.BackupManifest, base repository.BackupArchive, tbs []tablespacePlan, root *os.Root) (int64, extractResult, error) {
+	links := map[string]string{}
+	for _, tb := range tbs {
+		links[tb.oid] = tb.location
+	}
+	var total atomic.Int64
+	var baseRes extractResult
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxParallelArchives)
+	g.Go(func() error {
+		res, n, err := extractArchive(gctx, b, m.ID, base, root, extractOptions{base: true, tablespaceLinks: links})
+		total.Add(n)
+		baseRes = res
+		return err
+	})
+	for _, tb := range tbs {
+		g.Go(func() error {
+			troot, err := os.OpenRoot(tb.location)
+			if err != nil {
+				return err
+			}
+			defer troot.Close()
+			_, n, err := extractArchive(gctx, b, m.ID, tb.archive, troot, extractOptions{})
+			total.Add(n)
+			return err
+		})
+	}
+	err := g.Wait()
+	return total.Load(), baseRes, err
+}
+
+// errAborted ends a part stream whose tar reader gave up; errAbortedCheck
+// also asks the stream to finish the current part, since what stopped the
+// reader may be garbage from a damaged part.
+var (
+	errAborted      = errors.New("extraction aborted")
+	errAbortedCheck = fmt.Errorf("%w on malformed data", errAborted)
+)
+
+// extractArchive streams one archive's parts through a pipe into the tar
+// extractor: download, decompression and hashing run in one goroutine,
+// file writes in this one. Every part is read to its end (and so
+// verified), also the padding after the tar's end marker.
+func extractArchive(ctx context.Context, b storage.Backend, backupID string, a repository.BackupArchive, root *os.Root, opts extractOptions) (extractResult, int64, error) {
+	ps := newPartStream(ctx, b, backupID, a.Parts)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.CopyBuffer(pw, ps, make([]byte, 1<<20))
+		if errors.Is(err, errAbortedCheck) {
+			// The extractor stopped at data it could not use, perhaps
+			// garbage from a damaged part: finish that part (at most
+			// one part size more) so a checksum mismatch is reported as
+			// what it is.
+			if verr := ps.drainCurrent(); verr != nil {
+				err = verr
+			}
+		}
+		ps.Close()
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	res, err := extractTar(ctx, pr, root, opts)
+	if err == nil {
+		_, err = io.Copy(io.Discard, pr)
+	}
+	if err != nil {
+		// A local failure (disk full, permissions) or a cancellation says
+		// nothing about the part: do not download more of it.
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) || ctx.Err() != nil {
+			pr.CloseWithError(errAborted)
+		} else {
+			pr.CloseWithError(errAbortedCheck)
+		}
+	}
+	perr := <-done
+	if perr != nil && !errors.Is(perr, errAborted) {
+		err = perr // the root cause: a bad or unreadable part
+	}
+	if err != nil {
+		return res, ps.total, fmt.Errorf("restore %s of backup %s: %w", a.Name, backupID, err)
+	}
+	return res, ps.total, nil
+}
+
+// checkLSNArchived refuses an lsn target that lies at or past the end of
+// the newest archived WAL segment (on any timeline): recovery could not
+// reach it and PostgreSQL would stop with "recovery ended before
+// configured recovery target was reached".
+func checkLSNArchived(ctx context.Context, b storage.Backend, m repository.BackupManifest, target wal.LSN) error {
+	segSize := m.WALSegmentSize
+	if wal.ValidateSegmentSize(segSize) != nil {
+		return nil // an old manifest without it: skip this optional check
+	}
+	var end wal.LSN
+	var newest string
+	err := b.List(ctx, repository.WALPrefix, func(oi storage.ObjectInfo) error {
+		name := path.Base(oi.Key)
+		for _, c := range repository.Compressions {
+			if ext := c.Ext(); ext != "" {
+				name = strings.TrimSuffix(name, ext)
+			}
+		}
+		f, err := wal.Classify(name)
+		if err != nil || (f.Kind != wal.KindSegment && f.Kind != wal.KindPartial) {
+			return nil
+		}
+		start, err := f.Segment.StartLSN(segSize)
+		if err != nil {
+			return nil
+		}
+		if e := start + wal.LSN(segSize); e > end {
+			end, newest = e, f.String()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list the archived WAL in %s: %w", b.Location(), err)
+	}
+	if target >= end {
+		return fmt.Errorf("the target LSN %s is beyond the archive: the newest archived WAL segment (%s) ends at %s, so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, newest, end)
+	}
+	return nil
+}

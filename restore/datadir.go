@@ -1,0 +1,192 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ErrNotEmpty: a target directory exists and is not empty; restore never
+// writes into one.
+var ErrNotEmpty = errors.New("target directory is not empty")
+
+// targetDir is a directory restore writes into (the data directory or a
+// tablespace location) and how to undo that.
+type targetDir struct {
+	path     string // absolute, clean
+	what     string // "data directory", "tablespace 16385 location"
+	existed  bool
+	origMode fs.FileMode
+	created  string // topmost directory restore created ("" if none)
+	prepared bool   // restore has written (or may have written) into it
+}
+
+// checkTargetDir makes sure path is absent or an empty directory, without
+// changing anything.
+func checkTargetDir(path, what string) (*targetDir, error) {
+	d := &targetDir{path: path, what: what}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s %s exists and is not a directory; give a new or empty directory", ErrNotEmpty, what, path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if len(entries) > 0 {
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		hint := "give a new or empty directory; restore never writes into a non-empty one"
+		switch {
+		case contains(names, "postmaster.pid"):
+			hint = "it holds postmaster.pid: a PostgreSQL server may be running on it. Never restore over a live cluster; give a new or empty directory"
+		case contains(names, "PG_VERSION") && contains(names, "global") && isFile(filepath.Join(path, pgControlPartial)):
+			hint = "it holds an interrupted walvault restore (global/" + filepath.Base(pgControlPartial) + "); remove the directory's contents and restore again"
+		case contains(names, "PG_VERSION"):
+			hint = "it holds a PostgreSQL data directory; move it aside (or remove it) first, or restore elsewhere"
+		case contains(names, "lost+found"):
+			hint = "it holds lost+found, so it is probably a mount point; restore into a subdirectory of it"
+		}
+		shown := names
+		if len(shown) > 5 {
+			shown = append(shown[:5:5], "...")
+		}
+		return nil, fmt.Errorf("%w: %s %s contains %d entries (%s): %s", ErrNotEmpty, what, path, len(names), strings.Join(shown, ", "), hint)
+	}
+	d.existed, d.origMode = true, fi.Mode().Perm()
+	return d, nil
+}
+
+func isFile(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// create makes the directory (mode 0700, parents 0755 as needed) or sets an
+// existing empty one to 0700.
+func (d *targetDir) create() error {
+	d.prepared = true
+	if d.existed {
+		if err := os.Chmod(d.path, 0o700); err != nil {
+			return fmt.Errorf("%s %s: %w", d.what, d.path, err)
+		}
+		return nil
+	}
+	top := d.path
+	for p := filepath.Dir(d.path); p != filepath.Dir(p); p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		top = p
+	}
+	if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+		return fmt.Errorf("create the parent of %s %s: %w", d.what, d.path, err)
+	}
+	if top != d.path {
+		d.created = top
+	}
+	if err := os.Mkdir(d.path, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Someone else made it meanwhile: not ours to clean.
+			d.prepared = false
+			return fmt.Errorf("%w: %s %s appeared while restore was starting", ErrNotEmpty, d.what, d.path)
+		}
+		return fmt.Errorf("create %s %s: %w", d.what, d.path, err)
+	}
+	d.created = top
+	return nil
+}
+
+// clean undoes create and everything written since: a directory restore
+// created is removed (with the parents it created); one that existed empty
+// is emptied and gets its mode back.
+func (d *targetDir) clean() error {
+	if !d.prepared {
+		return nil
+	}
+	if d.created != "" {
+		return os.RemoveAll(d.created)
+	}
+	if !d.existed {
+		return nil
+	}
+	entries, err := os.ReadDir(d.path)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(d.path, e.Name())); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := os.Chmod(d.path, d.origMode); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// owner is the OS user restored files are handed to.
+type owner struct {
+	name     string
+	uid, gid int
+}
+
+// resolveOwner looks up who should own the restored files. Only root can
+// give files away: as root the default is "postgres"; as anyone else the
+// files stay the caller's, and naming another user is an error.
+func resolveOwner(name string) (*owner, error) {
+	euid := os.Geteuid()
+	if name == "" {
+		if euid != 0 {
+			return nil, nil
+		}
+		name = "postgres"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("owner of the restored files: %w; the data directory must belong to the user PostgreSQL runs as (create it, or name it with the owner setting)", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("owner %s has a non-numeric uid/gid %q/%q", name, u.Uid, u.Gid)
+	}
+	if uid == 0 {
+		return nil, fmt.Errorf("owner %s is root: PostgreSQL refuses to run as root; name the user it runs as", name)
+	}
+	if euid != 0 {
+		if uid == euid {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("only root can give the restored files to %s; run restore as %s (or as root)", name, name)
+	}
+	return &owner{name: name, uid: uid, gid: gid}, nil
+}
+
+// chownTree hands dir and everything beneath it to o, symlinks themselves
+// (never their targets).
+func chownTree(dir string, o *owner) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, o.uid, o.gid); err != nil {
+			return fmt.Errorf("give %s to %s: %w", p, o.name, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,185 @@
+package restore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Files of the data directory that recovery settings live in.
+const (
+	autoConfName       = "postgresql.auto.conf"
+	recoverySignalName = "recovery.signal"
+)
+
+// setting is one "name = 'value'" line.
+type setting struct{ name, value string }
+
+// recoverySettings lists what restore writes, in order. restoreCommand ""
+// writes no restore_command.
+func recoverySettings(restoreCommand string, t Target) []setting {
+	var s []setting
+	if restoreCommand != "" {
+		s = append(s, setting{"restore_command", restoreCommand})
+	}
+	switch {
+	case t.Time != nil:
+		s = append(s, setting{"recovery_target_time", formatTargetTime(*t.Time)})
+	case t.XID != "":
+		s = append(s, setting{"recovery_target_xid", t.XID})
+	case t.LSN != nil:
+		s = append(s, setting{"recovery_target_lsn", t.LSN.String()})
+	case t.Name != "":
+		s = append(s, setting{"recovery_target_name", t.Name})
+	case t.Immediate:
+		s = append(s, setting{"recovery_target", "immediate"})
+	}
+	if t.Inclusive != nil {
+		s = append(s, setting{"recovery_target_inclusive", strconv.FormatBool(*t.Inclusive)})
+	}
+	tli := t.Timeline
+	if tli == "" {
+		tli = "latest"
+	}
+	s = append(s, setting{"recovery_target_timeline", tli})
+	if t.Action != "" {
+		s = append(s, setting{"recovery_target_action", t.Action})
+	}
+	return s
+}
+
+// quoteConfValue quotes a value for postgresql.conf the way ALTER SYSTEM
+// does: in single quotes, with ' and \ doubled (the configuration parser
+// reads backslash escapes inside quotes). A line break cannot be written.
+func quoteConfValue(v string) (string, error) {
+	if strings.ContainsAny(v, "\x00\n\r") {
+		return "", fmt.Errorf("configuration value %q contains a NUL or line break, which postgresql.conf cannot hold", v)
+	}
+	var b strings.Builder
+	b.WriteByte('\'')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\'' || v[i] == '\\' {
+			b.WriteByte(v[i])
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('\'')
+	return b.String(), nil
+}
+
+// renderRecoveryConf returns the block appended to postgresql.auto.conf: a
+// comment saying who wrote it and when, then one line per setting.
+func renderRecoveryConf(restoreCommand string, t Target, backupID string, now time.Time) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# recovery settings written by walvault restore of backup %s at %s\n", backupID, now.UTC().Format(time.RFC3339))
+	for _, s := range recoverySettings(restoreCommand, t) {
+		q, err := quoteConfValue(s.value)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Fprintf(&b, "%s = %s\n", s.name, q)
+	}
+	return b.String(), nil
+}
+
+// recoveryKeys are the settings restore owns: any the backed-up
+// postgresql.auto.conf holds (an ALTER SYSTEM on the source) are commented
+// out, so they cannot combine with ours ("multiple recovery targets
+// specified") or override them.
+var recoveryKeys = map[string]bool{
+	"restore_command":           true,
+	"recovery_target":           true,
+	"recovery_target_time":      true,
+	"recovery_target_xid":       true,
+	"recovery_target_lsn":       true,
+	"recovery_target_name":      true,
+	"recovery_target_inclusive": true,
+	"recovery_target_timeline":  true,
+	"recovery_target_action":    true,
+}
+
+// disabledPrefix marks a line of postgresql.auto.conf restore commented out.
+const disabledPrefix = "# disabled by walvault restore: "
+
+// rewriteAutoConf returns old with any line setting one of recoveryKeys
+// commented out, followed by block.
+func rewriteAutoConf(old []byte, block string) []byte {
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(old))
+	sc.Buffer(make([]byte, 64<<10), len(old)+1)
+	for sc.Scan() {
+		line := sc.Text()
+		if recoveryKeys[confKey(line)] {
+			out.WriteString(disabledPrefix)
+		}
+		out.WriteString(line)
+		out.WriteByte('\n')
+	}
+	if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n\n")) {
+		out.WriteByte('\n')
+	}
+	out.WriteString(block)
+	return out.Bytes()
+}
+
+// confKey is the lower-cased setting name a postgresql.conf line sets ("" for
+// comments and blank lines).
+func confKey(line string) string {
+	line = strings.TrimLeft(line, " \t")
+	end := strings.IndexFunc(line, func(r rune) bool {
+		return !(r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	})
+	if end < 0 {
+		end = len(line)
+	}
+	if end == 0 {
+		return ""
+	}
+	return strings.ToLower(line[:end])
+}
+
+// maxAutoConf bounds how much of postgresql.auto.conf restore reads.
+const maxAutoConf = 16 << 20
+
+// writeRecoverySettings writes recovery.signal and appends block to
+// postgresql.auto.conf (through a temporary file and a rename).
+func writeRecoverySettings(root *os.Root, block string) error {
+	old, err := readLimited(root, autoConfName, maxAutoConf)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", autoConfName, err)
+	}
+	tmp := autoConfName + ".walvault-tmp"
+	if err := root.WriteFile(tmp, rewriteAutoConf(old, block), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", autoConfName, err)
+	}
+	if err := root.Rename(tmp, autoConfName); err != nil {
+		return fmt.Errorf("write %s: %w", autoConfName, err)
+	}
+	if err := root.WriteFile(recoverySignalName, nil, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", recoverySignalName, err)
+	}
+	return nil
+}
+
+// readLimited reads a small file of the root, refusing one over limit bytes.
+func readLimited(root *os.Root, name string, limit int64) ([]byte, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return data, nil
+}
