@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/open"
 )
 
@@ -21,14 +22,20 @@ import (
 // YAML file (--config) > default. Packages below cmd get the parts they need
 // as their own option structs and never read flags or the environment.
 type Config struct {
-	Repo        string
-	PGConn      string
-	S3          open.S3Options
-	Compression repository.Compression
-	Timeout     time.Duration
-	LogLevel    slog.Level
-	LogFormat   string
-	ConfigFile  string
+	Repo   string
+	PGConn string
+	// LockMode is "" (off), "GOVERNANCE" or "COMPLIANCE"; LockDays > 0 with it.
+	LockMode     storage.RetentionMode
+	LockDays     int
+	Retain       string // parsed by the retention package
+	MaxBackupAge time.Duration
+	MinBackups   int
+	S3           open.S3Options
+	Compression  repository.Compression
+	Timeout      time.Duration
+	LogLevel     slog.Level
+	LogFormat    string
+	ConfigFile   string
 }
 
 // setting describes one configuration value under all its names. The YAML
@@ -51,6 +58,11 @@ var settings = []setting{
 	{name: "s3-concurrency", def: "4", usage: "parts uploaded in parallel per object"},
 	{name: "pg-conn", usage: "PostgreSQL connection for backup-push (libpq conninfo or URL); PG* environment variables and ~/.pgpass apply"},
 	{name: "compression", def: "lz4", usage: "compression of new WAL objects: lz4 or none"},
+	{name: "lock-mode", def: "off", usage: "S3 Object Lock on every new object: off, governance or compliance (the bucket must have Object Lock enabled)"},
+	{name: "lock-days", def: "0", usage: "days each new object stays locked (with lock-mode governance or compliance)"},
+	{name: "retain", usage: `retention policy for delete: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
+	{name: "max-backup-age", def: "26h", usage: "check: the newest DONE backup must be younger than this"},
+	{name: "min-backups", def: "1", usage: "check: at least this many DONE backups"},
 	{name: "timeout", def: "2m", usage: "deadline for one wal-push or wal-fetch, retries included; a stalled transfer fails within it"},
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{name: "log-format", def: "text", usage: "text or json (log lines go to stderr, which PostgreSQL puts in its log)"},
@@ -148,6 +160,34 @@ func (cfg *Config) apply(v map[string]string) error {
 	}
 	if cfg.Compression, err = repository.ParseCompression(v["compression"]); err != nil {
 		return bad("compression", err)
+	}
+	switch strings.ToLower(v["lock-mode"]) {
+	case "off", "":
+	case "governance":
+		cfg.LockMode = storage.Governance
+	case "compliance":
+		cfg.LockMode = storage.Compliance
+	default:
+		return bad("lock-mode", errors.New("want off, governance or compliance"))
+	}
+	if cfg.LockDays, err = strconv.Atoi(v["lock-days"]); err != nil || cfg.LockDays < 0 || cfg.LockDays > 36500 {
+		return bad("lock-days", errors.New("want a whole number of days from 1 to 36500"))
+	}
+	if cfg.LockMode != "" && cfg.LockDays == 0 {
+		return bad("lock-days", errors.New("lock-mode needs lock-days of at least 1"))
+	}
+	if cfg.LockMode == "" && cfg.LockDays != 0 {
+		return bad("lock-mode", errors.New("lock-days is set but lock-mode is off: set lock-mode governance or compliance"))
+	}
+	if cfg.LockMode != "" && strings.HasPrefix(cfg.Repo, "file:") {
+		return bad("lock-mode", errors.New("a file:// repository cannot be immutable: Object Lock needs an s3:// repository on a bucket with Object Lock enabled"))
+	}
+	cfg.Retain = v["retain"]
+	if cfg.MaxBackupAge, err = time.ParseDuration(v["max-backup-age"]); err != nil || cfg.MaxBackupAge <= 0 {
+		return bad("max-backup-age", errors.New("want a positive duration such as 26h"))
+	}
+	if cfg.MinBackups, err = strconv.Atoi(v["min-backups"]); err != nil || cfg.MinBackups < 0 {
+		return bad("min-backups", errors.New("want a whole number, 0 or more"))
 	}
 	if cfg.Timeout, err = time.ParseDuration(v["timeout"]); err != nil || cfg.Timeout <= 0 {
 		return bad("timeout", errors.New("want a positive duration such as 90s or 5m"))

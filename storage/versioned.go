@@ -1,0 +1,57 @@
+package storage
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Versioned is implemented by backends whose storage keeps old versions of
+// objects: an S3 bucket with versioning, which Object Lock requires. There a
+// DELETE without a version id does not remove data; it hides the object
+// behind a delete marker while the locked version survives. These methods
+// see through and undo that, so a hostile or mistaken delete can neither
+// stop a recovery nor go unnoticed.
+type Versioned interface {
+	// ListHidden calls fn, in key order, for each key under prefix whose
+	// newest version is a delete marker while an older version still holds
+	// data. The List contract applies (once per key, ctx honoured).
+	ListHidden(ctx context.Context, prefix string, fn func(HiddenObject) error) error
+	// GetHidden opens the newest data version of a hidden key. A key that
+	// is not hidden (absent, or visible) gives ErrNotFound.
+	GetHidden(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error)
+	// Unhide removes the delete markers above key's newest data version so
+	// the object is visible again. A key that is not hidden gives
+	// ErrNotFound.
+	Unhide(ctx context.Context, key string) error
+}
+
+// HiddenObject is a key hidden behind a delete marker.
+type HiddenObject struct {
+	Key         string
+	VersionID   string    // of the newest data version
+	Size        int64     // of that version
+	HiddenAt    time.Time // when the newest delete marker was written
+	RetainUntil time.Time // lock of that version, zero when unknown or none
+}
+
+// Unwrapper is implemented by decorators, so callers can reach the backend
+// they wrap (and its optional interfaces).
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// AsVersioned finds a Versioned backend in b or in any backend it wraps.
+func AsVersioned(b Backend) (Versioned, bool) {
+	for b != nil {
+		if v, ok := b.(Versioned); ok {
+			return v, true
+		}
+		u, ok := b.(Unwrapper)
+		if !ok {
+			return nil, false
+		}
+		b = u.Unwrap()
+	}
+	return nil, false
+}
