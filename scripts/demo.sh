@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # walvault's main job on a fresh machine, no cloud account: a throw-away
 # PostgreSQL 15 archives its WAL with `walvault wal-push %p` into a
-# file:// repository, and a segment comes back byte-identical with
-# `walvault wal-fetch`. Everything lives in one temp dir, removed at the end.
+# file:// repository, a segment comes back byte-identical with
+# `walvault wal-fetch`, a base backup is taken, a table is dropped by
+# mistake, and `walvault restore` brings the cluster back to just before
+# the drop. Everything lives in one temp dir, removed at the end.
 # Run as root (PostgreSQL itself runs as the postgres user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +15,11 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 
 work="$(mktemp -d /tmp/walvault-demo.XXXXXX)"
 chmod 755 "$work"
-data="$work/data" repo="$work/repo" sock="$work/sock"
+data="$work/data" repo="$work/repo" sock="$work/sock" restored="$work/restored"
 port=$(( 20000 + RANDOM % 20000 ))
+port2=$(( port + 1 ))
 cleanup() {
+	as_pg "$PG_BIN/pg_ctl" -D "$restored" -m immediate stop >/dev/null 2>&1 || true
 	as_pg "$PG_BIN/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
@@ -60,8 +64,8 @@ psql -c "SELECT 'archived: ' || archived_count || ', failed: ' || failed_count F
 step "what the repository holds ($repo)"
 (cd "$repo" && find . -type f ! -name '.*' | sort | while read -r f; do printf '%10d  %s\n' "$(stat -c %s "$f")" "${f#./}"; done)
 
-echo "walvault.json, the repository identity written by the first push:"
-cat "$repo/walvault.json" | sed 's/^/    /'
+echo "walvault.json, written once by the first push, ties the repository to this cluster:"
+grep -a -o '"system_identifier": "[0-9]*"' "$repo/walvault.json" | sed 's/^/    /'
 
 step "fetch $last back with walvault wal-fetch and compare"
 "$work/walvault" wal-fetch --repo "file://$repo" "$last" "$work/fetched"
@@ -72,4 +76,38 @@ set +e
 "$work/walvault" wal-fetch --repo "file://$repo" 0000000100000000000000FF "$work/missing" 2>&1
 echo "exit status: $?"
 set -e
+step "take a base backup with walvault backup-push"
+"$work/walvault" backup-push --repo "file://$repo" --pg-conn "host=$sock port=$port user=postgres"
+
+step "more writes, a marker, then a mistake: DROP TABLE demo"
+psql -c "INSERT INTO demo SELECT g, 'after the backup' FROM generate_series(300001, 301000) g"
+psql -c "CREATE TABLE audit_log (note text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO audit_log (note) VALUES ('marker: all is well')"
+target=$(psql -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+psql -c "SELECT pg_switch_wal()" >/dev/null
+sleep 0.2
+psql -c "DROP TABLE demo; INSERT INTO audit_log (note) VALUES ('oops: demo dropped')"
+last=$(psql -c "SELECT pg_walfile_name(pg_switch_wal())")
+for _ in $(seq 1 100); do
+	archived=$(psql -c "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+	[[ "$archived" > "$last" || "$archived" == "$last" ]] && break
+	sleep 0.1
+done
+echo "recovery target (just before the DROP): $target"
+"$work/walvault" backup-list --repo "file://$repo"
+
+step "restore to $target into a new directory"
+t0=$(date +%s.%N)
+"$work/walvault" restore --repo "file://$repo" --pgdata "$restored" --target-time "$target" --target-action promote
+t1=$(date +%s.%N)
+
+step "start the restored cluster (port $port2, archiving off) and let it replay"
+as_pg "$PG_BIN/pg_ctl" -D "$restored" -l "$work/restored.log" -w \
+	-o "-c port=$port2 -c unix_socket_directories='$sock' -c archive_mode=off" start >/dev/null
+psql2() { as_pg "$PG_BIN/psql" -h "$sock" -p "$port2" -U postgres -XAtq -v ON_ERROR_STOP=1 "$@"; }
+until [ "$(psql2 -c 'SELECT pg_is_in_recovery()')" = f ]; do sleep 0.1; done
+t2=$(date +%s.%N)
+echo "demo rows back:    $(psql2 -c 'SELECT count(*) FROM demo')"
+echo "audit_log:         $(psql2 -c "SELECT string_agg(note, ' | ') FROM audit_log")"
+awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "restore %.1f s + replay to the target %.1f s = %.1f s\n", b - a, c - b, c - a }'
+
 step "done; cleaning up $work"
