@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/walvault/walvault/repository"
@@ -18,18 +19,44 @@ var ErrConflict = errors.New("a different file is already archived under this na
 // means. The same checksum is success: PostgreSQL re-runs archive_command
 // after a crash, and a retried upload may meet its own first attempt. A
 // different checksum is a hard error that names both sides.
-func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map[string]string) (Result, error) {
-	info, err := b.Stat(ctx, res.Key)
+//
+// In a versioned bucket the archived copy may be hidden behind a delete
+// marker (some servers refuse a conditional create over one): its hidden
+// version is compared then, with a warning.
+func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map[string]string, log *slog.Logger) (Result, error) {
+	info, hidden, err := archivedCopy(ctx, b, res.Key)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s is already archived, but reading the archived copy failed: %w", res.File, err)
 	}
 	theirs := info.Metadata
 	if theirs[repository.MetaSHA256] == res.SHA256 && theirs[repository.MetaRawSize] == ours[repository.MetaRawSize] {
+		if hidden {
+			log.Warn("already archived, but hidden by a delete marker (someone deleted it without a version id)",
+				"segment", res.File.String(), "key", res.Key, "hint", "run `walvault repair` to make it visible again")
+		}
 		res.AlreadyArchived = true
 		return res, nil
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",
 		ErrConflict, res.File, b.Location(), describeSides(ours, theirs))
+}
+
+// archivedCopy reads the stored object's metadata, or its hidden newest
+// version's when a delete marker hides it.
+func archivedCopy(ctx context.Context, b storage.Backend, key string) (storage.ObjectInfo, bool, error) {
+	info, err := b.Stat(ctx, key)
+	if err == nil || !errors.Is(err, storage.ErrNotFound) {
+		return info, false, err
+	}
+	rc, hinfo, herr := repository.OpenHidden(ctx, b, key)
+	switch {
+	case herr == nil:
+		rc.Close() // only the metadata is needed
+		return hinfo, true, nil
+	case errors.Is(herr, storage.ErrNotFound), errors.Is(herr, repository.ErrVersionsRefused):
+		return info, false, err
+	}
+	return info, false, herr
 }
 
 func describeSides(ours, theirs map[string]string) string {

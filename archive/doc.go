@@ -3,6 +3,9 @@
 // once. Read push.go first; conflict.go says what happens when the name is
 // already taken.
 //
+// With Options.Lock every object is written under S3 Object Lock, and a
+// push whose policy is not the one walvault.json records is refused.
+//
 // It must never overwrite an archived object, never report success before
 // the object is durable, and never read configuration itself: cmd/ passes
 // Options.

@@ -28,10 +28,15 @@ type Options struct {
 	// segments follow the compression recorded in walvault.json, so one
 	// segment always has exactly one key.
 	Compression repository.Compression
-	Host        string           // recorded with each object
-	Version     string           // walvault version, recorded with each object
-	Now         func() time.Time // nil means time.Now
-	Log         *slog.Logger     // nil discards
+	Host        string // recorded with each object
+	Version     string // walvault version, recorded with each object
+	// Lock is the Object Lock policy: each object (walvault.json when this
+	// push creates the repository, then the WAL file) is locked until Now
+	// plus Lock.Days. It must be the policy walvault.json records, or the
+	// push is refused (repository.ErrLockPolicy). The zero value is off.
+	Lock repository.LockPolicy
+	Now  func() time.Time // nil means time.Now
+	Log  *slog.Logger     // nil discards
 }
 
 // Result says what a push did.
@@ -76,15 +81,32 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		if err != nil {
 			return Result{}, err
 		}
-		id, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()))
+		want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
+		id, err := repository.EnsureIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
 		if err != nil {
 			return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
 		}
 		if err := checkIdentity(id, hdr, file, b.Location()); err != nil {
 			return Result{}, err
 		}
+		if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
+			return Result{}, err
+		}
 		compression = id.Compression
 		meta[repository.MetaSystemID] = strconv.FormatUint(hdr.SystemID, 10)
+	} else {
+		// History and backup history files carry no system identifier,
+		// but the repository's lock policy binds them too. Before the
+		// first segment there is no policy yet: the configured one goes.
+		id, err := repository.LoadIdentity(ctx, b)
+		switch {
+		case err == nil:
+			if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
+				return Result{}, err
+			}
+		case !errors.Is(err, storage.ErrNotFound):
+			return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
+		}
 	}
 
 	res.Key = repository.WALKey(file, compression)
@@ -97,12 +119,12 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	meta[repository.MetaSHA256] = sum
 	meta[repository.MetaRawSize] = strconv.FormatInt(size, 10)
 
-	err = b.Put(ctx, res.Key, body, storage.PutOptions{IfNotExists: true, Metadata: meta, Size: body.Size()})
+	err = b.Put(ctx, res.Key, body, storage.PutOptions{IfNotExists: true, Metadata: meta, Size: body.Size(), Retention: opts.Lock.Retention(opts.Now())})
 	if c, ok := body.(io.Closer); ok {
 		c.Close() // ends the compressing goroutine if Put stopped early
 	}
 	if errors.Is(err, storage.ErrExists) {
-		return settleConflict(ctx, b, res, meta)
+		return settleConflict(ctx, b, res, meta, opts.Log)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("upload %s to %s: %w", name, b.Location(), err)
@@ -255,6 +277,16 @@ func checkSegment(f *os.File, file wal.FileName) (wal.Header, error) {
 		return wal.Header{}, fmt.Errorf("%s is %d bytes, but its header says segments are %d bytes: the file is truncated or not a WAL segment; nothing was archived", file, fi.Size(), hdr.SegmentSize)
 	}
 	return hdr, nil
+}
+
+// checkRepositoryLock refuses a push under another lock policy than the
+// repository's, and warns when walvault.json was found only hidden.
+func checkRepositoryLock(id repository.Identity, opts Options, location string) error {
+	if id.Hidden {
+		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); archiving goes on with its hidden version",
+			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
+	}
+	return id.CheckLock(opts.Lock, location)
 }
 
 func checkIdentity(id repository.Identity, hdr wal.Header, file wal.FileName, location string) error {

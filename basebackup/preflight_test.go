@@ -71,7 +71,7 @@ func TestCheckRepository(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := fileBackend(t)
 			if tc.identity != nil {
-				if _, err := repository.EnsureIdentity(t.Context(), b, *tc.identity); err != nil {
+				if _, err := repository.EnsureIdentity(t.Context(), b, *tc.identity, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

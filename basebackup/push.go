@@ -42,6 +42,11 @@ type Options struct {
 	PartSize int64
 	// Host and Version are recorded in the manifest and with every object.
 	Host, Version string
+	// Lock is the Object Lock policy: every object of the backup is locked
+	// until Now plus Lock.Days when it is written. It must be the policy
+	// walvault.json records, or the backup is refused (an error wrapping
+	// ErrRefused and repository.ErrLockPolicy). The zero value is off.
+	Lock repository.LockPolicy
 	// Log receives one line at the start and one at the end, server notices
 	// and, without a terminal, progress. nil discards.
 	Log *slog.Logger
@@ -126,6 +131,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
+	if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
+		return repository.BackupManifest{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if ident.Hidden {
+		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); the backup goes on with its hidden version",
+			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
+	}
 	if opts.Compression == "" {
 		opts.Compression = ident.Compression
 	}
@@ -150,7 +162,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 	}
-	if err := repository.WriteBackupManifest(ctx, b, m); err != nil {
+	if err := repository.WriteBackupManifest(ctx, b, m, opts.Lock.Retention(opts.Now())); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s: every part is stored, but its manifest is not, so it does not count as a backup: %w", id, err)
 	}
 	opts.Log.Info("backup done", "backup_id", id, "start_lsn", m.StartLSN, "stop_lsn", m.StopLSN,
@@ -237,6 +249,8 @@ func stream(ctx context.Context, w wire, cmd string, b storage.Backend, opts Opt
 		compression: opts.Compression,
 		partSize:    opts.PartSize,
 		meta:        map[string]string{repository.MetaSystemID: info.sys.SystemID},
+		lock:        opts.Lock,
+		now:         opts.Now,
 	}
 	if opts.Host != "" {
 		up.meta[repository.MetaHost] = opts.Host

@@ -246,7 +246,7 @@ func TestPush(t *testing.T) {
 
 	t.Run("repository of another cluster", func(t *testing.T) {
 		other, _ := newRepo(t)
-		if _, err := repository.EnsureIdentity(t.Context(), other, repository.NewIdentity(42, 16<<20, 15, repository.LZ4, "db-2", now)); err != nil {
+		if _, err := repository.EnsureIdentity(t.Context(), other, repository.NewIdentity(42, 16<<20, 15, repository.LZ4, "db-2", now), nil); err != nil {
 			t.Fatal(err)
 		}
 		_, err := Push(ctxTimeout(t), other, Options{ConnString: pg.ConnString()})

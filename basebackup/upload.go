@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -26,6 +27,9 @@ type uploader struct {
 	compression repository.Compression
 	partSize    int64
 	meta        map[string]string // stored with every object
+	// lock locks every object until now() plus its days; zero is off.
+	lock repository.LockPolicy
+	now  func() time.Time // nil means time.Now
 	// counted is told how many raw bytes of an archive were read; may be nil.
 	counted func(n int64)
 }
@@ -75,10 +79,15 @@ func (u *uploader) put(ctx context.Context, key string, r io.Reader, c repositor
 	if err := storage.ValidateKey(key); err != nil {
 		return repository.BackupPart{}, err
 	}
+	now := u.now
+	if now == nil {
+		now = time.Now
+	}
+	putOpts := storage.PutOptions{IfNotExists: true, Size: -1, Metadata: u.meta, Retention: u.lock.Retention(now())}
 	pr, pw := io.Pipe()
 	putDone := make(chan error, 1)
 	go func() {
-		err := u.b.Put(ctx, key, pr, storage.PutOptions{IfNotExists: true, Size: -1, Metadata: u.meta})
+		err := u.b.Put(ctx, key, pr, putOpts)
 		// Put has returned: anything still written goes nowhere.
 		if err != nil {
 			pr.CloseWithError(err)

@@ -115,14 +115,15 @@ func (a BackupArchive) RawSize() int64 {
 }
 
 // WriteBackupManifest stores m as the last object of its backup, with a
-// conditional create: a manifest is never replaced.
-func WriteBackupManifest(ctx context.Context, b storage.Backend, m BackupManifest) error {
+// conditional create: a manifest is never replaced. ret, when not nil,
+// locks it (the repository's lock policy at the time of the write).
+func WriteBackupManifest(ctx context.Context, b storage.Backend, m BackupManifest, ret *storage.Retention) error {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
 	data = append(data, '\n')
-	err = b.Put(ctx, BackupManifestKey(m.ID), bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data))})
+	err = b.Put(ctx, BackupManifestKey(m.ID), bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data)), Retention: ret})
 	if err != nil {
 		return fmt.Errorf("write manifest of backup %s: %w", m.ID, err)
 	}

@@ -30,7 +30,7 @@ func archiveSegments(t *testing.T, b storage.Backend, names ...string) {
 func TestListBackupsStatus(t *testing.T) {
 	ctx := context.Background()
 	b := newBackend(t)
-	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created)); err != nil {
+	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
 		t.Fatal(err)
 	}
 	archiveSegments(t, b, "000000010000000000000002", "000000010000000000000003", "000000010000000000000004", "000000010000000000000007")
@@ -39,7 +39,7 @@ func TestListBackupsStatus(t *testing.T) {
 		manifest("20261125T110000Z", "000000010000000000000004", "000000010000000000000006"), // 5 and 6 missing
 		manifest("20261125T130000Z", "000000010000000000000007", "000000010000000000000007"), // single segment
 	} {
-		if err := repository.WriteBackupManifest(ctx, b, m); err != nil {
+		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,12 +119,12 @@ func TestBackupManifestWriteOnce(t *testing.T) {
 	b := newBackend(t)
 	m := manifest("20261125T100000Z", "000000010000000000000002", "000000010000000000000002")
 	m.StopTime = time.Date(2026, 11, 25, 10, 0, 5, 0, time.UTC)
-	if err := repository.WriteBackupManifest(ctx, b, m); err != nil {
+	if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	m2 := m
 	m2.Label = "other"
-	if err := repository.WriteBackupManifest(ctx, b, m2); !errors.Is(err, storage.ErrExists) {
+	if err := repository.WriteBackupManifest(ctx, b, m2, nil); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("second manifest write: err %v, want ErrExists", err)
 	}
 	got, err := repository.LoadBackupManifest(ctx, b, m.ID)

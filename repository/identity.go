@@ -31,6 +31,16 @@ type Identity struct {
 	Compression    Compression `json:"compression"`
 	CreatedAt      time.Time   `json:"created_at"`
 	CreatedBy      string      `json:"created_by"`
+	// LockMode and LockDays are the repository's Object Lock policy (see
+	// LockPolicy): every object is written locked in LockMode for LockDays
+	// days. Absent, in repositories created without a policy, means off.
+	LockMode storage.RetentionMode `json:"lock_mode,omitempty"`
+	LockDays int                   `json:"lock_days,omitempty"`
+
+	// Hidden reports that walvault.json was read from a version hidden
+	// behind a delete marker (someone deleted it without a version id):
+	// callers warn, and `walvault repair` makes it visible again.
+	Hidden bool `json:"-"`
 }
 
 // NewIdentity builds the identity of a cluster's repository.
@@ -47,9 +57,12 @@ func NewIdentity(systemID uint64, segSize uint32, pgMajor int, c Compression, ho
 }
 
 // LoadIdentity reads walvault.json. A repository nobody pushed to yet gives
-// an error wrapping storage.ErrNotFound.
+// an error wrapping storage.ErrNotFound. In a versioned bucket a
+// walvault.json hidden behind a delete marker is still read (Hidden is set):
+// only when neither a visible nor a hidden version exists is it absent, so
+// a hostile DELETE cannot make a push create a second identity.
 func LoadIdentity(ctx context.Context, b storage.Backend) (Identity, error) {
-	rc, _, err := b.Get(ctx, IdentityKey)
+	rc, hidden, err := openIdentity(ctx, b)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -72,13 +85,38 @@ func LoadIdentity(ctx context.Context, b storage.Backend) (Identity, error) {
 	if _, err := ParseCompression(string(id.Compression)); err != nil {
 		return Identity{}, fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)
 	}
+	if err := id.Lock().Validate(); err != nil {
+		return Identity{}, fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)
+	}
+	id.Hidden = hidden
 	return id, nil
+}
+
+// openIdentity opens walvault.json, or its hidden newest version.
+func openIdentity(ctx context.Context, b storage.Backend) (io.ReadCloser, bool, error) {
+	rc, _, err := b.Get(ctx, IdentityKey)
+	if err == nil || !errors.Is(err, storage.ErrNotFound) {
+		return rc, false, err
+	}
+	rc, _, herr := OpenHidden(ctx, b, IdentityKey)
+	switch {
+	case herr == nil:
+		return rc, true, nil
+	case errors.Is(herr, storage.ErrNotFound), errors.Is(herr, ErrVersionsRefused):
+		return nil, false, err
+	}
+	// Not visible, but whether a hidden version exists is unknown: that is
+	// no authoritative "absent".
+	return nil, false, fmt.Errorf("%s is not visible in %s, and looking for a hidden version of it failed: %w", IdentityKey, b.Location(), herr)
 }
 
 // EnsureIdentity returns the repository's identity, creating it from want
 // when the repository has none. Two racing first pushes settle through the
-// conditional create: the loser reads the winner's identity.
-func EnsureIdentity(ctx context.Context, b storage.Backend, want Identity) (Identity, error) {
+// conditional create: the loser reads the winner's identity. ret, when not
+// nil, locks the new walvault.json (want's lock policy at the time of the
+// write); an existing identity is returned as it is, and callers compare
+// its policy with theirs (Identity.CheckLock).
+func EnsureIdentity(ctx context.Context, b storage.Backend, want Identity, ret *storage.Retention) (Identity, error) {
 	id, err := LoadIdentity(ctx, b)
 	if err == nil {
 		return id, nil
@@ -91,7 +129,7 @@ func EnsureIdentity(ctx context.Context, b storage.Backend, want Identity) (Iden
 		return Identity{}, err
 	}
 	data = append(data, '\n')
-	err = b.Put(ctx, IdentityKey, bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data))})
+	err = b.Put(ctx, IdentityKey, bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data)), Retention: ret})
 	if errors.Is(err, storage.ErrExists) {
 		return LoadIdentity(ctx, b)
 	}

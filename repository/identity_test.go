@@ -181,7 +181,7 @@ func TestEnsureIdentityCreatesOnce(t *testing.T) {
 	first := repository.NewIdentity(7712040661191622168, 1<<20, 15, repository.None, "db-1", created)
 	second := repository.NewIdentity(7300000000000000002, 16<<20, 16, repository.LZ4, "db-2", created.Add(time.Hour))
 
-	got, err := repository.EnsureIdentity(ctx, b, first)
+	got, err := repository.EnsureIdentity(ctx, b, first, nil)
 	if err != nil {
 		t.Fatalf("first EnsureIdentity: got %v, want nil", err)
 	}
@@ -209,7 +209,7 @@ func TestEnsureIdentityCreatesOnce(t *testing.T) {
 
 	// Write once: a later call with another want gets the first identity
 	// and the object is not rewritten.
-	got, err = repository.EnsureIdentity(ctx, b, second)
+	got, err = repository.EnsureIdentity(ctx, b, second, nil)
 	if err != nil {
 		t.Fatalf("second EnsureIdentity: got %v, want nil", err)
 	}
@@ -239,7 +239,7 @@ func TestEnsureIdentityRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			want := repository.NewIdentity(uint64(7300000000000000000+i), 1<<20, 15, repository.LZ4, fmt.Sprintf("db-%d", i), created)
-			got[i], errs[i] = repository.EnsureIdentity(ctx, b, want)
+			got[i], errs[i] = repository.EnsureIdentity(ctx, b, want, nil)
 		}()
 	}
 	wg.Wait()
@@ -276,7 +276,7 @@ func TestEnsureIdentityKeepsBadIdentity(t *testing.T) {
 			b := newBackend(t)
 			putRaw(t, b, repository.IdentityKey, tc.in)
 			want := repository.NewIdentity(1, 1<<20, 15, repository.LZ4, "db-1", created)
-			got, err := repository.EnsureIdentity(context.Background(), b, want)
+			got, err := repository.EnsureIdentity(context.Background(), b, want, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("EnsureIdentity over %q: got %+v, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
 			}
@@ -329,7 +329,7 @@ func TestEnsureIdentityStorageErrors(t *testing.T) {
 			inner := newBackend(t)
 			b := failingBackend{Backend: inner, getErr: tc.getErr, putErr: tc.putErr}
 			want := repository.NewIdentity(1, 1<<20, 15, repository.LZ4, "db-1", created)
-			got, err := repository.EnsureIdentity(context.Background(), b, want)
+			got, err := repository.EnsureIdentity(context.Background(), b, want, nil)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("EnsureIdentity: got %+v, %v; want an error wrapping %v", got, err, tc.wantErr)
 			}

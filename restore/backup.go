@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,6 +99,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	b = seeHidden(b, log) // objects hidden by delete markers are still restored
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -273,9 +275,20 @@ func verify(ctx context.Context, dataDir string, m repository.BackupManifest, ig
 	return fmt.Sprintf("backup_manifest checked by walvault: %d files, %d bytes (no usable pg_verifybackup: %s)", st.Files, st.Bytes, why), nil
 }
 
-// writeNewFile creates name (mode 0600), refusing to replace anything.
+// ConfigFileMarker starts every settings file restore writes (cmd puts it
+// on the first line). A backup taken from a restored cluster carries the
+// previous restore's file; one that starts with the marker is ours and is
+// replaced, anything else of the backup's never is.
+const ConfigFileMarker = "# Written by walvault restore"
+
+// writeNewFile creates name (mode 0600), refusing to replace anything but a
+// settings file an earlier restore wrote.
 func writeNewFile(root *os.Root, name string, data []byte) error {
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if old, err := root.ReadFile(name); err == nil && bytes.HasPrefix(old, []byte(ConfigFileMarker)) {
+		flags = os.O_WRONLY | os.O_TRUNC
+	}
+	f, err := root.OpenFile(name, flags, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("config file %s would replace a file of the backup: choose another name", name)
 	}

@@ -141,7 +141,7 @@ func uploadBackup(t *testing.T, b storage.Backend, id string, bk pgBackup, partS
 		m.Archives = append(m.Archives, a)
 	}
 	m.PGManifest = put(repository.BackupPrefix(id)+repository.PGManifestName, pgm, pgm, repository.None)
-	if err := repository.WriteBackupManifest(ctx, b, m); err != nil {
+	if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	return m

@@ -202,7 +202,7 @@ func newFixtureRepo(t testing.TB) *file.Backend {
 		t.Fatal(err)
 	}
 	id := repository.NewIdentity(fixtureSysID, fixtureSegSize, 15, repository.LZ4, "fixture", fixtureMTime)
-	if _, err := repository.EnsureIdentity(context.Background(), b, id); err != nil {
+	if _, err := repository.EnsureIdentity(context.Background(), b, id, nil); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -281,7 +281,7 @@ func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupM
 			t.Fatal(err)
 		}
 	}
-	if err := repository.WriteBackupManifest(ctx, b, m); err != nil {
+	if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	return m

@@ -7,5 +7,7 @@
 // Its one rule: "not found" is said only when the repository answered that
 // the file is absent. Every other failure (unreachable storage, checksum
 // mismatch, a full disk) is an error of another kind, because PostgreSQL
-// ends recovery when restore_command says a file is missing.
+// ends recovery when restore_command says a file is missing. In a
+// versioned bucket a file hidden behind a delete marker is not absent
+// either: hidden.go reads its newest version, with a warning.
 package restore

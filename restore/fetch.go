@@ -43,7 +43,12 @@ var ErrCorrupt = errors.New("archived file is corrupt")
 // storage.ErrNotFound and nothing is written. dest appears only complete and
 // verified: the body goes to a temporary file beside it, is checked against
 // the recorded sha256 and size, then renamed into place.
+//
+// A file hidden behind a delete marker in a versioned bucket is still
+// fetched, from its newest version, with a warning (see seeHidden): it is
+// missing only when neither a visible nor a hidden version exists.
 func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions) (FetchResult, error) {
+	b = seeHidden(b, opts.Log)
 	file, err := wal.Classify(name)
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("%w (restore_command passes %%f, the name of the file PostgreSQL wants)", err)

@@ -21,6 +21,10 @@ import (
 // ErrCorrupt that names the part. Bytes of a part are handed out before
 // that part is verified, so a consumer must treat everything it wrote as
 // unverified until Read returns io.EOF.
+//
+// RestoreBackup hands it a backend wrapped by seeHidden, so a part hidden
+// behind a delete marker is read from its newest version (with a warning);
+// a part is missing only when no version of it holds data.
 type partStream struct {
 	ctx      context.Context
 	b        storage.Backend

@@ -29,7 +29,10 @@ restorable only with the WAL from its start to its end, and backup-list shows
 it as DONE once that WAL is archived.
 
 A backup exists only once its manifest is written, last; an interrupted push
-leaves parts that backup-list shows as INCOMPLETE and restore never uses.`,
+leaves parts that backup-list shows as INCOMPLETE and restore never uses.
+
+With lock-mode and lock-days, every object of the backup is written under S3
+Object Lock; they must match the policy walvault.json records.`,
 		Flags: append(configFlags(),
 			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)"},
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)"},
@@ -74,12 +77,13 @@ func backupPush(c *cli.Context) error {
 		PartSize:    partSize,
 		Host:        host,
 		Version:     walvaultVersion(),
+		Lock:        lockPolicy(cfg),
 		Log:         log,
 		Progress:    c.App.ErrWriter,
 		Terminal:    isTerminal(c.App.ErrWriter),
 	})
 	if err != nil {
-		return err
+		return lockHint(err, cfg, b.Location())
 	}
 	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
 		m.ID, humanBytes(m.RawBytes), humanBytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))

@@ -33,6 +33,11 @@ and the recovery target. walvault-restore.yaml carries the repository
 settings, never credentials: the server's environment or the AWS chain must
 provide those, as for archive_command.
 
+In a versioned (Object Lock) bucket, an object someone deleted without a
+version id is only hidden behind a delete marker: restore and wal-fetch read
+its newest version and log a warning naming it; run walvault repair to make
+the repository whole again.
+
 Without --backup, the newest DONE backup that ends before the target is used
 (PostgreSQL cannot stop before the end of the backup it starts from). With no
 target, recovery replays all archived WAL (latest).
@@ -218,7 +223,8 @@ func restoreConfigYAML(cfg Config) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte("# Written by walvault restore for restore_command: repository settings only.\n# Credentials come from the server's environment or the AWS chain.\n"), body...), nil
+	header := restore.ConfigFileMarker + " for restore_command: repository settings only.\n# Credentials come from the server's environment or the AWS chain.\n"
+	return append([]byte(header), body...), nil
 }
 
 // shellQuote quotes a path for the shell PostgreSQL runs restore_command

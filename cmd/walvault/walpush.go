@@ -31,6 +31,11 @@ file is compressed and uploaded with a conditional create, and walvault exits
 sha256 is a success ("already archived"); one archived with different content
 is an error that names both checksums, and nothing is overwritten.
 
+With lock-mode governance or compliance and lock-days N, every object is
+written under S3 Object Lock until N days later. The policy is recorded in
+walvault.json by the first push; a push configured with another policy is
+refused.
+
 Exit codes: 0 archived (or already archived), 1 failed (PostgreSQL retries),
 2 bad arguments or configuration.`,
 		Flags:  configFlags(),
@@ -65,10 +70,11 @@ func walPush(c *cli.Context) error {
 		Compression: cfg.Compression,
 		Host:        host,
 		Version:     walvaultVersion(),
+		Lock:        lockPolicy(cfg),
 		Log:         log,
 	})
 	if err != nil {
-		return err
+		return lockHint(err, cfg, b.Location())
 	}
 	msg := "archived"
 	if res.AlreadyArchived {

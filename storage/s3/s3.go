@@ -91,6 +91,9 @@ type Backend struct {
 	buffers     sync.Pool // *[]byte of partSize
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
+	// versionsPageSize caps ListObjectVersions pages (0: the server's
+	// default of 1000); tests lower it to cross page boundaries.
+	versionsPageSize int32
 }
 
 var _ storage.Backend = (*Backend)(nil)

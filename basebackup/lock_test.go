@@ -1,0 +1,116 @@
+package basebackup
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+// lockRecorder stands in for a lock-enabled bucket on top of a file
+// backend: it records the retention of every Put and stores the object
+// without it (a directory cannot lock).
+type lockRecorder struct {
+	storage.Backend
+	mu   sync.Mutex
+	puts map[string]*storage.Retention
+}
+
+func (l *lockRecorder) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	l.mu.Lock()
+	l.puts[key] = opts.Retention
+	l.mu.Unlock()
+	opts.Retention = nil
+	return l.Backend.Put(ctx, key, r, opts)
+}
+
+// TestPushLock: a backup into a repository whose walvault.json records a
+// lock policy locks every object it writes; a backup configured with
+// another policy than the repository's is refused before it starts.
+func TestPushLock(t *testing.T) {
+	t.Parallel()
+	pg, unlocked := archivingServer(t)
+	sysid, err := strconv.ParseUint(pg.SQL(t, "SELECT system_identifier FROM pg_control_system()"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
+	policy := repository.LockPolicy{Mode: storage.Compliance, Days: 3}
+
+	inner, _ := newRepo(t)
+	locked := &lockRecorder{Backend: inner, puts: map[string]*storage.Retention{}}
+	ident := repository.NewIdentity(sysid, 16<<20, 15, repository.LZ4, "db-1", now).WithLock(policy)
+	if _, err := repository.EnsureIdentity(ctxTimeout(t), inner, ident, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("locked repository", func(t *testing.T) {
+		m, err := Push(ctxTimeout(t), locked, Options{ConnString: pg.ConnString(), PartSize: MinPartSize, Lock: policy, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatalf("Push with the repository's policy: %v", err)
+		}
+		want := storage.Retention{Mode: storage.Compliance, Until: now.Add(3 * 24 * time.Hour)}
+		keys := []string{m.PGManifest.Key, repository.BackupManifestKey(m.ID)}
+		for _, a := range m.Archives {
+			for _, p := range a.Parts {
+				keys = append(keys, p.Key)
+			}
+		}
+		if len(keys) < 4 {
+			t.Fatalf("backup has only %d objects: %v", len(keys), keys)
+		}
+		locked.mu.Lock()
+		defer locked.mu.Unlock()
+		for _, k := range keys {
+			if got := locked.puts[k]; got == nil || *got != want {
+				t.Errorf("retention of %s: got %+v, want %+v", k, got, want)
+			}
+		}
+		if n := len(locked.puts); n != len(keys) {
+			t.Errorf("backup wrote %d objects, its manifest lists %d", n, len(keys))
+		}
+	})
+
+	for _, tc := range []struct {
+		name string
+		b    storage.Backend
+		lock repository.LockPolicy
+		want []string
+	}{
+		{"lock into an unlocked repository", unlocked, policy, []string{"records Object Lock off", "configured with COMPLIANCE for 3 days", "lock-mode off"}},
+		{"no lock into a locked repository", inner, repository.LockPolicy{}, []string{"records Object Lock COMPLIANCE for 3 days", "configured with off", "lock-mode compliance and lock-days 3"}},
+		{"other days", inner, repository.LockPolicy{Mode: storage.Compliance, Days: 30}, []string{"COMPLIANCE for 3 days", "COMPLIANCE for 30 days"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := objectCount(t, tc.b)
+			_, err := Push(ctxTimeout(t), tc.b, Options{ConnString: pg.ConnString(), Lock: tc.lock})
+			if !errors.Is(err, ErrRefused) || !errors.Is(err, repository.ErrLockPolicy) {
+				t.Fatalf("Push with policy %v: got %v, want a refusal wrapping ErrRefused and repository.ErrLockPolicy", tc.lock, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("refusal %q: want it to contain %q", err, w)
+				}
+			}
+			if after := objectCount(t, tc.b); after != before {
+				t.Errorf("a refused backup stored %d objects", after-before)
+			}
+		})
+	}
+}
+
+func objectCount(t *testing.T, b storage.Backend) int {
+	t.Helper()
+	n := 0
+	if err := b.List(t.Context(), repository.BackupsPrefix, func(storage.ObjectInfo) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

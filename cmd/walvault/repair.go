@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+func repairCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "repair",
+		Usage: "make walvault's objects hidden behind S3 delete markers visible again",
+		Description: `In a versioned bucket (every Object Lock bucket is one), a DELETE without a
+version id does not remove an object: S3 answers with success and hides the
+object behind a delete marker, while its locked version survives. Anyone with
+the host's credentials can do that; restore and wal-fetch still read such
+objects (with a warning), and repair removes the markers so every tool sees
+the repository whole again.
+
+repair lists walvault's own hidden objects (under wal/ and backups/, and
+walvault.json), removes their delete markers and prints one line per key and
+a summary. With --dry-run it only lists them.
+
+A repository on storage that keeps no old versions (file://, a bucket without
+versioning) has nothing hidden: repair says so and exits 0.
+
+Exit codes: 0 nothing is hidden (any more); 1 something is still hidden (with
+--dry-run: something is hidden) or could not be repaired; 2 bad arguments or
+configuration. On AWS, removing a delete marker needs s3:DeleteObjectVersion,
+and listing them s3:ListBucketVersions.`,
+		Flags:  append(configFlags(), &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing"}),
+		Action: repair,
+	}
+}
+
+func repair(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("repair takes no arguments")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx := c.Context
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	w := c.App.Writer
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		fmt.Fprintf(w, "%s keeps no old versions of objects, so nothing can hide behind a delete marker: nothing to repair\n", b.Location())
+		return nil
+	}
+	hidden, err := listOwnHidden(c, v, b.Location())
+	if err != nil {
+		return err
+	}
+	if len(hidden) == 0 {
+		fmt.Fprintf(w, "nothing is hidden in %s: nothing to repair\n", b.Location())
+		return nil
+	}
+	if c.Bool("dry-run") {
+		for _, h := range hidden {
+			fmt.Fprintf(w, "hidden    %s\n", describeHidden(h))
+		}
+		fmt.Fprintf(w, "%s hidden behind delete markers in %s; nothing was changed (--dry-run)\n", objects(len(hidden)), b.Location())
+		return fmt.Errorf("%s hidden in %s: run walvault repair without --dry-run to make them visible again", objects(len(hidden)), b.Location())
+	}
+
+	unhidden, failed := 0, 0
+	for _, h := range hidden {
+		err := v.Unhide(ctx, h.Key)
+		switch {
+		case err == nil:
+			unhidden++
+			fmt.Fprintf(w, "unhidden  %s\n", describeHidden(h))
+		case errors.Is(err, storage.ErrNotFound):
+			// Visible again, or its versions are gone, since the listing:
+			// the check below tells.
+			fmt.Fprintf(w, "skipped   %s: no longer hidden (%v)\n", h.Key, err)
+		default:
+			failed++
+			fmt.Fprintf(w, "FAILED    %s: %v\n", describeHidden(h), err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	left, err := listOwnHidden(c, v, b.Location())
+	if err != nil {
+		return fmt.Errorf("made %s visible again, but checking the result failed: %w", objects(unhidden), err)
+	}
+	if len(left) == 0 && failed == 0 {
+		fmt.Fprintf(w, "made %s visible again; nothing is hidden in %s any more\n", objects(unhidden), b.Location())
+		return nil
+	}
+	for _, h := range left {
+		fmt.Fprintf(w, "still hidden  %s\n", describeHidden(h))
+	}
+	return fmt.Errorf("made %s visible again, but %d failed and %s still hidden in %s: see the lines above; the credentials need s3:ListBucketVersions and s3:DeleteObjectVersion, then run walvault repair again",
+		objects(unhidden), failed, objects(len(left)), b.Location())
+}
+
+// listOwnHidden gathers walvault's own hidden objects. Their number is
+// what was hidden, not the size of the repository.
+func listOwnHidden(c *cli.Context, v storage.Versioned, location string) ([]storage.HiddenObject, error) {
+	var hidden []storage.HiddenObject
+	err := repository.ListHidden(c.Context, v, func(h storage.HiddenObject) error {
+		hidden = append(hidden, h)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list objects hidden by delete markers in %s: %w", location, err)
+	}
+	return hidden, nil
+}
+
+// describeHidden is one line about a hidden object: key, size, version,
+// when it was hidden and how long its lock lasts.
+func describeHidden(h storage.HiddenObject) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s, version %s", h.Key, humanBytes(h.Size), h.VersionID)
+	if !h.HiddenAt.IsZero() {
+		fmt.Fprintf(&b, ", hidden at %s", h.HiddenAt.UTC().Format(time.RFC3339))
+	}
+	if !h.RetainUntil.IsZero() {
+		fmt.Fprintf(&b, ", locked until %s", h.RetainUntil.UTC().Format(time.RFC3339))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func objects(n int) string {
+	if n == 1 {
+		return "1 object"
+	}
+	return fmt.Sprintf("%d objects", n)
+}
