@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/retention"
+)
+
+func deleteCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "delete",
+		Usage: "apply retention: delete the backups and WAL a policy no longer needs (a dry run unless --confirm)",
+		Description: `Policies (--retain, WALVAULT_RETAIN or "retain" in the config file; any case):
+
+   REDUNDANCY n                keep the n newest DONE backups (backups marked
+                               keep come on top and do not count)
+   RECOVERY WINDOW OF n DAYS   keep what a restore to any point of the last n
+                               days needs: every backup that stopped within
+                               the window, plus the newest one before it
+
+Never deleted: the newest DONE backup; a backup marked keep (backup-mark);
+a WAITING_FOR_WALS backup newer than the oldest kept DONE backup; an
+INCOMPLETE one newer than the newest DONE backup or written to within the
+last hour (a backup-push may be running); any WAL from the start of the oldest
+kept backup on, on every timeline; timeline history files. With no DONE
+backup, nothing is deleted at all.
+
+Without --confirm, delete prints what it would delete and why, and deletes
+nothing. With --confirm, each backup's walvault-backup.json goes first (it
+stops being a backup at once), then its parts, then its keep marks; then WAL,
+oldest first. An interrupted delete leaves a consistent repository (a folder
+without its manifest shows as INCOMPLETE) and the next delete finishes it.
+Objects still under S3 Object Lock are skipped and reported with their
+retain-until date; a backup whose manifest is locked is kept whole.
+
+--backup ID deletes that one backup under the same rules: it refuses the
+newest DONE backup and a backup marked keep, and deletes WAL only when the
+backup was the oldest.
+
+Examples:
+   walvault delete --retain "REDUNDANCY 2"                   # dry run
+   walvault delete --retain "RECOVERY WINDOW OF 7 DAYS" --confirm
+   walvault delete --backup 20261101T020000Z --confirm
+
+Exit codes: 0 done (locked objects skipped are not failures); 1 a delete or
+the storage failed, or no such backup, or it is one the rules keep; 2 bad
+arguments, configuration or policy.`,
+		Flags: append(configFlags(),
+			&cli.StringFlag{Name: "backup", Usage: "delete this one backup (an id from backup-list) instead of applying a policy"},
+			&cli.BoolFlag{Name: "confirm", Usage: "really delete; without it, only print what would be deleted"},
+			&cli.BoolFlag{Name: "json", Usage: "print the plan (and, with --confirm, what was done) as JSON"},
+		),
+		Action: deleteAction,
+	}
+}
+
+func deleteAction(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("delete takes no arguments (use --retain POLICY or --backup ID)")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	one := c.String("backup")
+	var policy retention.Policy
+	if one != "" {
+		if err := repository.ValidateBackupID(one); err != nil {
+			return usageError{err}
+		}
+	} else {
+		if cfg.Retain == "" {
+			return usagef(`delete needs a retention policy: --retain "REDUNDANCY n" or --retain "RECOVERY WINDOW OF n DAYS" (or WALVAULT_RETAIN, or retain in the config file), or --backup ID`)
+		}
+		if policy, err = retention.ParsePolicy(cfg.Retain); err != nil {
+			return usagef("--retain: %v", err)
+		}
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx := c.Context
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	// Reading the catalog stats each backup's WAL and lists all WAL: it
+	// gets ten times the per-call timeout.
+	loadCtx, cancel := context.WithTimeout(ctx, 10*cfg.Timeout)
+	inv, err := retention.Load(loadCtx, b)
+	cancel()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var plan retention.Plan
+	if one != "" {
+		plan, err = retention.PlanBackup(inv, one, now)
+	} else {
+		plan, err = retention.PlanPolicy(inv, policy, now)
+	}
+	if err != nil {
+		return err
+	}
+	opts := retention.Options{CallTimeout: cfg.Timeout, Log: log}
+	confirm := c.Bool("confirm")
+	w := c.App.Writer
+	if !confirm {
+		if err := retention.Preview(ctx, b, &plan, opts); err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return writeDeleteJSON(w, plan, nil, true)
+		}
+		printPlan(w, plan, b.Location(), true)
+		return nil
+	}
+	if !c.Bool("json") {
+		printPlan(w, plan, b.Location(), false)
+	}
+	rep, applyErr := retention.Apply(ctx, b, plan, opts)
+	if c.Bool("json") {
+		if err := writeDeleteJSON(w, plan, &rep, false); err != nil && applyErr == nil {
+			return err
+		}
+	} else {
+		printReport(w, rep)
+	}
+	if applyErr != nil {
+		return fmt.Errorf("delete stopped: %w (the repository is consistent; run delete again once the cause is fixed)", applyErr)
+	}
+	return nil
+}
+
+// printPlan writes one line per backup, oldest first, and a summary of
+// the WAL.
+func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
+	mode := "deleting"
+	if dryRun {
+		mode = "dry run, nothing is deleted"
+	}
+	fmt.Fprintf(w, "retention %s on %s at %s (%s)\n", plan.Policy, location, plan.Now.UTC().Format("2006-01-02 15:04:05 UTC"), mode)
+	if len(plan.Backups) == 0 {
+		fmt.Fprintln(w, "no backups")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, bp := range plan.Backups {
+		action, detail := "keep", bp.Reason
+		if bp.Delete {
+			action = "delete"
+			detail += fmt.Sprintf(" [%d objects, %s]", len(bp.Objects), humanBytes(bp.Bytes))
+			if !bp.LockedUntil.IsZero() {
+				detail += fmt.Sprintf("; its manifest is locked until %s, so it will be kept", utc(bp.LockedUntil))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, bp.ID, bp.Status, detail)
+	}
+	tw.Flush()
+	wp := plan.WAL
+	if len(wp.Delete) > 0 {
+		fmt.Fprintf(w, "WAL: delete %s, %s .. %s, %s: %s\n", files(len(wp.Delete)),
+			wp.Delete[0].Name, wp.Delete[len(wp.Delete)-1].Name, humanBytes(wp.Bytes), wp.Reason)
+	} else {
+		fmt.Fprintf(w, "WAL: delete nothing: %s\n", wp.Reason)
+	}
+	history := ""
+	if wp.History > 0 {
+		history = fmt.Sprintf(" (including %d timeline history %s, never deleted)", wp.History, plural(wp.History, "file", "files"))
+	}
+	fmt.Fprintf(w, "WAL: keep %s, %s%s\n", files(wp.Kept), humanBytes(wp.KeptBytes), history)
+	if len(wp.Other) > 0 {
+		fmt.Fprintf(w, "WAL: %d objects under wal/ are not walvault's and are left alone (first: %s)\n", len(wp.Other), wp.Other[0])
+	}
+	if dryRun {
+		n := len(plan.DeletedBackups())
+		if n == 0 && len(wp.Delete) == 0 {
+			fmt.Fprintln(w, "nothing to delete")
+		} else {
+			fmt.Fprintf(w, "dry run: nothing was deleted; run again with --confirm to delete %d %s and %d WAL %s\n",
+				n, plural(n, "backup", "backups"), len(wp.Delete), plural(len(wp.Delete), "file", "files"))
+		}
+	}
+}
+
+func printReport(w io.Writer, rep retention.Report) {
+	for _, br := range rep.Backups {
+		switch br.Outcome {
+		case retention.Deleted:
+			fmt.Fprintf(w, "deleted backup %s: %d objects, %s\n", br.ID, br.Deleted, humanBytes(br.Bytes))
+		case retention.PartlyDeleted:
+			fmt.Fprintf(w, "deleted backup %s but %d of its objects are locked until %s; they stay (shown as INCOMPLETE) until a later delete after that date: %d objects, %s deleted\n",
+				br.ID, len(br.Locked), latest(br.Locked), br.Deleted, humanBytes(br.Bytes))
+		case retention.KeptByLock:
+			fmt.Fprintf(w, "kept backup %s: its manifest is locked until %s (Object Lock); nothing of it was deleted\n", br.ID, latest(br.Locked))
+		case retention.KeptByMark:
+			fmt.Fprintf(w, "kept backup %s: it was marked keep meanwhile\n", br.ID)
+		case retention.KeptComplete:
+			fmt.Fprintf(w, "kept backup %s: its manifest appeared meanwhile (a backup-push finished)\n", br.ID)
+		case retention.KeptHidden:
+			fmt.Fprintf(w, "kept backup %s: its manifest is hidden behind a delete marker; run walvault repair\n", br.ID)
+		default:
+			fmt.Fprintf(w, "backup %s: stopped before it was done\n", br.ID)
+		}
+	}
+	wr := rep.WAL
+	if wr.Deleted > 0 {
+		fmt.Fprintf(w, "deleted WAL: %s, %s .. %s, %s\n", files(wr.Deleted), wr.First, wr.Last, humanBytes(wr.Bytes))
+	}
+	if len(wr.Locked) > 0 {
+		fmt.Fprintf(w, "skipped WAL: %s still locked, until %s at the latest (first: %s)\n", files(len(wr.Locked)), latest(wr.Locked), wr.Locked[0].Key)
+	}
+	if wr.Held > 0 {
+		fmt.Fprintf(w, "kept WAL: %s that a backup kept above still needs\n", files(wr.Held))
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func files(n int) string { return fmt.Sprintf("%d %s", n, plural(n, "file", "files")) }
+
+func latest(ls []retention.Locked) string {
+	var t time.Time
+	for _, l := range ls {
+		if l.RetainUntil.After(t) {
+			t = l.RetainUntil
+		}
+	}
+	if t.IsZero() {
+		return "a date the storage did not report"
+	}
+	return utc(t)
+}
+
+func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// deleteJSON is the --json schema of delete; fields are only ever added.
+type deleteJSON struct {
+	Policy  string             `json:"policy"`
+	DryRun  bool               `json:"dry_run"`
+	Time    time.Time          `json:"time"`
+	Backups []deleteBackupJSON `json:"backups"`
+	WAL     deleteWALJSON      `json:"wal"`
+}
+
+type deleteBackupJSON struct {
+	ID          string       `json:"id"`
+	Status      string       `json:"status"`
+	Action      string       `json:"action"` // keep or delete
+	Reason      string       `json:"reason"`
+	Objects     int          `json:"objects,omitempty"`
+	Bytes       int64        `json:"bytes,omitempty"`
+	LockedUntil *time.Time   `json:"locked_until,omitempty"`
+	Outcome     string       `json:"outcome,omitempty"` // with --confirm
+	Deleted     int          `json:"deleted_objects,omitempty"`
+	Locked      []lockedJSON `json:"locked,omitempty"`
+}
+
+type lockedJSON struct {
+	Key         string     `json:"key"`
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
+}
+
+type deleteWALJSON struct {
+	Delete       int          `json:"delete"`
+	First        string       `json:"first,omitempty"`
+	Last         string       `json:"last,omitempty"`
+	Bytes        int64        `json:"bytes"`
+	Kept         int          `json:"kept"`
+	KeptBytes    int64        `json:"kept_bytes"`
+	History      int          `json:"history_files"`
+	CutoffLSN    string       `json:"cutoff_lsn,omitempty"`
+	CutoffBackup string       `json:"cutoff_backup,omitempty"`
+	Reason       string       `json:"reason"`
+	Deleted      *int         `json:"deleted,omitempty"` // with --confirm
+	Locked       []lockedJSON `json:"locked,omitempty"`
+	Held         int          `json:"held,omitempty"`
+}
+
+func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dryRun bool) error {
+	out := deleteJSON{Policy: plan.Policy, DryRun: dryRun, Time: plan.Now.UTC(), Backups: []deleteBackupJSON{}}
+	results := map[string]retention.BackupResult{}
+	if rep != nil {
+		for _, br := range rep.Backups {
+			results[br.ID] = br
+		}
+	}
+	for _, bp := range plan.Backups {
+		bj := deleteBackupJSON{ID: bp.ID, Status: string(bp.Status), Action: "keep", Reason: bp.Reason}
+		if bp.Delete {
+			bj.Action, bj.Objects, bj.Bytes = "delete", len(bp.Objects), bp.Bytes
+			if !bp.LockedUntil.IsZero() {
+				t := bp.LockedUntil.UTC()
+				bj.LockedUntil = &t
+			}
+		}
+		if br, ok := results[bp.ID]; ok {
+			bj.Outcome, bj.Deleted, bj.Locked = string(br.Outcome), br.Deleted, lockedList(br.Locked)
+		}
+		out.Backups = append(out.Backups, bj)
+	}
+	wp := plan.WAL
+	out.WAL = deleteWALJSON{Delete: len(wp.Delete), Bytes: wp.Bytes, Kept: wp.Kept, KeptBytes: wp.KeptBytes,
+		History: wp.History, CutoffBackup: wp.CutoffBackup, Reason: wp.Reason}
+	if len(wp.Delete) > 0 {
+		out.WAL.First, out.WAL.Last = wp.Delete[0].Name.String(), wp.Delete[len(wp.Delete)-1].Name.String()
+	}
+	if wp.CutoffBackup != "" {
+		out.WAL.CutoffLSN = wp.Cutoff.String()
+	}
+	if rep != nil {
+		n := rep.WAL.Deleted
+		out.WAL.Deleted, out.WAL.Locked, out.WAL.Held = &n, lockedList(rep.WAL.Locked), rep.WAL.Held
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func lockedList(ls []retention.Locked) []lockedJSON {
+	var out []lockedJSON
+	for _, l := range ls {
+		lj := lockedJSON{Key: l.Key}
+		if !l.RetainUntil.IsZero() {
+			t := l.RetainUntil.UTC()
+			lj.RetainUntil = &t
+		}
+		out = append(out, lj)
+	}
+	return out
+}

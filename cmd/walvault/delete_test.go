@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/wal"
+)
+
+// retentionRepo makes a file repository with three DONE backups (starting
+// in segments 2, 4 and 6) and segments 1 to 8, and points WALVAULT_REPO at
+// it.
+func retentionRepo(t *testing.T) (string, []string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const segSize = 16 << 20
+	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", time.Now()), nil); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string) {
+		if err := b.Put(ctx, key, strings.NewReader("x"), storage.PutOptions{IfNotExists: true, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := uint32(1); n <= 8; n++ {
+		put(repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: n}}, repository.LZ4))
+	}
+	var ids []string
+	for i, start := range []uint32{2, 4, 6} {
+		t0 := time.Date(2026, 11, 1+i, 2, 0, 0, 0, time.UTC)
+		id := repository.NewBackupID(t0)
+		seg := wal.Segment{Timeline: 1, Seg: start}
+		put(repository.BackupPartKey(id, "base.tar", 0, repository.LZ4))
+		put(repository.BackupPrefix(id) + repository.PGManifestName)
+		m := repository.BackupManifest{
+			FormatVersion: 1, ID: id, SystemID: "7", WALSegmentSize: segSize,
+			StartTimeline: 1, StopTimeline: 1,
+			StartLSN: wal.LSN(uint64(start)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(start)*segSize + 0x100).String(),
+			StartWAL: seg.String(), StopWAL: seg.String(), StartTime: t0, StopTime: t0.Add(time.Minute),
+		}
+		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	t.Setenv("WALVAULT_REPO", "file://"+dir)
+	t.Setenv("WALVAULT_RETAIN", "") // restored after the test
+	os.Unsetenv("WALVAULT_RETAIN")
+	return dir, ids
+}
+
+// snapshot lists every file under dir.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var files []string
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files = append(files, strings.TrimPrefix(p, dir))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	return strings.Join(files, "\n")
+}
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"walvault"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestDeleteBadInput(t *testing.T) {
+	dir, ids := retentionRepo(t)
+	before := snapshot(t, dir)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no policy", []string{"delete", "--confirm"}, exitUsage, "needs a retention policy"},
+		{"malformed", []string{"delete", "--retain", "KEEP 2", "--confirm"}, exitUsage, `"RECOVERY WINDOW OF n DAYS"`},
+		{"redundancy 0", []string{"delete", "--retain", "REDUNDANCY 0", "--confirm"}, exitUsage, "at least 1"},
+		{"negative window", []string{"delete", "--retain", "RECOVERY WINDOW OF -2 DAYS", "--confirm"}, exitUsage, "at least 1"},
+		{"unknown backup", []string{"delete", "--backup", "20200101T000000Z", "--confirm"}, exitFailed, "does not exist"},
+		{"malformed backup id", []string{"delete", "--backup", "../wal", "--confirm"}, exitUsage, "invalid backup id"},
+		{"newest backup", []string{"delete", "--backup", ids[2], "--confirm"}, exitFailed, "newest DONE"},
+		{"argument", []string{"delete", "REDUNDANCY 2"}, exitUsage, "no arguments"},
+		{"mark without flag", []string{"backup-mark", ids[0]}, exitUsage, "--keep"},
+		{"mark both", []string{"backup-mark", ids[0], "--keep", "--no-keep"}, exitUsage, "exactly one"},
+		{"mark unknown", []string{"backup-mark", "20200101T000000Z", "--keep"}, exitFailed, "does not exist"},
+		{"mark no id", []string{"backup-mark", "--keep"}, exitUsage, "one backup id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("%v: exit %d, stderr %q; want exit %d and a message containing %q\nstdout: %s", tc.args, code, errOut, tc.code, tc.want, out)
+			}
+		})
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Fatalf("bad input changed the repository:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func TestDeleteDryRunThenConfirm(t *testing.T) {
+	dir, ids := retentionRepo(t)
+	before := snapshot(t, dir)
+	code, out, errOut := runCmd(t, "delete", "--retain", "redundancy 1")
+	out = squeeze(out)
+	if code != exitOK {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"delete " + ids[0], "delete " + ids[1], "keep " + ids[2], "dry run",
+		"WAL: delete 5 files, 000000010000000000000001 .. 000000010000000000000005", "--confirm"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if snapshot(t, dir) != before {
+		t.Fatal("a dry run changed the repository")
+	}
+	code, out, _ = runCmd(t, "delete", "--retain", "REDUNDANCY 1", "--json")
+	var plan deleteJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &plan) != nil || !plan.DryRun || len(plan.Backups) != 3 ||
+		plan.Backups[0].Action != "delete" || plan.Backups[2].Action != "keep" || plan.WAL.Delete != 5 || plan.WAL.CutoffBackup != ids[2] {
+		t.Fatalf("--json dry run: exit %d\n%s", code, out)
+	}
+
+	// Keep the oldest; the retention from the config file deletes only the
+	// middle one, and the WAL before the oldest.
+	if code, out, errOut := runCmd(t, "backup-mark", ids[0], "--keep"); code != exitOK || !strings.Contains(out, "marked keep") {
+		t.Fatalf("backup-mark: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runCmd(t, "backup-mark", ids[0], "--keep"); code != exitOK || !strings.Contains(out, "already marked keep") {
+		t.Fatalf("backup-mark again: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCmd(t, "delete", "--backup", ids[0]); code != exitFailed || !strings.Contains(errOut, "--no-keep") {
+		t.Fatalf("delete --backup of a kept backup: exit %d\n%s", code, errOut)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "walvault.yaml")
+	if err := os.WriteFile(cfgFile, []byte("retain: REDUNDANCY 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCmd(t, "delete", "--config", cfgFile, "--confirm")
+	out = squeeze(out)
+	if code != exitOK {
+		t.Fatalf("delete --confirm: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"keep " + ids[0], "marked keep", "deleted backup " + ids[1] + ": 3 objects", "deleted WAL: 1 file, 000000010000000000000001 .. 000000010000000000000001"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("delete output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backups", ids[1], repository.BackupManifestName)); !os.IsNotExist(err) {
+		t.Fatalf("manifest of the deleted backup: %v", err)
+	}
+
+	// Withdraw the mark: the oldest goes, with the WAL up to the newest.
+	if code, out, _ := runCmd(t, "backup-mark", ids[0], "--no-keep"); code != exitOK || !strings.Contains(out, "no longer marked keep") {
+		t.Fatalf("backup-mark --no-keep: exit %d\n%s", code, out)
+	}
+	code, out, errOut = runCmd(t, "delete", "--backup", ids[0], "--confirm", "--json")
+	var done deleteJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &done) != nil || done.DryRun || done.Backups[0].Outcome != "deleted" || done.WAL.Deleted == nil || *done.WAL.Deleted != 4 {
+		t.Fatalf("delete --backup --confirm --json: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "delete", "--retain", "RECOVERY WINDOW OF 1 DAY")
+	if code != exitOK || !strings.Contains(out, "nothing to delete") {
+		t.Fatalf("nothing left to delete: exit %d\n%s", code, out)
+	}
+}
+
+// squeeze collapses runs of spaces, so checks do not depend on column widths.
+func squeeze(s string) string {
+	for strings.Contains(s, "  ") {
+		s = strings.ReplaceAll(s, "  ", " ")
+	}
+	return s
+}

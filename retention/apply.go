@@ -1,0 +1,310 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// Options tune Apply and Preview.
+type Options struct {
+	// CallTimeout bounds each storage call; 0 means the context's own
+	// deadline only.
+	CallTimeout time.Duration
+	// Log receives one line per backup and per WAL summary; nil discards.
+	Log *slog.Logger
+}
+
+func (o Options) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o.Log
+}
+
+// call runs one storage call under CallTimeout.
+func (o Options) call(ctx context.Context, fn func(context.Context) error) error {
+	if o.CallTimeout <= 0 {
+		return fn(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// Outcome is what became of a backup the plan deletes.
+type Outcome string
+
+const (
+	// Deleted: every object of the backup is gone.
+	Deleted Outcome = "deleted"
+	// PartlyDeleted: the manifest is gone (it is no longer a backup and
+	// backup-list shows the rest as INCOMPLETE) but some objects are still
+	// locked; a later delete removes them once their lock expires.
+	PartlyDeleted Outcome = "partly-deleted"
+	// KeptByLock: the manifest is still locked, so nothing was deleted and
+	// the backup stays whole and restorable.
+	KeptByLock Outcome = "kept-by-lock"
+	// KeptByMark: the backup was marked keep after the plan was made.
+	KeptByMark Outcome = "kept-by-mark"
+	// KeptComplete: an INCOMPLETE folder got its manifest after the plan
+	// was made (a backup-push finished): it is a backup now and stays.
+	KeptComplete Outcome = "kept-complete"
+	// KeptHidden: an INCOMPLETE folder's manifest is only hidden behind a
+	// delete marker (a versioned bucket): it is a backup, kept; `walvault
+	// repair` makes it visible again.
+	KeptHidden Outcome = "kept-hidden"
+)
+
+// Locked is an object Delete refused because of its Object Lock.
+type Locked struct {
+	Key         string
+	RetainUntil time.Time // zero when the storage did not say
+}
+
+// BackupResult is what Apply did to one backup.
+type BackupResult struct {
+	ID      string
+	Outcome Outcome
+	Deleted int   // objects removed (or found already gone)
+	Bytes   int64 // stored bytes removed
+	Locked  []Locked
+}
+
+// WALResult is what Apply did to the WAL.
+type WALResult struct {
+	Deleted     int // objects removed (or found already gone)
+	Bytes       int64
+	First, Last string // names of the oldest and newest removed
+	Locked      []Locked
+	// Held counts WAL objects the plan would delete but that a backup
+	// kept by its lock (or a new keep mark) still needs.
+	Held int
+}
+
+// Report is the outcome of Apply.
+type Report struct {
+	Backups []BackupResult
+	WAL     WALResult
+}
+
+// Apply carries out plan, in an order that keeps the repository
+// consistent if it stops at any point:
+//
+//  1. each deleted backup, oldest first: its keep marks are read again (a
+//     backup marked keep since the plan was made stays), then walvault's
+//     manifest goes first, so it stops being a backup at once; then its
+//     parts and backup_manifest; its keep marks last. An INCOMPLETE folder
+//     is first checked for a manifest that appeared since (a backup-push
+//     that finished). A folder left without its manifest shows as
+//     INCOMPLETE and the next delete removes the rest;
+//  2. WAL, oldest first, only below the cutoff, which is lowered first to
+//     the start of any backup step 1 had to keep.
+//
+// Objects under Object Lock (Delete returns storage.ErrLocked) are skipped
+// and reported with their retain-until date; a backup whose manifest is
+// locked is kept whole. Objects already gone count as deleted. Any other
+// error stops Apply, which returns it with the report so far.
+func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (Report, error) {
+	log := opts.log()
+	var rep Report
+	cutoff := plan.WAL.Cutoff
+	for _, bp := range plan.Backups {
+		if !bp.Delete {
+			continue
+		}
+		res, err := deleteBackup(ctx, b, bp, opts)
+		rep.Backups = append(rep.Backups, res)
+		if err != nil {
+			return rep, err
+		}
+		switch res.Outcome {
+		case KeptByLock, KeptByMark, KeptComplete, KeptHidden:
+			log.Warn("backup kept", "backup_id", bp.ID, "outcome", res.Outcome)
+			if bp.Manifest != nil {
+				start, err := wal.ParseLSN(bp.Manifest.StartLSN)
+				if err != nil {
+					return rep, fmt.Errorf("backup %s: start_lsn: %w", bp.ID, err)
+				}
+				if start < cutoff {
+					cutoff = start
+				}
+			} else {
+				cutoff = 0 // its start is unknown here: keep all WAL this time
+			}
+		default:
+			log.Info("backup deleted", "backup_id", bp.ID, "outcome", res.Outcome, "objects", res.Deleted, "bytes", res.Bytes)
+		}
+	}
+
+	for _, f := range plan.WAL.Delete {
+		if uint64(f.Start)+uint64(plan.WAL.SegmentSize) > uint64(cutoff) {
+			rep.WAL.Held++
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		locked, err := deleteObject(ctx, b, f.Key, opts)
+		if err != nil {
+			return rep, fmt.Errorf("delete WAL %s: %w", f.Key, err)
+		}
+		if locked != nil {
+			rep.WAL.Locked = append(rep.WAL.Locked, *locked)
+			continue
+		}
+		rep.WAL.Deleted++
+		rep.WAL.Bytes += f.Size
+		if rep.WAL.First == "" {
+			rep.WAL.First = f.Name.String()
+		}
+		rep.WAL.Last = f.Name.String()
+	}
+	if len(plan.WAL.Delete) > 0 {
+		log.Info("WAL deleted", "objects", rep.WAL.Deleted, "bytes", rep.WAL.Bytes, "first", rep.WAL.First, "last", rep.WAL.Last,
+			"locked", len(rep.WAL.Locked), "held", rep.WAL.Held)
+	}
+	return rep, nil
+}
+
+func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Options) (BackupResult, error) {
+	res := BackupResult{ID: bp.ID}
+	var marks []repository.Mark
+	err := opts.call(ctx, func(ctx context.Context) (err error) {
+		marks, err = repository.LoadMarks(ctx, b, bp.ID)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	if repository.Kept(marks) {
+		res.Outcome = KeptByMark
+		return res, nil
+	}
+	manifestKey := repository.BackupManifestKey(bp.ID)
+	if bp.Manifest == nil {
+		err := opts.call(ctx, func(ctx context.Context) error {
+			_, err := b.Stat(ctx, manifestKey)
+			return err
+		})
+		switch {
+		case err == nil:
+			res.Outcome = KeptComplete
+			return res, nil
+		case !errors.Is(err, storage.ErrNotFound):
+			return res, fmt.Errorf("backup %s: check for a manifest: %w", bp.ID, err)
+		}
+		hidden, err := manifestHidden(ctx, b, manifestKey, opts)
+		if err != nil {
+			return res, fmt.Errorf("backup %s: %w", bp.ID, err)
+		}
+		if hidden {
+			res.Outcome = KeptHidden
+			return res, nil
+		}
+	}
+	for i, oi := range bp.Objects {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		locked, err := deleteObject(ctx, b, oi.Key, opts)
+		if err != nil {
+			return res, fmt.Errorf("delete backup %s: %w", bp.ID, err)
+		}
+		if locked != nil {
+			res.Locked = append(res.Locked, *locked)
+			if i == 0 && oi.Key == manifestKey {
+				// Still a backup: its parts must stay.
+				res.Outcome = KeptByLock
+				return res, nil
+			}
+			continue
+		}
+		res.Deleted++
+		res.Bytes += oi.Size
+	}
+	res.Outcome = Deleted
+	if len(res.Locked) > 0 {
+		res.Outcome = PartlyDeleted
+	}
+	return res, nil
+}
+
+// manifestHidden reports whether a versioned bucket still holds key behind
+// a delete marker. Storage that will not show old versions
+// (repository.ErrVersionsRefused) counts as "not hidden", with a warning.
+func manifestHidden(ctx context.Context, b storage.Backend, key string, opts Options) (bool, error) {
+	var hidden bool
+	err := opts.call(ctx, func(ctx context.Context) error {
+		rc, _, err := repository.OpenHidden(ctx, b, key)
+		if err == nil {
+			hidden = true
+			return rc.Close()
+		}
+		return err
+	})
+	switch {
+	case err == nil || errors.Is(err, storage.ErrNotFound):
+		return hidden, nil
+	case errors.Is(err, repository.ErrVersionsRefused):
+		opts.log().Warn("cannot tell whether a manifest is hidden behind a delete marker", "key", key, "err", err)
+		return false, nil
+	}
+	return false, fmt.Errorf("look for a hidden %s: %w", key, err)
+}
+
+// deleteObject deletes key. A locked object is not an error: it returns
+// it, with its retain-until date when Stat says. Gone already is success.
+func deleteObject(ctx context.Context, b storage.Backend, key string, opts Options) (*Locked, error) {
+	err := opts.call(ctx, func(ctx context.Context) error { return b.Delete(ctx, key) })
+	switch {
+	case err == nil, errors.Is(err, storage.ErrNotFound):
+		opts.log().Debug("deleted", "key", key)
+		return nil, nil
+	case errors.Is(err, storage.ErrLocked):
+		l := &Locked{Key: key}
+		_ = opts.call(ctx, func(ctx context.Context) error {
+			info, err := b.Stat(ctx, key)
+			if err == nil {
+				l.RetainUntil = info.RetainUntil
+			}
+			return err
+		})
+		return l, nil
+	}
+	return nil, err
+}
+
+// Preview looks up, for a dry run, which backups the plan deletes still
+// have a locked manifest (one Stat each), and sets their LockedUntil:
+// Apply would keep them. Backends that do not report locks leave it zero.
+func Preview(ctx context.Context, b storage.Backend, plan *Plan, opts Options) error {
+	for i := range plan.Backups {
+		bp := &plan.Backups[i]
+		if !bp.Delete || bp.Manifest == nil {
+			continue
+		}
+		var info storage.ObjectInfo
+		err := opts.call(ctx, func(ctx context.Context) (err error) {
+			info, err = b.Stat(ctx, repository.BackupManifestKey(bp.ID))
+			return err
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("backup %s: %w", bp.ID, err)
+		}
+		if info.RetainUntil.After(plan.Now) {
+			bp.LockedUntil = info.RetainUntil
+		}
+	}
+	return nil
+}

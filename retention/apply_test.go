@@ -1,0 +1,390 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+)
+
+// recorder wraps a backend: it records every Delete in order, answers
+// ErrLocked (and a retain-until date from Stat) for locked keys, and fails
+// every Delete after the first failAfter with errCrash (never when -1).
+type recorder struct {
+	storage.Backend
+	mu        sync.Mutex
+	deletes   []string
+	locked    map[string]time.Time
+	failAfter int
+}
+
+var errCrash = errors.New("connection reset (simulated crash)")
+
+func (r *recorder) Delete(ctx context.Context, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.locked[key]; ok {
+		return storage.OpError("delete", key, storage.ErrLocked)
+	}
+	if r.failAfter >= 0 && len(r.deletes) >= r.failAfter {
+		return storage.OpError("delete", key, errCrash)
+	}
+	r.deletes = append(r.deletes, key)
+	return r.Backend.Delete(ctx, key)
+}
+
+func (r *recorder) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	info, err := r.Backend.Stat(ctx, key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if until, ok := r.locked[key]; ok && err == nil {
+		info.RetainUntil = until
+	}
+	return info, err
+}
+
+// testRepo is a file repository with backups on days 1, 8, 15 and 22 of
+// November 2026 (starting in segments 2, 4, 6, 8) and segments 1 to 12.
+func testRepo(t *testing.T) (*recorder, []string) {
+	t.Helper()
+	ctx := context.Background()
+	fb, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{Backend: fb, locked: map[string]time.Time{}, failAfter: -1}
+	if _, err := repository.EnsureIdentity(ctx, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old), nil); err != nil {
+		t.Fatal(err)
+	}
+	for n := uint32(1); n <= 12; n++ {
+		put(t, fb, segObj(1, n).Key, "segment")
+	}
+	var ids []string
+	for i, d := range []int{1, 8, 15, 22} {
+		bi := done(d, 1, uint32(2+2*i))
+		writeBackup(t, fb, *bi.Manifest)
+		ids = append(ids, bi.ID)
+	}
+	return r, ids
+}
+
+func put(t *testing.T, b storage.Backend, key, body string) {
+	t.Helper()
+	if err := b.Put(context.Background(), key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeBackup(t *testing.T, b storage.Backend, m repository.BackupManifest) {
+	t.Helper()
+	put(t, b, repository.BackupPartKey(m.ID, "base.tar", 0, repository.LZ4), "part 0")
+	put(t, b, repository.BackupPartKey(m.ID, "base.tar", 1, repository.LZ4), "part 1")
+	put(t, b, repository.BackupPrefix(m.ID)+repository.PGManifestName, "{}")
+	if err := repository.WriteBackupManifest(context.Background(), b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// planNow loads the repository and plans policy. Plans run two hours
+// ahead, so folders the test just wrote do not look like a running push.
+func planNow(t *testing.T, b storage.Backend, policy string) Plan {
+	t.Helper()
+	inv, err := Load(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePolicy(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanPolicy(inv, p, time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func statuses(t *testing.T, b storage.Backend) string {
+	t.Helper()
+	list, err := repository.ListBackups(context.Background(), b)
+	if err != nil {
+		t.Fatalf("ListBackups: %v", err)
+	}
+	var out []string
+	for _, bi := range list {
+		out = append(out, bi.ID[6:8]+":"+string(bi.Status))
+	}
+	return strings.Join(out, " ")
+}
+
+func walLeft(t *testing.T, b storage.Backend) []string {
+	t.Helper()
+	var out []string
+	err := b.List(context.Background(), "wal/", func(oi storage.ObjectInfo) error {
+		out = append(out, strings.TrimSuffix(oi.Key[len("wal/00000001/"):], ".lz4"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestApplyOrder(t *testing.T) {
+	ctx := context.Background()
+	r, ids := testRepo(t)
+	// A keep mark that was withdrawn: marks go last.
+	for _, keep := range []bool{true, false} {
+		if _, err := repository.WriteMark(ctx, r, ids[0], keep, time.Now(), repository.MarkOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := planNow(t, r, "REDUNDANCY 2")
+	if err := Preview(ctx, r, &plan, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Apply(ctx, r, plan, Options{CallTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, bid := range ids[:2] {
+		want = append(want,
+			repository.BackupManifestKey(bid),
+			repository.BackupPrefix(bid)+"backup_manifest",
+			repository.BackupPartKey(bid, "base.tar", 0, repository.LZ4),
+			repository.BackupPartKey(bid, "base.tar", 1, repository.LZ4))
+		if bid == ids[0] {
+			marks, _ := repository.LoadMarks(ctx, r.Backend, bid)
+			if len(marks) != 0 {
+				t.Fatalf("marks of %s left: %+v", bid, marks)
+			}
+			// Two marks, in the order they were written.
+			var got []string
+			for _, k := range r.deletes {
+				if strings.Contains(k, "/marks/") {
+					got = append(got, k)
+				}
+			}
+			if len(got) != 2 || !strings.HasSuffix(got[0], "-keep") || !strings.HasSuffix(got[1], "-nokeep") {
+				t.Fatalf("marks deleted: %v", got)
+			}
+			want = append(want, got...)
+		}
+	}
+	for n := uint32(1); n <= 5; n++ {
+		want = append(want, segObj(1, n).Key)
+	}
+	if !reflect.DeepEqual(r.deletes, want) {
+		t.Fatalf("delete order:\ngot  %s\nwant %s", strings.Join(r.deletes, "\n     "), strings.Join(want, "\n     "))
+	}
+	if got := statuses(t, r); got != "15:DONE 22:DONE" {
+		t.Fatalf("after delete: %s", got)
+	}
+	if got, want := walLeft(t, r), names(1, 6, 12); !reflect.DeepEqual(got, want) {
+		t.Fatalf("WAL left %v, want %v", got, want)
+	}
+	if len(rep.Backups) != 2 || rep.Backups[0].Outcome != Deleted || rep.Backups[0].Deleted != 6 || rep.Backups[1].Deleted != 4 {
+		t.Fatalf("report: %+v", rep.Backups)
+	}
+	if rep.WAL.Deleted != 5 || rep.WAL.First != segName(1, 1) || rep.WAL.Last != segName(1, 5) || rep.WAL.Bytes != plan.WAL.Bytes {
+		t.Fatalf("WAL report: %+v", rep.WAL)
+	}
+	// A second run finds nothing more to do.
+	again := planNow(t, r, "REDUNDANCY 2")
+	if len(again.DeletedBackups()) != 0 || len(again.WAL.Delete) != 0 {
+		t.Fatalf("second plan deletes %+v and %d WAL objects", again.DeletedBackups(), len(again.WAL.Delete))
+	}
+}
+
+// TestApplyInterrupted stops Apply at every point in turn: the repository
+// always lists consistently, and a new delete finishes the job.
+func TestApplyInterrupted(t *testing.T) {
+	ctx := context.Background()
+	for stop := 0; stop < 13; stop++ { // 13 deletes in all
+		t.Run(fmt.Sprint(stop), func(t *testing.T) {
+			r, _ := testRepo(t)
+			r.failAfter = stop
+			_, err := Apply(ctx, r, planNow(t, r, "REDUNDANCY 2"), Options{})
+			if !errors.Is(err, errCrash) {
+				t.Fatalf("Apply with a crash after %d deletes: err %v", stop, err)
+			}
+			got := statuses(t, r)
+			// The backups kept are always whole and DONE; a backup being
+			// deleted is DONE (untouched) or INCOMPLETE (manifest gone).
+			if !strings.HasSuffix(got, "15:DONE 22:DONE") || strings.Contains(got, "WAITING") {
+				t.Fatalf("after a crash after %d deletes: %s", stop, got)
+			}
+			r.failAfter = -1
+			if _, err := Apply(ctx, r, planNow(t, r, "REDUNDANCY 2"), Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := statuses(t, r); got != "15:DONE 22:DONE" {
+				t.Fatalf("after the second delete: %s", got)
+			}
+			if got, want := walLeft(t, r), names(1, 6, 12); !reflect.DeepEqual(got, want) {
+				t.Fatalf("WAL left %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestApplyLocked(t *testing.T) {
+	ctx := context.Background()
+	r, ids := testRepo(t)
+	until := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	r.locked[repository.BackupManifestKey(ids[0])] = until
+	lockedPart := repository.BackupPartKey(ids[1], "base.tar", 1, repository.LZ4)
+	r.locked[lockedPart] = until
+	r.locked[segObj(1, 1).Key] = until
+
+	plan := planNow(t, r, "REDUNDANCY 2")
+	if err := Preview(ctx, r, &plan, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !plan.Backups[0].LockedUntil.Equal(until) || !plan.Backups[1].LockedUntil.IsZero() {
+		t.Fatalf("Preview: locked until %v and %v", plan.Backups[0].LockedUntil, plan.Backups[1].LockedUntil)
+	}
+	rep, err := Apply(ctx, r, plan, Options{})
+	if err != nil {
+		t.Fatalf("locks are not errors: %v", err)
+	}
+	a, b := rep.Backups[0], rep.Backups[1]
+	if a.Outcome != KeptByLock || a.Deleted != 0 || len(a.Locked) != 1 || !a.Locked[0].RetainUntil.Equal(until) {
+		t.Fatalf("backup with a locked manifest: %+v", a)
+	}
+	if b.Outcome != PartlyDeleted || len(b.Locked) != 1 || b.Locked[0].Key != lockedPart || !b.Locked[0].RetainUntil.Equal(until) {
+		t.Fatalf("backup with a locked part: %+v", b)
+	}
+	for _, k := range r.deletes {
+		if strings.HasPrefix(k, repository.BackupPrefix(ids[0])) {
+			t.Fatalf("deleted %s of a backup whose manifest is locked", k)
+		}
+	}
+	// The backup kept by its lock still needs WAL from segment 2; segment 1
+	// is locked.
+	if rep.WAL.Deleted != 0 || rep.WAL.Held != 4 || len(rep.WAL.Locked) != 1 || !rep.WAL.Locked[0].RetainUntil.Equal(until) {
+		t.Fatalf("WAL: %+v", rep.WAL)
+	}
+	if got := statuses(t, r); got != "01:DONE 08:INCOMPLETE 15:DONE 22:DONE" {
+		t.Fatalf("after delete: %s", got)
+	}
+}
+
+func TestApplyRechecks(t *testing.T) {
+	ctx := context.Background()
+	r, ids := testRepo(t)
+	stray := "20261110T000000Z"
+	put(t, r, repository.BackupPartKey(stray, "base.tar", 0, repository.LZ4), "interrupted")
+	plan := planNow(t, r, "REDUNDANCY 2")
+	if got := len(plan.DeletedBackups()); got != 3 {
+		t.Fatalf("plan deletes %d backups, want 3", got)
+	}
+	// Between plan and apply: the oldest is marked keep, and the
+	// incomplete one gets its manifest (its push finished after all).
+	if _, err := repository.WriteMark(ctx, r, ids[0], true, time.Now(), repository.MarkOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := *done(10, 1, 5).Manifest
+	if err := repository.WriteBackupManifest(ctx, r, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Apply(ctx, r, plan, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Outcome{}
+	for _, br := range rep.Backups {
+		got[br.ID] = br.Outcome
+	}
+	want := map[string]Outcome{ids[0]: KeptByMark, ids[1]: Deleted, stray: KeptComplete}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+	if rep.WAL.Deleted != 0 {
+		t.Fatalf("WAL deleted although a kept backup's start is unknown: %+v", rep.WAL)
+	}
+}
+
+func TestLoadSkipsForeignKeys(t *testing.T) {
+	ctx := context.Background()
+	r, ids := testRepo(t)
+	put(t, r, "backups/notes.txt", "mine")
+	put(t, r, "wal/00000002.history", "1\t0/5000000\tbranch\n")
+	inv, err := Load(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Backups) != 4 || len(inv.Objects) != 4 || len(inv.Objects[ids[0]]) != 4 || len(inv.WAL) != 13 || inv.SegmentSize != segSize {
+		t.Fatalf("inventory: %d backups, %d folders (%d objects in the first), %d WAL, segment size %d",
+			len(inv.Backups), len(inv.Objects), len(inv.Objects[ids[0]]), len(inv.WAL), inv.SegmentSize)
+	}
+	plan, err := PlanPolicy(inv, Policy{Redundancy, 1}, time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, r, plan, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"backups/notes.txt", "wal/00000002.history"} {
+		if _, err := r.Stat(ctx, k); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+}
+
+// hiding adds storage.Versioned to a recorder: the keys in hidden are
+// hidden behind a delete marker.
+type hiding struct {
+	*recorder
+	hidden map[string]bool
+}
+
+func (h hiding) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
+	return nil
+}
+
+func (h hiding) GetHidden(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if !h.hidden[key] {
+		return nil, storage.ObjectInfo{}, storage.OpError("get hidden", key, storage.ErrNotFound)
+	}
+	return io.NopCloser(strings.NewReader("{}")), storage.ObjectInfo{Key: key}, nil
+}
+
+func (h hiding) Unhide(ctx context.Context, key string) error { return storage.ErrNotFound }
+
+// TestApplyHiddenManifest: a backup whose manifest someone hid behind a
+// delete marker looks INCOMPLETE, but retention must not finish the job.
+func TestApplyHiddenManifest(t *testing.T) {
+	ctx := context.Background()
+	r, ids := testRepo(t)
+	h := hiding{recorder: r, hidden: map[string]bool{repository.BackupManifestKey(ids[1]): true}}
+	if err := r.Backend.Delete(ctx, repository.BackupManifestKey(ids[1])); err != nil {
+		t.Fatal(err)
+	}
+	plan := planNow(t, h, "REDUNDANCY 2")
+	if d := plan.DeletedBackups(); len(d) != 2 || d[1].ID != ids[1] || d[1].Status != repository.StatusIncomplete {
+		t.Fatalf("plan: %+v", d)
+	}
+	rep, err := Apply(ctx, h, plan, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Backups[0].Outcome != Deleted || rep.Backups[1].Outcome != KeptHidden || rep.WAL.Deleted != 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, k := range r.deletes {
+		if strings.HasPrefix(k, repository.BackupPrefix(ids[1])) {
+			t.Fatalf("deleted %s of a backup whose manifest is only hidden", k)
+		}
+	}
+}

@@ -1,0 +1,377 @@
+package retention
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// BusyWindow: an INCOMPLETE backup folder written to this recently may
+// belong to a backup-push that is still running, so it is left alone.
+const BusyWindow = time.Hour
+
+// RunningPushMargin: while an INCOMPLETE backup that may still be running
+// is left alone, WAL archived since this long before its start is kept
+// (its start LSN is not known yet; the margin covers clock skew between
+// the hosts).
+const RunningPushMargin = time.Hour
+
+// ErrRefused: delete --backup was asked to delete a backup the rules keep.
+var ErrRefused = errors.New("refused")
+
+// Plan says what a delete keeps and removes, and why. It is computed
+// without touching the storage (PlanPolicy, PlanBackup) and carried out by
+// Apply.
+type Plan struct {
+	// Policy describes what was asked: "REDUNDANCY 2" or "backup <id>".
+	Policy string
+	Now    time.Time
+	// Backups holds every backup folder in id (time) order.
+	Backups []BackupPlan
+	WAL     WALPlan
+}
+
+// BackupPlan is the decision for one backup folder.
+type BackupPlan struct {
+	ID       string
+	Status   repository.BackupStatus
+	Manifest *repository.BackupManifest // nil for INCOMPLETE
+	// MissingWAL is the first segment a WAITING_FOR_WALS backup lacks.
+	MissingWAL string
+	Marked     bool // its newest keep mark says keep
+	Delete     bool
+	Reason     string // why it is kept or deleted, for people
+	// Objects are what deleting the backup removes, in this order:
+	// walvault's manifest (so it stops being a backup at once), the parts
+	// and backup_manifest, then the keep marks. Empty when kept.
+	Objects []storage.ObjectInfo
+	Bytes   int64 // stored bytes of Objects
+	// LockedUntil is set by Preview when the manifest is still locked:
+	// Apply will keep the backup.
+	LockedUntil time.Time
+}
+
+// WALFile is one WAL object the plan deletes.
+type WALFile struct {
+	Key     string
+	Name    wal.FileName
+	Start   wal.LSN // of the segment the name is built on
+	Size    int64   // stored bytes
+	ModTime time.Time
+}
+
+// WALPlan is the decision for the objects under wal/.
+type WALPlan struct {
+	// Delete lists what goes, oldest (lowest position) first.
+	Delete []WALFile
+	Bytes  int64 // stored bytes of Delete
+	// Kept counts the WAL objects that stay (history files included).
+	Kept      int
+	KeptBytes int64
+	// History counts timeline history files: never deleted.
+	History int
+	// Other lists keys under wal/ that are not walvault's: never touched.
+	Other []string
+	// Cutoff: only WAL wholly before it is deleted. It is the start of the
+	// oldest kept backup, CutoffBackup. Zero when no WAL is deleted.
+	Cutoff       wal.LSN
+	CutoffBackup string
+	SegmentSize  uint32
+	// HeldSince: WAL archived at or after it is kept for a backup-push that
+	// may be running. Zero when no such push.
+	HeldSince time.Time
+	// Reason says in one line why this WAL goes, or why none does.
+	Reason string
+}
+
+// DeletedBackups returns the backups the plan deletes.
+func (p Plan) DeletedBackups() []BackupPlan {
+	var out []BackupPlan
+	for _, bp := range p.Backups {
+		if bp.Delete {
+			out = append(out, bp)
+		}
+	}
+	return out
+}
+
+// PlanPolicy decides what policy p keeps at time now:
+//
+//   - DONE backups the policy keeps (REDUNDANCY n: the n newest DONE
+//     backups not marked keep; RECOVERY WINDOW OF n DAYS: those that
+//     stopped within the last n days plus the newest that stopped before),
+//     every backup marked keep, and always the newest DONE backup;
+//   - WAITING_FOR_WALS backups newer than the oldest kept DONE backup (they
+//     may still become DONE);
+//   - INCOMPLETE folders newer than the newest DONE backup or written to
+//     within BusyWindow (a backup-push may be running).
+//
+// Everything else is deleted, and the WAL no kept backup needs (see
+// planWAL). With no DONE backup at all nothing is deleted.
+func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
+	if p.Kind != Redundancy && p.Kind != RecoveryWindow || p.N < 1 {
+		return Plan{}, fmt.Errorf("invalid retention policy %v: %s", p, acceptedForms)
+	}
+	plan := newPlan(inv, p.String(), now)
+	newest := newestDone(plan.Backups)
+	if newest < 0 {
+		for i := range plan.Backups {
+			plan.Backups[i].Reason = "no backup is DONE yet: nothing is deleted until one is"
+		}
+		return finish(inv, plan)
+	}
+
+	// DONE backups.
+	keep := map[int]string{}
+	switch p.Kind {
+	case Redundancy:
+		rank := 0
+		for i := len(plan.Backups) - 1; i >= 0; i-- {
+			bp := plan.Backups[i]
+			if bp.Status != repository.StatusDone || bp.Marked {
+				continue
+			}
+			rank++
+			if rank <= p.N {
+				keep[i] = fmt.Sprintf("within %s (%s newest DONE backup not marked keep)", p, ordinal(rank))
+			}
+		}
+	case RecoveryWindow:
+		start := now.Add(-p.Window())
+		basis := -1
+		for i, bp := range plan.Backups {
+			if bp.Status != repository.StatusDone {
+				continue
+			}
+			stop := bp.Manifest.StopTime
+			if !stop.Before(start) {
+				keep[i] = fmt.Sprintf("within %s: stopped %s, after the window's start %s", p, stamp(stop), stamp(start))
+			} else if basis < 0 || !stop.Before(plan.Backups[basis].Manifest.StopTime) {
+				basis = i
+			}
+		}
+		if basis >= 0 {
+			keep[basis] = fmt.Sprintf("within %s: the newest backup that stopped before the window's start %s, needed to restore to it", p, stamp(start))
+		}
+	}
+	for i := range plan.Backups {
+		bp := &plan.Backups[i]
+		if bp.Status != repository.StatusDone {
+			continue
+		}
+		reason, kept := keep[i]
+		switch {
+		case bp.Marked:
+			bp.Reason = "marked keep (backup-mark --keep)"
+		case kept:
+			bp.Reason = reason
+		case i == newest:
+			bp.Reason = "the newest DONE backup is always kept"
+		default:
+			bp.Delete = true
+			bp.Reason = deleteReason(plan.Backups, i, p, now)
+		}
+	}
+	oldestKeptDone := ""
+	for _, bp := range plan.Backups {
+		if bp.Status == repository.StatusDone && !bp.Delete {
+			oldestKeptDone = bp.ID
+			break
+		}
+	}
+	// WAITING_FOR_WALS and INCOMPLETE.
+	for i := range plan.Backups {
+		bp := &plan.Backups[i]
+		switch {
+		case bp.Status == repository.StatusDone:
+		case bp.Marked:
+			bp.Reason = "marked keep (backup-mark --keep)"
+		case bp.Status == repository.StatusWaitingForWALs && bp.ID > oldestKeptDone:
+			bp.Reason = fmt.Sprintf("WAITING_FOR_WALS (needs %s): newer than the oldest kept DONE backup, it may still become DONE", missing(*bp))
+		case bp.Status == repository.StatusWaitingForWALs:
+			bp.Delete = true
+			bp.Reason = fmt.Sprintf("WAITING_FOR_WALS (needs %s) and older than every kept DONE backup", missing(*bp))
+		default: // INCOMPLETE
+			if why := mayBeRunning(inv, *bp, plan.Backups[newest].ID, now); why != "" {
+				bp.Reason = why
+				continue
+			}
+			bp.Delete = true
+			bp.Reason = "INCOMPLETE (an interrupted backup-push), older than the newest DONE backup"
+		}
+	}
+	return finish(inv, plan)
+}
+
+// PlanBackup decides the deletion of the one backup id, under the same
+// rules: it refuses (ErrRefused) the newest DONE backup, a backup marked
+// keep and an INCOMPLETE one a running backup-push may be writing. WAL is
+// deleted only when the backup was the oldest and the rules allow it. An
+// id that is not in the repository gives an error wrapping
+// repository.ErrNoBackup.
+func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
+	if err := repository.ValidateBackupID(id); err != nil {
+		return Plan{}, err
+	}
+	plan := newPlan(inv, "backup "+id, now)
+	target := -1
+	for i, bp := range plan.Backups {
+		if bp.ID == id {
+			target = i
+		}
+	}
+	if target < 0 {
+		return Plan{}, fmt.Errorf("%w: backup %s does not exist in this repository (see backup-list)", repository.ErrNoBackup, id)
+	}
+	newest := newestDone(plan.Backups)
+	bp := &plan.Backups[target]
+	switch {
+	case bp.Marked:
+		return Plan{}, fmt.Errorf("%w: backup %s is marked keep; run backup-mark %s --no-keep first if it really should go", ErrRefused, id, id)
+	case target == newest:
+		return Plan{}, fmt.Errorf("%w: backup %s is the newest DONE backup, which is always kept (take a newer backup first)", ErrRefused, id)
+	case bp.Status == repository.StatusIncomplete:
+		if why := recentlyWritten(inv, id, now); why != "" {
+			return Plan{}, fmt.Errorf("%w: backup %s is %s; try again later", ErrRefused, id, why)
+		}
+	}
+	for i := range plan.Backups {
+		plan.Backups[i].Reason = "not selected"
+	}
+	bp.Delete = true
+	bp.Reason = "selected with --backup"
+	if bp.Status == repository.StatusWaitingForWALs {
+		bp.Reason += fmt.Sprintf(" (WAITING_FOR_WALS, needs %s)", missing(*bp))
+	}
+	return finish(inv, plan)
+}
+
+func newPlan(inv Inventory, policy string, now time.Time) Plan {
+	plan := Plan{Policy: policy, Now: now, Backups: make([]BackupPlan, 0, len(inv.Backups))}
+	for _, bi := range inv.Backups {
+		plan.Backups = append(plan.Backups, BackupPlan{
+			ID: bi.ID, Status: bi.Status, Manifest: bi.Manifest, MissingWAL: bi.MissingWAL,
+			Marked: repository.Kept(inv.Marks[bi.ID]),
+		})
+	}
+	sort.SliceStable(plan.Backups, func(i, j int) bool { return plan.Backups[i].ID < plan.Backups[j].ID })
+	return plan
+}
+
+// newestDone is the index of the newest DONE backup, -1 if none.
+func newestDone(bs []BackupPlan) int {
+	for i := len(bs) - 1; i >= 0; i-- {
+		if bs[i].Status == repository.StatusDone {
+			return i
+		}
+	}
+	return -1
+}
+
+func deleteReason(bs []BackupPlan, i int, p Policy, now time.Time) string {
+	if p.Kind == Redundancy {
+		if p.N == 1 {
+			return fmt.Sprintf("beyond %s: a newer DONE backup is kept", p)
+		}
+		return fmt.Sprintf("beyond %s: %d newer DONE backups are kept", p, p.N)
+	}
+	return fmt.Sprintf("beyond %s: stopped %s, and a newer backup covers the window's start %s",
+		p, stamp(bs[i].Manifest.StopTime), stamp(now.Add(-p.Window())))
+}
+
+// mayBeRunning says why an INCOMPLETE folder may belong to a backup-push
+// still in progress, or "".
+func mayBeRunning(inv Inventory, bp BackupPlan, newestDoneID string, now time.Time) string {
+	if bp.ID > newestDoneID {
+		return "INCOMPLETE and newer than the newest DONE backup: a backup-push may be running"
+	}
+	if why := recentlyWritten(inv, bp.ID, now); why != "" {
+		return "INCOMPLETE and " + why
+	}
+	return ""
+}
+
+func recentlyWritten(inv Inventory, id string, now time.Time) string {
+	for _, oi := range inv.Objects[id] {
+		if !oi.ModTime.IsZero() && oi.ModTime.After(now.Add(-BusyWindow)) {
+			return fmt.Sprintf("written to within the last %v (%s): a backup-push may be running", BusyWindow, stamp(oi.ModTime))
+		}
+	}
+	return ""
+}
+
+func missing(bp BackupPlan) string {
+	if bp.MissingWAL == "" {
+		return "WAL"
+	}
+	return bp.MissingWAL
+}
+
+// finish fills in the objects of each deleted backup and plans the WAL.
+func finish(inv Inventory, plan Plan) (Plan, error) {
+	for i := range plan.Backups {
+		bp := &plan.Backups[i]
+		if bp.Delete {
+			bp.Objects = backupObjects(inv, *bp)
+			for _, oi := range bp.Objects {
+				bp.Bytes += oi.Size
+			}
+		}
+	}
+	w, err := planWAL(inv, plan)
+	if err != nil {
+		return Plan{}, err
+	}
+	plan.WAL = w
+	return plan, nil
+}
+
+// backupObjects orders a backup's objects for deletion: walvault's
+// manifest first, then the parts and backup_manifest, the keep marks last.
+func backupObjects(inv Inventory, bp BackupPlan) []storage.ObjectInfo {
+	manifestKey := repository.BackupManifestKey(bp.ID)
+	var manifest *storage.ObjectInfo
+	var parts, marks []storage.ObjectInfo
+	for _, oi := range inv.Objects[bp.ID] {
+		switch _, isMark := repository.ParseMarkKey(oi.Key); {
+		case oi.Key == manifestKey:
+			oi := oi
+			manifest = &oi
+		case isMark:
+			marks = append(marks, oi)
+		default:
+			parts = append(parts, oi)
+		}
+	}
+	if manifest == nil && bp.Manifest != nil {
+		// Listed by the catalog but not by our own listing (a race): it
+		// still goes first.
+		manifest = &storage.ObjectInfo{Key: manifestKey}
+	}
+	out := make([]storage.ObjectInfo, 0, len(parts)+len(marks)+1)
+	if manifest != nil {
+		out = append(out, *manifest)
+	}
+	return append(append(out, parts...), marks...)
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+func ordinal(n int) string {
+	switch {
+	case n == 1:
+		return "the"
+	case n%10 == 2 && n%100 != 12:
+		return fmt.Sprintf("the %dnd", n)
+	case n%10 == 3 && n%100 != 13:
+		return fmt.Sprintf("the %drd", n)
+	case n%10 == 1 && n%100 != 11:
+		return fmt.Sprintf("the %dst", n)
+	}
+	return fmt.Sprintf("the %dth", n)
+}
