@@ -1,0 +1,155 @@
+package check
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// local is what check can see of the server on this host: its data
+// directory, when it exists here and is the same cluster (pg_control's
+// system identifier matches the server's), and the postmaster's
+// environment. Reading either needs to run on the database host as root or
+// as the server's OS user; otherwise the checks that need it say what they
+// could not check.
+type local struct {
+	dataDir string
+	// why says why the data directory is not usable here ("" when it is).
+	why string
+	// env holds the postmaster's WALVAULT_REPO and WALVAULT_CONFIG (no
+	// other variable is kept: the environment may hold credentials), nil
+	// when it could not be read.
+	env    map[string]string
+	envErr error
+}
+
+// envKept are the only variables read from the server's environment.
+var envKept = []string{"WALVAULT_REPO", "WALVAULT_CONFIG"}
+
+// localServer finds the server's data directory on this host.
+func (c *checker) localServer() *local {
+	if c.loc != nil {
+		return c.loc
+	}
+	l := &local{}
+	c.loc = l
+	dd := c.srv.settings["data_directory"]
+	switch {
+	case c.srv.connErr != nil:
+		l.why = "PostgreSQL is unreachable"
+		return l
+	case dd.err != nil:
+		l.why = fmt.Sprintf("cannot read data_directory: %v", dd.err)
+		return l
+	case c.srv.sysID == "":
+		l.why = "the server's system identifier is unknown"
+		return l
+	}
+	l.dataDir = dd.value
+	sysID, err := controlSystemID(l.dataDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		l.why = fmt.Sprintf("the data directory %s is not on this host (run check on the database host)", l.dataDir)
+		return l
+	case errors.Is(err, os.ErrPermission):
+		l.why = fmt.Sprintf("no permission to read %s (run check as root or as the server's OS user)", l.dataDir)
+		return l
+	case err != nil:
+		l.why = fmt.Sprintf("cannot read %s: %v", l.dataDir, err)
+		return l
+	case sysID != c.srv.sysID:
+		l.why = fmt.Sprintf("%s on this host belongs to another cluster (system identifier %s, the server's is %s): run check on the database host", l.dataDir, sysID, c.srv.sysID)
+		return l
+	}
+	l.env, l.envErr = postmasterEnv(l.dataDir)
+	return l
+}
+
+// controlSystemID reads the system identifier from global/pg_control: the
+// first 8 bytes, in the host's byte order (ControlFileData.system_identifier).
+func controlSystemID(dataDir string) (string, error) {
+	f, err := os.Open(filepath.Join(dataDir, "global", "pg_control"))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return "", err
+	}
+	return strconv.FormatUint(binary.NativeEndian.Uint64(b[:]), 10), nil
+}
+
+// postmasterEnv reads WALVAULT_REPO and WALVAULT_CONFIG from the running
+// postmaster's environment, which archive_command inherits: the
+// postmaster's pid is the first line of postmaster.pid, and the process
+// must have the data directory as its working directory (so a stale pid
+// file cannot name another process).
+func postmasterEnv(dataDir string) (map[string]string, error) {
+	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return nil, fmt.Errorf("postmaster.pid does not start with a process id")
+	}
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	cwd, err := os.Readlink(filepath.Join(proc, "cwd"))
+	if err != nil {
+		return nil, err
+	}
+	if !sameDir(cwd, dataDir) {
+		return nil, fmt.Errorf("process %d is not the postmaster of %s", pid, dataDir)
+	}
+	raw, err := os.ReadFile(filepath.Join(proc, "environ"))
+	if err != nil {
+		return nil, err
+	}
+	return keepEnv(raw), nil
+}
+
+// keepEnv picks envKept out of a NUL-separated environment block.
+func keepEnv(raw []byte) map[string]string {
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, 0); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		for _, want := range envKept {
+			if k == want {
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+func sameDir(a, b string) bool {
+	ea, err1 := filepath.EvalSymlinks(a)
+	eb, err2 := filepath.EvalSymlinks(b)
+	if err1 != nil || err2 != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return ea == eb
+}

@@ -1,0 +1,162 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// server is what check learnt from PostgreSQL, gathered on one connection
+// that is closed before the checks judge it.
+type server struct {
+	connErr    error
+	user       string
+	version    string
+	sysID      string
+	sysIDErr   error
+	inRecovery bool
+	segSize    uint32
+	settings   map[string]setting
+	archiver   archiverStats
+	archErr    error
+	// currentWAL is the segment being written (primary only).
+	currentWAL string
+	ready      readyFiles
+}
+
+// setting is one server setting, or why it could not be read.
+type setting struct {
+	value string
+	err   error
+}
+
+type archiverStats struct {
+	archived       int64
+	lastArchived   string
+	lastArchivedAt *time.Time
+	failed         int64
+	lastFailed     string
+	lastFailedAt   *time.Time
+	// Ages by the server's clock, in seconds (nil when never).
+	archivedAge, failedAge *float64
+}
+
+// readyFiles is what pg_ls_archive_statusdir() says of .ready files.
+type readyFiles struct {
+	err    error
+	count  int64
+	oldest *float64 // age in seconds of the oldest, by the server's clock
+}
+
+// settingNames are read with current_setting, one by one, so a setting
+// the role may not read only fails its own check.
+var settingNames = []string{"wal_level", "archive_mode", "archive_command", "archive_library", "data_directory", "wal_segment_size"}
+
+// connectTimeout bounds connecting when the connection string sets none.
+const connectTimeout = 10 * time.Second
+
+// gather connects and reads everything the PostgreSQL checks need.
+func gather(ctx context.Context, connString string) *server {
+	s := &server{settings: map[string]setting{}}
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		// pgconn leaves the password out of its message.
+		s.connErr = fmt.Errorf("PostgreSQL connection settings: %w", err)
+		return s
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["application_name"] = "walvault check"
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	s.user = cfg.User
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		s.connErr = connectError(err, cfg.User, cfg.Database)
+		return s
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version'), pg_is_in_recovery()").Scan(&s.version, &s.inRecovery); err != nil {
+		s.connErr = fmt.Errorf("query PostgreSQL: %w", err)
+		return s
+	}
+	if err := conn.QueryRow(ctx, "SELECT system_identifier::text FROM pg_control_system()").Scan(&s.sysID); err != nil {
+		s.sysIDErr = privilegeHint(err, s.user, "pg_monitor")
+	}
+	for _, name := range settingNames {
+		var v string
+		err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
+		s.settings[name] = setting{value: v, err: privilegeHint(err, s.user, "pg_read_all_settings")}
+	}
+	if v, err := strconv.ParseUint(s.settings["wal_segment_size"].value, 10, 32); err == nil {
+		s.segSize = uint32(v)
+	}
+	a := &s.archiver
+	s.archErr = conn.QueryRow(ctx, `SELECT archived_count, coalesce(last_archived_wal, ''), last_archived_time,
+	       failed_count, coalesce(last_failed_wal, ''), last_failed_time,
+	       extract(epoch FROM now() - last_archived_time)::float8, extract(epoch FROM now() - last_failed_time)::float8
+	  FROM pg_stat_archiver`).Scan(&a.archived, &a.lastArchived, &a.lastArchivedAt, &a.failed, &a.lastFailed, &a.lastFailedAt, &a.archivedAge, &a.failedAge)
+	if !s.inRecovery {
+		_ = conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&s.currentWAL)
+	}
+	s.ready.err = conn.QueryRow(ctx, `SELECT count(*), extract(epoch FROM now() - min(modification))::float8
+	  FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`).Scan(&s.ready.count, &s.ready.oldest)
+	if s.ready.err != nil {
+		s.ready.err = privilegeHint(s.ready.err, s.user, "pg_monitor")
+	}
+	return s
+}
+
+// privilegeHint says which role to grant when the server refused.
+func privilegeHint(err error, user, role string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return fmt.Errorf("%s: GRANT %s TO %s (or run check as a superuser)", pgErr.Message, role, quoteIdent(user))
+	}
+	return err
+}
+
+// connectError adds what to do to a failed connection.
+func connectError(err error, user, database string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01":
+			return fmt.Errorf("%w: the password for role %q was refused: check PGPASSWORD or ~/.pgpass", err, user)
+		case "28000":
+			return fmt.Errorf("%w: pg_hba.conf must let role %q connect to database %q from this host", err, user, database)
+		case "3D000":
+			return fmt.Errorf("%w: set dbname (or PGDATABASE) to an existing database, such as postgres", err)
+		}
+		return err
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return fmt.Errorf("%w: check the host and port (--pg-conn, PGHOST, PGPORT) and that the server is running", err)
+	}
+	return fmt.Errorf("%w: check --pg-conn (or PGHOST, PGPORT, PGUSER) and that the server is running", err)
+}
+
+func quoteIdent(s string) string {
+	out := []byte{'"'}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			out = append(out, '"')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '"'))
+}

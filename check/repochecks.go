@@ -1,0 +1,239 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/verify"
+	"github.com/walvault/walvault/wal"
+)
+
+// identityFacts is walvault.json as the identity check read it.
+type identityFacts struct {
+	id repository.Identity
+}
+
+// backupFacts is what the backup checks learnt.
+type backupFacts struct {
+	done   []repository.BackupInfo // DONE backups, oldest first
+	newest *repository.BackupInfo  // newest DONE
+}
+
+// checkRepository proves the repository reachable and writable with a
+// probe: a new, unique key under check/ created with a conditional create
+// (so it can never replace anything), read back, and deleted. The probe is
+// written without retention; if the bucket's default retention locks it
+// anyway, the delete is refused and the probe stays until its retention
+// ends: that is reported, not failed (verify ignores check/).
+func (c *checker) checkRepository(ctx context.Context) []Result {
+	loc := c.b.Location()
+	if _, err := c.b.Stat(ctx, repository.IdentityKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return []Result{failed(NameRepository, "%s is not reachable: %v", loc, err)}
+	}
+	key := probeKey(c.opts.Host, c.opts.Now())
+	body := []byte(fmt.Sprintf("walvault check probe from %s at %s\n", c.opts.Host, c.opts.Now().UTC().Format(time.RFC3339)))
+	err := c.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))})
+	if err != nil {
+		return []Result{failed(NameRepository, "%s is reachable but not writable: writing %s failed: %v: wal-push and backup-push need to create objects (s3:PutObject, or write permission on the directory for the server's OS user)", loc, key, err)}
+	}
+	rc, _, err := c.b.Get(ctx, key)
+	if err != nil {
+		return []Result{failed(NameRepository, "%s: the probe %s was written but cannot be read back: %v", loc, key, err)}
+	}
+	got, err := io.ReadAll(io.LimitReader(rc, int64(len(body))+1))
+	rc.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		return []Result{failed(NameRepository, "%s: the probe %s reads back different from what was written (%v): the storage does not keep what it is given", loc, key, err)}
+	}
+	switch err := c.b.Delete(ctx, key); {
+	case err == nil:
+		return []Result{ok(NameRepository, "%s: listed, wrote, read back and deleted a probe object", loc)}
+	case errors.Is(err, storage.ErrLocked):
+		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s; the bucket's default retention locks it, so it stays until that ends", loc, key)}
+	default:
+		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s but could not delete it (%v); only walvault delete needs to delete", loc, key, err)}
+	}
+}
+
+// probeKey is a key no one else writes: host, time and randomness.
+func probeKey(host string, now time.Time) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, host)
+	if clean == "" || strings.Trim(clean, ".") == "" {
+		clean = "host"
+	}
+	return fmt.Sprintf("%sprobe-%s-%s-%s", verify.CheckPrefix, now.UTC().Format("20060102T150405Z"), clean, hex.EncodeToString(b[:]))
+}
+
+func (c *checker) checkIdentity(ctx context.Context) []Result {
+	loc := c.b.Location()
+	id, err := repository.LoadIdentity(ctx, c.b)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return []Result{failed(NameIdentity, "%s has no %s: no WAL has reached it yet: check archive_command and the server log, then run SELECT pg_switch_wal()", loc, repository.IdentityKey)}
+	case err != nil:
+		return []Result{failed(NameIdentity, "cannot read %s from %s: %v", repository.IdentityKey, loc, err)}
+	}
+	c.identityLoaded, c.identity = true, identityFacts{id: id}
+	if id.Hidden {
+		return []Result{failed(NameIdentity, "%s in %s is hidden behind a delete marker (someone deleted it without a version id): run walvault repair", repository.IdentityKey, loc)}
+	}
+	switch {
+	case c.srv.connErr != nil:
+		return []Result{failed(NameIdentity, "%s records cluster %s; not compared: PostgreSQL is unreachable", repository.IdentityKey, id.SystemID)}
+	case c.srv.sysIDErr != nil:
+		return []Result{failed(NameIdentity, "%s records cluster %s; cannot read the server's system identifier: %v", repository.IdentityKey, id.SystemID, c.srv.sysIDErr)}
+	case id.SystemID != c.srv.sysID:
+		return []Result{failed(NameIdentity, "%s belongs to the cluster with system identifier %s, but this server's is %s: wal-push refuses this server's WAL there; point this server (archive_command, --repo) at its own repository, or use a new prefix for it", loc, id.SystemID, c.srv.sysID)}
+	case c.srv.segSize != 0 && id.WALSegmentSize != c.srv.segSize:
+		return []Result{failed(NameIdentity, "%s holds WAL segments of %d bytes, but this server's wal_segment_size is %d", loc, id.WALSegmentSize, c.srv.segSize)}
+	}
+	return []Result{ok(NameIdentity, "cluster %s, %s WAL segments, %s compression", id.SystemID, bytesWord(uint64(id.WALSegmentSize)), id.Compression)}
+}
+
+// checkBackups checks the newest DONE backup's age and the number of DONE
+// backups.
+func (c *checker) checkBackups(ctx context.Context) []Result {
+	list, err := repository.ListBackups(ctx, c.b)
+	if err != nil {
+		why := fmt.Sprintf("cannot list backups: %v; run walvault verify", err)
+		return []Result{failed(NameBackupAge, "%s", why), failed(NameBackupCount, "%s", why)}
+	}
+	f := &backupFacts{}
+	waiting := 0
+	for i := range list {
+		switch list[i].Status {
+		case repository.StatusDone:
+			f.done = append(f.done, list[i])
+			f.newest = &list[i]
+		case repository.StatusWaitingForWALs:
+			waiting++
+		}
+	}
+	c.backups = f
+
+	var ageResult Result
+	switch {
+	case f.newest == nil && c.opts.MinBackups == 0:
+		ageResult = ok(NameBackupAge, "no DONE backup, and min-backups is 0")
+	case f.newest == nil:
+		ageResult = failed(NameBackupAge, "no DONE backup in %s: run walvault backup-push (from cron), and make sure its WAL gets archived", c.b.Location())
+	default:
+		m := f.newest.Manifest
+		a := c.opts.Now().Sub(m.StopTime)
+		if a > c.opts.MaxBackupAge {
+			ageResult = failed(NameBackupAge, "the newest DONE backup, %s, finished %s ago, more than max-backup-age %s: check the backup-push cron job and its log", f.newest.ID, roundDuration(a), shortDuration(c.opts.MaxBackupAge))
+		} else {
+			ageResult = ok(NameBackupAge, "newest DONE backup %s finished %s ago; max-backup-age %s", f.newest.ID, roundDuration(a), shortDuration(c.opts.MaxBackupAge))
+		}
+	}
+	var countResult Result
+	note := ""
+	if waiting > 0 {
+		note = fmt.Sprintf(", %d more waiting for WAL", waiting)
+	}
+	if len(f.done) < c.opts.MinBackups {
+		countResult = failed(NameBackupCount, "%s%s, min-backups wants %d: run walvault backup-push", plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
+	} else {
+		countResult = ok(NameBackupCount, "%s%s; min-backups %d", plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
+	}
+	return []Result{ageResult, countResult}
+}
+
+// checkContinuity checks the WAL from the newest DONE backup's start (or,
+// without one, from the oldest archived segment) to the newest archived
+// segment, with verify's continuity code.
+func (c *checker) checkContinuity(ctx context.Context) []Result {
+	if !c.identityLoaded {
+		return []Result{failed(NameContinuity, "not checked: %s cannot be read", repository.IdentityKey)}
+	}
+	segSize := c.identity.id.WALSegmentSize
+	var starts []wal.Segment
+	from := "the oldest archived segment (no DONE backup yet)"
+	if c.backups != nil && c.backups.newest != nil {
+		s, err := wal.ParseSegmentName(c.backups.newest.Manifest.StartWAL)
+		if err != nil {
+			return []Result{failed(NameContinuity, "backup %s: start_wal: %v; run walvault verify", c.backups.newest.ID, err)}
+		}
+		starts = []wal.Segment{s}
+		from = fmt.Sprintf("%s, where backup %s starts,", s, c.backups.newest.ID)
+	}
+	cont, err := verify.WALContinuity(ctx, c.b, segSize, starts)
+	if err != nil {
+		return []Result{failed(NameContinuity, "cannot list the WAL: %v", err)}
+	}
+	if bad := cont.Summary(segSize); bad != "" {
+		return []Result{failed(NameContinuity, "since %s: %s: a restore cannot get past it; run walvault verify for the full report, push missing segments the server still has, or take a new backup", from, bad)}
+	}
+	newest := ""
+	for _, t := range cont.Timelines {
+		if t.Checked && t.Reachable {
+			newest = t.To.String()
+		}
+	}
+	if newest == "" {
+		return []Result{ok(NameContinuity, "no segment archived since %s yet", from)}
+	}
+	return []Result{ok(NameContinuity, "no gap from %s to %s", from, newest)}
+}
+
+// lockReporter is implemented by backends that can say whether their
+// bucket has Object Lock (storage/s3).
+type lockReporter interface {
+	ObjectLockEnabled(ctx context.Context) (bool, error)
+}
+
+func findLockReporter(b storage.Backend) (lockReporter, bool) {
+	for b != nil {
+		if r, ok := b.(lockReporter); ok {
+			return r, true
+		}
+		u, ok := b.(storage.Unwrapper)
+		if !ok {
+			return nil, false
+		}
+		b = u.Unwrap()
+	}
+	return nil, false
+}
+
+// checkObjectLock checks that the bucket has Object Lock when the policy
+// asks for it, and that the policy is the one the repository records.
+func (c *checker) checkObjectLock(ctx context.Context) []Result {
+	configured := repository.LockPolicy{Mode: c.opts.LockMode, Days: c.opts.LockDays}
+	if c.identityLoaded {
+		if err := c.identity.id.CheckLock(configured, c.b.Location()); err != nil {
+			return []Result{failed(NameObjectLock, "%v", err)}
+		}
+	}
+	if !configured.Enabled() {
+		return []Result{ok(NameObjectLock, "not asked for: lock-mode is off")}
+	}
+	r, found := findLockReporter(c.b)
+	if !found {
+		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but %s cannot lock objects: use an s3:// repository on a bucket with Object Lock enabled", strings.ToLower(string(configured.Mode)), c.b.Location())}
+	}
+	enabled, err := r.ObjectLockEnabled(ctx)
+	switch {
+	case err != nil:
+		return []Result{failed(NameObjectLock, "cannot ask the bucket of %s for its Object Lock configuration (s3:GetBucketObjectLockConfiguration): %v", c.b.Location(), err)}
+	case !enabled:
+		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but the bucket of %s does not have it enabled, so walvault's writes fail: create a bucket with Object Lock enabled (most S3 servers allow it only at creation) and move the repository there", strings.ToLower(string(configured.Mode)), c.b.Location())}
+	}
+	return []Result{ok(NameObjectLock, "the bucket has Object Lock enabled; new objects are locked %s", configured)}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/check"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "check every precondition of recoverability, one OK/FAILED line each (like barman check)",
+		Description: `Prints one line per check, "name: OK (detail)" or "name: FAILED (what, and what
+to do)": repository reachable and writable, walvault.json of this cluster,
+PostgreSQL reachable, wal_level, archive_mode, archive_command runs walvault
+into this repository, pg_stat_archiver failures, archive lag, newest backup
+age (max-backup-age), number of backups (min-backups), WAL continuity since
+the newest backup, Object Lock on the bucket when lock-mode asks for it, and
+free space where pg_wal lives.
+
+Connect as a superuser, or as a role with pg_monitor and pg_read_all_settings
+(--pg-conn, or PG* variables and ~/.pgpass). Run on the database host as root
+or as the server's OS user to also check the repository in the server's
+environment and pg_wal's free space; elsewhere those lines say what could not
+be checked. No secret is ever printed.
+
+Exit codes: 0 every check OK, 1 at least one FAILED, 2 bad arguments or
+configuration. --json prints a JSON array of {"name", "ok", "detail"}.`,
+		Flags:  append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print the results as JSON"}),
+		Action: checkAll,
+	}
+}
+
+func checkAll(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("check takes no arguments")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx := c.Context
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	host, _ := os.Hostname()
+	results := check.Run(ctx, b, check.Options{
+		ConnString:   cfg.PGConn,
+		Repo:         cfg.Repo,
+		MaxBackupAge: cfg.MaxBackupAge,
+		MinBackups:   cfg.MinBackups,
+		LockMode:     cfg.LockMode,
+		LockDays:     cfg.LockDays,
+		Timeout:      cfg.Timeout,
+		Host:         host,
+		Secrets:      secretValues(cfg),
+		Log:          log,
+	})
+	if c.Bool("json") {
+		err = check.WriteJSON(c.App.Writer, results)
+	} else {
+		err = check.WriteText(c.App.Writer, results)
+	}
+	if err != nil {
+		return err
+	}
+	if n := check.Failed(results); n > 0 {
+		return fmt.Errorf("%d of %d checks FAILED", n, len(results))
+	}
+	return nil
+}
+
+// secretValues are the values check must never print: every environment
+// variable whose name says it holds a secret (AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN, PGPASSWORD, ...) and the PostgreSQL password (from
+// the connection setting or ~/.pgpass).
+func secretValues(cfg Config) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		up := strings.ToUpper(k)
+		for _, word := range []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL"} {
+			if strings.Contains(up, word) && v != "" {
+				out = append(out, v)
+				break
+			}
+		}
+	}
+	if pc, err := pgconn.ParseConfig(cfg.PGConn); err == nil && pc.Password != "" {
+		out = append(out, pc.Password)
+	}
+	return out
+}

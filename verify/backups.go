@@ -1,0 +1,199 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// visitBackupObject collects one backup folder's objects as they stream
+// past; when the listing moves on to the next folder, the previous one is
+// checked. Only one folder's keys are held at a time.
+func (s *scan) visitBackupObject(ctx context.Context, oi storage.ObjectInfo) error {
+	if _, ok := repository.ParseMarkKey(oi.Key); ok {
+		return nil // a keep mark (backup-mark): part of the layout, no part of the backup
+	}
+	rest := strings.TrimPrefix(oi.Key, repository.BackupsPrefix)
+	id, name, ok := strings.Cut(rest, "/")
+	if !ok || repository.ValidateBackupID(id) != nil || name == "" || strings.Contains(name, "/") {
+		s.stray(oi.Key, "backups/ holds only backups/<id>/<object> and backups/<id>/marks/, with ids like 20261125T103000Z")
+		return nil
+	}
+	if id != s.group {
+		if err := s.flushBackup(ctx); err != nil {
+			return err
+		}
+		s.group, s.groupObjs = id, map[string]int64{}
+	}
+	s.groupObjs[oi.Key] = oi.Size
+	return nil
+}
+
+// flushBackup checks the collected backup folder against its manifest.
+func (s *scan) flushBackup(ctx context.Context) error {
+	id, objs := s.group, s.groupObjs
+	s.group, s.groupObjs = "", nil
+	if id == "" {
+		return nil
+	}
+	br := BackupReport{ID: id, Status: "OK"}
+	manifestKey := repository.BackupManifestKey(id)
+	if _, ok := objs[manifestKey]; !ok {
+		br.Status = string(repository.StatusIncomplete)
+		br.Parts = len(objs)
+		for _, n := range objs {
+			br.StoredBytes += n
+		}
+		if _, hidden := s.hidden[manifestKey]; hidden {
+			// The hidden finding says what to do; the backup is damaged
+			// until then.
+			s.markBackup(id)
+		} else {
+			s.warning(Finding{Kind: KindIncomplete, Key: repository.BackupPrefix(id), BackupID: id,
+				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %d objects (%s) without a manifest, left by an interrupted backup-push; it is never restored, and deleting backups/%s/ frees the space", id, len(objs), humanBytes(br.StoredBytes), id)})
+		}
+		s.appendBackup(br)
+		return nil
+	}
+	delete(objs, manifestKey)
+
+	m, err := repository.LoadBackupManifest(ctx, s.b, id)
+	if err != nil {
+		// A storage failure is not damage: tell them apart by asking again.
+		if _, serr := s.b.Stat(ctx, manifestKey); serr != nil && !errors.Is(serr, storage.ErrNotFound) {
+			return fmt.Errorf("read manifest of backup %s from %s: %w", id, s.b.Location(), serr)
+		}
+		br.Status = "PROBLEM"
+		s.problem(Finding{Kind: KindManifestInvalid, Key: manifestKey, BackupID: id,
+			Detail: fmt.Sprintf("backup %s cannot be used: its manifest %s does not load: %v", id, manifestKey, err)})
+		s.appendBackup(br)
+		return nil
+	}
+	br.StartWAL, br.StopWAL, br.Timeline = m.StartWAL, m.StopWAL, m.StartTimeline
+	if bad := s.manifestProblems(m); len(bad) > 0 {
+		for _, why := range bad {
+			s.problem(Finding{Kind: KindManifestInvalid, Key: manifestKey, BackupID: id, Detail: fmt.Sprintf("backup %s: manifest %s: %s", id, manifestKey, why)})
+		}
+	}
+
+	parts := make([]repository.BackupPart, 0, 1+len(m.Archives))
+	if m.PGManifest.Key != "" {
+		parts = append(parts, m.PGManifest)
+	} else {
+		s.problem(Finding{Kind: KindManifestInvalid, Key: manifestKey, BackupID: id,
+			Detail: fmt.Sprintf("backup %s: manifest %s lists no PostgreSQL backup_manifest", id, manifestKey)})
+	}
+	for _, a := range m.Archives {
+		parts = append(parts, a.Parts...)
+	}
+	for _, p := range parts {
+		size, ok := objs[p.Key]
+		delete(objs, p.Key)
+		br.Parts++
+		br.StoredBytes += p.StoredSize
+		switch {
+		case !ok:
+			if _, hidden := s.hidden[p.Key]; hidden {
+				s.markBackup(id) // the hidden finding says what to do
+				continue
+			}
+			s.problem(Finding{Kind: KindPartMissing, Key: p.Key, BackupID: id,
+				Detail: fmt.Sprintf("backup %s: part %s is missing: the backup cannot be restored; restore another backup, and take a new one", id, p.Key)})
+		case size != p.StoredSize:
+			s.problem(Finding{Kind: KindPartSize, Key: p.Key, BackupID: id,
+				Detail: fmt.Sprintf("backup %s: part %s has %d bytes, its manifest says %d: the backup is damaged; restore another backup, and take a new one", id, p.Key, size, p.StoredSize)})
+		case s.work != nil && validPart(p, id):
+			p := p
+			if err := s.queue(ctx, fullItem{key: p.Key, part: &p, backupID: id}); err != nil {
+				return err
+			}
+		}
+	}
+	extra := make([]string, 0, len(objs))
+	for key := range objs {
+		extra = append(extra, key)
+	}
+	sort.Strings(extra)
+	for _, key := range extra {
+		s.stray(key, fmt.Sprintf("the manifest of backup %s does not list it", id))
+	}
+
+	start, errStart := wal.ParseSegmentName(m.StartWAL)
+	stop, errStop := wal.ParseSegmentName(m.StopWAL)
+	report := s.appendBackup(br)
+	if errStart == nil && errStop == nil {
+		kept := s.opts.KeptBackups == nil || s.opts.KeptBackups[id]
+		s.backups = append(s.backups, backupWAL{report: report, start: start, stop: stop, kept: kept})
+	}
+	return nil
+}
+
+// markBackup counts a problem against a backup that has no finding of its
+// own (it shares one, such as a hidden object's).
+func (s *scan) markBackup(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.backupProblems[id]++
+}
+
+func (s *scan) appendBackup(br BackupReport) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.r.Backups = append(s.r.Backups, br)
+	return len(s.r.Backups) - 1
+}
+
+// manifestProblems lists what makes a parsed manifest inconsistent with
+// the repository or with itself.
+func (s *scan) manifestProblems(m repository.BackupManifest) []string {
+	var bad []string
+	if m.SystemID != s.id.SystemID {
+		bad = append(bad, fmt.Sprintf("system identifier %s, but the repository's is %s: the backup is of another cluster", m.SystemID, s.id.SystemID))
+	}
+	if m.WALSegmentSize != s.id.WALSegmentSize {
+		bad = append(bad, fmt.Sprintf("WAL segment size %d, but the repository's is %d", m.WALSegmentSize, s.id.WALSegmentSize))
+	}
+	for _, f := range []struct{ name, v string }{{"start_wal", m.StartWAL}, {"stop_wal", m.StopWAL}} {
+		if _, err := wal.ParseSegmentName(f.v); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", f.name, err))
+		}
+	}
+	parts := []repository.BackupPart{}
+	if m.PGManifest.Key != "" {
+		parts = append(parts, m.PGManifest)
+	}
+	for _, a := range m.Archives {
+		if len(a.Parts) == 0 {
+			bad = append(bad, fmt.Sprintf("archive %s has no parts", a.Name))
+		}
+		parts = append(parts, a.Parts...)
+	}
+	if len(m.Archives) == 0 {
+		bad = append(bad, "it lists no tar archive")
+	}
+	for _, p := range parts {
+		if !validPart(p, m.ID) {
+			bad = append(bad, fmt.Sprintf("part %q has no valid key, compression, size and sha256", p.Key))
+		}
+	}
+	return bad
+}
+
+// validPart reports whether a part's manifest entry can be checked: a key
+// inside the backup's folder, a known compression, sizes and a sha256.
+func validPart(p repository.BackupPart, id string) bool {
+	if !strings.HasPrefix(p.Key, repository.BackupPrefix(id)) || storage.ValidateKey(p.Key) != nil {
+		return false
+	}
+	if _, err := repository.ParseCompression(string(p.Compression)); err != nil {
+		return false
+	}
+	return p.RawSize >= 0 && p.StoredSize >= 0 && len(p.SHA256) == sha256.Size*2
+}

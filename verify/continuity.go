@@ -1,0 +1,398 @@
+package verify
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/wal"
+)
+
+// WALIndex is what continuity needs to know about the archived WAL, built
+// while the wal/ folder streams past: per timeline, the archived segments
+// as runs of consecutive segment numbers (memory grows with the number of
+// gaps, not of segments), the partial segments, and the timeline's history.
+type WALIndex struct {
+	segSize uint32
+	perLog  uint64
+	tls     map[wal.TimelineID]*timelineWAL
+}
+
+type timelineWAL struct {
+	runs     []segRun // sorted, disjoint, not adjacent
+	partials int
+	// history is set once the timeline's history file was read; historyErr
+	// when it could not be parsed.
+	hasHistory bool
+	history    []wal.HistoryEntry
+	historyErr error
+}
+
+// segRun is a run of consecutive archived segments, by segment number.
+type segRun struct{ first, last uint64 }
+
+// NewWALIndex starts an empty index for segments of segSize bytes (the
+// repository's wal_segment_size).
+func NewWALIndex(segSize uint32) (*WALIndex, error) {
+	if err := wal.ValidateSegmentSize(segSize); err != nil {
+		return nil, err
+	}
+	return &WALIndex{segSize: segSize, perLog: (1 << 32) / uint64(segSize), tls: map[wal.TimelineID]*timelineWAL{}}, nil
+}
+
+func (x *WALIndex) tl(tli wal.TimelineID) *timelineWAL {
+	t := x.tls[tli]
+	if t == nil {
+		t = &timelineWAL{}
+		x.tls[tli] = t
+	}
+	return t
+}
+
+func (x *WALIndex) segNo(s wal.Segment) uint64 { return uint64(s.Log)*x.perLog + uint64(s.Seg) }
+
+func (x *WALIndex) segment(tli wal.TimelineID, no uint64) wal.Segment {
+	return wal.Segment{Timeline: tli, Log: uint32(no / x.perLog), Seg: uint32(no % x.perLog)}
+}
+
+// AddSegment records an archived (full) segment. Segments usually arrive in
+// order (List walks keys in lexical order, which is segment order); any
+// order works.
+func (x *WALIndex) AddSegment(s wal.Segment) {
+	t := x.tl(s.Timeline)
+	n := x.segNo(s)
+	if k := len(t.runs); k > 0 {
+		last := &t.runs[k-1]
+		switch {
+		case n == last.last+1:
+			last.last = n
+			return
+		case n > last.last+1:
+			t.runs = append(t.runs, segRun{n, n})
+			return
+		}
+	} else {
+		t.runs = append(t.runs, segRun{n, n})
+		return
+	}
+	// Out of order or a duplicate: insert and merge.
+	i := sort.Search(len(t.runs), func(i int) bool { return t.runs[i].last+1 >= n })
+	if i < len(t.runs) && t.runs[i].first <= n+1 {
+		r := &t.runs[i]
+		if n < r.first {
+			r.first = n
+		}
+		if n > r.last {
+			r.last = n
+		}
+	} else {
+		t.runs = append(t.runs, segRun{})
+		copy(t.runs[i+1:], t.runs[i:])
+		t.runs[i] = segRun{n, n}
+	}
+	// Merge neighbours that now touch.
+	merged := t.runs[:1]
+	for _, r := range t.runs[1:] {
+		p := &merged[len(merged)-1]
+		if r.first <= p.last+1 {
+			if r.last > p.last {
+				p.last = r.last
+			}
+			continue
+		}
+		merged = append(merged, r)
+	}
+	t.runs = merged
+}
+
+// AddPartial records a partial segment (".partial"): PostgreSQL archives
+// the last, unfinished segment of a timeline that way at a promotion.
+// Recovery never reads it, so it fills no gap; it only makes the timeline
+// known.
+func (x *WALIndex) AddPartial(s wal.Segment) { x.tl(s.Timeline).partials++ }
+
+// SetHistory records timeline tli's history file (wal/TTTTTTTT.history),
+// or the error that made it unreadable.
+func (x *WALIndex) SetHistory(tli wal.TimelineID, entries []wal.HistoryEntry, err error) {
+	t := x.tl(tli)
+	t.hasHistory, t.history, t.historyErr = true, entries, err
+	if err == nil {
+		if cerr := wal.CheckHistory(tli, entries); cerr != nil {
+			t.history, t.historyErr = nil, cerr
+		}
+	}
+}
+
+// Gap is a run of segments missing on one timeline.
+type Gap struct {
+	Timeline    wal.TimelineID
+	First, Last wal.Segment
+	Count       uint64
+	// Needed is false for a gap on a timeline no backup leads to: a hole in
+	// the archive, but nothing a restore of a backup would read.
+	Needed bool
+}
+
+// Names lists the missing segments' names when there are at most limit of
+// them, and nil otherwise (then First, Last and Count describe the gap).
+func (g Gap) Names(segSize uint32, limit int) []string {
+	if g.Count > uint64(limit) {
+		return nil
+	}
+	names := make([]string, 0, g.Count)
+	s := g.First
+	for i := uint64(0); i < g.Count; i++ {
+		names = append(names, s.String())
+		next, err := s.Next(segSize)
+		if err != nil {
+			break
+		}
+		s = next
+	}
+	return names
+}
+
+// Describe says which segments are missing: every name for a small gap,
+// the first and last name and the count for a big one.
+func (g Gap) Describe(segSize uint32) string {
+	if names := g.Names(segSize, maxListedNames); names != nil {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%d segments, %s to %s", g.Count, g.First, g.Last)
+}
+
+// maxListedNames is the largest gap whose every segment name is printed.
+const maxListedNames = 10
+
+// TimelineSpan says what was checked on one timeline.
+type TimelineSpan struct {
+	Timeline wal.TimelineID
+	// Parent and SwitchPoint come from the timeline's history file (zero
+	// for timeline 1 or without a readable history).
+	Parent      wal.TimelineID
+	SwitchPoint wal.LSN
+	// Oldest and Newest are the timeline's oldest and newest archived full
+	// segments; Segments counts them. HasSegments is false when it has
+	// none (only a history file or partial segments).
+	HasSegments    bool
+	Oldest, Newest wal.Segment
+	Segments       uint64
+	Partials       int
+	// Checked is false when no range needed checking; From and To bound
+	// the range checked (inclusive).
+	Checked  bool
+	From, To wal.Segment
+	// Reachable: a backup's start leads to this timeline (on it, or on an
+	// ancestor before the branch point).
+	Reachable bool
+}
+
+// Continuity is the verdict on the archived WAL.
+type Continuity struct {
+	Timelines []TimelineSpan
+	Gaps      []Gap
+	// MissingHistory lists timelines after 1 with archived segments but no
+	// history file: recovery cannot follow them.
+	MissingHistory []wal.TimelineID
+	// BadHistory maps timelines to the error in their history file.
+	BadHistory map[wal.TimelineID]error
+}
+
+// Continuity checks, per timeline, that every segment from a start to the
+// newest archived segment is there, following timeline history so that a
+// branch point is not taken for a gap: recovery reads the parent timeline
+// up to the segment before the one holding the switch point, and the child
+// timeline from that segment on (PostgreSQL's XLogFileReadAnyTLI).
+//
+// starts are the start segments of the backups continuity must serve
+// (start_wal on the backup's start timeline). A timeline is checked from
+// the oldest start on it, or from the switch segment when its parent is
+// checked from a point before the branch, to its newest archived segment
+// (and a parent at least up to its children's branch points). With no
+// starts, every timeline is checked from its oldest archived segment.
+// Timelines no start leads to are checked from their oldest archived
+// segment too, but their gaps are marked not Needed.
+func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
+	tlis := make([]wal.TimelineID, 0, len(x.tls))
+	for tli := range x.tls {
+		tlis = append(tlis, tli)
+	}
+	sort.Slice(tlis, func(i, j int) bool { return tlis[i] < tlis[j] })
+
+	type bound struct {
+		set bool
+		n   uint64
+	}
+	from := map[wal.TimelineID]bound{}
+	lower := func(m map[wal.TimelineID]bound, tli wal.TimelineID, n uint64) {
+		if b := m[tli]; !b.set || n < b.n {
+			m[tli] = bound{true, n}
+		}
+	}
+	for _, s := range starts {
+		lower(from, s.Timeline, x.segNo(s))
+	}
+	// Parents come before children: a history only names older timelines.
+	branch := map[wal.TimelineID]uint64{} // child -> switch segment, for reachable children
+	for _, tli := range tlis {
+		t := x.tls[tli]
+		if len(starts) == 0 && len(t.runs) > 0 {
+			lower(from, tli, t.runs[0].first)
+		}
+		if len(t.history) == 0 {
+			continue
+		}
+		p := t.history[len(t.history)-1]
+		sw, err := wal.SegmentFromLSN(tli, p.SwitchPoint, x.segSize)
+		if err != nil {
+			continue
+		}
+		if pf := from[p.Timeline]; pf.set && pf.n <= x.segNo(sw) {
+			lower(from, tli, x.segNo(sw))
+			branch[tli] = x.segNo(sw)
+		}
+	}
+	to := map[wal.TimelineID]bound{}
+	for _, tli := range tlis {
+		if t := x.tls[tli]; len(t.runs) > 0 {
+			to[tli] = bound{true, t.runs[len(t.runs)-1].last}
+		}
+	}
+	for child, sw := range branch {
+		parent := x.tls[child].history[len(x.tls[child].history)-1].Timeline
+		if sw == 0 {
+			continue
+		}
+		if b := to[parent]; !b.set || sw-1 > b.n {
+			to[parent] = bound{true, sw - 1}
+		}
+	}
+
+	var c Continuity
+	for _, tli := range tlis {
+		t := x.tls[tli]
+		span := TimelineSpan{Timeline: tli, Partials: t.partials}
+		if len(t.history) > 0 {
+			p := t.history[len(t.history)-1]
+			span.Parent, span.SwitchPoint = p.Timeline, p.SwitchPoint
+		}
+		if t.historyErr != nil {
+			if c.BadHistory == nil {
+				c.BadHistory = map[wal.TimelineID]error{}
+			}
+			c.BadHistory[tli] = t.historyErr
+		} else if tli > 1 && !t.hasHistory && (len(t.runs) > 0 || t.partials > 0) {
+			c.MissingHistory = append(c.MissingHistory, tli)
+		}
+		for _, r := range t.runs {
+			span.Segments += r.last - r.first + 1
+		}
+		if len(t.runs) > 0 {
+			span.HasSegments = true
+			span.Oldest = x.segment(tli, t.runs[0].first)
+			span.Newest = x.segment(tli, t.runs[len(t.runs)-1].last)
+		}
+		f, e := from[tli], to[tli]
+		span.Reachable = f.set
+		if !f.set && len(t.runs) > 0 {
+			f = bound{true, t.runs[0].first} // not needed; still look for holes
+		}
+		if f.set && e.set && f.n <= e.n {
+			span.Checked = true
+			span.From, span.To = x.segment(tli, f.n), x.segment(tli, e.n)
+			for _, g := range missing(t.runs, f.n, e.n) {
+				c.Gaps = append(c.Gaps, Gap{
+					Timeline: tli,
+					First:    x.segment(tli, g.first),
+					Last:     x.segment(tli, g.last),
+					Count:    g.last - g.first + 1,
+					Needed:   span.Reachable,
+				})
+			}
+		}
+		c.Timelines = append(c.Timelines, span)
+	}
+	return c
+}
+
+// missing returns the runs of segment numbers in [from, to] that runs lacks.
+func missing(runs []segRun, from, to uint64) []segRun {
+	var out []segRun
+	next := from
+	for _, r := range runs {
+		if r.last < next {
+			continue
+		}
+		if r.first > to {
+			break
+		}
+		if r.first > next {
+			out = append(out, segRun{next, r.first - 1})
+		}
+		if r.last >= to {
+			return out
+		}
+		next = r.last + 1
+	}
+	if next <= to {
+		out = append(out, segRun{next, to})
+	}
+	return out
+}
+
+// Covered reports whether every segment from start to stop (inclusive, on
+// start's timeline; stop only gives the position) is archived, and if not
+// the first one missing. ok is false as well when the range runs past the
+// newest archived segment: then beyond says so (the WAL is not archived
+// yet, rather than lost).
+func (x *WALIndex) Covered(start, stop wal.Segment) (ok bool, firstMissing wal.Segment, beyond bool) {
+	t := x.tls[start.Timeline]
+	a, b := x.segNo(start), x.segNo(stop)
+	if t == nil || len(t.runs) == 0 {
+		return false, start, true
+	}
+	gaps := missing(t.runs, a, b)
+	if len(gaps) == 0 {
+		return true, wal.Segment{}, false
+	}
+	return false, x.segment(start.Timeline, gaps[0].first), gaps[0].first > t.runs[len(t.runs)-1].last
+}
+
+// walObject is a classified key under wal/.
+type walObject struct {
+	file        wal.FileName
+	compression repository.Compression
+}
+
+// parseWALKey classifies a key under wal/ the way repository.WALKey makes
+// them; ok is false for anything walvault does not write there.
+func parseWALKey(key string, segSize uint32) (walObject, bool) {
+	rest, ok := strings.CutPrefix(key, repository.WALPrefix)
+	if !ok {
+		return walObject{}, false
+	}
+	if !strings.Contains(rest, "/") {
+		f, err := wal.Classify(rest)
+		if err != nil || f.Kind != wal.KindTimelineHistory || repository.WALKey(f, repository.None) != key {
+			return walObject{}, false
+		}
+		return walObject{file: f, compression: repository.None}, true
+	}
+	dir, name, _ := strings.Cut(rest, "/")
+	for _, c := range repository.Compressions {
+		base, ok := strings.CutSuffix(name, c.Ext())
+		if !ok {
+			continue
+		}
+		f, err := wal.Classify(base)
+		if err != nil || repository.WALKey(f, c) != key || dir != fmt.Sprintf("%08X", uint32(f.Timeline)) {
+			continue
+		}
+		if f.Kind != wal.KindTimelineHistory && f.Segment.Validate(segSize) != nil {
+			return walObject{}, false
+		}
+		return walObject{file: f, compression: c}, true
+	}
+	return walObject{}, false
+}

@@ -1,0 +1,368 @@
+package verify
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/wal"
+)
+
+const seg16 = 16 << 20
+
+// walSet describes archived WAL for a test: segment numbers (log 0) per
+// timeline, partial segments, and history files as PostgreSQL writes them.
+type walSet struct {
+	segs      map[wal.TimelineID][]uint32
+	partials  map[wal.TimelineID][]uint32
+	histories map[wal.TimelineID]string
+}
+
+func (w walSet) index(t *testing.T) *WALIndex {
+	t.Helper()
+	x, err := NewWALIndex(seg16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tli, ns := range w.segs {
+		for _, n := range ns {
+			x.AddSegment(wal.Segment{Timeline: tli, Seg: n})
+		}
+	}
+	for tli, ns := range w.partials {
+		for _, n := range ns {
+			x.AddPartial(wal.Segment{Timeline: tli, Seg: n})
+		}
+	}
+	for tli, text := range w.histories {
+		entries, err := wal.ParseHistory(strings.NewReader(text))
+		x.SetHistory(tli, entries, err)
+	}
+	return x
+}
+
+func span(first, last uint32) []uint32 {
+	var out []uint32
+	for n := first; n <= last; n++ {
+		out = append(out, n)
+	}
+	return out
+}
+
+func cat(parts ...[]uint32) []uint32 {
+	var out []uint32
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func start(tli wal.TimelineID, n uint32) wal.Segment { return wal.Segment{Timeline: tli, Seg: n} }
+
+// gapString is "T:first-last" (segment numbers in hex, log 0), with a "?"
+// for gaps no backup needs.
+func gapString(g Gap) string {
+	s := fmt.Sprintf("%d:%X-%X", g.Timeline, g.First.Seg, g.Last.Seg)
+	if !g.Needed {
+		s += "?"
+	}
+	return s
+}
+
+func TestContinuity(t *testing.T) {
+	tests := []struct {
+		name        string
+		wal         walSet
+		starts      []wal.Segment
+		wantGaps    []string
+		wantMissing []wal.TimelineID // missing history files
+		wantBad     []wal.TimelineID // unparsable history files
+	}{
+		{
+			name:   "no gap",
+			wal:    walSet{segs: map[wal.TimelineID][]uint32{1: span(1, 9)}},
+			starts: []wal.Segment{start(1, 2)},
+		},
+		{
+			name:     "a gap in the middle",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(1, 4), span(6, 9))}},
+			starts:   []wal.Segment{start(1, 2)},
+			wantGaps: []string{"1:5-5"},
+		},
+		{
+			name:     "two gaps, one of three segments",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(1, 2), span(4, 5), span(9, 10))}},
+			starts:   []wal.Segment{start(1, 1)},
+			wantGaps: []string{"1:3-3", "1:6-8"},
+		},
+		{
+			name:   "a gap before the oldest backup is not reported",
+			wal:    walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(1, 2), span(5, 9))}},
+			starts: []wal.Segment{start(1, 5)},
+		},
+		{
+			name:     "without backups, from the oldest archived segment",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(3, 4), span(6, 7))}},
+			wantGaps: []string{"1:5-5"},
+		},
+		{
+			name: "a timeline switch with history is not a gap",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 4), 2: span(5, 8)},
+				partials:  map[wal.TimelineID][]uint32{1: {5}},
+				histories: map[wal.TimelineID]string{2: "1\t0/5000100\tno recovery target specified\n"},
+			},
+			starts: []wal.Segment{start(1, 2)},
+		},
+		{
+			name: "a switch exactly at a segment boundary",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 4), 2: span(5, 6)},
+				histories: map[wal.TimelineID]string{2: "1\t0/5000000\tat a boundary\n"},
+			},
+			starts: []wal.Segment{start(1, 1)},
+		},
+		{
+			name: "the parent lacks the segment before the switch",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 3), 2: span(5, 8)},
+				partials:  map[wal.TimelineID][]uint32{1: {5}},
+				histories: map[wal.TimelineID]string{2: "1\t0/5000100\n"},
+			},
+			starts:   []wal.Segment{start(1, 2)},
+			wantGaps: []string{"1:4-4"},
+		},
+		{
+			name: "the child lacks its first segment",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 4), 2: span(6, 8)},
+				histories: map[wal.TimelineID]string{2: "1\t0/5000100\n"},
+			},
+			starts:   []wal.Segment{start(1, 2)},
+			wantGaps: []string{"2:5-5"},
+		},
+		{
+			name: "the parent went on after a branch and has a gap there",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: cat(span(1, 7), span(9, 12)), 2: span(5, 8)},
+				histories: map[wal.TimelineID]string{2: "1\t0/5000100\n"},
+			},
+			starts:   []wal.Segment{start(1, 1)},
+			wantGaps: []string{"1:8-8"},
+		},
+		{
+			name: "three timelines, the middle one without segments of its own",
+			wal: walSet{
+				segs: map[wal.TimelineID][]uint32{1: span(1, 4), 3: span(5, 7)},
+				histories: map[wal.TimelineID]string{
+					2: "1\t0/5000100\n",
+					3: "1\t0/5000100\n2\t0/5000200\n",
+				},
+			},
+			starts: []wal.Segment{start(1, 1)},
+		},
+		{
+			name: "a missing history file",
+			wal: walSet{
+				segs: map[wal.TimelineID][]uint32{1: span(1, 4), 2: cat(span(5, 6), span(8, 8))},
+			},
+			starts:      []wal.Segment{start(1, 1)},
+			wantGaps:    []string{"2:7-7?"},
+			wantMissing: []wal.TimelineID{2},
+		},
+		{
+			name: "an unreadable history file",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 4), 2: span(5, 6)},
+				histories: map[wal.TimelineID]string{2: "one\tbad line\n"},
+			},
+			starts:  []wal.Segment{start(1, 1)},
+			wantBad: []wal.TimelineID{2},
+		},
+		{
+			name: "a history naming a newer timeline is refused",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 4), 2: span(5, 6)},
+				histories: map[wal.TimelineID]string{2: "3\t0/5000100\n"},
+			},
+			starts:  []wal.Segment{start(1, 1)},
+			wantBad: []wal.TimelineID{2},
+		},
+		{
+			name: "a partial segment on the newest timeline fills nothing and breaks nothing",
+			wal: walSet{
+				segs:     map[wal.TimelineID][]uint32{1: span(1, 3)},
+				partials: map[wal.TimelineID][]uint32{1: {4}},
+			},
+			starts: []wal.Segment{start(1, 1)},
+		},
+		{
+			name: "a partial does not fill a gap",
+			wal: walSet{
+				segs:     map[wal.TimelineID][]uint32{1: cat(span(1, 3), span(5, 6))},
+				partials: map[wal.TimelineID][]uint32{1: {4}},
+			},
+			starts:   []wal.Segment{start(1, 1)},
+			wantGaps: []string{"1:4-4"},
+		},
+		{
+			name: "a timeline that branched before the oldest backup is not needed",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 12), 2: cat(span(3, 3), span(5, 6))},
+				histories: map[wal.TimelineID]string{2: "1\t0/3000100\n"},
+			},
+			starts:   []wal.Segment{start(1, 10)},
+			wantGaps: []string{"2:4-4?"},
+		},
+		{
+			name: "a backup on the child timeline: the parent is not needed",
+			wal: walSet{
+				segs:      map[wal.TimelineID][]uint32{1: cat(span(1, 1), span(3, 4)), 2: span(5, 9)},
+				histories: map[wal.TimelineID]string{2: "1\t0/5000100\n"},
+			},
+			starts:   []wal.Segment{start(2, 6)},
+			wantGaps: []string{"1:2-2?"},
+		},
+		{
+			name:   "a backup whose WAL is not archived yet is no gap",
+			wal:    walSet{segs: map[wal.TimelineID][]uint32{1: span(1, 4)}},
+			starts: []wal.Segment{start(1, 2), start(1, 7)},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.wal.index(t).Continuity(tc.starts)
+			var gaps []string
+			for _, g := range c.Gaps {
+				gaps = append(gaps, gapString(g))
+			}
+			if !reflect.DeepEqual(gaps, tc.wantGaps) {
+				t.Errorf("gaps = %v, want %v", gaps, tc.wantGaps)
+			}
+			if !reflect.DeepEqual(c.MissingHistory, tc.wantMissing) {
+				t.Errorf("missing history = %v, want %v", c.MissingHistory, tc.wantMissing)
+			}
+			var bad []wal.TimelineID
+			for tli := range c.BadHistory {
+				bad = append(bad, tli)
+			}
+			if !reflect.DeepEqual(bad, tc.wantBad) {
+				t.Errorf("bad history = %v, want %v", bad, tc.wantBad)
+			}
+		})
+	}
+}
+
+func TestContinuitySpans(t *testing.T) {
+	w := walSet{
+		segs:      map[wal.TimelineID][]uint32{1: span(1, 4), 2: span(5, 8)},
+		partials:  map[wal.TimelineID][]uint32{1: {5}},
+		histories: map[wal.TimelineID]string{2: "1\t0/5000100\n"},
+	}
+	c := w.index(t).Continuity([]wal.Segment{start(1, 2)})
+	if len(c.Timelines) != 2 {
+		t.Fatalf("got %d timelines, want 2", len(c.Timelines))
+	}
+	t1, t2 := c.Timelines[0], c.Timelines[1]
+	if !t1.Checked || t1.From != start(1, 2) || t1.To != start(1, 4) || t1.Segments != 4 || t1.Partials != 1 {
+		t.Errorf("timeline 1 span = %+v, want checked 2..4 of 4 segments and 1 partial", t1)
+	}
+	if !t2.Checked || t2.From != start(2, 5) || t2.To != start(2, 8) || t2.Parent != 1 || t2.SwitchPoint != 0x5000100 || !t2.Reachable {
+		t.Errorf("timeline 2 span = %+v, want checked 5..8, parent 1 at 0/5000100", t2)
+	}
+}
+
+func TestGapNames(t *testing.T) {
+	x := walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(1, 1), span(3, 3), span(0x20, 0x20))}}.index(t)
+	c := x.Continuity([]wal.Segment{start(1, 1)})
+	if len(c.Gaps) != 2 {
+		t.Fatalf("gaps = %+v, want 2", c.Gaps)
+	}
+	small, big := c.Gaps[0], c.Gaps[1]
+	if got := small.Names(seg16, maxListedNames); !reflect.DeepEqual(got, []string{"000000010000000000000002"}) {
+		t.Errorf("small gap names = %v", got)
+	}
+	if got := big.Names(seg16, maxListedNames); got != nil {
+		t.Errorf("big gap names = %v, want nil (first, last and count instead)", got)
+	}
+	want := "28 segments, 000000010000000000000004 to 00000001000000000000001F"
+	if got := big.Describe(seg16); got != want {
+		t.Errorf("big gap = %q, want %q", got, want)
+	}
+}
+
+func TestGapAcrossLogs(t *testing.T) {
+	x, _ := NewWALIndex(seg16)
+	x.AddSegment(wal.Segment{Timeline: 1, Log: 0, Seg: 0xFE})
+	x.AddSegment(wal.Segment{Timeline: 1, Log: 1, Seg: 0x01})
+	c := x.Continuity([]wal.Segment{{Timeline: 1, Log: 0, Seg: 0xFE}})
+	if len(c.Gaps) != 1 {
+		t.Fatalf("gaps = %+v, want one", c.Gaps)
+	}
+	if got := c.Gaps[0].Names(seg16, 10); !reflect.DeepEqual(got, []string{"0000000100000000000000FF", "000000010000000100000000"}) {
+		t.Errorf("names = %v", got)
+	}
+}
+
+func TestAddSegmentAnyOrder(t *testing.T) {
+	x, _ := NewWALIndex(seg16)
+	for _, n := range []uint32{9, 1, 5, 3, 2, 8, 4, 4, 7} {
+		x.AddSegment(start(1, n))
+	}
+	if got, want := x.tls[1].runs, []segRun{{1, 5}, {7, 9}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("runs = %v, want %v", got, want)
+	}
+	x.AddSegment(start(1, 6))
+	if got, want := x.tls[1].runs, []segRun{{1, 9}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("runs = %v, want %v", got, want)
+	}
+}
+
+func TestCovered(t *testing.T) {
+	x := walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(1, 3), span(5, 6))}}.index(t)
+	tests := []struct {
+		from, to   uint32
+		ok, beyond bool
+		first      uint32
+	}{
+		{1, 3, true, false, 0},
+		{2, 5, false, false, 4},
+		{5, 8, false, true, 7},
+	}
+	for _, tc := range tests {
+		ok, first, beyond := x.Covered(start(1, tc.from), start(1, tc.to))
+		if ok != tc.ok || beyond != tc.beyond || (!ok && first.Seg != tc.first) {
+			t.Errorf("Covered(%d, %d) = %v, %v, %v; want %v, %d, %v", tc.from, tc.to, ok, first, beyond, tc.ok, tc.first, tc.beyond)
+		}
+	}
+}
+
+func TestParseWALKey(t *testing.T) {
+	tests := []struct {
+		key  string
+		ok   bool
+		kind wal.Kind
+		c    repository.Compression
+	}{
+		{"wal/00000001/000000010000000000000001.lz4", true, wal.KindSegment, repository.LZ4},
+		{"wal/00000001/000000010000000000000001", true, wal.KindSegment, repository.None},
+		{"wal/00000001/000000010000000000000001.partial.lz4", true, wal.KindPartial, repository.LZ4},
+		{"wal/00000001/000000010000000000000001.00000028.backup", true, wal.KindBackupHistory, repository.None},
+		{"wal/00000002.history", true, wal.KindTimelineHistory, repository.None},
+		{"wal/00000002/000000010000000000000001.lz4", false, 0, ""}, // wrong folder
+		{"wal/00000001/000000010000000000000001.gz", false, 0, ""},  // unknown suffix
+		{"wal/00000001/00000001000000000000FFFF.lz4", false, 0, ""}, // out of range for 16 MiB
+		{"wal/00000001/000000010000000000000001.00000028.backup.lz4", false, 0, ""},
+		{"wal/00000002/00000002.history", false, 0, ""},
+		{"wal/00000002.history.lz4", false, 0, ""},
+		{"wal/readme.txt", false, 0, ""},
+	}
+	for _, tc := range tests {
+		o, ok := parseWALKey(tc.key, seg16)
+		if ok != tc.ok || (ok && (o.file.Kind != tc.kind || o.compression != tc.c)) {
+			t.Errorf("parseWALKey(%q) = %+v, %v; want kind %v, %q, %v", tc.key, o, ok, tc.kind, tc.c, tc.ok)
+		}
+	}
+}

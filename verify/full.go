@@ -1,0 +1,214 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// fullItem is one object for --full to re-read: a WAL object or a backup
+// part.
+type fullItem struct {
+	key      string
+	wal      *walObject
+	part     *repository.BackupPart
+	backupID string
+}
+
+// queue hands an item to the workers, waiting while they are all busy: the
+// listing never runs far ahead of the reading.
+func (s *scan) queue(ctx context.Context, it fullItem) error {
+	select {
+	case s.work <- it:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *scan) worker(ctx context.Context) error {
+	for it := range s.work {
+		var err error
+		if it.part != nil {
+			err = s.checkPart(ctx, it)
+		} else {
+			err = s.checkWALObject(ctx, it)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readResult is what streaming one object through decompress and sha256
+// gave.
+type readResult struct {
+	stored, raw int64
+	sha256      string
+	// decodeErr: the body did not decompress (damaged data, not a storage
+	// failure).
+	decodeErr error
+}
+
+// readThrough streams rc through the decoder of c and a sha256, reading at
+// most limit+1 raw bytes. Storage failures are returned as errors; a body
+// that does not decode is a result.
+func readThrough(rc io.Reader, c repository.Compression, limit int64) (readResult, error) {
+	counted := &countingReader{r: rc}
+	body, err := c.NewReader(transportReader{counted})
+	if err != nil {
+		return readResult{}, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(body, limit+1))
+	res := readResult{raw: n, sha256: hex.EncodeToString(h.Sum(nil))}
+	var te transportError
+	switch {
+	case errors.As(err, &te):
+		return readResult{}, te.err
+	case err != nil:
+		res.decodeErr = err
+	}
+	res.stored = counted.n
+	return res, nil
+}
+
+func (s *scan) count(stored int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.r.Summary.ObjectsRead++
+	s.r.Summary.BytesRead += stored
+}
+
+// checkWALObject re-reads one WAL object and compares it with the sha256
+// and raw size recorded in its metadata.
+func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
+	rc, info, err := s.b.Get(ctx, it.key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // deleted since the listing (retention)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s from %s: %w", it.key, s.b.Location(), err)
+	}
+	defer rc.Close()
+	wantSum := info.Metadata[repository.MetaSHA256]
+	wantRaw, perr := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
+	if perr != nil || wantRaw < 0 || len(wantSum) != sha256.Size*2 {
+		s.count(0)
+		s.problem(Finding{Kind: KindWALMetadata, Key: it.key,
+			Detail: fmt.Sprintf("%s has no valid sha256/raw-size metadata, so wal-fetch refuses it: it was not written by walvault, or its metadata was lost", it.key)})
+		return nil
+	}
+	if mc := info.Metadata[repository.MetaCompression]; mc != "" && mc != string(it.wal.compression) {
+		s.count(0)
+		s.problem(Finding{Kind: KindWALMetadata, Key: it.key,
+			Detail: fmt.Sprintf("%s is marked as compressed with %q but its key says %q: it was not written by walvault or was replaced", it.key, mc, it.wal.compression)})
+		return nil
+	}
+	res, err := readThrough(rc, it.wal.compression, wantRaw)
+	if err != nil {
+		return fmt.Errorf("read %s from %s: %w", it.key, s.b.Location(), err)
+	}
+	s.count(res.stored)
+	name := it.wal.file.String()
+	switch {
+	case res.decodeErr != nil:
+		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
+			Detail: fmt.Sprintf("%s (%s) does not decompress: %v: the object is damaged; %s", it.key, name, res.decodeErr, walRemedy(it.wal.file))})
+	case res.raw != wantRaw:
+		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
+			Detail: fmt.Sprintf("%s (%s) decompresses to %s bytes, its metadata says %d: the object is damaged; %s", it.key, name, sizeWord(res.raw, wantRaw), wantRaw, walRemedy(it.wal.file))})
+	case res.sha256 != wantSum:
+		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
+			Detail: fmt.Sprintf("%s (%s) has sha256 %s, its metadata says %s: the object is damaged; %s", it.key, name, res.sha256, wantSum, walRemedy(it.wal.file))})
+	case it.wal.file.Kind == wal.KindSegment && res.raw != int64(s.id.WALSegmentSize):
+		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
+			Detail: fmt.Sprintf("%s (%s) holds %d bytes, but the repository's segments are %d bytes", it.key, name, res.raw, s.id.WALSegmentSize)})
+	}
+	return nil
+}
+
+func walRemedy(f wal.FileName) string {
+	if f.Kind == wal.KindSegment || f.Kind == wal.KindPartial {
+		return "a restore that needs it will stop there; take a new backup"
+	}
+	return "restore it from a copy if you have one"
+}
+
+// checkPart re-reads one backup part and compares it with its manifest
+// entry.
+func (s *scan) checkPart(ctx context.Context, it fullItem) error {
+	p := it.part
+	rc, _, err := s.b.Get(ctx, p.Key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // deleted since the listing
+	}
+	if err != nil {
+		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
+	}
+	defer rc.Close()
+	res, err := readThrough(rc, p.Compression, p.RawSize)
+	if err != nil {
+		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
+	}
+	s.count(res.stored)
+	var why string
+	switch {
+	case res.decodeErr != nil:
+		why = fmt.Sprintf("does not decompress: %v", res.decodeErr)
+	case res.raw != p.RawSize:
+		why = fmt.Sprintf("decompresses to %s bytes, the manifest says %d", sizeWord(res.raw, p.RawSize), p.RawSize)
+	case res.sha256 != p.SHA256:
+		why = fmt.Sprintf("has sha256 %s, the manifest says %s", res.sha256, p.SHA256)
+	default:
+		return nil
+	}
+	s.problem(Finding{Kind: KindPartChecksum, Key: p.Key, BackupID: it.backupID,
+		Detail: fmt.Sprintf("backup %s: part %s %s: the backup is damaged; restore another backup, and take a new one", it.backupID, p.Key, why)})
+	return nil
+}
+
+// sizeWord prints a size read through a limit of want+1 ("more than N").
+func sizeWord(n, want int64) string {
+	if n > want {
+		return fmt.Sprintf("more than %d", want)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// transportReader marks errors of the storage stream, so a storage failure
+// is told apart from a body that does not decode.
+type transportReader struct{ r io.Reader }
+
+func (t transportReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = transportError{err}
+	}
+	return n, err
+}
+
+type transportError struct{ err error }
+
+func (e transportError) Error() string { return e.err.Error() }
+func (e transportError) Unwrap() error { return e.err }

@@ -1,0 +1,213 @@
+package verify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Kinds of findings. They are part of the --json schema: stable, only ever
+// added to.
+const (
+	// Problems (verify exits non-zero).
+	KindNoIdentity      = "no_identity"      // walvault.json is missing or unreadable
+	KindWALGap          = "wal_gap"          // segments a backup needs are missing
+	KindMissingHistory  = "missing_history"  // a timeline's .history file is missing
+	KindBadHistory      = "bad_history"      // a .history file does not parse
+	KindWALChecksum     = "wal_checksum"     // --full: a WAL object's size or sha256 is wrong
+	KindWALMetadata     = "wal_metadata"     // --full: a WAL object lacks its sha256/raw-size metadata
+	KindManifestInvalid = "manifest_invalid" // a backup manifest does not parse or is inconsistent
+	KindPartMissing     = "part_missing"     // a part the manifest lists is missing
+	KindPartSize        = "part_size"        // a part's stored size differs from the manifest
+	KindPartChecksum    = "part_checksum"    // --full: a part's raw size or sha256 is wrong
+	KindHidden          = "hidden"           // an object is hidden behind a delete marker
+	// Warnings (reported; verify still exits 0).
+	KindIncomplete     = "incomplete_backup" // parts without a manifest (an interrupted backup-push)
+	KindWaitingForWAL  = "waiting_for_wal"   // a backup's WAL is not archived yet
+	KindUnneededGap    = "unneeded_wal_gap"  // a gap on a timeline no backup leads to
+	KindStray          = "stray"             // an object outside walvault's layout
+	KindHiddenUnknown  = "hidden_unchecked"  // the storage could not be asked for hidden objects
+	severityProblem    = "problem"
+	severityWarning    = "warning"
+	maxFindingsPerKind = 1000
+)
+
+// Finding is one problem or warning.
+type Finding struct {
+	Kind   string `json:"kind"`
+	Key    string `json:"key,omitempty"`
+	Detail string `json:"detail"`
+	// For wal_gap and unneeded_wal_gap: the timeline and the missing
+	// segments (every name when there are at most 10).
+	Timeline     uint32   `json:"timeline,omitempty"`
+	MissingFirst string   `json:"missing_first,omitempty"`
+	MissingLast  string   `json:"missing_last,omitempty"`
+	MissingCount uint64   `json:"missing_count,omitempty"`
+	Missing      []string `json:"missing,omitempty"`
+	// BackupID is set for findings about one backup.
+	BackupID string `json:"backup_id,omitempty"`
+}
+
+// TimelineReport is one timeline in the report.
+type TimelineReport struct {
+	Timeline    uint32 `json:"timeline"`
+	Parent      uint32 `json:"parent,omitempty"`
+	SwitchLSN   string `json:"switch_lsn,omitempty"`
+	Oldest      string `json:"oldest,omitempty"`
+	Newest      string `json:"newest,omitempty"`
+	Segments    uint64 `json:"segments"`
+	Partials    int    `json:"partials,omitempty"`
+	CheckedFrom string `json:"checked_from,omitempty"`
+	CheckedTo   string `json:"checked_to,omitempty"`
+	Gaps        int    `json:"gaps"`
+	// NeededByBackup: a backup's start leads to this timeline.
+	NeededByBackup bool `json:"needed_by_backup"`
+}
+
+// BackupReport is one backup folder in the report.
+type BackupReport struct {
+	ID string `json:"id"`
+	// Status is OK, PROBLEM, INCOMPLETE (no manifest) or WAITING_FOR_WALS.
+	Status      string `json:"status"`
+	Timeline    uint32 `json:"timeline,omitempty"`
+	StartWAL    string `json:"start_wal,omitempty"`
+	StopWAL     string `json:"stop_wal,omitempty"`
+	Parts       int    `json:"parts"`
+	StoredBytes int64  `json:"stored_bytes"`
+}
+
+// Summary counts what was looked at.
+type Summary struct {
+	Problems    int   `json:"problems"`
+	Warnings    int   `json:"warnings"`
+	WALObjects  int64 `json:"wal_objects"`
+	Timelines   int   `json:"timelines"`
+	Backups     int   `json:"backups"`
+	Hidden      int   `json:"hidden"`
+	Strays      int   `json:"strays"`
+	ObjectsRead int64 `json:"objects_read"` // --full
+	BytesRead   int64 `json:"bytes_read"`   // --full: stored bytes re-read
+}
+
+// Report is verify's result and its --json document (see the README,
+// "verify --json"). Problems and Warnings are never null in JSON.
+type Report struct {
+	Repository     string           `json:"repository"`
+	SystemID       string           `json:"system_identifier,omitempty"`
+	WALSegmentSize uint32           `json:"wal_segment_size,omitempty"`
+	Full           bool             `json:"full"`
+	OK             bool             `json:"ok"`
+	Summary        Summary          `json:"summary"`
+	Timelines      []TimelineReport `json:"timelines"`
+	Backups        []BackupReport   `json:"backups"`
+	Problems       []Finding        `json:"problems"`
+	Warnings       []Finding        `json:"warnings"`
+
+	// Notes are the OK lines of the human output, in order.
+	notes []string
+	// dropped counts findings left out past maxFindingsPerKind.
+	dropped map[string]int
+	count   map[string]int
+}
+
+func newReport(location string, full bool) *Report {
+	return &Report{
+		Repository: location, Full: full,
+		Timelines: []TimelineReport{}, Backups: []BackupReport{},
+		Problems: []Finding{}, Warnings: []Finding{},
+		dropped: map[string]int{}, count: map[string]int{},
+	}
+}
+
+// add records a finding, keeping at most maxFindingsPerKind of each kind
+// (a repository with a million stray objects must not make a report of a
+// million lines); the summary counts them all.
+func (r *Report) add(severity string, f Finding) {
+	if severity == severityProblem {
+		r.Summary.Problems++
+	} else {
+		r.Summary.Warnings++
+	}
+	r.count[f.Kind]++
+	if r.count[f.Kind] > maxFindingsPerKind {
+		r.dropped[f.Kind]++
+		return
+	}
+	if severity == severityProblem {
+		r.Problems = append(r.Problems, f)
+	} else {
+		r.Warnings = append(r.Warnings, f)
+	}
+}
+
+func (r *Report) problem(f Finding) { r.add(severityProblem, f) }
+func (r *Report) warning(f Finding) { r.add(severityWarning, f) }
+
+func (r *Report) note(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+func (r *Report) finish() { r.OK = r.Summary.Problems == 0 }
+
+// WriteJSON writes the report as one indented JSON document.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the human report: "OK: ..." lines for what is healthy,
+// "WARNING: ..." and "PROBLEM: ..." lines, and a summary line.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	for _, n := range r.notes {
+		fmt.Fprintf(&b, "OK: %s\n", n)
+	}
+	for _, f := range r.Warnings {
+		fmt.Fprintf(&b, "WARNING: %s\n", f.Detail)
+	}
+	for _, f := range r.Problems {
+		fmt.Fprintf(&b, "PROBLEM: %s\n", f.Detail)
+	}
+	kinds := make([]string, 0, len(r.dropped))
+	for kind := range r.dropped {
+		kinds = append(kinds, kind)
+	}
+	sort.Strings(kinds)
+	for _, kind := range kinds {
+		fmt.Fprintf(&b, "... and %d more %s findings not shown\n", r.dropped[kind], kind)
+	}
+	what := fmt.Sprintf("%s on %s, %s", plural(int(r.Summary.WALObjects), "WAL object"), plural(r.Summary.Timelines, "timeline"), plural(r.Summary.Backups, "backup"))
+	if r.Full {
+		what += fmt.Sprintf("; --full re-read %s (%s)", plural(int(r.Summary.ObjectsRead), "object"), humanBytes(r.Summary.BytesRead))
+	}
+	verdict := "repository is healthy"
+	if !r.OK {
+		verdict = "repository has problems"
+	}
+	fmt.Fprintf(&b, "summary: %s: %s, %s (%s in %s)\n", verdict, plural(r.Summary.Problems, "problem"), plural(r.Summary.Warnings, "warning"), what, r.Repository)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

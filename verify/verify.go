@@ -1,0 +1,387 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// CheckPrefix is where `walvault check` writes its probe objects; verify
+// counts them as part of the layout.
+const CheckPrefix = "check/"
+
+// DefaultConcurrency is how many objects --full re-reads at once.
+const DefaultConcurrency = 4
+
+// maxHistorySize bounds a timeline history file read into memory.
+const maxHistorySize = 1 << 20
+
+// Options tunes Run.
+type Options struct {
+	// Full re-reads every WAL object and every backup part and checks its
+	// size and sha256.
+	Full bool
+	// Concurrency is how many objects Full reads at once (default 4).
+	// Memory stays bounded: each reader streams through a hash.
+	Concurrency int
+	// KeptBackups, when not nil, names the backups whose WAL must be
+	// continuous (a retention policy's kept set): WAL is checked from the
+	// oldest of their starts. nil means every backup with a manifest.
+	KeptBackups map[string]bool
+	Log         *slog.Logger
+}
+
+// Run verifies the repository behind b and returns the report. Problems
+// the repository has are findings in the report, not errors; an error
+// means verify could not finish (the storage failed, ctx ended).
+//
+// It lists the repository once, in key order: backups/ first (each backup
+// folder is checked against its manifest as soon as it has streamed past),
+// then wal/ (folded into a WALIndex), and everything else as strays. Then
+// it reads the timeline history files and checks continuity.
+func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) {
+	if opts.Concurrency < 1 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &scan{b: b, opts: opts, r: newReport(b.Location(), opts.Full), hidden: map[string]storage.HiddenObject{}, backupProblems: map[string]int{}}
+
+	// Hidden objects first: a hidden segment still restores (wal-fetch
+	// finds it), so continuity counts it as present, and the hidden
+	// finding tells what to do.
+	s.findHidden(ctx)
+
+	if _, err := b.Stat(ctx, repository.IdentityKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, b.Location(), err)
+	}
+	id, err := repository.LoadIdentity(ctx, b)
+	if err != nil {
+		detail := fmt.Sprintf("%s has no %s: nothing was ever archived to it; check the repository URL, archive_command, and run SELECT pg_switch_wal()", b.Location(), repository.IdentityKey)
+		if _, ok := s.hidden[repository.IdentityKey]; ok {
+			detail = fmt.Sprintf("%s is hidden behind a delete marker, so nothing can be checked: run walvault repair", repository.IdentityKey)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			detail = fmt.Sprintf("%s cannot be used: %v", repository.IdentityKey, err)
+		}
+		s.r.problem(Finding{Kind: KindNoIdentity, Key: repository.IdentityKey, Detail: detail})
+		s.r.finish()
+		return s.r, nil
+	}
+	s.id = id
+	s.r.SystemID, s.r.WALSegmentSize = id.SystemID, id.WALSegmentSize
+	if s.idx, err = NewWALIndex(id.WALSegmentSize); err != nil {
+		s.r.problem(Finding{Kind: KindNoIdentity, Key: repository.IdentityKey, Detail: fmt.Sprintf("%s: %v", repository.IdentityKey, err)})
+		s.r.finish()
+		return s.r, nil
+	}
+	s.r.note("%s: cluster %s, %s compression, %s WAL segments", repository.IdentityKey, id.SystemID, id.Compression, humanBytes(int64(id.WALSegmentSize)))
+	for key := range s.hidden {
+		if o, ok := parseWALKey(key, id.WALSegmentSize); ok {
+			s.addWAL(key, o)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if opts.Full {
+		s.work = make(chan fullItem, opts.Concurrency)
+		for range opts.Concurrency {
+			g.Go(func() error { return s.worker(gctx) })
+		}
+	}
+	g.Go(func() error {
+		defer func() {
+			if s.work != nil {
+				close(s.work)
+			}
+		}()
+		err := b.List(gctx, "", func(oi storage.ObjectInfo) error { return s.visit(gctx, oi) })
+		if err != nil {
+			return fmt.Errorf("list %s: %w", b.Location(), err)
+		}
+		return s.flushBackup(gctx)
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := s.readHistories(ctx); err != nil {
+		return nil, err
+	}
+	s.checkContinuity()
+	s.finishBackups()
+	s.r.finish()
+	return s.r, nil
+}
+
+// scan is one Run's state.
+type scan struct {
+	b    storage.Backend
+	opts Options
+	id   repository.Identity
+	idx  *WALIndex
+
+	mu sync.Mutex // guards r and backupProblems once workers run
+	r  *Report
+
+	hidden    map[string]storage.HiddenObject
+	histories []string
+	work      chan fullItem
+
+	// The backup folder streaming past, and what was learnt of each.
+	group          string
+	groupObjs      map[string]int64
+	backups        []backupWAL
+	backupProblems map[string]int
+}
+
+// backupWAL is what continuity needs of one backup.
+type backupWAL struct {
+	report      int // index in r.Backups
+	start, stop wal.Segment
+	kept        bool
+}
+
+func (s *scan) problem(f Finding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.BackupID != "" {
+		s.backupProblems[f.BackupID]++
+	}
+	s.r.problem(f)
+}
+
+func (s *scan) warning(f Finding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.r.warning(f)
+}
+
+func (s *scan) stray(key, why string) {
+	s.mu.Lock()
+	s.r.Summary.Strays++
+	s.mu.Unlock()
+	s.warning(Finding{Kind: KindStray, Key: key, Detail: fmt.Sprintf("%s is not part of walvault's layout (%s): it was not written by walvault; move it elsewhere", key, why)})
+}
+
+// findHidden asks a versioned storage for walvault's objects hidden
+// behind delete markers.
+func (s *scan) findHidden(ctx context.Context) {
+	v, ok := storage.AsVersioned(s.b)
+	if !ok {
+		return
+	}
+	err := repository.ListHidden(ctx, v, func(h storage.HiddenObject) error {
+		s.hidden[h.Key] = h
+		s.r.Summary.Hidden++
+		detail := fmt.Sprintf("%s is hidden behind a delete marker", h.Key)
+		if !h.HiddenAt.IsZero() {
+			detail += " written " + h.HiddenAt.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		detail += "; its data survives (version " + h.VersionID
+		if !h.RetainUntil.IsZero() {
+			detail += ", locked until " + h.RetainUntil.UTC().Format("2006-01-02")
+		}
+		detail += "): someone deleted it without a version id; run walvault repair to remove the marker"
+		s.r.problem(Finding{Kind: KindHidden, Key: h.Key, Detail: detail})
+		return nil
+	})
+	if err != nil {
+		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers (the credentials need s3:ListBucketVersions): %v", err)})
+		return
+	}
+	if s.r.Summary.Hidden == 0 {
+		s.r.note("no object is hidden behind a delete marker")
+	}
+}
+
+// visit handles one listed object.
+func (s *scan) visit(ctx context.Context, oi storage.ObjectInfo) error {
+	key := oi.Key
+	switch {
+	case key == repository.IdentityKey, strings.HasPrefix(key, CheckPrefix):
+		return nil
+	case strings.HasPrefix(key, repository.BackupsPrefix):
+		return s.visitBackupObject(ctx, oi)
+	case strings.HasPrefix(key, repository.WALPrefix):
+		o, ok := parseWALKey(key, s.id.WALSegmentSize)
+		if !ok {
+			s.stray(key, "not a WAL file name under wal/TTTTTTTT/ with the segment's timeline")
+			return nil
+		}
+		s.addWAL(key, o)
+		if s.work != nil {
+			return s.queue(ctx, fullItem{key: key, wal: &o})
+		}
+		return nil
+	}
+	s.stray(key, "walvault writes only walvault.json, wal/, backups/ and check/")
+	return nil
+}
+
+func (s *scan) addWAL(key string, o walObject) {
+	s.r.Summary.WALObjects++
+	switch o.file.Kind {
+	case wal.KindSegment:
+		s.idx.AddSegment(o.file.Segment)
+	case wal.KindPartial:
+		s.idx.AddPartial(o.file.Segment)
+	case wal.KindTimelineHistory:
+		s.histories = append(s.histories, key)
+	}
+}
+
+// readHistories reads every timeline history file into the index.
+func (s *scan) readHistories(ctx context.Context) error {
+	for _, key := range s.histories {
+		o, _ := parseWALKey(key, s.id.WALSegmentSize)
+		rc, err := s.openMaybeHidden(ctx, key)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return fmt.Errorf("read %s from %s: %w", key, s.b.Location(), err)
+		}
+		entries, err := wal.ParseHistory(io.LimitReader(rc, maxHistorySize))
+		rc.Close()
+		s.idx.SetHistory(o.file.Timeline, entries, err)
+	}
+	return nil
+}
+
+func (s *scan) openMaybeHidden(ctx context.Context, key string) (io.ReadCloser, error) {
+	if _, ok := s.hidden[key]; ok {
+		if v, ok := storage.AsVersioned(s.b); ok {
+			rc, _, err := v.GetHidden(ctx, key)
+			return rc, err
+		}
+	}
+	rc, _, err := s.b.Get(ctx, key)
+	return rc, err
+}
+
+// checkContinuity turns the index's verdict into findings and notes.
+func (s *scan) checkContinuity() {
+	var starts []wal.Segment
+	for _, bw := range s.backups {
+		if bw.kept {
+			starts = append(starts, bw.start)
+		}
+	}
+	c := s.idx.Continuity(starts)
+	segSize := s.id.WALSegmentSize
+	gaps := map[wal.TimelineID]int{}
+	for _, g := range c.Gaps {
+		gaps[g.Timeline]++
+		f := Finding{
+			Kind:         KindWALGap,
+			Key:          repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: g.Timeline, Segment: g.First}, s.id.Compression),
+			Timeline:     uint32(g.Timeline),
+			MissingFirst: g.First.String(),
+			MissingLast:  g.Last.String(),
+			MissingCount: g.Count,
+			Missing:      g.Names(segSize, maxListedNames),
+		}
+		what := fmt.Sprintf("timeline %d: WAL missing: %s", g.Timeline, g.Describe(segSize))
+		if g.Needed {
+			f.Detail = what + ": a restore cannot replay past the gap; if the server still has them in pg_wal, push them with walvault wal-push, otherwise take a new backup now"
+			s.r.problem(f)
+		} else {
+			f.Kind = KindUnneededGap
+			f.Detail = what + " (no backup leads to this part of the timeline, so no restore needs them)"
+			s.r.warning(f)
+		}
+	}
+	for _, tli := range c.MissingHistory {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
+		s.r.problem(Finding{Kind: KindMissingHistory, Key: key, Timeline: uint32(tli),
+			Detail: fmt.Sprintf("timeline %d has archived WAL but no history file %s: recovery cannot follow the switch to it; push pg_wal/%08X.history with walvault wal-push from the server that created the timeline", tli, key, uint32(tli))})
+	}
+	bad := make([]wal.TimelineID, 0, len(c.BadHistory))
+	for tli := range c.BadHistory {
+		bad = append(bad, tli)
+	}
+	sort.Slice(bad, func(i, j int) bool { return bad[i] < bad[j] })
+	for _, tli := range bad {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
+		s.r.problem(Finding{Kind: KindBadHistory, Key: key, Timeline: uint32(tli),
+			Detail: fmt.Sprintf("%s is not a valid timeline history file: %v", key, c.BadHistory[tli])})
+	}
+	s.r.Summary.Timelines = len(c.Timelines)
+	for _, t := range c.Timelines {
+		tr := TimelineReport{Timeline: uint32(t.Timeline), Parent: uint32(t.Parent), Segments: t.Segments, Partials: t.Partials, Gaps: gaps[t.Timeline], NeededByBackup: t.Reachable}
+		if t.Parent != 0 {
+			tr.SwitchLSN = t.SwitchPoint.String()
+		}
+		if t.HasSegments {
+			tr.Oldest, tr.Newest = t.Oldest.String(), t.Newest.String()
+		}
+		if t.Checked {
+			tr.CheckedFrom, tr.CheckedTo = t.From.String(), t.To.String()
+		}
+		s.r.Timelines = append(s.r.Timelines, tr)
+		branch := ""
+		if t.Parent != 0 {
+			branch = fmt.Sprintf(", branched from timeline %d at %s", t.Parent, t.SwitchPoint)
+		}
+		switch {
+		case gaps[t.Timeline] > 0:
+		case t.Checked:
+			s.r.note("timeline %d: WAL continuous from %s to %s%s", t.Timeline, t.From, t.To, branch)
+		case !t.HasSegments:
+			s.r.note("timeline %d: no segment archived yet%s", t.Timeline, branch)
+		default:
+			s.r.note("timeline %d: %d segments, %s to %s, none needed by a backup%s", t.Timeline, t.Segments, t.Oldest, t.Newest, branch)
+		}
+	}
+	if len(starts) == 0 && len(c.Timelines) > 0 {
+		s.r.note("no backup yet: WAL checked from each timeline's oldest archived segment")
+	}
+}
+
+// finishBackups checks that each backup's own WAL range is archived and
+// settles each backup's status.
+func (s *scan) finishBackups() {
+	for _, bw := range s.backups {
+		br := &s.r.Backups[bw.report]
+		ok, first, beyond := s.idx.Covered(bw.start, bw.stop)
+		switch {
+		case ok:
+		case beyond:
+			br.Status = string(repository.StatusWaitingForWALs)
+			s.r.warning(Finding{Kind: KindWaitingForWAL, Key: repository.BackupManifestKey(br.ID), BackupID: br.ID,
+				Detail: fmt.Sprintf("backup %s: WAL from %s on is not archived yet, so the backup cannot be restored until it is (WAITING_FOR_WALS): check archive_command and pg_stat_archiver", br.ID, first)})
+		case !bw.kept:
+			s.problem(Finding{Kind: KindWALGap, Key: repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: first.Timeline, Segment: first}, s.id.Compression), BackupID: br.ID,
+				Timeline: uint32(first.Timeline), MissingFirst: first.String(),
+				Detail: fmt.Sprintf("backup %s cannot be restored: WAL segment %s between its start and its stop is missing", br.ID, first)})
+		default:
+			// Reported as a wal_gap by continuity; the backup shares it.
+			s.markBackup(br.ID)
+		}
+	}
+	for i := range s.r.Backups {
+		br := &s.r.Backups[i]
+		if s.backupProblems[br.ID] > 0 {
+			br.Status = "PROBLEM"
+		}
+		if br.Status == "OK" {
+			what := "present with the sizes its manifest records"
+			if s.opts.Full {
+				what = "read back with the sizes and sha256 its manifest records"
+			}
+			s.r.note("backup %s: manifest, backup_manifest and %d parts %s; WAL %s to %s archived", br.ID, br.Parts, what, br.StartWAL, br.StopWAL)
+		}
+	}
+	s.r.Summary.Backups = len(s.r.Backups)
+}

@@ -1,0 +1,493 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/wal"
+)
+
+const (
+	testSegSize = wal.MinSegmentSize // 1 MiB segments keep the fixture small
+	testSysID   = "7312345678901234567"
+	testBackup  = "20261125T103000Z"
+)
+
+// fixture is a small, healthy repository on the file backend: segments 1
+// to 6 on timeline 1 and one backup from segment 2 to 3.
+type fixture struct {
+	b    *file.Backend
+	keys map[string]string // segment name -> key
+	m    repository.BackupManifest
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	b, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now())
+	if _, err := repository.EnsureIdentity(ctx, b, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{b: b, keys: map[string]string{}}
+	for n := uint32(1); n <= 6; n++ {
+		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
+	}
+	f.m = f.putBackup(t, testBackup, 2, 3)
+	return f
+}
+
+// segmentBody is a segment's raw content: compressible, and different for
+// every segment.
+func segmentBody(n uint32) []byte {
+	body := bytes.Repeat([]byte(fmt.Sprintf("segment %08X ", n)), testSegSize/17+1)
+	return body[:testSegSize]
+}
+
+func compress(t *testing.T, c repository.Compression, raw []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := c.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func (f *fixture) putSegment(t *testing.T, s wal.Segment, raw []byte) string {
+	t.Helper()
+	name := wal.FileName{Kind: wal.KindSegment, Timeline: s.Timeline, Segment: s}
+	key := repository.WALKey(name, repository.LZ4)
+	body := compress(t, repository.LZ4, raw)
+	meta := map[string]string{
+		repository.MetaSHA256:      sum(raw),
+		repository.MetaRawSize:     strconv.Itoa(len(raw)),
+		repository.MetaCompression: string(repository.LZ4),
+	}
+	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	f.keys[s.String()] = key
+	return key
+}
+
+func (f *fixture) putHistory(t *testing.T, tli wal.TimelineID, text string) {
+	t.Helper()
+	key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
+	meta := map[string]string{repository.MetaSHA256: sum([]byte(text)), repository.MetaRawSize: strconv.Itoa(len(text)), repository.MetaCompression: "none"}
+	if err := f.b.Put(context.Background(), key, strings.NewReader(text), storage.PutOptions{IfNotExists: true, Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) putPart(t *testing.T, key string, c repository.Compression, raw []byte) repository.BackupPart {
+	t.Helper()
+	body := compress(t, c, raw)
+	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(len(body)), SHA256: sum(raw)}
+}
+
+func (f *fixture) putBackup(t *testing.T, id string, startSeg, stopSeg uint32) repository.BackupManifest {
+	t.Helper()
+	m := repository.BackupManifest{
+		FormatVersion: repository.FormatVersion, ID: id, SystemID: testSysID, PGVersion: 150010,
+		WALSegmentSize: testSegSize, StartTimeline: 1, StopTimeline: 1,
+		StartWAL: wal.Segment{Timeline: 1, Seg: startSeg}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: stopSeg}.String(),
+	}
+	var parts []repository.BackupPart
+	for i := range 2 {
+		raw := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", id, i)), 5000)
+		parts = append(parts, f.putPart(t, repository.BackupPartKey(id, "base.tar", i, repository.LZ4), repository.LZ4, raw))
+	}
+	m.Archives = []repository.BackupArchive{{Name: "base.tar", Parts: parts}}
+	m.PGManifest = f.putPart(t, repository.BackupPrefix(id)+repository.PGManifestName, repository.None, []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`))
+	if err := repository.WriteBackupManifest(context.Background(), f.b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// rewrite replaces an object's body, keeping its metadata: what bit rot or
+// a hostile overwrite leaves.
+func (f *fixture) rewrite(t *testing.T, key string, body []byte) {
+	t.Helper()
+	info, err := f.b.Stat(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{Metadata: info.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) read(t *testing.T, key string) []byte {
+	t.Helper()
+	rc, _, err := f.b.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func (f *fixture) remove(t *testing.T, key string) {
+	t.Helper()
+	if err := f.b.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, b storage.Backend, full bool) *Report {
+	t.Helper()
+	r, err := Run(context.Background(), b, Options{Full: full, Concurrency: 3})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return r
+}
+
+// kinds lists the findings' kinds and keys, "kind key" each.
+func kinds(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Kind+" "+f.Key)
+	}
+	return out
+}
+
+func text(t *testing.T, r *Report) string {
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func wantOnly(t *testing.T, r *Report, kind, key string) Finding {
+	t.Helper()
+	if len(r.Problems) != 1 || r.Problems[0].Kind != kind || r.Problems[0].Key != key {
+		t.Fatalf("problems = %v, want exactly %s %s\n%s", kinds(r.Problems), kind, key, text(t, r))
+	}
+	if r.OK {
+		t.Fatal("report says OK despite a problem")
+	}
+	return r.Problems[0]
+}
+
+func TestHealthyRepository(t *testing.T) {
+	f := newFixture(t)
+	for _, full := range []bool{false, true} {
+		r := run(t, f.b, full)
+		if !r.OK || len(r.Problems) != 0 || len(r.Warnings) != 0 {
+			t.Fatalf("full=%v: a healthy repository: problems %v, warnings %v\n%s", full, kinds(r.Problems), kinds(r.Warnings), text(t, r))
+		}
+		if r.Summary.WALObjects != 6 || r.Summary.Backups != 1 || r.Summary.Timelines != 1 {
+			t.Errorf("full=%v: summary = %+v, want 6 WAL objects, 1 backup, 1 timeline", full, r.Summary)
+		}
+		if full && r.Summary.ObjectsRead != 6+3 {
+			t.Errorf("--full read %d objects, want 9 (6 segments, 2 parts, backup_manifest)", r.Summary.ObjectsRead)
+		}
+		out := text(t, r)
+		for _, want := range []string{"OK: timeline 1: WAL continuous from 000000010000000000000002 to 000000010000000000000006", "OK: backup " + testBackup, "summary: repository is healthy: 0 problems"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if b := r.Backups[0]; b.Status != "OK" || b.Parts != 3 || b.StartWAL != f.m.StartWAL {
+			t.Errorf("backup report = %+v", b)
+		}
+	}
+}
+
+func TestDeletedSegment(t *testing.T) {
+	f := newFixture(t)
+	name := wal.Segment{Timeline: 1, Seg: 4}.String()
+	f.remove(t, f.keys[name])
+	p := wantOnly(t, run(t, f.b, false), KindWALGap, f.keys[name])
+	if p.MissingFirst != name || p.MissingCount != 1 || len(p.Missing) != 1 || p.Missing[0] != name || !strings.Contains(p.Detail, name) {
+		t.Fatalf("gap finding = %+v, want %s named", p, name)
+	}
+}
+
+func TestDeletedSegmentInsideBackup(t *testing.T) {
+	f := newFixture(t)
+	name := wal.Segment{Timeline: 1, Seg: 3}.String() // the backup's stop segment
+	f.remove(t, f.keys[name])
+	r := run(t, f.b, false)
+	wantOnly(t, r, KindWALGap, f.keys[name])
+	if r.Backups[0].Status != "PROBLEM" {
+		t.Fatalf("backup status = %s, want PROBLEM: its WAL has a gap", r.Backups[0].Status)
+	}
+}
+
+func TestCorruptedSegmentFull(t *testing.T) {
+	f := newFixture(t)
+	key := f.keys[wal.Segment{Timeline: 1, Seg: 5}.String()]
+	// Valid lz4 of other bytes, same metadata: only a re-read finds it.
+	other := segmentBody(5)
+	other[1000] ^= 0xFF
+	f.rewrite(t, key, compress(t, repository.LZ4, other))
+	if r := run(t, f.b, false); !r.OK {
+		t.Fatalf("without --full the listing looks fine, want OK: %v", kinds(r.Problems))
+	}
+	p := wantOnly(t, run(t, f.b, true), KindWALChecksum, key)
+	if !strings.Contains(p.Detail, "sha256") {
+		t.Errorf("detail should name the checksum: %s", p.Detail)
+	}
+
+	// Garbage that is not lz4 at all.
+	f.rewrite(t, key, []byte("not an lz4 frame"))
+	p = wantOnly(t, run(t, f.b, true), KindWALChecksum, key)
+	if !strings.Contains(p.Detail, "decompress") {
+		t.Errorf("detail should say it does not decompress: %s", p.Detail)
+	}
+}
+
+func TestSegmentWithoutMetadataFull(t *testing.T) {
+	f := newFixture(t)
+	key := f.keys[wal.Segment{Timeline: 1, Seg: 2}.String()]
+	body := f.read(t, key)
+	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantOnly(t, run(t, f.b, true), KindWALMetadata, key)
+}
+
+func TestPartWithWrongSize(t *testing.T) {
+	f := newFixture(t)
+	part := f.m.Archives[0].Parts[1]
+	f.rewrite(t, part.Key, append(f.read(t, part.Key), 0))
+	r := run(t, f.b, false)
+	p := wantOnly(t, r, KindPartSize, part.Key)
+	if p.BackupID != testBackup || r.Backups[0].Status != "PROBLEM" {
+		t.Fatalf("finding %+v, backup %+v: want the backup named and marked PROBLEM", p, r.Backups[0])
+	}
+}
+
+func TestMissingPart(t *testing.T) {
+	f := newFixture(t)
+	for _, key := range []string{f.m.Archives[0].Parts[0].Key, f.m.PGManifest.Key} {
+		t.Run(key, func(t *testing.T) {
+			f := newFixture(t)
+			f.remove(t, key)
+			wantOnly(t, run(t, f.b, false), KindPartMissing, key)
+		})
+	}
+}
+
+func TestCorruptedPartFull(t *testing.T) {
+	f := newFixture(t)
+	part := f.m.Archives[0].Parts[0]
+	raw := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", testBackup, 0)), 5000)
+	raw[10] = 'X' // same length, and lz4 output of the same size is likely but not certain
+	body := compress(t, repository.LZ4, raw)
+	f.rewrite(t, part.Key, body)
+	r := run(t, f.b, true)
+	if int64(len(body)) != part.StoredSize {
+		wantOnly(t, r, KindPartSize, part.Key)
+		return
+	}
+	wantOnly(t, r, KindPartChecksum, part.Key)
+}
+
+func TestIncompleteBackupIsAWarning(t *testing.T) {
+	f := newFixture(t)
+	f.putPart(t, repository.BackupPartKey("20261125T110000Z", "base.tar", 0, repository.LZ4), repository.LZ4, []byte("interrupted"))
+	r := run(t, f.b, false)
+	if !r.OK || len(r.Warnings) != 1 || r.Warnings[0].Kind != KindIncomplete || r.Warnings[0].BackupID != "20261125T110000Z" {
+		t.Fatalf("want OK with one incomplete_backup warning: problems %v, warnings %v", kinds(r.Problems), kinds(r.Warnings))
+	}
+	if r.Backups[1].Status != "INCOMPLETE" {
+		t.Errorf("status = %s, want INCOMPLETE", r.Backups[1].Status)
+	}
+}
+
+func TestInvalidManifest(t *testing.T) {
+	f := newFixture(t)
+	key := repository.BackupManifestKey("20261125T120000Z")
+	if err := f.b.Put(context.Background(), key, strings.NewReader("{not json"), storage.PutOptions{IfNotExists: true}); err != nil {
+		t.Fatal(err)
+	}
+	wantOnly(t, run(t, f.b, false), KindManifestInvalid, key)
+}
+
+func TestStrays(t *testing.T) {
+	f := newFixture(t)
+	for _, key := range []string{"notes.txt", "wal/00000001/readme", "backups/latest", repository.BackupPrefix(testBackup) + "extra.bin", "check/probe-1"} {
+		if err := f.b.Put(context.Background(), key, strings.NewReader("x"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, f.b, false)
+	got := kinds(r.Warnings)
+	sort.Strings(got)
+	want := []string{"stray backups/20261125T103000Z/extra.bin", "stray backups/latest", "stray notes.txt", "stray wal/00000001/readme"}
+	if !r.OK || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("warnings = %v, want %v (and check/ is walvault's own)", got, want)
+	}
+}
+
+func TestNoIdentity(t *testing.T) {
+	b, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOnly(t, run(t, b, false), KindNoIdentity, repository.IdentityKey)
+}
+
+func TestTimelineSwitch(t *testing.T) {
+	f := newFixture(t)
+	// Promotion in segment 7: timeline 1 ends with a partial, timeline 2
+	// begins with segment 7.
+	f.putHistory(t, 2, "1\t0/700100\tno recovery target specified\n") // 1 MiB segments
+	partial := segmentBody(7)
+	body := compress(t, repository.LZ4, partial)
+	meta := map[string]string{repository.MetaSHA256: sum(partial), repository.MetaRawSize: strconv.Itoa(len(partial)), repository.MetaCompression: "lz4"}
+	partialKey := repository.WALKey(wal.FileName{Kind: wal.KindPartial, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 7}}, repository.LZ4)
+	if err := f.b.Put(context.Background(), partialKey, bytes.NewReader(body), storage.PutOptions{Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	for n := uint32(7); n <= 8; n++ {
+		f.putSegment(t, wal.Segment{Timeline: 2, Seg: n}, segmentBody(n))
+	}
+	r := run(t, f.b, true)
+	if !r.OK || len(r.Warnings) != 0 {
+		t.Fatalf("a clean timeline switch: problems %v, warnings %v\n%s", kinds(r.Problems), kinds(r.Warnings), text(t, r))
+	}
+	if len(r.Timelines) != 2 || r.Timelines[0].Partials != 1 || r.Timelines[1].Parent != 1 || r.Timelines[1].SwitchLSN != "0/700100" {
+		t.Fatalf("timelines = %+v", r.Timelines)
+	}
+	// Without the history file, recovery could not follow the switch.
+	f.remove(t, "wal/00000002.history")
+	wantOnly(t, run(t, f.b, false), KindMissingHistory, "wal/00000002.history")
+}
+
+// hidingBackend is a file backend with a versioned storage's view of
+// hidden objects: keys "deleted" without a version id.
+type hidingBackend struct {
+	*file.Backend
+	hidden map[string][]byte
+}
+
+func (h *hidingBackend) hide(t *testing.T, key string) {
+	rc, _, err := h.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	h.hidden[key] = data
+	if err := h.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *hidingBackend) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
+	for key, data := range h.hidden {
+		if strings.HasPrefix(key, prefix) {
+			if err := fn(storage.HiddenObject{Key: key, VersionID: "v1", Size: int64(len(data)), HiddenAt: time.Now()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (h *hidingBackend) GetHidden(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	data, ok := h.hidden[key]
+	if !ok {
+		return nil, storage.ObjectInfo{}, storage.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(data)), storage.ObjectInfo{Key: key, Size: int64(len(data))}, nil
+}
+
+func (h *hidingBackend) Unhide(ctx context.Context, key string) error { return storage.ErrUnsupported }
+
+func TestHiddenObjects(t *testing.T) {
+	f := newFixture(t)
+	h := &hidingBackend{Backend: f.b, hidden: map[string][]byte{}}
+	// Through the retry decorator, as the command opens it.
+	b := storage.WithRetry(h, storage.DefaultRetryPolicy, nil)
+	if r := run(t, b, false); !r.OK || !strings.Contains(text(t, r), "no object is hidden") {
+		t.Fatalf("nothing hidden yet: %v\n%s", kinds(r.Problems), text(t, r))
+	}
+	seg := f.keys[wal.Segment{Timeline: 1, Seg: 4}.String()]
+	h.hide(t, seg)
+	p := wantOnly(t, run(t, b, false), KindHidden, seg)
+	if !strings.Contains(p.Detail, "walvault repair") {
+		t.Errorf("a hidden object's finding should say to run walvault repair: %s", p.Detail)
+	}
+	part := f.m.Archives[0].Parts[0].Key
+	h.hide(t, part)
+	r := run(t, b, false)
+	if got := kinds(r.Problems); len(got) != 2 || r.Problems[0].Kind != KindHidden || r.Problems[1].Kind != KindHidden {
+		t.Fatalf("problems = %v, want the two hidden objects only (no gap, no missing part)", got)
+	}
+	if r.Backups[0].Status != "PROBLEM" {
+		t.Errorf("backup with a hidden part: status %s, want PROBLEM", r.Backups[0].Status)
+	}
+}
+
+func TestJSONSchema(t *testing.T) {
+	f := newFixture(t)
+	f.remove(t, f.keys[wal.Segment{Timeline: 1, Seg: 5}.String()])
+	var buf bytes.Buffer
+	if err := run(t, f.b, false).WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Repository string `json:"repository"`
+		OK         *bool  `json:"ok"`
+		Summary    struct {
+			Problems int `json:"problems"`
+		} `json:"summary"`
+		Problems []map[string]any `json:"problems"`
+		Warnings []map[string]any `json:"warnings"`
+		Backups  []map[string]any `json:"backups"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, buf.String())
+	}
+	if doc.OK == nil || *doc.OK || doc.Summary.Problems != 1 || len(doc.Problems) != 1 || doc.Warnings == nil {
+		t.Fatalf("document = %s", buf.String())
+	}
+	p := doc.Problems[0]
+	for _, field := range []string{"kind", "key", "detail", "timeline", "missing_first", "missing_last", "missing_count", "missing"} {
+		if _, ok := p[field]; !ok {
+			t.Errorf("gap finding lacks %q: %v", field, p)
+		}
+	}
+}
