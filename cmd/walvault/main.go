@@ -53,7 +53,11 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 		ErrWriter:            stderr,
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
-		Commands:             []*cli.Command{walPushCommand(), walFetchCommand(), backupPushCommand(), backupListCommand(), restoreCommand()},
+		Commands: []*cli.Command{
+			walPushCommand(), walFetchCommand(),
+			backupPushCommand(), backupListCommand(), backupMarkCommand(), restoreCommand(),
+			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
+		},
 		// Errors are printed once, by main, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
