@@ -1,14 +1,20 @@
 // Package bench holds walvault's performance benchmarks: wal-push and
 // wal-fetch of a real 16 MiB WAL segment on both backends (file:// and
 // s3:// on a loopback Versity S3 Gateway), next to `cp` and `lz4 -1` of the
-// same segment measured in the same run as baselines.
+// same segment measured in the same run as baselines; and backup-push and
+// restore of a pgbench database, next to pg_basebackup and tar.
 //
-// The package has no code of its own: everything is in wal_bench_test.go,
-// so `go test ./...` compiles it and runs nothing (there are no Test
-// functions, and the servers start only when a benchmark needs them).
+// The package has no code of its own: everything is in wal_bench_test.go
+// and backup_bench_test.go, so `go test ./...` compiles it and runs
+// nothing (there are no Test functions, and the servers start only when a
+// benchmark needs them).
 //
-//	go test -run '^$' -bench . -benchtime 20x ./bench/
-//	./scripts/bench.sh              # -count 3, raw output in bench/results/, ratio table
+//	go test -run '^$' -bench WAL -benchtime 20x ./bench/
+//	go test -run '^$' -bench 'Backup|Restore' -benchtime 1x ./bench/
+//	./scripts/bench.sh              # both, raw output in bench/results/, ratio table
+//	BENCH='Backup|Restore' ./scripts/bench.sh
+//
+// # WAL segments
 //
 // Benchmarks and what they run, one process per segment as PostgreSQL runs
 // archive_command and restore_command:
@@ -53,7 +59,68 @@
 // cache when the archiver runs) before the timer starts; outputs go to disk,
 // and pushed objects are deleted after each run, outside the timer.
 //
+// # Base backups
+//
+// BenchmarkBackup and BenchmarkRestore work on one PostgreSQL 15 server
+// holding a pgbench database of scale WALVAULT_BENCH_SCALE (default 100,
+// about 1.5 GiB; pgbench -i takes seconds to minutes). One operation moves
+// the whole database: each takes seconds, so run them with -benchtime 1x
+// (the default 1s benchtime also stops after one), and -count for medians.
+//
+//	BenchmarkBackup/baseline=pg_basebackup-Ft-z           pg_basebackup -c fast -D DIR -Ft -z
+//	BenchmarkBackup/baseline=pg_basebackup-Ft             pg_basebackup -c fast -D DIR -Ft
+//	BenchmarkBackup/baseline=pg_basebackup-Ft-client-lz4  pg_basebackup -c fast -D DIR -Ft --compress=client-lz4
+//	BenchmarkBackup/walvault=file|s3                      walvault backup-push --pg-conn ...
+//	BenchmarkRestore/baseline=untar-gz                    tar -xzf base.tar.gz (from pg_basebackup -Ft -z), in an empty DIR
+//	BenchmarkRestore/baseline=untar                       tar -xf base.tar (from pg_basebackup -Ft)
+//	BenchmarkRestore/baseline=untar-gz+sync|untar+sync    the same, then sync -f (one syncfs, as walvault restore does)
+//	BenchmarkRestore/walvault=file|s3                     walvault restore --pgdata DIR --backup ID --target-immediate
+//
+// pg_basebackup gets -c fast because backup-push checkpoints fast by
+// default (pg_basebackup's own default waits for a spread checkpoint);
+// otherwise its defaults stay: WAL streamed into pg_wal.tar (-X stream,
+// which also means it does not wait for WAL archiving), a backup_manifest
+// with CRC32C checksums, and an fsync of its output. backup-push asks for
+// SHA256 manifest checksums and waits until the WAL the backup needs is
+// archived, as a restorable backup requires. A restore is the command
+// alone: no server start, no WAL replay. walvault restore includes
+// pg_verifybackup and an fsync of the result; plain tar does neither.
+//
+// Setup, once per test binary and only when one of them runs: build
+// walvault, start a Versity gateway and PostgreSQL 15 (archive_mode on,
+// autovacuum off), pgbench -i, CHECKPOINT, then set archive_command to
+// walvault wal-push into both repositories, the file:// one and the s3://
+// one, two walvault calls joined by && (backup-push checks that
+// archive_command runs walvault and that WAL of this cluster reached the
+// repository it backs up to; the load's WAL is not archived, no backup
+// needs it). walvault, pg_basebackup and tar run as the benchmark's own
+// user (the server as testenv's server user); backup-push and
+// pg_basebackup connect over TCP to 127.0.0.1. Restore inputs are the
+// first outputs of BenchmarkBackup, or made untimed when it did not run.
+// Outputs go to disk; each iteration's is deleted after it, untimed (a
+// restore's directory, pg_basebackup's, a backup in the repository).
+// Before each timed command the archiver must be idle, and dirty pages
+// are flushed. The database is in the page cache throughout, as on a
+// server whose working set fits in memory.
+//
+// Each operation counts the database size (sum of pg_database_size), so
+// `go test` prints MB/s of it, and reports per operation: cpu-s, the user
+// and system CPU time of the command and every process it waited for
+// (pg_basebackup's WAL streamer, tar's gzip, restore's pg_verifybackup);
+// host-cpu-s, the busy CPU time of the whole machine meanwhile, from
+// /proc/stat (PostgreSQL's walsender and the S3 gateway included: other
+// load on the machine shows up there too); stored-MiB for backups (the
+// output directory, or the backup's objects); and peak-RSS-MiB. Here the
+// timed command itself runs through the maxrss helper: one process start
+// more is nothing against seconds.
+//
+// Targets (from the issue), judged by scripts/bench.sh: backup-push
+// throughput at least 2x pg_basebackup -Ft -z's (time ratio at most 0.5),
+// and peak RSS under 150 MiB for backup-push and restore at any database
+// size.
+//
 // Environment: what internal/testenv needs (PostgreSQL 15, versitygw; see
-// scripts/install-deps.sh), plus cp, lz4, sync and sh on PATH. WALVAULT_BIN
-// benchmarks a given binary instead of building ./cmd/walvault.
+// scripts/install-deps.sh), plus cp, lz4, sync and sh on PATH, and tar and
+// gzip for the base backup benchmarks. WALVAULT_BIN benchmarks a given
+// binary instead of building ./cmd/walvault.
 package bench

@@ -1,24 +1,48 @@
 #!/usr/bin/env bash
-# Performance benchmarks: wal-push and wal-fetch of a real 16 MiB WAL
-# segment on file:// and on s3:// (a loopback Versity gateway), with cp and
-# lz4 -1 of the same segment measured in the same run as baselines. See
-# bench/doc.go.
+# Performance benchmarks (see bench/doc.go):
+#   - wal-push and wal-fetch of a real 16 MiB WAL segment on file:// and on
+#     s3:// (a loopback Versity gateway), with cp and lz4 -1 of the same
+#     segment measured in the same run as baselines;
+#   - backup-push and restore of a pgbench database (scale
+#     WALVAULT_BENCH_SCALE, default 100: about 1.5 GB), with pg_basebackup
+#     -Ft (-z, none, client-lz4) and untar of its output as baselines.
 #
 # Keeps the raw `go test -bench` output in bench/results/ (benchstat reads
 # it) and prints medians over the -count runs and the ratios the targets are
 # judged by. Needs what ./scripts/test.sh needs (PostgreSQL 15, versitygw:
-# ./scripts/install-deps.sh) plus lz4.
+# ./scripts/install-deps.sh) plus lz4, tar and gzip.
 #
-#   BENCHTIME=20x   iterations per benchmark run (go test -benchtime)
-#   COUNT=3         runs of each benchmark (go test -count); the table shows medians
-#   BENCH=.         benchmarks to run (go test -bench regexp)
+#   BENCH           benchmarks to run (go test -bench regexp). Unset: all of
+#                   them, as two go test runs: the WAL benchmarks with
+#                   BENCHTIME/COUNT, then BenchmarkBackup and BenchmarkRestore
+#                   with BACKUP_BENCHTIME/BACKUP_COUNT (they take minutes).
+#                   Set: one go test run; BENCHTIME and COUNT then default to
+#                   1x and 1 when BENCH names Backup or Restore.
+#   BENCHTIME=20x   iterations per WAL benchmark run (go test -benchtime)
+#   COUNT=3         runs of each WAL benchmark (go test -count); the table shows medians
+#   BACKUP_BENCHTIME=1x, BACKUP_COUNT=1   the same for the base backup benchmarks
+#   WALVAULT_BENCH_SCALE=100   pgbench scale of the backed up database
 #   STRICT=1        exit 1 when a target is missed (ratio or peak RSS)
+#
+#   BENCH='Backup|Restore' ./scripts/bench.sh   # backup-push and restore only
+#   BENCH=WAL ./scripts/bench.sh                # wal-push and wal-fetch only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$(go env GOPATH)/bin"
 
-benchtime="${BENCHTIME:-20x}"
-count="${COUNT:-3}"
+# Each run: regexp benchtime count.
+runs=()
+if [ -n "${BENCH:-}" ]; then
+	if printf '%s' "$BENCH" | grep -Eq 'Backup|Restore'; then
+		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-1}")
+	else
+		runs+=("$BENCH ${BENCHTIME:-20x} ${COUNT:-3}")
+	fi
+else
+	runs+=("^BenchmarkWAL ${BENCHTIME:-20x} ${COUNT:-3}")
+	runs+=("^Benchmark(Backup|Restore)\$ ${BACKUP_BENCHTIME:-1x} ${BACKUP_COUNT:-1}")
+fi
+
 mkdir -p bench/results
 raw="bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
@@ -26,20 +50,26 @@ raw="bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 	dirty=""
 	if [ -n "$(git status --porcelain 2>/dev/null)" ]; then dirty="-dirty"; fi
 	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)$dirty"
-	echo "benchtime: $benchtime"
-	echo "count: $count"
 	echo "nproc: $(nproc)"
+	echo "scale: ${WALVAULT_BENCH_SCALE:-100}"
 } >"$raw"
 
-echo "bench.sh: go test -bench ${BENCH:-.} -benchtime $benchtime -count $count ./bench/ (raw output: $raw)"
-set +e
-go test -run '^$' -bench "${BENCH:-.}" -benchtime "$benchtime" -count "$count" -timeout 60m ./bench/ 2>&1 | tee -a "$raw"
-status=${PIPESTATUS[0]}
-set -e
-if [ "$status" -ne 0 ]; then
-	echo "bench.sh: the benchmarks failed (go test exit $status); raw output in $raw" >&2
-	exit "$status"
-fi
+for run in "${runs[@]}"; do
+	read -r bench benchtime count <<<"$run"
+	{
+		echo "benchtime: $benchtime"
+		echo "count: $count"
+	} >>"$raw"
+	echo "bench.sh: go test -bench '$bench' -benchtime $benchtime -count $count ./bench/ (raw output: $raw)"
+	set +e
+	go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" -timeout 120m ./bench/ 2>&1 | tee -a "$raw"
+	status=${PIPESTATUS[0]}
+	set -e
+	if [ "$status" -ne 0 ]; then
+		echo "bench.sh: the benchmarks failed (go test exit $status); raw output in $raw" >&2
+		exit "$status"
+	fi
+done
 
 go run ./bench/cmd/ratios ${STRICT:+-strict} "$raw" | tee "${raw%.txt}.ratios.txt"
 echo "bench.sh: raw output $raw, table ${raw%.txt}.ratios.txt"

@@ -1,7 +1,9 @@
 // Command ratios reads the output of the benchmarks in package bench
 // (go test -bench, any -count) and prints their medians and the ratios the
-// performance targets are judged by: wal-push and wal-fetch time against
-// the baselines measured in the same run (cp, lz4 -1), and peak RSS.
+// performance targets are judged by, against the baselines measured in the
+// same run: wal-push and wal-fetch time (÷ cp, lz4 -1), backup-push time
+// (÷ pg_basebackup -Ft -z, -Ft with client-side lz4, plain -Ft), restore
+// time (÷ untar of base.tar.gz and of base.tar), and peak RSS.
 //
 //	go run ./bench/cmd/ratios [-strict] FILE...   (or standard input)
 //
@@ -26,7 +28,32 @@ const (
 	targetPushS3  = 1.5 // wal-push to loopback S3 ÷ lz4 -1 to a local file
 	stretchPushS3 = 1.0
 	targetRSSMiB  = 40.0 // wal-push peak RSS
+
+	targetBackupSpeedup = 2.0   // backup-push throughput ÷ pg_basebackup -Ft -z's
+	targetBackupRSSMiB  = 150.0 // backup-push and restore peak RSS, at any database size
 )
+
+// Names of the base backup benchmarks (after stripProcs).
+const (
+	backupZ        = "BenchmarkBackup/baseline=pg_basebackup-Ft-z"
+	backupLZ4      = "BenchmarkBackup/baseline=pg_basebackup-Ft-client-lz4"
+	backupTar      = "BenchmarkBackup/baseline=pg_basebackup-Ft"
+	restoreGz      = "BenchmarkRestore/baseline=untar-gz"
+	restoreTar     = "BenchmarkRestore/baseline=untar"
+	restoreGzSync  = "BenchmarkRestore/baseline=untar-gz+sync"
+	restoreTarSync = "BenchmarkRestore/baseline=untar+sync"
+)
+
+var (
+	backupNames  = []string{"BenchmarkBackup/walvault=file", "BenchmarkBackup/walvault=s3"}
+	restoreNames = []string{"BenchmarkRestore/walvault=file", "BenchmarkRestore/walvault=s3"}
+)
+
+// isBaseBackup reports whether a benchmark is one of BenchmarkBackup and
+// BenchmarkRestore, which get their own table (seconds, CPU, stored size).
+func isBaseBackup(name string) bool {
+	return strings.HasPrefix(name, "BenchmarkBackup/") || strings.HasPrefix(name, "BenchmarkRestore/")
+}
 
 // result is one benchmark: its metrics (unit -> one value per run) in the
 // order the runs came.
@@ -165,13 +192,38 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 	}
 	fmt.Fprintf(w, "\nMedians of up to %d runs per benchmark; ratios are of median ns/op from this same run.\n\n", runs)
 
-	fmt.Fprintf(w, "%-48s %4s %9s %7s %9s %10s %8s %9s\n", "benchmark", "runs", "ms/op", "spread", "MB/s", "B/op", "allocs", "peak RSS")
+	var walOrder, bbOrder []string
 	for _, n := range order {
+		if isBaseBackup(n) {
+			bbOrder = append(bbOrder, n)
+		} else {
+			walOrder = append(walOrder, n)
+		}
+	}
+	if len(walOrder) > 0 {
+		fmt.Fprintf(w, "%-48s %4s %9s %7s %9s %10s %8s %9s\n", "benchmark", "runs", "ms/op", "spread", "MB/s", "B/op", "allocs", "peak RSS")
+	}
+	for _, n := range walOrder {
 		r := byName[n]
 		ns, _ := r.median("ns/op")
 		fmt.Fprintf(w, "%-48s %4d %9.2f %6.0f%% %9s %10s %8s %9s\n", strings.TrimPrefix(n, "Benchmark"),
 			len(r.metrics["ns/op"]), ns/1e6, r.spread(),
 			opt(r, "MB/s", "%.0f"), opt(r, "B/op", "%.0f"), opt(r, "allocs/op", "%.0f"), opt(r, "peak-RSS-MiB", "%.1f MiB"))
+	}
+	if len(bbOrder) > 0 {
+		if len(walOrder) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "Base backup and restore of the pgbench database (MB/s of its size; cpu-s: the command's own CPU time,\n"+
+			"host-cpu-s: the whole machine's meanwhile, PostgreSQL and the S3 gateway included):\n")
+		fmt.Fprintf(w, "%-42s %4s %8s %7s %7s %7s %10s %10s %9s\n", "benchmark", "runs", "seconds", "spread", "MB/s", "cpu-s", "host-cpu-s", "stored", "peak RSS")
+	}
+	for _, n := range bbOrder {
+		r := byName[n]
+		ns, _ := r.median("ns/op")
+		fmt.Fprintf(w, "%-42s %4d %8.2f %6.0f%% %7s %7s %10s %10s %9s\n", strings.TrimPrefix(n, "Benchmark"),
+			len(r.metrics["ns/op"]), ns/1e9, r.spread(),
+			opt(r, "MB/s", "%.0f"), opt(r, "cpu-s", "%.2f"), opt(r, "host-cpu-s", "%.2f"), opt(r, "stored-MiB", "%.0f MiB"), opt(r, "peak-RSS-MiB", "%.1f MiB"))
 	}
 
 	ns := func(name string) (float64, bool) {
@@ -226,6 +278,24 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			ratio(n, "BenchmarkWALFetch/baseline=cp"), ratio(n, "BenchmarkWALFetch/baseline=lz4-d"))
 	}
 
+	section(backupNames, "backup-push time ratios (a throughput ratio is the inverse):", "÷ Ft -z", "÷ Ft lz4", "÷ Ft")
+	for _, n := range backupNames {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, backupZ), ratio(n, backupLZ4), ratio(n, backupTar))
+	}
+	section(restoreNames, "restore time ratios (the restore command alone: no server start, no WAL replay; walvault restore syncs, plain untar does not):",
+		"÷ untar-gz", "÷ gz+sync", "÷ untar", "÷ untar+sync")
+	for _, n := range restoreNames {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, restoreGz), ratio(n, restoreGzSync), ratio(n, restoreTar), ratio(n, restoreTarSync))
+	}
+
 	fmt.Fprintf(w, "\ntargets:\n")
 	verdict := func(ok bool) string {
 		if ok {
@@ -256,6 +326,28 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		}
 		fmt.Fprintf(w, "  %-44s peak RSS %5.1f MiB (max of all runs): target < %.0f MiB %s\n",
 			strings.TrimPrefix(n, "Benchmark"), peak, targetRSSMiB, verdict(peak < targetRSSMiB))
+	}
+	for _, n := range backupNames {
+		x, ok1 := ns(n)
+		y, ok2 := ns(backupZ)
+		if !ok1 || !ok2 || x == 0 {
+			continue
+		}
+		speedup := y / x
+		fmt.Fprintf(w, "  %-44s throughput %.2fx pg_basebackup -Ft -z's: target ≥ %.0fx %s\n",
+			strings.TrimPrefix(n, "Benchmark"), speedup, targetBackupSpeedup, verdict(speedup >= targetBackupSpeedup))
+	}
+	for _, n := range append(append([]string(nil), backupNames...), restoreNames...) {
+		r := byName[n]
+		if r == nil || len(r.metrics["peak-RSS-MiB"]) == 0 {
+			continue
+		}
+		peak := 0.0
+		for _, v := range r.metrics["peak-RSS-MiB"] {
+			peak = math.Max(peak, v)
+		}
+		fmt.Fprintf(w, "  %-44s peak RSS %5.1f MiB (max of all runs): target < %.0f MiB %s\n",
+			strings.TrimPrefix(n, "Benchmark"), peak, targetBackupRSSMiB, verdict(peak < targetBackupRSSMiB))
 	}
 	return missed
 }
