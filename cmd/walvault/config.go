@@ -36,6 +36,12 @@ type Config struct {
 	LogLevel     slog.Level
 	LogFormat    string
 	ConfigFile   string
+
+	// Prefetch is how many WAL segments wal-fetch downloads ahead (0: off).
+	Prefetch int
+
+	// UploadConcurrency is how many waiting WAL files wal-push pushes ahead.
+	UploadConcurrency int
 }
 
 // setting describes one configuration value under all its names. The YAML
@@ -63,6 +69,8 @@ var settings = []setting{
 	{name: "retain", usage: `retention policy for delete: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
 	{name: "max-backup-age", def: "26h", usage: "check: the newest DONE backup must be younger than this"},
 	{name: "min-backups", def: "1", usage: "check: at least this many DONE backups"},
+	{name: "upload-concurrency", def: "4", usage: "wal-push: WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
+	{name: "prefetch", def: "8", usage: "wal-fetch: WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch (0 turns it off)"},
 	{name: "timeout", def: "2m", usage: "deadline for one wal-push or wal-fetch, retries included; a stalled transfer fails within it"},
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{name: "log-format", def: "text", usage: "text or json (log lines go to stderr, which PostgreSQL puts in its log)"},
@@ -191,6 +199,12 @@ func (cfg *Config) apply(v map[string]string) error {
 	}
 	if cfg.Timeout, err = time.ParseDuration(v["timeout"]); err != nil || cfg.Timeout <= 0 {
 		return bad("timeout", errors.New("want a positive duration such as 90s or 5m"))
+	}
+	if cfg.UploadConcurrency, err = strconv.Atoi(v["upload-concurrency"]); err != nil || cfg.UploadConcurrency < 0 || cfg.UploadConcurrency > 64 {
+		return bad("upload-concurrency", errors.New("want a whole number from 0 to 64"))
+	}
+	if cfg.Prefetch, err = strconv.Atoi(v["prefetch"]); err != nil || cfg.Prefetch < 0 || cfg.Prefetch > 64 {
+		return bad("prefetch", errors.New("want a whole number from 0 to 64"))
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(v["log-level"])); err != nil {
 		return bad("log-level", errors.New("want debug, info, warn or error"))

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -53,11 +57,105 @@ func walFetch(c *cli.Context) error {
 	defer b.Close()
 
 	start := time.Now()
-	name := c.Args().Get(0)
-	res, err := restore.Fetch(ctx, b, name, c.Args().Get(1), restore.FetchOptions{Compression: cfg.Compression, Log: log})
+	name, dest := c.Args().Get(0), c.Args().Get(1)
+	opts := restore.FetchOptions{Compression: cfg.Compression, Log: log}
+	if cfg.Prefetch == 0 {
+		res, err := restore.Fetch(ctx, b, name, dest, opts)
+		if err != nil {
+			return err
+		}
+		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	// %p is relative to the data directory; the prefetcher gets an
+	// absolute path.
+	dir, err := filepath.Abs(restore.PrefetchDir(dest))
 	if err != nil {
 		return err
 	}
-	log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, opts)
+	if err != nil {
+		return err
+	}
+	if fromCache {
+		log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	} else {
+		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+	// A segment's size is the cluster's segment size; history files and
+	// partial segments start no prefetch.
+	if segSize := res.RawSize; segSize > 0 && segSize <= 1<<30 && restore.PrefetchWanted(dir, name, uint32(segSize), cfg.Prefetch) {
+		if err := startPrefetcher(c, dir, name, uint32(segSize), cfg.Prefetch); err != nil {
+			log.Warn("cannot start the WAL prefetcher; recovery goes on without it", "error", err)
+		}
+	}
 	return nil
+}
+
+// startPrefetcher re-runs this binary as the hidden wal-prefetch command,
+// detached, with the settings given on this command line (the environment
+// is inherited).
+func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"wal-prefetch"}
+	if c.IsSet("config") {
+		args = append(args, "--config="+c.String("config"))
+	}
+	for _, s := range settings {
+		switch {
+		case !c.IsSet(s.name):
+		case s.isBool:
+			args = append(args, "--"+s.name+"="+strconv.FormatBool(c.Bool(s.name)))
+		default:
+			args = append(args, "--"+s.name+"="+c.String(s.name))
+		}
+	}
+	args = append(args, "--dir="+dir, "--segment-size="+strconv.FormatUint(uint64(segSize), 10), "--count="+strconv.Itoa(count), name)
+	return restore.StartDetached(exe, args, restore.PrefetchLogPath(dir))
+}
+
+// walPrefetchCommand is started by wal-fetch, never by hand: it downloads
+// the segments after NAME into the prefetch cache and exits.
+func walPrefetchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "wal-prefetch",
+		Hidden:    true,
+		Usage:     "download the WAL segments after NAME into wal-fetch's prefetch cache (started by wal-fetch)",
+		ArgsUsage: "NAME",
+		Flags: append(configFlags(),
+			&cli.StringFlag{Name: "dir", Required: true},
+			&cli.UintFlag{Name: "segment-size", Required: true},
+			&cli.IntFlag{Name: "count", Required: true},
+		),
+		Action: walPrefetch,
+	}
+}
+
+func walPrefetch(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("wal-prefetch takes one argument, the segment just served")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx, cancel := context.WithTimeout(c.Context, restore.PrefetchLifetime)
+	defer cancel()
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	start := time.Now()
+	name := c.Args().Get(0)
+	n, err := restore.PrefetchNext(ctx, b, c.String("dir"), name, uint32(c.Uint("segment-size")), c.Int("count"), restore.FetchOptions{Compression: cfg.Compression, Log: log})
+	if errors.Is(err, restore.ErrPrefetchBusy) {
+		return nil
+	}
+	log.Info("prefetched", "after", name, "segments", n, "elapsed", time.Since(start).Round(time.Millisecond))
+	return err
 }

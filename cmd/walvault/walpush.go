@@ -37,7 +37,14 @@ walvault.json by the first push; a push configured with another policy is
 refused.
 
 Exit codes: 0 archived (or already archived), 1 failed (PostgreSQL retries),
-2 bad arguments or configuration.`,
+2 bad arguments or configuration.
+
+When more WAL files wait as .ready in pg_wal/archive_status, up to
+upload-concurrency (default 4) of the next ones are pushed too, in parallel,
+and recorded in pg_wal/walvault/pushed once durable. PostgreSQL's later call
+for such a file exits 0 at once only if the file still has the recorded size,
+mtime and sha256; otherwise it is pushed normally. archive_status itself is
+never touched, and a failed push ahead is only logged.`,
 		Flags:  configFlags(),
 		Action: walPush,
 	}
@@ -55,7 +62,8 @@ func walPush(c *cli.Context) error {
 	// A push holds one compressed segment in memory; a soft limit makes the
 	// collector return garbage early instead of letting the heap double,
 	// which keeps archive_command's peak RSS low (see the benchmarks).
-	debug.SetMemoryLimit(pushMemoryLimit)
+	// Pushes ahead hold one segment each.
+	debug.SetMemoryLimit(pushMemoryLimit * int64(1+cfg.UploadConcurrency))
 	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
 	defer cancel()
 	b, err := openBackend(ctx, cfg, log)
@@ -66,18 +74,24 @@ func walPush(c *cli.Context) error {
 
 	host, _ := os.Hostname()
 	start := time.Now()
-	res, err := archive.Push(ctx, b, c.Args().First(), archive.Options{
-		Compression: cfg.Compression,
-		Host:        host,
-		Version:     walvaultVersion(),
-		Lock:        lockPolicy(cfg),
-		Log:         log,
+	res, err := archive.PushAhead(ctx, b, c.Args().First(), archive.AheadOptions{
+		Options: archive.Options{
+			Compression: cfg.Compression,
+			Host:        host,
+			Version:     walvaultVersion(),
+			Lock:        lockPolicy(cfg),
+			Log:         log,
+		},
+		Concurrency: cfg.UploadConcurrency,
 	})
 	if err != nil {
 		return lockHint(err, cfg, b.Location())
 	}
 	msg := "archived"
-	if res.AlreadyArchived {
+	switch {
+	case res.Skipped:
+		msg = "already archived: pushed ahead by an earlier wal-push, unchanged since"
+	case res.AlreadyArchived:
 		msg = "already archived with the same content"
 	}
 	log.Info(msg, "segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))

@@ -1,0 +1,211 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// AheadOptions are wal-push's settings with push-ahead.
+type AheadOptions struct {
+	Options
+	// Concurrency is how many of the files waiting as .ready in
+	// archive_status are pushed ahead, in parallel, alongside the requested
+	// one. 0 turns push-ahead off (and then only the check of an earlier
+	// record remains).
+	Concurrency int
+}
+
+// AheadResult says what PushAhead did.
+type AheadResult struct {
+	Result // the requested file
+	// Skipped: an earlier wal-push had pushed the file ahead and the record
+	// matched the file on disk, so nothing was uploaded.
+	Skipped     bool
+	Ahead       []Result // files pushed ahead and recorded, in completion order
+	AheadFailed int      // files whose push ahead failed (only logged)
+	AheadBytes  int64    // raw bytes of Ahead
+}
+
+// statusDir is pg_wal/archive_status beside the WAL directory.
+func statusDir(walDir string) string { return filepath.Join(walDir, "archive_status") }
+
+// PushAhead archives the file at path like Push, and pushes up to
+// opts.Concurrency of the files PostgreSQL will ask for next (those waiting
+// as .ready in archive_status beside path) in parallel in the same run.
+//
+// Each file pushed ahead is recorded in pg_wal/walvault/pushed only after
+// its upload succeeded. When PostgreSQL later asks for such a file, the
+// record is trusted only if the file on disk still has the recorded size,
+// mtime and sha256 and the repository is the same: then nothing is uploaded.
+// Otherwise the file is pushed normally (an identical object is "already
+// archived"; a different one is a conflict, as for any push).
+//
+// The error is the requested file's alone: failures of pushes ahead are
+// logged and leave no record, so PostgreSQL's own call pushes those files
+// later. archive_status is only read, never written. It returns after every
+// push it started has finished.
+func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOptions) (AheadResult, error) {
+	opts.Options = opts.withDefaults()
+	log := opts.Log
+	name := filepath.Base(path)
+	walDir := filepath.Dir(path)
+	dir := pushedDir(walDir)
+	var out AheadResult
+
+	if rec, ok := readRecord(dir, name); ok {
+		match, why, err := rec.matches(path, b.Location())
+		// Decided: the record has served its purpose either way.
+		if rerr := removeRecord(dir, name); rerr != nil {
+			log.Warn("cannot remove push-ahead record", "segment", name, "err", rerr)
+		}
+		file, cerr := wal.Classify(name)
+		switch {
+		case err == nil && match && cerr == nil:
+			pruneRecords(dir, walDir, time.Now()) // file times are the real clock
+			out.Result = Result{File: file, Key: rec.Key, RawSize: rec.Size, SHA256: rec.SHA256, AlreadyArchived: true}
+			out.Skipped = true
+			return out, nil
+		case err != nil:
+			log.Warn("cannot check push-ahead record; pushing normally", "segment", name, "err", err)
+		default:
+			log.Info("push-ahead record does not match; pushing normally", "segment", name, "reason", why)
+		}
+	} else if hasRecord(dir, name) {
+		removeRecord(dir, name) // unreadable: as good as none
+	}
+
+	var cands []string
+	if opts.Concurrency > 0 {
+		cands = nextReady(walDir, name, dir, opts.Concurrency)
+	}
+	if len(cands) > 0 {
+		if _, err := ensurePushedDir(walDir); err != nil {
+			log.Warn("push-ahead off for this call", "err", err)
+			cands = nil
+		}
+	}
+
+	start := time.Now()
+	var (
+		g  errgroup.Group
+		mu sync.Mutex
+	)
+	g.SetLimit(opts.Concurrency + 1) // never blocks: len(cands) <= Concurrency
+	for _, c := range cands {
+		g.Go(func() error {
+			r, err := pushAheadOne(ctx, b, filepath.Join(walDir, c), dir, opts.Options)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.AheadFailed++
+				log.Warn("push ahead failed; PostgreSQL's own call will push it", "segment", c, "err", err)
+				return nil
+			}
+			out.Ahead = append(out.Ahead, r)
+			out.AheadBytes += r.RawSize
+			return nil
+		})
+	}
+	res, err := Push(ctx, b, path, opts.Options)
+	g.Wait() // drain: no upload outlives the command
+	if len(cands) > 0 {
+		log.Info("push-ahead summary", "pushed", len(out.Ahead), "failed", out.AheadFailed, "bytes", out.AheadBytes,
+			"elapsed", time.Since(start).Round(time.Millisecond))
+	}
+	pruneRecords(dir, walDir, time.Now()) // file times are the real clock
+	out.Result = res
+	return out, err
+}
+
+// pushAheadOne pushes one file and records it once it is durable.
+func pushAheadOne(ctx context.Context, b storage.Backend, path, dir string, opts Options) (Result, error) {
+	name := filepath.Base(path)
+	before, err := os.Stat(path)
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	r, err := Push(ctx, b, path, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	// The record says what was pushed. The sha256 is of the bytes read for
+	// the upload; the later call hashes the file again, so a change at any
+	// time (even one that keeps size and mtime) is caught. A change seen
+	// already here is simply not recorded.
+	after, err := os.Stat(path)
+	if err != nil {
+		return Result{}, err
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || r.RawSize != after.Size() {
+		return Result{}, fmt.Errorf("%s changed while it was pushed ahead: not recorded", name)
+	}
+	rec := pushRecord{SHA256: r.SHA256, Size: r.RawSize, MTime: after.ModTime().UnixNano(), Repository: b.Location(), Key: r.Key}
+	if err := writeRecord(dir, name, rec); err != nil {
+		return Result{}, err
+	}
+	msg := "pushed ahead"
+	if r.AlreadyArchived {
+		msg = "pushed ahead (already archived with the same content)"
+	}
+	opts.Log.Info(msg, "segment", name, "key", r.Key, "bytes", r.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	return r, nil
+}
+
+// nextReady returns up to limit files, other than requested, that wait as
+// .ready in archive_status, exist in walDir and have no record yet, in the
+// order PostgreSQL archives them: timeline history files first, then by name
+// (which is WAL order within a timeline).
+func nextReady(walDir, requested, recordDir string, limit int) []string {
+	entries, err := os.ReadDir(statusDir(walDir))
+	if err != nil {
+		return nil
+	}
+	type cand struct {
+		name    string
+		history bool
+	}
+	var cs []cand
+	for _, e := range entries {
+		n, ok := strings.CutSuffix(e.Name(), ".ready")
+		if !ok || n == requested {
+			continue
+		}
+		f, err := wal.Classify(n)
+		if err != nil {
+			continue
+		}
+		if hasRecord(recordDir, n) {
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(walDir, n)); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		cs = append(cs, cand{n, f.Kind == wal.KindTimelineHistory})
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].history != cs[j].history {
+			return cs[i].history
+		}
+		return cs[i].name < cs[j].name
+	})
+	if len(cs) > limit {
+		cs = cs[:limit]
+	}
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.name
+	}
+	return names
+}

@@ -1,0 +1,351 @@
+package archive_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+// pgWAL lays out a pg_wal directory with n segments 000000010000000000000001
+// onwards, each with a .ready in archive_status, and returns the directory
+// and the segment names.
+func pgWAL(t *testing.T, n int) (string, []string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "pg_wal")
+	if err := os.MkdirAll(filepath.Join(dir, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := 1; i <= n; i++ {
+		s := seg(1, 0, uint32(i))
+		writeSegment(t, dir, s.String(), header(t, s), uint64(i))
+		touch(t, filepath.Join(dir, "archive_status", s.String()+".ready"))
+		names = append(names, s.String())
+	}
+	return dir, names
+}
+
+// done does what PostgreSQL does after wal-push for name exited 0.
+func done(t *testing.T, walDir, name string) {
+	t.Helper()
+	st := filepath.Join(walDir, "archive_status", name)
+	if err := os.Rename(st+".ready", st+".done"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func aheadOpts(n int) archive.AheadOptions {
+	return archive.AheadOptions{Options: opts(repository.LZ4), Concurrency: n}
+}
+
+func pushAhead(t *testing.T, b storage.Backend, path string, o archive.AheadOptions) archive.AheadResult {
+	t.Helper()
+	res, err := archive.PushAhead(context.Background(), b, path, o)
+	if err != nil {
+		t.Fatalf("PushAhead(%s): got %v, want nil", filepath.Base(path), err)
+	}
+	return res
+}
+
+func recordPath(walDir, name string) string {
+	return filepath.Join(walDir, "walvault", "pushed", name)
+}
+
+func records(t *testing.T, walDir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(walDir, "walvault", "pushed"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func aheadNames(r archive.AheadResult) []string {
+	var names []string
+	for _, a := range r.Ahead {
+		names = append(names, a.File.String())
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestPushAheadPushesRecordsAndSkipsLater(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	walDir, names := pgWAL(t, 6)
+
+	res := pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(3))
+	if res.Skipped || res.File.String() != names[0] || res.AheadFailed != 0 {
+		t.Fatalf("first call: got %+v, want %s pushed, not skipped, no failure", res, names[0])
+	}
+	if got, want := aheadNames(res), names[1:4]; !slices.Equal(got, want) {
+		t.Fatalf("pushed ahead: got %q, want %q (the oldest .ready after the requested one)", got, want)
+	}
+	if res.AheadBytes != 3*testSegSize {
+		t.Errorf("AheadBytes: got %d, want %d", res.AheadBytes, 3*testSegSize)
+	}
+	for _, n := range names[:4] {
+		if _, info := object(t, b, walKey(t, n, repository.LZ4)); info.Metadata[repository.MetaSHA256] != fileSHA256(t, filepath.Join(walDir, n)) {
+			t.Errorf("%s: stored sha256 %s, want the file's", n, info.Metadata[repository.MetaSHA256])
+		}
+	}
+	for _, n := range names[4:] {
+		assertAbsent(t, b, walKey(t, n, repository.LZ4))
+	}
+	if got, want := records(t, walDir), names[1:4]; !slices.Equal(got, want) {
+		t.Fatalf("records: got %q, want %q (the requested file is never recorded)", got, want)
+	}
+	for _, d := range []string{filepath.Join(walDir, "walvault"), filepath.Join(walDir, "walvault", "pushed")} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: got %v %v, want mode 0700", d, fi.Mode(), err)
+		}
+	}
+	var rec struct {
+		SHA256     string `json:"sha256"`
+		Size       int64  `json:"size"`
+		Repository string `json:"repository"`
+	}
+	if err := json.Unmarshal(readFileT(t, recordPath(walDir, names[1])), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.SHA256 != fileSHA256(t, filepath.Join(walDir, names[1])) || rec.Size != testSegSize || rec.Repository != b.Location() {
+		t.Errorf("record of %s: got %+v, want the file's sha256, size %d and repository %s", names[1], rec, testSegSize, b.Location())
+	}
+	// archive_status is PostgreSQL's: untouched.
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(walDir, "archive_status", n+".ready")); err != nil {
+			t.Errorf("%s.ready: %v, want it left alone", n, err)
+		}
+	}
+
+	// PostgreSQL's own calls for the pushed-ahead files: skipped, record gone.
+	done(t, walDir, names[0])
+	for _, n := range names[1:4] {
+		res := pushAhead(t, b, filepath.Join(walDir, n), aheadOpts(3))
+		if !res.Skipped || !res.AlreadyArchived || res.File.String() != n || len(res.Ahead) != 0 {
+			t.Fatalf("call for %s: got %+v, want skipped at once", n, res)
+		}
+		if _, err := os.Stat(recordPath(walDir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("record of %s after PostgreSQL's call: %v, want it removed", n, err)
+		}
+		done(t, walDir, n)
+	}
+	// The next call with no record pushes and looks ahead again.
+	res = pushAhead(t, b, filepath.Join(walDir, names[4]), aheadOpts(3))
+	if res.Skipped || !slices.Equal(aheadNames(res), names[5:]) {
+		t.Fatalf("call for %s: got %+v, want pushed with %s ahead", names[4], res, names[5])
+	}
+}
+
+func readFileT(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestPushAheadChangedFileIsPushedAgain: a record is trusted only while it
+// matches the file on disk and the repository.
+func TestPushAheadChangedFileIsPushedAgain(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+		other  bool // record for another repository
+		// wantConflict: the stored copy differs, so pushing again fails as
+		// a conflict; otherwise it is "already archived" after a real push.
+		wantConflict bool
+	}{
+		{"same size and mtime, other bytes", func(t *testing.T, p string) {
+			fi, _ := os.Stat(p)
+			s := seg(1, 0, 2)
+			writeSegment(t, filepath.Dir(p), filepath.Base(p), header(t, s), 99)
+			if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}, false, true},
+		{"rewritten", func(t *testing.T, p string) {
+			s := seg(1, 0, 2)
+			writeSegment(t, filepath.Dir(p), filepath.Base(p), header(t, s), 98)
+		}, false, true},
+		{"same bytes, new mtime", func(t *testing.T, p string) {
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(p, later, later); err != nil {
+				t.Fatal(err)
+			}
+		}, false, false},
+		{"record of another repository", func(t *testing.T, p string) {}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := newRepo(t)
+			walDir, names := pgWAL(t, 2)
+			pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(4))
+			rp := recordPath(walDir, names[1])
+			if _, err := os.Stat(rp); err != nil {
+				t.Fatalf("record of %s: %v", names[1], err)
+			}
+			if tc.other {
+				var rec map[string]any
+				json.Unmarshal(readFileT(t, rp), &rec)
+				rec["repository"] = "file:///somewhere/else"
+				data, _ := json.Marshal(rec)
+				os.WriteFile(rp, data, 0o600)
+			}
+			p := filepath.Join(walDir, names[1])
+			tc.change(t, p)
+			res, err := archive.PushAhead(context.Background(), b, p, aheadOpts(4))
+			if res.Skipped {
+				t.Fatalf("PushAhead(%s) after the change: skipped, want pushed again", names[1])
+			}
+			if tc.wantConflict {
+				if !errors.Is(err, archive.ErrConflict) {
+					t.Fatalf("PushAhead(%s) with other content: got %v, want ErrConflict (never silently skipped)", names[1], err)
+				}
+			} else if err != nil || !res.AlreadyArchived {
+				t.Fatalf("PushAhead(%s): got %+v, %v, want pushed again: already archived", names[1], res, err)
+			}
+			if _, err := os.Stat(rp); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("record after the call: %v, want removed", err)
+			}
+		})
+	}
+}
+
+func TestPushAheadPrunesRecords(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	walDir, names := pgWAL(t, 5)
+	pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(4))
+	if got := records(t, walDir); len(got) != 4 {
+		t.Fatalf("records: got %q, want 4", got)
+	}
+	// PostgreSQL recycled two of them (say, after a crash they were
+	// archived by other means) and a crashed writer left a temp file.
+	for _, n := range names[3:] {
+		os.Remove(filepath.Join(walDir, n))
+		os.Remove(filepath.Join(walDir, "archive_status", n+".ready"))
+	}
+	tmp := filepath.Join(walDir, "walvault", "pushed", ".tmp-"+names[1]+"-123")
+	touch(t, tmp)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(tmp, old, old)
+
+	res := pushAhead(t, b, filepath.Join(walDir, names[1]), aheadOpts(4))
+	if !res.Skipped {
+		t.Fatalf("call for %s: got %+v, want skipped", names[1], res)
+	}
+	if got, want := records(t, walDir), names[2:3]; !slices.Equal(got, want) {
+		t.Fatalf("records after pruning: got %q, want %q", got, want)
+	}
+}
+
+func TestPushAheadOff(t *testing.T) {
+	t.Parallel()
+	b, _ := newRepo(t)
+	walDir, names := pgWAL(t, 3)
+	res := pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(0))
+	if len(res.Ahead) != 0 || res.AheadFailed != 0 {
+		t.Fatalf("Concurrency 0: got %+v, want nothing pushed ahead", res)
+	}
+	if _, err := os.Stat(filepath.Join(walDir, "walvault")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory with push-ahead off: %v, want none created", err)
+	}
+	// A file outside any pg_wal (no archive_status): a plain push.
+	lone := filepath.Join(t.TempDir(), names[1])
+	os.Link(filepath.Join(walDir, names[1]), lone)
+	if res := pushAhead(t, b, lone, aheadOpts(4)); res.Skipped || len(res.Ahead) != 0 {
+		t.Fatalf("push without archive_status: got %+v, want a plain push", res)
+	}
+}
+
+// slowBackend delays WAL uploads, counts those in flight and can fail some.
+type slowBackend struct {
+	storage.Backend
+	delay    time.Duration
+	fail     map[string]bool
+	inFlight atomic.Int32
+	mu       sync.Mutex
+	max      int32
+}
+
+func (s *slowBackend) Put(ctx context.Context, key string, r io.Reader, o storage.PutOptions) error {
+	if key == repository.IdentityKey {
+		return s.Backend.Put(ctx, key, r, o)
+	}
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	s.mu.Lock()
+	s.max = max(s.max, n)
+	s.mu.Unlock()
+	time.Sleep(s.delay)
+	if s.fail[key] {
+		return errors.New("injected upload failure")
+	}
+	return s.Backend.Put(ctx, key, r, o)
+}
+
+func TestPushAheadConcurrencyBoundedAndFailuresOnlyLogged(t *testing.T) {
+	t.Parallel()
+	fb, _ := newRepo(t)
+	walDir, names := pgWAL(t, 10)
+	// The repository exists before the parallel pushes (as after the
+	// first wal-push), so every Put counted is a WAL upload.
+	mustPush(t, fb, filepath.Join(walDir, names[9]), opts(repository.LZ4))
+	failed := walKey(t, names[2], repository.LZ4)
+	b := &slowBackend{Backend: fb, delay: 50 * time.Millisecond, fail: map[string]bool{failed: true}}
+
+	res := pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(3))
+	if res.Skipped || len(res.Ahead) != 2 || res.AheadFailed != 1 {
+		t.Fatalf("got %+v, want the requested file pushed, 2 ahead, 1 failed ahead", res)
+	}
+	if b.max > 4 {
+		t.Errorf("uploads in flight: got at most %d, want at most 4 (requested + 3 ahead)", b.max)
+	}
+	if b.max < 2 {
+		t.Errorf("uploads in flight: got at most %d, want them in parallel", b.max)
+	}
+	if got, want := records(t, walDir), []string{names[1], names[3]}; !slices.Equal(got, want) {
+		t.Fatalf("records: got %q, want %q (none for the failed push)", got, want)
+	}
+	assertAbsent(t, fb, failed)
+	done(t, walDir, names[0])
+	// The requested file's failure is the call's error; ahead ones still go.
+	b.fail = map[string]bool{walKey(t, names[2], repository.LZ4): true}
+	_, err := archive.PushAhead(context.Background(), b, filepath.Join(walDir, names[2]), aheadOpts(3))
+	if err == nil {
+		t.Fatalf("PushAhead with the requested upload failing: got nil, want the error")
+	}
+	if got, want := records(t, walDir), []string{names[1], names[3], names[4], names[5], names[6]}; !slices.Equal(got, want) {
+		t.Fatalf("records: got %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,178 @@
+package archive
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The push-ahead state lives beside the WAL it describes:
+// pg_wal/walvault/pushed/<file name>, one small JSON record per file that a
+// wal-push uploaded ahead of PostgreSQL's call for it.
+//
+// The invariant: a record exists only for a file whose object was durable in
+// the repository when the record was written (it is written after the upload
+// returned success). A crash can lose a record (the later call then pushes
+// normally and gets "already archived"), never create one for an object that
+// is not there. A record is trusted only when the file on disk still has the
+// recorded size, mtime and sha256 and the repository is the same one; so a
+// torn or stale record is at worst ignored.
+const (
+	stateDirName  = "walvault"
+	pushedDirName = "pushed"
+	tempPrefix    = ".tmp-"
+)
+
+// pushRecord is what a push-ahead recorded about one file.
+type pushRecord struct {
+	SHA256     string `json:"sha256"`
+	Size       int64  `json:"size"`
+	MTime      int64  `json:"mtime_ns"` // the file's mtime when it was read, Unix nanoseconds
+	Repository string `json:"repository"`
+	Key        string `json:"key"`
+}
+
+// pushedDir is where records of files in walDir (pg_wal) are kept.
+func pushedDir(walDir string) string {
+	return filepath.Join(walDir, stateDirName, pushedDirName)
+}
+
+// ensurePushedDir creates the record directory, private to the server user.
+func ensurePushedDir(walDir string) (string, error) {
+	dir := pushedDir(walDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create push-ahead state directory: %w", err)
+	}
+	// MkdirAll leaves existing directories alone; make sure neither level
+	// is readable by others even if someone created it with a wider mode.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm() != 0o700 {
+			if err := os.Chmod(d, 0o700); err != nil {
+				return "", fmt.Errorf("chmod %s: %w", d, err)
+			}
+		}
+	}
+	return dir, nil
+}
+
+// writeRecord stores rec for name: temp file, then rename, so a reader sees
+// the old record, the new one, or none; never half of one. There is no
+// fsync: a record lost or emptied by a crash only means the later call
+// pushes normally.
+func writeRecord(dir, name string, rec pushRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+name+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record push-ahead of %s: %w", name, err)
+	}
+	return nil
+}
+
+// readRecord returns name's record; ok is false when there is none or it is
+// unreadable (treated as none).
+func readRecord(dir, name string) (rec pushRecord, ok bool) {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return pushRecord{}, false
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.SHA256 == "" {
+		return pushRecord{}, false
+	}
+	return rec, true
+}
+
+// hasRecord says whether name has a record, without checking it.
+func hasRecord(dir, name string) bool {
+	_, err := os.Lstat(filepath.Join(dir, name))
+	return err == nil
+}
+
+func removeRecord(dir, name string) error {
+	err := os.Remove(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// matches says whether rec describes the file at path as it is now, pushed
+// to repository: same size and mtime, and the same sha256 (hashed here: a
+// read of one segment is cheap next to an upload, and size+mtime alone would
+// miss a rewrite within the clock's resolution).
+func (rec pushRecord) matches(path, repository string) (bool, string, error) {
+	if rec.Repository != repository {
+		return false, fmt.Sprintf("recorded for repository %s", rec.Repository), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, "", err
+	}
+	if fi.Size() != rec.Size || fi.ModTime().UnixNano() != rec.MTime {
+		return false, fmt.Sprintf("file changed since it was pushed ahead (size %d, then %d; mtime %s, then %s)",
+			rec.Size, fi.Size(), time.Unix(0, rec.MTime).UTC().Format(time.RFC3339Nano), fi.ModTime().UTC().Format(time.RFC3339Nano)), nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, "", err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != rec.SHA256 {
+		return false, fmt.Sprintf("file changed since it was pushed ahead (sha256 %s, then %s)", rec.SHA256, got), nil
+	}
+	return true, "", nil
+}
+
+// pruneRecords removes records (and leftover temp files) whose file is no
+// longer in walDir: PostgreSQL recycled or removed it, so it will never ask
+// for it. One readdir, one lstat per record.
+func pruneRecords(dir, walDir string, now time.Time) (removed int) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, tempPrefix) {
+			// A crashed writer's temp file; give a live one time to finish.
+			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > time.Minute {
+				if os.Remove(filepath.Join(dir, name)) == nil {
+					removed++
+				}
+			}
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(walDir, name)); errors.Is(err, fs.ErrNotExist) {
+			if os.Remove(filepath.Join(dir, name)) == nil {
+				removed++
+			}
+		}
+	}
+	return removed
+}

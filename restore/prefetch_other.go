@@ -1,0 +1,15 @@
+//go:build !unix
+
+package restore
+
+import "errors"
+
+var errNoPrefetch = errors.New("prefetch is not supported on this platform")
+
+func lockPrefetch(string) (func(), error) { return nil, errNoPrefetch }
+
+// prefetchBusy: without a lock, never start a prefetcher.
+func prefetchBusy(string) bool { return true }
+
+// StartDetached is not supported here.
+func StartDetached(string, []string, string) error { return errNoPrefetch }
