@@ -110,4 +110,15 @@ echo "demo rows back:    $(psql2 -c 'SELECT count(*) FROM demo')"
 echo "audit_log:         $(psql2 -c "SELECT string_agg(note, ' | ') FROM audit_log")"
 awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "restore %.1f s + replay to the target %.1f s = %.1f s\n", b - a, c - b, c - a }'
 
+step "prove it again, unattended: walvault drill (restore, recover, check, report RTO)"
+# A scratch copy on 127.0.0.1 with archiving off: it never writes into the
+# repository, and is stopped and removed whatever happens.
+if ! "$work/walvault" drill --repo "file://$repo" --scratch-dir "$work" \
+	--check-sql "SELECT 1 FROM audit_log WHERE note LIKE 'marker%'" >"$work/drill.out" 2>"$work/drill.log"; then
+	cat "$work/drill.out" "$work/drill.log"
+	exit 1
+fi
+cat "$work/drill.out"
+echo "the drill's RTO:   $(grep '^RTO' "$work/drill.out")"
+
 step "done; cleaning up $work"

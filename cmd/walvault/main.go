@@ -57,7 +57,7 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 			walPushCommand(), walFetchCommand(),
 			backupPushCommand(), backupListCommand(), backupMarkCommand(), restoreCommand(),
 			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
-			walPrefetchCommand(),
+			drillCommand(), exporterCommand(), walPrefetchCommand(),
 		},
 		// Errors are printed once, by main, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/exporter"
+)
+
+// defaultExporterListen is loopback only, on a port no common PostgreSQL
+// exporter uses: postgres_exporter has 9187, pgbackrest_exporter 9854.
+const defaultExporterListen = "127.0.0.1:9731"
+
+func exporterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "exporter",
+		Usage: "serve Prometheus metrics: archive lag, newest backup and drill, WAL continuity, repository size",
+		Description: `Serves metrics at http://LISTEN/metrics for Prometheus. The default address,
+` + defaultExporterListen + `, is on loopback and on a port that no common PostgreSQL
+exporter uses (postgres_exporter listens on 9187, pgbackrest_exporter on
+9854), so it can run beside them; give --listen :9731 to be scraped from
+another host.
+
+The repository is scanned once at start and then every --refresh: one
+listing of the whole repository, with manifests and drill records read once
+and cached. A scrape never lists the repository; it reads the last scan
+(walvault_repository_scan_timestamp_seconds says when that was). With
+pg-conn set, each scrape also reads pg_stat_archiver and the .ready backlog
+from PostgreSQL (the role needs pg_monitor).
+
+Metrics (gauges unless _total):
+   walvault_last_archived_segment_timestamp_seconds, _age_seconds
+   walvault_wal_segments, walvault_wal_continuity_ok, walvault_wal_missing_segments
+   walvault_backups{status}, walvault_backup_last_done_timestamp_seconds,
+     _age_seconds, _size_bytes, _stored_bytes, _duration_seconds
+   walvault_drill_last_ok, walvault_drill_last_timestamp_seconds,
+     walvault_drill_last_success_timestamp_seconds, _age_seconds,
+     walvault_drill_last_rto_seconds, walvault_drill_last_rpo_seconds
+   walvault_repository_bytes{area}, walvault_repository_objects{area},
+     walvault_repository_info{...}, walvault_repository_scan_success,
+     _scan_timestamp_seconds, _scan_duration_seconds, _scan_errors_total
+   with pg-conn: walvault_pg_up, walvault_pg_archiver_archived_count,
+     walvault_pg_archiver_failed_count, walvault_pg_archiver_last_archived_timestamp_seconds,
+     walvault_pg_archiver_last_failed_timestamp_seconds, walvault_archive_ready_files,
+     walvault_archive_lag_seconds (age of the oldest .ready file), walvault_pg_scrape_errors_total
+
+Example alert rules are in the README ("Monitoring").`,
+		Flags: append(configFlags(),
+			&cli.StringFlag{Name: "listen", Value: defaultExporterListen, Usage: "address to serve metrics on", EnvVars: []string{"WALVAULT_LISTEN"}},
+			&cli.DurationFlag{Name: "refresh", Value: exporter.DefaultRefresh, Usage: "how often to scan the repository", EnvVars: []string{"WALVAULT_REFRESH"}},
+		),
+		Action: exporterAction,
+	}
+}
+
+func exporterAction(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("exporter takes no arguments")
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	refresh := c.Duration("refresh")
+	if refresh < time.Second {
+		return usagef("--refresh %v: want at least 1s", refresh)
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	ctx := c.Context // SIGINT or SIGTERM ends it
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (give another --listen)", c.String("listen"), err)
+	}
+	b, err := openBackend(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer b.Close()
+
+	e := exporter.New(b, exporter.Options{Refresh: refresh, PGConn: cfg.PGConn, Version: walvaultVersion(), Log: log})
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Run(runCtx)
+	}()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics", "repo", b.Location(), "refresh", refresh, "postgres", cfg.PGConn != "")
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	stop()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err == nil {
+		log.Info("exporter stopped")
+	}
+	return err
+}

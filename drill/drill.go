@@ -1,0 +1,505 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/verify"
+	"github.com/walvault/walvault/wal"
+)
+
+// Options are the drill's settings, resolved by cmd.
+type Options struct {
+	// BackupRef is a backup id, or "" / "LATEST" for the newest DONE
+	// backup that ends before Target (as for restore).
+	BackupRef string
+	// Target is where recovery stops; none means all archived WAL. Its
+	// Action defaults to promote (PostgreSQL's default, pause, would leave
+	// nothing to check read-write); pause stops at the target and the
+	// drill checks it paused there; shutdown is refused.
+	Target restore.Target
+	// ScratchDir is the directory the scratch directory is made in
+	// ("" means os.TempDir()). It needs room for the restored cluster.
+	ScratchDir string
+	// Keep leaves the scratch directory (with the server stopped) instead
+	// of removing it, to look at.
+	Keep bool
+	// PGBinDir holds the PostgreSQL programs; "" finds them by the
+	// backup's major version (/usr/lib/postgresql/<major>/bin, then
+	// pg_config --bindir).
+	PGBinDir string
+	// Owner is the OS user the server runs as when walvault runs as root
+	// ("" means postgres). Not as root, the server runs as the caller.
+	Owner string
+	// DBUser is the database role the checks connect as ("" means the
+	// server's OS user name, initdb's default superuser); DBName the
+	// database (default postgres).
+	DBUser string
+	DBName string
+	// CheckSQL, when set, must return at least one row.
+	CheckSQL string
+	// Amcheck is AmcheckOn (the default), AmcheckFull or AmcheckOff.
+	Amcheck string
+	// Port is the server's TCP port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// ServerSettings are more "name=value" settings for the server's
+	// command line (say shared_buffers=128MB on a smaller drill host).
+	// They cannot turn archiving back on.
+	ServerSettings []string
+	// RecoveryTimeout bounds the wait for recovery (default 12h).
+	RecoveryTimeout time.Duration
+	// RestoreCommand builds restore_command for the restored data
+	// directory (cmd: this walvault's wal-fetch with a settings file in
+	// the data directory); ConfigFile and ConfigYAML are that file, as
+	// restore.BackupOptions has them.
+	RestoreCommand func(dataDir string) string
+	ConfigFile     string
+	ConfigYAML     []byte
+	// Env is the server's environment, which restore_command inherits
+	// (repository credentials); nil means os.Environ(). HOME, USER and
+	// LOGNAME are set to the server user's.
+	Env []string
+	// NoRecord skips storing the record in the repository.
+	NoRecord bool
+	Host     string // recorded
+	Version  string // walvault version, recorded
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Amcheck modes.
+const (
+	AmcheckOn   = "on"   // pg_amcheck --all --install-missing
+	AmcheckFull = "full" // and --heapallindexed
+	AmcheckOff  = "off"
+)
+
+// DefaultRecoveryTimeout is how long a drill waits for recovery.
+const DefaultRecoveryTimeout = 12 * time.Hour
+
+// logTailLines is how much of the server log a failure shows.
+const logTailLines = 25
+
+// ErrFailed marks a drill that ran and found the restore wanting (a
+// check failed, recovery failed), as opposed to one that could not start.
+var ErrFailed = errors.New("restore drill failed")
+
+// Run restores a backup into a scratch directory, recovers it with a
+// temporary server and checks it; see the package documentation. It
+// returns the record (also on failure, with OK false and Error set) and an
+// error when the drill failed. The record is stored in the repository once
+// a backup was chosen, unless ctx was cancelled or opts.NoRecord.
+//
+// Whatever happens (a check failing, ctx cancelled by Ctrl-C, a panic),
+// the server is stopped and the scratch directory removed (kept, with
+// opts.Keep) before Run returns.
+func Run(ctx context.Context, b storage.Backend, opts Options) (rec *Record, err error) {
+	d, err := newDrill(opts)
+	if err != nil {
+		return nil, err
+	}
+	return d.run(ctx, b)
+}
+
+// drill is one Run's state.
+type drill struct {
+	opts      Options
+	log       *slog.Logger
+	now       func() time.Time
+	target    restore.Target
+	wantPause bool
+	rec       *Record
+}
+
+func newDrill(opts Options) (*drill, error) {
+	d := &drill{opts: opts, log: opts.Log, now: opts.Now, target: opts.Target}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.opts.RecoveryTimeout <= 0 {
+		d.opts.RecoveryTimeout = DefaultRecoveryTimeout
+	}
+	if d.opts.DBName == "" {
+		d.opts.DBName = "postgres"
+	}
+	switch d.opts.Amcheck {
+	case "":
+		d.opts.Amcheck = AmcheckOn
+	case AmcheckOn, AmcheckFull, AmcheckOff:
+	default:
+		return nil, fmt.Errorf("unknown amcheck mode %q: want on, full or off", d.opts.Amcheck)
+	}
+	if err := d.target.Validate(); err != nil {
+		return nil, err
+	}
+	switch d.target.Action {
+	case "":
+		if !d.target.IsLatest() {
+			d.target.Action = "promote"
+		}
+	case "promote":
+	case "pause":
+		d.wantPause = true
+	case "shutdown":
+		return nil, errors.New("target action shutdown stops the server at the target, leaving nothing to check: use promote (the drill's default) or pause")
+	}
+	for _, kv := range d.opts.ServerSettings {
+		name, _, ok := strings.Cut(kv, "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if !ok || name == "" {
+			return nil, fmt.Errorf("server setting %q: want name=value", kv)
+		}
+		for _, forbidden := range []string{"archive_mode", "archive_command", "archive_library", "primary_conninfo", "primary_slot_name", "listen_addresses", "port", "unix_socket_directories", "hba_file"} {
+			if name == forbidden {
+				return nil, fmt.Errorf("server setting %s is the drill's own: it keeps the temporary server from archiving into the repository or being reached by others", name)
+			}
+		}
+	}
+	if d.opts.RestoreCommand == nil {
+		return nil, errors.New("no restore_command given to the drill")
+	}
+	return d, nil
+}
+
+// fail marks the record failed with err and returns err wrapped in
+// ErrFailed (unless it is a cancellation).
+func (d *drill) fail(err error) error {
+	d.rec.OK = false
+	if d.rec.Error == "" {
+		d.rec.Error = err.Error()
+	}
+	if errors.Is(err, ErrFailed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, err)
+}
+
+func (d *drill) addCheck(name, status, detail string) {
+	d.rec.Checks = append(d.rec.Checks, Check{Name: name, Status: status, Detail: detail})
+	level := slog.LevelInfo
+	switch status {
+	case StatusFailed:
+		level = slog.LevelError
+	case StatusWarning:
+		level = slog.LevelWarn
+	}
+	d.log.Log(context.Background(), level, "drill check", "check", name, "status", status, "detail", detail)
+}
+
+func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err error) {
+	started := d.now()
+	d.rec = &Record{StartedAt: started.UTC(), Host: d.opts.Host, Walvault: d.opts.Version, Target: d.target.String(), TargetAction: d.target.Action, Checks: []Check{}}
+	if d.target.IsLatest() {
+		d.rec.TargetAction = "promote" // what PostgreSQL does at the end of the archive
+	}
+	rec = d.rec
+
+	// Choose the backup and the programs before anything is written.
+	backups, err := repository.ListBackups(ctx, b)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	bi, err := restore.ChooseBackup(backups, d.opts.BackupRef, d.target)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	m := *bi.Manifest
+	stop := m.StopTime.UTC()
+	rec.BackupID, rec.BackupStopTime, rec.PGVersion = m.ID, &stop, m.PGVersion
+	id, err := repository.LoadIdentity(ctx, b)
+	if err != nil {
+		return rec, d.fail(fmt.Errorf("read repository identity: %w", err))
+	}
+	// From here on the outcome is worth recording.
+	defer func() {
+		rec.FinishedAt = d.now().UTC()
+		if d.opts.NoRecord || ctx.Err() != nil {
+			return
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if werr := WriteRecord(wctx, b, rec, id.Lock().Retention(d.now())); werr != nil {
+			d.log.Error("could not store the drill record", "error", werr)
+			if rec.OK {
+				rec.OK = false
+				rec.Error = werr.Error()
+				err = werr
+			}
+		}
+	}()
+
+	major := m.PGVersion / 10000
+	if major == 0 {
+		major = id.PGMajor
+	}
+	bins, err := findBinaries(ctx, d.opts.PGBinDir, major)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	rec.PGBinDir = bins.Dir
+	u, err := lookupServerUser(d.opts.Owner)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	segSize := m.WALSegmentSize
+	if segSize == 0 {
+		segSize = id.WALSegmentSize
+	}
+	newest, err := d.checkArchive(ctx, b, m, id, segSize)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	port, err := freePort(d.opts.Port)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	s, err := newScratch(d.opts.ScratchDir, u)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	d.checkSpace(s.root, m.RawBytes)
+	var srv *server
+	defer func() {
+		// The one cleanup, on every path: stop the server, keep the log
+		// tail for a failure, remove (or keep) the scratch directory.
+		if p := recover(); p != nil {
+			d.cleanup(s, srv, nil)
+			panic(p)
+		}
+		err = d.cleanup(s, srv, err)
+	}()
+
+	restoreStart := d.now()
+	res, err := restore.RestoreBackup(ctx, b, restore.BackupOptions{
+		DataDir:        s.dataDir,
+		BackupRef:      m.ID,
+		Target:         d.target,
+		Owner:          u.name,
+		RestoreCommand: d.opts.RestoreCommand(s.dataDir),
+		ConfigFile:     d.opts.ConfigFile,
+		ConfigYAML:     d.opts.ConfigYAML,
+		PGBinDir:       bins.Dir,
+		Log:            d.log,
+		Now:            d.now,
+	})
+	if err != nil {
+		return rec, d.fail(fmt.Errorf("restore backup %s: %w", m.ID, err))
+	}
+	rec.RestoredBytes = res.Bytes
+	rec.RestoreSeconds = d.now().Sub(restoreStart).Seconds()
+	d.addCheck("restore", StatusOK, fmt.Sprintf("backup %s restored and verified (%s) in %s", m.ID, res.Verified, d.now().Sub(restoreStart).Round(time.Millisecond)))
+
+	if err := ensureConfigFile(s.dataDir, u); err != nil {
+		return rec, d.fail(err)
+	}
+	if err := appendSafetySettings(s.dataDir, bins.Major); err != nil {
+		return rec, d.fail(err)
+	}
+	serverStart := d.now()
+	srv, err = startServer(bins, s, u, port, serverSettings(s, port, bins.Major, d.opts.ServerSettings), d.serverEnv(u), d.log)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	c := &client{sockDir: s.sockDir, port: port, user: d.opts.DBUser, db: d.opts.DBName, major: bins.Major}
+	if c.user == "" {
+		c.user = u.name
+	}
+	defer c.close()
+	if err := d.waitRecovered(ctx, srv, c); err != nil {
+		return rec, d.fail(err)
+	}
+	ready := d.now()
+	rec.ReplaySeconds = ready.Sub(serverStart).Seconds()
+	rec.RTOSeconds = ready.Sub(restoreStart).Seconds()
+	d.log.Info("recovery finished", "rto", ready.Sub(restoreStart).Round(time.Millisecond), "replay", ready.Sub(serverStart).Round(time.Millisecond))
+
+	d.runChecks(ctx, c, bins, newest, segSize)
+	d.rpo(started)
+	if err := ctx.Err(); err != nil {
+		return rec, d.fail(err)
+	}
+	var failed []string
+	for _, ch := range rec.Checks {
+		if ch.Status == StatusFailed {
+			failed = append(failed, ch.Name+": "+ch.Detail)
+		}
+	}
+	if len(failed) > 0 {
+		return rec, d.fail(fmt.Errorf("%w: %s", ErrFailed, strings.Join(failed, "; ")))
+	}
+	rec.OK = true
+	return rec, nil
+}
+
+// cleanup stops the server and removes (or keeps) the scratch directory,
+// adding the server log's last lines to a failure.
+func (d *drill) cleanup(s *scratch, srv *server, err error) error {
+	if srv != nil {
+		if serr := srv.stop(); serr != nil {
+			d.log.Error("could not stop the temporary server", "error", serr)
+			err = errors.Join(err, serr)
+		} else {
+			d.log.Info("stopped the temporary server", "pid", srv.cmd.Process.Pid)
+		}
+		// A restore_command's detached helpers (the WAL prefetcher) are
+		// in no process group of the server's; they name the scratch
+		// directory on their command line.
+		if pids := killStragglers(s.root, 10*time.Second); len(pids) > 0 {
+			d.log.Info("stopped what the temporary server's restore_command left running", "pids", pids)
+		}
+		if err != nil {
+			if tail := s.logTail(logTailLines); tail != "" {
+				err = fmt.Errorf("%w\nserver log (last lines):\n%s", err, tail)
+			}
+		}
+	}
+	if d.opts.Keep {
+		d.log.Info("kept the scratch directory (the server is stopped)", "dir", s.root, "data_dir", s.dataDir, "log", s.logFile)
+		return err
+	}
+	if rerr := s.remove(); rerr != nil {
+		d.log.Error("could not remove the scratch directory", "error", rerr)
+		err = errors.Join(err, rerr)
+	}
+	if err != nil {
+		d.rec.OK, d.rec.Error = false, err.Error()
+	}
+	return err
+}
+
+// serverEnv is the server's environment: restore_command inherits it, so
+// it carries the repository credentials as for archive_command.
+func (d *drill) serverEnv(u serverUser) []string {
+	env := d.opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "HOME", "USER", "LOGNAME", "PGDATA", "PGPORT", "PGHOST":
+			continue
+		}
+		out = append(out, kv)
+	}
+	if u.home != "" {
+		out = append(out, "HOME="+u.home)
+	}
+	return append(out, "USER="+u.name, "LOGNAME="+u.name)
+}
+
+// checkSpace warns when the scratch filesystem looks too small for the
+// restored cluster.
+func (d *drill) checkSpace(dir string, raw int64) {
+	avail, err := freeSpace(dir)
+	if err != nil || raw <= 0 {
+		return
+	}
+	if avail < uint64(raw) {
+		d.addCheck("scratch space", StatusWarning, fmt.Sprintf("%s has %s free, the backup needs about %s before any WAL is replayed: the restore will likely fail (choose another --scratch-dir)", dir, humanBytes(int64(avail)), humanBytes(raw)))
+	}
+}
+
+// newestWAL is the newest archived segment and when it was pushed.
+type newestWAL struct {
+	seg      wal.Segment
+	ok       bool
+	pushedAt time.Time
+}
+
+// checkArchive checks WAL continuity from the backup's start to the newest
+// archived segment, before anything is downloaded: for a drill to the
+// end of the archive a gap is fatal (recovery would stop there and open
+// with the later WAL silently lost); for an earlier target it is a warning
+// (recovery itself says whether the target lies beyond the gap). It also
+// finds the newest segment and its push time, for the RPO.
+func (d *drill) checkArchive(ctx context.Context, b storage.Backend, m repository.BackupManifest, id repository.Identity, segSize uint32) (newestWAL, error) {
+	var nw newestWAL
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return nw, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
+	}
+	cont, err := verify.WALContinuity(ctx, b, segSize, []wal.Segment{start})
+	if err != nil {
+		return nw, err
+	}
+	for _, tl := range cont.Timelines {
+		if tl.HasSegments && (!nw.ok || tl.Timeline > nw.seg.Timeline) {
+			nw.seg, nw.ok = tl.Newest, true
+		}
+	}
+	if nw.ok {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: nw.seg.Timeline, Segment: nw.seg}, id.Compression)
+		if info, err := b.Stat(ctx, key); err == nil {
+			nw.pushedAt = info.ModTime
+			if t, err := time.Parse(time.RFC3339Nano, info.Metadata[repository.MetaPushedAt]); err == nil {
+				nw.pushedAt = t
+			}
+		} else {
+			d.log.Warn("could not read the newest archived segment's metadata; the RPO stays unknown", "key", key, "error", err)
+		}
+		d.rec.NewestWAL = nw.seg.String()
+		if !nw.pushedAt.IsZero() {
+			t := nw.pushedAt.UTC()
+			d.rec.NewestWALPushedAt = &t
+		}
+	}
+	summary := cont.Summary(segSize)
+	switch {
+	case summary == "":
+		detail := "no gap from the backup's start segment " + start.String()
+		if nw.ok {
+			detail += " to the newest archived segment " + nw.seg.String()
+		}
+		d.addCheck("WAL continuity", StatusOK, detail)
+	case d.target.IsLatest():
+		d.addCheck("WAL continuity", StatusFailed, summary)
+		return nw, fmt.Errorf("%w: WAL continuity: %s: recovery to the end of the archive would stop at the first gap and open without the WAL after it; run walvault verify, and take a new backup (backup-push) so the gap no longer matters", ErrFailed, summary)
+	default:
+		d.addCheck("WAL continuity", StatusWarning, summary+" (recovery fails if the target lies beyond a gap)")
+	}
+	return nw, nil
+}
+
+// rpo sets the record's RPO: how old the newest archived WAL was at the
+// target time (or, for other targets, at the drill's start).
+func (d *drill) rpo(started time.Time) {
+	if d.rec.NewestWALPushedAt == nil {
+		return
+	}
+	ref := started.UTC()
+	if d.target.Time != nil {
+		ref = d.target.Time.UTC()
+	}
+	v := ref.Sub(*d.rec.NewestWALPushedAt).Seconds()
+	if v < 0 {
+		v = 0
+	}
+	d.rec.RPOSeconds, d.rec.RPOReference = &v, &ref
+}
+
+// humanBytes prints sizes the way people read them: 1.5 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,108 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+)
+
+func newRepo(t *testing.T) storage.Backend {
+	t.Helper()
+	b, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseRecordKey(t *testing.T) {
+	tests := []struct {
+		key    string
+		wantID string
+		ok     bool
+	}{
+		{"drills/20261125T103000.123Z.json", "20261125T103000.123Z", true},
+		{"drills/20261125T103000.123Z.json.tmp", "", false},
+		{"drills/20261125T103000Z.json", "", false},
+		{"drills/notatime.json", "", false},
+		{"wal/20261125T103000.123Z.json", "", false},
+	}
+	for _, tc := range tests {
+		id, ok := ParseRecordKey(tc.key)
+		if id != tc.wantID || ok != tc.ok {
+			t.Errorf("ParseRecordKey(%q) = %q, %v; want %q, %v", tc.key, id, ok, tc.wantID, tc.ok)
+		}
+	}
+	at := time.Date(2026, 11, 25, 10, 30, 0, 5e8, time.UTC)
+	if id, ok := ParseRecordKey(RecordKey(at.Format(RecordIDLayout))); !ok || id != "20261125T103000.500Z" {
+		t.Errorf("round trip: %q, %v", id, ok)
+	}
+}
+
+func TestWriteRecordNeverOverwrites(t *testing.T) {
+	b := newRepo(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
+	first := &Record{OK: true, FinishedAt: at, RTOSeconds: 1}
+	second := &Record{OK: false, Error: "boom", FinishedAt: at}
+	if err := WriteRecord(ctx, b, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteRecord(ctx, b, second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if first.Key == second.Key || first.Key != "drills/20261125T103000.000Z.json" || second.Key != "drills/20261125T103000.001Z.json" {
+		t.Fatalf("keys %q and %q: want two, a millisecond apart", first.Key, second.Key)
+	}
+	got, err := ReadRecord(ctx, b, first.Key)
+	if err != nil || !got.OK || got.RTOSeconds != 1 || got.FormatVersion != RecordFormatVersion || got.ID != first.ID {
+		t.Fatalf("first record read back: %+v, %v", got, err)
+	}
+	if err := WriteRecord(ctx, b, &Record{FinishedAt: at}, &storage.Retention{Mode: storage.Governance, Until: at.Add(time.Hour)}); !errors.Is(err, storage.ErrUnsupported) {
+		t.Errorf("a locked record on a file repository: got %v, want ErrUnsupported", err)
+	}
+}
+
+func TestLatest(t *testing.T) {
+	b := newRepo(t)
+	ctx := context.Background()
+	last, lastOK, err := Latest(ctx, b)
+	if err != nil || last != nil || lastOK != nil {
+		t.Fatalf("empty repository: %v, %v, %v", last, lastOK, err)
+	}
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for i, ok := range []bool{true, true, false, false} {
+		if err := WriteRecord(ctx, b, &Record{OK: ok, FinishedAt: at.Add(time.Duration(i) * time.Hour), RTOSeconds: float64(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not records: ignored.
+	for _, key := range []string{"drills/README", "drills/x.json"} {
+		if err := b.Put(ctx, key, strings.NewReader("{}"), storage.PutOptions{Size: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, lastOK, err = Latest(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last == nil || last.OK || last.FinishedAt != at.Add(3*time.Hour) {
+		t.Errorf("last = %+v, want the failed one at 13:00", last)
+	}
+	if lastOK == nil || !lastOK.OK || lastOK.RTOSeconds != 1 {
+		t.Errorf("last OK = %+v, want the one at 11:00", lastOK)
+	}
+	reads := 0
+	_, _, err = LatestOf(ctx, []string{"a", "b"}, func(string) (Record, error) {
+		reads++
+		return Record{}, errors.New("storage down")
+	})
+	if err == nil || reads != 1 {
+		t.Errorf("a read error: got %v after %d reads, want it at once", err, reads)
+	}
+}

@@ -1,0 +1,344 @@
+package exporter
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/drill"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/wal"
+)
+
+const segSize = 16 << 20
+
+// counting counts the calls a scan or a scrape makes, and can fail.
+type counting struct {
+	storage.Backend
+	lists, gets, stats atomic.Int64
+	fail               atomic.Bool
+}
+
+func (c *counting) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	c.lists.Add(1)
+	if c.fail.Load() {
+		return errors.New("storage unreachable")
+	}
+	return c.Backend.List(ctx, prefix, fn)
+}
+
+func (c *counting) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	c.gets.Add(1)
+	if c.fail.Load() {
+		return nil, storage.ObjectInfo{}, errors.New("storage unreachable")
+	}
+	return c.Backend.Get(ctx, key)
+}
+
+func (c *counting) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	c.stats.Add(1)
+	return c.Backend.Stat(ctx, key)
+}
+
+type fixture struct {
+	b    *counting
+	now  time.Time
+	ctx  context.Context
+	keys map[uint32]string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	fb, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{b: &counting{Backend: fb}, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), ctx: context.Background(), keys: map[uint32]string{}}
+}
+
+func (f *fixture) identity(t *testing.T) {
+	t.Helper()
+	id := repository.NewIdentity(7712061122709846133, segSize, 15, repository.LZ4, "db1", f.now)
+	if _, err := repository.EnsureIdentity(f.ctx, f.b, id, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// segment stores segment n of timeline 1, pushed at.
+func (f *fixture) segment(t *testing.T, n uint32, at time.Time) {
+	t.Helper()
+	seg := wal.Segment{Timeline: 1, Seg: n}
+	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg}, repository.LZ4)
+	body := strings.Repeat("x", 100)
+	md := map[string]string{repository.MetaPushedAt: at.UTC().Format(time.RFC3339)}
+	if err := f.b.Put(f.ctx, key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body)), Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	f.keys[n] = key
+}
+
+func (f *fixture) backup(t *testing.T, start time.Time, startSeg, stopSeg uint32, manifest bool) string {
+	t.Helper()
+	id := repository.NewBackupID(start)
+	part := repository.BackupPartKey(id, "base.tar", 0, repository.LZ4)
+	if err := f.b.Put(f.ctx, part, strings.NewReader("part"), storage.PutOptions{IfNotExists: true, Size: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if !manifest {
+		return id
+	}
+	m := repository.BackupManifest{
+		FormatVersion: repository.FormatVersion, ID: id, SystemID: "7712061122709846133", PGVersion: 150010, WALSegmentSize: segSize,
+		StartTimeline: 1, StopTimeline: 1, StartLSN: "0/2000028", StopLSN: "0/3000100",
+		StartWAL: wal.Segment{Timeline: 1, Seg: startSeg}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: stopSeg}.String(),
+		StartTime: start, StopTime: start.Add(90 * time.Second), RawBytes: 1 << 30, Stored: 300 << 20,
+	}
+	if err := repository.WriteBackupManifest(f.ctx, f.b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) drill(t *testing.T, ok bool, at time.Time, rto float64) {
+	t.Helper()
+	rpo := 3.0
+	rec := &drill.Record{OK: ok, FinishedAt: at, RTOSeconds: rto, RPOSeconds: &rpo}
+	if err := drill.WriteRecord(f.ctx, f.b, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) exporter(t *testing.T) *Exporter {
+	return New(f.b, Options{Refresh: time.Minute, Version: "v9", Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return f.now }})
+}
+
+// scrape serves the exporter's handler and reads /metrics.
+func scrape(t *testing.T, e *Exporter) map[string]float64 {
+	t.Helper()
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		m[line[:i]] = v
+	}
+	return m
+}
+
+func want(t *testing.T, m map[string]float64, series string, v float64) {
+	t.Helper()
+	got, ok := m[series]
+	if !ok {
+		t.Errorf("%s missing", series)
+		return
+	}
+	if got != v {
+		t.Errorf("%s = %v, want %v", series, got, v)
+	}
+}
+
+func absent(t *testing.T, m map[string]float64, series string) {
+	t.Helper()
+	if v, ok := m[series]; ok {
+		t.Errorf("%s = %v, want it absent", series, v)
+	}
+}
+
+func TestEmptyRepository(t *testing.T) {
+	f := newFixture(t)
+	e := f.exporter(t)
+	m := scrape(t, e)
+	absent(t, m, "walvault_repository_scan_success") // no scan yet
+	want(t, m, `walvault_exporter_build_info{version="v9"}`, 1)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = scrape(t, e)
+	want(t, m, "walvault_repository_scan_success", 1)
+	want(t, m, "walvault_wal_segments", 0)
+	want(t, m, `walvault_backups{status="DONE"}`, 0)
+	absent(t, m, "walvault_wal_continuity_ok") // nothing archived: no identity
+	absent(t, m, "walvault_last_archived_segment_timestamp_seconds")
+	absent(t, m, "walvault_drill_last_success_timestamp_seconds")
+	absent(t, m, "walvault_pg_up") // no pg-conn
+	if _, ok := m["go_goroutines"]; !ok {
+		t.Error("the Go collector is not registered")
+	}
+}
+
+func TestRepositoryMetrics(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	t0 := f.now.Add(-2 * time.Hour)
+	for n := uint32(1); n <= 6; n++ {
+		f.segment(t, n, t0.Add(time.Duration(n)*time.Minute))
+	}
+	f.backup(t, t0, 2, 3, true)                      // DONE
+	f.backup(t, t0.Add(30*time.Minute), 5, 8, true)  // WAITING_FOR_WALS: 7 and 8 are not archived
+	f.backup(t, t0.Add(50*time.Minute), 0, 0, false) // INCOMPLETE
+	f.drill(t, true, f.now.Add(-3*time.Hour), 42)    // the newest successful one
+	f.drill(t, false, f.now.Add(-1*time.Hour), 0)    // the newest
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, e)
+	want(t, m, "walvault_wal_segments", 6)
+	newest := t0.Add(6 * time.Minute)
+	want(t, m, "walvault_last_archived_segment_timestamp_seconds", float64(newest.Unix()))
+	want(t, m, "walvault_last_archived_segment_age_seconds", f.now.Sub(newest).Seconds())
+	want(t, m, "walvault_wal_continuity_ok", 1)
+	want(t, m, "walvault_wal_missing_segments", 0)
+	want(t, m, `walvault_backups{status="DONE"}`, 1)
+	want(t, m, `walvault_backups{status="WAITING_FOR_WALS"}`, 1)
+	want(t, m, `walvault_backups{status="INCOMPLETE"}`, 1)
+	want(t, m, "walvault_backup_last_done_timestamp_seconds", float64(t0.Add(90*time.Second).Unix()))
+	want(t, m, "walvault_backup_last_done_age_seconds", f.now.Sub(t0.Add(90*time.Second)).Seconds())
+	want(t, m, "walvault_backup_last_done_duration_seconds", 90)
+	want(t, m, "walvault_backup_last_done_size_bytes", 1<<30)
+	want(t, m, "walvault_backup_last_done_stored_bytes", 300<<20)
+	want(t, m, "walvault_drill_last_ok", 0)
+	want(t, m, "walvault_drill_last_success_timestamp_seconds", float64(f.now.Add(-3*time.Hour).Unix()))
+	want(t, m, "walvault_drill_last_success_age_seconds", 3*3600)
+	want(t, m, "walvault_drill_last_rto_seconds", 42)
+	want(t, m, "walvault_drill_last_rpo_seconds", 3)
+	want(t, m, `walvault_repository_objects{area="wal"}`, 6)
+	want(t, m, `walvault_repository_objects{area="drills"}`, 2)
+	want(t, m, `walvault_repository_objects{area="other"}`, 1)
+	want(t, m, `walvault_repository_bytes{area="wal"}`, 600)
+	want(t, m, `walvault_repository_info{compression="lz4",lock_mode="off",pg_major="15",system_identifier="7712061122709846133"}`, 1)
+
+	// A scrape never touches the repository.
+	lists, gets, stats := f.b.lists.Load(), f.b.gets.Load(), f.b.stats.Load()
+	scrape(t, e)
+	scrape(t, e)
+	if f.b.lists.Load() != lists || f.b.gets.Load() != gets || f.b.stats.Load() != stats {
+		t.Errorf("scrapes used the repository: lists %d->%d, gets %d->%d, stats %d->%d", lists, f.b.lists.Load(), gets, f.b.gets.Load(), stats, f.b.stats.Load())
+	}
+	// A second scan reads nothing it already read: one listing and the
+	// identity.
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.b.gets.Load() - gets; d != 1 {
+		t.Errorf("a second scan made %d Gets, want 1 (walvault.json): manifests, histories and drill records are cached", d)
+	}
+	if d := f.b.stats.Load() - stats; d != 0 {
+		t.Errorf("a second scan made %d Stats, want 0", d)
+	}
+
+	// A segment the DONE backup's recovery needs goes missing.
+	if err := f.b.Delete(f.ctx, f.keys[4]); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(time.Minute)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = scrape(t, e)
+	want(t, m, "walvault_wal_continuity_ok", 0)
+	want(t, m, "walvault_wal_missing_segments", 1)
+	want(t, m, "walvault_wal_segments", 5)
+}
+
+func TestScanFailureKeepsValues(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	f.segment(t, 1, f.now)
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.b.fail.Store(true)
+	if err := e.Refresh(f.ctx); err == nil {
+		t.Fatal("a scan of an unreachable repository succeeded")
+	}
+	m := scrape(t, e)
+	want(t, m, "walvault_repository_scan_success", 0)
+	want(t, m, "walvault_repository_scan_errors_total", 1)
+	want(t, m, "walvault_wal_segments", 1) // the last good scan
+	f.b.fail.Store(false)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(t, scrape(t, e), "walvault_repository_scan_success", 1)
+}
+
+func TestRunRefreshes(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	e := New(f.b, Options{Refresh: 20 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() {
+		e.Run(ctx)
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.b.lists.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := f.b.lists.Load(); n < 3 {
+		t.Fatalf("%d scans in 5s with a 20ms refresh", n)
+	}
+}
+
+func TestPostgresDown(t *testing.T) {
+	f := newFixture(t)
+	e := New(f.b, Options{PGConn: "host=127.0.0.1 port=1 user=nobody connect_timeout=2 sslmode=disable", PGTimeout: 2 * time.Second, Log: slog.New(slog.DiscardHandler)})
+	m := scrape(t, e)
+	want(t, m, "walvault_pg_up", 0)
+	want(t, m, "walvault_pg_scrape_errors_total", 1)
+	absent(t, m, "walvault_pg_archiver_failed_count")
+}
+
+func TestParseWALKey(t *testing.T) {
+	tests := []struct {
+		key  string
+		kind wal.Kind
+		ok   bool
+	}{
+		{"wal/00000001/000000010000000000000003.lz4", wal.KindSegment, true},
+		{"wal/00000001/000000010000000000000003", wal.KindSegment, true},
+		{"wal/00000001/000000010000000000000003.partial.lz4", wal.KindPartial, true},
+		{"wal/00000002.history", wal.KindTimelineHistory, true},
+		{"wal/00000002/000000010000000000000003.lz4", 0, false}, // wrong timeline folder
+		{"wal/00000001/junk", 0, false},
+	}
+	for _, tc := range tests {
+		f, ok := parseWALKey(tc.key)
+		if ok != tc.ok || (ok && f.Kind != tc.kind) {
+			t.Errorf("parseWALKey(%q) = %v, %v; want %v, %v", tc.key, f.Kind, ok, tc.kind, tc.ok)
+		}
+	}
+}

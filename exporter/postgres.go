@@ -1,0 +1,118 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// pgStats is what one scrape reads from PostgreSQL.
+type pgStats struct {
+	archived, failed         int64
+	lastArchived, lastFailed *time.Time
+	ready                    int64
+	oldestReadyAge           *float64 // seconds, by the server's clock
+	readyErr                 error    // pg_ls_archive_statusdir refused (needs pg_monitor)
+}
+
+// queryPG connects, reads pg_stat_archiver and the .ready files, and
+// disconnects. A scrape is rare enough (every 15 to 60 s) that a
+// connection per scrape costs nothing and never goes stale.
+func (e *Exporter) queryPG(ctx context.Context) (pgStats, error) {
+	var st pgStats
+	cfg, err := pgx.ParseConfig(e.opts.PGConn)
+	if err != nil {
+		return st, fmt.Errorf("PostgreSQL connection settings: %w", err)
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["application_name"] = "walvault exporter"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return st, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	err = conn.QueryRow(ctx, `SELECT archived_count, failed_count, last_archived_time, last_failed_time FROM pg_stat_archiver`).
+		Scan(&st.archived, &st.failed, &st.lastArchived, &st.lastFailed)
+	if err != nil {
+		return st, fmt.Errorf("read pg_stat_archiver: %w", err)
+	}
+	st.readyErr = conn.QueryRow(ctx, `SELECT count(*), extract(epoch FROM now() - min(modification))::float8
+	  FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`).Scan(&st.ready, &st.oldestReadyAge)
+	var pgErr *pgconn.PgError
+	if errors.As(st.readyErr, &pgErr) && pgErr.Code == "42501" {
+		st.readyErr = fmt.Errorf("%s: GRANT pg_monitor TO %s to export the .ready backlog", pgErr.Message, cfg.User)
+	}
+	return st, nil
+}
+
+// collectPostgres reports the archiver's state; walvault_pg_up says
+// whether PostgreSQL answered.
+func (e *Exporter) collectPostgres(ch chan<- prometheus.Metric, gauge func(*prometheus.Desc, float64, ...string)) {
+	m := e.m
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.PGTimeout)
+	defer cancel()
+	st, err := e.queryPG(ctx)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	} else if st.readyErr != nil {
+		msg = st.readyErr.Error()
+	}
+	e.mu.Lock()
+	changed := msg != e.lastPGErr
+	e.lastPGErr = msg
+	if err != nil {
+		e.pgErrors++
+	}
+	pgErrors := e.pgErrors
+	e.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(m.pgErrors, prometheus.CounterValue, float64(pgErrors))
+	if changed && msg != "" {
+		e.log.Warn("PostgreSQL metrics incomplete", "error", msg)
+	} else if changed {
+		e.log.Info("PostgreSQL metrics available again")
+	}
+	if err != nil {
+		gauge(m.pgUp, 0)
+		return
+	}
+	gauge(m.pgUp, 1)
+	gauge(m.pgArchived, float64(st.archived))
+	gauge(m.pgFailed, float64(st.failed))
+	if st.lastArchived != nil {
+		gauge(m.pgLastArchivedTS, unix(*st.lastArchived))
+	}
+	if st.lastFailed != nil {
+		gauge(m.pgLastFailedTS, unix(*st.lastFailed))
+	}
+	if st.readyErr == nil {
+		gauge(m.readyFiles, float64(st.ready))
+		lag := 0.0
+		if st.oldestReadyAge != nil && *st.oldestReadyAge > 0 {
+			lag = *st.oldestReadyAge
+		}
+		gauge(m.archiveLag, lag)
+	}
+}
+
+// unix is t as Prometheus timestamps are: seconds since the epoch.
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// age is how many seconds before now t was (never negative).
+func age(now, t time.Time) float64 {
+	if d := now.Sub(t).Seconds(); d > 0 {
+		return d
+	}
+	return 0
+}
