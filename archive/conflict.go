@@ -34,7 +34,7 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 			log.Warn("already archived, but hidden by a delete marker (someone deleted it without a version id)",
 				"segment", res.File.String(), "key", res.Key, "hint", "run `walvault repair` to make it visible again")
 		}
-		res.AlreadyArchived = true
+		res.AlreadyArchived, res.StoredSize = true, info.Size
 		return res, nil
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",

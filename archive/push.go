@@ -44,6 +44,7 @@ type Result struct {
 	File            wal.FileName
 	Key             string
 	RawSize         int64
+	StoredSize      int64 // bytes stored (compressed); -1 when not known
 	SHA256          string
 	AlreadyArchived bool // the same content was already in the repository
 }
@@ -115,7 +116,7 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	if err != nil {
 		return Result{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	res.RawSize, res.SHA256 = size, sum
+	res.RawSize, res.SHA256, res.StoredSize = size, sum, body.Size()
 	meta[repository.MetaSHA256] = sum
 	meta[repository.MetaRawSize] = strconv.FormatInt(size, 10)
 

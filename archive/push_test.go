@@ -238,7 +238,7 @@ func TestPushAgainIsIdempotent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("second Push of the same file: got %v, want nil", err)
 			}
-			want := archive.Result{File: first.File, Key: first.Key, RawSize: testSegSize, SHA256: sum, AlreadyArchived: true}
+			want := archive.Result{File: first.File, Key: first.Key, RawSize: testSegSize, StoredSize: info.Size, SHA256: sum, AlreadyArchived: true}
 			if second != want {
 				t.Errorf("second Push: got %+v, want %+v", second, want)
 			}

@@ -9,6 +9,9 @@ import (
 // WALPrefix is where every WAL object lives.
 const WALPrefix = "wal/"
 
+// DrillsPrefix holds the records of restore drills (package drill).
+const DrillsPrefix = "drills/"
+
 // TimelinePrefix is the folder of one timeline's segments.
 func TimelinePrefix(tli wal.TimelineID) string {
 	return fmt.Sprintf("%s%08X/", WALPrefix, uint32(tli))

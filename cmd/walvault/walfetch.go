@@ -64,7 +64,7 @@ func walFetch(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
 		return nil
 	}
 	// %p is relative to the data directory; the prefetcher gets an
@@ -80,7 +80,7 @@ func walFetch(c *cli.Context) error {
 	if fromCache {
 		log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
 	} else {
-		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	// A segment's size is the cluster's segment size; history files and
 	// partial segments start no prefetch.

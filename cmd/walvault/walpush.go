@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -94,6 +95,14 @@ func walPush(c *cli.Context) error {
 	case res.AlreadyArchived:
 		msg = "already archived with the same content"
 	}
-	log.Info(msg, "segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	log.Info(msg, "segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// ratio is stored bytes over raw bytes for the log ("-" when unknown).
+func ratio(stored, raw int64) string {
+	if stored < 0 || raw <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(stored)/float64(raw), 'f', 3, 64)
 }
