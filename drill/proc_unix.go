@@ -5,14 +5,14 @@ package drill
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/walvault/walvault/internal/osuser"
 )
 
 // serverUser is the OS user the temporary server runs as.
@@ -79,36 +79,16 @@ func (u serverUser) chown(path string) error {
 	return os.Lchown(path, u.uid, u.gid)
 }
 
-// canReach judges, by mode bits and the primary group only, whether the
-// server user may search dir and every directory above it.
+// canReach reports whether the server user may search dir and every
+// directory above it.
 func (u serverUser) canReach(dir string) error {
 	if !u.switched {
 		return nil
 	}
-	for p := dir; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		perm := fi.Mode().Perm()
-		var bit fs.FileMode = 0o001
-		switch {
-		case int(st.Uid) == u.uid:
-			bit = 0o100
-		case int(st.Gid) == u.gid:
-			bit = 0o010
-		}
-		if perm&bit == 0 {
-			return fmt.Errorf("%s (mode %v, owner %d:%d) is not searchable by %s, who runs the temporary server", p, perm, st.Uid, st.Gid, u.name)
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
+	if err := osuser.CanSearch(dir, u.uid, u.gid, u.name); err != nil {
+		return fmt.Errorf("%w, who runs the temporary server", err)
 	}
+	return nil
 }
 
 // Signals the server is stopped with: SIGINT asks PostgreSQL for a fast

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,18 +66,12 @@ func toJSON(bi repository.BackupInfo) backupJSON {
 }
 
 func backupList(c *cli.Context) error {
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, withDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
-	defer cancel()
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	ctx, b := s.ctx, s.b
 	backups, err := repository.ListBackups(ctx, b)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -53,18 +52,12 @@ func backupMark(c *cli.Context) error {
 		return usagef("backup-mark needs exactly one of --keep and --no-keep")
 	}
 	keep := c.Bool("keep")
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, withDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
-	defer cancel()
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
 
 	if _, err := repository.LoadBackupManifest(ctx, b, id); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {

@@ -40,17 +40,12 @@ func checkAll(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("check takes no arguments")
 	}
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, noDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx := c.Context
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
 	host, _ := os.Hostname()
 	results := check.Run(ctx, b, check.Options{
 		ConnString:   cfg.PGConn,

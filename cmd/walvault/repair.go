@@ -43,17 +43,12 @@ func repair(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("repair takes no arguments")
 	}
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, noDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx := c.Context
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	ctx, b := s.ctx, s.b
 	w := c.App.Writer
 	v, ok := storage.AsVersioned(b)
 	if !ok {

@@ -43,19 +43,12 @@ func verifyRepository(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("verify takes no arguments")
 	}
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, noDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	// No total deadline: --full reads the whole repository. Ctrl-C or
-	// SIGTERM stops it; stalls are caught by the storage's own timeouts.
-	ctx := c.Context
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
 	// the retention policy (cfg.Retain) can name the kept set here.
 	report, err := verify.Run(ctx, b, verify.Options{Full: c.Bool("full"), Log: log})

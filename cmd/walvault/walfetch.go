@@ -43,18 +43,12 @@ func walFetch(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usagef("wal-fetch takes two arguments, the file name and the destination path (restore_command = 'walvault wal-fetch %%f %%p')")
 	}
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, withDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
-	defer cancel()
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
 
 	start := time.Now()
 	name, dest := c.Args().Get(0), c.Args().Get(1)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -55,23 +54,17 @@ func walPush(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("wal-push takes exactly one argument, the WAL file's path (archive_command = 'walvault wal-push %%p')")
 	}
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, withDeadline)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
+	defer s.Close()
+	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
 	// A push holds one compressed segment in memory; a soft limit makes the
 	// collector return garbage early instead of letting the heap double,
 	// which keeps archive_command's peak RSS low (see the benchmarks).
 	// Pushes ahead hold one segment each.
 	debug.SetMemoryLimit(pushMemoryLimit * int64(1+cfg.UploadConcurrency))
-	ctx, cancel := context.WithTimeout(c.Context, cfg.Timeout)
-	defer cancel()
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
 
 	host, _ := os.Hostname()
 	start := time.Now()
