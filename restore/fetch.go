@@ -54,6 +54,9 @@ func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		return FetchResult{}, fmt.Errorf("%w (restore_command passes %%f, the name of the file PostgreSQL wants)", err)
 	}
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
+	if errors.Is(err, storage.ErrNotFound) { // wal-receive's newest partial, if any (partial.go)
+		rc, info, compression, err = openPartial(ctx, b, file, dest, err)
+	}
 	if err != nil {
 		return FetchResult{}, err
 	}

@@ -209,7 +209,8 @@ func (s *scan) findHidden(ctx context.Context) {
 func (s *scan) visit(ctx context.Context, oi storage.ObjectInfo) error {
 	key := oi.Key
 	switch {
-	case key == repository.IdentityKey, strings.HasPrefix(key, CheckPrefix), strings.HasPrefix(key, repository.DrillsPrefix):
+	case key == repository.IdentityKey, strings.HasPrefix(key, CheckPrefix), strings.HasPrefix(key, repository.DrillsPrefix),
+		strings.HasPrefix(key, repository.PartialPrefix):
 		return nil
 	case strings.HasPrefix(key, repository.BackupsPrefix):
 		return s.visitBackupObject(ctx, oi)
@@ -225,7 +226,7 @@ func (s *scan) visit(ctx context.Context, oi storage.ObjectInfo) error {
 		}
 		return nil
 	}
-	s.stray(key, "walvault writes only walvault.json, wal/, backups/, drills/ and check/")
+	s.stray(key, "walvault writes only walvault.json, wal/, partial/, backups/, drills/ and check/")
 	return nil
 }
 

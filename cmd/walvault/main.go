@@ -58,6 +58,7 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 			backupPushCommand(), backupListCommand(), backupMarkCommand(), restoreCommand(),
 			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
 			drillCommand(), exporterCommand(), walPrefetchCommand(),
+			walReceiveCommand(),
 		},
 		// Errors are printed once, by main, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,630 @@
+package receive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// Options are wal-receive's settings, resolved by cmd.
+type Options struct {
+	ConnString string
+	Slot       string
+	CreateSlot bool
+	// MaxLag is how far (in time) the repository's copy of the open
+	// segment may fall behind what was received. Default 1s.
+	MaxLag time.Duration
+	// SpoolDir holds the segment being received. Default
+	// os.TempDir()/walvault-receive-<slot>.
+	SpoolDir string
+	// Push is how complete segments are stored (as wal-push would).
+	Push archive.Options
+	// Timeout bounds each upload (a partial or a segment), retries
+	// included: a stalled upload fails and the stream reconnects. Default 2m.
+	Timeout time.Duration
+	Log     *slog.Logger
+}
+
+// statusInterval is the longest time between two status updates.
+const statusInterval = 10 * time.Second
+
+// maxBackoff bounds the wait between reconnection attempts.
+const maxBackoff = 30 * time.Second
+
+// fatalError is a problem reconnecting cannot fix.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+func (e fatalError) Unwrap() error { return e.err }
+
+func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(format, args...)} }
+
+// Run streams WAL until ctx is cancelled, which is a clean shutdown (nil)
+// after a final partial upload. Lost connections are retried with backoff
+// once streaming has worked; errors reconnecting cannot fix are returned.
+func Run(ctx context.Context, b storage.Backend, opts Options) error {
+	opts = opts.withDefaults()
+	if opts.Slot == "" {
+		return fatalf("a replication slot name is required (--slot)")
+	}
+	if err := os.MkdirAll(opts.SpoolDir, 0o700); err != nil {
+		return fmt.Errorf("create spool directory: %w", err)
+	}
+	backoff := time.Second
+	streamed := false
+	for {
+		r := &receiver{b: b, opts: opts, log: opts.Log}
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal fatalError
+		if errors.As(err, &fatal) || (!streamed && !r.streaming) {
+			return err
+		}
+		streamed = true
+		if r.streaming {
+			backoff = time.Second
+		}
+		opts.Log.Warn("replication stream ended; reconnecting", "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxLag <= 0 {
+		o.MaxLag = time.Second
+	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = filepath.Join(os.TempDir(), "walvault-receive-"+o.Slot)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Push.Log == nil {
+		o.Push.Log = o.Log
+	}
+	if o.Push.Now == nil {
+		o.Push.Now = time.Now
+	}
+	if o.Push.Compression == "" {
+		o.Push.Compression = repository.LZ4
+	}
+	return o
+}
+
+// receiver is one replication session.
+type receiver struct {
+	b    storage.Backend
+	opts Options
+	log  *slog.Logger
+	conn *pgconn.PgConn
+
+	systemID  string
+	segSize   uint32
+	tli       wal.TimelineID
+	id        *repository.Identity // nil until the repository has one
+	streaming bool
+
+	// The open segment.
+	seg      wal.Segment
+	segStart wal.LSN
+	f        *os.File
+	received wal.LSN // end of what was written to the spool file
+	durable  wal.LSN // end of what is durable in the repository
+	lastPart time.Time
+	lastStat time.Time
+}
+
+func (r *receiver) session(ctx context.Context) error {
+	cfg, err := pgconn.ParseConfig(r.opts.ConnString)
+	if err != nil {
+		return fatalf("PostgreSQL connection settings: %w", err)
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "walvault-receive"
+	}
+	cfg.RuntimeParams["replication"] = "true"
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	r.conn, err = pgconn.ConnectConfig(cctx, cfg)
+	cancel()
+	if err != nil {
+		return connectError(err, cfg.User)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.conn.Close(cctx)
+	}()
+	start, err := r.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.closeSegment()
+	return r.stream(ctx, start)
+}
+
+// exec runs one replication command and returns its first result's rows.
+func (r *receiver) exec(ctx context.Context, sql string) ([][][]byte, error) {
+	res, err := r.conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return nil, fatalf("%s: %w", firstWord(sql), err)
+		}
+		return nil, fmt.Errorf("%s: %w", firstWord(sql), err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	return res[0].Rows, nil
+}
+
+func firstWord(s string) string {
+	for i, c := range s {
+		if c == ' ' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// prepare checks the server against the repository, finds (or creates) the
+// slot and returns where streaming starts.
+func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
+	if v := r.conn.ParameterStatus("server_version_num"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n < 150000 {
+			return 0, fatalf("PostgreSQL %s is not supported: wal-receive needs PostgreSQL 15 or later", r.conn.ParameterStatus("server_version"))
+		}
+	}
+	rows, err := r.exec(ctx, "IDENTIFY_SYSTEM")
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 || len(rows[0]) < 3 {
+		return 0, fatalf("IDENTIFY_SYSTEM: unexpected answer")
+	}
+	r.systemID = string(rows[0][0])
+	tli, err := strconv.ParseUint(string(rows[0][1]), 10, 32)
+	if err != nil || tli == 0 {
+		return 0, fatalf("IDENTIFY_SYSTEM: bad timeline %q", rows[0][1])
+	}
+	r.tli = wal.TimelineID(tli)
+	xlogpos, err := wal.ParseLSN(string(rows[0][2]))
+	if err != nil {
+		return 0, fatalf("IDENTIFY_SYSTEM: %w", err)
+	}
+	rows, err = r.exec(ctx, "SHOW wal_segment_size")
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		return 0, fatalf("SHOW wal_segment_size: unexpected answer")
+	}
+	if r.segSize, err = parseSegmentSize(string(rows[0][0])); err != nil {
+		return 0, fatalf("%w", err)
+	}
+	id, err := repository.LoadIdentity(ctx, r.b)
+	switch {
+	case err == nil:
+		if id.SystemID != r.systemID {
+			return 0, fatalf("%w: PostgreSQL has database system identifier %s, but repository %s belongs to system identifier %s: use a new repository prefix for this cluster (nothing was written)",
+				archive.ErrWrongCluster, r.systemID, r.b.Location(), id.SystemID)
+		}
+		if id.WALSegmentSize != r.segSize {
+			return 0, fatalf("PostgreSQL uses WAL segments of %d bytes, but repository %s holds segments of %d bytes (nothing was written)", r.segSize, r.b.Location(), id.WALSegmentSize)
+		}
+		if err := id.CheckLock(r.opts.Push.Lock, r.b.Location()); err != nil {
+			return 0, fatalError{err}
+		}
+		r.id = &id
+	case errors.Is(err, storage.ErrNotFound):
+	default:
+		return 0, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, r.b.Location(), err)
+	}
+
+	restart, err := r.slot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if restart == 0 || restart > xlogpos {
+		restart = xlogpos
+	}
+	seg, err := wal.SegmentFromLSN(r.tli, restart, r.segSize)
+	if err != nil {
+		return 0, fatalf("%w", err)
+	}
+	// Skip the segments the repository already holds, up to the server's
+	// flush position: streaming starts at the first one it lacks.
+	for r.id != nil {
+		start, _ := seg.StartLSN(r.segSize)
+		if start+wal.LSN(r.segSize) > xlogpos {
+			break
+		}
+		_, err := r.b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: seg}, r.id.Compression))
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("look for %s in %s: %w", seg, r.b.Location(), err)
+		}
+		if seg, err = seg.Next(r.segSize); err != nil {
+			return 0, fatalf("%w", err)
+		}
+	}
+	start, _ := seg.StartLSN(r.segSize)
+	return start, nil
+}
+
+// slot reads the replication slot (creating it when asked) and returns its
+// restart_lsn (0 when it has none).
+func (r *receiver) slot(ctx context.Context) (wal.LSN, error) {
+	for attempt := 0; ; attempt++ {
+		rows, err := r.exec(ctx, "READ_REPLICATION_SLOT "+quoteIdent(r.opts.Slot))
+		if err != nil {
+			return 0, err
+		}
+		if len(rows) != 1 || len(rows[0]) < 3 {
+			return 0, fatalf("READ_REPLICATION_SLOT: unexpected answer")
+		}
+		row := rows[0]
+		switch {
+		case row[0] == nil && (!r.opts.CreateSlot || attempt > 0):
+			return 0, fatalf("replication slot %q does not exist: create it with `walvault wal-receive --slot %s --create-slot` or SELECT pg_create_physical_replication_slot('%s', true)", r.opts.Slot, r.opts.Slot, r.opts.Slot)
+		case row[0] == nil:
+			if _, err := r.exec(ctx, "CREATE_REPLICATION_SLOT "+quoteIdent(r.opts.Slot)+" PHYSICAL RESERVE_WAL"); err != nil {
+				return 0, err
+			}
+			r.log.Info("created physical replication slot", "slot", r.opts.Slot)
+			continue
+		case string(row[0]) != "physical":
+			return 0, fatalf("replication slot %q is a %s slot: wal-receive needs a physical slot", r.opts.Slot, row[0])
+		case row[1] == nil:
+			return 0, nil
+		}
+		lsn, err := wal.ParseLSN(string(row[1]))
+		if err != nil {
+			return 0, fatalf("READ_REPLICATION_SLOT: %w", err)
+		}
+		if row[2] != nil && string(row[2]) != strconv.FormatUint(uint64(r.tli), 10) {
+			r.log.Warn("the slot's restart_lsn is on another timeline than the server's; streaming the server's timeline", "slot_timeline", string(row[2]), "timeline", uint32(r.tli))
+		}
+		return lsn, nil
+	}
+}
+
+// stream runs START_REPLICATION and handles the COPY stream.
+func (r *receiver) stream(ctx context.Context, start wal.LSN) error {
+	if err := r.openSegment(start); err != nil {
+		return err
+	}
+	r.durable = start
+	sql := fmt.Sprintf("START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %d", quoteIdent(r.opts.Slot), start, uint32(r.tli))
+	r.conn.Frontend().Send(&pgproto3.Query{String: sql})
+	if err := r.conn.Frontend().Flush(); err != nil {
+		return fmt.Errorf("send START_REPLICATION: %w", err)
+	}
+	r.log.Info("streaming WAL", "slot", r.opts.Slot, "start", start.String(), "timeline", uint32(r.tli), "segment", r.seg.String(), "repo", r.b.Location())
+	r.lastPart, r.lastStat = time.Now(), time.Now()
+	defer func() {
+		// Final flush: what was received is made durable before exiting,
+		// whether the stream ended or walvault was asked to stop.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := r.flushPartial(fctx); err != nil {
+			r.log.Error("final partial upload failed", "error", err)
+		}
+	}()
+	for {
+		wait := min(r.opts.MaxLag, statusInterval)
+		if r.received > r.durable {
+			wait = max(time.Until(r.lastPart.Add(r.opts.MaxLag)), time.Millisecond)
+		}
+		rctx, cancel := context.WithTimeout(ctx, wait)
+		msg, err := r.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				if err := r.tick(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("receive WAL: connection to PostgreSQL lost: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyBothResponse:
+			r.streaming = true
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				continue
+			}
+			switch m.Data[0] {
+			case 'w':
+				x, err := parseXLogData(m.Data)
+				if err != nil {
+					return err
+				}
+				if err := r.write(ctx, x.Start, x.Data); err != nil {
+					return err
+				}
+			case 'k':
+				k, err := parseKeepalive(m.Data)
+				if err != nil {
+					return err
+				}
+				if k.ReplyRequired {
+					if err := r.sendStatus(); err != nil {
+						return err
+					}
+				}
+			}
+		case *pgproto3.CopyDone:
+			return fmt.Errorf("the server ended timeline %d (a promotion or timeline switch): following timeline switches is not supported yet", uint32(r.tli))
+		case *pgproto3.ErrorResponse:
+			pgErr := pgconn.ErrorResponseToPgError(m)
+			return fatalf("START_REPLICATION: %w", pgErr)
+		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+		default:
+		}
+		if err := r.tick(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// tick uploads a partial when max-lag is reached and keeps the server
+// informed.
+func (r *receiver) tick(ctx context.Context) error {
+	if r.received > r.durable && time.Since(r.lastPart) >= r.opts.MaxLag {
+		if err := r.flushPartial(ctx); err != nil {
+			return err
+		}
+	}
+	if time.Since(r.lastStat) >= statusInterval {
+		return r.sendStatus()
+	}
+	return nil
+}
+
+func (r *receiver) sendStatus() error {
+	r.lastStat = time.Now()
+	r.conn.Frontend().Send(&pgproto3.CopyData{Data: statusUpdate(r.durable, time.Now())})
+	if err := r.conn.Frontend().Flush(); err != nil {
+		return fmt.Errorf("send standby status update: %w", err)
+	}
+	return nil
+}
+
+// spoolPath is where segment s is received: named as the segment, so it
+// can be handed to archive.Push as it is.
+func (r *receiver) spoolPath(s wal.Segment) string {
+	return filepath.Join(r.opts.SpoolDir, s.String())
+}
+
+// openSegment starts receiving the segment that begins at start.
+func (r *receiver) openSegment(start wal.LSN) error {
+	seg, err := wal.SegmentFromLSN(r.tli, start, r.segSize)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(r.spoolPath(seg), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool segment %s: %w", seg, err)
+	}
+	r.seg, r.segStart, r.f, r.received = seg, start, f, start
+	return nil
+}
+
+func (r *receiver) closeSegment() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// write puts WAL starting at pos into the spool, completing segments on
+// the way.
+func (r *receiver) write(ctx context.Context, pos wal.LSN, data []byte) error {
+	for len(data) > 0 {
+		if pos != r.received {
+			return fmt.Errorf("the server sent WAL at %s, expected %s", pos, r.received)
+		}
+		end := r.segStart + wal.LSN(r.segSize)
+		n := min(uint64(len(data)), uint64(end-pos))
+		if _, err := r.f.WriteAt(data[:n], int64(pos-r.segStart)); err != nil {
+			return fmt.Errorf("spool segment %s: %w", r.seg, err)
+		}
+		r.received = pos + wal.LSN(n)
+		data, pos = data[n:], pos+wal.LSN(n)
+		if r.received == end {
+			if err := r.completeSegment(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// completeSegment stores the full segment as wal-push would, removes its
+// partials and moves on to the next segment.
+func (r *receiver) completeSegment(ctx context.Context) error {
+	path := r.spoolPath(r.seg)
+	r.closeSegment()
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	res, err := archive.Push(ctx, r.b, path, r.opts.Push)
+	if err != nil {
+		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrWrongCluster) {
+			return fatalError{err}
+		}
+		return err
+	}
+	if r.id == nil {
+		if id, err := repository.LoadIdentity(ctx, r.b); err == nil {
+			r.id = &id
+		}
+	}
+	msg := "segment stored"
+	if res.AlreadyArchived {
+		msg = "segment already archived with the same content"
+	}
+	r.log.Info(msg, "segment", r.seg.String(), "key", res.Key)
+	end := r.segStart + wal.LSN(r.segSize)
+	r.durable = end
+	r.deletePartials(ctx, r.seg, "")
+	os.Remove(path)
+	if err := r.openSegment(end); err != nil {
+		return err
+	}
+	r.lastPart = time.Now()
+	return r.sendStatus()
+}
+
+// flushPartial uploads the open segment's bytes received so far as a new
+// partial object, then reports it durable.
+func (r *receiver) flushPartial(ctx context.Context) error {
+	r.lastPart = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	if r.f == nil || r.received <= r.durable || r.received <= r.segStart {
+		return nil
+	}
+	raw := make([]byte, r.received-r.segStart)
+	if _, err := r.f.ReadAt(raw, 0); err != nil {
+		return fmt.Errorf("read spooled segment %s: %w", r.seg, err)
+	}
+	id, err := r.identity(ctx, raw)
+	if err != nil {
+		return err
+	}
+	key := repository.PartialKey(r.seg, r.received, id.Compression)
+	var body bytes.Buffer
+	zw, err := id.Compression.NewWriter(&body)
+	if err != nil {
+		return err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	opts := r.opts.Push
+	meta := map[string]string{
+		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
+		repository.MetaRawSize:     strconv.Itoa(len(raw)),
+		repository.MetaCompression: string(id.Compression),
+		repository.MetaSystemID:    r.systemID,
+		repository.MetaTimeline:    fmt.Sprintf("%08X", uint32(r.tli)),
+		repository.MetaHost:        opts.Host,
+		repository.MetaPushedAt:    opts.Now().UTC().Format(time.RFC3339),
+		repository.MetaWalvault:    opts.Version,
+		repository.MetaEndLSN:      r.received.String(),
+	}
+	err = r.b.Put(ctx, key, bytes.NewReader(body.Bytes()), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(body.Len()), Retention: opts.Lock.Retention(opts.Now())})
+	if errors.Is(err, storage.ErrExists) {
+		// A restarted receiver re-uploading the same range: same bytes.
+		info, serr := r.b.Stat(ctx, key)
+		if serr != nil {
+			return fmt.Errorf("partial %s exists, but reading it failed: %w", key, serr)
+		}
+		if info.Metadata[repository.MetaSHA256] != meta[repository.MetaSHA256] {
+			return fatalf("%w: partial %s in %s has sha256 %s, received WAL has %s: nothing was overwritten", archive.ErrConflict, key, r.b.Location(), info.Metadata[repository.MetaSHA256], meta[repository.MetaSHA256])
+		}
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("upload partial %s to %s: %w", key, r.b.Location(), err)
+	}
+	r.durable = r.received
+	r.log.Debug("partial stored", "key", key, "bytes", len(raw))
+	r.deletePartials(ctx, r.seg, key)
+	return r.sendStatus()
+}
+
+// identity returns the repository's identity, creating it from the
+// segment's header when this receiver is the repository's first writer.
+func (r *receiver) identity(ctx context.Context, raw []byte) (repository.Identity, error) {
+	if r.id != nil {
+		return *r.id, nil
+	}
+	hdr, err := wal.ReadHeader(bytes.NewReader(raw))
+	if err != nil {
+		return repository.Identity{}, fmt.Errorf("segment %s: %w", r.seg, err)
+	}
+	opts := r.opts.Push
+	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
+	id, err := repository.EnsureIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
+	if err != nil {
+		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", r.b.Location(), err)
+	}
+	if id.SystemID != r.systemID {
+		return repository.Identity{}, fatalf("%w: repository %s belongs to system identifier %s, PostgreSQL has %s", archive.ErrWrongCluster, r.b.Location(), id.SystemID, r.systemID)
+	}
+	r.id = &id
+	return id, nil
+}
+
+// deletePartials removes segment s's partials other than keep (and any
+// newer than keep are kept too). Failures are only logged: a leftover
+// partial is harmless, the newest one is what restores use.
+func (r *receiver) deletePartials(ctx context.Context, s wal.Segment, keep string) {
+	parts, err := repository.ListPartials(ctx, r.b, s)
+	if err != nil {
+		r.log.Warn("could not list old partials", "segment", s.String(), "error", err)
+		return
+	}
+	for _, p := range parts {
+		if keep != "" && p.Key >= keep {
+			continue
+		}
+		if err := r.b.Delete(ctx, p.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			r.log.Warn("could not delete an old partial", "key", p.Key, "error", err)
+		}
+	}
+}
+
+// connectError adds to a failed connection what to do about it.
+func connectError(err error, user string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42501":
+			return fatalf("open a replication connection to PostgreSQL: %w: role %q needs the REPLICATION attribute: ALTER ROLE %s REPLICATION", err, user, quoteIdent(user))
+		case "28000":
+			return fatalf("open a replication connection to PostgreSQL: %w: pg_hba.conf must allow role %q to connect to the special database 'replication' from this host", err, user)
+		case "28P01", "3D000":
+			return fatalf("open a replication connection to PostgreSQL: %w", err)
+		}
+	}
+	return fmt.Errorf("open a replication connection to PostgreSQL: %w", err)
+}

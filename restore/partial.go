@@ -1,0 +1,89 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// openPartial is the last resort of a fetch that found no archived segment:
+// when wal-receive stored partials of the segment (repository.PartialPrefix),
+// the newest one is served under the segment's full name, zero-padded to
+// the segment size. PostgreSQL replays it up to the partial's end, where it
+// meets zeros (an invalid record: the end of WAL in this source), asks for
+// the next segment, which is missing, and ends recovery there. That is
+// PostgreSQL's own rule for a .partial file: its content is valid WAL up
+// to some point, and recovery may use it as the last segment only.
+//
+// The prefetcher (whose staging files start with '.') is never given a
+// partial: a segment cached ahead must be the complete one.
+//
+// miss is returned unchanged when there is no partial to serve.
+func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, dest string, miss error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+	if file.Kind != wal.KindSegment || strings.HasPrefix(filepath.Base(dest), ".") {
+		return nil, storage.ObjectInfo{}, "", miss
+	}
+	parts, err := repository.ListPartials(ctx, b, file.Segment)
+	if err != nil {
+		return nil, storage.ObjectInfo{}, "", fmt.Errorf("list partials of %s in %s: %w", file, b.Location(), err)
+	}
+	if len(parts) == 0 {
+		return nil, storage.ObjectInfo{}, "", miss
+	}
+	newest := parts[len(parts)-1]
+	id, err := repository.LoadIdentity(ctx, b)
+	if err != nil {
+		return nil, storage.ObjectInfo{}, "", fmt.Errorf("read %s from %s: %w", repository.IdentityKey, b.Location(), err)
+	}
+	padded, err := readPartial(ctx, b, newest, id.WALSegmentSize)
+	if err != nil {
+		return nil, storage.ObjectInfo{}, "", err
+	}
+	sum := sha256.Sum256(padded)
+	info := storage.ObjectInfo{Key: newest.Key, Size: int64(len(padded)), Metadata: map[string]string{
+		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
+		repository.MetaRawSize:     strconv.Itoa(len(padded)),
+		repository.MetaCompression: string(repository.None),
+	}}
+	return io.NopCloser(bytes.NewReader(padded)), info, repository.None, nil
+}
+
+// readPartial downloads a partial, checks it against its metadata and
+// returns it zero-padded to segSize bytes.
+func readPartial(ctx context.Context, b storage.Backend, p repository.Partial, segSize uint32) ([]byte, error) {
+	rc, info, err := b.Get(ctx, p.Key)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s from %s: %w", p.Key, b.Location(), err)
+	}
+	defer rc.Close()
+	rawSize, err := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
+	if err != nil || rawSize <= 0 || rawSize > int64(segSize) {
+		return nil, fmt.Errorf("%w: %s in %s has no valid raw-size metadata", ErrCorrupt, p.Key, b.Location())
+	}
+	body, err := p.Compression.NewReader(transportReader{rc})
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, segSize)
+	n, err := io.ReadFull(io.LimitReader(body, rawSize+1), buf[:rawSize])
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s from %s (%d of %d bytes): %w", errorKind(err), p.Key, b.Location(), n, rawSize, err)
+	}
+	if extra, _ := io.Copy(io.Discard, io.LimitReader(body, 1)); extra != 0 {
+		return nil, fmt.Errorf("%w: %s in %s is longer than its raw-size %d", ErrCorrupt, p.Key, b.Location(), rawSize)
+	}
+	if got := sha256.Sum256(buf[:rawSize]); hex.EncodeToString(got[:]) != info.Metadata[repository.MetaSHA256] {
+		return nil, fmt.Errorf("%w: %s in %s does not match its recorded sha256", ErrCorrupt, p.Key, b.Location())
+	}
+	return buf, nil
+}
