@@ -459,7 +459,7 @@ func ourGoroutines() string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "basebackup.(*uploader).put.func") || strings.Contains(g, "basebackup.(*progress).logLoop") {
+		if strings.Contains(g, "basebackup.(*uploader).put.func") || strings.Contains(g, "basebackup.(*uploader).start.func") || strings.Contains(g, "basebackup.(*progress).logLoop") {
 			out = append(out, g)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
@@ -34,16 +35,75 @@ type uploader struct {
 	counted func(n int64)
 }
 
+// maxPartsInFlight is how many parts of one archive may be under way at
+// once: while part N's Put finishes (the backend sends its last buffers,
+// fsyncs, completes the object), part N+1 is already being read from the
+// server and compressed, into a bounded buffer (bufPipe, 8 MiB) that its
+// Put starts reading once part N's has returned. Only one Put runs at a
+// time: an S3 multipart upload holds up to concurrency x part size (4 x 16
+// MiB) of buffers of its own, and two at once could double that. So
+// memory is bounded whatever the archive size: one Put's buffers, one
+// bufPipe, the compressor's and the hasher's (parhash: 2 MiB) buffers.
+const maxPartsInFlight = 2
+
 // archive cuts the tar stream r into parts of partSize raw bytes and
 // stores each as it arrives. Parts are plain byte ranges: a restore
 // concatenates them. An archive always has at least one part; a part is
 // never empty unless the whole archive is.
+//
+// Up to maxPartsInFlight parts are under way at once (their Puts one
+// after the other); they are recorded in order, each with its own size and
+// sha256. If any fails, the others are cancelled and waited for, no later
+// part is stored, and archive returns the error of the first failing part.
 func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]repository.BackupPart, error) {
 	if !archiveNamePattern.MatchString(name) {
 		return nil, fmt.Errorf("PostgreSQL sent an archive named %q; walvault expects base.tar or <oid>.tar", name)
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	src := &countingReader{r: r, counted: u.counted}
-	var parts []repository.BackupPart
+	var (
+		parts    []repository.BackupPart
+		inFlight []*pendingPart // oldest first
+	)
+	// collect waits for the oldest part in flight and records it.
+	collect := func() error {
+		p := inFlight[0]
+		inFlight = inFlight[1:]
+		part, err := p.wait()
+		if err != nil {
+			return err
+		}
+		parts = append(parts, part)
+		return nil
+	}
+	// fail cancels the parts in flight and waits for every Put: none
+	// outlives archive. The cause is the first failing part in order that
+	// was not merely cancelled because another failed.
+	fail := func(err error) ([]repository.BackupPart, error) {
+		cancel(err)
+		var errs []error
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, p := range inFlight {
+			if _, perr := p.wait(); perr != nil {
+				errs = append(errs, perr)
+			}
+		}
+		inFlight = nil
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("upload failed"))
+		}
+		err = errs[0]
+		for _, e := range errs {
+			if !errors.Is(e, context.Canceled) {
+				err = e
+				break
+			}
+		}
+		return nil, src.wrap(name, err)
+	}
 	for seq := 0; ; seq++ {
 		body := io.LimitReader(src, u.partSize)
 		if seq > 0 {
@@ -52,73 +112,155 @@ func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]rep
 			var one [1]byte
 			n, err := io.ReadFull(src, one[:])
 			if errors.Is(err, io.EOF) {
-				return parts, nil
+				break
 			}
 			if err != nil {
-				return nil, src.wrap(name, err)
+				return fail(err)
 			}
 			body = io.MultiReader(bytes.NewReader(one[:n]), io.LimitReader(src, u.partSize-1))
 		}
-		key := repository.BackupPartKey(u.id, name, seq, u.compression)
-		part, err := u.put(ctx, key, body, u.compression)
-		if err != nil {
-			return nil, src.wrap(name, err)
+		for len(inFlight) >= maxPartsInFlight {
+			if err := collect(); err != nil {
+				return fail(err)
+			}
 		}
-		parts = append(parts, part)
-		if part.RawSize < u.partSize {
-			return parts, nil // the stream ended inside this part
+		key := repository.BackupPartKey(u.id, name, seq, u.compression)
+		var prev *pendingPart
+		if len(inFlight) > 0 {
+			prev = inFlight[len(inFlight)-1]
+		}
+		p, err := u.start(ctx, key, body, u.compression, prev)
+		if err != nil {
+			return fail(err)
+		}
+		inFlight = append(inFlight, p)
+		if p.err != nil {
+			return fail(nil)
+		}
+		if p.raw < u.partSize {
+			break // the stream ended inside this part
 		}
 	}
+	for len(inFlight) > 0 {
+		if err := collect(); err != nil {
+			return fail(err)
+		}
+	}
+	return parts, nil
 }
 
-// put streams r through sha256 and the compressor into one conditional Put,
-// via a pipe: Put runs in its own goroutine and reads what this goroutine
-// writes. If either side fails, closing the pipe ends the other, and put
-// returns only after the goroutine has.
+// put stores r as one object and returns its record once stored.
 func (u *uploader) put(ctx context.Context, key string, r io.Reader, c repository.Compression) (repository.BackupPart, error) {
-	if err := storage.ValidateKey(key); err != nil {
+	p, err := u.start(ctx, key, r, c, nil)
+	if err != nil {
 		return repository.BackupPart{}, err
+	}
+	return p.wait()
+}
+
+// pendingPart is a part whose bytes have all been handed to its Put (or
+// that failed while handing them over), with its Put perhaps still running.
+type pendingPart struct {
+	part    repository.BackupPart
+	raw     int64
+	srcErr  error      // the stream from PostgreSQL failed: the cause
+	err     error      // the compressor's (or the pipe's) error
+	putDone chan error // the Put's result; read once by wait
+	// returned is closed once the Put has returned (or will never run),
+	// with its error in putErr.
+	returned chan struct{}
+	putErr   error
+	pipe     *bufPipe
+	key      string
+}
+
+// wait waits for the Put and returns the part's record or the error.
+func (p *pendingPart) wait() (repository.BackupPart, error) {
+	putErr := <-p.putDone
+	if putErr == nil && p.err == nil && p.pipe.unread() {
+		// The writer finished into the buffer, but Put returned
+		// before reading it all.
+		p.err = errPutReturned
+	}
+	switch {
+	case p.srcErr != nil:
+		return repository.BackupPart{}, p.srcErr
+	case putErr != nil:
+		return repository.BackupPart{}, fmt.Errorf("store %s: %w", p.key, putErr)
+	case p.err != nil:
+		return repository.BackupPart{}, fmt.Errorf("store %s: %w", p.key, p.err)
+	}
+	return p.part, nil
+}
+
+// start streams r through sha256 and the compressor into one conditional
+// Put. The Put runs in its own goroutine, once prev (the previous part's
+// Put; nil: none) has returned, and reads from a bounded pipe what this
+// goroutine writes. sha256 runs on a goroutine of its own (parhash),
+// beside the compressor. start returns once r is read to its end (or
+// failed); the Put may still be running: pendingPart.wait waits for it. If
+// either side fails, closing the pipe ends the other.
+func (u *uploader) start(ctx context.Context, key string, r io.Reader, c repository.Compression, prev *pendingPart) (*pendingPart, error) {
+	if err := storage.ValidateKey(key); err != nil {
+		return nil, err
 	}
 	now := u.now
 	if now == nil {
 		now = time.Now
 	}
 	putOpts := storage.PutOptions{IfNotExists: true, Size: -1, Metadata: u.meta, Retention: u.lock.Retention(now())}
-	pr, pw := io.Pipe()
-	putDone := make(chan error, 1)
+	pipe := newBufPipe()
+	p := &pendingPart{putDone: make(chan error, 1), returned: make(chan struct{}), key: key, pipe: pipe}
 	go func() {
-		err := u.b.Put(ctx, key, pr, putOpts)
+		var err error
+		if prev != nil {
+			select {
+			case <-prev.returned:
+				if prev.putErr != nil {
+					// Never store a part after one that failed.
+					err = context.Canceled
+				}
+			case <-ctx.Done():
+			}
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err == nil {
+			err = u.b.Put(ctx, key, pipe, putOpts)
+		}
 		// Put has returned: anything still written goes nowhere.
 		if err != nil {
-			pr.CloseWithError(err)
+			pipe.CloseRead(err)
 		} else {
-			pr.CloseWithError(errPutReturned)
+			pipe.CloseRead(errPutReturned)
 		}
-		putDone <- err
+		p.putErr = err
+		close(p.returned)
+		p.putDone <- err
 	}()
 
-	stored := &countingWriter{w: pw}
-	h := sha256.New()
+	stored := &countingWriter{w: pipe, ctx: ctx}
+	h := parhash.New(sha256.New())
 	src := &sourceReader{r: io.TeeReader(r, h)}
 	raw, copyErr := compressInto(stored, src, c)
-	pw.CloseWithError(copyErr) // nil: the Put sees EOF
-	putErr := <-putDone
-
-	switch {
-	case src.err != nil: // the stream from PostgreSQL failed: that is the cause
-		return repository.BackupPart{}, src.err
-	case putErr != nil:
-		return repository.BackupPart{}, fmt.Errorf("store %s: %w", key, putErr)
-	case copyErr != nil:
-		return repository.BackupPart{}, fmt.Errorf("store %s: %w", key, copyErr)
+	sum, _ := h.Sum()
+	if cerr := pipe.CloseWrite(copyErr); copyErr == nil { // nil: the Put sees EOF
+		copyErr = cerr
 	}
-	return repository.BackupPart{
+	p.srcErr, p.err = src.err, copyErr
+	if p.srcErr != nil && p.err == nil {
+		p.err = p.srcErr
+	}
+	p.raw = raw
+	p.part = repository.BackupPart{
 		Key:         key,
 		Compression: c,
 		RawSize:     raw,
 		StoredSize:  stored.n,
-		SHA256:      hex.EncodeToString(h.Sum(nil)),
-	}, nil
+		SHA256:      hex.EncodeToString(sum),
+	}
+	return p, nil
 }
 
 // errPutReturned is what writes into a part's pipe get once Put has
@@ -185,11 +327,15 @@ func (c *countingReader) wrap(name string, err error) error {
 
 // countingWriter counts the bytes written into the pipe: the stored size.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	n   int64
+	ctx context.Context // a cancelled upload stops compressing at once
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, context.Cause(c.ctx)
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

@@ -367,8 +367,9 @@ var (
 )
 
 // extractArchive streams one archive's parts through a pipe into the tar
-// extractor: download, decompression and hashing run in one goroutine,
-// file writes in this one. Every part is read to its end (and so
+// extractor: download and decompression run in a goroutine per part (the
+// next part's fetched ahead, see partStream), hashing in another, file
+// writes in this one. Every part is read to its end (and so
 // verified), also the padding after the tar's end marker.
 func extractArchive(ctx context.Context, b storage.Backend, backupID string, a repository.BackupArchive, root *os.Root, opts extractOptions) (extractResult, int64, error) {
 	ps := newPartStream(ctx, b, backupID, a.Parts)

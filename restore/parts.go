@@ -6,13 +6,36 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
+	"sync"
 
+	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
+
+// Read-ahead of a part stream. Each part is fetched by a goroutine of its
+// own (download and decompression), hashed on another (parhash), and
+// handed to the reader through a queue of chunks. While part N is being
+// read, part N+1 (up to partsAhead parts) is already being fetched.
+//
+// Memory per part stream is bounded, whatever the part or backup size:
+// each part being fetched (1+partsAhead of them) holds at most partQueue
+// queued chunks, one withheld (the last one read, kept until the next read
+// tells it is not the part's end) and one being filled: 6 x 512 KiB = 3
+// MiB, plus its lz4 decoder (1 MiB blocks: about 2 MiB) and its parhash
+// queue (about 2 MiB); the reader holds one more chunk. That is about 2 x
+// 7 + 0.5 = 15 MiB per archive; RestoreBackup extracts at most
+// maxParallelArchives (4) archives at once, with a 1 MiB copy buffer each:
+// about 64 MiB in all, the storage client's own buffers aside.
+const (
+	partChunk  = 512 << 10
+	partQueue  = 4
+	partsAhead = 1
+)
+
+var partChunks = sync.Pool{New: func() any { b := make([]byte, partChunk); return &b }}
 
 // partStream reads the parts of one archive, in order, as one stream of raw
 // (decompressed) bytes: a tar stream may cross part boundaries. Each part is
@@ -20,32 +43,59 @@ import (
 // bytes must match the manifest, else Read fails with an error wrapping
 // ErrCorrupt that names the part. Bytes of a part are handed out before
 // that part is verified, so a consumer must treat everything it wrote as
-// unverified until Read returns io.EOF.
+// unverified until Read returns io.EOF. The last chunk of a part is
+// withheld until the part is verified: nobody gets to use the end of a
+// part known to be bad. Parts are fetched ahead (see partsAhead), but
+// their bytes and errors reach the reader strictly in order.
 //
 // RestoreBackup hands it a backend wrapped by seeHidden, so a part hidden
 // behind a delete marker is read from its newest version (with a warning);
 // a part is missing only when no version of it holds data.
 type partStream struct {
-	ctx      context.Context
+	ctx      context.Context // cancelled by Close: ends the fetches
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 	b        storage.Backend
 	backupID string
 	parts    []repository.BackupPart
-	next     int
-	cur      *openPart
-	total    int64 // raw bytes read so far, all parts
-	failed   error // a part failed its check: the stream is over
+	fetches  []*partFetch // started, not yet read to their end; the first is being read
+	started  int          // parts whose fetch was started
+	chunk    *[]byte      // the chunk being handed out
+	rest     []byte       // what is left of it
+	total    int64        // raw bytes read so far, all parts
+	failed   error        // a part failed: the stream is over
 }
 
-type openPart struct {
+// partFetch is one part being fetched.
+type partFetch struct {
 	part repository.BackupPart
-	rc   io.ReadCloser
-	body io.Reader // decoded, limited to RawSize+1 bytes
-	h    hash.Hash
-	n    int64
+	out  chan fetched // data, then one final error: io.EOF when verified
+}
+
+type fetched struct {
+	buf *[]byte
+	n   int
+	err error
 }
 
 func newPartStream(ctx context.Context, b storage.Backend, backupID string, parts []repository.BackupPart) *partStream {
-	return &partStream{ctx: ctx, b: b, backupID: backupID, parts: parts}
+	ctx, cancel := context.WithCancel(ctx)
+	return &partStream{ctx: ctx, cancel: cancel, b: b, backupID: backupID, parts: parts}
+}
+
+// fill starts fetches until partsAhead parts beyond the one being read are
+// under way.
+func (s *partStream) fill() {
+	for s.started < len(s.parts) && len(s.fetches) <= partsAhead {
+		f := &partFetch{part: s.parts[s.started], out: make(chan fetched, partQueue)}
+		s.started++
+		s.fetches = append(s.fetches, f)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.fetch(f)
+		}()
+	}
 }
 
 // Read implements io.Reader.
@@ -53,81 +103,150 @@ func (s *partStream) Read(p []byte) (int, error) {
 	if s.failed != nil {
 		return 0, s.failed
 	}
-	for {
-		if s.cur == nil {
-			if s.next == len(s.parts) {
-				return 0, io.EOF
-			}
-			if err := s.open(s.parts[s.next]); err != nil {
-				return 0, err
-			}
-			s.next++
+	for len(s.rest) == 0 {
+		s.release()
+		s.fill()
+		if len(s.fetches) == 0 {
+			return 0, io.EOF
 		}
-		n, err := s.cur.body.Read(p)
-		if n > 0 {
-			s.cur.h.Write(p[:n])
-			s.cur.n += int64(n)
-			s.total += int64(n)
+		f := s.fetches[0]
+		var c fetched
+		select {
+		case c = <-f.out:
+		case <-s.ctx.Done():
+			c = fetched{err: s.ctx.Err()}
 		}
 		switch {
-		case err == io.EOF:
-			if verr := s.finish(); verr != nil {
-				// Withhold the part's last bytes: nobody gets to use
-				// data from a part known to be bad.
-				s.failed = verr
-				return 0, verr
-			}
-			if n > 0 {
-				return n, nil
-			}
-		case err != nil:
-			part := s.cur.part
+		case c.err == io.EOF: // the part is read and verified
+			s.fetches = s.fetches[1:]
+		case c.err != nil:
+			s.failed = c.err
 			s.Close()
-			return n, fmt.Errorf("%w: read part %s of backup %s from %s: %w", errorKind(err), part.Key, s.backupID, s.b.Location(), err)
-		case n > 0:
-			return n, nil
+			return 0, c.err
+		default:
+			s.chunk, s.rest = c.buf, (*c.buf)[:c.n]
+		}
+	}
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	s.total += int64(n)
+	return n, nil
+}
+
+// release returns the chunk handed out to the pool.
+func (s *partStream) release() {
+	if s.chunk != nil {
+		partChunks.Put(s.chunk)
+		s.chunk, s.rest = nil, nil
+	}
+}
+
+// fetch downloads, decompresses and verifies one part into f.out. It ends
+// when the part is sent, when it failed, or when the stream is closed.
+func (s *partStream) fetch(f *partFetch) {
+	send := func(c fetched) bool {
+		select {
+		case f.out <- c:
+			return true
+		case <-s.ctx.Done():
+			if c.buf != nil {
+				partChunks.Put(c.buf)
+			}
+			return false
+		}
+	}
+	part := f.part
+	body, rc, err := s.open(part)
+	if err != nil {
+		send(fetched{err: err})
+		return
+	}
+	defer rc.Close()
+	h := parhash.New(sha256.New())
+	var (
+		pending fetched // withheld: the latest chunk, sent once more follows
+		n       int64
+	)
+	for {
+		buf := partChunks.Get().(*[]byte)
+		k, rerr := io.ReadFull(body, *buf)
+		if k > 0 {
+			h.Write((*buf)[:k])
+			n += int64(k)
+			if pending.buf != nil && !send(pending) {
+				partChunks.Put(buf)
+				h.Sum()
+				return
+			}
+			pending = fetched{buf: buf, n: k}
+		} else {
+			partChunks.Put(buf)
+		}
+		switch {
+		case rerr == nil:
+			continue
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			sum, _ := h.Sum()
+			if verr := s.verify(part, n, sum); verr != nil {
+				if pending.buf != nil {
+					partChunks.Put(pending.buf)
+				}
+				send(fetched{err: verr})
+				return
+			}
+			if pending.buf != nil && !send(pending) {
+				return
+			}
+			send(fetched{err: io.EOF})
+			return
+		default:
+			h.Sum()
+			if pending.buf != nil && !send(pending) {
+				return
+			}
+			send(fetched{err: fmt.Errorf("%w: read part %s of backup %s from %s: %w", errorKind(rerr), part.Key, s.backupID, s.b.Location(), rerr)})
+			return
 		}
 	}
 }
 
-func (s *partStream) open(part repository.BackupPart) error {
+// open checks part's record and starts reading it: body is its decoded
+// bytes, limited to RawSize+1; rc is what to close.
+func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, error) {
 	if !strings.HasPrefix(part.Key, repository.BackupPrefix(s.backupID)) {
-		return fmt.Errorf("%w: the manifest of backup %s lists part %q outside the backup's folder %s: the manifest is damaged", ErrCorrupt, s.backupID, part.Key, repository.BackupPrefix(s.backupID))
+		return nil, nil, fmt.Errorf("%w: the manifest of backup %s lists part %q outside the backup's folder %s: the manifest is damaged", ErrCorrupt, s.backupID, part.Key, repository.BackupPrefix(s.backupID))
 	}
 	if part.RawSize < 0 || len(part.SHA256) != sha256.Size*2 {
-		return fmt.Errorf("%w: the manifest of backup %s lists part %s without a valid size and sha256: the manifest is damaged", ErrCorrupt, s.backupID, part.Key)
+		return nil, nil, fmt.Errorf("%w: the manifest of backup %s lists part %s without a valid size and sha256: the manifest is damaged", ErrCorrupt, s.backupID, part.Key)
 	}
 	rc, info, err := s.b.Get(s.ctx, part.Key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: part %s of backup %s is missing from %s (%w): the backup is damaged; restore another backup", ErrCorrupt, part.Key, s.backupID, s.b.Location(), err)
+		return nil, nil, fmt.Errorf("%w: part %s of backup %s is missing from %s (%w): the backup is damaged; restore another backup", ErrCorrupt, part.Key, s.backupID, s.b.Location(), err)
 	}
 	if err != nil {
-		return fmt.Errorf("fetch part %s of backup %s from %s: %w", part.Key, s.backupID, s.b.Location(), err)
+		return nil, nil, fmt.Errorf("fetch part %s of backup %s from %s: %w", part.Key, s.backupID, s.b.Location(), err)
 	}
 	if part.StoredSize > 0 && info.Size > 0 && info.Size != part.StoredSize {
 		rc.Close()
-		return fmt.Errorf("%w: part %s of backup %s in %s has %d bytes, the manifest says %d: the backup is damaged", ErrCorrupt, part.Key, s.backupID, s.b.Location(), info.Size, part.StoredSize)
+		return nil, nil, fmt.Errorf("%w: part %s of backup %s in %s has %d bytes, the manifest says %d: the backup is damaged", ErrCorrupt, part.Key, s.backupID, s.b.Location(), info.Size, part.StoredSize)
 	}
 	body, err := part.Compression.NewReader(transportReader{rc})
 	if err != nil {
 		rc.Close()
-		return fmt.Errorf("part %s of backup %s: %w", part.Key, s.backupID, err)
+		return nil, nil, fmt.Errorf("part %s of backup %s: %w", part.Key, s.backupID, err)
 	}
-	s.cur = &openPart{part: part, rc: rc, body: io.LimitReader(body, part.RawSize+1), h: sha256.New()}
-	return nil
+	return io.LimitReader(body, part.RawSize+1), rc, nil
 }
 
-// finish checks the part just read to its end and closes it.
-func (s *partStream) finish() error {
-	c := s.cur
-	s.Close()
-	if c.n != c.part.RawSize {
+// verify checks the size and sha256 of a part read to its end.
+func (s *partStream) verify(part repository.BackupPart, n int64, sum []byte) error {
+	if n != part.RawSize {
 		return fmt.Errorf("%w: part %s of backup %s from %s decompressed to %s bytes, the manifest says %d: the backup is damaged; restore another backup",
-			ErrCorrupt, c.part.Key, s.backupID, s.b.Location(), sizeWord(c.n, c.part.RawSize), c.part.RawSize)
+			ErrCorrupt, part.Key, s.backupID, s.b.Location(), sizeWord(n, part.RawSize), part.RawSize)
 	}
-	if got := hex.EncodeToString(c.h.Sum(nil)); got != c.part.SHA256 {
+	if got := hex.EncodeToString(sum); got != part.SHA256 {
 		return fmt.Errorf("%w: part %s of backup %s from %s has sha256 %s, the manifest says %s: the backup is damaged; restore another backup",
-			ErrCorrupt, c.part.Key, s.backupID, s.b.Location(), got, c.part.SHA256)
+			ErrCorrupt, part.Key, s.backupID, s.b.Location(), got, part.SHA256)
 	}
 	return nil
 }
@@ -135,27 +254,32 @@ func (s *partStream) finish() error {
 // drainCurrent reads the part being read to its end and verifies it. It
 // returns nil when that cannot be told (the storage stream failed).
 func (s *partStream) drainCurrent() error {
-	c := s.cur
-	if c == nil {
+	if s.failed != nil || len(s.fetches) == 0 {
 		return s.failed
 	}
-	buf := make([]byte, 256<<10)
+	s.release()
+	f := s.fetches[0]
 	for {
-		n, err := c.body.Read(buf)
-		c.h.Write(buf[:n])
-		c.n += int64(n)
-		s.total += int64(n)
+		var c fetched
+		select {
+		case c = <-f.out:
+		case <-s.ctx.Done():
+			return nil
+		}
 		switch {
-		case err == io.EOF:
-			s.failed = s.finish()
-			return s.failed
-		case err != nil && errors.Is(errorKind(err), ErrCorrupt):
+		case c.err == io.EOF:
+			s.fetches = s.fetches[1:]
+			return nil
+		case c.err != nil && errors.Is(c.err, ErrCorrupt):
+			s.failed = c.err
 			s.Close()
-			return fmt.Errorf("%w: read part %s of backup %s from %s: %w", ErrCorrupt, c.part.Key, s.backupID, s.b.Location(), err)
-		case err != nil:
+			return c.err
+		case c.err != nil:
 			s.Close()
 			return nil
 		}
+		s.total += int64(c.n)
+		partChunks.Put(c.buf)
 	}
 }
 
@@ -167,12 +291,28 @@ func sizeWord(n, want int64) string {
 	return fmt.Sprint(n)
 }
 
-// Close releases the part being read, if any.
+// Close stops every fetch and waits for them to end. Read returns an error
+// after it. It may be called more than once.
 func (s *partStream) Close() error {
-	if s.cur == nil {
-		return nil
+	s.cancel()
+	s.wg.Wait()
+	for _, f := range s.fetches {
+		for {
+			select {
+			case c := <-f.out:
+				if c.buf != nil {
+					partChunks.Put(c.buf)
+				}
+				continue
+			default:
+			}
+			break
+		}
 	}
-	err := s.cur.rc.Close()
-	s.cur = nil
-	return err
+	s.fetches = nil
+	s.release()
+	if s.failed == nil {
+		s.failed = errAborted
+	}
+	return nil
 }

@@ -1,0 +1,209 @@
+package basebackup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+// slowBackend delays the end of some Puts (after reading the whole body),
+// and records how many Puts ran at once and how far the source was read
+// ahead of the Puts.
+type slowBackend struct {
+	storage.Backend
+	delay   func(key string) time.Duration
+	mu      sync.Mutex
+	running int
+	most    int
+	order   []string // keys in the order their Puts returned
+}
+
+func (s *slowBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	s.mu.Lock()
+	s.running++
+	s.most = max(s.most, s.running)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running--
+		s.order = append(s.order, key)
+		s.mu.Unlock()
+	}()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if d := s.delay(key); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.Backend.Put(ctx, key, bytes.NewReader(data), opts)
+}
+
+// readLog counts what the uploader read from the server.
+type readLog struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (l *readLog) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.n.Add(int64(n))
+	return n, err
+}
+
+// TestUploadPipelineOrder: slow Puts do not reorder the parts; the next
+// part is read and compressed while the previous one's Put finishes, but
+// only one Put runs at a time, and each part keeps its own sha256 and size.
+func TestUploadPipelineOrder(t *testing.T) {
+	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
+		t.Run(string(c), func(t *testing.T) {
+			inner := fileBackend(t)
+			const partSize = 64 << 10
+			in := randomBytes(7*partSize + 123)
+			src := &readLog{r: bytes.NewReader(in)}
+			var readWhileSlow atomic.Int64
+			sb := &slowBackend{Backend: inner}
+			sb.delay = func(key string) time.Duration {
+				if strings.Contains(key, ".00002") || strings.Contains(key, ".00005") {
+					// The source goes on meanwhile: part 3 is read while
+					// part 2's Put lingers.
+					time.Sleep(100 * time.Millisecond)
+					readWhileSlow.Store(src.n.Load())
+					return 50 * time.Millisecond
+				}
+				return 0
+			}
+			u := &uploader{b: sb, id: "20261125T103000Z", compression: c, partSize: partSize, meta: map[string]string{"host": "db-1"}}
+			parts, err := u.archive(t.Context(), "base.tar", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(parts) != 8 {
+				t.Fatalf("got %d parts, want 8", len(parts))
+			}
+			var joined []byte
+			for i, p := range parts {
+				if want := repository.BackupPartKey(u.id, "base.tar", i, c); p.Key != want {
+					t.Errorf("part %d: key %s, want %s", i, p.Key, want)
+				}
+				raw := readPart(t, inner, p)
+				if want := sha256Hex(in[i*partSize : min(len(in), (i+1)*partSize)]); p.SHA256 != want {
+					t.Errorf("part %d: sha256 %s, want %s", i, p.SHA256, want)
+				}
+				joined = append(joined, raw...)
+			}
+			if !bytes.Equal(joined, in) {
+				t.Errorf("parts joined differ from the input")
+			}
+			if sb.most != 1 {
+				t.Errorf("%d Puts ran at once, want 1 (their buffers must not add up)", sb.most)
+			}
+			if got := readWhileSlow.Load(); got <= 3*partSize {
+				t.Errorf("read %d bytes while part 2's Put lingered, want part 3 read ahead (more than %d)", got, 3*partSize)
+			}
+			if ourGoroutines() != "" {
+				t.Errorf("goroutines left: %s", ourGoroutines())
+			}
+		})
+	}
+}
+
+// TestUploadPipelineFailure: a Put failing while the next part is already
+// being compressed stops everything: an error naming the failed part, no
+// parts returned, no later part stored, no goroutine left.
+func TestUploadPipelineFailure(t *testing.T) {
+	diskFull := errors.New("no space left on device")
+	inner := fileBackend(t)
+	const partSize = 64 << 10
+	fb := &failAfterRead{Backend: inner, failOn: ".00002", err: diskFull}
+	u := &uploader{b: fb, id: "20261125T103000Z", compression: repository.LZ4, partSize: partSize}
+	parts, err := u.archive(t.Context(), "base.tar", bytes.NewReader(randomBytes(20*partSize)))
+	if !errors.Is(err, diskFull) || parts != nil {
+		t.Fatalf("archive: got %d parts, %v; want none and an error wrapping %v", len(parts), err, diskFull)
+	}
+	if !strings.Contains(err.Error(), "base.tar.00002") {
+		t.Errorf("error %q does not name the failed part", err)
+	}
+	if g := ourGoroutines(); g != "" {
+		t.Errorf("goroutines left running after a failed upload:\n%s", g)
+	}
+	_ = inner.List(t.Context(), "", func(oi storage.ObjectInfo) error {
+		for _, later := range []string{".00003", ".00004"} {
+			if strings.Contains(oi.Key, later) {
+				t.Errorf("%s stored after an earlier part failed", oi.Key)
+			}
+		}
+		return nil
+	})
+}
+
+// failAfterRead reads the whole body of a key containing failOn, then
+// fails, slowly: the next part is under way meanwhile.
+type failAfterRead struct {
+	storage.Backend
+	failOn string
+	err    error
+}
+
+func (f *failAfterRead) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	if !strings.Contains(key, f.failOn) {
+		return f.Backend.Put(ctx, key, r, opts)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	time.Sleep(50 * time.Millisecond)
+	return f.err
+}
+
+func TestBufPipe(t *testing.T) {
+	in := randomBytes(3*bufPipeChunk + 77)
+	p := newBufPipe()
+	done := make(chan []byte)
+	go func() {
+		got, _ := io.ReadAll(iotestHalf{p})
+		done <- got
+	}()
+	for rest := in; len(rest) > 0; {
+		k := min(len(rest), 1000)
+		if _, err := p.Write(rest[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[k:]
+	}
+	if err := p.CloseWrite(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; !bytes.Equal(got, in) {
+		t.Fatalf("read %d bytes, want the %d written", len(got), len(in))
+	}
+
+	// A closed reader fails the writer, also one blocked on a full buffer.
+	p = newBufPipe()
+	stop := errors.New("reader gone")
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		p.CloseRead(stop)
+	}()
+	_, err := p.Write(make([]byte, (bufPipeChunks+2)*bufPipeChunk))
+	if !errors.Is(err, stop) {
+		t.Fatalf("Write after CloseRead: %v, want %v", err, stop)
+	}
+}
+
+type iotestHalf struct{ r io.Reader }
+
+func (h iotestHalf) Read(p []byte) (int, error) { return h.r.Read(p[:max(1, len(p)/2)]) }
