@@ -1,18 +1,23 @@
 // Package bench holds walvault's performance benchmarks: wal-push and
 // wal-fetch of a real 16 MiB WAL segment on both backends (file:// and
 // s3:// on a loopback Versity S3 Gateway), next to `cp` and `lz4 -1` of the
-// same segment measured in the same run as baselines; and backup-push and
-// restore of a pgbench database, next to pg_basebackup and tar.
+// same segment measured in the same run as baselines; wal-push of a .ready
+// backlog and wal-fetch of a recovery sequence; backup-push and restore of
+// a pgbench database, next to pg_basebackup and tar; and an archive
+// keep-up test under pgbench.
 //
-// The package has no code of its own: everything is in wal_bench_test.go
-// and backup_bench_test.go, so `go test ./...` compiles it and runs
-// nothing (there are no Test functions, and the servers start only when a
-// benchmark needs them).
+// The package has no code of its own: everything is in wal_bench_test.go,
+// backlog_bench_test.go, keepup_bench_test.go and backup_bench_test.go,
+// so `go test ./...` compiles it and runs nothing (there are no Test
+// functions, and the servers start only when a benchmark needs them).
 //
 //	go test -run '^$' -bench WAL -benchtime 20x ./bench/
 //	go test -run '^$' -bench 'Backup|Restore' -benchtime 1x ./bench/
-//	./scripts/bench.sh              # both, raw output in bench/results/, ratio table
+//	go test -run '^$' -bench 'WALPushBacklog|WALFetchRecovery' -benchtime 32x ./bench/
+//	WALVAULT_KEEPUP=1 go test -run '^$' -bench KeepUp -benchtime 1x -timeout 30m ./bench/
+//	./scripts/bench.sh              # all, raw output in bench/results/, ratio table
 //	BENCH='Backup|Restore' ./scripts/bench.sh
+//	BENCH=KeepUp ./scripts/bench.sh
 //
 // # WAL segments
 //
@@ -30,6 +35,27 @@
 //	BenchmarkWALFetch/baseline=lz4-d        lz4 -d -q -f SEG.lz4 DEST
 //	BenchmarkWALFetch/walvault=file|s3      walvault wal-fetch SEG DEST
 //	BenchmarkWALFetchInProcess/file|s3      restore.Fetch in this process
+//	BenchmarkWALPushBacklog/...             a backlog of b.N .ready segments, one process per segment, oldest
+//	                                        first, .ready renamed to .done after each (as the archiver does):
+//	    baseline=lz4-1                        lz4 -1 -q -f pg_wal/SEG OUT/SEG.lz4
+//	    walvault=s3/upload-concurrency=0|4    walvault wal-push pg_wal/SEG (0: serial; 4: pushes ahead)
+//	BenchmarkWALFetchRecovery/...           b.N consecutive segments fetched as the startup process does:
+//	                                        RECOVERYXLOG removed, the call run in the data directory, the
+//	                                        result renamed to pg_wal/SEG; back to back, or with 50 ms of
+//	                                        untimed "replay" between calls (/replay=50ms)
+//	    baseline=cp                           cp SRC/SEG pg_wal/RECOVERYXLOG
+//	    walvault=s3/prefetch=0|8[/replay=50ms] walvault wal-fetch SEG pg_wal/RECOVERYXLOG
+//
+// The backlog and recovery benchmarks time per segment (so the ratio of
+// two ns/op is the inverse ratio of their segments/s) and report
+// host-cpu-ms, the whole machine's busy CPU time per segment, other load
+// included; for prefetch, the background prefetcher's work is in it. They
+// report no peak RSS. The recovery benchmark waits for the last
+// prefetcher to exit and checks every fetched file, untimed, and reports
+// %from-prefetch, the share of calls served from the prefetch cache.
+// Targets (from the issue): with a backlog, upload-concurrency 4 pushes at
+// least 4x the segments/s of upload-concurrency 0; wal-fetch during
+// recovery with prefetch on takes at most 1.0x cp's time.
 //
 // Every benchmark sets 16 MiB per operation, so `go test` prints MB/s; the
 // exec'd ones also report peak-RSS-MiB, the largest resident set of any of
@@ -118,6 +144,29 @@
 // throughput at least 2x pg_basebackup -Ft -z's (time ratio at most 0.5),
 // and peak RSS under 150 MiB for backup-push and restore at any database
 // size.
+//
+// # Archive keep-up
+//
+// BenchmarkKeepUp runs two loads, each on its own Versity gateway and
+// PostgreSQL 15 (default settings): it sets archive_command = 'walvault
+// wal-push --repo s3://... %p' (defaults: upload-concurrency 4), waits
+// until archiving works, checkpoints and runs the load.
+//
+//	BenchmarkKeepUp/load=pgbench       pgbench -n -c 4 -j 2 -T WALVAULT_KEEPUP_SECONDS (default 120)
+//	                                   on a scale-10 database made beforehand (archived by /bin/true)
+//	BenchmarkKeepUp/load=pgbench-init  pgbench -i -s WALVAULT_KEEPUP_INIT_SCALE (default 50): a bulk
+//	                                   load, the fastest WAL this machine writes
+//
+// Every 100
+// ms it counts the .ready files in pg_wal/archive_status and reads the
+// archive lag: in segments, the segment being written (pg_current_wal_lsn)
+// minus pg_stat_archiver's last_archived_wal minus one; in seconds, how
+// long the oldest .ready file has existed (its mtime). It reports the
+// largest of each (max-ready: target at most 2; max-lag-segs, max-lag-s),
+// the WAL rate (wal-segs/s), pgbench's tps and archive-failures
+// (pg_stat_archiver.failed_count during the load). It takes minutes, so it
+// skips itself unless WALVAULT_KEEPUP=1 (scripts/bench.sh sets it); run it
+// with -benchtime 1x.
 //
 // Environment: what internal/testenv needs (PostgreSQL 15, versitygw; see
 // scripts/install-deps.sh), plus cp, lz4, sync and sh on PATH, and tar and

@@ -5,7 +5,13 @@
 #     segment measured in the same run as baselines;
 #   - backup-push and restore of a pgbench database (scale
 #     WALVAULT_BENCH_SCALE, default 100: about 1.5 GB), with pg_basebackup
-#     -Ft (-z, none, client-lz4) and untar of its output as baselines.
+#     -Ft (-z, none, client-lz4) and untar of its output as baselines;
+#   - wal-push of a backlog of .ready segments (upload-concurrency 4 against
+#     0, the serial case) and wal-fetch of a recovery-like sequence (prefetch
+#     8 against 0, and cp from a local directory), in the WAL run;
+#   - the archive keep-up test (BenchmarkKeepUp): PostgreSQL with
+#     archive_command = walvault wal-push into loopback S3 under pgbench for
+#     WALVAULT_KEEPUP_SECONDS (default 120), largest .ready backlog and lag.
 #
 # Keeps the raw `go test -bench` output in bench/results/ (benchstat reads
 # it) and prints medians over the -count runs and the ratios the targets are
@@ -13,19 +19,26 @@
 # ./scripts/install-deps.sh) plus lz4, tar and gzip.
 #
 #   BENCH           benchmarks to run (go test -bench regexp). Unset: all of
-#                   them, as two go test runs: the WAL benchmarks with
-#                   BENCHTIME/COUNT, then BenchmarkBackup and BenchmarkRestore
-#                   with BACKUP_BENCHTIME/BACKUP_COUNT (they take minutes).
+#                   them, as three go test runs: the WAL benchmarks with
+#                   BENCHTIME/COUNT, BenchmarkBackup and BenchmarkRestore
+#                   with BACKUP_BENCHTIME/BACKUP_COUNT (they take minutes),
+#                   then BenchmarkKeepUp with KEEPUP_COUNT.
 #                   Set: one go test run; BENCHTIME and COUNT then default to
-#                   1x and 1 when BENCH names Backup or Restore.
+#                   1x and 1 when BENCH names Backup or Restore, and to 1x
+#                   and 3 when it names KeepUp (BENCH=KeepUp: the keep-up
+#                   test alone, WALVAULT_KEEPUP=1 is set for it).
 #   BENCHTIME=20x   iterations per WAL benchmark run (go test -benchtime)
 #   COUNT=3         runs of each WAL benchmark (go test -count); the table shows medians
 #   BACKUP_BENCHTIME=1x, BACKUP_COUNT=1   the same for the base backup benchmarks
+#   KEEPUP_COUNT=1  runs of the keep-up test in a full run (0: leave it out)
+#   WALVAULT_KEEPUP_SECONDS=120   how long pgbench runs in the keep-up test
+#   WALVAULT_KEEPUP_INIT_SCALE=50 scale of the keep-up test's bulk load (pgbench -i)
 #   WALVAULT_BENCH_SCALE=100   pgbench scale of the backed up database
 #   STRICT=1        exit 1 when a target is missed (ratio or peak RSS)
 #
 #   BENCH='Backup|Restore' ./scripts/bench.sh   # backup-push and restore only
 #   BENCH=WAL ./scripts/bench.sh                # wal-push and wal-fetch only
+#   BENCH=KeepUp ./scripts/bench.sh             # the archive keep-up test, 3 runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$(go env GOPATH)/bin"
@@ -35,13 +48,20 @@ runs=()
 if [ -n "${BENCH:-}" ]; then
 	if printf '%s' "$BENCH" | grep -Eq 'Backup|Restore'; then
 		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-1}")
+	elif printf '%s' "$BENCH" | grep -q 'KeepUp'; then
+		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-3}")
 	else
 		runs+=("$BENCH ${BENCHTIME:-20x} ${COUNT:-3}")
 	fi
 else
 	runs+=("^BenchmarkWAL ${BENCHTIME:-20x} ${COUNT:-3}")
 	runs+=("^Benchmark(Backup|Restore)\$ ${BACKUP_BENCHTIME:-1x} ${BACKUP_COUNT:-1}")
+	if [ "${KEEPUP_COUNT:-1}" != 0 ]; then
+		runs+=("^BenchmarkKeepUp\$ 1x ${KEEPUP_COUNT:-1}")
+	fi
 fi
+# BenchmarkKeepUp skips itself unless asked for: it takes minutes.
+export WALVAULT_KEEPUP=1
 
 mkdir -p bench/results
 raw="bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -52,6 +72,7 @@ raw="bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)$dirty"
 	echo "nproc: $(nproc)"
 	echo "scale: ${WALVAULT_BENCH_SCALE:-100}"
+	echo "keepup-seconds: ${WALVAULT_KEEPUP_SECONDS:-120}"
 } >"$raw"
 
 for run in "${runs[@]}"; do

@@ -29,8 +29,25 @@ const (
 	stretchPushS3 = 1.0
 	targetRSSMiB  = 40.0 // wal-push peak RSS
 
+	targetBacklogSpeedup = 4.0 // wal-push segments/s with a .ready backlog, upload-concurrency 4 ÷ 0
+	targetFetchCp        = 1.0 // wal-fetch during recovery, prefetch on, ÷ cp from a local directory
+	targetKeepUpReady    = 2.0 // .ready files waiting under pgbench, at most
+
 	targetBackupSpeedup = 2.0   // backup-push throughput ÷ pg_basebackup -Ft -z's
 	targetBackupRSSMiB  = 150.0 // backup-push and restore peak RSS, at any database size
+)
+
+// Names of the backlog, recovery and keep-up benchmarks (after stripProcs).
+const (
+	backlogLZ4     = "BenchmarkWALPushBacklog/baseline=lz4-1"
+	backlogSerial  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
+	backlogAhead   = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=4"
+	recoveryCp     = "BenchmarkWALFetchRecovery/baseline=cp"
+	recoveryOff    = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0"
+	recoveryOn     = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8"
+	recoveryOffGap = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0/replay=50ms"
+	recoveryOnGap  = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8/replay=50ms"
+	keepUp         = "BenchmarkKeepUp"
 )
 
 // Names of the base backup benchmarks (after stripProcs).
@@ -194,6 +211,9 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 
 	var walOrder, bbOrder []string
 	for _, n := range order {
+		if strings.HasPrefix(n, keepUp) {
+			continue // its own table below
+		}
 		if isBaseBackup(n) {
 			bbOrder = append(bbOrder, n)
 		} else {
@@ -242,6 +262,13 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		return fmt.Sprintf("%.2fx", x/y)
 	}
 
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		missed++
+		return "MISSED"
+	}
 	section := func(names []string, title string, header ...any) {
 		for _, n := range names {
 			if byName[n] != nil {
@@ -296,13 +323,62 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			ratio(n, restoreGz), ratio(n, restoreGzSync), ratio(n, restoreTar), ratio(n, restoreTarSync))
 	}
 
-	fmt.Fprintf(w, "\ntargets:\n")
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
+	if byName[backlogSerial] != nil || byName[backlogAhead] != nil {
+		fmt.Fprintf(w, "\nwal-push with a backlog of .ready files (one process per segment, .ready -> .done after each, as the archiver):\n")
+		fmt.Fprintf(w, "%-36s %13s %13s\n", "", "segments/s", "÷ lz4-1 time")
+		for _, n := range []string{backlogLZ4, backlogSerial, backlogAhead} {
+			if x, ok := ns(n); ok && x > 0 {
+				fmt.Fprintf(w, "%-36s %13.1f %13s\n", strings.TrimPrefix(n, "BenchmarkWALPushBacklog/"), 1e9/x, ratio(n, backlogLZ4))
+			}
 		}
-		missed++
-		return "MISSED"
+	}
+	if byName[recoveryOn] != nil || byName[recoveryOff] != nil {
+		fmt.Fprintf(w, "\nwal-fetch during recovery (one process per segment into pg_wal/RECOVERYXLOG; back to back, or 50 ms of untimed replay between calls):\n")
+		fmt.Fprintf(w, "%-42s %13s %13s\n", "", "ms/segment", "÷ cp")
+		for _, n := range []string{recoveryCp, recoveryOff, recoveryOn, recoveryOffGap, recoveryOnGap} {
+			if x, ok := ns(n); ok {
+				fmt.Fprintf(w, "%-42s %13.2f %13s\n", strings.TrimPrefix(n, "BenchmarkWALFetchRecovery/"), x/1e6, ratio(n, recoveryCp))
+			}
+		}
+	}
+	var keepUps []string
+	for _, n := range order {
+		if strings.HasPrefix(n, keepUp) {
+			keepUps = append(keepUps, n)
+		}
+	}
+	for _, n := range keepUps {
+		r := byName[n]
+		fmt.Fprintf(w, "\narchive keep-up, %s (medians of %d runs; max over runs in brackets):\n", strings.TrimPrefix(n, keepUp+"/"), len(r.metrics["max-ready"]))
+		for _, u := range []string{"max-ready", "max-lag-segs", "max-lag-s", "wal-segs/s", "tps", "archive-failures"} {
+			if m, ok := r.median(u); ok {
+				fmt.Fprintf(w, "  %-18s %10.2f  [%.2f]\n", u, m, maxOf(r.metrics[u]))
+			}
+		}
+	}
+
+	fmt.Fprintf(w, "\ntargets:\n")
+	if x, ok1 := ns(backlogAhead); ok1 && x > 0 {
+		if y, ok2 := ns(backlogSerial); ok2 {
+			sp := y / x
+			fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
+		}
+	}
+	for _, n := range []string{recoveryOn, recoveryOnGap} {
+		x, ok1 := ns(n)
+		y, ok2 := ns(recoveryCp)
+		if ok1 && ok2 && y > 0 {
+			rr := x / y
+			fmt.Fprintf(w, "  wal-fetch during recovery, %s, ÷ cp = %.2fx: target ≤ %.1fx %s\n",
+				strings.TrimPrefix(n, "BenchmarkWALFetchRecovery/walvault=s3/"), rr, targetFetchCp, verdict(rr <= targetFetchCp))
+		}
+	}
+	for _, n := range keepUps {
+		if r := byName[n]; len(r.metrics["max-ready"]) > 0 {
+			m := maxOf(r.metrics["max-ready"])
+			fmt.Fprintf(w, "  keep-up %s: largest number of .ready files (max of all runs) = %.0f: target ≤ %.0f %s\n",
+				strings.TrimPrefix(n, keepUp+"/"), m, targetKeepUpReady, verdict(m <= targetKeepUpReady))
+		}
 	}
 	if x, ok1 := ns("BenchmarkWALPush/walvault=s3"); ok1 {
 		if y, ok2 := ns("BenchmarkWALPush/baseline=lz4-1"); ok2 && y > 0 {
@@ -350,6 +426,14 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			strings.TrimPrefix(n, "Benchmark"), peak, targetBackupRSSMiB, verdict(peak < targetBackupRSSMiB))
 	}
 	return missed
+}
+
+func maxOf(v []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = math.Max(m, x)
+	}
+	return m
 }
 
 func opt(r *result, unit, format string) string {

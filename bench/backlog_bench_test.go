@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/wal"
+)
+
+// ---------------------------------------------------------------------------
+// wal-push with a backlog of .ready files
+
+// BenchmarkWALPushBacklog pushes a backlog of b.N segments waiting as
+// .ready in pg_wal/archive_status, the way PostgreSQL's archiver works
+// through it: one `walvault wal-push pg_wal/NAME` per segment, oldest first,
+// and .ready renamed to .done after each success. With upload-concurrency 4
+// a call also pushes up to 4 of the next .ready segments in parallel, and
+// the later calls for them only check their record; with 0 every call
+// uploads its own segment alone (the serial case). ns/op is per segment, so
+// the ratio of the two is the segments/s speed-up. lz4 -1 runs through the
+// same loop as a baseline.
+func BenchmarkWALPushBacklog(b *testing.B) {
+	e := setup(b)
+	b.Run("baseline=lz4-1", func(b *testing.B) {
+		dir, names := e.backlog(b, b.N)
+		out := e.outDir(b)
+		backlogLoop(b, dir, names, func(name string) *exec.Cmd {
+			return command(dir, "lz4", "-1", "-q", "-f", "pg_wal/"+name, filepath.Join(out, name+".lz4"))
+		})
+	})
+	for _, conc := range []int{0, 4} {
+		b.Run(fmt.Sprintf("walvault=s3/upload-concurrency=%d", conc), func(b *testing.B) {
+			r := e.repos["s3"]
+			dir, names := e.backlog(b, b.N)
+			e.pruneAfter(b, r)
+			backlogLoop(b, dir, names, func(name string) *exec.Cmd {
+				cmd := e.walvault(r, dir, "wal-push", "pg_wal/"+name)
+				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_UPLOAD_CONCURRENCY=%d", conc))
+				return cmd
+			})
+			// Every segment must be in the repository, whoever pushed it.
+			for _, name := range names {
+				seg, err := wal.ParseSegmentName(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
+				if _, err := r.backend.Stat(context.Background(), key); err != nil {
+					b.Fatalf("%s is not in %s after the backlog was pushed: %v", name, r.url, err)
+				}
+			}
+		})
+	}
+}
+
+// backlog is segments with an archive_status/NAME.ready for each.
+func (e *env) backlog(b *testing.B, n int) (string, []string) {
+	b.Helper()
+	dir, names := e.segments(b, n)
+	status := filepath.Join(dir, "pg_wal", "archive_status")
+	if err := os.Mkdir(status, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(status, name+".ready"), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir, names
+}
+
+// backlogLoop times cmd(name) for every name in order, renaming its .ready
+// to .done after each success as PostgreSQL's archiver does.
+func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string) *exec.Cmd) {
+	b.Helper()
+	status := filepath.Join(dir, "pg_wal", "archive_status")
+	b.SetBytes(segBytes)
+	settle()
+	b.ResetTimer()
+	busy := hostBusy()
+	for _, name := range names {
+		c := cmd(name)
+		if _, out, err := runCmd(c); err != nil {
+			b.Fatalf("%v (in %s): %v\n%s", c.Args, c.Dir, err, out)
+		}
+		if err := os.Rename(filepath.Join(status, name+".ready"), filepath.Join(status, name+".done")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportHostCPU(b, busy, len(names))
+}
+
+// reportHostCPU reports the machine's busy CPU time per segment since busy
+// (the S3 gateway and any other load included) as host-cpu-ms.
+func reportHostCPU(b *testing.B, busy time.Duration, n int) {
+	if now := hostBusy(); busy > 0 && now > busy && n > 0 {
+		b.ReportMetric(float64(now-busy)/float64(time.Millisecond)/float64(n), "host-cpu-ms")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// wal-fetch during recovery
+
+// BenchmarkWALFetchRecovery fetches b.N consecutive segments the way
+// PostgreSQL's startup process does during archive recovery: one
+// restore_command process per segment, `walvault wal-fetch NAME
+// pg_wal/RECOVERYXLOG` run in the data directory, RECOVERYXLOG removed
+// before each call, and the fetched file moved aside after it (here
+// renamed to pg_wal/NAME, so every result can be checked afterwards). The
+// calls come back to back, with no replay time in between (the worst case
+// for prefetch, which then has only the other calls' time to work in), or
+// with replayGap between them, untimed (/replay=50ms), as when PostgreSQL
+// replays each segment before asking for the next. prefetch=8 lets every
+// call start the background prefetcher; prefetch=0 downloads every segment
+// in the call. Host CPU time is not stopped with the timer:
+// host-cpu-ms counts the prefetcher's work in the gaps too. The baseline is `cp` of the same
+// segments from a local directory.
+func BenchmarkWALFetchRecovery(b *testing.B) {
+	e := setup(b)
+	b.Run("baseline=cp", func(b *testing.B) {
+		src, names := e.segments(b, b.N)
+		recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
+			return command(pgdata, "cp", filepath.Join(src, "pg_wal", name), "pg_wal/RECOVERYXLOG")
+		}, filepath.Join(src, "pg_wal"), 0)
+	})
+	for _, v := range []struct {
+		prefetch int
+		replay   time.Duration
+	}{{0, 0}, {8, 0}, {0, replayGap}, {8, replayGap}} {
+		n := v.prefetch
+		name := fmt.Sprintf("walvault=s3/prefetch=%d", n)
+		if v.replay > 0 {
+			name += fmt.Sprintf("/replay=%v", v.replay)
+		}
+		b.Run(name, func(b *testing.B) {
+			r := e.repos["s3"]
+			src, names := e.segments(b, b.N)
+			e.pruneAfter(b, r)
+			be := openRepo(b, r)
+			host, _ := os.Hostname()
+			var g errgroup.Group
+			g.SetLimit(4)
+			for _, name := range names {
+				g.Go(func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+					defer cancel()
+					_, err := archive.Push(ctx, be, filepath.Join(src, "pg_wal", name), archive.Options{Compression: repository.LZ4, Host: host, Version: "bench"})
+					return err
+				})
+			}
+			if err := g.Wait(); err != nil {
+				b.Fatalf("setup: pushing the segments to fetch: %v", err)
+			}
+			recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
+				cmd := e.walvault(r, pgdata, "wal-fetch", name, "pg_wal/RECOVERYXLOG")
+				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_PREFETCH=%d", n))
+				return cmd
+			}, filepath.Join(src, "pg_wal"), v.replay)
+		})
+	}
+}
+
+// replayGap stands for PostgreSQL replaying a segment between two
+// restore_command calls (untimed): a pgbench segment takes tens of
+// milliseconds to replay here. Only the calls themselves are timed.
+const replayGap = 50 * time.Millisecond
+
+// recoveryLoop times cmd(pgdata, name) for each name in a fresh data
+// directory on disk, with the timer stopped for replay between calls, then checks every fetched file against srcWAL/NAME and
+// waits for a background prefetcher to finish (untimed).
+func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration) {
+	b.Helper()
+	pgdata := e.outDir(b)
+	pgwal := filepath.Join(pgdata, "pg_wal")
+	if err := os.Mkdir(pgwal, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	dest := filepath.Join(pgwal, "RECOVERYXLOG")
+	b.SetBytes(segBytes)
+	settle()
+	b.ResetTimer()
+	busy := hostBusy()
+	hits := 0
+	for _, name := range names {
+		if err := os.Remove(dest); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
+		c := cmd(pgdata, name)
+		_, out, err := runCmd(c)
+		if err != nil {
+			b.Fatalf("%v (in %s): %v\n%s", c.Args, c.Dir, err, out)
+		}
+		if strings.Contains(out, "restored from prefetch") {
+			hits++
+		}
+		if err := os.Rename(dest, filepath.Join(pgwal, name)); err != nil {
+			b.Fatal(err)
+		}
+		if replay > 0 {
+			b.StopTimer()
+			time.Sleep(replay)
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	waitPrefetcher(b, restore.PrefetchDir(dest))
+	reportHostCPU(b, busy, len(names)) // the prefetcher's leftover work included
+	b.ReportMetric(100*float64(hits)/float64(len(names)), "%from-prefetch")
+	for _, name := range names {
+		got, err1 := os.ReadFile(filepath.Join(pgwal, name))
+		want, err2 := os.ReadFile(filepath.Join(srcWAL, name))
+		if err1 != nil || err2 != nil || !bytes.Equal(got, want) {
+			b.Fatalf("fetched %s differs from the pushed segment (%v, %v)", name, err1, err2)
+		}
+	}
+}
+
+// waitPrefetcher waits until no prefetcher holds the lock beside the
+// prefetch directory dir (at most restore.PrefetchLifetime), so none runs
+// into the next benchmark.
+func waitPrefetcher(b *testing.B, dir string) {
+	f, err := os.OpenFile(filepath.Join(filepath.Dir(dir), "prefetch.lock"), os.O_RDWR, 0)
+	if err != nil {
+		return // no prefetcher ever ran
+	}
+	defer f.Close()
+	deadline := time.Now().Add(restore.PrefetchLifetime + 5*time.Second)
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		if time.Now().After(deadline) {
+			b.Errorf("a prefetcher still holds %s after %v", f.Name(), restore.PrefetchLifetime)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
