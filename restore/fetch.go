@@ -71,7 +71,7 @@ func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, b.Location(), stored, compression)
 	}
-	body, err := compression.NewReader(transportReader{rc})
+	body, err := compression.NewReader(storage.TagStreamErrors(rc))
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -168,29 +168,11 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 // the storage stream or the local disk is a plain failure; one raised by the
 // decoder itself means the stored bytes are malformed.
 func errorKind(err error) error {
-	var transport transportError
 	var pathErr *os.PathError
-	if errors.As(err, &transport) || errors.As(err, &pathErr) {
+	if storage.StreamError(err) != nil || errors.As(err, &pathErr) {
 		return errIO
 	}
 	return ErrCorrupt
 }
 
 var errIO = errors.New("fetch failed")
-
-// transportReader tags errors of the storage stream, so they are not taken
-// for corruption found by the decoder reading it.
-type transportReader struct{ r io.Reader }
-
-func (t transportReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = transportError{err}
-	}
-	return n, err
-}
-
-type transportError struct{ err error }
-
-func (e transportError) Error() string { return e.err.Error() }
-func (e transportError) Unwrap() error { return e.err }

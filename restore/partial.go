@@ -70,7 +70,7 @@ func readPartial(ctx context.Context, b storage.Backend, p repository.Partial, s
 	if err != nil || rawSize <= 0 || rawSize > int64(segSize) {
 		return nil, fmt.Errorf("%w: %s in %s has no valid raw-size metadata", ErrCorrupt, p.Key, b.Location())
 	}
-	body, err := p.Compression.NewReader(transportReader{rc})
+	body, err := p.Compression.NewReader(storage.TagStreamErrors(rc))
 	if err != nil {
 		return nil, err
 	}

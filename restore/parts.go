@@ -230,7 +230,7 @@ func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, err
 		rc.Close()
 		return nil, nil, fmt.Errorf("%w: part %s of backup %s in %s has %d bytes, the manifest says %d: the backup is damaged", ErrCorrupt, part.Key, s.backupID, s.b.Location(), info.Size, part.StoredSize)
 	}
-	body, err := part.Compression.NewReader(transportReader{rc})
+	body, err := part.Compression.NewReader(storage.TagStreamErrors(rc))
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("part %s of backup %s: %w", part.Key, s.backupID, err)

@@ -64,17 +64,16 @@ type readResult struct {
 // that does not decode is a result.
 func readThrough(rc io.Reader, c repository.Compression, limit int64) (readResult, error) {
 	counted := &countingReader{r: rc}
-	body, err := c.NewReader(transportReader{counted})
+	body, err := c.NewReader(storage.TagStreamErrors(counted))
 	if err != nil {
 		return readResult{}, err
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(body, limit+1))
 	res := readResult{raw: n, sha256: hex.EncodeToString(h.Sum(nil))}
-	var te transportError
 	switch {
-	case errors.As(err, &te):
-		return readResult{}, te.err
+	case storage.StreamError(err) != nil:
+		return readResult{}, storage.StreamError(err)
 	case err != nil:
 		res.decodeErr = err
 	}
@@ -195,20 +194,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
-
-// transportReader marks errors of the storage stream, so a storage failure
-// is told apart from a body that does not decode.
-type transportReader struct{ r io.Reader }
-
-func (t transportReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = transportError{err}
-	}
-	return n, err
-}
-
-type transportError struct{ err error }
-
-func (e transportError) Error() string { return e.err.Error() }
-func (e transportError) Unwrap() error { return e.err }
