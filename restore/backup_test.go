@@ -75,7 +75,7 @@ func TestRestoreBackupFixture(t *testing.T) {
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "absent", "parent", "data"))
 			if tc.pgBinDir != "empty" {
 				if _, err := os.Stat(filepath.Join(tc.pgBinDir, pgVerifyBackup)); err != nil {
-					t.Skipf("no pg_verifybackup: %v", err)
+					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)
 				}
 				opts.PGBinDir = tc.pgBinDir
 			}
@@ -205,7 +205,7 @@ func TestRestoreBackupTablespaces(t *testing.T) {
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 			if tc.pgBinDir != "" {
 				if _, err := os.Stat(filepath.Join(tc.pgBinDir, pgVerifyBackup)); err != nil {
-					t.Skipf("no pg_verifybackup: %v", err)
+					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)
 				}
 				opts.PGBinDir = tc.pgBinDir
 			}

@@ -301,6 +301,6 @@ func testOwner(t testing.TB) (name string, uid int) {
 			return n, id
 		}
 	}
-	t.Skip("running as root without a postgres or nobody user to hand files to")
+	t.Fatal("running as root without a postgres or nobody user to hand restored files to: create one (apt-get install -y postgresql-15 creates postgres; ./scripts/install-deps.sh does it)")
 	return "", 0
 }

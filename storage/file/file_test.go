@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -312,7 +313,10 @@ func TestNotFoundIsAuthoritative(t *testing.T) {
 
 	t.Run("permission denied", func(t *testing.T) {
 		if os.Geteuid() == 0 {
-			t.Skip("running as root: permission bits do not apply; the cases below cover unreadable paths")
+			// Permission bits do not stop root: run this case again as
+			// nobody, in a copy of this test binary nobody can execute.
+			runAsNobody(t, "^TestNotFoundIsAuthoritative$/^permission_denied$")
+			return
 		}
 		root := t.TempDir()
 		b := newTestBackend(t, root)
@@ -554,5 +558,39 @@ func mkdir(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// runAsNobody runs the tests matching pattern in a copy of this test binary
+// as uid/gid 65534 and fails t with their output if they fail or run none.
+func runAsNobody(t *testing.T, pattern string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "walvault-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "file.test")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", pattern, "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TMPDIR="+os.TempDir(), "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS")) {
+		t.Fatalf("%s as nobody: %v\n%s", pattern, err, out)
 	}
 }
