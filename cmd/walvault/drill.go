@@ -56,7 +56,7 @@ Examples:
    walvault drill
    walvault drill --check-sql 'SELECT 1 FROM orders LIMIT 1' --check-db shop
    walvault drill --target-time '2026-11-25 10:30:00+00' --json`,
-		Flags: append(append(configFlags(), targetFlags()...),
+		Flags: append(append(configFlags(), targetFlags("at the target: promote (the drill's default) or pause (then the drill checks it paused there)")...),
 			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)"},
 			&cli.StringFlag{Name: "check-sql", Usage: "SQL that must return at least one row on the recovered server, e.g. 'SELECT 1 FROM orders LIMIT 1'"},
 			&cli.StringFlag{Name: "check-db", Value: "postgres", Usage: "database --check-sql runs in"},
@@ -72,21 +72,6 @@ Examples:
 			&cli.DurationFlag{Name: "recovery-timeout", Value: drill.DefaultRecoveryTimeout, Usage: "give up when recovery takes longer"},
 		),
 		Action: drillAction,
-	}
-}
-
-// targetFlags are restore's recovery target flags (targetFromFlags reads
-// them), with the drill's default action.
-func targetFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z"},
-		&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id"},
-		&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060"},
-		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)"},
-		&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent"},
-		&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)"},
-		&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number"},
-		&cli.StringFlag{Name: "target-action", Usage: "at the target: promote (the drill's default) or pause (then the drill checks it paused there)"},
 	}
 }
 

@@ -50,17 +50,9 @@ was reached" instead of opening at the wrong point.
 Examples:
    walvault restore --pgdata /var/lib/postgresql/15/restored --target-time '2026-11-25 10:30:00+00' --target-action promote
    walvault restore --pgdata /srv/pg --backup 20261125T103000Z --target-immediate`,
-		Flags: append(configFlags(),
+		Flags: append(append(configFlags(), targetFlags("at the target: pause (PostgreSQL's default), promote or shutdown")...),
 			&cli.StringFlag{Name: "pgdata", Usage: "directory to restore into (absent or empty)", Required: true},
 			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)"},
-			&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z"},
-			&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id"},
-			&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060"},
-			&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)"},
-			&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent"},
-			&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)"},
-			&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number"},
-			&cli.StringFlag{Name: "target-action", Usage: "at the target: pause (PostgreSQL's default), promote or shutdown"},
 			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)"},
 			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)"},
 			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup (default: /usr/lib/postgresql/<major>/bin, then PATH)"},
@@ -132,6 +124,22 @@ func restoreAction(c *cli.Context) error {
 	fmt.Fprintf(w, "next: start the server as its owner, e.g.\n   pg_ctl -D %s -l %s start\n", shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
 	fmt.Fprintf(w, "      (the server's environment needs the repository credentials, as for archive_command)\n")
 	return nil
+}
+
+// targetFlags are the recovery target flags restore and drill share
+// (targetFromFlags reads them); actionUsage says what --target-action does
+// for the command.
+func targetFlags(actionUsage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z"},
+		&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id"},
+		&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060"},
+		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)"},
+		&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent"},
+		&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)"},
+		&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number"},
+		&cli.StringFlag{Name: "target-action", Usage: actionUsage},
+	}
 }
 
 // targetFromFlags builds the recovery target from the --target-* flags.
