@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"path/filepath"
 	"strings"
 	"time"
@@ -188,7 +189,7 @@ func (c *checker) checkFreeSpace() Result {
 	if total > 0 {
 		frac = float64(avail) / float64(total)
 	}
-	what := fmt.Sprintf("%s free, %.0f%% of %s, where %s lives", bytesWord(avail), frac*100, bytesWord(total), dir)
+	what := fmt.Sprintf("%s free, %.0f%% of %s, where %s lives", units.Bytes(int64(avail)), frac*100, units.Bytes(int64(total)), dir)
 	if avail < MinFreeBytes || frac < MinFreeFraction {
 		return failed(NameWALFreeSpace, "%s: when pg_wal fills up PostgreSQL stops; free space, and make sure archiving keeps up (WAL waiting for archiving stays in pg_wal)", what)
 	}
@@ -228,24 +229,4 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
-
-func bytesWord(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

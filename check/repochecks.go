@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"io"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 	case c.srv.segSize != 0 && id.WALSegmentSize != c.srv.segSize:
 		return []Result{failed(NameIdentity, "%s holds WAL segments of %d bytes, but this server's wal_segment_size is %d", loc, id.WALSegmentSize, c.srv.segSize)}
 	}
-	return []Result{ok(NameIdentity, "cluster %s, %s WAL segments, %s compression", id.SystemID, bytesWord(uint64(id.WALSegmentSize)), id.Compression)}
+	return []Result{ok(NameIdentity, "cluster %s, %s WAL segments, %s compression", id.SystemID, units.Bytes(int64(id.WALSegmentSize)), id.Compression)}
 }
 
 // checkBackups checks the newest DONE backup's age and the number of DONE
@@ -148,9 +149,9 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 		note = fmt.Sprintf(", %d more waiting for WAL", waiting)
 	}
 	if len(f.done) < c.opts.MinBackups {
-		countResult = failed(NameBackupCount, "%s%s, min-backups wants %d: run walvault backup-push", plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
+		countResult = failed(NameBackupCount, "%s%s, min-backups wants %d: run walvault backup-push", units.Plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
 	} else {
-		countResult = ok(NameBackupCount, "%s%s; min-backups %d", plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
+		countResult = ok(NameBackupCount, "%s%s; min-backups %d", units.Plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
 	}
 	return []Result{ageResult, countResult}
 }

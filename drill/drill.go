@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"log/slog"
 	"os"
 	"strings"
@@ -408,7 +409,7 @@ func (d *drill) checkSpace(dir string, raw int64) {
 		return
 	}
 	if avail < uint64(raw) {
-		d.addCheck("scratch space", StatusWarning, fmt.Sprintf("%s has %s free, the backup needs about %s before any WAL is replayed: the restore will likely fail (choose another --scratch-dir)", dir, humanBytes(int64(avail)), humanBytes(raw)))
+		d.addCheck("scratch space", StatusWarning, fmt.Sprintf("%s has %s free, the backup needs about %s before any WAL is replayed: the restore will likely fail (choose another --scratch-dir)", dir, units.Bytes(int64(avail)), units.Bytes(raw)))
 	}
 }
 
@@ -488,18 +489,4 @@ func (d *drill) rpo(started time.Time) {
 		v = 0
 	}
 	d.rec.RPOSeconds, d.rec.RPOReference = &v, &ref
-}
-
-// humanBytes prints sizes the way people read them: 1.5 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

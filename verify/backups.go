@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"sort"
 	"strings"
 
@@ -57,7 +58,7 @@ func (s *scan) flushBackup(ctx context.Context) error {
 			s.markBackup(id)
 		} else {
 			s.warning(Finding{Kind: KindIncomplete, Key: repository.BackupPrefix(id), BackupID: id,
-				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %d objects (%s) without a manifest, left by an interrupted backup-push; it is never restored, and deleting backups/%s/ frees the space", id, len(objs), humanBytes(br.StoredBytes), id)})
+				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %d objects (%s) without a manifest, left by an interrupted backup-push; it is never restored, and deleting backups/%s/ frees the space", id, len(objs), units.Bytes(br.StoredBytes), id)})
 		}
 		s.appendBackup(br)
 		return nil

@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"io"
 	"sort"
 	"strings"
@@ -179,35 +180,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, kind := range kinds {
 		fmt.Fprintf(&b, "... and %d more %s findings not shown\n", r.dropped[kind], kind)
 	}
-	what := fmt.Sprintf("%s on %s, %s", plural(int(r.Summary.WALObjects), "WAL object"), plural(r.Summary.Timelines, "timeline"), plural(r.Summary.Backups, "backup"))
+	what := fmt.Sprintf("%s on %s, %s", units.Plural(int(r.Summary.WALObjects), "WAL object"), units.Plural(r.Summary.Timelines, "timeline"), units.Plural(r.Summary.Backups, "backup"))
 	if r.Full {
-		what += fmt.Sprintf("; --full re-read %s (%s)", plural(int(r.Summary.ObjectsRead), "object"), humanBytes(r.Summary.BytesRead))
+		what += fmt.Sprintf("; --full re-read %s (%s)", units.Plural(int(r.Summary.ObjectsRead), "object"), units.Bytes(r.Summary.BytesRead))
 	}
 	verdict := "repository is healthy"
 	if !r.OK {
 		verdict = "repository has problems"
 	}
-	fmt.Fprintf(&b, "summary: %s: %s, %s (%s in %s)\n", verdict, plural(r.Summary.Problems, "problem"), plural(r.Summary.Warnings, "warning"), what, r.Repository)
+	fmt.Fprintf(&b, "summary: %s: %s, %s (%s in %s)\n", verdict, units.Plural(r.Summary.Problems, "problem"), units.Plural(r.Summary.Warnings, "warning"), what, r.Repository)
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"io"
 	"log/slog"
 	"sort"
@@ -86,7 +87,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 		s.r.finish()
 		return s.r, nil
 	}
-	s.r.note("%s: cluster %s, %s compression, %s WAL segments", repository.IdentityKey, id.SystemID, id.Compression, humanBytes(int64(id.WALSegmentSize)))
+	s.r.note("%s: cluster %s, %s compression, %s WAL segments", repository.IdentityKey, id.SystemID, id.Compression, units.Bytes(int64(id.WALSegmentSize)))
 	for key := range s.hidden {
 		if o, ok := parseWALKey(key, id.WALSegmentSize); ok {
 			s.addWAL(key, o)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -107,21 +108,7 @@ func printBackupTable(w io.Writer, backups []repository.BackupInfo) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", bi.ID, status,
 			m.StartTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.Sub(m.StartTime).Round(time.Second),
-			m.StartTimeline, m.StartLSN, m.StopLSN, humanBytes(m.RawBytes), humanBytes(m.Stored))
+			m.StartTimeline, m.StartLSN, m.StopLSN, units.Bytes(m.RawBytes), units.Bytes(m.Stored))
 	}
 	return tw.Flush()
-}
-
-// humanBytes prints sizes the way people read them: 1.5 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

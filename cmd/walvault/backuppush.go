@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"os"
 	"time"
 
@@ -86,7 +87,7 @@ func backupPush(c *cli.Context) error {
 		return lockHint(err, cfg, b.Location())
 	}
 	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
-		m.ID, humanBytes(m.RawBytes), humanBytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
+		m.ID, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -156,7 +157,7 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 		action, detail := "keep", bp.Reason
 		if bp.Delete {
 			action = "delete"
-			detail += fmt.Sprintf(" [%d objects, %s]", len(bp.Objects), humanBytes(bp.Bytes))
+			detail += fmt.Sprintf(" [%d objects, %s]", len(bp.Objects), units.Bytes(bp.Bytes))
 			if !bp.LockedUntil.IsZero() {
 				detail += fmt.Sprintf("; its manifest is locked until %s, so it will be kept", utc(bp.LockedUntil))
 			}
@@ -167,7 +168,7 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 	wp := plan.WAL
 	if len(wp.Delete) > 0 {
 		fmt.Fprintf(w, "WAL: delete %s, %s .. %s, %s: %s\n", files(len(wp.Delete)),
-			wp.Delete[0].Name, wp.Delete[len(wp.Delete)-1].Name, humanBytes(wp.Bytes), wp.Reason)
+			wp.Delete[0].Name, wp.Delete[len(wp.Delete)-1].Name, units.Bytes(wp.Bytes), wp.Reason)
 	} else {
 		fmt.Fprintf(w, "WAL: delete nothing: %s\n", wp.Reason)
 	}
@@ -175,7 +176,7 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 	if wp.History > 0 {
 		history = fmt.Sprintf(" (including %d timeline history %s, never deleted)", wp.History, plural(wp.History, "file", "files"))
 	}
-	fmt.Fprintf(w, "WAL: keep %s, %s%s\n", files(wp.Kept), humanBytes(wp.KeptBytes), history)
+	fmt.Fprintf(w, "WAL: keep %s, %s%s\n", files(wp.Kept), units.Bytes(wp.KeptBytes), history)
 	if len(wp.Other) > 0 {
 		fmt.Fprintf(w, "WAL: %d objects under wal/ are not walvault's and are left alone (first: %s)\n", len(wp.Other), wp.Other[0])
 	}
@@ -194,10 +195,10 @@ func printReport(w io.Writer, rep retention.Report) {
 	for _, br := range rep.Backups {
 		switch br.Outcome {
 		case retention.Deleted:
-			fmt.Fprintf(w, "deleted backup %s: %d objects, %s\n", br.ID, br.Deleted, humanBytes(br.Bytes))
+			fmt.Fprintf(w, "deleted backup %s: %d objects, %s\n", br.ID, br.Deleted, units.Bytes(br.Bytes))
 		case retention.PartlyDeleted:
 			fmt.Fprintf(w, "deleted backup %s but %d of its objects are locked until %s; they stay (shown as INCOMPLETE) until a later delete after that date: %d objects, %s deleted\n",
-				br.ID, len(br.Locked), latest(br.Locked), br.Deleted, humanBytes(br.Bytes))
+				br.ID, len(br.Locked), latest(br.Locked), br.Deleted, units.Bytes(br.Bytes))
 		case retention.KeptByLock:
 			fmt.Fprintf(w, "kept backup %s: its manifest is locked until %s (Object Lock); nothing of it was deleted\n", br.ID, latest(br.Locked))
 		case retention.KeptByMark:
@@ -212,7 +213,7 @@ func printReport(w io.Writer, rep retention.Report) {
 	}
 	wr := rep.WAL
 	if wr.Deleted > 0 {
-		fmt.Fprintf(w, "deleted WAL: %s, %s .. %s, %s\n", files(wr.Deleted), wr.First, wr.Last, humanBytes(wr.Bytes))
+		fmt.Fprintf(w, "deleted WAL: %s, %s .. %s, %s\n", files(wr.Deleted), wr.First, wr.Last, units.Bytes(wr.Bytes))
 	}
 	if len(wr.Locked) > 0 {
 		fmt.Fprintf(w, "skipped WAL: %s still locked, until %s at the latest (first: %s)\n", files(len(wr.Locked)), latest(wr.Locked), wr.Locked[0].Key)

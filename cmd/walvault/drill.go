@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"io"
 	"os"
 	"path/filepath"
@@ -171,7 +172,7 @@ func printDrill(w io.Writer, rec *drill.Record) {
 	}
 	if rec.RTOSeconds > 0 {
 		fmt.Fprintf(w, "RTO %s (restore %s of %s + start and replay %s)\n",
-			seconds(rec.RTOSeconds), seconds(rec.RestoreSeconds), humanBytes(rec.RestoredBytes), seconds(rec.ReplaySeconds))
+			seconds(rec.RTOSeconds), seconds(rec.RestoreSeconds), units.Bytes(rec.RestoredBytes), seconds(rec.ReplaySeconds))
 	}
 	if rec.RPOSeconds != nil {
 		fmt.Fprintf(w, "RPO %s (newest archived WAL %s pushed at %s)\n", seconds(*rec.RPOSeconds), rec.NewestWAL, rec.NewestWALPushedAt.Format(time.RFC3339))

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"strings"
 	"time"
 
@@ -123,7 +124,7 @@ func listOwnHidden(c *cli.Context, v storage.Versioned, location string) ([]stor
 // when it was hidden and how long its lock lasts.
 func describeHidden(h storage.HiddenObject) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s, version %s", h.Key, humanBytes(h.Size), h.VersionID)
+	fmt.Fprintf(&b, "%s (%s, version %s", h.Key, units.Bytes(h.Size), h.VersionID)
 	if !h.HiddenAt.IsZero() {
 		fmt.Fprintf(&b, ", hidden at %s", h.HiddenAt.UTC().Format(time.RFC3339))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/walvault/walvault/internal/units"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,7 +120,7 @@ func restoreAction(c *cli.Context) error {
 	m := res.Backup
 	w := c.App.Writer
 	fmt.Fprintf(w, "restored backup %s (taken %s, WAL %s to %s) into %s: %s in %s, %s\n",
-		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, humanBytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
+		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, units.Bytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
 	fmt.Fprintf(w, "recovery target: %s\n", target)
 	fmt.Fprintf(w, "next: start the server as its owner, e.g.\n   pg_ctl -D %s -l %s start\n", shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
 	fmt.Fprintf(w, "      (the server's environment needs the repository credentials, as for archive_command)\n")
