@@ -3,6 +3,10 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -74,6 +78,32 @@ func waitStreaming(t *testing.T, pg *testenv.Postgres, rc *receiver) {
 	}
 }
 
+// receiveMetrics scrapes wal-receive's --metrics listener into name ->
+// value (unlabelled samples only).
+func receiveMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape wal-receive metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
+
 func partialKeys(t *testing.T, b storage.Backend) []string {
 	t.Helper()
 	var keys []string
@@ -118,12 +148,20 @@ func testReceive(t *testing.T, r *repo) {
 	}
 
 	spool := testenv.UserDir(t)
-	rc := startReceiver(t, r, pg, spool, "--create-slot")
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	rc := startReceiver(t, r, pg, spool, "--create-slot", "--metrics", metricsAddr)
 	waitStreaming(t, pg, rc)
 	pg.SQL(t, "INSERT INTO marks (note) VALUES ('first')")
 	time.Sleep(2 * time.Second)
 	if len(partialKeys(t, r.backend)) == 0 {
 		t.Fatalf("no partial in the repository 2s after a commit:\n%s", rc.stderr)
+	}
+	metrics := receiveMetrics(t, metricsAddr)
+	if metrics["walvault_receive_connected"] != 1 || metrics["walvault_receive_bytes_total"] <= 0 || metrics["walvault_receive_partials_stored_total"] < 1 {
+		t.Errorf("metrics while streaming: %v", metrics)
+	}
+	if lag, ok := metrics["walvault_receive_lag_seconds"]; !ok || lag > 1 {
+		t.Errorf("walvault_receive_lag_seconds = %v (present %v) 2s after the last commit with --max-lag 300ms", lag, ok)
 	}
 	// A completed segment is stored by both wal-push and wal-receive,
 	// without conflict, and its partials go away.

@@ -38,6 +38,8 @@ type Options struct {
 	// Timeout bounds each upload (a partial or a segment), retries
 	// included: a stalled upload fails and the stream reconnects. Default 2m.
 	Timeout time.Duration
+	// Metrics, when set, is updated as WAL arrives and becomes durable.
+	Metrics *Metrics
 	Log     *slog.Logger
 }
 
@@ -72,12 +74,15 @@ func Run(ctx context.Context, b storage.Backend, opts Options) error {
 		r := &receiver{b: b, opts: opts, log: opts.Log}
 		err := r.session(ctx)
 		if ctx.Err() != nil {
+			opts.Metrics.disconnected(false)
 			return nil
 		}
 		var fatal fatalError
 		if errors.As(err, &fatal) || (!streamed && !r.streaming) {
+			opts.Metrics.disconnected(false)
 			return err
 		}
+		opts.Metrics.disconnected(true)
 		streamed = true
 		if r.streaming {
 			backoff = time.Second
@@ -131,6 +136,7 @@ type receiver struct {
 	streaming bool
 
 	// The open segment.
+	inCopy   bool // in the COPY stream: status updates may be sent
 	seg      wal.Segment
 	segStart wal.LSN
 	f        *os.File
@@ -165,7 +171,15 @@ func (r *receiver) session(ctx context.Context) error {
 		return err
 	}
 	defer r.closeSegment()
-	return r.stream(ctx, start)
+	for {
+		end, err := r.stream(ctx, start)
+		if err != nil {
+			return err
+		}
+		if start, err = r.followTimeline(ctx, end); err != nil {
+			return err
+		}
+	}
 }
 
 // exec runs one replication command and returns its first result's rows.
@@ -254,15 +268,32 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 	if restart == 0 || restart > xlogpos {
 		restart = xlogpos
 	}
+	// On a timeline after the first, the history is stored (a promotion
+	// may have happened while no receiver ran) and streaming starts on the
+	// timeline the start position belongs to: the server only has the
+	// segments of that timeline's files.
+	limit := xlogpos
+	if r.tli > 1 {
+		history, err := r.storeHistory(ctx, r.tli)
+		if err != nil {
+			return 0, err
+		}
+		segStart := restart - restart%wal.LSN(r.segSize)
+		var end wal.LSN
+		if r.tli, end = historyTimeline(history, r.tli, segStart); end != 0 {
+			limit = end
+		}
+	}
 	seg, err := wal.SegmentFromLSN(r.tli, restart, r.segSize)
 	if err != nil {
 		return 0, fatalf("%w", err)
 	}
 	// Skip the segments the repository already holds, up to the server's
-	// flush position: streaming starts at the first one it lacks.
+	// flush position (or the end of the start timeline): streaming starts
+	// at the first one it lacks.
 	for r.id != nil {
 		start, _ := seg.StartLSN(r.segSize)
-		if start+wal.LSN(r.segSize) > xlogpos {
+		if start+wal.LSN(r.segSize) > limit {
 			break
 		}
 		_, err := r.b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: seg}, r.id.Compression))
@@ -317,16 +348,24 @@ func (r *receiver) slot(ctx context.Context) (wal.LSN, error) {
 	}
 }
 
-// stream runs START_REPLICATION and handles the COPY stream.
-func (r *receiver) stream(ctx context.Context, start wal.LSN) error {
+// timelineEnd is where the server said the streamed timeline ended.
+type timelineEnd struct {
+	next        wal.TimelineID
+	switchPoint wal.LSN
+}
+
+// stream runs START_REPLICATION on r.tli and handles the COPY stream until
+// the server ends the timeline (a promotion upstream), which it returns.
+// Any other end is an error.
+func (r *receiver) stream(ctx context.Context, start wal.LSN) (timelineEnd, error) {
 	if err := r.openSegment(start); err != nil {
-		return err
+		return timelineEnd{}, err
 	}
 	r.durable = start
 	sql := fmt.Sprintf("START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %d", quoteIdent(r.opts.Slot), start, uint32(r.tli))
 	r.conn.Frontend().Send(&pgproto3.Query{String: sql})
 	if err := r.conn.Frontend().Flush(); err != nil {
-		return fmt.Errorf("send START_REPLICATION: %w", err)
+		return timelineEnd{}, fmt.Errorf("send START_REPLICATION: %w", err)
 	}
 	r.log.Info("streaming WAL", "slot", r.opts.Slot, "start", start.String(), "timeline", uint32(r.tli), "segment", r.seg.String(), "repo", r.b.Location())
 	r.lastPart, r.lastStat = time.Now(), time.Now()
@@ -339,6 +378,7 @@ func (r *receiver) stream(ctx context.Context, start wal.LSN) error {
 			r.log.Error("final partial upload failed", "error", err)
 		}
 	}()
+	var end *timelineEnd
 	for {
 		wait := min(r.opts.MaxLag, statusInterval)
 		if r.received > r.durable {
@@ -349,55 +389,181 @@ func (r *receiver) stream(ctx context.Context, start wal.LSN) error {
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return timelineEnd{}, ctx.Err()
 			}
 			if pgconn.Timeout(err) {
 				if err := r.tick(ctx); err != nil {
-					return err
+					return timelineEnd{}, err
 				}
 				continue
 			}
-			return fmt.Errorf("receive WAL: connection to PostgreSQL lost: %w", err)
+			return timelineEnd{}, fmt.Errorf("receive WAL: connection to PostgreSQL lost: %w", err)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CopyBothResponse:
-			r.streaming = true
+			r.streaming, r.inCopy = true, true
+			r.opts.Metrics.streaming(r.tli, start)
 		case *pgproto3.CopyData:
-			if len(m.Data) == 0 {
-				continue
-			}
-			switch m.Data[0] {
-			case 'w':
-				x, err := parseXLogData(m.Data)
-				if err != nil {
-					return err
-				}
-				if err := r.write(ctx, x.Start, x.Data); err != nil {
-					return err
-				}
-			case 'k':
-				k, err := parseKeepalive(m.Data)
-				if err != nil {
-					return err
-				}
-				if k.ReplyRequired {
-					if err := r.sendStatus(); err != nil {
-						return err
-					}
-				}
+			if err := r.copyData(ctx, m.Data); err != nil {
+				return timelineEnd{}, err
 			}
 		case *pgproto3.CopyDone:
-			return fmt.Errorf("the server ended timeline %d (a promotion or timeline switch): following timeline switches is not supported yet", uint32(r.tli))
+			// The timeline ended (the server, a standby, was promoted).
+			// Acknowledging it makes the server send the next timeline.
+			r.inCopy = false
+			r.conn.Frontend().Send(&pgproto3.CopyDone{})
+			if err := r.conn.Frontend().Flush(); err != nil {
+				return timelineEnd{}, fmt.Errorf("acknowledge the end of timeline %d: %w", uint32(r.tli), err)
+			}
+		case *pgproto3.DataRow:
+			// After the COPY stream (or instead of it, when started
+			// exactly at the end of a timeline): next timeline, switchpoint.
+			e, err := parseTimelineEnd(m.Values)
+			if err != nil {
+				return timelineEnd{}, err
+			}
+			end = &e
+		case *pgproto3.ReadyForQuery:
+			if end == nil {
+				return timelineEnd{}, fmt.Errorf("the server ended streaming of timeline %d without naming the next timeline", uint32(r.tli))
+			}
+			return *end, nil
 		case *pgproto3.ErrorResponse:
 			pgErr := pgconn.ErrorResponseToPgError(m)
-			return fatalf("START_REPLICATION: %w", pgErr)
-		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+			return timelineEnd{}, fatalf("START_REPLICATION: %w", pgErr)
 		default:
+			// RowDescription, CommandComplete, notices, parameter status.
 		}
 		if err := r.tick(ctx); err != nil {
-			return err
+			return timelineEnd{}, err
 		}
 	}
+}
+
+// copyData handles one message of the COPY stream.
+func (r *receiver) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case 'w':
+		x, err := parseXLogData(data)
+		if err != nil {
+			return err
+		}
+		r.opts.Metrics.serverAt(x.WALEnd)
+		return r.write(ctx, x.Start, x.Data)
+	case 'k':
+		k, err := parseKeepalive(data)
+		if err != nil {
+			return err
+		}
+		r.opts.Metrics.serverAt(k.WALEnd)
+		if k.ReplyRequired {
+			return r.sendStatus()
+		}
+	}
+	return nil
+}
+
+// followTimeline moves on to the timeline after end: the old timeline's
+// last segment stays a partial (as PostgreSQL archives it), the new
+// timeline's history file is stored, and streaming restarts at the start
+// of the segment holding the switchpoint, as pg_receivewal does, so the new
+// timeline's copy of that segment is complete from its first byte.
+func (r *receiver) followTimeline(ctx context.Context, end timelineEnd) (wal.LSN, error) {
+	if end.next <= r.tli {
+		return 0, fatalf("the server switched from timeline %d to timeline %d, which is not newer", uint32(r.tli), uint32(end.next))
+	}
+	r.log.Info("timeline ended; following the next one", "timeline", uint32(r.tli), "switchpoint", end.switchPoint.String(), "next_timeline", uint32(end.next))
+	old := r.spoolPath(r.seg)
+	r.closeSegment()
+	os.Remove(old)
+	if _, err := r.storeHistory(ctx, end.next); err != nil {
+		return 0, err
+	}
+	r.tli = end.next
+	seg, err := wal.SegmentFromLSN(r.tli, end.switchPoint, r.segSize)
+	if err != nil {
+		return 0, fatalf("%w", err)
+	}
+	start, _ := seg.StartLSN(r.segSize)
+	return start, nil
+}
+
+// timelineHistory fetches timeline tli's history file from the server:
+// its name and content.
+func (r *receiver) timelineHistory(ctx context.Context, tli wal.TimelineID) (string, []byte, error) {
+	rows, err := r.exec(ctx, fmt.Sprintf("TIMELINE_HISTORY %d", uint32(tli)))
+	if err != nil {
+		return "", nil, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 2 {
+		return "", nil, fatalf("TIMELINE_HISTORY %d: unexpected answer", uint32(tli))
+	}
+	name := string(rows[0][0])
+	if want := (wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}).String(); name != want {
+		return "", nil, fatalf("TIMELINE_HISTORY %d: the server sent %q, want %s", uint32(tli), name, want)
+	}
+	return name, rows[0][1], nil
+}
+
+// storeHistory fetches timeline tli's history file from the server and
+// stores it as wal-push would (write-once, same key), so restores can
+// follow the switch. It returns the parsed history.
+func (r *receiver) storeHistory(ctx context.Context, tli wal.TimelineID) ([]wal.HistoryEntry, error) {
+	name, content, err := r.timelineHistory(ctx, tli)
+	if err != nil {
+		return nil, err
+	}
+	history, err := wal.ParseHistory(bytes.NewReader(content))
+	if err != nil {
+		return nil, fatalf("%s from the server: %w", name, err)
+	}
+	path := filepath.Join(r.opts.SpoolDir, name)
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		return nil, fmt.Errorf("spool %s: %w", name, err)
+	}
+	defer os.Remove(path)
+	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	res, err := archive.Push(pctx, r.b, path, r.opts.Push)
+	if err != nil {
+		if errors.Is(err, archive.ErrConflict) {
+			return nil, fatalError{err}
+		}
+		return nil, fmt.Errorf("store %s: %w", name, err)
+	}
+	r.log.Info("timeline history stored", "file", name, "key", res.Key, "already_archived", res.AlreadyArchived)
+	return history, nil
+}
+
+// historyTimeline returns the timeline that pos belongs to according to
+// history (the server's current timeline's history file), and where that
+// timeline ends (0 for the current timeline), as PostgreSQL's
+// tliOfPointInHistory decides it.
+func historyTimeline(history []wal.HistoryEntry, current wal.TimelineID, pos wal.LSN) (wal.TimelineID, wal.LSN) {
+	for _, e := range history {
+		if pos < e.SwitchPoint {
+			return e.Timeline, e.SwitchPoint
+		}
+	}
+	return current, 0
+}
+
+func parseTimelineEnd(values [][]byte) (timelineEnd, error) {
+	if len(values) != 2 {
+		return timelineEnd{}, fmt.Errorf("end of timeline: want 2 columns, got %d", len(values))
+	}
+	next, err := strconv.ParseUint(string(values[0]), 10, 32)
+	if err != nil || next == 0 {
+		return timelineEnd{}, fmt.Errorf("end of timeline: bad next timeline %q", values[0])
+	}
+	lsn, err := wal.ParseLSN(string(values[1]))
+	if err != nil {
+		return timelineEnd{}, fmt.Errorf("end of timeline: %w", err)
+	}
+	return timelineEnd{next: wal.TimelineID(next), switchPoint: lsn}, nil
 }
 
 // tick uploads a partial when max-lag is reached and keeps the server
@@ -415,6 +581,9 @@ func (r *receiver) tick(ctx context.Context) error {
 }
 
 func (r *receiver) sendStatus() error {
+	if !r.inCopy {
+		return nil
+	}
 	r.lastStat = time.Now()
 	r.conn.Frontend().Send(&pgproto3.CopyData{Data: statusUpdate(r.durable, time.Now())})
 	if err := r.conn.Frontend().Flush(); err != nil {
@@ -431,6 +600,7 @@ func (r *receiver) spoolPath(s wal.Segment) string {
 
 // openSegment starts receiving the segment that begins at start.
 func (r *receiver) openSegment(start wal.LSN) error {
+	r.closeSegment()
 	seg, err := wal.SegmentFromLSN(r.tli, start, r.segSize)
 	if err != nil {
 		return err
@@ -463,6 +633,7 @@ func (r *receiver) write(ctx context.Context, pos wal.LSN, data []byte) error {
 			return fmt.Errorf("spool segment %s: %w", r.seg, err)
 		}
 		r.received = pos + wal.LSN(n)
+		r.opts.Metrics.receivedWAL(int(n), r.received)
 		data, pos = data[n:], pos+wal.LSN(n)
 		if r.received == end {
 			if err := r.completeSegment(ctx); err != nil {
@@ -482,6 +653,7 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	defer cancel()
 	res, err := archive.Push(ctx, r.b, path, r.opts.Push)
 	if err != nil {
+		r.opts.Metrics.uploadFailed()
 		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrWrongCluster) {
 			return fatalError{err}
 		}
@@ -499,6 +671,7 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	r.log.Info(msg, "segment", r.seg.String(), "key", res.Key)
 	end := r.segStart + wal.LSN(r.segSize)
 	r.durable = end
+	r.opts.Metrics.madeDurable(end, true)
 	r.deletePartials(ctx, r.seg, "")
 	os.Remove(path)
 	if err := r.openSegment(end); err != nil {
@@ -563,9 +736,11 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		err = nil
 	}
 	if err != nil {
+		r.opts.Metrics.uploadFailed()
 		return fmt.Errorf("upload partial %s to %s: %w", key, r.b.Location(), err)
 	}
 	r.durable = r.received
+	r.opts.Metrics.madeDurable(r.durable, false)
 	r.log.Debug("partial stored", "key", key, "bytes", len(raw))
 	r.deletePartials(ctx, r.seg, key)
 	return r.sendStatus()

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -9,6 +12,10 @@ import (
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/receive"
 )
+
+// defaultReceiveMetricsListen is the exporter's port plus one, so both can
+// run on one host.
+const defaultReceiveMetricsListen = "127.0.0.1:9732"
 
 func walReceiveCommand() *cli.Command {
 	return &cli.Command{
@@ -28,12 +35,28 @@ archived, so a restore reaches the last transaction received.
 
 The role needs the REPLICATION attribute and pg_hba.conf must allow it to
 connect to the special database 'replication'. SIGTERM or Ctrl-C uploads
-what was received and exits 0. A lost connection is retried with backoff.`,
+what was received and exits 0. A lost connection is retried with backoff.
+
+When the server is a standby that gets promoted, wal-receive follows the
+timeline switch: the old timeline's last segment stays a partial, the new
+timeline's history file is stored and streaming goes on on the new
+timeline.
+
+--metrics ADDR serves Prometheus metrics at http://ADDR/metrics:
+   walvault_receive_lag_seconds (age of the oldest WAL not yet durable in
+     the repository, growing while disconnected), walvault_receive_lag_bytes,
+   walvault_receive_bytes_total, walvault_receive_segments_stored_total,
+   walvault_receive_partials_stored_total, walvault_receive_upload_errors_total,
+   walvault_receive_reconnects_total, walvault_receive_connected,
+   walvault_receive_timeline, walvault_receive_received_lsn,
+   walvault_receive_durable_lsn, walvault_receive_last_durable_timestamp_seconds,
+   and the process's CPU and memory (process_*).`,
 		Flags: append(configFlags(),
 			&cli.StringFlag{Name: "slot", Usage: "physical replication slot to stream from (required)", EnvVars: []string{"WALVAULT_SLOT"}},
 			&cli.BoolFlag{Name: "create-slot", Usage: "create the slot (PHYSICAL RESERVE_WAL) when it does not exist"},
 			&cli.DurationFlag{Name: "max-lag", Value: time.Second, Usage: "upload the open segment at most this long after WAL arrived"},
 			&cli.StringFlag{Name: "spool-dir", Usage: "directory for the segment being received (default: $TMPDIR/walvault-receive-<slot>)"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on this address, such as " + defaultReceiveMetricsListen + " (default: none)", EnvVars: []string{"WALVAULT_RECEIVE_METRICS"}},
 		),
 		Action: walReceive,
 	}
@@ -49,6 +72,17 @@ func walReceive(c *cli.Context) error {
 	if c.Duration("max-lag") <= 0 {
 		return usagef("--max-lag must be positive, such as 1s")
 	}
+	var metrics *receive.Metrics
+	if addr := c.String("metrics"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s for --metrics: %w (give another address)", addr, err)
+		}
+		metrics = receive.NewMetrics()
+		srv := &http.Server{Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
 	// No deadline: it runs until stopped.
 	s, err := startSession(c, noDeadline)
 	if err != nil {
@@ -56,6 +90,9 @@ func walReceive(c *cli.Context) error {
 	}
 	defer s.Close()
 	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
+	if metrics != nil {
+		log.Info("serving metrics", "address", "http://"+c.String("metrics")+"/metrics")
+	}
 	host, _ := os.Hostname()
 	err = receive.Run(ctx, b, receive.Options{
 		ConnString: cfg.PGConn,
@@ -64,6 +101,7 @@ func walReceive(c *cli.Context) error {
 		MaxLag:     c.Duration("max-lag"),
 		SpoolDir:   c.String("spool-dir"),
 		Timeout:    cfg.Timeout,
+		Metrics:    metrics,
 		Push: archive.Options{
 			Compression: cfg.Compression,
 			Host:        host,
