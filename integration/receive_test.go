@@ -200,3 +200,37 @@ func testReceive(t *testing.T, r *repo) {
 		t.Fatalf("marks after restore: %q, want first,after restart,while stopped,marker\nwal-receive log:\n%s", got, rc.stderr)
 	}
 }
+
+// TestReceiveBadInput: a logical slot and a repository of another cluster
+// are refused with a message naming the problem, a non-zero exit and
+// nothing written.
+func TestReceiveBadInput(t *testing.T) {
+	r := fileRepo(t)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{Conf: map[string]string{"wal_level": "logical"}})
+	pg.SQL(t, "SELECT pg_create_logical_replication_slot('logical', 'pgoutput')")
+	res := walvault(t, r.env, "wal-receive", "--slot", "logical", "--pg-conn", pg.ConnString(), "--spool-dir", t.TempDir())
+	if res.code == 0 || !strings.Contains(res.stderr, "logical slot") || !strings.Contains(res.stderr, "physical") {
+		t.Errorf("wal-receive on a logical slot: %v", res)
+	}
+	assertEmptyRepo(t, r.backend)
+
+	// The repository belongs to another cluster.
+	other, _ := archivingServer(t, r)
+	other.WaitArchived(t, other.SwitchWAL(t), 60*time.Second)
+	before := listKeys(t, r, "")
+	pg.SQL(t, "SELECT pg_create_physical_replication_slot('walvault', true)")
+	res = walvault(t, r.env, "wal-receive", "--slot", "walvault", "--pg-conn", pg.ConnString(), "--spool-dir", t.TempDir())
+	ours := pg.SQL(t, "SELECT system_identifier FROM pg_control_system()")
+	theirs := other.SQL(t, "SELECT system_identifier FROM pg_control_system()")
+	if res.code == 0 {
+		t.Fatalf("wal-receive into another cluster's repository: %v", res)
+	}
+	for _, want := range []string{ours, theirs, "nothing was written"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("message lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	if after := listKeys(t, r, ""); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("refused wal-receive changed the repository: %v -> %v", before, after)
+	}
+}

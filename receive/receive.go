@@ -316,6 +316,11 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 func (r *receiver) slot(ctx context.Context) (wal.LSN, error) {
 	for attempt := 0; ; attempt++ {
 		rows, err := r.exec(ctx, "READ_REPLICATION_SLOT "+quoteIdent(r.opts.Slot))
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "0A000" {
+			// PostgreSQL refuses to read a logical slot this way.
+			return 0, fatalf("replication slot %q is a logical slot: wal-receive needs a physical slot (SELECT pg_create_physical_replication_slot('name', true), or --create-slot with a new name)", r.opts.Slot)
+		}
 		if err != nil {
 			return 0, err
 		}
