@@ -91,8 +91,9 @@ type WALResult struct {
 
 // Report is the outcome of Apply.
 type Report struct {
-	Backups []BackupResult
-	WAL     WALResult
+	Backups  []BackupResult
+	WAL      WALResult
+	Partials PartialResult
 }
 
 // Apply carries out plan, in an order that keeps the repository
@@ -106,7 +107,11 @@ type Report struct {
 //     that finished). A folder left without its manifest shows as
 //     INCOMPLETE and the next delete removes the rest;
 //  2. WAL, oldest first, only below the cutoff, which is lowered first to
-//     the start of any backup step 1 had to keep.
+//     the start of any backup step 1 had to keep;
+//  3. wal-receive's partials, oldest first: superseded ones (their segment
+//     is archived) always, the others only below that same cutoff. A stop
+//     between a segment and its partial leaves a partial below the cutoff,
+//     which the next delete removes.
 //
 // Objects under Object Lock (Delete returns storage.ErrLocked) are skipped
 // and reported with their retain-until date; a backup whose manifest is
@@ -171,7 +176,9 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (Rep
 		log.Info("WAL deleted", "objects", rep.WAL.Deleted, "bytes", rep.WAL.Bytes, "first", rep.WAL.First, "last", rep.WAL.Last,
 			"locked", len(rep.WAL.Locked), "held", rep.WAL.Held)
 	}
-	return rep, nil
+	var err error
+	rep.Partials, err = applyPartials(ctx, b, plan, cutoff, opts)
+	return rep, err
 }
 
 func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Options) (BackupResult, error) {

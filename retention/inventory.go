@@ -23,13 +23,19 @@ type Inventory struct {
 	Marks map[string][]repository.Mark
 	// WAL is every object under wal/, in key order.
 	WAL []storage.ObjectInfo
+	// Partials is every object under partial/ (wal-receive's partial
+	// segments), in key order.
+	Partials []storage.ObjectInfo
 	// SegmentSize is the cluster's WAL segment size (walvault.json); 0 when
 	// the repository has no identity yet, and then no WAL is deleted.
 	SegmentSize uint32
 }
 
-// Load reads the inventory: the backup catalog, one List of backups/ and
-// one of wal/.
+// Load reads the inventory: the backup catalog, one List of backups/, one
+// of wal/ and one of partial/. wal/ is listed before partial/: a complete
+// segment seen there was archived before any partial listed after it, so a
+// partial is only ever taken for superseded when its segment really is
+// archived.
 func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
 	inv := Inventory{Objects: map[string][]storage.ObjectInfo{}, Marks: map[string][]repository.Mark{}}
 	id, err := repository.LoadIdentity(ctx, b)
@@ -66,6 +72,14 @@ func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
 	})
 	if err != nil {
 		return Inventory{}, fmt.Errorf("list WAL in %s: %w", b.Location(), err)
+	}
+	err = b.List(ctx, repository.PartialPrefix, func(oi storage.ObjectInfo) error {
+		oi.Metadata = nil
+		inv.Partials = append(inv.Partials, oi)
+		return nil
+	})
+	if err != nil {
+		return Inventory{}, fmt.Errorf("list partials in %s: %w", b.Location(), err)
 	}
 	return inv, nil
 }

@@ -34,6 +34,8 @@ type Plan struct {
 	// Backups holds every backup folder in id (time) order.
 	Backups []BackupPlan
 	WAL     WALPlan
+	// Partials: wal-receive's partial segments (see PartialPlan).
+	Partials PartialPlan
 }
 
 // BackupPlan is the decision for one backup folder.
@@ -328,6 +330,7 @@ func finish(inv Inventory, plan Plan) (Plan, error) {
 		return Plan{}, err
 	}
 	plan.WAL = w
+	plan.Partials = planPartials(inv, w)
 	return plan, nil
 }
 

@@ -22,6 +22,10 @@ type WALIndex struct {
 type timelineWAL struct {
 	runs     []segRun // sorted, disjoint, not adjacent
 	partials int
+	// received holds the segment numbers wal-receive has partials of
+	// (partial/...): few, since wal-receive deletes them as segments
+	// complete.
+	received map[uint64]bool
 	// history is set once the timeline's history file was read; historyErr
 	// when it could not be parsed.
 	hasHistory bool
@@ -112,6 +116,47 @@ func (x *WALIndex) AddSegment(s wal.Segment) {
 // known.
 func (x *WALIndex) AddPartial(s wal.Segment) { x.tl(s.Timeline).partials++ }
 
+// AddReceivedPartial records that wal-receive stored a partial of segment s
+// (under repository.PartialPrefix). Such a partial counts for continuity
+// only as the last segment of its timeline, after every archived segment:
+// wal-fetch serves it zero-padded and recovery ends at its end, so
+// anywhere else it would hide a gap that stops recovery.
+func (x *WALIndex) AddReceivedPartial(s wal.Segment) {
+	t := x.tl(s.Timeline)
+	if t.received == nil {
+		t.received = map[uint64]bool{}
+	}
+	t.received[x.segNo(s)] = true
+}
+
+// HasSegment reports whether the full segment s is archived.
+func (x *WALIndex) HasSegment(s wal.Segment) bool {
+	t := x.tls[s.Timeline]
+	if t == nil {
+		return false
+	}
+	n := x.segNo(s)
+	i := sort.Search(len(t.runs), func(i int) bool { return t.runs[i].last >= n })
+	return i < len(t.runs) && t.runs[i].first <= n
+}
+
+// endPartial is the segment number of the timeline's last segment when
+// only a wal-receive partial holds it: the highest segment with a partial,
+// if it lies after every archived segment.
+func (t *timelineWAL) endPartial() (uint64, bool) {
+	var last uint64
+	ok := false
+	for n := range t.received {
+		if !ok || n > last {
+			last, ok = n, true
+		}
+	}
+	if !ok || len(t.runs) > 0 && last <= t.runs[len(t.runs)-1].last {
+		return 0, false
+	}
+	return last, true
+}
+
 // SetHistory records timeline tli's history file (wal/TTTTTTTT.history),
 // or the error that made it unreadable.
 func (x *WALIndex) SetHistory(tli wal.TimelineID, entries []wal.HistoryEntry, err error) {
@@ -132,6 +177,9 @@ type Gap struct {
 	// Needed is false for a gap on a timeline no backup leads to: a hole in
 	// the archive, but nothing a restore of a backup would read.
 	Needed bool
+	// Partial: wal-receive holds a partial of some segment of the gap. It
+	// fills nothing: recovery would stop at its end.
+	Partial bool
 }
 
 // Names lists the missing segments' names when there are at most limit of
@@ -179,6 +227,9 @@ type TimelineSpan struct {
 	Oldest, Newest wal.Segment
 	Segments       uint64
 	Partials       int
+	// EndsInPartial: the timeline's last segment (To, when Checked) is held
+	// only by a partial of wal-receive, which continuity counts there.
+	EndsInPartial bool
 	// Checked is false when no range needed checking; From and To bound
 	// the range checked (inclusive).
 	Checked  bool
@@ -237,8 +288,10 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 	branch := map[wal.TimelineID]uint64{} // child -> switch segment, for reachable children
 	for _, tli := range tlis {
 		t := x.tls[tli]
-		if len(starts) == 0 && len(t.runs) > 0 {
-			lower(from, tli, t.runs[0].first)
+		if len(starts) == 0 {
+			if first, ok := t.first(); ok {
+				lower(from, tli, first)
+			}
 		}
 		if len(t.history) == 0 {
 			continue
@@ -255,7 +308,10 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 	}
 	to := map[wal.TimelineID]bound{}
 	for _, tli := range tlis {
-		if t := x.tls[tli]; len(t.runs) > 0 {
+		t := x.tls[tli]
+		if n, ok := t.endPartial(); ok {
+			to[tli] = bound{true, n}
+		} else if len(t.runs) > 0 {
 			to[tli] = bound{true, t.runs[len(t.runs)-1].last}
 		}
 	}
@@ -282,7 +338,7 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 				c.BadHistory = map[wal.TimelineID]error{}
 			}
 			c.BadHistory[tli] = t.historyErr
-		} else if tli > 1 && !t.hasHistory && (len(t.runs) > 0 || t.partials > 0) {
+		} else if tli > 1 && !t.hasHistory && (len(t.runs) > 0 || t.partials > 0 || len(t.received) > 0) {
 			c.MissingHistory = append(c.MissingHistory, tli)
 		}
 		for _, r := range t.runs {
@@ -295,25 +351,52 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 		}
 		f, e := from[tli], to[tli]
 		span.Reachable = f.set
-		if !f.set && len(t.runs) > 0 {
-			f = bound{true, t.runs[0].first} // not needed; still look for holes
+		if first, ok := t.first(); !f.set && ok {
+			f = bound{true, first} // not needed; still look for holes
 		}
 		if f.set && e.set && f.n <= e.n {
 			span.Checked = true
 			span.From, span.To = x.segment(tli, f.n), x.segment(tli, e.n)
-			for _, g := range missing(t.runs, f.n, e.n) {
+			runs := t.runs
+			if n, ok := t.endPartial(); ok && n == e.n {
+				// The partial is the last segment of the checked range
+				// (a child's branch point may need more of a parent).
+				runs = append(runs[:len(runs):len(runs)], segRun{n, n})
+				span.EndsInPartial = true
+			}
+			for _, g := range missing(runs, f.n, e.n) {
 				c.Gaps = append(c.Gaps, Gap{
 					Timeline: tli,
 					First:    x.segment(tli, g.first),
 					Last:     x.segment(tli, g.last),
 					Count:    g.last - g.first + 1,
 					Needed:   span.Reachable,
+					Partial:  t.receivedIn(g),
 				})
 			}
 		}
 		c.Timelines = append(c.Timelines, span)
 	}
 	return c
+}
+
+// first is the timeline's oldest segment with data: archived, or else the
+// partial that is its last segment.
+func (t *timelineWAL) first() (uint64, bool) {
+	if len(t.runs) > 0 {
+		return t.runs[0].first, true
+	}
+	return t.endPartial()
+}
+
+// receivedIn reports whether wal-receive holds a partial of a segment in g.
+func (t *timelineWAL) receivedIn(g segRun) bool {
+	for n := range t.received {
+		if n >= g.first && n <= g.last {
+			return true
+		}
+	}
+	return false
 }
 
 // missing returns the runs of segment numbers in [from, to] that runs lacks.

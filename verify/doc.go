@@ -3,7 +3,11 @@
 // newest archived segment on every timeline, that every backup has all its
 // parts with the sizes its manifest records, that nothing is hidden behind
 // S3 delete markers, and (with Full) that every stored byte still has the
-// sha256 it was written with. It backs `walvault verify`, and
+// sha256 it was written with. wal-receive's partials (partial/) are
+// counted, superseded ones (their segment is archived) are warnings, the
+// newest partial of a segment not archived counts for continuity only as a
+// timeline's last segment, and Full re-reads it (partials.go). It backs
+// `walvault verify`, and
 // `walvault check` reuses its continuity check (WALContinuity).
 //
 // Read continuity.go first: WALIndex folds the listing of wal/ into runs of

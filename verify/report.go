@@ -24,15 +24,17 @@ const (
 	KindPartSize        = "part_size"        // a part's stored size differs from the manifest
 	KindPartChecksum    = "part_checksum"    // --full: a part's raw size or sha256 is wrong
 	KindHidden          = "hidden"           // an object is hidden behind a delete marker
+	KindPartialChecksum = "partial_checksum" // --full: the newest partial of a segment not archived is damaged
 	// Warnings (reported; verify still exits 0).
-	KindIncomplete     = "incomplete_backup" // parts without a manifest (an interrupted backup-push)
-	KindWaitingForWAL  = "waiting_for_wal"   // a backup's WAL is not archived yet
-	KindUnneededGap    = "unneeded_wal_gap"  // a gap on a timeline no backup leads to
-	KindStray          = "stray"             // an object outside walvault's layout
-	KindHiddenUnknown  = "hidden_unchecked"  // the storage could not be asked for hidden objects
-	severityProblem    = "problem"
-	severityWarning    = "warning"
-	maxFindingsPerKind = 1000
+	KindIncomplete        = "incomplete_backup"  // parts without a manifest (an interrupted backup-push)
+	KindWaitingForWAL     = "waiting_for_wal"    // a backup's WAL is not archived yet
+	KindUnneededGap       = "unneeded_wal_gap"   // a gap on a timeline no backup leads to
+	KindStray             = "stray"              // an object outside walvault's layout
+	KindHiddenUnknown     = "hidden_unchecked"   // the storage could not be asked for hidden objects
+	KindSupersededPartial = "superseded_partial" // a wal-receive partial whose segment is archived (walvault delete removes it)
+	severityProblem       = "problem"
+	severityWarning       = "warning"
+	maxFindingsPerKind    = 1000
 )
 
 // Finding is one problem or warning.
@@ -65,6 +67,13 @@ type TimelineReport struct {
 	Gaps        int    `json:"gaps"`
 	// NeededByBackup: a backup's start leads to this timeline.
 	NeededByBackup bool `json:"needed_by_backup"`
+	// wal-receive's partials of the timeline (partial/...): how many, and
+	// the one with the highest end LSN, whether superseded or not.
+	ReceivedPartials int    `json:"received_partials,omitempty"`
+	NewestPartial    string `json:"newest_partial,omitempty"`
+	NewestPartialEnd string `json:"newest_partial_end_lsn,omitempty"`
+	// CheckedToPartial: CheckedTo is held only by the newest partial.
+	CheckedToPartial bool `json:"checked_to_partial,omitempty"`
 }
 
 // BackupReport is one backup folder in the report.
@@ -90,6 +99,10 @@ type Summary struct {
 	Strays      int   `json:"strays"`
 	ObjectsRead int64 `json:"objects_read"` // --full
 	BytesRead   int64 `json:"bytes_read"`   // --full: stored bytes re-read
+	// wal-receive's partials (partial/...), and how many of them are
+	// superseded by their archived segment.
+	ReceivedPartials   int `json:"received_partials"`
+	SupersededPartials int `json:"superseded_partials"`
 }
 
 // Report is verify's result and its --json document (see the README,
@@ -181,6 +194,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "... and %d more %s findings not shown\n", r.dropped[kind], kind)
 	}
 	what := fmt.Sprintf("%s on %s, %s", units.Plural(int(r.Summary.WALObjects), "WAL object"), units.Plural(r.Summary.Timelines, "timeline"), units.Plural(r.Summary.Backups, "backup"))
+	if r.Summary.ReceivedPartials > 0 {
+		what += ", " + units.Plural(r.Summary.ReceivedPartials, "partial")
+	}
 	if r.Full {
 		what += fmt.Sprintf("; --full re-read %s (%s)", units.Plural(int(r.Summary.ObjectsRead), "object"), units.Bytes(r.Summary.BytesRead))
 	}

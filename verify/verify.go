@@ -49,8 +49,10 @@ type Options struct {
 //
 // It lists the repository once, in key order: backups/ first (each backup
 // folder is checked against its manifest as soon as it has streamed past),
-// then wal/ (folded into a WALIndex), and everything else as strays. Then
-// it reads the timeline history files and checks continuity.
+// partial/ (wal-receive's partials, held until wal/ is known), then wal/
+// (folded into a WALIndex), and everything else as strays. Then it reads
+// the timeline history files, sorts the partials into superseded ones and
+// those of segments not archived, and checks continuity.
 func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) {
 	if opts.Concurrency < 1 {
 		opts.Concurrency = DefaultConcurrency
@@ -119,6 +121,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 	if err := s.readHistories(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.checkPartials(ctx); err != nil {
+		return nil, err
+	}
 	s.checkContinuity()
 	s.finishBackups()
 	s.r.finish()
@@ -138,6 +143,11 @@ type scan struct {
 	hidden    map[string]storage.HiddenObject
 	histories []string
 	work      chan fullItem
+
+	// wal-receive's partials, in key order, and what the report says of
+	// them per timeline (checkPartials).
+	partials   []partialObj
+	partialTLs map[wal.TimelineID]*partialTimeline
 
 	// The backup folder streaming past, and what was learnt of each.
 	group          string
@@ -210,8 +220,10 @@ func (s *scan) findHidden(ctx context.Context) {
 func (s *scan) visit(ctx context.Context, oi storage.ObjectInfo) error {
 	key := oi.Key
 	switch {
-	case key == repository.IdentityKey, strings.HasPrefix(key, CheckPrefix), strings.HasPrefix(key, repository.DrillsPrefix),
-		strings.HasPrefix(key, repository.PartialPrefix):
+	case key == repository.IdentityKey, strings.HasPrefix(key, CheckPrefix), strings.HasPrefix(key, repository.DrillsPrefix):
+		return nil
+	case strings.HasPrefix(key, repository.PartialPrefix):
+		s.visitPartial(oi)
 		return nil
 	case strings.HasPrefix(key, repository.BackupsPrefix):
 		return s.visitBackupObject(ctx, oi)
@@ -295,6 +307,9 @@ func (s *scan) checkContinuity() {
 			Missing:      g.Names(segSize, maxListedNames),
 		}
 		what := fmt.Sprintf("timeline %d: WAL missing: %s", g.Timeline, g.Describe(segSize))
+		if g.Partial {
+			what += " (wal-receive holds a partial of some of them, but a partial fills no gap: recovery stops at its end)"
+		}
 		if g.Needed {
 			f.Detail = what + ": a restore cannot replay past the gap; if the server still has them in pg_wal, push them with walvault wal-push, otherwise take a new backup now"
 			s.r.problem(f)
@@ -329,12 +344,16 @@ func (s *scan) checkContinuity() {
 			tr.Oldest, tr.Newest = t.Oldest.String(), t.Newest.String()
 		}
 		if t.Checked {
-			tr.CheckedFrom, tr.CheckedTo = t.From.String(), t.To.String()
+			tr.CheckedFrom, tr.CheckedTo, tr.CheckedToPartial = t.From.String(), t.To.String(), t.EndsInPartial
 		}
+		partialNote := s.partialReport(&tr)
 		s.r.Timelines = append(s.r.Timelines, tr)
 		branch := ""
 		if t.Parent != 0 {
 			branch = fmt.Sprintf(", branched from timeline %d at %s", t.Parent, t.SwitchPoint)
+		}
+		if t.EndsInPartial {
+			branch += fmt.Sprintf(" (%s only as a partial of wal-receive: recovery ends at its end)", t.To)
 		}
 		switch {
 		case gaps[t.Timeline] > 0:
@@ -344,6 +363,9 @@ func (s *scan) checkContinuity() {
 			s.r.note("timeline %d: no segment archived yet%s", t.Timeline, branch)
 		default:
 			s.r.note("timeline %d: %d segments, %s to %s, none needed by a backup%s", t.Timeline, t.Segments, t.Oldest, t.Newest, branch)
+		}
+		if partialNote != "" {
+			s.r.note("%s", partialNote)
 		}
 	}
 	if len(starts) == 0 && len(c.Timelines) > 0 {

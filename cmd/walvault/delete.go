@@ -32,13 +32,21 @@ a WAITING_FOR_WALS backup newer than the oldest kept DONE backup; an
 INCOMPLETE one newer than the newest DONE backup or written to within the
 last hour (a backup-push may be running); any WAL from the start of the oldest
 kept backup on, on every timeline; timeline history files. With no DONE
-backup, nothing is deleted at all.
+backup, nothing is deleted at all, except superseded partials (below).
+
+wal-receive's partial segments (partial/): a partial whose complete segment
+(same timeline and number) is archived is superseded and always deleted; any
+other partial is deleted only when its segment lies wholly before the start
+of the oldest kept backup, like archived WAL. So the newest partial of a
+segment not archived yet, from that start on, is never deleted: it may hold
+the last WAL the cluster wrote.
 
 Without --confirm, delete prints what it would delete and why, and deletes
 nothing. With --confirm, each backup's walvault-backup.json goes first (it
 stops being a backup at once), then its parts, then its keep marks; then WAL,
-oldest first. An interrupted delete leaves a consistent repository (a folder
-without its manifest shows as INCOMPLETE) and the next delete finishes it.
+oldest first; then partials, oldest first. An interrupted delete leaves a
+consistent repository (a folder without its manifest shows as INCOMPLETE) and
+the next delete finishes it.
 Objects still under S3 Object Lock are skipped and reported with their
 retain-until date; a backup whose manifest is locked is kept whole.
 
@@ -180,14 +188,37 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 	if len(wp.Other) > 0 {
 		fmt.Fprintf(w, "WAL: %d objects under wal/ are not walvault's and are left alone (first: %s)\n", len(wp.Other), wp.Other[0])
 	}
+	printPartialPlan(w, plan)
 	if dryRun {
-		n := len(plan.DeletedBackups())
-		if n == 0 && len(wp.Delete) == 0 {
+		n, pn := len(plan.DeletedBackups()), len(plan.Partials.Delete)
+		switch {
+		case n == 0 && len(wp.Delete) == 0 && pn == 0:
 			fmt.Fprintln(w, "nothing to delete")
-		} else {
+		case pn == 0:
 			fmt.Fprintf(w, "dry run: nothing was deleted; run again with --confirm to delete %d %s and %d WAL %s\n",
 				n, plural(n, "backup", "backups"), len(wp.Delete), plural(len(wp.Delete), "file", "files"))
+		default:
+			fmt.Fprintf(w, "dry run: nothing was deleted; run again with --confirm to delete %d %s, %d WAL %s and %d %s\n",
+				n, plural(n, "backup", "backups"), len(wp.Delete), plural(len(wp.Delete), "file", "files"), pn, plural(pn, "partial", "partials"))
 		}
+	}
+}
+
+// printPartialPlan summarises wal-receive's partials like the WAL: what
+// goes and why, what stays. Silent when the repository has none, so that
+// repositories without wal-receive print what they always did.
+func printPartialPlan(w io.Writer, plan retention.Plan) {
+	pp := plan.Partials
+	if len(pp.Delete) > 0 {
+		fmt.Fprintf(w, "partials: delete %s, %s .. %s, %s: %s\n", files(len(pp.Delete)),
+			pp.Delete[0].Segment, pp.Delete[len(pp.Delete)-1].Segment, units.Bytes(pp.Bytes), pp.Reason(plan.WAL))
+	}
+	if pp.Kept > 0 {
+		fmt.Fprintf(w, "partials: keep %s of %d %s not archived complete, %s (the newest of each is what wal-fetch serves)\n",
+			files(pp.Kept), pp.Open, plural(pp.Open, "segment", "segments"), units.Bytes(pp.KeptBytes))
+	}
+	if len(pp.Other) > 0 {
+		fmt.Fprintf(w, "partials: %d objects under %s are not walvault's and are left alone (first: %s)\n", len(pp.Other), repository.PartialPrefix, pp.Other[0])
 	}
 }
 
@@ -221,6 +252,17 @@ func printReport(w io.Writer, rep retention.Report) {
 	if wr.Held > 0 {
 		fmt.Fprintf(w, "kept WAL: %s that a backup kept above still needs\n", files(wr.Held))
 	}
+	pr := rep.Partials
+	if pr.Deleted > 0 {
+		fmt.Fprintf(w, "deleted partials: %s (%d superseded), %s .. %s, %s\n",
+			files(pr.Deleted), pr.Superseded, pr.First, pr.Last, units.Bytes(pr.Bytes))
+	}
+	if len(pr.Locked) > 0 {
+		fmt.Fprintf(w, "skipped partials: %s still locked, until %s at the latest (first: %s)\n", files(len(pr.Locked)), latest(pr.Locked), pr.Locked[0].Key)
+	}
+	if pr.Held > 0 {
+		fmt.Fprintf(w, "kept partials: %s that a backup kept above still needs\n", files(pr.Held))
+	}
 }
 
 func plural(n int, one, many string) string {
@@ -249,11 +291,12 @@ func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") 
 
 // deleteJSON is the --json schema of delete; fields are only ever added.
 type deleteJSON struct {
-	Policy  string             `json:"policy"`
-	DryRun  bool               `json:"dry_run"`
-	Time    time.Time          `json:"time"`
-	Backups []deleteBackupJSON `json:"backups"`
-	WAL     deleteWALJSON      `json:"wal"`
+	Policy   string             `json:"policy"`
+	DryRun   bool               `json:"dry_run"`
+	Time     time.Time          `json:"time"`
+	Backups  []deleteBackupJSON `json:"backups"`
+	WAL      deleteWALJSON      `json:"wal"`
+	Partials deletePartialsJSON `json:"partials"`
 }
 
 type deleteBackupJSON struct {
@@ -290,6 +333,23 @@ type deleteWALJSON struct {
 	Held         int          `json:"held,omitempty"`
 }
 
+// deletePartialsJSON: wal-receive's partials. First and Last are segment
+// names; Keys lists every partial the plan deletes.
+type deletePartialsJSON struct {
+	Delete     int          `json:"delete"`
+	Superseded int          `json:"superseded"`
+	First      string       `json:"first,omitempty"`
+	Last       string       `json:"last,omitempty"`
+	Bytes      int64        `json:"bytes"`
+	Keys       []string     `json:"keys,omitempty"`
+	Kept       int          `json:"kept"`
+	KeptBytes  int64        `json:"kept_bytes"`
+	Reason     string       `json:"reason"`
+	Deleted    *int         `json:"deleted,omitempty"` // with --confirm
+	Locked     []lockedJSON `json:"locked,omitempty"`
+	Held       int          `json:"held,omitempty"`
+}
+
 func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dryRun bool) error {
 	out := deleteJSON{Policy: plan.Policy, DryRun: dryRun, Time: plan.Now.UTC(), Backups: []deleteBackupJSON{}}
 	results := map[string]retention.BackupResult{}
@@ -324,6 +384,19 @@ func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dr
 	if rep != nil {
 		n := rep.WAL.Deleted
 		out.WAL.Deleted, out.WAL.Locked, out.WAL.Held = &n, lockedList(rep.WAL.Locked), rep.WAL.Held
+	}
+	pp := plan.Partials
+	out.Partials = deletePartialsJSON{Delete: len(pp.Delete), Superseded: pp.Superseded, Bytes: pp.Bytes,
+		Kept: pp.Kept, KeptBytes: pp.KeptBytes, Reason: pp.Reason(wp)}
+	for _, f := range pp.Delete {
+		out.Partials.Keys = append(out.Partials.Keys, f.Key)
+	}
+	if len(pp.Delete) > 0 {
+		out.Partials.First, out.Partials.Last = pp.Delete[0].Segment.String(), pp.Delete[len(pp.Delete)-1].Segment.String()
+	}
+	if rep != nil {
+		n := rep.Partials.Deleted
+		out.Partials.Deleted, out.Partials.Locked, out.Partials.Held = &n, lockedList(rep.Partials.Locked), rep.Partials.Held
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -198,3 +198,67 @@ func squeeze(s string) string {
 	}
 	return s
 }
+
+// TestDeletePartials: the dry run lists wal-receive's partials that go
+// (superseded, or before the oldest kept backup) and those that stay, in
+// text and JSON; --confirm deletes exactly those.
+func TestDeletePartials(t *testing.T) {
+	dir, _ := retentionRepo(t) // segments 1-8; REDUNDANCY 1 keeps from segment 6
+	b, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const segSize = 16 << 20
+	key := func(tli wal.TimelineID, n uint32, off uint64) string {
+		return repository.PartialKey(wal.Segment{Timeline: tli, Seg: n}, wal.LSN(uint64(n)*segSize+off), repository.LZ4)
+	}
+	superseded, old, open1, open2 := key(1, 7, 0x100), key(2, 3, 0x100), key(1, 9, 0x100), key(1, 9, 0x200)
+	for _, k := range []string{superseded, old, open1, open2} {
+		if err := b.Put(context.Background(), k, strings.NewReader("p"), storage.PutOptions{IfNotExists: true, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshot(t, dir)
+	code, out, errOut := runCmd(t, "delete", "--retain", "REDUNDANCY 1")
+	out = squeeze(out)
+	if code != exitOK {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"partials: delete 2 files, 000000020000000000000003 .. 000000010000000000000007, 2 B: 1 superseded (segment archived complete), 1 wholly before 0/6000028 (the WAL cutoff)",
+		"partials: keep 2 files of 1 segment not archived complete",
+		"--confirm to delete 2 backups, 5 WAL files and 2 partials",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if snapshot(t, dir) != before {
+		t.Fatal("a dry run changed the repository")
+	}
+	code, out, _ = runCmd(t, "delete", "--retain", "REDUNDANCY 1", "--json")
+	var plan deleteJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &plan) != nil || plan.Partials.Delete != 2 || plan.Partials.Superseded != 1 ||
+		plan.Partials.Kept != 2 || strings.Join(plan.Partials.Keys, ",") != old+","+superseded || plan.Partials.Deleted != nil {
+		t.Fatalf("--json dry run: exit %d\n%s", code, out)
+	}
+
+	code, out, errOut = runCmd(t, "delete", "--retain", "REDUNDANCY 1", "--confirm")
+	if code != exitOK || !strings.Contains(out, "deleted partials: 2 files (1 superseded), 000000020000000000000003 .. 000000010000000000000007") {
+		t.Fatalf("delete --confirm: exit %d\n%s%s", code, out, errOut)
+	}
+	var left []string
+	if err := b.List(context.Background(), repository.PartialPrefix, func(oi storage.ObjectInfo) error {
+		left = append(left, oi.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != open1+","+open2 {
+		t.Fatalf("partials left %v, want the open segment's two", left)
+	}
+	code, out, _ = runCmd(t, "delete", "--retain", "REDUNDANCY 1")
+	if code != exitOK || !strings.Contains(out, "nothing to delete") || !strings.Contains(out, "partials: keep 2 files") {
+		t.Fatalf("nothing left to delete: exit %d\n%s", code, out)
+	}
+}

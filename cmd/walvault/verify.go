@@ -23,10 +23,16 @@ and a summary:
      INCOMPLETE backups (no manifest) are warnings
    - objects hidden behind S3 delete markers (fix: walvault repair)
    - objects outside walvault's layout (warnings)
+   - wal-receive's partials (partial/): how many, the newest per timeline and
+     its end LSN; partials whose segment is archived complete are superseded
+     (warnings: walvault delete removes them). A partial counts for
+     continuity only as the last segment of its timeline, never as a filler
+     of a gap: recovery stops at a partial's end.
 
---full also re-reads every WAL object and every backup part, decompresses
-it and checks its size and sha256 (a few objects at a time; memory stays
-small whatever the repository's size).
+--full also re-reads every WAL object and every backup part, and the newest
+partial of each segment not archived complete (what wal-fetch would serve),
+decompresses it and checks its size and sha256 (a few objects at a time;
+memory stays small whatever the repository's size).
 
 Exit codes: 0 no problem (warnings allowed), 1 problems found or verify could
 not finish, 2 bad arguments or configuration. --json prints the report

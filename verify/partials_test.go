@@ -1,0 +1,261 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// putPartial stores what wal-receive stores for segment n of timeline tli
+// received up to off bytes: the segment's first off bytes, with its
+// metadata. It returns the key.
+func (f *fixture) putPartial(t *testing.T, tli wal.TimelineID, n uint32, off int) string {
+	t.Helper()
+	s := wal.Segment{Timeline: tli, Seg: n}
+	end := wal.LSN(uint64(n)*testSegSize + uint64(off))
+	raw := segmentBody(n)[:off]
+	key := repository.PartialKey(s, end, repository.LZ4)
+	body := compress(t, repository.LZ4, raw)
+	meta := map[string]string{
+		repository.MetaSHA256:      sum(raw),
+		repository.MetaRawSize:     strconv.Itoa(len(raw)),
+		repository.MetaCompression: string(repository.LZ4),
+		repository.MetaEndLSN:      end.String(),
+	}
+	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestPartials: a superseded partial is a warning; the open segment's
+// partials are reported with the newest end LSN, and the newest one (only)
+// is read back by --full and ends the timeline's continuous WAL.
+func TestPartials(t *testing.T) {
+	f := newFixture(t) // segments 1-6, backup 2-3
+	superseded := f.putPartial(t, 1, 4, 0x8000)
+	older := f.putPartial(t, 1, 7, 0x1000)
+	newest := f.putPartial(t, 1, 7, 0x9000)
+	// Only the newest partial of a segment is what wal-fetch serves: an
+	// older one that is damaged is not read.
+	f.rewrite(t, older, []byte("not an lz4 frame"))
+
+	for _, full := range []bool{false, true} {
+		r := run(t, f.b, full)
+		if !r.OK || len(r.Warnings) != 1 || r.Warnings[0].Kind != KindSupersededPartial || r.Warnings[0].Key != superseded {
+			t.Fatalf("full=%v: problems %v, warnings %v; want only the superseded partial as a warning\n%s", full, kinds(r.Problems), kinds(r.Warnings), text(t, r))
+		}
+		if !strings.Contains(r.Warnings[0].Detail, "walvault delete") {
+			t.Errorf("the superseded warning should say walvault delete removes it: %s", r.Warnings[0].Detail)
+		}
+		if r.Summary.ReceivedPartials != 3 || r.Summary.SupersededPartials != 1 || r.Summary.WALObjects != 6 {
+			t.Errorf("full=%v: summary %+v", full, r.Summary)
+		}
+		if full && r.Summary.ObjectsRead != 9+1 {
+			t.Errorf("--full read %d objects, want 10 (9 as without partials, and the newest partial)", r.Summary.ObjectsRead)
+		}
+		tl := r.Timelines[0]
+		seg7 := wal.Segment{Timeline: 1, Seg: 7}.String()
+		if tl.ReceivedPartials != 3 || tl.NewestPartial != newest || tl.NewestPartialEnd != "0/709000" ||
+			tl.CheckedTo != seg7 || !tl.CheckedToPartial || tl.Newest != (wal.Segment{Timeline: 1, Seg: 6}).String() {
+			t.Errorf("full=%v: timeline report %+v", full, tl)
+		}
+		out := text(t, r)
+		for _, want := range []string{
+			"OK: timeline 1: WAL continuous from 000000010000000000000002 to " + seg7 + " (" + seg7 + " only as a partial of wal-receive",
+			"OK: timeline 1: 3 partials of wal-receive, the newest ending at 0/709000",
+			"OK: partial/: 3 partials of wal-receive: 1 superseded",
+			"1 backup, 3 partials",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("full=%v: output lacks %q:\n%s", full, want, out)
+			}
+		}
+	}
+}
+
+func TestDamagedPartialFull(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, f *fixture, key string)
+		want   string
+	}{
+		{"other bytes, same metadata", func(t *testing.T, f *fixture, key string) {
+			other := append([]byte(nil), segmentBody(7)[:0x9000]...)
+			other[100] ^= 0xFF
+			f.rewrite(t, key, compress(t, repository.LZ4, other))
+		}, "sha256"},
+		{"not lz4", func(t *testing.T, f *fixture, key string) { f.rewrite(t, key, []byte("not an lz4 frame")) }, "decompress"},
+		{"truncated", func(t *testing.T, f *fixture, key string) {
+			f.rewrite(t, key, compress(t, repository.LZ4, segmentBody(7)[:0x8000]))
+		}, "decompresses to 32768 bytes"},
+		{"no metadata", func(t *testing.T, f *fixture, key string) {
+			body := f.read(t, key)
+			if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, "no valid sha256/raw-size metadata"},
+		{"raw size not what the key says", func(t *testing.T, f *fixture, key string) {
+			raw := segmentBody(7)[:0x8000]
+			meta := map[string]string{repository.MetaSHA256: sum(raw), repository.MetaRawSize: strconv.Itoa(len(raw)), repository.MetaCompression: "lz4"}
+			if err := f.b.Put(context.Background(), key, bytes.NewReader(compress(t, repository.LZ4, raw)), storage.PutOptions{Metadata: meta}); err != nil {
+				t.Fatal(err)
+			}
+		}, "its key's end LSN 0/709000 means 36864 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			key := f.putPartial(t, 1, 7, 0x9000)
+			tc.damage(t, f, key)
+			if r := run(t, f.b, false); !r.OK {
+				t.Fatalf("without --full the listing looks fine, want OK: %v", kinds(r.Problems))
+			}
+			p := wantOnly(t, run(t, f.b, true), KindPartialChecksum, key)
+			if !strings.Contains(p.Detail, tc.want) || !strings.Contains(p.Detail, "wal-fetch refuses it") {
+				t.Errorf("detail %q should contain %q", p.Detail, tc.want)
+			}
+		})
+	}
+}
+
+// TestPartialFillsNoGap: a partial in the middle of a timeline, or after a
+// missing segment, does not make the WAL continuous: recovery would stop at
+// its end.
+func TestPartialFillsNoGap(t *testing.T) {
+	f := newFixture(t)
+	seg5 := wal.Segment{Timeline: 1, Seg: 5}.String()
+	f.remove(t, f.keys[seg5])
+	f.putPartial(t, 1, 5, 0x9000)
+	p := wantOnly(t, run(t, f.b, true), KindWALGap, f.keys[seg5])
+	if p.MissingFirst != seg5 || p.MissingCount != 1 || !strings.Contains(p.Detail, "a partial fills no gap") {
+		t.Fatalf("gap finding %+v", p)
+	}
+
+	// The timeline's last segment may be a partial, but not past a hole.
+	f = newFixture(t)
+	f.putPartial(t, 1, 8, 0x9000)
+	r := run(t, f.b, false)
+	seg7 := wal.Segment{Timeline: 1, Seg: 7}.String()
+	p = wantOnly(t, r, KindWALGap, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 7}}, repository.LZ4))
+	if p.MissingFirst != seg7 || p.MissingCount != 1 || strings.Contains(p.Detail, "a partial fills no gap") {
+		t.Fatalf("gap finding %+v: want segment 7 missing, with no partial in it", p)
+	}
+}
+
+func TestPartialStrays(t *testing.T) {
+	f := newFixture(t)
+	seg := wal.Segment{Timeline: 1, Seg: 7}
+	outside := repository.PartialKey(seg, wal.LSN(9*testSegSize), repository.LZ4) // ends in segment 9
+	for _, key := range []string{"partial/notes.txt", repository.PartialSegmentPrefix(seg) + "latest", outside} {
+		if err := f.b.Put(context.Background(), key, strings.NewReader("x"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, f.b, true)
+	if !r.OK || len(r.Warnings) != 3 || r.Summary.Strays != 3 || r.Summary.ReceivedPartials != 0 {
+		t.Fatalf("want 3 stray warnings and no partial: problems %v, warnings %v, summary %+v", kinds(r.Problems), kinds(r.Warnings), r.Summary)
+	}
+	for _, w := range r.Warnings {
+		if w.Key == outside && !strings.Contains(w.Detail, "lies outside segment") {
+			t.Errorf("stray detail: %s", w.Detail)
+		}
+	}
+}
+
+func TestContinuityReceivedPartials(t *testing.T) {
+	tests := []struct {
+		name     string
+		wal      walSet
+		received map[wal.TimelineID][]uint32
+		starts   []wal.Segment
+		wantGaps []string
+		// wantTo is "T:last" for each timeline whose checked range ends in
+		// a partial.
+		wantTo []string
+	}{
+		{
+			name:     "the open segment ends the timeline",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6)}},
+			received: map[wal.TimelineID][]uint32{1: {7}},
+			starts:   []wal.Segment{start(1, 2)}, wantTo: []string{"1:7"},
+		},
+		{
+			name:     "a superseded one changes nothing",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6)}},
+			received: map[wal.TimelineID][]uint32{1: {6}},
+			starts:   []wal.Segment{start(1, 2)},
+		},
+		{
+			name:     "in the middle it fills nothing",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(2, 4), span(6, 8))}},
+			received: map[wal.TimelineID][]uint32{1: {5}},
+			starts:   []wal.Segment{start(1, 2)}, wantGaps: []string{"1:5-5 partial"},
+		},
+		{
+			name:     "past a hole the hole shows",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 4)}},
+			received: map[wal.TimelineID][]uint32{1: {6}},
+			starts:   []wal.Segment{start(1, 2)}, wantGaps: []string{"1:5-5"}, wantTo: []string{"1:6"},
+		},
+		{
+			name: "the old timeline's last segment at the switch",
+			wal: walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6), 2: span(7, 9)},
+				histories: map[wal.TimelineID]string{2: "1\t0/7000100\tpromoted\n"}},
+			received: map[wal.TimelineID][]uint32{1: {7}},
+			starts:   []wal.Segment{start(1, 2)}, wantTo: []string{"1:7"},
+		},
+		{
+			name: "a branch needs more of the parent than its partial",
+			wal: walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6), 2: span(10, 11)},
+				histories: map[wal.TimelineID]string{2: "1\t0/A000100\tpromoted\n"}},
+			received: map[wal.TimelineID][]uint32{1: {7}},
+			starts:   []wal.Segment{start(1, 2)}, wantGaps: []string{"1:7-9 partial"},
+		},
+		{
+			name:     "a new timeline with only a partial",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6)}, histories: map[wal.TimelineID]string{2: "1\t0/6000100\tpromoted\n"}},
+			received: map[wal.TimelineID][]uint32{2: {6}},
+			starts:   []wal.Segment{start(1, 2)}, wantTo: []string{"2:6"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := tc.wal.index(t)
+			for tli, ns := range tc.received {
+				for _, n := range ns {
+					if x.HasSegment(wal.Segment{Timeline: tli, Seg: n}) {
+						continue // checkPartials gives the index only partials not superseded
+					}
+					x.AddReceivedPartial(wal.Segment{Timeline: tli, Seg: n})
+				}
+			}
+			c := x.Continuity(tc.starts)
+			var gaps, to []string
+			for _, g := range c.Gaps {
+				s := gapString(g)
+				if g.Partial {
+					s += " partial"
+				}
+				gaps = append(gaps, s)
+			}
+			for _, sp := range c.Timelines {
+				if sp.EndsInPartial {
+					to = append(to, strconv.Itoa(int(sp.Timeline))+":"+strconv.FormatUint(uint64(sp.To.Seg), 16))
+				}
+			}
+			if strings.Join(gaps, ",") != strings.Join(tc.wantGaps, ",") || strings.Join(to, ",") != strings.Join(tc.wantTo, ",") {
+				t.Fatalf("gaps %v, ends in partial %v; want %v and %v", gaps, to, tc.wantGaps, tc.wantTo)
+			}
+			if len(c.MissingHistory) != 0 {
+				t.Fatalf("missing history %v", c.MissingHistory)
+			}
+		})
+	}
+}
