@@ -3,10 +3,10 @@ package receive
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -142,8 +142,14 @@ type receiver struct {
 	f        *os.File
 	received wal.LSN // end of what was written to the spool file
 	durable  wal.LSN // end of what is durable in the repository
-	lastPart time.Time
-	lastStat time.Time
+	enc      *partialEncoder
+	// pendingSince is when the oldest WAL not yet durable arrived;
+	// uploadTime is how long the last partial upload took. A partial is
+	// due uploadTime before pendingSince+MaxLag, so that it is durable
+	// within MaxLag of the WAL's arrival, not MaxLag plus the upload.
+	pendingSince time.Time
+	uploadTime   time.Duration
+	lastStat     time.Time
 }
 
 func (r *receiver) session(ctx context.Context) error {
@@ -373,7 +379,7 @@ func (r *receiver) stream(ctx context.Context, start wal.LSN) (timelineEnd, erro
 		return timelineEnd{}, fmt.Errorf("send START_REPLICATION: %w", err)
 	}
 	r.log.Info("streaming WAL", "slot", r.opts.Slot, "start", start.String(), "timeline", uint32(r.tli), "segment", r.seg.String(), "repo", r.b.Location())
-	r.lastPart, r.lastStat = time.Now(), time.Now()
+	r.pendingSince, r.lastStat = time.Time{}, time.Now()
 	defer func() {
 		// Final flush: what was received is made durable before exiting,
 		// whether the stream ended or walvault was asked to stop.
@@ -387,7 +393,7 @@ func (r *receiver) stream(ctx context.Context, start wal.LSN) (timelineEnd, erro
 	for {
 		wait := min(r.opts.MaxLag, statusInterval)
 		if r.received > r.durable {
-			wait = max(time.Until(r.lastPart.Add(r.opts.MaxLag)), time.Millisecond)
+			wait = max(time.Until(r.flushDue()), time.Millisecond)
 		}
 		rctx, cancel := context.WithTimeout(ctx, wait)
 		msg, err := r.conn.ReceiveMessage(rctx)
@@ -571,10 +577,15 @@ func parseTimelineEnd(values [][]byte) (timelineEnd, error) {
 	return timelineEnd{next: wal.TimelineID(next), switchPoint: lsn}, nil
 }
 
+// flushDue is when the WAL received but not yet durable must be uploaded.
+func (r *receiver) flushDue() time.Time {
+	return r.pendingSince.Add(r.opts.MaxLag - min(r.uploadTime, r.opts.MaxLag/2))
+}
+
 // tick uploads a partial when max-lag is reached and keeps the server
 // informed.
 func (r *receiver) tick(ctx context.Context) error {
-	if r.received > r.durable && time.Since(r.lastPart) >= r.opts.MaxLag {
+	if r.received > r.durable && !time.Now().Before(r.flushDue()) {
 		if err := r.flushPartial(ctx); err != nil {
 			return err
 		}
@@ -614,6 +625,9 @@ func (r *receiver) openSegment(start wal.LSN) error {
 	if err != nil {
 		return fmt.Errorf("spool segment %s: %w", seg, err)
 	}
+	if r.enc != nil {
+		r.enc.reset()
+	}
 	r.seg, r.segStart, r.f, r.received = seg, start, f, start
 	return nil
 }
@@ -638,6 +652,9 @@ func (r *receiver) write(ctx context.Context, pos wal.LSN, data []byte) error {
 			return fmt.Errorf("spool segment %s: %w", r.seg, err)
 		}
 		r.received = pos + wal.LSN(n)
+		if r.pendingSince.IsZero() {
+			r.pendingSince = time.Now()
+		}
 		r.opts.Metrics.receivedWAL(int(n), r.received)
 		data, pos = data[n:], pos+wal.LSN(n)
 		if r.received == end {
@@ -682,44 +699,36 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	if err := r.openSegment(end); err != nil {
 		return err
 	}
-	r.lastPart = time.Now()
+	r.pendingSince = time.Time{}
 	return r.sendStatus()
 }
 
 // flushPartial uploads the open segment's bytes received so far as a new
 // partial object, then reports it durable.
 func (r *receiver) flushPartial(ctx context.Context) error {
-	r.lastPart = time.Now()
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	if r.f == nil || r.received <= r.durable || r.received <= r.segStart {
 		return nil
 	}
-	raw := make([]byte, r.received-r.segStart)
-	if _, err := r.f.ReadAt(raw, 0); err != nil {
+	size := int64(r.received - r.segStart)
+	id, err := r.identity(ctx)
+	if err != nil {
+		return err
+	}
+	if r.enc == nil || r.enc.compression != id.Compression {
+		r.enc = newPartialEncoder(id.Compression)
+	}
+	body, sum, err := r.enc.encode(r.f, size)
+	if err != nil {
 		return fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 	}
-	id, err := r.identity(ctx, raw)
-	if err != nil {
-		return err
-	}
 	key := repository.PartialKey(r.seg, r.received, id.Compression)
-	var body bytes.Buffer
-	zw, err := id.Compression.NewWriter(&body)
-	if err != nil {
-		return err
-	}
-	if _, err := zw.Write(raw); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	sum := sha256.Sum256(raw)
 	opts := r.opts.Push
 	meta := map[string]string{
 		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
-		repository.MetaRawSize:     strconv.Itoa(len(raw)),
+		repository.MetaRawSize:     strconv.FormatInt(size, 10),
 		repository.MetaCompression: string(id.Compression),
 		repository.MetaSystemID:    r.systemID,
 		repository.MetaTimeline:    fmt.Sprintf("%08X", uint32(r.tli)),
@@ -728,7 +737,7 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		repository.MetaWalvault:    opts.Version,
 		repository.MetaEndLSN:      r.received.String(),
 	}
-	err = r.b.Put(ctx, key, bytes.NewReader(body.Bytes()), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(body.Len()), Retention: opts.Lock.Retention(opts.Now())})
+	err = r.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body)), Retention: opts.Lock.Retention(opts.Now())})
 	if errors.Is(err, storage.ErrExists) {
 		// A restarted receiver re-uploading the same range: same bytes.
 		info, serr := r.b.Stat(ctx, key)
@@ -744,20 +753,20 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		r.opts.Metrics.uploadFailed()
 		return fmt.Errorf("upload partial %s to %s: %w", key, r.b.Location(), err)
 	}
-	r.durable = r.received
+	r.durable, r.pendingSince, r.uploadTime = r.received, time.Time{}, time.Since(started)
 	r.opts.Metrics.madeDurable(r.durable, false)
-	r.log.Debug("partial stored", "key", key, "bytes", len(raw))
+	r.log.Debug("partial stored", "key", key, "bytes", size)
 	r.deletePartials(ctx, r.seg, key)
 	return r.sendStatus()
 }
 
 // identity returns the repository's identity, creating it from the
 // segment's header when this receiver is the repository's first writer.
-func (r *receiver) identity(ctx context.Context, raw []byte) (repository.Identity, error) {
+func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	if r.id != nil {
 		return *r.id, nil
 	}
-	hdr, err := wal.ReadHeader(bytes.NewReader(raw))
+	hdr, err := wal.ReadHeader(io.NewSectionReader(r.f, 0, int64(r.received-r.segStart)))
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("segment %s: %w", r.seg, err)
 	}
