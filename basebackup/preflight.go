@@ -9,8 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	walreceive "github.com/walvault/walvault/receive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // minServerVersion is the oldest PostgreSQL whose BASE_BACKUP syntax and
@@ -75,13 +77,19 @@ func readSettings(ctx context.Context, w wire, user string) (serverSettings, err
 	return s, nil
 }
 
-// checkServer refuses a server whose WAL does not reach walvault: without
-// every WAL segment from the backup's start to its end in the repository,
-// the backup cannot be restored.
-func checkServer(s serverSettings, location string) error {
+// checkVersion refuses a server whose BASE_BACKUP walvault does not speak.
+func checkVersion(s serverSettings) error {
 	if s.VersionNum < minServerVersion {
 		return refusef("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", formatVersion(s.VersionNum))
 	}
+	return nil
+}
+
+// checkArchiving says why archive_command does not bring the server's WAL
+// to walvault, or nil when it does: without every WAL segment from the
+// backup's start to its end in the repository, the backup cannot be
+// restored. chooseSource may still accept the server through wal-receive.
+func checkArchiving(s serverSettings, location string) error {
 	line := "archive_command = 'walvault wal-push %p' (with the repository " + location + " in the server's environment or walvault config)"
 	switch s.ArchiveMode {
 	case "on", "always":
@@ -95,6 +103,180 @@ func checkServer(s serverSettings, location string) error {
 		return refusef("archive_command is %q, which does not run walvault wal-push, so the WAL this backup needs would not reach %s: set %s, then reload PostgreSQL (SELECT pg_reload_conf())", s.ArchiveCommand, location, line)
 	}
 	return nil
+}
+
+const receiveAppName = walreceive.ApplicationName
+
+// slotInfo is a physical replication slot and, when one streams from it,
+// its walsender.
+type slotInfo struct {
+	Name    string
+	Active  bool
+	AppName string  // the walsender's application_name ("" when inactive)
+	Flush   wal.LSN // what the client reported flushed; 0 when unknown
+}
+
+// receiving reports whether wal-receive streams from the slot now.
+func (si slotInfo) receiving() bool { return si.Active && si.AppName == receiveAppName }
+
+// walSource is where the WAL a backup needs comes from: archive_command,
+// or wal-receive streaming from Slot.
+type walSource struct {
+	Slot  string  // "" for archive_command
+	Flush wal.LSN // wal-receive's flush position as the server saw it; 0 when unknown
+}
+
+func (s walSource) String() string {
+	if s.Slot == "" {
+		return "archive_command"
+	}
+	return "wal-receive on slot " + s.Slot
+}
+
+// receiveHint is how to set up the other WAL source, for refusals.
+const receiveHint = "or run `walvault wal-receive --slot walvault --create-slot` into the same repository, which streams WAL over a replication slot and replaces archive_command as backup-push's WAL source"
+
+// chooseSource decides which WAL source a backup relies on: archive_command
+// when it runs walvault; otherwise the slots wal-receive streams from now,
+// as candidates for confirmReceiver. slots is only read when archiving
+// falls short, so a server that archives with walvault is not asked about
+// replication. With neither source, the refusal says how to set up
+// either.
+func chooseSource(s serverSettings, location string, slots func() ([]slotInfo, error)) (archive bool, receivers []slotInfo, err error) {
+	if err := checkVersion(s); err != nil {
+		return false, nil, err
+	}
+	archErr := checkArchiving(s, location)
+	if archErr == nil {
+		return true, nil, nil
+	}
+	all, err := slots()
+	if err != nil {
+		return false, nil, fmt.Errorf("%w; looking for a wal-receive streaming from a replication slot instead failed: %w", archErr, err)
+	}
+	var idle []string
+	for _, si := range all {
+		if si.receiving() {
+			receivers = append(receivers, si)
+		} else if !si.Active {
+			idle = append(idle, si.Name)
+		}
+	}
+	if len(receivers) > 0 {
+		return false, receivers, nil
+	}
+	hint := receiveHint
+	if len(idle) > 0 {
+		// The likeliest cause: wal-receive stopped.
+		hint += fmt.Sprintf(" (physical slot %s exists but is inactive: is wal-receive running?)", quoteList(idle))
+	}
+	return false, nil, fmt.Errorf("%w; %s", archErr, hint)
+}
+
+// quoteList prints names as 'a', 'b'.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "'" + n + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// slotsQuery lists the physical slots with their walsenders. Any role may
+// read pg_replication_slots and a walsender's application_name; flush_lsn
+// needs pg_read_all_stats (pg_monitor) and is NULL without it.
+const slotsQuery = "SELECT s.slot_name, s.active, coalesce(r.application_name, ''), coalesce(r.flush_lsn::text, '') " +
+	"FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid " +
+	"WHERE s.slot_type = 'physical' ORDER BY s.slot_name"
+
+// readSlots runs slotsQuery on a normal connection.
+func readSlots(ctx context.Context, w wire) ([]slotInfo, error) {
+	rs, err := simpleQuery(ctx, w, slotsQuery, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read replication slots: %w", err)
+	}
+	out := make([]slotInfo, 0, len(rs.rows))
+	for _, row := range rs.rows {
+		if len(row) != 4 {
+			return nil, fmt.Errorf("read replication slots: got %d fields, want 4", len(row))
+		}
+		si := slotInfo{Name: row[0].s, Active: row[1].s == "t", AppName: row[2].s}
+		if row[3].s != "" {
+			if si.Flush, err = wal.ParseLSN(row[3].s); err != nil {
+				return nil, fmt.Errorf("read replication slots: slot %s: %w", si.Name, err)
+			}
+		}
+		out = append(out, si)
+	}
+	return out, nil
+}
+
+// confirmReceiver picks, among the slots wal-receive streams from, one that
+// streams into this repository: the repository holds what its walsender
+// says was flushed (wal-receive reports a position flushed only once it
+// is durable in its repository). A slot whose flush position the role
+// cannot see, or that reports a segment boundary the repository cannot
+// vouch for, is taken unconfirmed: the wait at the end of the backup
+// confirms it. A wal-receive that feeds another repository is refused
+// before a long backup that could never become DONE.
+func confirmReceiver(ctx context.Context, b storage.Backend, c repository.Compression, tli wal.TimelineID, segSize uint32, receivers []slotInfo) (walSource, error) {
+	var unknown []slotInfo
+	var elsewhere []string
+	for _, si := range receivers {
+		if si.Flush == 0 {
+			unknown = append(unknown, si)
+			continue
+		}
+		has, where, err := repositoryHas(ctx, b, c, tli, segSize, si.Flush)
+		if err != nil {
+			return walSource{}, err
+		}
+		if has {
+			return walSource{Slot: si.Name, Flush: si.Flush}, nil
+		}
+		if uint64(si.Flush)%uint64(segSize) == 0 {
+			// A wal-receive that just (re)started reports the start of the
+			// segment it resumes at before storing any of it, and the
+			// segment before may predate the repository.
+			unknown = append(unknown, si)
+			continue
+		}
+		elsewhere = append(elsewhere, fmt.Sprintf("slot '%s' reports %s flushed, but %s", si.Name, si.Flush, where))
+	}
+	if len(unknown) > 0 {
+		return walSource{Slot: unknown[0].Name}, nil
+	}
+	return walSource{}, refusef("wal-receive streams from this server, but not into repository %s: %s; point that wal-receive at %s (--repo), or give backup-push the repository it streams into",
+		b.Location(), strings.Join(elsewhere, "; "), b.Location())
+}
+
+// repositoryHas reports whether the repository holds the WAL just before
+// lsn on timeline tli: the complete segment, or a partial of it reaching
+// lsn. Partials are looked at first: wal-receive deletes them only after
+// storing the complete segment, so this order cannot miss both. where
+// says what is missing when it does not.
+func repositoryHas(ctx context.Context, b storage.Backend, c repository.Compression, tli wal.TimelineID, segSize uint32, lsn wal.LSN) (has bool, where string, err error) {
+	seg, err := wal.SegmentFromLSN(tli, lsn-1, segSize)
+	if err != nil {
+		return false, "", err
+	}
+	parts, err := repository.ListPartials(ctx, b, seg)
+	if err != nil {
+		return false, "", fmt.Errorf("look for partials of %s in %s: %w", seg, b.Location(), err)
+	}
+	for _, p := range parts {
+		if p.End >= lsn {
+			return true, "", nil
+		}
+	}
+	_, err = b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c))
+	switch {
+	case err == nil:
+		return true, "", nil
+	case errors.Is(err, storage.ErrNotFound):
+		return false, fmt.Sprintf("the repository has neither segment %s nor a partial of it reaching %s", seg, lsn), nil
+	}
+	return false, "", fmt.Errorf("look for %s in %s: %w", seg, b.Location(), err)
 }
 
 // runsWalvault reports whether an archive_command runs walvault's wal-push.
@@ -111,7 +293,7 @@ func formatVersion(num int) string {
 func checkRepository(ctx context.Context, b storage.Backend, sys systemInfo, s serverSettings) (repository.Identity, error) {
 	id, err := repository.LoadIdentity(ctx, b)
 	if errors.Is(err, storage.ErrNotFound) {
-		return repository.Identity{}, refusef("no WAL has reached repository %s yet (it has no %s): check archive_command and the server log, and run SELECT pg_switch_wal() to archive a first segment", b.Location(), repository.IdentityKey)
+		return repository.Identity{}, refusef("no WAL has reached repository %s yet (it has no %s): check archive_command (or wal-receive) and the server log, and run SELECT pg_switch_wal() to archive a first segment", b.Location(), repository.IdentityKey)
 	}
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read the identity of repository %s: %w", b.Location(), err)

@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 func TestCheckServer(t *testing.T) {
@@ -33,19 +35,20 @@ func TestCheckServer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkServer(tc.in, "file:///repo")
+			// No wal-receive: archiving alone decides.
+			_, _, err := chooseSource(tc.in, "file:///repo", func() ([]slotInfo, error) { return nil, nil })
 			if tc.want == nil {
 				if err != nil {
-					t.Fatalf("checkServer: got %v, want nil", err)
+					t.Fatalf("chooseSource: got %v, want nil", err)
 				}
 				return
 			}
 			if !errors.Is(err, ErrRefused) {
-				t.Fatalf("checkServer: got %v, want a refusal", err)
+				t.Fatalf("chooseSource: got %v, want a refusal", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("checkServer: got %q, want it to contain %q", err, w)
+					t.Errorf("chooseSource: got %q, want it to contain %q", err, w)
 				}
 			}
 		})
@@ -114,6 +117,170 @@ func TestReadSettings(t *testing.T) {
 	_, err = readSettings(t.Context(), w, "backup")
 	if err == nil || !strings.Contains(err.Error(), `GRANT pg_read_all_settings TO "backup"`) {
 		t.Errorf("readSettings without the right to read archive_command: got %v, want the GRANT that fixes it", err)
+	}
+}
+
+// TestChooseSource is the preflight decision: archive_command when it runs
+// walvault, else an active wal-receive, else a refusal naming both fixes.
+func TestChooseSource(t *testing.T) {
+	t.Parallel()
+	archiving := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}
+	off := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "off"}
+	emptyCmd := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: ""}
+	receiving := slotInfo{Name: "walvault", Active: true, AppName: receiveAppName, Flush: 0x3000148}
+	standby := slotInfo{Name: "standby1", Active: true, AppName: "walreceiver", Flush: 0x3000148}
+	stopped := slotInfo{Name: "walvault", Active: false}
+	tests := []struct {
+		name      string
+		s         serverSettings
+		slots     []slotInfo
+		slotsErr  error
+		archive   bool
+		receivers []string // slot names
+		refusal   []string // substrings; nil means accepted
+	}{
+		{"archive_command, no slot", archiving, nil, nil, true, nil, nil},
+		{"archive_command wins over wal-receive", archiving, []slotInfo{receiving}, nil, true, nil, nil},
+		{"archive_mode off, wal-receive", off, []slotInfo{standby, receiving}, nil, false, []string{"walvault"}, nil},
+		{"empty archive_command, wal-receive", emptyCmd, []slotInfo{receiving}, nil, false, []string{"walvault"}, nil},
+		{"two receivers", off, []slotInfo{receiving, {Name: "walvault2", Active: true, AppName: receiveAppName}}, nil, false, []string{"walvault", "walvault2"}, nil},
+		{"archive_mode off, nothing", off, nil, nil, false, nil, []string{`archive_mode is "off"`, "archive_mode = on", "restart PostgreSQL", "walvault wal-receive --slot walvault --create-slot"}},
+		{"only a standby's slot", off, []slotInfo{standby}, nil, false, nil, []string{"archive_mode = on", "wal-receive"}},
+		{"wal-receive stopped", off, []slotInfo{stopped}, nil, false, nil, []string{"wal-receive", "slot 'walvault' exists but is inactive"}},
+		{"cp archive_command, nothing", serverSettings{VersionNum: 150010, ArchiveMode: "on", ArchiveCommand: "cp %p /x/%f"}, nil, nil, false, nil, []string{`"cp %p /x/%f"`, "archive_command = 'walvault wal-push %p'", "wal-receive"}},
+		{"slots unreadable", off, nil, errors.New("permission denied"), false, nil, []string{"archive_mode = on", "permission denied"}},
+		{"PostgreSQL 14 with wal-receive", serverSettings{VersionNum: 140011, ArchiveMode: "off"}, []slotInfo{receiving}, nil, false, nil, []string{"PostgreSQL 14.11 is too old"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := false
+			archive, receivers, err := chooseSource(tc.s, "file:///repo", func() ([]slotInfo, error) { asked = true; return tc.slots, tc.slotsErr })
+			if tc.refusal != nil {
+				if !errors.Is(err, ErrRefused) {
+					t.Fatalf("chooseSource: got %v, want a refusal", err)
+				}
+				for _, w := range tc.refusal {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("refusal %q: want it to contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("chooseSource: %v", err)
+			}
+			var names []string
+			for _, r := range receivers {
+				names = append(names, r.Name)
+			}
+			if archive != tc.archive || strings.Join(names, ",") != strings.Join(tc.receivers, ",") {
+				t.Errorf("chooseSource: archive %v, receivers %v; want %v, %v", archive, names, tc.archive, tc.receivers)
+			}
+			if archive && asked {
+				t.Error("a server archiving with walvault was asked about replication slots")
+			}
+		})
+	}
+}
+
+func TestReadSlots(t *testing.T) {
+	t.Parallel()
+	w := &fakeWire{msgs: []pgproto3.BackendMessage{
+		rowDesc("slot_name", "active", "application_name", "flush_lsn"),
+		dataRow("standby1", "t", "walreceiver", "0/3000060"),
+		dataRow("walvault", "t", "walvault-receive", "1/A0000000"),
+		dataRow("old", "f", "", ""),
+		complete("SELECT 3"), &pgproto3.ReadyForQuery{TxStatus: 'I'},
+	}}
+	got, err := readSlots(t.Context(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []slotInfo{
+		{Name: "standby1", Active: true, AppName: "walreceiver", Flush: 0x3000060},
+		{Name: "walvault", Active: true, AppName: "walvault-receive", Flush: 0x1A0000000},
+		{Name: "old"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("readSlots: got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("slot %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if len(w.queries) != 1 || !strings.Contains(w.queries[0], "pg_stat_replication r ON r.pid = s.active_pid") {
+		t.Errorf("query: %q", w.queries)
+	}
+}
+
+// putWAL stores an object under key, as a stand-in for what wal-push or
+// wal-receive would store there (only its existence matters here).
+func putWAL(t *testing.T, b storage.Backend, key string) {
+	t.Helper()
+	if err := b.Put(t.Context(), key, bytes.NewReader([]byte("x")), storage.PutOptions{IfNotExists: true, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func segKey(seg wal.Segment) string {
+	return repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
+}
+
+// TestConfirmReceiver: a wal-receive counts only when the repository holds
+// what its walsender says was flushed.
+func TestConfirmReceiver(t *testing.T) {
+	t.Parallel()
+	const segSize = 16 << 20
+	seg3 := wal.Segment{Timeline: 1, Seg: 3}
+	mid := wal.LSN(0x3000148) // inside segment 3
+	tests := []struct {
+		name    string
+		objects []string
+		slots   []slotInfo
+		want    string // slot chosen; "" means refused
+		refusal []string
+	}{
+		{"partial reaching the flush", []string{repository.PartialKey(seg3, mid, repository.LZ4)}, []slotInfo{{Name: "walvault", Flush: mid}}, "walvault", nil},
+		{"newer partial", []string{repository.PartialKey(seg3, mid+100, repository.LZ4)}, []slotInfo{{Name: "walvault", Flush: mid}}, "walvault", nil},
+		{"complete segment", []string{segKey(seg3)}, []slotInfo{{Name: "walvault", Flush: mid}}, "walvault", nil},
+		{"flush at a segment boundary", []string{segKey(seg3)}, []slotInfo{{Name: "walvault", Flush: 0x4000000}}, "walvault", nil},
+		{"just resumed at a segment boundary", nil, []slotInfo{{Name: "walvault", Flush: 0x4000000}}, "walvault", nil},
+		{"a confirmed one beats a resuming one", []string{segKey(seg3)}, []slotInfo{{Name: "a", Flush: 0x9000000}, {Name: "b", Flush: mid}}, "b", nil},
+		{"partial short of the flush", []string{repository.PartialKey(seg3, mid-8, repository.LZ4)}, []slotInfo{{Name: "walvault", Flush: mid}}, "", []string{"slot 'walvault' reports 0/3000148 flushed", "neither segment 000000010000000000000003 nor a partial", "(--repo)"}},
+		{"another repository", nil, []slotInfo{{Name: "walvault", Flush: mid}}, "", []string{"not into repository"}},
+		{"the second one streams here", []string{segKey(seg3)}, []slotInfo{{Name: "a", Flush: 0x9000148}, {Name: "b", Flush: mid}}, "b", nil},
+		{"flush not visible", nil, []slotInfo{{Name: "walvault"}}, "walvault", nil},
+		{"a confirmed one beats an unknown one", []string{segKey(seg3)}, []slotInfo{{Name: "a"}, {Name: "b", Flush: mid}}, "b", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fileBackend(t)
+			for _, k := range tc.objects {
+				putWAL(t, b, k)
+			}
+			got, err := confirmReceiver(t.Context(), b, repository.LZ4, 1, segSize, tc.slots)
+			if tc.want == "" {
+				if !errors.Is(err, ErrRefused) {
+					t.Fatalf("confirmReceiver: got %+v, %v; want a refusal", got, err)
+				}
+				for _, w := range tc.refusal {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("refusal %q: want it to contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || got.Slot != tc.want {
+				t.Fatalf("confirmReceiver: got %+v, %v; want slot %s", got, err, tc.want)
+			}
+			if got.String() != "wal-receive on slot "+tc.want {
+				t.Errorf("source: %q", got)
+			}
+		})
+	}
+	if s := (walSource{}).String(); s != "archive_command" {
+		t.Errorf("archive source: %q", s)
 	}
 }
 

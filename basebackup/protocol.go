@@ -228,8 +228,12 @@ func parseTimeline(s string) (wal.TimelineID, error) {
 // baseBackupCommand builds PostgreSQL 15's BASE_BACKUP with the options
 // walvault relies on. The label is a string literal of the replication
 // grammar, where a quote is written twice and a backslash is an ordinary
-// character.
-func baseBackupCommand(label string, fast bool) (string, error) {
+// character. waitForArchive is BASE_BACKUP's WAIT: whether PostgreSQL
+// waits for archive_command to archive the backup's last segment. It must
+// be off when wal-receive is the WAL source: archiving is then off or not
+// walvault's (maybe an empty archive_command, which would wait forever),
+// and Push waits for wal-receive instead.
+func baseBackupCommand(label string, fast, waitForArchive bool) (string, error) {
 	if strings.ContainsRune(label, 0) {
 		return "", errors.New("backup label must not contain a NUL character")
 	}
@@ -237,8 +241,12 @@ func baseBackupCommand(label string, fast bool) (string, error) {
 	if fast {
 		checkpoint = "fast"
 	}
-	return fmt.Sprintf("BASE_BACKUP ( LABEL '%s', CHECKPOINT '%s', MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', PROGRESS, WAIT, TABLESPACE_MAP )",
-		strings.ReplaceAll(label, "'", "''"), checkpoint), nil
+	wait := "WAIT"
+	if !waitForArchive {
+		wait = "WAIT false"
+	}
+	return fmt.Sprintf("BASE_BACKUP ( LABEL '%s', CHECKPOINT '%s', MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', PROGRESS, %s, TABLESPACE_MAP )",
+		strings.ReplaceAll(label, "'", "''"), checkpoint, wait), nil
 }
 
 // backupStart is what the server says before the data: where the backup

@@ -363,7 +363,7 @@ func TestBaseBackupCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := baseBackupCommand(tc.label, tc.fast)
+			got, err := baseBackupCommand(tc.label, tc.fast, true)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("baseBackupCommand(%q): got error %v, want error: %v", tc.label, err, tc.wantErr)
 			}

@@ -58,7 +58,15 @@ type Options struct {
 	Terminal bool
 	// Now is the clock for ids and recorded times; nil means time.Now.
 	Now func() time.Time
+	// WALTimeout bounds the wait, when wal-receive is the WAL source, for
+	// the backup's WAL to be complete in the repository; 0 means
+	// DefaultWALTimeout. (With archive_command, PostgreSQL itself waits
+	// for archiving before BASE_BACKUP ends.)
+	WALTimeout time.Duration
 }
+
+// DefaultWALTimeout is Options.WALTimeout's default.
+const DefaultWALTimeout = 2 * time.Minute
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
@@ -77,6 +85,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.PartSize == 0 {
 		o.PartSize = DefaultPartSize
 	}
+	if o.WALTimeout <= 0 {
+		o.WALTimeout = DefaultWALTimeout
+	}
 	if o.PartSize < MinPartSize {
 		return o, fmt.Errorf("part size %d is too small: use at least %d bytes (1 MiB)", o.PartSize, MinPartSize)
 	}
@@ -94,12 +105,21 @@ func (o Options) withDefaults() (Options, error) {
 // returns. Nothing is written to local disk.
 //
 // Before the backup it refuses (errors wrapping ErrRefused) a server whose
-// WAL does not reach walvault (archive_mode, archive_command) and a
-// repository that has no WAL of this cluster yet or belongs to another.
+// WAL does not reach walvault and a repository that has no WAL of this
+// cluster yet or belongs to another. WAL reaches walvault through
+// archive_command (walvault wal-push), or else through wal-receive
+// streaming from an active physical slot into this repository; it logs
+// which ("WAL source: ..."). With wal-receive, PostgreSQL does not wait
+// for the backup's WAL, so Push does: the manifest is written once every
+// segment from the backup's start to its stop is complete in the
+// repository, which makes the backup DONE. If that takes longer than
+// opts.WALTimeout, the manifest is written anyway (the backup shows as
+// WAITING_FOR_WALS and becomes DONE when the segment lands) and Push
+// returns an error saying so.
 //
-// On any failure, the context's included, it returns an error and writes no
-// manifest: the parts stored so far make an incomplete backup, which
-// backup-list shows as such and restore never uses.
+// On any other failure, the context's included, it returns an error and
+// writes no manifest: the parts stored so far make an incomplete backup,
+// which backup-list shows as such and restore never uses.
 func Push(ctx context.Context, b storage.Backend, opts Options) (repository.BackupManifest, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -123,7 +143,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		return repository.BackupManifest{}, err
 	}
 
-	settings, err := preflight(ctx, cfg, b)
+	settings, archiving, receivers, err := preflight(ctx, cfg, b)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
@@ -133,6 +153,20 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	}
 	if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	var src walSource
+	if !archiving {
+		if src, err = confirmReceiver(ctx, b, ident.Compression, sys.Timeline, settings.SegmentSize, receivers); err != nil {
+			return repository.BackupManifest{}, err
+		}
+	}
+	if src.Slot == "" {
+		opts.Log.Info("WAL source: archive_command")
+	} else if src.Flush == 0 {
+		opts.Log.Info("WAL source: "+src.String(), "slot", src.Slot,
+			"note", "its flushed position is not visible to this role (GRANT pg_monitor), so only the end of the backup confirms its WAL reaches this repository")
+	} else {
+		opts.Log.Info("WAL source: "+src.String(), "slot", src.Slot, "flushed", src.Flush.String())
 	}
 	if ident.Hidden {
 		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); the backup goes on with its hidden version",
@@ -150,7 +184,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if label == "" {
 		label = "walvault " + id
 	}
-	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast")
+	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast", src.Slot == "")
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
@@ -162,8 +196,19 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 	}
+	var late error
+	if src.Slot != "" {
+		late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
+		var timedOut *walTimeoutError
+		if late != nil && !errors.As(late, &timedOut) {
+			return repository.BackupManifest{}, fmt.Errorf("backup %s was not recorded (its parts show as incomplete in backup-list): %w", id, late)
+		}
+	}
 	if err := repository.WriteBackupManifest(ctx, b, m, opts.Lock.Retention(opts.Now())); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s: every part is stored, but its manifest is not, so it does not count as a backup: %w", id, err)
+	}
+	if late != nil {
+		return m, late
 	}
 	opts.Log.Info("backup done", "backup_id", id, "start_lsn", m.StartLSN, "stop_lsn", m.StopLSN,
 		"bytes", m.RawBytes, "stored_bytes", m.Stored, "elapsed", m.StopTime.Sub(m.StartTime).Round(time.Millisecond))
@@ -171,18 +216,105 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 }
 
 // preflight reads the server's settings on a normal connection and checks
-// that its WAL reaches walvault.
-func preflight(ctx context.Context, cfg *pgconn.Config, b storage.Backend) (serverSettings, error) {
+// that its WAL reaches walvault: through archive_command (archiving), or
+// else through wal-receive on one of receivers, which Push confirms
+// against the repository.
+func preflight(ctx context.Context, cfg *pgconn.Config, b storage.Backend) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
 	conn, err := connect(ctx, cfg, false)
 	if err != nil {
-		return serverSettings{}, err
+		return serverSettings{}, false, nil, err
 	}
 	defer closeConn(conn)
-	s, err := readSettings(ctx, pgWire{conn}, cfg.User)
-	if err != nil {
-		return serverSettings{}, err
+	w := pgWire{conn}
+	if s, err = readSettings(ctx, w, cfg.User); err != nil {
+		return serverSettings{}, false, nil, err
 	}
-	return s, checkServer(s, b.Location())
+	archiving, receivers, err = chooseSource(s, b.Location(), func() ([]slotInfo, error) { return readSlots(ctx, w) })
+	return s, archiving, receivers, err
+}
+
+// walPoll is how often waitForWAL looks at the repository.
+var walPoll = 500 * time.Millisecond
+
+// walTimeoutError: the backup's WAL did not reach the repository in time.
+type walTimeoutError struct {
+	id, slot, location string
+	segment            string // the first segment missing
+	partial            string // how far wal-receive's partials of it reach ("" when none)
+	timeout            time.Duration
+}
+
+func (e *walTimeoutError) Error() string {
+	has := "no partial of it either"
+	if e.partial != "" {
+		has = "wal-receive's newest partial of it ends at " + e.partial
+	}
+	return fmt.Sprintf("backup %s is stored and recorded, but WAL segment %s, which it needs, is not complete in %s after %s (%s): "+
+		"backup-list shows it WAITING_FOR_WALS, and DONE once wal-receive on slot %s stores that segment; check that wal-receive is running and its log "+
+		"(a backup taken on a standby ends in a segment that completes only when the primary fills or switches it: SELECT pg_switch_wal() on the primary), or raise --timeout",
+		e.id, e.segment, e.location, e.timeout, has, e.slot)
+}
+
+// waitForWAL waits until every segment from the backup's start to its stop
+// is complete in the repository, as backup-list's DONE wants: wal-receive
+// stores a segment once it is complete, and on a primary the backup's end
+// switches to a new segment, so the last one completes at once. It logs
+// progress every progressLogEvery, gives up after opts.WALTimeout with a
+// *walTimeoutError, and returns other errors (storage, cancellation) as
+// they are.
+func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression, m repository.BackupManifest, src walSource, opts Options) error {
+	seg, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return err
+	}
+	stop, err := wal.ParseSegmentName(m.StopWAL)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	deadline := start.Add(opts.WALTimeout)
+	nextLog := start
+	for {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
+		_, err := b.Stat(ctx, key)
+		switch {
+		case err == nil:
+			if seg.Log == stop.Log && seg.Seg == stop.Seg {
+				opts.Log.Info("the backup's WAL is in the repository", "backup_id", m.ID, "stop_wal", m.StopWAL,
+					"waited", time.Since(start).Round(time.Millisecond))
+				return nil
+			}
+			if seg, err = seg.Next(m.WALSegmentSize); err != nil {
+				return err
+			}
+			// As in backup-list: a backup whose stop timeline differs ends
+			// on the stop timeline.
+			if seg.Log == stop.Log && seg.Seg == stop.Seg {
+				seg.Timeline = stop.Timeline
+			}
+			continue
+		case !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("look for WAL segment %s in %s: %w", seg, b.Location(), err)
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			e := &walTimeoutError{id: m.ID, slot: src.Slot, location: b.Location(), segment: seg.String(), timeout: opts.WALTimeout}
+			if parts, err := repository.ListPartials(ctx, b, seg); err == nil && len(parts) > 0 {
+				e.partial = parts[len(parts)-1].End.String()
+			}
+			return e
+		}
+		if !now.Before(nextLog) {
+			opts.Log.Info("waiting for wal-receive to store the WAL the backup needs", "backup_id", m.ID, "segment", seg.String(),
+				"slot", src.Slot, "waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout)
+			nextLog = now.Add(progressLogEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for WAL segment %s to reach %s: %w", seg, b.Location(), ctx.Err())
+		case <-time.After(min(walPoll, time.Until(deadline))):
+		}
+	}
 }
 
 // newBackupID picks the id of a new backup from the clock: one whose folder

@@ -24,6 +24,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestPush backs up a real PostgreSQL 15 (pgbench scale 1 and one
@@ -277,8 +278,8 @@ func TestPushRefusesServer(t *testing.T) {
 		opts testenv.PostgresOptions
 		want []string
 	}{
-		{"archive_mode off", testenv.PostgresOptions{}, []string{`archive_mode is "off"`, "archive_mode = on", "walvault wal-push %p"}},
-		{"archive_command not walvault", testenv.PostgresOptions{ArchiveCommand: "test ! -f /nonexistent/%f"}, []string{`"test ! -f /nonexistent/%f"`, "archive_command = 'walvault wal-push %p'"}},
+		{"archive_mode off", testenv.PostgresOptions{}, []string{`archive_mode is "off"`, "archive_mode = on", "walvault wal-push %p", "walvault wal-receive --slot"}},
+		{"archive_command not walvault", testenv.PostgresOptions{ArchiveCommand: "test ! -f /nonexistent/%f"}, []string{`"test ! -f /nonexistent/%f"`, "archive_command = 'walvault wal-push %p'", "wal-receive"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,6 +298,160 @@ func TestPushRefusesServer(t *testing.T) {
 			}
 			checkNothingStored(t, b, "")
 		})
+	}
+}
+
+func TestBaseBackupCommandWithoutArchiveWait(t *testing.T) {
+	t.Parallel()
+	got, err := baseBackupCommand("l", true, false)
+	if err != nil || !strings.Contains(got, "PROGRESS, WAIT false, TABLESPACE_MAP") || strings.Count(got, "WAIT") != 1 {
+		t.Fatalf("baseBackupCommand without archive wait = %q, %v; want WAIT false", got, err)
+	}
+}
+
+// TestWaitForWAL: the wait ends once every segment from the backup's start
+// to its stop is stored; it times out with what is missing and how far
+// wal-receive's partials reach.
+func TestWaitForWAL(t *testing.T) {
+	t.Parallel()
+	m := repository.BackupManifest{ID: "20261125T103000Z", StartWAL: "000000010000000000000002", StopWAL: "000000010000000000000004", WALSegmentSize: 16 << 20}
+	src := walSource{Slot: "walvault"}
+
+	t.Run("segments arrive", func(t *testing.T) {
+		t.Parallel()
+		b := fileBackend(t)
+		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 2}))
+		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 3}))
+		var logs bytes.Buffer
+		late := make(chan error, 1)
+		go func() {
+			time.Sleep(700 * time.Millisecond)
+			late <- b.Put(context.Background(), segKey(wal.Segment{Timeline: 1, Seg: 4}), strings.NewReader("x"), storage.PutOptions{IfNotExists: true, Size: 1})
+		}()
+		start := time.Now()
+		err := waitForWAL(t.Context(), b, repository.LZ4, m, src, Options{WALTimeout: 30 * time.Second, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err := <-late; err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Fatalf("waitForWAL: %v", err)
+		}
+		if d := time.Since(start); d < 700*time.Millisecond || d > 10*time.Second {
+			t.Errorf("waitForWAL returned after %v, want soon after the last segment arrived (700ms)", d)
+		}
+		for _, want := range []string{"waiting for wal-receive", "segment=000000010000000000000004", "slot=walvault", "the backup's WAL is in the repository"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
+			}
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		t.Parallel()
+		b := fileBackend(t)
+		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 2}))
+		putWAL(t, b, repository.PartialKey(wal.Segment{Timeline: 1, Seg: 3}, 0x3000148, repository.LZ4))
+		err := waitForWAL(t.Context(), b, repository.LZ4, m, src, Options{WALTimeout: 1200 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+		var te *walTimeoutError
+		if !errors.As(err, &te) || te.segment != "000000010000000000000003" {
+			t.Fatalf("waitForWAL: got %v, want a timeout at segment 3", err)
+		}
+		for _, want := range []string{"000000010000000000000003", "after 1.2s", "newest partial of it ends at 0/3000148", "WAITING_FOR_WALS", "slot walvault", "--timeout"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		err := waitForWAL(ctx, fileBackend(t), repository.LZ4, m, src, Options{WALTimeout: time.Minute, Log: slog.New(slog.DiscardHandler)})
+		var te *walTimeoutError
+		if err == nil || errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("waitForWAL cancelled: got %v, want the context's error", err)
+		}
+	})
+}
+
+// TestPushWALReceiveTimeout: archive_mode off, and a walsender named
+// walvault-receive on a slot (pg_receivewal standing in for wal-receive,
+// writing elsewhere) whose flush position the repository appears to hold.
+// backup-push accepts it as the WAL source, does not let PostgreSQL wait
+// for archiving, waits for the WAL itself, and when it does not come
+// records the backup as WAITING_FOR_WALS and says so.
+func TestPushWALReceiveTimeout(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{})
+	sysid := pg.SQL(t, "SELECT system_identifier FROM pg_control_system()")
+	b, _ := newRepo(t)
+	id, err := strconv.ParseUint(sysid, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repository.EnsureIdentity(t.Context(), b, repository.NewIdentity(id, 16<<20, 15, repository.LZ4, "db-1", time.Now()), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	pg.SQL(t, "SELECT pg_create_physical_replication_slot('walvault', true)")
+	dir := testenv.UserDir(t)
+	recv := pg.Command(t, "pg_receivewal", "-d", pg.ConnString()+" application_name="+receiveAppName,
+		"-D", dir, "--slot", "walvault", "--synchronous", "--status-interval", "1", "--no-loop")
+	var recvErr bytes.Buffer
+	recv.Stderr = &recvErr
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { recv.Process.Kill(); recv.Wait() })
+	// Wait until it has flushed everything (the server is idle), so the
+	// flush position stays in the segment of the partial below.
+	var flush string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := pg.SQL(t, "SELECT coalesce(flush_lsn::text, ''), coalesce(flush_lsn = pg_current_wal_lsn(), false) FROM pg_stat_replication WHERE application_name = '"+receiveAppName+"'")
+		if lsn, caughtUp, _ := strings.Cut(out, "|"); caughtUp == "t" {
+			flush = lsn
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pg_receivewal did not catch up in 30s (%q): %s", out, recvErr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lsn, err := wal.ParseLSN(flush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What wal-receive would have stored: a partial up to the end of the
+	// segment being written.
+	seg, _ := wal.SegmentFromLSN(1, lsn-1, 16<<20)
+	segStart, _ := seg.StartLSN(16 << 20)
+	putWAL(t, b, repository.PartialKey(seg, segStart+16<<20, repository.LZ4))
+
+	var logs bytes.Buffer // slog's handler serialises writes
+	m, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString(), WALTimeout: 2 * time.Second,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	t.Logf("error: %v", err)
+	var te *walTimeoutError
+	if !errors.As(err, &te) || m.ID == "" {
+		t.Fatalf("Push with WAL that never arrives: got %+v, %v; want the manifest and a timeout", m, err)
+	}
+	log := logs.String()
+	for _, want := range []string{"WAL source: wal-receive on slot walvault", "flushed=", "waiting for wal-receive"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "WAL archiving is not enabled") {
+		t.Errorf("BASE_BACKUP waited for archiving (PostgreSQL's notice is in the log):\n%s", log)
+	}
+	list, err := repository.ListBackups(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != m.ID || list[0].Status != repository.StatusWaitingForWALs || list[0].MissingWAL != te.segment {
+		t.Fatalf("backups: %+v, want %s WAITING_FOR_WALS for %s", list, m.ID, te.segment)
 	}
 }
 

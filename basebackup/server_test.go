@@ -92,7 +92,7 @@ func testProtocolOrder(t *testing.T, pg *testenv.Postgres) {
 	}
 	defer closeConn(conn)
 	rec := &recordingWire{wire: pgWire{conn}}
-	cmd, err := baseBackupCommand("protocol order", true)
+	cmd, err := baseBackupCommand("protocol order", true, true)
 	if err != nil {
 		t.Fatal(err)
 	}

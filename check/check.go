@@ -28,6 +28,10 @@ const (
 	NameContinuity   = "WAL continuity"
 	NameObjectLock   = "Object Lock"
 	NameWALFreeSpace = "pg_wal free space"
+	// NameReceiveSlot is one line per slot wal-receive streams from (and
+	// for the slot Options.Slot names); none when wal-receive is not in
+	// use.
+	NameReceiveSlot = "wal-receive slot"
 )
 
 // Thresholds of the archive lag and free space checks.
@@ -54,6 +58,10 @@ type Options struct {
 	Repo         string
 	MaxBackupAge time.Duration
 	MinBackups   int
+	// Slot names the replication slot wal-receive streams from: it is
+	// reported even when inactive or missing. Slots a wal-receive streams
+	// from now are reported without it.
+	Slot string
 	// LockMode and LockDays are the configured Object Lock policy.
 	LockMode storage.RetentionMode
 	LockDays int
@@ -91,7 +99,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 	}
 	c := &checker{b: b, opts: opts}
 	c.timed(ctx, func(ctx context.Context) []Result {
-		c.srv = gather(ctx, opts.ConnString)
+		c.srv = gather(ctx, opts.ConnString, opts.Slot)
 		return nil
 	})
 
@@ -103,6 +111,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 	c.add(c.checkArchiveCommand())
 	c.add(c.checkArchiver())
 	c.add(c.checkArchiveLag())
+	c.timed(ctx, c.checkReceiveSlots)
 	c.timed(ctx, c.checkBackups)
 	c.timed(ctx, c.checkContinuity)
 	c.timed(ctx, c.checkObjectLock)

@@ -12,6 +12,9 @@ import (
 
 const walPushLine = "archive_command = 'walvault wal-push %p'"
 
+// receiveAlternative is the other way for WAL to reach the repository.
+const receiveAlternative = "or stream WAL into the repository with walvault wal-receive --slot walvault --create-slot"
+
 // unreachable is the verdict of a check that needs PostgreSQL when it
 // could not be reached.
 func (c *checker) unreachable(name string) (Result, bool) {
@@ -69,13 +72,26 @@ func (c *checker) checkArchiveMode() Result {
 	case v == "on":
 		return ok(NameArchiveMode, "on")
 	}
-	return failed(NameArchiveMode, "archive_mode is %s, so no WAL reaches the repository and no backup can be restored to a point in time: set archive_mode = on and %s in postgresql.conf, then restart PostgreSQL", v, walPushLine)
+	if via := c.viaReceive(); via != "" {
+		return ok(NameArchiveMode, "%s: WAL reaches the repository through %s instead; see the %s line", v, via, NameReceiveSlot)
+	}
+	return failed(NameArchiveMode, "archive_mode is %s, so no WAL reaches the repository and no backup can be restored to a point in time: set archive_mode = on and %s in postgresql.conf, then restart PostgreSQL; %s", v, walPushLine, receiveAlternative)
 }
 
 func (c *checker) checkArchiveCommand() Result {
 	cmd, r, good := c.setting(NameArchiveCmd, "archive_command")
 	if !good {
 		return r
+	}
+	if via := c.viaReceive(); via != "" {
+		// archive_command is not the WAL source; a server that archives
+		// with walvault too is still checked below.
+		if m := c.srv.settings["archive_mode"]; m.err == nil && m.value == "off" {
+			return ok(NameArchiveCmd, "not used, archive_mode is off: WAL reaches the repository through %s", via)
+		}
+		if lib := c.srv.settings["archive_library"]; (lib.err == nil && lib.value != "") || !parseArchiveCommand(cmd).runsWalvault {
+			return ok(NameArchiveCmd, "does not run walvault wal-push, but WAL reaches the repository through %s instead", via)
+		}
 	}
 	if lib := c.srv.settings["archive_library"]; lib.err == nil && lib.value != "" {
 		return failed(NameArchiveCmd, "archive_library is %q, so PostgreSQL archives through that library and ignores archive_command: set archive_library = '' and %s, then reload PostgreSQL", lib.value, walPushLine)
@@ -129,6 +145,9 @@ func (c *checker) checkArchiveLag() Result {
 		return r
 	}
 	if m := c.srv.settings["archive_mode"]; m.err == nil && m.value == "off" {
+		if via := c.viaReceive(); via != "" {
+			return ok(NameArchiveLag, "nothing to archive, archive_mode is off; the lag of %s is on the %s line", via, NameReceiveSlot)
+		}
 		return failed(NameArchiveLag, "nothing is archived: archive_mode is off")
 	}
 	a := c.srv.archiver

@@ -28,6 +28,9 @@ type server struct {
 	// currentWAL is the segment being written (primary only).
 	currentWAL string
 	ready      readyFiles
+	// slots are those wal-receive streams from and the one --slot names.
+	slots    []slotState
+	slotsErr error
 }
 
 // setting is one server setting, or why it could not be read.
@@ -61,8 +64,9 @@ var settingNames = []string{"wal_level", "archive_mode", "archive_command", "arc
 // connectTimeout bounds connecting when the connection string sets none.
 const connectTimeout = 10 * time.Second
 
-// gather connects and reads everything the PostgreSQL checks need.
-func gather(ctx context.Context, connString string) *server {
+// gather connects and reads everything the PostgreSQL checks need; slot is
+// the replication slot --slot names ("" for none).
+func gather(ctx context.Context, connString, slot string) *server {
 	s := &server{settings: map[string]setting{}}
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
@@ -117,6 +121,7 @@ func gather(ctx context.Context, connString string) *server {
 	if s.ready.err != nil {
 		s.ready.err = privilegeHint(s.ready.err, s.user, "pg_monitor")
 	}
+	s.slots, s.slotsErr = readSlots(ctx, conn, slot)
 	return s
 }
 

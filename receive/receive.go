@@ -43,6 +43,10 @@ type Options struct {
 	Log     *slog.Logger
 }
 
+// ApplicationName is the application_name wal-receive connects with: how
+// backup-push and check tell its walsender from a standby's.
+const ApplicationName = "walvault-receive"
+
 // statusInterval is the longest time between two status updates.
 const statusInterval = 10 * time.Second
 
@@ -158,7 +162,7 @@ func (r *receiver) session(ctx context.Context) error {
 		return fatalf("PostgreSQL connection settings: %w", err)
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
-		cfg.RuntimeParams["application_name"] = "walvault-receive"
+		cfg.RuntimeParams["application_name"] = ApplicationName
 	}
 	cfg.RuntimeParams["replication"] = "true"
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -24,10 +24,22 @@ cron or by hand, as a role with REPLICATION (or a superuser):
 
 The connection also honours the usual PGHOST, PGPORT, PGUSER, PGPASSWORD and
 PGDATABASE variables and ~/.pgpass; pg_hba.conf needs a "replication" line for
-the role. The server must archive its WAL into the same repository
-(archive_mode = on, archive_command = 'walvault wal-push %p'): a backup is
-restorable only with the WAL from its start to its end, and backup-list shows
-it as DONE once that WAL is archived.
+the role. A backup is restorable only with the WAL from its start to its end,
+and backup-list shows it as DONE once that WAL is in the repository, so the
+server's WAL must reach the same repository, in one of two ways (the log says
+which one the backup relies on, "WAL source: ..."):
+
+   archive_command   archive_mode = on, archive_command = 'walvault wal-push %p';
+                     PostgreSQL waits until the backup's last segment is archived
+   wal-receive       walvault wal-receive streaming from an active physical slot
+                     into this repository (used when archiving is not set up for
+                     walvault); backup-push waits, up to --timeout, until the
+                     backup's last segment is complete in the repository
+
+Without either, the backup is refused and the message says how to set one up.
+If wal-receive does not store the backup's WAL within --timeout, the backup is
+recorded anyway (WAITING_FOR_WALS, DONE once the WAL lands) and backup-push
+exits 1.
 
 A backup exists only once its manifest is written, last; an interrupted push
 leaves parts that backup-list shows as INCOMPLETE and restore never uses.
@@ -79,6 +91,7 @@ func backupPush(c *cli.Context) error {
 		Host:        host,
 		Version:     walvaultVersion(),
 		Lock:        lockPolicy(cfg),
+		WALTimeout:  cfg.Timeout,
 		Log:         log,
 		Progress:    c.App.ErrWriter,
 		Terminal:    isTerminal(c.App.ErrWriter),

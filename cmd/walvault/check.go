@@ -23,6 +23,16 @@ age (max-backup-age), number of backups (min-backups), WAL continuity since
 the newest backup, Object Lock on the bucket when lock-mode asks for it, and
 free space where pg_wal lives.
 
+When wal-receive is in use, one "wal-receive slot" line per physical slot a
+walvault-receive walsender streams from (and for the slot --slot names, even
+when inactive or missing): active or not, how far wal-receive has flushed WAL
+into the repository and how many bytes that is behind the server, flush and
+replay lag, restart_lsn and the WAL the slot retains in pg_wal. It FAILS when
+the slot is inactive or missing, retains or lags by more than 64 segments, has
+lost WAL, or its flushed WAL is not in this repository. With an active
+wal-receive, archive_mode off (or an archive_command that is not walvault's)
+is OK: wal-receive is the WAL source then.
+
 Connect as a superuser, or as a role with pg_monitor and pg_read_all_settings
 (--pg-conn, or PG* variables and ~/.pgpass). Run on the database host as root
 or as the server's OS user to also check the repository in the server's
@@ -31,7 +41,10 @@ be checked. No secret is ever printed.
 
 Exit codes: 0 every check OK, 1 at least one FAILED, 2 bad arguments or
 configuration. --json prints a JSON array of {"name", "ok", "detail"}.`,
-		Flags:  append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print the results as JSON"}),
+		Flags: append(configFlags(),
+			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON"},
+			&cli.StringFlag{Name: "slot", Usage: "replication slot wal-receive streams from: reported even when inactive or missing (slots with a running wal-receive are reported without it)", EnvVars: []string{"WALVAULT_SLOT"}},
+		),
 		Action: checkAll,
 	}
 }
@@ -50,6 +63,7 @@ func checkAll(c *cli.Context) error {
 	results := check.Run(ctx, b, check.Options{
 		ConnString:   cfg.PGConn,
 		Repo:         cfg.Repo,
+		Slot:         c.String("slot"),
 		MaxBackupAge: cfg.MaxBackupAge,
 		MinBackups:   cfg.MinBackups,
 		LockMode:     cfg.LockMode,

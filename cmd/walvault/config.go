@@ -71,7 +71,7 @@ var settings = []setting{
 	{name: "min-backups", def: "1", usage: "check: at least this many DONE backups"},
 	{name: "upload-concurrency", def: "4", usage: "wal-push: WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
 	{name: "prefetch", def: "8", usage: "wal-fetch: WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch (0 turns it off)"},
-	{name: "timeout", def: "2m", usage: "deadline for one wal-push or wal-fetch, retries included; a stalled transfer fails within it"},
+	{name: "timeout", def: "2m", usage: "deadline for one wal-push or wal-fetch (retries included: a stalled transfer fails within it), for one wal-receive upload, and for backup-push's wait for wal-receive to store the backup's WAL"},
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{name: "log-format", def: "text", usage: "text or json (log lines go to stderr, which PostgreSQL puts in its log)"},
 }
