@@ -11,7 +11,11 @@
 #     8 against 0, and cp from a local directory), in the WAL run;
 #   - the archive keep-up test (BenchmarkKeepUp): PostgreSQL with
 #     archive_command = walvault wal-push into loopback S3 under pgbench for
-#     WALVAULT_KEEPUP_SECONDS (default 120), largest .ready backlog and lag.
+#     WALVAULT_KEEPUP_SECONDS (default 120), largest .ready backlog and lag;
+#   - the streaming receiver (BenchmarkReceive): wal-receive --max-lag 1s
+#     into loopback S3 and pg_receivewal into a local directory, both on the
+#     same pgbench run of WALVAULT_RECEIVE_SECONDS (default 30), then a
+#     crash and a restore of the latest state: RPO, CPU and peak RSS.
 #
 # Keeps the raw `go test -bench` output in bench/results/ (benchstat reads
 # it) and prints medians over the -count runs and the ratios the targets are
@@ -19,18 +23,22 @@
 # ./scripts/install-deps.sh) plus lz4, tar and gzip.
 #
 #   BENCH           benchmarks to run (go test -bench regexp). Unset: all of
-#                   them, as three go test runs: the WAL benchmarks with
+#                   them, as four go test runs: the WAL benchmarks with
 #                   BENCHTIME/COUNT, BenchmarkBackup and BenchmarkRestore
 #                   with BACKUP_BENCHTIME/BACKUP_COUNT (they take minutes),
-#                   then BenchmarkKeepUp with KEEPUP_COUNT.
+#                   BenchmarkKeepUp with KEEPUP_COUNT, then BenchmarkReceive
+#                   with RECEIVE_COUNT.
 #                   Set: one go test run; BENCHTIME and COUNT then default to
-#                   1x and 1 when BENCH names Backup or Restore, and to 1x
-#                   and 3 when it names KeepUp (BENCH=KeepUp: the keep-up
-#                   test alone, WALVAULT_KEEPUP=1 is set for it).
+#                   1x and 1 when BENCH names Backup, Restore or Receive,
+#                   and to 1x and 3 when it names KeepUp (BENCH=KeepUp: the
+#                   keep-up test alone, WALVAULT_KEEPUP=1 is set for it).
 #   BENCHTIME=20x   iterations per WAL benchmark run (go test -benchtime)
 #   COUNT=3         runs of each WAL benchmark (go test -count); the table shows medians
 #   BACKUP_BENCHTIME=1x, BACKUP_COUNT=1   the same for the base backup benchmarks
 #   KEEPUP_COUNT=1  runs of the keep-up test in a full run (0: leave it out)
+#   RECEIVE_COUNT=1 runs (crashes) of the receiver benchmark in a full run,
+#                   about 1.5 minutes each (0: leave it out)
+#   WALVAULT_RECEIVE_SECONDS=30   how long pgbench runs before the crash
 #   WALVAULT_KEEPUP_SECONDS=120   how long pgbench runs in the keep-up test
 #   WALVAULT_KEEPUP_INIT_SCALE=50 scale of the keep-up test's bulk load (pgbench -i)
 #   WALVAULT_BENCH_SCALE=100   pgbench scale of the backed up database
@@ -39,6 +47,7 @@
 #   BENCH='Backup|Restore' ./scripts/bench.sh   # backup-push and restore only
 #   BENCH=WAL ./scripts/bench.sh                # wal-push and wal-fetch only
 #   BENCH=KeepUp ./scripts/bench.sh             # the archive keep-up test, 3 runs
+#   BENCH=Receive ./scripts/bench.sh            # wal-receive RPO and cost, 1 crash
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$(go env GOPATH)/bin"
@@ -46,7 +55,7 @@ export PATH="$PATH:$(go env GOPATH)/bin"
 # Each run: regexp benchtime count.
 runs=()
 if [ -n "${BENCH:-}" ]; then
-	if printf '%s' "$BENCH" | grep -Eq 'Backup|Restore'; then
+	if printf '%s' "$BENCH" | grep -Eq 'Backup|Restore|Receive'; then
 		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-1}")
 	elif printf '%s' "$BENCH" | grep -q 'KeepUp'; then
 		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-3}")
@@ -58,6 +67,9 @@ else
 	runs+=("^Benchmark(Backup|Restore)\$ ${BACKUP_BENCHTIME:-1x} ${BACKUP_COUNT:-1}")
 	if [ "${KEEPUP_COUNT:-1}" != 0 ]; then
 		runs+=("^BenchmarkKeepUp\$ 1x ${KEEPUP_COUNT:-1}")
+	fi
+	if [ "${RECEIVE_COUNT:-1}" != 0 ]; then
+		runs+=("^BenchmarkReceive\$ 1x ${RECEIVE_COUNT:-1}")
 	fi
 fi
 # BenchmarkKeepUp skips itself unless asked for: it takes minutes.
@@ -73,6 +85,7 @@ raw="bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 	echo "nproc: $(nproc)"
 	echo "scale: ${WALVAULT_BENCH_SCALE:-100}"
 	echo "keepup-seconds: ${WALVAULT_KEEPUP_SECONDS:-120}"
+	echo "receive-seconds: ${WALVAULT_RECEIVE_SECONDS:-30}"
 } >"$raw"
 
 for run in "${runs[@]}"; do

@@ -3,7 +3,8 @@
 // performance targets are judged by, against the baselines measured in the
 // same run: wal-push and wal-fetch time (÷ cp, lz4 -1), backup-push time
 // (÷ pg_basebackup -Ft -z, -Ft with client-side lz4, plain -Ft), restore
-// time (÷ untar of base.tar.gz and of base.tar), and peak RSS.
+// time (÷ untar of base.tar.gz and of base.tar), and peak RSS; and
+// wal-receive's RPO and its CPU and peak RSS beside pg_receivewal's.
 //
 //	go run ./bench/cmd/ratios [-strict] FILE...   (or standard input)
 //
@@ -35,6 +36,9 @@ const (
 
 	targetBackupSpeedup = 2.0   // backup-push throughput ÷ pg_basebackup -Ft -z's
 	targetBackupRSSMiB  = 150.0 // backup-push and restore peak RSS, at any database size
+
+	targetReceiveRPO    = 1.0  // seconds: crash time - newest restored commit, --max-lag 1s, under pgbench
+	targetReceiveRSSMiB = 50.0 // wal-receive peak RSS
 )
 
 // Names of the backlog, recovery and keep-up benchmarks (after stripProcs).
@@ -48,6 +52,7 @@ const (
 	recoveryOffGap = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0/replay=50ms"
 	recoveryOnGap  = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8/replay=50ms"
 	keepUp         = "BenchmarkKeepUp"
+	receive        = "BenchmarkReceive"
 )
 
 // Names of the base backup benchmarks (after stripProcs).
@@ -211,7 +216,7 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 
 	var walOrder, bbOrder []string
 	for _, n := range order {
-		if strings.HasPrefix(n, keepUp) {
+		if strings.HasPrefix(n, keepUp) || strings.HasPrefix(n, receive) {
 			continue // its own table below
 		}
 		if isBaseBackup(n) {
@@ -357,6 +362,17 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		}
 	}
 
+	if r := byName[receive]; r != nil {
+		fmt.Fprintf(w, "\nwal-receive --max-lag 1s to S3 beside pg_receivewal to a local directory, same pgbench run, crash, restore latest\n"+
+			"(medians of %d runs; max over runs in brackets):\n", len(r.metrics["rpo-s"]))
+		for _, u := range []string{"rpo-s", "rpo-max-s", "rpo-mean-s", "walvault-cpu-s", "pg_receivewal-cpu-s", "cpu-ratio",
+			"walvault-rss-MiB", "pg_receivewal-rss-MiB", "gateway-cpu-s", "wal-MiB/s", "tps", "host-busy-%", "other-cpu-%"} {
+			if m, ok := r.median(u); ok {
+				fmt.Fprintf(w, "  %-22s %10.3f  [%.3f]\n", u, m, maxOf(r.metrics[u]))
+			}
+		}
+	}
+
 	fmt.Fprintf(w, "\ntargets:\n")
 	if x, ok1 := ns(backlogAhead); ok1 && x > 0 {
 		if y, ok2 := ns(backlogSerial); ok2 {
@@ -378,6 +394,24 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			m := maxOf(r.metrics["max-ready"])
 			fmt.Fprintf(w, "  keep-up %s: largest number of .ready files (max of all runs) = %.0f: target ≤ %.0f %s\n",
 				strings.TrimPrefix(n, keepUp+"/"), m, targetKeepUpReady, verdict(m <= targetKeepUpReady))
+		}
+	}
+	if r := byName[receive]; r != nil {
+		if v := r.metrics["rpo-s"]; len(v) > 0 {
+			m := maxOf(v)
+			fmt.Fprintf(w, "  wal-receive RPO after a crash (max of all runs) = %.2f s: target ≤ %.0f s %s", m, targetReceiveRPO, verdict(m <= targetReceiveRPO))
+			if worst := r.metrics["rpo-max-s"]; len(worst) > 0 {
+				over := ""
+				if maxOf(worst) > targetReceiveRPO {
+					over = ", over the target"
+				}
+				fmt.Fprintf(w, " (a crash at the worst moment of the load: %.2f s%s)", maxOf(worst), over)
+			}
+			fmt.Fprintln(w)
+		}
+		if v := r.metrics["walvault-rss-MiB"]; len(v) > 0 {
+			m := maxOf(v)
+			fmt.Fprintf(w, "  wal-receive peak RSS (max of all runs) = %.1f MiB: target < %.0f MiB %s\n", m, targetReceiveRSSMiB, verdict(m < targetReceiveRSSMiB))
 		}
 	}
 	if x, ok1 := ns("BenchmarkWALPush/walvault=s3"); ok1 {
