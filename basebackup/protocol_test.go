@@ -370,7 +370,7 @@ func TestBaseBackupCommand(t *testing.T) {
 			if tc.wantErr {
 				return
 			}
-			want := "BASE_BACKUP ( " + tc.want + ", MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', PROGRESS, WAIT, TABLESPACE_MAP )"
+			want := "BASE_BACKUP ( " + tc.want + ", MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', PROGRESS, WAIT, TABLESPACE_MAP )"
 			if got != want {
 				t.Errorf("baseBackupCommand(%q):\ngot  %s\nwant %s", tc.label, got, want)
 			}
