@@ -35,8 +35,13 @@ type Options struct {
 	// plus Lock.Days. It must be the policy walvault.json records, or the
 	// push is refused (repository.ErrLockPolicy). The zero value is off.
 	Lock repository.LockPolicy
-	Now  func() time.Time // nil means time.Now
-	Log  *slog.Logger     // nil discards
+	// IdentityCacheTTL turns on the identity cache in pg_wal/walvault (see
+	// identitycache.go): a segment whose cluster matches an identity read
+	// from walvault.json less than this long ago is pushed without reading
+	// walvault.json again. 0 reads it on every push.
+	IdentityCacheTTL time.Duration
+	Now              func() time.Time // nil means time.Now
+	Log              *slog.Logger     // nil discards
 }
 
 // Result says what a push did.
@@ -76,59 +81,156 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		repository.MetaPushedAt: opts.Now().UTC().Format(time.RFC3339),
 		repository.MetaWalvault: opts.Version,
 	}
-	compression := repository.None
 	if repository.Compressed(file.Kind) {
 		hdr, err := checkSegment(f, file)
 		if err != nil {
 			return Result{}, err
 		}
-		want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
-		id, err := repository.EnsureIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
-		if err != nil {
-			return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
-		}
-		if err := checkIdentity(id, hdr, file, b.Location()); err != nil {
-			return Result{}, err
-		}
+		meta[repository.MetaSystemID] = strconv.FormatUint(hdr.SystemID, 10)
+		return pushSegment(ctx, b, f, path, hdr, res, meta, opts)
+	}
+	// History and backup history files carry no system identifier, but the
+	// repository's lock policy binds them too. Before the first segment
+	// there is no policy yet: the configured one goes.
+	id, err := repository.LoadIdentity(ctx, b)
+	switch {
+	case err == nil:
 		if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
 			return Result{}, err
 		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
+	}
+	body, err := encodeFile(f, path, repository.None, &res, meta)
+	if err != nil {
+		return Result{}, err
+	}
+	return upload(ctx, b, body, res, meta, opts, identityCache{})
+}
+
+// pushSegment pushes a WAL segment (or .partial) whose header was checked
+// against its name. The repository identity says whether the segment may go
+// there and how it is compressed. Unless the identity cache has it, it is
+// read from walvault.json while the segment is being compressed and hashed,
+// so the round trip costs no time; nothing is uploaded before it was checked.
+func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string, hdr wal.Header, res Result, meta map[string]string, opts Options) (Result, error) {
+	cache := identityCache{walDir: filepath.Dir(path), location: b.Location(), ttl: opts.IdentityCacheTTL}
+	id, cached := cache.load(opts.Now())
+	if cached && (checkIdentity(id, hdr, res.File, b.Location()) != nil || id.CheckLock(opts.Lock, b.Location()) != nil) {
+		cached = false // never refused on the cache's word: the repository decides
+	}
+	compression := opts.Compression // the repository's, once known
+	if cached {
+		opts.Log.Debug("repository identity from the cache", "repository", b.Location(), "path", cache.path())
 		compression = id.Compression
-		meta[repository.MetaSystemID] = strconv.FormatUint(hdr.SystemID, 10)
-	} else {
-		// History and backup history files carry no system identifier,
-		// but the repository's lock policy binds them too. Before the
-		// first segment there is no policy yet: the configured one goes.
-		id, err := repository.LoadIdentity(ctx, b)
-		switch {
-		case err == nil:
-			if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
-				return Result{}, err
-			}
-		case !errors.Is(err, storage.ErrNotFound):
-			return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
+	}
+
+	type checked struct {
+		id  repository.Identity
+		err error
+	}
+	var verified chan checked
+	if !cached {
+		verified = make(chan checked, 1)
+		file := res.File
+		go func() {
+			id, err := verifyIdentity(ctx, b, hdr, file, opts)
+			verified <- checked{id, err}
+		}()
+	}
+	body, encErr := encodeFile(f, path, compression, &res, meta)
+	if verified != nil {
+		v := <-verified // always waited for: nothing outlives Push
+		if v.err != nil {
+			closeBody(body)
+			return Result{}, v.err
+		}
+		id = v.id
+		if err := cache.store(id, opts.Now()); err != nil {
+			opts.Log.Warn("cannot cache the repository identity; the next push reads it again", "err", err)
 		}
 	}
-
-	res.Key = repository.WALKey(file, compression)
-	meta[repository.MetaCompression] = string(compression)
-	body, sum, size, err := encode(f, name, compression)
-	if err != nil {
-		return Result{}, fmt.Errorf("read %s: %w", path, err)
+	if encErr != nil {
+		return Result{}, encErr
 	}
+	if id.Compression != compression {
+		// The repository was created with another compression than the
+		// one configured: encode again in its own, so a segment always
+		// has exactly one key.
+		closeBody(body)
+		if body, encErr = encodeFile(f, path, id.Compression, &res, meta); encErr != nil {
+			return Result{}, encErr
+		}
+	}
+	out, err := upload(ctx, b, body, res, meta, opts, cache)
+	if cached && errors.Is(err, ErrConflict) {
+		// The cache spared the identity check; a conflict may mean the
+		// repository was replaced by another cluster's. Ask it.
+		if _, verr := verifyIdentity(ctx, b, hdr, res.File, opts); verr != nil {
+			return Result{}, verr
+		}
+	}
+	return out, err
+}
+
+// verifyIdentity reads the repository identity (creating it from the
+// segment's header in an empty repository) and checks that the segment and
+// the configured lock policy belong there.
+func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file wal.FileName, opts Options) (repository.Identity, error) {
+	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
+	id, err := repository.EnsureIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
+	if err != nil {
+		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
+	}
+	if err := checkIdentity(id, hdr, file, b.Location()); err != nil {
+		return repository.Identity{}, err
+	}
+	if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
+		return repository.Identity{}, err
+	}
+	return id, nil
+}
+
+// encodeFile reads the file into its stored body in compression c, and
+// fills in res and meta: key, sizes, checksum.
+func encodeFile(f *os.File, path string, c repository.Compression, res *Result, meta map[string]string) (sizedReader, error) {
+	body, sum, size, err := encode(f, filepath.Base(path), c)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	res.Key = repository.WALKey(res.File, c)
 	res.RawSize, res.SHA256, res.StoredSize = size, sum, body.Size()
+	meta[repository.MetaCompression] = string(c)
 	meta[repository.MetaSHA256] = sum
 	meta[repository.MetaRawSize] = strconv.FormatInt(size, 10)
+	return body, nil
+}
 
-	err = b.Put(ctx, res.Key, body, storage.PutOptions{IfNotExists: true, Metadata: meta, Size: body.Size(), Retention: opts.Lock.Retention(opts.Now())})
+// closeBody ends the compressing goroutine of a streamed body.
+func closeBody(body sizedReader) {
 	if c, ok := body.(io.Closer); ok {
-		c.Close() // ends the compressing goroutine if Put stopped early
+		c.Close()
 	}
-	if errors.Is(err, storage.ErrExists) {
-		return settleConflict(ctx, b, res, meta, opts.Log)
+}
+
+// upload stores body with a conditional create. An existing object is
+// success if it holds the same file, a conflict otherwise. A failed or
+// conflicting upload drops the identity cache entry, so that the next push
+// asks the repository again.
+func upload(ctx context.Context, b storage.Backend, body sizedReader, res Result, meta map[string]string, opts Options, cache identityCache) (Result, error) {
+	err := b.Put(ctx, res.Key, body, storage.PutOptions{IfNotExists: true, Metadata: meta, Size: body.Size(), Retention: opts.Lock.Retention(opts.Now())})
+	closeBody(body) // ends the compressing goroutine if Put stopped early
+	switch {
+	case errors.Is(err, storage.ErrExists):
+		res, err = settleConflict(ctx, b, res, meta, opts.Log)
+	case err != nil:
+		err = fmt.Errorf("upload %s to %s: %w", res.File, b.Location(), err)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("upload %s to %s: %w", name, b.Location(), err)
+		if derr := cache.drop(); derr != nil {
+			opts.Log.Warn("cannot drop the cached repository identity", "err", derr)
+		}
+		return Result{}, err
 	}
 	return res, nil
 }
@@ -138,11 +240,11 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 // memory stays bounded whatever the configuration.
 const maxInMemory = 16 << 20
 
-// encode reads the file once, hashing it on a second core while it is
-// compressed into memory: the checksum must be known before the upload
-// starts (S3 sends metadata before the body), and the stored body and its
-// checksum come from the very same bytes. Larger files are hashed first and
-// then streamed (see streamBody).
+// encode reads the file once, hashing it on one core while it is
+// compressed into memory on the others: the checksum must be known before
+// the upload starts (S3 sends metadata before the body), and the stored body
+// and its checksum come from the very same bytes. Larger files are hashed
+// first and then streamed (see streamBody).
 func encode(f *os.File, name string, c repository.Compression) (body sizedReader, sum string, size int64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -153,6 +255,13 @@ func encode(f *os.File, name string, c repository.Compression) (body sizedReader
 	}
 	if fi.Size() > maxInMemory {
 		return streamBody(f, name, c)
+	}
+	if c == repository.LZ4 {
+		buf, digest, n, err := encodeLZ4(f)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		return buf, hex.EncodeToString(digest), n, nil
 	}
 	// Chunks, not one growing slice: memory follows the compressed size
 	// without a doubling copy, and the body can be rewound for a retry.

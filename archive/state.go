@@ -47,9 +47,18 @@ func pushedDir(walDir string) string {
 
 // ensurePushedDir creates the record directory, private to the server user.
 func ensurePushedDir(walDir string) (string, error) {
-	dir := pushedDir(walDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := ensureStateDir(walDir, pushedDirName)
+	if err != nil {
 		return "", fmt.Errorf("create push-ahead state directory: %w", err)
+	}
+	return dir, nil
+}
+
+// ensureStateDir creates pg_wal/walvault/sub, private to the server user.
+func ensureStateDir(walDir, sub string) (string, error) {
+	dir := filepath.Join(walDir, stateDirName, sub)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
 	}
 	// MkdirAll leaves existing directories alone; make sure neither level
 	// is readable by others even if someone created it with a wider mode.
@@ -72,6 +81,15 @@ func writeRecord(dir, name string, rec pushRecord) error {
 	if err != nil {
 		return err
 	}
+	if err := replaceFile(dir, name, data); err != nil {
+		return fmt.Errorf("record push-ahead of %s: %w", name, err)
+	}
+	return nil
+}
+
+// replaceFile writes dir/name through a temp file and a rename, without
+// fsync: state files are hints whose loss costs only a slower push.
+func replaceFile(dir, name string, data []byte) error {
 	f, err := os.CreateTemp(dir, tempPrefix+name+"-")
 	if err != nil {
 		return err
@@ -86,9 +104,8 @@ func writeRecord(dir, name string, rec pushRecord) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("record push-ahead of %s: %w", name, err)
 	}
-	return nil
+	return err
 }
 
 // readRecord returns name's record; ok is false when there is none or it is
