@@ -75,12 +75,7 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	defer f.Close()
 
 	res := Result{File: file}
-	meta := map[string]string{
-		repository.MetaTimeline: fmt.Sprintf("%08X", uint32(file.Timeline)),
-		repository.MetaHost:     opts.Host,
-		repository.MetaPushedAt: opts.Now().UTC().Format(time.RFC3339),
-		repository.MetaWalvault: opts.Version,
-	}
+	meta := baseMetadata(file, opts)
 	if repository.Compressed(file.Kind) {
 		hdr, err := checkSegment(f, file)
 		if err != nil {
@@ -106,6 +101,17 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		return Result{}, err
 	}
 	return upload(ctx, b, body, res, meta, opts, identityCache{})
+}
+
+// baseMetadata is the metadata every archived file carries; the encoding
+// adds its checksum, sizes and compression.
+func baseMetadata(file wal.FileName, opts Options) map[string]string {
+	return map[string]string{
+		repository.MetaTimeline: fmt.Sprintf("%08X", uint32(file.Timeline)),
+		repository.MetaHost:     opts.Host,
+		repository.MetaPushedAt: opts.Now().UTC().Format(time.RFC3339),
+		repository.MetaWalvault: opts.Version,
+	}
 }
 
 // pushSegment pushes a WAL segment (or .partial) whose header was checked

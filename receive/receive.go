@@ -674,10 +674,10 @@ func (r *receiver) write(ctx context.Context, pos wal.LSN, data []byte) error {
 // partials and moves on to the next segment.
 func (r *receiver) completeSegment(ctx context.Context) error {
 	path := r.spoolPath(r.seg)
-	r.closeSegment()
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	res, err := archive.Push(ctx, r.b, path, r.opts.Push)
+	res, err := r.storeSegment(ctx, path)
+	r.closeSegment()
 	if err != nil {
 		r.opts.Metrics.uploadFailed()
 		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrWrongCluster) {
@@ -705,6 +705,29 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	}
 	r.pendingSince = time.Time{}
 	return r.sendStatus()
+}
+
+// storeSegment stores the complete open segment as wal-push would. The
+// partials' encoder already holds all but its last chunk compressed and
+// hashed, so only that chunk is encoded; without an identity yet (a new
+// repository) or in another compression, the file is pushed as it is.
+func (r *receiver) storeSegment(ctx context.Context, path string) (archive.Result, error) {
+	if r.id != nil {
+		if r.enc == nil || r.enc.compression != r.id.Compression {
+			r.enc = newPartialEncoder(r.id.Compression)
+		}
+		body, sum, err := r.enc.encode(r.f, int64(r.segSize))
+		if err != nil {
+			return archive.Result{}, fmt.Errorf("read spooled segment %s: %w", r.seg, err)
+		}
+		file := wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: r.seg}
+		enc := archive.Encoded{Body: body, Compression: r.id.Compression, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize)}
+		res, err := archive.PushEncoded(ctx, r.b, r.f, file, enc, r.opts.Push)
+		if !errors.Is(err, archive.ErrOtherCompression) {
+			return res, err
+		}
+	}
+	return archive.Push(ctx, r.b, path, r.opts.Push)
 }
 
 // flushPartial uploads the open segment's bytes received so far as a new
