@@ -300,6 +300,16 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			ratio(n, "BenchmarkWALPushIncompressible/baseline=lz4-1"))
 	}
 
+	oneNames := []string{"BenchmarkWALPushOne/walvault=file", "BenchmarkWALPushOne/walvault=s3", "BenchmarkWALPushOne/walvault=s3-tls",
+		"BenchmarkWALPushOne/resident=file", "BenchmarkWALPushOne/resident=s3", "BenchmarkWALPushOne/resident=s3-tls"}
+	section(oneNames, "wal-push, one segment per call (walvault= a process each, resident= one long-lived process):", "÷ lz4-1")
+	for _, n := range oneNames {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s\n", strings.TrimPrefix(n, "Benchmark"), ratio(n, "BenchmarkWALPushOne/baseline=lz4-1"))
+	}
+
 	fetchNames := []string{"BenchmarkWALFetch/walvault=file", "BenchmarkWALFetch/walvault=s3", "BenchmarkWALFetchInProcess/file", "BenchmarkWALFetchInProcess/s3"}
 	section(fetchNames, "wal-fetch time ratios (one process per segment, as restore_command):", "÷ cp", "÷ lz4-d")
 	for _, n := range fetchNames {
