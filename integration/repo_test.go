@@ -128,10 +128,13 @@ func (r result) String() string {
 
 // walvault runs the built binary as the test's own user with env on top of a
 // clean environment (no WALVAULT_* or AWS_* leaking in from the test).
+// Prefetch is off unless env turns it on: a wal-fetch into a test's
+// temporary directory would otherwise leave a background prefetcher
+// writing there while the test's cleanup removes it.
 func walvault(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(testenv.BuildWalvault(t), args...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(append(cleanEnv(), "WALVAULT_PREFETCH=0"), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

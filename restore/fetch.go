@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
@@ -24,6 +26,10 @@ type FetchOptions struct {
 	// object is not found under it.
 	Compression repository.Compression
 	Log         *slog.Logger
+	// PrefetchWait bounds how long FetchCached waits for a prefetcher
+	// that is downloading the same file before downloading it itself (0:
+	// PrefetchWait).
+	PrefetchWait time.Duration
 }
 
 // FetchResult says what a fetch wrote.
@@ -32,6 +38,10 @@ type FetchResult struct {
 	RawSize    int64
 	StoredSize int64
 	SHA256     string
+
+	// checkpoints: the SHA-256 states at chunk boundaries, asked for by
+	// the prefetcher (see sumRecord).
+	checkpoints checkpoints
 }
 
 // ErrCorrupt: the archived object does not match its recorded checksum or
@@ -48,6 +58,12 @@ var ErrCorrupt = errors.New("archived file is corrupt")
 // fetched, from its newest version, with a warning (see seeHidden): it is
 // missing only when neither a visible nor a hidden version exists.
 func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions) (FetchResult, error) {
+	return fetch(ctx, b, name, dest, opts, false)
+}
+
+// fetch is Fetch; withCheckpoints also records the SHA-256 states at chunk
+// boundaries in the result, at no extra hashing.
+func fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions, withCheckpoints bool) (FetchResult, error) {
 	b = seeHidden(b, opts.Log)
 	file, err := wal.Classify(name)
 	if err != nil {
@@ -75,8 +91,17 @@ func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if err != nil {
 		return FetchResult{}, err
 	}
-	if err := writeVerified(dest, body, res, b.Location()); err != nil {
+	var h hash.Hash = sha256.New()
+	var cp *checkpointHash
+	if withCheckpoints {
+		cp = newCheckpointHash(res.RawSize)
+		h = cp
+	}
+	if err := writeVerified(dest, body, res, b.Location(), h); err != nil {
 		return FetchResult{}, err
+	}
+	if cp != nil {
+		res.checkpoints = cp.result()
 	}
 	return res, nil
 }
@@ -122,7 +147,8 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
 }
 
-func writeVerified(dest string, body io.Reader, want FetchResult, location string) (err error) {
+// writeVerified hashes with h, a fresh SHA-256.
+func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash) (err error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".walvault-*")
 	if err != nil {
@@ -137,7 +163,7 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 	// Hash on the other core while this one decompresses and writes. Read
 	// one byte past the expected size, so a body that is too long is caught
 	// without reading an unbounded stream.
-	hasher := parhash.New(sha256.New())
+	hasher := parhash.New(h)
 	n, err := io.Copy(io.MultiWriter(tmp, hasher), io.LimitReader(body, want.RawSize+1))
 	digest, _ := hasher.Sum()
 	if err != nil {

@@ -2,7 +2,11 @@
 
 package restore
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 var errNoPrefetch = errors.New("prefetch is not supported on this platform")
 
@@ -13,3 +17,9 @@ func prefetchBusy(string) bool { return true }
 
 // StartDetached is not supported here.
 func StartDetached(string, []string, string) error { return errNoPrefetch }
+
+// markInFlight: no prefetcher runs here.
+func markInFlight(string) (func(), error) { return nil, errNoPrefetch }
+
+// waitInFlight: nothing is ever in flight.
+func waitInFlight(context.Context, string, time.Duration) bool { return true }

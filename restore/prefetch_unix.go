@@ -3,11 +3,13 @@
 package restore
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +39,65 @@ func prefetchBusy(path string) bool {
 		return errors.Is(err, ErrPrefetchBusy)
 	}
 	unlock()
+	return false
+}
+
+// markInFlight creates path locked, for as long as a download runs: it is
+// locked before it gets its name, so whoever opens it finds it locked until
+// unlock (or the process's death) releases it. unlock removes it first, so
+// a wal-fetch that waited finds the record already in place.
+func markInFlight(path string) (unlock func(), err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return func() {
+		os.Remove(path)
+		f.Close()
+	}, nil
+}
+
+// waitInFlight waits while a download holds path's lock, at most wait. It
+// returns false only when it gave up with the lock still held; a missing
+// or unlocked path (no download, or one that finished or died) ends the
+// wait at once.
+func waitInFlight(ctx context.Context, path string, wait time.Duration) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		f.Close()
+		return true
+	}
+	// A blocking flock returns the moment the download ends, where
+	// polling would add its period to every wait and wake this process up
+	// all along. On a timeout the goroutine is left blocked; it closes f
+	// itself once it returns (closing f under it would free its descriptor
+	// number for reuse while the call still uses it).
+	done := make(chan struct{})
+	go func() {
+		for unix.Flock(int(f.Fd()), unix.LOCK_SH) == unix.EINTR {
+		}
+		f.Close()
+		close(done)
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 	return false
 }
 

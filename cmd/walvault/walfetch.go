@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,30 +45,29 @@ func walFetch(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usagef("wal-fetch takes two arguments, the file name and the destination path (restore_command = 'walvault wal-fetch %%f %%p')")
 	}
+	start := time.Now()
+	name, dest := c.Args().Get(0), c.Args().Get(1)
+	// The prefetch cache comes first, before the configuration and the
+	// repository: a hit needs neither (its record was checked against the
+	// repository when it was downloaded), so it costs a rename and a hash
+	// check. Whatever the prefetch setting: a cache left from this
+	// recovery is still right, and tidying it keeps it scoped.
+	dir := restore.PrefetchDir(dest)
+	res, hit, refused := restore.TakePrefetched(dir, name, dest)
+	if hit {
+		servedFromCache(c, dir, name, res, start)
+		return nil
+	}
 	s, err := startSession(c, withDeadline)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
-
-	start := time.Now()
-	name, dest := c.Args().Get(0), c.Args().Get(1)
-	opts := restore.FetchOptions{Compression: cfg.Compression, Log: log}
-	if cfg.Prefetch == 0 {
-		res, err := restore.Fetch(ctx, b, name, dest, opts)
-		if err != nil {
-			return err
-		}
-		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
-		return nil
+	if refused != nil {
+		log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 	}
-	// %p is relative to the data directory; the prefetcher gets an
-	// absolute path.
-	dir, err := filepath.Abs(restore.PrefetchDir(dest))
-	if err != nil {
-		return err
-	}
+	opts := restore.FetchOptions{Compression: cfg.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, cfg.Timeout/2)}
 	res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, opts)
 	if err != nil {
 		return err
@@ -76,14 +77,46 @@ func walFetch(c *cli.Context) error {
 	} else {
 		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
-	// A segment's size is the cluster's segment size; history files and
-	// partial segments start no prefetch.
-	if segSize := res.RawSize; segSize > 0 && segSize <= 1<<30 && restore.PrefetchWanted(dir, name, uint32(segSize), cfg.Prefetch) {
+	keepPrefetching(c, cfg, log, dir, name, res.RawSize)
+	return nil
+}
+
+// servedFromCache finishes a hit: the configuration is read only now, for
+// the log line and the prefetcher. The segment is already in place, so
+// nothing here may fail the call.
+func servedFromCache(c *cli.Context, dir, name string, res restore.FetchResult, start time.Time) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "walvault: restored %s from the prefetch cache, but the configuration is invalid, so no more segments are prefetched: %v\n", name, err)
+		return
+	}
+	log := newLogger(c.App.ErrWriter, cfg)
+	log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+	keepPrefetching(c, cfg, log, dir, name, res.RawSize)
+}
+
+// keepPrefetching tells a running prefetcher where recovery is, or starts
+// one. A segment's size is the cluster's segment size; history files and
+// partial segments start no prefetch.
+func keepPrefetching(c *cli.Context, cfg Config, log *slog.Logger, dir, name string, segSize int64) {
+	if cfg.Prefetch == 0 || segSize <= 0 || segSize > 1<<30 {
+		return
+	}
+	// %p is relative to the data directory; the prefetcher gets an
+	// absolute path.
+	dir, err := filepath.Abs(dir)
+	if err == nil {
+		err = restore.NotePosition(dir, name)
+	}
+	if err != nil {
+		log.Warn("cannot note the recovery position for the WAL prefetcher; recovery goes on without it", "error", err)
+		return
+	}
+	if restore.PrefetchWanted(dir, name, uint32(segSize), cfg.Prefetch) {
 		if err := startPrefetcher(c, dir, name, uint32(segSize), cfg.Prefetch); err != nil {
 			log.Warn("cannot start the WAL prefetcher; recovery goes on without it", "error", err)
 		}
 	}
-	return nil
 }
 
 // startPrefetcher re-runs this binary as the hidden wal-prefetch command,
@@ -112,7 +145,9 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 }
 
 // walPrefetchCommand is started by wal-fetch, never by hand: it downloads
-// the segments after NAME into the prefetch cache and exits.
+// the segments after NAME into the prefetch cache, several at once, keeps
+// doing so as wal-fetch notes recovery's position, and exits when recovery
+// ends or stops asking for a while.
 func walPrefetchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "wal-prefetch",
@@ -146,7 +181,8 @@ func walPrefetch(c *cli.Context) error {
 	defer b.Close()
 	start := time.Now()
 	name := c.Args().Get(0)
-	n, err := restore.PrefetchNext(ctx, b, c.String("dir"), name, uint32(c.Uint("segment-size")), c.Int("count"), restore.FetchOptions{Compression: cfg.Compression, Log: log})
+	n, err := restore.Prefetch(ctx, b, c.String("dir"), name, uint32(c.Uint("segment-size")), c.Int("count"),
+		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: cfg.Compression, Log: log}, Follow: true})
 	if errors.Is(err, restore.ErrPrefetchBusy) {
 		return nil
 	}
