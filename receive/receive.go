@@ -153,7 +153,11 @@ type receiver struct {
 	// within MaxLag of the WAL's arrival, not MaxLag plus the upload.
 	pendingSince time.Time
 	uploadTime   time.Duration
-	lastStat     time.Time
+	// lastCut is when the last upload took what it stores: WAL read after
+	// it may have reached the socket any time since (the stream is not
+	// read while uploading), so it counts as pending from then.
+	lastCut  time.Time
+	lastStat time.Time
 }
 
 func (r *receiver) session(ctx context.Context) error {
@@ -657,7 +661,10 @@ func (r *receiver) write(ctx context.Context, pos wal.LSN, data []byte) error {
 		}
 		r.received = pos + wal.LSN(n)
 		if r.pendingSince.IsZero() {
-			r.pendingSince = time.Now()
+			r.pendingSince = r.lastCut
+			if r.pendingSince.IsZero() {
+				r.pendingSince = time.Now()
+			}
 		}
 		r.opts.Metrics.receivedWAL(int(n), r.received)
 		data, pos = data[n:], pos+wal.LSN(n)
@@ -676,6 +683,7 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	path := r.spoolPath(r.seg)
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
+	cut := time.Now()
 	res, err := r.storeSegment(ctx, path)
 	r.closeSegment()
 	if err != nil {
@@ -703,7 +711,7 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	if err := r.openSegment(end); err != nil {
 		return err
 	}
-	r.pendingSince = time.Time{}
+	r.pendingSince, r.lastCut = time.Time{}, cut
 	return r.sendStatus()
 }
 
@@ -780,7 +788,7 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		r.opts.Metrics.uploadFailed()
 		return fmt.Errorf("upload partial %s to %s: %w", key, r.b.Location(), err)
 	}
-	r.durable, r.pendingSince, r.uploadTime = r.received, time.Time{}, time.Since(started)
+	r.durable, r.pendingSince, r.uploadTime, r.lastCut = r.received, time.Time{}, time.Since(started), started
 	r.opts.Metrics.madeDurable(r.durable, false)
 	r.log.Debug("partial stored", "key", key, "bytes", size)
 	r.deletePartials(ctx, r.seg, key)
