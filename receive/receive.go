@@ -148,9 +148,11 @@ type receiver struct {
 	durable  wal.LSN // end of what is durable in the repository
 	enc      *partialEncoder
 	// pendingSince is when the oldest WAL not yet durable arrived;
-	// uploadTime is how long the last partial upload took. A partial is
-	// due uploadTime before pendingSince+MaxLag, so that it is durable
-	// within MaxLag of the WAL's arrival, not MaxLag plus the upload.
+	// uploadTime is a slowly decaying maximum of recent upload times
+	// (partials and segments: a segment completing just before a partial
+	// was due holds that partial back by its own upload). A partial is
+	// due ahead of pendingSince+MaxLag by about the upload (see flushDue), so
+	// that it is durable within MaxLag of the WAL's arrival, not MaxLag plus the upload.
 	pendingSince time.Time
 	uploadTime   time.Duration
 	// lastCut is when the last upload took what it stores: WAL read after
@@ -587,7 +589,14 @@ func parseTimelineEnd(values [][]byte) (timelineEnd, error) {
 
 // flushDue is when the WAL received but not yet durable must be uploaded.
 func (r *receiver) flushDue() time.Time {
-	return r.pendingSince.Add(r.opts.MaxLag - min(r.uploadTime, r.opts.MaxLag/2))
+	// A little more than the slow recent upload: landing early only costs
+	// an upload a little sooner.
+	return r.pendingSince.Add(r.opts.MaxLag - min(r.uploadTime+20*time.Millisecond, r.opts.MaxLag/2))
+}
+
+// noteUpload updates the upload time estimate with one upload's duration.
+func (r *receiver) noteUpload(d time.Duration) {
+	r.uploadTime = max(d, r.uploadTime*7/8)
 }
 
 // tick uploads a partial when max-lag is reached and keeps the server
@@ -712,6 +721,7 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 		return err
 	}
 	r.pendingSince, r.lastCut = time.Time{}, cut
+	r.noteUpload(time.Since(cut))
 	return r.sendStatus()
 }
 
@@ -788,7 +798,8 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		r.opts.Metrics.uploadFailed()
 		return fmt.Errorf("upload partial %s to %s: %w", key, r.b.Location(), err)
 	}
-	r.durable, r.pendingSince, r.uploadTime, r.lastCut = r.received, time.Time{}, time.Since(started), started
+	r.durable, r.pendingSince, r.lastCut = r.received, time.Time{}, started
+	r.noteUpload(time.Since(started))
 	r.opts.Metrics.madeDurable(r.durable, false)
 	r.log.Debug("partial stored", "key", key, "bytes", size)
 	r.deletePartials(ctx, r.seg, key)
