@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +151,7 @@ func BenchmarkReceive(b *testing.B) {
 	pg.SQL(b, "SELECT pg_create_physical_replication_slot('pg_receivewal', true)")
 	pgrwDir := testenv.UserDir(b)
 	pgrw := pg.Command(b, "pg_receivewal", "-D", pgrwDir, "-S", "pg_receivewal", "-n", "-w", "-d", pg.ConnString())
-	pgrwOut := &syncBuf{}
+	pgrwOut := &testenv.SyncBuffer{}
 	pgrw.Stdout, pgrw.Stderr = pgrwOut, pgrwOut
 	if err := pgrw.Start(); err != nil {
 		b.Fatalf("start pg_receivewal: %v", err)
@@ -184,7 +183,7 @@ func BenchmarkReceive(b *testing.B) {
 	time.Sleep(2 * time.Second) // markers made durable before the load starts
 
 	pgbench := pg.Command(b, "pgbench", "-n", "-c", "2", "-j", "2", "-T", strconv.Itoa(seconds+300))
-	pgbenchOut := &syncBuf{}
+	pgbenchOut := &testenv.SyncBuffer{}
 	pgbench.Stdout, pgbench.Stderr = pgbenchOut, pgbenchOut
 	startLSN, startCommits := walAndCommits(b, mon)
 	scrape0 := scrapeMetrics(b, metricsAddr)
@@ -494,27 +493,11 @@ func (rc *walReceive) durable() []durabilityEvent {
 // scrapeMetrics reads wal-receive's --metrics listener (unlabelled samples).
 func scrapeMetrics(b *testing.B, addr string) map[string]float64 {
 	b.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + addr + "/metrics")
+	m, err := testenv.ScrapeMetrics(addr)
 	if err != nil {
 		b.Fatalf("scrape wal-receive's metrics: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.Fatalf("scrape wal-receive's metrics: %v", err)
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out
+	return m
 }
 
 // ---------------------------------------------------------------------------
@@ -809,22 +792,4 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// syncBuf collects a child's output from two pipes at once.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,16 +1,11 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,32 +13,12 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 )
 
-// syncBuffer collects a background process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startExporter runs `walvault exporter` in the background until the test
-// ends and returns its address and its output.
-func startExporter(t *testing.T, env []string, args ...string) (string, *syncBuffer) {
+func startExporter(t *testing.T, env []string, args ...string) (string, *testenv.SyncBuffer) {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	cmd := exec.Command(testenv.BuildWalvault(t), append([]string{"exporter", "--listen", addr}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,7 +39,7 @@ func startExporter(t *testing.T, env []string, args ...string) (string, *syncBuf
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := scrape(addr); err == nil {
+		if _, err := testenv.ScrapeMetrics(addr); err == nil {
 			return addr, out
 		}
 		select {
@@ -79,43 +54,12 @@ func startExporter(t *testing.T, env []string, args ...string) (string, *syncBuf
 	}
 }
 
-// scrape reads /metrics into series -> value ("name{labels}" as printed).
-func scrape(addr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		return nil, fmt.Errorf("GET /metrics: %s\n%s", resp.Status, body)
-	}
-	metrics := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return nil, fmt.Errorf("metric line %q: %v", line, err)
-		}
-		metrics[line[:i]] = v
-	}
-	return metrics, sc.Err()
-}
-
 // waitMetrics scrapes until cond holds.
 func waitMetrics(t *testing.T, addr, what string, cond func(m map[string]float64) bool) map[string]float64 {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		m, err := scrape(addr)
+		m, err := testenv.ScrapeMetrics(addr)
 		if err == nil && cond(m) {
 			return m
 		}

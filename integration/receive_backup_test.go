@@ -45,7 +45,7 @@ func TestReceiveBackup(t *testing.T) {
 	}
 	push := exec.Command(testenv.BuildWalvault(t), "backup-push", "--pg-conn", pg.ConnString())
 	push.Env = append(cleanEnv(), r.env...)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	push.Stdout, push.Stderr = &stdout, &stderr
 	if err := push.Start(); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,9 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +17,7 @@ import (
 // receiver is a wal-receive process running in the background.
 type receiver struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *testenv.SyncBuffer
 	done   chan error
 }
 
@@ -32,7 +28,7 @@ func startReceiver(t *testing.T, r *repo, pg *testenv.Postgres, spool string, ex
 	// by the restore_command of the restored server.
 	cmd := testenv.ServerCommand(t, testenv.BuildWalvault(t), args...)
 	cmd.Env = append(cleanEnv(), r.env...)
-	rc := &receiver{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	rc := &receiver{cmd: cmd, stderr: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = rc.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -78,30 +74,14 @@ func waitStreaming(t *testing.T, pg *testenv.Postgres, rc *receiver) {
 	}
 }
 
-// receiveMetrics scrapes wal-receive's --metrics listener into name ->
-// value (unlabelled samples only).
+// receiveMetrics scrapes wal-receive's --metrics listener.
 func receiveMetrics(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, err := testenv.ScrapeMetrics(addr)
 	if err != nil {
 		t.Fatalf("scrape wal-receive metrics: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out
+	return m
 }
 
 func partialKeys(t *testing.T, b storage.Backend) []string {

@@ -48,7 +48,7 @@ type Versity struct {
 
 	root string // bucket root directory
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{} // closed when the process has exited
 	stop sync.Once
 }
@@ -168,7 +168,7 @@ func (v *Versity) launch(bin string, args []string, addr string) error {
 		"ROOT_ACCESS_KEY="+v.AccessKey,
 		"ROOT_SECRET_KEY="+v.SecretKey,
 	)
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
 	v.cmd, v.out, v.done, v.stop = cmd, out, make(chan struct{}), sync.Once{}
@@ -377,19 +377,20 @@ func writeTestCerts(t testing.TB, dir string) (certFile, keyFile, caFile string)
 		write("ca.pem", "CERTIFICATE", caDER)
 }
 
-// syncBuffer collects a child's output from two pipes at once.
-type syncBuffer struct {
+// SyncBuffer collects a child's output from two pipes at once, and may be
+// read while the child still writes.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	if s == nil {
 		return ""
 	}
