@@ -61,17 +61,22 @@ func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	return fetch(ctx, b, name, dest, opts, false)
 }
 
-// fetch is Fetch; withCheckpoints also records the SHA-256 states at chunk
-// boundaries in the result, at no extra hashing.
-func fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions, withCheckpoints bool) (FetchResult, error) {
-	b = seeHidden(b, opts.Log)
+// fetch is Fetch, or with forPrefetch the prefetcher's download: only the
+// complete, visible object (a partial or a file hidden behind a delete
+// marker is left to wal-fetch itself, which serves it with what it must
+// say), with the SHA-256 states at chunk boundaries recorded in the result
+// at no extra hashing.
+func fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions, forPrefetch bool) (FetchResult, error) {
+	if !forPrefetch {
+		b = seeHidden(b, opts.Log)
+	}
 	file, err := wal.Classify(name)
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("%w (restore_command passes %%f, the name of the file PostgreSQL wants)", err)
 	}
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
-	if errors.Is(err, storage.ErrNotFound) { // wal-receive's newest partial, if any (partial.go)
-		rc, info, compression, err = openPartial(ctx, b, file, dest, err)
+	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
+		rc, info, compression, err = openPartial(ctx, b, file, err)
 	}
 	if err != nil {
 		return FetchResult{}, err
@@ -93,7 +98,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	}
 	var h hash.Hash = sha256.New()
 	var cp *checkpointHash
-	if withCheckpoints {
+	if forPrefetch {
 		cp = newCheckpointHash(res.RawSize)
 		h = cp
 	}

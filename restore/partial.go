@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -25,12 +23,12 @@ import (
 // PostgreSQL's own rule for a .partial file: its content is valid WAL up
 // to some point, and recovery may use it as the last segment only.
 //
-// The prefetcher (whose staging files start with '.') is never given a
-// partial: a segment cached ahead must be the complete one.
+// The prefetcher is never given a partial (fetch's forPrefetch): a segment
+// cached ahead must be the complete one.
 //
 // miss is returned unchanged when there is no partial to serve.
-func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, dest string, miss error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
-	if file.Kind != wal.KindSegment || strings.HasPrefix(filepath.Base(dest), ".") {
+func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, miss error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+	if file.Kind != wal.KindSegment {
 		return nil, storage.ObjectInfo{}, "", miss
 	}
 	parts, err := repository.ListPartials(ctx, b, file.Segment)

@@ -64,9 +64,15 @@ func TestFetchServesNewestPartial(t *testing.T) {
 		t.Error("served file is not the newest partial zero-padded to the segment size")
 	}
 
-	// The prefetcher's staging files never get a partial.
-	if _, err := restore.Fetch(context.Background(), b, s.String(), filepath.Join(dir, ".x.part"), restore.FetchOptions{}); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("prefetch of a partial-only segment: %v, want ErrNotFound", err)
+	// The prefetcher never caches a partial: the segment before s was
+	// just served, s has only partials, so nothing is prefetched.
+	cache := filepath.Join(t.TempDir(), "prefetch")
+	prev := seg(s.Timeline, s.Log, s.Seg-1)
+	if n, err := restore.PrefetchNext(context.Background(), b, cache, prev.String(), testSegSize, 2, restore.FetchOptions{}); n != 0 {
+		t.Errorf("prefetch after %s with only partials of %s ahead: %d prefetched (%v), want 0", prev, s, n, err)
+	}
+	if _, ok, _ := restore.TakePrefetched(cache, s.String(), filepath.Join(dir, "from-cache")); ok {
+		t.Errorf("a partial of %s was served from the prefetch cache", s)
 	}
 	// No partial, no segment: missing.
 	if _, err := restore.Fetch(context.Background(), b, seg(1, 0, 3).String(), dest, restore.FetchOptions{}); !errors.Is(err, storage.ErrNotFound) {

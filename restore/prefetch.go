@@ -424,8 +424,14 @@ func Prefetch(ctx context.Context, b storage.Backend, dir, name string, segSize 
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
 		return 0, err
 	}
+	// Downloads see neither partials nor files hidden behind a delete
+	// marker (fetch's forPrefetch): wal-fetch itself serves those, with
+	// what it must log, which a cache hit would not.
+	if h, ok := b.(*hiddenReader); ok {
+		b = h.Backend
+	}
 	p := &prefetcher{
-		b: seeHidden(b, opts.Fetch.Log), dir: dir, tdir: tdir, segSize: segSize, count: count,
+		b: b, dir: dir, tdir: tdir, segSize: segSize, count: count,
 		parallel: opts.Parallel, follow: opts.Follow, idle: opts.Idle, fetch: opts.Fetch,
 	}
 	if p.parallel <= 0 {
