@@ -3,11 +3,13 @@
 // s3:// on a loopback Versity S3 Gateway), next to `cp` and `lz4 -1` of the
 // same segment measured in the same run as baselines; wal-push of a .ready
 // backlog and wal-fetch of a recovery sequence; backup-push and restore of
-// a pgbench database, next to pg_basebackup and tar; and an archive
-// keep-up test under pgbench.
+// a pgbench database, next to pg_basebackup and tar; an archive keep-up
+// test under pgbench; and wal-receive's RPO after a crash, with its CPU
+// and RSS beside pg_receivewal's.
 //
 // The package has no code of its own: everything is in wal_bench_test.go,
-// backlog_bench_test.go, keepup_bench_test.go and backup_bench_test.go,
+// push_bench_test.go, backlog_bench_test.go, keepup_bench_test.go,
+// backup_bench_test.go and receive_bench_test.go,
 // so `go test ./...` compiles it and runs nothing (there are no Test
 // functions, and the servers start only when a benchmark needs them).
 //
@@ -18,6 +20,8 @@
 //	./scripts/bench.sh              # all, raw output in bench/results/, ratio table
 //	BENCH='Backup|Restore' ./scripts/bench.sh
 //	BENCH=KeepUp ./scripts/bench.sh
+//	BENCH=WALPushOne COUNT=10 ./scripts/bench.sh   # per-call wal-push, and the resident-helper figures
+//	BENCH=Receive COUNT=2 ./scripts/bench.sh       # wal-receive: crash, restore, RPO; CPU/RSS beside pg_receivewal
 //
 // # WAL segments
 //
@@ -31,6 +35,9 @@
 //	BenchmarkWALPushIncompressible/...      lz4 -1 and wal-push of a segment lz4 cannot shrink (worst case for memory)
 //	BenchmarkWALPushInProcess/file|s3       archive.Push in this process (allocations, no start-up)
 //	BenchmarkWALPushStages/...              the parts of a push alone: process start, read, sha256, lz4, Put
+//	BenchmarkWALPushOne/baseline=lz4-1      lz4 -1 per segment, against:
+//	    walvault=file|s3|s3-tls               walvault wal-push per segment (s3-tls: a second gateway over HTTPS)
+//	    resident=file|s3|s3-tls               archive.PushAhead in one long-lived process (a resident helper's cost)
 //	BenchmarkWALFetch/baseline=cp           cp SEG DEST
 //	BenchmarkWALFetch/baseline=lz4-d        lz4 -d -q -f SEG.lz4 DEST
 //	BenchmarkWALFetch/walvault=file|s3      walvault wal-fetch SEG DEST
