@@ -591,8 +591,13 @@ func parseTimelineEnd(values [][]byte) (timelineEnd, error) {
 func (r *receiver) flushDue() time.Time {
 	// A little more than the slow recent upload: landing early only costs
 	// an upload a little sooner.
-	return r.pendingSince.Add(r.opts.MaxLag - min(r.uploadTime+20*time.Millisecond, r.opts.MaxLag/2))
+	return r.pendingSince.Add(r.opts.MaxLag - min(r.uploadTime+flushMargin, r.opts.MaxLag/2))
 }
+
+// flushMargin is how much earlier than the slowest recent upload needs a
+// partial starts: what reaches the receiver lags the commit a little (the
+// server sends WAL once flushed), and uploads vary.
+const flushMargin = 100 * time.Millisecond
 
 // noteUpload updates the upload time estimate with one upload's duration.
 func (r *receiver) noteUpload(d time.Duration) {

@@ -15,7 +15,7 @@ import (
 )
 
 // receiveMemoryLimit is wal-receive's soft Go memory limit.
-const receiveMemoryLimit = 32 << 20
+const receiveMemoryLimit = 24 << 20
 
 // defaultReceiveMetricsListen is the exporter's port plus one, so both can
 // run on one host.
