@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -93,7 +94,7 @@ func connectHint(e *pgconn.PgError, user, database string, replication bool) str
 		return fmt.Sprintf(": pg_hba.conf must allow role %q to connect to database %q from this host, then reload PostgreSQL (SELECT pg_reload_conf())", user, database)
 	case "42501": // insufficient_privilege: "must be superuser or replication role to start walsender"
 		if replication {
-			return fmt.Sprintf(": role %q needs the REPLICATION attribute to take base backups: ALTER ROLE %s REPLICATION (or connect as a role that has it)", user, quoteIdent(user))
+			return fmt.Sprintf(": role %q needs the REPLICATION attribute to take base backups: ALTER ROLE %s REPLICATION (or connect as a role that has it)", user, pgx.Identifier{user}.Sanitize())
 		}
 	case "53300": // too_many_connections
 		if replication {
@@ -118,16 +119,4 @@ func serverHint(e *pgconn.PgError) string {
 		s += ": " + e.Hint
 	}
 	return s
-}
-
-// quoteIdent quotes a role name for a SQL statement in a message.
-func quoteIdent(s string) string {
-	out := []byte{'"'}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			out = append(out, '"')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '"'))
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	walreceive "github.com/walvault/walvault/receive"
@@ -66,7 +67,7 @@ func readSettings(ctx context.Context, w wire, user string) (serverSettings, err
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-			return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, quoteIdent(user))
+			return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pgx.Identifier{user}.Sanitize())
 		}
 		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
 	}

@@ -129,7 +129,7 @@ func gather(ctx context.Context, connString, slot string) *server {
 func privilegeHint(err error, user, role string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-		return fmt.Errorf("%s: GRANT %s TO %s (or run check as a superuser)", pgErr.Message, role, quoteIdent(user))
+		return fmt.Errorf("%s: GRANT %s TO %s (or run check as a superuser)", pgErr.Message, role, pgx.Identifier{user}.Sanitize())
 	}
 	return err
 }
@@ -153,15 +153,4 @@ func connectError(err error, user, database string) error {
 		return fmt.Errorf("%w: check the host and port (--pg-conn, PGHOST, PGPORT) and that the server is running", err)
 	}
 	return fmt.Errorf("%w: check --pg-conn (or PGHOST, PGPORT, PGUSER) and that the server is running", err)
-}
-
-func quoteIdent(s string) string {
-	out := []byte{'"'}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			out = append(out, '"')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '"'))
 }

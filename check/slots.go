@@ -167,7 +167,7 @@ func (c *checker) slotResult(ctx context.Context, s slotState) Result {
 			facts = append(facts, "no lag measured lately (nothing to stream)")
 		}
 	} else {
-		facts = append(facts, fmt.Sprintf("its flush position and lag are hidden from role %s: GRANT pg_monitor TO %s", quoteIdent(c.srv.user), quoteIdent(c.srv.user)))
+		facts = append(facts, fmt.Sprintf("its flush position and lag are hidden from role %[1]s: GRANT pg_monitor TO %[1]s", pgx.Identifier{c.srv.user}.Sanitize()))
 	}
 	facts = append(facts, retained)
 	detail := strings.Join(facts, "; ")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/walvault/walvault/wal"
 )
 
@@ -84,7 +86,8 @@ func parseSegmentSize(s string) (uint32, error) {
 	return 0, fmt.Errorf("cannot parse wal_segment_size %q", s)
 }
 
-// quoteIdent quotes a slot name for a replication command.
+// quoteIdent quotes a slot or role name for a replication command or a
+// message, as SQL quotes an identifier.
 func quoteIdent(s string) string {
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	return pgx.Identifier{s}.Sanitize()
 }
