@@ -27,13 +27,67 @@ import (
 // implementation's fast algorithm (what `lz4 -1` runs), about a third
 // faster on WAL than the Writer's default for about 3% more output.
 const (
-	frameMagic     = 0x184D2204
-	frameFLG       = 0x64 // version 01, independent blocks, content checksum
-	frameBD        = 0x60 // block maximum size: 1 MiB
-	frameBlockSize = 1 << 20
+	frameMagic = 0x184D2204
+	frameFLG   = 0x60 // version 01, independent blocks
+	// flagContentChecksum: the frame ends with the xxh32 of its content.
+	flagContentChecksum = 0x04
+	frameBD             = 0x60 // block maximum size: 1 MiB
+	frameBlockSize      = 1 << 20
 	// uncompressedBit marks a block stored as it is (lz4 could not shrink it).
 	uncompressedBit = 1 << 31
 )
+
+// LZ4BlockSize is the largest block of the repository's lz4 frames.
+const LZ4BlockSize = frameBlockSize
+
+// AppendLZ4FrameHeader appends the header of an lz4 frame in the
+// repository's format, with or without a content checksum at its end.
+func AppendLZ4FrameHeader(dst []byte, contentChecksum bool) []byte {
+	flg := byte(frameFLG)
+	if contentChecksum {
+		flg |= flagContentChecksum
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, frameMagic)
+	return append(dst, flg, frameBD, byte(xxh32([]byte{flg, frameBD})>>8))
+}
+
+// AppendLZ4FrameEnd appends the end mark of a frame without a content
+// checksum.
+func AppendLZ4FrameEnd(dst []byte) []byte {
+	return binary.LittleEndian.AppendUint32(dst, 0)
+}
+
+// CompressLZ4Block compresses src (at most LZ4BlockSize bytes) into dst
+// (at least len(src) bytes) with the reference implementation's fast
+// algorithm and returns the compressed size, or 0 when src does not shrink
+// and is stored as it is. A destination the size of the block makes the
+// compressor give up on data it cannot shrink, as the lz4 Writer does.
+func CompressLZ4Block(c *lz4.CompressorCCompat, src, dst []byte) int {
+	n, err := c.CompressBlock(src, dst[:len(src)])
+	if err != nil || n >= len(src) {
+		return 0
+	}
+	return n
+}
+
+// AppendLZ4BlockHeader appends a block's size field: n compressed bytes
+// follow, or, when n is 0, rawLen bytes stored as they are.
+func AppendLZ4BlockHeader(dst []byte, n, rawLen int) []byte {
+	if n > 0 {
+		return binary.LittleEndian.AppendUint32(dst, uint32(n))
+	}
+	return binary.LittleEndian.AppendUint32(dst, uint32(rawLen)|uncompressedBit)
+}
+
+// AppendLZ4Block appends one block of a frame: compressed[:n] when n > 0,
+// else raw stored as it is.
+func AppendLZ4Block(dst, raw, compressed []byte, n int) []byte {
+	dst = AppendLZ4BlockHeader(dst, n, len(raw))
+	if n > 0 {
+		return append(dst, compressed[:n]...)
+	}
+	return append(dst, raw...)
+}
 
 // frameBlock is one block in flight: read, then hashed and compressed at
 // once by different goroutines, then appended to the frame in order.
@@ -81,11 +135,7 @@ func encodeLZ4(r io.Reader) (*membuf.Buffer, []byte, int64, error) {
 	}
 
 	var out membuf.Buffer
-	var hdr [7]byte
-	binary.LittleEndian.PutUint32(hdr[0:], frameMagic)
-	hdr[4], hdr[5] = frameFLG, frameBD
-	hdr[6] = byte(xxh32(hdr[4:6]) >> 8)
-	out.Write(hdr[:])
+	out.Write(AppendLZ4FrameHeader(nil, true))
 
 	content := newXXH32()
 	var size int64
@@ -95,13 +145,10 @@ func encodeLZ4(r io.Reader) (*membuf.Buffer, []byte, int64, error) {
 		queue = queue[1:]
 		b.wg.Wait()
 		var bh [4]byte
+		out.Write(AppendLZ4BlockHeader(bh[:0], b.n, len(b.data)))
 		if b.n > 0 {
-			binary.LittleEndian.PutUint32(bh[:], uint32(b.n))
-			out.Write(bh[:])
 			out.Write(b.out[:b.n])
 		} else {
-			binary.LittleEndian.PutUint32(bh[:], uint32(len(b.data))|uncompressedBit)
-			out.Write(bh[:])
 			out.Write(b.data)
 		}
 		blockPool.Put(b)
@@ -151,18 +198,12 @@ func hashBlocks(h hash.Hash, in <-chan *frameBlock, done *sync.WaitGroup) {
 	}
 }
 
-// compressBlocks compresses blocks in any order. A destination the size of
-// the block makes the compressor give up (n == 0) on data it cannot shrink,
-// which is then stored raw, as the lz4 Writer does.
+// compressBlocks compresses blocks in any order.
 func compressBlocks(in <-chan *frameBlock, done *sync.WaitGroup) {
 	defer done.Done()
 	var c lz4.CompressorCCompat
 	for b := range in {
-		n, err := c.CompressBlock(b.data, b.out[:len(b.data)])
-		if err != nil || n >= len(b.data) {
-			n = 0
-		}
-		b.n = n
+		b.n = CompressLZ4Block(&c, b.data, b.out)
 		b.wg.Done()
 	}
 }

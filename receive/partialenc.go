@@ -1,27 +1,26 @@
 package receive
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding"
-	"encoding/binary"
-	"fmt"
 	"hash"
 	"io"
 
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 )
 
 // partialEncoder encodes the open segment's prefix for each partial upload
 // without redoing the work of earlier ones: the segment is cut into 1 MiB
 // chunks, each full chunk is compressed and hashed once, and a flush only
-// compresses and hashes the chunk still being filled. The lz4 frame it
-// builds (independent 1 MiB blocks, no content checksum: the sha256 in the
-// object's metadata covers the content) is one every lz4 reader decodes.
-// Memory: the compressed full chunks plus two 1 MiB buffers, instead of
-// the whole segment raw and compressed on every flush.
+// compresses and hashes the chunk still being filled. The frame is built
+// with archive's lz4 primitives, as wal-push builds its own, without the
+// content checksum (it cannot carry over from one flush to the next as the
+// sha256 state does; the sha256 in the object's metadata covers the
+// content). Memory: the compressed full chunks plus two 1 MiB buffers,
+// instead of the whole segment raw and compressed on every flush.
 type partialEncoder struct {
 	compression repository.Compression
 	chunks      int    // full chunks encoded so far
@@ -30,33 +29,14 @@ type partialEncoder struct {
 	chunk       []byte // read buffer
 	dst         []byte // compression scratch
 	body        []byte // the last frame built (reused)
-	lz          lz4.Compressor
+	lz          lz4.CompressorCCompat
 }
 
-// chunkSize is lz4's 1 MiB block size, the repository's own.
-const chunkSize = 1 << 20
-
-// lz4FrameHeader and lz4EndMark frame the blocks as the lz4 package writes
-// a frame with 1 MiB independent blocks and no checksums; taken from the
-// package itself so the descriptor's checksum byte is right by construction.
-var lz4FrameHeader, lz4EndMark = func() ([]byte, []byte) {
-	var buf bytes.Buffer
-	zw := lz4.NewWriter(&buf)
-	if err := zw.Apply(lz4.BlockSizeOption(lz4.Block1Mb), lz4.ChecksumOption(false)); err != nil {
-		panic(err)
-	}
-	if err := zw.Close(); err != nil {
-		panic(err)
-	}
-	b := buf.Bytes()
-	if len(b) != 11 {
-		panic(fmt.Sprintf("lz4: an empty frame is %d bytes, want 11", len(b)))
-	}
-	return b[:7], b[7:]
-}()
+// chunkSize is the repository's lz4 block size.
+const chunkSize = archive.LZ4BlockSize
 
 func newPartialEncoder(c repository.Compression) *partialEncoder {
-	return &partialEncoder{compression: c, chunk: make([]byte, chunkSize), dst: make([]byte, lz4.CompressBlockBound(chunkSize))}
+	return &partialEncoder{compression: c, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
 }
 
 // reset forgets the previous segment.
@@ -99,14 +79,14 @@ func (e *partialEncoder) encode(f io.ReaderAt, n int64) ([]byte, [sha256.Size]by
 	copy(sum[:], sumWith(h, tail))
 	e.body = e.body[:0]
 	if e.compression == repository.LZ4 {
-		e.body = append(e.body, lz4FrameHeader...)
+		e.body = archive.AppendLZ4FrameHeader(e.body, false)
 	}
 	e.body = append(e.body, e.blocks...)
 	if len(tail) > 0 {
 		e.body = e.appendBlock(e.body, tail)
 	}
 	if e.compression == repository.LZ4 {
-		e.body = append(e.body, lz4EndMark...)
+		e.body = archive.AppendLZ4FrameEnd(e.body)
 	}
 	return e.body, sum, nil
 }
@@ -122,11 +102,5 @@ func (e *partialEncoder) appendBlock(out, src []byte) []byte {
 	if e.compression != repository.LZ4 {
 		return append(out, src...)
 	}
-	n, err := e.lz.CompressBlock(src, e.dst)
-	if err != nil || n == 0 || n >= len(src) {
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(src))|1<<31)
-		return append(out, src...)
-	}
-	out = binary.LittleEndian.AppendUint32(out, uint32(n))
-	return append(out, e.dst[:n]...)
+	return archive.AppendLZ4Block(out, src, e.dst, archive.CompressLZ4Block(&e.lz, src, e.dst))
 }
