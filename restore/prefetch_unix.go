@@ -51,7 +51,8 @@ func markInFlight(path string) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err == nil {
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
