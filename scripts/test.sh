@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: formatting, vet, unit tests (with the race detector) and
+# The test command: formatting, vet, staticcheck, unit tests (with the race detector) and
 # the integration tests against real PostgreSQL 15 and a real S3 server.
 # Missing servers make the integration tests fail with install instructions;
 # ./scripts/install-deps.sh installs them.
@@ -14,6 +14,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# staticcheck, pinned: finds values never used (such as a shadowed err),
+# dead code and API misuse that vet does not.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Unit and conformance tests, with the race detector.
 go test -race -count=1 $(go list ./... | grep -v -e /integration -e /internal/testenv)

@@ -17,7 +17,6 @@ type flaky struct {
 	err      error
 	calls    int
 	body     []byte
-	listed   int // entries List delivers before failing, when failAfterList
 	failList bool
 }
 
