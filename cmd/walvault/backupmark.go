@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,7 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/repository"
-	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/retention"
 )
 
 func backupMarkCommand() *cli.Command {
@@ -58,19 +57,13 @@ func backupMark(c *cli.Context) error {
 	}
 	defer s.Close()
 	log, ctx, b := s.log, s.ctx, s.b
-
-	if _, err := repository.LoadBackupManifest(ctx, b, id); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%w: backup %s does not exist in %s, or is INCOMPLETE (see backup-list)", repository.ErrNoBackup, id, b.Location())
-		}
-		return err
-	}
-	marks, err := repository.LoadMarks(ctx, b, id)
+	host, _ := os.Hostname()
+	res, err := retention.SetKeep(ctx, b, id, keep, time.Now(), repository.MarkOptions{Host: host, Walvault: walvaultVersion()})
 	if err != nil {
 		return err
 	}
 	w := c.App.Writer
-	if repository.Kept(marks) == keep {
+	if !res.Changed {
 		if keep {
 			fmt.Fprintf(w, "backup %s is already marked keep\n", id)
 		} else {
@@ -78,19 +71,7 @@ func backupMark(c *cli.Context) error {
 		}
 		return nil
 	}
-	ident, err := repository.LoadIdentity(ctx, b)
-	if err != nil {
-		return fmt.Errorf("read repository identity: %w", err)
-	}
-	now := time.Now()
-	host, _ := os.Hostname()
-	m, err := repository.WriteMark(ctx, b, id, keep, now, repository.MarkOptions{
-		Host: host, Walvault: walvaultVersion(), Retention: ident.Lock().Retention(now),
-	})
-	if err != nil {
-		return err
-	}
-	log.Debug("keep mark written", "backup_id", id, "key", m.Key)
+	log.Debug("keep mark written", "backup_id", id, "key", res.Mark.Key)
 	if keep {
 		fmt.Fprintf(w, "backup %s marked keep: delete leaves it, and the WAL from its start on, in place (undo with: walvault backup-mark %s --no-keep)\n", id, id)
 	} else {
