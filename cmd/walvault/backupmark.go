@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -12,7 +11,22 @@ import (
 	"github.com/walvault/walvault/retention"
 )
 
+// backupMarkOptions are the settings and flags of backup-mark.
+type backupMarkOptions struct {
+	Config
+	Timeout      time.Duration
+	Keep, NoKeep bool
+}
+
+func (o *backupMarkOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindTimeout(b, &o.Timeout, "deadline for the whole command, retries included")
+}
+
+func (o *backupMarkOptions) deadline() time.Duration { return o.Timeout }
+
 func backupMarkCommand() *cli.Command {
+	var opts backupMarkOptions
 	return &cli.Command{
 		Name:      "backup-mark",
 		Usage:     "exempt a backup from retention (--keep), or put it back under retention (--no-keep)",
@@ -27,15 +41,16 @@ backups/<id>/marks/<UTC time>-keep or -nokeep, and the newest one counts.
 Examples:
    walvault backup-mark 20261231T020000Z --keep
    walvault backup-mark 20261231T020000Z --no-keep`,
-		Flags: append(configFlags(),
-			&cli.BoolFlag{Name: "keep", Usage: "exempt the backup from retention"},
-			&cli.BoolFlag{Name: "no-keep", Usage: "put the backup back under retention"},
+		Flags: settingFlags(&opts,
+			&cli.BoolFlag{Name: "keep", Usage: "exempt the backup from retention", Destination: &opts.Keep},
+			&cli.BoolFlag{Name: "no-keep", Usage: "put the backup back under retention", Destination: &opts.NoKeep},
 		),
-		Action: backupMark,
+		Action: func(c *cli.Context) error { return backupMark(c, &opts) },
 	}
 }
 
-func backupMark(c *cli.Context) error {
+func backupMark(c *cli.Context, opts *backupMarkOptions) error {
+	// "backup-mark ID --keep" is how the README and --help spell it.
 	args, err := interspersedFlags(c)
 	if err != nil {
 		return err
@@ -47,11 +62,11 @@ func backupMark(c *cli.Context) error {
 	if err := repository.ValidateBackupID(id); err != nil {
 		return usageError{err}
 	}
-	if c.Bool("keep") == c.Bool("no-keep") {
+	if opts.Keep == opts.NoKeep {
 		return usagef("backup-mark needs exactly one of --keep and --no-keep")
 	}
-	keep := c.Bool("keep")
-	s, err := startSession(c, withDeadline)
+	keep := opts.Keep
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
@@ -78,48 +93,4 @@ func backupMark(c *cli.Context) error {
 		fmt.Fprintf(w, "backup %s is no longer marked keep: retention applies to it again\n", id)
 	}
 	return nil
-}
-
-// interspersedFlags sets the flags that follow a positional argument
-// ("backup-mark ID --keep"), which the flag parser leaves as arguments,
-// and returns the positional arguments.
-func interspersedFlags(c *cli.Context) ([]string, error) {
-	bools := map[string]bool{}
-	known := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			known[n], bools[n] = true, isBool
-		}
-	}
-	var positional []string
-	args := c.Args().Slice()
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return append(positional, args[i+1:]...), nil
-		}
-		if len(a) < 2 || a[0] != '-' {
-			positional = append(positional, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !known[name] {
-			return nil, usagef("flag provided but not defined: %s", a)
-		}
-		switch {
-		case hasValue:
-		case bools[name]:
-			value = "true"
-		case i+1 < len(args):
-			i++
-			value = args[i]
-		default:
-			return nil, usagef("flag needs an argument: %s", a)
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, usagef("invalid value %q for flag %s: %v", value, a, err)
-		}
-	}
-	return positional, nil
 }

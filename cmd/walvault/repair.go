@@ -12,7 +12,14 @@ import (
 	"github.com/walvault/walvault/storage"
 )
 
+// repairOptions are the settings and flags of repair.
+type repairOptions struct {
+	Config
+	DryRun bool
+}
+
 func repairCommand() *cli.Command {
+	var opts repairOptions
 	return &cli.Command{
 		Name:  "repair",
 		Usage: "make walvault's objects hidden behind S3 delete markers visible again",
@@ -34,23 +41,23 @@ Exit codes: 0 nothing is hidden (any more); 1 something is still hidden (with
 --dry-run: something is hidden) or could not be repaired; 2 bad arguments or
 configuration. On AWS, removing a delete marker needs s3:DeleteObjectVersion,
 and listing them s3:ListBucketVersions.`,
-		Flags:  append(configFlags(), &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing"}),
-		Action: repair,
+		Flags:  settingFlags(&opts, &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing", Destination: &opts.DryRun}),
+		Action: func(c *cli.Context) error { return repair(c, &opts) },
 	}
 }
 
-func repair(c *cli.Context) error {
+func repair(c *cli.Context, opts *repairOptions) error {
 	if c.NArg() != 0 {
 		return usagef("repair takes no arguments")
 	}
-	s, err := startSession(c, noDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	w, location := c.App.Writer, s.b.Location()
 	rep, err := walrepair.Run(s.ctx, s.b, walrepair.Options{
-		DryRun: c.Bool("dry-run"),
+		DryRun: opts.DryRun,
 		Progress: func(r walrepair.Result) {
 			switch r.Outcome {
 			case walrepair.Unhidden:
