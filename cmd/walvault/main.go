@@ -46,8 +46,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
    restore_command = 'walvault wal-fetch %f %p'
 
 Settings come from flags, then WALVAULT_* environment variables, then the YAML
-file named by --config, then defaults. The server's environment (or a config
-file) must name the repository, e.g. WALVAULT_REPO=s3://bucket/db1 or
+file named by --config, then defaults. Each command reads only its own
+(walvault COMMAND --help lists them) and ignores the others' in the
+environment and the file. The server's environment (or a config file) must
+name the repository, e.g. WALVAULT_REPO=s3://bucket/db1 or
 WALVAULT_REPO=file:///var/lib/walvault. S3 credentials come only from the
 standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 ~/.aws, instance or pod roles) and are never printed.`,
