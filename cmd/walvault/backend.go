@@ -42,11 +42,10 @@ type validator interface {
 	validate() error
 }
 
-// startSession is the one setup path of every command that opens the
-// repository: it resolves the settings opts binds and validates them
-// (usage errors), builds
-// the logger and opens the repository, all under the command's context.
-// That context ends at Ctrl-C or SIGTERM, and, when opts is a deadliner
+// startSession is the one setup path of every command (each opens the
+// repository): it resolves the settings opts binds and validates them
+// (usage errors), builds the logger and opens the repository, all under
+// the command's context. That context ends at Ctrl-C or SIGTERM, and, when opts is a deadliner
 // (the commands PostgreSQL calls, short listings), at its deadline too;
 // backups, restores and full reads take as long as the data is big, and
 // their stalls are caught by the storage transport's own timeouts.
