@@ -2,8 +2,12 @@
 // archive_command and restore_command that move WAL to and from a
 // repository on S3 or a local directory.
 //
-// This package only wires flags, configuration and exit codes; the work is
-// done in archive/, restore/ and storage/.
+// This package only wires flags, configuration and exit codes, and prints
+// what the packages below report; the work is done in archive/, restore/,
+// retention/, repair/ and the others. Read config.go first: each command's
+// options struct binds the settings it reads, and startSession
+// (backend.go) is how every command gets its settings, logger and
+// repository.
 package main
 
 import (

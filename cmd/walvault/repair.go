@@ -8,7 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/internal/units"
-	walrepair "github.com/walvault/walvault/repair"
+	"github.com/walvault/walvault/repair"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -42,11 +42,11 @@ Exit codes: 0 nothing is hidden (any more); 1 something is still hidden (with
 configuration. On AWS, removing a delete marker needs s3:DeleteObjectVersion,
 and listing them s3:ListBucketVersions.`,
 		Flags:  settingFlags(&opts, &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing", Destination: &opts.DryRun}),
-		Action: func(c *cli.Context) error { return repair(c, &opts) },
+		Action: func(c *cli.Context) error { return repairAction(c, &opts) },
 	}
 }
 
-func repair(c *cli.Context, opts *repairOptions) error {
+func repairAction(c *cli.Context, opts *repairOptions) error {
 	if c.NArg() != 0 {
 		return usagef("repair takes no arguments")
 	}
@@ -56,13 +56,13 @@ func repair(c *cli.Context, opts *repairOptions) error {
 	}
 	defer s.Close()
 	w, location := c.App.Writer, s.b.Location()
-	rep, err := walrepair.Run(s.ctx, s.b, walrepair.Options{
+	rep, err := repair.Run(s.ctx, s.b, repair.Options{
 		DryRun: opts.DryRun,
-		Progress: func(r walrepair.Result) {
+		Progress: func(r repair.Result) {
 			switch r.Outcome {
-			case walrepair.Unhidden:
+			case repair.Unhidden:
 				fmt.Fprintf(w, "unhidden  %s\n", describeHidden(r.Object))
-			case walrepair.Gone:
+			case repair.Gone:
 				// Visible again, or its versions are gone, since the
 				// listing: the second listing tells.
 				fmt.Fprintf(w, "skipped   %s: no longer hidden (%v)\n", r.Object.Key, r.Err)
