@@ -21,9 +21,9 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (storage.Bac
 }
 
 // session is what a command that works on the repository starts with: its
-// resolved settings, its logger, a context and the opened repository.
+// logger, a context and the opened repository (its settings are in the
+// command's options).
 type session struct {
-	cfg    Config
 	log    *slog.Logger
 	ctx    context.Context
 	b      storage.Backend
@@ -36,29 +36,36 @@ func (s *session) Close() {
 	s.cancel()
 }
 
-// deadline says whether a command runs under the --timeout deadline (the
-// commands PostgreSQL calls and short listings) or only until Ctrl-C or
-// SIGTERM (backups, restores, full reads, which take as long as the data is
-// big; stalls are caught by the storage transport's own timeouts).
-type deadline bool
+// validator is implemented by options that check what depends on resolved
+// settings; its errors are usage errors, found before any I/O.
+type validator interface {
+	validate() error
+}
 
-const (
-	withDeadline deadline = true
-	noDeadline   deadline = false
-)
-
-// startSession resolves the configuration, builds the logger and opens the
-// repository, all under the command's context.
-func startSession(c *cli.Context, d deadline) (*session, error) {
-	cfg, err := loadConfig(c)
-	if err != nil {
+// startSession is the one setup path of every command (each opens the
+// repository): it resolves the settings opts binds and validates them
+// (usage errors), builds the logger and opens the repository, all under
+// the command's context. That context ends at Ctrl-C or SIGTERM, and, when opts is a deadliner
+// (the commands PostgreSQL calls, short listings), at its deadline too;
+// backups, restores and full reads take as long as the data is big, and
+// their stalls are caught by the storage transport's own timeouts.
+func startSession(c *cli.Context, opts options) (*session, error) {
+	if err := resolve(c, opts); err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, log: newLogger(c.App.ErrWriter, cfg)}
-	s.ctx, s.cancel = context.WithCancel(c.Context)
-	if d == withDeadline {
-		s.ctx, s.cancel = context.WithTimeout(c.Context, cfg.Timeout)
+	if v, ok := opts.(validator); ok {
+		if err := v.validate(); err != nil {
+			return nil, usageError{err}
+		}
 	}
+	cfg := *opts.common()
+	s := &session{log: newLogger(c.App.ErrWriter, cfg)}
+	if d, ok := opts.(deadliner); ok {
+		s.ctx, s.cancel = context.WithTimeout(c.Context, d.deadline())
+	} else {
+		s.ctx, s.cancel = context.WithCancel(c.Context)
+	}
+	var err error
 	if s.b, err = openBackend(s.ctx, cfg, s.log); err != nil {
 		s.cancel()
 		return nil, err

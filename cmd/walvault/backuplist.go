@@ -13,7 +13,22 @@ import (
 	"github.com/walvault/walvault/repository"
 )
 
+// backupListOptions are the settings and flags of backup-list.
+type backupListOptions struct {
+	Config
+	Timeout time.Duration
+	JSON    bool
+}
+
+func (o *backupListOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindTimeout(b, &o.Timeout, "deadline for the whole listing, retries included")
+}
+
+func (o *backupListOptions) deadline() time.Duration { return o.Timeout }
+
 func backupListCommand() *cli.Command {
+	var opts backupListOptions
 	return &cli.Command{
 		Name:  "backup-list",
 		Usage: "list base backups with their LSNs, times, sizes and status",
@@ -27,8 +42,8 @@ func backupListCommand() *cli.Command {
 
 LATEST (for restore --backup) is the newest DONE backup. --json prints the
 schema documented in the README ("backup-list --json").`,
-		Flags:  append(configFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}),
-		Action: backupList,
+		Flags:  settingFlags(&opts, &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", Destination: &opts.JSON}),
+		Action: func(c *cli.Context) error { return backupList(c, &opts) },
 	}
 }
 
@@ -66,8 +81,11 @@ func toJSON(bi repository.BackupInfo) backupJSON {
 	return out
 }
 
-func backupList(c *cli.Context) error {
-	s, err := startSession(c, withDeadline)
+func backupList(c *cli.Context, opts *backupListOptions) error {
+	if c.NArg() != 0 {
+		return usagef("backup-list takes no arguments")
+	}
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
@@ -77,7 +95,7 @@ func backupList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if opts.JSON {
 		list := make([]backupJSON, 0, len(backups))
 		for _, bi := range backups {
 			list = append(list, toJSON(bi))

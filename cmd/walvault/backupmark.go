@@ -1,19 +1,32 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/repository"
-	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/retention"
 )
 
+// backupMarkOptions are the settings and flags of backup-mark.
+type backupMarkOptions struct {
+	Config
+	Timeout      time.Duration
+	Keep, NoKeep bool
+}
+
+func (o *backupMarkOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindTimeout(b, &o.Timeout, "deadline for the whole command, retries included")
+}
+
+func (o *backupMarkOptions) deadline() time.Duration { return o.Timeout }
+
 func backupMarkCommand() *cli.Command {
+	var opts backupMarkOptions
 	return &cli.Command{
 		Name:      "backup-mark",
 		Usage:     "exempt a backup from retention (--keep), or put it back under retention (--no-keep)",
@@ -28,15 +41,16 @@ backups/<id>/marks/<UTC time>-keep or -nokeep, and the newest one counts.
 Examples:
    walvault backup-mark 20261231T020000Z --keep
    walvault backup-mark 20261231T020000Z --no-keep`,
-		Flags: append(configFlags(),
-			&cli.BoolFlag{Name: "keep", Usage: "exempt the backup from retention"},
-			&cli.BoolFlag{Name: "no-keep", Usage: "put the backup back under retention"},
+		Flags: settingFlags(&opts,
+			&cli.BoolFlag{Name: "keep", Usage: "exempt the backup from retention", Destination: &opts.Keep},
+			&cli.BoolFlag{Name: "no-keep", Usage: "put the backup back under retention", Destination: &opts.NoKeep},
 		),
-		Action: backupMark,
+		Action: func(c *cli.Context) error { return backupMark(c, &opts) },
 	}
 }
 
-func backupMark(c *cli.Context) error {
+func backupMark(c *cli.Context, opts *backupMarkOptions) error {
+	// "backup-mark ID --keep" is how the README and --help spell it.
 	args, err := interspersedFlags(c)
 	if err != nil {
 		return err
@@ -48,29 +62,23 @@ func backupMark(c *cli.Context) error {
 	if err := repository.ValidateBackupID(id); err != nil {
 		return usageError{err}
 	}
-	if c.Bool("keep") == c.Bool("no-keep") {
+	if opts.Keep == opts.NoKeep {
 		return usagef("backup-mark needs exactly one of --keep and --no-keep")
 	}
-	keep := c.Bool("keep")
-	s, err := startSession(c, withDeadline)
+	keep := opts.Keep
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	log, ctx, b := s.log, s.ctx, s.b
-
-	if _, err := repository.LoadBackupManifest(ctx, b, id); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%w: backup %s does not exist in %s, or is INCOMPLETE (see backup-list)", repository.ErrNoBackup, id, b.Location())
-		}
-		return err
-	}
-	marks, err := repository.LoadMarks(ctx, b, id)
+	host, _ := os.Hostname()
+	res, err := retention.SetKeep(ctx, b, id, keep, time.Now(), repository.MarkOptions{Host: host, Walvault: walvaultVersion()})
 	if err != nil {
 		return err
 	}
 	w := c.App.Writer
-	if repository.Kept(marks) == keep {
+	if !res.Changed {
 		if keep {
 			fmt.Fprintf(w, "backup %s is already marked keep\n", id)
 		} else {
@@ -78,67 +86,11 @@ func backupMark(c *cli.Context) error {
 		}
 		return nil
 	}
-	ident, err := repository.LoadIdentity(ctx, b)
-	if err != nil {
-		return fmt.Errorf("read repository identity: %w", err)
-	}
-	now := time.Now()
-	host, _ := os.Hostname()
-	m, err := repository.WriteMark(ctx, b, id, keep, now, repository.MarkOptions{
-		Host: host, Walvault: walvaultVersion(), Retention: ident.Lock().Retention(now),
-	})
-	if err != nil {
-		return err
-	}
-	log.Debug("keep mark written", "backup_id", id, "key", m.Key)
+	log.Debug("keep mark written", "backup_id", id, "key", res.Mark.Key)
 	if keep {
 		fmt.Fprintf(w, "backup %s marked keep: delete leaves it, and the WAL from its start on, in place (undo with: walvault backup-mark %s --no-keep)\n", id, id)
 	} else {
 		fmt.Fprintf(w, "backup %s is no longer marked keep: retention applies to it again\n", id)
 	}
 	return nil
-}
-
-// interspersedFlags sets the flags that follow a positional argument
-// ("backup-mark ID --keep"), which the flag parser leaves as arguments,
-// and returns the positional arguments.
-func interspersedFlags(c *cli.Context) ([]string, error) {
-	bools := map[string]bool{}
-	known := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			known[n], bools[n] = true, isBool
-		}
-	}
-	var positional []string
-	args := c.Args().Slice()
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return append(positional, args[i+1:]...), nil
-		}
-		if len(a) < 2 || a[0] != '-' {
-			positional = append(positional, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !known[name] {
-			return nil, usagef("flag provided but not defined: %s", a)
-		}
-		switch {
-		case hasValue:
-		case bools[name]:
-			value = "true"
-		case i+1 < len(args):
-			i++
-			value = args[i]
-		default:
-			return nil, usagef("flag needs an argument: %s", a)
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, usagef("invalid value %q for flag %s: %v", value, a, err)
-		}
-	}
-	return positional, nil
 }

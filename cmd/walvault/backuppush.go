@@ -12,7 +12,27 @@ import (
 	"github.com/walvault/walvault/basebackup"
 )
 
+// backupPushOptions are the settings and flags of backup-push.
+type backupPushOptions struct {
+	Config
+	lockSettings
+	PGConn     string
+	Timeout    time.Duration
+	Label      string
+	Checkpoint string
+	PartSize   string
+}
+
+func (o *backupPushOptions) bind(b *binder) {
+	o.Config.bind(b)
+	o.bindUploads(b)
+	bindPGConn(b, &o.PGConn)
+	o.lockSettings.bind(b, &o.Repo)
+	bindTimeout(b, &o.Timeout, "how long to wait for wal-receive to store the backup's WAL (when wal-receive is the WAL source)")
+}
+
 func backupPushCommand() *cli.Command {
+	var opts backupPushOptions
 	return &cli.Command{
 		Name:  "backup-push",
 		Usage: "take a base backup over the replication protocol and store it in the repository",
@@ -46,58 +66,53 @@ leaves parts that backup-list shows as INCOMPLETE and restore never uses.
 
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
-		Flags: append(configFlags(),
-			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)"},
-			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)"},
-			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel"},
+		Flags: settingFlags(&opts,
+			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)", Destination: &opts.Label},
+			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
+			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
-		Action: backupPush,
+		Action: func(c *cli.Context) error { return backupPush(c, &opts) },
 	}
 }
 
-func backupPush(c *cli.Context) error {
+func backupPush(c *cli.Context, opts *backupPushOptions) error {
 	if c.NArg() != 0 {
 		return usagef("backup-push takes no arguments")
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	if cp := c.String("checkpoint"); cp != "fast" && cp != "spread" {
+	if cp := opts.Checkpoint; cp != "fast" && cp != "spread" {
 		return usagef("--checkpoint must be fast or spread, not %q", cp)
 	}
-	partSize, err := parseSize(c.String("part-size"))
+	partSize, err := parseSize(opts.PartSize)
 	if err != nil || partSize < basebackup.MinPartSize {
 		return usagef("--part-size must be a size of at least 1MiB, such as 256MiB")
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
 	// No total deadline: a backup takes as long as the database is big.
 	// Ctrl-C or SIGTERM cancels it; stalls are caught by the storage
 	// transport's timeouts.
-	ctx := c.Context
-	b, err := openBackend(ctx, cfg, log)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
 	host, _ := os.Hostname()
 	start := time.Now()
 	m, err := basebackup.Push(ctx, b, basebackup.Options{
-		ConnString:  cfg.PGConn,
-		Label:       c.String("label"),
-		Checkpoint:  c.String("checkpoint"),
+		ConnString:  opts.PGConn,
+		Label:       opts.Label,
+		Checkpoint:  opts.Checkpoint,
 		Compression: "", // the repository's
 		PartSize:    partSize,
 		Host:        host,
 		Version:     walvaultVersion(),
-		Lock:        lockPolicy(cfg),
-		WALTimeout:  cfg.Timeout,
+		Lock:        opts.policy(),
+		WALTimeout:  opts.Timeout,
 		Log:         log,
 		Progress:    c.App.ErrWriter,
 		Terminal:    isTerminal(c.App.ErrWriter),
 	})
 	if err != nil {
-		return lockHint(err, cfg, b.Location())
+		return lockHint(err, opts.lockSettings, b.Location())
 	}
 	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
 		m.ID, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))

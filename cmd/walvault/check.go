@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/urfave/cli/v2"
@@ -11,7 +13,34 @@ import (
 	"github.com/walvault/walvault/check"
 )
 
+// checkOptions are the settings and flags of check.
+type checkOptions struct {
+	Config
+	lockSettings
+	PGConn       string
+	MaxBackupAge time.Duration
+	MinBackups   int
+	Timeout      time.Duration
+	JSON         bool
+	Slot         string
+}
+
+func (o *checkOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindPGConn(b, &o.PGConn)
+	o.lockSettings.bind(b, &o.Repo)
+	b.add("max-backup-age", positiveDuration("max-backup-age", "26h", &o.MaxBackupAge))
+	b.add("min-backups", func(v string) (err error) {
+		if o.MinBackups, err = strconv.Atoi(v); err != nil || o.MinBackups < 0 {
+			return invalid("min-backups", "want a whole number, 0 or more")
+		}
+		return nil
+	})
+	bindTimeout(b, &o.Timeout, "deadline for each check")
+}
+
 func checkCommand() *cli.Command {
+	var opts checkOptions
 	return &cli.Command{
 		Name:  "check",
 		Usage: "check every precondition of recoverability, one OK/FAILED line each (like barman check)",
@@ -41,39 +70,39 @@ be checked. No secret is ever printed.
 
 Exit codes: 0 every check OK, 1 at least one FAILED, 2 bad arguments or
 configuration. --json prints a JSON array of {"name", "ok", "detail"}.`,
-		Flags: append(configFlags(),
-			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON"},
-			&cli.StringFlag{Name: "slot", Usage: "replication slot wal-receive streams from: reported even when inactive or missing (slots with a running wal-receive are reported without it)", EnvVars: []string{"WALVAULT_SLOT"}},
+		Flags: settingFlags(&opts,
+			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON", Destination: &opts.JSON},
+			&cli.StringFlag{Name: "slot", Usage: "replication slot wal-receive streams from: reported even when inactive or missing (slots with a running wal-receive are reported without it)", EnvVars: []string{"WALVAULT_SLOT"}, Destination: &opts.Slot},
 		),
-		Action: checkAll,
+		Action: func(c *cli.Context) error { return checkAll(c, &opts) },
 	}
 }
 
-func checkAll(c *cli.Context) error {
+func checkAll(c *cli.Context, opts *checkOptions) error {
 	if c.NArg() != 0 {
 		return usagef("check takes no arguments")
 	}
-	s, err := startSession(c, noDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
+	log, ctx, b := s.log, s.ctx, s.b
 	host, _ := os.Hostname()
 	results := check.Run(ctx, b, check.Options{
-		ConnString:   cfg.PGConn,
-		Repo:         cfg.Repo,
-		Slot:         c.String("slot"),
-		MaxBackupAge: cfg.MaxBackupAge,
-		MinBackups:   cfg.MinBackups,
-		LockMode:     cfg.LockMode,
-		LockDays:     cfg.LockDays,
-		Timeout:      cfg.Timeout,
+		ConnString:   opts.PGConn,
+		Repo:         opts.Repo,
+		Slot:         opts.Slot,
+		MaxBackupAge: opts.MaxBackupAge,
+		MinBackups:   opts.MinBackups,
+		LockMode:     opts.LockMode,
+		LockDays:     opts.LockDays,
+		Timeout:      opts.Timeout,
 		Host:         host,
-		Secrets:      secretValues(cfg),
+		Secrets:      secretValues(opts.PGConn),
 		Log:          log,
 	})
-	if c.Bool("json") {
+	if opts.JSON {
 		err = check.WriteJSON(c.App.Writer, results)
 	} else {
 		err = check.WriteText(c.App.Writer, results)
@@ -91,7 +120,7 @@ func checkAll(c *cli.Context) error {
 // variable whose name says it holds a secret (AWS_SECRET_ACCESS_KEY,
 // AWS_SESSION_TOKEN, PGPASSWORD, ...) and the PostgreSQL password (from
 // the connection setting or ~/.pgpass).
-func secretValues(cfg Config) []string {
+func secretValues(pgConn string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -103,7 +132,7 @@ func secretValues(cfg Config) []string {
 			}
 		}
 	}
-	if pc, err := pgconn.ParseConfig(cfg.PGConn); err == nil && pc.Password != "" {
+	if pc, err := pgconn.ParseConfig(pgConn); err == nil && pc.Password != "" {
 		out = append(out, pc.Password)
 	}
 	return out

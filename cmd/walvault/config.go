@@ -18,35 +18,11 @@ import (
 	"github.com/walvault/walvault/storage/open"
 )
 
-// Config is every setting, resolved once: flag > WALVAULT_* environment >
-// YAML file (--config) > default. Packages below cmd get the parts they need
-// as their own option structs and never read flags or the environment.
-type Config struct {
-	Repo   string
-	PGConn string
-	// LockMode is "" (off), "GOVERNANCE" or "COMPLIANCE"; LockDays > 0 with it.
-	LockMode     storage.RetentionMode
-	LockDays     int
-	Retain       string // parsed by the retention package
-	MaxBackupAge time.Duration
-	MinBackups   int
-	S3           open.S3Options
-	Compression  repository.Compression
-	Timeout      time.Duration
-	LogLevel     slog.Level
-	LogFormat    string
-	ConfigFile   string
-
-	// Prefetch is how many WAL segments wal-fetch downloads ahead (0: off).
-	Prefetch int
-
-	// UploadConcurrency is how many waiting WAL files wal-push pushes ahead.
-	UploadConcurrency int
-}
-
-// setting describes one configuration value under all its names. The YAML
-// key is the flag name; the environment variable is WALVAULT_ plus the flag
-// name in upper case with '_' for '-'.
+// A setting is one configuration value under all its names: the flag, the
+// WALVAULT_* environment variable (envName) and the YAML key, which is the
+// flag name. A command reads only the settings its options bind (see
+// options and binder); the YAML file and the environment may hold any of
+// them, and a command ignores those it does not bind.
 type setting struct {
 	name   string
 	def    string
@@ -54,6 +30,7 @@ type setting struct {
 	isBool bool
 }
 
+// settings is every setting a YAML file may hold.
 var settings = []setting{
 	{name: "repo", usage: "repository URL: file:///absolute/path or s3://bucket/prefix"},
 	{name: "s3-endpoint", usage: "S3 endpoint URL for S3-compatible servers (e.g. https://minio.example:9000); empty means AWS"},
@@ -62,16 +39,16 @@ var settings = []setting{
 	{name: "s3-ca-bundle", usage: "PEM file with the CA certificates that sign the S3 endpoint's TLS certificate"},
 	{name: "s3-part-size", def: "16MiB", usage: "multipart upload part size; memory per upload is part size x concurrency"},
 	{name: "s3-concurrency", def: "4", usage: "parts uploaded in parallel per object"},
-	{name: "pg-conn", usage: "PostgreSQL connection for backup-push (libpq conninfo or URL); PG* environment variables and ~/.pgpass apply"},
+	{name: "pg-conn", usage: "PostgreSQL connection (libpq conninfo or URL); PG* environment variables and ~/.pgpass apply"},
 	{name: "compression", def: "lz4", usage: "compression of new WAL objects: lz4 or none"},
 	{name: "lock-mode", def: "off", usage: "S3 Object Lock on every new object: off, governance or compliance (the bucket must have Object Lock enabled)"},
 	{name: "lock-days", def: "0", usage: "days each new object stays locked (with lock-mode governance or compliance)"},
-	{name: "retain", usage: `retention policy for delete: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
-	{name: "max-backup-age", def: "26h", usage: "check: the newest DONE backup must be younger than this"},
-	{name: "min-backups", def: "1", usage: "check: at least this many DONE backups"},
-	{name: "upload-concurrency", def: "4", usage: "wal-push: WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
-	{name: "prefetch", def: "8", usage: "wal-fetch: WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch (0 turns it off)"},
-	{name: "timeout", def: "2m", usage: "deadline for one wal-push or wal-fetch (retries included: a stalled transfer fails within it), for one wal-receive upload, and for backup-push's wait for wal-receive to store the backup's WAL"},
+	{name: "retain", usage: `retention policy: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
+	{name: "max-backup-age", def: "26h", usage: "the newest DONE backup must be younger than this"},
+	{name: "min-backups", def: "1", usage: "at least this many DONE backups"},
+	{name: "upload-concurrency", def: "4", usage: "WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
+	{name: "prefetch", def: "8", usage: "WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch (0 turns it off)"},
+	{name: "timeout", def: "2m"}, // each command says what it bounds (bindTimeout)
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{name: "log-format", def: "text", usage: "text or json (log lines go to stderr, which PostgreSQL puts in its log)"},
 }
@@ -80,14 +57,226 @@ func envName(flag string) string {
 	return "WALVAULT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// configFlags are the flags every command takes.
-func configFlags() []cli.Flag {
-	flags := []cli.Flag{&cli.StringFlag{
+func lookupSetting(name string) setting {
+	for _, s := range settings {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("walvault: no setting " + name) // a typo in a bind method; every command's tests reach it
+}
+
+// options are a command's settings and flags, one struct per command (as
+// restic's cmd_*.go files have): bind names the settings the command
+// reads and where each goes, and the command's own flags write into the
+// same struct. Every command that opens the repository embeds Config.
+type options interface {
+	bind(b *binder)
+	common() *Config
+}
+
+// deadliner is implemented by the options of commands that run under a
+// total deadline (see startSession).
+type deadliner interface {
+	deadline() time.Duration
+}
+
+// binder collects the settings a command's options bind: from it come the
+// command's flags (settingFlags) and, at run time, the resolved values
+// (resolve).
+type binder struct {
+	bound  []binding
+	checks []func() error // across settings, after every one is parsed
+}
+
+type binding struct {
+	setting
+	// set parses the resolved value into the options; its error names the
+	// setting and its sources.
+	set func(string) error
+}
+
+func (b *binder) add(name string, set func(string) error) {
+	b.bound = append(b.bound, binding{lookupSetting(name), set})
+}
+
+// addUsage binds a setting whose meaning the command words itself.
+func (b *binder) addUsage(name, usage string, set func(string) error) {
+	s := lookupSetting(name)
+	s.usage = usage
+	b.bound = append(b.bound, binding{s, set})
+}
+
+func (b *binder) check(fn func() error) { b.checks = append(b.checks, fn) }
+
+// invalid is the error for a bad value of setting name.
+func invalid(name, want string) error {
+	return fmt.Errorf("invalid %s (--%s, %s): %s", name, name, envName(name), want)
+}
+
+// Config is what every command that opens the repository resolves: where
+// the repository is, how to reach it, and how to log. Other settings
+// belong to the options of the commands that read them.
+type Config struct {
+	Repo       string
+	S3         open.S3Options
+	LogLevel   slog.Level
+	LogFormat  string
+	ConfigFile string
+}
+
+func (cfg *Config) common() *Config { return cfg }
+
+func (cfg *Config) bind(b *binder) {
+	b.add("repo", func(v string) error {
+		cfg.Repo = v
+		_, err := open.Parse(v) // its message names --repo and WALVAULT_REPO
+		return err
+	})
+	b.add("s3-endpoint", func(v string) error { cfg.S3.Endpoint = v; return nil })
+	b.add("s3-region", func(v string) error { cfg.S3.Region = v; return nil })
+	b.add("s3-path-style", func(v string) (err error) {
+		if cfg.S3.PathStyle, err = strconv.ParseBool(v); err != nil {
+			return invalid("s3-path-style", "want true or false")
+		}
+		return nil
+	})
+	b.add("s3-ca-bundle", func(v string) error { cfg.S3.CABundle = v; return nil })
+	b.add("log-level", func(v string) error {
+		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return invalid("log-level", "want debug, info, warn or error")
+		}
+		return nil
+	})
+	b.add("log-format", func(v string) error {
+		if cfg.LogFormat = v; v != "text" && v != "json" {
+			return invalid("log-format", "want text or json")
+		}
+		return nil
+	})
+}
+
+// bindUploads binds the multipart settings, for the commands that upload
+// objects bigger than one part: wal-push, wal-receive and backup-push.
+// Elsewhere the S3 backend's defaults apply to the few small objects
+// written.
+func (cfg *Config) bindUploads(b *binder) {
+	b.add("s3-part-size", func(v string) (err error) {
+		if cfg.S3.PartSize, err = parseSize(v); err != nil {
+			return invalid("s3-part-size", err.Error())
+		}
+		if cfg.S3.PartSize < 5<<20 || cfg.S3.PartSize > 5<<30 {
+			return invalid("s3-part-size", "S3 parts must be between 5MiB and 5GiB")
+		}
+		return nil
+	})
+	b.add("s3-concurrency", intIn("s3-concurrency", &cfg.S3.Concurrency, 1, 64))
+}
+
+// intIn parses a whole number from min to max into dst.
+func intIn(name string, dst *int, min, max int) func(string) error {
+	return func(v string) (err error) {
+		if *dst, err = strconv.Atoi(v); err != nil || *dst < min || *dst > max {
+			return invalid(name, fmt.Sprintf("want a whole number from %d to %d", min, max))
+		}
+		return nil
+	}
+}
+
+// positiveDuration parses a duration above zero into dst.
+func positiveDuration(name, example string, dst *time.Duration) func(string) error {
+	return func(v string) (err error) {
+		if *dst, err = time.ParseDuration(v); err != nil || *dst <= 0 {
+			return invalid(name, "want a positive duration such as "+example)
+		}
+		return nil
+	}
+}
+
+func bindPGConn(b *binder, dst *string) {
+	b.add("pg-conn", func(v string) error { *dst = v; return nil })
+}
+
+func bindCompression(b *binder, dst *repository.Compression) {
+	b.add("compression", func(v string) (err error) {
+		if *dst, err = repository.ParseCompression(v); err != nil {
+			return fmt.Errorf("invalid compression (--compression, %s): %w", envName("compression"), err)
+		}
+		return nil
+	})
+}
+
+// bindTimeout binds timeout; usage says what it bounds for the command.
+func bindTimeout(b *binder, dst *time.Duration, usage string) {
+	b.addUsage("timeout", usage, positiveDuration("timeout", "90s or 5m", dst))
+}
+
+// lockSettings are the Object Lock settings of commands that write new
+// objects: wal-push, wal-receive, backup-push, and check (which checks the
+// bucket can do what they ask).
+type lockSettings struct {
+	// LockMode is "" (off), "GOVERNANCE" or "COMPLIANCE"; LockDays > 0 with it.
+	LockMode storage.RetentionMode
+	LockDays int
+}
+
+// policy is the Object Lock policy the settings ask for.
+func (l lockSettings) policy() repository.LockPolicy {
+	return repository.LockPolicy{Mode: l.LockMode, Days: l.LockDays}
+}
+
+// bind binds lock-mode and lock-days; repo is the command's repository
+// URL, since a directory cannot lock.
+func (l *lockSettings) bind(b *binder, repo *string) {
+	b.add("lock-mode", func(v string) error {
+		switch strings.ToLower(v) {
+		case "off", "":
+			l.LockMode = ""
+		case "governance":
+			l.LockMode = storage.Governance
+		case "compliance":
+			l.LockMode = storage.Compliance
+		default:
+			return invalid("lock-mode", "want off, governance or compliance")
+		}
+		return nil
+	})
+	b.add("lock-days", func(v string) (err error) {
+		if l.LockDays, err = strconv.Atoi(v); err != nil || l.LockDays < 0 || l.LockDays > 36500 {
+			return invalid("lock-days", "want a whole number of days from 1 to 36500")
+		}
+		return nil
+	})
+	b.check(func() error {
+		switch {
+		case l.LockMode != "" && l.LockDays == 0:
+			return invalid("lock-days", "lock-mode needs lock-days of at least 1")
+		case l.LockMode == "" && l.LockDays != 0:
+			return invalid("lock-mode", "lock-days is set but lock-mode is off: set lock-mode governance or compliance")
+		case l.LockMode != "" && strings.HasPrefix(*repo, "file:"):
+			return invalid("lock-mode", "a file:// repository cannot be immutable: Object Lock needs an s3:// repository on a bucket with Object Lock enabled")
+		}
+		return nil
+	})
+}
+
+// configFlag is the flag every command takes.
+func configFlag() cli.Flag {
+	return &cli.StringFlag{
 		Name:    "config",
 		Usage:   "YAML file with settings (keys are the flag names, e.g. repo: s3://bucket/db1)",
 		EnvVars: []string{"WALVAULT_CONFIG"},
-	}}
-	for _, s := range settings {
+	}
+}
+
+// settingFlags are the flags of the settings opts binds, after --config,
+// followed by the command's own flags.
+func settingFlags(opts options, own ...cli.Flag) []cli.Flag {
+	var b binder
+	opts.bind(&b)
+	flags := make([]cli.Flag, 0, 1+len(b.bound)+len(own))
+	flags = append(flags, configFlag())
+	for _, s := range b.bound {
 		usage := s.usage
 		if s.def != "" && !s.isBool { // urfave prints bool defaults itself
 			usage += " (default: " + s.def + ")"
@@ -98,11 +287,12 @@ func configFlags() []cli.Flag {
 		}
 		flags = append(flags, &cli.StringFlag{Name: s.name, Usage: usage, EnvVars: []string{envName(s.name)}})
 	}
-	return flags
+	return append(flags, own...)
 }
 
 // usageError marks bad configuration or arguments: exit code 2 (for wal-fetch
-// it still stops recovery, see exitCode).
+// it still stops recovery, see exitCode), printed as one line that points to
+// the command's --help.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -110,108 +300,39 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// loadConfig resolves every setting for the running command.
-func loadConfig(c *cli.Context) (Config, error) {
-	cfg := Config{ConfigFile: c.String("config")}
-	fileValues := map[string]string{}
+// resolve fills the settings opts binds: flag > WALVAULT_* environment >
+// YAML file (--config) > default. Settings opts does not bind are not
+// read, wherever they are set.
+func resolve(c *cli.Context, opts options) error {
+	var b binder
+	opts.bind(&b)
+	cfg := opts.common()
+	cfg.ConfigFile = c.String("config")
+	var fileValues map[string]string
 	if cfg.ConfigFile != "" {
 		var err error
 		if fileValues, err = readConfigFile(cfg.ConfigFile); err != nil {
-			return Config{}, usageError{err}
+			return usageError{err}
 		}
 	}
-	values := map[string]string{}
-	for _, s := range settings {
-		switch v, ok := fileValues[s.name]; {
+	for _, s := range b.bound {
+		v, inFile := fileValues[s.name]
+		switch {
 		case c.IsSet(s.name) && s.isBool:
-			values[s.name] = strconv.FormatBool(c.Bool(s.name))
+			v = strconv.FormatBool(c.Bool(s.name))
 		case c.IsSet(s.name):
-			values[s.name] = c.String(s.name)
-		case ok:
-			values[s.name] = v
-		default:
-			values[s.name] = s.def
+			v = c.String(s.name)
+		case !inFile:
+			v = s.def
+		}
+		if err := s.set(v); err != nil {
+			return usageError{err}
 		}
 	}
-	if err := cfg.apply(values); err != nil {
-		return Config{}, usageError{err}
-	}
-	return cfg, nil
-}
-
-// apply parses resolved string values into cfg, naming the setting and its
-// sources in every error.
-func (cfg *Config) apply(v map[string]string) error {
-	bad := func(name string, err error) error {
-		return fmt.Errorf("invalid %s (--%s, %s): %w", name, name, envName(name), err)
-	}
-	cfg.Repo = v["repo"]
-	if _, err := open.Parse(cfg.Repo); err != nil {
-		return err
-	}
-	cfg.PGConn = v["pg-conn"]
-	cfg.S3.Endpoint = v["s3-endpoint"]
-	cfg.S3.Region = v["s3-region"]
-	cfg.S3.CABundle = v["s3-ca-bundle"]
-	var err error
-	if cfg.S3.PathStyle, err = strconv.ParseBool(v["s3-path-style"]); err != nil {
-		return bad("s3-path-style", errors.New("want true or false"))
-	}
-	if cfg.S3.PartSize, err = parseSize(v["s3-part-size"]); err != nil {
-		return bad("s3-part-size", err)
-	}
-	if cfg.S3.PartSize < 5<<20 || cfg.S3.PartSize > 5<<30 {
-		return bad("s3-part-size", errors.New("S3 parts must be between 5MiB and 5GiB"))
-	}
-	if cfg.S3.Concurrency, err = strconv.Atoi(v["s3-concurrency"]); err != nil || cfg.S3.Concurrency < 1 || cfg.S3.Concurrency > 64 {
-		return bad("s3-concurrency", errors.New("want a whole number from 1 to 64"))
-	}
-	if cfg.Compression, err = repository.ParseCompression(v["compression"]); err != nil {
-		return bad("compression", err)
-	}
-	switch strings.ToLower(v["lock-mode"]) {
-	case "off", "":
-	case "governance":
-		cfg.LockMode = storage.Governance
-	case "compliance":
-		cfg.LockMode = storage.Compliance
-	default:
-		return bad("lock-mode", errors.New("want off, governance or compliance"))
-	}
-	if cfg.LockDays, err = strconv.Atoi(v["lock-days"]); err != nil || cfg.LockDays < 0 || cfg.LockDays > 36500 {
-		return bad("lock-days", errors.New("want a whole number of days from 1 to 36500"))
-	}
-	if cfg.LockMode != "" && cfg.LockDays == 0 {
-		return bad("lock-days", errors.New("lock-mode needs lock-days of at least 1"))
-	}
-	if cfg.LockMode == "" && cfg.LockDays != 0 {
-		return bad("lock-mode", errors.New("lock-days is set but lock-mode is off: set lock-mode governance or compliance"))
-	}
-	if cfg.LockMode != "" && strings.HasPrefix(cfg.Repo, "file:") {
-		return bad("lock-mode", errors.New("a file:// repository cannot be immutable: Object Lock needs an s3:// repository on a bucket with Object Lock enabled"))
-	}
-	cfg.Retain = v["retain"]
-	if cfg.MaxBackupAge, err = time.ParseDuration(v["max-backup-age"]); err != nil || cfg.MaxBackupAge <= 0 {
-		return bad("max-backup-age", errors.New("want a positive duration such as 26h"))
-	}
-	if cfg.MinBackups, err = strconv.Atoi(v["min-backups"]); err != nil || cfg.MinBackups < 0 {
-		return bad("min-backups", errors.New("want a whole number, 0 or more"))
-	}
-	if cfg.Timeout, err = time.ParseDuration(v["timeout"]); err != nil || cfg.Timeout <= 0 {
-		return bad("timeout", errors.New("want a positive duration such as 90s or 5m"))
-	}
-	if cfg.UploadConcurrency, err = strconv.Atoi(v["upload-concurrency"]); err != nil || cfg.UploadConcurrency < 0 || cfg.UploadConcurrency > 64 {
-		return bad("upload-concurrency", errors.New("want a whole number from 0 to 64"))
-	}
-	if cfg.Prefetch, err = strconv.Atoi(v["prefetch"]); err != nil || cfg.Prefetch < 0 || cfg.Prefetch > 64 {
-		return bad("prefetch", errors.New("want a whole number from 0 to 64"))
-	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(v["log-level"])); err != nil {
-		return bad("log-level", errors.New("want debug, info, warn or error"))
-	}
-	cfg.LogFormat = v["log-format"]
-	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return bad("log-format", errors.New("want text or json"))
+	for _, check := range b.checks {
+		if err := check(); err != nil {
+			return usageError{err}
+		}
 	}
 	return nil
 }

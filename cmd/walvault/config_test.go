@@ -15,9 +15,37 @@ import (
 	"github.com/walvault/walvault/storage"
 )
 
-// resolve runs a command line through the real flags and returns the
-// resolved configuration.
-func resolve(t *testing.T, env map[string]string, args ...string) (Config, error) {
+// everySetting binds every setting once, as the commands that read them
+// do; its values land in the first command's options that binds each.
+type everySetting struct {
+	push  walPushOptions
+	fetch walFetchOptions
+	check checkOptions
+	del   deleteOptions
+}
+
+func (o *everySetting) common() *Config { return &o.push.Config }
+
+func (o *everySetting) bind(b *binder) {
+	var all binder
+	o.push.bind(&all)
+	o.fetch.bind(&all)
+	o.check.bind(&all)
+	o.del.bind(&all)
+	seen := map[string]bool{}
+	for _, s := range all.bound {
+		if !seen[s.name] {
+			seen[s.name] = true
+			b.bound = append(b.bound, s)
+		}
+	}
+	b.checks = all.checks
+}
+
+// resolveAll runs a command line through the real flags of every setting
+// and returns the resolved configuration (wal-push's options hold the
+// repository, S3 and timeout settings).
+func resolveAll(t *testing.T, env map[string]string, args ...string) (walPushOptions, error) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "WALVAULT_") {
@@ -28,20 +56,17 @@ func resolve(t *testing.T, env map[string]string, args ...string) (Config, error
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	var cfg Config
+	var probe everySetting
 	app := &cli.App{
 		Writer: io.Discard, ErrWriter: io.Discard,
 		Commands: []*cli.Command{{
-			Name:  "probe",
-			Flags: configFlags(),
-			Action: func(c *cli.Context) (err error) {
-				cfg, err = loadConfig(c)
-				return err
-			},
+			Name:   "probe",
+			Flags:  settingFlags(&probe),
+			Action: func(c *cli.Context) error { return resolve(c, &probe) },
 		}},
 	}
 	err := app.RunContext(context.Background(), append([]string{"walvault", "probe"}, args...))
-	return cfg, err
+	return probe.push, err
 }
 
 func writeYAML(t *testing.T, body string) string {
@@ -71,7 +96,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := resolve(t, tc.env, tc.args...)
+			cfg, err := resolveAll(t, tc.env, tc.args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +124,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := resolve(t, tc.env, tc.args...)
+			_, err := resolveAll(t, tc.env, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
 	"io"
@@ -15,7 +16,40 @@ import (
 	"github.com/walvault/walvault/retention"
 )
 
+// deleteOptions are the settings and flags of delete.
+type deleteOptions struct {
+	Config
+	Retain  string // parsed by the retention package
+	Timeout time.Duration
+	Backup  string
+	Confirm bool
+	JSON    bool
+	policy  retention.Policy // from Retain, when Backup is not given
+}
+
+func (o *deleteOptions) bind(b *binder) {
+	o.Config.bind(b)
+	b.add("retain", func(v string) error { o.Retain = v; return nil })
+	bindTimeout(b, &o.Timeout, "deadline for each delete, retries included; reading what the repository holds gets ten times as long")
+}
+
+// validate runs once the settings are resolved (the policy may come from
+// the environment or the config file), before the repository is opened.
+func (o *deleteOptions) validate() (err error) {
+	if o.Backup != "" {
+		return repository.ValidateBackupID(o.Backup)
+	}
+	if o.Retain == "" {
+		return errors.New(`delete needs a retention policy: --retain "REDUNDANCY n" or --retain "RECOVERY WINDOW OF n DAYS" (or WALVAULT_RETAIN, or retain in the config file), or --backup ID`)
+	}
+	if o.policy, err = retention.ParsePolicy(o.Retain); err != nil {
+		return fmt.Errorf("--retain: %w", err)
+	}
+	return nil
+}
+
 func deleteCommand() *cli.Command {
+	var opts deleteOptions
 	return &cli.Command{
 		Name:  "delete",
 		Usage: "apply retention: delete the backups and WAL a policy no longer needs (a dry run unless --confirm)",
@@ -62,48 +96,30 @@ Examples:
 Exit codes: 0 done (locked objects skipped are not failures); 1 a delete or
 the storage failed, or no such backup, or it is one the rules keep; 2 bad
 arguments, configuration or policy.`,
-		Flags: append(configFlags(),
-			&cli.StringFlag{Name: "backup", Usage: "delete this one backup (an id from backup-list) instead of applying a policy"},
-			&cli.BoolFlag{Name: "confirm", Usage: "really delete; without it, only print what would be deleted"},
-			&cli.BoolFlag{Name: "json", Usage: "print the plan (and, with --confirm, what was done) as JSON"},
+		Flags: settingFlags(&opts,
+			&cli.StringFlag{Name: "backup", Usage: "delete this one backup (an id from backup-list) instead of applying a policy", Destination: &opts.Backup},
+			&cli.BoolFlag{Name: "confirm", Usage: "really delete; without it, only print what would be deleted", Destination: &opts.Confirm},
+			&cli.BoolFlag{Name: "json", Usage: "print the plan (and, with --confirm, what was done) as JSON", Destination: &opts.JSON},
 		),
-		Action: deleteAction,
+		Action: func(c *cli.Context) error { return deleteAction(c, &opts) },
 	}
 }
 
-func deleteAction(c *cli.Context) error {
+func deleteAction(c *cli.Context, opts *deleteOptions) error {
 	if c.NArg() != 0 {
 		return usagef("delete takes no arguments (use --retain POLICY or --backup ID)")
 	}
-	cfg, err := loadConfig(c)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
-	one := c.String("backup")
-	var policy retention.Policy
-	if one != "" {
-		if err := repository.ValidateBackupID(one); err != nil {
-			return usageError{err}
-		}
-	} else {
-		if cfg.Retain == "" {
-			return usagef(`delete needs a retention policy: --retain "REDUNDANCY n" or --retain "RECOVERY WINDOW OF n DAYS" (or WALVAULT_RETAIN, or retain in the config file), or --backup ID`)
-		}
-		if policy, err = retention.ParsePolicy(cfg.Retain); err != nil {
-			return usagef("--retain: %v", err)
-		}
-	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx := c.Context
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
+	one := opts.Backup
 
 	// Reading the catalog stats each backup's WAL and lists all WAL: it
 	// gets ten times the per-call timeout.
-	loadCtx, cancel := context.WithTimeout(ctx, 10*cfg.Timeout)
+	loadCtx, cancel := context.WithTimeout(ctx, 10*opts.Timeout)
 	inv, err := retention.Load(loadCtx, b)
 	cancel()
 	if err != nil {
@@ -114,29 +130,28 @@ func deleteAction(c *cli.Context) error {
 	if one != "" {
 		plan, err = retention.PlanBackup(inv, one, now)
 	} else {
-		plan, err = retention.PlanPolicy(inv, policy, now)
+		plan, err = retention.PlanPolicy(inv, opts.policy, now)
 	}
 	if err != nil {
 		return err
 	}
-	opts := retention.Options{CallTimeout: cfg.Timeout, Log: log}
-	confirm := c.Bool("confirm")
+	apply := retention.Options{CallTimeout: opts.Timeout, Log: log}
 	w := c.App.Writer
-	if !confirm {
-		if err := retention.Preview(ctx, b, &plan, opts); err != nil {
+	if !opts.Confirm {
+		if err := retention.Preview(ctx, b, &plan, apply); err != nil {
 			return err
 		}
-		if c.Bool("json") {
+		if opts.JSON {
 			return writeDeleteJSON(w, plan, nil, true)
 		}
 		printPlan(w, plan, b.Location(), true)
 		return nil
 	}
-	if !c.Bool("json") {
+	if !opts.JSON {
 		printPlan(w, plan, b.Location(), false)
 	}
-	rep, applyErr := retention.Apply(ctx, b, plan, opts)
-	if c.Bool("json") {
+	rep, applyErr := retention.Apply(ctx, b, plan, apply)
+	if opts.JSON {
 		if err := writeDeleteJSON(w, plan, &rep, false); err != nil && applyErr == nil {
 			return err
 		}

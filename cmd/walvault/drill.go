@@ -15,7 +15,33 @@ import (
 	"github.com/walvault/walvault/drill"
 )
 
+// drillOptions are the settings and flags of drill.
+type drillOptions struct {
+	Config
+	fetchSettings
+	targetOptions
+	Backup          string
+	CheckSQL        string
+	CheckDB         string
+	DBUser          string
+	Amcheck         string
+	Keep            bool
+	JSON            bool
+	ScratchDir      string
+	PGBin           string
+	Owner           string
+	Port            int
+	ServerSettings  cli.StringSlice
+	RecoveryTimeout time.Duration
+}
+
+func (o *drillOptions) bind(b *binder) {
+	o.Config.bind(b)
+	o.fetchSettings.bind(b)
+}
+
 func drillCommand() *cli.Command {
+	var opts drillOptions
 	return &cli.Command{
 		Name:  "drill",
 		Usage: "prove a backup restores: restore it into a scratch directory, recover it with a temporary server, check it, report RTO and RPO",
@@ -57,46 +83,42 @@ Examples:
    walvault drill
    walvault drill --check-sql 'SELECT 1 FROM orders LIMIT 1' --check-db shop
    walvault drill --target-time '2026-11-25 10:30:00+00' --json`,
-		Flags: append(append(configFlags(), targetFlags("at the target: promote (the drill's default) or pause (then the drill checks it paused there)")...),
-			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)"},
-			&cli.StringFlag{Name: "check-sql", Usage: "SQL that must return at least one row on the recovered server, e.g. 'SELECT 1 FROM orders LIMIT 1'"},
-			&cli.StringFlag{Name: "check-db", Value: "postgres", Usage: "database --check-sql runs in"},
-			&cli.StringFlag{Name: "db-user", Usage: "database superuser the checks connect as (default: the server's OS user, initdb's default)"},
-			&cli.StringFlag{Name: "amcheck", Value: "on", Usage: "pg_amcheck on the recovered cluster: on, full (adds --heapallindexed, slower) or off"},
-			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped) instead of removing it"},
-			&cli.BoolFlag{Name: "json", Usage: "print the drill record as JSON (the format stored under drills/)"},
-			&cli.StringFlag{Name: "scratch-dir", Usage: "directory to restore under, in a new walvault-drill-* directory (default: $TMPDIR or /tmp); needs room for the whole cluster", EnvVars: []string{"WALVAULT_SCRATCH_DIR"}},
-			&cli.StringFlag{Name: "pg-bin", Usage: "directory with PostgreSQL's programs (default: /usr/lib/postgresql/<major>/bin, then pg_config --bindir)", EnvVars: []string{"WALVAULT_PG_BIN"}},
-			&cli.StringFlag{Name: "owner", Usage: "OS user the temporary server runs as when walvault runs as root (default: postgres)"},
-			&cli.IntFlag{Name: "port", Usage: "TCP port on 127.0.0.1 for the temporary server (default: a free one)"},
-			&cli.StringSliceFlag{Name: "server-setting", Usage: "NAME=VALUE for the temporary server's command line, e.g. shared_buffers=128MB on a smaller host (repeatable)"},
-			&cli.DurationFlag{Name: "recovery-timeout", Value: drill.DefaultRecoveryTimeout, Usage: "give up when recovery takes longer"},
-		),
-		Action: drillAction,
+		Flags: settingFlags(&opts, append(opts.targetOptions.flags("at the target: promote (the drill's default) or pause (then the drill checks it paused there)"),
+			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)", Destination: &opts.Backup},
+			&cli.StringFlag{Name: "check-sql", Usage: "SQL that must return at least one row on the recovered server, e.g. 'SELECT 1 FROM orders LIMIT 1'", Destination: &opts.CheckSQL},
+			&cli.StringFlag{Name: "check-db", Value: "postgres", Usage: "database --check-sql runs in", Destination: &opts.CheckDB},
+			&cli.StringFlag{Name: "db-user", Usage: "database superuser the checks connect as (default: the server's OS user, initdb's default)", Destination: &opts.DBUser},
+			&cli.StringFlag{Name: "amcheck", Value: "on", Usage: "pg_amcheck on the recovered cluster: on, full (adds --heapallindexed, slower) or off", Destination: &opts.Amcheck},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped) instead of removing it", Destination: &opts.Keep},
+			&cli.BoolFlag{Name: "json", Usage: "print the drill record as JSON (the format stored under drills/)", Destination: &opts.JSON},
+			&cli.StringFlag{Name: "scratch-dir", Usage: "directory to restore under, in a new walvault-drill-* directory (default: $TMPDIR or /tmp); needs room for the whole cluster", EnvVars: []string{"WALVAULT_SCRATCH_DIR"}, Destination: &opts.ScratchDir},
+			&cli.StringFlag{Name: "pg-bin", Usage: "directory with PostgreSQL's programs (default: /usr/lib/postgresql/<major>/bin, then pg_config --bindir)", EnvVars: []string{"WALVAULT_PG_BIN"}, Destination: &opts.PGBin},
+			&cli.StringFlag{Name: "owner", Usage: "OS user the temporary server runs as when walvault runs as root (default: postgres)", Destination: &opts.Owner},
+			&cli.IntFlag{Name: "port", Usage: "TCP port on 127.0.0.1 for the temporary server (default: a free one)", Destination: &opts.Port},
+			&cli.StringSliceFlag{Name: "server-setting", Usage: "NAME=VALUE for the temporary server's command line, e.g. shared_buffers=128MB on a smaller host (repeatable)", Destination: &opts.ServerSettings},
+			&cli.DurationFlag{Name: "recovery-timeout", Value: drill.DefaultRecoveryTimeout, Usage: "give up when recovery takes longer", Destination: &opts.RecoveryTimeout},
+		)...),
+		Action: func(c *cli.Context) error { return drillAction(c, &opts) },
 	}
 }
 
-func drillAction(c *cli.Context) error {
+func drillAction(c *cli.Context, opts *drillOptions) error {
 	if c.NArg() != 0 {
 		return usagef("drill takes no arguments")
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	target, err := targetFromFlags(c)
+	target, err := opts.target(c)
 	if err != nil {
 		return usageError{err}
 	}
-	switch c.String("amcheck") {
+	switch opts.Amcheck {
 	case drill.AmcheckOn, drill.AmcheckFull, drill.AmcheckOff:
 	default:
-		return usagef("--amcheck %q: want on, full or off", c.String("amcheck"))
+		return usagef("--amcheck %q: want on, full or off", opts.Amcheck)
 	}
 	if target.Action == "shutdown" {
 		return usagef("--target-action shutdown stops the server at the target, leaving nothing to check: use promote (the default) or pause")
 	}
-	if p := c.Int("port"); p < 0 || p > 65535 {
+	if p := opts.Port; p < 0 || p > 65535 {
 		return usagef("--port %d: want a TCP port from 1 to 65535 (or none for a free one)", p)
 	}
 	exe, err := os.Executable()
@@ -106,44 +128,45 @@ func drillAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
 	}
-	configYAML, err := restoreConfigYAML(cfg)
+	// Ctrl-C and SIGTERM cancel the session: the drill stops the server
+	// and cleans up.
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx := c.Context // Ctrl-C and SIGTERM cancel it: the drill stops the server and cleans up
-	b, err := openBackend(ctx, cfg, log)
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
+	configYAML, err := restoreConfigYAML(opts.Config, opts.fetchSettings)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
 	host, _ := os.Hostname()
 
 	rec, err := drill.Run(ctx, b, drill.Options{
-		BackupRef:  c.String("backup"),
+		BackupRef:  opts.Backup,
 		Target:     target,
-		ScratchDir: c.String("scratch-dir"),
-		Keep:       c.Bool("keep"),
-		PGBinDir:   c.String("pg-bin"),
-		Owner:      c.String("owner"),
-		DBUser:     c.String("db-user"),
-		DBName:     c.String("check-db"),
-		CheckSQL:   c.String("check-sql"),
-		Amcheck:    c.String("amcheck"),
-		Port:       c.Int("port"),
+		ScratchDir: opts.ScratchDir,
+		Keep:       opts.Keep,
+		PGBinDir:   opts.PGBin,
+		Owner:      opts.Owner,
+		DBUser:     opts.DBUser,
+		DBName:     opts.CheckDB,
+		CheckSQL:   opts.CheckSQL,
+		Amcheck:    opts.Amcheck,
+		Port:       opts.Port,
 		RestoreCommand: func(dataDir string) string {
 			return shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " %f %p"
 		},
 		ConfigFile:      restoreConfigFile,
 		ConfigYAML:      configYAML,
-		ServerSettings:  c.StringSlice("server-setting"),
-		RecoveryTimeout: c.Duration("recovery-timeout"),
+		ServerSettings:  opts.ServerSettings.Value(),
+		RecoveryTimeout: opts.RecoveryTimeout,
 		Host:            host,
 		Version:         walvaultVersion(),
 		Log:             log,
 	})
 	if rec != nil {
-		if c.Bool("json") {
+		if opts.JSON {
 			enc := json.NewEncoder(c.App.Writer)
 			enc.SetIndent("", "  ")
 			if jerr := enc.Encode(rec); jerr != nil && err == nil {

@@ -17,7 +17,21 @@ import (
 // exporter uses: postgres_exporter has 9187, pgbackrest_exporter 9854.
 const defaultExporterListen = "127.0.0.1:9731"
 
+// exporterOptions are the settings and flags of exporter.
+type exporterOptions struct {
+	Config
+	PGConn  string // "": no PostgreSQL metrics
+	Listen  string
+	Refresh time.Duration
+}
+
+func (o *exporterOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindPGConn(b, &o.PGConn)
+}
+
 func exporterCommand() *cli.Command {
+	var opts exporterOptions
 	return &cli.Command{
 		Name:  "exporter",
 		Usage: "serve Prometheus metrics: archive lag, newest backup and drill, WAL continuity, repository size",
@@ -51,40 +65,34 @@ Metrics (gauges unless _total):
      walvault_archive_lag_seconds (age of the oldest .ready file), walvault_pg_scrape_errors_total
 
 Example alert rules are in the README ("Monitoring").`,
-		Flags: append(configFlags(),
-			&cli.StringFlag{Name: "listen", Value: defaultExporterListen, Usage: "address to serve metrics on", EnvVars: []string{"WALVAULT_LISTEN"}},
-			&cli.DurationFlag{Name: "refresh", Value: exporter.DefaultRefresh, Usage: "how often to scan the repository", EnvVars: []string{"WALVAULT_REFRESH"}},
+		Flags: settingFlags(&opts,
+			&cli.StringFlag{Name: "listen", Value: defaultExporterListen, Usage: "address to serve metrics on", EnvVars: []string{"WALVAULT_LISTEN"}, Destination: &opts.Listen},
+			&cli.DurationFlag{Name: "refresh", Value: exporter.DefaultRefresh, Usage: "how often to scan the repository", EnvVars: []string{"WALVAULT_REFRESH"}, Destination: &opts.Refresh},
 		),
-		Action: exporterAction,
+		Action: func(c *cli.Context) error { return exporterAction(c, &opts) },
 	}
 }
 
-func exporterAction(c *cli.Context) error {
+func exporterAction(c *cli.Context, opts *exporterOptions) error {
 	if c.NArg() != 0 {
 		return usagef("exporter takes no arguments")
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	refresh := c.Duration("refresh")
+	refresh := opts.Refresh
 	if refresh < time.Second {
 		return usagef("--refresh %v: want at least 1s", refresh)
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx := c.Context // SIGINT or SIGTERM ends it
-	ln, err := net.Listen("tcp", c.String("listen"))
+	s, err := startSession(c, opts) // SIGINT or SIGTERM ends it
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (give another --listen)", c.String("listen"), err)
-	}
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (give another --listen)", opts.Listen, err)
+	}
 
-	e := exporter.New(b, exporter.Options{Refresh: refresh, PGConn: cfg.PGConn, Version: walvaultVersion(), Log: log})
+	e := exporter.New(b, exporter.Options{Refresh: refresh, PGConn: opts.PGConn, Version: walvaultVersion(), Log: log})
 	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -95,7 +103,7 @@ func exporterAction(c *cli.Context) error {
 	}()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics", "repo", b.Location(), "refresh", refresh, "postgres", cfg.PGConn != "")
+	log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics", "repo", b.Location(), "refresh", refresh, "postgres", opts.PGConn != "")
 
 	select {
 	case err = <-served:

@@ -5,21 +5,15 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
 
-// lockPolicy is the Object Lock policy the settings ask for.
-func lockPolicy(cfg Config) repository.LockPolicy {
-	return repository.LockPolicy{Mode: cfg.LockMode, Days: cfg.LockDays}
-}
-
 // lockHint puts what to do first when a push with lock settings met a
 // storage that cannot lock objects (a bucket without Object Lock).
-func lockHint(err error, cfg Config, location string) error {
-	if err == nil || cfg.LockMode == "" || !errors.Is(err, storage.ErrUnsupported) {
+func lockHint(err error, lock lockSettings, location string) error {
+	if err == nil || lock.LockMode == "" || !errors.Is(err, storage.ErrUnsupported) {
 		return err
 	}
 	return fmt.Errorf("lock-mode %s asks for Object Lock, but %s cannot lock objects: enable Object Lock on the bucket (when creating it; AWS also allows it later on a versioned bucket, many S3-compatible servers do not) or set lock-mode off; nothing was stored: %w",
-		strings.ToLower(string(cfg.LockMode)), location, err)
+		strings.ToLower(string(lock.LockMode)), location, err)
 }

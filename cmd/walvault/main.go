@@ -2,17 +2,23 @@
 // archive_command and restore_command that move WAL to and from a
 // repository on S3 or a local directory.
 //
-// This package only wires flags, configuration and exit codes; the work is
-// done in archive/, restore/ and storage/.
+// This package only wires flags, configuration and exit codes, and prints
+// what the packages below report; the work is done in archive/, restore/,
+// retention/, repair/ and the others. Read config.go first: each command's
+// options struct binds the settings it reads, and startSession
+// (backend.go) is how every command gets its settings, logger and
+// repository.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -32,7 +38,7 @@ func walvaultVersion() string {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "walvault",
 		Usage:   "archive and restore PostgreSQL WAL to S3 or a local directory",
 		Version: walvaultVersion(),
@@ -44,8 +50,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
    restore_command = 'walvault wal-fetch %f %p'
 
 Settings come from flags, then WALVAULT_* environment variables, then the YAML
-file named by --config, then defaults. The server's environment (or a config
-file) must name the repository, e.g. WALVAULT_REPO=s3://bucket/db1 or
+file named by --config, then defaults. Each command reads only its own
+(walvault COMMAND --help lists them) and ignores the others' in the
+environment and the file. The server's environment (or a config file) must
+name the repository, e.g. WALVAULT_REPO=s3://bucket/db1 or
 WALVAULT_REPO=file:///var/lib/walvault. S3 credentials come only from the
 standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 ~/.aws, instance or pod roles) and are never printed.`,
@@ -60,10 +68,27 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 			drillCommand(), exporterCommand(), walPrefetchCommand(),
 			walReceiveCommand(),
 		},
-		// Errors are printed once, by main, with the exit code decided there.
+		// Errors are printed once, by run, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   flagError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = flagError
+	}
+	return app
 }
+
+// flagError turns the flag parser's complaint (an unknown flag, one
+// without its value, a value that does not parse) into a usage error:
+// one line and exit 2, instead of urfave's "Incorrect Usage" and the
+// whole help.
+func flagError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 
 func main() {
 	// Ctrl-C or SIGTERM cancels the context: a backup or restore in flight
@@ -81,16 +106,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitCode(commandName(args), err)
-	fmt.Fprintf(stderr, "walvault: %v\n", err)
-	return code
+	name := commandName(app, args)
+	fmt.Fprintln(stderr, errorLine(name, err))
+	return exitCode(name, err)
 }
 
-// commandName finds the command word in args (the first non-flag argument),
-// so exit codes can follow the command's contract even for usage errors.
-func commandName(args []string) string {
+// errorLine is the one line an error gets on stderr. A usage error names
+// the command and points to its --help ("walvault backup-list: flag
+// provided but not defined: -retain; see 'walvault backup-list --help'").
+func errorLine(command string, err error) string {
+	var ue usageError
+	switch msg := err.Error(); {
+	case !errors.As(err, &ue):
+		return "walvault: " + msg
+	case command == "":
+		return "walvault: " + msg + "; see 'walvault --help'"
+	case strings.HasPrefix(msg, command+" "): // "wal-push takes exactly one argument"
+		return "walvault " + msg + "; see 'walvault " + command + " --help'"
+	default:
+		return "walvault " + command + ": " + msg + "; see 'walvault " + command + " --help'"
+	}
+}
+
+// commandName finds the command word in args (the first non-flag argument
+// that names a command), so exit codes can follow the command's contract
+// even for usage errors.
+func commandName(app *cli.App, args []string) string {
 	for _, a := range args[1:] {
-		if len(a) > 0 && a[0] != '-' {
+		if len(a) > 0 && a[0] != '-' && app.Command(a) != nil {
 			return a
 		}
 	}

@@ -1,19 +1,25 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/repair"
 	"github.com/walvault/walvault/storage"
 )
 
+// repairOptions are the settings and flags of repair.
+type repairOptions struct {
+	Config
+	DryRun bool
+}
+
 func repairCommand() *cli.Command {
+	var opts repairOptions
 	return &cli.Command{
 		Name:  "repair",
 		Usage: "make walvault's objects hidden behind S3 delete markers visible again",
@@ -35,89 +41,60 @@ Exit codes: 0 nothing is hidden (any more); 1 something is still hidden (with
 --dry-run: something is hidden) or could not be repaired; 2 bad arguments or
 configuration. On AWS, removing a delete marker needs s3:DeleteObjectVersion,
 and listing them s3:ListBucketVersions.`,
-		Flags:  append(configFlags(), &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing"}),
-		Action: repair,
+		Flags:  settingFlags(&opts, &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing", Destination: &opts.DryRun}),
+		Action: func(c *cli.Context) error { return repairAction(c, &opts) },
 	}
 }
 
-func repair(c *cli.Context) error {
+func repairAction(c *cli.Context, opts *repairOptions) error {
 	if c.NArg() != 0 {
 		return usagef("repair takes no arguments")
 	}
-	s, err := startSession(c, noDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	ctx, b := s.ctx, s.b
-	w := c.App.Writer
-	v, ok := storage.AsVersioned(b)
-	if !ok {
-		fmt.Fprintf(w, "%s keeps no old versions of objects, so nothing can hide behind a delete marker: nothing to repair\n", b.Location())
-		return nil
-	}
-	hidden, err := listOwnHidden(c, v, b.Location())
-	if err != nil {
+	w, location := c.App.Writer, s.b.Location()
+	rep, err := repair.Run(s.ctx, s.b, repair.Options{
+		DryRun: opts.DryRun,
+		Progress: func(r repair.Result) {
+			switch r.Outcome {
+			case repair.Unhidden:
+				fmt.Fprintf(w, "unhidden  %s\n", describeHidden(r.Object))
+			case repair.Gone:
+				// Visible again, or its versions are gone, since the
+				// listing: the second listing tells.
+				fmt.Fprintf(w, "skipped   %s: no longer hidden (%v)\n", r.Object.Key, r.Err)
+			default:
+				fmt.Fprintf(w, "FAILED    %s: %v\n", describeHidden(r.Object), r.Err)
+			}
+		},
+	})
+	switch {
+	case err != nil:
 		return err
-	}
-	if len(hidden) == 0 {
-		fmt.Fprintf(w, "nothing is hidden in %s: nothing to repair\n", b.Location())
+	case !rep.Versioned:
+		fmt.Fprintf(w, "%s keeps no old versions of objects, so nothing can hide behind a delete marker: nothing to repair\n", location)
 		return nil
-	}
-	if c.Bool("dry-run") {
-		for _, h := range hidden {
+	case len(rep.Hidden) == 0:
+		fmt.Fprintf(w, "nothing is hidden in %s: nothing to repair\n", location)
+		return nil
+	case rep.DryRun:
+		for _, h := range rep.Hidden {
 			fmt.Fprintf(w, "hidden    %s\n", describeHidden(h))
 		}
-		fmt.Fprintf(w, "%s hidden behind delete markers in %s; nothing was changed (--dry-run)\n", objects(len(hidden)), b.Location())
-		return fmt.Errorf("%s hidden in %s: run walvault repair without --dry-run to make them visible again", objects(len(hidden)), b.Location())
-	}
-
-	unhidden, failed := 0, 0
-	for _, h := range hidden {
-		err := v.Unhide(ctx, h.Key)
-		switch {
-		case err == nil:
-			unhidden++
-			fmt.Fprintf(w, "unhidden  %s\n", describeHidden(h))
-		case errors.Is(err, storage.ErrNotFound):
-			// Visible again, or its versions are gone, since the listing:
-			// the check below tells.
-			fmt.Fprintf(w, "skipped   %s: no longer hidden (%v)\n", h.Key, err)
-		default:
-			failed++
-			fmt.Fprintf(w, "FAILED    %s: %v\n", describeHidden(h), err)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-		}
-	}
-	left, err := listOwnHidden(c, v, b.Location())
-	if err != nil {
-		return fmt.Errorf("made %s visible again, but checking the result failed: %w", objects(unhidden), err)
-	}
-	if len(left) == 0 && failed == 0 {
-		fmt.Fprintf(w, "made %s visible again; nothing is hidden in %s any more\n", objects(unhidden), b.Location())
+		fmt.Fprintf(w, "%s hidden behind delete markers in %s; nothing was changed (--dry-run)\n", objects(len(rep.Hidden)), location)
+		return fmt.Errorf("%s hidden in %s: run walvault repair without --dry-run to make them visible again", objects(len(rep.Hidden)), location)
+	case rep.Clean():
+		fmt.Fprintf(w, "made %s visible again; nothing is hidden in %s any more\n", objects(rep.Unhidden), location)
 		return nil
 	}
-	for _, h := range left {
+	for _, h := range rep.Left {
 		fmt.Fprintf(w, "still hidden  %s\n", describeHidden(h))
 	}
 	return fmt.Errorf("made %s visible again, but %d failed and %s still hidden in %s: see the lines above; the credentials need s3:ListBucketVersions and s3:DeleteObjectVersion, then run walvault repair again",
-		objects(unhidden), failed, objects(len(left)), b.Location())
-}
-
-// listOwnHidden gathers walvault's own hidden objects. Their number is
-// what was hidden, not the size of the repository.
-func listOwnHidden(c *cli.Context, v storage.Versioned, location string) ([]storage.HiddenObject, error) {
-	var hidden []storage.HiddenObject
-	err := repository.ListHidden(c.Context, v, func(h storage.HiddenObject) error {
-		hidden = append(hidden, h)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list objects hidden by delete markers in %s: %w", location, err)
-	}
-	return hidden, nil
+		objects(rep.Unhidden), rep.Failed, objects(len(rep.Left)), location)
 }
 
 // describeHidden is one line about a hidden object: key, size, version,

@@ -28,7 +28,7 @@ func TestRepairFileRepository(t *testing.T) {
 
 func TestLockHint(t *testing.T) {
 	unsupported := fmt.Errorf("put walvault.json: %w: bucket has no Object Lock", storage.ErrUnsupported)
-	locked := Config{LockMode: storage.Governance, LockDays: 1}
+	locked := lockSettings{LockMode: storage.Governance, LockDays: 1}
 	got := lockHint(unsupported, locked, "s3://bkt/p")
 	for _, want := range []string{"lock-mode governance", "s3://bkt/p", "enable Object Lock on the bucket (when creating it", "or set lock-mode off"} {
 		if !strings.Contains(got.Error(), want) {
@@ -42,7 +42,7 @@ func TestLockHint(t *testing.T) {
 	if got := lockHint(other, locked, "s3://bkt/p"); got != other {
 		t.Errorf("lockHint of another error: got %v, want it unchanged", got)
 	}
-	if got := lockHint(unsupported, Config{}, "s3://bkt/p"); got != unsupported {
+	if got := lockHint(unsupported, lockSettings{}, "s3://bkt/p"); got != unsupported {
 		t.Errorf("lockHint without lock settings: got %v, want it unchanged", got)
 	}
 }

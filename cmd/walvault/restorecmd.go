@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/wal"
 )
@@ -19,7 +20,37 @@ import (
 // restore_command: repository settings only, never credentials.
 const restoreConfigFile = "walvault-restore.yaml"
 
+// restoreOptions are the settings and flags of restore.
+type restoreOptions struct {
+	Config
+	fetchSettings
+	targetOptions
+	PGData            string
+	Backup            string
+	TablespaceMapping cli.StringSlice
+	Owner             string
+	PGBin             string
+}
+
+func (o *restoreOptions) bind(b *binder) {
+	o.Config.bind(b)
+	o.fetchSettings.bind(b)
+}
+
+// fetchSettings are what restore and drill pass on to restore_command in
+// walvault-restore.yaml, besides the repository.
+type fetchSettings struct {
+	Compression repository.Compression
+	Timeout     time.Duration
+}
+
+func (f *fetchSettings) bind(b *binder) {
+	bindCompression(b, &f.Compression)
+	bindTimeout(b, &f.Timeout, "deadline of each wal-fetch recovery runs (written into walvault-restore.yaml for restore_command)")
+}
+
 func restoreCommand() *cli.Command {
+	var opts restoreOptions
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "restore a base backup into an empty directory and set up recovery to a target",
@@ -51,34 +82,33 @@ was reached" instead of opening at the wrong point.
 Examples:
    walvault restore --pgdata /var/lib/postgresql/15/restored --target-time '2026-11-25 10:30:00+00' --target-action promote
    walvault restore --pgdata /srv/pg --backup 20261125T103000Z --target-immediate`,
-		Flags: append(append(configFlags(), targetFlags("at the target: pause (PostgreSQL's default), promote or shutdown")...),
-			&cli.StringFlag{Name: "pgdata", Usage: "directory to restore into (absent or empty)", Required: true},
-			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)"},
-			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)"},
-			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)"},
-			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup (default: /usr/lib/postgresql/<major>/bin, then PATH)"},
-		),
-		Action: restoreAction,
+		Flags: settingFlags(&opts, append(opts.targetOptions.flags("at the target: pause (PostgreSQL's default), promote or shutdown"),
+			&cli.StringFlag{Name: "pgdata", Usage: "directory to restore into, absent or empty (required)", Destination: &opts.PGData},
+			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)", Destination: &opts.Backup},
+			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)", Destination: &opts.TablespaceMapping},
+			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)", Destination: &opts.Owner},
+			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup (default: /usr/lib/postgresql/<major>/bin, then PATH)", Destination: &opts.PGBin},
+		)...),
+		Action: func(c *cli.Context) error { return restoreAction(c, &opts) },
 	}
 }
 
-func restoreAction(c *cli.Context) error {
+func restoreAction(c *cli.Context, opts *restoreOptions) error {
 	if c.NArg() != 0 {
 		return usagef("restore takes no arguments (use --pgdata DIR)")
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
+	if opts.PGData == "" {
+		return usagef("restore needs --pgdata DIR, the directory to restore into (absent or empty)")
 	}
-	target, err := targetFromFlags(c)
-	if err != nil {
-		return usageError{err}
-	}
-	mapping, err := tablespaceMapping(c.StringSlice("tablespace-mapping"))
+	target, err := opts.target(c)
 	if err != nil {
 		return usageError{err}
 	}
-	dataDir, err := filepath.Abs(c.String("pgdata"))
+	mapping, err := tablespaceMapping(opts.TablespaceMapping.Value())
+	if err != nil {
+		return usageError{err}
+	}
+	dataDir, err := filepath.Abs(opts.PGData)
 	if err != nil {
 		return usagef("--pgdata: %v", err)
 	}
@@ -89,29 +119,29 @@ func restoreAction(c *cli.Context) error {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
 	}
-	configYAML, err := restoreConfigYAML(cfg)
-	if err != nil {
-		return err
-	}
 	configPath := filepath.Join(dataDir, restoreConfigFile)
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx := c.Context // no total deadline: a restore takes as long as the data is big
-	b, err := openBackend(ctx, cfg, log)
+	// No total deadline: a restore takes as long as the data is big.
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
+	configYAML, err := restoreConfigYAML(opts.Config, opts.fetchSettings)
+	if err != nil {
+		return err
+	}
 
 	res, err := restore.RestoreBackup(ctx, b, restore.BackupOptions{
 		DataDir:           dataDir,
-		BackupRef:         c.String("backup"),
+		BackupRef:         opts.Backup,
 		Target:            target,
 		TablespaceMapping: mapping,
-		Owner:             c.String("owner"),
+		Owner:             opts.Owner,
 		RestoreCommand:    shellQuote(exe) + " wal-fetch --config " + shellQuote(configPath) + " %f %p",
 		ConfigFile:        restoreConfigFile,
 		ConfigYAML:        configYAML,
-		PGBinDir:          c.String("pg-bin"),
+		PGBinDir:          opts.PGBin,
 		Log:               log,
 	})
 	if err != nil {
@@ -127,49 +157,56 @@ func restoreAction(c *cli.Context) error {
 	return nil
 }
 
-// targetFlags are the recovery target flags restore and drill share
-// (targetFromFlags reads them); actionUsage says what --target-action does
-// for the command.
-func targetFlags(actionUsage string) []cli.Flag {
+// targetOptions are the recovery target flags restore and drill share.
+type targetOptions struct {
+	TargetTime, TargetXID, TargetLSN, TargetName string
+	TargetImmediate, TargetInclusive             bool
+	TargetTimeline, TargetAction                 string
+}
+
+// flags are the --target-* flags; actionUsage says what --target-action
+// does for the command.
+func (t *targetOptions) flags(actionUsage string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z"},
-		&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id"},
-		&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060"},
-		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)"},
-		&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent"},
-		&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)"},
-		&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number"},
-		&cli.StringFlag{Name: "target-action", Usage: actionUsage},
+		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z", Destination: &t.TargetTime},
+		&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id", Destination: &t.TargetXID},
+		&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060", Destination: &t.TargetLSN},
+		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)", Destination: &t.TargetName},
+		&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent", Destination: &t.TargetImmediate},
+		&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)", Destination: &t.TargetInclusive},
+		&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number", Destination: &t.TargetTimeline},
+		&cli.StringFlag{Name: "target-action", Usage: actionUsage, Destination: &t.TargetAction},
 	}
 }
 
-// targetFromFlags builds the recovery target from the --target-* flags.
-func targetFromFlags(c *cli.Context) (restore.Target, error) {
-	var t restore.Target
-	if s := c.String("target-time"); s != "" {
+// target builds the recovery target from the --target-* flags (c says
+// whether --target-inclusive was given at all).
+func (t *targetOptions) target(c *cli.Context) (restore.Target, error) {
+	var rt restore.Target
+	if s := t.TargetTime; s != "" {
 		tm, err := parseTargetTime(s)
 		if err != nil {
-			return t, err
+			return rt, err
 		}
-		t.Time = &tm
+		rt.Time = &tm
 	}
-	t.XID = c.String("target-xid")
-	if s := c.String("target-lsn"); s != "" {
+	rt.XID = t.TargetXID
+	if s := t.TargetLSN; s != "" {
 		lsn, err := wal.ParseLSN(s)
 		if err != nil {
-			return t, fmt.Errorf("--target-lsn: %w", err)
+			return rt, fmt.Errorf("--target-lsn: %w", err)
 		}
-		t.LSN = &lsn
+		rt.LSN = &lsn
 	}
-	t.Name = c.String("target-name")
-	t.Immediate = c.Bool("target-immediate")
+	rt.Name = t.TargetName
+	rt.Immediate = t.TargetImmediate
 	if c.IsSet("target-inclusive") {
-		v := c.Bool("target-inclusive")
-		t.Inclusive = &v
+		v := t.TargetInclusive
+		rt.Inclusive = &v
 	}
-	t.Timeline = c.String("target-timeline")
-	t.Action = c.String("target-action")
-	return t, t.Validate()
+	rt.Timeline = t.TargetTimeline
+	rt.Action = t.TargetAction
+	return rt, rt.Validate()
 }
 
 // parseTargetTime reads the time forms people type. A zone is required:
@@ -205,11 +242,11 @@ func tablespaceMapping(specs []string) (map[string]string, error) {
 
 // restoreConfigYAML is the settings file restore_command reads: where the
 // repository is and how to reach it. Credentials never go in it.
-func restoreConfigYAML(cfg Config) ([]byte, error) {
+func restoreConfigYAML(cfg Config, fetch fetchSettings) ([]byte, error) {
 	values := map[string]any{
 		"repo":        cfg.Repo,
-		"compression": string(cfg.Compression),
-		"timeout":     cfg.Timeout.String(),
+		"compression": string(fetch.Compression),
+		"timeout":     fetch.Timeout.String(),
 		"log-format":  cfg.LogFormat,
 	}
 	if cfg.S3.Endpoint != "" {

@@ -8,7 +8,14 @@ import (
 	"github.com/walvault/walvault/verify"
 )
 
+// verifyOptions are the settings and flags of verify.
+type verifyOptions struct {
+	Config
+	Full, JSON bool
+}
+
 func verifyCommand() *cli.Command {
+	var opts verifyOptions
 	return &cli.Command{
 		Name:  "verify",
 		Usage: "check the repository's integrity: WAL continuity, complete backups, nothing hidden; --full re-reads every object",
@@ -37,31 +44,31 @@ memory stays small whatever the repository's size).
 Exit codes: 0 no problem (warnings allowed), 1 problems found or verify could
 not finish, 2 bad arguments or configuration. --json prints the report
 documented in the README ("verify --json").`,
-		Flags: append(configFlags(),
-			&cli.BoolFlag{Name: "full", Usage: "re-read every object and check its size and sha256"},
-			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		Flags: settingFlags(&opts,
+			&cli.BoolFlag{Name: "full", Usage: "re-read every object and check its size and sha256", Destination: &opts.Full},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON", Destination: &opts.JSON},
 		),
-		Action: verifyRepository,
+		Action: func(c *cli.Context) error { return verifyRepository(c, &opts) },
 	}
 }
 
-func verifyRepository(c *cli.Context) error {
+func verifyRepository(c *cli.Context, opts *verifyOptions) error {
 	if c.NArg() != 0 {
 		return usagef("verify takes no arguments")
 	}
-	s, err := startSession(c, noDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	log, ctx, b := s.log, s.ctx, s.b
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
-	// the retention policy (cfg.Retain) can name the kept set here.
-	report, err := verify.Run(ctx, b, verify.Options{Full: c.Bool("full"), Log: log})
+	// the retention policy (retain) can name the kept set here.
+	report, err := verify.Run(ctx, b, verify.Options{Full: opts.Full, Log: log})
 	if err != nil {
 		return fmt.Errorf("verify could not finish: %w", err)
 	}
-	if c.Bool("json") {
+	if opts.JSON {
 		err = report.WriteJSON(c.App.Writer)
 	} else {
 		err = report.WriteText(c.App.Writer)

@@ -48,7 +48,7 @@ func TestSecretValues(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
 	t.Setenv("PGPASSWORD", "pg-env-password")
 	t.Setenv("HARMLESS", "visible")
-	got := strings.Join(secretValues(Config{PGConn: "host=db password=conn-password"}), ",")
+	got := strings.Join(secretValues("host=db password=conn-password"), ",")
 	for _, want := range []string{"aws-secret-value", "pg-env-password", "conn-password"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("secretValues lacks %q: %s", want, got)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,10 +11,29 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 )
 
+// walFetchOptions are the settings wal-fetch reads.
+type walFetchOptions struct {
+	Config
+	Compression repository.Compression
+	Prefetch    int // segments downloaded ahead (0: off)
+	Timeout     time.Duration
+}
+
+func (o *walFetchOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindCompression(b, &o.Compression)
+	b.add("prefetch", intIn("prefetch", &o.Prefetch, 0, 64))
+	bindTimeout(b, &o.Timeout, "deadline for the whole fetch, retries included: a stalled transfer fails within it")
+}
+
+func (o *walFetchOptions) deadline() time.Duration { return o.Timeout }
+
 func walFetchCommand() *cli.Command {
+	var opts walFetchOptions
 	return &cli.Command{
 		Name:      "wal-fetch",
 		Usage:     "restore one WAL file from the archive (restore_command)",
@@ -36,12 +54,12 @@ Exit codes, as PostgreSQL reads them:
         corrupt, or the configuration is wrong. PostgreSQL stops recovery on
         any status above 125 rather than ending it early at the wrong point;
         fix the cause and start the server again to resume.`,
-		Flags:  configFlags(),
-		Action: walFetch,
+		Flags:  settingFlags(&opts),
+		Action: func(c *cli.Context) error { return walFetch(c, &opts) },
 	}
 }
 
-func walFetch(c *cli.Context) error {
+func walFetch(c *cli.Context, opts *walFetchOptions) error {
 	if c.NArg() != 2 {
 		return usagef("wal-fetch takes two arguments, the file name and the destination path (restore_command = 'walvault wal-fetch %%f %%p')")
 	}
@@ -55,20 +73,20 @@ func walFetch(c *cli.Context) error {
 	dir := restore.PrefetchDir(dest)
 	res, hit, refused := restore.TakePrefetched(dir, name, dest)
 	if hit {
-		servedFromCache(c, dir, name, res, start)
+		servedFromCache(c, opts, dir, name, res, start)
 		return nil
 	}
-	s, err := startSession(c, withDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
+	log, ctx, b := s.log, s.ctx, s.b
 	if refused != nil {
 		log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 	}
-	opts := restore.FetchOptions{Compression: cfg.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, cfg.Timeout/2)}
-	res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, opts)
+	fetch := restore.FetchOptions{Compression: opts.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
+	res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, fetch)
 	if err != nil {
 		return err
 	}
@@ -77,29 +95,29 @@ func walFetch(c *cli.Context) error {
 	} else {
 		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
-	keepPrefetching(c, cfg, log, dir, name, res.RawSize)
+	keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
 	return nil
 }
 
 // servedFromCache finishes a hit: the configuration is read only now, for
-// the log line and the prefetcher. The segment is already in place, so
+// the log line and the prefetcher, and the repository is not opened (the
+// one exception to startSession). The segment is already in place, so
 // nothing here may fail the call.
-func servedFromCache(c *cli.Context, dir, name string, res restore.FetchResult, start time.Time) {
-	cfg, err := loadConfig(c)
-	if err != nil {
+func servedFromCache(c *cli.Context, opts *walFetchOptions, dir, name string, res restore.FetchResult, start time.Time) {
+	if err := resolve(c, opts); err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "walvault: restored %s from the prefetch cache, but the configuration is invalid, so no more segments are prefetched: %v\n", name, err)
 		return
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
+	log := newLogger(c.App.ErrWriter, opts.Config)
 	log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
-	keepPrefetching(c, cfg, log, dir, name, res.RawSize)
+	keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
 }
 
 // keepPrefetching tells a running prefetcher where recovery is, or starts
 // one. A segment's size is the cluster's segment size; history files and
 // partial segments start no prefetch.
-func keepPrefetching(c *cli.Context, cfg Config, log *slog.Logger, dir, name string, segSize int64) {
-	if cfg.Prefetch == 0 || segSize <= 0 || segSize > 1<<30 {
+func keepPrefetching(c *cli.Context, count int, log *slog.Logger, dir, name string, segSize int64) {
+	if count == 0 || segSize <= 0 || segSize > 1<<30 {
 		return
 	}
 	// %p is relative to the data directory; the prefetcher gets an
@@ -112,16 +130,16 @@ func keepPrefetching(c *cli.Context, cfg Config, log *slog.Logger, dir, name str
 		log.Warn("cannot note the recovery position for the WAL prefetcher; recovery goes on without it", "error", err)
 		return
 	}
-	if restore.PrefetchWanted(dir, name, uint32(segSize), cfg.Prefetch) {
-		if err := startPrefetcher(c, dir, name, uint32(segSize), cfg.Prefetch); err != nil {
+	if restore.PrefetchWanted(dir, name, uint32(segSize), count) {
+		if err := startPrefetcher(c, dir, name, uint32(segSize), count); err != nil {
 			log.Warn("cannot start the WAL prefetcher; recovery goes on without it", "error", err)
 		}
 	}
 }
 
 // startPrefetcher re-runs this binary as the hidden wal-prefetch command,
-// detached, with the settings given on this command line (the environment
-// is inherited).
+// detached, with the settings given on this command line that wal-prefetch
+// reads (the environment is inherited).
 func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -131,7 +149,9 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 	if c.IsSet("config") {
 		args = append(args, "--config="+c.String("config"))
 	}
-	for _, s := range settings {
+	var prefetcher binder
+	(&walPrefetchOptions{}).bind(&prefetcher)
+	for _, s := range prefetcher.bound {
 		switch {
 		case !c.IsSet(s.name):
 		case s.isBool:
@@ -144,45 +164,60 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 	return restore.StartDetached(exe, args, restore.PrefetchLogPath(dir))
 }
 
+// walPrefetchOptions are the settings and flags of wal-prefetch.
+type walPrefetchOptions struct {
+	Config
+	Compression repository.Compression
+	Dir         string
+	SegmentSize uint
+	Count       int
+}
+
+func (o *walPrefetchOptions) bind(b *binder) {
+	o.Config.bind(b)
+	bindCompression(b, &o.Compression)
+}
+
+// deadline: the prefetcher lives at most this long.
+func (o *walPrefetchOptions) deadline() time.Duration { return restore.PrefetchLifetime }
+
 // walPrefetchCommand is started by wal-fetch, never by hand: it downloads
 // the segments after NAME into the prefetch cache, several at once, keeps
 // doing so as wal-fetch notes recovery's position, and exits when recovery
 // ends or stops asking for a while.
 func walPrefetchCommand() *cli.Command {
+	var opts walPrefetchOptions
 	return &cli.Command{
 		Name:      "wal-prefetch",
 		Hidden:    true,
 		Usage:     "download the WAL segments after NAME into wal-fetch's prefetch cache (started by wal-fetch)",
 		ArgsUsage: "NAME",
-		Flags: append(configFlags(),
-			&cli.StringFlag{Name: "dir", Required: true},
-			&cli.UintFlag{Name: "segment-size", Required: true},
-			&cli.IntFlag{Name: "count", Required: true},
+		Flags: settingFlags(&opts,
+			&cli.StringFlag{Name: "dir", Usage: "the prefetch cache (required)", Destination: &opts.Dir},
+			&cli.UintFlag{Name: "segment-size", Usage: "the cluster's WAL segment size (required)", Destination: &opts.SegmentSize},
+			&cli.IntFlag{Name: "count", Usage: "segments to keep ahead (required)", Destination: &opts.Count},
 		),
-		Action: walPrefetch,
+		Action: func(c *cli.Context) error { return walPrefetch(c, &opts) },
 	}
 }
 
-func walPrefetch(c *cli.Context) error {
+func walPrefetch(c *cli.Context, opts *walPrefetchOptions) error {
 	if c.NArg() != 1 {
 		return usagef("wal-prefetch takes one argument, the segment just served")
 	}
-	cfg, err := loadConfig(c)
+	if opts.Dir == "" || opts.SegmentSize == 0 || opts.Count <= 0 {
+		return usagef("wal-prefetch needs --dir, --segment-size and --count (wal-fetch starts it with them)")
+	}
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.App.ErrWriter, cfg)
-	ctx, cancel := context.WithTimeout(c.Context, restore.PrefetchLifetime)
-	defer cancel()
-	b, err := openBackend(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer s.Close()
+	log, ctx, b := s.log, s.ctx, s.b
 	start := time.Now()
 	name := c.Args().Get(0)
-	n, err := restore.Prefetch(ctx, b, c.String("dir"), name, uint32(c.Uint("segment-size")), c.Int("count"),
-		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: cfg.Compression, Log: log}, Follow: true})
+	n, err := restore.Prefetch(ctx, b, opts.Dir, name, uint32(opts.SegmentSize), opts.Count,
+		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: opts.Compression, Log: log}, Follow: true})
 	if errors.Is(err, restore.ErrPrefetchBusy) {
 		return nil
 	}

@@ -9,12 +9,34 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
 )
 
 // pushMemoryLimit is the Go heap's soft limit during wal-push.
 const pushMemoryLimit = 24 << 20
 
+// walPushOptions are the settings wal-push reads.
+type walPushOptions struct {
+	Config
+	lockSettings
+	Compression       repository.Compression
+	UploadConcurrency int
+	Timeout           time.Duration
+}
+
+func (o *walPushOptions) bind(b *binder) {
+	o.Config.bind(b)
+	o.bindUploads(b)
+	bindCompression(b, &o.Compression)
+	o.lockSettings.bind(b, &o.Repo)
+	b.add("upload-concurrency", intIn("upload-concurrency", &o.UploadConcurrency, 0, 64))
+	bindTimeout(b, &o.Timeout, "deadline for the whole push, retries included: a stalled transfer fails within it")
+}
+
+func (o *walPushOptions) deadline() time.Duration { return o.Timeout }
+
 func walPushCommand() *cli.Command {
+	var opts walPushOptions
 	return &cli.Command{
 		Name:      "wal-push",
 		Usage:     "archive one WAL file (archive_command)",
@@ -51,26 +73,26 @@ lock policy) is remembered in pg_wal/walvault/identity for 5 minutes after it
 was read; each push still checks the segment against it, and a mismatch, an
 older copy, or a failed or conflicting upload makes the push read
 walvault.json again.`,
-		Flags:  configFlags(),
-		Action: walPush,
+		Flags:  settingFlags(&opts),
+		Action: func(c *cli.Context) error { return walPush(c, &opts) },
 	}
 }
 
-func walPush(c *cli.Context) error {
+func walPush(c *cli.Context, opts *walPushOptions) error {
 	if c.NArg() != 1 {
 		return usagef("wal-push takes exactly one argument, the WAL file's path (archive_command = 'walvault wal-push %%p')")
 	}
-	s, err := startSession(c, withDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
+	log, ctx, b := s.log, s.ctx, s.b
 	// A push holds one compressed segment in memory; a soft limit makes the
 	// collector return garbage early instead of letting the heap double,
 	// which keeps archive_command's peak RSS low (see the benchmarks).
 	// Pushes ahead hold one segment each.
-	debug.SetMemoryLimit(pushMemoryLimit * int64(1+cfg.UploadConcurrency))
+	debug.SetMemoryLimit(pushMemoryLimit * int64(1+opts.UploadConcurrency))
 	// The limit is also the collector's only trigger: a push of a 16 MiB
 	// segment makes little garbage and ends before reaching it, and a
 	// collection during the encode would take one of the two cores that
@@ -82,19 +104,19 @@ func walPush(c *cli.Context) error {
 	start := time.Now()
 	res, err := archive.PushAhead(ctx, b, c.Args().First(), archive.AheadOptions{
 		Options: archive.Options{
-			Compression: cfg.Compression,
+			Compression: opts.Compression,
 			Host:        host,
 			Version:     walvaultVersion(),
-			Lock:        lockPolicy(cfg),
+			Lock:        opts.policy(),
 			// PostgreSQL starts one wal-push per segment: remember the
 			// checked repository identity across them (pg_wal/walvault).
 			IdentityCacheTTL: archive.DefaultIdentityCacheTTL,
 			Log:              log,
 		},
-		Concurrency: cfg.UploadConcurrency,
+		Concurrency: opts.UploadConcurrency,
 	})
 	if err != nil {
-		return lockHint(err, cfg, b.Location())
+		return lockHint(err, opts.lockSettings, b.Location())
 	}
 	msg := "archived"
 	switch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/receive"
+	"github.com/walvault/walvault/repository"
 )
 
 // receiveMemoryLimit is wal-receive's soft Go memory limit.
@@ -21,7 +22,31 @@ const receiveMemoryLimit = 24 << 20
 // run on one host.
 const defaultReceiveMetricsListen = "127.0.0.1:9732"
 
+// walReceiveOptions are the settings and flags of wal-receive.
+type walReceiveOptions struct {
+	Config
+	lockSettings
+	PGConn      string
+	Compression repository.Compression
+	Timeout     time.Duration
+	Slot        string
+	CreateSlot  bool
+	MaxLag      time.Duration
+	SpoolDir    string
+	Metrics     string // address to serve metrics on, or ""
+}
+
+func (o *walReceiveOptions) bind(b *binder) {
+	o.Config.bind(b)
+	o.bindUploads(b)
+	bindPGConn(b, &o.PGConn)
+	bindCompression(b, &o.Compression)
+	o.lockSettings.bind(b, &o.Repo)
+	bindTimeout(b, &o.Timeout, "deadline for one upload, retries included; then the stream reconnects and resumes from the repository")
+}
+
 func walReceiveCommand() *cli.Command {
+	var opts walReceiveOptions
 	return &cli.Command{
 		Name:  "wal-receive",
 		Usage: "stream WAL over a replication slot into the repository (sub-second RPO)",
@@ -55,25 +80,25 @@ timeline.
    walvault_receive_timeline, walvault_receive_received_lsn,
    walvault_receive_durable_lsn, walvault_receive_last_durable_timestamp_seconds,
    and the process's CPU and memory (process_*).`,
-		Flags: append(configFlags(),
-			&cli.StringFlag{Name: "slot", Usage: "physical replication slot to stream from (required)", EnvVars: []string{"WALVAULT_SLOT"}},
-			&cli.BoolFlag{Name: "create-slot", Usage: "create the slot (PHYSICAL RESERVE_WAL) when it does not exist"},
-			&cli.DurationFlag{Name: "max-lag", Value: time.Second, Usage: "upload the open segment at most this long after WAL arrived"},
-			&cli.StringFlag{Name: "spool-dir", Usage: "directory for the segment being received (default: $TMPDIR/walvault-receive-<slot>)"},
-			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on this address, such as " + defaultReceiveMetricsListen + " (default: none)", EnvVars: []string{"WALVAULT_RECEIVE_METRICS"}},
+		Flags: settingFlags(&opts,
+			&cli.StringFlag{Name: "slot", Usage: "physical replication slot to stream from (required)", EnvVars: []string{"WALVAULT_SLOT"}, Destination: &opts.Slot},
+			&cli.BoolFlag{Name: "create-slot", Usage: "create the slot (PHYSICAL RESERVE_WAL) when it does not exist", Destination: &opts.CreateSlot},
+			&cli.DurationFlag{Name: "max-lag", Value: time.Second, Usage: "upload the open segment at most this long after WAL arrived", Destination: &opts.MaxLag},
+			&cli.StringFlag{Name: "spool-dir", Usage: "directory for the segment being received (default: $TMPDIR/walvault-receive-<slot>)", Destination: &opts.SpoolDir},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on this address, such as " + defaultReceiveMetricsListen + " (default: none)", EnvVars: []string{"WALVAULT_RECEIVE_METRICS"}, Destination: &opts.Metrics},
 		),
-		Action: walReceive,
+		Action: func(c *cli.Context) error { return walReceive(c, &opts) },
 	}
 }
 
-func walReceive(c *cli.Context) error {
+func walReceive(c *cli.Context, opts *walReceiveOptions) error {
 	if c.NArg() != 0 {
 		return usagef("wal-receive takes no arguments")
 	}
-	if c.String("slot") == "" {
+	if opts.Slot == "" {
 		return usagef("wal-receive needs --slot NAME, a physical replication slot (add --create-slot to create it)")
 	}
-	if c.Duration("max-lag") <= 0 {
+	if opts.MaxLag <= 0 {
 		return usagef("--max-lag must be positive, such as 1s")
 	}
 	// The receiver's live heap is small (one compressed segment, 1 MiB
@@ -83,7 +108,7 @@ func walReceive(c *cli.Context) error {
 		debug.SetMemoryLimit(receiveMemoryLimit)
 	}
 	var metrics *receive.Metrics
-	if addr := c.String("metrics"); addr != "" {
+	if addr := opts.Metrics; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s for --metrics: %w (give another address)", addr, err)
@@ -94,35 +119,35 @@ func walReceive(c *cli.Context) error {
 		defer srv.Close()
 	}
 	// No deadline: it runs until stopped.
-	s, err := startSession(c, noDeadline)
+	s, err := startSession(c, opts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	cfg, log, ctx, b := s.cfg, s.log, s.ctx, s.b
+	log, ctx, b := s.log, s.ctx, s.b
 	if metrics != nil {
-		log.Info("serving metrics", "address", "http://"+c.String("metrics")+"/metrics")
+		log.Info("serving metrics", "address", "http://"+opts.Metrics+"/metrics")
 	}
 	host, _ := os.Hostname()
 	err = receive.Run(ctx, b, receive.Options{
-		ConnString: cfg.PGConn,
-		Slot:       c.String("slot"),
-		CreateSlot: c.Bool("create-slot"),
-		MaxLag:     c.Duration("max-lag"),
-		SpoolDir:   c.String("spool-dir"),
-		Timeout:    cfg.Timeout,
+		ConnString: opts.PGConn,
+		Slot:       opts.Slot,
+		CreateSlot: opts.CreateSlot,
+		MaxLag:     opts.MaxLag,
+		SpoolDir:   opts.SpoolDir,
+		Timeout:    opts.Timeout,
 		Metrics:    metrics,
 		Push: archive.Options{
-			Compression: cfg.Compression,
+			Compression: opts.Compression,
 			Host:        host,
 			Version:     walvaultVersion(),
-			Lock:        lockPolicy(cfg),
+			Lock:        opts.policy(),
 			Log:         log,
 		},
 		Log: log,
 	})
 	if err != nil {
-		return lockHint(err, cfg, b.Location())
+		return lockHint(err, opts.lockSettings, b.Location())
 	}
 	log.Info("wal-receive stopped")
 	return nil
