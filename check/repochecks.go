@@ -3,8 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
@@ -66,20 +64,7 @@ func (c *checker) checkRepository(ctx context.Context) []Result {
 }
 
 // probeKey is a key no one else writes: host, time and randomness.
-func probeKey(host string, now time.Time) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	clean := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
-			return r
-		}
-		return '_'
-	}, host)
-	if clean == "" || strings.Trim(clean, ".") == "" {
-		clean = "host"
-	}
-	return fmt.Sprintf("%sprobe-%s-%s-%s", verify.CheckPrefix, now.UTC().Format("20060102T150405Z"), clean, hex.EncodeToString(b[:]))
-}
+func probeKey(host string, now time.Time) string { return repository.NewProbe(host, now).Key() }
 
 func (c *checker) checkIdentity(ctx context.Context) []Result {
 	loc := c.b.Location()

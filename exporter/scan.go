@@ -156,7 +156,7 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 			}
 		case strings.HasPrefix(key, drill.RecordsPrefix):
 			area = areaDrills
-			if _, ok := drill.ParseRecordKey(key); ok {
+			if _, ok := repository.ParseDrillRecordKey(key); ok {
 				records = append(records, key)
 			}
 		}

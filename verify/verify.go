@@ -20,7 +20,7 @@ import (
 
 // CheckPrefix is where `walvault check` writes its probe objects; verify
 // counts them as part of the layout.
-const CheckPrefix = "check/"
+const CheckPrefix = repository.ProbePrefix
 
 // DefaultConcurrency is how many objects --full re-reads at once.
 const DefaultConcurrency = 4
