@@ -73,7 +73,11 @@ func backupList(c *cli.Context) error {
 	}
 	defer s.Close()
 	ctx, b := s.ctx, s.b
-	backups, err := repository.ListBackups(ctx, b)
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	backups, err := inv.Catalog()
 	if err != nil {
 		return err
 	}
