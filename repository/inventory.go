@@ -244,7 +244,7 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 		}
 	}
 
-	l := &lister{inv: inv, opts: opts}
+	l := &lister{inv: inv, opts: opts, hidden: hidden, listed: map[string]bool{}}
 	if err := b.List(ctx, "", l.visit); err != nil {
 		return nil, fmt.Errorf("list %s: %w", b.Location(), err)
 	}
@@ -283,7 +283,8 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 type lister struct {
 	inv    *Inventory
 	opts   LoadOptions
-	listed map[string]bool // only kept when hidden objects may need it
+	hidden map[string]bool // keys of Inventory.Hidden
+	listed map[string]bool // the hidden keys listed visible as well
 }
 
 func (l *lister) visit(oi storage.ObjectInfo) error {
@@ -296,10 +297,7 @@ func (l *lister) visit(oi storage.ObjectInfo) error {
 	u.Objects++
 	u.Bytes += oi.Size
 	inv.Usage[top] = u
-	if len(inv.Hidden) > 0 {
-		if l.listed == nil {
-			l.listed = map[string]bool{}
-		}
+	if l.hidden[oi.Key] {
 		l.listed[oi.Key] = true
 	}
 	oi.Metadata = nil // not needed; keeps a long listing small
