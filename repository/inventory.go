@@ -63,7 +63,7 @@ type Inventory struct {
 	// Hidden are walvault's objects hidden behind delete markers (under
 	// backups/ and wal/, and walvault.json), in key order, when
 	// LoadOptions.Hidden asked a versioned storage; HiddenErr says why the
-	// storage could not be asked (then Hidden is empty).
+	// storage could not be asked (Hidden then holds what it said before).
 	Hidden    []storage.HiddenObject
 	HiddenErr error
 
@@ -233,14 +233,12 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 	hidden := map[string]bool{}
 	if opts.Hidden {
 		if v, ok := storage.AsVersioned(b); ok {
+			// A failure leaves what was found before it in Hidden.
 			inv.HiddenErr = ListHidden(ctx, v, func(h storage.HiddenObject) error {
 				inv.Hidden = append(inv.Hidden, h)
 				hidden[h.Key] = true
 				return nil
 			})
-			if inv.HiddenErr != nil {
-				inv.Hidden, hidden = nil, map[string]bool{}
-			}
 		}
 	}
 

@@ -72,6 +72,7 @@ type cost struct {
 	listed   int
 	calls    map[string]int
 	requests int
+	elapsed  time.Duration
 }
 
 func (c cost) String() string {
@@ -84,17 +85,18 @@ func (c cost) String() string {
 	for _, op := range ops {
 		parts = append(parts, fmt.Sprintf("%s %d", op, c.calls[op]))
 	}
-	return fmt.Sprintf("%d objects listed, %d requests (%s)", c.listed, c.requests, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d objects listed, %d requests (%s), %s", c.listed, c.requests, strings.Join(parts, ", "), c.elapsed.Round(time.Millisecond))
 }
 
 // measure runs fn against a fresh counter over b.
 func measure(t testing.TB, b storage.Backend, fn func(storage.Backend) error) cost {
 	t.Helper()
 	c := newCounting(b)
+	began := time.Now()
 	if err := fn(c); err != nil {
 		t.Fatal(err)
 	}
-	out := cost{listed: c.listed, calls: c.calls}
+	out := cost{listed: c.listed, calls: c.calls, elapsed: time.Since(began)}
 	for _, n := range c.calls {
 		out.requests += n
 	}

@@ -195,10 +195,6 @@ func (s *scan) reportHidden(inv *repository.Inventory) {
 	if _, ok := storage.AsVersioned(s.b); !ok {
 		return
 	}
-	if inv.HiddenErr != nil {
-		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers (the credentials need s3:ListBucketVersions): %v", inv.HiddenErr)})
-		return
-	}
 	for _, h := range inv.Hidden {
 		s.hidden[h.Key] = h
 		s.r.Summary.Hidden++
@@ -212,6 +208,10 @@ func (s *scan) reportHidden(inv *repository.Inventory) {
 		}
 		detail += "): someone deleted it without a version id; run walvault repair to remove the marker"
 		s.r.problem(Finding{Kind: KindHidden, Key: h.Key, Detail: detail})
+	}
+	if inv.HiddenErr != nil {
+		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers (the credentials need s3:ListBucketVersions): %v", inv.HiddenErr)})
+		return
 	}
 	if s.r.Summary.Hidden == 0 {
 		s.r.note("no object is hidden behind a delete marker")
