@@ -12,9 +12,10 @@ import (
 
 // Inventory is what retention knows about a repository when it plans: every
 // backup with its status, the objects in each backup's folder, the keep
-// marks, and every object under wal/. Load reads it; tests build it.
+// marks, and every object under wal/. Load takes it from a
+// repository.Inventory; tests build it.
 type Inventory struct {
-	// Backups as repository.ListBackups returns them, in id order.
+	// Backups as repository.Inventory.Catalog returns them, in id order.
 	Backups []repository.BackupInfo
 	// Objects are the objects under backups/<id>/, by id, in key order
 	// (the manifest and the marks included).
