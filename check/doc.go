@@ -7,7 +7,7 @@
 // then postgres.go (everything asked of PostgreSQL, gathered on one
 // connection), pgchecks.go (the verdicts on it), repochecks.go (the
 // repository: a write probe, walvault.json against the cluster, backups,
-// WAL continuity through verify.WALContinuity, Object Lock), and local.go
+// WAL continuity from the same repository.Inventory, Object Lock), and local.go
 // (what can be seen of the server when check runs on its host: the data
 // directory, confirmed by pg_control's system identifier, and the
 // postmaster's WALVAULT_REPO/WALVAULT_CONFIG).

@@ -3,8 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/verify"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -25,6 +22,9 @@ type identityFacts struct {
 
 // backupFacts is what the backup checks learnt.
 type backupFacts struct {
+	// inv is the repository as the backup checks listed it, with its
+	// timeline history files: continuity reads the same listing.
+	inv    *repository.Inventory
 	done   []repository.BackupInfo // DONE backups, oldest first
 	newest *repository.BackupInfo  // newest DONE
 }
@@ -66,20 +66,7 @@ func (c *checker) checkRepository(ctx context.Context) []Result {
 }
 
 // probeKey is a key no one else writes: host, time and randomness.
-func probeKey(host string, now time.Time) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	clean := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
-			return r
-		}
-		return '_'
-	}, host)
-	if clean == "" || strings.Trim(clean, ".") == "" {
-		clean = "host"
-	}
-	return fmt.Sprintf("%sprobe-%s-%s-%s", verify.CheckPrefix, now.UTC().Format("20060102T150405Z"), clean, hex.EncodeToString(b[:]))
-}
+func probeKey(host string, now time.Time) string { return repository.NewProbe(host, now).Key() }
 
 func (c *checker) checkIdentity(ctx context.Context) []Result {
 	loc := c.b.Location()
@@ -110,12 +97,16 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 // checkBackups checks the newest DONE backup's age and the number of DONE
 // backups.
 func (c *checker) checkBackups(ctx context.Context) []Result {
-	list, err := repository.ListBackups(ctx, c.b)
+	inv, err := repository.LoadInventory(ctx, c.b, repository.LoadOptions{Histories: true})
+	var list []repository.BackupInfo
+	if err == nil {
+		list, err = inv.Catalog()
+	}
 	if err != nil {
 		why := fmt.Sprintf("cannot list backups: %v; run walvault verify", err)
 		return []Result{failed(NameBackupAge, "%s", why), failed(NameBackupCount, "%s", why)}
 	}
-	f := &backupFacts{}
+	f := &backupFacts{inv: inv}
 	waiting := 0
 	for i := range list {
 		switch list[i].Status {
@@ -174,10 +165,23 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 		starts = []wal.Segment{s}
 		from = fmt.Sprintf("%s, where backup %s starts,", s, c.backups.newest.ID)
 	}
-	cont, err := verify.WALContinuity(ctx, c.b, segSize, starts)
-	if err != nil {
-		return []Result{failed(NameContinuity, "cannot list the WAL: %v", err)}
+	var inv *repository.Inventory
+	if c.backups != nil {
+		// The backup checks' listing serves once: a later call lists again.
+		inv, c.backups.inv = c.backups.inv, nil
 	}
+	if inv == nil {
+		// The backup checks could not read the catalog (the listing
+		// itself may still work), or their listing was used already.
+		var err error
+		if inv, err = repository.LoadInventory(ctx, c.b, repository.LoadOptions{Histories: true}); err != nil {
+			return []Result{failed(NameContinuity, "cannot list the WAL: %v", err)}
+		}
+	}
+	if inv.WAL == nil || inv.Identity.WALSegmentSize != segSize {
+		return []Result{failed(NameContinuity, "cannot list the WAL: %s changed while check ran", repository.IdentityKey)}
+	}
+	cont := inv.WAL.Continuity(starts)
 	if bad := cont.Summary(segSize); bad != "" {
 		return []Result{failed(NameContinuity, "since %s: %s: a restore cannot get past it; run walvault verify for the full report, push missing segments the server still has, or take a new backup", from, bad)}
 	}

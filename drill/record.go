@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/walvault/walvault/repository"
@@ -23,8 +22,9 @@ import (
 const RecordsPrefix = repository.DrillsPrefix
 
 // RecordIDLayout is a record's id: its finish time in UTC, fixed width so
-// ids (and keys) sort in time order.
-const RecordIDLayout = "20060102T150405.000Z"
+// ids (and keys) sort in time order. The key format lives in repository
+// (DrillRecordKey, ParseDrillRecordKey); this package keeps the contents.
+const RecordIDLayout = repository.DrillRecordIDLayout
 
 // RecordFormatVersion is the record format this walvault writes.
 const RecordFormatVersion = 1
@@ -96,26 +96,6 @@ type Record struct {
 	Key string `json:"key,omitempty"`
 }
 
-// RecordKey is the key of the record with id.
-func RecordKey(id string) string { return RecordsPrefix + id + ".json" }
-
-// ParseRecordKey returns the id of a record key; ok is false for any other
-// key.
-func ParseRecordKey(key string) (id string, ok bool) {
-	rest, found := strings.CutPrefix(key, RecordsPrefix)
-	if !found {
-		return "", false
-	}
-	id, found = strings.CutSuffix(rest, ".json")
-	if !found {
-		return "", false
-	}
-	if _, err := time.Parse(RecordIDLayout, id); err != nil {
-		return "", false
-	}
-	return id, true
-}
-
 // WriteRecord stores rec under drills/ with a conditional create, keyed by
 // its finish time, and sets rec.ID and rec.Key. Two drills finishing in the
 // same millisecond get ids a millisecond apart. ret, when not nil, locks
@@ -125,7 +105,7 @@ func WriteRecord(ctx context.Context, b storage.Backend, rec *Record, ret *stora
 	at := rec.FinishedAt.UTC()
 	for attempt := 0; ; attempt++ {
 		rec.ID = at.Format(RecordIDLayout)
-		rec.Key = RecordKey(rec.ID)
+		rec.Key = repository.DrillRecordKey(rec.ID)
 		data, err := json.MarshalIndent(rec, "", "  ")
 		if err != nil {
 			return err
@@ -138,7 +118,7 @@ func WriteRecord(ctx context.Context, b storage.Backend, rec *Record, ret *stora
 		}
 		if err != nil {
 			rec.Key = ""
-			return fmt.Errorf("store the drill record %s in %s: %w", RecordKey(rec.ID), b.Location(), err)
+			return fmt.Errorf("store the drill record %s in %s: %w", repository.DrillRecordKey(rec.ID), b.Location(), err)
 		}
 		return nil
 	}
@@ -167,7 +147,7 @@ func ReadRecord(ctx context.Context, b storage.Backend, key string) (Record, err
 func RecordKeys(ctx context.Context, b storage.Backend) ([]string, error) {
 	var keys []string
 	err := b.List(ctx, RecordsPrefix, func(oi storage.ObjectInfo) error {
-		if _, ok := ParseRecordKey(oi.Key); ok {
+		if _, ok := repository.ParseDrillRecordKey(oi.Key); ok {
 			keys = append(keys, oi.Key)
 		}
 		return nil

@@ -20,30 +20,6 @@ func newRepo(t *testing.T) storage.Backend {
 	return b
 }
 
-func TestParseRecordKey(t *testing.T) {
-	tests := []struct {
-		key    string
-		wantID string
-		ok     bool
-	}{
-		{"drills/20261125T103000.123Z.json", "20261125T103000.123Z", true},
-		{"drills/20261125T103000.123Z.json.tmp", "", false},
-		{"drills/20261125T103000Z.json", "", false},
-		{"drills/notatime.json", "", false},
-		{"wal/20261125T103000.123Z.json", "", false},
-	}
-	for _, tc := range tests {
-		id, ok := ParseRecordKey(tc.key)
-		if id != tc.wantID || ok != tc.ok {
-			t.Errorf("ParseRecordKey(%q) = %q, %v; want %q, %v", tc.key, id, ok, tc.wantID, tc.ok)
-		}
-	}
-	at := time.Date(2026, 11, 25, 10, 30, 0, 5e8, time.UTC)
-	if id, ok := ParseRecordKey(RecordKey(at.Format(RecordIDLayout))); !ok || id != "20261125T103000.500Z" {
-		t.Errorf("round trip: %q, %v", id, ok)
-	}
-}
-
 func TestWriteRecordNeverOverwrites(t *testing.T) {
 	b := newRepo(t)
 	ctx := context.Background()

@@ -7,7 +7,7 @@
 //
 // Read exporter.go first (Exporter: a registry of its own, never the global
 // one; Run refreshes the repository snapshot on an interval), then scan.go
-// (one listing of the repository per refresh, folded into a snapshot;
+// (one repository.Inventory per refresh, folded into a snapshot;
 // immutable objects such as manifests and drill records are read once and
 // cached), collect.go (the metrics, built from the snapshot at scrape time)
 // and postgres.go (pg_stat_archiver and the archive status directory, read

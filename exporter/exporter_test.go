@@ -321,24 +321,3 @@ func TestPostgresDown(t *testing.T) {
 	want(t, m, "walvault_pg_scrape_errors_total", 1)
 	absent(t, m, "walvault_pg_archiver_failed_count")
 }
-
-func TestParseWALKey(t *testing.T) {
-	tests := []struct {
-		key  string
-		kind wal.Kind
-		ok   bool
-	}{
-		{"wal/00000001/000000010000000000000003.lz4", wal.KindSegment, true},
-		{"wal/00000001/000000010000000000000003", wal.KindSegment, true},
-		{"wal/00000001/000000010000000000000003.partial.lz4", wal.KindPartial, true},
-		{"wal/00000002.history", wal.KindTimelineHistory, true},
-		{"wal/00000002/000000010000000000000003.lz4", 0, false}, // wrong timeline folder
-		{"wal/00000001/junk", 0, false},
-	}
-	for _, tc := range tests {
-		f, ok := parseWALKey(tc.key)
-		if ok != tc.ok || (ok && f.Kind != tc.kind) {
-			t.Errorf("parseWALKey(%q) = %v, %v; want %v, %v", tc.key, f.Kind, ok, tc.kind, tc.ok)
-		}
-	}
-}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/walvault/walvault/storage"
@@ -147,13 +146,13 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 	}
 	var m BackupManifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return BackupManifest{}, fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, b.Location(), err)
+		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, b.Location(), err)}
 	}
 	if m.FormatVersion > FormatVersion {
-		return BackupManifest{}, fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, FormatVersion)
+		return BackupManifest{}, &manifestError{fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, FormatVersion)}
 	}
 	if m.ID != id {
-		return BackupManifest{}, fmt.Errorf("manifest of backup %s says its id is %q: the repository is damaged", id, m.ID)
+		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s says its id is %q: the repository is damaged", id, m.ID)}
 	}
 	return m, nil
 }
@@ -164,9 +163,8 @@ func BackupFolders(ctx context.Context, b storage.Backend) (ids []string, comple
 	complete = map[string]bool{}
 	seen := map[string]bool{}
 	err = b.List(ctx, BackupsPrefix, func(oi storage.ObjectInfo) error {
-		rest := strings.TrimPrefix(oi.Key, BackupsPrefix)
-		id, name, ok := strings.Cut(rest, "/")
-		if !ok || ValidateBackupID(id) != nil {
+		id, name, ok := SplitBackupKey(oi.Key)
+		if !ok {
 			return nil // not ours; verify reports strays
 		}
 		if !seen[id] {

@@ -1,8 +1,17 @@
 // Package repository knows the on-storage format of a walvault repository:
-// where each kind of object lives (layout.go), the repository identity
-// written once by the first push (identity.go) with its Object Lock policy
-// (lock.go), how object bodies are compressed (compression.go), and which
-// of its objects a delete marker hides (hidden.go).
+// where each kind of object lives and how its key reads (keys.go: ParseKey
+// and a Parse/Format pair per kind; the builders are in layout.go,
+// partial.go, backup.go, marks.go), the repository identity written once by
+// the first push (identity.go) with its Object Lock policy (lock.go), how
+// object bodies are compressed (compression.go), and which of its objects a
+// delete marker hides (hidden.go).
+//
+// Read inventory.go next: LoadInventory lists the repository once and turns
+// the listing into the model every command reads it through: the WAL index
+// per timeline with its gaps and continuity (walindex.go), the backups with
+// their parts, manifests, marks and status (BackupStatusOf, the one place a
+// status is decided), wal-receive's partials, drill records, hidden objects
+// and strays.
 //
 // It must not talk to PostgreSQL or read configuration; it only turns domain
 // values into keys and bytes, on top of any storage.Backend.
@@ -11,4 +20,11 @@
 //	wal/TTTTTTTT/<24-hex-name>[.lz4]   one object per segment (and .partial)
 //	wal/TTTTTTTT/<name>.backup         backup history files, uncompressed
 //	wal/TTTTTTTT.history               timeline history files, uncompressed
+//	partial/TTTTTTTT/<segment>/<end LSN>[.lz4]  wal-receive's partial segments
+//	backups/<id>/walvault-backup.json  walvault's manifest, written last
+//	backups/<id>/backup_manifest       PostgreSQL's backup_manifest
+//	backups/<id>/<archive>.NNNNN[.lz4] the parts of each tar stream
+//	backups/<id>/marks/<time>-keep     keep marks (or -nokeep)
+//	drills/<finish time>.json          restore drill records
+//	check/probe-<time>-<host>-<nonce>  `walvault check` probes, deleted at once
 package repository

@@ -74,19 +74,19 @@ func LoadIdentity(ctx context.Context, b storage.Backend) (Identity, error) {
 	}
 	var id Identity
 	if err := json.Unmarshal(data, &id); err != nil {
-		return Identity{}, fmt.Errorf("%s in %s is not valid JSON: %w", IdentityKey, b.Location(), err)
+		return Identity{}, &identityError{fmt.Errorf("%s in %s is not valid JSON: %w", IdentityKey, b.Location(), err)}
 	}
 	if id.FormatVersion > FormatVersion {
-		return Identity{}, fmt.Errorf("repository %s has format version %d, newer than this walvault understands (%d): upgrade walvault", b.Location(), id.FormatVersion, FormatVersion)
+		return Identity{}, &identityError{fmt.Errorf("repository %s has format version %d, newer than this walvault understands (%d): upgrade walvault", b.Location(), id.FormatVersion, FormatVersion)}
 	}
 	if id.FormatVersion < 1 || id.SystemID == "" {
-		return Identity{}, fmt.Errorf("%s in %s lacks format_version or system_identifier: it was not written by walvault", IdentityKey, b.Location())
+		return Identity{}, &identityError{fmt.Errorf("%s in %s lacks format_version or system_identifier: it was not written by walvault", IdentityKey, b.Location())}
 	}
 	if _, err := ParseCompression(string(id.Compression)); err != nil {
-		return Identity{}, fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)
+		return Identity{}, &identityError{fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)}
 	}
 	if err := id.Lock().Validate(); err != nil {
-		return Identity{}, fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)
+		return Identity{}, &identityError{fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)}
 	}
 	id.Hidden = hidden
 	return id, nil

@@ -53,12 +53,8 @@ func MarkKey(id string, t time.Time, keep bool) string {
 
 // ParseMarkKey recognises a mark's key; ok is false for any other key.
 func ParseMarkKey(key string) (m Mark, ok bool) {
-	rest, found := strings.CutPrefix(key, BackupsPrefix)
+	id, rest, found := SplitBackupKey(key)
 	if !found {
-		return Mark{}, false
-	}
-	id, rest, found := strings.Cut(rest, "/")
-	if !found || ValidateBackupID(id) != nil {
 		return Mark{}, false
 	}
 	name, found := strings.CutPrefix(rest, MarksDir+"/")

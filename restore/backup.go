@@ -9,9 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -131,7 +129,13 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		}
 	}
 
-	backups, err := repository.ListBackups(ctx, b)
+	// b reads through delete markers, so its listing shows hidden
+	// objects too: a backup or segment a marker hides still restores.
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	if err != nil {
+		return res, err
+	}
+	backups, err := inv.Catalog()
 	if err != nil {
 		return res, err
 	}
@@ -142,7 +146,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	m := *bi.Manifest
 	res.Backup = m
 	if t.LSN != nil {
-		if err := checkLSNArchived(ctx, b, m, *t.LSN); err != nil {
+		if err := checkLSNArchived(inv, m, *t.LSN); err != nil {
 			return res, err
 		}
 	}
@@ -418,38 +422,12 @@ func extractArchive(ctx context.Context, b storage.Backend, backupID string, a r
 // the newest archived WAL segment (on any timeline): recovery could not
 // reach it and PostgreSQL would stop with "recovery ended before
 // configured recovery target was reached".
-func checkLSNArchived(ctx context.Context, b storage.Backend, m repository.BackupManifest, target wal.LSN) error {
-	segSize := m.WALSegmentSize
-	if wal.ValidateSegmentSize(segSize) != nil {
+func checkLSNArchived(inv *repository.Inventory, m repository.BackupManifest, target wal.LSN) error {
+	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
 		return nil // an old manifest without it: skip this optional check
 	}
-	var end wal.LSN
-	var newest string
-	err := b.List(ctx, repository.WALPrefix, func(oi storage.ObjectInfo) error {
-		name := path.Base(oi.Key)
-		for _, c := range repository.Compressions {
-			if ext := c.Ext(); ext != "" {
-				name = strings.TrimSuffix(name, ext)
-			}
-		}
-		f, err := wal.Classify(name)
-		if err != nil || (f.Kind != wal.KindSegment && f.Kind != wal.KindPartial) {
-			return nil
-		}
-		start, err := f.Segment.StartLSN(segSize)
-		if err != nil {
-			return nil
-		}
-		if e := start + wal.LSN(segSize); e > end {
-			end, newest = e, f.String()
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list the archived WAL in %s: %w", b.Location(), err)
-	}
-	if target >= end {
-		return fmt.Errorf("the target LSN %s is beyond the archive: the newest archived WAL segment (%s) ends at %s, so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, newest, end)
+	if end := inv.ArchiveEnd; target >= end {
+		return fmt.Errorf("the target LSN %s is beyond the archive: the newest archived WAL segment (%s) ends at %s, so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, inv.ArchiveEndFile, end)
 	}
 	return nil
 }

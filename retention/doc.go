@@ -5,7 +5,7 @@
 // be tested without storage and shown before anything is removed:
 //
 //	policy.go     ParsePolicy: "REDUNDANCY n", "RECOVERY WINDOW OF n DAYS"
-//	inventory.go  Load: the backup catalog, keep marks and WAL, read once
+//	inventory.go  Load: the backup catalog, keep marks and WAL, from one listing
 //	plan.go       PlanPolicy / PlanBackup: pure; what is kept, what goes, why
 //	walplan.go    the WAL cutoff: only WAL wholly before the oldest kept backup
 //	partials.go   wal-receive's partials: superseded ones, and those before the cutoff

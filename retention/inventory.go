@@ -2,8 +2,8 @@ package retention
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/walvault/walvault/repository"
@@ -12,9 +12,10 @@ import (
 
 // Inventory is what retention knows about a repository when it plans: every
 // backup with its status, the objects in each backup's folder, the keep
-// marks, and every object under wal/. Load reads it; tests build it.
+// marks, and every object under wal/. Load takes it from a
+// repository.Inventory; tests build it.
 type Inventory struct {
-	// Backups as repository.ListBackups returns them, in id order.
+	// Backups as repository.Inventory.Catalog returns them, in id order.
 	Backups []repository.BackupInfo
 	// Objects are the objects under backups/<id>/, by id, in key order
 	// (the manifest and the marks included).
@@ -31,55 +32,53 @@ type Inventory struct {
 	SegmentSize uint32
 }
 
-// Load reads the inventory: the backup catalog, one List of backups/, one
-// of wal/ and one of partial/. wal/ is listed before partial/: a complete
-// segment seen there was archived before any partial listed after it, so a
-// partial is only ever taken for superseded when its segment really is
-// archived.
+// Load reads the inventory through one repository.Inventory: one listing
+// of the whole repository, walvault.json and each backup's manifest. A
+// partial is taken for superseded only when its complete segment was seen
+// in that listing, so only when the segment really is archived.
 func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
-	inv := Inventory{Objects: map[string][]storage.ObjectInfo{}, Marks: map[string][]repository.Mark{}}
-	id, err := repository.LoadIdentity(ctx, b)
-	switch {
-	case err == nil:
-		inv.SegmentSize = id.WALSegmentSize
-	case errors.Is(err, storage.ErrNotFound):
-		// Nothing was ever pushed; there may still be stray backup folders.
-	default:
-		return Inventory{}, fmt.Errorf("read repository identity: %w", err)
-	}
-	if inv.Backups, err = repository.ListBackups(ctx, b); err != nil {
+	ri, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true})
+	if err != nil {
 		return Inventory{}, err
 	}
-	err = b.List(ctx, repository.BackupsPrefix, func(oi storage.ObjectInfo) error {
-		rest := strings.TrimPrefix(oi.Key, repository.BackupsPrefix)
-		id, _, ok := strings.Cut(rest, "/")
-		if !ok || repository.ValidateBackupID(id) != nil {
-			return nil // not walvault's: never touched
+	inv := Inventory{Objects: map[string][]storage.ObjectInfo{}, Marks: map[string][]repository.Mark{}}
+	switch {
+	case ri.IdentityErr != nil:
+		return Inventory{}, fmt.Errorf("read repository identity: %w", ri.IdentityErr)
+	case ri.Identity != nil:
+		inv.SegmentSize = ri.Identity.WALSegmentSize
+	default:
+		// Nothing was ever pushed; there may still be stray backup folders.
+	}
+	if inv.Backups, err = ri.Catalog(); err != nil {
+		return Inventory{}, err
+	}
+	for _, bk := range ri.Backups {
+		inv.Objects[bk.ID] = bk.Objects
+		if len(bk.Marks) > 0 {
+			inv.Marks[bk.ID] = bk.Marks
 		}
-		inv.Objects[id] = append(inv.Objects[id], oi)
-		if m, ok := repository.ParseMarkKey(oi.Key); ok {
-			inv.Marks[id] = append(inv.Marks[id], m)
+	}
+	for _, o := range ri.WALObjects {
+		inv.WAL = append(inv.WAL, o.ObjectInfo)
+	}
+	for _, p := range ri.Partials {
+		inv.Partials = append(inv.Partials, storage.ObjectInfo{Key: p.Key, Size: p.Size, ModTime: p.ModTime})
+	}
+	// Objects that are not walvault's stay in the plan, which leaves them
+	// alone and says so.
+	for _, st := range ri.Strays {
+		switch {
+		case strings.HasPrefix(st.Key, repository.WALPrefix):
+			inv.WAL = append(inv.WAL, st.ObjectInfo)
+		case strings.HasPrefix(st.Key, repository.PartialPrefix):
+			inv.Partials = append(inv.Partials, st.ObjectInfo)
 		}
-		return nil
-	})
-	if err != nil {
-		return Inventory{}, fmt.Errorf("list backups in %s: %w", b.Location(), err)
 	}
-	err = b.List(ctx, repository.WALPrefix, func(oi storage.ObjectInfo) error {
-		oi.Metadata = nil // not needed; keeps a long listing small
-		inv.WAL = append(inv.WAL, oi)
-		return nil
-	})
-	if err != nil {
-		return Inventory{}, fmt.Errorf("list WAL in %s: %w", b.Location(), err)
+	byKey := func(objs []storage.ObjectInfo) {
+		sort.SliceStable(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
 	}
-	err = b.List(ctx, repository.PartialPrefix, func(oi storage.ObjectInfo) error {
-		oi.Metadata = nil
-		inv.Partials = append(inv.Partials, oi)
-		return nil
-	})
-	if err != nil {
-		return Inventory{}, fmt.Errorf("list partials in %s: %w", b.Location(), err)
-	}
+	byKey(inv.WAL)
+	byKey(inv.Partials)
 	return inv, nil
 }

@@ -62,7 +62,7 @@ func planPartials(inv Inventory, w WALPlan) PartialPlan {
 	// Complete segments, from the same listing of wal/ that planWAL used.
 	archived := map[wal.Segment]bool{}
 	for _, oi := range inv.WAL {
-		if name, ok := parseWALKey(oi.Key); ok && name.Kind == wal.KindSegment {
+		if name, _, ok := repository.ParseWALKey(oi.Key); ok && name.Kind == wal.KindSegment {
 			archived[name.Segment] = true
 		}
 	}

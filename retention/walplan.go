@@ -3,7 +3,6 @@ package retention
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/walvault/walvault/repository"
@@ -24,7 +23,7 @@ func planWAL(inv Inventory, plan Plan) (WALPlan, error) {
 	w := WALPlan{SegmentSize: inv.SegmentSize}
 	var candidates []WALFile
 	for _, oi := range inv.WAL {
-		name, ok := parseWALKey(oi.Key)
+		name, _, ok := repository.ParseWALKey(oi.Key)
 		switch {
 		case !ok:
 			w.Other = append(w.Other, oi.Key)
@@ -137,34 +136,4 @@ func sortOldestFirst(fs []WALFile) {
 		}
 		return a.Key < b.Key
 	})
-}
-
-// parseWALKey recognises the keys repository.WALKey makes:
-// wal/TTTTTTTT.history, and wal/TTTTTTTT/<name> with a compression suffix
-// for segments and partial segments.
-func parseWALKey(key string) (wal.FileName, bool) {
-	rest, ok := strings.CutPrefix(key, repository.WALPrefix)
-	if !ok {
-		return wal.FileName{}, false
-	}
-	dir, name, nested := strings.Cut(rest, "/")
-	if !nested {
-		f, err := wal.Classify(rest)
-		return f, err == nil && f.Kind == wal.KindTimelineHistory
-	}
-	for _, c := range repository.Compressions {
-		base, ok := strings.CutSuffix(name, c.Ext())
-		if !ok {
-			continue
-		}
-		f, err := wal.Classify(base)
-		if err != nil || f.Kind == wal.KindTimelineHistory || !repository.Compressed(f.Kind) && c.Ext() != "" {
-			continue
-		}
-		if dir != fmt.Sprintf("%08X", uint32(f.Timeline)) {
-			continue
-		}
-		return f, true
-	}
-	return wal.FileName{}, false
 }

@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
 	"sort"
@@ -14,34 +13,21 @@ import (
 	"github.com/walvault/walvault/wal"
 )
 
-// visitBackupObject collects one backup folder's objects as they stream
-// past; when the listing moves on to the next folder, the previous one is
-// checked. Only one folder's keys are held at a time.
-func (s *scan) visitBackupObject(ctx context.Context, oi storage.ObjectInfo) error {
-	if _, ok := repository.ParseMarkKey(oi.Key); ok {
-		return nil // a keep mark (backup-mark): part of the layout, no part of the backup
-	}
-	rest := strings.TrimPrefix(oi.Key, repository.BackupsPrefix)
-	id, name, ok := strings.Cut(rest, "/")
-	if !ok || repository.ValidateBackupID(id) != nil || name == "" || strings.Contains(name, "/") {
-		s.stray(oi.Key, "backups/ holds only backups/<id>/<object> and backups/<id>/marks/, with ids like 20261125T103000Z")
-		return nil
-	}
-	if id != s.group {
-		if err := s.flushBackup(ctx); err != nil {
-			return err
+// checkBackup checks one backup folder against its manifest.
+func (s *scan) checkBackup(ctx context.Context, bk *repository.Backup) error {
+	id := bk.ID
+	objs := map[string]int64{}
+	for _, oi := range bk.Objects {
+		if _, ok := repository.ParseMarkKey(oi.Key); ok {
+			continue // a keep mark (backup-mark): part of the layout, no part of the backup
 		}
-		s.group, s.groupObjs = id, map[string]int64{}
+		if _, name, _ := repository.SplitBackupKey(oi.Key); name == "" || strings.Contains(name, "/") {
+			s.stray(oi.Key, "backups/ holds only backups/<id>/<object> and backups/<id>/marks/, with ids like 20261125T103000Z")
+			continue
+		}
+		objs[oi.Key] = oi.Size
 	}
-	s.groupObjs[oi.Key] = oi.Size
-	return nil
-}
-
-// flushBackup checks the collected backup folder against its manifest.
-func (s *scan) flushBackup(ctx context.Context) error {
-	id, objs := s.group, s.groupObjs
-	s.group, s.groupObjs = "", nil
-	if id == "" {
+	if len(objs) == 0 {
 		return nil
 	}
 	br := BackupReport{ID: id, Status: "OK"}
@@ -65,18 +51,16 @@ func (s *scan) flushBackup(ctx context.Context) error {
 	}
 	delete(objs, manifestKey)
 
-	m, err := repository.LoadBackupManifest(ctx, s.b, id)
-	if err != nil {
-		// A storage failure is not damage: tell them apart by asking again.
-		if _, serr := s.b.Stat(ctx, manifestKey); serr != nil && !errors.Is(serr, storage.ErrNotFound) {
-			return fmt.Errorf("read manifest of backup %s from %s: %w", id, s.b.Location(), serr)
-		}
+	if bk.Manifest == nil {
+		// A storage failure already failed the inventory: this is damage.
+		err := bk.ManifestErr
 		br.Status = "PROBLEM"
 		s.problem(Finding{Kind: KindManifestInvalid, Key: manifestKey, BackupID: id,
 			Detail: fmt.Sprintf("backup %s cannot be used: its manifest %s does not load: %v", id, manifestKey, err)})
 		s.appendBackup(br)
 		return nil
 	}
+	m := *bk.Manifest
 	br.StartWAL, br.StopWAL, br.Timeline = m.StartWAL, m.StopWAL, m.StartTimeline
 	if bad := s.manifestProblems(m); len(bad) > 0 {
 		for _, why := range bad {
@@ -126,12 +110,10 @@ func (s *scan) flushBackup(ctx context.Context) error {
 		s.stray(key, fmt.Sprintf("the manifest of backup %s does not list it", id))
 	}
 
-	start, errStart := wal.ParseSegmentName(m.StartWAL)
-	stop, errStop := wal.ParseSegmentName(m.StopWAL)
 	report := s.appendBackup(br)
-	if errStart == nil && errStop == nil {
+	if start, err := wal.ParseSegmentName(m.StartWAL); err == nil && bk.WALErr == nil {
 		kept := s.opts.KeptBackups == nil || s.opts.KeptBackups[id]
-		s.backups = append(s.backups, backupWAL{report: report, start: start, stop: stop, kept: kept})
+		s.backups = append(s.backups, backupWAL{report: report, start: start, status: bk.WAL, kept: kept})
 	}
 	return nil
 }

@@ -7,19 +7,16 @@
 // counted, superseded ones (their segment is archived) are warnings, the
 // newest partial of a segment not archived counts for continuity only as a
 // timeline's last segment, and Full re-reads it (partials.go). It backs
-// `walvault verify`, and
-// `walvault check` reuses its continuity check (WALContinuity).
+// `walvault verify`, and `walvault drill` reuses its continuity check
+// (WALContinuity).
 //
-// Read continuity.go first: WALIndex folds the listing of wal/ into runs of
-// consecutive segments per timeline (memory grows with the number of gaps,
-// not of segments) and Continuity follows the timeline history files, so a
-// branch point is not taken for a gap: recovery reads the parent timeline
-// up to the segment before the switch point's and the child timeline from
-// there. Then verify.go (Run: one listing of the whole repository, in key
-// order), backups.go (each backup folder against its manifest, one folder
-// held at a time), full.go (the --full re-read: a few workers streaming
-// each object through decompression and sha256) and report.go (findings,
-// the --json schema and the human lines).
+// It reads the repository through one repository.Inventory, whose
+// WALIndex folds wal/ into runs of consecutive segments per timeline and
+// follows the timeline history files. Read verify.go first (Run: the
+// inventory, with hidden objects, turned into findings), then backups.go
+// (each backup folder against its manifest), full.go (the --full re-read:
+// a few workers streaming each object through decompression and sha256)
+// and report.go (findings, the --json schema and the human lines).
 //
 // What it must not do: change the repository (verify only reads), talk to
 // PostgreSQL, or read configuration. A damaged repository is a report full

@@ -28,27 +28,26 @@ type partialTimeline struct {
 	superseded bool               // newest's segment is archived
 }
 
-// visitPartial collects one object under partial/. Partials are kept until
-// the listing is done: partial/ sorts before wal/, so whether a partial's
-// segment is archived is only known then. They are few (wal-receive
-// deletes them as segments complete), so holding them costs little.
-func (s *scan) visitPartial(oi storage.ObjectInfo) {
-	p, ok := repository.ParsePartialKey(oi.Key)
-	if !ok {
-		s.stray(oi.Key, "not a partial of wal-receive: partial/TTTTTTTT/<segment>/<end LSN as 16 hex digits><compression>")
-		return
-	}
+// collectPartials keeps wal-receive's partials whose end lies inside their
+// segment (the inventory already made strays of keys that are no partial,
+// or of a segment the segment size cannot have). Whether a partial's
+// segment is archived is only known once wal/ is (checkPartials). They
+// are few (wal-receive deletes them as segments complete), so holding
+// them costs little.
+func (s *scan) collectPartials(partials []repository.PartialObject) {
 	segSize := s.id.WALSegmentSize
-	start, err := p.Segment.StartLSN(segSize)
-	if err != nil || p.Segment.Validate(segSize) != nil {
-		s.stray(oi.Key, fmt.Sprintf("segment %s cannot exist with %s segments", p.Segment, units.Bytes(int64(segSize))))
-		return
+	for _, po := range partials {
+		p := po.Partial
+		start, err := p.Segment.StartLSN(segSize)
+		if err != nil {
+			continue // a stray of the inventory already
+		}
+		if p.End <= start || uint64(p.End) > uint64(start)+uint64(segSize) {
+			s.stray(p.Key, fmt.Sprintf("its end LSN %s lies outside segment %s", p.End, p.Segment))
+			continue
+		}
+		s.partials = append(s.partials, partialObj{p: p, size: po.Size})
 	}
-	if p.End <= start || uint64(p.End) > uint64(start)+uint64(segSize) {
-		s.stray(oi.Key, fmt.Sprintf("its end LSN %s lies outside segment %s", p.End, p.Segment))
-		return
-	}
-	s.partials = append(s.partials, partialObj{p: p, size: oi.Size})
 }
 
 // checkPartials runs once the listing is done: it warns about superseded
@@ -123,7 +122,7 @@ func (s *scan) checkPartialBody(ctx context.Context, po partialObj) error {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}
 	defer rc.Close()
-	start, _ := p.Segment.StartLSN(s.id.WALSegmentSize) // validated by visitPartial
+	start, _ := p.Segment.StartLSN(s.id.WALSegmentSize) // validated by collectPartials
 	wantLen := int64(p.End - start)
 	wantSum := info.Metadata[repository.MetaSHA256]
 	wantRaw, perr := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)

@@ -2,13 +2,10 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
-	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -18,15 +15,8 @@ import (
 	"github.com/walvault/walvault/wal"
 )
 
-// CheckPrefix is where `walvault check` writes its probe objects; verify
-// counts them as part of the layout.
-const CheckPrefix = "check/"
-
 // DefaultConcurrency is how many objects --full re-reads at once.
 const DefaultConcurrency = 4
-
-// maxHistorySize bounds a timeline history file read into memory.
-const maxHistorySize = 1 << 20
 
 // Options tunes Run.
 type Options struct {
@@ -47,12 +37,13 @@ type Options struct {
 // the repository has are findings in the report, not errors; an error
 // means verify could not finish (the storage failed, ctx ended).
 //
-// It lists the repository once, in key order: backups/ first (each backup
-// folder is checked against its manifest as soon as it has streamed past),
-// partial/ (wal-receive's partials, held until wal/ is known), then wal/
-// (folded into a WALIndex), and everything else as strays. Then it reads
-// the timeline history files, sorts the partials into superseded ones and
-// those of segments not archived, and checks continuity.
+// It reads the repository through one repository.Inventory (one listing,
+// plus the objects hidden behind delete markers, the manifests and the
+// timeline history files), then checks each backup folder against its
+// manifest, reports the strays, sorts wal-receive's partials into
+// superseded ones and those of segments not archived, and checks
+// continuity. With Full, the backup parts and WAL objects are re-read as
+// they are checked.
 func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) {
 	if opts.Concurrency < 1 {
 		opts.Concurrency = DefaultConcurrency
@@ -62,39 +53,35 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 	}
 	s := &scan{b: b, opts: opts, r: newReport(b.Location(), opts.Full), hidden: map[string]storage.HiddenObject{}, backupProblems: map[string]int{}}
 
-	// Hidden objects first: a hidden segment still restores (wal-fetch
+	// Hidden objects count: a hidden segment still restores (wal-fetch
 	// finds it), so continuity counts it as present, and the hidden
 	// finding tells what to do.
-	s.findHidden(ctx)
-
-	if _, err := b.Stat(ctx, repository.IdentityKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, b.Location(), err)
-	}
-	id, err := repository.LoadIdentity(ctx, b)
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Hidden: true, WALObjects: opts.Full, Histories: true})
 	if err != nil {
+		return nil, err
+	}
+	s.reportHidden(inv)
+
+	if inv.Identity == nil || inv.WAL == nil {
 		detail := fmt.Sprintf("%s has no %s: nothing was ever archived to it; check the repository URL, archive_command, and run SELECT pg_switch_wal()", b.Location(), repository.IdentityKey)
-		if _, ok := s.hidden[repository.IdentityKey]; ok {
+		_, hidden := s.hidden[repository.IdentityKey]
+		switch {
+		case inv.Identity != nil:
+			detail = fmt.Sprintf("%s: %v", repository.IdentityKey, inv.IdentityErr)
+		case hidden:
 			detail = fmt.Sprintf("%s is hidden behind a delete marker, so nothing can be checked: run walvault repair", repository.IdentityKey)
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			detail = fmt.Sprintf("%s cannot be used: %v", repository.IdentityKey, err)
+		case inv.IdentityErr != nil:
+			detail = fmt.Sprintf("%s cannot be used: %v", repository.IdentityKey, inv.IdentityErr)
 		}
 		s.r.problem(Finding{Kind: KindNoIdentity, Key: repository.IdentityKey, Detail: detail})
 		s.r.finish()
 		return s.r, nil
 	}
-	s.id = id
+	id := *inv.Identity
+	s.id, s.idx = id, inv.WAL
 	s.r.SystemID, s.r.WALSegmentSize = id.SystemID, id.WALSegmentSize
-	if s.idx, err = NewWALIndex(id.WALSegmentSize); err != nil {
-		s.r.problem(Finding{Kind: KindNoIdentity, Key: repository.IdentityKey, Detail: fmt.Sprintf("%s: %v", repository.IdentityKey, err)})
-		s.r.finish()
-		return s.r, nil
-	}
 	s.r.note("%s: cluster %s, %s compression, %s WAL segments", repository.IdentityKey, id.SystemID, id.Compression, units.Bytes(int64(id.WALSegmentSize)))
-	for key := range s.hidden {
-		if o, ok := parseWALKey(key, id.WALSegmentSize); ok {
-			s.addWAL(key, o)
-		}
-	}
+	s.r.Summary.WALObjects = inv.WALFiles
 
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.Full {
@@ -109,16 +96,29 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 				close(s.work)
 			}
 		}()
-		err := b.List(gctx, "", func(oi storage.ObjectInfo) error { return s.visit(gctx, oi) })
-		if err != nil {
-			return fmt.Errorf("list %s: %w", b.Location(), err)
+		for _, bk := range inv.Backups {
+			if err := s.checkBackup(gctx, bk); err != nil {
+				return err
+			}
 		}
-		return s.flushBackup(gctx)
+		for _, st := range inv.Strays {
+			s.stray(st.Key, st.Why)
+		}
+		s.collectPartials(inv.Partials)
+		if s.work == nil {
+			return nil
+		}
+		for _, o := range inv.WALObjects {
+			if o.Hidden {
+				continue // not listed: only its hidden finding
+			}
+			if err := s.queue(gctx, fullItem{key: o.Key, wal: &walObject{file: o.File, compression: o.Compression}}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	if err := s.readHistories(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.checkPartials(ctx); err != nil {
@@ -130,37 +130,41 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 	return s.r, nil
 }
 
+// walObject is a WAL object for --full to re-read.
+type walObject struct {
+	file        wal.FileName
+	compression repository.Compression
+}
+
 // scan is one Run's state.
 type scan struct {
 	b    storage.Backend
 	opts Options
 	id   repository.Identity
-	idx  *WALIndex
+	idx  *repository.WALIndex
 
 	mu sync.Mutex // guards r and backupProblems once workers run
 	r  *Report
 
-	hidden    map[string]storage.HiddenObject
-	histories []string
-	work      chan fullItem
+	hidden map[string]storage.HiddenObject
+	work   chan fullItem
 
 	// wal-receive's partials, in key order, and what the report says of
 	// them per timeline (checkPartials).
 	partials   []partialObj
 	partialTLs map[wal.TimelineID]*partialTimeline
 
-	// The backup folder streaming past, and what was learnt of each.
-	group          string
-	groupObjs      map[string]int64
+	// What continuity needs of each backup, and the backups with problems.
 	backups        []backupWAL
 	backupProblems map[string]int
 }
 
 // backupWAL is what continuity needs of one backup.
 type backupWAL struct {
-	report      int // index in r.Backups
-	start, stop wal.Segment
-	kept        bool
+	report int // index in r.Backups
+	start  wal.Segment
+	status repository.BackupWAL
+	kept   bool
 }
 
 func (s *scan) problem(f Finding) {
@@ -185,14 +189,13 @@ func (s *scan) stray(key, why string) {
 	s.warning(Finding{Kind: KindStray, Key: key, Detail: fmt.Sprintf("%s is not part of walvault's layout (%s): it was not written by walvault; move it elsewhere", key, why)})
 }
 
-// findHidden asks a versioned storage for walvault's objects hidden
-// behind delete markers.
-func (s *scan) findHidden(ctx context.Context) {
-	v, ok := storage.AsVersioned(s.b)
-	if !ok {
+// reportHidden reports walvault's objects hidden behind delete markers,
+// which the inventory asked a versioned storage for.
+func (s *scan) reportHidden(inv *repository.Inventory) {
+	if _, ok := storage.AsVersioned(s.b); !ok {
 		return
 	}
-	err := repository.ListHidden(ctx, v, func(h storage.HiddenObject) error {
+	for _, h := range inv.Hidden {
 		s.hidden[h.Key] = h
 		s.r.Summary.Hidden++
 		detail := fmt.Sprintf("%s is hidden behind a delete marker", h.Key)
@@ -205,83 +208,14 @@ func (s *scan) findHidden(ctx context.Context) {
 		}
 		detail += "): someone deleted it without a version id; run walvault repair to remove the marker"
 		s.r.problem(Finding{Kind: KindHidden, Key: h.Key, Detail: detail})
-		return nil
-	})
-	if err != nil {
-		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers (the credentials need s3:ListBucketVersions): %v", err)})
+	}
+	if inv.HiddenErr != nil {
+		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers (the credentials need s3:ListBucketVersions): %v", inv.HiddenErr)})
 		return
 	}
 	if s.r.Summary.Hidden == 0 {
 		s.r.note("no object is hidden behind a delete marker")
 	}
-}
-
-// visit handles one listed object.
-func (s *scan) visit(ctx context.Context, oi storage.ObjectInfo) error {
-	key := oi.Key
-	switch {
-	case key == repository.IdentityKey, strings.HasPrefix(key, CheckPrefix), strings.HasPrefix(key, repository.DrillsPrefix):
-		return nil
-	case strings.HasPrefix(key, repository.PartialPrefix):
-		s.visitPartial(oi)
-		return nil
-	case strings.HasPrefix(key, repository.BackupsPrefix):
-		return s.visitBackupObject(ctx, oi)
-	case strings.HasPrefix(key, repository.WALPrefix):
-		o, ok := parseWALKey(key, s.id.WALSegmentSize)
-		if !ok {
-			s.stray(key, "not a WAL file name under wal/TTTTTTTT/ with the segment's timeline")
-			return nil
-		}
-		s.addWAL(key, o)
-		if s.work != nil {
-			return s.queue(ctx, fullItem{key: key, wal: &o})
-		}
-		return nil
-	}
-	s.stray(key, "walvault writes only walvault.json, wal/, partial/, backups/, drills/ and check/")
-	return nil
-}
-
-func (s *scan) addWAL(key string, o walObject) {
-	s.r.Summary.WALObjects++
-	switch o.file.Kind {
-	case wal.KindSegment:
-		s.idx.AddSegment(o.file.Segment)
-	case wal.KindPartial:
-		s.idx.AddPartial(o.file.Segment)
-	case wal.KindTimelineHistory:
-		s.histories = append(s.histories, key)
-	}
-}
-
-// readHistories reads every timeline history file into the index.
-func (s *scan) readHistories(ctx context.Context) error {
-	for _, key := range s.histories {
-		o, _ := parseWALKey(key, s.id.WALSegmentSize)
-		rc, err := s.openMaybeHidden(ctx, key)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // deleted since the listing
-		}
-		if err != nil {
-			return fmt.Errorf("read %s from %s: %w", key, s.b.Location(), err)
-		}
-		entries, err := wal.ParseHistory(io.LimitReader(rc, maxHistorySize))
-		rc.Close()
-		s.idx.SetHistory(o.file.Timeline, entries, err)
-	}
-	return nil
-}
-
-func (s *scan) openMaybeHidden(ctx context.Context, key string) (io.ReadCloser, error) {
-	if _, ok := s.hidden[key]; ok {
-		if v, ok := storage.AsVersioned(s.b); ok {
-			rc, _, err := v.GetHidden(ctx, key)
-			return rc, err
-		}
-	}
-	rc, _, err := s.b.Get(ctx, key)
-	return rc, err
 }
 
 // checkContinuity turns the index's verdict into findings and notes.
@@ -304,7 +238,7 @@ func (s *scan) checkContinuity() {
 			MissingFirst: g.First.String(),
 			MissingLast:  g.Last.String(),
 			MissingCount: g.Count,
-			Missing:      g.Names(segSize, maxListedNames),
+			Missing:      g.Names(segSize, repository.MaxListedNames),
 		}
 		what := fmt.Sprintf("timeline %d: WAL missing: %s", g.Timeline, g.Describe(segSize))
 		if g.Partial {
@@ -378,7 +312,7 @@ func (s *scan) checkContinuity() {
 func (s *scan) finishBackups() {
 	for _, bw := range s.backups {
 		br := &s.r.Backups[bw.report]
-		ok, first, beyond := s.idx.Covered(bw.start, bw.stop)
+		ok, first, beyond := bw.status.Status == repository.StatusDone, bw.status.Missing, bw.status.Beyond
 		switch {
 		case ok:
 		case beyond:

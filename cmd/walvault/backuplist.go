@@ -91,7 +91,11 @@ func backupList(c *cli.Context, opts *backupListOptions) error {
 	}
 	defer s.Close()
 	ctx, b := s.ctx, s.b
-	backups, err := repository.ListBackups(ctx, b)
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	backups, err := inv.Catalog()
 	if err != nil {
 		return err
 	}

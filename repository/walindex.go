@@ -1,11 +1,10 @@
-package verify
+package repository
 
 import (
 	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -204,14 +203,14 @@ func (g Gap) Names(segSize uint32, limit int) []string {
 // Describe says which segments are missing: every name for a small gap,
 // the first and last name and the count for a big one.
 func (g Gap) Describe(segSize uint32) string {
-	if names := g.Names(segSize, maxListedNames); names != nil {
+	if names := g.Names(segSize, MaxListedNames); names != nil {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%d segments, %s to %s", g.Count, g.First, g.Last)
 }
 
-// maxListedNames is the largest gap whose every segment name is printed.
-const maxListedNames = 10
+// MaxListedNames is the largest gap whose every segment name is printed.
+const MaxListedNames = 10
 
 // TimelineSpan says what was checked on one timeline.
 type TimelineSpan struct {
@@ -442,40 +441,41 @@ func (x *WALIndex) Covered(start, stop wal.Segment) (ok bool, firstMissing wal.S
 	return false, x.segment(start.Timeline, gaps[0].first), gaps[0].first > t.runs[len(t.runs)-1].last
 }
 
-// walObject is a classified key under wal/.
-type walObject struct {
-	file        wal.FileName
-	compression repository.Compression
+// CoveredAcross is Covered for a backup whose stop segment may lie on
+// another timeline than its start (taken on a standby that was promoted
+// meanwhile): the segments before stop's position are looked for on
+// start's timeline, the stop segment on stop's.
+func (x *WALIndex) CoveredAcross(start, stop wal.Segment) (ok bool, firstMissing wal.Segment, beyond bool) {
+	a, b := x.segNo(start), x.segNo(stop)
+	if start.Timeline == stop.Timeline || b <= a {
+		return x.Covered(start, stop)
+	}
+	if ok, first, beyond := x.Covered(start, x.segment(start.Timeline, b-1)); !ok {
+		return false, first, beyond
+	}
+	return x.Covered(stop, stop)
 }
 
-// parseWALKey classifies a key under wal/ the way repository.WALKey makes
-// them; ok is false for anything walvault does not write there.
-func parseWALKey(key string, segSize uint32) (walObject, bool) {
-	rest, ok := strings.CutPrefix(key, repository.WALPrefix)
-	if !ok {
-		return walObject{}, false
+// Summary says in one line what is missing, for a check line: the needed
+// gaps (with their names), missing and bad history files; "" when there is
+// nothing to say.
+func (c Continuity) Summary(segSize uint32) string {
+	var parts []string
+	for _, g := range c.Gaps {
+		if g.Needed {
+			parts = append(parts, fmt.Sprintf("timeline %d lacks %s", g.Timeline, g.Describe(segSize)))
+		}
 	}
-	if !strings.Contains(rest, "/") {
-		f, err := wal.Classify(rest)
-		if err != nil || f.Kind != wal.KindTimelineHistory || repository.WALKey(f, repository.None) != key {
-			return walObject{}, false
-		}
-		return walObject{file: f, compression: repository.None}, true
+	for _, tli := range c.MissingHistory {
+		parts = append(parts, fmt.Sprintf("no history file %08X.history", uint32(tli)))
 	}
-	dir, name, _ := strings.Cut(rest, "/")
-	for _, c := range repository.Compressions {
-		base, ok := strings.CutSuffix(name, c.Ext())
-		if !ok {
-			continue
-		}
-		f, err := wal.Classify(base)
-		if err != nil || repository.WALKey(f, c) != key || dir != fmt.Sprintf("%08X", uint32(f.Timeline)) {
-			continue
-		}
-		if f.Kind != wal.KindTimelineHistory && f.Segment.Validate(segSize) != nil {
-			return walObject{}, false
-		}
-		return walObject{file: f, compression: c}, true
+	bad := make([]wal.TimelineID, 0, len(c.BadHistory))
+	for tli := range c.BadHistory {
+		bad = append(bad, tli)
 	}
-	return walObject{}, false
+	sort.Slice(bad, func(i, j int) bool { return bad[i] < bad[j] })
+	for _, tli := range bad {
+		parts = append(parts, fmt.Sprintf("%08X.history is invalid (%v)", uint32(tli), c.BadHistory[tli]))
+	}
+	return strings.Join(parts, "; ")
 }

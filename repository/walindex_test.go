@@ -1,12 +1,12 @@
-package verify
+package repository
 
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -281,10 +281,10 @@ func TestGapNames(t *testing.T) {
 		t.Fatalf("gaps = %+v, want 2", c.Gaps)
 	}
 	small, big := c.Gaps[0], c.Gaps[1]
-	if got := small.Names(seg16, maxListedNames); !reflect.DeepEqual(got, []string{"000000010000000000000002"}) {
+	if got := small.Names(seg16, MaxListedNames); !reflect.DeepEqual(got, []string{"000000010000000000000002"}) {
 		t.Errorf("small gap names = %v", got)
 	}
-	if got := big.Names(seg16, maxListedNames); got != nil {
+	if got := big.Names(seg16, MaxListedNames); got != nil {
 		t.Errorf("big gap names = %v, want nil (first, last and count instead)", got)
 	}
 	want := "28 segments, 000000010000000000000004 to 00000001000000000000001F"
@@ -339,18 +339,18 @@ func TestCovered(t *testing.T) {
 	}
 }
 
-func TestParseWALKey(t *testing.T) {
+func TestParseWALObject(t *testing.T) {
 	tests := []struct {
 		key  string
 		ok   bool
 		kind wal.Kind
-		c    repository.Compression
+		c    Compression
 	}{
-		{"wal/00000001/000000010000000000000001.lz4", true, wal.KindSegment, repository.LZ4},
-		{"wal/00000001/000000010000000000000001", true, wal.KindSegment, repository.None},
-		{"wal/00000001/000000010000000000000001.partial.lz4", true, wal.KindPartial, repository.LZ4},
-		{"wal/00000001/000000010000000000000001.00000028.backup", true, wal.KindBackupHistory, repository.None},
-		{"wal/00000002.history", true, wal.KindTimelineHistory, repository.None},
+		{"wal/00000001/000000010000000000000001.lz4", true, wal.KindSegment, LZ4},
+		{"wal/00000001/000000010000000000000001", true, wal.KindSegment, None},
+		{"wal/00000001/000000010000000000000001.partial.lz4", true, wal.KindPartial, LZ4},
+		{"wal/00000001/000000010000000000000001.00000028.backup", true, wal.KindBackupHistory, None},
+		{"wal/00000002.history", true, wal.KindTimelineHistory, None},
 		{"wal/00000002/000000010000000000000001.lz4", false, 0, ""}, // wrong folder
 		{"wal/00000001/000000010000000000000001.gz", false, 0, ""},  // unknown suffix
 		{"wal/00000001/00000001000000000000FFFF.lz4", false, 0, ""}, // out of range for 16 MiB
@@ -360,9 +360,100 @@ func TestParseWALKey(t *testing.T) {
 		{"wal/readme.txt", false, 0, ""},
 	}
 	for _, tc := range tests {
-		o, ok := parseWALKey(tc.key, seg16)
-		if ok != tc.ok || (ok && (o.file.Kind != tc.kind || o.compression != tc.c)) {
-			t.Errorf("parseWALKey(%q) = %+v, %v; want kind %v, %q, %v", tc.key, o, ok, tc.kind, tc.c, tc.ok)
+		f, c, ok := parseWALObject(tc.key, seg16)
+		if ok != tc.ok || (ok && (f.Kind != tc.kind || c != tc.c)) {
+			t.Errorf("parseWALObject(%q) = %+v %q, %v; want kind %v, %q, %v", tc.key, f, c, ok, tc.kind, tc.c, tc.ok)
 		}
+	}
+}
+
+func TestContinuityReceivedPartials(t *testing.T) {
+	tests := []struct {
+		name     string
+		wal      walSet
+		received map[wal.TimelineID][]uint32
+		starts   []wal.Segment
+		wantGaps []string
+		// wantTo is "T:last" for each timeline whose checked range ends in
+		// a partial.
+		wantTo []string
+	}{
+		{
+			name:     "the open segment ends the timeline",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6)}},
+			received: map[wal.TimelineID][]uint32{1: {7}},
+			starts:   []wal.Segment{start(1, 2)}, wantTo: []string{"1:7"},
+		},
+		{
+			name:     "a superseded one changes nothing",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6)}},
+			received: map[wal.TimelineID][]uint32{1: {6}},
+			starts:   []wal.Segment{start(1, 2)},
+		},
+		{
+			name:     "in the middle it fills nothing",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: cat(span(2, 4), span(6, 8))}},
+			received: map[wal.TimelineID][]uint32{1: {5}},
+			starts:   []wal.Segment{start(1, 2)}, wantGaps: []string{"1:5-5 partial"},
+		},
+		{
+			name:     "past a hole the hole shows",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 4)}},
+			received: map[wal.TimelineID][]uint32{1: {6}},
+			starts:   []wal.Segment{start(1, 2)}, wantGaps: []string{"1:5-5"}, wantTo: []string{"1:6"},
+		},
+		{
+			name: "the old timeline's last segment at the switch",
+			wal: walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6), 2: span(7, 9)},
+				histories: map[wal.TimelineID]string{2: "1\t0/7000100\tpromoted\n"}},
+			received: map[wal.TimelineID][]uint32{1: {7}},
+			starts:   []wal.Segment{start(1, 2)}, wantTo: []string{"1:7"},
+		},
+		{
+			name: "a branch needs more of the parent than its partial",
+			wal: walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6), 2: span(10, 11)},
+				histories: map[wal.TimelineID]string{2: "1\t0/A000100\tpromoted\n"}},
+			received: map[wal.TimelineID][]uint32{1: {7}},
+			starts:   []wal.Segment{start(1, 2)}, wantGaps: []string{"1:7-9 partial"},
+		},
+		{
+			name:     "a new timeline with only a partial",
+			wal:      walSet{segs: map[wal.TimelineID][]uint32{1: span(2, 6)}, histories: map[wal.TimelineID]string{2: "1\t0/6000100\tpromoted\n"}},
+			received: map[wal.TimelineID][]uint32{2: {6}},
+			starts:   []wal.Segment{start(1, 2)}, wantTo: []string{"2:6"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := tc.wal.index(t)
+			for tli, ns := range tc.received {
+				for _, n := range ns {
+					if x.HasSegment(wal.Segment{Timeline: tli, Seg: n}) {
+						continue // checkPartials gives the index only partials not superseded
+					}
+					x.AddReceivedPartial(wal.Segment{Timeline: tli, Seg: n})
+				}
+			}
+			c := x.Continuity(tc.starts)
+			var gaps, to []string
+			for _, g := range c.Gaps {
+				s := gapString(g)
+				if g.Partial {
+					s += " partial"
+				}
+				gaps = append(gaps, s)
+			}
+			for _, sp := range c.Timelines {
+				if sp.EndsInPartial {
+					to = append(to, strconv.Itoa(int(sp.Timeline))+":"+strconv.FormatUint(uint64(sp.To.Seg), 16))
+				}
+			}
+			if strings.Join(gaps, ",") != strings.Join(tc.wantGaps, ",") || strings.Join(to, ",") != strings.Join(tc.wantTo, ",") {
+				t.Fatalf("gaps %v, ends in partial %v; want %v and %v", gaps, to, tc.wantGaps, tc.wantTo)
+			}
+			if len(c.MissingHistory) != 0 {
+				t.Fatalf("missing history %v", c.MissingHistory)
+			}
+		})
 	}
 }

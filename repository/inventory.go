@@ -1,0 +1,554 @@
+package repository
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// Inventory is one listing of a repository turned into a model: what
+// retention, verify, the exporter, check, backup-list and restore read the
+// repository through. LoadInventory builds it with one pass over the
+// bucket (plus the hidden-object listing when asked), then reads only the
+// small objects the model needs: walvault.json, each backup's manifest
+// and, when asked, the timeline history files.
+type Inventory struct {
+	Location string
+	// Identity is walvault.json; nil when the repository has none
+	// (nothing was ever pushed to it) or when IdentityErr says why it
+	// cannot be used (it is not walvault's, or of a newer format).
+	// IdentityErr with an Identity: its segment size is invalid, so there
+	// is no WAL index.
+	Identity    *Identity
+	IdentityErr error
+
+	// WAL indexes the archived WAL per timeline, with its gaps; nil
+	// without a usable identity (the segment size is unknown).
+	WAL *WALIndex
+	// WALObjects is every walvault object under wal/, in key order, when
+	// LoadOptions.WALObjects asks for them (retention deletes each). Without
+	// an identity, segments are classified by key only.
+	WALObjects []WALObject
+	// WALFiles counts walvault's objects under wal/ (hidden ones included).
+	WALFiles int64
+	// Histories are the timeline history files (wal/TTTTTTTT.history).
+	Histories []WALObject
+	// Segments counts the archived full segments, NewestSegment is the
+	// newest (highest timeline, then position), visible ones only; both
+	// need the identity.
+	Segments      int64
+	NewestSegment *WALObject
+	// ArchiveEnd is where the newest archived segment or partial segment
+	// (wal/, any timeline) ends, and ArchiveEndFile that file; zero when
+	// there is none or the segment size is unknown.
+	ArchiveEnd     wal.LSN
+	ArchiveEndFile wal.FileName
+
+	// Backups are the backup folders in id (time) order, complete or not.
+	Backups []*Backup
+	// Partials are wal-receive's partial segments (partial/), in key order.
+	Partials []PartialObject
+	// DrillRecords are the keys of the drill records, oldest first.
+	DrillRecords []string
+
+	// Hidden are walvault's objects hidden behind delete markers (under
+	// backups/ and wal/, and walvault.json), in key order, when
+	// LoadOptions.Hidden asked a versioned storage; HiddenErr says why the
+	// storage could not be asked (Hidden then holds what it said before).
+	Hidden    []storage.HiddenObject
+	HiddenErr error
+
+	// Strays are the objects outside walvault's layout, in key order, each
+	// with why. Objects under check/ and drills/ are never strays.
+	Strays []Stray
+	// Usage tallies every listed object by its top folder ("wal/",
+	// "backups/", ...; a top-level object by its own key).
+	Usage map[string]Usage
+}
+
+// WALObject is one listed object under wal/.
+type WALObject struct {
+	storage.ObjectInfo
+	File        wal.FileName
+	Compression Compression
+	// Hidden: known only from the hidden-object listing (LoadOptions.Hidden).
+	Hidden bool
+}
+
+// PartialObject is one listed partial of wal-receive.
+type PartialObject struct {
+	Partial
+	Size    int64
+	ModTime time.Time
+}
+
+// Stray is an object walvault did not write.
+type Stray struct {
+	storage.ObjectInfo
+	Why string
+}
+
+// Usage counts objects and their stored bytes.
+type Usage struct {
+	Objects int64
+	Bytes   int64
+}
+
+// Backup is one backup folder.
+type Backup struct {
+	ID string
+	// Objects are every visible object under backups/<id>/, in key order
+	// (the manifest and the keep marks included).
+	Objects []storage.ObjectInfo
+	// Marks are the backup's keep marks, oldest first.
+	Marks []Mark
+	// HasManifest: walvault's manifest is listed (visible). Manifest is
+	// it, read; ManifestErr says why it could not be (it is damaged, or
+	// was deleted since the listing).
+	HasManifest bool
+	Manifest    *BackupManifest
+	ManifestErr error
+	// WAL is the backup's status, decided by BackupStatusOf; WALErr says
+	// why it could not be decided for a backup with a manifest (the
+	// manifest's WAL names are invalid, or there is no identity).
+	WAL    BackupWAL
+	WALErr error
+}
+
+// Status is the backup's status (WAITING_FOR_WALS when it could not be
+// decided).
+func (b *Backup) Status() BackupStatus {
+	if b.HasManifest && b.WALErr != nil {
+		return StatusWaitingForWALs
+	}
+	return b.WAL.Status
+}
+
+// BackupWAL is a backup's status as its WAL decides it.
+type BackupWAL struct {
+	Status BackupStatus
+	// Missing is the first segment a WAITING_FOR_WALS backup lacks;
+	// Beyond says it lies past the newest archived segment of its
+	// timeline (not archived yet, rather than lost in a gap).
+	Missing wal.Segment
+	Beyond  bool
+}
+
+// BackupStatusOf is the one place a backup's status is decided, from its
+// manifest (nil: none is written) and the archived WAL:
+//
+//   - INCOMPLETE without a manifest;
+//   - DONE when every segment from start_wal to stop_wal is archived: on
+//     the start timeline, and the stop segment on the stop timeline (a
+//     backup taken on a standby promoted meanwhile ends on it);
+//   - WAITING_FOR_WALS otherwise, with the first segment missing.
+func BackupStatusOf(m *BackupManifest, x *WALIndex) (BackupWAL, error) {
+	if m == nil {
+		return BackupWAL{Status: StatusIncomplete}, nil
+	}
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return BackupWAL{}, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
+	}
+	stop, err := wal.ParseSegmentName(m.StopWAL)
+	if err != nil {
+		return BackupWAL{}, fmt.Errorf("backup %s: stop_wal: %w", m.ID, err)
+	}
+	if x == nil {
+		return BackupWAL{}, fmt.Errorf("backup %s: the repository has no usable %s, so its WAL segment size is unknown", m.ID, IdentityKey)
+	}
+	ok, first, beyond := x.CoveredAcross(start, stop)
+	if ok {
+		return BackupWAL{Status: StatusDone}, nil
+	}
+	return BackupWAL{Status: StatusWaitingForWALs, Missing: first, Beyond: beyond}, nil
+}
+
+// LoadOptions say what LoadInventory reads beyond the listing.
+type LoadOptions struct {
+	// Hidden asks a versioned storage for walvault's objects hidden behind
+	// delete markers (Inventory.Hidden). Hidden WAL counts in the WAL index,
+	// since wal-fetch reads through delete markers; hidden backup objects
+	// do not count for their backup, which is damaged until repaired.
+	Hidden bool
+	// WALObjects keeps every object under wal/ (Inventory.WALObjects).
+	// Without it memory grows with the gaps in the WAL, not its size.
+	WALObjects bool
+	// Histories reads the timeline history files into the WAL index, which
+	// continuity needs.
+	Histories bool
+	// Cache, when set, keeps manifests and history files (written once,
+	// never changed) between loads, for callers that load again and again.
+	Cache *Cache
+}
+
+// Cache keeps what never changes in a repository between loads.
+type Cache struct {
+	manifests map[string]BackupManifest
+	histories map[string]historyFile
+}
+
+type historyFile struct {
+	entries []wal.HistoryEntry
+	err     error
+}
+
+// NewCache starts an empty cache.
+func NewCache() *Cache {
+	return &Cache{manifests: map[string]BackupManifest{}, histories: map[string]historyFile{}}
+}
+
+// maxHistorySize bounds a timeline history file read into memory.
+const maxHistorySize = 1 << 20
+
+// LoadInventory lists the repository behind b once and builds its model.
+// Problems of the repository are in the model (IdentityErr, a backup's
+// ManifestErr, Strays); an error means the storage failed.
+func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*Inventory, error) {
+	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}}
+	id, err := LoadIdentity(ctx, b)
+	var content *identityError
+	switch {
+	case err == nil:
+		inv.Identity = &id
+		if inv.WAL, err = NewWALIndex(id.WALSegmentSize); err != nil {
+			inv.IdentityErr = err
+		}
+	case errors.Is(err, storage.ErrNotFound):
+	case errors.As(err, &content):
+		inv.IdentityErr = err
+	default:
+		return nil, fmt.Errorf("read %s from %s: %w", IdentityKey, b.Location(), err)
+	}
+
+	hidden := map[string]bool{}
+	if opts.Hidden {
+		if v, ok := storage.AsVersioned(b); ok {
+			// A failure leaves what was found before it in Hidden.
+			inv.HiddenErr = ListHidden(ctx, v, func(h storage.HiddenObject) error {
+				inv.Hidden = append(inv.Hidden, h)
+				hidden[h.Key] = true
+				return nil
+			})
+		}
+	}
+
+	l := &lister{inv: inv, opts: opts, hidden: hidden, listed: map[string]bool{}}
+	if err := b.List(ctx, "", l.visit); err != nil {
+		return nil, fmt.Errorf("list %s: %w", b.Location(), err)
+	}
+	for _, h := range inv.Hidden {
+		if l.listed[h.Key] {
+			continue // visible again meanwhile
+		}
+		if f, c, ok := l.parseWAL(h.Key); ok {
+			l.addWAL(WALObject{ObjectInfo: storage.ObjectInfo{Key: h.Key, Size: h.Size, RetainUntil: h.RetainUntil}, File: f, Compression: c, Hidden: true})
+		}
+	}
+	if len(inv.Hidden) > 0 {
+		byKey := func(a, b WALObject) bool { return a.Key < b.Key }
+		sort.SliceStable(inv.WALObjects, func(i, j int) bool { return byKey(inv.WALObjects[i], inv.WALObjects[j]) })
+		sort.SliceStable(inv.Histories, func(i, j int) bool { return byKey(inv.Histories[i], inv.Histories[j]) })
+	}
+
+	next := NewCache()
+	for _, bk := range inv.Backups {
+		if err := inv.loadBackup(ctx, b, bk, opts.Cache, next); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Histories && inv.WAL != nil {
+		if err := inv.readHistories(ctx, b, hidden, opts.Cache, next); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Cache != nil {
+		*opts.Cache = *next
+	}
+	return inv, nil
+}
+
+// lister folds the listing into the inventory as it streams past.
+type lister struct {
+	inv    *Inventory
+	opts   LoadOptions
+	hidden map[string]bool // keys of Inventory.Hidden
+	listed map[string]bool // the hidden keys listed visible as well
+}
+
+func (l *lister) visit(oi storage.ObjectInfo) error {
+	inv := l.inv
+	top, _, nested := strings.Cut(oi.Key, "/")
+	if nested {
+		top += "/"
+	}
+	u := inv.Usage[top]
+	u.Objects++
+	u.Bytes += oi.Size
+	inv.Usage[top] = u
+	if l.hidden[oi.Key] {
+		l.listed[oi.Key] = true
+	}
+	oi.Metadata = nil // not needed; keeps a long listing small
+
+	switch top {
+	case WALPrefix:
+		f, c, ok := l.parseWAL(oi.Key)
+		if !ok {
+			l.stray(oi, "not a WAL file name under wal/TTTTTTTT/ with the segment's timeline")
+			return nil
+		}
+		l.addWAL(WALObject{ObjectInfo: oi, File: f, Compression: c})
+	case PartialPrefix:
+		l.addPartial(oi)
+	case BackupsPrefix:
+		l.addBackupObject(oi)
+	case DrillsPrefix:
+		if _, ok := ParseDrillRecordKey(oi.Key); ok {
+			inv.DrillRecords = append(inv.DrillRecords, oi.Key)
+		}
+	case ProbePrefix:
+	default:
+		if oi.Key != IdentityKey {
+			l.stray(oi, "walvault writes only walvault.json, wal/, partial/, backups/, drills/ and check/")
+		}
+	}
+	return nil
+}
+
+func (l *lister) stray(oi storage.ObjectInfo, why string) {
+	l.inv.Strays = append(l.inv.Strays, Stray{ObjectInfo: oi, Why: why})
+}
+
+// parseWAL classifies a key under wal/; with an identity, a segment must
+// fit its segment size.
+func (l *lister) parseWAL(key string) (wal.FileName, Compression, bool) {
+	if l.inv.WAL == nil {
+		return ParseWALKey(key)
+	}
+	return parseWALObject(key, l.inv.WAL.segSize)
+}
+
+// parseWALObject is ParseWALKey for a repository of segSize segments.
+func parseWALObject(key string, segSize uint32) (wal.FileName, Compression, bool) {
+	f, c, ok := ParseWALKey(key)
+	if !ok || f.Kind != wal.KindTimelineHistory && f.Segment.Validate(segSize) != nil {
+		return wal.FileName{}, "", false
+	}
+	return f, c, true
+}
+
+func (l *lister) addWAL(o WALObject) {
+	inv := l.inv
+	inv.WALFiles++
+	if o.File.Kind == wal.KindTimelineHistory {
+		inv.Histories = append(inv.Histories, o)
+	}
+	if l.opts.WALObjects {
+		inv.WALObjects = append(inv.WALObjects, o)
+	}
+	x := inv.WAL
+	if x == nil {
+		return
+	}
+	switch o.File.Kind {
+	case wal.KindSegment:
+		x.AddSegment(o.File.Segment)
+		if o.Hidden {
+			break
+		}
+		inv.Segments++
+		if n := inv.NewestSegment; n == nil || newerSegment(o.File.Segment, n.File.Segment) {
+			o := o
+			inv.NewestSegment = &o
+		}
+	case wal.KindPartial:
+		x.AddPartial(o.File.Segment)
+	default:
+		return
+	}
+	if o.Hidden {
+		return
+	}
+	start, _ := o.File.Segment.StartLSN(x.segSize) // validated by parseWAL
+	if end := start + wal.LSN(x.segSize); end > inv.ArchiveEnd {
+		inv.ArchiveEnd, inv.ArchiveEndFile = end, o.File
+	}
+}
+
+// newerSegment orders segments by timeline, then position.
+func newerSegment(a, b wal.Segment) bool {
+	if a.Timeline != b.Timeline {
+		return a.Timeline > b.Timeline
+	}
+	if a.Log != b.Log {
+		return a.Log > b.Log
+	}
+	return a.Seg > b.Seg
+}
+
+func (l *lister) addPartial(oi storage.ObjectInfo) {
+	p, ok := ParsePartialKey(oi.Key)
+	if !ok {
+		l.stray(oi, "not a partial of wal-receive: partial/TTTTTTTT/<segment>/<end LSN as 16 hex digits><compression>")
+		return
+	}
+	if x := l.inv.WAL; x != nil && p.Segment.Validate(x.segSize) != nil {
+		l.stray(oi, fmt.Sprintf("segment %s cannot exist with %s segments", p.Segment, units.Bytes(int64(x.segSize))))
+		return
+	}
+	l.inv.Partials = append(l.inv.Partials, PartialObject{Partial: p, Size: oi.Size, ModTime: oi.ModTime})
+}
+
+func (l *lister) addBackupObject(oi storage.ObjectInfo) {
+	inv := l.inv
+	id, name, ok := SplitBackupKey(oi.Key)
+	if !ok {
+		l.stray(oi, "backups/ holds only backups/<id>/<object> and backups/<id>/marks/, with ids like 20261125T103000Z")
+		return
+	}
+	n := len(inv.Backups)
+	if n == 0 || inv.Backups[n-1].ID != id {
+		inv.Backups = append(inv.Backups, &Backup{ID: id})
+		n++
+	}
+	bk := inv.Backups[n-1]
+	bk.Objects = append(bk.Objects, oi)
+	switch m, isMark := ParseMarkKey(oi.Key); {
+	case isMark:
+		bk.Marks = append(bk.Marks, m)
+	case name == BackupManifestName:
+		bk.HasManifest = true
+	}
+}
+
+// loadBackup reads a backup's manifest and decides its status.
+func (inv *Inventory) loadBackup(ctx context.Context, b storage.Backend, bk *Backup, old, next *Cache) error {
+	if !bk.HasManifest {
+		bk.WAL, _ = BackupStatusOf(nil, nil)
+		return nil
+	}
+	m, cached := BackupManifest{}, false
+	if old != nil {
+		m, cached = old.manifests[bk.ID]
+	}
+	if !cached {
+		var err error
+		m, err = LoadBackupManifest(ctx, b, bk.ID)
+		var content *manifestError
+		switch {
+		case errors.Is(err, storage.ErrNotFound), errors.As(err, &content):
+			bk.ManifestErr = err
+			return nil
+		case err != nil:
+			return fmt.Errorf("read manifest of backup %s from %s: %w", bk.ID, b.Location(), err)
+		}
+	}
+	next.manifests[bk.ID] = m
+	bk.Manifest = &m
+	bk.WAL, bk.WALErr = BackupStatusOf(&m, inv.WAL)
+	return nil
+}
+
+// readHistories reads every timeline history file into the WAL index.
+func (inv *Inventory) readHistories(ctx context.Context, b storage.Backend, hidden map[string]bool, old, next *Cache) error {
+	for _, o := range inv.Histories {
+		h, ok := historyFile{}, false
+		if old != nil {
+			h, ok = old.histories[o.Key]
+		}
+		if !ok {
+			data, err := readSmall(ctx, b, o.Key, hidden[o.Key])
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // deleted since the listing
+			}
+			if err != nil {
+				return fmt.Errorf("read %s from %s: %w", o.Key, b.Location(), err)
+			}
+			// Read first, parse second: a broken download is an error of
+			// this load, not a bad history file.
+			h.entries, h.err = wal.ParseHistory(bytes.NewReader(data))
+		}
+		next.histories[o.Key] = h
+		inv.WAL.SetHistory(o.File.Timeline, h.entries, h.err)
+	}
+	return nil
+}
+
+// readSmall reads a small object, or its hidden version.
+func readSmall(ctx context.Context, b storage.Backend, key string, hidden bool) ([]byte, error) {
+	var rc io.ReadCloser
+	var err error
+	if v, ok := storage.AsVersioned(b); ok && hidden {
+		rc, _, err = v.GetHidden(ctx, key)
+	} else {
+		rc, _, err = b.Get(ctx, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, maxHistorySize))
+}
+
+// Backup returns the backup folder id, or nil.
+func (inv *Inventory) Backup(id string) *Backup {
+	i := sort.Search(len(inv.Backups), func(i int) bool { return inv.Backups[i].ID >= id })
+	if i < len(inv.Backups) && inv.Backups[i].ID == id {
+		return inv.Backups[i]
+	}
+	return nil
+}
+
+// Catalog is every backup folder in id (time) order with its status, as
+// backup-list shows them. It fails when a backup's manifest cannot be
+// read, or when backups exist without a usable identity.
+func (inv *Inventory) Catalog() ([]BackupInfo, error) {
+	out := make([]BackupInfo, 0, len(inv.Backups))
+	for _, bk := range inv.Backups {
+		info := BackupInfo{ID: bk.ID, Status: StatusIncomplete}
+		if bk.HasManifest {
+			if bk.ManifestErr != nil {
+				return nil, bk.ManifestErr
+			}
+			if inv.Identity == nil || inv.WAL == nil {
+				err := inv.IdentityErr
+				if err == nil {
+					err = fmt.Errorf("%s in %s: %w", IdentityKey, inv.Location, storage.ErrNotFound)
+				}
+				return nil, fmt.Errorf("read repository identity: %w", err)
+			}
+			if bk.WALErr != nil {
+				return nil, bk.WALErr
+			}
+			info.Manifest, info.Status = bk.Manifest, bk.WAL.Status
+			if bk.WAL.Status == StatusWaitingForWALs {
+				info.MissingWAL = bk.WAL.Missing.String()
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// identityError marks what is wrong with walvault.json's content, as
+// opposed to a failure to read it.
+type identityError struct{ err error }
+
+func (e *identityError) Error() string { return e.err.Error() }
+func (e *identityError) Unwrap() error { return e.err }
+
+// manifestError marks what is wrong with a backup manifest's content.
+type manifestError struct{ err error }
+
+func (e *manifestError) Error() string { return e.err.Error() }
+func (e *manifestError) Unwrap() error { return e.err }

@@ -1,0 +1,158 @@
+package repository_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+func segName(tli wal.TimelineID, n uint32) string {
+	return wal.Segment{Timeline: tli, Seg: n}.String()
+}
+
+func TestLoadInventory(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []uint32{2, 3, 5} {
+		putRaw(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: n}}, repository.LZ4), "x")
+	}
+	putRaw(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: wal.Segment{Timeline: 2, Seg: 6}}, repository.LZ4), "x")
+	putRaw(t, b, repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: 2}, repository.None), "1\t0/6000100\tpromoted\n")
+	putRaw(t, b, repository.PartialKey(wal.Segment{Timeline: 2, Seg: 7}, 0x7000100, repository.LZ4), "p")
+	putRaw(t, b, repository.DrillRecordKey("20261125T103000.000Z"), "{}")
+	putRaw(t, b, "wal/00000001/junk", "j")
+	putRaw(t, b, "notes.txt", "n")
+	putRaw(t, b, "check/leftover", "c")
+
+	cross := manifest("20261125T130000Z", segName(1, 5), segName(2, 6)) // stop on the new timeline
+	cross.StopTimeline = 2
+	for _, m := range []repository.BackupManifest{
+		manifest("20261125T100000Z", segName(1, 2), segName(1, 3)), // DONE
+		manifest("20261125T110000Z", segName(1, 3), segName(1, 5)), // 4 lost in a gap
+		manifest("20261125T120000Z", segName(1, 5), segName(1, 6)), // 6 not archived yet
+		cross,
+	} {
+		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(t, b, repository.BackupPartKey("20261125T140000Z", "base.tar", 0, repository.LZ4), "part")
+	if _, err := repository.WriteMark(ctx, b, "20261125T100000Z", true, created, repository.MarkOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true, Histories: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Identity == nil || inv.IdentityErr != nil || inv.WAL == nil {
+		t.Fatalf("identity %+v, %v", inv.Identity, inv.IdentityErr)
+	}
+	type status struct {
+		id      string
+		status  repository.BackupStatus
+		missing string
+		beyond  bool
+	}
+	var got []status
+	for _, bk := range inv.Backups {
+		s := status{id: bk.ID, status: bk.Status(), beyond: bk.WAL.Beyond}
+		if bk.WAL.Status == repository.StatusWaitingForWALs {
+			s.missing = bk.WAL.Missing.String()
+		}
+		got = append(got, s)
+	}
+	want := []status{
+		{"20261125T100000Z", repository.StatusDone, "", false},
+		{"20261125T110000Z", repository.StatusWaitingForWALs, segName(1, 4), false},
+		{"20261125T120000Z", repository.StatusWaitingForWALs, segName(1, 6), true},
+		{"20261125T130000Z", repository.StatusDone, "", false},
+		{"20261125T140000Z", repository.StatusIncomplete, "", false},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("backups:\n got %+v\nwant %+v", got, want)
+	}
+	if bk := inv.Backup("20261125T100000Z"); bk == nil || len(bk.Marks) != 1 || !repository.Kept(bk.Marks) || len(bk.Objects) != 2 {
+		t.Errorf("backup with a keep mark: %+v", bk)
+	}
+	if inv.Segments != 4 || inv.WALFiles != 5 || len(inv.WALObjects) != 5 || len(inv.Histories) != 1 {
+		t.Errorf("WAL: %d segments, %d files, %d objects, %d histories; want 4, 5, 5, 1", inv.Segments, inv.WALFiles, len(inv.WALObjects), len(inv.Histories))
+	}
+	if n := inv.NewestSegment; n == nil || n.File.Segment != (wal.Segment{Timeline: 2, Seg: 6}) {
+		t.Errorf("newest segment %+v", n)
+	}
+	if inv.ArchiveEnd != 0x7000000 || inv.ArchiveEndFile.String() != segName(2, 6) {
+		t.Errorf("archive end %s (%s), want 0/7000000 (%s)", inv.ArchiveEnd, inv.ArchiveEndFile, segName(2, 6))
+	}
+	if len(inv.Partials) != 1 || inv.Partials[0].End != 0x7000100 || len(inv.DrillRecords) != 1 {
+		t.Errorf("partials %+v, drill records %v", inv.Partials, inv.DrillRecords)
+	}
+	var strays []string
+	for _, s := range inv.Strays {
+		strays = append(strays, s.Key)
+	}
+	if !reflect.DeepEqual(strays, []string{"notes.txt", "wal/00000001/junk"}) {
+		t.Errorf("strays %v, want notes.txt and wal/00000001/junk (check/ is never a stray)", strays)
+	}
+	if u := inv.Usage["wal/"]; u.Objects != 6 {
+		t.Errorf("wal/ usage %+v, want 6 objects", u)
+	}
+	// The history file was read: timeline 2 branches from 1, so the gap
+	// at 4 is needed and nothing is missing on timeline 2.
+	c := inv.WAL.Continuity([]wal.Segment{{Timeline: 1, Seg: 2}})
+	if len(c.Gaps) != 1 || c.Gaps[0].First.Seg != 4 || !c.Gaps[0].Needed || len(c.MissingHistory) != 0 {
+		t.Errorf("continuity %+v", c)
+	}
+
+	// The catalog is what backup-list shows.
+	list, err := inv.Catalog()
+	if err != nil || len(list) != 5 || list[1].MissingWAL != segName(1, 4) || list[4].Manifest != nil {
+		t.Errorf("catalog %+v, %v", list, err)
+	}
+}
+
+func TestLoadInventoryWithoutIdentity(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	putRaw(t, b, "wal/00000001/000000010000000000000002.lz4", "x")
+	if err := repository.WriteBackupManifest(ctx, b, manifest("20261125T100000Z", segName(1, 2), segName(1, 2)), nil); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true})
+	if err != nil || inv.Identity != nil || inv.IdentityErr != nil || inv.WAL != nil {
+		t.Fatalf("inventory %+v, %v", inv, err)
+	}
+	if len(inv.WALObjects) != 1 || inv.Segments != 0 {
+		t.Errorf("without an identity, WAL is classified by key only: %+v", inv.WALObjects)
+	}
+	if _, err := inv.Catalog(); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("catalog of a backup without walvault.json: %v, want not found", err)
+	}
+	putRaw(t, b, repository.IdentityKey, "not json")
+	inv, err = repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	if err != nil || inv.Identity != nil || inv.IdentityErr == nil {
+		t.Fatalf("a damaged walvault.json is a finding of the inventory, not an error: %+v, %v", inv, err)
+	}
+}
+
+func TestBackupStatusOf(t *testing.T) {
+	if w, err := repository.BackupStatusOf(nil, nil); err != nil || w.Status != repository.StatusIncomplete {
+		t.Errorf("no manifest: %+v, %v", w, err)
+	}
+	m := manifest("20261125T100000Z", "bad", segName(1, 2))
+	if _, err := repository.BackupStatusOf(&m, nil); err == nil {
+		t.Error("an invalid start_wal was accepted")
+	}
+	m = manifest("20261125T100000Z", segName(1, 2), segName(1, 2))
+	if _, err := repository.BackupStatusOf(&m, nil); err == nil {
+		t.Error("a status without a WAL index was decided")
+	}
+}

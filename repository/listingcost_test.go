@@ -1,0 +1,256 @@
+package repository_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/retention"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/verify"
+	"github.com/walvault/walvault/wal"
+)
+
+// countingBackend counts the requests a command makes, and the objects its
+// listings return.
+type countingBackend struct {
+	storage.Backend
+	mu     sync.Mutex
+	calls  map[string]int
+	listed int
+}
+
+func newCounting(b storage.Backend) *countingBackend {
+	return &countingBackend{Backend: b, calls: map[string]int{}}
+}
+
+func (c *countingBackend) count(op string) {
+	c.mu.Lock()
+	c.calls[op]++
+	c.mu.Unlock()
+}
+
+func (c *countingBackend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	c.count("List")
+	return c.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		c.mu.Lock()
+		c.listed++
+		c.mu.Unlock()
+		return fn(oi)
+	})
+}
+
+func (c *countingBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	c.count("Get")
+	return c.Backend.Get(ctx, key)
+}
+
+func (c *countingBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	c.count("Stat")
+	return c.Backend.Stat(ctx, key)
+}
+
+func (c *countingBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	c.count("Put")
+	return c.Backend.Put(ctx, key, r, opts)
+}
+
+func (c *countingBackend) Delete(ctx context.Context, key string) error {
+	c.count("Delete")
+	return c.Backend.Delete(ctx, key)
+}
+
+// cost is what one command asked of the storage.
+type cost struct {
+	listed   int
+	calls    map[string]int
+	requests int
+	elapsed  time.Duration
+}
+
+func (c cost) String() string {
+	ops := make([]string, 0, len(c.calls))
+	for op := range c.calls {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	parts := make([]string, 0, len(ops))
+	for _, op := range ops {
+		parts = append(parts, fmt.Sprintf("%s %d", op, c.calls[op]))
+	}
+	return fmt.Sprintf("%d objects listed, %d requests (%s), %s", c.listed, c.requests, strings.Join(parts, ", "), c.elapsed.Round(time.Millisecond))
+}
+
+// measure runs fn against a fresh counter over b.
+func measure(t testing.TB, b storage.Backend, fn func(storage.Backend) error) cost {
+	t.Helper()
+	c := newCounting(b)
+	began := time.Now()
+	if err := fn(c); err != nil {
+		t.Fatal(err)
+	}
+	out := cost{listed: c.listed, calls: c.calls, elapsed: time.Since(began)}
+	for _, n := range c.calls {
+		out.requests += n
+	}
+	return out
+}
+
+const costSegSize = 16 << 20
+
+// costRepo writes a repository of segments WAL segments on timeline 1 and
+// backups DONE backups spread over them, each with a backup history file,
+// walvault's manifest, backup_manifest and one part.
+func costRepo(t testing.TB, segments, backups int) storage.Backend {
+	t.Helper()
+	ctx := context.Background()
+	b, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, costSegSize, 15, repository.LZ4, "h", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), nil); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, body string) {
+		if err := b.Put(ctx, key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seg := func(n int) wal.Segment { return wal.Segment{Timeline: 1, Log: uint32(n / 256), Seg: uint32(n % 256)} }
+	for n := 1; n <= segments; n++ {
+		put(repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), "segment")
+	}
+	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	sum := strings.Repeat("0", 64)
+	for i := range backups {
+		n := 1 + i*segments/backups
+		start, stop := seg(n), seg(n+1)
+		startLSN, _ := start.StartLSN(costSegSize)
+		stopLSN, _ := stop.StartLSN(costSegSize)
+		at := t0.Add(time.Duration(i) * 24 * time.Hour)
+		id := repository.NewBackupID(at)
+		put(repository.WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 1, Segment: start, Offset: 0x28}, repository.None), "history")
+		part := repository.BackupPart{Key: repository.BackupPartKey(id, "base.tar", 0, repository.LZ4), Compression: repository.LZ4, RawSize: 10, StoredSize: 4, SHA256: sum}
+		pgm := repository.BackupPart{Key: repository.BackupPrefix(id) + repository.PGManifestName, Compression: repository.None, RawSize: 2, StoredSize: 2, SHA256: sum}
+		put(part.Key, "part")
+		put(pgm.Key, "{}")
+		m := repository.BackupManifest{
+			FormatVersion: repository.FormatVersion, ID: id, SystemID: "7", PGVersion: 150010, WALSegmentSize: costSegSize,
+			StartTimeline: 1, StartLSN: (startLSN + 0x28).String(), StopTimeline: 1, StopLSN: (stopLSN + 0x100).String(),
+			StartWAL: start.String(), StopWAL: stop.String(), StartTime: at, StopTime: at.Add(time.Minute),
+			Archives:   []repository.BackupArchive{{Name: "base.tar", Parts: []repository.BackupPart{part}}},
+			PGManifest: pgm, RawBytes: 10, Stored: 6,
+		}
+		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// commandCosts measures the repository reads of backup-list, verify and
+// delete (dry run, then confirmed) as cmd/walvault runs them.
+func commandCosts(t testing.TB, b storage.Backend) map[string]cost {
+	ctx := context.Background()
+	policy, err := retention.ParsePolicy("REDUNDANCY 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(b storage.Backend) (retention.Plan, error) {
+		inv, err := retention.Load(ctx, b)
+		if err != nil {
+			return retention.Plan{}, err
+		}
+		return retention.PlanPolicy(inv, policy, time.Now())
+	}
+	out := map[string]cost{}
+	out["backup-list"] = measure(t, b, func(b storage.Backend) error {
+		list, err := repository.ListBackups(ctx, b)
+		if err == nil && (len(list) == 0 || list[0].Status != repository.StatusDone) {
+			err = fmt.Errorf("backup-list: %+v", list)
+		}
+		return err
+	})
+	out["verify"] = measure(t, b, func(b storage.Backend) error {
+		r, err := verify.Run(ctx, b, verify.Options{})
+		if err == nil && !r.OK {
+			err = fmt.Errorf("verify: %+v", r.Problems)
+		}
+		return err
+	})
+	out["delete (dry run)"] = measure(t, b, func(b storage.Backend) error {
+		p, err := plan(b)
+		if err != nil {
+			return err
+		}
+		return retention.Preview(ctx, b, &p, retention.Options{})
+	})
+	out["delete --confirm"] = measure(t, b, func(b storage.Backend) error {
+		p, err := plan(b)
+		if err != nil {
+			return err
+		}
+		_, err = retention.Apply(ctx, b, p, retention.Options{})
+		return err
+	})
+	return out
+}
+
+var costOrder = []string{"backup-list", "verify", "delete (dry run)", "delete --confirm"}
+
+// TestListingCost: every command lists the repository once (delete
+// --confirm also lists each deleted backup's marks, read again just before
+// it goes), and reads walvault.json once.
+func TestListingCost(t *testing.T) {
+	const segments, backups = 200, 5
+	costs := commandCosts(t, costRepo(t, segments, backups))
+	for _, name := range costOrder {
+		c := costs[name]
+		t.Logf("%s: %s", name, c)
+		wantLists := 1
+		if name == "delete --confirm" {
+			wantLists += backups - 2 // REDUNDANCY 2
+		}
+		if c.calls["List"] != wantLists {
+			t.Errorf("%s: %d List calls, want %d", name, c.calls["List"], wantLists)
+		}
+		if c.listed > segments+backups*4+1+(wantLists-1)*3 {
+			t.Errorf("%s listed %d objects: more than one pass over the %d objects", name, c.listed, segments+backups*4+1)
+		}
+		// walvault.json and one manifest per backup; verify adds nothing
+		// (no history file here), delete's dry run one Stat per backup it
+		// would delete.
+		if got := c.calls["Get"]; got != 1+backups {
+			t.Errorf("%s: %d Gets, want %d (walvault.json and each manifest once)", name, got, 1+backups)
+		}
+	}
+	if n := costs["backup-list"].calls["Stat"]; n != 0 {
+		t.Errorf("backup-list made %d Stats, want none (statuses come from the listing)", n)
+	}
+}
+
+// BenchmarkListingCost prints what backup-list, verify and delete ask of a
+// repository of 10,000 segments and 20 backups (the README's "Repository
+// listing cost"):
+//
+//	go test -run '^$' -bench ListingCost -benchtime 1x ./repository/
+func BenchmarkListingCost(b *testing.B) {
+	const segments, backups = 10000, 20
+	for range b.N {
+		b.StopTimer()
+		repo := costRepo(b, segments, backups)
+		b.StartTimer()
+		costs := commandCosts(b, repo)
+		for _, name := range costOrder {
+			c := costs[name]
+			fmt.Printf("%-17s %s\n", name+":", c)
+		}
+	}
+}
