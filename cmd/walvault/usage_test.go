@@ -185,7 +185,9 @@ func TestUnknownCommand(t *testing.T) {
 // commands that do.
 func TestSettingsOfOtherCommandsIgnored(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "walvault.yaml")
+	// The file lies outside the repository, as in a real setup: a stray
+	// file inside a file:// repository is an error for commands that list it.
+	cfg := filepath.Join(t.TempDir(), "walvault.yaml")
 	body := "repo: file://" + dir + "\nretain: not a policy\nprefetch: lots\nlock-mode: sometimes\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
