@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/pg"
 	walreceive "github.com/walvault/walvault/receive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -40,41 +40,41 @@ func refusef(format string, args ...any) error {
 }
 
 // readSettings reads the settings on a normal (non-replication) connection.
-func readSettings(ctx context.Context, w wire, user string) (serverSettings, error) {
-	rs, err := simpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
+func readSettings(ctx context.Context, w pg.Wire, user string) (serverSettings, error) {
+	rs, err := pg.SimpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
 		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "+
 		"coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), ''), "+
 		"pg_is_in_recovery()", nil)
 	if err != nil {
 		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
 	}
-	if len(rs.rows) != 1 || len(rs.rows[0]) != 5 {
-		return serverSettings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 5 fields", len(rs.rows))
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 5 {
+		return serverSettings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 5 fields", len(rs.Rows))
 	}
-	row := rs.rows[0]
+	row := rs.Rows[0]
 	var s serverSettings
-	if s.VersionNum, err = strconv.Atoi(row[0].s); err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: server_version_num %q is not a number", row[0].s)
+	if s.VersionNum, err = strconv.Atoi(row[0].S); err != nil {
+		return serverSettings{}, fmt.Errorf("read server settings: server_version_num %q is not a number", row[0].S)
 	}
-	seg, err := strconv.ParseUint(row[2].s, 10, 32)
+	seg, err := strconv.ParseUint(row[2].S, 10, 32)
 	if err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: wal_segment_size %q is not a number of bytes", row[2].s)
+		return serverSettings{}, fmt.Errorf("read server settings: wal_segment_size %q is not a number of bytes", row[2].S)
 	}
 	s.SegmentSize = uint32(seg)
-	s.ArchiveMode, s.ArchiveLibrary, s.InRecovery = row[1].s, row[3].s, row[4].s == "t"
+	s.ArchiveMode, s.ArchiveLibrary, s.InRecovery = row[1].S, row[3].S, row[4].S == "t"
 
-	rs, err = simpleQuery(ctx, w, "SHOW archive_command", nil)
+	rs, err = pg.SimpleQuery(ctx, w, "SHOW archive_command", nil)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-			return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pgx.Identifier{user}.Sanitize())
+			return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pg.QuoteIdent(user))
 		}
 		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
 	}
-	if len(rs.rows) != 1 || len(rs.rows[0]) != 1 {
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 1 {
 		return serverSettings{}, errors.New("SHOW archive_command: want one value")
 	}
-	s.ArchiveCommand = rs.rows[0][0].s
+	s.ArchiveCommand = rs.Rows[0][0].S
 	return s, nil
 }
 
@@ -191,19 +191,19 @@ const slotsQuery = "SELECT s.slot_name, s.active, coalesce(r.application_name, '
 	"WHERE s.slot_type = 'physical' ORDER BY s.slot_name"
 
 // readSlots runs slotsQuery on a normal connection.
-func readSlots(ctx context.Context, w wire) ([]slotInfo, error) {
-	rs, err := simpleQuery(ctx, w, slotsQuery, nil)
+func readSlots(ctx context.Context, w pg.Wire) ([]slotInfo, error) {
+	rs, err := pg.SimpleQuery(ctx, w, slotsQuery, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read replication slots: %w", err)
 	}
-	out := make([]slotInfo, 0, len(rs.rows))
-	for _, row := range rs.rows {
+	out := make([]slotInfo, 0, len(rs.Rows))
+	for _, row := range rs.Rows {
 		if len(row) != 4 {
 			return nil, fmt.Errorf("read replication slots: got %d fields, want 4", len(row))
 		}
-		si := slotInfo{Name: row[0].s, Active: row[1].s == "t", AppName: row[2].s}
-		if row[3].s != "" {
-			if si.Flush, err = wal.ParseLSN(row[3].s); err != nil {
+		si := slotInfo{Name: row[0].S, Active: row[1].S == "t", AppName: row[2].S}
+		if row[3].S != "" {
+			if si.Flush, err = wal.ParseLSN(row[3].S); err != nil {
 				return nil, fmt.Errorf("read replication slots: slot %s: %w", si.Name, err)
 			}
 		}
@@ -291,7 +291,7 @@ func formatVersion(num int) string {
 
 // checkRepository refuses a repository that no WAL of this cluster has
 // reached, or that belongs to another cluster.
-func checkRepository(ctx context.Context, b storage.Backend, sys systemInfo, s serverSettings) (repository.Identity, error) {
+func checkRepository(ctx context.Context, b storage.Backend, sys pg.SystemInfo, s serverSettings) (repository.Identity, error) {
 	id, err := repository.LoadIdentity(ctx, b)
 	if errors.Is(err, storage.ErrNotFound) {
 		return repository.Identity{}, refusef("no WAL has reached repository %s yet (it has no %s): check archive_command (or wal-receive) and the server log, and run SELECT pg_switch_wal() to archive a first segment", b.Location(), repository.IdentityKey)
