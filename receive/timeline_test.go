@@ -6,26 +6,6 @@ import (
 	"github.com/walvault/walvault/wal"
 )
 
-func TestParseTimelineEnd(t *testing.T) {
-	e, err := parseTimelineEnd([][]byte{[]byte("3"), []byte("0/5000098")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.next != 3 || e.switchPoint != wal.LSN(0x5000098) {
-		t.Errorf("got %+v, want next 3 at 0/5000098", e)
-	}
-	for _, bad := range [][][]byte{
-		{[]byte("3")},
-		{[]byte("0"), []byte("0/1")},
-		{[]byte("x"), []byte("0/1")},
-		{[]byte("2"), []byte("nope")},
-	} {
-		if _, err := parseTimelineEnd(bad); err == nil {
-			t.Errorf("parseTimelineEnd(%q) accepted", bad)
-		}
-	}
-}
-
 func TestHistoryTimeline(t *testing.T) {
 	// Timeline 1 ended at 0/5000098, timeline 2 at 0/9000000; 3 is current.
 	history := []wal.HistoryEntry{{Timeline: 1, SwitchPoint: 0x5000098}, {Timeline: 2, SwitchPoint: 0x9000000}}
