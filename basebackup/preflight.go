@@ -18,7 +18,7 @@ import (
 
 // minServerVersion is the oldest PostgreSQL whose BASE_BACKUP syntax and
 // copystream format this package speaks.
-const minServerVersion = 150000
+const minServerVersion = pg.MinVersion
 
 // serverSettings are what preflight reads from the server.
 type serverSettings struct {

@@ -113,7 +113,7 @@ func gather(ctx context.Context, connString, slot string) *server {
 	if s.ready.err != nil {
 		s.ready.err = privilegeHint(s.ready.err, s.user, "pg_monitor")
 	}
-	s.slots, s.slotsErr = readSlots(ctx, conn, slot)
+	s.slots, s.slotsErr = pg.ReadSlots(ctx, conn, receiveAppName, slot)
 	return s
 }
 

@@ -222,7 +222,7 @@ func serverFault(err error) error {
 // slot and returns where streaming starts.
 func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 	if v := r.conn.ParameterStatus("server_version_num"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n < 150000 {
+		if n, err := strconv.Atoi(v); err == nil && n < pg.MinVersion {
 			return 0, fatalf("PostgreSQL %s is not supported: wal-receive needs PostgreSQL 15 or later", r.conn.ParameterStatus("server_version"))
 		}
 	}
