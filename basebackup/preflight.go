@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,14 +20,7 @@ import (
 const minServerVersion = pg.MinVersion
 
 // serverSettings are what preflight reads from the server.
-type serverSettings struct {
-	VersionNum     int    // server_version_num, e.g. 150010
-	SegmentSize    uint32 // wal_segment_size in bytes
-	ArchiveMode    string // off, on, always
-	ArchiveCommand string
-	ArchiveLibrary string
-	InRecovery     bool // a standby
-}
+type serverSettings = pg.Settings
 
 // ErrRefused marks a refusal to take a backup because the server or the
 // repository is not set up for it; the message says what to change.
@@ -41,47 +33,19 @@ func refusef(format string, args ...any) error {
 
 // readSettings reads the settings on a normal (non-replication) connection.
 func readSettings(ctx context.Context, w pg.Wire, user string) (serverSettings, error) {
-	rs, err := pg.SimpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
-		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "+
-		"coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), ''), "+
-		"pg_is_in_recovery()", nil)
-	if err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
+	s, err := pg.ReadSettings(ctx, w)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		// Only archive_command is hidden from some roles.
+		return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pg.QuoteIdent(user))
 	}
-	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 5 {
-		return serverSettings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 5 fields", len(rs.Rows))
-	}
-	row := rs.Rows[0]
-	var s serverSettings
-	if s.VersionNum, err = strconv.Atoi(row[0].S); err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: server_version_num %q is not a number", row[0].S)
-	}
-	seg, err := strconv.ParseUint(row[2].S, 10, 32)
-	if err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: wal_segment_size %q is not a number of bytes", row[2].S)
-	}
-	s.SegmentSize = uint32(seg)
-	s.ArchiveMode, s.ArchiveLibrary, s.InRecovery = row[1].S, row[3].S, row[4].S == "t"
-
-	rs, err = pg.SimpleQuery(ctx, w, "SHOW archive_command", nil)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-			return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pg.QuoteIdent(user))
-		}
-		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
-	}
-	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 1 {
-		return serverSettings{}, errors.New("SHOW archive_command: want one value")
-	}
-	s.ArchiveCommand = rs.Rows[0][0].S
-	return s, nil
+	return s, err
 }
 
 // checkVersion refuses a server whose BASE_BACKUP walvault does not speak.
 func checkVersion(s serverSettings) error {
 	if s.VersionNum < minServerVersion {
-		return refusef("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", formatVersion(s.VersionNum))
+		return refusef("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", pg.FormatVersion(s.VersionNum))
 	}
 	return nil
 }
@@ -283,10 +247,6 @@ func repositoryHas(ctx context.Context, b storage.Backend, c repository.Compress
 // runsWalvault reports whether an archive_command runs walvault's wal-push.
 func runsWalvault(cmd string) bool {
 	return strings.Contains(cmd, "walvault") && strings.Contains(cmd, "wal-push")
-}
-
-func formatVersion(num int) string {
-	return fmt.Sprintf("%d.%d", num/10000, num%10000)
 }
 
 // checkRepository refuses a repository that no WAL of this cluster has

@@ -2,14 +2,74 @@ package pg
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MinVersion is the oldest PostgreSQL walvault streams and backs up from
 // (server_version_num): PostgreSQL 15's BASE_BACKUP copystream and
 // READ_REPLICATION_SLOT.
 const MinVersion = 150000
+
+// Settings are the server settings backup-push decides on.
+type Settings struct {
+	VersionNum     int    // server_version_num, e.g. 150010
+	SegmentSize    uint32 // wal_segment_size in bytes
+	ArchiveMode    string // off, on, always
+	ArchiveCommand string
+	ArchiveLibrary string
+	InRecovery     bool // a standby
+}
+
+// ReadSettings reads Settings on a normal (non-replication) connection.
+// archive_command needs pg_read_all_settings on some servers: the error
+// is then the server's 42501 (errors.As finds the *pgconn.PgError).
+func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
+	rs, err := SimpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
+		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "+
+		"coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), ''), "+
+		"pg_is_in_recovery()", nil)
+	if err != nil {
+		return Settings{}, fmt.Errorf("read server settings: %w", err)
+	}
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 5 {
+		return Settings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 5 fields", len(rs.Rows))
+	}
+	row := rs.Rows[0]
+	var s Settings
+	if s.VersionNum, err = strconv.Atoi(row[0].S); err != nil {
+		return Settings{}, fmt.Errorf("read server settings: server_version_num %q is not a number", row[0].S)
+	}
+	seg, err := strconv.ParseUint(row[2].S, 10, 32)
+	if err != nil {
+		return Settings{}, fmt.Errorf("read server settings: wal_segment_size %q is not a number of bytes", row[2].S)
+	}
+	s.SegmentSize = uint32(seg)
+	s.ArchiveMode, s.ArchiveLibrary, s.InRecovery = row[1].S, row[3].S, row[4].S == "t"
+
+	rs, err = SimpleQuery(ctx, w, "SHOW archive_command", nil)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			return Settings{}, err
+		}
+		return Settings{}, fmt.Errorf("read server settings: %w", err)
+	}
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 1 {
+		return Settings{}, errors.New("SHOW archive_command: want one value")
+	}
+	s.ArchiveCommand = rs.Rows[0][0].S
+	return s, nil
+}
+
+// FormatVersion prints server_version_num as a major.minor version.
+func FormatVersion(num int) string {
+	return fmt.Sprintf("%d.%d", num/10000, num%10000)
+}
 
 // Slot is a replication slot and, when a client streams from it, its
 // walsender, as ReadSlots reads them.
