@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -241,17 +242,24 @@ func TestRunRetries(t *testing.T) {
 }
 
 // TestRunCancelledWhileWaiting: a stop during the wait before
-// reconnecting is clean.
+// reconnecting is clean, and does not wait for the backoff.
 func TestRunCancelledWhileWaiting(t *testing.T) {
 	b := newBackend(t)
 	c := primary()
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	srv := c.server(concat(stream(1, 3*seg, 3*seg+100), []pgproto3.BackendMessage{&pgtest.Lost{Err: io.EOF}})...)
-	srv.OnStatus = func(wal.LSN) {}
 	d := &dialer{servers: []*pgtest.Server{srv}}
+	opts := testOptions(t)
+	waiting := make(chan struct{})
+	opts.Log = slog.New(onMessage{"replication stream ended; reconnecting", waiting})
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, b, testOptions(t), d.dial, time.Hour) }()
-	time.Sleep(50 * time.Millisecond)
+	go func() { done <- run(ctx, b, opts, d.dial, time.Hour) }()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("run returned %v before waiting to reconnect", err)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -261,4 +269,28 @@ func TestRunCancelledWhileWaiting(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel during its backoff")
 	}
+	if d.dials != 1 {
+		t.Errorf("dials: got %d, want no reconnection after the stop", d.dials)
+	}
+}
+
+// onMessage is a log handler that closes its channel at the first record
+// with its message.
+type onMessage struct {
+	msg  string
+	seen chan struct{}
+}
+
+func (h onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h onMessage) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h onMessage) WithGroup(string) slog.Handler            { return h }
+func (h onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case <-h.seen:
+		default:
+			close(h.seen)
+		}
+	}
+	return nil
 }
