@@ -243,7 +243,9 @@ func TimelineHistory(ctx context.Context, w Wire, tli wal.TimelineID) (string, [
 }
 
 // ParseTimelineEnd reads the (next_tli, next_tli_startpos) row the server
-// sends after the COPY stream of a timeline that ended.
+// sends after the COPY stream of a timeline that ended. pglogrepl reads
+// that row only inside SendStandbyCopyDone (see SendCopyDone), so the
+// stream loop parses it here.
 func ParseTimelineEnd(values [][]byte) (TimelineEnd, error) {
 	if len(values) != 2 {
 		return TimelineEnd{}, malformedf("end of timeline: want 2 columns, got %d", len(values))
