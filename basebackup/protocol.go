@@ -17,10 +17,9 @@ import (
 
 // This file speaks BASE_BACKUP in PostgreSQL 15's "copystream" form over
 // package pg's Wire (IDENTIFY_SYSTEM and the result-set readers are pg's).
-// It is not pglogrepl's StartBaseBackup: that one reads the archives as
-// one COPY per tablespace (the protocol before 15, which 15 answers only
-// without the copystream's progress and manifest messages walvault
-// uses) and needs a concrete *pgconn.PgConn, leaving no test seam. After the Query the
+// It is not pglogrepl's StartBaseBackup: that one leaves the copystream
+// messages below to its caller, reads per tablespace, and needs a
+// concrete *pgconn.PgConn, which would leave no test seam. After the Query the
 // server sends, in order:
 //
 //	RowDescription, DataRow, CommandComplete    start LSN and timeline
