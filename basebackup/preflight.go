@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/pg"
 	walreceive "github.com/walvault/walvault/receive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -18,17 +17,10 @@ import (
 
 // minServerVersion is the oldest PostgreSQL whose BASE_BACKUP syntax and
 // copystream format this package speaks.
-const minServerVersion = 150000
+const minServerVersion = pg.MinVersion
 
 // serverSettings are what preflight reads from the server.
-type serverSettings struct {
-	VersionNum     int    // server_version_num, e.g. 150010
-	SegmentSize    uint32 // wal_segment_size in bytes
-	ArchiveMode    string // off, on, always
-	ArchiveCommand string
-	ArchiveLibrary string
-	InRecovery     bool // a standby
-}
+type serverSettings = pg.Settings
 
 // ErrRefused marks a refusal to take a backup because the server or the
 // repository is not set up for it; the message says what to change.
@@ -40,48 +32,20 @@ func refusef(format string, args ...any) error {
 }
 
 // readSettings reads the settings on a normal (non-replication) connection.
-func readSettings(ctx context.Context, w wire, user string) (serverSettings, error) {
-	rs, err := simpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
-		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "+
-		"coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), ''), "+
-		"pg_is_in_recovery()", nil)
-	if err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
+func readSettings(ctx context.Context, w pg.Wire, user string) (serverSettings, error) {
+	s, err := pg.ReadSettings(ctx, w)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		// Only archive_command is hidden from some roles.
+		return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pg.QuoteIdent(user))
 	}
-	if len(rs.rows) != 1 || len(rs.rows[0]) != 5 {
-		return serverSettings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 5 fields", len(rs.rows))
-	}
-	row := rs.rows[0]
-	var s serverSettings
-	if s.VersionNum, err = strconv.Atoi(row[0].s); err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: server_version_num %q is not a number", row[0].s)
-	}
-	seg, err := strconv.ParseUint(row[2].s, 10, 32)
-	if err != nil {
-		return serverSettings{}, fmt.Errorf("read server settings: wal_segment_size %q is not a number of bytes", row[2].s)
-	}
-	s.SegmentSize = uint32(seg)
-	s.ArchiveMode, s.ArchiveLibrary, s.InRecovery = row[1].s, row[3].s, row[4].s == "t"
-
-	rs, err = simpleQuery(ctx, w, "SHOW archive_command", nil)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-			return serverSettings{}, fmt.Errorf("%w: walvault checks that archive_command runs walvault before a backup: GRANT pg_read_all_settings TO %s", err, pgx.Identifier{user}.Sanitize())
-		}
-		return serverSettings{}, fmt.Errorf("read server settings: %w", err)
-	}
-	if len(rs.rows) != 1 || len(rs.rows[0]) != 1 {
-		return serverSettings{}, errors.New("SHOW archive_command: want one value")
-	}
-	s.ArchiveCommand = rs.rows[0][0].s
-	return s, nil
+	return s, err
 }
 
 // checkVersion refuses a server whose BASE_BACKUP walvault does not speak.
 func checkVersion(s serverSettings) error {
 	if s.VersionNum < minServerVersion {
-		return refusef("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", formatVersion(s.VersionNum))
+		return refusef("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", pg.FormatVersion(s.VersionNum))
 	}
 	return nil
 }
@@ -191,19 +155,19 @@ const slotsQuery = "SELECT s.slot_name, s.active, coalesce(r.application_name, '
 	"WHERE s.slot_type = 'physical' ORDER BY s.slot_name"
 
 // readSlots runs slotsQuery on a normal connection.
-func readSlots(ctx context.Context, w wire) ([]slotInfo, error) {
-	rs, err := simpleQuery(ctx, w, slotsQuery, nil)
+func readSlots(ctx context.Context, w pg.Wire) ([]slotInfo, error) {
+	rs, err := pg.SimpleQuery(ctx, w, slotsQuery, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read replication slots: %w", err)
 	}
-	out := make([]slotInfo, 0, len(rs.rows))
-	for _, row := range rs.rows {
+	out := make([]slotInfo, 0, len(rs.Rows))
+	for _, row := range rs.Rows {
 		if len(row) != 4 {
 			return nil, fmt.Errorf("read replication slots: got %d fields, want 4", len(row))
 		}
-		si := slotInfo{Name: row[0].s, Active: row[1].s == "t", AppName: row[2].s}
-		if row[3].s != "" {
-			if si.Flush, err = wal.ParseLSN(row[3].s); err != nil {
+		si := slotInfo{Name: row[0].S, Active: row[1].S == "t", AppName: row[2].S}
+		if row[3].S != "" {
+			if si.Flush, err = wal.ParseLSN(row[3].S); err != nil {
 				return nil, fmt.Errorf("read replication slots: slot %s: %w", si.Name, err)
 			}
 		}
@@ -285,13 +249,9 @@ func runsWalvault(cmd string) bool {
 	return strings.Contains(cmd, "walvault") && strings.Contains(cmd, "wal-push")
 }
 
-func formatVersion(num int) string {
-	return fmt.Sprintf("%d.%d", num/10000, num%10000)
-}
-
 // checkRepository refuses a repository that no WAL of this cluster has
 // reached, or that belongs to another cluster.
-func checkRepository(ctx context.Context, b storage.Backend, sys systemInfo, s serverSettings) (repository.Identity, error) {
+func checkRepository(ctx context.Context, b storage.Backend, sys pg.SystemInfo, s serverSettings) (repository.Identity, error) {
 	id, err := repository.LoadIdentity(ctx, b)
 	if errors.Is(err, storage.ErrNotFound) {
 		return repository.Identity{}, refusef("no WAL has reached repository %s yet (it has no %s): check archive_command (or wal-receive) and the server log, and run SELECT pg_switch_wal() to archive a first segment", b.Location(), repository.IdentityKey)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walvault/walvault/pg"
+	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -57,7 +59,7 @@ func TestCheckServer(t *testing.T) {
 
 func TestCheckRepository(t *testing.T) {
 	t.Parallel()
-	sys := systemInfo{SystemID: "7712050215942653825", Timeline: 1}
+	sys := pg.SystemInfo{SystemID: "7712050215942653825", Timeline: 1}
 	settings := serverSettings{SegmentSize: 16 << 20}
 	created := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -98,11 +100,11 @@ func TestCheckRepository(t *testing.T) {
 func TestReadSettings(t *testing.T) {
 	t.Parallel()
 	settingsRow := []pgproto3.BackendMessage{
-		rowDesc("a", "b", "c", "d", "e"), dataRow("150010", "on", "16777216", "", "f"), complete("SELECT 1"),
+		pgtest.RowDesc("a", "b", "c", "d", "e"), pgtest.DataRow("150010", "on", "16777216", "", "f"), pgtest.Complete("SELECT 1"),
 		&pgproto3.ReadyForQuery{TxStatus: 'I'},
 	}
-	w := &fakeWire{msgs: append(append([]pgproto3.BackendMessage{}, settingsRow...),
-		rowDesc("archive_command"), dataRow("walvault wal-push %p"), complete("SHOW"), &pgproto3.ReadyForQuery{TxStatus: 'I'})}
+	w := &pgtest.Server{Msgs: append(append([]pgproto3.BackendMessage{}, settingsRow...),
+		pgtest.RowDesc("archive_command"), pgtest.DataRow("walvault wal-push %p"), pgtest.Complete("SHOW"), &pgproto3.ReadyForQuery{TxStatus: 'I'})}
 	got, err := readSettings(t.Context(), w, "backup")
 	want := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}
 	if err != nil || got != want {
@@ -111,8 +113,8 @@ func TestReadSettings(t *testing.T) {
 
 	// A server that hides archive_command from the role: say which grant
 	// lets walvault check it.
-	w = &fakeWire{msgs: append(append([]pgproto3.BackendMessage{}, settingsRow...),
-		errorMsg("42501", `must be superuser or have privileges of pg_read_all_settings to examine "archive_command"`),
+	w = &pgtest.Server{Msgs: append(append([]pgproto3.BackendMessage{}, settingsRow...),
+		pgtest.ErrorMsg("42501", `must be superuser or have privileges of pg_read_all_settings to examine "archive_command"`),
 		&pgproto3.ReadyForQuery{TxStatus: 'I'})}
 	_, err = readSettings(t.Context(), w, "backup")
 	if err == nil || !strings.Contains(err.Error(), `GRANT pg_read_all_settings TO "backup"`) {
@@ -185,12 +187,12 @@ func TestChooseSource(t *testing.T) {
 
 func TestReadSlots(t *testing.T) {
 	t.Parallel()
-	w := &fakeWire{msgs: []pgproto3.BackendMessage{
-		rowDesc("slot_name", "active", "application_name", "flush_lsn"),
-		dataRow("standby1", "t", "walreceiver", "0/3000060"),
-		dataRow("walvault", "t", "walvault-receive", "1/A0000000"),
-		dataRow("old", "f", "", ""),
-		complete("SELECT 3"), &pgproto3.ReadyForQuery{TxStatus: 'I'},
+	w := &pgtest.Server{Msgs: []pgproto3.BackendMessage{
+		pgtest.RowDesc("slot_name", "active", "application_name", "flush_lsn"),
+		pgtest.DataRow("standby1", "t", "walreceiver", "0/3000060"),
+		pgtest.DataRow("walvault", "t", "walvault-receive", "1/A0000000"),
+		pgtest.DataRow("old", "f", "", ""),
+		pgtest.Complete("SELECT 3"), &pgproto3.ReadyForQuery{TxStatus: 'I'},
 	}}
 	got, err := readSlots(t.Context(), w)
 	if err != nil {
@@ -209,8 +211,8 @@ func TestReadSlots(t *testing.T) {
 			t.Errorf("slot %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if len(w.queries) != 1 || !strings.Contains(w.queries[0], "pg_stat_replication r ON r.pid = s.active_pid") {
-		t.Errorf("query: %q", w.queries)
+	if len(w.Queries) != 1 || !strings.Contains(w.Queries[0], "pg_stat_replication r ON r.pid = s.active_pid") {
+		t.Errorf("query: %q", w.Queries)
 	}
 }
 

@@ -9,15 +9,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/wal"
 )
 
-// This file speaks the parts of PostgreSQL's replication protocol that
-// backup-push needs, over the simple query protocol: IDENTIFY_SYSTEM and
-// BASE_BACKUP in PostgreSQL 15's "copystream" form. After the Query the
+// This file speaks BASE_BACKUP in PostgreSQL 15's "copystream" form over
+// package pg's Wire (IDENTIFY_SYSTEM and the result-set readers are pg's).
+// It is not pglogrepl's StartBaseBackup: that one leaves the copystream
+// messages below to its caller, reads per tablespace, and needs a
+// concrete *pgconn.PgConn, which would leave no test seam. After the Query the
 // server sends, in order:
 //
 //	RowDescription, DataRow, CommandComplete    start LSN and timeline
@@ -33,197 +35,6 @@ import (
 //
 // Notices may arrive anywhere (e.g. "still waiting for all required WAL
 // segments to be archived"); an ErrorResponse anywhere ends the backup.
-
-// wire is the part of a connection the protocol uses; tests replace it.
-type wire interface {
-	// query sends one simple-protocol Query message.
-	query(sql string) error
-	// receive returns the next message from the server. A message may point
-	// into the connection's read buffer: it is valid until the next receive.
-	receive(ctx context.Context) (pgproto3.BackendMessage, error)
-}
-
-// pgWire is a wire over a pgconn connection.
-type pgWire struct{ conn *pgconn.PgConn }
-
-func (w pgWire) query(sql string) error {
-	w.conn.Frontend().Send(&pgproto3.Query{String: sql})
-	if err := w.conn.Frontend().Flush(); err != nil {
-		return fmt.Errorf("send %s: %w", firstWord(sql), err)
-	}
-	return nil
-}
-
-func (w pgWire) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
-	return w.conn.ReceiveMessage(ctx)
-}
-
-// noticeFunc receives the server's notices and warnings.
-type noticeFunc func(*pgconn.Notice)
-
-// value is one field of a DataRow, copied out of the read buffer.
-type value struct {
-	s     string
-	valid bool // false for SQL NULL
-}
-
-// resultSet is one row-returning result.
-type resultSet struct {
-	fields []string
-	rows   [][]value
-}
-
-// serverError is an ErrorResponse, with what was being done.
-func serverError(what string, msg *pgproto3.ErrorResponse) error {
-	pgErr := pgconn.ErrorResponseToPgError(msg)
-	return fmt.Errorf("%s: %w%s", what, pgErr, serverHint(pgErr))
-}
-
-// receive reads the next message that matters: notices go to notice and
-// parameter status reports are skipped; an ErrorResponse becomes an error.
-func receive(ctx context.Context, w wire, what string, notice noticeFunc) (pgproto3.BackendMessage, error) {
-	for {
-		msg, err := w.receive(ctx)
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return nil, fmt.Errorf("%s: %w", what, ctxErr)
-			}
-			return nil, fmt.Errorf("%s: connection to PostgreSQL lost: %w", what, err)
-		}
-		switch m := msg.(type) {
-		case *pgproto3.NoticeResponse:
-			if notice != nil {
-				notice((*pgconn.Notice)(pgconn.ErrorResponseToPgError((*pgproto3.ErrorResponse)(m))))
-			}
-		case *pgproto3.ParameterStatus:
-		case *pgproto3.ErrorResponse:
-			return nil, serverError(what, m)
-		default:
-			return msg, nil
-		}
-	}
-}
-
-// readResult reads one RowDescription, its DataRows and the CommandComplete
-// that ends them.
-func readResult(ctx context.Context, w wire, what string, notice noticeFunc) (resultSet, error) {
-	msg, err := receive(ctx, w, what, notice)
-	if err != nil {
-		return resultSet{}, err
-	}
-	desc, ok := msg.(*pgproto3.RowDescription)
-	if !ok {
-		return resultSet{}, unexpected(what, msg, "a result set")
-	}
-	var rs resultSet
-	for _, f := range desc.Fields {
-		rs.fields = append(rs.fields, string(f.Name))
-	}
-	for {
-		msg, err := receive(ctx, w, what, notice)
-		if err != nil {
-			return resultSet{}, err
-		}
-		switch m := msg.(type) {
-		case *pgproto3.DataRow:
-			if len(m.Values) != len(rs.fields) {
-				return resultSet{}, fmt.Errorf("%s: a row has %d fields, its description %d", what, len(m.Values), len(rs.fields))
-			}
-			row := make([]value, len(m.Values))
-			for i, v := range m.Values {
-				row[i] = value{s: string(v), valid: v != nil}
-			}
-			rs.rows = append(rs.rows, row)
-		case *pgproto3.CommandComplete:
-			return rs, nil
-		default:
-			return resultSet{}, unexpected(what, msg, "a row or the end of the result")
-		}
-	}
-}
-
-// waitReady reads until ReadyForQuery, accepting only CommandComplete on the
-// way.
-func waitReady(ctx context.Context, w wire, what string, notice noticeFunc) error {
-	for {
-		msg, err := receive(ctx, w, what, notice)
-		if err != nil {
-			return err
-		}
-		switch msg.(type) {
-		case *pgproto3.ReadyForQuery:
-			return nil
-		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse:
-		default:
-			return unexpected(what, msg, "the end of the command")
-		}
-	}
-}
-
-// simpleQuery runs one statement that returns one result set and waits for
-// the server to be ready again.
-func simpleQuery(ctx context.Context, w wire, sql string, notice noticeFunc) (resultSet, error) {
-	what := firstWord(sql)
-	if strings.HasPrefix(strings.ToUpper(sql), "SHOW ") {
-		what = sql
-	}
-	if err := w.query(sql); err != nil {
-		return resultSet{}, err
-	}
-	rs, err := readResult(ctx, w, what, notice)
-	if err != nil {
-		return resultSet{}, err
-	}
-	return rs, waitReady(ctx, w, what, notice)
-}
-
-func unexpected(what string, msg pgproto3.BackendMessage, want string) error {
-	return fmt.Errorf("%s: PostgreSQL sent %T where walvault expected %s (an unsupported server version or a broken connection)", what, msg, want)
-}
-
-func firstWord(sql string) string {
-	w, _, _ := strings.Cut(strings.TrimSpace(sql), " ")
-	return w
-}
-
-// systemInfo is IDENTIFY_SYSTEM's answer.
-type systemInfo struct {
-	SystemID string // decimal, as PostgreSQL prints it
-	Timeline wal.TimelineID
-	XLogPos  wal.LSN
-}
-
-// identifySystem runs IDENTIFY_SYSTEM on a replication connection.
-func identifySystem(ctx context.Context, w wire) (systemInfo, error) {
-	rs, err := simpleQuery(ctx, w, "IDENTIFY_SYSTEM", nil)
-	if err != nil {
-		return systemInfo{}, err
-	}
-	if len(rs.rows) != 1 || len(rs.fields) < 3 {
-		return systemInfo{}, fmt.Errorf("IDENTIFY_SYSTEM: got %d rows of %d fields, want 1 row of at least 3", len(rs.rows), len(rs.fields))
-	}
-	row := rs.rows[0]
-	if _, err := strconv.ParseUint(row[0].s, 10, 64); err != nil {
-		return systemInfo{}, fmt.Errorf("IDENTIFY_SYSTEM: system identifier %q is not a number", row[0].s)
-	}
-	tli, err := parseTimeline(row[1].s)
-	if err != nil {
-		return systemInfo{}, fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
-	}
-	pos, err := wal.ParseLSN(row[2].s)
-	if err != nil {
-		return systemInfo{}, fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
-	}
-	return systemInfo{SystemID: row[0].s, Timeline: tli, XLogPos: pos}, nil
-}
-
-func parseTimeline(s string) (wal.TimelineID, error) {
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("invalid timeline %q", s)
-	}
-	return wal.TimelineID(n), nil
-}
 
 // baseBackupCommand builds PostgreSQL 15's BASE_BACKUP with the options
 // walvault relies on. The label is a string literal of the replication
@@ -300,7 +111,7 @@ type backupHandlers struct {
 	archive  func(name, location string, r io.Reader) error
 	manifest func(r io.Reader) error
 	progress func(done int64) // the server's count of bytes done; may be nil
-	notice   noticeFunc       // may be nil
+	notice   pg.NoticeFunc    // may be nil
 }
 
 // CopyData type bytes of the copystream format.
@@ -315,12 +126,12 @@ const (
 // runBaseBackup sends cmd (a BASE_BACKUP) and feeds what comes back to h.
 // It returns once the server is ready for the next command, or at the first
 // error; after an error the connection must be closed.
-func runBaseBackup(ctx context.Context, w wire, cmd string, h backupHandlers) (backupEnd, error) {
-	if err := w.query(cmd); err != nil {
+func runBaseBackup(ctx context.Context, w pg.Wire, cmd string, h backupHandlers) (backupEnd, error) {
+	if err := w.Query(cmd); err != nil {
 		return backupEnd{}, err
 	}
 	const what = "BASE_BACKUP"
-	rs, err := readResult(ctx, w, what, h.notice)
+	rs, err := pg.ReadResult(ctx, w, what, h.notice)
 	if err != nil {
 		return backupEnd{}, err
 	}
@@ -329,19 +140,19 @@ func runBaseBackup(ctx context.Context, w wire, cmd string, h backupHandlers) (b
 	if err != nil {
 		return backupEnd{}, err
 	}
-	rs, err = readResult(ctx, w, what, h.notice)
+	rs, err = pg.ReadResult(ctx, w, what, h.notice)
 	if err != nil {
 		return backupEnd{}, err
 	}
 	if start.Tablespaces, err = parseTablespaces(rs); err != nil {
 		return backupEnd{}, err
 	}
-	msg, err := receive(ctx, w, what, h.notice)
+	msg, err := pg.ReceiveMessage(ctx, w, what, h.notice)
 	if err != nil {
 		return backupEnd{}, err
 	}
 	if _, ok := msg.(*pgproto3.CopyOutResponse); !ok {
-		return backupEnd{}, unexpected(what, msg, "the start of the COPY stream (PostgreSQL 15 or later is required)")
+		return backupEnd{}, pg.Unexpected(what, msg, "the start of the COPY stream (PostgreSQL 15 or later is required)")
 	}
 	if err := h.start(start); err != nil {
 		return backupEnd{}, err
@@ -386,7 +197,7 @@ func runBaseBackup(ctx context.Context, w wire, cmd string, h backupHandlers) (b
 		}
 	}
 
-	rs, err = readResult(ctx, w, what, h.notice)
+	rs, err = pg.ReadResult(ctx, w, what, h.notice)
 	if err != nil {
 		return backupEnd{}, err
 	}
@@ -395,7 +206,7 @@ func runBaseBackup(ctx context.Context, w wire, cmd string, h backupHandlers) (b
 	if err != nil {
 		return backupEnd{}, err
 	}
-	if err := waitReady(ctx, w, what, h.notice); err != nil {
+	if err := pg.WaitReady(ctx, w, what, h.notice); err != nil {
 		return backupEnd{}, err
 	}
 	return end, nil
@@ -403,15 +214,15 @@ func runBaseBackup(ctx context.Context, w wire, cmd string, h backupHandlers) (b
 
 // parsePosition reads the one-row (recptr, tli) result that starts and ends
 // a base backup.
-func parsePosition(rs resultSet, which string) (wal.LSN, wal.TimelineID, error) {
-	if len(rs.rows) != 1 || len(rs.fields) != 2 {
-		return 0, 0, fmt.Errorf("BASE_BACKUP: the %s position has %d rows of %d fields, want 1 row of 2", which, len(rs.rows), len(rs.fields))
+func parsePosition(rs pg.ResultSet, which string) (wal.LSN, wal.TimelineID, error) {
+	if len(rs.Rows) != 1 || len(rs.Fields) != 2 {
+		return 0, 0, fmt.Errorf("BASE_BACKUP: the %s position has %d rows of %d fields, want 1 row of 2", which, len(rs.Rows), len(rs.Fields))
 	}
-	lsn, err := wal.ParseLSN(rs.rows[0][0].s)
+	lsn, err := wal.ParseLSN(rs.Rows[0][0].S)
 	if err != nil {
 		return 0, 0, fmt.Errorf("BASE_BACKUP %s position: %w", which, err)
 	}
-	tli, err := parseTimeline(rs.rows[0][1].s)
+	tli, err := pg.ParseTimeline(rs.Rows[0][1].S)
 	if err != nil {
 		return 0, 0, fmt.Errorf("BASE_BACKUP %s position: %w", which, err)
 	}
@@ -421,25 +232,25 @@ func parsePosition(rs resultSet, which string) (wal.LSN, wal.TimelineID, error) 
 // parseTablespaces reads the (spcoid, spclocation, size) result. The main
 // data directory has a NULL oid and location; size is in kB, NULL without
 // PROGRESS.
-func parseTablespaces(rs resultSet) ([]tablespace, error) {
-	if len(rs.fields) != 3 {
-		return nil, fmt.Errorf("BASE_BACKUP: the tablespace list has %d fields, want 3", len(rs.fields))
+func parseTablespaces(rs pg.ResultSet) ([]tablespace, error) {
+	if len(rs.Fields) != 3 {
+		return nil, fmt.Errorf("BASE_BACKUP: the tablespace list has %d fields, want 3", len(rs.Fields))
 	}
 	var out []tablespace
-	for _, row := range rs.rows {
+	for _, row := range rs.Rows {
 		ts := tablespace{Size: -1}
-		if row[0].valid {
-			oid, err := strconv.ParseUint(row[0].s, 10, 32)
+		if row[0].Valid {
+			oid, err := strconv.ParseUint(row[0].S, 10, 32)
 			if err != nil || oid == 0 {
-				return nil, fmt.Errorf("BASE_BACKUP: invalid tablespace oid %q", row[0].s)
+				return nil, fmt.Errorf("BASE_BACKUP: invalid tablespace oid %q", row[0].S)
 			}
 			ts.OID = uint32(oid)
-			ts.Location = row[1].s
+			ts.Location = row[1].S
 		}
-		if row[2].valid {
-			kb, err := strconv.ParseInt(row[2].s, 10, 64)
+		if row[2].Valid {
+			kb, err := strconv.ParseInt(row[2].S, 10, 64)
 			if err != nil || kb < 0 {
-				return nil, fmt.Errorf("BASE_BACKUP: invalid tablespace size %q", row[2].s)
+				return nil, fmt.Errorf("BASE_BACKUP: invalid tablespace size %q", row[2].S)
 			}
 			ts.Size = kb * 1024
 		}
@@ -474,8 +285,8 @@ type copyMsg struct {
 // readers it hands out are io.Readers, whose Read has no ctx of its own.
 type copyStream struct {
 	ctx      context.Context
-	w        wire
-	notice   noticeFunc
+	w        pg.Wire
+	notice   pg.NoticeFunc
 	progress func(int64)
 	ahead    *copyMsg // a message a section reader read past its end
 	ended    bool
@@ -491,7 +302,7 @@ func (s *copyStream) read() (copyMsg, error) {
 	if s.ended {
 		return copyMsg{kind: msgCopyDone}, nil
 	}
-	msg, err := receive(s.ctx, s.w, "BASE_BACKUP", s.notice)
+	msg, err := pg.ReceiveMessage(s.ctx, s.w, "BASE_BACKUP", s.notice)
 	if err != nil {
 		return copyMsg{}, err
 	}
@@ -505,7 +316,7 @@ func (s *copyStream) read() (copyMsg, error) {
 		s.ended = true
 		return copyMsg{kind: msgCopyDone}, nil
 	default:
-		return copyMsg{}, unexpected("BASE_BACKUP", msg, "COPY data")
+		return copyMsg{}, pg.Unexpected("BASE_BACKUP", msg, "COPY data")
 	}
 }
 

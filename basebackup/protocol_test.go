@@ -11,81 +11,25 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/pg/pgtest"
 )
 
-// fakeWire plays a scripted server.
-type fakeWire struct {
-	msgs    []pgproto3.BackendMessage
-	queries []string
-}
-
-func (f *fakeWire) query(sql string) error {
-	f.queries = append(f.queries, sql)
-	return nil
-}
-
-func (f *fakeWire) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(f.msgs) == 0 {
-		return nil, io.ErrUnexpectedEOF
-	}
-	m := f.msgs[0]
-	f.msgs = f.msgs[1:]
-	return m, nil
-}
-
-func rowDesc(names ...string) *pgproto3.RowDescription {
-	d := &pgproto3.RowDescription{}
-	for _, n := range names {
-		d.Fields = append(d.Fields, pgproto3.FieldDescription{Name: []byte(n)})
-	}
-	return d
-}
-
-// dataRow makes a row; "\x00" stands for NULL.
-func dataRow(vals ...string) *pgproto3.DataRow {
-	r := &pgproto3.DataRow{}
-	for _, v := range vals {
-		if v == "\x00" {
-			r.Values = append(r.Values, nil)
-		} else {
-			r.Values = append(r.Values, []byte(v))
-		}
-	}
-	return r
-}
-
-func complete(tag string) *pgproto3.CommandComplete {
-	return &pgproto3.CommandComplete{CommandTag: []byte(tag)}
-}
-
-func copyData(kind byte, payload string) *pgproto3.CopyData {
-	return &pgproto3.CopyData{Data: append([]byte{kind}, payload...)}
-}
-
 func newArchiveMsg(name, location string) *pgproto3.CopyData {
-	return copyData('n', name+"\x00"+location+"\x00")
+	return pgtest.CopyData('n', name+"\x00"+location+"\x00")
 }
 
 func progressMsg(done int64) *pgproto3.CopyData {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(done))
-	return copyData('p', string(b[:]))
-}
-
-func errorMsg(code, msg string) *pgproto3.ErrorResponse {
-	return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: msg}
+	return pgtest.CopyData('p', string(b[:]))
 }
 
 // backupHead is what PostgreSQL 15 sends before the COPY data: one
 // tablespace (oid 16406 at /ts) and the data directory.
 func backupHead() []pgproto3.BackendMessage {
 	return []pgproto3.BackendMessage{
-		rowDesc("recptr", "tli"), dataRow("0/3000028", "1"), complete("SELECT"),
-		rowDesc("spcoid", "spclocation", "size"), dataRow("16406", "/ts", "361"), dataRow("\x00", "\x00", "38446"), complete("SELECT"),
+		pgtest.RowDesc("recptr", "tli"), pgtest.DataRow("0/3000028", "1"), pgtest.Complete("SELECT"),
+		pgtest.RowDesc("spcoid", "spclocation", "size"), pgtest.DataRow("16406", "/ts", "361"), pgtest.DataRow("\x00", "\x00", "38446"), pgtest.Complete("SELECT"),
 		&pgproto3.CopyOutResponse{},
 	}
 }
@@ -94,15 +38,15 @@ func backupHead() []pgproto3.BackendMessage {
 func backupTail() []pgproto3.BackendMessage {
 	return []pgproto3.BackendMessage{
 		&pgproto3.CopyDone{},
-		rowDesc("recptr", "tli"), dataRow("0/3000100", "1"), complete("SELECT"),
-		complete("BASE_BACKUP"), &pgproto3.ReadyForQuery{TxStatus: 'I'},
+		pgtest.RowDesc("recptr", "tli"), pgtest.DataRow("0/3000100", "1"), pgtest.Complete("SELECT"),
+		pgtest.Complete("BASE_BACKUP"), &pgproto3.ReadyForQuery{TxStatus: 'I'},
 	}
 }
 
-func script(parts ...[]pgproto3.BackendMessage) *fakeWire {
-	w := &fakeWire{}
+func script(parts ...[]pgproto3.BackendMessage) *pgtest.Server {
+	w := &pgtest.Server{}
 	for _, p := range parts {
-		w.msgs = append(w.msgs, p...)
+		w.Msgs = append(w.Msgs, p...)
 	}
 	return w
 }
@@ -137,18 +81,18 @@ func (r *recorder) handlers() backupHandlers {
 func TestRunBaseBackup(t *testing.T) {
 	t.Parallel()
 	w := script(backupHead(), []pgproto3.BackendMessage{
-		newArchiveMsg("16406.tar", "/ts"), copyData('d', "abc"), progressMsg(3), copyData('d', "def"), progressMsg(6),
-		newArchiveMsg("base.tar", ""), copyData('d', "0123456789"), progressMsg(16),
+		newArchiveMsg("16406.tar", "/ts"), pgtest.CopyData('d', "abc"), progressMsg(3), pgtest.CopyData('d', "def"), progressMsg(6),
+		newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "0123456789"), progressMsg(16),
 		&pgproto3.NoticeResponse{Severity: "NOTICE", Message: "all required WAL segments have been archived"},
-		copyData('m', ""), copyData('d', `{"PostgreSQL-Backup-Manifest-Version": 1}`),
+		pgtest.CopyData('m', ""), pgtest.CopyData('d', `{"PostgreSQL-Backup-Manifest-Version": 1}`),
 	}, backupTail())
 	var r recorder
 	end, err := runBaseBackup(t.Context(), w, "BASE_BACKUP", r.handlers())
 	if err != nil {
 		t.Fatalf("runBaseBackup: got %v, want nil", err)
 	}
-	if len(w.msgs) != 0 {
-		t.Errorf("%d messages left unread", len(w.msgs))
+	if len(w.Msgs) != 0 {
+		t.Errorf("%d messages left unread", len(w.Msgs))
 	}
 	wantStart := backupStart{LSN: 0x3000028, Timeline: 1, Tablespaces: []tablespace{{OID: 16406, Location: "/ts", Size: 361 * 1024}, {Size: 38446 * 1024}}}
 	if got := r.start; got.LSN != wantStart.LSN || got.Timeline != wantStart.Timeline || len(got.Tablespaces) != 2 ||
@@ -180,9 +124,9 @@ func TestRunBaseBackup(t *testing.T) {
 func TestRunBaseBackupSkipsUnread(t *testing.T) {
 	t.Parallel()
 	w := script(backupHead(), []pgproto3.BackendMessage{
-		newArchiveMsg("16406.tar", "/ts"), copyData('d', "abc"), copyData('d', "def"),
-		newArchiveMsg("base.tar", ""), copyData('d', "0123456789"),
-		copyData('m', ""), copyData('d', "{}"),
+		newArchiveMsg("16406.tar", "/ts"), pgtest.CopyData('d', "abc"), pgtest.CopyData('d', "def"),
+		newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "0123456789"),
+		pgtest.CopyData('m', ""), pgtest.CopyData('d', "{}"),
 	}, backupTail())
 	var got []string
 	h := backupHandlers{
@@ -219,29 +163,29 @@ func TestRunBaseBackupErrors(t *testing.T) {
 	}{
 		{
 			name:     "error instead of a result",
-			msgs:     []pgproto3.BackendMessage{errorMsg("55000", "WAL level not sufficient for making an online backup")},
+			msgs:     []pgproto3.BackendMessage{pgtest.ErrorMsg("55000", "WAL level not sufficient for making an online backup")},
 			wantErr:  "WAL level not sufficient",
 			wantCode: "55000",
 		},
 		{
 			name:     "error midway through an archive",
-			msgs:     stream(newArchiveMsg("base.tar", ""), copyData('d', "abc"), errorMsg("58P01", "could not open file")),
+			msgs:     stream(newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "abc"), pgtest.ErrorMsg("58P01", "could not open file")),
 			wantErr:  "could not open file",
 			wantCode: "58P01",
 		},
 		{
 			name:    "connection lost midway",
-			msgs:    stream(newArchiveMsg("base.tar", ""), copyData('d', "abc")),
+			msgs:    stream(newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "abc")),
 			wantErr: "connection to PostgreSQL lost",
 		},
 		{
 			name:    "data before any archive",
-			msgs:    stream(copyData('d', "abc")),
+			msgs:    stream(pgtest.CopyData('d', "abc")),
 			wantErr: "data arrived before any archive began",
 		},
 		{
 			name:    "unknown message type",
-			msgs:    stream(copyData('x', "abc")),
+			msgs:    stream(pgtest.CopyData('x', "abc")),
 			wantErr: `unknown CopyData type 'x'`,
 		},
 		{
@@ -251,48 +195,48 @@ func TestRunBaseBackupErrors(t *testing.T) {
 		},
 		{
 			name:    "malformed new archive",
-			msgs:    stream(copyData('n', "base.tar")),
+			msgs:    stream(pgtest.CopyData('n', "base.tar")),
 			wantErr: "malformed new-archive message",
 		},
 		{
 			name:    "new archive without location",
-			msgs:    stream(copyData('n', "base.tar\x00")),
+			msgs:    stream(pgtest.CopyData('n', "base.tar\x00")),
 			wantErr: "malformed new-archive message",
 		},
 		{
 			name:    "short progress message",
-			msgs:    stream(copyData('p', "abc")),
+			msgs:    stream(pgtest.CopyData('p', "abc")),
 			wantErr: "progress message of 3 bytes",
 		},
 		{
 			name:    "two manifests",
-			msgs:    stream(copyData('m', ""), copyData('m', "")),
+			msgs:    stream(pgtest.CopyData('m', ""), pgtest.CopyData('m', "")),
 			wantErr: "second manifest",
 		},
 		{
 			name:    "archive after the manifest",
-			msgs:    stream(copyData('m', ""), newArchiveMsg("base.tar", "")),
+			msgs:    stream(pgtest.CopyData('m', ""), newArchiveMsg("base.tar", "")),
 			wantErr: "began after the manifest",
 		},
 		{
 			name:    "old server without the copystream format",
-			msgs:    append(append([]pgproto3.BackendMessage{}, head[:len(head)-1]...), complete("SELECT")),
+			msgs:    append(append([]pgproto3.BackendMessage{}, head[:len(head)-1]...), pgtest.Complete("SELECT")),
 			wantErr: "PostgreSQL 15 or later is required",
 		},
 		{
 			name:    "start position malformed",
-			msgs:    []pgproto3.BackendMessage{rowDesc("recptr", "tli"), dataRow("nonsense", "1"), complete("SELECT")},
+			msgs:    []pgproto3.BackendMessage{pgtest.RowDesc("recptr", "tli"), pgtest.DataRow("nonsense", "1"), pgtest.Complete("SELECT")},
 			wantErr: "invalid LSN",
 		},
 		{
 			name:       "handler fails",
-			msgs:       stream(newArchiveMsg("base.tar", ""), copyData('d', "abc")),
+			msgs:       stream(newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "abc")),
 			archiveErr: handlerErr,
 			wantErr:    "storage is full",
 		},
 		{
 			name:    "error after the COPY",
-			msgs:    stream(&pgproto3.CopyDone{}, errorMsg("XX000", "backup ended badly")),
+			msgs:    stream(&pgproto3.CopyDone{}, pgtest.ErrorMsg("XX000", "backup ended badly")),
 			wantErr: "backup ended badly",
 		},
 	}
@@ -309,7 +253,7 @@ func TestRunBaseBackupErrors(t *testing.T) {
 				},
 				manifest: func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err },
 			}
-			_, err := runBaseBackup(t.Context(), &fakeWire{msgs: tc.msgs}, "BASE_BACKUP", h)
+			_, err := runBaseBackup(t.Context(), &pgtest.Server{Msgs: tc.msgs}, "BASE_BACKUP", h)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("runBaseBackup: got %v, want an error containing %q", err, tc.wantErr)
 			}
@@ -327,7 +271,7 @@ func TestRunBaseBackupErrors(t *testing.T) {
 func TestRunBaseBackupCancelled(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
-	w := script(backupHead(), []pgproto3.BackendMessage{newArchiveMsg("base.tar", ""), copyData('d', "abc"), copyData('d', "def")})
+	w := script(backupHead(), []pgproto3.BackendMessage{newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "abc"), pgtest.CopyData('d', "def")})
 	h := backupHandlers{
 		start: func(backupStart) error { return nil },
 		archive: func(_, _ string, r io.Reader) error {
@@ -375,34 +319,5 @@ func TestBaseBackupCommand(t *testing.T) {
 				t.Errorf("baseBackupCommand(%q):\ngot  %s\nwant %s", tc.label, got, want)
 			}
 		})
-	}
-}
-
-func TestIdentifySystem(t *testing.T) {
-	t.Parallel()
-	reply := func(row ...string) *fakeWire {
-		return &fakeWire{msgs: []pgproto3.BackendMessage{
-			&pgproto3.ParameterStatus{Name: "x", Value: "y"},
-			rowDesc("systemid", "timeline", "xlogpos", "dbname"), dataRow(row...), complete("IDENTIFY_SYSTEM"),
-			&pgproto3.ReadyForQuery{TxStatus: 'I'},
-		}}
-	}
-	w := reply("7712050215942653825", "3", "16/B374D848", "\x00")
-	got, err := identifySystem(t.Context(), w)
-	want := systemInfo{SystemID: "7712050215942653825", Timeline: 3, XLogPos: wal.LSN(0x16B374D848)}
-	if err != nil || got != want {
-		t.Fatalf("identifySystem: got %+v, %v; want %+v, nil", got, err, want)
-	}
-	if len(w.queries) != 1 || w.queries[0] != "IDENTIFY_SYSTEM" {
-		t.Errorf("queries: got %q, want IDENTIFY_SYSTEM", w.queries)
-	}
-	for _, bad := range [][]string{
-		{"not-a-number", "1", "0/1", "\x00"},
-		{"1", "0", "0/1", "\x00"},
-		{"1", "1", "nonsense", "\x00"},
-	} {
-		if got, err := identifySystem(t.Context(), reply(bad...)); err == nil {
-			t.Errorf("identifySystem of %q: got %+v, nil; want an error", bad, got)
-		}
 	}
 }

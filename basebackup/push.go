@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -125,20 +127,19 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
-	cfg, err := parseConfig(opts.ConnString)
+	cfg, err := pg.ParseConfig(opts.ConnString, "walvault")
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
 
 	// The replication connection first: a role that may not take backups
 	// learns so before anything else.
-	conn, err := connect(ctx, cfg, true)
+	w, err := pg.Open(ctx, cfg, true)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
-	defer closeConn(conn)
-	w := pgWire{conn}
-	sys, err := identifySystem(ctx, w)
+	defer w.Close()
+	sys, err := pg.IdentifySystem(ctx, w)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
@@ -219,13 +220,12 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 // that its WAL reaches walvault: through archive_command (archiving), or
 // else through wal-receive on one of receivers, which Push confirms
 // against the repository.
-func preflight(ctx context.Context, cfg *pgconn.Config, b storage.Backend) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
-	conn, err := connect(ctx, cfg, false)
+func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
+	w, err := pg.Open(ctx, cfg, false)
 	if err != nil {
 		return serverSettings{}, false, nil, err
 	}
-	defer closeConn(conn)
-	w := pgWire{conn}
+	defer w.Close()
 	if s, err = readSettings(ctx, w, cfg.User); err != nil {
 		return serverSettings{}, false, nil, err
 	}
@@ -358,13 +358,13 @@ func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, er
 // backupInfo is what Push learnt before the backup began.
 type backupInfo struct {
 	id, label string
-	sys       systemInfo
+	sys       pg.SystemInfo
 	settings  serverSettings
 }
 
 // stream runs BASE_BACKUP and stores what it sends; it returns the
 // manifest to write, complete but for the writing.
-func stream(ctx context.Context, w wire, cmd string, b storage.Backend, opts Options, info backupInfo) (repository.BackupManifest, error) {
+func stream(ctx context.Context, w pg.Wire, cmd string, b storage.Backend, opts Options, info backupInfo) (repository.BackupManifest, error) {
 	m := repository.BackupManifest{
 		FormatVersion:  repository.FormatVersion,
 		ID:             info.id,

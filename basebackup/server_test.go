@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
 )
@@ -51,12 +52,12 @@ func archivingServer(t *testing.T) (*testenv.Postgres, storage.Backend) {
 
 // recordingWire passes messages through and notes their kinds.
 type recordingWire struct {
-	wire
+	pg.Wire
 	kinds []string
 }
 
-func (r *recordingWire) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
-	msg, err := r.wire.receive(ctx)
+func (r *recordingWire) Receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	msg, err := r.Wire.Receive(ctx)
 	if err != nil {
 		return msg, err
 	}
@@ -79,19 +80,19 @@ func (r *recordingWire) receive(ctx context.Context) (pgproto3.BackendMessage, e
 // testProtocolOrder records what PostgreSQL 15 sends for BASE_BACKUP and
 // checks it against what protocol.go expects. The server has one tablespace
 // besides the data directory.
-func testProtocolOrder(t *testing.T, pg *testenv.Postgres) {
+func testProtocolOrder(t *testing.T, srv *testenv.Postgres) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cfg, err := parseConfig(pg.ConnString())
+	cfg, err := pg.ParseConfig(srv.ConnString(), "walvault")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := connect(ctx, cfg, true)
+	conn, err := pg.Open(ctx, cfg, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeConn(conn)
-	rec := &recordingWire{wire: pgWire{conn}}
+	defer conn.Close()
+	rec := &recordingWire{Wire: conn}
 	cmd, err := baseBackupCommand("protocol order", true, true)
 	if err != nil {
 		t.Fatal(err)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walvault/walvault/pg"
 )
 
 // server is what check learnt from PostgreSQL, gathered on one connection
@@ -68,30 +68,22 @@ const connectTimeout = 10 * time.Second
 // the replication slot --slot names ("" for none).
 func gather(ctx context.Context, connString, slot string) *server {
 	s := &server{settings: map[string]setting{}}
-	cfg, err := pgx.ParseConfig(connString)
+	cfg, err := pg.ParseConfig(connString, "")
 	if err != nil {
-		// pgconn leaves the password out of its message.
-		s.connErr = fmt.Errorf("PostgreSQL connection settings: %w", err)
+		s.connErr = err
 		return s
-	}
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["application_name"] = "walvault check"
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = connectTimeout
 	}
 	s.user = cfg.User
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pg.Connect(ctx, cfg)
 	if err != nil {
-		s.connErr = connectError(err, cfg.User, cfg.Database)
+		s.connErr = err
 		return s
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
+	defer pg.CloseSQL(conn)
 
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version'), pg_is_in_recovery()").Scan(&s.version, &s.inRecovery); err != nil {
 		s.connErr = fmt.Errorf("query PostgreSQL: %w", err)
@@ -121,7 +113,7 @@ func gather(ctx context.Context, connString, slot string) *server {
 	if s.ready.err != nil {
 		s.ready.err = privilegeHint(s.ready.err, s.user, "pg_monitor")
 	}
-	s.slots, s.slotsErr = readSlots(ctx, conn, slot)
+	s.slots, s.slotsErr = pg.ReadSlots(ctx, conn, receiveAppName, slot)
 	return s
 }
 
@@ -129,28 +121,7 @@ func gather(ctx context.Context, connString, slot string) *server {
 func privilegeHint(err error, user, role string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
-		return fmt.Errorf("%s: GRANT %s TO %s (or run check as a superuser)", pgErr.Message, role, pgx.Identifier{user}.Sanitize())
+		return fmt.Errorf("%s: GRANT %s TO %s (or run check as a superuser)", pgErr.Message, role, pg.QuoteIdent(user))
 	}
 	return err
-}
-
-// connectError adds what to do to a failed connection.
-func connectError(err error, user, database string) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "28P01":
-			return fmt.Errorf("%w: the password for role %q was refused: check PGPASSWORD or ~/.pgpass", err, user)
-		case "28000":
-			return fmt.Errorf("%w: pg_hba.conf must let role %q connect to database %q from this host", err, user, database)
-		case "3D000":
-			return fmt.Errorf("%w: set dbname (or PGDATABASE) to an existing database, such as postgres", err)
-		}
-		return err
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return fmt.Errorf("%w: check the host and port (--pg-conn, PGHOST, PGPORT) and that the server is running", err)
-	}
-	return fmt.Errorf("%w: check --pg-conn (or PGHOST, PGPORT, PGUSER) and that the server is running", err)
 }

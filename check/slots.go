@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/receive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -26,64 +25,7 @@ const MaxSlotRetained = MaxReady
 
 // slotState is a replication slot and, when a client streams from it,
 // its walsender, as gather read them.
-type slotState struct {
-	name, slotType string
-	active         bool
-	restartLSN     string // "" when the slot has none
-	walStatus      string // reserved, extended, unreserved, lost
-	appName, state string // the walsender's; "" when inactive
-	// flushLSN is what the client reported flushed: for wal-receive, what
-	// is durable in its repository. "" when unknown (inactive, or hidden
-	// from a role without pg_read_all_stats).
-	flushLSN string
-	// behind is the server's WAL position minus flushLSN, retained minus
-	// restartLSN, in bytes (nil when unknown).
-	behind, retained *int64
-	// Lag times from pg_stat_replication, in seconds (nil when the server
-	// has no recent measurement: nothing to stream lately).
-	flushLag, replayLag *float64
-}
-
-// receiving reports whether wal-receive streams from the slot now.
-func (s slotState) receiving() bool {
-	return s.slotType == "physical" && s.active && s.appName == receiveAppName
-}
-
-// slotsQuery reads the slots wal-receive streams from ($1 is its
-// application_name) and the slot named by --slot ($2), whatever its state.
-// The server's WAL position is where a walsender can send up to: the
-// insert position on a primary, the received or replayed one on a
-// standby. Everyone may read pg_replication_slots and application_name;
-// the walsender's positions and lags need pg_read_all_stats (pg_monitor).
-const slotsQuery = `SELECT s.slot_name, s.slot_type, s.active, coalesce(s.restart_lsn::text, ''), coalesce(s.wal_status, ''),
-       coalesce(r.application_name, ''), coalesce(r.state, ''), coalesce(r.flush_lsn::text, ''),
-       (c.lsn - r.flush_lsn)::int8, (c.lsn - s.restart_lsn)::int8,
-       extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8
-  FROM pg_replication_slots s
-  LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
- CROSS JOIN (SELECT CASE WHEN pg_is_in_recovery()
-                         THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
-                         ELSE pg_current_wal_lsn() END AS lsn) c
- WHERE (s.slot_type = 'physical' AND r.application_name = $1) OR s.slot_name = $2
- ORDER BY s.slot_name`
-
-func readSlots(ctx context.Context, conn *pgx.Conn, named string) ([]slotState, error) {
-	rows, err := conn.Query(ctx, slotsQuery, receiveAppName, named)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []slotState
-	for rows.Next() {
-		var s slotState
-		if err := rows.Scan(&s.name, &s.slotType, &s.active, &s.restartLSN, &s.walStatus, &s.appName, &s.state, &s.flushLSN,
-			&s.behind, &s.retained, &s.flushLag, &s.replayLag); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
+type slotState = pg.Slot
 
 // receivers names the slots wal-receive streams from now.
 func (c *checker) receivers() []string {
@@ -92,8 +34,8 @@ func (c *checker) receivers() []string {
 	}
 	var names []string
 	for _, s := range c.srv.slots {
-		if s.receiving() {
-			names = append(names, s.name)
+		if s.StreamedBy(receiveAppName) {
+			names = append(names, s.Name)
 		}
 	}
 	return names
@@ -127,7 +69,7 @@ func (c *checker) checkReceiveSlots(ctx context.Context) []Result {
 	var out []Result
 	found := false
 	for _, s := range c.srv.slots {
-		found = found || s.name == named
+		found = found || s.Name == named
 		out = append(out, c.slotResult(ctx, s))
 	}
 	if named != "" && !found {
@@ -143,46 +85,46 @@ func (c *checker) slotResult(ctx context.Context, s slotState) Result {
 	}
 	limit := int64(MaxSlotRetained) * int64(segSize)
 	retained := "retained WAL unknown"
-	if s.retained != nil {
-		retained = fmt.Sprintf("%s of WAL retained since restart_lsn %s", units.Bytes(max(*s.retained, 0)), s.restartLSN)
+	if s.Retained != nil {
+		retained = fmt.Sprintf("%s of WAL retained since restart_lsn %s", units.Bytes(max(*s.Retained, 0)), s.RestartLSN)
 	}
 	switch {
-	case s.slotType != "physical":
-		return failed(NameReceiveSlot, "%s: a %s slot; wal-receive streams from a physical slot: name a physical one with --slot", s.name, s.slotType)
-	case s.walStatus == "lost":
-		return failed(NameReceiveSlot, "%s: PostgreSQL removed WAL this slot still needed (wal_status lost, max_slot_wal_keep_size): that WAL never reached the repository, so no restore can cross the gap: drop and recreate the slot, restart wal-receive, and take a new backup-push", s.name)
-	case !s.active:
-		return failed(NameReceiveSlot, "%s: inactive, %s: wal-receive is not streaming from it, so new WAL does not reach the repository through it, and pg_wal keeps growing: start walvault wal-receive --slot %s (see its log or systemd unit), or drop the slot if nothing uses it: SELECT pg_drop_replication_slot('%s')", s.name, retained, s.name, s.name)
-	case s.appName != receiveAppName:
-		return failed(NameReceiveSlot, "%s: streamed by %q, not by wal-receive (application_name %s): give wal-receive its own slot", s.name, s.appName, receiveAppName)
+	case s.Type != "physical":
+		return failed(NameReceiveSlot, "%s: a %s slot; wal-receive streams from a physical slot: name a physical one with --slot", s.Name, s.Type)
+	case s.WALStatus == "lost":
+		return failed(NameReceiveSlot, "%s: PostgreSQL removed WAL this slot still needed (wal_status lost, max_slot_wal_keep_size): that WAL never reached the repository, so no restore can cross the gap: drop and recreate the slot, restart wal-receive, and take a new backup-push", s.Name)
+	case !s.Active:
+		return failed(NameReceiveSlot, "%s: inactive, %s: wal-receive is not streaming from it, so new WAL does not reach the repository through it, and pg_wal keeps growing: start walvault wal-receive --slot %s (see its log or systemd unit), or drop the slot if nothing uses it: SELECT pg_drop_replication_slot('%s')", s.Name, retained, s.Name, s.Name)
+	case s.AppName != receiveAppName:
+		return failed(NameReceiveSlot, "%s: streamed by %q, not by wal-receive (application_name %s): give wal-receive its own slot", s.Name, s.AppName, receiveAppName)
 	}
 
-	facts := []string{fmt.Sprintf("%s: active, wal-receive %s", s.name, s.state)}
-	lagKnown := s.flushLSN != "" && s.behind != nil
+	facts := []string{fmt.Sprintf("%s: active, wal-receive %s", s.Name, s.State)}
+	lagKnown := s.FlushLSN != "" && s.Behind != nil
 	if lagKnown {
-		facts = append(facts, fmt.Sprintf("flushed to the repository up to %s, %s behind the server", s.flushLSN, units.Bytes(max(*s.behind, 0))))
-		if s.flushLag != nil || s.replayLag != nil {
-			facts = append(facts, fmt.Sprintf("flush lag %s, replay lag %s", lag(s.flushLag), lag(s.replayLag)))
+		facts = append(facts, fmt.Sprintf("flushed to the repository up to %s, %s behind the server", s.FlushLSN, units.Bytes(max(*s.Behind, 0))))
+		if s.FlushLag != nil || s.ReplayLag != nil {
+			facts = append(facts, fmt.Sprintf("flush lag %s, replay lag %s", lag(s.FlushLag), lag(s.ReplayLag)))
 		} else {
 			facts = append(facts, "no lag measured lately (nothing to stream)")
 		}
 	} else {
-		facts = append(facts, fmt.Sprintf("its flush position and lag are hidden from role %[1]s: GRANT pg_monitor TO %[1]s", pgx.Identifier{c.srv.user}.Sanitize()))
+		facts = append(facts, fmt.Sprintf("its flush position and lag are hidden from role %[1]s: GRANT pg_monitor TO %[1]s", pg.QuoteIdent(c.srv.user)))
 	}
 	facts = append(facts, retained)
 	detail := strings.Join(facts, "; ")
 
 	big := func(n *int64) bool { return n != nil && *n > limit }
 	switch {
-	case s.walStatus == "unreserved":
+	case s.WALStatus == "unreserved":
 		return failed(NameReceiveSlot, "%s: the slot holds back more WAL than max_slot_wal_keep_size allows (wal_status unreserved), so PostgreSQL is about to remove WAL that never reached the repository: see why wal-receive falls behind (its log, the storage's speed)", detail)
-	case big(s.retained) || big(s.behind):
+	case big(s.Retained) || big(s.Behind):
 		return failed(NameReceiveSlot, "%s: more than %d segments (%s): wal-receive falls behind and pg_wal grows; see its log and the storage's speed", detail, MaxSlotRetained, units.Bytes(limit))
 	}
 	if !lagKnown {
 		return ok(NameReceiveSlot, "%s", detail)
 	}
-	where, err := c.repositoryHasFlushed(ctx, s.flushLSN)
+	where, err := c.repositoryHasFlushed(ctx, s.FlushLSN)
 	switch {
 	case err != nil:
 		return ok(NameReceiveSlot, "%s; whether the repository holds what it flushed is not checked: %v", detail, err)

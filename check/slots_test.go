@@ -30,9 +30,9 @@ func receivingChecker(t *testing.T) (*checker, storage.Backend) {
 
 // streaming is an active wal-receive slot flushed up to flush.
 func streaming(name, flush string) slotState {
-	return slotState{name: name, slotType: "physical", active: true, restartLSN: flush, walStatus: "reserved",
-		appName: receiveAppName, state: "streaming", flushLSN: flush, behind: i64(120), retained: i64(120),
-		flushLag: secs(0.25), replayLag: secs(0.25)}
+	return slotState{Name: name, Type: "physical", Active: true, RestartLSN: flush, WALStatus: "reserved",
+		AppName: receiveAppName, State: "streaming", FlushLSN: flush, Behind: i64(120), Retained: i64(120),
+		FlushLag: secs(0.25), ReplayLag: secs(0.25)}
 }
 
 func TestReceiveSlots(t *testing.T) {
@@ -55,29 +55,29 @@ func TestReceiveSlots(t *testing.T) {
 		{"just resumed at a segment boundary", "", []slotState{streaming("walvault", "0/9000000")}, 0,
 			[]string{"is not checked: it reports 0/9000000, the start of a segment"}, []bool{true}},
 		{"named and missing", "walvault", nil, 0, []string{"walvault: the replication slot does not exist", "--create-slot"}, []bool{false}},
-		{"inactive", "walvault", []slotState{{name: "walvault", slotType: "physical", restartLSN: "0/5000000", walStatus: "reserved", retained: i64(3 << 24)}}, 0,
+		{"inactive", "walvault", []slotState{{Name: "walvault", Type: "physical", RestartLSN: "0/5000000", WALStatus: "reserved", Retained: i64(3 << 24)}}, 0,
 			[]string{"walvault: inactive, 48.0 MiB of WAL retained since restart_lsn 0/5000000", "start walvault wal-receive --slot walvault", "pg_drop_replication_slot('walvault')"}, []bool{false}},
 		{"far behind", "", []slotState{func() slotState {
 			s := streaming("walvault", "0/7000148")
-			s.behind, s.retained = i64(65<<24), i64(65<<24)
+			s.Behind, s.Retained = i64(65<<24), i64(65<<24)
 			return s
 		}()}, 0x7000148, []string{"more than 64 segments (1.0 GiB)", "falls behind"}, []bool{false}},
-		{"lost WAL", "walvault", []slotState{{name: "walvault", slotType: "physical", walStatus: "lost"}}, 0, []string{"wal_status lost", "new backup-push"}, []bool{false}},
-		{"unreserved", "", []slotState{func() slotState { s := streaming("walvault", "0/7000148"); s.walStatus = "unreserved"; return s }()}, 0x7000148,
+		{"lost WAL", "walvault", []slotState{{Name: "walvault", Type: "physical", WALStatus: "lost"}}, 0, []string{"wal_status lost", "new backup-push"}, []bool{false}},
+		{"unreserved", "", []slotState{func() slotState { s := streaming("walvault", "0/7000148"); s.WALStatus = "unreserved"; return s }()}, 0x7000148,
 			[]string{"wal_status unreserved"}, []bool{false}},
 		{"positions hidden from the role", "", []slotState{func() slotState {
 			s := streaming("walvault", "")
-			s.behind, s.flushLag, s.replayLag = nil, nil, nil
+			s.Behind, s.FlushLag, s.ReplayLag = nil, nil, nil
 			return s
 		}()}, 0, []string{`hidden from role "monitor": GRANT pg_monitor TO "monitor"`}, []bool{true}},
 		{"idle", "", []slotState{func() slotState {
 			s := streaming("walvault", "0/7000148")
-			s.flushLag, s.replayLag = nil, nil
+			s.FlushLag, s.ReplayLag = nil, nil
 			return s
 		}()}, 0x7000148,
 			[]string{"no lag measured lately"}, []bool{true}},
-		{"a logical slot named", "walvault", []slotState{{name: "walvault", slotType: "logical", active: true}}, 0, []string{"a logical slot"}, []bool{false}},
-		{"a standby's slot named", "standby1", []slotState{{name: "standby1", slotType: "physical", active: true, appName: "walreceiver", walStatus: "reserved"}}, 0,
+		{"a logical slot named", "walvault", []slotState{{Name: "walvault", Type: "logical", Active: true}}, 0, []string{"a logical slot"}, []bool{false}},
+		{"a standby's slot named", "standby1", []slotState{{Name: "standby1", Type: "physical", Active: true, AppName: "walreceiver", WALStatus: "reserved"}}, 0,
 			[]string{`streamed by "walreceiver", not by wal-receive`}, []bool{false}},
 		{"two receivers", "", []slotState{streaming("a", "0/7000148"), streaming("b", "0/9000148")}, 0x7000148,
 			[]string{"a: active", "b: active"}, []bool{true, false}},
@@ -138,7 +138,7 @@ func TestArchivingWithReceive(t *testing.T) {
 	c, _ := receivingChecker(t)
 	c.loc = &local{why: "not here"}
 	c.srv.settings = map[string]setting{"archive_mode": {value: "off"}, "archive_command": {value: "(disabled)"}, "archive_library": {value: ""}}
-	c.srv.slots = []slotState{{name: "walvault", slotType: "physical", walStatus: "reserved"}}
+	c.srv.slots = []slotState{{Name: "walvault", Type: "physical", WALStatus: "reserved"}}
 	for _, r := range []Result{c.checkArchiveMode(), c.checkArchiveCommand(), c.checkArchiveLag()} {
 		if r.OK {
 			t.Errorf("archive_mode off, wal-receive stopped: %+v, want FAILED", r)

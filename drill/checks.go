@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -51,7 +52,7 @@ func (c *client) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pg.Connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -61,9 +62,7 @@ func (c *client) connect(ctx context.Context) (*pgx.Conn, error) {
 
 func (c *client) close() {
 	if c.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.conn.Close(ctx)
+		pg.CloseSQL(c.conn)
 		c.conn = nil
 	}
 }

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/walvault/walvault/pg"
 )
 
 // pgStats is what one scrape reads from PostgreSQL.
@@ -25,23 +26,16 @@ type pgStats struct {
 // connection per scrape costs nothing and never goes stale.
 func (e *Exporter) queryPG(ctx context.Context) (pgStats, error) {
 	var st pgStats
-	cfg, err := pgx.ParseConfig(e.opts.PGConn)
+	cfg, err := pg.ParseConfig(e.opts.PGConn, "")
 	if err != nil {
-		return st, fmt.Errorf("PostgreSQL connection settings: %w", err)
-	}
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
+		return st, err
 	}
 	cfg.RuntimeParams["application_name"] = "walvault exporter"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pg.Connect(ctx, cfg)
 	if err != nil {
-		return st, fmt.Errorf("connect to PostgreSQL: %w", err)
+		return st, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
+	defer pg.CloseSQL(conn)
 	err = conn.QueryRow(ctx, `SELECT archived_count, failed_count, last_archived_time, last_failed_time FROM pg_stat_archiver`).
 		Scan(&st.archived, &st.failed, &st.lastArchived, &st.lastFailed)
 	if err != nil {

@@ -21,6 +21,9 @@
 // first segment the repository does not hold yet (at or after the slot's
 // restart_lsn), so a restart mid-segment loses nothing.
 //
+// It talks to PostgreSQL through pg.ReplicationWire: pg.Open's connection
+// in production, pgtest's scripted server in the tests.
+//
 // restore's wal-fetch serves the newest partial, zero-padded, when
 // PostgreSQL asks for a segment that is not archived (restore/partial.go).
 package receive

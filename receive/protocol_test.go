@@ -3,7 +3,6 @@ package receive
 import (
 	"encoding/binary"
 	"testing"
-	"time"
 
 	"github.com/walvault/walvault/wal"
 )
@@ -37,40 +36,5 @@ func TestParseKeepalive(t *testing.T) {
 	}
 	if _, err := parseKeepalive(msg[:10]); err == nil {
 		t.Error("short keepalive accepted")
-	}
-}
-
-func TestStatusUpdate(t *testing.T) {
-	now := pgEpoch.Add(3 * time.Second)
-	b := statusUpdate(0x2000000, now)
-	if len(b) != 34 || b[0] != 'r' || b[33] != 0 {
-		t.Fatalf("bad message %x", b)
-	}
-	for _, off := range []int{1, 9, 17} {
-		if got := binary.BigEndian.Uint64(b[off:]); got != 0x2000000 {
-			t.Errorf("position at %d: %x", off, got)
-		}
-	}
-	if got := binary.BigEndian.Uint64(b[25:]); got != 3_000_000 {
-		t.Errorf("clock %d, want 3000000 µs", got)
-	}
-}
-
-func TestParseSegmentSize(t *testing.T) {
-	for in, want := range map[string]uint32{"16MB": 16 << 20, "1GB": 1 << 30, "1MB": 1 << 20, "64MB": 64 << 20} {
-		if got, err := parseSegmentSize(in); err != nil || got != want {
-			t.Errorf("%s: %d, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"", "16", "3MB", "2GB", "xMB"} {
-		if _, err := parseSegmentSize(in); err == nil {
-			t.Errorf("%q accepted", in)
-		}
-	}
-}
-
-func TestQuoteIdent(t *testing.T) {
-	if got := quoteIdent(`a"b`); got != `"a""b"` {
-		t.Errorf("got %s", got)
 	}
 }

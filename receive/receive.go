@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -72,10 +73,30 @@ func Run(ctx context.Context, b storage.Backend, opts Options) error {
 	if err := os.MkdirAll(opts.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("create spool directory: %w", err)
 	}
-	backoff := time.Second
+	cfg, err := pg.ParseConfig(opts.ConnString, ApplicationName)
+	if err != nil {
+		return fatalError{err}
+	}
+	dial := func(ctx context.Context) (pg.ReplicationWire, error) {
+		conn, err := pg.Open(ctx, cfg, true)
+		if pg.Refused(err) {
+			return nil, fatalError{err}
+		}
+		return conn, err
+	}
+	return run(ctx, b, opts, dial, time.Second)
+}
+
+// dialFunc opens a replication connection; tests give a scripted server.
+type dialFunc func(context.Context) (pg.ReplicationWire, error)
+
+// run is Run's reconnection loop: each session dials, and the wait
+// between failed sessions doubles from minBackoff up to maxBackoff.
+func run(ctx context.Context, b storage.Backend, opts Options, dial dialFunc, minBackoff time.Duration) error {
+	backoff := minBackoff
 	streamed := false
 	for {
-		r := &receiver{b: b, opts: opts, log: opts.Log}
+		r := &receiver{b: b, opts: opts, log: opts.Log, dial: dial}
 		err := r.session(ctx)
 		if ctx.Err() != nil {
 			opts.Metrics.disconnected(false)
@@ -89,7 +110,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) error {
 		opts.Metrics.disconnected(true)
 		streamed = true
 		if r.streaming {
-			backoff = time.Second
+			backoff = minBackoff
 		}
 		opts.Log.Warn("replication stream ended; reconnecting", "error", err, "in", backoff)
 		select {
@@ -131,7 +152,8 @@ type receiver struct {
 	b    storage.Backend
 	opts Options
 	log  *slog.Logger
-	conn *pgconn.PgConn
+	dial dialFunc
+	conn pg.ReplicationWire
 
 	systemID  string
 	segSize   uint32
@@ -163,25 +185,12 @@ type receiver struct {
 }
 
 func (r *receiver) session(ctx context.Context) error {
-	cfg, err := pgconn.ParseConfig(r.opts.ConnString)
+	conn, err := r.dial(ctx)
 	if err != nil {
-		return fatalf("PostgreSQL connection settings: %w", err)
+		return err
 	}
-	if cfg.RuntimeParams["application_name"] == "" {
-		cfg.RuntimeParams["application_name"] = ApplicationName
-	}
-	cfg.RuntimeParams["replication"] = "true"
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	r.conn, err = pgconn.ConnectConfig(cctx, cfg)
-	cancel()
-	if err != nil {
-		return connectError(err, cfg.User)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r.conn.Close(cctx)
-	}()
+	r.conn = conn
+	defer conn.Close()
 	start, err := r.prepare(ctx)
 	if err != nil {
 		return err
@@ -198,65 +207,33 @@ func (r *receiver) session(ctx context.Context) error {
 	}
 }
 
-// exec runs one replication command and returns its first result's rows.
-func (r *receiver) exec(ctx context.Context, sql string) ([][][]byte, error) {
-	res, err := r.conn.Exec(ctx, sql).ReadAll()
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			return nil, fatalf("%s: %w", firstWord(sql), err)
-		}
-		return nil, fmt.Errorf("%s: %w", firstWord(sql), err)
+// serverFault makes err fatal when retrying cannot help: the server
+// refused the command, or its answer cannot be read. A lost connection
+// stays worth a retry.
+func serverFault(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, pg.ErrMalformed) {
+		return fatalError{err}
 	}
-	if len(res) == 0 {
-		return nil, nil
-	}
-	return res[0].Rows, nil
-}
-
-func firstWord(s string) string {
-	for i, c := range s {
-		if c == ' ' {
-			return s[:i]
-		}
-	}
-	return s
+	return err
 }
 
 // prepare checks the server against the repository, finds (or creates) the
 // slot and returns where streaming starts.
 func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 	if v := r.conn.ParameterStatus("server_version_num"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n < 150000 {
+		if n, err := strconv.Atoi(v); err == nil && n < pg.MinVersion {
 			return 0, fatalf("PostgreSQL %s is not supported: wal-receive needs PostgreSQL 15 or later", r.conn.ParameterStatus("server_version"))
 		}
 	}
-	rows, err := r.exec(ctx, "IDENTIFY_SYSTEM")
+	sys, err := pg.IdentifySystem(ctx, r.conn)
 	if err != nil {
-		return 0, err
+		return 0, serverFault(err)
 	}
-	if len(rows) != 1 || len(rows[0]) < 3 {
-		return 0, fatalf("IDENTIFY_SYSTEM: unexpected answer")
-	}
-	r.systemID = string(rows[0][0])
-	tli, err := strconv.ParseUint(string(rows[0][1]), 10, 32)
-	if err != nil || tli == 0 {
-		return 0, fatalf("IDENTIFY_SYSTEM: bad timeline %q", rows[0][1])
-	}
-	r.tli = wal.TimelineID(tli)
-	xlogpos, err := wal.ParseLSN(string(rows[0][2]))
-	if err != nil {
-		return 0, fatalf("IDENTIFY_SYSTEM: %w", err)
-	}
-	rows, err = r.exec(ctx, "SHOW wal_segment_size")
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) != 1 || len(rows[0]) != 1 {
-		return 0, fatalf("SHOW wal_segment_size: unexpected answer")
-	}
-	if r.segSize, err = parseSegmentSize(string(rows[0][0])); err != nil {
-		return 0, fatalf("%w", err)
+	r.systemID, r.tli = sys.SystemID, sys.Timeline
+	xlogpos := sys.XLogPos
+	if r.segSize, err = pg.SegmentSize(ctx, r.conn); err != nil {
+		return 0, serverFault(err)
 	}
 	id, err := repository.LoadIdentity(ctx, r.b)
 	switch {
@@ -331,63 +308,60 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 // restart_lsn (0 when it has none).
 func (r *receiver) slot(ctx context.Context) (wal.LSN, error) {
 	for attempt := 0; ; attempt++ {
-		rows, err := r.exec(ctx, "READ_REPLICATION_SLOT "+quoteIdent(r.opts.Slot))
+		slot, err := pg.ReadReplicationSlot(ctx, r.conn, r.opts.Slot)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "0A000" {
 			// PostgreSQL refuses to read a logical slot this way.
 			return 0, fatalf("replication slot %q is a logical slot: wal-receive needs a physical slot (SELECT pg_create_physical_replication_slot('name', true), or --create-slot with a new name)", r.opts.Slot)
 		}
 		if err != nil {
-			return 0, err
+			return 0, serverFault(err)
 		}
-		if len(rows) != 1 || len(rows[0]) < 3 {
-			return 0, fatalf("READ_REPLICATION_SLOT: unexpected answer")
-		}
-		row := rows[0]
 		switch {
-		case row[0] == nil && (!r.opts.CreateSlot || attempt > 0):
+		case slot.Type == "" && (!r.opts.CreateSlot || attempt > 0):
 			return 0, fatalf("replication slot %q does not exist: create it with `walvault wal-receive --slot %s --create-slot` or SELECT pg_create_physical_replication_slot('%s', true)", r.opts.Slot, r.opts.Slot, r.opts.Slot)
-		case row[0] == nil:
-			if _, err := r.exec(ctx, "CREATE_REPLICATION_SLOT "+quoteIdent(r.opts.Slot)+" PHYSICAL RESERVE_WAL"); err != nil {
-				return 0, err
+		case slot.Type == "":
+			if err := pg.CreatePhysicalSlot(ctx, r.conn, r.opts.Slot); err != nil {
+				return 0, serverFault(err)
 			}
 			r.log.Info("created physical replication slot", "slot", r.opts.Slot)
 			continue
-		case string(row[0]) != "physical":
-			return 0, fatalf("replication slot %q is a %s slot: wal-receive needs a physical slot", r.opts.Slot, row[0])
-		case row[1] == nil:
+		case slot.Type != "physical":
+			return 0, fatalf("replication slot %q is a %s slot: wal-receive needs a physical slot", r.opts.Slot, slot.Type)
+		case slot.RestartLSN == 0:
 			return 0, nil
 		}
-		lsn, err := wal.ParseLSN(string(row[1]))
-		if err != nil {
-			return 0, fatalf("READ_REPLICATION_SLOT: %w", err)
+		if slot.RestartTimeline != "" && slot.RestartTimeline != strconv.FormatUint(uint64(r.tli), 10) {
+			r.log.Warn("the slot's restart_lsn is on another timeline than the server's; streaming the server's timeline", "slot_timeline", slot.RestartTimeline, "timeline", uint32(r.tli))
 		}
-		if row[2] != nil && string(row[2]) != strconv.FormatUint(uint64(r.tli), 10) {
-			r.log.Warn("the slot's restart_lsn is on another timeline than the server's; streaming the server's timeline", "slot_timeline", string(row[2]), "timeline", uint32(r.tli))
-		}
-		return lsn, nil
+		return slot.RestartLSN, nil
 	}
-}
-
-// timelineEnd is where the server said the streamed timeline ended.
-type timelineEnd struct {
-	next        wal.TimelineID
-	switchPoint wal.LSN
 }
 
 // stream runs START_REPLICATION on r.tli and handles the COPY stream until
 // the server ends the timeline (a promotion upstream), which it returns.
 // Any other end is an error.
-func (r *receiver) stream(ctx context.Context, start wal.LSN) (timelineEnd, error) {
+func (r *receiver) stream(ctx context.Context, start wal.LSN) (pg.TimelineEnd, error) {
 	if err := r.openSegment(start); err != nil {
-		return timelineEnd{}, err
+		return pg.TimelineEnd{}, err
 	}
 	r.durable = start
-	sql := fmt.Sprintf("START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %d", quoteIdent(r.opts.Slot), start, uint32(r.tli))
-	r.conn.Frontend().Send(&pgproto3.Query{String: sql})
-	if err := r.conn.Frontend().Flush(); err != nil {
-		return timelineEnd{}, fmt.Errorf("send START_REPLICATION: %w", err)
+	ended, err := r.conn.StartReplication(ctx, r.opts.Slot, start, r.tli)
+	var pgErr *pgconn.PgError
+	switch {
+	case ctx.Err() != nil:
+		return pg.TimelineEnd{}, ctx.Err()
+	case errors.As(err, &pgErr):
+		return pg.TimelineEnd{}, fatalf("START_REPLICATION: %w", err)
+	case err != nil:
+		return pg.TimelineEnd{}, fmt.Errorf("START_REPLICATION: %w", err)
+	case ended != nil:
+		// Started exactly at the end of a timeline: no stream, the server
+		// names the next timeline at once.
+		return *ended, nil
 	}
+	r.streaming, r.inCopy = true, true
+	r.opts.Metrics.streaming(r.tli, start)
 	r.log.Info("streaming WAL", "slot", r.opts.Slot, "start", start.String(), "timeline", uint32(r.tli), "segment", r.seg.String(), "repo", r.b.Location())
 	r.pendingSince, r.lastStat = time.Time{}, time.Now()
 	defer func() {
@@ -399,64 +373,59 @@ func (r *receiver) stream(ctx context.Context, start wal.LSN) (timelineEnd, erro
 			r.log.Error("final partial upload failed", "error", err)
 		}
 	}()
-	var end *timelineEnd
+	var end *pg.TimelineEnd
 	for {
 		wait := min(r.opts.MaxLag, statusInterval)
 		if r.received > r.durable {
 			wait = max(time.Until(r.flushDue()), time.Millisecond)
 		}
 		rctx, cancel := context.WithTimeout(ctx, wait)
-		msg, err := r.conn.ReceiveMessage(rctx)
+		msg, err := r.conn.Receive(rctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return timelineEnd{}, ctx.Err()
+				return pg.TimelineEnd{}, ctx.Err()
 			}
-			if pgconn.Timeout(err) {
+			if errors.Is(err, pg.ErrTimeout) {
 				if err := r.tick(ctx); err != nil {
-					return timelineEnd{}, err
+					return pg.TimelineEnd{}, err
 				}
 				continue
 			}
-			return timelineEnd{}, fmt.Errorf("receive WAL: connection to PostgreSQL lost: %w", err)
+			return pg.TimelineEnd{}, fmt.Errorf("receive WAL: connection to PostgreSQL lost: %w", err)
 		}
 		switch m := msg.(type) {
-		case *pgproto3.CopyBothResponse:
-			r.streaming, r.inCopy = true, true
-			r.opts.Metrics.streaming(r.tli, start)
 		case *pgproto3.CopyData:
 			if err := r.copyData(ctx, m.Data); err != nil {
-				return timelineEnd{}, err
+				return pg.TimelineEnd{}, err
 			}
 		case *pgproto3.CopyDone:
 			// The timeline ended (the server, a standby, was promoted).
 			// Acknowledging it makes the server send the next timeline.
 			r.inCopy = false
-			r.conn.Frontend().Send(&pgproto3.CopyDone{})
-			if err := r.conn.Frontend().Flush(); err != nil {
-				return timelineEnd{}, fmt.Errorf("acknowledge the end of timeline %d: %w", uint32(r.tli), err)
+			if err := r.conn.SendCopyDone(); err != nil {
+				return pg.TimelineEnd{}, fmt.Errorf("acknowledge the end of timeline %d: %w", uint32(r.tli), err)
 			}
 		case *pgproto3.DataRow:
-			// After the COPY stream (or instead of it, when started
-			// exactly at the end of a timeline): next timeline, switchpoint.
-			e, err := parseTimelineEnd(m.Values)
+			// After the COPY stream: next timeline, switchpoint.
+			e, err := pg.ParseTimelineEnd(m.Values)
 			if err != nil {
-				return timelineEnd{}, err
+				return pg.TimelineEnd{}, err
 			}
 			end = &e
 		case *pgproto3.ReadyForQuery:
 			if end == nil {
-				return timelineEnd{}, fmt.Errorf("the server ended streaming of timeline %d without naming the next timeline", uint32(r.tli))
+				return pg.TimelineEnd{}, fmt.Errorf("the server ended streaming of timeline %d without naming the next timeline", uint32(r.tli))
 			}
 			return *end, nil
 		case *pgproto3.ErrorResponse:
 			pgErr := pgconn.ErrorResponseToPgError(m)
-			return timelineEnd{}, fatalf("START_REPLICATION: %w", pgErr)
+			return pg.TimelineEnd{}, fatalf("START_REPLICATION: %w", pgErr)
 		default:
 			// RowDescription, CommandComplete, notices, parameter status.
 		}
 		if err := r.tick(ctx); err != nil {
-			return timelineEnd{}, err
+			return pg.TimelineEnd{}, err
 		}
 	}
 }
@@ -492,19 +461,19 @@ func (r *receiver) copyData(ctx context.Context, data []byte) error {
 // timeline's history file is stored, and streaming restarts at the start
 // of the segment holding the switchpoint, as pg_receivewal does, so the new
 // timeline's copy of that segment is complete from its first byte.
-func (r *receiver) followTimeline(ctx context.Context, end timelineEnd) (wal.LSN, error) {
-	if end.next <= r.tli {
-		return 0, fatalf("the server switched from timeline %d to timeline %d, which is not newer", uint32(r.tli), uint32(end.next))
+func (r *receiver) followTimeline(ctx context.Context, end pg.TimelineEnd) (wal.LSN, error) {
+	if end.Next <= r.tli {
+		return 0, fatalf("the server switched from timeline %d to timeline %d, which is not newer", uint32(r.tli), uint32(end.Next))
 	}
-	r.log.Info("timeline ended; following the next one", "timeline", uint32(r.tli), "switchpoint", end.switchPoint.String(), "next_timeline", uint32(end.next))
+	r.log.Info("timeline ended; following the next one", "timeline", uint32(r.tli), "switchpoint", end.SwitchPoint.String(), "next_timeline", uint32(end.Next))
 	old := r.spoolPath(r.seg)
 	r.closeSegment()
 	os.Remove(old)
-	if _, err := r.storeHistory(ctx, end.next); err != nil {
+	if _, err := r.storeHistory(ctx, end.Next); err != nil {
 		return 0, err
 	}
-	r.tli = end.next
-	seg, err := wal.SegmentFromLSN(r.tli, end.switchPoint, r.segSize)
+	r.tli = end.Next
+	seg, err := wal.SegmentFromLSN(r.tli, end.SwitchPoint, r.segSize)
 	if err != nil {
 		return 0, fatalf("%w", err)
 	}
@@ -512,30 +481,13 @@ func (r *receiver) followTimeline(ctx context.Context, end timelineEnd) (wal.LSN
 	return start, nil
 }
 
-// timelineHistory fetches timeline tli's history file from the server:
-// its name and content.
-func (r *receiver) timelineHistory(ctx context.Context, tli wal.TimelineID) (string, []byte, error) {
-	rows, err := r.exec(ctx, fmt.Sprintf("TIMELINE_HISTORY %d", uint32(tli)))
-	if err != nil {
-		return "", nil, err
-	}
-	if len(rows) != 1 || len(rows[0]) != 2 {
-		return "", nil, fatalf("TIMELINE_HISTORY %d: unexpected answer", uint32(tli))
-	}
-	name := string(rows[0][0])
-	if want := (wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}).String(); name != want {
-		return "", nil, fatalf("TIMELINE_HISTORY %d: the server sent %q, want %s", uint32(tli), name, want)
-	}
-	return name, rows[0][1], nil
-}
-
 // storeHistory fetches timeline tli's history file from the server and
 // stores it as wal-push would (write-once, same key), so restores can
 // follow the switch. It returns the parsed history.
 func (r *receiver) storeHistory(ctx context.Context, tli wal.TimelineID) ([]wal.HistoryEntry, error) {
-	name, content, err := r.timelineHistory(ctx, tli)
+	name, content, err := pg.TimelineHistory(ctx, r.conn, tli)
 	if err != nil {
-		return nil, err
+		return nil, serverFault(err)
 	}
 	history, err := wal.ParseHistory(bytes.NewReader(content))
 	if err != nil {
@@ -570,21 +522,6 @@ func historyTimeline(history []wal.HistoryEntry, current wal.TimelineID, pos wal
 		}
 	}
 	return current, 0
-}
-
-func parseTimelineEnd(values [][]byte) (timelineEnd, error) {
-	if len(values) != 2 {
-		return timelineEnd{}, fmt.Errorf("end of timeline: want 2 columns, got %d", len(values))
-	}
-	next, err := strconv.ParseUint(string(values[0]), 10, 32)
-	if err != nil || next == 0 {
-		return timelineEnd{}, fmt.Errorf("end of timeline: bad next timeline %q", values[0])
-	}
-	lsn, err := wal.ParseLSN(string(values[1]))
-	if err != nil {
-		return timelineEnd{}, fmt.Errorf("end of timeline: %w", err)
-	}
-	return timelineEnd{next: wal.TimelineID(next), switchPoint: lsn}, nil
 }
 
 // flushDue is when the WAL received but not yet durable must be uploaded.
@@ -623,11 +560,7 @@ func (r *receiver) sendStatus() error {
 		return nil
 	}
 	r.lastStat = time.Now()
-	r.conn.Frontend().Send(&pgproto3.CopyData{Data: statusUpdate(r.durable, time.Now())})
-	if err := r.conn.Frontend().Flush(); err != nil {
-		return fmt.Errorf("send standby status update: %w", err)
-	}
-	return nil
+	return r.conn.SendStandbyStatus(r.durable, r.lastStat)
 }
 
 // spoolPath is where segment s is received: named as the segment, so it
@@ -851,20 +784,4 @@ func (r *receiver) deletePartials(ctx context.Context, s wal.Segment, keep strin
 			r.log.Warn("could not delete an old partial", "key", p.Key, "error", err)
 		}
 	}
-}
-
-// connectError adds to a failed connection what to do about it.
-func connectError(err error, user string) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "42501":
-			return fatalf("open a replication connection to PostgreSQL: %w: role %q needs the REPLICATION attribute: ALTER ROLE %s REPLICATION", err, user, quoteIdent(user))
-		case "28000":
-			return fatalf("open a replication connection to PostgreSQL: %w: pg_hba.conf must allow role %q to connect to the special database 'replication' from this host", err, user)
-		case "28P01", "3D000":
-			return fatalf("open a replication connection to PostgreSQL: %w", err)
-		}
-	}
-	return fmt.Errorf("open a replication connection to PostgreSQL: %w", err)
 }

@@ -1,4 +1,4 @@
-package basebackup
+package pg
 
 import (
 	"errors"
@@ -35,10 +35,21 @@ func TestConnectHints(t *testing.T) {
 			[]string{`database "app" does not exist`, "PGDATABASE"}},
 		{"server unreachable", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, true,
 			[]string{"connection refused", "PGHOST", "listen_addresses"}},
+		// The hints check and wal-receive gave before they shared this one.
+		{"wrong password, plain connection", &pgconn.PgError{Severity: "FATAL", Code: "28P01", Message: `password authentication failed for user "backup"`}, false,
+			[]string{"connect to PostgreSQL", "PGPASSWORD", "~/.pgpass", `role "backup"`}},
+		{"no pg_hba.conf line, wal-receive", &pgconn.PgError{Severity: "FATAL", Code: "28000", Message: `no pg_hba.conf entry for replication connection`}, true,
+			[]string{"open a replication connection", "special database 'replication'", `role "backup"`}},
+		{"no such database, check", &pgconn.PgError{Severity: "FATAL", Code: "3D000", Message: `database "app" does not exist`}, false,
+			[]string{"set dbname (or PGDATABASE) to an existing database, such as postgres"}},
+		{"server unreachable, check", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, false,
+			[]string{"--pg-conn", "PGPORT", "the server is running"}},
+		{"other failure", errors.New("tls: handshake failure"), false,
+			[]string{"tls: handshake failure", "check --pg-conn (or PGHOST, PGPORT, PGUSER)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := connectError(tc.err, cfg, tc.replication)
+			err := ConnectError(tc.err, cfg.User, cfg.Database, tc.replication)
 			if !errors.Is(err, tc.err) {
 				t.Errorf("connectError: got %v, want it to wrap %v", err, tc.err)
 			}
@@ -57,19 +68,19 @@ func TestConnectHints(t *testing.T) {
 func TestParseConfig(t *testing.T) {
 	t.Setenv("PGHOST", "envhost")
 	t.Setenv("PGUSER", "envuser")
-	cfg, err := parseConfig("")
+	cfg, err := ParseConfig("", "walvault")
 	if err != nil {
-		t.Fatalf("parseConfig(\"\"): %v", err)
+		t.Fatalf("ParseConfig(\"\"): %v", err)
 	}
 	if cfg.Host != "envhost" || cfg.User != "envuser" || cfg.RuntimeParams["application_name"] != "walvault" {
-		t.Errorf("parseConfig from the environment: got host %q user %q application_name %q, want envhost envuser walvault",
+		t.Errorf("ParseConfig from the environment: got host %q user %q application_name %q, want envhost envuser walvault",
 			cfg.Host, cfg.User, cfg.RuntimeParams["application_name"])
 	}
-	cfg, err = parseConfig("postgres://u@h/db?application_name=nightly")
+	cfg, err = ParseConfig("postgres://u@h/db?application_name=nightly", "walvault")
 	if err != nil || cfg.RuntimeParams["application_name"] != "nightly" {
-		t.Errorf("parseConfig keeps a given application_name: got %v, %v", cfg.RuntimeParams, err)
+		t.Errorf("ParseConfig keeps a given application_name: got %v, %v", cfg.RuntimeParams, err)
 	}
-	if _, err := parseConfig("host=h port=notaport password=s3cret"); err == nil || strings.Contains(err.Error(), "s3cret") {
-		t.Errorf("parseConfig of a bad port: got %v, want an error without the password", err)
+	if _, err := ParseConfig("host=h port=notaport password=s3cret", "walvault"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseConfig of a bad port: got %v, want an error without the password", err)
 	}
 }
