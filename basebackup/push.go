@@ -428,7 +428,7 @@ func stream(ctx context.Context, w pg.Wire, cmd string, b storage.Backend, opts 
 			return nil
 		},
 		manifest: func(r io.Reader) error {
-			part, err := up.put(ctx, repository.BackupPrefix(info.id)+repository.PGManifestName, r, repository.None)
+			part, err := up.put(ctx, repository.PGManifestKey(info.id), r, repository.None)
 			if err != nil {
 				return fmt.Errorf("backup_manifest: %w", err)
 			}

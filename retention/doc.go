@@ -6,6 +6,7 @@
 //
 //	policy.go     ParsePolicy: "REDUNDANCY n", "RECOVERY WINDOW OF n DAYS"
 //	inventory.go  Load: the backup catalog, keep marks and WAL, from one listing
+//	mark.go       SetKeep: backup-mark's rules for writing a keep mark
 //	plan.go       PlanPolicy / PlanBackup: pure; what is kept, what goes, why
 //	walplan.go    the WAL cutoff: only WAL wholly before the oldest kept backup
 //	partials.go   wal-receive's partials: superseded ones, and those before the cutoff

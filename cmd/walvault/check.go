@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/check"
+	"github.com/walvault/walvault/pg"
 )
 
 // checkOptions are the settings and flags of check.
@@ -132,7 +132,7 @@ func secretValues(pgConn string) []string {
 			}
 		}
 	}
-	if pc, err := pgconn.ParseConfig(pgConn); err == nil && pc.Password != "" {
+	if pc, err := pg.ParseConfig(pgConn, ""); err == nil && pc.Password != "" {
 		out = append(out, pc.Password)
 	}
 	return out
