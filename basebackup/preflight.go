@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walvault/walvault/pg"
-	walreceive "github.com/walvault/walvault/receive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -70,7 +69,7 @@ func checkArchiving(s serverSettings, location string) error {
 	return nil
 }
 
-const receiveAppName = walreceive.ApplicationName
+const receiveAppName = pg.ReceiveApplicationName
 
 // slotInfo is a physical replication slot and, when one streams from it,
 // its walsender.

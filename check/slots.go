@@ -9,13 +9,12 @@ import (
 
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/pg"
-	"github.com/walvault/walvault/receive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
 )
 
-const receiveAppName = receive.ApplicationName
+const receiveAppName = pg.ReceiveApplicationName
 
 // MaxSlotRetained is how many segments' worth of WAL a wal-receive slot
 // may hold back in pg_wal (or wal-receive may be behind the server) before

@@ -13,7 +13,6 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/verify"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -207,7 +206,12 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	rec = d.rec
 
 	// Choose the backup and the programs before anything is written.
-	backups, err := repository.ListBackups(ctx, b)
+	// One listing serves the choice of backup and the WAL check below.
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Histories: true})
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	backups, err := inv.Catalog()
 	if err != nil {
 		return rec, d.fail(err)
 	}
@@ -218,10 +222,9 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	m := *bi.Manifest
 	stop := m.StopTime.UTC()
 	rec.BackupID, rec.BackupStopTime, rec.PGVersion = m.ID, &stop, m.PGVersion
-	id, err := repository.LoadIdentity(ctx, b)
-	if err != nil {
-		return rec, d.fail(fmt.Errorf("read repository identity: %w", err))
-	}
+	// Catalog refuses a manifest without an identity, so a chosen backup
+	// implies one.
+	id := *inv.Identity
 	// From here on the outcome is worth recording.
 	defer func() {
 		rec.FinishedAt = d.now().UTC()
@@ -257,7 +260,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	if segSize == 0 {
 		segSize = id.WALSegmentSize
 	}
-	newest, err := d.checkArchive(ctx, b, m, id, segSize)
+	newest, err := d.checkArchive(ctx, b, inv, m, id, segSize)
 	if err != nil {
 		return rec, d.fail(err)
 	}
@@ -426,13 +429,13 @@ type newestWAL struct {
 // with the later WAL silently lost); for an earlier target it is a warning
 // (recovery itself says whether the target lies beyond the gap). It also
 // finds the newest segment and its push time, for the RPO.
-func (d *drill) checkArchive(ctx context.Context, b storage.Backend, m repository.BackupManifest, id repository.Identity, segSize uint32) (newestWAL, error) {
+func (d *drill) checkArchive(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, id repository.Identity, segSize uint32) (newestWAL, error) {
 	var nw newestWAL
 	start, err := wal.ParseSegmentName(m.StartWAL)
 	if err != nil {
 		return nw, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
 	}
-	cont, err := verify.WALContinuity(ctx, b, segSize, []wal.Segment{start})
+	cont, err := inv.WALContinuity(segSize, []wal.Segment{start})
 	if err != nil {
 		return nw, err
 	}

@@ -260,3 +260,7 @@ func ParseTimelineEnd(values [][]byte) (TimelineEnd, error) {
 	}
 	return TimelineEnd{Next: wal.TimelineID(next), SwitchPoint: lsn}, nil
 }
+
+// ReceiveApplicationName is the application_name wal-receive connects
+// with: how backup-push and check tell its walsender from a standby's.
+const ReceiveApplicationName = "walvault-receive"

@@ -44,10 +44,6 @@ type Options struct {
 	Log     *slog.Logger
 }
 
-// ApplicationName is the application_name wal-receive connects with: how
-// backup-push and check tell its walsender from a standby's.
-const ApplicationName = "walvault-receive"
-
 // statusInterval is the longest time between two status updates.
 const statusInterval = 10 * time.Second
 
@@ -73,7 +69,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) error {
 	if err := os.MkdirAll(opts.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("create spool directory: %w", err)
 	}
-	cfg, err := pg.ParseConfig(opts.ConnString, ApplicationName)
+	cfg, err := pg.ParseConfig(opts.ConnString, pg.ReceiveApplicationName)
 	if err != nil {
 		return fatalError{err}
 	}

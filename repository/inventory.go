@@ -552,3 +552,15 @@ type manifestError struct{ err error }
 
 func (e *manifestError) Error() string { return e.err.Error() }
 func (e *manifestError) Unwrap() error { return e.err }
+
+// WALContinuity checks continuity from starts (the start segments of the
+// backups that matter; nil: from each timeline's oldest archived segment),
+// following the timeline history files (load with Histories). segSize is
+// the segment size the caller expects, from a backup's manifest: a
+// repository that no longer records it is an error, not a verdict.
+func (inv *Inventory) WALContinuity(segSize uint32, starts []wal.Segment) (Continuity, error) {
+	if inv.Identity == nil || inv.WAL == nil || inv.Identity.WALSegmentSize != segSize {
+		return Continuity{}, fmt.Errorf("%s in %s no longer records %d-byte WAL segments", IdentityKey, inv.Location, segSize)
+	}
+	return inv.WAL.Continuity(starts), nil
+}

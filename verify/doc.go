@@ -7,8 +7,8 @@
 // counted, superseded ones (their segment is archived) are warnings, the
 // newest partial of a segment not archived counts for continuity only as a
 // timeline's last segment, and Full re-reads it (partials.go). It backs
-// `walvault verify`, and `walvault drill` reuses its continuity check
-// (WALContinuity).
+// `walvault verify`; `walvault drill` runs the same continuity check
+// through repository.Inventory.WALContinuity.
 //
 // It reads the repository through one repository.Inventory, whose
 // WALIndex folds wal/ into runs of consecutive segments per timeline and
