@@ -208,7 +208,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		create.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())
 		create.ChecksumAlgorithm = lockChecksum
 	}
-	cout, err := b.client.CreateMultipartUpload(ctx, create)
+	cout, err := b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
 	if err != nil {
 		releaseFirst()
 		return b.putError(err, opts)
@@ -243,7 +243,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 			if opts.Retention != nil {
 				in.ChecksumAlgorithm = lockChecksum
 			}
-			out, err := b.client.UploadPart(gctx, in)
+			out, err := b.client.UploadPart(gctx, in, b.multipartRetries)
 			if err != nil {
 				return fmt.Errorf("part %d: %w", num, b.translate(err))
 			}
@@ -310,7 +310,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 	if opts.IfNotExists {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	if _, err := b.client.CompleteMultipartUpload(ctx, complete); err != nil {
+	if _, err := b.client.CompleteMultipartUpload(ctx, complete, b.multipartRetries); err != nil {
 		return b.putError(err, opts)
 	}
 	return nil
@@ -338,7 +338,7 @@ func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
 	defer cancel()
 	_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 		Bucket: &b.bucket, Key: aws.String(okey), UploadId: uploadID,
-	})
+	}, b.multipartRetries)
 	// A failed abort leaves parts that a bucket lifecycle rule
 	// (AbortIncompleteMultipartUpload) removes; nothing else can be done.
 }
