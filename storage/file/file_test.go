@@ -27,6 +27,19 @@ func TestConformance(t *testing.T) {
 	}, storagetest.Options{})
 }
 
+// TestConformanceStacked runs the suite on the stack commands get
+// (storage.Stack): the decorators keep the contract, and a directory
+// stays unversioned through them.
+func TestConformanceStacked(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		b := storage.Stack(newTestBackend(t, t.TempDir()), storage.StackOptions{Counter: &storage.Counter{}, ReadHidden: true})
+		if _, ok := storage.AsVersioned(b); ok {
+			t.Errorf("storage.AsVersioned(stacked file backend): got true, want false")
+		}
+		return b
+	}, storagetest.Options{LargeObjectSize: 16 << 20})
+}
+
 func newTestBackend(t *testing.T, root string) *Backend {
 	t.Helper()
 	b, err := New(root)

@@ -44,7 +44,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 	if err != nil {
 		return err
 	}
-	if err := validMetadata(opts.Metadata); err != nil {
+	if err := storage.ValidateMetadata(opts.Metadata); err != nil {
 		return storage.Permanent(err)
 	}
 	if ret := opts.Retention; ret != nil {
@@ -341,27 +341,6 @@ func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
 	}, b.multipartRetries)
 	// A failed abort leaves parts that a bucket lifecycle rule
 	// (AbortIncompleteMultipartUpload) removes; nothing else can be done.
-}
-
-// validMetadata checks metadata against the Backend contract: S3 sends it
-// as HTTP headers, which cannot carry everything.
-func validMetadata(md map[string]string) error {
-	for k, v := range md {
-		if k == "" {
-			return errors.New("empty metadata key")
-		}
-		for _, c := range k {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("metadata key %q: only a-z, 0-9 and '-' are allowed", k)
-			}
-		}
-		for _, c := range v {
-			if c < 0x20 || c > 0x7e {
-				return fmt.Errorf("metadata %q: value must be printable ASCII", k)
-			}
-		}
-	}
-	return nil
 }
 
 // offsetReadSeeker presents size bytes of rs, from base on, as a body that
