@@ -45,7 +45,9 @@ func New() *Backend {
 	return &Backend{objects: map[string][]version{}, now: time.Now}
 }
 
-func (b *Backend) Location() string { return "mem://" }
+// Location names this backend, distinct from every other live one (code
+// keyed by location, like wal-push's identity cache, tells them apart).
+func (b *Backend) Location() string { return fmt.Sprintf("mem://%p", b) }
 
 // Close makes the backend unusable.
 func (b *Backend) Close() error {
