@@ -1,8 +1,8 @@
 package restore_test
 
-// Test fixtures for wal-fetch: a file repository in a temp dir filled by the
-// real wal-push (archive.Push) from synthetic 1 MiB WAL segments, and
-// helpers to damage what is stored.
+// Test fixtures for wal-fetch: a repository (storage/mem) filled by the
+// real wal-push (archive.Push) from synthetic 1 MiB WAL segments
+// (wal/waltest), and helpers to damage what is stored.
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,24 +20,14 @@ import (
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 const (
 	testSysID   = 7300000000000000001
 	testSegSize = wal.MinSegmentSize // 1 MiB keeps the tests fast
 )
-
-func newRepo(t *testing.T) (*file.Backend, string) {
-	t.Helper()
-	dir := t.TempDir()
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatalf("file.New(%q): got %v, want nil", dir, err)
-	}
-	return b, dir
-}
 
 func seg(tli wal.TimelineID, log, n uint32) wal.Segment {
 	return wal.Segment{Timeline: tli, Log: log, Seg: n}
@@ -48,29 +37,7 @@ func seg(tli wal.TimelineID, log, n uint32) wal.Segment {
 // page header PostgreSQL 15 writes, then pseudo-random bytes from seed.
 func segmentBytes(t testing.TB, s wal.Segment, seed uint64) []byte {
 	t.Helper()
-	addr, err := s.StartLSN(testSegSize)
-	if err != nil {
-		t.Fatalf("StartLSN(%s): %v", s, err)
-	}
-	h := wal.Header{
-		Magic:       0xD110,
-		Info:        0x0002, // XLP_LONG_HEADER
-		Timeline:    s.Timeline,
-		PageAddr:    addr,
-		SystemID:    testSysID,
-		SegmentSize: testSegSize,
-		BlockSize:   8192,
-	}
-	hdr, err := h.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, testSegSize)
-	copy(buf, hdr)
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	rand.NewChaCha8(key).Read(buf[len(hdr):])
-	return buf
+	return waltest.Cluster{SystemID: testSysID, SegmentSize: testSegSize}.Segment(t, s, seed)
 }
 
 // archived is a file pushed into a test repository.
