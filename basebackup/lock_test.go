@@ -12,6 +12,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
 )
 
 // lockRecorder stands in for a lock-enabled bucket on top of a file
@@ -44,7 +45,7 @@ func TestPushLock(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
 	policy := repository.LockPolicy{Mode: storage.Compliance, Days: 3}
 
-	inner, _ := newRepo(t)
+	inner := mem.New()
 	locked := &lockRecorder{Backend: inner, puts: map[string]*storage.Retention{}}
 	ident := repository.NewIdentity(sysid, 16<<20, 15, repository.LZ4, "db-1", now).WithLock(policy)
 	if _, err := repository.EnsureIdentity(ctxTimeout(t), inner, ident, nil); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -72,7 +73,7 @@ func TestCheckRepository(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := fileBackend(t)
+			b := mem.New()
 			if tc.identity != nil {
 				if _, err := repository.EnsureIdentity(t.Context(), b, *tc.identity, nil); err != nil {
 					t.Fatal(err)
@@ -255,7 +256,7 @@ func TestConfirmReceiver(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := fileBackend(t)
+			b := mem.New()
 			for _, k := range tc.objects {
 				putWAL(t, b, k)
 			}
