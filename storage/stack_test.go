@@ -129,3 +129,39 @@ func TestStackReadHidden(t *testing.T) {
 		t.Errorf("no warning about the refused versions:\n%s", logs.String())
 	}
 }
+
+// deliverThenFail is a versioned backend whose ListHidden delivers one
+// entry, then fails as a dropped connection would.
+type deliverThenFail struct {
+	storage.Backend
+	calls int
+}
+
+func (d *deliverThenFail) ListHidden(_ context.Context, _ string, fn func(storage.HiddenObject) error) error {
+	d.calls++
+	if err := fn(storage.HiddenObject{Key: "a"}); err != nil {
+		return err
+	}
+	return errTransient
+}
+
+func (d *deliverThenFail) GetHidden(context.Context, string) (io.ReadCloser, storage.ObjectInfo, error) {
+	return nil, storage.ObjectInfo{}, storage.ErrNotFound
+}
+
+func (d *deliverThenFail) Unhide(context.Context, string) error { return storage.ErrNotFound }
+
+// TestRetryListHiddenAfterDelivery: as List, ListHidden is not retried once
+// it delivered an entry: a retry would deliver it twice.
+func TestRetryListHiddenAfterDelivery(t *testing.T) {
+	d := &deliverThenFail{Backend: mem.New()}
+	v, ok := storage.AsVersioned(storage.WithRetry(d, quick, nil))
+	if !ok {
+		t.Fatal("AsVersioned: got false")
+	}
+	n := 0
+	err := v.ListHidden(context.Background(), "", func(storage.HiddenObject) error { n++; return nil })
+	if !errors.Is(err, errTransient) || n != 1 || d.calls != 1 {
+		t.Errorf("ListHidden failing after an entry: got %v, %d entries, %d calls; want the failure, 1 entry, 1 call", err, n, d.calls)
+	}
+}

@@ -22,6 +22,16 @@ func TestFaultConformance(t *testing.T) {
 	}, storagetest.Options{ObjectLock: true, LargeObjectSize: 1 << 20})
 }
 
+// TestVersionedFaultConformance: hidden keys behave as on a versioned
+// bucket, as far as the suite checks.
+func TestVersionedFaultConformance(t *testing.T) {
+	storagetest.Run(t, func(*testing.T) storage.Backend {
+		return storagetest.NewFault(mem.New()).Versioned()
+	}, storagetest.Options{ObjectLock: true, LargeObjectSize: 1 << 20, Hide: func(t *testing.T, b storage.Backend, key string) {
+		b.(*storagetest.VersionedFault).Hide(key)
+	}})
+}
+
 var errBoom = errors.New("boom")
 
 func put(t *testing.T, b storage.Backend, key string) {
