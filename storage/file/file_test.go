@@ -279,6 +279,9 @@ func TestMetadataValidation(t *testing.T) {
 				if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExists) {
 					t.Errorf("Put with metadata %q: got %v, want a plain validation error", tc.md, err)
 				}
+				if !storage.IsPermanent(err) {
+					t.Errorf("Put with metadata %q: got %v, want a permanent error (no retry can fix it)", tc.md, err)
+				}
 				if _, serr := b.Stat(context.Background(), key); !errors.Is(serr, storage.ErrNotFound) {
 					t.Errorf("Stat after refused Put: got %v, want ErrNotFound", serr)
 				}
