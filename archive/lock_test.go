@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,33 +17,11 @@ import (
 	"github.com/walvault/walvault/storage/storagetest"
 )
 
-// lockRecorder stands in for a lock-enabled bucket on top of a file
-// backend: it records the retention of every Put and stores the object
-// without it (a directory cannot lock).
-type lockRecorder struct {
-	storage.Backend
-	mu   sync.Mutex
-	puts map[string]*storage.Retention
-}
-
-func newLockRecorder(t *testing.T) *lockRecorder {
-	b := mem.New()
-	return &lockRecorder{Backend: b, puts: map[string]*storage.Retention{}}
-}
-
-func (l *lockRecorder) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	l.mu.Lock()
-	l.puts[key] = opts.Retention
-	l.mu.Unlock()
-	opts.Retention = nil
-	return l.Backend.Put(ctx, key, r, opts)
-}
-
-func (l *lockRecorder) retention(key string) (*storage.Retention, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r, ok := l.puts[key]
-	return r, ok
+// newLockRecorder is a lock-enabled bucket (storage/mem) whose Fault
+// wrapper records the options, retention included, of every Put.
+func newLockRecorder(t *testing.T) *storagetest.Fault {
+	t.Helper()
+	return storagetest.NewFault(mem.New())
 }
 
 var governance7 = repository.LockPolicy{Mode: storage.Governance, Days: 7}
@@ -70,7 +46,8 @@ func TestPushLocksEveryObject(t *testing.T) {
 
 	want := storage.Retention{Mode: storage.Governance, Until: testNow.Add(7 * 24 * time.Hour)}
 	for _, key := range []string{repository.IdentityKey, res.Key, histRes.Key} {
-		got, ok := b.retention(key)
+		o, ok := b.PutOptions(key)
+		got := o.Retention
 		if !ok {
 			t.Errorf("%s: never written", key)
 			continue
@@ -103,8 +80,8 @@ func TestPushUnlockedByDefault(t *testing.T) {
 	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 	res := mustPush(t, b, src, opts(repository.LZ4))
 	for _, key := range []string{repository.IdentityKey, res.Key} {
-		if got, _ := b.retention(key); got != nil {
-			t.Errorf("retention of %s without a policy: got %+v, want none", key, got)
+		if o, _ := b.PutOptions(key); o.Retention != nil {
+			t.Errorf("retention of %s without a policy: got %+v, want none", key, o.Retention)
 		}
 	}
 	body, _ := object(t, b, repository.IdentityKey)

@@ -37,7 +37,7 @@ var ErrConnReset = errors.New("read tcp 10.0.0.7:443: connection reset by peer")
 // delays (Stall, Delay), bodies that break mid-read (BreakBodies), keys
 // hidden behind a delete marker (Hide) and objects under retention (Lock).
 // It counts calls per Op, the most in flight at once, and the keys in the
-// order their calls returned. Configure it before use; it is safe for
+// order their calls returned, and records the options of each Put. Configure it before use; it is safe for
 // concurrent calls.
 //
 // Fault is not storage.Versioned, so code that looks for versions finds
@@ -54,6 +54,7 @@ type Fault struct {
 	running  map[Op]int
 	most     map[Op]int
 	returned map[Op][]string
+	puts     map[string]storage.PutOptions // the last options each key was put with
 }
 
 var _ storage.Backend = (*Fault)(nil)
@@ -80,6 +81,7 @@ func NewFault(b storage.Backend) *Fault {
 	return &Fault{
 		Backend: b, hidden: map[string]bool{}, locked: map[string]bool{},
 		calls: map[Op]int{}, running: map[Op]int{}, most: map[Op]int{}, returned: map[Op][]string{},
+		puts: map[string]storage.PutOptions{},
 	}
 }
 
@@ -211,6 +213,15 @@ func (f *Fault) Returned(op Op) []string {
 	return append([]string(nil), f.returned[op]...)
 }
 
+// PutOptions returns the options of the last Put of key, failed or not,
+// and whether there was one: what a lock-enabled bucket was asked to do.
+func (f *Fault) PutOptions(key string) (storage.PutOptions, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.puts[key]
+	return o, ok
+}
+
 func (f *Fault) isHidden(key string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -254,6 +265,9 @@ func before(ctx context.Context, rules []faultRule, op Op, key string) error {
 func (f *Fault) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
 	rules, done := f.enter(OpPut, key)
 	defer done()
+	f.mu.Lock()
+	f.puts[key] = opts
+	f.mu.Unlock()
 	for _, rule := range rules {
 		if rule.failPut {
 			if _, err := io.CopyN(io.Discard, r, rule.readFirst); err != nil {

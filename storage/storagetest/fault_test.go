@@ -121,6 +121,16 @@ func TestFaultDelayCounts(t *testing.T) {
 	if got := f.MaxInFlight(storagetest.OpPut); got != 2 {
 		t.Errorf("MaxInFlight(put): got %d, want 2", got)
 	}
+	ret := &storage.Retention{Mode: storage.Governance, Until: time.Now().Add(time.Hour)}
+	if err := f.Put(context.Background(), "locked", strings.NewReader("x"), storage.PutOptions{Retention: ret}); err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := f.PutOptions("locked"); !ok || o.Retention != ret {
+		t.Errorf("PutOptions(locked): got %+v, %v; want the retention it was put with", o, ok)
+	}
+	if _, ok := f.PutOptions("never"); ok {
+		t.Error("PutOptions of a key never put: got true")
+	}
 }
 
 func TestFaultHideLock(t *testing.T) {
