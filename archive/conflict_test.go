@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,16 +18,13 @@ import (
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // writeHistory writes a timeline history file with the given body.
 func writeHistory(t testing.TB, dir, name, body string) (string, string) {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p, fileSHA256(t, p)
+	return waltest.WriteFile(t, dir, name, []byte(body))
 }
 
 // TestPushConflict: same name, different content is a loud error that names

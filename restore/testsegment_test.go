@@ -7,12 +7,9 @@ package restore_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -51,10 +48,7 @@ type archived struct {
 // push writes data as file name and archives it with wal-push.
 func push(t testing.TB, b storage.Backend, name string, data []byte, c repository.Compression) archived {
 	t.Helper()
-	src := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(src, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	src, sum := waltest.WriteFile(t, t.TempDir(), name, data)
 	res, err := archive.Push(context.Background(), b, src, archive.Options{
 		Compression: c, Host: "db-1", Version: "test",
 		Now: func() time.Time { return time.Date(2026, 11, 25, 9, 36, 37, 0, time.UTC) },
@@ -62,8 +56,7 @@ func push(t testing.TB, b storage.Backend, name string, data []byte, c repositor
 	if err != nil {
 		t.Fatalf("Push(%s): got %v, want nil", name, err)
 	}
-	sum := sha256.Sum256(data)
-	return archived{name: name, key: res.Key, raw: data, sum: hex.EncodeToString(sum[:])}
+	return archived{name: name, key: res.Key, raw: data, sum: sum}
 }
 
 // pushSegment archives segment s (seed 1) into b.
