@@ -40,7 +40,7 @@ func (c *Counter) Counts() Counts {
 }
 
 // Count wraps b so that every call is counted in c. Below the retry
-// decorator (see Stack) it counts attempts, each a request to the storage.
+// decorator (see Stack) it counts attempts, not the calls made to Retry.
 // When b keeps old versions, so does the result, and those calls are
 // counted too.
 func Count(b Backend, c *Counter) Backend {

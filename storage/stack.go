@@ -24,8 +24,8 @@ type StackOptions struct {
 // Read-through is outermost so that each of its calls (a Get, then a
 // GetHidden) has its own retry budget, and a transient failure of the
 // second is retried rather than turned into "missing". Retry sits above
-// Count so the counter sees every attempt, which is a request to the
-// storage. The versioned calls (Versioned) go through the same layers: the
+// Count so the counter sees every attempt: each is a call that reaches the
+// backend, one or more requests to the storage. The versioned calls (Versioned) go through the same layers: the
 // result is Versioned exactly when b is.
 //
 // A layer added later in the same place (restore's ReadHidden over a
