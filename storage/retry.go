@@ -31,6 +31,10 @@ var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Milli
 // An ErrExists from a retried conditional Put may be the echo of our own
 // earlier attempt that succeeded on the server but whose answer was lost:
 // callers settle it by comparing what is stored (wal-push compares sha256).
+//
+// Over a backend that keeps versions, WithRetry's result is also
+// storage.Versioned and retries ListHidden (under List's rule), GetHidden
+// and Unhide: one retry budget for every call, versioned or not.
 type Retry struct {
 	Backend
 	policy RetryPolicy
