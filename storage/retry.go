@@ -33,7 +33,7 @@ var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Milli
 // callers settle it by comparing what is stored (wal-push compares sha256).
 //
 // Over a backend that keeps versions, WithRetry's result is also
-// storage.Versioned and retries ListHidden (under List's rule), GetHidden
+// Versioned and retries ListHidden (under List's rule), GetHidden
 // and Unhide: one retry budget for every call, versioned or not.
 type Retry struct {
 	Backend
