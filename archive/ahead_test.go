@@ -4,18 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
 
 // pgWAL lays out a pg_wal directory with n segments 000000010000000000000001
@@ -97,7 +96,7 @@ func aheadNames(r archive.AheadResult) []string {
 
 func TestPushAheadPushesRecordsAndSkipsLater(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	walDir, names := pgWAL(t, 6)
 
 	res := pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(3))
@@ -207,7 +206,7 @@ func TestPushAheadChangedFileIsPushedAgain(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			walDir, names := pgWAL(t, 2)
 			pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(4))
 			rp := recordPath(walDir, names[1])
@@ -243,7 +242,7 @@ func TestPushAheadChangedFileIsPushedAgain(t *testing.T) {
 
 func TestPushAheadPrunesRecords(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	walDir, names := pgWAL(t, 5)
 	pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(4))
 	if got := records(t, walDir); len(got) != 4 {
@@ -271,7 +270,7 @@ func TestPushAheadPrunesRecords(t *testing.T) {
 
 func TestPushAheadOff(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	walDir, names := pgWAL(t, 3)
 	res := pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(0))
 	if len(res.Ahead) != 0 || res.AheadFailed != 0 {
@@ -288,51 +287,28 @@ func TestPushAheadOff(t *testing.T) {
 	}
 }
 
-// slowBackend delays WAL uploads, counts those in flight and can fail some.
-type slowBackend struct {
-	storage.Backend
-	delay    time.Duration
-	fail     map[string]bool
-	inFlight atomic.Int32
-	mu       sync.Mutex
-	max      int32
-}
-
-func (s *slowBackend) Put(ctx context.Context, key string, r io.Reader, o storage.PutOptions) error {
-	if key == repository.IdentityKey {
-		return s.Backend.Put(ctx, key, r, o)
-	}
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	s.mu.Lock()
-	s.max = max(s.max, n)
-	s.mu.Unlock()
-	time.Sleep(s.delay)
-	if s.fail[key] {
-		return errors.New("injected upload failure")
-	}
-	return s.Backend.Put(ctx, key, r, o)
-}
-
 func TestPushAheadConcurrencyBoundedAndFailuresOnlyLogged(t *testing.T) {
 	t.Parallel()
-	fb, _ := newRepo(t)
+	fb := mem.New()
 	walDir, names := pgWAL(t, 10)
 	// The repository exists before the parallel pushes (as after the
 	// first wal-push), so every Put counted is a WAL upload.
 	mustPush(t, fb, filepath.Join(walDir, names[9]), opts(repository.LZ4))
 	failed := walKey(t, names[2], repository.LZ4)
-	b := &slowBackend{Backend: fb, delay: 50 * time.Millisecond, fail: map[string]bool{failed: true}}
+	// WAL uploads are slow, and one fails.
+	b := storagetest.NewFault(fb)
+	b.Delay(storagetest.OpPut, func(key string) bool { return key != repository.IdentityKey }, 50*time.Millisecond)
+	b.Fail(storagetest.OpPut, storagetest.Key(failed), errors.New("injected upload failure"))
 
 	res := pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(3))
 	if res.Skipped || len(res.Ahead) != 2 || res.AheadFailed != 1 {
 		t.Fatalf("got %+v, want the requested file pushed, 2 ahead, 1 failed ahead", res)
 	}
-	if b.max > 4 {
-		t.Errorf("uploads in flight: got at most %d, want at most 4 (requested + 3 ahead)", b.max)
+	if most := b.MaxInFlight(storagetest.OpPut); most > 4 {
+		t.Errorf("uploads in flight: got at most %d, want at most 4 (requested + 3 ahead)", most)
 	}
-	if b.max < 2 {
-		t.Errorf("uploads in flight: got at most %d, want them in parallel", b.max)
+	if most := b.MaxInFlight(storagetest.OpPut); most < 2 {
+		t.Errorf("uploads in flight: got at most %d, want them in parallel", most)
 	}
 	if got, want := records(t, walDir), []string{names[1], names[3]}; !slices.Equal(got, want) {
 		t.Fatalf("records: got %q, want %q (none for the failed push)", got, want)
@@ -340,7 +316,6 @@ func TestPushAheadConcurrencyBoundedAndFailuresOnlyLogged(t *testing.T) {
 	assertAbsent(t, fb, failed)
 	done(t, walDir, names[0])
 	// The requested file's failure is the call's error; ahead ones still go.
-	b.fail = map[string]bool{walKey(t, names[2], repository.LZ4): true}
 	_, err := archive.PushAhead(context.Background(), b, filepath.Join(walDir, names[2]), aheadOpts(3))
 	if err == nil {
 		t.Fatalf("PushAhead with the requested upload failing: got nil, want the error")

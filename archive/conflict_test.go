@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,17 +15,16 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // writeHistory writes a timeline history file with the given body.
 func writeHistory(t testing.TB, dir, name, body string) (string, string) {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p, fileSHA256(t, p)
+	return waltest.WriteFile(t, dir, name, []byte(body))
 }
 
 // TestPushConflict: same name, different content is a loud error that names
@@ -70,7 +68,7 @@ func TestPushConflict(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, root := newRepo(t)
+			b, root := filetest.New(t)
 			firstPath, firstSum := tc.first(t, t.TempDir())
 			res := mustPush(t, b, firstPath, opts(tc.c))
 			stored, info := object(t, b, res.Key)
@@ -121,7 +119,7 @@ func TestPushConflict(t *testing.T) {
 // metadata) under a segment's key is a conflict, never "already archived".
 func TestPushConflictWithForeignObject(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	dir := t.TempDir()
 	s1, s2 := seg(1, 0, 1), seg(1, 0, 2)
 	p1, _ := writeSegment(t, dir, s1.String(), header(t, s1), 1)
@@ -149,7 +147,7 @@ func TestPushConflictWithForeignObject(t *testing.T) {
 // name exactly one wins; the others get ErrConflict.
 func TestPushConflictRace(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	s := seg(1, 0, 3)
 	// The identity first, so the race is about the segment only.
 	other := seg(1, 0, 2)
@@ -229,7 +227,7 @@ func TestPushAfterLostAnswer(t *testing.T) {
 	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
 		t.Run(string(c), func(t *testing.T) {
 			t.Parallel()
-			inner, _ := newRepo(t)
+			inner := mem.New()
 			b := &lostAckBackend{Backend: inner}
 			s := seg(1, 0, 3)
 			src, sum := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
@@ -251,7 +249,7 @@ func TestPushAfterLostAnswer(t *testing.T) {
 // read, the push fails, and it is neither success nor a conflict.
 func TestPushConflictCannotReadArchivedCopy(t *testing.T) {
 	t.Parallel()
-	inner, _ := newRepo(t)
+	inner := mem.New()
 	s := seg(1, 0, 3)
 	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 	mustPush(t, inner, src, opts(repository.LZ4))
@@ -276,7 +274,7 @@ func TestConflictNamesKinds(t *testing.T) {
 	for _, name := range []string{"00000003.history", "000000010000000000000003.00000028.backup"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			dir1, dir2 := t.TempDir(), t.TempDir()
 			p1, _ := writeHistory(t, dir1, name, "one\n")
 			p2, _ := writeHistory(t, dir2, name, "two\n")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -16,7 +17,7 @@ import (
 // key with the checksum metadata Push records, so a later Push of the same
 // file finds it already archived; bodies that do not fit are refused.
 func TestPushEncoded(t *testing.T) {
-	b, _ := newRepo(t)
+	b := mem.New()
 	dir := t.TempDir()
 	s := seg(1, 0, 3)
 	path, sum := writeSegment(t, dir, s.String(), header(t, s), 7)

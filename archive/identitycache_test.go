@@ -16,6 +16,8 @@ import (
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -97,7 +99,7 @@ func wipe(t *testing.T, root string) {
 // renews the cache. The cache is private to the server user.
 func TestPushIdentityCache(t *testing.T) {
 	t.Parallel()
-	fb, _ := newRepo(t)
+	fb := mem.New()
 	b := &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 4)
 	clk := newClock()
@@ -154,7 +156,7 @@ func TestPushIdentityCache(t *testing.T) {
 // nothing is written under pg_wal.
 func TestPushIdentityCacheOff(t *testing.T) {
 	t.Parallel()
-	fb, _ := newRepo(t)
+	fb := mem.New()
 	b := &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 2)
 	for _, n := range names {
@@ -184,7 +186,7 @@ func TestPushStaleIdentityCacheOtherCluster(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fb, root := newRepo(t)
+			fb, root := filetest.New(t)
 			b := &identityCounter{Backend: fb}
 			walDir, names := pgWAL(t, 1) // cluster testSysID
 			clk := newClock()
@@ -225,7 +227,7 @@ func TestPushStaleIdentityCacheOtherCluster(t *testing.T) {
 // reported as a plain conflict, and the cache entry is gone.
 func TestPushCachedIdentityConflictIsRechecked(t *testing.T) {
 	t.Parallel()
-	fb, root := newRepo(t)
+	fb, root := filetest.New(t)
 	b := &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 2)
 	clk := newClock()
@@ -253,7 +255,7 @@ func TestPushCachedIdentityConflictIsRechecked(t *testing.T) {
 // entry, so the next push reads walvault.json.
 func TestPushIdentityCacheDroppedOnFailedUpload(t *testing.T) {
 	t.Parallel()
-	fb, _ := newRepo(t)
+	fb := mem.New()
 	b := &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 2)
 	clk := newClock()
@@ -314,7 +316,7 @@ func TestPushIdentityCacheCorrupt(t *testing.T) {
 	for name, corrupt := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			fb, _ := newRepo(t)
+			fb := mem.New()
 			b := &identityCounter{Backend: fb}
 			walDir, names := pgWAL(t, 2)
 			clk := newClock()
@@ -349,7 +351,7 @@ func TestPushIdentityCacheCorrupt(t *testing.T) {
 // gives.
 func TestPushIdentityCacheChecksWhatItMust(t *testing.T) {
 	t.Parallel()
-	fb, root := newRepo(t)
+	fb, root := filetest.New(t)
 	b := &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 1)
 	clk := newClock()
@@ -384,7 +386,7 @@ func TestPushIdentityCacheChecksWhatItMust(t *testing.T) {
 // from the cached identity, as from walvault.json.
 func TestPushIdentityCacheFollowsRepositoryCompression(t *testing.T) {
 	t.Parallel()
-	fb, _ := newRepo(t)
+	fb := mem.New()
 	b := &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 2)
 	clk := newClock()
@@ -404,8 +406,8 @@ func TestPushIdentityCacheFollowsRepositoryCompression(t *testing.T) {
 // pg_wal keep an entry each.
 func TestPushIdentityCachePerRepository(t *testing.T) {
 	t.Parallel()
-	fa, _ := newRepo(t)
-	fb, _ := newRepo(t)
+	fa := mem.New()
+	fb := mem.New()
 	a, b := &identityCounter{Backend: fa}, &identityCounter{Backend: fb}
 	walDir, names := pgWAL(t, 3)
 	clk := newClock()

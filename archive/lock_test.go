@@ -4,45 +4,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
 
-// lockRecorder stands in for a lock-enabled bucket on top of a file
-// backend: it records the retention of every Put and stores the object
-// without it (a directory cannot lock).
-type lockRecorder struct {
-	storage.Backend
-	mu   sync.Mutex
-	puts map[string]*storage.Retention
-}
-
-func newLockRecorder(t *testing.T) *lockRecorder {
-	b, _ := newRepo(t)
-	return &lockRecorder{Backend: b, puts: map[string]*storage.Retention{}}
-}
-
-func (l *lockRecorder) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	l.mu.Lock()
-	l.puts[key] = opts.Retention
-	l.mu.Unlock()
-	opts.Retention = nil
-	return l.Backend.Put(ctx, key, r, opts)
-}
-
-func (l *lockRecorder) retention(key string) (*storage.Retention, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r, ok := l.puts[key]
-	return r, ok
+// newLockRecorder is a lock-enabled bucket (storage/mem) whose Fault
+// wrapper records the options, retention included, of every Put.
+func newLockRecorder(t *testing.T) *storagetest.Fault {
+	t.Helper()
+	return storagetest.NewFault(mem.New())
 }
 
 var governance7 = repository.LockPolicy{Mode: storage.Governance, Days: 7}
@@ -67,7 +46,8 @@ func TestPushLocksEveryObject(t *testing.T) {
 
 	want := storage.Retention{Mode: storage.Governance, Until: testNow.Add(7 * 24 * time.Hour)}
 	for _, key := range []string{repository.IdentityKey, res.Key, histRes.Key} {
-		got, ok := b.retention(key)
+		o, ok := b.PutOptions(key)
+		got := o.Retention
 		if !ok {
 			t.Errorf("%s: never written", key)
 			continue
@@ -100,8 +80,8 @@ func TestPushUnlockedByDefault(t *testing.T) {
 	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 	res := mustPush(t, b, src, opts(repository.LZ4))
 	for _, key := range []string{repository.IdentityKey, res.Key} {
-		if got, _ := b.retention(key); got != nil {
-			t.Errorf("retention of %s without a policy: got %+v, want none", key, got)
+		if o, _ := b.PutOptions(key); o.Retention != nil {
+			t.Errorf("retention of %s without a policy: got %+v, want none", key, o.Retention)
 		}
 	}
 	body, _ := object(t, b, repository.IdentityKey)
@@ -162,7 +142,7 @@ func TestPushRefusesOtherLockPolicy(t *testing.T) {
 // stored.
 func TestPushLockOnStorageWithoutLock(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b, _ := filetest.New(t)
 	s := seg(1, 0, 3)
 	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 	_, err := archive.Push(context.Background(), b, src, lockedOpts(governance7))
@@ -174,59 +154,17 @@ func TestPushLockOnStorageWithoutLock(t *testing.T) {
 	}
 }
 
-// hidingBackend plays a versioned bucket in which keys can be hidden behind
-// a delete marker: Get and Stat say not found, a conditional create is
-// refused (as Versity does), GetHidden still reads them.
-type hidingBackend struct {
-	storage.Backend
-	mu     sync.Mutex
-	hidden map[string]bool
-}
-
-var _ storage.Versioned = (*hidingBackend)(nil)
-
-func (h *hidingBackend) isHidden(key string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.hidden[key]
-}
-
-func (h *hidingBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if h.isHidden(key) {
-		return nil, storage.ObjectInfo{}, storage.OpError("get", key, storage.ErrNotFound)
-	}
-	return h.Backend.Get(ctx, key)
-}
-
-func (h *hidingBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if h.isHidden(key) {
-		return storage.ObjectInfo{}, storage.OpError("stat", key, storage.ErrNotFound)
-	}
-	return h.Backend.Stat(ctx, key)
-}
-
-func (h *hidingBackend) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
-	return errors.New("not used")
-}
-
-func (h *hidingBackend) GetHidden(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if !h.isHidden(key) {
-		return nil, storage.ObjectInfo{}, storage.OpError("get hidden", key, storage.ErrNotFound)
-	}
-	return h.Backend.Get(ctx, key)
-}
-
-func (h *hidingBackend) Unhide(ctx context.Context, key string) error {
-	return errors.New("not used")
-}
-
 // TestPushOverHiddenObjects: a push that meets a hidden walvault.json uses
 // it (never creating a second identity), and one that meets its own segment
 // hidden counts it as already archived; both warn.
 func TestPushOverHiddenObjects(t *testing.T) {
 	t.Parallel()
-	inner, _ := newRepo(t)
-	b := &hidingBackend{Backend: inner, hidden: map[string]bool{}}
+	inner := mem.New()
+	// A versioned bucket in which keys can be hidden behind a delete
+	// marker: Get and Stat say not found, a conditional create is refused
+	// (as Versity does), GetHidden still reads them.
+	f := storagetest.NewFault(inner)
+	b := f.Versioned()
 	var logs bytes.Buffer
 	o := lockedOpts(repository.LockPolicy{})
 	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
@@ -235,8 +173,7 @@ func TestPushOverHiddenObjects(t *testing.T) {
 	res := mustPush(t, b, src, o)
 	identity, _ := object(t, b, repository.IdentityKey)
 
-	b.hidden[repository.IdentityKey] = true
-	b.hidden[res.Key] = true
+	f.Hide(repository.IdentityKey, res.Key)
 	again, err := archive.Push(context.Background(), b, src, o)
 	if err != nil {
 		t.Fatalf("Push of a segment whose copy and walvault.json are hidden: got %v, want nil", err)

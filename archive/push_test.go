@@ -18,6 +18,8 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -51,7 +53,7 @@ func TestPushRoundTrip(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			src, sum := writeSegment(t, t.TempDir(), tc.in, tc.hdr, 1)
 			o := opts(tc.c)
 			got := mustPush(t, b, src, o)
@@ -132,7 +134,7 @@ func TestPushRealSegments(t *testing.T) {
 		c := tc.c
 		t.Run(string(c), func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			for _, p := range tc.src {
 				name := filepath.Base(p)
 				res := mustPush(t, b, p, opts(c))
@@ -176,7 +178,7 @@ func TestPushCreatesIdentity(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			s := seg(1, 0, 1)
 			h := header(t, s)
 			h.Magic = tc.magic
@@ -198,7 +200,7 @@ func TestPushCreatesIdentity(t *testing.T) {
 // one neither needs nor creates walvault.json.
 func TestPushHistoryNeedsNoIdentity(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	src := filepath.Join(t.TempDir(), "00000002.history")
 	if err := os.WriteFile(src, []byte("1\t0/4002D98\tno recovery target specified\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -226,7 +228,7 @@ func TestPushAgainIsIdempotent(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			s := seg(1, 0, 7)
 			src, sum := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 			first := mustPush(t, b, src, opts(tc.c))
@@ -254,7 +256,7 @@ func TestPushAgainIsIdempotent(t *testing.T) {
 // and exactly one of them stored it.
 func TestPushConcurrentSameFile(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	s := seg(1, 0, 9)
 	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 	const n = 4
@@ -427,7 +429,7 @@ func TestPushRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, root := newRepo(t)
+			b, root := filetest.New(t)
 			path := tc.in(t, t.TempDir())
 			res, err := archive.Push(context.Background(), b, path, opts(repository.LZ4))
 			if err == nil {
@@ -483,7 +485,7 @@ func TestPushWrongCluster(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, root := newRepo(t)
+			b, root := filetest.New(t)
 			first, second := seg(1, 0, 3), seg(1, 0, 4)
 			p1, _ := writeSegment(t, t.TempDir(), first.String(), header(t, first), 1)
 			mustPush(t, b, p1, opts(repository.LZ4))
@@ -540,7 +542,7 @@ func TestPushHistoryAndBackupFiles(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			// A repository that already has an identity: the compression
 			// of small text files does not follow it either.
 			s := seg(1, 0, 2)
@@ -596,7 +598,7 @@ func TestPushFollowsRepositoryCompression(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			dir := t.TempDir()
 			s1, s2 := seg(1, 0, 1), seg(1, 0, 2)
 			p1, _ := writeSegment(t, dir, s1.String(), header(t, s1), 1)
@@ -692,7 +694,7 @@ func TestPushFileChangedDuringUpload(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			inner, root := newRepo(t)
+			inner, root := filetest.New(t)
 			s := seg(1, 0, 3)
 			addr, err := s.StartLSN(tc.size)
 			if err != nil {
@@ -725,7 +727,7 @@ func TestPushFileChangedDuringUpload(t *testing.T) {
 // TestPushCancelled: a cancelled context stops a push without storing.
 func TestPushCancelled(t *testing.T) {
 	t.Parallel()
-	b, root := newRepo(t)
+	b, root := filetest.New(t)
 	s := seg(1, 0, 3)
 	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -746,7 +748,7 @@ func TestPushInMemoryBodyMatchesItsChecksum(t *testing.T) {
 	t.Parallel()
 	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
 		t.Run(string(c), func(t *testing.T) {
-			inner, _ := newRepo(t)
+			inner := mem.New()
 			s := seg(1, 0, 3)
 			src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 			original, err := os.ReadFile(src)

@@ -1,8 +1,9 @@
 package archive_test
 
-// Test fixtures for wal-push: a file repository in a temp dir, synthetic
-// 1 MiB WAL segments with a real long page header, and the real segments in
-// wal/testdata.
+// Test fixtures for wal-push: synthetic 1 MiB WAL segments with a real
+// long page header (wal/waltest), and the real segments in wal/testdata.
+// Repositories are storage/mem, or storage/file/filetest where a test
+// looks at the files.
 
 import (
 	"compress/gzip"
@@ -11,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +21,8 @@ import (
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 const (
@@ -36,17 +36,6 @@ const (
 
 var testNow = time.Date(2026, 11, 25, 9, 36, 37, 0, time.UTC)
 
-// newRepo returns a file backend in a fresh temp dir, and that dir.
-func newRepo(t *testing.T) (*file.Backend, string) {
-	t.Helper()
-	dir := t.TempDir()
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatalf("file.New(%q): got %v, want nil", dir, err)
-	}
-	return b, dir
-}
-
 func seg(tli wal.TimelineID, log, n uint32) wal.Segment {
 	return wal.Segment{Timeline: tli, Log: log, Seg: n}
 }
@@ -55,19 +44,7 @@ func seg(tli wal.TimelineID, log, n uint32) wal.Segment {
 // s with testSegSize segments on cluster testSysID.
 func header(t testing.TB, s wal.Segment) wal.Header {
 	t.Helper()
-	addr, err := s.StartLSN(testSegSize)
-	if err != nil {
-		t.Fatalf("StartLSN(%s): %v", s, err)
-	}
-	return wal.Header{
-		Magic:       0xD110,
-		Info:        0x0002, // XLP_LONG_HEADER
-		Timeline:    s.Timeline,
-		PageAddr:    addr,
-		SystemID:    testSysID,
-		SegmentSize: testSegSize,
-		BlockSize:   8192,
-	}
+	return waltest.Cluster{SystemID: testSysID, SegmentSize: testSegSize}.Header(t, s)
 }
 
 // writeSegment writes a segment file called name into dir: h's bytes, then
@@ -79,21 +56,7 @@ func writeSegment(t testing.TB, dir, name string, h wal.Header, seed uint64) (st
 	if wal.ValidateSegmentSize(h.SegmentSize) != nil {
 		size = testSegSize
 	}
-	hdr, err := h.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, size)
-	copy(buf, hdr)
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	rand.NewChaCha8(key).Read(buf[len(hdr):])
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, buf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(buf)
-	return path, hex.EncodeToString(sum[:])
+	return waltest.WriteFile(t, dir, name, waltest.SegmentBytes(t, h, size, seed))
 }
 
 // realSegments decompresses wal/testdata/segments/ok/*.gz into dir and

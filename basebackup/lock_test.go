@@ -1,35 +1,17 @@
 package basebackup
 
 import (
-	"context"
 	"errors"
-	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
-
-// lockRecorder stands in for a lock-enabled bucket on top of a file
-// backend: it records the retention of every Put and stores the object
-// without it (a directory cannot lock).
-type lockRecorder struct {
-	storage.Backend
-	mu   sync.Mutex
-	puts map[string]*storage.Retention
-}
-
-func (l *lockRecorder) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	l.mu.Lock()
-	l.puts[key] = opts.Retention
-	l.mu.Unlock()
-	opts.Retention = nil
-	return l.Backend.Put(ctx, key, r, opts)
-}
 
 // TestPushLock: a backup into a repository whose walvault.json records a
 // lock policy locks every object it writes; a backup configured with
@@ -44,8 +26,9 @@ func TestPushLock(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
 	policy := repository.LockPolicy{Mode: storage.Compliance, Days: 3}
 
-	inner, _ := newRepo(t)
-	locked := &lockRecorder{Backend: inner, puts: map[string]*storage.Retention{}}
+	inner := mem.New()
+	// A lock-enabled bucket that records the options of every Put.
+	locked := storagetest.NewFault(inner)
 	ident := repository.NewIdentity(sysid, 16<<20, 15, repository.LZ4, "db-1", now).WithLock(policy)
 	if _, err := repository.EnsureIdentity(ctxTimeout(t), inner, ident, nil); err != nil {
 		t.Fatal(err)
@@ -66,14 +49,12 @@ func TestPushLock(t *testing.T) {
 		if len(keys) < 4 {
 			t.Fatalf("backup has only %d objects: %v", len(keys), keys)
 		}
-		locked.mu.Lock()
-		defer locked.mu.Unlock()
 		for _, k := range keys {
-			if got := locked.puts[k]; got == nil || *got != want {
-				t.Errorf("retention of %s: got %+v, want %+v", k, got, want)
+			if o, _ := locked.PutOptions(k); o.Retention == nil || *o.Retention != want {
+				t.Errorf("retention of %s: got %+v, want %+v", k, o.Retention, want)
 			}
 		}
-		if n := len(locked.puts); n != len(keys) {
+		if n := len(locked.Returned(storagetest.OpPut)); n != len(keys) {
 			t.Errorf("backup wrote %d objects, its manifest lists %d", n, len(keys))
 		}
 	})

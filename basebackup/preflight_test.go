@@ -13,6 +13,7 @@ import (
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -74,7 +75,7 @@ func TestCheckRepository(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := fileBackend(t)
+			b := mem.New()
 			if tc.identity != nil {
 				if _, err := repository.EnsureIdentity(t.Context(), b, *tc.identity, nil); err != nil {
 					t.Fatal(err)
@@ -257,7 +258,7 @@ func TestConfirmReceiver(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := fileBackend(t)
+			b := mem.New()
 			for _, k := range tc.objects {
 				putWAL(t, b, k)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -246,7 +247,7 @@ func TestPush(t *testing.T) {
 	})
 
 	t.Run("repository of another cluster", func(t *testing.T) {
-		other, _ := newRepo(t)
+		other := mem.New()
 		if _, err := repository.EnsureIdentity(t.Context(), other, repository.NewIdentity(42, 16<<20, 15, repository.LZ4, "db-2", now), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +260,7 @@ func TestPush(t *testing.T) {
 	})
 
 	t.Run("repository without walvault.json", func(t *testing.T) {
-		empty, _ := newRepo(t)
+		empty := mem.New()
 		_, err := Push(ctxTimeout(t), empty, Options{ConnString: pg.ConnString()})
 		t.Logf("error: %v", err)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no WAL has reached") || !strings.Contains(err.Error(), "pg_switch_wal()") {
@@ -285,7 +286,7 @@ func TestPushRefusesServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pg := testenv.StartPostgres(t, tc.opts)
-			b, _ := newRepo(t)
+			b := mem.New()
 			_, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString()})
 			t.Logf("error: %v", err)
 			if !errors.Is(err, ErrRefused) {
@@ -319,7 +320,7 @@ func TestWaitForWAL(t *testing.T) {
 
 	t.Run("segments arrive", func(t *testing.T) {
 		t.Parallel()
-		b := fileBackend(t)
+		b := mem.New()
 		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 2}))
 		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 3}))
 		var logs bytes.Buffer
@@ -348,7 +349,7 @@ func TestWaitForWAL(t *testing.T) {
 
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
-		b := fileBackend(t)
+		b := mem.New()
 		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 2}))
 		putWAL(t, b, repository.PartialKey(wal.Segment{Timeline: 1, Seg: 3}, 0x3000148, repository.LZ4))
 		err := waitForWAL(t.Context(), b, repository.LZ4, m, src, Options{WALTimeout: 1200 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
@@ -367,7 +368,7 @@ func TestWaitForWAL(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
-		err := waitForWAL(ctx, fileBackend(t), repository.LZ4, m, src, Options{WALTimeout: time.Minute, Log: slog.New(slog.DiscardHandler)})
+		err := waitForWAL(ctx, mem.New(), repository.LZ4, m, src, Options{WALTimeout: time.Minute, Log: slog.New(slog.DiscardHandler)})
 		var te *walTimeoutError
 		if err == nil || errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("waitForWAL cancelled: got %v, want the context's error", err)
@@ -385,7 +386,7 @@ func TestPushWALReceiveTimeout(t *testing.T) {
 	t.Parallel()
 	pg := testenv.StartPostgres(t, testenv.PostgresOptions{})
 	sysid := pg.SQL(t, "SELECT system_identifier FROM pg_control_system()")
-	b, _ := newRepo(t)
+	b := mem.New()
 	id, err := strconv.ParseUint(sysid, 10, 64)
 	if err != nil {
 		t.Fatal(err)

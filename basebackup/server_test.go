@@ -16,7 +16,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 )
 
 // newRepo makes an empty file:// repository in a directory the server user
@@ -28,11 +28,7 @@ func newRepo(t *testing.T) (storage.Backend, string) {
 		t.Fatal(err)
 	}
 	testenv.ChownToServerUser(t, dir)
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, "file://" + dir
+	return filetest.At(t, dir), "file://" + dir
 }
 
 // archivingServer starts PostgreSQL 15 whose archive_command is walvault

@@ -6,51 +6,15 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
-
-// slowBackend delays the end of some Puts (after reading the whole body),
-// and records how many Puts ran at once and how far the source was read
-// ahead of the Puts.
-type slowBackend struct {
-	storage.Backend
-	delay   func(key string) time.Duration
-	mu      sync.Mutex
-	running int
-	most    int
-	order   []string // keys in the order their Puts returned
-}
-
-func (s *slowBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	s.mu.Lock()
-	s.running++
-	s.most = max(s.most, s.running)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.running--
-		s.order = append(s.order, key)
-		s.mu.Unlock()
-	}()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if d := s.delay(key); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return s.Backend.Put(ctx, key, bytes.NewReader(data), opts)
-}
 
 // readLog counts what the uploader read from the server.
 type readLog struct {
@@ -70,22 +34,22 @@ func (l *readLog) Read(p []byte) (int, error) {
 func TestUploadPipelineOrder(t *testing.T) {
 	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
 		t.Run(string(c), func(t *testing.T) {
-			inner := fileBackend(t)
+			inner := mem.New()
 			const partSize = 64 << 10
 			in := randomBytes(7*partSize + 123)
 			src := &readLog{r: bytes.NewReader(in)}
 			var readWhileSlow atomic.Int64
-			sb := &slowBackend{Backend: inner}
-			sb.delay = func(key string) time.Duration {
-				if strings.Contains(key, ".00002") || strings.Contains(key, ".00005") {
-					// The source goes on meanwhile: part 3 is read while
-					// part 2's Put lingers.
-					time.Sleep(100 * time.Millisecond)
-					readWhileSlow.Store(src.n.Load())
-					return 50 * time.Millisecond
-				}
-				return 0
-			}
+			// Some Puts linger after reading their whole body.
+			sb := storagetest.NewFault(inner)
+			slow := func(key string) bool { return strings.Contains(key, ".00002") || strings.Contains(key, ".00005") }
+			sb.Before(storagetest.OpPut, slow, func(context.Context, string) error {
+				// The source goes on meanwhile: part 3 is read while
+				// part 2's Put lingers.
+				time.Sleep(100 * time.Millisecond)
+				readWhileSlow.Store(src.n.Load())
+				return nil
+			})
+			sb.Delay(storagetest.OpPut, slow, 50*time.Millisecond)
 			u := &uploader{b: sb, id: "20261125T103000Z", compression: c, partSize: partSize, meta: map[string]string{"host": "db-1"}}
 			parts, err := u.archive(t.Context(), "base.tar", src)
 			if err != nil {
@@ -108,8 +72,8 @@ func TestUploadPipelineOrder(t *testing.T) {
 			if !bytes.Equal(joined, in) {
 				t.Errorf("parts joined differ from the input")
 			}
-			if sb.most != 1 {
-				t.Errorf("%d Puts ran at once, want 1 (their buffers must not add up)", sb.most)
+			if most := sb.MaxInFlight(storagetest.OpPut); most != 1 {
+				t.Errorf("%d Puts ran at once, want 1 (their buffers must not add up)", most)
 			}
 			if got := readWhileSlow.Load(); got <= 3*partSize {
 				t.Errorf("read %d bytes while part 2's Put lingered, want part 3 read ahead (more than %d)", got, 3*partSize)
@@ -126,9 +90,13 @@ func TestUploadPipelineOrder(t *testing.T) {
 // parts returned, no later part stored, no goroutine left.
 func TestUploadPipelineFailure(t *testing.T) {
 	diskFull := errors.New("no space left on device")
-	inner := fileBackend(t)
+	inner := mem.New()
 	const partSize = 64 << 10
-	fb := &failAfterRead{Backend: inner, failOn: ".00002", err: diskFull}
+	// The Put of part 2 reads its whole body, then fails, slowly: the
+	// next part is under way meanwhile.
+	fb := storagetest.NewFault(inner)
+	fb.Delay(storagetest.OpPut, storagetest.Contains(".00002"), 50*time.Millisecond)
+	fb.Fail(storagetest.OpPut, storagetest.Contains(".00002"), diskFull)
 	u := &uploader{b: fb, id: "20261125T103000Z", compression: repository.LZ4, partSize: partSize}
 	parts, err := u.archive(t.Context(), "base.tar", bytes.NewReader(randomBytes(20*partSize)))
 	if !errors.Is(err, diskFull) || parts != nil {
@@ -148,25 +116,6 @@ func TestUploadPipelineFailure(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// failAfterRead reads the whole body of a key containing failOn, then
-// fails, slowly: the next part is under way meanwhile.
-type failAfterRead struct {
-	storage.Backend
-	failOn string
-	err    error
-}
-
-func (f *failAfterRead) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	if !strings.Contains(key, f.failOn) {
-		return f.Backend.Put(ctx, key, r, opts)
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return err
-	}
-	time.Sleep(50 * time.Millisecond)
-	return f.err
 }
 
 func TestBufPipe(t *testing.T) {

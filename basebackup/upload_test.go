@@ -17,17 +17,9 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
-
-func fileBackend(t *testing.T) storage.Backend {
-	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -55,7 +47,7 @@ func TestUploadArchiveParts(t *testing.T) {
 	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("%s/%d bytes", c, tc.size), func(t *testing.T) {
-				b := fileBackend(t)
+				b := mem.New()
 				var counted int64
 				u := &uploader{b: b, id: "20261125T103000Z", compression: c, partSize: partSize,
 					meta: map[string]string{"host": "db-1"}, counted: func(n int64) { counted += n }}
@@ -124,31 +116,12 @@ func readPart(t *testing.T, b storage.Backend, p repository.BackupPart) []byte {
 
 func TestUploadRefusesStrangeArchiveNames(t *testing.T) {
 	t.Parallel()
-	u := &uploader{b: fileBackend(t), id: "20261125T103000Z", compression: repository.LZ4, partSize: 1000}
+	u := &uploader{b: mem.New(), id: "20261125T103000Z", compression: repository.LZ4, partSize: 1000}
 	for _, name := range []string{"", "../x.tar", "base.tar.gz", "0.tar", "a/b.tar", "pg_wal.tar", "16406"} {
 		if _, err := u.archive(t.Context(), name, strings.NewReader("x")); err == nil {
 			t.Errorf("archive(%q): got nil, want an error", name)
 		}
 	}
-}
-
-// flakyBackend fails the Put of a key containing failOn after reading
-// readFirst bytes, or returns nil early without reading everything.
-type flakyBackend struct {
-	storage.Backend
-	failOn    string
-	readFirst int64
-	err       error // nil: return nil early
-}
-
-func (f flakyBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	if !strings.Contains(key, f.failOn) {
-		return f.Backend.Put(ctx, key, r, opts)
-	}
-	if _, err := io.CopyN(io.Discard, r, f.readFirst); err != nil {
-		return err
-	}
-	return f.err
 }
 
 func TestUploadFailures(t *testing.T) {
@@ -165,7 +138,9 @@ func TestUploadFailures(t *testing.T) {
 		{
 			name: "storage fails midway through a part",
 			backend: func(b storage.Backend) storage.Backend {
-				return flakyBackend{Backend: b, failOn: ".00001", readFirst: 10, err: diskFull}
+				f := storagetest.NewFault(b)
+				f.FailPut(storagetest.Contains(".00001"), 10, diskFull)
+				return f
 			},
 			src:     bytes.NewReader(in),
 			wantErr: diskFull,
@@ -174,7 +149,9 @@ func TestUploadFailures(t *testing.T) {
 		{
 			name: "storage fails before reading",
 			backend: func(b storage.Backend) storage.Backend {
-				return flakyBackend{Backend: b, failOn: ".00000", err: diskFull}
+				f := storagetest.NewFault(b)
+				f.FailPut(storagetest.Contains(".00000"), 0, diskFull)
+				return f
 			},
 			src:     bytes.NewReader(in),
 			wantErr: diskFull,
@@ -182,7 +159,9 @@ func TestUploadFailures(t *testing.T) {
 		{
 			name: "storage claims success before the end",
 			backend: func(b storage.Backend) storage.Backend {
-				return flakyBackend{Backend: b, failOn: ".00000", readFirst: 10}
+				f := storagetest.NewFault(b)
+				f.FailPut(storagetest.Contains(".00000"), 10, nil)
+				return f
 			},
 			src:     bytes.NewReader(in),
 			wantErr: errPutReturned,
@@ -196,7 +175,7 @@ func TestUploadFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			inner := fileBackend(t)
+			inner := mem.New()
 			u := &uploader{b: tc.backend(inner), id: "20261125T103000Z", compression: repository.LZ4, partSize: 1000}
 			parts, err := u.archive(t.Context(), "base.tar", tc.src)
 			if !errors.Is(err, tc.wantErr) {
@@ -239,7 +218,7 @@ func (b *blockingBackend) Put(ctx context.Context, key string, r io.Reader, opts
 // TestUploadGoroutineVisible checks the goroutine detector the leak checks
 // rely on: a Put in flight shows, and is gone once the upload returns.
 func TestUploadGoroutineVisible(t *testing.T) {
-	bb := &blockingBackend{Backend: fileBackend(t), release: make(chan struct{})}
+	bb := &blockingBackend{Backend: mem.New(), release: make(chan struct{})}
 	u := &uploader{b: bb, id: "20261125T103000Z", compression: repository.LZ4, partSize: 1000}
 	done := make(chan error, 1)
 	go func() {
@@ -261,7 +240,7 @@ func TestUploadGoroutineVisible(t *testing.T) {
 
 func TestNewBackupID(t *testing.T) {
 	t.Parallel()
-	b := fileBackend(t)
+	b := mem.New()
 	now := time.Date(2026, 11, 25, 10, 30, 0, 500, time.UTC)
 	clock := func() time.Time { return now }
 	id, err := newBackupID(t.Context(), b, clock)

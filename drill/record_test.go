@@ -8,20 +8,12 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 )
 
-func newRepo(t *testing.T) storage.Backend {
-	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestWriteRecordNeverOverwrites(t *testing.T) {
-	b := newRepo(t)
+	b, _ := filetest.New(t)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
 	first := &Record{OK: true, FinishedAt: at, RTOSeconds: 1}
@@ -45,7 +37,7 @@ func TestWriteRecordNeverOverwrites(t *testing.T) {
 }
 
 func TestLatest(t *testing.T) {
-	b := newRepo(t)
+	b := mem.New()
 	ctx := context.Background()
 	last, lastOK, err := Latest(ctx, b)
 	if err != nil || last != nil || lastOK != nil {

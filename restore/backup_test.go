@@ -332,7 +332,7 @@ func TestRestoreBackupFailureLeavesNothing(t *testing.T) {
 				}
 				return raw
 			}},
-			wantErr: ErrCorrupt, wantMsg: partKey(baseArchive, 0) + " of backup " + fixtureID + " from file://",
+			wantErr: ErrCorrupt, wantMsg: partKey(baseArchive, 0) + " of backup " + fixtureID + " from mem://",
 		},
 		{
 			name:    "missing part",

@@ -24,7 +24,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -195,12 +195,11 @@ func manifestFiles(archives []fixtureArchive) []manifestEntry {
 	return out
 }
 
-func newFixtureRepo(t testing.TB) *file.Backend {
+// newFixtureRepo returns a repository in memory with its identity: a
+// versioned one, so tests can hide objects behind delete markers (Hide).
+func newFixtureRepo(t testing.TB) *mem.Backend {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mem.New()
 	id := repository.NewIdentity(fixtureSysID, fixtureSegSize, 15, repository.LZ4, "fixture", fixtureMTime)
 	if _, err := repository.EnsureIdentity(context.Background(), b, id, nil); err != nil {
 		t.Fatal(err)

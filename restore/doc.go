@@ -9,5 +9,6 @@
 // mismatch, a full disk) is an error of another kind, because PostgreSQL
 // ends recovery when restore_command says a file is missing. In a
 // versioned bucket a file hidden behind a delete marker is not absent
-// either: hidden.go reads its newest version, with a warning.
+// either: hidden.go puts storage.ReadHidden over the backend, which reads
+// its newest version, with a warning.
 package restore

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -92,7 +94,7 @@ func TestFetchRoundTrip(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			// The identity comes from a segment, as in a real archive.
 			pushSegment(t, b, seg(1, 0, 1), tc.stored)
 			a := push(t, b, tc.in, tc.data(t), tc.stored)
@@ -136,7 +138,7 @@ func TestFetchZeroOptions(t *testing.T) {
 	t.Parallel()
 	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
 		t.Run(string(c), func(t *testing.T) {
-			b, _ := newRepo(t)
+			b := mem.New()
 			a := pushSegment(t, b, seg(1, 0, 3), c)
 			dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
 			if _, err := restore.Fetch(context.Background(), b, a.name, dest, restore.FetchOptions{}); err != nil {
@@ -171,7 +173,7 @@ func TestFetchMissing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
 			for _, dc := range destCases {
 				t.Run(dc.name, func(t *testing.T) {
@@ -222,7 +224,7 @@ func TestFetchNotARepository(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			tc.setup(t, b)
 			for _, dc := range destCases {
 				t.Run(dc.name, func(t *testing.T) {
@@ -354,7 +356,7 @@ func TestFetchCorrupt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b, _ := newRepo(t)
+			b := mem.New()
 			a := pushSegment(t, b, s, tc.stored)
 			if tc.in != "" {
 				a = push(t, b, tc.in, []byte("1\t0/4002D98\tno recovery target specified\n"), tc.stored)
@@ -382,77 +384,7 @@ func TestFetchCorrupt(t *testing.T) {
 	}
 }
 
-// flakyBackend injects failures a real local directory cannot produce on
-// demand: transient Get and Stat errors, and a body that breaks mid-read.
-type flakyBackend struct {
-	storage.Backend
-	getErr    func(key string) error // nil error: pass through
-	statErr   func(key string) error
-	breakBody bool // bodies fail after readAfter bytes
-	readAfter int64
-	gets      atomic.Int32
-}
-
 var errTransient = errors.New("dial tcp 10.0.0.7:443: i/o timeout")
-
-func (f *flakyBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	f.gets.Add(1)
-	if f.getErr != nil {
-		if err := f.getErr(key); err != nil {
-			return nil, storage.ObjectInfo{}, storage.OpError("get", key, err)
-		}
-	}
-	rc, info, err := f.Backend.Get(ctx, key)
-	if err == nil && f.breakBody {
-		rc = &breakingBody{ReadCloser: rc, left: f.readAfter}
-	}
-	return rc, info, err
-}
-
-func (f *flakyBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if f.statErr != nil {
-		if err := f.statErr(key); err != nil {
-			return storage.ObjectInfo{}, storage.OpError("stat", key, err)
-		}
-	}
-	return f.Backend.Stat(ctx, key)
-}
-
-// breakingBody yields left bytes, then a connection error.
-type breakingBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *breakingBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, errors.New("read tcp 10.0.0.7:443: connection reset by peer")
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func onKey(want string, err error) func(string) error {
-	return func(key string) error {
-		if key == want {
-			return err
-		}
-		return nil
-	}
-}
-
-func onPrefix(prefix string, err error) func(string) error {
-	return func(key string) error {
-		if strings.HasPrefix(key, prefix) {
-			return err
-		}
-		return nil
-	}
-}
 
 // TestFetchStorageErrors: a storage failure is never "not found" (which
 // would end recovery early) and never success.
@@ -466,29 +398,35 @@ func TestFetchStorageErrors(t *testing.T) {
 		stored    repository.Compression
 		preferred repository.Compression
 		in        string // file name; the pushed segment when empty
-		flaky     func(f *flakyBackend)
+		flaky     func(f *storagetest.Fault)
 		wantIs    error // the injected error must be wrapped, when set
 	}{
-		{"Get of the segment times out", repository.LZ4, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onPrefix("wal/", errTransient) }, errTransient},
-		{"Get of the segment is denied", repository.LZ4, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onPrefix("wal/", storage.Permanent(errors.New("403 AccessDenied"))) }, nil},
-		{"missing under the preferred key, other key unreadable", repository.None, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onKey(noneKey, errTransient) }, errTransient},
-		{"preferred key unreadable, other key holds it", repository.None, repository.LZ4, "", func(f *flakyBackend) { f.getErr = onKey(lz4Key, errTransient) }, errTransient},
-		{"missing segment, identity unreadable", repository.LZ4, repository.LZ4, "000000010000000000000004", func(f *flakyBackend) { f.statErr = onKey(repository.IdentityKey, errTransient) }, errTransient},
-		{"missing history, identity unreadable", repository.LZ4, repository.LZ4, "00000002.history", func(f *flakyBackend) { f.statErr = onKey(repository.IdentityKey, errTransient) }, errTransient},
-		{"lz4 body breaks mid-stream", repository.LZ4, repository.LZ4, "", func(f *flakyBackend) { f.breakBody, f.readAfter = true, 1000 }, nil},
-		{"none body breaks mid-stream", repository.None, repository.None, "", func(f *flakyBackend) { f.breakBody, f.readAfter = true, testSegSize/2 }, nil},
-		{"body breaks at once", repository.None, repository.None, "", func(f *flakyBackend) { f.breakBody, f.readAfter = true, 0 }, nil},
+		{"Get of the segment times out", repository.LZ4, repository.LZ4, "", func(f *storagetest.Fault) { f.Fail(storagetest.OpGet, storagetest.Prefix("wal/"), errTransient) }, errTransient},
+		{"Get of the segment is denied", repository.LZ4, repository.LZ4, "", func(f *storagetest.Fault) {
+			f.Fail(storagetest.OpGet, storagetest.Prefix("wal/"), storage.Permanent(errors.New("403 AccessDenied")))
+		}, nil},
+		{"missing under the preferred key, other key unreadable", repository.None, repository.LZ4, "", func(f *storagetest.Fault) { f.Fail(storagetest.OpGet, storagetest.Key(noneKey), errTransient) }, errTransient},
+		{"preferred key unreadable, other key holds it", repository.None, repository.LZ4, "", func(f *storagetest.Fault) { f.Fail(storagetest.OpGet, storagetest.Key(lz4Key), errTransient) }, errTransient},
+		{"missing segment, identity unreadable", repository.LZ4, repository.LZ4, "000000010000000000000004", func(f *storagetest.Fault) {
+			f.Fail(storagetest.OpStat, storagetest.Key(repository.IdentityKey), errTransient)
+		}, errTransient},
+		{"missing history, identity unreadable", repository.LZ4, repository.LZ4, "00000002.history", func(f *storagetest.Fault) {
+			f.Fail(storagetest.OpStat, storagetest.Key(repository.IdentityKey), errTransient)
+		}, errTransient},
+		{"lz4 body breaks mid-stream", repository.LZ4, repository.LZ4, "", func(f *storagetest.Fault) { f.BreakBodies(storagetest.AnyKey, 1000) }, nil},
+		{"none body breaks mid-stream", repository.None, repository.None, "", func(f *storagetest.Fault) { f.BreakBodies(storagetest.AnyKey, testSegSize/2) }, nil},
+		{"body breaks at once", repository.None, repository.None, "", func(f *storagetest.Fault) { f.BreakBodies(storagetest.AnyKey, 0) }, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			inner, _ := newRepo(t)
+			inner := mem.New()
 			a := pushSegment(t, inner, s, tc.stored)
 			name := a.name
 			if tc.in != "" {
 				name = tc.in
 			}
-			f := &flakyBackend{Backend: inner}
+			f := storagetest.NewFault(inner)
 			tc.flaky(f)
 			for _, dc := range destCases {
 				t.Run(dc.name, func(t *testing.T) {
@@ -528,7 +466,7 @@ func TestFetchRepositoryVanished(t *testing.T) {
 	t.Parallel()
 	for _, dc := range destCases {
 		t.Run(dc.name, func(t *testing.T) {
-			b, root := newRepo(t)
+			b, root := filetest.New(t)
 			a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
 			if err := os.RemoveAll(root); err != nil {
 				t.Fatal(err)
@@ -549,7 +487,7 @@ func TestFetchRepositoryVanished(t *testing.T) {
 // error, not "missing".
 func TestFetchCancelled(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -585,9 +523,9 @@ func TestFetchBadName(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			inner, _ := newRepo(t)
+			inner := mem.New()
 			pushSegment(t, inner, seg(1, 0, 3), repository.LZ4)
-			b := &flakyBackend{Backend: inner}
+			b := storagetest.NewFault(inner)
 			dc := destCase{"dest exists", true}
 			dir, dest := prepareDest(t, dc)
 			got, err := restore.Fetch(context.Background(), b, tc.in, dest, restore.FetchOptions{Compression: repository.LZ4})
@@ -597,7 +535,7 @@ func TestFetchBadName(t *testing.T) {
 			if errors.Is(err, storage.ErrNotFound) {
 				t.Errorf("Fetch(%q): got %v, want an error that is not ErrNotFound", tc.in, err)
 			}
-			if n := b.gets.Load(); n != 0 {
+			if n := b.Calls(storagetest.OpGet); n != 0 {
 				t.Errorf("Fetch(%q): storage Gets got %d, want 0", tc.in, n)
 			}
 			assertDestUntouched(t, dc, dir, dest)
@@ -609,7 +547,7 @@ func TestFetchBadName(t *testing.T) {
 // error, not "missing".
 func TestFetchDestDirMissing(t *testing.T) {
 	t.Parallel()
-	b, _ := newRepo(t)
+	b := mem.New()
 	a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
 	dest := filepath.Join(t.TempDir(), "no-such-dir", "RECOVERYXLOG")
 	_, err := restore.Fetch(context.Background(), b, a.name, dest, restore.FetchOptions{Compression: repository.LZ4})

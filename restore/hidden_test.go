@@ -6,95 +6,30 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
-// hidingBackend plays a versioned bucket on top of a file backend: a hidden
-// key is absent from Get, Stat and List, as behind a delete marker, while
-// ListHidden and GetHidden still see it. lookupErr, when set, is what
-// looking at versions fails with.
-type hidingBackend struct {
-	storage.Backend
-	mu        sync.Mutex
-	hidden    map[string]bool
-	lookupErr error
-}
-
-var _ storage.Versioned = (*hidingBackend)(nil)
-
-func newHiding(b storage.Backend, keys ...string) *hidingBackend {
-	h := &hidingBackend{Backend: b, hidden: map[string]bool{}}
+// hide hides keys behind delete markers, as a DELETE without a version id
+// does in a versioned bucket.
+func hide(t *testing.T, b *mem.Backend, keys ...string) {
+	t.Helper()
 	for _, k := range keys {
-		h.hidden[k] = true
-	}
-	return h
-}
-
-func (h *hidingBackend) isHidden(key string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.hidden[key]
-}
-
-func (h *hidingBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if h.isHidden(key) {
-		return nil, storage.ObjectInfo{}, storage.OpError("get", key, storage.ErrNotFound)
-	}
-	return h.Backend.Get(ctx, key)
-}
-
-func (h *hidingBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if h.isHidden(key) {
-		return storage.ObjectInfo{}, storage.OpError("stat", key, storage.ErrNotFound)
-	}
-	return h.Backend.Stat(ctx, key)
-}
-
-func (h *hidingBackend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	return h.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if h.isHidden(oi.Key) {
-			return nil
+		if err := b.Hide(k); err != nil {
+			t.Fatal(err)
 		}
-		return fn(oi)
-	})
-}
-
-func (h *hidingBackend) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
-	if h.lookupErr != nil {
-		return h.lookupErr
 	}
-	return h.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if !h.isHidden(oi.Key) {
-			return nil
-		}
-		return fn(storage.HiddenObject{Key: oi.Key, VersionID: "v1", Size: oi.Size})
-	})
-}
-
-func (h *hidingBackend) GetHidden(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if h.lookupErr != nil {
-		return nil, storage.ObjectInfo{}, h.lookupErr
-	}
-	if !h.isHidden(key) {
-		return nil, storage.ObjectInfo{}, storage.OpError("get hidden", key, storage.ErrNotFound)
-	}
-	return h.Backend.Get(ctx, key)
-}
-
-func (h *hidingBackend) Unhide(ctx context.Context, key string) error {
-	return errors.New("not used")
 }
 
 // putWAL stores raw as walvault stores a WAL file: lz4 for segments, with
@@ -144,11 +79,10 @@ func wantLog(t *testing.T, logs string, wants ...string) {
 // hidden is still "not found", even with walvault.json hidden too.
 func TestFetchHidden(t *testing.T) {
 	t.Parallel()
-	b := newHiding(newFixtureRepo(t))
+	b := newFixtureRepo(t)
 	raw := bytes.Repeat([]byte("segment 3 "), 1000)
 	key := putWAL(t, b, "000000010000000000000003", raw)
-	b.hidden[key] = true
-	b.hidden[repository.IdentityKey] = true
+	hide(t, b, key, repository.IdentityKey)
 
 	log, logs := testLogger()
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
@@ -174,7 +108,13 @@ func TestFetchHidden(t *testing.T) {
 // with a warning.
 func TestFetchHiddenLookupFails(t *testing.T) {
 	t.Parallel()
-	b := newHiding(newFixtureRepo(t))
+	// Looking at versions fails with lookupErr.
+	var lookupErr error
+	f := storagetest.NewFault(newFixtureRepo(t))
+	for _, op := range []storagetest.Op{storagetest.OpListHidden, storagetest.OpGetHidden} {
+		f.Before(op, storagetest.AnyKey, func(context.Context, string) error { return lookupErr })
+	}
+	b := f.Versioned()
 	putWAL(t, b, "000000010000000000000003", []byte("segment 3"))
 	log, logs := testLogger()
 	fetch := func() error {
@@ -182,13 +122,13 @@ func TestFetchHiddenLookupFails(t *testing.T) {
 		return err
 	}
 
-	b.lookupErr = errors.New("read tcp 127.0.0.1:9000: connection reset by peer")
+	lookupErr = errors.New("read tcp 127.0.0.1:9000: connection reset by peer")
 	err := fetch()
 	if err == nil || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "connection reset") {
 		t.Errorf("Fetch when the hidden lookup fails: got %v, want the lookup's error, not storage.ErrNotFound", err)
 	}
 
-	b.lookupErr = storage.Permanent(errors.New("AccessDenied: s3:ListBucketVersions"))
+	lookupErr = storage.Permanent(errors.New("AccessDenied: s3:ListBucketVersions"))
 	if err := fetch(); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Fetch when the storage refuses to show versions: got %v, want storage.ErrNotFound", err)
 	}
@@ -210,8 +150,9 @@ func TestHiddenReaderList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	hide(t, inner, "wal/a", "wal/c", "wal/e")
 	log, logs := testLogger()
-	b := seeHidden(newHiding(inner, "wal/a", "wal/c", "wal/e"), log)
+	b := seeHidden(inner, log)
 	var got []string
 	if err := b.List(context.Background(), "wal/", func(oi storage.ObjectInfo) error {
 		got = append(got, oi.Key)
@@ -235,8 +176,8 @@ func TestHiddenReaderList(t *testing.T) {
 	if !errors.Is(err, stop) || n != 2 {
 		t.Errorf("List stopped by fn: got %v after %d calls, want fn's error after 2", err, n)
 	}
-	if same := seeHidden(inner, log); same != storage.Backend(inner) {
-		t.Errorf("seeHidden of a backend without versions: got %T, want it unchanged", same)
+	if plain := storagetest.NewFault(inner); seeHidden(plain, log) != storage.Backend(plain) {
+		t.Errorf("seeHidden of a backend without versions: got %T, want it unchanged", seeHidden(plain, log))
 	}
 }
 
@@ -249,8 +190,9 @@ func TestRestoreBackupHidden(t *testing.T) {
 	m := storeFixture(t, inner, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	parts := m.Archives[0].Parts
 	segKey := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)
-	hide := []string{parts[0].Key, parts[len(parts)-1].Key, m.PGManifest.Key, repository.BackupManifestKey(m.ID), segKey, repository.IdentityKey}
-	b := newHiding(inner, hide...)
+	hidden := []string{parts[0].Key, parts[len(parts)-1].Key, m.PGManifest.Key, repository.BackupManifestKey(m.ID), segKey, repository.IdentityKey}
+	b := inner
+	hide(t, b, hidden...)
 
 	// Without the fallback the backup is not restorable: it lacks its
 	// manifest (and the catalog walvault.json).
@@ -271,7 +213,7 @@ func TestRestoreBackupHidden(t *testing.T) {
 		t.Errorf("RestoreBackup: got backup %s, %d bytes; want %s, %d", res.Backup.ID, res.Bytes, m.ID, m.RawBytes)
 	}
 	wants := []string{"level=WARN", "walvault repair"}
-	for _, k := range hide {
+	for _, k := range hidden {
 		wants = append(wants, "key="+k)
 	}
 	wantLog(t, logs.String(), wants...)

@@ -14,6 +14,7 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -38,7 +39,7 @@ func putPartial(t *testing.T, b storage.Backend, s wal.Segment, data []byte, n i
 }
 
 func TestFetchServesNewestPartial(t *testing.T) {
-	b, _ := newRepo(t)
+	b := mem.New()
 	pushSegment(t, b, seg(1, 0, 1), repository.LZ4) // creates walvault.json
 	s := seg(1, 0, 2)
 	data := segmentBytes(t, s, 7)
@@ -86,7 +87,7 @@ func TestFetchServesNewestPartial(t *testing.T) {
 }
 
 func TestFetchCorruptPartial(t *testing.T) {
-	b, _ := newRepo(t)
+	b := mem.New()
 	pushSegment(t, b, seg(1, 0, 1), repository.LZ4)
 	s := seg(1, 0, 2)
 	key := putPartial(t, b, s, segmentBytes(t, s, 7), 4000)

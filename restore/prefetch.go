@@ -427,8 +427,8 @@ func Prefetch(ctx context.Context, b storage.Backend, dir, name string, segSize 
 	// Downloads see neither partials nor files hidden behind a delete
 	// marker (fetch's forPrefetch): wal-fetch itself serves those, with
 	// what it must log, which a cache hit would not.
-	if h, ok := b.(*hiddenReader); ok {
-		b = h.Backend
+	if h, ok := b.(*storage.HiddenReader); ok {
+		b = h.Unwrap()
 	}
 	p := &prefetcher{
 		b: b, dir: dir, tdir: tdir, segSize: segSize, count: count,

@@ -18,6 +18,8 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -25,7 +27,7 @@ import (
 // the repository and a pg_wal directory with its RECOVERYXLOG path.
 func prefetchSetup(t *testing.T, first, last uint32) (storage.Backend, map[string][]byte, string, string) {
 	t.Helper()
-	b, _ := newRepo(t)
+	b := mem.New()
 	data := map[string][]byte{}
 	for n := first; n <= last; n++ {
 		a := pushSegment(t, b, seg(1, 0, n), repository.LZ4)
@@ -93,13 +95,13 @@ func TestPrefetchHandOver(t *testing.T) {
 	t.Parallel()
 	repo, data, dest, dir := prefetchSetup(t, 1, 5)
 	prefetch(t, repo, dir, seg(1, 0, 1).String(), 3, 3)
-	b := &flakyBackend{Backend: repo}
+	b := storagetest.NewFault(repo)
 	ctx := context.Background()
 
 	s2 := seg(1, 0, 2)
 	res, fromCache, err := restore.FetchCached(ctx, b, s2.String(), dest, dir, restore.FetchOptions{})
-	if err != nil || !fromCache || b.gets.Load() != 0 {
-		t.Fatalf("FetchCached(%s): fromCache %v, err %v, %d downloads; want a hand-over without download", s2, fromCache, err, b.gets.Load())
+	if err != nil || !fromCache || b.Calls(storagetest.OpGet) != 0 {
+		t.Fatalf("FetchCached(%s): fromCache %v, err %v, %d downloads; want a hand-over without download", s2, fromCache, err, b.Calls(storagetest.OpGet))
 	}
 	assertDest(t, dest, data[s2.String()])
 	if res.RawSize != testSegSize {
@@ -119,9 +121,9 @@ func TestPrefetchHandOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		before := b.gets.Load()
+		before := b.Calls(storagetest.OpGet)
 		_, fromCache, err := restore.FetchCached(ctx, b, s3.String(), dest, dir, restore.FetchOptions{})
-		if err != nil || fromCache || b.gets.Load() == before {
+		if err != nil || fromCache || b.Calls(storagetest.OpGet) == before {
 			t.Fatalf("FetchCached(corrupted %s): fromCache %v, err %v; want a download from the repository", s3, fromCache, err)
 		}
 		assertDest(t, dest, data[s3.String()])
@@ -131,9 +133,9 @@ func TestPrefetchHandOver(t *testing.T) {
 	})
 	t.Run("missing", func(t *testing.T) {
 		s5 := seg(1, 0, 5)
-		before := b.gets.Load()
+		before := b.Calls(storagetest.OpGet)
 		_, fromCache, err := restore.FetchCached(ctx, b, s5.String(), dest, dir, restore.FetchOptions{})
-		if err != nil || fromCache || b.gets.Load() == before {
+		if err != nil || fromCache || b.Calls(storagetest.OpGet) == before {
 			t.Fatalf("FetchCached(uncached %s): fromCache %v, err %v; want a download", s5, fromCache, err)
 		}
 		assertDest(t, dest, data[s5.String()])
@@ -147,10 +149,10 @@ func TestPrefetchHandOver(t *testing.T) {
 		// Even a record planted for it does not make it present.
 		os.MkdirAll(filepath.Join(dir, "00000001"), 0o700)
 		os.WriteFile(cachedPath(dir, s6), []byte("junk"), 0o600)
-		before := b.gets.Load()
+		before := b.Calls(storagetest.OpGet)
 		_, _, err := restore.FetchCached(ctx, b, s6.String(), dest, dir, restore.FetchOptions{})
-		if !errors.Is(err, storage.ErrNotFound) || b.gets.Load() == before {
-			t.Fatalf("FetchCached(unarchived %s): got %v after %d requests; want ErrNotFound from the repository", s6, err, b.gets.Load()-before)
+		if !errors.Is(err, storage.ErrNotFound) || b.Calls(storagetest.OpGet) == before {
+			t.Fatalf("FetchCached(unarchived %s): got %v after %d requests; want ErrNotFound from the repository", s6, err, b.Calls(storagetest.OpGet)-before)
 		}
 		assertDest(t, dest, data[seg(1, 0, 5).String()])
 	})
@@ -173,11 +175,11 @@ func TestPrefetchTimelineSwitch(t *testing.T) {
 		data[a.name] = a.raw
 	}
 	prefetch(t, repo, dir, seg(1, 0, 3).String(), 3, 3)
-	b := &flakyBackend{Backend: repo}
+	b := storagetest.NewFault(repo)
 	ctx := context.Background()
 	s := seg(2, 0, 4)
 	_, fromCache, err := restore.FetchCached(ctx, b, s.String(), dest, dir, restore.FetchOptions{})
-	if err != nil || fromCache || b.gets.Load() == 0 {
+	if err != nil || fromCache || b.Calls(storagetest.OpGet) == 0 {
 		t.Fatalf("FetchCached(%s): fromCache %v, err %v; want a download from the repository", s, fromCache, err)
 	}
 	assertDest(t, dest, data[s.String()])
@@ -301,7 +303,7 @@ func TestPrefetchWaitsForInFlight(t *testing.T) {
 	done := runPrefetch(g, dir, seg(1, 0, 1).String(), 1, restore.PrefetchOptions{})
 	waitStarted(t, g, "prefetch of segment 2")
 
-	fg := &flakyBackend{Backend: repo}
+	fg := storagetest.NewFault(repo)
 	type fetched struct {
 		fromCache bool
 		err       error
@@ -319,8 +321,8 @@ func TestPrefetchWaitsForInFlight(t *testing.T) {
 	close(g.release)
 	select {
 	case r := <-got:
-		if r.err != nil || !r.fromCache || fg.gets.Load() != 0 {
-			t.Fatalf("FetchCached after the prefetch: fromCache %v, err %v, %d downloads; want the prefetched copy", r.fromCache, r.err, fg.gets.Load())
+		if r.err != nil || !r.fromCache || fg.Calls(storagetest.OpGet) != 0 {
+			t.Fatalf("FetchCached after the prefetch: fromCache %v, err %v, %d downloads; want the prefetched copy", r.fromCache, r.err, fg.Calls(storagetest.OpGet))
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("FetchCached still waiting 10s after the prefetch finished")
@@ -344,12 +346,12 @@ func TestPrefetchWaitBounded(t *testing.T) {
 		<-done
 	}()
 	waitStarted(t, g, "prefetch of segment 2")
-	fg := &flakyBackend{Backend: repo}
+	fg := storagetest.NewFault(repo)
 	start := time.Now()
 	_, fromCache, err := restore.FetchCached(context.Background(), fg, s2.String(), dest, dir, restore.FetchOptions{PrefetchWait: 300 * time.Millisecond})
 	elapsed := time.Since(start)
-	if err != nil || fromCache || fg.gets.Load() == 0 {
-		t.Fatalf("FetchCached: fromCache %v, err %v, %d downloads; want its own download", fromCache, err, fg.gets.Load())
+	if err != nil || fromCache || fg.Calls(storagetest.OpGet) == 0 {
+		t.Fatalf("FetchCached: fromCache %v, err %v, %d downloads; want its own download", fromCache, err, fg.Calls(storagetest.OpGet))
 	}
 	if elapsed < 300*time.Millisecond || elapsed > 5*time.Second {
 		t.Errorf("FetchCached took %v, want the 300ms wait and then a download", elapsed)

@@ -1,19 +1,15 @@
 package restore_test
 
-// Test fixtures for wal-fetch: a file repository in a temp dir filled by the
-// real wal-push (archive.Push) from synthetic 1 MiB WAL segments, and
-// helpers to damage what is stored.
+// Test fixtures for wal-fetch: a repository (storage/mem) filled by the
+// real wal-push (archive.Push) from synthetic 1 MiB WAL segments
+// (wal/waltest), and helpers to damage what is stored.
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -21,24 +17,14 @@ import (
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 const (
 	testSysID   = 7300000000000000001
 	testSegSize = wal.MinSegmentSize // 1 MiB keeps the tests fast
 )
-
-func newRepo(t *testing.T) (*file.Backend, string) {
-	t.Helper()
-	dir := t.TempDir()
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatalf("file.New(%q): got %v, want nil", dir, err)
-	}
-	return b, dir
-}
 
 func seg(tli wal.TimelineID, log, n uint32) wal.Segment {
 	return wal.Segment{Timeline: tli, Log: log, Seg: n}
@@ -48,29 +34,7 @@ func seg(tli wal.TimelineID, log, n uint32) wal.Segment {
 // page header PostgreSQL 15 writes, then pseudo-random bytes from seed.
 func segmentBytes(t testing.TB, s wal.Segment, seed uint64) []byte {
 	t.Helper()
-	addr, err := s.StartLSN(testSegSize)
-	if err != nil {
-		t.Fatalf("StartLSN(%s): %v", s, err)
-	}
-	h := wal.Header{
-		Magic:       0xD110,
-		Info:        0x0002, // XLP_LONG_HEADER
-		Timeline:    s.Timeline,
-		PageAddr:    addr,
-		SystemID:    testSysID,
-		SegmentSize: testSegSize,
-		BlockSize:   8192,
-	}
-	hdr, err := h.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, testSegSize)
-	copy(buf, hdr)
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	rand.NewChaCha8(key).Read(buf[len(hdr):])
-	return buf
+	return waltest.Cluster{SystemID: testSysID, SegmentSize: testSegSize}.Segment(t, s, seed)
 }
 
 // archived is a file pushed into a test repository.
@@ -84,10 +48,7 @@ type archived struct {
 // push writes data as file name and archives it with wal-push.
 func push(t testing.TB, b storage.Backend, name string, data []byte, c repository.Compression) archived {
 	t.Helper()
-	src := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(src, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	src, sum := waltest.WriteFile(t, t.TempDir(), name, data)
 	res, err := archive.Push(context.Background(), b, src, archive.Options{
 		Compression: c, Host: "db-1", Version: "test",
 		Now: func() time.Time { return time.Date(2026, 11, 25, 9, 36, 37, 0, time.UTC) },
@@ -95,8 +56,7 @@ func push(t testing.TB, b storage.Backend, name string, data []byte, c repositor
 	if err != nil {
 		t.Fatalf("Push(%s): got %v, want nil", name, err)
 	}
-	sum := sha256.Sum256(data)
-	return archived{name: name, key: res.Key, raw: data, sum: hex.EncodeToString(sum[:])}
+	return archived{name: name, key: res.Key, raw: data, sum: sum}
 }
 
 // pushSegment archives segment s (seed 1) into b.

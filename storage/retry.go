@@ -31,6 +31,10 @@ var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Milli
 // An ErrExists from a retried conditional Put may be the echo of our own
 // earlier attempt that succeeded on the server but whose answer was lost:
 // callers settle it by comparing what is stored (wal-push compares sha256).
+//
+// Over a backend that keeps versions, WithRetry's result is also
+// Versioned and retries ListHidden (under List's rule), GetHidden
+// and Unhide: one retry budget for every call, versioned or not.
 type Retry struct {
 	Backend
 	policy RetryPolicy
@@ -39,15 +43,21 @@ type Retry struct {
 
 var _ Backend = (*Retry)(nil)
 
-// WithRetry returns b wrapped in the retry decorator.
-func WithRetry(b Backend, policy RetryPolicy, log *slog.Logger) *Retry {
+// WithRetry returns b wrapped in the retry decorator. When b keeps old
+// versions (AsVersioned), so does the result, and its versioned calls are
+// retried under the same policy.
+func WithRetry(b Backend, policy RetryPolicy, log *slog.Logger) Backend {
 	if policy.MaxAttempts < 1 {
 		policy.MaxAttempts = 1
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Retry{Backend: b, policy: policy, log: log}
+	r := &Retry{Backend: b, policy: policy, log: log}
+	if v, ok := AsVersioned(b); ok {
+		return &retryVersioned{Retry: r, v: v}
+	}
+	return r
 }
 
 // Unwrap returns the decorated backend.
@@ -138,12 +148,18 @@ func (r *Retry) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 // List is retried only while fn has not been called: once entries were
 // delivered, a retry would deliver them twice, breaking the List contract.
 func (r *Retry) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	return retryListing(ctx, r, "list", prefix, r.Backend.List, fn)
+}
+
+// retryListing runs a listing under the retry policy, but only until it
+// has delivered an entry (see List).
+func retryListing[T any](ctx context.Context, r *Retry, op, prefix string, list func(context.Context, string, func(T) error) error, fn func(T) error) error {
 	delivered := false
 	var fnErr error
-	return r.do(ctx, "list", prefix, func() error {
-		err := r.Backend.List(ctx, prefix, func(oi ObjectInfo) error {
+	return r.do(ctx, op, prefix, func() error {
+		err := list(ctx, prefix, func(e T) error {
 			delivered = true
-			if err := fn(oi); err != nil {
+			if err := fn(e); err != nil {
 				fnErr = err
 				return err
 			}
@@ -158,4 +174,35 @@ func (r *Retry) List(ctx context.Context, prefix string, fn func(ObjectInfo) err
 
 func (r *Retry) Delete(ctx context.Context, key string) error {
 	return r.do(ctx, "delete", key, func() error { return r.Backend.Delete(ctx, key) })
+}
+
+// retryVersioned is the retry decorator over a backend that keeps old
+// versions: its versioned calls get the same retry budget as the others.
+type retryVersioned struct {
+	*Retry
+	v Versioned
+}
+
+var _ Versioned = (*retryVersioned)(nil)
+
+// ListHidden follows List's rule: no retry once an entry was delivered.
+func (r *retryVersioned) ListHidden(ctx context.Context, prefix string, fn func(HiddenObject) error) error {
+	return retryListing(ctx, r.Retry, "list hidden", prefix, r.v.ListHidden, fn)
+}
+
+func (r *retryVersioned) GetHidden(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	var rc io.ReadCloser
+	var info ObjectInfo
+	err := r.do(ctx, "get hidden", key, func() (err error) {
+		rc, info, err = r.v.GetHidden(ctx, key)
+		return err
+	})
+	return rc, info, err
+}
+
+// Unhide: an ErrNotFound after a retry may be the echo of an earlier
+// attempt that succeeded but whose answer was lost; the key is visible
+// either way, which callers (repair) check by reading it.
+func (r *retryVersioned) Unhide(ctx context.Context, key string) error {
+	return r.do(ctx, "unhide", key, func() error { return r.v.Unhide(ctx, key) })
 }

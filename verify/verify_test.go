@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -395,63 +396,24 @@ func TestTimelineSwitch(t *testing.T) {
 	wantOnly(t, run(t, f.b, false), KindMissingHistory, "wal/00000002.history")
 }
 
-// hidingBackend is a file backend with a versioned storage's view of
-// hidden objects: keys "deleted" without a version id.
-type hidingBackend struct {
-	*file.Backend
-	hidden map[string][]byte
-}
-
-func (h *hidingBackend) hide(t *testing.T, key string) {
-	rc, _, err := h.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(rc)
-	rc.Close()
-	h.hidden[key] = data
-	if err := h.Delete(context.Background(), key); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (h *hidingBackend) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
-	for key, data := range h.hidden {
-		if strings.HasPrefix(key, prefix) {
-			if err := fn(storage.HiddenObject{Key: key, VersionID: "v1", Size: int64(len(data)), HiddenAt: time.Now()}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (h *hidingBackend) GetHidden(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	data, ok := h.hidden[key]
-	if !ok {
-		return nil, storage.ObjectInfo{}, storage.ErrNotFound
-	}
-	return io.NopCloser(bytes.NewReader(data)), storage.ObjectInfo{Key: key, Size: int64(len(data))}, nil
-}
-
-func (h *hidingBackend) Unhide(ctx context.Context, key string) error { return storage.ErrUnsupported }
-
 func TestHiddenObjects(t *testing.T) {
 	f := newFixture(t)
-	h := &hidingBackend{Backend: f.b, hidden: map[string][]byte{}}
-	// Through the retry decorator, as the command opens it.
-	b := storage.WithRetry(h, storage.DefaultRetryPolicy, nil)
+	// A versioned storage's view of the file backend: keys "deleted"
+	// without a version id are hidden. Through the retry decorator, as the
+	// command opens it.
+	h := storagetest.NewFault(f.b)
+	b := storage.WithRetry(h.Versioned(), storage.DefaultRetryPolicy, nil)
 	if r := run(t, b, false); !r.OK || !strings.Contains(text(t, r), "no object is hidden") {
 		t.Fatalf("nothing hidden yet: %v\n%s", kinds(r.Problems), text(t, r))
 	}
 	seg := f.keys[wal.Segment{Timeline: 1, Seg: 4}.String()]
-	h.hide(t, seg)
+	h.Hide(seg)
 	p := wantOnly(t, run(t, b, false), KindHidden, seg)
 	if !strings.Contains(p.Detail, "walvault repair") {
 		t.Errorf("a hidden object's finding should say to run walvault repair: %s", p.Detail)
 	}
 	part := f.m.Archives[0].Parts[0].Key
-	h.hide(t, part)
+	h.Hide(part)
 	r := run(t, b, false)
 	if got := kinds(r.Problems); len(got) != 2 || r.Problems[0].Kind != KindHidden || r.Problems[1].Kind != KindHidden {
 		t.Fatalf("problems = %v, want the two hidden objects only (no gap, no missing part)", got)

@@ -10,14 +10,10 @@ import (
 	"github.com/walvault/walvault/storage/open"
 )
 
-// openBackend opens the repository and stacks the decorators, in this one
-// order: retry outermost, so every attempt goes through the whole stack.
+// openBackend opens the repository under the decorator stack
+// (open.Stacked, storage.Stack): the only way a command gets a backend.
 func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (storage.Backend, error) {
-	b, err := open.Open(ctx, cfg.Repo, open.Options{S3: cfg.S3})
-	if err != nil {
-		return nil, err
-	}
-	return storage.WithRetry(b, storage.DefaultRetryPolicy, log), nil
+	return open.Stacked(ctx, cfg.Repo, open.Options{S3: cfg.S3, Stack: storage.StackOptions{Log: log}})
 }
 
 // session is what a command that works on the repository starts with: its

@@ -66,14 +66,15 @@ func (b *Backend) Location() string { return "file://" + b.root }
 // Close does nothing: the backend holds no resources.
 func (b *Backend) Close() error { return nil }
 
-// path checks key and returns the file that holds it.
+// path checks key and returns the file that holds it. A bad key is a
+// permanent error: no retry can make it valid.
 func (b *Backend) path(key string) (string, error) {
 	if err := storage.ValidateKey(key); err != nil {
-		return "", err
+		return "", storage.Permanent(err)
 	}
 	for _, part := range strings.Split(key, "/") {
 		if strings.HasPrefix(part, tempPrefix) {
-			return "", fmt.Errorf("invalid key %q: an element starting with %q is reserved for temp files", key, tempPrefix)
+			return "", storage.Permanent(fmt.Errorf("invalid key %q: an element starting with %q is reserved for temp files", key, tempPrefix))
 		}
 	}
 	return filepath.Join(b.root, filepath.FromSlash(key)), nil

@@ -27,6 +27,19 @@ func TestConformance(t *testing.T) {
 	}, storagetest.Options{})
 }
 
+// TestConformanceStacked runs the suite on the stack commands get
+// (storage.Stack): the decorators keep the contract, and a directory
+// stays unversioned through them.
+func TestConformanceStacked(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		b := storage.Stack(newTestBackend(t, t.TempDir()), storage.StackOptions{Counter: &storage.Counter{}, ReadHidden: true})
+		if _, ok := storage.AsVersioned(b); ok {
+			t.Errorf("storage.AsVersioned(stacked file backend): got true, want false")
+		}
+		return b
+	}, storagetest.Options{LargeObjectSize: 16 << 20})
+}
+
 func newTestBackend(t *testing.T, root string) *Backend {
 	t.Helper()
 	b, err := New(root)
@@ -265,6 +278,9 @@ func TestMetadataValidation(t *testing.T) {
 			if err != nil {
 				if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExists) {
 					t.Errorf("Put with metadata %q: got %v, want a plain validation error", tc.md, err)
+				}
+				if !storage.IsPermanent(err) {
+					t.Errorf("Put with metadata %q: got %v, want a permanent error (no retry can fix it)", tc.md, err)
 				}
 				if _, serr := b.Stat(context.Background(), key); !errors.Is(serr, storage.ErrNotFound) {
 					t.Errorf("Stat after refused Put: got %v, want ErrNotFound", serr)

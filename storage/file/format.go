@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+
+	"github.com/walvault/walvault/storage"
 )
 
 const (
@@ -24,37 +25,9 @@ const (
 // wrote (or is damaged). It is never "not found".
 var errBadHeader = errors.New("not a walvault object file (bad header); move it out of the repository or restore it from a copy")
 
-// validateMetadata applies the storage.Backend contract: keys are lower-case
-// ASCII letters, digits and '-'; values are printable ASCII.
-func validateMetadata(md map[string]string) error {
-	keys := make([]string, 0, len(md))
-	for k := range md {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // report the same offender every time
-	for _, k := range keys {
-		if k == "" {
-			return errors.New("invalid metadata: empty key")
-		}
-		for i := 0; i < len(k); i++ {
-			c := k[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("invalid metadata key %q: use lower-case letters, digits and '-'", k)
-			}
-		}
-		v := md[k]
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < 0x20 || c > 0x7e {
-				return fmt.Errorf("invalid metadata value for %q: byte %#02x at %d is not printable ASCII", k, c, i)
-			}
-		}
-	}
-	return nil
-}
-
 // encodeHeader returns the header that precedes an object's body.
 func encodeHeader(md map[string]string) ([]byte, error) {
-	if err := validateMetadata(md); err != nil {
+	if err := storage.ValidateMetadata(md); err != nil {
 		return nil, err
 	}
 	if md == nil {

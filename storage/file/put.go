@@ -28,7 +28,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, opts storage
 	}
 	header, err := encodeHeader(opts.Metadata)
 	if err != nil {
-		return storage.OpError("put", key, err)
+		return storage.OpError("put", key, storage.Permanent(err))
 	}
 	if err := ctx.Err(); err != nil {
 		return storage.OpError("put", key, err)

@@ -22,9 +22,11 @@ type S3Options struct {
 	Concurrency int
 }
 
-// Options carries per-backend settings.
+// Options carries per-backend settings, and the decorators Stacked puts
+// around the backend.
 type Options struct {
-	S3 S3Options
+	S3    S3Options
+	Stack storage.StackOptions
 }
 
 // Location is a parsed repository URL.
@@ -78,7 +80,18 @@ func Parse(raw string) (Location, error) {
 	return Location{}, fmt.Errorf("unsupported repository URL scheme %q: %s", u.Scheme, urlHint)
 }
 
-// Open parses raw and returns the backend for it. It does not contact the
+// Stacked is how commands get a repository: the backend for raw, under the
+// decorator stack of storage.Stack (retry, and what opts.Stack adds).
+func Stacked(ctx context.Context, raw string, opts Options) (storage.Backend, error) {
+	b, err := Open(ctx, raw, opts)
+	if err != nil {
+		return nil, err
+	}
+	return storage.Stack(b, opts.Stack), nil
+}
+
+// Open parses raw and returns the bare backend for it, without decorators
+// (conformance tests and benchmarks of one backend use it). It does not contact the
 // storage beyond what the backend's constructor needs.
 func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error) {
 	loc, err := Parse(raw)

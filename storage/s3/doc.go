@@ -27,8 +27,13 @@
 //     HEAD 404 after HeadBucket confirmed the bucket). 403 is never "not
 //     found": S3 answers 403 for a missing key when the caller lacks
 //     s3:ListBucket, so it is a permanent error with a permissions hint.
-//   - The SDK retries at most 3 attempts; walvault's retry decorator
-//     (storage.WithRetry) retries whole operations. Dial (5s), TLS handshake
+//   - One retry budget per call: the SDK's retryer is off, and walvault's
+//     retry decorator (storage.WithRetry) retries whole operations, knowing
+//     deadlines, rewindable bodies, typed answers and the versioned calls.
+//     The requests of a multipart upload keep the SDK's retryer (3
+//     attempts): a part is all the decorator cannot redo (it redoes a whole
+//     Put, and a streamed one not at all). Only a seekable body over 1 GiB,
+//     sent in parts, gets both. Dial (5s), TLS handshake
 //     (10s) and response header (30s) timeouts keep a dead server from
 //     hanging a call; the caller's context bounds the rest.
 //

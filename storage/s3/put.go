@@ -44,7 +44,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 	if err != nil {
 		return err
 	}
-	if err := validMetadata(opts.Metadata); err != nil {
+	if err := storage.ValidateMetadata(opts.Metadata); err != nil {
 		return storage.Permanent(err)
 	}
 	if ret := opts.Retention; ret != nil {
@@ -208,7 +208,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		create.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())
 		create.ChecksumAlgorithm = lockChecksum
 	}
-	cout, err := b.client.CreateMultipartUpload(ctx, create)
+	cout, err := b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
 	if err != nil {
 		releaseFirst()
 		return b.putError(err, opts)
@@ -243,7 +243,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 			if opts.Retention != nil {
 				in.ChecksumAlgorithm = lockChecksum
 			}
-			out, err := b.client.UploadPart(gctx, in)
+			out, err := b.client.UploadPart(gctx, in, b.multipartRetries)
 			if err != nil {
 				return fmt.Errorf("part %d: %w", num, b.translate(err))
 			}
@@ -310,7 +310,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 	if opts.IfNotExists {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	if _, err := b.client.CompleteMultipartUpload(ctx, complete); err != nil {
+	if _, err := b.client.CompleteMultipartUpload(ctx, complete, b.multipartRetries); err != nil {
 		return b.putError(err, opts)
 	}
 	return nil
@@ -338,30 +338,9 @@ func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
 	defer cancel()
 	_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 		Bucket: &b.bucket, Key: aws.String(okey), UploadId: uploadID,
-	})
+	}, b.multipartRetries)
 	// A failed abort leaves parts that a bucket lifecycle rule
 	// (AbortIncompleteMultipartUpload) removes; nothing else can be done.
-}
-
-// validMetadata checks metadata against the Backend contract: S3 sends it
-// as HTTP headers, which cannot carry everything.
-func validMetadata(md map[string]string) error {
-	for k, v := range md {
-		if k == "" {
-			return errors.New("empty metadata key")
-		}
-		for _, c := range k {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("metadata key %q: only a-z, 0-9 and '-' are allowed", k)
-			}
-		}
-		for _, c := range v {
-			if c < 0x20 || c > 0x7e {
-				return fmt.Errorf("metadata %q: value must be printable ASCII", k)
-			}
-		}
-	}
-	return nil
 }
 
 // offsetReadSeeker presents size bytes of rs, from base on, as a body that

@@ -43,8 +43,9 @@ const (
 	dialTimeout           = 5 * time.Second
 	tlsHandshakeTimeout   = 10 * time.Second
 	responseHeaderTimeout = 30 * time.Second
-	// sdkMaxAttempts keeps the SDK's own retries modest: walvault's retry
-	// decorator (storage.WithRetry) retries whole operations on top.
+	// sdkMaxAttempts bounds the SDK's own retries, which only the requests
+	// of a multipart upload get (see multipartRetries); walvault's retry
+	// decorator (storage.WithRetry) retries every other call.
 	sdkMaxAttempts = 3
 	// abortTimeout bounds the cleanup of a failed multipart upload, which
 	// runs even when the caller's context is already done.
@@ -91,6 +92,11 @@ type Backend struct {
 	buffers     sync.Pool // *[]byte of partSize
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
+	// multipartRetries gives a request of a multipart upload the SDK's
+	// retries: walvault's retry decorator can only redo a whole Put, and
+	// not at all one streamed from a pipe, so a lost part would otherwise
+	// fail a backup of many gigabytes.
+	multipartRetries func(*s3.Options)
 	// versionsPageSize caps ListObjectVersions pages (0: the server's
 	// default of 1000); tests lower it to cross page boundaries.
 	versionsPageSize int32
@@ -157,6 +163,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		awsCfg.Credentials = markedCredentials{awsCfg.Credentials}
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		// One retry budget per call: walvault's retry decorator's. The SDK's
+		// retryer stays on for the credential providers built from awsCfg,
+		// and for the requests of a multipart upload (multipartRetries).
+		o.Retryer = aws.NopRetryer{}
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
@@ -168,12 +178,14 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 
+	partRetryer := newRetryer()
 	b := &Backend{
-		client:      client,
-		bucket:      cfg.Bucket,
-		prefix:      prefix,
-		partSize:    cfg.PartSize,
-		concurrency: cfg.Concurrency,
+		client:           client,
+		multipartRetries: func(o *s3.Options) { o.Retryer = partRetryer },
+		bucket:           cfg.Bucket,
+		prefix:           prefix,
+		partSize:         cfg.PartSize,
+		concurrency:      cfg.Concurrency,
 	}
 	b.location = "s3://" + cfg.Bucket
 	if prefix != "" {

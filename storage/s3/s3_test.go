@@ -82,7 +82,38 @@ func TestConformanceObjectLock(t *testing.T) {
 	useGateway(t, v)
 	storagetest.Run(t, func(t *testing.T) storage.Backend {
 		return newBackend(t, v, s3.Config{Bucket: newBucket(t, v, true)})
-	}, storagetest.Options{ObjectLock: true})
+	}, storagetest.Options{ObjectLock: true, Hide: hideInner})
+}
+
+// TestConformanceStacked runs the suite on the stack commands get
+// (storage.Stack), on a lock-enabled, so versioned, bucket: the versioned
+// calls go through the decorators too; with the read-through of hidden
+// objects, as restore reads.
+func TestConformanceStacked(t *testing.T) {
+	v := testenv.StartVersity(t)
+	useGateway(t, v)
+	policy := storage.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}
+	for _, readHidden := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ReadHidden=%v", readHidden), func(t *testing.T) {
+			storagetest.Run(t, func(t *testing.T) storage.Backend {
+				b := newBackend(t, v, s3.Config{Bucket: newBucket(t, v, true), Prefix: "repo"})
+				return storage.Stack(b, storage.StackOptions{Retry: policy, Counter: &storage.Counter{}, ReadHidden: readHidden})
+			}, storagetest.Options{ObjectLock: true, Hide: hideInner, ReadsHidden: readHidden, LargeObjectSize: 16 << 20})
+		})
+	}
+}
+
+// hideInner is storagetest's Options.Hide: a DELETE without a version id
+// through the S3 backend under the stack.
+func hideInner(t *testing.T, b storage.Backend, key string) {
+	t.Helper()
+	sb, ok := storagetest.Inner[*s3.Backend](b)
+	if !ok {
+		t.Fatalf("no s3 backend in %T", b)
+	}
+	if err := s3.Hide(t.Context(), sb, key); err != nil {
+		t.Fatalf("DeleteObject %s without a version id: %v", key, err)
+	}
 }
 
 // checkHardError checks that err is a permanent error that is not

@@ -13,9 +13,13 @@
 //
 // Read suite.go first: Options, Run and the list of cases. The cases live in
 // files named for what they check (roundtrip.go, conditional.go, missing.go,
-// keys.go, list.go, failure.go, retention.go); check.go holds the shared
-// assertions and readers.go the deterministic, failing and cancelling readers
-// the cases stream from.
+// keys.go, list.go, failure.go, retention.go, versioned.go); check.go holds
+// the shared assertions and readers.go the deterministic, failing and
+// cancelling readers the cases stream from.
+//
+// fault.go is not part of the suite: Fault is the one fault-injecting
+// backend the other packages' tests wrap around a real one (fail the Nth
+// call, stall, delay, break bodies, hide keys, answer ErrLocked).
 //
 // Time: the large round trips dominate (two objects of
 // Options.LargeObjectSize, 110 MiB by default, 16 MiB under -short); the

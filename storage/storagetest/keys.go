@@ -27,12 +27,16 @@ var invalidKeys = []string{
 
 // testInvalidKeys: Put refuses malformed keys and stores nothing; Get, Stat
 // and Delete refuse them too, and not as ErrNotFound (a malformed key is a
-// bug, not an authoritative "absent").
+// bug, not an authoritative "absent"). The refusal is permanent
+// (storage.IsPermanent): retrying cannot make a key valid.
 func testInvalidKeys(t *testing.T, s *suite) {
 	for _, key := range invalidKeys {
 		for _, opts := range []storage.PutOptions{{Size: 1}, {Size: 1, IfNotExists: true}} {
-			if err := s.b.Put(s.ctx, key, bytes.NewReader([]byte("x")), opts); err == nil {
+			err := s.b.Put(s.ctx, key, bytes.NewReader([]byte("x")), opts)
+			if err == nil {
 				t.Errorf("Put(%q, IfNotExists=%v): got nil, want an invalid-key error", key, opts.IfNotExists)
+			} else if !storage.IsPermanent(err) {
+				t.Errorf("Put(%q, IfNotExists=%v): got %v, want a permanent error (storage.IsPermanent)", key, opts.IfNotExists, err)
 			}
 		}
 		rc, _, err := s.b.Get(s.ctx, key)

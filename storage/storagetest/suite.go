@@ -25,6 +25,15 @@ type Options struct {
 	// RetentionPeriod is how far in the future the Object Lock case sets
 	// retain-until (GOVERNANCE mode). 0 means one minute.
 	RetentionPeriod time.Duration
+	// Hide, when set, says the backend keeps versions (storage.Versioned)
+	// and hides key, given the backend under test, behind a delete marker
+	// the way a DELETE without a version id does on a versioned bucket.
+	// The Versioned cases then run.
+	Hide func(t *testing.T, b storage.Backend, key string)
+	// ReadsHidden says the backend under test reads through delete
+	// markers (storage.ReadHidden is in its stack): a hidden key is then
+	// still served by Get, Stat and List.
+	ReadsHidden bool
 	// Concurrency is the number of racing puts of one key, and of workers
 	// uploading the list fixtures (at least 16 for pagination). 0 means 8.
 	Concurrency int
@@ -133,5 +142,26 @@ func cases(opts Options) []testCase {
 	} else {
 		cs = append(cs, testCase{"Retention/Unsupported", testRetentionUnsupported})
 	}
+	if opts.Hide != nil {
+		cs = append(cs, testCase{"Versioned/Hidden", testHidden}, testCase{"Versioned/ListHidden", testListHidden})
+	}
 	return cs
+}
+
+// Inner finds the backend of type T in b or among the backends its
+// decorators wrap (storage.Unwrapper): a test's Hide reaches the bare
+// backend under a stack with it.
+func Inner[T storage.Backend](b storage.Backend) (T, bool) {
+	for b != nil {
+		if t, ok := b.(T); ok {
+			return t, true
+		}
+		u, ok := b.(storage.Unwrapper)
+		if !ok {
+			break
+		}
+		b = u.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

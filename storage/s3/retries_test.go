@@ -1,0 +1,103 @@
+package s3_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/s3"
+)
+
+// failingServer answers 500 to every request but the start and the abort
+// of a multipart upload, and counts the requests by kind.
+type failingServer struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (f *failingServer) count(kind string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[kind]
+}
+
+func (f *failingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	kind := r.Method
+	switch {
+	case q.Has("uploads"):
+		kind = "create"
+	case q.Has("partNumber"):
+		kind = "part " + q.Get("partNumber")
+	case r.Method == http.MethodDelete && q.Has("uploadId"):
+		kind = "abort"
+	}
+	f.mu.Lock()
+	f.counts[kind]++
+	f.mu.Unlock()
+	switch kind {
+	case "create":
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`))
+	case "abort":
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+}
+
+func newFailing(t *testing.T) (*failingServer, *s3.Backend) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	f := &failingServer{counts: map[string]int{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	b, err := s3.New(t.Context(), s3.Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", PartSize: s3.MinPartSize, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, b
+}
+
+// TestOneRetryBudget: under walvault's retry decorator a failing call makes
+// as many requests as the decorator's policy allows, not that times the
+// SDK's attempts.
+func TestOneRetryBudget(t *testing.T) {
+	f, b := newFailing(t)
+	policy := storage.RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+	if _, err := storage.WithRetry(b, policy, nil).Stat(context.Background(), "k"); err == nil {
+		t.Fatal("Stat against a server answering 500: got nil, want an error")
+	}
+	if got := f.count(http.MethodHead); got != policy.MaxAttempts {
+		t.Errorf("HEAD requests for one Stat: got %d, want %d (the decorator's attempts only)", got, policy.MaxAttempts)
+	}
+}
+
+// TestMultipartPartRetries: a part of a streamed upload, which the retry
+// decorator cannot redo, keeps the SDK's attempts; the failed upload is
+// aborted.
+func TestMultipartPartRetries(t *testing.T) {
+	f, b := newFailing(t)
+	body := onlyReader{strings.NewReader(strings.Repeat("x", s3.MinPartSize+1))}
+	if err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1}); err == nil {
+		t.Fatal("Put against a server failing every part: got nil, want an error")
+	}
+	if got := f.count("part 1"); got != 3 {
+		t.Errorf("attempts at part 1: got %d, want the SDK's 3", got)
+	}
+	if got := f.count("abort"); got != 1 {
+		t.Errorf("aborts: got %d, want 1", got)
+	}
+}
