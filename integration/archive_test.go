@@ -198,9 +198,7 @@ func TestFetchAnswersPostgreSQLsQuestionsExactly(t *testing.T) {
 		t.Run("corrupt object is refused", func(t *testing.T) {
 			key := repository.WALKey(mustClassify(t, name), repository.LZ4)
 			original, _ := getObject(t, r.backend, key)
-			garbled := bytes.Clone(original)
-			garbled[len(garbled)/2] ^= 0x55
-			r.tamper(t, key, garbled)
+			r.tamper(t, key, corruptDecoded(t, repository.LZ4, original))
 			defer r.tamper(t, key, original)
 			dest := filepath.Join(dir, "RECOVERYXLOG")
 			res := walvault(t, r.env, "wal-fetch", name, dest)

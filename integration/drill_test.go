@@ -285,9 +285,7 @@ func TestDrillBrokenWAL(t *testing.T) {
 
 	t.Run("corrupted segment", func(t *testing.T) {
 		orig, _ := getObject(t, r.backend, key)
-		bad := bytes.Clone(orig)
-		bad[len(bad)/2] ^= 0x55
-		r.tamper(t, key, bad)
+		r.tamper(t, key, corruptDecoded(t, id.Compression, orig))
 		defer r.tamper(t, key, orig)
 		res := walvault(t, r.env, "drill", "--scratch-dir", scratch, "--amcheck", "off")
 		if res.code != 1 || !strings.Contains(res.stderr, "exited before recovery finished") || !strings.Contains(res.stderr, name) {
