@@ -131,16 +131,13 @@ func runBaseBackup(ctx context.Context, w pg.Wire, cmd string, h backupHandlers)
 		return backupEnd{}, err
 	}
 	const what = "BASE_BACKUP"
-	rs, err := pg.ReadResult(ctx, w, what, h.notice)
-	if err != nil {
-		return backupEnd{}, err
-	}
 	var start backupStart
-	start.LSN, start.Timeline, err = parsePosition(rs, "start")
+	var err error
+	start.LSN, start.Timeline, err = readPosition(ctx, w, h.notice, "start")
 	if err != nil {
 		return backupEnd{}, err
 	}
-	rs, err = pg.ReadResult(ctx, w, what, h.notice)
+	rs, err := pg.ReadResult(ctx, w, what, h.notice)
 	if err != nil {
 		return backupEnd{}, err
 	}
@@ -197,12 +194,8 @@ func runBaseBackup(ctx context.Context, w pg.Wire, cmd string, h backupHandlers)
 		}
 	}
 
-	rs, err = pg.ReadResult(ctx, w, what, h.notice)
-	if err != nil {
-		return backupEnd{}, err
-	}
 	var end backupEnd
-	end.LSN, end.Timeline, err = parsePosition(rs, "end")
+	end.LSN, end.Timeline, err = readPosition(ctx, w, h.notice, "end")
 	if err != nil {
 		return backupEnd{}, err
 	}
@@ -210,6 +203,15 @@ func runBaseBackup(ctx context.Context, w pg.Wire, cmd string, h backupHandlers)
 		return backupEnd{}, err
 	}
 	return end, nil
+}
+
+// readPosition reads the result set with the start or end position.
+func readPosition(ctx context.Context, w pg.Wire, notice pg.NoticeFunc, which string) (wal.LSN, wal.TimelineID, error) {
+	rs, err := pg.ReadResult(ctx, w, "BASE_BACKUP", notice)
+	if err != nil {
+		return 0, 0, err
+	}
+	return parsePosition(rs, which)
 }
 
 // parsePosition reads the one-row (recptr, tli) result that starts and ends

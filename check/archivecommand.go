@@ -41,23 +41,35 @@ func parseArchiveCommand(cmd string) commandSettings {
 			sawWalvault = true // walvault, /usr/local/bin/walvault, walvault-1.2
 		case w == "wal-push" && sawWalvault:
 			cs.runsWalvault = true
-		case w == "--repo" || w == "-repo":
-			if i+1 < len(words) {
-				cs.repo = words[i+1]
-				i++
+		default:
+			if v, ok := flagValue(words, &i, "repo"); ok {
+				cs.repo = v
+			} else if v, ok := flagValue(words, &i, "config"); ok {
+				cs.config = v
 			}
-		case strings.HasPrefix(w, "--repo=") || strings.HasPrefix(w, "-repo="):
-			_, cs.repo, _ = strings.Cut(w, "=")
-		case w == "--config" || w == "-config":
-			if i+1 < len(words) {
-				cs.config = words[i+1]
-				i++
-			}
-		case strings.HasPrefix(w, "--config=") || strings.HasPrefix(w, "-config="):
-			_, cs.config, _ = strings.Cut(w, "=")
 		}
 	}
 	return cs
+}
+
+// flagValue reads flag name's value when words[*i] is the flag (--name or
+// -name, the value after "=" or in the next word, which *i then moves
+// to); a flag without a value is ignored.
+func flagValue(words []string, i *int, name string) (string, bool) {
+	w := words[*i]
+	for _, flag := range []string{"--" + name, "-" + name} {
+		if w == flag {
+			if *i+1 < len(words) {
+				*i++
+				return words[*i], true
+			}
+			return "", false
+		}
+		if v, ok := strings.CutPrefix(w, flag+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // shellWords splits s into words like sh: blanks separate, quotes group;

@@ -7,10 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/walvault/walvault/pg"
 )
 
 // binaries are the PostgreSQL programs a drill runs.
@@ -25,8 +25,6 @@ type binaries struct {
 
 // debianBinDir is where Debian and Ubuntu install each major version.
 const debianBinDir = "/usr/lib/postgresql/%d/bin"
-
-var versionPattern = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(\.[0-9]+)?`)
 
 // findBinaries finds the server programs of PostgreSQL major: in dir when
 // given (the --pg-bin setting), else in /usr/lib/postgresql/<major>/bin,
@@ -86,18 +84,10 @@ func probeBinDir(ctx context.Context, dir string) (binaries, error) {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return binaries{}, fmt.Errorf("%s is not an executable file", b.Postgres)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, b.Postgres, "--version").Output()
+	b.Major, b.Version, err = pg.ProgramVersion(ctx, b.Postgres, 20*time.Second)
 	if err != nil {
-		return binaries{}, fmt.Errorf("%s --version: %w", b.Postgres, err)
+		return binaries{}, err
 	}
-	m := versionPattern.FindStringSubmatch(string(out))
-	if m == nil {
-		return binaries{}, fmt.Errorf("%s --version printed %q, not a PostgreSQL version", b.Postgres, strings.TrimSpace(string(out)))
-	}
-	b.Major, _ = strconv.Atoi(m[1])
-	b.Version = m[1] + m[2]
 	if p := filepath.Join(abs, "pg_amcheck"); isExecutable(p) {
 		b.Amcheck = p
 	}

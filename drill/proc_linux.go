@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,7 +27,7 @@ func killStragglers(dir string, wait time.Duration) []int {
 	for {
 		found := processesNaming(dir)
 		for _, pid := range found {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil && !contains(killed, pid) {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil && !slices.Contains(killed, pid) {
 				killed = append(killed, pid)
 			}
 		}
@@ -64,13 +65,4 @@ func processesNaming(dir string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
-}
-
-func contains(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

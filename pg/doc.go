@@ -12,7 +12,7 @@
 // replication.go (ReplicationWire, what wal-receive needs, with
 // github.com/jackc/pglogrepl doing START_REPLICATION, XLogData,
 // keepalives and standby status updates) and server.go (settings,
-// version, slots). pgtest holds a scripted fake server behind Wire and
+// version, slots); program.go asks a PostgreSQL program for its version. pgtest holds a scripted fake server behind Wire and
 // ReplicationWire, for the tests of basebackup and receive.
 //
 // backup-push (basebackup), wal-receive (receive), check, drill and the

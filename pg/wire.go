@@ -96,17 +96,27 @@ func serverHint(e *pgconn.PgError) string {
 	return s
 }
 
+// receive reads the next message; a failure names what was going on and
+// is ctx's error when ctx ended, else a lost connection.
+func receive(ctx context.Context, w Wire, what string) (pgproto3.BackendMessage, error) {
+	msg, err := w.Receive(ctx)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s: %w", what, ctxErr)
+		}
+		return nil, fmt.Errorf("%s: connection to PostgreSQL lost: %w", what, err)
+	}
+	return msg, nil
+}
+
 // ReceiveMessage reads the next message that matters: notices go to
 // notice and parameter status reports are skipped; an ErrorResponse
 // becomes an error (ServerError).
 func ReceiveMessage(ctx context.Context, w Wire, what string, notice NoticeFunc) (pgproto3.BackendMessage, error) {
 	for {
-		msg, err := w.Receive(ctx)
+		msg, err := receive(ctx, w, what)
 		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return nil, fmt.Errorf("%s: %w", what, ctxErr)
-			}
-			return nil, fmt.Errorf("%s: connection to PostgreSQL lost: %w", what, err)
+			return nil, err
 		}
 		switch m := msg.(type) {
 		case *pgproto3.NoticeResponse:
@@ -223,12 +233,9 @@ func Exec(ctx context.Context, w Wire, sql string) ([]ResultSet, error) {
 	var cur *ResultSet
 	var serverErr error
 	for {
-		msg, err := w.Receive(ctx)
+		msg, err := receive(ctx, w, what)
 		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return nil, fmt.Errorf("%s: %w", what, ctxErr)
-			}
-			return nil, fmt.Errorf("%s: connection to PostgreSQL lost: %w", what, err)
+			return nil, err
 		}
 		switch m := msg.(type) {
 		case *pgproto3.RowDescription:

@@ -583,11 +583,16 @@ func (r *receiver) openSegment(start wal.LSN) error {
 	return nil
 }
 
-func (r *receiver) closeSegment() {
-	if r.f != nil {
-		r.f.Close()
-		r.f = nil
+// closeSegment closes the open spool file, if any. Its error matters only
+// where the segment's data was just used (completeSegment): elsewhere the
+// file is abandoned or removed.
+func (r *receiver) closeSegment() error {
+	if r.f == nil {
+		return nil
 	}
+	err := r.f.Close()
+	r.f = nil
+	return err
 }
 
 // write puts WAL starting at pos into the spool, completing segments on
@@ -628,13 +633,16 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	defer cancel()
 	cut := time.Now()
 	res, err := r.storeSegment(ctx, path)
-	r.closeSegment()
+	closeErr := r.closeSegment()
 	if err != nil {
 		r.opts.Metrics.uploadFailed()
 		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrWrongCluster) {
 			return fatalError{err}
 		}
 		return err
+	}
+	if closeErr != nil {
+		return fmt.Errorf("spool segment %s: %w", r.seg, closeErr)
 	}
 	if r.id == nil {
 		if id, err := repository.LoadIdentity(ctx, r.b); err == nil {

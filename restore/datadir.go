@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -51,13 +52,13 @@ func checkTargetDir(path, what string) (*targetDir, error) {
 		}
 		hint := "give a new or empty directory; restore never writes into a non-empty one"
 		switch {
-		case contains(names, "postmaster.pid"):
+		case slices.Contains(names, "postmaster.pid"):
 			hint = "it holds postmaster.pid: a PostgreSQL server may be running on it. Never restore over a live cluster; give a new or empty directory"
-		case contains(names, "PG_VERSION") && contains(names, "global") && isFile(filepath.Join(path, pgControlPartial)):
+		case slices.Contains(names, "PG_VERSION") && slices.Contains(names, "global") && isFile(filepath.Join(path, pgControlPartial)):
 			hint = "it holds an interrupted walvault restore (global/" + filepath.Base(pgControlPartial) + "); remove the directory's contents and restore again"
-		case contains(names, "PG_VERSION"):
+		case slices.Contains(names, "PG_VERSION"):
 			hint = "it holds a PostgreSQL data directory; move it aside (or remove it) first, or restore elsewhere"
-		case contains(names, "lost+found"):
+		case slices.Contains(names, "lost+found"):
 			hint = "it holds lost+found, so it is probably a mount point; restore into a subdirectory of it"
 		}
 		shown := names

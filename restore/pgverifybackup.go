@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/walvault/walvault/pg"
 )
 
 const pgVerifyBackup = "pg_verifybackup"
@@ -21,8 +22,6 @@ type pgVerifyBackupTool struct {
 	path  string
 	major int
 }
-
-var pgVersionPattern = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)`)
 
 // findPGVerifyBackup looks for a pg_verifybackup at least as new as the
 // backup's PostgreSQL major version: in binDir when set, else in
@@ -45,15 +44,11 @@ func findPGVerifyBackup(ctx context.Context, binDir string, major int) (pgVerify
 			why = append(why, c+" not found")
 			continue
 		}
-		vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		out, err := exec.CommandContext(vctx, c, "--version").Output()
-		cancel()
-		m := pgVersionPattern.FindSubmatch(out)
-		if err != nil || m == nil {
-			why = append(why, fmt.Sprintf("%s --version failed (%v)", c, err))
+		v, _, err := pg.ProgramVersion(ctx, c, 30*time.Second)
+		if err != nil {
+			why = append(why, err.Error())
 			continue
 		}
-		v, _ := strconv.Atoi(string(m[1]))
 		if v < major {
 			why = append(why, fmt.Sprintf("%s is from PostgreSQL %d, older than the backup's %d", c, v, major))
 			continue

@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +92,7 @@ func (t Target) Validate() error {
 		return err
 	}
 	if t.Action != "" {
-		if !contains(targetActions, t.Action) {
+		if !slices.Contains(targetActions, t.Action) {
 			return fmt.Errorf("unknown recovery target action %q: use pause, promote or shutdown", t.Action)
 		}
 		if len(kinds) == 0 {
@@ -130,15 +131,6 @@ func validateTimeline(s string) error {
 		return fmt.Errorf("invalid recovery target timeline %q: use latest, current or a timeline number such as 2", s)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // String describes the target for messages and logs.

@@ -154,15 +154,11 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (Rep
 			rep.WAL.Held++
 			continue
 		}
-		if err := ctx.Err(); err != nil {
+		gone, err := deleteNext(ctx, b, f.Key, opts, &rep.WAL.Locked, "delete WAL "+f.Key)
+		if err != nil {
 			return rep, err
 		}
-		locked, err := deleteObject(ctx, b, f.Key, opts)
-		if err != nil {
-			return rep, fmt.Errorf("delete WAL %s: %w", f.Key, err)
-		}
-		if locked != nil {
-			rep.WAL.Locked = append(rep.WAL.Locked, *locked)
+		if !gone {
 			continue
 		}
 		rep.WAL.Deleted++
@@ -218,15 +214,11 @@ func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Op
 		}
 	}
 	for i, oi := range bp.Objects {
-		if err := ctx.Err(); err != nil {
+		gone, err := deleteNext(ctx, b, oi.Key, opts, &res.Locked, "delete backup "+bp.ID)
+		if err != nil {
 			return res, err
 		}
-		locked, err := deleteObject(ctx, b, oi.Key, opts)
-		if err != nil {
-			return res, fmt.Errorf("delete backup %s: %w", bp.ID, err)
-		}
-		if locked != nil {
-			res.Locked = append(res.Locked, *locked)
+		if !gone {
 			if i == 0 && oi.Key == manifestKey {
 				// Still a backup: its parts must stay.
 				res.Outcome = KeptByLock
@@ -269,6 +261,24 @@ func manifestHidden(ctx context.Context, b storage.Backend, key string, opts Opt
 
 // deleteObject deletes key. A locked object is not an error: it returns
 // it, with its retain-until date when Stat says. Gone already is success.
+// deleteNext is one step of Apply's deletions: nothing once ctx is done
+// (its error is returned as is), a failure wrapped as "what: ...", and an
+// object its lock keeps added to locked. It reports whether key is gone.
+func deleteNext(ctx context.Context, b storage.Backend, key string, opts Options, locked *[]Locked, what string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	l, err := deleteObject(ctx, b, key, opts)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	if l != nil {
+		*locked = append(*locked, *l)
+		return false, nil
+	}
+	return true, nil
+}
+
 func deleteObject(ctx context.Context, b storage.Backend, key string, opts Options) (*Locked, error) {
 	err := opts.call(ctx, func(ctx context.Context) error { return b.Delete(ctx, key) })
 	switch {

@@ -73,15 +73,12 @@ func planPartials(inv Inventory, w WALPlan) PartialPlan {
 			pp.Other = append(pp.Other, oi.Key)
 			continue
 		}
-		f := PartialFile{Key: oi.Key, Segment: p.Segment, End: p.End, Size: oi.Size, ModTime: oi.ModTime}
-		if inv.SegmentSize != 0 {
-			start, err := p.Segment.StartLSN(inv.SegmentSize)
-			if err != nil { // a segment number the segment size cannot have
-				pp.Other = append(pp.Other, oi.Key)
-				continue
-			}
-			f.Start = start
+		start, ok := segmentStart(p.Segment, inv.SegmentSize)
+		if !ok {
+			pp.Other = append(pp.Other, oi.Key)
+			continue
 		}
+		f := PartialFile{Key: oi.Key, Segment: p.Segment, Start: start, End: p.End, Size: oi.Size, ModTime: oi.ModTime}
 		switch {
 		case archived[p.Segment]:
 			f.Superseded = true
@@ -150,15 +147,11 @@ func applyPartials(ctx context.Context, b storage.Backend, plan Plan, cutoff wal
 			res.Held++
 			continue
 		}
-		if err := ctx.Err(); err != nil {
+		gone, err := deleteNext(ctx, b, f.Key, opts, &res.Locked, "delete partial "+f.Key)
+		if err != nil {
 			return res, err
 		}
-		locked, err := deleteObject(ctx, b, f.Key, opts)
-		if err != nil {
-			return res, fmt.Errorf("delete partial %s: %w", f.Key, err)
-		}
-		if locked != nil {
-			res.Locked = append(res.Locked, *locked)
+		if !gone {
 			continue
 		}
 		res.Deleted++

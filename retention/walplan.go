@@ -34,16 +34,12 @@ func planWAL(inv Inventory, plan Plan) (WALPlan, error) {
 			w.KeptBytes += oi.Size
 			continue
 		}
-		f := WALFile{Key: oi.Key, Name: name, Size: oi.Size, ModTime: oi.ModTime}
-		if inv.SegmentSize != 0 {
-			start, err := name.Segment.StartLSN(inv.SegmentSize)
-			if err != nil { // a segment number the segment size cannot have
-				w.Other = append(w.Other, oi.Key)
-				continue
-			}
-			f.Start = start
+		start, ok := segmentStart(name.Segment, inv.SegmentSize)
+		if !ok {
+			w.Other = append(w.Other, oi.Key)
+			continue
 		}
-		candidates = append(candidates, f)
+		candidates = append(candidates, WALFile{Key: oi.Key, Name: name, Start: start, Size: oi.Size, ModTime: oi.ModTime})
 	}
 	keepAll := func(reason string) (WALPlan, error) {
 		for _, f := range candidates {
@@ -136,4 +132,14 @@ func sortOldestFirst(fs []WALFile) {
 		}
 		return a.Key < b.Key
 	})
+}
+
+// segmentStart is where seg starts, 0 when the segment size is unknown;
+// false for a segment number the segment size cannot have.
+func segmentStart(seg wal.Segment, segmentSize uint32) (wal.LSN, bool) {
+	if segmentSize == 0 {
+		return 0, true
+	}
+	start, err := seg.StartLSN(segmentSize)
+	return start, err == nil
 }

@@ -127,10 +127,15 @@ func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOpt
 
 // Get retries opening the object; a failure mid-stream is the reader's.
 func (r *Retry) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	return retryOpen(ctx, r, "get", key, r.Backend.Get)
+}
+
+// retryOpen runs open (Get, GetHidden) under the retry policy.
+func retryOpen(ctx context.Context, r *Retry, op, key string, open func(context.Context, string) (io.ReadCloser, ObjectInfo, error)) (io.ReadCloser, ObjectInfo, error) {
 	var rc io.ReadCloser
 	var info ObjectInfo
-	err := r.do(ctx, "get", key, func() (err error) {
-		rc, info, err = r.Backend.Get(ctx, key)
+	err := r.do(ctx, op, key, func() (err error) {
+		rc, info, err = open(ctx, key)
 		return err
 	})
 	return rc, info, err
@@ -191,13 +196,7 @@ func (r *retryVersioned) ListHidden(ctx context.Context, prefix string, fn func(
 }
 
 func (r *retryVersioned) GetHidden(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
-	var rc io.ReadCloser
-	var info ObjectInfo
-	err := r.do(ctx, "get hidden", key, func() (err error) {
-		rc, info, err = r.v.GetHidden(ctx, key)
-		return err
-	})
-	return rc, info, err
+	return retryOpen(ctx, r.Retry, "get hidden", key, r.v.GetHidden)
 }
 
 // Unhide: an ErrNotFound after a retry may be the echo of an earlier

@@ -5,8 +5,10 @@
 package membuf
 
 import (
-	"errors"
+	"fmt"
 	"io"
+
+	"github.com/walvault/walvault/internal/seekpos"
 )
 
 const chunkSize = 1 << 20
@@ -54,19 +56,9 @@ func (b *Buffer) Read(p []byte) (int, error) {
 
 // Seek moves the read offset.
 func (b *Buffer) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = b.off + offset
-	case io.SeekEnd:
-		abs = b.size + offset
-	default:
-		return 0, errors.New("membuf: invalid whence")
-	}
-	if abs < 0 {
-		return 0, errors.New("membuf: negative position")
+	abs, err := seekpos.Resolve(b.off, b.size, offset, whence)
+	if err != nil {
+		return 0, fmt.Errorf("membuf: %w", err)
 	}
 	b.off = abs
 	return abs, nil

@@ -18,27 +18,41 @@ import (
 // directory it cannot reach.
 func CanSearch(dir string, uid, gid int, name string) error {
 	for p := dir; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
+		d, err := Check(p, uid, gid, Search)
 		if err != nil {
 			return err
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		perm := fi.Mode().Perm()
-		var bit fs.FileMode = 0o001
-		switch {
-		case int(st.Uid) == uid:
-			bit = 0o100
-		case int(st.Gid) == gid:
-			bit = 0o010
-		}
-		if perm&bit == 0 {
-			return fmt.Errorf("%s (mode %v, owner %d:%d) is not searchable by %s", p, perm, st.Uid, st.Gid, name)
+		if d != nil {
+			return fmt.Errorf("%s (mode %v, owner %d:%d) is not searchable by %s", p, d.Mode, d.UID, d.GID, name)
 		}
 		if p == filepath.Dir(p) {
 			return nil
 		}
 	}
+}
+
+// Check judges, by mode bits and the primary group only, whether the user
+// uid:gid has permission bit (Read, Write or Search) on path: nil when it
+// has, or when the file system does not say who owns path, else a Denial.
+func Check(path string, uid, gid int, bit fs.FileMode) (*Denial, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, nil
+	}
+	perm := fi.Mode().Perm()
+	class := bit // other
+	switch {
+	case int(st.Uid) == uid:
+		class = bit << 6
+	case int(st.Gid) == gid:
+		class = bit << 3
+	}
+	if perm&class == 0 {
+		return &Denial{Mode: perm, UID: st.Uid, GID: st.Gid}, nil
+	}
+	return nil, nil
 }

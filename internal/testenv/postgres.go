@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/internal/osuser"
 )
 
 // DefaultPGBinDir is where Debian's postgresql-15 package installs the
@@ -147,27 +149,13 @@ func (u serverUser) canSearch(dir string) error {
 // hasPerm checks one permission bit class (4 read, 2 write, 1 exec/search)
 // of path for the server user.
 func (u serverUser) hasPerm(path string, bit fs.FileMode) error {
-	fi, err := os.Stat(path)
+	d, err := osuser.Check(path, int(u.uid), int(u.gid), bit)
 	if err != nil {
 		return err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	mode := fi.Mode().Perm()
-	var allowed bool
-	switch {
-	case st.Uid == u.uid:
-		allowed = mode&(bit<<6) != 0
-	case st.Gid == u.gid:
-		allowed = mode&(bit<<3) != 0
-	default:
-		allowed = mode&bit != 0
-	}
-	if !allowed {
+	if d != nil {
 		what := map[fs.FileMode]string{4: "read", 2: "write", 1: "search/execute"}[bit]
-		return fmt.Errorf("user %s (uid %d) cannot %s %s (mode %v, owner %d:%d)", u.name, u.uid, what, path, mode, st.Uid, st.Gid)
+		return fmt.Errorf("user %s (uid %d) cannot %s %s (mode %v, owner %d:%d)", u.name, u.uid, what, path, d.Mode, d.UID, d.GID)
 	}
 	return nil
 }

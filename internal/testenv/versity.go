@@ -319,11 +319,23 @@ func writeTestCerts(t testing.TB, dir string) (certFile, keyFile, caFile string)
 	t.Helper()
 	fail := func(err error) { t.Fatalf("testenv: generating test certificates: %v", err) }
 	now := time.Now()
-
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		fail(err)
+	// issue makes a key and a certificate of it from tmpl, signed by
+	// parent's key, or self-signed when parent is nil.
+	issue := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			fail(err)
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			fail(err)
+		}
+		return key, der
 	}
+
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "walvault test CA"},
@@ -333,19 +345,12 @@ func writeTestCerts(t testing.TB, dir string) (certFile, keyFile, caFile string)
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		fail(err)
-	}
+	caKey, caDER := issue(caTmpl, nil, nil)
 	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		fail(err)
 	}
 
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		fail(err)
-	}
 	srvTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
@@ -356,10 +361,7 @@ func writeTestCerts(t testing.TB, dir string) (certFile, keyFile, caFile string)
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     []string{"localhost"},
 	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		fail(err)
-	}
+	srvKey, srvDER := issue(srvTmpl, caCert, caKey)
 	srvKeyDER, err := x509.MarshalPKCS8PrivateKey(srvKey)
 	if err != nil {
 		fail(err)

@@ -157,20 +157,35 @@ func (b *Backend) read(ctx context.Context, op, key string) (storage.ObjectInfo,
 // List delivers the keys with a current data version, from a snapshot
 // taken at the start (fn may call the backend).
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	return listSnapshot(ctx, b, "list", prefix, func(key string) (storage.ObjectInfo, bool) {
+		v, ok := b.current(key)
+		return v.info(key), ok
+	}, fn)
+}
+
+// listSnapshot delivers, in key order, what entry makes of each key under
+// prefix that it accepts; entry runs under the lock, fn after it.
+func listSnapshot[T any](ctx context.Context, b *Backend, op, prefix string, entry func(key string) (T, bool), fn func(T) error) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return storage.OpError("list", prefix, errClosed)
+		return storage.OpError(op, prefix, errClosed)
 	}
-	var infos []storage.ObjectInfo
+	var keys []string
 	for key := range b.objects {
-		if v, ok := b.current(key); ok && strings.HasPrefix(key, prefix) {
-			infos = append(infos, v.info(key))
+		if strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	var entries []T
+	for _, key := range keys {
+		if e, ok := entry(key); ok {
+			entries = append(entries, e)
 		}
 	}
 	b.mu.Unlock()
-	slices.SortFunc(infos, func(a, b storage.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
-	return deliver(ctx, "list", prefix, infos, fn)
+	return deliver(ctx, op, prefix, entries, fn)
 }
 
 func deliver[T any](ctx context.Context, op, prefix string, entries []T, fn func(T) error) error {
@@ -251,23 +266,10 @@ func (b *Backend) hidden(key string) (data, marker version, ok bool) {
 // ListHidden delivers, in key order, the keys under prefix that a delete
 // marker hides while a data version survives.
 func (b *Backend) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return storage.OpError("list hidden", prefix, errClosed)
-	}
-	var hs []storage.HiddenObject
-	for key := range b.objects {
-		if !strings.HasPrefix(key, prefix) {
-			continue
-		}
-		if d, m, ok := b.hidden(key); ok {
-			hs = append(hs, storage.HiddenObject{Key: key, VersionID: d.id, Size: int64(len(d.data)), HiddenAt: m.modTime, RetainUntil: d.retainUntil})
-		}
-	}
-	b.mu.Unlock()
-	slices.SortFunc(hs, func(a, b storage.HiddenObject) int { return strings.Compare(a.Key, b.Key) })
-	return deliver(ctx, "list hidden", prefix, hs, fn)
+	return listSnapshot(ctx, b, "list hidden", prefix, func(key string) (storage.HiddenObject, bool) {
+		d, m, ok := b.hidden(key)
+		return storage.HiddenObject{Key: key, VersionID: d.id, Size: int64(len(d.data)), HiddenAt: m.modTime, RetainUntil: d.retainUntil}, ok
+	}, fn)
 }
 
 // GetHidden opens the newest data version of a hidden key.

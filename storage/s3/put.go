@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/walvault/walvault/internal/seekpos"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -367,19 +368,9 @@ func (o *offsetReadSeeker) Read(p []byte) (int, error) {
 }
 
 func (o *offsetReadSeeker) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = o.pos + offset
-	case io.SeekEnd:
-		abs = o.size + offset
-	default:
-		return 0, errors.New("invalid whence")
-	}
-	if abs < 0 {
-		return 0, errors.New("negative position")
+	abs, err := seekpos.Resolve(o.pos, o.size, offset, whence)
+	if err != nil {
+		return 0, err
 	}
 	if _, err := o.rs.Seek(o.base+abs, io.SeekStart); err != nil {
 		return 0, err

@@ -323,13 +323,19 @@ func (f *Fault) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 }
 
 func (f *Fault) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	rules, done := f.enter(OpList, prefix)
+	return f.list(ctx, OpList, prefix, false, fn)
+}
+
+// list runs op (List or ListHidden) on the wrapped backend's listing,
+// passing on the keys that are hidden or, with hidden false, the others.
+func (f *Fault) list(ctx context.Context, op Op, prefix string, hidden bool, fn func(storage.ObjectInfo) error) error {
+	rules, done := f.enter(op, prefix)
 	defer done()
-	if err := before(ctx, rules, OpList, prefix); err != nil {
+	if err := before(ctx, rules, op, prefix); err != nil {
 		return err
 	}
 	return f.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if f.isHidden(oi.Key) {
+		if f.isHidden(oi.Key) != hidden {
 			return nil
 		}
 		return fn(oi)
@@ -364,15 +370,7 @@ type VersionedFault struct{ *Fault }
 var _ storage.Versioned = (*VersionedFault)(nil)
 
 func (f *VersionedFault) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
-	rules, done := f.enter(OpListHidden, prefix)
-	defer done()
-	if err := before(ctx, rules, OpListHidden, prefix); err != nil {
-		return err
-	}
-	return f.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if !f.isHidden(oi.Key) {
-			return nil
-		}
+	return f.list(ctx, OpListHidden, prefix, true, func(oi storage.ObjectInfo) error {
 		return fn(storage.HiddenObject{Key: oi.Key, VersionID: "v1", Size: oi.Size, HiddenAt: oi.ModTime, RetainUntil: oi.RetainUntil})
 	})
 }

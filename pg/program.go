@@ -1,0 +1,32 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var programVersionPattern = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(\.[0-9]+)?`)
+
+// ProgramVersion runs `path --version` (postgres, pg_verifybackup, ...),
+// waiting at most timeout, and reads the PostgreSQL version it prints: the
+// major version and the version as printed ("15.10"). Which versions fit
+// is the caller's rule.
+func ProgramVersion(ctx context.Context, path string, timeout time.Duration) (major int, version string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	if err != nil {
+		return 0, "", fmt.Errorf("%s --version: %w", path, err)
+	}
+	m := programVersionPattern.FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, "", fmt.Errorf("%s --version printed %q, not a PostgreSQL version", path, strings.TrimSpace(string(out)))
+	}
+	major, _ = strconv.Atoi(m[1])
+	return major, m[1] + m[2], nil
+}
