@@ -3,10 +3,7 @@ package repository_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,89 +15,34 @@ import (
 	"github.com/walvault/walvault/wal"
 )
 
-// countingBackend counts the requests a command makes, and the objects its
-// listings return.
-type countingBackend struct {
-	storage.Backend
-	mu     sync.Mutex
-	calls  map[string]int
-	listed int
-}
-
-func newCounting(b storage.Backend) *countingBackend {
-	return &countingBackend{Backend: b, calls: map[string]int{}}
-}
-
-func (c *countingBackend) count(op string) {
-	c.mu.Lock()
-	c.calls[op]++
-	c.mu.Unlock()
-}
-
-func (c *countingBackend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	c.count("List")
-	return c.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		c.mu.Lock()
-		c.listed++
-		c.mu.Unlock()
-		return fn(oi)
-	})
-}
-
-func (c *countingBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	c.count("Get")
-	return c.Backend.Get(ctx, key)
-}
-
-func (c *countingBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	c.count("Stat")
-	return c.Backend.Stat(ctx, key)
-}
-
-func (c *countingBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	c.count("Put")
-	return c.Backend.Put(ctx, key, r, opts)
-}
-
-func (c *countingBackend) Delete(ctx context.Context, key string) error {
-	c.count("Delete")
-	return c.Backend.Delete(ctx, key)
-}
-
 // cost is what one command asked of the storage.
 type cost struct {
-	listed   int
-	calls    map[string]int
-	requests int
-	elapsed  time.Duration
+	storage.Counts
+	elapsed time.Duration
 }
 
 func (c cost) String() string {
-	ops := make([]string, 0, len(c.calls))
-	for op := range c.calls {
-		ops = append(ops, op)
+	var parts []string
+	for _, op := range []struct {
+		name string
+		n    int64
+	}{{"Delete", c.Delete}, {"Get", c.Get}, {"List", c.List}, {"Put", c.Put}, {"Stat", c.Stat}} {
+		if op.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", op.name, op.n))
+		}
 	}
-	sort.Strings(ops)
-	parts := make([]string, 0, len(ops))
-	for _, op := range ops {
-		parts = append(parts, fmt.Sprintf("%s %d", op, c.calls[op]))
-	}
-	return fmt.Sprintf("%d objects listed, %d requests (%s), %s", c.listed, c.requests, strings.Join(parts, ", "), c.elapsed.Round(time.Millisecond))
+	return fmt.Sprintf("%d objects listed, %d requests (%s), %s", c.Listed, c.Calls(), strings.Join(parts, ", "), c.elapsed.Round(time.Millisecond))
 }
 
 // measure runs fn against a fresh counter over b.
 func measure(t testing.TB, b storage.Backend, fn func(storage.Backend) error) cost {
 	t.Helper()
-	c := newCounting(b)
+	var c storage.Counter
 	began := time.Now()
-	if err := fn(c); err != nil {
+	if err := fn(storage.Count(b, &c)); err != nil {
 		t.Fatal(err)
 	}
-	out := cost{listed: c.listed, calls: c.calls, elapsed: time.Since(began)}
-	for _, n := range c.calls {
-		out.requests += n
-	}
-	return out
+	return cost{Counts: c.Counts(), elapsed: time.Since(began)}
 }
 
 const costSegSize = 16 << 20
@@ -218,20 +160,20 @@ func TestListingCost(t *testing.T) {
 		if name == "delete --confirm" {
 			wantLists += backups - 2 // REDUNDANCY 2
 		}
-		if c.calls["List"] != wantLists {
-			t.Errorf("%s: %d List calls, want %d", name, c.calls["List"], wantLists)
+		if c.List != int64(wantLists) {
+			t.Errorf("%s: %d List calls, want %d", name, c.List, wantLists)
 		}
-		if c.listed > segments+backups*4+1+(wantLists-1)*3 {
-			t.Errorf("%s listed %d objects: more than one pass over the %d objects", name, c.listed, segments+backups*4+1)
+		if c.Listed > int64(segments+backups*4+1+(wantLists-1)*3) {
+			t.Errorf("%s listed %d objects: more than one pass over the %d objects", name, c.Listed, segments+backups*4+1)
 		}
 		// walvault.json and one manifest per backup; verify adds nothing
 		// (no history file here), delete's dry run one Stat per backup it
 		// would delete.
-		if got := c.calls["Get"]; got != 1+backups {
+		if got := c.Get; got != int64(1+backups) {
 			t.Errorf("%s: %d Gets, want %d (walvault.json and each manifest once)", name, got, 1+backups)
 		}
 	}
-	if n := costs["backup-list"].calls["Stat"]; n != 0 {
+	if n := costs["backup-list"].Stat; n != 0 {
 		t.Errorf("backup-list made %d Stats, want none (statuses come from the listing)", n)
 	}
 }
