@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/storage/storagetest"
@@ -110,11 +111,7 @@ func (f *fixture) putHistory(t *testing.T, tli wal.TimelineID, text string) {
 
 func (f *fixture) putPart(t *testing.T, key string, c repository.Compression, raw []byte) repository.BackupPart {
 	t.Helper()
-	body := compress(t, c, raw)
-	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
-	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(len(body)), SHA256: sum(raw)}
+	return repotest.PutPart(t, f.b, key, c, raw, nil)
 }
 
 func (f *fixture) putBackup(t *testing.T, id string, startSeg, stopSeg uint32) repository.BackupManifest {
@@ -124,17 +121,18 @@ func (f *fixture) putBackup(t *testing.T, id string, startSeg, stopSeg uint32) r
 		WALSegmentSize: testSegSize, StartTimeline: 1, StopTimeline: 1,
 		StartWAL: wal.Segment{Timeline: 1, Seg: startSeg}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: stopSeg}.String(),
 	}
-	var parts []repository.BackupPart
+	var tar []byte
+	partSize := 0
 	for i := range 2 {
-		raw := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", id, i)), 5000)
-		parts = append(parts, f.putPart(t, repository.BackupPartKey(id, "base.tar", i, repository.LZ4), repository.LZ4, raw))
+		part := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", id, i)), 5000)
+		partSize = len(part)
+		tar = append(tar, part...)
 	}
-	m.Archives = []repository.BackupArchive{{Name: "base.tar", Parts: parts}}
-	m.PGManifest = f.putPart(t, repository.BackupPrefix(id)+repository.PGManifestName, repository.None, []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`))
-	if err := repository.WriteBackupManifest(context.Background(), f.b, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return repotest.WriteBackup(t, f.b, repotest.Backup{
+		Manifest: m, PartSize: partSize,
+		Archives:   []repotest.Archive{{Name: "base.tar", Data: tar}},
+		PGManifest: []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`),
+	})
 }
 
 // rewrite replaces an object's body, keeping its metadata: what bit rot or
