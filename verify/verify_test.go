@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,17 +84,8 @@ func sum(b []byte) string {
 
 func (f *fixture) putSegment(t *testing.T, s wal.Segment, raw []byte) string {
 	t.Helper()
-	name := wal.FileName{Kind: wal.KindSegment, Timeline: s.Timeline, Segment: s}
-	key := repository.WALKey(name, repository.LZ4)
-	body := compress(t, repository.LZ4, raw)
-	meta := map[string]string{
-		repository.MetaSHA256:      sum(raw),
-		repository.MetaRawSize:     strconv.Itoa(len(raw)),
-		repository.MetaCompression: string(repository.LZ4),
-	}
-	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
+	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: s.Timeline, Segment: s}, repository.LZ4)
+	repotest.PutWAL(t, f.b, key, repository.LZ4, raw, nil)
 	f.keys[s.String()] = key
 	return key
 }
@@ -103,10 +93,7 @@ func (f *fixture) putSegment(t *testing.T, s wal.Segment, raw []byte) string {
 func (f *fixture) putHistory(t *testing.T, tli wal.TimelineID, text string) {
 	t.Helper()
 	key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
-	meta := map[string]string{repository.MetaSHA256: sum([]byte(text)), repository.MetaRawSize: strconv.Itoa(len(text)), repository.MetaCompression: "none"}
-	if err := f.b.Put(context.Background(), key, strings.NewReader(text), storage.PutOptions{IfNotExists: true, Metadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, f.b, key, repository.None, []byte(text), nil)
 }
 
 func (f *fixture) putPart(t *testing.T, key string, c repository.Compression, raw []byte) repository.BackupPart {
@@ -373,12 +360,8 @@ func TestTimelineSwitch(t *testing.T) {
 	// begins with segment 7.
 	f.putHistory(t, 2, "1\t0/700100\tno recovery target specified\n") // 1 MiB segments
 	partial := segmentBody(7)
-	body := compress(t, repository.LZ4, partial)
-	meta := map[string]string{repository.MetaSHA256: sum(partial), repository.MetaRawSize: strconv.Itoa(len(partial)), repository.MetaCompression: "lz4"}
 	partialKey := repository.WALKey(wal.FileName{Kind: wal.KindPartial, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 7}}, repository.LZ4)
-	if err := f.b.Put(context.Background(), partialKey, bytes.NewReader(body), storage.PutOptions{Metadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, f.b, partialKey, repository.LZ4, partial, nil)
 	for n := uint32(7); n <= 8; n++ {
 		f.putSegment(t, wal.Segment{Timeline: 2, Seg: n}, segmentBody(n))
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
+	"strconv"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
@@ -36,6 +38,42 @@ func Put(t testing.TB, b storage.Backend, key string, body []byte) {
 	}
 }
 
+// PutWAL stores raw under key compressed with c, with the metadata
+// wal-push and wal-receive give a WAL object (raw's sha256 and size, the
+// compression) and extra, and returns the stored body.
+func PutWAL(t testing.TB, b storage.Backend, key string, c repository.Compression, raw []byte, extra map[string]string) []byte {
+	t.Helper()
+	body := compress(t, c, raw)
+	sum := sha256.Sum256(raw)
+	meta := map[string]string{
+		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
+		repository.MetaRawSize:     strconv.Itoa(len(raw)),
+		repository.MetaCompression: string(c),
+	}
+	maps.Copy(meta, extra)
+	if err := b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body)), Metadata: meta}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+	return body
+}
+
+// compress returns raw compressed with c.
+func compress(t testing.TB, c repository.Compression, raw []byte) []byte {
+	t.Helper()
+	var enc bytes.Buffer
+	w, err := c.NewWriter(&enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return enc.Bytes()
+}
+
 // PutPart stores raw under key compressed with c, and returns the entry a
 // manifest lists for it. When stored is not nil it is what gets compressed
 // and stored, while the entry still describes raw: a part damaged after
@@ -45,20 +83,10 @@ func PutPart(t testing.TB, b storage.Backend, key string, c repository.Compressi
 	if stored == nil {
 		stored = raw
 	}
-	var enc bytes.Buffer
-	w, err := c.NewWriter(&enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(stored); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	Put(t, b, key, enc.Bytes())
+	enc := compress(t, c, stored)
+	Put(t, b, key, enc)
 	sum := sha256.Sum256(raw)
-	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(enc.Len()), SHA256: hex.EncodeToString(sum[:])}
+	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(len(enc)), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // Backup is a backup for WriteBackup to store.
