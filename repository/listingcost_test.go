@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/retention"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/verify"
 	"github.com/walvault/walvault/wal"
 )
@@ -52,25 +53,13 @@ const costSegSize = 16 << 20
 // walvault's manifest, backup_manifest and one part.
 func costRepo(t testing.TB, segments, backups int) storage.Backend {
 	t.Helper()
-	ctx := context.Background()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, costSegSize, 15, repository.LZ4, "h", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), nil); err != nil {
-		t.Fatal(err)
-	}
-	put := func(key, body string) {
-		if err := b.Put(ctx, key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b, _ := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7, costSegSize, 15, repository.LZ4, "h", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	seg := func(n int) wal.Segment { return wal.Segment{Timeline: 1, Log: uint32(n / 256), Seg: uint32(n % 256)} }
 	for n := 1; n <= segments; n++ {
-		put(repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), "segment")
+		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), []byte("segment"))
 	}
 	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-	sum := strings.Repeat("0", 64)
 	for i := range backups {
 		n := 1 + i*segments/backups
 		start, stop := seg(n), seg(n+1)
@@ -78,21 +67,13 @@ func costRepo(t testing.TB, segments, backups int) storage.Backend {
 		stopLSN, _ := stop.StartLSN(costSegSize)
 		at := t0.Add(time.Duration(i) * 24 * time.Hour)
 		id := repository.NewBackupID(at)
-		put(repository.WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 1, Segment: start, Offset: 0x28}, repository.None), "history")
-		part := repository.BackupPart{Key: repository.BackupPartKey(id, "base.tar", 0, repository.LZ4), Compression: repository.LZ4, RawSize: 10, StoredSize: 4, SHA256: sum}
-		pgm := repository.BackupPart{Key: repository.BackupPrefix(id) + repository.PGManifestName, Compression: repository.None, RawSize: 2, StoredSize: 2, SHA256: sum}
-		put(part.Key, "part")
-		put(pgm.Key, "{}")
+		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 1, Segment: start, Offset: 0x28}, repository.None), []byte("history"))
 		m := repository.BackupManifest{
 			FormatVersion: repository.FormatVersion, ID: id, SystemID: "7", PGVersion: 150010, WALSegmentSize: costSegSize,
 			StartTimeline: 1, StartLSN: (startLSN + 0x28).String(), StopTimeline: 1, StopLSN: (stopLSN + 0x100).String(),
 			StartWAL: start.String(), StopWAL: stop.String(), StartTime: at, StopTime: at.Add(time.Minute),
-			Archives:   []repository.BackupArchive{{Name: "base.tar", Parts: []repository.BackupPart{part}}},
-			PGManifest: pgm, RawBytes: 10, Stored: 6,
 		}
-		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
-			t.Fatal(err)
-		}
+		repotest.WriteBackup(t, b, repotest.Backup{Manifest: m, Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("part")}}})
 	}
 	return b
 }
