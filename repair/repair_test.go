@@ -9,7 +9,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
 )
@@ -183,10 +183,7 @@ func TestRunErrors(t *testing.T) {
 }
 
 func TestRunUnversionedStorage(t *testing.T) {
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
 	rep, err := Run(context.Background(), b, Options{})
 	if err != nil || rep.Versioned || !rep.Clean() {
 		t.Errorf("file storage: got %+v, %v; want not versioned, clean", rep, err)

@@ -15,15 +15,13 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/storagetest"
 )
 
 func newBackend(t *testing.T) *file.Backend {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatalf("file.New: got %v, want nil", err)
-	}
+	b, _ := filetest.New(t)
 	return b
 }
 

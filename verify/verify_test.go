@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
@@ -37,15 +38,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	id := repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now())
-	if _, err := repository.EnsureIdentity(ctx, b, id, nil); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
 	f := &fixture{b: b, keys: map[string]string{}}
 	for n := uint32(1); n <= 6; n++ {
 		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
@@ -347,10 +341,7 @@ func TestStrays(t *testing.T) {
 }
 
 func TestNoIdentity(t *testing.T) {
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
 	wantOnly(t, run(t, b, false), KindNoIdentity, repository.IdentityKey)
 }
 
