@@ -61,7 +61,7 @@ func TestWriteBackup(t *testing.T) {
 	m := repotest.WriteBackup(t, b, repotest.Backup{
 		Manifest: repository.BackupManifest{FormatVersion: repository.FormatVersion, ID: "20261125T103000Z", SystemID: "7", WALSegmentSize: segSize,
 			StartTimeline: 1, StopTimeline: 1, StartWAL: seg.String(), StopWAL: seg.String()},
-		Archives: []repotest.Archive{{Name: "base.tar", Data: tar}},
+		Archives: []repotest.Archive{{Name: "base.tar", Data: bytes.Clone(tar)}},
 		PartSize: 8,
 		Tamper: func(archive string, seq int, raw []byte) []byte {
 			if seq == 1 {
