@@ -101,7 +101,8 @@ type Backup struct {
 	// PGManifest is PostgreSQL's backup_manifest; nil stores "{}".
 	PGManifest []byte
 	// Tamper, when set, changes the raw bytes stored for a part after its
-	// checksum was taken (archive name, part index from 0).
+	// checksum was taken (archive name, part index from 0). It gets a copy
+	// of the part's bytes; a nil result stores them unchanged.
 	Tamper func(archive string, seq int, raw []byte) []byte
 }
 
