@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,28 +17,37 @@ import (
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
-// identityCounter counts the reads of walvault.json and can fail uploads.
+// identityCounter counts the reads of walvault.json and, while failPut is
+// set, fails every other upload.
 type identityCounter struct {
-	storage.Backend
-	reads   atomic.Int32
+	*storagetest.Fault
 	failPut atomic.Bool
 }
 
-func (c *identityCounter) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if key == repository.IdentityKey {
-		c.reads.Add(1)
-	}
-	return c.Backend.Get(ctx, key)
+func newIdentityCounter(b storage.Backend) *identityCounter {
+	c := &identityCounter{Fault: storagetest.NewFault(b)}
+	c.Before(storagetest.OpPut, func(key string) bool { return key != repository.IdentityKey }, func(context.Context, string) error {
+		if c.failPut.Load() {
+			return errors.New("injected upload failure")
+		}
+		return nil
+	})
+	return c
 }
 
-func (c *identityCounter) Put(ctx context.Context, key string, r io.Reader, o storage.PutOptions) error {
-	if key != repository.IdentityKey && c.failPut.Load() {
-		return errors.New("injected upload failure")
+// reads is the number of Gets of walvault.json so far.
+func (c *identityCounter) reads() int {
+	n := 0
+	for _, k := range c.Returned(storagetest.OpGet) {
+		if k == repository.IdentityKey {
+			n++
+		}
 	}
-	return c.Backend.Put(ctx, key, r, o)
+	return n
 }
 
 // clock is a settable Options.Now.
@@ -100,12 +108,12 @@ func wipe(t *testing.T, root string) {
 func TestPushIdentityCache(t *testing.T) {
 	t.Parallel()
 	fb := mem.New()
-	b := &identityCounter{Backend: fb}
+	b := newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 4)
 	clk := newClock()
 
 	mustPush(t, b, filepath.Join(walDir, names[0]), clk.opts(ttl))
-	if got := b.reads.Load(); got != 1 {
+	if got := b.reads(); got != 1 {
 		t.Fatalf("reads of walvault.json by the first push: got %d, want 1", got)
 	}
 	files := cacheFiles(t, walDir)
@@ -120,7 +128,7 @@ func TestPushIdentityCache(t *testing.T) {
 
 	clk.advance(ttl - time.Second)
 	res := mustPush(t, b, filepath.Join(walDir, names[1]), clk.opts(ttl))
-	if got := b.reads.Load(); got != 1 {
+	if got := b.reads(); got != 1 {
 		t.Errorf("reads of walvault.json within the TTL: got %d, want still 1", got)
 	}
 	if want := walKey(t, names[1], repository.LZ4); res.Key != want || res.AlreadyArchived {
@@ -132,17 +140,17 @@ func TestPushIdentityCache(t *testing.T) {
 	if res := mustPush(t, b, filepath.Join(walDir, names[1]), clk.opts(ttl)); !res.AlreadyArchived {
 		t.Errorf("second push of %s: got %+v, want already archived", names[1], res)
 	}
-	if got := b.reads.Load(); got != 1 || len(cacheFiles(t, walDir)) != 1 {
+	if got := b.reads(); got != 1 || len(cacheFiles(t, walDir)) != 1 {
 		t.Errorf("after an already archived push: %d reads of walvault.json, cache %q; want 1 read, the entry kept", got, cacheFiles(t, walDir))
 	}
 
 	clk.advance(2 * time.Second) // the TTL counts from the read, not the last use
 	mustPush(t, b, filepath.Join(walDir, names[2]), clk.opts(ttl))
-	if got := b.reads.Load(); got != 2 {
+	if got := b.reads(); got != 2 {
 		t.Errorf("reads of walvault.json after the TTL: got %d, want 2", got)
 	}
 	mustPush(t, b, filepath.Join(walDir, names[3]), clk.opts(ttl))
-	if got := b.reads.Load(); got != 2 {
+	if got := b.reads(); got != 2 {
 		t.Errorf("reads of walvault.json after the renewed read: got %d, want still 2", got)
 	}
 	for _, n := range names {
@@ -157,12 +165,12 @@ func TestPushIdentityCache(t *testing.T) {
 func TestPushIdentityCacheOff(t *testing.T) {
 	t.Parallel()
 	fb := mem.New()
-	b := &identityCounter{Backend: fb}
+	b := newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 2)
 	for _, n := range names {
 		mustPush(t, b, filepath.Join(walDir, n), opts(repository.LZ4))
 	}
-	if got := b.reads.Load(); got != 2 {
+	if got := b.reads(); got != 2 {
 		t.Errorf("reads of walvault.json without a cache: got %d, want 2", got)
 	}
 	if _, err := os.Stat(filepath.Join(walDir, "walvault")); !errors.Is(err, os.ErrNotExist) {
@@ -187,7 +195,7 @@ func TestPushStaleIdentityCacheOtherCluster(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fb, root := filetest.New(t)
-			b := &identityCounter{Backend: fb}
+			b := newIdentityCounter(fb)
 			walDir, names := pgWAL(t, 1) // cluster testSysID
 			clk := newClock()
 			mustPush(t, b, filepath.Join(walDir, names[0]), clk.opts(ttl))
@@ -203,13 +211,13 @@ func TestPushStaleIdentityCacheOtherCluster(t *testing.T) {
 			clk.advance(tc.advance)
 			s := seg(1, 0, 2)
 			p := segmentOf(t, walDir, s, tc.sysID, 2)
-			reads := b.reads.Load()
+			reads := b.reads()
 			res, err := archive.Push(context.Background(), b, p, clk.opts(ttl))
 			if !errors.Is(err, archive.ErrWrongCluster) {
 				t.Fatalf("push into a replaced repository: got %+v, %v; want ErrWrongCluster", res, err)
 			}
-			if b.reads.Load() != reads+1 {
-				t.Errorf("reads of walvault.json: got %d more, want 1", b.reads.Load()-reads)
+			if b.reads() != reads+1 {
+				t.Errorf("reads of walvault.json: got %d more, want 1", b.reads()-reads)
 			}
 			if after := keys(t, fb); !slices.Equal(after, before) {
 				t.Errorf("objects after the refused push: got %q, want unchanged %q", after, before)
@@ -228,7 +236,7 @@ func TestPushStaleIdentityCacheOtherCluster(t *testing.T) {
 func TestPushCachedIdentityConflictIsRechecked(t *testing.T) {
 	t.Parallel()
 	fb, root := filetest.New(t)
-	b := &identityCounter{Backend: fb}
+	b := newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 2)
 	clk := newClock()
 	mustPush(t, b, filepath.Join(walDir, names[0]), clk.opts(ttl))
@@ -256,7 +264,7 @@ func TestPushCachedIdentityConflictIsRechecked(t *testing.T) {
 func TestPushIdentityCacheDroppedOnFailedUpload(t *testing.T) {
 	t.Parallel()
 	fb := mem.New()
-	b := &identityCounter{Backend: fb}
+	b := newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 2)
 	clk := newClock()
 	mustPush(t, b, filepath.Join(walDir, names[0]), clk.opts(ttl))
@@ -268,10 +276,10 @@ func TestPushIdentityCacheDroppedOnFailedUpload(t *testing.T) {
 		t.Errorf("identity cache after a failed upload: got %q, want it dropped", files)
 	}
 	b.failPut.Store(false)
-	reads := b.reads.Load()
+	reads := b.reads()
 	mustPush(t, b, filepath.Join(walDir, names[1]), clk.opts(ttl))
-	if b.reads.Load() != reads+1 {
-		t.Errorf("reads of walvault.json after a failed upload: got %d more, want 1", b.reads.Load()-reads)
+	if b.reads() != reads+1 {
+		t.Errorf("reads of walvault.json after a failed upload: got %d more, want 1", b.reads()-reads)
 	}
 }
 
@@ -317,7 +325,7 @@ func TestPushIdentityCacheCorrupt(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			fb := mem.New()
-			b := &identityCounter{Backend: fb}
+			b := newIdentityCounter(fb)
 			walDir, names := pgWAL(t, 2)
 			clk := newClock()
 			mustPush(t, b, filepath.Join(walDir, names[0]), clk.opts(ttl))
@@ -332,7 +340,7 @@ func TestPushIdentityCacheCorrupt(t *testing.T) {
 			}
 
 			mustPush(t, b, filepath.Join(walDir, names[1]), clk.opts(ttl))
-			if got := b.reads.Load(); got != 2 {
+			if got := b.reads(); got != 2 {
 				t.Errorf("reads of walvault.json with a %s entry: got %d, want 2", name, got)
 			}
 			if corrupt == nil {
@@ -352,7 +360,7 @@ func TestPushIdentityCacheCorrupt(t *testing.T) {
 func TestPushIdentityCacheChecksWhatItMust(t *testing.T) {
 	t.Parallel()
 	fb, root := filetest.New(t)
-	b := &identityCounter{Backend: fb}
+	b := newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 1)
 	clk := newClock()
 	mustPush(t, b, filepath.Join(walDir, names[0]), clk.opts(ttl))
@@ -373,7 +381,7 @@ func TestPushIdentityCacheChecksWhatItMust(t *testing.T) {
 	if _, err := archive.Push(context.Background(), b, p, clk.opts(ttl)); err == nil || !strings.Contains(err.Error(), "segment size") {
 		t.Errorf("push of another segment size with a cached identity: got %v, want the segment size refused", err)
 	}
-	if got := b.reads.Load(); got != 3 {
+	if got := b.reads(); got != 3 {
 		t.Errorf("reads of walvault.json: got %d, want 3 (each mismatch asks the repository)", got)
 	}
 	if after := keys(t, fb); !slices.Equal(after, before) {
@@ -387,7 +395,7 @@ func TestPushIdentityCacheChecksWhatItMust(t *testing.T) {
 func TestPushIdentityCacheFollowsRepositoryCompression(t *testing.T) {
 	t.Parallel()
 	fb := mem.New()
-	b := &identityCounter{Backend: fb}
+	b := newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 2)
 	clk := newClock()
 	first := clk.opts(ttl)
@@ -397,7 +405,7 @@ func TestPushIdentityCacheFollowsRepositoryCompression(t *testing.T) {
 	if want := walKey(t, names[1], repository.None); res.Key != want {
 		t.Errorf("key with a cached none identity: got %q, want %q", res.Key, want)
 	}
-	if got := b.reads.Load(); got != 1 {
+	if got := b.reads(); got != 1 {
 		t.Errorf("reads of walvault.json: got %d, want 1", got)
 	}
 }
@@ -408,15 +416,15 @@ func TestPushIdentityCachePerRepository(t *testing.T) {
 	t.Parallel()
 	fa := mem.New()
 	fb := mem.New()
-	a, b := &identityCounter{Backend: fa}, &identityCounter{Backend: fb}
+	a, b := newIdentityCounter(fa), newIdentityCounter(fb)
 	walDir, names := pgWAL(t, 3)
 	clk := newClock()
 	for _, n := range names {
 		mustPush(t, a, filepath.Join(walDir, n), clk.opts(ttl))
 		mustPush(t, b, filepath.Join(walDir, n), clk.opts(ttl))
 	}
-	if a.reads.Load() != 1 || b.reads.Load() != 1 {
-		t.Errorf("reads of walvault.json: got %d and %d, want 1 each", a.reads.Load(), b.reads.Load())
+	if a.reads() != 1 || b.reads() != 1 {
+		t.Errorf("reads of walvault.json: got %d and %d, want 1 each", a.reads(), b.reads())
 	}
 	if files := cacheFiles(t, walDir); len(files) != 2 {
 		t.Errorf("identity cache files: got %q, want two", files)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -198,27 +197,19 @@ func TestUploadFailures(t *testing.T) {
 	}
 }
 
-// blockingBackend holds every Put until release is closed.
-type blockingBackend struct {
-	storage.Backend
-	started atomic.Bool
-	release chan struct{}
-}
-
-func (b *blockingBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	b.started.Store(true)
-	select {
-	case <-b.release:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return b.Backend.Put(ctx, key, r, opts)
-}
-
 // TestUploadGoroutineVisible checks the goroutine detector the leak checks
 // rely on: a Put in flight shows, and is gone once the upload returns.
 func TestUploadGoroutineVisible(t *testing.T) {
-	bb := &blockingBackend{Backend: mem.New(), release: make(chan struct{})}
+	// Every Put is held until release is closed.
+	bb, release := storagetest.NewFault(mem.New()), make(chan struct{})
+	bb.Before(storagetest.OpPut, storagetest.AnyKey, func(ctx context.Context, _ string) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
 	u := &uploader{b: bb, id: "20261125T103000Z", compression: repository.LZ4, partSize: 1000}
 	done := make(chan error, 1)
 	go func() {
@@ -226,13 +217,13 @@ func TestUploadGoroutineVisible(t *testing.T) {
 		done <- err
 	}()
 	deadline := time.Now().Add(5 * time.Second)
-	for !bb.started.Load() && time.Now().Before(deadline) {
+	for bb.Calls(storagetest.OpPut) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if ourGoroutines() == "" {
 		t.Errorf("no upload goroutine visible while a Put is in flight")
 	}
-	close(bb.release)
+	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("archive: %v", err)
 	}

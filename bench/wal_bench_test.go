@@ -402,16 +402,18 @@ func (e *env) pruneAfter(b *testing.B, r *repo) {
 	})
 }
 
-// openRepo opens r in this process the way cmd/walvault does (the backend
-// under the retry decorator), for the in-process benchmarks.
+// openRepo opens r in this process the way cmd/walvault does (open.Stacked:
+// the backend under the decorator stack), for the in-process benchmarks.
 func openRepo(b *testing.B, r *repo) storage.Backend {
 	b.Helper()
-	be, err := open.Open(context.Background(), r.url, r.opts)
+	opts := r.opts
+	opts.Stack.Log = slog.New(slog.DiscardHandler)
+	be, err := open.Stacked(context.Background(), r.url, opts)
 	if err != nil {
 		b.Fatalf("open %s: %v", r.url, err)
 	}
 	b.Cleanup(func() { be.Close() })
-	return storage.WithRetry(be, storage.DefaultRetryPolicy, slog.New(slog.DiscardHandler))
+	return be
 }
 
 // ---------------------------------------------------------------------------

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -140,14 +142,8 @@ const testSysID = "7312345678901234567"
 
 func newChecker(t *testing.T) (*checker, *file.Backend) {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := repository.NewIdentity(7312345678901234567, wal.DefaultSegmentSize, 15, repository.LZ4, "test", time.Now())
-	if _, err := repository.EnsureIdentity(context.Background(), b, id, nil); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, wal.DefaultSegmentSize, 15, repository.LZ4, "test", time.Now()))
 	for n := uint32(1); n <= 6; n++ {
 		putSegment(t, b, n)
 	}
@@ -217,7 +213,7 @@ func TestIdentity(t *testing.T) {
 	if r.OK || !strings.Contains(r.Detail, testSysID) || !strings.Contains(r.Detail, "42") {
 		t.Fatalf("another cluster: %+v, want FAILED naming both system identifiers", r)
 	}
-	empty, _ := file.New(t.TempDir())
+	empty, _ := filetest.New(t)
 	c.b = empty
 	if r := one(t, c.checkIdentity(context.Background())); r.OK || !strings.Contains(r.Detail, "pg_switch_wal") {
 		t.Fatalf("empty repository: %+v", r)

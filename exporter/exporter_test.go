@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,43 +15,20 @@ import (
 
 	"github.com/walvault/walvault/drill"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
 const segSize = 16 << 20
 
-// counting counts the calls a scan or a scrape makes, and can fail.
-type counting struct {
-	storage.Backend
-	lists, gets, stats atomic.Int64
-	fail               atomic.Bool
-}
-
-func (c *counting) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	c.lists.Add(1)
-	if c.fail.Load() {
-		return errors.New("storage unreachable")
-	}
-	return c.Backend.List(ctx, prefix, fn)
-}
-
-func (c *counting) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	c.gets.Add(1)
-	if c.fail.Load() {
-		return nil, storage.ObjectInfo{}, errors.New("storage unreachable")
-	}
-	return c.Backend.Get(ctx, key)
-}
-
-func (c *counting) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	c.stats.Add(1)
-	return c.Backend.Stat(ctx, key)
-}
-
 type fixture struct {
-	b    *counting
+	// b counts the calls a scan or a scrape makes; while down is set its
+	// List and Get fail, as an unreachable repository's do.
+	b    *storagetest.Fault
+	down atomic.Bool
 	now  time.Time
 	ctx  context.Context
 	keys map[uint32]string
@@ -60,19 +36,25 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	fb, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	fb, _ := filetest.New(t)
+	f := &fixture{b: storagetest.NewFault(fb), now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), ctx: context.Background(), keys: map[uint32]string{}}
+	unreachable := func(context.Context, string) error {
+		if f.down.Load() {
+			return errors.New("storage unreachable")
+		}
+		return nil
 	}
-	return &fixture{b: &counting{Backend: fb}, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), ctx: context.Background(), keys: map[uint32]string{}}
+	f.b.Before(storagetest.OpList, storagetest.AnyKey, unreachable)
+	f.b.Before(storagetest.OpGet, storagetest.AnyKey, unreachable)
+	return f
 }
+
+// calls is the number of calls of op the repository has seen.
+func (f *fixture) calls(op storagetest.Op) int { return f.b.Calls(op) }
 
 func (f *fixture) identity(t *testing.T) {
 	t.Helper()
-	id := repository.NewIdentity(7712061122709846133, segSize, 15, repository.LZ4, "db1", f.now)
-	if _, err := repository.EnsureIdentity(f.ctx, f.b, id, nil); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, f.b, repository.NewIdentity(7712061122709846133, segSize, 15, repository.LZ4, "db1", f.now))
 }
 
 // segment stores segment n of timeline 1, pushed at.
@@ -237,21 +219,22 @@ func TestRepositoryMetrics(t *testing.T) {
 	want(t, m, `walvault_repository_info{compression="lz4",lock_mode="off",pg_major="15",system_identifier="7712061122709846133"}`, 1)
 
 	// A scrape never touches the repository.
-	lists, gets, stats := f.b.lists.Load(), f.b.gets.Load(), f.b.stats.Load()
+	lists, gets, stats := f.calls(storagetest.OpList), f.calls(storagetest.OpGet), f.calls(storagetest.OpStat)
 	scrape(t, e)
 	scrape(t, e)
-	if f.b.lists.Load() != lists || f.b.gets.Load() != gets || f.b.stats.Load() != stats {
-		t.Errorf("scrapes used the repository: lists %d->%d, gets %d->%d, stats %d->%d", lists, f.b.lists.Load(), gets, f.b.gets.Load(), stats, f.b.stats.Load())
+	if f.calls(storagetest.OpList) != lists || f.calls(storagetest.OpGet) != gets || f.calls(storagetest.OpStat) != stats {
+		t.Errorf("scrapes used the repository: lists %d->%d, gets %d->%d, stats %d->%d",
+			lists, f.calls(storagetest.OpList), gets, f.calls(storagetest.OpGet), stats, f.calls(storagetest.OpStat))
 	}
 	// A second scan reads nothing it already read: one listing and the
 	// identity.
 	if err := e.Refresh(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.b.gets.Load() - gets; d != 1 {
+	if d := f.calls(storagetest.OpGet) - gets; d != 1 {
 		t.Errorf("a second scan made %d Gets, want 1 (walvault.json): manifests, histories and drill records are cached", d)
 	}
-	if d := f.b.stats.Load() - stats; d != 0 {
+	if d := f.calls(storagetest.OpStat) - stats; d != 0 {
 		t.Errorf("a second scan made %d Stats, want 0", d)
 	}
 
@@ -277,7 +260,7 @@ func TestScanFailureKeepsValues(t *testing.T) {
 	if err := e.Refresh(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.b.fail.Store(true)
+	f.down.Store(true)
 	if err := e.Refresh(f.ctx); err == nil {
 		t.Fatal("a scan of an unreachable repository succeeded")
 	}
@@ -285,7 +268,7 @@ func TestScanFailureKeepsValues(t *testing.T) {
 	want(t, m, "walvault_repository_scan_success", 0)
 	want(t, m, "walvault_repository_scan_errors_total", 1)
 	want(t, m, "walvault_wal_segments", 1) // the last good scan
-	f.b.fail.Store(false)
+	f.down.Store(false)
 	if err := e.Refresh(f.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -303,12 +286,12 @@ func TestRunRefreshes(t *testing.T) {
 		close(done)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
-	for f.b.lists.Load() < 3 && time.Now().Before(deadline) {
+	for f.calls(storagetest.OpList) < 3 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
 	<-done
-	if n := f.b.lists.Load(); n < 3 {
+	if n := f.calls(storagetest.OpList); n < 3 {
 		t.Fatalf("%d scans in 5s with a 20ms refresh", n)
 	}
 }

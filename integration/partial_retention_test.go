@@ -3,8 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"reflect"
@@ -15,7 +13,7 @@ import (
 
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
-	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -167,16 +165,7 @@ func TestPartialRetentionAndVerify(t *testing.T) {
 	}
 	start, _ := oldSeg.StartLSN(16 << 20)
 	oldPartial := repository.PartialKey(oldSeg, start+wal.LSN(len(raw)), repository.LZ4)
-	var zbuf bytes.Buffer
-	zw, _ := repository.LZ4.NewWriter(&zbuf)
-	zw.Write(raw)
-	zw.Close()
-	sum := sha256.Sum256(raw)
-	meta := map[string]string{repository.MetaSHA256: hex.EncodeToString(sum[:]), repository.MetaRawSize: strconv.Itoa(len(raw)),
-		repository.MetaCompression: "lz4", repository.MetaEndLSN: (start + wal.LSN(len(raw))).String()}
-	if err := r.backend.Put(context.Background(), oldPartial, &zbuf, storage.PutOptions{IfNotExists: true, Metadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, r.backend, oldPartial, repository.LZ4, raw, map[string]string{repository.MetaEndLSN: (start + wal.LSN(len(raw))).String()})
 	if err := r.backend.Delete(context.Background(), oldKey); err != nil {
 		t.Fatal(err)
 	}

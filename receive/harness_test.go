@@ -19,7 +19,7 @@ import (
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -140,10 +140,7 @@ func testOptions(t *testing.T) Options {
 
 func newBackend(t *testing.T) storage.Backend {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
 	return b
 }
 

@@ -3,80 +3,91 @@ package repair
 import (
 	"context"
 	"errors"
-	"io"
-	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
 
-// markers plays a versioned bucket's delete markers over a file backend:
-// hidden keys, and how Unhide answers for some of them.
+// markers is a versioned bucket in memory whose keys are hidden behind
+// delete markers, with faults injected where a test asks (storagetest.Fault).
 type markers struct {
-	storage.Backend
-	hidden   map[string]bool
-	refuse   map[string]error // Unhide fails with this error
-	sticky   map[string]bool  // Unhide says yes, but the key stays hidden
-	listErr  error            // for the second listing
-	listings int
-	unhides  []string
+	*storagetest.VersionedFault
 }
-
-var _ storage.Versioned = (*markers)(nil)
 
 func newMarkers(t *testing.T, keys ...string) *markers {
 	t.Helper()
-	b, err := file.New(t.TempDir())
+	b := mem.New()
+	for _, k := range keys {
+		if err := b.Put(context.Background(), k, strings.NewReader("x"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := storagetest.NewFault(b)
+	f.Hide(keys...)
+	return &markers{f.Versioned()}
+}
+
+// refuse makes Unhide of key fail with err.
+func (m *markers) refuse(key string, err error) {
+	m.Fail(storagetest.OpUnhide, storagetest.Key(key), err)
+}
+
+// sticky makes key hidden again by the second listing: Unhide said yes,
+// but the marker stayed.
+func (m *markers) sticky(key string) {
+	var n atomic.Int64
+	m.Before(storagetest.OpListHidden, storagetest.Key(repository.BackupsPrefix), func(context.Context, string) error {
+		if n.Add(1) > 1 {
+			m.Hide(key)
+		}
+		return nil
+	})
+}
+
+// failSecondListing makes the second listing of hidden objects fail with err.
+func (m *markers) failSecondListing(err error) {
+	var n atomic.Int64
+	m.Before(storagetest.OpListHidden, storagetest.Key(repository.BackupsPrefix), func(context.Context, string) error {
+		if n.Add(1) > 1 {
+			return err
+		}
+		return nil
+	})
+}
+
+// listings counts the listings of hidden objects (each lists several
+// prefixes, the first of them backups/).
+func (m *markers) listings() int {
+	n := 0
+	for _, p := range m.Returned(storagetest.OpListHidden) {
+		if p == repository.BackupsPrefix {
+			n++
+		}
+	}
+	return n
+}
+
+// unhides lists the keys Unhide was called for, in order.
+func (m *markers) unhides() []string { return m.Returned(storagetest.OpUnhide) }
+
+// hidden lists the keys hidden now.
+func (m *markers) hidden(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	err := m.ListHidden(context.Background(), "", func(h storage.HiddenObject) error {
+		out[h.Key] = true
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &markers{Backend: b, hidden: map[string]bool{}, refuse: map[string]error{}, sticky: map[string]bool{}}
-	for _, k := range keys {
-		m.hidden[k] = true
-	}
-	return m
-}
-
-func (m *markers) ListHidden(ctx context.Context, prefix string, fn func(storage.HiddenObject) error) error {
-	if prefix == "backups/" { // the first of repository.ListHidden's prefixes
-		m.listings++
-		if m.listings > 1 && m.listErr != nil {
-			return m.listErr
-		}
-	}
-	var keys []string
-	for k := range m.hidden {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(storage.HiddenObject{Key: k, VersionID: "v1", Size: 1}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *markers) GetHidden(context.Context, string) (io.ReadCloser, storage.ObjectInfo, error) {
-	return nil, storage.ObjectInfo{}, storage.ErrNotFound
-}
-
-func (m *markers) Unhide(ctx context.Context, key string) error {
-	m.unhides = append(m.unhides, key)
-	if err := m.refuse[key]; err != nil {
-		return err
-	}
-	if !m.hidden[key] {
-		return storage.ErrNotFound
-	}
-	if !m.sticky[key] {
-		delete(m.hidden, key)
-	}
-	return nil
+	return out
 }
 
 const (
@@ -105,8 +116,8 @@ func TestRunUnhidesWalvaultObjects(t *testing.T) {
 	if !rep.Versioned || len(rep.Hidden) != 3 || rep.Unhidden != 3 || rep.Failed != 0 || len(rep.Left) != 0 || !rep.Clean() {
 		t.Errorf("report: got %+v, want 3 hidden, 3 unhidden, clean", rep)
 	}
-	if !m.hidden[foreign] || len(m.hidden) != 1 {
-		t.Errorf("hidden after the run: got %v, want only %s (not walvault's)", m.hidden, foreign)
+	if hidden := m.hidden(t); !hidden[foreign] || len(hidden) != 1 {
+		t.Errorf("hidden after the run: got %v, want only %s (not walvault's)", hidden, foreign)
 	}
 }
 
@@ -116,8 +127,8 @@ func TestRunDryRunChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Hidden) != 2 || rep.Clean() || len(m.unhides) != 0 || m.listings != 1 {
-		t.Errorf("dry run: report %+v, unhides %v, listings %d; want 2 hidden, not clean, nothing unhidden, one listing", rep, m.unhides, m.listings)
+	if len(rep.Hidden) != 2 || rep.Clean() || len(m.unhides()) != 0 || m.listings() != 1 {
+		t.Errorf("dry run: report %+v, unhides %v, listings %d; want 2 hidden, not clean, nothing unhidden, one listing", rep, m.unhides(), m.listings())
 	}
 	empty := newMarkers(t)
 	if rep, err := Run(context.Background(), empty, Options{DryRun: true}); err != nil || !rep.Clean() || !rep.Versioned {
@@ -128,9 +139,9 @@ func TestRunDryRunChangesNothing(t *testing.T) {
 func TestRunReportsFailuresAndWhatIsLeft(t *testing.T) {
 	m := newMarkers(t, seg, manifest, identity)
 	denied := errors.New("access denied: s3:DeleteObjectVersion")
-	m.refuse[manifest] = denied
-	m.sticky[identity] = true
-	m.refuse[seg] = storage.OpError("unhide", seg, storage.ErrNotFound) // its versions went meanwhile
+	m.refuse(manifest, denied)
+	m.sticky(identity)
+	m.refuse(seg, storage.ErrNotFound) // its versions went meanwhile
 	outcomes := map[string]Outcome{}
 	rep, err := Run(context.Background(), m, Options{Progress: func(r Result) { outcomes[r.Object.Key] = r.Outcome }})
 	if err != nil {
@@ -153,26 +164,26 @@ func TestRunReportsFailuresAndWhatIsLeft(t *testing.T) {
 
 func TestRunErrors(t *testing.T) {
 	m := newMarkers(t, seg)
-	m.listErr = errors.New("connection reset")
+	listErr := errors.New("connection reset")
+	m.failSecondListing(listErr)
 	rep, err := Run(context.Background(), m, Options{})
-	if err == nil || !strings.Contains(err.Error(), "checking the result failed") || !errors.Is(err, m.listErr) || rep.Unhidden != 1 {
+	if err == nil || !strings.Contains(err.Error(), "checking the result failed") || !errors.Is(err, listErr) || rep.Unhidden != 1 {
 		t.Errorf("second listing failing: got %+v, %v; want 1 unhidden and an error wrapping the listing's", rep, err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	m = newMarkers(t, seg, manifest)
-	m.refuse[manifest] = context.Canceled
-	cancel()
-	if _, err := Run(ctx, m, Options{}); !errors.Is(err, context.Canceled) || len(m.unhides) != 1 {
-		t.Errorf("cancelled: got %v after unhides %v; want context.Canceled after the first", err, m.unhides)
+	m.Before(storagetest.OpUnhide, storagetest.Key(manifest), func(context.Context, string) error {
+		cancel() // ctx ends during the first Unhide
+		return context.Canceled
+	})
+	if _, err := Run(ctx, m, Options{}); !errors.Is(err, context.Canceled) || len(m.unhides()) != 1 {
+		t.Errorf("cancelled: got %v after unhides %v; want context.Canceled after the first", err, m.unhides())
 	}
 }
 
 func TestRunUnversionedStorage(t *testing.T) {
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
 	rep, err := Run(context.Background(), b, Options{})
 	if err != nil || rep.Versioned || !rep.Clean() {
 		t.Errorf("file storage: got %+v, %v; want not versioned, clean", rep, err)

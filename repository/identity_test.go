@@ -15,14 +15,13 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/storagetest"
 )
 
 func newBackend(t *testing.T) *file.Backend {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatalf("file.New: got %v, want nil", err)
-	}
+	b, _ := filetest.New(t)
 	return b
 }
 
@@ -290,26 +289,6 @@ func TestEnsureIdentityKeepsBadIdentity(t *testing.T) {
 	}
 }
 
-// failingBackend fails every Get and/or Put with a transient error.
-type failingBackend struct {
-	storage.Backend
-	getErr, putErr error
-}
-
-func (f failingBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if f.getErr != nil {
-		return nil, storage.ObjectInfo{}, f.getErr
-	}
-	return f.Backend.Get(ctx, key)
-}
-
-func (f failingBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	if f.putErr != nil {
-		return f.putErr
-	}
-	return f.Backend.Put(ctx, key, r, opts)
-}
-
 // TestEnsureIdentityStorageErrors: a storage failure is reported, never
 // taken for an empty repository.
 func TestEnsureIdentityStorageErrors(t *testing.T) {
@@ -317,17 +296,17 @@ func TestEnsureIdentityStorageErrors(t *testing.T) {
 	transient := errors.New("connection reset by peer")
 	tests := []struct {
 		name    string
-		getErr  error
-		putErr  error
+		fail    storagetest.Op
 		wantErr error
 	}{
-		{"get fails", transient, nil, transient},
-		{"put fails", nil, transient, transient},
+		{"get fails", storagetest.OpGet, transient},
+		{"put fails", storagetest.OpPut, transient},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			inner := newBackend(t)
-			b := failingBackend{Backend: inner, getErr: tc.getErr, putErr: tc.putErr}
+			b := storagetest.NewFault(inner)
+			b.Fail(tc.fail, storagetest.AnyKey, transient)
 			want := repository.NewIdentity(1, 1<<20, 15, repository.LZ4, "db-1", created)
 			got, err := repository.EnsureIdentity(context.Background(), b, want, nil)
 			if !errors.Is(err, tc.wantErr) {

@@ -3,104 +3,47 @@ package repository_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/retention"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/verify"
 	"github.com/walvault/walvault/wal"
 )
 
-// countingBackend counts the requests a command makes, and the objects its
-// listings return.
-type countingBackend struct {
-	storage.Backend
-	mu     sync.Mutex
-	calls  map[string]int
-	listed int
-}
-
-func newCounting(b storage.Backend) *countingBackend {
-	return &countingBackend{Backend: b, calls: map[string]int{}}
-}
-
-func (c *countingBackend) count(op string) {
-	c.mu.Lock()
-	c.calls[op]++
-	c.mu.Unlock()
-}
-
-func (c *countingBackend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	c.count("List")
-	return c.Backend.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		c.mu.Lock()
-		c.listed++
-		c.mu.Unlock()
-		return fn(oi)
-	})
-}
-
-func (c *countingBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	c.count("Get")
-	return c.Backend.Get(ctx, key)
-}
-
-func (c *countingBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	c.count("Stat")
-	return c.Backend.Stat(ctx, key)
-}
-
-func (c *countingBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	c.count("Put")
-	return c.Backend.Put(ctx, key, r, opts)
-}
-
-func (c *countingBackend) Delete(ctx context.Context, key string) error {
-	c.count("Delete")
-	return c.Backend.Delete(ctx, key)
-}
-
 // cost is what one command asked of the storage.
 type cost struct {
-	listed   int
-	calls    map[string]int
-	requests int
-	elapsed  time.Duration
+	storage.Counts
+	elapsed time.Duration
 }
 
 func (c cost) String() string {
-	ops := make([]string, 0, len(c.calls))
-	for op := range c.calls {
-		ops = append(ops, op)
+	var parts []string
+	for _, op := range []struct {
+		name string
+		n    int64
+	}{{"Delete", c.Delete}, {"Get", c.Get}, {"List", c.List}, {"Put", c.Put}, {"Stat", c.Stat}} {
+		if op.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", op.name, op.n))
+		}
 	}
-	sort.Strings(ops)
-	parts := make([]string, 0, len(ops))
-	for _, op := range ops {
-		parts = append(parts, fmt.Sprintf("%s %d", op, c.calls[op]))
-	}
-	return fmt.Sprintf("%d objects listed, %d requests (%s), %s", c.listed, c.requests, strings.Join(parts, ", "), c.elapsed.Round(time.Millisecond))
+	return fmt.Sprintf("%d objects listed, %d requests (%s), %s", c.Listed, c.Calls(), strings.Join(parts, ", "), c.elapsed.Round(time.Millisecond))
 }
 
 // measure runs fn against a fresh counter over b.
 func measure(t testing.TB, b storage.Backend, fn func(storage.Backend) error) cost {
 	t.Helper()
-	c := newCounting(b)
+	var c storage.Counter
 	began := time.Now()
-	if err := fn(c); err != nil {
+	if err := fn(storage.Count(b, &c)); err != nil {
 		t.Fatal(err)
 	}
-	out := cost{listed: c.listed, calls: c.calls, elapsed: time.Since(began)}
-	for _, n := range c.calls {
-		out.requests += n
-	}
-	return out
+	return cost{Counts: c.Counts(), elapsed: time.Since(began)}
 }
 
 const costSegSize = 16 << 20
@@ -110,25 +53,13 @@ const costSegSize = 16 << 20
 // walvault's manifest, backup_manifest and one part.
 func costRepo(t testing.TB, segments, backups int) storage.Backend {
 	t.Helper()
-	ctx := context.Background()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, costSegSize, 15, repository.LZ4, "h", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), nil); err != nil {
-		t.Fatal(err)
-	}
-	put := func(key, body string) {
-		if err := b.Put(ctx, key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b, _ := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7, costSegSize, 15, repository.LZ4, "h", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	seg := func(n int) wal.Segment { return wal.Segment{Timeline: 1, Log: uint32(n / 256), Seg: uint32(n % 256)} }
 	for n := 1; n <= segments; n++ {
-		put(repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), "segment")
+		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), []byte("segment"))
 	}
 	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-	sum := strings.Repeat("0", 64)
 	for i := range backups {
 		n := 1 + i*segments/backups
 		start, stop := seg(n), seg(n+1)
@@ -136,21 +67,13 @@ func costRepo(t testing.TB, segments, backups int) storage.Backend {
 		stopLSN, _ := stop.StartLSN(costSegSize)
 		at := t0.Add(time.Duration(i) * 24 * time.Hour)
 		id := repository.NewBackupID(at)
-		put(repository.WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 1, Segment: start, Offset: 0x28}, repository.None), "history")
-		part := repository.BackupPart{Key: repository.BackupPartKey(id, "base.tar", 0, repository.LZ4), Compression: repository.LZ4, RawSize: 10, StoredSize: 4, SHA256: sum}
-		pgm := repository.BackupPart{Key: repository.BackupPrefix(id) + repository.PGManifestName, Compression: repository.None, RawSize: 2, StoredSize: 2, SHA256: sum}
-		put(part.Key, "part")
-		put(pgm.Key, "{}")
+		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 1, Segment: start, Offset: 0x28}, repository.None), []byte("history"))
 		m := repository.BackupManifest{
 			FormatVersion: repository.FormatVersion, ID: id, SystemID: "7", PGVersion: 150010, WALSegmentSize: costSegSize,
 			StartTimeline: 1, StartLSN: (startLSN + 0x28).String(), StopTimeline: 1, StopLSN: (stopLSN + 0x100).String(),
 			StartWAL: start.String(), StopWAL: stop.String(), StartTime: at, StopTime: at.Add(time.Minute),
-			Archives:   []repository.BackupArchive{{Name: "base.tar", Parts: []repository.BackupPart{part}}},
-			PGManifest: pgm, RawBytes: 10, Stored: 6,
 		}
-		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
-			t.Fatal(err)
-		}
+		repotest.WriteBackup(t, b, repotest.Backup{Manifest: m, Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("part")}}})
 	}
 	return b
 }
@@ -218,20 +141,20 @@ func TestListingCost(t *testing.T) {
 		if name == "delete --confirm" {
 			wantLists += backups - 2 // REDUNDANCY 2
 		}
-		if c.calls["List"] != wantLists {
-			t.Errorf("%s: %d List calls, want %d", name, c.calls["List"], wantLists)
+		if c.List != int64(wantLists) {
+			t.Errorf("%s: %d List calls, want %d", name, c.List, wantLists)
 		}
-		if c.listed > segments+backups*4+1+(wantLists-1)*3 {
-			t.Errorf("%s listed %d objects: more than one pass over the %d objects", name, c.listed, segments+backups*4+1)
+		if c.Listed > int64(segments+backups*4+1+(wantLists-1)*3) {
+			t.Errorf("%s listed %d objects: more than one pass over the %d objects", name, c.Listed, segments+backups*4+1)
 		}
 		// walvault.json and one manifest per backup; verify adds nothing
 		// (no history file here), delete's dry run one Stat per backup it
 		// would delete.
-		if got := c.calls["Get"]; got != 1+backups {
+		if got := c.Get; got != int64(1+backups) {
 			t.Errorf("%s: %d Gets, want %d (walvault.json and each manifest once)", name, got, 1+backups)
 		}
 	}
-	if n := costs["backup-list"].calls["Stat"]; n != 0 {
+	if n := costs["backup-list"].Stat; n != 0 {
 		t.Errorf("backup-list made %d Stats, want none (statuses come from the listing)", n)
 	}
 }

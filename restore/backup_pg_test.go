@@ -7,13 +7,9 @@ package restore_test
 // with restore_command = walvault wal-fetch.
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -26,6 +22,7 @@ import (
 
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
@@ -93,58 +90,18 @@ func uploadBackup(t *testing.T, b storage.Backend, id string, bk pgBackup, partS
 		StartWAL: segName(r.Start), StopWAL: segName(r.End),
 		StartTime: bk.start, StopTime: bk.stop, Host: "test", Walvault: "test",
 	}
-	put := func(key string, raw, stored []byte, c repository.Compression) repository.BackupPart {
-		var enc bytes.Buffer
-		w, err := c.NewWriter(&enc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(stored)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(raw)
-		if err := b.Put(ctx, key, bytes.NewReader(enc.Bytes()), storage.PutOptions{IfNotExists: true, Size: int64(enc.Len())}); err != nil {
-			t.Fatalf("put %s: %v", key, err)
-		}
-		return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(enc.Len()), SHA256: hex.EncodeToString(sum[:])}
-	}
-	archives := []repository.BackupArchive{{Name: "base.tar"}}
+	upload := repotest.Backup{Manifest: m, PartSize: partSize, PGManifest: pgm, Tamper: tamper}
+	archives := []repotest.Archive{{Name: "base.tar"}}
 	for oid, loc := range bk.tablespaces {
-		archives = append(archives, repository.BackupArchive{Name: strconv.FormatUint(uint64(oid), 10) + ".tar", TablespaceOID: oid, TablespaceLocation: loc})
+		archives = append(archives, repotest.Archive{Name: strconv.FormatUint(uint64(oid), 10) + ".tar", TablespaceOID: oid, TablespaceLocation: loc})
 	}
 	for _, a := range archives {
-		f, err := os.Open(filepath.Join(bk.dir, a.Name))
-		if err != nil {
+		if a.Data, err = os.ReadFile(filepath.Join(bk.dir, a.Name)); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, partSize)
-		for seq := 0; ; seq++ {
-			n, err := io.ReadFull(f, buf)
-			if n == 0 {
-				break
-			}
-			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatal(err)
-			}
-			raw := buf[:n]
-			stored := raw
-			if tamper != nil {
-				stored = tamper(a.Name, seq, bytes.Clone(raw))
-			}
-			p := put(repository.BackupPartKey(id, a.Name, seq, repository.LZ4), raw, stored, repository.LZ4)
-			a.Parts = append(a.Parts, p)
-			m.RawBytes += p.RawSize
-			m.Stored += p.StoredSize
-		}
-		f.Close()
-		m.Archives = append(m.Archives, a)
+		upload.Archives = append(upload.Archives, a)
 	}
-	m.PGManifest = put(repository.BackupPrefix(id)+repository.PGManifestName, pgm, pgm, repository.None)
-	if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return repotest.WriteBackup(t, b, upload)
 }
 
 func waitPromoted(t *testing.T, pg *testenv.Postgres) {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -544,20 +544,6 @@ func mkdirWith(t *testing.T, dir string, names ...string) {
 	}
 }
 
-// cancelOnGet cancels a context when a given key is fetched.
-type cancelOnGet struct {
-	storage.Backend
-	key    string
-	cancel context.CancelFunc
-}
-
-func (c cancelOnGet) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	if key == c.key {
-		c.cancel()
-	}
-	return c.Backend.Get(ctx, key)
-}
-
 // TestRestoreBackupCancelled: an interrupted restore removes what it wrote.
 func TestRestoreBackupCancelled(t *testing.T) {
 	t.Parallel()
@@ -565,7 +551,11 @@ func TestRestoreBackupCancelled(t *testing.T) {
 	m := storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cb := cancelOnGet{Backend: b, key: m.Archives[0].Parts[2].Key, cancel: cancel}
+	cb := storagetest.NewFault(b)
+	cb.Before(storagetest.OpGet, storagetest.Key(m.Archives[0].Parts[2].Key), func(context.Context, string) error {
+		cancel()
+		return nil
+	})
 	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 	_, err := RestoreBackup(ctx, cb, opts)
 	if !errors.Is(err, context.Canceled) {

@@ -8,7 +8,6 @@ package restore
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
@@ -199,39 +199,12 @@ func manifestFiles(archives []fixtureArchive) []manifestEntry {
 // versioned one, so tests can hide objects behind delete markers (Hide).
 func newFixtureRepo(t testing.TB) *mem.Backend {
 	t.Helper()
-	b := mem.New()
-	id := repository.NewIdentity(fixtureSysID, fixtureSegSize, 15, repository.LZ4, "fixture", fixtureMTime)
-	if _, err := repository.EnsureIdentity(context.Background(), b, id, nil); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// putPart stores raw as one lz4 part and returns its manifest entry.
-func putPart(t testing.TB, b storage.Backend, key string, raw, stored []byte, c repository.Compression) repository.BackupPart {
-	t.Helper()
-	var enc bytes.Buffer
-	w, err := c.NewWriter(&enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(stored); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(raw)
-	if err := b.Put(context.Background(), key, bytes.NewReader(enc.Bytes()), storage.PutOptions{IfNotExists: true, Size: int64(enc.Len())}); err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(enc.Len()), SHA256: hex.EncodeToString(sum[:])}
+	return repotest.New(t, repository.NewIdentity(fixtureSysID, fixtureSegSize, 15, repository.LZ4, "fixture", fixtureMTime))
 }
 
 // storeFixture writes the backup into b and returns its manifest.
 func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupManifest {
 	t.Helper()
-	ctx := context.Background()
 	if f.partSize == 0 {
 		f.partSize = 64 << 10
 	}
@@ -248,42 +221,20 @@ func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupM
 	if f.skipWAL {
 		m.StartLSN, m.StopLSN = "0/3000028", "0/3000100"
 		m.StartWAL, m.StopWAL = "000000010000000000000003", "000000010000000000000003"
+	} else {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)
+		repotest.Put(t, b, key, []byte("segment"))
 	}
+	bk := repotest.Backup{Manifest: m, PartSize: f.partSize, Tamper: f.tamper}
 	for _, fa := range f.archives {
-		data := buildTar(t, fa.entries)
-		a := repository.BackupArchive{Name: fa.name, TablespaceOID: fa.oid, TablespaceLocation: fa.location}
-		for seq := 0; len(data) > 0; seq++ {
-			n := min(f.partSize, len(data))
-			raw := data[:n]
-			stored := raw
-			if f.tamper != nil {
-				stored = f.tamper(fa.name, seq, bytes.Clone(raw))
-			}
-			p := putPart(t, b, repository.BackupPartKey(f.id, fa.name, seq, repository.LZ4), raw, stored, repository.LZ4)
-			a.Parts = append(a.Parts, p)
-			m.RawBytes += p.RawSize
-			m.Stored += p.StoredSize
-			data = data[n:]
-		}
-		m.Archives = append(m.Archives, a)
+		bk.Archives = append(bk.Archives, repotest.Archive{Name: fa.name, TablespaceOID: fa.oid, TablespaceLocation: fa.location, Data: buildTar(t, fa.entries)})
 	}
 	files := manifestFiles(f.archives)
 	if f.editManifest != nil {
 		files = f.editManifest(files)
 	}
-	pgm := pgManifest(files)
-	m.PGManifest = putPart(t, b, repository.BackupPrefix(f.id)+repository.PGManifestName, pgm, pgm, repository.None)
-	if !f.skipWAL {
-		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)
-		err := b.Put(ctx, key, strings.NewReader("segment"), storage.PutOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	bk.PGManifest = pgManifest(files)
+	return repotest.WriteBackup(t, b, bk)
 }
 
 // testOwner is who restored files should belong to: as root, an

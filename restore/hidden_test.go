@@ -3,18 +3,16 @@ package restore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
@@ -44,19 +42,8 @@ func putWAL(t *testing.T, b storage.Backend, name string, raw []byte) string {
 	if repository.Compressed(f.Kind) {
 		c = repository.LZ4
 	}
-	var body bytes.Buffer
-	w, err := c.NewWriter(&body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(raw)
-	w.Close()
-	sum := sha256.Sum256(raw)
 	key := repository.WALKey(f, c)
-	meta := map[string]string{repository.MetaSHA256: hex.EncodeToString(sum[:]), repository.MetaRawSize: strconv.Itoa(len(raw)), repository.MetaCompression: string(c)}
-	if err := b.Put(context.Background(), key, bytes.NewReader(body.Bytes()), storage.PutOptions{IfNotExists: true, Size: int64(body.Len()), Metadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, b, key, c, raw, nil)
 	return key
 }
 

@@ -3,15 +3,14 @@ package restore_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
@@ -24,17 +23,7 @@ func putPartial(t *testing.T, b storage.Backend, s wal.Segment, data []byte, n i
 	t.Helper()
 	start, _ := s.StartLSN(testSegSize)
 	key := repository.PartialKey(s, start+wal.LSN(n), repository.LZ4)
-	var body bytes.Buffer
-	zw, _ := repository.LZ4.NewWriter(&body)
-	zw.Write(data[:n])
-	zw.Close()
-	sum := sha256.Sum256(data[:n])
-	err := b.Put(context.Background(), key, &body, storage.PutOptions{IfNotExists: true, Size: -1, Metadata: map[string]string{
-		repository.MetaSHA256: hex.EncodeToString(sum[:]), repository.MetaRawSize: strconv.Itoa(n), repository.MetaCompression: "lz4",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, b, key, repository.LZ4, data[:n], nil)
 	return key
 }
 

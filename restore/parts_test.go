@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -31,7 +32,7 @@ func storeParts(t *testing.T, b storage.Backend, raw []byte, partSize int, corru
 		if corrupt != nil {
 			stored = corrupt(i, bytes.Clone(stored))
 		}
-		parts = append(parts, putPart(t, b, repository.BackupPartKey(partsTestID, "base.tar", i, repository.LZ4), raw[:n], stored, repository.LZ4))
+		parts = append(parts, repotest.PutPart(t, b, repository.BackupPartKey(partsTestID, "base.tar", i, repository.LZ4), repository.LZ4, raw[:n], stored))
 		raw = raw[n:]
 	}
 	return parts

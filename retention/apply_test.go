@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 )
 
 // recorder wraps a backend: it records every Delete in order, answers
@@ -56,15 +57,9 @@ func (r *recorder) Stat(ctx context.Context, key string) (storage.ObjectInfo, er
 // November 2026 (starting in segments 2, 4, 6, 8) and segments 1 to 12.
 func testRepo(t *testing.T) (*recorder, []string) {
 	t.Helper()
-	ctx := context.Background()
-	fb, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fb, _ := filetest.New(t)
 	r := &recorder{Backend: fb, locked: map[string]time.Time{}, failAfter: -1}
-	if _, err := repository.EnsureIdentity(ctx, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old), nil); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old))
 	for n := uint32(1); n <= 12; n++ {
 		put(t, fb, segObj(1, n).Key, "segment")
 	}
@@ -79,19 +74,13 @@ func testRepo(t *testing.T) (*recorder, []string) {
 
 func put(t *testing.T, b storage.Backend, key, body string) {
 	t.Helper()
-	if err := b.Put(context.Background(), key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Put(t, b, key, []byte(body))
 }
 
+// writeBackup stores a backup of two parts.
 func writeBackup(t *testing.T, b storage.Backend, m repository.BackupManifest) {
 	t.Helper()
-	put(t, b, repository.BackupPartKey(m.ID, "base.tar", 0, repository.LZ4), "part 0")
-	put(t, b, repository.BackupPartKey(m.ID, "base.tar", 1, repository.LZ4), "part 1")
-	put(t, b, repository.BackupPrefix(m.ID)+repository.PGManifestName, "{}")
-	if err := repository.WriteBackupManifest(context.Background(), b, m, nil); err != nil {
-		t.Fatal(err)
-	}
+	repotest.WriteBackup(t, b, repotest.Backup{Manifest: m, PartSize: 6, Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("part 0part 1")}}})
 }
 
 // planNow loads the repository and plans policy. Plans run two hours

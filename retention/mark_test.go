@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -32,16 +33,10 @@ func (m *markPuts) Put(ctx context.Context, key string, r io.Reader, opts storag
 func markRepo(t *testing.T, lock repository.LockPolicy) (b *markPuts, done, incomplete string) {
 	t.Helper()
 	ctx := context.Background()
-	fb, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fb, _ := filetest.New(t)
 	b = &markPuts{Backend: fb, retention: map[string]*storage.Retention{}}
 	const segSize = 16 << 20
-	ident := repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", time.Now()).WithLock(lock)
-	if _, err := repository.EnsureIdentity(ctx, fb, ident, nil); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", time.Now()).WithLock(lock))
 	t0 := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
 	done, incomplete = repository.NewBackupID(t0), repository.NewBackupID(t0.Add(24*time.Hour))
 	seg := wal.Segment{Timeline: 1, Seg: 2}
@@ -52,9 +47,7 @@ func markRepo(t *testing.T, lock repository.LockPolicy) (b *markPuts, done, inco
 	if err := repository.WriteBackupManifest(ctx, fb, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := fb.Put(ctx, repository.BackupPartKey(incomplete, "base.tar", 0, repository.LZ4), strings.NewReader("x"), storage.PutOptions{IfNotExists: true, Size: 1}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Put(t, fb, repository.BackupPartKey(incomplete, "base.tar", 0, repository.LZ4), []byte("x"))
 	return b, done, incomplete
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
 )
@@ -21,16 +22,7 @@ func (f *fixture) putPartial(t *testing.T, tli wal.TimelineID, n uint32, off int
 	end := wal.LSN(uint64(n)*testSegSize + uint64(off))
 	raw := segmentBody(n)[:off]
 	key := repository.PartialKey(s, end, repository.LZ4)
-	body := compress(t, repository.LZ4, raw)
-	meta := map[string]string{
-		repository.MetaSHA256:      sum(raw),
-		repository.MetaRawSize:     strconv.Itoa(len(raw)),
-		repository.MetaCompression: string(repository.LZ4),
-		repository.MetaEndLSN:      end.String(),
-	}
-	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, f.b, key, repository.LZ4, raw, map[string]string{repository.MetaEndLSN: end.String()})
 	return key
 }
 

@@ -9,14 +9,15 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
@@ -37,15 +38,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	id := repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now())
-	if _, err := repository.EnsureIdentity(ctx, b, id, nil); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
 	f := &fixture{b: b, keys: map[string]string{}}
 	for n := uint32(1); n <= 6; n++ {
 		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
@@ -84,17 +78,8 @@ func sum(b []byte) string {
 
 func (f *fixture) putSegment(t *testing.T, s wal.Segment, raw []byte) string {
 	t.Helper()
-	name := wal.FileName{Kind: wal.KindSegment, Timeline: s.Timeline, Segment: s}
-	key := repository.WALKey(name, repository.LZ4)
-	body := compress(t, repository.LZ4, raw)
-	meta := map[string]string{
-		repository.MetaSHA256:      sum(raw),
-		repository.MetaRawSize:     strconv.Itoa(len(raw)),
-		repository.MetaCompression: string(repository.LZ4),
-	}
-	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
+	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: s.Timeline, Segment: s}, repository.LZ4)
+	repotest.PutWAL(t, f.b, key, repository.LZ4, raw, nil)
 	f.keys[s.String()] = key
 	return key
 }
@@ -102,19 +87,12 @@ func (f *fixture) putSegment(t *testing.T, s wal.Segment, raw []byte) string {
 func (f *fixture) putHistory(t *testing.T, tli wal.TimelineID, text string) {
 	t.Helper()
 	key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
-	meta := map[string]string{repository.MetaSHA256: sum([]byte(text)), repository.MetaRawSize: strconv.Itoa(len(text)), repository.MetaCompression: "none"}
-	if err := f.b.Put(context.Background(), key, strings.NewReader(text), storage.PutOptions{IfNotExists: true, Metadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, f.b, key, repository.None, []byte(text), nil)
 }
 
 func (f *fixture) putPart(t *testing.T, key string, c repository.Compression, raw []byte) repository.BackupPart {
 	t.Helper()
-	body := compress(t, c, raw)
-	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
-	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(len(body)), SHA256: sum(raw)}
+	return repotest.PutPart(t, f.b, key, c, raw, nil)
 }
 
 func (f *fixture) putBackup(t *testing.T, id string, startSeg, stopSeg uint32) repository.BackupManifest {
@@ -124,17 +102,18 @@ func (f *fixture) putBackup(t *testing.T, id string, startSeg, stopSeg uint32) r
 		WALSegmentSize: testSegSize, StartTimeline: 1, StopTimeline: 1,
 		StartWAL: wal.Segment{Timeline: 1, Seg: startSeg}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: stopSeg}.String(),
 	}
-	var parts []repository.BackupPart
+	var tar []byte
+	partSize := 0
 	for i := range 2 {
-		raw := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", id, i)), 5000)
-		parts = append(parts, f.putPart(t, repository.BackupPartKey(id, "base.tar", i, repository.LZ4), repository.LZ4, raw))
+		part := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", id, i)), 5000)
+		partSize = len(part)
+		tar = append(tar, part...)
 	}
-	m.Archives = []repository.BackupArchive{{Name: "base.tar", Parts: parts}}
-	m.PGManifest = f.putPart(t, repository.BackupPrefix(id)+repository.PGManifestName, repository.None, []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`))
-	if err := repository.WriteBackupManifest(context.Background(), f.b, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return repotest.WriteBackup(t, f.b, repotest.Backup{
+		Manifest: m, PartSize: partSize,
+		Archives:   []repotest.Archive{{Name: "base.tar", Data: tar}},
+		PGManifest: []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`),
+	})
 }
 
 // rewrite replaces an object's body, keeping its metadata: what bit rot or
@@ -362,10 +341,7 @@ func TestStrays(t *testing.T) {
 }
 
 func TestNoIdentity(t *testing.T) {
-	b, err := file.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := filetest.New(t)
 	wantOnly(t, run(t, b, false), KindNoIdentity, repository.IdentityKey)
 }
 
@@ -375,12 +351,8 @@ func TestTimelineSwitch(t *testing.T) {
 	// begins with segment 7.
 	f.putHistory(t, 2, "1\t0/700100\tno recovery target specified\n") // 1 MiB segments
 	partial := segmentBody(7)
-	body := compress(t, repository.LZ4, partial)
-	meta := map[string]string{repository.MetaSHA256: sum(partial), repository.MetaRawSize: strconv.Itoa(len(partial)), repository.MetaCompression: "lz4"}
 	partialKey := repository.WALKey(wal.FileName{Kind: wal.KindPartial, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 7}}, repository.LZ4)
-	if err := f.b.Put(context.Background(), partialKey, bytes.NewReader(body), storage.PutOptions{Metadata: meta}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.PutWAL(t, f.b, partialKey, repository.LZ4, partial, nil)
 	for n := uint32(7); n <= 8; n++ {
 		f.putSegment(t, wal.Segment{Timeline: 2, Seg: n}, segmentBody(n))
 	}

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -22,40 +23,24 @@ import (
 // it.
 func retentionRepo(t *testing.T) (string, []string) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, dir := filetest.New(t)
 	const segSize = 16 << 20
-	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", time.Now()), nil); err != nil {
-		t.Fatal(err)
-	}
-	put := func(key string) {
-		if err := b.Put(ctx, key, strings.NewReader("x"), storage.PutOptions{IfNotExists: true, Size: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	repotest.Init(t, b, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", time.Now()))
 	for n := uint32(1); n <= 8; n++ {
-		put(repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: n}}, repository.LZ4))
+		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: n}}, repository.LZ4), []byte("x"))
 	}
 	var ids []string
 	for i, start := range []uint32{2, 4, 6} {
 		t0 := time.Date(2026, 11, 1+i, 2, 0, 0, 0, time.UTC)
 		id := repository.NewBackupID(t0)
 		seg := wal.Segment{Timeline: 1, Seg: start}
-		put(repository.BackupPartKey(id, "base.tar", 0, repository.LZ4))
-		put(repository.BackupPrefix(id) + repository.PGManifestName)
 		m := repository.BackupManifest{
 			FormatVersion: 1, ID: id, SystemID: "7", WALSegmentSize: segSize,
 			StartTimeline: 1, StopTimeline: 1,
 			StartLSN: wal.LSN(uint64(start)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(start)*segSize + 0x100).String(),
 			StartWAL: seg.String(), StopWAL: seg.String(), StartTime: t0, StopTime: t0.Add(time.Minute),
 		}
-		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
-			t.Fatal(err)
-		}
+		repotest.WriteBackup(t, b, repotest.Backup{Manifest: m, Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("x")}}})
 		ids = append(ids, id)
 	}
 	t.Setenv("WALVAULT_REPO", "file://"+dir)
@@ -204,19 +189,14 @@ func squeeze(s string) string {
 // text and JSON; --confirm deletes exactly those.
 func TestDeletePartials(t *testing.T) {
 	dir, _ := retentionRepo(t) // segments 1-8; REDUNDANCY 1 keeps from segment 6
-	b, err := file.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := filetest.At(t, dir)
 	const segSize = 16 << 20
 	key := func(tli wal.TimelineID, n uint32, off uint64) string {
 		return repository.PartialKey(wal.Segment{Timeline: tli, Seg: n}, wal.LSN(uint64(n)*segSize+off), repository.LZ4)
 	}
 	superseded, old, open1, open2 := key(1, 7, 0x100), key(2, 3, 0x100), key(1, 9, 0x100), key(1, 9, 0x200)
 	for _, k := range []string{superseded, old, open1, open2} {
-		if err := b.Put(context.Background(), k, strings.NewReader("p"), storage.PutOptions{IfNotExists: true, Size: 1}); err != nil {
-			t.Fatal(err)
-		}
+		repotest.Put(t, b, k, []byte("p"))
 	}
 	before := snapshot(t, dir)
 	code, out, errOut := runCmd(t, "delete", "--retain", "REDUNDANCY 1")

@@ -6,5 +6,5 @@
 //
 // It is for tests only: it fails the test it is given rather than
 // returning errors. Backup fixtures, which are repository objects, live
-// beside the repository format (see the tests of restore and verify).
+// beside the repository format, in repository/repotest.
 package waltest
