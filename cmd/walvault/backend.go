@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
@@ -67,4 +68,45 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// prechecker is implemented by options that check the command line (the
+// arguments and the command's own flags) before any setting is read, so a
+// bad one is a usage error found before the configuration is; precheck
+// also keeps what it parsed, and looks up what needs no setting.
+type prechecker interface {
+	precheck(c *cli.Context) error
+}
+
+// noArgs is the precheck of a command that takes no arguments; msg is the
+// usage error when it gets some.
+func noArgs(c *cli.Context, msg string) error {
+	if c.NArg() != 0 {
+		return usageError{errors.New(msg)}
+	}
+	return nil
+}
+
+// repoAction is the Action of a command that works on the repository: the
+// precheck of opts (when it has one), then run in a session (inSession).
+func repoAction[O options](opts O, run func(c *cli.Context, opts O, s *session) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if p, ok := any(opts).(prechecker); ok {
+			if err := p.precheck(c); err != nil {
+				return err
+			}
+		}
+		return inSession(c, opts, func(s *session) error { return run(c, opts, s) })
+	}
+}
+
+// inSession starts the command's session (startSession), runs work in it
+// and closes it.
+func inSession(c *cli.Context, opts options, work func(s *session) error) error {
+	s, err := startSession(c, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return work(s)
 }

@@ -1,31 +1,31 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 )
 
 // backupListOptions are the settings and flags of backup-list.
 type backupListOptions struct {
 	Config
-	Timeout time.Duration
-	JSON    bool
+	totalTimeout
+	JSON bool
 }
 
 func (o *backupListOptions) bind(b *binder) {
-	o.Config.bind(b)
 	bindTimeout(b, &o.Timeout, "deadline for the whole listing, retries included")
 }
 
-func (o *backupListOptions) deadline() time.Duration { return o.Timeout }
+func (o *backupListOptions) precheck(c *cli.Context) error {
+	return noArgs(c, "backup-list takes no arguments")
+}
 
 func backupListCommand() *cli.Command {
 	var opts backupListOptions
@@ -42,8 +42,8 @@ func backupListCommand() *cli.Command {
 
 LATEST (for restore --backup) is the newest DONE backup. --json prints the
 schema documented in the README ("backup-list --json").`,
-		Flags:  settingFlags(&opts, &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table", Destination: &opts.JSON}),
-		Action: func(c *cli.Context) error { return backupList(c, &opts) },
+		Flags:  settingFlags(&opts, jsonFlag("print JSON instead of a table", &opts.JSON)),
+		Action: repoAction(&opts, backupList),
 	}
 }
 
@@ -81,17 +81,8 @@ func toJSON(bi repository.BackupInfo) backupJSON {
 	return out
 }
 
-func backupList(c *cli.Context, opts *backupListOptions) error {
-	if c.NArg() != 0 {
-		return usagef("backup-list takes no arguments")
-	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ctx, b := s.ctx, s.b
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
+	inv, err := repository.LoadInventory(s.ctx, s.b, repository.LoadOptions{})
 	if err != nil {
 		return err
 	}
@@ -104,9 +95,7 @@ func backupList(c *cli.Context, opts *backupListOptions) error {
 		for _, bi := range backups {
 			list = append(list, toJSON(bi))
 		}
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return writeJSON(c.App.Writer, list)
 	}
 	return printBackupTable(c.App.Writer, backups)
 }

@@ -14,16 +14,14 @@ import (
 // backupMarkOptions are the settings and flags of backup-mark.
 type backupMarkOptions struct {
 	Config
-	Timeout      time.Duration
+	totalTimeout
 	Keep, NoKeep bool
+	id           string // the argument
 }
 
 func (o *backupMarkOptions) bind(b *binder) {
-	o.Config.bind(b)
 	bindTimeout(b, &o.Timeout, "deadline for the whole command, retries included")
 }
-
-func (o *backupMarkOptions) deadline() time.Duration { return o.Timeout }
 
 func backupMarkCommand() *cli.Command {
 	var opts backupMarkOptions
@@ -45,11 +43,11 @@ Examples:
 			&cli.BoolFlag{Name: "keep", Usage: "exempt the backup from retention", Destination: &opts.Keep},
 			&cli.BoolFlag{Name: "no-keep", Usage: "put the backup back under retention", Destination: &opts.NoKeep},
 		),
-		Action: func(c *cli.Context) error { return backupMark(c, &opts) },
+		Action: repoAction(&opts, backupMark),
 	}
 }
 
-func backupMark(c *cli.Context, opts *backupMarkOptions) error {
+func (o *backupMarkOptions) precheck(c *cli.Context) error {
 	// "backup-mark ID --keep" is how the README and --help spell it.
 	args, err := interspersedFlags(c)
 	if err != nil {
@@ -58,22 +56,20 @@ func backupMark(c *cli.Context, opts *backupMarkOptions) error {
 	if len(args) != 1 {
 		return usagef("backup-mark takes one backup id (see backup-list), then --keep or --no-keep")
 	}
-	id := args[0]
-	if err := repository.ValidateBackupID(id); err != nil {
+	o.id = args[0]
+	if err := repository.ValidateBackupID(o.id); err != nil {
 		return usageError{err}
 	}
-	if opts.Keep == opts.NoKeep {
+	if o.Keep == o.NoKeep {
 		return usagef("backup-mark needs exactly one of --keep and --no-keep")
 	}
-	keep := opts.Keep
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+	return nil
+}
+
+func backupMark(c *cli.Context, opts *backupMarkOptions, s *session) error {
+	id, keep := opts.id, opts.Keep
 	host, _ := os.Hostname()
-	res, err := retention.SetKeep(ctx, b, id, keep, time.Now(), repository.MarkOptions{Host: host, Walvault: walvaultVersion()})
+	res, err := retention.SetKeep(s.ctx, s.b, id, keep, time.Now(), repository.MarkOptions{Host: host, Walvault: walvaultVersion()})
 	if err != nil {
 		return err
 	}
@@ -86,7 +82,7 @@ func backupMark(c *cli.Context, opts *backupMarkOptions) error {
 		}
 		return nil
 	}
-	log.Debug("keep mark written", "backup_id", id, "key", res.Mark.Key)
+	s.log.Debug("keep mark written", "backup_id", id, "key", res.Mark.Key)
 	if keep {
 		fmt.Fprintf(w, "backup %s marked keep: delete leaves it, and the WAL from its start on, in place (undo with: walvault backup-mark %s --no-keep)\n", id, id)
 	} else {

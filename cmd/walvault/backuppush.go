@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"os"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/walvault/walvault/basebackup"
+	"github.com/walvault/walvault/internal/units"
 )
 
 // backupPushOptions are the settings and flags of backup-push.
@@ -21,10 +21,10 @@ type backupPushOptions struct {
 	Label      string
 	Checkpoint string
 	PartSize   string
+	partSize   int64 // PartSize parsed
 }
 
 func (o *backupPushOptions) bind(b *binder) {
-	o.Config.bind(b)
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
@@ -71,48 +71,47 @@ Object Lock; they must match the policy walvault.json records.`,
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
-		Action: func(c *cli.Context) error { return backupPush(c, &opts) },
+		Action: repoAction(&opts, backupPush),
 	}
 }
 
-func backupPush(c *cli.Context, opts *backupPushOptions) error {
-	if c.NArg() != 0 {
-		return usagef("backup-push takes no arguments")
-	}
-	if cp := opts.Checkpoint; cp != "fast" && cp != "spread" {
-		return usagef("--checkpoint must be fast or spread, not %q", cp)
-	}
-	partSize, err := parseSize(opts.PartSize)
-	if err != nil || partSize < basebackup.MinPartSize {
-		return usagef("--part-size must be a size of at least 1MiB, such as 256MiB")
-	}
-	// No total deadline: a backup takes as long as the database is big.
-	// Ctrl-C or SIGTERM cancels it; stalls are caught by the storage
-	// transport's timeouts.
-	s, err := startSession(c, opts)
-	if err != nil {
+func (o *backupPushOptions) precheck(c *cli.Context) error {
+	if err := noArgs(c, "backup-push takes no arguments"); err != nil {
 		return err
 	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+	if cp := o.Checkpoint; cp != "fast" && cp != "spread" {
+		return usagef("--checkpoint must be fast or spread, not %q", cp)
+	}
+	var err error
+	o.partSize, err = parseSize(o.PartSize)
+	if err != nil || o.partSize < basebackup.MinPartSize {
+		return usagef("--part-size must be a size of at least 1MiB, such as 256MiB")
+	}
+	return nil
+}
+
+// backupPush has no total deadline: a backup takes as long as the database
+// is big. Ctrl-C or SIGTERM cancels it; stalls are caught by the storage
+// transport's timeouts.
+func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	host, _ := os.Hostname()
 	start := time.Now()
-	m, err := basebackup.Push(ctx, b, basebackup.Options{
+	m, err := basebackup.Push(s.ctx, s.b, basebackup.Options{
 		ConnString:  opts.PGConn,
 		Label:       opts.Label,
 		Checkpoint:  opts.Checkpoint,
 		Compression: "", // the repository's
-		PartSize:    partSize,
+		PartSize:    opts.partSize,
 		Host:        host,
 		Version:     walvaultVersion(),
 		Lock:        opts.policy(),
 		WALTimeout:  opts.Timeout,
-		Log:         log,
+		Log:         s.log,
 		Progress:    c.App.ErrWriter,
 		Terminal:    isTerminal(c.App.ErrWriter),
 	})
 	if err != nil {
-		return lockHint(err, opts.lockSettings, b.Location())
+		return lockHint(err, opts.lockSettings, s.b.Location())
 	}
 	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
 		m.ID, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))

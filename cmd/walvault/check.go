@@ -26,7 +26,6 @@ type checkOptions struct {
 }
 
 func (o *checkOptions) bind(b *binder) {
-	o.Config.bind(b)
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
 	b.add("max-backup-age", positiveDuration("max-backup-age", "26h", &o.MaxBackupAge))
@@ -71,25 +70,20 @@ be checked. No secret is ever printed.
 Exit codes: 0 every check OK, 1 at least one FAILED, 2 bad arguments or
 configuration. --json prints a JSON array of {"name", "ok", "detail"}.`,
 		Flags: settingFlags(&opts,
-			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON", Destination: &opts.JSON},
-			&cli.StringFlag{Name: "slot", Usage: "replication slot wal-receive streams from: reported even when inactive or missing (slots with a running wal-receive are reported without it)", EnvVars: []string{"WALVAULT_SLOT"}, Destination: &opts.Slot},
+			jsonFlag("print the results as JSON", &opts.JSON),
+			slotFlag("replication slot wal-receive streams from: reported even when inactive or missing (slots with a running wal-receive are reported without it)", &opts.Slot),
 		),
-		Action: func(c *cli.Context) error { return checkAll(c, &opts) },
+		Action: repoAction(&opts, checkAll),
 	}
 }
 
-func checkAll(c *cli.Context, opts *checkOptions) error {
-	if c.NArg() != 0 {
-		return usagef("check takes no arguments")
-	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+func (o *checkOptions) precheck(c *cli.Context) error {
+	return noArgs(c, "check takes no arguments")
+}
+
+func checkAll(c *cli.Context, opts *checkOptions, s *session) error {
 	host, _ := os.Hostname()
-	results := check.Run(ctx, b, check.Options{
+	results := check.Run(s.ctx, s.b, check.Options{
 		ConnString:   opts.PGConn,
 		Repo:         opts.Repo,
 		Slot:         opts.Slot,
@@ -100,8 +94,9 @@ func checkAll(c *cli.Context, opts *checkOptions) error {
 		Timeout:      opts.Timeout,
 		Host:         host,
 		Secrets:      secretValues(opts.PGConn),
-		Log:          log,
+		Log:          s.log,
 	})
+	var err error
 	if opts.JSON {
 		err = check.WriteJSON(c.App.Writer, results)
 	} else {

@@ -67,12 +67,29 @@ func lookupSetting(name string) setting {
 }
 
 // options are a command's settings and flags, one struct per command (as
-// restic's cmd_*.go files have): bind names the settings the command
-// reads and where each goes, and the command's own flags write into the
-// same struct. Every command that opens the repository embeds Config.
+// restic's cmd_*.go files have). Every command opens the repository, so
+// its options embed Config (common); a settingsBinder names the settings
+// the command reads beyond it, and the command's own flags write into the
+// same struct.
 type options interface {
-	bind(b *binder)
 	common() *Config
+}
+
+// settingsBinder is implemented by options with settings beyond Config:
+// bind names them and where each goes.
+type settingsBinder interface {
+	bind(b *binder)
+}
+
+// bindSettings binds every setting opts reads: Config's, then its own (the
+// order --help lists them in).
+func bindSettings(opts options) *binder {
+	var b binder
+	opts.common().bindRepo(&b)
+	if sb, ok := opts.(settingsBinder); ok {
+		sb.bind(&b)
+	}
+	return &b
 }
 
 // deadliner is implemented by the options of commands that run under a
@@ -80,6 +97,14 @@ type options interface {
 type deadliner interface {
 	deadline() time.Duration
 }
+
+// totalTimeout is the timeout setting of a command whose timeout is its
+// total deadline; its options embed it, and bind it with bindTimeout.
+type totalTimeout struct {
+	Timeout time.Duration
+}
+
+func (t *totalTimeout) deadline() time.Duration { return t.Timeout }
 
 // binder collects the settings a command's options bind: from it come the
 // command's flags (settingFlags) and, at run time, the resolved values
@@ -127,7 +152,8 @@ type Config struct {
 
 func (cfg *Config) common() *Config { return cfg }
 
-func (cfg *Config) bind(b *binder) {
+// bindRepo binds the settings every command reads (see bindSettings).
+func (cfg *Config) bindRepo(b *binder) {
 	b.add("repo", func(v string) error {
 		cfg.Repo = v
 		_, err := open.Parse(v) // its message names --repo and WALVAULT_REPO
@@ -272,8 +298,7 @@ func configFlag() cli.Flag {
 // settingFlags are the flags of the settings opts binds, after --config,
 // followed by the command's own flags.
 func settingFlags(opts options, own ...cli.Flag) []cli.Flag {
-	var b binder
-	opts.bind(&b)
+	b := bindSettings(opts)
 	flags := make([]cli.Flag, 0, 1+len(b.bound)+len(own))
 	flags = append(flags, configFlag())
 	for _, s := range b.bound {
@@ -304,8 +329,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // YAML file (--config) > default. Settings opts does not bind are not
 // read, wherever they are set.
 func resolve(c *cli.Context, opts options) error {
-	var b binder
-	opts.bind(&b)
+	b := bindSettings(opts)
 	cfg := opts.common()
 	cfg.ConfigFile = c.String("config")
 	var fileValues map[string]string

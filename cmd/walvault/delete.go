@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/retention"
 )
@@ -28,7 +27,6 @@ type deleteOptions struct {
 }
 
 func (o *deleteOptions) bind(b *binder) {
-	o.Config.bind(b)
 	b.add("retain", func(v string) error { o.Retain = v; return nil })
 	bindTimeout(b, &o.Timeout, "deadline for each delete, retries included; reading what the repository holds gets ten times as long")
 }
@@ -99,21 +97,17 @@ arguments, configuration or policy.`,
 		Flags: settingFlags(&opts,
 			&cli.StringFlag{Name: "backup", Usage: "delete this one backup (an id from backup-list) instead of applying a policy", Destination: &opts.Backup},
 			&cli.BoolFlag{Name: "confirm", Usage: "really delete; without it, only print what would be deleted", Destination: &opts.Confirm},
-			&cli.BoolFlag{Name: "json", Usage: "print the plan (and, with --confirm, what was done) as JSON", Destination: &opts.JSON},
+			jsonFlag("print the plan (and, with --confirm, what was done) as JSON", &opts.JSON),
 		),
-		Action: func(c *cli.Context) error { return deleteAction(c, &opts) },
+		Action: repoAction(&opts, deleteAction),
 	}
 }
 
-func deleteAction(c *cli.Context, opts *deleteOptions) error {
-	if c.NArg() != 0 {
-		return usagef("delete takes no arguments (use --retain POLICY or --backup ID)")
-	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func (o *deleteOptions) precheck(c *cli.Context) error {
+	return noArgs(c, "delete takes no arguments (use --retain POLICY or --backup ID)")
+}
+
+func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 	log, ctx, b := s.log, s.ctx, s.b
 	one := opts.Backup
 
@@ -333,36 +327,44 @@ type lockedJSON struct {
 }
 
 type deleteWALJSON struct {
-	Delete       int          `json:"delete"`
-	First        string       `json:"first,omitempty"`
-	Last         string       `json:"last,omitempty"`
-	Bytes        int64        `json:"bytes"`
-	Kept         int          `json:"kept"`
-	KeptBytes    int64        `json:"kept_bytes"`
-	History      int          `json:"history_files"`
-	CutoffLSN    string       `json:"cutoff_lsn,omitempty"`
-	CutoffBackup string       `json:"cutoff_backup,omitempty"`
-	Reason       string       `json:"reason"`
-	Deleted      *int         `json:"deleted,omitempty"` // with --confirm
-	Locked       []lockedJSON `json:"locked,omitempty"`
-	Held         int          `json:"held,omitempty"`
+	Delete       int    `json:"delete"`
+	First        string `json:"first,omitempty"`
+	Last         string `json:"last,omitempty"`
+	Bytes        int64  `json:"bytes"`
+	Kept         int    `json:"kept"`
+	KeptBytes    int64  `json:"kept_bytes"`
+	History      int    `json:"history_files"`
+	CutoffLSN    string `json:"cutoff_lsn,omitempty"`
+	CutoffBackup string `json:"cutoff_backup,omitempty"`
+	Reason       string `json:"reason"`
+	appliedJSON         // with --confirm
 }
 
 // deletePartialsJSON: wal-receive's partials. First and Last are segment
 // names; Keys lists every partial the plan deletes.
 type deletePartialsJSON struct {
-	Delete     int          `json:"delete"`
-	Superseded int          `json:"superseded"`
-	First      string       `json:"first,omitempty"`
-	Last       string       `json:"last,omitempty"`
-	Bytes      int64        `json:"bytes"`
-	Keys       []string     `json:"keys,omitempty"`
-	Kept       int          `json:"kept"`
-	KeptBytes  int64        `json:"kept_bytes"`
-	Reason     string       `json:"reason"`
-	Deleted    *int         `json:"deleted,omitempty"` // with --confirm
-	Locked     []lockedJSON `json:"locked,omitempty"`
-	Held       int          `json:"held,omitempty"`
+	Delete      int      `json:"delete"`
+	Superseded  int      `json:"superseded"`
+	First       string   `json:"first,omitempty"`
+	Last        string   `json:"last,omitempty"`
+	Bytes       int64    `json:"bytes"`
+	Keys        []string `json:"keys,omitempty"`
+	Kept        int      `json:"kept"`
+	KeptBytes   int64    `json:"kept_bytes"`
+	Reason      string   `json:"reason"`
+	appliedJSON          // with --confirm
+}
+
+// appliedJSON is what delete --confirm did to the WAL or to the partials
+// (encoding/json inlines its fields).
+type appliedJSON struct {
+	Deleted *int         `json:"deleted,omitempty"`
+	Locked  []lockedJSON `json:"locked,omitempty"`
+	Held    int          `json:"held,omitempty"`
+}
+
+func applied(deleted int, locked []retention.Locked, held int) appliedJSON {
+	return appliedJSON{Deleted: &deleted, Locked: lockedList(locked), Held: held}
 }
 
 func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dryRun bool) error {
@@ -397,8 +399,7 @@ func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dr
 		out.WAL.CutoffLSN = wp.Cutoff.String()
 	}
 	if rep != nil {
-		n := rep.WAL.Deleted
-		out.WAL.Deleted, out.WAL.Locked, out.WAL.Held = &n, lockedList(rep.WAL.Locked), rep.WAL.Held
+		out.WAL.appliedJSON = applied(rep.WAL.Deleted, rep.WAL.Locked, rep.WAL.Held)
 	}
 	pp := plan.Partials
 	out.Partials = deletePartialsJSON{Delete: len(pp.Delete), Superseded: pp.Superseded, Bytes: pp.Bytes,
@@ -410,12 +411,9 @@ func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dr
 		out.Partials.First, out.Partials.Last = pp.Delete[0].Segment.String(), pp.Delete[len(pp.Delete)-1].Segment.String()
 	}
 	if rep != nil {
-		n := rep.Partials.Deleted
-		out.Partials.Deleted, out.Partials.Locked, out.Partials.Held = &n, lockedList(rep.Partials.Locked), rep.Partials.Held
+		out.Partials.appliedJSON = applied(rep.Partials.Deleted, rep.Partials.Locked, rep.Partials.Held)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(w, out)
 }
 
 func lockedList(ls []retention.Locked) []lockedJSON {

@@ -1,24 +1,22 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/drill"
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/restore"
 )
 
 // drillOptions are the settings and flags of drill.
 type drillOptions struct {
-	Config
-	fetchSettings
+	restoreConfig
 	targetOptions
 	Backup          string
 	CheckSQL        string
@@ -33,11 +31,9 @@ type drillOptions struct {
 	Port            int
 	ServerSettings  cli.StringSlice
 	RecoveryTimeout time.Duration
-}
-
-func (o *drillOptions) bind(b *binder) {
-	o.Config.bind(b)
-	o.fetchSettings.bind(b)
+	// From precheck:
+	recoveryTarget restore.Target
+	exe            string
 }
 
 func drillCommand() *cli.Command {
@@ -84,13 +80,13 @@ Examples:
    walvault drill --check-sql 'SELECT 1 FROM orders LIMIT 1' --check-db shop
    walvault drill --target-time '2026-11-25 10:30:00+00' --json`,
 		Flags: settingFlags(&opts, append(opts.targetOptions.flags("at the target: promote (the drill's default) or pause (then the drill checks it paused there)"),
-			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)", Destination: &opts.Backup},
+			backupRefFlag(&opts.Backup),
 			&cli.StringFlag{Name: "check-sql", Usage: "SQL that must return at least one row on the recovered server, e.g. 'SELECT 1 FROM orders LIMIT 1'", Destination: &opts.CheckSQL},
 			&cli.StringFlag{Name: "check-db", Value: "postgres", Usage: "database --check-sql runs in", Destination: &opts.CheckDB},
 			&cli.StringFlag{Name: "db-user", Usage: "database superuser the checks connect as (default: the server's OS user, initdb's default)", Destination: &opts.DBUser},
 			&cli.StringFlag{Name: "amcheck", Value: "on", Usage: "pg_amcheck on the recovered cluster: on, full (adds --heapallindexed, slower) or off", Destination: &opts.Amcheck},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped) instead of removing it", Destination: &opts.Keep},
-			&cli.BoolFlag{Name: "json", Usage: "print the drill record as JSON (the format stored under drills/)", Destination: &opts.JSON},
+			jsonFlag("print the drill record as JSON (the format stored under drills/)", &opts.JSON),
 			&cli.StringFlag{Name: "scratch-dir", Usage: "directory to restore under, in a new walvault-drill-* directory (default: $TMPDIR or /tmp); needs room for the whole cluster", EnvVars: []string{"WALVAULT_SCRATCH_DIR"}, Destination: &opts.ScratchDir},
 			&cli.StringFlag{Name: "pg-bin", Usage: "directory with PostgreSQL's programs (default: /usr/lib/postgresql/<major>/bin, then pg_config --bindir)", EnvVars: []string{"WALVAULT_PG_BIN"}, Destination: &opts.PGBin},
 			&cli.StringFlag{Name: "owner", Usage: "OS user the temporary server runs as when walvault runs as root (default: postgres)", Destination: &opts.Owner},
@@ -98,78 +94,67 @@ Examples:
 			&cli.StringSliceFlag{Name: "server-setting", Usage: "NAME=VALUE for the temporary server's command line, e.g. shared_buffers=128MB on a smaller host (repeatable)", Destination: &opts.ServerSettings},
 			&cli.DurationFlag{Name: "recovery-timeout", Value: drill.DefaultRecoveryTimeout, Usage: "give up when recovery takes longer", Destination: &opts.RecoveryTimeout},
 		)...),
-		Action: func(c *cli.Context) error { return drillAction(c, &opts) },
+		Action: repoAction(&opts, drillAction),
 	}
 }
 
-func drillAction(c *cli.Context, opts *drillOptions) error {
-	if c.NArg() != 0 {
-		return usagef("drill takes no arguments")
-	}
-	target, err := opts.target(c)
-	if err != nil {
-		return usageError{err}
-	}
-	switch opts.Amcheck {
-	case drill.AmcheckOn, drill.AmcheckFull, drill.AmcheckOff:
-	default:
-		return usagef("--amcheck %q: want on, full or off", opts.Amcheck)
-	}
-	if target.Action == "shutdown" {
-		return usagef("--target-action shutdown stops the server at the target, leaving nothing to check: use promote (the default) or pause")
-	}
-	if p := opts.Port; p < 0 || p > 65535 {
-		return usagef("--port %d: want a TCP port from 1 to 65535 (or none for a free one)", p)
-	}
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
-	}
-	// Ctrl-C and SIGTERM cancel the session: the drill stops the server
-	// and cleans up.
-	s, err := startSession(c, opts)
-	if err != nil {
+func (o *drillOptions) precheck(c *cli.Context) error {
+	if err := noArgs(c, "drill takes no arguments"); err != nil {
 		return err
 	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
-	configYAML, err := restoreConfigYAML(opts.Config, opts.fetchSettings)
+	var err error
+	if o.recoveryTarget, err = o.target(c); err != nil {
+		return usageError{err}
+	}
+	switch o.Amcheck {
+	case drill.AmcheckOn, drill.AmcheckFull, drill.AmcheckOff:
+	default:
+		return usagef("--amcheck %q: want on, full or off", o.Amcheck)
+	}
+	if o.recoveryTarget.Action == "shutdown" {
+		return usagef("--target-action shutdown stops the server at the target, leaving nothing to check: use promote (the default) or pause")
+	}
+	if p := o.Port; p < 0 || p > 65535 {
+		return usagef("--port %d: want a TCP port from 1 to 65535 (or none for a free one)", p)
+	}
+	o.exe, err = walvaultBinary()
+	return err
+}
+
+// drillAction runs the drill; Ctrl-C and SIGTERM cancel the session: the
+// drill stops the server and cleans up.
+func drillAction(c *cli.Context, opts *drillOptions, s *session) error {
+	ctx := s.ctx
+	configYAML, err := opts.restoreConfig.yaml()
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
 
-	rec, err := drill.Run(ctx, b, drill.Options{
-		BackupRef:  opts.Backup,
-		Target:     target,
-		ScratchDir: opts.ScratchDir,
-		Keep:       opts.Keep,
-		PGBinDir:   opts.PGBin,
-		Owner:      opts.Owner,
-		DBUser:     opts.DBUser,
-		DBName:     opts.CheckDB,
-		CheckSQL:   opts.CheckSQL,
-		Amcheck:    opts.Amcheck,
-		Port:       opts.Port,
-		RestoreCommand: func(dataDir string) string {
-			return shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " %f %p"
-		},
+	rec, err := drill.Run(ctx, s.b, drill.Options{
+		BackupRef:       opts.Backup,
+		Target:          opts.recoveryTarget,
+		ScratchDir:      opts.ScratchDir,
+		Keep:            opts.Keep,
+		PGBinDir:        opts.PGBin,
+		Owner:           opts.Owner,
+		DBUser:          opts.DBUser,
+		DBName:          opts.CheckDB,
+		CheckSQL:        opts.CheckSQL,
+		Amcheck:         opts.Amcheck,
+		Port:            opts.Port,
+		RestoreCommand:  func(dataDir string) string { return restoreCommandLine(opts.exe, dataDir) },
 		ConfigFile:      restoreConfigFile,
 		ConfigYAML:      configYAML,
 		ServerSettings:  opts.ServerSettings.Value(),
 		RecoveryTimeout: opts.RecoveryTimeout,
 		Host:            host,
 		Version:         walvaultVersion(),
-		Log:             log,
+		Log:             s.log,
 	})
 	if rec != nil {
 		if opts.JSON {
-			enc := json.NewEncoder(c.App.Writer)
-			enc.SetIndent("", "  ")
-			if jerr := enc.Encode(rec); jerr != nil && err == nil {
+			if jerr := writeJSON(c.App.Writer, rec); jerr != nil && err == nil {
 				err = jerr
 			}
 		} else {

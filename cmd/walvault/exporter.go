@@ -26,7 +26,6 @@ type exporterOptions struct {
 }
 
 func (o *exporterOptions) bind(b *binder) {
-	o.Config.bind(b)
 	bindPGConn(b, &o.PGConn)
 }
 
@@ -69,24 +68,25 @@ Example alert rules are in the README ("Monitoring").`,
 			&cli.StringFlag{Name: "listen", Value: defaultExporterListen, Usage: "address to serve metrics on", EnvVars: []string{"WALVAULT_LISTEN"}, Destination: &opts.Listen},
 			&cli.DurationFlag{Name: "refresh", Value: exporter.DefaultRefresh, Usage: "how often to scan the repository", EnvVars: []string{"WALVAULT_REFRESH"}, Destination: &opts.Refresh},
 		),
-		Action: func(c *cli.Context) error { return exporterAction(c, &opts) },
+		Action: repoAction(&opts, exporterAction),
 	}
 }
 
-func exporterAction(c *cli.Context, opts *exporterOptions) error {
-	if c.NArg() != 0 {
-		return usagef("exporter takes no arguments")
-	}
-	refresh := opts.Refresh
-	if refresh < time.Second {
-		return usagef("--refresh %v: want at least 1s", refresh)
-	}
-	s, err := startSession(c, opts) // SIGINT or SIGTERM ends it
-	if err != nil {
+func (o *exporterOptions) precheck(c *cli.Context) error {
+	if err := noArgs(c, "exporter takes no arguments"); err != nil {
 		return err
 	}
-	defer s.Close()
+	if o.Refresh < time.Second {
+		return usagef("--refresh %v: want at least 1s", o.Refresh)
+	}
+	return nil
+}
+
+// exporterAction serves until the session's context ends (SIGINT or
+// SIGTERM).
+func exporterAction(c *cli.Context, opts *exporterOptions, s *session) error {
 	log, ctx, b := s.log, s.ctx, s.b
+	refresh := opts.Refresh
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (give another --listen)", opts.Listen, err)

@@ -6,8 +6,8 @@
 // what the packages below report; the work is done in archive/, restore/,
 // retention/, repair/ and the others. Read config.go first: each command's
 // options struct binds the settings it reads, and startSession
-// (backend.go) is how every command gets its settings, logger and
-// repository.
+// (backend.go, run for each command by repoAction) is how every command
+// gets its settings, logger and repository.
 package main
 
 import (

@@ -42,19 +42,15 @@ Exit codes: 0 nothing is hidden (any more); 1 something is still hidden (with
 configuration. On AWS, removing a delete marker needs s3:DeleteObjectVersion,
 and listing them s3:ListBucketVersions.`,
 		Flags:  settingFlags(&opts, &cli.BoolFlag{Name: "dry-run", Usage: "list the hidden objects, change nothing", Destination: &opts.DryRun}),
-		Action: func(c *cli.Context) error { return repairAction(c, &opts) },
+		Action: repoAction(&opts, repairAction),
 	}
 }
 
-func repairAction(c *cli.Context, opts *repairOptions) error {
-	if c.NArg() != 0 {
-		return usagef("repair takes no arguments")
-	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
+func (o *repairOptions) precheck(c *cli.Context) error {
+	return noArgs(c, "repair takes no arguments")
+}
+
+func repairAction(c *cli.Context, opts *repairOptions, s *session) error {
 	w, location := c.App.Writer, s.b.Location()
 	rep, err := repair.Run(s.ctx, s.b, repair.Options{
 		DryRun: opts.DryRun,

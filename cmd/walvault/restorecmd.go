@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/wal"
@@ -22,23 +22,28 @@ const restoreConfigFile = "walvault-restore.yaml"
 
 // restoreOptions are the settings and flags of restore.
 type restoreOptions struct {
-	Config
-	fetchSettings
+	restoreConfig
 	targetOptions
 	PGData            string
 	Backup            string
 	TablespaceMapping cli.StringSlice
 	Owner             string
 	PGBin             string
+	// From precheck:
+	recoveryTarget restore.Target
+	mapping        map[string]string
+	dataDir        string // PGData made absolute
+	exe            string
 }
 
-func (o *restoreOptions) bind(b *binder) {
-	o.Config.bind(b)
-	o.fetchSettings.bind(b)
+// restoreConfig is what restore and drill resolve: the repository, and
+// what they pass on to restore_command in walvault-restore.yaml besides
+// it (fetchSettings, whose bind is theirs).
+type restoreConfig struct {
+	Config
+	fetchSettings
 }
 
-// fetchSettings are what restore and drill pass on to restore_command in
-// walvault-restore.yaml, besides the repository.
 type fetchSettings struct {
 	Compression repository.Compression
 	Timeout     time.Duration
@@ -84,65 +89,55 @@ Examples:
    walvault restore --pgdata /srv/pg --backup 20261125T103000Z --target-immediate`,
 		Flags: settingFlags(&opts, append(opts.targetOptions.flags("at the target: pause (PostgreSQL's default), promote or shutdown"),
 			&cli.StringFlag{Name: "pgdata", Usage: "directory to restore into, absent or empty (required)", Destination: &opts.PGData},
-			&cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)", Destination: &opts.Backup},
+			backupRefFlag(&opts.Backup),
 			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)", Destination: &opts.TablespaceMapping},
 			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)", Destination: &opts.Owner},
 			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup (default: /usr/lib/postgresql/<major>/bin, then PATH)", Destination: &opts.PGBin},
 		)...),
-		Action: func(c *cli.Context) error { return restoreAction(c, &opts) },
+		Action: repoAction(&opts, restoreAction),
 	}
 }
 
-func restoreAction(c *cli.Context, opts *restoreOptions) error {
-	if c.NArg() != 0 {
-		return usagef("restore takes no arguments (use --pgdata DIR)")
+func (o *restoreOptions) precheck(c *cli.Context) error {
+	if err := noArgs(c, "restore takes no arguments (use --pgdata DIR)"); err != nil {
+		return err
 	}
-	if opts.PGData == "" {
+	if o.PGData == "" {
 		return usagef("restore needs --pgdata DIR, the directory to restore into (absent or empty)")
 	}
-	target, err := opts.target(c)
-	if err != nil {
+	var err error
+	if o.recoveryTarget, err = o.target(c); err != nil {
 		return usageError{err}
 	}
-	mapping, err := tablespaceMapping(opts.TablespaceMapping.Value())
-	if err != nil {
+	if o.mapping, err = tablespaceMapping(o.TablespaceMapping.Value()); err != nil {
 		return usageError{err}
 	}
-	dataDir, err := filepath.Abs(opts.PGData)
-	if err != nil {
+	if o.dataDir, err = filepath.Abs(o.PGData); err != nil {
 		return usagef("--pgdata: %v", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
-	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return fmt.Errorf("find this walvault binary for restore_command: %w", err)
-	}
-	configPath := filepath.Join(dataDir, restoreConfigFile)
-	// No total deadline: a restore takes as long as the data is big.
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
-	configYAML, err := restoreConfigYAML(opts.Config, opts.fetchSettings)
-	if err != nil {
-		return err
-	}
+	o.exe, err = walvaultBinary()
+	return err
+}
 
-	res, err := restore.RestoreBackup(ctx, b, restore.BackupOptions{
+// restoreAction has no total deadline: a restore takes as long as the
+// data is big.
+func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
+	configYAML, err := opts.restoreConfig.yaml()
+	if err != nil {
+		return err
+	}
+	dataDir, target := opts.dataDir, opts.recoveryTarget
+	res, err := restore.RestoreBackup(s.ctx, s.b, restore.BackupOptions{
 		DataDir:           dataDir,
 		BackupRef:         opts.Backup,
 		Target:            target,
-		TablespaceMapping: mapping,
+		TablespaceMapping: opts.mapping,
 		Owner:             opts.Owner,
-		RestoreCommand:    shellQuote(exe) + " wal-fetch --config " + shellQuote(configPath) + " %f %p",
+		RestoreCommand:    restoreCommandLine(opts.exe, dataDir),
 		ConfigFile:        restoreConfigFile,
 		ConfigYAML:        configYAML,
 		PGBinDir:          opts.PGBin,
-		Log:               log,
+		Log:               s.log,
 	})
 	if err != nil {
 		return err
@@ -177,6 +172,11 @@ func (t *targetOptions) flags(actionUsage string) []cli.Flag {
 		&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number", Destination: &t.TargetTimeline},
 		&cli.StringFlag{Name: "target-action", Usage: actionUsage, Destination: &t.TargetAction},
 	}
+}
+
+// backupRefFlag is --backup of restore and drill: the backup to start from.
+func backupRefFlag(dst *string) cli.Flag {
+	return &cli.StringFlag{Name: "backup", Usage: "backup id, or LATEST (default: the newest DONE backup that ends before the target)", Destination: dst}
 }
 
 // target builds the recovery target from the --target-* flags (c says
@@ -240,9 +240,28 @@ func tablespaceMapping(specs []string) (map[string]string, error) {
 	return m, nil
 }
 
-// restoreConfigYAML is the settings file restore_command reads: where the
-// repository is and how to reach it. Credentials never go in it.
-func restoreConfigYAML(cfg Config, fetch fetchSettings) ([]byte, error) {
+// walvaultBinary is the path of this binary, which restore_command runs.
+func walvaultBinary() (string, error) {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find this walvault binary for restore_command: %w", err)
+	}
+	return exe, nil
+}
+
+// restoreCommandLine is the restore_command of a cluster restored into
+// dataDir: exe's wal-fetch, reading the walvault-restore.yaml written there.
+func restoreCommandLine(exe, dataDir string) string {
+	return shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " %f %p"
+}
+
+// yaml is walvault-restore.yaml, the settings file restore_command reads:
+// where the repository is and how to reach it. Credentials never go in it.
+func (r *restoreConfig) yaml() ([]byte, error) {
+	cfg, fetch := r.Config, r.fetchSettings
 	values := map[string]any{
 		"repo":        cfg.Repo,
 		"compression": string(fetch.Compression),

@@ -213,8 +213,7 @@ func TestSettingsOfOtherCommandsIgnored(t *testing.T) {
 }
 
 func TestPrefetcherGetsOnlyItsSettings(t *testing.T) {
-	var b binder
-	(&walPrefetchOptions{}).bind(&b)
+	b := bindSettings(&walPrefetchOptions{})
 	var got []string
 	for _, s := range b.bound {
 		got = append(got, s.name)

@@ -46,25 +46,20 @@ not finish, 2 bad arguments or configuration. --json prints the report
 documented in the README ("verify --json").`,
 		Flags: settingFlags(&opts,
 			&cli.BoolFlag{Name: "full", Usage: "re-read every object and check its size and sha256", Destination: &opts.Full},
-			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON", Destination: &opts.JSON},
+			jsonFlag("print the report as JSON", &opts.JSON),
 		),
-		Action: func(c *cli.Context) error { return verifyRepository(c, &opts) },
+		Action: repoAction(&opts, verifyRepository),
 	}
 }
 
-func verifyRepository(c *cli.Context, opts *verifyOptions) error {
-	if c.NArg() != 0 {
-		return usagef("verify takes no arguments")
-	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+func (o *verifyOptions) precheck(c *cli.Context) error {
+	return noArgs(c, "verify takes no arguments")
+}
+
+func verifyRepository(c *cli.Context, opts *verifyOptions, s *session) error {
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
 	// the retention policy (retain) can name the kept set here.
-	report, err := verify.Run(ctx, b, verify.Options{Full: opts.Full, Log: log})
+	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, Log: s.log})
 	if err != nil {
 		return fmt.Errorf("verify could not finish: %w", err)
 	}
@@ -77,7 +72,7 @@ func verifyRepository(c *cli.Context, opts *verifyOptions) error {
 		return err
 	}
 	if !report.OK {
-		return fmt.Errorf("verify found problems in %s (%d)", b.Location(), report.Summary.Problems)
+		return fmt.Errorf("verify found problems in %s (%d)", s.b.Location(), report.Summary.Problems)
 	}
 	return nil
 }

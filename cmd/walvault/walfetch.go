@@ -18,19 +18,16 @@ import (
 // walFetchOptions are the settings wal-fetch reads.
 type walFetchOptions struct {
 	Config
+	totalTimeout
 	Compression repository.Compression
 	Prefetch    int // segments downloaded ahead (0: off)
-	Timeout     time.Duration
 }
 
 func (o *walFetchOptions) bind(b *binder) {
-	o.Config.bind(b)
 	bindCompression(b, &o.Compression)
 	b.add("prefetch", intIn("prefetch", &o.Prefetch, 0, 64))
 	bindTimeout(b, &o.Timeout, "deadline for the whole fetch, retries included: a stalled transfer fails within it")
 }
-
-func (o *walFetchOptions) deadline() time.Duration { return o.Timeout }
 
 func walFetchCommand() *cli.Command {
 	var opts walFetchOptions
@@ -76,27 +73,24 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		servedFromCache(c, opts, dir, name, res, start)
 		return nil
 	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
-	if refused != nil {
-		log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
-	}
-	fetch := restore.FetchOptions{Compression: opts.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
-	res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, fetch)
-	if err != nil {
-		return err
-	}
-	if fromCache {
-		log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
-	} else {
-		log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
-	}
-	keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
-	return nil
+	return inSession(c, opts, func(s *session) error {
+		log := s.log
+		if refused != nil {
+			log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
+		}
+		fetch := restore.FetchOptions{Compression: opts.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
+		res, fromCache, err := restore.FetchCached(s.ctx, s.b, name, dest, dir, fetch)
+		if err != nil {
+			return err
+		}
+		if fromCache {
+			log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
+		} else {
+			log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+		keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
+		return nil
+	})
 }
 
 // servedFromCache finishes a hit: the configuration is read only now, for
@@ -149,9 +143,7 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 	if c.IsSet("config") {
 		args = append(args, "--config="+c.String("config"))
 	}
-	var prefetcher binder
-	(&walPrefetchOptions{}).bind(&prefetcher)
-	for _, s := range prefetcher.bound {
+	for _, s := range bindSettings(&walPrefetchOptions{}).bound {
 		switch {
 		case !c.IsSet(s.name):
 		case s.isBool:
@@ -174,7 +166,6 @@ type walPrefetchOptions struct {
 }
 
 func (o *walPrefetchOptions) bind(b *binder) {
-	o.Config.bind(b)
 	bindCompression(b, &o.Compression)
 }
 
@@ -197,26 +188,25 @@ func walPrefetchCommand() *cli.Command {
 			&cli.UintFlag{Name: "segment-size", Usage: "the cluster's WAL segment size (required)", Destination: &opts.SegmentSize},
 			&cli.IntFlag{Name: "count", Usage: "segments to keep ahead (required)", Destination: &opts.Count},
 		),
-		Action: func(c *cli.Context) error { return walPrefetch(c, &opts) },
+		Action: repoAction(&opts, walPrefetch),
 	}
 }
 
-func walPrefetch(c *cli.Context, opts *walPrefetchOptions) error {
+func (o *walPrefetchOptions) precheck(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("wal-prefetch takes one argument, the segment just served")
 	}
-	if opts.Dir == "" || opts.SegmentSize == 0 || opts.Count <= 0 {
+	if o.Dir == "" || o.SegmentSize == 0 || o.Count <= 0 {
 		return usagef("wal-prefetch needs --dir, --segment-size and --count (wal-fetch starts it with them)")
 	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+	return nil
+}
+
+func walPrefetch(c *cli.Context, opts *walPrefetchOptions, s *session) error {
+	log := s.log
 	start := time.Now()
 	name := c.Args().Get(0)
-	n, err := restore.Prefetch(ctx, b, opts.Dir, name, uint32(opts.SegmentSize), opts.Count,
+	n, err := restore.Prefetch(s.ctx, s.b, opts.Dir, name, uint32(opts.SegmentSize), opts.Count,
 		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: opts.Compression, Log: log}, Follow: true})
 	if errors.Is(err, restore.ErrPrefetchBusy) {
 		return nil

@@ -19,21 +19,18 @@ const pushMemoryLimit = 24 << 20
 type walPushOptions struct {
 	Config
 	lockSettings
+	totalTimeout
 	Compression       repository.Compression
 	UploadConcurrency int
-	Timeout           time.Duration
 }
 
 func (o *walPushOptions) bind(b *binder) {
-	o.Config.bind(b)
 	o.bindUploads(b)
 	bindCompression(b, &o.Compression)
 	o.lockSettings.bind(b, &o.Repo)
 	b.add("upload-concurrency", intIn("upload-concurrency", &o.UploadConcurrency, 0, 64))
 	bindTimeout(b, &o.Timeout, "deadline for the whole push, retries included: a stalled transfer fails within it")
 }
-
-func (o *walPushOptions) deadline() time.Duration { return o.Timeout }
 
 func walPushCommand() *cli.Command {
 	var opts walPushOptions
@@ -74,20 +71,19 @@ was read; each push still checks the segment against it, and a mismatch, an
 older copy, or a failed or conflicting upload makes the push read
 walvault.json again.`,
 		Flags:  settingFlags(&opts),
-		Action: func(c *cli.Context) error { return walPush(c, &opts) },
+		Action: repoAction(&opts, walPush),
 	}
 }
 
-func walPush(c *cli.Context, opts *walPushOptions) error {
+func (o *walPushOptions) precheck(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("wal-push takes exactly one argument, the WAL file's path (archive_command = 'walvault wal-push %%p')")
 	}
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+	return nil
+}
+
+func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
+	log, b := s.log, s.b
 	// A push holds one compressed segment in memory; a soft limit makes the
 	// collector return garbage early instead of letting the heap double,
 	// which keeps archive_command's peak RSS low (see the benchmarks).
@@ -102,7 +98,7 @@ func walPush(c *cli.Context, opts *walPushOptions) error {
 
 	host, _ := os.Hostname()
 	start := time.Now()
-	res, err := archive.PushAhead(ctx, b, c.Args().First(), archive.AheadOptions{
+	res, err := archive.PushAhead(s.ctx, b, c.Args().First(), archive.AheadOptions{
 		Options: archive.Options{
 			Compression: opts.Compression,
 			Host:        host,

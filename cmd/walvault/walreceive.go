@@ -37,7 +37,6 @@ type walReceiveOptions struct {
 }
 
 func (o *walReceiveOptions) bind(b *binder) {
-	o.Config.bind(b)
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
 	bindCompression(b, &o.Compression)
@@ -81,7 +80,7 @@ timeline.
    walvault_receive_durable_lsn, walvault_receive_last_durable_timestamp_seconds,
    and the process's CPU and memory (process_*).`,
 		Flags: settingFlags(&opts,
-			&cli.StringFlag{Name: "slot", Usage: "physical replication slot to stream from (required)", EnvVars: []string{"WALVAULT_SLOT"}, Destination: &opts.Slot},
+			slotFlag("physical replication slot to stream from (required)", &opts.Slot),
 			&cli.BoolFlag{Name: "create-slot", Usage: "create the slot (PHYSICAL RESERVE_WAL) when it does not exist", Destination: &opts.CreateSlot},
 			&cli.DurationFlag{Name: "max-lag", Value: time.Second, Usage: "upload the open segment at most this long after WAL arrived", Destination: &opts.MaxLag},
 			&cli.StringFlag{Name: "spool-dir", Usage: "directory for the segment being received (default: $TMPDIR/walvault-receive-<slot>)", Destination: &opts.SpoolDir},
@@ -89,6 +88,12 @@ timeline.
 		),
 		Action: func(c *cli.Context) error { return walReceive(c, &opts) },
 	}
+}
+
+// slotFlag is --slot, wal-receive's replication slot, for wal-receive and
+// check; usage says what the command does with it.
+func slotFlag(usage string, dst *string) cli.Flag {
+	return &cli.StringFlag{Name: "slot", Usage: usage, EnvVars: []string{"WALVAULT_SLOT"}, Destination: dst}
 }
 
 func walReceive(c *cli.Context, opts *walReceiveOptions) error {
@@ -119,17 +124,17 @@ func walReceive(c *cli.Context, opts *walReceiveOptions) error {
 		defer srv.Close()
 	}
 	// No deadline: it runs until stopped.
-	s, err := startSession(c, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	log, ctx, b := s.log, s.ctx, s.b
+	return inSession(c, opts, func(s *session) error { return receiveWAL(opts, s, metrics) })
+}
+
+// receiveWAL streams into the repository until the session's context ends.
+func receiveWAL(opts *walReceiveOptions, s *session, metrics *receive.Metrics) error {
+	log, b := s.log, s.b
 	if metrics != nil {
 		log.Info("serving metrics", "address", "http://"+opts.Metrics+"/metrics")
 	}
 	host, _ := os.Hostname()
-	err = receive.Run(ctx, b, receive.Options{
+	err := receive.Run(s.ctx, b, receive.Options{
 		ConnString: opts.PGConn,
 		Slot:       opts.Slot,
 		CreateSlot: opts.CreateSlot,
