@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file/filetest"
@@ -260,19 +261,7 @@ func lz4Edit(t testing.TB, body []byte, edit func([]byte) []byte) []byte {
 	if err != nil {
 		t.Fatalf("decode the stored lz4 body: %v", err)
 	}
-	raw = edit(raw)
-	var out bytes.Buffer
-	w, err := repository.LZ4.NewWriter(&out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(raw); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return repotest.Compress(t, repository.LZ4, edit(raw))
 }
 
 // TestFetchCorrupt: an object that does not match its recorded checksum or

@@ -81,11 +81,11 @@ func TestDamagedPartialFull(t *testing.T) {
 		{"other bytes, same metadata", func(t *testing.T, f *fixture, key string) {
 			other := append([]byte(nil), segmentBody(7)[:0x9000]...)
 			other[100] ^= 0xFF
-			f.rewrite(t, key, compress(t, repository.LZ4, other))
+			f.rewrite(t, key, repotest.Compress(t, repository.LZ4, other))
 		}, "sha256"},
 		{"not lz4", func(t *testing.T, f *fixture, key string) { f.rewrite(t, key, []byte("not an lz4 frame")) }, "decompress"},
 		{"truncated", func(t *testing.T, f *fixture, key string) {
-			f.rewrite(t, key, compress(t, repository.LZ4, segmentBody(7)[:0x8000]))
+			f.rewrite(t, key, repotest.Compress(t, repository.LZ4, segmentBody(7)[:0x8000]))
 		}, "decompresses to 32768 bytes"},
 		{"no metadata", func(t *testing.T, f *fixture, key string) {
 			body := f.read(t, key)
@@ -96,7 +96,7 @@ func TestDamagedPartialFull(t *testing.T) {
 		{"raw size not what the key says", func(t *testing.T, f *fixture, key string) {
 			raw := segmentBody(7)[:0x8000]
 			meta := map[string]string{repository.MetaSHA256: sum(raw), repository.MetaRawSize: strconv.Itoa(len(raw)), repository.MetaCompression: "lz4"}
-			if err := f.b.Put(context.Background(), key, bytes.NewReader(compress(t, repository.LZ4, raw)), storage.PutOptions{Metadata: meta}); err != nil {
+			if err := f.b.Put(context.Background(), key, bytes.NewReader(repotest.Compress(t, repository.LZ4, raw)), storage.PutOptions{Metadata: meta}); err != nil {
 				t.Fatal(err)
 			}
 		}, "its key's end LSN 0/709000 means 36864 bytes"},

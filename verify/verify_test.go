@@ -55,22 +55,6 @@ func segmentBody(n uint32) []byte {
 	return body[:testSegSize]
 }
 
-func compress(t *testing.T, c repository.Compression, raw []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := c.NewWriter(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(raw); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -239,7 +223,7 @@ func TestCorruptedSegmentFull(t *testing.T) {
 	// Valid lz4 of other bytes, same metadata: only a re-read finds it.
 	other := segmentBody(5)
 	other[1000] ^= 0xFF
-	f.rewrite(t, key, compress(t, repository.LZ4, other))
+	f.rewrite(t, key, repotest.Compress(t, repository.LZ4, other))
 	if r := run(t, f.b, false); !r.OK {
 		t.Fatalf("without --full the listing looks fine, want OK: %v", kinds(r.Problems))
 	}
@@ -293,7 +277,7 @@ func TestCorruptedPartFull(t *testing.T) {
 	part := f.m.Archives[0].Parts[0]
 	raw := bytes.Repeat([]byte(fmt.Sprintf("%s tar part %d ", testBackup, 0)), 5000)
 	raw[10] = 'X' // same length, and lz4 output of the same size is likely but not certain
-	body := compress(t, repository.LZ4, raw)
+	body := repotest.Compress(t, repository.LZ4, raw)
 	f.rewrite(t, part.Key, body)
 	r := run(t, f.b, true)
 	if int64(len(body)) != part.StoredSize {

@@ -43,7 +43,7 @@ func Put(t testing.TB, b storage.Backend, key string, body []byte) {
 // compression) and extra, and returns the stored body.
 func PutWAL(t testing.TB, b storage.Backend, key string, c repository.Compression, raw []byte, extra map[string]string) []byte {
 	t.Helper()
-	body := compress(t, c, raw)
+	body := Compress(t, c, raw)
 	sum := sha256.Sum256(raw)
 	meta := map[string]string{
 		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
@@ -57,8 +57,8 @@ func PutWAL(t testing.TB, b storage.Backend, key string, c repository.Compressio
 	return body
 }
 
-// compress returns raw compressed with c.
-func compress(t testing.TB, c repository.Compression, raw []byte) []byte {
+// Compress returns raw compressed with c.
+func Compress(t testing.TB, c repository.Compression, raw []byte) []byte {
 	t.Helper()
 	var enc bytes.Buffer
 	w, err := c.NewWriter(&enc)
@@ -83,7 +83,7 @@ func PutPart(t testing.TB, b storage.Backend, key string, c repository.Compressi
 	if stored == nil {
 		stored = raw
 	}
-	enc := compress(t, c, stored)
+	enc := Compress(t, c, stored)
 	Put(t, b, key, enc)
 	sum := sha256.Sum256(raw)
 	return repository.BackupPart{Key: key, Compression: c, RawSize: int64(len(raw)), StoredSize: int64(len(enc)), SHA256: hex.EncodeToString(sum[:])}
