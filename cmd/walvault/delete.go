@@ -111,8 +111,8 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 	log, ctx, b := s.log, s.ctx, s.b
 	one := opts.Backup
 
-	// Reading the catalog stats each backup's WAL and lists all WAL: it
-	// gets ten times the per-call timeout.
+	// Loading the inventory lists the whole repository and reads every
+	// manifest: it gets ten times the per-call timeout.
 	loadCtx, cancel := context.WithTimeout(ctx, 10*opts.Timeout)
 	inv, err := retention.Load(loadCtx, b)
 	cancel()
