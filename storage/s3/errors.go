@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -28,7 +29,28 @@ const (
 	codePreconditionFailed  = "PreconditionFailed"
 	codeConditionalConflict = "ConditionalRequestConflict"
 	codeInvalidRequest      = "InvalidRequest"
+	// codeClockSkewed: the request's signing time is more than
+	// maxClockSkew away from the server's clock (AWS answers 403).
+	codeClockSkewed = "RequestTimeTooSkewed"
+	// codeR2Locked is Cloudflare R2's refusal of an object under a bucket
+	// lock rule (403); R2 sends no x-amz-object-lock-* headers for it.
+	codeR2Locked = "ObjectLockedByBucketPolicy"
 )
+
+// maxClockSkew is how far S3 lets a request's time stray from its own.
+const maxClockSkew = 15 * time.Minute
+
+// transientCodes mean "busy or briefly broken, try again": throttling
+// (AWS, MinIO, Ceph RGW and B2 answer 503 SlowDown; R2 429
+// TooManyRequests), server faults and an idle socket the server gave up on
+// (400 RequestTimeout).
+var transientCodes = map[string]bool{
+	"SlowDown":           true,
+	"TooManyRequests":    true,
+	"ServiceUnavailable": true,
+	"InternalError":      true,
+	"RequestTimeout":     true,
+}
 
 // credentialCodes mean the credentials are wrong, not the request.
 var credentialCodes = map[string]bool{
@@ -104,6 +126,26 @@ func isPreconditionFailed(err error) bool {
 		status == http.StatusPreconditionFailed
 }
 
+// isTransient reports an answer that a later attempt may not get:
+// throttling (whatever the status), 429 and 5xx but 501 Not Implemented.
+func isTransient(err error) bool {
+	code, status := errorCode(err)
+	return transientCodes[code] || status == http.StatusTooManyRequests ||
+		(status >= 500 && status != http.StatusNotImplemented)
+}
+
+// isRefusal reports that the server answered the request itself with "no"
+// (a 4xx): not a missing key or bucket, not throttling, not the
+// credentials or the clock. A refused delete is then either a lock or a
+// permission problem, which the object's headers settle (delete.go).
+func isRefusal(err error) bool {
+	code, status := errorCode(err)
+	if status < 400 || status >= 500 || status == http.StatusNotFound || isTransient(err) {
+		return false
+	}
+	return code != codeNoSuchBucket && code != codeClockSkewed && !credentialCodes[code]
+}
+
 // isAccessDenied reports a 403.
 func isAccessDenied(err error) bool {
 	code, status := errorCode(err)
@@ -112,7 +154,10 @@ func isAccessDenied(err error) bool {
 
 // translate turns an SDK error into walvault's vocabulary: permanent errors
 // with a hint for what a person must fix, everything else (network, 5xx,
-// throttling, timeouts) as is, so the retry decorator retries it. It never
+// throttling, timeouts) as is, so the retry decorator retries it. Throttling
+// is recognised by its code before any status rule, and a clock more than
+// 15 minutes off (403 RequestTimeTooSkewed) is permanent with its own
+// message, not an access problem. It never
 // maps anything to storage.ErrNotFound: callers decide that, knowing the
 // operation. It does not add the operation and key; callers wrap with
 // storage.OpError.
@@ -132,6 +177,10 @@ func (b *Backend) translate(err error) error {
 	}
 	code, status := errorCode(err)
 	switch {
+	case code == codeClockSkewed:
+		return storage.Permanent(fmt.Errorf("the host's clock is off by more than 15 minutes from the server's (S3 refuses requests signed that far off): set the clock right (NTP) and try again: %w", err))
+	case isTransient(err):
+		return err // retried by storage.WithRetry
 	case code == codeNoSuchBucket:
 		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
 	case credentialCodes[code]:
