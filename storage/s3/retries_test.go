@@ -54,6 +54,15 @@ func (f *failingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newFailing(t *testing.T) (*failingServer, *s3.Backend) {
 	t.Helper()
+	f := &failingServer{counts: map[string]int{}}
+	return f, newAgainst(t, f)
+}
+
+// newAgainst builds the real client of storage/s3 against a fake S3
+// endpoint served by h, with static test credentials and no AWS
+// configuration of the machine.
+func newAgainst(t *testing.T, h http.Handler) *s3.Backend {
+	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
@@ -61,14 +70,13 @@ func newFailing(t *testing.T) (*failingServer, *s3.Backend) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	f := &failingServer{counts: map[string]int{}}
-	srv := httptest.NewServer(f)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	b, err := s3.New(t.Context(), s3.Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", PartSize: s3.MinPartSize, Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f, b
+	return b
 }
 
 // TestOneRetryBudget: under walvault's retry decorator a failing call makes

@@ -1,0 +1,303 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// The answers below are written from what each server documents (error
+// code, HTTP status, message) for the same requests; they go through an
+// httptest server to the real SDK client that storage/s3 builds.
+//
+//   - AWS S3: a DELETE of a version under retention or legal hold is 403
+//     AccessDenied; throttling is 503 SlowDown, also 503 ServiceUnavailable
+//     and 500 InternalError; a losing If-None-Match: * is 412
+//     PreconditionFailed, or 409 ConditionalRequestConflict while another
+//     conditional write of the key is in flight; a clock off by more than
+//     15 minutes is 403 RequestTimeTooSkewed.
+//   - MinIO: a locked version is 400 InvalidRequest "Object is WORM
+//     protected and cannot be overwritten"; throttling 503 SlowDown.
+//   - Ceph RGW: a locked version is 403 AccessDenied; throttling 503
+//     SlowDown.
+//   - Cloudflare R2: an object under a bucket lock rule is 403
+//     ObjectLockedByBucketPolicy (R2 sends no per-object lock headers for
+//     it); 429 TooManyRequests, 503 ServiceUnavailable, 500 InternalError;
+//     412 PreconditionFailed.
+//   - Backblaze B2 (S3-compatible API): a locked version is 403
+//     AccessDenied; rate limits are 503 SlowDown.
+//   - GCS (XML API): an object under a retention policy or hold is 403
+//     AccessDenied; 429 and 503 for rate limits; 412 PreconditionFailed.
+//
+// The lock headers a HEAD shows are S3's x-amz-object-lock-* headers.
+
+// answer is one canned response: a status, headers and, for an error, the
+// code and message of S3's XML error body.
+type answer struct {
+	status  int
+	header  map[string]string
+	code    string
+	message string
+}
+
+func (a answer) write(w http.ResponseWriter, r *http.Request) {
+	for k, v := range a.header {
+		w.Header().Set(k, v)
+	}
+	if a.status == 0 || a.status < 300 {
+		if r.Method == http.MethodHead {
+			w.Header().Set("Content-Length", "3")
+		}
+		w.WriteHeader(max(a.status, http.StatusOK))
+		return
+	}
+	if a.code == "" || r.Method == http.MethodHead { // HEAD answers carry no body
+		w.WriteHeader(a.status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(a.status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<Error><Code>%s</Code><Message>%s</Message><Resource>/bucket/k</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>`, a.code, a.message)
+}
+
+// dialect answers HEAD, GET, PUT and DELETE of one key with canned answers
+// and records the requests.
+type dialect struct {
+	head, get, put, del answer
+
+	mu   sync.Mutex
+	seen []string // "METHOD ?query [If-None-Match]"
+}
+
+func (d *dialect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	d.seen = append(d.seen, strings.TrimSpace(r.Method+" ?"+r.URL.RawQuery+" "+r.Header.Get("If-None-Match")))
+	d.mu.Unlock()
+	switch r.Method {
+	case http.MethodHead:
+		d.head.write(w, r)
+	case http.MethodGet:
+		d.get.write(w, r)
+	case http.MethodPut:
+		d.put.write(w, r)
+	case http.MethodDelete:
+		d.del.write(w, r)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+func (d *dialect) requests(method string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, s := range d.seen {
+		if strings.HasPrefix(s, method+" ") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// headOf is a HEAD answer of version v1 with the given Object Lock headers.
+func headOf(lock map[string]string) answer {
+	h := map[string]string{
+		"Last-Modified":    "Sat, 05 Dec 2026 10:00:00 GMT",
+		"ETag":             `"900150983cd24fb0d6963f7d28e17f72"`,
+		"x-amz-version-id": "v1",
+	}
+	for k, v := range lock {
+		h[k] = v
+	}
+	return answer{status: http.StatusOK, header: h}
+}
+
+func retainedUntil(mode string, until time.Time) map[string]string {
+	return map[string]string{
+		"x-amz-object-lock-mode":              mode,
+		"x-amz-object-lock-retain-until-date": until.UTC().Format("2006-01-02T15:04:05.000Z"),
+	}
+}
+
+var legalHold = map[string]string{"x-amz-object-lock-legal-hold": "ON"}
+
+// TestDeleteRefusalDialects: a refused delete of a version whose HEAD shows
+// a lock in force is storage.ErrLocked whatever the server's status and
+// code; a refused delete of a version HEAD shows unlocked is a permanent
+// error that is not ErrLocked; a throttled delete is neither.
+func TestDeleteRefusalDialects(t *testing.T) {
+	future := time.Now().Add(30 * 24 * time.Hour)
+	past := time.Now().Add(-24 * time.Hour)
+	for _, tc := range []struct {
+		name          string
+		head          answer
+		del           answer
+		wantLocked    bool
+		wantPermanent bool
+		wantMsg       string
+	}{
+		{"AWS S3 retention", headOf(retainedUntil("GOVERNANCE", future)),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, true, true, "GOVERNANCE retention until"},
+		{"AWS S3 legal hold", headOf(legalHold),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, true, true, "legal hold"},
+		{"MinIO WORM", headOf(retainedUntil("COMPLIANCE", future)),
+			answer{status: 400, code: "InvalidRequest", message: "Object is WORM protected and cannot be overwritten"}, true, true, "COMPLIANCE retention until"},
+		{"MinIO legal hold", headOf(legalHold),
+			answer{status: 400, code: "InvalidRequest", message: "Object is WORM protected and cannot be overwritten"}, true, true, "legal hold"},
+		{"Ceph RGW", headOf(retainedUntil("GOVERNANCE", future)),
+			answer{status: 403, code: "AccessDenied", message: ""}, true, true, "retention until"},
+		{"Cloudflare R2", headOf(retainedUntil("COMPLIANCE", future)),
+			answer{status: 403, code: "ObjectLockedByBucketPolicy", message: "Object is protected by a bucket lock rule and cannot be modified or deleted."}, true, true, "retention until"},
+		{"Cloudflare R2 bucket lock, no lock headers", headOf(nil),
+			answer{status: 403, code: "ObjectLockedByBucketPolicy", message: "Object is protected by a bucket lock rule and cannot be modified or deleted."}, true, true, "the server says so"},
+		{"Backblaze B2", headOf(retainedUntil("GOVERNANCE", future)),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, true, true, "retention until"},
+		{"GCS XML API", headOf(retainedUntil("GOVERNANCE", future)),
+			answer{status: 403, code: "AccessDenied", message: "Object is subject to a retention policy and cannot be deleted or overwritten until it expires."}, true, true, "retention until"},
+		{"409 Conflict", headOf(retainedUntil("COMPLIANCE", future)),
+			answer{status: 409, code: "Conflict", message: "The object is locked."}, true, true, "retention until"},
+		// Retention ended five minutes ago by our clock: a server up to 15
+		// minutes behind still refuses, and that is the lock.
+		{"retention just ended, server clock behind", headOf(retainedUntil("GOVERNANCE", time.Now().Add(-5*time.Minute))),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, true, true, "retention until"},
+
+		{"unlocked: AWS S3 permission refused", headOf(nil),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, false, true, "s3:DeleteObject"},
+		{"unlocked: retention expired yesterday", headOf(retainedUntil("GOVERNANCE", past)),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, false, true, "access denied"},
+		{"unlocked: expired retention, WORM message", headOf(retainedUntil("COMPLIANCE", past)),
+			answer{status: 400, code: "InvalidRequest", message: "Object is WORM protected and cannot be overwritten"}, false, true, "WORM protected"},
+		{"unlocked: legal hold OFF", headOf(map[string]string{"x-amz-object-lock-legal-hold": "OFF"}),
+			answer{status: 403, code: "AccessDenied", message: "Access Denied"}, false, true, "access denied"},
+
+		{"locked but throttled: SlowDown", headOf(retainedUntil("GOVERNANCE", future)),
+			answer{status: 503, code: "SlowDown", message: "Please reduce your request rate."}, false, false, "SlowDown"},
+		{"locked but clock skewed", headOf(retainedUntil("GOVERNANCE", future)),
+			answer{status: 403, code: "RequestTimeTooSkewed", message: "The difference between the request time and the current time is too large."}, false, true, "clock is off"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dialect{head: tc.head, del: tc.del}
+			b := newAgainst(t, d)
+			err := b.Delete(context.Background(), "k")
+			if err == nil {
+				t.Fatal("Delete: got nil, want the server's refusal")
+			}
+			if got := errors.Is(err, storage.ErrLocked); got != tc.wantLocked {
+				t.Errorf("Delete: ErrLocked: got %v, want %v (%v)", got, tc.wantLocked, err)
+			}
+			if errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("Delete: got %v, which is ErrNotFound", err)
+			}
+			if got := storage.IsPermanent(err); got != tc.wantPermanent {
+				t.Errorf("Delete: permanent: got %v, want %v (%v)", got, tc.wantPermanent, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("Delete: got %q, want it to contain %q", err, tc.wantMsg)
+			}
+			if dels := d.requests(http.MethodDelete); len(dels) != 1 || !strings.Contains(dels[0], "versionId=v1") {
+				t.Errorf("DELETE requests: got %q, want one of version v1", dels)
+			}
+		})
+	}
+}
+
+// TestConditionalCreateDialects: a conditional create that loses is
+// storage.ErrExists, as 412 PreconditionFailed or 409
+// ConditionalRequestConflict.
+func TestConditionalCreateDialects(t *testing.T) {
+	const precondition = "At least one of the pre-conditions you specified did not hold"
+	for _, tc := range []struct {
+		name string
+		put  answer
+	}{
+		{"AWS S3 412", answer{status: 412, code: "PreconditionFailed", message: precondition}},
+		{"AWS S3 409", answer{status: 409, code: "ConditionalRequestConflict", message: "A conflicting conditional operation is currently in progress against this resource. Try again."}},
+		{"MinIO 412", answer{status: 412, code: "PreconditionFailed", message: precondition}},
+		{"Ceph RGW 412", answer{status: 412, code: "PreconditionFailed", message: ""}},
+		{"Cloudflare R2 412", answer{status: 412, code: "PreconditionFailed", message: precondition}},
+		{"Backblaze B2 412", answer{status: 412, code: "PreconditionFailed", message: precondition}},
+		{"GCS XML API 412", answer{status: 412, code: "PreconditionFailed", message: precondition}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dialect{put: tc.put}
+			b := newAgainst(t, d)
+			err := b.Put(context.Background(), "k", bytes.NewReader([]byte("abc")), storage.PutOptions{IfNotExists: true, Size: 3})
+			if !errors.Is(err, storage.ErrExists) {
+				t.Errorf("Put(IfNotExists): got %v, want storage.ErrExists", err)
+			}
+			if puts := d.requests(http.MethodPut); len(puts) != 1 || !strings.HasSuffix(puts[0], " *") {
+				t.Errorf("PUT requests: got %q, want one with If-None-Match: *", puts)
+			}
+		})
+	}
+}
+
+// TestThrottlingDialects: throttling and server faults are retried by the
+// retry decorator (every attempt is made, the error is not permanent); a
+// clock more than 15 minutes off is permanent, asked once, and says so.
+func TestThrottlingDialects(t *testing.T) {
+	policy := storage.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+	for _, tc := range []struct {
+		name          string
+		method        string // GET (Get) or HEAD (Stat, no body)
+		answer        answer
+		wantPermanent bool
+		wantMsg       string
+	}{
+		{"AWS S3 SlowDown", http.MethodGet, answer{status: 503, code: "SlowDown", message: "Please reduce your request rate."}, false, "SlowDown"},
+		{"AWS S3 ServiceUnavailable", http.MethodGet, answer{status: 503, code: "ServiceUnavailable", message: "Reduce your request rate."}, false, "ServiceUnavailable"},
+		{"AWS S3 InternalError", http.MethodGet, answer{status: 500, code: "InternalError", message: "We encountered an internal error. Please try again."}, false, "InternalError"},
+		{"MinIO SlowDown", http.MethodGet, answer{status: 503, code: "SlowDown", message: "Please reduce your request rate"}, false, "SlowDown"},
+		{"Ceph RGW SlowDown", http.MethodGet, answer{status: 503, code: "SlowDown", message: ""}, false, "SlowDown"},
+		{"Cloudflare R2 TooManyRequests", http.MethodGet, answer{status: 429, code: "TooManyRequests", message: "Reduce your rate of requests."}, false, "TooManyRequests"},
+		{"Cloudflare R2 ServiceUnavailable", http.MethodGet, answer{status: 503, code: "ServiceUnavailable", message: "Please look at https://www.cloudflarestatus.com for issues or contact customer support."}, false, "ServiceUnavailable"},
+		{"Backblaze B2 SlowDown", http.MethodGet, answer{status: 503, code: "SlowDown", message: "Please reduce your request rate."}, false, "SlowDown"},
+		{"GCS XML API 429", http.MethodGet, answer{status: 429, code: "SlowDown", message: "Please reduce your request rate."}, false, "429"},
+		{"GCS XML API 503", http.MethodGet, answer{status: 503, code: "ServiceUnavailable", message: "Service Unavailable"}, false, "503"},
+		{"HEAD 429, no body", http.MethodHead, answer{status: 429}, false, "429"},
+		{"HEAD 503, no body", http.MethodHead, answer{status: 503}, false, "503"},
+		{"AWS S3 RequestTimeTooSkewed", http.MethodGet, answer{status: 403, code: "RequestTimeTooSkewed", message: "The difference between the request time and the current time is too large."}, true, "the host's clock is off by more than 15 minutes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dialect{get: tc.answer, head: tc.answer}
+			b := storage.WithRetry(newAgainst(t, d), policy, nil)
+			var err error
+			if tc.method == http.MethodHead {
+				_, err = b.Stat(context.Background(), "k")
+			} else {
+				var rc interface{ Close() error }
+				rc, _, err = b.Get(context.Background(), "k")
+				if rc != nil {
+					rc.Close()
+				}
+			}
+			if err == nil {
+				t.Fatal("got nil, want the server's error")
+			}
+			if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrLocked) {
+				t.Errorf("got %v, a typed answer", err)
+			}
+			if got := storage.IsPermanent(err); got != tc.wantPermanent {
+				t.Errorf("permanent: got %v, want %v (%v)", got, tc.wantPermanent, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("got %q, want it to contain %q", err, tc.wantMsg)
+			}
+			want := policy.MaxAttempts
+			if tc.wantPermanent {
+				want = 1
+			}
+			if got := len(d.requests(tc.method)); got != want {
+				t.Errorf("%s requests: got %d, want %d", tc.method, got, want)
+			}
+		})
+	}
+}
