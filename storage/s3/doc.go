@@ -45,6 +45,25 @@
 // removed and one of them becomes current again; pruning noncurrent versions
 // is left to a later change or a bucket lifecycle rule.
 //
+// Servers answer the same request differently; outcomes are read from what
+// the request and the object's headers say, not from one server's status
+// (dialect_test.go feeds each documented answer to the real client):
+//
+//   - A refused DELETE (any 4xx but 404, throttling, bad credentials and
+//     clock skew) of a version whose HEAD shows a legal hold ON or a
+//     retain-until date in force (up to 15 minutes past, the clock skew S3
+//     allows) is storage.ErrLocked: AWS and Ceph RGW say
+//     403 AccessDenied, MinIO 400 InvalidRequest "Object is WORM
+//     protected", R2 403 ObjectLockedByBucketPolicy, others 409. A refusal
+//     of a version HEAD shows unlocked is a plain error. Only when HEAD
+//     carries no Object Lock header at all (R2's bucket lock rules, or AWS
+//     without s3:GetObjectRetention) do R2's code or a message naming the
+//     lock decide.
+//   - Throttling and server faults (SlowDown, TooManyRequests, 429,
+//     ServiceUnavailable, InternalError, other 5xx) are transient whatever
+//     their status. 403 RequestTimeTooSkewed is permanent and says the
+//     host's clock is off.
+//
 // Hidden objects (versioned.go): anyone with walvault's own credentials
 // can send a DELETE without a version id. In a versioned bucket S3 answers
 // with success and a delete marker: the object disappears from GET, HEAD
