@@ -132,7 +132,8 @@ var legalHold = map[string]string{"x-amz-object-lock-legal-hold": "ON"}
 // TestDeleteRefusalDialects: a refused delete of a version whose HEAD shows
 // a lock in force is storage.ErrLocked whatever the server's status and
 // code; a refused delete of a version HEAD shows unlocked is a permanent
-// error that is not ErrLocked; a throttled delete is neither.
+// error that is not ErrLocked; a throttled delete is neither, and is
+// retried by the retry decorator.
 func TestDeleteRefusalDialects(t *testing.T) {
 	future := time.Now().Add(30 * 24 * time.Hour)
 	past := time.Now().Add(-24 * time.Hour)
@@ -185,7 +186,8 @@ func TestDeleteRefusalDialects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &dialect{head: tc.head, del: tc.del}
-			b := newAgainst(t, d)
+			policy := storage.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+			b := storage.WithRetry(newAgainst(t, d), policy, nil)
 			err := b.Delete(context.Background(), "k")
 			if err == nil {
 				t.Fatal("Delete: got nil, want the server's refusal")
@@ -202,8 +204,19 @@ func TestDeleteRefusalDialects(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("Delete: got %q, want it to contain %q", err, tc.wantMsg)
 			}
-			if dels := d.requests(http.MethodDelete); len(dels) != 1 || !strings.Contains(dels[0], "versionId=v1") {
-				t.Errorf("DELETE requests: got %q, want one of version v1", dels)
+			// A lock or a refusal is answered at once; throttling is retried.
+			want := policy.MaxAttempts
+			if tc.wantPermanent {
+				want = 1
+			}
+			dels := d.requests(http.MethodDelete)
+			if len(dels) != want {
+				t.Errorf("DELETE requests: got %q, want %d", dels, want)
+			}
+			for _, del := range dels {
+				if !strings.Contains(del, "versionId=v1") {
+					t.Errorf("DELETE request %q: want it of version v1 (the version HEAD showed)", del)
+				}
 			}
 		})
 	}
