@@ -9,8 +9,9 @@
 // A key maps to the path root/<key>, with the key's "/" as the directory
 // separator: "wal/00000001/000000010000000000000001.lz4" is the file
 // root/wal/00000001/000000010000000000000001.lz4. Directories are created as
-// needed (mode 0750, less the umask; owner: see Ownership) and never removed: a directory emptied by
-// Delete stays behind, which is harmless and avoids racing a concurrent Put.
+// needed (mode 0750, less the umask; for the owner see Ownership) and never
+// removed: a directory emptied by Delete stays behind, which is harmless and
+// avoids racing a concurrent Put.
 // Because a path cannot be a file and a directory at once, this backend cannot
 // hold both "a" and "a/b"; walvault's layout never needs to. Symbolic links
 // inside the root are followed (a directory moved to another disk and linked
@@ -24,10 +25,11 @@
 // directory (as New found it), whoever runs the command: root's check, drill
 // or backup-push must not leave behind directories that the repository's
 // owner (the postgres user) cannot read. The temp file is given its owner
-// before it gets its final name, and each new directory right after it is
-// made, so nothing is ever visible with another owner. Directories that
-// already exist are left as they are (a repository spoiled by an older
-// version is mended by hand: chown -R owner:group root).
+// before it gets its final name, so no object is ever visible with another
+// owner; each new directory is given its owner right after mkdir (a crash in
+// between leaves that one directory with the writer's owner). Directories
+// that already exist are left as they are: a repository spoiled by an older
+// version, or by such a crash, is mended by hand (chown -R owner:group root).
 //
 // Only root can give a file away. As root a failed chown fails the Put. A
 // user other than root writes only where the root's group or mode lets it;
@@ -37,10 +39,10 @@
 // members of the root's group read what it wrote (directories are 0750,
 // objects 0444). What a mismatched owner can break does not break silently:
 // a user who cannot read a directory gets "permission denied", an error,
-// never storage.ErrNotFound or an empty listing (see below), and check's
-// repository and WAL continuity checks then fail. For a repository shared
-// by several users, give the root a group they all belong to and the setgid
-// bit.
+// never storage.ErrNotFound or an empty listing (see below), and check then
+// fails its backup and WAL continuity checks with that reason. For a
+// repository shared by several users, give the root a group they all belong
+// to and the setgid bit.
 //
 // # On-disk format
 //
