@@ -194,3 +194,85 @@ func TestOwnerApply(t *testing.T) {
 		t.Errorf("apply of an unknown owner: got %v, want nil (no chown)", err)
 	}
 }
+
+// otherWriterEnv names, in the copy of the test binary runAsNobody starts,
+// the repositories owned by someone else that nobody writes into: a
+// world-writable one, and one whose directory is also setgid.
+const otherWriterEnv = "WALVAULT_TEST_WRITE_AS_OTHER"
+
+// TestOtherUserKeepsItsOwner: a user other than root cannot give its
+// entries away; that is no error. The entries keep its owner and group, or
+// the root's group where the root directory is setgid.
+func TestOtherUserKeepsItsOwner(t *testing.T) {
+	if env := os.Getenv(otherWriterEnv); env != "" || os.Geteuid() != 0 {
+		// The writer's half, as nobody (started below). A test run by a
+		// user other than root writes into its own directories instead,
+		// where there is nothing to give away.
+		plain, setgid := t.TempDir(), t.TempDir()
+		if env != "" {
+			plain, setgid, _ = strings.Cut(env, ",")
+		}
+		uid, gid := os.Geteuid(), os.Getegid()
+		writeAndCheckOwner(t, plain, uid, gid)
+		if fi, err := os.Stat(setgid); err == nil && fi.Mode()&os.ModeSetgid != 0 {
+			gid = int(fi.Sys().(*syscall.Stat_t).Gid)
+		}
+		writeAndCheckOwner(t, setgid, uid, gid)
+		return
+	}
+	dir, err := os.MkdirTemp("", "walvault-other-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Owned by a third user (not nobody, not root), writable by all.
+	const ownerUID, ownerGID = 4242, 4243
+	var roots []string
+	for _, r := range []struct {
+		name string
+		mode os.FileMode
+	}{{"plain", 0o777}, {"setgid", 0o777 | os.ModeSetgid}} {
+		root := filepath.Join(dir, r.name)
+		mkdir(t, root)
+		if err := os.Chown(root, ownerUID, ownerGID); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(root, r.mode); err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, root)
+	}
+	runAsNobody(t, "^TestOtherUserKeepsItsOwner$", otherWriterEnv+"="+strings.Join(roots, ","))
+}
+
+// writeAndCheckOwner puts an object under new directories in the repository
+// at root and checks that each new entry has uid and gid and reads back.
+func writeAndCheckOwner(t *testing.T, root string, uid, gid int) {
+	t.Helper()
+	b := newTestBackend(t, root)
+	const key = "drills/2026/01/drill.json"
+	if err := b.Put(context.Background(), key, strings.NewReader(key), storage.PutOptions{IfNotExists: true}); err != nil {
+		t.Fatalf("Put(%q) into %s: got %v, want nil", key, root, err)
+	}
+	for _, p := range []string{"drills", "drills/2026", "drills/2026/01", key} {
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != gid {
+			t.Errorf("%s in %s: owner %d:%d, want %d:%d", p, root, st.Uid, st.Gid, uid, gid)
+		}
+	}
+	rc, _, err := b.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): got %v, want nil", key, err)
+	}
+	body, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(body) != key {
+		t.Errorf("Get(%q): read %q, %v, want %q", key, body, err, key)
+	}
+}
