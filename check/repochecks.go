@@ -22,6 +22,9 @@ type identityFacts struct {
 
 // backupFacts is what the backup checks learnt.
 type backupFacts struct {
+	// err says why the backups could not be listed; the rest is then
+	// unset, and no later check may take that for "no backup".
+	err error
 	// inv is the repository as the backup checks listed it, with its
 	// timeline history files: continuity reads the same listing.
 	inv    *repository.Inventory
@@ -103,6 +106,7 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 		list, err = inv.Catalog()
 	}
 	if err != nil {
+		c.backups = &backupFacts{err: err}
 		why := fmt.Sprintf("cannot list backups: %v; run walvault verify", err)
 		return []Result{failed(NameBackupAge, "%s", why), failed(NameBackupCount, "%s", why)}
 	}
@@ -154,10 +158,19 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 	if !c.identityLoaded {
 		return []Result{failed(NameContinuity, "not checked: %s cannot be read", repository.IdentityKey)}
 	}
+	// Without the backups, where the WAL must start is unknown: checking
+	// from the oldest segment would report a gap a restore never meets, or
+	// claim there is no backup.
+	switch {
+	case c.backups == nil:
+		return []Result{failed(NameContinuity, "not checked: the backups were not listed")}
+	case c.backups.err != nil:
+		return []Result{failed(NameContinuity, "not checked: cannot list backups, so where the WAL must be continuous from is unknown: %v; run walvault verify", c.backups.err)}
+	}
 	segSize := c.identity.id.WALSegmentSize
 	var starts []wal.Segment
 	from := "the oldest archived segment (no DONE backup yet)"
-	if c.backups != nil && c.backups.newest != nil {
+	if c.backups.newest != nil {
 		s, err := wal.ParseSegmentName(c.backups.newest.Manifest.StartWAL)
 		if err != nil {
 			return []Result{failed(NameContinuity, "backup %s: start_wal: %v; run walvault verify", c.backups.newest.ID, err)}
@@ -165,14 +178,10 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 		starts = []wal.Segment{s}
 		from = fmt.Sprintf("%s, where backup %s starts,", s, c.backups.newest.ID)
 	}
-	var inv *repository.Inventory
-	if c.backups != nil {
-		// The backup checks' listing serves once: a later call lists again.
-		inv, c.backups.inv = c.backups.inv, nil
-	}
+	// The backup checks' listing serves once: a later call lists again.
+	inv := c.backups.inv
+	c.backups.inv = nil
 	if inv == nil {
-		// The backup checks could not read the catalog (the listing
-		// itself may still work), or their listing was used already.
 		var err error
 		if inv, err = repository.LoadInventory(ctx, c.b, repository.LoadOptions{Histories: true}); err != nil {
 			return []Result{failed(NameContinuity, "cannot list the WAL: %v", err)}

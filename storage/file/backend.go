@@ -29,6 +29,9 @@ type Backend struct {
 	// root that disappears or is replaced (an unmounted disk) is reported as
 	// an error instead of making every key look missing.
 	rootInfo os.FileInfo
+	// owner is the root's owner and group, which every new file and
+	// directory takes, whoever runs the command.
+	owner owner
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -57,7 +60,7 @@ func New(root string) (*Backend, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("file storage: root %s is not a directory", abs)
 	}
-	return &Backend{root: abs, rootInfo: fi}, nil
+	return &Backend{root: abs, rootInfo: fi, owner: ownerOf(fi)}, nil
 }
 
 // Location returns "file://" followed by the root directory.

@@ -9,14 +9,40 @@
 // A key maps to the path root/<key>, with the key's "/" as the directory
 // separator: "wal/00000001/000000010000000000000001.lz4" is the file
 // root/wal/00000001/000000010000000000000001.lz4. Directories are created as
-// needed (mode 0750, less the umask) and never removed: a directory emptied by
-// Delete stays behind, which is harmless and avoids racing a concurrent Put.
+// needed (mode 0750, less the umask; for the owner see Ownership) and never
+// removed: a directory emptied by Delete stays behind, which is harmless and
+// avoids racing a concurrent Put.
 // Because a path cannot be a file and a directory at once, this backend cannot
 // hold both "a" and "a/b"; walvault's layout never needs to. Symbolic links
 // inside the root are followed (a directory moved to another disk and linked
 // back stays listed). Use a directory below a mount point as the root, not the
 // mount point itself: an unmounted disk then shows as a missing root, and
 // List never meets lost+found (unreadable to the postgres user).
+//
+// # Ownership
+//
+// Every file and directory Put creates takes the owner and group of the root
+// directory (as New found it), whoever runs the command: root's check, drill
+// or backup-push must not leave behind directories that the repository's
+// owner (the postgres user) cannot read. The temp file is given its owner
+// before it gets its final name, so no object is ever visible with another
+// owner; each new directory is given its owner right after mkdir (a crash in
+// between leaves that one directory with the writer's owner). Directories
+// that already exist are left as they are: a repository spoiled by an older
+// version, or by such a crash, is mended by hand (chown -R owner:group root).
+//
+// Only root can give a file away. As root a failed chown fails the Put. A
+// user other than root writes only where the root's group or mode lets it;
+// its chown to the root's owner is refused (EPERM), which is not an error:
+// the new entries keep that user as owner, and take the root's group when
+// the user belongs to it (or the root directory is setgid, chmod g+s). So
+// members of the root's group read what it wrote (directories are 0750,
+// objects 0444). What a mismatched owner can break does not break silently:
+// a user who cannot read a directory gets "permission denied", an error,
+// never storage.ErrNotFound or an empty listing (see below), and check then
+// fails its backup and WAL continuity checks with that reason. For a
+// repository shared by several users, give the root a group they all belong
+// to and the setgid bit.
 //
 // # On-disk format
 //

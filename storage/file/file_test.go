@@ -578,8 +578,9 @@ func mkdir(t *testing.T, dir string) {
 }
 
 // runAsNobody runs the tests matching pattern in a copy of this test binary
-// as uid/gid 65534 and fails t with their output if they fail or run none.
-func runAsNobody(t *testing.T, pattern string) {
+// as uid/gid 65534, with env added to the environment, and fails t with their
+// output if they fail or run none.
+func runAsNobody(t *testing.T, pattern string, env ...string) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -603,7 +604,7 @@ func runAsNobody(t *testing.T, pattern string) {
 	}
 	cmd := exec.Command(bin, "-test.run", pattern, "-test.v")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TMPDIR="+os.TempDir(), "HOME="+dir)
+	cmd.Env = append(append(os.Environ(), "TMPDIR="+os.TempDir(), "HOME="+dir), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS")) {

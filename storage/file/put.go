@@ -41,7 +41,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, opts storage
 
 func (b *Backend) put(ctx context.Context, path string, header []byte, r io.Reader, opts storage.PutOptions) (err error) {
 	dir := filepath.Dir(path)
-	if err := mkdirAllSync(dir); err != nil {
+	if err := mkdirAllSync(dir, b.owner); err != nil {
 		return classify(err)
 	}
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
@@ -60,6 +60,15 @@ func (b *Backend) put(ctx context.Context, path string, header []byte, r io.Read
 		}
 	}()
 
+	// The temp file takes the root's owner before it gets its final name,
+	// so no object is ever visible with another owner.
+	fi, err := f.Stat()
+	if err != nil {
+		return classify(err)
+	}
+	if err := b.owner.apply(fi, f.Chown); err != nil {
+		return classify(fmt.Errorf("give %s the repository root's owner: %w", tmp, err))
+	}
 	if _, err := f.Write(header); err != nil {
 		return classify(err)
 	}
@@ -123,9 +132,11 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// mkdirAllSync creates dir and any missing parents, fsyncing each new
-// directory's parent so the new entries survive a crash.
-func mkdirAllSync(dir string) error {
+// mkdirAllSync creates dir and any missing parents, each given o's owner and
+// group right after it is made, fsyncing each new directory's parent so the
+// new entries survive a crash. A new directory's own inode (its owner) is
+// fsynced when an entry is made in it: the next level, or the object.
+func mkdirAllSync(dir string, o owner) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
@@ -138,16 +149,25 @@ func mkdirAllSync(dir string) error {
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := mkdirAllSync(parent); err != nil {
+		if err := mkdirAllSync(parent, o); err != nil {
 			return err
 		}
 	}
 	if err := os.Mkdir(dir, dirMode); err != nil {
-		// A concurrent Put may have created it; then sync the parent
-		// anyway, as the creator may not have done so yet.
+		// A concurrent Put may have created it (and gives it its owner);
+		// then sync the parent anyway, as the creator may not have done
+		// so yet.
 		fi, serr := os.Stat(dir)
 		if serr != nil || !fi.IsDir() {
 			return err
+		}
+	} else {
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			return err
+		}
+		if err := o.apply(fi, func(uid, gid int) error { return os.Lchown(dir, uid, gid) }); err != nil {
+			return fmt.Errorf("give the new directory %s the repository root's owner: %w", dir, err)
 		}
 	}
 	return syncDir(parent)
