@@ -10,20 +10,31 @@ import (
 	"time"
 )
 
-// RetryPolicy bounds the retry decorator. The caller's context deadline
-// bounds it too: a retry never sleeps past the deadline.
+// RetryPolicy bounds the retry decorator. A call whose context has a
+// deadline is retried until that deadline, however many attempts that
+// takes: the caller's deadline is the one budget (--timeout), so an outage
+// shorter than it is ridden out. A call without a deadline (the calls of
+// long commands that bound the job by other means) gets MaxAttempts.
+// Either way a retry never sleeps past the deadline.
 type RetryPolicy struct {
-	MaxAttempts int           // total attempts, at least 1
+	MaxAttempts int           // total attempts of a call without a deadline, at least 1
 	BaseDelay   time.Duration // first backoff before jitter
 	MaxDelay    time.Duration // backoff cap
+	// MinAttemptTime is the least time before the deadline worth another
+	// attempt (capped at a quarter of what the call had when it started,
+	// so short deadlines still retry): an attempt the deadline would cut
+	// at once only replaces the storage's error with "deadline exceeded".
+	MinAttemptTime time.Duration
 }
 
-// DefaultRetryPolicy suits archive_command: a few quick attempts, well
-// inside the default command timeout.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second}
+// DefaultRetryPolicy: backoff from 200ms up to 5s; under a deadline,
+// attempts go on until it, each given at least a second.
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second, MinAttemptTime: time.Second}
 
-// Retry wraps a backend so transient failures are retried with exponential
-// backoff and full jitter. Typed answers (not found, exists, locked) and
+// Retry wraps a backend so transient failures (refused or reset
+// connections, timeouts, 5xx, throttling: every error not typed or
+// permanent) are retried with exponential backoff and full jitter, until
+// the call's deadline (see RetryPolicy). Typed answers (not found, exists, locked) and
 // permanent errors are returned at once. A Put is retried only when its
 // reader can be rewound (io.Seeker); otherwise the first error is final and
 // the caller reopens its source.
@@ -64,32 +75,48 @@ func WithRetry(b Backend, policy RetryPolicy, log *slog.Logger) Backend {
 func (r *Retry) Unwrap() Backend { return r.Backend }
 
 func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
+	deadline, hasDeadline := ctx.Deadline()
+	// floor: the least time left worth another attempt (see MinAttemptTime).
+	floor := min(r.policy.MinAttemptTime, time.Until(deadline)/4)
+	start := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
 		if cerr := ctx.Err(); cerr != nil {
 			if err != nil {
-				return fmt.Errorf("%w (gave up: %v)", err, cerr)
+				return fmt.Errorf("%w (gave up after %d attempts in %s: %v)", err, attempt-1, since(start), cerr)
 			}
 			return OpError(op, key, cerr)
 		}
 		err = fn()
-		if err == nil || IsPermanent(err) || attempt >= r.policy.MaxAttempts {
+		if err == nil || IsPermanent(err) {
+			return err
+		}
+		if !hasDeadline && attempt >= r.policy.MaxAttempts {
 			return err
 		}
 		delay := r.backoff(attempt)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
-			return fmt.Errorf("%w (no time left to retry before the deadline)", err)
+		if hasDeadline {
+			// Sleep less rather than skip the last attempt that still has
+			// time to run; give up when none has.
+			left := time.Until(deadline) - floor
+			if left <= 0 {
+				return fmt.Errorf("%w (gave up after %d attempts in %s: no time left to retry before the deadline)", err, attempt, since(start))
+			}
+			delay = min(delay, left)
 		}
 		r.log.Debug("storage call failed, retrying", "op", op, "key", key, "attempt", attempt, "delay", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+			return fmt.Errorf("%w (gave up after %d attempts in %s: %v)", err, attempt, since(start), ctx.Err())
 		case <-t.C:
 		}
 	}
 }
+
+// since is the time since start, rounded for a message.
+func since(start time.Time) time.Duration { return time.Since(start).Round(time.Millisecond) }
 
 // backoff is exponential with full jitter: uniform in (0, min(cap, base*2^n)].
 func (r *Retry) backoff(attempt int) time.Duration {
