@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/open"
 )
 
 // Exit codes. PostgreSQL reads them: for archive_command any non-zero code
@@ -14,7 +15,8 @@ const (
 	// exitFailed: the command failed; for wal-fetch only, the file is not in
 	// the archive.
 	exitFailed = 1
-	// exitUsage: bad arguments or configuration (all commands but wal-fetch).
+	// exitUsage: bad arguments or configuration (all commands but wal-fetch),
+	// a repository URL that names no repository included (open.ConfigError).
 	exitUsage = 2
 	// exitRecoveryMustStop: wal-fetch could not give an authoritative answer
 	// (storage unreachable, corrupt object, bad configuration). PostgreSQL
@@ -37,7 +39,8 @@ func exitCode(command string, err error) int {
 		return exitRecoveryMustStop
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
+	var ce *open.ConfigError
+	if errors.As(err, &ue) || errors.As(err, &ce) {
 		return exitUsage
 	}
 	return exitFailed

@@ -2,10 +2,14 @@ package open
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
@@ -80,6 +84,25 @@ func Parse(raw string) (Location, error) {
 	return Location{}, fmt.Errorf("unsupported repository URL scheme %q: %s", u.Scheme, urlHint)
 }
 
+// ConfigError marks a repository URL that names no repository: a file://
+// directory that does not exist or is not a directory. The configuration
+// is wrong (or the disk is not mounted); no storage failed, and no retry
+// or later run helps until someone acts. Commands exit 2 on it, as for any
+// bad setting; wal-fetch still stops recovery (never "not in the archive").
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// noDirectory reports whether path is missing or not a directory.
+func noDirectory(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+	}
+	return !fi.IsDir()
+}
+
 // Stacked is how commands get a repository: the backend for raw, under the
 // decorator stack of storage.Stack (retry, and what opts.Stack adds).
 func Stacked(ctx context.Context, raw string, opts Options) (storage.Backend, error) {
@@ -100,7 +123,11 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 	}
 	switch loc.Scheme {
 	case "file":
-		return file.New(loc.Path)
+		b, err := file.New(loc.Path)
+		if err != nil && noDirectory(loc.Path) {
+			return nil, &ConfigError{Err: err}
+		}
+		return b, err
 	case "s3":
 		return s3.New(ctx, s3.Config{
 			Bucket:      loc.Bucket,

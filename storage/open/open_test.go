@@ -1,6 +1,9 @@
 package open
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,4 +46,27 @@ func TestParse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenMissingDirectoryIsConfigError: a file:// URL naming no directory
+// is a ConfigError (bad configuration, exit 2), and still says what is
+// wrong; an existing directory opens.
+func TestOpenMissingDirectoryIsConfigError(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{filepath.Join(dir, "absent"), notDir, filepath.Join(notDir, "below")} {
+		_, err := Open(t.Context(), "file://"+root, Options{})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), root) {
+			t.Errorf("Open(file://%s): got %v, want a ConfigError naming the directory", root, err)
+		}
+	}
+	b, err := Open(t.Context(), "file://"+dir, Options{})
+	if err != nil {
+		t.Fatalf("Open(file://%s): got %v, want nil", dir, err)
+	}
+	b.Close()
 }
