@@ -237,6 +237,30 @@ func bindTimeout(b *binder, dst *time.Duration, usage string) {
 	b.addUsage("timeout", usage, positiveDuration("timeout", "90s or 5m", dst))
 }
 
+// The deadline of a command PostgreSQL calls follows one rule: the
+// command whose failure PostgreSQL retries by itself keeps the short
+// shared default (wal-push: a failed archive_command is run again a second
+// later, then every minute, and the segment waits in pg_wal, while a long
+// attempt holds up the segments behind it); the command whose failure it
+// does not retry gets a long one (wal-fetch: exit 200 stops recovery, and a
+// restore of hours must then be started again by hand). Within its
+// deadline a command retries transient storage errors (storage.RetryPolicy).
+//
+// walFetchTimeout is wal-fetch's default: ten minutes rides out a gateway
+// restart, a failover or a network outage of a few minutes, while
+// restore_command still never hangs for good (a standby waiting on it
+// neither replays nor streams, and a dead repository must be reported).
+const walFetchTimeout = "10m"
+
+// bindFetchTimeout binds wal-fetch's timeout, with its own default
+// (walFetchTimeout); restore and drill bind it too, for the
+// walvault-restore.yaml restore_command reads.
+func bindFetchTimeout(b *binder, dst *time.Duration, usage string) {
+	s := lookupSetting("timeout")
+	s.usage, s.def = usage, walFetchTimeout
+	b.bound = append(b.bound, binding{s, positiveDuration("timeout", "90s or 10m", dst)})
+}
+
 // lockSettings are the Object Lock settings of commands that write new
 // objects: wal-push, wal-receive, backup-push, and check (which checks the
 // bucket can do what they ask).

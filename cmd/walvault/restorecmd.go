@@ -51,7 +51,7 @@ type fetchSettings struct {
 
 func (f *fetchSettings) bind(b *binder) {
 	bindCompression(b, &f.Compression)
-	bindTimeout(b, &f.Timeout, "deadline of each wal-fetch recovery runs (written into walvault-restore.yaml for restore_command)")
+	bindFetchTimeout(b, &f.Timeout, "deadline of each wal-fetch recovery runs (written into walvault-restore.yaml for restore_command)")
 }
 
 func restoreCommand() *cli.Command {

@@ -26,7 +26,7 @@ type walFetchOptions struct {
 func (o *walFetchOptions) bind(b *binder) {
 	bindCompression(b, &o.Compression)
 	b.add("prefetch", intIn("prefetch", &o.Prefetch, 0, 64))
-	bindTimeout(b, &o.Timeout, "deadline for the whole fetch, retries included: a stalled transfer fails within it")
+	bindFetchTimeout(b, &o.Timeout, "deadline for the whole fetch, retries included: storage errors are retried until it, then the fetch exits 200 and recovery stops; long, so a storage outage shorter than it does not end a recovery")
 }
 
 func walFetchCommand() *cli.Command {
@@ -50,7 +50,15 @@ Exit codes, as PostgreSQL reads them:
    200  no authoritative answer: the repository is unreachable, the object is
         corrupt, or the configuration is wrong. PostgreSQL stops recovery on
         any status above 125 rather than ending it early at the wrong point;
-        fix the cause and start the server again to resume.`,
+        fix the cause and start the server again to resume.
+
+Transient storage errors (refused or reset connections, timeouts, 5xx,
+throttling) are retried with backoff until --timeout (default 10m), and only
+then does wal-fetch exit 200. The default is long because failing is
+expensive here: PostgreSQL does not retry, it stops recovery, so a storage
+outage of a minute would end a recovery that ran for hours. It is still
+finite: a repository that stays unreachable must be reported, not waited on
+forever. wal-push, which PostgreSQL retries by itself, keeps a 2m default.`,
 		Flags:  settingFlags(&opts),
 		Action: func(c *cli.Context) error { return walFetch(c, &opts) },
 	}

@@ -29,7 +29,7 @@ func (o *walPushOptions) bind(b *binder) {
 	bindCompression(b, &o.Compression)
 	o.lockSettings.bind(b, &o.Repo)
 	b.add("upload-concurrency", intIn("upload-concurrency", &o.UploadConcurrency, 0, 64))
-	bindTimeout(b, &o.Timeout, "deadline for the whole push, retries included: a stalled transfer fails within it")
+	bindTimeout(b, &o.Timeout, "deadline for the whole push, retries included: storage errors are retried until it, and a stalled transfer fails within it")
 }
 
 func walPushCommand() *cli.Command {
@@ -57,6 +57,13 @@ refused.
 
 Exit codes: 0 archived (or already archived), 1 failed (PostgreSQL retries),
 2 bad arguments or configuration.
+
+Transient storage errors (refused or reset connections, timeouts, 5xx,
+throttling) are retried with backoff until --timeout (default 2m), then the
+push fails. The deadline can be short because a failed push costs little:
+PostgreSQL runs archive_command again itself and keeps the segment in pg_wal
+meanwhile, whereas a push that waits holds up every segment behind it.
+(wal-fetch, whose failure stops recovery, waits 10m by default.)
 
 When more WAL files wait as .ready in pg_wal/archive_status, up to
 upload-concurrency (default 4) of the next ones are pushed too, in parallel,
