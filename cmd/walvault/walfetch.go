@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
 )
 
 // walFetchOptions are the settings wal-fetch reads.
@@ -87,7 +89,7 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 			log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 		}
 		fetch := restore.FetchOptions{Compression: opts.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
-		res, fromCache, err := restore.FetchCached(s.ctx, s.b, name, dest, dir, fetch)
+		res, fromCache, err := fetchRidingOut(s.ctx, s.b, name, dest, dir, fetch)
 		if err != nil {
 			return err
 		}
@@ -99,6 +101,39 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
 		return nil
 	})
+}
+
+// fetchRidingOut is restore.FetchCached, run again while the download
+// breaks mid-body (a reset connection, a timeout: storage.StreamError) and
+// the deadline leaves time. The retry decorator retries opening an object,
+// and so rides out an outage at the start of a fetch; one that begins
+// during the download must not end recovery either. A failed fetch writes
+// nothing to dest, and corrupt bytes (a decoder or checksum error) are not
+// a stream error, so they are never fetched again.
+func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir string, opts restore.FetchOptions) (restore.FetchResult, bool, error) {
+	policy := storage.DefaultRetryPolicy
+	delay := policy.BaseDelay
+	for attempt := 1; ; attempt++ {
+		res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, opts)
+		if err == nil || storage.StreamError(err) == nil {
+			return res, fromCache, err
+		}
+		dl, ok := ctx.Deadline()
+		if !ok || time.Until(dl) < delay+policy.MinAttemptTime {
+			return res, fromCache, err
+		}
+		if opts.Log != nil {
+			opts.Log.Warn("download broke; fetching again", "segment", name, "attempt", attempt, "delay", delay, "error", err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, fromCache, err
+		case <-t.C:
+		}
+		delay = min(2*delay, policy.MaxDelay)
+	}
 }
 
 // servedFromCache finishes a hit: the configuration is read only now, for

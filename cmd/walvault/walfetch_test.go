@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
+	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
+)
+
+// breakingGets makes the bodies of the first n Gets of WAL objects break
+// after 100 bytes with a reset connection: an outage that starts during a
+// download. n < 0 breaks every one.
+type breakingGets struct {
+	storage.Backend
+	mu    sync.Mutex
+	n     int
+	calls int
+}
+
+func (b *breakingGets) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	rc, info, err := b.Backend.Get(ctx, key)
+	if err != nil || !strings.HasPrefix(key, repository.WALPrefix) {
+		return rc, info, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	if b.n >= 0 && b.calls > b.n {
+		return rc, info, nil
+	}
+	return brokenBody{io.LimitReader(rc, 100), rc}, info, nil
+}
+
+func (b *breakingGets) gets() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
+}
+
+// brokenBody reads its 100 bytes, then fails as a reset connection does.
+type brokenBody struct {
+	r io.Reader
+	io.Closer
+}
+
+func (b brokenBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, storagetest.ErrConnReset
+	}
+	return n, err
+}
+
+// fetchRepo is a repository holding one archived segment, and that segment.
+func fetchRepo(t *testing.T) (storage.Backend, string, []byte) {
+	t.Helper()
+	s := wal.Segment{Timeline: 1, Log: 0, Seg: 3}
+	data := waltest.Cluster{SystemID: 7300000000000000001, SegmentSize: wal.MinSegmentSize}.Segment(t, s, 1)
+	src, _ := waltest.WriteFile(t, t.TempDir(), s.String(), data)
+	b := mem.New()
+	if _, err := archive.Push(context.Background(), b, src, archive.Options{Compression: repository.LZ4, Host: "db-1", Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return b, s.String(), data
+}
+
+// TestFetchRidesOutBrokenDownloads: a download that breaks mid-body is
+// fetched again until the deadline, and the segment lands whole.
+func TestFetchRidesOutBrokenDownloads(t *testing.T) {
+	inner, name, data := fetchRepo(t)
+	const breaks = 4
+	b := &breakingGets{Backend: inner, n: breaks}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _, err := fetchRidingOut(ctx, storage.WithRetry(b, storage.DefaultRetryPolicy, nil), name, dest, filepath.Join(filepath.Dir(dest), "prefetch"), restore.FetchOptions{Compression: repository.LZ4})
+	if err != nil {
+		t.Fatalf("fetch through %d broken downloads: got %v, want success", breaks, err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatalf("fetched %d bytes, want the archived segment's %d", len(got), len(data))
+	}
+	if got := b.gets(); got != breaks+1 {
+		t.Fatalf("downloads: got %d, want %d", got, breaks+1)
+	}
+}
+
+// TestFetchBrokenDownloadsEndAtDeadline: downloads that keep breaking end
+// the fetch near its deadline with the stream's error, dest untouched.
+func TestFetchBrokenDownloadsEndAtDeadline(t *testing.T) {
+	inner, name, _ := fetchRepo(t)
+	b := &breakingGets{Backend: inner, n: -1}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	const deadline = 3 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	_, _, err := fetchRidingOut(ctx, storage.WithRetry(b, storage.DefaultRetryPolicy, nil), name, dest, filepath.Join(filepath.Dir(dest), "prefetch"), restore.FetchOptions{Compression: repository.LZ4})
+	elapsed := time.Since(start)
+	if !errors.Is(err, storagetest.ErrConnReset) || errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("fetch with every download broken: got %v, want the reset connection", err)
+	}
+	if exitCode("wal-fetch", err) != exitRecoveryMustStop {
+		t.Fatalf("exit %d, want %d", exitCode("wal-fetch", err), exitRecoveryMustStop)
+	}
+	if elapsed > deadline+3*time.Second {
+		t.Fatalf("fetch ended after %v, want by the %v deadline (plus a margin)", elapsed, deadline)
+	}
+	if got := b.gets(); got < 2 {
+		t.Fatalf("downloads: got %d, want more than one", got)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dest after a failed fetch: %v, want it absent", err)
+	}
+}
