@@ -5,7 +5,8 @@ import "log/slog"
 // StackOptions choose the decorators Stack puts around a backend.
 type StackOptions struct {
 	// Retry bounds the retry decorator; the zero value means
-	// DefaultRetryPolicy. The retry layer is always there.
+	// DefaultRetryPolicy. The retry layer is always there, and retries a
+	// call under a deadline until that deadline (see RetryPolicy).
 	Retry RetryPolicy
 	// Log receives the decorators' retries and warnings; nil discards them.
 	Log *slog.Logger

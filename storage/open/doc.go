@@ -6,4 +6,7 @@
 // storage.Stack. The stacking order itself lives in storage (stack.go),
 // which knows every decorator but may not import the concrete backends;
 // this package knows the backends, so it joins the two.
+//
+// A URL that names no repository (a file:// directory that is missing) is
+// a ConfigError: bad configuration, not a failing storage.
 package open
