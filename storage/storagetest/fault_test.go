@@ -106,13 +106,19 @@ func TestFaultPutAndBodies(t *testing.T) {
 
 func TestFaultDelayCounts(t *testing.T) {
 	f := storagetest.NewFault(mem.New())
-	f.Delay(storagetest.OpPut, storagetest.Key("slow"), 30*time.Millisecond)
+	// The delay is long next to a loaded machine's scheduling, and "fast"
+	// starts only once "slow" is in flight.
+	f.Delay(storagetest.OpPut, storagetest.Key("slow"), time.Second)
 	done := make(chan struct{})
 	go func() {
 		put(t, f, "slow")
 		close(done)
 	}()
-	time.Sleep(5 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); f.MaxInFlight(storagetest.OpPut) < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed put never started")
+		}
+	}
 	put(t, f, "fast")
 	<-done
 	if got := f.Returned(storagetest.OpPut); !slices.Equal(got, []string{"fast", "slow"}) {
