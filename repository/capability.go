@@ -55,7 +55,7 @@ func (e *CapabilityError) Error() string {
 	if e.Err != nil {
 		msg += ": " + strings.ReplaceAll(e.Err.Error(), "\n", " ")
 	}
-	return msg + "; walvault writes nothing there"
+	return msg
 }
 
 func (e *CapabilityError) Unwrap() error { return e.Err }
