@@ -103,8 +103,16 @@ func ProveCapabilities(ctx context.Context, b storage.Backend, p Probe, lock Loc
 		}
 		return fail(CapWrite, err, "writing the probe %s failed", key)
 	}
-	// Whatever fails from here, an unlocked probe is removed.
-	cleanup := func() { _ = b.Delete(context.WithoutCancel(ctx), key) }
+	// Whatever fails from here, an unlocked probe is removed: on a
+	// versioned bucket a silent overwrite left two versions, and each
+	// delete removes the current one. The key is the probe's alone.
+	cleanup := func() {
+		for range 3 {
+			if b.Delete(context.WithoutCancel(ctx), key) != nil {
+				return
+			}
+		}
+	}
 
 	if err := readBack(ctx, b, key, first); err != nil {
 		cleanup()
