@@ -97,7 +97,9 @@ func ProveCapabilities(ctx context.Context, b storage.Backend, p Probe, lock Loc
 		ret = &storage.Retention{Mode: lock.Mode, Until: p.At.Add(ProbeRetention)}
 	}
 	first := []byte(fmt.Sprintf("walvault capability probe from %s at %s\n", p.Host, p.At.UTC().Format(time.RFC3339)))
-	if err := b.Put(ctx, key, bytes.NewReader(first), storage.PutOptions{IfNotExists: true, Size: int64(len(first)), Retention: ret}); err != nil {
+	// The key is the probe's alone: "exists" means a retried request of
+	// this very put landed, and the read back below proves it.
+	if err := b.Put(ctx, key, bytes.NewReader(first), storage.PutOptions{IfNotExists: true, Size: int64(len(first)), Retention: ret}); err != nil && !errors.Is(err, storage.ErrExists) {
 		if lock.Enabled() {
 			return fail(CapWrite, err, "writing the probe %s locked in mode %s failed (lock-mode %s needs a bucket with Object Lock enabled)", key, lock.Mode, strings.ToLower(string(lock.Mode)))
 		}
