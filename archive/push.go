@@ -95,6 +95,13 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		}
 	case !errors.Is(err, storage.ErrNotFound):
 		return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
+	default:
+		// A new repository: its first object waits for the proof. The
+		// probe is dated by the real clock, the one the server judges
+		// its retention by.
+		if _, err := repository.ProveCapabilities(ctx, b, repository.NewProbe(opts.Host, time.Now()), opts.Lock); err != nil {
+			return Result{}, err
+		}
 	}
 	body, err := encodeFile(f, path, repository.None, &res, meta)
 	if err != nil {
@@ -184,7 +191,11 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 // the configured lock policy belong there.
 func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file wal.FileName, opts Options) (repository.Identity, error) {
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
-	id, err := repository.EnsureIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
+	id, err := repository.EnsureProvenIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
+	var refused *repository.CapabilityError
+	if errors.As(err, &refused) {
+		return repository.Identity{}, err // one line, naming the repository already
+	}
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
 	}

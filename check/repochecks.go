@@ -1,12 +1,10 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
-	"io"
 	"strings"
 	"time"
 
@@ -32,39 +30,42 @@ type backupFacts struct {
 	newest *repository.BackupInfo  // newest DONE
 }
 
-// checkRepository proves the repository reachable and writable with a
-// probe: a new, unique key under check/ created with a conditional create
-// (so it can never replace anything), read back, and deleted. The probe is
-// written without retention; if the bucket's default retention locks it
-// anyway, the delete is refused and the probe stays until its retention
-// ends: that is reported, not failed (verify ignores check/).
+// checkRepository proves the repository reachable and writable, and its
+// storage honest, with repository.ProveCapabilities: a new, unique probe
+// under check/ created with a conditional create (so it can never replace
+// anything), read back, a second conditional create of it refused, and
+// deleted. With a lock policy the probe is written locked for
+// repository.ProbeRetention and must come back with its retention and have
+// its delete refused; it stays until then. Without one, if the bucket's
+// default retention locks the probe anyway, the delete is refused and the
+// probe stays until its retention ends: that is reported, not failed
+// (verify ignores check/).
 func (c *checker) checkRepository(ctx context.Context) []Result {
 	loc := c.b.Location()
 	if _, err := c.b.Stat(ctx, repository.IdentityKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return []Result{failed(NameRepository, "%s is not reachable: %v", loc, err)}
 	}
-	key := probeKey(c.opts.Host, c.opts.Now())
-	body := []byte(fmt.Sprintf("walvault check probe from %s at %s\n", c.opts.Host, c.opts.Now().UTC().Format(time.RFC3339)))
-	err := c.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body))})
-	if err != nil {
-		return []Result{failed(NameRepository, "%s is reachable but not writable: writing %s failed: %v: wal-push and backup-push need to create objects (s3:PutObject, or write permission on the directory for the server's OS user)", loc, key, err)}
+	lock := repository.LockPolicy{Mode: c.opts.LockMode, Days: c.opts.LockDays}
+	rep, err := repository.ProveCapabilities(ctx, c.b, repository.NewProbe(c.opts.Host, c.opts.Now()), lock)
+	var refused *repository.CapabilityError
+	switch {
+	case errors.As(err, &refused) && refused.Capability == repository.CapWrite && !lock.Enabled():
+		return []Result{failed(NameRepository, "%s is reachable but not writable: writing %s failed: %v: wal-push and backup-push need to create objects (s3:PutObject, or write permission on the directory for the server's OS user)", loc, refused.Key, refused.Err)}
+	case errors.As(err, &refused) && refused.Capability == repository.CapReadBack:
+		return []Result{failed(NameRepository, "%s: the probe %s was written but does not read back as written (%v): the storage does not keep what it is given", loc, refused.Key, refused.Err)}
+	case err != nil:
+		return []Result{failed(NameRepository, "%v", err)}
 	}
-	rc, _, err := c.b.Get(ctx, key)
-	if err != nil {
-		return []Result{failed(NameRepository, "%s: the probe %s was written but cannot be read back: %v", loc, key, err)}
+	if lock.Enabled() {
+		return []Result{ok(NameRepository, "%s: wrote and read back a probe; a conditional create of it was refused; it came back locked until %s and its delete was refused, so it stays until then", loc, rep.RetainUntil.UTC().Format(time.RFC3339))}
 	}
-	got, err := io.ReadAll(io.LimitReader(rc, int64(len(body))+1))
-	rc.Close()
-	if err != nil || !bytes.Equal(got, body) {
-		return []Result{failed(NameRepository, "%s: the probe %s reads back different from what was written (%v): the storage does not keep what it is given", loc, key, err)}
-	}
-	switch err := c.b.Delete(ctx, key); {
+	switch err := rep.DeleteErr; {
 	case err == nil:
-		return []Result{ok(NameRepository, "%s: listed, wrote, read back and deleted a probe object", loc)}
+		return []Result{ok(NameRepository, "%s: listed, wrote, read back and deleted a probe object; a conditional create of it was refused", loc)}
 	case errors.Is(err, storage.ErrLocked):
-		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s; the bucket's default retention locks it, so it stays until that ends", loc, key)}
+		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s; a conditional create of it was refused; the bucket's default retention locks it, so it stays until that ends", loc, rep.Key)}
 	default:
-		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s but could not delete it (%v); only walvault delete needs to delete", loc, key, err)}
+		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s; a conditional create of it was refused; it could not be deleted (%v); only walvault delete needs to delete", loc, rep.Key, err)}
 	}
 }
 

@@ -760,7 +760,11 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	}
 	opts := r.opts.Push
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
-	id, err := repository.EnsureIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
+	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
+	var refused *repository.CapabilityError
+	if errors.As(err, &refused) {
+		return repository.Identity{}, fatalf("%w", err)
+	}
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", r.b.Location(), err)
 	}

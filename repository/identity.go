@@ -124,6 +124,12 @@ func EnsureIdentity(ctx context.Context, b storage.Backend, want Identity, ret *
 	if !errors.Is(err, storage.ErrNotFound) {
 		return Identity{}, err
 	}
+	return createIdentity(ctx, b, want, ret)
+}
+
+// createIdentity writes want as the identity of a repository that has
+// none, or reads the one a racing first push wrote.
+func createIdentity(ctx context.Context, b storage.Backend, want Identity, ret *storage.Retention) (Identity, error) {
 	data, err := json.MarshalIndent(want, "", "  ")
 	if err != nil {
 		return Identity{}, err

@@ -39,8 +39,8 @@ const (
 	KeyMark
 	// KeyDrillRecord: drills/<finish time>.json.
 	KeyDrillRecord
-	// KeyProbe: check/probe-<time>-<host>-<nonce>, written and deleted by
-	// `walvault check`.
+	// KeyProbe: check/probe-<time>-<host>-<nonce>, a capability probe
+	// (ProveCapabilities), deleted unless locked.
 	KeyProbe
 )
 
@@ -306,8 +306,10 @@ func ParseDrillRecordKey(key string) (id string, ok bool) {
 	return id, true
 }
 
-// ProbePrefix is where `walvault check` writes its probe objects; they are
-// deleted at once, and verify and retention leave the folder alone.
+// ProbePrefix is where ProveCapabilities (run by `walvault check` and
+// before a new repository's first write) writes its probe objects; they
+// are deleted at once unless locked, and verify and retention leave the
+// folder alone.
 const ProbePrefix = "check/"
 
 // probeTimeLayout is the probe's time in its key.
