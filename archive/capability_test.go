@@ -3,7 +3,6 @@ package archive_test
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -13,15 +12,6 @@ import (
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
 )
-
-// overwritingStorage ignores If-None-Match: a conditional create replaces
-// the object and succeeds.
-type overwritingStorage struct{ storage.Backend }
-
-func (o overwritingStorage) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	opts.IfNotExists = false
-	return o.Backend.Put(ctx, key, r, opts)
-}
 
 // TestPushRefusesIncapableStorage: the first push into a new repository on
 // a storage that silently overwrites, or has no Object Lock while a lock
@@ -38,7 +28,7 @@ func TestPushRefusesIncapableStorage(t *testing.T) {
 		lock repository.LockPolicy
 		want repository.Capability
 	}{
-		{"silent overwrite", func() storage.Backend { return overwritingStorage{mem.New()} }, repository.LockPolicy{}, repository.CapConditionalCreate},
+		{"silent overwrite", func() storage.Backend { return storagetest.Overwriting{Backend: mem.New()} }, repository.LockPolicy{}, repository.CapConditionalCreate},
 		{"no Object Lock", func() storage.Backend {
 			f := storagetest.NewFault(mem.New())
 			f.Fail(storagetest.OpPut, storagetest.AnyKey, storage.ErrUnsupported)

@@ -2,31 +2,14 @@ package check
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
-
-// overwritingStorage ignores If-None-Match: a conditional create replaces
-// the object and succeeds.
-type overwritingStorage struct{ storage.Backend }
-
-func (o overwritingStorage) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	opts.IfNotExists = false
-	return o.Backend.Put(ctx, key, r, opts)
-}
-
-// lockIgnoringStorage stores objects without their retention.
-type lockIgnoringStorage struct{ storage.Backend }
-
-func (l lockIgnoringStorage) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	opts.Retention = nil
-	return l.Backend.Put(ctx, key, r, opts)
-}
 
 // TestRepositoryProbeCapabilities: the repository check fails, naming the
 // capability, on a storage that silently overwrites or ignores the lock,
@@ -39,8 +22,8 @@ func TestRepositoryProbeCapabilities(t *testing.T) {
 		wantOK bool
 		want   string
 	}{
-		{"silent overwrite", overwritingStorage{mem.New()}, "", false, string(repository.CapConditionalCreate)},
-		{"lock ignored", lockIgnoringStorage{mem.New()}, storage.Governance, false, string(repository.CapRetention)},
+		{"silent overwrite", storagetest.Overwriting{Backend: mem.New()}, "", false, string(repository.CapConditionalCreate)},
+		{"lock ignored", storagetest.LockIgnoring{Backend: mem.New()}, storage.Governance, false, string(repository.CapRetention)},
 		{"no Object Lock", mustFile(t), storage.Compliance, false, "Object Lock"},
 		{"lock honoured", mem.New(), storage.Compliance, true, "locked until"},
 	} {

@@ -3,7 +3,6 @@ package receive
 import (
 	"context"
 	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -12,22 +11,14 @@ import (
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
 )
-
-// overwritingStorage ignores If-None-Match: a conditional create replaces
-// the object and succeeds.
-type overwritingStorage struct{ storage.Backend }
-
-func (o overwritingStorage) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	opts.IfNotExists = false
-	return o.Backend.Put(ctx, key, r, opts)
-}
 
 // TestReceiveRefusesIncapableStorage: the first wal-receive into a new
 // repository on a storage that silently overwrites stops with the
 // capability probe's error, and writes neither an identity nor WAL there.
 func TestReceiveRefusesIncapableStorage(t *testing.T) {
-	b := overwritingStorage{newBackend(t)}
+	b := storagetest.Overwriting{Backend: newBackend(t)}
 	opts := testOptions(t)
 	opts.MaxLag = time.Millisecond
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -16,15 +16,6 @@ import (
 
 var governance1 = repository.LockPolicy{Mode: storage.Governance, Days: 1}
 
-// overwriter ignores If-None-Match: a conditional create replaces the
-// object and succeeds.
-type overwriter struct{ storage.Backend }
-
-func (o overwriter) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	opts.IfNotExists = false
-	return o.Backend.Put(ctx, key, r, opts)
-}
-
 // conflictingOverwriter replaces the object and still answers ErrExists.
 type conflictingOverwriter struct{ storage.Backend }
 
@@ -39,14 +30,6 @@ func (o conflictingOverwriter) Put(ctx context.Context, key string, r io.Reader,
 		return storage.OpError("put", key, storage.ErrExists)
 	}
 	return nil
-}
-
-// lockIgnorer stores objects without their retention, and reports none.
-type lockIgnorer struct{ storage.Backend }
-
-func (l lockIgnorer) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	opts.Retention = nil
-	return l.Backend.Put(ctx, key, r, opts)
 }
 
 // lockPretender reports the retention it was given but enforces none: its
@@ -127,12 +110,12 @@ func TestProveCapabilitiesRefuses(t *testing.T) {
 		// clean: nothing at all is left in the repository.
 		clean bool
 	}{
-		{"silent overwrite", overwriter{mem.New()}, repository.LockPolicy{}, repository.CapConditionalCreate, true},
-		{"silent overwrite under lock", overwriter{mem.New()}, governance1, repository.CapConditionalCreate, false},
+		{"silent overwrite", storagetest.Overwriting{Backend: mem.New()}, repository.LockPolicy{}, repository.CapConditionalCreate, true},
+		{"silent overwrite under lock", storagetest.Overwriting{Backend: mem.New()}, governance1, repository.CapConditionalCreate, false},
 		{"overwrite reported as a conflict", conflictingOverwriter{mem.New()}, repository.LockPolicy{}, repository.CapConditionalCreate, true},
 		{"conditional create not understood", otherConflict, repository.LockPolicy{}, repository.CapConditionalCreate, true},
 		{"no Object Lock", noObjectLock, governance1, repository.CapWrite, true},
-		{"retention ignored", lockIgnorer{mem.New()}, governance1, repository.CapRetention, true},
+		{"retention ignored", storagetest.LockIgnoring{Backend: mem.New()}, governance1, repository.CapRetention, true},
 		{"lock not enforced", lockPretender{mem.New(), map[string]time.Time{}}, governance1, repository.CapLockedDelete, true},
 		{"delete refused, not as locked", deniedDelete, governance1, repository.CapLockedDelete, false},
 	} {
@@ -161,8 +144,8 @@ func TestEnsureProvenIdentity(t *testing.T) {
 	want := repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "db-1", time.Now()).WithLock(governance1)
 	ret := governance1.Retention(time.Now())
 	for name, b := range map[string]storage.Backend{
-		"overwrite":    overwriter{mem.New()},
-		"ignores lock": lockIgnorer{mem.New()},
+		"overwrite":    storagetest.Overwriting{Backend: mem.New()},
+		"ignores lock": storagetest.LockIgnoring{Backend: mem.New()},
 		"unenforced":   lockPretender{mem.New(), map[string]time.Time{}},
 		"no Object Lock": func() storage.Backend {
 			f := storagetest.NewFault(mem.New())
