@@ -159,10 +159,12 @@ func TestVerifyFindsHiddenObject(t *testing.T) {
 		t.Fatalf("verify before the delete: %v", res)
 	}
 	// check agrees on a locked repository: the bucket has Object Lock, and
-	// the probe (written without retention) is created and deleted.
+	// the capability probe, written under the lock mode, comes back locked
+	// and its delete is refused (so it stays until its retention ends).
 	if res := walvault(t, r.env, "check", "--pg-conn", pg.ConnString()); res.code != 0 ||
 		!strings.Contains(res.stdout, "Object Lock: OK (the bucket has Object Lock enabled; new objects are locked GOVERNANCE for 1 day)") ||
-		!strings.Contains(res.stdout, "deleted a probe object") {
+		!strings.Contains(res.stdout, "a conditional create of it was refused") ||
+		!strings.Contains(res.stdout, "its delete was refused") {
 		t.Fatalf("check of a healthy locked repository: %v", res)
 	}
 
