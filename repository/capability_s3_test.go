@@ -3,7 +3,6 @@ package repository_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,16 +19,7 @@ import (
 // any identity is written.
 func TestProveCapabilitiesVersity(t *testing.T) {
 	v := testenv.StartVersity(t)
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ACCESS_KEY_ID", v.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", v.SecretKey)
-	t.Setenv("AWS_REGION", v.Region)
+	v.UseAsAWSChain(t)
 	n := 0
 	bucket := func(objectLock bool) *s3.Backend {
 		n++

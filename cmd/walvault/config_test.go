@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/walvault/walvault/storage"
 )
 
@@ -47,25 +45,8 @@ func (o *everySetting) bind(b *binder) {
 // repository, S3 and timeout settings).
 func resolveAll(t *testing.T, env map[string]string, args ...string) (walPushOptions, error) {
 	t.Helper()
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "WALVAULT_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
 	var probe everySetting
-	app := &cli.App{
-		Writer: io.Discard, ErrWriter: io.Discard,
-		Commands: []*cli.Command{{
-			Name:   "probe",
-			Flags:  settingFlags(&probe),
-			Action: func(c *cli.Context) error { return resolve(c, &probe) },
-		}},
-	}
-	err := app.RunContext(context.Background(), append([]string{"walvault", "probe"}, args...))
+	err := resolveFor(t, &probe, env, args...)
 	return probe.push, err
 }
 

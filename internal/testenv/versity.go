@@ -400,3 +400,21 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// UseAsAWSChain points the test process's AWS chain at the gateway's
+// credentials and nothing else: no shared config, profile, session token,
+// endpoint or CA bundle from the machine running the tests.
+func (v *Versity) UseAsAWSChain(t testing.TB) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_CA_BUNDLE", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", v.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", v.SecretKey)
+	t.Setenv("AWS_REGION", v.Region)
+}

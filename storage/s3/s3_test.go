@@ -42,17 +42,7 @@ func newBucket(t *testing.T, v *testenv.Versity, objectLock bool) string {
 // else (no shared config or profile from the machine running the tests).
 func useGateway(t *testing.T, v *testenv.Versity) {
 	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_CA_BUNDLE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ACCESS_KEY_ID", v.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", v.SecretKey)
-	t.Setenv("AWS_REGION", v.Region)
+	v.UseAsAWSChain(t)
 }
 
 func newBackend(t *testing.T, v *testenv.Versity, cfg s3.Config) *s3.Backend {
