@@ -251,6 +251,18 @@ func (v *Versity) Env() []string {
 	return env
 }
 
+// EnvThrough is Env with the S3 endpoint replaced by a proxy in front of
+// the gateway (FaultProxy or HTTPFaultProxy).
+func (v *Versity) EnvThrough(endpoint string) []string {
+	env := v.Env()
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "WALVAULT_S3_ENDPOINT=") {
+			env[i] = "WALVAULT_S3_ENDPOINT=" + endpoint
+		}
+	}
+	return env
+}
+
 // Client returns an SDK client for the gateway with its root credentials,
 // for test setup and inspection.
 func (v *Versity) Client(t testing.TB) *s3.Client {
