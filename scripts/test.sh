@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command: formatting, vet, staticcheck, unit tests (with the race detector) and
-# the integration tests against real PostgreSQL 15 and a real S3 server.
-# Missing servers make the integration tests fail with install instructions;
-# ./scripts/install-deps.sh installs them.
+# the integration tests against real PostgreSQL and a real S3 server.
+# It first installs what a fresh machine lacks (./scripts/install-deps.sh,
+# which needs root only when something is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
 export PATH="$PATH:$(go env GOPATH)/bin"
 
 unformatted="$(gofmt -l .)"

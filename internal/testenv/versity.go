@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,7 +87,9 @@ func VersityBinary(t testing.TB) string {
 			dirs = append(dirs, filepath.Join(d, "bin"))
 		}
 	}
-	dirs = append(dirs, "/root/go/bin")
+	if !slices.Contains(dirs, "/root/go/bin") {
+		dirs = append(dirs, "/root/go/bin")
+	}
 	for _, d := range dirs {
 		p := filepath.Join(d, "versitygw")
 		if isExecutable(p) == nil {
