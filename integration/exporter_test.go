@@ -97,7 +97,7 @@ func TestExporter(t *testing.T) {
 	for _, series := range []string{
 		"walvault_last_archived_segment_timestamp_seconds", "walvault_last_archived_segment_age_seconds",
 		"walvault_wal_continuity_ok", `walvault_backups{status="DONE"}`, `walvault_repository_bytes{area="wal"}`,
-		"walvault_pg_archiver_archived_count", "walvault_pg_archiver_failed_count", "walvault_archive_ready_files",
+		"walvault_pg_archiver_archived_total", "walvault_pg_archiver_failed_total", "walvault_archive_ready_files",
 		"walvault_archive_lag_seconds", "walvault_repository_scan_duration_seconds", "walvault_repository_scan_errors_total",
 	} {
 		if _, ok := m0[series]; !ok {
@@ -115,7 +115,7 @@ func TestExporter(t *testing.T) {
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 	waitMetrics(t, addr, "the pushed segment", func(m map[string]float64) bool {
 		return m["walvault_wal_segments"] > m0["walvault_wal_segments"] &&
-			m["walvault_pg_archiver_archived_count"] > m0["walvault_pg_archiver_archived_count"] &&
+			m["walvault_pg_archiver_archived_total"] > m0["walvault_pg_archiver_archived_total"] &&
 			m[`walvault_repository_bytes{area="wal"}`] > m0[`walvault_repository_bytes{area="wal"}`]
 	})
 
