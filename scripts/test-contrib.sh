@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests contrib/ (scripts/test.sh runs it):
 #  - the Prometheus alert rules: promtool check rules, and promtool test rules,
-#    with a test for every alert;
+#    with a test for every alert; every metric the rules and the Grafana
+#    dashboard name exists;
 #  - the systemd units, where systemd-analyze exists: systemd-analyze verify
 #    must print nothing; systemd-analyze security must rate each service at
 #    most 2.0 ("OK"; contrib/README.md records each score); and walvault must
@@ -26,6 +27,11 @@ for alert in $(sed -n 's/^ *- alert: *//p' contrib/prometheus/walvault-alerts.ym
 	grep -q "alertname: $alert\$" contrib/prometheus/walvault-alerts_test.yml || untested+=("$alert")
 done
 [ ${#untested[@]} -eq 0 ] || fail "no promtool test in walvault-alerts_test.yml for: ${untested[*]}"
+# Every metric the rules and the dashboard use is one the exporter or the
+# receiver serves (a renamed metric leaves no rule silently dead).
+defined="$(grep -rhoE --include='*.go' --exclude='*_test.go' '"walvault_[a-z_]+"' exporter receive | tr -d '"' | sort -u)"
+unknown="$(grep -ohE 'walvault_[a-z_]+' contrib/prometheus/walvault-alerts.yml contrib/grafana/walvault-dashboard.json | sort -u | comm -13 <(echo "$defined") -)"
+[ -z "$unknown" ] || fail "contrib uses metrics that neither exporter/ nor receive/ defines:"$'\n'"$unknown"
 
 if ! command -v systemd-analyze >/dev/null; then
 	echo "test-contrib: systemd-analyze is not installed here: the systemd units are not checked"
