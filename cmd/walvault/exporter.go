@@ -42,7 +42,7 @@ func exporterCommand() *cli.Command {
 ` + defaultExporterListen + `, is on loopback and on a port that no common PostgreSQL
 exporter uses (postgres_exporter listens on 9187, pgbackrest_exporter on
 9854), so it can run beside them; give --listen :9731 to be scraped from
-another host.
+another host, with --web-config-file for TLS and a password (below).
 
 The repository is scanned once at start and then every --refresh: one
 listing of the whole repository, with manifests and drill records read once
