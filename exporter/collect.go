@@ -67,8 +67,8 @@ func newMetrics() *metrics {
 		drillRPO:        d("walvault_drill_last_rpo_seconds", "RPO measured by the newest successful restore drill: how old the newest archived WAL was at its target."),
 
 		pgUp:             d("walvault_pg_up", "1 if the PostgreSQL server (pg-conn) answered this scrape, else 0."),
-		pgArchived:       d("walvault_pg_archiver_archived_count", "pg_stat_archiver.archived_count: WAL files archived since the statistics were reset."),
-		pgFailed:         d("walvault_pg_archiver_failed_count", "pg_stat_archiver.failed_count: failed archive_command runs since the statistics were reset."),
+		pgArchived:       d("walvault_pg_archiver_archived_total", "pg_stat_archiver.archived_count: WAL files archived since the statistics were reset."),
+		pgFailed:         d("walvault_pg_archiver_failed_total", "pg_stat_archiver.failed_count: failed archive_command runs since the statistics were reset."),
 		pgLastArchivedTS: d("walvault_pg_archiver_last_archived_timestamp_seconds", "pg_stat_archiver.last_archived_time (Unix time)."),
 		pgLastFailedTS:   d("walvault_pg_archiver_last_failed_timestamp_seconds", "pg_stat_archiver.last_failed_time (Unix time)."),
 		readyFiles:       d("walvault_archive_ready_files", "WAL files waiting for archive_command (.ready files in pg_wal/archive_status)."),

@@ -302,5 +302,5 @@ func TestPostgresDown(t *testing.T) {
 	m := scrape(t, e)
 	want(t, m, "walvault_pg_up", 0)
 	want(t, m, "walvault_pg_scrape_errors_total", 1)
-	absent(t, m, "walvault_pg_archiver_failed_count")
+	absent(t, m, "walvault_pg_archiver_failed_total")
 }

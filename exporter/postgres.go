@@ -82,8 +82,10 @@ func (e *Exporter) collectPostgres(ch chan<- prometheus.Metric, gauge func(*prom
 		return
 	}
 	gauge(m.pgUp, 1)
-	gauge(m.pgArchived, float64(st.archived))
-	gauge(m.pgFailed, float64(st.failed))
+	// Counters: they only grow, and a statistics reset is a counter reset
+	// to Prometheus (rate and increase handle it).
+	ch <- prometheus.MustNewConstMetric(m.pgArchived, prometheus.CounterValue, float64(st.archived))
+	ch <- prometheus.MustNewConstMetric(m.pgFailed, prometheus.CounterValue, float64(st.failed))
 	if st.lastArchived != nil {
 		gauge(m.pgLastArchivedTS, unix(*st.lastArchived))
 	}

@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -85,6 +88,7 @@ func walvaultMetrics(m map[string]float64) string {
 // TestExporter scrapes the exporter over HTTP while WAL is pushed, a backup
 // taken and a drill run: each shows in the metrics, within a refresh.
 func TestExporter(t *testing.T) {
+	promtool := testenv.Promtool(t) // fail before the servers start
 	r := s3Repo(t)
 	secret := valueOf(r.env, "AWS_SECRET_ACCESS_KEY")
 	pg, _ := archivingServer(t, r)
@@ -97,7 +101,7 @@ func TestExporter(t *testing.T) {
 	for _, series := range []string{
 		"walvault_last_archived_segment_timestamp_seconds", "walvault_last_archived_segment_age_seconds",
 		"walvault_wal_continuity_ok", `walvault_backups{status="DONE"}`, `walvault_repository_bytes{area="wal"}`,
-		"walvault_pg_archiver_archived_count", "walvault_pg_archiver_failed_count", "walvault_archive_ready_files",
+		"walvault_pg_archiver_archived_total", "walvault_pg_archiver_failed_total", "walvault_archive_ready_files",
 		"walvault_archive_lag_seconds", "walvault_repository_scan_duration_seconds", "walvault_repository_scan_errors_total",
 	} {
 		if _, ok := m0[series]; !ok {
@@ -115,7 +119,7 @@ func TestExporter(t *testing.T) {
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 	waitMetrics(t, addr, "the pushed segment", func(m map[string]float64) bool {
 		return m["walvault_wal_segments"] > m0["walvault_wal_segments"] &&
-			m["walvault_pg_archiver_archived_count"] > m0["walvault_pg_archiver_archived_count"] &&
+			m["walvault_pg_archiver_archived_total"] > m0["walvault_pg_archiver_archived_total"] &&
 			m[`walvault_repository_bytes{area="wal"}`] > m0[`walvault_repository_bytes{area="wal"}`]
 	})
 
@@ -147,6 +151,7 @@ func TestExporter(t *testing.T) {
 	}
 	assertDrillCleanedUp(t, scratch)
 	t.Logf("metrics after a push, a backup and a drill:\n%s", walvaultMetrics(m2))
+	checkMetrics(t, promtool, addr)
 
 	outputs := map[string]string{
 		"exporter output":      exporterOut.String(),
@@ -159,6 +164,29 @@ func TestExporter(t *testing.T) {
 	}
 	outputs["metrics"] = body.String()
 	assertNoSecret(t, secret, outputs)
+}
+
+// checkMetrics runs promtool check metrics on a scrape of addr: names,
+// types and help texts as Prometheus' own linter wants them.
+func checkMetrics(t *testing.T, promtool, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+	}
+	if !bytes.Contains(body, []byte("walvault_pg_archiver_failed_total")) {
+		t.Fatalf("the scrape lacks the PostgreSQL metrics:\n%s", body)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics on the exporter's scrape: %v\n%s", err, out)
+	}
 }
 
 // TestLogLines checks the one info line each wal-push and wal-fetch

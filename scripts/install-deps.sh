@@ -32,4 +32,19 @@ if [ "$with_s3" = yes ] && ! command -v versitygw >/dev/null && [ ! -x "$gobin/v
 	echo "install-deps: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 	(cd / && GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
 fi
+# promtool checks the alert rules in contrib/prometheus and the exporter's
+# metric names. Debian's prometheus package has it, but installing that
+# package starts a Prometheus server: take only promtool out of it. Only the
+# tests need it, so --no-s3 (the demo) skips it as it skips the gateway.
+if [ "$with_s3" = yes ] && ! command -v promtool >/dev/null && [ ! -x "$gobin/promtool" ]; then
+	echo "install-deps: promtool, from Debian's prometheus package, into $gobin"
+	deb_dir="$(mktemp -d)"
+	if ! (cd "$deb_dir" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus 2>/dev/null); then
+		apt-get update -qq
+		(cd "$deb_dir" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus)
+	fi
+	dpkg -x "$deb_dir"/prometheus_*.deb "$deb_dir/root"
+	install -D -m 0755 "$deb_dir/root/usr/bin/promtool" "$gobin/promtool"
+	rm -rf "$deb_dir"
+fi
 echo "install-deps: what walvault needs is present"

@@ -19,6 +19,9 @@ go vet ./...
 # dead code and API misuse that vet does not.
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+# contrib/: promtool tests of the alert rules, systemd-analyze of the units.
+./scripts/test-contrib.sh
+
 # Unit and conformance tests, with the race detector.
 go test -race -count=1 $(go list ./... | grep -v -e /integration -e /internal/testenv)
 # End-to-end tests: real servers, the built binary; no race detector (the

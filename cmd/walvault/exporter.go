@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/exporter"
@@ -23,6 +24,9 @@ type exporterOptions struct {
 	PGConn  string // "": no PostgreSQL metrics
 	Listen  string
 	Refresh time.Duration
+	// WebConfigFile is the exporter-toolkit web configuration (TLS, basic
+	// auth); "" serves plain HTTP without authentication.
+	WebConfigFile string
 }
 
 func (o *exporterOptions) bind(b *binder) {
@@ -38,7 +42,7 @@ func exporterCommand() *cli.Command {
 ` + defaultExporterListen + `, is on loopback and on a port that no common PostgreSQL
 exporter uses (postgres_exporter listens on 9187, pgbackrest_exporter on
 9854), so it can run beside them; give --listen :9731 to be scraped from
-another host.
+another host, with --web-config-file for TLS and a password (below).
 
 The repository is scanned once at start and then every --refresh: one
 listing of the whole repository, with manifests and drill records read once
@@ -58,15 +62,23 @@ Metrics (gauges unless _total):
    walvault_repository_bytes{area}, walvault_repository_objects{area},
      walvault_repository_info{...}, walvault_repository_scan_success,
      _scan_timestamp_seconds, _scan_duration_seconds, _scan_errors_total
-   with pg-conn: walvault_pg_up, walvault_pg_archiver_archived_count,
-     walvault_pg_archiver_failed_count, walvault_pg_archiver_last_archived_timestamp_seconds,
+   with pg-conn: walvault_pg_up, walvault_pg_archiver_archived_total,
+     walvault_pg_archiver_failed_total, walvault_pg_archiver_last_archived_timestamp_seconds,
      walvault_pg_archiver_last_failed_timestamp_seconds, walvault_archive_ready_files,
      walvault_archive_lag_seconds (age of the oldest .ready file), walvault_pg_scrape_errors_total
 
-Example alert rules are in the README ("Monitoring").`,
+TLS and basic authentication: --web-config-file names a web configuration
+file in the format every Prometheus exporter reads (tls_server_config with
+cert_file and key_file; basic_auth_users with bcrypt hashes, e.g. from
+htpasswd -nBC 10 ""). It is read again on each connection, so a renewed
+certificate or a changed password needs no restart.
+
+Alert rules (with promtool unit tests), systemd units and a Grafana
+dashboard are in contrib/; the README ("Monitoring") says more.`,
 		Flags: settingFlags(&opts,
 			&cli.StringFlag{Name: "listen", Value: defaultExporterListen, Usage: "address to serve metrics on", EnvVars: []string{"WALVAULT_LISTEN"}, Destination: &opts.Listen},
 			&cli.DurationFlag{Name: "refresh", Value: exporter.DefaultRefresh, Usage: "how often to scan the repository", EnvVars: []string{"WALVAULT_REFRESH"}, Destination: &opts.Refresh},
+			&cli.StringFlag{Name: "web-config-file", Usage: "web configuration file for TLS and basic authentication (the Prometheus exporters' --web.config.file format)", EnvVars: []string{"WALVAULT_WEB_CONFIG_FILE"}, Destination: &opts.WebConfigFile},
 		),
 		Action: repoAction(&opts, exporterAction),
 	}
@@ -78,6 +90,10 @@ func (o *exporterOptions) precheck(c *cli.Context) error {
 	}
 	if o.Refresh < time.Second {
 		return usagef("--refresh %v: want at least 1s", o.Refresh)
+	}
+	// Read now so a bad file fails at start, not at the first scrape.
+	if err := web.Validate(o.WebConfigFile); err != nil {
+		return usagef("--web-config-file %s: %v", o.WebConfigFile, err)
 	}
 	return nil
 }
@@ -102,8 +118,9 @@ func exporterAction(c *cli.Context, opts *exporterOptions, s *session) error {
 		e.Run(runCtx)
 	}()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics", "repo", b.Location(), "refresh", refresh, "postgres", opts.PGConn != "")
+	webFlags := &web.FlagConfig{WebConfigFile: &opts.WebConfigFile}
+	go func() { served <- web.Serve(ln, srv, webFlags, log) }()
+	log.Info("serving metrics", "address", ln.Addr().String(), "path", "/metrics", "repo", b.Location(), "refresh", refresh, "postgres", opts.PGConn != "", "web_config", opts.WebConfigFile)
 
 	select {
 	case err = <-served:

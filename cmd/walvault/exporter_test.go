@@ -2,13 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/walvault/walvault/internal/testenv"
 )
 
 func TestExporterHelpNamesItsPort(t *testing.T) {
@@ -72,5 +81,96 @@ func TestExporterBadInput(t *testing.T) {
 	code, _, stderr = walvaultRun(context.Background(), "exporter", "--repo", repo, "--refresh", "10ms", "--listen", "127.0.0.1:"+strconv.Itoa(0))
 	if code != exitUsage || !strings.Contains(stderr, "--refresh") {
 		t.Errorf("tiny refresh: exit %d, %s", code, stderr)
+	}
+	badWeb := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(badWeb, []byte("tls_server_config:\n  cert_file: /nonexistent/cert.pem\n  key_file: /nonexistent/key.pem\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = walvaultRun(context.Background(), "exporter", "--repo", repo, "--web-config-file", badWeb, "--listen", "127.0.0.1:"+strconv.Itoa(0))
+	if code != exitUsage || !strings.Contains(stderr, "--web-config-file "+badWeb) {
+		t.Errorf("web config naming missing certificates: exit %d, %s", code, stderr)
+	}
+}
+
+// TestExporterTLSAndBasicAuth scrapes an exporter whose web configuration
+// file turns on TLS and basic authentication: the right password over
+// HTTPS gets the metrics; a wrong or missing one gets 401; plain HTTP to
+// the TLS port gets no metrics.
+func TestExporterTLSAndBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, ca := testenv.WriteTestCerts(t, dir)
+	hash, err := bcrypt.GenerateFromPassword([]byte("right horse"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(dir, "web.yml")
+	yml := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n", cert, key, hash)
+	if err := os.WriteFile(webConfig, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr string
+	go func() {
+		code, _, errOut := walvaultRun(ctx, "exporter", "--repo", "file://"+t.TempDir(), "--listen", addr, "--refresh", "1s", "--web-config-file", webConfig)
+		stderr = errOut
+		done <- code
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exporter exited %d:\n%s", code, stderr)
+		}
+	}()
+	get := func(url, user, password string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), nil
+	}
+
+	metrics := "https://" + addr + "/metrics"
+	var code int
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(body, "walvault_repository_scan_success 1") {
+		time.Sleep(20 * time.Millisecond)
+		code, body, err = get(metrics, "prometheus", "right horse")
+	}
+	if code != http.StatusOK || !strings.Contains(body, "walvault_repository_scan_success 1") {
+		t.Fatalf("HTTPS with the right password: %d, %v\n%s", code, err, body)
+	}
+	for _, c := range []struct{ name, user, password string }{
+		{"wrong password", "prometheus", "wrong horse"},
+		{"unknown user", "someone", "right horse"},
+		{"no credentials", "", ""},
+	} {
+		code, body, err := get(metrics, c.user, c.password)
+		if err != nil || code != http.StatusUnauthorized || strings.Contains(body, "walvault_") {
+			t.Errorf("%s: %d, %v, want 401 and no metrics\n%s", c.name, code, err, body)
+		}
+	}
+	code, body, err = get("http://"+addr+"/metrics", "prometheus", "right horse")
+	if err == nil && (code == http.StatusOK || strings.Contains(body, "walvault_")) {
+		t.Errorf("plain HTTP to the TLS port served metrics: %d\n%s", code, body)
 	}
 }

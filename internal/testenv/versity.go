@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,23 +77,9 @@ func VersityBinary(t testing.TB) string {
 		}
 		return p
 	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
+	p, dirs := findTool("versitygw")
+	if p != "" {
 		return p
-	}
-	var dirs []string
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, d := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			dirs = append(dirs, filepath.Join(d, "bin"))
-		}
-	}
-	if !slices.Contains(dirs, "/root/go/bin") {
-		dirs = append(dirs, "/root/go/bin")
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "versitygw")
-		if isExecutable(p) == nil {
-			return p
-		}
 	}
 	t.Fatalf("testenv: the Versity S3 Gateway (versitygw) is not installed: not in $WALVAULT_VERSITYGW, PATH, %s.\n"+
 		"Install it with:\n\t%s\nor set WALVAULT_VERSITYGW to the binary.", strings.Join(dirs, ", "), VersityInstall)
