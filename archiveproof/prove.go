@@ -106,7 +106,12 @@ func (e *NotReachedError) Error() string {
 	if e.Settings.ArchiveLibrary != "" {
 		fmt.Fprintf(&b, "archive_library is %q (archive_mode = %s; archive_command is ignored)", e.Settings.ArchiveLibrary, e.Settings.ArchiveMode)
 	} else {
-		fmt.Fprintf(&b, "archive_command is %q (archive_mode = %s)", e.Settings.ArchiveCommand, e.Settings.ArchiveMode)
+		fmt.Fprintf(&b, "archive_command is %q (archive_mode = %s", e.Settings.ArchiveCommand, e.Settings.ArchiveMode)
+		if !strings.Contains(e.Settings.ArchiveCommand, "wal-push") {
+			// Only a hint: a script may run it.
+			b.WriteString("; it does not run walvault wal-push itself")
+		}
+		b.WriteString(")")
 	}
 	how := "which the server archived last"
 	if e.Switched {
@@ -165,22 +170,9 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	r := &repo{b: b, systemID: srv.SystemID}
-	arch, err := readArchiver(ctx, w)
-	if err != nil {
-		return Proof{}, err
+	if p, found, err := r.lastArchived(ctx, w); err != nil || found {
+		return p, err
 	}
-	// The cheap way: what the archiver stored last is here, and it has
-	// not failed since.
-	if f, err := wal.Classify(arch.lastArchived); err == nil && f.Kind == wal.KindSegment && arch.failure == "" {
-		found, err := r.has(ctx, f)
-		if err != nil {
-			return Proof{}, err
-		}
-		if found {
-			return Proof{Segment: f.String()}, nil
-		}
-	}
-
 	seg, switched, err := target(ctx, w, srv, opts.Log)
 	if err != nil {
 		return Proof{}, err
@@ -222,6 +214,31 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 		e.LastFailure = now.failure
 	}
 	return Proof{}, e
+}
+
+// LastArchived is Prove's cheap look alone: it reports whether the segment
+// pg_stat_archiver says was archived last is in the repository, with no
+// failure since. It changes nothing on the server and makes at most a few
+// requests to the repository.
+func LastArchived(ctx context.Context, w pg.Wire, b storage.Backend, srv Server) (Proof, bool, error) {
+	r := &repo{b: b, systemID: srv.SystemID}
+	return r.lastArchived(ctx, w)
+}
+
+func (r *repo) lastArchived(ctx context.Context, w pg.Wire) (Proof, bool, error) {
+	arch, err := readArchiver(ctx, w)
+	if err != nil {
+		return Proof{}, false, err
+	}
+	f, err := wal.Classify(arch.lastArchived)
+	if err != nil || f.Kind != wal.KindSegment || arch.failure != "" {
+		return Proof{}, false, nil
+	}
+	found, err := r.has(ctx, f)
+	if err != nil || !found {
+		return Proof{}, false, err
+	}
+	return Proof{Segment: f.String()}, true, nil
 }
 
 // target picks the segment to wait for and says whether it switched WAL

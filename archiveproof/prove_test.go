@@ -129,7 +129,7 @@ func TestProveNotReached(t *testing.T) {
 		want   []string
 	}{
 		{"empty repository", fakeServer{switched: "000000010000000000000003"}, false,
-			[]string{`archive_command is "/usr/local/bin/archive.sh %p" (archive_mode = on)`, "000000010000000000000003", "SELECT pg_switch_wal()", "no WAL has reached repository mem://", PushLine}},
+			[]string{`archive_command is "/usr/local/bin/archive.sh %p" (archive_mode = on; it does not run walvault wal-push itself)`, "000000010000000000000003", "SELECT pg_switch_wal()", "no WAL has reached repository mem://", PushLine}},
 		{"elsewhere, failing", fakeServer{lastArchived: "000000010000000000000002", failure: "000000010000000000000003 at 2026-11-25T09:00:00Z", switched: "000000010000000000000003"}, true,
 			[]string{"archiver last failed on 000000010000000000000003 at 2026-11-25T09:00:00Z", "did not reach mem://"}},
 		{"no right to switch", fakeServer{current: "000000010000000000000004"}, true,
