@@ -242,8 +242,16 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 	if err := checkVersion(s); err != nil {
 		return serverSettings{}, false, nil, err
 	}
-	if _, err := checkRepository(ctx, b, sys, s); err != nil && !errors.Is(err, errNoWAL) {
+	// What is wrong with the repository is said before any wait.
+	ident, err := checkRepository(ctx, b, sys, s)
+	switch {
+	case errors.Is(err, errNoWAL):
+	case err != nil:
 		return serverSettings{}, false, nil, err
+	default:
+		if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
+			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
 	}
 	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
 	probe := archiveProbe{
