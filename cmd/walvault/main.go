@@ -63,7 +63,7 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			walPushCommand(), walFetchCommand(),
-			backupPushCommand(), backupListCommand(), backupMarkCommand(), restoreCommand(),
+			backupPushCommand(), backupListCommand(), infoCommand(), backupMarkCommand(), restoreCommand(),
 			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
 			drillCommand(), exporterCommand(), walPrefetchCommand(),
 			walReceiveCommand(),
