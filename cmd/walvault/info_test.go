@@ -205,3 +205,35 @@ func TestInfoBackup(t *testing.T) {
 		t.Errorf("info of a missing backup: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestBackupListMarks: backup-list shows the stop time, LATEST and keep
+// marks, in the table and in JSON.
+func TestBackupListMarks(t *testing.T) {
+	repo, _ := infoFixture(t)
+	stdout, stderr, code := runVerifyOrCheck(t, "backup-list", "--repo", repo)
+	if code != exitOK {
+		t.Fatalf("backup-list: exit %d\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "STOP (UTC)") || !strings.HasSuffix(lines[0], "MARKS") {
+		t.Fatalf("backup-list:\n%s", stdout)
+	}
+	for i, want := range []string{"2026-11-21 02:01:30", "2026-11-22 02:01:30", "2026-11-23 02:01:30"} {
+		if !strings.Contains(lines[i+1], want) {
+			t.Errorf("line %q lacks the stop time %s", lines[i+1], want)
+		}
+	}
+	for i, want := range []string{"keep", "LATEST", "-"} {
+		if f := strings.Fields(lines[i+1]); f[len(f)-1] != want {
+			t.Errorf("line %q: marks %q, want %q", lines[i+1], f[len(f)-1], want)
+		}
+	}
+	stdout, _, _ = runVerifyOrCheck(t, "backup-list", "--json", "--repo", repo)
+	var list []backupJSON
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil || len(list) != 3 {
+		t.Fatalf("backup-list --json: %v\n%s", err, stdout)
+	}
+	if !list[0].Kept || list[0].Latest || !list[1].Latest || list[1].Kept || list[2].Latest || list[2].StopTime == nil {
+		t.Errorf("backup-list --json marks: %+v", list)
+	}
+}
