@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -107,8 +106,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	name := commandName(app, args)
-	fmt.Fprintln(stderr, errorLine(name, err))
-	return exitCode(name, err)
+	code := exitCode(name, err)
+	writeFinalError(stderr, finalLogFormat(app, args), name, err, code)
+	return code
 }
 
 // errorLine is the one line an error gets on stderr. A usage error names

@@ -168,6 +168,7 @@ func servedFromCache(c *cli.Context, opts *walFetchOptions, dir, name string, re
 		fmt.Fprintf(c.App.ErrWriter, "walvault: restored %s from the prefetch cache, but the configuration is invalid, so no more segments are prefetched: %v\n", name, err)
 		return
 	}
+	noteLogFormat(c, opts.Config)
 	log := newLogger(c.App.ErrWriter, opts.Config)
 	log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
 	keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
