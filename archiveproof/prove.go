@@ -62,6 +62,8 @@ type Proof struct {
 	// segment to look for; false when the archiver's last archived
 	// segment, or on a standby the last one replayed, served.
 	Switched bool
+	// Replayed: on a standby, the segment replay completed last served.
+	Replayed bool
 	// Waited is how long the segment took to arrive (0 when it was there).
 	Waited time.Duration
 }
@@ -69,6 +71,8 @@ type Proof struct {
 // String says what was seen, for logs and check's detail.
 func (p Proof) String() string {
 	switch {
+	case p.Replayed:
+		return fmt.Sprintf("segment %s, the last this standby replayed, reached the repository (after %s)", p.Segment, p.Waited.Round(time.Millisecond))
 	case p.Waited == 0 && !p.Switched:
 		return fmt.Sprintf("segment %s, the last archived, is in the repository", p.Segment)
 	case p.Switched:
@@ -188,7 +192,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 			return Proof{}, err
 		}
 		if found {
-			p := Proof{Segment: seg.String(), Switched: switched, Waited: time.Since(start)}
+			p := Proof{Segment: seg.String(), Switched: switched, Replayed: srv.Settings.InRecovery, Waited: time.Since(start)}
 			opts.Log.Info("this server's WAL reaches the repository", "segment", p.Segment, "repo", b.Location(), "elapsed", p.Waited)
 			return p, nil
 		}

@@ -181,8 +181,8 @@ func TestProveStandby(t *testing.T) {
 	s.InRecovery = true
 	w := fakeServer{replay: "0/5000148"}.wire()
 	p, err := Prove(t.Context(), w, b, Server{Settings: s, SystemID: sysID, Timeline: 2}, Options{Timeout: time.Second})
-	if err != nil || p.Segment != "000000020000000000000004" || p.Switched {
-		t.Fatalf("Prove on a standby: got %+v, %v; want segment 000000020000000000000004 without a switch", p, err)
+	if err != nil || p.Segment != "000000020000000000000004" || p.Switched || !p.Replayed || !strings.Contains(p.String(), "the last this standby replayed") {
+		t.Fatalf("Prove on a standby: got %+v (%s), %v; want segment 000000020000000000000004, replayed, without a switch", p, p, err)
 	}
 	if switched(w) {
 		t.Error("Prove tried to switch WAL on a standby")

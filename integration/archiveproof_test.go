@@ -83,3 +83,30 @@ func TestBackupPushArchivingElsewhere(t *testing.T) {
 		t.Errorf("check's archive_command line: %+v, want FAILED quoting the command", l)
 	}
 }
+
+// TestBackupPushFromStandby: a standby cannot switch WAL; backup-push sees
+// archiving reach the repository by the segment replay completed last,
+// which the primary archived, and takes the backup.
+func TestBackupPushFromStandby(t *testing.T) {
+	r := fileRepo(t)
+	primary, _ := archivingServer(t, r)
+	primary.SQL(t, "CREATE TABLE t AS SELECT 1 AS x")
+	standby := startStandbyWith(t, r, primary, testenv.PostgresOptions{ArchiveCommand: testenv.BuildWalvault(t) + " wal-push %p"})
+	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
+	waitReplayed(t, primary, standby)
+
+	res := walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "60s")
+	if res.code != 0 {
+		t.Fatalf("backup-push from a standby: %v", res)
+	}
+	if !strings.Contains(res.stderr, "the last this standby replayed, reached the repository") || strings.Contains(res.stderr, "pg_switch_wal()") {
+		t.Errorf("backup-push from a standby should see archiving reach the repository without switching WAL:\n%s", res.stderr)
+	}
+	list := listBackups(t, r.env)
+	if len(list) != 1 {
+		t.Fatalf("backup-list: %+v, want one backup", list)
+	}
+	// The backup ends in a segment the primary completes when it switches.
+	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
+	waitDone(t, r, list[0].ID)
+}
