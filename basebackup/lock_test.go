@@ -2,15 +2,18 @@ package basebackup
 
 import (
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestPushLock: a backup into a repository whose walvault.json records a
@@ -33,6 +36,24 @@ func TestPushLock(t *testing.T) {
 	if _, err := repository.EnsureIdentity(ctxTimeout(t), inner, ident, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The server's archiving reaches inner: its last archived segment is
+	// there, as backup-push wants to see.
+	last := pg.SwitchWAL(t)
+	pg.WaitArchived(t, last, 60*time.Second)
+	f, err := wal.Classify(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := unlocked.Get(ctxTimeout(t), repository.WALKey(f, repository.LZ4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repotest.Put(t, inner, repository.WALKey(f, repository.LZ4), body)
 
 	t.Run("locked repository", func(t *testing.T) {
 		m, err := Push(ctxTimeout(t), locked, Options{ConnString: pg.ConnString(), PartSize: MinPartSize, Lock: policy, Now: func() time.Time { return now }})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/archiveproof"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -49,24 +50,17 @@ func checkVersion(s serverSettings) error {
 	return nil
 }
 
-// checkArchiving says why archive_command does not bring the server's WAL
-// to walvault, or nil when it does: without every WAL segment from the
-// backup's start to its end in the repository, the backup cannot be
-// restored. chooseSource may still accept the server through wal-receive.
-func checkArchiving(s serverSettings, location string) error {
-	line := "archive_command = 'walvault wal-push %p' (with the repository " + location + " in the server's environment or walvault config)"
+// archiveModeError says why archive_mode keeps WAL from being archived at
+// all, or nil when the server archives: whether what it archives reaches
+// this repository is proven by its effect (archiveproof), not judged from
+// archive_command's words.
+func archiveModeError(s serverSettings, location string) error {
 	switch s.ArchiveMode {
 	case "on", "always":
-	default:
-		return refusef("archive_mode is %q, so no WAL reaches the repository and a backup could never be restored: set archive_mode = on and %s in postgresql.conf, then restart PostgreSQL", s.ArchiveMode, line)
+		return nil
 	}
-	if s.ArchiveLibrary != "" {
-		return refusef("archive_library is %q, so PostgreSQL archives WAL through that library, not walvault: set archive_library = '' and %s, then reload PostgreSQL", s.ArchiveLibrary, line)
-	}
-	if !runsWalvault(s.ArchiveCommand) {
-		return refusef("archive_command is %q, which does not run walvault wal-push, so the WAL this backup needs would not reach %s: set %s, then reload PostgreSQL (SELECT pg_reload_conf())", s.ArchiveCommand, location, line)
-	}
-	return nil
+	line := "archive_command = 'walvault wal-push %p' (with the repository " + location + " in the server's environment or walvault config)"
+	return refusef("archive_mode is %q, so no WAL reaches the repository and a backup could never be restored: set archive_mode = on and %s in postgresql.conf, then restart PostgreSQL", s.ArchiveMode, line)
 }
 
 const receiveAppName = pg.ReceiveApplicationName
@@ -100,24 +94,37 @@ func (s walSource) String() string {
 // receiveHint is how to set up the other WAL source, for refusals.
 const receiveHint = "or run `walvault wal-receive --slot walvault --create-slot` into the same repository, which streams WAL over a replication slot and replaces archive_command as backup-push's WAL source"
 
+// archiveProbe is how chooseSource sees whether archiving reaches the
+// repository: seen is the cheap look (the archiver's last segment is
+// there), prove switches WAL and waits (archiveproof.Prove).
+type archiveProbe struct {
+	seen  func() (bool, error)
+	prove func() error
+}
+
 // chooseSource decides which WAL source a backup relies on: archive_command
-// when it runs walvault; otherwise the slots wal-receive streams from now,
-// as candidates for confirmReceiver. slots is only read when archiving
-// falls short, so a server that archives with walvault is not asked about
-// replication. With neither source, the refusal says how to set up
+// when the archiver's last segment is already in the repository; else the
+// slots wal-receive streams from now, as candidates for confirmReceiver;
+// else archive_command once a segment it archives after a WAL switch
+// reaches the repository. slots is only read when the cheap look fails,
+// so a server whose archiving visibly reaches the repository is not asked
+// about replication. With neither source, the refusal says how to set up
 // either.
-func chooseSource(s serverSettings, location string, slots func() ([]slotInfo, error)) (archive bool, receivers []slotInfo, err error) {
+func chooseSource(s serverSettings, location string, probe archiveProbe, slots func() ([]slotInfo, error)) (archive bool, receivers []slotInfo, err error) {
 	if err := checkVersion(s); err != nil {
 		return false, nil, err
 	}
-	archErr := checkArchiving(s, location)
-	if archErr == nil {
-		return true, nil, nil
+	modeErr := archiveModeError(s, location)
+	if modeErr == nil {
+		seen, err := probe.seen()
+		if err != nil {
+			return false, nil, err
+		}
+		if seen {
+			return true, nil, nil
+		}
 	}
-	all, err := slots()
-	if err != nil {
-		return false, nil, fmt.Errorf("%w; looking for a wal-receive streaming from a replication slot instead failed: %w", archErr, err)
-	}
+	all, slotsErr := slots()
 	var idle []string
 	for _, si := range all {
 		if si.receiving() {
@@ -126,8 +133,22 @@ func chooseSource(s serverSettings, location string, slots func() ([]slotInfo, e
 			idle = append(idle, si.Name)
 		}
 	}
-	if len(receivers) > 0 {
+	if slotsErr == nil && len(receivers) > 0 {
 		return false, receivers, nil
+	}
+	archErr := modeErr
+	if modeErr == nil {
+		err := probe.prove()
+		if err == nil {
+			return true, nil, nil
+		}
+		if !errors.Is(err, archiveproof.ErrNotReached) {
+			return false, nil, err
+		}
+		archErr = fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if slotsErr != nil {
+		return false, nil, fmt.Errorf("%w; looking for a wal-receive streaming from a replication slot instead failed: %w", archErr, slotsErr)
 	}
 	hint := receiveHint
 	if len(idle) > 0 {
@@ -153,12 +174,17 @@ const slotsQuery = "SELECT s.slot_name, s.active, coalesce(r.application_name, '
 	"FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid " +
 	"WHERE s.slot_type = 'physical' ORDER BY s.slot_name"
 
-// readSlots runs slotsQuery on a normal connection.
+// readSlots runs slotsQuery on a normal connection, which stays usable
+// after the server refuses it (archiving may be proven on it next).
 func readSlots(ctx context.Context, w pg.Wire) ([]slotInfo, error) {
-	rs, err := pg.SimpleQuery(ctx, w, slotsQuery, nil)
+	rss, err := pg.Exec(ctx, w, slotsQuery)
 	if err != nil {
 		return nil, fmt.Errorf("read replication slots: %w", err)
 	}
+	if len(rss) != 1 {
+		return nil, fmt.Errorf("read replication slots: got %d results, want 1", len(rss))
+	}
+	rs := rss[0]
 	out := make([]slotInfo, 0, len(rs.Rows))
 	for _, row := range rs.Rows {
 		if len(row) != 4 {
@@ -243,17 +269,15 @@ func repositoryHas(ctx context.Context, b storage.Backend, c repository.Compress
 	return false, "", fmt.Errorf("look for %s in %s: %w", seg, b.Location(), err)
 }
 
-// runsWalvault reports whether an archive_command runs walvault's wal-push.
-func runsWalvault(cmd string) bool {
-	return strings.Contains(cmd, "walvault") && strings.Contains(cmd, "wal-push")
-}
+// errNoWAL: the repository has no walvault.json yet.
+var errNoWAL = errors.New("no WAL has reached")
 
 // checkRepository refuses a repository that no WAL of this cluster has
 // reached, or that belongs to another cluster.
 func checkRepository(ctx context.Context, b storage.Backend, sys pg.SystemInfo, s serverSettings) (repository.Identity, error) {
 	id, err := repository.LoadIdentity(ctx, b)
 	if errors.Is(err, storage.ErrNotFound) {
-		return repository.Identity{}, refusef("no WAL has reached repository %s yet (it has no %s): check archive_command (or wal-receive) and the server log, and run SELECT pg_switch_wal() to archive a first segment", b.Location(), repository.IdentityKey)
+		return repository.Identity{}, fmt.Errorf("%w: %w repository %s yet (it has no %s): check archive_command (or wal-receive) and the server log, and run SELECT pg_switch_wal() to archive a first segment", ErrRefused, errNoWAL, b.Location(), repository.IdentityKey)
 	}
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read the identity of repository %s: %w", b.Location(), err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walvault/walvault/archiveproof"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
@@ -17,29 +18,47 @@ import (
 	"github.com/walvault/walvault/wal"
 )
 
+// reaching is an archiveProbe whose archiving reaches the repository or
+// not, with archiveproof's verdict built from the settings.
+func reaching(s serverSettings, reaches bool) archiveProbe {
+	return archiveProbe{
+		seen: func() (bool, error) { return reaches, nil },
+		prove: func() error {
+			if reaches {
+				return nil
+			}
+			return &archiveproof.NotReachedError{Location: "file:///repo", Segment: "000000010000000000000003", Settings: s, Timeout: time.Second, Switched: true}
+		},
+	}
+}
+
+// TestCheckServer: archiving is judged by its effect; a refusal quotes
+// archive_command (or archive_library) and says what to set.
 func TestCheckServer(t *testing.T) {
 	t.Parallel()
 	ok := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "/usr/local/bin/walvault wal-push %p"}
 	with := func(f func(*serverSettings)) serverSettings { s := ok; f(&s); return s }
 	tests := []struct {
-		name string
-		in   serverSettings
-		want []string // substrings of the refusal; nil means accepted
+		name    string
+		in      serverSettings
+		reaches bool
+		want    []string // substrings of the refusal; nil means accepted
 	}{
-		{"walvault archiving", ok, nil},
-		{"archive_mode always", with(func(s *serverSettings) { s.ArchiveMode = "always" }), nil},
-		{"walvault with options", with(func(s *serverSettings) { s.ArchiveCommand = "WALVAULT_CONFIG=/etc/walvault.yaml walvault wal-push %p" }), nil},
-		{"archive_mode off", with(func(s *serverSettings) { s.ArchiveMode = "off" }), []string{`archive_mode is "off"`, "archive_mode = on", "restart"}},
-		{"archive_command cp", with(func(s *serverSettings) { s.ArchiveCommand = "cp %p /mnt/archive/%f" }), []string{`"cp %p /mnt/archive/%f"`, "archive_command = 'walvault wal-push %p'", "file:///repo"}},
-		{"archive_command empty", with(func(s *serverSettings) { s.ArchiveCommand = "" }), []string{`archive_command is ""`}},
-		{"walvault fetch is not push", with(func(s *serverSettings) { s.ArchiveCommand = "walvault wal-fetch %f %p" }), []string{"does not run walvault wal-push"}},
-		{"archive_library", with(func(s *serverSettings) { s.ArchiveLibrary = "basic_archive" }), []string{`archive_library is "basic_archive"`}},
-		{"PostgreSQL 14", with(func(s *serverSettings) { s.VersionNum = 140011 }), []string{"PostgreSQL 14.11 is too old"}},
+		{"walvault archiving", ok, true, nil},
+		{"archive_mode always", with(func(s *serverSettings) { s.ArchiveMode = "always" }), true, nil},
+		{"walvault with options", with(func(s *serverSettings) { s.ArchiveCommand = "WALVAULT_CONFIG=/etc/walvault.yaml walvault wal-push %p" }), true, nil},
+		{"wrapper script that reaches", with(func(s *serverSettings) { s.ArchiveCommand = "/usr/local/bin/archive.sh %p" }), true, nil},
+		{"archive_mode off", with(func(s *serverSettings) { s.ArchiveMode = "off" }), true, []string{`archive_mode is "off"`, "archive_mode = on", "restart"}},
+		{"archive_command cp", with(func(s *serverSettings) { s.ArchiveCommand = "cp %p /mnt/archive/%f" }), false, []string{`"cp %p /mnt/archive/%f"`, "archive_command = 'walvault wal-push %p'", "file:///repo"}},
+		{"archive_command empty", with(func(s *serverSettings) { s.ArchiveCommand = "" }), false, []string{`archive_command is ""`}},
+		{"walvault fetch is not push", with(func(s *serverSettings) { s.ArchiveCommand = "walvault wal-fetch %f %p" }), false, []string{"does not run walvault wal-push"}},
+		{"archive_library", with(func(s *serverSettings) { s.ArchiveLibrary = "basic_archive" }), false, []string{`archive_library is "basic_archive"`}},
+		{"PostgreSQL 14", with(func(s *serverSettings) { s.VersionNum = 140011 }), true, []string{"PostgreSQL 14.11 is too old"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// No wal-receive: archiving alone decides.
-			_, _, err := chooseSource(tc.in, "file:///repo", func() ([]slotInfo, error) { return nil, nil })
+			_, _, err := chooseSource(tc.in, "file:///repo", reaching(tc.in, tc.reaches), func() ([]slotInfo, error) { return nil, nil })
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("chooseSource: got %v, want nil", err)
@@ -123,8 +142,10 @@ func TestReadSettings(t *testing.T) {
 	}
 }
 
-// TestChooseSource is the preflight decision: archive_command when it runs
-// walvault, else an active wal-receive, else a refusal naming both fixes.
+// TestChooseSource is the preflight decision: archive_command when its
+// last segment is seen in the repository, else an active wal-receive,
+// else archive_command once a switched segment arrives, else a refusal
+// naming both fixes.
 func TestChooseSource(t *testing.T) {
 	t.Parallel()
 	archiving := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}
@@ -141,23 +162,31 @@ func TestChooseSource(t *testing.T) {
 		archive   bool
 		receivers []string // slot names
 		refusal   []string // substrings; nil means accepted
+		seen      bool     // the archiver's last segment is in the repository
+		arrives   bool     // a switched segment arrives
 	}{
-		{"archive_command, no slot", archiving, nil, nil, true, nil, nil},
-		{"archive_command wins over wal-receive", archiving, []slotInfo{receiving}, nil, true, nil, nil},
-		{"archive_mode off, wal-receive", off, []slotInfo{standby, receiving}, nil, false, []string{"walvault"}, nil},
-		{"empty archive_command, wal-receive", emptyCmd, []slotInfo{receiving}, nil, false, []string{"walvault"}, nil},
-		{"two receivers", off, []slotInfo{receiving, {Name: "walvault2", Active: true, AppName: receiveAppName}}, nil, false, []string{"walvault", "walvault2"}, nil},
-		{"archive_mode off, nothing", off, nil, nil, false, nil, []string{`archive_mode is "off"`, "archive_mode = on", "restart PostgreSQL", "walvault wal-receive --slot walvault --create-slot"}},
-		{"only a standby's slot", off, []slotInfo{standby}, nil, false, nil, []string{"archive_mode = on", "wal-receive"}},
-		{"wal-receive stopped", off, []slotInfo{stopped}, nil, false, nil, []string{"wal-receive", "slot 'walvault' exists but is inactive"}},
-		{"cp archive_command, nothing", serverSettings{VersionNum: 150010, ArchiveMode: "on", ArchiveCommand: "cp %p /x/%f"}, nil, nil, false, nil, []string{`"cp %p /x/%f"`, "archive_command = 'walvault wal-push %p'", "wal-receive"}},
-		{"slots unreadable", off, nil, errors.New("permission denied"), false, nil, []string{"archive_mode = on", "permission denied"}},
-		{"PostgreSQL 14 with wal-receive", serverSettings{VersionNum: 140011, ArchiveMode: "off"}, []slotInfo{receiving}, nil, false, nil, []string{"PostgreSQL 14.11 is too old"}},
+		{"archive_command, no slot", archiving, nil, nil, true, nil, nil, true, true},
+		{"archive_command wins over wal-receive", archiving, []slotInfo{receiving}, nil, true, nil, nil, true, true},
+		{"new repository, switched segment arrives", archiving, nil, nil, true, nil, nil, false, true},
+		{"wal-receive before waiting for archiving", archiving, []slotInfo{receiving}, nil, false, []string{"walvault"}, nil, false, true},
+		{"archiving unproven, slots unreadable", archiving, nil, errors.New("permission denied"), true, nil, nil, false, true},
+		{"archiving does not arrive, slots unreadable", archiving, nil, errors.New("permission denied"), false, nil, []string{"walvault wal-push", "did not reach", "permission denied"}, false, false},
+		{"archive_mode off, wal-receive", off, []slotInfo{standby, receiving}, nil, false, []string{"walvault"}, nil, false, false},
+		{"empty archive_command, wal-receive", emptyCmd, []slotInfo{receiving}, nil, false, []string{"walvault"}, nil, false, false},
+		{"two receivers", off, []slotInfo{receiving, {Name: "walvault2", Active: true, AppName: receiveAppName}}, nil, false, []string{"walvault", "walvault2"}, nil, false, false},
+		{"archive_mode off, nothing", off, nil, nil, false, nil, []string{`archive_mode is "off"`, "archive_mode = on", "restart PostgreSQL", "walvault wal-receive --slot walvault --create-slot"}, false, false},
+		{"only a standby's slot", off, []slotInfo{standby}, nil, false, nil, []string{"archive_mode = on", "wal-receive"}, false, false},
+		{"wal-receive stopped", off, []slotInfo{stopped}, nil, false, nil, []string{"wal-receive", "slot 'walvault' exists but is inactive"}, false, false},
+		{"cp archive_command, nothing", serverSettings{VersionNum: 150010, ArchiveMode: "on", ArchiveCommand: "cp %p /x/%f"}, nil, nil, false, nil, []string{`"cp %p /x/%f"`, "archive_command = 'walvault wal-push %p'", "wal-receive"}, false, false},
+		{"slots unreadable", off, nil, errors.New("permission denied"), false, nil, []string{"archive_mode = on", "permission denied"}, false, false},
+		{"PostgreSQL 14 with wal-receive", serverSettings{VersionNum: 140011, ArchiveMode: "off"}, []slotInfo{receiving}, nil, false, nil, []string{"PostgreSQL 14.11 is too old"}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			asked := false
-			archive, receivers, err := chooseSource(tc.s, "file:///repo", func() ([]slotInfo, error) { asked = true; return tc.slots, tc.slotsErr })
+			probe := reaching(tc.s, tc.arrives)
+			probe.seen = func() (bool, error) { return tc.seen, nil }
+			archive, receivers, err := chooseSource(tc.s, "file:///repo", probe, func() ([]slotInfo, error) { asked = true; return tc.slots, tc.slotsErr })
 			if tc.refusal != nil {
 				if !errors.Is(err, ErrRefused) {
 					t.Fatalf("chooseSource: got %v, want a refusal", err)
@@ -179,8 +208,8 @@ func TestChooseSource(t *testing.T) {
 			if archive != tc.archive || strings.Join(names, ",") != strings.Join(tc.receivers, ",") {
 				t.Errorf("chooseSource: archive %v, receivers %v; want %v, %v", archive, names, tc.archive, tc.receivers)
 			}
-			if archive && asked {
-				t.Error("a server archiving with walvault was asked about replication slots")
+			if tc.seen && asked {
+				t.Error("a server whose archiving is seen to reach the repository was asked about replication slots")
 			}
 		})
 	}

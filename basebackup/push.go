@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/archiveproof"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -60,8 +61,10 @@ type Options struct {
 	Terminal bool
 	// Now is the clock for ids and recorded times; nil means time.Now.
 	Now func() time.Time
-	// WALTimeout bounds the wait, when wal-receive is the WAL source, for
-	// the backup's WAL to be complete in the repository; 0 means
+	// WALTimeout bounds each wait for WAL to reach the repository: before
+	// the backup, for the segment a WAL switch completes when archiving is
+	// not yet seen to reach it (archiveproof); after it, when wal-receive
+	// is the WAL source, for the backup's WAL to be complete. 0 means
 	// DefaultWALTimeout. (With archive_command, PostgreSQL itself waits
 	// for archiving before BASE_BACKUP ends.)
 	WALTimeout time.Duration
@@ -107,11 +110,15 @@ func (o Options) withDefaults() (Options, error) {
 // returns. Nothing is written to local disk.
 //
 // Before the backup it refuses (errors wrapping ErrRefused) a server whose
-// WAL does not reach walvault and a repository that has no WAL of this
-// cluster yet or belongs to another. WAL reaches walvault through
-// archive_command (walvault wal-push), or else through wal-receive
-// streaming from an active physical slot into this repository; it logs
-// which ("WAL source: ..."). With wal-receive, PostgreSQL does not wait
+// WAL does not reach this repository and a repository that belongs to
+// another cluster. WAL reaches the repository through archive_command,
+// judged by its effect, not its words: the archiver's last segment is
+// there, or else, when no wal-receive streams from the server either,
+// Push switches WAL and waits up to opts.WALTimeout for the completed
+// segment to arrive (so a repository no WAL has reached yet, and a
+// wrapper script that runs wal-push, both work). Otherwise WAL reaches it
+// through wal-receive streaming from an active physical slot into this
+// repository. It logs which ("WAL source: ..."). With wal-receive, PostgreSQL does not wait
 // for the backup's WAL, so Push does: the manifest is written once every
 // segment from the backup's start to its stop is complete in the
 // repository, which makes the backup DONE. If that takes longer than
@@ -144,7 +151,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		return repository.BackupManifest{}, err
 	}
 
-	settings, archiving, receivers, err := preflight(ctx, cfg, b)
+	settings, archiving, receivers, err := preflight(ctx, cfg, b, sys, opts)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
@@ -217,10 +224,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 }
 
 // preflight reads the server's settings on a normal connection and checks
-// that its WAL reaches walvault: through archive_command (archiving), or
-// else through wal-receive on one of receivers, which Push confirms
-// against the repository.
-func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
+// that its WAL reaches walvault: through archive_command (archiving),
+// proven by its effect (archiveproof: the archiver's last segment is in
+// the repository, or one completed by a WAL switch arrives there within
+// opts.WALTimeout), or else through wal-receive on one of receivers, which
+// Push confirms against the repository. A repository of another cluster
+// is refused before anything is waited for.
+func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys pg.SystemInfo, opts Options) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
 	w, err := pg.Open(ctx, cfg, false)
 	if err != nil {
 		return serverSettings{}, false, nil, err
@@ -229,7 +239,38 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend) (s s
 	if s, err = readSettings(ctx, w, cfg.User); err != nil {
 		return serverSettings{}, false, nil, err
 	}
-	archiving, receivers, err = chooseSource(s, b.Location(), func() ([]slotInfo, error) { return readSlots(ctx, w) })
+	if err := checkVersion(s); err != nil {
+		return serverSettings{}, false, nil, err
+	}
+	// What is wrong with the repository is said before any wait.
+	ident, err := checkRepository(ctx, b, sys, s)
+	switch {
+	case errors.Is(err, errNoWAL):
+	case err != nil:
+		return serverSettings{}, false, nil, err
+	default:
+		if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
+			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+	}
+	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
+	probe := archiveProbe{
+		seen: func() (bool, error) {
+			p, seen, err := archiveproof.LastArchived(ctx, w, b, srv)
+			if seen {
+				opts.Log.Info("archiving reaches the repository: " + p.String())
+			}
+			return seen, err
+		},
+		prove: func() error {
+			p, err := archiveproof.Prove(ctx, w, b, srv, archiveproof.Options{Timeout: opts.WALTimeout, Log: opts.Log})
+			if err == nil {
+				opts.Log.Info("archiving reaches the repository: " + p.String())
+			}
+			return err
+		},
+	}
+	archiving, receivers, err = chooseSource(s, b.Location(), probe, func() ([]slotInfo, error) { return readSlots(ctx, w) })
 	return s, archiving, receivers, err
 }
 

@@ -261,7 +261,9 @@ func TestPush(t *testing.T) {
 
 	t.Run("repository without walvault.json", func(t *testing.T) {
 		empty := mem.New()
-		_, err := Push(ctxTimeout(t), empty, Options{ConnString: pg.ConnString()})
+		// archive_command pushes elsewhere: the switched segment never
+		// arrives, and the wait ends at WALTimeout.
+		_, err := Push(ctxTimeout(t), empty, Options{ConnString: pg.ConnString(), WALTimeout: 3 * time.Second})
 		t.Logf("error: %v", err)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no WAL has reached") || !strings.Contains(err.Error(), "pg_switch_wal()") {
 			t.Errorf("Push into an empty repository: got %v, want a refusal saying no WAL has reached it", err)
@@ -287,7 +289,7 @@ func TestPushRefusesServer(t *testing.T) {
 			t.Parallel()
 			pg := testenv.StartPostgres(t, tc.opts)
 			b := mem.New()
-			_, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString()})
+			_, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString(), WALTimeout: 3 * time.Second})
 			t.Logf("error: %v", err)
 			if !errors.Is(err, ErrRefused) {
 				t.Fatalf("Push: got %v, want a refusal", err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walvault/walvault/archiveproof"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -102,6 +103,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 		c.srv = gather(ctx, opts.ConnString, opts.Slot)
 		return nil
 	})
+	c.proveArchiving(ctx)
 
 	c.timed(ctx, c.checkRepository)
 	c.timed(ctx, c.checkIdentity)
@@ -136,6 +138,11 @@ type checker struct {
 	identity       identityFacts
 	backups        *backupFacts
 	loc            *local
+
+	// The proof that archiving reaches the repository (proveArchiving).
+	proofRan bool
+	proof    archiveproof.Proof
+	proofErr error
 }
 
 func (c *checker) add(rs ...Result) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/archiveproof"
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
@@ -411,5 +413,22 @@ func TestRunWithoutPostgreSQL(t *testing.T) {
 	}
 	if Failed(rs) == 0 {
 		t.Fatal("Failed counts no failure")
+	}
+}
+
+// TestArchiveVerdict: once the proof ran, its verdict decides the
+// archive_command line, whatever the command's words.
+func TestArchiveVerdict(t *testing.T) {
+	c, _ := newChecker(t)
+	c.srv.settings = map[string]setting{"archive_mode": {value: "on"}, "archive_library": {value: ""}, "archive_command": {value: "/usr/local/bin/archive.sh %p"}}
+	c.loc = &local{why: "not here"}
+	c.proofRan, c.proof = true, archiveproof.Proof{Segment: "000000010000000000000003", Switched: true, Waited: time.Second}
+	if r := c.checkArchiveCommand(); !r.OK || !strings.Contains(r.Detail, `"/usr/local/bin/archive.sh %p" reaches this repository: segment 000000010000000000000003`) {
+		t.Errorf("a wrapper script that reaches the repository: %+v, want OK", r)
+	}
+	c.srv.settings["archive_command"] = setting{value: "walvault wal-push %p"}
+	c.proofErr = &archiveproof.NotReachedError{Location: "mem://x", Segment: "000000010000000000000003", Settings: pg.Settings{ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}, Timeout: time.Second, Switched: true}
+	if r := c.checkArchiveCommand(); r.OK || !strings.HasPrefix(r.Detail, `archive_command is "walvault wal-push %p"`) || !strings.Contains(r.Detail, "did not reach mem://x") {
+		t.Errorf("a walvault command that does not reach the repository: %+v, want FAILED quoting it", r)
 	}
 }

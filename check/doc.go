@@ -19,10 +19,16 @@
 // and the probe stays until its retention ends; verify counts check/ as
 // walvault's own and never reports it.
 //
+// archive_command is judged by its effect (archiving.go, with package
+// archiveproof): the archiver's last segment is in the repository, or
+// else check switches WAL (pg_switch_wal(), the one change it makes to
+// the server, as pgBackRest's check does) and waits up to its timeout for
+// the completed segment to arrive. The command's words only add a note.
+//
 // What it must not do: print a secret (every line goes through scrub,
 // which removes the values cmd passes in Options.Secrets, NAME=value pairs
 // whose name says secret/password/token, and URL passwords; only
 // WALVAULT_REPO and WALVAULT_CONFIG are ever read from the server's
-// environment), change anything but its probe, or read walvault's own
-// configuration (cmd passes Options).
+// environment), change anything but its probe and that WAL switch, or
+// read walvault's own configuration (cmd passes Options).
 package check

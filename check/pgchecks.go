@@ -97,6 +97,19 @@ func (c *checker) checkArchiveCommand() Result {
 		return failed(NameArchiveCmd, "archive_library is %q, so PostgreSQL archives through that library and ignores archive_command: set archive_library = '' and %s, then reload PostgreSQL", lib.value, walPushLine)
 	}
 	cs := parseArchiveCommand(cmd)
+	if c.proofRan {
+		var src repoSource
+		var same bool
+		var sameErr error
+		if cs.runsWalvault {
+			src = archiveRepository(cs, c.localServer())
+			if src.repo != "" {
+				same, sameErr = sameRepository(src.repo, c.opts.Repo)
+			}
+		}
+		return c.archiveVerdict(cmd, describeCommand(cs, src, same, sameErr))
+	}
+	// The proof did not run: judge by the command's words.
 	if !cs.runsWalvault {
 		return failed(NameArchiveCmd, "archive_command is %q, which does not run walvault wal-push, so WAL does not reach %s: set %s, then reload PostgreSQL (SELECT pg_reload_conf())", cmd, c.b.Location(), walPushLine)
 	}

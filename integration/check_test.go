@@ -61,7 +61,7 @@ func TestCheckHealthy(t *testing.T) {
 		}
 		// On the database host, as root: the repository in the server's
 		// environment and the free space are really checked.
-		for _, want := range []string{"archive_command: OK (runs walvault wal-push into this repository, named by WALVAULT_REPO in the server's environment)", "pg_wal free space: OK (", " free, "} {
+		for _, want := range []string{"archive_command: OK (runs walvault wal-push into this repository, named by WALVAULT_REPO in the server's environment; segment ", "pg_wal free space: OK (", " free, "} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("output lacks %q:\n%s", want, res.stdout)
 			}
@@ -147,7 +147,9 @@ func TestCheckPrintsNoSecret(t *testing.T) {
 		"host=127.0.0.1 port=1 user=postgres password=" + password + " connect_timeout=2", // unreachable
 		"postgres://postgres:" + password + "@127.0.0.1:1/postgres?connect_timeout=2",
 	} {
-		for _, args := range [][]string{{"check", "--pg-conn", conn}, {"check", "--json", "--pg-conn", conn}, {"check", "--log-level", "debug", "--pg-conn", conn}} {
+		// A short --timeout: the segment archive_command never brings is
+		// waited for that long.
+		for _, args := range [][]string{{"check", "--timeout", "5s", "--pg-conn", conn}, {"check", "--json", "--timeout", "5s", "--pg-conn", conn}, {"check", "--log-level", "debug", "--timeout", "5s", "--pg-conn", conn}} {
 			res := walvault(t, append(r.env, "PGPASSWORD="+password), args...)
 			if res.code != 1 {
 				t.Errorf("check %v: want exit 1 (archive_command fails), got %v", args[1:], res)
@@ -160,7 +162,7 @@ func TestCheckPrintsNoSecret(t *testing.T) {
 			}
 		}
 	}
-	res := walvault(t, r.env, "check", "--pg-conn", pg.ConnString())
+	res := walvault(t, r.env, "check", "--timeout", "5s", "--pg-conn", pg.ConnString())
 	if !strings.Contains(res.stdout, "archive_command: FAILED (archive_command is \"AWS_SECRET_ACCESS_KEY=[REDACTED] /bin/true %p\"") {
 		t.Errorf("archive_command line should quote the command with the secret redacted:\n%s", res.stdout)
 	}

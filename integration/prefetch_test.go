@@ -100,7 +100,13 @@ func TestPrefetchHitWithoutRepository(t *testing.T) {
 		}
 	}
 
-	pgwal := filepath.Join(t.TempDir(), "pg_wal")
+	// A data directory's pg_wal, as restore_command's %p points into: only
+	// there does wal-fetch prefetch.
+	datadir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(datadir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pgwal := filepath.Join(datadir, "pg_wal")
 	if err := os.Mkdir(pgwal, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -71,13 +71,21 @@ func TestReceiveFollowsPromotion(t *testing.T) {
 // It does not archive.
 func startStandby(t *testing.T, r *repo, primary *testenv.Postgres) *testenv.Postgres {
 	t.Helper()
+	return startStandbyWith(t, r, primary, testenv.PostgresOptions{})
+}
+
+// startStandbyWith is startStandby with more server options (DataDir and
+// Env are set for it).
+func startStandbyWith(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions) *testenv.Postgres {
+	t.Helper()
 	dir := filepath.Join(testenv.UserDir(t), "standby")
 	out, err := primary.Command(t, "pg_basebackup", "-D", dir, "-R", "-X", "stream", "-c", "fast",
 		"-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port()), "-U", primary.User).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pg_basebackup for a standby: %v\n%s", err, out)
 	}
-	return testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
+	opts.DataDir, opts.Env = dir, r.env
+	return testenv.StartPostgres(t, opts)
 }
 
 // waitReplayed waits until standby has replayed everything primary wrote

@@ -56,6 +56,7 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 		}
 	}
 	cfg := *opts.common()
+	noteLogFormat(c, cfg)
 	s := &session{log: newLogger(c.App.ErrWriter, cfg)}
 	if d, ok := opts.(deadliner); ok {
 		s.ctx, s.cancel = context.WithTimeout(c.Context, d.deadline())

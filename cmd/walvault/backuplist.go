@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,8 +41,10 @@ func backupListCommand() *cli.Command {
    INCOMPLETE        parts without a manifest: an interrupted backup-push; never
                      restored
 
-LATEST (for restore --backup) is the newest DONE backup. --json prints the
-schema documented in the README ("backup-list --json").`,
+LATEST (for restore --backup) is the newest DONE backup; the MARKS column
+shows it, and "keep" for a backup a keep mark exempts from retention
+(backup-mark). --json prints the schema documented in the README
+("backup-list --json"). walvault info BACKUP shows one backup in full.`,
 		Flags:  settingFlags(&opts, jsonFlag("print JSON instead of a table", &opts.JSON)),
 		Action: repoAction(&opts, backupList),
 	}
@@ -65,10 +68,14 @@ type backupJSON struct {
 	SystemID        string     `json:"system_identifier,omitempty"`
 	Label           string     `json:"label,omitempty"`
 	MissingWAL      string     `json:"missing_wal,omitempty"`
+	// Latest marks the newest DONE backup (restore --backup LATEST); Kept
+	// a backup whose newest keep mark exempts it from retention.
+	Latest bool `json:"latest,omitempty"`
+	Kept   bool `json:"kept,omitempty"`
 }
 
-func toJSON(bi repository.BackupInfo) backupJSON {
-	out := backupJSON{ID: bi.ID, Status: string(bi.Status), MissingWAL: bi.MissingWAL}
+func toJSON(bi repository.BackupInfo, marks backupMarks) backupJSON {
+	out := backupJSON{ID: bi.ID, Status: string(bi.Status), MissingWAL: bi.MissingWAL, Latest: bi.ID == marks.latest, Kept: marks.kept[bi.ID]}
 	if m := bi.Manifest; m != nil {
 		start, stop := m.StartTime.UTC(), m.StopTime.UTC()
 		out.StartTime, out.StopTime = &start, &stop
@@ -90,36 +97,63 @@ func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
 	if err != nil {
 		return err
 	}
+	marks := backupMarks{kept: map[string]bool{}}
+	if latest, err := repository.FindBackup(backups, "LATEST"); err == nil {
+		marks.latest = latest.ID
+	}
+	for _, bk := range inv.Backups {
+		marks.kept[bk.ID] = repository.Kept(bk.Marks)
+	}
 	if opts.JSON {
 		list := make([]backupJSON, 0, len(backups))
 		for _, bi := range backups {
-			list = append(list, toJSON(bi))
+			list = append(list, toJSON(bi, marks))
 		}
 		return writeJSON(c.App.Writer, list)
 	}
-	return printBackupTable(c.App.Writer, backups)
+	return printBackupTable(c.App.Writer, backups, marks)
 }
 
-func printBackupTable(w io.Writer, backups []repository.BackupInfo) error {
+// backupMarks are what backup-list marks a backup with: LATEST, keep.
+type backupMarks struct {
+	latest string
+	kept   map[string]bool
+}
+
+func (m backupMarks) of(id string) string {
+	var out []string
+	if id == m.latest {
+		out = append(out, "LATEST")
+	}
+	if m.kept[id] {
+		out = append(out, "keep")
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
+}
+
+func printBackupTable(w io.Writer, backups []repository.BackupInfo, marks backupMarks) error {
 	if len(backups) == 0 {
 		_, err := fmt.Fprintln(w, "no backups yet: run walvault backup-push")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tSTART (UTC)\tDURATION\tTLI\tSTART LSN\tSTOP LSN\tSIZE\tSTORED")
+	fmt.Fprintln(tw, "ID\tSTATUS\tSTART (UTC)\tSTOP (UTC)\tDURATION\tTLI\tSTART LSN\tSTOP LSN\tSIZE\tSTORED\tMARKS")
 	for _, bi := range backups {
 		m := bi.Manifest
 		if m == nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\n", bi.ID, bi.Status)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", bi.ID, bi.Status, marks.of(bi.ID))
 			continue
 		}
 		status := string(bi.Status)
 		if bi.MissingWAL != "" {
 			status += " (needs " + bi.MissingWAL + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", bi.ID, status,
-			m.StartTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.Sub(m.StartTime).Round(time.Second),
-			m.StartTimeline, m.StartLSN, m.StopLSN, units.Bytes(m.RawBytes), units.Bytes(m.Stored))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", bi.ID, status,
+			m.StartTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.Sub(m.StartTime).Round(time.Second),
+			m.StartTimeline, m.StartLSN, m.StopLSN, units.Bytes(m.RawBytes), units.Bytes(m.Stored), marks.of(bi.ID))
 	}
 	return tw.Flush()
 }

@@ -28,7 +28,7 @@ func (o *backupPushOptions) bind(b *binder) {
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
-	bindTimeout(b, &o.Timeout, "how long to wait for wal-receive to store the backup's WAL (when wal-receive is the WAL source)")
+	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for wal-receive to store the backup's WAL")
 }
 
 func backupPushCommand() *cli.Command {
@@ -49,8 +49,13 @@ and backup-list shows it as DONE once that WAL is in the repository, so the
 server's WAL must reach the same repository, in one of two ways (the log says
 which one the backup relies on, "WAL source: ..."):
 
-   archive_command   archive_mode = on, archive_command = 'walvault wal-push %p';
-                     PostgreSQL waits until the backup's last segment is archived
+   archive_command   archive_mode = on, archive_command = 'walvault wal-push %p'
+                     (or a script that runs it); judged by its effect: when the
+                     segment archived last is not in this repository,
+                     backup-push runs pg_switch_wal() and waits, up to
+                     --timeout, for that segment to arrive (so a new
+                     repository just works); PostgreSQL waits until the
+                     backup's last segment is archived
    wal-receive       walvault wal-receive streaming from an active physical slot
                      into this repository (used when archiving is not set up for
                      walvault); backup-push waits, up to --timeout, until the

@@ -35,7 +35,7 @@ func (o *checkOptions) bind(b *binder) {
 		}
 		return nil
 	})
-	bindTimeout(b, &o.Timeout, "deadline for each check")
+	bindTimeout(b, &o.Timeout, "deadline for each check, and how long to wait for a segment archived after a WAL switch")
 }
 
 func checkCommand() *cli.Command {
@@ -45,8 +45,10 @@ func checkCommand() *cli.Command {
 		Usage: "check every precondition of recoverability, one OK/FAILED line each (like barman check)",
 		Description: `Prints one line per check, "name: OK (detail)" or "name: FAILED (what, and what
 to do)": repository reachable and writable, walvault.json of this cluster,
-PostgreSQL reachable, wal_level, archive_mode, archive_command runs walvault
-into this repository, pg_stat_archiver failures, archive lag, newest backup
+PostgreSQL reachable, wal_level, archive_mode, archive_command brings WAL into
+this repository (judged by its effect: the segment archived last is there, or
+else check runs pg_switch_wal() and waits up to --timeout for the segment it
+completed), pg_stat_archiver failures, archive lag, newest backup
 age (max-backup-age), number of backups (min-backups), WAL continuity since
 the newest backup, Object Lock on the bucket when lock-mode asks for it, and
 free space where pg_wal lives.

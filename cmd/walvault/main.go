@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -63,7 +62,7 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			walPushCommand(), walFetchCommand(),
-			backupPushCommand(), backupListCommand(), backupMarkCommand(), restoreCommand(),
+			backupPushCommand(), backupListCommand(), infoCommand(), backupMarkCommand(), restoreCommand(),
 			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
 			drillCommand(), exporterCommand(), walPrefetchCommand(),
 			walReceiveCommand(),
@@ -107,8 +106,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	name := commandName(app, args)
-	fmt.Fprintln(stderr, errorLine(name, err))
-	return exitCode(name, err)
+	code := exitCode(name, err)
+	writeFinalError(stderr, finalLogFormat(app, args), name, err, code)
+	return code
 }
 
 // errorLine is the one line an error gets on stderr. A usage error names

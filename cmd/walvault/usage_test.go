@@ -23,6 +23,7 @@ var commandSettings = map[string][]string{
 	"wal-receive":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "timeout"},
 	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "lock-mode", "lock-days", "timeout"},
 	"backup-list":  {"timeout"},
+	"info":         {"timeout"},
 	"backup-mark":  {"timeout"},
 	"restore":      {"compression", "timeout"},
 	"delete":       {"retain", "timeout"},

@@ -45,6 +45,11 @@ It downloads NAME (%f), decompresses it, checks its size and sha256, and
 writes it to DEST (%p) through a temporary file and a rename, so DEST is never
 partial.
 
+While PostgreSQL recovers, DEST is in the data directory's pg_wal (a directory
+named pg_wal next to PG_VERSION); only then does wal-fetch download the next
+--prefetch segments ahead into pg_wal/walvault/prefetch. Run by hand to any
+other place, it fetches the one file and writes nothing else.
+
 Exit codes, as PostgreSQL reads them:
    0    the file was restored
    1    the file is not in the archive: recovery moves on (this is how
@@ -72,13 +77,21 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 	}
 	start := time.Now()
 	name, dest := c.Args().Get(0), c.Args().Get(1)
-	// The prefetch cache comes first, before the configuration and the
-	// repository: a hit needs neither (its record was checked against the
-	// repository when it was downloaded), so it costs a rename and a hash
-	// check. Whatever the prefetch setting: a cache left from this
-	// recovery is still right, and tidying it keeps it scoped.
-	dir := restore.PrefetchDir(dest)
-	res, hit, refused := restore.TakePrefetched(dir, name, dest)
+	// The prefetch cache only serves recovery (DEST in a data directory's
+	// pg_wal): a fetch by hand elsewhere writes DEST and nothing else.
+	var dir string
+	var res restore.FetchResult
+	var hit bool
+	var refused error
+	if restore.Recovering(dest) {
+		// The prefetch cache comes first, before the configuration and the
+		// repository: a hit needs neither (its record was checked against
+		// the repository when it was downloaded), so it costs a rename and
+		// a hash check. Whatever the prefetch setting: a cache left from
+		// this recovery is still right, and tidying it keeps it scoped.
+		dir = restore.PrefetchDir(dest)
+		res, hit, refused = restore.TakePrefetched(dir, name, dest)
+	}
 	if hit {
 		servedFromCache(c, opts, dir, name, res, start)
 		return nil
@@ -98,7 +111,9 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		} else {
 			log.Info("restored", "segment", name, "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
 		}
-		keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
+		if dir != "" {
+			keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
+		}
 		return nil
 	})
 }
@@ -109,12 +124,20 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 // and so rides out an outage at the start of a fetch; one that begins
 // during the download must not end recovery either. A failed fetch writes
 // nothing to dest, and corrupt bytes (a decoder or checksum error) are not
-// a stream error, so they are never fetched again.
+// a stream error, so they are never fetched again. dir "" means no
+// prefetch cache.
 func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir string, opts restore.FetchOptions) (restore.FetchResult, bool, error) {
 	policy := storage.DefaultRetryPolicy
 	delay := policy.BaseDelay
 	for attempt := 1; ; attempt++ {
-		res, fromCache, err := restore.FetchCached(ctx, b, name, dest, dir, opts)
+		var res restore.FetchResult
+		var fromCache bool
+		var err error
+		if dir == "" {
+			res, err = restore.Fetch(ctx, b, name, dest, opts)
+		} else {
+			res, fromCache, err = restore.FetchCached(ctx, b, name, dest, dir, opts)
+		}
 		if err == nil || storage.StreamError(err) == nil {
 			return res, fromCache, err
 		}
@@ -145,6 +168,7 @@ func servedFromCache(c *cli.Context, opts *walFetchOptions, dir, name string, re
 		fmt.Fprintf(c.App.ErrWriter, "walvault: restored %s from the prefetch cache, but the configuration is invalid, so no more segments are prefetched: %v\n", name, err)
 		return
 	}
+	noteLogFormat(c, opts.Config)
 	log := newLogger(c.App.ErrWriter, opts.Config)
 	log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
 	keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"math"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -132,10 +132,11 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	return nil
 }
 
-// ratio is stored bytes over raw bytes for the log ("-" when unknown).
-func ratio(stored, raw int64) string {
+// ratio is stored bytes over raw bytes for the log, a number (nil when
+// unknown).
+func ratio(stored, raw int64) any {
 	if stored < 0 || raw <= 0 {
-		return "-"
+		return nil // unknown: null in JSON
 	}
-	return strconv.FormatFloat(float64(stored)/float64(raw), 'f', 3, 64)
+	return math.Round(float64(stored)/float64(raw)*1000) / 1000
 }

@@ -1,0 +1,190 @@
+package archiveproof
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walvault/walvault/pg"
+	"github.com/walvault/walvault/pg/pgtest"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/wal"
+)
+
+const sysID = "7712050215942653825"
+
+var created = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+func identity() repository.Identity {
+	return repository.NewIdentity(7712050215942653825, 16<<20, 15, repository.LZ4, "db-1", created)
+}
+
+func settings() pg.Settings {
+	return pg.Settings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "/usr/local/bin/archive.sh %p"}
+}
+
+func segKey(name string) string {
+	f, err := wal.Classify(name)
+	if err != nil {
+		panic(err)
+	}
+	return repository.WALKey(f, repository.LZ4)
+}
+
+// fakeServer answers Prove's queries: pg_stat_archiver, then switch (or
+// its refusal).
+type fakeServer struct {
+	lastArchived, failure string
+	switched              string // pg_walfile_name(pg_switch_wal()); "" refuses with 42501
+	current               string // pg_walfile_name(pg_current_wal_lsn() - segsize)
+	replay                string // pg_last_wal_replay_lsn()
+}
+
+func (f fakeServer) wire() *pgtest.Server {
+	return &pgtest.Server{Answer: func(sql string) []pgproto3.BackendMessage {
+		switch {
+		case strings.Contains(sql, "pg_stat_archiver"):
+			return pgtest.Result("SELECT 1", []string{"a", "b"}, []string{f.lastArchived, f.failure})
+		case strings.Contains(sql, "pg_switch_wal"):
+			if f.switched == "" {
+				return pgtest.Failure("42501", "permission denied for function pg_switch_wal")
+			}
+			return pgtest.Result("SELECT 1", []string{"pg_walfile_name"}, []string{f.switched})
+		case strings.Contains(sql, "pg_current_wal_lsn"):
+			return pgtest.Result("SELECT 1", []string{"pg_walfile_name"}, []string{f.current})
+		case strings.Contains(sql, "pg_last_wal_replay_lsn"):
+			return pgtest.Result("SELECT 1", []string{"lsn"}, []string{f.replay})
+		}
+		return pgtest.Failure("42601", "unexpected query "+sql)
+	}}
+}
+
+func switched(w *pgtest.Server) bool {
+	for _, q := range w.Queries {
+		if strings.Contains(q, "pg_switch_wal") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestProveLastArchived(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	repotest.PutWAL(t, b, segKey("000000010000000000000005"), repository.LZ4, []byte("x"), nil)
+	w := fakeServer{lastArchived: "000000010000000000000005"}.wire()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second})
+	if err != nil || p.Segment != "000000010000000000000005" || p.Switched {
+		t.Fatalf("Prove: got %+v, %v; want the last archived segment, without a switch", p, err)
+	}
+	if switched(w) {
+		t.Error("Prove switched WAL although the last archived segment was in the repository")
+	}
+}
+
+// TestProveSwitchesAndWaits: a repository no WAL has reached yet (no
+// walvault.json), behind a wrapper script: Prove switches WAL and waits
+// until the segment (and with it the identity) arrives.
+func TestProveSwitchesAndWaits(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	w := fakeServer{lastArchived: "", switched: "000000010000000000000001"}.wire()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		repotest.Init(t, b, identity())
+		repotest.PutWAL(t, b, segKey("000000010000000000000001"), repository.LZ4, []byte("x"), nil)
+	}()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: 10 * time.Second})
+	if err != nil || p.Segment != "000000010000000000000001" || !p.Switched || p.Waited < 200*time.Millisecond {
+		t.Fatalf("Prove: got %+v, %v; want segment 1 after a switch and a wait", p, err)
+	}
+}
+
+// TestProveStaleLastArchived: a last archived segment with a failure since
+// proves nothing; Prove switches.
+func TestProveStaleLastArchived(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	repotest.PutWAL(t, b, segKey("000000010000000000000005"), repository.LZ4, []byte("x"), nil)
+	repotest.PutWAL(t, b, segKey("000000010000000000000007"), repository.LZ4, []byte("x"), nil)
+	w := fakeServer{lastArchived: "000000010000000000000005", failure: "000000010000000000000006 at 2026-11-25T09:00:00Z", switched: "000000010000000000000007"}.wire()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second})
+	if err != nil || p.Segment != "000000010000000000000007" || !p.Switched {
+		t.Fatalf("Prove: got %+v, %v; want segment 7 after a switch", p, err)
+	}
+}
+
+func TestProveNotReached(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		server fakeServer
+		ident  bool
+		want   []string
+	}{
+		{"empty repository", fakeServer{switched: "000000010000000000000003"}, false,
+			[]string{`archive_command is "/usr/local/bin/archive.sh %p" (archive_mode = on; it does not run walvault wal-push itself)`, "000000010000000000000003", "SELECT pg_switch_wal()", "no WAL has reached repository mem://", PushLine}},
+		{"elsewhere, failing", fakeServer{lastArchived: "000000010000000000000002", failure: "000000010000000000000003 at 2026-11-25T09:00:00Z", switched: "000000010000000000000003"}, true,
+			[]string{"archiver last failed on 000000010000000000000003 at 2026-11-25T09:00:00Z", "did not reach mem://"}},
+		{"no right to switch", fakeServer{current: "000000010000000000000004"}, true,
+			[]string{"000000010000000000000004", "which the server archived last"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := mem.New()
+			if tc.ident {
+				repotest.Init(t, b, identity())
+			}
+			start := time.Now()
+			_, err := Prove(t.Context(), tc.server.wire(), b, Server{Settings: settings(), SystemID: sysID, User: "backup"}, Options{Timeout: 500 * time.Millisecond})
+			if !errors.Is(err, ErrNotReached) {
+				t.Fatalf("Prove: got %v, want ErrNotReached", err)
+			}
+			if d := time.Since(start); d < 500*time.Millisecond || d > 5*time.Second {
+				t.Errorf("Prove gave up after %v, want about the 500ms timeout", d)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q: want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestProveOtherCluster(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, repository.NewIdentity(42, 16<<20, 15, repository.LZ4, "db-2", created))
+	w := fakeServer{switched: "000000010000000000000003"}.wire()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := Prove(ctx, w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Minute})
+	if err == nil || errors.Is(err, ErrNotReached) || !strings.Contains(err.Error(), "system identifier 42") {
+		t.Fatalf("Prove into another cluster's repository: got %v, want an error at once naming 42", err)
+	}
+}
+
+// TestProveStandby: a standby cannot switch WAL; the segment before the
+// one replay is in is looked for on the server's timeline.
+func TestProveStandby(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	repotest.PutWAL(t, b, segKey("000000020000000000000004"), repository.LZ4, []byte("x"), nil)
+	s := settings()
+	s.InRecovery = true
+	w := fakeServer{replay: "0/5000148"}.wire()
+	p, err := Prove(t.Context(), w, b, Server{Settings: s, SystemID: sysID, Timeline: 2}, Options{Timeout: time.Second})
+	if err != nil || p.Segment != "000000020000000000000004" || p.Switched || !p.Replayed || !strings.Contains(p.String(), "the last this standby replayed") {
+		t.Fatalf("Prove on a standby: got %+v (%s), %v; want segment 000000020000000000000004, replayed, without a switch", p, p, err)
+	}
+	if switched(w) {
+		t.Error("Prove tried to switch WAL on a standby")
+	}
+}

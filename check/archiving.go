@@ -1,0 +1,95 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/walvault/walvault/archiveproof"
+	"github.com/walvault/walvault/pg"
+)
+
+// proofSlack is how much longer than the wait itself the proof step may
+// take: connecting, switching WAL, reading the archiver afterwards.
+const proofSlack = 15 * time.Second
+
+// proveArchiving sees whether the server's archiving reaches the
+// repository by its effect (archiveproof.Prove: the archiver's last
+// segment is there, or else one completed by a WAL switch arrives within
+// the check timeout), for the archive_command verdict. It runs only when
+// the server archives and no wal-receive is the WAL source, before the
+// identity check, so that a repository the first switched segment creates
+// is judged as it is then.
+func (c *checker) proveArchiving(parent context.Context) {
+	if c.srv.connErr != nil || c.viaReceive() != "" {
+		return
+	}
+	mode := c.srv.settings["archive_mode"]
+	cmd := c.srv.settings["archive_command"]
+	if mode.err != nil || cmd.err != nil || (mode.value != "on" && mode.value != "always") {
+		return
+	}
+	if lib := c.srv.settings["archive_library"]; lib.err != nil || lib.value != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(parent, c.opts.Timeout+proofSlack)
+	defer cancel()
+	c.proofRan = true
+	cfg, err := pg.ParseConfig(c.opts.ConnString, "")
+	if err != nil {
+		c.proofErr = err
+		return
+	}
+	cfg.RuntimeParams["application_name"] = "walvault check"
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	w, err := pg.Open(ctx, cfg, false)
+	if err != nil {
+		c.proofErr = err
+		return
+	}
+	defer w.Close()
+	srv := archiveproof.Server{
+		Settings: pg.Settings{SegmentSize: c.srv.segSize, ArchiveMode: mode.value, ArchiveCommand: cmd.value, InRecovery: c.srv.inRecovery},
+		SystemID: c.srv.sysID,
+		User:     cfg.User,
+	}
+	p, err := archiveproof.Prove(ctx, w, c.b, srv, archiveproof.Options{Timeout: c.opts.Timeout, Log: c.opts.Log})
+	c.proof, c.proofErr = p, err
+}
+
+// archiveVerdict is the archive_command line from the proof, with what
+// the command's words say (named) as a note.
+func (c *checker) archiveVerdict(cmd, named string) Result {
+	if c.proofErr != nil {
+		if errors.Is(c.proofErr, archiveproof.ErrNotReached) {
+			if named != "" {
+				return failed(NameArchiveCmd, "%v (%s)", c.proofErr, named)
+			}
+			return failed(NameArchiveCmd, "%v", c.proofErr)
+		}
+		return failed(NameArchiveCmd, "cannot see whether archive_command %q reaches %s: %v", cmd, c.b.Location(), c.proofErr)
+	}
+	if named != "" {
+		return ok(NameArchiveCmd, "%s; %s", named, c.proof)
+	}
+	return ok(NameArchiveCmd, "%q reaches this repository: %s", cmd, c.proof)
+}
+
+// describeCommand is what archive_command's words say about where it
+// pushes, for the verdict's note.
+func describeCommand(cs commandSettings, src repoSource, same bool, sameErr error) string {
+	switch {
+	case !cs.runsWalvault:
+		return ""
+	case src.repo == "":
+		return fmt.Sprintf("runs walvault wal-push; which repository its settings name is not checked: %s", src.unknown)
+	case sameErr != nil:
+		return fmt.Sprintf("archive_command pushes to %q (%s), which is not a repository URL: %v", src.repo, src.from, sameErr)
+	case !same:
+		return fmt.Sprintf("archive_command pushes to %s (%s), not to this repository", src.repo, src.from)
+	}
+	return "runs walvault wal-push into this repository, named by " + src.from
+}

@@ -1,0 +1,112 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+// TestBackupPushNewRepositoryThroughWrapper: the very first backup into a
+// repository no WAL has reached yet, from a server whose archive_command
+// is a wrapper script that runs walvault (its words name neither walvault
+// nor wal-push). backup-push switches WAL, waits for the segment and goes
+// on; check then sees archiving reach the repository.
+func TestBackupPushNewRepositoryThroughWrapper(t *testing.T) {
+	r := fileRepo(t)
+	bin := testenv.BuildWalvault(t)
+	script := filepath.Join(testenv.UserDir(t), "archive.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec "+bin+" wal-push \"$1\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, script)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{ArchiveCommand: script + " %p", Env: r.env})
+	if _, err := r.backend.Stat(context.Background(), repository.IdentityKey); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the repository should be new (no %s) before the first backup: %v", repository.IdentityKey, err)
+	}
+
+	res := walvault(t, r.env, "backup-push", "--pg-conn", pg.ConnString(), "--timeout", "60s")
+	if res.code != 0 {
+		t.Fatalf("first backup-push into a new repository through a wrapper script: %v", res)
+	}
+	if !strings.Contains(res.stderr, "pg_switch_wal()") {
+		t.Errorf("backup-push should say it switched WAL to see archiving reach the repository:\n%s", res.stderr)
+	}
+	list := listBackups(t, r.env)
+	if len(list) != 1 {
+		t.Fatalf("backup-list after the first backup: %+v, want one backup", list)
+	}
+	waitDone(t, r, list[0].ID)
+
+	lines, res := checkJSON(t, r.env, "--pg-conn", pg.ConnString(), "--timeout", "30s")
+	if l := checkByName(lines)["archive_command"]; !l.OK || !strings.Contains(l.Detail, `"`+script+` %p" reaches this repository`) {
+		t.Errorf("check's archive_command line for a wrapper that reaches the repository: %+v, want OK\n%v", l, res)
+	}
+}
+
+// TestBackupPushArchivingElsewhere: an archive_command that succeeds but
+// brings nothing to this repository fails backup-push and check within
+// their --timeout, naming and quoting archive_command.
+func TestBackupPushArchivingElsewhere(t *testing.T) {
+	r := fileRepo(t)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{ArchiveCommand: "true", Env: r.env})
+
+	res := walvault(t, r.env, "backup-push", "--pg-conn", pg.ConnString(), "--timeout", "3s")
+	t.Logf("backup-push: %v", res)
+	if res.code != 1 {
+		t.Fatalf("backup-push with archive_command = 'true': want exit 1, got %v", res)
+	}
+	if res.elapsed > 30*time.Second {
+		t.Errorf("backup-push took %v to give up, want about its 3s timeout", res.elapsed)
+	}
+	for _, want := range []string{`archive_command is "true"`, "archive_mode = on", "did not reach " + r.url, "no WAL has reached repository", "archive_command = 'walvault wal-push %p'"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("backup-push's error lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	if got := listBackups(t, r.env); len(got) != 0 {
+		t.Errorf("backup-list after a refused backup: %+v, want none", got)
+	}
+
+	lines, res := checkJSON(t, r.env, "--pg-conn", pg.ConnString(), "--timeout", "3s")
+	if res.code != 1 || res.elapsed > 40*time.Second {
+		t.Errorf("check with archive_command = 'true': want exit 1 within its timeout, got %v", res)
+	}
+	if l := checkByName(lines)["archive_command"]; l.OK || !strings.HasPrefix(l.Detail, `archive_command is "true"`) || !strings.Contains(l.Detail, "did not reach") {
+		t.Errorf("check's archive_command line: %+v, want FAILED quoting the command", l)
+	}
+}
+
+// TestBackupPushFromStandby: a standby cannot switch WAL; backup-push sees
+// archiving reach the repository by the segment replay completed last,
+// which the primary archived, and takes the backup.
+func TestBackupPushFromStandby(t *testing.T) {
+	r := fileRepo(t)
+	primary, _ := archivingServer(t, r)
+	primary.SQL(t, "CREATE TABLE t AS SELECT 1 AS x")
+	standby := startStandbyWith(t, r, primary, testenv.PostgresOptions{ArchiveCommand: testenv.BuildWalvault(t) + " wal-push %p"})
+	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
+	waitReplayed(t, primary, standby)
+
+	res := walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "60s")
+	if res.code != 0 {
+		t.Fatalf("backup-push from a standby: %v", res)
+	}
+	if !strings.Contains(res.stderr, "the last this standby replayed, reached the repository") || strings.Contains(res.stderr, "pg_switch_wal()") {
+		t.Errorf("backup-push from a standby should see archiving reach the repository without switching WAL:\n%s", res.stderr)
+	}
+	list := listBackups(t, r.env)
+	if len(list) != 1 {
+		t.Fatalf("backup-list: %+v, want one backup", list)
+	}
+	// The backup ends in a segment the primary completes when it switches.
+	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
+	waitDone(t, r, list[0].ID)
+}

@@ -1,0 +1,26 @@
+package restore
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Recovering reports whether dest is where restore_command's %p points
+// while PostgreSQL recovers: a file directly in a data directory's pg_wal
+// (PostgreSQL runs restore_command in the data directory with %p =
+// pg_wal/RECOVERYXLOG and the like), that is, dest's directory is named
+// pg_wal and its parent holds PG_VERSION. Only then may wal-fetch use and
+// fill the prefetch cache beside it; run by hand to any other place it
+// fetches the one file and writes nothing else.
+func Recovering(dest string) bool {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return false
+	}
+	walDir := filepath.Dir(abs)
+	if filepath.Base(walDir) != "pg_wal" {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(filepath.Dir(walDir), "PG_VERSION"))
+	return err == nil && fi.Mode().IsRegular()
+}
