@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,5 +102,39 @@ func TestS3ListAndAbortUploads(t *testing.T) {
 	out, err := client.ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
 	if err != nil || len(out.Uploads) != 2 {
 		t.Errorf("uploads outside the repository: got %d (%v), want both left alone", len(out.Uploads), err)
+	}
+}
+
+// flakyAbort is failingServer whose first aborts fail too (503), as the
+// outage that failed an upload may fail its abort.
+type flakyAbort struct {
+	*failingServer
+	failures atomic.Int32
+}
+
+func (f *flakyAbort) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodDelete && r.URL.Query().Has("uploadId") && f.failures.Add(-1) >= 0 {
+		f.mu.Lock()
+		f.counts["abort"]++
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	f.failingServer.ServeHTTP(w, r)
+}
+
+// TestAbortRetriedThroughOutage: the abort of a failed multipart upload is
+// retried past the SDK's attempts while the server is failing, so a short
+// outage leaves no upload behind.
+func TestAbortRetriedThroughOutage(t *testing.T) {
+	f := &flakyAbort{failingServer: &failingServer{counts: map[string]int{}}}
+	f.failures.Store(4) // more than one call's SDK attempts (3)
+	b := newAgainst(t, f)
+	body := onlyReader{strings.NewReader(strings.Repeat("x", s3.MinPartSize+1))}
+	if err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1}); err == nil {
+		t.Fatal("Put against a server failing every part: got nil, want an error")
+	}
+	if got := f.count("abort"); got != 5 {
+		t.Errorf("abort requests: got %d, want 5 (4 refused, then the one that succeeds)", got)
 	}
 }
