@@ -3,9 +3,11 @@ package integration
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,17 +77,48 @@ func (rig *backupFaultRig) blockArchiving() {
 }
 
 // waitArchiveWait waits until PostgreSQL has sent the whole backup and
-// waits for archive_command to archive its last segment.
-func (rig *backupFaultRig) waitArchiveWait(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
+// waits for archive_command to archive its last segment, and (drained)
+// until backup-push has read all of it: no byte is queued in the sockets
+// of the server's port, so backup-push's next read waits for the server.
+func (rig *backupFaultRig) waitArchiveWait(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, drained bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
-	for rig.pg.SQL(t, "SELECT count(*) FROM pg_stat_progress_basebackup WHERE phase = 'waiting for wal archiving to finish'") != "1" {
+	for rig.pg.SQL(t, "SELECT count(*) FROM pg_stat_progress_basebackup WHERE phase = 'waiting for wal archiving to finish'") != "1" ||
+		(drained && queuedOnPort(t, rig.pg.Port()) > 0) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatalf("PostgreSQL never waited for archiving; backup-push: %s", stderr)
+			t.Fatalf("PostgreSQL never waited for archiving with the backup read; backup-push: %s", stderr)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// queuedOnPort sums the bytes queued in the TCP sockets to and from a
+// loopback port (/proc/net/tcp): sent by one end, not yet read by the
+// other.
+func queuedOnPort(t *testing.T, port int) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("read socket queues: %v", err)
+	}
+	hexPort := fmt.Sprintf(":%04X", port)
+	var total int64
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || (!strings.HasSuffix(f[1], hexPort) && !strings.HasSuffix(f[2], hexPort)) {
+			continue
+		}
+		tx, rx, _ := strings.Cut(f[4], ":")
+		for _, q := range []string{tx, rx} {
+			n, err := strconv.ParseInt(q, 16, 64)
+			if err != nil {
+				t.Fatalf("/proc/net/tcp: queue %q: %v", q, err)
+			}
+			total += n
+		}
+	}
+	return total
 }
 
 // checkNoUploads fails if a multipart upload is left in the bucket.
@@ -226,10 +259,10 @@ func TestBackupPushStopsUnderFaults(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rig.waitArchiveWait(t, cmd, stderr)
-		// The outage: every connection is reset for 3 seconds.
+		rig.waitArchiveWait(t, cmd, stderr, true)
+		// The outage: connections are cut and refused for 3 seconds.
 		cut := time.Now()
-		rig.tcp.Reset(t)
+		rig.tcp.Refuse(t)
 		time.Sleep(3 * time.Second)
 		rig.tcp.Heal(t)
 		res := waitExit(t, cmd, stdout, stderr, cut, 60*time.Second)
@@ -258,7 +291,7 @@ func TestBackupPushStopsUnderFaults(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rig.waitArchiveWait(t, cmd, stderr)
+		rig.waitArchiveWait(t, cmd, stderr, false)
 		start := time.Now()
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
