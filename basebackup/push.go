@@ -128,7 +128,12 @@ func (o Options) withDefaults() (Options, error) {
 //
 // On any other failure, the context's included, it returns an error and
 // writes no manifest: the parts stored so far make an incomplete backup,
-// which backup-list shows as such and restore never uses.
+// which backup-list shows as such and restore never uses. The first failed
+// upload ends the backup at once, whatever the server is doing (it may be
+// waiting for archive_command, which the same outage may block): Push
+// stops reading, cancels the BASE_BACKUP on the server and closes the
+// connection, and the storage aborts the upload in flight. A cancelled
+// context (Ctrl-C, SIGTERM) ends it the same way.
 func Push(ctx context.Context, b storage.Backend, opts Options) (repository.BackupManifest, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -202,6 +207,10 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 
 	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings})
 	if err != nil {
+		abandonBackup(w, opts.Log, id)
+		if ctx.Err() != nil {
+			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
+		}
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 	}
 	var late error
@@ -222,6 +231,26 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		"bytes", m.RawBytes, "stored_bytes", m.Stored, "elapsed", m.StopTime.Sub(m.StartTime).Round(time.Millisecond))
 	return m, nil
 }
+
+// abandonBackup ends a BASE_BACKUP that failed on walvault's side, so the
+// server ends it too, at once, wherever it is: a cancel request interrupts
+// the walsender even while it waits for archive_command to archive the
+// backup's last segment (a wait that notices a gone client only when it
+// next writes to it, a minute later), and closing the connection stops it
+// while it sends data. Either way PostgreSQL aborts the backup on its
+// side; nothing of it stays behind on the server, and the next backup-push
+// starts afresh.
+func abandonBackup(w *pg.Conn, log *slog.Logger, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), abandonTimeout)
+	defer cancel()
+	if err := w.CancelRequest(ctx); err != nil {
+		log.Debug("cancel request to PostgreSQL failed; closing the connection ends the backup there", "backup_id", id, "error", err)
+	}
+	w.Close()
+}
+
+// abandonTimeout bounds the cancel request of abandonBackup.
+const abandonTimeout = 5 * time.Second
 
 // preflight reads the server's settings on a normal connection and checks
 // that its WAL reaches walvault: through archive_command (archiving),
@@ -405,7 +434,13 @@ type backupInfo struct {
 
 // stream runs BASE_BACKUP and stores what it sends; it returns the
 // manifest to write, complete but for the writing.
-func stream(ctx context.Context, w pg.Wire, cmd string, b storage.Backend, opts Options, info backupInfo) (repository.BackupManifest, error) {
+//
+// The first failed upload ends it at once: the reads from the server are
+// cancelled then, wherever they wait, and the upload's error is returned.
+// The caller must then close the connection (see abandonBackup).
+func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, opts Options, info backupInfo) (repository.BackupManifest, error) {
+	ctx, abandon := context.WithCancelCause(parent)
+	defer abandon(nil)
 	m := repository.BackupManifest{
 		FormatVersion:  repository.FormatVersion,
 		ID:             info.id,
@@ -424,6 +459,7 @@ func stream(ctx context.Context, w pg.Wire, cmd string, b storage.Backend, opts 
 		meta:        map[string]string{repository.MetaSystemID: info.sys.SystemID},
 		lock:        opts.Lock,
 		now:         opts.Now,
+		failed:      abandon,
 	}
 	if opts.Host != "" {
 		up.meta[repository.MetaHost] = opts.Host
@@ -481,6 +517,10 @@ func stream(ctx context.Context, w pg.Wire, cmd string, b storage.Backend, opts 
 	m.StartTime = opts.Now().UTC()
 	end, err := runBaseBackup(ctx, w, cmd, h)
 	if err != nil {
+		// A read cancelled because an upload failed reports the upload.
+		if cause := context.Cause(ctx); parent.Err() == nil && errors.Is(err, context.Canceled) && cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
 		return repository.BackupManifest{}, err
 	}
 	m.StopTime = opts.Now().UTC()

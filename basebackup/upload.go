@@ -33,6 +33,12 @@ type uploader struct {
 	now  func() time.Time // nil means time.Now
 	// counted is told how many raw bytes of an archive were read; may be nil.
 	counted func(n int64)
+	// failed, when set, is told at once of a Put that fails, with the
+	// error: the backup is lost then, and its caller stops reading from
+	// PostgreSQL rather than waiting for a read that may never end
+	// (PostgreSQL waits for archive_command before it ends a backup, and
+	// the outage that failed the Put may block that too).
+	failed func(error)
 }
 
 // maxPartsInFlight is how many parts of one archive may be under way at
@@ -228,6 +234,9 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 		}
 		if err == nil {
 			err = u.b.Put(ctx, key, pipe, putOpts)
+			if err != nil && u.failed != nil && ctx.Err() == nil {
+				u.failed(fmt.Errorf("store %s: %w", key, err))
+			}
 		}
 		// Put has returned: anything still written goes nowhere.
 		if err != nil {

@@ -62,6 +62,18 @@ func (c *Conn) Close() {
 	_ = c.pc.Close(ctx)
 }
 
+// CancelRequest asks the server, on a connection of its own, to cancel
+// what this connection runs (PostgreSQL's CancelRequest, as pg_cancel_backend
+// does): a walsender ends its BASE_BACKUP at once, even while it waits for
+// WAL archiving, where it would not notice a closed socket until it next
+// writes to it.
+func (c *Conn) CancelRequest(ctx context.Context) error {
+	if err := c.pc.CancelRequest(ctx); err != nil {
+		return fmt.Errorf("cancel request to PostgreSQL: %w", err)
+	}
+	return nil
+}
+
 // NoticeFunc receives the server's notices and warnings.
 type NoticeFunc func(*pgconn.Notice)
 

@@ -94,6 +94,8 @@ type Report struct {
 	Backups  []BackupResult
 	WAL      WALResult
 	Partials PartialResult
+	// Aborted counts the incomplete uploads aborted.
+	Aborted int
 }
 
 // Apply carries out plan, in an order that keeps the repository
@@ -111,7 +113,8 @@ type Report struct {
 //  3. wal-receive's partials, oldest first: superseded ones (their segment
 //     is archived) always, the others only below that same cutoff. A stop
 //     between a segment and its partial leaves a partial below the cutoff,
-//     which the next delete removes.
+//     which the next delete removes;
+//  4. the incomplete uploads PlanUploads found.
 //
 // Objects under Object Lock (Delete returns storage.ErrLocked) are skipped
 // and reported with their retain-until date; a backup whose manifest is
@@ -173,7 +176,10 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (Rep
 			"locked", len(rep.WAL.Locked), "held", rep.WAL.Held)
 	}
 	var err error
-	rep.Partials, err = applyPartials(ctx, b, plan, cutoff, opts)
+	if rep.Partials, err = applyPartials(ctx, b, plan, cutoff, opts); err != nil {
+		return rep, err
+	}
+	rep.Aborted, err = abortUploads(ctx, b, plan.Uploads, opts)
 	return rep, err
 }
 

@@ -36,6 +36,10 @@ type Plan struct {
 	WAL     WALPlan
 	// Partials: wal-receive's partial segments (see PartialPlan).
 	Partials PartialPlan
+	// Uploads are the incomplete uploads Apply aborts (PlanUploads).
+	Uploads []storage.Upload
+	// UploadAge is how old they are at least.
+	UploadAge time.Duration
 }
 
 // BackupPlan is the decision for one backup folder.

@@ -8,7 +8,9 @@
 // is the one place that stacks them, in one order; storage/open's Stacked
 // is how commands get a stacked backend. Each decorator is
 // storage.Versioned exactly when what it wraps is, so the versioned calls
-// go through the same layers.
+// go through the same layers. uploads.go's Uploads (S3's incomplete
+// multipart uploads, a directory's temp files) is found through the
+// decorators with AsUploads and not retried by them.
 //
 // It must not know about WAL, backups or configuration files; those live in
 // archive/, restore/ and cmd/. Read backend.go first, then errors.go.

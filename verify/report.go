@@ -32,6 +32,8 @@ const (
 	KindStray             = "stray"              // an object outside walvault's layout
 	KindHiddenUnknown     = "hidden_unchecked"   // the storage could not be asked for hidden objects
 	KindSupersededPartial = "superseded_partial" // a wal-receive partial whose segment is archived (walvault delete removes it)
+	KindIncompleteUpload  = "incomplete_upload"  // an S3 multipart upload (or a file:// temp file) older than Options.UploadAge (walvault delete aborts it)
+	KindUploadsUnknown    = "uploads_unchecked"  // the storage could not be asked for incomplete uploads
 	severityProblem       = "problem"
 	severityWarning       = "warning"
 	maxFindingsPerKind    = 1000
@@ -103,6 +105,9 @@ type Summary struct {
 	// superseded by their archived segment.
 	ReceivedPartials   int `json:"received_partials"`
 	SupersededPartials int `json:"superseded_partials"`
+	// Incomplete uploads older than Options.UploadAge (S3 multipart
+	// uploads, file:// temp files).
+	IncompleteUploads int `json:"incomplete_uploads"`
 }
 
 // Report is verify's result and its --json document (see the README,

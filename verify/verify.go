@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -30,7 +31,13 @@ type Options struct {
 	// continuous (a retention policy's kept set): WAL is checked from the
 	// oldest of their starts. nil means every backup with a manifest.
 	KeptBackups map[string]bool
-	Log         *slog.Logger
+	// UploadAge: incomplete uploads (S3 multipart uploads neither
+	// completed nor aborted, file:// temp files) that started longer ago
+	// are reported, as warnings: they hold no data a restore needs, only
+	// space. cmd passes storage.StaleUploadAge (an hour, longer than any
+	// upload in progress takes); 0 reports every one.
+	UploadAge time.Duration
+	Log       *slog.Logger
 }
 
 // Run verifies the repository behind b and returns the report. Problems
@@ -61,6 +68,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 		return nil, err
 	}
 	s.reportHidden(inv)
+	if err := s.reportUploads(ctx); err != nil {
+		return nil, err
+	}
 
 	if inv.Identity == nil || inv.WAL == nil {
 		detail := fmt.Sprintf("%s has no %s: nothing was ever archived to it; check the repository URL, archive_command, and run SELECT pg_switch_wal()", b.Location(), repository.IdentityKey)
@@ -216,6 +226,36 @@ func (s *scan) reportHidden(inv *repository.Inventory) {
 	if s.r.Summary.Hidden == 0 {
 		s.r.note("no object is hidden behind a delete marker")
 	}
+}
+
+// reportUploads warns of each incomplete upload older than
+// opts.UploadAge. A storage that cannot be asked is a warning too (the
+// credentials may lack s3:ListBucketMultipartUploads); a cancelled
+// context ends verify.
+func (s *scan) reportUploads(ctx context.Context) error {
+	stale, ok, err := storage.StaleUploads(ctx, s.b, "", s.opts.UploadAge, time.Now())
+	switch {
+	case !ok:
+		return nil
+	case ctx.Err() != nil:
+		return err
+	case err != nil:
+		s.r.warning(Finding{Kind: KindUploadsUnknown, Detail: fmt.Sprintf("could not look for incomplete uploads (the credentials need s3:ListBucketMultipartUploads): %v", err)})
+		return nil
+	}
+	for _, u := range stale {
+		s.r.Summary.IncompleteUploads++
+		started := u.Started.UTC().Format("2006-01-02 15:04:05Z")
+		detail := fmt.Sprintf("an incomplete multipart upload of %s (upload id %s), started %s, holds storage but no object: an interrupted upload; walvault delete --confirm aborts it", u.Key, u.ID, started)
+		if u.ID == "" {
+			detail = fmt.Sprintf("%s is a temp file left by an interrupted write (last written %s), not an object; walvault delete --confirm removes it", u.Key, started)
+		}
+		s.r.warning(Finding{Kind: KindIncompleteUpload, Key: u.Key, Detail: detail})
+	}
+	if len(stale) == 0 {
+		s.r.note("no incomplete upload older than %s", s.opts.UploadAge)
+	}
+	return nil
 }
 
 // checkContinuity turns the index's verdict into findings and notes.

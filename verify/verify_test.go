@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -406,6 +408,45 @@ func TestJSONSchema(t *testing.T) {
 	for _, field := range []string{"kind", "key", "detail", "timeline", "missing_first", "missing_last", "missing_count", "missing"} {
 		if _, ok := p[field]; !ok {
 			t.Errorf("gap finding lacks %q: %v", field, p)
+		}
+	}
+}
+
+// TestIncompleteUploads: a temp file a crash left (file://'s incomplete
+// upload) older than UploadAge is a warning, not a problem; a younger one
+// (a write in progress) is not reported.
+func TestIncompleteUploads(t *testing.T) {
+	b, root := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	dir := filepath.Join(root, "backups", testBackup)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, age := range map[string]time.Duration{".tmp-old": 2 * time.Hour, ".tmp-new": time.Minute} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("half a part"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, time.Now().Add(-age), time.Now().Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Run(t.Context(), b, Options{UploadAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range r.Warnings {
+		if f.Kind == KindIncompleteUpload {
+			got = append(got, f.Key)
+		}
+	}
+	if strings.Join(got, " ") != "backups/"+testBackup+"/.tmp-old" || r.Summary.IncompleteUploads != 1 {
+		t.Errorf("incomplete_upload warnings: got %q (summary %d), want the old temp file only", got, r.Summary.IncompleteUploads)
+	}
+	for _, f := range r.Problems {
+		if f.Kind == KindIncompleteUpload {
+			t.Errorf("an incomplete upload reported as a problem: %+v", f)
 		}
 	}
 }

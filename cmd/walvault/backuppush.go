@@ -68,6 +68,8 @@ exits 1.
 
 A backup exists only once its manifest is written, last; an interrupted push
 leaves parts that backup-list shows as INCOMPLETE and restore never uses.
+The first failed upload, Ctrl-C or SIGTERM ends backup-push at once: the
+server's backup is cancelled, the upload in flight aborted, exit 1.
 
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,

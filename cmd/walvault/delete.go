@@ -13,6 +13,7 @@ import (
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/retention"
+	"github.com/walvault/walvault/storage"
 )
 
 // deleteOptions are the settings and flags of delete.
@@ -76,7 +77,9 @@ the last WAL the cluster wrote.
 Without --confirm, delete prints what it would delete and why, and deletes
 nothing. With --confirm, each backup's walvault-backup.json goes first (it
 stops being a backup at once), then its parts, then its keep marks; then WAL,
-oldest first; then partials, oldest first. An interrupted delete leaves a
+oldest first; then partials, oldest first; then incomplete uploads older
+than an hour (S3 multipart uploads an interrupted push left, file:// temp
+files: space, never data). An interrupted delete leaves a
 consistent repository (a folder without its manifest shows as INCOMPLETE) and
 the next delete finishes it.
 Objects still under S3 Object Lock are skipped and reported with their
@@ -130,6 +133,11 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 		return err
 	}
 	apply := retention.Options{CallTimeout: opts.Timeout, Log: log}
+	if err := retention.PlanUploads(ctx, b, &plan, storage.StaleUploadAge, apply); err != nil {
+		// Not data: delete goes on without them (the credentials may lack
+		// s3:ListBucketMultipartUploads).
+		log.Warn("incomplete uploads are left alone: "+err.Error(), "hint", "a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them too; see the README")
+	}
 	w := c.App.Writer
 	if !opts.Confirm {
 		if err := retention.Preview(ctx, b, &plan, apply); err != nil {
@@ -198,11 +206,14 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 		fmt.Fprintf(w, "WAL: %d objects under wal/ are not walvault's and are left alone (first: %s)\n", len(wp.Other), wp.Other[0])
 	}
 	printPartialPlan(w, plan)
+	printUploadPlan(w, plan, dryRun)
 	if dryRun {
 		n, pn := len(plan.DeletedBackups()), len(plan.Partials.Delete)
 		switch {
 		case n == 0 && len(wp.Delete) == 0 && pn == 0:
-			fmt.Fprintln(w, "nothing to delete")
+			if len(plan.Uploads) == 0 {
+				fmt.Fprintln(w, "nothing to delete")
+			}
 		case pn == 0:
 			fmt.Fprintf(w, "dry run: nothing was deleted; run again with --confirm to delete %d %s and %d WAL %s\n",
 				n, plural(n, "backup", "backups"), len(wp.Delete), plural(len(wp.Delete), "file", "files"))
@@ -228,6 +239,25 @@ func printPartialPlan(w io.Writer, plan retention.Plan) {
 	}
 	if len(pp.Other) > 0 {
 		fmt.Fprintf(w, "partials: %d objects under %s are not walvault's and are left alone (first: %s)\n", len(pp.Other), repository.PartialPrefix, pp.Other[0])
+	}
+}
+
+// printUploadPlan names the incomplete uploads delete aborts (or, in a
+// dry run, would abort). Silent when there are none.
+func printUploadPlan(w io.Writer, plan retention.Plan, dryRun bool) {
+	n := len(plan.Uploads)
+	if n == 0 {
+		return
+	}
+	verb := "abort"
+	if dryRun {
+		verb = "would abort"
+	}
+	first := plan.Uploads[0]
+	fmt.Fprintf(w, "incomplete uploads: %s %d %s older than %s, space an interrupted upload left, no data (first: %s, started %s)\n",
+		verb, n, plural(n, "upload", "uploads"), plan.UploadAge, first.Key, utc(first.Started))
+	if dryRun {
+		fmt.Fprintf(w, "dry run: nothing was aborted; run again with --confirm to abort %s\n", plural(n, "it", "them"))
 	}
 }
 
@@ -260,6 +290,9 @@ func printReport(w io.Writer, rep retention.Report) {
 	}
 	if wr.Held > 0 {
 		fmt.Fprintf(w, "kept WAL: %s that a backup kept above still needs\n", files(wr.Held))
+	}
+	if rep.Aborted > 0 {
+		fmt.Fprintf(w, "aborted %d incomplete %s\n", rep.Aborted, plural(rep.Aborted, "upload", "uploads"))
 	}
 	pr := rep.Partials
 	if pr.Deleted > 0 {
@@ -306,6 +339,21 @@ type deleteJSON struct {
 	Backups  []deleteBackupJSON `json:"backups"`
 	WAL      deleteWALJSON      `json:"wal"`
 	Partials deletePartialsJSON `json:"partials"`
+	Uploads  deleteUploadsJSON  `json:"incomplete_uploads"`
+}
+
+// deleteUploadsJSON: incomplete uploads older than an hour (S3 multipart
+// uploads, file:// temp files), which delete aborts.
+type deleteUploadsJSON struct {
+	Abort   int          `json:"abort"`
+	Uploads []uploadJSON `json:"uploads,omitempty"`
+	Aborted *int         `json:"aborted,omitempty"` // with --confirm
+}
+
+type uploadJSON struct {
+	Key     string    `json:"key"`
+	ID      string    `json:"upload_id,omitempty"`
+	Started time.Time `json:"started"`
 }
 
 type deleteBackupJSON struct {
@@ -412,6 +460,13 @@ func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dr
 	}
 	if rep != nil {
 		out.Partials.appliedJSON = applied(rep.Partials.Deleted, rep.Partials.Locked, rep.Partials.Held)
+	}
+	out.Uploads.Abort = len(plan.Uploads)
+	for _, u := range plan.Uploads {
+		out.Uploads.Uploads = append(out.Uploads.Uploads, uploadJSON{Key: u.Key, ID: u.ID, Started: u.Started.UTC()})
+	}
+	if rep != nil {
+		out.Uploads.Aborted = &rep.Aborted
 	}
 	return writeJSON(w, out)
 }

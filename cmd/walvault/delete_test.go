@@ -242,3 +242,37 @@ func TestDeletePartials(t *testing.T) {
 		t.Fatalf("nothing left to delete: exit %d\n%s", code, out)
 	}
 }
+
+// TestDeleteAbortsStaleUploads: a temp file a crash left, older than an
+// hour, is named by the dry run and removed by --confirm; a younger one (a
+// write that may be in progress) stays.
+func TestDeleteAbortsStaleUploads(t *testing.T) {
+	dir, ids := retentionRepo(t)
+	old := filepath.Join(dir, "backups", ids[2], ".tmp-old")
+	young := filepath.Join(dir, "backups", ids[2], ".tmp-young")
+	for p, age := range map[string]time.Duration{old: 2 * time.Hour, young: time.Minute} {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, time.Now().Add(-age), time.Now().Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := runCmd(t, "delete", "--retain", "REDUNDANCY 3")
+	if code != 0 || !strings.Contains(out, "incomplete uploads: would abort 1 upload older than 1h0m0s") || !strings.Contains(out, "backups/"+ids[2]+"/.tmp-old") {
+		t.Fatalf("dry run: exit %d\n%s%s\nwant the old temp file named as one to abort", code, out, errOut)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("the dry run removed %s: %v", old, err)
+	}
+	code, out, errOut = runCmd(t, "delete", "--retain", "REDUNDANCY 3", "--confirm")
+	if code != 0 || !strings.Contains(out, "aborted 1 incomplete upload") {
+		t.Fatalf("--confirm: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("%s after delete --confirm: %v, want it removed", old, err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("%s (younger than an hour) after delete --confirm: %v, want it kept", young, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/verify"
 )
 
@@ -35,6 +36,9 @@ and a summary:
      (warnings: walvault delete removes them). A partial counts for
      continuity only as the last segment of its timeline, never as a filler
      of a gap: recovery stops at a partial's end.
+   - incomplete uploads older than an hour (warnings: space, not data):
+     S3 multipart uploads an interrupted push neither completed nor aborted,
+     a file:// repository's temp files; walvault delete --confirm aborts them
 
 --full also re-reads every WAL object and every backup part, and the newest
 partial of each segment not archived complete (what wal-fetch would serve),
@@ -59,7 +63,7 @@ func (o *verifyOptions) precheck(c *cli.Context) error {
 func verifyRepository(c *cli.Context, opts *verifyOptions, s *session) error {
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
 	// the retention policy (retain) can name the kept set here.
-	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, Log: s.log})
+	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, UploadAge: storage.StaleUploadAge, Log: s.log})
 	if err != nil {
 		return fmt.Errorf("verify could not finish: %w", err)
 	}

@@ -66,7 +66,8 @@
 // renameat2(RENAME_NOREPLACE) for IfNotExists (link(2) on filesystems without
 // renameat2), then fsyncs the directory. New directories' entries are fsynced
 // too. A crash leaves at most a ".tmp-*" file, which List never reports and
-// keys may not name. When PutOptions.Size is positive and the reader yields a
+// keys may not name; ListUploads lists them (storage.Uploads), so verify
+// reports those older than an hour and delete --confirm removes them. When PutOptions.Size is positive and the reader yields a
 // different number of bytes, Put fails and stores nothing (a source that
 // shrank or grew mid-read).
 //

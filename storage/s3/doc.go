@@ -18,7 +18,11 @@
 //     Concurrency (64 MiB with the defaults). IfNotExists is If-None-Match: *
 //     on PutObject and on CompleteMultipartUpload, so the create is atomic on
 //     the server; 412 (and 409 ConditionalRequestConflict) become
-//     storage.ErrExists. A failed multipart upload is aborted.
+//     storage.ErrExists. A failed multipart upload is aborted, on a
+//     context of its own when the caller's was cancelled (Ctrl-C). One
+//     that cannot be (the server is unreachable, or the process was
+//     killed) is left for uploads.go: ListUploads and AbortUpload
+//     (storage.Uploads), which verify and delete use.
 //   - Retention sets ObjectLockMode and ObjectLockRetainUntilDate with a
 //     CRC32 checksum, which S3 requires on Object Lock writes. On a bucket
 //     without Object Lock the server refuses and Put returns

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -333,16 +334,38 @@ func failUpload(ctx context.Context, g *errgroup.Group, cause error) error {
 }
 
 // abort removes a failed multipart upload and its parts. It runs on a fresh
-// short context: the caller's may be what failed the upload.
+// short context: the caller's may be what failed the upload (Ctrl-C, a
+// deadline). The outage that failed the upload may also fail the abort,
+// so a transient failure is retried, with backoff, for up to
+// abortTimeout: a short outage then leaves nothing behind.
 func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket: &b.bucket, Key: aws.String(okey), UploadId: uploadID,
-	}, b.multipartRetries)
-	// A failed abort leaves parts that a bucket lifecycle rule
-	// (AbortIncompleteMultipartUpload) removes; nothing else can be done.
+	for delay := abortRetryDelay; ; delay = min(2*delay, abortMaxRetryDelay) {
+		_, err := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: &b.bucket, Key: aws.String(okey), UploadId: uploadID,
+		}, b.multipartRetries)
+		if code, _ := errorCode(err); err == nil || code == "NoSuchUpload" || storage.IsPermanent(b.translate(err)) {
+			return
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-actx.Done():
+			t.Stop()
+			// A failed abort leaves parts that verify reports, delete
+			// aborts and a bucket lifecycle rule
+			// (AbortIncompleteMultipartUpload) removes.
+			return
+		case <-t.C:
+		}
+	}
 }
+
+// Backoff between attempts to abort a failed multipart upload.
+const (
+	abortRetryDelay    = 250 * time.Millisecond
+	abortMaxRetryDelay = 2 * time.Second
+)
 
 // offsetReadSeeker presents size bytes of rs, from base on, as a body that
 // starts at 0: the SDK seeks to 0 to rewind a body.

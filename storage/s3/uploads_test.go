@@ -1,0 +1,140 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/s3"
+)
+
+// cancellingReader cancels its context once n bytes were read, as Ctrl-C
+// midway through an upload does.
+type cancellingReader struct {
+	r      io.Reader
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	if c.n -= int64(k); c.n <= 0 {
+		c.cancel()
+	}
+	return k, err
+}
+
+// TestS3CancelledMultipartAborts: a multipart upload whose context is
+// cancelled midway is aborted all the same (on a context of its own), so
+// no upload is left behind.
+func TestS3CancelledMultipartAborts(t *testing.T) {
+	v := testenv.StartVersity(t)
+	useGateway(t, v)
+	bucket := newBucket(t, v, false)
+	b := newBackend(t, v, s3.Config{Bucket: bucket, PartSize: 5 << 20, Concurrency: 2})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := &cancellingReader{r: bytes.NewReader(randomBytes(4, 16<<20)), n: 11 << 20, cancel: cancel}
+	err := b.Put(ctx, "big", r, storage.PutOptions{Size: -1})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Put cancelled midway: got %v, want context.Canceled", err)
+	}
+	if _, err := b.Stat(t.Context(), "big"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Stat after a cancelled Put: got %v, want storage.ErrNotFound", err)
+	}
+	checkNoUploads(t, v, bucket)
+}
+
+// TestS3ListAndAbortUploads: the incomplete uploads under the repository's
+// prefix are listed (others in the bucket are not) and aborted.
+func TestS3ListAndAbortUploads(t *testing.T) {
+	v := testenv.StartVersity(t)
+	useGateway(t, v)
+	bucket := newBucket(t, v, false)
+	b := newBackend(t, v, s3.Config{Bucket: bucket, Prefix: "repo"})
+	client := v.Client(t)
+	before := time.Now().Add(-time.Minute)
+	for _, key := range []string{"repo/backups/20261125T103000Z/base.tar.00000.lz4", "repository-other/x", "other/y"} {
+		if _, err := client.CreateMultipartUpload(t.Context(), &awss3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+			t.Fatalf("CreateMultipartUpload %s: %v", key, err)
+		}
+	}
+	var got []storage.Upload
+	list := func() {
+		got = nil
+		if err := b.ListUploads(t.Context(), "", func(u storage.Upload) error { got = append(got, u); return nil }); err != nil {
+			t.Fatalf("ListUploads: %v", err)
+		}
+	}
+	list()
+	if len(got) != 1 || got[0].Key != "backups/20261125T103000Z/base.tar.00000.lz4" || got[0].ID == "" || got[0].Started.Before(before) {
+		t.Fatalf("ListUploads: got %+v, want the one upload under the prefix, with its id and start", got)
+	}
+	stale, ok, err := storage.StaleUploads(t.Context(), storage.Stack(b, storage.StackOptions{}), "", time.Hour, time.Now())
+	if err != nil || !ok || len(stale) != 0 {
+		t.Errorf("StaleUploads(1h) through the stack: got %+v, %v, %v; want none (the upload is new), true, nil", stale, ok, err)
+	}
+	stale, _, _ = storage.StaleUploads(t.Context(), storage.Stack(b, storage.StackOptions{}), "", 0, time.Now())
+	if len(stale) != 1 {
+		t.Errorf("StaleUploads(0): got %+v, want the upload", stale)
+	}
+	if err := b.AbortUpload(t.Context(), got[0]); err != nil {
+		t.Fatalf("AbortUpload: %v", err)
+	}
+	if err := b.AbortUpload(t.Context(), got[0]); err != nil {
+		t.Errorf("AbortUpload of an upload already aborted: got %v, want nil", err)
+	}
+	list()
+	if len(got) != 0 {
+		t.Errorf("ListUploads after the abort: got %+v, want none", got)
+	}
+	out, err := client.ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil || len(out.Uploads) != 2 {
+		t.Errorf("uploads outside the repository: got %d (%v), want both left alone", len(out.Uploads), err)
+	}
+}
+
+// flakyAbort is failingServer whose first aborts fail too (503), as the
+// outage that failed an upload may fail its abort.
+type flakyAbort struct {
+	*failingServer
+	failures atomic.Int32
+}
+
+func (f *flakyAbort) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodDelete && r.URL.Query().Has("uploadId") && f.failures.Add(-1) >= 0 {
+		f.mu.Lock()
+		f.counts["abort"]++
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	f.failingServer.ServeHTTP(w, r)
+}
+
+// TestAbortRetriedThroughOutage: the abort of a failed multipart upload is
+// retried past the SDK's attempts while the server is failing, so a short
+// outage leaves no upload behind.
+func TestAbortRetriedThroughOutage(t *testing.T) {
+	f := &flakyAbort{failingServer: &failingServer{counts: map[string]int{}}}
+	f.failures.Store(4) // more than one call's SDK attempts (3)
+	b := newAgainst(t, f)
+	body := onlyReader{strings.NewReader(strings.Repeat("x", s3.MinPartSize+1))}
+	if err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1}); err == nil {
+		t.Fatal("Put against a server failing every part: got nil, want an error")
+	}
+	if got := f.count("abort"); got != 5 {
+		t.Errorf("abort requests: got %d, want 5 (4 refused, then the one that succeeds)", got)
+	}
+}
