@@ -78,6 +78,7 @@ func TestRestoreBackupFixture(t *testing.T) {
 					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)
 				}
 				opts.PGBinDir = tc.pgBinDir
+				opts.Verify = VerifyBoth
 			}
 			xid := "1234"
 			opts.Target = Target{XID: xid, Action: "promote"}
@@ -208,6 +209,7 @@ func TestRestoreBackupTablespaces(t *testing.T) {
 					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)
 				}
 				opts.PGBinDir = tc.pgBinDir
+				opts.Verify = VerifyBoth
 			}
 			newLoc := filepath.Join(t.TempDir(), "new ts")
 			if err := os.Mkdir(newLoc, 0o755); err != nil {
