@@ -395,17 +395,21 @@ func writeNewFile(root *os.Root, name string, data []byte) error {
 
 // fetchPGManifest writes PostgreSQL's backup_manifest, verified, into the
 // data directory. It comes first: it is small, and a backup whose manifest
-// is damaged fails before gigabytes are downloaded.
+// is damaged fails before gigabytes are downloaded. It is written under a
+// hidden name and renamed once its part is verified.
 func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.BackupManifest, root *os.Root) error {
 	ps := newPartStream(ctx, b, m.ID, []repository.BackupPart{m.PGManifest})
 	defer ps.Close()
-	f, err := root.OpenFile(pgManifestFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(pgManifestPartial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", pgManifestFile, err)
 	}
 	_, err = io.CopyBuffer(struct{ io.Writer }{f}, ps, make([]byte, 256<<10))
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(pgManifestPartial, pgManifestFile)
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s of backup %s: %w", pgManifestFile, m.ID, err)

@@ -66,13 +66,16 @@ func TestRestoreBackupFixture(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		pgBinDir     string
+		verify       VerifyMode
 		wantVerified string
 	}{
-		{"go check", "empty", "checked by walvault"},
-		{"pg_verifybackup", pgVerifyBackupBin, "pg_verifybackup"},
+		{"go check", "empty", "", "checked by walvault"},
+		{"go reading pass", "empty", VerifyPGVerifyBackup, "checked by walvault: 6 files, 315615 bytes (no usable pg_verifybackup"},
+		{"pg_verifybackup", pgVerifyBackupBin, "", "pg_verifybackup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "absent", "parent", "data"))
+			opts.Verify = tc.verify
 			if tc.pgBinDir != "empty" {
 				if _, err := os.Stat(filepath.Join(tc.pgBinDir, pgVerifyBackup)); err != nil {
 					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)

@@ -26,6 +26,10 @@ import (
 // directory.
 const pgManifestFile = "backup_manifest"
 
+// pgManifestPartial is where restore writes backup_manifest until its
+// checksum is verified.
+const pgManifestPartial = "." + pgManifestFile + ".walvault-partial"
+
 // ErrVerify: the restored files do not match PostgreSQL's backup_manifest.
 var ErrVerify = errors.New("restored files do not match backup_manifest")
 
