@@ -444,6 +444,11 @@ func TestRestoreBackupRefuses(t *testing.T) {
 			wantErr: ErrNotEmpty, wantMsg: "server may be running", keep: []string{"PG_VERSION", "base", "postmaster.pid"},
 		},
 		{
+			name:    "interrupted restore",
+			setup:   func(t *testing.T, dir string) { mkdirWith(t, dir, stagingDir, "PG_VERSION") },
+			wantErr: ErrNotEmpty, wantMsg: "interrupted walvault restore (" + stagingDir + ")", keep: []string{stagingDir, "PG_VERSION"},
+		},
+		{
 			name: "data directory is a file",
 			setup: func(t *testing.T, dir string) {
 				if err := os.WriteFile(dir, []byte("x"), 0o600); err != nil {
