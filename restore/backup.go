@@ -286,6 +286,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		}
 		verified = append(verified, fmt.Sprintf("backup_manifest checked by walvault as the files were written: %d files, %d bytes", st.Files, st.Bytes))
 	}
+	if err := root.Rename(pgManifestPartial, pgManifestFile); err != nil {
+		return res, fmt.Errorf("put %s in place: %w", pgManifestFile, err)
+	}
 	if !baseRes.backupLabel || !baseRes.pgControl {
 		return res, fmt.Errorf("%w: base.tar of backup %s lacks backup_label or global/pg_control: it is not a PostgreSQL base backup", ErrCorrupt, m.ID)
 	}
@@ -395,8 +398,10 @@ func writeNewFile(root *os.Root, name string, data []byte) error {
 
 // fetchPGManifest writes PostgreSQL's backup_manifest, verified, into the
 // data directory. It comes first: it is small, and a backup whose manifest
-// is damaged fails before gigabytes are downloaded. It is written under a
-// hidden name and renamed once its part is verified.
+// is damaged fails before gigabytes are downloaded. It stays under a
+// hidden name (pgManifestPartial) until RestoreBackup has extracted and
+// checked the archives: like every file, it is visible only once the
+// restore's data is verified.
 func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.BackupManifest, root *os.Root) error {
 	ps := newPartStream(ctx, b, m.ID, []repository.BackupPart{m.PGManifest})
 	defer ps.Close()
@@ -407,9 +412,6 @@ func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.Backup
 	_, err = io.CopyBuffer(struct{ io.Writer }{f}, ps, make([]byte, 256<<10))
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = root.Rename(pgManifestPartial, pgManifestFile)
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s of backup %s: %w", pgManifestFile, m.ID, err)

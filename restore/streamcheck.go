@@ -61,7 +61,8 @@ var manifestAlgorithms = []string{"NONE", "CRC32C", "SHA224", "SHA256", "SHA384"
 // errDuplicatePath stops loading when two listed paths hash alike.
 var errDuplicatePath = errors.New("duplicate path")
 
-// loadManifestCheck reads backup_manifest from root (checking its own
+// loadManifestCheck reads backup_manifest from root, where it is still
+// under its hidden name pgManifestPartial (checking its own
 // Manifest-Checksum and that every file's algorithm is one walvault can
 // compute) and returns the check; ignore adds paths to the defaults.
 func loadManifestCheck(ctx context.Context, root *os.Root, ignore []string) (*manifestCheck, error) {
@@ -81,7 +82,7 @@ func loadManifestCheck(ctx context.Context, root *os.Root, ignore []string) (*ma
 }
 
 func (c *manifestCheck) load(ctx context.Context) (dup string, err error) {
-	f, err := c.root.Open(pgManifestFile)
+	f, err := c.root.Open(pgManifestPartial)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrVerify, err)
 	}
@@ -218,7 +219,7 @@ func (c *manifestCheck) finish(ctx context.Context) (VerifyStats, error) {
 		return c.stats, nil
 	}
 	var missing []string
-	f, err := c.root.Open(pgManifestFile)
+	f, err := c.root.Open(pgManifestPartial)
 	if err == nil {
 		_, err = readManifest(ctx, f, func(mf manifestFile) error {
 			p, err := mf.cleanPath()
