@@ -108,6 +108,7 @@ func TestRestoreTargets(t *testing.T) {
 		{"immediate", []string{"--target-immediate"}, "0"},
 		{"latest", nil, "0,1,2,3,4"},
 		{"explicit backup", []string{"--backup", id, "--target-name", "walvault_it"}, "0,1,2,3"},
+		{"verified by both checks", []string{"--verify", "both", "--target-immediate"}, "0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +186,7 @@ func TestRestoreBadInput(t *testing.T) {
 		{"target in the future", fresh(), []string{"--target-time", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "future"},
 		{"time without zone", fresh(), []string{"--target-time", "2026-01-01 10:00:00"}, "zone"},
 		{"two targets", fresh(), []string{"--target-name", "x", "--target-immediate"}, "target"},
+		{"unknown verification", fresh(), []string{"--verify", "md5"}, "--verify"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,14 +46,54 @@ type BackupOptions struct {
 	// of the backup.
 	ConfigFile string
 	ConfigYAML []byte
-	// PGBinDir is where pg_verifybackup is looked for; "" means
-	// /usr/lib/postgresql/<major>/bin, then PATH. Without a usable one the
-	// same check is done in Go (VerifyDataDir).
+	// Verify says how the restored files are checked against PostgreSQL's
+	// backup_manifest; "" means VerifyStream.
+	Verify VerifyMode
+	// PGBinDir is where pg_verifybackup is looked for (VerifyPGVerifyBackup,
+	// VerifyBoth); "" means /usr/lib/postgresql/<major>/bin, then PATH.
+	// Without a usable one the same check is done in Go (VerifyDataDir).
 	PGBinDir string
 	Log      *slog.Logger
 	// Now is the clock for the future-target check and the note in
 	// postgresql.auto.conf; nil means time.Now.
 	Now func() time.Time
+
+	// observe, when set, is called after extracted entries were made
+	// visible (from the extracting goroutines), and with failed set once a
+	// restore failed, before it cleans up: a test looks at the target then.
+	observe func(failed bool)
+}
+
+// VerifyMode says how a restore proves its files match backup_manifest.
+type VerifyMode string
+
+const (
+	// VerifyStream checks every file as it is written: its size and its
+	// manifest checksum computed on the bytes going to disk; at the end,
+	// that no listed file is missing. No second reading pass.
+	VerifyStream VerifyMode = "stream"
+	// VerifyPGVerifyBackup reads every restored file again after
+	// extraction: pg_verifybackup -n when a usable one is installed, else
+	// the same check in Go (VerifyDataDir).
+	VerifyPGVerifyBackup VerifyMode = "pg_verifybackup"
+	// VerifyBoth does both.
+	VerifyBoth VerifyMode = "both"
+)
+
+// ParseVerifyMode reads a --verify value; "" is VerifyStream.
+func ParseVerifyMode(s string) (VerifyMode, error) {
+	switch m := VerifyMode(s); m {
+	case "":
+		return VerifyStream, nil
+	case VerifyStream, VerifyPGVerifyBackup, VerifyBoth:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown verification %q: use stream (check each file as it is written, the default), pg_verifybackup (read the restored files again with pg_verifybackup -n) or both", s)
+}
+
+func (m VerifyMode) stream() bool { return m == "" || m == VerifyStream || m == VerifyBoth }
+func (m VerifyMode) readPass() bool {
+	return m == VerifyPGVerifyBackup || m == VerifyBoth
 }
 
 // BackupResult says what RestoreBackup restored.
@@ -80,14 +121,20 @@ const maxParallelArchives = 4
 //     empty directory (never touching it), then create them (0700);
 //  3. download, decompress and extract every archive as a stream, each
 //     part checked against its size and sha256 (ErrCorrupt names a bad
-//     part); global/pg_control is written last, so a restore interrupted
-//     midway leaves a directory PostgreSQL refuses to start;
+//     part). Files are written into a hidden staging directory inside
+//     each target and moved into place only once every part up to their
+//     end is verified (stager), so no unverified byte is ever visible;
+//     with opts.Verify stream (the default) each file is also checked
+//     against backup_manifest as it is written (manifestCheck).
+//     global/pg_control is written last, so a restore interrupted midway
+//     leaves a directory PostgreSQL refuses to start;
 //  4. write backup_manifest, tablespace_map (remapped) and pg_tblspc links,
 //     recovery.signal, the recovery settings in postgresql.auto.conf, and
 //     opts.ConfigFile;
-//  5. verify the result against backup_manifest (pg_verifybackup -n, or
-//     the same check in Go), hand the files to opts.Owner and flush
-//     everything to disk with one syncfs per file system.
+//  5. with opts.Verify pg_verifybackup or both, read the result again
+//     against backup_manifest (pg_verifybackup -n, or the same check in
+//     Go); hand the files to opts.Owner and flush everything to disk with
+//     one syncfs per file system.
 //
 // On any failure after step 2, everything written is removed: directories
 // restore created are deleted, ones that existed empty are emptied.
@@ -111,6 +158,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	}
 	dataDir, err := filepath.Abs(opts.DataDir)
 	if err != nil {
+		return res, err
+	}
+	if _, err := ParseVerifyMode(string(opts.Verify)); err != nil {
 		return res, err
 	}
 	if _, err := quoteConfValue(opts.RestoreCommand); err != nil {
@@ -181,6 +231,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		if err == nil {
 			return
 		}
+		if opts.observe != nil {
+			opts.observe(true)
+		}
 		log.Warn("restore failed: removing what it wrote", "backup_id", m.ID, "data_dir", dataDir, "error", err)
 		for _, d := range dirs {
 			if cerr := d.clean(); cerr != nil {
@@ -202,10 +255,39 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err := fetchPGManifest(ctx, b, m, root); err != nil {
 		return res, err
 	}
-	n, baseRes, err := extractArchives(ctx, b, m, base, tbs, root)
+	var ignore []string
+	if opts.ConfigFile != "" {
+		ignore = append(ignore, filepath.ToSlash(opts.ConfigFile))
+	}
+	xopts := extractOptions{}
+	if opts.observe != nil {
+		xopts.promoted = func() { opts.observe(false) }
+	}
+	if opts.Verify.stream() {
+		// Loaded before any download: a damaged manifest, or a checksum
+		// algorithm walvault cannot compute, fails the restore at once.
+		if xopts.check, err = loadManifestCheck(ctx, root, ignore); err != nil {
+			return res, err
+		}
+		if err := xopts.check.checkSystemID(m.ID, m.SystemID); err != nil {
+			return res, err
+		}
+	}
+	n, baseRes, err := extractArchives(ctx, b, m, base, tbs, root, xopts)
 	res.Bytes = n
 	if err != nil {
 		return res, err
+	}
+	var verified []string
+	if opts.Verify.stream() {
+		st, err := xopts.check.finish(ctx)
+		if err != nil {
+			return res, fmt.Errorf("restore of backup %s: %w", m.ID, err)
+		}
+		verified = append(verified, fmt.Sprintf("backup_manifest checked by walvault as the files were written: %d files, %d bytes", st.Files, st.Bytes))
+	}
+	if err := root.Rename(pgManifestPartial, pgManifestFile); err != nil {
+		return res, fmt.Errorf("put %s in place: %w", pgManifestFile, err)
 	}
 	if !baseRes.backupLabel || !baseRes.pgControl {
 		return res, fmt.Errorf("%w: base.tar of backup %s lacks backup_label or global/pg_control: it is not a PostgreSQL base backup", ErrCorrupt, m.ID)
@@ -221,7 +303,6 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err := writeRecoverySettings(root, block); err != nil {
 		return res, err
 	}
-	var ignore []string
 	if rewritten {
 		ignore = append(ignore, tablespaceMapName)
 	}
@@ -229,24 +310,30 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		if err := writeNewFile(root, opts.ConfigFile, opts.ConfigYAML); err != nil {
 			return res, err
 		}
-		ignore = append(ignore, filepath.ToSlash(opts.ConfigFile))
 	}
 	if err := root.Rename(pgControlPartial, pgControlName); err != nil {
 		return res, fmt.Errorf("put %s in place: %w", pgControlName, err)
 	}
 
-	if res.Verified, err = verify(ctx, dataDir, m, ignore, opts.PGBinDir); err != nil {
-		return res, err
+	if opts.Verify.readPass() {
+		how, err := verify(ctx, dataDir, m, ignore, opts.PGBinDir)
+		if err != nil {
+			return res, err
+		}
+		verified = append(verified, how)
 	}
+	res.Verified = strings.Join(verified, "; ")
+	var paths []string
 	for _, d := range dirs {
 		if own != nil {
 			if err := chownTree(d.path, own); err != nil {
 				return res, err
 			}
 		}
-		if err := syncTree(d.path); err != nil {
-			return res, err
-		}
+		paths = append(paths, d.path)
+	}
+	if err := syncDirs(paths); err != nil {
+		return res, err
 	}
 	if own != nil {
 		for _, d := range dirs {
@@ -311,11 +398,14 @@ func writeNewFile(root *os.Root, name string, data []byte) error {
 
 // fetchPGManifest writes PostgreSQL's backup_manifest, verified, into the
 // data directory. It comes first: it is small, and a backup whose manifest
-// is damaged fails before gigabytes are downloaded.
+// is damaged fails before gigabytes are downloaded. It stays under a
+// hidden name (pgManifestPartial) until RestoreBackup has extracted and
+// checked the archives: like every file, it is visible only once the
+// restore's data is verified.
 func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.BackupManifest, root *os.Root) error {
 	ps := newPartStream(ctx, b, m.ID, []repository.BackupPart{m.PGManifest})
 	defer ps.Close()
-	f, err := root.OpenFile(pgManifestFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(pgManifestPartial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", pgManifestFile, err)
 	}
@@ -331,7 +421,7 @@ func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.Backup
 
 // extractArchives extracts base.tar into root and each tablespace archive
 // into its location, several at once. It returns the raw bytes read.
-func extractArchives(ctx context.Context, b storage.Backend, m repository.BackupManifest, base repository.BackupArchive, tbs []tablespacePlan, root *os.Root) (int64, extractResult, error) {
+func extractArchives(ctx context.Context, b storage.Backend, m repository.BackupManifest, base repository.BackupArchive, tbs []tablespacePlan, root *os.Root, xopts extractOptions) (int64, extractResult, error) {
 	links := map[string]string{}
 	for _, tb := range tbs {
 		links[tb.oid] = tb.location
@@ -341,7 +431,9 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxParallelArchives)
 	g.Go(func() error {
-		res, n, err := extractArchive(gctx, b, m.ID, base, root, extractOptions{base: true, tablespaceLinks: links})
+		o := xopts
+		o.base, o.tablespaceLinks = true, links
+		res, n, err := extractArchive(gctx, b, m.ID, base, root, o)
 		total.Add(n)
 		baseRes = res
 		return err
@@ -353,7 +445,9 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 				return err
 			}
 			defer troot.Close()
-			_, n, err := extractArchive(gctx, b, m.ID, tb.archive, troot, extractOptions{})
+			o := xopts
+			o.manifestPrefix = pgTblspcDir + "/" + tb.oid + "/"
+			_, n, err := extractArchive(gctx, b, m.ID, tb.archive, troot, o)
 			total.Add(n)
 			return err
 		})
@@ -377,6 +471,7 @@ var (
 // verified), also the padding after the tar's end marker.
 func extractArchive(ctx context.Context, b storage.Backend, backupID string, a repository.BackupArchive, root *os.Root, opts extractOptions) (extractResult, int64, error) {
 	ps := newPartStream(ctx, b, backupID, a.Parts)
+	opts.verified = ps.Verified
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {

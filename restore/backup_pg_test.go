@@ -187,6 +187,7 @@ func TestRestoreBackupPostgres(t *testing.T) {
 	{
 		opts := newOpts(t)
 		opts.Target = restore.Target{Name: "before_drop", Action: "promote"}
+		opts.Verify = restore.VerifyBoth // the streamed check and pg_verifybackup agree
 		start := time.Now()
 		res, err := restore.RestoreBackup(ctx, b, opts)
 		if err != nil {

@@ -66,18 +66,22 @@ func TestRestoreBackupFixture(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		pgBinDir     string
+		verify       VerifyMode
 		wantVerified string
 	}{
-		{"go check", "empty", "checked by walvault"},
-		{"pg_verifybackup", pgVerifyBackupBin, "pg_verifybackup"},
+		{"go check", "empty", "", "checked by walvault"},
+		{"go reading pass", "empty", VerifyPGVerifyBackup, "checked by walvault: 6 files, 315615 bytes (no usable pg_verifybackup"},
+		{"pg_verifybackup", pgVerifyBackupBin, "", "pg_verifybackup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "absent", "parent", "data"))
+			opts.Verify = tc.verify
 			if tc.pgBinDir != "empty" {
 				if _, err := os.Stat(filepath.Join(tc.pgBinDir, pgVerifyBackup)); err != nil {
 					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)
 				}
 				opts.PGBinDir = tc.pgBinDir
+				opts.Verify = VerifyBoth
 			}
 			xid := "1234"
 			opts.Target = Target{XID: xid, Action: "promote"}
@@ -208,6 +212,7 @@ func TestRestoreBackupTablespaces(t *testing.T) {
 					t.Fatalf("no pg_verifybackup (%v): install PostgreSQL 15 (apt-get install -y postgresql-15; ./scripts/install-deps.sh does it)", err)
 				}
 				opts.PGBinDir = tc.pgBinDir
+				opts.Verify = VerifyBoth
 			}
 			newLoc := filepath.Join(t.TempDir(), "new ts")
 			if err := os.Mkdir(newLoc, 0o755); err != nil {
@@ -437,6 +442,11 @@ func TestRestoreBackupRefuses(t *testing.T) {
 			name:    "live cluster",
 			setup:   func(t *testing.T, dir string) { mkdirWith(t, dir, "PG_VERSION", "postmaster.pid", "base") },
 			wantErr: ErrNotEmpty, wantMsg: "server may be running", keep: []string{"PG_VERSION", "base", "postmaster.pid"},
+		},
+		{
+			name:    "interrupted restore",
+			setup:   func(t *testing.T, dir string) { mkdirWith(t, dir, stagingDir, "PG_VERSION") },
+			wantErr: ErrNotEmpty, wantMsg: "interrupted walvault restore (" + stagingDir + ")", keep: []string{stagingDir, "PG_VERSION"},
 		},
 		{
 			name: "data directory is a file",

@@ -54,6 +54,8 @@ func checkTargetDir(path, what string) (*targetDir, error) {
 		switch {
 		case slices.Contains(names, "postmaster.pid"):
 			hint = "it holds postmaster.pid: a PostgreSQL server may be running on it. Never restore over a live cluster; give a new or empty directory"
+		case slices.Contains(names, stagingDir):
+			hint = "it holds an interrupted walvault restore (" + stagingDir + "); remove the directory's contents and restore again"
 		case slices.Contains(names, "PG_VERSION") && slices.Contains(names, "global") && isFile(filepath.Join(path, pgControlPartial)):
 			hint = "it holds an interrupted walvault restore (global/" + filepath.Base(pgControlPartial) + "); remove the directory's contents and restore again"
 		case slices.Contains(names, "PG_VERSION"):

@@ -1,8 +1,11 @@
 // Package restore brings files back out of the repository: wal-fetch for
 // restore_command (fetch.go), and base backup restore: RestoreBackup
 // (backup.go: choose a backup, check directories, extract, write recovery
-// settings, verify) with its recovery targets (target.go). Read backup.go
-// first for restores, fetch.go for restore_command.
+// settings, verify) with its recovery targets (target.go). Extraction
+// (extract.go) keeps every file in a staging directory until the parts it
+// came from are verified (stage.go) and checks it against PostgreSQL's
+// backup_manifest as it is written (streamcheck.go). Read backup.go first
+// for restores, fetch.go for restore_command.
 //
 // Its one rule: "not found" is said only when the repository answered that
 // the file is absent. Every other failure (unreachable storage, checksum

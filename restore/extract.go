@@ -47,6 +47,18 @@ type extractOptions struct {
 	// symlinks point at tablespaceLinks[oid].
 	base            bool
 	tablespaceLinks map[string]string
+	// verified says up to which raw offset of the stream the bytes are
+	// proven (partStream.Verified); nil trusts each byte once read.
+	verified func() int64
+	// check, when set, checks every regular file against PostgreSQL's
+	// backup_manifest as it is written; manifestPrefix is put before entry
+	// names to get the manifest's path ("pg_tblspc/<oid>/" in a
+	// tablespace archive).
+	check          *manifestCheck
+	manifestPrefix string
+	// promoted, when set, is called after entries were made visible (a
+	// test's observer).
+	promoted func()
 }
 
 // extractResult is what extraction saw.
@@ -75,13 +87,31 @@ type dirEntry struct {
 // extractTar writes the tar stream r into root. It refuses entries that are
 // absolute, contain "..", or are symlinks pointing outside the root (except
 // base.tar's pg_tblspc links, which it points at the restored tablespaces);
-// os.Root keeps every write beneath the root even through symlinks. Files
-// get their mode and mtime; directories get theirs once all files are in.
+// os.Root keeps every write beneath the root even through symlinks.
+//
+// Nothing unverified is ever visible in root: files are written into a
+// hidden staging directory (stagingDir) and moved into place, directories
+// and symlinks created, only once every byte up to the entry's end is
+// verified (opts.verified) and, with opts.check, the file matched
+// backup_manifest. On failure the staging directory is removed; what was
+// promoted is verified content the caller removes.
+//
+// Files get their mode and mtime; directories get theirs once all files
+// are in. The stream is read to its end (so every part is verified).
 // Nothing is fsynced here: the caller syncs the file system once at the end.
-func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOptions) (extractResult, error) {
-	var res extractResult
+func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOptions) (res extractResult, err error) {
+	st, err := newStager(root, opts.verified, opts.promoted)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := st.close(); err == nil {
+			err = cerr
+		}
+	}()
 	var dirs []dirEntry
-	tr := tar.NewReader(r)
+	cr := &countingReader{r: r}
+	tr := tar.NewReader(cr)
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -104,14 +134,16 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 		if name == "." {
 			continue // the target directory itself: restore sets its mode
 		}
+		if first, _, _ := strings.Cut(name, "/"); first == stagingDir {
+			return res, fmt.Errorf("%w: %s has the name restore stages files under", errUnsafeEntry, hdr.Name)
+		}
 		perm := fs.FileMode(hdr.Mode) & fs.ModePerm
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := makeDir(root, name); err != nil {
-				return res, err
-			}
+			st.add(staged{name: name, kind: stagedDir}, cr.n)
 			dirs = append(dirs, dirEntry{name, perm, hdr.ModTime})
 		case tar.TypeReg: // archive/tar reports the old TypeRegA as TypeReg
+			checkName := opts.manifestPrefix + name
 			switch {
 			case opts.base && skippedNames[name]:
 				continue
@@ -123,6 +155,9 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 				if len(data) > maxTablespaceMap {
 					return res, fmt.Errorf("%w: %s is larger than %d bytes", errUnsafeEntry, name, maxTablespaceMap)
 				}
+				if err := opts.check.whole(checkName, data); err != nil {
+					return res, err
+				}
 				res.tablespaceMap = &heldFile{data: data, mode: perm, mtime: hdr.ModTime}
 				continue
 			case opts.base && name == backupLabelName:
@@ -131,20 +166,41 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 				res.pgControl = true
 				name = pgControlPartial
 			}
-			if err := writeFile(root, name, tr, hdr, perm, buf); err != nil {
+			fc, err := opts.check.begin(checkName, hdr.Size)
+			if err != nil {
 				return res, err
 			}
+			if err := writeFile(st.stage, name, tr, hdr, perm, buf, fc); err != nil {
+				return res, err
+			}
+			if err := fc.finish(); err != nil {
+				return res, err
+			}
+			st.add(staged{name: name, kind: stagedFile}, cr.n)
 			res.files++
 			res.bytes += hdr.Size
 		case tar.TypeSymlink:
-			if err := makeSymlink(root, name, hdr.Linkname, opts); err != nil {
+			target, err := symlinkTarget(name, hdr.Linkname, opts)
+			if err != nil {
 				return res, err
 			}
+			st.add(staged{name: name, kind: stagedSymlink, target: target}, cr.n)
 		case tar.TypeLink:
 			return res, fmt.Errorf("%w: %s is a hard link (to %s); PostgreSQL base backups have none", errUnsafeEntry, hdr.Name, hdr.Linkname)
 		default:
 			return res, fmt.Errorf("%w: %s has tar type %q (not a file, directory or symlink); PostgreSQL base backups have none", errUnsafeEntry, hdr.Name, hdr.Typeflag)
 		}
+		if err := st.promote(); err != nil {
+			return res, err
+		}
+	}
+	// Read to the end: the padding after the end marker belongs to the
+	// last part, which is verified only once it is read.
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return res, fmt.Errorf("read tar stream: %w", err)
+	}
+	if err := st.promoteAll(cr.n); err != nil {
+		return res, err
 	}
 	// Directory modes and times last, deepest first: writing a file into
 	// a directory changes its mtime, and a read-only mode would stop us.
@@ -158,6 +214,19 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 		}
 	}
 	return res, nil
+}
+
+// countingReader counts the bytes read through it: the tar reader's
+// position in the raw stream.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // entryName cleans a tar entry name into a relative slash path, refusing
@@ -192,8 +261,8 @@ func makeDir(root *os.Root, name string) error {
 }
 
 // writeFile creates name (never replacing anything) with the entry's
-// content, mode and mtime.
-func writeFile(root *os.Root, name string, r io.Reader, hdr *tar.Header, perm fs.FileMode, buf []byte) error {
+// content, mode and mtime; fc, when set, sees every byte written.
+func writeFile(root *os.Root, name string, r io.Reader, hdr *tar.Header, perm fs.FileMode, buf []byte, fc *fileCheck) error {
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		if dir := path.Dir(name); dir != "." {
@@ -211,7 +280,11 @@ func writeFile(root *os.Root, name string, r io.Reader, hdr *tar.Header, perm fs
 	}
 	// Hide ReadFrom so CopyBuffer uses buf (large writes) rather than
 	// os.File's 32 KiB fallback.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, buf)
+	var w io.Writer = struct{ io.Writer }{f}
+	if fc != nil {
+		w = &checkedWriter{f: f, fc: fc}
+	}
+	n, err := io.CopyBuffer(w, r, buf)
 	if err == nil && n != hdr.Size {
 		err = io.ErrUnexpectedEOF
 	}
@@ -232,19 +305,38 @@ func writeFile(root *os.Root, name string, r io.Reader, hdr *tar.Header, perm fs
 	return nil
 }
 
-// makeSymlink recreates a symlink that stays inside the root. In base.tar,
-// pg_tblspc/<oid> links (sent when no tablespace_map was asked for) are
-// pointed at the tablespace's restored location instead.
-func makeSymlink(root *os.Root, name, target string, opts extractOptions) error {
+// checkedWriter writes to a file and hands what was written to a check.
+type checkedWriter struct {
+	f  *os.File
+	fc *fileCheck
+}
+
+func (w *checkedWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.fc.write(p[:n])
+	return n, err
+}
+
+// symlinkTarget checks a symlink entry and returns what it is to point
+// at: a target that stays inside the root, or, for base.tar's
+// pg_tblspc/<oid> links (sent when no tablespace_map was asked for), the
+// tablespace's restored location.
+func symlinkTarget(name, target string, opts extractOptions) (string, error) {
 	if m := tablespaceLinkPattern.FindStringSubmatch(name); opts.base && m != nil {
 		loc, ok := opts.tablespaceLinks[m[1]]
 		if !ok {
-			return fmt.Errorf("base.tar links tablespace %s to %s, but the backup has no archive for that tablespace: the backup is incomplete", m[1], target)
+			return "", fmt.Errorf("base.tar links tablespace %s to %s, but the backup has no archive for that tablespace: the backup is incomplete", m[1], target)
 		}
-		target = loc
-	} else if target == "" || path.IsAbs(target) || !isLocal(path.Join(path.Dir(name), target)) {
-		return fmt.Errorf("%w: symlink %s points to %s, outside the directory being restored", errUnsafeEntry, name, target)
+		return loc, nil
 	}
+	if target == "" || path.IsAbs(target) || !isLocal(path.Join(path.Dir(name), target)) {
+		return "", fmt.Errorf("%w: symlink %s points to %s, outside the directory being restored", errUnsafeEntry, name, target)
+	}
+	return target, nil
+}
+
+// makeSymlink creates a symlink (and missing parents).
+func makeSymlink(root *os.Root, name, target string) error {
 	if dir := path.Dir(name); dir != "." {
 		if err := makeDir(root, dir); err != nil {
 			return err

@@ -60,6 +60,7 @@ func TestExtractRefusesEscapes(t *testing.T) {
 		{"duplicate file", []tarEntry{{name: "a", body: []byte("x")}, {name: "a", body: []byte("y")}}, extractOptions{}, "appears twice"},
 		{"file over a symlink", []tarEntry{{name: "d/", typ: tar.TypeDir}, {name: "l", typ: tar.TypeSymlink, linkname: "d"}, {name: "l", body: []byte("y")}}, extractOptions{}, "appears twice"},
 		{"directory over a file", []tarEntry{{name: "a", body: []byte("x")}, {name: "a/", typ: tar.TypeDir}}, extractOptions{}, "create directory a"},
+		{"entry under the staging name", []tarEntry{{name: stagingDir + "/x", body: []byte("x")}}, extractOptions{}, "restore stages files under"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

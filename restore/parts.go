@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
@@ -48,6 +49,11 @@ var partChunks = sync.Pool{New: func() any { b := make([]byte, partChunk); retur
 // part known to be bad. Parts are fetched ahead (see partsAhead), but
 // their bytes and errors reach the reader strictly in order.
 //
+// Verified tells how far the stream is proven: the raw offset up to which
+// every byte handed out belongs to a part whose size and sha256 matched.
+// The extractor promotes a file out of staging only once its last byte
+// lies below it (see stager).
+//
 // RestoreBackup hands it a backend wrapped by seeHidden, so a part hidden
 // behind a delete marker is read from its newest version (with a warning);
 // a part is missing only when no version of it holds data.
@@ -63,6 +69,7 @@ type partStream struct {
 	chunk    *[]byte      // the chunk being handed out
 	rest     []byte       // what is left of it
 	total    int64        // raw bytes read so far, all parts
+	verified atomic.Int64 // raw offset up to which every part is verified
 	failed   error        // a part failed: the stream is over
 }
 
@@ -73,9 +80,10 @@ type partFetch struct {
 }
 
 type fetched struct {
-	buf *[]byte
-	n   int
-	err error
+	buf  *[]byte
+	n    int
+	last bool // the part's last chunk: sent only once the part is verified
+	err  error
 }
 
 func newPartStream(ctx context.Context, b storage.Backend, backupID string, parts []repository.BackupPart) *partStream {
@@ -119,12 +127,16 @@ func (s *partStream) Read(p []byte) (int, error) {
 		switch {
 		case c.err == io.EOF: // the part is read and verified
 			s.fetches = s.fetches[1:]
+			s.verified.Store(s.total)
 		case c.err != nil:
 			s.failed = c.err
 			s.Close()
 			return 0, c.err
 		default:
 			s.chunk, s.rest = c.buf, (*c.buf)[:c.n]
+			if c.last {
+				s.verified.Store(s.total + int64(c.n))
+			}
 		}
 	}
 	n := copy(p, s.rest)
@@ -132,6 +144,11 @@ func (s *partStream) Read(p []byte) (int, error) {
 	s.total += int64(n)
 	return n, nil
 }
+
+// Verified is the raw offset up to which the stream is verified: every
+// part ending at or before it matched its size and sha256. It may be read
+// from any goroutine.
+func (s *partStream) Verified() int64 { return s.verified.Load() }
 
 // release returns the chunk handed out to the pool.
 func (s *partStream) release() {
@@ -194,6 +211,7 @@ func (s *partStream) fetch(f *partFetch) {
 				send(fetched{err: verr})
 				return
 			}
+			pending.last = true
 			if pending.buf != nil && !send(pending) {
 				return
 			}

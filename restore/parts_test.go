@@ -262,3 +262,54 @@ func TestRestoreBackupCorruptLaterPart(t *testing.T) {
 	assertLeftAsBefore(t, opts.DataDir, false, 0o750)
 	noFetchGoroutines(t)
 }
+
+// TestPartStreamVerified: Verified moves from one part's end to the next
+// only when the part's last chunk, sent once its sha256 matched, is handed
+// out; never while the part's earlier (unverified) chunks are read.
+func TestPartStreamVerified(t *testing.T) {
+	b := newFixtureRepo(t)
+	partSize := partChunk * 5 / 2
+	raw := randomRaw(4*partSize + 12345)
+	parts := storeParts(t, b, raw, partSize, nil)
+	s := newPartStream(t.Context(), b, partsTestID, parts)
+	defer s.Close()
+	ends := []int64{0}
+	for _, p := range parts {
+		ends = append(ends, ends[len(ends)-1]+p.RawSize)
+	}
+	var read int64
+	buf := make([]byte, 7777)
+	sawLag := false
+	for {
+		n, err := s.Read(buf)
+		read += int64(n)
+		v := s.Verified()
+		// The part holding the last byte read, [ends[j], ends[j+1]).
+		j := 0
+		for j+1 < len(ends) && ends[j+1] < read {
+			j++
+		}
+		lastChunk := ends[j] + (parts[j].RawSize-1)/partChunk*partChunk // where its last chunk starts
+		switch {
+		case read > lastChunk && v != ends[j+1]:
+			t.Fatalf("after %d bytes (in the last chunk of part %d) Verified is %d, want %d", read, j, v, ends[j+1])
+		case read <= lastChunk && v != ends[j]:
+			t.Fatalf("after %d bytes (in part %d, before its last chunk) Verified is %d, want %d", read, j, v, ends[j])
+		}
+		if v < read {
+			sawLag = true
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := s.Verified(); v != int64(len(raw)) {
+		t.Errorf("Verified at the end: %d, want %d", v, len(raw))
+	}
+	if !sawLag {
+		t.Error("Verified never lagged behind the bytes read: the test did not read unverified chunks")
+	}
+}

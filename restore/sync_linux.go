@@ -25,3 +25,23 @@ func syncTree(dir string) error {
 	}
 	return nil
 }
+
+// syncDirs flushes the file systems holding dirs, one syncfs per file
+// system: the data directory and its tablespaces usually share one.
+func syncDirs(dirs []string) error {
+	done := map[uint64]bool{}
+	for _, d := range dirs {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			return fmt.Errorf("syncfs %s: %w", d, err)
+		}
+		if done[st.Dev] {
+			continue
+		}
+		if err := syncTree(d); err != nil {
+			return err
+		}
+		done[st.Dev] = true
+	}
+	return nil
+}

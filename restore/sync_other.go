@@ -10,3 +10,13 @@ func syncTree(dir string) error {
 	syscall.Sync()
 	return nil
 }
+
+// syncDirs syncs each directory's files.
+func syncDirs(dirs []string) error {
+	for _, d := range dirs {
+		if err := syncTree(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -26,3 +26,11 @@ func syncTree(dir string) error {
 		return err
 	})
 }
+
+// syncDirs flushes everything once: sync(2) covers every file system.
+func syncDirs(dirs []string) error {
+	if len(dirs) > 0 {
+		return syncTree(dirs[0])
+	}
+	return nil
+}

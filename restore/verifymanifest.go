@@ -18,12 +18,17 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
 // pgManifestFile is PostgreSQL's backup manifest in a restored data
 // directory.
 const pgManifestFile = "backup_manifest"
+
+// pgManifestPartial is where restore writes backup_manifest until its
+// checksum is verified.
+const pgManifestPartial = "." + pgManifestFile + ".walvault-partial"
 
 // ErrVerify: the restored files do not match PostgreSQL's backup_manifest.
 var ErrVerify = errors.New("restored files do not match backup_manifest")
@@ -50,10 +55,7 @@ const maxVerifyProblems = 10
 // standby.signal). pg_tblspc/<oid> links are followed. The manifest is
 // streamed: memory stays small whatever the number of files.
 func VerifyDataDir(ctx context.Context, dataDir string, ignore []string) (VerifyStats, error) {
-	v := &verifier{ctx: ctx, dir: dataDir, seed: maphash.MakeSeed(), listed: map[uint64]struct{}{}}
-	for _, p := range append(append([]string(nil), defaultVerifyIgnore...), ignore...) {
-		v.ignore = append(v.ignore, strings.Trim(path.Clean(filepath.ToSlash(p)), "/"))
-	}
+	v := &verifier{ctx: ctx, dir: dataDir, seed: maphash.MakeSeed(), listed: map[uint64]struct{}{}, ignore: cleanIgnore(ignore)}
 	f, err := os.Open(filepath.Join(dataDir, pgManifestFile))
 	if err != nil {
 		return VerifyStats{}, fmt.Errorf("%w: %w", ErrVerify, err)
@@ -61,10 +63,11 @@ func VerifyDataDir(ctx context.Context, dataDir string, ignore []string) (Verify
 	defer f.Close()
 	lh := &lineHasher{h: sha256.New()}
 	body := io.TeeReader(f, lh)
-	checksum, err := v.readManifest(body)
+	mh, err := readManifest(ctx, body, v.checkFile)
 	if err != nil {
 		return v.stats, err
 	}
+	checksum := mh.checksum
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return v.stats, fmt.Errorf("read %s: %w", pgManifestFile, err)
 	}
@@ -103,8 +106,21 @@ func (v *verifier) problem(format string, args ...any) {
 	}
 }
 
-func (v *verifier) ignored(p string) bool {
-	for _, ig := range v.ignore {
+func (v *verifier) ignored(p string) bool { return ignoredBy(v.ignore, p) }
+
+// cleanIgnore is pg_verifybackup's default ignore list plus extra paths,
+// as clean relative slash paths.
+func cleanIgnore(extra []string) []string {
+	var out []string
+	for _, p := range append(append([]string(nil), defaultVerifyIgnore...), extra...) {
+		out = append(out, strings.Trim(path.Clean(filepath.ToSlash(p)), "/"))
+	}
+	return out
+}
+
+// ignoredBy reports whether p is, or lies beneath, a path of ignore.
+func ignoredBy(ignore []string, p string) bool {
+	for _, ig := range ignore {
 		if p == ig || strings.HasPrefix(p, ig+"/") {
 			return true
 		}
@@ -121,86 +137,113 @@ type manifestFile struct {
 	Checksum    string `json:"Checksum"`
 }
 
-// readManifest walks the manifest's top-level object, checking each file
-// as it is decoded, and returns the Manifest-Checksum.
-func (v *verifier) readManifest(r io.Reader) (string, error) {
+// manifestHeader is what a manifest says besides its files.
+type manifestHeader struct {
+	version  string
+	systemID string // version 2 only: the cluster's system identifier
+	checksum string // Manifest-Checksum
+}
+
+// readManifest walks the manifest's top-level object, handing each file
+// entry to file as it is decoded, and returns the rest.
+func readManifest(ctx context.Context, r io.Reader, file func(manifestFile) error) (manifestHeader, error) {
+	var mh manifestHeader
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s is not a valid PostgreSQL backup manifest: %s", ErrVerify, pgManifestFile, fmt.Sprintf(format, args...))
 	}
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return "", bad("it does not start with a JSON object")
+		return mh, bad("it does not start with a JSON object")
 	}
 	var version json.Number
-	var checksum string
 	sawFiles := false
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", bad("%v", err)
+			return mh, bad("%v", err)
 		}
 		key, _ := tok.(string)
 		switch key {
 		case "PostgreSQL-Backup-Manifest-Version":
 			if err := dec.Decode(&version); err != nil {
-				return "", bad("version: %v", err)
+				return mh, bad("version: %v", err)
 			}
 			if version != "1" && version != "2" {
-				return "", bad("manifest version %s is not supported (1 and 2 are)", version)
+				return mh, bad("manifest version %s is not supported (1 and 2 are)", version)
 			}
+		case "System-Identifier": // version 2 (PostgreSQL 17 and later)
+			var id json.Number
+			if err := dec.Decode(&id); err != nil {
+				return mh, bad("System-Identifier: %v", err)
+			}
+			if _, err := strconv.ParseUint(id.String(), 10, 64); err != nil {
+				return mh, bad("System-Identifier %s is not a 64-bit unsigned number", id)
+			}
+			mh.systemID = id.String()
 		case "Files":
 			sawFiles = true
 			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-				return "", bad("Files is not an array")
+				return mh, bad("Files is not an array")
 			}
 			for dec.More() {
-				if err := v.ctx.Err(); err != nil {
-					return "", err
+				if err := ctx.Err(); err != nil {
+					return mh, err
 				}
 				var mf manifestFile
 				if err := dec.Decode(&mf); err != nil {
-					return "", bad("file entry: %v", err)
+					return mh, bad("file entry: %v", err)
 				}
-				if err := v.checkFile(mf); err != nil {
-					return "", err
+				if err := file(mf); err != nil {
+					return mh, err
 				}
 			}
 			if _, err := dec.Token(); err != nil {
-				return "", bad("%v", err)
+				return mh, bad("%v", err)
 			}
 		case "Manifest-Checksum":
-			if err := dec.Decode(&checksum); err != nil {
-				return "", bad("Manifest-Checksum: %v", err)
+			if err := dec.Decode(&mh.checksum); err != nil {
+				return mh, bad("Manifest-Checksum: %v", err)
 			}
-		default: // WAL-Ranges (not checked: -n), System-Identifier, newer keys
+		default: // WAL-Ranges (not checked: -n), newer keys
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return "", bad("%s: %v", key, err)
+				return mh, bad("%s: %v", key, err)
 			}
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return "", bad("%v", err)
+		return mh, bad("%v", err)
 	}
-	if version == "" || !sawFiles || checksum == "" {
-		return "", bad("it lacks PostgreSQL-Backup-Manifest-Version, Files or Manifest-Checksum")
+	if version == "" || !sawFiles || mh.checksum == "" {
+		return mh, bad("it lacks PostgreSQL-Backup-Manifest-Version, Files or Manifest-Checksum")
 	}
-	return checksum, nil
+	mh.version = version.String()
+	return mh, nil
 }
 
-// checkFile verifies one listed file.
-func (v *verifier) checkFile(mf manifestFile) error {
+// cleanPath is the entry's path (decoded from Encoded-Path when given),
+// refused when it is not a clean relative path.
+func (mf manifestFile) cleanPath() (string, error) {
 	p := mf.Path
 	if mf.EncodedPath != "" {
 		raw, err := hex.DecodeString(mf.EncodedPath)
 		if err != nil {
-			return fmt.Errorf("%w: %s: invalid Encoded-Path %q", ErrVerify, pgManifestFile, mf.EncodedPath)
+			return "", fmt.Errorf("%w: %s: invalid Encoded-Path %q", ErrVerify, pgManifestFile, mf.EncodedPath)
 		}
 		p = string(raw)
 	}
 	if p == "" || path.IsAbs(p) || !isLocal(path.Clean(p)) || path.Clean(p) != p {
-		return fmt.Errorf("%w: %s lists the unsafe path %q", ErrVerify, pgManifestFile, p)
+		return "", fmt.Errorf("%w: %s lists the unsafe path %q", ErrVerify, pgManifestFile, p)
+	}
+	return p, nil
+}
+
+// checkFile verifies one listed file.
+func (v *verifier) checkFile(mf manifestFile) error {
+	p, err := mf.cleanPath()
+	if err != nil {
+		return err
 	}
 	v.listed[maphash.String(v.seed, p)] = struct{}{}
 	if v.ignored(p) {

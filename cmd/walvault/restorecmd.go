@@ -29,8 +29,10 @@ type restoreOptions struct {
 	TablespaceMapping cli.StringSlice
 	Owner             string
 	PGBin             string
+	Verify            string
 	// From precheck:
 	recoveryTarget restore.Target
+	verify         restore.VerifyMode
 	mapping        map[string]string
 	dataDir        string // PGData made absolute
 	exe            string
@@ -79,6 +81,16 @@ Without --backup, the newest DONE backup that ends before the target is used
 (PostgreSQL cannot stop before the end of the backup it starts from). With no
 target, recovery replays all archived WAL (latest).
 
+Files are extracted into a hidden staging directory inside --pgdata and moved
+into place only once every part they come from matched its sha256, so a
+damaged backup never leaves an unverified file in the target. --verify says
+how the files are checked against backup_manifest: stream (the default)
+checks each file's size and manifest checksum on the bytes as they are
+written, and that no listed file is missing or extra, with no second read;
+pg_verifybackup reads every restored file again with pg_verifybackup -n (from
+--pg-bin; walvault's own reading check when none usable is installed); both
+does both.
+
 Then start the server (pg_ctl -D DIR start). PostgreSQL replays WAL up to the
 target and, with --target-action promote, opens read-write; if the target is
 not reached it stops with "recovery ended before configured recovery target
@@ -92,7 +104,8 @@ Examples:
 			backupRefFlag(&opts.Backup),
 			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)", Destination: &opts.TablespaceMapping},
 			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)", Destination: &opts.Owner},
-			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup (default: /usr/lib/postgresql/<major>/bin, then PATH)", Destination: &opts.PGBin},
+			&cli.StringFlag{Name: "verify", Value: string(restore.VerifyStream), Usage: "how restored files are checked against backup_manifest: stream (as they are written), pg_verifybackup (read again after extraction) or both", Destination: &opts.Verify},
+			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup, for --verify pg_verifybackup or both (default: /usr/lib/postgresql/<major>/bin, then PATH)", Destination: &opts.PGBin},
 		)...),
 		Action: repoAction(&opts, restoreAction),
 	}
@@ -111,6 +124,9 @@ func (o *restoreOptions) precheck(c *cli.Context) error {
 	}
 	if o.mapping, err = tablespaceMapping(o.TablespaceMapping.Value()); err != nil {
 		return usageError{err}
+	}
+	if o.verify, err = restore.ParseVerifyMode(o.Verify); err != nil {
+		return usagef("--verify: %v", err)
 	}
 	if o.dataDir, err = filepath.Abs(o.PGData); err != nil {
 		return usagef("--pgdata: %v", err)
@@ -136,6 +152,7 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		RestoreCommand:    restoreCommandLine(opts.exe, dataDir),
 		ConfigFile:        restoreConfigFile,
 		ConfigYAML:        configYAML,
+		Verify:            opts.verify,
 		PGBinDir:          opts.PGBin,
 		Log:               s.log,
 	})
