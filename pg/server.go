@@ -15,6 +15,23 @@ import (
 // READ_REPLICATION_SLOT.
 const MinVersion = 150000
 
+// MaxMajor is the newest PostgreSQL major version walvault supports: the
+// newest whose WAL page magic, BASE_BACKUP stream and backup_manifest it
+// knows and is tested with.
+const MaxMajor = 18
+
+// CheckVersion refuses a server_version_num outside the supported majors,
+// PostgreSQL 15 to MaxMajor, in one line that says which version it is.
+func CheckVersion(num int) error {
+	switch {
+	case num < MinVersion:
+		return fmt.Errorf("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", FormatVersion(num))
+	case num/10000 > MaxMajor:
+		return fmt.Errorf("PostgreSQL %s is not supported: this walvault supports PostgreSQL 15 to %d, and a newer major's WAL and backup formats are unknown to it; use a walvault release that supports PostgreSQL %d", FormatVersion(num), MaxMajor, num/10000)
+	}
+	return nil
+}
+
 // Settings are the server settings backup-push decides on.
 type Settings struct {
 	VersionNum     int    // server_version_num, e.g. 150010
