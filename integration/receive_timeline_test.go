@@ -3,8 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +25,18 @@ func TestReceiveFollowsPromotion(t *testing.T) {
 	id := backupPush(t, r, primary)
 	waitDone(t, r, id)
 
-	standby := startStandby(t, r, primary)
+	standby := startStandby(t, r, primary, testenv.PostgresOptions{})
+	receiveFollowsPromotion(t, r, primary, standby, id)
+}
+
+// receiveFollowsPromotion runs wal-receive on standby (of primary, whose
+// table marks is empty and in backup id), commits a row on timeline 1,
+// stops primary, promotes standby and commits a row on timeline 2. It
+// fails unless wal-receive follows the switch without a restart, stores
+// 00000002.history and a partial of timeline 2, and a restore of the
+// latest state has both rows.
+func receiveFollowsPromotion(t *testing.T, r *repo, primary, standby *testenv.Postgres, id string) {
+	t.Helper()
 	spool := testenv.UserDir(t)
 	rc := startReceiver(t, r, standby, spool, "--create-slot")
 	waitStreaming(t, standby, rc)
@@ -67,17 +78,33 @@ func TestReceiveFollowsPromotion(t *testing.T) {
 	}
 }
 
-// startStandby makes a streaming standby of primary with pg_basebackup -R.
-// It does not archive.
-func startStandby(t *testing.T, r *repo, primary *testenv.Postgres) *testenv.Postgres {
+// startStandby makes a streaming standby of primary from r's latest DONE
+// backup: restored to the end of the archive, then started with
+// standby.signal and primary_conninfo, so it replays what the archive holds
+// and streams the rest from primary. (pg_basebackup cannot do it on every
+// major: PostgreSQL 15's refuses servers newer than itself.) opts may set
+// the standby's archive_command and settings; DataDir, Env and the major
+// (the backup's) are set here.
+func startStandby(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions) *testenv.Postgres {
 	t.Helper()
-	dir := filepath.Join(testenv.UserDir(t), "standby")
-	out, err := primary.Command(t, "pg_basebackup", "-D", dir, "-R", "-X", "stream", "-c", "fast",
-		"-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port()), "-U", primary.User).CombinedOutput()
-	if err != nil {
-		t.Fatalf("pg_basebackup for a standby: %v\n%s", err, out)
+	dir, _ := restoreInto(t, r)
+	if err := os.Rename(filepath.Join(dir, "recovery.signal"), filepath.Join(dir, "standby.signal")); err != nil {
+		t.Fatal(err)
 	}
-	return testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=walvault_it_standby", primary.Port(), primary.User)
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "primary_conninfo = '%s'\n", conninfo)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DataDir, opts.Env = dir, r.env
+	return testenv.StartPostgres(t, opts)
 }
 
 // waitReplayed waits until standby has replayed everything primary wrote
