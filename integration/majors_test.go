@@ -224,3 +224,58 @@ func checkVerifier(t *testing.T, res result, dir string, major int) {
 		t.Errorf("PostgreSQL %d's backup_manifest lacks %s:\n%.200s", major, version, manifest)
 	}
 }
+
+// TestMajorsUpgradedClusterRefused: a repository created by a PostgreSQL 15
+// cluster, and a PostgreSQL 18 cluster pointed at it, as after pg_upgrade
+// (a new system identifier and a new major). wal-push (through
+// archive_command and by hand), backup-push and wal-receive each refuse
+// with one line naming both clusters, pg_upgrade and a new repository
+// prefix, and write nothing.
+func TestMajorsUpgradedClusterRefused(t *testing.T) {
+	r := fileRepo(t)
+	const sysid = "SELECT system_identifier FROM pg_control_system()"
+	old, _ := archivingServer(t, r)
+	old.WaitArchived(t, old.SwitchWAL(t), 60*time.Second)
+	oldID := old.SQL(t, sysid)
+	old.Stop(t)
+	before := listKeys(t, r, "")
+
+	upgraded, _ := archivingServerWith(t, r, testenv.PostgresOptions{Major: 18})
+	wants := []string{oldID, upgraded.SQL(t, sysid), "created by PostgreSQL 15, this server runs PostgreSQL 18", "pg_upgrade", "start a new repository prefix"}
+	check := func(what, out string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: refusal lacks %q:\n%s", what, w, out)
+			}
+		}
+	}
+	oneLine := func(what string, res result) {
+		t.Helper()
+		if res.code == 0 {
+			t.Fatalf("%s from the upgraded cluster succeeded: %v", what, res)
+		}
+		check(what, res.stderr)
+		if lines := strings.Split(strings.TrimSpace(res.stderr), "\n"); len(lines) != 1 {
+			t.Errorf("%s: want one line, got %d:\n%s", what, len(lines), res.stderr)
+		}
+	}
+
+	seg := upgraded.SwitchWAL(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for upgraded.SQL(t, "SELECT failed_count > 0 FROM pg_stat_archiver") != "t" {
+		if time.Now().After(deadline) {
+			t.Fatalf("archive_command did not fail within 30s:\n%s", upgraded.LogTail(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check("archive_command", string(readFile(t, upgraded.LogFile)))
+	oneLine("wal-push", walvault(t, r.env, "wal-push", filepath.Join(upgraded.DataDir, "pg_wal", seg)))
+	oneLine("backup-push", walvault(t, r.env, "backup-push", "--pg-conn", upgraded.ConnString()))
+	oneLine("wal-receive", walvault(t, append(r.env, "WALVAULT_TIMEOUT=30s"), "wal-receive", "--slot", "walvault", "--create-slot",
+		"--pg-conn", upgraded.ConnString(), "--spool-dir", t.TempDir()))
+
+	if after := listKeys(t, r, ""); !slices.Equal(before, after) {
+		t.Errorf("the upgraded cluster changed the repository:\nbefore %v\nafter  %v", before, after)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -81,6 +82,22 @@ func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
 	}
 	s.ArchiveCommand = rs.Rows[0][0].S
 	return s, nil
+}
+
+var serverVersionPattern = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?`)
+
+// VersionNumOf turns the server_version a server reports when a connection
+// starts ("18.4", "15.10 (Debian 15.10-1.pgdg120+1)", "19devel") into
+// server_version_num's form (180004, 150010, 190000), which servers do not
+// report by themselves; 0 when it is not a version.
+func VersionNumOf(serverVersion string) int {
+	m := serverVersionPattern.FindStringSubmatch(serverVersion)
+	if m == nil {
+		return 0
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	return major*10000 + minor
 }
 
 // FormatVersion prints server_version_num as a major.minor version.

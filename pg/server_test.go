@@ -36,3 +36,19 @@ func TestCheckVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionNumOf(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{
+		"18.4":                             180004,
+		"15.10 (Debian 15.10-1.pgdg120+1)": 150010,
+		"19devel":                          190000,
+		"17beta2":                          170000,
+		"":                                 0,
+		"PostgreSQL":                       0,
+	} {
+		if got := VersionNumOf(in); got != want {
+			t.Errorf("VersionNumOf(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

@@ -40,6 +40,8 @@ func TestPrepareRefusals(t *testing.T) {
 	}{
 		{name: "PostgreSQL 14", change: func(c *cluster) { c.version = "140011" }, want: []string{"PostgreSQL 15.10 is not supported", "15 or later"}},
 		{name: "PostgreSQL 19", change: func(c *cluster) { c.version = "190000" }, want: []string{"PostgreSQL 19.0 is not supported", "PostgreSQL 15 to 18", "nothing was written"}},
+		{name: "PostgreSQL 19devel by server_version", change: func(c *cluster) { c.version, c.versionS = "", "19devel" }, want: []string{"PostgreSQL 19.0 is not supported", "PostgreSQL 15 to 18"}},
+		{name: "PostgreSQL 14 by server_version", change: func(c *cluster) { c.version, c.versionS = "", "14.11" }, want: []string{"PostgreSQL 14.11 is not supported", "15 or later"}},
 		{name: "no slot", change: func(c *cluster) { c.slotType = "" }, want: []string{`replication slot "walvault" does not exist`, "--create-slot", "pg_create_physical_replication_slot('walvault', true)"}},
 		{name: "logical slot refused by the server", change: func(c *cluster) { c.slotErr = "0A000" }, want: []string{"logical slot", "physical slot"}},
 		{name: "logical slot", change: func(c *cluster) { c.slotType = "logical" }, want: []string{`"walvault" is a logical slot`, "physical"}},

@@ -218,15 +218,20 @@ func serverFault(err error) error {
 // prepare checks the server against the repository, finds (or creates) the
 // slot and returns where streaming starts.
 func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
-	if v := r.conn.ParameterStatus("server_version_num"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n < pg.MinVersion {
+	// Servers report server_version, not server_version_num, when the
+	// connection starts.
+	n, _ := strconv.Atoi(r.conn.ParameterStatus("server_version_num"))
+	if n == 0 {
+		n = pg.VersionNumOf(r.conn.ParameterStatus("server_version"))
+	}
+	if n != 0 {
+		if n < pg.MinVersion {
 			return 0, fatalf("PostgreSQL %s is not supported: wal-receive needs PostgreSQL 15 or later", r.conn.ParameterStatus("server_version"))
-		} else if err == nil {
-			if err := pg.CheckVersion(n); err != nil {
-				return 0, fatalf("%w (nothing was written)", err)
-			}
-			r.pgMajor = n / 10000
 		}
+		if err := pg.CheckVersion(n); err != nil {
+			return 0, fatalf("%w (nothing was written)", err)
+		}
+		r.pgMajor = n / 10000
 	}
 	sys, err := pg.IdentifySystem(ctx, r.conn)
 	if err != nil {
