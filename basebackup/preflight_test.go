@@ -35,8 +35,6 @@ func TestCheckServer(t *testing.T) {
 		{"walvault fetch is not push", with(func(s *serverSettings) { s.ArchiveCommand = "walvault wal-fetch %f %p" }), []string{"does not run walvault wal-push"}},
 		{"archive_library", with(func(s *serverSettings) { s.ArchiveLibrary = "basic_archive" }), []string{`archive_library is "basic_archive"`}},
 		{"PostgreSQL 14", with(func(s *serverSettings) { s.VersionNum = 140011 }), []string{"PostgreSQL 14.11 is too old"}},
-		{"PostgreSQL 18", with(func(s *serverSettings) { s.VersionNum = 180004 }), nil},
-		{"PostgreSQL 19", with(func(s *serverSettings) { s.VersionNum = 190000 }), []string{"PostgreSQL 19.0 is not supported", "PostgreSQL 15 to 18"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,7 +61,7 @@ func TestCheckServer(t *testing.T) {
 func TestCheckRepository(t *testing.T) {
 	t.Parallel()
 	sys := pg.SystemInfo{SystemID: "7712050215942653825", Timeline: 1}
-	settings := serverSettings{VersionNum: 180004, SegmentSize: 16 << 20}
+	settings := serverSettings{SegmentSize: 16 << 20}
 	created := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name     string
@@ -73,7 +71,6 @@ func TestCheckRepository(t *testing.T) {
 		{"empty repository", nil, "no WAL has reached repository"},
 		{"this cluster", ptr(repository.NewIdentity(7712050215942653825, 16<<20, 15, repository.LZ4, "db-1", created)), ""},
 		{"another cluster", ptr(repository.NewIdentity(42, 16<<20, 15, repository.LZ4, "db-2", created)), "system identifier 42, but this server's is 7712050215942653825"},
-		{"upgraded cluster", ptr(repository.NewIdentity(42, 16<<20, 15, repository.LZ4, "db-2", created)), "created by PostgreSQL 15, this server runs PostgreSQL 18): a cluster upgraded with pg_upgrade"},
 		{"other segment size", ptr(repository.NewIdentity(7712050215942653825, 1<<20, 15, repository.LZ4, "db-1", created)), "segments of 1048576 bytes"},
 	}
 	for _, tc := range tests {

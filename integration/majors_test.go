@@ -124,7 +124,7 @@ func testMajor(t *testing.T, major int) {
 
 	// A standby made from the repository, configured like its primary
 	// (archive_mode = on does not archive during recovery).
-	standby := startStandby(t, r, primary, testenv.PostgresOptions{ArchiveCommand: archiveCommandOf(t, primary)})
+	standby := startStandbyFromRepo(t, r, primary, testenv.PostgresOptions{ArchiveCommand: archiveCommandOf(t, primary)})
 	waitReplayed(t, primary, standby)
 	if standbyBackupMajor(major) {
 		t.Run("backup from a standby", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestReceiveFollowsPromotion(t *testing.T) {
 	id := backupPush(t, r, primary)
 	waitDone(t, r, id)
 
-	standby := startStandby(t, r, primary, testenv.PostgresOptions{})
+	standby := startStandby(t, r, primary)
 	receiveFollowsPromotion(t, r, primary, standby, id)
 }
 
@@ -78,33 +79,17 @@ func receiveFollowsPromotion(t *testing.T, r *repo, primary, standby *testenv.Po
 	}
 }
 
-// startStandby makes a streaming standby of primary from r's latest DONE
-// backup: restored to the end of the archive, then started with
-// standby.signal and primary_conninfo, so it replays what the archive holds
-// and streams the rest from primary. (pg_basebackup cannot do it on every
-// major: PostgreSQL 15's refuses servers newer than itself.) opts may set
-// the standby's archive_command and settings; DataDir, Env and the major
-// (the backup's) are set here.
-func startStandby(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions) *testenv.Postgres {
+// startStandby makes a streaming standby of primary with pg_basebackup -R.
+// It does not archive.
+func startStandby(t *testing.T, r *repo, primary *testenv.Postgres) *testenv.Postgres {
 	t.Helper()
-	dir, _ := restoreInto(t, r)
-	if err := os.Rename(filepath.Join(dir, "recovery.signal"), filepath.Join(dir, "standby.signal")); err != nil {
-		t.Fatal(err)
-	}
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=walvault_it_standby", primary.Port(), primary.User)
-	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	dir := filepath.Join(testenv.UserDir(t), "standby")
+	out, err := primary.Command(t, "pg_basebackup", "-D", dir, "-R", "-X", "stream", "-c", "fast",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port()), "-U", primary.User).CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("pg_basebackup for a standby: %v\n%s", err, out)
 	}
-	_, err = fmt.Fprintf(f, "primary_conninfo = '%s'\n", conninfo)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.DataDir, opts.Env = dir, r.env
-	return testenv.StartPostgres(t, opts)
+	return testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
 }
 
 // waitReplayed waits until standby has replayed everything primary wrote
@@ -129,4 +114,33 @@ func hasTimelinePartial(t *testing.T, r *repo, tli wal.TimelineID) bool {
 		}
 	}
 	return false
+}
+
+// startStandbyFromRepo makes a streaming standby of primary from r's
+// latest DONE backup: restored to the end of the archive, then started
+// with standby.signal and primary_conninfo, so it replays what the archive
+// holds and streams the rest from primary. Unlike startStandby it works on
+// every major: PostgreSQL 15's pg_basebackup refuses servers newer than
+// itself. opts may set the standby's archive_command and settings; DataDir,
+// Env and the major (the backup's) are set here.
+func startStandbyFromRepo(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions) *testenv.Postgres {
+	t.Helper()
+	dir, _ := restoreInto(t, r)
+	if err := os.Rename(filepath.Join(dir, "recovery.signal"), filepath.Join(dir, "standby.signal")); err != nil {
+		t.Fatal(err)
+	}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=walvault_it_standby", primary.Port(), primary.User)
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "primary_conninfo = '%s'\n", conninfo)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DataDir, opts.Env = dir, r.env
+	return testenv.StartPostgres(t, opts)
 }
