@@ -55,8 +55,8 @@ type Result struct {
 }
 
 // ErrWrongCluster: the segment belongs to another cluster than the one the
-// repository was created for.
-var ErrWrongCluster = errors.New("segment belongs to another cluster")
+// repository was created for (repository.Identity.CheckCluster says so).
+var ErrWrongCluster = repository.ErrWrongCluster
 
 // Push archives the file at path (archive_command's %p, relative to the data
 // directory or absolute). It returns nil only once the object is durable in
@@ -417,9 +417,8 @@ func checkRepositoryLock(id repository.Identity, opts Options, location string) 
 }
 
 func checkIdentity(id repository.Identity, hdr wal.Header, file wal.FileName, location string) error {
-	if got := strconv.FormatUint(hdr.SystemID, 10); got != id.SystemID {
-		return fmt.Errorf("%w: %s has database system identifier %s, but repository %s belongs to system identifier %s: use a new repository prefix for this cluster (nothing was archived)",
-			ErrWrongCluster, file, got, location, id.SystemID)
+	if err := id.CheckCluster(strconv.FormatUint(hdr.SystemID, 10), hdr.PGMajor, location); err != nil {
+		return fmt.Errorf("%s: %w (nothing was archived)", file, err)
 	}
 	if hdr.SegmentSize != id.WALSegmentSize {
 		return fmt.Errorf("%s has WAL segment size %d, but repository %s holds segments of %d bytes: use a new repository prefix (nothing was archived)",

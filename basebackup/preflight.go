@@ -15,10 +15,6 @@ import (
 	"github.com/walvault/walvault/wal"
 )
 
-// minServerVersion is the oldest PostgreSQL whose BASE_BACKUP syntax and
-// copystream format this package speaks.
-const minServerVersion = pg.MinVersion
-
 // serverSettings are what preflight reads from the server.
 type serverSettings = pg.Settings
 
@@ -44,8 +40,8 @@ func readSettings(ctx context.Context, w pg.Wire, user string) (serverSettings, 
 
 // checkVersion refuses a server whose BASE_BACKUP walvault does not speak.
 func checkVersion(s serverSettings) error {
-	if s.VersionNum < minServerVersion {
-		return refusef("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", pg.FormatVersion(s.VersionNum))
+	if err := pg.CheckVersion(s.VersionNum); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	return nil
 }
@@ -282,8 +278,8 @@ func checkRepository(ctx context.Context, b storage.Backend, sys pg.SystemInfo, 
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read the identity of repository %s: %w", b.Location(), err)
 	}
-	if id.SystemID != sys.SystemID {
-		return repository.Identity{}, refusef("repository %s belongs to the cluster with system identifier %s, but this server's is %s: use the repository this server archives to, or a new repository prefix for this cluster", b.Location(), id.SystemID, sys.SystemID)
+	if err := id.CheckCluster(sys.SystemID, s.VersionNum/10000, b.Location()); err != nil {
+		return repository.Identity{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if id.WALSegmentSize != 0 && id.WALSegmentSize != s.SegmentSize {
 		return repository.Identity{}, refusef("repository %s holds WAL segments of %d bytes, but this server's wal_segment_size is %d", b.Location(), id.WALSegmentSize, s.SegmentSize)

@@ -225,6 +225,17 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	// Catalog refuses a manifest without an identity, so a chosen backup
 	// implies one.
 	id := *inv.Identity
+	// Without the backup's major's server programs no drill can start:
+	// that is a setup error, refused before anything is written.
+	major := m.PGVersion / 10000
+	if major == 0 {
+		major = id.PGMajor
+	}
+	bins, err := findBinaries(ctx, d.opts.PGBinDir, major)
+	if err != nil {
+		return rec, d.fail(err)
+	}
+	rec.PGBinDir = bins.Dir
 	// From here on the outcome is worth recording.
 	defer func() {
 		rec.FinishedAt = d.now().UTC()
@@ -243,15 +254,6 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 		}
 	}()
 
-	major := m.PGVersion / 10000
-	if major == 0 {
-		major = id.PGMajor
-	}
-	bins, err := findBinaries(ctx, d.opts.PGBinDir, major)
-	if err != nil {
-		return rec, d.fail(err)
-	}
-	rec.PGBinDir = bins.Dir
 	u, err := lookupServerUser(d.opts.Owner)
 	if err != nil {
 		return rec, d.fail(err)

@@ -25,16 +25,21 @@ func repos(t *testing.T, fn func(t *testing.T, r *repo)) {
 // walvault and also copies each file to a plain directory, the ground truth
 // every fetched file is compared with.
 func archivingServer(t *testing.T, r *repo) (*testenv.Postgres, string) {
+	return archivingServerWith(t, r, testenv.PostgresOptions{})
+}
+
+// archivingServerWith is archivingServer with more options (another
+// major, settings); it sets ArchiveCommand and Env itself.
+func archivingServerWith(t *testing.T, r *repo, opts testenv.PostgresOptions) (*testenv.Postgres, string) {
 	bin := testenv.BuildWalvault(t)
 	copies := filepath.Join(testenv.UserDir(t), "copies")
 	if err := os.Mkdir(copies, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	testenv.ChownToServerUser(t, copies)
-	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
-		ArchiveCommand: bin + " wal-push %p && cp %p " + copies + "/%f",
-		Env:            r.env,
-	})
+	opts.ArchiveCommand = bin + " wal-push %p && cp %p " + copies + "/%f"
+	opts.Env = r.env
+	pg := testenv.StartPostgres(t, opts)
 	return pg, copies
 }
 
@@ -48,30 +53,8 @@ func TestArchiveAndFetchUnderLoad(t *testing.T) {
 		last := pg.SwitchWAL(t)
 		pg.WaitArchived(t, last, 60*time.Second)
 
-		entries, err := os.ReadDir(copies)
-		if err != nil {
-			t.Fatal(err)
-		}
-		segments := 0
-		out := t.TempDir()
-		for _, e := range entries {
-			name := e.Name()
-			f, err := wal.Classify(name)
-			if err != nil {
-				t.Fatalf("archive_command was given %q: %v", name, err)
-			}
-			if f.Kind == wal.KindSegment {
-				segments++
-			}
-			dest := filepath.Join(out, name)
-			res := walvault(t, r.env, "wal-fetch", name, dest)
-			if res.code != 0 {
-				t.Fatalf("wal-fetch %s: %v", name, res)
-			}
-			if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, name))) {
-				t.Fatalf("%s fetched back differs from what PostgreSQL archived", name)
-			}
-		}
+		entries := fetchEveryArchivedFile(t, r, copies)
+		segments := countKind(t, entries, wal.KindSegment)
 		if backups := countKind(t, entries, wal.KindBackupHistory); backups != 1 {
 			t.Fatalf("%d backup history files archived, want 1", backups)
 		}
@@ -100,6 +83,33 @@ func TestArchiveAndFetchUnderLoad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fetchEveryArchivedFile fetches back every file archive_command copied to
+// copies and fails unless each is byte-identical to the copy. It returns
+// the copies.
+func fetchEveryArchivedFile(t *testing.T, r *repo, copies string) []os.DirEntry {
+	t.Helper()
+	entries, err := os.ReadDir(copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	for _, e := range entries {
+		name := e.Name()
+		if _, err := wal.Classify(name); err != nil {
+			t.Fatalf("archive_command was given %q: %v", name, err)
+		}
+		dest := filepath.Join(out, name)
+		res := walvault(t, r.env, "wal-fetch", name, dest)
+		if res.code != 0 {
+			t.Fatalf("wal-fetch %s: %v", name, res)
+		}
+		if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, name))) {
+			t.Fatalf("%s fetched back differs from what PostgreSQL archived", name)
+		}
+	}
+	return entries
 }
 
 func countKind(t *testing.T, entries []os.DirEntry, k wal.Kind) int {

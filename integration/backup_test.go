@@ -40,13 +40,20 @@ func listBackups(t *testing.T, env []string) []backupListing {
 // backupPush runs backup-push against pg and returns the new backup's id.
 func backupPush(t *testing.T, r *repo, pg *testenv.Postgres, extra ...string) string {
 	t.Helper()
+	return backupPushFrom(t, r, pg, pg, extra...)
+}
+
+// backupPushFrom runs backup-push against source, primary itself or a
+// standby of it, and returns the new backup's id.
+func backupPushFrom(t *testing.T, r *repo, primary, source *testenv.Postgres, extra ...string) string {
+	t.Helper()
 	// backup-push wants a repository that WAL already reached.
-	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
 	before := map[string]bool{}
 	for _, b := range listBackups(t, r.env) {
 		before[b.ID] = true
 	}
-	args := append([]string{"backup-push", "--pg-conn", pg.ConnString()}, extra...)
+	args := append([]string{"backup-push", "--pg-conn", source.ConnString()}, extra...)
 	res := walvault(t, r.env, args...)
 	if res.code != 0 {
 		t.Fatalf("backup-push: %v", res)

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +27,17 @@ func TestReceiveFollowsPromotion(t *testing.T) {
 	waitDone(t, r, id)
 
 	standby := startStandby(t, r, primary)
+	receiveFollowsPromotion(t, r, primary, standby, id)
+}
+
+// receiveFollowsPromotion runs wal-receive on standby (of primary, whose
+// table marks is empty and in backup id), commits a row on timeline 1,
+// stops primary, promotes standby and commits a row on timeline 2. It
+// fails unless wal-receive follows the switch without a restart, stores
+// 00000002.history and a partial of timeline 2, and a restore of the
+// latest state has both rows.
+func receiveFollowsPromotion(t *testing.T, r *repo, primary, standby *testenv.Postgres, id string) {
+	t.Helper()
 	spool := testenv.UserDir(t)
 	rc := startReceiver(t, r, standby, spool, "--create-slot")
 	waitStreaming(t, standby, rc)
@@ -110,4 +122,33 @@ func hasTimelinePartial(t *testing.T, r *repo, tli wal.TimelineID) bool {
 		}
 	}
 	return false
+}
+
+// startStandbyFromRepo makes a streaming standby of primary from r's
+// latest DONE backup: restored to the end of the archive, then started
+// with standby.signal and primary_conninfo, so it replays what the archive
+// holds and streams the rest from primary. Unlike startStandby it works on
+// every major: PostgreSQL 15's pg_basebackup refuses servers newer than
+// itself. opts may set the standby's archive_command and settings; DataDir,
+// Env and the major (the backup's) are set here.
+func startStandbyFromRepo(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions) *testenv.Postgres {
+	t.Helper()
+	dir, _ := restoreInto(t, r)
+	if err := os.Rename(filepath.Join(dir, "recovery.signal"), filepath.Join(dir, "standby.signal")); err != nil {
+		t.Fatal(err)
+	}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=walvault_it_standby", primary.Port(), primary.User)
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "primary_conninfo = '%s'\n", conninfo)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DataDir, opts.Env = dir, r.env
+	return testenv.StartPostgres(t, opts)
 }

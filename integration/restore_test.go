@@ -22,6 +22,19 @@ const utcNow = `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD
 // waits for recovery to end when the target action promotes.
 func restoreAndStart(t *testing.T, r *repo, promote bool, args ...string) *testenv.Postgres {
 	t.Helper()
+	dir, _ := restoreInto(t, r, args...)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
+	if promote {
+		waitPromoted(t, pg)
+	}
+	return pg
+}
+
+// restoreInto restores into a fresh directory with args and returns it
+// with restore's output; it fails the test unless the restore succeeded
+// and wrote recovery.signal.
+func restoreInto(t *testing.T, r *repo, args ...string) (string, result) {
+	t.Helper()
 	dir := filepath.Join(testenv.UserDir(t), "restored")
 	res := walvault(t, r.env, append([]string{"restore", "--pgdata", dir}, args...)...)
 	if res.code != 0 {
@@ -35,11 +48,7 @@ func restoreAndStart(t *testing.T, r *repo, promote bool, args ...string) *teste
 	if _, err := os.Stat(filepath.Join(dir, "recovery.signal")); err != nil {
 		t.Fatalf("no recovery.signal after restore: %v", err)
 	}
-	pg := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
-	if promote {
-		waitPromoted(t, pg)
-	}
-	return pg
+	return dir, res
 }
 
 func waitPromoted(t *testing.T, pg *testenv.Postgres) {
@@ -58,28 +67,45 @@ func waitPromoted(t *testing.T, pg *testenv.Postgres) {
 func TestPointInTimeRestore(t *testing.T) {
 	repos(t, func(t *testing.T, r *repo) {
 		pg, _ := archivingServer(t, r)
-		pg.SQL(t, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 5000) g;"+
-			"CREATE TABLE audit_log (id serial PRIMARY KEY, note text, at timestamptz DEFAULT clock_timestamp())")
-		id := backupPush(t, r, pg)
-		pg.SQL(t, "INSERT INTO users SELECT g, 'late user ' || g FROM generate_series(5001, 6000) g")
-		pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('marker')")
-		target := pg.SQL(t, utcNow)
-		pg.SwitchWAL(t)
-		time.Sleep(50 * time.Millisecond)
-		pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('after the target'); DROP TABLE users")
-		pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
-		waitDone(t, r, id)
-
+		_, target := seedScenario(t, r, pg)
 		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote")
-		if got := restored.SQL(t, "SELECT count(*) FROM users"); got != "6000" {
-			t.Errorf("users after restore: %s rows, want 6000 (the DROP undone, the late inserts kept)", got)
-		}
-		if got := restored.SQL(t, "SELECT string_agg(note, ',' ORDER BY id) FROM audit_log"); got != "marker" {
-			t.Errorf("audit_log after restore: %q, want only the marker", got)
-		}
-		// Read-write after promotion.
-		restored.SQL(t, "INSERT INTO audit_log (note) VALUES ('restored')")
+		checkSeedRestored(t, restored)
 	})
+}
+
+// seedScenario plays the seed scenario on pg, which archives into r: a
+// backup, a marker row, a WAL switch, then a destructive change (another
+// row and DROP TABLE users), all archived. It returns the backup's id and
+// the target time just before the destruction.
+func seedScenario(t *testing.T, r *repo, pg *testenv.Postgres) (backupID, target string) {
+	t.Helper()
+	pg.SQL(t, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 5000) g;"+
+		"CREATE TABLE audit_log (id serial PRIMARY KEY, note text, at timestamptz DEFAULT clock_timestamp())")
+	id := backupPush(t, r, pg)
+	pg.SQL(t, "INSERT INTO users SELECT g, 'late user ' || g FROM generate_series(5001, 6000) g")
+	pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('marker')")
+	target = pg.SQL(t, utcNow)
+	pg.SwitchWAL(t)
+	time.Sleep(50 * time.Millisecond)
+	pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('after the target'); DROP TABLE users")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	waitDone(t, r, id)
+	return id, target
+}
+
+// checkSeedRestored checks a cluster restored to seedScenario's target and
+// promoted: the marker and the table are back, what came after is not, and
+// it takes writes.
+func checkSeedRestored(t *testing.T, restored *testenv.Postgres) {
+	t.Helper()
+	if got := restored.SQL(t, "SELECT count(*) FROM users"); got != "6000" {
+		t.Errorf("users after restore: %s rows, want 6000 (the DROP undone, the late inserts kept)", got)
+	}
+	if got := restored.SQL(t, "SELECT string_agg(note, ',' ORDER BY id) FROM audit_log"); got != "marker" {
+		t.Errorf("audit_log after restore: %q, want only the marker", got)
+	}
+	// Read-write after promotion.
+	restored.SQL(t, "INSERT INTO audit_log (note) VALUES ('restored')")
 }
 
 // TestRestoreTargets restores one history to each kind of target.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,23 @@ import (
 // (server_version_num): PostgreSQL 15's BASE_BACKUP copystream and
 // READ_REPLICATION_SLOT.
 const MinVersion = 150000
+
+// MaxMajor is the newest PostgreSQL major version walvault supports: the
+// newest whose WAL page magic, BASE_BACKUP stream and backup_manifest it
+// knows and is tested with.
+const MaxMajor = 18
+
+// CheckVersion refuses a server_version_num outside the supported majors,
+// PostgreSQL 15 to MaxMajor, in one line that says which version it is.
+func CheckVersion(num int) error {
+	switch {
+	case num < MinVersion:
+		return fmt.Errorf("PostgreSQL %s is too old: walvault needs PostgreSQL 15 or later", FormatVersion(num))
+	case num/10000 > MaxMajor:
+		return fmt.Errorf("PostgreSQL %s is not supported: this walvault supports PostgreSQL 15 to %d, and a newer major's WAL and backup formats are unknown to it; use a walvault release that supports PostgreSQL %d", FormatVersion(num), MaxMajor, num/10000)
+	}
+	return nil
+}
 
 // Settings are the server settings backup-push decides on.
 type Settings struct {
@@ -64,6 +82,22 @@ func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
 	}
 	s.ArchiveCommand = rs.Rows[0][0].S
 	return s, nil
+}
+
+var serverVersionPattern = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?`)
+
+// VersionNumOf turns the server_version a server reports when a connection
+// starts ("18.4", "15.10 (Debian 15.10-1.pgdg120+1)", "19devel") into
+// server_version_num's form (180004, 150010, 190000), which servers do not
+// report by themselves; 0 when it is not a version.
+func VersionNumOf(serverVersion string) int {
+	m := serverVersionPattern.FindStringSubmatch(serverVersion)
+	if m == nil {
+		return 0
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	return major*10000 + minor
 }
 
 // FormatVersion prints server_version_num as a major.minor version.

@@ -31,7 +31,8 @@ const (
 
 // cluster is what the fake server says about itself.
 type cluster struct {
-	version   string // server_version_num
+	version   string // server_version_num ("" when the server does not report it, as real ones do not)
+	versionS  string // server_version
 	timeline  wal.TimelineID
 	xlogpos   wal.LSN
 	segSize   string // SHOW wal_segment_size
@@ -48,13 +49,13 @@ type cluster struct {
 // primary is a PostgreSQL 15 primary on timeline 1 at 0/500000 whose
 // physical slot walvault restarts at segment 3.
 func primary() *cluster {
-	return &cluster{version: "150010", timeline: 1, xlogpos: 5 * seg, segSize: "1MB", slotType: "physical", restart: (3 * seg).String(), slotTLI: "1"}
+	return &cluster{version: "150010", versionS: "15.10", timeline: 1, xlogpos: 5 * seg, segSize: "1MB", slotType: "physical", restart: (3 * seg).String(), slotTLI: "1"}
 }
 
 // server makes a scripted server for c that streams msgs once streaming
 // starts, and idles once they ran out.
 func (c *cluster) server(msgs ...pgproto3.BackendMessage) *pgtest.Server {
-	s := &pgtest.Server{Msgs: msgs, Idle: true, Params: map[string]string{"server_version_num": c.version, "server_version": "15.10"}}
+	s := &pgtest.Server{Msgs: msgs, Idle: true, Params: map[string]string{"server_version_num": c.version, "server_version": c.versionS}}
 	s.Answer = func(sql string) []pgproto3.BackendMessage {
 		switch {
 		case sql == "IDENTIFY_SYSTEM":

@@ -39,6 +39,9 @@ func TestPrepareRefusals(t *testing.T) {
 		is     error
 	}{
 		{name: "PostgreSQL 14", change: func(c *cluster) { c.version = "140011" }, want: []string{"PostgreSQL 15.10 is not supported", "15 or later"}},
+		{name: "PostgreSQL 19", change: func(c *cluster) { c.version = "190000" }, want: []string{"PostgreSQL 19.0 is not supported", "PostgreSQL 15 to 18", "nothing was written"}},
+		{name: "PostgreSQL 19devel by server_version", change: func(c *cluster) { c.version, c.versionS = "", "19devel" }, want: []string{"PostgreSQL 19.0 is not supported", "PostgreSQL 15 to 18"}},
+		{name: "PostgreSQL 14 by server_version", change: func(c *cluster) { c.version, c.versionS = "", "14.11" }, want: []string{"PostgreSQL 14.11 is not supported", "15 or later"}},
 		{name: "no slot", change: func(c *cluster) { c.slotType = "" }, want: []string{`replication slot "walvault" does not exist`, "--create-slot", "pg_create_physical_replication_slot('walvault', true)"}},
 		{name: "logical slot refused by the server", change: func(c *cluster) { c.slotErr = "0A000" }, want: []string{"logical slot", "physical slot"}},
 		{name: "logical slot", change: func(c *cluster) { c.slotType = "logical" }, want: []string{`"walvault" is a logical slot`, "physical"}},
@@ -46,7 +49,7 @@ func TestPrepareRefusals(t *testing.T) {
 		{name: "unknown segment size", change: func(c *cluster) { c.segSize = "3MB" }, want: []string{"3"}, is: pg.ErrMalformed},
 		{name: "history missing", change: func(c *cluster) { c.timeline = 2 }, want: []string{"TIMELINE_HISTORY", "could not open file"}},
 		{name: "another cluster's repository", repo: identity(testSysID+1, testSegSize),
-			want: []string{"7300000000000000001", "7300000000000000002", "nothing was written"}, is: archive.ErrWrongCluster},
+			want: []string{"7300000000000000001", "7300000000000000002", "pg_upgrade", "new repository prefix", "nothing was written"}, is: archive.ErrWrongCluster},
 		{name: "other segment size", repo: identity(testSysID, 16<<20), want: []string{"segments of 1048576 bytes", "holds segments of 16777216 bytes"}},
 		{name: "START_REPLICATION refused", start: func(pgtest.Start) (*pg.TimelineEnd, error) {
 			return nil, &pgconn.PgError{Severity: "ERROR", Code: "58P01", Message: "requested WAL segment 000000010000000000000003 has already been removed"}

@@ -156,6 +156,7 @@ type receiver struct {
 	tli       wal.TimelineID
 	id        *repository.Identity // nil until the repository has one
 	streaming bool
+	pgMajor   int // the server's PostgreSQL major version; 0 when it did not say
 
 	// The open segment.
 	inCopy   bool // in the COPY stream: status updates may be sent
@@ -217,10 +218,20 @@ func serverFault(err error) error {
 // prepare checks the server against the repository, finds (or creates) the
 // slot and returns where streaming starts.
 func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
-	if v := r.conn.ParameterStatus("server_version_num"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n < pg.MinVersion {
+	// Servers report server_version, not server_version_num, when the
+	// connection starts.
+	n, _ := strconv.Atoi(r.conn.ParameterStatus("server_version_num"))
+	if n == 0 {
+		n = pg.VersionNumOf(r.conn.ParameterStatus("server_version"))
+	}
+	if n != 0 {
+		if n < pg.MinVersion {
 			return 0, fatalf("PostgreSQL %s is not supported: wal-receive needs PostgreSQL 15 or later", r.conn.ParameterStatus("server_version"))
 		}
+		if err := pg.CheckVersion(n); err != nil {
+			return 0, fatalf("%w (nothing was written)", err)
+		}
+		r.pgMajor = n / 10000
 	}
 	sys, err := pg.IdentifySystem(ctx, r.conn)
 	if err != nil {
@@ -234,9 +245,8 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 	id, err := repository.LoadIdentity(ctx, r.b)
 	switch {
 	case err == nil:
-		if id.SystemID != r.systemID {
-			return 0, fatalf("%w: PostgreSQL has database system identifier %s, but repository %s belongs to system identifier %s: use a new repository prefix for this cluster (nothing was written)",
-				archive.ErrWrongCluster, r.systemID, r.b.Location(), id.SystemID)
+		if err := id.CheckCluster(r.systemID, r.pgMajor, r.b.Location()); err != nil {
+			return 0, fatalf("%w (nothing was written)", err)
 		}
 		if id.WALSegmentSize != r.segSize {
 			return 0, fatalf("PostgreSQL uses WAL segments of %d bytes, but repository %s holds segments of %d bytes (nothing was written)", r.segSize, r.b.Location(), id.WALSegmentSize)
@@ -768,8 +778,8 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", r.b.Location(), err)
 	}
-	if id.SystemID != r.systemID {
-		return repository.Identity{}, fatalf("%w: repository %s belongs to system identifier %s, PostgreSQL has %s", archive.ErrWrongCluster, r.b.Location(), id.SystemID, r.systemID)
+	if err := id.CheckCluster(r.systemID, r.pgMajor, r.b.Location()); err != nil {
+		return repository.Identity{}, fatalf("%w", err)
 	}
 	r.id = &id
 	return id, nil

@@ -144,3 +144,33 @@ func createIdentity(ctx context.Context, b storage.Backend, want Identity, ret *
 	}
 	return want, nil
 }
+
+// ErrWrongCluster: a PostgreSQL cluster other than the one a repository
+// was created for wants to write into it.
+var ErrWrongCluster = errors.New("the repository belongs to another cluster")
+
+// wrongClusterError is the refusal CheckCluster returns; it matches
+// ErrWrongCluster.
+type wrongClusterError struct{ msg string }
+
+func (e *wrongClusterError) Error() string        { return e.msg }
+func (e *wrongClusterError) Is(target error) bool { return target == ErrWrongCluster }
+
+// CheckCluster refuses a writer (wal-push, backup-push, wal-receive) whose
+// cluster has another system identifier than the repository's: its WAL
+// and backups cannot continue the repository's history. pgMajor is the
+// writer's PostgreSQL major version (0 when unknown), named in the
+// refusal with the repository's, since the usual cause is a pg_upgrade.
+// It is the one place that says so; callers add what they did not write.
+func (id Identity) CheckCluster(systemID string, pgMajor int, location string) error {
+	if systemID == id.SystemID {
+		return nil
+	}
+	msg := fmt.Sprintf("repository %s belongs to the cluster with system identifier %s, but this server's is %s", location, id.SystemID, systemID)
+	if id.PGMajor != 0 && pgMajor != 0 {
+		msg += fmt.Sprintf(" (the repository was created by PostgreSQL %d, this server runs PostgreSQL %d)", id.PGMajor, pgMajor)
+	}
+	msg += ": a cluster upgraded with pg_upgrade, or created anew with initdb, has a new system identifier and cannot continue the old cluster's WAL history; " +
+		"point this server at the repository it archives to, or start a new repository prefix for it (the old prefix still restores the old cluster)"
+	return &wrongClusterError{msg: msg}
+}

@@ -338,3 +338,28 @@ func TestIdentityJSONRoundTrip(t *testing.T) {
 		t.Errorf("LoadIdentity of a marshalled identity: got %+v, %v; want %+v, nil", got, err, in)
 	}
 }
+
+func TestCheckCluster(t *testing.T) {
+	t.Parallel()
+	id := repository.NewIdentity(7300000000000000001, 16<<20, 15, repository.LZ4, "db-1", time.Now())
+	if err := id.CheckCluster("7300000000000000001", 15, "file:///repo"); err != nil {
+		t.Fatalf("the repository's own cluster: %v", err)
+	}
+	// A pg_upgrade to 18 gives the cluster a new system identifier.
+	err := id.CheckCluster("7400000000000000002", 18, "file:///repo")
+	if !errors.Is(err, repository.ErrWrongCluster) {
+		t.Fatalf("another cluster: got %v, want ErrWrongCluster", err)
+	}
+	for _, want := range []string{"file:///repo", "7300000000000000001", "7400000000000000002", "created by PostgreSQL 15, this server runs PostgreSQL 18", "pg_upgrade", "start a new repository prefix"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("refusal is not one line: %q", err)
+	}
+	// The major is left out when the writer does not know it.
+	if err := id.CheckCluster("7400000000000000002", 0, "file:///repo"); err == nil || strings.Contains(err.Error(), "PostgreSQL 0") {
+		t.Errorf("unknown major: %v", err)
+	}
+}

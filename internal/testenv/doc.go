@@ -1,8 +1,9 @@
 // Package testenv starts the real parts that walvault's integration tests
-// run against: a PostgreSQL 15 server (initdb, pg_ctl, psql, pgbench,
-// pg_waldump) and an S3-compatible server (Versity S3 Gateway), each on a
-// free loopback port in a temporary directory, stopped and removed when the
-// test ends. It also builds the walvault binary once per test binary
+// run against: a PostgreSQL server of any supported major, 15 by default
+// (PostgresOptions.Major; the server programs are that major's, the client
+// tools psql, pgbench, pg_waldump, ... PostgreSQL 15's) and an
+// S3-compatible server (Versity S3 Gateway), each on a free loopback port
+// in a temporary directory, stopped and removed when the test ends. It also builds the walvault binary once per test binary
 // (BuildWalvault) so PostgreSQL can call it from archive_command.
 //
 // Rules:
@@ -26,6 +27,8 @@
 // Environment:
 //
 //	WALVAULT_PG_BIN   directory of initdb, pg_ctl, ... (default /usr/lib/postgresql/15/bin)
+//	WALVAULT_PG16_BIN (and 17, 18) directory of that major's initdb, pg_ctl, postgres
+//	                  (default /usr/lib/postgresql/<major>/bin, else /var/cache/walvault-test/pg/<major>/bin)
 //	WALVAULT_PG_USER  server user when running as root (default postgres)
 //	WALVAULT_BIN      use this walvault binary instead of building ./cmd/walvault
 package testenv

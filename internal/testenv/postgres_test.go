@@ -264,6 +264,23 @@ func TestPostgresFailuresAreLoud(t *testing.T) {
 		t.Errorf("PGBinDir message lacks install hint: %s", msg)
 	}
 
+	// So do missing server programs of another major, naming the script
+	// that installs them.
+	t.Setenv("WALVAULT_PG17_BIN", t.TempDir())
+	msg = expectFatal(t, func(tb testing.TB) { ServerBinDir(tb, 17) })
+	for _, want := range []string{"PostgreSQL 17", "./scripts/install-deps.sh", "WALVAULT_PG17_BIN"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("ServerBinDir(17) message lacks %q: %s", want, msg)
+		}
+	}
+	// A directory holding another major's programs is refused too.
+	t.Setenv("WALVAULT_PG17_BIN", ServerBinDir(t, 18))
+	msg = expectFatal(t, func(tb testing.TB) { ServerBinDir(tb, 17) })
+	if !strings.Contains(msg, "want PostgreSQL 17") {
+		t.Errorf("ServerBinDir(17) on PostgreSQL 18's programs: %s", msg)
+	}
+	t.Setenv("WALVAULT_PG17_BIN", "")
+
 	// A WALVAULT_BIN the server user cannot run is refused up front.
 	bin := filepath.Join(t.TempDir(), "walvault") // t.TempDir is 0700: out of the server user's reach when root
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -276,6 +293,43 @@ func TestPostgresFailuresAreLoud(t *testing.T) {
 	msg = expectFatal(t, func(tb testing.TB) { BuildWalvault(tb) })
 	if !strings.Contains(msg, "WALVAULT_BIN") {
 		t.Errorf("BuildWalvault with a bad WALVAULT_BIN: %s", msg)
+	}
+}
+
+// TestEveryMajor starts a server of each supported major with its own
+// server programs and drives it with PostgreSQL 15's client tools.
+func TestEveryMajor(t *testing.T) {
+	t.Parallel()
+	for _, major := range Majors() {
+		t.Run(strconv.Itoa(major), func(t *testing.T) {
+			t.Parallel()
+			h := StartPostgres(t, PostgresOptions{Major: major})
+			if got := h.SQL(t, "SELECT current_setting('server_version_num')::int / 10000"); got != strconv.Itoa(major) || h.Major != major {
+				t.Fatalf("server reports major %s (harness says %d), want %d", got, h.Major, major)
+			}
+			if got := h.SQL(t, "SHOW data_checksums"); got != "on" {
+				t.Errorf("data_checksums = %q, want on", got)
+			}
+			if !strings.HasPrefix(h.BinDir, ServerBinDir(t, major)) || h.ClientBinDir != PGBinDir(t) {
+				t.Errorf("BinDir %s, ClientBinDir %s", h.BinDir, h.ClientBinDir)
+			}
+			// A stopped cluster started again from its directory: the
+			// major follows from PG_VERSION.
+			h.Stop(t)
+			again := StartPostgres(t, PostgresOptions{DataDir: h.DataDir})
+			if again.Major != major || again.BinDir != h.BinDir {
+				t.Fatalf("restarted from DataDir: major %d in %s, want %d in %s", again.Major, again.BinDir, major, h.BinDir)
+			}
+			again.Stop(t)
+			other := 16
+			if major == 16 {
+				other = 17
+			}
+			msg := expectFatal(t, func(tb testing.TB) { StartPostgres(tb, PostgresOptions{DataDir: h.DataDir, Major: other}) })
+			if !strings.Contains(msg, fmt.Sprintf("is a PostgreSQL %d cluster", major)) {
+				t.Errorf("starting a PostgreSQL %d cluster with another major: %s", major, msg)
+			}
+		})
 	}
 }
 
