@@ -432,3 +432,25 @@ func TestArchiveVerdict(t *testing.T) {
 		t.Errorf("a walvault command that does not reach the repository: %+v, want FAILED quoting it", r)
 	}
 }
+
+// TestPostgreSQLVersion: a server outside PostgreSQL 15 to 18 fails the
+// PostgreSQL line and says which version it is.
+func TestPostgreSQLVersion(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		ok      bool
+		want    string
+	}{
+		{"15.10 (Debian 15.10-1.pgdg120+1)", true, "PostgreSQL 15.10, primary"},
+		{"18.1", true, "PostgreSQL 18.1, primary"},
+		{"14.12", false, "PostgreSQL 14.12 is too old"},
+		{"19devel", false, "PostgreSQL 19.0 is not supported"},
+	} {
+		c, _ := newChecker(t)
+		c.srv.version = tc.version
+		r := c.checkPostgreSQL()
+		if r.OK != tc.ok || !strings.Contains(r.Detail, tc.want) {
+			t.Errorf("server %s: got ok=%v %q, want ok=%v and %q", tc.version, r.OK, r.Detail, tc.ok, tc.want)
+		}
+	}
+}

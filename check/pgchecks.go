@@ -2,11 +2,12 @@ package check
 
 import (
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -33,6 +34,9 @@ func (c *checker) checkPostgreSQL() Result {
 		role = "standby"
 	}
 	version, _, _ := strings.Cut(c.srv.version, " ") // "15.10 (Debian 15.10-1)"
+	if err := pg.CheckVersion(pg.VersionNumOf(c.srv.version)); err != nil {
+		return failed(NamePostgreSQL, "%v", err)
+	}
 	return ok(NamePostgreSQL, "PostgreSQL %s, %s", version, role)
 }
 
