@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/walvault/walvault/storage"
@@ -110,10 +112,12 @@ func (r ctxReader) Read(p []byte) (int, error) {
 
 // TestCallTimeoutDoesNotCutBody: the call timeout bounds opening an
 // object, not reading it: a body read slowly, past the timeout, is read
-// whole; closing it releases the call.
+// whole; closing it releases the call. The object is bigger than what a
+// Get reads within its call.
 func TestCallTimeoutDoesNotCutBody(t *testing.T) {
 	inner := mem.New()
-	if err := inner.Put(context.Background(), "k", strings.NewReader("hello"), storage.PutOptions{Size: 5}); err != nil {
+	big := strings.Repeat("walvault", 1<<18) // 2 MiB
+	if err := inner.Put(context.Background(), "k", strings.NewReader(big), storage.PutOptions{Size: int64(len(big))}); err != nil {
 		t.Fatal(err)
 	}
 	policy := callTimeoutPolicy
@@ -125,8 +129,8 @@ func TestCallTimeoutDoesNotCutBody(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	got, err := io.ReadAll(rc)
-	if err != nil || string(got) != "hello" {
-		t.Fatalf("reading a body past the call timeout: %q, %v; want hello", got, err)
+	if err != nil || string(got) != big {
+		t.Fatalf("reading a body past the call timeout: %d bytes, %v; want %d", len(got), err, len(big))
 	}
 	rc.Close()
 
@@ -165,5 +169,45 @@ func TestCallTimeoutDoesNotCutLongListing(t *testing.T) {
 	})
 	if err != nil || strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("slow listing under a 100ms call timeout: %q, %v; want a,b,c", got, err)
+	}
+}
+
+// breakOnce breaks the first body Get returns, after one byte; every later
+// one is whole.
+type breakOnce struct {
+	storage.Backend
+	gets atomic.Int32
+}
+
+func (b *breakOnce) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	rc, info, err := b.Backend.Get(ctx, key)
+	if err != nil || b.gets.Add(1) > 1 {
+		return rc, info, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, 1), iotest.ErrReader(errTransient)), rc}, info, nil
+}
+
+// TestRetrySmallBodyBrokenMidRead: a small object (the repository's own
+// records) is read whole within its call, so a body that breaks mid-read
+// is fetched again like any transient failure.
+func TestRetrySmallBodyBrokenMidRead(t *testing.T) {
+	inner := mem.New()
+	if err := inner.Put(context.Background(), "walvault.json", strings.NewReader(`{"a":1}`), storage.PutOptions{Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	b := &breakOnce{Backend: inner}
+	rc, _, err := storage.Stack(b, storage.StackOptions{Retry: callTimeoutPolicy, CallTimeout: 10 * time.Second}).Get(context.Background(), "walvault.json")
+	if err != nil {
+		t.Fatalf("get of a small object whose first body broke: %v", err)
+	}
+	defer rc.Close()
+	if got, err := io.ReadAll(rc); err != nil || string(got) != `{"a":1}` {
+		t.Fatalf("read %q, %v; want the whole object", got, err)
+	}
+	if n := b.gets.Load(); n != 2 {
+		t.Fatalf("%d Gets, want 2 (broken, then whole)", n)
 	}
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -247,7 +248,10 @@ func retryOpen(ctx context.Context, r *Retry, op, key string, open func(context.
 	var rc io.ReadCloser
 	var info ObjectInfo
 	err := r.attempts(octx, op, key, func(ctx context.Context) (err error) {
-		rc, info, err = open(ctx, key)
+		if rc, info, err = open(ctx, key); err != nil {
+			return err
+		}
+		rc, err = readSmall(rc, info.Size)
 		return err
 	})
 	if err == nil && !opened() {
@@ -260,6 +264,35 @@ func retryOpen(ctx context.Context, r *Retry, op, key string, open func(context.
 		return nil, ObjectInfo{}, err
 	}
 	return &openBody{ReadCloser: rc, cancel: cancel}, info, nil
+}
+
+// smallBody is the largest object a Get reads whole within its call, so
+// that a body broken mid-read is retried like any other failure: the
+// repository's own records (walvault.json, manifests, marks, history and
+// backup-label files) are this small, and their readers would otherwise
+// fail on one reset connection.
+const smallBody = 1 << 20
+
+// readSmall reads a body of size bytes into memory when it is small (a
+// size of 0 may mean "unknown": what comes past smallBody then streams
+// from rc).
+func readSmall(rc io.ReadCloser, size int64) (io.ReadCloser, error) {
+	if size < 0 || size > smallBody {
+		return rc, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, smallBody+1))
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	if len(data) > smallBody {
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(data), rc), rc}, nil
+	}
+	rc.Close()
+	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
 // openBody is a body opened under boundUntilOpen: closing it releases the
