@@ -333,28 +333,31 @@ func TestCommandsUnderHTTPFaults(t *testing.T) {
 	// corrupt object, which only the checksum catches: wal-fetch stops
 	// recovery at once rather than hand over wrong bytes.
 	for _, tc := range []struct {
-		kind    string
-		fault   func(path string, times int) testenv.HTTPFault
-		rideOut int // wal-fetch's exit when two answers are broken, then good ones
+		kind  string
+		fault func(path string, times int) testenv.HTTPFault
+		// The exits of wal-fetch and restore when two answers are broken,
+		// then good ones.
+		fetchRideOut, restoreRideOut int
 	}{
 		{"truncated body", func(path string, times int) testenv.HTTPFault {
 			fault := testenv.CutBody("GET", path, 1000)
 			fault.Times = times
 			return fault
-		}, 0},
+		}, 0, 0},
 		{"Content-Length too long", func(path string, times int) testenv.HTTPFault {
 			return testenv.HTTPFault{Method: "GET", Path: path, LengthDelta: 100, Times: times}
-		}, 0},
+		}, 0, 0},
 		{"short body, Content-Length agrees", func(path string, times int) testenv.HTTPFault {
 			return testenv.HTTPFault{Method: "GET", Path: path, LengthDelta: -100, Times: times}
-		}, 200},
+		}, 200, 1},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			// Every answer broken: the fetch stops recovery (never "missing",
 			// never wrong bytes), the restore fails.
 			fetch(t, tc.fault("/wal/", 0), 200)
 			restore(t, tc.fault("/backups/", 0), 1)
-			fetch(t, tc.fault("/wal/", 2), tc.rideOut)
+			fetch(t, tc.fault("/wal/", 2), tc.fetchRideOut)
+			restore(t, tc.fault("/backups/", 2), tc.restoreRideOut)
 		})
 	}
 
