@@ -362,6 +362,13 @@ func TestCommandsUnderHTTPFaults(t *testing.T) {
 		})
 	}
 
+	// Headers, then silence: the stall is cut at the deadline, never waited
+	// on.
+	t.Run("stall after headers", func(t *testing.T) {
+		fetch(t, testenv.HTTPFault{Method: "GET", Path: "/wal/", StallAfterHeaders: true}, 200)
+		restore(t, testenv.HTTPFault{Method: "GET", Path: "/backups/", StallAfterHeaders: true}, 1)
+	})
+
 	f.assertNothingLost(t)
 }
 
