@@ -214,12 +214,21 @@ func lastStderrLine(res result) string {
 	return lines[len(lines)-1]
 }
 
-// TestCommandsUnderTCPFaults puts a TCP proxy between walvault and the S3
+// TestCommandsUnderFaults runs the commands through fault proxies in front
+// of the S3 server (one fixture for both, to keep the suite lean); nothing
+// archived is lost.
+func TestCommandsUnderFaults(t *testing.T) {
+	f := newFaultFixture(t)
+	t.Run("tcp", func(t *testing.T) { testCommandsUnderTCPFaults(t, f) })
+	t.Run("http", func(t *testing.T) { testCommandsUnderHTTPFaults(t, f) })
+	f.assertNothingLost(t)
+}
+
+// testCommandsUnderTCPFaults puts a TCP proxy between walvault and the S3
 // server and stalls it, cuts its responses, and refuses connections for 5 s:
 // every command ends within its deadline, fails cleanly or rides the fault
-// out, and nothing archived is lost.
-func TestCommandsUnderTCPFaults(t *testing.T) {
-	f := newFaultFixture(t)
+// out.
+func testCommandsUnderTCPFaults(t *testing.T, f *faultFixture) {
 	proxy := testenv.StartFaultProxy(t, f.gw.Endpoint)
 
 	t.Run("stall", func(t *testing.T) {
@@ -267,16 +276,13 @@ func TestCommandsUnderTCPFaults(t *testing.T) {
 			}
 		}
 	})
-
-	f.assertNothingLost(t)
 }
 
-// TestCommandsUnderHTTPFaults breaks responses the way S3 servers and the
+// testCommandsUnderHTTPFaults breaks responses the way S3 servers and the
 // proxies in front of them do: error bursts are ridden out with correct
 // data; a body cut short or of the wrong length never passes for the
 // object, and wal-fetch never calls it missing.
-func TestCommandsUnderHTTPFaults(t *testing.T) {
-	f := newFaultFixture(t)
+func testCommandsUnderHTTPFaults(t *testing.T, f *faultFixture) {
 	proxy := testenv.StartHTTPFaultProxy(t, f.gw.Endpoint)
 	const timeout = 4 * time.Second
 	env := f.through(proxy.Endpoint, timeout)
@@ -368,8 +374,6 @@ func TestCommandsUnderHTTPFaults(t *testing.T) {
 		fetch(t, testenv.HTTPFault{Method: "GET", Path: "/wal/", StallAfterHeaders: true}, 200)
 		restore(t, testenv.HTTPFault{Method: "GET", Path: "/backups/", StallAfterHeaders: true}, 1)
 	})
-
-	f.assertNothingLost(t)
 }
 
 // TestRecoveryRidesOutStorageOutage: a point-in-time restore whose
