@@ -211,3 +211,21 @@ func TestRetrySmallBodyBrokenMidRead(t *testing.T) {
 		t.Fatalf("%d Gets, want 2 (broken, then whole)", n)
 	}
 }
+
+// TestCallTimeoutDoesNotCutBigPut: a Put bigger than a record is a
+// transfer, bounded by its progress (the backend's stall timeout), not by
+// the call timeout; a small one is a call.
+func TestCallTimeoutDoesNotCutBigPut(t *testing.T) {
+	f := storagetest.NewFault(mem.New())
+	f.Delay(storagetest.OpPut, storagetest.AnyKey, 300*time.Millisecond)
+	policy := callTimeoutPolicy
+	policy.CallTimeout = 100 * time.Millisecond
+	b := storage.Stack(f, storage.StackOptions{Retry: policy, CallTimeout: policy.CallTimeout})
+	big := strings.Repeat("walvault", 1<<18) // 2 MiB
+	if err := b.Put(context.Background(), "big", strings.NewReader(big), storage.PutOptions{Size: int64(len(big))}); err != nil {
+		t.Fatalf("a 2 MiB put taking longer than the call timeout: %v", err)
+	}
+	if err := b.Put(context.Background(), "small", strings.NewReader("x"), storage.PutOptions{Size: 1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a small put taking longer than the call timeout: got %v, want context.DeadlineExceeded", err)
+	}
+}

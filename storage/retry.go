@@ -33,8 +33,8 @@ type RetryPolicy struct {
 	// part of a call, never a transfer that takes as long as the data is
 	// big: a Get's deadline covers opening the object, not reading its
 	// body; a List's covers the listing until its first entry is
-	// delivered; a Put of a stream that cannot be rewound is not bounded
-	// as a whole. The backend bounds those by their progress (the S3
+	// delivered; a Put of more than 1 MiB (smallBody), or of a stream that
+	// cannot be rewound, is not bounded as a whole. The backend bounds those by their progress (the S3
 	// backend abandons a request that moves no byte for its stall
 	// timeout).
 	CallTimeout time.Duration
@@ -224,7 +224,7 @@ func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOpt
 		return r.Backend.Put(ctx, key, body, opts)
 	}
 	first := true
-	return r.do(ctx, "put", key, func(ctx context.Context) error {
+	put := func(ctx context.Context) error {
 		if !first {
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 				return Permanent(fmt.Errorf("put %s: rewind for retry: %w", key, err))
@@ -232,7 +232,13 @@ func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOpt
 		}
 		first = false
 		return r.Backend.Put(ctx, key, body, opts)
-	})
+	}
+	if opts.Size < 0 || opts.Size > smallBody {
+		// A transfer: bounded by its progress, not by the call timeout
+		// (see CallTimeout).
+		return r.attempts(ctx, "put", key, put)
+	}
+	return r.do(ctx, "put", key, put)
 }
 
 // Get retries opening the object, within the call's deadline; a failure
