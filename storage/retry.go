@@ -34,9 +34,9 @@ type RetryPolicy struct {
 	// big: a Get's deadline covers opening the object, not reading its
 	// body; a List's covers the listing until its first entry is
 	// delivered; a Put of more than 1 MiB (smallBody), or of a stream that
-	// cannot be rewound, is not bounded as a whole. The backend bounds those by their progress (the S3
-	// backend abandons a request that moves no byte for its stall
-	// timeout).
+	// cannot be rewound, is not bounded as a whole. The backend bounds
+	// those by their progress (the S3 backend abandons a request that
+	// moves no byte for its stall timeout).
 	CallTimeout time.Duration
 }
 
@@ -241,9 +241,11 @@ func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOpt
 	return r.do(ctx, "put", key, put)
 }
 
-// Get retries opening the object, within the call's deadline; a failure
-// mid-stream is the reader's, and reading is bounded by the caller's
-// context only (see CallTimeout).
+// Get retries opening the object, within the call's deadline. An object
+// up to smallBody is read whole within the call, so a body broken mid-read
+// is retried too; a bigger body streams, its failures are the reader's,
+// and reading it is bounded by the caller's context only (see
+// CallTimeout).
 func (r *Retry) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
 	return retryOpen(ctx, r, "get", key, r.Backend.Get)
 }
