@@ -400,7 +400,11 @@ func TestRecoveryRidesOutStorageOutage(t *testing.T) {
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 	waitDone(t, r, id)
 
-	proxy := testenv.StartFaultProxy(t, gw.Endpoint)
+	// restore_command -> TCP proxy (the outage) -> HTTP proxy (counts the
+	// WAL objects asked for) -> gateway.
+	counter := testenv.StartHTTPFaultProxy(t, gw.Endpoint)
+	counter.Add(testenv.HTTPFault{Method: "GET", Path: "/wal/"}) // breaks nothing, counts
+	proxy := testenv.StartFaultProxy(t, counter.Endpoint)
 	// Debug logging puts wal-fetch's retries in the server log; prefetch
 	// off, so each segment is fetched when recovery asks for it.
 	env := append(gw.EnvThrough(proxy.Endpoint()), "WALVAULT_REPO="+r.url, "WALVAULT_PREFETCH=0", "WALVAULT_LOG_LEVEL=debug")
@@ -409,25 +413,41 @@ func TestRecoveryRidesOutStorageOutage(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("restore through the proxy: %v", res)
 	}
-	// Slow each fetch down, so replay is still going when the outage
-	// starts.
-	proxy.Latency(t, 150)
+
+	// The outage starts once recovery has fetched a few WAL files, of the
+	// dozen it needs.
+	const fetchedBeforeOutage = 4
+	// WAL requests when the outage started, then closed once it ended;
+	// buffered, as the server may not come up before the outage ends.
+	outage := make(chan int, 1)
+	go func() {
+		defer close(outage)
+		deadline := time.Now().Add(90 * time.Second)
+		for counter.Broken() < fetchedBeforeOutage {
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		proxy.Refuse(t)
+		outage <- counter.Broken()
+		time.Sleep(5 * time.Second)
+		proxy.Heal(t)
+	}()
 	restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: env})
-	if restored.SQL(t, "SELECT pg_is_in_recovery()") != "t" {
-		t.Fatalf("test setup: recovery ended before the outage could start:\n%s", restored.LogTail(30))
+	atOutage, ok := <-outage
+	if !ok {
+		t.Fatalf("test setup: recovery asked for fewer than %d WAL files in 90s:\n%s", fetchedBeforeOutage, restored.LogTail(30))
 	}
-	before := strings.Count(restored.LogTail(100000), "restored log file")
-	proxy.Refuse(t)
-	time.Sleep(5 * time.Second)
-	proxy.Heal(t)
+	<-outage // healed
 	waitPromoted(t, restored)
+	if total := counter.Broken(); total <= atOutage {
+		t.Errorf("no WAL file asked for after the outage (%d before, %d in all): it was not in the middle of replay", atOutage, total)
+	} else {
+		t.Logf("WAL files asked for: %d before the outage, %d in all", atOutage, total)
+	}
 
 	log := restored.LogTail(100000)
-	after := strings.Count(log, "restored log file")
-	if after <= before {
-		t.Errorf("no segment restored after the outage (%d before, %d in all): it was not in the middle of replay", before, after)
-	}
-	t.Logf("files restored from the archive: %d before the outage, %d in all", before, after)
 	if !strings.Contains(log, "storage call failed, retrying") {
 		t.Errorf("the server log shows no wal-fetch riding out the outage:\n%s", restored.LogTail(40))
 	}
