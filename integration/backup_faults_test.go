@@ -210,7 +210,8 @@ func waitExit(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer, start t
 	return res
 }
 
-// lastLine is the error line walvault ends with.
+// lastStderrLine is the last line a command printed: the error walvault
+// ends with.
 func lastStderrLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]

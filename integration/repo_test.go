@@ -59,7 +59,11 @@ func fileRepo(t *testing.T) *repo {
 
 // s3Repo is an s3:// repository on a Versity gateway started for the test.
 func s3Repo(t *testing.T) *repo {
-	gw := testenv.StartVersity(t)
+	return s3RepoOn(t, testenv.StartVersity(t))
+}
+
+// s3RepoOn is an s3:// repository in a new bucket of gw.
+func s3RepoOn(t *testing.T, gw *testenv.Versity) *repo {
 	bucket := "walvault-it"
 	gw.CreateBucket(t, bucket, false)
 	url := "s3://" + bucket + "/cluster1"

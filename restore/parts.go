@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
@@ -178,11 +179,12 @@ func (s *partStream) fetch(f *partFetch) {
 		send(fetched{err: err})
 		return
 	}
-	defer rc.Close()
+	defer func() { rc.Close() }() // the last body opened
 	h := parhash.New(sha256.New())
 	var (
-		pending fetched // withheld: the latest chunk, sent once more follows
-		n       int64
+		pending   fetched // withheld: the latest chunk, sent once more follows
+		n         int64
+		refetches int
 	)
 	for {
 		buf := partChunks.Get().(*[]byte)
@@ -218,6 +220,20 @@ func (s *partStream) fetch(f *partFetch) {
 			send(fetched{err: io.EOF})
 			return
 		default:
+			// A download that broke is read again from where it broke.
+			for storage.StreamError(rerr) != nil && refetches < maxPartRefetches {
+				refetches++
+				nbody, nrc, err := s.reopenAt(part, n, refetches)
+				if err == nil {
+					rc.Close()
+					body, rc, rerr = nbody, nrc, nil
+					break
+				}
+				rerr = err
+			}
+			if rerr == nil {
+				continue
+			}
 			h.Sum()
 			if pending.buf != nil && !send(pending) {
 				return
@@ -226,6 +242,38 @@ func (s *partStream) fetch(f *partFetch) {
 			return
 		}
 	}
+}
+
+// maxPartRefetches is how often a part whose download broke mid-body (a
+// reset connection, a stalled transfer: storage.StreamError) is fetched
+// again before the restore fails: the retry layer only retries opening an
+// object, and one cut connection must not end a restore of hours.
+const maxPartRefetches = 5
+
+// reopenAt opens part again after its download broke (attempt counts
+// from 1), after a backoff, and skips the skip raw bytes already read. The
+// sha256 of the whole part is still checked at its end.
+func (s *partStream) reopenAt(part repository.BackupPart, skip int64, attempt int) (io.Reader, io.Closer, error) {
+	delay := min(storage.DefaultRetryPolicy.BaseDelay<<(attempt-1), storage.DefaultRetryPolicy.MaxDelay)
+	t := time.NewTimer(delay)
+	select {
+	case <-s.ctx.Done():
+		t.Stop()
+		return nil, nil, s.ctx.Err()
+	case <-t.C:
+	}
+	body, rc, err := s.open(part)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := io.CopyN(io.Discard, body, skip); err != nil {
+		rc.Close()
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // shorter than what was read before
+		}
+		return nil, nil, err
+	}
+	return body, rc, nil
 }
 
 // open checks part's record and starts reading it: body is its decoded

@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
 )
 
 const partsTestID = "20261125T103000Z"
@@ -312,4 +313,79 @@ func TestPartStreamVerified(t *testing.T) {
 	if !sawLag {
 		t.Error("Verified never lagged behind the bytes read: the test did not read unverified chunks")
 	}
+}
+
+// breakFirstBodies breaks the first body of every key after `after` bytes
+// (a connection reset mid-download); later Gets of the key are whole.
+type breakFirstBodies struct {
+	storage.Backend
+	after int64
+	mu    sync.Mutex
+	seen  map[string]int
+}
+
+func (b *breakFirstBodies) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	rc, info, err := b.Backend.Get(ctx, key)
+	if err != nil {
+		return rc, info, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[key]++; b.seen[key] > 1 {
+		return rc, info, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, b.after), errReader{storagetest.ErrConnReset}), rc}, info, nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestPartStreamRefetchesBrokenDownload: a part whose download breaks
+// mid-body is fetched again and read on from where it broke; the bytes
+// and their check are as without the break.
+func TestPartStreamRefetchesBrokenDownload(t *testing.T) {
+	b := newFixtureRepo(t)
+	raw := randomRaw(3*partChunk + 999)
+	parts := storeParts(t, b, raw, partChunk*2, nil)
+	broken := &breakFirstBodies{Backend: b, after: 100 << 10, seen: map[string]int{}}
+	s := newPartStream(t.Context(), broken, partsTestID, parts)
+	got, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatalf("reading parts whose first download broke: %v", err)
+	}
+	if !bytes.Equal(got, raw) {
+		t.Fatalf("read %d bytes, not the %d stored", len(got), len(raw))
+	}
+	for _, p := range parts {
+		if broken.seen[p.Key] != 2 {
+			t.Errorf("%s fetched %d times, want twice (broken, then again)", p.Key, broken.seen[p.Key])
+		}
+	}
+	s.Close()
+	noFetchGoroutines(t)
+}
+
+// TestPartStreamBrokenDownloadGivesUp: a part that breaks on every
+// download fails the stream after maxPartRefetches, as a storage failure,
+// never as corruption.
+func TestPartStreamBrokenDownloadGivesUp(t *testing.T) {
+	b := newFixtureRepo(t)
+	raw := randomRaw(partChunk + 999)
+	parts := storeParts(t, b, raw, partChunk*2, nil)
+	f := storagetest.NewFault(b)
+	f.BreakBodies(storagetest.AnyKey, 100<<10)
+	s := newPartStream(t.Context(), f, partsTestID, parts)
+	_, err := io.ReadAll(s)
+	if err == nil || errors.Is(err, ErrCorrupt) || storage.StreamError(err) == nil {
+		t.Fatalf("reading a part that breaks on every download: got %v, want a storage stream error, not corruption", err)
+	}
+	if got := f.Calls(storagetest.OpGet); got != 1+maxPartRefetches {
+		t.Errorf("%d downloads of the part, want %d", got, 1+maxPartRefetches)
+	}
+	s.Close()
+	noFetchGoroutines(t)
 }

@@ -1,12 +1,14 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +27,17 @@ type RetryPolicy struct {
 	// so short deadlines still retry): an attempt the deadline would cut
 	// at once only replaces the storage's error with "deadline exceeded".
 	MinAttemptTime time.Duration
+	// CallTimeout, when set, is the longest one call may take, retries
+	// included (the command's --timeout): a call gets a deadline this far
+	// ahead unless its context has an earlier one. It bounds the request
+	// part of a call, never a transfer that takes as long as the data is
+	// big: a Get's deadline covers opening the object, not reading its
+	// body; a List's covers the listing until its first entry is
+	// delivered; a Put of more than 1 MiB (smallBody), or of a stream that
+	// cannot be rewound, is not bounded as a whole. The backend bounds
+	// those by their progress (the S3 backend abandons a request that
+	// moves no byte for its stall timeout).
+	CallTimeout time.Duration
 }
 
 // DefaultRetryPolicy: backoff from 200ms up to 5s; under a deadline,
@@ -74,7 +87,77 @@ func WithRetry(b Backend, policy RetryPolicy, log *slog.Logger) Backend {
 // Unwrap returns the decorated backend.
 func (r *Retry) Unwrap() Backend { return r.Backend }
 
-func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
+// bound gives ctx the call's deadline (see CallTimeout).
+func (r *Retry) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := r.policy.CallTimeout; d > 0 {
+		return context.WithTimeout(ctx, d) // an earlier deadline of ctx stays
+	}
+	return ctx, func() {}
+}
+
+// boundUntilOpen is bound for a call that returns a stream (a Get's body,
+// a List's entries): the deadline holds until opened is called, and then
+// only ctx bounds the stream. The returned context reports the call's
+// deadline, for do to plan its retries by; cancel releases it.
+func (r *Retry) boundUntilOpen(ctx context.Context) (octx context.Context, opened func() bool, cancel context.CancelFunc) {
+	d := r.policy.CallTimeout
+	if d <= 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		return ctx, func() bool { return ctx.Err() == nil }, cancel
+	}
+	deadline := time.Now().Add(d)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	cctx, cancelCause := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(time.Until(deadline), func() { cancelCause(context.DeadlineExceeded) })
+	oc := &openContext{Context: cctx, deadline: deadline}
+	// opened stops the timer; false when it fired first (the stream is
+	// already cut).
+	opened = func() bool {
+		oc.opened.Store(true)
+		return timer.Stop() && cctx.Err() == nil
+	}
+	octx = oc
+	return octx, opened, func() { timer.Stop(); cancelCause(context.Canceled) }
+}
+
+// openContext is the context of a call that returns a stream: until the
+// stream is opened it reports the call's deadline and, once the deadline
+// cut the call, the error a deadline gives (context.DeadlineExceeded).
+type openContext struct {
+	context.Context
+	deadline time.Time
+	opened   atomic.Bool
+}
+
+func (c *openContext) Deadline() (time.Time, bool) {
+	if c.opened.Load() {
+		return c.Context.Deadline()
+	}
+	return c.deadline, true
+}
+
+func (c *openContext) Err() error {
+	if err := c.Context.Err(); err != nil {
+		if cause := context.Cause(c.Context); errors.Is(cause, context.DeadlineExceeded) {
+			return cause
+		}
+		return err
+	}
+	return nil
+}
+
+// do runs fn under the policy, within the call's deadline (bound).
+func (r *Retry) do(ctx context.Context, op, key string, fn func(context.Context) error) error {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	return r.attempts(ctx, op, key, fn)
+}
+
+// attempts calls fn until it succeeds, fails for good, or ctx leaves no
+// time for another attempt.
+func (r *Retry) attempts(ctx context.Context, op, key string, fn func(context.Context) error) error {
 	deadline, hasDeadline := ctx.Deadline()
 	// floor: the least time left worth another attempt (see MinAttemptTime).
 	floor := min(r.policy.MinAttemptTime, time.Until(deadline)/4)
@@ -87,7 +170,7 @@ func (r *Retry) do(ctx context.Context, op, key string, fn func() error) error {
 			}
 			return OpError(op, key, cerr)
 		}
-		err = fn()
+		err = fn(ctx)
 		if err == nil || IsPermanent(err) {
 			return err
 		}
@@ -141,7 +224,7 @@ func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOpt
 		return r.Backend.Put(ctx, key, body, opts)
 	}
 	first := true
-	return r.do(ctx, "put", key, func() error {
+	put := func(ctx context.Context) error {
 		if !first {
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 				return Permanent(fmt.Errorf("put %s: rewind for retry: %w", key, err))
@@ -149,28 +232,93 @@ func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOpt
 		}
 		first = false
 		return r.Backend.Put(ctx, key, body, opts)
-	})
+	}
+	if opts.Size < 0 || opts.Size > smallBody {
+		// A transfer: bounded by its progress, not by the call timeout
+		// (see CallTimeout).
+		return r.attempts(ctx, "put", key, put)
+	}
+	return r.do(ctx, "put", key, put)
 }
 
-// Get retries opening the object; a failure mid-stream is the reader's.
+// Get retries opening the object, within the call's deadline. An object
+// up to smallBody is read whole within the call, so a body broken mid-read
+// is retried too; a bigger body streams, its failures are the reader's,
+// and reading it is bounded by the caller's context only (see
+// CallTimeout).
 func (r *Retry) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
 	return retryOpen(ctx, r, "get", key, r.Backend.Get)
 }
 
 // retryOpen runs open (Get, GetHidden) under the retry policy.
 func retryOpen(ctx context.Context, r *Retry, op, key string, open func(context.Context, string) (io.ReadCloser, ObjectInfo, error)) (io.ReadCloser, ObjectInfo, error) {
+	octx, opened, cancel := r.boundUntilOpen(ctx)
 	var rc io.ReadCloser
 	var info ObjectInfo
-	err := r.do(ctx, op, key, func() (err error) {
-		rc, info, err = open(ctx, key)
+	err := r.attempts(octx, op, key, func(ctx context.Context) (err error) {
+		if rc, info, err = open(ctx, key); err != nil {
+			return err
+		}
+		rc, err = readSmall(rc, info.Size)
 		return err
 	})
-	return rc, info, err
+	if err == nil && !opened() {
+		// The deadline passed just as the object opened: its body is cut.
+		rc.Close()
+		rc, err = nil, OpError(op, key, octx.Err())
+	}
+	if err != nil {
+		cancel()
+		return nil, ObjectInfo{}, err
+	}
+	return &openBody{ReadCloser: rc, cancel: cancel}, info, nil
+}
+
+// smallBody is the largest object a Get reads whole within its call, so
+// that a body broken mid-read is retried like any other failure: the
+// repository's own records (walvault.json, manifests, marks, history and
+// backup-label files) are this small, and their readers would otherwise
+// fail on one reset connection.
+const smallBody = 1 << 20
+
+// readSmall reads a body of size bytes into memory when it is small (a
+// size of 0 may mean "unknown": what comes past smallBody then streams
+// from rc).
+func readSmall(rc io.ReadCloser, size int64) (io.ReadCloser, error) {
+	if size < 0 || size > smallBody {
+		return rc, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, smallBody+1))
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	if len(data) > smallBody {
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(data), rc), rc}, nil
+	}
+	rc.Close()
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// openBody is a body opened under boundUntilOpen: closing it releases the
+// call's context.
+type openBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *openBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func (r *Retry) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	var info ObjectInfo
-	err := r.do(ctx, "stat", key, func() (err error) {
+	err := r.do(ctx, "stat", key, func(ctx context.Context) (err error) {
 		info, err = r.Backend.Stat(ctx, key)
 		return err
 	})
@@ -179,6 +327,9 @@ func (r *Retry) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 
 // List is retried only while fn has not been called: once entries were
 // delivered, a retry would deliver them twice, breaking the List contract.
+// The call's deadline holds until the first entry is delivered: a long
+// listing's later pages are bounded by the caller's context and the
+// backend's own stall timeout.
 func (r *Retry) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	return retryListing(ctx, r, "list", prefix, r.Backend.List, fn)
 }
@@ -186,10 +337,15 @@ func (r *Retry) List(ctx context.Context, prefix string, fn func(ObjectInfo) err
 // retryListing runs a listing under the retry policy, but only until it
 // has delivered an entry (see List).
 func retryListing[T any](ctx context.Context, r *Retry, op, prefix string, list func(context.Context, string, func(T) error) error, fn func(T) error) error {
+	octx, opened, cancel := r.boundUntilOpen(ctx)
+	defer cancel()
 	delivered := false
 	var fnErr error
-	return r.do(ctx, op, prefix, func() error {
+	return r.attempts(octx, op, prefix, func(ctx context.Context) error {
 		err := list(ctx, prefix, func(e T) error {
+			if !delivered && !opened() {
+				return OpError(op, prefix, octx.Err()) // cut at the deadline
+			}
 			delivered = true
 			if err := fn(e); err != nil {
 				fnErr = err
@@ -205,7 +361,7 @@ func retryListing[T any](ctx context.Context, r *Retry, op, prefix string, list 
 }
 
 func (r *Retry) Delete(ctx context.Context, key string) error {
-	return r.do(ctx, "delete", key, func() error { return r.Backend.Delete(ctx, key) })
+	return r.do(ctx, "delete", key, func(ctx context.Context) error { return r.Backend.Delete(ctx, key) })
 }
 
 // retryVersioned is the retry decorator over a backend that keeps old
@@ -230,5 +386,5 @@ func (r *retryVersioned) GetHidden(ctx context.Context, key string) (io.ReadClos
 // attempt that succeeded but whose answer was lost; the key is visible
 // either way, which callers (repair) check by reading it.
 func (r *retryVersioned) Unhide(ctx context.Context, key string) error {
-	return r.do(ctx, "unhide", key, func() error { return r.v.Unhide(ctx, key) })
+	return r.do(ctx, "unhide", key, func(ctx context.Context) error { return r.v.Unhide(ctx, key) })
 }

@@ -1,6 +1,9 @@
 package storage
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // StackOptions choose the decorators Stack puts around a backend.
 type StackOptions struct {
@@ -8,6 +11,10 @@ type StackOptions struct {
 	// DefaultRetryPolicy. The retry layer is always there, and retries a
 	// call under a deadline until that deadline (see RetryPolicy).
 	Retry RetryPolicy
+	// CallTimeout is the longest one call may take, retries included (the
+	// command's --timeout; see RetryPolicy.CallTimeout); zero leaves only
+	// the caller's context to bound a call.
+	CallTimeout time.Duration
 	// Log receives the decorators' retries and warnings; nil discards them.
 	Log *slog.Logger
 	// Counter, when set, counts every attempt that reaches the backend.
@@ -38,6 +45,9 @@ func Stack(b Backend, o StackOptions) Backend {
 	policy := o.Retry
 	if policy == (RetryPolicy{}) {
 		policy = DefaultRetryPolicy
+	}
+	if o.CallTimeout > 0 {
+		policy.CallTimeout = o.CallTimeout
 	}
 	b = WithRetry(b, policy, o.Log)
 	if o.ReadHidden {

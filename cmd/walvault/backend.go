@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,8 +14,9 @@ import (
 
 // openBackend opens the repository under the decorator stack
 // (open.Stacked, storage.Stack): the only way a command gets a backend.
-func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (storage.Backend, error) {
-	return open.Stacked(ctx, cfg.Repo, open.Options{S3: cfg.S3, Stack: storage.StackOptions{Log: log}})
+// No call through it takes longer than callTimeout, retries included.
+func openBackend(ctx context.Context, cfg Config, log *slog.Logger, callTimeout time.Duration) (storage.Backend, error) {
+	return open.Stacked(ctx, cfg.Repo, open.Options{S3: cfg.S3, Stack: storage.StackOptions{Log: log, CallTimeout: callTimeout}})
 }
 
 // session is what a command that works on the repository starts with: its
@@ -44,8 +46,9 @@ type validator interface {
 // (usage errors), builds the logger and opens the repository, all under
 // the command's context. That context ends at Ctrl-C or SIGTERM, and, when opts is a deadliner
 // (the commands PostgreSQL calls, short listings), at its deadline too;
-// backups, restores and full reads take as long as the data is big, and
-// their stalls are caught by the storage transport's own timeouts.
+// backups, restores and full reads take as long as the data is big: for
+// every command, each storage call is bounded by its --timeout instead
+// (callTimeout, storage.StackOptions.CallTimeout).
 func startSession(c *cli.Context, opts options) (*session, error) {
 	if err := resolve(c, opts); err != nil {
 		return nil, err
@@ -64,7 +67,7 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 		s.ctx, s.cancel = context.WithCancel(c.Context)
 	}
 	var err error
-	if s.b, err = openBackend(s.ctx, cfg, s.log); err != nil {
+	if s.b, err = openBackend(s.ctx, cfg, s.log, callTimeout(opts)); err != nil {
 		s.cancel()
 		return nil, err
 	}

@@ -112,6 +112,9 @@ func (t *totalTimeout) deadline() time.Duration { return t.Timeout }
 type binder struct {
 	bound  []binding
 	checks []func() error // across settings, after every one is parsed
+	// timeout is where the command's --timeout lands, nil when it binds
+	// none (see callTimeout).
+	timeout *time.Duration
 }
 
 type binding struct {
@@ -232,9 +235,28 @@ func bindCompression(b *binder, dst *repository.Compression) {
 	})
 }
 
-// bindTimeout binds timeout; usage says what it bounds for the command.
+// bindTimeout binds timeout; usage says what it bounds for the command,
+// beyond the rule every command follows (timeoutRule).
 func bindTimeout(b *binder, dst *time.Duration, usage string) {
-	b.addUsage("timeout", usage, positiveDuration("timeout", "90s or 5m", dst))
+	b.addUsage("timeout", usage+timeoutRule, positiveDuration("timeout", "90s or 5m", dst))
+	b.timeout = dst
+}
+
+// timeoutRule is what --timeout means for every command that reads it:
+// storage.StackOptions.CallTimeout, and the S3 stall timeout under it.
+const timeoutRule = "; as for every command, no storage call takes longer than this, retries included (a transfer is bounded by its progress instead: no byte for 30s, or this timeout if shorter)"
+
+// defaultCallTimeout bounds each storage call of the commands that bind
+// no --timeout (repair, exporter, wal-prefetch): the setting's default.
+const defaultCallTimeout = 2 * time.Minute
+
+// callTimeout is the longest one storage call of the command may take:
+// its --timeout once resolved, else defaultCallTimeout.
+func callTimeout(opts options) time.Duration {
+	if b := bindSettings(opts); b.timeout != nil && *b.timeout > 0 {
+		return *b.timeout
+	}
+	return defaultCallTimeout
 }
 
 // The deadline of a command PostgreSQL calls follows one rule: the
@@ -257,8 +279,9 @@ const walFetchTimeout = "10m"
 // walvault-restore.yaml restore_command reads.
 func bindFetchTimeout(b *binder, dst *time.Duration, usage string) {
 	s := lookupSetting("timeout")
-	s.usage, s.def = usage, walFetchTimeout
+	s.usage, s.def = usage+timeoutRule, walFetchTimeout
 	b.bound = append(b.bound, binding{s, positiveDuration("timeout", "90s or 10m", dst)})
+	b.timeout = dst
 }
 
 // lockSettings are the Object Lock settings of commands that write new

@@ -27,7 +27,7 @@ var commandSettings = map[string][]string{
 	"backup-mark":  {"timeout"},
 	"restore":      {"compression", "timeout"},
 	"delete":       {"retain", "timeout"},
-	"verify":       {},
+	"verify":       {"timeout"},
 	"check":        {"pg-conn", "lock-mode", "lock-days", "max-backup-age", "min-backups", "timeout"},
 	"repair":       {},
 	"drill":        {"compression", "timeout"},
@@ -134,7 +134,7 @@ func TestForeignFlagRefusedExamples(t *testing.T) {
 	for _, args := range [][]string{
 		{"backup-list", "--retain", "garbage"},
 		{"wal-push", "--prefetch", "2", "000000010000000000000001"},
-		{"verify", "--timeout", "1s"},
+		{"repair", "--timeout", "1s"},
 		{"backup-mark", "20261231T020000Z", "--keep", "--retain", "x"}, // after the argument
 	} {
 		code, _, stderr := runCmd(t, args...)

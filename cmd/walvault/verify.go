@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,6 +14,11 @@ import (
 type verifyOptions struct {
 	Config
 	Full, JSON bool
+	Timeout    time.Duration // bounds each storage call (callTimeout)
+}
+
+func (o *verifyOptions) bind(b *binder) {
+	bindTimeout(b, &o.Timeout, "deadline of each read of the repository (a listing, opening an object), retries included")
 }
 
 func verifyCommand() *cli.Command {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
@@ -113,6 +114,14 @@ func Stacked(ctx context.Context, raw string, opts Options) (storage.Backend, er
 	return storage.Stack(b, opts.Stack), nil
 }
 
+// positiveOr is d, or def when d is not positive.
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
 // Open parses raw and returns the bare backend for it, without decorators
 // (conformance tests and benchmarks of one backend use it). It does not contact the
 // storage beyond what the backend's constructor needs.
@@ -138,6 +147,9 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			CABundle:    opts.S3.CABundle,
 			PartSize:    opts.S3.PartSize,
 			Concurrency: opts.S3.Concurrency,
+			// A stalled transfer is abandoned after the call timeout when
+			// that is shorter: no call waits on silence longer than it.
+			StallTimeout: min(s3.DefaultStallTimeout, positiveOr(opts.Stack.CallTimeout, s3.DefaultStallTimeout)),
 		})
 	}
 	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)

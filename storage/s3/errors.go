@@ -165,7 +165,12 @@ func (b *Backend) translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The SDK's words for it ("StatusCode: 0, ... canceled") say
+		// nothing a person can use.
+		return fmt.Errorf("no answer from %s before the deadline: %w", b.location, context.DeadlineExceeded)
+	}
+	if errors.Is(err, context.Canceled) {
 		return err
 	}
 	var ce *credentialsError

@@ -63,6 +63,12 @@ func newFailing(t *testing.T) (*failingServer, *s3.Backend) {
 // configuration of the machine.
 func newAgainst(t *testing.T, h http.Handler) *s3.Backend {
 	t.Helper()
+	return newAgainstWith(t, h, func(*s3.Config) {})
+}
+
+// newAgainstWith is newAgainst with the configuration changed by edit.
+func newAgainstWith(t *testing.T, h http.Handler, edit func(*s3.Config)) *s3.Backend {
+	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
@@ -72,7 +78,9 @@ func newAgainst(t *testing.T, h http.Handler) *s3.Backend {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	b, err := s3.New(t.Context(), s3.Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", PartSize: s3.MinPartSize, Concurrency: 1})
+	cfg := s3.Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", PartSize: s3.MinPartSize, Concurrency: 1}
+	edit(&cfg)
+	b, err := s3.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,11 @@ type Config struct {
 	// Memory: one Put holds at most PartSize x Concurrency bytes of
 	// buffers (64 MiB with the defaults), whatever the object's size.
 	Concurrency int
+	// StallTimeout is how long one request may go without progress before
+	// it is abandoned and, as any transient failure, retried (default
+	// DefaultStallTimeout). It bounds what no deadline can: a body that
+	// stops mid-transfer.
+	StallTimeout time.Duration
 }
 
 // Backend is a storage.Backend on an S3 bucket.
@@ -159,6 +164,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = DefaultRegion
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	// Wrapped after loading, so the AWS chain's own CA bundle still
+	// reached the buildable client.
+	awsCfg.HTTPClient = &stallGuard{next: awsCfg.HTTPClient, idle: cfg.StallTimeout}
 	if awsCfg.Credentials != nil {
 		awsCfg.Credentials = markedCredentials{awsCfg.Credentials}
 	}
