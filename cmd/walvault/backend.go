@@ -7,6 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/progress"
+
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/open"
 )
@@ -22,6 +24,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger) (storage.Bac
 // command's options).
 type session struct {
 	log    *slog.Logger
+	out    *progress.Output // stderr: the logger writes through it, long commands show progress on it
 	ctx    context.Context
 	b      storage.Backend
 	cancel context.CancelFunc
@@ -57,7 +60,8 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	}
 	cfg := *opts.common()
 	noteLogFormat(c, cfg)
-	s := &session{log: newLogger(c.App.ErrWriter, cfg)}
+	s := &session{out: progress.New(c.App.ErrWriter, progress.Options{Terminal: isTerminal(c.App.ErrWriter)})}
+	s.log = newLogger(s.out, cfg)
 	if d, ok := opts.(deadliner); ok {
 		s.ctx, s.cancel = context.WithTimeout(c.Context, d.deadline())
 	} else {

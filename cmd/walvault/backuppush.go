@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/walvault/walvault/basebackup"
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/units"
 )
 
@@ -22,12 +23,14 @@ type backupPushOptions struct {
 	Checkpoint string
 	PartSize   string
 	partSize   int64 // PartSize parsed
+	maxRate
 }
 
 func (o *backupPushOptions) bind(b *binder) {
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
+	o.maxRate.bind(b, "limit on the bytes a second read from PostgreSQL (so on its disk reads and on the upload), such as 50MiB; unset: no limit")
 	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for wal-receive to store the backup's WAL")
 }
 
@@ -114,8 +117,8 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		Lock:        opts.policy(),
 		WALTimeout:  opts.Timeout,
 		Log:         s.log,
-		Progress:    c.App.ErrWriter,
-		Terminal:    isTerminal(c.App.ErrWriter),
+		Progress:    s.out,
+		MaxRate:     opts.MaxRate,
 	})
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
@@ -125,7 +128,6 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	return nil
 }
 
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+// isTerminal says whether w is a terminal: progress is drawn as a bar
+// there, and logged every few seconds elsewhere.
+func isTerminal(w io.Writer) bool { return progress.IsTerminal(w) }

@@ -29,6 +29,7 @@ type restoreOptions struct {
 	TablespaceMapping cli.StringSlice
 	Owner             string
 	PGBin             string
+	maxRate
 	// From precheck:
 	recoveryTarget restore.Target
 	mapping        map[string]string
@@ -98,6 +99,11 @@ Examples:
 	}
 }
 
+func (o *restoreOptions) bind(b *binder) {
+	o.fetchSettings.bind(b)
+	o.maxRate.bind(b, "limit on the bytes a second restore downloads, all parts together, such as 50MiB; unset: no limit")
+}
+
 func (o *restoreOptions) precheck(c *cli.Context) error {
 	if err := noArgs(c, "restore takes no arguments (use --pgdata DIR)"); err != nil {
 		return err
@@ -138,6 +144,8 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		ConfigYAML:        configYAML,
 		PGBinDir:          opts.PGBin,
 		Log:               s.log,
+		Progress:          s.out,
+		MaxRate:           opts.MaxRate,
 	})
 	if err != nil {
 		return err
