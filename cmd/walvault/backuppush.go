@@ -77,7 +77,7 @@ server's backup is cancelled, the upload in flight aborted, exit 1.
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
 		Flags: settingFlags(&opts,
-			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)", Destination: &opts.Label},
+			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault and the time backup-push asked, as an id; the id itself is the backup's start, after the checkpoint)", Destination: &opts.Label},
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
