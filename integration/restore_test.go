@@ -70,7 +70,7 @@ func TestPointInTimeRestore(t *testing.T) {
 		pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 		waitDone(t, r, id)
 
-		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote")
+		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote", "--max-rate", "1GiB")
 		if got := restored.SQL(t, "SELECT count(*) FROM users"); got != "6000" {
 			t.Errorf("users after restore: %s rows, want 6000 (the DROP undone, the late inserts kept)", got)
 		}
