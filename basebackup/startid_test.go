@@ -35,9 +35,10 @@ func (w *checkpointingWire) Receive(ctx context.Context) (pgproto3.BackendMessag
 // TestIDFromBackupStart: a spread checkpoint holds the start response back
 // for minutes; the backup's id and start time are those of the moment
 // PostgreSQL started the backup, not of the command's start, and nothing
-// is stored under an earlier id. The wait is said, with its kind.
+// is stored under an earlier id. The wait is said, with its kind. (Not
+// parallel: its upload goroutines would show in the parallel tests'
+// ourGoroutines checks.)
 func TestIDFromBackupStart(t *testing.T) {
-	t.Parallel()
 	asked := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
 	var mu sync.Mutex
 	now := asked
