@@ -245,8 +245,8 @@ func TestLogLineOwnLine(t *testing.T) {
 			t.Errorf("log line %d shares its line with the bar: %q", i, got[i])
 		}
 	}
-	if !strings.Contains(got[2], "100%") {
-		t.Errorf("finished bar %q is not at 100%%", got[2])
+	if !strings.Contains(got[2], "100%") || !strings.HasSuffix(got[2], " in 1s") {
+		t.Errorf("finished bar %q is not at 100%% or does not say how long it took (1s)", got[2])
 	}
 }
 

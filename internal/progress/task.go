@@ -41,8 +41,9 @@ type Task struct {
 	done  atomic.Int64
 	total atomic.Int64
 
-	mu     sync.Mutex
-	status string
+	mu       sync.Mutex
+	status   string
+	finished bool // Done was called: the bar says how long it took
 
 	quit     chan struct{}
 	wg       sync.WaitGroup
@@ -148,6 +149,9 @@ func (t *Task) Done(ok bool) {
 		if done := t.done.Load(); ok && done > 0 {
 			t.total.Store(done)
 		}
+		t.mu.Lock()
+		t.finished = true
+		t.mu.Unlock()
 		t.o.finish(t, !t.spec.Transient)
 	})
 }
@@ -159,6 +163,7 @@ type snapshot struct {
 	rate        float64       // per second; 0 when not known yet
 	eta         time.Duration // -1 when unknown
 	status      string
+	finished    bool
 }
 
 func (t *Task) snapshot() snapshot {
@@ -174,7 +179,7 @@ func (t *Task) snapshot() snapshot {
 		}
 	}
 	t.mu.Lock()
-	s.status = t.status
+	s.status, s.finished = t.status, t.finished
 	t.mu.Unlock()
 	return s
 }
@@ -233,9 +238,12 @@ func (t *Task) line(width int) string {
 			tail = append(tail, units.Bytes(r)+rateUnit)
 		}
 	}
-	if s.eta >= 0 && s.total > 0 {
+	switch {
+	case s.finished:
+		tail = append(tail, "in "+s.elapsed.Round(time.Second/10).String())
+	case s.eta >= 0 && s.total > 0:
 		tail = append(tail, "ETA "+s.eta.String())
-	} else {
+	default:
 		tail = append(tail, s.elapsed.Round(time.Second).String())
 	}
 	if s.status != "" {
