@@ -217,7 +217,11 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
 		if id == "" {
-			return repository.BackupManifest{}, fmt.Errorf("backup-push failed before PostgreSQL started the backup (nothing was stored): %w", err)
+			what := "failed"
+			if ctx.Err() != nil {
+				what = "was interrupted"
+			}
+			return repository.BackupManifest{}, fmt.Errorf("backup-push %s before PostgreSQL started the backup (nothing was stored): %w", what, err)
 		}
 		if ctx.Err() != nil {
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
