@@ -52,7 +52,7 @@ func TestStreamStopsAtFirstFailedUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = stream(ctx, w, "BASE_BACKUP", fb, opts, backupInfo{id: "20261125T103000Z", label: "l", sys: pg.SystemInfo{SystemID: "7000000000000000001", Timeline: 1}})
+	_, err = stream(ctx, w, "BASE_BACKUP", fb, opts, backupInfo{label: "l", sys: pg.SystemInfo{SystemID: "7000000000000000001", Timeline: 1}})
 	elapsed := time.Since(start)
 	if !errors.Is(err, diskFull) {
 		t.Fatalf("stream: got %v, want the failed upload's error (%v)", err, diskFull)

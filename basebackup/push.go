@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walvault/walvault/archiveproof"
+	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/internal/throttle"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -53,12 +55,14 @@ type Options struct {
 	// Log receives one line at the start and one at the end, server notices
 	// and, without a terminal, progress. nil discards.
 	Log *slog.Logger
-	// Progress turns progress reporting on (nil: none). With Terminal, a bar
-	// (done of the server's estimate, rate, ETA) is drawn on it; otherwise
-	// progress is logged through Log at info every 5 seconds (keys
-	// backup_id, bytes, total, elapsed).
-	Progress io.Writer
-	Terminal bool
+	// Progress shows the wait for the checkpoint and then the bytes read
+	// of the server's estimate (nil: nothing): a bar on a terminal, else
+	// a line through Log every few seconds (keys backup_id, bytes, total,
+	// elapsed, ...).
+	Progress *progress.Output
+	// MaxRate, when above 0, limits the bytes read from PostgreSQL to this
+	// many a second (and so what is read from its disks, and uploaded).
+	MaxRate int64
 	// Now is the clock for ids and recorded times; nil means time.Now.
 	Now func() time.Time
 	// WALTimeout bounds each wait for WAL to reach the repository: before
@@ -189,25 +193,36 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		opts.Compression = ident.Compression
 	}
 
-	id, err := newBackupID(ctx, b, opts.Now)
-	if err != nil {
-		return repository.BackupManifest{}, err
-	}
+	// The backup's id is its start, known once PostgreSQL answers (after
+	// the checkpoint); the label, sent before, names the time it was
+	// asked for.
 	label := opts.Label
 	if label == "" {
-		label = "walvault " + id
+		asked, err := newBackupID(ctx, b, opts.Now)
+		if err != nil {
+			return repository.BackupManifest{}, err
+		}
+		label = "walvault " + asked
 	}
 	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast", src.Slot == "")
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
 	if settings.InRecovery {
-		opts.Log.Info("taking the backup from a standby", "backup_id", id)
+		opts.Log.Info("taking the backup from a standby")
 	}
 
-	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings})
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, sys: sys, settings: settings})
+	id := m.ID
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
+		if id == "" {
+			what := "failed"
+			if ctx.Err() != nil {
+				what = "was interrupted"
+			}
+			return repository.BackupManifest{}, fmt.Errorf("backup-push %s before PostgreSQL started the backup (nothing was stored): %w", what, err)
+		}
 		if ctx.Err() != nil {
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 		}
@@ -427,13 +442,16 @@ func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, er
 
 // backupInfo is what Push learnt before the backup began.
 type backupInfo struct {
-	id, label string
-	sys       pg.SystemInfo
-	settings  serverSettings
+	label    string
+	sys      pg.SystemInfo
+	settings serverSettings
 }
 
 // stream runs BASE_BACKUP and stores what it sends; it returns the
-// manifest to write, complete but for the writing.
+// manifest to write, complete but for the writing. The backup's id and
+// start time are taken when PostgreSQL has started the backup (after its
+// checkpoint), before anything is stored; on failure the manifest returned
+// has only the id ("" when the backup never started).
 //
 // The first failed upload ends it at once: the reads from the server are
 // cancelled then, wherever they wait, and the upload's error is returned.
@@ -443,7 +461,6 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 	defer abandon(nil)
 	m := repository.BackupManifest{
 		FormatVersion:  repository.FormatVersion,
-		ID:             info.id,
 		Label:          info.label,
 		SystemID:       info.sys.SystemID,
 		PGVersion:      info.settings.VersionNum,
@@ -453,7 +470,6 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 	}
 	up := &uploader{
 		b:           b,
-		id:          info.id,
 		compression: opts.Compression,
 		partSize:    opts.PartSize,
 		meta:        map[string]string{repository.MetaSystemID: info.sys.SystemID},
@@ -469,24 +485,34 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 	}
 	var (
 		start backupStart
-		prog  *progress
+		prog  *progress.Task
 		ok    bool
 	)
+	limit := throttle.New(opts.MaxRate)
+	wait := waitForStart(opts)
 	defer func() {
-		if prog != nil {
-			prog.stop(ok)
-		}
+		wait.Done(ok)
+		prog.Done(ok)
 	}()
 	h := backupHandlers{
 		start: func(s backupStart) error {
-			start = s
-			prog = startProgress(opts.Progress, opts.Terminal, opts.Log, info.id, s.EstimatedSize(), progressLogEvery)
-			up.counted = prog.add
-			opts.Log.Info("backup started", "backup_id", info.id, "lsn", s.LSN.String(), "timeline", uint32(s.Timeline),
+			wait.Done(true)
+			// The backup began now: its id and start time say so.
+			m.StartTime = opts.Now().UTC()
+			id, err := newBackupID(ctx, b, func() time.Time { return m.StartTime })
+			if err != nil {
+				return err
+			}
+			start, m.ID, up.id = s, id, id
+			prog = opts.Progress.Start(opts.Log, progress.Spec{Label: "backup " + id, Message: "backup progress",
+				Total: s.EstimatedSize(), Attrs: []any{"backup_id", id}})
+			up.counted = prog.Add
+			opts.Log.Info("backup started", "backup_id", id, "start_time", m.StartTime.Format(time.RFC3339), "lsn", s.LSN.String(), "timeline", uint32(s.Timeline),
 				"total", s.EstimatedSize(), "tablespaces", len(s.Tablespaces)-1)
 			return nil
 		},
 		archive: func(name, location string, r io.Reader) error {
+			r = limit.Reader(ctx, r)
 			a, err := archiveOf(name, location, start.Tablespaces)
 			if err != nil {
 				return err
@@ -500,50 +526,49 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			if err != nil {
 				return err
 			}
-			opts.Log.Debug("archive stored", "backup_id", info.id, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
+			opts.Log.Debug("archive stored", "backup_id", m.ID, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
 			m.Archives = append(m.Archives, a)
 			return nil
 		},
 		manifest: func(r io.Reader) error {
-			part, err := up.put(ctx, repository.PGManifestKey(info.id), r, repository.None)
+			part, err := up.put(ctx, repository.PGManifestKey(m.ID), limit.Reader(ctx, r), repository.None)
 			if err != nil {
 				return fmt.Errorf("backup_manifest: %w", err)
 			}
 			m.PGManifest = part
 			return nil
 		},
-		notice: func(n *pgconn.Notice) { logNotice(opts.Log, info.id, n) },
+		notice: func(n *pgconn.Notice) { logNotice(opts.Log, m.ID, n) },
 	}
-	m.StartTime = opts.Now().UTC()
 	end, err := runBaseBackup(ctx, w, cmd, h)
 	if err != nil {
 		// A read cancelled because an upload failed reports the upload.
 		if cause := context.Cause(ctx); parent.Err() == nil && errors.Is(err, context.Canceled) && cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
-		return repository.BackupManifest{}, err
+		return repository.BackupManifest{ID: m.ID}, err
 	}
 	m.StopTime = opts.Now().UTC()
 
 	if len(m.Archives) != len(start.Tablespaces) {
-		return repository.BackupManifest{}, fmt.Errorf("PostgreSQL announced %d tablespaces but sent %d archives", len(start.Tablespaces), len(m.Archives))
+		return repository.BackupManifest{ID: m.ID}, fmt.Errorf("PostgreSQL announced %d tablespaces but sent %d archives", len(start.Tablespaces), len(m.Archives))
 	}
 	if m.PGManifest.Key == "" {
-		return repository.BackupManifest{}, errors.New("PostgreSQL sent no backup_manifest")
+		return repository.BackupManifest{ID: m.ID}, errors.New("PostgreSQL sent no backup_manifest")
 	}
 	if end.LSN == 0 {
-		return repository.BackupManifest{}, errors.New("PostgreSQL reported a backup ending at LSN 0/0")
+		return repository.BackupManifest{ID: m.ID}, errors.New("PostgreSQL reported a backup ending at LSN 0/0")
 	}
 	segSize := info.settings.SegmentSize
 	startSeg, err := wal.SegmentFromLSN(start.Timeline, start.LSN, segSize)
 	if err != nil {
-		return repository.BackupManifest{}, err
+		return repository.BackupManifest{ID: m.ID}, err
 	}
 	// The stop LSN ends the last record the backup needs: that record's
 	// last byte, one before it, says which segment restore must have.
 	stopSeg, err := wal.SegmentFromLSN(end.Timeline, end.LSN-1, segSize)
 	if err != nil {
-		return repository.BackupManifest{}, err
+		return repository.BackupManifest{ID: m.ID}, err
 	}
 	m.StartTimeline, m.StartLSN, m.StartWAL = uint32(start.Timeline), start.LSN.String(), startSeg.String()
 	m.StopTimeline, m.StopLSN, m.StopWAL = uint32(end.Timeline), end.LSN.String(), stopSeg.String()
@@ -585,5 +610,9 @@ func logNotice(log *slog.Logger, id string, n *pgconn.Notice) {
 	if n.SeverityUnlocalized == "WARNING" || n.Severity == "WARNING" {
 		level = slog.LevelWarn
 	}
-	log.Log(context.Background(), level, "PostgreSQL: "+n.Message, "backup_id", id)
+	var attrs []any
+	if id != "" { // "" while PostgreSQL checkpoints, before the backup has one
+		attrs = append(attrs, "backup_id", id)
+	}
+	log.Log(context.Background(), level, "PostgreSQL: "+n.Message, attrs...)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -58,7 +59,7 @@ func TestPush(t *testing.T) {
 			Host:        "db-1",
 			Version:     "test",
 			Log:         slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			Progress:    io.Discard,
+			Progress:    progress.New(io.Discard, progress.Options{}),
 			Now:         clock,
 		}
 		started := time.Now()
@@ -160,8 +161,7 @@ func TestPush(t *testing.T) {
 		m, err := Push(ctxTimeout(t), b, Options{
 			ConnString: pg.ConnString(),
 			Checkpoint: "spread",
-			Progress:   &bar,
-			Terminal:   true,
+			Progress:   progress.New(&bar, progress.Options{Terminal: true}),
 			Now:        clock, // the same second as the first backup
 		})
 		if err != nil {

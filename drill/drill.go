@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/units"
 	"log/slog"
 	"os"
@@ -72,6 +73,9 @@ type Options struct {
 	Host     string // recorded
 	Version  string // walvault version, recorded
 	Log      *slog.Logger
+	// Progress shows the restore's download and the wait for recovery
+	// (nil: nothing).
+	Progress *progress.Output
 	Now      func() time.Time
 }
 
@@ -297,6 +301,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 		ConfigYAML:     d.opts.ConfigYAML,
 		PGBinDir:       bins.Dir,
 		Log:            d.log,
+		Progress:       d.opts.Progress,
 		Now:            d.now,
 	})
 	if err != nil {
@@ -322,7 +327,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 		c.user = u.name
 	}
 	defer c.close()
-	if err := d.waitRecovered(ctx, srv, c); err != nil {
+	if err := d.showReplay(m.ID, func() error { return d.waitRecovered(ctx, srv, c) }); err != nil {
 		return rec, d.fail(err)
 	}
 	ready := d.now()

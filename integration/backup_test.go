@@ -91,7 +91,7 @@ func TestBackupPushAndList(t *testing.T) {
 		pg.Pgbench(t, "-i", "-s", "2", "-q")
 		pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 
-		id := backupPush(t, r, pg, "--part-size", "4MiB")
+		id := backupPush(t, r, pg, "--part-size", "4MiB", "--max-rate", "1GiB") // max-rate end to end: the limit is far above what this takes
 		waitDone(t, r, id)
 		m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
 		if err != nil {

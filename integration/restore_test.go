@@ -68,7 +68,7 @@ func TestPointInTimeRestore(t *testing.T) {
 	repos(t, func(t *testing.T, r *repo) {
 		pg, _ := archivingServer(t, r)
 		_, target := seedScenario(t, r, pg)
-		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote")
+		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote", "--max-rate", "1GiB")
 		checkSeedRestored(t, restored)
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -54,6 +55,10 @@ type BackupOptions struct {
 	// Without a usable one the same check is done in Go (VerifyDataDir).
 	PGBinDir string
 	Log      *slog.Logger
+	// Progress shows the download (nil: nothing); MaxRate, above 0,
+	// limits it to that many bytes a second.
+	Progress *progress.Output
+	MaxRate  int64
 	// Now is the clock for the future-target check and the note in
 	// postgresql.auto.conf; nil means time.Now.
 	Now func() time.Time
@@ -246,6 +251,8 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 			return res, err
 		}
 	}
+	b, shown := meterDownloads(b, opts, log, m)
+	defer func() { shown.Done(err == nil) }()
 
 	root, err := os.OpenRoot(dataDir)
 	if err != nil {
@@ -315,6 +322,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("put %s in place: %w", pgControlName, err)
 	}
 
+	shown.SetStatus("downloaded; verifying and syncing")
 	if opts.Verify.readPass() {
 		how, err := verify(ctx, dataDir, m, ignore, opts.PGBinDir)
 		if err != nil {

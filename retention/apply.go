@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -20,6 +21,11 @@ type Options struct {
 	CallTimeout time.Duration
 	// Log receives one line per backup and per WAL summary; nil discards.
 	Log *slog.Logger
+	// Progress shows Apply's deletions, objects done of the plan's
+	// (nil: nothing).
+	Progress *progress.Output
+
+	task *progress.Task // Apply's, counted by deleteObject
 }
 
 func (o Options) log() *slog.Logger {
@@ -120,9 +126,10 @@ type Report struct {
 // and reported with their retain-until date; a backup whose manifest is
 // locked is kept whole. Objects already gone count as deleted. Any other
 // error stops Apply, which returns it with the report so far.
-func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (Report, error) {
+func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (rep Report, err error) {
 	log := opts.log()
-	var rep Report
+	opts.task = showApply(plan, opts)
+	defer func() { opts.task.Done(err == nil) }()
 	cutoff := plan.WAL.Cutoff
 	for _, bp := range plan.Backups {
 		if !bp.Delete {
@@ -175,7 +182,6 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (Rep
 		log.Info("WAL deleted", "objects", rep.WAL.Deleted, "bytes", rep.WAL.Bytes, "first", rep.WAL.First, "last", rep.WAL.Last,
 			"locked", len(rep.WAL.Locked), "held", rep.WAL.Held)
 	}
-	var err error
 	if rep.Partials, err = applyPartials(ctx, b, plan, cutoff, opts); err != nil {
 		return rep, err
 	}
@@ -290,8 +296,10 @@ func deleteObject(ctx context.Context, b storage.Backend, key string, opts Optio
 	switch {
 	case err == nil, errors.Is(err, storage.ErrNotFound):
 		opts.log().Debug("deleted", "key", key)
+		opts.task.Add(1)
 		return nil, nil
 	case errors.Is(err, storage.ErrLocked):
+		opts.task.Add(1) // done with: the lock keeps it
 		l := &Locked{Key: key}
 		_ = opts.call(ctx, func(ctx context.Context) error {
 			info, err := b.Stat(ctx, key)

@@ -43,6 +43,7 @@ func abortUploads(ctx context.Context, b storage.Backend, uploads []storage.Uplo
 			return aborted, err
 		}
 		aborted++
+		opts.task.Add(1)
 	}
 	if aborted > 0 {
 		opts.log().Info("incomplete uploads aborted", "uploads", aborted)

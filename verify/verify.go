@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/units"
 	"log/slog"
 	"sort"
@@ -38,6 +39,8 @@ type Options struct {
 	// upload in progress takes); 0 reports every one.
 	UploadAge time.Duration
 	Log       *slog.Logger
+	// Progress shows Full's reading (nil: nothing).
+	Progress *progress.Output
 }
 
 // Run verifies the repository behind b and returns the report. Problems
@@ -51,7 +54,7 @@ type Options struct {
 // superseded ones and those of segments not archived, and checks
 // continuity. With Full, the backup parts and WAL objects are re-read as
 // they are checked.
-func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) {
+func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, err error) {
 	if opts.Concurrency < 1 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -95,6 +98,8 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (*Report, error) 
 
 	g, gctx := errgroup.WithContext(ctx)
 	if opts.Full {
+		shown := s.showFull(inv)
+		defer func() { shown.Done(err == nil) }()
 		s.work = make(chan fullItem, opts.Concurrency)
 		for range opts.Concurrency {
 			g.Go(func() error { return s.worker(gctx) })

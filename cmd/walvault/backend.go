@@ -8,6 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/progress"
+
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/open"
 )
@@ -24,6 +26,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, callTimeout 
 // command's options).
 type session struct {
 	log    *slog.Logger
+	out    *progress.Output // stderr: the logger writes through it, long commands show progress on it
 	ctx    context.Context
 	b      storage.Backend
 	cancel context.CancelFunc
@@ -60,7 +63,8 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	}
 	cfg := *opts.common()
 	noteLogFormat(c, cfg)
-	s := &session{log: newLogger(c.App.ErrWriter, cfg)}
+	s := &session{out: progress.New(c.App.ErrWriter, progress.Options{Terminal: isTerminal(c.App.ErrWriter)})}
+	s.log = newLogger(s.out, cfg)
 	if d, ok := opts.(deadliner); ok {
 		s.ctx, s.cancel = context.WithTimeout(c.Context, d.deadline())
 	} else {

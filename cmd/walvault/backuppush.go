@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/walvault/walvault/basebackup"
+	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/units"
 )
 
@@ -22,12 +23,14 @@ type backupPushOptions struct {
 	Checkpoint string
 	PartSize   string
 	partSize   int64 // PartSize parsed
+	maxRate
 }
 
 func (o *backupPushOptions) bind(b *binder) {
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
+	o.maxRate.bind(b, "limit on the bytes a second read from PostgreSQL (so on its disk reads and on the upload), such as 50MiB; unset: no limit")
 	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for wal-receive to store the backup's WAL")
 }
 
@@ -74,7 +77,7 @@ server's backup is cancelled, the upload in flight aborted, exit 1.
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
 		Flags: settingFlags(&opts,
-			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)", Destination: &opts.Label},
+			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault and the time backup-push asked, as an id; the id itself is the backup's start, after the checkpoint)", Destination: &opts.Label},
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
@@ -114,8 +117,8 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		Lock:        opts.policy(),
 		WALTimeout:  opts.Timeout,
 		Log:         s.log,
-		Progress:    c.App.ErrWriter,
-		Terminal:    isTerminal(c.App.ErrWriter),
+		Progress:    s.out,
+		MaxRate:     opts.MaxRate,
 	})
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
@@ -125,7 +128,6 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	return nil
 }
 
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+// isTerminal says whether w is a terminal: progress is drawn as a bar
+// there, and logged every few seconds elsewhere.
+func isTerminal(w io.Writer) bool { return progress.IsTerminal(w) }

@@ -152,6 +152,7 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 	if !opts.JSON {
 		printPlan(w, plan, b.Location(), false)
 	}
+	apply.Progress = s.out
 	rep, applyErr := retention.Apply(ctx, b, plan, apply)
 	if opts.JSON {
 		if err := writeDeleteJSON(w, plan, &rep, false); err != nil && applyErr == nil {

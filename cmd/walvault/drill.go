@@ -151,6 +151,7 @@ func drillAction(c *cli.Context, opts *drillOptions, s *session) error {
 		Host:            host,
 		Version:         walvaultVersion(),
 		Log:             s.log,
+		Progress:        s.out,
 	})
 	if rec != nil {
 		if opts.JSON {

@@ -30,6 +30,7 @@ type restoreOptions struct {
 	Owner             string
 	PGBin             string
 	Verify            string
+	maxRate
 	// From precheck:
 	recoveryTarget restore.Target
 	verify         restore.VerifyMode
@@ -111,6 +112,11 @@ Examples:
 	}
 }
 
+func (o *restoreOptions) bind(b *binder) {
+	o.fetchSettings.bind(b)
+	o.maxRate.bind(b, "limit on the bytes a second restore downloads, all parts together, such as 50MiB; unset: no limit")
+}
+
 func (o *restoreOptions) precheck(c *cli.Context) error {
 	if err := noArgs(c, "restore takes no arguments (use --pgdata DIR)"); err != nil {
 		return err
@@ -155,6 +161,8 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		Verify:            opts.verify,
 		PGBinDir:          opts.PGBin,
 		Log:               s.log,
+		Progress:          s.out,
+		MaxRate:           opts.MaxRate,
 	})
 	if err != nil {
 		return err

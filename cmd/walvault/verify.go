@@ -69,7 +69,7 @@ func (o *verifyOptions) precheck(c *cli.Context) error {
 func verifyRepository(c *cli.Context, opts *verifyOptions, s *session) error {
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
 	// the retention policy (retain) can name the kept set here.
-	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, UploadAge: storage.StaleUploadAge, Log: s.log})
+	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, UploadAge: storage.StaleUploadAge, Log: s.log, Progress: s.out})
 	if err != nil {
 		return fmt.Errorf("verify could not finish: %w", err)
 	}
