@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/walvault/walvault/internal/parhash"
@@ -19,7 +20,8 @@ import (
 // archiveNamePattern is what PostgreSQL names its tar streams: "base.tar"
 // and "<tablespace oid>.tar". Anything else is refused before it becomes
 // part of a key.
-var archiveNamePattern = regexp.MustCompile(`^(base|[1-9][0-9]*)\.tar$`)
+// Compiled on first use, as package initialisation runs in every process.
+var archiveNamePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(base|[1-9][0-9]*)\.tar$`) })
 
 // uploader stores the objects of one backup.
 type uploader struct {
@@ -62,7 +64,7 @@ const maxPartsInFlight = 2
 // sha256. If any fails, the others are cancelled and waited for, no later
 // part is stored, and archive returns the error of the first failing part.
 func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]repository.BackupPart, error) {
-	if !archiveNamePattern.MatchString(name) {
+	if !archiveNamePattern().MatchString(name) {
 		return nil, fmt.Errorf("PostgreSQL sent an archive named %q; walvault expects base.tar or <oid>.tar", name)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

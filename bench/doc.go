@@ -9,7 +9,7 @@
 //
 // The package has no code of its own: everything is in wal_bench_test.go,
 // push_bench_test.go, backlog_bench_test.go, keepup_bench_test.go,
-// backup_bench_test.go and receive_bench_test.go,
+// backup_bench_test.go, receive_bench_test.go and start_bench_test.go,
 // so `go test ./...` compiles it and runs nothing (there are no Test
 // functions, and the servers start only when a benchmark needs them).
 //
@@ -22,6 +22,7 @@
 //	BENCH=KeepUp ./scripts/bench.sh
 //	BENCH=WALPushOne COUNT=10 ./scripts/bench.sh   # per-call wal-push, and the resident-helper figures
 //	BENCH=Receive COUNT=2 ./scripts/bench.sh       # wal-receive: crash, restore, RPO; CPU/RSS beside pg_receivewal
+//	BENCH='^BenchmarkStart$' BENCHTIME=300x COUNT=3 ./scripts/bench.sh   # process start against a minimal Go program (no server)
 //
 // # WAL segments
 //

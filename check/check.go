@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walvault/walvault/archiveproof"
@@ -213,10 +214,14 @@ func oneLine(s string) string {
 // secretAssignment finds NAME=value pairs whose name says the value is a
 // secret (AWS_SECRET_ACCESS_KEY=..., PGPASSWORD=..., password=... in a
 // conninfo), in an archive_command or an error message.
-var secretAssignment = regexp.MustCompile(`(?i)\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL)[A-Z0-9_]*)(\s*=\s*)('[^']*'|"[^"]*"|\S+)`)
+// Both patterns are compiled on first use, as package initialisation runs
+// in every walvault process.
+var secretAssignment = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL)[A-Z0-9_]*)(\s*=\s*)('[^']*'|"[^"]*"|\S+)`)
+})
 
 // userinfo finds credentials in URLs (postgres://user:secret@host).
-var userinfo = regexp.MustCompile(`(://[^/\s:@]*:)[^@\s/]*@`)
+var userinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^/\s:@]*:)[^@\s/]*@`) })
 
 // scrub removes secrets from a line of output: every value in secrets,
 // secret-looking assignments and URL passwords.
@@ -226,6 +231,6 @@ func scrub(s string, secrets []string) string {
 			s = strings.ReplaceAll(s, v, "[REDACTED]")
 		}
 	}
-	s = secretAssignment.ReplaceAllString(s, "${1}${2}[REDACTED]")
-	return userinfo.ReplaceAllString(s, "${1}[REDACTED]@")
+	s = secretAssignment().ReplaceAllString(s, "${1}${2}[REDACTED]")
+	return userinfo().ReplaceAllString(s, "${1}[REDACTED]@")
 }

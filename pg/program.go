@@ -7,10 +7,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-var programVersionPattern = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(\.[0-9]+)?`)
+// programVersionPattern is compiled on first use: package initialisation
+// runs in every walvault process, wal-push and wal-fetch included.
+var programVersionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(\.[0-9]+)?`) })
 
 // ProgramVersion runs `path --version` (postgres, pg_verifybackup, ...),
 // waiting at most timeout, and reads the PostgreSQL version it prints: the
@@ -23,7 +26,7 @@ func ProgramVersion(ctx context.Context, path string, timeout time.Duration) (ma
 	if err != nil {
 		return 0, "", fmt.Errorf("%s --version: %w", path, err)
 	}
-	m := programVersionPattern.FindStringSubmatch(string(out))
+	m := programVersionPattern().FindStringSubmatch(string(out))
 	if m == nil {
 		return 0, "", fmt.Errorf("%s --version printed %q, not a PostgreSQL version", path, strings.TrimSpace(string(out)))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -84,14 +85,14 @@ func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
 	return s, nil
 }
 
-var serverVersionPattern = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?`)
+var serverVersionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?`) })
 
 // VersionNumOf turns the server_version a server reports when a connection
 // starts ("18.4", "15.10 (Debian 15.10-1.pgdg120+1)", "19devel") into
 // server_version_num's form (180004, 150010, 190000), which servers do not
 // report by themselves; 0 when it is not a version.
 func VersionNumOf(serverVersion string) int {
-	m := serverVersionPattern.FindStringSubmatch(serverVersion)
+	m := serverVersionPattern().FindStringSubmatch(serverVersion)
 	if m == nil {
 		return 0
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/walvault/walvault/storage"
@@ -26,7 +27,9 @@ const PGManifestName = "backup_manifest"
 // ids sort by time.
 const BackupIDLayout = "20060102T150405Z"
 
-var backupIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`)
+// backupIDPattern is compiled on first use: package initialisation runs in
+// every walvault process, wal-push and wal-fetch included.
+var backupIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`) })
 
 // NewBackupID is the id of a backup started at t.
 func NewBackupID(t time.Time) string { return t.UTC().Format(BackupIDLayout) }
@@ -34,7 +37,7 @@ func NewBackupID(t time.Time) string { return t.UTC().Format(BackupIDLayout) }
 // ValidateBackupID refuses anything that is not an id NewBackupID makes, so
 // an id from the command line can never reach outside backups/.
 func ValidateBackupID(id string) error {
-	if !backupIDPattern.MatchString(id) {
+	if !backupIDPattern().MatchString(id) {
 		return fmt.Errorf("invalid backup id %q: ids look like 20261125T103000Z (see backup-list)", id)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,7 +35,9 @@ var skippedNames = map[string]bool{"postmaster.pid": true, "postmaster.opts": tr
 // maxTablespaceMap bounds the tablespace_map held in memory.
 const maxTablespaceMap = 1 << 20
 
-var tablespaceLinkPattern = regexp.MustCompile(`^pg_tblspc/([0-9]+)$`)
+// tablespaceLinkPattern is compiled on first use: package initialisation
+// runs in every walvault process, wal-push and wal-fetch included.
+var tablespaceLinkPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^pg_tblspc/([0-9]+)$`) })
 
 // errUnsafeEntry: the archive holds an entry that would write outside its
 // target directory, or of a kind restore does not create.
@@ -322,7 +325,7 @@ func (w *checkedWriter) Write(p []byte) (int, error) {
 // pg_tblspc/<oid> links (sent when no tablespace_map was asked for), the
 // tablespace's restored location.
 func symlinkTarget(name, target string, opts extractOptions) (string, error) {
-	if m := tablespaceLinkPattern.FindStringSubmatch(name); opts.base && m != nil {
+	if m := tablespaceLinkPattern().FindStringSubmatch(name); opts.base && m != nil {
 		loc, ok := opts.tablespaceLinks[m[1]]
 		if !ok {
 			return "", fmt.Errorf("base.tar links tablespace %s to %s, but the backup has no archive for that tablespace: the backup is incomplete", m[1], target)

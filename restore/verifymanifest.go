@@ -355,7 +355,7 @@ func (v *verifier) findUnlisted() error {
 				return nil
 			}
 			switch {
-			case d.Type()&fs.ModeSymlink != 0 && rel == "." && tablespaceLinkPattern.MatchString(name):
+			case d.Type()&fs.ModeSymlink != 0 && rel == "." && tablespaceLinkPattern().MatchString(name):
 				return walk(p+string(filepath.Separator), name)
 			case d.Type().IsRegular():
 				if _, ok := v.listed[maphash.String(v.seed, name)]; !ok {

@@ -39,6 +39,8 @@ const (
 
 	targetReceiveRPO    = 1.0  // seconds: crash time - newest restored commit, --max-lag 1s, under pgbench
 	targetReceiveRSSMiB = 50.0 // wal-receive peak RSS
+
+	targetStart = 1.5 // process start of wal-push and wal-fetch ÷ a minimal Go program (3 ms against 2 ms)
 )
 
 // Names of the backlog, recovery and keep-up benchmarks (after stripProcs).
@@ -53,6 +55,7 @@ const (
 	recoveryOnGap  = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8/replay=50ms"
 	keepUp         = "BenchmarkKeepUp"
 	receive        = "BenchmarkReceive"
+	start          = "BenchmarkStart"
 )
 
 // Names of the base backup benchmarks (after stripProcs).
@@ -383,7 +386,24 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		}
 	}
 
+	if r := byName[start]; r != nil {
+		fmt.Fprintf(w, "\nprocess start, each command interleaved with a minimal Go program (medians of %d runs; max over runs in brackets):\n", len(r.metrics["ns/op"]))
+		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "version-x", "wal-push-help-x", "wal-fetch-help-x",
+			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "wal-push-help-cpu-x", "wal-fetch-help-cpu-x"} {
+			if m, ok := r.median(u); ok {
+				fmt.Fprintf(w, "  %-22s %10.2f  [%.2f]\n", u, m, maxOf(r.metrics[u]))
+			}
+		}
+	}
+
 	fmt.Fprintf(w, "\ntargets:\n")
+	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x"} {
+		if r := byName[start]; r != nil {
+			if m, ok := r.median(u); ok {
+				fmt.Fprintf(w, "  process start, %s = %.2fx a minimal Go program: target ≤ %.1fx %s\n", strings.TrimSuffix(u, "-x"), m, targetStart, verdict(m <= targetStart))
+			}
+		}
+	}
 	if x, ok1 := ns(backlogAhead); ok1 && x > 0 {
 		if y, ok2 := ns(backlogSerial); ok2 {
 			sp := y / x

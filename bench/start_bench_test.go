@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
+)
+
+// BenchmarkStart measures process start: the walvault binary running a
+// command that does no work, against a minimal Go program built in the
+// same run by the same toolchain. Each iteration runs every command once,
+// one after the other, so they share the machine's load of the moment:
+//
+//	go-minimal      package main; func main() {}
+//	version         walvault --version
+//	wal-push-help   walvault wal-push --help
+//	wal-fetch-help  walvault wal-fetch --help
+//
+// What separates walvault from go-minimal is the Go runtime's work on a
+// larger binary and the initialisation of every linked package, which
+// every process pays whatever its command: the start-up cost of each
+// archive_command and restore_command call. It reports, per command, the
+// median wall time (NAME-ms) and user plus system CPU time (NAME-cpu-ms)
+// of its runs, and the ratio of each median to go-minimal's (NAME-x,
+// NAME-cpu-x). Medians, because other load on the machine makes single
+// starts spread by several times. It needs no server; the target (issue
+// 17) is at most 3 ms, 1.5x go-minimal.
+func BenchmarkStart(b *testing.B) {
+	minimal := buildMinimalGo(b)
+	bin := testenv.BuildWalvault(b)
+	variants := []struct {
+		name string
+		args []string
+	}{
+		{"go-minimal", []string{minimal}},
+		{"version", []string{bin, "--version"}},
+		{"wal-push-help", []string{bin, "wal-push", "--help"}},
+		{"wal-fetch-help", []string{bin, "wal-fetch", "--help"}},
+	}
+	wall := make([][]time.Duration, len(variants))
+	cpu := make([][]time.Duration, len(variants))
+	// A clean environment: no WALVAULT_* or AWS_* of the caller.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	b.ResetTimer()
+	for range b.N {
+		for i, v := range variants {
+			cmd := exec.Command(v.args[0], v.args[1:]...)
+			cmd.Env = env
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%v: %v\n%s", v.args, err, out)
+			}
+			wall[i] = append(wall[i], time.Since(start))
+			cpu[i] = append(cpu[i], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		}
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	baseWall, baseCPU := medianDuration(wall[0]), medianDuration(cpu[0])
+	for i, v := range variants {
+		w, c := medianDuration(wall[i]), medianDuration(cpu[i])
+		b.ReportMetric(ms(w), v.name+"-ms")
+		b.ReportMetric(ms(c), v.name+"-cpu-ms")
+		if i > 0 {
+			b.ReportMetric(float64(w)/float64(baseWall), v.name+"-x")
+			if baseCPU > 0 {
+				b.ReportMetric(float64(c)/float64(baseCPU), v.name+"-cpu-x")
+			}
+		}
+	}
+}
+
+// buildMinimalGo builds an empty Go program in a module of its own, with
+// the toolchain that builds walvault.
+func buildMinimalGo(tb testing.TB) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	files := map[string]string{
+		"go.mod":  "module minimal\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			tb.Fatalf("%v", err)
+		}
+	}
+	out := filepath.Join(dir, "minimal")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build of a minimal program: %v\n%s", err, b)
+	}
+	return out
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
