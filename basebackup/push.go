@@ -72,6 +72,12 @@ type Options struct {
 	// DefaultWALTimeout. (With archive_command, PostgreSQL itself waits
 	// for archiving before BASE_BACKUP ends.)
 	WALTimeout time.Duration
+	// QueryTimeout bounds each question asked of PostgreSQL before the
+	// backup starts (IDENTIFY_SYSTEM, settings, slots, the archiver's
+	// state): a server that accepted the connection and then stopped
+	// answering must fail the command, not hang it. 0 means
+	// DefaultWALTimeout, like --timeout.
+	QueryTimeout time.Duration
 }
 
 // DefaultWALTimeout is Options.WALTimeout's default.
@@ -96,6 +102,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.WALTimeout <= 0 {
 		o.WALTimeout = DefaultWALTimeout
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = DefaultWALTimeout
 	}
 	if o.PartSize < MinPartSize {
 		return o, fmt.Errorf("part size %d is too small: use at least %d bytes (1 MiB)", o.PartSize, MinPartSize)
@@ -155,7 +164,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		return repository.BackupManifest{}, err
 	}
 	defer w.Close()
-	sys, err := pg.IdentifySystem(ctx, w)
+	qctx, cancel := context.WithTimeout(ctx, opts.QueryTimeout)
+	sys, err := pg.IdentifySystem(qctx, w)
+	cancel()
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
@@ -280,7 +291,12 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 		return serverSettings{}, false, nil, err
 	}
 	defer w.Close()
-	if s, err = readSettings(ctx, w, cfg.User); err != nil {
+	// Each question gets its own deadline; the waits for WAL have theirs.
+	ask := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, opts.QueryTimeout) }
+	qctx, cancel := ask()
+	s, err = readSettings(qctx, w, cfg.User)
+	cancel()
+	if err != nil {
 		return serverSettings{}, false, nil, err
 	}
 	if err := checkVersion(s); err != nil {
@@ -300,7 +316,9 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
 	probe := archiveProbe{
 		seen: func() (bool, error) {
-			p, seen, err := archiveproof.LastArchived(ctx, w, b, srv)
+			qctx, cancel := ask()
+			defer cancel()
+			p, seen, err := archiveproof.LastArchived(qctx, w, b, srv)
 			if seen {
 				opts.Log.Info("archiving reaches the repository: " + p.String())
 			}
@@ -314,7 +332,11 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 			return err
 		},
 	}
-	archiving, receivers, err = chooseSource(s, b.Location(), probe, func() ([]slotInfo, error) { return readSlots(ctx, w) })
+	archiving, receivers, err = chooseSource(s, b.Location(), probe, func() ([]slotInfo, error) {
+		qctx, cancel := ask()
+		defer cancel()
+		return readSlots(qctx, w)
+	})
 	return s, archiving, receivers, err
 }
 

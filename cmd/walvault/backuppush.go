@@ -107,18 +107,19 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	host, _ := os.Hostname()
 	start := time.Now()
 	m, err := basebackup.Push(s.ctx, s.b, basebackup.Options{
-		ConnString:  opts.PGConn,
-		Label:       opts.Label,
-		Checkpoint:  opts.Checkpoint,
-		Compression: "", // the repository's
-		PartSize:    opts.partSize,
-		Host:        host,
-		Version:     walvaultVersion(),
-		Lock:        opts.policy(),
-		WALTimeout:  opts.Timeout,
-		Log:         s.log,
-		Progress:    s.out,
-		MaxRate:     opts.MaxRate,
+		ConnString:   opts.PGConn,
+		Label:        opts.Label,
+		Checkpoint:   opts.Checkpoint,
+		Compression:  "", // the repository's
+		PartSize:     opts.partSize,
+		Host:         host,
+		Version:      walvaultVersion(),
+		Lock:         opts.policy(),
+		WALTimeout:   opts.Timeout,
+		QueryTimeout: opts.Timeout,
+		Log:          s.log,
+		Progress:     s.out,
+		MaxRate:      opts.MaxRate,
 	})
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
