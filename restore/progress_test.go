@@ -7,30 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/internal/throttle"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRestoreProgressAndMaxRate: restore shows its download against the
 // backup's stored size, and MaxRate holds the download to its rate.
@@ -40,7 +23,7 @@ func TestRestoreProgressAndMaxRate(t *testing.T) {
 	m := storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries(
 		tarEntry{name: "base/1/big", body: bytes.Repeat([]byte("walvault "), 40000)},
 	)}}})
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 	opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	opts.Progress = progress.New(&bytes.Buffer{}, progress.Options{Interval: 20 * time.Millisecond})

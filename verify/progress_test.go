@@ -6,30 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/storage/storagetest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestFullShowsProgress: --full reports the bytes it read against the
 // total the inventory promised (every part and WAL object), and only
@@ -39,7 +22,7 @@ func TestFullShowsProgress(t *testing.T) {
 	slow := storagetest.NewFault(f.b) // reads take a while: progress lines come in between
 	slow.Delay(storagetest.OpGet, func(string) bool { return true }, 20*time.Millisecond)
 	for _, full := range []bool{true, false} {
-		var logs lockedBuffer
+		var logs testenv.SyncBuffer
 		log := slog.New(slog.NewTextHandler(&logs, nil))
 		out := progress.New(&bytes.Buffer{}, progress.Options{Interval: time.Millisecond})
 		r, err := Run(context.Background(), slow, Options{Full: full, Concurrency: 3, Log: log, Progress: out})

@@ -7,25 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the task's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fakeClock is a clock the test moves; its ticks are sent by the test.
 type fakeClock struct {
@@ -57,7 +41,7 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // waitFor waits until s contains want.
-func waitFor(t *testing.T, s *syncBuffer, want string) {
+func waitFor(t *testing.T, s *testenv.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(s.String(), want) {
@@ -70,7 +54,7 @@ func waitFor(t *testing.T, s *syncBuffer, want string) {
 
 func TestProgressLogs(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	out := New(&bytes.Buffer{}, Options{Interval: 10 * time.Millisecond})
 	p := out.Start(log, Spec{Label: "backup", Total: 1000, Attrs: []any{"backup_id", "20261125T103000Z"}})
@@ -95,7 +79,7 @@ func TestProgressLogs(t *testing.T) {
 // total, the rate so far and the time left, measured by the clock.
 func TestProgressLogsRate(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	clock := newFakeClock()
 	out := New(&bytes.Buffer{}, Options{Clock: clock})
 	p := out.Start(slog.New(slog.NewTextHandler(&logs, nil)), Spec{Label: "restore", Total: 300 << 20, Attrs: []any{"backup_id", "X"}})
@@ -124,7 +108,7 @@ func TestProgressLogsRate(t *testing.T) {
 
 func TestProgressObjects(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	clock := newFakeClock()
 	out := New(&bytes.Buffer{}, Options{Clock: clock})
 	p := out.Start(slog.New(slog.NewTextHandler(&logs, nil)), Spec{Label: "delete", Total: 40, Objects: true})
@@ -171,7 +155,7 @@ func TestProgressBar(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testenv.SyncBuffer
 			clock := newFakeClock()
 			out := New(&buf, Options{Terminal: true, Clock: clock})
 			p := out.Start(nil, Spec{Label: "backup 20261125T103000Z", Total: tc.total})
@@ -197,7 +181,7 @@ func TestProgressBar(t *testing.T) {
 // TestProgressBarGrows: past its estimate, a running bar never says 100%.
 func TestProgressBarGrows(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	clock := newFakeClock()
 	out := New(&buf, Options{Terminal: true, Clock: clock, Width: 100})
 	p := out.Start(nil, Spec{Label: "backup", Total: 1000})
@@ -213,7 +197,7 @@ func TestProgressBarGrows(t *testing.T) {
 // a line of its own, and the bar is drawn again below it.
 func TestLogLineOwnLine(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	clock := newFakeClock()
 	out := New(&buf, Options{Terminal: true, Clock: clock, Width: 100})
 	log := slog.New(slog.NewTextHandler(out, nil))
@@ -253,7 +237,7 @@ func TestLogLineOwnLine(t *testing.T) {
 // TestTransient: a transient task's bar is erased at its end.
 func TestTransient(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	out := New(&buf, Options{Terminal: true, Clock: newFakeClock()})
 	p := out.Start(nil, Spec{Label: "waiting for a spread checkpoint", Transient: true})
 	p.Done(true)
@@ -266,7 +250,7 @@ func TestTransient(t *testing.T) {
 // TestBarFitsWidth: the line never wraps, whatever the label.
 func TestBarFitsWidth(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	out := New(&buf, Options{Terminal: true, Clock: newFakeClock(), Width: 40})
 	p := out.Start(nil, Spec{Label: strings.Repeat("long label ", 10), Total: 100})
 	p.Add(50)
