@@ -59,6 +59,11 @@ type Options struct {
 	// backup_id, bytes, total, elapsed).
 	Progress io.Writer
 	Terminal bool
+	// Incremental takes an incremental backup (PostgreSQL 17+, summarize_wal
+	// on) on Parent, or, when Parent is empty, on the newest DONE backup of
+	// the cluster on the server's timeline.
+	Incremental bool
+	Parent      string
 	// Now is the clock for ids and recorded times; nil means time.Now.
 	Now func() time.Time
 	// WALTimeout bounds each wait for WAL to reach the repository: before
@@ -189,6 +194,14 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		opts.Compression = ident.Compression
 	}
 
+	var parent *repository.BackupManifest
+	if opts.Incremental {
+		if parent, err = prepareIncremental(ctx, w, b, sys, settings, opts.Parent); err != nil {
+			return repository.BackupManifest{}, err
+		}
+		opts.Log.Info("incremental backup", "parent", parent.ID, "parent_start_lsn", parent.StartLSN)
+	}
+
 	id, err := newBackupID(ctx, b, opts.Now)
 	if err != nil {
 		return repository.BackupManifest{}, err
@@ -201,13 +214,23 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
+	if parent != nil {
+		// The manifest goes up on the connection BASE_BACKUP then runs on.
+		if err := uploadParentManifest(ctx, w, b, parent); err != nil {
+			return repository.BackupManifest{}, err
+		}
+		cmd = incrementalCommand(cmd)
+	}
 	if settings.InRecovery {
 		opts.Log.Info("taking the backup from a standby", "backup_id", id)
 	}
 
-	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings})
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings, parent: parent})
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
+		if parent != nil {
+			err = incrementalError(err, parent)
+		}
 		if ctx.Err() != nil {
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 		}
@@ -430,6 +453,7 @@ type backupInfo struct {
 	id, label string
 	sys       pg.SystemInfo
 	settings  serverSettings
+	parent    *repository.BackupManifest // nil for a full backup
 }
 
 // stream runs BASE_BACKUP and stores what it sends; it returns the
@@ -450,6 +474,11 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		WALSegmentSize: info.settings.SegmentSize,
 		Host:           opts.Host,
 		Walvault:       opts.Version,
+		Type:           repository.BackupFull,
+	}
+	if info.parent != nil {
+		m.Type, m.Parent = repository.BackupIncremental, info.parent.ID
+		m.FormatVersion = repository.IncrementalFormatVersion
 	}
 	up := &uploader{
 		b:           b,

@@ -22,6 +22,9 @@ type backupPushOptions struct {
 	Checkpoint string
 	PartSize   string
 	partSize   int64 // PartSize parsed
+	// Incremental and Parent: see basebackup.Options.
+	Incremental bool
+	Parent      string
 }
 
 func (o *backupPushOptions) bind(b *binder) {
@@ -76,6 +79,8 @@ Object Lock; they must match the policy walvault.json records.`,
 		Flags: settingFlags(&opts,
 			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault <id>)", Destination: &opts.Label},
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
+			&cli.BoolFlag{Name: "incremental", Usage: "take an incremental backup (PostgreSQL 17+ with summarize_wal = on) on the newest DONE backup of the cluster's timeline", Destination: &opts.Incremental},
+			&cli.StringFlag{Name: "parent", Usage: "with --incremental: the backup id to build on (default: the newest DONE one)", Destination: &opts.Parent},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
 		Action: repoAction(&opts, backupPush),
@@ -88,6 +93,9 @@ func (o *backupPushOptions) precheck(c *cli.Context) error {
 	}
 	if cp := o.Checkpoint; cp != "fast" && cp != "spread" {
 		return usagef("--checkpoint must be fast or spread, not %q", cp)
+	}
+	if o.Parent != "" && !o.Incremental {
+		return usagef("--parent is for incremental backups: add --incremental")
 	}
 	var err error
 	o.partSize, err = parseSize(o.PartSize)
@@ -113,6 +121,8 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		Version:     walvaultVersion(),
 		Lock:        opts.policy(),
 		WALTimeout:  opts.Timeout,
+		Incremental: opts.Incremental,
+		Parent:      opts.Parent,
 		Log:         s.log,
 		Progress:    c.App.ErrWriter,
 		Terminal:    isTerminal(c.App.ErrWriter),
@@ -120,8 +130,12 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
 	}
-	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
-		m.ID, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
+	kind := ""
+	if m.IsIncremental() {
+		kind = " (incremental on " + m.Parent + ")"
+	}
+	fmt.Fprintf(c.App.Writer, "backup %s%s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
+		m.ID, kind, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
 	return nil
 }
 
