@@ -10,6 +10,7 @@ import (
 
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
 )
 
 // TestIncrementalBackup takes, on PostgreSQL 17 with summarize_wal on, a
@@ -48,7 +49,7 @@ func TestIncrementalBackup(t *testing.T) {
 		names := storedTarNames(t, r, m, "base.tar")
 		incremental := 0
 		for _, n := range names {
-			if strings.Contains(n, "/INCREMENTAL.") || strings.HasPrefix(n, "INCREMENTAL.") {
+			if _, ok := restore.IncrementalTarget(n); ok {
 				incremental++
 			}
 		}
@@ -126,6 +127,14 @@ func storedTarNames(t *testing.T, r *repo, m repository.BackupManifest, archive 
 			t.Fatalf("backup %s, %s: %v", m.ID, archive, err)
 		}
 		names = append(names, h.Name)
+		if _, ok := restore.IncrementalTarget(h.Name); ok {
+			// walvault reads PostgreSQL's INCREMENTAL format as the
+			// server wrote it: the header accounts for every byte.
+			ih, err := restore.ReadIncrementalHeader(tr, 8192)
+			if err != nil || ih.FileSize() != h.Size {
+				t.Fatalf("backup %s, %s: header %+v, %v; the file has %d bytes", m.ID, h.Name, ih, err, h.Size)
+			}
+		}
 	}
 }
 
