@@ -41,6 +41,10 @@ func backupListCommand() *cli.Command {
    INCOMPLETE        parts without a manifest: an interrupted backup-push; never
                      restored
 
+TYPE is full or incremental (backup-push --incremental, PostgreSQL 17+), with
+the PARENT it builds on; "(chain incomplete)" marks an incremental whose
+parent or an earlier ancestor is missing or not DONE.
+
 LATEST (for restore --backup) is the newest DONE backup; the MARKS column
 shows it, and "keep" for a backup a keep mark exempts from retention
 (backup-mark). --json prints the schema documented in the README

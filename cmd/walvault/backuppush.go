@@ -74,6 +74,11 @@ leaves parts that backup-list shows as INCOMPLETE and restore never uses.
 The first failed upload, Ctrl-C or SIGTERM ends backup-push at once: the
 server's backup is cancelled, the upload in flight aborted, exit 1.
 
+With --incremental (PostgreSQL 17+, summarize_wal = on) the server sends only
+what changed since the parent backup (--parent, default the newest DONE
+backup of the cluster's timeline); the backup is stored like a full one and
+records its parent.
+
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
 		Flags: settingFlags(&opts,
