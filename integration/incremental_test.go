@@ -61,8 +61,20 @@ func TestIncrementalBackup(t *testing.T) {
 		}
 	}
 
+	// The chain is kept whole: a dry run of REDUNDANCY 1 keeps the full
+	// backup and the first incremental for the second, and the full
+	// backup cannot be deleted on its own.
+	res := walvault(t, r.env, "delete", "--retain", "REDUNDANCY 1")
+	if res.code != 0 || strings.Count(res.stdout, "ancestor of incremental backup "+inc2) != 2 {
+		t.Fatalf("delete --retain 'REDUNDANCY 1' (dry run): want the full backup and the first incremental kept as ancestors of %s, got %v", inc2, res)
+	}
+	res = walvault(t, r.env, "delete", "--backup", full, "--confirm")
+	if res.code == 0 || !strings.Contains(res.stderr, inc1+", "+inc2) {
+		t.Fatalf("delete --backup %s: want a refusal naming %s and %s, got %v", full, inc1, inc2, res)
+	}
+
 	// Until restore combines chains it never takes an incremental.
-	res := walvault(t, r.env, "restore", "--pgdata", t.TempDir()+"/restored", "--backup", inc2)
+	res = walvault(t, r.env, "restore", "--pgdata", t.TempDir()+"/restored", "--backup", inc2)
 	if res.code == 0 || !strings.Contains(res.stderr, "incremental") {
 		t.Fatalf("restore of incremental backup %s: want a refusal naming it incremental, got %v", inc2, res)
 	}
