@@ -102,8 +102,8 @@ const (
 // it as too new, instead of restoring the incremental as if it were full.
 const IncrementalFormatVersion = 2
 
-// IsIncremental reports whether m builds on a parent backup.
-func (m *BackupManifest) IsIncremental() bool { return m.Parent != "" }
+// IsIncremental reports whether m builds on a parent backup (false for nil).
+func (m *BackupManifest) IsIncremental() bool { return m != nil && m.Parent != "" }
 
 // BackupArchive is one tar stream of a backup, stored as one or more parts
 // (each compressed on its own, so parts can be fetched and decoded in

@@ -59,3 +59,19 @@ func TestChain(t *testing.T) {
 		t.Errorf("ancestors %v, want %v", got, want)
 	}
 }
+
+// TestFindLatestSkipsIncremental: LATEST is what restore takes, a full
+// backup, until restore combines chains.
+func TestFindLatestSkipsIncremental(t *testing.T) {
+	t.Parallel()
+	backups := []BackupInfo{
+		{ID: "20260101T000000Z", Status: StatusDone, Manifest: &BackupManifest{ID: "20260101T000000Z"}},
+		{ID: "20260102T000000Z", Status: StatusDone, Manifest: &BackupManifest{ID: "20260102T000000Z", Type: BackupIncremental, Parent: "20260101T000000Z"}},
+	}
+	if bi, err := FindBackup(backups, "LATEST"); err != nil || bi.ID != "20260101T000000Z" {
+		t.Fatalf("LATEST: got %s, %v; want the full backup", bi.ID, err)
+	}
+	if bi, err := FindBackup(backups, "20260102T000000Z"); err != nil || bi.ID != "20260102T000000Z" {
+		t.Fatalf("by id: got %s, %v", bi.ID, err)
+	}
+}
