@@ -37,6 +37,11 @@ type Options struct {
 	// Checkpoint is "fast" (the default: an immediate checkpoint) or
 	// "spread" (wait for a regular, throttled one).
 	Checkpoint string
+	// Incremental takes an incremental backup (PostgreSQL 17+, summarize_wal
+	// on) on Parent, or, when Parent is empty, on the newest DONE backup of
+	// the cluster on the server's timeline.
+	Incremental bool
+	Parent      string
 	// Compression of the stored parts; empty means the repository's own
 	// (walvault.json).
 	Compression repository.Compression
@@ -59,11 +64,6 @@ type Options struct {
 	// backup_id, bytes, total, elapsed).
 	Progress io.Writer
 	Terminal bool
-	// Incremental takes an incremental backup (PostgreSQL 17+, summarize_wal
-	// on) on Parent, or, when Parent is empty, on the newest DONE backup of
-	// the cluster on the server's timeline.
-	Incremental bool
-	Parent      string
 	// Now is the clock for ids and recorded times; nil means time.Now.
 	Now func() time.Time
 	// WALTimeout bounds each wait for WAL to reach the repository: before
@@ -139,7 +139,13 @@ func (o Options) withDefaults() (Options, error) {
 // stops reading, cancels the BASE_BACKUP on the server and closes the
 // connection, and the storage aborts the upload in flight. A cancelled
 // context (Ctrl-C, SIGTERM) ends it the same way.
-func Push(ctx context.Context, b storage.Backend, opts Options) (repository.BackupManifest, error) {
+func Push(ctx context.Context, b storage.Backend, opts Options) (_ repository.BackupManifest, pushErr error) {
+	var parent *repository.BackupManifest // of an incremental backup
+	defer func() {
+		if parent != nil && pushErr != nil {
+			pushErr = incrementalError(pushErr, parent)
+		}
+	}()
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return repository.BackupManifest{}, err
@@ -190,16 +196,14 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); the backup goes on with its hidden version",
 			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
 	}
-	if opts.Compression == "" {
-		opts.Compression = ident.Compression
-	}
-
-	var parent *repository.BackupManifest
 	if opts.Incremental {
 		if parent, err = prepareIncremental(ctx, w, b, sys, settings, opts.Parent); err != nil {
 			return repository.BackupManifest{}, err
 		}
 		opts.Log.Info("incremental backup", "parent", parent.ID, "parent_start_lsn", parent.StartLSN)
+	}
+	if opts.Compression == "" {
+		opts.Compression = ident.Compression
 	}
 
 	id, err := newBackupID(ctx, b, opts.Now)
@@ -214,6 +218,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
+	if settings.InRecovery {
+		opts.Log.Info("taking the backup from a standby", "backup_id", id)
+	}
 	if parent != nil {
 		// The manifest goes up on the connection BASE_BACKUP then runs on.
 		if err := uploadParentManifest(ctx, w, b, parent); err != nil {
@@ -221,20 +228,18 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		}
 		cmd = incrementalCommand(cmd)
 	}
-	if settings.InRecovery {
-		opts.Log.Info("taking the backup from a standby", "backup_id", id)
-	}
 
-	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings, parent: parent})
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{id: id, label: label, sys: sys, settings: settings})
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
-		if parent != nil {
-			err = incrementalError(err, parent)
-		}
 		if ctx.Err() != nil {
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 		}
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
+	}
+	m.Type = repository.BackupFull
+	if parent != nil {
+		m.Type, m.Parent, m.FormatVersion = repository.BackupIncremental, parent.ID, repository.IncrementalFormatVersion
 	}
 	var late error
 	if src.Slot != "" {
@@ -453,7 +458,6 @@ type backupInfo struct {
 	id, label string
 	sys       pg.SystemInfo
 	settings  serverSettings
-	parent    *repository.BackupManifest // nil for a full backup
 }
 
 // stream runs BASE_BACKUP and stores what it sends; it returns the
@@ -474,11 +478,6 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		WALSegmentSize: info.settings.SegmentSize,
 		Host:           opts.Host,
 		Walvault:       opts.Version,
-		Type:           repository.BackupFull,
-	}
-	if info.parent != nil {
-		m.Type, m.Parent = repository.BackupIncremental, info.parent.ID
-		m.FormatVersion = repository.IncrementalFormatVersion
 	}
 	up := &uploader{
 		b:           b,
