@@ -16,15 +16,16 @@ import (
 type backupPushOptions struct {
 	Config
 	lockSettings
+	// Incremental and Parent: see basebackup.Options.
+	Incremental bool
+	Parent      string
+
 	PGConn     string
 	Timeout    time.Duration
 	Label      string
 	Checkpoint string
 	PartSize   string
 	partSize   int64 // PartSize parsed
-	// Incremental and Parent: see basebackup.Options.
-	Incremental bool
-	Parent      string
 }
 
 func (o *backupPushOptions) bind(b *binder) {
