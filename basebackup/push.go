@@ -39,6 +39,11 @@ type Options struct {
 	// Checkpoint is "fast" (the default: an immediate checkpoint) or
 	// "spread" (wait for a regular, throttled one).
 	Checkpoint string
+	// Incremental takes an incremental backup (PostgreSQL 17+, summarize_wal
+	// on) on Parent, or, when Parent is empty, on the newest DONE backup of
+	// the cluster on the server's timeline.
+	Incremental bool
+	Parent      string
 	// Compression of the stored parts; empty means the repository's own
 	// (walvault.json).
 	Compression repository.Compression
@@ -147,7 +152,13 @@ func (o Options) withDefaults() (Options, error) {
 // stops reading, cancels the BASE_BACKUP on the server and closes the
 // connection, and the storage aborts the upload in flight. A cancelled
 // context (Ctrl-C, SIGTERM) ends it the same way.
-func Push(ctx context.Context, b storage.Backend, opts Options) (repository.BackupManifest, error) {
+func Push(ctx context.Context, b storage.Backend, opts Options) (_ repository.BackupManifest, pushErr error) {
+	var parent *repository.BackupManifest // of an incremental backup
+	defer func() {
+		if parent != nil && pushErr != nil {
+			pushErr = incrementalError(pushErr, parent)
+		}
+	}()
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return repository.BackupManifest{}, err
@@ -200,6 +211,12 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); the backup goes on with its hidden version",
 			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
 	}
+	if opts.Incremental {
+		if parent, err = prepareIncremental(ctx, w, b, sys, settings, opts.Parent); err != nil {
+			return repository.BackupManifest{}, err
+		}
+		opts.Log.Info("incremental backup", "parent", parent.ID, "parent_start_lsn", parent.StartLSN)
+	}
 	if opts.Compression == "" {
 		opts.Compression = ident.Compression
 	}
@@ -222,6 +239,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 	if settings.InRecovery {
 		opts.Log.Info("taking the backup from a standby")
 	}
+	if parent != nil {
+		// The manifest goes up on the connection BASE_BACKUP then runs on.
+		if err := uploadParentManifest(ctx, w, b, parent); err != nil {
+			return repository.BackupManifest{}, err
+		}
+		cmd = incrementalCommand(cmd)
+	}
 
 	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, sys: sys, settings: settings})
 	id := m.ID
@@ -238,6 +262,10 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (repository.Back
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 		}
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
+	}
+	m.Type = repository.BackupFull
+	if parent != nil {
+		m.Type, m.Parent, m.FormatVersion = repository.BackupIncremental, parent.ID, repository.IncrementalFormatVersion
 	}
 	var late error
 	if src.Slot != "" {

@@ -19,8 +19,15 @@ type Backup struct {
 	// Latest: this is the newest DONE backup (what restore --backup LATEST
 	// takes).
 	Latest bool   `json:"latest"`
-	Type   string `json:"type"` // "full": walvault takes full backups only
-	Label  string `json:"label"`
+	Type   string `json:"type"` // "full" or "incremental"
+	// Parent is the backup an incremental one builds on; Chain its whole
+	// chain, full backup first, ending with this one (nil for a full
+	// backup); ChainError why the chain cannot be restored ("" when it
+	// can).
+	Parent     string   `json:"parent,omitempty"`
+	Chain      []string `json:"chain,omitempty"`
+	ChainError string   `json:"chain_error,omitempty"`
+	Label      string   `json:"label"`
 
 	StartTime       time.Time `json:"start_time"`
 	StopTime        time.Time `json:"stop_time"`
@@ -111,6 +118,16 @@ func Describe(ctx context.Context, b storage.Backend, ref string, opts Options) 
 		PGVersion: m.PGVersion, SystemID: m.SystemID, Host: m.Host, Walvault: m.Walvault,
 		RawBytes: m.RawBytes, StoredBytes: m.Stored,
 		Archives: []Archive{}, Tablespaces: []Tablespace{}, Marks: []KeepMark{},
+	}
+	if m.IsIncremental() {
+		out.Type, out.Parent = string(repository.BackupIncremental), m.Parent
+		chain, err := repository.Chain(catalog, bi.ID)
+		if err != nil {
+			out.ChainError = err.Error()
+		}
+		for _, c := range chain {
+			out.Chain = append(out.Chain, c.ID)
+		}
 	}
 	if latest, err := repository.FindBackup(catalog, "LATEST"); err == nil && latest.ID == bi.ID {
 		out.Latest = true

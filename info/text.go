@@ -94,6 +94,13 @@ func WriteBackupText(w io.Writer, bk Backup) error {
 		status += ", LATEST"
 	}
 	fmt.Fprintf(&b, "backup       %s (%s, %s)\n", bk.ID, bk.Type, status)
+	if bk.Parent != "" {
+		chain := strings.Join(bk.Chain, " -> ")
+		if bk.ChainError != "" {
+			chain = "NOT RESTORABLE: " + bk.ChainError
+		}
+		fmt.Fprintf(&b, "parent       %s (chain: %s)\n", bk.Parent, chain)
+	}
 	fmt.Fprintf(&b, "label        %s\n", bk.Label)
 	fmt.Fprintf(&b, "time         %s to %s (%s)\n", bk.StartTime.Format(timeLayout), bk.StopTime.Format(timeLayout), (time.Duration(bk.DurationSeconds * float64(time.Second))).Round(time.Second))
 	fmt.Fprintf(&b, "LSN          %s (timeline %d) to %s (timeline %d)\n", bk.StartLSN, bk.StartTimeline, bk.StopLSN, bk.StopTimeline)

@@ -85,7 +85,28 @@ type BackupManifest struct {
 	Stored     int64      `json:"stored_bytes"` // sum of every object's stored size
 	Host       string     `json:"host"`
 	Walvault   string     `json:"walvault_version"`
+	// Type is BackupFull or BackupIncremental ("" in manifests written
+	// before incremental backups: full). Parent is the id of the backup an
+	// incremental one builds on.
+	Type   BackupType `json:"type,omitempty"`
+	Parent string     `json:"parent,omitempty"`
 }
+
+// BackupType says whether a backup stands alone or builds on a parent.
+type BackupType string
+
+const (
+	BackupFull        BackupType = "full"
+	BackupIncremental BackupType = "incremental"
+)
+
+// IncrementalFormatVersion is the format_version of an incremental
+// backup's manifest: a walvault older than incremental backups refuses
+// it as too new, instead of restoring the incremental as if it were full.
+const IncrementalFormatVersion = 2
+
+// IsIncremental reports whether m builds on a parent backup (false for nil).
+func (m *BackupManifest) IsIncremental() bool { return m != nil && m.Parent != "" }
 
 // BackupArchive is one tar stream of a backup, stored as one or more parts
 // (each compressed on its own, so parts can be fetched and decoded in
@@ -151,8 +172,11 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 	if err := json.Unmarshal(data, &m); err != nil {
 		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, b.Location(), err)}
 	}
-	if m.FormatVersion > FormatVersion {
-		return BackupManifest{}, &manifestError{fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, FormatVersion)}
+	if m.FormatVersion > IncrementalFormatVersion {
+		return BackupManifest{}, &manifestError{fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, IncrementalFormatVersion)}
+	}
+	if (m.Type == BackupIncremental) != (m.Parent != "") || (m.Parent != "" && ValidateBackupID(m.Parent) != nil) {
+		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s says type %q with parent %q: the repository is damaged", id, m.Type, m.Parent)}
 	}
 	if m.ID != id {
 		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s says its id is %q: the repository is damaged", id, m.ID)}

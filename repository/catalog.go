@@ -48,12 +48,13 @@ func ListBackups(ctx context.Context, b storage.Backend) ([]BackupInfo, error) {
 	return inv.Catalog()
 }
 
-// FindBackup resolves "LATEST" (the newest DONE backup) or an id among
-// backups, which ListBackups returned.
+// FindBackup resolves "LATEST" (the newest DONE backup that restore can
+// take: a full one, until restore combines incremental chains) or an id
+// among backups, which ListBackups returned.
 func FindBackup(backups []BackupInfo, ref string) (BackupInfo, error) {
 	if ref == "" || ref == "LATEST" {
 		for i := len(backups) - 1; i >= 0; i-- {
-			if backups[i].Status == StatusDone {
+			if backups[i].Status == StatusDone && !backups[i].Manifest.IsIncremental() {
 				return backups[i], nil
 			}
 		}

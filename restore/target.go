@@ -179,6 +179,10 @@ func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (reposi
 		if err := restorable(bi); err != nil {
 			return repository.BackupInfo{}, err
 		}
+		if bi.Manifest.IsIncremental() {
+			return repository.BackupInfo{}, fmt.Errorf("%w: backup %s is incremental (on backup %s), and this walvault cannot restore incremental backups yet: restore a full backup (see backup-list)",
+				repository.ErrNoBackup, bi.ID, bi.Manifest.Parent)
+		}
 		fits, err := endsBefore(*bi.Manifest, t)
 		if err != nil {
 			return repository.BackupInfo{}, err
@@ -192,8 +196,8 @@ func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (reposi
 	var oldest *repository.BackupInfo
 	for i := len(backups) - 1; i >= 0; i-- {
 		bi := backups[i]
-		if bi.Status != repository.StatusDone || bi.Manifest == nil {
-			continue
+		if bi.Status != repository.StatusDone || bi.Manifest == nil || bi.Manifest.IsIncremental() {
+			continue // incremental backups are not restorable yet
 		}
 		oldest = &backups[i]
 		fits, err := endsBefore(*bi.Manifest, t)

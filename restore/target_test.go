@@ -224,3 +224,19 @@ func TestRewriteAutoConf(t *testing.T) {
 		t.Errorf("no final newline: got %q", got)
 	}
 }
+
+// TestChooseBackupIncremental: until restore combines chains, an
+// incremental backup is never picked and is refused by id.
+func TestChooseBackupIncremental(t *testing.T) {
+	t.Parallel()
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 12, 0, 0, 0, time.UTC) }
+	inc := done("20261121T115000Z", "0/5000100", day(21))
+	inc.Manifest.Type, inc.Manifest.Parent = repository.BackupIncremental, "20261120T115000Z"
+	backups := []repository.BackupInfo{done("20261120T115000Z", "0/3000100", day(20)), inc}
+	if got, err := ChooseBackup(backups, "", Target{}); err != nil || got.ID != "20261120T115000Z" {
+		t.Fatalf("latest: got %q, %v; want the full backup 20261120T115000Z", got.ID, err)
+	}
+	if _, err := ChooseBackup(backups, inc.ID, Target{}); !errors.Is(err, repository.ErrNoBackup) || !strings.Contains(err.Error(), "is incremental") {
+		t.Fatalf("by id: got %v, want a refusal saying it is incremental", err)
+	}
+}

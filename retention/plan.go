@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/walvault/walvault/repository"
@@ -183,6 +184,7 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 			bp.Reason = deleteReason(plan.Backups, i, p, now)
 		}
 	}
+	keepAncestors(inv, plan.Backups)
 	oldestKeptDone := ""
 	for _, bp := range plan.Backups {
 		if bp.Status == repository.StatusDone && !bp.Delete {
@@ -211,7 +213,31 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 			bp.Reason = "INCOMPLETE (an interrupted backup-push), older than the newest DONE backup"
 		}
 	}
+	keepAncestors(inv, plan.Backups)
 	return finish(inv, plan)
+}
+
+// keepAncestors keeps every backup a kept incremental builds on: a kept
+// incremental keeps its whole chain, or it could not be restored.
+func keepAncestors(inv Inventory, bs []BackupPlan) {
+	index := make(map[string]int, len(bs))
+	for i, bp := range bs {
+		index[bp.ID] = i
+	}
+	// Newest first, so each ancestor names the newest backup that needs it.
+	for i := len(bs) - 1; i >= 0; i-- {
+		if bs[i].Delete || bs[i].Manifest == nil || !bs[i].Manifest.IsIncremental() {
+			continue
+		}
+		for _, a := range repository.Ancestors(inv.Backups, bs[i].ID) {
+			j, ok := index[a]
+			if !ok || !bs[j].Delete {
+				continue
+			}
+			bs[j].Delete = false
+			bs[j].Reason = fmt.Sprintf("kept as an ancestor of incremental backup %s, which needs its whole chain (it would go: %s)", bs[i].ID, bs[j].Reason)
+		}
+	}
 }
 
 // PlanBackup decides the deletion of the one backup id, under the same
@@ -245,6 +271,10 @@ func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 		if why := recentlyWritten(inv, id, now); why != "" {
 			return Plan{}, fmt.Errorf("%w: backup %s is %s; try again later", ErrRefused, id, why)
 		}
+	}
+	if desc := repository.Descendants(inv.Backups, id); len(desc) > 0 {
+		return Plan{}, fmt.Errorf("%w: incremental backups build on backup %s (%s): delete them first, newest first, or leave it",
+			ErrRefused, id, strings.Join(desc, ", "))
 	}
 	for i := range plan.Backups {
 		plan.Backups[i].Reason = "not selected"

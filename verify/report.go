@@ -25,6 +25,7 @@ const (
 	KindPartChecksum    = "part_checksum"    // --full: a part's raw size or sha256 is wrong
 	KindHidden          = "hidden"           // an object is hidden behind a delete marker
 	KindPartialChecksum = "partial_checksum" // --full: the newest partial of a segment not archived is damaged
+	KindBrokenChain     = "broken_chain"     // an incremental backup's parent (or one of its ancestors) is missing or not DONE
 	// Warnings (reported; verify still exits 0).
 	KindIncomplete        = "incomplete_backup"  // parts without a manifest (an interrupted backup-push)
 	KindWaitingForWAL     = "waiting_for_wal"    // a backup's WAL is not archived yet

@@ -140,6 +140,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 		return nil, err
 	}
 	s.checkContinuity()
+	s.checkChains(inv)
 	s.finishBackups()
 	s.r.finish()
 	return s.r, nil
@@ -387,4 +388,22 @@ func (s *scan) finishBackups() {
 		}
 	}
 	s.r.Summary.Backups = len(s.r.Backups)
+}
+
+// checkChains reports every incremental backup whose chain cannot be
+// restored: an ancestor is missing, INCOMPLETE or not DONE.
+func (s *scan) checkChains(inv *repository.Inventory) {
+	backups := make([]repository.BackupInfo, 0, len(inv.Backups))
+	for _, bk := range inv.Backups {
+		backups = append(backups, repository.BackupInfo{ID: bk.ID, Status: bk.Status(), Manifest: bk.Manifest})
+	}
+	for _, bi := range backups {
+		if bi.Manifest == nil || !bi.Manifest.IsIncremental() {
+			continue
+		}
+		if _, err := repository.Chain(backups, bi.ID); err != nil {
+			s.problem(Finding{Kind: KindBrokenChain, Key: repository.BackupManifestKey(bi.ID), BackupID: bi.ID,
+				Detail: fmt.Sprintf("incremental backup %s cannot be restored: %v; take a full backup", bi.ID, err)})
+		}
+	}
 }

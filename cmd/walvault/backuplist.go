@@ -41,6 +41,10 @@ func backupListCommand() *cli.Command {
    INCOMPLETE        parts without a manifest: an interrupted backup-push; never
                      restored
 
+TYPE is full or incremental (backup-push --incremental, PostgreSQL 17+), with
+the PARENT it builds on; "(chain incomplete)" marks an incremental whose
+parent or an earlier ancestor is missing or not DONE.
+
 LATEST (for restore --backup) is the newest DONE backup; the MARKS column
 shows it, and "keep" for a backup a keep mark exempts from retention
 (backup-mark). --json prints the schema documented in the README
@@ -72,6 +76,12 @@ type backupJSON struct {
 	// a backup whose newest keep mark exempts it from retention.
 	Latest bool `json:"latest,omitempty"`
 	Kept   bool `json:"kept,omitempty"`
+	// Type is "full" or "incremental"; Parent the backup an incremental
+	// builds on; ChainError why its chain cannot be restored ("" when it
+	// can).
+	Type       string `json:"type,omitempty"`
+	Parent     string `json:"parent,omitempty"`
+	ChainError string `json:"chain_error,omitempty"`
 }
 
 func toJSON(bi repository.BackupInfo, marks backupMarks) backupJSON {
@@ -84,8 +94,19 @@ func toJSON(bi repository.BackupInfo, marks backupMarks) backupJSON {
 		out.StartWAL, out.StopWAL = m.StartWAL, m.StopWAL
 		out.RawBytes, out.StoredBytes = m.RawBytes, m.Stored
 		out.PGVersion, out.SystemID, out.Label = m.PGVersion, m.SystemID, m.Label
+		out.Type, out.Parent = backupType(m), m.Parent
+		out.ChainError = marks.chainErr[bi.ID]
 	}
 	return out
+}
+
+// backupType is a manifest's type; manifests from before incremental
+// backups record none and are full.
+func backupType(m *repository.BackupManifest) string {
+	if m.IsIncremental() {
+		return string(repository.BackupIncremental)
+	}
+	return string(repository.BackupFull)
 }
 
 func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
@@ -97,7 +118,14 @@ func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
 	if err != nil {
 		return err
 	}
-	marks := backupMarks{kept: map[string]bool{}}
+	marks := backupMarks{kept: map[string]bool{}, chainErr: map[string]string{}}
+	for _, bi := range backups {
+		if bi.Manifest != nil && bi.Manifest.IsIncremental() {
+			if _, err := repository.Chain(backups, bi.ID); err != nil {
+				marks.chainErr[bi.ID] = err.Error()
+			}
+		}
+	}
 	if latest, err := repository.FindBackup(backups, "LATEST"); err == nil {
 		marks.latest = latest.ID
 	}
@@ -116,8 +144,9 @@ func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
 
 // backupMarks are what backup-list marks a backup with: LATEST, keep.
 type backupMarks struct {
-	latest string
-	kept   map[string]bool
+	latest   string
+	kept     map[string]bool
+	chainErr map[string]string // why an incremental's chain is broken
 }
 
 func (m backupMarks) of(id string) string {
@@ -140,18 +169,25 @@ func printBackupTable(w io.Writer, backups []repository.BackupInfo, marks backup
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tSTART (UTC)\tSTOP (UTC)\tDURATION\tTLI\tSTART LSN\tSTOP LSN\tSIZE\tSTORED\tMARKS")
+	fmt.Fprintln(tw, "ID\tSTATUS\tTYPE\tPARENT\tSTART (UTC)\tSTOP (UTC)\tDURATION\tTLI\tSTART LSN\tSTOP LSN\tSIZE\tSTORED\tMARKS")
 	for _, bi := range backups {
 		m := bi.Manifest
 		if m == nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", bi.ID, bi.Status, marks.of(bi.ID))
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", bi.ID, bi.Status, marks.of(bi.ID))
 			continue
 		}
 		status := string(bi.Status)
 		if bi.MissingWAL != "" {
 			status += " (needs " + bi.MissingWAL + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", bi.ID, status,
+		if marks.chainErr[bi.ID] != "" {
+			status += " (chain incomplete)"
+		}
+		parent := m.Parent
+		if parent == "" {
+			parent = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", bi.ID, status, backupType(m), parent,
 			m.StartTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.Sub(m.StartTime).Round(time.Second),
 			m.StartTimeline, m.StartLSN, m.StopLSN, units.Bytes(m.RawBytes), units.Bytes(m.Stored), marks.of(bi.ID))
 	}

@@ -17,6 +17,10 @@ import (
 type backupPushOptions struct {
 	Config
 	lockSettings
+	// Incremental and Parent: see basebackup.Options.
+	Incremental bool
+	Parent      string
+
 	PGConn     string
 	Timeout    time.Duration
 	Label      string
@@ -74,11 +78,18 @@ leaves parts that backup-list shows as INCOMPLETE and restore never uses.
 The first failed upload, Ctrl-C or SIGTERM ends backup-push at once: the
 server's backup is cancelled, the upload in flight aborted, exit 1.
 
+With --incremental (PostgreSQL 17+, summarize_wal = on) the server sends only
+what changed since the parent backup (--parent, default the newest DONE
+backup of the cluster's timeline); the backup is stored like a full one and
+records its parent.
+
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
 		Flags: settingFlags(&opts,
 			&cli.StringFlag{Name: "label", Usage: "backup label (default: walvault and the time backup-push asked, as an id; the id itself is the backup's start, after the checkpoint)", Destination: &opts.Label},
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
+			&cli.BoolFlag{Name: "incremental", Usage: "take an incremental backup (PostgreSQL 17+ with summarize_wal = on) on the newest DONE backup of the cluster's timeline", Destination: &opts.Incremental},
+			&cli.StringFlag{Name: "parent", Usage: "with --incremental: the backup id to build on (default: the newest DONE one)", Destination: &opts.Parent},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
 		Action: repoAction(&opts, backupPush),
@@ -91,6 +102,9 @@ func (o *backupPushOptions) precheck(c *cli.Context) error {
 	}
 	if cp := o.Checkpoint; cp != "fast" && cp != "spread" {
 		return usagef("--checkpoint must be fast or spread, not %q", cp)
+	}
+	if o.Parent != "" && !o.Incremental {
+		return usagef("--parent is for incremental backups: add --incremental")
 	}
 	var err error
 	o.partSize, err = parseSize(o.PartSize)
@@ -117,6 +131,8 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		Lock:         opts.policy(),
 		WALTimeout:   opts.Timeout,
 		QueryTimeout: opts.Timeout,
+		Incremental:  opts.Incremental,
+		Parent:       opts.Parent,
 		Log:          s.log,
 		Progress:     s.out,
 		MaxRate:      opts.MaxRate,
@@ -124,8 +140,12 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
 	}
-	fmt.Fprintf(c.App.Writer, "backup %s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
-		m.ID, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
+	kind := ""
+	if m.IsIncremental() {
+		kind = " (incremental on " + m.Parent + ")"
+	}
+	fmt.Fprintf(c.App.Writer, "backup %s%s done: %s of data stored as %s, WAL %s to %s (LSN %s to %s), in %s\n",
+		m.ID, kind, units.Bytes(m.RawBytes), units.Bytes(m.Stored), m.StartWAL, m.StopWAL, m.StartLSN, m.StopLSN, time.Since(start).Round(time.Second/10))
 	return nil
 }
 

@@ -37,12 +37,17 @@ type Server struct {
 	Starts    []Start
 	Statuses  []wal.LSN
 	CopyDones int
+	CopyIn    []byte   // the data of every CopyData the client sent
+	CopyFails []string // the reasons of every CopyFail
 	Closed    bool
 
 	answers []pgproto3.BackendMessage
 }
 
-var _ pg.ReplicationWire = (*Server)(nil)
+var (
+	_ pg.ReplicationWire = (*Server)(nil)
+	_ pg.CopyInWire      = (*Server)(nil)
+)
 
 // Start is one StartReplication call.
 type Start struct {
@@ -141,6 +146,18 @@ func (s *Server) SendStandbyStatus(pos wal.LSN, _ time.Time) error {
 // SendCopyDone implements pg.ReplicationWire.
 func (s *Server) SendCopyDone() error {
 	s.CopyDones++
+	return nil
+}
+
+// SendCopyData implements pg.CopyInWire.
+func (s *Server) SendCopyData(data []byte) error {
+	s.CopyIn = append(s.CopyIn, data...)
+	return nil
+}
+
+// SendCopyFail implements pg.CopyInWire.
+func (s *Server) SendCopyFail(reason string) error {
+	s.CopyFails = append(s.CopyFails, reason)
 	return nil
 }
 

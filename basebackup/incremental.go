@@ -1,0 +1,185 @@
+package basebackup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walvault/walvault/pg"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+)
+
+// An incremental backup (PostgreSQL 17 and later) is a BASE_BACKUP with the
+// INCREMENTAL option on a connection that first uploaded the parent's
+// backup_manifest (UPLOAD_MANIFEST, a COPY from the client). The server
+// then sends whole files only where its WAL summaries cannot tell which
+// blocks changed since the parent's start, and INCREMENTAL.<name> files
+// carrying just the changed blocks everywhere else.
+
+// minIncrementalVersion is the first server_version_num with incremental
+// backups.
+const minIncrementalVersion = 170000
+
+// checkIncrementalServer refuses, with what to change, a server that
+// cannot take an incremental backup: older than 17, or with WAL
+// summarization off (the server would refuse BASE_BACKUP INCREMENTAL only
+// after a checkpoint).
+func checkIncrementalServer(ctx context.Context, w pg.Wire, s serverSettings) error {
+	if s.VersionNum < minIncrementalVersion {
+		return fmt.Errorf("%w: --incremental needs PostgreSQL 17 or later, and this server runs PostgreSQL %s: take a full backup (backup-push without --incremental)",
+			ErrRefused, pg.FormatVersion(s.VersionNum))
+	}
+	rs, err := pg.SimpleQuery(ctx, w, "SHOW summarize_wal", nil)
+	if err != nil {
+		return err
+	}
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 1 {
+		return errors.New("SHOW summarize_wal: unexpected answer")
+	}
+	if v := rs.Rows[0][0].S; v != "on" {
+		return fmt.Errorf("%w: --incremental needs summarize_wal = on, and this server has it %s: set summarize_wal = on (ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()), take a full backup, and incremental ones from then on",
+			ErrRefused, v)
+	}
+	return nil
+}
+
+// chooseParent picks the backup an incremental builds on: ref when set
+// (it must be DONE and of this cluster), else the newest DONE backup of
+// this cluster and major that ends on the server's current timeline.
+func chooseParent(inv *repository.Inventory, sys pg.SystemInfo, major int, ref string) (*repository.BackupManifest, error) {
+	fits := func(m *repository.BackupManifest) error {
+		if m.SystemID != sys.SystemID {
+			return fmt.Errorf("backup %s is of another cluster (system identifier %s, this server's is %s)", m.ID, m.SystemID, sys.SystemID)
+		}
+		if m.PGVersion/10000 != major {
+			return fmt.Errorf("backup %s was taken on PostgreSQL %d and this server runs PostgreSQL %d", m.ID, m.PGVersion/10000, major)
+		}
+		return nil
+	}
+	if ref != "" {
+		if err := repository.ValidateBackupID(ref); err != nil {
+			return nil, err
+		}
+		bk := inv.Backup(ref)
+		if bk == nil || !bk.HasManifest {
+			return nil, fmt.Errorf("%w: parent backup %s does not exist or is INCOMPLETE in %s (see backup-list)", ErrRefused, ref, inv.Location)
+		}
+		if bk.ManifestErr != nil {
+			return nil, fmt.Errorf("%w: parent backup %s: %w", ErrRefused, ref, bk.ManifestErr)
+		}
+		if st := bk.Status(); st != repository.StatusDone {
+			return nil, fmt.Errorf("%w: parent backup %s is %s, and an incremental backup builds only on a DONE one (see backup-list)", ErrRefused, ref, st)
+		}
+		if err := fits(bk.Manifest); err != nil {
+			return nil, fmt.Errorf("%w: parent %w", ErrRefused, err)
+		}
+		return bk.Manifest, nil
+	}
+	for i := len(inv.Backups) - 1; i >= 0; i-- {
+		bk := inv.Backups[i]
+		if !bk.HasManifest || bk.ManifestErr != nil || bk.Status() != repository.StatusDone {
+			continue
+		}
+		m := bk.Manifest
+		if fits(m) == nil && m.StopTimeline == uint32(sys.Timeline) {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: --incremental found no DONE backup of this cluster on timeline %d in %s to build on: take a full backup first (backup-push without --incremental)",
+		ErrRefused, uint32(sys.Timeline), inv.Location)
+}
+
+// uploadParentManifest sends the parent's stored backup_manifest with
+// UPLOAD_MANIFEST, streaming, and aborts the upload when its size or sha256
+// is not the one walvault's manifest of the parent records.
+func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backend, parent *repository.BackupManifest) error {
+	part := parent.PGManifest
+	if part.Key == "" {
+		return fmt.Errorf("%w: parent backup %s records no backup_manifest", ErrRefused, parent.ID)
+	}
+	rc, _, err := b.Get(ctx, part.Key)
+	if err != nil {
+		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+	}
+	defer rc.Close()
+	r, err := part.Compression.NewReader(rc)
+	if err != nil {
+		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+	}
+	h := &countingHash{Hash: sha256.New()}
+	check := func() error {
+		if got := hex.EncodeToString(h.Sum(nil)); h.n != part.RawSize || got != part.SHA256 {
+			return fmt.Errorf("backup_manifest of parent backup %s in %s has %d bytes with sha256 %s, walvault's manifest says %d bytes with %s: the parent is damaged; take a full backup",
+				parent.ID, b.Location(), h.n, got, part.RawSize, part.SHA256)
+		}
+		return nil
+	}
+	err = pg.CopyIn(ctx, w, "UPLOAD_MANIFEST", io.TeeReader(r, h), check)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Errorf("%w: PostgreSQL refused the backup_manifest of parent backup %s: %w", ErrRefused, parent.ID, err)
+	}
+	if err != nil {
+		return fmt.Errorf("upload the backup_manifest of parent backup %s: %w", parent.ID, err)
+	}
+	return nil
+}
+
+// countingHash is a hash that counts what it was given.
+type countingHash struct {
+	hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.Hash.Write(p)
+}
+
+// incrementalError explains a BASE_BACKUP INCREMENTAL the server refused
+// because its WAL summaries do not cover the time since the parent began;
+// other errors pass unchanged.
+func incrementalError(err error, parent *repository.BackupManifest) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Message, "WAL summaries are required"):
+		return fmt.Errorf("%w: PostgreSQL no longer has WAL summaries reaching back to the start of parent backup %s (LSN %s): take a full backup now, and keep wal_summary_keep_time longer than the time between backups (%w)",
+			ErrRefused, parent.ID, parent.StartLSN, err)
+	case strings.Contains(pgErr.Message, "WAL summarization"):
+		return fmt.Errorf("%w: PostgreSQL cannot take an incremental backup: %w; check summarize_wal and the server log, or take a full backup", ErrRefused, err)
+	case strings.HasPrefix(pgErr.Message, "manifest requires WAL"):
+		return fmt.Errorf("%w: parent backup %s does not fit this server's WAL history: %w; take a full backup", ErrRefused, parent.ID, err)
+	}
+	return err
+}
+
+// prepareIncremental checks that the server can take an incremental
+// backup and picks its parent (parentRef, or the newest fitting DONE
+// backup).
+func prepareIncremental(ctx context.Context, w pg.Wire, b storage.Backend, sys pg.SystemInfo, s serverSettings, parentRef string) (*repository.BackupManifest, error) {
+	if err := checkIncrementalServer(ctx, w, s); err != nil {
+		return nil, err
+	}
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("look for the parent backup in %s: %w", b.Location(), err)
+	}
+	return chooseParent(inv, sys, s.VersionNum/10000, parentRef)
+}
+
+// incrementalCommand adds INCREMENTAL to a BASE_BACKUP command that
+// baseBackupCommand built.
+func incrementalCommand(cmd string) string {
+	return strings.TrimSuffix(cmd, " )") + ", INCREMENTAL )"
+}

@@ -1,0 +1,146 @@
+package basebackup
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/walvault/walvault/pg"
+	"github.com/walvault/walvault/pg/pgtest"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage/mem"
+)
+
+// TestCheckIncrementalServer: 15 and 16 are refused before anything is
+// asked; on 17 summarize_wal must be on.
+func TestCheckIncrementalServer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		num       int
+		summarize string
+		want      string // "" accepted
+	}{
+		{150010, "", "needs PostgreSQL 17 or later"},
+		{160004, "", "needs PostgreSQL 17 or later"},
+		{170002, "off", "summarize_wal = on"},
+		{170002, "on", ""},
+		{180000, "on", ""},
+	} {
+		srv := &pgtest.Server{Answer: func(sql string) []pgproto3.BackendMessage {
+			return pgtest.Result("SHOW", []string{"summarize_wal"}, []string{tc.summarize})
+		}}
+		err := checkIncrementalServer(t.Context(), srv, serverSettings{VersionNum: tc.num})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%d summarize_wal=%q: got %v, want it accepted", tc.num, tc.summarize, err)
+		case tc.want != "" && (!errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%d summarize_wal=%q: got %v, want a refusal saying %q", tc.num, tc.summarize, err, tc.want)
+		}
+		if tc.num < 170000 && len(srv.Queries) != 0 {
+			t.Errorf("%d: asked %v of a server that cannot take incremental backups", tc.num, srv.Queries)
+		}
+	}
+}
+
+func TestChooseParent(t *testing.T) {
+	t.Parallel()
+	sys := pg.SystemInfo{SystemID: "7", Timeline: 2}
+	bk := func(id string, st repository.BackupStatus, sysid string, ver int, tli uint32) *repository.Backup {
+		return &repository.Backup{ID: id, HasManifest: true, WAL: repository.BackupWAL{Status: st},
+			Manifest: &repository.BackupManifest{ID: id, SystemID: sysid, PGVersion: ver, StopTimeline: tli}}
+	}
+	inv := &repository.Inventory{Location: "mem://", Backups: []*repository.Backup{
+		bk("20260101T000000Z", repository.StatusDone, "7", 170002, 2),
+		bk("20260102T000000Z", repository.StatusDone, "7", 170002, 2),
+		bk("20260103T000000Z", repository.StatusWaitingForWALs, "7", 170002, 2),
+		bk("20260104T000000Z", repository.StatusDone, "7", 170002, 1), // older timeline
+		bk("20260105T000000Z", repository.StatusDone, "8", 170002, 2), // another cluster
+		bk("20260106T000000Z", repository.StatusDone, "7", 180000, 2), // another major
+		{ID: "20260107T000000Z", WAL: repository.BackupWAL{Status: repository.StatusIncomplete}},
+	}}
+	m, err := chooseParent(inv, sys, 17, "")
+	if err != nil || m.ID != "20260102T000000Z" {
+		t.Fatalf("newest fitting DONE backup: got %v, %v, want 20260102T000000Z", m, err)
+	}
+	if m, err := chooseParent(inv, sys, 17, "20260101T000000Z"); err != nil || m.ID != "20260101T000000Z" {
+		t.Fatalf("--parent 20260101T000000Z: got %v, %v", m, err)
+	}
+	for ref, want := range map[string]string{
+		"20260103T000000Z": "WAITING_FOR_WALS",
+		"20260105T000000Z": "another cluster",
+		"20260106T000000Z": "PostgreSQL 18",
+		"20260107T000000Z": "INCOMPLETE",
+		"20260108T000000Z": "does not exist",
+	} {
+		if _, err := chooseParent(inv, sys, 17, ref); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), want) {
+			t.Errorf("--parent %s: got %v, want a refusal saying %q", ref, err, want)
+		}
+	}
+	if _, err := chooseParent(&repository.Inventory{}, sys, 17, ""); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "take a full backup first") {
+		t.Errorf("no backup: got %v, want a refusal saying to take a full backup", err)
+	}
+}
+
+// TestUploadParentManifest: the stored backup_manifest goes up whole on
+// UPLOAD_MANIFEST; one that is not what walvault's manifest records is
+// aborted with CopyFail, never handed to the server as complete.
+func TestUploadParentManifest(t *testing.T) {
+	t.Parallel()
+	pgm := []byte(strings.Repeat(`{"PostgreSQL-Backup-Manifest-Version": 2}`, 5000))
+	accept := func(string) []pgproto3.BackendMessage {
+		return []pgproto3.BackendMessage{&pgproto3.CopyInResponse{}, pgtest.Complete("UPLOAD_MANIFEST"), pgtest.Ready()}
+	}
+	b := mem.New()
+	parent := repository.BackupManifest{ID: "20260101T000000Z"}
+	parent.PGManifest = repotest.PutPart(t, b, repository.BackupPrefix(parent.ID)+repository.PGManifestName, repository.None, pgm, nil)
+
+	srv := &pgtest.Server{Answer: accept}
+	if err := uploadParentManifest(t.Context(), srv, b, &parent); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Queries) != 1 || srv.Queries[0] != "UPLOAD_MANIFEST" || string(srv.CopyIn) != string(pgm) || srv.CopyDones != 1 || len(srv.CopyFails) != 0 {
+		t.Fatalf("queries %v, %d bytes sent (want %d), %d CopyDone, CopyFail %v", srv.Queries, len(srv.CopyIn), len(pgm), srv.CopyDones, srv.CopyFails)
+	}
+
+	damaged := parent
+	damaged.PGManifest = repotest.PutPart(t, b, "backups/20260102T000000Z/backup_manifest", repository.None, pgm, append([]byte{'x'}, pgm[1:]...))
+	srv = &pgtest.Server{Answer: func(string) []pgproto3.BackendMessage {
+		return []pgproto3.BackendMessage{&pgproto3.CopyInResponse{}, pgtest.ErrorMsg("57014", "COPY from stdin failed"), pgtest.Ready()}
+	}}
+	err := uploadParentManifest(t.Context(), srv, b, &damaged)
+	if err == nil || !strings.Contains(err.Error(), "the parent is damaged") || srv.CopyDones != 0 || len(srv.CopyFails) != 1 {
+		t.Fatalf("damaged manifest: got %v, %d CopyDone, CopyFail %v; want an error, CopyFail and no CopyDone", err, srv.CopyDones, srv.CopyFails)
+	}
+
+	srv = &pgtest.Server{Answer: func(string) []pgproto3.BackendMessage {
+		return pgtest.Failure("42601", `syntax error at or near "UPLOAD_MANIFEST"`)
+	}}
+	if err := uploadParentManifest(t.Context(), srv, b, &parent); !errors.Is(err, ErrRefused) {
+		t.Fatalf("server refusing UPLOAD_MANIFEST: got %v, want a refusal", err)
+	}
+}
+
+func TestIncrementalCommandAndErrors(t *testing.T) {
+	t.Parallel()
+	cmd, err := baseBackupCommand("l", true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := incrementalCommand(cmd); !strings.HasSuffix(got, ", TABLESPACE_MAP, INCREMENTAL )") {
+		t.Fatalf("incremental command %q", got)
+	}
+	parent := &repository.BackupManifest{ID: "20260101T000000Z", StartLSN: "0/5000028"}
+	srvErr := pg.ServerError("BASE_BACKUP", pgtest.ErrorMsg("55000",
+		"WAL summaries are required on timeline 1 from 0/5000028 to 0/9000028, but no summaries for that timeline and LSN range exist"))
+	got := incrementalError(srvErr, parent)
+	if !errors.Is(got, ErrRefused) || !strings.Contains(got.Error(), "take a full backup now") || !strings.Contains(got.Error(), parent.ID) {
+		t.Fatalf("summaries gone: got %v", got)
+	}
+	other := errors.New("connection lost")
+	if incrementalError(other, parent) != other {
+		t.Fatal("an error that is not the server's passes unchanged")
+	}
+}

@@ -1,0 +1,96 @@
+package repository
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// ErrBrokenChain: an incremental backup cannot be restored because an
+// ancestor of it is missing, not DONE, or of another cluster.
+var ErrBrokenChain = errors.New("incomplete backup chain")
+
+// maxChain bounds a chain walk, so a damaged repository whose parents
+// form a loop cannot hang it.
+const maxChain = 10000
+
+// Chain returns the chain backup id restores from: its full backup first,
+// then each incremental on it in order, id last; a full backup's chain is
+// itself. Every ancestor must be present with a manifest, DONE, and of the
+// same cluster; otherwise the error wraps ErrBrokenChain and names the
+// first ancestor at fault. backups are as Inventory.Catalog returns them.
+func Chain(backups []BackupInfo, id string) ([]BackupInfo, error) {
+	byID := make(map[string]BackupInfo, len(backups))
+	for _, bi := range backups {
+		byID[bi.ID] = bi
+	}
+	bi, ok := byID[id]
+	if !ok || bi.Manifest == nil {
+		return nil, fmt.Errorf("%w: backup %s has no manifest", ErrBrokenChain, id)
+	}
+	chain := []BackupInfo{bi}
+	for cur := bi; cur.Manifest.IsIncremental(); {
+		if len(chain) > maxChain {
+			return nil, fmt.Errorf("%w: backup %s's parents form a loop or a chain longer than %d: the repository is damaged", ErrBrokenChain, id, maxChain)
+		}
+		pid := cur.Manifest.Parent
+		p, ok := byID[pid]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%w: backup %s builds on %s, which is not in the repository (deleted?)", ErrBrokenChain, id, pid)
+		case p.Manifest == nil || p.Status == StatusIncomplete:
+			return nil, fmt.Errorf("%w: backup %s builds on %s, which is INCOMPLETE", ErrBrokenChain, id, pid)
+		case p.Status != StatusDone:
+			return nil, fmt.Errorf("%w: backup %s builds on %s, which is %s", ErrBrokenChain, id, pid, p.Status)
+		case p.Manifest.SystemID != bi.Manifest.SystemID:
+			return nil, fmt.Errorf("%w: backup %s builds on %s, a backup of another cluster: the repository is damaged", ErrBrokenChain, id, pid)
+		case pid >= cur.ID:
+			return nil, fmt.Errorf("%w: backup %s builds on %s, which is not older: the repository is damaged", ErrBrokenChain, cur.ID, pid)
+		}
+		chain = append(chain, p)
+		cur = p
+	}
+	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+		chain[i], chain[j] = chain[j], chain[i]
+	}
+	return chain, nil
+}
+
+// Ancestors are the ids of the backups id builds on, nearest first, as far
+// as they are recorded (a missing parent ends the walk).
+func Ancestors(backups []BackupInfo, id string) []string {
+	parent := parents(backups)
+	var out []string
+	for p := parent[id]; p != "" && len(out) < maxChain; p = parent[p] {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Descendants are the ids of the backups that build on id, directly or
+// through others, in id order.
+func Descendants(backups []BackupInfo, id string) []string {
+	parent := parents(backups)
+	var out []string
+	for _, bi := range backups {
+		n := 0
+		for p := parent[bi.ID]; p != "" && n < maxChain; p, n = parent[p], n+1 {
+			if p == id {
+				out = append(out, bi.ID)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func parents(backups []BackupInfo) map[string]string {
+	parent := make(map[string]string, len(backups))
+	for _, bi := range backups {
+		if bi.Manifest != nil && bi.Manifest.IsIncremental() {
+			parent[bi.ID] = bi.Manifest.Parent
+		}
+	}
+	return parent
+}

@@ -1,0 +1,42 @@
+package verify
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/wal"
+)
+
+// putIncremental stores an incremental backup on parent over segments 4-5.
+func (f *fixture) putIncremental(t *testing.T, id, parent string) {
+	t.Helper()
+	m := repository.BackupManifest{
+		FormatVersion: repository.IncrementalFormatVersion, ID: id, SystemID: testSysID, PGVersion: 170002,
+		WALSegmentSize: testSegSize, StartTimeline: 1, StopTimeline: 1,
+		StartWAL: wal.Segment{Timeline: 1, Seg: 4}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: 5}.String(),
+		Type: repository.BackupIncremental, Parent: parent,
+	}
+	repotest.WriteBackup(t, f.b, repotest.Backup{
+		Manifest:   m,
+		Archives:   []repotest.Archive{{Name: "base.tar", Data: []byte(id + " incremental tar")}},
+		PGManifest: []byte(`{"PostgreSQL-Backup-Manifest-Version": 2}`),
+	})
+}
+
+// TestChains: an incremental on a present DONE backup is healthy; one
+// whose parent is gone is a broken_chain problem naming that parent.
+func TestChains(t *testing.T) {
+	f := newFixture(t)
+	f.putIncremental(t, "20991231T000000Z", testBackup)
+	if r := run(t, f.b, false); !r.OK || len(r.Problems) != 0 {
+		t.Fatalf("a whole chain: problems %v\n%s", kinds(r.Problems), text(t, r))
+	}
+	const orphan, gone = "20991231T000001Z", "20991230T000000Z"
+	f.putIncremental(t, orphan, gone)
+	p := wantOnly(t, run(t, f.b, false), KindBrokenChain, repository.BackupManifestKey(orphan))
+	if p.BackupID != orphan || !strings.Contains(p.Detail, gone) {
+		t.Fatalf("finding %+v, want backup %s and its missing parent %s named", p, orphan, gone)
+	}
+}
