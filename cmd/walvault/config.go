@@ -43,6 +43,8 @@ var settings = []setting{
 	{name: "compression", def: "lz4", usage: "compression of new WAL objects: lz4 or none"},
 	{name: "lock-mode", def: "off", usage: "S3 Object Lock on every new object: off, governance or compliance (the bucket must have Object Lock enabled)"},
 	{name: "lock-days", def: "0", usage: "days each new object stays locked (with lock-mode governance or compliance)"},
+	{name: "encrypt-to", usage: "encrypt new objects to these age public keys (age1..., comma separated), or @FILE with one per line; needs no secret"},
+	{name: "decrypt-with", usage: "age identity file (AGE-SECRET-KEY-1... lines) that decrypts an encrypted repository's objects"},
 	{name: "retain", usage: `retention policy: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
 	{name: "max-backup-age", def: "26h", usage: "the newest DONE backup must be younger than this"},
 	{name: "min-backups", def: "1", usage: "at least this many DONE backups"},

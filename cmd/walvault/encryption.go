@@ -1,0 +1,59 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/repository"
+)
+
+// encryptSettings is encrypt-to, for the commands that write objects.
+type encryptSettings struct {
+	Recipients *crypt.Recipients // nil: in the clear
+}
+
+func (e *encryptSettings) bind(b *binder) {
+	b.add("encrypt-to", func(v string) (err error) {
+		if v == "" {
+			e.Recipients = nil
+			return nil
+		}
+		if e.Recipients, err = crypt.ParseRecipients(v); err != nil {
+			return invalid("encrypt-to", err.Error())
+		}
+		return nil
+	})
+}
+
+// codec is how the command encodes new bodies in compression c.
+func (e encryptSettings) codec(c repository.Compression) repository.Codec {
+	return repository.Codec{Compression: c, Recipients: e.Recipients}
+}
+
+// decryptSettings is decrypt-with, for the commands that read contents.
+type decryptSettings struct {
+	Identities *crypt.Identities // nil: none configured
+	// modeWarning is set when the identity file is readable by others;
+	// logged once the command has a logger (warnMode).
+	modeWarning string
+}
+
+func (d *decryptSettings) bind(b *binder) {
+	b.add("decrypt-with", func(v string) (err error) {
+		d.Identities, d.modeWarning = nil, ""
+		if v == "" {
+			return nil
+		}
+		if d.Identities, d.modeWarning, err = crypt.LoadIdentities(v); err != nil {
+			return invalid("decrypt-with", err.Error())
+		}
+		return nil
+	})
+}
+
+// warnMode logs the identity file's mode warning, if any.
+func (d decryptSettings) warnMode(log *slog.Logger) {
+	if d.modeWarning != "" {
+		log.Warn(d.modeWarning)
+	}
+}
