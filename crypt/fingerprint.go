@@ -106,6 +106,9 @@ func SameContent(a, b string) (same, comparable bool) {
 // fingerprint it must end with, for the first key of ids the fingerprint
 // value names; ok is false when ids hold none of them.
 func (ids *Identities) Verifier(fingerprints string) (h hash.Hash, want string, ok bool) {
+	if ids == nil {
+		return nil, "", false
+	}
 	fs := ParseFingerprints(fingerprints)
 	for _, k := range ids.keys {
 		pub := k.Recipient().String()

@@ -152,7 +152,12 @@ func LoadIdentities(path string) (ids *Identities, warning string, err error) {
 }
 
 // Path is the identity file's path.
-func (ids *Identities) Path() string { return ids.path }
+func (ids *Identities) Path() string {
+	if ids == nil {
+		return "(no identity file)"
+	}
+	return ids.path
+}
 
 // IDs are the KeyIDs of the identities' public keys, in file order.
 func (ids *Identities) IDs() []string {
