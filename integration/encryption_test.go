@@ -1,0 +1,176 @@
+package integration
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/repository"
+)
+
+// ageKey is an age key pair for a test: the identity file (mode 600,
+// the test's own) and the public key.
+type ageKey struct {
+	path, public, secret string
+}
+
+func newAgeKey(t *testing.T, dir, name string) ageKey {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("# walvault test key\n"+id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ageKey{path, id.Recipient().String(), id.String()}
+}
+
+// secretLeakCheck collects everything walvault printed or stored during a
+// test and fails if an identity's secret appears in any of it.
+type secretLeakCheck struct {
+	secrets []string
+	outputs []string
+}
+
+func (c *secretLeakCheck) add(r result) result {
+	c.outputs = append(c.outputs, r.stdout, r.stderr)
+	return r
+}
+
+// check greps every output collected, the logs and every file under dirs.
+func (c *secretLeakCheck) check(t *testing.T, logs []string, dirs ...string) {
+	t.Helper()
+	hay := append(append([]string{}, c.outputs...), logs...)
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			hay = append(hay, string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range c.secrets {
+		// The secret's body, so a differently cased or cut copy is caught too.
+		body := strings.ToLower(strings.TrimPrefix(s, "AGE-SECRET-KEY-1"))[:40]
+		for _, h := range hay {
+			if strings.Contains(strings.ToLower(h), body) {
+				t.Fatalf("the secret identity appears in walvault's output, a log or a stored object")
+			}
+		}
+	}
+}
+
+// TestEncryptedArchiveAndFetch: archive_command with encrypt-to stores
+// every WAL file encrypted; wal-fetch with the identity gives each back
+// byte-identical; without it, or with bad settings, walvault says so on
+// one line with the exit code the README's table gives, and writes
+// nothing; the secret never leaves its file.
+func TestEncryptedArchiveAndFetch(t *testing.T) {
+	r := fileRepo(t)
+	keyDir := t.TempDir()
+	key := newAgeKey(t, keyDir, "key.txt")
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	recipientsFile := filepath.Join(testenv.UserDir(t), "recipients.txt")
+	if err := os.WriteFile(recipientsFile, []byte("# ops team\n"+key.public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pushEnv := append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO=@"+recipientsFile, "WALVAULT_LOG_LEVEL=debug")
+	pg, copies := archivingServer(t, &repo{name: r.name, url: r.url, env: pushEnv, backend: r.backend})
+	pg.Pgbench(t, "-i", "-s", "1", "-q")
+	pg.SQL(t, "SELECT pg_backup_start('walvault-it', true); SELECT * FROM pg_backup_stop()")
+	last := pg.SwitchWAL(t)
+	pg.WaitArchived(t, last, 60*time.Second)
+
+	id, err := repository.LoadIdentity(t.Context(), r.backend)
+	if err != nil || id.Encryption != "age" || len(id.Recipients) != 1 {
+		t.Fatalf("walvault.json = %+v, %v: want encryption age with one recipient", id, err)
+	}
+	fetchEnv := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")
+	entries, err := os.ReadDir(copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	for _, e := range entries {
+		name := e.Name()
+		dest := filepath.Join(out, name)
+		if res := leak.add(walvault(t, fetchEnv, "wal-fetch", name, dest)); res.code != 0 {
+			t.Fatalf("wal-fetch %s: %v", name, res)
+		}
+		if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, name))) {
+			t.Fatalf("%s fetched back differs from what PostgreSQL archived", name)
+		}
+	}
+	seg := firstSegment(t, entries)
+	body, info := getObject(t, r.backend, repository.WALKey(seg, repository.LZ4))
+	if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaSHA256] != "" || info.Metadata[repository.MetaFingerprints] == "" {
+		t.Fatalf("%s: stored %q…, metadata %v: want an age file with fingerprints and no sha256", seg, body[:16], info.Metadata)
+	}
+
+	// wal-fetch without an identity: exit 200 (never 1, "not archived",
+	// which would end recovery early), one line naming the setting.
+	res := leak.add(walvault(t, r.env, "wal-fetch", seg.String(), filepath.Join(out, "none")))
+	if res.code != 200 || !strings.Contains(res.stderr, "decrypt-with") || !strings.Contains(res.stderr, id.Recipients[0]) {
+		t.Fatalf("wal-fetch without identity: %v; want exit 200 naming decrypt-with and %s", res, id.Recipients[0])
+	}
+	assertAbsent(t, filepath.Join(out, "none"))
+	// With another key: exit 200, naming both keys.
+	other := newAgeKey(t, keyDir, "other.txt")
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+other.path), "wal-fetch", seg.String(), filepath.Join(out, "other")))
+	if res.code != 200 || !strings.Contains(res.stderr, id.Recipients[0]) {
+		t.Fatalf("wal-fetch with another key: %v", res)
+	}
+	// A malformed identity file: exit 200 for wal-fetch, one line.
+	bad := filepath.Join(keyDir, "bad.txt")
+	os.WriteFile(bad, []byte(key.secret[:len(key.secret)-4]+"\n"), 0o600)
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+bad), "wal-fetch", seg.String(), filepath.Join(out, "bad")))
+	if res.code != 200 || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 || !strings.Contains(res.stderr, "decrypt-with") {
+		t.Fatalf("wal-fetch with a malformed identity: %v", res)
+	}
+	// An identity file readable by others: works, with a warning naming the mode.
+	if err := os.Chmod(key.path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = leak.add(walvault(t, fetchEnv, "wal-fetch", seg.String(), filepath.Join(out, "warned")))
+	if res.code != 0 || !strings.Contains(res.stderr, "0644") {
+		t.Fatalf("wal-fetch with a mode 644 identity: %v; want exit 0 and a warning naming the mode", res)
+	}
+	os.Chmod(key.path, 0o600)
+
+	// Settings that disagree with the repository: one line, nothing written.
+	copyOf := filepath.Join(out, "push", seg.String())
+	os.MkdirAll(filepath.Dir(copyOf), 0o700)
+	os.WriteFile(copyOf, readFile(t, filepath.Join(copies, seg.String())), 0o600)
+	r.backend.Delete(t.Context(), repository.WALKey(seg, repository.LZ4)) // so only the settings can refuse
+	before := listKeys(t, r, "")
+	res = leak.add(walvault(t, r.env, "wal-push", copyOf))
+	if res.code != 1 || !strings.Contains(res.stderr, "encrypt-to is not set") || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+		t.Fatalf("clear wal-push into an encrypted repository: %v", res)
+	}
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO=age1notakey"), "wal-push", copyOf))
+	if res.code != 2 || !strings.Contains(res.stderr, "encrypt-to") || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+		t.Fatalf("wal-push with a malformed recipient: %v", res)
+	}
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.secret), "wal-push", copyOf))
+	if res.code != 2 {
+		t.Fatalf("wal-push with a secret key as recipient: %v", res)
+	}
+	if after := listKeys(t, r, ""); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("refused pushes changed the repository: %v, then %v", before, after)
+	}
+	leak.check(t, []string{pg.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"))
+}
