@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/units"
 	"log/slog"
 	"os"
@@ -36,6 +37,8 @@ type Options struct {
 	// backup's major version (/usr/lib/postgresql/<major>/bin, then
 	// pg_config --bindir).
 	PGBinDir string
+	// Identities decrypt an encrypted repository (nil: none configured).
+	Identities *crypt.Identities
 	// Owner is the OS user the server runs as when walvault runs as root
 	// ("" means postgres). Not as root, the server runs as the caller.
 	Owner string
@@ -291,6 +294,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 		Target:         d.target,
 		Owner:          u.name,
 		RestoreCommand: d.opts.RestoreCommand(s.dataDir),
+		Identities:     d.opts.Identities,
 		ConfigFile:     d.opts.ConfigFile,
 		ConfigYAML:     d.opts.ConfigYAML,
 		PGBinDir:       bins.Dir,

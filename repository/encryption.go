@@ -1,9 +1,12 @@
 package repository
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"strings"
 
 	"github.com/walvault/walvault/crypt"
 )
@@ -15,6 +18,10 @@ import (
 const (
 	MetaEncryption   = "encryption"   // crypt.Scheme when the body is encrypted
 	MetaFingerprints = "fingerprints" // crypt.Fingerprinter.Sum of the plaintext
+	// MetaRecipients lists the KeyIDs of a streamed object's recipients
+	// (a backup part's fingerprints are known only once it is stored, and
+	// go to the backup's manifest).
+	MetaRecipients = "recipients"
 )
 
 // Codec is how object bodies are encoded, the one place for it: compressed,
@@ -70,6 +77,16 @@ func (c Codec) Describe(meta map[string]string, fingerprints string) {
 	delete(meta, MetaSHA256)
 }
 
+// DescribeRecipients records the encryption in the metadata of an object
+// whose fingerprints are not known before it is stored.
+func (c Codec) DescribeRecipients(meta map[string]string) {
+	if c.Recipients == nil {
+		return
+	}
+	meta[MetaEncryption] = crypt.Scheme
+	meta[MetaRecipients] = strings.Join(c.Recipients.IDs(), ",")
+}
+
 // EncryptedObject reports whether an object's metadata marks it encrypted.
 func EncryptedObject(meta map[string]string) bool { return meta[MetaEncryption] != "" }
 
@@ -78,18 +95,60 @@ func EncryptedObject(meta map[string]string) bool { return meta[MetaEncryption] 
 // object without a matching identity fails with crypt.ErrNoIdentity,
 // naming the keys it is encrypted to; a changed ciphertext fails while
 // reading with crypt.ErrTampered.
+//
+// When the metadata holds a fingerprint for a key of ids, the plaintext is
+// checked against it at its end: a mismatch fails the read wrapping
+// crypt.ErrTampered, so the caller never takes a swapped object for its own.
 func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (io.Reader, error) {
-	if scheme := meta[MetaEncryption]; scheme != "" {
-		if scheme != crypt.Scheme {
-			return nil, fmt.Errorf("the object is encrypted with %q, which this walvault cannot decrypt", scheme)
-		}
-		plain, err := ids.NewReader(r, crypt.RecipientsOf(meta[MetaFingerprints]))
-		if err != nil {
-			return nil, err
-		}
-		r = plain
+	scheme := meta[MetaEncryption]
+	if scheme == "" {
+		return c.NewReader(r)
 	}
-	return c.NewReader(r)
+	if scheme != crypt.Scheme {
+		return nil, fmt.Errorf("the object is encrypted with %q, which this walvault cannot decrypt", scheme)
+	}
+	plain, err := ids.NewReader(r, ObjectRecipients(meta))
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.NewReader(plain)
+	if err != nil {
+		return nil, err
+	}
+	if h, want, ok := ids.Verifier(meta[MetaFingerprints]); ok {
+		return &fingerprintedReader{r: body, h: h, want: want}, nil
+	}
+	return body, nil
+}
+
+// ObjectRecipients are the KeyIDs an encrypted object's metadata names.
+func ObjectRecipients(meta map[string]string) []string {
+	if fp := meta[MetaFingerprints]; fp != "" {
+		return crypt.RecipientsOf(fp)
+	}
+	if r := meta[MetaRecipients]; r != "" {
+		return strings.Split(r, ",")
+	}
+	return nil
+}
+
+// fingerprintedReader hashes what passes and, at EOF, fails unless the
+// keyed fingerprint matches.
+type fingerprintedReader struct {
+	r    io.Reader
+	h    hash.Hash
+	want string
+}
+
+func (f *fingerprintedReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(f.h.Sum(nil)); got != f.want {
+			return n, fmt.Errorf("%w: the decrypted content has fingerprint %s, its record says %s", crypt.ErrTampered, got, f.want)
+		}
+	}
+	return n, err
 }
 
 // ErrEncryptionSettings: a push is configured with encryption into a clear

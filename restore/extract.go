@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/walvault/walvault/crypt"
 )
 
 // Names in base.tar that extraction treats specially.
@@ -47,6 +49,8 @@ type extractOptions struct {
 	// symlinks point at tablespaceLinks[oid].
 	base            bool
 	tablespaceLinks map[string]string
+	// ids decrypt the archive's parts when they are encrypted.
+	ids *crypt.Identities
 	// verified says up to which raw offset of the stream the bytes are
 	// proven (partStream.Verified); nil trusts each byte once read.
 	verified func() int64

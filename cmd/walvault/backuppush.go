@@ -16,6 +16,7 @@ import (
 type backupPushOptions struct {
 	Config
 	lockSettings
+	encryptSettings
 	PGConn     string
 	Timeout    time.Duration
 	Label      string
@@ -28,6 +29,7 @@ func (o *backupPushOptions) bind(b *binder) {
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
+	o.encryptSettings.bind(b)
 	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for wal-receive to store the backup's WAL")
 }
 
@@ -112,6 +114,7 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		Host:        host,
 		Version:     walvaultVersion(),
 		Lock:        opts.policy(),
+		Recipients:  opts.Recipients,
 		WALTimeout:  opts.Timeout,
 		Log:         s.log,
 		Progress:    c.App.ErrWriter,

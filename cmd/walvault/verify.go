@@ -12,8 +12,11 @@ import (
 // verifyOptions are the settings and flags of verify.
 type verifyOptions struct {
 	Config
+	decryptSettings
 	Full, JSON bool
 }
+
+func (o *verifyOptions) bind(b *binder) { o.decryptSettings.bind(b) }
 
 func verifyCommand() *cli.Command {
 	var opts verifyOptions
@@ -63,7 +66,7 @@ func (o *verifyOptions) precheck(c *cli.Context) error {
 func verifyRepository(c *cli.Context, opts *verifyOptions, s *session) error {
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
 	// the retention policy (retain) can name the kept set here.
-	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, UploadAge: storage.StaleUploadAge, Log: s.log})
+	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, Identities: opts.Identities, UploadAge: storage.StaleUploadAge, Log: s.log})
 	if err != nil {
 		return fmt.Errorf("verify could not finish: %w", err)
 	}
