@@ -252,3 +252,59 @@ func TestEncryptedBackupAndPITR(t *testing.T) {
 	}
 	leak.check(t, logs, strings.TrimPrefix(r.url, "file://"))
 }
+
+// TestEncryptedKeyRotation: the recipients file archive_command reads
+// switches from key A to key B between a backup and the WAL after it, no
+// object rewritten. An identity file with only B fails the restore before
+// anything is written, naming A and the first object that needs it; one
+// with A and B restores across the switch.
+func TestEncryptedKeyRotation(t *testing.T) {
+	r := fileRepo(t)
+	dir := testenv.UserDir(t)
+	keyA, keyB := newAgeKey(t, dir, "a.txt"), newAgeKey(t, dir, "b.txt")
+	both := filepath.Join(dir, "both.txt")
+	if err := os.WriteFile(both, append(readFile(t, keyA.path), readFile(t, keyB.path)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{keyA.path, keyB.path, both} {
+		testenv.ChownToServerUser(t, p)
+	}
+	recipientsFile := filepath.Join(dir, "recipients.txt")
+	if err := os.WriteFile(recipientsFile, []byte(keyA.public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO=@"+recipientsFile)}
+	pg, _ := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE rotation (id int PRIMARY KEY, note text); INSERT INTO rotation VALUES (1, 'before')")
+	id := backupPush(t, enc, pg)
+	waitDone(t, enc, id)
+	// Rotate: new objects go to B only.
+	if err := os.WriteFile(recipientsFile, []byte("# rotated\n"+keyB.public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pg.SQL(t, "INSERT INTO rotation VALUES (2, 'after')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+
+	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idA := repository.ObjectRecipients(m.PGManifest.Meta())
+	onlyB := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyB.path)
+	target := filepath.Join(dir, "onlyB")
+	res := walvault(t, onlyB, "restore", "--pgdata", target)
+	if res.code == 0 || len(idA) != 1 || !strings.Contains(res.stderr, idA[0]) || !strings.Contains(res.stderr, m.PGManifest.Key) {
+		t.Fatalf("restore with only the new key: %v; want a failure naming %v and %s", res, idA, m.PGManifest.Key)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) > 0 {
+		t.Fatalf("a refused restore left %d entries in %s", len(entries), target)
+	}
+
+	withBoth := &repo{name: r.name, url: r.url, backend: r.backend,
+		env: append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+both)}
+	restored := restoreAndStart(t, withBoth, true)
+	if got := restored.SQL(t, "SELECT string_agg(note, ',' ORDER BY id) FROM rotation"); got != "before,after" {
+		t.Fatalf("rows after a restore across the key switch: %q, want before,after", got)
+	}
+}

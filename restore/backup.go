@@ -211,6 +211,12 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("backup %s has no PostgreSQL backup_manifest, so its restore could not be verified: restore another backup", m.ID)
 	}
 
+	if m.PGManifest.Encryption != "" {
+		if err := checkDecryptable(ctx, b, m, opts.Identities, !t.IsLatest(), log); err != nil {
+			return res, err
+		}
+	}
+
 	// Check every target directory before creating any.
 	dd, err := checkTargetDir(dataDir, "data directory")
 	if err != nil {
