@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,6 +121,8 @@ func TestEncryptedArchiveAndFetch(t *testing.T) {
 	if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaSHA256] != "" || info.Metadata[repository.MetaFingerprints] == "" {
 		t.Fatalf("%s: stored %q…, metadata %v: want an age file with fingerprints and no sha256", seg, body[:16], info.Metadata)
 	}
+
+	emergencyDecrypt(t, key, body, readFile(t, filepath.Join(copies, seg.String())))
 
 	// wal-fetch without an identity: exit 200 (never 1, "not archived",
 	// which would end recovery early), one line naming the setting.
@@ -306,5 +309,28 @@ func TestEncryptedKeyRotation(t *testing.T) {
 	restored := restoreAndStart(t, withBoth, true)
 	if got := restored.SQL(t, "SELECT string_agg(note, ',' ORDER BY id) FROM rotation"); got != "before,after" {
 		t.Fatalf("rows after a restore across the key switch: %q, want before,after", got)
+	}
+}
+
+// emergencyDecrypt is the README's emergency path, without walvault: the
+// stored object through `age -d -i key | lz4 -d` must give want back.
+func emergencyDecrypt(t *testing.T, key ageKey, stored, want []byte) {
+	t.Helper()
+	for _, tool := range []string{"age", "lz4"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: apt-get install %s (scripts/install-deps.sh does)", tool, tool)
+		}
+	}
+	dir := t.TempDir()
+	obj := filepath.Join(dir, "object.lz4")
+	if err := os.WriteFile(obj, stored, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `age -d -i "$1" "$2" | lz4 -d -c`, "sh", key.path, obj)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("age -d | lz4 -d: %v (%s); %d bytes, want the %d-byte original", err, stderr.String(), len(got), len(want))
 	}
 }
