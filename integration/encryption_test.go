@@ -294,9 +294,23 @@ func TestEncryptedKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	idA := repository.ObjectRecipients(m.PGManifest.Meta())
+	// keys: A decrypts the backup and the WAL before the switch, B the WAL after.
+	res := walvault(t, r.env, "keys")
+	idB := otherID(t, idA[0], res.stdout)
+	blocks := map[string]string{}
+	for _, block := range strings.Split(res.stdout, "\nage:")[1:] {
+		id, rest, _ := strings.Cut(block, "\n")
+		blocks["age:"+id] = rest
+	}
+	if a := blocks[idA[0]]; res.code != 0 || !strings.Contains(a, "backups: 1 ("+id+")") || !strings.Contains(a, "WAL: ") {
+		t.Fatalf("keys: %v; want %s with backup %s and a WAL range", res, idA[0], id)
+	}
+	if bk := blocks[idB]; !strings.Contains(bk, "backups: 0") || !strings.Contains(bk, "WAL: ") {
+		t.Fatalf("keys: %v; want %s with no backup and a WAL range", res, idB)
+	}
 	onlyB := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyB.path)
 	target := filepath.Join(dir, "onlyB")
-	res := walvault(t, onlyB, "restore", "--pgdata", target)
+	res = walvault(t, onlyB, "restore", "--pgdata", target)
 	if res.code == 0 || len(idA) != 1 || !strings.Contains(res.stderr, idA[0]) || !strings.Contains(res.stderr, m.PGManifest.Key) {
 		t.Fatalf("restore with only the new key: %v; want a failure naming %v and %s", res, idA, m.PGManifest.Key)
 	}
@@ -333,4 +347,16 @@ func emergencyDecrypt(t *testing.T, key ageKey, stored, want []byte) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("age -d | lz4 -d: %v (%s); %d bytes, want the %d-byte original", err, stderr.String(), len(got), len(want))
 	}
+}
+
+// otherID is the key id in keys' output that is not known.
+func otherID(t *testing.T, known, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "age:") && line != known && !strings.Contains(line, " ") {
+			return line
+		}
+	}
+	t.Fatalf("keys lists no second key:\n%s", out)
+	return ""
 }

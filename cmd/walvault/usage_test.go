@@ -30,6 +30,7 @@ var commandSettings = map[string][]string{
 	"verify":       {"decrypt-with"},
 	"check":        {"pg-conn", "lock-mode", "lock-days", "max-backup-age", "min-backups", "timeout"},
 	"repair":       {},
+	"keys":         {},
 	"drill":        {"compression", "decrypt-with", "timeout"},
 	"exporter":     {"pg-conn"},
 }
