@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"strconv"
+	"strings"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
@@ -56,4 +58,22 @@ func (d decryptSettings) warnMode(log *slog.Logger) {
 	if d.modeWarning != "" {
 		log.Warn(d.modeWarning)
 	}
+}
+
+// bindAllowHTTP binds s3-allow-http and refuses an http:// s3-endpoint
+// without it: over plain HTTP every object and every request's signature
+// can be read (and changed) on the way, which nobody should get by a typo.
+func (cfg *Config) bindAllowHTTP(b *binder) {
+	b.add("s3-allow-http", func(v string) (err error) {
+		if cfg.AllowHTTP, err = strconv.ParseBool(v); err != nil {
+			return invalid("s3-allow-http", "want true or false")
+		}
+		return nil
+	})
+	b.check(func() error {
+		if strings.HasPrefix(strings.ToLower(cfg.S3.Endpoint), "http://") && !cfg.AllowHTTP {
+			return invalid("s3-endpoint", "http:// sends every object and request unencrypted over the network: use https://, or set s3-allow-http true (WALVAULT_S3_ALLOW_HTTP) for a loopback or test server")
+		}
+		return nil
+	})
 }

@@ -307,6 +307,9 @@ func (r *restoreConfig) yaml() ([]byte, error) {
 	if cfg.S3.PathStyle {
 		values["s3-path-style"] = true
 	}
+	if cfg.AllowHTTP {
+		values["s3-allow-http"] = true
+	}
 	if cfg.S3.CABundle != "" {
 		ca, err := filepath.Abs(cfg.S3.CABundle)
 		if err != nil {
