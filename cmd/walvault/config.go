@@ -37,6 +37,8 @@ var settings = []setting{
 	{name: "s3-region", usage: "S3 region; empty means the AWS chain's (AWS_REGION, ~/.aws/config), else us-east-1"},
 	{name: "s3-path-style", def: "false", usage: "use path-style addressing (endpoint/bucket/key), needed by most S3-compatible servers", isBool: true},
 	{name: "s3-allow-http", def: "false", usage: "allow an http:// s3-endpoint (data and request signatures then travel unencrypted: for loopback tests only)", isBool: true},
+	{name: "s3-sse", usage: "storage-side encryption asked of S3 on every write: AES256 or aws:kms (empty: the bucket's default)"},
+	{name: "s3-sse-kms-key-id", usage: "KMS key for s3-sse aws:kms (empty: the account's default key)"},
 	{name: "s3-ca-bundle", usage: "PEM file with the CA certificates that sign the S3 endpoint's TLS certificate"},
 	{name: "s3-part-size", def: "16MiB", usage: "multipart upload part size; memory per upload is part size x concurrency"},
 	{name: "s3-concurrency", def: "4", usage: "parts uploaded in parallel per object"},
@@ -174,6 +176,7 @@ func (cfg *Config) bindRepo(b *binder) {
 	})
 	b.add("s3-ca-bundle", func(v string) error { cfg.S3.CABundle = v; return nil })
 	cfg.bindAllowHTTP(b)
+	cfg.bindSSE(b)
 	b.add("log-level", func(v string) error {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return invalid("log-level", "want debug, info, warn or error")

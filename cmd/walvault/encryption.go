@@ -77,3 +77,28 @@ func (cfg *Config) bindAllowHTTP(b *binder) {
 		return nil
 	})
 }
+
+// bindSSE binds s3-sse and s3-sse-kms-key-id: storage-side encryption
+// sent with every write, beside (not instead of) encrypt-to.
+func (cfg *Config) bindSSE(b *binder) {
+	b.add("s3-sse", func(v string) error {
+		switch strings.ToLower(v) {
+		case "":
+			cfg.S3.SSE = ""
+		case "aes256":
+			cfg.S3.SSE = "AES256"
+		case "aws:kms":
+			cfg.S3.SSE = "aws:kms"
+		default:
+			return invalid("s3-sse", "want AES256 or aws:kms")
+		}
+		return nil
+	})
+	b.add("s3-sse-kms-key-id", func(v string) error { cfg.S3.SSEKMSKeyID = v; return nil })
+	b.check(func() error {
+		if cfg.S3.SSEKMSKeyID != "" && cfg.S3.SSE != "aws:kms" {
+			return invalid("s3-sse-kms-key-id", "a KMS key needs s3-sse aws:kms")
+		}
+		return nil
+	})
+}

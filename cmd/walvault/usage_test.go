@@ -11,7 +11,7 @@ import (
 )
 
 // repoSettings are what every command that opens the repository reads.
-var repoSettings = []string{"repo", "s3-endpoint", "s3-region", "s3-path-style", "s3-allow-http", "s3-ca-bundle", "log-level", "log-format"}
+var repoSettings = []string{"repo", "s3-endpoint", "s3-region", "s3-path-style", "s3-allow-http", "s3-sse", "s3-sse-kms-key-id", "s3-ca-bundle", "log-level", "log-format"}
 
 // commandSettings is, per command, the settings beyond repoSettings it
 // reads: what its --help lists and the README's configuration reference

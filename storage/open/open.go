@@ -24,6 +24,8 @@ type S3Options struct {
 	CABundle    string
 	PartSize    int64
 	Concurrency int
+	// SSE and SSEKMSKeyID: storage-side encryption (s3.Config).
+	SSE, SSEKMSKeyID string
 }
 
 // Options carries per-backend settings, and the decorators Stacked puts
@@ -138,6 +140,8 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			CABundle:    opts.S3.CABundle,
 			PartSize:    opts.S3.PartSize,
 			Concurrency: opts.S3.Concurrency,
+			SSE:         opts.S3.SSE,
+			SSEKMSKeyID: opts.S3.SSEKMSKeyID,
 		})
 	}
 	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)
