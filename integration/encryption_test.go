@@ -308,6 +308,15 @@ func TestEncryptedKeyRotation(t *testing.T) {
 	if bk := blocks[idB]; !strings.Contains(bk, "backups: 0") || !strings.Contains(bk, "WAL: ") {
 		t.Fatalf("keys: %v; want %s with no backup and a WAL range", res, idB)
 	}
+	// check proves the identity decrypts the newest backup and the WAL since.
+	lines, cres := checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+both), "--pg-conn", pg.ConnString())
+	if d := checkByName(lines)["decryption"]; !d.OK || !strings.Contains(d.Detail, id) {
+		t.Fatalf("check with both keys: decryption %+v\n%v", d, cres)
+	}
+	lines, cres = checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyA.path), "--pg-conn", pg.ConnString())
+	if d := checkByName(lines)["decryption"]; d.OK || !strings.Contains(d.Detail, idB) {
+		t.Fatalf("check with only the old key: decryption %+v, want FAILED naming %s\n%v", d, idB, cres)
+	}
 	onlyB := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyB.path)
 	target := filepath.Join(dir, "onlyB")
 	res = walvault(t, onlyB, "restore", "--pgdata", target)
