@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
@@ -29,7 +30,11 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 		return Result{}, fmt.Errorf("%s is already archived, but reading the archived copy failed: %w", res.File, err)
 	}
 	theirs := info.Metadata
-	if theirs[repository.MetaSHA256] == res.SHA256 && theirs[repository.MetaRawSize] == ours[repository.MetaRawSize] {
+	same, err := sameContent(ours, theirs, res)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s is already archived in %s, and %w; nothing was overwritten", res.File, b.Location(), err)
+	}
+	if same {
 		if hidden {
 			log.Warn("already archived, but hidden by a delete marker (someone deleted it without a version id)",
 				"segment", res.File.String(), "key", res.Key, "hint", "run `walvault repair` to make it visible again")
@@ -39,6 +44,32 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",
 		ErrConflict, res.File, b.Location(), describeSides(ours, theirs))
+}
+
+// ErrIncomparable: the archived copy is encrypted to none of the keys this
+// push encrypts to, so this host cannot tell whether it holds the same file.
+var ErrIncomparable = errors.New("its content cannot be compared with this file")
+
+// sameContent compares our file with the archived copy's metadata: by
+// sha256 in the clear, by a shared recipient's keyed fingerprint when
+// encrypted (age ciphertext differs on every push, and no sha256 of the
+// plaintext is stored).
+func sameContent(ours, theirs map[string]string, res Result) (bool, error) {
+	if ours[repository.MetaRawSize] != theirs[repository.MetaRawSize] {
+		return false, nil
+	}
+	if !repository.EncryptedObject(ours) && !repository.EncryptedObject(theirs) {
+		return theirs[repository.MetaSHA256] == res.SHA256, nil
+	}
+	if repository.EncryptedObject(ours) != repository.EncryptedObject(theirs) {
+		return false, nil
+	}
+	same, comparable := crypt.SameContent(ours[repository.MetaFingerprints], theirs[repository.MetaFingerprints])
+	if !comparable {
+		return false, fmt.Errorf("%w: the archived copy is encrypted to %v, this push to %v (add one of its keys to encrypt-to while keys rotate, or compare by hand with wal-fetch and the identity)",
+			ErrIncomparable, crypt.RecipientsOf(theirs[repository.MetaFingerprints]), crypt.RecipientsOf(ours[repository.MetaFingerprints]))
+	}
+	return same, nil
 }
 
 // archivedCopy reads the stored object's metadata, or its hidden newest
@@ -60,7 +91,7 @@ func archivedCopy(ctx context.Context, b storage.Backend, key string) (storage.O
 }
 
 func describeSides(ours, theirs map[string]string) string {
-	fields := []string{repository.MetaSHA256, repository.MetaRawSize, repository.MetaSystemID, repository.MetaTimeline, repository.MetaHost, repository.MetaPushedAt}
+	fields := []string{repository.MetaSHA256, repository.MetaFingerprints, repository.MetaRawSize, repository.MetaSystemID, repository.MetaTimeline, repository.MetaHost, repository.MetaPushedAt}
 	var b strings.Builder
 	for i, side := range []struct {
 		label string

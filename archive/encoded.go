@@ -52,6 +52,10 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 	if err != nil {
 		return Result{}, err
 	}
+	if opts.Recipients != nil {
+		// wal-receive's body is compressed, not encrypted: push the file.
+		return Result{}, fmt.Errorf("%w (the repository is encrypted)", ErrOtherCompression)
+	}
 	if id.Compression != enc.Compression {
 		return Result{}, fmt.Errorf("%w (%s, not %s)", ErrOtherCompression, id.Compression, enc.Compression)
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/membuf"
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
@@ -35,6 +36,11 @@ type Options struct {
 	// plus Lock.Days. It must be the policy walvault.json records, or the
 	// push is refused (repository.ErrLockPolicy). The zero value is off.
 	Lock repository.LockPolicy
+	// Recipients, when set, encrypts every object to these age keys
+	// (after compression). The repository must be encrypted too, or the
+	// push is refused (repository.ErrEncryptionSettings), and the other
+	// way round.
+	Recipients *crypt.Recipients
 	// IdentityCacheTTL turns on the identity cache in pg_wal/walvault (see
 	// identitycache.go): a segment whose cluster matches an identity read
 	// from walvault.json less than this long ago is pushed without reading
@@ -103,7 +109,7 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 			return Result{}, err
 		}
 	}
-	body, err := encodeFile(f, path, repository.None, &res, meta)
+	body, err := encodeFile(f, path, opts.codec(repository.None), &res, meta)
 	if err != nil {
 		return Result{}, err
 	}
@@ -129,7 +135,7 @@ func baseMetadata(file wal.FileName, opts Options) map[string]string {
 func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string, hdr wal.Header, res Result, meta map[string]string, opts Options) (Result, error) {
 	cache := identityCache{walDir: filepath.Dir(path), location: b.Location(), ttl: opts.IdentityCacheTTL}
 	id, cached := cache.load(opts.Now())
-	if cached && (checkIdentity(id, hdr, res.File, b.Location()) != nil || id.CheckLock(opts.Lock, b.Location()) != nil) {
+	if cached && (checkIdentity(id, hdr, res.File, b.Location()) != nil || id.CheckLock(opts.Lock, b.Location()) != nil || id.CheckEncryption(opts.Recipients, b.Location()) != nil) {
 		cached = false // never refused on the cache's word: the repository decides
 	}
 	compression := opts.Compression // the repository's, once known
@@ -151,7 +157,7 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 			verified <- checked{id, err}
 		}()
 	}
-	body, encErr := encodeFile(f, path, compression, &res, meta)
+	body, encErr := encodeFile(f, path, opts.codec(compression), &res, meta)
 	if verified != nil {
 		v := <-verified // always waited for: nothing outlives Push
 		if v.err != nil {
@@ -171,7 +177,7 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 		// one configured: encode again in its own, so a segment always
 		// has exactly one key.
 		closeBody(body)
-		if body, encErr = encodeFile(f, path, id.Compression, &res, meta); encErr != nil {
+		if body, encErr = encodeFile(f, path, opts.codec(id.Compression), &res, meta); encErr != nil {
 			return Result{}, encErr
 		}
 	}
@@ -190,7 +196,7 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 // segment's header in an empty repository) and checks that the segment and
 // the configured lock policy belong there.
 func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file wal.FileName, opts Options) (repository.Identity, error) {
-	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
+	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
 	id, err := repository.EnsureProvenIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
 	var refused *repository.CapabilityError
 	if errors.As(err, &refused) {
@@ -208,18 +214,28 @@ func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file
 	return id, nil
 }
 
-// encodeFile reads the file into its stored body in compression c, and
-// fills in res and meta: key, sizes, checksum.
-func encodeFile(f *os.File, path string, c repository.Compression, res *Result, meta map[string]string) (sizedReader, error) {
-	body, sum, size, err := encode(f, filepath.Base(path), c)
+// encodeFile reads the file into its stored body in codec c, and fills
+// in res and meta: key, sizes, checksum (or, encrypted, the plaintext's
+// keyed fingerprints instead).
+func encodeFile(f *os.File, path string, c repository.Codec, res *Result, meta map[string]string) (sizedReader, error) {
+	var body sizedReader
+	var sum, fingerprints string
+	var size int64
+	var err error
+	if c.Encrypted() {
+		body, sum, fingerprints, size, err = encodeEncrypted(f, filepath.Base(path), c)
+	} else {
+		body, sum, size, err = encode(f, filepath.Base(path), c.Compression)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	res.Key = repository.WALKey(res.File, c)
+	res.Key = repository.WALKey(res.File, c.Compression)
 	res.RawSize, res.SHA256, res.StoredSize = size, sum, body.Size()
-	meta[repository.MetaCompression] = string(c)
+	meta[repository.MetaCompression] = string(c.Compression)
 	meta[repository.MetaSHA256] = sum
 	meta[repository.MetaRawSize] = strconv.FormatInt(size, 10)
+	c.Describe(meta, fingerprints)
 	return body, nil
 }
 
@@ -363,6 +379,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// codec is how bodies in compression c are stored under these options.
+func (o Options) codec(c repository.Compression) repository.Codec {
+	return repository.Codec{Compression: c, Recipients: o.Recipients}
+}
+
 // openRegular opens path and refuses anything but a regular file, with a
 // message that says what to check.
 func openRegular(path string) (*os.File, error) {
@@ -413,7 +434,10 @@ func checkRepositoryLock(id repository.Identity, opts Options, location string) 
 		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); archiving goes on with its hidden version",
 			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
 	}
-	return id.CheckLock(opts.Lock, location)
+	if err := id.CheckLock(opts.Lock, location); err != nil {
+		return err
+	}
+	return id.CheckEncryption(opts.Recipients, location)
 }
 
 func checkIdentity(id repository.Identity, hdr wal.Header, file wal.FileName, location string) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walvault/walvault/archiveproof"
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/throttle"
 	"github.com/walvault/walvault/pg"
@@ -57,6 +58,10 @@ type Options struct {
 	// walvault.json records, or the backup is refused (an error wrapping
 	// ErrRefused and repository.ErrLockPolicy). The zero value is off.
 	Lock repository.LockPolicy
+	// Recipients, when set, encrypts every object of the backup (after
+	// compression); the repository must be encrypted too
+	// (repository.ErrEncryptionSettings), and the other way round.
+	Recipients *crypt.Recipients
 	// Log receives one line at the start and one at the end, server notices
 	// and, without a terminal, progress. nil discards.
 	Log *slog.Logger
@@ -191,6 +196,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (_ repository.Ba
 		return repository.BackupManifest{}, err
 	}
 	if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
+		return repository.BackupManifest{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if err := ident.CheckEncryption(opts.Recipients, b.Location()); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	var src walSource
@@ -338,6 +346,9 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 		return serverSettings{}, false, nil, err
 	default:
 		if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
+			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		if err := ident.CheckEncryption(opts.Recipients, b.Location()); err != nil {
 			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
@@ -524,6 +535,7 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		partSize:    opts.PartSize,
 		meta:        map[string]string{repository.MetaSystemID: info.sys.SystemID},
 		lock:        opts.Lock,
+		recipients:  opts.Recipients,
 		now:         opts.Now,
 		failed:      abandon,
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"sync"
 	"time"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -28,8 +30,10 @@ type uploader struct {
 	b           storage.Backend
 	id          string
 	compression repository.Compression
-	partSize    int64
-	meta        map[string]string // stored with every object
+	// recipients, when set, encrypts every object after compression.
+	recipients *crypt.Recipients
+	partSize   int64
+	meta       map[string]string // stored with every object
 	// lock locks every object until now() plus its days; zero is off.
 	lock repository.LockPolicy
 	now  func() time.Time // nil means time.Now
@@ -216,7 +220,13 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 	if now == nil {
 		now = time.Now
 	}
-	putOpts := storage.PutOptions{IfNotExists: true, Size: -1, Metadata: u.meta, Retention: u.lock.Retention(now())}
+	codec := repository.Codec{Compression: c, Recipients: u.recipients}
+	meta := u.meta
+	if codec.Encrypted() {
+		meta = maps.Clone(u.meta)
+		codec.DescribeRecipients(meta)
+	}
+	putOpts := storage.PutOptions{IfNotExists: true, Size: -1, Metadata: meta, Retention: u.lock.Retention(now())}
 	pipe := newBufPipe()
 	p := &pendingPart{putDone: make(chan error, 1), returned: make(chan struct{}), key: key, pipe: pipe}
 	go func() {
@@ -253,8 +263,13 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 
 	stored := &countingWriter{w: pipe, ctx: ctx}
 	h := parhash.New(sha256.New())
+	var fp *crypt.Fingerprinter
+	if codec.Encrypted() {
+		fp = u.recipients.NewFingerprinter()
+		r = io.TeeReader(r, fp)
+	}
 	src := &sourceReader{r: io.TeeReader(r, h)}
-	raw, copyErr := compressInto(stored, src, c)
+	raw, copyErr := compressInto(stored, src, codec)
 	sum, _ := h.Sum()
 	if cerr := pipe.CloseWrite(copyErr); copyErr == nil { // nil: the Put sees EOF
 		copyErr = cerr
@@ -271,6 +286,10 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 		StoredSize:  stored.n,
 		SHA256:      hex.EncodeToString(sum),
 	}
+	if fp != nil {
+		// No plaintext sha256 in the clear manifest: see Codec.Describe.
+		p.part.SHA256, p.part.Encryption, p.part.Fingerprints = "", crypt.Scheme, fp.Sum()
+	}
 	return p, nil
 }
 
@@ -281,7 +300,7 @@ var errPutReturned = errors.New("storage ended the upload before the whole part 
 
 // compressInto copies src into w through compression c and flushes it. It
 // returns the number of raw bytes copied.
-func compressInto(w io.Writer, src io.Reader, c repository.Compression) (int64, error) {
+func compressInto(w io.Writer, src io.Reader, c repository.Codec) (int64, error) {
 	zw, err := c.NewWriter(w)
 	if err != nil {
 		return 0, err

@@ -226,7 +226,7 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 			awsEnv = append(awsEnv, kv)
 		}
 	}
-	archiveCommand := fmt.Sprintf("%s wal-push --repo %s %%p && %s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style %%p",
+	archiveCommand := fmt.Sprintf("%s wal-push --repo %s %%p && %s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p",
 		e.bin, e.repos["file"].url, e.bin, s3url, gw.Endpoint, gw.Region)
 	e.pg = testenv.StartPostgres(tb, testenv.PostgresOptions{
 		// Loading the data archives nothing: no backup needs that WAL.

@@ -77,7 +77,7 @@ func keepUp(b *testing.B, bin string, prepare, load []string) {
 			awsEnv = append(awsEnv, kv)
 		}
 	}
-	archiveCommand := fmt.Sprintf("%s wal-push --repo s3://%s/db1 --s3-endpoint %s --s3-region %s --s3-path-style %%p",
+	archiveCommand := fmt.Sprintf("%s wal-push --repo s3://%s/db1 --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p",
 		bin, bucket, gw.Endpoint, gw.Region)
 	pg := testenv.StartPostgres(b, testenv.PostgresOptions{
 		// pgbench -i archives nothing; walvault takes over for the load.

@@ -121,7 +121,7 @@ func BenchmarkReceive(b *testing.B) {
 	pg := testenv.StartPostgres(b, testenv.PostgresOptions{ArchiveCommand: "/bin/true", Env: awsEnv})
 	pg.Pgbench(b, "-i", "-s", "10", "-q")
 	pg.SQL(b, "CREATE TABLE receive_marks (id bigserial PRIMARY KEY, ts timestamptz NOT NULL)")
-	archiveCommand := fmt.Sprintf("%s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style %%p",
+	archiveCommand := fmt.Sprintf("%s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p",
 		bin, repoURL, gw.Endpoint, gw.Region)
 	setArchiveCommand(b, pg, archiveCommand)
 	pg.WaitArchived(b, pg.SwitchWAL(b), 2*time.Minute)

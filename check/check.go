@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/archiveproof"
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -67,6 +68,9 @@ type Options struct {
 	// LockMode and LockDays are the configured Object Lock policy.
 	LockMode storage.RetentionMode
 	LockDays int
+	// Identities, when set, are checked to decrypt the newest backup and
+	// the WAL since (NameDecryption).
+	Identities *crypt.Identities
 	// Timeout bounds each check (default 30s).
 	Timeout time.Duration
 	// Host names the probe object.
@@ -117,6 +121,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 	c.timed(ctx, c.checkReceiveSlots)
 	c.timed(ctx, c.checkBackups)
 	c.timed(ctx, c.checkContinuity)
+	c.timed(ctx, c.checkDecryption)
 	c.timed(ctx, c.checkObjectLock)
 	c.add(c.checkFreeSpace())
 	return c.results

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walvault/walvault/internal/progress"
-	"github.com/walvault/walvault/internal/units"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/internal/units"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
@@ -37,6 +39,8 @@ type Options struct {
 	// backup's major version (/usr/lib/postgresql/<major>/bin, then
 	// pg_config --bindir).
 	PGBinDir string
+	// Identities decrypt an encrypted repository (nil: none configured).
+	Identities *crypt.Identities
 	// Owner is the OS user the server runs as when walvault runs as root
 	// ("" means postgres). Not as root, the server runs as the caller.
 	Owner string
@@ -297,6 +301,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 		Target:         d.target,
 		Owner:          u.name,
 		RestoreCommand: d.opts.RestoreCommand(s.dataDir),
+		Identities:     d.opts.Identities,
 		ConfigFile:     d.opts.ConfigFile,
 		ConfigYAML:     d.opts.ConfigYAML,
 		PGBinDir:       bins.Dir,

@@ -51,6 +51,7 @@ func TestStalledStorageNeverHangs(t *testing.T) {
 		"WALVAULT_REPO=s3://stalled/x",
 		"WALVAULT_S3_ENDPOINT=" + stalledServer(t),
 		"WALVAULT_S3_PATH_STYLE=true",
+		"WALVAULT_S3_ALLOW_HTTP=true",
 		"WALVAULT_TIMEOUT=3s",
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test-secret", "AWS_REGION=us-east-1",
 	}

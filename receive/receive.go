@@ -254,6 +254,11 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 		if err := id.CheckLock(r.opts.Push.Lock, r.b.Location()); err != nil {
 			return 0, fatalError{err}
 		}
+		// wal-receive does not encrypt yet: its partials would be stored
+		// in the clear in an encrypted repository.
+		if err := id.CheckEncryption(r.opts.Push.Recipients, r.b.Location()); err != nil {
+			return 0, fatalError{err}
+		}
 		r.id = &id
 	case errors.Is(err, storage.ErrNotFound):
 	default:

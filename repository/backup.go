@@ -125,7 +125,16 @@ type BackupPart struct {
 	Compression Compression `json:"compression"`
 	RawSize     int64       `json:"raw_size"`
 	StoredSize  int64       `json:"stored_size"`
-	SHA256      string      `json:"sha256"` // of the raw bytes
+	SHA256      string      `json:"sha256"` // of the raw bytes; empty when encrypted
+	// Encryption and Fingerprints describe an encrypted part (see
+	// Codec.Describe): its plaintext's keyed fingerprints replace SHA256.
+	Encryption   string `json:"encryption,omitempty"`
+	Fingerprints string `json:"fingerprints,omitempty"`
+}
+
+// Meta is the part's record as object metadata, for OpenBody.
+func (p BackupPart) Meta() map[string]string {
+	return map[string]string{MetaEncryption: p.Encryption, MetaFingerprints: p.Fingerprints}
 }
 
 // RawSize is the archive's total size before compression.

@@ -3,8 +3,9 @@
 // and a Parse/Format pair per kind; the builders are in layout.go,
 // partial.go, backup.go, marks.go), the repository identity written once by
 // the first push (identity.go) with its Object Lock policy (lock.go), how
-// object bodies are compressed (compression.go), and which of its objects a
-// delete marker hides (hidden.go).
+// object bodies are compressed (compression.go) and encrypted
+// (encryption.go: Codec and OpenBody, the one place bodies are encoded and
+// decoded), and which of its objects a delete marker hides (hidden.go).
 //
 // Read inventory.go next: LoadInventory lists the repository once and turns
 // the listing into the model every command reads it through: the WAL index

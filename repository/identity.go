@@ -36,6 +36,12 @@ type Identity struct {
 	// days. Absent, in repositories created without a policy, means off.
 	LockMode storage.RetentionMode `json:"lock_mode,omitempty"`
 	LockDays int                   `json:"lock_days,omitempty"`
+	// Encryption is crypt.Scheme in a repository whose objects are
+	// encrypted (empty: in the clear), and Recipients the KeyIDs of the
+	// public keys it was created with; later objects may go to others
+	// (key rotation), each object's metadata names its own.
+	Encryption string   `json:"encryption,omitempty"`
+	Recipients []string `json:"recipients,omitempty"`
 
 	// Hidden reports that walvault.json was read from a version hidden
 	// behind a delete marker (someone deleted it without a version id):

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -54,7 +55,9 @@ type BackupOptions struct {
 	// VerifyBoth); "" means /usr/lib/postgresql/<major>/bin, then PATH.
 	// Without a usable one the same check is done in Go (VerifyDataDir).
 	PGBinDir string
-	Log      *slog.Logger
+	// Identities decrypt an encrypted repository's parts (nil: none).
+	Identities *crypt.Identities
+	Log        *slog.Logger
 	// Progress shows the download (nil: nothing); MaxRate, above 0,
 	// limits it to that many bytes a second.
 	Progress *progress.Output
@@ -213,6 +216,12 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("backup %s has no PostgreSQL backup_manifest, so its restore could not be verified: restore another backup", m.ID)
 	}
 
+	if m.PGManifest.Encryption != "" {
+		if err := checkDecryptable(ctx, b, m, opts.Identities, !t.IsLatest(), log); err != nil {
+			return res, err
+		}
+	}
+
 	// Check every target directory before creating any.
 	dd, err := checkTargetDir(dataDir, "data directory")
 	if err != nil {
@@ -259,14 +268,14 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, err
 	}
 	defer root.Close()
-	if err := fetchPGManifest(ctx, b, m, root); err != nil {
+	if err := fetchPGManifest(ctx, b, m, root, opts.Identities); err != nil {
 		return res, err
 	}
 	var ignore []string
 	if opts.ConfigFile != "" {
 		ignore = append(ignore, filepath.ToSlash(opts.ConfigFile))
 	}
-	xopts := extractOptions{}
+	xopts := extractOptions{ids: opts.Identities}
 	if opts.observe != nil {
 		xopts.promoted = func() { opts.observe(false) }
 	}
@@ -410,8 +419,9 @@ func writeNewFile(root *os.Root, name string, data []byte) error {
 // hidden name (pgManifestPartial) until RestoreBackup has extracted and
 // checked the archives: like every file, it is visible only once the
 // restore's data is verified.
-func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.BackupManifest, root *os.Root) error {
+func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.BackupManifest, root *os.Root, ids *crypt.Identities) error {
 	ps := newPartStream(ctx, b, m.ID, []repository.BackupPart{m.PGManifest})
+	ps.ids = ids
 	defer ps.Close()
 	f, err := root.OpenFile(pgManifestPartial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -479,6 +489,7 @@ var (
 // verified), also the padding after the tar's end marker.
 func extractArchive(ctx context.Context, b storage.Backend, backupID string, a repository.BackupArchive, root *os.Root, opts extractOptions) (extractResult, int64, error) {
 	ps := newPartStream(ctx, b, backupID, a.Parts)
+	ps.ids = opts.ids
 	opts.verified = ps.Verified
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)

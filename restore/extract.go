@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/walvault/walvault/crypt"
 )
 
 // Names in base.tar that extraction treats specially.
@@ -50,6 +52,8 @@ type extractOptions struct {
 	// symlinks point at tablespaceLinks[oid].
 	base            bool
 	tablespaceLinks map[string]string
+	// ids decrypt the archive's parts when they are encrypted.
+	ids *crypt.Identities
 	// verified says up to which raw offset of the stream the bytes are
 	// proven (partStream.Verified); nil trusts each byte once read.
 	verified func() int64

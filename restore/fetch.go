@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -25,7 +26,10 @@ type FetchOptions struct {
 	// Compression is tried first; the other encodings are tried when the
 	// object is not found under it.
 	Compression repository.Compression
-	Log         *slog.Logger
+	// Identities decrypt the objects of an encrypted repository (nil:
+	// none configured, and an encrypted object fails naming its keys).
+	Identities *crypt.Identities
+	Log        *slog.Logger
 	// PrefetchWait bounds how long FetchCached waits for a prefetcher
 	// that is downloading the same file before downloading it itself (0:
 	// PrefetchWait).
@@ -85,16 +89,28 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 
 	res := FetchResult{Key: info.Key, StoredSize: info.Size, SHA256: info.Metadata[repository.MetaSHA256]}
 	rawSize, err := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
-	if err != nil || len(res.SHA256) != sha256.Size*2 {
+	encrypted := repository.EncryptedObject(info.Metadata)
+	if err != nil || (!encrypted && len(res.SHA256) != sha256.Size*2) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified; it was not written by walvault or its metadata was lost", ErrCorrupt, info.Key, b.Location())
 	}
 	res.RawSize = rawSize
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, b.Location(), stored, compression)
 	}
-	body, err := compression.NewReader(storage.TagStreamErrors(rc))
+	body, err := repository.OpenBody(storage.TagStreamErrors(rc), compression, opts.Identities, info.Metadata)
 	if err != nil {
-		return FetchResult{}, err
+		return FetchResult{}, fmt.Errorf("fetch %s from %s: %w", info.Key, b.Location(), err)
+	}
+	var fp *fingerprintCheck
+	if encrypted {
+		// No sha256 is stored with an encrypted object: the keyed
+		// fingerprint of a key at hand is checked instead, and the sha256
+		// computed on the way is the result's (the prefetcher's record).
+		h, want, ok := opts.Identities.Verifier(info.Metadata[repository.MetaFingerprints])
+		if !ok {
+			return FetchResult{}, fmt.Errorf("%w: %s in %s has no fingerprint for the keys in %s, so it cannot be verified", ErrCorrupt, info.Key, b.Location(), opts.Identities.Path())
+		}
+		fp = &fingerprintCheck{h, want}
 	}
 	var h hash.Hash = sha256.New()
 	var cp *checkpointHash
@@ -102,9 +118,11 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		cp = newCheckpointHash(res.RawSize)
 		h = cp
 	}
-	if err := writeVerified(dest, body, res, b.Location(), h); err != nil {
+	sum, err := writeVerified(dest, body, res, b.Location(), h, fp)
+	if err != nil {
 		return FetchResult{}, err
 	}
+	res.SHA256 = sum
 	if cp != nil {
 		res.checkpoints = cp.result()
 	}
@@ -153,11 +171,13 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 }
 
 // writeVerified hashes with h, a fresh SHA-256.
-func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash) (err error) {
+// With fp (an encrypted object), want.SHA256 is empty and fp's keyed
+// fingerprint is checked instead. It returns the sha256 written.
+func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, fp *fingerprintCheck) (sum string, err error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".walvault-*")
 	if err != nil {
-		return fmt.Errorf("create a temporary file beside %s: %w", dest, err)
+		return "", fmt.Errorf("create a temporary file beside %s: %w", dest, err)
 	}
 	defer func() {
 		if err != nil {
@@ -169,30 +189,47 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 	// one byte past the expected size, so a body that is too long is caught
 	// without reading an unbounded stream.
 	hasher := parhash.New(h)
-	n, err := io.Copy(io.MultiWriter(tmp, hasher), io.LimitReader(body, want.RawSize+1))
+	sink := io.MultiWriter(tmp, hasher)
+	if fp != nil {
+		sink = io.MultiWriter(tmp, hasher, fp.h)
+	}
+	n, err := io.Copy(sink, io.LimitReader(body, want.RawSize+1))
 	digest, _ := hasher.Sum()
 	if err != nil {
-		return fmt.Errorf("%w: download or decompress %s from %s: %w", errorKind(err), want.Key, location, err)
+		return "", fmt.Errorf("%w: download or decompress %s from %s: %w", errorKind(err), want.Key, location, err)
 	}
 	if n != want.RawSize {
-		return fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)
+		return "", fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)
 	}
-	if got := hex.EncodeToString(digest); got != want.SHA256 {
-		return fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, got, want.SHA256, dest)
+	sum = hex.EncodeToString(digest)
+	if fp == nil && sum != want.SHA256 {
+		return "", fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, sum, want.SHA256, dest)
+	}
+	if fp != nil {
+		if got := hex.EncodeToString(fp.h.Sum(nil)); got != fp.want {
+			return "", fmt.Errorf("%w: %s from %s has plaintext fingerprint %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, got, fp.want, dest)
+		}
 	}
 	// No fsync: PostgreSQL reads the restored file at once, and after a
 	// crash recovery simply asks for it again; the rename keeps a reader
 	// from ever seeing a partial file.
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+		return "", fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return fmt.Errorf("rename into %s: %w", dest, err)
+		return "", fmt.Errorf("rename into %s: %w", dest, err)
 	}
-	return nil
+	return sum, nil
+}
+
+// fingerprintCheck is an encrypted object's keyed plaintext fingerprint:
+// h is fed the plaintext and must end at want.
+type fingerprintCheck struct {
+	h    hash.Hash
+	want string
 }
 
 // errorKind classifies a failure while streaming the body: an error from

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/parhash"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -65,13 +66,14 @@ type partStream struct {
 	b        storage.Backend
 	backupID string
 	parts    []repository.BackupPart
-	fetches  []*partFetch // started, not yet read to their end; the first is being read
-	started  int          // parts whose fetch was started
-	chunk    *[]byte      // the chunk being handed out
-	rest     []byte       // what is left of it
-	total    int64        // raw bytes read so far, all parts
-	verified atomic.Int64 // raw offset up to which every part is verified
-	failed   error        // a part failed: the stream is over
+	ids      *crypt.Identities // decrypt encrypted parts; nil: none configured
+	fetches  []*partFetch      // started, not yet read to their end; the first is being read
+	started  int               // parts whose fetch was started
+	chunk    *[]byte           // the chunk being handed out
+	rest     []byte            // what is left of it
+	total    int64             // raw bytes read so far, all parts
+	verified atomic.Int64      // raw offset up to which every part is verified
+	failed   error             // a part failed: the stream is over
 }
 
 // partFetch is one part being fetched.
@@ -282,7 +284,7 @@ func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, err
 	if !strings.HasPrefix(part.Key, repository.BackupPrefix(s.backupID)) {
 		return nil, nil, fmt.Errorf("%w: the manifest of backup %s lists part %q outside the backup's folder %s: the manifest is damaged", ErrCorrupt, s.backupID, part.Key, repository.BackupPrefix(s.backupID))
 	}
-	if part.RawSize < 0 || len(part.SHA256) != sha256.Size*2 {
+	if part.RawSize < 0 || (len(part.SHA256) != sha256.Size*2 && (part.Encryption == "" || part.Fingerprints == "")) {
 		return nil, nil, fmt.Errorf("%w: the manifest of backup %s lists part %s without a valid size and sha256: the manifest is damaged", ErrCorrupt, s.backupID, part.Key)
 	}
 	rc, info, err := s.b.Get(s.ctx, part.Key)
@@ -296,7 +298,7 @@ func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, err
 		rc.Close()
 		return nil, nil, fmt.Errorf("%w: part %s of backup %s in %s has %d bytes, the manifest says %d: the backup is damaged", ErrCorrupt, part.Key, s.backupID, s.b.Location(), info.Size, part.StoredSize)
 	}
-	body, err := part.Compression.NewReader(storage.TagStreamErrors(rc))
+	body, err := repository.OpenBody(storage.TagStreamErrors(rc), part.Compression, s.ids, part.Meta())
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("part %s of backup %s: %w", part.Key, s.backupID, err)
@@ -310,7 +312,8 @@ func (s *partStream) verify(part repository.BackupPart, n int64, sum []byte) err
 		return fmt.Errorf("%w: part %s of backup %s from %s decompressed to %s bytes, the manifest says %d: the backup is damaged; restore another backup",
 			ErrCorrupt, part.Key, s.backupID, s.b.Location(), sizeWord(n, part.RawSize), part.RawSize)
 	}
-	if got := hex.EncodeToString(sum); got != part.SHA256 {
+	// An encrypted part has no sha256: OpenBody checked its fingerprint.
+	if got := hex.EncodeToString(sum); part.Encryption == "" && got != part.SHA256 {
 		return fmt.Errorf("%w: part %s of backup %s from %s has sha256 %s, the manifest says %s: the backup is damaged; restore another backup",
 			ErrCorrupt, part.Key, s.backupID, s.b.Location(), got, part.SHA256)
 	}

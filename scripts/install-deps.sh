@@ -125,4 +125,11 @@ if [ "$with_s3" = yes ] && ! command -v promtool >/dev/null && [ ! -x "$gobin/pr
 	install -D -m 0755 "$deb_dir/root/usr/bin/promtool" "$gobin/promtool"
 	rm -rf "$deb_dir"
 fi
+# age: the README's emergency decryption (age -d | lz4 -d) is tested with
+# the real command-line tool.
+if ! command -v age >/dev/null; then
+	echo "install-deps: apt-get install age"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age >/dev/null
+fi
 echo "install-deps: what walvault needs is present"
+

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -62,9 +63,17 @@ type readResult struct {
 // readThrough streams rc through the decoder of c and a sha256, reading at
 // most limit+1 raw bytes. Storage failures are returned as errors; a body
 // that does not decode is a result.
-func readThrough(rc io.Reader, c repository.Compression, limit int64) (readResult, error) {
+//
+// An encrypted object (meta says so) is decrypted with ids first, and its
+// keyed fingerprint checked at its end (repository.OpenBody): a mismatch
+// or a changed ciphertext is a decodeErr. No identity for it is an error:
+// its content cannot be verified.
+func readThrough(rc io.Reader, c repository.Compression, limit int64, ids *crypt.Identities, meta map[string]string) (readResult, error) {
 	counted := &countingReader{r: rc}
-	body, err := c.NewReader(storage.TagStreamErrors(counted))
+	body, err := repository.OpenBody(storage.TagStreamErrors(counted), c, ids, meta)
+	if errors.Is(err, crypt.ErrTampered) {
+		return readResult{decodeErr: err}, nil
+	}
 	if err != nil {
 		return readResult{}, err
 	}
@@ -101,7 +110,8 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 	defer rc.Close()
 	wantSum := info.Metadata[repository.MetaSHA256]
 	wantRaw, perr := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
-	if perr != nil || wantRaw < 0 || len(wantSum) != sha256.Size*2 {
+	encrypted := repository.EncryptedObject(info.Metadata)
+	if perr != nil || wantRaw < 0 || (!encrypted && len(wantSum) != sha256.Size*2) {
 		s.count(0)
 		s.problem(Finding{Kind: KindWALMetadata, Key: it.key,
 			Detail: fmt.Sprintf("%s has no valid sha256/raw-size metadata, so wal-fetch refuses it: it was not written by walvault, or its metadata was lost", it.key)})
@@ -113,7 +123,7 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 			Detail: fmt.Sprintf("%s is marked as compressed with %q but its key says %q: it was not written by walvault or was replaced", it.key, mc, it.wal.compression)})
 		return nil
 	}
-	res, err := readThrough(rc, it.wal.compression, wantRaw)
+	res, err := readThrough(rc, it.wal.compression, wantRaw, s.opts.Identities, info.Metadata)
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", it.key, s.b.Location(), err)
 	}
@@ -126,7 +136,7 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 	case res.raw != wantRaw:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
 			Detail: fmt.Sprintf("%s (%s) decompresses to %s bytes, its metadata says %d: the object is damaged; %s", it.key, name, sizeWord(res.raw, wantRaw), wantRaw, walRemedy(it.wal.file))})
-	case res.sha256 != wantSum:
+	case !encrypted && res.sha256 != wantSum:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
 			Detail: fmt.Sprintf("%s (%s) has sha256 %s, its metadata says %s: the object is damaged; %s", it.key, name, res.sha256, wantSum, walRemedy(it.wal.file))})
 	case it.wal.file.Kind == wal.KindSegment && res.raw != int64(s.id.WALSegmentSize):
@@ -155,7 +165,7 @@ func (s *scan) checkPart(ctx context.Context, it fullItem) error {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}
 	defer rc.Close()
-	res, err := readThrough(rc, p.Compression, p.RawSize)
+	res, err := readThrough(rc, p.Compression, p.RawSize, s.opts.Identities, p.Meta())
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}
@@ -166,7 +176,7 @@ func (s *scan) checkPart(ctx context.Context, it fullItem) error {
 		why = fmt.Sprintf("does not decompress: %v", res.decodeErr)
 	case res.raw != p.RawSize:
 		why = fmt.Sprintf("decompresses to %s bytes, the manifest says %d", sizeWord(res.raw, p.RawSize), p.RawSize)
-	case res.sha256 != p.SHA256:
+	case p.Encryption == "" && res.sha256 != p.SHA256:
 		why = fmt.Sprintf("has sha256 %s, the manifest says %s", res.sha256, p.SHA256)
 	default:
 		return nil

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -32,6 +33,8 @@ type Options struct {
 	// continuous (a retention policy's kept set): WAL is checked from the
 	// oldest of their starts. nil means every backup with a manifest.
 	KeptBackups map[string]bool
+	// Identities decrypt an encrypted repository's objects for Full.
+	Identities *crypt.Identities
 	// UploadAge: incomplete uploads (S3 multipart uploads neither
 	// completed nor aborted, file:// temp files) that started longer ago
 	// are reported, as warnings: they hold no data a restore needs, only

@@ -21,6 +21,8 @@ type backupPushOptions struct {
 	Incremental bool
 	Parent      string
 
+	encryptSettings
+
 	PGConn     string
 	Timeout    time.Duration
 	Label      string
@@ -35,6 +37,7 @@ func (o *backupPushOptions) bind(b *binder) {
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
 	o.maxRate.bind(b, "limit on the bytes a second read from PostgreSQL (so on its disk reads and on the upload), such as 50MiB; unset: no limit")
+	o.encryptSettings.bind(b)
 	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for wal-receive to store the backup's WAL")
 }
 
@@ -133,6 +136,7 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		QueryTimeout: opts.Timeout,
 		Incremental:  opts.Incremental,
 		Parent:       opts.Parent,
+		Recipients:   opts.Recipients,
 		Log:          s.log,
 		Progress:     s.out,
 		MaxRate:      opts.MaxRate,

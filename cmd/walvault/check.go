@@ -17,6 +17,7 @@ import (
 type checkOptions struct {
 	Config
 	lockSettings
+	decryptSettings
 	PGConn       string
 	MaxBackupAge time.Duration
 	MinBackups   int
@@ -28,6 +29,7 @@ type checkOptions struct {
 func (o *checkOptions) bind(b *binder) {
 	bindPGConn(b, &o.PGConn)
 	o.lockSettings.bind(b, &o.Repo)
+	o.decryptSettings.bind(b)
 	b.add("max-backup-age", positiveDuration("max-backup-age", "26h", &o.MaxBackupAge))
 	b.add("min-backups", func(v string) (err error) {
 		if o.MinBackups, err = strconv.Atoi(v); err != nil || o.MinBackups < 0 {
@@ -93,6 +95,7 @@ func checkAll(c *cli.Context, opts *checkOptions, s *session) error {
 		MinBackups:   opts.MinBackups,
 		LockMode:     opts.LockMode,
 		LockDays:     opts.LockDays,
+		Identities:   opts.Identities,
 		Timeout:      opts.Timeout,
 		Host:         host,
 		Secrets:      secretValues(opts.PGConn),

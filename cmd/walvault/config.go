@@ -36,6 +36,9 @@ var settings = []setting{
 	{name: "s3-endpoint", usage: "S3 endpoint URL for S3-compatible servers (e.g. https://minio.example:9000); empty means AWS"},
 	{name: "s3-region", usage: "S3 region; empty means the AWS chain's (AWS_REGION, ~/.aws/config), else us-east-1"},
 	{name: "s3-path-style", def: "false", usage: "use path-style addressing (endpoint/bucket/key), needed by most S3-compatible servers", isBool: true},
+	{name: "s3-allow-http", def: "false", usage: "allow an http:// s3-endpoint (data and request signatures then travel unencrypted: for loopback tests only)", isBool: true},
+	{name: "s3-sse", usage: "storage-side encryption asked of S3 on every write: AES256 or aws:kms (empty: the bucket's default)"},
+	{name: "s3-sse-kms-key-id", usage: "KMS key for s3-sse aws:kms (empty: the account's default key)"},
 	{name: "s3-ca-bundle", usage: "PEM file with the CA certificates that sign the S3 endpoint's TLS certificate"},
 	{name: "s3-part-size", def: "16MiB", usage: "multipart upload part size; memory per upload is part size x concurrency"},
 	{name: "s3-concurrency", def: "4", usage: "parts uploaded in parallel per object"},
@@ -43,6 +46,8 @@ var settings = []setting{
 	{name: "compression", def: "lz4", usage: "compression of new WAL objects: lz4 or none"},
 	{name: "lock-mode", def: "off", usage: "S3 Object Lock on every new object: off, governance or compliance (the bucket must have Object Lock enabled)"},
 	{name: "lock-days", def: "0", usage: "days each new object stays locked (with lock-mode governance or compliance)"},
+	{name: "encrypt-to", usage: "encrypt new objects to these age public keys (age1..., comma separated), or @FILE with one per line; needs no secret"},
+	{name: "decrypt-with", usage: "age identity file (AGE-SECRET-KEY-1... lines) that decrypts an encrypted repository's objects"},
 	{name: "retain", usage: `retention policy: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
 	{name: "max-backup-age", def: "26h", usage: "the newest DONE backup must be younger than this"},
 	{name: "min-backups", def: "1", usage: "at least this many DONE backups"},
@@ -147,8 +152,10 @@ func invalid(name, want string) error {
 // the repository is, how to reach it, and how to log. Other settings
 // belong to the options of the commands that read them.
 type Config struct {
-	Repo       string
-	S3         open.S3Options
+	Repo string
+	S3   open.S3Options
+	// AllowHTTP lets s3-endpoint be http:// (s3-allow-http).
+	AllowHTTP  bool
 	LogLevel   slog.Level
 	LogFormat  string
 	ConfigFile string
@@ -172,6 +179,8 @@ func (cfg *Config) bindRepo(b *binder) {
 		return nil
 	})
 	b.add("s3-ca-bundle", func(v string) error { cfg.S3.CABundle = v; return nil })
+	cfg.bindAllowHTTP(b)
+	cfg.bindSSE(b)
 	b.add("log-level", func(v string) error {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return invalid("log-level", "want debug, info, warn or error")

@@ -170,3 +170,19 @@ func TestHelpShowsTheConfLine(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPEndpointNeedsAllowHTTP: an http:// endpoint is refused on one
+// line, exit 2, saying why, unless s3-allow-http is set.
+func TestHTTPEndpointNeedsAllowHTTP(t *testing.T) {
+	t.Setenv("WALVAULT_REPO", "s3://bucket/prefix")
+	t.Setenv("WALVAULT_S3_ENDPOINT", "http://127.0.0.1:1")
+	code, _, stderr := runCmd(t, "backup-list")
+	if code != exitUsage || !strings.Contains(stderr, "s3-allow-http") || !strings.Contains(stderr, "unencrypted") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("http:// endpoint: exit %d, stderr %q; want exit 2 and one line naming s3-allow-http", code, stderr)
+	}
+	t.Setenv("WALVAULT_S3_ALLOW_HTTP", "true")
+	t.Setenv("WALVAULT_TIMEOUT", "1s")
+	if _, _, stderr := runCmd(t, "backup-list"); strings.Contains(stderr, "s3-allow-http") {
+		t.Fatalf("with s3-allow-http: still refused: %q", stderr)
+	}
+}

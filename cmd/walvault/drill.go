@@ -137,6 +137,7 @@ func drillAction(c *cli.Context, opts *drillOptions, s *session) error {
 		ScratchDir:      opts.ScratchDir,
 		Keep:            opts.Keep,
 		PGBinDir:        opts.PGBin,
+		Identities:      opts.Identities,
 		Owner:           opts.Owner,
 		DBUser:          opts.DBUser,
 		DBName:          opts.CheckDB,

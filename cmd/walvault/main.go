@@ -65,7 +65,7 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 			backupPushCommand(), backupListCommand(), infoCommand(), backupMarkCommand(), restoreCommand(),
 			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
 			drillCommand(), exporterCommand(), walPrefetchCommand(),
-			walReceiveCommand(),
+			walReceiveCommand(), keysCommand(),
 		},
 		// Errors are printed once, by run, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -48,12 +48,14 @@ type restoreConfig struct {
 }
 
 type fetchSettings struct {
+	decryptSettings
 	Compression repository.Compression
 	Timeout     time.Duration
 }
 
 func (f *fetchSettings) bind(b *binder) {
 	bindCompression(b, &f.Compression)
+	f.decryptSettings.bind(b)
 	bindFetchTimeout(b, &f.Timeout, "deadline of each wal-fetch recovery runs (written into walvault-restore.yaml for restore_command)")
 }
 
@@ -144,6 +146,7 @@ func (o *restoreOptions) precheck(c *cli.Context) error {
 // restoreAction has no total deadline: a restore takes as long as the
 // data is big.
 func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
+	opts.warnMode(s.log)
 	configYAML, err := opts.restoreConfig.yaml()
 	if err != nil {
 		return err
@@ -160,6 +163,7 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		ConfigYAML:        configYAML,
 		Verify:            opts.verify,
 		PGBinDir:          opts.PGBin,
+		Identities:        opts.Identities,
 		Log:               s.log,
 		Progress:          s.out,
 		MaxRate:           opts.MaxRate,
@@ -293,6 +297,15 @@ func (r *restoreConfig) yaml() ([]byte, error) {
 		"timeout":     fetch.Timeout.String(),
 		"log-format":  cfg.LogFormat,
 	}
+	if fetch.Identities != nil {
+		// The path, never the key: restore_command reads the file (the
+		// server's OS user must be able to).
+		path, err := filepath.Abs(fetch.Identities.Path())
+		if err != nil {
+			return nil, err
+		}
+		values["decrypt-with"] = path
+	}
 	if cfg.S3.Endpoint != "" {
 		values["s3-endpoint"] = cfg.S3.Endpoint
 	}
@@ -301,6 +314,9 @@ func (r *restoreConfig) yaml() ([]byte, error) {
 	}
 	if cfg.S3.PathStyle {
 		values["s3-path-style"] = true
+	}
+	if cfg.AllowHTTP {
+		values["s3-allow-http"] = true
 	}
 	if cfg.S3.CABundle != "" {
 		ca, err := filepath.Abs(cfg.S3.CABundle)

@@ -11,26 +11,27 @@ import (
 )
 
 // repoSettings are what every command that opens the repository reads.
-var repoSettings = []string{"repo", "s3-endpoint", "s3-region", "s3-path-style", "s3-ca-bundle", "log-level", "log-format"}
+var repoSettings = []string{"repo", "s3-endpoint", "s3-region", "s3-path-style", "s3-allow-http", "s3-sse", "s3-sse-kms-key-id", "s3-ca-bundle", "log-level", "log-format"}
 
 // commandSettings is, per command, the settings beyond repoSettings it
 // reads: what its --help lists and the README's configuration reference
 // says.
 var commandSettings = map[string][]string{
-	"wal-push":     {"s3-part-size", "s3-concurrency", "compression", "lock-mode", "lock-days", "upload-concurrency", "timeout"},
-	"wal-fetch":    {"compression", "prefetch", "timeout"},
-	"wal-prefetch": {"compression"},
+	"wal-push":     {"s3-part-size", "s3-concurrency", "compression", "lock-mode", "lock-days", "encrypt-to", "upload-concurrency", "timeout"},
+	"wal-fetch":    {"compression", "decrypt-with", "prefetch", "timeout"},
+	"wal-prefetch": {"compression", "decrypt-with"},
 	"wal-receive":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "timeout"},
-	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "lock-mode", "lock-days", "max-rate", "timeout"},
+	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "lock-mode", "lock-days", "encrypt-to", "max-rate", "timeout"},
 	"backup-list":  {"timeout"},
 	"info":         {"timeout"},
 	"backup-mark":  {"timeout"},
-	"restore":      {"compression", "max-rate", "timeout"},
+	"restore":      {"compression", "decrypt-with", "max-rate", "timeout"},
 	"delete":       {"retain", "timeout"},
-	"verify":       {"timeout"},
-	"check":        {"pg-conn", "lock-mode", "lock-days", "max-backup-age", "min-backups", "timeout"},
+	"verify":       {"decrypt-with", "timeout"},
+	"check":        {"pg-conn", "lock-mode", "lock-days", "decrypt-with", "max-backup-age", "min-backups", "timeout"},
 	"repair":       {},
-	"drill":        {"compression", "timeout"},
+	"keys":         {},
+	"drill":        {"compression", "decrypt-with", "timeout"},
 	"exporter":     {"pg-conn"},
 }
 

@@ -13,11 +13,13 @@ import (
 // verifyOptions are the settings and flags of verify.
 type verifyOptions struct {
 	Config
+	decryptSettings
 	Full, JSON bool
 	Timeout    time.Duration // bounds each storage call (callTimeout)
 }
 
 func (o *verifyOptions) bind(b *binder) {
+	o.decryptSettings.bind(b)
 	bindTimeout(b, &o.Timeout, "deadline of each read of the repository (a listing, opening an object), retries included")
 }
 
@@ -69,7 +71,7 @@ func (o *verifyOptions) precheck(c *cli.Context) error {
 func verifyRepository(c *cli.Context, opts *verifyOptions, s *session) error {
 	// KeptBackups stays nil (every backup anchors WAL continuity) until
 	// the retention policy (retain) can name the kept set here.
-	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, UploadAge: storage.StaleUploadAge, Log: s.log, Progress: s.out})
+	report, err := verify.Run(s.ctx, s.b, verify.Options{Full: opts.Full, Identities: opts.Identities, UploadAge: storage.StaleUploadAge, Log: s.log, Progress: s.out})
 	if err != nil {
 		return fmt.Errorf("verify could not finish: %w", err)
 	}

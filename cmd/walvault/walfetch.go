@@ -21,12 +21,14 @@ import (
 type walFetchOptions struct {
 	Config
 	totalTimeout
+	decryptSettings
 	Compression repository.Compression
 	Prefetch    int // segments downloaded ahead (0: off)
 }
 
 func (o *walFetchOptions) bind(b *binder) {
 	bindCompression(b, &o.Compression)
+	o.decryptSettings.bind(b)
 	b.add("prefetch", intIn("prefetch", &o.Prefetch, 0, 64))
 	bindFetchTimeout(b, &o.Timeout, "deadline for the whole fetch, retries included: storage errors are retried until it, then the fetch exits 200 and recovery stops; long, so a storage outage shorter than it does not end a recovery")
 }
@@ -101,7 +103,8 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		if refused != nil {
 			log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 		}
-		fetch := restore.FetchOptions{Compression: opts.Compression, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
+		opts.warnMode(log)
+		fetch := restore.FetchOptions{Compression: opts.Compression, Identities: opts.Identities, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
 		res, fromCache, err := fetchRidingOut(s.ctx, s.b, name, dest, dir, fetch)
 		if err != nil {
 			return err
@@ -226,6 +229,7 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 // walPrefetchOptions are the settings and flags of wal-prefetch.
 type walPrefetchOptions struct {
 	Config
+	decryptSettings
 	Compression repository.Compression
 	Dir         string
 	SegmentSize uint
@@ -234,6 +238,7 @@ type walPrefetchOptions struct {
 
 func (o *walPrefetchOptions) bind(b *binder) {
 	bindCompression(b, &o.Compression)
+	o.decryptSettings.bind(b)
 }
 
 // deadline: the prefetcher lives at most this long.
@@ -274,7 +279,7 @@ func walPrefetch(c *cli.Context, opts *walPrefetchOptions, s *session) error {
 	start := time.Now()
 	name := c.Args().Get(0)
 	n, err := restore.Prefetch(s.ctx, s.b, opts.Dir, name, uint32(opts.SegmentSize), opts.Count,
-		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: opts.Compression, Log: log}, Follow: true})
+		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: opts.Compression, Identities: opts.Identities, Log: log}, Follow: true})
 	if errors.Is(err, restore.ErrPrefetchBusy) {
 		return nil
 	}

@@ -19,6 +19,7 @@ const pushMemoryLimit = 24 << 20
 type walPushOptions struct {
 	Config
 	lockSettings
+	encryptSettings
 	totalTimeout
 	Compression       repository.Compression
 	UploadConcurrency int
@@ -28,6 +29,7 @@ func (o *walPushOptions) bind(b *binder) {
 	o.bindUploads(b)
 	bindCompression(b, &o.Compression)
 	o.lockSettings.bind(b, &o.Repo)
+	o.encryptSettings.bind(b)
 	b.add("upload-concurrency", intIn("upload-concurrency", &o.UploadConcurrency, 0, 64))
 	bindTimeout(b, &o.Timeout, "deadline for the whole push, retries included: storage errors are retried until it, and a stalled transfer fails within it")
 }
@@ -111,6 +113,7 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 			Host:        host,
 			Version:     walvaultVersion(),
 			Lock:        opts.policy(),
+			Recipients:  opts.Recipients,
 			// PostgreSQL starts one wal-push per segment: remember the
 			// checked repository identity across them (pg_wal/walvault).
 			IdentityCacheTTL: archive.DefaultIdentityCacheTTL,

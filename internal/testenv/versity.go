@@ -232,6 +232,9 @@ func (v *Versity) Env() []string {
 		"AWS_REGION=" + v.Region,
 		"WALVAULT_S3_ENDPOINT=" + v.Endpoint,
 		"WALVAULT_S3_PATH_STYLE=true",
+		// The gateway and the fault proxies in front of it are loopback
+		// http:// servers, which walvault refuses unless told.
+		"WALVAULT_S3_ALLOW_HTTP=true",
 	}
 	if v.CAFile != "" {
 		env = append(env, "WALVAULT_S3_CA_BUNDLE="+v.CAFile)

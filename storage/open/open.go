@@ -25,6 +25,8 @@ type S3Options struct {
 	CABundle    string
 	PartSize    int64
 	Concurrency int
+	// SSE and SSEKMSKeyID: storage-side encryption (s3.Config).
+	SSE, SSEKMSKeyID string
 }
 
 // Options carries per-backend settings, and the decorators Stacked puts
@@ -150,6 +152,8 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			// A stalled transfer is abandoned after the call timeout when
 			// that is shorter: no call waits on silence longer than it.
 			StallTimeout: min(s3.DefaultStallTimeout, positiveOr(opts.Stack.CallTimeout, s3.DefaultStallTimeout)),
+			SSE:          opts.S3.SSE,
+			SSEKMSKeyID:  opts.S3.SSEKMSKeyID,
 		})
 	}
 	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)

@@ -157,6 +157,7 @@ func (b *Backend) putObject(ctx context.Context, okey string, body io.ReadSeeker
 	if opts.IfNotExists {
 		in.IfNoneMatch = aws.String("*")
 	}
+	in.ServerSideEncryption, in.SSEKMSKeyId = b.serverSideEncryption()
 	if ret := opts.Retention; ret != nil {
 		in.ObjectLockMode = types.ObjectLockMode(ret.Mode)
 		in.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())
@@ -205,6 +206,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		Key:      aws.String(okey),
 		Metadata: opts.Metadata,
 	}
+	create.ServerSideEncryption, create.SSEKMSKeyId = b.serverSideEncryption()
 	if ret := opts.Retention; ret != nil {
 		create.ObjectLockMode = types.ObjectLockMode(ret.Mode)
 		create.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())

@@ -56,7 +56,12 @@ const (
 // from the standard AWS chain (environment, shared config and credentials
 // files, SSO, web identity, container and instance roles).
 type Config struct {
-	Bucket string
+	// SSE asks the server to encrypt every object written: "" (the
+	// bucket's default), "AES256" or "aws:kms"; SSEKMSKeyID names the KMS
+	// key for "aws:kms" ("" is the account's default key).
+	SSE         string
+	SSEKMSKeyID string
+	Bucket      string
 	// Prefix is prepended to every key ("prefix/key"); empty for the
 	// bucket's root. Leading and trailing slashes are ignored.
 	Prefix string
@@ -105,6 +110,8 @@ type Backend struct {
 	// versionsPageSize caps ListObjectVersions pages (0: the server's
 	// default of 1000); tests lower it to cross page boundaries.
 	versionsPageSize int32
+	// sse and sseKMSKeyID go with every write (see Config.SSE).
+	sse, sseKMSKeyID string
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -133,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("s3: concurrency %d: want at least 1", cfg.Concurrency)
+	}
+	if err := validSSE(cfg.SSE, cfg.SSEKMSKeyID); err != nil {
+		return nil, err
 	}
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
@@ -197,6 +207,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		prefix:           prefix,
 		partSize:         cfg.PartSize,
 		concurrency:      cfg.Concurrency,
+		sse:              cfg.SSE,
+		sseKMSKeyID:      cfg.SSEKMSKeyID,
 	}
 	b.location = "s3://" + cfg.Bucket
 	if prefix != "" {

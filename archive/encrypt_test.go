@@ -1,0 +1,182 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+)
+
+// testKey is an age key pair: its identity file and parsed recipients.
+type testKey struct {
+	path   string
+	public string
+	secret string
+}
+
+func newTestKey(t *testing.T) testKey {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(path, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testKey{path, id.Recipient().String(), id.String()}
+}
+
+func recipients(t *testing.T, keys ...testKey) *crypt.Recipients {
+	t.Helper()
+	var pubs []string
+	for _, k := range keys {
+		pubs = append(pubs, k.public)
+	}
+	r, err := crypt.ParseRecipients(strings.Join(pubs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func identities(t *testing.T, path string) *crypt.Identities {
+	t.Helper()
+	ids, _, err := crypt.LoadIdentities(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestEncryptedPushFetch: an encrypted segment is stored as an age file
+// with fingerprints and no plaintext sha256, comes back byte-identical
+// with the identity, and re-pushes are settled by the fingerprints.
+func TestEncryptedPushFetch(t *testing.T) {
+	t.Parallel()
+	for _, c := range repository.Compressions {
+		t.Run(string(c), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			keyA, keyB := newTestKey(t), newTestKey(t)
+			b := mem.New()
+			s := seg(1, 0, 3)
+			dir := t.TempDir()
+			src, sum := writeSegment(t, dir, s.String(), header(t, s), 1)
+			o := opts(c)
+			o.Recipients = recipients(t, keyA)
+			res := mustPush(t, b, src, o)
+			body, info := object(t, b, res.Key)
+			if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) {
+				t.Fatalf("stored body is not an age file: %q", body[:20])
+			}
+			if _, ok := info.Metadata[repository.MetaSHA256]; ok {
+				t.Errorf("metadata %v records the plaintext sha256", info.Metadata)
+			}
+			if got := crypt.RecipientsOf(info.Metadata[repository.MetaFingerprints]); !slices.Equal(got, o.Recipients.IDs()) {
+				t.Errorf("metadata names recipients %v, want %v", got, o.Recipients.IDs())
+			}
+			id, err := repository.LoadIdentity(ctx, b)
+			if err != nil || id.Encryption != "age" || !slices.Equal(id.Recipients, o.Recipients.IDs()) {
+				t.Fatalf("identity %+v, %v: want encryption age to %v", id, err, o.Recipients.IDs())
+			}
+
+			dest := filepath.Join(t.TempDir(), "seg")
+			fr, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: c, Identities: identities(t, keyA.path)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fileSHA256(t, dest); got != sum || fr.SHA256 != sum {
+				t.Fatalf("fetched sha256 %s (result %s), want %s", got, fr.SHA256, sum)
+			}
+
+			// Without the identity, or with another key: refused, naming keys.
+			_, err = restore.Fetch(ctx, b, s.String(), filepath.Join(t.TempDir(), "x"), restore.FetchOptions{Compression: c})
+			if !errors.Is(err, crypt.ErrNoIdentity) || errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("fetch without identity: %v", err)
+			}
+			_, err = restore.Fetch(ctx, b, s.String(), filepath.Join(t.TempDir(), "x"), restore.FetchOptions{Compression: c, Identities: identities(t, keyB.path)})
+			if !errors.Is(err, crypt.ErrNoIdentity) || !strings.Contains(err.Error(), o.Recipients.IDs()[0]) {
+				t.Fatalf("fetch with another key: %v", err)
+			}
+
+			// Same content again, during a rotation (A and B): already archived.
+			o2 := o
+			o2.Recipients = recipients(t, keyA, keyB)
+			if again := mustPush(t, b, src, o2); !again.AlreadyArchived {
+				t.Fatalf("identical re-push: %+v", again)
+			}
+			// Only B: the push host cannot compare, and says so.
+			o3 := o
+			o3.Recipients = recipients(t, keyB)
+			if _, err := archive.Push(ctx, b, src, o3); !errors.Is(err, archive.ErrIncomparable) {
+				t.Fatalf("re-push to a disjoint key: %v", err)
+			}
+			// Different content under the same name: a conflict.
+			other, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 2)
+			if _, err := archive.Push(ctx, b, other, o); !errors.Is(err, archive.ErrConflict) {
+				t.Fatalf("different content: %v", err)
+			}
+
+			// One byte flipped: corrupt, nothing written.
+			flipped := bytes.Clone(body)
+			flipped[len(flipped)-40] ^= 1
+			if err := b.Put(ctx, res.Key, bytes.NewReader(flipped), storage.PutOptions{Metadata: info.Metadata, Size: int64(len(flipped))}); err != nil {
+				t.Fatal(err)
+			}
+			dest2 := filepath.Join(t.TempDir(), "seg")
+			if _, err := restore.Fetch(ctx, b, s.String(), dest2, restore.FetchOptions{Compression: c, Identities: identities(t, keyA.path)}); !errors.Is(err, restore.ErrCorrupt) {
+				t.Fatalf("tampered object: %v, want ErrCorrupt", err)
+			}
+			if _, err := os.Stat(dest2); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("tampered object: %s exists", dest2)
+			}
+			assertNoTempFiles(t, filepath.Dir(dest2))
+		})
+	}
+}
+
+// TestEncryptionSettingsMustMatch: a clear push into an encrypted
+// repository and an encrypted one into a clear repository are refused
+// before anything is written.
+func TestEncryptionSettingsMustMatch(t *testing.T) {
+	t.Parallel()
+	key := newTestKey(t)
+	for _, tc := range []struct {
+		name         string
+		first, later *crypt.Recipients
+	}{{"clear into encrypted", recipients(t, key), nil}, {"encrypted into clear", nil, recipients(t, key)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mem.New()
+			dir := t.TempDir()
+			s3, s4 := seg(1, 0, 3), seg(1, 0, 4)
+			first, _ := writeSegment(t, dir, s3.String(), header(t, s3), 1)
+			o := opts(repository.LZ4)
+			o.Recipients = tc.first
+			mustPush(t, b, first, o)
+			before := keys(t, b)
+			o.Recipients = tc.later
+			next, _ := writeSegment(t, dir, s4.String(), header(t, s4), 1)
+			_, err := archive.Push(context.Background(), b, next, o)
+			if !errors.Is(err, repository.ErrEncryptionSettings) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want one line wrapping ErrEncryptionSettings", err)
+			}
+			if after := keys(t, b); !slices.Equal(before, after) {
+				t.Fatalf("objects changed: %v, then %v", before, after)
+			}
+		})
+	}
+}

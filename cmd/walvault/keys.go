@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/repository"
+)
+
+// keysOptions are the settings and flags of keys.
+type keysOptions struct {
+	Config
+	JSON bool
+}
+
+func (o *keysOptions) precheck(c *cli.Context) error {
+	return noArgs(c, "keys takes no arguments")
+}
+
+func keysCommand() *cli.Command {
+	var opts keysOptions
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "list the encryption keys the repository's objects are encrypted to, and what each decrypts",
+		Description: `For an encrypted repository (see the README's "Encryption"): every recipient
+key seen, by its key id (age: and 16 hex digits of the SHA-256 of the public
+key, as age-keygen -y prints it), with the backups and the runs of WAL files
+encrypted to it. An old key can be destroyed once no backup you keep and no
+WAL from the oldest kept backup's start is listed under it alone.
+
+It needs no identity: it reads object metadata and manifests, one metadata
+request per WAL object.`,
+		Flags:  settingFlags(&opts, jsonFlag("print JSON instead of text", &opts.JSON)),
+		Action: repoAction(&opts, runKeys),
+	}
+}
+
+func runKeys(c *cli.Context, opts *keysOptions, s *session) error {
+	id, err := repository.LoadIdentity(s.ctx, s.b)
+	if err != nil {
+		return err
+	}
+	uses, err := repository.RecipientUses(s.ctx, s.b)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(c.App.Writer, map[string]any{"encryption": id.Encryption, "created_with": id.Recipients, "keys": uses})
+	}
+	w := c.App.Writer
+	if id.Encryption == "" {
+		fmt.Fprintf(w, "repository %s stores objects in the clear\n", s.b.Location())
+		return nil
+	}
+	fmt.Fprintf(w, "repository %s is encrypted (%s); created with %s\n", s.b.Location(), id.Encryption, strings.Join(id.Recipients, ", "))
+	for _, u := range uses {
+		fmt.Fprintf(w, "%s\n  backups: %d", u.KeyID, len(u.Backups))
+		if len(u.Backups) > 0 {
+			fmt.Fprintf(w, " (%s)", strings.Join(u.Backups, ", "))
+		}
+		fmt.Fprintln(w)
+		for _, r := range u.WALRanges {
+			fmt.Fprintf(w, "  WAL: %s to %s (%d files)\n", r.First, r.Last, r.Files)
+		}
+	}
+	return nil
+}

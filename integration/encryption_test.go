@@ -1,0 +1,371 @@
+package integration
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/repository"
+)
+
+// ageKey is an age key pair for a test: the identity file (mode 600,
+// the test's own) and the public key.
+type ageKey struct {
+	path, public, secret string
+}
+
+func newAgeKey(t *testing.T, dir, name string) ageKey {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("# walvault test key\n"+id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ageKey{path, id.Recipient().String(), id.String()}
+}
+
+// secretLeakCheck collects everything walvault printed or stored during a
+// test and fails if an identity's secret appears in any of it.
+type secretLeakCheck struct {
+	secrets []string
+	outputs []string
+}
+
+func (c *secretLeakCheck) add(r result) result {
+	c.outputs = append(c.outputs, r.stdout, r.stderr)
+	return r
+}
+
+// check greps every output collected, the logs and every file under dirs.
+func (c *secretLeakCheck) check(t *testing.T, logs []string, dirs ...string) {
+	t.Helper()
+	hay := append(append([]string{}, c.outputs...), logs...)
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			hay = append(hay, string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range c.secrets {
+		// The secret's body, so a differently cased or cut copy is caught too.
+		body := strings.ToLower(strings.TrimPrefix(s, "AGE-SECRET-KEY-1"))[:40]
+		for _, h := range hay {
+			if strings.Contains(strings.ToLower(h), body) {
+				t.Fatalf("the secret identity appears in walvault's output, a log or a stored object")
+			}
+		}
+	}
+}
+
+// TestEncryptedArchiveAndFetch: archive_command with encrypt-to stores
+// every WAL file encrypted; wal-fetch with the identity gives each back
+// byte-identical; without it, or with bad settings, walvault says so on
+// one line with the exit code the README's table gives, and writes
+// nothing; the secret never leaves its file.
+func TestEncryptedArchiveAndFetch(t *testing.T) {
+	r := fileRepo(t)
+	keyDir := t.TempDir()
+	key := newAgeKey(t, keyDir, "key.txt")
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	recipientsFile := filepath.Join(testenv.UserDir(t), "recipients.txt")
+	if err := os.WriteFile(recipientsFile, []byte("# ops team\n"+key.public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pushEnv := append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO=@"+recipientsFile, "WALVAULT_LOG_LEVEL=debug")
+	pg, copies := archivingServer(t, &repo{name: r.name, url: r.url, env: pushEnv, backend: r.backend})
+	pg.Pgbench(t, "-i", "-s", "1", "-q")
+	pg.SQL(t, "SELECT pg_backup_start('walvault-it', true); SELECT * FROM pg_backup_stop()")
+	last := pg.SwitchWAL(t)
+	pg.WaitArchived(t, last, 60*time.Second)
+
+	id, err := repository.LoadIdentity(t.Context(), r.backend)
+	if err != nil || id.Encryption != "age" || len(id.Recipients) != 1 {
+		t.Fatalf("walvault.json = %+v, %v: want encryption age with one recipient", id, err)
+	}
+	fetchEnv := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")
+	entries, err := os.ReadDir(copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	for _, e := range entries {
+		name := e.Name()
+		dest := filepath.Join(out, name)
+		if res := leak.add(walvault(t, fetchEnv, "wal-fetch", name, dest)); res.code != 0 {
+			t.Fatalf("wal-fetch %s: %v", name, res)
+		}
+		if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, name))) {
+			t.Fatalf("%s fetched back differs from what PostgreSQL archived", name)
+		}
+	}
+	seg := firstSegment(t, entries)
+	body, info := getObject(t, r.backend, repository.WALKey(seg, repository.LZ4))
+	if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaSHA256] != "" || info.Metadata[repository.MetaFingerprints] == "" {
+		t.Fatalf("%s: stored %q…, metadata %v: want an age file with fingerprints and no sha256", seg, body[:16], info.Metadata)
+	}
+
+	emergencyDecrypt(t, key, body, readFile(t, filepath.Join(copies, seg.String())))
+
+	// wal-fetch without an identity: exit 200 (never 1, "not archived",
+	// which would end recovery early), one line naming the setting.
+	res := leak.add(walvault(t, r.env, "wal-fetch", seg.String(), filepath.Join(out, "none")))
+	if res.code != 200 || !strings.Contains(res.stderr, "decrypt-with") || !strings.Contains(res.stderr, id.Recipients[0]) {
+		t.Fatalf("wal-fetch without identity: %v; want exit 200 naming decrypt-with and %s", res, id.Recipients[0])
+	}
+	assertAbsent(t, filepath.Join(out, "none"))
+	// With another key: exit 200, naming both keys.
+	other := newAgeKey(t, keyDir, "other.txt")
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+other.path), "wal-fetch", seg.String(), filepath.Join(out, "other")))
+	if res.code != 200 || !strings.Contains(res.stderr, id.Recipients[0]) {
+		t.Fatalf("wal-fetch with another key: %v", res)
+	}
+	// A malformed identity file: exit 200 for wal-fetch, one line.
+	bad := filepath.Join(keyDir, "bad.txt")
+	os.WriteFile(bad, []byte(key.secret[:len(key.secret)-4]+"\n"), 0o600)
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+bad), "wal-fetch", seg.String(), filepath.Join(out, "bad")))
+	if res.code != 200 || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 || !strings.Contains(res.stderr, "decrypt-with") {
+		t.Fatalf("wal-fetch with a malformed identity: %v", res)
+	}
+	// An identity file readable by others: works, with a warning naming the mode.
+	if err := os.Chmod(key.path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = leak.add(walvault(t, fetchEnv, "wal-fetch", seg.String(), filepath.Join(out, "warned")))
+	if res.code != 0 || !strings.Contains(res.stderr, "0644") {
+		t.Fatalf("wal-fetch with a mode 644 identity: %v; want exit 0 and a warning naming the mode", res)
+	}
+	os.Chmod(key.path, 0o600)
+
+	// Settings that disagree with the repository: one line, nothing written.
+	copyOf := filepath.Join(out, "push", seg.String())
+	os.MkdirAll(filepath.Dir(copyOf), 0o700)
+	os.WriteFile(copyOf, readFile(t, filepath.Join(copies, seg.String())), 0o600)
+	r.backend.Delete(t.Context(), repository.WALKey(seg, repository.LZ4)) // so only the settings can refuse
+	before := listKeys(t, r, "")
+	res = leak.add(walvault(t, r.env, "wal-push", copyOf))
+	if res.code != 1 || !strings.Contains(res.stderr, "encrypt-to is not set") || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+		t.Fatalf("clear wal-push into an encrypted repository: %v", res)
+	}
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO=age1notakey"), "wal-push", copyOf))
+	if res.code != 2 || !strings.Contains(res.stderr, "encrypt-to") || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+		t.Fatalf("wal-push with a malformed recipient: %v", res)
+	}
+	res = leak.add(walvault(t, append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.secret), "wal-push", copyOf))
+	if res.code != 2 {
+		t.Fatalf("wal-push with a secret key as recipient: %v", res)
+	}
+	if after := listKeys(t, r, ""); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("refused pushes changed the repository: %v, then %v", before, after)
+	}
+	leak.check(t, []string{pg.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"))
+}
+
+// TestEncryptedBackupAndPITR: with encrypt-to, backup-push stores every
+// part and backup_manifest encrypted; restore with decrypt-with brings the
+// cluster back to a point in time (restore_command decrypting the WAL);
+// one flipped ciphertext byte in a part is refused like a checksum
+// mismatch, with nothing left at the destination.
+func TestEncryptedBackupAndPITR(t *testing.T) {
+	r := fileRepo(t)
+	// restore_command runs as the server's user: it must read the key.
+	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
+	testenv.ChownToServerUser(t, key.path)
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public, "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")}
+	pg, _ := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 5000) g;"+
+		"CREATE TABLE audit_log (id serial PRIMARY KEY, note text, at timestamptz DEFAULT clock_timestamp())")
+	id := backupPush(t, enc, pg)
+	pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('marker')")
+	target := pg.SQL(t, utcNow)
+	pg.SwitchWAL(t)
+	time.Sleep(50 * time.Millisecond)
+	pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('after the target'); DROP TABLE users")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	waitDone(t, enc, id)
+
+	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append([]repository.BackupPart{m.PGManifest}, m.Archives[0].Parts...) {
+		body, info := getObject(t, r.backend, p.Key)
+		if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || p.SHA256 != "" || p.Fingerprints == "" || info.Metadata[repository.MetaEncryption] != "age" {
+			t.Fatalf("%s: stored %q…, record %+v, metadata %v: want an age file, fingerprints and no sha256", p.Key, body[:16], p, info.Metadata)
+		}
+	}
+
+	restored := restoreAndStart(t, enc, true, "--target-time", target, "--target-action", "promote")
+	if got := restored.SQL(t, "SELECT count(*) FROM users"); got != "5000" {
+		t.Errorf("users after restore: %s rows, want 5000", got)
+	}
+	if got := restored.SQL(t, "SELECT string_agg(note, ',' ORDER BY id) FROM audit_log"); got != "marker" {
+		t.Errorf("audit_log after restore: %q, want only the marker", got)
+	}
+	logs := []string{pg.LogTail(1 << 20), restored.LogTail(1 << 20)}
+	restored.Stop(t)
+
+	// Without the identity: refused before anything is restored.
+	noKey := append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public)
+	dir := filepath.Join(testenv.UserDir(t), "nokey")
+	res := leak.add(walvault(t, noKey, "restore", "--pgdata", dir))
+	if res.code == 0 || !strings.Contains(res.stderr, "decrypt-with") {
+		t.Fatalf("restore without identity: %v", res)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("a refused restore left %d entries in %s", len(entries), dir)
+	}
+
+	// One flipped byte in the middle of the ciphertext of a part.
+	part := m.Archives[len(m.Archives)-1].Parts[0]
+	body, _ := getObject(t, r.backend, part.Key)
+	flipped := bytes.Clone(body)
+	flipped[len(flipped)/2] ^= 0x01
+	r.tamper(t, part.Key, flipped)
+	dir = filepath.Join(testenv.UserDir(t), "tampered")
+	res = leak.add(walvault(t, enc.env, "restore", "--pgdata", dir))
+	if res.code == 0 || !strings.Contains(res.stderr, part.Key) || !strings.Contains(res.stderr, "corrupt") {
+		t.Fatalf("restore of a tampered part: want a corruption failure naming %s, got %v", part.Key, res)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("a failed restore left %d entries in %s", len(entries), dir)
+	}
+	res = leak.add(walvault(t, enc.env, "verify", "--full"))
+	if res.code == 0 || !strings.Contains(res.stdout+res.stderr, part.Key) {
+		t.Fatalf("verify --full of a tampered part: %v", res)
+	}
+	leak.check(t, logs, strings.TrimPrefix(r.url, "file://"))
+}
+
+// TestEncryptedKeyRotation: the recipients file archive_command reads
+// switches from key A to key B between a backup and the WAL after it, no
+// object rewritten. An identity file with only B fails the restore before
+// anything is written, naming A and the first object that needs it; one
+// with A and B restores across the switch.
+func TestEncryptedKeyRotation(t *testing.T) {
+	r := fileRepo(t)
+	dir := testenv.UserDir(t)
+	keyA, keyB := newAgeKey(t, dir, "a.txt"), newAgeKey(t, dir, "b.txt")
+	both := filepath.Join(dir, "both.txt")
+	if err := os.WriteFile(both, append(readFile(t, keyA.path), readFile(t, keyB.path)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{keyA.path, keyB.path, both} {
+		testenv.ChownToServerUser(t, p)
+	}
+	recipientsFile := filepath.Join(dir, "recipients.txt")
+	if err := os.WriteFile(recipientsFile, []byte(keyA.public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO=@"+recipientsFile)}
+	pg, _ := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE rotation (id int PRIMARY KEY, note text); INSERT INTO rotation VALUES (1, 'before')")
+	id := backupPush(t, enc, pg)
+	waitDone(t, enc, id)
+	// Rotate: new objects go to B only.
+	if err := os.WriteFile(recipientsFile, []byte("# rotated\n"+keyB.public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pg.SQL(t, "INSERT INTO rotation VALUES (2, 'after')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+
+	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idA := repository.ObjectRecipients(m.PGManifest.Meta())
+	// keys: A decrypts the backup and the WAL before the switch, B the WAL after.
+	res := walvault(t, r.env, "keys")
+	idB := otherID(t, idA[0], res.stdout)
+	blocks := map[string]string{}
+	for _, block := range strings.Split(res.stdout, "\nage:")[1:] {
+		id, rest, _ := strings.Cut(block, "\n")
+		blocks["age:"+id] = rest
+	}
+	if a := blocks[idA[0]]; res.code != 0 || !strings.Contains(a, "backups: 1 ("+id+")") || !strings.Contains(a, "WAL: ") {
+		t.Fatalf("keys: %v; want %s with backup %s and a WAL range", res, idA[0], id)
+	}
+	if bk := blocks[idB]; !strings.Contains(bk, "backups: 0") || !strings.Contains(bk, "WAL: ") {
+		t.Fatalf("keys: %v; want %s with no backup and a WAL range", res, idB)
+	}
+	// check proves the identity decrypts the newest backup and the WAL since.
+	lines, cres := checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+both), "--pg-conn", pg.ConnString())
+	if d := checkByName(lines)["decryption"]; !d.OK || !strings.Contains(d.Detail, id) {
+		t.Fatalf("check with both keys: decryption %+v\n%v", d, cres)
+	}
+	lines, cres = checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyA.path), "--pg-conn", pg.ConnString())
+	if d := checkByName(lines)["decryption"]; d.OK || !strings.Contains(d.Detail, idB) {
+		t.Fatalf("check with only the old key: decryption %+v, want FAILED naming %s\n%v", d, idB, cres)
+	}
+	onlyB := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyB.path)
+	target := filepath.Join(dir, "onlyB")
+	res = walvault(t, onlyB, "restore", "--pgdata", target)
+	if res.code == 0 || len(idA) != 1 || !strings.Contains(res.stderr, idA[0]) || !strings.Contains(res.stderr, m.PGManifest.Key) {
+		t.Fatalf("restore with only the new key: %v; want a failure naming %v and %s", res, idA, m.PGManifest.Key)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) > 0 {
+		t.Fatalf("a refused restore left %d entries in %s", len(entries), target)
+	}
+
+	withBoth := &repo{name: r.name, url: r.url, backend: r.backend,
+		env: append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+both)}
+	restored := restoreAndStart(t, withBoth, true)
+	if got := restored.SQL(t, "SELECT string_agg(note, ',' ORDER BY id) FROM rotation"); got != "before,after" {
+		t.Fatalf("rows after a restore across the key switch: %q, want before,after", got)
+	}
+}
+
+// emergencyDecrypt is the README's emergency path, without walvault: the
+// stored object through `age -d -i key | lz4 -d` must give want back.
+func emergencyDecrypt(t *testing.T, key ageKey, stored, want []byte) {
+	t.Helper()
+	for _, tool := range []string{"age", "lz4"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: apt-get install %s (scripts/install-deps.sh does)", tool, tool)
+		}
+	}
+	dir := t.TempDir()
+	obj := filepath.Join(dir, "object.lz4")
+	if err := os.WriteFile(obj, stored, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `age -d -i "$1" "$2" | lz4 -d -c`, "sh", key.path, obj)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("age -d | lz4 -d: %v (%s); %d bytes, want the %d-byte original", err, stderr.String(), len(got), len(want))
+	}
+}
+
+// otherID is the key id in keys' output that is not known.
+func otherID(t *testing.T, known, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "age:") && line != known && !strings.Contains(line, " ") {
+			return line
+		}
+	}
+	t.Fatalf("keys lists no second key:\n%s", out)
+	return ""
+}

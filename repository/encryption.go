@@ -1,0 +1,184 @@
+package repository
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+
+	"github.com/walvault/walvault/crypt"
+)
+
+// Metadata of encrypted objects. An encrypted object carries no sha256 of
+// its plaintext (it would let anyone who reads the bucket confirm a
+// guessed file): MetaFingerprints, keyed per recipient (see package
+// crypt), takes its place.
+const (
+	MetaEncryption   = "encryption"   // crypt.Scheme when the body is encrypted
+	MetaFingerprints = "fingerprints" // crypt.Fingerprinter.Sum of the plaintext
+	// MetaRecipients lists the KeyIDs of a streamed object's recipients
+	// (a backup part's fingerprints are known only once it is stored, and
+	// go to the backup's manifest).
+	MetaRecipients = "recipients"
+)
+
+// Codec is how object bodies are encoded, the one place for it: compressed,
+// then, with Recipients, encrypted. Every writer of object bodies goes
+// through NewWriter and every reader through OpenBody.
+type Codec struct {
+	Compression Compression
+	Recipients  *crypt.Recipients // nil: stored in the clear
+}
+
+// Encrypted reports whether bodies are encrypted.
+func (c Codec) Encrypted() bool { return c.Recipients != nil }
+
+// NewWriter returns a writer that compresses, then encrypts, into w;
+// Close flushes both but does not close w.
+func (c Codec) NewWriter(w io.Writer) (io.WriteCloser, error) {
+	if c.Recipients == nil {
+		return c.Compression.NewWriter(w)
+	}
+	ew, err := c.Recipients.NewWriter(w)
+	if err != nil {
+		return nil, fmt.Errorf("start encryption: %w", err)
+	}
+	zw, err := c.Compression.NewWriter(ew)
+	if err != nil {
+		return nil, err
+	}
+	return &chainWriter{zw, ew}, nil
+}
+
+// chainWriter closes the compressor, then the encryption under it.
+type chainWriter struct {
+	io.WriteCloser
+	under io.Closer
+}
+
+func (c *chainWriter) Close() error {
+	err := c.WriteCloser.Close()
+	if uerr := c.under.Close(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// Describe records the encryption in an object's metadata; fingerprints
+// is the plaintext's crypt.Fingerprinter.Sum.
+func (c Codec) Describe(meta map[string]string, fingerprints string) {
+	if c.Recipients == nil {
+		return
+	}
+	meta[MetaEncryption] = crypt.Scheme
+	meta[MetaFingerprints] = fingerprints
+	delete(meta, MetaSHA256)
+}
+
+// DescribeRecipients records the encryption in the metadata of an object
+// whose fingerprints are not known before it is stored.
+func (c Codec) DescribeRecipients(meta map[string]string) {
+	if c.Recipients == nil {
+		return
+	}
+	meta[MetaEncryption] = crypt.Scheme
+	meta[MetaRecipients] = strings.Join(c.Recipients.IDs(), ",")
+}
+
+// EncryptedObject reports whether an object's metadata marks it encrypted.
+func EncryptedObject(meta map[string]string) bool { return meta[MetaEncryption] != "" }
+
+// OpenBody returns the plaintext of a stored body: decrypted with ids when
+// its metadata marks it encrypted, then decompressed with c. An encrypted
+// object without a matching identity fails with crypt.ErrNoIdentity,
+// naming the keys it is encrypted to; a changed ciphertext fails while
+// reading with crypt.ErrTampered.
+//
+// When the metadata holds a fingerprint for a key of ids, the plaintext is
+// checked against it at its end: a mismatch fails the read wrapping
+// crypt.ErrTampered, so the caller never takes a swapped object for its own.
+func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (io.Reader, error) {
+	scheme := meta[MetaEncryption]
+	if scheme == "" {
+		return c.NewReader(r)
+	}
+	if scheme != crypt.Scheme {
+		return nil, fmt.Errorf("the object is encrypted with %q, which this walvault cannot decrypt", scheme)
+	}
+	plain, err := ids.NewReader(r, ObjectRecipients(meta))
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.NewReader(plain)
+	if err != nil {
+		return nil, err
+	}
+	if h, want, ok := ids.Verifier(meta[MetaFingerprints]); ok {
+		return &fingerprintedReader{r: body, h: h, want: want}, nil
+	}
+	return body, nil
+}
+
+// ObjectRecipients are the KeyIDs an encrypted object's metadata names.
+func ObjectRecipients(meta map[string]string) []string {
+	if fp := meta[MetaFingerprints]; fp != "" {
+		return crypt.RecipientsOf(fp)
+	}
+	if r := meta[MetaRecipients]; r != "" {
+		return strings.Split(r, ",")
+	}
+	return nil
+}
+
+// fingerprintedReader hashes what passes and, at EOF, fails unless the
+// keyed fingerprint matches.
+type fingerprintedReader struct {
+	r    io.Reader
+	h    hash.Hash
+	want string
+}
+
+func (f *fingerprintedReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(f.h.Sum(nil)); got != f.want {
+			return n, fmt.Errorf("%w: the decrypted content has fingerprint %s, its record says %s", crypt.ErrTampered, got, f.want)
+		}
+	}
+	return n, err
+}
+
+// ErrEncryptionSettings: a push is configured with encryption into a clear
+// repository or without it into an encrypted one. Nothing was written.
+var ErrEncryptionSettings = errors.New("the encryption settings differ from the repository's")
+
+// WithEncryption returns id recording that its objects are encrypted to r
+// (nil: in the clear).
+func (id Identity) WithEncryption(r *crypt.Recipients) Identity {
+	if r != nil {
+		id.Encryption, id.Recipients = crypt.Scheme, r.IDs()
+	}
+	return id
+}
+
+// CheckEncryption refuses a push configured with encryption into a
+// repository that stores in the clear, or without it into an encrypted
+// one: a repository is encrypted as a whole, or a clear object would sit
+// among encrypted ones unnoticed. The recipients themselves may change
+// (key rotation). location names the repository in the message.
+func (id Identity) CheckEncryption(r *crypt.Recipients, location string) error {
+	switch {
+	case id.Encryption != "" && r == nil:
+		return fmt.Errorf("%w: repository %s is encrypted (%s, to %v in %s), but encrypt-to is not set; nothing was written. Set encrypt-to (WALVAULT_ENCRYPT_TO) to the repository's age public keys",
+			ErrEncryptionSettings, location, id.Encryption, id.Recipients, IdentityKey)
+	case id.Encryption == "" && r != nil:
+		return fmt.Errorf("%w: repository %s stores objects in the clear, but encrypt-to is set; nothing was written. Unset encrypt-to, or start an encrypted repository under a new bucket or prefix",
+			ErrEncryptionSettings, location)
+	case id.Encryption != "" && id.Encryption != crypt.Scheme:
+		return fmt.Errorf("%w: repository %s is encrypted with %q, which this walvault cannot write", ErrEncryptionSettings, location, id.Encryption)
+	}
+	return nil
+}
