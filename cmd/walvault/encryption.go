@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/walvault/walvault/crypt"
-	"github.com/walvault/walvault/repository"
 )
 
 // encryptSettings is encrypt-to, for the commands that write objects.
@@ -25,11 +24,6 @@ func (e *encryptSettings) bind(b *binder) {
 		}
 		return nil
 	})
-}
-
-// codec is how the command encodes new bodies in compression c.
-func (e encryptSettings) codec(c repository.Compression) repository.Codec {
-	return repository.Codec{Compression: c, Recipients: e.Recipients}
 }
 
 // decryptSettings is decrypt-with, for the commands that read contents.
