@@ -90,6 +90,13 @@ func TestArchiveAndFetchUnderLoad(t *testing.T) {
 // the copies.
 func fetchEveryArchivedFile(t *testing.T, r *repo, copies string) []os.DirEntry {
 	t.Helper()
+	return fetchEveryArchivedFileWith(t, r.env, copies, func(res result) {})
+}
+
+// fetchEveryArchivedFileWith is fetchEveryArchivedFile with walvault's
+// environment env, handing each wal-fetch's result to seen.
+func fetchEveryArchivedFileWith(t *testing.T, env []string, copies string, seen func(result)) []os.DirEntry {
+	t.Helper()
 	entries, err := os.ReadDir(copies)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +108,8 @@ func fetchEveryArchivedFile(t *testing.T, r *repo, copies string) []os.DirEntry 
 			t.Fatalf("archive_command was given %q: %v", name, err)
 		}
 		dest := filepath.Join(out, name)
-		res := walvault(t, r.env, "wal-fetch", name, dest)
+		res := walvault(t, env, "wal-fetch", name, dest)
+		seen(res)
 		if res.code != 0 {
 			t.Fatalf("wal-fetch %s: %v", name, res)
 		}

@@ -101,21 +101,8 @@ func TestEncryptedArchiveAndFetch(t *testing.T) {
 		t.Fatalf("walvault.json = %+v, %v: want encryption age with one recipient", id, err)
 	}
 	fetchEnv := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")
-	entries, err := os.ReadDir(copies)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := fetchEveryArchivedFileWith(t, fetchEnv, copies, func(res result) { leak.add(res) })
 	out := t.TempDir()
-	for _, e := range entries {
-		name := e.Name()
-		dest := filepath.Join(out, name)
-		if res := leak.add(walvault(t, fetchEnv, "wal-fetch", name, dest)); res.code != 0 {
-			t.Fatalf("wal-fetch %s: %v", name, res)
-		}
-		if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, name))) {
-			t.Fatalf("%s fetched back differs from what PostgreSQL archived", name)
-		}
-	}
 	seg := firstSegment(t, entries)
 	body, info := getObject(t, r.backend, repository.WALKey(seg, repository.LZ4))
 	if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaSHA256] != "" || info.Metadata[repository.MetaFingerprints] == "" {
