@@ -287,6 +287,11 @@ func TestBackupPushStopsUnderFaults(t *testing.T) {
 
 	t.Run("SIGTERM while PostgreSQL waits for archiving", func(t *testing.T) {
 		before := listedBackupIDs(t, rig.direct)
+		// Everything the last backup left is archived before archiving is
+		// blocked: an archiver failure after the last archived segment
+		// would make backup-push prove archiving first (switch WAL and
+		// wait), and it would never reach the state this step tests.
+		pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 		rig.blockArchiving()
 		cmd, stdout, stderr := walvaultCommand(t, r.env, "backup-push", "--pg-conn", pg.ConnString(), "--part-size", "8MiB")
 		if err := cmd.Start(); err != nil {
