@@ -24,7 +24,8 @@ import (
 // Put may block that too) ends the backup at once. The stream is
 // abandoned there, not read to its end, and the Put's error is returned.
 func TestStreamStopsAtFirstFailedUpload(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it counts the package's goroutines process-wide, and
+	// a parallel backup test's uploads would show up among them.
 	diskFull := errors.New("no space left on device")
 	const chunk = 64 << 10
 	data := randomBytes(int(MinPartSize + MinPartSize/2)) // part 0 whole, part 1 half
