@@ -121,6 +121,9 @@ func exporterAction(c *cli.Context, opts *exporterOptions, s *session) error {
 	webFlags := &web.FlagConfig{WebConfigFile: &opts.WebConfigFile}
 	go func() { served <- web.Serve(ln, srv, webFlags, log) }()
 	log.Info("serving metrics", "address", ln.Addr().String(), "path", "/metrics", "repo", b.Location(), "refresh", refresh, "postgres", opts.PGConn != "", "web_config", opts.WebConfigFile)
+	if opts.WebConfigFile == "" && !loopbackOnly(ln.Addr().String()) {
+		log.Warn("metrics are served over plain HTTP without authentication to other hosts; give --web-config-file for TLS and a password", "address", ln.Addr().String())
+	}
 
 	select {
 	case err = <-served:
@@ -138,4 +141,18 @@ func exporterAction(c *cli.Context, opts *exporterOptions, s *session) error {
 		log.Info("exporter stopped")
 	}
 	return err
+}
+
+// loopbackOnly reports whether a listen address can only be reached from
+// this host; an unspecified address (":9731") listens on every interface.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

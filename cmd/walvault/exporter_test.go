@@ -27,6 +27,22 @@ func TestExporterHelpNamesItsPort(t *testing.T) {
 	}
 }
 
+func TestLoopbackOnly(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9731": true,
+		"[::1]:9731":     true,
+		"0.0.0.0:9731":   false,
+		"[::]:9731":      false,
+		"10.1.2.3:9731":  false,
+		":9731":          false,
+		"localhost:9732": true,
+	} {
+		if got := loopbackOnly(addr); got != want {
+			t.Errorf("loopbackOnly(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 func TestExporterServesUntilCancelled(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -132,6 +132,9 @@ func receiveWAL(opts *walReceiveOptions, s *session, metrics *receive.Metrics) e
 	log, b := s.log, s.b
 	if metrics != nil {
 		log.Info("serving metrics", "address", "http://"+opts.Metrics+"/metrics")
+		if !loopbackOnly(opts.Metrics) {
+			log.Warn("receiver metrics are served over plain HTTP without authentication to other hosts; listen on 127.0.0.1 and let a local proxy or the exporter's --web-config-file front it", "address", opts.Metrics)
+		}
 	}
 	host, _ := os.Hostname()
 	err := receive.Run(s.ctx, b, receive.Options{
