@@ -144,6 +144,9 @@ type checker struct {
 	identity       identityFacts
 	backups        *backupFacts
 	loc            *local
+	// repoDown: the repository did not answer checkRepository's first
+	// request, so later checks do not ask it again.
+	repoDown bool
 
 	// The proof that archiving reaches the repository (proveArchiving).
 	proofRan bool

@@ -19,6 +19,7 @@ import (
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -413,6 +414,42 @@ func TestRunWithoutPostgreSQL(t *testing.T) {
 	}
 	if Failed(rs) == 0 {
 		t.Fatal("Failed counts no failure")
+	}
+}
+
+// TestRunWithStalledRepository: once the repository does not answer the
+// first request, the checks that need it say so without asking again, so
+// check ends after one --timeout rather than one per check.
+func TestRunWithStalledRepository(t *testing.T) {
+	_, b := newChecker(t)
+	stalled := storagetest.NewFault(b)
+	for _, op := range []storagetest.Op{storagetest.OpStat, storagetest.OpGet, storagetest.OpList, storagetest.OpPut, storagetest.OpDelete} {
+		stalled.Stall(op, storagetest.AnyKey)
+	}
+	rs := Run(context.Background(), stalled, Options{
+		ConnString: "host=127.0.0.1 port=1 user=postgres connect_timeout=1",
+		Repo:       "file:///x", MaxBackupAge: time.Hour, MinBackups: 1,
+		LockMode: storage.Governance, LockDays: 7,
+		Timeout: 500 * time.Millisecond, Host: "db1",
+	})
+	byName := map[string]Result{}
+	for _, r := range rs {
+		byName[r.Name] = r
+	}
+	if r := byName[NameRepository]; r.OK || !strings.Contains(r.Detail, "not reachable") {
+		t.Errorf("repository: %+v", r)
+	}
+	for _, n := range []string{NameIdentity, NameBackupAge, NameBackupCount, NameObjectLock} {
+		if r := byName[n]; r.OK || !strings.Contains(r.Detail, "not checked") || !strings.Contains(r.Detail, "not reachable") {
+			t.Errorf("%s: %+v", n, r)
+		}
+	}
+	asked := 0
+	for _, op := range []storagetest.Op{storagetest.OpStat, storagetest.OpGet, storagetest.OpList, storagetest.OpPut, storagetest.OpDelete} {
+		asked += stalled.Calls(op)
+	}
+	if asked != 1 {
+		t.Errorf("the stalled repository was asked %d times, want once", asked)
 	}
 }
 

@@ -30,6 +30,19 @@ type backupFacts struct {
 	newest *repository.BackupInfo  // newest DONE
 }
 
+// repositoryDown is the verdict of checks that need the repository once it
+// did not answer: each asking again would cost another --timeout.
+func (c *checker) repositoryDown(names ...string) ([]Result, bool) {
+	if !c.repoDown {
+		return nil, false
+	}
+	rs := make([]Result, len(names))
+	for i, n := range names {
+		rs[i] = failed(n, "not checked: %s is not reachable (see %q above)", c.b.Location(), NameRepository)
+	}
+	return rs, true
+}
+
 // checkRepository proves the repository reachable and writable, and its
 // storage honest, with repository.ProveCapabilities: a new, unique probe
 // under check/ created with a conditional create (so it can never replace
@@ -43,6 +56,7 @@ type backupFacts struct {
 func (c *checker) checkRepository(ctx context.Context) []Result {
 	loc := c.b.Location()
 	if _, err := c.b.Stat(ctx, repository.IdentityKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.repoDown = true
 		return []Result{failed(NameRepository, "%s is not reachable: %v", loc, err)}
 	}
 	lock := repository.LockPolicy{Mode: c.opts.LockMode, Days: c.opts.LockDays}
@@ -73,6 +87,9 @@ func (c *checker) checkRepository(ctx context.Context) []Result {
 func probeKey(host string, now time.Time) string { return repository.NewProbe(host, now).Key() }
 
 func (c *checker) checkIdentity(ctx context.Context) []Result {
+	if r, down := c.repositoryDown(NameIdentity); down {
+		return r
+	}
 	loc := c.b.Location()
 	id, err := repository.LoadIdentity(ctx, c.b)
 	switch {
@@ -101,6 +118,9 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 // checkBackups checks the newest DONE backup's age and the number of DONE
 // backups.
 func (c *checker) checkBackups(ctx context.Context) []Result {
+	if r, down := c.repositoryDown(NameBackupAge, NameBackupCount); down {
+		return r
+	}
 	inv, err := repository.LoadInventory(ctx, c.b, repository.LoadOptions{Histories: true})
 	var list []repository.BackupInfo
 	if err == nil {
@@ -238,6 +258,9 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 	}
 	if !configured.Enabled() {
 		return []Result{ok(NameObjectLock, "not asked for: lock-mode is off")}
+	}
+	if r, down := c.repositoryDown(NameObjectLock); down {
+		return r
 	}
 	r, found := findLockReporter(c.b)
 	if !found {
