@@ -23,12 +23,9 @@ type binaries struct {
 	Major   int
 }
 
-// debianBinDir is where Debian and Ubuntu install each major version.
-const debianBinDir = "/usr/lib/postgresql/%d/bin"
-
 // findBinaries finds the server programs of PostgreSQL major: in dir when
 // given (the --pg-bin setting), else in /usr/lib/postgresql/<major>/bin,
-// else in the directory `pg_config --bindir` names. A directory whose
+// else in /usr/pgsql-<major>/bin, else in the directory `pg_config --bindir` names. A directory whose
 // postgres is another major version is refused: a server of another
 // version cannot start the restored cluster.
 func findBinaries(ctx context.Context, dir string, major int) (binaries, error) {
@@ -39,7 +36,7 @@ func findBinaries(ctx context.Context, dir string, major int) (binaries, error) 
 		}
 		if major > 0 && bins.Major != major {
 			return binaries{}, fmt.Errorf("the PostgreSQL programs in %s (--pg-bin) are version %s, but the backup was taken from PostgreSQL %d, whose data directory only a PostgreSQL %d server can start: give --pg-bin PostgreSQL %d's bin directory (e.g. %s)",
-				dir, bins.Version, major, major, major, fmt.Sprintf(debianBinDir, major))
+				dir, bins.Version, major, major, major, pg.PackagedBinDirs(major)[0])
 		}
 		return bins, nil
 	}
@@ -47,7 +44,7 @@ func findBinaries(ctx context.Context, dir string, major int) (binaries, error) 
 		return binaries{}, errors.New("the backup does not record its PostgreSQL version: give --pg-bin, the bin directory of the PostgreSQL version it was taken from")
 	}
 	var tried []string
-	candidates := []string{fmt.Sprintf(debianBinDir, major)}
+	candidates := pg.PackagedBinDirs(major)
 	if d, err := pgConfigBinDir(ctx); err == nil {
 		candidates = append(candidates, d)
 	} else {
@@ -63,8 +60,8 @@ func findBinaries(ctx context.Context, dir string, major int) (binaries, error) 
 		}
 		tried = append(tried, d+" ("+err.Error()+")")
 	}
-	return binaries{}, fmt.Errorf("no PostgreSQL %d server programs found, which the backup needs: tried %s; install PostgreSQL %d's server (Debian/Ubuntu: apt-get install postgresql-%d) or give --pg-bin DIR",
-		major, strings.Join(tried, ", "), major, major)
+	return binaries{}, fmt.Errorf("no PostgreSQL %d server programs found, which the backup needs: tried %s; install PostgreSQL %d's server (Debian/Ubuntu: apt-get install postgresql-%d; RHEL and its kin: dnf install postgresql%d-server) or give --pg-bin DIR",
+		major, strings.Join(tried, ", "), major, major, major)
 }
 
 // probeBinDir checks dir for an executable postgres and asks its version.

@@ -36,8 +36,8 @@ type Options struct {
 	// of removing it, to look at.
 	Keep bool
 	// PGBinDir holds the PostgreSQL programs; "" finds them by the
-	// backup's major version (/usr/lib/postgresql/<major>/bin, then
-	// pg_config --bindir).
+	// backup's major version (pg.PackagedBinDirs, then pg_config
+	// --bindir).
 	PGBinDir string
 	// Identities decrypt an encrypted repository (nil: none configured).
 	Identities *crypt.Identities

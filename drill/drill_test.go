@@ -69,11 +69,11 @@ func TestFindBinaries(t *testing.T) {
 			}
 		})
 	}
-	// Without --pg-bin: /usr/lib/postgresql/<major>/bin, then pg_config;
+	// Without --pg-bin: /usr/lib/postgresql/<major>/bin, /usr/pgsql-<major>/bin, then pg_config;
 	// a major nobody has installed is an error that says what was tried.
 	t.Setenv("PATH", t.TempDir())
 	_, err := findBinaries(ctx, "", 99)
-	if err == nil || !strings.Contains(err.Error(), "/usr/lib/postgresql/99/bin") || !strings.Contains(err.Error(), "pg_config") || !strings.Contains(err.Error(), "--pg-bin") {
+	if err == nil || !strings.Contains(err.Error(), "/usr/lib/postgresql/99/bin") || !strings.Contains(err.Error(), "/usr/pgsql-99/bin") || !strings.Contains(err.Error(), "pg_config") || !strings.Contains(err.Error(), "--pg-bin") {
 		t.Fatalf("no PostgreSQL 99: got %v", err)
 	}
 }

@@ -15,6 +15,16 @@ import (
 // runs in every walvault process, wal-push and wal-fetch included.
 var programVersionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(\.[0-9]+)?`) })
 
+// PackagedBinDirs are where PostgreSQL's packages put the programs of one
+// major version: Debian and Ubuntu, then the PostgreSQL project's RPMs
+// (RHEL, Rocky, Fedora).
+func PackagedBinDirs(major int) []string {
+	return []string{
+		"/usr/lib/postgresql/" + strconv.Itoa(major) + "/bin",
+		"/usr/pgsql-" + strconv.Itoa(major) + "/bin",
+	}
+}
+
 // ProgramVersion runs `path --version` (postgres, pg_verifybackup, ...),
 // waiting at most timeout, and reads the PostgreSQL version it prints: the
 // major version and the version as printed ("15.10"). Which versions fit

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,14 +24,16 @@ type pgVerifyBackupTool struct {
 
 // findPGVerifyBackup looks for a pg_verifybackup at least as new as the
 // backup's PostgreSQL major version: in binDir when set, else in
-// /usr/lib/postgresql/<major>/bin (Debian's layout, the exact version) and
+// the packages' directories of the backup's major (pg.PackagedBinDirs) and
 // then on PATH. When none fits it says why, and the Go check is used.
 func findPGVerifyBackup(ctx context.Context, binDir string, major int) (pgVerifyBackupTool, string) {
 	var candidates []string
 	if binDir != "" {
 		candidates = []string{filepath.Join(binDir, pgVerifyBackup)}
 	} else {
-		candidates = []string{filepath.Join("/usr/lib/postgresql", strconv.Itoa(major), "bin", pgVerifyBackup)}
+		for _, d := range pg.PackagedBinDirs(major) {
+			candidates = append(candidates, filepath.Join(d, pgVerifyBackup))
+		}
 		if p, err := exec.LookPath(pgVerifyBackup); err == nil {
 			candidates = append(candidates, p)
 		}

@@ -72,7 +72,8 @@ last lines.
 Run as root, the server runs as --owner (default postgres), and so does
 restore_command (walvault wal-fetch): the repository credentials in the
 environment are passed on, as for archive_command. PostgreSQL's programs come
-from --pg-bin, or else /usr/lib/postgresql/<major>/bin or pg_config --bindir,
+from --pg-bin, or else /usr/lib/postgresql/<major>/bin, /usr/pgsql-<major>/bin
+or pg_config --bindir,
 by the backup's major version.
 
 Examples:
@@ -88,7 +89,7 @@ Examples:
 			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped) instead of removing it", Destination: &opts.Keep},
 			jsonFlag("print the drill record as JSON (the format stored under drills/)", &opts.JSON),
 			&cli.StringFlag{Name: "scratch-dir", Usage: "directory to restore under, in a new walvault-drill-* directory (default: $TMPDIR or /tmp); needs room for the whole cluster", EnvVars: []string{"WALVAULT_SCRATCH_DIR"}, Destination: &opts.ScratchDir},
-			&cli.StringFlag{Name: "pg-bin", Usage: "directory with PostgreSQL's programs (default: /usr/lib/postgresql/<major>/bin, then pg_config --bindir)", EnvVars: []string{"WALVAULT_PG_BIN"}, Destination: &opts.PGBin},
+			&cli.StringFlag{Name: "pg-bin", Usage: "directory with PostgreSQL's programs (default: /usr/lib/postgresql/<major>/bin, /usr/pgsql-<major>/bin, then pg_config --bindir)", EnvVars: []string{"WALVAULT_PG_BIN"}, Destination: &opts.PGBin},
 			&cli.StringFlag{Name: "owner", Usage: "OS user the temporary server runs as when walvault runs as root (default: postgres)", Destination: &opts.Owner},
 			&cli.IntFlag{Name: "port", Usage: "TCP port on 127.0.0.1 for the temporary server (default: a free one)", Destination: &opts.Port},
 			&cli.StringSliceFlag{Name: "server-setting", Usage: "NAME=VALUE for the temporary server's command line, e.g. shared_buffers=128MB on a smaller host (repeatable)", Destination: &opts.ServerSettings},

@@ -108,7 +108,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "tablespace-mapping", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)", Destination: &opts.TablespaceMapping},
 			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)", Destination: &opts.Owner},
 			&cli.StringFlag{Name: "verify", Value: string(restore.VerifyStream), Usage: "how restored files are checked against backup_manifest: stream (as they are written), pg_verifybackup (read again after extraction) or both", Destination: &opts.Verify},
-			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup, for --verify pg_verifybackup or both (default: /usr/lib/postgresql/<major>/bin, then PATH)", Destination: &opts.PGBin},
+			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup, for --verify pg_verifybackup or both (default: /usr/lib/postgresql/<major>/bin, /usr/pgsql-<major>/bin, then PATH)", Destination: &opts.PGBin},
 		)...),
 		Action: repoAction(&opts, restoreAction),
 	}
