@@ -38,11 +38,16 @@ type RetryPolicy struct {
 	// those by their progress (the S3 backend abandons a request that
 	// moves no byte for its stall timeout).
 	CallTimeout time.Duration
+	// WarnAfter: a call still failing this long after it started logs one
+	// warning, so an outage that retries ride out shows in the log (for
+	// wal-fetch, PostgreSQL's) while it lasts; a brief blip stays at
+	// debug level. 0 never warns.
+	WarnAfter time.Duration
 }
 
 // DefaultRetryPolicy: backoff from 200ms up to 5s; under a deadline,
 // attempts go on until it, each given at least a second.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second, MinAttemptTime: time.Second}
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second, MinAttemptTime: time.Second, WarnAfter: 5 * time.Second}
 
 // Retry wraps a backend so transient failures (refused or reset
 // connections, timeouts, 5xx, throttling: every error not typed or
@@ -162,6 +167,7 @@ func (r *Retry) attempts(ctx context.Context, op, key string, fn func(context.Co
 	// floor: the least time left worth another attempt (see MinAttemptTime).
 	floor := min(r.policy.MinAttemptTime, time.Until(deadline)/4)
 	start := time.Now()
+	warned := false
 	var err error
 	for attempt := 1; ; attempt++ {
 		if cerr := ctx.Err(); cerr != nil {
@@ -187,7 +193,12 @@ func (r *Retry) attempts(ctx context.Context, op, key string, fn func(context.Co
 			}
 			delay = min(delay, left)
 		}
-		r.log.Debug("storage call failed, retrying", "op", op, "key", key, "attempt", attempt, "delay", delay, "err", err)
+		if failing := time.Since(start); !warned && r.policy.WarnAfter > 0 && failing >= r.policy.WarnAfter {
+			warned = true
+			r.log.Warn("storage keeps failing, still retrying", "op", op, "key", key, "attempts", attempt, "for", failing.Round(time.Millisecond), "err", err)
+		} else {
+			r.log.Debug("storage call failed, retrying", "op", op, "key", key, "attempt", attempt, "delay", delay, "err", err)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,35 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > time.Second {
 		t.Fatalf("gave up after %v, want about the 120ms deadline", elapsed)
+	}
+}
+
+// TestRetryWarnsOnceWhileFailing: a call that keeps failing past WarnAfter
+// says so once at warning level; a brief failure stays at debug level.
+func TestRetryWarnsOnceWhileFailing(t *testing.T) {
+	policy := RetryPolicy{MaxAttempts: 100, BaseDelay: 5 * time.Millisecond, MaxDelay: 5 * time.Millisecond, WarnAfter: 40 * time.Millisecond}
+	for _, tc := range []struct {
+		name     string
+		failures int
+		warnings int
+	}{
+		{"outage", 30, 1},
+		{"blip", 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			f := &flaky{failures: tc.failures, err: errors.New("connection refused")}
+			if _, err := WithRetry(f, policy, log).Stat(context.Background(), "wal/k"); err != nil {
+				t.Fatalf("stat: %v", err)
+			}
+			if got := strings.Count(logged.String(), "level=WARN"); got != tc.warnings {
+				t.Fatalf("%d warnings after %d failures, want %d:\n%s", got, tc.failures, tc.warnings, logged.String())
+			}
+			if tc.warnings > 0 && (!strings.Contains(logged.String(), "wal/k") || !strings.Contains(logged.String(), "connection refused")) {
+				t.Fatalf("the warning names neither the key nor the error:\n%s", logged.String())
+			}
+		})
 	}
 }
 
