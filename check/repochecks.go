@@ -70,6 +70,11 @@ func (c *checker) checkRepository(ctx context.Context) []Result {
 	case err != nil:
 		return []Result{failed(NameRepository, "%v", err)}
 	}
+	if n, err := repository.RemoveExpiredProbes(ctx, c.b, c.opts.Now()); err != nil {
+		c.opts.Log.Warn("expired probes of earlier checks are left", "err", err)
+	} else if n > 0 {
+		c.opts.Log.Info("deleted expired probes of earlier checks", "probes", n)
+	}
 	if lock.Enabled() {
 		return []Result{ok(NameRepository, "%s: wrote and read back a probe; a conditional create of it was refused; it came back locked until %s and its delete was refused, so it stays until then", loc, rep.RetainUntil.UTC().Format(time.RFC3339))}
 	}

@@ -159,6 +159,41 @@ func ProveCapabilities(ctx context.Context, b storage.Backend, p Probe, lock Loc
 	return rep, nil
 }
 
+// probeExpirySlack is how long after its lock ends a probe is left, for
+// clocks that disagree.
+const probeExpirySlack = 10 * time.Minute
+
+// RemoveExpiredProbes deletes the probes earlier checks left locked (see
+// ProveCapabilities) once their lock has ended: those written more than
+// ProbeRetention (and some slack) before now. Without it every check under
+// a lock policy would leave one object behind for good. A probe still
+// locked (a bucket's default retention can outlast ProbeRetention) is
+// left for a later run; other keys under ProbePrefix are never touched. It
+// returns how many it deleted.
+func RemoveExpiredProbes(ctx context.Context, b storage.Backend, now time.Time) (int, error) {
+	var expired []string
+	err := b.List(ctx, ProbePrefix, func(o storage.ObjectInfo) error {
+		if p, ok := ParseProbeKey(o.Key); ok && now.Sub(p.At) > ProbeRetention+probeExpirySlack {
+			expired = append(expired, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list the probes under %s: %w", ProbePrefix, err)
+	}
+	deleted := 0
+	for _, key := range expired {
+		switch err := b.Delete(ctx, key); {
+		case err == nil:
+			deleted++
+		case errors.Is(err, storage.ErrLocked), errors.Is(err, storage.ErrNotFound):
+		default:
+			return deleted, fmt.Errorf("delete the expired probe %s: %w", key, err)
+		}
+	}
+	return deleted, nil
+}
+
 // readBack reads key and compares it with want.
 func readBack(ctx context.Context, b storage.Backend, key string, want []byte) error {
 	rc, _, err := b.Get(ctx, key)

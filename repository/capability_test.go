@@ -184,3 +184,35 @@ func TestEnsureProvenIdentity(t *testing.T) {
 		t.Errorf("puts by EnsureProvenIdentity of an existing repository: got %d, want none", n-puts)
 	}
 }
+
+// TestRemoveExpiredProbes: probes whose lock has ended go, a recent one,
+// one still locked and any other key under check/ stay.
+func TestRemoveExpiredProbes(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	b := storagetest.NewFault(mem.New())
+	put := func(key string) {
+		t.Helper()
+		if err := b.Put(ctx, key, strings.NewReader("probe"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := repository.NewProbe("db1", now.Add(-3*time.Hour)).Key()
+	oldLocked := repository.NewProbe("db2", now.Add(-2*time.Hour)).Key()
+	recent := repository.NewProbe("db1", now.Add(-30*time.Minute)).Key()
+	other := repository.ProbePrefix + "notes.txt"
+	for _, k := range []string{old, oldLocked, recent, other} {
+		put(k)
+	}
+	b.Lock(oldLocked)
+	n, err := repository.RemoveExpiredProbes(ctx, b, now)
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveExpiredProbes = %d, %v; want 1 deleted", n, err)
+	}
+	for key, want := range map[string]bool{old: false, oldLocked: true, recent: true, other: true} {
+		_, err := b.Stat(ctx, key)
+		if got := err == nil; got != want {
+			t.Errorf("%s present = %v, want %v (%v)", key, got, want, err)
+		}
+	}
+}
