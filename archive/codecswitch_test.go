@@ -104,7 +104,7 @@ func TestPushMixedCodecRepository(t *testing.T) {
 		p, _ := writeSegment(t, dir, s.String(), header(t, s), uint64(i+10))
 		o := opts(c)
 		if c == repository.Zstd {
-			o.CompressionLevel = 19
+			o.ZstdLevel = 19
 		}
 		res := mustPush(t, b, p, o)
 		if want := walKey(t, s.String(), c); res.Key != want {

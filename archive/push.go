@@ -25,15 +25,15 @@ import (
 
 // Options are wal-push's settings, resolved by cmd.
 type Options struct {
-	// Compression is the codec segments are stored in, at
-	// CompressionLevel (zstd only; 0: its default). Each object records
-	// its own, so the setting may change at any time: a segment archived
-	// in another codec is found under that codec's key and settled
-	// against (see otherCodecCopy), so it is stored once.
-	Compression      repository.Compression
-	CompressionLevel int
-	Host             string // recorded with each object
-	Version          string // walvault version, recorded with each object
+	// Compression is the codec segments are stored in (zstd at ZstdLevel;
+	// 0: its default). Each object records its own, so the setting may
+	// change at any time: a segment archived in another codec is found
+	// under that codec's key and settled against (see otherCodecCopy), so
+	// it is stored once.
+	Compression repository.Compression
+	ZstdLevel   int
+	Host        string // recorded with each object
+	Version     string // walvault version, recorded with each object
 	// Lock is the Object Lock policy: each object (walvault.json when this
 	// push creates the repository, then the WAL file) is locked until Now
 	// plus Lock.Days. It must be the policy walvault.json records, or the
@@ -393,7 +393,7 @@ func (o Options) withDefaults() Options {
 
 // codec is how bodies in compression c are stored under these options.
 func (o Options) codec(c repository.Compression) repository.Codec {
-	return repository.Codec{Compression: c, Level: o.CompressionLevel, Recipients: o.Recipients}
+	return repository.Codec{Compression: c, Level: o.ZstdLevel, Recipients: o.Recipients}
 }
 
 // openRegular opens path and refuses anything but a regular file, with a
