@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
+)
+
+// codecs are the compression settings the codec benchmarks compare, lz4
+// (the default) first: every ratio is against it in the same run.
+var codecs = []string{"lz4", "zstd:1", "zstd", "zstd:9"}
+
+// codecInput is the restore input kind of a file:// backup in setting.
+func codecInput(setting string) string { return "file+" + setting }
+
+// BenchmarkBackupCodec takes base backups of the pgbench database into the
+// file:// repository in each compression setting: time, CPU and stored
+// size per backup.
+func BenchmarkBackupCodec(b *testing.B) {
+	e := backupSetup(b)
+	for _, c := range codecs {
+		b.Run("compression="+c, func(b *testing.B) {
+			e.loop(b, func(int) op { return e.pushOpAs(b, e.repos["file"], codecInput(c), "--compression", c) })
+		})
+	}
+}
+
+// BenchmarkRestoreCodec restores a file:// backup taken with lz4 and one
+// taken with zstd (the default level): decoding by what each part records.
+func BenchmarkRestoreCodec(b *testing.B) {
+	e := backupSetup(b)
+	r := e.repos["file"]
+	for _, c := range []string{"lz4", "zstd"} {
+		b.Run("compression="+c, func(b *testing.B) {
+			kind := "file"
+			if c != "lz4" {
+				kind = codecInput(c)
+			}
+			id := e.input(b, kind)
+			e.loop(b, func(int) op {
+				dir := filepath.Join(e.newDir(b, "restored-"), "pgdata")
+				return op{
+					cmd: e.walvaultCmd(r, "restore", "--pgdata", dir, "--backup", id, "--target-immediate"),
+					after: func(out string) (int64, error) {
+						if !strings.Contains(out, "restored backup "+id) {
+							return 0, errors.New("restore did not say it restored the backup")
+						}
+						return 0, checkRestored(dir, func(dir string) error { return os.RemoveAll(filepath.Dir(dir)) })
+					},
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkWALCodec pushes copies of the real segment into the file://
+// repository in process, in each compression setting (time and stored
+// size per segment), and fetches one back in each.
+func BenchmarkWALCodec(b *testing.B) {
+	e := setup(b)
+	r := e.repos["file"]
+	for _, c := range codecs {
+		setting, err := repository.ParseSetting(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts := archive.Options{Compression: setting.Compression, ZstdLevel: setting.Level, Host: "bench", Version: "bench"}
+		b.Run("push/compression="+c, func(b *testing.B) {
+			be := openRepo(b, r)
+			dir, names := e.segments(b, b.N)
+			e.pruneAfter(b, r)
+			var stored int64
+			b.SetBytes(segBytes)
+			settle()
+			b.ResetTimer()
+			for i := range b.N {
+				res, err := archive.Push(context.Background(), be, filepath.Join(dir, "pg_wal", names[i]), opts)
+				if err != nil || res.AlreadyArchived {
+					b.Fatalf("archive.Push %s: %+v, %v", names[i], res, err)
+				}
+				stored += res.StoredSize
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(stored)/float64(b.N)/(1<<20), "stored-MiB")
+		})
+		b.Run("fetch/compression="+c, func(b *testing.B) {
+			be := openRepo(b, r)
+			dir, names := e.segments(b, 1)
+			e.pruneAfter(b, r)
+			if _, err := archive.Push(context.Background(), be, filepath.Join(dir, "pg_wal", names[0]), opts); err != nil {
+				b.Fatal(err)
+			}
+			out := e.outDir(b)
+			fetch := restore.FetchOptions{Compression: setting.Compression, Log: slog.New(slog.DiscardHandler)}
+			b.SetBytes(segBytes)
+			settle()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := restore.Fetch(context.Background(), be, names[0], filepath.Join(out, fmt.Sprintf("RECOVERYXLOG.%d", i)), fetch); err != nil {
+					b.Fatalf("restore.Fetch %s: %v", names[0], err)
+				}
+			}
+		})
+	}
+}
