@@ -424,8 +424,9 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	deadline := start.Add(opts.WALTimeout)
 	nextLog := start
 	for {
-		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
-		_, err := b.Stat(ctx, key)
+		// Under any codec's key, c's first: the codec of WAL may differ
+		// from the repository's first one.
+		_, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
 		switch {
 		case err == nil:
 			if seg.Log == stop.Log && seg.Seg == stop.Seg {
