@@ -28,10 +28,21 @@ var (
 // codecInput is the restore input kind of a file:// backup in setting.
 func codecInput(setting string) string { return "file+" + setting }
 
-// BenchmarkBackupCodec takes base backups of the pgbench database into the
+// BenchmarkZstd compares zstd with lz4 (the default) in one run: on WAL
+// segments ("wal"), and on base backups of the pgbench database and their
+// restore ("backup", "restore"). One top-level name that neither the full
+// run's patterns nor BENCH='Backup|Restore' match: the backup part takes
+// minutes, so it runs only when asked for (BENCH='Zstd/(backup|restore)').
+func BenchmarkZstd(b *testing.B) {
+	b.Run("wal", benchWALCodecs)
+	b.Run("backup", benchBackupCodecs)
+	b.Run("restore", benchRestoreCodecs)
+}
+
+// benchBackupCodecs takes base backups of the pgbench database into the
 // file:// repository in each compression setting: time, CPU and stored
 // size per backup.
-func BenchmarkBackupCodec(b *testing.B) {
+func benchBackupCodecs(b *testing.B) {
 	e := backupSetup(b)
 	for _, c := range backupCodecs {
 		b.Run("compression="+c, func(b *testing.B) {
@@ -40,9 +51,9 @@ func BenchmarkBackupCodec(b *testing.B) {
 	}
 }
 
-// BenchmarkRestoreCodec restores a file:// backup taken with lz4 and one
+// benchRestoreCodecs restores a file:// backup taken with lz4 and one
 // taken with zstd (the default level): decoding by what each part records.
-func BenchmarkRestoreCodec(b *testing.B) {
+func benchRestoreCodecs(b *testing.B) {
 	e := backupSetup(b)
 	r := e.repos["file"]
 	for _, c := range []string{"lz4", "zstd"} {
@@ -68,11 +79,11 @@ func BenchmarkRestoreCodec(b *testing.B) {
 	}
 }
 
-// BenchmarkWALCodec pushes copies of the real segment into the file://
+// benchWALCodecs pushes copies of the real segment into the file://
 // repository in process, in each compression setting (time, CPU and stored
 // size per segment), and fetches one back in each. CPU time (cpu-ms, this
 // process's, all threads) says more than wall time on a shared machine.
-func BenchmarkWALCodec(b *testing.B) {
+func benchWALCodecs(b *testing.B) {
 	e := setup(b)
 	r := e.repos["file"]
 	for _, c := range codecs {
