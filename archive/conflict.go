@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // ErrConflict: a different file is already archived under this name. Nothing
@@ -44,6 +46,59 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",
 		ErrConflict, res.File, b.Location(), describeSides(ours, theirs))
+}
+
+// otherCopy is what otherCodecCopy found: the key of a copy, if any.
+type otherCopy struct {
+	key string
+	err error
+}
+
+// otherCodecCopy returns the key under which file is archived in a codec
+// other than c, or "" when every other codec's key is absent. Keys carry
+// the codec, and the setting may change between two pushes of one file
+// (PostgreSQL's retry after a crash, or a split brain pushing a different
+// one): the conditional create on c's key alone would store a second copy
+// beside the first. Costs one HEAD per other codec, sent at once; an
+// error other than "absent" fails the push, which PostgreSQL retries.
+// A copy hidden behind a delete marker under another codec's key is not
+// looked for (that would cost a version listing per push).
+func otherCodecCopy(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression) (string, error) {
+	if !repository.Compressed(file.Kind) {
+		return "", nil // one key whatever the codec
+	}
+	var others []repository.Compression
+	for _, o := range repository.Compressions {
+		if o != c {
+			others = append(others, o)
+		}
+	}
+	found := make([]otherCopy, len(others))
+	var wg sync.WaitGroup
+	for i, o := range others {
+		wg.Go(func() {
+			key := repository.WALKey(file, o)
+			_, err := b.Stat(ctx, key)
+			switch {
+			case err == nil:
+				found[i].key = key
+			case !errors.Is(err, storage.ErrNotFound):
+				found[i].err = fmt.Errorf("look for %s under %s in %s: %w", file, key, b.Location(), err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range found {
+		if f.err != nil {
+			return "", f.err
+		}
+	}
+	for _, f := range found {
+		if f.key != "" {
+			return f.key, nil
+		}
+	}
+	return "", nil
 }
 
 // ErrIncomparable: the archived copy is encrypted to none of the keys this

@@ -24,8 +24,9 @@ type Encoded struct {
 	RawSize     int64
 }
 
-// ErrOtherCompression: the repository stores segments in another
-// compression than an Encoded body's; push the file instead.
+// ErrOtherCompression: the repository cannot take an Encoded body as it
+// is (it is encrypted, and the body only compressed); push the file
+// instead.
 var ErrOtherCompression = errors.New("the repository uses another compression")
 
 // PushEncoded archives the complete segment file, whose raw bytes are in f,
@@ -48,16 +49,16 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 	if enc.RawSize != int64(hdr.SegmentSize) {
 		return Result{}, fmt.Errorf("%s: the encoded body holds %d bytes, the segment %d", file, enc.RawSize, hdr.SegmentSize)
 	}
-	id, err := verifyIdentity(ctx, b, hdr, file, opts)
-	if err != nil {
+	if _, err := verifyIdentity(ctx, b, hdr, file, opts); err != nil {
 		return Result{}, err
 	}
 	if opts.Recipients != nil {
 		// wal-receive's body is compressed, not encrypted: push the file.
 		return Result{}, fmt.Errorf("%w (the repository is encrypted)", ErrOtherCompression)
 	}
-	if id.Compression != enc.Compression {
-		return Result{}, fmt.Errorf("%w (%s, not %s)", ErrOtherCompression, id.Compression, enc.Compression)
+	other, err := otherCodecCopy(ctx, b, file, enc.Compression)
+	if err != nil {
+		return Result{}, err
 	}
 	res := Result{
 		File:       file,
@@ -71,5 +72,9 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 	meta[repository.MetaCompression] = string(enc.Compression)
 	meta[repository.MetaSHA256] = enc.SHA256
 	meta[repository.MetaRawSize] = strconv.FormatInt(enc.RawSize, 10)
+	if other != "" {
+		res.Key = other
+		return settleConflict(ctx, b, res, meta, opts.Log)
+	}
 	return upload(ctx, b, bytes.NewReader(enc.Body), res, meta, opts, identityCache{})
 }

@@ -3,7 +3,6 @@ package archive_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"testing"
 
@@ -60,7 +59,9 @@ func TestPushEncoded(t *testing.T) {
 		t.Errorf("Push after PushEncoded: got %+v, want already archived", again)
 	}
 
-	// The repository is lz4: an uncompressed body is not stored.
+	// An uncompressed body goes into the lz4 repository under its own key
+	// (each object records its codec), and wal-push's lz4 copy of the same
+	// file then settles against it.
 	s2 := seg(1, 0, 4)
 	path2, sum2 := writeSegment(t, dir, s2.String(), header(t, s2), 8)
 	raw2, _ := os.ReadFile(path2)
@@ -69,10 +70,21 @@ func TestPushEncoded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f2.Close()
-	_, err = archive.PushEncoded(ctx, b, f2, wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s2},
+	res2, err := archive.PushEncoded(ctx, b, f2, wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s2},
 		archive.Encoded{Body: raw2, Compression: repository.None, SHA256: sum2, RawSize: int64(len(raw2))}, opts(repository.None))
-	if !errors.Is(err, archive.ErrOtherCompression) {
-		t.Fatalf("PushEncoded in another compression: got %v, want ErrOtherCompression", err)
+	if err != nil || res2.Key != walKey(t, s2.String(), repository.None) {
+		t.Fatalf("PushEncoded in another compression than the repository's: got %+v, %v; want it stored under %s", res2, err, walKey(t, s2.String(), repository.None))
+	}
+	if again := mustPush(t, b, path2, opts(repository.LZ4)); !again.AlreadyArchived || again.Key != res2.Key {
+		t.Errorf("lz4 Push after an uncompressed PushEncoded: got %+v, want already archived under %s", again, res2.Key)
 	}
 	assertAbsent(t, b, walKey(t, s2.String(), repository.LZ4))
+
+	// PushEncoded settles against another codec's copy just the same.
+	again, err := archive.PushEncoded(ctx, b, f, wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s},
+		archive.Encoded{Body: raw, Compression: repository.None, SHA256: sum, RawSize: int64(len(raw))}, opts(repository.None))
+	if err != nil || !again.AlreadyArchived || again.Key != res.Key {
+		t.Errorf("uncompressed PushEncoded of an lz4-archived segment: got %+v, %v; want already archived under %s", again, err, res.Key)
+	}
+	assertAbsent(t, b, walKey(t, s.String(), repository.None))
 }

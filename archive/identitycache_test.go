@@ -316,7 +316,7 @@ func TestPushIdentityCacheCorrupt(t *testing.T) {
 		"from the future":  edit(func(e map[string]any) { e["verified_at"] = testNow.Add(time.Hour) }),
 		"no time":          edit(func(e map[string]any) { delete(e, "verified_at") }),
 		"no system id":     edit(func(e map[string]any) { delete(identity(e), "system_identifier") }),
-		"bad compression":  edit(func(e map[string]any) { identity(e)["compression"] = "zstd" }),
+		"bad compression":  edit(func(e map[string]any) { identity(e)["compression"] = "brotli" }),
 		"newer format":     edit(func(e map[string]any) { identity(e)["format_version"] = repository.FormatVersion + 1 }),
 		"bad lock policy":  edit(func(e map[string]any) { identity(e)["lock_mode"] = "FOREVER" }),
 		"directory":        nil,
@@ -390,9 +390,9 @@ func TestPushIdentityCacheChecksWhatItMust(t *testing.T) {
 	assertNoTempFiles(t, root)
 }
 
-// TestPushIdentityCacheFollowsRepositoryCompression: the compression comes
-// from the cached identity, as from walvault.json.
-func TestPushIdentityCacheFollowsRepositoryCompression(t *testing.T) {
+// TestPushIdentityCacheKeepsConfiguredCompression: the compression is the
+// configured one, with the identity cached as with walvault.json read.
+func TestPushIdentityCacheKeepsConfiguredCompression(t *testing.T) {
 	t.Parallel()
 	fb := mem.New()
 	b := newIdentityCounter(fb)
@@ -402,8 +402,8 @@ func TestPushIdentityCacheFollowsRepositoryCompression(t *testing.T) {
 	first.Compression = repository.None
 	mustPush(t, b, filepath.Join(walDir, names[0]), first)
 	res := mustPush(t, b, filepath.Join(walDir, names[1]), clk.opts(ttl)) // lz4 configured
-	if want := walKey(t, names[1], repository.None); res.Key != want {
-		t.Errorf("key with a cached none identity: got %q, want %q", res.Key, want)
+	if want := walKey(t, names[1], repository.LZ4); res.Key != want {
+		t.Errorf("key with a cached none identity and lz4 configured: got %q, want %q", res.Key, want)
 	}
 	if got := b.reads(); got != 1 {
 		t.Errorf("reads of walvault.json: got %d, want 1", got)

@@ -25,10 +25,13 @@ import (
 
 // Options are wal-push's settings, resolved by cmd.
 type Options struct {
-	// Compression is used when this push creates the repository; later
-	// segments follow the compression recorded in walvault.json, so one
-	// segment always has exactly one key.
+	// Compression is the codec segments are stored in (zstd at ZstdLevel;
+	// 0: its default). Each object records its own, so the setting may
+	// change at any time: a segment archived in another codec is found
+	// under that codec's key and settled against (see otherCodecCopy), so
+	// it is stored once.
 	Compression repository.Compression
+	ZstdLevel   int
 	Host        string // recorded with each object
 	Version     string // walvault version, recorded with each object
 	// Lock is the Object Lock policy: each object (walvault.json when this
@@ -138,11 +141,16 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	if cached && (checkIdentity(id, hdr, res.File, b.Location()) != nil || id.CheckLock(opts.Lock, b.Location()) != nil || id.CheckEncryption(opts.Recipients, b.Location()) != nil) {
 		cached = false // never refused on the cache's word: the repository decides
 	}
-	compression := opts.Compression // the repository's, once known
 	if cached {
 		opts.Log.Debug("repository identity from the cache", "repository", b.Location(), "path", cache.path())
-		compression = id.Compression
 	}
+	// Whether another codec's key holds the segment is asked while it is
+	// encoded, so the answer costs no time.
+	other := make(chan otherCopy, 1)
+	go func() {
+		key, err := otherCodecCopy(ctx, b, res.File, opts.Compression)
+		other <- otherCopy{key, err}
+	}()
 
 	type checked struct {
 		id  repository.Identity
@@ -157,9 +165,10 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 			verified <- checked{id, err}
 		}()
 	}
-	body, encErr := encodeFile(f, path, opts.codec(compression), &res, meta)
+	body, encErr := encodeFile(f, path, opts.codec(opts.Compression), &res, meta)
+	found := <-other // always waited for: nothing outlives Push
 	if verified != nil {
-		v := <-verified // always waited for: nothing outlives Push
+		v := <-verified
 		if v.err != nil {
 			closeBody(body)
 			return Result{}, v.err
@@ -172,16 +181,19 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	if encErr != nil {
 		return Result{}, encErr
 	}
-	if id.Compression != compression {
-		// The repository was created with another compression than the
-		// one configured: encode again in its own, so a segment always
-		// has exactly one key.
+	var out Result
+	var err error
+	switch {
+	case found.err != nil:
 		closeBody(body)
-		if body, encErr = encodeFile(f, path, opts.codec(id.Compression), &res, meta); encErr != nil {
-			return Result{}, encErr
-		}
+		err = found.err
+	case found.key != "":
+		closeBody(body)
+		res.Key = found.key
+		out, err = settleConflict(ctx, b, res, meta, opts.Log)
+	default:
+		out, err = upload(ctx, b, body, res, meta, opts, cache)
 	}
-	out, err := upload(ctx, b, body, res, meta, opts, cache)
 	if cached && errors.Is(err, ErrConflict) {
 		// The cache spared the identity check; a conflict may mean the
 		// repository was replaced by another cluster's. Ask it.
@@ -225,7 +237,7 @@ func encodeFile(f *os.File, path string, c repository.Codec, res *Result, meta m
 	if c.Encrypted() {
 		body, sum, fingerprints, size, err = encodeEncrypted(f, filepath.Base(path), c)
 	} else {
-		body, sum, size, err = encode(f, filepath.Base(path), c.Compression)
+		body, sum, size, err = encode(f, filepath.Base(path), c)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
@@ -278,7 +290,7 @@ const maxInMemory = 16 << 20
 // the upload starts (S3 sends metadata before the body), and the stored body
 // and its checksum come from the very same bytes. Larger files are hashed
 // first and then streamed (see streamBody).
-func encode(f *os.File, name string, c repository.Compression) (body sizedReader, sum string, size int64, err error) {
+func encode(f *os.File, name string, c repository.Codec) (body sizedReader, sum string, size int64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, "", 0, err
@@ -289,7 +301,7 @@ func encode(f *os.File, name string, c repository.Compression) (body sizedReader
 	if fi.Size() > maxInMemory {
 		return streamBody(f, name, c)
 	}
-	if c == repository.LZ4 {
+	if c.Compression == repository.LZ4 {
 		buf, digest, n, err := encodeLZ4(f)
 		if err != nil {
 			return nil, "", 0, err
@@ -325,7 +337,7 @@ type sizedReader interface {
 // then compress while uploading. The second pass re-hashes and fails before
 // EOF if the file changed in between, so the stored body always matches its
 // metadata.
-func streamBody(f *os.File, name string, c repository.Compression) (sizedReader, string, int64, error) {
+func streamBody(f *os.File, name string, c repository.Codec) (sizedReader, string, int64, error) {
 	sum, size, err := hashFile(f)
 	if err != nil {
 		return nil, "", 0, err
@@ -334,7 +346,7 @@ func streamBody(f *os.File, name string, c repository.Compression) (sizedReader,
 		return nil, "", 0, err
 	}
 	src := &verifyingReader{r: f, h: sha256.New(), want: sum, wantSize: size, name: name}
-	if c == repository.None {
+	if c.Compression == repository.None {
 		return &unknownSize{src, size}, sum, size, nil
 	}
 	pr, pw := io.Pipe()
@@ -381,7 +393,7 @@ func (o Options) withDefaults() Options {
 
 // codec is how bodies in compression c are stored under these options.
 func (o Options) codec(c repository.Compression) repository.Codec {
-	return repository.Codec{Compression: c, Recipients: o.Recipients}
+	return repository.Codec{Compression: c, Level: o.ZstdLevel, Recipients: o.Recipients}
 }
 
 // openRegular opens path and refuses anything but a regular file, with a

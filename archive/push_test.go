@@ -581,9 +581,10 @@ func TestPushHistoryAndBackupFiles(t *testing.T) {
 	}
 }
 
-// TestPushFollowsRepositoryCompression: the identity decides the
-// compression, so a segment always has exactly one key.
-func TestPushFollowsRepositoryCompression(t *testing.T) {
+// TestPushUsesConfiguredCompression: the configured compression decides
+// each segment's codec, whatever the repository was created with, and the
+// object records it (key and metadata).
+func TestPushUsesConfiguredCompression(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
@@ -591,9 +592,11 @@ func TestPushFollowsRepositoryCompression(t *testing.T) {
 		later     repository.Compression // configured for the later push
 		wantLater repository.Compression
 	}{
-		{"none repository, lz4 configured", repository.None, repository.LZ4, repository.None},
-		{"none repository, default configured", repository.None, "", repository.None},
-		{"lz4 repository, none configured", repository.LZ4, repository.None, repository.LZ4},
+		{"none repository, lz4 configured", repository.None, repository.LZ4, repository.LZ4},
+		{"none repository, default configured", repository.None, "", repository.LZ4},
+		{"lz4 repository, none configured", repository.LZ4, repository.None, repository.None},
+		{"lz4 repository, zstd configured", repository.LZ4, repository.Zstd, repository.Zstd},
+		{"zstd repository, lz4 configured", repository.Zstd, repository.LZ4, repository.LZ4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

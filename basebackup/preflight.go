@@ -255,7 +255,7 @@ func repositoryHas(ctx context.Context, b storage.Backend, c repository.Compress
 			return true, "", nil
 		}
 	}
-	_, err = b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c))
+	_, err = repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
 	switch {
 	case err == nil:
 		return true, "", nil

@@ -45,9 +45,12 @@ type Options struct {
 	// the cluster on the server's timeline.
 	Incremental bool
 	Parent      string
-	// Compression of the stored parts; empty means the repository's own
-	// (walvault.json).
+	// Compression of the stored parts (zstd at ZstdLevel; 0: its
+	// default); empty means the one walvault.json was created with.
+	// Each part records its own in the manifest, so it may differ from
+	// one backup to the next.
 	Compression repository.Compression
+	ZstdLevel   int
 	// PartSize is the number of raw bytes of a tar stream per stored part;
 	// 0 means DefaultPartSize, at least MinPartSize.
 	PartSize int64
@@ -421,8 +424,9 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	deadline := start.Add(opts.WALTimeout)
 	nextLog := start
 	for {
-		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
-		_, err := b.Stat(ctx, key)
+		// Under any codec's key, c's first: the codec of WAL may differ
+		// from the repository's first one.
+		_, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
 		switch {
 		case err == nil:
 			if seg.Log == stop.Log && seg.Seg == stop.Seg {
@@ -532,6 +536,7 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 	up := &uploader{
 		b:           b,
 		compression: opts.Compression,
+		level:       opts.ZstdLevel,
 		partSize:    opts.PartSize,
 		meta:        map[string]string{repository.MetaSystemID: info.sys.SystemID},
 		lock:        opts.Lock,

@@ -349,6 +349,18 @@ func TestWaitForWAL(t *testing.T) {
 		}
 	})
 
+	t.Run("segments in other codecs", func(t *testing.T) {
+		t.Parallel()
+		b := mem.New()
+		for n, c := range map[uint32]repository.Compression{2: repository.Zstd, 3: repository.LZ4, 4: repository.None} {
+			s := wal.Segment{Timeline: 1, Seg: n}
+			putWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s}, c))
+		}
+		if err := waitForWAL(t.Context(), b, repository.LZ4, m, src, Options{WALTimeout: 5 * time.Second, Log: slog.New(slog.DiscardHandler)}); err != nil {
+			t.Fatalf("waitForWAL with segments in zstd, lz4 and uncompressed: %v", err)
+		}
+	})
+
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		b := mem.New()

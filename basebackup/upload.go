@@ -30,6 +30,7 @@ type uploader struct {
 	b           storage.Backend
 	id          string
 	compression repository.Compression
+	level       int // zstd's level; 0: its default
 	// recipients, when set, encrypts every object after compression.
 	recipients *crypt.Recipients
 	partSize   int64
@@ -220,7 +221,7 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 	if now == nil {
 		now = time.Now
 	}
-	codec := repository.Codec{Compression: c, Recipients: u.recipients}
+	codec := repository.Codec{Compression: c, Level: u.level, Recipients: u.recipients}
 	meta := u.meta
 	if codec.Encrypted() {
 		meta = maps.Clone(u.meta)

@@ -508,8 +508,14 @@ func (e *backupEnv) pgbbOp(b *testing.B, kind, archive string, args ...string) o
 
 // pushOp is one walvault backup-push to r.
 func (e *backupEnv) pushOp(b *testing.B, r *backupRepo) op {
+	return e.pushOpAs(b, r, r.name)
+}
+
+// pushOpAs is pushOp with more arguments, whose backup may become the
+// restore input kind.
+func (e *backupEnv) pushOpAs(b *testing.B, r *backupRepo, kind string, args ...string) op {
 	return op{
-		cmd: e.walvaultCmd(r, "backup-push", "--pg-conn", e.pg.ConnString()),
+		cmd: e.walvaultCmd(r, append([]string{"backup-push", "--pg-conn", e.pg.ConnString()}, args...)...),
 		after: func(out string) (int64, error) {
 			m := backupDoneRE.FindStringSubmatch(out)
 			if m == nil {
@@ -523,7 +529,7 @@ func (e *backupEnv) pushOp(b *testing.B, r *backupRepo) op {
 				return 0, fmt.Errorf("size of backup %s in %s: %w", id, r.url, err)
 			}
 			b.Logf("%s", strings.TrimSpace(out[strings.Index(out, m[0]):]))
-			if !e.offer(r.name, id) {
+			if !e.offer(kind, id) {
 				return n, r.remove(ctx, id)
 			}
 			return n, nil
@@ -549,6 +555,8 @@ func (e *backupEnv) input(b *testing.B, kind string) string {
 		o = e.pgbbOp(b, kind, "base.tar", "-Ft")
 	case "file", "s3":
 		o = e.pushOp(b, e.repos[kind])
+	case codecInput("zstd"):
+		o = e.pushOpAs(b, e.repos["file"], kind, "--compression", "zstd")
 	default:
 		b.Fatalf("no restore input %q", kind)
 	}

@@ -153,6 +153,18 @@
 // and peak RSS under 150 MiB for backup-push and restore at any database
 // size.
 //
+// # zstd against lz4
+//
+// BenchmarkZstd compares the compression settings lz4 (the default),
+// zstd:1, zstd and zstd:9 in one run, each against lz4: "wal" pushes and
+// fetches copies of the real segment in process (file://; cpu-ms and
+// stored-MiB per segment besides the time), "backup" and "restore" take
+// and restore backups of the base backup benchmarks' database in file://
+// (lz4, zstd:1, zstd; the same metrics as above). Its name is matched by
+// neither the full run of scripts/bench.sh nor BENCH='Backup|Restore':
+// BENCH='Zstd/wal' or BENCH='Zstd/(backup|restore)', with BENCHTIME and
+// COUNT given (see the README's Benchmarks).
+//
 // # Archive keep-up
 //
 // BenchmarkKeepUp runs two loads, each on its own Versity gateway and

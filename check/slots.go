@@ -169,7 +169,7 @@ func (c *checker) repositoryHasFlushed(ctx context.Context, flush string) (strin
 			return "", nil
 		}
 	}
-	_, err = c.b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, id.Compression))
+	_, err = repository.StatWAL(ctx, c.b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, id.Compression)
 	switch {
 	case err == nil:
 		return "", nil

@@ -457,8 +457,9 @@ func (d *drill) checkArchive(ctx context.Context, b storage.Backend, inv *reposi
 		}
 	}
 	if nw.ok {
-		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: nw.seg.Timeline, Segment: nw.seg}, id.Compression)
-		if info, err := b.Stat(ctx, key); err == nil {
+		file := wal.FileName{Kind: wal.KindSegment, Timeline: nw.seg.Timeline, Segment: nw.seg}
+		key := repository.WALKey(file, id.Compression)
+		if info, err := repository.StatWAL(ctx, b, file, id.Compression); err == nil {
 			nw.pushedAt = info.ModTime
 			if t, err := time.Parse(time.RFC3339Nano, info.Metadata[repository.MetaPushedAt]); err == nil {
 				nw.pushedAt = t

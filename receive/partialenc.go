@@ -6,6 +6,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/walvault/walvault/archive"
@@ -21,6 +22,10 @@ import (
 // sha256 state does; the sha256 in the object's metadata covers the
 // content). Memory: the compressed full chunks plus two 1 MiB buffers,
 // instead of the whole segment raw and compressed on every flush.
+//
+// In zstd each chunk is a frame of its own (with its content checksum):
+// concatenated frames are one valid zstd stream, which `zstd -d` and
+// repository.Zstd's reader decode whole.
 type partialEncoder struct {
 	compression repository.Compression
 	chunks      int    // full chunks encoded so far
@@ -30,13 +35,23 @@ type partialEncoder struct {
 	dst         []byte // compression scratch
 	body        []byte // the last frame built (reused)
 	lz          lz4.CompressorCCompat
+	zstd        *zstd.Encoder // nil unless compression is zstd
 }
 
 // chunkSize is the repository's lz4 block size.
 const chunkSize = archive.LZ4BlockSize
 
-func newPartialEncoder(c repository.Compression) *partialEncoder {
-	return &partialEncoder{compression: c, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
+// newPartialEncoder encodes in c, zstd at level (0: its default).
+func newPartialEncoder(c repository.Compression, level int) *partialEncoder {
+	e := &partialEncoder{compression: c, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
+	if c == repository.Zstd {
+		if level == 0 {
+			level = repository.DefaultZstdLevel
+		}
+		// Options that cannot fail: a valid level, no window given.
+		e.zstd, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
+	}
+	return e
 }
 
 // reset forgets the previous segment.
@@ -96,9 +111,13 @@ func sumWith(h hash.Hash, tail []byte) []byte {
 	return h.Sum(nil)
 }
 
-// appendBlock appends src's encoded form: an lz4 block (stored raw when it
-// does not shrink) or, without compression, src itself.
+// appendBlock appends src's encoded form: a zstd frame, an lz4 block
+// (stored raw when it does not shrink) or, without compression, src
+// itself.
 func (e *partialEncoder) appendBlock(out, src []byte) []byte {
+	if e.zstd != nil {
+		return e.zstd.EncodeAll(src, out)
+	}
 	if e.compression != repository.LZ4 {
 		return append(out, src...)
 	}

@@ -22,8 +22,8 @@ func TestPartialEncoderPrefixes(t *testing.T) {
 		}
 	}
 	r := bytes.NewReader(seg)
-	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
-		e := newPartialEncoder(c)
+	for _, c := range []repository.Compression{repository.LZ4, repository.Zstd, repository.None} {
+		e := newPartialEncoder(c, 0)
 		for _, n := range []int64{0, 100, chunkSize - 1, chunkSize, chunkSize + 1, 3*chunkSize + 7, 3*chunkSize + 7, 2 * chunkSize, int64(len(seg))} {
 			body, sum, err := e.encode(r, n)
 			if err != nil {

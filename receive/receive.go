@@ -300,7 +300,7 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 		if start+wal.LSN(r.segSize) > limit {
 			break
 		}
-		_, err := r.b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: seg}, r.id.Compression))
+		_, err := repository.StatWAL(ctx, r.b, wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: seg}, r.opts.Push.Compression)
 		if errors.Is(err, storage.ErrNotFound) {
 			break
 		}
@@ -688,15 +688,16 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 // repository) or in another compression, the file is pushed as it is.
 func (r *receiver) storeSegment(ctx context.Context, path string) (archive.Result, error) {
 	if r.id != nil {
-		if r.enc == nil || r.enc.compression != r.id.Compression {
-			r.enc = newPartialEncoder(r.id.Compression)
+		c := r.opts.Push.Compression
+		if r.enc == nil || r.enc.compression != c {
+			r.enc = newPartialEncoder(c, r.opts.Push.ZstdLevel)
 		}
 		body, sum, err := r.enc.encode(r.f, int64(r.segSize))
 		if err != nil {
 			return archive.Result{}, fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 		}
 		file := wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: r.seg}
-		enc := archive.Encoded{Body: body, Compression: r.id.Compression, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize)}
+		enc := archive.Encoded{Body: body, Compression: c, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize)}
 		res, err := archive.PushEncoded(ctx, r.b, r.f, file, enc, r.opts.Push)
 		if !errors.Is(err, archive.ErrOtherCompression) {
 			return res, err
@@ -715,23 +716,23 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		return nil
 	}
 	size := int64(r.received - r.segStart)
-	id, err := r.identity(ctx)
-	if err != nil {
+	if _, err := r.identity(ctx); err != nil {
 		return err
 	}
-	if r.enc == nil || r.enc.compression != id.Compression {
-		r.enc = newPartialEncoder(id.Compression)
+	c := r.opts.Push.Compression
+	if r.enc == nil || r.enc.compression != c {
+		r.enc = newPartialEncoder(c, r.opts.Push.ZstdLevel)
 	}
 	body, sum, err := r.enc.encode(r.f, size)
 	if err != nil {
 		return fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 	}
-	key := repository.PartialKey(r.seg, r.received, id.Compression)
+	key := repository.PartialKey(r.seg, r.received, c)
 	opts := r.opts.Push
 	meta := map[string]string{
 		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
 		repository.MetaRawSize:     strconv.FormatInt(size, 10),
-		repository.MetaCompression: string(id.Compression),
+		repository.MetaCompression: string(c),
 		repository.MetaSystemID:    r.systemID,
 		repository.MetaTimeline:    fmt.Sprintf("%08X", uint32(r.tli)),
 		repository.MetaHost:        opts.Host,

@@ -18,13 +18,13 @@
 // values into keys and bytes, on top of any storage.Backend.
 //
 //	walvault.json                      identity: format, system id, segment size, compression, lock policy
-//	wal/TTTTTTTT/<24-hex-name>[.lz4]   one object per segment (and .partial)
+//	wal/TTTTTTTT/<24-hex-name>[.lz4|.zst]  one object per segment (and .partial), its codec in its suffix
 //	wal/TTTTTTTT/<name>.backup         backup history files, uncompressed
 //	wal/TTTTTTTT.history               timeline history files, uncompressed
-//	partial/TTTTTTTT/<segment>/<end LSN>[.lz4]  wal-receive's partial segments
+//	partial/TTTTTTTT/<segment>/<end LSN>[.lz4|.zst]  wal-receive's partial segments
 //	backups/<id>/walvault-backup.json  walvault's manifest, written last
 //	backups/<id>/backup_manifest       PostgreSQL's backup_manifest
-//	backups/<id>/<archive>.NNNNN[.lz4] the parts of each tar stream
+//	backups/<id>/<archive>.NNNNN[.lz4|.zst] the parts of each tar stream
 //	backups/<id>/marks/<time>-keep     keep marks (or -nokeep)
 //	drills/<finish time>.json          restore drill records
 //	check/probe-<time>-<host>-<nonce>  `walvault check` probes, deleted at once

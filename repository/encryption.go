@@ -29,6 +29,7 @@ const (
 // through NewWriter and every reader through OpenBody.
 type Codec struct {
 	Compression Compression
+	Level       int               // zstd's level (Setting.Level); 0: its default
 	Recipients  *crypt.Recipients // nil: stored in the clear
 }
 
@@ -39,13 +40,13 @@ func (c Codec) Encrypted() bool { return c.Recipients != nil }
 // Close flushes both but does not close w.
 func (c Codec) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	if c.Recipients == nil {
-		return c.Compression.NewWriter(w)
+		return c.Compression.NewLevelWriter(w, c.Level)
 	}
 	ew, err := c.Recipients.NewWriter(w)
 	if err != nil {
 		return nil, fmt.Errorf("start encryption: %w", err)
 	}
-	zw, err := c.Compression.NewWriter(ew)
+	zw, err := c.Compression.NewLevelWriter(ew, c.Level)
 	if err != nil {
 		return nil, err
 	}

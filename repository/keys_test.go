@@ -18,15 +18,19 @@ func realKeys() []string {
 		IdentityKey,
 		WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: seg}, LZ4),
 		WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: seg}, None),
+		WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: seg}, Zstd),
 		WALKey(wal.FileName{Kind: wal.KindPartial, Timeline: 2, Segment: seg}, LZ4),
+		WALKey(wal.FileName{Kind: wal.KindPartial, Timeline: 2, Segment: seg}, Zstd),
 		WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 2, Segment: seg, Offset: 0x28}, LZ4),
 		WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: 0x1F}, None),
 		PartialKey(seg, 0x1AFF001234, LZ4),
 		PartialKey(seg, 0x1AFF001234, None),
+		PartialKey(seg, 0x1AFF001234, Zstd),
 		BackupManifestKey(id),
 		PGManifestKey(id),
 		BackupPartKey(id, "base.tar", 0, LZ4),
 		BackupPartKey(id, "16384.tar", 123456, None),
+		BackupPartKey(id, "base.tar", 1, Zstd),
 		MarkKey(id, at, true),
 		MarkKey(id, at, false),
 		DrillRecordKey(at.Format(DrillRecordIDLayout)),
@@ -35,8 +39,8 @@ func realKeys() []string {
 }
 
 func TestParseKeyKinds(t *testing.T) {
-	want := []KeyKind{KeyIdentity, KeySegment, KeySegment, KeyWALPartial, KeyBackupHistory, KeyTimelineHistory,
-		KeyReceivedPartial, KeyReceivedPartial, KeyBackupManifest, KeyPGManifest, KeyBackupPart, KeyBackupPart,
+	want := []KeyKind{KeyIdentity, KeySegment, KeySegment, KeySegment, KeyWALPartial, KeyWALPartial, KeyBackupHistory, KeyTimelineHistory,
+		KeyReceivedPartial, KeyReceivedPartial, KeyReceivedPartial, KeyBackupManifest, KeyPGManifest, KeyBackupPart, KeyBackupPart, KeyBackupPart,
 		KeyMark, KeyMark, KeyDrillRecord, KeyProbe}
 	for i, key := range realKeys() {
 		k, ok := ParseKey(key)
@@ -47,6 +51,10 @@ func TestParseKeyKinds(t *testing.T) {
 	k, _ := ParseKey(BackupPartKey("20261125T103000Z", "16384.tar", 7, LZ4))
 	if k.BackupID != "20261125T103000Z" || k.Archive != "16384.tar" || k.Seq != 7 || k.Compression != LZ4 {
 		t.Errorf("part: %+v", k)
+	}
+	k, _ = ParseKey(WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 2}}, Zstd))
+	if k.Compression != Zstd || k.String() != "wal/00000001/000000010000000000000002.zst" {
+		t.Errorf("zstd segment: %+v", k)
 	}
 	k, _ = ParseKey(WALKey(wal.FileName{Kind: wal.KindBackupHistory, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 2}, Offset: 0x28}, LZ4))
 	if k.Compression != None || k.WAL.Offset != 0x28 {
@@ -80,7 +88,7 @@ func TestParseKeyRefuses(t *testing.T) {
 		"backups/20261125T103000Z/walvault-backup.json.tmp",
 		"backups/20261125T103000Z/base.tar.0000.lz4",   // four digits
 		"backups/20261125T103000Z/base.tar.000001.lz4", // six digits, leading zero
-		"backups/20261125T103000Z/base.tar.00000.zst",
+		"backups/20261125T103000Z/base.tar.00000.gz",   // no such codec
 		"backups/20261125T103000Z/base.00000.lz4",
 		"backups/20261125T103000Z/x.tar.00000.lz4",
 		"backups/20261125T103000Z/016384.tar.00000.lz4",

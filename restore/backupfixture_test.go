@@ -94,6 +94,8 @@ type fixture struct {
 	// tamper, when set, changes the raw bytes stored for a part after its
 	// checksum was recorded (archive name, part index).
 	tamper func(archive string, seq int, raw []byte) []byte
+	// compression, when set, picks each part's codec; nil: lz4.
+	compression func(archive string, seq int) repository.Compression
 	// skipWAL leaves the backup's WAL unarchived (WAITING_FOR_WALS); the
 	// backup then lies in segment 3 instead of 2.
 	skipWAL bool
@@ -237,7 +239,7 @@ func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupM
 		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)
 		repotest.Put(t, b, key, []byte("segment"))
 	}
-	bk := repotest.Backup{Manifest: m, PartSize: f.partSize, Tamper: f.tamper}
+	bk := repotest.Backup{Manifest: m, PartSize: f.partSize, Tamper: f.tamper, Compression: f.compression}
 	for _, fa := range f.archives {
 		bk.Archives = append(bk.Archives, repotest.Archive{Name: fa.name, TablespaceOID: fa.oid, TablespaceLocation: fa.location, Data: buildTar(t, fa.entries)})
 	}

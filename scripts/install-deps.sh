@@ -2,7 +2,8 @@
 # Installs what walvault's tests and demo need on a fresh Debian machine:
 # PostgreSQL 15 (server and client tools), the server programs of PostgreSQL
 # 16, 17 and 18 (the tests run every supported major), lz4 (benchmark
-# baseline) and the Versity S3 Gateway. Safe to run again: it installs only
+# baseline), zstd (the README's emergency path for zstd objects is tested
+# with it) and the Versity S3 Gateway. Safe to run again: it installs only
 # what is missing. Run as root.
 # With "--no-s3" it skips the S3 gateway and PostgreSQL 16 to 18: the demo
 # needs only PostgreSQL 15.
@@ -17,6 +18,7 @@ VERSITYGW_VERSION=v1.8.0
 need_apt=()
 [ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql-15)
 command -v lz4 >/dev/null || need_apt+=(lz4)
+command -v zstd >/dev/null || need_apt+=(zstd)
 if [ "$with_s3" = yes ] && ! command -v npm >/dev/null; then
 	for major in 16 17 18; do
 		[ -x "$PG_CACHE/$major/bin/postgres" ] || { need_apt+=(npm); break; }

@@ -77,8 +77,7 @@ func (s *scan) checkPartials(ctx context.Context) error {
 		if archived {
 			superseded++
 			detail := fmt.Sprintf("%s is superseded: segment %s is archived complete, so wal-fetch never serves this partial (up to %s); walvault delete removes it", p.Key, p.Segment, p.End)
-			segKey := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: p.Segment.Timeline, Segment: p.Segment}, s.id.Compression)
-			if _, hidden := s.hidden[segKey]; hidden {
+			if s.segmentHidden(p.Segment) {
 				// delete lists only visible objects: it keeps the partial
 				// until the segment is visible again.
 				detail = fmt.Sprintf("%s is superseded by segment %s, which is hidden behind a delete marker: run walvault repair, then walvault delete removes the partial", p.Key, p.Segment)
@@ -177,4 +176,15 @@ func (s *scan) partialReport(tr *TimelineReport) string {
 	}
 	return fmt.Sprintf("timeline %d: %s of wal-receive, the newest ending at %s (segment %s, %s)",
 		tr.Timeline, units.Plural(tl.count, "partial"), tl.newest.End, tl.newest.Segment, state)
+}
+
+// segmentHidden reports whether the complete segment is hidden behind a
+// delete marker, under the key of whichever codec stored it.
+func (s *scan) segmentHidden(seg wal.Segment) bool {
+	for _, c := range repository.Compressions {
+		if _, hidden := s.hidden[repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)]; hidden {
+			return true
+		}
+	}
+	return false
 }

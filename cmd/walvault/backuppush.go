@@ -11,6 +11,7 @@ import (
 	"github.com/walvault/walvault/basebackup"
 	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/repository"
 )
 
 // backupPushOptions are the settings and flags of backup-push.
@@ -30,11 +31,14 @@ type backupPushOptions struct {
 	PartSize   string
 	partSize   int64 // PartSize parsed
 	maxRate
+
+	Compression repository.Setting
 }
 
 func (o *backupPushOptions) bind(b *binder) {
 	o.bindUploads(b)
 	bindPGConn(b, &o.PGConn)
+	bindCompression(b, &o.Compression)
 	o.lockSettings.bind(b, &o.Repo)
 	o.maxRate.bind(b, "limit on the bytes a second read from PostgreSQL (so on its disk reads and on the upload), such as 50MiB; unset: no limit")
 	o.encryptSettings.bind(b)
@@ -127,7 +131,8 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		ConnString:   opts.PGConn,
 		Label:        opts.Label,
 		Checkpoint:   opts.Checkpoint,
-		Compression:  "", // the repository's
+		Compression:  opts.Compression.Compression,
+		ZstdLevel:    opts.Compression.Level,
 		PartSize:     opts.partSize,
 		Host:         host,
 		Version:      walvaultVersion(),

@@ -43,7 +43,7 @@ var settings = []setting{
 	{name: "s3-part-size", def: "16MiB", usage: "multipart upload part size; memory per upload is part size x concurrency"},
 	{name: "s3-concurrency", def: "4", usage: "parts uploaded in parallel per object"},
 	{name: "pg-conn", usage: "PostgreSQL connection (libpq conninfo or URL); PG* environment variables and ~/.pgpass apply"},
-	{name: "compression", def: "lz4", usage: "compression of new WAL objects: lz4 or none"},
+	{name: "compression", def: "lz4", usage: "compression of new WAL objects and backup parts: lz4, zstd, zstd:LEVEL (1-22) or none; each object records its own, so it may change at any time"},
 	{name: "lock-mode", def: "off", usage: "S3 Object Lock on every new object: off, governance or compliance (the bucket must have Object Lock enabled)"},
 	{name: "lock-days", def: "0", usage: "days each new object stays locked (with lock-mode governance or compliance)"},
 	{name: "encrypt-to", usage: "encrypt new objects to these age public keys (age1..., comma separated), or @FILE with one per line; needs no secret"},
@@ -236,9 +236,9 @@ func bindPGConn(b *binder, dst *string) {
 	b.add("pg-conn", func(v string) error { *dst = v; return nil })
 }
 
-func bindCompression(b *binder, dst *repository.Compression) {
+func bindCompression(b *binder, dst *repository.Setting) {
 	b.add("compression", func(v string) (err error) {
-		if *dst, err = repository.ParseCompression(v); err != nil {
+		if *dst, err = repository.ParseSetting(v); err != nil {
 			return fmt.Errorf("invalid compression (--compression, %s): %w", envName("compression"), err)
 		}
 		return nil

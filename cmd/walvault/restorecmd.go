@@ -49,7 +49,7 @@ type restoreConfig struct {
 
 type fetchSettings struct {
 	decryptSettings
-	Compression repository.Compression
+	Compression repository.Setting
 	Timeout     time.Duration
 }
 
@@ -293,7 +293,7 @@ func (r *restoreConfig) yaml() ([]byte, error) {
 	cfg, fetch := r.Config, r.fetchSettings
 	values := map[string]any{
 		"repo":        cfg.Repo,
-		"compression": string(fetch.Compression),
+		"compression": fetch.Compression.String(),
 		"timeout":     fetch.Timeout.String(),
 		"log-format":  cfg.LogFormat,
 	}

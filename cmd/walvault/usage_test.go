@@ -21,7 +21,7 @@ var commandSettings = map[string][]string{
 	"wal-fetch":    {"compression", "decrypt-with", "prefetch", "timeout"},
 	"wal-prefetch": {"compression", "decrypt-with"},
 	"wal-receive":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "timeout"},
-	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "lock-mode", "lock-days", "encrypt-to", "max-rate", "timeout"},
+	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "encrypt-to", "max-rate", "timeout"},
 	"backup-list":  {"timeout"},
 	"info":         {"timeout"},
 	"backup-mark":  {"timeout"},

@@ -22,7 +22,7 @@ type walFetchOptions struct {
 	Config
 	totalTimeout
 	decryptSettings
-	Compression repository.Compression
+	Compression repository.Setting
 	Prefetch    int // segments downloaded ahead (0: off)
 }
 
@@ -104,7 +104,7 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 			log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 		}
 		opts.warnMode(log)
-		fetch := restore.FetchOptions{Compression: opts.Compression, Identities: opts.Identities, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
+		fetch := restore.FetchOptions{Compression: opts.Compression.Compression, Identities: opts.Identities, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
 		res, fromCache, err := fetchRidingOut(s.ctx, s.b, name, dest, dir, fetch)
 		if err != nil {
 			return err
@@ -230,7 +230,7 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 type walPrefetchOptions struct {
 	Config
 	decryptSettings
-	Compression repository.Compression
+	Compression repository.Setting
 	Dir         string
 	SegmentSize uint
 	Count       int
@@ -279,7 +279,7 @@ func walPrefetch(c *cli.Context, opts *walPrefetchOptions, s *session) error {
 	start := time.Now()
 	name := c.Args().Get(0)
 	n, err := restore.Prefetch(s.ctx, s.b, opts.Dir, name, uint32(opts.SegmentSize), opts.Count,
-		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: opts.Compression, Identities: opts.Identities, Log: log}, Follow: true})
+		restore.PrefetchOptions{Fetch: restore.FetchOptions{Compression: opts.Compression.Compression, Identities: opts.Identities, Log: log}, Follow: true})
 	if errors.Is(err, restore.ErrPrefetchBusy) {
 		return nil
 	}

@@ -21,7 +21,7 @@ type walPushOptions struct {
 	lockSettings
 	encryptSettings
 	totalTimeout
-	Compression       repository.Compression
+	Compression       repository.Setting
 	UploadConcurrency int
 }
 
@@ -109,7 +109,8 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	start := time.Now()
 	res, err := archive.PushAhead(s.ctx, b, c.Args().First(), archive.AheadOptions{
 		Options: archive.Options{
-			Compression: opts.Compression,
+			Compression: opts.Compression.Compression,
+			ZstdLevel:   opts.Compression.Level,
 			Host:        host,
 			Version:     walvaultVersion(),
 			Lock:        opts.policy(),

@@ -27,7 +27,7 @@ type walReceiveOptions struct {
 	Config
 	lockSettings
 	PGConn      string
-	Compression repository.Compression
+	Compression repository.Setting
 	Timeout     time.Duration
 	Slot        string
 	CreateSlot  bool
@@ -146,7 +146,8 @@ func receiveWAL(opts *walReceiveOptions, s *session, metrics *receive.Metrics) e
 		Timeout:    opts.Timeout,
 		Metrics:    metrics,
 		Push: archive.Options{
-			Compression: opts.Compression,
+			Compression: opts.Compression.Compression,
+			ZstdLevel:   opts.Compression.Level,
 			Host:        host,
 			Version:     walvaultVersion(),
 			Lock:        opts.policy(),

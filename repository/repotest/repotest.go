@@ -104,6 +104,9 @@ type Backup struct {
 	// checksum was taken (archive name, part index from 0). It gets a copy
 	// of the part's bytes; a nil result stores them unchanged.
 	Tamper func(archive string, seq int, raw []byte) []byte
+	// Compression, when set, picks each part's codec (archive name, part
+	// index from 0); nil stores every part in lz4.
+	Compression func(archive string, seq int) repository.Compression
 }
 
 // Archive is one tar stream of a Backup.
@@ -114,8 +117,9 @@ type Archive struct {
 	Data               []byte // the tar stream, cut into parts of Backup.PartSize
 }
 
-// WriteBackup stores bk in b as backup-push does, its parts lz4-compressed,
-// walvault's manifest last, and returns that manifest.
+// WriteBackup stores bk in b as backup-push does, its parts lz4-compressed
+// (or as bk.Compression says), walvault's manifest last, and returns that
+// manifest.
 func WriteBackup(t testing.TB, b storage.Backend, bk Backup) repository.BackupManifest {
 	t.Helper()
 	m := bk.Manifest
@@ -132,7 +136,11 @@ func WriteBackup(t testing.TB, b storage.Backend, bk Backup) repository.BackupMa
 			if bk.Tamper != nil {
 				stored = bk.Tamper(fa.Name, seq, bytes.Clone(raw))
 			}
-			p := PutPart(t, b, repository.BackupPartKey(m.ID, fa.Name, seq, repository.LZ4), repository.LZ4, raw, stored)
+			c := repository.LZ4
+			if bk.Compression != nil {
+				c = bk.Compression(fa.Name, seq)
+			}
+			p := PutPart(t, b, repository.BackupPartKey(m.ID, fa.Name, seq, c), c, raw, stored)
 			a.Parts = append(a.Parts, p)
 			m.RawBytes += p.RawSize
 			m.Stored += p.StoredSize
