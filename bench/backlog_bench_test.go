@@ -41,28 +41,35 @@ func BenchmarkWALPushBacklog(b *testing.B) {
 			return command(dir, "lz4", "-1", "-q", "-f", "pg_wal/"+name, filepath.Join(out, name+".lz4"))
 		})
 	})
-	for _, conc := range []int{0, 4} {
-		b.Run(fmt.Sprintf("walvault=s3/upload-concurrency=%d", conc), func(b *testing.B) {
-			r := e.repos["s3"]
-			dir, names := e.backlog(b, b.N)
-			e.pruneAfter(b, r)
-			backlogLoop(b, dir, names, func(name string) *exec.Cmd {
-				cmd := e.walvault(r, dir, "wal-push", "pg_wal/"+name)
-				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_UPLOAD_CONCURRENCY=%d", conc))
-				return cmd
+	for _, rn := range e.s3Names {
+		for _, conc := range []int{0, 4} {
+			b.Run(fmt.Sprintf("walvault=%s/upload-concurrency=%d", rn, conc), func(b *testing.B) {
+				backlogPush(b, e, e.repos[rn], conc)
 			})
-			// Every segment must be in the repository, whoever pushed it.
-			for _, name := range names {
-				seg, err := wal.ParseSegmentName(name)
-				if err != nil {
-					b.Fatal(err)
-				}
-				key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
-				if _, err := r.backend.Stat(context.Background(), key); err != nil {
-					b.Fatalf("%s is not in %s after the backlog was pushed: %v", name, r.url, err)
-				}
-			}
-		})
+		}
+	}
+}
+
+// backlogPush is one run of BenchmarkWALPushBacklog/walvault=...: wal-push
+// of a backlog into r with the given upload concurrency.
+func backlogPush(b *testing.B, e *env, r *repo, conc int) {
+	dir, names := e.backlog(b, b.N)
+	e.pruneAfter(b, r)
+	backlogLoop(b, dir, names, func(name string) *exec.Cmd {
+		cmd := e.walvault(r, dir, "wal-push", "pg_wal/"+name)
+		cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_UPLOAD_CONCURRENCY=%d", conc))
+		return cmd
+	})
+	// Every segment must be in the repository, whoever pushed it.
+	for _, name := range names {
+		seg, err := wal.ParseSegmentName(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
+		if _, err := r.backend.Stat(context.Background(), key); err != nil {
+			b.Fatalf("%s is not in %s after the backlog was pushed: %v", name, r.url, err)
+		}
 	}
 }
 
@@ -137,17 +144,24 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 			return command(pgdata, "cp", filepath.Join(src, "pg_wal", name), "pg_wal/RECOVERYXLOG")
 		}, filepath.Join(src, "pg_wal"), 0)
 	})
-	for _, v := range []struct {
+	type variant struct {
+		repo     string
 		prefetch int
 		replay   time.Duration
-	}{{0, 0}, {8, 0}, {0, replayGap}, {8, replayGap}} {
+	}
+	variants := []variant{{"s3", 0, 0}, {"s3", 8, 0}, {"s3", 0, replayGap}, {"s3", 8, replayGap}}
+	// Through a link: back to back only, the worst case for prefetch.
+	for _, rn := range e.s3Names[1:] {
+		variants = append(variants, variant{rn, 0, 0}, variant{rn, 8, 0})
+	}
+	for _, v := range variants {
 		n := v.prefetch
-		name := fmt.Sprintf("walvault=s3/prefetch=%d", n)
+		name := fmt.Sprintf("walvault=%s/prefetch=%d", v.repo, n)
 		if v.replay > 0 {
 			name += fmt.Sprintf("/replay=%v", v.replay)
 		}
 		b.Run(name, func(b *testing.B) {
-			r := e.repos["s3"]
+			r := e.repos[v.repo]
 			src, names := e.segments(b, b.N)
 			e.pruneAfter(b, r)
 			be := openRepo(b, r)
