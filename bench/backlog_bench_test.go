@@ -142,7 +142,7 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 		src, names := e.segments(b, b.N)
 		recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
 			return command(pgdata, "cp", filepath.Join(src, "pg_wal", name), "pg_wal/RECOVERYXLOG")
-		}, filepath.Join(src, "pg_wal"), 0)
+		}, filepath.Join(src, "pg_wal"), 0, false)
 	})
 	type variant struct {
 		repo     string
@@ -183,7 +183,7 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 				cmd := e.walvault(r, pgdata, "wal-fetch", name, "pg_wal/RECOVERYXLOG")
 				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_PREFETCH=%d", n))
 				return cmd
-			}, filepath.Join(src, "pg_wal"), v.replay)
+			}, filepath.Join(src, "pg_wal"), v.replay, n > 0)
 		})
 	}
 }
@@ -195,12 +195,18 @@ const replayGap = 50 * time.Millisecond
 
 // recoveryLoop times cmd(pgdata, name) for each name in a fresh data
 // directory on disk, with the timer stopped for replay between calls, then checks every fetched file against srcWAL/NAME and
-// waits for a background prefetcher to finish (untimed).
-func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration) {
+// waits for a background prefetcher to finish (untimed). With prefetching,
+// at least one call must have been served from the prefetch cache.
+func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration, prefetching bool) {
 	b.Helper()
 	pgdata := e.outDir(b)
 	pgwal := filepath.Join(pgdata, "pg_wal")
 	if err := os.Mkdir(pgwal, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	// wal-fetch prefetches only into a data directory (restore.Recovering:
+	// pg_wal beside PG_VERSION).
+	if err := os.WriteFile(filepath.Join(pgdata, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	dest := filepath.Join(pgwal, "RECOVERYXLOG")
@@ -234,6 +240,9 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 	waitPrefetcher(b, restore.PrefetchDir(dest))
 	reportHostCPU(b, busy, len(names)) // the prefetcher's leftover work included
 	b.ReportMetric(100*float64(hits)/float64(len(names)), "%from-prefetch")
+	if prefetching && hits == 0 && len(names) > 1 {
+		b.Fatalf("prefetch was on, yet none of %d calls was served from the prefetch cache", len(names))
+	}
 	for _, name := range names {
 		got, err1 := os.ReadFile(filepath.Join(pgwal, name))
 		want, err2 := os.ReadFile(filepath.Join(srcWAL, name))
