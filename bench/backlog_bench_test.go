@@ -97,7 +97,7 @@ func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string)
 	b.SetBytes(segBytes)
 	settle()
 	b.ResetTimer()
-	busy := hostBusy()
+	busy, self := hostBusy(), selfCPU()
 	for _, name := range names {
 		c := cmd(name)
 		if _, out, err := runCmd(c); err != nil {
@@ -109,6 +109,7 @@ func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string)
 	}
 	b.StopTimer()
 	reportHostCPU(b, busy, len(names))
+	reportLinkCPU(b, self, len(names))
 }
 
 // reportHostCPU reports the machine's busy CPU time per segment since busy
@@ -116,6 +117,15 @@ func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string)
 func reportHostCPU(b *testing.B, busy time.Duration, n int) {
 	if now := hostBusy(); busy > 0 && now > busy && n > 0 {
 		b.ReportMetric(float64(now-busy)/float64(time.Millisecond)/float64(n), "host-cpu-ms")
+	}
+}
+
+// reportLinkCPU reports, for a run through a link, this process's CPU time
+// per segment since self as link-cpu-ms: the proxy's work, which takes
+// its share of the same cores.
+func reportLinkCPU(b *testing.B, self time.Duration, n int) {
+	if strings.Contains(b.Name(), "/rtt=") && n > 0 {
+		b.ReportMetric(float64(selfCPU()-self)/float64(time.Millisecond)/float64(n), "link-cpu-ms")
 	}
 }
 
@@ -213,7 +223,7 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 	b.SetBytes(segBytes)
 	settle()
 	b.ResetTimer()
-	busy := hostBusy()
+	busy, self := hostBusy(), selfCPU()
 	hits := 0
 	for _, name := range names {
 		if err := os.Remove(dest); err != nil && !os.IsNotExist(err) {
@@ -239,6 +249,7 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 	b.StopTimer()
 	waitPrefetcher(b, restore.PrefetchDir(dest))
 	reportHostCPU(b, busy, len(names)) // the prefetcher's leftover work included
+	reportLinkCPU(b, self, len(names))
 	b.ReportMetric(100*float64(hits)/float64(len(names)), "%from-prefetch")
 	if prefetching && hits == 0 && len(names) > 1 {
 		b.Fatalf("prefetch was on, yet none of %d calls was served from the prefetch cache", len(names))

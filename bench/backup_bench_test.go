@@ -307,6 +307,7 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 type usage struct {
 	cpu  time.Duration // user+sys of the command and every child it waited for
 	host time.Duration // busy CPU time of the whole machine meanwhile (server, S3 gateway, kernel threads too)
+	self time.Duration // CPU time of this test process meanwhile: a link's proxy
 	rss  int64         // peak RSS of the largest of its processes, KiB
 }
 
@@ -325,7 +326,7 @@ func (e *backupEnv) measure(cmd *exec.Cmd) (usage, string, error) {
 	wrapped.ExtraFiles = []*os.File{pw}
 	var out bytes.Buffer
 	wrapped.Stdout, wrapped.Stderr = &out, &out
-	busy0 := hostBusy()
+	busy0, self0 := hostBusy(), selfCPU()
 	err = wrapped.Start()
 	pw.Close()
 	if err != nil {
@@ -334,6 +335,7 @@ func (e *backupEnv) measure(cmd *exec.Cmd) (usage, string, error) {
 	report, rerr := io.ReadAll(pr)
 	err = wrapped.Wait()
 	u.host = hostBusy() - busy0
+	u.self = selfCPU() - self0
 	if err == nil && rerr != nil {
 		err = rerr
 	}
@@ -387,7 +389,7 @@ func (e *backupEnv) loop(b *testing.B, ops func(i int) op) {
 	b.SetBytes(e.dbBytes)
 	b.StopTimer()
 	b.ResetTimer()
-	var cpu, host time.Duration
+	var cpu, host, self time.Duration
 	var peak, stored int64
 	for i := range b.N {
 		o := ops(i)
@@ -400,6 +402,7 @@ func (e *backupEnv) loop(b *testing.B, ops func(i int) op) {
 		}
 		cpu += u.cpu
 		host += u.host
+		self += u.self
 		peak = max(peak, u.rss)
 		if o.after != nil {
 			n, err := o.after(out)
@@ -412,6 +415,9 @@ func (e *backupEnv) loop(b *testing.B, ops func(i int) op) {
 	n := float64(b.N)
 	b.ReportMetric(cpu.Seconds()/n, "cpu-s")
 	b.ReportMetric(host.Seconds()/n, "host-cpu-s")
+	if strings.Contains(b.Name(), "/rtt=") {
+		b.ReportMetric(self.Seconds()/n, "link-cpu-s")
+	}
 	if stored > 0 {
 		b.ReportMetric(float64(stored)/n/(1<<20), "stored-MiB")
 	}

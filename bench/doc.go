@@ -196,6 +196,9 @@
 //
 // Setting up a link checks that a request through it takes at least 90% of
 // the round trip more than one straight to the gateway, and logs both.
+// Runs through a link also report the CPU time of the test process
+// meanwhile, which is the proxy's (link-cpu-ms per segment, link-cpu-s per
+// backup or restore): it runs on the same cores as walvault.
 // What a link does not simulate: the proxy accepts connections on loopback,
 // so a new connection costs no round trip (a TCP handshake costs one, TLS
 // one or two more); there is no TCP slow start, loss or jitter; and the

@@ -542,8 +542,8 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 		return v * 1e6 / (1 << 20), ok
 	}
 	fmt.Fprintf(w, "\nover a network: a toxiproxy link adding half the round trip each way, 1 Gbit/s per connection and direction,\n"+
-		"beside the same benchmark on loopback (MiB/s: of segments, or of the database for backups):\n")
-	fmt.Fprintf(w, "%-58s %10s %10s %10s\n", "benchmark", "MiB/s", "loopback", "÷ loopback")
+		"beside the same benchmark on loopback (MiB/s: of segments, or of the database for backups; link CPU: the proxy's own):\n")
+	fmt.Fprintf(w, "%-58s %10s %10s %10s %12s\n", "benchmark", "MiB/s", "loopback", "÷ loopback", "link CPU")
 	for _, n := range links {
 		x, ok := mibs(n)
 		if !ok {
@@ -555,7 +555,11 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 			lb = fmt.Sprintf("%.1f", y)
 			ratio = fmt.Sprintf("%.2fx", x/y)
 		}
-		fmt.Fprintf(w, "%-58s %10.1f %10s %10s\n", strings.TrimPrefix(n, "Benchmark"), x, lb, ratio)
+		linkCPU := opt(byName[n], "link-cpu-ms", "%.1f ms/seg")
+		if linkCPU == "-" {
+			linkCPU = opt(byName[n], "link-cpu-s", "%.2f s")
+		}
+		fmt.Fprintf(w, "%-58s %10.1f %10s %10s %12s\n", strings.TrimPrefix(n, "Benchmark"), x, lb, ratio, linkCPU)
 	}
 
 	verdict := func(ok bool) string {
