@@ -543,7 +543,7 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 	}
 	fmt.Fprintf(w, "\nover a network: a toxiproxy link adding half the round trip each way, 1 Gbit/s per connection and direction,\n"+
 		"beside the same benchmark on loopback (MiB/s: of segments, or of the database for backups; link CPU: the proxy's own):\n")
-	fmt.Fprintf(w, "%-58s %10s %10s %10s %12s\n", "benchmark", "MiB/s", "loopback", "÷ loopback", "link CPU")
+	fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %12s\n", "benchmark", "MiB/s", "loopback", "÷ loopback", "÷ rtt=0s", "link CPU")
 	for _, n := range links {
 		x, ok := mibs(n)
 		if !ok {
@@ -555,11 +555,16 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 			lb = fmt.Sprintf("%.1f", y)
 			ratio = fmt.Sprintf("%.2fx", x/y)
 		}
+		// rtt=0s is the proxy without latency: what the simulation costs.
+		ratio0 := "-"
+		if y, ok := mibs(rttRE.ReplaceAllString(n, "/rtt=0s")); ok && y > 0 && !strings.Contains(n, "/rtt=0s") {
+			ratio0 = fmt.Sprintf("%.2fx", x/y)
+		}
 		linkCPU := opt(byName[n], "link-cpu-ms", "%.1f ms/seg")
 		if linkCPU == "-" {
 			linkCPU = opt(byName[n], "link-cpu-s", "%.2f s")
 		}
-		fmt.Fprintf(w, "%-58s %10.1f %10s %10s %12s\n", strings.TrimPrefix(n, "Benchmark"), x, lb, ratio, linkCPU)
+		fmt.Fprintf(w, "%-58s %10.1f %10s %10s %10s %12s\n", strings.TrimPrefix(n, "Benchmark"), x, lb, ratio, ratio0, linkCPU)
 	}
 
 	verdict := func(ok bool) string {
