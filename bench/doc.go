@@ -198,7 +198,9 @@
 // the round trip more than one straight to the gateway, and logs both.
 // Runs through a link also report the CPU time of the test process
 // meanwhile, which is the proxy's (link-cpu-ms per segment, link-cpu-s per
-// backup or restore): it runs on the same cores as walvault.
+// backup or restore): it runs on the same cores as walvault. A round trip
+// of 0s is a link with the cap and no latency, a control for that cost:
+// scripts/bench.sh prints each link's ratio to it too.
 // What a link does not simulate: the proxy accepts connections on loopback,
 // so a new connection costs no round trip (a TCP handshake costs one, TLS
 // one or two more); there is no TCP slow start, loss or jitter; and the
