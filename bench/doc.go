@@ -24,8 +24,8 @@
 //	BENCH=WALPushOne COUNT=10 ./scripts/bench.sh   # per-call wal-push, and the resident-helper figures
 //	BENCH=Receive COUNT=2 ./scripts/bench.sh       # wal-receive: crash, restore, RPO; CPU/RSS beside pg_receivewal
 //	BENCH='^BenchmarkStart$' BENCHTIME=300x COUNT=3 ./scripts/bench.sh   # process start against a minimal Go program (no server)
-//	BENCH='WALPushBacklog|WALFetchRecovery' BENCHTIME=64x COUNT=1 WALVAULT_BENCH_LATENCY=10ms,40ms ./scripts/bench.sh
-//	BENCH='Backup/walvault=s3|Restore/walvault=s3' COUNT=3 WALVAULT_BENCH_SCALE=20 WALVAULT_BENCH_LATENCY=10ms,40ms ./scripts/bench.sh
+//	BENCH='WALPushBacklog|WALFetchRecovery' BENCHTIME=64x COUNT=1 WALVAULT_BENCH_LATENCY=0s,10ms,40ms ./scripts/bench.sh
+//	BENCH='Backup/walvault=s3|Restore/walvault=s3' COUNT=3 WALVAULT_BENCH_SCALE=20 WALVAULT_BENCH_LATENCY=0s,10ms,40ms ./scripts/bench.sh
 //
 // # WAL segments
 //
