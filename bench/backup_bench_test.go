@@ -608,13 +608,18 @@ func (e *backupEnv) input(b *testing.B, kind string) string {
 
 // archiveTo points the archiver's S3 push at r's endpoint (the link r's
 // walvault processes go through), so that WAL a backup waits for crosses
-// the same network as the backup. A file:// repository leaves it as it is.
+// the same network as the backup; for a file:// repository, at the
+// gateway directly.
 func (e *backupEnv) archiveTo(b *testing.B, r *backupRepo) {
 	b.Helper()
-	if r.endpoint == "" || r.endpoint == e.archiveEndpoint {
+	endpoint := r.endpoint
+	if endpoint == "" {
+		endpoint = e.repos["s3"].endpoint
+	}
+	if endpoint == e.archiveEndpoint {
 		return
 	}
-	cmd := e.archiveCommand(r.endpoint)
+	cmd := e.archiveCommand(endpoint)
 	e.pg.SQL(b, "ALTER SYSTEM SET archive_command = '"+strings.ReplaceAll(cmd, "'", "''")+"'; SELECT pg_reload_conf()")
 	deadline := time.Now().Add(time.Minute)
 	for e.pg.SQL(b, "SHOW archive_command") != cmd {
@@ -623,7 +628,7 @@ func (e *backupEnv) archiveTo(b *testing.B, r *backupRepo) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.archiveEndpoint = r.endpoint
+	e.archiveEndpoint = endpoint
 }
 
 // ---------------------------------------------------------------------------
