@@ -41,28 +41,35 @@ func BenchmarkWALPushBacklog(b *testing.B) {
 			return command(dir, "lz4", "-1", "-q", "-f", "pg_wal/"+name, filepath.Join(out, name+".lz4"))
 		})
 	})
-	for _, conc := range []int{0, 4} {
-		b.Run(fmt.Sprintf("walvault=s3/upload-concurrency=%d", conc), func(b *testing.B) {
-			r := e.repos["s3"]
-			dir, names := e.backlog(b, b.N)
-			e.pruneAfter(b, r)
-			backlogLoop(b, dir, names, func(name string) *exec.Cmd {
-				cmd := e.walvault(r, dir, "wal-push", "pg_wal/"+name)
-				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_UPLOAD_CONCURRENCY=%d", conc))
-				return cmd
+	for _, rn := range e.s3Names {
+		for _, conc := range []int{0, 4} {
+			b.Run(fmt.Sprintf("walvault=%s/upload-concurrency=%d", rn, conc), func(b *testing.B) {
+				backlogPush(b, e, e.repos[rn], conc)
 			})
-			// Every segment must be in the repository, whoever pushed it.
-			for _, name := range names {
-				seg, err := wal.ParseSegmentName(name)
-				if err != nil {
-					b.Fatal(err)
-				}
-				key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
-				if _, err := r.backend.Stat(context.Background(), key); err != nil {
-					b.Fatalf("%s is not in %s after the backlog was pushed: %v", name, r.url, err)
-				}
-			}
-		})
+		}
+	}
+}
+
+// backlogPush is one run of BenchmarkWALPushBacklog/walvault=...: wal-push
+// of a backlog into r with the given upload concurrency.
+func backlogPush(b *testing.B, e *env, r *repo, conc int) {
+	dir, names := e.backlog(b, b.N)
+	e.pruneAfter(b, r)
+	backlogLoop(b, dir, names, func(name string) *exec.Cmd {
+		cmd := e.walvault(r, dir, "wal-push", "pg_wal/"+name)
+		cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_UPLOAD_CONCURRENCY=%d", conc))
+		return cmd
+	})
+	// Every segment must be in the repository, whoever pushed it.
+	for _, name := range names {
+		seg, err := wal.ParseSegmentName(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
+		if _, err := r.backend.Stat(context.Background(), key); err != nil {
+			b.Fatalf("%s is not in %s after the backlog was pushed: %v", name, r.url, err)
+		}
 	}
 }
 
@@ -90,7 +97,7 @@ func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string)
 	b.SetBytes(segBytes)
 	settle()
 	b.ResetTimer()
-	busy := hostBusy()
+	busy, self := hostBusy(), selfCPU()
 	for _, name := range names {
 		c := cmd(name)
 		if _, out, err := runCmd(c); err != nil {
@@ -102,6 +109,7 @@ func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string)
 	}
 	b.StopTimer()
 	reportHostCPU(b, busy, len(names))
+	reportLinkCPU(b, self, len(names))
 }
 
 // reportHostCPU reports the machine's busy CPU time per segment since busy
@@ -109,6 +117,15 @@ func backlogLoop(b *testing.B, dir string, names []string, cmd func(name string)
 func reportHostCPU(b *testing.B, busy time.Duration, n int) {
 	if now := hostBusy(); busy > 0 && now > busy && n > 0 {
 		b.ReportMetric(float64(now-busy)/float64(time.Millisecond)/float64(n), "host-cpu-ms")
+	}
+}
+
+// reportLinkCPU reports, for a run through a link, this process's CPU time
+// per segment since self as link-cpu-ms: the proxy's work, which takes
+// its share of the same cores.
+func reportLinkCPU(b *testing.B, self time.Duration, n int) {
+	if strings.Contains(b.Name(), "/rtt=") && n > 0 {
+		b.ReportMetric(float64(selfCPU()-self)/float64(time.Millisecond)/float64(n), "link-cpu-ms")
 	}
 }
 
@@ -135,19 +152,26 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 		src, names := e.segments(b, b.N)
 		recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
 			return command(pgdata, "cp", filepath.Join(src, "pg_wal", name), "pg_wal/RECOVERYXLOG")
-		}, filepath.Join(src, "pg_wal"), 0)
+		}, filepath.Join(src, "pg_wal"), 0, false)
 	})
-	for _, v := range []struct {
+	type variant struct {
+		repo     string
 		prefetch int
 		replay   time.Duration
-	}{{0, 0}, {8, 0}, {0, replayGap}, {8, replayGap}} {
+	}
+	variants := []variant{{"s3", 0, 0}, {"s3", 8, 0}, {"s3", 0, replayGap}, {"s3", 8, replayGap}}
+	// Through a link: back to back only, the worst case for prefetch.
+	for _, rn := range e.s3Names[1:] {
+		variants = append(variants, variant{rn, 0, 0}, variant{rn, 8, 0})
+	}
+	for _, v := range variants {
 		n := v.prefetch
-		name := fmt.Sprintf("walvault=s3/prefetch=%d", n)
+		name := fmt.Sprintf("walvault=%s/prefetch=%d", v.repo, n)
 		if v.replay > 0 {
 			name += fmt.Sprintf("/replay=%v", v.replay)
 		}
 		b.Run(name, func(b *testing.B) {
-			r := e.repos["s3"]
+			r := e.repos[v.repo]
 			src, names := e.segments(b, b.N)
 			e.pruneAfter(b, r)
 			be := openRepo(b, r)
@@ -169,7 +193,7 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 				cmd := e.walvault(r, pgdata, "wal-fetch", name, "pg_wal/RECOVERYXLOG")
 				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_PREFETCH=%d", n))
 				return cmd
-			}, filepath.Join(src, "pg_wal"), v.replay)
+			}, filepath.Join(src, "pg_wal"), v.replay, n > 0)
 		})
 	}
 }
@@ -181,19 +205,25 @@ const replayGap = 50 * time.Millisecond
 
 // recoveryLoop times cmd(pgdata, name) for each name in a fresh data
 // directory on disk, with the timer stopped for replay between calls, then checks every fetched file against srcWAL/NAME and
-// waits for a background prefetcher to finish (untimed).
-func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration) {
+// waits for a background prefetcher to finish (untimed). With prefetching,
+// at least one call must have been served from the prefetch cache.
+func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration, prefetching bool) {
 	b.Helper()
 	pgdata := e.outDir(b)
 	pgwal := filepath.Join(pgdata, "pg_wal")
 	if err := os.Mkdir(pgwal, 0o700); err != nil {
 		b.Fatal(err)
 	}
+	// wal-fetch prefetches only into a data directory (restore.Recovering:
+	// pg_wal beside PG_VERSION).
+	if err := os.WriteFile(filepath.Join(pgdata, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	dest := filepath.Join(pgwal, "RECOVERYXLOG")
 	b.SetBytes(segBytes)
 	settle()
 	b.ResetTimer()
-	busy := hostBusy()
+	busy, self := hostBusy(), selfCPU()
 	hits := 0
 	for _, name := range names {
 		if err := os.Remove(dest); err != nil && !os.IsNotExist(err) {
@@ -219,7 +249,11 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 	b.StopTimer()
 	waitPrefetcher(b, restore.PrefetchDir(dest))
 	reportHostCPU(b, busy, len(names)) // the prefetcher's leftover work included
+	reportLinkCPU(b, self, len(names))
 	b.ReportMetric(100*float64(hits)/float64(len(names)), "%from-prefetch")
+	if prefetching && hits == 0 && len(names) > 1 {
+		b.Fatalf("prefetch was on, yet none of %d calls was served from the prefetch cache", len(names))
+	}
 	for _, name := range names {
 		got, err1 := os.ReadFile(filepath.Join(pgwal, name))
 		want, err2 := os.ReadFile(filepath.Join(srcWAL, name))

@@ -52,6 +52,14 @@ type backupEnv struct {
 	dbBytes int64  // sum of pg_database_size: the bytes per operation
 	out     string // root of every output on disk (pg_basebackup, restores); the server user can search it
 	repos   map[string]*backupRepo
+	// s3Names are the S3 repositories: "s3" on loopback, then one per
+	// latency of latencyEnv, the same bucket reached through a link.
+	s3Names []string
+
+	// archiveCommand is the server's archive_command with WAL going to S3
+	// through endpoint; archiveEndpoint is the one set now.
+	archiveCommand  func(endpoint string) string
+	archiveEndpoint string
 
 	mu sync.Mutex
 	// inputs of the restore benchmarks, made once: "untar-gz" and "untar"
@@ -65,7 +73,13 @@ type backupEnv struct {
 type backupRepo struct {
 	name string
 	url  string
-	env  []string // WALVAULT_* and AWS_* of a walvault process
+	// kind is the restore input this repository's backups serve as (its
+	// bucket's): "file" or "s3".
+	kind string
+	// endpoint is the S3 endpoint its walvault processes use, which the
+	// archiver uses too while it is backed up to; "" for file://.
+	endpoint string
+	env      []string // WALVAULT_* and AWS_* of a walvault process
 	// stored returns the stored bytes of a backup; remove deletes it.
 	stored func(ctx context.Context, id string) (int64, error)
 	remove func(ctx context.Context, id string) error
@@ -146,6 +160,7 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 	e.repos["file"] = &backupRepo{
 		name: "file",
 		url:  "file://" + dir,
+		kind: "file",
 		env:  []string{"WALVAULT_REPO=file://" + dir},
 		stored: func(ctx context.Context, id string) (int64, error) {
 			var n int64
@@ -188,9 +203,11 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 		return nil
 	}
 	e.repos["s3"] = &backupRepo{
-		name: "s3",
-		url:  s3url,
-		env:  append(gw.Env(), "WALVAULT_REPO="+s3url),
+		name:     "s3",
+		url:      s3url,
+		kind:     "s3",
+		endpoint: gw.Endpoint,
+		env:      append(gw.Env(), "WALVAULT_REPO="+s3url),
 		stored: func(ctx context.Context, id string) (int64, error) {
 			var n int64
 			err := listBackup(ctx, id, func(_ string, size int64) error { n += size; return nil })
@@ -213,6 +230,18 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 			return err == nil
 		},
 	}
+	e.s3Names = []string{"s3"}
+	for _, rtt := range latencies(tb) {
+		// backup-push and restore, and the archiver while they run, go
+		// through the link; this process's setup and clean-up do not.
+		link := startLink(tb, gw.Endpoint, rtt)
+		r := *e.repos["s3"]
+		r.name = latencyRepoName(rtt)
+		r.endpoint = link.Endpoint()
+		r.env = append(gw.EnvThrough(link.Endpoint()), "WALVAULT_REPO="+s3url)
+		e.repos[r.name] = &r
+		e.s3Names = append(e.s3Names, r.name)
+	}
 
 	// The server. Its WAL goes to both repositories, one walvault call for
 	// each, so each repository has the WAL its backups need; backup-push
@@ -226,8 +255,12 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 			awsEnv = append(awsEnv, kv)
 		}
 	}
-	archiveCommand := fmt.Sprintf("%s wal-push --repo %s %%p && %s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p",
-		e.bin, e.repos["file"].url, e.bin, s3url, gw.Endpoint, gw.Region)
+	e.archiveCommand = func(endpoint string) string {
+		return fmt.Sprintf("%s wal-push --repo %s %%p && %s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p",
+			e.bin, e.repos["file"].url, e.bin, s3url, endpoint, gw.Region)
+	}
+	archiveCommand := e.archiveCommand(gw.Endpoint)
+	e.archiveEndpoint = gw.Endpoint
 	e.pg = testenv.StartPostgres(tb, testenv.PostgresOptions{
 		// Loading the data archives nothing: no backup needs that WAL.
 		// archive_command becomes walvault's after the load (a reload,
@@ -274,6 +307,7 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 type usage struct {
 	cpu  time.Duration // user+sys of the command and every child it waited for
 	host time.Duration // busy CPU time of the whole machine meanwhile (server, S3 gateway, kernel threads too)
+	self time.Duration // CPU time of this test process meanwhile: a link's proxy
 	rss  int64         // peak RSS of the largest of its processes, KiB
 }
 
@@ -292,7 +326,7 @@ func (e *backupEnv) measure(cmd *exec.Cmd) (usage, string, error) {
 	wrapped.ExtraFiles = []*os.File{pw}
 	var out bytes.Buffer
 	wrapped.Stdout, wrapped.Stderr = &out, &out
-	busy0 := hostBusy()
+	busy0, self0 := hostBusy(), selfCPU()
 	err = wrapped.Start()
 	pw.Close()
 	if err != nil {
@@ -301,6 +335,7 @@ func (e *backupEnv) measure(cmd *exec.Cmd) (usage, string, error) {
 	report, rerr := io.ReadAll(pr)
 	err = wrapped.Wait()
 	u.host = hostBusy() - busy0
+	u.self = selfCPU() - self0
 	if err == nil && rerr != nil {
 		err = rerr
 	}
@@ -354,7 +389,7 @@ func (e *backupEnv) loop(b *testing.B, ops func(i int) op) {
 	b.SetBytes(e.dbBytes)
 	b.StopTimer()
 	b.ResetTimer()
-	var cpu, host time.Duration
+	var cpu, host, self time.Duration
 	var peak, stored int64
 	for i := range b.N {
 		o := ops(i)
@@ -367,6 +402,7 @@ func (e *backupEnv) loop(b *testing.B, ops func(i int) op) {
 		}
 		cpu += u.cpu
 		host += u.host
+		self += u.self
 		peak = max(peak, u.rss)
 		if o.after != nil {
 			n, err := o.after(out)
@@ -379,6 +415,9 @@ func (e *backupEnv) loop(b *testing.B, ops func(i int) op) {
 	n := float64(b.N)
 	b.ReportMetric(cpu.Seconds()/n, "cpu-s")
 	b.ReportMetric(host.Seconds()/n, "host-cpu-s")
+	if strings.Contains(b.Name(), "/rtt=") {
+		b.ReportMetric(self.Seconds()/n, "link-cpu-s")
+	}
 	if stored > 0 {
 		b.ReportMetric(float64(stored)/n/(1<<20), "stored-MiB")
 	}
@@ -508,7 +547,7 @@ func (e *backupEnv) pgbbOp(b *testing.B, kind, archive string, args ...string) o
 
 // pushOp is one walvault backup-push to r.
 func (e *backupEnv) pushOp(b *testing.B, r *backupRepo) op {
-	return e.pushOpAs(b, r, r.name)
+	return e.pushOpAs(b, r, r.kind)
 }
 
 // pushOpAs is pushOp with more arguments, whose backup may become the
@@ -575,6 +614,31 @@ func (e *backupEnv) input(b *testing.B, kind string) string {
 	return e.inputs[kind]
 }
 
+// archiveTo points the archiver's S3 push at r's endpoint (the link r's
+// walvault processes go through), so that WAL a backup waits for crosses
+// the same network as the backup; for a file:// repository, at the
+// gateway directly.
+func (e *backupEnv) archiveTo(b *testing.B, r *backupRepo) {
+	b.Helper()
+	endpoint := r.endpoint
+	if endpoint == "" {
+		endpoint = e.repos["s3"].endpoint
+	}
+	if endpoint == e.archiveEndpoint {
+		return
+	}
+	cmd := e.archiveCommand(endpoint)
+	e.pg.SQL(b, "ALTER SYSTEM SET archive_command = '"+strings.ReplaceAll(cmd, "'", "''")+"'; SELECT pg_reload_conf()")
+	deadline := time.Now().Add(time.Minute)
+	for e.pg.SQL(b, "SHOW archive_command") != cmd {
+		if time.Now().After(deadline) {
+			b.Fatalf("the server did not take archive_command = %q within a minute", cmd)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.archiveEndpoint = endpoint
+}
+
 // ---------------------------------------------------------------------------
 // Benchmarks
 
@@ -595,8 +659,9 @@ func BenchmarkBackup(b *testing.B) {
 			e.loop(b, func(int) op { return e.pgbbOp(b, bl.kind, bl.archive, bl.args...) })
 		})
 	}
-	for _, name := range []string{"file", "s3"} {
+	for _, name := range append([]string{"file"}, e.s3Names...) {
 		b.Run("walvault="+name, func(b *testing.B) {
+			e.archiveTo(b, e.repos[name])
 			e.loop(b, func(int) op { return e.pushOp(b, e.repos[name]) })
 		})
 	}
@@ -634,10 +699,10 @@ func BenchmarkRestore(b *testing.B) {
 			})
 		})
 	}
-	for _, name := range []string{"file", "s3"} {
+	for _, name := range append([]string{"file"}, e.s3Names...) {
 		b.Run("walvault="+name, func(b *testing.B) {
 			r := e.repos[name]
-			id := e.input(b, name)
+			id := e.input(b, r.kind)
 			e.loop(b, func(int) op {
 				dir := filepath.Join(e.newDir(b, "restored-"), "pgdata")
 				return op{

@@ -68,7 +68,10 @@ type env struct {
 	plain string // disk copy of the real segment (fetch baseline)
 	lz4   string // lz4 -1 of it (fetch baseline)
 
-	repos map[string]*repo // "file", "s3"
+	repos map[string]*repo // "file", "s3", and "s3/rtt=D" for each latency of latencyEnv
+	// s3Names are the S3 repositories: "s3" on loopback, then one per
+	// latency of latencyEnv, the same bucket reached through a link.
+	s3Names []string
 
 	mu   sync.Mutex
 	next wal.Segment // the next fresh segment name
@@ -167,6 +170,18 @@ func newEnv(tb testing.TB) *env {
 	}
 	e.repos["s3"] = e.newRepo(tb, "s3", "s3://"+bucket+"/db1", gw.Env(),
 		open.Options{S3: open.S3Options{Endpoint: gw.Endpoint, Region: gw.Region, PathStyle: true}})
+	e.s3Names = []string{"s3"}
+	for _, rtt := range latencies(tb) {
+		// The walvault processes go through the link; this process's own
+		// setup and pruning reach the same bucket directly.
+		link := startLink(tb, gw.Endpoint, rtt)
+		name := latencyRepoName(rtt)
+		r := *e.repos["s3"]
+		r.name = name
+		r.env = append(gw.EnvThrough(link.Endpoint()), "WALVAULT_REPO="+r.url)
+		e.repos[name] = &r
+		e.s3Names = append(e.s3Names, name)
+	}
 
 	// The real segment goes into both repositories the way PostgreSQL
 	// would put it there (this also creates walvault.json, so the timed

@@ -42,12 +42,17 @@
 #   WALVAULT_KEEPUP_SECONDS=120   how long pgbench runs in the keep-up test
 #   WALVAULT_KEEPUP_INIT_SCALE=50 scale of the keep-up test's bulk load (pgbench -i)
 #   WALVAULT_BENCH_SCALE=100   pgbench scale of the backed up database
+#   WALVAULT_BENCH_LATENCY     round trips (e.g. 0s,10ms,40ms; 0s: the proxy alone) at which the S3 backlog,
+#                   recovery, backup-push and restore benchmarks also run through
+#                   a toxiproxy link (half each way, 1 Gbit/s), beside loopback
 #   STRICT=1        exit 1 when a target is missed (ratio or peak RSS)
 #
 #   BENCH='Backup|Restore' ./scripts/bench.sh   # backup-push and restore only
 #   BENCH=WAL ./scripts/bench.sh                # wal-push and wal-fetch only
 #   BENCH=KeepUp ./scripts/bench.sh             # the archive keep-up test, 3 runs
 #   BENCH=Receive ./scripts/bench.sh            # wal-receive RPO and cost, 1 crash
+#   BENCH='WALPushBacklog|WALFetchRecovery' BENCHTIME=64x COUNT=1 WALVAULT_BENCH_LATENCY=0s,10ms,40ms ./scripts/bench.sh
+#   BENCH='Backup/walvault=s3|Restore/walvault=s3' COUNT=3 WALVAULT_BENCH_SCALE=20 WALVAULT_BENCH_LATENCY=0s,10ms,40ms ./scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$(go env GOPATH)/bin"
@@ -86,6 +91,7 @@ raw="bench/results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 	echo "scale: ${WALVAULT_BENCH_SCALE:-100}"
 	echo "keepup-seconds: ${WALVAULT_KEEPUP_SECONDS:-120}"
 	echo "receive-seconds: ${WALVAULT_RECEIVE_SECONDS:-30}"
+	echo "latency: ${WALVAULT_BENCH_LATENCY:-none}"
 } >"$raw"
 
 for run in "${runs[@]}"; do

@@ -79,7 +79,8 @@ func (p *FaultProxy) Latency(t testing.TB, ms int) {
 	p.addToxic(t, "latency-down", "latency", "downstream", fmt.Sprintf(`{"latency":%d}`, ms))
 }
 
-// Bandwidth caps each direction of each connection at kbps KiB per second.
+// Bandwidth caps each direction of each connection at kbps KB (1000
+// bytes) per second: toxiproxy's unit.
 func (p *FaultProxy) Bandwidth(t testing.TB, kbps int) {
 	t.Helper()
 	p.addToxic(t, "bandwidth-up", "bandwidth", "upstream", fmt.Sprintf(`{"rate":%d}`, kbps))

@@ -41,6 +41,12 @@ const (
 	targetReceiveRSSMiB = 50.0 // wal-receive peak RSS
 
 	targetStart = 1.5 // process start of wal-push and wal-fetch ÷ a minimal Go program (3 ms against 2 ms)
+
+	// Over a link of targetRTT round trip (WALVAULT_BENCH_LATENCY).
+	targetRTT                = "rtt=40ms"
+	targetLinkBacklogSpeedup = 4.0   // wal-push backlog segments/s, upload-concurrency 4 ÷ 0
+	targetLinkFetchMiBs      = 150.0 // wal-fetch during recovery with prefetch, MiB/s
+	targetLinkThroughput     = 0.8   // backup-push and restore throughput ÷ the same on loopback
 )
 
 // Names of the backlog, recovery and keep-up benchmarks (after stripProcs).
@@ -396,6 +402,8 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		}
 	}
 
+	missed += reportLinks(w, order, byName)
+
 	fmt.Fprintf(w, "\ntargets:\n")
 	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x"} {
 		if r := byName[start]; r != nil {
@@ -506,4 +514,83 @@ func opt(r *result, unit, format string) string {
 		return "-"
 	}
 	return fmt.Sprintf(format, v)
+}
+
+// rttRE finds the link element of a benchmark run over a simulated
+// network: "/rtt=40ms".
+var rttRE = regexp.MustCompile(`/rtt=[^/]+`)
+
+// reportLinks prints every benchmark run over a link beside the same
+// benchmark on loopback, and judges the targets at targetRTT. It returns
+// the number of targets missed.
+func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed int) {
+	var links []string
+	for _, n := range order {
+		if rttRE.MatchString(n) {
+			links = append(links, n)
+		}
+	}
+	if len(links) == 0 {
+		return 0
+	}
+	mibs := func(name string) (float64, bool) {
+		r := byName[name]
+		if r == nil {
+			return 0, false
+		}
+		v, ok := r.median("MB/s")
+		return v * 1e6 / (1 << 20), ok
+	}
+	fmt.Fprintf(w, "\nover a network: a toxiproxy link adding half the round trip each way, 1 Gbit/s per connection and direction,\n"+
+		"beside the same benchmark on loopback (MiB/s: of segments, or of the database for backups; link CPU: the proxy's own):\n")
+	fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %12s\n", "benchmark", "MiB/s", "loopback", "÷ loopback", "÷ rtt=0s", "link CPU")
+	for _, n := range links {
+		x, ok := mibs(n)
+		if !ok {
+			continue
+		}
+		lb := "-"
+		ratio := "-"
+		if y, ok := mibs(rttRE.ReplaceAllString(n, "")); ok && y > 0 {
+			lb = fmt.Sprintf("%.1f", y)
+			ratio = fmt.Sprintf("%.2fx", x/y)
+		}
+		// rtt=0s is the proxy without latency: what the simulation costs.
+		ratio0 := "-"
+		if y, ok := mibs(rttRE.ReplaceAllString(n, "/rtt=0s")); ok && y > 0 && !strings.Contains(n, "/rtt=0s") {
+			ratio0 = fmt.Sprintf("%.2fx", x/y)
+		}
+		linkCPU := opt(byName[n], "link-cpu-ms", "%.1f ms/seg")
+		if linkCPU == "-" {
+			linkCPU = opt(byName[n], "link-cpu-s", "%.2f s")
+		}
+		fmt.Fprintf(w, "%-58s %10.1f %10s %10s %10s %12s\n", strings.TrimPrefix(n, "Benchmark"), x, lb, ratio, ratio0, linkCPU)
+	}
+
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		missed++
+		return "MISSED"
+	}
+	fmt.Fprintf(w, "\ntargets over the link, %s:\n", targetRTT)
+	serial, ok1 := mibs("BenchmarkWALPushBacklog/walvault=s3/" + targetRTT + "/upload-concurrency=0")
+	ahead, ok2 := mibs("BenchmarkWALPushBacklog/walvault=s3/" + targetRTT + "/upload-concurrency=4")
+	if ok1 && ok2 && serial > 0 {
+		sp := ahead / serial
+		fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
+	}
+	if v, ok := mibs("BenchmarkWALFetchRecovery/walvault=s3/" + targetRTT + "/prefetch=8"); ok {
+		fmt.Fprintf(w, "  wal-fetch during recovery, prefetch 8 = %.0f MiB/s: target ≥ %.0f MiB/s %s\n", v, targetLinkFetchMiBs, verdict(v >= targetLinkFetchMiBs))
+	}
+	for _, n := range []string{"BenchmarkBackup/walvault=s3", "BenchmarkRestore/walvault=s3"} {
+		x, ok1 := mibs(n + "/" + targetRTT)
+		y, ok2 := mibs(n)
+		if ok1 && ok2 && y > 0 {
+			fmt.Fprintf(w, "  %-44s throughput %.2fx loopback's: target ≥ %.1fx %s\n",
+				strings.TrimPrefix(n, "Benchmark")+"/"+targetRTT, x/y, targetLinkThroughput, verdict(x/y >= targetLinkThroughput))
+		}
+	}
+	return missed
 }
