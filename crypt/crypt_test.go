@@ -178,3 +178,34 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("mode 0644: warning %q, err %v", warning, err)
 	}
 }
+
+// TestFingerprinterClone: a clone finishes a prefix's fingerprints on its
+// own, leaving the original to go on.
+func TestFingerprinterClone(t *testing.T) {
+	dir := t.TempDir()
+	_, pub := newKey(t, dir, "a.txt")
+	_, pub2 := newKey(t, dir, "b.txt")
+	r, err := ParseRecipients(pub + "," + pub2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := r.NewFingerprinter()
+	whole.Write([]byte("prefix tail"))
+	f := r.NewFingerprinter()
+	f.Write([]byte("prefix "))
+	c, err := f.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("tail"))
+	if c.Sum() != whole.Sum() {
+		t.Fatalf("clone: %s, want %s", c.Sum(), whole.Sum())
+	}
+	f.Write([]byte("other"))
+	if f.Sum() == c.Sum() {
+		t.Fatal("writing to the original changed the clone, or the other way round")
+	}
+	if c.Sum() != whole.Sum() {
+		t.Fatal("the clone changed when the original was written to")
+	}
+}

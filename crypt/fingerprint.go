@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"strings"
@@ -117,4 +119,26 @@ func (ids *Identities) Verifier(fingerprints string) (h hash.Hash, want string, 
 		}
 	}
 	return nil, "", false
+}
+
+// Clone returns an independent copy of f's state, so a prefix hashed once
+// can be finished several ways (wal-receive fingerprints each partial from
+// the full chunks it already hashed).
+func (f *Fingerprinter) Clone() (*Fingerprinter, error) {
+	c := &Fingerprinter{ids: f.ids}
+	ws := make([]io.Writer, len(f.macs))
+	for i, m := range f.macs {
+		cloner, ok := m.(hash.Cloner)
+		if !ok {
+			return nil, errors.New("the fingerprint hash cannot be cloned")
+		}
+		dup, err := cloner.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone a fingerprint: %w", err)
+		}
+		c.macs = append(c.macs, dup.(hash.Hash))
+		ws[i] = c.macs[i]
+	}
+	c.w = io.MultiWriter(ws...)
+	return c, nil
 }

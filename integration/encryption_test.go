@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/wal"
 )
 
 // ageKey is an age key pair for a test: the identity file (mode 600,
@@ -355,4 +357,62 @@ func otherID(t *testing.T, known, out string) string {
 	}
 	t.Fatalf("keys lists no second key:\n%s", out)
 	return ""
+}
+
+// TestEncryptedReceive: wal-receive with encrypt-to beside an encrypting
+// archive_command: its partials are age files with fingerprints, the
+// segment both store is settled without conflict, every archived file
+// and the open segment (from its newest partial) come back with the
+// identity.
+func TestEncryptedReceive(t *testing.T) {
+	r := fileRepo(t)
+	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public)}
+	pg, copies := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE marks (id serial PRIMARY KEY, note text)")
+	rc := startReceiver(t, enc, pg, testenv.UserDir(t), "--create-slot")
+	waitStreaming(t, pg, rc)
+	pg.SQL(t, "INSERT INTO marks (note) VALUES ('first')")
+	switched := pg.SwitchWAL(t)
+	pg.WaitArchived(t, switched, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(rc.stderr.String(), switched) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wal-receive did not store %s:\n%s", switched, rc.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pg.SQL(t, "INSERT INTO marks (note) VALUES ('marker')")
+	time.Sleep(1500 * time.Millisecond) // max-lag 300ms plus a margin
+	rc.stop(t)
+	if strings.Contains(rc.stderr.String(), "conflict") {
+		t.Fatalf("wal-receive and wal-push conflicted:\n%s", rc.stderr)
+	}
+	partials := partialKeys(t, r.backend)
+	if len(partials) == 0 {
+		t.Fatalf("no partial after a commit:\n%s", rc.stderr)
+	}
+	body, info := getObject(t, r.backend, partials[len(partials)-1])
+	if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaSHA256] != "" || info.Metadata[repository.MetaFingerprints] == "" {
+		t.Fatalf("%s: stored %q…, metadata %v: want an age file with fingerprints and no sha256", partials[len(partials)-1], body[:16], info.Metadata)
+	}
+
+	fetchEnv := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+key.path)
+	fetchEveryArchivedFileWith(t, fetchEnv, copies, func(res result) { leak.add(res) })
+	p, ok := repository.ParsePartialKey(partials[len(partials)-1])
+	if !ok {
+		t.Fatalf("%s is not a partial key", partials[len(partials)-1])
+	}
+	open := wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: p.Segment}.String()
+	dest := filepath.Join(t.TempDir(), open)
+	if res := leak.add(walvault(t, fetchEnv, "wal-fetch", open, dest)); res.code != 0 {
+		t.Fatalf("wal-fetch of the open segment %s from its partial: %v", open, res)
+	}
+	raw, _ := strconv.Atoi(info.Metadata[repository.MetaRawSize])
+	if got, live := readFile(t, dest), readFile(t, filepath.Join(pg.DataDir, "pg_wal", open)); raw == 0 || !bytes.Equal(got[:raw], live[:raw]) {
+		t.Fatalf("%s from its partial: the first %d bytes differ from pg_wal's", open, raw)
+	}
+	leak.check(t, []string{rc.stderr.String(), pg.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"))
 }

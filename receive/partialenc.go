@@ -1,14 +1,17 @@
 package receive
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding"
+	"fmt"
 	"hash"
 	"io"
 
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 )
 
@@ -21,6 +24,10 @@ import (
 // sha256 state does; the sha256 in the object's metadata covers the
 // content). Memory: the compressed full chunks plus two 1 MiB buffers,
 // instead of the whole segment raw and compressed on every flush.
+//
+// With recipients (an encrypted repository), the full chunks' keyed
+// fingerprints are kept the same way, and each body is encrypted once
+// built: age runs over the compressed bytes only, as wal-push's does.
 type partialEncoder struct {
 	compression repository.Compression
 	chunks      int    // full chunks encoded so far
@@ -30,50 +37,62 @@ type partialEncoder struct {
 	dst         []byte // compression scratch
 	body        []byte // the last frame built (reused)
 	lz          lz4.CompressorCCompat
+
+	recipients *crypt.Recipients    // nil: stored in the clear
+	fp         *crypt.Fingerprinter // fingerprints of the full chunks
+	sealed     bytes.Buffer         // the last body encrypted (reused)
 }
 
 // chunkSize is the repository's lz4 block size.
 const chunkSize = archive.LZ4BlockSize
 
-func newPartialEncoder(c repository.Compression) *partialEncoder {
-	return &partialEncoder{compression: c, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
+func newPartialEncoder(c repository.Compression, r *crypt.Recipients) *partialEncoder {
+	e := &partialEncoder{compression: c, recipients: r, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
+	e.reset()
+	return e
 }
 
 // reset forgets the previous segment.
 func (e *partialEncoder) reset() {
 	e.chunks, e.blocks, e.hashState = 0, e.blocks[:0], nil
+	if e.recipients != nil {
+		e.fp = e.recipients.NewFingerprinter()
+	}
 }
 
-// encode returns the stored form of the first n bytes of f and their
-// sha256. The body is valid until the next call.
-func (e *partialEncoder) encode(f io.ReaderAt, n int64) ([]byte, [sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
+// encode returns the stored form of the first n bytes of f, their sha256
+// and, encrypted, their keyed fingerprints (crypt.Fingerprinter.Sum). The
+// body is valid until the next call.
+func (e *partialEncoder) encode(f io.ReaderAt, n int64) (body []byte, sum [sha256.Size]byte, fingerprints string, err error) {
 	if int64(e.chunks)*chunkSize > n {
 		e.reset() // not a prefix of what was encoded: start over
 	}
 	h := sha256.New()
 	if e.hashState != nil {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(e.hashState); err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 	}
 	for int64(e.chunks+1)*chunkSize <= n {
 		if _, err := f.ReadAt(e.chunk, int64(e.chunks)*chunkSize); err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 		h.Write(e.chunk)
+		if e.fp != nil {
+			e.fp.Write(e.chunk)
+		}
 		e.blocks = e.appendBlock(e.blocks, e.chunk)
 		e.chunks++
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 		e.hashState = state
 	}
 	tail := e.chunk[:n-int64(e.chunks)*chunkSize]
 	if len(tail) > 0 {
 		if _, err := f.ReadAt(tail, int64(e.chunks)*chunkSize); err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 	}
 	copy(sum[:], sumWith(h, tail))
@@ -88,7 +107,32 @@ func (e *partialEncoder) encode(f io.ReaderAt, n int64) ([]byte, [sha256.Size]by
 	if e.compression == repository.LZ4 {
 		e.body = archive.AppendLZ4FrameEnd(e.body)
 	}
-	return e.body, sum, nil
+	if e.recipients == nil {
+		return e.body, sum, "", nil
+	}
+	return e.seal(tail, sum)
+}
+
+// seal finishes the fingerprints with the tail and encrypts the body
+// just built.
+func (e *partialEncoder) seal(tail []byte, sum [sha256.Size]byte) ([]byte, [sha256.Size]byte, string, error) {
+	fp, err := e.fp.Clone()
+	if err != nil {
+		return nil, sum, "", err
+	}
+	fp.Write(tail)
+	e.sealed.Reset()
+	w, err := e.recipients.NewWriter(&e.sealed)
+	if err != nil {
+		return nil, sum, "", fmt.Errorf("start encryption: %w", err)
+	}
+	if _, err := w.Write(e.body); err != nil {
+		return nil, sum, "", err
+	}
+	if err := w.Close(); err != nil {
+		return nil, sum, "", err
+	}
+	return e.sealed.Bytes(), sum, fp.Sum(), nil
 }
 
 func sumWith(h hash.Hash, tail []byte) []byte {

@@ -254,8 +254,6 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 		if err := id.CheckLock(r.opts.Push.Lock, r.b.Location()); err != nil {
 			return 0, fatalError{err}
 		}
-		// wal-receive does not encrypt yet: its partials would be stored
-		// in the clear in an encrypted repository.
 		if err := id.CheckEncryption(r.opts.Push.Recipients, r.b.Location()); err != nil {
 			return 0, fatalError{err}
 		}
@@ -689,14 +687,14 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 func (r *receiver) storeSegment(ctx context.Context, path string) (archive.Result, error) {
 	if r.id != nil {
 		if r.enc == nil || r.enc.compression != r.id.Compression {
-			r.enc = newPartialEncoder(r.id.Compression)
+			r.enc = newPartialEncoder(r.id.Compression, r.opts.Push.Recipients)
 		}
-		body, sum, err := r.enc.encode(r.f, int64(r.segSize))
+		body, sum, fingerprints, err := r.enc.encode(r.f, int64(r.segSize))
 		if err != nil {
 			return archive.Result{}, fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 		}
 		file := wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: r.seg}
-		enc := archive.Encoded{Body: body, Compression: r.id.Compression, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize)}
+		enc := archive.Encoded{Body: body, Compression: r.id.Compression, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize), Fingerprints: fingerprints}
 		res, err := archive.PushEncoded(ctx, r.b, r.f, file, enc, r.opts.Push)
 		if !errors.Is(err, archive.ErrOtherCompression) {
 			return res, err
@@ -720,9 +718,9 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		return err
 	}
 	if r.enc == nil || r.enc.compression != id.Compression {
-		r.enc = newPartialEncoder(id.Compression)
+		r.enc = newPartialEncoder(id.Compression, r.opts.Push.Recipients)
 	}
-	body, sum, err := r.enc.encode(r.f, size)
+	body, sum, fingerprints, err := r.enc.encode(r.f, size)
 	if err != nil {
 		return fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 	}
@@ -739,6 +737,8 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		repository.MetaWalvault:    opts.Version,
 		repository.MetaEndLSN:      r.received.String(),
 	}
+	// Encrypted as wal-push's objects are: fingerprints for the sha256.
+	repository.Codec{Compression: id.Compression, Recipients: opts.Recipients}.Describe(meta, fingerprints)
 	err = r.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body)), Retention: opts.Lock.Retention(opts.Now())})
 	if errors.Is(err, storage.ErrExists) {
 		// A restarted receiver re-uploading the same range: same bytes.
@@ -746,8 +746,8 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		if serr != nil {
 			return fmt.Errorf("partial %s exists, but reading it failed: %w", key, serr)
 		}
-		if info.Metadata[repository.MetaSHA256] != meta[repository.MetaSHA256] {
-			return fatalf("%w: partial %s in %s has sha256 %s, received WAL has %s: nothing was overwritten", archive.ErrConflict, key, r.b.Location(), info.Metadata[repository.MetaSHA256], meta[repository.MetaSHA256])
+		if err := samePartial(meta, info.Metadata); err != nil {
+			return fatalf("%w: partial %s in %s %w; nothing was overwritten", archive.ErrConflict, key, r.b.Location(), err)
 		}
 		err = nil
 	}
@@ -774,7 +774,7 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 		return repository.Identity{}, fmt.Errorf("segment %s: %w", r.seg, err)
 	}
 	opts := r.opts.Push
-	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
+	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
 	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
 	var refused *repository.CapabilityError
 	if errors.As(err, &refused) {
@@ -785,6 +785,10 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	}
 	if err := id.CheckCluster(r.systemID, r.pgMajor, r.b.Location()); err != nil {
 		return repository.Identity{}, fatalf("%w", err)
+	}
+	// Another writer may have created it first, with other settings.
+	if err := id.CheckEncryption(opts.Recipients, r.b.Location()); err != nil {
+		return repository.Identity{}, fatalError{err}
 	}
 	r.id = &id
 	return id, nil

@@ -80,7 +80,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	}
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
-		rc, info, compression, err = openPartial(ctx, b, file, err)
+		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
 	}
 	if err != nil {
 		return FetchResult{}, err
