@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -231,5 +232,43 @@ func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 			}
 			assertNoTempFiles(t, filepath.Dir(dest))
 		})
+	}
+}
+
+// TestRotationRecordsNewKey: a push to a key walvault.json does not name
+// records it under recipients/ first, also when the identity cache would
+// spare reading walvault.json, so every key an object is encrypted to is
+// among the repository's keys in use.
+func TestRotationRecordsNewKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	keyA, keyB := newTestKey(t), newTestKey(t)
+	b := mem.New()
+	dir := t.TempDir()
+	o := opts(repository.LZ4)
+	o.IdentityCacheTTL = time.Hour
+	o.Recipients = recipients(t, keyA)
+	s3, s4 := seg(1, 0, 3), seg(1, 0, 4)
+	first, _ := writeSegment(t, dir, s3.String(), header(t, s3), 1)
+	mustPush(t, b, first, o) // creates walvault.json and the cache
+	o.Recipients = recipients(t, keyA, keyB)
+	next, _ := writeSegment(t, dir, s4.String(), header(t, s4), 1)
+	res := mustPush(t, b, next, o)
+	id, err := repository.LoadIdentity(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse, err := repository.RecipientsInUse(ctx, b, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, info := object(t, b, res.Key)
+	for _, k := range repository.ObjectRecipients(info.Metadata) {
+		if !slices.Contains(inUse, k) {
+			t.Fatalf("%s is encrypted to %s, which the repository's keys in use %v lack", res.Key, k, inUse)
+		}
+	}
+	if len(id.Recipients) != 1 || len(inUse) != 2 {
+		t.Fatalf("walvault.json names %v, in use %v: want walvault.json unchanged and both keys in use", id.Recipients, inUse)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,6 +298,10 @@ func TestEncryptedKeyRotation(t *testing.T) {
 	if bk := blocks[idB]; !strings.Contains(bk, "backups: 0") || !strings.Contains(bk, "WAL: ") {
 		t.Fatalf("keys: %v; want %s with no backup and a WAL range", res, idB)
 	}
+	// The new key was recorded when it came into use.
+	if !strings.Contains(res.stdout, "recorded keys (walvault.json and recipients/): "+strings.Join(sortedIDs(idA[0], idB), ", ")+"\n") {
+		t.Fatalf("keys: %v; want both %s and %s recorded", res, idA[0], idB)
+	}
 	// check proves the identity decrypts the newest backup and the WAL since.
 	lines, cres := checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+both), "--pg-conn", pg.ConnString())
 	if d := checkByName(lines)["decryption"]; !d.OK || !strings.Contains(d.Detail, id) {
@@ -415,4 +420,10 @@ func TestEncryptedReceive(t *testing.T) {
 		t.Fatalf("%s from its partial: the first %d bytes differ from pg_wal's", open, raw)
 	}
 	leak.check(t, []string{rc.stderr.String(), pg.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"))
+}
+
+// sortedIDs are key ids in the order walvault lists them.
+func sortedIDs(ids ...string) []string {
+	slices.Sort(ids)
+	return ids
 }

@@ -1,11 +1,13 @@
 package receive
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
 )
 
 // samePartial compares a partial about to be stored with the one already
@@ -32,4 +34,10 @@ func samePartial(ours, theirs map[string]string) error {
 		return fmt.Errorf("has fingerprints %s, received WAL has %s", theirs[repository.MetaFingerprints], ours[repository.MetaFingerprints])
 	}
 	return nil
+}
+
+// recordRecipients records the keys partials are encrypted to before the
+// first of them is stored (repository.RecordRecipients).
+func recordRecipients(ctx context.Context, b storage.Backend, id repository.Identity, opts archive.Options) (repository.Identity, error) {
+	return repository.RecordRecipients(ctx, b, id, opts.Recipients, opts.Host, opts.Now(), opts.Lock.Retention(opts.Now()))
 }

@@ -257,6 +257,9 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 		if err := id.CheckEncryption(r.opts.Push.Recipients, r.b.Location()); err != nil {
 			return 0, fatalError{err}
 		}
+		if id, err = recordRecipients(ctx, r.b, id, r.opts.Push); err != nil {
+			return 0, err
+		}
 		r.id = &id
 	case errors.Is(err, storage.ErrNotFound):
 	default:
@@ -789,6 +792,9 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	// Another writer may have created it first, with other settings.
 	if err := id.CheckEncryption(opts.Recipients, r.b.Location()); err != nil {
 		return repository.Identity{}, fatalError{err}
+	}
+	if id, err = recordRecipients(ctx, r.b, id, opts); err != nil {
+		return repository.Identity{}, err
 	}
 	r.id = &id
 	return id, nil

@@ -46,8 +46,12 @@ func runKeys(c *cli.Context, opts *keysOptions, s *session) error {
 	if err != nil {
 		return err
 	}
+	inUse, err := repository.RecipientsInUse(s.ctx, s.b, id)
+	if err != nil {
+		return err
+	}
 	if opts.JSON {
-		return writeJSON(c.App.Writer, map[string]any{"encryption": id.Encryption, "created_with": id.Recipients, "keys": uses})
+		return writeJSON(c.App.Writer, map[string]any{"encryption": id.Encryption, "created_with": id.Recipients, "recorded": inUse, "keys": uses})
 	}
 	w := c.App.Writer
 	if id.Encryption == "" {
@@ -55,6 +59,7 @@ func runKeys(c *cli.Context, opts *keysOptions, s *session) error {
 		return nil
 	}
 	fmt.Fprintf(w, "repository %s is encrypted (%s); created with %s\n", s.b.Location(), id.Encryption, strings.Join(id.Recipients, ", "))
+	fmt.Fprintf(w, "recorded keys (walvault.json and %s): %s\n", repository.RecipientsPrefix, strings.Join(inUse, ", "))
 	for _, u := range uses {
 		fmt.Fprintf(w, "%s\n  backups: %d", u.KeyID, len(u.Backups))
 		if len(u.Backups) > 0 {
