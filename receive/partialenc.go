@@ -25,9 +25,10 @@ import (
 // content). Memory: the compressed full chunks plus two 1 MiB buffers,
 // instead of the whole segment raw and compressed on every flush.
 //
-// With recipients (an encrypted repository), the full chunks' keyed
-// fingerprints are kept the same way, and each body is encrypted once
-// built: age runs over the compressed bytes only, as wal-push's does.
+// With recipients (an encrypted repository), the keyed fingerprints come
+// from the sha256 (crypt.Recipients.FingerprintsOf), and each body is
+// encrypted once built: age runs over the compressed bytes only, as
+// wal-push's does.
 type partialEncoder struct {
 	compression repository.Compression
 	chunks      int    // full chunks encoded so far
@@ -38,26 +39,20 @@ type partialEncoder struct {
 	body        []byte // the last frame built (reused)
 	lz          lz4.CompressorCCompat
 
-	recipients *crypt.Recipients    // nil: stored in the clear
-	fp         *crypt.Fingerprinter // fingerprints of the full chunks
-	sealed     bytes.Buffer         // the last body encrypted (reused)
+	recipients *crypt.Recipients // nil: stored in the clear
+	sealed     bytes.Buffer      // the last body encrypted (reused)
 }
 
 // chunkSize is the repository's lz4 block size.
 const chunkSize = archive.LZ4BlockSize
 
 func newPartialEncoder(c repository.Compression, r *crypt.Recipients) *partialEncoder {
-	e := &partialEncoder{compression: c, recipients: r, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
-	e.reset()
-	return e
+	return &partialEncoder{compression: c, recipients: r, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
 }
 
 // reset forgets the previous segment.
 func (e *partialEncoder) reset() {
 	e.chunks, e.blocks, e.hashState = 0, e.blocks[:0], nil
-	if e.recipients != nil {
-		e.fp = e.recipients.NewFingerprinter()
-	}
 }
 
 // encode returns the stored form of the first n bytes of f, their sha256
@@ -78,9 +73,6 @@ func (e *partialEncoder) encode(f io.ReaderAt, n int64) (body []byte, sum [sha25
 			return nil, sum, "", err
 		}
 		h.Write(e.chunk)
-		if e.fp != nil {
-			e.fp.Write(e.chunk)
-		}
 		e.blocks = e.appendBlock(e.blocks, e.chunk)
 		e.chunks++
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
@@ -110,17 +102,11 @@ func (e *partialEncoder) encode(f io.ReaderAt, n int64) (body []byte, sum [sha25
 	if e.recipients == nil {
 		return e.body, sum, "", nil
 	}
-	return e.seal(tail, sum)
+	return e.seal(sum)
 }
 
-// seal finishes the fingerprints with the tail and encrypts the body
-// just built.
-func (e *partialEncoder) seal(tail []byte, sum [sha256.Size]byte) ([]byte, [sha256.Size]byte, string, error) {
-	fp, err := e.fp.Clone()
-	if err != nil {
-		return nil, sum, "", err
-	}
-	fp.Write(tail)
+// seal encrypts the body just built and fingerprints its plaintext.
+func (e *partialEncoder) seal(sum [sha256.Size]byte) ([]byte, [sha256.Size]byte, string, error) {
 	e.sealed.Reset()
 	w, err := e.recipients.NewWriter(&e.sealed)
 	if err != nil {
@@ -132,7 +118,7 @@ func (e *partialEncoder) seal(tail []byte, sum [sha256.Size]byte) ([]byte, [sha2
 	if err := w.Close(); err != nil {
 		return nil, sum, "", err
 	}
-	return e.sealed.Bytes(), sum, fp.Sum(), nil
+	return e.sealed.Bytes(), sum, e.recipients.FingerprintsOf(sum[:]), nil
 }
 
 func sumWith(h hash.Hash, tail []byte) []byte {
