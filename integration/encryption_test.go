@@ -427,3 +427,47 @@ func sortedIDs(ids ...string) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// TestEncryptedS3: on s3:// (the Versity gateway), archive_command and
+// backup-push with encrypt-to store age files; restore with decrypt-with
+// brings the data back (restore_command decrypting the WAL), and a drill
+// with the identity passes.
+func TestEncryptedS3(t *testing.T) {
+	r := s3Repo(t)
+	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
+	testenv.ChownToServerUser(t, key.path)
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public, "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")}
+	pg, _ := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE s3enc (id int PRIMARY KEY, note text); INSERT INTO s3enc SELECT g, 'in the backup' FROM generate_series(1, 1000) g")
+	id := backupPush(t, enc, pg)
+	pg.SQL(t, "INSERT INTO s3enc VALUES (1001, 'after the backup')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	waitDone(t, enc, id)
+
+	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := listKeys(t, r, repository.WALPrefix)
+	for _, k := range append([]string{m.Archives[0].Parts[0].Key, m.PGManifest.Key}, segs[0]) {
+		body, info := getObject(t, r.backend, k)
+		if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaEncryption] != "age" {
+			t.Fatalf("%s on S3: stored %q…, metadata %v: want an age file", k, body[:16], info.Metadata)
+		}
+	}
+
+	restored := restoreAndStart(t, enc, true)
+	if got := restored.SQL(t, "SELECT count(*) FROM s3enc"); got != "1001" {
+		t.Fatalf("rows after restore from S3: %s, want 1001", got)
+	}
+	logs := []string{pg.LogTail(1 << 20), restored.LogTail(1 << 20)}
+	restored.Stop(t)
+
+	res := leak.add(walvault(t, enc.env, "drill", "--scratch-dir", testenv.UserDir(t), "--amcheck", "off", "--check-sql", "SELECT * FROM s3enc WHERE id = 1001"))
+	if res.code != 0 || !strings.Contains(res.stdout, "drill OK: backup "+id) {
+		t.Fatalf("drill with the identity on S3: %v", res)
+	}
+	leak.check(t, logs)
+}
