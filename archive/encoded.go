@@ -22,6 +22,9 @@ type Encoded struct {
 	Compression repository.Compression // Body's encoding
 	SHA256      string                 // hex sha256 of the raw segment
 	RawSize     int64
+	// Fingerprints are the raw segment's keyed fingerprints when Body is
+	// also encrypted, to Options.Recipients (crypt.Fingerprinter.Sum).
+	Fingerprints string
 }
 
 // ErrOtherCompression: the repository cannot take an Encoded body as it
@@ -52,9 +55,10 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 	if _, err := verifyIdentity(ctx, b, hdr, file, opts); err != nil {
 		return Result{}, err
 	}
-	if opts.Recipients != nil {
-		// wal-receive's body is compressed, not encrypted: push the file.
-		return Result{}, fmt.Errorf("%w (the repository is encrypted)", ErrOtherCompression)
+	if (opts.Recipients != nil) != (enc.Fingerprints != "") {
+		// Encrypted in a clear repository or the other way round: push
+		// the file, which the repository's settings decide.
+		return Result{}, fmt.Errorf("%w (the body's encryption differs from the settings)", ErrOtherCompression)
 	}
 	other, err := otherCodecCopy(ctx, b, file, enc.Compression)
 	if err != nil {
@@ -72,6 +76,7 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 	meta[repository.MetaCompression] = string(enc.Compression)
 	meta[repository.MetaSHA256] = enc.SHA256
 	meta[repository.MetaRawSize] = strconv.FormatInt(enc.RawSize, 10)
+	opts.codec(enc.Compression).Describe(meta, enc.Fingerprints)
 	if other != "" {
 		res.Key = other
 		return settleConflict(ctx, b, res, meta, opts.Log)

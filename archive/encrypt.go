@@ -12,10 +12,10 @@ import (
 
 // encodeEncrypted is encode for an encrypted repository: one read of the
 // file feeds the plaintext's sha256 (kept locally, for the push-ahead
-// record; never stored), its keyed fingerprints (the metadata that makes
-// re-pushes comparable) and the compressing, encrypting writer. Files
-// larger than maxInMemory are fingerprinted first and streamed, as
-// streamBody does.
+// record; never stored) and the compressing, encrypting writer; the keyed
+// fingerprints (the metadata that makes re-pushes comparable) are derived
+// from that sha256, no second pass over the plaintext. Files larger than
+// maxInMemory are hashed first and streamed, as streamBody does.
 func encodeEncrypted(f *os.File, name string, c repository.Codec) (body sizedReader, sum, fingerprints string, size int64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -25,23 +25,22 @@ func encodeEncrypted(f *os.File, name string, c repository.Codec) (body sizedRea
 		return nil, "", "", 0, err
 	}
 	h := sha256.New()
-	fp := c.Recipients.NewFingerprinter()
 	if fi.Size() > maxInMemory {
-		if size, err = io.Copy(io.MultiWriter(h, fp), f); err != nil {
+		if size, err = io.Copy(h, f); err != nil {
 			return nil, "", "", 0, err
 		}
-		sum = hex.EncodeToString(h.Sum(nil))
+		digest := h.Sum(nil)
+		sum = hex.EncodeToString(digest)
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, "", "", 0, err
 		}
 		src := &verifyingReader{r: f, h: sha256.New(), want: sum, wantSize: size, name: name}
-		return streamEncoded(src, c), sum, fp.Sum(), size, nil
+		return streamEncoded(src, c), sum, c.Recipients.FingerprintsOf(digest), size, nil
 	}
 	if c.Compression == repository.LZ4 {
 		// wal-push's parallel lz4 encoder (sha256 on its own core), then
-		// age over the compressed bytes, which are few: the fingerprints
-		// are the only extra pass over the plaintext.
-		compressed, digest, n, err := encodeLZ4(io.TeeReader(f, fp))
+		// age over the compressed bytes, which are few.
+		compressed, digest, n, err := encodeLZ4(f)
 		if err != nil {
 			return nil, "", "", 0, err
 		}
@@ -56,20 +55,21 @@ func encodeEncrypted(f *os.File, name string, c repository.Codec) (body sizedRea
 		if err := w.Close(); err != nil {
 			return nil, "", "", 0, err
 		}
-		return &out, hex.EncodeToString(digest), fp.Sum(), n, nil
+		return &out, hex.EncodeToString(digest), c.Recipients.FingerprintsOf(digest), n, nil
 	}
 	var buf membuf.Buffer
 	w, err := c.NewWriter(&buf)
 	if err != nil {
 		return nil, "", "", 0, err
 	}
-	if size, err = io.Copy(io.MultiWriter(w, h, fp), f); err != nil {
+	if size, err = io.Copy(io.MultiWriter(w, h), f); err != nil {
 		return nil, "", "", 0, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, "", "", 0, err
 	}
-	return &buf, hex.EncodeToString(h.Sum(nil)), fp.Sum(), size, nil
+	digest := h.Sum(nil)
+	return &buf, hex.EncodeToString(digest), c.Recipients.FingerprintsOf(digest), size, nil
 }
 
 // streamEncoded encodes src in codec c on a goroutine while the upload

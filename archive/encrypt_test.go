@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -178,5 +179,96 @@ func TestEncryptionSettingsMustMatch(t *testing.T) {
 				t.Fatalf("objects changed: %v, then %v", before, after)
 			}
 		})
+	}
+}
+
+// TestEncryptedFetchChecksFingerprint: an authentic ciphertext whose
+// recorded fingerprint is not its plaintext's (another object's body
+// swapped in, or the record edited), or whose record has no fingerprint
+// for the key at hand, is ErrCorrupt, and nothing reaches dest. The one
+// check is repository.OpenBody's, at the body's end.
+func TestEncryptedFetchChecksFingerprint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key, other := newTestKey(t), newTestKey(t)
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]string)
+	}{
+		{"fingerprint of other content", func(m map[string]string) {
+			r := recipients(t, key)
+			fp := r.NewFingerprinter()
+			fp.Write([]byte("other content"))
+			m[repository.MetaFingerprints] = fp.Sum()
+		}},
+		{"no fingerprint for the key at hand", func(m map[string]string) {
+			r := recipients(t, other)
+			fp := r.NewFingerprinter()
+			fp.Write([]byte("other content"))
+			m[repository.MetaFingerprints] = fp.Sum()
+		}},
+		{"no fingerprints at all", func(m map[string]string) { delete(m, repository.MetaFingerprints) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mem.New()
+			s := seg(1, 0, 3)
+			src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			o := opts(repository.LZ4)
+			o.Recipients = recipients(t, key)
+			res := mustPush(t, b, src, o)
+			body, info := object(t, b, res.Key)
+			tc.edit(info.Metadata)
+			info.Metadata[repository.MetaRecipients] = strings.Join(o.Recipients.IDs(), ",")
+			if err := b.Put(ctx, res.Key, bytes.NewReader(body), storage.PutOptions{Metadata: info.Metadata, Size: int64(len(body))}); err != nil {
+				t.Fatal(err)
+			}
+			dest := filepath.Join(t.TempDir(), "seg")
+			_, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4, Identities: identities(t, key.path)})
+			if !errors.Is(err, restore.ErrCorrupt) {
+				t.Fatalf("fetch: %v, want ErrCorrupt", err)
+			}
+			if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s exists", dest)
+			}
+			assertNoTempFiles(t, filepath.Dir(dest))
+		})
+	}
+}
+
+// TestRotationRecordsNewKey: a push to a key walvault.json does not name
+// records it under recipients/ first, also when the identity cache would
+// spare reading walvault.json, so every key an object is encrypted to is
+// among the repository's keys in use.
+func TestRotationRecordsNewKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	keyA, keyB := newTestKey(t), newTestKey(t)
+	b := mem.New()
+	dir := t.TempDir()
+	o := opts(repository.LZ4)
+	o.IdentityCacheTTL = time.Hour
+	o.Recipients = recipients(t, keyA)
+	s3, s4 := seg(1, 0, 3), seg(1, 0, 4)
+	first, _ := writeSegment(t, dir, s3.String(), header(t, s3), 1)
+	mustPush(t, b, first, o) // creates walvault.json and the cache
+	o.Recipients = recipients(t, keyA, keyB)
+	next, _ := writeSegment(t, dir, s4.String(), header(t, s4), 1)
+	res := mustPush(t, b, next, o)
+	id, err := repository.LoadIdentity(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse, err := repository.RecipientsInUse(ctx, b, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, info := object(t, b, res.Key)
+	for _, k := range repository.ObjectRecipients(info.Metadata) {
+		if !slices.Contains(inUse, k) {
+			t.Fatalf("%s is encrypted to %s, which the repository's keys in use %v lack", res.Key, k, inUse)
+		}
+	}
+	if len(id.Recipients) != 1 || len(inUse) != 2 {
+		t.Fatalf("walvault.json names %v, in use %v: want walvault.json unchanged and both keys in use", id.Recipients, inUse)
 	}
 }

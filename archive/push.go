@@ -102,6 +102,9 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
 			return Result{}, err
 		}
+		if _, err := repository.RecordRecipients(ctx, b, id, opts.Recipients, opts.Host, opts.Now(), opts.Lock.Retention(opts.Now())); err != nil {
+			return Result{}, err
+		}
 	case !errors.Is(err, storage.ErrNotFound):
 		return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
 	default:
@@ -140,6 +143,9 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	id, cached := cache.load(opts.Now())
 	if cached && (checkIdentity(id, hdr, res.File, b.Location()) != nil || id.CheckLock(opts.Lock, b.Location()) != nil || id.CheckEncryption(opts.Recipients, b.Location()) != nil) {
 		cached = false // never refused on the cache's word: the repository decides
+	}
+	if cached && !id.Records(opts.Recipients) {
+		cached = false // a new key: verifyIdentity records it first
 	}
 	if cached {
 		opts.Log.Debug("repository identity from the cache", "repository", b.Location(), "path", cache.path())
@@ -223,7 +229,7 @@ func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file
 	if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
 		return repository.Identity{}, err
 	}
-	return id, nil
+	return repository.RecordRecipients(ctx, b, id, opts.Recipients, opts.Host, opts.Now(), opts.Lock.Retention(opts.Now()))
 }
 
 // encodeFile reads the file into its stored body in codec c, and fills

@@ -204,6 +204,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (_ repository.Ba
 	if err := ident.CheckEncryption(opts.Recipients, b.Location()); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	if _, err := repository.RecordRecipients(ctx, b, ident, opts.Recipients, opts.Host, opts.Now(), opts.Lock.Retention(opts.Now())); err != nil {
+		return repository.BackupManifest{}, err
+	}
 	var src walSource
 	if !archiving {
 		if src, err = confirmReceiver(ctx, b, ident.Compression, sys.Timeline, settings.SegmentSize, receivers); err != nil {

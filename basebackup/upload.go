@@ -264,11 +264,6 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 
 	stored := &countingWriter{w: pipe, ctx: ctx}
 	h := parhash.New(sha256.New())
-	var fp *crypt.Fingerprinter
-	if codec.Encrypted() {
-		fp = u.recipients.NewFingerprinter()
-		r = io.TeeReader(r, fp)
-	}
 	src := &sourceReader{r: io.TeeReader(r, h)}
 	raw, copyErr := compressInto(stored, src, codec)
 	sum, _ := h.Sum()
@@ -287,9 +282,10 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 		StoredSize:  stored.n,
 		SHA256:      hex.EncodeToString(sum),
 	}
-	if fp != nil {
+	if codec.Encrypted() {
 		// No plaintext sha256 in the clear manifest: see Codec.Describe.
-		p.part.SHA256, p.part.Encryption, p.part.Fingerprints = "", crypt.Scheme, fp.Sum()
+		// The fingerprints come from it, not from a second pass.
+		p.part.SHA256, p.part.Encryption, p.part.Fingerprints = "", crypt.Scheme, u.recipients.FingerprintsOf(sum)
 	}
 	return p, nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -147,34 +148,18 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 		tb.Fatalf("%v", err)
 	}
 
-	// file:// on disk, owned by the server user: archive_command writes it.
-	dir := filepath.Join(testenv.UserDir(tb), "repo")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		tb.Fatalf("%v", err)
-	}
-	testenv.ChownToServerUser(tb, dir)
-	fb, err := file.New(dir)
+	// file:// on disk, owned by the server user: archive_command writes it;
+	// file-enc the same with encrypt-to (issue 14: compared with file).
+	e.repos["file"] = newFileRepo(tb, "file")
+	key, err := age.GenerateX25519Identity()
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
-	e.repos["file"] = &backupRepo{
-		name: "file",
-		url:  "file://" + dir,
-		kind: "file",
-		env:  []string{"WALVAULT_REPO=file://" + dir},
-		stored: func(ctx context.Context, id string) (int64, error) {
-			var n int64
-			err := fb.List(ctx, repository.BackupPrefix(id), func(o storage.ObjectInfo) error { n += o.Size; return nil })
-			return n, err
-		},
-		remove: func(_ context.Context, id string) error {
-			return os.RemoveAll(filepath.Join(dir, filepath.FromSlash(repository.BackupPrefix(id))))
-		},
-		identified: func(context.Context) bool {
-			_, err := os.Stat(filepath.Join(dir, repository.IdentityKey))
-			return err == nil
-		},
+	keyFile := filepath.Join(testenv.UserDir(tb), "key.txt")
+	if err := os.WriteFile(keyFile, []byte(key.String()+"\n"), 0o600); err != nil {
+		tb.Fatalf("%v", err)
 	}
+	e.repos["file-enc"] = newFileRepo(tb, "file-enc", "WALVAULT_ENCRYPT_TO="+key.Recipient().String(), "WALVAULT_DECRYPT_WITH="+keyFile)
 
 	// s3:// on a loopback Versity gateway, plain http. This process reaches
 	// it with the SDK and the gateway's credentials, never through its own
@@ -256,8 +241,8 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 		}
 	}
 	e.archiveCommand = func(endpoint string) string {
-		return fmt.Sprintf("%s wal-push --repo %s %%p && %s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p",
-			e.bin, e.repos["file"].url, e.bin, s3url, endpoint, gw.Region)
+		return fmt.Sprintf("%s wal-push --repo %s %%p && %s wal-push --repo %s --s3-endpoint %s --s3-region %s --s3-path-style --s3-allow-http %%p && %s wal-push --repo %s --encrypt-to %s %%p",
+			e.bin, e.repos["file"].url, e.bin, s3url, endpoint, gw.Region, e.bin, e.repos["file-enc"].url, key.Recipient().String())
 	}
 	archiveCommand := e.archiveCommand(gw.Endpoint)
 	e.archiveEndpoint = gw.Endpoint
@@ -283,7 +268,7 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 		if e.pg.SQL(tb, "SHOW archive_command") == archiveCommand {
 			seg := e.pg.SwitchWAL(tb)
 			e.pg.WaitArchived(tb, seg, 2*time.Minute)
-			if e.repos["file"].identified(context.Background()) && e.repos["s3"].identified(context.Background()) {
+			if e.repos["file"].identified(context.Background()) && e.repos["s3"].identified(context.Background()) && e.repos["file-enc"].identified(context.Background()) {
 				break
 			}
 		}
@@ -298,6 +283,38 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 	}
 	tb.Logf("pgbench scale %d: %.0f MiB in all databases; archive_command = %s", scale, float64(e.dbBytes)/(1<<20), archiveCommand)
 	return e
+}
+
+// newFileRepo is a file:// repository on disk, owned by the server user
+// (archive_command writes it), for walvault processes with env added.
+func newFileRepo(tb testing.TB, name string, env ...string) *backupRepo {
+	dir := filepath.Join(testenv.UserDir(tb), "repo")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		tb.Fatalf("%v", err)
+	}
+	testenv.ChownToServerUser(tb, dir)
+	fb, err := file.New(dir)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return &backupRepo{
+		name: name,
+		kind: name,
+		url:  "file://" + dir,
+		env:  append([]string{"WALVAULT_REPO=file://" + dir}, env...),
+		stored: func(ctx context.Context, id string) (int64, error) {
+			var n int64
+			err := fb.List(ctx, repository.BackupPrefix(id), func(o storage.ObjectInfo) error { n += o.Size; return nil })
+			return n, err
+		},
+		remove: func(_ context.Context, id string) error {
+			return os.RemoveAll(filepath.Join(dir, filepath.FromSlash(repository.BackupPrefix(id))))
+		},
+		identified: func(context.Context) bool {
+			_, err := os.Stat(filepath.Join(dir, repository.IdentityKey))
+			return err == nil
+		},
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -592,7 +609,7 @@ func (e *backupEnv) input(b *testing.B, kind string) string {
 		o = e.pgbbOp(b, kind, "base.tar.gz", "-Ft", "-z")
 	case "untar":
 		o = e.pgbbOp(b, kind, "base.tar", "-Ft")
-	case "file", "s3":
+	case "file", "s3", "file-enc":
 		o = e.pushOp(b, e.repos[kind])
 	case codecInput("zstd"):
 		o = e.pushOpAs(b, e.repos["file"], kind, "--compression", "zstd")
@@ -659,7 +676,7 @@ func BenchmarkBackup(b *testing.B) {
 			e.loop(b, func(int) op { return e.pgbbOp(b, bl.kind, bl.archive, bl.args...) })
 		})
 	}
-	for _, name := range append([]string{"file"}, e.s3Names...) {
+	for _, name := range append([]string{"file", "file-enc"}, e.s3Names...) {
 		b.Run("walvault="+name, func(b *testing.B) {
 			e.archiveTo(b, e.repos[name])
 			e.loop(b, func(int) op { return e.pushOp(b, e.repos[name]) })
@@ -699,7 +716,7 @@ func BenchmarkRestore(b *testing.B) {
 			})
 		})
 	}
-	for _, name := range append([]string{"file"}, e.s3Names...) {
+	for _, name := range append([]string{"file", "file-enc"}, e.s3Names...) {
 		b.Run("walvault="+name, func(b *testing.B) {
 			r := e.repos[name]
 			id := e.input(b, r.kind)

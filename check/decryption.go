@@ -19,7 +19,7 @@ const NameDecryption = "decryption"
 // file configured, that the identity decrypts the newest DONE backup (the
 // age header of every part is opened, which needs the right key) and the
 // WAL since its start (every object's recipients include a key of the
-// identity; the newest is opened too). An unconfigured identity checks
+// identity, read for a bounded sample; the newest is opened too). An unconfigured identity checks
 // nothing: the archiving host has none, by design.
 func (c *checker) checkDecryption(ctx context.Context) []Result {
 	ids := c.opts.Identities
@@ -55,28 +55,31 @@ func (c *checker) checkDecryption(ctx context.Context) []Result {
 		return []Result{failed(NameDecryption, "list the WAL in %s: %v", c.b.Location(), err)}
 	}
 	slices.Sort(keys)
-	for _, key := range keys {
-		info, err := c.b.Stat(ctx, key)
-		if err != nil {
-			return []Result{failed(NameDecryption, "read the metadata of %s: %v", key, err)}
+	// A bounded sample of metadata reads, not one per WAL file
+	// (repository.WALRecipientRuns says what it can miss).
+	runs, _, err := repository.WALRecipientRuns(ctx, c.b, keys)
+	if err != nil {
+		return []Result{failed(NameDecryption, "%v", err)}
+	}
+	for _, run := range runs {
+		key := keys[run.First]
+		if run.Gone {
+			continue // deleted since the listing (retention)
 		}
-		if !repository.EncryptedObject(info.Metadata) {
+		if !run.Encrypted {
 			return []Result{failed(NameDecryption, "%s is stored in the clear in an encrypted repository", key)}
 		}
 		held := false
-		for _, r := range repository.ObjectRecipients(info.Metadata) {
+		for _, r := range run.Recipients {
 			held = held || ids.Holds(r)
 		}
 		if !held {
-			return []Result{failed(NameDecryption, "%s is encrypted to %v; the identity file %s holds %v: a restore from backup %s would stop there", key, repository.ObjectRecipients(info.Metadata), ids.Path(), ids.IDs(), m.ID)}
+			return []Result{failed(NameDecryption, "%s is encrypted to %v; the identity file %s holds %v: a restore from backup %s would stop there", key, run.Recipients, ids.Path(), ids.IDs(), m.ID)}
 		}
 	}
-	if len(keys) > 0 {
-		info, err := c.b.Stat(ctx, keys[len(keys)-1])
-		if err == nil {
-			err = c.openEncrypted(ctx, keys[len(keys)-1], info.Metadata)
-		}
-		if err != nil {
+	if n := len(runs); n > 0 && !runs[n-1].Gone {
+		// Its run's metadata names the keys it is encrypted to.
+		if err := c.openEncrypted(ctx, keys[runs[n-1].Last], runs[n-1].Meta); err != nil {
 			return []Result{failed(NameDecryption, "%v", err)}
 		}
 	}

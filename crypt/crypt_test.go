@@ -2,6 +2,9 @@ package crypt
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -176,5 +179,52 @@ func TestBadInput(t *testing.T) {
 	_, warning, err := LoadIdentities(idPath)
 	if err != nil || !strings.Contains(warning, "0644") {
 		t.Fatalf("mode 0644: warning %q, err %v", warning, err)
+	}
+}
+
+// TestVersion1Fingerprints: entries written before version 2 (HMAC of the
+// plaintext itself) are still verified, compared with version 1 entries,
+// and never taken for different content when compared with version 2.
+func TestVersion1Fingerprints(t *testing.T) {
+	dir := t.TempDir()
+	idPath, pub := newKey(t, dir, "key.txt")
+	plain := []byte("segment bytes")
+	m := hmac.New(sha256.New, fingerprintKey("v1", pub))
+	m.Write(plain)
+	v1 := KeyID(pub) + ":" + hex.EncodeToString(m.Sum(nil))
+	r, _ := ParseRecipients(pub)
+	fp := r.NewFingerprinter()
+	fp.Write(plain)
+	v2 := fp.Sum()
+	if v1 == v2 || !strings.Contains(v2, ":v2=") {
+		t.Fatalf("v1 %s, v2 %s", v1, v2)
+	}
+	ids, _, err := LoadIdentities(idPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, value := range []string{v1, v2} {
+		h, want, ok := ids.Verifier(value)
+		if !ok {
+			t.Fatalf("no verifier for %s", value)
+		}
+		h.Write(plain)
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			t.Fatalf("%s: verifier gives %s, want %s", value, got, want)
+		}
+		h.Reset()
+		h.Write(plain[1:])
+		if hex.EncodeToString(h.Sum(nil)) == want {
+			t.Fatalf("%s: other content verifies", value)
+		}
+	}
+	if same, comparable := SameContent(v1, v1); !same || !comparable {
+		t.Fatal("v1 against v1: not the same")
+	}
+	if _, comparable := SameContent(v1, v2); comparable {
+		t.Fatal("v1 against v2 compared: a re-push would be taken for a conflict")
+	}
+	if got := RecipientsOf(v2); len(got) != 1 || got[0] != KeyID(pub) {
+		t.Fatalf("RecipientsOf(%s) = %v", v2, got)
 	}
 }

@@ -5,72 +5,79 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"io"
 	"strings"
 )
 
-// A plaintext fingerprint is HMAC-SHA256 of the object's plaintext (the
-// raw file, before compression), keyed per recipient by fingerprintKey.
-// Metadata records it as "<KeyID>:<hex>,..." (Fingerprints.String), one
-// entry per recipient: a re-push compares the entry of a recipient both
-// sides share, so pushes keep comparing while a key rotates (old and new
-// configured together for a while), and a reader verifies the entry of a
-// key it holds, since a secret key yields its public key.
+// A plaintext fingerprint is keyed per recipient by fingerprintKey, one
+// entry per recipient in metadata: "<KeyID>:v2=<hex>,...". A re-push
+// compares the entry of a recipient both sides share, so pushes keep
+// comparing while a key rotates (old and new configured together for a
+// while), and a reader verifies the entry of a key it holds, since a
+// secret key yields its public key.
+//
+// Version 2 (v2=) is HMAC-SHA256 of the plaintext's SHA-256 digest: every
+// writer computes that digest anyway (wal-push's push-ahead record, the
+// reader's own check), so the fingerprints cost one HMAC of 32 bytes per
+// recipient instead of a second pass over the plaintext. What it reveals
+// is the same: whoever holds a public key can confirm a guessed plaintext;
+// the bucket alone cannot. Version 1 (no prefix; HMAC-SHA256 of the
+// plaintext itself), written before, is still verified and compared with
+// version 1 entries.
+const fingerprintV2 = "v2="
 
-// fingerprintKey derives the HMAC key from a recipient's public key. The
-// public key is not in the repository (only its KeyID is), so reading the
-// bucket is not enough to confirm a guessed plaintext.
-func fingerprintKey(publicKey string) []byte {
-	sum := sha256.Sum256([]byte("walvault plaintext fingerprint v1\n" + publicKey))
+// fingerprintKey derives the HMAC key of a version from a recipient's
+// public key. The public key is not in the repository (only its KeyID is),
+// so reading the bucket is not enough to confirm a guessed plaintext.
+func fingerprintKey(version, publicKey string) []byte {
+	sum := sha256.Sum256([]byte("walvault plaintext fingerprint " + version + "\n" + publicKey))
 	return sum[:]
 }
 
-// Fingerprinter hashes a plaintext for every recipient at once.
-type Fingerprinter struct {
-	ids  []string
-	macs []hash.Hash
-	w    io.Writer
-}
-
-// NewFingerprinter starts the fingerprints of a plaintext for r's keys.
-func (r *Recipients) NewFingerprinter() *Fingerprinter {
-	f := &Fingerprinter{}
-	ws := make([]io.Writer, len(r.keys))
+// FingerprintsOf is the metadata value for a plaintext whose SHA-256
+// digest is sum: "<KeyID>:v2=<hex>" per recipient, comma separated.
+func (r *Recipients) FingerprintsOf(sum []byte) string {
+	parts := make([]string, len(r.keys))
 	for i, k := range r.keys {
-		f.ids = append(f.ids, KeyID(k.String()))
-		f.macs = append(f.macs, hmac.New(sha256.New, fingerprintKey(k.String())))
-		ws[i] = f.macs[i]
-	}
-	f.w = io.MultiWriter(ws...)
-	return f
-}
-
-func (f *Fingerprinter) Write(p []byte) (int, error) { return f.w.Write(p) }
-
-// Sum is the metadata value: "<KeyID>:<hex>" per recipient, comma separated.
-func (f *Fingerprinter) Sum() string {
-	parts := make([]string, len(f.ids))
-	for i, id := range f.ids {
-		parts[i] = id + ":" + hex.EncodeToString(f.macs[i].Sum(nil))
+		parts[i] = KeyID(k.String()) + ":" + fingerprintV2 + hex.EncodeToString(fingerprintOf(k.String(), sum))
 	}
 	return strings.Join(parts, ",")
 }
 
-// ParseFingerprints reads a metadata value written by Sum: KeyID to hex
-// fingerprint. Malformed entries are left out.
+func fingerprintOf(publicKey string, sum []byte) []byte {
+	m := hmac.New(sha256.New, fingerprintKey("v2", publicKey))
+	m.Write(sum)
+	return m.Sum(nil)
+}
+
+// Fingerprinter computes FingerprintsOf a plaintext written to it, for
+// writers that do not hash it themselves.
+type Fingerprinter struct {
+	r   *Recipients
+	sha hash.Hash
+}
+
+// NewFingerprinter starts the fingerprints of a plaintext for r's keys.
+func (r *Recipients) NewFingerprinter() *Fingerprinter {
+	return &Fingerprinter{r: r, sha: sha256.New()}
+}
+
+func (f *Fingerprinter) Write(p []byte) (int, error) { return f.sha.Write(p) }
+
+// Sum is the metadata value: FingerprintsOf what was written.
+func (f *Fingerprinter) Sum() string { return f.r.FingerprintsOf(f.sha.Sum(nil)) }
+
+// ParseFingerprints reads a metadata value: KeyID to its entry ("v2=" and
+// hex, or version 1's bare hex). Malformed entries are left out.
 func ParseFingerprints(v string) map[string]string {
 	out := map[string]string{}
 	for _, part := range strings.Split(v, ",") {
-		id, sum, ok := strings.Cut(strings.TrimSpace(part), ":")
-		if !ok {
+		part = strings.TrimSpace(part)
+		i := strings.LastIndex(part, ":")
+		if i <= 0 {
 			continue
 		}
-		// KeyIDs contain one colon themselves ("age:…").
-		rest, sum2, ok2 := strings.Cut(sum, ":")
-		if ok2 {
-			id, sum = id+":"+rest, sum2
-		}
-		if id != "" && len(sum) == sha256.Size*2 {
+		id, sum := part[:i], part[i+1:]
+		if len(strings.TrimPrefix(sum, fingerprintV2)) == sha256.Size*2 {
 			out[id] = sum
 		}
 	}
@@ -90,12 +97,14 @@ func RecipientsOf(v string) []string {
 }
 
 // SameContent compares two fingerprint values: true when a recipient both
-// name has the same fingerprint on both sides; comparable is false when
-// they share no recipient (the push host cannot tell then).
+// name, with entries of the same version, has the same fingerprint on
+// both sides; comparable is false when they share no such recipient (the
+// push host cannot tell then).
 func SameContent(a, b string) (same, comparable bool) {
 	fa, fb := ParseFingerprints(a), ParseFingerprints(b)
 	for id, sum := range fa {
-		if other, ok := fb[id]; ok {
+		other, ok := fb[id]
+		if ok && strings.HasPrefix(sum, fingerprintV2) == strings.HasPrefix(other, fingerprintV2) {
 			return hmac.Equal([]byte(sum), []byte(other)), true
 		}
 	}
@@ -103,7 +112,7 @@ func SameContent(a, b string) (same, comparable bool) {
 }
 
 // Verifier returns a hash to feed the decrypted plaintext and the hex
-// fingerprint it must end with, for the first key of ids the fingerprint
+// fingerprint its Sum must equal, for the first key of ids the fingerprint
 // value names; ok is false when ids hold none of them.
 func (ids *Identities) Verifier(fingerprints string) (h hash.Hash, want string, ok bool) {
 	if ids == nil {
@@ -112,9 +121,25 @@ func (ids *Identities) Verifier(fingerprints string) (h hash.Hash, want string, 
 	fs := ParseFingerprints(fingerprints)
 	for _, k := range ids.keys {
 		pub := k.Recipient().String()
-		if sum, found := fs[KeyID(pub)]; found {
-			return hmac.New(sha256.New, fingerprintKey(pub)), sum, true
+		sum, found := fs[KeyID(pub)]
+		if !found {
+			continue
 		}
+		if hexSum, v2 := strings.CutPrefix(sum, fingerprintV2); v2 {
+			return &derivedHash{Hash: sha256.New(), publicKey: pub}, hexSum, true
+		}
+		return hmac.New(sha256.New, fingerprintKey("v1", pub)), sum, true
 	}
 	return nil, "", false
+}
+
+// derivedHash hashes the plaintext with SHA-256, and its Sum is the
+// version 2 fingerprint of that digest.
+type derivedHash struct {
+	hash.Hash
+	publicKey string
+}
+
+func (d *derivedHash) Sum(b []byte) []byte {
+	return append(b, fingerprintOf(d.publicKey, d.Hash.Sum(nil))...)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/wal"
 )
 
 // ageKey is an age key pair for a test: the identity file (mode 600,
@@ -295,6 +298,10 @@ func TestEncryptedKeyRotation(t *testing.T) {
 	if bk := blocks[idB]; !strings.Contains(bk, "backups: 0") || !strings.Contains(bk, "WAL: ") {
 		t.Fatalf("keys: %v; want %s with no backup and a WAL range", res, idB)
 	}
+	// The new key was recorded when it came into use.
+	if !strings.Contains(res.stdout, "recorded keys (walvault.json and recipients/): "+strings.Join(sortedIDs(idA[0], idB), ", ")+"\n") {
+		t.Fatalf("keys: %v; want both %s and %s recorded", res, idA[0], idB)
+	}
 	// check proves the identity decrypts the newest backup and the WAL since.
 	lines, cres := checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+both), "--pg-conn", pg.ConnString())
 	if d := checkByName(lines)["decryption"]; !d.OK || !strings.Contains(d.Detail, id) {
@@ -355,4 +362,112 @@ func otherID(t *testing.T, known, out string) string {
 	}
 	t.Fatalf("keys lists no second key:\n%s", out)
 	return ""
+}
+
+// TestEncryptedReceive: wal-receive with encrypt-to beside an encrypting
+// archive_command: its partials are age files with fingerprints, the
+// segment both store is settled without conflict, every archived file
+// and the open segment (from its newest partial) come back with the
+// identity.
+func TestEncryptedReceive(t *testing.T) {
+	r := fileRepo(t)
+	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public)}
+	pg, copies := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE marks (id serial PRIMARY KEY, note text)")
+	rc := startReceiver(t, enc, pg, testenv.UserDir(t), "--create-slot")
+	waitStreaming(t, pg, rc)
+	pg.SQL(t, "INSERT INTO marks (note) VALUES ('first')")
+	switched := pg.SwitchWAL(t)
+	pg.WaitArchived(t, switched, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(rc.stderr.String(), switched) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wal-receive did not store %s:\n%s", switched, rc.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pg.SQL(t, "INSERT INTO marks (note) VALUES ('marker')")
+	time.Sleep(1500 * time.Millisecond) // max-lag 300ms plus a margin
+	rc.stop(t)
+	if strings.Contains(rc.stderr.String(), "conflict") {
+		t.Fatalf("wal-receive and wal-push conflicted:\n%s", rc.stderr)
+	}
+	partials := partialKeys(t, r.backend)
+	if len(partials) == 0 {
+		t.Fatalf("no partial after a commit:\n%s", rc.stderr)
+	}
+	body, info := getObject(t, r.backend, partials[len(partials)-1])
+	if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaSHA256] != "" || info.Metadata[repository.MetaFingerprints] == "" {
+		t.Fatalf("%s: stored %q…, metadata %v: want an age file with fingerprints and no sha256", partials[len(partials)-1], body[:16], info.Metadata)
+	}
+
+	fetchEnv := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+key.path)
+	fetchEveryArchivedFileWith(t, fetchEnv, copies, func(res result) { leak.add(res) })
+	p, ok := repository.ParsePartialKey(partials[len(partials)-1])
+	if !ok {
+		t.Fatalf("%s is not a partial key", partials[len(partials)-1])
+	}
+	open := wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: p.Segment}.String()
+	dest := filepath.Join(t.TempDir(), open)
+	if res := leak.add(walvault(t, fetchEnv, "wal-fetch", open, dest)); res.code != 0 {
+		t.Fatalf("wal-fetch of the open segment %s from its partial: %v", open, res)
+	}
+	raw, _ := strconv.Atoi(info.Metadata[repository.MetaRawSize])
+	if got, live := readFile(t, dest), readFile(t, filepath.Join(pg.DataDir, "pg_wal", open)); raw == 0 || !bytes.Equal(got[:raw], live[:raw]) {
+		t.Fatalf("%s from its partial: the first %d bytes differ from pg_wal's", open, raw)
+	}
+	leak.check(t, []string{rc.stderr.String(), pg.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"))
+}
+
+// sortedIDs are key ids in the order walvault lists them.
+func sortedIDs(ids ...string) []string {
+	slices.Sort(ids)
+	return ids
+}
+
+// TestEncryptedS3: on s3:// (the Versity gateway), archive_command and
+// backup-push with encrypt-to store age files; restore with decrypt-with
+// brings the data back (restore_command decrypting the WAL), and a drill
+// with the identity passes.
+func TestEncryptedS3(t *testing.T) {
+	r := s3Repo(t)
+	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
+	testenv.ChownToServerUser(t, key.path)
+	leak := &secretLeakCheck{secrets: []string{key.secret}}
+	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public, "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")}
+	pg, _ := archivingServer(t, enc)
+	pg.SQL(t, "CREATE TABLE s3enc (id int PRIMARY KEY, note text); INSERT INTO s3enc SELECT g, 'in the backup' FROM generate_series(1, 1000) g")
+	id := backupPush(t, enc, pg)
+	pg.SQL(t, "INSERT INTO s3enc VALUES (1001, 'after the backup')")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	waitDone(t, enc, id)
+
+	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := listKeys(t, r, repository.WALPrefix)
+	for _, k := range append([]string{m.Archives[0].Parts[0].Key, m.PGManifest.Key}, segs[0]) {
+		body, info := getObject(t, r.backend, k)
+		if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) || info.Metadata[repository.MetaEncryption] != "age" {
+			t.Fatalf("%s on S3: stored %q…, metadata %v: want an age file", k, body[:16], info.Metadata)
+		}
+	}
+
+	restored := restoreAndStart(t, enc, true)
+	if got := restored.SQL(t, "SELECT count(*) FROM s3enc"); got != "1001" {
+		t.Fatalf("rows after restore from S3: %s, want 1001", got)
+	}
+	logs := []string{pg.LogTail(1 << 20), restored.LogTail(1 << 20)}
+	restored.Stop(t)
+
+	res := leak.add(walvault(t, enc.env, "drill", "--scratch-dir", testenv.UserDir(t), "--amcheck", "off", "--check-sql", "SELECT * FROM s3enc WHERE id = 1001"))
+	if res.code != 0 || !strings.Contains(res.stdout, "drill OK: backup "+id) {
+		t.Fatalf("drill with the identity on S3: %v", res)
+	}
+	leak.check(t, logs)
 }

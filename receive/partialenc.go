@@ -1,8 +1,10 @@
 package receive
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding"
+	"fmt"
 	"hash"
 	"io"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 )
 
@@ -26,6 +29,11 @@ import (
 // In zstd each chunk is a frame of its own (with its content checksum):
 // concatenated frames are one valid zstd stream, which `zstd -d` and
 // repository.Zstd's reader decode whole.
+//
+// With recipients (an encrypted repository), the keyed fingerprints come
+// from the sha256 (crypt.Recipients.FingerprintsOf), and each body is
+// encrypted once built: age runs over the compressed bytes only, as
+// wal-push's does.
 type partialEncoder struct {
 	compression repository.Compression
 	chunks      int    // full chunks encoded so far
@@ -36,14 +44,18 @@ type partialEncoder struct {
 	body        []byte // the last frame built (reused)
 	lz          lz4.CompressorCCompat
 	zstd        *zstd.Encoder // nil unless compression is zstd
+
+	recipients *crypt.Recipients // nil: stored in the clear
+	sealed     bytes.Buffer      // the last body encrypted (reused)
 }
 
 // chunkSize is the repository's lz4 block size.
 const chunkSize = archive.LZ4BlockSize
 
-// newPartialEncoder encodes in c, zstd at level (0: its default).
-func newPartialEncoder(c repository.Compression, level int) *partialEncoder {
-	e := &partialEncoder{compression: c, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
+// newPartialEncoder encodes in c, zstd at level (0: its default), and
+// encrypts to r when it is not nil.
+func newPartialEncoder(c repository.Compression, level int, r *crypt.Recipients) *partialEncoder {
+	e := &partialEncoder{compression: c, recipients: r, chunk: make([]byte, chunkSize), dst: make([]byte, chunkSize)}
 	if c == repository.Zstd {
 		if level == 0 {
 			level = repository.DefaultZstdLevel
@@ -59,36 +71,36 @@ func (e *partialEncoder) reset() {
 	e.chunks, e.blocks, e.hashState = 0, e.blocks[:0], nil
 }
 
-// encode returns the stored form of the first n bytes of f and their
-// sha256. The body is valid until the next call.
-func (e *partialEncoder) encode(f io.ReaderAt, n int64) ([]byte, [sha256.Size]byte, error) {
-	var sum [sha256.Size]byte
+// encode returns the stored form of the first n bytes of f, their sha256
+// and, encrypted, their keyed fingerprints (crypt.Fingerprinter.Sum). The
+// body is valid until the next call.
+func (e *partialEncoder) encode(f io.ReaderAt, n int64) (body []byte, sum [sha256.Size]byte, fingerprints string, err error) {
 	if int64(e.chunks)*chunkSize > n {
 		e.reset() // not a prefix of what was encoded: start over
 	}
 	h := sha256.New()
 	if e.hashState != nil {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(e.hashState); err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 	}
 	for int64(e.chunks+1)*chunkSize <= n {
 		if _, err := f.ReadAt(e.chunk, int64(e.chunks)*chunkSize); err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 		h.Write(e.chunk)
 		e.blocks = e.appendBlock(e.blocks, e.chunk)
 		e.chunks++
 		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 		e.hashState = state
 	}
 	tail := e.chunk[:n-int64(e.chunks)*chunkSize]
 	if len(tail) > 0 {
 		if _, err := f.ReadAt(tail, int64(e.chunks)*chunkSize); err != nil {
-			return nil, sum, err
+			return nil, sum, "", err
 		}
 	}
 	copy(sum[:], sumWith(h, tail))
@@ -103,7 +115,26 @@ func (e *partialEncoder) encode(f io.ReaderAt, n int64) ([]byte, [sha256.Size]by
 	if e.compression == repository.LZ4 {
 		e.body = archive.AppendLZ4FrameEnd(e.body)
 	}
-	return e.body, sum, nil
+	if e.recipients == nil {
+		return e.body, sum, "", nil
+	}
+	return e.seal(sum)
+}
+
+// seal encrypts the body just built and fingerprints its plaintext.
+func (e *partialEncoder) seal(sum [sha256.Size]byte) ([]byte, [sha256.Size]byte, string, error) {
+	e.sealed.Reset()
+	w, err := e.recipients.NewWriter(&e.sealed)
+	if err != nil {
+		return nil, sum, "", fmt.Errorf("start encryption: %w", err)
+	}
+	if _, err := w.Write(e.body); err != nil {
+		return nil, sum, "", err
+	}
+	if err := w.Close(); err != nil {
+		return nil, sum, "", err
+	}
+	return e.sealed.Bytes(), sum, e.recipients.FingerprintsOf(sum[:]), nil
 }
 
 func sumWith(h hash.Hash, tail []byte) []byte {

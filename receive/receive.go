@@ -254,10 +254,11 @@ func (r *receiver) prepare(ctx context.Context) (wal.LSN, error) {
 		if err := id.CheckLock(r.opts.Push.Lock, r.b.Location()); err != nil {
 			return 0, fatalError{err}
 		}
-		// wal-receive does not encrypt yet: its partials would be stored
-		// in the clear in an encrypted repository.
 		if err := id.CheckEncryption(r.opts.Push.Recipients, r.b.Location()); err != nil {
 			return 0, fatalError{err}
+		}
+		if id, err = recordRecipients(ctx, r.b, id, r.opts.Push); err != nil {
+			return 0, err
 		}
 		r.id = &id
 	case errors.Is(err, storage.ErrNotFound):
@@ -690,14 +691,14 @@ func (r *receiver) storeSegment(ctx context.Context, path string) (archive.Resul
 	if r.id != nil {
 		c := r.opts.Push.Compression
 		if r.enc == nil || r.enc.compression != c {
-			r.enc = newPartialEncoder(c, r.opts.Push.ZstdLevel)
+			r.enc = newPartialEncoder(c, r.opts.Push.ZstdLevel, r.opts.Push.Recipients)
 		}
-		body, sum, err := r.enc.encode(r.f, int64(r.segSize))
+		body, sum, fingerprints, err := r.enc.encode(r.f, int64(r.segSize))
 		if err != nil {
 			return archive.Result{}, fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 		}
 		file := wal.FileName{Kind: wal.KindSegment, Timeline: r.tli, Segment: r.seg}
-		enc := archive.Encoded{Body: body, Compression: c, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize)}
+		enc := archive.Encoded{Body: body, Compression: c, SHA256: hex.EncodeToString(sum[:]), RawSize: int64(r.segSize), Fingerprints: fingerprints}
 		res, err := archive.PushEncoded(ctx, r.b, r.f, file, enc, r.opts.Push)
 		if !errors.Is(err, archive.ErrOtherCompression) {
 			return res, err
@@ -721,9 +722,9 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 	}
 	c := r.opts.Push.Compression
 	if r.enc == nil || r.enc.compression != c {
-		r.enc = newPartialEncoder(c, r.opts.Push.ZstdLevel)
+		r.enc = newPartialEncoder(c, r.opts.Push.ZstdLevel, r.opts.Push.Recipients)
 	}
-	body, sum, err := r.enc.encode(r.f, size)
+	body, sum, fingerprints, err := r.enc.encode(r.f, size)
 	if err != nil {
 		return fmt.Errorf("read spooled segment %s: %w", r.seg, err)
 	}
@@ -740,6 +741,8 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		repository.MetaWalvault:    opts.Version,
 		repository.MetaEndLSN:      r.received.String(),
 	}
+	// Encrypted as wal-push's objects are: fingerprints for the sha256.
+	repository.Codec{Compression: c, Recipients: opts.Recipients}.Describe(meta, fingerprints)
 	err = r.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body)), Retention: opts.Lock.Retention(opts.Now())})
 	if errors.Is(err, storage.ErrExists) {
 		// A restarted receiver re-uploading the same range: same bytes.
@@ -747,8 +750,8 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		if serr != nil {
 			return fmt.Errorf("partial %s exists, but reading it failed: %w", key, serr)
 		}
-		if info.Metadata[repository.MetaSHA256] != meta[repository.MetaSHA256] {
-			return fatalf("%w: partial %s in %s has sha256 %s, received WAL has %s: nothing was overwritten", archive.ErrConflict, key, r.b.Location(), info.Metadata[repository.MetaSHA256], meta[repository.MetaSHA256])
+		if err := samePartial(meta, info.Metadata); err != nil {
+			return fatalf("%w: partial %s in %s %w; nothing was overwritten", archive.ErrConflict, key, r.b.Location(), err)
 		}
 		err = nil
 	}
@@ -775,7 +778,7 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 		return repository.Identity{}, fmt.Errorf("segment %s: %w", r.seg, err)
 	}
 	opts := r.opts.Push
-	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock)
+	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
 	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
 	var refused *repository.CapabilityError
 	if errors.As(err, &refused) {
@@ -786,6 +789,13 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	}
 	if err := id.CheckCluster(r.systemID, r.pgMajor, r.b.Location()); err != nil {
 		return repository.Identity{}, fatalf("%w", err)
+	}
+	// Another writer may have created it first, with other settings.
+	if err := id.CheckEncryption(opts.Recipients, r.b.Location()); err != nil {
+		return repository.Identity{}, fatalError{err}
+	}
+	if id, err = recordRecipients(ctx, r.b, id, opts); err != nil {
+		return repository.Identity{}, err
 	}
 	r.id = &id
 	return id, nil

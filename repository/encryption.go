@@ -97,9 +97,13 @@ func EncryptedObject(meta map[string]string) bool { return meta[MetaEncryption] 
 // naming the keys it is encrypted to; a changed ciphertext fails while
 // reading with crypt.ErrTampered.
 //
-// When the metadata holds a fingerprint for a key of ids, the plaintext is
-// checked against it at its end: a mismatch fails the read wrapping
+// The plaintext is checked against the metadata's fingerprint for the key
+// of ids that decrypts it, at its end: a mismatch fails the read wrapping
 // crypt.ErrTampered, so the caller never takes a swapped object for its own.
+// This is the one place an encrypted body is verified; a reader must read
+// to EOF (as a size check one byte past the expected size does) before it
+// trusts what it read. Metadata without a fingerprint for any key of ids
+// cannot be verified: it fails at once, wrapping crypt.ErrTampered too.
 func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (io.Reader, error) {
 	scheme := meta[MetaEncryption]
 	if scheme == "" {
@@ -112,14 +116,15 @@ func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string
 	if err != nil {
 		return nil, err
 	}
+	h, want, ok := ids.Verifier(meta[MetaFingerprints])
+	if !ok {
+		return nil, fmt.Errorf("%w: the object's metadata holds no fingerprint for the keys in %s, so its content cannot be verified", crypt.ErrTampered, ids.Path())
+	}
 	body, err := c.NewReader(plain)
 	if err != nil {
 		return nil, err
 	}
-	if h, want, ok := ids.Verifier(meta[MetaFingerprints]); ok {
-		return &fingerprintedReader{r: body, h: h, want: want}, nil
-	}
-	return body, nil
+	return &fingerprintedReader{r: body, h: h, want: want}, nil
 }
 
 // ObjectRecipients are the KeyIDs an encrypted object's metadata names.

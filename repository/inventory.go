@@ -317,9 +317,13 @@ func (l *lister) visit(oi storage.ObjectInfo) error {
 			inv.DrillRecords = append(inv.DrillRecords, oi.Key)
 		}
 	case ProbePrefix:
+	case RecipientsPrefix:
+		if _, ok := ParseRecipientKey(oi.Key); !ok {
+			l.stray(oi, "not a recipient record, recipients/<key id>.json")
+		}
 	default:
 		if oi.Key != IdentityKey {
-			l.stray(oi, "walvault writes only walvault.json, wal/, partial/, backups/, drills/ and check/")
+			l.stray(oi, "walvault writes only walvault.json, wal/, partial/, backups/, drills/, check/ and recipients/")
 		}
 	}
 	return nil

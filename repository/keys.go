@@ -42,6 +42,9 @@ const (
 	// KeyProbe: check/probe-<time>-<host>-<nonce>, a capability probe
 	// (ProveCapabilities), deleted unless locked.
 	KeyProbe
+	// KeyRecipient: recipients/<KeyID>.json, a key that came into use
+	// after walvault.json was written (RecordRecipients).
+	KeyRecipient
 )
 
 func (k KeyKind) String() string {
@@ -70,6 +73,8 @@ func (k KeyKind) String() string {
 		return "drill record"
 	case KeyProbe:
 		return "check probe"
+	case KeyRecipient:
+		return "recipient record"
 	}
 	return fmt.Sprintf("KeyKind(%d)", int(k))
 }
@@ -93,6 +98,8 @@ type Key struct {
 	DrillID string
 	// Probe is a KeyProbe.
 	Probe Probe
+	// RecipientID is a KeyRecipient's crypt.KeyID.
+	RecipientID string
 }
 
 // String formats the key: ParseKey(k.String()) gives k back.
@@ -116,6 +123,8 @@ func (k Key) String() string {
 		return DrillRecordKey(k.DrillID)
 	case KeyProbe:
 		return k.Probe.Key()
+	case KeyRecipient:
+		return RecipientKey(k.RecipientID)
 	}
 	return ""
 }
@@ -154,6 +163,9 @@ func parseKey(key string) (Key, bool) {
 	case ProbePrefix:
 		p, ok := ParseProbeKey(key)
 		return Key{Kind: KeyProbe, Probe: p}, ok
+	case RecipientsPrefix:
+		id, ok := ParseRecipientKey(key)
+		return Key{Kind: KeyRecipient, RecipientID: id}, ok
 	}
 	if key == IdentityKey {
 		return Key{Kind: KeyIdentity}, true

@@ -2,11 +2,11 @@ package repository
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // KeyUse is what one recipient key (its crypt.KeyID) decrypts: which
@@ -28,23 +28,25 @@ type WALRange struct {
 // encrypted to, the backups and WAL ranges it decrypts, so a DBA knows
 // when an old key can be destroyed: once no backup kept and no WAL after
 // the oldest kept backup's start needs it. It lists the repository once
-// and reads the metadata of each WAL object (one request per object);
-// backups' recipients come from their manifests.
-func RecipientUses(ctx context.Context, b storage.Backend) ([]KeyUse, error) {
-	uses := map[string]*KeyUse{}
+// (the inventory); backups' recipients come from their manifests, the
+// WAL's from a bounded number of metadata reads (WALRecipientRuns: a key
+// used only between two sampled objects that agree is not seen). stats
+// is how many metadata reads that took.
+func RecipientUses(ctx context.Context, b storage.Backend) (uses []KeyUse, stats int, err error) {
+	byID := map[string]*KeyUse{}
 	use := func(id string) *KeyUse {
-		if uses[id] == nil {
-			uses[id] = &KeyUse{KeyID: id}
+		if byID[id] == nil {
+			byID[id] = &KeyUse{KeyID: id}
 		}
-		return uses[id]
+		return byID[id]
 	}
-	inv, err := LoadInventory(ctx, b, LoadOptions{})
+	inv, err := LoadInventory(ctx, b, LoadOptions{WALObjects: true})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	backups, err := inv.Catalog()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, bi := range backups {
 		if bi.Manifest == nil {
@@ -65,29 +67,26 @@ func RecipientUses(ctx context.Context, b storage.Backend) ([]KeyUse, error) {
 		}
 	}
 	var keys []string
-	err = b.List(ctx, WALPrefix, func(o storage.ObjectInfo) error {
-		if k, ok := ParseKey(o.Key); ok && k.Kind != KeyTimelineHistory {
-			keys = append(keys, o.Key)
+	var names []string
+	for _, o := range inv.WALObjects {
+		if o.Hidden || o.File.Kind == wal.KindTimelineHistory {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list the WAL in %s: %w", b.Location(), err)
+		keys = append(keys, o.Key)
+		names = append(names, o.File.String())
 	}
-	slices.Sort(keys)
+	runs, stats, err := WALRecipientRuns(ctx, b, keys)
+	if err != nil {
+		return nil, stats, err
+	}
 	open := map[string]*WALRange{} // the range each key is extending
-	for _, key := range keys {
-		info, err := b.Stat(ctx, key)
-		if err != nil {
-			return nil, fmt.Errorf("read the metadata of %s in %s: %w", key, b.Location(), err)
+	for _, run := range runs {
+		if run.Gone {
+			continue // deleted since the listing: neither ends nor extends a range
 		}
-		k, _ := ParseKey(key)
-		name := k.WAL.String()
 		now := map[string]bool{}
-		if EncryptedObject(info.Metadata) {
-			for _, id := range ObjectRecipients(info.Metadata) {
-				now[id] = true
-			}
+		for _, id := range run.Recipients {
+			now[id] = true
 		}
 		for id, r := range open {
 			if !now[id] {
@@ -97,19 +96,19 @@ func RecipientUses(ctx context.Context, b storage.Backend) ([]KeyUse, error) {
 		}
 		for id := range now {
 			if r := open[id]; r != nil {
-				r.Last, r.Files = name, r.Files+1
+				r.Last, r.Files = names[run.Last], r.Files+run.Last-run.First+1
 			} else {
-				open[id] = &WALRange{First: name, Last: name, Files: 1}
+				open[id] = &WALRange{First: names[run.First], Last: names[run.Last], Files: run.Last - run.First + 1}
 			}
 		}
 	}
 	for id, r := range open {
 		use(id).WALRanges = append(use(id).WALRanges, *r)
 	}
-	out := make([]KeyUse, 0, len(uses))
-	for _, u := range uses {
-		out = append(out, *u)
+	uses = make([]KeyUse, 0, len(byID))
+	for _, u := range byID {
+		uses = append(uses, *u)
 	}
-	slices.SortFunc(out, func(a, b KeyUse) int { return strings.Compare(a.KeyID, b.KeyID) })
-	return out, nil
+	slices.SortFunc(uses, func(a, b KeyUse) int { return strings.Compare(a.KeyID, b.KeyID) })
+	return uses, stats, nil
 }

@@ -21,7 +21,9 @@ var ErrUndecryptable = errors.New("the identity file cannot decrypt an object th
 // checkDecryptable proves, before anything is written, that ids can
 // decrypt every object the restore of m reads: its parts (their records in
 // the manifest name their recipients) and the WAL from its start (each
-// object's metadata does; one metadata request per file). WAL up to the
+// object's metadata does; read for a bounded sample, see
+// repository.WALRecipientRuns: a key used only between two sampled
+// objects that agree is found when wal-fetch reads it). WAL up to the
 // backup's end is always needed; later WAL only up to the target, which
 // is not known as a position here: with a target, a later object the
 // identity cannot decrypt is a warning (recovery will stop there unless
@@ -39,6 +41,20 @@ func checkDecryptable(ctx context.Context, b storage.Backend, m repository.Backu
 		}
 		if err := decryptable(ids, p.Key, repository.ObjectRecipients(p.Meta())); err != nil {
 			return err
+		}
+	}
+	// Every key an object is encrypted to is recorded (walvault.json and
+	// recipients/, before the object was written): an identity holding
+	// them all decrypts every WAL object, and no WAL metadata is read.
+	if ids != nil {
+		if id, err := repository.LoadIdentity(ctx, b); err == nil {
+			inUse, err := repository.RecipientsInUse(ctx, b, id)
+			if err != nil {
+				return err
+			}
+			if len(inUse) > 0 && !slices.ContainsFunc(inUse, func(k string) bool { return !ids.Holds(k) }) {
+				return nil
+			}
 		}
 	}
 	start, err1 := wal.Classify(m.StartWAL)
@@ -61,18 +77,16 @@ func checkDecryptable(ctx context.Context, b storage.Backend, m repository.Backu
 		return fmt.Errorf("list the WAL in %s: %w", b.Location(), err)
 	}
 	slices.Sort(needed)
-	for _, key := range needed {
-		info, err := b.Stat(ctx, key)
-		if errors.Is(err, storage.ErrNotFound) {
+	runs, _, err := repository.WALRecipientRuns(ctx, b, needed)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		if !run.Encrypted {
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("read the metadata of %s in %s: %w", key, b.Location(), err)
-		}
-		if !repository.EncryptedObject(info.Metadata) {
-			continue
-		}
-		derr := decryptable(ids, key, repository.ObjectRecipients(info.Metadata))
+		key := needed[run.First]
+		derr := decryptable(ids, key, run.Recipients)
 		if derr == nil {
 			continue
 		}
@@ -105,3 +119,17 @@ func decryptable(ids *crypt.Identities, key string, recipients []string) error {
 	return fmt.Errorf("%w: %s is the first object encrypted only to %s; the identity file %s holds %s: add the missing key to it; nothing was written",
 		ErrUndecryptable, key, strings.Join(recipients, ", "), ids.Path(), strings.Join(ids.IDs(), ", "))
 }
+
+// partHasher is the sha256 a part's plaintext is checked with as it is
+// read: parhash's, or noHash for an encrypted part, whose body
+// (repository.OpenBody) checks its keyed fingerprint at its end, from a
+// sha256 of its own: a second one would cost a pass for nothing.
+type partHasher interface {
+	Write(p []byte) (int, error)
+	Sum() ([]byte, int64)
+}
+
+type noHash struct{}
+
+func (noHash) Write(p []byte) (int, error) { return len(p), nil }
+func (noHash) Sum() ([]byte, int64)        { return nil, 0 }

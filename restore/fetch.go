@@ -80,7 +80,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	}
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
-		rc, info, compression, err = openPartial(ctx, b, file, err)
+		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
 	}
 	if err != nil {
 		return FetchResult{}, err
@@ -97,20 +97,15 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, b.Location(), stored, compression)
 	}
+	// An encrypted object has no sha256: OpenBody checks its keyed
+	// fingerprint when writeVerified reads it to its end, and the sha256
+	// computed on the way is the result's (the prefetcher's record).
 	body, err := repository.OpenBody(storage.TagStreamErrors(rc), compression, opts.Identities, info.Metadata)
+	if errors.Is(err, crypt.ErrTampered) {
+		return FetchResult{}, fmt.Errorf("%w: %s in %s: %w; nothing was written to %s", ErrCorrupt, info.Key, b.Location(), err, dest)
+	}
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s from %s: %w", info.Key, b.Location(), err)
-	}
-	var fp *fingerprintCheck
-	if encrypted {
-		// No sha256 is stored with an encrypted object: the keyed
-		// fingerprint of a key at hand is checked instead, and the sha256
-		// computed on the way is the result's (the prefetcher's record).
-		h, want, ok := opts.Identities.Verifier(info.Metadata[repository.MetaFingerprints])
-		if !ok {
-			return FetchResult{}, fmt.Errorf("%w: %s in %s has no fingerprint for the keys in %s, so it cannot be verified", ErrCorrupt, info.Key, b.Location(), opts.Identities.Path())
-		}
-		fp = &fingerprintCheck{h, want}
 	}
 	var h hash.Hash = sha256.New()
 	var cp *checkpointHash
@@ -118,7 +113,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		cp = newCheckpointHash(res.RawSize)
 		h = cp
 	}
-	sum, err := writeVerified(dest, body, res, b.Location(), h, fp)
+	sum, err := writeVerified(dest, body, res, b.Location(), h, encrypted)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -171,9 +166,10 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 }
 
 // writeVerified hashes with h, a fresh SHA-256.
-// With fp (an encrypted object), want.SHA256 is empty and fp's keyed
-// fingerprint is checked instead. It returns the sha256 written.
-func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, fp *fingerprintCheck) (sum string, err error) {
+// An encrypted body (repository.OpenBody's) has no want.SHA256: it fails
+// at its end, which the read one byte past want.RawSize always reaches,
+// unless its keyed fingerprint matches. It returns the sha256 written.
+func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, encrypted bool) (sum string, err error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".walvault-*")
 	if err != nil {
@@ -189,11 +185,7 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 	// one byte past the expected size, so a body that is too long is caught
 	// without reading an unbounded stream.
 	hasher := parhash.New(h)
-	sink := io.MultiWriter(tmp, hasher)
-	if fp != nil {
-		sink = io.MultiWriter(tmp, hasher, fp.h)
-	}
-	n, err := io.Copy(sink, io.LimitReader(body, want.RawSize+1))
+	n, err := io.Copy(io.MultiWriter(tmp, hasher), io.LimitReader(body, want.RawSize+1))
 	digest, _ := hasher.Sum()
 	if err != nil {
 		return "", fmt.Errorf("%w: download or decompress %s from %s: %w", errorKind(err), want.Key, location, err)
@@ -202,13 +194,8 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 		return "", fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)
 	}
 	sum = hex.EncodeToString(digest)
-	if fp == nil && sum != want.SHA256 {
+	if !encrypted && sum != want.SHA256 {
 		return "", fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, sum, want.SHA256, dest)
-	}
-	if fp != nil {
-		if got := hex.EncodeToString(fp.h.Sum(nil)); got != fp.want {
-			return "", fmt.Errorf("%w: %s from %s has plaintext fingerprint %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, got, fp.want, dest)
-		}
 	}
 	// No fsync: PostgreSQL reads the restored file at once, and after a
 	// crash recovery simply asks for it again; the rename keeps a reader
@@ -223,13 +210,6 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 		return "", fmt.Errorf("rename into %s: %w", dest, err)
 	}
 	return sum, nil
-}
-
-// fingerprintCheck is an encrypted object's keyed plaintext fingerprint:
-// h is fed the plaintext and must end at want.
-type fingerprintCheck struct {
-	h    hash.Hash
-	want string
 }
 
 // errorKind classifies a failure while streaming the body: an error from

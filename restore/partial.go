@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -27,7 +28,7 @@ import (
 // cached ahead must be the complete one.
 //
 // miss is returned unchanged when there is no partial to serve.
-func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, miss error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, ids *crypt.Identities, miss error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
 	if file.Kind != wal.KindSegment {
 		return nil, storage.ObjectInfo{}, "", miss
 	}
@@ -43,7 +44,7 @@ func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, miss
 	if err != nil {
 		return nil, storage.ObjectInfo{}, "", fmt.Errorf("read %s from %s: %w", repository.IdentityKey, b.Location(), err)
 	}
-	padded, err := readPartial(ctx, b, newest, id.WALSegmentSize)
+	padded, err := readPartial(ctx, b, newest, id.WALSegmentSize, ids)
 	if err != nil {
 		return nil, storage.ObjectInfo{}, "", err
 	}
@@ -57,8 +58,10 @@ func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, miss
 }
 
 // readPartial downloads a partial, checks it against its metadata and
-// returns it zero-padded to segSize bytes.
-func readPartial(ctx context.Context, b storage.Backend, p repository.Partial, segSize uint32) ([]byte, error) {
+// returns it zero-padded to segSize bytes. An encrypted partial is
+// decrypted with ids, and its keyed fingerprint checked at its end
+// (repository.OpenBody).
+func readPartial(ctx context.Context, b storage.Backend, p repository.Partial, segSize uint32, ids *crypt.Identities) ([]byte, error) {
 	rc, info, err := b.Get(ctx, p.Key)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s from %s: %w", p.Key, b.Location(), err)
@@ -68,17 +71,24 @@ func readPartial(ctx context.Context, b storage.Backend, p repository.Partial, s
 	if err != nil || rawSize <= 0 || rawSize > int64(segSize) {
 		return nil, fmt.Errorf("%w: %s in %s has no valid raw-size metadata", ErrCorrupt, p.Key, b.Location())
 	}
-	body, err := p.Compression.NewReader(storage.TagStreamErrors(rc))
+	body, err := repository.OpenBody(storage.TagStreamErrors(rc), p.Compression, ids, info.Metadata)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fetch %s from %s: %w", p.Key, b.Location(), err)
 	}
 	buf := make([]byte, segSize)
 	n, err := io.ReadFull(io.LimitReader(body, rawSize+1), buf[:rawSize])
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s from %s (%d of %d bytes): %w", errorKind(err), p.Key, b.Location(), n, rawSize, err)
 	}
-	if extra, _ := io.Copy(io.Discard, io.LimitReader(body, 1)); extra != 0 {
+	extra, err := io.Copy(io.Discard, io.LimitReader(body, 1))
+	if extra != 0 {
 		return nil, fmt.Errorf("%w: %s in %s is longer than its raw-size %d", ErrCorrupt, p.Key, b.Location(), rawSize)
+	}
+	if err != nil { // the end of an encrypted body, where its fingerprint is checked
+		return nil, fmt.Errorf("%w: read %s from %s: %w", errorKind(err), p.Key, b.Location(), err)
+	}
+	if repository.EncryptedObject(info.Metadata) {
+		return buf, nil
 	}
 	if got := sha256.Sum256(buf[:rawSize]); hex.EncodeToString(got[:]) != info.Metadata[repository.MetaSHA256] {
 		return nil, fmt.Errorf("%w: %s in %s does not match its recorded sha256", ErrCorrupt, p.Key, b.Location())

@@ -20,7 +20,7 @@ var commandSettings = map[string][]string{
 	"wal-push":     {"s3-part-size", "s3-concurrency", "compression", "lock-mode", "lock-days", "encrypt-to", "upload-concurrency", "timeout"},
 	"wal-fetch":    {"compression", "decrypt-with", "prefetch", "timeout"},
 	"wal-prefetch": {"compression", "decrypt-with"},
-	"wal-receive":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "timeout"},
+	"wal-receive":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "encrypt-to", "timeout"},
 	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "encrypt-to", "max-rate", "timeout"},
 	"backup-list":  {"timeout"},
 	"info":         {"timeout"},

@@ -26,6 +26,7 @@ const defaultReceiveMetricsListen = "127.0.0.1:9732"
 type walReceiveOptions struct {
 	Config
 	lockSettings
+	encryptSettings
 	PGConn      string
 	Compression repository.Setting
 	Timeout     time.Duration
@@ -41,6 +42,7 @@ func (o *walReceiveOptions) bind(b *binder) {
 	bindPGConn(b, &o.PGConn)
 	bindCompression(b, &o.Compression)
 	o.lockSettings.bind(b, &o.Repo)
+	o.encryptSettings.bind(b)
 	bindTimeout(b, &o.Timeout, "deadline for one upload, retries included; then the stream reconnects and resumes from the repository")
 }
 
@@ -151,6 +153,7 @@ func receiveWAL(opts *walReceiveOptions, s *session, metrics *receive.Metrics) e
 			Host:        host,
 			Version:     walvaultVersion(),
 			Lock:        opts.policy(),
+			Recipients:  opts.Recipients,
 			Log:         log,
 		},
 		Log: log,
