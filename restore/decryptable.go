@@ -29,17 +29,8 @@ var ErrUndecryptable = errors.New("the identity file cannot decrypt an object th
 // rewriting objects, so an old backup may need an old key: the error names
 // the key and the first object that needs it.
 func checkDecryptable(ctx context.Context, b storage.Backend, m repository.BackupManifest, ids *crypt.Identities, hasTarget bool, log *slog.Logger) error {
-	parts := []repository.BackupPart{m.PGManifest}
-	for _, a := range m.Archives {
-		parts = append(parts, a.Parts...)
-	}
-	for _, p := range parts {
-		if p.Encryption == "" {
-			continue
-		}
-		if err := decryptable(ids, p.Key, repository.ObjectRecipients(p.Meta())); err != nil {
-			return err
-		}
+	if err := checkPartsDecryptable(m, ids); err != nil {
+		return err
 	}
 	start, err1 := wal.Classify(m.StartWAL)
 	stop, err2 := wal.Classify(m.StopWAL)
@@ -104,4 +95,23 @@ func decryptable(ids *crypt.Identities, key string, recipients []string) error {
 	}
 	return fmt.Errorf("%w: %s is the first object encrypted only to %s; the identity file %s holds %s: add the missing key to it; nothing was written",
 		ErrUndecryptable, key, strings.Join(recipients, ", "), ids.Path(), strings.Join(ids.IDs(), ", "))
+}
+
+// checkPartsDecryptable proves that ids can decrypt every encrypted part
+// of m (the earlier backups of an incremental chain need no WAL of their
+// own).
+func checkPartsDecryptable(m repository.BackupManifest, ids *crypt.Identities) error {
+	parts := []repository.BackupPart{m.PGManifest}
+	for _, a := range m.Archives {
+		parts = append(parts, a.Parts...)
+	}
+	for _, p := range parts {
+		if p.Encryption == "" {
+			continue
+		}
+		if err := decryptable(ids, p.Key, repository.ObjectRecipients(p.Meta())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
