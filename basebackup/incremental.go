@@ -130,12 +130,17 @@ func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backen
 	if part.Key == "" {
 		return fmt.Errorf("%w: parent backup %s records no backup_manifest", ErrRefused, parent.ID)
 	}
+	if part.Encryption != "" {
+		// backup-push holds recipients, not the identity that decrypts.
+		return impossible(fmt.Errorf("%w: parent backup %s is encrypted, and backup-push cannot read its backup_manifest (it has no identity to decrypt with): incremental backups of an encrypted repository are not supported yet; take a full backup", ErrRefused, parent.ID))
+	}
 	rc, _, err := b.Get(ctx, part.Key)
 	if err != nil {
 		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
 	defer rc.Close()
-	r, err := part.Compression.NewReader(rc)
+	// Decoded the way every part is (its codec recorded with it).
+	r, err := repository.OpenBody(rc, part.Compression, nil, part.Meta())
 	if err != nil {
 		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
