@@ -214,6 +214,9 @@ func (l *layerApply) incrementalTarget(name string) (string, bool) {
 // place makes a verified entry of an incremental backup visible: a file
 // replaces the earlier backups' one, an incremental file is applied to it.
 func (l *layerApply) place(s *stager, e staged) error {
+	if e.kind == stagedIncremental {
+		return l.apply(s, e)
+	}
 	fi, lerr := s.root.Lstat(e.name)
 	exists := lerr == nil
 	switch e.kind {
@@ -231,8 +234,6 @@ func (l *layerApply) place(s *stager, e staged) error {
 			}
 		}
 		return makeSymlink(s.root, e.name, e.target)
-	case stagedIncremental:
-		return l.apply(s, e)
 	}
 	if exists && fi.IsDir() {
 		if err := s.root.RemoveAll(e.name); err != nil {
