@@ -144,6 +144,13 @@ const maxParallelArchives = 4
 //     Go); hand the files to opts.Owner and flush everything to disk with
 //     one syncfs per file system.
 //
+// An incremental backup restores with its chain (repository.Chain; see
+// chain.go): every part of every backup of it is proven present before
+// step 2, step 3 runs for each backup in order, each applied onto what
+// the ones before left, and the result is reduced to the newest backup's
+// files, with backup_label and backup_manifest as pg_combinebackup writes
+// them.
+//
 // On any failure after step 2, everything written is removed: directories
 // restore created are deleted, ones that existed empty are emptied.
 func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (res BackupResult, err error) {
