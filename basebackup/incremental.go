@@ -24,6 +24,31 @@ import (
 // blocks changed since the parent's start, and INCREMENTAL.<name> files
 // carrying just the changed blocks everywhere else.
 
+// IncrementalImpossible marks a refusal of --incremental that a full
+// backup avoids: a server older than 17, summarize_wal off, WAL summaries
+// that no longer reach back to the parent, no parent to build on. Such an
+// error wraps ErrRefused and this type (errors.As).
+type IncrementalImpossible struct{ Err error }
+
+func (e *IncrementalImpossible) Error() string { return e.Err.Error() }
+func (e *IncrementalImpossible) Unwrap() error { return e.Err }
+
+// impossible marks err as an IncrementalImpossible refusal.
+func impossible(err error) error { return &IncrementalImpossible{Err: err} }
+
+// fallBackToFull takes a full backup instead when an incremental one was
+// asked for, was impossible, and opts.FallbackFull allows it; otherwise
+// it returns what the push returned.
+func fallBackToFull(ctx context.Context, b storage.Backend, opts Options, m repository.BackupManifest, err error) (repository.BackupManifest, error) {
+	var no *IncrementalImpossible
+	if err == nil || !opts.Incremental || !opts.FallbackFull || ctx.Err() != nil || !errors.As(err, &no) {
+		return m, err
+	}
+	opts.Log.Warn("an incremental backup is impossible: taking a full backup instead (--fallback-full)", "reason", err)
+	opts.Incremental, opts.Parent = false, ""
+	return Push(ctx, b, opts)
+}
+
 // minIncrementalVersion is the first server_version_num with incremental
 // backups.
 const minIncrementalVersion = 170000
@@ -34,8 +59,8 @@ const minIncrementalVersion = 170000
 // after a checkpoint).
 func checkIncrementalServer(ctx context.Context, w pg.Wire, s serverSettings) error {
 	if s.VersionNum < minIncrementalVersion {
-		return fmt.Errorf("%w: --incremental needs PostgreSQL 17 or later, and this server runs PostgreSQL %s: take a full backup (backup-push without --incremental)",
-			ErrRefused, pg.FormatVersion(s.VersionNum))
+		return impossible(fmt.Errorf("%w: --incremental needs PostgreSQL 17 or later, and this server runs PostgreSQL %s: take a full backup (backup-push without --incremental, or add --fallback-full)",
+			ErrRefused, pg.FormatVersion(s.VersionNum)))
 	}
 	rs, err := pg.SimpleQuery(ctx, w, "SHOW summarize_wal", nil)
 	if err != nil {
@@ -45,8 +70,8 @@ func checkIncrementalServer(ctx context.Context, w pg.Wire, s serverSettings) er
 		return errors.New("SHOW summarize_wal: unexpected answer")
 	}
 	if v := rs.Rows[0][0].S; v != "on" {
-		return fmt.Errorf("%w: --incremental needs summarize_wal = on, and this server has it %s: set summarize_wal = on (ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()), take a full backup, and incremental ones from then on",
-			ErrRefused, v)
+		return impossible(fmt.Errorf("%w: --incremental needs summarize_wal = on, and this server has it %s: set summarize_wal = on (ALTER SYSTEM SET summarize_wal = on; SELECT pg_reload_conf()), take a full backup, and incremental ones from then on",
+			ErrRefused, v))
 	}
 	return nil
 }
@@ -93,8 +118,8 @@ func chooseParent(inv *repository.Inventory, sys pg.SystemInfo, major int, ref s
 			return m, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: --incremental found no DONE backup of this cluster on timeline %d in %s to build on: take a full backup first (backup-push without --incremental)",
-		ErrRefused, uint32(sys.Timeline), inv.Location)
+	return nil, impossible(fmt.Errorf("%w: --incremental found no DONE backup of this cluster on timeline %d in %s to build on: take a full backup first (backup-push without --incremental, or add --fallback-full)",
+		ErrRefused, uint32(sys.Timeline), inv.Location))
 }
 
 // uploadParentManifest sends the parent's stored backup_manifest with
@@ -105,12 +130,17 @@ func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backen
 	if part.Key == "" {
 		return fmt.Errorf("%w: parent backup %s records no backup_manifest", ErrRefused, parent.ID)
 	}
+	if part.Encryption != "" {
+		// backup-push holds recipients, not the identity that decrypts.
+		return impossible(fmt.Errorf("%w: parent backup %s is encrypted, and backup-push cannot read its backup_manifest (it has no identity to decrypt with): incremental backups of an encrypted repository are not supported yet; take a full backup", ErrRefused, parent.ID))
+	}
 	rc, _, err := b.Get(ctx, part.Key)
 	if err != nil {
 		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
 	defer rc.Close()
-	r, err := part.Compression.NewReader(rc)
+	// Decoded the way every part is (its codec recorded with it).
+	r, err := repository.OpenBody(rc, part.Compression, nil, part.Meta())
 	if err != nil {
 		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
@@ -154,10 +184,10 @@ func incrementalError(err error, parent *repository.BackupManifest) error {
 	}
 	switch {
 	case strings.HasPrefix(pgErr.Message, "WAL summaries are required"):
-		return fmt.Errorf("%w: PostgreSQL no longer has WAL summaries reaching back to the start of parent backup %s (LSN %s): take a full backup now, and keep wal_summary_keep_time longer than the time between backups (%w)",
-			ErrRefused, parent.ID, parent.StartLSN, err)
+		return impossible(fmt.Errorf("%w: PostgreSQL no longer has WAL summaries reaching back to the start of parent backup %s (LSN %s): take a full backup now (or add --fallback-full), and keep wal_summary_keep_time longer than the time between backups (%w)",
+			ErrRefused, parent.ID, parent.StartLSN, err))
 	case strings.Contains(pgErr.Message, "WAL summarization"):
-		return fmt.Errorf("%w: PostgreSQL cannot take an incremental backup: %w; check summarize_wal and the server log, or take a full backup", ErrRefused, err)
+		return impossible(fmt.Errorf("%w: PostgreSQL cannot take an incremental backup: %w; check summarize_wal and the server log, or take a full backup", ErrRefused, err))
 	case strings.HasPrefix(pgErr.Message, "manifest requires WAL"):
 		return fmt.Errorf("%w: parent backup %s does not fit this server's WAL history: %w; take a full backup", ErrRefused, parent.ID, err)
 	}

@@ -38,6 +38,8 @@ func TestCheckIncrementalServer(t *testing.T) {
 			t.Errorf("%d summarize_wal=%q: got %v, want it accepted", tc.num, tc.summarize, err)
 		case tc.want != "" && (!errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%d summarize_wal=%q: got %v, want a refusal saying %q", tc.num, tc.summarize, err, tc.want)
+		case tc.want != "" && !errors.As(err, new(*IncrementalImpossible)):
+			t.Errorf("%d summarize_wal=%q: %v is not marked IncrementalImpossible, so --fallback-full would not take a full backup", tc.num, tc.summarize, err)
 		}
 		if tc.num < 170000 && len(srv.Queries) != 0 {
 			t.Errorf("%d: asked %v of a server that cannot take incremental backups", tc.num, srv.Queries)
@@ -138,6 +140,9 @@ func TestIncrementalCommandAndErrors(t *testing.T) {
 	got := incrementalError(srvErr, parent)
 	if !errors.Is(got, ErrRefused) || !strings.Contains(got.Error(), "take a full backup now") || !strings.Contains(got.Error(), parent.ID) {
 		t.Fatalf("summaries gone: got %v", got)
+	}
+	if !errors.As(got, new(*IncrementalImpossible)) {
+		t.Fatalf("summaries gone: %v is not marked IncrementalImpossible, so --fallback-full would not take a full backup", got)
 	}
 	other := errors.New("connection lost")
 	if incrementalError(other, parent) != other {

@@ -45,6 +45,10 @@ type Options struct {
 	// the cluster on the server's timeline.
 	Incremental bool
 	Parent      string
+	// FallbackFull, with Incremental, takes a full backup where an
+	// incremental one is impossible (see IncrementalImpossible), saying
+	// why; without it that is refused.
+	FallbackFull bool
 	// Compression of the stored parts (zstd at ZstdLevel; 0: its
 	// default); empty means the one walvault.json was created with.
 	// Each part records its own in the manifest, so it may differ from
@@ -160,12 +164,13 @@ func (o Options) withDefaults() (Options, error) {
 // stops reading, cancels the BASE_BACKUP on the server and closes the
 // connection, and the storage aborts the upload in flight. A cancelled
 // context (Ctrl-C, SIGTERM) ends it the same way.
-func Push(ctx context.Context, b storage.Backend, opts Options) (_ repository.BackupManifest, pushErr error) {
+func Push(ctx context.Context, b storage.Backend, opts Options) (pushed repository.BackupManifest, pushErr error) {
 	var parent *repository.BackupManifest // of an incremental backup
 	defer func() {
 		if parent != nil && pushErr != nil {
 			pushErr = incrementalError(pushErr, parent)
 		}
+		pushed, pushErr = fallBackToFull(ctx, b, opts, pushed, pushErr)
 	}()
 	opts, err := opts.withDefaults()
 	if err != nil {

@@ -282,7 +282,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	if err != nil {
 		return rec, d.fail(err)
 	}
-	d.checkSpace(s.root, m.RawBytes)
+	d.checkSpace(s.root, restoredSize(backups, m))
 	var srv *server
 	defer func() {
 		// The one cleanup, on every path: stop the server, keep the log
@@ -418,6 +418,21 @@ func (d *drill) serverEnv(u serverUser) []string {
 
 // checkSpace warns when the scratch filesystem looks too small for the
 // restored cluster.
+// restoredSize is about what the restore of m takes on disk: for an
+// incremental backup, what its chain's backups hold together (an upper
+// bound: the incrementals mostly replace blocks of the full backup).
+func restoredSize(backups []repository.BackupInfo, m repository.BackupManifest) int64 {
+	chain, err := repository.Chain(backups, m.ID)
+	if err != nil {
+		return m.RawBytes
+	}
+	var n int64
+	for _, bi := range chain {
+		n += bi.Manifest.RawBytes
+	}
+	return n
+}
+
 func (d *drill) checkSpace(dir string, raw int64) {
 	avail, err := freeSpace(dir)
 	if err != nil || raw <= 0 {

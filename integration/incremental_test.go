@@ -18,7 +18,8 @@ import (
 // incremental on the first; each incremental records its parent, stores
 // PostgreSQL's backup_manifest and INCREMENTAL.* files, and is far smaller
 // than the full one. summarize_wal off, and PostgreSQL 15, are refused
-// with a line saying what to change.
+// with a line saying what to change; with --fallback-full, 15 takes a full
+// backup instead.
 func TestIncrementalBackup(t *testing.T) {
 	r := fileRepo(t)
 	primary, _ := archivingServerWith(t, r, testenv.PostgresOptions{Major: 17, Conf: map[string]string{"summarize_wal": "on"}})
@@ -73,12 +74,6 @@ func TestIncrementalBackup(t *testing.T) {
 		t.Fatalf("delete --backup %s: want a refusal naming %s and %s, got %v", full, inc1, inc2, res)
 	}
 
-	// Until restore combines chains it never takes an incremental.
-	res = walvault(t, r.env, "restore", "--pgdata", t.TempDir()+"/restored", "--backup", inc2)
-	if res.code == 0 || !strings.Contains(res.stderr, "incremental") {
-		t.Fatalf("restore of incremental backup %s: want a refusal naming it incremental, got %v", inc2, res)
-	}
-
 	// summarize_wal off: refused before any checkpoint, saying what to set.
 	primary.SQL(t, "ALTER SYSTEM SET summarize_wal = off; SELECT pg_reload_conf()")
 	waitSetting(t, primary, "summarize_wal", "off")
@@ -95,6 +90,15 @@ func TestIncrementalBackup(t *testing.T) {
 		res := walvault(t, r.env, "backup-push", "--pg-conn", old.ConnString(), "--incremental")
 		if res.code == 0 || !strings.Contains(res.stderr, "needs PostgreSQL 17 or later") {
 			t.Fatalf("backup-push --incremental on PostgreSQL 15: want a refusal saying it needs 17, got %v", res)
+		}
+		// Asked for, a full backup instead, saying why.
+		res = walvault(t, r.env, "backup-push", "--pg-conn", old.ConnString(), "--incremental", "--fallback-full")
+		if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "taking a full backup instead") || !strings.Contains(res.stdout+res.stderr, "needs PostgreSQL 17 or later") {
+			t.Fatalf("backup-push --incremental --fallback-full on PostgreSQL 15: want a full backup and the reason, got %v", res)
+		}
+		backups, err := repository.ListBackups(t.Context(), r.backend)
+		if err != nil || len(backups) != 1 || backups[0].Manifest == nil || backups[0].Manifest.IsIncremental() {
+			t.Fatalf("after --fallback-full on PostgreSQL 15: backups %+v, %v; want one full backup", backups, err)
 		}
 	})
 }

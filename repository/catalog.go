@@ -49,12 +49,18 @@ func ListBackups(ctx context.Context, b storage.Backend) ([]BackupInfo, error) {
 }
 
 // FindBackup resolves "LATEST" (the newest DONE backup that restore can
-// take: a full one, until restore combines incremental chains) or an id
-// among backups, which ListBackups returned.
+// take: a full one, or an incremental one whose chain is complete) or an
+// id among backups, which ListBackups returned.
 func FindBackup(backups []BackupInfo, ref string) (BackupInfo, error) {
 	if ref == "" || ref == "LATEST" {
 		for i := len(backups) - 1; i >= 0; i-- {
-			if backups[i].Status == StatusDone && !backups[i].Manifest.IsIncremental() {
+			if backups[i].Status != StatusDone {
+				continue
+			}
+			if !backups[i].Manifest.IsIncremental() {
+				return backups[i], nil
+			}
+			if _, err := Chain(backups, backups[i].ID); err == nil {
 				return backups[i], nil
 			}
 		}

@@ -60,18 +60,24 @@ func TestChain(t *testing.T) {
 	}
 }
 
-// TestFindLatestSkipsIncremental: LATEST is what restore takes, a full
-// backup, until restore combines chains.
-func TestFindLatestSkipsIncremental(t *testing.T) {
+// TestFindLatestIncremental: LATEST is what restore takes: an incremental
+// backup whose chain is complete, else the newest backup that restores.
+func TestFindLatestIncremental(t *testing.T) {
 	t.Parallel()
 	backups := []BackupInfo{
 		{ID: "20260101T000000Z", Status: StatusDone, Manifest: &BackupManifest{ID: "20260101T000000Z"}},
 		{ID: "20260102T000000Z", Status: StatusDone, Manifest: &BackupManifest{ID: "20260102T000000Z", Type: BackupIncremental, Parent: "20260101T000000Z"}},
 	}
-	if bi, err := FindBackup(backups, "LATEST"); err != nil || bi.ID != "20260101T000000Z" {
-		t.Fatalf("LATEST: got %s, %v; want the full backup", bi.ID, err)
+	if bi, err := FindBackup(backups, "LATEST"); err != nil || bi.ID != "20260102T000000Z" {
+		t.Fatalf("LATEST: got %s, %v; want the incremental backup", bi.ID, err)
 	}
 	if bi, err := FindBackup(backups, "20260102T000000Z"); err != nil || bi.ID != "20260102T000000Z" {
 		t.Fatalf("by id: got %s, %v", bi.ID, err)
+	}
+	// Its full backup INCOMPLETE: the incremental cannot restore, and
+	// nothing else is DONE.
+	broken := []BackupInfo{{ID: "20260101T000000Z", Status: StatusIncomplete}, backups[1]}
+	if bi, err := FindBackup(broken, "LATEST"); !errors.Is(err, ErrNoBackup) {
+		t.Fatalf("LATEST with a broken chain: got %s, %v; want ErrNoBackup", bi.ID, err)
 	}
 }

@@ -144,6 +144,13 @@ const maxParallelArchives = 4
 //     Go); hand the files to opts.Owner and flush everything to disk with
 //     one syncfs per file system.
 //
+// An incremental backup restores with its chain (repository.Chain; see
+// chain.go): every part of every backup of it is proven present before
+// step 2, step 3 runs for each backup in order, each applied onto what
+// the ones before left, and the result is reduced to the newest backup's
+// files, with backup_label and backup_manifest as pg_combinebackup writes
+// them.
+//
 // On any failure after step 2, everything written is removed: directories
 // restore created are deleted, ones that existed empty are emptied.
 func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (res BackupResult, err error) {
@@ -203,6 +210,10 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	}
 	m := *bi.Manifest
 	res.Backup = m
+	chain, err := repository.Chain(backups, bi.ID)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
+	}
 	if t.LSN != nil {
 		if err := checkLSNArchived(inv, m, *t.LSN); err != nil {
 			return res, err
@@ -215,9 +226,23 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if m.PGManifest.Key == "" {
 		return res, fmt.Errorf("backup %s has no PostgreSQL backup_manifest, so its restore could not be verified: restore another backup", m.ID)
 	}
+	layers, err := planLayers(chain, base, tbs)
+	if err != nil {
+		return res, err
+	}
 
 	if m.PGManifest.Encryption != "" {
 		if err := checkDecryptable(ctx, b, m, opts.Identities, !t.IsLatest(), log); err != nil {
+			return res, err
+		}
+	}
+	for _, l := range layers[:len(layers)-1] {
+		if err := checkPartsDecryptable(l.m, opts.Identities); err != nil {
+			return res, err
+		}
+	}
+	if len(layers) > 1 {
+		if err := checkChainPresent(ctx, b, layers); err != nil {
 			return res, err
 		}
 	}
@@ -238,9 +263,16 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		}
 		dirs = append(dirs, d)
 	}
+	metered := m // what the download shows: the whole chain
+	var chainIDs []string
+	for _, l := range layers[:len(layers)-1] {
+		metered.Stored += l.m.Stored
+		metered.RawBytes += l.m.RawBytes
+		chainIDs = append(chainIDs, l.m.ID)
+	}
 	log.Info("restoring backup", "backup_id", m.ID, "start_lsn", m.StartLSN, "stop_lsn", m.StopLSN,
 		"stop_time", m.StopTime.UTC().Format(time.RFC3339), "target", t.String(), "data_dir", dataDir,
-		"tablespaces", len(tbs), "bytes_raw", m.RawBytes)
+		"tablespaces", len(tbs), "bytes_raw", metered.RawBytes, "builds_on", strings.Join(chainIDs, ","))
 	defer func() {
 		if err == nil {
 			return
@@ -260,7 +292,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 			return res, err
 		}
 	}
-	b, shown := meterDownloads(b, opts, log, m)
+	b, shown := meterDownloads(b, opts, log, metered)
 	defer func() { shown.Done(err == nil) }()
 
 	root, err := os.OpenRoot(dataDir)
@@ -268,45 +300,17 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, err
 	}
 	defer root.Close()
-	if err := fetchPGManifest(ctx, b, m, root, opts.Identities); err != nil {
-		return res, err
-	}
 	var ignore []string
 	if opts.ConfigFile != "" {
 		ignore = append(ignore, filepath.ToSlash(opts.ConfigFile))
 	}
-	xopts := extractOptions{ids: opts.Identities}
-	if opts.observe != nil {
-		xopts.promoted = func() { opts.observe(false) }
-	}
-	if opts.Verify.stream() {
-		// Loaded before any download: a damaged manifest, or a checksum
-		// algorithm walvault cannot compute, fails the restore at once.
-		if xopts.check, err = loadManifestCheck(ctx, root, ignore); err != nil {
-			return res, err
-		}
-		if err := xopts.check.checkSystemID(m.ID, m.SystemID); err != nil {
-			return res, err
-		}
-	}
-	n, baseRes, err := extractArchives(ctx, b, m, base, tbs, root, xopts)
+	n, baseRes, verified, err := restoreLayers(ctx, b, layers, root, tbs, opts, ignore)
 	res.Bytes = n
 	if err != nil {
 		return res, err
 	}
-	var verified []string
-	if opts.Verify.stream() {
-		st, err := xopts.check.finish(ctx)
-		if err != nil {
-			return res, fmt.Errorf("restore of backup %s: %w", m.ID, err)
-		}
-		verified = append(verified, fmt.Sprintf("backup_manifest checked by walvault as the files were written: %d files, %d bytes", st.Files, st.Bytes))
-	}
 	if err := root.Rename(pgManifestPartial, pgManifestFile); err != nil {
 		return res, fmt.Errorf("put %s in place: %w", pgManifestFile, err)
-	}
-	if !baseRes.backupLabel || !baseRes.pgControl {
-		return res, fmt.Errorf("%w: base.tar of backup %s lacks backup_label or global/pg_control: it is not a PostgreSQL base backup", ErrCorrupt, m.ID)
 	}
 	rewritten, err := finishTablespaces(root, baseRes.tablespaceMap, tbs, m.ID)
 	if err != nil {
@@ -364,6 +368,120 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	log.Info("restored backup", "backup_id", m.ID, "data_dir", dataDir, "bytes", res.Bytes,
 		"elapsed", res.Elapsed.Round(time.Millisecond), "verified", res.Verified, "target", t.String())
 	return res, nil
+}
+
+// restoreLayers fetches and extracts each backup of layers (one, or an
+// incremental chain: the full backup first) into root and the tablespace
+// locations, each checked against its own backup_manifest as it is
+// written when opts.Verify says so. A chain is then reduced to what its
+// newest backup holds and given backup_manifest and backup_label as
+// pg_combinebackup writes them. It returns the raw bytes extracted, what
+// the newest base.tar held, and how the files were checked.
+func restoreLayers(ctx context.Context, b storage.Backend, layers []layer, root *os.Root, tbs []tablespacePlan, opts BackupOptions, ignore []string) (total int64, baseRes extractResult, verified []string, err error) {
+	newest := len(layers) - 1
+	var names *chainNames
+	if newest > 0 {
+		names = newChainNames()
+	}
+	var files int
+	var bytes int64
+	for i, l := range layers {
+		if i > 0 {
+			if err := root.Remove(pgManifestPartial); err != nil {
+				return total, baseRes, nil, err
+			}
+		}
+		if err := fetchPGManifest(ctx, b, l.m, root, opts.Identities); err != nil {
+			return total, baseRes, nil, err
+		}
+		xopts := extractOptions{ids: opts.Identities}
+		if opts.observe != nil {
+			xopts.promoted = func() { opts.observe(false) }
+		}
+		if opts.Verify.stream() {
+			// Loaded before any download: a damaged manifest, or a checksum
+			// algorithm walvault cannot compute, fails the restore at once.
+			if xopts.check, err = loadManifestCheck(ctx, root, ignore); err != nil {
+				return total, baseRes, nil, err
+			}
+			if err := xopts.check.checkSystemID(l.m.ID, l.m.SystemID); err != nil {
+				return total, baseRes, nil, err
+			}
+		}
+		if i > 0 {
+			bs, err := controlBlockSize(root)
+			if err != nil {
+				return total, baseRes, nil, fmt.Errorf("backup %s: %w", layers[0].m.ID, err)
+			}
+			xopts.layer = &layerApply{blockSize: bs}
+			if i == newest {
+				xopts.layer.names = names
+			}
+		}
+		n, lres, err := extractArchives(ctx, b, l.m, l.base, l.tbs, root, xopts)
+		total += n
+		if err != nil {
+			return total, baseRes, nil, err
+		}
+		if opts.Verify.stream() {
+			st, err := xopts.check.finish(ctx)
+			if err != nil {
+				return total, baseRes, nil, fmt.Errorf("restore of backup %s: %w", l.m.ID, err)
+			}
+			files, bytes = files+st.Files, bytes+st.Bytes
+		}
+		if !lres.backupLabel || !lres.pgControl {
+			return total, baseRes, nil, fmt.Errorf("%w: base.tar of backup %s lacks backup_label or global/pg_control: it is not a PostgreSQL base backup", ErrCorrupt, l.m.ID)
+		}
+		if newest > 0 {
+			var parent *repository.BackupManifest
+			if i > 0 {
+				parent = &layers[i-1].m
+			}
+			if err := checkLabelLink(root, l.m, parent); err != nil {
+				return total, baseRes, nil, err
+			}
+		}
+		baseRes = lres
+	}
+	if opts.Verify.stream() {
+		what := "backup_manifest checked by walvault as the files were written"
+		if newest > 0 {
+			what = fmt.Sprintf("each backup_manifest of the chain's %d backups checked by walvault as the files were written", len(layers))
+		}
+		verified = append(verified, fmt.Sprintf("%s: %d files, %d bytes", what, files, bytes))
+	}
+	if newest == 0 {
+		return total, baseRes, verified, nil
+	}
+	if err := pruneToNewest(ctx, root, root.Name(), "", names); err != nil {
+		return total, baseRes, verified, err
+	}
+	troots := map[string]*os.Root{}
+	defer func() {
+		for _, r := range troots {
+			r.Close()
+		}
+	}()
+	for _, tb := range tbs {
+		tr, err := os.OpenRoot(tb.location)
+		if err != nil {
+			return total, baseRes, verified, err
+		}
+		troots[tb.oid] = tr
+		if err := pruneToNewest(ctx, tr, tb.location, pgTblspcDir+"/"+tb.oid+"/", names); err != nil {
+			return total, baseRes, verified, err
+		}
+	}
+	if err := rewriteBackupLabel(root); err != nil {
+		return total, baseRes, verified, err
+	}
+	st, err := writeCombinedManifest(ctx, root, troots, names)
+	if err != nil {
+		return total, baseRes, verified, fmt.Errorf("restore of backup %s: %w", layers[newest].m.ID, err)
+	}
+	verified = append(verified, fmt.Sprintf("%d files reconstructed from incremental ones, each as long as its incremental file says, listed with their checksums in a combined backup_manifest", st.Files))
+	return total, baseRes, verified, nil
 }
 
 // verify checks the restored directory with pg_verifybackup when a usable
@@ -451,6 +569,7 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 	g.Go(func() error {
 		o := xopts
 		o.base, o.tablespaceLinks = true, links
+		o.layer = xopts.layer.forArchive("")
 		res, n, err := extractArchive(gctx, b, m.ID, base, root, o)
 		total.Add(n)
 		baseRes = res
@@ -465,6 +584,7 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 			defer troot.Close()
 			o := xopts
 			o.manifestPrefix = pgTblspcDir + "/" + tb.oid + "/"
+			o.layer = xopts.layer.forArchive(o.manifestPrefix)
 			_, n, err := extractArchive(gctx, b, m.ID, tb.archive, troot, o)
 			total.Add(n)
 			return err

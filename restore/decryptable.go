@@ -31,17 +31,8 @@ var ErrUndecryptable = errors.New("the identity file cannot decrypt an object th
 // rewriting objects, so an old backup may need an old key: the error names
 // the key and the first object that needs it.
 func checkDecryptable(ctx context.Context, b storage.Backend, m repository.BackupManifest, ids *crypt.Identities, hasTarget bool, log *slog.Logger) error {
-	parts := []repository.BackupPart{m.PGManifest}
-	for _, a := range m.Archives {
-		parts = append(parts, a.Parts...)
-	}
-	for _, p := range parts {
-		if p.Encryption == "" {
-			continue
-		}
-		if err := decryptable(ids, p.Key, repository.ObjectRecipients(p.Meta())); err != nil {
-			return err
-		}
+	if err := checkPartsDecryptable(m, ids); err != nil {
+		return err
 	}
 	// Every key an object is encrypted to is recorded (walvault.json and
 	// recipients/, before the object was written): an identity holding
@@ -133,3 +124,22 @@ type noHash struct{}
 
 func (noHash) Write(p []byte) (int, error) { return len(p), nil }
 func (noHash) Sum() ([]byte, int64)        { return nil, 0 }
+
+// checkPartsDecryptable proves that ids can decrypt every encrypted part
+// of m (the earlier backups of an incremental chain need no WAL of their
+// own).
+func checkPartsDecryptable(m repository.BackupManifest, ids *crypt.Identities) error {
+	parts := []repository.BackupPart{m.PGManifest}
+	for _, a := range m.Archives {
+		parts = append(parts, a.Parts...)
+	}
+	for _, p := range parts {
+		if p.Encryption == "" {
+			continue
+		}
+		if err := decryptable(ids, p.Key, repository.ObjectRecipients(p.Meta())); err != nil {
+			return err
+		}
+	}
+	return nil
+}

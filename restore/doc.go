@@ -4,8 +4,10 @@
 // settings, verify) with its recovery targets (target.go). Extraction
 // (extract.go) keeps every file in a staging directory until the parts it
 // came from are verified (stage.go) and checks it against PostgreSQL's
-// backup_manifest as it is written (streamcheck.go). Read backup.go first
-// for restores, fetch.go for restore_command.
+// backup_manifest as it is written (streamcheck.go). An incremental
+// backup restores with its chain, combined as pg_combinebackup would
+// (chain.go, incrementalfile.go). Read backup.go first for restores,
+// fetch.go for restore_command.
 //
 // Its one rule: "not found" is said only when the repository answered that
 // the file is absent. Every other failure (unreachable storage, checksum

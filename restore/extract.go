@@ -66,6 +66,9 @@ type extractOptions struct {
 	// promoted, when set, is called after entries were made visible (a
 	// test's observer).
 	promoted func()
+	// layer, when set, applies the archive onto what the earlier backups
+	// of an incremental chain left in root (see layerApply).
+	layer *layerApply
 }
 
 // extractResult is what extraction saw.
@@ -111,6 +114,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 	if err != nil {
 		return res, err
 	}
+	st.layer = opts.layer
 	defer func() {
 		if cerr := st.close(); err == nil {
 			err = cerr
@@ -148,6 +152,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			st.add(staged{name: name, kind: stagedDir}, cr.n)
+			opts.layer.saw(name)
 			dirs = append(dirs, dirEntry{name, perm, hdr.ModTime})
 		case tar.TypeReg: // archive/tar reports the old TypeRegA as TypeReg
 			checkName := opts.manifestPrefix + name
@@ -173,6 +178,10 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 				res.pgControl = true
 				name = pgControlPartial
 			}
+			e := staged{name: name, kind: stagedFile}
+			if target, ok := opts.layer.incrementalTarget(name); ok {
+				e = staged{name: name, kind: stagedIncremental, target: target, perm: perm, mtime: hdr.ModTime}
+			}
 			fc, err := opts.check.begin(checkName, hdr.Size)
 			if err != nil {
 				return res, err
@@ -183,7 +192,12 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 			if err := fc.finish(); err != nil {
 				return res, err
 			}
-			st.add(staged{name: name, kind: stagedFile}, cr.n)
+			st.add(e, cr.n)
+			if e.kind == stagedIncremental {
+				opts.layer.saw(e.target)
+			} else {
+				opts.layer.saw(name)
+			}
 			res.files++
 			res.bytes += hdr.Size
 		case tar.TypeSymlink:
@@ -192,6 +206,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 				return res, err
 			}
 			st.add(staged{name: name, kind: stagedSymlink, target: target}, cr.n)
+			opts.layer.saw(name)
 		case tar.TypeLink:
 			return res, fmt.Errorf("%w: %s is a hard link (to %s); PostgreSQL base backups have none", errUnsafeEntry, hdr.Name, hdr.Linkname)
 		default:

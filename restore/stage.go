@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"time"
 )
 
 // stagingDir is the hidden directory inside each target directory where
@@ -20,14 +21,21 @@ const (
 	stagedFile stagedKind = iota
 	stagedDir
 	stagedSymlink
+	// stagedIncremental is an INCREMENTAL.* file of an incremental backup:
+	// placing it applies it to the file it reconstructs (layerApply).
+	stagedIncremental
 )
 
 // staged is an entry extracted but not yet visible.
 type staged struct {
 	name   string
 	kind   stagedKind
-	target string // of a symlink
+	target string // of a symlink; the file an incremental one applies to
 	end    int64  // raw stream offset of the entry's last byte, plus one
+	// perm and mtime of an incremental file's entry, given to the file it
+	// reconstructs.
+	perm  fs.FileMode
+	mtime time.Time
 }
 
 // stager makes extracted entries visible in the target in archive order,
@@ -44,6 +52,9 @@ type stager struct {
 	promoted func()
 	pending  []staged
 	head     int // pending[:head] are promoted
+	// layer, when set, makes entries replace what the chain's earlier
+	// backups left (an incremental backup's archive).
+	layer *layerApply
 }
 
 func newStager(root *os.Root, verified func() int64, promoted func()) (*stager, error) {
@@ -109,6 +120,9 @@ func (s *stager) promoteUpTo(v int64) error {
 
 // place makes one entry visible in the target.
 func (s *stager) place(e staged) error {
+	if s.layer != nil {
+		return s.layer.place(s, e)
+	}
 	switch e.kind {
 	case stagedDir:
 		return makeDir(s.root, e.name)
@@ -120,6 +134,12 @@ func (s *stager) place(e staged) error {
 	if _, err := s.root.Lstat(e.name); err == nil {
 		return fmt.Errorf("%w: %s appears twice in the archive", errUnsafeEntry, e.name)
 	}
+	return s.moveIn(e)
+}
+
+// moveIn renames a staged file into place, creating its directory when
+// missing.
+func (s *stager) moveIn(e staged) error {
 	from := stagingDir + "/" + e.name
 	err := s.root.Rename(from, e.name)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -166,7 +166,9 @@ func formatTargetTime(t time.Time) string {
 // earlier; for an lsn target its stop LSN is at or before it; for xid, name,
 // immediate and latest the newest DONE backup. A backup that ends after the
 // target is never picked: PostgreSQL cannot stop before the end of the
-// backup it starts from.
+// backup it starts from. An incremental backup restores with its chain
+// (repository.Chain): one whose chain is broken is refused when named and
+// passed over otherwise.
 func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (repository.BackupInfo, error) {
 	if err := t.Validate(); err != nil {
 		return repository.BackupInfo{}, err
@@ -179,9 +181,8 @@ func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (reposi
 		if err := restorable(bi); err != nil {
 			return repository.BackupInfo{}, err
 		}
-		if bi.Manifest.IsIncremental() {
-			return repository.BackupInfo{}, fmt.Errorf("%w: backup %s is incremental (on backup %s), and this walvault cannot restore incremental backups yet: restore a full backup (see backup-list)",
-				repository.ErrNoBackup, bi.ID, bi.Manifest.Parent)
+		if _, err := repository.Chain(backups, bi.ID); err != nil {
+			return repository.BackupInfo{}, fmt.Errorf("%w: %w; restore another backup (see backup-list)", repository.ErrNoBackup, err)
 		}
 		fits, err := endsBefore(*bi.Manifest, t)
 		if err != nil {
@@ -196,8 +197,11 @@ func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (reposi
 	var oldest *repository.BackupInfo
 	for i := len(backups) - 1; i >= 0; i-- {
 		bi := backups[i]
-		if bi.Status != repository.StatusDone || bi.Manifest == nil || bi.Manifest.IsIncremental() {
-			continue // incremental backups are not restorable yet
+		if bi.Status != repository.StatusDone || bi.Manifest == nil {
+			continue
+		}
+		if _, err := repository.Chain(backups, bi.ID); err != nil {
+			continue // an incremental whose chain is broken
 		}
 		oldest = &backups[i]
 		fits, err := endsBefore(*bi.Manifest, t)

@@ -225,18 +225,33 @@ func TestRewriteAutoConf(t *testing.T) {
 	}
 }
 
-// TestChooseBackupIncremental: until restore combines chains, an
-// incremental backup is never picked and is refused by id.
+// TestChooseBackupIncremental: an incremental backup whose chain is
+// complete is picked like any other; one whose parent is missing or
+// INCOMPLETE is passed over, and refused by id with a line naming it.
 func TestChooseBackupIncremental(t *testing.T) {
 	t.Parallel()
 	day := func(d int) time.Time { return time.Date(2026, 11, d, 12, 0, 0, 0, time.UTC) }
 	inc := done("20261121T115000Z", "0/5000100", day(21))
 	inc.Manifest.Type, inc.Manifest.Parent = repository.BackupIncremental, "20261120T115000Z"
-	backups := []repository.BackupInfo{done("20261120T115000Z", "0/3000100", day(20)), inc}
-	if got, err := ChooseBackup(backups, "", Target{}); err != nil || got.ID != "20261120T115000Z" {
-		t.Fatalf("latest: got %q, %v; want the full backup 20261120T115000Z", got.ID, err)
+	full := done("20261120T115000Z", "0/3000100", day(20))
+	backups := []repository.BackupInfo{full, inc}
+	if got, err := ChooseBackup(backups, "", Target{}); err != nil || got.ID != inc.ID {
+		t.Fatalf("latest: got %q, %v; want the incremental backup %s", got.ID, err, inc.ID)
 	}
-	if _, err := ChooseBackup(backups, inc.ID, Target{}); !errors.Is(err, repository.ErrNoBackup) || !strings.Contains(err.Error(), "is incremental") {
-		t.Fatalf("by id: got %v, want a refusal saying it is incremental", err)
+	if got, err := ChooseBackup(backups, inc.ID, Target{}); err != nil || got.ID != inc.ID {
+		t.Fatalf("by id: got %q, %v", got.ID, err)
+	}
+	older := done("20261119T115000Z", "0/2000100", day(19))
+	for name, chain := range map[string][]repository.BackupInfo{
+		"which is not in the repository": {older, inc},
+		"which is INCOMPLETE":            {older, {ID: full.ID, Status: repository.StatusIncomplete}, inc},
+	} {
+		if got, err := ChooseBackup(chain, "", Target{}); err != nil || got.ID != older.ID {
+			t.Errorf("%s: latest: got %q, %v; want the older full backup %s", name, got.ID, err, older.ID)
+		}
+		_, err := ChooseBackup(chain, inc.ID, Target{})
+		if !errors.Is(err, repository.ErrNoBackup) || !errors.Is(err, repository.ErrBrokenChain) || !strings.Contains(err.Error(), full.ID+", "+name) {
+			t.Errorf("%s: by id: got %v, want a refusal naming %s", name, err, full.ID)
+		}
 	}
 }

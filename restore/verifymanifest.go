@@ -133,6 +133,7 @@ type manifestFile struct {
 	Path        string `json:"Path"`
 	EncodedPath string `json:"Encoded-Path"`
 	Size        int64  `json:"Size"`
+	Modified    string `json:"Last-Modified"`
 	Algorithm   string `json:"Checksum-Algorithm"`
 	Checksum    string `json:"Checksum"`
 }
@@ -142,6 +143,9 @@ type manifestHeader struct {
 	version  string
 	systemID string // version 2 only: the cluster's system identifier
 	checksum string // Manifest-Checksum
+	// walRanges is the WAL-Ranges array as written, for a combined
+	// manifest (writeCombinedManifest) to carry on.
+	walRanges json.RawMessage
 }
 
 // readManifest walks the manifest's top-level object, handing each file
@@ -209,6 +213,9 @@ func readManifest(ctx context.Context, r io.Reader, file func(manifestFile) erro
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
 				return mh, bad("%s: %v", key, err)
+			}
+			if key == "WAL-Ranges" {
+				mh.walRanges = skip
 			}
 		}
 	}

@@ -18,9 +18,10 @@ import (
 type backupPushOptions struct {
 	Config
 	lockSettings
-	// Incremental and Parent: see basebackup.Options.
-	Incremental bool
-	Parent      string
+	// Incremental, Parent and FallbackFull: see basebackup.Options.
+	Incremental  bool
+	Parent       string
+	FallbackFull bool
 
 	encryptSettings
 
@@ -88,7 +89,10 @@ server's backup is cancelled, the upload in flight aborted, exit 1.
 With --incremental (PostgreSQL 17+, summarize_wal = on) the server sends only
 what changed since the parent backup (--parent, default the newest DONE
 backup of the cluster's timeline); the backup is stored like a full one and
-records its parent.
+records its parent. Where an incremental backup is impossible (PostgreSQL
+15/16, summarize_wal off, WAL summaries no longer reaching back to the parent,
+no parent yet) it is refused, or, with --fallback-full, a full backup is
+taken instead and the log says why.
 
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
@@ -97,6 +101,7 @@ Object Lock; they must match the policy walvault.json records.`,
 			&cli.StringFlag{Name: "checkpoint", Value: "fast", Usage: "fast (start at once, with an immediate checkpoint) or spread (wait for the next checkpoint, gentler on I/O)", Destination: &opts.Checkpoint},
 			&cli.BoolFlag{Name: "incremental", Usage: "take an incremental backup (PostgreSQL 17+ with summarize_wal = on) on the newest DONE backup of the cluster's timeline", Destination: &opts.Incremental},
 			&cli.StringFlag{Name: "parent", Usage: "with --incremental: the backup id to build on (default: the newest DONE one)", Destination: &opts.Parent},
+			&cli.BoolFlag{Name: "fallback-full", Usage: "with --incremental: take a full backup instead where an incremental one is impossible (PostgreSQL 15/16, summarize_wal off, WAL summaries not reaching back to the parent, no parent), logging why", Destination: &opts.FallbackFull},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
 		Action: repoAction(&opts, backupPush),
@@ -112,6 +117,9 @@ func (o *backupPushOptions) precheck(c *cli.Context) error {
 	}
 	if o.Parent != "" && !o.Incremental {
 		return usagef("--parent is for incremental backups: add --incremental")
+	}
+	if o.FallbackFull && !o.Incremental {
+		return usagef("--fallback-full is for incremental backups: add --incremental")
 	}
 	var err error
 	o.partSize, err = parseSize(o.PartSize)
@@ -141,6 +149,7 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		QueryTimeout: opts.Timeout,
 		Incremental:  opts.Incremental,
 		Parent:       opts.Parent,
+		FallbackFull: opts.FallbackFull,
 		Recipients:   opts.Recipients,
 		Log:          s.log,
 		Progress:     s.out,

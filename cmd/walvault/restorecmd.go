@@ -84,6 +84,10 @@ Without --backup, the newest DONE backup that ends before the target is used
 (PostgreSQL cannot stop before the end of the backup it starts from). With no
 target, recovery replays all archived WAL (latest).
 
+An incremental backup (PostgreSQL 17+) restores with its chain: the full
+backup, then each incremental applied in order, combined as pg_combinebackup
+would, every part of the chain proven present before anything is written.
+
 Files are extracted into a hidden staging directory inside --pgdata and moved
 into place only once every part they come from matched its sha256, so a
 damaged backup never leaves an unverified file in the target. --verify says

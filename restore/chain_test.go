@@ -1,0 +1,347 @@
+package restore
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// chainBlock is the fixture cluster's block size: not PostgreSQL's
+// default, so a restore that assumed 8192 would put every block wrong.
+const chainBlock = 1024
+
+// chainControl is a pg_control of the fixture cluster: the system
+// identifier first, blcksz after floatFormat, as PostgreSQL lays it out.
+func chainControl() []byte {
+	c := make([]byte, 8192)
+	binary.LittleEndian.PutUint64(c, fixtureSysID)
+	binary.LittleEndian.PutUint64(c[160:], math.Float64bits(1234567.0))
+	binary.LittleEndian.PutUint32(c[168:], chainBlock)
+	binary.LittleEndian.PutUint32(c[172:], 131072)
+	return c
+}
+
+// blocks is a file of chainBlock blocks, each filled with one byte of
+// fills (0 for a zero block).
+func blocks(fills string) []byte {
+	var b []byte
+	for i := 0; i < len(fills); i++ {
+		c := fills[i]
+		if c == '0' {
+			c = 0
+		}
+		b = append(b, bytes.Repeat([]byte{c}, chainBlock)...)
+	}
+	return b
+}
+
+// incFile builds an INCREMENTAL file of chainBlock blocks carrying, in
+// order, block nums[i] filled with fills[i].
+func incFile(trunc uint32, nums []uint32, fills string) []byte {
+	var b bytes.Buffer
+	for _, v := range append([]uint32{incrementalMagic, uint32(len(nums)), trunc}, nums...) {
+		binary.Write(&b, binary.LittleEndian, v)
+	}
+	if len(nums) > 0 && b.Len()%chainBlock != 0 {
+		b.Write(make([]byte, chainBlock-b.Len()%chainBlock))
+	}
+	b.Write(blocks(fills))
+	return b.Bytes()
+}
+
+func chainLabel(start, from string) []byte {
+	l := "START WAL LOCATION: " + start + " (file 000000010000000000000002)\nCHECKPOINT LOCATION: " + start + "\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-11-25 10:00:00 UTC\nLABEL: fixture\nSTART TIMELINE: 1\n"
+	if from != "" {
+		l += labelIncrementalLSN + from + "\n" + labelIncrementalTLI + "1\n"
+	}
+	return []byte(l)
+}
+
+// chainFixture is a full backup and two incrementals on it, with what
+// the restore of the second must produce.
+type chainFixture struct {
+	full, inc1, inc2 repository.BackupManifest
+	want             map[string][]byte // regular files of the result
+}
+
+const (
+	chainFull = "20261125T090000Z"
+	chainInc1 = "20261125T093000Z"
+	chainInc2 = "20261125T100000Z"
+)
+
+// storeChain stores the chain; tamper, when set, damages the parts of one
+// backup (see fixture.tamper).
+func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(string, int, []byte) []byte) chainFixture {
+	t.Helper()
+	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4), []byte("segment"))
+	type layerDef struct {
+		id, start, parent string
+		entries           []tarEntry
+	}
+	dir := func(n string) tarEntry { return tarEntry{name: n, typ: tar.TypeDir} }
+	file := func(n string, body []byte) tarEntry { return tarEntry{name: n, body: body} }
+	defs := []layerDef{
+		{id: chainFull, start: "0/2000028", entries: []tarEntry{
+			file("backup_label", chainLabel("0/2000028", "")),
+			file("PG_VERSION", []byte("17\n")),
+			file("postgresql.auto.conf", []byte("# auto\n")),
+			dir("global/"),
+			file("global/1262", blocks("xyz")),
+			dir("base/"), dir("base/1/"),
+			file("base/1/PG_VERSION", []byte("17\n")),
+			file("base/1/16384", blocks("abcdef")),
+			file("base/1/16400", blocks("q")),             // dropped before inc1
+			dir("base/5/"), file("base/5/1", blocks("r")), // a dropped database
+			dir("pg_wal/"), dir("pg_tblspc/"),
+			file("global/pg_control", chainControl()),
+		}},
+		{id: chainInc1, start: "0/2000100", parent: chainFull, entries: []tarEntry{
+			file("backup_label", chainLabel("0/2000100", "0/2000028")),
+			file("PG_VERSION", []byte("17\n")),
+			file("postgresql.auto.conf", []byte("# auto 1\n")),
+			dir("global/"),
+			file("global/INCREMENTAL.1262", incFile(3, nil, "")),
+			dir("base/"), dir("base/1/"),
+			file("base/1/PG_VERSION", []byte("17\n")),
+			// cut to 4 blocks, block 1 and 5 carried: block 4 is zeros
+			file("base/1/INCREMENTAL.16384", incFile(4, []uint32{5, 1}, "CB")),
+			dir("pg_wal/"), dir("pg_tblspc/"),
+			file("global/pg_control", chainControl()),
+		}},
+		{id: chainInc2, start: "0/2000200", parent: chainInc1, entries: []tarEntry{
+			file("backup_label", chainLabel("0/2000200", "0/2000100")),
+			file("PG_VERSION", []byte("17\n")),
+			file("postgresql.auto.conf", []byte("# auto 2\n")),
+			file("INCREMENTAL.conf", []byte("not a relation\n")), // outside base/ and global: a plain file
+			dir("global/"),
+			file("global/INCREMENTAL.1262", incFile(2, nil, "")), // truncated to 2 blocks
+			dir("base/"), dir("base/1/"),
+			file("base/1/PG_VERSION", []byte("17\n")),
+			// cut to 3 blocks, blocks 0 and 7 carried
+			file("base/1/INCREMENTAL.16384", incFile(3, []uint32{0, 7}, "DE")),
+			file("base/1/16500", blocks("n")), // created after inc1
+			dir("pg_wal/"), dir("pg_tblspc/"),
+			file("global/pg_control", chainControl()),
+		}},
+	}
+	var out []repository.BackupManifest
+	for i, d := range defs {
+		stop := fixtureMTime.Add(time.Duration(i-2) * 30 * time.Minute)
+		m := repository.BackupManifest{
+			FormatVersion: repository.FormatVersion, ID: d.id, Label: "fixture", SystemID: fmt.Sprint(uint64(fixtureSysID)),
+			PGVersion: 170002, WALSegmentSize: fixtureSegSize,
+			StartTimeline: 1, StartLSN: d.start, StopTimeline: 1, StopLSN: "0/2000300",
+			StartWAL: "000000010000000000000002", StopWAL: "000000010000000000000002",
+			StartTime: stop.Add(-time.Minute), StopTime: stop, Host: "fixture", Walvault: "test",
+		}
+		if d.parent != "" {
+			m.Type, m.Parent, m.FormatVersion = repository.BackupIncremental, d.parent, repository.IncrementalFormatVersion
+		}
+		archives := []fixtureArchive{{name: baseArchive, entries: d.entries}}
+		bk := repotest.Backup{Manifest: m, PartSize: 4 << 10, Archives: []repotest.Archive{{Name: baseArchive, Data: buildTar(t, d.entries)}},
+			PGManifest: pgManifestV(manifestFiles(archives), fixtureSysID)}
+		if d.id == tamperID {
+			bk.Tamper = tamper
+		}
+		out = append(out, repotest.WriteBackup(t, b, bk))
+	}
+	return chainFixture{full: out[0], inc1: out[1], inc2: out[2], want: map[string][]byte{
+		"backup_label":         chainLabel("0/2000200", ""),
+		"PG_VERSION":           []byte("17\n"),
+		"postgresql.auto.conf": nil, // rewritten by restore
+		"INCREMENTAL.conf":     []byte("not a relation\n"),
+		"global/1262":          blocks("xy"),
+		"global/pg_control":    chainControl(),
+		"base/1/PG_VERSION":    []byte("17\n"),
+		"base/1/16384":         blocks("DBc0000E"),
+		"base/1/16500":         blocks("n"),
+		"backup_manifest":      nil, // the combined one, checked below
+		"walvault.yaml":        nil,
+		"recovery.signal":      nil,
+	}}
+}
+
+// TestRestoreChain restores a full backup and two incrementals: blocks
+// land where the incremental files put them (with pg_control's block
+// size), truncation lengths cut, files and directories the newest backup
+// lacks are gone, backup_label is that of a combined backup, and the
+// combined backup_manifest checks the result (the Go check of
+// pg_verifybackup -n).
+func TestRestoreChain(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []VerifyMode{VerifyStream, VerifyPGVerifyBackup} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			b := newFixtureRepo(t)
+			f := storeChain(t, b, "", nil)
+			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+			opts.Verify = mode
+			res, err := RestoreBackup(context.Background(), b, opts)
+			if err != nil {
+				t.Fatalf("RestoreBackup: %v", err)
+			}
+			if res.Backup.ID != chainInc2 || res.Bytes != f.full.RawBytes+f.inc1.RawBytes+f.inc2.RawBytes {
+				t.Errorf("result: backup %s, %d bytes; want %s and the chain's raw bytes", res.Backup.ID, res.Bytes, chainInc2)
+			}
+			got := map[string][]byte{}
+			err = filepath.WalkDir(opts.DataDir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				rel, _ := filepath.Rel(opts.DataDir, p)
+				got[rel], err = os.ReadFile(p)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, body := range f.want {
+				g, ok := got[name]
+				if !ok {
+					t.Errorf("%s is missing from the restore", name)
+					continue
+				}
+				if body != nil && !bytes.Equal(g, body) {
+					t.Errorf("%s: got %d bytes %s, want %d bytes %s", name, len(g), describeBlocks(g), len(body), describeBlocks(body))
+				}
+			}
+			for name := range got {
+				if _, ok := f.want[name]; !ok {
+					t.Errorf("%s is in the restore, but not in the newest backup", name)
+				}
+			}
+			for _, gone := range []string{"base/5", "base/1/16400"} {
+				if _, err := os.Lstat(filepath.Join(opts.DataDir, gone)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s: %v, want it removed", gone, err)
+				}
+			}
+			if fi, err := os.Stat(filepath.Join(opts.DataDir, "base/1/16384")); err != nil || !fi.ModTime().Equal(fixtureMTime) {
+				t.Errorf("base/1/16384: %v, mtime %v; want the incremental entry's %v", err, fi.ModTime(), fixtureMTime)
+			}
+			man := readFile(t, filepath.Join(opts.DataDir, pgManifestFile))
+			if strings.Contains(man, incrementalPrefix+"1") || !strings.Contains(man, `"Path": "base/1/16384", "Size": 8192,`) || !strings.Contains(man, `"System-Identifier": 7300000000000000042`) {
+				t.Errorf("backup_manifest is not the combined one:\n%s", man)
+			}
+			if st, err := VerifyDataDir(context.Background(), opts.DataDir, []string{"walvault.yaml"}); err != nil || st.Files != 8 {
+				t.Errorf("VerifyDataDir on the combined restore: %+v, %v; want 8 files checked", st, err)
+			}
+			if !strings.Contains(res.Verified, "2 files reconstructed") {
+				t.Errorf("Verified: %q, want it to say 2 files were reconstructed", res.Verified)
+			}
+		})
+	}
+}
+
+// describeBlocks shows a file of chainBlock blocks by their first bytes.
+func describeBlocks(b []byte) string {
+	var s []byte
+	for i := 0; i < len(b); i += chainBlock {
+		c := b[i]
+		if c == 0 {
+			c = '0'
+		}
+		s = append(s, c)
+	}
+	return string(s)
+}
+
+// TestRestoreChainRefusesDamage: a corrupted part of the middle backup,
+// a missing part of the newest or a broken link between the backups is
+// refused, and the target is left as it was.
+func TestRestoreChainRefusesDamage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		tamper  string
+		breakIt func(t *testing.T, b storage.Backend, f chainFixture)
+		wantErr error
+		want    string
+	}{
+		{
+			name:   "corrupted part in the middle",
+			tamper: chainInc1, wantErr: ErrCorrupt, want: "part " + repository.BackupPartKey(chainInc1, baseArchive, 1, repository.LZ4) + " of backup " + chainInc1,
+		},
+		{
+			name: "missing part of the newest",
+			breakIt: func(t *testing.T, b storage.Backend, f chainFixture) {
+				parts := f.inc2.Archives[0].Parts
+				if err := b.Delete(context.Background(), parts[len(parts)-1].Key); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: storage.ErrNotFound, want: "of backup " + chainInc2 + " is missing",
+		},
+		{
+			name: "parent deleted",
+			breakIt: func(t *testing.T, b storage.Backend, f chainFixture) {
+				if err := b.Delete(context.Background(), repository.BackupManifestKey(chainInc1)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: repository.ErrBrokenChain, want: "builds on " + chainInc1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newFixtureRepo(t)
+			flip := func(_ string, seq int, raw []byte) []byte {
+				if seq == 1 {
+					raw[len(raw)/2] ^= 0xFF
+				}
+				return raw
+			}
+			f := storeChain(t, b, tc.tamper, flip)
+			if tc.breakIt != nil {
+				tc.breakIt(t, b, f)
+			}
+			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+			opts.BackupRef = chainInc2
+			_, err := RestoreBackup(context.Background(), b, opts)
+			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RestoreBackup: got %v, want an error wrapping %v that mentions %q", err, tc.wantErr, tc.want)
+			}
+			assertLeftAsBefore(t, opts.DataDir, false, 0)
+		})
+	}
+}
+
+// TestControlBlockSize reads blcksz where PostgreSQL puts it, and refuses
+// a control file without one.
+func TestControlBlockSize(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	os.MkdirAll(filepath.Join(dir, "global"), 0o700)
+	if err := os.WriteFile(filepath.Join(dir, pgControlPartial), chainControl(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if bs, err := controlBlockSize(root); err != nil || bs != chainBlock {
+		t.Fatalf("controlBlockSize: %d, %v; want %d", bs, err, chainBlock)
+	}
+	if err := os.WriteFile(filepath.Join(dir, pgControlPartial), make([]byte, 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controlBlockSize(root); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("controlBlockSize of zeros: %v, want ErrCorrupt", err)
+	}
+}
