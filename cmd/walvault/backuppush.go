@@ -38,7 +38,7 @@ func (o *backupPushOptions) bind(b *binder) {
 	o.lockSettings.bind(b, &o.Repo)
 	o.maxRate.bind(b, "limit on the bytes a second read from PostgreSQL (so on its disk reads and on the upload), such as 50MiB; unset: no limit")
 	o.encryptSettings.bind(b)
-	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for wal-receive to store the backup's WAL")
+	bindTimeout(b, &o.Timeout, "how long to wait for WAL to reach the repository: before the backup, for a segment archived after a WAL switch; after it, for the backup's WAL to be archived (or stored by wal-receive)")
 }
 
 func backupPushCommand() *cli.Command {
@@ -64,15 +64,16 @@ which one the backup relies on, "WAL source: ..."):
                      segment archived last is not in this repository,
                      backup-push runs pg_switch_wal() and waits, up to
                      --timeout, for that segment to arrive (so a new
-                     repository just works); PostgreSQL waits until the
-                     backup's last segment is archived
+                     repository just works); at the end it waits, up to
+                     --timeout, until the archiver has stored the backup's
+                     last segment (from a standby, PostgreSQL waits)
    wal-receive       walvault wal-receive streaming from an active physical slot
                      into this repository (used when archiving is not set up for
                      walvault); backup-push waits, up to --timeout, until the
                      backup's last segment is complete in the repository
 
 Without either, the backup is refused and the message says how to set one up.
-If wal-receive does not store the backup's WAL within --timeout, the backup is
+If the backup's WAL does not reach the repository within --timeout, the backup is
 recorded anyway (WAITING_FOR_WALS, DONE once the WAL lands) and backup-push
 exits 1.
 
