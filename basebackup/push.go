@@ -319,8 +319,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (_ repository.Ba
 // readBufferSize is the read buffer of the replication connection. pgx
 // reads a socket in 8 KiB steps, a system call or two for each 32 KiB
 // CopyData message of a base backup; one large buffer reads whatever the
-// socket holds at once, which cut backup-push's CPU time for system calls
-// and goroutine wake-ups several-fold (see the README's benchmarks).
+// socket holds at once. In the profile of a 1.5 GiB backup this halved the
+// CPU time of socket reads (1.1 to 0.55 s) and cut the scheduler's from
+// 0.8 to 0.3 s.
 const readBufferSize = 1 << 20
 
 // withReadBuffer returns a copy of cfg whose connections read the server
