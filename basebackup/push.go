@@ -419,11 +419,12 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 	return s, archiving, receivers, err
 }
 
-// walPoll is the longest interval between waitForWAL's looks at the
-// repository; it starts at walPollFirst and grows towards walPoll, since
-// the backup's last segment usually lands within a fraction of a second
-// (on a primary the backup's end switches to a new segment, which the
-// archiver or wal-receive stores at once).
+// walPoll is the longest interval between looks at the repository
+// (waitForWAL) or the archiver (waitForArchiver); they start at
+// walPollFirst and grow towards walPoll, since the backup's last segment
+// usually lands within a fraction of a second (on a primary the backup's
+// end switches to a new segment, which the archiver or wal-receive stores
+// at once).
 var walPoll = 500 * time.Millisecond
 
 const walPollFirst = 20 * time.Millisecond
@@ -455,9 +456,8 @@ func (e *walTimeoutError) Error() string {
 }
 
 // waitForWAL waits until every segment from the backup's start to its stop
-// is complete in the repository, as backup-list's DONE wants: wal-push and
-// wal-receive store a segment only once it is complete and durable (an
-// object appears whole or not at all), and on a primary the backup's end
+// is complete in the repository, as backup-list's DONE wants: wal-receive
+// stores a segment once it is complete, and on a primary the backup's end
 // switches to a new segment, so the last one completes at once. It logs
 // progress every progressLogEvery, gives up after opts.WALTimeout with a
 // *walTimeoutError, and returns other errors (storage, cancellation) as
@@ -470,10 +470,6 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	stop, err := wal.ParseSegmentName(m.StopWAL)
 	if err != nil {
 		return err
-	}
-	waitingFor := "archive_command"
-	if src.Slot != "" {
-		waitingFor = "wal-receive"
 	}
 	start := time.Now()
 	deadline := start.Add(opts.WALTimeout)
@@ -510,11 +506,8 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 			return e
 		}
 		if !now.Before(nextLog) {
-			attrs := []any{"backup_id", m.ID, "segment", seg.String(), "waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout}
-			if src.Slot != "" {
-				attrs = append(attrs, "slot", src.Slot)
-			}
-			opts.Log.Info("waiting for "+waitingFor+" to store the WAL the backup needs", attrs...)
+			opts.Log.Info("waiting for wal-receive to store the WAL the backup needs", "backup_id", m.ID, "segment", seg.String(),
+				"slot", src.Slot, "waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout)
 			nextLog = now.Add(progressLogEvery)
 		}
 		select {
