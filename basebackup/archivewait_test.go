@@ -57,6 +57,16 @@ func TestPushWaitsForArchiver(t *testing.T) {
 	// Last: once archive_command has failed a few times, the archiver
 	// waits a minute before it tries again.
 	t.Run("archiving fails", func(t *testing.T) {
+		// Archiving must fail from the next backup on, not on what the
+		// last one left (its backup history file): that would make Push
+		// refuse the server before the backup.
+		deadline := time.Now().Add(30 * time.Second)
+		for pg.SQL(t, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'") != "0" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the archiver is still busy after 30s:\n%s", pg.LogTail(20))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if err := os.WriteFile(block, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
