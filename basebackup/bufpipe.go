@@ -24,7 +24,7 @@ type bufPipe struct {
 
 const (
 	bufPipeChunk  = 256 << 10
-	bufPipeChunks = 32 // 8 MiB: of lz4 output, tens of MiB of tar
+	bufPipeChunks = 16 // 4 MiB: of lz4 output, tens of MiB of tar
 )
 
 var bufPipeChunkPool = sync.Pool{New: func() any { b := make([]byte, 0, bufPipeChunk); return &b }}

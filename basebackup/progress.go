@@ -6,7 +6,7 @@ import (
 	"github.com/walvault/walvault/internal/progress"
 )
 
-// progressLogEvery is how often the wait for wal-receive's WAL is logged.
+// progressLogEvery is how often the wait for the backup's WAL is logged.
 const progressLogEvery = 5 * time.Second
 
 // waitForStart says that BASE_BACKUP waits for PostgreSQL's checkpoint,

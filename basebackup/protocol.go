@@ -43,7 +43,8 @@ import (
 // waits for archive_command to archive the backup's last segment. It must
 // be off when wal-receive is the WAL source: archiving is then off or not
 // walvault's (maybe an empty archive_command, which would wait forever),
-// and Push waits for wal-receive instead.
+// and Push waits for wal-receive instead. On a primary it is off too, and
+// Push waits for the archiver itself: PostgreSQL's wait looks once a second.
 //
 // The manifest's per-file checksums are CRC-32C, pg_basebackup's default:
 // they catch a file extracted wrong, while the sha256 of every stored part

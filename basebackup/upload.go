@@ -51,10 +51,11 @@ type uploader struct {
 // maxPartsInFlight is how many parts of one archive may be under way at
 // once: while part N's Put finishes (the backend sends its last buffers,
 // fsyncs, completes the object), part N+1 is already being read from the
-// server and compressed, into a bounded buffer (bufPipe, 8 MiB) that its
+// server and compressed, into a bounded buffer (bufPipe, 4 MiB) that its
 // Put starts reading once part N's has returned. Only one Put runs at a
-// time: an S3 multipart upload holds up to concurrency x part size (4 x 16
-// MiB) of buffers of its own, and two at once could double that. So
+// time: an S3 multipart upload holds up to concurrency x part size
+// (backup-push's default: 3 x 5 MiB) of buffers of its own, and two at
+// once could double that. So
 // memory is bounded whatever the archive size: one Put's buffers, one
 // bufPipe, the compressor's and the hasher's (parhash: 2 MiB) buffers.
 const maxPartsInFlight = 2

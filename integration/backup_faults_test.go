@@ -3,11 +3,9 @@ package integration
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,54 +69,45 @@ func startBackupFaultRig(t *testing.T) *backupFaultRig {
 }
 
 // blockArchiving makes every upload of WAL fail: archive_command fails,
-// and PostgreSQL waits for it at the end of each backup.
+// and backup-push waits for it at the end of each backup.
 func (rig *backupFaultRig) blockArchiving() {
 	rig.proxy.Add(testenv.HTTPFault{Method: "PUT", Path: "/wal/", Status: 500, Code: "InternalError"})
 }
 
-// waitArchiveWait waits until PostgreSQL has sent the whole backup and
-// waits for archive_command to archive its last segment, and (drained)
-// until backup-push has read all of it: no byte is queued in the sockets
-// of the server's port, so backup-push's next read waits for the server.
-func (rig *backupFaultRig) waitArchiveWait(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, drained bool) {
+// archiverWaitQuery is what backup-push asks PostgreSQL while it waits for
+// the archiver to store the backup's last segment (basebackup's
+// archivedQuery).
+const archiverWaitQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"
+
+// waitSentAll waits until PostgreSQL has sent the whole backup while
+// backup-push still runs. On a primary PostgreSQL no longer waits for
+// archiving at the end of a backup (backup-push waits itself), so it ends
+// the backup at once: its progress row shows the last phase ("waiting for
+// wal archiving to finish", which PostgreSQL 15 shows while it stops the
+// backup and sends the manifest, waiting or not) or, once seen, is gone.
+// With inArchiveWait it waits until backup-push, the backup sent, waits
+// for the archiver.
+func (rig *backupFaultRig) waitSentAll(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer, inArchiveWait bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
-	for rig.pg.SQL(t, "SELECT count(*) FROM pg_stat_progress_basebackup WHERE phase = 'waiting for wal archiving to finish'") != "1" ||
-		(drained && queuedOnPort(t, rig.pg.Port()) > 0) {
+	seen := false
+	for {
+		phase := rig.pg.SQL(t, "SELECT coalesce(max(phase), '') FROM pg_stat_progress_basebackup")
+		seen = seen || phase != ""
+		sent := phase == "waiting for wal archiving to finish" || (seen && phase == "")
+		if inArchiveWait {
+			sent = seen && phase == "" &&
+				rig.pg.SQL(t, "SELECT count(*) FROM pg_stat_activity WHERE query = '"+strings.ReplaceAll(archiverWaitQuery, "'", "''")+"'") == "1"
+		}
+		if sent {
+			return
+		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatalf("PostgreSQL never waited for archiving with the backup read; backup-push: %s", stderr)
+			t.Fatalf("PostgreSQL never sent the whole backup (last phase %q), or backup-push never waited for the archiver; backup-push: %s", phase, stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// queuedOnPort sums the bytes queued in the TCP sockets to and from a
-// loopback port (/proc/net/tcp): sent by one end, not yet read by the
-// other.
-func queuedOnPort(t *testing.T, port int) int64 {
-	t.Helper()
-	data, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatalf("read socket queues: %v", err)
-	}
-	hexPort := fmt.Sprintf(":%04X", port)
-	var total int64
-	for _, line := range strings.Split(string(data), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 5 || (!strings.HasSuffix(f[1], hexPort) && !strings.HasSuffix(f[2], hexPort)) {
-			continue
-		}
-		tx, rx, _ := strings.Cut(f[4], ":")
-		for _, q := range []string{tx, rx} {
-			n, err := strconv.ParseInt(q, 16, 64)
-			if err != nil {
-				t.Fatalf("/proc/net/tcp: queue %q: %v", q, err)
-			}
-			total += n
-		}
-	}
-	return total
 }
 
 // checkNoUploads fails if a multipart upload is left in the bucket.
@@ -241,26 +230,26 @@ func (rig *backupFaultRig) checkArchiveFetchable(t *testing.T) {
 }
 
 // TestBackupPushStopsUnderFaults: with archive_command failing (so that
-// PostgreSQL, having sent the whole backup, waits for its last segment
-// forever), backup-push stops within seconds of an upload cut by a short
-// outage, and so it does on SIGTERM: exit non-zero, no multipart upload
-// left, the backup INCOMPLETE, the server's backup ended. Once the storage
+// backup-push, PostgreSQL having sent the whole backup, waits for its last
+// segment until --timeout), backup-push stops within seconds of an upload
+// cut by a short outage, and so it does on SIGTERM: exit non-zero, no
+// multipart upload left, the backup INCOMPLETE, the server's backup ended. Once the storage
 // is back, backup-push works and no WAL was lost.
 func TestBackupPushStopsUnderFaults(t *testing.T) {
 	rig := startBackupFaultRig(t)
 	pg, r := rig.pg, rig.r
 
-	t.Run("upload cut while PostgreSQL waits for archiving", func(t *testing.T) {
+	t.Run("upload cut once PostgreSQL has sent the whole backup", func(t *testing.T) {
 		before := listedBackupIDs(t, rig.direct)
 		rig.blockArchiving()
 		// Slow uploads keep a part's upload in flight once PostgreSQL has
-		// sent everything and waits for archive_command.
+		// sent everything.
 		rig.tcp.Bandwidth(t, 1024)
 		cmd, stdout, stderr := walvaultCommand(t, r.env, "backup-push", "--pg-conn", pg.ConnString(), "--part-size", "8MiB")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rig.waitArchiveWait(t, cmd, stderr, true)
+		rig.waitSentAll(t, cmd, stderr, false)
 		// The outage: connections are cut and refused for 3 seconds.
 		cut := time.Now()
 		rig.tcp.Refuse(t)
@@ -285,7 +274,7 @@ func TestBackupPushStopsUnderFaults(t *testing.T) {
 		rig.checkNoUploads(t)
 	})
 
-	t.Run("SIGTERM while PostgreSQL waits for archiving", func(t *testing.T) {
+	t.Run("SIGTERM while backup-push waits for archiving", func(t *testing.T) {
 		before := listedBackupIDs(t, rig.direct)
 		// Everything the last backup left is archived before archiving is
 		// blocked: an archiver failure after the last archived segment
@@ -297,7 +286,7 @@ func TestBackupPushStopsUnderFaults(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rig.waitArchiveWait(t, cmd, stderr, false)
+		rig.waitSentAll(t, cmd, stderr, true)
 		start := time.Now()
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,127 @@
+package basebackup
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// TestPushWaitsForArchiver: on a primary PostgreSQL no longer waits for
+// archiving at the end of the backup (WAIT false); Push does. While
+// archiving works, Push returns only after the backup's last segment is in
+// the repository. While archive_command fails, Push must not report the
+// backup done: it times out, records it WAITING_FOR_WALS and says so.
+func TestPushWaitsForArchiver(t *testing.T) {
+	t.Parallel()
+	bin := testenv.BuildWalvault(t)
+	b, url := newRepo(t)
+	gate := testenv.UserDir(t)
+	if err := os.Chmod(gate, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	block := filepath.Join(gate, "block")
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
+		ArchiveCommand: "test ! -e " + block + " && " + bin + " wal-push %p",
+		Env:            []string{"WALVAULT_REPO=" + url},
+	})
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+
+	stopKey := func(m repository.BackupManifest) string {
+		seg, err := wal.ParseSegmentName(m.StopWAL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)
+	}
+
+	t.Run("archiving works", func(t *testing.T) {
+		m, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString()})
+		if err != nil {
+			t.Fatalf("Push: %v", err)
+		}
+		if _, err := b.Stat(ctxTimeout(t), stopKey(m)); err != nil {
+			t.Fatalf("Push returned before the backup's last segment %s was in the repository: %v", m.StopWAL, err)
+		}
+	})
+
+	// Last: once archive_command has failed a few times, the archiver
+	// waits a minute before it tries again.
+	t.Run("archiving fails", func(t *testing.T) {
+		// Archiving must fail from the next backup on, not on what the
+		// last one left (its backup history file): that would make Push
+		// refuse the server before the backup.
+		deadline := time.Now().Add(30 * time.Second)
+		for pg.SQL(t, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'") != "0" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the archiver is still busy after 30s:\n%s", pg.LogTail(20))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := os.WriteFile(block, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		m, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString(), WALTimeout: 3 * time.Second, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		var late *walTimeoutError
+		if !errors.As(err, &late) {
+			t.Fatalf("Push while archive_command fails: got %v, want a timeout waiting for the archiver", err)
+		}
+		for _, want := range []string{m.StopWAL, "WAITING_FOR_WALS", "archive_command", "--timeout"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+		if !strings.Contains(logs.String(), "waiting for archive_command") {
+			t.Errorf("log lacks the wait:\n%s", logs.String())
+		}
+		if _, err := b.Stat(ctxTimeout(t), stopKey(m)); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the backup's last segment: Stat = %v; this test needs it missing", err)
+		}
+		// Recorded, so backup-list shows WAITING_FOR_WALS until the WAL lands.
+		if _, err := b.Stat(ctxTimeout(t), repository.BackupManifestKey(m.ID)); err != nil {
+			t.Errorf("manifest of the late backup: %v", err)
+		}
+	})
+}
+
+// TestArchivedPast: only the stop segment itself or a later segment of its
+// timeline (or a backup history file named after one) proves the stop
+// segment archived.
+func TestArchivedPast(t *testing.T) {
+	t.Parallel()
+	stop := wal.Segment{Timeline: 2, Log: 1, Seg: 0x10}
+	for _, tc := range []struct {
+		last string
+		want bool
+	}{
+		{"000000020000000100000010", true},
+		{"000000020000000100000011", true},
+		{"000000020000000200000000", true},
+		{"00000002000000010000000F", false},
+		{"000000020000000000000020", false},
+		// A backup history file names the segment its backup started in,
+		// archived before it.
+		{"000000020000000100000010.00000028.backup", true},
+		{"000000020000000100000011.00000028.backup", true},
+		{"00000002000000010000000F.00000028.backup", false},
+		{"000000020000000100000010.partial", false},
+		{"000000010000000100000011", false}, // another timeline
+		{"000000030000000100000011", false},
+		{"00000003.history", false},
+		{"", false},
+	} {
+		if got := archivedPast(tc.last, stop); got != tc.want {
+			t.Errorf("archivedPast(%q, %s) = %v, want %v", tc.last, stop, got, tc.want)
+		}
+	}
+}
