@@ -117,7 +117,7 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 	case c.srv.segSize != 0 && id.WALSegmentSize != c.srv.segSize:
 		return []Result{failed(NameIdentity, "%s holds WAL segments of %d bytes, but this server's wal_segment_size is %d", loc, id.WALSegmentSize, c.srv.segSize)}
 	}
-	return []Result{ok(NameIdentity, "cluster %s, %s WAL segments, %s compression", id.SystemID, units.Bytes(int64(id.WALSegmentSize)), id.Compression)}
+	return []Result{ok(NameIdentity, "cluster %s, %s WAL segments, created with %s compression", id.SystemID, units.Bytes(int64(id.WALSegmentSize)), id.Compression)}
 }
 
 // checkBackups checks the newest DONE backup's age and the number of DONE

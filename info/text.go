@@ -22,7 +22,7 @@ func stamp(t *time.Time) string {
 // WriteSummaryText prints s for people.
 func WriteSummaryText(w io.Writer, s Summary) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "repository   %s (cluster %s, %s WAL segments, %s)\n", s.Repository, s.SystemID, units.Bytes(int64(s.WALSegmentSize)), s.Compression)
+	fmt.Fprintf(&b, "repository   %s (cluster %s, %s WAL segments, created with %s)\n", s.Repository, s.SystemID, units.Bytes(int64(s.WALSegmentSize)), s.Compression)
 	wl := s.WAL
 	fmt.Fprintf(&b, "WAL          %d segments, %s stored", wl.Segments, units.Bytes(wl.StoredBytes))
 	if wl.NewestWAL != "" {
