@@ -11,57 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/crypt/crypttest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 )
-
-// testKey is an age key pair: its identity file and parsed recipients.
-type testKey struct {
-	path   string
-	public string
-	secret string
-}
-
-func newTestKey(t *testing.T) testKey {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "key.txt")
-	if err := os.WriteFile(path, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return testKey{path, id.Recipient().String(), id.String()}
-}
-
-func recipients(t *testing.T, keys ...testKey) *crypt.Recipients {
-	t.Helper()
-	var pubs []string
-	for _, k := range keys {
-		pubs = append(pubs, k.public)
-	}
-	r, err := crypt.ParseRecipients(strings.Join(pubs, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func identities(t *testing.T, path string) *crypt.Identities {
-	t.Helper()
-	ids, _, err := crypt.LoadIdentities(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
-}
 
 // TestEncryptedPushFetch: an encrypted segment is stored as an age file
 // with fingerprints and no plaintext sha256, comes back byte-identical
@@ -72,13 +29,13 @@ func TestEncryptedPushFetch(t *testing.T) {
 		t.Run(string(c), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			keyA, keyB := newTestKey(t), newTestKey(t)
+			keyA, keyB := crypttest.NewKey(t), crypttest.NewKey(t)
 			b := mem.New()
 			s := seg(1, 0, 3)
 			dir := t.TempDir()
 			src, sum := writeSegment(t, dir, s.String(), header(t, s), 1)
 			o := opts(c)
-			o.Recipients = recipients(t, keyA)
+			o.Recipients = crypttest.Recipients(t, keyA)
 			res := mustPush(t, b, src, o)
 			body, info := object(t, b, res.Key)
 			if !bytes.HasPrefix(body, []byte("age-encryption.org/v1\n")) {
@@ -96,7 +53,7 @@ func TestEncryptedPushFetch(t *testing.T) {
 			}
 
 			dest := filepath.Join(t.TempDir(), "seg")
-			fr, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: c, Identities: identities(t, keyA.path)})
+			fr, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: c, Identities: keyA.Identities(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,20 +66,20 @@ func TestEncryptedPushFetch(t *testing.T) {
 			if !errors.Is(err, crypt.ErrNoIdentity) || errors.Is(err, storage.ErrNotFound) {
 				t.Fatalf("fetch without identity: %v", err)
 			}
-			_, err = restore.Fetch(ctx, b, s.String(), filepath.Join(t.TempDir(), "x"), restore.FetchOptions{Compression: c, Identities: identities(t, keyB.path)})
+			_, err = restore.Fetch(ctx, b, s.String(), filepath.Join(t.TempDir(), "x"), restore.FetchOptions{Compression: c, Identities: keyB.Identities(t)})
 			if !errors.Is(err, crypt.ErrNoIdentity) || !strings.Contains(err.Error(), o.Recipients.IDs()[0]) {
 				t.Fatalf("fetch with another key: %v", err)
 			}
 
 			// Same content again, during a rotation (A and B): already archived.
 			o2 := o
-			o2.Recipients = recipients(t, keyA, keyB)
+			o2.Recipients = crypttest.Recipients(t, keyA, keyB)
 			if again := mustPush(t, b, src, o2); !again.AlreadyArchived {
 				t.Fatalf("identical re-push: %+v", again)
 			}
 			// Only B: the push host cannot compare, and says so.
 			o3 := o
-			o3.Recipients = recipients(t, keyB)
+			o3.Recipients = crypttest.Recipients(t, keyB)
 			if _, err := archive.Push(ctx, b, src, o3); !errors.Is(err, archive.ErrIncomparable) {
 				t.Fatalf("re-push to a disjoint key: %v", err)
 			}
@@ -139,7 +96,7 @@ func TestEncryptedPushFetch(t *testing.T) {
 				t.Fatal(err)
 			}
 			dest2 := filepath.Join(t.TempDir(), "seg")
-			if _, err := restore.Fetch(ctx, b, s.String(), dest2, restore.FetchOptions{Compression: c, Identities: identities(t, keyA.path)}); !errors.Is(err, restore.ErrCorrupt) {
+			if _, err := restore.Fetch(ctx, b, s.String(), dest2, restore.FetchOptions{Compression: c, Identities: keyA.Identities(t)}); !errors.Is(err, restore.ErrCorrupt) {
 				t.Fatalf("tampered object: %v, want ErrCorrupt", err)
 			}
 			if _, err := os.Stat(dest2); !errors.Is(err, os.ErrNotExist) {
@@ -155,11 +112,11 @@ func TestEncryptedPushFetch(t *testing.T) {
 // before anything is written.
 func TestEncryptionSettingsMustMatch(t *testing.T) {
 	t.Parallel()
-	key := newTestKey(t)
+	key := crypttest.NewKey(t)
 	for _, tc := range []struct {
 		name         string
 		first, later *crypt.Recipients
-	}{{"clear into encrypted", recipients(t, key), nil}, {"encrypted into clear", nil, recipients(t, key)}} {
+	}{{"clear into encrypted", crypttest.Recipients(t, key), nil}, {"encrypted into clear", nil, crypttest.Recipients(t, key)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := mem.New()
 			dir := t.TempDir()
@@ -190,19 +147,19 @@ func TestEncryptionSettingsMustMatch(t *testing.T) {
 func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	key, other := newTestKey(t), newTestKey(t)
+	key, other := crypttest.NewKey(t), crypttest.NewKey(t)
 	for _, tc := range []struct {
 		name string
 		edit func(map[string]string)
 	}{
 		{"fingerprint of other content", func(m map[string]string) {
-			r := recipients(t, key)
+			r := crypttest.Recipients(t, key)
 			fp := r.NewFingerprinter()
 			fp.Write([]byte("other content"))
 			m[repository.MetaFingerprints] = fp.Sum()
 		}},
 		{"no fingerprint for the key at hand", func(m map[string]string) {
-			r := recipients(t, other)
+			r := crypttest.Recipients(t, other)
 			fp := r.NewFingerprinter()
 			fp.Write([]byte("other content"))
 			m[repository.MetaFingerprints] = fp.Sum()
@@ -214,7 +171,7 @@ func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 			s := seg(1, 0, 3)
 			src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 			o := opts(repository.LZ4)
-			o.Recipients = recipients(t, key)
+			o.Recipients = crypttest.Recipients(t, key)
 			res := mustPush(t, b, src, o)
 			body, info := object(t, b, res.Key)
 			tc.edit(info.Metadata)
@@ -223,7 +180,7 @@ func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 				t.Fatal(err)
 			}
 			dest := filepath.Join(t.TempDir(), "seg")
-			_, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4, Identities: identities(t, key.path)})
+			_, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4, Identities: key.Identities(t)})
 			if !errors.Is(err, restore.ErrCorrupt) {
 				t.Fatalf("fetch: %v, want ErrCorrupt", err)
 			}
@@ -242,16 +199,16 @@ func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 func TestRotationRecordsNewKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	keyA, keyB := newTestKey(t), newTestKey(t)
+	keyA, keyB := crypttest.NewKey(t), crypttest.NewKey(t)
 	b := mem.New()
 	dir := t.TempDir()
 	o := opts(repository.LZ4)
 	o.IdentityCacheTTL = time.Hour
-	o.Recipients = recipients(t, keyA)
+	o.Recipients = crypttest.Recipients(t, keyA)
 	s3, s4 := seg(1, 0, 3), seg(1, 0, 4)
 	first, _ := writeSegment(t, dir, s3.String(), header(t, s3), 1)
 	mustPush(t, b, first, o) // creates walvault.json and the cache
-	o.Recipients = recipients(t, keyA, keyB)
+	o.Recipients = crypttest.Recipients(t, keyA, keyB)
 	next, _ := writeSegment(t, dir, s4.String(), header(t, s4), 1)
 	res := mustPush(t, b, next, o)
 	id, err := repository.LoadIdentity(ctx, b)
