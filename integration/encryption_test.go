@@ -168,6 +168,18 @@ func TestEncryptedArchiveAndFetch(t *testing.T) {
 	leak.check(t, []string{pg.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"))
 }
 
+// encryptedRepo is r with encrypt-to and decrypt-with set to a new key
+// (readable by the server's user, as restore_command needs) and debug
+// logging, and a check that the key's secret appears in no output.
+func encryptedRepo(t *testing.T, r *repo) (*repo, ageKey, *secretLeakCheck) {
+	t.Helper()
+	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
+	testenv.ChownToServerUser(t, key.path)
+	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
+		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public, "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")}
+	return enc, key, &secretLeakCheck{secrets: []string{key.secret}}
+}
+
 // TestEncryptedBackupAndPITR: with encrypt-to, backup-push stores every
 // part and backup_manifest encrypted; restore with decrypt-with brings the
 // cluster back to a point in time (restore_command decrypting the WAL);
@@ -176,11 +188,7 @@ func TestEncryptedArchiveAndFetch(t *testing.T) {
 func TestEncryptedBackupAndPITR(t *testing.T) {
 	r := fileRepo(t)
 	// restore_command runs as the server's user: it must read the key.
-	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
-	testenv.ChownToServerUser(t, key.path)
-	leak := &secretLeakCheck{secrets: []string{key.secret}}
-	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
-		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public, "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")}
+	enc, key, leak := encryptedRepo(t, r)
 	pg, _ := archivingServer(t, enc)
 	pg.SQL(t, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 5000) g;"+
 		"CREATE TABLE audit_log (id serial PRIMARY KEY, note text, at timestamptz DEFAULT clock_timestamp())")
@@ -434,11 +442,7 @@ func sortedIDs(ids ...string) []string {
 // with the identity passes.
 func TestEncryptedS3(t *testing.T) {
 	r := s3Repo(t)
-	key := newAgeKey(t, testenv.UserDir(t), "key.txt")
-	testenv.ChownToServerUser(t, key.path)
-	leak := &secretLeakCheck{secrets: []string{key.secret}}
-	enc := &repo{name: r.name, url: r.url, backend: r.backend, tamper: r.tamper,
-		env: append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public, "WALVAULT_DECRYPT_WITH="+key.path, "WALVAULT_LOG_LEVEL=debug")}
+	enc, _, leak := encryptedRepo(t, r)
 	pg, _ := archivingServer(t, enc)
 	pg.SQL(t, "CREATE TABLE s3enc (id int PRIMARY KEY, note text); INSERT INTO s3enc SELECT g, 'in the backup' FROM generate_series(1, 1000) g")
 	id := backupPush(t, enc, pg)
