@@ -720,18 +720,7 @@ func BenchmarkRestore(b *testing.B) {
 		b.Run("walvault="+name, func(b *testing.B) {
 			r := e.repos[name]
 			id := e.input(b, r.kind)
-			e.loop(b, func(int) op {
-				dir := filepath.Join(e.newDir(b, "restored-"), "pgdata")
-				return op{
-					cmd: e.walvaultCmd(r, "restore", "--pgdata", dir, "--backup", id, "--target-immediate"),
-					after: func(out string) (int64, error) {
-						if !strings.Contains(out, "restored backup "+id) {
-							return 0, errors.New("restore did not say it restored the backup")
-						}
-						return 0, checkRestored(dir, func(dir string) error { return os.RemoveAll(filepath.Dir(dir)) })
-					},
-				}
-			})
+			e.loop(b, func(int) op { return e.restoreOp(b, r, id) })
 		})
 	}
 }
@@ -744,4 +733,19 @@ func checkRestored(dir string, remove func(string) error) error {
 		err = rerr
 	}
 	return err
+}
+
+// restoreOp restores backup id of r into a new directory, checks that the
+// server starts on it, and removes it.
+func (e *backupEnv) restoreOp(b *testing.B, r *backupRepo, id string) op {
+	dir := filepath.Join(e.newDir(b, "restored-"), "pgdata")
+	return op{
+		cmd: e.walvaultCmd(r, "restore", "--pgdata", dir, "--backup", id, "--target-immediate"),
+		after: func(out string) (int64, error) {
+			if !strings.Contains(out, "restored backup "+id) {
+				return 0, errors.New("restore did not say it restored the backup")
+			}
+			return 0, checkRestored(dir, func(dir string) error { return os.RemoveAll(filepath.Dir(dir)) })
+		},
+	}
 }

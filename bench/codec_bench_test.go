@@ -2,12 +2,9 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,18 +60,7 @@ func benchRestoreCodecs(b *testing.B) {
 				kind = codecInput(c)
 			}
 			id := e.input(b, kind)
-			e.loop(b, func(int) op {
-				dir := filepath.Join(e.newDir(b, "restored-"), "pgdata")
-				return op{
-					cmd: e.walvaultCmd(r, "restore", "--pgdata", dir, "--backup", id, "--target-immediate"),
-					after: func(out string) (int64, error) {
-						if !strings.Contains(out, "restored backup "+id) {
-							return 0, errors.New("restore did not say it restored the backup")
-						}
-						return 0, checkRestored(dir, func(dir string) error { return os.RemoveAll(filepath.Dir(dir)) })
-					},
-				}
-			})
+			e.loop(b, func(int) op { return e.restoreOp(b, r, id) })
 		})
 	}
 }
