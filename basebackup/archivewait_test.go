@@ -92,6 +92,51 @@ func TestPushWaitsForArchiver(t *testing.T) {
 			t.Errorf("manifest of the late backup: %v", err)
 		}
 	})
+
+	// The archiver's answer can lag the repository (its last file may be
+	// the backup history file, which names an earlier segment): with the
+	// archiver still blocked, the backup's WAL pushed by hand is proof
+	// enough, and Push returns without waiting for its timeout.
+	t.Run("the repository holds the WAL", func(t *testing.T) {
+		type result struct {
+			m   repository.BackupManifest
+			err error
+		}
+		done := make(chan result, 1)
+		ctx := ctxTimeout(t)
+		go func() {
+			m, err := Push(ctx, b, Options{ConnString: pg.ConnString(), WALTimeout: 45 * time.Second})
+			done <- result{m, err}
+		}()
+		statusDir := filepath.Join(pg.DataDir, "pg_wal", "archive_status")
+		pushed := map[string]bool{}
+		for {
+			select {
+			case res := <-done:
+				if res.err != nil {
+					t.Fatalf("Push with its WAL in the repository: %v", res.err)
+				}
+				if _, err := b.Stat(ctxTimeout(t), stopKey(res.m)); err != nil {
+					t.Fatalf("Push returned, but the backup's last segment is not in the repository: %v", err)
+				}
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			entries, _ := os.ReadDir(statusDir)
+			for _, e := range entries {
+				name, ready := strings.CutSuffix(e.Name(), ".ready")
+				if _, err := wal.ParseSegmentName(name); !ready || err != nil || pushed[name] {
+					continue
+				}
+				cmd := testenv.ServerCommand(t, bin, "wal-push", filepath.Join(pg.DataDir, "pg_wal", name))
+				cmd.Env = append(os.Environ(), "WALVAULT_REPO="+url)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("wal-push %s by hand: %v\n%s", name, err, out)
+				}
+				pushed[name] = true
+			}
+		}
+	})
 }
 
 // TestArchivedPast: only the stop segment itself or a later segment of its

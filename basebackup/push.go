@@ -304,7 +304,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	var late error
 	if !serverWaits {
 		if src.Slot == "" {
-			late = waitForArchiver(ctx, cfg, b.Location(), m, opts)
+			late = waitForArchiver(ctx, cfg, b, ident.Compression, m, opts)
 		} else {
 			late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
 		}
@@ -541,9 +541,19 @@ const archivedQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archi
 // for. The archiver stores segments oldest first and retries a failing
 // one until it succeeds, so once it has archived the backup's last
 // segment, or a later one of the same timeline, every segment the backup
-// needs is archived. It gives up after opts.WALTimeout with a
-// *walTimeoutError and returns other errors as they are.
-func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, location string, m repository.BackupManifest, opts Options) error {
+// needs is archived.
+//
+// The archiver's last file alone can hide the segment: PostgreSQL marks
+// the backup history file ready just after the backup's last segment, and
+// an archiver that scanned between the two archives the segment first and
+// then the history file, which names the backup's (earlier) start segment.
+// So when the archiver's answer does not settle it, the repository is
+// asked whether it holds the segment (under any codec c may not be): when
+// archive_command pushes there, that is the same proof. It gives up after
+// opts.WALTimeout with a *walTimeoutError and returns other errors as
+// they are.
+func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, c repository.Compression, m repository.BackupManifest, opts Options) error {
+	location := b.Location()
 	stop, err := wal.ParseSegmentName(m.StopWAL)
 	if err != nil {
 		return err
@@ -572,6 +582,11 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, location string, 
 		}
 		if archivedPast(rss[0].Rows[0][0].S, stop) {
 			opts.Log.Debug("the archiver stored the backup's WAL", "backup_id", m.ID, "stop_wal", m.StopWAL,
+				"waited", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if _, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: stop.Timeline, Segment: stop}, c); err == nil {
+			opts.Log.Debug("the backup's WAL is in the repository", "backup_id", m.ID, "stop_wal", m.StopWAL,
 				"waited", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
