@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -215,7 +217,26 @@ const maxHistorySize = 1 << 20
 // ManifestErr, Strays); an error means the storage failed.
 func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*Inventory, error) {
 	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}}
+	hidden := map[string]bool{}
+	// The hidden-object listing does not depend on walvault.json: on a
+	// distant endpoint reading both at once saves a round trip.
+	hiddenDone := make(chan struct{})
+	go func() {
+		defer close(hiddenDone)
+		if !opts.Hidden {
+			return
+		}
+		if v, ok := storage.AsVersioned(b); ok {
+			// A failure leaves what was found before it in Hidden.
+			inv.HiddenErr = ListHidden(ctx, v, func(h storage.HiddenObject) error {
+				inv.Hidden = append(inv.Hidden, h)
+				hidden[h.Key] = true
+				return nil
+			})
+		}
+	}()
 	id, err := LoadIdentity(ctx, b)
+	<-hiddenDone
 	var content *identityError
 	switch {
 	case err == nil:
@@ -228,18 +249,6 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 		inv.IdentityErr = err
 	default:
 		return nil, fmt.Errorf("read %s from %s: %w", IdentityKey, b.Location(), err)
-	}
-
-	hidden := map[string]bool{}
-	if opts.Hidden {
-		if v, ok := storage.AsVersioned(b); ok {
-			// A failure leaves what was found before it in Hidden.
-			inv.HiddenErr = ListHidden(ctx, v, func(h storage.HiddenObject) error {
-				inv.Hidden = append(inv.Hidden, h)
-				hidden[h.Key] = true
-				return nil
-			})
-		}
 	}
 
 	l := &lister{inv: inv, opts: opts, hidden: hidden, listed: map[string]bool{}}
@@ -261,10 +270,8 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 	}
 
 	next := NewCache()
-	for _, bk := range inv.Backups {
-		if err := inv.loadBackup(ctx, b, bk, opts.Cache, next); err != nil {
-			return nil, err
-		}
+	if err := inv.loadBackups(ctx, b, opts.Cache, next); err != nil {
+		return nil, err
 	}
 	if opts.Histories && inv.WAL != nil {
 		if err := inv.readHistories(ctx, b, hidden, opts.Cache, next); err != nil {
@@ -435,55 +442,100 @@ func (l *lister) addBackupObject(oi storage.ObjectInfo) {
 	}
 }
 
-// loadBackup reads a backup's manifest and decides its status.
-func (inv *Inventory) loadBackup(ctx context.Context, b storage.Backend, bk *Backup, old, next *Cache) error {
-	if !bk.HasManifest {
-		bk.WAL, _ = BackupStatusOf(nil, nil)
-		return nil
-	}
-	m, cached := BackupManifest{}, false
-	if old != nil {
-		m, cached = old.manifests[bk.ID]
-	}
-	if !cached {
-		var err error
-		m, err = LoadBackupManifest(ctx, b, bk.ID)
-		var content *manifestError
-		switch {
-		case errors.Is(err, storage.ErrNotFound), errors.As(err, &content):
-			bk.ManifestErr = err
+// smallReads is how many small objects (manifests, history files) an
+// inventory reads at once: each costs a round trip, and a repository
+// keeping a month of daily backups has thirty manifests.
+const smallReads = 8
+
+// loadBackups reads the manifest of every backup folder that has one, a
+// few at a time, from old when it holds it, and records each in next.
+func (inv *Inventory) loadBackups(ctx context.Context, b storage.Backend, old, next *Cache) error {
+	manifests := make([]BackupManifest, len(inv.Backups))
+	errs := make([]error, len(inv.Backups))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(smallReads)
+	for i, bk := range inv.Backups {
+		if !bk.HasManifest {
+			continue
+		}
+		if m, ok := old.manifest(bk.ID); ok {
+			manifests[i] = m
+			continue
+		}
+		g.Go(func() error {
+			manifests[i], errs[i] = LoadBackupManifest(gctx, b, bk.ID)
+			var content *manifestError
+			if errs[i] != nil && !errors.Is(errs[i], storage.ErrNotFound) && !errors.As(errs[i], &content) {
+				return fmt.Errorf("read manifest of backup %s from %s: %w", bk.ID, b.Location(), errs[i])
+			}
 			return nil
-		case err != nil:
-			return fmt.Errorf("read manifest of backup %s from %s: %w", bk.ID, b.Location(), err)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, bk := range inv.Backups {
+		switch {
+		case !bk.HasManifest:
+			bk.WAL, _ = BackupStatusOf(nil, nil)
+		case errs[i] != nil: // missing since the listing, or not a manifest
+			bk.ManifestErr = errs[i]
+		default:
+			m := manifests[i]
+			next.manifests[bk.ID] = m
+			bk.Manifest = &m
+			bk.WAL, bk.WALErr = BackupStatusOf(&m, inv.WAL)
 		}
 	}
-	next.manifests[bk.ID] = m
-	bk.Manifest = &m
-	bk.WAL, bk.WALErr = BackupStatusOf(&m, inv.WAL)
 	return nil
 }
 
-// readHistories reads every timeline history file into the WAL index.
+// manifest is the cached manifest of backup id; c may be nil.
+func (c *Cache) manifest(id string) (BackupManifest, bool) {
+	if c == nil {
+		return BackupManifest{}, false
+	}
+	m, ok := c.manifests[id]
+	return m, ok
+}
+
+// readHistories reads every timeline history file into the WAL index, a
+// few at a time.
 func (inv *Inventory) readHistories(ctx context.Context, b storage.Backend, hidden map[string]bool, old, next *Cache) error {
-	for _, o := range inv.Histories {
-		h, ok := historyFile{}, false
+	files := make([]historyFile, len(inv.Histories))
+	found := make([]bool, len(inv.Histories))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(smallReads)
+	for i, o := range inv.Histories {
 		if old != nil {
-			h, ok = old.histories[o.Key]
+			if files[i], found[i] = old.histories[o.Key]; found[i] {
+				continue
+			}
 		}
-		if !ok {
-			data, err := readSmall(ctx, b, o.Key, hidden[o.Key])
+		g.Go(func() error {
+			data, err := readSmall(gctx, b, o.Key, hidden[o.Key])
 			if errors.Is(err, storage.ErrNotFound) {
-				continue // deleted since the listing
+				return nil // deleted since the listing
 			}
 			if err != nil {
 				return fmt.Errorf("read %s from %s: %w", o.Key, b.Location(), err)
 			}
 			// Read first, parse second: a broken download is an error of
 			// this load, not a bad history file.
-			h.entries, h.err = wal.ParseHistory(bytes.NewReader(data))
+			files[i].entries, files[i].err = wal.ParseHistory(bytes.NewReader(data))
+			found[i] = true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, o := range inv.Histories {
+		if !found[i] {
+			continue
 		}
-		next.histories[o.Key] = h
-		inv.WAL.SetHistory(o.File.Timeline, h.entries, h.err)
+		next.histories[o.Key] = files[i]
+		inv.WAL.SetHistory(o.File.Timeline, files[i].entries, files[i].err)
 	}
 	return nil
 }

@@ -3,8 +3,13 @@ package repository_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -154,5 +159,77 @@ func TestBackupStatusOf(t *testing.T) {
 	m = manifest("20261125T100000Z", segName(1, 2), segName(1, 2))
 	if _, err := repository.BackupStatusOf(&m, nil); err == nil {
 		t.Error("a status without a WAL index was decided")
+	}
+}
+
+// gateGets holds each Get of a key under prefix until want of them are in
+// flight at once (or patience runs out) and records the most seen.
+type gateGets struct {
+	storage.Backend
+	prefix   string
+	want     int
+	patience time.Duration
+
+	mu       sync.Mutex
+	inFlight int
+	most     int
+	full     chan struct{}
+}
+
+func (g *gateGets) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if !strings.HasPrefix(key, g.prefix) {
+		return g.Backend.Get(ctx, key)
+	}
+	g.mu.Lock()
+	g.inFlight++
+	if g.inFlight == g.want && g.most < g.want {
+		close(g.full)
+	}
+	g.most = max(g.most, g.inFlight)
+	g.mu.Unlock()
+	select {
+	case <-g.full:
+	case <-time.After(g.patience):
+	}
+	defer func() {
+		g.mu.Lock()
+		g.inFlight--
+		g.mu.Unlock()
+	}()
+	return g.Backend.Get(ctx, key)
+}
+
+// TestLoadInventoryReadsManifestsAtOnce: each manifest read is a round
+// trip, so a repository with many backups must not read them one by one.
+func TestLoadInventoryReadsManifestsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 20 {
+		m := manifest(fmt.Sprintf("20261125T%02d0000Z", i), segName(1, 2), segName(1, 3))
+		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	gate := &gateGets{Backend: b, prefix: repository.BackupsPrefix, want: 8, patience: 300 * time.Millisecond, full: make(chan struct{})}
+	inv, err := repository.LoadInventory(ctx, gate, repository.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gate.most < gate.want {
+		t.Errorf("at most %d manifest reads were in flight at once, want %d", gate.most, gate.want)
+	}
+	// Read at once, still recorded in order, each with its own manifest.
+	if len(inv.Backups) != len(ids) {
+		t.Fatalf("%d backups, want %d", len(inv.Backups), len(ids))
+	}
+	for i, bk := range inv.Backups {
+		if bk.ID != ids[i] || bk.Manifest == nil || bk.Manifest.ID != ids[i] || bk.ManifestErr != nil {
+			t.Errorf("backup %d: %s with manifest %+v (%v), want %s", i, bk.ID, bk.Manifest, bk.ManifestErr, ids[i])
+		}
 	}
 }
