@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,7 +98,7 @@ type Backend struct {
 	location    string
 	partSize    int64
 	concurrency int
-	buffers     sync.Pool // *[]byte of partSize
+	buffers     *partBuffers
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
 	// multipartRetries gives a request of a multipart upload the SDK's
@@ -217,10 +216,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Endpoint != "" {
 		b.location += " at " + redactURL(cfg.Endpoint)
 	}
-	b.buffers.New = func() any {
-		buf := make([]byte, b.partSize)
-		return &buf
-	}
+	b.buffers = newPartBuffers(b.partSize, b.concurrency)
 	return b, nil
 }
 
