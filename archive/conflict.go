@@ -32,7 +32,7 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 		return Result{}, fmt.Errorf("%s is already archived, but reading the archived copy failed: %w", res.File, err)
 	}
 	theirs := info.Metadata
-	same, err := sameContent(ours, theirs, res)
+	same, err := SameContent(ours, theirs)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s is already archived in %s, and %w; nothing was overwritten", res.File, b.Location(), err)
 	}
@@ -45,7 +45,7 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 		return res, nil
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",
-		ErrConflict, res.File, b.Location(), describeSides(ours, theirs))
+		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs))
 }
 
 // otherCopy is what otherCodecCopy found: the key of a copy, if any.
@@ -105,23 +105,26 @@ func otherCodecCopy(ctx context.Context, b storage.Backend, file wal.FileName, c
 // push encrypts to, so this host cannot tell whether it holds the same file.
 var ErrIncomparable = errors.New("its content cannot be compared with this file")
 
-// sameContent compares our file with the archived copy's metadata: by
-// sha256 in the clear, by a shared recipient's keyed fingerprint when
-// encrypted (age ciphertext differs on every push, and no sha256 of the
-// plaintext is stored).
-func sameContent(ours, theirs map[string]string, res Result) (bool, error) {
+// SameContent compares the metadata of a WAL object about to be stored
+// (ours, as wal-push and wal-receive write it) with the stored copy's
+// (theirs): by sha256 in the clear, by a shared recipient's keyed
+// fingerprint when encrypted (age ciphertext differs on every push, and no
+// sha256 of the plaintext is stored). An error (ErrIncomparable) means
+// this host cannot tell.
+func SameContent(ours, theirs map[string]string) (bool, error) {
 	if ours[repository.MetaRawSize] != theirs[repository.MetaRawSize] {
 		return false, nil
 	}
 	if !repository.EncryptedObject(ours) && !repository.EncryptedObject(theirs) {
-		return theirs[repository.MetaSHA256] == res.SHA256, nil
+		sum := ours[repository.MetaSHA256]
+		return sum != "" && theirs[repository.MetaSHA256] == sum, nil
 	}
 	if repository.EncryptedObject(ours) != repository.EncryptedObject(theirs) {
 		return false, nil
 	}
 	same, comparable := crypt.SameContent(ours[repository.MetaFingerprints], theirs[repository.MetaFingerprints])
 	if !comparable {
-		return false, fmt.Errorf("%w: the archived copy is encrypted to %v, this push to %v (add one of its keys to encrypt-to while keys rotate, or compare by hand with wal-fetch and the identity)",
+		return false, fmt.Errorf("%w: the archived copy is encrypted to %v, this copy to %v (add one of its keys to encrypt-to while keys rotate, or compare by hand with wal-fetch and the identity)",
 			ErrIncomparable, crypt.RecipientsOf(theirs[repository.MetaFingerprints]), crypt.RecipientsOf(ours[repository.MetaFingerprints]))
 	}
 	return same, nil
@@ -145,7 +148,8 @@ func archivedCopy(ctx context.Context, b storage.Backend, key string) (storage.O
 	return info, false, herr
 }
 
-func describeSides(ours, theirs map[string]string) string {
+// DescribeSides shows the fields of both copies that tell them apart.
+func DescribeSides(ours, theirs map[string]string) string {
 	fields := []string{repository.MetaSHA256, repository.MetaFingerprints, repository.MetaRawSize, repository.MetaSystemID, repository.MetaTimeline, repository.MetaHost, repository.MetaPushedAt}
 	var b strings.Builder
 	for i, side := range []struct {

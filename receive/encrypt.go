@@ -5,33 +5,20 @@ import (
 	"fmt"
 
 	"github.com/walvault/walvault/archive"
-	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
 
 // samePartial compares a partial about to be stored with the one already
-// under its key (a restarted receiver re-uploading the same range): by
-// sha256 in the clear, by a shared recipient's keyed fingerprint when
-// encrypted, as wal-push settles its conflicts. The error says how they
-// differ.
+// under its key (a restarted receiver re-uploading the same range) as
+// wal-push settles its conflicts. The error says how they differ.
 func samePartial(ours, theirs map[string]string) error {
-	if repository.EncryptedObject(ours) != repository.EncryptedObject(theirs) {
-		return fmt.Errorf("is encrypted %q, the received WAL would be %q", theirs[repository.MetaEncryption], ours[repository.MetaEncryption])
-	}
-	if !repository.EncryptedObject(ours) {
-		if theirs[repository.MetaSHA256] != ours[repository.MetaSHA256] {
-			return fmt.Errorf("has sha256 %s, received WAL has %s", theirs[repository.MetaSHA256], ours[repository.MetaSHA256])
-		}
-		return nil
-	}
-	same, comparable := crypt.SameContent(ours[repository.MetaFingerprints], theirs[repository.MetaFingerprints])
+	same, err := archive.SameContent(ours, theirs)
 	switch {
-	case !comparable:
-		return fmt.Errorf("is encrypted to %v, the received WAL to %v, so they cannot be compared (%w)",
-			crypt.RecipientsOf(theirs[repository.MetaFingerprints]), crypt.RecipientsOf(ours[repository.MetaFingerprints]), archive.ErrIncomparable)
+	case err != nil:
+		return fmt.Errorf("is stored, and %w", err)
 	case !same:
-		return fmt.Errorf("has fingerprints %s, received WAL has %s", theirs[repository.MetaFingerprints], ours[repository.MetaFingerprints])
+		return fmt.Errorf("differs from the received WAL:\n%s", archive.DescribeSides(ours, theirs))
 	}
 	return nil
 }
