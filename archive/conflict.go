@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
@@ -64,41 +63,14 @@ type otherCopy struct {
 // A copy hidden behind a delete marker under another codec's key is not
 // looked for (that would cost a version listing per push).
 func otherCodecCopy(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression) (string, error) {
-	if !repository.Compressed(file.Kind) {
-		return "", nil // one key whatever the codec
+	info, err := repository.StatWALOtherCodecs(ctx, b, file, c)
+	switch {
+	case err == nil:
+		return info.Key, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return "", nil
 	}
-	var others []repository.Compression
-	for _, o := range repository.Compressions {
-		if o != c {
-			others = append(others, o)
-		}
-	}
-	found := make([]otherCopy, len(others))
-	var wg sync.WaitGroup
-	for i, o := range others {
-		wg.Go(func() {
-			key := repository.WALKey(file, o)
-			_, err := b.Stat(ctx, key)
-			switch {
-			case err == nil:
-				found[i].key = key
-			case !errors.Is(err, storage.ErrNotFound):
-				found[i].err = fmt.Errorf("look for %s under %s in %s: %w", file, key, b.Location(), err)
-			}
-		})
-	}
-	wg.Wait()
-	for _, f := range found {
-		if f.err != nil {
-			return "", f.err
-		}
-	}
-	for _, f := range found {
-		if f.key != "" {
-			return f.key, nil
-		}
-	}
-	return "", nil
+	return "", fmt.Errorf("look for %s under the other codecs' keys in %s: %w", file, b.Location(), err)
 }
 
 // ErrIncomparable: the archived copy is encrypted to none of the keys this

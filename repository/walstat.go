@@ -3,6 +3,8 @@ package repository
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -15,31 +17,55 @@ import (
 // storage.ErrNotFound only when every key is absent, and any other error
 // as soon as a key cannot be asked about.
 func StatWAL(ctx context.Context, b storage.Backend, f wal.FileName, preferred Compression) (storage.ObjectInfo, error) {
-	candidates := []Compression{None}
-	if Compressed(f.Kind) {
-		candidates = []Compression{preferred}
-		for _, c := range Compressions {
-			if c != preferred {
-				candidates = append(candidates, c)
-			}
+	if !Compressed(f.Kind) {
+		preferred = None // one key whatever the codec
+	}
+	info, err := statKey(ctx, b, WALKey(f, preferred))
+	if !errors.Is(err, storage.ErrNotFound) || !Compressed(f.Kind) {
+		return info, err
+	}
+	if other, oerr := StatWALOtherCodecs(ctx, b, f, preferred); oerr == nil || !errors.Is(oerr, storage.ErrNotFound) {
+		return other, oerr
+	}
+	return storage.ObjectInfo{}, err
+}
+
+// StatWALOtherCodecs looks for f under the key of every codec but except,
+// all at once (one request each), and returns the first found in the order
+// of Compressions. Its error wraps storage.ErrNotFound only when every key
+// is absent (or f has one key whatever the codec).
+func StatWALOtherCodecs(ctx context.Context, b storage.Backend, f wal.FileName, except Compression) (storage.ObjectInfo, error) {
+	var others []Compression
+	for _, c := range Compressions {
+		if c != except && Compressed(f.Kind) {
+			others = append(others, c)
 		}
 	}
-	var miss error
-	for _, c := range candidates {
-		key := WALKey(f, c)
-		info, err := b.Stat(ctx, key)
-		if err == nil {
-			if info.Key == "" {
-				info.Key = key
-			}
-			return info, nil
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
+	infos := make([]storage.ObjectInfo, len(others))
+	errs := make([]error, len(others))
+	var wg sync.WaitGroup
+	for i, c := range others {
+		wg.Go(func() { infos[i], errs[i] = statKey(ctx, b, WALKey(f, c)) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return storage.ObjectInfo{}, err
 		}
-		if miss == nil {
-			miss = err
+	}
+	for i, err := range errs {
+		if err == nil {
+			return infos[i], nil
 		}
 	}
-	return storage.ObjectInfo{}, miss
+	return storage.ObjectInfo{}, fmt.Errorf("%s under no codec's key but %s in %s: %w", f, except, b.Location(), storage.ErrNotFound)
+}
+
+// statKey is b.Stat with the key filled in when the backend leaves it out.
+func statKey(ctx context.Context, b storage.Backend, key string) (storage.ObjectInfo, error) {
+	info, err := b.Stat(ctx, key)
+	if err == nil && info.Key == "" {
+		info.Key = key
+	}
+	return info, err
 }
