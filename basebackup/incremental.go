@@ -201,7 +201,7 @@ func prepareIncremental(ctx context.Context, w pg.Wire, b storage.Backend, sys p
 	if err := checkIncrementalServer(ctx, w, s); err != nil {
 		return nil, err
 	}
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("look for the parent backup in %s: %w", b.Location(), err)
 	}

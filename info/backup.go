@@ -95,7 +95,7 @@ type NeededWAL struct {
 // (an id, or LATEST for the newest DONE backup). An INCOMPLETE backup has
 // no manifest to describe: that is an error saying so.
 func Describe(ctx context.Context, b storage.Backend, ref string, opts Options) (Backup, error) {
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
 	if err != nil {
 		return Backup{}, err
 	}

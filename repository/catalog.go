@@ -41,7 +41,7 @@ var ErrNoBackup = errors.New("no matching backup")
 // status: LoadInventory and Inventory.Catalog, for callers that need
 // nothing else of the repository.
 func ListBackups(ctx context.Context, b storage.Backend) ([]BackupInfo, error) {
-	inv, err := LoadInventory(ctx, b, LoadOptions{})
+	inv, err := LoadInventory(ctx, b, LoadOptions{BackupsOnly: true})
 	if err != nil {
 		return nil, err
 	}

@@ -191,7 +191,19 @@ type LoadOptions struct {
 	// Cache, when set, keeps manifests and history files (written once,
 	// never changed) between loads, for callers that load again and again.
 	Cache *Cache
+	// BackupsOnly lists backups/ and, under wal/, only the few keys each
+	// backup's status depends on (its segments, and the one after), for
+	// callers that need the backups and nothing else of the archive: a
+	// restore or backup-list of a repository with a million segments lists
+	// a page per backup instead of a thousand pages. Everything else the
+	// inventory counts (WAL, partials, drills, strays, usage, ArchiveEnd)
+	// then describes only what was listed. Ignored with WALObjects or
+	// Histories, which need all of wal/.
+	BackupsOnly bool
 }
+
+// backupsOnly reports whether the load lists only what backups need.
+func (o LoadOptions) backupsOnly() bool { return o.BackupsOnly && !o.WALObjects && !o.Histories }
 
 // Cache keeps what never changes in a repository between loads.
 type Cache struct {
@@ -252,7 +264,11 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 	}
 
 	l := &lister{inv: inv, opts: opts, hidden: hidden, listed: map[string]bool{}}
-	if err := b.List(ctx, "", l.visit); err != nil {
+	listed := ""
+	if opts.backupsOnly() {
+		listed = BackupsPrefix
+	}
+	if err := b.List(ctx, listed, l.visit); err != nil {
 		return nil, fmt.Errorf("list %s: %w", b.Location(), err)
 	}
 	for _, h := range inv.Hidden {
@@ -272,6 +288,19 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 	next := NewCache()
 	if err := inv.loadBackups(ctx, b, opts.Cache, next); err != nil {
 		return nil, err
+	}
+	if opts.backupsOnly() && inv.WAL != nil {
+		if err := l.listBackupWAL(ctx, b); err != nil {
+			return nil, err
+		}
+	}
+	for _, bk := range inv.Backups {
+		switch {
+		case !bk.HasManifest:
+			bk.WAL, _ = BackupStatusOf(nil, nil)
+		case bk.Manifest != nil:
+			bk.WAL, bk.WALErr = BackupStatusOf(bk.Manifest, inv.WAL)
+		}
 	}
 	if opts.Histories && inv.WAL != nil {
 		if err := inv.readHistories(ctx, b, hidden, opts.Cache, next); err != nil {
@@ -477,17 +506,97 @@ func (inv *Inventory) loadBackups(ctx context.Context, b storage.Backend, old, n
 	for i, bk := range inv.Backups {
 		switch {
 		case !bk.HasManifest:
-			bk.WAL, _ = BackupStatusOf(nil, nil)
 		case errs[i] != nil: // missing since the listing, or not a manifest
 			bk.ManifestErr = errs[i]
 		default:
 			m := manifests[i]
 			next.manifests[bk.ID] = m
 			bk.Manifest = &m
-			bk.WAL, bk.WALErr = BackupStatusOf(&m, inv.WAL)
 		}
 	}
 	return nil
+}
+
+// listBackupWAL lists, a few prefixes at a time, the keys under wal/ that
+// the status of each backup read depends on (LoadOptions.BackupsOnly), and
+// adds them to the inventory in key order.
+func (l *lister) listBackupWAL(ctx context.Context, b storage.Backend) error {
+	var ms []*BackupManifest
+	for _, bk := range l.inv.Backups {
+		if bk.Manifest != nil {
+			ms = append(ms, bk.Manifest)
+		}
+	}
+	prefixes := backupWALPrefixes(ms, l.inv.WAL)
+	found := make([][]storage.ObjectInfo, len(prefixes))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(smallReads)
+	for i, p := range prefixes {
+		g.Go(func() error {
+			err := b.List(gctx, p, func(oi storage.ObjectInfo) error {
+				found[i] = append(found[i], oi)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("list %s in %s: %w", p, b.Location(), err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, objects := range found {
+		for _, oi := range objects {
+			if err := l.visit(oi); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backupWALPrefixes are the key prefixes under wal/ that hold every
+// segment BackupStatusOf looks at for ms: from start_wal to the segment
+// after stop_wal on the start timeline (the one after tells a segment not
+// yet archived from one lost in a gap), and stop_wal and the one after on
+// the stop timeline. Each is the longest prefix the names of a range
+// share, so it lists little more than the range. Sorted, none inside
+// another, so their listings are disjoint and come in key order.
+func backupWALPrefixes(ms []*BackupManifest, x *WALIndex) []string {
+	var prefixes []string
+	span := func(from, to wal.Segment) {
+		a, z := from.String(), to.String()
+		n := 0
+		for n < len(a) && n < len(z) && a[n] == z[n] {
+			n++
+		}
+		prefixes = append(prefixes, TimelinePrefix(from.Timeline)+a[:n])
+	}
+	for _, m := range ms {
+		start, err := wal.ParseSegmentName(m.StartWAL)
+		if err != nil {
+			continue // BackupStatusOf reports it
+		}
+		stop, err := wal.ParseSegmentName(m.StopWAL)
+		if err != nil {
+			continue
+		}
+		after := x.segNo(stop) + 1
+		span(start, x.segment(start.Timeline, max(after, x.segNo(start))))
+		if stop.Timeline != start.Timeline {
+			span(stop, x.segment(stop.Timeline, after))
+		}
+	}
+	sort.Strings(prefixes)
+	var out []string
+	for _, p := range prefixes {
+		if len(out) > 0 && strings.HasPrefix(p, out[len(out)-1]) {
+			continue // listed with the shorter one
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // manifest is the cached manifest of backup id; c may be nil.

@@ -20,7 +20,9 @@ func segName(tli wal.TimelineID, n uint32) string {
 	return wal.Segment{Timeline: tli, Seg: n}.String()
 }
 
-func TestLoadInventory(t *testing.T) {
+// inventoryFixture is a repository with WAL on two timelines, a gap, a
+// partial, a drill record, strays and backups of every status.
+func inventoryFixture(t *testing.T) storage.Backend {
 	ctx := context.Background()
 	b := newBackend(t)
 	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
@@ -53,7 +55,31 @@ func TestLoadInventory(t *testing.T) {
 	if _, err := repository.WriteMark(ctx, b, "20261125T100000Z", true, created, repository.MarkOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
 
+type backupStatus struct {
+	id      string
+	status  repository.BackupStatus
+	missing string
+	beyond  bool
+}
+
+func backupStatuses(inv *repository.Inventory) []backupStatus {
+	var out []backupStatus
+	for _, bk := range inv.Backups {
+		s := backupStatus{id: bk.ID, status: bk.Status(), beyond: bk.WAL.Beyond}
+		if bk.WAL.Status == repository.StatusWaitingForWALs {
+			s.missing = bk.WAL.Missing.String()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestLoadInventory(t *testing.T) {
+	ctx := context.Background()
+	b := inventoryFixture(t)
 	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true, Histories: true})
 	if err != nil {
 		t.Fatal(err)
@@ -61,21 +87,8 @@ func TestLoadInventory(t *testing.T) {
 	if inv.Identity == nil || inv.IdentityErr != nil || inv.WAL == nil {
 		t.Fatalf("identity %+v, %v", inv.Identity, inv.IdentityErr)
 	}
-	type status struct {
-		id      string
-		status  repository.BackupStatus
-		missing string
-		beyond  bool
-	}
-	var got []status
-	for _, bk := range inv.Backups {
-		s := status{id: bk.ID, status: bk.Status(), beyond: bk.WAL.Beyond}
-		if bk.WAL.Status == repository.StatusWaitingForWALs {
-			s.missing = bk.WAL.Missing.String()
-		}
-		got = append(got, s)
-	}
-	want := []status{
+	got := backupStatuses(inv)
+	want := []backupStatus{
 		{"20261125T100000Z", repository.StatusDone, "", false},
 		{"20261125T110000Z", repository.StatusWaitingForWALs, segName(1, 4), false},
 		{"20261125T120000Z", repository.StatusWaitingForWALs, segName(1, 6), true},
@@ -231,5 +244,51 @@ func TestLoadInventoryReadsManifestsAtOnce(t *testing.T) {
 		if bk.ID != ids[i] || bk.Manifest == nil || bk.Manifest.ID != ids[i] || bk.ManifestErr != nil {
 			t.Errorf("backup %d: %s with manifest %+v (%v), want %s", i, bk.ID, bk.Manifest, bk.ManifestErr, ids[i])
 		}
+	}
+}
+
+// TestLoadInventoryBackupsOnly: listing only what the backups need gives
+// them the statuses a full listing gives, without listing the rest of the
+// archive.
+func TestLoadInventoryBackupsOnly(t *testing.T) {
+	ctx := context.Background()
+	b := inventoryFixture(t)
+	// Far from every backup: a full listing sees it, a scoped one must not.
+	far := wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: wal.Segment{Timeline: 2, Log: 9, Seg: 1}}
+	putRaw(t, b, repository.WALKey(far, repository.LZ4), "x")
+
+	full, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c storage.Counter
+	scoped, err := repository.LoadInventory(ctx, storage.Count(b, &c), repository.LoadOptions{BackupsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := backupStatuses(scoped), backupStatuses(full); !reflect.DeepEqual(got, want) {
+		t.Errorf("backups listed scoped:\n got %+v\nwant %+v (as a full listing)", got, want)
+	}
+	for i, bk := range scoped.Backups {
+		if want := full.Backups[i]; bk.ID != want.ID || len(bk.Objects) != len(want.Objects) || len(bk.Marks) != len(want.Marks) || (bk.Manifest == nil) != (want.Manifest == nil) {
+			t.Errorf("backup %s scoped: %+v, want %+v", bk.ID, bk, want)
+		}
+	}
+	if n := scoped.WALFiles; n == 0 || n >= full.WALFiles {
+		t.Errorf("scoped listing saw %d WAL files, the full one %d: want some, fewer", n, full.WALFiles)
+	}
+	if scoped.NewestSegment != nil && scoped.NewestSegment.File == far {
+		t.Errorf("scoped listing listed %s, which no backup needs", far)
+	}
+	if got := c.Counts(); got.List < 2 || got.Listed >= int64(len(full.Backups)*4)+full.WALFiles {
+		t.Errorf("scoped listing: %+v; want backups/ and the backups' WAL, not every object", got)
+	}
+	// Options that need all of wal/ override it.
+	all, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true, WALObjects: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.WALFiles != full.WALFiles {
+		t.Errorf("BackupsOnly with WALObjects saw %d WAL files, want all %d", all.WALFiles, full.WALFiles)
 	}
 }

@@ -130,7 +130,8 @@ var costOrder = []string{"backup-list", "verify", "delete (dry run)", "delete --
 
 // TestListingCost: every command lists the repository once (delete
 // --confirm also lists each deleted backup's marks, read again just before
-// it goes), and reads walvault.json once.
+// it goes), and reads walvault.json once; backup-list lists backups/ and
+// only the WAL of each backup, not the whole archive.
 func TestListingCost(t *testing.T) {
 	const segments, backups = 200, 5
 	costs := commandCosts(t, costRepo(t, segments, backups))
@@ -138,14 +139,20 @@ func TestListingCost(t *testing.T) {
 		c := costs[name]
 		t.Logf("%s: %s", name, c)
 		wantLists := 1
-		if name == "delete --confirm" {
+		switch name {
+		case "delete --confirm":
 			wantLists += backups - 2 // REDUNDANCY 2
+		case "backup-list":
+			wantLists += backups // each backup's WAL range, far apart here
 		}
 		if c.List != int64(wantLists) {
 			t.Errorf("%s: %d List calls, want %d", name, c.List, wantLists)
 		}
 		if c.Listed > int64(segments+backups*4+1+(wantLists-1)*3) {
 			t.Errorf("%s listed %d objects: more than one pass over the %d objects", name, c.Listed, segments+backups*4+1)
+		}
+		if name == "backup-list" && c.Listed > segments/2 {
+			t.Errorf("backup-list listed %d objects, over half of the %d segments: it needs only each backup's", c.Listed, segments)
 		}
 		// walvault.json and one manifest per backup; verify adds nothing
 		// (no history file here), delete's dry run one Stat per backup it

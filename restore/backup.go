@@ -196,7 +196,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 
 	// b reads through delete markers, so its listing shows hidden
 	// objects too: a backup or segment a marker hides still restores.
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{})
+	// Only an LSN target needs the whole archive (where it ends); the
+	// others need the backups and the WAL that decides their status.
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: t.LSN == nil})
 	if err != nil {
 		return res, err
 	}

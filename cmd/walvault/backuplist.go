@@ -110,7 +110,7 @@ func backupType(m *repository.BackupManifest) string {
 }
 
 func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
-	inv, err := repository.LoadInventory(s.ctx, s.b, repository.LoadOptions{})
+	inv, err := repository.LoadInventory(s.ctx, s.b, repository.LoadOptions{BackupsOnly: true})
 	if err != nil {
 		return err
 	}
