@@ -20,9 +20,10 @@ import (
 // Inventory is one listing of a repository turned into a model: what
 // retention, verify, the exporter, check, backup-list and restore read the
 // repository through. LoadInventory builds it with one pass over the
-// bucket (plus the hidden-object listing when asked), then reads only the
-// small objects the model needs: walvault.json, each backup's manifest
-// and, when asked, the timeline history files.
+// bucket (plus the hidden-object listing when asked; or, for callers that
+// need only the backups, a pass over backups/ and their WAL ranges), then
+// reads only the small objects the model needs: walvault.json, each
+// backup's manifest and, when asked, the timeline history files.
 type Inventory struct {
 	Location string
 	// Identity is walvault.json; nil when the repository has none
@@ -197,7 +198,8 @@ type LoadOptions struct {
 	// restore or backup-list of a repository with a million segments lists
 	// a page per backup instead of a thousand pages. Everything else the
 	// inventory counts (WAL, partials, drills, strays, usage, ArchiveEnd)
-	// then describes only what was listed. Ignored with WALObjects or
+	// then describes only what was listed, and a backup's WAL.Beyond knows
+	// only the segment after its stop_wal. Ignored with WALObjects or
 	// Histories, which need all of wal/.
 	BackupsOnly bool
 }
