@@ -23,8 +23,8 @@ type Target struct {
 	// Inclusive is recovery_target_inclusive (time, xid and lsn targets
 	// only); nil leaves PostgreSQL's default (true).
 	Inclusive *bool
-	// Timeline is recovery_target_timeline: "latest" (also when empty),
-	// "current", or a timeline number.
+	// Timeline is recovery_target_timeline: "latest", "current", or a
+	// timeline number; empty: "current" with Immediate, else "latest".
 	Timeline string
 	// Action is recovery_target_action: "pause" (PostgreSQL's default when
 	// empty), "promote" or "shutdown". Only with a target.

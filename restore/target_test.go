@@ -185,8 +185,12 @@ func TestRenderRecoveryConf(t *testing.T) {
 			want: `recovery_target_name = 'it''s \\ done'` + "\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'pause'\n",
 		},
 		{
-			name: "immediate", target: Target{Immediate: true, Action: "promote"},
-			want: "recovery_target = 'immediate'\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
+			name: "immediate follows the backup's own timeline", target: Target{Immediate: true, Action: "promote"},
+			want: "recovery_target = 'immediate'\nrecovery_target_timeline = 'current'\nrecovery_target_action = 'promote'\n",
+		},
+		{
+			name: "immediate with a timeline given", target: Target{Immediate: true, Timeline: "latest"},
+			want: "recovery_target = 'immediate'\nrecovery_target_timeline = 'latest'\n",
 		},
 		{name: "line break", cmd: "a\nb", wantErr: "restore_command: configuration value"},
 	}

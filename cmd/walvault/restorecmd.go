@@ -202,7 +202,7 @@ func (t *targetOptions) flags(actionUsage string) []cli.Flag {
 		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)", Destination: &t.TargetName},
 		&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent", Destination: &t.TargetImmediate},
 		&cli.BoolFlag{Name: "target-inclusive", Value: true, Usage: "stop just after the target (true) or just before it (false)", Destination: &t.TargetInclusive},
-		&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "timeline to follow: latest, current, or a number", Destination: &t.TargetTimeline},
+		&cli.StringFlag{Name: "target-timeline", Usage: "timeline to follow: latest, current, or a number (default: current with --target-immediate, the backup's own; else latest)", Destination: &t.TargetTimeline},
 		&cli.StringFlag{Name: "target-action", Usage: actionUsage, Destination: &t.TargetAction},
 	}
 }
