@@ -249,20 +249,39 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 			})
 		}
 	}()
-	id, err := LoadIdentity(ctx, b)
-	<-hiddenDone
-	var content *identityError
-	switch {
-	case err == nil:
-		inv.Identity = &id
-		if inv.WAL, err = NewWALIndex(id.WALSegmentSize); err != nil {
+	// Listing backups/ alone needs no identity (the segment size is for
+	// keys under wal/): then walvault.json is read during that listing.
+	type identityRead struct {
+		id  Identity
+		err error
+	}
+	read := make(chan identityRead, 1)
+	go func() {
+		id, err := LoadIdentity(ctx, b)
+		read <- identityRead{id, err}
+	}()
+	useIdentity := func() error {
+		r := <-read
+		var content *identityError
+		switch err := r.err; {
+		case err == nil:
+			inv.Identity = &r.id
+			if inv.WAL, err = NewWALIndex(r.id.WALSegmentSize); err != nil {
+				inv.IdentityErr = err
+			}
+		case errors.Is(err, storage.ErrNotFound):
+		case errors.As(err, &content):
 			inv.IdentityErr = err
+		default:
+			return fmt.Errorf("read %s from %s: %w", IdentityKey, b.Location(), err)
 		}
-	case errors.Is(err, storage.ErrNotFound):
-	case errors.As(err, &content):
-		inv.IdentityErr = err
-	default:
-		return nil, fmt.Errorf("read %s from %s: %w", IdentityKey, b.Location(), err)
+		return nil
+	}
+	<-hiddenDone
+	if !opts.backupsOnly() {
+		if err := useIdentity(); err != nil {
+			return nil, err
+		}
 	}
 
 	l := &lister{inv: inv, opts: opts, hidden: hidden, listed: map[string]bool{}}
@@ -272,6 +291,11 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 	}
 	if err := b.List(ctx, listed, l.visit); err != nil {
 		return nil, fmt.Errorf("list %s: %w", b.Location(), err)
+	}
+	if opts.backupsOnly() {
+		if err := useIdentity(); err != nil {
+			return nil, err
+		}
 	}
 	for _, h := range inv.Hidden {
 		if l.listed[h.Key] {

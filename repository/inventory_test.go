@@ -292,3 +292,45 @@ func TestLoadInventoryBackupsOnly(t *testing.T) {
 		t.Errorf("BackupsOnly with WALObjects saw %d WAL files, want all %d", all.WALFiles, full.WALFiles)
 	}
 }
+
+// overlapProbe holds the read of walvault.json until a listing starts (or
+// patience runs out) and records whether one did.
+type overlapProbe struct {
+	storage.Backend
+	listing    chan struct{}
+	once       sync.Once
+	overlapped bool
+}
+
+func (o *overlapProbe) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	o.once.Do(func() { close(o.listing) })
+	return o.Backend.List(ctx, prefix, fn)
+}
+
+func (o *overlapProbe) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if key == repository.IdentityKey {
+		select {
+		case <-o.listing:
+			o.overlapped = true
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return o.Backend.Get(ctx, key)
+}
+
+// TestLoadInventoryBackupsOnlyReadsIdentityWhileListing: listing backups/
+// needs no segment size, so walvault.json is read meanwhile, a round trip
+// less before a restore's first byte.
+func TestLoadInventoryBackupsOnlyReadsIdentityWhileListing(t *testing.T) {
+	probe := &overlapProbe{Backend: inventoryFixture(t), listing: make(chan struct{})}
+	inv, err := repository.LoadInventory(context.Background(), probe, repository.LoadOptions{BackupsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !probe.overlapped {
+		t.Error("walvault.json was read before the listing started, not during it")
+	}
+	if inv.Identity == nil || inv.WAL == nil || len(inv.Backups) == 0 || inv.Backups[0].Status() != repository.StatusDone {
+		t.Errorf("identity %+v, backups %+v", inv.Identity, inv.Backups)
+	}
+}
