@@ -113,27 +113,57 @@ func (h *HiddenReader) warnHidden(key string) {
 // List merges the keys hidden under prefix into the listing, in key order,
 // so a hidden backup manifest or WAL segment is seen by the catalog. The
 // hidden keys are gathered first: their number is what an attacker hid,
-// not the size of the repository.
+// not the size of the repository. The listing starts meanwhile (a round
+// trip less on a distant endpoint); what it returns before the hidden keys
+// are all known waits in a buffer of a page, and past that the listing
+// waits. Nothing reaches fn before the hidden keys are known, so a failed
+// versions listing fails the List before any delivery.
 func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	const maxPending = 1000
 	var hidden []HiddenObject
-	err := h.v.ListHidden(ctx, prefix, func(o HiddenObject) error {
-		hidden = append(hidden, o)
+	var hiddenErr error
+	done := make(chan struct{})
+	hctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	go func() {
+		defer close(done)
+		hiddenErr = h.v.ListHidden(hctx, prefix, func(o HiddenObject) error {
+			hidden = append(hidden, o)
+			return nil
+		})
+	}()
+	known := false
+	settle := func() error {
+		<-done
+		known = true
+		switch {
+		case hiddenErr != nil && IsPermanent(hiddenErr):
+			h.log.Warn("cannot list objects hidden by delete markers; listing only the visible ones",
+				"prefix", strconv.Quote(prefix), "error", hiddenErr, "hint", "let walvault's credentials list object versions (s3:ListBucketVersions)")
+			hidden = nil
+		case hiddenErr != nil:
+			return hiddenErr
+		}
+		slices.SortFunc(hidden, func(a, b HiddenObject) int { return strings.Compare(a.Key, b.Key) })
 		return nil
-	})
-	switch {
-	case err != nil && IsPermanent(err):
-		h.log.Warn("cannot list objects hidden by delete markers; listing only the visible ones",
-			"prefix", strconv.Quote(prefix), "error", err, "hint", "let walvault's credentials list object versions (s3:ListBucketVersions)")
-		hidden = nil
-	case err != nil:
-		return err
 	}
-	slices.SortFunc(hidden, func(a, b HiddenObject) int { return strings.Compare(a.Key, b.Key) })
+	// Buffered keys reach fn after the listing that found them: a context
+	// cancelled meanwhile (by fn, say) stops the delivery as it would the
+	// listing.
+	call := func(oi ObjectInfo) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(oi)
+	}
 	deliver := func(o HiddenObject) error {
 		h.warnHidden(o.Key)
-		return fn(ObjectInfo{Key: o.Key, Size: o.Size, RetainUntil: o.RetainUntil})
+		return call(ObjectInfo{Key: o.Key, Size: o.Size, RetainUntil: o.RetainUntil})
 	}
-	err = h.Backend.List(ctx, prefix, func(oi ObjectInfo) error {
+	merge := func(oi ObjectInfo) error {
 		for len(hidden) > 0 && hidden[0].Key <= oi.Key {
 			o := hidden[0]
 			hidden = hidden[1:]
@@ -144,10 +174,44 @@ func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectIn
 				return err
 			}
 		}
-		return fn(oi)
+		return call(oi)
+	}
+	var pending []ObjectInfo
+	flush := func() error {
+		if err := settle(); err != nil {
+			return err
+		}
+		for _, oi := range pending {
+			if err := merge(oi); err != nil {
+				return err
+			}
+		}
+		pending = nil
+		return nil
+	}
+	err := h.Backend.List(ctx, prefix, func(oi ObjectInfo) error {
+		if !known {
+			select {
+			case <-done:
+			default:
+				if len(pending) < maxPending {
+					pending = append(pending, oi)
+					return nil
+				}
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		return merge(oi)
 	})
 	if err != nil {
 		return err
+	}
+	if !known {
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 	for _, o := range hidden {
 		if err := deliver(o); err != nil {
