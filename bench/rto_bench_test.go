@@ -91,7 +91,7 @@ t0=$(date +%s.%N)
 ` + step + `
 t1=$(date +%s.%N)
 $AS "$PGBIN/pg_ctl" -D "$D" -l "$RUN/postgres.log" -w -t 600 -s \
-  -o "-c port=$PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN -c archive_mode=off" start
+  -o "-c port=$PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN -c archive_mode=off -c log_line_prefix='%m '" start
 t2=$(date +%s.%N)
 q() { "$PSQL" -h "$RUN" -p "$PORT" -U postgres -d postgres -XAtq "$@"; }
 i=0
@@ -128,6 +128,10 @@ echo "rto: restore $t0 $t1 started $t2 read-write $t3"
 				return 0, err
 			}
 			logPhases(b, out)
+			if os.Getenv(rtoLogEnv) != "" {
+				log, _ := os.ReadFile(filepath.Join(run, "postgres.log"))
+				fmt.Fprintf(os.Stderr, "%s: server log:\n%s", b.Name(), log) // b.Logf would cut it short
+			}
 			return 0, removeRetrying(parent)
 		},
 	}
@@ -168,6 +172,10 @@ func removeRetrying(dir string) error {
 func shq(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// rtoLogEnv, when set, makes BenchmarkRTO log each restored server's log:
+// what its start spent the time on.
+const rtoLogEnv = "WALVAULT_BENCH_RTO_LOG"
 
 // logPhases logs where an RTO iteration's time went, from the script's
 // "rto:" line: the restore, the server start (pg_ctl -w), and the wait
