@@ -3,19 +3,42 @@
 // push or fetch uses both cores instead of hashing and compressing in turn.
 package parhash
 
-import (
-	"hash"
-	"sync"
-)
+import "hash"
 
 const chunkSize = 256 << 10
 
-// chunks is shared by every Writer: one that starts after another ended
-// (a restore hashes its parts one after another, hundreds in a large
-// backup) reuses the chunks the earlier one gave back. With a pool per
-// Writer, each part's chunks became garbage, about 2.5 MiB per part, and
-// a long restore's heap grew to its GC goal on that alone.
-var chunks = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+// free holds the chunks of Writers that ended, for the next ones: a
+// restore hashes its parts one after another, hundreds in a large backup,
+// each with a new Writer. With a sync.Pool per Writer each part's chunks
+// became garbage, about 2.5 MiB a part, which the pool's registration kept
+// alive for up to two collections, so a long restore's live heap grew
+// with the number of parts. It is a bounded free list rather than one
+// shared sync.Pool so that reuse does not depend on the collector (or on
+// the race detector, which makes a Pool drop a quarter of what it is
+// given): at most freeChunks are kept, enough for two Writers at their
+// fullest (a restore hashes the part being read and the next one); the
+// rest is left to the collector.
+var free = make(chan *[]byte, freeChunks)
+
+const freeChunks = 2 * (queueLen + 2)
+
+func getChunk() *[]byte {
+	select {
+	case c := <-free:
+		return c
+	default:
+		b := make([]byte, 0, chunkSize)
+		return &b
+	}
+}
+
+func putChunk(c *[]byte) {
+	*c = (*c)[:0]
+	select {
+	case free <- c:
+	default:
+	}
+}
 
 // Writer is an io.Writer that copies what it is given into pooled chunks and
 // hashes them in order on its own goroutine. Sum waits for the hashing to
@@ -37,8 +60,7 @@ func New(h hash.Hash) *Writer {
 		defer close(w.done)
 		for chunk := range w.work {
 			w.h.Write(chunk)
-			chunk = chunk[:0]
-			chunks.Put(&chunk)
+			putChunk(&chunk)
 		}
 		w.final = w.h.Sum(nil)
 	}()
@@ -49,7 +71,7 @@ func New(h hash.Hash) *Writer {
 func (w *Writer) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		bp := chunks.Get().(*[]byte)
+		bp := getChunk()
 		k := min(len(p), chunkSize)
 		chunk := append((*bp)[:0], p[:k]...)
 		w.work <- chunk
