@@ -93,7 +93,7 @@ t1=$(date +%s.%N)
 $AS "$PGBIN/pg_ctl" -D "$D" -l "$RUN/postgres.log" -w -t 600 -s \
   -o "-c port=$PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$RUN -c archive_mode=off -c log_line_prefix='%m '" start
 t2=$(date +%s.%N)
-q() { "$PSQL" -h "$RUN" -p "$PORT" -U postgres -d postgres -XAtq "$@"; }
+q() { "$PSQL" -h "$RUN" -p "$PORT" -U "$PGSU" -d postgres -XAtq "$@"; }
 i=0
 until [ "$(q -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
   i=$((i+1))
@@ -106,7 +106,7 @@ echo "rto: restore $t0 $t1 started $t2 read-write $t3"
 `
 	cmd := exec.Command("sh", "-c", script, "sh")
 	cmd.Dir = "/"
-	cmd.Env = append(env, "D="+data, "RUN="+run, "PORT="+strconv.Itoa(port), "PGBIN="+pgBin, "PSQL="+psql, "AS="+as, "SU="+su)
+	cmd.Env = append(env, "D="+data, "RUN="+run, "PORT="+strconv.Itoa(port), "PGBIN="+pgBin, "PSQL="+psql, "AS="+as, "SU="+su, "PGSU="+e.pg.User)
 	stop := func() error {
 		if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err != nil {
 			return nil // never started, or stopped
