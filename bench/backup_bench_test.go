@@ -739,11 +739,19 @@ func checkRestored(dir string, remove func(string) error) error {
 // server starts on it, and removes it.
 func (e *backupEnv) restoreOp(b *testing.B, r *backupRepo, id string) op {
 	dir := filepath.Join(e.newDir(b, "restored-"), "pgdata")
+	cmd := e.walvaultCmd(r, "restore", "--pgdata", dir, "--backup", id, "--target-immediate")
+	gctrace := os.Getenv(gctraceEnv) != ""
+	if gctrace {
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
+	}
 	return op{
-		cmd: e.walvaultCmd(r, "restore", "--pgdata", dir, "--backup", id, "--target-immediate"),
+		cmd: cmd,
 		after: func(out string) (int64, error) {
 			if !strings.Contains(out, "restored backup "+id) {
 				return 0, errors.New("restore did not say it restored the backup")
+			}
+			if gctrace {
+				b.Logf("%s", gcSummary(out))
 			}
 			return 0, checkRestored(dir, func(dir string) error { return os.RemoveAll(filepath.Dir(dir)) })
 		},

@@ -9,13 +9,14 @@
 //
 // The package has no code of its own: everything is in wal_bench_test.go,
 // push_bench_test.go, backlog_bench_test.go, keepup_bench_test.go,
-// backup_bench_test.go, receive_bench_test.go, start_bench_test.go and
-// latency_bench_test.go,
+// backup_bench_test.go, rto_bench_test.go, receive_bench_test.go,
+// start_bench_test.go and latency_bench_test.go,
 // so `go test ./...` compiles it and runs nothing (there are no Test
 // functions, and the servers start only when a benchmark needs them).
 //
 //	go test -run '^$' -bench WAL -benchtime 20x ./bench/
 //	go test -run '^$' -bench 'Backup|Restore' -benchtime 1x ./bench/
+//	go test -run '^$' -bench '^BenchmarkRTO$' -benchtime 1x -count 3 ./bench/
 //	go test -run '^$' -bench 'WALPushBacklog|WALFetchRecovery' -benchtime 32x ./bench/
 //	WALVAULT_KEEPUP=1 go test -run '^$' -bench KeepUp -benchtime 1x -timeout 30m ./bench/
 //	./scripts/bench.sh              # all, raw output in bench/results/, ratio table
@@ -112,6 +113,11 @@
 //	BenchmarkRestore/baseline=untar                       tar -xf base.tar (from pg_basebackup -Ft)
 //	BenchmarkRestore/baseline=untar-gz+sync|untar+sync    the same, then sync -f (one syncfs, as walvault restore does)
 //	BenchmarkRestore/walvault=file|s3                     walvault restore --pgdata DIR --backup ID --target-immediate
+//	BenchmarkRTO/baseline=untar-gz                        tar -xzf base.tar.gz and pg_wal.tar.gz (-Ft -z) into DIR and DIR/pg_wal,
+//	                                                      sync -f, pg_ctl start -w, until read-write (below)
+//	BenchmarkRTO/baseline=untar                           the same from pg_basebackup -Ft's base.tar and pg_wal.tar: the floor
+//	BenchmarkRTO/walvault=file|s3                         walvault restore ... --target-immediate --target-action promote,
+//	                                                      pg_ctl start -w, until read-write
 //
 // pg_basebackup gets -c fast because backup-push checkpoints fast by
 // default (pg_basebackup's own default waits for a spread checkpoint);
@@ -120,8 +126,28 @@
 // with CRC32C checksums, and an fsync of its output. backup-push asks for
 // SHA256 manifest checksums and waits until the WAL the backup needs is
 // archived, as a restorable backup requires. A restore is the command
-// alone: no server start, no WAL replay. walvault restore includes
-// pg_verifybackup and an fsync of the result; plain tar does neither.
+// alone: no server start, no WAL replay. walvault restore includes its
+// checks (each part's sha256, each file against backup_manifest as it is
+// written) and one syncfs of the result; plain tar does neither.
+//
+// BenchmarkRTO is the issue's RTO: from an empty directory to a server
+// that accepts writes. After the restore step the script starts the
+// server as the server user (pg_ctl start -w, with its own port and socket
+// directory and archive_mode off on the command line, the same for every
+// variant) and polls with psql every 10 ms until SELECT NOT
+// pg_is_in_recovery() is true, then runs a CREATE TABLE; the server is
+// stopped and the directory removed afterwards, untimed. From the -Ft
+// output the server runs crash recovery from backup_label with the WAL
+// pg_basebackup streamed into pg_wal; from walvault restore it runs
+// archive recovery, fetching the backup's WAL with restore_command
+// (walvault wal-fetch) and promoting at the end of it. Each iteration logs
+// its phases (restore, pg_ctl start -w, the wait for read-write);
+// WALVAULT_BENCH_RTO_LOG=1 also prints each server's log. cpu-s counts the
+// restore step and the psql polls, not the server (pg_ctl does not wait for
+// the postmaster); host-cpu-s counts everything. Target (from the issue),
+// judged by scripts/bench.sh: walvault at most 0.5x the -Ft -z path.
+// WALVAULT_BENCH_GCTRACE=1 runs BenchmarkRestore's restores with
+// GODEBUG=gctrace=1 and logs the largest heap, live heap and GC goal.
 //
 // Setup, once per test binary and only when one of them runs: build
 // walvault, start a Versity gateway and PostgreSQL 15 (archive_mode on,
@@ -143,7 +169,7 @@
 // Each operation counts the database size (sum of pg_database_size), so
 // `go test` prints MB/s of it, and reports per operation: cpu-s, the user
 // and system CPU time of the command and every process it waited for
-// (pg_basebackup's WAL streamer, tar's gzip, restore's pg_verifybackup);
+// (pg_basebackup's WAL streamer, tar's gzip, restore's pg_verifybackup under --verify=pg_verifybackup);
 // host-cpu-s, the busy CPU time of the whole machine meanwhile, from
 // /proc/stat (PostgreSQL's walsender and the S3 gateway included: other
 // load on the machine shows up there too); stored-MiB for backups (the

@@ -5,7 +5,9 @@
 #     segment measured in the same run as baselines;
 #   - backup-push and restore of a pgbench database (scale
 #     WALVAULT_BENCH_SCALE, default 100: about 1.5 GB), with pg_basebackup
-#     -Ft (-z, none, client-lz4) and untar of its output as baselines;
+#     -Ft (-z, none, client-lz4) and untar of its output as baselines; the
+#     RTO (restore, then the server started until it takes a write) against
+#     the same from pg_basebackup -Ft -z's and -Ft's output;
 #   - wal-push of a backlog of .ready segments (upload-concurrency 4 against
 #     0, the serial case) and wal-fetch of a recovery-like sequence (prefetch
 #     8 against 0, and cp from a local directory), in the WAL run;
@@ -29,7 +31,7 @@
 #                   BenchmarkKeepUp with KEEPUP_COUNT, then BenchmarkReceive
 #                   with RECEIVE_COUNT.
 #                   Set: one go test run; BENCHTIME and COUNT then default to
-#                   1x and 1 when BENCH names Backup, Restore or Receive,
+#                   1x and 1 when BENCH names Backup, Restore, RTO or Receive,
 #                   and to 1x and 3 when it names KeepUp (BENCH=KeepUp: the
 #                   keep-up test alone, WALVAULT_KEEPUP=1 is set for it).
 #   BENCHTIME=20x   iterations per WAL benchmark run (go test -benchtime)
@@ -60,7 +62,7 @@ export PATH="$PATH:$(go env GOPATH)/bin"
 # Each run: regexp benchtime count.
 runs=()
 if [ -n "${BENCH:-}" ]; then
-	if printf '%s' "$BENCH" | grep -Eq 'Backup|Restore|Receive'; then
+	if printf '%s' "$BENCH" | grep -Eq 'Backup|Restore|RTO|Receive'; then
 		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-1}")
 	elif printf '%s' "$BENCH" | grep -q 'KeepUp'; then
 		runs+=("$BENCH ${BENCHTIME:-1x} ${COUNT:-3}")
@@ -69,7 +71,7 @@ if [ -n "${BENCH:-}" ]; then
 	fi
 else
 	runs+=("^BenchmarkWAL ${BENCHTIME:-20x} ${COUNT:-3}")
-	runs+=("^Benchmark(Backup|Restore)\$ ${BACKUP_BENCHTIME:-1x} ${BACKUP_COUNT:-1}")
+	runs+=("^Benchmark(Backup|Restore|RTO)\$ ${BACKUP_BENCHTIME:-1x} ${BACKUP_COUNT:-1}")
 	if [ "${KEEPUP_COUNT:-1}" != 0 ]; then
 		runs+=("^BenchmarkKeepUp\$ 1x ${KEEPUP_COUNT:-1}")
 	fi

@@ -3,12 +3,42 @@
 // push or fetch uses both cores instead of hashing and compressing in turn.
 package parhash
 
-import (
-	"hash"
-	"sync"
-)
+import "hash"
 
 const chunkSize = 256 << 10
+
+// free holds the chunks of Writers that ended, for the next ones: a
+// restore hashes its parts one after another, hundreds in a large backup,
+// each with a new Writer. With a sync.Pool per Writer each part's chunks
+// became garbage, about 2.5 MiB a part, which the pool's registration kept
+// alive for up to two collections, so a long restore's live heap grew
+// with the number of parts. It is a bounded free list rather than one
+// shared sync.Pool so that reuse does not depend on the collector (or on
+// the race detector, which makes a Pool drop a quarter of what it is
+// given): at most freeChunks are kept, enough for two Writers at their
+// fullest (a restore hashes the part being read and the next one); the
+// rest is left to the collector.
+var free = make(chan *[]byte, freeChunks)
+
+const freeChunks = 2 * (queueLen + 2)
+
+func getChunk() *[]byte {
+	select {
+	case c := <-free:
+		return c
+	default:
+		b := make([]byte, 0, chunkSize)
+		return &b
+	}
+}
+
+func putChunk(c *[]byte) {
+	*c = (*c)[:0]
+	select {
+	case free <- c:
+	default:
+	}
+}
 
 // Writer is an io.Writer that copies what it is given into pooled chunks and
 // hashes them in order on its own goroutine. Sum waits for the hashing to
@@ -17,7 +47,6 @@ type Writer struct {
 	h     hash.Hash
 	work  chan []byte
 	done  chan struct{}
-	pool  sync.Pool
 	n     int64
 	final []byte
 }
@@ -27,13 +56,11 @@ const queueLen = 8
 // New starts hashing with h. Call Sum exactly once, or Close to abandon.
 func New(h hash.Hash) *Writer {
 	w := &Writer{h: h, work: make(chan []byte, queueLen), done: make(chan struct{})}
-	w.pool.New = func() any { b := make([]byte, 0, chunkSize); return &b }
 	go func() {
 		defer close(w.done)
 		for chunk := range w.work {
 			w.h.Write(chunk)
-			chunk = chunk[:0]
-			w.pool.Put(&chunk)
+			putChunk(&chunk)
 		}
 		w.final = w.h.Sum(nil)
 	}()
@@ -44,7 +71,7 @@ func New(h hash.Hash) *Writer {
 func (w *Writer) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		bp := w.pool.Get().(*[]byte)
+		bp := getChunk()
 		k := min(len(p), chunkSize)
 		chunk := append((*bp)[:0], p[:k]...)
 		w.work <- chunk

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -32,5 +33,33 @@ func TestSumMatchesSequentialHash(t *testing.T) {
 		if !bytes.Equal(got, want[:]) || n != int64(size) {
 			t.Fatalf("size %d: got %x (%d bytes), want %x (%d bytes)", size, got, n, want, size)
 		}
+	}
+}
+
+// TestWritersInTurnReuseChunks: Writers used one after another, as a
+// restore hashes its parts, reuse the chunks of the ones before, so
+// hashing many streams in turn allocates about what one does, not that
+// times their number.
+func TestWritersInTurnReuseChunks(t *testing.T) {
+	data := make([]byte, 4<<20)
+	hashOne := func() {
+		w := New(sha256.New())
+		for off := 0; off < len(data); off += 1 << 20 {
+			w.Write(data[off : off+1<<20])
+		}
+		w.Sum()
+	}
+	hashOne() // fills the free list
+	const writers = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range writers {
+		hashOne()
+	}
+	runtime.ReadMemStats(&after)
+	// Each Writer holds up to queueLen+2 chunks at once (2.5 MiB); what
+	// is left per Writer is its struct, channel and hash.
+	if per := (after.TotalAlloc - before.TotalAlloc) / writers; per > chunkSize {
+		t.Fatalf("each Writer allocated %d bytes on average, more than one %d-byte chunk: Writers in turn do not reuse each other's chunks", per, chunkSize)
 	}
 }

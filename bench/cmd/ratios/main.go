@@ -3,7 +3,9 @@
 // performance targets are judged by, against the baselines measured in the
 // same run: wal-push and wal-fetch time (÷ cp, lz4 -1), backup-push time
 // (÷ pg_basebackup -Ft -z, -Ft with client-side lz4, plain -Ft), restore
-// time (÷ untar of base.tar.gz and of base.tar), and peak RSS; and
+// time (÷ untar of base.tar.gz and of base.tar), RTO, restore until the
+// server accepts a write (÷ the same from pg_basebackup -Ft -z's and -Ft's
+// output), and peak RSS; and
 // wal-receive's RPO and its CPU and peak RSS beside pg_receivewal's.
 //
 //	go run ./bench/cmd/ratios [-strict] FILE...   (or standard input)
@@ -35,6 +37,7 @@ const (
 	targetKeepUpReady    = 2.0 // .ready files waiting under pgbench, at most
 
 	targetBackupSpeedup = 2.0   // backup-push throughput ÷ pg_basebackup -Ft -z's
+	targetRTO           = 0.5   // restore to a read-write server ÷ the same from pg_basebackup -Ft -z's output
 	targetBackupRSSMiB  = 150.0 // backup-push and restore peak RSS, at any database size
 
 	targetReceiveRPO    = 1.0  // seconds: crash time - newest restored commit, --max-lag 1s, under pgbench
@@ -73,17 +76,21 @@ const (
 	restoreTar     = "BenchmarkRestore/baseline=untar"
 	restoreGzSync  = "BenchmarkRestore/baseline=untar-gz+sync"
 	restoreTarSync = "BenchmarkRestore/baseline=untar+sync"
+	rtoGz          = "BenchmarkRTO/baseline=untar-gz"
+	rtoTar         = "BenchmarkRTO/baseline=untar"
 )
 
 var (
 	backupNames  = []string{"BenchmarkBackup/walvault=file", "BenchmarkBackup/walvault=s3"}
 	restoreNames = []string{"BenchmarkRestore/walvault=file", "BenchmarkRestore/walvault=s3"}
+	rtoNames     = []string{"BenchmarkRTO/walvault=file", "BenchmarkRTO/walvault=s3"}
 )
 
-// isBaseBackup reports whether a benchmark is one of BenchmarkBackup and
-// BenchmarkRestore, which get their own table (seconds, CPU, stored size).
+// isBaseBackup reports whether a benchmark is one of BenchmarkBackup,
+// BenchmarkRestore and BenchmarkRTO, which get their own table (seconds,
+// CPU, stored size).
 func isBaseBackup(name string) bool {
-	return strings.HasPrefix(name, "BenchmarkBackup/") || strings.HasPrefix(name, "BenchmarkRestore/")
+	return strings.HasPrefix(name, "BenchmarkBackup/") || strings.HasPrefix(name, "BenchmarkRestore/") || strings.HasPrefix(name, "BenchmarkRTO/")
 }
 
 // result is one benchmark: its metrics (unit -> one value per run) in the
@@ -347,6 +354,14 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			ratio(n, restoreGz), ratio(n, restoreGzSync), ratio(n, restoreTar), ratio(n, restoreTarSync))
 	}
 
+	section(append([]string{rtoTar}, rtoNames...), "RTO time ratios (restore, then the server started until it accepts a write):", "÷ untar-gz", "÷ untar")
+	for _, n := range append([]string{rtoTar}, rtoNames...) {
+		if byName[n] == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%-36s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"), ratio(n, rtoGz), ratio(n, rtoTar))
+	}
+
 	if byName[backlogSerial] != nil || byName[backlogAhead] != nil {
 		fmt.Fprintf(w, "\nwal-push with a backlog of .ready files (one process per segment, .ready -> .done after each, as the archiver):\n")
 		fmt.Fprintf(w, "%-36s %13s %13s\n", "", "segments/s", "÷ lz4-1 time")
@@ -484,6 +499,15 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		speedup := y / x
 		fmt.Fprintf(w, "  %-44s throughput %.2fx pg_basebackup -Ft -z's: target ≥ %.0fx %s\n",
 			strings.TrimPrefix(n, "Benchmark"), speedup, targetBackupSpeedup, verdict(speedup >= targetBackupSpeedup))
+	}
+	for _, n := range rtoNames {
+		x, ok1 := ns(n)
+		y, ok2 := ns(rtoGz)
+		if !ok1 || !ok2 || y == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %-44s RTO %.2fx the pg_basebackup -Ft -z path's: target ≤ %.1fx %s\n",
+			strings.TrimPrefix(n, "Benchmark"), x/y, targetRTO, verdict(x/y <= targetRTO))
 	}
 	for _, n := range append(append([]string(nil), backupNames...), restoreNames...) {
 		r := byName[n]
