@@ -191,8 +191,9 @@ func (s *partStream) fetch(f *partFetch) {
 	defer func() { rc.Close() }() // the last body opened
 	var h partHasher = parhash.New(sha256.New())
 	if part.Encryption != "" || stored != nil {
-		// An encrypted part: OpenBody checks its fingerprint, its own
-		// sha256 pass.
+		// No raw hash: an encrypted part's body (OpenBody) checks its
+		// fingerprint, from a sha256 pass of its own; stored hashes the
+		// others.
 		h = noHash{}
 	}
 	var (
