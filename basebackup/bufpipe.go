@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"hash"
 	"io"
 	"sync"
 )
@@ -20,6 +21,10 @@ type bufPipe struct {
 	once   sync.Once
 	cur    []byte // the chunk being read
 	curBuf []byte // its whole buffer, for the pool
+	// sum, when set, hashes every chunk as the reader takes it: the bytes
+	// that go to storage, without a copy of their own. Read it only once
+	// the reader is done.
+	sum hash.Hash
 }
 
 const (
@@ -113,6 +118,9 @@ func (p *bufPipe) Read(b []byte) (int, error) {
 				return 0, p.werr
 			}
 			return 0, io.EOF
+		}
+		if p.sum != nil {
+			p.sum.Write(c)
 		}
 		p.cur, p.curBuf = c, c[:0]
 	}

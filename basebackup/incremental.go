@@ -139,16 +139,28 @@ func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backen
 		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
 	defer rc.Close()
-	// Decoded the way every part is (its codec recorded with it).
-	r, err := repository.OpenBody(rc, part.Compression, nil, part.Meta())
+	// Decoded the way every part is (its codec recorded with it), and
+	// checked against the sum its record has: of the stored bytes, or of
+	// the raw ones (a parent written before stored sums).
+	stored := repository.NewStoredHash(rc)
+	r, err := repository.OpenBody(stored, part.Compression, nil, part.Meta())
 	if err != nil {
 		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
 	h := &countingHash{Hash: sha256.New()}
 	check := func() error {
-		if got := hex.EncodeToString(h.Sum(nil)); h.n != part.RawSize || got != part.SHA256 {
+		got, want := hex.EncodeToString(h.Sum(nil)), part.SHA256
+		if part.StoredSHA256 != "" {
+			var err error
+			got, _, err = stored.Finish(part.StoredSize)
+			if err != nil {
+				return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+			}
+			want = part.StoredSHA256
+		}
+		if h.n != part.RawSize || got != want {
 			return fmt.Errorf("backup_manifest of parent backup %s in %s has %d bytes with sha256 %s, walvault's manifest says %d bytes with %s: the parent is damaged; take a full backup",
-				parent.ID, b.Location(), h.n, got, part.RawSize, part.SHA256)
+				parent.ID, b.Location(), h.n, got, part.RawSize, want)
 		}
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 )
 
@@ -87,17 +88,29 @@ func TestChooseParent(t *testing.T) {
 }
 
 // TestUploadParentManifest: the stored backup_manifest goes up whole on
-// UPLOAD_MANIFEST; one that is not what walvault's manifest records is
+// UPLOAD_MANIFEST; one that is not what walvault's manifest records (its
+// stored sum, or the raw sum of a parent written before stored sums) is
 // aborted with CopyFail, never handed to the server as complete.
 func TestUploadParentManifest(t *testing.T) {
 	t.Parallel()
+	for name, putPart := range map[string]func(testing.TB, storage.Backend, string, repository.Compression, []byte, []byte) repository.BackupPart{
+		"stored sum": repotest.PutPart, "raw sum": repotest.PutPartRawSum,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testUploadParentManifest(t, putPart)
+		})
+	}
+}
+
+func testUploadParentManifest(t *testing.T, putPart func(testing.TB, storage.Backend, string, repository.Compression, []byte, []byte) repository.BackupPart) {
 	pgm := []byte(strings.Repeat(`{"PostgreSQL-Backup-Manifest-Version": 2}`, 5000))
 	accept := func(string) []pgproto3.BackendMessage {
 		return []pgproto3.BackendMessage{&pgproto3.CopyInResponse{}, pgtest.Complete("UPLOAD_MANIFEST"), pgtest.Ready()}
 	}
 	b := mem.New()
 	parent := repository.BackupManifest{ID: "20260101T000000Z"}
-	parent.PGManifest = repotest.PutPart(t, b, repository.BackupPrefix(parent.ID)+repository.PGManifestName, repository.None, pgm, nil)
+	parent.PGManifest = putPart(t, b, repository.BackupPrefix(parent.ID)+repository.PGManifestName, repository.None, pgm, nil)
 
 	srv := &pgtest.Server{Answer: accept}
 	if err := uploadParentManifest(t.Context(), srv, b, &parent); err != nil {
@@ -108,7 +121,7 @@ func TestUploadParentManifest(t *testing.T) {
 	}
 
 	damaged := parent
-	damaged.PGManifest = repotest.PutPart(t, b, "backups/20260102T000000Z/backup_manifest", repository.None, pgm, append([]byte{'x'}, pgm[1:]...))
+	damaged.PGManifest = putPart(t, b, "backups/20260102T000000Z/backup_manifest", repository.None, pgm, append([]byte{'x'}, pgm[1:]...))
 	srv = &pgtest.Server{Answer: func(string) []pgproto3.BackendMessage {
 		return []pgproto3.BackendMessage{&pgproto3.CopyInResponse{}, pgtest.ErrorMsg("57014", "COPY from stdin failed"), pgtest.Ready()}
 	}}

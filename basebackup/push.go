@@ -299,8 +299,11 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	}
 	m.Type = repository.BackupFull
 	if parent != nil {
-		m.Type, m.Parent, m.FormatVersion = repository.BackupIncremental, parent.ID, repository.IncrementalFormatVersion
+		m.Type, m.Parent = repository.BackupIncremental, parent.ID
 	}
+	// The oldest format that says all of it: an older walvault refuses a
+	// manifest it could misread.
+	m.FormatVersion = m.NeededFormatVersion()
 	var late error
 	if !serverWaits {
 		if src.Slot == "" {

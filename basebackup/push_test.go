@@ -73,8 +73,8 @@ func TestPush(t *testing.T) {
 			t.Errorf("manifest: got id %q, system id %q, label %q, host %q, version %q; want 20261125T103000Z, %s, %q, db-1, test",
 				m.ID, m.SystemID, m.Label, m.Host, m.Walvault, sysid, opts.Label)
 		}
-		if m.PGVersion < 150000 || m.PGVersion >= 160000 || m.WALSegmentSize != 16<<20 || m.FormatVersion != repository.FormatVersion {
-			t.Errorf("manifest: got pg_version %d, wal_segment_size %d, format %d; want 15xxxx, 16 MiB, %d", m.PGVersion, m.WALSegmentSize, m.FormatVersion, repository.FormatVersion)
+		if m.PGVersion < 150000 || m.PGVersion >= 160000 || m.WALSegmentSize != 16<<20 || m.FormatVersion != repository.StoredSumFormatVersion {
+			t.Errorf("manifest: got pg_version %d, wal_segment_size %d, format %d; want 15xxxx, 16 MiB, %d", m.PGVersion, m.WALSegmentSize, m.FormatVersion, repository.StoredSumFormatVersion)
 		}
 		checkPositions(t, m)
 
@@ -500,7 +500,7 @@ func checkPositions(t *testing.T, m repository.BackupManifest) {
 }
 
 // checkPart reads a part back, checks its stored size and the sha256 of its
-// raw bytes against the manifest, and returns the raw bytes.
+// stored bytes against the manifest, and returns the raw bytes.
 func checkPart(t *testing.T, b storage.Backend, p repository.BackupPart) []byte {
 	t.Helper()
 	rc, info, err := b.Get(t.Context(), p.Key)
@@ -523,9 +523,9 @@ func checkPart(t *testing.T, b storage.Backend, p repository.BackupPart) []byte 
 	if err != nil {
 		t.Fatalf("decompress %s: %v", p.Key, err)
 	}
-	sum := sha256.Sum256(raw)
-	if got := hex.EncodeToString(sum[:]); got != p.SHA256 || int64(len(raw)) != p.RawSize {
-		t.Errorf("%s: raw sha256 %s, %d bytes; manifest says %s, %d bytes", p.Key, got, len(raw), p.SHA256, p.RawSize)
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != p.StoredSHA256 || p.SHA256 != "" || int64(len(raw)) != p.RawSize {
+		t.Errorf("%s: stored sha256 %s, %d raw bytes; manifest says %s (raw sha256 %q, want none), %d bytes", p.Key, got, len(raw), p.StoredSHA256, p.SHA256, p.RawSize)
 	}
 	return raw
 }

@@ -204,16 +204,24 @@ func (p *pendingPart) wait() (repository.BackupPart, error) {
 	case p.err != nil:
 		return repository.BackupPart{}, fmt.Errorf("store %s: %w", p.key, p.err)
 	}
+	if p.pipe.sum != nil {
+		// Put read every byte written (unread said so): the sum is of
+		// the whole object as stored.
+		p.part.StoredSHA256 = hex.EncodeToString(p.pipe.sum.Sum(nil))
+	}
 	return p.part, nil
 }
 
-// start streams r through sha256 and the compressor into one conditional
-// Put. The Put runs in its own goroutine, once prev (the previous part's
-// Put; nil: none) has returned, and reads from a bounded pipe what this
-// goroutine writes. sha256 runs on a goroutine of its own (parhash),
-// beside the compressor. start returns once r is read to its end (or
-// failed); the Put may still be running: pendingPart.wait waits for it. If
-// either side fails, closing the pipe ends the other.
+// start streams r through the compressor into one conditional Put. The
+// Put runs in its own goroutine, once prev (the previous part's Put; nil:
+// none) has returned, and reads from a bounded pipe what this goroutine
+// writes. The part's sha256 is of its stored bytes, taken by the pipe as
+// the Put reads them (on the Put's goroutine, beside the compressor, and
+// over a ninth of the raw bytes with lz4); an encrypted part instead
+// hashes its raw bytes on a goroutine of its own (parhash), for its
+// fingerprints. start returns once r is read to its end (or failed); the
+// Put may still be running: pendingPart.wait waits for it. If either side
+// fails, closing the pipe ends the other.
 func (u *uploader) start(ctx context.Context, key string, r io.Reader, c repository.Compression, prev *pendingPart) (*pendingPart, error) {
 	if err := storage.ValidateKey(key); err != nil {
 		return nil, err
@@ -264,10 +272,15 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 	}()
 
 	stored := &countingWriter{w: pipe, ctx: ctx}
-	h := parhash.New(sha256.New())
-	src := &sourceReader{r: io.TeeReader(r, h)}
+	src := &sourceReader{r: r}
+	var rawHash *parhash.Writer
+	if codec.Encrypted() {
+		rawHash = parhash.New(sha256.New())
+		src.r = io.TeeReader(r, rawHash)
+	} else {
+		pipe.sum = sha256.New()
+	}
 	raw, copyErr := compressInto(stored, src, codec)
-	sum, _ := h.Sum()
 	if cerr := pipe.CloseWrite(copyErr); copyErr == nil { // nil: the Put sees EOF
 		copyErr = cerr
 	}
@@ -276,17 +289,18 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 		p.err = p.srcErr
 	}
 	p.raw = raw
+	// StoredSHA256 is added by wait, once the Put has read every byte.
 	p.part = repository.BackupPart{
 		Key:         key,
 		Compression: c,
 		RawSize:     raw,
 		StoredSize:  stored.n,
-		SHA256:      hex.EncodeToString(sum),
 	}
-	if codec.Encrypted() {
+	if rawHash != nil {
 		// No plaintext sha256 in the clear manifest: see Codec.Describe.
 		// The fingerprints come from it, not from a second pass.
-		p.part.SHA256, p.part.Encryption, p.part.Fingerprints = "", crypt.Scheme, u.recipients.FingerprintsOf(sum)
+		sum, _ := rawHash.Sum()
+		p.part.Encryption, p.part.Fingerprints = crypt.Scheme, u.recipients.FingerprintsOf(sum)
 	}
 	return p, nil
 }

@@ -105,6 +105,34 @@ const (
 // it as too new, instead of restoring the incremental as if it were full.
 const IncrementalFormatVersion = 2
 
+// StoredSumFormatVersion is the format_version of a manifest whose parts
+// carry StoredSHA256 (full or incremental: Type and Parent say which). A
+// walvault that knows only raw sums (format 1 or 2) refuses it as too new,
+// rather than calling every part "damaged" for its missing sha256; a
+// walvault older than incremental backups refuses an incremental one too.
+// It is the newest format this walvault reads.
+const StoredSumFormatVersion = 3
+
+// NeededFormatVersion is the lowest format_version that describes m:
+// StoredSumFormatVersion once any part carries a stored sum, else
+// IncrementalFormatVersion for an incremental backup, else FormatVersion.
+func (m *BackupManifest) NeededFormatVersion() int {
+	if m.PGManifest.StoredSHA256 != "" {
+		return StoredSumFormatVersion
+	}
+	for _, a := range m.Archives {
+		for _, p := range a.Parts {
+			if p.StoredSHA256 != "" {
+				return StoredSumFormatVersion
+			}
+		}
+	}
+	if m.IsIncremental() {
+		return IncrementalFormatVersion
+	}
+	return FormatVersion
+}
+
 // IsIncremental reports whether m builds on a parent backup (false for nil).
 func (m *BackupManifest) IsIncremental() bool { return m != nil && m.Parent != "" }
 
@@ -125,9 +153,17 @@ type BackupPart struct {
 	Compression Compression `json:"compression"`
 	RawSize     int64       `json:"raw_size"`
 	StoredSize  int64       `json:"stored_size"`
-	SHA256      string      `json:"sha256"` // of the raw bytes; empty when encrypted
+	// StoredSHA256 is the sha256 of the object as stored (compressed):
+	// what backup-push writes for an unencrypted part. It proves every
+	// stored byte, so the decoded bytes are the ones backup-push wrote;
+	// the codec's frame checksum and PostgreSQL's backup_manifest check
+	// them again as restore decodes and writes them.
+	StoredSHA256 string `json:"stored_sha256,omitempty"`
+	// SHA256 is the sha256 of the raw (decompressed) bytes, as walvault
+	// before format StoredSumFormatVersion wrote it; still read.
+	SHA256 string `json:"sha256,omitempty"`
 	// Encryption and Fingerprints describe an encrypted part (see
-	// Codec.Describe): its plaintext's keyed fingerprints replace SHA256.
+	// Codec.Describe): its plaintext's keyed fingerprints replace the sums.
 	Encryption   string `json:"encryption,omitempty"`
 	Fingerprints string `json:"fingerprints,omitempty"`
 }
@@ -181,8 +217,8 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 	if err := json.Unmarshal(data, &m); err != nil {
 		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, b.Location(), err)}
 	}
-	if m.FormatVersion > IncrementalFormatVersion {
-		return BackupManifest{}, &manifestError{fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, IncrementalFormatVersion)}
+	if m.FormatVersion > StoredSumFormatVersion {
+		return BackupManifest{}, &manifestError{fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, StoredSumFormatVersion)}
 	}
 	if (m.Type == BackupIncremental) != (m.Parent != "") || (m.Parent != "" && ValidateBackupID(m.Parent) != nil) {
 		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s says type %q with parent %q: the repository is damaged", id, m.Type, m.Parent)}

@@ -3,7 +3,8 @@
 // and a Parse/Format pair per kind; the builders are in layout.go,
 // partial.go, backup.go, marks.go), the repository identity written once by
 // the first push (identity.go) with its Object Lock policy (lock.go), how
-// object bodies are compressed (compression.go) and encrypted
+// object bodies are compressed (compression.go) and checksummed
+// (partsum.go: a backup part's sha256 over its stored bytes) and encrypted
 // (encryption.go: Codec and OpenBody, the one place bodies are encoded and
 // decoded), and which of its objects a delete marker hides (hidden.go).
 //

@@ -104,6 +104,9 @@ type fixture struct {
 	// manifestSysID, when set, makes PostgreSQL's manifest version 2 (as
 	// PostgreSQL 17 and later write it) with this System-Identifier.
 	manifestSysID uint64
+	// rawSums records each part's raw sha256, as walvault did before
+	// stored sums.
+	rawSums bool
 }
 
 // baseEntries is a small data directory: what PostgreSQL's base.tar holds.
@@ -239,7 +242,7 @@ func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupM
 		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)
 		repotest.Put(t, b, key, []byte("segment"))
 	}
-	bk := repotest.Backup{Manifest: m, PartSize: f.partSize, Tamper: f.tamper, Compression: f.compression}
+	bk := repotest.Backup{Manifest: m, PartSize: f.partSize, Tamper: f.tamper, Compression: f.compression, RawSums: f.rawSums}
 	for _, fa := range f.archives {
 		bk.Archives = append(bk.Archives, repotest.Archive{Name: fa.name, TablespaceOID: fa.oid, TablespaceLocation: fa.location, Data: buildTar(t, fa.entries)})
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -176,15 +177,24 @@ func (s *partStream) fetch(f *partFetch) {
 		}
 	}
 	part := f.part
-	body, rc, err := s.open(part)
+	// A part with a stored sum is hashed as its stored bytes are read
+	// (stored); one from an older backup on its raw bytes (h).
+	var stored *storedCheck
+	if part.StoredSHA256 != "" {
+		stored = &storedCheck{h: sha256.New()}
+	}
+	body, rc, err := s.open(part, stored)
 	if err != nil {
 		send(fetched{err: err})
 		return
 	}
 	defer func() { rc.Close() }() // the last body opened
 	var h partHasher = parhash.New(sha256.New())
-	if part.Encryption != "" {
-		h = noHash{} // OpenBody checks its fingerprint, its own sha256 pass
+	if part.Encryption != "" || stored != nil {
+		// No raw hash: an encrypted part's body (OpenBody) checks its
+		// fingerprint, from a sha256 pass of its own; stored hashes the
+		// others.
+		h = noHash{}
 	}
 	var (
 		pending   fetched // withheld: the latest chunk, sent once more follows
@@ -206,12 +216,17 @@ func (s *partStream) fetch(f *partFetch) {
 		} else {
 			partChunks.Put(buf)
 		}
+		if (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) && stored != nil {
+			// The decoder is done; what it left of the stored bytes
+			// (none, unless something follows its frame) counts too.
+			rerr = cmp.Or(stored.drain(part.StoredSize), rerr)
+		}
 		switch {
 		case rerr == nil:
 			continue
 		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
 			sum, _ := h.Sum()
-			if verr := s.verify(part, n, sum); verr != nil {
+			if verr := s.verify(part, n, sum, stored); verr != nil {
 				if pending.buf != nil {
 					partChunks.Put(pending.buf)
 				}
@@ -228,7 +243,7 @@ func (s *partStream) fetch(f *partFetch) {
 			// A download that broke is read again from where it broke.
 			for storage.StreamError(rerr) != nil && refetches < maxPartRefetches {
 				refetches++
-				nbody, nrc, err := s.reopenAt(part, n, refetches)
+				nbody, nrc, err := s.reopenAt(part, stored, n, refetches)
 				if err == nil {
 					rc.Close()
 					body, rc, rerr = nbody, nrc, nil
@@ -257,8 +272,9 @@ const maxPartRefetches = 5
 
 // reopenAt opens part again after its download broke (attempt counts
 // from 1), after a backoff, and skips the skip raw bytes already read. The
-// sha256 of the whole part is still checked at its end.
-func (s *partStream) reopenAt(part repository.BackupPart, skip int64, attempt int) (io.Reader, io.Closer, error) {
+// sha256 of the whole part is still checked at its end (with a stored
+// sum, stored goes on hashing where the broken body stopped).
+func (s *partStream) reopenAt(part repository.BackupPart, stored *storedCheck, skip int64, attempt int) (io.Reader, io.Closer, error) {
 	delay := min(storage.DefaultRetryPolicy.BaseDelay<<(attempt-1), storage.DefaultRetryPolicy.MaxDelay)
 	t := time.NewTimer(delay)
 	select {
@@ -267,7 +283,7 @@ func (s *partStream) reopenAt(part repository.BackupPart, skip int64, attempt in
 		return nil, nil, s.ctx.Err()
 	case <-t.C:
 	}
-	body, rc, err := s.open(part)
+	body, rc, err := s.open(part, stored)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -282,12 +298,13 @@ func (s *partStream) reopenAt(part repository.BackupPart, skip int64, attempt in
 }
 
 // open checks part's record and starts reading it: body is its decoded
-// bytes, limited to RawSize+1; rc is what to close.
-func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, error) {
+// bytes, limited to RawSize+1; rc is what to close. stored, when not nil,
+// hashes the stored bytes on their way to the decoder.
+func (s *partStream) open(part repository.BackupPart, stored *storedCheck) (io.Reader, io.Closer, error) {
 	if !strings.HasPrefix(part.Key, repository.BackupPrefix(s.backupID)) {
 		return nil, nil, fmt.Errorf("%w: the manifest of backup %s lists part %q outside the backup's folder %s: the manifest is damaged", ErrCorrupt, s.backupID, part.Key, repository.BackupPrefix(s.backupID))
 	}
-	if part.RawSize < 0 || (len(part.SHA256) != sha256.Size*2 && (part.Encryption == "" || part.Fingerprints == "")) {
+	if part.RawSize < 0 || !part.HasChecksum() {
 		return nil, nil, fmt.Errorf("%w: the manifest of backup %s lists part %s without a valid size and sha256: the manifest is damaged", ErrCorrupt, s.backupID, part.Key)
 	}
 	rc, info, err := s.b.Get(s.ctx, part.Key)
@@ -301,7 +318,12 @@ func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, err
 		rc.Close()
 		return nil, nil, fmt.Errorf("%w: part %s of backup %s in %s has %d bytes, the manifest says %d: the backup is damaged", ErrCorrupt, part.Key, s.backupID, s.b.Location(), info.Size, part.StoredSize)
 	}
-	body, err := repository.OpenBody(storage.TagStreamErrors(rc), part.Compression, s.ids, part.Meta())
+	in := storage.TagStreamErrors(rc)
+	if stored != nil {
+		// Above the tag: a mismatch found here is no storage failure.
+		in = stored.reader(in)
+	}
+	body, err := repository.OpenBody(in, part.Compression, s.ids, part.Meta())
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("part %s of backup %s: %w", part.Key, s.backupID, err)
@@ -309,16 +331,29 @@ func (s *partStream) open(part repository.BackupPart) (io.Reader, io.Closer, err
 	return io.LimitReader(body, part.RawSize+1), rc, nil
 }
 
-// verify checks the size and sha256 of a part read to its end.
-func (s *partStream) verify(part repository.BackupPart, n int64, sum []byte) error {
+// verify checks the size and sha256 of a part read to its end: the sum of
+// its stored bytes (stored, read to their end) when its record has one,
+// else of its raw bytes (rawSum).
+func (s *partStream) verify(part repository.BackupPart, n int64, rawSum []byte, stored *storedCheck) error {
 	if n != part.RawSize {
 		return fmt.Errorf("%w: part %s of backup %s from %s decompressed to %s bytes, the manifest says %d: the backup is damaged; restore another backup",
 			ErrCorrupt, part.Key, s.backupID, s.b.Location(), sizeWord(n, part.RawSize), part.RawSize)
 	}
+	got, want := hex.EncodeToString(rawSum), part.SHA256
+	if stored != nil {
+		if err := stored.complete(); err != nil {
+			return fmt.Errorf("%w: part %s of backup %s from %s: %w: the backup is damaged; restore another backup", ErrCorrupt, part.Key, s.backupID, s.b.Location(), err)
+		}
+		got, want = hex.EncodeToString(stored.h.Sum(nil)), part.StoredSHA256
+		if stored.n != part.StoredSize {
+			return fmt.Errorf("%w: part %s of backup %s from %s has %s stored bytes, the manifest says %d: the backup is damaged; restore another backup",
+				ErrCorrupt, part.Key, s.backupID, s.b.Location(), sizeWord(stored.n, part.StoredSize), part.StoredSize)
+		}
+	}
 	// An encrypted part has no sha256: OpenBody checked its fingerprint.
-	if got := hex.EncodeToString(sum); part.Encryption == "" && got != part.SHA256 {
+	if (part.Encryption == "" || stored != nil) && got != want {
 		return fmt.Errorf("%w: part %s of backup %s from %s has sha256 %s, the manifest says %s: the backup is damaged; restore another backup",
-			ErrCorrupt, part.Key, s.backupID, s.b.Location(), got, part.SHA256)
+			ErrCorrupt, part.Key, s.backupID, s.b.Location(), got, want)
 	}
 	return nil
 }

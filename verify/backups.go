@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"github.com/walvault/walvault/internal/units"
 	"sort"
@@ -170,7 +169,9 @@ func (s *scan) manifestProblems(m repository.BackupManifest) []string {
 }
 
 // validPart reports whether a part's manifest entry can be checked: a key
-// inside the backup's folder, a known compression, sizes and a sha256.
+// inside the backup's folder, a known compression, sizes and a checksum
+// (the stored sha256, the raw one of older backups, or an encrypted part's
+// fingerprints).
 func validPart(p repository.BackupPart, id string) bool {
 	if !strings.HasPrefix(p.Key, repository.BackupPrefix(id)) || storage.ValidateKey(p.Key) != nil {
 		return false
@@ -178,5 +179,5 @@ func validPart(p repository.BackupPart, id string) bool {
 	if _, err := repository.ParseCompression(string(p.Compression)); err != nil {
 		return false
 	}
-	return p.RawSize >= 0 && p.StoredSize >= 0 && len(p.SHA256) == sha256.Size*2
+	return p.RawSize >= 0 && p.StoredSize >= 0 && p.HasChecksum()
 }

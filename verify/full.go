@@ -54,7 +54,7 @@ func (s *scan) worker(ctx context.Context) error {
 // gave.
 type readResult struct {
 	stored, raw int64
-	sha256      string
+	sha256      string // of the raw bytes, or with storedSum of the stored ones
 	// decodeErr: the body did not decompress (damaged data, not a storage
 	// failure).
 	decodeErr error
@@ -64,27 +64,50 @@ type readResult struct {
 // most limit+1 raw bytes. Storage failures are returned as errors; a body
 // that does not decode is a result.
 //
+// With storedLimit >= 0 the sha256 is of the stored bytes instead (a
+// backup part with a stored sum): all of them, also any the decoder left
+// after its frame, up to storedLimit+1; the raw bytes are only counted.
+//
 // An encrypted object (meta says so) is decrypted with ids first, and its
 // keyed fingerprint checked at its end (repository.OpenBody): a mismatch
 // or a changed ciphertext is a decodeErr. No identity for it is an error:
 // its content cannot be verified.
-func readThrough(rc io.Reader, c repository.Compression, limit int64, ids *crypt.Identities, meta map[string]string) (readResult, error) {
+func readThrough(rc io.Reader, c repository.Compression, limit, storedLimit int64, ids *crypt.Identities, meta map[string]string) (readResult, error) {
 	counted := &countingReader{r: rc}
-	body, err := repository.OpenBody(storage.TagStreamErrors(counted), c, ids, meta)
+	var in io.Reader = counted
+	var stored *repository.StoredHash
+	if storedLimit >= 0 {
+		stored = repository.NewStoredHash(counted)
+		in = stored
+	}
+	body, err := repository.OpenBody(storage.TagStreamErrors(in), c, ids, meta)
 	if errors.Is(err, crypt.ErrTampered) {
 		return readResult{decodeErr: err}, nil
 	}
 	if err != nil {
 		return readResult{}, err
 	}
+	// The raw bytes of a part summed on its stored bytes are only counted.
 	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(body, limit+1))
-	res := readResult{raw: n, sha256: hex.EncodeToString(h.Sum(nil))}
+	var raw io.Writer = h
+	if stored != nil {
+		raw = io.Discard
+	}
+	n, err := io.Copy(raw, io.LimitReader(body, limit+1))
+	res := readResult{raw: n}
 	switch {
 	case storage.StreamError(err) != nil:
 		return readResult{}, storage.StreamError(err)
 	case err != nil:
 		res.decodeErr = err
+	}
+	if stored != nil {
+		var serr error
+		if res.sha256, _, serr = stored.Finish(storedLimit); serr != nil {
+			return readResult{}, serr
+		}
+	} else {
+		res.sha256 = hex.EncodeToString(h.Sum(nil))
 	}
 	res.stored = counted.n
 	return res, nil
@@ -123,7 +146,7 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 			Detail: fmt.Sprintf("%s is marked as compressed with %q but its key says %q: it was not written by walvault or was replaced", it.key, mc, it.wal.compression)})
 		return nil
 	}
-	res, err := readThrough(rc, it.wal.compression, wantRaw, s.opts.Identities, info.Metadata)
+	res, err := readThrough(rc, it.wal.compression, wantRaw, -1, s.opts.Identities, info.Metadata)
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", it.key, s.b.Location(), err)
 	}
@@ -165,7 +188,13 @@ func (s *scan) checkPart(ctx context.Context, it fullItem) error {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}
 	defer rc.Close()
-	res, err := readThrough(rc, p.Compression, p.RawSize, s.opts.Identities, p.Meta())
+	// The sum the manifest records: of the stored bytes, or of the raw
+	// ones (a backup written before stored sums).
+	storedLimit, want := int64(-1), p.SHA256
+	if p.StoredSHA256 != "" {
+		storedLimit, want = p.StoredSize, p.StoredSHA256
+	}
+	res, err := readThrough(rc, p.Compression, p.RawSize, storedLimit, s.opts.Identities, p.Meta())
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}
@@ -176,8 +205,8 @@ func (s *scan) checkPart(ctx context.Context, it fullItem) error {
 		why = fmt.Sprintf("does not decompress: %v", res.decodeErr)
 	case res.raw != p.RawSize:
 		why = fmt.Sprintf("decompresses to %s bytes, the manifest says %d", sizeWord(res.raw, p.RawSize), p.RawSize)
-	case p.Encryption == "" && res.sha256 != p.SHA256:
-		why = fmt.Sprintf("has sha256 %s, the manifest says %s", res.sha256, p.SHA256)
+	case p.Encryption == "" && res.sha256 != want:
+		why = fmt.Sprintf("has sha256 %s, the manifest says %s", res.sha256, want)
 	default:
 		return nil
 	}

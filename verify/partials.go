@@ -145,7 +145,7 @@ func (s *scan) checkPartialBody(ctx context.Context, po partialObj) error {
 		damaged(bad)
 		return nil
 	}
-	res, err := readThrough(rc, p.Compression, wantRaw, s.opts.Identities, info.Metadata)
+	res, err := readThrough(rc, p.Compression, wantRaw, -1, s.opts.Identities, info.Metadata)
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}

@@ -75,10 +75,21 @@ func Compress(t testing.TB, c repository.Compression, raw []byte) []byte {
 }
 
 // PutPart stores raw under key compressed with c, and returns the entry a
-// manifest lists for it. When stored is not nil it is what gets compressed
-// and stored, while the entry still describes raw: a part damaged after
-// its checksum was taken.
+// manifest lists for it, as backup-push writes it: the sha256 of the
+// stored bytes. When stored is not nil it is what gets compressed and
+// stored, while the entry still describes raw: a part damaged after its
+// checksum was taken.
 func PutPart(t testing.TB, b storage.Backend, key string, c repository.Compression, raw, stored []byte) repository.BackupPart {
+	t.Helper()
+	p := PutPartRawSum(t, b, key, c, raw, stored)
+	sum := sha256.Sum256(Compress(t, c, raw))
+	p.SHA256, p.StoredSHA256 = "", hex.EncodeToString(sum[:])
+	return p
+}
+
+// PutPartRawSum is PutPart with the entry walvault wrote before stored
+// sums: the sha256 of the raw bytes.
+func PutPartRawSum(t testing.TB, b storage.Backend, key string, c repository.Compression, raw, stored []byte) repository.BackupPart {
 	t.Helper()
 	if stored == nil {
 		stored = raw
@@ -107,6 +118,9 @@ type Backup struct {
 	// Compression, when set, picks each part's codec (archive name, part
 	// index from 0); nil stores every part in lz4.
 	Compression func(archive string, seq int) repository.Compression
+	// RawSums writes the manifest as walvault did before stored sums:
+	// each part with the sha256 of its raw bytes.
+	RawSums bool
 }
 
 // Archive is one tar stream of a Backup.
@@ -123,6 +137,10 @@ type Archive struct {
 func WriteBackup(t testing.TB, b storage.Backend, bk Backup) repository.BackupManifest {
 	t.Helper()
 	m := bk.Manifest
+	putPart := PutPart
+	if bk.RawSums {
+		putPart = PutPartRawSum
+	}
 	for _, fa := range bk.Archives {
 		a := repository.BackupArchive{Name: fa.Name, TablespaceOID: fa.TablespaceOID, TablespaceLocation: fa.TablespaceLocation}
 		data := fa.Data
@@ -140,7 +158,7 @@ func WriteBackup(t testing.TB, b storage.Backend, bk Backup) repository.BackupMa
 			if bk.Compression != nil {
 				c = bk.Compression(fa.Name, seq)
 			}
-			p := PutPart(t, b, repository.BackupPartKey(m.ID, fa.Name, seq, c), c, raw, stored)
+			p := putPart(t, b, repository.BackupPartKey(m.ID, fa.Name, seq, c), c, raw, stored)
 			a.Parts = append(a.Parts, p)
 			m.RawBytes += p.RawSize
 			m.Stored += p.StoredSize
@@ -152,7 +170,9 @@ func WriteBackup(t testing.TB, b storage.Backend, bk Backup) repository.BackupMa
 	if pgm == nil {
 		pgm = []byte("{}")
 	}
-	m.PGManifest = PutPart(t, b, repository.BackupPrefix(m.ID)+repository.PGManifestName, repository.None, pgm, nil)
+	m.PGManifest = putPart(t, b, repository.BackupPrefix(m.ID)+repository.PGManifestName, repository.None, pgm, nil)
+	// The format that says what the parts record, as backup-push sets it.
+	m.FormatVersion = max(m.FormatVersion, m.NeededFormatVersion())
 	if err := repository.WriteBackupManifest(context.Background(), b, m, nil); err != nil {
 		t.Fatal(err)
 	}

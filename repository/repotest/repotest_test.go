@@ -41,9 +41,10 @@ func sum(data []byte) string {
 }
 
 // TestWriteBackup: the backup is cut into parts of PartSize, each stored
-// compressed under its key with the checksum of its raw bytes (also when
-// Tamper changed what was stored), and walvault's manifest, as read back,
-// lists them with their sizes.
+// compressed under its key with the checksum of what backup-push would
+// have stored (also when Tamper changed what was stored), and walvault's
+// manifest, as read back, lists them with their sizes; with RawSums, the
+// checksum of the raw bytes, as older walvaults wrote it.
 func TestWriteBackup(t *testing.T) {
 	ctx := context.Background()
 	const segSize = wal.MinSegmentSize
@@ -79,9 +80,21 @@ func TestWriteBackup(t *testing.T) {
 		raw := tar[i*8 : min(i*8+8, len(tar))]
 		got, _ := read(t, b, p.Key, p.Compression)
 		if p.Key != repository.BackupPartKey(m.ID, "base.tar", i, repository.LZ4) || string(got) != want ||
-			p.SHA256 != sum(raw) || p.RawSize != int64(len(raw)) {
-			t.Errorf("part %d: %+v holds %q, want %q with the checksum of %q", i, p, got, want, raw)
+			p.StoredSHA256 != sum(repotest.Compress(t, repository.LZ4, raw)) || p.SHA256 != "" || p.RawSize != int64(len(raw)) {
+			t.Errorf("part %d: %+v holds %q, want %q with the checksum of %q compressed", i, p, got, want, raw)
 		}
+	}
+	if m.FormatVersion != repository.StoredSumFormatVersion {
+		t.Errorf("manifest with stored sums: format %d, want %d", m.FormatVersion, repository.StoredSumFormatVersion)
+	}
+	old := repotest.WriteBackup(t, repotest.New(t, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", time.Now())), repotest.Backup{
+		Manifest: repository.BackupManifest{FormatVersion: repository.FormatVersion, ID: "20261125T113000Z", SystemID: "7", WALSegmentSize: segSize,
+			StartTimeline: 1, StopTimeline: 1, StartWAL: seg.String(), StopWAL: seg.String()},
+		Archives: []repotest.Archive{{Name: "base.tar", Data: bytes.Clone(tar)}},
+		RawSums:  true,
+	})
+	if p := old.Archives[0].Parts[0]; p.SHA256 != sum(tar) || p.StoredSHA256 != "" || old.PGManifest.SHA256 != sum([]byte("{}")) || old.FormatVersion != repository.FormatVersion {
+		t.Errorf("RawSums: part %+v, backup_manifest %+v, format %d; want raw sums only, format %d", p, old.PGManifest, old.FormatVersion, repository.FormatVersion)
 	}
 	if pgm, _ := read(t, b, m.PGManifest.Key, repository.None); string(pgm) != "{}" {
 		t.Errorf("backup_manifest: got %q, want {}", pgm)
