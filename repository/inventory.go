@@ -199,13 +199,15 @@ type LoadOptions struct {
 	// a page per backup instead of a thousand pages. Everything else the
 	// inventory counts (WAL, partials, drills, strays, usage, ArchiveEnd)
 	// then describes only what was listed, and a backup's WAL.Beyond knows
-	// only the segment after its stop_wal. Ignored with WALObjects or
-	// Histories, which need all of wal/.
+	// only the segment after its stop_wal. Ignored with WALObjects,
+	// Histories or Hidden, which need all of wal/.
 	BackupsOnly bool
 }
 
 // backupsOnly reports whether the load lists only what backups need.
-func (o LoadOptions) backupsOnly() bool { return o.BackupsOnly && !o.WALObjects && !o.Histories }
+func (o LoadOptions) backupsOnly() bool {
+	return o.BackupsOnly && !o.WALObjects && !o.Histories && !o.Hidden
+}
 
 // Cache keeps what never changes in a repository between loads.
 type Cache struct {
