@@ -321,7 +321,7 @@ func encode(f *os.File, name string, c repository.Codec) (body sizedReader, sum 
 	if err != nil {
 		return nil, "", 0, err
 	}
-	hasher := parhash.New(sha256.New())
+	hasher := parhash.New(sha256.New(), nil)
 	_, err = io.Copy(io.MultiWriter(zw, hasher), f)
 	digest, n := hasher.Sum()
 	if err != nil {

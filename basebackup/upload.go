@@ -275,7 +275,7 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 	src := &sourceReader{r: r}
 	var rawHash *parhash.Writer
 	if codec.Encrypted() {
-		rawHash = parhash.New(sha256.New())
+		rawHash = parhash.New(sha256.New(), nil)
 		src.r = io.TeeReader(r, rawHash)
 	} else {
 		pipe.sum = sha256.New()

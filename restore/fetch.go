@@ -184,7 +184,7 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 	// Hash on the other core while this one decompresses and writes. Read
 	// one byte past the expected size, so a body that is too long is caught
 	// without reading an unbounded stream.
-	hasher := parhash.New(h)
+	hasher := parhash.New(h, nil)
 	n, err := io.Copy(io.MultiWriter(tmp, hasher), io.LimitReader(body, want.RawSize+1))
 	digest, _ := hasher.Sum()
 	if err != nil {

@@ -75,6 +75,7 @@ type partStream struct {
 	total    int64             // raw bytes read so far, all parts
 	verified atomic.Int64      // raw offset up to which every part is verified
 	failed   error             // a part failed: the stream is over
+	chunks   *parhash.Chunks   // the raw-sum hashers', shared by the parts in turn
 }
 
 // partFetch is one part being fetched.
@@ -92,7 +93,7 @@ type fetched struct {
 
 func newPartStream(ctx context.Context, b storage.Backend, backupID string, parts []repository.BackupPart) *partStream {
 	ctx, cancel := context.WithCancel(ctx)
-	return &partStream{ctx: ctx, cancel: cancel, b: b, backupID: backupID, parts: parts}
+	return &partStream{ctx: ctx, cancel: cancel, b: b, backupID: backupID, parts: parts, chunks: parhash.NewChunks()}
 }
 
 // fill starts fetches until partsAhead parts beyond the one being read are
@@ -189,7 +190,7 @@ func (s *partStream) fetch(f *partFetch) {
 		return
 	}
 	defer func() { rc.Close() }() // the last body opened
-	var h partHasher = parhash.New(sha256.New())
+	var h partHasher = parhash.New(sha256.New(), s.chunks)
 	if part.Encryption != "" || stored != nil {
 		// No raw hash: an encrypted part's body (OpenBody) checks its
 		// fingerprint, from a sha256 pass of its own; stored hashes the

@@ -18,7 +18,7 @@ import (
 func recordFor(t *testing.T, data []byte) sumRecord {
 	t.Helper()
 	cp := newCheckpointHash(int64(len(data)))
-	w := parhash.New(cp)
+	w := parhash.New(cp, nil)
 	for off := 0; off < len(data); {
 		k := min(len(data)-off, 300_001)
 		w.Write(data[off : off+k])

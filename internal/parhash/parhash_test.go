@@ -15,7 +15,7 @@ func TestSumMatchesSequentialHash(t *testing.T) {
 		for i := range data {
 			data[i] = byte(rng.Uint32())
 		}
-		w := New(sha256.New())
+		w := New(sha256.New(), nil)
 		// Uneven writes, and the caller reusing its buffer after each one.
 		buf := make([]byte, 100_003)
 		for off := 0; off < len(data); {
@@ -42,8 +42,9 @@ func TestSumMatchesSequentialHash(t *testing.T) {
 // times their number.
 func TestWritersInTurnReuseChunks(t *testing.T) {
 	data := make([]byte, 4<<20)
+	chunks := NewChunks()
 	hashOne := func() {
-		w := New(sha256.New())
+		w := New(sha256.New(), chunks)
 		for off := 0; off < len(data); off += 1 << 20 {
 			w.Write(data[off : off+1<<20])
 		}
