@@ -443,12 +443,8 @@ func sortedIDs(ids ...string) []string {
 func TestEncryptedS3(t *testing.T) {
 	r := s3Repo(t)
 	enc, _, leak := encryptedRepo(t, r)
-	pg, _ := archivingServer(t, enc)
-	pg.SQL(t, "CREATE TABLE s3enc (id int PRIMARY KEY, note text); INSERT INTO s3enc SELECT g, 'in the backup' FROM generate_series(1, 1000) g")
-	id := backupPush(t, enc, pg)
-	pg.SQL(t, "INSERT INTO s3enc VALUES (1001, 'after the backup')")
-	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
-	waitDone(t, enc, id)
+	f := newDrillFixture(t, enc) // 1000 rows in the backup, one after it
+	pg, id := f.pg, f.backupID
 
 	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
 	if err != nil {
@@ -463,13 +459,13 @@ func TestEncryptedS3(t *testing.T) {
 	}
 
 	restored := restoreAndStart(t, enc, true)
-	if got := restored.SQL(t, "SELECT count(*) FROM s3enc"); got != "1001" {
+	if got := restored.SQL(t, "SELECT count(*) FROM drilltest"); got != "1001" {
 		t.Fatalf("rows after restore from S3: %s, want 1001", got)
 	}
 	logs := []string{pg.LogTail(1 << 20), restored.LogTail(1 << 20)}
 	restored.Stop(t)
 
-	res := leak.add(walvault(t, enc.env, "drill", "--scratch-dir", testenv.UserDir(t), "--amcheck", "off", "--check-sql", "SELECT * FROM s3enc WHERE id = 1001"))
+	res := leak.add(walvault(t, enc.env, "drill", "--scratch-dir", testenv.UserDir(t), "--amcheck", "off", "--check-sql", "SELECT * FROM drilltest WHERE id = 1001"))
 	if res.code != 0 || !strings.Contains(res.stdout, "drill OK: backup "+id) {
 		t.Fatalf("drill with the identity on S3: %v", res)
 	}
