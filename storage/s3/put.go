@@ -123,13 +123,13 @@ func (b *Backend) readFirst(r io.Reader, sizeHint int64) (data []byte, release f
 			return nil, release, false, err
 		}
 		// The hint was wrong: go on in a part buffer.
-		pb := b.buffers.get()
-		release = func() { b.buffers.put(pb) }
+		pb := b.buffers.Get()
+		release = func() { b.buffers.Put(pb) }
 		copy(*pb, buf)
 		buf, data = *pb, (*pb)[:n]
 	} else {
-		pb := b.buffers.get()
-		release = func() { b.buffers.put(pb) }
+		pb := b.buffers.Get()
+		release = func() { b.buffers.Put(pb) }
 		buf = *pb
 		data = buf[:0]
 	}
@@ -269,8 +269,8 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		case <-gctx.Done():
 			return failUpload(ctx, g, nil)
 		}
-		pb := b.buffers.get()
-		release := func() { b.buffers.put(pb) }
+		pb := b.buffers.Get()
+		release := func() { b.buffers.Put(pb) }
 		n, rerr := io.ReadFull(rest, *pb)
 		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 			release()

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/walvault/walvault/internal/freelist"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -98,7 +99,7 @@ type Backend struct {
 	location    string
 	partSize    int64
 	concurrency int
-	buffers     *partBuffers
+	buffers     *freelist.List // part buffers: a sync.Pool would lose them to the frequent collections of backup-push's soft memory limit
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
 	// multipartRetries gives a request of a multipart upload the SDK's
@@ -216,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Endpoint != "" {
 		b.location += " at " + redactURL(cfg.Endpoint)
 	}
-	b.buffers = newPartBuffers(b.partSize, b.concurrency)
+	b.buffers = freelist.New(int(b.partSize), b.concurrency)
 	return b, nil
 }
 
