@@ -31,7 +31,11 @@ type AheadResult struct {
 	Result // the requested file
 	// Skipped: an earlier wal-push had pushed the file ahead and the record
 	// matched the file on disk, so nothing was uploaded.
-	Skipped     bool
+	Skipped bool
+	// Proof says how the skipped file was proven to be the one pushed:
+	// ProofStat (it had settled before it was read, and its inode and
+	// change time are unchanged) or ProofSHA256 (hashed again).
+	Proof       string
 	Ahead       []Result // files pushed ahead and recorded, in completion order
 	AheadFailed int      // files whose push ahead failed (only logged)
 	AheadBytes  int64    // raw bytes of Ahead
@@ -46,8 +50,8 @@ func statusDir(walDir string) string { return filepath.Join(walDir, "archive_sta
 //
 // Each file pushed ahead is recorded in pg_wal/walvault/pushed only after
 // its upload succeeded. When PostgreSQL later asks for such a file, the
-// record is trusted only if the file on disk still has the recorded size,
-// mtime and sha256 and the repository is the same: then nothing is uploaded.
+// record is trusted only if the repository is the same and the file on disk
+// is provably the one read (pushRecord.check): then nothing is uploaded.
 // Otherwise the file is pushed normally (an identical object is "already
 // archived"; a different one is a conflict, as for any push).
 //
@@ -64,17 +68,17 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	var out AheadResult
 
 	if rec, ok := readRecord(dir, name); ok {
-		match, why, err := rec.matches(path, b.Location())
+		proof, why, err := rec.check(path, b.Location())
 		// Decided: the record has served its purpose either way.
 		if rerr := removeRecord(dir, name); rerr != nil {
 			log.Warn("cannot remove push-ahead record", "segment", name, "err", rerr)
 		}
 		file, cerr := wal.Classify(name)
 		switch {
-		case err == nil && match && cerr == nil:
+		case err == nil && proof != "" && cerr == nil:
 			pruneRecords(dir, walDir, time.Now()) // file times are the real clock
 			out.Result = Result{File: file, Key: rec.Key, RawSize: rec.Size, SHA256: rec.SHA256, AlreadyArchived: true}
-			out.Skipped = true
+			out.Skipped, out.Proof = true, proof
 			return out, nil
 		case err != nil:
 			log.Warn("cannot check push-ahead record; pushing normally", "segment", name, "err", err)
@@ -131,27 +135,33 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 // pushAheadOne pushes one file and records it once it is durable.
 func pushAheadOne(ctx context.Context, b storage.Backend, path, dir string, opts Options) (Result, error) {
 	name := filepath.Base(path)
+	start := time.Now() // the real clock, like the file times it is compared with
 	before, err := os.Stat(path)
 	if err != nil {
 		return Result{}, err
 	}
-	start := time.Now()
 	r, err := Push(ctx, b, path, opts)
 	if err != nil {
 		return Result{}, err
 	}
 	// The record says what was pushed. The sha256 is of the bytes read for
-	// the upload; the later call hashes the file again, so a change at any
-	// time (even one that keeps size and mtime) is caught. A change seen
-	// already here is simply not recorded.
+	// the upload; the later call hashes the file again unless it had
+	// settled before this read (pushRecord.check), so a change at any time
+	// (even one that keeps size and mtime) is caught. A change seen already
+	// here is simply not recorded.
 	after, err := os.Stat(path)
 	if err != nil {
 		return Result{}, err
 	}
-	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || r.RawSize != after.Size() {
+	beforeID, okBefore := identityOf(before)
+	afterID, okAfter := identityOf(after)
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || r.RawSize != after.Size() || beforeID != afterID {
 		return Result{}, fmt.Errorf("%s changed while it was pushed ahead: not recorded", name)
 	}
 	rec := pushRecord{SHA256: r.SHA256, Size: r.RawSize, MTime: after.ModTime().UnixNano(), Repository: b.Location(), Key: r.Key}
+	if okBefore && okAfter {
+		rec.Dev, rec.Inode, rec.CTime, rec.ReadAt = afterID.Dev, afterID.Inode, afterID.CTime, start.UnixNano()
+	}
 	if err := writeRecord(dir, name, rec); err != nil {
 		return Result{}, err
 	}

@@ -150,6 +150,9 @@ func TestPushAheadPushesRecordsAndSkipsLater(t *testing.T) {
 		if !res.Skipped || !res.AlreadyArchived || res.File.String() != n || len(res.Ahead) != 0 {
 			t.Fatalf("call for %s: got %+v, want skipped at once", n, res)
 		}
+		if res.Proof != archive.ProofSHA256 {
+			t.Errorf("call for %s, written just before it was pushed ahead: proven by %q, want %q (hashed again)", n, res.Proof, archive.ProofSHA256)
+		}
 		if _, err := os.Stat(recordPath(walDir, n)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("record of %s after PostgreSQL's call: %v, want it removed", n, err)
 		}
@@ -204,39 +207,114 @@ func TestPushAheadChangedFileIsPushedAgain(t *testing.T) {
 		{"record of another repository", func(t *testing.T, p string) {}, true, false},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			b := mem.New()
-			walDir, names := pgWAL(t, 2)
-			pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(4))
-			rp := recordPath(walDir, names[1])
-			if _, err := os.Stat(rp); err != nil {
-				t.Fatalf("record of %s: %v", names[1], err)
+		// A settled file is one the later call would trust on its inode
+		// and change time: the changes must be seen that way too.
+		for _, settled := range []bool{false, true} {
+			name := tc.name
+			if settled {
+				name += ", settled"
 			}
-			if tc.other {
-				var rec map[string]any
-				json.Unmarshal(readFileT(t, rp), &rec)
-				rec["repository"] = "file:///somewhere/else"
-				data, _ := json.Marshal(rec)
-				os.WriteFile(rp, data, 0o600)
-			}
-			p := filepath.Join(walDir, names[1])
-			tc.change(t, p)
-			res, err := archive.PushAhead(context.Background(), b, p, aheadOpts(4))
-			if res.Skipped {
-				t.Fatalf("PushAhead(%s) after the change: skipped, want pushed again", names[1])
-			}
-			if tc.wantConflict {
-				if !errors.Is(err, archive.ErrConflict) {
-					t.Fatalf("PushAhead(%s) with other content: got %v, want ErrConflict (never silently skipped)", names[1], err)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				b := mem.New()
+				walDir, names := pgWAL(t, 2)
+				if settled {
+					time.Sleep(archive.SettledMargin + 100*time.Millisecond)
 				}
-			} else if err != nil || !res.AlreadyArchived {
-				t.Fatalf("PushAhead(%s): got %+v, %v, want pushed again: already archived", names[1], res, err)
-			}
-			if _, err := os.Stat(rp); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("record after the call: %v, want removed", err)
-			}
-		})
+				pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(4))
+				rp := recordPath(walDir, names[1])
+				if _, err := os.Stat(rp); err != nil {
+					t.Fatalf("record of %s: %v", names[1], err)
+				}
+				if tc.other {
+					var rec map[string]any
+					json.Unmarshal(readFileT(t, rp), &rec)
+					rec["repository"] = "file:///somewhere/else"
+					data, _ := json.Marshal(rec)
+					os.WriteFile(rp, data, 0o600)
+				}
+				p := filepath.Join(walDir, names[1])
+				tc.change(t, p)
+				res, err := archive.PushAhead(context.Background(), b, p, aheadOpts(4))
+				if res.Skipped {
+					t.Fatalf("PushAhead(%s) after the change: skipped, want pushed again", names[1])
+				}
+				if tc.wantConflict {
+					if !errors.Is(err, archive.ErrConflict) {
+						t.Fatalf("PushAhead(%s) with other content: got %v, want ErrConflict (never silently skipped)", names[1], err)
+					}
+				} else if err != nil || !res.AlreadyArchived {
+					t.Fatalf("PushAhead(%s): got %+v, %v, want pushed again: already archived", names[1], res, err)
+				}
+				if _, err := os.Stat(rp); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("record after the call: %v, want removed", err)
+				}
+			})
+		}
+	}
+}
+
+// TestPushAheadSettledFileTrustedOnItsIdentity: a file that had not changed
+// for SettledMargin before it was pushed ahead is trusted later on its inode
+// and change time, without reading it; a copy put in its place, or a record
+// without the identity (an older walvault's), is hashed again.
+func TestPushAheadSettledFileTrustedOnItsIdentity(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	walDir, names := pgWAL(t, 4)
+	time.Sleep(archive.SettledMargin + 100*time.Millisecond)
+	pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(3))
+	done(t, walDir, names[0])
+
+	// Unchanged: proven by its identity.
+	res := pushAhead(t, b, filepath.Join(walDir, names[1]), aheadOpts(3))
+	if !res.Skipped || res.Proof != archive.ProofStat {
+		t.Fatalf("call for the unchanged %s: got skipped %v proven by %q, want skipped, proven by %q", names[1], res.Skipped, res.Proof, archive.ProofStat)
+	}
+	done(t, walDir, names[1])
+
+	// The same bytes and mtime in another file renamed into its place: the
+	// inode and change time differ, so it is hashed, and it matches.
+	p := filepath.Join(walDir, names[2])
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := p + ".copy"
+	if err := os.WriteFile(tmp, readFileT(t, p), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tmp, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	res = pushAhead(t, b, p, aheadOpts(3))
+	if !res.Skipped || res.Proof != archive.ProofSHA256 {
+		t.Fatalf("call for %s replaced by a copy: got skipped %v proven by %q, want skipped, proven by %q", names[2], res.Skipped, res.Proof, archive.ProofSHA256)
+	}
+	done(t, walDir, names[2])
+
+	// A record without the identity, as an older walvault wrote it.
+	rp := recordPath(walDir, names[3])
+	var rec map[string]json.RawMessage // raw: nanosecond times do not survive float64
+	if err := json.Unmarshal(readFileT(t, rp), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"dev", "inode", "ctime_ns", "read_at_ns"} {
+		if _, ok := rec[k]; !ok {
+			t.Fatalf("record of %s has no %q: %v", names[3], k, rec)
+		}
+		delete(rec, k)
+	}
+	data, _ := json.Marshal(rec)
+	if err := os.WriteFile(rp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = pushAhead(t, b, filepath.Join(walDir, names[3]), aheadOpts(3))
+	if !res.Skipped || res.Proof != archive.ProofSHA256 {
+		t.Fatalf("call for %s with an older record: got skipped %v proven by %q, want skipped, proven by %q", names[3], res.Skipped, res.Proof, archive.ProofSHA256)
 	}
 }
 

@@ -22,9 +22,11 @@ import (
 // the repository when the record was written (it is written after the upload
 // returned success). A crash can lose a record (the later call then pushes
 // normally and gets "already archived"), never create one for an object that
-// is not there. A record is trusted only when the file on disk still has the
-// recorded size, mtime and sha256 and the repository is the same one; so a
-// torn or stale record is at worst ignored.
+// is not there. A record is trusted only when the repository is the same
+// one and the file on disk still has the recorded size and mtime, and either
+// the recorded sha256 or, for a file that had settled before it was read
+// (see settledMargin), the recorded inode and change time; so a torn or
+// stale record is at worst ignored.
 const (
 	stateDirName  = "walvault"
 	pushedDirName = "pushed"
@@ -38,7 +40,32 @@ type pushRecord struct {
 	MTime      int64  `json:"mtime_ns"` // the file's mtime when it was read, Unix nanoseconds
 	Repository string `json:"repository"`
 	Key        string `json:"key"`
+	// The file's identity when it was read (Linux only; zero elsewhere and
+	// in records of older walvaults) and when the read began, Unix
+	// nanoseconds: what lets the later call trust a settled file without
+	// reading it.
+	Dev    uint64 `json:"dev,omitempty"`
+	Inode  uint64 `json:"inode,omitempty"`
+	CTime  int64  `json:"ctime_ns,omitempty"`
+	ReadAt int64  `json:"read_at_ns,omitempty"`
 }
+
+// settledMargin: a file whose change time is at least this much older than
+// the moment a push-ahead began reading it is trusted later on its inode and
+// change time alone; a younger one is hashed again. Any write after the read
+// began stamps the file with a later change time: the kernel's clock may lag
+// time.Now by a tick and file systems round it (to 1 ns on ext4, xfs and
+// btrfs, to 2 s on the coarsest), so only a file last changed well before
+// the read can keep its recorded change time and still have been written
+// since. The margin also covers a write(2) that had stamped the file just
+// before the read but was still copying its data.
+const settledMargin = 3 * time.Second
+
+// How a record was proven to describe the file on disk (AheadResult.Proof).
+const (
+	ProofSHA256 = "sha256"
+	ProofStat   = "inode and change time"
+)
 
 // pushedDir is where records of files in walDir (pg_wal) are kept.
 func pushedDir(walDir string) string {
@@ -135,35 +162,55 @@ func removeRecord(dir, name string) error {
 	return err
 }
 
-// matches says whether rec describes the file at path as it is now, pushed
-// to repository: same size and mtime, and the same sha256 (hashed here: a
-// read of one segment is cheap next to an upload, and size+mtime alone would
-// miss a rewrite within the clock's resolution).
-func (rec pushRecord) matches(path, repository string) (bool, string, error) {
+// check says whether rec describes the file at path as it is now, pushed to
+// repository, and how it knows: proof is ProofStat or ProofSHA256 when it
+// does, "" with the reason why not when it does not. The size and mtime must
+// match; then a file that had settled before it was pushed ahead (the
+// recorded change time is settledMargin older than the read) is proven by
+// the same inode and change time, which only a write or a replacement
+// changes; any other file is hashed again, which also catches a rewrite
+// within the clock's resolution.
+func (rec pushRecord) check(path, repository string) (proof, why string, err error) {
 	if rec.Repository != repository {
-		return false, fmt.Sprintf("recorded for repository %s", rec.Repository), nil
+		return "", fmt.Sprintf("recorded for repository %s", rec.Repository), nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return false, "", err
+		return "", "", err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return false, "", err
+		return "", "", err
 	}
 	if fi.Size() != rec.Size || fi.ModTime().UnixNano() != rec.MTime {
-		return false, fmt.Sprintf("file changed since it was pushed ahead (size %d, then %d; mtime %s, then %s)",
+		return "", fmt.Sprintf("file changed since it was pushed ahead (size %d, then %d; mtime %s, then %s)",
 			rec.Size, fi.Size(), time.Unix(0, rec.MTime).UTC().Format(time.RFC3339Nano), fi.ModTime().UTC().Format(time.RFC3339Nano)), nil
+	}
+	if rec.settled() {
+		if id, ok := identityOf(fi); ok && id == rec.identity() {
+			return ProofStat, "", nil
+		}
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return false, "", err
+		return "", "", err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != rec.SHA256 {
-		return false, fmt.Sprintf("file changed since it was pushed ahead (sha256 %s, then %s)", rec.SHA256, got), nil
+		return "", fmt.Sprintf("file changed since it was pushed ahead (sha256 %s, then %s)", rec.SHA256, got), nil
 	}
-	return true, "", nil
+	return ProofSHA256, "", nil
+}
+
+// settled says whether the file had last changed settledMargin or more
+// before the push-ahead began reading it (false for records without an
+// identity).
+func (rec pushRecord) settled() bool {
+	return rec.CTime != 0 && rec.ReadAt != 0 && rec.CTime <= rec.ReadAt-settledMargin.Nanoseconds()
+}
+
+func (rec pushRecord) identity() fileIdentity {
+	return fileIdentity{Dev: rec.Dev, Inode: rec.Inode, CTime: rec.CTime}
 }
 
 // pruneRecords removes records (and leftover temp files) whose file is no

@@ -125,14 +125,16 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	if err != nil {
 		return lockHint(err, opts.lockSettings, b.Location())
 	}
-	msg := "archived"
+	msg, proof := "archived", []any{}
 	switch {
 	case res.Skipped:
 		msg = "already archived: pushed ahead by an earlier wal-push, unchanged since"
+		proof = []any{"unchanged_by", res.Proof}
 	case res.AlreadyArchived:
 		msg = "already archived with the same content"
 	}
-	log.Info(msg, "segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize), "elapsed", time.Since(start).Round(time.Millisecond))
+	log.Info(msg, append([]any{"segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize)},
+		append(proof, "elapsed", time.Since(start).Round(time.Millisecond))...)...)
 	return nil
 }
 
