@@ -25,7 +25,7 @@ import (
 // is not there. A record is trusted only when the repository is the same
 // one and the file on disk still has the recorded size and mtime, and either
 // the recorded sha256 or, for a file that had settled before it was read
-// (see settledMargin), the recorded inode and change time; so a torn or
+// (see SettledMargin), the recorded inode and change time; so a torn or
 // stale record is at worst ignored.
 const (
 	stateDirName  = "walvault"
@@ -50,7 +50,7 @@ type pushRecord struct {
 	ReadAt int64  `json:"read_at_ns,omitempty"`
 }
 
-// settledMargin: a file whose change time is at least this much older than
+// SettledMargin: a file whose change time is at least this much older than
 // the moment a push-ahead began reading it is trusted later on its inode and
 // change time alone; a younger one is hashed again. Any write after the read
 // began stamps the file with a later change time: the kernel's clock may lag
@@ -59,7 +59,7 @@ type pushRecord struct {
 // the read can keep its recorded change time and still have been written
 // since. The margin also covers a write(2) that had stamped the file just
 // before the read but was still copying its data.
-const settledMargin = 3 * time.Second
+const SettledMargin = 3 * time.Second
 
 // How a record was proven to describe the file on disk (AheadResult.Proof).
 const (
@@ -166,7 +166,7 @@ func removeRecord(dir, name string) error {
 // repository, and how it knows: proof is ProofStat or ProofSHA256 when it
 // does, "" with the reason why not when it does not. The size and mtime must
 // match; then a file that had settled before it was pushed ahead (the
-// recorded change time is settledMargin older than the read) is proven by
+// recorded change time is SettledMargin older than the read) is proven by
 // the same inode and change time, which only a write or a replacement
 // changes; any other file is hashed again, which also catches a rewrite
 // within the clock's resolution.
@@ -202,11 +202,11 @@ func (rec pushRecord) check(path, repository string) (proof, why string, err err
 	return ProofSHA256, "", nil
 }
 
-// settled says whether the file had last changed settledMargin or more
+// settled says whether the file had last changed SettledMargin or more
 // before the push-ahead began reading it (false for records without an
 // identity).
 func (rec pushRecord) settled() bool {
-	return rec.CTime != 0 && rec.ReadAt != 0 && rec.CTime <= rec.ReadAt-settledMargin.Nanoseconds()
+	return rec.CTime != 0 && rec.ReadAt != 0 && rec.CTime <= rec.ReadAt-SettledMargin.Nanoseconds()
 }
 
 func (rec pushRecord) identity() fileIdentity {
