@@ -70,8 +70,10 @@ meanwhile, whereas a push that waits holds up every segment behind it.
 When more WAL files wait as .ready in pg_wal/archive_status, up to
 upload-concurrency (default 4) of the next ones are pushed too, in parallel,
 and recorded in pg_wal/walvault/pushed once durable. PostgreSQL's later call
-for such a file exits 0 at once only if the file still has the recorded size,
-mtime and sha256; otherwise it is pushed normally. archive_status itself is
+for such a file exits 0 at once only if it is provably the file pushed: the
+recorded size and mtime, and the recorded sha256 or, for a file unchanged for
+3 s before it was pushed ahead, the same inode and change time; otherwise it
+is pushed normally. archive_status itself is
 never touched, and a failed push ahead is only logged.
 
 The repository identity (walvault.json: cluster, segment size, compression,
