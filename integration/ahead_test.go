@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/wal"
@@ -53,6 +54,9 @@ func TestAheadBacklog(t *testing.T) {
 		Env:            r.env,
 	})
 	names, sums := backlog(t, pg, 8)
+	// As in a real backlog, the files settle before archiving resumes, so
+	// the later calls prove them unchanged without reading them.
+	time.Sleep(archive.SettledMargin)
 	pg.SQL(t, "ALTER SYSTEM RESET archive_command")
 	pg.SQL(t, "SELECT pg_reload_conf()")
 	pg.WaitArchived(t, names[len(names)-1], 45*time.Second)
@@ -64,6 +68,9 @@ func TestAheadBacklog(t *testing.T) {
 	t.Logf("wal-push calls that uploaded: %d, skipped: %d, files pushed ahead: %d", uploaded, skipped, ahead)
 	if skipped == 0 || ahead == 0 || uploaded >= len(names) {
 		t.Fatalf("want fewer uploading calls than the %d segments, and some pushed ahead and skipped; log:\n%s", len(names), log)
+	}
+	if byStat := strings.Count(log, `unchanged_by="`+archive.ProofStat+`"`); byStat != skipped {
+		t.Errorf("%d of %d skipped calls proved the settled file unchanged by its inode and change time, want all; log:\n%s", byStat, skipped, log)
 	}
 	if strings.Contains(log, "level=WARN") || strings.Contains(log, "level=ERROR") {
 		t.Errorf("warnings in the wal-push log:\n%s", log)
