@@ -20,6 +20,9 @@ import (
 //	version         walvault --version
 //	wal-push-help   walvault wal-push --help
 //	wal-fetch-help  walvault wal-fetch --help
+//	lean-wal-push-help  the same from a build with CGO_ENABLED=0 and
+//	                -tags urfave_cli_no_docs (README, Install): static, and
+//	                without the CLI's man page and Markdown generator
 //
 // What separates walvault from go-minimal is the Go runtime's work on a
 // larger binary and the initialisation of every linked package, which
@@ -33,6 +36,7 @@ import (
 func BenchmarkStart(b *testing.B) {
 	minimal := buildMinimalGo(b)
 	bin := testenv.BuildWalvault(b)
+	lean := buildLeanWalvault(b)
 	variants := []struct {
 		name string
 		args []string
@@ -41,6 +45,7 @@ func BenchmarkStart(b *testing.B) {
 		{"version", []string{bin, "--version"}},
 		{"wal-push-help", []string{bin, "wal-push", "--help"}},
 		{"wal-fetch-help", []string{bin, "wal-fetch", "--help"}},
+		{"lean-wal-push-help", []string{lean, "wal-push", "--help"}},
 	}
 	wall := make([][]time.Duration, len(variants))
 	cpu := make([][]time.Duration, len(variants))
@@ -95,6 +100,25 @@ func buildMinimalGo(tb testing.TB) string {
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go build of a minimal program: %v\n%s", err, b)
+	}
+	return out
+}
+
+// buildLeanWalvault builds walvault the way the README's install section
+// suggests for the smallest start: static (no C library to load) and
+// without urfave/cli's documentation generator, which walvault never calls.
+func buildLeanWalvault(tb testing.TB) string {
+	tb.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	out := filepath.Join(tb.TempDir(), "walvault-lean")
+	cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", out, "./cmd/walvault")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build of the lean walvault: %v\n%s", err, b)
 	}
 	return out
 }

@@ -27,8 +27,8 @@ trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "build walvault"
-go build -o "$work/walvault" ./cmd/walvault
+step "build walvault (static, as README's Install suggests)"
+CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$work/walvault" ./cmd/walvault
 "$work/walvault" --version
 
 step "start PostgreSQL 15 (port $port) with archive_command = walvault wal-push"

@@ -409,10 +409,12 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 
 	if r := byName[start]; r != nil {
 		fmt.Fprintf(w, "\nprocess start, each command interleaved with a minimal Go program (medians of %d runs; max over runs in brackets):\n", len(r.metrics["ns/op"]))
-		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "version-x", "wal-push-help-x", "wal-fetch-help-x",
-			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "wal-push-help-cpu-x", "wal-fetch-help-cpu-x"} {
+		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "lean-wal-push-help-ms",
+			"version-x", "wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x",
+			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "lean-wal-push-help-cpu-ms",
+			"wal-push-help-cpu-x", "wal-fetch-help-cpu-x", "lean-wal-push-help-cpu-x"} {
 			if m, ok := r.median(u); ok {
-				fmt.Fprintf(w, "  %-22s %10.2f  [%.2f]\n", u, m, maxOf(r.metrics[u]))
+				fmt.Fprintf(w, "  %-26s %10.2f  [%.2f]\n", u, m, maxOf(r.metrics[u]))
 			}
 		}
 	}
@@ -420,7 +422,7 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 	missed += reportLinks(w, order, byName)
 
 	fmt.Fprintf(w, "\ntargets:\n")
-	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x"} {
+	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x"} {
 		if r := byName[start]; r != nil {
 			if m, ok := r.median(u); ok {
 				fmt.Fprintf(w, "  process start, %s = %.2fx a minimal Go program: target ≤ %.1fx %s\n", strings.TrimSuffix(u, "-x"), m, targetStart, verdict(m <= targetStart))
