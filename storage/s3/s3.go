@@ -197,6 +197,12 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		// Put asks (Object Lock writes, see put.go).
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		// No "Expect: 100-continue" on uploads over 2 MB (the SDK's
+		// default): waiting for the server's interim answer before sending
+		// the body costs a round trip on every segment and part, and saves
+		// only the bytes of a request the server refuses, which walvault
+		// does not make in normal operation.
+		o.ContinueHeaderThresholdBytes = -1
 	})
 
 	partRetryer := newRetryer()

@@ -15,8 +15,9 @@ import (
 // recordingServer accepts single and multipart uploads and records, per
 // request kind, the server-side encryption headers it was sent.
 type recordingServer struct {
-	mu   sync.Mutex
-	seen map[string][2]string // kind -> SSE, KMS key id
+	mu     sync.Mutex
+	seen   map[string][2]string // kind -> SSE, KMS key id
+	expect map[string]string    // kind -> Expect header
 }
 
 func (r *recordingServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -33,6 +34,9 @@ func (r *recordingServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.seen[kind] = [2]string{req.Header.Get("X-Amz-Server-Side-Encryption"), req.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")}
+	if r.expect != nil {
+		r.expect[kind] = req.Header.Get("Expect")
+	}
 	r.mu.Unlock()
 	w.Header().Set("ETag", `"e"`)
 	switch kind {
@@ -70,5 +74,32 @@ func TestServerSideEncryptionOnEveryWrite(t *testing.T) {
 	}
 	if _, err := s3.New(context.Background(), s3.Config{Bucket: "bucket", SSE: "AES256", SSEKMSKeyID: "k"}); err == nil {
 		t.Error("a KMS key with AES256 accepted")
+	}
+}
+
+// TestUploadsSendNoExpectContinue: uploads over 2 MB (a WAL segment, every
+// part of a base backup) are sent without "Expect: 100-continue", which
+// would make each wait a round trip for the server's interim answer before
+// its body.
+func TestUploadsSendNoExpectContinue(t *testing.T) {
+	rec := &recordingServer{seen: map[string][2]string{}, expect: map[string]string{}}
+	b := newAgainstWith(t, rec, func(*s3.Config) {})
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("z"), 3<<20)
+	if err := b.Put(ctx, "segment", bytes.NewReader(body), storage.PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("y"), 2*int(s3.MinPartSize)+1)
+	if err := b.Put(ctx, "big", bytes.NewReader(big), storage.PutOptions{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{http.MethodPut, "part"} {
+		got, ok := rec.expect[kind]
+		if !ok {
+			t.Fatalf("no %s request seen (saw %v)", kind, rec.seen)
+		}
+		if got != "" {
+			t.Errorf("%s: sent Expect: %q, want none", kind, got)
+		}
 	}
 }
