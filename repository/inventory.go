@@ -76,6 +76,11 @@ type Inventory struct {
 	// Usage tallies every listed object by its top folder ("wal/",
 	// "backups/", ...; a top-level object by its own key).
 	Usage map[string]Usage
+
+	// walScoped: wal/ was not listed whole (BackupsOnly), only walListed,
+	// the key prefixes under it listed so far (LoadRecoveryWAL lists more).
+	walScoped bool
+	walListed []string
 }
 
 // WALObject is one listed object under wal/.
@@ -232,7 +237,7 @@ const maxHistorySize = 1 << 20
 // Problems of the repository are in the model (IdentityErr, a backup's
 // ManifestErr, Strays); an error means the storage failed.
 func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*Inventory, error) {
-	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}}
+	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}, walScoped: opts.backupsOnly()}
 	hidden := map[string]bool{}
 	// The hidden-object listing does not depend on walvault.json: on a
 	// distant endpoint reading both at once saves a round trip.
@@ -555,7 +560,23 @@ func (l *lister) listBackupWAL(ctx context.Context, b storage.Backend) error {
 			ms = append(ms, bk.Manifest)
 		}
 	}
-	prefixes := backupWALPrefixes(ms, l.inv.WAL)
+	return l.listPrefixes(ctx, b, backupWALPrefixes(ms, l.inv.WAL))
+}
+
+// listPrefixes lists the key prefixes under wal/, a few at a time, and
+// adds what they hold to the inventory in key order, but for keys under a
+// prefix listed before (Inventory.walListed), which it then extends.
+// prefixes must be sorted and none inside another.
+func (l *lister) listPrefixes(ctx context.Context, b storage.Backend, prefixes []string) error {
+	before := l.inv.walListed
+	listedBefore := func(key string) bool {
+		for _, p := range before {
+			if strings.HasPrefix(key, p) {
+				return true
+			}
+		}
+		return false
+	}
 	found := make([][]storage.ObjectInfo, len(prefixes))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(smallReads)
@@ -576,11 +597,15 @@ func (l *lister) listBackupWAL(ctx context.Context, b storage.Backend) error {
 	}
 	for _, objects := range found {
 		for _, oi := range objects {
+			if listedBefore(oi.Key) {
+				continue
+			}
 			if err := l.visit(oi); err != nil {
 				return err
 			}
 		}
 	}
+	l.inv.walListed = append(l.inv.walListed, prefixes...)
 	return nil
 }
 
