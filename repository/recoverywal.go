@@ -203,7 +203,11 @@ func (l *lister) loadHistory(ctx context.Context, b storage.Backend, tli wal.Tim
 		return true, nil
 	}
 	key := WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, None)
-	data, err := readSmall(ctx, b, key, false)
+	hidden := false // behind a delete marker, as LoadOptions.Hidden found it
+	for _, h := range l.inv.Hidden {
+		hidden = hidden || h.Key == key
+	}
+	data, err := readSmall(ctx, b, key, hidden)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
