@@ -685,15 +685,19 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 		return err
 	}
 	reach, err := inv.WAL.RecoveryReach(r)
-	switch {
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("the target LSN %s cannot be reached from backup %s: %w", target, m.ID, err)
-	case reach.OK:
-		return nil
-	case reach.Beyond:
-		end, _ := reach.Missing.StartLSN(m.WALSegmentSize)
-		return fmt.Errorf("the target LSN %s is beyond the archive: on timeline %d the archived WAL ends at %s (segment %s, which recovery reads to reach the target in %s, is not archived), so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, reach.Missing.Timeline, end, reach.Missing, reach.TargetSegment)
-	default:
-		return fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL segment %s, which recovery reads on the way to the target in %s, is missing from the archive (later segments are archived: a gap); restore it from elsewhere if you can, or choose a target before it", target, m.ID, reach.Missing, reach.TargetSegment)
 	}
+	if reach.OK {
+		return nil
+	}
+	needed := fmt.Sprintf("segment %s, which recovery reads on the way to the target in %s,", reach.Missing, reach.TargetSegment)
+	if reach.Missing == reach.TargetSegment {
+		needed = fmt.Sprintf("segment %s, which holds the target,", reach.Missing)
+	}
+	if reach.Beyond {
+		end, _ := reach.Missing.StartLSN(m.WALSegmentSize)
+		return fmt.Errorf("the target LSN %s is beyond the archive: on timeline %d the archived WAL ends at %s (%s is not archived), so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, reach.Missing.Timeline, end, needed)
+	}
+	return fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL %s is missing from the archive, though later segments are archived (a gap); wal-push it from the server's pg_wal if it is still there, or choose a target before it", target, m.ID, needed)
 }
