@@ -564,20 +564,19 @@ func (l *lister) listBackupWAL(ctx context.Context, b storage.Backend) error {
 }
 
 // listPrefixes lists the key prefixes under wal/, a few at a time, and
-// adds what they hold to the inventory in key order, but for keys under a
-// prefix listed before (Inventory.walListed), which it then extends.
-// prefixes must be sorted and none inside another.
+// adds what they hold to the inventory (addListed).
 func (l *lister) listPrefixes(ctx context.Context, b storage.Backend, prefixes []string) error {
-	before := l.inv.walListed
-	listedBefore := func(key string) bool {
-		for _, p := range before {
-			if strings.HasPrefix(key, p) {
-				return true
-			}
-		}
-		return false
+	found, err := listEach(ctx, b, prefixes)
+	if err != nil {
+		return err
 	}
-	found := make([][]storage.ObjectInfo, len(prefixes))
+	return l.addListed(prefixes, found)
+}
+
+// listEach lists each prefix, a few at a time; found[i] is what
+// prefixes[i] holds, in key order.
+func listEach(ctx context.Context, b storage.Backend, prefixes []string) (found [][]storage.ObjectInfo, err error) {
+	found = make([][]storage.ObjectInfo, len(prefixes))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(smallReads)
 	for i, p := range prefixes {
@@ -593,7 +592,23 @@ func (l *lister) listPrefixes(ctx context.Context, b storage.Backend, prefixes [
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
+	}
+	return found, nil
+}
+
+// addListed adds to the inventory, in key order, what listEach found
+// under prefixes (sorted, none inside another), but for keys under a
+// prefix listed before (Inventory.walListed), which it then extends.
+func (l *lister) addListed(prefixes []string, found [][]storage.ObjectInfo) error {
+	before := l.inv.walListed
+	listedBefore := func(key string) bool {
+		for _, p := range before {
+			if strings.HasPrefix(key, p) {
+				return true
+			}
+		}
+		return false
 	}
 	for _, objects := range found {
 		for _, oi := range objects {

@@ -3,9 +3,11 @@ package repository_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -182,4 +184,62 @@ func fullWALObjects(t *testing.T, b storage.Backend) []string {
 		}
 	}
 	return keys
+}
+
+// historyOverlap holds the read of a history file until a listing of
+// wal/ starts (or patience runs out) and records whether one did.
+type historyOverlap struct {
+	storage.Backend
+	mu         sync.Mutex
+	listing    chan struct{}
+	started    bool
+	overlapped bool
+}
+
+func (o *historyOverlap) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if strings.HasPrefix(prefix, repository.WALPrefix) {
+		o.mu.Lock()
+		if !o.started {
+			o.started = true
+			close(o.listing)
+		}
+		o.mu.Unlock()
+	}
+	return o.Backend.List(ctx, prefix, fn)
+}
+
+func (o *historyOverlap) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if strings.HasSuffix(key, ".history") {
+		select {
+		case <-o.listing:
+			o.mu.Lock()
+			o.overlapped = true
+			o.mu.Unlock()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return o.Backend.Get(ctx, key)
+}
+
+// TestLoadRecoveryWALListsWhileReadingHistories: recovery usually stays
+// on the backup's timeline, so its range there is listed while the next
+// timeline's history file is read, a round trip less.
+func TestLoadRecoveryWALListsWhileReadingHistories(t *testing.T) {
+	ctx := context.Background()
+	b, _ := recoveryFixture(t)
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := &historyOverlap{Backend: b, listing: make(chan struct{})}
+	r := repository.RecoveryRange{Start: wal.Segment{Timeline: 1, Log: 1, Seg: 0x11}, Target: wal.LSN(1<<32 | 0x20<<24)}
+	if err := inv.LoadRecoveryWAL(ctx, probe, r); err != nil {
+		t.Fatal(err)
+	}
+	if !probe.overlapped {
+		t.Error("the history file was read before the range was listed, not while")
+	}
+	if v, err := inv.WAL.RecoveryReach(r); err != nil || !v.OK || v.Timeline != 2 {
+		t.Errorf("verdict %+v (%v), want OK on timeline 2", v, err)
+	}
 }
