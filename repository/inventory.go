@@ -205,7 +205,8 @@ type LoadOptions struct {
 	// inventory counts (WAL, partials, drills, strays, usage, ArchiveEnd)
 	// then describes only what was listed, and a backup's WAL.Beyond knows
 	// only the segment after its stop_wal. Ignored with WALObjects,
-	// Histories or Hidden, which need all of wal/.
+	// Histories or Hidden, which need all of wal/. Inventory.LoadRecoveryWAL
+	// lists more of wal/ for a restore to an LSN.
 	BackupsOnly bool
 }
 

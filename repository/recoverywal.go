@@ -293,9 +293,9 @@ const minListedBlock = 256
 // and what they list beyond the range is at most two blocks. Sorted, none
 // inside another.
 func (x *WALIndex) rangePrefixes(tli wal.TimelineID, first, last uint64) []string {
-	// cut hex digits off a segment name hold blocks of this many segments:
-	// within the segment number (the last 8 digits) at most a log's worth,
-	// beyond it whole logs.
+	// The names that share all but the last cut hex digits of a segment's
+	// are a block of this many segments: within the segment number (the
+	// last 8 digits) at most a log's worth, beyond it whole logs.
 	block := func(cut int) uint64 {
 		if cut <= 8 {
 			return min(uint64(1)<<(4*cut), x.perLog)
