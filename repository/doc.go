@@ -13,7 +13,9 @@
 // per timeline with its gaps and continuity (walindex.go), the backups with
 // their parts, manifests, marks and status (BackupStatusOf, the one place a
 // status is decided), wal-receive's partials, drill records, hidden objects
-// and strays.
+// and strays. With BackupsOnly it lists backups/ and their WAL ranges only;
+// recoverywal.go then lists what a restore to an LSN reads on the way
+// (LoadRecoveryWAL) and judges it (WALIndex.RecoveryReach).
 //
 // It must not talk to PostgreSQL or read configuration; it only turns domain
 // values into keys and bytes, on top of any storage.Backend.

@@ -76,6 +76,11 @@ type Inventory struct {
 	// Usage tallies every listed object by its top folder ("wal/",
 	// "backups/", ...; a top-level object by its own key).
 	Usage map[string]Usage
+
+	// walScoped: wal/ was not listed whole (BackupsOnly), only walListed,
+	// the key prefixes under it listed so far (LoadRecoveryWAL lists more).
+	walScoped bool
+	walListed []string
 }
 
 // WALObject is one listed object under wal/.
@@ -200,7 +205,8 @@ type LoadOptions struct {
 	// inventory counts (WAL, partials, drills, strays, usage, ArchiveEnd)
 	// then describes only what was listed, and a backup's WAL.Beyond knows
 	// only the segment after its stop_wal. Ignored with WALObjects,
-	// Histories or Hidden, which need all of wal/.
+	// Histories or Hidden, which need all of wal/. Inventory.LoadRecoveryWAL
+	// lists more of wal/ for a restore to an LSN.
 	BackupsOnly bool
 }
 
@@ -232,7 +238,7 @@ const maxHistorySize = 1 << 20
 // Problems of the repository are in the model (IdentityErr, a backup's
 // ManifestErr, Strays); an error means the storage failed.
 func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*Inventory, error) {
-	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}}
+	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}, walScoped: opts.backupsOnly()}
 	hidden := map[string]bool{}
 	// The hidden-object listing does not depend on walvault.json: on a
 	// distant endpoint reading both at once saves a round trip.
@@ -555,8 +561,23 @@ func (l *lister) listBackupWAL(ctx context.Context, b storage.Backend) error {
 			ms = append(ms, bk.Manifest)
 		}
 	}
-	prefixes := backupWALPrefixes(ms, l.inv.WAL)
-	found := make([][]storage.ObjectInfo, len(prefixes))
+	return l.listPrefixes(ctx, b, backupWALPrefixes(ms, l.inv.WAL))
+}
+
+// listPrefixes lists the key prefixes under wal/, a few at a time, and
+// adds what they hold to the inventory (addListed).
+func (l *lister) listPrefixes(ctx context.Context, b storage.Backend, prefixes []string) error {
+	found, err := listEach(ctx, b, prefixes)
+	if err != nil {
+		return err
+	}
+	return l.addListed(prefixes, found)
+}
+
+// listEach lists each prefix, a few at a time; found[i] is what
+// prefixes[i] holds, in key order.
+func listEach(ctx context.Context, b storage.Backend, prefixes []string) (found [][]storage.ObjectInfo, err error) {
+	found = make([][]storage.ObjectInfo, len(prefixes))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(smallReads)
 	for i, p := range prefixes {
@@ -572,15 +593,35 @@ func (l *lister) listBackupWAL(ctx context.Context, b storage.Backend) error {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
+	}
+	return found, nil
+}
+
+// addListed adds to the inventory, in key order, what listEach found
+// under prefixes (sorted, none inside another), but for keys under a
+// prefix listed before (Inventory.walListed), which it then extends.
+func (l *lister) addListed(prefixes []string, found [][]storage.ObjectInfo) error {
+	before := l.inv.walListed
+	listedBefore := func(key string) bool {
+		for _, p := range before {
+			if strings.HasPrefix(key, p) {
+				return true
+			}
+		}
+		return false
 	}
 	for _, objects := range found {
 		for _, oi := range objects {
+			if listedBefore(oi.Key) {
+				continue
+			}
 			if err := l.visit(oi); err != nil {
 				return err
 			}
 		}
 	}
+	l.inv.walListed = append(l.inv.walListed, prefixes...)
 	return nil
 }
 

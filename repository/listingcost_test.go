@@ -128,6 +128,58 @@ func commandCosts(t testing.TB, b storage.Backend) map[string]cost {
 
 var costOrder = []string{"backup-list", "verify", "delete (dry run)", "delete --confirm"}
 
+// lsnRestoreCost measures what restore's LSN check reads of a costRepo:
+// the inventory of the backups, then the WAL from the newest backup's
+// start to a target past segments more segments, as restore/backup.go
+// reads them; it fails unless the verdict is a full listing's.
+func lsnRestoreCost(t testing.TB, b storage.Backend, past int) cost {
+	ctx := context.Background()
+	verdict := func(b storage.Backend, opts repository.LoadOptions) (repository.RecoveryReach, error) {
+		inv, err := repository.LoadInventory(ctx, b, opts)
+		if err != nil {
+			return repository.RecoveryReach{}, err
+		}
+		m := inv.Backups[len(inv.Backups)-1].Manifest
+		start, err := wal.ParseSegmentName(m.StartWAL)
+		if err != nil {
+			return repository.RecoveryReach{}, err
+		}
+		startLSN, _ := start.StartLSN(costSegSize)
+		r := repository.RecoveryRange{Start: start, Target: startLSN + wal.LSN(past)*costSegSize + 0x100}
+		if err := inv.LoadRecoveryWAL(ctx, b, r); err != nil {
+			return repository.RecoveryReach{}, err
+		}
+		return inv.WAL.RecoveryReach(r)
+	}
+	want, err := verdict(b, repository.LoadOptions{Histories: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return measure(t, b, func(b storage.Backend) error {
+		got, err := verdict(b, repository.LoadOptions{BackupsOnly: true})
+		if err == nil && got != want {
+			err = fmt.Errorf("LSN check: %+v, a full listing's %+v", got, want)
+		}
+		return err
+	})
+}
+
+// TestListingCostLSNTarget: restore's LSN check lists backups/, each
+// backup's WAL range and the range to the target (a log or two here), not
+// the archive; it reads walvault.json, each manifest and the history file
+// of the next timeline (there is none).
+func TestListingCostLSNTarget(t *testing.T) {
+	const segments, backups = 1000, 5
+	c := lsnRestoreCost(t, costRepo(t, segments, backups), 100)
+	t.Log(c)
+	if c.List > 1+backups+2 || c.Listed > segments/2 {
+		t.Errorf("LSN check: %s; want backups/, each backup's WAL and a log or two to the target", c)
+	}
+	if c.Get != 1+backups+1 {
+		t.Errorf("LSN check: %d Gets, want %d (walvault.json, each manifest, 00000002.history)", c.Get, 1+backups+1)
+	}
+}
+
 // TestListingCost: every command lists the repository once (delete
 // --confirm also lists each deleted backup's marks, read again just before
 // it goes), and reads walvault.json once; backup-list lists backups/ and
@@ -166,9 +218,10 @@ func TestListingCost(t *testing.T) {
 	}
 }
 
-// BenchmarkListingCost prints what backup-list, verify and delete ask of a
-// repository of 10,000 segments and 20 backups (the README's "Repository
-// listing cost"):
+// BenchmarkListingCost prints what backup-list, verify, delete and
+// restore's LSN check (to 300 segments past the newest backup's start) ask
+// of a repository of 10,000 segments and 20 backups (the README's
+// "Repository listing cost"):
 //
 //	go test -run '^$' -bench ListingCost -benchtime 1x ./repository/
 func BenchmarkListingCost(b *testing.B) {
@@ -177,10 +230,12 @@ func BenchmarkListingCost(b *testing.B) {
 		b.StopTimer()
 		repo := costRepo(b, segments, backups)
 		b.StartTimer()
+		lsnCheck := lsnRestoreCost(b, repo, 300) // before delete prunes the backups
 		costs := commandCosts(b, repo)
 		for _, name := range costOrder {
 			c := costs[name]
 			fmt.Printf("%-17s %s\n", name+":", c)
 		}
+		fmt.Printf("%-17s %s\n", "restore LSN check:", lsnCheck)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -196,9 +197,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 
 	// b reads through delete markers, so its listing shows hidden
 	// objects too: a backup or segment a marker hides still restores.
-	// Only an LSN target needs the whole archive (where it ends); the
-	// others need the backups and the WAL that decides their status.
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: t.LSN == nil})
+	// A restore needs the backups and the WAL that decides their status;
+	// an LSN target also the WAL up to it, listed once a backup is chosen.
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
 	if err != nil {
 		return res, err
 	}
@@ -217,7 +218,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
 	}
 	if t.LSN != nil {
-		if err := checkLSNArchived(inv, m, *t.LSN); err != nil {
+		if err := checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline); err != nil {
 			return res, err
 		}
 	}
@@ -654,16 +655,49 @@ func extractArchive(ctx context.Context, b storage.Backend, backupID string, a r
 	return res, ps.total, nil
 }
 
-// checkLSNArchived refuses an lsn target that lies at or past the end of
-// the newest archived WAL segment (on any timeline): recovery could not
-// reach it and PostgreSQL would stop with "recovery ended before
-// configured recovery target was reached".
-func checkLSNArchived(inv *repository.Inventory, m repository.BackupManifest, target wal.LSN) error {
+// checkLSNArchived refuses an lsn target that recovery from backup m
+// could not reach: a segment it reads on the way, or the target's own, is
+// not archived on the timelines it follows (timeline: the
+// recovery_target_timeline setting). PostgreSQL would stop with "recovery
+// ended before configured recovery target was reached" after the whole
+// restore was written. It lists only that WAL, not all of wal/.
+func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string) error {
 	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
 		return nil // an old manifest without it: skip this optional check
 	}
-	if end := inv.ArchiveEnd; target >= end {
-		return fmt.Errorf("the target LSN %s is beyond the archive: the newest archived WAL segment (%s) ends at %s, so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, inv.ArchiveEndFile, end)
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
 	}
-	return nil
+	r := repository.RecoveryRange{Start: start, Target: target}
+	switch timeline {
+	case "", "latest":
+	case "current":
+		r.Timeline = start.Timeline
+	default:
+		n, err := strconv.ParseUint(timeline, 10, 32)
+		if err != nil {
+			return err // Target.Validate refused it already
+		}
+		r.Timeline = wal.TimelineID(n)
+	}
+	if err := inv.LoadRecoveryWAL(ctx, b, r); err != nil {
+		return err
+	}
+	reach, err := inv.WAL.RecoveryReach(r)
+	if err != nil {
+		return fmt.Errorf("the target LSN %s cannot be reached from backup %s: %w", target, m.ID, err)
+	}
+	if reach.OK {
+		return nil
+	}
+	needed := fmt.Sprintf("segment %s, which recovery reads on the way to the target in %s,", reach.Missing, reach.TargetSegment)
+	if reach.Missing == reach.TargetSegment {
+		needed = fmt.Sprintf("segment %s, which holds the target,", reach.Missing)
+	}
+	if reach.Beyond {
+		end, _ := reach.Missing.StartLSN(m.WALSegmentSize)
+		return fmt.Errorf("the target LSN %s is beyond the archive: on timeline %d the archived WAL ends at %s (%s is not archived), so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, reach.Missing.Timeline, end, needed)
+	}
+	return fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL %s is missing from the archive, though later segments are archived (a gap); wal-push it from the server's pg_wal if it is still there, or choose a target before it", target, m.ID, needed)
 }
