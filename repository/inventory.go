@@ -629,12 +629,19 @@ func (l *lister) addListed(prefixes []string, found [][]storage.ObjectInfo) erro
 // segment BackupStatusOf looks at for ms: from start_wal to the segment
 // after stop_wal on the start timeline (the one after tells a segment not
 // yet archived from one lost in a gap), and stop_wal and the one after on
-// the stop timeline. Each is the longest prefix the names of a range
-// share, so it lists little more than the range. Sorted, none inside
-// another, so their listings are disjoint and come in key order.
+// the stop timeline. A range within one log is listed by the longest
+// prefix its names share, so it lists little more than the range; one
+// that crosses a log boundary, whose names may share only a prefix that
+// holds 256 logs or more (0F/FF and 10/00), by aligned blocks no larger
+// than it or a log (rangePrefixes). Sorted, none inside another, so their
+// listings are disjoint and come in key order.
 func backupWALPrefixes(ms []*BackupManifest, x *WALIndex) []string {
 	var prefixes []string
 	span := func(from, to wal.Segment) {
+		if from.Log != to.Log {
+			prefixes = append(prefixes, x.rangePrefixes(from.Timeline, x.segNo(from), x.segNo(to))...)
+			return
+		}
 		a, z := from.String(), to.String()
 		n := 0
 		for n < len(a) && n < len(z) && a[n] == z[n] {
