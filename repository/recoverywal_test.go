@@ -11,22 +11,9 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
-
-// listRecorder records the prefixes listed.
-type listRecorder struct {
-	storage.Backend
-	mu       sync.Mutex
-	prefixes []string
-}
-
-func (r *listRecorder) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	r.mu.Lock()
-	r.prefixes = append(r.prefixes, prefix)
-	r.mu.Unlock()
-	return r.Backend.List(ctx, prefix, fn)
-}
 
 // recoveryFixture is a repository of 16 MiB segments: timeline 1 holds
 // 1/00 to 1/1A but for a gap at 1/10, timeline 2 branched off at 1/18 and
@@ -106,7 +93,7 @@ func TestLoadRecoveryWAL(t *testing.T) {
 		{"timeline 4, bad history", repository.RecoveryRange{Start: c, Target: lsn(1, 0x20), Timeline: 4}, verdict{tli: 4, ok: true, errMatch: "00000004.history"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &listRecorder{Backend: b}
+			rec := &storagetest.ListRecorder{Backend: b}
 			scoped, err := repository.LoadInventory(ctx, rec, repository.LoadOptions{BackupsOnly: true})
 			if err != nil {
 				t.Fatal(err)
@@ -135,7 +122,7 @@ func TestLoadRecoveryWAL(t *testing.T) {
 
 			// Listed: backups/ and prefixes within one log of wal/
 			// (these ranges are short), never a far segment.
-			for _, p := range rec.prefixes {
+			for _, p := range rec.Prefixes() {
 				if p == repository.BackupsPrefix {
 					continue
 				}
@@ -155,7 +142,7 @@ func TestLoadRecoveryWAL(t *testing.T) {
 			}
 			var distinct int64
 			for _, o := range fullWALObjects(t, b) {
-				for _, p := range rec.prefixes {
+				for _, p := range rec.Prefixes() {
 					if strings.HasPrefix(o, p) && p != repository.BackupsPrefix {
 						distinct++
 						break

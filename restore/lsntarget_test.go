@@ -7,28 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
-
-// listRecorder records the prefixes listed.
-type listRecorder struct {
-	storage.Backend
-	mu       sync.Mutex
-	prefixes []string
-}
-
-func (r *listRecorder) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	r.mu.Lock()
-	r.prefixes = append(r.prefixes, prefix)
-	r.mu.Unlock()
-	return r.Backend.List(ctx, prefix, fn)
-}
 
 // TestRestoreBackupLSNTarget: a restore to an LSN lists backups/ and the
 // WAL from the backup to the target, never all of wal/; it restores when
@@ -70,7 +56,7 @@ func TestRestoreBackupLSNTarget(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := repo(t, tc.lost)
-			rec := &listRecorder{Backend: b}
+			rec := &storagetest.ListRecorder{Backend: b}
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 			target := tc.target
 			opts.Target = Target{LSN: &target, Action: "promote"}
@@ -86,7 +72,7 @@ func TestRestoreBackupLSNTarget(t *testing.T) {
 					t.Errorf("data directory after the refusal: %v, want it absent", err)
 				}
 			}
-			for _, p := range rec.prefixes {
+			for _, p := range rec.Prefixes() {
 				if p != repository.BackupsPrefix && !strings.HasPrefix(p, repository.TimelinePrefix(1)+"00000001") || strings.HasPrefix(far, p) {
 					t.Errorf("listed %q: want backups/ and the WAL from the backup to the target, not %s", p, far)
 				}
