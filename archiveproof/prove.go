@@ -43,6 +43,10 @@ type Server struct {
 	Timeline wal.TimelineID
 	// User is the role connected, for the GRANT a missing privilege needs.
 	User string
+	// Identity is the repository's walvault.json when the caller has just
+	// read it and checked it belongs to this cluster: the repository is
+	// then not asked for it again (a round trip). nil: it is read.
+	Identity *repository.Identity
 }
 
 // Options tune Prove.
@@ -173,7 +177,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &repo{b: b, systemID: srv.SystemID}
+	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity}
 	if p, found, err := r.lastArchived(ctx, w); err != nil || found {
 		return p, err
 	}
@@ -225,7 +229,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 // failure since. It changes nothing on the server and makes at most a few
 // requests to the repository.
 func LastArchived(ctx context.Context, w pg.Wire, b storage.Backend, srv Server) (Proof, bool, error) {
-	r := &repo{b: b, systemID: srv.SystemID}
+	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity}
 	return r.lastArchived(ctx, w)
 }
 

@@ -170,3 +170,27 @@ func TestArchivedPast(t *testing.T) {
 		}
 	}
 }
+
+// TestPollSteadyFirst: the waits for the backup's WAL look every
+// walPollFirst during their first walPollSteady (the segment usually lands
+// then, and each look that has begun is waited out), then back off to at
+// most walPoll.
+func TestPollSteadyFirst(t *testing.T) {
+	poll := walPollFirst
+	for waited := time.Duration(0); waited < walPollSteady; waited += poll {
+		if poll = nextPoll(poll, waited); poll != walPollFirst {
+			t.Fatalf("after %v of waiting the next look is %v away, want %v", waited, poll, walPollFirst)
+		}
+	}
+	waited := walPollSteady
+	for range 100 {
+		next := nextPoll(poll, waited)
+		if next < poll || next > walPoll {
+			t.Fatalf("after %v the interval goes from %v to %v, want it to grow up to %v", waited, poll, next, walPoll)
+		}
+		poll, waited = next, waited+next
+	}
+	if poll != walPoll {
+		t.Errorf("after %v the interval is %v, want it grown to %v", waited, poll, walPoll)
+	}
+}

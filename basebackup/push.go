@@ -200,12 +200,24 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		return repository.BackupManifest{}, err
 	}
 
-	settings, archiving, receivers, err := preflight(ctx, cfg, b, sys, opts)
+	// The label's id is looked for (a listing) while preflight asks its
+	// questions: over a network each request in series costs a round trip.
+	var asked <-chan askedID
+	if opts.Label == "" {
+		actx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		asked = askBackupID(actx, b, opts.Now)
+	}
+	settings, archiving, receivers, known, err := preflight(ctx, cfg, b, sys, opts)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
-	ident, err := checkRepository(ctx, b, sys, settings)
-	if err != nil {
+	// Read again only when preflight found none: then the WAL it waited
+	// for has created it since.
+	var ident repository.Identity
+	if known != nil {
+		ident = *known
+	} else if ident, err = checkRepository(ctx, b, sys, settings); err != nil {
 		return repository.BackupManifest{}, err
 	}
 	if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
@@ -249,12 +261,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	// the checkpoint); the label, sent before, names the time it was
 	// asked for.
 	label := opts.Label
+	var freeID string
 	if label == "" {
-		asked, err := newBackupID(ctx, b, opts.Now)
-		if err != nil {
-			return repository.BackupManifest{}, err
+		a := <-asked
+		if a.err != nil {
+			return repository.BackupManifest{}, a.err
 		}
-		label = "walvault " + asked
+		label, freeID = "walvault "+a.id, a.id
 	}
 	// A primary's BASE_BACKUP does not wait for archive_command (WAIT
 	// false): PostgreSQL's own wait looks at the archive status once a
@@ -281,7 +294,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		cmd = incrementalCommand(cmd)
 	}
 
-	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, sys: sys, settings: settings})
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, freeID: freeID, sys: sys, settings: settings})
 	id := m.ID
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
@@ -375,10 +388,10 @@ const abandonTimeout = 5 * time.Second
 // opts.WALTimeout), or else through wal-receive on one of receivers, which
 // Push confirms against the repository. A repository of another cluster
 // is refused before anything is waited for.
-func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys pg.SystemInfo, opts Options) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
+func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys pg.SystemInfo, opts Options) (s serverSettings, archiving bool, receivers []slotInfo, known *repository.Identity, err error) {
 	w, err := pg.Open(ctx, cfg, false)
 	if err != nil {
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	}
 	defer w.Close()
 	// Each question gets its own deadline; the waits for WAL have theirs.
@@ -387,26 +400,27 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 	s, err = readSettings(qctx, w, cfg.User)
 	cancel()
 	if err != nil {
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	}
 	if err := checkVersion(s); err != nil {
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	}
 	// What is wrong with the repository is said before any wait.
 	ident, err := checkRepository(ctx, b, sys, s)
 	switch {
 	case errors.Is(err, errNoWAL):
 	case err != nil:
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	default:
 		if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
-			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			return serverSettings{}, false, nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		if err := ident.CheckEncryption(opts.Recipients, b.Location()); err != nil {
-			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			return serverSettings{}, false, nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
+		known = &ident
 	}
-	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
+	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User, Identity: known}
 	probe := archiveProbe{
 		seen: func() (bool, error) {
 			qctx, cancel := ask()
@@ -430,18 +444,32 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 		defer cancel()
 		return readSlots(qctx, w)
 	})
-	return s, archiving, receivers, err
+	return s, archiving, receivers, known, err
 }
 
 // walPoll is the longest interval between looks at the repository
-// (waitForWAL) or the archiver (waitForArchiver); they start at
-// walPollFirst and grow towards walPoll, since the backup's last segment
-// usually lands within a fraction of a second (on a primary the backup's
-// end switches to a new segment, which the archiver or wal-receive stores
-// at once).
+// (waitForWAL) or the archiver (waitForArchiver). They look every
+// walPollFirst for the first walPollSteady, then ever less often up to
+// walPoll: the backup's last segment usually lands within a fraction of
+// a second (on a primary the backup's end switches to a new segment,
+// which the archiver or wal-receive stores at once), and each interval
+// that has begun when it lands is waited out to its end. Over a 40 ms
+// round trip the archiver's wal-push takes 150-250 ms; looks that had
+// grown to 70-100 ms apart by then lost half of that on average.
 var walPoll = 500 * time.Millisecond
 
-const walPollFirst = 20 * time.Millisecond
+const (
+	walPollFirst  = 10 * time.Millisecond
+	walPollSteady = time.Second
+)
+
+// nextPoll is the interval after poll, waited into the wait.
+func nextPoll(poll, waited time.Duration) time.Duration {
+	if waited < walPollSteady {
+		return walPollFirst
+	}
+	return min(poll*3/2, walPoll)
+}
 
 // walTimeoutError: the backup's WAL did not reach the repository in time.
 type walTimeoutError struct {
@@ -530,7 +558,7 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 			return fmt.Errorf("waiting for WAL segment %s to reach %s: %w", seg, b.Location(), ctx.Err())
 		case <-time.After(min(poll, time.Until(deadline))):
 		}
-		poll = min(poll*3/2, walPoll)
+		poll = nextPoll(poll, time.Since(start))
 	}
 }
 
@@ -612,7 +640,7 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 			return fmt.Errorf("waiting for the archiver to archive WAL segment %s: %w", stop, ctx.Err())
 		case <-time.After(min(poll, time.Until(deadline))):
 		}
-		poll = min(poll*3/2, walPoll)
+		poll = nextPoll(poll, time.Since(start))
 	}
 }
 
@@ -664,6 +692,23 @@ func newBackupID(ctx context.Context, b storage.Backend, now func() time.Time) (
 	return "", fmt.Errorf("backups/%s and the next %d seconds' ids are all taken in %s", repository.NewBackupID(t), tries, b.Location())
 }
 
+// askedID is what askBackupID found.
+type askedID struct {
+	id  string
+	err error
+}
+
+// askBackupID runs newBackupID in the background; its answer arrives on
+// the channel returned.
+func askBackupID(ctx context.Context, b storage.Backend, now func() time.Time) <-chan askedID {
+	out := make(chan askedID, 1)
+	go func() {
+		id, err := newBackupID(ctx, b, now)
+		out <- askedID{id, err}
+	}()
+	return out
+}
+
 var errFound = errors.New("found")
 
 func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, error) {
@@ -676,7 +721,11 @@ func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, er
 
 // backupInfo is what Push learnt before the backup began.
 type backupInfo struct {
-	label    string
+	label string
+	// freeID is an id whose folder newBackupID found empty just before
+	// (the label's); a backup that starts in its second takes it without
+	// listing the folder again. "": none.
+	freeID   string
 	sys      pg.SystemInfo
 	settings serverSettings
 }
@@ -735,9 +784,17 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			wait.Done(true)
 			// The backup began now: its id and start time say so.
 			m.StartTime = opts.Now().UTC()
-			id, err := newBackupID(ctx, b, func() time.Time { return m.StartTime })
-			if err != nil {
-				return err
+			// The folder of the label's id was found empty moments ago;
+			// a backup that starts in that second takes it without asking
+			// again (a round trip before the first upload). Two backups
+			// racing for one id cannot mix: every part is stored only if
+			// it does not exist.
+			id := repository.NewBackupID(m.StartTime.Truncate(time.Second))
+			if id != info.freeID {
+				var err error
+				if id, err = newBackupID(ctx, b, func() time.Time { return m.StartTime }); err != nil {
+					return err
+				}
 			}
 			start, m.ID, up.id = s, id, id
 			prog = opts.Progress.Start(opts.Log, progress.Spec{Label: "backup " + id, Message: "backup progress",
