@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,9 +21,13 @@ import (
 const DefaultTimeout = 2 * time.Minute
 
 // Polling the repository: the first look again after firstPoll, then
-// twice as long each time, at most maxPoll apart.
+// half as long again each time, at most maxPoll apart. The segment a
+// switch completes usually arrives within a few hundred milliseconds (a
+// wal-push over a 40 ms round trip: 150-400 ms), and a look that has
+// begun when it lands is waited out to its end: looks 100, 200, 400 ms
+// apart noticed it 100-200 ms late.
 const (
-	firstPoll = 100 * time.Millisecond
+	firstPoll = 20 * time.Millisecond
 	maxPoll   = 2 * time.Second
 	logEvery  = 10 * time.Second
 )
@@ -60,7 +65,8 @@ type Options struct {
 
 // Proof is how Prove saw the server's WAL in the repository.
 type Proof struct {
-	// Segment is the segment found in the repository.
+	// Segment is the segment found in the repository (or the backup
+	// history file, when the archiver archived one last).
 	Segment string
 	// Switched is true when Prove switched WAL (pg_switch_wal()) to get a
 	// segment to look for; false when the archiver's last archived
@@ -78,7 +84,11 @@ func (p Proof) String() string {
 	case p.Replayed:
 		return fmt.Sprintf("segment %s, the last this standby replayed, reached the repository (after %s)", p.Segment, p.Waited.Round(time.Millisecond))
 	case p.Waited == 0 && !p.Switched:
-		return fmt.Sprintf("segment %s, the last archived, is in the repository", p.Segment)
+		what := "segment"
+		if f, err := wal.Classify(p.Segment); err == nil && f.Kind == wal.KindBackupHistory {
+			what = "backup history file"
+		}
+		return fmt.Sprintf("%s %s, the last archived, is in the repository", what, p.Segment)
 	case p.Switched:
 		return fmt.Sprintf("segment %s reached the repository %s after SELECT pg_switch_wal()", p.Segment, p.Waited.Round(time.Millisecond))
 	}
@@ -214,7 +224,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 			return Proof{}, fmt.Errorf("waiting for WAL segment %s to reach %s: %w", seg, b.Location(), ctx.Err())
 		case <-time.After(min(pause, time.Until(deadline))):
 		}
-		pause = min(2*pause, maxPoll)
+		pause = min(pause*3/2, maxPoll)
 	}
 	e := &NotReachedError{Location: b.Location(), Segment: seg.String(), Settings: srv.Settings, Timeout: opts.Timeout, Switched: switched, NoIdentity: r.ident == nil}
 	// The archiver as it is now: a failure on this very segment is likely.
@@ -238,8 +248,13 @@ func (r *repo) lastArchived(ctx context.Context, w pg.Wire) (Proof, bool, error)
 	if err != nil {
 		return Proof{}, false, err
 	}
+	// A backup history file is pushed by archive_command like a segment,
+	// and after every backup it is the last file archived until the next
+	// segment completes: found in the repository, it proves as much, and
+	// spares the switch and the wait a backup taken soon after another
+	// would otherwise pay.
 	f, err := wal.Classify(arch.lastArchived)
-	if err != nil || f.Kind != wal.KindSegment || arch.failure != "" {
+	if err != nil || (f.Kind != wal.KindSegment && f.Kind != wal.KindBackupHistory) || arch.failure != "" {
 		return Proof{}, false, nil
 	}
 	found, err := r.has(ctx, f)
@@ -342,20 +357,20 @@ func (r *repo) has(ctx context.Context, f wal.FileName) (bool, error) {
 		}
 		r.ident = &id
 	}
-	candidates := []repository.Compression{r.ident.Compression}
-	for _, c := range repository.Compressions {
-		if c != r.ident.Compression {
-			candidates = append(candidates, c)
-		}
-	}
-	for _, c := range candidates {
-		_, err := r.b.Stat(ctx, repository.WALKey(f, c))
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			return false, fmt.Errorf("look for WAL segment %s in %s: %w", f, r.b.Location(), err)
-		}
+	// Every key f may have at once: each poll of a wait costs one round
+	// trip, not one per codec.
+	var otherErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { _, otherErr = repository.StatWALOtherCodecs(ctx, r.b, f, r.ident.Compression) })
+	_, err := r.b.Stat(ctx, repository.WALKey(f, r.ident.Compression))
+	wg.Wait()
+	switch {
+	case err == nil || otherErr == nil:
+		return true, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return false, fmt.Errorf("look for WAL segment %s in %s: %w", f, r.b.Location(), err)
+	case !errors.Is(otherErr, storage.ErrNotFound):
+		return false, fmt.Errorf("look for WAL segment %s in %s: %w", f, r.b.Location(), otherErr)
 	}
 	return false, nil
 }

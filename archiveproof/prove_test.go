@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
@@ -186,5 +188,83 @@ func TestProveStandby(t *testing.T) {
 	}
 	if switched(w) {
 		t.Error("Prove tried to switch WAL on a standby")
+	}
+}
+
+// TestProveLastArchivedBackupHistory: after a backup the archiver's last
+// file is the backup history file until the next segment completes; found
+// in the repository it proves archiving as a segment does, without a
+// switch and a wait.
+func TestProveLastArchivedBackupHistory(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	const history = "000000010000000000000005.00000028.backup"
+	f, err := wal.Classify(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(t.Context(), repository.WALKey(f, repository.LZ4), strings.NewReader("START WAL LOCATION: 0/5000028\n"), storage.PutOptions{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	w := fakeServer{lastArchived: history, switched: "000000010000000000000006"}.wire()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second})
+	if err != nil || p.Segment != history || p.Switched {
+		t.Fatalf("Prove: got %+v, %v; want the backup history file, without a switch", p, err)
+	}
+	if switched(w) {
+		t.Error("Prove switched WAL although the last archived file was in the repository")
+	}
+	if got := p.String(); !strings.Contains(got, "backup history file "+history) {
+		t.Errorf("proof says %q, want it to name the backup history file", got)
+	}
+}
+
+// statsAtOnce holds each Stat until want of them have begun, or a second
+// has passed (then it notes that they came one after another).
+type statsAtOnce struct {
+	storage.Backend
+	want int
+
+	mu     sync.Mutex
+	begun  int
+	serial bool
+}
+
+func (b *statsAtOnce) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	b.mu.Lock()
+	b.begun++
+	b.mu.Unlock()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		enough, late := b.begun >= b.want, time.Now().After(deadline)
+		b.serial = b.serial || (late && !enough)
+		b.mu.Unlock()
+		if enough || late {
+			break
+		}
+	}
+	return b.Backend.Stat(ctx, key)
+}
+
+// TestProvePollOneRoundTrip: while Prove waits for the switched segment,
+// each look asks for it under every codec's key at once: over a network a
+// look costs one round trip, not one per codec.
+func TestProvePollOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	mb := repotest.New(t, identity())
+	b := &statsAtOnce{Backend: mb, want: len(repository.Compressions)}
+	w := fakeServer{lastArchived: "", switched: "000000010000000000000001"}.wire()
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		repotest.PutWAL(t, mb, segKey("000000010000000000000001"), repository.LZ4, []byte("x"), nil)
+	}()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: 10 * time.Second})
+	if err != nil || p.Segment != "000000010000000000000001" {
+		t.Fatalf("Prove: got %+v, %v; want segment 1", p, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.serial {
+		t.Errorf("a look for the segment asked for its %d keys one after another", b.want)
 	}
 }
