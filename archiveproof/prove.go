@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -357,20 +356,14 @@ func (r *repo) has(ctx context.Context, f wal.FileName) (bool, error) {
 		}
 		r.ident = &id
 	}
-	// Every key f may have at once: each poll of a wait costs one round
+	// Every key f may have at once: each look of a wait costs one round
 	// trip, not one per codec.
-	var otherErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { _, otherErr = repository.StatWALOtherCodecs(ctx, r.b, f, r.ident.Compression) })
-	_, err := r.b.Stat(ctx, repository.WALKey(f, r.ident.Compression))
-	wg.Wait()
-	switch {
-	case err == nil || otherErr == nil:
-		return true, nil
-	case !errors.Is(err, storage.ErrNotFound):
-		return false, fmt.Errorf("look for WAL segment %s in %s: %w", f, r.b.Location(), err)
-	case !errors.Is(otherErr, storage.ErrNotFound):
-		return false, fmt.Errorf("look for WAL segment %s in %s: %w", f, r.b.Location(), otherErr)
+	_, err := repository.StatWALAtOnce(ctx, r.b, f, r.ident.Compression)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
 	}
-	return false, nil
+	if err != nil {
+		return false, fmt.Errorf("look for %s in %s: %w", f, r.b.Location(), err)
+	}
+	return true, nil
 }

@@ -69,3 +69,28 @@ func statKey(ctx context.Context, b storage.Backend, key string) (storage.Object
 	}
 	return info, err
 }
+
+// StatWALAtOnce is StatWAL asking for every codec's key at once: one round
+// trip whether or not f is there, for a loop that waits for f to arrive
+// (StatWAL costs two while it is absent). preferred's key wins when
+// several are found.
+func StatWALAtOnce(ctx context.Context, b storage.Backend, f wal.FileName, preferred Compression) (storage.ObjectInfo, error) {
+	if !Compressed(f.Kind) {
+		return StatWAL(ctx, b, f, preferred)
+	}
+	var other storage.ObjectInfo
+	var otherErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { other, otherErr = StatWALOtherCodecs(ctx, b, f, preferred) })
+	info, err := statKey(ctx, b, WALKey(f, preferred))
+	wg.Wait()
+	switch {
+	case err == nil:
+		return info, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return storage.ObjectInfo{}, err
+	case otherErr == nil || !errors.Is(otherErr, storage.ErrNotFound):
+		return other, otherErr
+	}
+	return storage.ObjectInfo{}, err
+}
