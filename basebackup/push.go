@@ -520,7 +520,7 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	for {
 		// Under any codec's key, c's first: the codec of WAL may differ
 		// from the repository's first one.
-		_, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
+		_, err := repository.StatWALAtOnce(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
 		switch {
 		case err == nil:
 			if seg.Log == stop.Log && seg.Seg == stop.Seg {
@@ -578,9 +578,11 @@ const archivedQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archi
 // the backup history file ready just after the backup's last segment, and
 // an archiver that scanned between the two archives the segment first and
 // then the history file, which names the backup's (earlier) start segment.
-// So when the archiver's answer does not settle it, the repository is
-// asked whether it holds the segment (under any codec c may not be): when
-// archive_command pushes there, that is the same proof. It gives up after
+// And an archive_command that does more after wal-push (a second copy
+// elsewhere) is reported done only once all of it is. So the repository
+// is watched beside the archiver from the start (watchRepository): when
+// it holds the segment (under any codec c may not be), archive_command
+// pushed it there, which is the same proof. It gives up after
 // opts.WALTimeout with a *walTimeoutError and returns other errors as
 // they are.
 func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, c repository.Compression, m repository.BackupManifest, opts Options) error {
@@ -598,6 +600,12 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 	deadline := start.Add(opts.WALTimeout)
 	nextLog := start.Add(walQuietWait)
 	poll := walPollFirst
+	wctx, stopWatching := context.WithCancel(ctx)
+	inRepository, watched := watchRepository(wctx, b, c, stop, opts.Log)
+	defer func() {
+		stopWatching()
+		<-watched
+	}()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, opts.QueryTimeout)
 		rss, err := pg.Exec(qctx, w, archivedQuery)
@@ -616,16 +624,6 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 				"waited", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
-		// The archiver usually answers within walQuietWait; only a wait
-		// longer than that asks the repository, so a normal backup costs
-		// it no request.
-		if time.Since(start) >= walQuietWait {
-			if _, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: stop.Timeline, Segment: stop}, c); err == nil {
-				opts.Log.Debug("the backup's WAL is in the repository", "backup_id", m.ID, "stop_wal", m.StopWAL,
-					"waited", time.Since(start).Round(time.Millisecond))
-				return nil
-			}
-		}
 		now := time.Now()
 		if !now.Before(deadline) {
 			return &walTimeoutError{id: m.ID, location: location, segment: stop.String(), timeout: opts.WALTimeout}
@@ -638,10 +636,49 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the archiver to archive WAL segment %s: %w", stop, ctx.Err())
+		case <-inRepository:
+			opts.Log.Debug("the backup's WAL is in the repository", "backup_id", m.ID, "stop_wal", m.StopWAL,
+				"waited", time.Since(start).Round(time.Millisecond))
+			return nil
 		case <-time.After(min(poll, time.Until(deadline))):
 		}
 		poll = nextPoll(poll, time.Since(start))
 	}
+}
+
+// watchRepository looks for segment seg in b (under any codec, c's first:
+// all at once, one round trip a look) as often as the waits look at the
+// archiver, until it is there (then it closes found) or ctx ends; done
+// is closed when it has stopped. A failed look is logged and tried again:
+// the archiver's answer still decides, and the wait's timeout ends it.
+func watchRepository(ctx context.Context, b storage.Backend, c repository.Compression, seg wal.Segment, log *slog.Logger) (found, done <-chan struct{}) {
+	inRepository, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		f := wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}
+		start := time.Now()
+		poll := walPollFirst
+		for {
+			_, err := repository.StatWALAtOnce(ctx, b, f, c)
+			if err == nil {
+				close(inRepository)
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, storage.ErrNotFound) {
+				log.Debug("looking for the backup's last WAL segment in the repository failed; trying again", "segment", seg.String(), "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(poll):
+			}
+			poll = nextPoll(poll, time.Since(start))
+		}
+	}()
+	return inRepository, stopped
 }
 
 // walQuietWait is how long waitForArchiver waits before it says it waits:
