@@ -809,7 +809,18 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		start backupStart
 		prog  *progress.Task
 		ok    bool
+		// pending finishes the archive whose stream was read last: waits
+		// for its last Puts and records it. nil: none.
+		pending func() error
 	)
+	finishArchive := func() error {
+		if pending == nil {
+			return nil
+		}
+		f := pending
+		pending = nil
+		return f()
+	}
 	limit := throttle.New(opts.MaxRate)
 	wait := waitForStart(opts)
 	defer func() {
@@ -842,6 +853,9 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			return nil
 		},
 		archive: func(name, location string, r io.Reader) error {
+			if err := finishArchive(); err != nil {
+				return err
+			}
 			r = limit.Reader(ctx, r)
 			a, err := archiveOf(name, location, start.Tablespaces)
 			if err != nil {
@@ -852,12 +866,21 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 					return fmt.Errorf("PostgreSQL sent archive %s twice", name)
 				}
 			}
-			a.Parts, err = up.archive(ctx, name, r)
+			finish, err := up.startArchive(ctx, name, r)
 			if err != nil {
 				return err
 			}
-			opts.Log.Debug("archive stored", "backup_id", m.ID, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
-			m.Archives = append(m.Archives, a)
+			// The archive's last Put ends while what follows is read and
+			// stored (backup_manifest, or the next archive's first part
+			// once this one is finished): a round trip less in series.
+			pending = func() error {
+				if a.Parts, err = finish(); err != nil {
+					return err
+				}
+				opts.Log.Debug("archive stored", "backup_id", m.ID, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
+				m.Archives = append(m.Archives, a)
+				return nil
+			}
 			return nil
 		},
 		manifest: func(r io.Reader) error {
@@ -866,11 +889,16 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 				return fmt.Errorf("backup_manifest: %w", err)
 			}
 			m.PGManifest = part
-			return nil
+			return finishArchive()
 		},
 		notice: func(n *pgconn.Notice) { logNotice(opts.Log, m.ID, n) },
 	}
 	end, err := runBaseBackup(ctx, w, cmd, h)
+	// No Put outlives stream: a failed backup waits for the last archive's
+	// too (the upload's error, when it failed first, is the cause).
+	if ferr := finishArchive(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		// A read cancelled because an upload failed reports the upload.
 		if cause := context.Cause(ctx); parent.Err() == nil && errors.Is(err, context.Canceled) && cause != nil && !errors.Is(cause, context.Canceled) {
