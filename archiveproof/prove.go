@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -342,13 +343,25 @@ type repo struct {
 // keys it may have (the repository's compression first). Until
 // walvault.json exists, no segment can be there.
 func (r *repo) has(ctx context.Context, f wal.FileName) (bool, error) {
-	if r.ident == nil {
-		id, err := repository.LoadIdentity(ctx, r.b)
-		if errors.Is(err, storage.ErrNotFound) {
+	// Every key f may have at once (each look of a wait costs one round
+	// trip, not one per codec), and until walvault.json is known, beside
+	// reading it: the preferred codec is then only a guess, but every
+	// codec is asked anyway.
+	preferred := repository.LZ4
+	var err error
+	if r.ident != nil {
+		preferred = r.ident.Compression
+		_, err = repository.StatWALAtOnce(ctx, r.b, f, preferred)
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(func() { _, err = repository.StatWALAtOnce(ctx, r.b, f, preferred) })
+		id, ierr := repository.LoadIdentity(ctx, r.b)
+		wg.Wait()
+		if errors.Is(ierr, storage.ErrNotFound) {
 			return false, nil
 		}
-		if err != nil {
-			return false, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, r.b.Location(), err)
+		if ierr != nil {
+			return false, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, r.b.Location(), ierr)
 		}
 		if r.systemID != "" && id.SystemID != r.systemID {
 			return false, fmt.Errorf("repository %s belongs to the cluster with system identifier %s, but this server's is %s: use the repository this server archives to, or a new repository prefix for this cluster",
@@ -356,9 +369,6 @@ func (r *repo) has(ctx context.Context, f wal.FileName) (bool, error) {
 		}
 		r.ident = &id
 	}
-	// Every key f may have at once: each look of a wait costs one round
-	// trip, not one per codec.
-	_, err := repository.StatWALAtOnce(ctx, r.b, f, r.ident.Compression)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}

@@ -3,6 +3,7 @@ package archiveproof
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -266,5 +267,48 @@ func TestProvePollOneRoundTrip(t *testing.T) {
 	defer b.mu.Unlock()
 	if b.serial {
 		t.Errorf("a look for the segment asked for its %d keys one after another", b.want)
+	}
+}
+
+// identityAfterStat answers the Get of walvault.json only once a Stat has
+// begun, or after a second (noting then that it was read first, alone).
+type identityAfterStat struct {
+	storage.Backend
+	once   sync.Once
+	stat   chan struct{}
+	serial bool
+}
+
+func (b *identityAfterStat) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	b.once.Do(func() { close(b.stat) })
+	return b.Backend.Stat(ctx, key)
+}
+
+func (b *identityAfterStat) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if key == repository.IdentityKey {
+		select {
+		case <-b.stat:
+		case <-time.After(time.Second):
+			b.serial = true
+		}
+	}
+	return b.Backend.Get(ctx, key)
+}
+
+// TestLastArchivedOneRoundTrip: with the identity not handed over, the
+// cheap look reads walvault.json beside its look for the archiver's last
+// segment, not before it: one round trip, not two.
+func TestLastArchivedOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	mb := repotest.New(t, identity())
+	repotest.PutWAL(t, mb, segKey("000000010000000000000005"), repository.LZ4, []byte("x"), nil)
+	b := &identityAfterStat{Backend: mb, stat: make(chan struct{})}
+	w := fakeServer{lastArchived: "000000010000000000000005"}.wire()
+	p, seen, err := LastArchived(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID})
+	if err != nil || !seen || p.Segment != "000000010000000000000005" {
+		t.Fatalf("LastArchived: %+v, %v, %v; want segment 5 seen", p, seen, err)
+	}
+	if b.serial {
+		t.Error("walvault.json was read before the segment was looked for: two round trips in series")
 	}
 }
