@@ -405,22 +405,38 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 	if err := checkVersion(s); err != nil {
 		return serverSettings{}, false, nil, nil, err
 	}
-	// What is wrong with the repository is said before any wait.
-	ident, err := checkRepository(ctx, b, sys, s)
-	switch {
-	case errors.Is(err, errNoWAL):
-	case err != nil:
-		return serverSettings{}, false, nil, nil, err
-	default:
+	// What is wrong with the repository is said before any wait, and
+	// before anything else chooseSource found. Its identity is read
+	// beside the cheap look at the archiver's last file (which reads it
+	// too, beside its own request): a round trip less in series.
+	var (
+		ident    repository.Identity
+		identErr error
+	)
+	identRead := make(chan struct{})
+	go func() {
+		defer close(identRead)
+		ident, identErr = checkRepository(ctx, b, sys, s)
+	}()
+	defer func() { <-identRead }()
+	checked := func() error {
+		<-identRead
+		switch {
+		case errors.Is(identErr, errNoWAL):
+			return nil
+		case identErr != nil:
+			return identErr
+		}
 		if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
-			return serverSettings{}, false, nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		if err := ident.CheckEncryption(opts.Recipients, b.Location()); err != nil {
-			return serverSettings{}, false, nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		known = &ident
+		return nil
 	}
-	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User, Identity: known}
+	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
 	probe := archiveProbe{
 		seen: func() (bool, error) {
 			qctx, cancel := ask()
@@ -432,6 +448,10 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 			return seen, err
 		},
 		prove: func() error {
+			if err := checked(); err != nil {
+				return err
+			}
+			srv.Identity = known
 			p, err := archiveproof.Prove(ctx, w, b, srv, archiveproof.Options{Timeout: opts.WALTimeout, Log: opts.Log})
 			if err == nil {
 				opts.Log.Info("archiving reaches the repository: " + p.String())
@@ -444,7 +464,13 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 		defer cancel()
 		return readSlots(qctx, w)
 	})
-	return s, archiving, receivers, known, err
+	if cerr := checked(); cerr != nil {
+		return serverSettings{}, false, nil, nil, cerr
+	}
+	if err != nil {
+		return serverSettings{}, false, nil, nil, err
+	}
+	return s, archiving, receivers, known, nil
 }
 
 // walPoll is the longest interval between looks at the repository
