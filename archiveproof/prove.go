@@ -48,6 +48,13 @@ type Server struct {
 	Timeline wal.TimelineID
 	// User is the role connected, for the GRANT a missing privilege needs.
 	User string
+	// HistoryProves lets a backup history file the archiver archived last
+	// prove archiving as a segment does, when the repository holds it:
+	// after every backup it is the last file archived until the next
+	// segment completes, and without it a backup taken soon after another
+	// switches WAL and waits for the new segment (backup-push sets it;
+	// check, whose report names a segment, does not).
+	HistoryProves bool
 	// Identity is the repository's walvault.json when the caller has just
 	// read it and checked it belongs to this cluster: the repository is
 	// then not asked for it again (a round trip). nil: it is read.
@@ -187,7 +194,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity}
+	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity, historyProves: srv.HistoryProves}
 	if p, found, err := r.lastArchived(ctx, w); err != nil || found {
 		return p, err
 	}
@@ -239,7 +246,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 // failure since. It changes nothing on the server and makes at most a few
 // requests to the repository.
 func LastArchived(ctx context.Context, w pg.Wire, b storage.Backend, srv Server) (Proof, bool, error) {
-	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity}
+	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity, historyProves: srv.HistoryProves}
 	return r.lastArchived(ctx, w)
 }
 
@@ -248,13 +255,11 @@ func (r *repo) lastArchived(ctx context.Context, w pg.Wire) (Proof, bool, error)
 	if err != nil {
 		return Proof{}, false, err
 	}
-	// A backup history file is pushed by archive_command like a segment,
-	// and after every backup it is the last file archived until the next
-	// segment completes: found in the repository, it proves as much, and
-	// spares the switch and the wait a backup taken soon after another
-	// would otherwise pay.
+	// A backup history file is pushed by archive_command like a segment:
+	// found in the repository, it proves as much (see HistoryProves).
 	f, err := wal.Classify(arch.lastArchived)
-	if err != nil || (f.Kind != wal.KindSegment && f.Kind != wal.KindBackupHistory) || arch.failure != "" {
+	history := f.Kind == wal.KindBackupHistory && r.historyProves
+	if err != nil || (f.Kind != wal.KindSegment && !history) || arch.failure != "" {
 		return Proof{}, false, nil
 	}
 	found, err := r.has(ctx, f)
@@ -337,6 +342,8 @@ type repo struct {
 	b        storage.Backend
 	systemID string
 	ident    *repository.Identity // nil until walvault.json is seen
+	// historyProves: Server.HistoryProves.
+	historyProves bool
 }
 
 // has reports whether the repository holds segment f under any of the

@@ -193,9 +193,9 @@ func TestProveStandby(t *testing.T) {
 }
 
 // TestProveLastArchivedBackupHistory: after a backup the archiver's last
-// file is the backup history file until the next segment completes; found
-// in the repository it proves archiving as a segment does, without a
-// switch and a wait.
+// file is the backup history file until the next segment completes; when
+// asked (HistoryProves, backup-push), found in the repository it proves
+// archiving as a segment does, without a switch and a wait.
 func TestProveLastArchivedBackupHistory(t *testing.T) {
 	t.Parallel()
 	b := repotest.New(t, identity())
@@ -207,8 +207,14 @@ func TestProveLastArchivedBackupHistory(t *testing.T) {
 	if err := b.Put(t.Context(), repository.WALKey(f, repository.LZ4), strings.NewReader("START WAL LOCATION: 0/5000028\n"), storage.PutOptions{Size: -1}); err != nil {
 		t.Fatal(err)
 	}
+	// Unasked (check), it proves nothing: Prove switches and waits.
 	w := fakeServer{lastArchived: history, switched: "000000010000000000000006"}.wire()
-	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second})
+	repotest.PutWAL(t, b, segKey("000000010000000000000006"), repository.LZ4, []byte("x"), nil)
+	if p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second}); err != nil || p.Segment != "000000010000000000000006" || !p.Switched {
+		t.Fatalf("Prove without HistoryProves: got %+v, %v; want segment 6 after a switch", p, err)
+	}
+	w = fakeServer{lastArchived: history, switched: "000000010000000000000006"}.wire()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID, HistoryProves: true}, Options{Timeout: time.Second})
 	if err != nil || p.Segment != history || p.Switched {
 		t.Fatalf("Prove: got %+v, %v; want the backup history file, without a switch", p, err)
 	}

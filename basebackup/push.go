@@ -436,7 +436,7 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 		known = &ident
 		return nil
 	}
-	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
+	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User, HistoryProves: true}
 	probe := archiveProbe{
 		seen: func() (bool, error) {
 			qctx, cancel := ask()
