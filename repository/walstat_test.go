@@ -125,3 +125,45 @@ func TestStatWALAtOnce(t *testing.T) {
 		t.Errorf("with the preferred key failing: %v, want its error", err)
 	}
 }
+
+// slowOthers answers a Stat of any key but fast's only when its context
+// ends, or after a second (noting then that it was waited for).
+type slowOthers struct {
+	storage.Backend
+	fast string
+
+	mu     sync.Mutex
+	waited bool
+}
+
+func (s *slowOthers) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if key != s.fast {
+		select {
+		case <-ctx.Done():
+			return storage.ObjectInfo{}, ctx.Err()
+		case <-time.After(time.Second):
+			s.mu.Lock()
+			s.waited = true
+			s.mu.Unlock()
+		}
+	}
+	return s.Backend.Stat(ctx, key)
+}
+
+// TestStatWALAtOnceFoundFirst: once the preferred codec's key is found,
+// the other keys' answers are not waited for.
+func TestStatWALAtOnceFoundFirst(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	seg := wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 5}}
+	putRaw(t, b, repository.WALKey(seg, repository.LZ4), "l")
+	s := &slowOthers{Backend: b, fast: repository.WALKey(seg, repository.LZ4)}
+	if info, err := repository.StatWALAtOnce(ctx, s, seg, repository.LZ4); err != nil || info.Key != s.fast {
+		t.Fatalf("StatWALAtOnce: %q, %v; want %s", info.Key, err, s.fast)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waited {
+		t.Error("the other codecs' keys were waited for although the preferred one was found")
+	}
+}
