@@ -205,8 +205,12 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	var asked <-chan askedID
 	if opts.Label == "" {
 		actx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		asked = askBackupID(actx, b, opts.Now)
+		defer func() {
+			cancel()
+			for range asked { // until its goroutine has ended
+			}
+		}()
 	}
 	settings, archiving, receivers, known, err := preflight(ctx, cfg, b, sys, opts)
 	if err != nil {
@@ -762,10 +766,11 @@ type askedID struct {
 }
 
 // askBackupID runs newBackupID in the background; its answer arrives on
-// the channel returned.
+// the channel returned, which is closed when the goroutine ends.
 func askBackupID(ctx context.Context, b storage.Backend, now func() time.Time) <-chan askedID {
 	out := make(chan askedID, 1)
 	go func() {
+		defer close(out)
 		id, err := newBackupID(ctx, b, now)
 		out <- askedID{id, err}
 	}()
