@@ -4,12 +4,13 @@
 // that names walvault may push somewhere else), but by finding a segment
 // the server archived in the repository.
 //
-// Read prove.go: Prove first looks for the segment pg_stat_archiver says
-// was archived last (one Stat, no change to the server). When that is not
-// in the repository, or the archiver failed since, it switches WAL
-// (pg_switch_wal(), or on a standby takes the last segment replay
-// completed) and polls the repository with backoff, a Stat of that
-// segment's key at a time, until it arrives or the timeout passes. A
+// Read prove.go: Prove first looks for the segment (or, for backup-push,
+// the backup history file) pg_stat_archiver says was archived last (one
+// round trip, no change to the server). When that is not in the repository, or the archiver
+// failed since, it switches WAL (pg_switch_wal(), or on a standby takes
+// the last segment replay completed) and polls the repository with
+// backoff, each look a Stat of that segment under every codec's key at
+// once, until it arrives or the timeout passes. A
 // repository no WAL has reached yet is waited for the same way: the first
 // segment archive_command pushes creates its walvault.json.
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,9 +21,13 @@ import (
 const DefaultTimeout = 2 * time.Minute
 
 // Polling the repository: the first look again after firstPoll, then
-// twice as long each time, at most maxPoll apart.
+// half as long again each time, at most maxPoll apart. The segment a
+// switch completes usually arrives within a few hundred milliseconds (a
+// wal-push over a 40 ms round trip: 150-400 ms), and a look that has
+// begun when it lands is waited out to its end: looks 100, 200, 400 ms
+// apart noticed it 100-200 ms late.
 const (
-	firstPoll = 100 * time.Millisecond
+	firstPoll = 20 * time.Millisecond
 	maxPoll   = 2 * time.Second
 	logEvery  = 10 * time.Second
 )
@@ -43,6 +48,17 @@ type Server struct {
 	Timeline wal.TimelineID
 	// User is the role connected, for the GRANT a missing privilege needs.
 	User string
+	// HistoryProves lets a backup history file the archiver archived last
+	// prove archiving as a segment does, when the repository holds it:
+	// after every backup it is the last file archived until the next
+	// segment completes, and without it a backup taken soon after another
+	// switches WAL and waits for the new segment (backup-push sets it;
+	// check, whose report names a segment, does not).
+	HistoryProves bool
+	// Identity is the repository's walvault.json when the caller has just
+	// read it and checked it belongs to this cluster: the repository is
+	// then not asked for it again (a round trip). nil: it is read.
+	Identity *repository.Identity
 }
 
 // Options tune Prove.
@@ -56,7 +72,8 @@ type Options struct {
 
 // Proof is how Prove saw the server's WAL in the repository.
 type Proof struct {
-	// Segment is the segment found in the repository.
+	// Segment is the segment found in the repository (or the backup
+	// history file, when the archiver archived one last).
 	Segment string
 	// Switched is true when Prove switched WAL (pg_switch_wal()) to get a
 	// segment to look for; false when the archiver's last archived
@@ -74,7 +91,11 @@ func (p Proof) String() string {
 	case p.Replayed:
 		return fmt.Sprintf("segment %s, the last this standby replayed, reached the repository (after %s)", p.Segment, p.Waited.Round(time.Millisecond))
 	case p.Waited == 0 && !p.Switched:
-		return fmt.Sprintf("segment %s, the last archived, is in the repository", p.Segment)
+		what := "segment"
+		if f, err := wal.Classify(p.Segment); err == nil && f.Kind == wal.KindBackupHistory {
+			what = "backup history file"
+		}
+		return fmt.Sprintf("%s %s, the last archived, is in the repository", what, p.Segment)
 	case p.Switched:
 		return fmt.Sprintf("segment %s reached the repository %s after SELECT pg_switch_wal()", p.Segment, p.Waited.Round(time.Millisecond))
 	}
@@ -173,7 +194,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &repo{b: b, systemID: srv.SystemID}
+	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity, historyProves: srv.HistoryProves}
 	if p, found, err := r.lastArchived(ctx, w); err != nil || found {
 		return p, err
 	}
@@ -210,7 +231,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 			return Proof{}, fmt.Errorf("waiting for WAL segment %s to reach %s: %w", seg, b.Location(), ctx.Err())
 		case <-time.After(min(pause, time.Until(deadline))):
 		}
-		pause = min(2*pause, maxPoll)
+		pause = min(pause*3/2, maxPoll)
 	}
 	e := &NotReachedError{Location: b.Location(), Segment: seg.String(), Settings: srv.Settings, Timeout: opts.Timeout, Switched: switched, NoIdentity: r.ident == nil}
 	// The archiver as it is now: a failure on this very segment is likely.
@@ -225,7 +246,7 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 // failure since. It changes nothing on the server and makes at most a few
 // requests to the repository.
 func LastArchived(ctx context.Context, w pg.Wire, b storage.Backend, srv Server) (Proof, bool, error) {
-	r := &repo{b: b, systemID: srv.SystemID}
+	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity, historyProves: srv.HistoryProves}
 	return r.lastArchived(ctx, w)
 }
 
@@ -234,8 +255,11 @@ func (r *repo) lastArchived(ctx context.Context, w pg.Wire) (Proof, bool, error)
 	if err != nil {
 		return Proof{}, false, err
 	}
+	// A backup history file is pushed by archive_command like a segment:
+	// found in the repository, it proves as much (see HistoryProves).
 	f, err := wal.Classify(arch.lastArchived)
-	if err != nil || f.Kind != wal.KindSegment || arch.failure != "" {
+	history := f.Kind == wal.KindBackupHistory && r.historyProves
+	if err != nil || (f.Kind != wal.KindSegment && !history) || arch.failure != "" {
 		return Proof{}, false, nil
 	}
 	found, err := r.has(ctx, f)
@@ -318,19 +342,33 @@ type repo struct {
 	b        storage.Backend
 	systemID string
 	ident    *repository.Identity // nil until walvault.json is seen
+	// historyProves: Server.HistoryProves.
+	historyProves bool
 }
 
 // has reports whether the repository holds segment f under any of the
 // keys it may have (the repository's compression first). Until
 // walvault.json exists, no segment can be there.
 func (r *repo) has(ctx context.Context, f wal.FileName) (bool, error) {
-	if r.ident == nil {
-		id, err := repository.LoadIdentity(ctx, r.b)
-		if errors.Is(err, storage.ErrNotFound) {
+	// Every key f may have at once (each look of a wait costs one round
+	// trip, not one per codec), and until walvault.json is known, beside
+	// reading it: the preferred codec is then only a guess, but every
+	// codec is asked anyway.
+	preferred := repository.LZ4
+	var err error
+	if r.ident != nil {
+		preferred = r.ident.Compression
+		_, err = repository.StatWALAtOnce(ctx, r.b, f, preferred)
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(func() { _, err = repository.StatWALAtOnce(ctx, r.b, f, preferred) })
+		id, ierr := repository.LoadIdentity(ctx, r.b)
+		wg.Wait()
+		if errors.Is(ierr, storage.ErrNotFound) {
 			return false, nil
 		}
-		if err != nil {
-			return false, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, r.b.Location(), err)
+		if ierr != nil {
+			return false, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, r.b.Location(), ierr)
 		}
 		if r.systemID != "" && id.SystemID != r.systemID {
 			return false, fmt.Errorf("repository %s belongs to the cluster with system identifier %s, but this server's is %s: use the repository this server archives to, or a new repository prefix for this cluster",
@@ -338,20 +376,11 @@ func (r *repo) has(ctx context.Context, f wal.FileName) (bool, error) {
 		}
 		r.ident = &id
 	}
-	candidates := []repository.Compression{r.ident.Compression}
-	for _, c := range repository.Compressions {
-		if c != r.ident.Compression {
-			candidates = append(candidates, c)
-		}
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
 	}
-	for _, c := range candidates {
-		_, err := r.b.Stat(ctx, repository.WALKey(f, c))
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			return false, fmt.Errorf("look for WAL segment %s in %s: %w", f, r.b.Location(), err)
-		}
+	if err != nil {
+		return false, fmt.Errorf("look for %s in %s: %w", f, r.b.Location(), err)
 	}
-	return false, nil
+	return true, nil
 }

@@ -3,7 +3,9 @@ package archiveproof
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/walvault/walvault/pg/pgtest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
@@ -186,5 +189,132 @@ func TestProveStandby(t *testing.T) {
 	}
 	if switched(w) {
 		t.Error("Prove tried to switch WAL on a standby")
+	}
+}
+
+// TestProveLastArchivedBackupHistory: after a backup the archiver's last
+// file is the backup history file until the next segment completes; when
+// asked (HistoryProves, backup-push), found in the repository it proves
+// archiving as a segment does, without a switch and a wait.
+func TestProveLastArchivedBackupHistory(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	const history = "000000010000000000000005.00000028.backup"
+	f, err := wal.Classify(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(t.Context(), repository.WALKey(f, repository.LZ4), strings.NewReader("START WAL LOCATION: 0/5000028\n"), storage.PutOptions{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	// Unasked (check), it proves nothing: Prove switches and waits.
+	w := fakeServer{lastArchived: history, switched: "000000010000000000000006"}.wire()
+	repotest.PutWAL(t, b, segKey("000000010000000000000006"), repository.LZ4, []byte("x"), nil)
+	if p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second}); err != nil || p.Segment != "000000010000000000000006" || !p.Switched {
+		t.Fatalf("Prove without HistoryProves: got %+v, %v; want segment 6 after a switch", p, err)
+	}
+	w = fakeServer{lastArchived: history, switched: "000000010000000000000006"}.wire()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID, HistoryProves: true}, Options{Timeout: time.Second})
+	if err != nil || p.Segment != history || p.Switched {
+		t.Fatalf("Prove: got %+v, %v; want the backup history file, without a switch", p, err)
+	}
+	if switched(w) {
+		t.Error("Prove switched WAL although the last archived file was in the repository")
+	}
+	if got := p.String(); !strings.Contains(got, "backup history file "+history) {
+		t.Errorf("proof says %q, want it to name the backup history file", got)
+	}
+}
+
+// statsAtOnce holds each Stat until want of them have begun, or a second
+// has passed (then it notes that they came one after another).
+type statsAtOnce struct {
+	storage.Backend
+	want int
+
+	mu     sync.Mutex
+	begun  int
+	serial bool
+}
+
+func (b *statsAtOnce) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	b.mu.Lock()
+	b.begun++
+	b.mu.Unlock()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		enough, late := b.begun >= b.want, time.Now().After(deadline)
+		b.serial = b.serial || (late && !enough)
+		b.mu.Unlock()
+		if enough || late {
+			break
+		}
+	}
+	return b.Backend.Stat(ctx, key)
+}
+
+// TestProvePollOneRoundTrip: while Prove waits for the switched segment,
+// each look asks for it under every codec's key at once: over a network a
+// look costs one round trip, not one per codec.
+func TestProvePollOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	mb := repotest.New(t, identity())
+	b := &statsAtOnce{Backend: mb, want: len(repository.Compressions)}
+	w := fakeServer{lastArchived: "", switched: "000000010000000000000001"}.wire()
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		repotest.PutWAL(t, mb, segKey("000000010000000000000001"), repository.LZ4, []byte("x"), nil)
+	}()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: 10 * time.Second})
+	if err != nil || p.Segment != "000000010000000000000001" {
+		t.Fatalf("Prove: got %+v, %v; want segment 1", p, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.serial {
+		t.Errorf("a look for the segment asked for its %d keys one after another", b.want)
+	}
+}
+
+// identityAfterStat answers the Get of walvault.json only once a Stat has
+// begun, or after a second (noting then that it was read first, alone).
+type identityAfterStat struct {
+	storage.Backend
+	once   sync.Once
+	stat   chan struct{}
+	serial bool
+}
+
+func (b *identityAfterStat) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	b.once.Do(func() { close(b.stat) })
+	return b.Backend.Stat(ctx, key)
+}
+
+func (b *identityAfterStat) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if key == repository.IdentityKey {
+		select {
+		case <-b.stat:
+		case <-time.After(time.Second):
+			b.serial = true
+		}
+	}
+	return b.Backend.Get(ctx, key)
+}
+
+// TestLastArchivedOneRoundTrip: with the identity not handed over, the
+// cheap look reads walvault.json beside its look for the archiver's last
+// segment, not before it: one round trip, not two.
+func TestLastArchivedOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	mb := repotest.New(t, identity())
+	repotest.PutWAL(t, mb, segKey("000000010000000000000005"), repository.LZ4, []byte("x"), nil)
+	b := &identityAfterStat{Backend: mb, stat: make(chan struct{})}
+	w := fakeServer{lastArchived: "000000010000000000000005"}.wire()
+	p, seen, err := LastArchived(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID})
+	if err != nil || !seen || p.Segment != "000000010000000000000005" {
+		t.Fatalf("LastArchived: %+v, %v, %v; want segment 5 seen", p, seen, err)
+	}
+	if b.serial {
+		t.Error("walvault.json was read before the segment was looked for: two round trips in series")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,70 @@ func TestArchivedPast(t *testing.T) {
 		if got := archivedPast(tc.last, stop); got != tc.want {
 			t.Errorf("archivedPast(%q, %s) = %v, want %v", tc.last, stop, got, tc.want)
 		}
+	}
+}
+
+// TestPollSteadyFirst: the waits for the backup's WAL look every
+// walPollFirst during their first walPollSteady (the segment usually lands
+// then, and each look that has begun is waited out), then back off to at
+// most walPoll.
+func TestPollSteadyFirst(t *testing.T) {
+	poll := walPollFirst
+	for waited := time.Duration(0); waited < walPollSteady; waited += poll {
+		if poll = nextPoll(poll, waited); poll != walPollFirst {
+			t.Fatalf("after %v of waiting the next look is %v away, want %v", waited, poll, walPollFirst)
+		}
+	}
+	waited := walPollSteady
+	for range 100 {
+		next := nextPoll(poll, waited)
+		if next < poll || next > walPoll {
+			t.Fatalf("after %v the interval goes from %v to %v, want it to grow up to %v", waited, poll, next, walPoll)
+		}
+		poll, waited = next, waited+next
+	}
+	if poll != walPoll {
+		t.Errorf("after %v the interval is %v, want it grown to %v", waited, poll, walPoll)
+	}
+}
+
+// TestPushSeesWALBeforeArchiver: an archive_command that does more after
+// wal-push (a second copy elsewhere, here a sleep) reports each segment
+// archived seconds after it is in the repository. Push watches the
+// repository from the start of its wait, so it sees the backup's last
+// segment there at once, not after walQuietWait or the archiver's report.
+func TestPushSeesWALBeforeArchiver(t *testing.T) {
+	t.Parallel()
+	bin := testenv.BuildWalvault(t)
+	b, url := newRepo(t)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
+		ArchiveCommand: bin + " wal-push %p && sleep 4",
+		Env:            []string{"WALVAULT_REPO=" + url},
+	})
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m, err := Push(ctxTimeout(t), b, Options{ConnString: pg.ConnString(), WALTimeout: 45 * time.Second, Log: log})
+	if err != nil {
+		t.Fatalf("Push: %v\n%s", err, logs.String())
+	}
+	seg, err := wal.ParseSegmentName(m.StopWAL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctxTimeout(t), repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, repository.LZ4)); err != nil {
+		t.Fatalf("Push returned before the backup's last segment %s was in the repository: %v", m.StopWAL, err)
+	}
+	waited := regexp.MustCompile(`msg="the backup's WAL is in the repository".* waited=(\S+)`).FindStringSubmatch(logs.String())
+	if waited == nil {
+		t.Fatalf("Push did not say it found the backup's WAL in the repository (rather than the archiver's report):\n%s", logs.String())
+	}
+	d, err := time.ParseDuration(waited[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d >= walQuietWait {
+		t.Errorf("Push waited %v for a segment wal-push had stored; want it seen at once (under %v)", d, walQuietWait)
 	}
 }

@@ -200,12 +200,28 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		return repository.BackupManifest{}, err
 	}
 
-	settings, archiving, receivers, err := preflight(ctx, cfg, b, sys, opts)
+	// The label's id is looked for (a listing) while preflight asks its
+	// questions: over a network each request in series costs a round trip.
+	var asked <-chan askedID
+	if opts.Label == "" {
+		actx, cancel := context.WithCancel(ctx)
+		asked = askBackupID(actx, b, opts.Now)
+		defer func() {
+			cancel()
+			for range asked { // until its goroutine has ended
+			}
+		}()
+	}
+	settings, archiving, receivers, known, err := preflight(ctx, cfg, b, sys, opts)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
-	ident, err := checkRepository(ctx, b, sys, settings)
-	if err != nil {
+	// Read again only when preflight found none: then the WAL it waited
+	// for has created it since.
+	var ident repository.Identity
+	if known != nil {
+		ident = *known
+	} else if ident, err = checkRepository(ctx, b, sys, settings); err != nil {
 		return repository.BackupManifest{}, err
 	}
 	if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
@@ -249,12 +265,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	// the checkpoint); the label, sent before, names the time it was
 	// asked for.
 	label := opts.Label
+	var freeID string
 	if label == "" {
-		asked, err := newBackupID(ctx, b, opts.Now)
-		if err != nil {
-			return repository.BackupManifest{}, err
+		a := <-asked
+		if a.err != nil {
+			return repository.BackupManifest{}, a.err
 		}
-		label = "walvault " + asked
+		label, freeID = "walvault "+a.id, a.id
 	}
 	// A primary's BASE_BACKUP does not wait for archive_command (WAIT
 	// false): PostgreSQL's own wait looks at the archive status once a
@@ -281,7 +298,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		cmd = incrementalCommand(cmd)
 	}
 
-	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, sys: sys, settings: settings})
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, freeID: freeID, sys: sys, settings: settings})
 	id := m.ID
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
@@ -307,7 +324,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	var late error
 	if !serverWaits {
 		if src.Slot == "" {
-			late = waitForArchiver(ctx, cfg, b, ident.Compression, m, opts)
+			late = waitForArchiver(ctx, cfg, b, m, opts)
 		} else {
 			late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
 		}
@@ -375,10 +392,10 @@ const abandonTimeout = 5 * time.Second
 // opts.WALTimeout), or else through wal-receive on one of receivers, which
 // Push confirms against the repository. A repository of another cluster
 // is refused before anything is waited for.
-func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys pg.SystemInfo, opts Options) (s serverSettings, archiving bool, receivers []slotInfo, err error) {
+func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys pg.SystemInfo, opts Options) (s serverSettings, archiving bool, receivers []slotInfo, known *repository.Identity, err error) {
 	w, err := pg.Open(ctx, cfg, false)
 	if err != nil {
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	}
 	defer w.Close()
 	// Each question gets its own deadline; the waits for WAL have theirs.
@@ -387,26 +404,43 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 	s, err = readSettings(qctx, w, cfg.User)
 	cancel()
 	if err != nil {
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	}
 	if err := checkVersion(s); err != nil {
-		return serverSettings{}, false, nil, err
+		return serverSettings{}, false, nil, nil, err
 	}
-	// What is wrong with the repository is said before any wait.
-	ident, err := checkRepository(ctx, b, sys, s)
-	switch {
-	case errors.Is(err, errNoWAL):
-	case err != nil:
-		return serverSettings{}, false, nil, err
-	default:
+	// What is wrong with the repository is said before any wait, and
+	// before anything else chooseSource found. Its identity is read
+	// beside the cheap look at the archiver's last file (which reads it
+	// too, beside its own request): a round trip less in series.
+	var (
+		ident    repository.Identity
+		identErr error
+	)
+	identRead := make(chan struct{})
+	go func() {
+		defer close(identRead)
+		ident, identErr = checkRepository(ctx, b, sys, s)
+	}()
+	defer func() { <-identRead }()
+	checked := func() error {
+		<-identRead
+		switch {
+		case errors.Is(identErr, errNoWAL):
+			return nil
+		case identErr != nil:
+			return identErr
+		}
 		if err := ident.CheckLock(opts.Lock, b.Location()); err != nil {
-			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		if err := ident.CheckEncryption(opts.Recipients, b.Location()); err != nil {
-			return serverSettings{}, false, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
+		known = &ident
+		return nil
 	}
-	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User}
+	srv := archiveproof.Server{Settings: s, SystemID: sys.SystemID, Timeline: sys.Timeline, User: cfg.User, HistoryProves: true}
 	probe := archiveProbe{
 		seen: func() (bool, error) {
 			qctx, cancel := ask()
@@ -418,6 +452,10 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 			return seen, err
 		},
 		prove: func() error {
+			if err := checked(); err != nil {
+				return err
+			}
+			srv.Identity = known
 			p, err := archiveproof.Prove(ctx, w, b, srv, archiveproof.Options{Timeout: opts.WALTimeout, Log: opts.Log})
 			if err == nil {
 				opts.Log.Info("archiving reaches the repository: " + p.String())
@@ -430,18 +468,38 @@ func preflight(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, sys 
 		defer cancel()
 		return readSlots(qctx, w)
 	})
-	return s, archiving, receivers, err
+	if cerr := checked(); cerr != nil {
+		return serverSettings{}, false, nil, nil, cerr
+	}
+	if err != nil {
+		return serverSettings{}, false, nil, nil, err
+	}
+	return s, archiving, receivers, known, nil
 }
 
 // walPoll is the longest interval between looks at the repository
-// (waitForWAL) or the archiver (waitForArchiver); they start at
-// walPollFirst and grow towards walPoll, since the backup's last segment
-// usually lands within a fraction of a second (on a primary the backup's
-// end switches to a new segment, which the archiver or wal-receive stores
-// at once).
+// (waitForWAL) or the archiver (waitForArchiver). They look every
+// walPollFirst for the first walPollSteady, then ever less often up to
+// walPoll: the backup's last segment usually lands within a fraction of
+// a second (on a primary the backup's end switches to a new segment,
+// which the archiver or wal-receive stores at once), and each interval
+// that has begun when it lands is waited out to its end. Over a 40 ms
+// round trip the archiver's wal-push takes 150-250 ms; looks that had
+// grown to 70-100 ms apart by then lost half of that on average.
 var walPoll = 500 * time.Millisecond
 
-const walPollFirst = 20 * time.Millisecond
+const (
+	walPollFirst  = 10 * time.Millisecond
+	walPollSteady = time.Second
+)
+
+// nextPoll is the interval after poll, waited into the wait.
+func nextPoll(poll, waited time.Duration) time.Duration {
+	if waited < walPollSteady {
+		return walPollFirst
+	}
+	return min(poll*3/2, walPoll)
+}
 
 // walTimeoutError: the backup's WAL did not reach the repository in time.
 type walTimeoutError struct {
@@ -492,7 +550,7 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	for {
 		// Under any codec's key, c's first: the codec of WAL may differ
 		// from the repository's first one.
-		_, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
+		_, err := repository.StatWALAtOnce(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
 		switch {
 		case err == nil:
 			if seg.Log == stop.Log && seg.Seg == stop.Seg {
@@ -530,7 +588,7 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 			return fmt.Errorf("waiting for WAL segment %s to reach %s: %w", seg, b.Location(), ctx.Err())
 		case <-time.After(min(poll, time.Until(deadline))):
 		}
-		poll = min(poll*3/2, walPoll)
+		poll = nextPoll(poll, time.Since(start))
 	}
 }
 
@@ -550,12 +608,14 @@ const archivedQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archi
 // the backup history file ready just after the backup's last segment, and
 // an archiver that scanned between the two archives the segment first and
 // then the history file, which names the backup's (earlier) start segment.
-// So when the archiver's answer does not settle it, the repository is
-// asked whether it holds the segment (under any codec c may not be): when
-// archive_command pushes there, that is the same proof. It gives up after
+// And an archive_command that does more after wal-push (a second copy
+// elsewhere) is reported done only once all of it is. So the repository
+// is watched beside the archiver from the start (watchRepository): when
+// it holds the segment (under any codec's key), archive_command pushed it
+// there, which is the same proof. It gives up after
 // opts.WALTimeout with a *walTimeoutError and returns other errors as
 // they are.
-func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, c repository.Compression, m repository.BackupManifest, opts Options) error {
+func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, m repository.BackupManifest, opts Options) error {
 	location := b.Location()
 	stop, err := wal.ParseSegmentName(m.StopWAL)
 	if err != nil {
@@ -570,6 +630,12 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 	deadline := start.Add(opts.WALTimeout)
 	nextLog := start.Add(walQuietWait)
 	poll := walPollFirst
+	wctx, stopWatching := context.WithCancel(ctx)
+	inRepository, watched := watchRepository(wctx, b, stop, opts.Log)
+	defer func() {
+		stopWatching()
+		<-watched
+	}()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, opts.QueryTimeout)
 		rss, err := pg.Exec(qctx, w, archivedQuery)
@@ -588,16 +654,6 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 				"waited", time.Since(start).Round(time.Millisecond))
 			return nil
 		}
-		// The archiver usually answers within walQuietWait; only a wait
-		// longer than that asks the repository, so a normal backup costs
-		// it no request.
-		if time.Since(start) >= walQuietWait {
-			if _, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: stop.Timeline, Segment: stop}, c); err == nil {
-				opts.Log.Debug("the backup's WAL is in the repository", "backup_id", m.ID, "stop_wal", m.StopWAL,
-					"waited", time.Since(start).Round(time.Millisecond))
-				return nil
-			}
-		}
 		now := time.Now()
 		if !now.Before(deadline) {
 			return &walTimeoutError{id: m.ID, location: location, segment: stop.String(), timeout: opts.WALTimeout}
@@ -610,10 +666,65 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the archiver to archive WAL segment %s: %w", stop, ctx.Err())
+		case <-inRepository:
+			opts.Log.Debug("the backup's WAL is in the repository", "backup_id", m.ID, "stop_wal", m.StopWAL,
+				"waited", time.Since(start).Round(time.Millisecond))
+			return nil
 		case <-time.After(min(poll, time.Until(deadline))):
 		}
-		poll = min(poll*3/2, walPoll)
+		poll = nextPoll(poll, time.Since(start))
 	}
+}
+
+// watchRepository looks for segment seg in b, under any codec's key, as
+// often as the waits look at the archiver, until it is there (then it
+// closes found) or ctx ends; done is closed when it has stopped. A look is
+// one listing of the segment's name: one request and one round trip,
+// where a Stat of each codec's key costs two on S3 while the segment is
+// absent (a HEAD 404 is settled by a HeadBucket). A listing that lags a
+// write only delays the answer, it never invents one. A failed look is
+// logged and tried again: the archiver's answer still decides, and the
+// wait's timeout ends it.
+func watchRepository(ctx context.Context, b storage.Backend, seg wal.Segment, log *slog.Logger) (found, done <-chan struct{}) {
+	inRepository, stopped := make(chan struct{}), make(chan struct{})
+	f := wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}
+	keys := map[string]bool{}
+	for _, c := range repository.Compressions {
+		keys[repository.WALKey(f, c)] = true
+	}
+	look := func() error {
+		return b.List(ctx, repository.WALKey(f, repository.None), func(o storage.ObjectInfo) error {
+			if keys[o.Key] {
+				return errFound
+			}
+			return nil
+		})
+	}
+	go func() {
+		defer close(stopped)
+		start := time.Now()
+		poll := walPollFirst
+		for {
+			err := look()
+			if errors.Is(err, errFound) {
+				close(inRepository)
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				log.Debug("looking for the backup's last WAL segment in the repository failed; trying again", "segment", seg.String(), "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(poll):
+			}
+			poll = nextPoll(poll, time.Since(start))
+		}
+	}()
+	return inRepository, stopped
 }
 
 // walQuietWait is how long waitForArchiver waits before it says it waits:
@@ -664,6 +775,24 @@ func newBackupID(ctx context.Context, b storage.Backend, now func() time.Time) (
 	return "", fmt.Errorf("backups/%s and the next %d seconds' ids are all taken in %s", repository.NewBackupID(t), tries, b.Location())
 }
 
+// askedID is what askBackupID found.
+type askedID struct {
+	id  string
+	err error
+}
+
+// askBackupID runs newBackupID in the background; its answer arrives on
+// the channel returned, which is closed when the goroutine ends.
+func askBackupID(ctx context.Context, b storage.Backend, now func() time.Time) <-chan askedID {
+	out := make(chan askedID, 1)
+	go func() {
+		defer close(out)
+		id, err := newBackupID(ctx, b, now)
+		out <- askedID{id, err}
+	}()
+	return out
+}
+
 var errFound = errors.New("found")
 
 func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, error) {
@@ -676,7 +805,11 @@ func folderUsed(ctx context.Context, b storage.Backend, prefix string) (bool, er
 
 // backupInfo is what Push learnt before the backup began.
 type backupInfo struct {
-	label    string
+	label string
+	// freeID is an id whose folder newBackupID found empty just before
+	// (the label's); a backup that starts in its second takes it without
+	// listing the folder again. "": none.
+	freeID   string
 	sys      pg.SystemInfo
 	settings serverSettings
 }
@@ -723,7 +856,18 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		start backupStart
 		prog  *progress.Task
 		ok    bool
+		// pending finishes the archive whose stream was read last: waits
+		// for its last Puts and records it. nil: none.
+		pending func() error
 	)
+	finishArchive := func() error {
+		if pending == nil {
+			return nil
+		}
+		f := pending
+		pending = nil
+		return f()
+	}
 	limit := throttle.New(opts.MaxRate)
 	wait := waitForStart(opts)
 	defer func() {
@@ -735,9 +879,17 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			wait.Done(true)
 			// The backup began now: its id and start time say so.
 			m.StartTime = opts.Now().UTC()
-			id, err := newBackupID(ctx, b, func() time.Time { return m.StartTime })
-			if err != nil {
-				return err
+			// The folder of the label's id was found empty moments ago;
+			// a backup that starts in that second takes it without asking
+			// again (a round trip before the first upload). Two backups
+			// racing for one id cannot mix: every part is stored only if
+			// it does not exist.
+			id := repository.NewBackupID(m.StartTime.Truncate(time.Second))
+			if id != info.freeID {
+				var err error
+				if id, err = newBackupID(ctx, b, func() time.Time { return m.StartTime }); err != nil {
+					return err
+				}
 			}
 			start, m.ID, up.id = s, id, id
 			prog = opts.Progress.Start(opts.Log, progress.Spec{Label: "backup " + id, Message: "backup progress",
@@ -748,6 +900,9 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			return nil
 		},
 		archive: func(name, location string, r io.Reader) error {
+			if err := finishArchive(); err != nil {
+				return err
+			}
 			r = limit.Reader(ctx, r)
 			a, err := archiveOf(name, location, start.Tablespaces)
 			if err != nil {
@@ -758,12 +913,21 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 					return fmt.Errorf("PostgreSQL sent archive %s twice", name)
 				}
 			}
-			a.Parts, err = up.archive(ctx, name, r)
+			finish, err := up.startArchive(ctx, name, r)
 			if err != nil {
 				return err
 			}
-			opts.Log.Debug("archive stored", "backup_id", m.ID, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
-			m.Archives = append(m.Archives, a)
+			// The archive's last Put ends while what follows is read and
+			// stored (backup_manifest, or the next archive's first part
+			// once this one is finished): a round trip less in series.
+			pending = func() error {
+				if a.Parts, err = finish(); err != nil {
+					return err
+				}
+				opts.Log.Debug("archive stored", "backup_id", m.ID, "archive", name, "parts", len(a.Parts), "bytes", a.RawSize())
+				m.Archives = append(m.Archives, a)
+				return nil
+			}
 			return nil
 		},
 		manifest: func(r io.Reader) error {
@@ -772,11 +936,16 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 				return fmt.Errorf("backup_manifest: %w", err)
 			}
 			m.PGManifest = part
-			return nil
+			return finishArchive()
 		},
 		notice: func(n *pgconn.Notice) { logNotice(opts.Log, m.ID, n) },
 	}
 	end, err := runBaseBackup(ctx, w, cmd, h)
+	// No Put outlives stream: a failed backup waits for the last archive's
+	// too (the upload's error, when it failed first, is the cause).
+	if ferr := finishArchive(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		// A read cancelled because an upload failed reports the upload.
 		if cause := context.Cause(ctx); parent.Err() == nil && errors.Is(err, context.Canceled) && cause != nil && !errors.Is(cause, context.Canceled) {

@@ -70,11 +70,29 @@ const maxPartsInFlight = 2
 // sha256. If any fails, the others are cancelled and waited for, no later
 // part is stored, and archive returns the error of the first failing part.
 func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]repository.BackupPart, error) {
+	finish, err := u.startArchive(ctx, name, r)
+	if err != nil {
+		return nil, err
+	}
+	return finish()
+}
+
+// startArchive is archive up to the end of r: it returns once r is read to
+// its end and every part is handed to its Put, and finish then waits for
+// the Puts still running (the last one's final requests: over a network,
+// a round trip or more that the caller may overlap with other work) and
+// returns the parts. finish must be called once, and no Put outlives it;
+// on an error nothing is left running and there is no finish.
+func (u *uploader) startArchive(ctx context.Context, name string, r io.Reader) (finish func() ([]repository.BackupPart, error), err error) {
 	if !archiveNamePattern().MatchString(name) {
 		return nil, fmt.Errorf("PostgreSQL sent an archive named %q; walvault expects base.tar or <oid>.tar", name)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	defer func() {
+		if finish == nil {
+			cancel(nil)
+		}
+	}()
 	src := &countingReader{r: r, counted: u.counted}
 	var (
 		parts    []repository.BackupPart
@@ -94,7 +112,7 @@ func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]rep
 	// fail cancels the parts in flight and waits for every Put: none
 	// outlives archive. The cause is the first failing part in order that
 	// was not merely cancelled because another failed.
-	fail := func(err error) ([]repository.BackupPart, error) {
+	fail := func(err error) error {
 		cancel(err)
 		var errs []error
 		if err != nil {
@@ -116,7 +134,7 @@ func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]rep
 				break
 			}
 		}
-		return nil, src.wrap(name, err)
+		return src.wrap(name, err)
 	}
 	for seq := 0; ; seq++ {
 		body := io.LimitReader(src, u.partSize)
@@ -129,13 +147,13 @@ func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]rep
 				break
 			}
 			if err != nil {
-				return fail(err)
+				return nil, fail(err)
 			}
 			body = io.MultiReader(bytes.NewReader(one[:n]), io.LimitReader(src, u.partSize-1))
 		}
 		for len(inFlight) >= maxPartsInFlight {
 			if err := collect(); err != nil {
-				return fail(err)
+				return nil, fail(err)
 			}
 		}
 		key := repository.BackupPartKey(u.id, name, seq, u.compression)
@@ -145,22 +163,25 @@ func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]rep
 		}
 		p, err := u.start(ctx, key, body, u.compression, prev)
 		if err != nil {
-			return fail(err)
+			return nil, fail(err)
 		}
 		inFlight = append(inFlight, p)
 		if p.err != nil {
-			return fail(nil)
+			return nil, fail(nil)
 		}
 		if p.raw < u.partSize {
 			break // the stream ended inside this part
 		}
 	}
-	for len(inFlight) > 0 {
-		if err := collect(); err != nil {
-			return fail(err)
+	return func() ([]repository.BackupPart, error) {
+		defer cancel(nil)
+		for len(inFlight) > 0 {
+			if err := collect(); err != nil {
+				return nil, fail(err)
+			}
 		}
-	}
-	return parts, nil
+		return parts, nil
+	}, nil
 }
 
 // put stores r as one object and returns its record once stored.

@@ -68,6 +68,9 @@ type backupEnv struct {
 	// BenchmarkBackup hands over its first outputs, so a run of both
 	// benchmarks takes no extra backups for them.
 	inputs map[string]string
+
+	// log is linkLogEnv's request log; nil when it is not asked for.
+	log *requestLog
 }
 
 // backupRepo is one repository the server archives into and backs up to.
@@ -135,6 +138,7 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 		scale:  scale,
 		repos:  map[string]*backupRepo{},
 		inputs: map[string]string{},
+		log:    openRequestLog(tb),
 	}
 	for _, prog := range []string{"tar", "gzip"} {
 		if _, err := exec.LookPath(prog); err != nil {
@@ -223,7 +227,10 @@ func newBackupEnv(tb testing.TB) *backupEnv {
 		r := *e.repos["s3"]
 		r.name = latencyRepoName(rtt)
 		r.endpoint = link.Endpoint()
-		r.env = append(gw.EnvThrough(link.Endpoint()), "WALVAULT_REPO="+s3url)
+		if e.log != nil {
+			r.endpoint = e.log.proxy(tb, link.Endpoint(), rttName(rtt))
+		}
+		r.env = append(gw.EnvThrough(r.endpoint), "WALVAULT_REPO="+s3url)
 		e.repos[r.name] = &r
 		e.s3Names = append(e.s3Names, r.name)
 	}
@@ -344,6 +351,11 @@ func (e *backupEnv) measure(cmd *exec.Cmd) (usage, string, error) {
 	var out bytes.Buffer
 	wrapped.Stdout, wrapped.Stderr = &out, &out
 	busy0, self0 := hostBusy(), selfCPU()
+	if e.log != nil {
+		e.log.command(cmd.Args)
+		began := time.Now()
+		defer func() { e.log.output(time.Since(began), out.String(), err) }()
+	}
 	err = wrapped.Start()
 	pw.Close()
 	if err != nil {

@@ -10,7 +10,7 @@
 // The package has no code of its own: everything is in wal_bench_test.go,
 // push_bench_test.go, backlog_bench_test.go, keepup_bench_test.go,
 // backup_bench_test.go, rto_bench_test.go, receive_bench_test.go,
-// start_bench_test.go and latency_bench_test.go,
+// start_bench_test.go, latency_bench_test.go and linklog_test.go,
 // so `go test ./...` compiles it and runs nothing (there are no Test
 // functions, and the servers start only when a benchmark needs them).
 //
@@ -249,6 +249,15 @@
 // faster with upload-concurrency 4 than with 0; wal-fetch with prefetch
 // moves at least 150 MiB/s; backup-push and restore keep at least 0.8x
 // their loopback throughput.
+//
+// WALVAULT_BENCH_LINK_LOG=FILE (base backup benchmarks) puts a logging
+// HTTP proxy in front of each link and appends to FILE every request that
+// crosses it when its answer ends (method, path and query, status, time
+// taken, bytes each way), and each timed command with its output: the
+// round trips of a backup-push or a restore in order. The hop costs CPU:
+// the times of a logged run are not the benchmark's.
+//
+//	BENCH='Backup/walvault=s3|Restore/walvault=s3' COUNT=2 WALVAULT_BENCH_SCALE=20 WALVAULT_BENCH_LATENCY=40ms WALVAULT_BENCH_LINK_LOG=/tmp/link.log ./scripts/bench.sh
 //
 // Environment: what internal/testenv needs (PostgreSQL 15, versitygw; see
 // scripts/install-deps.sh), plus cp, lz4, sync and sh on PATH, and tar and

@@ -69,3 +69,36 @@ func statKey(ctx context.Context, b storage.Backend, key string) (storage.Object
 	}
 	return info, err
 }
+
+// StatWALAtOnce is StatWAL asking for every codec's key at once: one round
+// trip whether or not f is there, for a loop that waits for f to arrive
+// (StatWAL costs two while it is absent). preferred's key wins when
+// several are found, and once it is found the others are not waited for
+// (they are cancelled: an absent key may cost a second round trip, see
+// storage/s3's HEAD 404).
+func StatWALAtOnce(ctx context.Context, b storage.Backend, f wal.FileName, preferred Compression) (storage.ObjectInfo, error) {
+	if !Compressed(f.Kind) {
+		return StatWAL(ctx, b, f, preferred)
+	}
+	octx, cancel := context.WithCancel(ctx)
+	var other storage.ObjectInfo
+	var otherErr error
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Go(func() { other, otherErr = StatWALOtherCodecs(octx, b, f, preferred) })
+	info, err := statKey(ctx, b, WALKey(f, preferred))
+	switch {
+	case err == nil:
+		return info, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return storage.ObjectInfo{}, err
+	}
+	wg.Wait()
+	if otherErr == nil || !errors.Is(otherErr, storage.ErrNotFound) {
+		return other, otherErr
+	}
+	return storage.ObjectInfo{}, err
+}

@@ -394,6 +394,15 @@ func restoreLayers(ctx context.Context, b storage.Backend, layers []layer, root 
 				return total, baseRes, nil, err
 			}
 		}
+		// base.tar's first parts download while backup_manifest is
+		// fetched and loaded (a round trip less in series): nothing of
+		// them is written before the manifest is checked, and what is
+		// fetched ahead is bounded (partStream's queues), so a damaged
+		// manifest still fails the restore before the bulk is read.
+		ahead := newPartStream(ctx, b, l.m.ID, l.base.Parts)
+		ahead.ids = opts.Identities
+		ahead.fill()
+		defer ahead.Close() // a no-op once extractArchive has closed it
 		if err := fetchPGManifest(ctx, b, l.m, root, opts.Identities); err != nil {
 			return total, baseRes, nil, err
 		}
@@ -421,7 +430,7 @@ func restoreLayers(ctx context.Context, b storage.Backend, layers []layer, root 
 				xopts.layer.names = names
 			}
 		}
-		n, lres, err := extractArchives(ctx, b, l.m, l.base, l.tbs, root, xopts)
+		n, lres, err := extractArchives(ctx, b, l.m, l.base, ahead, l.tbs, root, xopts)
 		total += n
 		if err != nil {
 			return total, baseRes, nil, err
@@ -535,8 +544,9 @@ func writeNewFile(root *os.Root, name string, data []byte) error {
 }
 
 // fetchPGManifest writes PostgreSQL's backup_manifest, verified, into the
-// data directory. It comes first: it is small, and a backup whose manifest
-// is damaged fails before gigabytes are downloaded. It stays under a
+// data directory. It comes first, beside only the first parts of base.tar:
+// it is small, and a backup whose manifest is damaged fails before
+// gigabytes are downloaded. It stays under a
 // hidden name (pgManifestPartial) until RestoreBackup has extracted and
 // checked the archives: like every file, it is visible only once the
 // restore's data is verified.
@@ -559,8 +569,9 @@ func fetchPGManifest(ctx context.Context, b storage.Backend, m repository.Backup
 }
 
 // extractArchives extracts base.tar into root and each tablespace archive
-// into its location, several at once. It returns the raw bytes read.
-func extractArchives(ctx context.Context, b storage.Backend, m repository.BackupManifest, base repository.BackupArchive, tbs []tablespacePlan, root *os.Root, xopts extractOptions) (int64, extractResult, error) {
+// into its location, several at once. baseParts is base.tar's part stream,
+// already started. It returns the raw bytes read.
+func extractArchives(ctx context.Context, b storage.Backend, m repository.BackupManifest, base repository.BackupArchive, baseParts *partStream, tbs []tablespacePlan, root *os.Root, xopts extractOptions) (int64, extractResult, error) {
 	links := map[string]string{}
 	for _, tb := range tbs {
 		links[tb.oid] = tb.location
@@ -573,7 +584,7 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 		o := xopts
 		o.base, o.tablespaceLinks = true, links
 		o.layer = xopts.layer.forArchive("")
-		res, n, err := extractArchive(gctx, b, m.ID, base, root, o)
+		res, n, err := extractArchive(gctx, baseParts, m.ID, base, root, o)
 		total.Add(n)
 		baseRes = res
 		return err
@@ -588,7 +599,9 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 			o := xopts
 			o.manifestPrefix = pgTblspcDir + "/" + tb.oid + "/"
 			o.layer = xopts.layer.forArchive(o.manifestPrefix)
-			_, n, err := extractArchive(gctx, b, m.ID, tb.archive, troot, o)
+			ps := newPartStream(gctx, b, m.ID, tb.archive.Parts)
+			ps.ids = o.ids
+			_, n, err := extractArchive(gctx, ps, m.ID, tb.archive, troot, o)
 			total.Add(n)
 			return err
 		})
@@ -605,14 +618,12 @@ var (
 	errAbortedCheck = fmt.Errorf("%w on malformed data", errAborted)
 )
 
-// extractArchive streams one archive's parts through a pipe into the tar
-// extractor: download and decompression run in a goroutine per part (the
-// next part's fetched ahead, see partStream), hashing in another, file
-// writes in this one. Every part is read to its end (and so
-// verified), also the padding after the tar's end marker.
-func extractArchive(ctx context.Context, b storage.Backend, backupID string, a repository.BackupArchive, root *os.Root, opts extractOptions) (extractResult, int64, error) {
-	ps := newPartStream(ctx, b, backupID, a.Parts)
-	ps.ids = opts.ids
+// extractArchive streams one archive's parts (ps, which it closes) through
+// a pipe into the tar extractor: download and decompression run in a
+// goroutine per part (the next part's fetched ahead, see partStream),
+// hashing in another, file writes in this one. Every part is read to its
+// end (and so verified), also the padding after the tar's end marker.
+func extractArchive(ctx context.Context, ps *partStream, backupID string, a repository.BackupArchive, root *os.Root, opts extractOptions) (extractResult, int64, error) {
 	opts.verified = ps.Verified
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
