@@ -74,8 +74,7 @@ func statKey(ctx context.Context, b storage.Backend, key string) (storage.Object
 // trip whether or not f is there, for a loop that waits for f to arrive
 // (StatWAL costs two while it is absent). preferred's key wins when
 // several are found, and once it is found the others are not waited for
-// (they are cancelled: an absent key may cost a second round trip, see
-// storage/s3's HEAD 404).
+// (they are cancelled).
 func StatWALAtOnce(ctx context.Context, b storage.Backend, f wal.FileName, preferred Compression) (storage.ObjectInfo, error) {
 	if !Compressed(f.Kind) {
 		return StatWAL(ctx, b, f, preferred)

@@ -79,7 +79,11 @@ type dialect struct {
 
 func (d *dialect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
-	d.seen = append(d.seen, strings.TrimSpace(r.Method+" ?"+r.URL.RawQuery+" "+r.Header.Get("If-None-Match")))
+	method := r.Method
+	if method == http.MethodHead && strings.Trim(r.URL.Path, "/") == "bucket" {
+		method = "HeadBucket" // not a HEAD of a key
+	}
+	d.seen = append(d.seen, strings.TrimSpace(method+" ?"+r.URL.RawQuery+" "+r.Header.Get("If-None-Match")))
 	d.mu.Unlock()
 	switch r.Method {
 	case http.MethodHead:

@@ -28,7 +28,9 @@
 //     without Object Lock the server refuses and Put returns
 //     storage.ErrUnsupported.
 //   - storage.ErrNotFound means S3 said the key is missing (NoSuchKey, or a
-//     HEAD 404 after HeadBucket confirmed the bucket). 403 is never "not
+//     HEAD 404 once HeadBucket confirmed the bucket: asked beside the
+//     Backend's first HEAD and remembered once found, see bucketcheck.go,
+//     so an absent key costs one round trip). 403 is never "not
 //     found": S3 answers 403 for a missing key when the caller lacks
 //     s3:ListBucket, so it is a permanent error with a permissions hint.
 //   - One retry budget per call: the SDK's retryer is off, and walvault's

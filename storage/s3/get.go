@@ -48,6 +48,7 @@ func (b *Backend) Stat(ctx context.Context, key string) (storage.ObjectInfo, err
 
 // head is HeadObject with its error translated.
 func (b *Backend) head(ctx context.Context, okey string) (*s3.HeadObjectOutput, error) {
+	b.bucketCheck.startEarly(ctx, b.bucketMissing) // beside the first HEAD: see bucketCheck
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: aws.String(okey)})
 	if err != nil {
 		return nil, b.notFound(ctx, err)
@@ -57,13 +58,13 @@ func (b *Backend) head(ctx context.Context, okey string) (*s3.HeadObjectOutput, 
 
 // notFound translates a read's error. A 404 is storage.ErrNotFound only if
 // it is about the key: GET says NoSuchKey, but a HEAD 404 has no body and
-// may mean a missing bucket, which HeadBucket then settles.
+// may mean a missing bucket, which HeadBucket settles (bucketCheck).
 func (b *Backend) notFound(ctx context.Context, err error) error {
 	if !isNotFound(err) {
 		return b.translate(err)
 	}
 	if code, _ := errorCode(err); code != codeNoSuchKey {
-		if berr := b.bucketMissing(ctx); berr != nil {
+		if berr := b.bucketCheck.wait(ctx, b.bucketMissing); berr != nil {
 			return berr
 		}
 	}

@@ -31,6 +31,8 @@ func (f *failingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	kind := r.Method
 	switch {
+	case r.Method == http.MethodHead && strings.Trim(r.URL.Path, "/") == "bucket":
+		kind = "HeadBucket" // not a HEAD of a key
 	case q.Has("uploads"):
 		kind = "create"
 	case q.Has("partNumber"):

@@ -102,6 +102,8 @@ type Backend struct {
 	buffers     *freelist.List // part buffers: a sync.Pool would lose them to the frequent collections of backup-push's soft memory limit
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
+	// bucketCheck: whether the bucket exists, for HEAD 404s.
+	bucketCheck bucketCheck
 	// multipartRetries gives a request of a multipart upload the SDK's
 	// retries: walvault's retry decorator can only redo a whole Put, and
 	// not at all one streamed from a pipe, so a lost part would otherwise
