@@ -324,7 +324,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	var late error
 	if !serverWaits {
 		if src.Slot == "" {
-			late = waitForArchiver(ctx, cfg, b, m, opts)
+			late = waitForArchiver(ctx, cfg, b, ident.Compression, m, opts)
 		} else {
 			late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
 		}
@@ -615,7 +615,7 @@ const archivedQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archi
 // there, which is the same proof. It gives up after
 // opts.WALTimeout with a *walTimeoutError and returns other errors as
 // they are.
-func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, m repository.BackupManifest, opts Options) error {
+func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, c repository.Compression, m repository.BackupManifest, opts Options) error {
 	location := b.Location()
 	stop, err := wal.ParseSegmentName(m.StopWAL)
 	if err != nil {
@@ -631,7 +631,7 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 	nextLog := start.Add(walQuietWait)
 	poll := walPollFirst
 	wctx, stopWatching := context.WithCancel(ctx)
-	inRepository, watched := watchRepository(wctx, b, stop, opts.Log)
+	inRepository, watched := watchRepository(wctx, b, stop, c, opts.Log)
 	defer func() {
 		stopWatching()
 		<-watched
@@ -676,44 +676,29 @@ func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend
 	}
 }
 
-// watchRepository looks for segment seg in b, under any codec's key, as
-// often as the waits look at the archiver, until it is there (then it
-// closes found) or ctx ends; done is closed when it has stopped. A look is
-// one listing of the segment's name: one request and one round trip,
-// where a Stat of each codec's key costs two on S3 while the segment is
-// absent (a HEAD 404 is settled by a HeadBucket). A listing that lags a
-// write only delays the answer, it never invents one. A failed look is
-// logged and tried again: the archiver's answer still decides, and the
-// wait's timeout ends it.
-func watchRepository(ctx context.Context, b storage.Backend, seg wal.Segment, log *slog.Logger) (found, done <-chan struct{}) {
+// watchRepository looks for segment seg in b, under every codec's key at
+// once (repository.StatWALAtOnce: one round trip a look), as often as the
+// waits look at the archiver, until it is there (then it closes found) or
+// ctx ends; done is closed when it has stopped. A failed look is logged
+// and tried again: the archiver's answer still decides, and the wait's
+// timeout ends it.
+func watchRepository(ctx context.Context, b storage.Backend, seg wal.Segment, c repository.Compression, log *slog.Logger) (found, done <-chan struct{}) {
 	inRepository, stopped := make(chan struct{}), make(chan struct{})
 	f := wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}
-	keys := map[string]bool{}
-	for _, c := range repository.Compressions {
-		keys[repository.WALKey(f, c)] = true
-	}
-	look := func() error {
-		return b.List(ctx, repository.WALKey(f, repository.None), func(o storage.ObjectInfo) error {
-			if keys[o.Key] {
-				return errFound
-			}
-			return nil
-		})
-	}
 	go func() {
 		defer close(stopped)
 		start := time.Now()
 		poll := walPollFirst
 		for {
-			err := look()
-			if errors.Is(err, errFound) {
+			_, err := repository.StatWALAtOnce(ctx, b, f, c)
+			if err == nil {
 				close(inRepository)
 				return
 			}
 			if ctx.Err() != nil {
 				return
 			}
-			if err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
 				log.Debug("looking for the backup's last WAL segment in the repository failed; trying again", "segment", seg.String(), "error", err)
 			}
 			select {
