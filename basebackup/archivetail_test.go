@@ -44,13 +44,10 @@ func (b *partAfterManifest) Put(ctx context.Context, key string, r io.Reader, op
 	return b.Backend.Put(ctx, key, r, opts)
 }
 
-// TestArchiveTailBesideManifest: the last Put of an archive ends (over a
-// network: its last requests and the multipart completion) while
-// PostgreSQL's backup_manifest is read and stored, not before; the backup
-// still records every archive, in order, with every part. (Not parallel: its upload goroutines would
-// show in the parallel tests' ourGoroutines checks.)
-func TestArchiveTailBesideManifest(t *testing.T) {
-	b := &partAfterManifest{Backend: mem.New(), manifest: make(chan struct{})}
+// streamTwoArchives streams a backup of a tablespace archive and base.tar,
+// then backup_manifest, into b.
+func streamTwoArchives(t *testing.T, b storage.Backend) (repository.BackupManifest, error) {
+	t.Helper()
 	w := script(backupHead(), []pgproto3.BackendMessage{
 		newArchiveMsg("16406.tar", "/ts"), pgtest.CopyData('d', "abc"),
 		newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "0123456789"),
@@ -63,7 +60,17 @@ func TestArchiveTailBesideManifest(t *testing.T) {
 	}
 	info := backupInfo{label: "walvault x", sys: pg.SystemInfo{SystemID: "7000000000000000001", Timeline: 1},
 		settings: serverSettings{SegmentSize: 16 << 20, VersionNum: 150000}}
-	m, err := stream(t.Context(), w, "BASE_BACKUP", b, opts, info)
+	return stream(t.Context(), w, "BASE_BACKUP", b, opts, info)
+}
+
+// TestArchiveTailBesideManifest: the last Put of an archive ends (over a
+// network: its last requests and the multipart completion) while
+// PostgreSQL's backup_manifest is read and stored, not before; the backup
+// still records every archive, in order, with every part. (Not parallel: its upload goroutines would
+// show in the parallel tests' ourGoroutines checks.)
+func TestArchiveTailBesideManifest(t *testing.T) {
+	b := &partAfterManifest{Backend: mem.New(), manifest: make(chan struct{})}
+	m, err := streamTwoArchives(t, b)
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}
@@ -100,19 +107,7 @@ func (b *failPart) Put(ctx context.Context, key string, r io.Reader, opts storag
 // was read fails the backup, even with backup_manifest stored meanwhile.
 func TestArchiveTailFails(t *testing.T) {
 	b := &failPart{partAfterManifest{Backend: mem.New(), manifest: make(chan struct{})}}
-	w := script(backupHead(), []pgproto3.BackendMessage{
-		newArchiveMsg("16406.tar", "/ts"), pgtest.CopyData('d', "abc"),
-		newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "0123456789"),
-		pgtest.CopyData('m', ""), pgtest.CopyData('d', "{}"),
-	}, backupTail())
-	opts, err := Options{PartSize: MinPartSize, Compression: repository.LZ4,
-		Progress: progress.New(&bytes.Buffer{}, progress.Options{})}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := backupInfo{label: "walvault x", sys: pg.SystemInfo{SystemID: "7000000000000000001", Timeline: 1},
-		settings: serverSettings{SegmentSize: 16 << 20, VersionNum: 150000}}
-	if _, err := stream(t.Context(), w, "BASE_BACKUP", b, opts, info); !errors.Is(err, errPartLost) {
+	if _, err := streamTwoArchives(t, b); !errors.Is(err, errPartLost) {
 		t.Fatalf("stream with base.tar's last Put failing: %v, want its error", err)
 	}
 }
