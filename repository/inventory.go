@@ -602,18 +602,9 @@ func listEach(ctx context.Context, b storage.Backend, prefixes []string) (found 
 // under prefixes (sorted, none inside another), but for keys under a
 // prefix listed before (Inventory.walListed), which it then extends.
 func (l *lister) addListed(prefixes []string, found [][]storage.ObjectInfo) error {
-	before := l.inv.walListed
-	listedBefore := func(key string) bool {
-		for _, p := range before {
-			if strings.HasPrefix(key, p) {
-				return true
-			}
-		}
-		return false
-	}
 	for _, objects := range found {
 		for _, oi := range objects {
-			if listedBefore(oi.Key) {
+			if l.inv.walPrefixListed(oi.Key) {
 				continue
 			}
 			if err := l.visit(oi); err != nil {
