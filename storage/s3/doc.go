@@ -4,7 +4,7 @@
 // Read s3.go first (Config, New, the HTTP client), then put.go (single and
 // multipart uploads, conditional create, Object Lock) and errors.go (how SDK
 // errors become storage.ErrNotFound, ErrExists, ErrLocked, ErrUnsupported or
-// permanent errors). lock.go checks a bucket's Object Lock before a Put
+// permanent errors); get.go and ranged.go read objects. lock.go checks a bucket's Object Lock before a Put
 // with retention; delete.go deletes by version id; versioned.go sees
 // through delete markers (storage.Versioned).
 //
@@ -23,6 +23,14 @@
 //     that cannot be (the server is unreachable, or the process was
 //     killed) is left for uploads.go: ListUploads and AbortUpload
 //     (storage.Uploads), which verify and delete use.
+//   - Get asks for the first 8 MiB only (a compressed WAL segment is one
+//     request). A larger object streams that answer while its later 8 MiB
+//     chunks download in parallel (ranged.go), each held to the first
+//     answer's ETag with If-Match and checked for its range and length, and
+//     is handed out strictly in order; a changed object or a short chunk is
+//     a read error. The Gets of a Backend share 4 chunk buffers (32 MiB);
+//     one that finds none free reads its next ranges itself. A server that
+//     ignores Range gets one request, as before.
 //   - Retention sets ObjectLockMode and ObjectLockRetainUntilDate with a
 //     CRC32 checksum, which S3 requires on Object Lock writes. On a bucket
 //     without Object Lock the server refuses and Put returns

@@ -29,3 +29,10 @@ func Hide(ctx context.Context, b *Backend, key string) error {
 	}
 	return nil
 }
+
+// SetGetChunks makes Get read in chunks of size bytes, downloaded ahead
+// into at most buffers buffers shared by all the Gets of b.
+func SetGetChunks(b *Backend, size int64, buffers int) { b.setGetChunks(size, buffers) }
+
+// GetBuffersOut is how many of Get's chunk buffers are taken.
+func GetBuffersOut(b *Backend) int { return len(b.getBudget) }

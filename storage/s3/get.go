@@ -17,20 +17,58 @@ import (
 // a missing bucket, a refused access (S3 answers 403 for a missing key when
 // the caller lacks s3:ListBucket) or bad credentials are permanent errors,
 // never ErrNotFound.
+//
+// It asks for the object's first chunk (getChunkSize) only. An object that
+// fits, or a server that ignores Range, is then one request, read as it
+// arrives. A larger object is read through a rangedBody: the first answer
+// streams while later chunks download in parallel (see ranged.go).
 func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
 	okey, err := b.objectKey(key)
 	if err != nil {
 		return nil, storage.ObjectInfo{}, storage.OpError("get", key, err)
 	}
-	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: aws.String(okey)})
+	// Every request of this Get is made from in (with a range and a
+	// condition added), so whatever it carries goes with each of them.
+	in := s3.GetObjectInput{Bucket: &b.bucket, Key: aws.String(okey)}
+	// ctx of the reader: Close cancels it, ending the requests in flight.
+	rctx, cancel := context.WithCancel(ctx)
+	first := in
+	first.Range = aws.String(fmt.Sprintf("bytes=0-%d", b.getChunk-1))
+	out, err := b.client.GetObject(rctx, &first)
+	if err != nil && isRangeNotSatisfiable(err) {
+		// An empty object has no byte 0: some servers answer 416.
+		out, err = b.client.GetObject(rctx, &in)
+	}
 	if err != nil {
+		cancel()
 		return nil, storage.ObjectInfo{}, storage.OpError("get", key, b.notFound(ctx, err))
+	}
+	size := aws.ToInt64(out.ContentLength)
+	var firstLen int64 // > 0: the object is larger than the first answer
+	if out.ContentRange != nil {
+		start, end, total, ok := parseContentRange(*out.ContentRange)
+		switch {
+		case !ok || start != 0 || end+1 != size || aws.ToString(out.ETag) == "":
+			// A range this reader cannot build on (no total, no ETag to
+			// hold the later ranges to): read the object in one request.
+			out.Body.Close()
+			if out, err = b.client.GetObject(rctx, &in); err != nil {
+				cancel()
+				return nil, storage.ObjectInfo{}, storage.OpError("get", key, b.notFound(ctx, err))
+			}
+			size = aws.ToInt64(out.ContentLength)
+		case total > size:
+			firstLen, size = size, total
+		}
 	}
 	// RetainUntil comes from the response's x-amz-object-lock-* headers.
 	// AWS sends them on GET; Versity S3 Gateway v1.8.0 sends them only on
 	// HEAD, so there Get reports zero ("unknown") and Stat the date.
-	info := objectInfo(key, out.ContentLength, out.LastModified, out.Metadata, out.ObjectLockRetainUntilDate)
-	return &body{rc: out.Body, key: key}, info, nil
+	info := objectInfo(key, &size, out.LastModified, out.Metadata, out.ObjectLockRetainUntilDate)
+	if firstLen == 0 {
+		return &body{rc: out.Body, key: key, cancel: cancel}, info, nil
+	}
+	return b.newRangedBody(rctx, cancel, key, in, aws.ToString(out.ETag), size, out.Body, firstLen), info, nil
 }
 
 // Stat reads the object's headers with HeadObject.
@@ -88,8 +126,9 @@ func objectInfo(key string, size *int64, mod *time.Time, md map[string]string, u
 // body wraps a GetObject body so a failed read (connection reset, timeout)
 // names the operation and key.
 type body struct {
-	rc  io.ReadCloser
-	key string
+	rc     io.ReadCloser
+	key    string
+	cancel context.CancelFunc // nil, or the request's context's, for Close
 }
 
 func (r *body) Read(p []byte) (int, error) {
@@ -100,4 +139,10 @@ func (r *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *body) Close() error { return r.rc.Close() }
+func (r *body) Close() error {
+	err := r.rc.Close()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	return err
+}

@@ -83,6 +83,10 @@ type Config struct {
 	//
 	// Memory: one Put holds at most PartSize x Concurrency bytes of
 	// buffers (64 MiB with the defaults), whatever the object's size.
+	// Reads hold at most 32 MiB of buffers (4 chunks of 8 MiB, downloaded
+	// ahead of their readers) for all the Gets of a Backend together,
+	// whatever their number: a Get that finds none free reads its next
+	// ranges itself, one request at a time.
 	Concurrency int
 	// StallTimeout is how long one request may go without progress before
 	// it is abandoned and, as any transient failure, retried (default
@@ -109,6 +113,15 @@ type Backend struct {
 	// not at all one streamed from a pipe, so a lost part would otherwise
 	// fail a backup of many gigabytes.
 	multipartRetries func(*s3.Options)
+	// rangeRetries gives the later ranges of a Get (ranged.go) the SDK's
+	// retries, for the same reason: the decorator redoes only the Get's
+	// first request, and a lost range would fail a read of the whole object.
+	rangeRetries func(*s3.Options)
+	// Get's chunks (ranged.go): their size, and the budget of buffers all
+	// Gets share (a token in getBudget for each buffer out).
+	getChunk   int64
+	getBudget  chan struct{}
+	getBuffers *freelist.List
 	// versionsPageSize caps ListObjectVersions pages (0: the server's
 	// default of 1000); tests lower it to cross page boundaries.
 	versionsPageSize int32
@@ -207,10 +220,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		o.ContinueHeaderThresholdBytes = -1
 	})
 
-	partRetryer := newRetryer()
+	partRetryer, rangeRetryer := newRetryer(), newRetryer()
 	b := &Backend{
 		client:           client,
 		multipartRetries: func(o *s3.Options) { o.Retryer = partRetryer },
+		rangeRetries:     func(o *s3.Options) { o.Retryer = rangeRetryer },
 		bucket:           cfg.Bucket,
 		prefix:           prefix,
 		partSize:         cfg.PartSize,
@@ -226,6 +240,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.location += " at " + redactURL(cfg.Endpoint)
 	}
 	b.buffers = freelist.New(int(b.partSize), b.concurrency)
+	b.setGetChunks(getChunkSize, getBuffers)
 	return b, nil
 }
 

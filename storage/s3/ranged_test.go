@@ -1,0 +1,440 @@
+package s3_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/s3"
+)
+
+// testChunk is the chunk size the ranged tests read with, so an object of
+// many chunks stays small.
+const testChunk = 64 << 10
+
+var objectTime = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+
+// objectServer serves one object with http.ServeContent, which answers
+// Range (206 and Content-Range, 416 past the end) and If-Match (412) as RFC
+// 9110 says, and records every GET.
+type objectServer struct {
+	mu   sync.Mutex
+	data []byte
+	etag string
+	gets []seenGet
+	// ignoreRange and ignoreIfMatch make it a server without them.
+	ignoreRange, ignoreIfMatch bool
+	// answer, when set, may answer GET number n (from 1) itself: it
+	// returns true when it did.
+	answer func(n int, w http.ResponseWriter, r *http.Request) bool
+}
+
+type seenGet struct{ rangeHeader, ifMatch string }
+
+func newObjectServer(data []byte) *objectServer {
+	return &objectServer{data: data, etag: `"v1"`}
+}
+
+func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	s.gets = append(s.gets, seenGet{r.Header.Get("Range"), r.Header.Get("If-Match")})
+	n, data, etag := len(s.gets), s.data, s.etag
+	s.mu.Unlock()
+	if s.answer != nil && s.answer(n, w, r) {
+		return
+	}
+	if s.ignoreRange {
+		r.Header.Del("Range")
+	}
+	if s.ignoreIfMatch {
+		r.Header.Del("If-Match")
+	}
+	w.Header().Set("ETag", etag)
+	w.Header().Set("x-amz-meta-v", "1")
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", objectTime, bytes.NewReader(data))
+}
+
+// replace stores other in place of the object.
+func (s *objectServer) replace(other []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data, s.etag = other, `"v2"`
+}
+
+func (s *objectServer) seen() []seenGet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]seenGet(nil), s.gets...)
+}
+
+// oddReads reads r to its end in reads of changing sizes, as a decoder
+// does, so chunk boundaries fall inside reads.
+func oddReads(r io.Reader) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 70_001)
+	for i := 0; ; i++ {
+		n, err := r.Read(buf[:1+(i*7919)%len(buf)])
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// checkNoDownloads fails unless no buffer of b is out and no download of a
+// ranged Get is left running.
+func checkNoDownloads(t *testing.T, b *s3.Backend) {
+	t.Helper()
+	if n := s3.GetBuffersOut(b); n != 0 {
+		t.Errorf("chunk buffers out after Close: got %d, want 0", n)
+	}
+	stacks := make([]byte, 1<<20)
+	stacks = stacks[:runtime.Stack(stacks, true)]
+	if bytes.Contains(stacks, []byte("(*rangedBody).download")) {
+		t.Errorf("a download of a ranged Get is still running after Close:\n%s", stacks)
+	}
+}
+
+// TestRangedGet: an object of many chunks reads back byte-exact, with the
+// same ObjectInfo as one read at once, in one request per chunk, each
+// after the first held to the first answer's ETag; with no buffer free the
+// Get reads its ranges itself, fewer and longer.
+func TestRangedGet(t *testing.T) {
+	data := randomBytes(7, 16*testChunk+123)
+	for _, tc := range []struct {
+		name      string
+		buffers   int
+		wantCalls int
+	}{
+		{"buffers", 4, 17},           // the first chunk, then each of the 16 others
+		{"no buffer free", 0, 1 + 4}, // then the 16 others in ranges of 4
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newObjectServer(data)
+			b := newAgainst(t, srv)
+			s3.SetGetChunks(b, testChunk, tc.buffers)
+			rc, info, err := b.Get(t.Context(), "k")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			got, err := oddReads(rc)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("read %d bytes (equal: %v), err %v; want the %d stored", len(got), bytes.Equal(got, data), err, len(data))
+			}
+			if n, err := rc.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("Read after the end: got %d, %v; want 0, EOF", n, err)
+			}
+			rc.Close()
+			if info.Size != int64(len(data)) || info.Metadata["v"] != "1" || !info.ModTime.Equal(objectTime) || info.Key != "k" {
+				t.Errorf("ObjectInfo: got %+v, want size %d, metadata v=1, ModTime %v", info, len(data), objectTime)
+			}
+			seen := srv.seen()
+			if len(seen) != tc.wantCalls {
+				t.Errorf("GET requests: got %d (%v), want %d", len(seen), seen, tc.wantCalls)
+			}
+			if len(seen) > 0 && (seen[0].rangeHeader != fmt.Sprintf("bytes=0-%d", testChunk-1) || seen[0].ifMatch != "") {
+				t.Errorf("first GET: got %+v, want the first chunk without a condition", seen[0])
+			}
+			for _, g := range seen[min(1, len(seen)):] {
+				if g.ifMatch != `"v1"` || g.rangeHeader == "" {
+					t.Errorf("later GET: got %+v, want a range with If-Match \"v1\"", g)
+				}
+			}
+			checkNoDownloads(t, b)
+		})
+	}
+}
+
+// TestRangedGetOneRequest: an object up to one chunk costs one request (a
+// WAL segment at the default chunk size, an empty object), and so does any
+// object on a server that ignores Range; an empty object on a server that
+// answers its range with 416 costs two.
+func TestRangedGetOneRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		size        int
+		chunk       int64 // 0: the default
+		ignoreRange bool
+		refuseEmpty bool // answer 416 to a range of an empty object
+		wantCalls   int
+	}{
+		{"WAL segment, default chunk", 3 << 20, 0, false, false, 1},
+		{"exactly one chunk", testChunk, testChunk, false, false, 1},
+		{"one byte more", testChunk + 1, testChunk, false, false, 2},
+		{"server ignores Range", 10*testChunk + 5, testChunk, true, false, 1},
+		{"empty object", 0, testChunk, false, false, 1},
+		{"empty object, 416", 0, testChunk, false, true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := randomBytes(8, tc.size)
+			srv := newObjectServer(data)
+			srv.ignoreRange = tc.ignoreRange
+			if tc.refuseEmpty {
+				srv.answer = func(_ int, w http.ResponseWriter, r *http.Request) bool {
+					if r.Header.Get("Range") == "" {
+						return false
+					}
+					answer{status: http.StatusRequestedRangeNotSatisfiable, code: "InvalidRange", message: "The requested range is not satisfiable"}.write(w, r)
+					return true
+				}
+			}
+			b := newAgainst(t, srv)
+			if tc.chunk > 0 {
+				s3.SetGetChunks(b, tc.chunk, 4)
+			}
+			rc, info, err := b.Get(t.Context(), "k")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, data) || info.Size != int64(tc.size) {
+				t.Errorf("read %d bytes (equal: %v), size %d, err %v; want the %d stored", len(got), bytes.Equal(got, data), info.Size, err, tc.size)
+			}
+			if seen := srv.seen(); len(seen) != tc.wantCalls {
+				t.Errorf("GET requests: got %d (%v), want %d", len(seen), seen, tc.wantCalls)
+			}
+			checkNoDownloads(t, b)
+		})
+	}
+}
+
+// TestRangedGetReplaced: an object replaced after the first answer is a
+// read error, refused by If-Match (412) or, on a server that ignores
+// If-Match, by the ETag of the later answer; the bytes handed out before
+// it are the first object's, never the second's.
+func TestRangedGetReplaced(t *testing.T) {
+	data, other := randomBytes(9, 16*testChunk), randomBytes(10, 16*testChunk)
+	for _, ignoreIfMatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ignoreIfMatch=%v", ignoreIfMatch), func(t *testing.T) {
+			srv := newObjectServer(data)
+			srv.ignoreIfMatch = ignoreIfMatch
+			srv.answer = func(n int, w http.ResponseWriter, r *http.Request) bool {
+				if n == 2 { // the first request after the first answer
+					srv.replace(other)
+				}
+				return false
+			}
+			b := newAgainst(t, srv)
+			s3.SetGetChunks(b, testChunk, 4)
+			rc, _, err := b.Get(t.Context(), "k")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			got, err := oddReads(rc)
+			rc.Close()
+			if err == nil {
+				t.Fatalf("read of a replaced object: got %d bytes and no error, want an error", len(got))
+			}
+			t.Logf("read error: %v", err)
+			if !bytes.HasPrefix(data, got) {
+				t.Errorf("the %d bytes read before the error are not the first object's", len(got))
+			}
+			if !strings.HasPrefix(err.Error(), "get k: ") || !strings.Contains(err.Error(), "changed while it was read") {
+				t.Errorf("read error: got %q, want storage.OpError's \"get k: \" and that the object changed", err)
+			}
+			if !ignoreIfMatch && !slices.ContainsFunc(srv.seen()[1:], func(g seenGet) bool { return g.ifMatch == `"v1"` }) {
+				t.Errorf("GET requests: got %v, want later ones with If-Match \"v1\"", srv.seen())
+			}
+			checkNoDownloads(t, b)
+		})
+	}
+}
+
+// TestRangedGetTruncated: a later range shorter than asked for is a read
+// error, whether the answer says so (Content-Range, Content-Length) or its
+// body just ends early; downloaded ahead or read by the reader itself.
+func TestRangedGetTruncated(t *testing.T) {
+	data := randomBytes(11, 6*testChunk)
+	size := len(data)
+	for _, tc := range []struct {
+		name   string
+		answer func(w http.ResponseWriter, off, n int)
+	}{
+		{"short range", func(w http.ResponseWriter, off, n int) {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-101, size))
+			w.Header().Set("Content-Length", fmt.Sprint(n-100))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data[off : off+n-100])
+		}},
+		{"short answer, whole range claimed", func(w http.ResponseWriter, off, n int) {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, size))
+			w.Header().Set("Content-Length", fmt.Sprint(n-100))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data[off : off+n-100])
+		}},
+		{"body cut", func(w http.ResponseWriter, off, n int) {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, size))
+			w.Header().Set("Content-Length", fmt.Sprint(n))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data[off : off+n-100])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // closes the connection mid-body
+		}},
+	} {
+		for _, buffers := range []int{4, 0} {
+			t.Run(fmt.Sprintf("%s/buffers=%d", tc.name, buffers), func(t *testing.T) {
+				// Truncate the third chunk, downloaded ahead; without
+				// buffers the reader's second request (chunks 2 to 5).
+				cutAt := 2 * testChunk
+				if buffers == 0 {
+					cutAt = testChunk
+				}
+				srv := newObjectServer(data)
+				srv.answer = func(_ int, w http.ResponseWriter, r *http.Request) bool {
+					var first, last int
+					if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err != nil || first != cutAt {
+						return false
+					}
+					w.Header().Set("ETag", `"v1"`)
+					tc.answer(w, first, last-first+1)
+					return true
+				}
+				b := newAgainst(t, srv)
+				s3.SetGetChunks(b, testChunk, buffers)
+				rc, _, err := b.Get(t.Context(), "k")
+				if err != nil {
+					t.Fatalf("Get: %v", err)
+				}
+				got, err := oddReads(rc)
+				rc.Close()
+				if err == nil {
+					t.Fatalf("read with a truncated range: got %d bytes and EOF, want an error", len(got))
+				}
+				t.Logf("read error: %v", err)
+				if !bytes.HasPrefix(data, got) || len(got) >= len(data) {
+					t.Errorf("read %d bytes before the error, want fewer than the object's %d, and the object's", len(got), len(data))
+				}
+				checkNoDownloads(t, b)
+			})
+		}
+	}
+}
+
+// TestRangedGetCloseEarly: Close in the middle of a read, with downloads
+// stuck on a silent server, ends them at once and gives every buffer back.
+func TestRangedGetCloseEarly(t *testing.T) {
+	data := randomBytes(12, 8*testChunk)
+	srv := newObjectServer(data)
+	srv.answer = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n == 1 {
+			return false
+		}
+		// Half a chunk, then silence until the client gives up.
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Length", fmt.Sprint(testChunk))
+		w.Header().Set("Content-Range", strings.Replace(r.Header.Get("Range"), "=", " ", 1)+fmt.Sprintf("/%d", len(data)))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(make([]byte, testChunk/2))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return true
+	}
+	b := newAgainst(t, srv)
+	s3.SetGetChunks(b, testChunk, 4)
+	rc, _, err := b.Get(t.Context(), "k")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, 1000)); err != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	// The downloads ahead have begun (3, the most one Get has).
+	for deadline := time.Now().Add(10 * time.Second); len(srv.seen()) < 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("GET requests: got %d, want 4 (the first and 3 ahead)", len(srv.seen()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := s3.GetBuffersOut(b); n != 3 {
+		t.Errorf("chunk buffers out during the read: got %d, want 3", n)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- rc.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10s: the downloads were not cancelled")
+	}
+	checkNoDownloads(t, b)
+	if _, err := rc.Read(make([]byte, 10)); err == nil {
+		t.Error("Read after Close: got nil, want an error")
+	}
+}
+
+// TestS3RangedGet: against the gateway, an object of many chunks reads
+// back byte-exact with the ObjectInfo of a HEAD, and one replaced during
+// the read is a read error, never the second object's bytes.
+func TestS3RangedGet(t *testing.T) {
+	v := testenv.StartVersity(t)
+	useGateway(t, v)
+	b := newBackend(t, v, s3.Config{Bucket: newBucket(t, v, false), Prefix: "p"})
+	s3.SetGetChunks(b, testChunk, 4)
+	ctx := t.Context()
+	key := "backups/b1/base.tar.lz4.part2"
+	data := randomBytes(13, 20*testChunk+77)
+	md := map[string]string{"v": "1"}
+	if err := b.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{Size: int64(len(data)), Metadata: md}); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	stat, err := b.Stat(ctx, key)
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	rc, info, err := b.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	got, err := oddReads(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("read %d bytes (equal: %v), err %v; want the %d stored", len(got), bytes.Equal(got, data), err, len(data))
+	}
+	// The gateway sends Object Lock dates on HEAD only (doc.go).
+	if info.Size != stat.Size || !info.ModTime.Equal(stat.ModTime) || !maps.Equal(info.Metadata, stat.Metadata) {
+		t.Errorf("Get's ObjectInfo %+v, want Stat's %+v", info, stat)
+	}
+
+	rc, _, err = b.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	defer rc.Close()
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	other := randomBytes(14, len(data))
+	if err := b.Put(ctx, key, bytes.NewReader(other), storage.PutOptions{Size: int64(len(other))}); err != nil {
+		t.Fatalf("Put over it: %v", err)
+	}
+	rest, err := oddReads(rc)
+	got = append(head, rest...)
+	if err == nil {
+		t.Fatalf("read of an object replaced meanwhile: got %d bytes and no error, want an error", len(got))
+	}
+	t.Logf("read error: %v", err)
+	if !bytes.HasPrefix(data, got) {
+		t.Errorf("the %d bytes read before the error are not the first object's", len(got))
+	}
+	rc.Close()
+	checkNoDownloads(t, b)
+}
