@@ -4,9 +4,9 @@
 // Read s3.go first (Config, New, the HTTP client), then put.go (single and
 // multipart uploads, conditional create, Object Lock) and errors.go (how SDK
 // errors become storage.ErrNotFound, ErrExists, ErrLocked, ErrUnsupported or
-// permanent errors); get.go and ranged.go read objects. lock.go checks a bucket's Object Lock before a Put
-// with retention; delete.go deletes by version id; versioned.go sees
-// through delete markers (storage.Versioned).
+// permanent errors); get.go and ranged.go read objects. lock.go checks a
+// bucket's Object Lock before a Put with retention; delete.go deletes by
+// version id; versioned.go sees through delete markers (storage.Versioned).
 //
 // What it does:
 //
@@ -46,8 +46,9 @@
 //     deadlines, rewindable bodies, typed answers and the versioned calls.
 //     The requests of a multipart upload keep the SDK's retryer (3
 //     attempts): a part is all the decorator cannot redo (it redoes a whole
-//     Put, and a streamed one not at all). Only a seekable body over 1 GiB,
-//     sent in parts, gets both. Dial (5s), TLS handshake
+//     Put, and a streamed one not at all); so do a Get's requests after its
+//     first (the decorator redoes only that one). Only a seekable body over
+//     1 GiB, sent in parts, gets both. Dial (5s), TLS handshake
 //     (10s) and response header (30s) timeouts keep a dead server from
 //     hanging a call; the caller's context bounds the rest.
 //
