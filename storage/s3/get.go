@@ -48,7 +48,12 @@ func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.O
 	if out.ContentRange != nil {
 		start, end, total, ok := parseContentRange(*out.ContentRange)
 		switch {
-		case !ok || start != 0 || end+1 != size || aws.ToString(out.ETag) == "":
+		case ok && start == 0 && end+1 != size:
+			out.Body.Close()
+			cancel()
+			return nil, storage.ObjectInfo{}, storage.OpError("get", key, fmt.Errorf(
+				"the server answered with Content-Range %q and %d bytes (Content-Length): a broken answer", *out.ContentRange, size))
+		case !ok || start != 0 || aws.ToString(out.ETag) == "":
 			// A range this reader cannot build on (no total, no ETag to
 			// hold the later ranges to): read the object in one request.
 			out.Body.Close()
