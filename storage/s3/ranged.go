@@ -196,7 +196,7 @@ func (r *rangedBody) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if err := r.advance(); err != nil {
-			r.err = err
+			r.fail(err)
 			return 0, err
 		}
 	}
@@ -209,7 +209,7 @@ func (r *rangedBody) Read(p []byte) (int, error) {
 		var err error
 		n, err = r.stream.Read(p)
 		if err != nil && (err != io.EOF || r.pos+int64(n) < r.end) {
-			r.err = r.readError(r.pos, r.end-r.pos, err)
+			r.fail(r.readError(r.pos+int64(n), r.end-r.pos-int64(n), err))
 		}
 	}
 	r.pos += int64(n)
@@ -220,6 +220,13 @@ func (r *rangedBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return 0, r.err
+}
+
+// fail makes err the answer to every later Read and stops the downloads:
+// nothing after the failed range will be handed out.
+func (r *rangedBody) fail(err error) {
+	r.err = err
+	r.cancel()
 }
 
 // advance moves to the range from end on, which a download ahead holds or
