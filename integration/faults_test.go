@@ -330,9 +330,12 @@ func testCommandsUnderHTTPFaults(t *testing.T, f *faultFixture) {
 	// The broken bodies of WAL objects (wal-fetch) and of the backup's
 	// objects (restore), in every way a response can lie about its body.
 	// A body that ends before its Content-Length is a broken download,
-	// fetched again; a short body whose Content-Length agrees looks like a
-	// corrupt object, which only the checksum catches: wal-fetch stops
-	// recovery at once rather than hand over wrong bytes.
+	// fetched again. A short body whose Content-Length agrees contradicts
+	// the Content-Range of the ranged GET's answer (storage/s3), so it is
+	// a broken answer too, asked again; were it not seen (a server that
+	// ignores Range), it would look like a corrupt object, which only the
+	// checksum catches: wal-fetch stops recovery at once rather than hand
+	// over wrong bytes.
 	for _, tc := range []struct {
 		kind  string
 		fault func(path string, times int) testenv.HTTPFault
@@ -350,7 +353,7 @@ func testCommandsUnderHTTPFaults(t *testing.T, f *faultFixture) {
 		}, 0, 0},
 		{"short body, Content-Length agrees", func(path string, times int) testenv.HTTPFault {
 			return testenv.HTTPFault{Method: "GET", Path: path, LengthDelta: -100, Times: times}
-		}, 200, 1},
+		}, 0, 0},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			// Every answer broken: the fetch stops recovery (never "missing",
