@@ -53,6 +53,8 @@ func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.O
 			cancel()
 			return nil, storage.ObjectInfo{}, storage.OpError("get", key, fmt.Errorf(
 				"the server answered with Content-Range %q and %d bytes (Content-Length): a broken answer", *out.ContentRange, size))
+		case ok && start == 0 && total == size:
+			// The whole object.
 		case !ok || start != 0 || aws.ToString(out.ETag) == "":
 			// A range this reader cannot build on (no total, no ETag to
 			// hold the later ranges to): read the object in one request.
@@ -62,7 +64,7 @@ func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.O
 				return nil, storage.ObjectInfo{}, storage.OpError("get", key, b.notFound(ctx, err))
 			}
 			size = aws.ToInt64(out.ContentLength)
-		case total > size:
+		default:
 			firstLen, size = size, total
 		}
 	}
