@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,9 +56,10 @@ func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.O
 				"the server answered with Content-Range %q and %d bytes (Content-Length): a broken answer", *out.ContentRange, size))
 		case ok && start == 0 && total == size:
 			// The whole object.
-		case !ok || start != 0 || aws.ToString(out.ETag) == "":
-			// A range this reader cannot build on (no total, no ETag to
-			// hold the later ranges to): read the object in one request.
+		case !ok || start != 0 || !strongETag(aws.ToString(out.ETag)):
+			// A range this reader cannot build on (no total, no ETag that
+			// If-Match can hold the later ranges to: a weak one never
+			// matches): read the object in one request.
 			out.Body.Close()
 			if out, err = b.client.GetObject(rctx, &in); err != nil {
 				cancel()
@@ -77,6 +79,10 @@ func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.O
 	}
 	return b.newRangedBody(rctx, cancel, key, in, aws.ToString(out.ETag), size, out.Body, firstLen), info, nil
 }
+
+// strongETag reports an ETag If-Match can compare: present, and not weak
+// ("W/..."; a proxy that compresses may make one so).
+func strongETag(etag string) bool { return etag != "" && !strings.HasPrefix(etag, "W/") }
 
 // Stat reads the object's headers with HeadObject.
 func (b *Backend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {

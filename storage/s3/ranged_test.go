@@ -33,8 +33,8 @@ type objectServer struct {
 	etag string
 	gets []seenGet
 	// ignoreRange and ignoreIfMatch make it a server without them; noETag
-	// one that sends no ETag.
-	ignoreRange, ignoreIfMatch, noETag bool
+	// one that sends no ETag, weakETag a weak one.
+	ignoreRange, ignoreIfMatch, noETag, weakETag bool
 	// answer, when set, may answer GET number n (from 1) itself: it
 	// returns true when it did.
 	answer func(n int, w http.ResponseWriter, r *http.Request) bool
@@ -64,7 +64,10 @@ func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.ignoreIfMatch {
 		r.Header.Del("If-Match")
 	}
-	if !s.noETag {
+	switch {
+	case s.weakETag:
+		w.Header().Set("ETag", "W/"+etag)
+	case !s.noETag:
 		w.Header().Set("ETag", etag)
 	}
 	w.Header().Set("x-amz-meta-v", "1")
@@ -178,7 +181,8 @@ func TestRangedGet(t *testing.T) {
 // WAL segment at the default chunk size, an empty object), and so does any
 // object on a server that ignores Range; an empty object on a server that
 // answers its range with 416 costs two, and so does a larger object on a
-// server that sends no ETag to hold later ranges to (read whole then).
+// server that sends no ETag, or a weak one, to hold later ranges to (read
+// whole then).
 func TestRangedGetOneRequest(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -187,21 +191,23 @@ func TestRangedGetOneRequest(t *testing.T) {
 		ignoreRange bool
 		refuseEmpty bool // answer 416 to a range of an empty object
 		noETag      bool
+		weakETag    bool
 		wantCalls   int
 	}{
-		{"WAL segment, default chunk", 3 << 20, 0, false, false, false, 1},
-		{"exactly one chunk", testChunk, testChunk, false, false, false, 1},
-		{"one byte more", testChunk + 1, testChunk, false, false, false, 2},
-		{"server ignores Range", 10*testChunk + 5, testChunk, true, false, false, 1},
-		{"empty object", 0, testChunk, false, false, false, 1},
-		{"empty object, 416", 0, testChunk, false, true, false, 2},
-		{"one chunk, no ETag", testChunk - 1, testChunk, false, false, true, 1},
-		{"several chunks, no ETag", 3 * testChunk, testChunk, false, false, true, 2},
+		{"WAL segment, default chunk", 3 << 20, 0, false, false, false, false, 1},
+		{"exactly one chunk", testChunk, testChunk, false, false, false, false, 1},
+		{"one byte more", testChunk + 1, testChunk, false, false, false, false, 2},
+		{"server ignores Range", 10*testChunk + 5, testChunk, true, false, false, false, 1},
+		{"empty object", 0, testChunk, false, false, false, false, 1},
+		{"empty object, 416", 0, testChunk, false, true, false, false, 2},
+		{"one chunk, no ETag", testChunk - 1, testChunk, false, false, true, false, 1},
+		{"several chunks, no ETag", 3 * testChunk, testChunk, false, false, true, false, 2},
+		{"several chunks, weak ETag", 3 * testChunk, testChunk, false, false, false, true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := randomBytes(8, tc.size)
 			srv := newObjectServer(data)
-			srv.ignoreRange, srv.noETag = tc.ignoreRange, tc.noETag
+			srv.ignoreRange, srv.noETag, srv.weakETag = tc.ignoreRange, tc.noETag, tc.weakETag
 			if tc.refuseEmpty {
 				srv.answer = func(_ int, w http.ResponseWriter, r *http.Request) bool {
 					if r.Header.Get("Range") == "" {
