@@ -30,7 +30,9 @@
 //     is handed out strictly in order; a changed object or a short chunk is
 //     a read error. The Gets of a Backend share 4 chunk buffers (32 MiB);
 //     one that finds none free reads its next ranges itself. A server that
-//     ignores Range gets one request, as before.
+//     ignores Range gets one request, as before; an object without a strong
+//     ETag (none, or a weak one, which If-Match never matches) is asked for
+//     again whole.
 //   - Retention sets ObjectLockMode and ObjectLockRetainUntilDate with a
 //     CRC32 checksum, which S3 requires on Object Lock writes. On a bucket
 //     without Object Lock the server refuses and Put returns
