@@ -81,8 +81,9 @@ type Config struct {
 	PartSize int64
 	// Concurrency is how many parts of one Put are in flight (default 4).
 	//
-	// Memory: one Put holds at most PartSize x Concurrency bytes of
-	// buffers (64 MiB with the defaults), whatever the object's size.
+	// Memory: the Backend's Puts together hold at most PartSize x
+	// Concurrency bytes of buffers (64 MiB with the defaults), whatever
+	// the objects' sizes and however many Puts overlap (see partBuffer).
 	Concurrency int
 	// StallTimeout is how long one request may go without progress before
 	// it is abandoned and, as any transient failure, retried (default
@@ -100,6 +101,9 @@ type Backend struct {
 	partSize    int64
 	concurrency int
 	buffers     *freelist.List // part buffers: a sync.Pool would lose them to the frequent collections of backup-push's soft memory limit
+	// partSlots holds one token per part buffer out, across all Puts:
+	// at most Concurrency (see partBuffer).
+	partSlots chan struct{}
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
 	// bucketCheck: whether the bucket exists, for HEAD 404s.
@@ -226,6 +230,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.location += " at " + redactURL(cfg.Endpoint)
 	}
 	b.buffers = freelist.New(int(b.partSize), b.concurrency)
+	b.partSlots = make(chan struct{}, b.concurrency)
 	return b, nil
 }
 
