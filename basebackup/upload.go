@@ -71,8 +71,8 @@ const maxPartsInFlight = 2
 // Up to maxPartsInFlight parts are under way at once (each Put starts
 // once the previous one has read its body, and no Put sees the end of its
 // body before the previous one has returned, so none stores its object
-// after one that failed); they are recorded in order, each with its own size and
-// sha256. If any fails, the others are cancelled and waited for, no later
+// after one that failed); they are recorded in order, each with its own
+// size and sha256. If any fails, the others are cancelled and waited for, no later
 // part is stored, and archive returns the error of the first failing part.
 func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]repository.BackupPart, error) {
 	finish, err := u.startArchive(ctx, name, r)
@@ -258,11 +258,11 @@ func (p *pendingPart) wait() (repository.BackupPart, error) {
 // none) has read its body to the end, and reads from a bounded pipe what
 // this goroutine writes; the pipe gives it the end of its body only once
 // prev has returned without error, so no part is stored after one that
-// failed (a Put stores nothing before its body's end). The part's sha256 is of its stored bytes, taken by the pipe as
-// the Put reads them (on the Put's goroutine, beside the compressor, and
-// over a ninth of the raw bytes with lz4); an encrypted part instead
-// hashes its raw bytes on a goroutine of its own (parhash), for its
-// fingerprints. start returns once r is read to its end (or failed); the
+// failed (a Put stores nothing before its body's end). The part's sha256
+// is of its stored bytes, taken by the pipe as the Put reads them (on the
+// Put's goroutine, beside the compressor, and over a ninth of the raw
+// bytes with lz4); an encrypted part instead hashes its raw bytes on a
+// goroutine of its own (parhash), for its fingerprints. start returns once r is read to its end (or failed); the
 // Put may still be running: pendingPart.wait waits for it. If either side
 // fails, closing the pipe ends the other.
 func (u *uploader) start(ctx context.Context, key string, r io.Reader, c repository.Compression, prev *pendingPart) (*pendingPart, error) {
