@@ -29,6 +29,3 @@ func Hide(ctx context.Context, b *Backend, key string) error {
 	}
 	return nil
 }
-
-// PartBuffersOut is how many part buffers b's Puts hold now.
-func PartBuffersOut(b *Backend) int { return len(b.partSlots) }

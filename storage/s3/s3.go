@@ -81,9 +81,8 @@ type Config struct {
 	PartSize int64
 	// Concurrency is how many parts of one Put are in flight (default 4).
 	//
-	// Memory: the Backend's Puts together hold at most PartSize x
-	// Concurrency bytes of buffers (64 MiB with the defaults), whatever
-	// the objects' sizes and however many Puts overlap (see partBuffer).
+	// Memory: one Put holds at most PartSize x Concurrency bytes of
+	// buffers (64 MiB with the defaults), whatever the object's size.
 	Concurrency int
 	// StallTimeout is how long one request may go without progress before
 	// it is abandoned and, as any transient failure, retried (default
@@ -222,6 +221,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		sse:              cfg.SSE,
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
 	}
+	b.partSlots = make(chan struct{}, b.concurrency) // see partBuffer
 	b.location = "s3://" + cfg.Bucket
 	if prefix != "" {
 		b.location += "/" + strings.TrimSuffix(prefix, "/")
@@ -230,7 +230,6 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.location += " at " + redactURL(cfg.Endpoint)
 	}
 	b.buffers = freelist.New(int(b.partSize), b.concurrency)
-	b.partSlots = make(chan struct{}, b.concurrency)
 	return b, nil
 }
 
