@@ -29,8 +29,9 @@ const lockChecksum = types.ChecksumAlgorithmCrc32
 const maxSinglePut = 1 << 30
 
 // Put stores r under key. Up to PartSize bytes go in one PutObject with a
-// seekable body; larger streams go in a multipart upload holding at most
-// Concurrency parts in memory. IfNotExists sends If-None-Match: * (on
+// seekable body; larger streams go in a multipart upload. The part buffers
+// of all the Backend's Puts together are at most Concurrency (see
+// partBuffer). IfNotExists sends If-None-Match: * (on
 // PutObject, or on CompleteMultipartUpload, where S3 decides a multipart
 // create), so the create is atomic on the server. A failed upload is
 // aborted: no object and no parts are left.
@@ -75,7 +76,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 			return b.putObject(ctx, okey, &offsetReadSeeker{rs: rs, base: start, size: opts.Size}, opts.Size, opts)
 		}
 	}
-	first, release, eof, err := b.readFirst(r, opts.Size)
+	first, release, eof, err := b.readFirst(ctx, r, opts.Size)
 	if err != nil {
 		release()
 		return fmt.Errorf("reading the data to upload: %w", err)
@@ -108,8 +109,9 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 
 // readFirst reads up to PartSize bytes of r. eof reports that r ended within
 // them (the object fits one PutObject). Otherwise the buffer is full and r
-// has more. release returns the buffer to the pool.
-func (b *Backend) readFirst(r io.Reader, sizeHint int64) (data []byte, release func(), eof bool, err error) {
+// has more. release gives the buffer back (see partBuffer); call it also
+// on an error.
+func (b *Backend) readFirst(ctx context.Context, r io.Reader, sizeHint int64) (data []byte, release func(), eof bool, err error) {
 	var buf []byte
 	release = func() {}
 	if sizeHint >= 0 && sizeHint < b.partSize {
@@ -123,13 +125,19 @@ func (b *Backend) readFirst(r io.Reader, sizeHint int64) (data []byte, release f
 			return nil, release, false, err
 		}
 		// The hint was wrong: go on in a part buffer.
-		pb := b.buffers.Get()
-		release = func() { b.buffers.Put(pb) }
+		pb, rel, err := b.partBuffer(ctx)
+		if err != nil {
+			return nil, release, false, err
+		}
+		release = rel
 		copy(*pb, buf)
 		buf, data = *pb, (*pb)[:n]
 	} else {
-		pb := b.buffers.Get()
-		release = func() { b.buffers.Put(pb) }
+		pb, rel, err := b.partBuffer(ctx)
+		if err != nil {
+			return nil, release, false, err
+		}
+		release = rel
 		buf = *pb
 		data = buf[:0]
 	}
@@ -198,8 +206,38 @@ func isLockUnsupported(err error) bool {
 	return false
 }
 
+// partBuffer waits for one of the Backend's Concurrency part-buffer slots
+// (or for ctx to end) and returns a buffer; release gives back both.
+//
+// The slots are the Backend's, not one Put's: Puts that overlap share the
+// same PartSize x Concurrency bytes (backup-push sets its soft memory
+// limit from that; its backup_manifest Put overlaps an archive's last).
+//
+// Why this cannot deadlock: a slot is held only while its buffer is
+// filled from a Put's reader, or while requests that carry it (or precede
+// it: CreateMultipartUpload) run, and those end on their own (answered,
+// failed, retried out or cancelled), whatever other Puts do. So a Put
+// waits for a slot only until another Put's request ends or its reader
+// fills a buffer; a deadlock needs every slot held by a filling Put whose
+// reader waits for a Put that waits for a slot. A Put that has read its
+// body to the end takes no more slots, so a reader may wait for such a
+// Put (to return, say) while holding one; a caller whose readers wait for
+// Puts still reading their bodies must keep fewer such readers than
+// Concurrency. Every path of a Put that fails or is cancelled gives back
+// what it took, its uploads' slots too (errgroup's Wait), before it
+// returns.
+func (b *Backend) partBuffer(ctx context.Context) (pb *[]byte, release func(), err error) {
+	select {
+	case b.partSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	pb = b.buffers.Get()
+	return pb, func() { b.buffers.Put(pb); <-b.partSlots }, nil
+}
+
 // putMultipart uploads first (a full part buffer) and then rest in parts.
-// At most Concurrency part buffers exist at once, first included.
+// Its buffers, first included, come from partBuffer.
 func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, releaseFirst func(), rest io.Reader, opts storage.PutOptions) (err error) {
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:   &b.bucket,
@@ -229,13 +267,11 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		parts []types.CompletedPart
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	// tokens counts part buffers: one is taken before a buffer is filled
-	// and given back when its upload ends.
-	tokens := make(chan struct{}, b.concurrency)
-	tokens <- struct{}{} // first's
+	// A part buffer is taken before it is filled and given back when its
+	// upload ends.
 	upload := func(num int32, data []byte, release func()) {
 		g.Go(func() error {
-			defer func() { release(); <-tokens }()
+			defer release()
 			in := &s3.UploadPartInput{
 				Bucket:        &b.bucket,
 				Key:           aws.String(okey),
@@ -264,23 +300,18 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 
 	upload(1, first, releaseFirst)
 	for num := int32(2); ; num++ {
-		select {
-		case tokens <- struct{}{}:
-		case <-gctx.Done():
+		pb, release, err := b.partBuffer(gctx)
+		if err != nil {
 			return failUpload(ctx, g, nil)
 		}
-		pb := b.buffers.Get()
-		release := func() { b.buffers.Put(pb) }
 		n, rerr := io.ReadFull(rest, *pb)
 		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 			release()
-			<-tokens
 			return failUpload(ctx, g, fmt.Errorf("reading the data to upload: %w", rerr))
 		}
 		stopped := gctx.Err() != nil // a part failed, or ctx ended
 		if stopped || n == 0 || num > maxParts {
 			release()
-			<-tokens
 		}
 		switch {
 		case stopped:

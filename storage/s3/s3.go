@@ -104,6 +104,9 @@ type Backend struct {
 	partSize    int64
 	concurrency int
 	buffers     *freelist.List // part buffers: a sync.Pool would lose them to the frequent collections of backup-push's soft memory limit
+	// partSlots holds one token per part buffer out, across all Puts:
+	// at most Concurrency (see partBuffer).
+	partSlots chan struct{}
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
 	// bucketCheck: whether the bucket exists, for HEAD 404s.
@@ -232,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		sse:              cfg.SSE,
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
 	}
+	b.partSlots = make(chan struct{}, b.concurrency) // see partBuffer
 	b.location = "s3://" + cfg.Bucket
 	if prefix != "" {
 		b.location += "/" + strings.TrimSuffix(prefix, "/")
