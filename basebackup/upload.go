@@ -53,11 +53,11 @@ type uploader struct {
 // fsyncs, completes the object), part N+1 is already being read from the
 // server and compressed, into a bounded buffer (bufPipe, 4 MiB) that its
 // Put starts reading once part N's has returned. Only one Put runs at a
-// time: an S3 multipart upload holds up to concurrency x part size
-// (backup-push's default: 3 x 5 MiB) of buffers of its own, and two at
-// once could double that. So
-// memory is bounded whatever the archive size: one Put's buffers, one
-// bufPipe, the compressor's and the hasher's (parhash: 2 MiB) buffers.
+// time (starting it earlier was tried: README, "Part boundaries over a
+// slow link"). So memory is bounded whatever the archive size: the
+// storage's part buffers (S3: concurrency x part size per Backend,
+// backup-push's default 3 x 5 MiB), one bufPipe, the compressor's and the
+// hasher's (parhash: 2 MiB) buffers.
 const maxPartsInFlight = 2
 
 // archive cuts the tar stream r into parts of partSize raw bytes and
