@@ -9,18 +9,8 @@ import (
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 )
-
-type countReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // TestWrapReads: Get bodies are read through the wrapper; the rest of the
 // backend, and what lies below it, stay reachable.
@@ -31,7 +21,7 @@ func TestWrapReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	b := storage.WrapReads(inner, func(_ context.Context, r io.Reader) io.Reader { return countReader{r, &n} })
+	b := storage.WrapReads(inner, func(_ context.Context, r io.Reader) io.Reader { return storagetest.CountingReader{R: r, N: &n} })
 	rc, info, err := b.Get(t.Context(), "a")
 	if err != nil {
 		t.Fatal(err)

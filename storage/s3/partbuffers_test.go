@@ -13,6 +13,7 @@ import (
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/s3"
+	"github.com/walvault/walvault/storage/storagetest"
 )
 
 // holdingServer plays a multipart upload whose part uploads are answered
@@ -64,18 +65,6 @@ func (h *holdingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// countedReader counts the bytes read through it.
-type countedReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c countedReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // settled waits until n stops growing for a while and returns it.
 func settled(n *atomic.Int64) int64 {
 	last := n.Load()
@@ -104,7 +93,7 @@ func TestPartBuffersBoundAcrossPuts(t *testing.T) {
 	put := func(ctx context.Context, key string) chan error {
 		done := make(chan error, 1)
 		go func() {
-			done <- b.Put(ctx, key, onlyReader{countedReader{bytes.NewReader(body), &read}}, storage.PutOptions{Size: -1})
+			done <- b.Put(ctx, key, onlyReader{storagetest.CountingReader{R: bytes.NewReader(body), N: &read}}, storage.PutOptions{Size: -1})
 		}()
 		return done
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 )
 
 // generator yields size deterministic pseudo-random bytes (incompressible,
@@ -76,5 +77,18 @@ func (c *cancellingReader) Read(p []byte) (int, error) {
 	if c.read >= c.after {
 		c.cancel()
 	}
+	return n, err
+}
+
+// CountingReader counts into N the bytes read through it; N may be read
+// from another goroutine while reads go on.
+type CountingReader struct {
+	R io.Reader
+	N *atomic.Int64
+}
+
+func (c CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N.Add(int64(n))
 	return n, err
 }
