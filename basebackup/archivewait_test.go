@@ -203,13 +203,7 @@ func TestPollSteadyFirst(t *testing.T) {
 // segment there at once, not after walQuietWait or the archiver's report.
 func TestPushSeesWALBeforeArchiver(t *testing.T) {
 	t.Parallel()
-	bin := testenv.BuildWalvault(t)
-	b, url := newRepo(t)
-	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
-		ArchiveCommand: bin + " wal-push %p && sleep 4",
-		Env:            []string{"WALVAULT_REPO=" + url},
-	})
-	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	pg, b := archivingServerThen(t, " && sleep 4")
 
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -36,10 +36,17 @@ func newRepo(t *testing.T) (storage.Backend, string) {
 // walvault.json) has reached it.
 func archivingServer(t *testing.T) (*testenv.Postgres, storage.Backend) {
 	t.Helper()
+	return archivingServerThen(t, "")
+}
+
+// archivingServerThen is archivingServer whose archive_command runs then
+// (a shell command list, e.g. " && sleep 4") after wal-push.
+func archivingServerThen(t *testing.T, then string) (*testenv.Postgres, storage.Backend) {
+	t.Helper()
 	bin := testenv.BuildWalvault(t)
 	b, url := newRepo(t)
 	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
-		ArchiveCommand: bin + " wal-push %p",
+		ArchiveCommand: bin + " wal-push %p" + then,
 		Env:            []string{"WALVAULT_REPO=" + url},
 	})
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
