@@ -126,6 +126,13 @@ func isPreconditionFailed(err error) bool {
 		status == http.StatusPreconditionFailed
 }
 
+// isNotImplemented reports S3's answer to a header that asks for what the
+// server does not do.
+func isNotImplemented(err error) bool {
+	code, status := errorCode(err)
+	return code == "NotImplemented" || status == http.StatusNotImplemented
+}
+
 // isTransient reports an answer that a later attempt may not get:
 // throttling (whatever the status), 429 and 5xx but 501 Not Implemented.
 func isTransient(err error) bool {

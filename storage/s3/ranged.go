@@ -68,8 +68,9 @@ func (b *Backend) returnBuffer(buf *[]byte) {
 // into a buffer from the Backend's budget or, when none was free, read by a
 // request of its own when the reader gets there. Every later request
 // carries If-Match with the first answer's ETag, so bytes of a replaced
-// object are refused (412), never mixed in; each answer's range and length
-// are checked, and the reader reports EOF only after exactly size bytes.
+// object are refused (412), never mixed in; each answer's ETag, range and
+// length are checked, and the reader reports EOF only after exactly size
+// bytes.
 //
 // Read and Close may run at once: Close cancels the requests first, so a
 // Read waiting on one returns, then takes mu to give the buffers back.
@@ -142,8 +143,20 @@ func (r *rangedBody) download(c *chunk) {
 func (r *rangedBody) open(off, n int64) (io.ReadCloser, error) {
 	in := r.in
 	in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
-	in.IfMatch = aws.String(r.etag)
+	conditional := !r.b.ifMatchRefused.Load()
+	if conditional {
+		in.IfMatch = aws.String(r.etag)
+	}
 	out, err := r.b.client.GetObject(r.ctx, &in, r.b.rangeRetries)
+	if err != nil && conditional && isNotImplemented(err) {
+		// No documented S3 server refuses If-Match on a GET, but one that
+		// did would otherwise fail every object over one chunk. Without
+		// it, check still refuses the bytes of a replaced object by the
+		// ETag each answer must then carry: the server sends them anyway.
+		r.b.ifMatchRefused.Store(true)
+		conditional, in.IfMatch = false, nil
+		out, err = r.b.client.GetObject(r.ctx, &in, r.b.rangeRetries)
+	}
 	if err != nil {
 		if isPreconditionFailed(err) {
 			err = fmt.Errorf("the object changed while it was read (its ETag is no longer %s): %w", r.etag, err)
@@ -152,7 +165,7 @@ func (r *rangedBody) open(off, n int64) (io.ReadCloser, error) {
 		}
 		return nil, storage.OpError("get", r.key, fmt.Errorf("bytes %d-%d: %w", off, off+n-1, err))
 	}
-	if err := r.check(out, off, n); err != nil {
+	if err := r.check(out, off, n, conditional); err != nil {
 		out.Body.Close()
 		return nil, storage.OpError("get", r.key, fmt.Errorf("bytes %d-%d: %w", off, off+n-1, err))
 	}
@@ -160,9 +173,15 @@ func (r *rangedBody) open(off, n int64) (io.ReadCloser, error) {
 }
 
 // check refuses an answer that is not exactly the range asked for, of the
-// object the first answer was of.
-func (r *rangedBody) check(out *s3.GetObjectOutput, off, n int64) error {
-	if etag := aws.ToString(out.ETag); etag != "" && etag != r.etag {
+// object the first answer was of. An answer to a request without If-Match
+// (conditional false) must carry the ETag: nothing else ties it to the
+// first answer's object.
+func (r *rangedBody) check(out *s3.GetObjectOutput, off, n int64, conditional bool) error {
+	etag := aws.ToString(out.ETag)
+	if etag == "" && !conditional {
+		return errors.New("the server takes no If-Match and answered a range without an ETag: cannot tell the object did not change while it was read")
+	}
+	if etag != "" && etag != r.etag {
 		return fmt.Errorf("the object changed while it was read: ETag %s, then %s", r.etag, etag)
 	}
 	cr := aws.ToString(out.ContentRange)

@@ -33,8 +33,10 @@ type objectServer struct {
 	etag string
 	gets []seenGet
 	// ignoreRange and ignoreIfMatch make it a server without them; noETag
-	// one that sends no ETag, weakETag a weak one.
-	ignoreRange, ignoreIfMatch, noETag, weakETag bool
+	// one that sends no ETag, weakETag a weak one; refuseIfMatch one that
+	// answers If-Match with 501 Not Implemented, and rangeNoETag one that
+	// sends the ETag with the first range only.
+	ignoreRange, ignoreIfMatch, noETag, weakETag, refuseIfMatch, rangeNoETag bool
 	// answer, when set, may answer GET number n (from 1) itself: it
 	// returns true when it did.
 	answer func(n int, w http.ResponseWriter, r *http.Request) bool
@@ -64,7 +66,12 @@ func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.ignoreIfMatch {
 		r.Header.Del("If-Match")
 	}
+	if s.refuseIfMatch && r.Header.Get("If-Match") != "" {
+		answer{status: http.StatusNotImplemented, code: "NotImplemented", message: "A header you provided implies functionality that is not implemented"}.write(w, r)
+		return
+	}
 	switch {
+	case s.rangeNoETag && n > 1:
 	case s.weakETag:
 		w.Header().Set("ETag", "W/"+etag)
 	case !s.noETag:
@@ -274,6 +281,89 @@ func TestRangedGetReplaced(t *testing.T) {
 			}
 			if !ignoreIfMatch && !slices.ContainsFunc(srv.seen()[1:], func(g seenGet) bool { return g.ifMatch == `"v1"` }) {
 				t.Errorf("GET requests: got %v, want later ones with If-Match \"v1\"", srv.seen())
+			}
+			checkNoDownloads(t, b)
+		})
+	}
+}
+
+// TestRangedGetIfMatchRefused: on a server that answers If-Match with 501
+// Not Implemented, the ranges after the first go without it, checked by
+// the ETag of each answer instead: a whole object reads back, later Gets of
+// the same Backend send no If-Match at all, and a replaced object, or a
+// range answered without an ETag, is a read error, never mixed bytes.
+func TestRangedGetIfMatchRefused(t *testing.T) {
+	data, other := randomBytes(12, 16*testChunk+5), randomBytes(13, 16*testChunk+5)
+	t.Run("reads", func(t *testing.T) {
+		srv := newObjectServer(data)
+		srv.refuseIfMatch = true
+		b := newAgainst(t, srv)
+		s3.SetGetChunks(b, testChunk, 4)
+		for i := range 2 {
+			rc, _, err := b.Get(t.Context(), "k")
+			if err != nil {
+				t.Fatalf("Get %d: %v", i, err)
+			}
+			got, err := oddReads(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Get %d: read %d bytes (equal: %v), err %v; want the %d stored", i, len(got), bytes.Equal(got, data), err, len(data))
+			}
+		}
+		// The first Get tries If-Match on up to getAhead (3) downloads
+		// before the first 501 comes back; then each Get asks for its 16
+		// later ranges without it.
+		seen := srv.seen()
+		firstRange := fmt.Sprintf("bytes=0-%d", testChunk-1)
+		var conditional, unconditional, secondGet int
+		for i, g := range seen {
+			switch {
+			case g.rangeHeader == firstRange:
+				secondGet = i
+			case g.ifMatch != "":
+				conditional++
+				if secondGet > 0 {
+					t.Errorf("GET %d (%+v): If-Match after the server refused it", i, g)
+				}
+			default:
+				unconditional++
+			}
+		}
+		if conditional < 1 || conditional > 3 || unconditional != 32 {
+			t.Errorf("GET requests: got %d with If-Match and %d later ranges without (%v); want 1 to 3, then 32", conditional, unconditional, seen)
+		}
+		checkNoDownloads(t, b)
+	})
+	for _, tc := range []struct {
+		name, wantErr string
+		replace       bool
+		rangeNoETag   bool
+	}{
+		{"replaced", "changed while it was read", true, false},
+		{"range without an ETag", "without an ETag", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newObjectServer(data)
+			srv.refuseIfMatch, srv.rangeNoETag = true, tc.rangeNoETag
+			srv.answer = func(n int, w http.ResponseWriter, r *http.Request) bool {
+				if n == 2 && tc.replace {
+					srv.replace(other)
+				}
+				return false
+			}
+			b := newAgainst(t, srv)
+			s3.SetGetChunks(b, testChunk, 4)
+			rc, _, err := b.Get(t.Context(), "k")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			got, err := oddReads(rc)
+			rc.Close()
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("read: got %d bytes and error %v, want an error saying %q", len(got), err, tc.wantErr)
+			}
+			if !bytes.HasPrefix(data, got) {
+				t.Errorf("the %d bytes read before the error are not the first object's", len(got))
 			}
 			checkNoDownloads(t, b)
 		})

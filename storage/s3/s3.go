@@ -125,6 +125,9 @@ type Backend struct {
 	getChunk   int64
 	getBudget  chan struct{}
 	getBuffers *freelist.List
+	// ifMatchRefused: the server answered If-Match on a GET with 501 Not
+	// Implemented; later ranges go without it (see rangedBody.open).
+	ifMatchRefused atomic.Bool
 	// versionsPageSize caps ListObjectVersions pages (0: the server's
 	// default of 1000); tests lower it to cross page boundaries.
 	versionsPageSize int32
