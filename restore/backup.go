@@ -628,7 +628,7 @@ func extractArchive(ctx context.Context, ps *partStream, backupID string, a repo
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := io.CopyBuffer(pw, ps, make([]byte, 1<<20))
+		_, err := io.Copy(pw, ps) // ps.WriteTo: no buffer of its own
 		if errors.Is(err, errAbortedCheck) {
 			// The extractor stopped at data it could not use, perhaps
 			// garbage from a damaged part: finish that part (at most

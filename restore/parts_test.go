@@ -24,7 +24,7 @@ const partsTestID = "20261125T103000Z"
 
 // storeParts stores raw cut into parts of partSize (lz4) and returns them;
 // corrupt, when set, changes the stored bytes of part i.
-func storeParts(t *testing.T, b storage.Backend, raw []byte, partSize int, corrupt func(i int, stored []byte) []byte) []repository.BackupPart {
+func storeParts(t testing.TB, b storage.Backend, raw []byte, partSize int, corrupt func(i int, stored []byte) []byte) []repository.BackupPart {
 	t.Helper()
 	var parts []repository.BackupPart
 	for i := 0; len(raw) > 0; i++ {

@@ -23,7 +23,7 @@ func stagedFixture(t *testing.T) (entries []tarEntry, partSize int, ends map[str
 	t.Helper()
 	var extra []tarEntry
 	for i := range 24 {
-		extra = append(extra, tarEntry{name: fmt.Sprintf("base/1/%d", 20000+i), body: randomRaw(200<<10 + i)})
+		extra = append(extra, tarEntry{name: fmt.Sprintf("base/1/%d", 20000+i), body: randomRaw(partChunk*2/5 + i)})
 	}
 	entries = baseEntries(extra...)
 	// Where each entry ends in the raw stream, as extraction counts it.
