@@ -110,8 +110,15 @@ func (c Compression) NewLevelWriter(w io.Writer, level int) (io.WriteCloser, err
 		zw := lz4.NewWriter(w)
 		// Fast level, 1 MiB blocks (measured faster than 4 MiB on WAL, for
 		// 0.5% more output, and smaller buffers), and a content checksum so
-		// `lz4 -t` can test a stored object without walvault.
-		if err := zw.Apply(lz4.CompressionLevelOption(lz4.Fast), lz4.BlockSizeOption(lz4.Block1Mb), lz4.ChecksumOption(true), lz4.ConcurrencyOption(2)); err != nil {
+		// `lz4 -t` can test a stored object without walvault. One block at
+		// a time, in the caller's goroutine: the concurrent mode takes a
+		// fresh 1 MiB buffer from a sync.Pool for every block, which each
+		// collection empties, and backup-push collects often under its
+		// soft memory limit; at pgbench scale 100 that cost it 0.5-1.6 s
+		// of CPU (more over a slow link) for nothing: the backup's other
+		// goroutines already keep both cores busy (README, "One lz4 block
+		// at a time").
+		if err := zw.Apply(lz4.CompressionLevelOption(lz4.Fast), lz4.BlockSizeOption(lz4.Block1Mb), lz4.ChecksumOption(true), lz4.ConcurrencyOption(1)); err != nil {
 			return nil, fmt.Errorf("configure lz4: %w", err)
 		}
 		return zw, nil
@@ -122,7 +129,7 @@ func (c Compression) NewLevelWriter(w io.Writer, level int) (io.WriteCloser, err
 		// The standard frame with a content checksum, so `zstd -d` and
 		// `zstd -t` read a stored object without walvault; an empty input
 		// still makes a frame. Two encoders overlap reading and
-		// compressing, as lz4 runs on two cores.
+		// compressing.
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithEncoderCRC(true),
 			zstd.WithZeroFrames(true), zstd.WithEncoderConcurrency(2))
 		if err != nil {
