@@ -8,10 +8,9 @@ import (
 
 // bufPipe is a pipe with a bounded buffer of up to bufPipeChunks chunks of
 // bufPipeChunk bytes: the compressor writes a part into it while the part's
-// Put waits for the previous part's Put to finish, so reading from the
-// server and compressing go on meanwhile without a second Put in flight
-// (an S3 multipart upload buffers up to concurrency x part size of its
-// own; two at once would double that).
+// Put waits for the previous part's Put to read its body to the end (see
+// readToEnd), so reading from the server and compressing go on meanwhile
+// without two Puts filling part buffers at once.
 type bufPipe struct {
 	ch     chan []byte   // full chunks; closed by CloseWithError
 	werr   error         // set before ch is closed: nil means EOF
@@ -25,6 +24,12 @@ type bufPipe struct {
 	// that go to storage, without a copy of their own. Read it only once
 	// the reader is done.
 	sum hash.Hash
+	// beforeEOF, when set, runs before the reader is given io.EOF; an
+	// error is given instead. A Put cannot store an object before it has
+	// seen its body's end, so this orders what the Puts store.
+	beforeEOF func() error
+	eof       chan struct{} // closed once the reader was given io.EOF
+	sawEOF    bool          // the reader's side only
 }
 
 const (
@@ -35,8 +40,12 @@ const (
 var bufPipeChunkPool = sync.Pool{New: func() any { b := make([]byte, 0, bufPipeChunk); return &b }}
 
 func newBufPipe() *bufPipe {
-	return &bufPipe{ch: make(chan []byte, bufPipeChunks), rdone: make(chan struct{})}
+	return &bufPipe{ch: make(chan []byte, bufPipeChunks), rdone: make(chan struct{}), eof: make(chan struct{})}
 }
+
+// readToEnd is closed once the reader was given io.EOF: it read every
+// byte written, and will read no more.
+func (p *bufPipe) readToEnd() <-chan struct{} { return p.eof }
 
 // Write copies p into the buffer; it blocks while the buffer is full and
 // fails once the reader closed its end.
@@ -117,7 +126,7 @@ func (p *bufPipe) Read(b []byte) (int, error) {
 			if p.werr != nil {
 				return 0, p.werr
 			}
-			return 0, io.EOF
+			return 0, p.end()
 		}
 		if p.sum != nil {
 			p.sum.Write(c)
@@ -127,6 +136,21 @@ func (p *bufPipe) Read(b []byte) (int, error) {
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
 	return n, nil
+}
+
+// end is what the reader gets once every byte written was read: io.EOF,
+// unless beforeEOF says otherwise.
+func (p *bufPipe) end() error {
+	if p.beforeEOF != nil {
+		if err := p.beforeEOF(); err != nil {
+			return err
+		}
+	}
+	if !p.sawEOF {
+		p.sawEOF = true
+		close(p.eof)
+	}
+	return io.EOF
 }
 
 // CloseRead ends the reader's side: writes fail with err from then on.

@@ -10,7 +10,8 @@
 // refuses servers and repositories that cannot give a restorable backup,
 // upload.go stores the parts, progress.go shows how far a backup got.
 //
-// It must never write a backup to local disk, never hold more than one
-// part in flight, never report a backup before every object of it is
+// It must never write a backup to local disk, never let more than one
+// part's Put read its body at a time (memory is bounded, whatever the
+// database's size), never report a backup before every object of it is
 // durable, and never read configuration itself: cmd/ passes Options.
 package basebackup

@@ -52,12 +52,15 @@ type uploader struct {
 // once: while part N's Put finishes (the backend sends its last buffers,
 // fsyncs, completes the object), part N+1 is already being read from the
 // server and compressed, into a bounded buffer (bufPipe, 4 MiB) that its
-// Put starts reading once part N's has returned. Only one Put runs at a
-// time (starting it earlier was tried: README, "Part boundaries over a
-// slow link"). So memory is bounded whatever the archive size: the
-// storage's part buffers (S3: concurrency x part size per Backend,
-// backup-push's default 3 x 5 MiB), one bufPipe, the compressor's and the
-// hasher's (parhash: 2 MiB) buffers.
+// Put starts reading once part N's Put has read its body to the end (not
+// once it has returned: over a network its last part uploads and its
+// completion take round trips, which the 4 MiB would not cover). So two
+// Puts may overlap, but only one reads its body at a time: the other only
+// sends what it has read and completes its object. The storage bounds its
+// buffers across its Puts (S3: concurrency x part size in all, backup-push's
+// default 3 x 5 MiB, shared by overlapping Puts; see storage/s3's
+// partBuffer), so memory is bounded whatever the archive size: those
+// buffers, two bufPipes, the compressor's and the hasher's (parhash: 2 MiB).
 const maxPartsInFlight = 2
 
 // archive cuts the tar stream r into parts of partSize raw bytes and
@@ -65,9 +68,11 @@ const maxPartsInFlight = 2
 // concatenates them. An archive always has at least one part; a part is
 // never empty unless the whole archive is.
 //
-// Up to maxPartsInFlight parts are under way at once (their Puts one
-// after the other); they are recorded in order, each with its own size and
-// sha256. If any fails, the others are cancelled and waited for, no later
+// Up to maxPartsInFlight parts are under way at once (each Put starts
+// once the previous one has read its body, and no Put sees the end of its
+// body before the previous one has returned, so none stores its object
+// after one that failed); they are recorded in order, each with its own
+// size and sha256. If any fails, the others are cancelled and waited for, no later
 // part is stored, and archive returns the error of the first failing part.
 func (u *uploader) archive(ctx context.Context, name string, r io.Reader) ([]repository.BackupPart, error) {
 	finish, err := u.startArchive(ctx, name, r)
@@ -209,6 +214,21 @@ type pendingPart struct {
 	key      string
 }
 
+// stored waits for the Put to return and says whether it failed (with
+// context.Canceled: the cause is that Put's error, which its own wait
+// reports), or ctx ended first.
+func (p *pendingPart) stored(ctx context.Context) error {
+	select {
+	case <-p.returned:
+		if p.putErr != nil {
+			return context.Canceled
+		}
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // wait waits for the Put and returns the part's record or the error.
 func (p *pendingPart) wait() (repository.BackupPart, error) {
 	putErr := <-p.putDone
@@ -235,12 +255,14 @@ func (p *pendingPart) wait() (repository.BackupPart, error) {
 
 // start streams r through the compressor into one conditional Put. The
 // Put runs in its own goroutine, once prev (the previous part's Put; nil:
-// none) has returned, and reads from a bounded pipe what this goroutine
-// writes. The part's sha256 is of its stored bytes, taken by the pipe as
-// the Put reads them (on the Put's goroutine, beside the compressor, and
-// over a ninth of the raw bytes with lz4); an encrypted part instead
-// hashes its raw bytes on a goroutine of its own (parhash), for its
-// fingerprints. start returns once r is read to its end (or failed); the
+// none) has read its body to the end, and reads from a bounded pipe what
+// this goroutine writes; the pipe gives it the end of its body only once
+// prev has returned without error, so no part is stored after one that
+// failed (a Put stores nothing before its body's end). The part's sha256
+// is of its stored bytes, taken by the pipe as the Put reads them (on the
+// Put's goroutine, beside the compressor, and over a ninth of the raw
+// bytes with lz4); an encrypted part instead hashes its raw bytes on a
+// goroutine of its own (parhash), for its fingerprints. start returns once r is read to its end (or failed); the
 // Put may still be running: pendingPart.wait waits for it. If either side
 // fails, closing the pipe ends the other.
 func (u *uploader) start(ctx context.Context, key string, r io.Reader, c repository.Compression, prev *pendingPart) (*pendingPart, error) {
@@ -259,17 +281,27 @@ func (u *uploader) start(ctx context.Context, key string, r io.Reader, c reposit
 	}
 	putOpts := storage.PutOptions{IfNotExists: true, Size: -1, Metadata: meta, Retention: u.lock.Retention(now())}
 	pipe := newBufPipe()
+	if prev != nil {
+		pipe.beforeEOF = func() error { return prev.stored(ctx) }
+	}
 	p := &pendingPart{putDone: make(chan error, 1), returned: make(chan struct{}), key: key, pipe: pipe}
 	go func() {
 		var err error
 		if prev != nil {
+			// prev's Put takes no more buffers once it has read its body:
+			// this one may fill its own meanwhile.
+			select {
+			case <-prev.pipe.readToEnd():
+			case <-prev.returned:
+			case <-ctx.Done():
+			}
 			select {
 			case <-prev.returned:
 				if prev.putErr != nil {
 					// Never store a part after one that failed.
 					err = context.Canceled
 				}
-			case <-ctx.Done():
+			default:
 			}
 		}
 		if err == nil {

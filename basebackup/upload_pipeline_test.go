@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,9 +30,57 @@ func (l *readLog) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// bodyWatch counts the Puts reading their bodies: from the call until the
+// body's end (or the call's return).
+type bodyWatch struct {
+	storage.Backend
+	mu            sync.Mutex
+	reading, most int
+}
+
+func (w *bodyWatch) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	w.mu.Lock()
+	w.reading++
+	w.most = max(w.most, w.reading)
+	w.mu.Unlock()
+	var once sync.Once
+	done := func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.reading--
+			w.mu.Unlock()
+		})
+	}
+	defer done()
+	return w.Backend.Put(ctx, key, &endReader{r: r, end: done}, opts)
+}
+
+// mostReading is the most Puts that read their bodies at once.
+func (w *bodyWatch) mostReading() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.most
+}
+
+// endReader calls end once r gave io.EOF.
+type endReader struct {
+	r   io.Reader
+	end func()
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.end()
+	}
+	return n, err
+}
+
 // TestUploadPipelineOrder: slow Puts do not reorder the parts; the next
 // part is read and compressed while the previous one's Put finishes, but
-// only one Put runs at a time, and each part keeps its own sha256 and size.
+// only one Put reads its body at a time (the storage's part buffers are
+// filled by one Put only; the other just sends and completes), at most two
+// run at once, and each part keeps its own sha256 and size.
 func TestUploadPipelineOrder(t *testing.T) {
 	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
 		t.Run(string(c), func(t *testing.T) {
@@ -50,7 +100,8 @@ func TestUploadPipelineOrder(t *testing.T) {
 				return nil
 			})
 			sb.Delay(storagetest.OpPut, slow, 50*time.Millisecond)
-			u := &uploader{b: sb, id: "20261125T103000Z", compression: c, partSize: partSize, meta: map[string]string{"host": "db-1"}}
+			watch := &bodyWatch{Backend: sb}
+			u := &uploader{b: watch, id: "20261125T103000Z", compression: c, partSize: partSize, meta: map[string]string{"host": "db-1"}}
 			parts, err := u.archive(t.Context(), "base.tar", src)
 			if err != nil {
 				t.Fatal(err)
@@ -73,9 +124,13 @@ func TestUploadPipelineOrder(t *testing.T) {
 			if !bytes.Equal(joined, in) {
 				t.Errorf("parts joined differ from the input")
 			}
-			if most := sb.MaxInFlight(storagetest.OpPut); most != 1 {
-				t.Errorf("%d Puts ran at once, want 1 (their buffers must not add up)", most)
+			if most := watch.mostReading(); most != 1 {
+				t.Errorf("%d Puts read their bodies at once, want 1 (their buffers must not add up)", most)
 			}
+			if most := sb.MaxInFlight(storagetest.OpPut); most > maxPartsInFlight {
+				t.Errorf("%d Puts ran at once, want at most %d", most, maxPartsInFlight)
+			}
+			checkStoredInOrder(t, sb.Returned(storagetest.OpPut))
 			if got := readWhileSlow.Load(); got <= 3*partSize {
 				t.Errorf("read %d bytes while part 2's Put lingered, want part 3 read ahead (more than %d)", got, 3*partSize)
 			}
@@ -83,6 +138,81 @@ func TestUploadPipelineOrder(t *testing.T) {
 				t.Errorf("goroutines left: %s", ourGoroutines())
 			}
 		})
+	}
+}
+
+// checkStoredInOrder fails unless the Puts of keys returned in the order
+// of their keys (the parts' order).
+func checkStoredInOrder(t *testing.T, keys []string) {
+	t.Helper()
+	if !slices.IsSorted(keys) {
+		t.Errorf("Puts returned in the order %v, want the parts' order", keys)
+	}
+}
+
+// TestUploadPutsOverlap: the next part's Put starts once the previous one
+// has read its body, while that one still lingers (its last part uploads
+// and completion, over a network), not once it has returned; but it sees
+// the end of its body, so stores its object, only after the previous Put
+// has returned.
+func TestUploadPutsOverlap(t *testing.T) {
+	inner := mem.New()
+	const partSize = 64 << 10
+	in := randomBytes(5*partSize + 99)
+	sb := storagetest.NewFault(inner)
+	release := make(chan struct{})
+	// Part 2's Put has read its body and waits for release.
+	sb.Before(storagetest.OpPut, storagetest.Contains(".00002"), func(ctx context.Context, _ string) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	watch := &bodyWatch{Backend: sb}
+	u := &uploader{b: watch, id: "20261125T103000Z", compression: repository.LZ4, partSize: partSize, meta: map[string]string{"host": "db-1"}}
+	type result struct {
+		parts []repository.BackupPart
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		parts, err := u.archive(t.Context(), "base.tar", bytes.NewReader(in))
+		done <- result{parts, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for sb.Calls(storagetest.OpPut) < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	started := sb.Calls(storagetest.OpPut) >= 4
+	// Part 3's Put must not store its object while part 2's lingers.
+	time.Sleep(50 * time.Millisecond)
+	_, err3 := inner.Stat(t.Context(), repository.BackupPartKey(u.id, "base.tar", 3, repository.LZ4))
+	close(release)
+	res := <-done
+	if !started {
+		t.Fatalf("part 3's Put did not start while part 2's lingered after reading its body")
+	}
+	if !errors.Is(err3, storage.ErrNotFound) {
+		t.Errorf("part 3 stored (Stat: %v) while part 2's Put had not returned", err3)
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	var joined []byte
+	for _, p := range res.parts {
+		joined = append(joined, readPart(t, inner, p)...)
+	}
+	if len(res.parts) != 6 || !bytes.Equal(joined, in) {
+		t.Errorf("got %d parts holding %d bytes, want 6 holding the %d put in", len(res.parts), len(joined), len(in))
+	}
+	if most := watch.mostReading(); most != 1 {
+		t.Errorf("%d Puts read their bodies at once, want 1", most)
+	}
+	checkStoredInOrder(t, sb.Returned(storagetest.OpPut))
+	if g := ourGoroutines(); g != "" {
+		t.Errorf("goroutines left: %s", g)
 	}
 }
 

@@ -38,7 +38,8 @@ type backupPushOptions struct {
 }
 
 // backup-push's own multipart defaults, below the other commands' 16MiB x
-// 4: one backup Put is in flight at a time, and its part buffers were
+// 4: backup-push's Puts share one set of part buffers (two overlap at a
+// part boundary; storage/s3 bounds the buffers across them), and those were
 // most of backup-push's peak RSS (110 MiB, against 64 MiB targeted for
 // any database size). 5 MiB parts (S3's least) still allow objects of 48
 // GiB, far above a --part-size of compressed tar; three in flight keep a
@@ -158,7 +159,7 @@ func (o *backupPushOptions) precheck(c *cli.Context) error {
 // transport's timeouts.
 func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	// A soft memory limit: the collector runs before the heap doubles, so
-	// peak RSS stays near what a backup holds (one Put's part buffers,
+	// peak RSS stays near what a backup holds (the S3 part buffers, shared by its Puts,
 	// the compressor's, hasher's and read buffers), whatever the database
 	// size; the buffers are pooled, so collections are rare.
 	debug.SetMemoryLimit(backupMemoryBase + opts.S3.PartSize*int64(max(opts.S3.Concurrency, 1)))

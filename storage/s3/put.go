@@ -209,9 +209,9 @@ func isLockUnsupported(err error) bool {
 // partBuffer waits for one of the Backend's Concurrency part-buffer slots
 // (or for ctx to end) and returns a buffer; release gives back both.
 //
-// The slots are the Backend's, not one Put's: Puts that overlap share the
-// same PartSize x Concurrency bytes (backup-push sets its soft memory
-// limit from that; its backup_manifest Put overlaps an archive's last).
+// The slots are the Backend's, not one Put's: two Puts that overlap (the
+// next part of a backup starts while the previous one sends its last
+// parts and completes) share the same PartSize x Concurrency bytes.
 //
 // Why this cannot deadlock: a slot is held only while its buffer is
 // filled from a Put's reader, or while requests that carry it (or precede
@@ -220,12 +220,12 @@ func isLockUnsupported(err error) bool {
 // waits for a slot only until another Put's request ends or its reader
 // fills a buffer; a deadlock needs every slot held by a filling Put whose
 // reader waits for a Put that waits for a slot. A Put that has read its
-// body to the end takes no more slots, so a reader may wait for such a
-// Put (to return, say) while holding one; a caller whose readers wait for
-// Puts still reading their bodies must keep fewer such readers than
-// Concurrency. Every path of a Put that fails or is cancelled gives back
-// what it took, its uploads' slots too (errgroup's Wait), before it
-// returns.
+// body to the end takes no more slots, and backup-push's parts wait only
+// on that: part N+1's Put starts once N's has read its body, and its
+// reader holds back the end of N+1's body until N's Put has returned, so
+// the one slot it holds meanwhile keeps from nothing N still needs.
+// Every path of a Put that fails or is cancelled gives back what it
+// took, its uploads' slots too (errgroup's Wait), before it returns.
 func (b *Backend) partBuffer(ctx context.Context) (pb *[]byte, release func(), err error) {
 	select {
 	case b.partSlots <- struct{}{}:
