@@ -247,16 +247,28 @@ func TestRangedGetOneRequest(t *testing.T) {
 
 // TestRangedGetReplaced: an object replaced after the first answer is a
 // read error, refused by If-Match (412) or, on a server that ignores
-// If-Match, by the ETag of the later answer; the bytes handed out before
-// it are the first object's, never the second's.
+// If-Match or answers it with 501 Not Implemented, by the ETag of the later
+// answer; on the latter, a later range answered without an ETag is a read
+// error too. The bytes handed out before the error are the first
+// object's, never the second's.
 func TestRangedGetReplaced(t *testing.T) {
 	data, other := randomBytes(9, 16*testChunk), randomBytes(10, 16*testChunk)
-	for _, ignoreIfMatch := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ignoreIfMatch=%v", ignoreIfMatch), func(t *testing.T) {
+	for _, tc := range []struct {
+		name                                 string
+		ignoreIfMatch, refuseIfMatch, noETag bool
+		replace                              bool
+		wantErr                              string
+	}{
+		{"If-Match", false, false, false, true, "changed while it was read"},
+		{"If-Match ignored", true, false, false, true, "changed while it was read"},
+		{"If-Match refused", false, true, false, true, "changed while it was read"},
+		{"If-Match refused, range without an ETag", false, true, true, false, "without an ETag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			srv := newObjectServer(data)
-			srv.ignoreIfMatch = ignoreIfMatch
+			srv.ignoreIfMatch, srv.refuseIfMatch, srv.rangeNoETag = tc.ignoreIfMatch, tc.refuseIfMatch, tc.noETag
 			srv.answer = func(n int, w http.ResponseWriter, r *http.Request) bool {
-				if n == 2 { // the first request after the first answer
+				if n == 2 && tc.replace { // the first request after the first answer
 					srv.replace(other)
 				}
 				return false
@@ -270,16 +282,16 @@ func TestRangedGetReplaced(t *testing.T) {
 			got, err := oddReads(rc)
 			rc.Close()
 			if err == nil {
-				t.Fatalf("read of a replaced object: got %d bytes and no error, want an error", len(got))
+				t.Fatalf("read: got %d bytes and no error, want an error", len(got))
 			}
 			t.Logf("read error: %v", err)
 			if !bytes.HasPrefix(data, got) {
 				t.Errorf("the %d bytes read before the error are not the first object's", len(got))
 			}
-			if !strings.HasPrefix(err.Error(), "get k: ") || !strings.Contains(err.Error(), "changed while it was read") {
-				t.Errorf("read error: got %q, want storage.OpError's \"get k: \" and that the object changed", err)
+			if !strings.HasPrefix(err.Error(), "get k: ") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("read error: got %q, want storage.OpError's \"get k: \" and %q", err, tc.wantErr)
 			}
-			if !ignoreIfMatch && !slices.ContainsFunc(srv.seen()[1:], func(g seenGet) bool { return g.ifMatch == `"v1"` }) {
+			if !tc.ignoreIfMatch && !slices.ContainsFunc(srv.seen()[1:], func(g seenGet) bool { return g.ifMatch == `"v1"` }) {
 				t.Errorf("GET requests: got %v, want later ones with If-Match \"v1\"", srv.seen())
 			}
 			checkNoDownloads(t, b)
@@ -288,86 +300,49 @@ func TestRangedGetReplaced(t *testing.T) {
 }
 
 // TestRangedGetIfMatchRefused: on a server that answers If-Match with 501
-// Not Implemented, the ranges after the first go without it, checked by
-// the ETag of each answer instead: a whole object reads back, later Gets of
-// the same Backend send no If-Match at all, and a replaced object, or a
-// range answered without an ETag, is a read error, never mixed bytes.
+// Not Implemented, the ranges after the first go without it: the whole
+// object reads back, and later Gets of the same Backend send no If-Match
+// at all (TestRangedGetReplaced has what it refuses there).
 func TestRangedGetIfMatchRefused(t *testing.T) {
-	data, other := randomBytes(12, 16*testChunk+5), randomBytes(13, 16*testChunk+5)
-	t.Run("reads", func(t *testing.T) {
-		srv := newObjectServer(data)
-		srv.refuseIfMatch = true
-		b := newAgainst(t, srv)
-		s3.SetGetChunks(b, testChunk, 4)
-		for i := range 2 {
-			rc, _, err := b.Get(t.Context(), "k")
-			if err != nil {
-				t.Fatalf("Get %d: %v", i, err)
-			}
-			got, err := oddReads(rc)
-			rc.Close()
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("Get %d: read %d bytes (equal: %v), err %v; want the %d stored", i, len(got), bytes.Equal(got, data), err, len(data))
-			}
+	data := randomBytes(12, 16*testChunk+5)
+	srv := newObjectServer(data)
+	srv.refuseIfMatch = true
+	b := newAgainst(t, srv)
+	s3.SetGetChunks(b, testChunk, 4)
+	for i := range 2 {
+		rc, _, err := b.Get(t.Context(), "k")
+		if err != nil {
+			t.Fatalf("Get %d: %v", i, err)
 		}
-		// The first Get tries If-Match on up to getAhead (3) downloads
-		// before the first 501 comes back; then each Get asks for its 16
-		// later ranges without it.
-		seen := srv.seen()
-		firstRange := fmt.Sprintf("bytes=0-%d", testChunk-1)
-		var conditional, unconditional, secondGet int
-		for i, g := range seen {
-			switch {
-			case g.rangeHeader == firstRange:
-				secondGet = i
-			case g.ifMatch != "":
-				conditional++
-				if secondGet > 0 {
-					t.Errorf("GET %d (%+v): If-Match after the server refused it", i, g)
-				}
-			default:
-				unconditional++
-			}
+		got, err := oddReads(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Get %d: read %d bytes (equal: %v), err %v; want the %d stored", i, len(got), bytes.Equal(got, data), err, len(data))
 		}
-		if conditional < 1 || conditional > 3 || unconditional != 32 {
-			t.Errorf("GET requests: got %d with If-Match and %d later ranges without (%v); want 1 to 3, then 32", conditional, unconditional, seen)
-		}
-		checkNoDownloads(t, b)
-	})
-	for _, tc := range []struct {
-		name, wantErr string
-		replace       bool
-		rangeNoETag   bool
-	}{
-		{"replaced", "changed while it was read", true, false},
-		{"range without an ETag", "without an ETag", false, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := newObjectServer(data)
-			srv.refuseIfMatch, srv.rangeNoETag = true, tc.rangeNoETag
-			srv.answer = func(n int, w http.ResponseWriter, r *http.Request) bool {
-				if n == 2 && tc.replace {
-					srv.replace(other)
-				}
-				return false
-			}
-			b := newAgainst(t, srv)
-			s3.SetGetChunks(b, testChunk, 4)
-			rc, _, err := b.Get(t.Context(), "k")
-			if err != nil {
-				t.Fatalf("Get: %v", err)
-			}
-			got, err := oddReads(rc)
-			rc.Close()
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("read: got %d bytes and error %v, want an error saying %q", len(got), err, tc.wantErr)
-			}
-			if !bytes.HasPrefix(data, got) {
-				t.Errorf("the %d bytes read before the error are not the first object's", len(got))
-			}
-			checkNoDownloads(t, b)
-		})
 	}
+	// The first Get tries If-Match on up to getAhead (3) downloads
+	// before the first 501 comes back; then each Get asks for its 16
+	// later ranges without it.
+	seen := srv.seen()
+	firstRange := fmt.Sprintf("bytes=0-%d", testChunk-1)
+	var conditional, unconditional, secondGet int
+	for i, g := range seen {
+		switch {
+		case g.rangeHeader == firstRange:
+			secondGet = i
+		case g.ifMatch != "":
+			conditional++
+			if secondGet > 0 {
+				t.Errorf("GET %d (%+v): If-Match after the server refused it", i, g)
+			}
+		default:
+			unconditional++
+		}
+	}
+	if conditional < 1 || conditional > 3 || unconditional != 32 {
+		t.Errorf("GET requests: got %d with If-Match and %d later ranges without (%v); want 1 to 3, then 32", conditional, unconditional, seen)
+	}
+	checkNoDownloads(t, b)
 }
 
 // TestRangedGetTruncated: a range shorter than asked for is an error,
