@@ -114,7 +114,7 @@ func (c Compression) NewLevelWriter(w io.Writer, level int) (io.WriteCloser, err
 		// a time, in the caller's goroutine: the concurrent mode takes a
 		// fresh 1 MiB buffer from a sync.Pool for every block, which each
 		// collection empties, and backup-push collects often under its
-		// soft memory limit; at pgbench scale 100 that cost it 0.5-1.6 s
+		// soft memory limit; at pgbench scale 100 that cost it 0.5-1.9 s
 		// of CPU (more over a slow link) for nothing: the backup's other
 		// goroutines already keep both cores busy (README, "One lz4 block
 		// at a time").
