@@ -112,35 +112,26 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 // has more. release gives the buffer back (see partBuffer); call it also
 // on an error.
 func (b *Backend) readFirst(ctx context.Context, r io.Reader, sizeHint int64) (data []byte, release func(), eof bool, err error) {
-	var buf []byte
-	release = func() {}
+	noBuffer := func() {}
+	var head []byte // read before a part buffer was needed
 	if sizeHint >= 0 && sizeHint < b.partSize {
 		// A small object, if the hint is right: avoid a whole part buffer.
-		buf = make([]byte, sizeHint+1)
+		buf := make([]byte, sizeHint+1)
 		n, err := io.ReadFull(r, buf)
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return buf[:n], release, true, nil
+			return buf[:n], noBuffer, true, nil
 		case err != nil:
-			return nil, release, false, err
+			return nil, noBuffer, false, err
 		}
-		// The hint was wrong: go on in a part buffer.
-		pb, rel, err := b.partBuffer(ctx)
-		if err != nil {
-			return nil, release, false, err
-		}
-		release = rel
-		copy(*pb, buf)
-		buf, data = *pb, (*pb)[:n]
-	} else {
-		pb, rel, err := b.partBuffer(ctx)
-		if err != nil {
-			return nil, release, false, err
-		}
-		release = rel
-		buf = *pb
-		data = buf[:0]
+		head = buf[:n] // the hint was wrong: go on in a part buffer
 	}
+	pb, release, err := b.partBuffer(ctx)
+	if err != nil {
+		return nil, noBuffer, false, err
+	}
+	buf := *pb
+	data = append(buf[:0], head...)
 	n, err := io.ReadFull(r, buf[len(data):])
 	data = buf[:len(data)+n]
 	switch {

@@ -385,3 +385,28 @@ func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestS3PutShortSizeHint: a stream longer than its Size hint says (below
+// the part size, so Put starts reading it into a small buffer) moves on
+// into a part buffer and still stores every byte.
+func TestS3PutShortSizeHint(t *testing.T) {
+	v := testenv.StartVersity(t)
+	useGateway(t, v)
+	b := newBackend(t, v, s3.Config{Bucket: newBucket(t, v, false), PartSize: 5 << 20, Concurrency: 2})
+	for _, size := range []int{4000, 7 << 20} {
+		body := randomBytes(4, size)
+		key := fmt.Sprintf("hinted-%d", size)
+		if err := b.Put(t.Context(), key, onlyReader{bytes.NewReader(body)}, storage.PutOptions{Size: 1000}); err != nil {
+			t.Fatalf("Put of %d bytes with Size 1000: %v", size, err)
+		}
+		rc, _, err := b.Get(t.Context(), key)
+		if err != nil {
+			t.Fatalf("Get %s: %v", key, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("%s: read %d bytes (equal: %v), err %v; want the %d put", key, len(got), bytes.Equal(got, body), err, size)
+		}
+	}
+}
