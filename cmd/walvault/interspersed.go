@@ -53,3 +53,59 @@ func interspersedFlags(c *cli.Context) ([]string, error) {
 	}
 	return positional, nil
 }
+
+// commandFlagsFirst moves the flags written before the command word to just
+// after it ("walvault --config F wal-push %p", the order WAL-G and
+// pgBackRest take), where the command parses them: walvault has no flags of
+// its own besides --help and --version, and an archive_command written that
+// way would otherwise fail on every segment. args is returned unchanged
+// when the words before the command are not all flags the command takes,
+// so the usual usage errors still name what is wrong.
+func commandFlagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 2 || len(args[1]) < 2 || args[1][0] != '-' {
+		return args
+	}
+	for i := 2; i < len(args); i++ {
+		cmd := app.Command(args[i])
+		if cmd == nil || len(cmd.Subcommands) > 0 || !takesFlags(cmd, args[1:i]) {
+			continue
+		}
+		out := append([]string{args[0], args[i]}, args[1:i]...)
+		return append(out, args[i+1:]...)
+	}
+	return args
+}
+
+// takesFlags reports whether words are flags of cmd, each with its value
+// (the next word, unless written --name=value or a boolean flag).
+func takesFlags(cmd *cli.Command, words []string) bool {
+	for i := 0; i < len(words); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(words[i], "-"), "=")
+		if len(words[i]) < 2 || words[i][0] != '-' || name == "help" || name == "h" {
+			return false
+		}
+		f := commandFlag(cmd, name)
+		if f == nil {
+			return false
+		}
+		if _, isBool := f.(*cli.BoolFlag); !isBool && !hasValue {
+			i++ // its value
+			if i == len(words) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// commandFlag is cmd's flag of that name, or nil.
+func commandFlag(cmd *cli.Command, name string) cli.Flag {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
