@@ -6,6 +6,12 @@
 # mistake, and `walvault restore` brings the cluster back to just before
 # the drop. Everything lives in one temp dir, removed at the end.
 # Run as root (PostgreSQL itself runs as the postgres user).
+#
+# WALVAULT_DEMO_CONFIG=FILE runs the same steps against another repository:
+# a walvault YAML file (see the README's configuration reference) naming,
+# say, an s3:// prefix that no cluster uses yet on the S3 server you want
+# to try, with its credentials in the usual AWS variables. Its objects stay
+# there afterwards (Object Lock may keep them anyway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +30,13 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+config="$work/walvault.yml"
+if [ -n "${WALVAULT_DEMO_CONFIG:-}" ]; then
+	cp "$WALVAULT_DEMO_CONFIG" "$config"
+else
+	printf 'repo: file://%s\n' "$repo" >"$config"
+fi
+chmod 644 "$config"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -41,7 +54,7 @@ listen_addresses = ''
 unix_socket_directories = '$sock'
 wal_level = replica
 archive_mode = on
-archive_command = '$work/walvault wal-push --repo file://$repo %p'
+archive_command = '$work/walvault wal-push --config $config %p'
 CONF
 grep '^archive_command' "$data/postgresql.conf"
 as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$work/postgres.log" -w start >/dev/null
@@ -61,23 +74,25 @@ for _ in $(seq 1 100); do
 done
 psql -c "SELECT 'archived: ' || archived_count || ', failed: ' || failed_count FROM pg_stat_archiver"
 
-step "what the repository holds ($repo)"
-(cd "$repo" && find . -type f ! -name '.*' | sort | while read -r f; do printf '%10d  %s\n' "$(stat -c %s "$f")" "${f#./}"; done)
-
-echo "walvault.json, written once by the first push, ties the repository to this cluster:"
-grep -a -o '"system_identifier": "[0-9]*"' "$repo/walvault.json" | sed 's/^/    /'
+step "what the repository holds"
+if [ -z "${WALVAULT_DEMO_CONFIG:-}" ]; then
+	(cd "$repo" && find . -type f ! -name '.*' | sort | while read -r f; do printf '%10d  %s\n' "$(stat -c %s "$f")" "${f#./}"; done)
+	echo "walvault.json, written once by the first push, ties the repository to this cluster:"
+	grep -a -o '"system_identifier": "[0-9]*"' "$repo/walvault.json" | sed 's/^/    /'
+fi
+"$work/walvault" info --config "$config"
 
 step "fetch $last back with walvault wal-fetch and compare"
-"$work/walvault" wal-fetch --repo "file://$repo" "$last" "$work/fetched"
+"$work/walvault" wal-fetch --config "$config" "$last" "$work/fetched"
 cmp "$work/fetched" "$data/pg_wal/$last" && echo "byte-identical: $last ($(stat -c %s "$work/fetched") bytes)"
 
 step "a segment that was never archived: exit 1, as restore_command expects"
 set +e
-"$work/walvault" wal-fetch --repo "file://$repo" 0000000100000000000000FF "$work/missing" 2>&1
+"$work/walvault" wal-fetch --config "$config" 0000000100000000000000FF "$work/missing" 2>&1
 echo "exit status: $?"
 set -e
 step "take a base backup with walvault backup-push"
-"$work/walvault" backup-push --repo "file://$repo" --pg-conn "host=$sock port=$port user=postgres"
+"$work/walvault" backup-push --config "$config" --pg-conn "host=$sock port=$port user=postgres"
 
 step "more writes, a marker, then a mistake: DROP TABLE demo"
 psql -c "INSERT INTO demo SELECT g, 'after the backup' FROM generate_series(300001, 301000) g"
@@ -93,11 +108,11 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 echo "recovery target (just before the DROP): $target"
-"$work/walvault" backup-list --repo "file://$repo"
+"$work/walvault" backup-list --config "$config"
 
 step "restore to $target into a new directory"
 t0=$(date +%s.%N)
-"$work/walvault" restore --repo "file://$repo" --pgdata "$restored" --target-time "$target" --target-action promote
+"$work/walvault" restore --config "$config" --pgdata "$restored" --target-time "$target" --target-action promote
 t1=$(date +%s.%N)
 
 step "start the restored cluster (port $port2, archiving off) and let it replay"
@@ -113,7 +128,7 @@ awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "restore %.1f s + replay to
 step "prove it again, unattended: walvault drill (restore, recover, check, report RTO)"
 # A scratch copy on 127.0.0.1 with archiving off: it never writes into the
 # repository, and is stopped and removed whatever happens.
-if ! "$work/walvault" drill --repo "file://$repo" --scratch-dir "$work" \
+if ! "$work/walvault" drill --config "$config" --scratch-dir "$work" \
 	--check-sql "SELECT 1 FROM audit_log WHERE note LIKE 'marker%'" >"$work/drill.out" 2>"$work/drill.log"; then
 	cat "$work/drill.out" "$work/drill.log"
 	exit 1
