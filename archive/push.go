@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -240,6 +241,8 @@ func encodeFile(f *os.File, path string, c repository.Codec, res *Result, meta m
 	var sum, fingerprints string
 	var size int64
 	var err error
+	encodeSlots <- struct{}{}
+	defer func() { <-encodeSlots }()
 	if c.Encrypted() {
 		body, sum, fingerprints, size, err = encodeEncrypted(f, filepath.Base(path), c)
 	} else {
@@ -256,6 +259,13 @@ func encodeFile(f *os.File, path string, c repository.Codec, res *Result, meta m
 	c.Describe(meta, fingerprints)
 	return body, nil
 }
+
+// encodeSlots bounds the files one process encodes at once. Encoding is
+// CPU-bound and each encode already uses every core (encodeLZ4), so more at
+// once only holds more read buffers: a push with upload-concurrency 64
+// would otherwise read 65 segments side by side, 8 MiB of blocks each.
+// The uploads, which wait on the network, still all run in parallel.
+var encodeSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)/2))
 
 // closeBody ends the compressing goroutine of a streamed body.
 func closeBody(body sizedReader) {

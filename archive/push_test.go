@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
@@ -780,5 +781,35 @@ func TestPushInMemoryBodyMatchesItsChecksum(t *testing.T) {
 				t.Fatal("stored body differs from the bytes that were read")
 			}
 		})
+	}
+}
+
+// A push encodes only in an encode slot, so one process never reads and
+// compresses more files at once than the slots allow, however many it
+// pushes ahead. Not parallel: it holds every slot of the process.
+func TestPushWaitsForAnEncodeSlot(t *testing.T) {
+	b := mem.New()
+	s := seg(1, 0, 3)
+	src, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	giveBack := archive.TakeEncodeSlots()
+	done := make(chan error, 1)
+	go func() {
+		_, err := archive.Push(context.Background(), b, src, opts(repository.LZ4))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		giveBack()
+		t.Fatalf("Push returned (error %v) while every encode slot was taken", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	giveBack()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Push did not finish within 10 s of the encode slots coming free")
 	}
 }
