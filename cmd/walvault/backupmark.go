@@ -48,11 +48,9 @@ Examples:
 }
 
 func (o *backupMarkOptions) precheck(c *cli.Context) error {
-	// "backup-mark ID --keep" is how the README and --help spell it.
-	args, err := interspersedFlags(c)
-	if err != nil {
-		return err
-	}
+	// "backup-mark ID --keep", as the README and --help spell it, reaches
+	// here as "backup-mark --keep ID" (normalizeArgs).
+	args := c.Args().Slice()
 	if len(args) != 1 {
 		return usagef("backup-mark takes one backup id (see backup-list), then --keep or --no-keep")
 	}

@@ -6,61 +6,62 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// interspersedFlags sets the flags that follow a positional argument
-// ("backup-mark ID --keep", as the README writes it) and returns the
-// positional arguments. urfave/cli v2 hands everything after the first
-// argument to the command as arguments (Go's flag package stops there) and
-// has no option to go on parsing (v3 does); so a command whose arguments
-// come before its flags calls this first. Flags the command does not
-// declare are usage errors, as they are before the argument.
-func interspersedFlags(c *cli.Context) ([]string, error) {
-	bools := map[string]bool{}
-	known := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			known[n], bools[n] = true, isBool
-		}
+// normalizeArgs puts a command line in the one order urfave/cli v2 parses,
+// walvault COMMAND [flags] [arguments], so that flags may also come before
+// the command word ("walvault --config F wal-push %p", the order WAL-G and
+// pgBackRest take) or after the arguments ("wal-fetch %f %p --config F",
+// "backup-mark ID --keep", as the README writes it). urfave/cli v2 stops
+// at the first argument (Go's flag package does) and has no option to go
+// on (v3 does), and walvault has no flags of its own besides --help and
+// --version; an archive_command written either way would otherwise fail on
+// every segment. Flags the command does not take are left for its parser
+// to report, and words before the command that are not all its flags (with
+// their values) leave the line as it is, so the usual usage errors still
+// name what is wrong.
+func normalizeArgs(app *cli.App, args []string) []string {
+	args = commandFlagsFirst(app, args)
+	if len(args) < 3 {
+		return args
 	}
-	var positional []string
-	args := c.Args().Slice()
-	for i := 0; i < len(args); i++ {
-		a := args[i]
+	cmd := app.Command(args[1])
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		return args
+	}
+	var flags, positional, afterDashes []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
 		if a == "--" {
-			return append(positional, args[i+1:]...), nil
+			afterDashes = rest[i:]
+			break
 		}
 		if len(a) < 2 || a[0] != '-' {
 			positional = append(positional, a)
 			continue
 		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !known[name] {
-			return nil, usagef("flag provided but not defined: -%s", name)
+		flags = append(flags, a)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := commandFlag(cmd, name)
+		if f == nil || hasValue {
+			continue
 		}
-		switch {
-		case hasValue:
-		case bools[name]:
-			value = "true"
-		case i+1 < len(args):
+		if _, isBool := f.(*cli.BoolFlag); !isBool && i+1 < len(rest) {
 			i++
-			value = args[i]
-		default:
-			return nil, usagef("flag needs an argument: -%s", name)
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, usagef("invalid value %q for flag -%s: %v", value, name, err)
+			flags = append(flags, rest[i])
 		}
 	}
-	return positional, nil
+	out := append([]string{args[0], args[1]}, flags...)
+	if afterDashes != nil {
+		out = append(out, "--")
+		afterDashes = afterDashes[1:]
+	}
+	out = append(out, positional...)
+	return append(out, afterDashes...)
 }
 
 // commandFlagsFirst moves the flags written before the command word to just
-// after it ("walvault --config F wal-push %p", the order WAL-G and
-// pgBackRest take), where the command parses them: walvault has no flags of
-// its own besides --help and --version, and an archive_command written that
-// way would otherwise fail on every segment. args is returned unchanged
-// when the words before the command are not all flags the command takes,
-// so the usual usage errors still name what is wrong.
+// after it, when they are all flags the command takes; otherwise args is
+// returned as it is.
 func commandFlagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 || len(args[1]) < 2 || args[1][0] != '-' {
 		return args

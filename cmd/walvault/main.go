@@ -101,7 +101,7 @@ func main() {
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	args = commandFlagsFirst(app, args)
+	args = normalizeArgs(app, args)
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitOK
