@@ -73,6 +73,31 @@ func TestPointInTimeRestore(t *testing.T) {
 	})
 }
 
+// TestPointInTimeRestoreLargeSegments is the seed scenario on a cluster
+// made with initdb --wal-segsize=64: segments above the 16 MiB that
+// wal-push encodes in memory take its two-pass streamed upload (hash, then
+// compress while uploading; S3 multipart), which real WAL must survive end
+// to end, through wal-fetch and replay.
+func TestPointInTimeRestoreLargeSegments(t *testing.T) {
+	repos(t, func(t *testing.T, r *repo) {
+		pg, _ := archivingServerWith(t, r, testenv.PostgresOptions{WalSegSizeMB: 64})
+		pg.Pgbench(t, "-i", "-s", "3", "-q") // more than 16 MiB of WAL in one segment
+		_, target := seedScenario(t, r, pg)
+		id, err := repository.LoadIdentity(t.Context(), r.backend)
+		if err != nil {
+			t.Fatalf("load walvault.json: %v", err)
+		}
+		if id.WALSegmentSize != 64<<20 {
+			t.Fatalf("walvault.json records %d-byte segments, want 64 MiB", id.WALSegmentSize)
+		}
+		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote")
+		checkSeedRestored(t, restored)
+		if got := restored.SQL(t, "SELECT count(*) FROM pgbench_accounts"); got != "300000" {
+			t.Errorf("pgbench_accounts after restore: %s rows, want 300000", got)
+		}
+	})
+}
+
 // seedScenario plays the seed scenario on pg, which archives into r: a
 // backup, a marker row, a WAL switch, then a destructive change (another
 // row and DROP TABLE users), all archived. It returns the backup's id and
