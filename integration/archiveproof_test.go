@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,4 +110,51 @@ func TestBackupPushFromStandby(t *testing.T) {
 	// The backup ends in a segment the primary completes when it switches.
 	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
 	waitDone(t, r, list[0].ID)
+}
+
+// TestStandbyArchiveModeAlways: a standby with archive_mode = always pushes
+// the segments it receives into the repository its primary archives to,
+// as HA setups do so that archiving goes on through a failover. Every
+// segment then arrives twice with the same content: both archivers must
+// succeed (the second push finds it already archived), never fail or
+// overwrite. After the primary stops and the standby is promoted, the new
+// timeline's history file, the old timeline's last partial segment and the
+// new timeline's segments are archived, and the repository verifies clean.
+func TestStandbyArchiveModeAlways(t *testing.T) {
+	r := fileRepo(t)
+	primary, _ := archivingServer(t, r)
+	standby := startStandbyWith(t, r, primary, testenv.PostgresOptions{
+		ArchiveCommand: testenv.BuildWalvault(t) + " wal-push %p",
+		Conf:           map[string]string{"archive_mode": "always"},
+	})
+	primary.Pgbench(t, "-i", "-s", "2", "-q")
+	var last string
+	for i := range 3 {
+		primary.SQL(t, fmt.Sprintf("INSERT INTO pgbench_history VALUES (1, 1, 1, %d, now(), 'switch')", i))
+		last = primary.SwitchWAL(t)
+	}
+	primary.WaitArchived(t, last, 60*time.Second)
+	standby.WaitArchived(t, last, 60*time.Second)
+	noArchiveFailures := func(pg *testenv.Postgres, what string) {
+		t.Helper()
+		if got := pg.SQL(t, "SELECT failed_count || ' ' || coalesce(last_failed_wal, '-') FROM pg_stat_archiver"); got != "0 -" {
+			t.Errorf("%s's archiver failed (failed_count, last_failed_wal: %s):\n%s", what, got, pg.LogTail(20))
+		}
+	}
+	noArchiveFailures(primary, "the primary")
+	noArchiveFailures(standby, "the standby")
+
+	primary.Stop(t)
+	standby.SQL(t, "SELECT pg_promote()")
+	waitPromoted(t, standby)
+	standby.SQL(t, "INSERT INTO pgbench_history VALUES (2, 2, 2, 2, now(), 'after the promotion')")
+	newLast := standby.SwitchWAL(t)
+	if !strings.HasPrefix(newLast, "00000002") {
+		t.Fatalf("the promoted standby switched out of %s, want a timeline 2 segment", newLast)
+	}
+	standby.WaitArchived(t, newLast, 60*time.Second)
+	noArchiveFailures(standby, "the promoted standby")
+	if res := walvault(t, r.env, "verify"); res.code != 0 || !strings.Contains(res.stdout, "timeline 2: WAL continuous") {
+		t.Errorf("verify after the failover: %v", res)
+	}
 }
