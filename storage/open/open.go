@@ -154,6 +154,7 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			StallTimeout: min(s3.DefaultStallTimeout, positiveOr(opts.Stack.CallTimeout, s3.DefaultStallTimeout)),
 			SSE:          opts.S3.SSE,
 			SSEKMSKeyID:  opts.S3.SSEKMSKeyID,
+			Log:          opts.Stack.Log,
 		})
 	}
 	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)

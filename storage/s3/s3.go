@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/walvault/walvault/internal/freelist"
 	"github.com/walvault/walvault/storage"
@@ -88,6 +90,11 @@ type Config struct {
 	// whatever their number: a Get that finds none free reads its next
 	// ranges itself, one request at a time.
 	Concurrency int
+	// Log, when set, receives the SDK's own messages (such as its fallback
+	// to IMDSv1 while it looks for credentials), so they keep the
+	// command's log format and level instead of the SDK's plain line on
+	// stderr.
+	Log *slog.Logger
 	// StallTimeout is how long one request may go without progress before
 	// it is abandoned and, as any transient failure, retried (default
 	// DefaultStallTimeout). It bounds what no deadline can: a body that
@@ -186,6 +193,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Log != nil {
+		opts = append(opts, config.WithLogger(sdkLogger{cfg.Log}))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -349,3 +359,15 @@ type credentialsError struct{ err error }
 
 func (e *credentialsError) Error() string { return "no usable AWS credentials: " + e.err.Error() }
 func (e *credentialsError) Unwrap() error { return e.err }
+
+// sdkLogger hands the SDK's messages to a slog.Logger: warnings as
+// warnings, the rest at debug level.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...), "source", "aws-sdk")
+}
