@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -27,29 +28,11 @@ func normalizeArgs(app *cli.App, args []string) []string {
 	if cmd == nil || len(cmd.Subcommands) > 0 {
 		return args
 	}
-	var flags, positional, afterDashes []string
-	rest := args[2:]
-	for i := 0; i < len(rest); i++ {
-		a := rest[i]
-		if a == "--" {
-			afterDashes = rest[i:]
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			positional = append(positional, a)
-			continue
-		}
-		flags = append(flags, a)
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		f := commandFlag(cmd, name)
-		if f == nil || hasValue {
-			continue
-		}
-		if _, isBool := f.(*cli.BoolFlag); !isBool && i+1 < len(rest) {
-			i++
-			flags = append(flags, rest[i])
-		}
+	rest, afterDashes := args[2:], []string(nil)
+	if i := slices.Index(rest, "--"); i >= 0 {
+		rest, afterDashes = rest[:i], rest[i:]
 	}
+	flags, positional, _ := splitFlags(cmd, rest)
 	out := append([]string{args[0], args[1]}, flags...)
 	if afterDashes != nil {
 		out = append(out, "--")
@@ -68,7 +51,10 @@ func commandFlagsFirst(app *cli.App, args []string) []string {
 	}
 	for i := 2; i < len(args); i++ {
 		cmd := app.Command(args[i])
-		if cmd == nil || len(cmd.Subcommands) > 0 || !takesFlags(cmd, args[1:i]) {
+		if cmd == nil || len(cmd.Subcommands) > 0 {
+			continue
+		}
+		if _, positional, ok := splitFlags(cmd, args[1:i]); !ok || len(positional) > 0 {
 			continue
 		}
 		out := append([]string{args[0], args[i]}, args[1:i]...)
@@ -77,26 +63,37 @@ func commandFlagsFirst(app *cli.App, args []string) []string {
 	return args
 }
 
-// takesFlags reports whether words are flags of cmd, each with its value
-// (the next word, unless written --name=value or a boolean flag).
-func takesFlags(cmd *cli.Command, words []string) bool {
+// splitFlags separates words into cmd's flags, each with its value (the
+// next word, unless written --name=value or a boolean flag), and the other
+// words. ok is false when a flag is not cmd's (--help included), whose
+// value, if it has one, is then taken for a word of its own, or when the
+// last flag lacks its value: cmd's parser reports either.
+func splitFlags(cmd *cli.Command, words []string) (flags, others []string, ok bool) {
+	ok = true
 	for i := 0; i < len(words); i++ {
-		name, _, hasValue := strings.Cut(strings.TrimLeft(words[i], "-"), "=")
-		if len(words[i]) < 2 || words[i][0] != '-' || name == "help" || name == "h" {
-			return false
+		w := words[i]
+		if len(w) < 2 || w[0] != '-' {
+			others = append(others, w)
+			continue
 		}
+		flags = append(flags, w)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
 		f := commandFlag(cmd, name)
 		if f == nil {
-			return false
+			ok = false
+			continue
 		}
-		if _, isBool := f.(*cli.BoolFlag); !isBool && !hasValue {
-			i++ // its value
-			if i == len(words) {
-				return false
-			}
+		if _, isBool := f.(*cli.BoolFlag); isBool || hasValue {
+			continue
 		}
+		if i+1 == len(words) {
+			ok = false
+			continue
+		}
+		i++
+		flags = append(flags, words[i])
 	}
-	return true
+	return flags, others, ok
 }
 
 // commandFlag is cmd's flag of that name, or nil.
