@@ -142,8 +142,8 @@ func TestEncryptionSettingsMustMatch(t *testing.T) {
 // TestEncryptedFetchChecksFingerprint: an authentic ciphertext whose
 // recorded fingerprint is not its plaintext's (another object's body
 // swapped in, or the record edited), or whose record has no fingerprint
-// for the key at hand, is ErrCorrupt, and nothing reaches dest. The one
-// check is repository.OpenBody's, at the body's end.
+// for the key at hand, is ErrCorrupt, and nothing reaches dest. The check
+// is repository.OpenBodyDigest's, on the sha256 wal-fetch computes.
 func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -133,6 +133,22 @@ func (ids *Identities) Verifier(fingerprints string) (h hash.Hash, want string, 
 	return nil, "", false
 }
 
+// DigestCheck is Verifier for a reader that computes the plaintext's
+// SHA-256 itself: check reports whether a digest has the recorded version
+// 2 fingerprint, for the key Verifier would use. ok is false when that
+// entry is version 1 (keyed over the plaintext itself, which only
+// Verifier's hash can check) or ids hold no key the value names.
+func (ids *Identities) DigestCheck(fingerprints string) (check func(sha256 []byte) bool, ok bool) {
+	h, want, ok := ids.Verifier(fingerprints)
+	d, v2 := h.(*derivedHash)
+	if !ok || !v2 {
+		return nil, false
+	}
+	return func(sum []byte) bool {
+		return hmac.Equal([]byte(hex.EncodeToString(fingerprintOf(d.publicKey, sum))), []byte(want))
+	}, true
+}
+
 // derivedHash hashes the plaintext with SHA-256, and its Sum is the
 // version 2 fingerprint of that digest.
 type derivedHash struct {

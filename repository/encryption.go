@@ -127,6 +127,38 @@ func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string
 	return &fingerprintedReader{r: body, h: h, want: want}, nil
 }
 
+// OpenBodyDigest is OpenBody for a reader that hashes all it reads with
+// SHA-256 anyway (wal-fetch): an encrypted object's version 2 fingerprint
+// is then checked on that digest by check, instead of by a second hash of
+// the plaintext in the body, and the caller must call check with the
+// digest of everything read, to EOF, before it trusts the content. For a
+// clear object check is nil (the caller compares the digest with the
+// metadata's sha256); for a version 1 fingerprint the body checks itself,
+// as OpenBody's, and check accepts any digest.
+func OpenBodyDigest(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (body io.Reader, check func(sha256 []byte) error, err error) {
+	digestOK, v2 := ids.DigestCheck(meta[MetaFingerprints])
+	if !v2 || meta[MetaEncryption] != crypt.Scheme {
+		body, err := OpenBody(r, c, ids, meta)
+		if err != nil || !EncryptedObject(meta) {
+			return body, nil, err
+		}
+		return body, func([]byte) error { return nil }, nil
+	}
+	plain, err := ids.NewReader(r, ObjectRecipients(meta))
+	if err != nil {
+		return nil, nil, err
+	}
+	if body, err = c.NewReader(plain); err != nil {
+		return nil, nil, err
+	}
+	return body, func(sum []byte) error {
+		if !digestOK(sum) {
+			return fmt.Errorf("%w: the decrypted content's fingerprint is not the one its record holds", crypt.ErrTampered)
+		}
+		return nil
+	}, nil
+}
+
 // ObjectRecipients are the KeyIDs an encrypted object's metadata names.
 func ObjectRecipients(meta map[string]string) []string {
 	if fp := meta[MetaFingerprints]; fp != "" {

@@ -97,10 +97,11 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, b.Location(), stored, compression)
 	}
-	// An encrypted object has no sha256: OpenBody checks its keyed
-	// fingerprint when writeVerified reads it to its end, and the sha256
-	// computed on the way is the result's (the prefetcher's record).
-	body, err := repository.OpenBody(storage.TagStreamErrors(rc), compression, opts.Identities, info.Metadata)
+	// An encrypted object has no sha256: its keyed fingerprint is checked
+	// on the sha256 writeVerified computes anyway (or, version 1, by the
+	// body at its end), and that sha256 is the result's (the prefetcher's
+	// record).
+	body, fingerprint, err := repository.OpenBodyDigest(storage.TagStreamErrors(rc), compression, opts.Identities, info.Metadata)
 	if errors.Is(err, crypt.ErrTampered) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s: %w; nothing was written to %s", ErrCorrupt, info.Key, b.Location(), err, dest)
 	}
@@ -113,7 +114,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		cp = newCheckpointHash(res.RawSize)
 		h = cp
 	}
-	sum, err := writeVerified(dest, body, res, b.Location(), h, encrypted)
+	sum, err := writeVerified(dest, body, res, b.Location(), h, fingerprint)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -165,11 +166,11 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
 }
 
-// writeVerified hashes with h, a fresh SHA-256.
-// An encrypted body (repository.OpenBody's) has no want.SHA256: it fails
-// at its end, which the read one byte past want.RawSize always reaches,
-// unless its keyed fingerprint matches. It returns the sha256 written.
-func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, encrypted bool) (sum string, err error) {
+// writeVerified hashes with h, a fresh SHA-256, and checks the digest
+// against want.SHA256, or, for an encrypted body (fingerprint not nil:
+// repository.OpenBodyDigest's), with fingerprint. It returns the sha256
+// written.
+func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, fingerprint func(sha256 []byte) error) (sum string, err error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".walvault-*")
 	if err != nil {
@@ -194,7 +195,11 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 		return "", fmt.Errorf("%w: %s from %s decompressed to %d bytes, expected %d; nothing was written to %s", ErrCorrupt, want.Key, location, n, want.RawSize, dest)
 	}
 	sum = hex.EncodeToString(digest)
-	if !encrypted && sum != want.SHA256 {
+	if fingerprint != nil {
+		if err := fingerprint(digest); err != nil {
+			return "", fmt.Errorf("%w: %s from %s: %w; nothing was written to %s", ErrCorrupt, want.Key, location, err, dest)
+		}
+	} else if sum != want.SHA256 {
 		return "", fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, sum, want.SHA256, dest)
 	}
 	// No fsync: PostgreSQL reads the restored file at once, and after a
