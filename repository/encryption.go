@@ -105,14 +105,10 @@ func EncryptedObject(meta map[string]string) bool { return meta[MetaEncryption] 
 // trusts what it read. Metadata without a fingerprint for any key of ids
 // cannot be verified: it fails at once, wrapping crypt.ErrTampered too.
 func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (io.Reader, error) {
-	scheme := meta[MetaEncryption]
-	if scheme == "" {
+	if !EncryptedObject(meta) {
 		return c.NewReader(r)
 	}
-	if scheme != crypt.Scheme {
-		return nil, fmt.Errorf("the object is encrypted with %q, which this walvault cannot decrypt", scheme)
-	}
-	plain, err := ids.NewReader(r, ObjectRecipients(meta))
+	plain, err := decrypt(r, ids, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -136,15 +132,16 @@ func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string
 // metadata's sha256); for a version 1 fingerprint the body checks itself,
 // as OpenBody's, and check accepts any digest.
 func OpenBodyDigest(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (body io.Reader, check func(sha256 []byte) error, err error) {
-	digestOK, v2 := ids.DigestCheck(meta[MetaFingerprints])
-	if !v2 || meta[MetaEncryption] != crypt.Scheme {
-		body, err := OpenBody(r, c, ids, meta)
-		if err != nil || !EncryptedObject(meta) {
-			return body, nil, err
-		}
-		return body, func([]byte) error { return nil }, nil
+	if !EncryptedObject(meta) {
+		body, err := c.NewReader(r)
+		return body, nil, err
 	}
-	plain, err := ids.NewReader(r, ObjectRecipients(meta))
+	digestOK, v2 := ids.DigestCheck(meta[MetaFingerprints])
+	if !v2 {
+		body, err := OpenBody(r, c, ids, meta)
+		return body, func([]byte) error { return nil }, err
+	}
+	plain, err := decrypt(r, ids, meta)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,6 +154,14 @@ func OpenBodyDigest(r io.Reader, c Compression, ids *crypt.Identities, meta map[
 		}
 		return nil
 	}, nil
+}
+
+// decrypt returns the plaintext of an encrypted object's stored body.
+func decrypt(r io.Reader, ids *crypt.Identities, meta map[string]string) (io.Reader, error) {
+	if scheme := meta[MetaEncryption]; scheme != crypt.Scheme {
+		return nil, fmt.Errorf("the object is encrypted with %q, which this walvault cannot decrypt", scheme)
+	}
+	return ids.NewReader(r, ObjectRecipients(meta))
 }
 
 // ObjectRecipients are the KeyIDs an encrypted object's metadata names.
