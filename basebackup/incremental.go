@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -122,49 +124,28 @@ func chooseParent(inv *repository.Inventory, sys pg.SystemInfo, major int, ref s
 		ErrRefused, uint32(sys.Timeline), inv.Location))
 }
 
-// uploadParentManifest sends the parent's stored backup_manifest with
-// UPLOAD_MANIFEST, streaming, and aborts the upload when its size or sha256
-// is not the one walvault's manifest of the parent records.
-func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backend, parent *repository.BackupManifest) error {
-	part := parent.PGManifest
-	if part.Key == "" {
+// uploadParentManifest sends the parent's backup_manifest with
+// UPLOAD_MANIFEST, streaming, and aborts the upload when its size or sum
+// is not the one walvault's manifest of the parent records. The manifest
+// is the stored one, or, when that is encrypted, the plain copy kept here.
+func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backend, parent *repository.BackupManifest, copies manifestCopies, recipients *crypt.Recipients) error {
+	if parent.PGManifest.Key == "" {
 		return fmt.Errorf("%w: parent backup %s records no backup_manifest", ErrRefused, parent.ID)
 	}
-	if part.Encryption != "" {
-		// backup-push holds recipients, not the identity that decrypts.
-		return impossible(fmt.Errorf("%w: parent backup %s is encrypted, and backup-push cannot read its backup_manifest (it has no identity to decrypt with): incremental backups of an encrypted repository are not supported yet; take a full backup", ErrRefused, parent.ID))
+	var rc io.ReadCloser
+	var check func(n int64, sha256 []byte) error
+	var err error
+	if parent.PGManifest.Encryption != "" {
+		rc, check, err = openManifestCopy(copies, parent, recipients)
+	} else {
+		rc, check, err = openStoredManifest(ctx, b, parent)
 	}
-	rc, _, err := b.Get(ctx, part.Key)
 	if err != nil {
-		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+		return err
 	}
 	defer rc.Close()
-	// Decoded the way every part is (its codec recorded with it), and
-	// checked against the sum its record has: of the stored bytes, or of
-	// the raw ones (a parent written before stored sums).
-	stored := repository.NewStoredHash(rc)
-	r, err := repository.OpenBody(stored, part.Compression, nil, part.Meta())
-	if err != nil {
-		return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
-	}
 	h := &countingHash{Hash: sha256.New()}
-	check := func() error {
-		got, want := hex.EncodeToString(h.Sum(nil)), part.SHA256
-		if part.StoredSHA256 != "" {
-			var err error
-			got, _, err = stored.Finish(part.StoredSize)
-			if err != nil {
-				return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
-			}
-			want = part.StoredSHA256
-		}
-		if h.n != part.RawSize || got != want {
-			return fmt.Errorf("backup_manifest of parent backup %s in %s has %d bytes with sha256 %s, walvault's manifest says %d bytes with %s: the parent is damaged; take a full backup",
-				parent.ID, b.Location(), h.n, got, part.RawSize, want)
-		}
-		return nil
-	}
-	err = pg.CopyIn(ctx, w, "UPLOAD_MANIFEST", io.TeeReader(r, h), check)
+	err = pg.CopyIn(ctx, w, "UPLOAD_MANIFEST", io.TeeReader(rc, h), func() error { return check(h.n, h.Sum(nil)) })
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return fmt.Errorf("%w: PostgreSQL refused the backup_manifest of parent backup %s: %w", ErrRefused, parent.ID, err)
@@ -173,6 +154,65 @@ func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backen
 		return fmt.Errorf("upload the backup_manifest of parent backup %s: %w", parent.ID, err)
 	}
 	return nil
+}
+
+// openStoredManifest opens the parent's stored backup_manifest, decoded
+// the way every part is (its codec recorded with it); check, given the
+// size and sha256 of what was read, compares them with the parent's
+// record: of the stored bytes, or of the raw ones (a parent written
+// before stored sums).
+func openStoredManifest(ctx context.Context, b storage.Backend, parent *repository.BackupManifest) (io.ReadCloser, func(int64, []byte) error, error) {
+	part := parent.PGManifest
+	rc, _, err := b.Get(ctx, part.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+	}
+	stored := repository.NewStoredHash(rc)
+	r, err := repository.OpenBody(stored, part.Compression, nil, part.Meta())
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+	}
+	check := func(n int64, sum []byte) error {
+		got, want := hex.EncodeToString(sum), part.SHA256
+		if part.StoredSHA256 != "" {
+			var err error
+			got, _, err = stored.Finish(part.StoredSize)
+			if err != nil {
+				return fmt.Errorf("read backup_manifest of parent backup %s: %w", parent.ID, err)
+			}
+			want = part.StoredSHA256
+		}
+		if n != part.RawSize || got != want {
+			return fmt.Errorf("backup_manifest of parent backup %s in %s has %d bytes with sha256 %s, walvault's manifest says %d bytes with %s: the parent is damaged; take a full backup",
+				parent.ID, b.Location(), n, got, part.RawSize, want)
+		}
+		return nil
+	}
+	return readCloser{r, rc}, check, nil
+}
+
+// openManifestCopy opens the plain copy of an encrypted parent's
+// backup_manifest, checked against the parent's record before the upload
+// begins; check makes sure the upload sent those very bytes.
+func openManifestCopy(copies manifestCopies, parent *repository.BackupManifest, recipients *crypt.Recipients) (io.ReadCloser, func(int64, []byte) error, error) {
+	f, digest, err := copies.open(parent, recipients)
+	if err != nil {
+		return nil, nil, err
+	}
+	check := func(n int64, sum []byte) error {
+		if n != parent.PGManifest.RawSize || !bytes.Equal(sum, digest) {
+			return fmt.Errorf("the copy of the backup_manifest of parent backup %s changed while it was uploaded", parent.ID)
+		}
+		return nil
+	}
+	return f, check, nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // countingHash is a hash that counts what it was given.

@@ -113,7 +113,7 @@ func testUploadParentManifest(t *testing.T, putPart func(testing.TB, storage.Bac
 	parent.PGManifest = putPart(t, b, repository.BackupPrefix(parent.ID)+repository.PGManifestName, repository.None, pgm, nil)
 
 	srv := &pgtest.Server{Answer: accept}
-	if err := uploadParentManifest(t.Context(), srv, b, &parent); err != nil {
+	if err := uploadParentManifest(t.Context(), srv, b, &parent, manifestCopies{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(srv.Queries) != 1 || srv.Queries[0] != "UPLOAD_MANIFEST" || string(srv.CopyIn) != string(pgm) || srv.CopyDones != 1 || len(srv.CopyFails) != 0 {
@@ -125,7 +125,7 @@ func testUploadParentManifest(t *testing.T, putPart func(testing.TB, storage.Bac
 	srv = &pgtest.Server{Answer: func(string) []pgproto3.BackendMessage {
 		return []pgproto3.BackendMessage{&pgproto3.CopyInResponse{}, pgtest.ErrorMsg("57014", "COPY from stdin failed"), pgtest.Ready()}
 	}}
-	err := uploadParentManifest(t.Context(), srv, b, &damaged)
+	err := uploadParentManifest(t.Context(), srv, b, &damaged, manifestCopies{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "the parent is damaged") || srv.CopyDones != 0 || len(srv.CopyFails) != 1 {
 		t.Fatalf("damaged manifest: got %v, %d CopyDone, CopyFail %v; want an error, CopyFail and no CopyDone", err, srv.CopyDones, srv.CopyFails)
 	}
@@ -133,7 +133,7 @@ func testUploadParentManifest(t *testing.T, putPart func(testing.TB, storage.Bac
 	srv = &pgtest.Server{Answer: func(string) []pgproto3.BackendMessage {
 		return pgtest.Failure("42601", `syntax error at or near "UPLOAD_MANIFEST"`)
 	}}
-	if err := uploadParentManifest(t.Context(), srv, b, &parent); !errors.Is(err, ErrRefused) {
+	if err := uploadParentManifest(t.Context(), srv, b, &parent, manifestCopies{}, nil); !errors.Is(err, ErrRefused) {
 		t.Fatalf("server refusing UPLOAD_MANIFEST: got %v, want a refusal", err)
 	}
 }

@@ -71,6 +71,13 @@ type Options struct {
 	// compression); the repository must be encrypted too
 	// (repository.ErrEncryptionSettings), and the other way round.
 	Recipients *crypt.Recipients
+	// ManifestCopies, with Recipients, is the directory where backup-push
+	// keeps a plain copy of each backup's backup_manifest (the newest few
+	// per repository): an incremental backup of an encrypted repository
+	// uploads its parent's copy, since the stored one opens only with a
+	// secret key. Empty: none kept, and such incremental backups are
+	// impossible.
+	ManifestCopies string
 	// Log receives one line at the start and one at the end, server notices
 	// and, without a terminal, progress. nil discards.
 	Log *slog.Logger
@@ -290,15 +297,21 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if settings.InRecovery {
 		opts.Log.Info("taking the backup from a standby")
 	}
+	var copies manifestCopies
+	if opts.Recipients != nil {
+		copies = newManifestCopies(opts.ManifestCopies, b.Location(), opts.Log)
+	}
 	if parent != nil {
 		// The manifest goes up on the connection BASE_BACKUP then runs on.
-		if err := uploadParentManifest(ctx, w, b, parent); err != nil {
+		if err := uploadParentManifest(ctx, w, b, parent, copies, opts.Recipients); err != nil {
 			return repository.BackupManifest{}, err
 		}
 		cmd = incrementalCommand(cmd)
 	}
 
-	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, freeID: freeID, sys: sys, settings: settings})
+	plainCopy := copies.create()
+	defer plainCopy.discard()
+	m, err := stream(ctx, w, cmd, b, opts, backupInfo{label: label, freeID: freeID, sys: sys, settings: settings, manifestCopy: plainCopy})
 	id := m.ID
 	if err != nil {
 		abandonBackup(w, opts.Log, id)
@@ -339,6 +352,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if err := repository.WriteBackupManifest(ctx, b, m, opts.Lock.Retention(opts.Now())); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s: every part is stored, but its manifest is not, so it does not count as a backup: %w", id, err)
 	}
+	plainCopy.keep(id)
 	if late != nil {
 		return m, late
 	}
@@ -797,6 +811,9 @@ type backupInfo struct {
 	freeID   string
 	sys      pg.SystemInfo
 	settings serverSettings
+	// manifestCopy, when not nil, is given the backup_manifest as it is
+	// stored.
+	manifestCopy *manifestCopy
 }
 
 // stream runs BASE_BACKUP and stores what it sends; it returns the
@@ -916,6 +933,9 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			return nil
 		},
 		manifest: func(r io.Reader) error {
+			if info.manifestCopy != nil {
+				r = io.TeeReader(r, info.manifestCopy)
+			}
 			part, err := up.put(ctx, repository.PGManifestKey(m.ID), limit.Reader(ctx, r), repository.None)
 			if err != nil {
 				return fmt.Errorf("backup_manifest: %w", err)

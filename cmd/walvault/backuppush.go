@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -117,7 +119,10 @@ backup of the cluster's timeline); the backup is stored like a full one and
 records its parent. Where an incremental backup is impossible (PostgreSQL
 15/16, summarize_wal off, WAL summaries no longer reaching back to the parent,
 no parent yet) it is refused, or, with --fallback-full, a full backup is
-taken instead and the log says why.
+taken instead and the log says why. In an encrypted repository the parent's
+backup_manifest goes up from the plain copy backup-push kept when it stored
+that backup ($XDG_CACHE_HOME/walvault, else ~/.cache/walvault), so the
+parent must have been taken from this host, as this user.
 
 With lock-mode and lock-days, every object of the backup is written under S3
 Object Lock; they must match the policy walvault.json records.`,
@@ -167,24 +172,25 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	host, _ := os.Hostname()
 	start := time.Now()
 	m, err := basebackup.Push(s.ctx, s.b, basebackup.Options{
-		ConnString:   opts.PGConn,
-		Label:        opts.Label,
-		Checkpoint:   opts.Checkpoint,
-		Compression:  opts.Compression.Compression,
-		ZstdLevel:    opts.Compression.Level,
-		PartSize:     opts.partSize,
-		Host:         host,
-		Version:      walvaultVersion(),
-		Lock:         opts.policy(),
-		WALTimeout:   opts.Timeout,
-		QueryTimeout: opts.Timeout,
-		Incremental:  opts.Incremental,
-		Parent:       opts.Parent,
-		FallbackFull: opts.FallbackFull,
-		Recipients:   opts.Recipients,
-		Log:          s.log,
-		Progress:     s.out,
-		MaxRate:      opts.MaxRate,
+		ConnString:     opts.PGConn,
+		Label:          opts.Label,
+		Checkpoint:     opts.Checkpoint,
+		Compression:    opts.Compression.Compression,
+		ZstdLevel:      opts.Compression.Level,
+		PartSize:       opts.partSize,
+		Host:           host,
+		Version:        walvaultVersion(),
+		Lock:           opts.policy(),
+		WALTimeout:     opts.Timeout,
+		QueryTimeout:   opts.Timeout,
+		Incremental:    opts.Incremental,
+		Parent:         opts.Parent,
+		FallbackFull:   opts.FallbackFull,
+		Recipients:     opts.Recipients,
+		ManifestCopies: manifestCopiesDir(opts.Recipients != nil, s.log),
+		Log:            s.log,
+		Progress:       s.out,
+		MaxRate:        opts.MaxRate,
 	})
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
@@ -201,3 +207,21 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 // isTerminal says whether w is a terminal: progress is drawn as a bar
 // there, and logged every few seconds elsewhere.
 func isTerminal(w io.Writer) bool { return progress.IsTerminal(w) }
+
+// manifestCopiesDir is where backup-push keeps plain copies of the
+// backup_manifests of an encrypted repository (see
+// basebackup.Options.ManifestCopies): walvault's folder of the user's
+// cache directory ($XDG_CACHE_HOME, else ~/.cache). "" when the repository
+// is clear, or when there is no such directory (then incremental backups
+// there are refused, saying why).
+func manifestCopiesDir(encrypted bool, log *slog.Logger) string {
+	if !encrypted {
+		return ""
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		log.Debug("no cache directory for the copies of backup_manifest that incremental backups of an encrypted repository need", "err", err)
+		return ""
+	}
+	return filepath.Join(dir, "walvault")
+}
