@@ -27,7 +27,7 @@ import (
 // PostgreSQL 15 whose archive_command reaches the gateway through that
 // same proxy, as backup-push does: one outage hits both.
 type backupFaultRig struct {
-	gw     *testenv.Versity
+	gw     *testenv.S3Server
 	tcp    *testenv.FaultProxy     // walvault's endpoint: stalls, resets, slows
 	proxy  *testenv.HTTPFaultProxy // behind tcp: fails chosen requests
 	bucket string

@@ -30,7 +30,7 @@ const faultMargin = 5 * time.Second
 // the gateway through a fault proxy.
 type faultFixture struct {
 	r        *repo
-	gw       *testenv.Versity
+	gw       *testenv.S3Server
 	pg       *testenv.Postgres
 	copies   string   // every file archive_command was given
 	segments []string // the archived segments' names

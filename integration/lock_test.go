@@ -20,7 +20,7 @@ import (
 
 // lockedRepo is an s3:// repository on a lock-enabled (so versioned)
 // bucket, pushed to with lock-mode governance and lock-days 1.
-func lockedRepo(t *testing.T, gw *testenv.Versity, bucket, prefix string) *repo {
+func lockedRepo(t *testing.T, gw *testenv.S3Server, bucket, prefix string) *repo {
 	gw.CreateBucket(t, bucket, true)
 	for _, kv := range gw.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -44,9 +44,17 @@ func lockedRepo(t *testing.T, gw *testenv.Versity, bucket, prefix string) *repo 
 // very credentials walvault uses, deletes a WAL segment and a backup part.
 // Without a version id the deletes only hide them; with one they are
 // refused. A restore still succeeds (with warnings), and repair removes
-// the delete markers.
+// the delete markers. It runs on the Versity gateway and on MinIO.
 func TestObjectLock(t *testing.T) {
-	gw := testenv.StartVersity(t)
+	for _, server := range []struct {
+		name  string
+		start func(testing.TB) *testenv.S3Server
+	}{{"Versity", testenv.StartVersity}, {"MinIO", testenv.StartMinIO}} {
+		t.Run(server.name, func(t *testing.T) { testObjectLock(t, server.start(t)) })
+	}
+}
+
+func testObjectLock(t *testing.T, gw *testenv.S3Server) {
 	const bucket, prefix = "walvault-locked", "cluster1"
 	r := lockedRepo(t, gw, bucket, prefix)
 	ctx := t.Context()

@@ -63,7 +63,7 @@ func s3Repo(t *testing.T) *repo {
 }
 
 // s3RepoOn is an s3:// repository in a new bucket of gw.
-func s3RepoOn(t *testing.T, gw *testenv.Versity) *repo {
+func s3RepoOn(t *testing.T, gw *testenv.S3Server) *repo {
 	bucket := "walvault-it"
 	gw.CreateBucket(t, bucket, false)
 	url := "s3://" + bucket + "/cluster1"

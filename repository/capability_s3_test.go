@@ -13,12 +13,16 @@ import (
 	"github.com/walvault/walvault/storage/s3"
 )
 
-// TestProveCapabilitiesVersity: the Versity gateway the suites run on
-// passes the probe, with and without a lock mode, on a bucket with Object
-// Lock; a bucket without it is refused when a lock mode is set, before
-// any identity is written.
-func TestProveCapabilitiesVersity(t *testing.T) {
-	v := testenv.StartVersity(t)
+// TestProveCapabilities: the Versity gateway the suites run on, and
+// MinIO, pass the probe, with and without a lock mode, on a bucket with
+// Object Lock; a bucket without it is refused when a lock mode is set,
+// before any identity is written.
+func TestProveCapabilities(t *testing.T) {
+	t.Run("Versity", func(t *testing.T) { testProveCapabilities(t, testenv.StartVersity(t)) })
+	t.Run("MinIO", func(t *testing.T) { testProveCapabilities(t, testenv.StartMinIO(t)) })
+}
+
+func testProveCapabilities(t *testing.T, v *testenv.S3Server) {
 	v.UseAsAWSChain(t)
 	n := 0
 	bucket := func(objectLock bool) *s3.Backend {

@@ -3,9 +3,10 @@
 # PostgreSQL 15 (server and client tools), the server programs of PostgreSQL
 # 16, 17 and 18 (the tests run every supported major), lz4 (benchmark
 # baseline), zstd (the README's emergency path for zstd objects is tested
-# with it) and the Versity S3 Gateway. Safe to run again: it installs only
-# what is missing. Run as root.
-# With "--no-s3" it skips the S3 gateway and PostgreSQL 16 to 18: the demo
+# with it), the Versity S3 Gateway and MinIO (a second S3 server the storage
+# conformance suite and the Object Lock scenario also run on). Safe to run
+# again: it installs only what is missing. Run as root.
+# With "--no-s3" it skips the S3 servers and PostgreSQL 16 to 18: the demo
 # needs only PostgreSQL 15.
 set -euo pipefail
 with_s3=yes
@@ -14,6 +15,9 @@ with_s3=yes
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CACHE=/var/cache/walvault-test/pg
 VERSITYGW_VERSION=v1.8.0
+# MinIO's last module version (internal/testenv.MinIOVersion): built from
+# source, a few minutes on two cores, once per machine.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
 need_apt=()
 [ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql-15)
@@ -111,6 +115,10 @@ gobin="$(go env GOPATH)/bin"
 if [ "$with_s3" = yes ] && ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
 	echo "install-deps: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 	(cd / && GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+fi
+if [ "$with_s3" = yes ] && ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
+	echo "install-deps: go install github.com/minio/minio@$MINIO_VERSION (a few minutes)"
+	(cd / && GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION")
 fi
 # promtool checks the alert rules in contrib/prometheus and the exporter's
 # metric names. Debian's prometheus package has it, but installing that

@@ -36,17 +36,18 @@ const VersityInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1
 // VersityRegion is the region the gateway answers for.
 const VersityRegion = "us-east-1"
 
-// Versity is a running Versity S3 Gateway (posix backend) on a loopback
-// port, with versioning enabled so Object Lock buckets work. It is stopped in
-// t.Cleanup, or earlier by Stop.
-type Versity struct {
+// S3Server is a running S3 server on a loopback port: the Versity S3
+// Gateway (posix backend, with versioning enabled so Object Lock buckets
+// work; StartVersity) or MinIO (StartMinIO). It is stopped in t.Cleanup,
+// or earlier by Stop.
+type S3Server struct {
 	Endpoint  string // http://127.0.0.1:PORT, or https:// for StartVersityTLS
 	AccessKey string
 	SecretKey string
 	Region    string // us-east-1
 	CAFile    string // PEM of the CA that signed the server cert; "" without TLS
 
-	root string // bucket root directory
+	name string // the program, for messages
 	cmd  *exec.Cmd
 	out  *SyncBuffer
 	done chan struct{} // closed when the process has exited
@@ -54,14 +55,14 @@ type Versity struct {
 }
 
 // StartVersity starts a gateway over plain HTTP on a free loopback port.
-func StartVersity(t testing.TB) *Versity {
+func StartVersity(t testing.TB) *S3Server {
 	t.Helper()
 	return startVersity(t, false)
 }
 
 // StartVersityTLS starts a gateway over HTTPS with a certificate for
 // 127.0.0.1 signed by a fresh self-signed CA, whose PEM is in CAFile.
-func StartVersityTLS(t testing.TB) *Versity {
+func StartVersityTLS(t testing.TB) *S3Server {
 	t.Helper()
 	return startVersity(t, true)
 }
@@ -97,7 +98,7 @@ func isExecutable(p string) error {
 	return nil
 }
 
-func startVersity(t testing.TB, useTLS bool) *Versity {
+func startVersity(t testing.TB, useTLS bool) *S3Server {
 	t.Helper()
 	bin := VersityBinary(t)
 	base := t.TempDir()
@@ -108,11 +109,11 @@ func startVersity(t testing.TB, useTLS bool) *Versity {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
-	v := &Versity{
+	v := &S3Server{
 		AccessKey: "AK" + randomHex(t, 9),
 		SecretKey: randomHex(t, 20),
 		Region:    VersityRegion,
-		root:      root,
+		name:      "versitygw",
 	}
 	scheme := "http"
 	var tlsArgs []string
@@ -123,6 +124,19 @@ func startVersity(t testing.TB, useTLS bool) *Versity {
 		tlsArgs = []string{"--cert", cert, "--key", key}
 	}
 
+	env := append(gatewayEnv(), "ROOT_ACCESS_KEY="+v.AccessKey, "ROOT_SECRET_KEY="+v.SecretKey)
+	v.start(t, bin, scheme, env, nil, func(addr string) []string {
+		args := append([]string{"--port", addr, "--quiet"}, tlsArgs...)
+		return append(args, "posix", "--versioning-dir", versions, root)
+	})
+	return v
+}
+
+// start launches the server on a free loopback port (argsFor gives its
+// arguments for an address), trying other ports while another process
+// takes the one chosen first, and stops it in t.Cleanup.
+func (v *S3Server) start(t testing.TB, bin, scheme string, env []string, ready func(addr string) bool, argsFor func(addr string) []string) {
+	t.Helper()
 	const attempts = 5
 	var lastErr error
 	for range attempts {
@@ -131,31 +145,25 @@ func startVersity(t testing.TB, useTLS bool) *Versity {
 			t.Fatalf("testenv: finding a free port: %v", err)
 		}
 		addr := net.JoinHostPort("127.0.0.1", port)
-		args := append([]string{"--port", addr, "--quiet"}, tlsArgs...)
-		args = append(args, "posix", "--versioning-dir", versions, root)
-		err = v.launch(bin, args, addr)
+		err = v.launch(bin, argsFor(addr), env, addr, ready)
 		if err == nil {
 			v.Endpoint = scheme + "://" + addr
 			t.Cleanup(func() { v.Stop(t) })
-			return v
+			return
 		}
 		lastErr = err
 		if !strings.Contains(v.out.String(), "address already in use") {
 			break // not a bind race: retrying will not help
 		}
 	}
-	t.Fatalf("testenv: starting versitygw (%s): %v\n--- gateway output ---\n%s", bin, lastErr, v.out.String())
-	return nil
+	t.Fatalf("testenv: starting %s (%s): %v\n--- its output ---\n%s", v.name, bin, lastErr, v.out.String())
 }
 
-// launch starts the gateway and waits until addr accepts connections or the
-// process exits.
-func (v *Versity) launch(bin string, args []string, addr string) error {
+// launch starts the server and waits until it is ready (ready nil: addr
+// accepts connections) or the process exits.
+func (v *S3Server) launch(bin string, args, env []string, addr string, ready func(addr string) bool) error {
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(gatewayEnv(),
-		"ROOT_ACCESS_KEY="+v.AccessKey,
-		"ROOT_SECRET_KEY="+v.SecretKey,
-	)
+	cmd.Env = env
 	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
@@ -165,23 +173,30 @@ func (v *Versity) launch(bin string, args []string, addr string) error {
 	}
 	done := v.done
 	go func() { cmd.Wait(); close(done) }()
+	if ready == nil {
+		ready = func(addr string) bool {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}
+	}
 
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("versitygw exited early: %v", cmd.ProcessState)
+			return fmt.Errorf("%s exited early: %v", v.name, cmd.ProcessState)
 		default:
 		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		if ready(addr) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	v.kill()
-	return fmt.Errorf("versitygw did not listen on %s within 30s", addr)
+	return fmt.Errorf("%s was not ready on %s within 30s", v.name, addr)
 }
 
 // gatewayEnv is our environment without the variables versitygw reads
@@ -199,7 +214,7 @@ func gatewayEnv() []string {
 
 // Stop stops the gateway now (for tests of a server that went away). It is
 // safe to call more than once; t.Cleanup calls it too.
-func (v *Versity) Stop(t testing.TB) {
+func (v *S3Server) Stop(t testing.TB) {
 	t.Helper()
 	v.stop.Do(func() {
 		if v.cmd == nil || v.cmd.Process == nil {
@@ -214,18 +229,18 @@ func (v *Versity) Stop(t testing.TB) {
 	})
 }
 
-func (v *Versity) kill() {
+func (v *S3Server) kill() {
 	_ = v.cmd.Process.Kill()
 	<-v.done
 }
 
 // Output returns what the gateway printed so far.
-func (v *Versity) Output() string { return v.out.String() }
+func (v *S3Server) Output() string { return v.out.String() }
 
 // Env returns the environment a walvault process needs to reach the
 // gateway: AWS credentials and region, endpoint, path style and, with TLS,
 // the CA bundle.
-func (v *Versity) Env() []string {
+func (v *S3Server) Env() []string {
 	env := []string{
 		"AWS_ACCESS_KEY_ID=" + v.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + v.SecretKey,
@@ -244,7 +259,7 @@ func (v *Versity) Env() []string {
 
 // EnvThrough is Env with the S3 endpoint replaced by a proxy in front of
 // the gateway (FaultProxy or HTTPFaultProxy).
-func (v *Versity) EnvThrough(endpoint string) []string {
+func (v *S3Server) EnvThrough(endpoint string) []string {
 	env := v.Env()
 	for i, kv := range env {
 		if strings.HasPrefix(kv, "WALVAULT_S3_ENDPOINT=") {
@@ -256,7 +271,7 @@ func (v *Versity) EnvThrough(endpoint string) []string {
 
 // Client returns an SDK client for the gateway with its root credentials,
 // for test setup and inspection.
-func (v *Versity) Client(t testing.TB) *s3.Client {
+func (v *S3Server) Client(t testing.TB) *s3.Client {
 	t.Helper()
 	httpClient := &http.Client{Timeout: 2 * time.Minute}
 	if v.CAFile != "" {
@@ -281,7 +296,7 @@ func (v *Versity) Client(t testing.TB) *s3.Client {
 
 // CreateBucket creates a bucket (3 or more lower-case characters), with
 // Object Lock enabled when objectLock is true.
-func (v *Versity) CreateBucket(t testing.TB, name string, objectLock bool) {
+func (v *S3Server) CreateBucket(t testing.TB, name string, objectLock bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -407,7 +422,7 @@ func (s *SyncBuffer) String() string {
 // UseAsAWSChain points the test process's AWS chain at the gateway's
 // credentials and nothing else: no shared config, profile, session token,
 // endpoint or CA bundle from the machine running the tests.
-func (v *Versity) UseAsAWSChain(t testing.TB) {
+func (v *S3Server) UseAsAWSChain(t testing.TB) {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))

@@ -14,7 +14,7 @@ import (
 func TestVersity(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		start func(testing.TB) *Versity
+		start func(testing.TB) *S3Server
 	}{
 		{"HTTP", StartVersity},
 		{"TLS", StartVersityTLS},

@@ -31,7 +31,7 @@ var bucketSeq atomic.Int64
 
 // newBucket creates a fresh bucket with a unique name (3+ lower-case
 // characters).
-func newBucket(t *testing.T, v *testenv.Versity, objectLock bool) string {
+func newBucket(t *testing.T, v *testenv.S3Server, objectLock bool) string {
 	t.Helper()
 	name := fmt.Sprintf("wv-%d", bucketSeq.Add(1))
 	v.CreateBucket(t, name, objectLock)
@@ -40,12 +40,12 @@ func newBucket(t *testing.T, v *testenv.Versity, objectLock bool) string {
 
 // useGateway points the AWS chain at the gateway's credentials and nothing
 // else (no shared config or profile from the machine running the tests).
-func useGateway(t *testing.T, v *testenv.Versity) {
+func useGateway(t *testing.T, v *testenv.S3Server) {
 	t.Helper()
 	v.UseAsAWSChain(t)
 }
 
-func newBackend(t *testing.T, v *testenv.Versity, cfg s3.Config) *s3.Backend {
+func newBackend(t *testing.T, v *testenv.S3Server, cfg s3.Config) *s3.Backend {
 	t.Helper()
 	cfg.Endpoint = v.Endpoint
 	cfg.PathStyle = true
@@ -73,6 +73,24 @@ func TestConformanceObjectLock(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Backend {
 		return newBackend(t, v, s3.Config{Bucket: newBucket(t, v, true)})
 	}, storagetest.Options{ObjectLock: true, Hide: hideInner})
+}
+
+// TestConformanceMinIO runs the suite on MinIO too, a second S3
+// implementation with its own answers, on a plain bucket and on one with
+// Object Lock (so versioned).
+func TestConformanceMinIO(t *testing.T) {
+	v := testenv.StartMinIO(t)
+	useGateway(t, v)
+	t.Run("plain", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) storage.Backend {
+			return newBackend(t, v, s3.Config{Bucket: newBucket(t, v, false), Prefix: "repo/one"})
+		}, storagetest.Options{})
+	})
+	t.Run("ObjectLock", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) storage.Backend {
+			return newBackend(t, v, s3.Config{Bucket: newBucket(t, v, true)})
+		}, storagetest.Options{ObjectLock: true, Hide: hideInner})
+	})
 }
 
 // TestConformanceStacked runs the suite on the stack commands get
@@ -281,7 +299,7 @@ func TestS3FailedMultipartAborts(t *testing.T) {
 	checkNoUploads(t, v, bucket)
 }
 
-func checkNoUploads(t *testing.T, v *testenv.Versity, bucket string) {
+func checkNoUploads(t *testing.T, v *testenv.S3Server, bucket string) {
 	t.Helper()
 	out, err := v.Client(t).ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
 	if err != nil {
