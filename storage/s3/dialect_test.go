@@ -318,3 +318,48 @@ func TestThrottlingDialects(t *testing.T) {
 		})
 	}
 }
+
+// TestWrongRegionDialects: AWS S3's answers to a request signed for
+// another region than the bucket's (400 AuthorizationHeaderMalformed
+// naming the right one; 301 PermanentRedirect, with no body for HEAD, and
+// the bucket's region in x-amz-bucket-region) are permanent and say which
+// region to set, not to check the credentials.
+func TestWrongRegionDialects(t *testing.T) {
+	inEU := map[string]string{"x-amz-bucket-region": "eu-west-1"}
+	for _, tc := range []struct {
+		name   string
+		method string
+		answer answer
+	}{
+		{"AuthorizationHeaderMalformed", http.MethodGet, answer{status: 400, code: "AuthorizationHeaderMalformed", message: "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'"}},
+		{"AuthorizationHeaderMalformed, HEAD", http.MethodHead, answer{status: 400, header: inEU}},
+		{"PermanentRedirect", http.MethodGet, answer{status: 301, header: inEU, code: "PermanentRedirect", message: "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint."}},
+		{"PermanentRedirect, HEAD", http.MethodHead, answer{status: 301, header: inEU}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dialect{get: tc.answer, head: tc.answer}
+			b := newAgainst(t, d)
+			var err error
+			if tc.method == http.MethodHead {
+				_, err = b.Stat(context.Background(), "k")
+			} else {
+				var rc interface{ Close() error }
+				rc, _, err = b.Get(context.Background(), "k")
+				if rc != nil {
+					rc.Close()
+				}
+			}
+			if err == nil || !storage.IsPermanent(err) || errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("got %v, want a permanent error", err)
+			}
+			for _, want := range []string{`bucket "bucket" is in region eu-west-1`, "s3-region"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("got %q, want it to say %q", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), "credential") {
+				t.Errorf("got %q: it points at the credentials", err)
+			}
+		})
+	}
+}

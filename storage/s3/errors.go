@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -187,6 +188,9 @@ func (b *Backend) translate(err error) error {
 	if isCertificateError(err) {
 		return storage.Permanent(fmt.Errorf("%w; hint: the server's TLS certificate is not trusted: for a private CA set the S3 CA bundle (WALVAULT_S3_CA_BUNDLE)", err))
 	}
+	if region, ok := wrongRegion(err, b.region); ok {
+		return storage.Permanent(fmt.Errorf("%s: set s3-region (WALVAULT_S3_REGION) to the bucket's region: %w", b.regionMismatch(region), err))
+	}
 	code, status := errorCode(err)
 	switch {
 	case code == codeClockSkewed:
@@ -219,6 +223,47 @@ func isCertificateError(err error) bool {
 	var host x509.HostnameError
 	var verify *tls.CertificateVerificationError
 	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify)
+}
+
+// expectedRegion is how AWS names the right region in the message of an
+// AuthorizationHeaderMalformed answer: "... the region 'us-east-1' is
+// wrong; expecting 'eu-west-1'".
+var expectedRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
+
+// wrongRegion reports an answer that says the bucket lives in another
+// region than the one the request was signed for, and that region when the
+// answer gives it: 301 PermanentRedirect (a bodiless 301 for HEAD), or 400
+// AuthorizationHeaderMalformed naming the expected region, or a bodiless
+// 400 for HEAD whose x-amz-bucket-region is not signed, the region the
+// request was signed for.
+func wrongRegion(err error, signed string) (region string, ok bool) {
+	code, status := errorCode(err)
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		region = re.Response.Header.Get("x-amz-bucket-region")
+	}
+	var ae smithy.APIError
+	if code == "AuthorizationHeaderMalformed" && errors.As(err, &ae) {
+		if m := expectedRegion.FindStringSubmatch(ae.ErrorMessage()); m != nil {
+			return m[1], true
+		}
+	}
+	switch {
+	case code == "PermanentRedirect", status == http.StatusMovedPermanently:
+		return region, true
+	case status == http.StatusBadRequest && region != "" && region != signed:
+		return region, true
+	}
+	return "", false
+}
+
+// regionMismatch says where the bucket is, as far as an answer told.
+func (b *Backend) regionMismatch(region string) string {
+	where := "in another region"
+	if region != "" {
+		where = "in region " + region
+	}
+	return fmt.Sprintf("bucket %q is %s, and requests are signed for %s", b.bucket, where, b.region)
 }
 
 // bucketMissing asks whether the bucket exists, to tell a HEAD 404 for a

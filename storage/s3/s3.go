@@ -106,6 +106,7 @@ type Config struct {
 type Backend struct {
 	client      *s3.Client
 	bucket      string
+	region      string // requests are signed for
 	prefix      string // "" or "p/" (with the trailing slash)
 	location    string
 	partSize    int64
@@ -242,6 +243,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		multipartRetries: func(o *s3.Options) { o.Retryer = partRetryer },
 		rangeRetries:     func(o *s3.Options) { o.Retryer = rangeRetryer },
 		bucket:           cfg.Bucket,
+		region:           awsCfg.Region,
 		prefix:           prefix,
 		partSize:         cfg.PartSize,
 		concurrency:      cfg.Concurrency,
