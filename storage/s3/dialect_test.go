@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/s3"
 )
 
 // The answers below are written from what each server documents (error
@@ -361,5 +362,19 @@ func TestWrongRegionDialects(t *testing.T) {
 				t.Errorf("got %q: it points at the credentials", err)
 			}
 		})
+	}
+}
+
+// TestHTTPSToPlainHTTPServer: an https:// endpoint whose server speaks
+// plain HTTP is a setting to fix: one attempt, a permanent error saying
+// so, not retries until the deadline.
+func TestHTTPSToPlainHTTPServer(t *testing.T) {
+	d := &dialect{get: answer{status: 200}}
+	b := storage.WithRetry(newAgainstWith(t, d, func(c *s3.Config) {
+		c.Endpoint = strings.Replace(c.Endpoint, "http://", "https://", 1)
+	}), storage.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}, nil)
+	_, _, err := b.Get(context.Background(), "k")
+	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "the endpoint speaks plain HTTP") {
+		t.Fatalf("got %v, want a permanent error saying the endpoint speaks plain HTTP", err)
 	}
 }

@@ -185,6 +185,11 @@ func (b *Backend) translate(err error) error {
 	if errors.As(err, &ce) {
 		return storage.Permanent(fmt.Errorf("%w; hint: set credentials for the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or container role)", err))
 	}
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		// net/http's words when the endpoint answers a TLS handshake in
+		// plain HTTP: a setting to fix, not an outage to wait out.
+		return storage.Permanent(fmt.Errorf("%w; hint: the endpoint speaks plain HTTP, not HTTPS: write it as http://... (with s3-allow-http) or turn TLS on at the server", err))
+	}
 	if isCertificateError(err) {
 		return storage.Permanent(fmt.Errorf("%w; hint: the server's TLS certificate is not trusted: for a private CA set the S3 CA bundle (WALVAULT_S3_CA_BUNDLE)", err))
 	}

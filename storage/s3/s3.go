@@ -173,11 +173,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := validSSE(cfg.SSE, cfg.SSEKMSKeyID); err != nil {
 		return nil, err
 	}
-	if cfg.Endpoint != "" {
-		u, err := url.Parse(cfg.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return nil, fmt.Errorf("s3: bad endpoint %q: want http(s)://host[:port] without credentials", redactURL(cfg.Endpoint))
-		}
+	if err := validEndpoint(cfg.Endpoint, cfg.Bucket); err != nil {
+		return nil, err
 	}
 
 	opts := []func(*config.LoadOptions) error{
@@ -314,6 +311,27 @@ func validBucket(name string) error {
 	}
 	if len(name) < 3 || len(name) > 63 || strings.ContainsAny(name, "/\\ ") {
 		return fmt.Errorf("s3: invalid bucket name %q: 3 to 63 characters, no slashes or spaces", name)
+	}
+	return nil
+}
+
+// validEndpoint refuses an endpoint that is not http(s)://host[:port]
+// (a path is allowed, for servers behind a proxy), saying what to write;
+// one that ends in the bucket's name is the bucket's URL, which S3
+// requests would then name twice.
+func validEndpoint(endpoint, bucket string) error {
+	if endpoint == "" {
+		return nil
+	}
+	if !strings.Contains(endpoint, "://") && !strings.Contains(endpoint, "@") {
+		return fmt.Errorf("s3: endpoint %q has no scheme: write https://%s (or http:// with s3-allow-http)", endpoint, endpoint)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("s3: bad endpoint %q: want http(s)://host[:port] without credentials", redactURL(endpoint))
+	}
+	if path := strings.Trim(u.Path, "/"); path == bucket || strings.HasPrefix(path, bucket+"/") {
+		return fmt.Errorf("s3: endpoint %q names the bucket: give the server alone as the endpoint (%s://%s) and the bucket in the repository URL (s3://%s/PREFIX)", redactURL(endpoint), u.Scheme, u.Host, bucket)
 	}
 	return nil
 }

@@ -352,6 +352,8 @@ func TestNewConfigErrors(t *testing.T) {
 		{"bad prefix", s3.Config{Bucket: "abc", Prefix: "a/../b"}, "bad prefix"},
 		{"small part", s3.Config{Bucket: "abc", PartSize: 1 << 20}, "part size"},
 		{"bad endpoint", s3.Config{Bucket: "abc", Endpoint: "ftp://user:pw@host"}, "bad endpoint"},
+		{"endpoint without a scheme", s3.Config{Bucket: "abc", Endpoint: "minio.internal:9000"}, "write https://minio.internal:9000"},
+		{"endpoint naming the bucket", s3.Config{Bucket: "abc", Endpoint: "https://minio.internal:9000/abc/"}, "give the server alone as the endpoint (https://minio.internal:9000)"},
 		{"missing CA bundle", s3.Config{Bucket: "abc", CABundle: filepath.Join(dir, "missing.pem")}, "CA bundle"},
 		{"CA bundle without certs", s3.Config{Bucket: "abc", CABundle: notPEM}, "no PEM certificate"},
 	} {
