@@ -22,19 +22,7 @@ const MinIOInstall = "go install github.com/minio/minio@" + MinIOVersion
 // install MinIO, when there is none.
 func MinIOBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("WALVAULT_MINIO"); p != "" {
-		if err := isExecutable(p); err != nil {
-			t.Fatalf("testenv: WALVAULT_MINIO=%s: %v", p, err)
-		}
-		return p
-	}
-	p, dirs := findTool("minio")
-	if p != "" {
-		return p
-	}
-	t.Fatalf("testenv: the MinIO server (minio) is not installed: not in $WALVAULT_MINIO, PATH, %s.\n"+
-		"Install it with ./scripts/install-deps.sh, or:\n\t%s\nor set WALVAULT_MINIO to the binary.", strings.Join(dirs, ", "), MinIOInstall)
-	return ""
+	return serverBinary(t, "WALVAULT_MINIO", "minio", "the MinIO server", MinIOInstall)
 }
 
 // StartMinIO starts a MinIO server on one drive in a temporary directory,

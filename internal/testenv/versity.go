@@ -72,18 +72,26 @@ func StartVersityTLS(t testing.TB) *S3Server {
 // install the gateway, when there is none.
 func VersityBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("WALVAULT_VERSITYGW"); p != "" {
+	return serverBinary(t, "WALVAULT_VERSITYGW", "versitygw", "the Versity S3 Gateway", VersityInstall)
+}
+
+// serverBinary finds the program name: $envVar, PATH, $(go env
+// GOPATH)/bin, /root/go/bin. It fails the test, saying how to install what
+// (with install) when there is none.
+func serverBinary(t testing.TB, envVar, name, what, install string) string {
+	t.Helper()
+	if p := os.Getenv(envVar); p != "" {
 		if err := isExecutable(p); err != nil {
-			t.Fatalf("testenv: WALVAULT_VERSITYGW=%s: %v", p, err)
+			t.Fatalf("testenv: %s=%s: %v", envVar, p, err)
 		}
 		return p
 	}
-	p, dirs := findTool("versitygw")
+	p, dirs := findTool(name)
 	if p != "" {
 		return p
 	}
-	t.Fatalf("testenv: the Versity S3 Gateway (versitygw) is not installed: not in $WALVAULT_VERSITYGW, PATH, %s.\n"+
-		"Install it with:\n\t%s\nor set WALVAULT_VERSITYGW to the binary.", strings.Join(dirs, ", "), VersityInstall)
+	t.Fatalf("testenv: %s (%s) is not installed: not in $%s, PATH, %s.\n"+
+		"Install it with ./scripts/install-deps.sh, or:\n\t%s\nor set %s to the binary.", what, name, envVar, strings.Join(dirs, ", "), install, envVar)
 	return ""
 }
 

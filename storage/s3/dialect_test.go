@@ -258,6 +258,20 @@ func TestConditionalCreateDialects(t *testing.T) {
 	}
 }
 
+// readKey reads key "k" of b with method: HEAD (Stat, whose answers carry
+// no body) or GET (Get); it returns the error.
+func readKey(b storage.Backend, method string) error {
+	if method == http.MethodHead {
+		_, err := b.Stat(context.Background(), "k")
+		return err
+	}
+	rc, _, err := b.Get(context.Background(), "k")
+	if rc != nil {
+		rc.Close()
+	}
+	return err
+}
+
 // TestThrottlingDialects: throttling and server faults are retried by the
 // retry decorator (every attempt is made, the error is not permanent); a
 // clock more than 15 minutes off is permanent, asked once, and says so.
@@ -286,17 +300,7 @@ func TestThrottlingDialects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &dialect{get: tc.answer, head: tc.answer}
-			b := storage.WithRetry(newAgainst(t, d), policy, nil)
-			var err error
-			if tc.method == http.MethodHead {
-				_, err = b.Stat(context.Background(), "k")
-			} else {
-				var rc interface{ Close() error }
-				rc, _, err = b.Get(context.Background(), "k")
-				if rc != nil {
-					rc.Close()
-				}
-			}
+			err := readKey(storage.WithRetry(newAgainst(t, d), policy, nil), tc.method)
 			if err == nil {
 				t.Fatal("got nil, want the server's error")
 			}
@@ -339,17 +343,7 @@ func TestWrongRegionDialects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &dialect{get: tc.answer, head: tc.answer}
-			b := newAgainst(t, d)
-			var err error
-			if tc.method == http.MethodHead {
-				_, err = b.Stat(context.Background(), "k")
-			} else {
-				var rc interface{ Close() error }
-				rc, _, err = b.Get(context.Background(), "k")
-				if rc != nil {
-					rc.Close()
-				}
-			}
+			err := readKey(newAgainst(t, d), tc.method)
 			if err == nil || !storage.IsPermanent(err) || errors.Is(err, storage.ErrNotFound) {
 				t.Fatalf("got %v, want a permanent error", err)
 			}
