@@ -10,7 +10,8 @@ import (
 	"github.com/walvault/walvault/repository"
 )
 
-// TestEncryptedIncremental: in an encrypted repository (PostgreSQL 17),
+// TestEncryptedIncremental: in an encrypted repository (PostgreSQL 17, on
+// MinIO),
 // backup-push, holding only the public key, keeps a plain copy of each
 // backup_manifest in its cache directory, and an incremental backup
 // uploads its parent's copy: a full backup and two incrementals restore as
@@ -19,7 +20,7 @@ import (
 // saying so, and --fallback-full takes a full backup; a copy changed since
 // is refused too. No secret appears anywhere.
 func TestEncryptedIncremental(t *testing.T) {
-	r := fileRepo(t)
+	r := s3RepoOn(t, testenv.StartMinIO(t))
 	enc, _, leak := encryptedRepo(t, r)
 	cache := t.TempDir()
 	enc.env = append(enc.env, "XDG_CACHE_HOME="+cache)
@@ -77,5 +78,5 @@ func TestEncryptedIncremental(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "is not the one stored with the backup") {
 		t.Fatalf("backup-push --incremental on a changed copy of %s's backup_manifest: want a refusal, got %v", inc2, res)
 	}
-	leak.check(t, []string{primary.LogTail(1 << 20)}, strings.TrimPrefix(r.url, "file://"), cache)
+	leak.check(t, []string{primary.LogTail(1 << 20)}, cache)
 }
