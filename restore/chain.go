@@ -240,29 +240,72 @@ func (l *layerApply) place(s *stager, e staged) error {
 			return fmt.Errorf("replace directory %s with a file: %w", e.name, err)
 		}
 	}
+	if e.data != nil {
+		return rewriteFile(s.root, e, exists && fi.Mode().IsRegular())
+	}
 	return s.moveIn(e)
+}
+
+// rewriteFile writes a held file's content over the regular file the
+// chain left there (its inode reused: no new one, no rename), or creates
+// it, replacing whatever else is there.
+func rewriteFile(root *os.Root, e staged, regular bool) error {
+	flags := os.O_WRONLY | os.O_TRUNC
+	if !regular {
+		if err := root.Remove(e.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replace %s: %w", e.name, err)
+		}
+		if dir := path.Dir(e.name); dir != "." {
+			if err := makeDir(root, dir); err != nil {
+				return err
+			}
+		}
+		flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	}
+	f, err := root.OpenFile(e.name, flags, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", e.name, err)
+	}
+	_, err = f.Write(e.data)
+	if err == nil {
+		err = f.Chmod(e.perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", e.name, err)
+	}
+	if err := root.Chtimes(e.name, e.mtime, e.mtime); err != nil {
+		return fmt.Errorf("set the time of %s: %w", e.name, err)
+	}
+	return nil
 }
 
 // apply merges the staged incremental file e into the file it
 // reconstructs, then removes it.
 func (l *layerApply) apply(s *stager, e staged) error {
 	from := stagingDir + "/" + e.name
-	inc, err := s.root.Open(from)
-	if err != nil {
-		return err
+	var r io.Reader = bytes.NewReader(e.data)
+	size := int64(len(e.data))
+	if e.data == nil {
+		inc, err := s.root.Open(from)
+		if err != nil {
+			return err
+		}
+		defer inc.Close()
+		fi, err := inc.Stat()
+		if err != nil {
+			return err
+		}
+		r, size = bufio.NewReaderSize(inc, 256<<10), fi.Size()
 	}
-	defer inc.Close()
-	fi, err := inc.Stat()
-	if err != nil {
-		return err
-	}
-	r := bufio.NewReaderSize(inc, 256<<10)
 	h, err := ReadIncrementalHeader(r, l.blockSize)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.name, err)
 	}
-	if h.FileSize() != fi.Size() {
-		return fmt.Errorf("%w: %s has %d bytes, its header accounts for %d with %d-byte blocks (pg_control's block size): the backup is damaged", ErrCorrupt, e.name, fi.Size(), h.FileSize(), l.blockSize)
+	if h.FileSize() != size {
+		return fmt.Errorf("%w: %s has %d bytes, its header accounts for %d with %d-byte blocks (pg_control's block size): the backup is damaged", ErrCorrupt, e.name, size, h.FileSize(), l.blockSize)
 	}
 	f, err := s.root.OpenFile(e.target, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -288,6 +331,9 @@ func (l *layerApply) apply(s *stager, e staged) error {
 		l.names.mu.Lock()
 		l.names.lengths[l.names.key(l.prefix+e.target)] = h.Length()
 		l.names.mu.Unlock()
+	}
+	if e.data != nil {
+		return nil
 	}
 	return s.root.Remove(from)
 }

@@ -188,63 +188,76 @@ func TestRestoreChain(t *testing.T) {
 	for _, mode := range []VerifyMode{VerifyStream, VerifyPGVerifyBackup} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			b := newFixtureRepo(t)
-			f := storeChain(t, b, "", nil)
-			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
-			opts.Verify = mode
-			res, err := RestoreBackup(context.Background(), b, opts)
-			if err != nil {
-				t.Fatalf("RestoreBackup: %v", err)
-			}
-			if res.Backup.ID != chainInc2 || res.Bytes != f.full.RawBytes+f.inc1.RawBytes+f.inc2.RawBytes {
-				t.Errorf("result: backup %s, %d bytes; want %s and the chain's raw bytes", res.Backup.ID, res.Bytes, chainInc2)
-			}
-			got := map[string][]byte{}
-			err = filepath.WalkDir(opts.DataDir, func(p string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() {
-					return err
-				}
-				rel, _ := filepath.Rel(opts.DataDir, p)
-				got[rel], err = os.ReadFile(p)
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for name, body := range f.want {
-				g, ok := got[name]
-				if !ok {
-					t.Errorf("%s is missing from the restore", name)
-					continue
-				}
-				if body != nil && !bytes.Equal(g, body) {
-					t.Errorf("%s: got %d bytes %s, want %d bytes %s", name, len(g), describeBlocks(g), len(body), describeBlocks(body))
-				}
-			}
-			for name := range got {
-				if _, ok := f.want[name]; !ok {
-					t.Errorf("%s is in the restore, but not in the newest backup", name)
-				}
-			}
-			for _, gone := range []string{"base/5", "base/1/16400"} {
-				if _, err := os.Lstat(filepath.Join(opts.DataDir, gone)); !errors.Is(err, fs.ErrNotExist) {
-					t.Errorf("%s: %v, want it removed", gone, err)
-				}
-			}
-			if fi, err := os.Stat(filepath.Join(opts.DataDir, "base/1/16384")); err != nil || !fi.ModTime().Equal(fixtureMTime) {
-				t.Errorf("base/1/16384: %v, mtime %v; want the incremental entry's %v", err, fi.ModTime(), fixtureMTime)
-			}
-			man := readFile(t, filepath.Join(opts.DataDir, pgManifestFile))
-			if strings.Contains(man, incrementalPrefix+"1") || !strings.Contains(man, `"Path": "base/1/16384", "Size": 8192,`) || !strings.Contains(man, `"System-Identifier": 7300000000000000042`) {
-				t.Errorf("backup_manifest is not the combined one:\n%s", man)
-			}
-			if st, err := VerifyDataDir(context.Background(), opts.DataDir, []string{"walvault.yaml"}); err != nil || st.Files != 8 {
-				t.Errorf("VerifyDataDir on the combined restore: %+v, %v; want 8 files checked", st, err)
-			}
-			if !strings.Contains(res.Verified, "2 files reconstructed") {
-				t.Errorf("Verified: %q, want it to say 2 files were reconstructed", res.Verified)
-			}
+			testRestoreChain(t, mode)
 		})
+	}
+}
+
+// TestRestoreChainStagedFiles is TestRestoreChain with every file of the
+// incremental backups staged as a file, as the ones too large to hold in
+// memory are. Not parallel: the switch is the package's.
+func TestRestoreChainStagedFiles(t *testing.T) {
+	stageEveryFile.Store(true)
+	defer stageEveryFile.Store(false)
+	testRestoreChain(t, VerifyStream)
+}
+
+func testRestoreChain(t *testing.T, mode VerifyMode) {
+	b := newFixtureRepo(t)
+	f := storeChain(t, b, "", nil)
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Verify = mode
+	res, err := RestoreBackup(context.Background(), b, opts)
+	if err != nil {
+		t.Fatalf("RestoreBackup: %v", err)
+	}
+	if res.Backup.ID != chainInc2 || res.Bytes != f.full.RawBytes+f.inc1.RawBytes+f.inc2.RawBytes {
+		t.Errorf("result: backup %s, %d bytes; want %s and the chain's raw bytes", res.Backup.ID, res.Bytes, chainInc2)
+	}
+	got := map[string][]byte{}
+	err = filepath.WalkDir(opts.DataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(opts.DataDir, p)
+		got[rel], err = os.ReadFile(p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range f.want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("%s is missing from the restore", name)
+			continue
+		}
+		if body != nil && !bytes.Equal(g, body) {
+			t.Errorf("%s: got %d bytes %s, want %d bytes %s", name, len(g), describeBlocks(g), len(body), describeBlocks(body))
+		}
+	}
+	for name := range got {
+		if _, ok := f.want[name]; !ok {
+			t.Errorf("%s is in the restore, but not in the newest backup", name)
+		}
+	}
+	for _, gone := range []string{"base/5", "base/1/16400"} {
+		if _, err := os.Lstat(filepath.Join(opts.DataDir, gone)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", gone, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(opts.DataDir, "base/1/16384")); err != nil || !fi.ModTime().Equal(fixtureMTime) {
+		t.Errorf("base/1/16384: %v, mtime %v; want the incremental entry's %v", err, fi.ModTime(), fixtureMTime)
+	}
+	man := readFile(t, filepath.Join(opts.DataDir, pgManifestFile))
+	if strings.Contains(man, incrementalPrefix+"1") || !strings.Contains(man, `"Path": "base/1/16384", "Size": 8192,`) || !strings.Contains(man, `"System-Identifier": 7300000000000000042`) {
+		t.Errorf("backup_manifest is not the combined one:\n%s", man)
+	}
+	if st, err := VerifyDataDir(context.Background(), opts.DataDir, []string{"walvault.yaml"}); err != nil || st.Files != 8 {
+		t.Errorf("VerifyDataDir on the combined restore: %+v, %v; want 8 files checked", st, err)
+	}
+	if !strings.Contains(res.Verified, "2 files reconstructed") {
+		t.Errorf("Verified: %q, want it to say 2 files were reconstructed", res.Verified)
 	}
 }
 

@@ -178,7 +178,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 				res.pgControl = true
 				name = pgControlPartial
 			}
-			e := staged{name: name, kind: stagedFile}
+			e := staged{name: name, kind: stagedFile, perm: perm, mtime: hdr.ModTime}
 			if target, ok := opts.layer.incrementalTarget(name); ok {
 				e = staged{name: name, kind: stagedIncremental, target: target, perm: perm, mtime: hdr.ModTime}
 			}
@@ -186,7 +186,13 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 			if err != nil {
 				return res, err
 			}
-			if err := writeFile(st.stage, name, tr, hdr, perm, buf, fc); err != nil {
+			// An incremental backup's files wait in memory while they
+			// may: placing them rewrites what the chain left.
+			if opts.layer != nil && st.canHold(hdr.Size) {
+				if e.data, err = readChecked(tr, hdr, fc); err != nil {
+					return res, fmt.Errorf("extract %s: %w", name, err)
+				}
+			} else if err := writeFile(st.stage, name, tr, hdr, perm, buf, fc); err != nil {
 				return res, err
 			}
 			if err := fc.finish(); err != nil {
@@ -325,6 +331,19 @@ func writeFile(root *os.Root, name string, r io.Reader, hdr *tar.Header, perm fs
 		return fmt.Errorf("set the time of %s: %w", name, err)
 	}
 	return nil
+}
+
+// readChecked reads an entry's content into memory; fc, when set, sees
+// every byte.
+func readChecked(r io.Reader, hdr *tar.Header, fc *fileCheck) ([]byte, error) {
+	data := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	if fc != nil {
+		fc.write(data)
+	}
+	return data, nil
 }
 
 // checkedWriter writes to a file and hands what was written to a check.
