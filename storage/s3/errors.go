@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -233,7 +234,8 @@ func isCertificateError(err error) bool {
 // expectedRegion is how AWS names the right region in the message of an
 // AuthorizationHeaderMalformed answer: "... the region 'us-east-1' is
 // wrong; expecting 'eu-west-1'".
-var expectedRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
+// Compiled on first use: every process links this package.
+var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`expecting '([a-z0-9-]+)'`) })
 
 // wrongRegion reports an answer that says the bucket lives in another
 // region than the one the request was signed for, and that region when the
@@ -249,7 +251,7 @@ func wrongRegion(err error, signed string) (region string, ok bool) {
 	}
 	var ae smithy.APIError
 	if code == "AuthorizationHeaderMalformed" && errors.As(err, &ae) {
-		if m := expectedRegion.FindStringSubmatch(ae.ErrorMessage()); m != nil {
+		if m := expectedRegion().FindStringSubmatch(ae.ErrorMessage()); m != nil {
 			return m[1], true
 		}
 	}
