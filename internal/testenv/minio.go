@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -35,13 +34,8 @@ func StartMinIO(t testing.TB) *S3Server {
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	v := &S3Server{
-		AccessKey: "AK" + randomHex(t, 9),
-		SecretKey: randomHex(t, 20),
-		Region:    VersityRegion,
-		name:      "minio",
-	}
-	env := append(minioEnv(),
+	v := newS3Server(t, "minio")
+	env := append(environWithout("MINIO_", "MC_", "HOME="),
 		"MINIO_ROOT_USER="+v.AccessKey,
 		"MINIO_ROOT_PASSWORD="+v.SecretKey,
 		"MINIO_BROWSER=off", // no console, so no second port
@@ -64,17 +58,4 @@ func minioReady(addr string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// minioEnv is our environment without the variables MinIO reads (MINIO_*,
-// MC_*), so a developer's settings cannot change the test server.
-func minioEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "MINIO_") || strings.HasPrefix(kv, "MC_") || strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }

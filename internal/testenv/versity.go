@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,12 +118,7 @@ func startVersity(t testing.TB, useTLS bool) *S3Server {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
-	v := &S3Server{
-		AccessKey: "AK" + randomHex(t, 9),
-		SecretKey: randomHex(t, 20),
-		Region:    VersityRegion,
-		name:      "versitygw",
-	}
+	v := newS3Server(t, "versitygw")
 	scheme := "http"
 	var tlsArgs []string
 	if useTLS {
@@ -132,12 +128,18 @@ func startVersity(t testing.TB, useTLS bool) *S3Server {
 		tlsArgs = []string{"--cert", cert, "--key", key}
 	}
 
-	env := append(gatewayEnv(), "ROOT_ACCESS_KEY="+v.AccessKey, "ROOT_SECRET_KEY="+v.SecretKey)
+	env := append(environWithout("VGW_", "ROOT_"), "ROOT_ACCESS_KEY="+v.AccessKey, "ROOT_SECRET_KEY="+v.SecretKey)
 	v.start(t, bin, scheme, env, nil, func(addr string) []string {
 		args := append([]string{"--port", addr, "--quiet"}, tlsArgs...)
 		return append(args, "posix", "--versioning-dir", versions, root)
 	})
 	return v
+}
+
+// newS3Server is a server about to be started, with fresh root
+// credentials.
+func newS3Server(t testing.TB, name string) *S3Server {
+	return &S3Server{AccessKey: "AK" + randomHex(t, 9), SecretKey: randomHex(t, 20), Region: VersityRegion, name: name}
 }
 
 // start launches the server on a free loopback port (argsFor gives its
@@ -207,15 +209,15 @@ func (v *S3Server) launch(bin string, args, env []string, addr string, ready fun
 	return fmt.Errorf("%s was not ready on %s within 30s", v.name, addr)
 }
 
-// gatewayEnv is our environment without the variables versitygw reads
-// (VGW_*, ROOT_*), so a developer's settings cannot change the test server.
-func gatewayEnv() []string {
+// environWithout is our environment without the variables whose names
+// start with one of prefixes, so a developer's settings cannot change a
+// test server.
+func environWithout(prefixes ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "VGW_") || strings.HasPrefix(kv, "ROOT_") {
-			continue
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	return env
 }
