@@ -282,13 +282,15 @@ func rewriteFile(root *os.Root, e staged, regular bool) error {
 	return nil
 }
 
-// apply merges the staged incremental file e into the file it
-// reconstructs, then removes it.
+// apply merges the incremental file e, held in memory or staged as a
+// file (removed once applied), into the file it reconstructs.
 func (l *layerApply) apply(s *stager, e staged) error {
 	from := stagingDir + "/" + e.name
-	var r io.Reader = bytes.NewReader(e.data)
-	size := int64(len(e.data))
-	if e.data == nil {
+	var r io.Reader
+	var size int64
+	if e.data != nil {
+		r, size = bytes.NewReader(e.data), int64(len(e.data))
+	} else {
 		inc, err := s.root.Open(from)
 		if err != nil {
 			return err
