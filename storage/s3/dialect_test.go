@@ -372,3 +372,18 @@ func TestHTTPSToPlainHTTPServer(t *testing.T) {
 		t.Fatalf("got %v, want a permanent error saying the endpoint speaks plain HTTP", err)
 	}
 }
+
+// TestRedirectIsNotARegion: a bodiless 301 that names no region (some
+// proxy's) is not reported as a bucket in another region, and, as any
+// redirect the client did not follow, is not retried.
+func TestRedirectIsNotARegion(t *testing.T) {
+	d := &dialect{head: answer{status: 301}}
+	b := storage.WithRetry(newAgainst(t, d), storage.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}, nil)
+	err := readKey(b, http.MethodHead)
+	if err == nil || strings.Contains(err.Error(), "s3-region") || !storage.IsPermanent(err) {
+		t.Fatalf("got %v, want a permanent error that does not blame the region", err)
+	}
+	if n := len(d.requests(http.MethodHead)); n != 1 {
+		t.Fatalf("%d HEAD requests, want 1", n)
+	}
+}

@@ -209,7 +209,7 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err))
 	case code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden:
 		return storage.Permanent(fmt.Errorf("%w; hint: access denied to %s: the credentials need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket S3 answers 403 for a missing key); a HEAD request also gets 403 for wrong credentials: check the AWS credential chain", err, b.location))
-	case permanentCodes[code], status == http.StatusBadRequest, status == http.StatusMethodNotAllowed,
+	case permanentCodes[code], status >= 300 && status < 400, status == http.StatusBadRequest, status == http.StatusMethodNotAllowed,
 		status == http.StatusNotImplemented, status == http.StatusLengthRequired, status == http.StatusRequestEntityTooLarge:
 		return storage.Permanent(err)
 	}
@@ -239,10 +239,10 @@ var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCo
 
 // wrongRegion reports an answer that says the bucket lives in another
 // region than the one the request was signed for, and that region when the
-// answer gives it: 301 PermanentRedirect (a bodiless 301 for HEAD), or 400
+// answer gives it: 301 PermanentRedirect (for HEAD a bodiless 301 with
+// x-amz-bucket-region; a 301 without it is some other redirect), 400
 // AuthorizationHeaderMalformed naming the expected region, or a bodiless
-// 400 for HEAD whose x-amz-bucket-region is not signed, the region the
-// request was signed for.
+// 400 for HEAD whose x-amz-bucket-region is not the signed region.
 func wrongRegion(err error, signed string) (region string, ok bool) {
 	code, status := errorCode(err)
 	var re *awshttp.ResponseError
@@ -256,7 +256,7 @@ func wrongRegion(err error, signed string) (region string, ok bool) {
 		}
 	}
 	switch {
-	case code == "PermanentRedirect", status == http.StatusMovedPermanently:
+	case code == "PermanentRedirect", status == http.StatusMovedPermanently && region != "":
 		return region, true
 	case status == http.StatusBadRequest && region != "" && region != signed:
 		return region, true
