@@ -73,7 +73,7 @@ type Options struct {
 	Recipients *crypt.Recipients
 	// ManifestCopies, with Recipients, is the directory where backup-push
 	// keeps a plain copy of each backup's backup_manifest (the newest few
-	// per repository): an incremental backup of an encrypted repository
+	// per repository; PostgreSQL 17 and later): an incremental backup of an encrypted repository
 	// uploads its parent's copy, since the stored one opens only with a
 	// secret key. Empty: none kept, and such incremental backups are
 	// impossible.
@@ -297,8 +297,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if settings.InRecovery {
 		opts.Log.Info("taking the backup from a standby")
 	}
+	// Copies only where incremental backups can build on them.
 	var copies manifestCopies
-	if opts.Recipients != nil {
+	if opts.Recipients != nil && settings.VersionNum >= minIncrementalVersion {
 		copies = newManifestCopies(opts.ManifestCopies, b.Location(), opts.Log)
 	}
 	if parent != nil {

@@ -189,10 +189,17 @@ func TestEncryptedBackupAndPITR(t *testing.T) {
 	r := fileRepo(t)
 	// restore_command runs as the server's user: it must read the key.
 	enc, key, leak := encryptedRepo(t, r)
+	cache := t.TempDir()
+	enc.env = append(enc.env, "XDG_CACHE_HOME="+cache)
 	pg, _ := archivingServer(t, enc)
 	pg.SQL(t, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 5000) g;"+
 		"CREATE TABLE audit_log (id serial PRIMARY KEY, note text, at timestamptz DEFAULT clock_timestamp())")
 	id := backupPush(t, enc, pg)
+	// PostgreSQL 15 takes no incremental backups: no plain copy of its
+	// backup_manifest is kept.
+	if entries, err := os.ReadDir(cache); err != nil || len(entries) != 0 {
+		t.Errorf("cache directory after a PostgreSQL 15 backup: %d entries (%v), want none", len(entries), err)
+	}
 	pg.SQL(t, "INSERT INTO audit_log (note) VALUES ('marker')")
 	target := pg.SQL(t, utcNow)
 	pg.SwitchWAL(t)
