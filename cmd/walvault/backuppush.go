@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -187,7 +186,7 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		Parent:         opts.Parent,
 		FallbackFull:   opts.FallbackFull,
 		Recipients:     opts.Recipients,
-		ManifestCopies: manifestCopiesDir(opts.Recipients != nil, s.log),
+		ManifestCopies: manifestCopiesDir(),
 		Log:            s.log,
 		Progress:       s.out,
 		MaxRate:        opts.MaxRate,
@@ -209,18 +208,14 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 func isTerminal(w io.Writer) bool { return progress.IsTerminal(w) }
 
 // manifestCopiesDir is where backup-push keeps plain copies of the
-// backup_manifests of an encrypted repository (see
-// basebackup.Options.ManifestCopies): walvault's folder of the user's
-// cache directory ($XDG_CACHE_HOME, else ~/.cache). "" when the repository
-// is clear, or when there is no such directory (then incremental backups
-// there are refused, saying why).
-func manifestCopiesDir(encrypted bool, log *slog.Logger) string {
-	if !encrypted {
-		return ""
-	}
+// backup_manifests of an encrypted repository (basebackup.Options.
+// ManifestCopies, which Push uses only for an encrypted one): walvault's
+// folder of the user's cache directory ($XDG_CACHE_HOME, else ~/.cache);
+// "" without one, and then Push's refusal of an incremental backup says
+// to set it.
+func manifestCopiesDir() string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		log.Debug("no cache directory for the copies of backup_manifest that incremental backups of an encrypted repository need", "err", err)
 		return ""
 	}
 	return filepath.Join(dir, "walvault")
