@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -146,5 +147,88 @@ func TestPartBuffersBoundAcrossPuts(t *testing.T) {
 	}
 	if out := s3.PartBuffersOut(b); out != 0 {
 		t.Errorf("%d part buffers out after the Puts returned, want 0", out)
+	}
+}
+
+// createGate answers CreateMultipartUpload only once the client has read
+// past its first part and the byte after it (or after a few seconds, then
+// noting it had to wait), optionally with an error; parts and the
+// completion as holdingServer does, without holding.
+type createGate struct {
+	read      *atomic.Int64
+	fail      bool
+	timedOut  atomic.Bool
+	aborts    atomic.Int32
+	completed atomic.Int32
+}
+
+func (c *createGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch {
+	case q.Has("uploads"):
+		deadline := time.Now().Add(3 * time.Second)
+		for c.read.Load() <= s3.MinPartSize+1 {
+			if time.Now().After(deadline) {
+				c.timedOut.Store(true)
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if c.fail {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`))
+	case q.Has("partNumber"):
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("ETag", `"e"`)
+	case r.Method == http.MethodPost && q.Has("uploadId"):
+		c.completed.Add(1)
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Bucket>bucket</Bucket><Key>k</Key><ETag>"e"</ETag></CompleteMultipartUploadResult>`))
+	case r.Method == http.MethodDelete && q.Has("uploadId"):
+		c.aborts.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusNotImplemented)
+	}
+}
+
+// TestCreateOverlapsReading: a streamed Put goes on reading its second part
+// while CreateMultipartUpload is under way: over a network, waiting for that
+// answer first stops the stream (a base backup's) for a round trip per
+// object. A refused create still fails the Put with the server's answer,
+// gives back every part buffer and leaves no upload to abort.
+func TestCreateOverlapsReading(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		var read atomic.Int64
+		srv := &createGate{read: &read, fail: fail}
+		b := newAgainstWith(t, srv, func(c *s3.Config) { c.Concurrency = 2 })
+		body := randomBytes(11, 3*s3.MinPartSize)
+		err := b.Put(t.Context(), "k", onlyReader{storagetest.CountingReader{R: bytes.NewReader(body), N: &read}}, storage.PutOptions{Size: -1})
+		if srv.timedOut.Load() {
+			t.Errorf("fail=%v: the client read no further than its first part until CreateMultipartUpload was answered", fail)
+		}
+		if fail {
+			if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+				t.Errorf("Put with the create refused: got %v, want the server's AccessDenied", err)
+			}
+			if n := srv.aborts.Load(); n != 0 {
+				t.Errorf("%d aborts of an upload that was never created", n)
+			}
+		} else {
+			if err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if n := srv.completed.Load(); n != 1 {
+				t.Errorf("%d completions, want 1", n)
+			}
+		}
+		if out := s3.PartBuffersOut(b); out != 0 {
+			t.Errorf("fail=%v: %d part buffers out after the Put returned, want 0", fail, out)
+		}
 	}
 }

@@ -241,14 +241,27 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		create.ObjectLockRetainUntilDate = aws.Time(ret.Until.UTC())
 		create.ChecksumAlgorithm = lockChecksum
 	}
-	cout, err := b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
-	if err != nil {
-		releaseFirst()
-		return b.putError(err, opts)
-	}
-	uploadID := cout.UploadId
-	defer func() {
+	// The upload is created while the second part fills: waiting for the
+	// answer first would stop reading for a round trip per object
+	// (backup-push: PostgreSQL's stream, once every 256 MiB). Part uploads
+	// wait for it; if it fails, they fail with its error.
+	var (
+		uploadID  *string
+		createErr error
+	)
+	created := make(chan struct{})
+	go func() {
+		defer close(created)
+		cout, err := b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
 		if err != nil {
+			createErr = b.putError(err, opts)
+			return
+		}
+		uploadID = cout.UploadId
+	}()
+	defer func() {
+		<-created // no request outlives the Put
+		if err != nil && uploadID != nil {
 			b.abort(ctx, okey, uploadID)
 		}
 	}()
@@ -263,6 +276,14 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 	upload := func(num int32, data []byte, release func()) {
 		g.Go(func() error {
 			defer release()
+			select {
+			case <-created:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if createErr != nil {
+				return createErr
+			}
 			in := &s3.UploadPartInput{
 				Bucket:        &b.bucket,
 				Key:           aws.String(okey),
