@@ -161,6 +161,50 @@ func (c *chainNames) has(p string) bool {
 	return ok
 }
 
+// chainSums follows the CRC-32C of each file of a chain's restore as the
+// layers write and patch it (manifest paths as keys, hashed as in
+// chainNames), so that the combined backup_manifest need not read the
+// reconstructed files back. A file is known from the moment one layer
+// wrote it whole and its bytes matched that layer's backup_manifest, and
+// stays known while incremental files patch it (see applyIncremental);
+// one that shrank, or that was never checked as written, is not.
+type chainSums struct {
+	seed  maphash.Seed
+	mu    sync.Mutex
+	files map[uint64]fileSum
+}
+
+// fileSum is a file's length and CRC-32C, when known.
+type fileSum struct {
+	size  int64
+	crc   uint32
+	known bool
+}
+
+func newChainSums() *chainSums {
+	return &chainSums{seed: maphash.MakeSeed(), files: map[uint64]fileSum{}}
+}
+
+// get returns what is known of the file at manifest path p (nothing on nil).
+func (c *chainSums) get(p string) fileSum {
+	if c == nil {
+		return fileSum{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.files[maphash.String(c.seed, p)]
+}
+
+// set records the file at p as s says, known or not (nothing on nil).
+func (c *chainSums) set(p string, s fileSum) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.files[maphash.String(c.seed, p)] = s
+}
+
 // layerApply applies one archive of an incremental backup onto what the
 // chain's earlier backups left in the target.
 type layerApply struct {
@@ -170,6 +214,8 @@ type layerApply struct {
 	prefix string
 	// names, set for the chain's newest backup, records what it holds.
 	names *chainNames
+	// sums, when set, follows the CRC-32C of the files it patches.
+	sums *chainSums
 }
 
 // forArchive is l for the archive whose manifest paths start with prefix.
@@ -316,7 +362,18 @@ func (l *layerApply) apply(s *stager, e staged) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", e.target, err)
 	}
-	err = applyIncremental(f, h, r)
+	var sum *fileSum
+	if l.sums != nil {
+		known := l.sums.get(l.prefix + e.target)
+		if fi, serr := f.Stat(); serr != nil || fi.Size() != known.size {
+			known = fileSum{}
+		}
+		sum = &known
+	}
+	err = applyIncremental(f, h, r, sum)
+	if err == nil && sum != nil {
+		l.sums.set(l.prefix+e.target, *sum)
+	}
 	if err == nil {
 		err = f.Chmod(e.perm)
 	}
@@ -495,10 +552,11 @@ const combinedManifestPartial = "." + pgManifestFile + ".walvault-combined"
 // algorithm) of the reconstructed file, which must have the length its
 // incremental file gave; backup_label's entry gets the rewritten file's;
 // every other entry and the WAL ranges stay as the backup recorded them.
-// tablespaces maps each tablespace oid to its restored location. It
-// returns how many reconstructed files it read.
-func writeCombinedManifest(ctx context.Context, root *os.Root, tablespaces map[string]*os.Root, names *chainNames) (VerifyStats, error) {
-	var st VerifyStats
+// tablespaces maps each tablespace oid to its restored location. A
+// reconstructed file whose CRC-32C sums followed through the chain is not
+// read (only its size and time are looked up); the others are read back.
+// It returns how many files were reconstructed and how many of them read.
+func writeCombinedManifest(ctx context.Context, root *os.Root, tablespaces map[string]*os.Root, names *chainNames, sums *chainSums) (st combinedStats, err error) {
 	// A first pass for what precedes the files (version, system
 	// identifier) and follows them (WAL ranges): the manifest is small
 	// next to the files, which are read once, in the second pass.
@@ -526,15 +584,19 @@ func writeCombinedManifest(ctx context.Context, root *os.Root, tablespaces map[s
 		fmt.Fprintf(w, "\"System-Identifier\": %s,\n", mh.systemID)
 	}
 	w.WriteString("\"Files\": [")
-	open := func(name string) (*os.File, error) {
-		r := root
+	// locate is the root and name a manifest path is found under.
+	locate := func(name string) (*os.Root, string) {
 		if rest, ok := strings.CutPrefix(name, pgTblspcDir+"/"); ok {
 			oid, rel, _ := strings.Cut(rest, "/")
 			if tr := tablespaces[oid]; tr != nil {
-				r, name = tr, rel
+				return tr, rel
 			}
 		}
-		return r.Open(name)
+		return root, name
+	}
+	open := func(name string) (*os.File, error) {
+		r, rel := locate(name)
+		return r.Open(rel)
 	}
 	buf := make([]byte, 1<<20)
 	first := true
@@ -551,8 +613,16 @@ func writeCombinedManifest(ctx context.Context, root *os.Root, tablespaces map[s
 				return fmt.Errorf("%w: %s lists %s, which the newest backup of the chain did not carry", ErrVerify, pgManifestFile, p)
 			}
 			mf.setPath(target)
-			if err := fillFromFile(&mf, open, target, want, buf); err != nil {
-				return err
+			if sum := sums.get(target); sum.known && sum.size == want && strings.EqualFold(mf.Algorithm, "CRC32C") {
+				r, rel := locate(target)
+				if err := fillFromSum(&mf, r, rel, sum); err != nil {
+					return err
+				}
+			} else {
+				if err := fillFromFile(&mf, open, target, want, buf); err != nil {
+					return err
+				}
+				st.Read++
 			}
 			st.Files++
 			st.Bytes += mf.Size
@@ -618,6 +688,29 @@ func (mf *manifestFile) setPath(p string) {
 		return
 	}
 	mf.Path = p
+}
+
+// combinedStats counts the files writeCombinedManifest reconstructed, their
+// bytes, and how many of them it read back for their checksums.
+type combinedStats struct {
+	VerifyStats
+	Read int
+}
+
+// fillFromSum sets mf's size, time and checksum from the restored file
+// name under r, whose length and CRC-32C sum followed through the chain.
+func fillFromSum(mf *manifestFile, r *os.Root, name string, sum fileSum) error {
+	fi, err := r.Stat(name)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	if fi.Size() != sum.size {
+		return fmt.Errorf("%w: %s has %d bytes, its incremental files made %d", ErrVerify, name, fi.Size(), sum.size)
+	}
+	mf.Checksum = hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, sum.crc))
+	mf.Size = fi.Size()
+	mf.Modified = fi.ModTime().UTC().Format("2006-01-02 15:04:05 GMT")
+	return nil
 }
 
 // fillFromFile sets mf's size, time and checksum from the restored file

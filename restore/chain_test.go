@@ -106,7 +106,10 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 			dir("base/"), dir("base/1/"),
 			file("base/1/PG_VERSION", []byte("17\n")),
 			file("base/1/16384", blocks("abcdef")),
-			file("base/1/16400", blocks("q")),             // dropped before inc1
+			file("base/1/16400", blocks("q")), // dropped before inc1
+			file("base/1/16600", blocks("abc")),
+			file("base/1/16700", blocks("mn")),
+			file("base/1/16800", blocks("gh")),
 			dir("base/5/"), file("base/5/1", blocks("r")), // a dropped database
 			dir("pg_wal/"), dir("pg_tblspc/"),
 			file("global/pg_control", chainControl()),
@@ -121,6 +124,10 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 			file("base/1/PG_VERSION", []byte("17\n")),
 			// cut to 4 blocks, block 1 and 5 carried: block 4 is zeros
 			file("base/1/INCREMENTAL.16384", incFile(4, []uint32{5, 1}, "CB")),
+			// never cut: their CRC-32C follows the blocks (16800 sent whole)
+			file("base/1/INCREMENTAL.16600", incFile(3, []uint32{1, 5}, "XY")),
+			file("base/1/INCREMENTAL.16700", incFile(2, nil, "")),
+			file("base/1/16800", blocks("ijk")),
 			dir("pg_wal/"), dir("pg_tblspc/"),
 			file("global/pg_control", chainControl()),
 		}},
@@ -135,6 +142,9 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 			file("base/1/PG_VERSION", []byte("17\n")),
 			// cut to 3 blocks, blocks 0 and 7 carried
 			file("base/1/INCREMENTAL.16384", incFile(3, []uint32{0, 7}, "DE")),
+			file("base/1/INCREMENTAL.16600", incFile(6, []uint32{0, 6}, "ZW")),
+			file("base/1/INCREMENTAL.16700", incFile(2, nil, "")),
+			file("base/1/INCREMENTAL.16800", incFile(3, []uint32{2}, "L")),
 			file("base/1/16500", blocks("n")), // created after inc1
 			dir("pg_wal/"), dir("pg_tblspc/"),
 			file("global/pg_control", chainControl()),
@@ -155,7 +165,7 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 		}
 		archives := []fixtureArchive{{name: baseArchive, entries: d.entries}}
 		bk := repotest.Backup{Manifest: m, PartSize: 4 << 10, Archives: []repotest.Archive{{Name: baseArchive, Data: buildTar(t, d.entries)}},
-			PGManifest: pgManifestV(manifestFiles(archives), fixtureSysID)}
+			PGManifest: pgManifestV(crc32cEntries(manifestFiles(archives)), fixtureSysID)}
 		if d.id == tamperID {
 			bk.Tamper = tamper
 		}
@@ -171,10 +181,22 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 		"base/1/PG_VERSION":    []byte("17\n"),
 		"base/1/16384":         blocks("DBc0000E"),
 		"base/1/16500":         blocks("n"),
+		"base/1/16600":         blocks("ZXc00YW"),
+		"base/1/16700":         blocks("mn"),
+		"base/1/16800":         blocks("ijL"),
 		"backup_manifest":      nil, // the combined one, checked below
 		"walvault.yaml":        nil,
 		"recovery.signal":      nil,
 	}}
+}
+
+// crc32cEntries sets every entry's checksum algorithm to CRC-32C, the one
+// backup-push asks PostgreSQL for.
+func crc32cEntries(files []manifestEntry) []manifestEntry {
+	for i := range files {
+		files[i].alg = "CRC32C"
+	}
+	return files
 }
 
 // TestRestoreChain restores a full backup and two incrementals: blocks
@@ -253,11 +275,17 @@ func testRestoreChain(t *testing.T, mode VerifyMode) {
 	if strings.Contains(man, incrementalPrefix+"1") || !strings.Contains(man, `"Path": "base/1/16384", "Size": 8192,`) || !strings.Contains(man, `"System-Identifier": 7300000000000000042`) {
 		t.Errorf("backup_manifest is not the combined one:\n%s", man)
 	}
-	if st, err := VerifyDataDir(context.Background(), opts.DataDir, []string{"walvault.yaml"}); err != nil || st.Files != 8 {
-		t.Errorf("VerifyDataDir on the combined restore: %+v, %v; want 8 files checked", st, err)
+	if st, err := VerifyDataDir(context.Background(), opts.DataDir, []string{"walvault.yaml"}); err != nil || st.Files != 11 {
+		t.Errorf("VerifyDataDir on the combined restore: %+v, %v; want 11 files checked", st, err)
 	}
-	if !strings.Contains(res.Verified, "2 files reconstructed") {
-		t.Errorf("Verified: %q, want it to say 2 files were reconstructed", res.Verified)
+	// Checked as written, the files never cut shorter get their
+	// checksums without being read back; unchecked, every one is read.
+	computed, read := 3, 2
+	if !mode.stream() {
+		computed, read = 0, 5
+	}
+	if want := fmt.Sprintf("5 files reconstructed from incremental ones, each as long as its incremental file says, listed with their checksums in a combined backup_manifest (%d computed from the blocks the chain changed, %d read back)", computed, read); !strings.Contains(res.Verified, want) {
+		t.Errorf("Verified: %q, want it to say %q", res.Verified, want)
 	}
 }
 

@@ -69,6 +69,9 @@ type extractOptions struct {
 	// layer, when set, applies the archive onto what the earlier backups
 	// of an incremental chain left in root (see layerApply).
 	layer *layerApply
+	// sums, in a chain's restore, records the CRC-32C of each file
+	// written whole and found to match backup_manifest (see chainSums).
+	sums *chainSums
 }
 
 // extractResult is what extraction saw.
@@ -197,6 +200,9 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 			}
 			if err := fc.finish(); err != nil {
 				return res, err
+			}
+			if e.kind != stagedIncremental {
+				opts.sums.set(checkName, fc.verifiedSum())
 			}
 			st.add(e, cr.n)
 			if e.kind == stagedIncremental {

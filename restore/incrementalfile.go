@@ -115,20 +115,52 @@ func (h IncrementalHeader) Length() int64 {
 
 // applyIncremental applies the blocks that follow h in r to f, the file as
 // the chain's previous backup left it, using one block of memory.
-func applyIncremental(f *os.File, h IncrementalHeader, r io.Reader) error {
+//
+// sum, when not nil, is f's length and CRC-32C if known; it is brought
+// along to the result's, each replaced block read before it is written
+// over. A file cut shorter loses its known CRC (the combined manifest then
+// reads it back): the CRC of what remains is not derived here.
+func applyIncremental(f *os.File, h IncrementalHeader, r io.Reader, sum *fileSum) error {
 	// Cut to the truncation length first: what lay beyond it is gone
 	// unless a carried block brings it back, and a gap reads as zeros.
-	if err := f.Truncate(int64(h.TruncationLength) * h.blockSize); err != nil {
+	cut := int64(h.TruncationLength) * h.blockSize
+	if err := f.Truncate(cut); err != nil {
 		return err
+	}
+	var old []byte
+	if sum != nil && sum.known {
+		if cut < sum.size {
+			*sum = fileSum{}
+		} else {
+			sum.crc, sum.size = crc32cExtend(sum.crc, cut-sum.size), cut
+			old = make([]byte, h.blockSize)
+		}
 	}
 	buf := make([]byte, h.blockSize)
 	for _, b := range h.Blocks {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return fmt.Errorf("incremental file block %d: %w", b, unexpectedEOF(err))
 		}
-		if _, err := f.WriteAt(buf, int64(b)*h.blockSize); err != nil {
+		off := int64(b) * h.blockSize
+		if old != nil {
+			if end := off + h.blockSize; end > sum.size {
+				// The file grows to the block's end: zeros first, then
+				// the block replaces its share of them.
+				sum.crc, sum.size = crc32cExtend(sum.crc, end-sum.size), end
+			}
+			n, err := f.ReadAt(old, off)
+			if err != nil && err != io.EOF {
+				return err
+			}
+			clear(old[n:]) // beyond the end of the file: the zeros added above
+			sum.crc = crc32cPatch(sum.crc, sum.size, off, h.blockSize, crc32cOf(old), crc32cOf(buf))
+		}
+		if _, err := f.WriteAt(buf, off); err != nil {
 			return err
 		}
+	}
+	if old != nil && sum.size != h.Length() {
+		*sum = fileSum{} // cannot happen: the blocks and the cut make the length
 	}
 	return f.Truncate(h.Length())
 }

@@ -48,6 +48,8 @@ func TestApplyIncremental(t *testing.T) {
 		{"truncated, then a block past the cut", []byte("abcdef"), 2, []uint32{4}, []byte("X"), [][]byte{block('a'), block('b'), zero, zero, block('X')}},
 		{"grown without carried blocks", []byte("ab"), 4, nil, nil, [][]byte{block('a'), block('b'), zero, zero}},
 		{"truncated to nothing", []byte("abc"), 0, nil, nil, nil},
+		{"grown past a gap, and a block changed", []byte("ab"), 2, []uint32{4, 0}, []byte("XY"), [][]byte{block('Y'), block('b'), zero, zero, block('X')}},
+		{"nothing carried, nothing cut", []byte("abc"), 3, nil, nil, [][]byte{block('a'), block('b'), block('c')}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "16384")
@@ -72,7 +74,9 @@ func TestApplyIncremental(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if err := applyIncremental(f, h, r); err != nil {
+			// The CRC-32C known before follows the file, unless it shrinks.
+			sum := fileSum{size: int64(len(old)), crc: crc32cOf(old), known: true}
+			if err := applyIncremental(f, h, r, &sum); err != nil {
 				t.Fatal(err)
 			}
 			got, err := os.ReadFile(path)
@@ -81,6 +85,13 @@ func TestApplyIncremental(t *testing.T) {
 			}
 			if want := bytes.Join(tc.want, nil); !bytes.Equal(got, want) {
 				t.Fatalf("reconstructed %q, want %q", got, want)
+			}
+			shrank := int64(tc.trunc)*testBlock < int64(len(old))
+			switch {
+			case shrank && sum.known:
+				t.Errorf("a file cut shorter kept a known CRC-32C: %+v", sum)
+			case !shrank && (!sum.known || sum.size != int64(len(got)) || sum.crc != crc32cOf(got)):
+				t.Errorf("followed CRC-32C %+v, want %d bytes with %08x", sum, len(got), crc32cOf(got))
 			}
 		})
 	}
@@ -106,7 +117,7 @@ func TestIncrementalHeaderDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := applyIncremental(f, h, r); !errors.Is(err, ErrCorrupt) {
+	if err := applyIncremental(f, h, r, nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a cut block: got %v, want ErrCorrupt", err)
 	}
 	for name, want := range map[string]string{"base/5/INCREMENTAL.16384": "base/5/16384", "INCREMENTAL.x_vm": "x_vm"} {
