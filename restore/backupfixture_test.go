@@ -42,6 +42,7 @@ type tarEntry struct {
 	mode     int64
 	body     []byte
 	linkname string
+	mtime    time.Time // fixtureMTime when zero
 }
 
 func buildTar(t testing.TB, entries []tarEntry) []byte {
@@ -50,6 +51,9 @@ func buildTar(t testing.TB, entries []tarEntry) []byte {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, ModTime: fixtureMTime, Linkname: e.linkname, Format: tar.FormatGNU}
+		if !e.mtime.IsZero() {
+			h.ModTime = e.mtime
+		}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}

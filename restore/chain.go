@@ -316,14 +316,16 @@ func rewriteFile(root *os.Root, e staged, regular bool) error {
 	if err == nil {
 		err = f.Chmod(e.perm)
 	}
+	if err == nil {
+		if err = setTimes(f, root, e.name, e.mtime); err != nil {
+			err = fmt.Errorf("set the time: %w", err)
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", e.name, err)
-	}
-	if err := root.Chtimes(e.name, e.mtime, e.mtime); err != nil {
-		return fmt.Errorf("set the time of %s: %w", e.name, err)
 	}
 	return nil
 }
@@ -362,29 +364,12 @@ func (l *layerApply) apply(s *stager, e staged) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", e.target, err)
 	}
-	var sum *fileSum
-	if l.sums != nil {
-		known := l.sums.get(l.prefix + e.target)
-		if fi, serr := f.Stat(); serr != nil || fi.Size() != known.size {
-			known = fileSum{}
-		}
-		sum = &known
-	}
-	err = applyIncremental(f, h, r, sum)
-	if err == nil && sum != nil {
-		l.sums.set(l.prefix+e.target, *sum)
-	}
-	if err == nil {
-		err = f.Chmod(e.perm)
-	}
+	err = l.applyTo(s.root, f, e, h, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("apply %s to %s: %w", e.name, e.target, err)
-	}
-	if err := s.root.Chtimes(e.target, e.mtime, e.mtime); err != nil {
-		return fmt.Errorf("set the time of %s: %w", e.target, err)
 	}
 	if l.names != nil {
 		l.names.mu.Lock()
@@ -395,6 +380,45 @@ func (l *layerApply) apply(s *stager, e staged) error {
 		return nil
 	}
 	return s.root.Remove(from)
+}
+
+// applyTo applies the incremental file e (header h, blocks in r) to f,
+// its target opened under root, and gives f e's mode and time. Most of a
+// layer's incremental files change nothing (no block, the same length)
+// in a file whose mode and time are already e's: those cost a stat.
+func (l *layerApply) applyTo(root *os.Root, f *os.File, e staged, h IncrementalHeader, r io.Reader) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var sum *fileSum
+	if l.sums != nil {
+		known := l.sums.get(l.prefix + e.target)
+		if fi.Size() != known.size {
+			known = fileSum{}
+		}
+		sum = &known
+	}
+	changed := len(h.Blocks) > 0 || fi.Size() != h.Length()
+	if changed {
+		if err := applyIncremental(f, h, r, sum); err != nil {
+			return err
+		}
+	}
+	if sum != nil {
+		l.sums.set(l.prefix+e.target, *sum)
+	}
+	if fi.Mode().Perm() != e.perm {
+		if err := f.Chmod(e.perm); err != nil {
+			return err
+		}
+	}
+	if changed || !fi.ModTime().Equal(e.mtime) {
+		if err := setTimes(f, root, e.target, e.mtime); err != nil {
+			return fmt.Errorf("set the time: %w", err)
+		}
+	}
+	return nil
 }
 
 // floatFormatBytes is pg_control's floatFormat field, the double 1234567.0

@@ -79,6 +79,9 @@ type chainFixture struct {
 	want             map[string][]byte // regular files of the result
 }
 
+// chainTouched is the newest backup's time of a file it did not change.
+var chainTouched = fixtureMTime.Add(90 * time.Minute)
+
 const (
 	chainFull = "20261125T090000Z"
 	chainInc1 = "20261125T093000Z"
@@ -143,7 +146,8 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 			// cut to 3 blocks, blocks 0 and 7 carried
 			file("base/1/INCREMENTAL.16384", incFile(3, []uint32{0, 7}, "DE")),
 			file("base/1/INCREMENTAL.16600", incFile(6, []uint32{0, 6}, "ZW")),
-			file("base/1/INCREMENTAL.16700", incFile(2, nil, "")),
+			// unchanged, but touched since (its time and mode still apply)
+			{name: "base/1/INCREMENTAL.16700", body: incFile(2, nil, ""), mtime: chainTouched, mode: 0o640},
 			file("base/1/INCREMENTAL.16800", incFile(3, []uint32{2}, "L")),
 			file("base/1/16500", blocks("n")), // created after inc1
 			dir("pg_wal/"), dir("pg_tblspc/"),
@@ -268,8 +272,13 @@ func testRestoreChain(t *testing.T, mode VerifyMode) {
 			t.Errorf("%s: %v, want it removed", gone, err)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(opts.DataDir, "base/1/16384")); err != nil || !fi.ModTime().Equal(fixtureMTime) {
-		t.Errorf("base/1/16384: %v, mtime %v; want the incremental entry's %v", err, fi.ModTime(), fixtureMTime)
+	for name, want := range map[string]time.Time{"base/1/16384": fixtureMTime, "base/1/16600": fixtureMTime, "base/1/16700": chainTouched} {
+		if fi, err := os.Stat(filepath.Join(opts.DataDir, name)); err != nil || !fi.ModTime().Equal(want) {
+			t.Errorf("%s: %v, mtime %v; want the incremental entry's %v", name, err, fi.ModTime(), want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(opts.DataDir, "base/1/16700")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("base/1/16700: %v, mode %v; want the incremental entry's 0640", err, fi.Mode().Perm())
 	}
 	man := readFile(t, filepath.Join(opts.DataDir, pgManifestFile))
 	if strings.Contains(man, incrementalPrefix+"1") || !strings.Contains(man, `"Path": "base/1/16384", "Size": 8192,`) || !strings.Contains(man, `"System-Identifier": 7300000000000000042`) {

@@ -330,11 +330,12 @@ func writeFile(root *os.Root, name string, r io.Reader, hdr *tar.Header, perm fs
 		f.Close()
 		return fmt.Errorf("chmod %s: %w", name, err)
 	}
+	if err := setTimes(f, root, name, hdr.ModTime); err != nil {
+		f.Close()
+		return fmt.Errorf("set the time of %s: %w", name, err)
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
-		return fmt.Errorf("set the time of %s: %w", name, err)
 	}
 	return nil
 }
