@@ -71,9 +71,9 @@ func crc32cExtend(sum uint32, n int64) uint32 {
 	return crc32cShift(^sum, n) ^ 0xffffffff
 }
 
-// crc32cPatch returns the CRC-32C of a message of length bytes whose
-// CRC-32C is sum after the block at off, whose CRC-32C was oldBlock,
-// is replaced by bytes of the same length whose CRC-32C is newBlock.
+// crc32cPatch returns the CRC-32C of a length-byte message whose CRC-32C
+// is sum, once its blockLen bytes at off (whose CRC-32C is oldBlock) are
+// replaced by as many bytes whose CRC-32C is newBlock.
 func crc32cPatch(sum uint32, length, off, blockLen int64, oldBlock, newBlock uint32) uint32 {
 	return sum ^ crc32cShift(oldBlock^newBlock, length-off-blockLen)
 }
