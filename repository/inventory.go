@@ -505,10 +505,12 @@ func (l *lister) addBackupObject(oi storage.ObjectInfo) {
 	}
 }
 
-// smallReads is how many small objects (manifests, history files) an
-// inventory reads at once: each costs a round trip, and a repository
-// keeping a month of daily backups has thirty manifests.
-const smallReads = 8
+// smallReads is how many small objects (manifests, history files) and
+// listings an inventory reads at once: each costs a round trip, and a
+// repository of hourly incrementals over two weeks has over 300 manifests
+// (restore, backup-list, info and check read them all). At 8 at once, 100
+// manifests took 0.74 s over a 40 ms round trip; at 32, 0.34 s.
+const smallReads = 32
 
 // loadBackups reads the manifest of every backup folder that has one, a
 // few at a time, from old when it holds it, and records each in next.

@@ -221,14 +221,14 @@ func TestLoadInventoryReadsManifestsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for i := range 20 {
-		m := manifest(fmt.Sprintf("20261125T%02d0000Z", i), segName(1, 2), segName(1, 3))
+	for i := range 40 {
+		m := manifest(fmt.Sprintf("20261125T%02d%02d00Z", i/2, i%2*30), segName(1, 2), segName(1, 3))
 		if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)
 	}
-	gate := &gateGets{Backend: b, prefix: repository.BackupsPrefix, want: 8, patience: 300 * time.Millisecond, full: make(chan struct{})}
+	gate := &gateGets{Backend: b, prefix: repository.BackupsPrefix, want: 32, patience: 300 * time.Millisecond, full: make(chan struct{})}
 	inv, err := repository.LoadInventory(ctx, gate, repository.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)

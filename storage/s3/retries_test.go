@@ -71,6 +71,12 @@ func newAgainst(t *testing.T, h http.Handler) *s3.Backend {
 // newAgainstWith is newAgainst with the configuration changed by edit.
 func newAgainstWith(t *testing.T, h http.Handler, edit func(*s3.Config)) *s3.Backend {
 	t.Helper()
+	return newAgainstServer(t, httptest.NewServer(h), edit)
+}
+
+// newAgainstServer is newAgainstWith against a server already started.
+func newAgainstServer(t *testing.T, srv *httptest.Server, edit func(*s3.Config)) *s3.Backend {
+	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
@@ -78,7 +84,6 @@ func newAgainstWith(t *testing.T, h http.Handler, edit func(*s3.Config)) *s3.Bac
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	cfg := s3.Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", PartSize: s3.MinPartSize, Concurrency: 1}
 	edit(&cfg)

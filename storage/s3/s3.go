@@ -271,8 +271,16 @@ func newHTTPClient() *awshttp.BuildableClient {
 		WithTransportOptions(func(tr *http.Transport) {
 			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
 			tr.ResponseHeaderTimeout = responseHeaderTimeout
+			tr.MaxIdleConnsPerHost = idleConnsPerHost
 		})
 }
+
+// idleConnsPerHost is how many connections to the endpoint stay open
+// between requests. The SDK keeps 10; a repository's inventory reads 32
+// small objects at once (and backup-push's parts, restore's ranged reads
+// and push-ahead run several requests at once too), so with 10 each round
+// of reads would open 22 new connections, each a TCP and TLS handshake.
+const idleConnsPerHost = 64
 
 // newRetryer is the SDK's standard retryer with sdkMaxAttempts attempts,
 // which does not retry TLS certificate failures (the SDK counts them as

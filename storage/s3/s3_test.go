@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +19,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/storage"
@@ -428,5 +433,42 @@ func TestS3PutShortSizeHint(t *testing.T) {
 		if err != nil || !bytes.Equal(got, body) {
 			t.Errorf("%s: read %d bytes (equal: %v), err %v; want the %d put", key, len(got), bytes.Equal(got, body), err, size)
 		}
+	}
+}
+
+// TestConnectionsKeptForTheNextRound: after a round of 32 requests at once
+// (an inventory's small reads), the next round reuses their connections
+// instead of opening most of them again (the SDK alone keeps 10).
+func TestConnectionsKeptForTheNextRound(t *testing.T) {
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // long enough for the round's requests to overlap
+		w.Header().Set("Content-Length", "1")
+		w.Header().Set("ETag", `"e"`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	b := newAgainstServer(t, srv, func(*s3.Config) {})
+	round := func() {
+		var g errgroup.Group
+		for i := range 32 {
+			g.Go(func() error {
+				_, err := b.Stat(t.Context(), fmt.Sprintf("k%d", i))
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round()
+	first := opened.Load()
+	round()
+	if again := opened.Load() - first; again > 4 {
+		t.Errorf("the second round of 32 requests opened %d connections more (the first opened %d), want them reused", again, first)
 	}
 }
