@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/walvault/walvault/internal/progress"
@@ -114,8 +115,9 @@ type Report struct {
 //     is first checked for a manifest that appeared since (a backup-push
 //     that finished). A folder left without its manifest shows as
 //     INCOMPLETE and the next delete removes the rest;
-//  2. WAL, oldest first, only below the cutoff, which is lowered first to
-//     the start of any backup step 1 had to keep;
+//  2. WAL, oldest first (walDeleteWindow at once, window after window),
+//     only below the cutoff, which is lowered first to the start of any
+//     backup step 1 had to keep;
 //  3. wal-receive's partials, oldest first: superseded ones (their segment
 //     is archived) always, the others only below that same cutoff. A stop
 //     between a segment and its partial leaves a partial below the cutoff,
@@ -159,24 +161,8 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (rep
 		}
 	}
 
-	for _, f := range plan.WAL.Delete {
-		if uint64(f.Start)+uint64(plan.WAL.SegmentSize) > uint64(cutoff) {
-			rep.WAL.Held++
-			continue
-		}
-		gone, err := deleteNext(ctx, b, f.Key, opts, &rep.WAL.Locked, "delete WAL "+f.Key)
-		if err != nil {
-			return rep, err
-		}
-		if !gone {
-			continue
-		}
-		rep.WAL.Deleted++
-		rep.WAL.Bytes += f.Size
-		if rep.WAL.First == "" {
-			rep.WAL.First = f.Name.String()
-		}
-		rep.WAL.Last = f.Name.String()
+	if err := deleteWAL(ctx, b, plan.WAL, cutoff, opts, &rep.WAL); err != nil {
+		return rep, err
 	}
 	if len(plan.WAL.Delete) > 0 {
 		log.Info("WAL deleted", "objects", rep.WAL.Deleted, "bytes", rep.WAL.Bytes, "first", rep.WAL.First, "last", rep.WAL.Last,
@@ -187,6 +173,69 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (rep
 	}
 	rep.Aborted, err = abortUploads(ctx, b, plan.Uploads, opts)
 	return rep, err
+}
+
+// walDeleteWindow is how many WAL objects Apply deletes at once. Each
+// delete is a round trip or two (S3: HEAD, then DELETE of that version),
+// and a day of a busy cluster's WAL is thousands of segments: one at a
+// time, 5,000 took minutes over a distant link. Windows go oldest first,
+// each finished before the next starts, so a delete that stops leaves at
+// most one window's worth of holes, all below the cutoff.
+const walDeleteWindow = 16
+
+// deleteWAL deletes the plan's WAL objects below cutoff, a window at a
+// time, and adds what it did to rep (in the plan's order). The first
+// failure stops it once its window has finished; what the window did is
+// in rep all the same.
+func deleteWAL(ctx context.Context, b storage.Backend, plan WALPlan, cutoff wal.LSN, opts Options, rep *WALResult) error {
+	type outcome struct {
+		gone   bool
+		locked []Locked
+		err    error
+	}
+	for start := 0; start < len(plan.Delete); start += walDeleteWindow {
+		window := plan.Delete[start:min(start+walDeleteWindow, len(plan.Delete))]
+		results := make([]outcome, len(window))
+		var wg sync.WaitGroup
+		for i, f := range window {
+			if uint64(f.Start)+uint64(plan.SegmentSize) > uint64(cutoff) {
+				continue
+			}
+			wg.Go(func() {
+				r := &results[i]
+				r.gone, r.err = deleteNext(ctx, b, f.Key, opts, &r.locked, "delete WAL "+f.Key)
+			})
+		}
+		wg.Wait()
+		var firstErr error
+		for i, f := range window {
+			r := results[i]
+			switch {
+			case uint64(f.Start)+uint64(plan.SegmentSize) > uint64(cutoff):
+				rep.Held++
+				continue
+			case r.err != nil:
+				if firstErr == nil {
+					firstErr = r.err
+				}
+				continue
+			}
+			rep.Locked = append(rep.Locked, r.locked...)
+			if !r.gone {
+				continue
+			}
+			rep.Deleted++
+			rep.Bytes += f.Size
+			if rep.First == "" {
+				rep.First = f.Name.String()
+			}
+			rep.Last = f.Name.String()
+		}
+		if firstErr != nil {
+			return firstErr
+		}
+	}
+	return nil
 }
 
 func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Options) (BackupResult, error) {

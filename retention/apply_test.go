@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,10 +171,16 @@ func TestApplyOrder(t *testing.T) {
 			want = append(want, got...)
 		}
 	}
+	// The WAL after the backups, in one window: in any order among itself.
+	var wantWAL []string
 	for n := uint32(1); n <= 5; n++ {
-		want = append(want, segObj(1, n).Key)
+		wantWAL = append(wantWAL, segObj(1, n).Key)
 	}
-	if !reflect.DeepEqual(r.deletes, want) {
+	got := slices.Clone(r.deletes)
+	if len(got) >= len(want) {
+		slices.Sort(got[len(want):])
+	}
+	if want = append(want, wantWAL...); !reflect.DeepEqual(got, want) {
 		t.Fatalf("delete order:\ngot  %s\nwant %s", strings.Join(r.deletes, "\n     "), strings.Join(want, "\n     "))
 	}
 	if got := statuses(t, r); got != "15:DONE 22:DONE" {
@@ -375,5 +382,91 @@ func TestApplyHiddenManifest(t *testing.T) {
 		if strings.HasPrefix(k, repository.BackupPrefix(ids[1])) {
 			t.Fatalf("deleted %s of a backup whose manifest is only hidden", k)
 		}
+	}
+}
+
+// windowGate records the order in which WAL deletes start and holds each
+// until want of them are in flight (or patience runs out).
+type windowGate struct {
+	storage.Backend
+	want int
+
+	mu       sync.Mutex
+	started  []string
+	inFlight int
+	most     int
+	full     chan struct{}
+}
+
+func (g *windowGate) Delete(ctx context.Context, key string) error {
+	if !strings.HasPrefix(key, "wal/") {
+		return g.Backend.Delete(ctx, key)
+	}
+	g.mu.Lock()
+	g.started = append(g.started, key)
+	g.inFlight++
+	g.most = max(g.most, g.inFlight)
+	if g.inFlight == g.want {
+		close(g.full)
+		g.full = make(chan struct{})
+	}
+	full := g.full
+	g.mu.Unlock()
+	select {
+	case <-full:
+	case <-time.After(200 * time.Millisecond): // the last, short window
+	}
+	defer func() {
+		g.mu.Lock()
+		g.inFlight--
+		g.mu.Unlock()
+	}()
+	return g.Backend.Delete(ctx, key)
+}
+
+// TestApplyDeletesWALInWindows: WAL goes walDeleteWindow objects at once
+// (each is a round trip or two), window after window, oldest first; the
+// report still counts and names them in order.
+func TestApplyDeletesWALInWindows(t *testing.T) {
+	ctx := context.Background()
+	fb, _ := filetest.New(t)
+	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old))
+	const segments = 40
+	for n := uint32(1); n <= segments+4; n++ { // the backup needs 41 to 43
+		put(t, fb, segObj(1, n).Key, "segment")
+	}
+	writeBackup(t, fb, *done(1, 1, segments+1).Manifest)
+	gate := &windowGate{Backend: fb, want: walDeleteWindow, full: make(chan struct{})}
+	plan := planNow(t, gate, "REDUNDANCY 1")
+	if len(plan.WAL.Delete) != segments {
+		t.Fatalf("the plan deletes %d WAL objects, want %d (%s)", len(plan.WAL.Delete), segments, plan.WAL.Reason)
+	}
+	rep, err := Apply(ctx, gate, plan, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gate.most != walDeleteWindow || walDeleteWindow < 8 {
+		t.Errorf("at most %d WAL deletes in flight, want %d (and at least 8)", gate.most, walDeleteWindow)
+	}
+	// Every delete of a window starts before any of the next one.
+	window := func(key string) int {
+		for i, f := range plan.WAL.Delete {
+			if f.Key == key {
+				return i / walDeleteWindow
+			}
+		}
+		t.Fatalf("deleted %s, which the plan does not", key)
+		return -1
+	}
+	for i := 1; i < len(gate.started); i++ {
+		if window(gate.started[i]) < window(gate.started[i-1]) {
+			t.Fatalf("delete of %s (window %d) started after one of window %d", gate.started[i], window(gate.started[i]), window(gate.started[i-1]))
+		}
+	}
+	if rep.WAL.Deleted != segments || rep.WAL.First != segName(1, 1) || rep.WAL.Last != segName(1, segments) {
+		t.Errorf("WAL report: %+v", rep.WAL)
+	}
+	if got, want := walLeft(t, fb), names(1, segments+1, segments+4); !reflect.DeepEqual(got, want) {
+		t.Errorf("WAL left %v, want %v", got, want)
 	}
 }
