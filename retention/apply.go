@@ -350,6 +350,10 @@ func deleteObject(ctx context.Context, b storage.Backend, key string, opts Optio
 	case errors.Is(err, storage.ErrLocked):
 		opts.task.Add(1) // done with: the lock keeps it
 		l := &Locked{Key: key}
+		if until, ok := storage.LockedUntil(err); ok {
+			l.RetainUntil = until
+			return l, nil
+		}
 		_ = opts.call(ctx, func(ctx context.Context) error {
 			info, err := b.Stat(ctx, key)
 			if err == nil {

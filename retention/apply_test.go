@@ -27,6 +27,10 @@ type recorder struct {
 	deletes   []string
 	locked    map[string]time.Time
 	failAfter int
+	// untilInError: a locked Delete says until when (as S3's does), and
+	// stats counts the Stats of locked keys.
+	untilInError bool
+	stats        int
 }
 
 var errCrash = errors.New("connection reset (simulated crash)")
@@ -34,7 +38,10 @@ var errCrash = errors.New("connection reset (simulated crash)")
 func (r *recorder) Delete(ctx context.Context, key string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.locked[key]; ok {
+	if until, ok := r.locked[key]; ok {
+		if r.untilInError {
+			return storage.OpError("delete", key, &storage.LockedError{Until: until, Why: "test lock"})
+		}
 		return storage.OpError("delete", key, storage.ErrLocked)
 	}
 	if r.failAfter >= 0 && len(r.deletes) >= r.failAfter {
@@ -50,6 +57,7 @@ func (r *recorder) Stat(ctx context.Context, key string) (storage.ObjectInfo, er
 	defer r.mu.Unlock()
 	if until, ok := r.locked[key]; ok && err == nil {
 		info.RetainUntil = until
+		r.stats++
 	}
 	return info, err
 }
@@ -235,8 +243,19 @@ func TestApplyInterrupted(t *testing.T) {
 }
 
 func TestApplyLocked(t *testing.T) {
+	for _, untilInError := range []bool{false, true} {
+		t.Run(fmt.Sprintf("until in the error %v", untilInError), func(t *testing.T) {
+			testApplyLocked(t, untilInError)
+		})
+	}
+}
+
+// testApplyLocked: locked objects are kept and reported with their
+// retain-until date, asked with a Stat unless the refusal said it.
+func testApplyLocked(t *testing.T, untilInError bool) {
 	ctx := context.Background()
 	r, ids := testRepo(t)
+	r.untilInError = untilInError
 	until := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
 	r.locked[repository.BackupManifestKey(ids[0])] = until
 	lockedPart := repository.BackupPartKey(ids[1], "base.tar", 1, repository.LZ4)
@@ -273,6 +292,15 @@ func TestApplyLocked(t *testing.T) {
 	}
 	if got := statuses(t, r); got != "01:DONE 08:INCOMPLETE 15:DONE 22:DONE" {
 		t.Fatalf("after delete: %s", got)
+	}
+	// Preview's Stat of the locked manifest, then one per locked object
+	// Apply met, unless the refusal said until when.
+	want := 4
+	if untilInError {
+		want = 1
+	}
+	if r.stats != want {
+		t.Errorf("%d Stats of locked objects, want %d", r.stats, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. Backends wrap them (fmt.Errorf("...: %w", ErrNotFound))
@@ -19,6 +20,26 @@ var (
 	// example Object Lock on a local directory).
 	ErrUnsupported = errors.New("not supported by this storage")
 )
+
+// LockedError is ErrLocked with what the backend learned of the lock on
+// the way: its retain-until date (zero when it did not say) and why.
+type LockedError struct {
+	Until time.Time
+	Why   string
+}
+
+func (e *LockedError) Error() string { return ErrLocked.Error() + " (" + e.Why + ")" }
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// LockedUntil returns the retain-until date a LockedError in err's chain
+// carries, if any.
+func LockedUntil(err error) (time.Time, bool) {
+	var l *LockedError
+	if errors.As(err, &l) && !l.Until.IsZero() {
+		return l.Until, true
+	}
+	return time.Time{}, false
+}
 
 // PermanentError marks an error that retrying cannot fix (bad credentials, a
 // missing bucket, a full disk). The retry decorator gives up at once on it.

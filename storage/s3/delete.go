@@ -25,8 +25,11 @@ import (
 // ObjectLockedByBucketPolicy; others 409): any refusal (isRefusal) of a
 // version whose HEAD shows a legal hold or a retain-until date in force is
 // storage.ErrLocked, and the object stays as it was. A refusal of a version
-// HEAD shows unlocked is a plain (permission) error. See doc.go for what
-// remains in a versioned bucket.
+// HEAD shows unlocked is a plain (permission) error. The DELETE is sent
+// even when HEAD shows a lock: the server's refusal is what proves the
+// lock holds (check's capability probe rests on it). A locked error is a
+// *storage.LockedError with the retain-until date HEAD gave, so a caller
+// need not ask again. See doc.go for what remains in a versioned bucket.
 func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := b.delete(ctx, key); err != nil {
 		return storage.OpError("delete", key, err)
@@ -53,7 +56,7 @@ func (b *Backend) delete(ctx context.Context, key string) error {
 	}
 	if isRefusal(err) {
 		if why := lockedBy(h, time.Now()); why != "" {
-			return fmt.Errorf("%w (%s): %v", storage.ErrLocked, why, err)
+			return fmt.Errorf("%w: %v", &storage.LockedError{Until: retainUntil(h), Why: why}, err)
 		}
 		if !hasLockHeaders(h) && refusalSaysLocked(err) {
 			return fmt.Errorf("%w (the server says so; it sends no Object Lock headers): %v", storage.ErrLocked, err)
@@ -78,6 +81,14 @@ func lockedBy(h *s3.HeadObjectOutput, now time.Time) string {
 		return fmt.Sprintf("%s retention until %s", mode, until.UTC().Format(time.RFC3339))
 	}
 	return ""
+}
+
+// retainUntil is the retain-until date HEAD gave, or zero.
+func retainUntil(h *s3.HeadObjectOutput) time.Time {
+	if u := h.ObjectLockRetainUntilDate; u != nil {
+		return u.UTC()
+	}
+	return time.Time{}
 }
 
 // hasLockHeaders reports whether HEAD said anything about Object Lock;

@@ -209,6 +209,12 @@ func TestDeleteRefusalDialects(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("Delete: got %q, want it to contain %q", err, tc.wantMsg)
 			}
+			// A refusal of a lock says until when, from HEAD.
+			if until, ok := storage.LockedUntil(err); tc.wantLocked && strings.Contains(tc.wantMsg, "retention until") && !ok {
+				t.Errorf("Delete: %v carries no retain-until date", err)
+			} else if ok && until.IsZero() {
+				t.Error("Delete: a zero retain-until date")
+			}
 			// A lock or a refusal is answered at once; throttling is retried.
 			want := policy.MaxAttempts
 			if tc.wantPermanent {
