@@ -115,7 +115,7 @@ type Report struct {
 //     is first checked for a manifest that appeared since (a backup-push
 //     that finished). A folder left without its manifest shows as
 //     INCOMPLETE and the next delete removes the rest;
-//  2. WAL, oldest first (walDeleteWindow at once, window after window),
+//  2. WAL, oldest first (deleteWindow at once, window after window),
 //     only below the cutoff, which is lowered first to the start of any
 //     backup step 1 had to keep;
 //  3. wal-receive's partials, oldest first: superseded ones (their segment
@@ -175,67 +175,82 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (rep
 	return rep, err
 }
 
-// walDeleteWindow is how many WAL objects Apply deletes at once. Each
-// delete is a round trip or two (S3: HEAD, then DELETE of that version),
-// and a day of a busy cluster's WAL is thousands of segments: one at a
-// time, 5,000 took minutes over a distant link. Windows go oldest first,
-// each finished before the next starts, so a delete that stops leaves at
-// most one window's worth of holes, all below the cutoff.
-const walDeleteWindow = 16
+// deleteWindow is how many objects Apply deletes at once: WAL, and a
+// backup's parts. Each delete is a round trip or two (S3: HEAD, then
+// DELETE of that version); a day of a busy cluster's WAL is thousands of
+// segments, a large backup thousands of parts, and one at a time they took
+// minutes over a distant link. Windows go in order, each finished before
+// the next starts, so a delete that stops leaves at most one window's
+// worth of holes, which the next delete removes.
+const deleteWindow = 16
 
-// deleteWAL deletes the plan's WAL objects below cutoff, a window at a
-// time, and adds what it did to rep (in the plan's order). The first
-// failure stops it once its window has finished; what the window did is
-// in rep all the same.
-func deleteWAL(ctx context.Context, b storage.Backend, plan WALPlan, cutoff wal.LSN, opts Options, rep *WALResult) error {
+// deleteInWindows deletes objs deleteWindow at a time, window after window,
+// and calls done for each object of a window, in order, once the window has
+// finished: whether it is gone and, if its lock kept it, the lock. The
+// first failure (what says of what) stops it once its window has finished;
+// done is called for the others of that window all the same.
+func deleteInWindows(ctx context.Context, b storage.Backend, objs []storage.ObjectInfo, opts Options, what string, done func(i int, gone bool, locked []Locked)) error {
 	type outcome struct {
 		gone   bool
 		locked []Locked
 		err    error
 	}
-	for start := 0; start < len(plan.Delete); start += walDeleteWindow {
-		window := plan.Delete[start:min(start+walDeleteWindow, len(plan.Delete))]
+	for start := 0; start < len(objs); start += deleteWindow {
+		window := objs[start:min(start+deleteWindow, len(objs))]
 		results := make([]outcome, len(window))
 		var wg sync.WaitGroup
-		for i, f := range window {
-			if uint64(f.Start)+uint64(plan.SegmentSize) > uint64(cutoff) {
-				continue
-			}
+		for i, oi := range window {
 			wg.Go(func() {
 				r := &results[i]
-				r.gone, r.err = deleteNext(ctx, b, f.Key, opts, &r.locked, "delete WAL "+f.Key)
+				r.gone, r.err = deleteNext(ctx, b, oi.Key, opts, &r.locked, what+" "+oi.Key)
 			})
 		}
 		wg.Wait()
 		var firstErr error
-		for i, f := range window {
-			r := results[i]
-			switch {
-			case uint64(f.Start)+uint64(plan.SegmentSize) > uint64(cutoff):
-				rep.Held++
-				continue
-			case r.err != nil:
+		for i, r := range results {
+			if r.err != nil {
 				if firstErr == nil {
 					firstErr = r.err
 				}
 				continue
 			}
-			rep.Locked = append(rep.Locked, r.locked...)
-			if !r.gone {
-				continue
-			}
-			rep.Deleted++
-			rep.Bytes += f.Size
-			if rep.First == "" {
-				rep.First = f.Name.String()
-			}
-			rep.Last = f.Name.String()
+			done(start+i, r.gone, r.locked)
 		}
 		if firstErr != nil {
 			return firstErr
 		}
 	}
 	return nil
+}
+
+// deleteWAL deletes the plan's WAL objects below cutoff, oldest first
+// (deleteInWindows), and adds what it did to rep, in the plan's order.
+func deleteWAL(ctx context.Context, b storage.Backend, plan WALPlan, cutoff wal.LSN, opts Options, rep *WALResult) error {
+	var below []WALFile
+	for _, f := range plan.Delete {
+		if uint64(f.Start)+uint64(plan.SegmentSize) > uint64(cutoff) {
+			rep.Held++
+			continue
+		}
+		below = append(below, f)
+	}
+	objs := make([]storage.ObjectInfo, len(below))
+	for i, f := range below {
+		objs[i] = storage.ObjectInfo{Key: f.Key}
+	}
+	return deleteInWindows(ctx, b, objs, opts, "delete WAL", func(i int, gone bool, locked []Locked) {
+		rep.Locked = append(rep.Locked, locked...)
+		if !gone {
+			return
+		}
+		f := below[i]
+		rep.Deleted++
+		rep.Bytes += f.Size
+		if rep.First == "" {
+			rep.First = f.Name.String()
+		}
+		rep.Last = f.Name.String()
+	})
 }
 
 func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Options) (BackupResult, error) {
@@ -274,21 +289,51 @@ func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Op
 			return res, nil
 		}
 	}
-	for i, oi := range bp.Objects {
-		gone, err := deleteNext(ctx, b, oi.Key, opts, &res.Locked, "delete backup "+bp.ID)
+	// walvault's manifest alone first, then the parts and backup_manifest
+	// in windows, then the keep marks one by one, in the order written.
+	objs := bp.Objects
+	count := func(oi storage.ObjectInfo) {
+		res.Deleted++
+		res.Bytes += oi.Size
+	}
+	if len(objs) > 0 && objs[0].Key == manifestKey {
+		gone, err := deleteNext(ctx, b, manifestKey, opts, &res.Locked, "delete backup "+bp.ID)
 		if err != nil {
 			return res, err
 		}
 		if !gone {
-			if i == 0 && oi.Key == manifestKey {
-				// Still a backup: its parts must stay.
-				res.Outcome = KeptByLock
-				return res, nil
-			}
-			continue
+			// Still a backup: its parts must stay.
+			res.Outcome = KeptByLock
+			return res, nil
 		}
-		res.Deleted++
-		res.Bytes += oi.Size
+		count(objs[0])
+		objs = objs[1:]
+	}
+	firstMark := len(objs)
+	for firstMark > 0 {
+		if _, isMark := repository.ParseMarkKey(objs[firstMark-1].Key); !isMark {
+			break
+		}
+		firstMark--
+	}
+	parts, markObjs := objs[:firstMark], objs[firstMark:]
+	err = deleteInWindows(ctx, b, parts, opts, "delete backup "+bp.ID, func(i int, gone bool, locked []Locked) {
+		res.Locked = append(res.Locked, locked...)
+		if gone {
+			count(parts[i])
+		}
+	})
+	if err != nil {
+		return res, err
+	}
+	for _, oi := range markObjs {
+		gone, err := deleteNext(ctx, b, oi.Key, opts, &res.Locked, "delete backup "+bp.ID)
+		if err != nil {
+			return res, err
+		}
+		if gone {
+			count(oi)
+		}
 	}
 	res.Outcome = Deleted
 	if len(res.Locked) > 0 {

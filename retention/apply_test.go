@@ -154,19 +154,20 @@ func TestApplyOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []string
+	// Groups in order; within a group (a window) any order.
+	var groups [][]string
 	for _, bid := range ids[:2] {
-		want = append(want,
-			repository.BackupManifestKey(bid),
-			repository.BackupPrefix(bid)+"backup_manifest",
-			repository.BackupPartKey(bid, "base.tar", 0, repository.LZ4),
-			repository.BackupPartKey(bid, "base.tar", 1, repository.LZ4))
+		groups = append(groups,
+			[]string{repository.BackupManifestKey(bid)},
+			[]string{repository.BackupPrefix(bid) + "backup_manifest",
+				repository.BackupPartKey(bid, "base.tar", 0, repository.LZ4),
+				repository.BackupPartKey(bid, "base.tar", 1, repository.LZ4)})
 		if bid == ids[0] {
 			marks, _ := repository.LoadMarks(ctx, r.Backend, bid)
 			if len(marks) != 0 {
 				t.Fatalf("marks of %s left: %+v", bid, marks)
 			}
-			// Two marks, in the order they were written.
+			// Two marks, one after the other, in the order they were written.
 			var got []string
 			for _, k := range r.deletes {
 				if strings.Contains(k, "/marks/") {
@@ -176,20 +177,27 @@ func TestApplyOrder(t *testing.T) {
 			if len(got) != 2 || !strings.HasSuffix(got[0], "-keep") || !strings.HasSuffix(got[1], "-nokeep") {
 				t.Fatalf("marks deleted: %v", got)
 			}
-			want = append(want, got...)
+			groups = append(groups, got[:1], got[1:])
 		}
 	}
-	// The WAL after the backups, in one window: in any order among itself.
-	var wantWAL []string
+	// The WAL after the backups, in one window.
+	var wal []string
 	for n := uint32(1); n <= 5; n++ {
-		wantWAL = append(wantWAL, segObj(1, n).Key)
+		wal = append(wal, segObj(1, n).Key)
 	}
-	got := slices.Clone(r.deletes)
-	if len(got) >= len(want) {
-		slices.Sort(got[len(want):])
+	groups = append(groups, wal)
+	var want, got []string
+	for _, g := range groups {
+		if len(r.deletes) < len(want)+len(g) {
+			break
+		}
+		in := slices.Clone(r.deletes[len(want) : len(want)+len(g)])
+		slices.Sort(in)
+		got = append(got, in...)
+		want = append(want, slices.Sorted(slices.Values(g))...)
 	}
-	if want = append(want, wantWAL...); !reflect.DeepEqual(got, want) {
-		t.Fatalf("delete order:\ngot  %s\nwant %s", strings.Join(r.deletes, "\n     "), strings.Join(want, "\n     "))
+	if len(r.deletes) != len(want) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("delete order:\ngot  %s\nwant, a group at a time: %v", strings.Join(r.deletes, "\n     "), groups)
 	}
 	if got := statuses(t, r); got != "15:DONE 22:DONE" {
 		t.Fatalf("after delete: %s", got)
@@ -452,7 +460,7 @@ func (g *windowGate) Delete(ctx context.Context, key string) error {
 	return g.Backend.Delete(ctx, key)
 }
 
-// TestApplyDeletesWALInWindows: WAL goes walDeleteWindow objects at once
+// TestApplyDeletesWALInWindows: WAL goes deleteWindow objects at once
 // (each is a round trip or two), window after window, oldest first; the
 // report still counts and names them in order.
 func TestApplyDeletesWALInWindows(t *testing.T) {
@@ -464,7 +472,7 @@ func TestApplyDeletesWALInWindows(t *testing.T) {
 		put(t, fb, segObj(1, n).Key, "segment")
 	}
 	writeBackup(t, fb, *done(1, 1, segments+1).Manifest)
-	gate := &windowGate{Backend: fb, want: walDeleteWindow, full: make(chan struct{})}
+	gate := &windowGate{Backend: fb, want: deleteWindow, full: make(chan struct{})}
 	plan := planNow(t, gate, "REDUNDANCY 1")
 	if len(plan.WAL.Delete) != segments {
 		t.Fatalf("the plan deletes %d WAL objects, want %d (%s)", len(plan.WAL.Delete), segments, plan.WAL.Reason)
@@ -473,14 +481,14 @@ func TestApplyDeletesWALInWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gate.most != walDeleteWindow || walDeleteWindow < 8 {
-		t.Errorf("at most %d WAL deletes in flight, want %d (and at least 8)", gate.most, walDeleteWindow)
+	if gate.most != deleteWindow || deleteWindow < 8 {
+		t.Errorf("at most %d WAL deletes in flight, want %d (and at least 8)", gate.most, deleteWindow)
 	}
 	// Every delete of a window starts before any of the next one.
 	window := func(key string) int {
 		for i, f := range plan.WAL.Delete {
 			if f.Key == key {
-				return i / walDeleteWindow
+				return i / deleteWindow
 			}
 		}
 		t.Fatalf("deleted %s, which the plan does not", key)
