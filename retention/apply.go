@@ -94,6 +94,10 @@ type WALResult struct {
 	// Held counts WAL objects the plan would delete but that a backup
 	// kept by its lock (or a new keep mark) still needs.
 	Held int
+	// LockedByPolicy counts the Locked objects not asked: written too
+	// recently for the repository's lock to have ended (their RetainUntil
+	// is then that estimate).
+	LockedByPolicy int
 }
 
 // Report is the outcome of Apply.
@@ -226,14 +230,28 @@ func deleteInWindows(ctx context.Context, b storage.Backend, objs []storage.Obje
 // deleteWAL deletes the plan's WAL objects below cutoff, oldest first
 // (deleteInWindows), and adds what it did to rep, in the plan's order.
 func deleteWAL(ctx context.Context, b storage.Backend, plan WALPlan, cutoff wal.LSN, opts Options, rep *WALResult) error {
-	var below []WALFile
+	var (
+		below     []WALFile
+		predicted []Locked
+	)
+	now := time.Now() // the real clock, like the listing's times
 	for _, f := range plan.Delete {
 		if uint64(f.Start)+uint64(plan.SegmentSize) > uint64(cutoff) {
 			rep.Held++
 			continue
 		}
+		if until, locked := plan.LockedByPolicy(f, now); locked {
+			opts.task.Add(1) // done with: the lock keeps it
+			predicted = append(predicted, Locked{Key: f.Key, RetainUntil: until})
+			continue
+		}
 		below = append(below, f)
 	}
+	// The newest WAL, after what the deletes met locked.
+	defer func() {
+		rep.Locked = append(rep.Locked, predicted...)
+		rep.LockedByPolicy += len(predicted)
+	}()
 	objs := make([]storage.ObjectInfo, len(below))
 	for i, f := range below {
 		objs[i] = storage.ObjectInfo{Key: f.Key}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -504,5 +506,64 @@ func TestApplyDeletesWALInWindows(t *testing.T) {
 	}
 	if got, want := walLeft(t, fb), names(1, segments+1, segments+4); !reflect.DeepEqual(got, want) {
 		t.Errorf("WAL left %v, want %v", got, want)
+	}
+}
+
+// TestApplyLockedByPolicy: WAL written less than the repository's lock
+// days ago (less an hour's margin) is still locked: Apply reports it with
+// the end of its lock and sends no delete; older WAL, and WAL whose lock
+// ends within the margin, is asked as before.
+func TestApplyLockedByPolicy(t *testing.T) {
+	ctx := context.Background()
+	fb, dir := filetest.New(t)
+	lock := repository.LockPolicy{Mode: storage.Governance, Days: 30}
+	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old).WithLock(lock))
+	for n := uint32(1); n <= 12; n++ {
+		put(t, fb, segObj(1, n).Key, "segment")
+	}
+	for i, d := range []int{1, 8, 15, 22} {
+		writeBackup(t, fb, *done(d, 1, uint32(2+2*i)).Manifest)
+	}
+	now := time.Now()
+	written := map[uint32]time.Time{
+		1: now.Add(-40 * 24 * time.Hour),
+		2: now.Add(-40 * 24 * time.Hour),
+		3: now.Add(-30*24*time.Hour + 30*time.Minute), // its lock ends within the margin: asked
+		4: now.Add(-2 * 24 * time.Hour),
+		5: now.Add(-time.Hour),
+	}
+	for n, at := range written {
+		if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(segObj(1, n).Key)), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &recorder{Backend: fb, locked: map[string]time.Time{}, failAfter: -1}
+	plan := planNow(t, r, "REDUNDANCY 2")
+	if len(plan.WAL.Delete) != 5 {
+		t.Fatalf("the plan deletes %d WAL objects, want 5", len(plan.WAL.Delete))
+	}
+	rep, err := Apply(ctx, r, plan, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walDeletes []string
+	for _, k := range r.deletes {
+		if strings.HasPrefix(k, "wal/") {
+			walDeletes = append(walDeletes, k)
+		}
+	}
+	slices.Sort(walDeletes)
+	if want := []string{segObj(1, 1).Key, segObj(1, 2).Key, segObj(1, 3).Key}; !reflect.DeepEqual(walDeletes, want) {
+		t.Errorf("WAL deletes sent: %v, want %v", walDeletes, want)
+	}
+	if rep.WAL.Deleted != 3 || rep.WAL.LockedByPolicy != 2 || len(rep.WAL.Locked) != 2 {
+		t.Fatalf("WAL report: %+v", rep.WAL)
+	}
+	for i, n := range []uint32{4, 5} {
+		l := rep.WAL.Locked[i]
+		want := written[n].Add(30 * 24 * time.Hour)
+		if l.Key != segObj(1, n).Key || l.RetainUntil.Sub(want).Abs() > time.Second {
+			t.Errorf("locked %d: %+v, want %s until %v", i, l, segObj(1, n).Key, want)
+		}
 	}
 }

@@ -30,6 +30,9 @@ type Inventory struct {
 	// SegmentSize is the cluster's WAL segment size (walvault.json); 0 when
 	// the repository has no identity yet, and then no WAL is deleted.
 	SegmentSize uint32
+	// Lock is the repository's Object Lock policy (walvault.json): every
+	// object it holds was written locked for Lock.Days.
+	Lock repository.LockPolicy
 }
 
 // Load reads the inventory through one repository.Inventory: one listing
@@ -46,7 +49,7 @@ func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
 	case ri.IdentityErr != nil:
 		return Inventory{}, fmt.Errorf("read repository identity: %w", ri.IdentityErr)
 	case ri.Identity != nil:
-		inv.SegmentSize = ri.Identity.WALSegmentSize
+		inv.SegmentSize, inv.Lock = ri.Identity.WALSegmentSize, ri.Identity.Lock()
 	default:
 		// Nothing was ever pushed; there may still be stray backup folders.
 	}

@@ -92,8 +92,31 @@ type WALPlan struct {
 	// HeldSince: WAL archived at or after it is kept for a backup-push that
 	// may be running. Zero when no such push.
 	HeldSince time.Time
+	// Lock is the repository's Object Lock policy, from which Apply tells
+	// the WAL objects still locked without asking (see LockedByPolicy).
+	Lock repository.LockPolicy
 	// Reason says in one line why this WAL goes, or why none does.
 	Reason string
+}
+
+// lockMargin is how long before the end of its lock, as the repository's
+// policy and the object's time give it, an object is still taken for
+// locked without asking: its lock began when its upload did, on the
+// writer's clock, which S3 allows to be 15 minutes off.
+const lockMargin = time.Hour
+
+// LockedByPolicy reports whether f is surely still locked at now: written
+// (its time in the listing) less than the repository's lock days, less
+// lockMargin, before now. It returns when its lock ends, about. Deleting
+// such an object can only be refused, a round trip or two for nothing;
+// under a lock longer than the recovery window (as the README advises),
+// every delete meets days of them.
+func (w WALPlan) LockedByPolicy(f WALFile, now time.Time) (time.Time, bool) {
+	if !w.Lock.Enabled() || f.ModTime.IsZero() {
+		return time.Time{}, false
+	}
+	until := f.ModTime.Add(time.Duration(w.Lock.Days) * 24 * time.Hour)
+	return until, until.After(now.Add(lockMargin))
 }
 
 // DeletedBackups returns the backups the plan deletes.

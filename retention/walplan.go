@@ -20,7 +20,7 @@ import (
 // follow any branch). Nothing is deleted when no DONE backup is kept, and
 // WAL archived since a possibly running backup-push started is kept too.
 func planWAL(inv Inventory, plan Plan) (WALPlan, error) {
-	w := WALPlan{SegmentSize: inv.SegmentSize}
+	w := WALPlan{SegmentSize: inv.SegmentSize, Lock: inv.Lock}
 	var candidates []WALFile
 	for _, oi := range inv.WAL {
 		name, _, ok := repository.ParseWALKey(oi.Key)

@@ -198,6 +198,10 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 	} else {
 		fmt.Fprintf(w, "WAL: delete nothing: %s\n", wp.Reason)
 	}
+	if n := lockedByPolicy(wp); n > 0 {
+		fmt.Fprintf(w, "WAL: %s of those, written less than %d %s ago, %s still under the repository's Object Lock: skipped without asking until it ends\n",
+			files(n), wp.Lock.Days, plural(wp.Lock.Days, "day", "days"), plural(n, "is", "are"))
+	}
 	history := ""
 	if wp.History > 0 {
 		history = fmt.Sprintf(" (including %d timeline history %s, never deleted)", wp.History, plural(wp.History, "file", "files"))
@@ -287,7 +291,11 @@ func printReport(w io.Writer, rep retention.Report) {
 		fmt.Fprintf(w, "deleted WAL: %s, %s .. %s, %s\n", files(wr.Deleted), wr.First, wr.Last, units.Bytes(wr.Bytes))
 	}
 	if len(wr.Locked) > 0 {
-		fmt.Fprintf(w, "skipped WAL: %s still locked, until %s at the latest (first: %s)\n", files(len(wr.Locked)), latest(wr.Locked), wr.Locked[0].Key)
+		byPolicy := ""
+		if wr.LockedByPolicy > 0 {
+			byPolicy = fmt.Sprintf("; %d of them written too recently for the repository's lock to have ended, not asked", wr.LockedByPolicy)
+		}
+		fmt.Fprintf(w, "skipped WAL: %s still locked, until %s at the latest (first: %s)%s\n", files(len(wr.Locked)), latest(wr.Locked), wr.Locked[0].Key, byPolicy)
 	}
 	if wr.Held > 0 {
 		fmt.Fprintf(w, "kept WAL: %s that a backup kept above still needs\n", files(wr.Held))
@@ -316,6 +324,18 @@ func plural(n int, one, many string) string {
 }
 
 func files(n int) string { return fmt.Sprintf("%d %s", n, plural(n, "file", "files")) }
+
+// lockedByPolicy counts the WAL objects wp deletes that the repository's
+// lock policy says are still locked now (Apply skips them unasked).
+func lockedByPolicy(wp retention.WALPlan) int {
+	n, now := 0, time.Now()
+	for _, f := range wp.Delete {
+		if _, locked := wp.LockedByPolicy(f, now); locked {
+			n++
+		}
+	}
+	return n
+}
 
 func latest(ls []retention.Locked) string {
 	var t time.Time
