@@ -68,9 +68,17 @@ func (r *recorder) Stat(ctx context.Context, key string) (storage.ObjectInfo, er
 // November 2026 (starting in segments 2, 4, 6, 8) and segments 1 to 12.
 func testRepo(t *testing.T) (*recorder, []string) {
 	t.Helper()
-	fb, _ := filetest.New(t)
+	r, ids, _ := testRepoWith(t, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old))
+	return r, ids
+}
+
+// testRepoWith is testRepo with identity id; it also returns the
+// repository's directory.
+func testRepoWith(t *testing.T, id repository.Identity) (*recorder, []string, string) {
+	t.Helper()
+	fb, dir := filetest.New(t)
 	r := &recorder{Backend: fb, locked: map[string]time.Time{}, failAfter: -1}
-	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old))
+	repotest.Init(t, fb, id)
 	for n := uint32(1); n <= 12; n++ {
 		put(t, fb, segObj(1, n).Key, "segment")
 	}
@@ -80,7 +88,7 @@ func testRepo(t *testing.T) (*recorder, []string) {
 		writeBackup(t, fb, *bi.Manifest)
 		ids = append(ids, bi.ID)
 	}
-	return r, ids
+	return r, ids, dir
 }
 
 func put(t *testing.T, b storage.Backend, key, body string) {
@@ -515,15 +523,8 @@ func TestApplyDeletesWALInWindows(t *testing.T) {
 // ends within the margin, is asked as before.
 func TestApplyLockedByPolicy(t *testing.T) {
 	ctx := context.Background()
-	fb, dir := filetest.New(t)
 	lock := repository.LockPolicy{Mode: storage.Governance, Days: 30}
-	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old).WithLock(lock))
-	for n := uint32(1); n <= 12; n++ {
-		put(t, fb, segObj(1, n).Key, "segment")
-	}
-	for i, d := range []int{1, 8, 15, 22} {
-		writeBackup(t, fb, *done(d, 1, uint32(2+2*i)).Manifest)
-	}
+	r, _, dir := testRepoWith(t, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old).WithLock(lock))
 	now := time.Now()
 	written := map[uint32]time.Time{
 		1: now.Add(-40 * 24 * time.Hour),
@@ -537,7 +538,6 @@ func TestApplyLockedByPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &recorder{Backend: fb, locked: map[string]time.Time{}, failAfter: -1}
 	plan := planNow(t, r, "REDUNDANCY 2")
 	if len(plan.WAL.Delete) != 5 {
 		t.Fatalf("the plan deletes %d WAL objects, want 5", len(plan.WAL.Delete))
