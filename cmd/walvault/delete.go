@@ -429,7 +429,11 @@ type deletePartialsJSON struct {
 type appliedJSON struct {
 	Deleted *int         `json:"deleted,omitempty"`
 	Locked  []lockedJSON `json:"locked,omitempty"`
-	Held    int          `json:"held,omitempty"`
+	// LockedByPolicy: how many of Locked were not asked (WAL written too
+	// recently for the repository's lock to have ended; their
+	// retain_until is that estimate).
+	LockedByPolicy int `json:"locked_by_policy,omitempty"`
+	Held           int `json:"held,omitempty"`
 }
 
 func applied(deleted int, locked []retention.Locked, held int) appliedJSON {
@@ -469,6 +473,7 @@ func writeDeleteJSON(w io.Writer, plan retention.Plan, rep *retention.Report, dr
 	}
 	if rep != nil {
 		out.WAL.appliedJSON = applied(rep.WAL.Deleted, rep.WAL.Locked, rep.WAL.Held)
+		out.WAL.LockedByPolicy = rep.WAL.LockedByPolicy
 	}
 	pp := plan.Partials
 	out.Partials = deletePartialsJSON{Delete: len(pp.Delete), Superseded: pp.Superseded, Bytes: pp.Bytes,
