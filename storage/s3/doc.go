@@ -14,8 +14,9 @@
 //     (config.LoadDefaultConfig); they are never part of Config, of an
 //     error or of Location.
 //   - Put sends objects up to PartSize in one PutObject and larger streams
-//     as a multipart upload. All Puts of a Backend hold at most PartSize x
-//     Concurrency (64 MiB with the defaults). IfNotExists is If-None-Match: *
+//     as a multipart upload, created while its second part is read. All
+//     Puts of a Backend hold at most PartSize x Concurrency (64 MiB with
+//     the defaults). IfNotExists is If-None-Match: *
 //     on PutObject and on CompleteMultipartUpload, so the create is atomic on
 //     the server; 412 (and 409 ConditionalRequestConflict) become
 //     storage.ErrExists. A failed multipart upload is aborted, on a
