@@ -136,24 +136,33 @@ type PartialResult struct {
 	Held int
 }
 
-// applyPartials deletes the plan's partials, oldest first. cutoff is
+// applyPartials deletes the plan's partials, oldest first, deleteWindow at
+// a time (deleteInWindows). cutoff is
 // Apply's, lowered for backups step 1 had to keep: a partial that is not
 // superseded goes only below it, as WAL does. A superseded partial always
 // goes: its archived segment is what any restore reads.
 func applyPartials(ctx context.Context, b storage.Backend, plan Plan, cutoff wal.LSN, opts Options) (PartialResult, error) {
 	var res PartialResult
+	var goes []PartialFile
 	for _, f := range plan.Partials.Delete {
 		if !f.Superseded && uint64(f.Start)+uint64(plan.WAL.SegmentSize) > uint64(cutoff) {
 			res.Held++
 			continue
 		}
-		gone, err := deleteNext(ctx, b, f.Key, opts, &res.Locked, "delete partial "+f.Key)
-		if err != nil {
-			return res, err
-		}
+		goes = append(goes, f)
+	}
+	objs := make([]storage.ObjectInfo, len(goes))
+	for i, f := range goes {
+		objs[i] = storage.ObjectInfo{Key: f.Key}
+	}
+	// wal-receive may store a partial every second of a quiet hour: they go
+	// in windows too.
+	err := deleteInWindows(ctx, b, objs, opts, "delete partial", func(i int, gone bool, locked []Locked) {
+		res.Locked = append(res.Locked, locked...)
 		if !gone {
-			continue
+			return
 		}
+		f := goes[i]
 		res.Deleted++
 		res.Bytes += f.Size
 		if f.Superseded {
@@ -163,6 +172,9 @@ func applyPartials(ctx context.Context, b storage.Backend, plan Plan, cutoff wal
 			res.First = f.Segment.String()
 		}
 		res.Last = f.Segment.String()
+	})
+	if err != nil {
+		return res, err
 	}
 	if len(plan.Partials.Delete) > 0 {
 		opts.log().Info("partials deleted", "objects", res.Deleted, "superseded", res.Superseded, "bytes", res.Bytes,
