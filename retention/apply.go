@@ -188,25 +188,26 @@ func Apply(ctx context.Context, b storage.Backend, plan Plan, opts Options) (rep
 // worth of holes, which the next delete removes.
 const deleteWindow = 16
 
-// deleteInWindows deletes objs deleteWindow at a time, window after window,
-// and calls done for each object of a window, in order, once the window has
-// finished: whether it is gone and, if its lock kept it, the lock. The
-// first failure (what says of what) stops it once its window has finished;
-// done is called for the others of that window all the same.
-func deleteInWindows(ctx context.Context, b storage.Backend, objs []storage.ObjectInfo, opts Options, what string, done func(i int, gone bool, locked []Locked)) error {
+// deleteInWindows deletes the objects of items (key gives each one's key)
+// deleteWindow at a time, window after window, and calls done for each of
+// a window, in order, once the window has finished: whether it is gone
+// and, if its lock kept it, the lock. The first failure (what says of
+// what) stops it once its window has finished; done is called for the
+// others of that window all the same.
+func deleteInWindows[T any](ctx context.Context, b storage.Backend, items []T, key func(T) string, opts Options, what string, done func(i int, gone bool, locked []Locked)) error {
 	type outcome struct {
 		gone   bool
 		locked []Locked
 		err    error
 	}
-	for start := 0; start < len(objs); start += deleteWindow {
-		window := objs[start:min(start+deleteWindow, len(objs))]
+	for start := 0; start < len(items); start += deleteWindow {
+		window := items[start:min(start+deleteWindow, len(items))]
 		results := make([]outcome, len(window))
 		var wg sync.WaitGroup
-		for i, oi := range window {
+		for i, item := range window {
 			wg.Go(func() {
-				r := &results[i]
-				r.gone, r.err = deleteNext(ctx, b, oi.Key, opts, &r.locked, what+" "+oi.Key)
+				r, k := &results[i], key(item)
+				r.gone, r.err = deleteNext(ctx, b, k, opts, &r.locked, what+" "+k)
 			})
 		}
 		wg.Wait()
@@ -252,11 +253,7 @@ func deleteWAL(ctx context.Context, b storage.Backend, plan WALPlan, cutoff wal.
 		rep.Locked = append(rep.Locked, predicted...)
 		rep.LockedByPolicy += len(predicted)
 	}()
-	objs := make([]storage.ObjectInfo, len(below))
-	for i, f := range below {
-		objs[i] = storage.ObjectInfo{Key: f.Key}
-	}
-	return deleteInWindows(ctx, b, objs, opts, "delete WAL", func(i int, gone bool, locked []Locked) {
+	return deleteInWindows(ctx, b, below, func(f WALFile) string { return f.Key }, opts, "delete WAL", func(i int, gone bool, locked []Locked) {
 		rep.Locked = append(rep.Locked, locked...)
 		if !gone {
 			return
@@ -335,7 +332,7 @@ func deleteBackup(ctx context.Context, b storage.Backend, bp BackupPlan, opts Op
 		firstMark--
 	}
 	parts, markObjs := objs[:firstMark], objs[firstMark:]
-	err = deleteInWindows(ctx, b, parts, opts, "delete backup "+bp.ID, func(i int, gone bool, locked []Locked) {
+	err = deleteInWindows(ctx, b, parts, func(oi storage.ObjectInfo) string { return oi.Key }, opts, "delete backup "+bp.ID, func(i int, gone bool, locked []Locked) {
 		res.Locked = append(res.Locked, locked...)
 		if gone {
 			count(parts[i])

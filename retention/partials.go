@@ -151,13 +151,9 @@ func applyPartials(ctx context.Context, b storage.Backend, plan Plan, cutoff wal
 		}
 		goes = append(goes, f)
 	}
-	objs := make([]storage.ObjectInfo, len(goes))
-	for i, f := range goes {
-		objs[i] = storage.ObjectInfo{Key: f.Key}
-	}
 	// wal-receive may store a partial every second of a quiet hour: they go
 	// in windows too.
-	err := deleteInWindows(ctx, b, objs, opts, "delete partial", func(i int, gone bool, locked []Locked) {
+	err := deleteInWindows(ctx, b, goes, func(f PartialFile) string { return f.Key }, opts, "delete partial", func(i int, gone bool, locked []Locked) {
 		res.Locked = append(res.Locked, locked...)
 		if !gone {
 			return
