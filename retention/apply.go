@@ -85,12 +85,32 @@ type BackupResult struct {
 	Locked  []Locked
 }
 
-// WALResult is what Apply did to the WAL.
-type WALResult struct {
+// Tally is what Apply removed of WAL or of partials, in the plan's order.
+type Tally struct {
 	Deleted     int // objects removed (or found already gone)
 	Bytes       int64
-	First, Last string // names of the oldest and newest removed
+	First, Last string // segment names of the oldest and newest removed
 	Locked      []Locked
+}
+
+// add counts one object deleteInWindows is done with: name (its segment)
+// and size, whether it is gone, and the lock that kept it if any.
+func (t *Tally) add(name string, size int64, gone bool, locked []Locked) {
+	t.Locked = append(t.Locked, locked...)
+	if !gone {
+		return
+	}
+	t.Deleted++
+	t.Bytes += size
+	if t.First == "" {
+		t.First = name
+	}
+	t.Last = name
+}
+
+// WALResult is what Apply did to the WAL.
+type WALResult struct {
+	Tally
 	// Held counts WAL objects the plan would delete but that a backup
 	// kept by its lock (or a new keep mark) still needs.
 	Held int
@@ -254,17 +274,7 @@ func deleteWAL(ctx context.Context, b storage.Backend, plan WALPlan, cutoff wal.
 		rep.LockedByPolicy += len(predicted)
 	}()
 	return deleteInWindows(ctx, b, below, func(f WALFile) string { return f.Key }, opts, "delete WAL", func(i int, gone bool, locked []Locked) {
-		rep.Locked = append(rep.Locked, locked...)
-		if !gone {
-			return
-		}
-		f := below[i]
-		rep.Deleted++
-		rep.Bytes += f.Size
-		if rep.First == "" {
-			rep.First = f.Name.String()
-		}
-		rep.Last = f.Name.String()
+		rep.add(below[i].Name.String(), below[i].Size, gone, locked)
 	})
 }
 

@@ -126,11 +126,8 @@ func (pp PartialPlan) Reason(w WALPlan) string {
 
 // PartialResult is what Apply did to the partials.
 type PartialResult struct {
-	Deleted     int // objects removed (or found already gone)
-	Superseded  int // of Deleted, superseded by their archived segment
-	Bytes       int64
-	First, Last string // segment names of the oldest and newest removed
-	Locked      []Locked
+	Tally
+	Superseded int // of Deleted, superseded by their archived segment
 	// Held counts partials before the cutoff that a backup kept by its lock
 	// (or a new keep mark) still needs, as WALResult.Held.
 	Held int
@@ -154,20 +151,11 @@ func applyPartials(ctx context.Context, b storage.Backend, plan Plan, cutoff wal
 	// wal-receive may store a partial every second of a quiet hour: they go
 	// in windows too.
 	err := deleteInWindows(ctx, b, goes, func(f PartialFile) string { return f.Key }, opts, "delete partial", func(i int, gone bool, locked []Locked) {
-		res.Locked = append(res.Locked, locked...)
-		if !gone {
-			return
-		}
 		f := goes[i]
-		res.Deleted++
-		res.Bytes += f.Size
-		if f.Superseded {
+		res.add(f.Segment.String(), f.Size, gone, locked)
+		if gone && f.Superseded {
 			res.Superseded++
 		}
-		if res.First == "" {
-			res.First = f.Segment.String()
-		}
-		res.Last = f.Segment.String()
 	})
 	if err != nil {
 		return res, err
