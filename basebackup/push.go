@@ -73,9 +73,9 @@ type Options struct {
 	Recipients *crypt.Recipients
 	// ManifestCopies, with Recipients, is the directory where backup-push
 	// keeps a plain copy of each backup's backup_manifest (the newest few
-	// per repository; PostgreSQL 17 and later): an incremental backup of an encrypted repository
-	// uploads its parent's copy, since the stored one opens only with a
-	// secret key. Empty: none kept, and such incremental backups are
+	// per repository; PostgreSQL 17 and later): an incremental backup of
+	// an encrypted repository uploads its parent's copy, since the stored
+	// one opens only with a secret key. Empty: none kept, and such incremental backups are
 	// impossible.
 	ManifestCopies string
 	// Log receives one line at the start and one at the end, server notices

@@ -732,9 +732,15 @@ func fillFromSum(mf *manifestFile, r *os.Root, name string, sum fileSum) error {
 		return fmt.Errorf("%w: %s has %d bytes, its incremental files made %d", ErrVerify, name, fi.Size(), sum.size)
 	}
 	mf.Checksum = hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, sum.crc))
+	mf.setStat(fi)
+	return nil
+}
+
+// setStat sets mf's size and time from the restored file's, as PostgreSQL
+// writes them.
+func (mf *manifestFile) setStat(fi fs.FileInfo) {
 	mf.Size = fi.Size()
 	mf.Modified = fi.ModTime().UTC().Format("2006-01-02 15:04:05 GMT")
-	return nil
 }
 
 // fillFromFile sets mf's size, time and checksum from the restored file
@@ -766,8 +772,7 @@ func fillFromFile(mf *manifestFile, open func(string) (*os.File, error), name st
 		}
 		mf.Checksum = hex.EncodeToString(h.Sum(nil))
 	}
-	mf.Size = fi.Size()
-	mf.Modified = fi.ModTime().UTC().Format("2006-01-02 15:04:05 GMT")
+	mf.setStat(fi)
 	return nil
 }
 

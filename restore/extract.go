@@ -183,7 +183,7 @@ func extractTar(ctx context.Context, r io.Reader, root *os.Root, opts extractOpt
 			}
 			e := staged{name: name, kind: stagedFile, perm: perm, mtime: hdr.ModTime}
 			if target, ok := opts.layer.incrementalTarget(name); ok {
-				e = staged{name: name, kind: stagedIncremental, target: target, perm: perm, mtime: hdr.ModTime}
+				e.kind, e.target = stagedIncremental, target
 			}
 			fc, err := opts.check.begin(checkName, hdr.Size)
 			if err != nil {
