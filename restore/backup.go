@@ -617,9 +617,18 @@ func extractArchives(ctx context.Context, b storage.Backend, m repository.Backup
 // also asks the stream to finish the current part, since what stopped the
 // reader may be garbage from a damaged part.
 var (
-	errAborted      = errors.New("extraction aborted")
-	errAbortedCheck = fmt.Errorf("%w on malformed data", errAborted)
+	errAborted            = errors.New("extraction aborted")
+	errAbortedCheck error = abortedError("extraction aborted on malformed data")
 )
+
+// abortedError is an errAborted with a reason. It is a type rather than
+// fmt.Errorf because package variables are built in every process, and
+// fmt's printer comes from a sync.Pool, which under -race allocates anew
+// at random.
+type abortedError string
+
+func (e abortedError) Error() string { return string(e) }
+func (e abortedError) Unwrap() error { return errAborted }
 
 // extractArchive streams one archive's parts (ps, which it closes) through
 // a pipe into the tar extractor: download and decompression run in a

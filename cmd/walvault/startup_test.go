@@ -55,14 +55,21 @@ func parseInitTrace(out []byte) []initRecord {
 // third-party and linked for other commands; the README's "Process start"
 // benchmark says what they cost.)
 func TestOwnPackagesInitialiseNothing(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	// Three starts, each package's fewest allocations: under -race a
+	// sync.Pool drops what is put back at random, so an init that takes
+	// a pooled object (fmt's printer) allocates more in some starts.
+	var recs []initRecord
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s -test.run=^$ with GODEBUG=inittrace=1: %v\n%s", os.Args[0], err, stderr.Bytes())
+	for range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+		stderr.Reset()
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s -test.run=^$ with GODEBUG=inittrace=1: %v\n%s", os.Args[0], err, stderr.Bytes())
+		}
+		recs = fewestAllocs(recs, parseInitTrace(stderr.Bytes()))
 	}
-	recs := parseInitTrace(stderr.Bytes())
 	const own = "github.com/walvault/walvault/"
 	// This package's record includes its test files' tables, and testenv
 	// is linked only into tests; main.go and the rest of this package
@@ -88,6 +95,24 @@ func TestOwnPackagesInitialiseNothing(t *testing.T) {
 			maxOwnInitAllocs, strings.Join(heavy, "\n  "))
 	}
 	t.Logf("%d packages initialised, %d of them walvault's: %s", len(recs), len(seen), strings.Join(seen, ", "))
+}
+
+// fewestAllocs merges the records of another start into recs, keeping
+// each package's smallest allocation count.
+func fewestAllocs(recs, more []initRecord) []initRecord {
+	if recs == nil {
+		return more
+	}
+	index := make(map[string]int, len(recs))
+	for i, r := range recs {
+		index[r.pkg] = i
+	}
+	for _, r := range more {
+		if i, ok := index[r.pkg]; ok && r.allocs < recs[i].allocs {
+			recs[i] = r
+		}
+	}
+	return recs
 }
 
 func TestParseInitTrace(t *testing.T) {
