@@ -71,7 +71,12 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 		s.ctx, s.cancel = context.WithCancel(c.Context)
 	}
 	var err error
-	if s.b, err = openBackend(s.ctx, cfg, s.log, callTimeout(opts)); err != nil {
+	if h := helperOf(c); h != nil {
+		s.b, err = h.backend(cfg, callTimeout(opts))
+	} else {
+		s.b, err = openBackend(s.ctx, cfg, s.log, callTimeout(opts))
+	}
+	if err != nil {
 		s.cancel()
 		return nil, err
 	}

@@ -65,7 +65,7 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 			backupPushCommand(), backupListCommand(), infoCommand(), backupMarkCommand(), restoreCommand(),
 			deleteCommand(), verifyCommand(), checkCommand(), repairCommand(),
 			drillCommand(), exporterCommand(), walPrefetchCommand(),
-			walReceiveCommand(), keysCommand(),
+			walReceiveCommand(), keysCommand(), walHelperCommand(),
 		},
 		// Errors are printed once, by run, with the exit code decided there.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -101,7 +101,12 @@ func main() {
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	args = normalizeArgs(app, args)
+	return runApp(ctx, app, normalizeArgs(app, args), stderr)
+}
+
+// runApp runs a command line already in normalizeArgs' order with app,
+// printing the final error to stderr, and returns the exit code.
+func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) int {
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitOK

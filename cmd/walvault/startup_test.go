@@ -130,3 +130,39 @@ func TestParseInitTrace(t *testing.T) {
 		}
 	}
 }
+
+// maxAllocsBeforeHandoff bounds what is initialised before
+// internal/handoff, whose init hands a wal-push or wal-fetch to a running
+// wal-helper: the runtime's and the standard library's lowest packages,
+// about 200 allocations. The AWS SDK's endpoint tables alone are 700 each.
+const maxAllocsBeforeHandoff = 400
+
+// TestHandoffInitialisesFirst: internal/handoff is initialised before any
+// heavy package, so a handed-off call pays for little more than the Go
+// runtime. Go initialises packages in import-path order as their imports
+// are done; an import added to handoff, or a heavy package that sorts
+// before it with light imports, fails this.
+func TestHandoffInitialisesFirst(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s -test.run=^$ with GODEBUG=inittrace=1: %v\n%s", os.Args[0], err, stderr.Bytes())
+	}
+	recs := parseInitTrace(stderr.Bytes())
+	var before []string
+	allocs := 0
+	for _, r := range recs {
+		if r.pkg == "github.com/walvault/walvault/internal/handoff" {
+			if allocs > maxAllocsBeforeHandoff {
+				t.Errorf("%d allocations initialised before internal/handoff, want at most %d: %s", allocs, maxAllocsBeforeHandoff, strings.Join(before, ", "))
+			}
+			t.Logf("before internal/handoff: %d packages, %d allocations", len(before), allocs)
+			return
+		}
+		allocs += r.allocs
+		before = append(before, r.pkg+" ("+strconv.Itoa(r.allocs)+")")
+	}
+	t.Fatalf("internal/handoff not in the init trace (it must keep an init, and be linked):\n%s", stderr.Bytes())
+}

@@ -33,6 +33,7 @@ var commandSettings = map[string][]string{
 	"keys":         {},
 	"drill":        {"compression", "decrypt-with", "timeout"},
 	"exporter":     {"pg-conn"},
+	"wal-helper":   {},
 }
 
 // helpFlags are the flags a command's --help lists.

@@ -95,17 +95,9 @@ func (o *walPushOptions) precheck(c *cli.Context) error {
 
 func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	log, b := s.log, s.b
-	// A push holds one compressed segment in memory; a soft limit makes the
-	// collector return garbage early instead of letting the heap double,
-	// which keeps archive_command's peak RSS low (see the benchmarks).
-	// Pushes ahead hold one segment each.
-	debug.SetMemoryLimit(pushMemoryLimit * int64(1+opts.UploadConcurrency))
-	// The limit is also the collector's only trigger: a push of a 16 MiB
-	// segment makes little garbage and ends before reaching it, and a
-	// collection during the encode would take one of the two cores that
-	// compress and hash (measured: several ms of CPU per push, no lower
-	// peak RSS).
-	debug.SetGCPercent(-1)
+	if helperOf(c) == nil {
+		limitPushMemory(opts.UploadConcurrency)
+	}
 
 	host, _ := os.Hostname()
 	start := time.Now()
@@ -138,6 +130,22 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	log.Info(msg, append([]any{"segment", res.File.String(), "key", res.Key, "bytes", res.RawSize, "ratio", ratio(res.StoredSize, res.RawSize)},
 		append(proof, "elapsed", time.Since(start).Round(time.Millisecond))...)...)
 	return nil
+}
+
+// limitPushMemory keeps a wal-push process's heap small. (A wal-helper's
+// calls share its process, which keeps Go's defaults.)
+func limitPushMemory(concurrency int) {
+	// A push holds one compressed segment in memory; a soft limit makes the
+	// collector return garbage early instead of letting the heap double,
+	// which keeps archive_command's peak RSS low (see the benchmarks).
+	// Pushes ahead hold one segment each.
+	debug.SetMemoryLimit(pushMemoryLimit * int64(1+concurrency))
+	// The limit is also the collector's only trigger: a push of a 16 MiB
+	// segment makes little garbage and ends before reaching it, and a
+	// collection during the encode would take one of the two cores that
+	// compress and hash (measured: several ms of CPU per push, no lower
+	// peak RSS).
+	debug.SetGCPercent(-1)
 }
 
 // ratio is stored bytes over raw bytes for the log, a number (nil when

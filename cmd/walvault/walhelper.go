@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/walvault/walvault/internal/handoff"
+	"github.com/walvault/walvault/storage"
+)
+
+// helperKey is the App.Metadata entry of a command line a wal-helper runs:
+// its *walHelper, whose backends the command's session reuses.
+const helperKey = "walvault.helper"
+
+// walHelperOptions are wal-helper's settings: only those every command
+// reads (the repository's, which it opens at start to check them, and the
+// log's).
+type walHelperOptions struct{ Config }
+
+func (o *walHelperOptions) precheck(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("wal-helper takes exactly one argument, the data directory")
+	}
+	return nil
+}
+
+func walHelperCommand() *cli.Command {
+	var opts walHelperOptions
+	return &cli.Command{
+		Name:      "wal-helper",
+		Usage:     "stay resident for one data directory, running its wal-push and wal-fetch calls without a process start each",
+		ArgsUsage: "DATADIR",
+		Description: `PostgreSQL starts a process for every archive_command and restore_command
+call, and most of what a wal-push or wal-fetch of a 16 MiB segment costs
+beyond the work itself is starting walvault: initialising the AWS SDK, the
+Prometheus client and the rest, and a new connection to S3. wal-helper keeps
+one walvault running for the data directory DATADIR, with its connections to
+the repository open. It listens on DATADIR/pg_wal/walvault/helper.sock (a
+Unix socket only its user may use); a wal-push or wal-fetch started in
+DATADIR, as PostgreSQL starts them, finds the socket before initialising
+anything else, hands its command line over, and exits with the helper's exit
+code after printing what the command printed. archive_command and
+restore_command stay as they are.
+
+The helper runs a command only when the caller's environment agrees with its
+own on every WALVAULT_* and AWS_* variable, HOME, SSL_CERT_FILE and
+SSL_CERT_DIR: each command then resolves its flags, environment and --config
+file exactly as it would in its own process (a changed config file counts at
+the next call). Otherwise, and whenever the helper is not running, stops, or
+is cut off before its answer, the caller runs the command itself, as without
+a helper; the commands are idempotent, so nothing is lost or done wrong.
+A declined call says why on stderr (PostgreSQL's log), naming the variables
+that differ, never their values.
+
+Run it as the server's user, beside the server (contrib/systemd has a unit),
+with the server's environment and archive_command's --config, if any: its
+own settings are those every command reads (the repository, opened at start
+as any command opens it, and the log's level and format). Each command's
+messages go to the caller (PostgreSQL's log); the helper logs one line per
+call, and storage retries. Calls run one at a time, as PostgreSQL makes
+them. SIGTERM or Ctrl-C stops it: calls still running are cut off and their
+callers run them themselves.
+
+Exit codes: 0 stopped by a signal, 1 failed, 2 bad arguments.`,
+		Flags: settingFlags(&opts),
+		Action: repoAction(&opts, func(c *cli.Context, _ *walHelperOptions, s *session) error {
+			return runWALHelper(s.ctx, c.Args().First(), s.log)
+		}),
+	}
+}
+
+// walHelper is a running wal-helper.
+type walHelper struct {
+	ctx context.Context // the helper's life: cancelled, every call is cut off
+	log *slog.Logger
+	env []string // handoff.Environ of the helper, sorted
+
+	// calls runs one command line at a time: urfave/cli v2 parses flags
+	// into package-level flags (help, version), so two in one process
+	// would race; PostgreSQL calls archive_command and restore_command
+	// one at a time anyway.
+	calls sync.Mutex
+
+	mu       sync.Mutex
+	backends map[keptKey]storage.Backend
+}
+
+// maxKeptBackends bounds the repositories a helper keeps open: one config
+// is the rule, a few while it changes.
+const maxKeptBackends = 4
+
+// keptKey identifies a backend by everything openBackend is given.
+type keptKey struct {
+	cfg     Config
+	timeout time.Duration
+}
+
+func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "PG_VERSION")); err != nil {
+		return usageError{fmt.Errorf("%s is not a PostgreSQL data directory (no PG_VERSION): %w", abs, err)}
+	}
+	// The callers' paths (%p) are relative to the data directory: so are
+	// this process's.
+	if err := os.Chdir(abs); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(handoff.SocketPath), 0o700); err != nil {
+		return fmt.Errorf("cannot create %s: %w", filepath.Join(abs, filepath.Dir(handoff.SocketPath)), err)
+	}
+	ln, err := listenHelper()
+	if err != nil {
+		return err
+	}
+	env := handoff.Environ(os.Environ())
+	slices.Sort(env)
+	h := &walHelper{ctx: ctx, log: log, env: env, backends: map[keptKey]storage.Backend{}}
+	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
+
+	var calls sync.WaitGroup
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			calls.Wait()
+			return fmt.Errorf("wal-helper: accept: %w", err)
+		}
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			h.serve(conn)
+		}()
+	}
+	calls.Wait()
+	h.mu.Lock()
+	for _, b := range h.backends {
+		b.Close()
+	}
+	h.mu.Unlock()
+	log.Info("wal-helper stopped")
+	return nil
+}
+
+// listenHelper listens on the socket, taking over one left by a helper
+// that is gone, but never one a running helper answers on.
+func listenHelper() (*net.UnixListener, error) {
+	path := handoff.SocketPath
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, errors.New("another wal-helper is running for this data directory (its socket answers)")
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// requestTimeout bounds reading a request; the caller sends it at once.
+const requestTimeout = 10 * time.Second
+
+// serve answers one caller. A caller of another user, or a request that
+// does not arrive whole, is closed without an answer (the caller then
+// runs the command itself).
+func (h *walHelper) serve(conn *net.UnixConn) {
+	defer conn.Close()
+	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
+		h.log.Warn("wal-helper: caller refused", "peer_uid", uid, "err", err)
+		return
+	}
+	req, err := readRequest(conn)
+	if err != nil {
+		h.log.Warn("wal-helper: no request", "err", err)
+		return
+	}
+	// The call is cut off when the caller goes away (it sends nothing
+	// after its request, so a read returns only then) or the helper stops.
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	go func() {
+		conn.SetReadDeadline(time.Time{})
+		conn.Read(make([]byte, 1))
+		cancel()
+	}()
+	start := time.Now()
+	a, ran, why := h.run(ctx, req)
+	if ctx.Err() != nil {
+		// Cut off: no answer, so the caller (if still there) runs it.
+		h.log.Warn("wal-helper: call cut off", "args", req.Args[1:], "elapsed", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	if ran {
+		h.log.Info("wal-helper: ran", "args", req.Args[1:], "exit", a.Code, "elapsed", time.Since(start).Round(time.Millisecond))
+	} else if why != "" {
+		h.log.Warn("wal-helper: declined", "args", req.Args[1:], "reason", why)
+	}
+	conn.Write(handoff.EncodeAnswer(a, ran))
+}
+
+func peerUID(conn *net.UnixConn) (int, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	uid := -1
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		var cred *unix.Ucred
+		if cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); cerr == nil {
+			uid = int(cred.Uid)
+		}
+	}); err != nil {
+		return -1, err
+	}
+	return uid, cerr
+}
+
+func readRequest(conn *net.UnixConn) (handoff.Request, error) {
+	conn.SetReadDeadline(time.Now().Add(requestTimeout))
+	var buf []byte
+	chunk := make([]byte, 16<<10)
+	for {
+		n, err := conn.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		req, derr := handoff.DecodeRequest(buf)
+		if !errors.Is(derr, handoff.ErrIncomplete) {
+			return req, derr
+		}
+		if err != nil {
+			return req, err
+		}
+		if len(buf) > 1<<20 {
+			return req, handoff.ErrProtocol
+		}
+	}
+}
+
+// run runs a handed-off command line, or says why it will not (why is
+// for the caller, empty when it should run silently).
+func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Answer, ran bool, why string) {
+	decline := func(reason string) (handoff.Answer, bool, string) {
+		return handoff.Answer{Message: "walvault: wal-helper declined (" + reason + "); running the command in this process\n"}, false, reason
+	}
+	if !sameDir(req.Dir, ".") {
+		return decline("it serves another data directory than " + req.Dir)
+	}
+	env := slices.Clone(req.Env)
+	slices.Sort(env)
+	if !slices.Equal(env, h.env) {
+		return decline("its environment differs in " + strings.Join(envDifference(env, h.env), ", "))
+	}
+	if len(req.Args) < 2 || asksForHelpOrVersion(req.Args[1:]) {
+		return handoff.Answer{}, false, ""
+	}
+	var stderr bytes.Buffer
+	app := newApp(io.Discard, &stderr)
+	args := normalizeArgs(app, req.Args)
+	if name := commandName(app, args); !handoff.Eligible([]string{"", name}) {
+		return handoff.Answer{}, false, ""
+	}
+	app.Metadata = map[string]any{helperKey: h}
+	h.calls.Lock()
+	defer h.calls.Unlock()
+	code := runApp(ctx, app, args, &stderr)
+	return handoff.Answer{Code: code, Message: stderr.String()}, true, ""
+}
+
+// sameDir says whether two paths name the same directory.
+func sameDir(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// envDifference names the variables set differently in two sorted
+// environments, without their values.
+func envDifference(a, b []string) []string {
+	values := func(env []string) map[string]string {
+		m := map[string]string{}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		return m
+	}
+	ma, mb := values(a), values(b)
+	var names []string
+	for k, v := range ma {
+		if w, ok := mb[k]; !ok || w != v {
+			names = append(names, k)
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// asksForHelpOrVersion finds urfave's help and version flags, which print
+// to stdout: those calls run in the caller's process.
+func asksForHelpOrVersion(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "h" || name == "help" || name == "v" || name == "version") {
+			return true
+		}
+	}
+	return false
+}
+
+// helperOf is the wal-helper running c's command line, or nil in a
+// process of its own.
+func helperOf(c *cli.Context) *walHelper {
+	h, _ := c.App.Metadata[helperKey].(*walHelper)
+	return h
+}
+
+// backend is openBackend for a command the helper runs: the repository
+// stays open between calls (its connections kept for the next), so
+// Close on what it returns does nothing. It is opened under the helper's
+// context and logger: its retries are logged by the helper.
+func (h *walHelper) backend(cfg Config, callTimeout time.Duration) (storage.Backend, error) {
+	k := keptKey{cfg: cfg, timeout: callTimeout}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if b, ok := h.backends[k]; ok {
+		return keptBackend{b}, nil
+	}
+	b, err := openBackend(h.ctx, cfg, h.log, callTimeout)
+	if err != nil || len(h.backends) >= maxKeptBackends {
+		return b, err // opened for this call alone
+	}
+	h.backends[k] = b
+	return keptBackend{b}, nil
+}
+
+// keptBackend is a backend the helper keeps open across calls.
+type keptBackend struct{ storage.Backend }
+
+func (keptBackend) Close() error              { return nil }
+func (k keptBackend) Unwrap() storage.Backend { return k.Backend }

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/handoff"
+	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
+)
+
+// helperRig is a data directory with one segment in pg_wal, a file://
+// repository named by WALVAULT_REPO, and a wal-helper serving the
+// directory in this process (whose working directory it becomes).
+type helperRig struct {
+	dir, segment string
+	data         []byte
+	log          *testenv.SyncBuffer
+	stop         func() int // stops the helper, returns its exit code
+}
+
+func startHelperRig(t *testing.T) *helperRig {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := wal.Segment{Timeline: 1, Log: 0, Seg: 3}
+	data := waltest.Cluster{SystemID: 7300000000000000001, SegmentSize: wal.MinSegmentSize}.Segment(t, s, 1)
+	if err := os.MkdirAll(filepath.Join(dir, "pg_wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waltest.WriteFile(t, filepath.Join(dir, "pg_wal"), s.String(), data)
+	t.Setenv("WALVAULT_REPO", "file://"+t.TempDir())
+	t.Chdir(dir)
+
+	rig := &helperRig{dir: dir, segment: s.String(), data: data, log: &testenv.SyncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"walvault", "wal-helper", dir}, io.Discard, rig.log) }()
+	var code int
+	stopped := false
+	rig.stop = func() int {
+		if !stopped {
+			cancel()
+			code, stopped = <-done, true
+		}
+		return code
+	}
+	t.Cleanup(func() { rig.stop() })
+	// Waiting on the log (a locked buffer), not the socket, also orders
+	// the helper's flag parsing before this test's own runs for -race:
+	// urfave/cli v2 parses into package-level flags.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(rig.log.String(), "wal-helper listening") {
+			break
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("wal-helper exited with %d before listening:\n%s", c, rig.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wal-helper not listening after 10s:\n%s", rig.log.String())
+		}
+	}
+	return rig
+}
+
+// ask hands a command line to the helper as the init of a walvault
+// process started in the data directory with this environment would.
+func (rig *helperRig) ask(env []string, args ...string) (handoff.Answer, bool) {
+	return handoff.Ask(handoff.SocketPath, handoff.Request{Dir: rig.dir, Args: append([]string{"walvault"}, args...), Env: env})
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestWALHelperRunsTheCommand: a handed-off wal-push stores the segment
+// (a push in a process of its own then finds it archived), a handed-off
+// wal-fetch brings it back byte for byte, and failures get the exit code
+// and final message the command gives in its own process.
+func TestWALHelperRunsTheCommand(t *testing.T) {
+	rig := startHelperRig(t)
+	env := handoff.Environ(os.Environ())
+	p := "pg_wal/" + rig.segment
+
+	a, ok := rig.ask(env, "wal-push", p)
+	if !ok || a.Code != exitOK || !strings.Contains(a.Message, "msg=archived") {
+		t.Fatalf("handed-off wal-push: ok=%v code=%d message %q; want it run, exit 0, archived", ok, a.Code, a.Message)
+	}
+	a, ok = rig.ask(env, "wal-fetch", rig.segment, "pg_wal/RECOVERYXLOG")
+	if !ok || a.Code != exitOK {
+		t.Fatalf("handed-off wal-fetch: ok=%v code=%d message %q", ok, a.Code, a.Message)
+	}
+	if got, err := os.ReadFile(filepath.Join(rig.dir, "pg_wal", "RECOVERYXLOG")); err != nil || !bytes.Equal(got, rig.data) {
+		t.Fatalf("fetched through the helper: %d bytes, %v; want the %d archived", len(got), err, len(rig.data))
+	}
+	failing := [][]string{
+		{"wal-fetch", "000000010000000000000009", "pg_wal/RECOVERYXLOG"}, // not archived: 1, recovery goes on
+		{"wal-push", "pg_wal/000000010000000000000009"},                  // no such file
+		{"wal-push", "--timeout", "soon", p},                             // usage error
+	}
+	var answers []handoff.Answer
+	for _, args := range failing {
+		a, ok := rig.ask(env, args...)
+		if !ok {
+			t.Fatalf("%q: not run by the helper: %q", args, a.Message)
+		}
+		answers = append(answers, a)
+	}
+	// The same calls in their own processes, once the helper has stopped
+	// (urfave/cli's package-level flags again).
+	rig.stop()
+	if !strings.Contains(rig.log.String(), "wal-helper: ran") {
+		t.Errorf("the helper logged no call:\n%s", rig.log.String())
+	}
+	if code, _, stderr := runCmd(t, "wal-push", p); code != exitOK || !strings.Contains(stderr, "already archived with the same content") {
+		t.Fatalf("wal-push in its own process after the helper's: exit %d, %q; want the segment found archived", code, stderr)
+	}
+	for i, args := range failing {
+		code, _, stderr := runCmd(t, args...)
+		if a := answers[i]; a.Code != code || lastLine(a.Message) != lastLine(stderr) {
+			t.Errorf("%q handed off: exit %d, %q; in its own process: exit %d, %q", args, a.Code, lastLine(a.Message), code, lastLine(stderr))
+		}
+	}
+}
+
+// TestWALHelperDeclines: a call the helper must not run (another
+// environment, another directory, help) is left to the caller, with the
+// reason when it is a mistake to fix, and never a variable's value.
+func TestWALHelperDeclines(t *testing.T) {
+	rig := startHelperRig(t)
+	env := handoff.Environ(os.Environ())
+	p := "pg_wal/" + rig.segment
+
+	other := append(handoff.Environ(os.Environ()), "AWS_PROFILE=secret-profile-name")
+	a, ok := rig.ask(other, "wal-push", p)
+	if ok || !strings.Contains(a.Message, "AWS_PROFILE") || strings.Contains(a.Message, "secret-profile-name") {
+		t.Errorf("another environment: ok=%v message %q; want declined, naming AWS_PROFILE without its value", ok, a.Message)
+	}
+	a, ok = handoff.Ask(handoff.SocketPath, handoff.Request{Dir: t.TempDir(), Args: []string{"walvault", "wal-push", p}, Env: env})
+	if ok || !strings.Contains(a.Message, "another data directory") {
+		t.Errorf("another directory: ok=%v message %q; want declined", ok, a.Message)
+	}
+	for _, args := range [][]string{{"wal-push", "--help"}, {"wal-fetch", "-h"}, {"--version", "wal-push"}, {"backup-list"}} {
+		if a, ok := rig.ask(env, args...); ok || a.Message != "" {
+			t.Errorf("%q: ok=%v message %q; want a silent fallback", args, ok, a.Message)
+		}
+	}
+	// Nothing was pushed by the declined calls.
+	if a, ok := rig.ask(env, "wal-push", p); !ok || !strings.Contains(a.Message, "msg=archived") {
+		t.Errorf("first push after declined calls: ok=%v %q; want archived now", ok, a.Message)
+	}
+}
+
+// TestWALHelperStops: a second helper for the same directory is refused;
+// the first stops on its context, removing its socket, after which a
+// caller runs the command itself without a word.
+func TestWALHelperStops(t *testing.T) {
+	rig := startHelperRig(t)
+	code, _, stderr := runCmd(t, "wal-helper", rig.dir)
+	if code != exitFailed || !strings.Contains(stderr, "another wal-helper is running") {
+		t.Errorf("second helper: exit %d, %q; want 1, another is running", code, stderr)
+	}
+	if code := rig.stop(); code != exitOK {
+		t.Fatalf("helper stopped with exit %d:\n%s", code, rig.log.String())
+	}
+	if _, err := os.Stat(handoff.SocketPath); !os.IsNotExist(err) {
+		t.Fatalf("socket after the helper stopped: %v, want it removed", err)
+	}
+	if a, ok := rig.ask(handoff.Environ(os.Environ()), "wal-push", "pg_wal/"+rig.segment); ok || a.Message != "" {
+		t.Fatalf("call after the helper stopped: ok=%v %q; want a silent fallback", ok, a.Message)
+	}
+}
+
+// TestWALHelperKeepsTheRepositoryOpen: calls with the same settings share
+// one backend, which their sessions' Close leaves open.
+func TestWALHelperKeepsTheRepositoryOpen(t *testing.T) {
+	h := &walHelper{ctx: context.Background(), log: newLogger(io.Discard, Config{}), backends: map[keptKey]storage.Backend{}}
+	cfg := Config{Repo: "file://" + t.TempDir()}
+	b1, err := h.backend(cfg, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1.Close()
+	b2, _ := h.backend(cfg, time.Minute)
+	if b1.(keptBackend).Backend != b2.(keptBackend).Backend {
+		t.Fatal("the same settings opened a second backend")
+	}
+	if err := b2.List(context.Background(), "", func(storage.ObjectInfo) error { return nil }); err != nil {
+		t.Fatalf("kept backend after Close: %v", err)
+	}
+	b3, _ := h.backend(Config{Repo: "file://" + t.TempDir()}, time.Minute)
+	if b3.(keptBackend).Backend == b2.(keptBackend).Backend || len(h.backends) != 2 {
+		t.Fatalf("other settings: %d backends kept, want 2", len(h.backends))
+	}
+}

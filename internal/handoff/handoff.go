@@ -1,0 +1,155 @@
+// Package handoff lets a wal-push or wal-fetch that PostgreSQL starts hand
+// its command line to a running `walvault wal-helper` before the rest of
+// walvault initialises.
+//
+// Every package linked into walvault is initialised in every process
+// (the AWS SDK's endpoint tables, the Prometheus client, the CLI's help
+// renderer: most of a per-segment command's start). Go initialises
+// packages in the order of their import paths, each once its imports are
+// done, so this package, which imports only os and syscall, runs its init
+// before any of those. When the data directory (archive_command's and
+// restore_command's working directory) holds the helper's socket, the
+// init sends the command line there, waits for the helper to run it, and
+// exits with the helper's exit code, printing what the helper's run
+// printed. Anything short of the helper's full answer (no socket, a dead
+// helper, a helper that declines, a connection cut before the answer)
+// leaves the process to run the command itself, as without a helper: the
+// commands are idempotent, so a command run twice is still right, and a
+// success is never reported without the helper saying so.
+//
+// This file must keep its imports to the standard library's lowest
+// packages: anything heavier would be initialised before the hand-off.
+package handoff
+
+import (
+	"os"
+	"syscall"
+)
+
+// SocketPath is the helper's socket, relative to the data directory.
+const SocketPath = "pg_wal/walvault/helper.sock"
+
+// protocol opens every request; a helper that speaks another answers
+// "fallback".
+const protocol = "walvault-handoff 1"
+
+// Commands are the command words a helper may run.
+var commands = [...]string{"wal-push", "wal-fetch"}
+
+func init() {
+	if !Eligible(os.Args) {
+		return
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return
+	}
+	a, ok := Ask(SocketPath, Request{Dir: cwd, Args: os.Args, Env: Environ(os.Environ())})
+	if a.Message != "" {
+		os.Stderr.WriteString(a.Message)
+	}
+	if ok {
+		os.Exit(a.Code)
+	}
+}
+
+// Eligible says whether a command line names a command a helper may run.
+// The helper decides; this only spares other commands the socket.
+func Eligible(args []string) bool {
+	for _, a := range args[min(1, len(args)):] {
+		for _, c := range commands {
+			if a == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Environ keeps the variables that change what a command does: walvault's
+// own settings, the AWS SDK's (credentials, region, endpoints, profile),
+// HOME (~/.aws) and the TLS trust store. A helper runs a command only when
+// the caller's are the same as its own.
+func Environ(env []string) []string {
+	var kept []string
+	for _, kv := range env {
+		if hasPrefix(kv, "WALVAULT_") || hasPrefix(kv, "AWS_") || hasPrefix(kv, "HOME=") ||
+			hasPrefix(kv, "SSL_CERT_FILE=") || hasPrefix(kv, "SSL_CERT_DIR=") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// Request is what a caller hands to the helper: its working directory,
+// its whole command line (os.Args) and its environment (Environ).
+type Request struct {
+	Dir  string
+	Args []string
+	Env  []string
+}
+
+// Answer is the helper's reply: Code and Message (what the command wrote
+// to stderr) when it ran the command, or only Message (why, possibly
+// empty) when the caller must run the command itself.
+type Answer struct {
+	Code    int
+	Message string
+}
+
+// Ask sends r to the helper listening on socket and waits for its answer;
+// ok is true only when the helper ran the command to its end.
+func Ask(socket string, r Request) (a Answer, ok bool) {
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return a, false
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: socket}); err != nil {
+		// No helper (no socket, or one left by a helper that died): run
+		// here, silently, as without one.
+		return a, false
+	}
+	if !writeAll(fd, Encode(r)) {
+		return a, false
+	}
+	// No deadline: the helper runs the command under the command's own
+	// --timeout, and a cut connection (the helper stopped) ends the read.
+	reply := readAll(fd)
+	a, ran, complete := DecodeAnswer(reply)
+	if !complete {
+		return Answer{Message: "walvault: wal-helper stopped before answering; running the command in this process\n"}, false
+	}
+	return a, ran
+}
+
+func writeAll(fd int, b []byte) bool {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+func readAll(fd int) []byte {
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return out
+		}
+		out = append(out, buf[:n]...)
+	}
+}

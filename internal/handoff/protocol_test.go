@@ -1,0 +1,88 @@
+package handoff
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestRequestRoundTrip(t *testing.T) {
+	r := Request{Dir: "/var/lib/postgresql/15/main", Args: []string{"walvault", "wal-push", "", "pg_wal/000000010000000000000003"}, Env: []string{"WALVAULT_REPO=s3://b/p", "HOME=/var/lib/postgresql"}}
+	b := Encode(r)
+	got, err := DecodeRequest(b)
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, r)
+	}
+	// Every proper prefix is incomplete, never a request.
+	for i := range len(b) {
+		if _, err := DecodeRequest(b[:i]); !errors.Is(err, ErrIncomplete) {
+			t.Fatalf("prefix of %d bytes: %v, want ErrIncomplete", i, err)
+		}
+	}
+	for _, bad := range [][]byte{
+		append(b, 'x'),                      // trailing bytes
+		[]byte("walvault-handoff 2\n"),      // another version
+		[]byte("GET / HTTP/1.1\r\n"),        // not ours
+		[]byte(protocol + "\n/d\x00-1\x00"), // negative count
+	} {
+		if _, err := DecodeRequest(bad); !errors.Is(err, ErrProtocol) {
+			t.Errorf("DecodeRequest(%q): %v, want ErrProtocol", bad, err)
+		}
+	}
+}
+
+func TestAnswerRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		a   Answer
+		ran bool
+	}{
+		{Answer{Code: 0, Message: "time=... level=INFO msg=archived\n"}, true},
+		{Answer{Code: 200, Message: ""}, true},
+		{Answer{Message: "walvault: wal-helper declined (x)\n"}, false},
+		{Answer{}, false},
+	} {
+		b := EncodeAnswer(c.a, c.ran)
+		a, ran, complete := DecodeAnswer(b)
+		if !complete || ran != c.ran || a != c.a {
+			t.Errorf("%q decoded as %+v ran=%v complete=%v; want %+v ran=%v", b, a, ran, complete, c.a, c.ran)
+		}
+		// An answer cut anywhere is no answer: the caller runs the
+		// command itself rather than take a partial one.
+		for i := range len(b) {
+			if _, ran, complete := DecodeAnswer(b[:i]); complete || ran {
+				t.Fatalf("%q cut to %d bytes: complete=%v ran=%v, want neither", b, i, complete, ran)
+			}
+		}
+	}
+	for _, bad := range []string{"exit x 0\n", "exit 256 0\n", "exit -1 0\n", "ok 0\n", "exit 0 5\nabc"} {
+		if _, ran, complete := DecodeAnswer([]byte(bad)); complete || ran {
+			t.Errorf("DecodeAnswer(%q): complete=%v ran=%v, want neither", bad, complete, ran)
+		}
+	}
+}
+
+func TestEligibleAndEnviron(t *testing.T) {
+	for args, want := range map[string]bool{
+		"walvault wal-push p":               true,
+		"walvault --config f wal-fetch a b": true,
+		"walvault backup-push":              false,
+		"wal-push":                          false, // the program's own name is not a command
+	} {
+		if got := Eligible(strings.Fields(args)); got != want {
+			t.Errorf("Eligible(%q) = %v, want %v", args, got, want)
+		}
+	}
+	got := Environ([]string{"WALVAULT_REPO=x", "PATH=/bin", "AWS_PROFILE=p", "HOME=/h", "HOMEDIR=/x", "SSL_CERT_FILE=/c", "PGDATA=/d"})
+	want := []string{"WALVAULT_REPO=x", "AWS_PROFILE=p", "HOME=/h", "SSL_CERT_FILE=/c"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Environ kept %q, want %q", got, want)
+	}
+}
+
+func TestAskWithoutHelper(t *testing.T) {
+	a, ok := Ask(t.TempDir()+"/none.sock", Request{Dir: "/", Args: []string{"walvault", "wal-push", "p"}})
+	if ok || a.Message != "" {
+		t.Fatalf("no socket: got %+v ok=%v, want a silent fallback", a, ok)
+	}
+}
