@@ -196,7 +196,8 @@ const requestTimeout = 10 * time.Second
 func (h *walHelper) serve(conn *net.UnixConn) {
 	defer conn.Close()
 	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
-		h.log.Warn("wal-helper: caller refused", "peer_uid", uid, "err", err)
+		h.log.Warn("wal-helper: declined a caller of another user", "peer_uid", uid, "err", err)
+		conn.Write(handoff.EncodeAnswer(declined("the caller is another user"), false))
 		return
 	}
 	req, err := readRequest(conn)
@@ -269,9 +270,7 @@ func readRequest(conn *net.UnixConn) (handoff.Request, error) {
 // run runs a handed-off command line, or says why it will not (why is
 // for the caller, empty when it should run silently).
 func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Answer, ran bool, why string) {
-	decline := func(reason string) (handoff.Answer, bool, string) {
-		return handoff.Answer{Message: "walvault: wal-helper declined (" + reason + "); running the command in this process\n"}, false, reason
-	}
+	decline := func(reason string) (handoff.Answer, bool, string) { return declined(reason), false, reason }
 	if !sameDir(req.Dir, ".") {
 		return decline("it serves another data directory than " + req.Dir)
 	}
@@ -294,6 +293,11 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Ans
 	defer h.calls.Unlock()
 	code := runApp(ctx, app, args, &stderr)
 	return handoff.Answer{Code: code, Message: stderr.String()}, true, ""
+}
+
+// declined is the answer that leaves a call to its caller, saying why.
+func declined(reason string) handoff.Answer {
+	return handoff.Answer{Message: "walvault: wal-helper declined (" + reason + "); running the command in this process\n"}
 }
 
 // sameDir says whether two paths name the same directory.

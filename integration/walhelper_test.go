@@ -1,0 +1,136 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
+)
+
+// TestWALHelper: with `walvault wal-helper DATADIR` running beside
+// PostgreSQL, archive_command's wal-push calls are run by the helper
+// (their output still in the archiver's stderr), a wal-fetch in the data
+// directory too, a caller of another user is declined and runs the
+// command itself; once the helper stops, archiving goes on in each call's
+// own process, and the archive is whole throughout.
+func TestWALHelper(t *testing.T) {
+	r := s3Repo(t)
+	bin := testenv.BuildWalvault(t)
+	pushLog := filepath.Join(testenv.UserDir(t), "walpush.log")
+	copies := filepath.Join(testenv.UserDir(t), "copies")
+	if err := os.Mkdir(copies, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, copies)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
+		ArchiveCommand: bin + " wal-push %p 2>>" + pushLog + " && cp %p " + copies + "/%f",
+		Env:            r.env,
+	})
+
+	// The helper as the server's user, with the server's environment, as
+	// the systemd unit runs it.
+	helper := pg.Command(t, bin, "wal-helper", pg.DataDir)
+	helperLog := &testenv.SyncBuffer{}
+	helper.Stdout, helper.Stderr = helperLog, helperLog
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- helper.Wait() }()
+	stopHelper := func() error {
+		helper.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(30 * time.Second):
+			helper.Process.Kill()
+			t.Fatalf("wal-helper still running 30s after SIGTERM:\n%s", helperLog.String())
+			return nil
+		}
+	}
+	t.Cleanup(func() {
+		if helper.ProcessState == nil {
+			stopHelper()
+		}
+	})
+	waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(helperLog.String(), "wal-helper listening") })
+
+	pg.Pgbench(t, "-i", "-s", "1", "-q")
+	var viaHelper []string
+	for range 3 {
+		viaHelper = append(viaHelper, pg.SwitchWAL(t))
+	}
+	pg.WaitArchived(t, viaHelper[len(viaHelper)-1], 60*time.Second)
+	log := helperLog.String()
+	for _, name := range viaHelper {
+		if !strings.Contains(log, `[wal-push pg_wal/`+name+`]" exit=0`) {
+			t.Errorf("%s was not archived by the helper; its log:\n%s", name, log)
+		}
+	}
+	if pushed := string(readFile(t, pushLog)); !strings.Contains(pushed, "segment="+viaHelper[0]) {
+		t.Errorf("the archiver's stderr lacks the helper's report for %s:\n%s", viaHelper[0], pushed)
+	}
+
+	// wal-fetch as PostgreSQL would start it, in the data directory.
+	dest := filepath.Join(testenv.UserDir(t), "fetched")
+	fetch := pg.Command(t, bin, "wal-fetch", viaHelper[0], dest)
+	fetch.Dir = pg.DataDir
+	if out, err := fetch.CombinedOutput(); err != nil {
+		t.Fatalf("wal-fetch through the helper: %v\n%s", err, out)
+	}
+	if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, viaHelper[0]))) {
+		t.Fatalf("%s fetched through the helper differs from what PostgreSQL archived", viaHelper[0])
+	}
+	if n := strings.Count(helperLog.String(), "[wal-fetch "+viaHelper[0]); n != 1 {
+		t.Fatalf("the helper ran %d wal-fetch of %s, want 1:\n%s", n, viaHelper[0], helperLog.String())
+	}
+
+	// This test's user (root) is not the server's: declined, and the
+	// command runs in its own process.
+	rootDest := filepath.Join(t.TempDir(), "fetched")
+	cmd := exec.Command(bin, "wal-fetch", viaHelper[1], rootDest)
+	cmd.Dir = pg.DataDir
+	cmd.Env = append(append(cleanEnv(), "WALVAULT_PREFETCH=0"), r.env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "wal-helper declined (the caller is another user)") {
+		t.Fatalf("wal-fetch by another user: %v\n%s\nwant declined, then fetched", err, out)
+	}
+	if !bytes.Equal(readFile(t, rootDest), readFile(t, filepath.Join(copies, viaHelper[1]))) {
+		t.Fatalf("%s fetched by another user differs from what PostgreSQL archived", viaHelper[1])
+	}
+
+	if err := stopHelper(); err != nil {
+		t.Fatalf("wal-helper after SIGTERM: %v\n%s", err, helperLog.String())
+	}
+	if _, err := os.Stat(filepath.Join(pg.DataDir, "pg_wal", "walvault", "helper.sock")); !os.IsNotExist(err) {
+		t.Fatalf("helper socket after the helper stopped: %v, want it removed", err)
+	}
+	calls := strings.Count(helperLog.String(), "wal-helper: ran")
+	last := pg.SwitchWAL(t)
+	pg.WaitArchived(t, last, 60*time.Second)
+	if got := strings.Count(helperLog.String(), "wal-helper: ran"); got != calls {
+		t.Fatalf("the stopped helper ran %d more calls", got-calls)
+	}
+	pushed := string(readFile(t, pushLog))
+	if !strings.Contains(pushed, "segment="+last) || strings.Contains(pushed, "level=WARN") || strings.Contains(pushed, "level=ERROR") {
+		t.Fatalf("archiving %s without the helper, the archiver's stderr:\n%s", last, pushed)
+	}
+	entries := fetchEveryArchivedFile(t, r, copies)
+	t.Logf("%d files archived, %d of them by the helper", len(entries), strings.Count(helperLog.String(), "[wal-push "))
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
+}
