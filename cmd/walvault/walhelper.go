@@ -57,10 +57,11 @@ code after printing what the command printed. archive_command and
 restore_command stay as they are.
 
 The helper runs a command only when the caller's environment agrees with its
-own on every WALVAULT_* and AWS_* variable, HOME, SSL_CERT_FILE and
-SSL_CERT_DIR: each command then resolves its flags, environment and --config
-file exactly as it would in its own process (a changed config file counts at
-the next call). Otherwise, and whenever the helper is not running, stops, or
+own on every variable the command reads: its settings' WALVAULT_* (see its
+--help) and WALVAULT_CONFIG, every AWS_* variable, HOME (~/.aws),
+SSL_CERT_FILE and SSL_CERT_DIR. The command then resolves its flags,
+environment and --config file exactly as it would in its own process (a
+changed config file counts at the next call). Otherwise, and whenever the helper is not running, stops, or
 is cut off before its answer, the caller runs the command itself, as without
 a helper; the commands are idempotent, so nothing is lost or done wrong.
 A declined call says why on stderr (PostgreSQL's log), naming the variables
@@ -87,7 +88,7 @@ Exit codes: 0 stopped by a signal, 1 failed, 2 bad arguments.`,
 type walHelper struct {
 	ctx context.Context // the helper's life: cancelled, every call is cut off
 	log *slog.Logger
-	env []string // handoff.Environ of the helper, sorted
+	env map[string]string // handoff.Environ of the helper
 
 	// calls runs one command line at a time: urfave/cli v2 parses flags
 	// into package-level flags (help, version), so two in one process
@@ -129,9 +130,7 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	env := handoff.Environ(os.Environ())
-	slices.Sort(env)
-	h := &walHelper{ctx: ctx, log: log, env: env, backends: map[keptKey]storage.Backend{}}
+	h := &walHelper{ctx: ctx, log: log, env: envMap(handoff.Environ(os.Environ())), backends: map[keptKey]storage.Backend{}}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
 
 	var calls sync.WaitGroup
@@ -274,23 +273,22 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Ans
 	if !sameDir(req.Dir, ".") {
 		return decline("it serves another data directory than " + req.Dir)
 	}
-	env := slices.Clone(req.Env)
-	slices.Sort(env)
-	if !slices.Equal(env, h.env) {
-		return decline("its environment differs in " + strings.Join(envDifference(env, h.env), ", "))
-	}
 	if len(req.Args) < 2 || asksForHelpOrVersion(req.Args[1:]) {
 		return handoff.Answer{}, false, ""
 	}
+	h.calls.Lock()
+	defer h.calls.Unlock()
 	var stderr bytes.Buffer
 	app := newApp(io.Discard, &stderr)
 	args := normalizeArgs(app, req.Args)
-	if name := commandName(app, args); !handoff.Eligible([]string{"", name}) {
+	name := commandName(app, args)
+	if !handoff.Eligible([]string{"", name}) {
 		return handoff.Answer{}, false, ""
 	}
+	if differ := envDifference(envMap(req.Env), h.env, readsEnv(app.Command(name))); len(differ) > 0 {
+		return decline("its environment differs in " + strings.Join(differ, ", "))
+	}
 	app.Metadata = map[string]any{helperKey: h}
-	h.calls.Lock()
-	defer h.calls.Unlock()
 	code := runApp(ctx, app, args, &stderr)
 	return handoff.Answer{Code: code, Message: stderr.String()}, true, ""
 }
@@ -307,26 +305,43 @@ func sameDir(a, b string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
-// envDifference names the variables set differently in two sorted
-// environments, without their values.
-func envDifference(a, b []string) []string {
-	values := func(env []string) map[string]string {
-		m := map[string]string{}
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			m[k] = v
-		}
-		return m
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
 	}
-	ma, mb := values(a), values(b)
+	return m
+}
+
+// readsEnv says whether cmd's run depends on an environment variable: one
+// of its flags' (its settings, WALVAULT_CONFIG), or one the AWS SDK, Go's
+// TLS or the home directory's ~/.aws supply.
+func readsEnv(cmd *cli.Command) func(name string) bool {
+	own := map[string]bool{}
+	for _, f := range cmd.Flags {
+		if e, ok := f.(interface{ GetEnvVars() []string }); ok {
+			for _, name := range e.GetEnvVars() {
+				own[name] = true
+			}
+		}
+	}
+	return func(name string) bool {
+		return own[name] || strings.HasPrefix(name, "AWS_") || name == "HOME" || strings.HasPrefix(name, "SSL_CERT_")
+	}
+}
+
+// envDifference names the variables read (by reads) that are set
+// differently in two environments, without their values.
+func envDifference(a, b map[string]string, reads func(string) bool) []string {
 	var names []string
-	for k, v := range ma {
-		if w, ok := mb[k]; !ok || w != v {
+	for k, v := range a {
+		if w, ok := b[k]; reads(k) && (!ok || w != v) {
 			names = append(names, k)
 		}
 	}
-	for k := range mb {
-		if _, ok := ma[k]; !ok {
+	for k := range b {
+		if _, ok := a[k]; reads(k) && !ok {
 			names = append(names, k)
 		}
 	}

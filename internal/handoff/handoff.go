@@ -69,7 +69,7 @@ func Eligible(args []string) bool {
 // Environ keeps the variables that change what a command does: walvault's
 // own settings, the AWS SDK's (credentials, region, endpoints, profile),
 // HOME (~/.aws) and the TLS trust store. A helper runs a command only when
-// the caller's are the same as its own.
+// the caller's agree with its own on those the command reads.
 func Environ(env []string) []string {
 	var kept []string
 	for _, kv := range env {
