@@ -33,6 +33,10 @@ func normalizeArgs(app *cli.App, args []string) []string {
 		rest, afterDashes = rest[:i], rest[i:]
 	}
 	flags, positional, _ := splitFlags(cmd, rest)
+	if slices.ContainsFunc(flags, isHelpFlag) {
+		// urfave/cli would take the first argument for a help topic.
+		return append([]string{args[0], args[1]}, flags...)
+	}
 	out := append([]string{args[0], args[1]}, flags...)
 	if afterDashes != nil {
 		out = append(out, "--")
@@ -94,6 +98,12 @@ func splitFlags(cmd *cli.Command, words []string) (flags, others []string, ok bo
 		flags = append(flags, words[i])
 	}
 	return flags, others, ok
+}
+
+// isHelpFlag says whether a word is urfave/cli's help flag (-h, --help).
+func isHelpFlag(w string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(w, "-"), "=")
+	return strings.HasPrefix(w, "-") && (name == "h" || name == "help")
 }
 
 // commandFlag is cmd's flag of that name, or nil.

@@ -41,6 +41,9 @@ func TestNormalizeArgs(t *testing.T) {
 			[]string{"wal-push", "--", "pg_wal/X", "--timeout"}},
 		{"a flag the command does not take", []string{"--retain", "REDUNDANCY 1", "wal-push", "pg_wal/X"}, nil},
 		{"help before a command", []string{"--help", "wal-push"}, nil},
+		{"help after the arguments is the command's help",
+			[]string{"wal-fetch", "X", "pg_wal/RECOVERYXLOG", "--config", "F", "--help"},
+			[]string{"wal-fetch", "--config", "F", "--help"}},
 		{"version", []string{"--version"}, nil},
 		{"no command", []string{"--repo", "file:///r"}, nil},
 	}

@@ -357,7 +357,7 @@ func asksForHelpOrVersion(args []string) bool {
 			return false
 		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && (name == "h" || name == "help" || name == "v" || name == "version") {
+		if isHelpFlag(a) || strings.HasPrefix(a, "-") && (name == "v" || name == "version") {
 			return true
 		}
 	}
