@@ -44,22 +44,37 @@ func BenchmarkWALPushBacklog(b *testing.B) {
 	for _, rn := range e.s3Names {
 		for _, conc := range []int{0, 4} {
 			b.Run(fmt.Sprintf("walvault=%s/upload-concurrency=%d", rn, conc), func(b *testing.B) {
-				backlogPush(b, e, e.repos[rn], conc)
+				backlogPush(b, e, e.repos[rn], conc, false)
 			})
 		}
+		b.Run(fmt.Sprintf("helper=%s/upload-concurrency=4", rn), func(b *testing.B) {
+			backlogPush(b, e, e.repos[rn], 4, true)
+		})
 	}
 }
 
 // backlogPush is one run of BenchmarkWALPushBacklog/walvault=...: wal-push
-// of a backlog into r with the given upload concurrency.
-func backlogPush(b *testing.B, e *env, r *repo, conc int) {
+// of a backlog into r with the given upload concurrency, each call handed
+// to a wal-helper when helper is set.
+func backlogPush(b *testing.B, e *env, r *repo, conc int, helper bool) {
 	dir, names := e.backlog(b, b.N)
 	e.pruneAfter(b, r)
-	backlogLoop(b, dir, names, func(name string) *exec.Cmd {
+	call := func(name string) *exec.Cmd {
 		cmd := e.walvault(r, dir, "wal-push", "pg_wal/"+name)
 		cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_UPLOAD_CONCURRENCY=%d", conc))
 		return cmd
-	})
+	}
+	loop := func() { backlogLoop(b, dir, names, call) }
+	if helper {
+		probe := call(names[0])
+		h := startWALHelper(b, e.bin, dir, probe.Env)
+		before := h.cpu()
+		loop()
+		b.ReportMetric(float64(h.cpu()-before)/1e6/float64(len(names)), "helper-cpu-ms")
+		h.checkRan(b, len(names))
+	} else {
+		loop()
+	}
 	// Every segment must be in the repository, whoever pushed it.
 	for _, name := range names {
 		seg, err := wal.ParseSegmentName(name)

@@ -25,6 +25,8 @@ import (
 //
 //	baseline=lz4-1              lz4 -1 -q -f pg_wal/SEG OUT/SEG.lz4, one process per segment
 //	walvault=file|s3|s3-tls     walvault wal-push pg_wal/SEG, one process per segment (as archive_command)
+//	helper=file|s3|s3-tls       the same calls, handed to a running `walvault wal-helper` (its CPU time
+//	                            per call reported as helper-cpu-ms: cpu-ms is the calls' own)
 //	resident=file|s3|s3-tls     archive.PushAhead of the same segments in this one long-lived process,
 //	                            with wal-push's options (identity cache, push-ahead 4) and one backend
 //	                            opened once: what a resident helper (a daemon archive_command hands
@@ -56,6 +58,17 @@ func BenchmarkWALPushOne(b *testing.B) {
 			execLoopCPU(b, e, func(i int) []*exec.Cmd {
 				return []*exec.Cmd{e.walvault(r, dir, "wal-push", "pg_wal/"+segs[i])}
 			}, pushed)
+		})
+	}
+	for _, r := range repos {
+		b.Run("helper="+names[r], func(b *testing.B) {
+			dir, segs := e.segments(b, 2*b.N)
+			e.pruneAfter(b, r)
+			helperLoop(b, e, r, dir, func() int { return 2 * b.N }, func() {
+				execLoopCPU(b, e, func(i int) []*exec.Cmd {
+					return []*exec.Cmd{e.walvault(r, dir, "wal-push", "pg_wal/"+segs[i])}
+				}, pushed)
+			})
 		})
 	}
 	host, _ := os.Hostname()

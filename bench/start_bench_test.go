@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // BenchmarkStart measures process start: the walvault binary running a
@@ -23,6 +25,9 @@ import (
 //	lean-wal-push-help  the same from a build with CGO_ENABLED=0 and
 //	                -tags urfave_cli_no_docs (README, Install): static, and
 //	                without the CLI's man page and Markdown generator
+//	handed-off      walvault wal-fetch of a segment the archive lacks, in a
+//	                data directory a wal-helper serves: the call hands its
+//	                command line over from internal/handoff's init
 //
 // What separates walvault from go-minimal is the Go runtime's work on a
 // larger binary and the initialisation of every linked package, which
@@ -37,28 +42,38 @@ func BenchmarkStart(b *testing.B) {
 	minimal := buildMinimalGo(b)
 	bin := testenv.BuildWalvault(b)
 	lean := buildLeanWalvault(b)
+	// A clean environment: no WALVAULT_* or AWS_* of the caller.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	pgdata, repoEnv := handedOffSetup(b, bin, env)
 	variants := []struct {
 		name string
 		args []string
+		dir  string // the working directory, when it matters
+		code int    // the exit code of a run that works
 	}{
-		{"go-minimal", []string{minimal}},
-		{"version", []string{bin, "--version"}},
-		{"wal-push-help", []string{bin, "wal-push", "--help"}},
-		{"wal-fetch-help", []string{bin, "wal-fetch", "--help"}},
-		{"lean-wal-push-help", []string{lean, "wal-push", "--help"}},
+		{name: "go-minimal", args: []string{minimal}},
+		{name: "version", args: []string{bin, "--version"}},
+		{name: "wal-push-help", args: []string{bin, "wal-push", "--help"}},
+		{name: "wal-fetch-help", args: []string{bin, "wal-fetch", "--help"}},
+		{name: "lean-wal-push-help", args: []string{lean, "wal-push", "--help"}},
+		// restore_command asking for a segment the archive lacks (exit 1),
+		// answered by a wal-helper: the hand-off's cost, the helper's
+		// one stat of a file:// repository aside.
+		{name: "handed-off", args: []string{bin, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: pgdata, code: 1},
 	}
 	wall := make([][]time.Duration, len(variants))
 	cpu := make([][]time.Duration, len(variants))
-	// A clean environment: no WALVAULT_* or AWS_* of the caller.
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	b.ResetTimer()
 	for range b.N {
 		for i, v := range variants {
 			cmd := exec.Command(v.args[0], v.args[1:]...)
-			cmd.Env = env
+			cmd.Env, cmd.Dir = env, v.dir
+			if v.dir != "" {
+				cmd.Env = repoEnv
+			}
 			start := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("%v: %v\n%s", v.args, err, out)
+			if out, err := cmd.CombinedOutput(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != v.code {
+				b.Fatalf("%v: %v, want exit %d\n%s", v.args, err, v.code, out)
 			}
 			wall[i] = append(wall[i], time.Since(start))
 			cpu[i] = append(cpu[i], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
@@ -78,6 +93,30 @@ func BenchmarkStart(b *testing.B) {
 			}
 		}
 	}
+}
+
+// handedOffSetup makes a data directory served by a wal-helper, with a
+// file:// repository holding one segment, and returns it with the
+// environment its calls need.
+func handedOffSetup(b *testing.B, bin string, env []string) (string, []string) {
+	b.Helper()
+	pgdata, repoDir := b.TempDir(), b.TempDir()
+	env = append(slices.Clone(env), "WALVAULT_REPO=file://"+repoDir)
+	seg := wal.Segment{Timeline: 1, Log: 0, Seg: 3}
+	data := waltest.Cluster{SystemID: 7300000000000000001, SegmentSize: segBytes}.Segment(b, seg, 1)
+	if err := os.Mkdir(filepath.Join(pgdata, "pg_wal"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pgdata, "pg_wal", seg.String()), data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	push := exec.Command(bin, "wal-push", "pg_wal/"+seg.String())
+	push.Dir, push.Env = pgdata, env
+	if out, err := push.CombinedOutput(); err != nil {
+		b.Fatalf("wal-push of the real segment: %v\n%s", err, out)
+	}
+	startWALHelper(b, bin, pgdata, env)
+	return pgdata, env
 }
 
 // buildMinimalGo builds an empty Go program in a module of its own, with
