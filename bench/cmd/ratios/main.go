@@ -45,6 +45,8 @@ const (
 
 	targetStart = 1.5 // process start of wal-push and wal-fetch ÷ a minimal Go program (3 ms against 2 ms)
 
+	targetOneCall = 1.2 // wal-push of one segment ÷ lz4 -1, wal-fetch ÷ cp (issue 17: the per-segment commands)
+
 	// Over a link of targetRTT round trip (WALVAULT_BENCH_LATENCY).
 	targetRTT                = "rtt=40ms"
 	targetLinkBacklogSpeedup = 4.0   // wal-push backlog segments/s, upload-concurrency 4 ÷ 0
@@ -57,6 +59,7 @@ const (
 	backlogLZ4     = "BenchmarkWALPushBacklog/baseline=lz4-1"
 	backlogSerial  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
 	backlogAhead   = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=4"
+	backlogHelper  = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=4"
 	recoveryCp     = "BenchmarkWALFetchRecovery/baseline=cp"
 	recoveryOff    = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0"
 	recoveryOn     = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8"
@@ -317,8 +320,9 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 	}
 
 	oneNames := []string{"BenchmarkWALPushOne/walvault=file", "BenchmarkWALPushOne/walvault=s3", "BenchmarkWALPushOne/walvault=s3-tls",
+		"BenchmarkWALPushOne/helper=file", "BenchmarkWALPushOne/helper=s3", "BenchmarkWALPushOne/helper=s3-tls",
 		"BenchmarkWALPushOne/resident=file", "BenchmarkWALPushOne/resident=s3", "BenchmarkWALPushOne/resident=s3-tls"}
-	section(oneNames, "wal-push, one segment per call (walvault= a process each, resident= one long-lived process):", "÷ lz4-1")
+	section(oneNames, "wal-push, one segment per call (walvault= a process each, helper= handed to wal-helper, resident= one long-lived process):", "÷ lz4-1")
 	for _, n := range oneNames {
 		if byName[n] == nil {
 			continue
@@ -326,8 +330,9 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		fmt.Fprintf(w, "%-36s %13s\n", strings.TrimPrefix(n, "Benchmark"), ratio(n, "BenchmarkWALPushOne/baseline=lz4-1"))
 	}
 
-	fetchNames := []string{"BenchmarkWALFetch/walvault=file", "BenchmarkWALFetch/walvault=s3", "BenchmarkWALFetchInProcess/file", "BenchmarkWALFetchInProcess/s3"}
-	section(fetchNames, "wal-fetch time ratios (one process per segment, as restore_command):", "÷ cp", "÷ lz4-d")
+	fetchNames := []string{"BenchmarkWALFetch/walvault=file", "BenchmarkWALFetch/walvault=s3", "BenchmarkWALFetch/helper=file", "BenchmarkWALFetch/helper=s3",
+		"BenchmarkWALFetchInProcess/file", "BenchmarkWALFetchInProcess/s3"}
+	section(fetchNames, "wal-fetch time ratios (one process per segment, as restore_command; helper= handed to wal-helper):", "÷ cp", "÷ lz4-d")
 	for _, n := range fetchNames {
 		if byName[n] == nil {
 			continue
@@ -362,10 +367,10 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		fmt.Fprintf(w, "%-36s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"), ratio(n, rtoGz), ratio(n, rtoTar))
 	}
 
-	if byName[backlogSerial] != nil || byName[backlogAhead] != nil {
+	if byName[backlogSerial] != nil || byName[backlogAhead] != nil || byName[backlogHelper] != nil {
 		fmt.Fprintf(w, "\nwal-push with a backlog of .ready files (one process per segment, .ready -> .done after each, as the archiver):\n")
 		fmt.Fprintf(w, "%-36s %13s %13s\n", "", "segments/s", "÷ lz4-1 time")
-		for _, n := range []string{backlogLZ4, backlogSerial, backlogAhead} {
+		for _, n := range []string{backlogLZ4, backlogSerial, backlogAhead, backlogHelper} {
 			if x, ok := ns(n); ok && x > 0 {
 				fmt.Fprintf(w, "%-36s %13.1f %13s\n", strings.TrimPrefix(n, "BenchmarkWALPushBacklog/"), 1e9/x, ratio(n, backlogLZ4))
 			}
@@ -409,10 +414,10 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 
 	if r := byName[start]; r != nil {
 		fmt.Fprintf(w, "\nprocess start, each command interleaved with a minimal Go program (medians of %d runs; max over runs in brackets):\n", len(r.metrics["ns/op"]))
-		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "lean-wal-push-help-ms",
-			"version-x", "wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x",
-			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "lean-wal-push-help-cpu-ms",
-			"wal-push-help-cpu-x", "wal-fetch-help-cpu-x", "lean-wal-push-help-cpu-x"} {
+		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "lean-wal-push-help-ms", "handed-off-ms",
+			"version-x", "wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x", "handed-off-x",
+			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "lean-wal-push-help-cpu-ms", "handed-off-cpu-ms",
+			"wal-push-help-cpu-x", "wal-fetch-help-cpu-x", "lean-wal-push-help-cpu-x", "handed-off-cpu-x"} {
 			if m, ok := r.median(u); ok {
 				fmt.Fprintf(w, "  %-26s %10.2f  [%.2f]\n", u, m, maxOf(r.metrics[u]))
 			}
@@ -422,7 +427,7 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 	missed += reportLinks(w, order, byName)
 
 	fmt.Fprintf(w, "\ntargets:\n")
-	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x"} {
+	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x", "handed-off-x"} {
 		if r := byName[start]; r != nil {
 			if m, ok := r.median(u); ok {
 				fmt.Fprintf(w, "  process start, %s = %.2fx a minimal Go program: target ≤ %.1fx %s\n", strings.TrimSuffix(u, "-x"), m, targetStart, verdict(m <= targetStart))
@@ -433,6 +438,22 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		if y, ok2 := ns(backlogSerial); ok2 {
 			sp := y / x
 			fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
+		}
+	}
+	if x, ok1 := ns(backlogHelper); ok1 && x > 0 {
+		if y, ok2 := ns(backlogSerial); ok2 {
+			sp := y / x
+			fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
+		}
+	}
+	for _, c := range [][2]string{
+		{"BenchmarkWALPushOne/helper=s3-tls", "BenchmarkWALPushOne/baseline=lz4-1"},
+		{"BenchmarkWALFetch/helper=s3", "BenchmarkWALFetch/baseline=cp"},
+	} {
+		if x, ok1 := ns(c[0]); ok1 {
+			if y, ok2 := ns(c[1]); ok2 && y > 0 {
+				fmt.Fprintf(w, "  %s ÷ %s = %.2fx: target ≤ %.1fx %s\n", strings.TrimPrefix(c[0], "Benchmark"), strings.TrimPrefix(c[1], "Benchmark"), x/y, targetOneCall, verdict(x/y <= targetOneCall))
+			}
 		}
 	}
 	for _, n := range []string{recoveryOn, recoveryOnGap} {
@@ -606,6 +627,10 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 	if ok1 && ok2 && serial > 0 {
 		sp := ahead / serial
 		fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
+	}
+	if helper, ok := mibs("BenchmarkWALPushBacklog/helper=s3/" + targetRTT + "/upload-concurrency=4"); ok && ok1 && serial > 0 {
+		sp := helper / serial
+		fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
 	}
 	if v, ok := mibs("BenchmarkWALFetchRecovery/walvault=s3/" + targetRTT + "/prefetch=8"); ok {
 		fmt.Fprintf(w, "  wal-fetch during recovery, prefetch 8 = %.0f MiB/s: target ≥ %.0f MiB/s %s\n", v, targetLinkFetchMiBs, verdict(v >= targetLinkFetchMiBs))
