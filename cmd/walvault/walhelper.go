@@ -144,6 +144,7 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 			if ctx.Err() != nil {
 				break
 			}
+			ln.Close()
 			calls.Wait()
 			return fmt.Errorf("wal-helper: accept: %w", err)
 		}
@@ -189,9 +190,9 @@ func listenHelper() (*net.UnixListener, error) {
 // requestTimeout bounds reading a request; the caller sends it at once.
 const requestTimeout = 10 * time.Second
 
-// serve answers one caller. A caller of another user, or a request that
-// does not arrive whole, is closed without an answer (the caller then
-// runs the command itself).
+// serve answers one caller. A caller of another user is declined; a
+// request that does not arrive whole is closed without an answer (either
+// way the caller runs the command itself).
 func (h *walHelper) serve(conn *net.UnixConn) {
 	defer conn.Close()
 	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
@@ -201,7 +202,11 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 	}
 	req, err := readRequest(conn)
 	if err != nil {
-		h.log.Warn("wal-helper: no request", "err", err)
+		// A connection closed at once is a helper starting up checking
+		// whether one already runs.
+		if !errors.Is(err, io.EOF) {
+			h.log.Warn("wal-helper: no request", "err", err)
+		}
 		return
 	}
 	// The call is cut off when the caller goes away (it sends nothing
