@@ -71,6 +71,7 @@ func backlogPush(b *testing.B, e *env, r *repo, conc int, helper bool) {
 		before := h.cpu()
 		loop()
 		b.ReportMetric(float64(h.cpu()-before)/1e6/float64(len(names)), "helper-cpu-ms")
+		b.ReportMetric(h.peakRSSMiB(), "helper-peak-RSS-MiB")
 		h.checkRan(b, len(names))
 	} else {
 		loop()

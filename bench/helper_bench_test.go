@@ -64,6 +64,21 @@ func (h *walHelper) cpu() time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100
 }
 
+// peakRSSMiB is the helper's peak resident set so far (VmHWM), in MiB.
+func (h *walHelper) peakRSSMiB() float64 {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(h.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
 // checkRan fails the run unless the helper ran at least n calls: a call it
 // declined ran in its own process, and the row would measure that.
 func (h *walHelper) checkRan(b *testing.B, n int) {
@@ -77,12 +92,14 @@ func (h *walHelper) checkRan(b *testing.B, n int) {
 // helperLoop is a benchmark row whose walvault calls go through a helper
 // started in dir: run does the row's loop over the calls, calls is how
 // many the helper must have run; it reports the helper's CPU time per
-// iteration (helper-cpu-ms), which the calls' own cpu-ms leaves out.
+// iteration (helper-cpu-ms), which the calls' own cpu-ms leaves out, and
+// its peak RSS (helper-peak-RSS-MiB; peak-RSS-MiB is the calls').
 func helperLoop(b *testing.B, e *env, r *repo, dir string, calls func() int, run func()) {
 	b.Helper()
 	h := startWALHelper(b, e.bin, dir, e.walvault(r, dir).Env)
 	before := h.cpu()
 	run()
 	b.ReportMetric(float64(h.cpu()-before)/1e6/float64(calls()), "helper-cpu-ms")
+	b.ReportMetric(h.peakRSSMiB(), "helper-peak-RSS-MiB")
 	h.checkRan(b, calls())
 }
