@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ type AheadOptions struct {
 	// one. 0 turns push-ahead off (and then only the check of an earlier
 	// record remains).
 	Concurrency int
+	// Pipeline, in a process that stays up, lets pushes ahead outlive the
+	// call (see Pipeline); nil in a process per call.
+	Pipeline *Pipeline
 }
 
 // AheadResult says what PushAhead did.
@@ -58,14 +62,22 @@ func statusDir(walDir string) string { return filepath.Join(walDir, "archive_sta
 // The error is the requested file's alone: failures of pushes ahead are
 // logged and leave no record, so PostgreSQL's own call pushes those files
 // later. archive_status is only read, never written. It returns after every
-// push it started has finished.
+// push it started has finished, unless opts.Pipeline carries them on.
 func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOptions) (AheadResult, error) {
 	opts.Options = opts.withDefaults()
 	log := opts.Log
+	path = filepath.Clean(path)
 	name := filepath.Base(path)
 	walDir := filepath.Dir(path)
 	dir := pushedDir(walDir)
 	var out AheadResult
+	pipe := opts.Pipeline
+	if pipe != nil {
+		// Being pushed ahead right now: its record decides, once written.
+		if err := pipe.waitFor(ctx, path); err != nil {
+			return out, err
+		}
+	}
 
 	if rec, ok := readRecord(dir, name); ok {
 		proof, why, err := rec.check(path, b.Location())
@@ -76,6 +88,10 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		file, cerr := wal.Classify(name)
 		switch {
 		case err == nil && proof != "" && cerr == nil:
+			if pipe != nil {
+				// Keep the pipeline full: the next files start now.
+				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts), opts)
+			}
 			pruneRecords(dir, walDir, time.Now()) // file times are the real clock
 			out.Result = Result{File: file, Key: rec.Key, RawSize: rec.Size, SHA256: rec.SHA256, AlreadyArchived: true}
 			out.Skipped, out.Proof = true, proof
@@ -89,17 +105,14 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		removeRecord(dir, name) // unreadable: as good as none
 	}
 
-	var cands []string
-	if opts.Concurrency > 0 {
-		cands = nextReady(walDir, name, dir, opts.Concurrency)
-	}
-	if len(cands) > 0 {
-		if _, err := ensurePushedDir(walDir); err != nil {
-			log.Warn("push-ahead off for this call", "err", err)
-			cands = nil
-		}
-	}
+	cands := aheadCandidates(walDir, name, dir, opts)
 
+	if pipe != nil {
+		startAhead(ctx, b, walDir, dir, cands, opts)
+		res, err := Push(ctx, b, path, opts.Options)
+		pruneRecords(dir, walDir, time.Now())
+		return AheadResult{Result: res}, err
+	}
 	start := time.Now()
 	var (
 		g  errgroup.Group
@@ -130,6 +143,52 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	pruneRecords(dir, walDir, time.Now()) // file times are the real clock
 	out.Result = res
 	return out, err
+}
+
+// aheadCandidates are the files to push ahead of the call for name: the
+// next opts.Concurrency .ready ones without a record, less those a
+// Pipeline has in flight (which count towards the number).
+func aheadCandidates(walDir, name, dir string, opts AheadOptions) []string {
+	if opts.Concurrency <= 0 {
+		return nil
+	}
+	cands := nextReady(walDir, name, dir, opts.Concurrency)
+	if pipe := opts.Pipeline; pipe != nil {
+		cands = slices.DeleteFunc(cands, func(c string) bool { return pipe.busy(filepath.Join(walDir, c)) })
+	}
+	if len(cands) > 0 {
+		if _, err := ensurePushedDir(walDir); err != nil {
+			opts.Log.Warn("push-ahead off for this call", "err", err)
+			return nil
+		}
+	}
+	return cands
+}
+
+// startAhead starts the pushes ahead of cands in opts.Pipeline, each with
+// as long as the call (ctx) had left when it started them, and logging to the
+// Pipeline's logger (the call returns before they end).
+func startAhead(ctx context.Context, b storage.Backend, walDir, dir string, cands []string, opts AheadOptions) {
+	pipe := opts.Pipeline
+	ahead := opts.Options
+	ahead.Log = pipe.log
+	timeout := time.Duration(0)
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = time.Until(deadline)
+	}
+	for _, c := range cands {
+		path := filepath.Join(walDir, c)
+		pipe.start(path, func(ctx context.Context) { // the Pipeline's, not the call's
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			if _, err := pushAheadOne(ctx, b, path, dir, ahead); err != nil {
+				pipe.log.Warn("push ahead failed; PostgreSQL's own call will push it", "segment", c, "err", err)
+			}
+		})
+	}
 }
 
 // pushAheadOne pushes one file and records it once it is durable.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/testenv"
 )
 
@@ -77,6 +78,18 @@ func TestWALHelper(t *testing.T) {
 		t.Errorf("the archiver's stderr lacks the helper's report for %s:\n%s", viaHelper[0], pushed)
 	}
 
+	// A backlog: the helper's pushes ahead go on after each call, and
+	// PostgreSQL's calls for those files are skipped on their records.
+	names, _ := backlog(t, pg, 8)
+	time.Sleep(archive.SettledMargin)
+	pg.SQL(t, "ALTER SYSTEM RESET archive_command")
+	pg.SQL(t, "SELECT pg_reload_conf()")
+	pg.WaitArchived(t, names[len(names)-1], 60*time.Second)
+	pushed := string(readFile(t, pushLog))
+	if !strings.Contains(helperLog.String(), `msg="pushed ahead"`) || !strings.Contains(pushed, "pushed ahead by an earlier wal-push") {
+		t.Errorf("a backlog through the helper: nothing pushed ahead, or no call skipped; helper:\n%s\narchiver:\n%s", helperLog.String(), pushed)
+	}
+
 	// wal-fetch as PostgreSQL would start it, in the data directory.
 	dest := filepath.Join(testenv.UserDir(t), "fetched")
 	fetch := pg.Command(t, bin, "wal-fetch", viaHelper[0], dest)
@@ -117,7 +130,7 @@ func TestWALHelper(t *testing.T) {
 	if got := strings.Count(helperLog.String(), "wal-helper: ran"); got != calls {
 		t.Fatalf("the stopped helper ran %d more calls", got-calls)
 	}
-	pushed := string(readFile(t, pushLog))
+	pushed = string(readFile(t, pushLog))
 	if !strings.Contains(pushed, "segment="+last) || strings.Contains(pushed, "level=WARN") || strings.Contains(pushed, "level=ERROR") {
 		t.Fatalf("archiving %s without the helper, the archiver's stderr:\n%s", last, pushed)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/handoff"
 	"github.com/walvault/walvault/storage"
 )
@@ -67,6 +68,11 @@ a helper; the commands are idempotent, so nothing is lost or done wrong.
 A declined call says why on stderr (PostgreSQL's log), naming the variables
 that differ, never their values.
 
+wal-push's pushes ahead (upload-concurrency) go on in the helper after the
+call that started them returns, so a backlog drains as a steady pipeline:
+PostgreSQL's call for a file still being pushed ahead waits for that push,
+is answered from its record, and starts the next file.
+
 Run it as the server's user, beside the server (contrib/systemd has a unit),
 with the server's environment and archive_command's --config, if any: its
 own settings are those every command reads (the repository, opened at start
@@ -89,6 +95,8 @@ type walHelper struct {
 	ctx context.Context // the helper's life: cancelled, every call is cut off
 	log *slog.Logger
 	env map[string]string // handoff.Environ of the helper
+	// pipeline carries wal-push's pushes ahead on after the call returns.
+	pipeline *archive.Pipeline
 
 	// calls runs one command line at a time: urfave/cli v2 parses flags
 	// into package-level flags (help, version), so two in one process
@@ -130,7 +138,7 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h := &walHelper{ctx: ctx, log: log, env: envMap(handoff.Environ(os.Environ())), backends: map[keptKey]storage.Backend{}}
+	h := &walHelper{ctx: ctx, log: log, env: envMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
 
 	var calls sync.WaitGroup
@@ -155,6 +163,7 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 		}()
 	}
 	calls.Wait()
+	h.pipeline.Wait() // cut off with ctx: they leave no record
 	h.mu.Lock()
 	for _, b := range h.backends {
 		b.Close()

@@ -95,7 +95,10 @@ func (o *walPushOptions) precheck(c *cli.Context) error {
 
 func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	log, b := s.log, s.b
-	if helperOf(c) == nil {
+	var pipeline *archive.Pipeline
+	if h := helperOf(c); h != nil {
+		pipeline = h.pipeline
+	} else {
 		limitPushMemory(opts.UploadConcurrency)
 	}
 
@@ -115,6 +118,7 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 			Log:              log,
 		},
 		Concurrency: opts.UploadConcurrency,
+		Pipeline:    pipeline,
 	})
 	if err != nil {
 		return lockHint(err, opts.lockSettings, b.Location())

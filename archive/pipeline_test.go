@@ -1,0 +1,136 @@
+package archive_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
+)
+
+// pushAheadAsync runs PushAhead in a goroutine: a call that must not wait
+// for the pushes ahead is checked by when its result arrives.
+func pushAheadAsync(b *storagetest.Fault, path string, o archive.AheadOptions) chan error {
+	ch := make(chan error, 1)
+	go func() {
+		res, err := archive.PushAhead(context.Background(), b, path, o)
+		if err == nil && !res.AlreadyArchived && filepath.Base(path) != res.File.String() {
+			err = errors.New("result for another file")
+		}
+		ch <- err
+	}()
+	return ch
+}
+
+// TestPushAheadPipeline: with a Pipeline, a call returns once its own file
+// is durable while its pushes ahead go on; PostgreSQL's call for a file
+// still being pushed ahead waits for that push and is skipped on its
+// record (one upload per file); the files in flight count towards the
+// next Concurrency.
+func TestPushAheadPipeline(t *testing.T) {
+	t.Parallel()
+	fb := mem.New()
+	walDir, names := pgWAL(t, 8)
+	mustPush(t, fb, filepath.Join(walDir, names[7]), opts(repository.LZ4))
+	b := storagetest.NewFault(fb)
+	// Each push ahead is held back until its gate opens: names[1]'s
+	// first, the others after the call for names[1] has looked ahead.
+	gates := map[string]chan struct{}{}
+	first, others := make(chan struct{}), make(chan struct{})
+	for i, n := range names[1:5] {
+		gates[walKey(t, n, repository.LZ4)] = others
+		if i == 0 {
+			gates[walKey(t, n, repository.LZ4)] = first
+		}
+	}
+	b.Before(storagetest.OpPut, func(k string) bool { return gates[k] != nil }, func(ctx context.Context, k string) error {
+		select {
+		case <-gates[k]:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	pipe := archive.NewPipeline(context.Background(), slog.New(slog.DiscardHandler))
+	o := aheadOpts(3)
+	o.Pipeline = pipe
+
+	select {
+	case err := <-pushAheadAsync(b, filepath.Join(walDir, names[0]), o):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call waited for its pushes ahead, which are held back")
+	}
+	if got := records(t, walDir); len(got) != 0 {
+		t.Fatalf("records while the pushes ahead are held back: %q, want none", got)
+	}
+	done(t, walDir, names[0])
+
+	second := pushAheadAsync(b, filepath.Join(walDir, names[1]), o)
+	select {
+	case err := <-second:
+		t.Fatalf("the call for %s, being pushed ahead, returned (%v) before that push ended", names[1], err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(first)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	close(others)
+	pipe.Wait()
+	var putsOfSecond int
+	for _, k := range b.Returned(storagetest.OpPut) {
+		if k == walKey(t, names[1], repository.LZ4) {
+			putsOfSecond++
+		}
+	}
+	if putsOfSecond != 1 {
+		t.Fatalf("%s uploaded %d times, want once (pushed ahead, then skipped on its record)", names[1], putsOfSecond)
+	}
+	// names[2] and [3] were in flight when the (skipped) call for
+	// names[1] looked ahead: only names[4] joined them.
+	if got, want := records(t, walDir), names[2:5]; !slices.Equal(got, want) {
+		t.Fatalf("records: got %q, want %q", got, want)
+	}
+	assertAbsent(t, fb, walKey(t, names[5], repository.LZ4))
+	if most := b.MaxInFlight(storagetest.OpPut); most > 4 {
+		t.Errorf("uploads in flight: at most %d, want at most 4 (a call's own and 3 ahead)", most)
+	}
+}
+
+// TestPushAheadPipelineStopped: pushes ahead cut off by the Pipeline's
+// context leave no record, and Wait returns.
+func TestPushAheadPipelineStopped(t *testing.T) {
+	t.Parallel()
+	fb := mem.New()
+	walDir, names := pgWAL(t, 3)
+	b := storagetest.NewFault(fb)
+	ahead := walKey(t, names[1], repository.LZ4)
+	b.Stall(storagetest.OpPut, func(k string) bool { return k == ahead })
+	ctx, cancel := context.WithCancel(context.Background())
+	pipe := archive.NewPipeline(ctx, slog.New(slog.DiscardHandler))
+	o := aheadOpts(1)
+	o.Pipeline = pipe
+	if err := <-pushAheadAsync(b, filepath.Join(walDir, names[0]), o); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	pipe.Wait()
+	if got := records(t, walDir); len(got) != 0 {
+		t.Fatalf("records after the pipeline stopped: %q, want none", got)
+	}
+	if _, err := os.Stat(recordPath(walDir, names[1])); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("record of the cut-off push: %v", err)
+	}
+	assertAbsent(t, fb, ahead)
+}
