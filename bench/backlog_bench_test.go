@@ -66,13 +66,7 @@ func backlogPush(b *testing.B, e *env, r *repo, conc int, helper bool) {
 	}
 	loop := func() { backlogLoop(b, dir, names, call) }
 	if helper {
-		probe := call(names[0])
-		h := startWALHelper(b, e.bin, dir, probe.Env)
-		before := h.cpu()
-		loop()
-		b.ReportMetric(float64(h.cpu()-before)/1e6/float64(len(names)), "helper-cpu-ms")
-		b.ReportMetric(h.peakRSSMiB(), "helper-peak-RSS-MiB")
-		h.checkRan(b, len(names))
+		helperLoop(b, e, call(names[0]).Env, dir, func() int { return len(names) }, loop)
 	} else {
 		loop()
 	}

@@ -90,13 +90,14 @@ func (h *walHelper) checkRan(b *testing.B, n int) {
 }
 
 // helperLoop is a benchmark row whose walvault calls go through a helper
-// started in dir: run does the row's loop over the calls, calls is how
-// many the helper must have run; it reports the helper's CPU time per
+// started in dir with env (the calls' environment): run does the row's
+// loop over the calls, calls is how many the helper must have run; it
+// reports the helper's CPU time per
 // iteration (helper-cpu-ms), which the calls' own cpu-ms leaves out, and
 // its peak RSS (helper-peak-RSS-MiB; peak-RSS-MiB is the calls').
-func helperLoop(b *testing.B, e *env, r *repo, dir string, calls func() int, run func()) {
+func helperLoop(b *testing.B, e *env, env []string, dir string, calls func() int, run func()) {
 	b.Helper()
-	h := startWALHelper(b, e.bin, dir, e.walvault(r, dir).Env)
+	h := startWALHelper(b, e.bin, dir, env)
 	before := h.cpu()
 	run()
 	b.ReportMetric(float64(h.cpu()-before)/1e6/float64(calls()), "helper-cpu-ms")

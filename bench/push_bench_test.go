@@ -64,7 +64,7 @@ func BenchmarkWALPushOne(b *testing.B) {
 		b.Run("helper="+names[r], func(b *testing.B) {
 			dir, segs := e.segments(b, 2*b.N)
 			e.pruneAfter(b, r)
-			helperLoop(b, e, r, dir, func() int { return 2 * b.N }, func() {
+			helperLoop(b, e, e.walvault(r, dir).Env, dir, func() int { return 2 * b.N }, func() {
 				execLoopCPU(b, e, func(i int) []*exec.Cmd {
 					return []*exec.Cmd{e.walvault(r, dir, "wal-push", "pg_wal/"+segs[i])}
 				}, pushed)

@@ -786,7 +786,7 @@ func BenchmarkWALFetch(b *testing.B) {
 			if err := os.Mkdir(filepath.Join(out, "pg_wal"), 0o700); err != nil {
 				b.Fatal(err)
 			}
-			helperLoop(b, e, r, out, func() int { return 2 * b.N }, func() {
+			helperLoop(b, e, e.walvault(r, out).Env, out, func() int { return 2 * b.N }, func() {
 				execLoop(b, e, func(i int) []*exec.Cmd {
 					return []*exec.Cmd{e.walvault(r, out, "wal-fetch", e.real.String(), fmt.Sprintf("pg_wal/RECOVERYXLOG.%d", i))}
 				}, nil)
@@ -828,7 +828,7 @@ func BenchmarkWALFetchInProcess(b *testing.B) {
 			if err := os.Mkdir(filepath.Join(out, "pg_wal"), 0o700); err != nil {
 				b.Fatal(err)
 			}
-			helperLoop(b, e, r, out, func() int { return 2 * b.N }, func() {
+			helperLoop(b, e, e.walvault(r, out).Env, out, func() int { return 2 * b.N }, func() {
 				execLoop(b, e, func(i int) []*exec.Cmd {
 					return []*exec.Cmd{e.walvault(r, out, "wal-fetch", e.real.String(), fmt.Sprintf("pg_wal/RECOVERYXLOG.%d", i))}
 				}, nil)
