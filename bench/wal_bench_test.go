@@ -820,22 +820,6 @@ func BenchmarkWALFetchInProcess(b *testing.B) {
 			checkFetched(b, e, filepath.Join(out, fmt.Sprintf("RECOVERYXLOG.%d", b.N-1)))
 		})
 	}
-	// The same calls handed to a running wal-helper, in its data directory.
-	for _, name := range []string{"file", "s3"} {
-		b.Run("helper="+name, func(b *testing.B) {
-			r := e.repos[name]
-			out := e.outDir(b)
-			if err := os.Mkdir(filepath.Join(out, "pg_wal"), 0o700); err != nil {
-				b.Fatal(err)
-			}
-			helperLoop(b, e, e.walvault(r, out).Env, out, func() int { return 2 * b.N }, func() {
-				execLoop(b, e, func(i int) []*exec.Cmd {
-					return []*exec.Cmd{e.walvault(r, out, "wal-fetch", e.real.String(), fmt.Sprintf("pg_wal/RECOVERYXLOG.%d", i))}
-				}, nil)
-			})
-			checkFetched(b, e, filepath.Join(out, "pg_wal", fmt.Sprintf("RECOVERYXLOG.%d", b.N-1)))
-		})
-	}
 }
 
 // checkFetched makes sure a fetch brought back the real segment.
