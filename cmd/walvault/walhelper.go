@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/handoff"
@@ -240,24 +239,6 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		h.log.Warn("wal-helper: declined", "args", req.Args[1:], "reason", why)
 	}
 	conn.Write(handoff.EncodeAnswer(a, ran))
-}
-
-func peerUID(conn *net.UnixConn) (int, error) {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	uid := -1
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		var cred *unix.Ucred
-		if cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); cerr == nil {
-			uid = int(cred.Uid)
-		}
-	}); err != nil {
-		return -1, err
-	}
-	return uid, cerr
 }
 
 func readRequest(conn *net.UnixConn) (handoff.Request, error) {
