@@ -147,3 +147,64 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 	}
 }
+
+// TestWALHelperKilledMidCall: a helper killed (SIGKILL) while it runs
+// archive_command's push, its storage stalled, gives no answer; the call
+// then pushes in its own process, and the segment is archived as
+// PostgreSQL wrote it. A helper started again takes over the socket the
+// killed one left.
+func TestWALHelperKilledMidCall(t *testing.T) {
+	gw := testenv.StartVersity(t)
+	r := s3RepoOn(t, gw)
+	proxy := testenv.StartFaultProxy(t, gw.Endpoint)
+	env := append(gw.EnvThrough(proxy.Endpoint()), "WALVAULT_REPO="+r.url, "WALVAULT_TIMEOUT=60s")
+	bin := testenv.BuildWalvault(t)
+	pushLog := filepath.Join(testenv.UserDir(t), "walpush.log")
+	copies := filepath.Join(testenv.UserDir(t), "copies")
+	if err := os.Mkdir(copies, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, copies)
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
+		ArchiveCommand: bin + " wal-push %p 2>>" + pushLog + " && cp %p " + copies + "/%f",
+		Env:            env,
+	})
+	startHelper := func() (*exec.Cmd, *testenv.SyncBuffer) {
+		helper := pg.Command(t, bin, "wal-helper", pg.DataDir)
+		log := &testenv.SyncBuffer{}
+		helper.Stdout, helper.Stderr = log, log
+		if err := helper.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+		waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(log.String(), "wal-helper listening") })
+		return helper, log
+	}
+	first := pg.SwitchWAL(t)
+	pg.WaitArchived(t, first, 60*time.Second) // walvault.json exists: the next push is a plain upload
+
+	helper, _ := startHelper()
+	proxy.Stall(t)
+	last := pg.SwitchWAL(t)
+	// The archiver's call is in the helper, its upload stalled.
+	time.Sleep(2 * time.Second)
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	helper.Wait()
+	proxy.Heal(t)
+	pg.WaitArchived(t, last, 90*time.Second)
+	pushed := string(readFile(t, pushLog))
+	if !strings.Contains(pushed, "wal-helper stopped before answering; running the command in this process") {
+		t.Fatalf("the archiver's stderr does not show the call falling back:\n%s", pushed)
+	}
+	fetchEveryArchivedFile(t, r, copies)
+
+	// The killed helper's socket is taken over by the next one.
+	_, log := startHelper()
+	next := pg.SwitchWAL(t)
+	pg.WaitArchived(t, next, 60*time.Second)
+	if !strings.Contains(log.String(), "[wal-push pg_wal/"+next+`]" exit=0`) {
+		t.Fatalf("the restarted helper did not archive %s:\n%s", next, log.String())
+	}
+}
