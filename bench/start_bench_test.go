@@ -28,6 +28,7 @@ import (
 //	handed-off      walvault wal-fetch of a segment the archive lacks, in a
 //	                data directory a wal-helper serves: the call hands its
 //	                command line over from internal/handoff's init
+//	lean-handed-off the same call from the lean build
 //
 // What separates walvault from go-minimal is the Go runtime's work on a
 // larger binary and the initialisation of every linked package, which
@@ -60,6 +61,7 @@ func BenchmarkStart(b *testing.B) {
 		// answered by a wal-helper: the hand-off's cost, the helper's
 		// one stat of a file:// repository aside.
 		{name: "handed-off", args: []string{bin, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: pgdata, code: 1},
+		{name: "lean-handed-off", args: []string{lean, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: pgdata, code: 1},
 	}
 	wall := make([][]time.Duration, len(variants))
 	cpu := make([][]time.Duration, len(variants))

@@ -414,10 +414,10 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 
 	if r := byName[start]; r != nil {
 		fmt.Fprintf(w, "\nprocess start, each command interleaved with a minimal Go program (medians of %d runs; max over runs in brackets):\n", len(r.metrics["ns/op"]))
-		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "lean-wal-push-help-ms", "handed-off-ms",
-			"version-x", "wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x", "handed-off-x",
-			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "lean-wal-push-help-cpu-ms", "handed-off-cpu-ms",
-			"wal-push-help-cpu-x", "wal-fetch-help-cpu-x", "lean-wal-push-help-cpu-x", "handed-off-cpu-x"} {
+		for _, u := range []string{"go-minimal-ms", "version-ms", "wal-push-help-ms", "wal-fetch-help-ms", "lean-wal-push-help-ms", "handed-off-ms", "lean-handed-off-ms",
+			"version-x", "wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x", "handed-off-x", "lean-handed-off-x",
+			"go-minimal-cpu-ms", "wal-push-help-cpu-ms", "wal-fetch-help-cpu-ms", "lean-wal-push-help-cpu-ms", "handed-off-cpu-ms", "lean-handed-off-cpu-ms",
+			"wal-push-help-cpu-x", "wal-fetch-help-cpu-x", "lean-wal-push-help-cpu-x", "handed-off-cpu-x", "lean-handed-off-cpu-x"} {
 			if m, ok := r.median(u); ok {
 				fmt.Fprintf(w, "  %-26s %10.2f  [%.2f]\n", u, m, maxOf(r.metrics[u]))
 			}
@@ -427,7 +427,7 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 	missed += reportLinks(w, order, byName)
 
 	fmt.Fprintf(w, "\ntargets:\n")
-	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x", "handed-off-x"} {
+	for _, u := range []string{"wal-push-help-x", "wal-fetch-help-x", "lean-wal-push-help-x", "handed-off-x", "lean-handed-off-x"} {
 		if r := byName[start]; r != nil {
 			if m, ok := r.median(u); ok {
 				fmt.Fprintf(w, "  process start, %s = %.2fx a minimal Go program: target ≤ %.1fx %s\n", strings.TrimSuffix(u, "-x"), m, targetStart, verdict(m <= targetStart))
