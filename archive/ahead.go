@@ -154,7 +154,12 @@ func aheadCandidates(walDir, name, dir string, opts AheadOptions) []string {
 	}
 	cands := nextReady(walDir, name, dir, opts.Concurrency)
 	if pipe := opts.Pipeline; pipe != nil {
-		cands = slices.DeleteFunc(cands, func(c string) bool { return pipe.busy(filepath.Join(walDir, c)) })
+		// In flight, or done since nextReady looked: a push ahead writes
+		// its record before it leaves the flight, so this order misses
+		// neither.
+		cands = slices.DeleteFunc(cands, func(c string) bool {
+			return pipe.busy(filepath.Join(walDir, c)) || hasRecord(dir, c)
+		})
 	}
 	if len(cands) > 0 {
 		if _, err := ensurePushedDir(walDir); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,4 +134,47 @@ func TestPushAheadPipelineStopped(t *testing.T) {
 		t.Fatalf("record of the cut-off push: %v", err)
 	}
 	assertAbsent(t, fb, ahead)
+}
+
+// TestPushAheadPipelineBacklog: PostgreSQL's archiver working through a
+// backlog call by call (.ready renamed to .done after each), uploads of
+// varying speed: every file is uploaded exactly once and each call after
+// the first is answered from a record.
+func TestPushAheadPipelineBacklog(t *testing.T) {
+	t.Parallel()
+	fb := mem.New()
+	walDir, names := pgWAL(t, 40)
+	mustPush(t, fb, filepath.Join(walDir, names[39]), opts(repository.LZ4))
+	done(t, walDir, names[39])
+	names = names[:39]
+	b := storagetest.NewFault(fb)
+	var n atomic.Int64
+	b.Before(storagetest.OpPut, func(k string) bool { return k != repository.IdentityKey }, func(ctx context.Context, _ string) error {
+		time.Sleep(time.Duration(n.Add(7)%23) * time.Millisecond)
+		return nil
+	})
+	pipe := archive.NewPipeline(context.Background(), slog.New(slog.DiscardHandler))
+	o := aheadOpts(4)
+	o.Pipeline = pipe
+	skipped := 0
+	for _, name := range names {
+		res := pushAhead(t, b, filepath.Join(walDir, name), o)
+		if res.Skipped {
+			skipped++
+		}
+		done(t, walDir, name)
+	}
+	pipe.Wait()
+	puts := map[string]int{}
+	for _, k := range b.Returned(storagetest.OpPut) {
+		puts[k]++
+	}
+	for _, name := range names {
+		if k := walKey(t, name, repository.LZ4); puts[k] != 1 {
+			t.Errorf("%s uploaded %d times, want once", name, puts[k])
+		}
+	}
+	if skipped != len(names)-1 {
+		t.Errorf("%d of %d calls answered from a record, want all but the first", skipped, len(names))
+	}
 }
