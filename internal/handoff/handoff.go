@@ -26,11 +26,11 @@ import "os"
 // SocketPath is the helper's socket, relative to the data directory.
 const SocketPath = "pg_wal/walvault/helper.sock"
 
-// protocol opens every request; a helper that speaks another answers
-// "fallback".
+// protocol opens every request; a helper of another version closes the
+// connection unanswered, and the caller runs the command itself.
 const protocol = "walvault-handoff 1"
 
-// Commands are the command words a helper may run.
+// commands are the command words a helper may run.
 var commands = [...]string{"wal-push", "wal-fetch"}
 
 func init() {
