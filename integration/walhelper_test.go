@@ -24,44 +24,9 @@ import (
 func TestWALHelper(t *testing.T) {
 	r := s3Repo(t)
 	bin := testenv.BuildWalvault(t)
-	pushLog := filepath.Join(testenv.UserDir(t), "walpush.log")
-	copies := filepath.Join(testenv.UserDir(t), "copies")
-	if err := os.Mkdir(copies, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	testenv.ChownToServerUser(t, copies)
-	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
-		ArchiveCommand: bin + " wal-push %p 2>>" + pushLog + " && cp %p " + copies + "/%f",
-		Env:            r.env,
-	})
-
-	// The helper as the server's user, with the server's environment, as
-	// the systemd unit runs it.
-	helper := pg.Command(t, bin, "wal-helper", pg.DataDir)
-	helperLog := &testenv.SyncBuffer{}
-	helper.Stdout, helper.Stderr = helperLog, helperLog
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- helper.Wait() }()
-	stopHelper := func() error {
-		helper.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(30 * time.Second):
-			helper.Process.Kill()
-			t.Fatalf("wal-helper still running 30s after SIGTERM:\n%s", helperLog.String())
-			return nil
-		}
-	}
-	t.Cleanup(func() {
-		if helper.ProcessState == nil {
-			stopHelper()
-		}
-	})
-	waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(helperLog.String(), "wal-helper listening") })
+	pg, pushLog, copies := helperServer(t, bin, r.env)
+	helper := startHelperFor(t, pg, bin)
+	helperLog := helper.log
 
 	pg.Pgbench(t, "-i", "-s", "1", "-q")
 	var viaHelper []string
@@ -122,7 +87,7 @@ func TestWALHelper(t *testing.T) {
 		t.Fatalf("the helper ran another user's call:\n%s", helperLog.String())
 	}
 
-	if err := stopHelper(); err != nil {
+	if err := helper.stop(t); err != nil {
 		t.Fatalf("wal-helper after SIGTERM: %v\n%s", err, helperLog.String())
 	}
 	if _, err := os.Stat(filepath.Join(pg.DataDir, "pg_wal", "walvault", "helper.sock")); !os.IsNotExist(err) {
@@ -140,6 +105,72 @@ func TestWALHelper(t *testing.T) {
 	}
 	entries := fetchEveryArchivedFile(t, r, copies)
 	t.Logf("%d files archived, %d of them by the helper", len(entries), strings.Count(helperLog.String(), "[wal-push "))
+}
+
+// helperServer starts PostgreSQL 15 with env whose archive_command is
+// wal-push, its stderr appended to pushLog and each archived file copied
+// into copies, the ground truth for fetching back.
+func helperServer(t *testing.T, bin string, env []string) (pg *testenv.Postgres, pushLog, copies string) {
+	t.Helper()
+	pushLog = filepath.Join(testenv.UserDir(t), "walpush.log")
+	copies = filepath.Join(testenv.UserDir(t), "copies")
+	if err := os.Mkdir(copies, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, copies)
+	pg = testenv.StartPostgres(t, testenv.PostgresOptions{
+		ArchiveCommand: bin + " wal-push %p 2>>" + pushLog + " && cp %p " + copies + "/%f",
+		Env:            env,
+	})
+	return pg, pushLog, copies
+}
+
+// helperProc is a wal-helper run for a server's data directory as the
+// server's user, with the server's environment, as the systemd unit runs
+// it.
+type helperProc struct {
+	cmd    *exec.Cmd
+	log    *testenv.SyncBuffer
+	exited chan error
+}
+
+// startHelperFor starts the helper and waits until it listens; it is
+// killed at the test's end if still running.
+func startHelperFor(t *testing.T, pg *testenv.Postgres, bin string) *helperProc {
+	t.Helper()
+	h := &helperProc{cmd: pg.Command(t, bin, "wal-helper", pg.DataDir), log: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
+	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.exited <- h.cmd.Wait() }()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.exited
+	})
+	waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(h.log.String(), "wal-helper listening") })
+	return h
+}
+
+// stop sends SIGTERM and returns how the helper exited.
+func (h *helperProc) stop(t *testing.T) error {
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-h.exited:
+		h.exited <- err // for the cleanup
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("wal-helper still running 30s after SIGTERM:\n%s", h.log.String())
+		return nil
+	}
+}
+
+// kill kills the helper (SIGKILL) and waits for it.
+func (h *helperProc) kill(t *testing.T) {
+	if err := h.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h.exited <- <-h.exited
 }
 
 // waitFor polls cond every 20 ms until it holds or timeout passes.
@@ -163,39 +194,16 @@ func TestWALHelperKilledMidCall(t *testing.T) {
 	proxy := testenv.StartFaultProxy(t, gw.Endpoint)
 	env := append(gw.EnvThrough(proxy.Endpoint()), "WALVAULT_REPO="+r.url, "WALVAULT_TIMEOUT=60s")
 	bin := testenv.BuildWalvault(t)
-	pushLog := filepath.Join(testenv.UserDir(t), "walpush.log")
-	copies := filepath.Join(testenv.UserDir(t), "copies")
-	if err := os.Mkdir(copies, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	testenv.ChownToServerUser(t, copies)
-	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
-		ArchiveCommand: bin + " wal-push %p 2>>" + pushLog + " && cp %p " + copies + "/%f",
-		Env:            env,
-	})
-	startHelper := func() (*exec.Cmd, *testenv.SyncBuffer) {
-		helper := pg.Command(t, bin, "wal-helper", pg.DataDir)
-		log := &testenv.SyncBuffer{}
-		helper.Stdout, helper.Stderr = log, log
-		if err := helper.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
-		waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(log.String(), "wal-helper listening") })
-		return helper, log
-	}
+	pg, pushLog, copies := helperServer(t, bin, env)
 	first := pg.SwitchWAL(t)
 	pg.WaitArchived(t, first, 60*time.Second) // walvault.json exists: the next push is a plain upload
 
-	helper, _ := startHelper()
+	helper := startHelperFor(t, pg, bin)
 	proxy.Stall(t)
 	last := pg.SwitchWAL(t)
 	// The archiver's call is in the helper, its upload stalled.
 	time.Sleep(2 * time.Second)
-	if err := helper.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	helper.Wait()
+	helper.kill(t)
 	proxy.Heal(t)
 	pg.WaitArchived(t, last, 90*time.Second)
 	pushed := string(readFile(t, pushLog))
@@ -205,7 +213,7 @@ func TestWALHelperKilledMidCall(t *testing.T) {
 	fetchEveryArchivedFile(t, r, copies)
 
 	// The killed helper's socket is taken over by the next one.
-	_, log := startHelper()
+	log := startHelperFor(t, pg, bin).log
 	next := pg.SwitchWAL(t)
 	pg.WaitArchived(t, next, 60*time.Second)
 	if !strings.Contains(log.String(), "[wal-push pg_wal/"+next+`]" exit=0`) {
