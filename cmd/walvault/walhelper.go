@@ -277,7 +277,7 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Ans
 	app := newApp(io.Discard, &stderr)
 	args := normalizeArgs(app, req.Args)
 	name := commandName(app, args)
-	if !handoff.Eligible([]string{"", name}) {
+	if !handoff.Handles(name) {
 		return handoff.Answer{}, false, ""
 	}
 	if differ := envDifference(envMap(req.Env), h.env, readsEnv(app.Command(name))); len(differ) > 0 {

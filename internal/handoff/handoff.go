@@ -54,10 +54,18 @@ func init() {
 // The helper decides; this only spares other commands the socket.
 func Eligible(args []string) bool {
 	for _, a := range args[min(1, len(args)):] {
-		for _, c := range commands {
-			if a == c {
-				return true
-			}
+		if Handles(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Handles says whether a helper runs the command of that name.
+func Handles(command string) bool {
+	for _, c := range commands {
+		if command == c {
+			return true
 		}
 	}
 	return false
