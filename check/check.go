@@ -79,8 +79,12 @@ type Options struct {
 	// from the environment, the connection's password): any that does is
 	// replaced with [REDACTED].
 	Secrets []string
-	Now     func() time.Time
-	Log     *slog.Logger
+	// HelperReads says which environment variables PostgreSQL's wal-push
+	// and wal-fetch calls read, which a wal-helper must see set as
+	// PostgreSQL does to run them (nil: not compared).
+	HelperReads func(name string) bool
+	Now         func() time.Time
+	Log         *slog.Logger
 }
 
 // Result is one check's verdict; the --json output is a list of them.
@@ -118,6 +122,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 	c.add(c.checkArchiveCommand())
 	c.add(c.checkArchiver())
 	c.add(c.checkArchiveLag())
+	c.add(c.checkWALHelper()...)
 	c.timed(ctx, c.checkReceiveSlots)
 	c.timed(ctx, c.checkBackups)
 	c.timed(ctx, c.checkContinuity)

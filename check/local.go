@@ -88,11 +88,33 @@ func controlSystemID(dataDir string) (string, error) {
 }
 
 // postmasterEnv reads WALVAULT_REPO and WALVAULT_CONFIG from the running
-// postmaster's environment, which archive_command inherits: the
+// postmaster's environment, which archive_command inherits.
+func postmasterEnv(dataDir string) (map[string]string, error) {
+	env, err := postmasterEnviron(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return keptOnly(env), nil
+}
+
+// keepEnv picks envKept out of a NUL-separated environment block.
+func keepEnv(raw []byte) map[string]string { return keptOnly(parseEnviron(raw)) }
+
+func keptOnly(env map[string]string) map[string]string {
+	kept := map[string]string{}
+	for _, k := range envKept {
+		if v, ok := env[k]; ok {
+			kept[k] = v
+		}
+	}
+	return kept
+}
+
+// postmasterEnviron is the running postmaster's whole environment: the
 // postmaster's pid is the first line of postmaster.pid, and the process
 // must have the data directory as its working directory (so a stale pid
 // file cannot name another process).
-func postmasterEnv(dataDir string) (map[string]string, error) {
+func postmasterEnviron(dataDir string) (map[string]string, error) {
 	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
 		return nil, err
@@ -102,23 +124,28 @@ func postmasterEnv(dataDir string) (map[string]string, error) {
 	if err != nil || pid <= 0 {
 		return nil, fmt.Errorf("postmaster.pid does not start with a process id")
 	}
-	proc := filepath.Join("/proc", strconv.Itoa(pid))
-	cwd, err := os.Readlink(filepath.Join(proc, "cwd"))
+	cwd, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
 	if err != nil {
 		return nil, err
 	}
 	if !sameDir(cwd, dataDir) {
 		return nil, fmt.Errorf("process %d is not the postmaster of %s", pid, dataDir)
 	}
-	raw, err := os.ReadFile(filepath.Join(proc, "environ"))
+	return procEnviron(pid)
+}
+
+// procEnviron is a process's whole environment (/proc/PID/environ). Its
+// values stay in memory: they may hold credentials.
+func procEnviron(pid int) (map[string]string, error) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
 	if err != nil {
 		return nil, err
 	}
-	return keepEnv(raw), nil
+	return parseEnviron(raw), nil
 }
 
-// keepEnv picks envKept out of a NUL-separated environment block.
-func keepEnv(raw []byte) map[string]string {
+// parseEnviron reads a NUL-separated environment block.
+func parseEnviron(raw []byte) map[string]string {
 	env := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -132,14 +159,8 @@ func keepEnv(raw []byte) map[string]string {
 		return 0, nil, nil
 	})
 	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		for _, want := range envKept {
-			if k == want {
-				env[k] = v
-			}
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			env[k] = v
 		}
 	}
 	return env

@@ -56,6 +56,12 @@ func TestWALHelper(t *testing.T) {
 		t.Errorf("a backlog through the helper: nothing pushed ahead, or no call skipped; helper:\n%s\narchiver:\n%s", helperLog.String(), pushed)
 	}
 
+	// check sees the helper and that the postmaster's calls go to it.
+	lines, _ := checkJSON(t, r.env, "--pg-conn", pg.ConnString())
+	if l, ok := checkByName(lines)["wal-helper"]; !ok || !l.OK || !strings.Contains(l.Detail, "calls are handed to it") {
+		t.Errorf("check's wal-helper line: %+v (present: %v), want OK, calls handed to it", l, ok)
+	}
+
 	// wal-fetch as PostgreSQL would start it, in the data directory.
 	dest := filepath.Join(testenv.UserDir(t), "fetched")
 	fetch := pg.Command(t, bin, "wal-fetch", viaHelper[0], dest)
@@ -211,6 +217,10 @@ func TestWALHelperKilledMidCall(t *testing.T) {
 		t.Fatalf("the archiver's stderr does not show the call falling back:\n%s", pushed)
 	}
 	fetchEveryArchivedFile(t, r, copies)
+	lines, _ := checkJSON(t, env, "--pg-conn", pg.ConnString())
+	if l := checkByName(lines)["wal-helper"]; !l.OK || !strings.Contains(l.Detail, "left by a helper that stopped") {
+		t.Errorf("check's wal-helper line after the kill: %+v, want the left socket reported", l)
+	}
 
 	// The killed helper's socket is taken over by the next one.
 	log := startHelperFor(t, pg, bin).log

@@ -99,6 +99,7 @@ func checkAll(c *cli.Context, opts *checkOptions, s *session) error {
 		Timeout:      opts.Timeout,
 		Host:         host,
 		Secrets:      secretValues(opts.PGConn),
+		HelperReads:  helperCallsRead(),
 		Log:          s.log,
 	})
 	var err error

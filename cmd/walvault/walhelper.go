@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/handoff"
+	"github.com/walvault/walvault/internal/peercred"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -137,7 +137,7 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h := &walHelper{ctx: ctx, log: log, env: envMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
+	h := &walHelper{ctx: ctx, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
 
 	var calls sync.WaitGroup
@@ -203,7 +203,7 @@ const requestTimeout = 10 * time.Second
 // way the caller runs the command itself).
 func (h *walHelper) serve(conn *net.UnixConn) {
 	defer conn.Close()
-	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
+	if uid, _, err := peercred.Of(conn); err != nil || uid != os.Getuid() {
 		h.log.Warn("wal-helper: declined a caller of another user", "peer_uid", uid, "err", err)
 		conn.Write(handoff.EncodeAnswer(declined("the caller is another user"), false))
 		return
@@ -280,7 +280,7 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Ans
 	if !handoff.Handles(name) {
 		return handoff.Answer{}, false, ""
 	}
-	if differ := envDifference(envMap(req.Env), h.env, readsEnv(app.Command(name))); len(differ) > 0 {
+	if differ := handoff.EnvDiffering(handoff.EnvMap(req.Env), h.env, readsEnv(app.Command(name))); len(differ) > 0 {
 		return decline("its environment differs in " + strings.Join(differ, ", "))
 	}
 	app.Metadata = map[string]any{helperKey: h}
@@ -300,15 +300,6 @@ func sameDir(a, b string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return m
-}
-
 // readsEnv says whether cmd's run depends on an environment variable: one
 // of its flags' (its settings, WALVAULT_CONFIG), or one the AWS SDK, Go's
 // TLS or the home directory's ~/.aws supply.
@@ -326,22 +317,12 @@ func readsEnv(cmd *cli.Command) func(name string) bool {
 	}
 }
 
-// envDifference names the variables read (by reads) that are set
-// differently in two environments, without their values.
-func envDifference(a, b map[string]string, reads func(string) bool) []string {
-	var names []string
-	for k, v := range a {
-		if w, ok := b[k]; reads(k) && (!ok || w != v) {
-			names = append(names, k)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; reads(k) && !ok {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
-	return names
+// helperCallsRead says whether PostgreSQL's wal-push or wal-fetch calls
+// read an environment variable: what check compares between the
+// postmaster and a wal-helper.
+func helperCallsRead() func(name string) bool {
+	push, fetch := readsEnv(walPushCommand()), readsEnv(walFetchCommand())
+	return func(name string) bool { return push(name) || fetch(name) }
 }
 
 // asksForHelpOrVersion finds urfave's help and version flags, which print

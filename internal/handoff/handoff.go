@@ -18,10 +18,14 @@
 // success is never reported without the helper saying so.
 //
 // This package must keep its imports to the standard library's lowest
-// packages: anything heavier would be initialised before the hand-off.
+// packages (os, syscall, strconv, errors, slices): anything heavier would
+// be initialised before the hand-off.
 package handoff
 
-import "os"
+import (
+	"os"
+	"slices"
+)
 
 // SocketPath is the helper's socket, relative to the data directory.
 const SocketPath = "pg_wal/walvault/helper.sock"
@@ -84,6 +88,38 @@ func Environ(env []string) []string {
 		}
 	}
 	return kept
+}
+
+// EnvMap is an environment list as a map.
+func EnvMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		for i := range len(kv) {
+			if kv[i] == '=' {
+				m[kv[:i]] = kv[i+1:]
+				break
+			}
+		}
+	}
+	return m
+}
+
+// EnvDiffering names, sorted, the variables reads selects that two
+// environments set differently (or only one sets), never their values.
+func EnvDiffering(a, b map[string]string, reads func(string) bool) []string {
+	var names []string
+	for k, v := range a {
+		if w, ok := b[k]; reads(k) && (!ok || w != v) {
+			names = append(names, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; reads(k) && !ok {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

@@ -86,3 +86,20 @@ func TestAskWithoutHelper(t *testing.T) {
 		t.Fatalf("no socket: got %+v ok=%v, want a silent fallback", a, ok)
 	}
 }
+
+func TestEnvDiffering(t *testing.T) {
+	pg := EnvMap([]string{"WALVAULT_REPO=s3://b/p", "AWS_PROFILE=a", "HOME=/h", "WALVAULT_RETAIN=2 FULL", "X=y=z"})
+	helper := EnvMap([]string{"WALVAULT_REPO=s3://b/q", "HOME=/h", "AWS_REGION=eu", "X=y=z"})
+	if pg["X"] != "y=z" {
+		t.Fatalf("EnvMap split %q at the wrong '='", pg["X"])
+	}
+	reads := func(k string) bool { return k != "WALVAULT_RETAIN" }
+	got := EnvDiffering(pg, helper, reads)
+	want := []string{"AWS_PROFILE", "AWS_REGION", "WALVAULT_REPO"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("EnvDiffering = %q, want %q (WALVAULT_RETAIN is not read)", got, want)
+	}
+	if got := EnvDiffering(helper, helper, reads); len(got) != 0 {
+		t.Fatalf("an environment against itself: %q", got)
+	}
+}
