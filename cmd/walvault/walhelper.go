@@ -61,11 +61,13 @@ own on every variable the command reads: its settings' WALVAULT_* (see its
 --help) and WALVAULT_CONFIG, every AWS_* variable, HOME (~/.aws),
 SSL_CERT_FILE and SSL_CERT_DIR. The command then resolves its flags,
 environment and --config file exactly as it would in its own process (a
-changed config file counts at the next call). Otherwise, and whenever the helper is not running, stops, or
-is cut off before its answer, the caller runs the command itself, as without
-a helper; the commands are idempotent, so nothing is lost or done wrong.
-A declined call says why on stderr (PostgreSQL's log), naming the variables
-that differ, never their values.
+changed config file counts at the next call). Otherwise, and whenever the
+helper is not running, stops, or is cut off before its answer, the caller
+runs the command itself, as without a helper; the commands are idempotent,
+so nothing is lost or done wrong. A declined call says why on stderr
+(PostgreSQL's log), naming the variables that differ, never their values;
+walvault check, on the database host, says whether PostgreSQL's calls go to
+the helper.
 
 wal-push's pushes ahead (upload-concurrency) go on in the helper after the
 call that started them returns, so a backlog drains as a steady pipeline:
