@@ -62,12 +62,20 @@ func TestWALHelper(t *testing.T) {
 		t.Errorf("check's wal-helper line: %+v (present: %v), want OK, calls handed to it", l, ok)
 	}
 
-	// wal-fetch as PostgreSQL would start it, in the data directory.
+	// wal-fetch as PostgreSQL would start it, in the data directory. The
+	// build under test (cgo, glibc) hands the call over from an ELF
+	// constructor, before the Go runtime starts: with inittrace on, the
+	// runtime would print a line for each package it initialised.
 	dest := filepath.Join(testenv.UserDir(t), "fetched")
 	fetch := pg.Command(t, bin, "wal-fetch", viaHelper[0], dest)
 	fetch.Dir = pg.DataDir
-	if out, err := fetch.CombinedOutput(); err != nil {
+	fetch.Env = append(fetch.Env, "GODEBUG=inittrace=1")
+	out, err := fetch.CombinedOutput()
+	if err != nil {
 		t.Fatalf("wal-fetch through the helper: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("init internal/")) {
+		t.Errorf("the handed-off wal-fetch started the Go runtime, so it was not handed over before it (walvault must be built with cgo: a C compiler on PATH, CGO_ENABLED unset or 1):\n%s", out)
 	}
 	if !bytes.Equal(readFile(t, dest), readFile(t, filepath.Join(copies, viaHelper[0]))) {
 		t.Fatalf("%s fetched through the helper differs from what PostgreSQL archived", viaHelper[0])
@@ -82,7 +90,7 @@ func TestWALHelper(t *testing.T) {
 	cmd := exec.Command(bin, "wal-fetch", viaHelper[1], rootDest)
 	cmd.Dir = pg.DataDir
 	cmd.Env = append(append(cleanEnv(), "WALVAULT_PREFETCH=0"), r.env...)
-	out, err := cmd.CombinedOutput()
+	out, err = cmd.CombinedOutput()
 	if err != nil || strings.Contains(string(out), "wal-helper") {
 		t.Fatalf("wal-fetch by another user: %v\n%s\nwant it fetched in its own process, without a word of the helper", err, out)
 	}

@@ -38,7 +38,7 @@ const protocol = "walvault-handoff 1"
 var commands = [...]string{"wal-push", "wal-fetch"}
 
 func init() {
-	if !Eligible(os.Args) {
+	if earlyLooked() || !Eligible(os.Args) {
 		return
 	}
 	cwd, err := os.Getwd()

@@ -131,8 +131,8 @@ func DecodeAnswer(b []byte) (a Answer, ran, complete bool) {
 	if sp < 0 {
 		return a, false, false
 	}
-	size, err := strconv.Atoi(line[sp+1:])
-	if err != nil || size != len(msg) {
+	size, ok := parseDigits(line[sp+1:])
+	if !ok || size != len(msg) {
 		return a, false, false
 	}
 	a.Message = string(msg)
@@ -140,12 +140,28 @@ func DecodeAnswer(b []byte) (a Answer, ran, complete bool) {
 	case kind == "fallback":
 		return a, false, true
 	case hasPrefix(kind, "exit "):
-		code, err := strconv.Atoi(kind[len("exit "):])
-		if err != nil || code < 0 || code > 255 {
+		code, ok := parseDigits(kind[len("exit "):])
+		if !ok || code > 255 {
 			return Answer{}, false, false
 		}
 		a.Code = code
 		return a, true, true
 	}
 	return Answer{}, false, false
+}
+
+// parseDigits reads a count or an exit code of an answer: decimal digits
+// only, at most nine of them (no sign, no overflow to think of).
+func parseDigits(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
 }
