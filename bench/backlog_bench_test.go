@@ -166,21 +166,26 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 		src, names := e.segments(b, b.N)
 		recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
 			return command(pgdata, "cp", filepath.Join(src, "pg_wal", name), "pg_wal/RECOVERYXLOG")
-		}, filepath.Join(src, "pg_wal"), 0, false)
+		}, filepath.Join(src, "pg_wal"), 0, false, nil)
 	})
 	type variant struct {
 		repo     string
 		prefetch int
 		replay   time.Duration
+		helper   bool // every call handed to a wal-helper
 	}
-	variants := []variant{{"s3", 0, 0}, {"s3", 8, 0}, {"s3", 0, replayGap}, {"s3", 8, replayGap}}
+	variants := []variant{{"s3", 0, 0, false}, {"s3", 8, 0, false}, {"s3", 0, replayGap, false}, {"s3", 8, replayGap, false},
+		{"s3", 8, 0, true}, {"s3", 8, replayGap, true}}
 	// Through a link: back to back only, the worst case for prefetch.
 	for _, rn := range e.s3Names[1:] {
-		variants = append(variants, variant{rn, 0, 0}, variant{rn, 8, 0})
+		variants = append(variants, variant{rn, 0, 0, false}, variant{rn, 8, 0, false})
 	}
 	for _, v := range variants {
 		n := v.prefetch
 		name := fmt.Sprintf("walvault=%s/prefetch=%d", v.repo, n)
+		if v.helper {
+			name = fmt.Sprintf("helper=%s/prefetch=%d", v.repo, n)
+		}
 		if v.replay > 0 {
 			name += fmt.Sprintf("/replay=%v", v.replay)
 		}
@@ -203,11 +208,16 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 			if err := g.Wait(); err != nil {
 				b.Fatalf("setup: pushing the segments to fetch: %v", err)
 			}
+			callEnv := append(e.walvault(r, "").Env, fmt.Sprintf("WALVAULT_PREFETCH=%d", n))
+			var helperEnv []string
+			if v.helper {
+				helperEnv = callEnv
+			}
 			recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
 				cmd := e.walvault(r, pgdata, "wal-fetch", name, "pg_wal/RECOVERYXLOG")
-				cmd.Env = append(cmd.Env, fmt.Sprintf("WALVAULT_PREFETCH=%d", n))
+				cmd.Env = callEnv
 				return cmd
-			}, filepath.Join(src, "pg_wal"), v.replay, n > 0)
+			}, filepath.Join(src, "pg_wal"), v.replay, n > 0, helperEnv)
 		})
 	}
 }
@@ -220,8 +230,10 @@ const replayGap = 50 * time.Millisecond
 // recoveryLoop times cmd(pgdata, name) for each name in a fresh data
 // directory on disk, with the timer stopped for replay between calls, then checks every fetched file against srcWAL/NAME and
 // waits for a background prefetcher to finish (untimed). With prefetching,
-// at least one call must have been served from the prefetch cache.
-func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration, prefetching bool) {
+// at least one call must have been served from the prefetch cache. With
+// helperEnv, a wal-helper with that environment serves the data directory
+// and must have run every call.
+func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name string) *exec.Cmd, srcWAL string, replay time.Duration, prefetching bool, helperEnv []string) {
 	b.Helper()
 	pgdata := e.outDir(b)
 	pgwal := filepath.Join(pgdata, "pg_wal")
@@ -234,6 +246,10 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 		b.Fatal(err)
 	}
 	dest := filepath.Join(pgwal, "RECOVERYXLOG")
+	var helper *walHelper
+	if helperEnv != nil {
+		helper = startWALHelper(b, e.bin, pgdata, helperEnv)
+	}
 	b.SetBytes(segBytes)
 	settle()
 	b.ResetTimer()
@@ -265,6 +281,9 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 	reportHostCPU(b, busy, len(names)) // the prefetcher's leftover work included
 	reportLinkCPU(b, self, len(names))
 	b.ReportMetric(100*float64(hits)/float64(len(names)), "%from-prefetch")
+	if helper != nil {
+		helper.checkRan(b, len(names))
+	}
 	if prefetching && hits == 0 && len(names) > 1 {
 		b.Fatalf("prefetch was on, yet none of %d calls was served from the prefetch cache", len(names))
 	}

@@ -22,13 +22,15 @@ import (
 //	version         walvault --version
 //	wal-push-help   walvault wal-push --help
 //	wal-fetch-help  walvault wal-fetch --help
-//	lean-wal-push-help  the same from a build with CGO_ENABLED=0 and
-//	                -tags urfave_cli_no_docs (README, Install): static, and
-//	                without the CLI's man page and Markdown generator
+//	lean-wal-push-help  the same from the static build README's Install
+//	                names (CGO_ENABLED=0 -tags urfave_cli_no_docs)
 //	handed-off      walvault wal-fetch of a segment the archive lacks, in a
 //	                data directory a wal-helper serves: the call hands its
-//	                command line over from internal/handoff's init
-//	lean-handed-off the same call from the lean build
+//	                command line over from internal/handoff's ELF
+//	                constructor, before the Go runtime starts (the default,
+//	                cgo build)
+//	lean-handed-off the same call from the static build, which hands over
+//	                from internal/handoff's Go init, after the runtime's start
 //
 // What separates walvault from go-minimal is the Go runtime's work on a
 // larger binary and the initialisation of every linked package, which
@@ -146,8 +148,8 @@ func buildMinimalGo(tb testing.TB) string {
 }
 
 // buildLeanWalvault builds walvault the way the README's install section
-// suggests for the smallest start: static (no C library to load) and
-// without urfave/cli's documentation generator, which walvault never calls.
+// gives for a static binary: no C library to load, no ELF constructor,
+// and without urfave/cli's documentation generator.
 func buildLeanWalvault(tb testing.TB) string {
 	tb.Helper()
 	root, err := testenv.ModuleRoot()

@@ -40,8 +40,8 @@ chmod 644 "$config"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "build walvault (static, as README's Install suggests)"
-CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$work/walvault" ./cmd/walvault
+step "build walvault (as README's Install does)"
+go build -tags urfave_cli_no_docs -o "$work/walvault" ./cmd/walvault
 "$work/walvault" --version
 
 step "start PostgreSQL 15 (port $port) with archive_command = walvault wal-push"

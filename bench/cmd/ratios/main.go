@@ -65,9 +65,12 @@ const (
 	recoveryOn     = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8"
 	recoveryOffGap = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0/replay=50ms"
 	recoveryOnGap  = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8/replay=50ms"
-	keepUp         = "BenchmarkKeepUp"
-	receive        = "BenchmarkReceive"
-	start          = "BenchmarkStart"
+	// The same calls handed to a wal-helper.
+	recoveryHelper    = "BenchmarkWALFetchRecovery/helper=s3/prefetch=8"
+	recoveryHelperGap = "BenchmarkWALFetchRecovery/helper=s3/prefetch=8/replay=50ms"
+	keepUp            = "BenchmarkKeepUp"
+	receive           = "BenchmarkReceive"
+	start             = "BenchmarkStart"
 )
 
 // Names of the base backup benchmarks (after stripProcs).
@@ -376,10 +379,10 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			}
 		}
 	}
-	if byName[recoveryOn] != nil || byName[recoveryOff] != nil {
+	if byName[recoveryOn] != nil || byName[recoveryOff] != nil || byName[recoveryHelper] != nil {
 		fmt.Fprintf(w, "\nwal-fetch during recovery (one process per segment into pg_wal/RECOVERYXLOG; back to back, or 50 ms of untimed replay between calls):\n")
 		fmt.Fprintf(w, "%-42s %13s %13s\n", "", "ms/segment", "÷ cp")
-		for _, n := range []string{recoveryCp, recoveryOff, recoveryOn, recoveryOffGap, recoveryOnGap} {
+		for _, n := range []string{recoveryCp, recoveryOff, recoveryOn, recoveryOffGap, recoveryOnGap, recoveryHelper, recoveryHelperGap} {
 			if x, ok := ns(n); ok {
 				fmt.Fprintf(w, "%-42s %13.2f %13s\n", strings.TrimPrefix(n, "BenchmarkWALFetchRecovery/"), x/1e6, ratio(n, recoveryCp))
 			}
@@ -456,13 +459,13 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			}
 		}
 	}
-	for _, n := range []string{recoveryOn, recoveryOnGap} {
+	for _, n := range []string{recoveryOn, recoveryOnGap, recoveryHelper, recoveryHelperGap} {
 		x, ok1 := ns(n)
 		y, ok2 := ns(recoveryCp)
 		if ok1 && ok2 && y > 0 {
 			rr := x / y
 			fmt.Fprintf(w, "  wal-fetch during recovery, %s, ÷ cp = %.2fx: target ≤ %.1fx %s\n",
-				strings.TrimPrefix(n, "BenchmarkWALFetchRecovery/walvault=s3/"), rr, targetFetchCp, verdict(rr <= targetFetchCp))
+				strings.TrimPrefix(n, "BenchmarkWALFetchRecovery/"), rr, targetFetchCp, verdict(rr <= targetFetchCp))
 		}
 	}
 	for _, n := range keepUps {
