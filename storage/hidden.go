@@ -48,7 +48,7 @@ type HiddenReader struct {
 	Backend
 	v      Versioned // found in Backend: the versioned calls go through the layers below
 	log    *slog.Logger
-	warned sync.Map // keys already warned about: one warning per key
+	warned sync.Map // warnedKey: one warning per key and command
 }
 
 var _ Backend = (*HiddenReader)(nil)
@@ -89,12 +89,12 @@ func (h *HiddenReader) openHidden(ctx context.Context, key string, notFound erro
 		if info.Key == "" {
 			info.Key = key
 		}
-		h.warnHidden(key)
+		h.warnHidden(ctx, key)
 		return rc, info, nil
 	case errors.Is(err, ErrNotFound):
 		return nil, ObjectInfo{}, notFound
 	case IsPermanent(err):
-		h.log.Warn("cannot look for a version of a missing object hidden by a delete marker; taking it as missing",
+		CallLog(ctx, h.log).Warn("cannot look for a version of a missing object hidden by a delete marker; taking it as missing",
 			"key", key, "error", fmt.Errorf("the storage refuses to show old versions of objects: %w", err),
 			"hint", "let walvault's credentials list and read object versions (s3:ListBucketVersions, s3:GetObjectVersion)")
 		return nil, ObjectInfo{}, notFound
@@ -102,11 +102,19 @@ func (h *HiddenReader) openHidden(ctx context.Context, key string, notFound erro
 	return nil, ObjectInfo{}, fmt.Errorf("%s is not visible in %s, and looking for a version hidden by a delete marker failed, so it cannot be called missing: %w", key, h.Location(), err)
 }
 
-func (h *HiddenReader) warnHidden(key string) {
-	if _, dup := h.warned.LoadOrStore(key, true); dup {
+// warnedKey is a hidden key warned about in one command's log.
+type warnedKey struct {
+	log *slog.Logger
+	key string
+}
+
+func (h *HiddenReader) warnHidden(ctx context.Context, key string) {
+	// Once per key and command: a backend kept across commands warns each.
+	log := CallLog(ctx, h.log)
+	if _, dup := h.warned.LoadOrStore(warnedKey{log, key}, true); dup {
 		return
 	}
-	h.log.Warn("object hidden by a delete marker (someone deleted it without a version id): using its newest version",
+	log.Warn("object hidden by a delete marker (someone deleted it without a version id): using its newest version",
 		"key", key, "hint", "run `walvault repair` to make the repository whole again")
 }
 
@@ -141,7 +149,7 @@ func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectIn
 		known = true
 		switch {
 		case hiddenErr != nil && IsPermanent(hiddenErr):
-			h.log.Warn("cannot list objects hidden by delete markers; listing only the visible ones",
+			CallLog(ctx, h.log).Warn("cannot list objects hidden by delete markers; listing only the visible ones",
 				"prefix", strconv.Quote(prefix), "error", hiddenErr, "hint", "let walvault's credentials list object versions (s3:ListBucketVersions)")
 			hidden = nil
 		case hiddenErr != nil:
@@ -160,7 +168,7 @@ func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectIn
 		return fn(oi)
 	}
 	deliver := func(o HiddenObject) error {
-		h.warnHidden(o.Key)
+		h.warnHidden(ctx, o.Key)
 		return call(ObjectInfo{Key: o.Key, Size: o.Size, RetainUntil: o.RetainUntil})
 	}
 	merge := func(oi ObjectInfo) error {

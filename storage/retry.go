@@ -195,9 +195,9 @@ func (r *Retry) attempts(ctx context.Context, op, key string, fn func(context.Co
 		}
 		if failing := time.Since(start); !warned && r.policy.WarnAfter > 0 && failing >= r.policy.WarnAfter {
 			warned = true
-			r.log.Warn("storage keeps failing, still retrying", "op", op, "key", key, "attempts", attempt, "for", failing.Round(time.Millisecond), "err", err)
+			CallLog(ctx, r.log).Warn("storage keeps failing, still retrying", "op", op, "key", key, "attempts", attempt, "for", failing.Round(time.Millisecond), "err", err)
 		} else {
-			r.log.Debug("storage call failed, retrying", "op", op, "key", key, "attempt", attempt, "delay", delay, "err", err)
+			CallLog(ctx, r.log).Debug("storage call failed, retrying", "op", op, "key", key, "attempt", attempt, "delay", delay, "err", err)
 		}
 		t := time.NewTimer(delay)
 		select {

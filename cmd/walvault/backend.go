@@ -70,6 +70,9 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	} else {
 		s.ctx, s.cancel = context.WithCancel(c.Context)
 	}
+	// Storage warnings go to this command's output even from a backend a
+	// wal-helper keeps open across commands.
+	s.ctx = storage.WithCallLog(s.ctx, s.log)
 	var err error
 	if h := helperOf(c); h != nil {
 		s.b, err = h.backend(cfg, callTimeout(opts))

@@ -213,3 +213,25 @@ func TestWALHelperKeepsTheRepositoryOpen(t *testing.T) {
 		t.Fatalf("other settings: %d backends kept, want 2", len(h.backends))
 	}
 }
+
+// TestWALHelperCallsLogTheirRetries: the storage retries of a handed-off
+// call are in that call's output (PostgreSQL's log), not the helper's,
+// though the helper keeps the backend open across calls: two calls to an
+// S3 endpoint that refuses connections each report their own retries.
+func TestWALHelperCallsLogTheirRetries(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "walvault-test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "walvault-test")
+	rig := startHelperRig(t)
+	env := handoff.Environ(os.Environ())
+	args := []string{"wal-fetch", "--repo", "s3://walvault-test/p", "--s3-endpoint", "http://127.0.0.1:1", "--s3-allow-http",
+		"--s3-region", "us-east-1", "--log-level", "debug", "--timeout", "1s", rig.segment, "pg_wal/RECOVERYXLOG"}
+	for i := range 2 {
+		a, ok := rig.ask(env, args...)
+		if !ok || a.Code == exitOK || !strings.Contains(a.Message, "storage call failed, retrying") {
+			t.Fatalf("call %d to a refusing endpoint: ran=%v exit %d; want it run, failed, its retries in its output:\n%s", i+1, ok, a.Code, a.Message)
+		}
+	}
+	if log := rig.log.String(); strings.Contains(log, "retrying") {
+		t.Fatalf("the helper's own log has the calls' retries:\n%s", log)
+	}
+}

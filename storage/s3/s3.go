@@ -399,3 +399,9 @@ func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 	}
 	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...), "source", "aws-sdk")
 }
+
+// WithContext is the logger of one operation: the calling command's
+// (storage.WithCallLog), when its context names one.
+func (l sdkLogger) WithContext(ctx context.Context) logging.Logger {
+	return sdkLogger{storage.CallLog(ctx, l.log)}
+}
