@@ -12,6 +12,8 @@ import (
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/testenv"
+	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // TestWALHelper: with `walvault wal-helper DATADIR` running beside
@@ -236,5 +238,100 @@ func TestWALHelperKilledMidCall(t *testing.T) {
 	pg.WaitArchived(t, next, 60*time.Second)
 	if !strings.Contains(log.String(), "[wal-push pg_wal/"+next+`]" exit=0`) {
 		t.Fatalf("the restarted helper did not archive %s:\n%s", next, log.String())
+	}
+}
+
+// TestWALHelperUpgrade: a helper serves calls from the binary it runs
+// only. A call from another installation is declined (it runs in its own
+// process) and the helper goes on; once a new binary is installed over
+// the helper's (a new file renamed over the old name, as package managers
+// and `go install` do), the next call runs the new binary in its own
+// process and the helper stops, for its supervisor to start the new one.
+func TestWALHelperUpgrade(t *testing.T) {
+	bin := testenv.BuildWalvault(t)
+	dir := t.TempDir()
+	seg := wal.Segment{Timeline: 1, Log: 0, Seg: 3}
+	data := waltest.Cluster{SystemID: 7300000000000000002, SegmentSize: wal.MinSegmentSize}.Segment(t, seg, 1)
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "pg_wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waltest.WriteFile(t, filepath.Join(dir, "pg_wal"), seg.String(), data)
+	install := func(path string) {
+		t.Helper()
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, readFile(t, bin), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	installed, other := filepath.Join(t.TempDir(), "walvault"), filepath.Join(t.TempDir(), "walvault")
+	install(installed)
+	install(other)
+	env := append(cleanEnv(), "WALVAULT_REPO=file://"+t.TempDir())
+	call := func(binary string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, args...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", binary, args, err, out)
+		}
+		return string(out)
+	}
+
+	helper := &helperProc{cmd: exec.Command(installed, "wal-helper", dir), log: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
+	helper.cmd.Env = env
+	helper.cmd.Stdout, helper.cmd.Stderr = helper.log, helper.log
+	if err := helper.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { helper.exited <- helper.cmd.Wait() }()
+	t.Cleanup(func() {
+		helper.cmd.Process.Kill()
+		<-helper.exited
+	})
+	waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(helper.log.String(), "wal-helper listening") })
+
+	call(installed, "wal-push", "pg_wal/"+seg.String())
+	if !strings.Contains(helper.log.String(), "[wal-push pg_wal/"+seg.String()+"]\" exit=0") {
+		t.Fatalf("the helper did not run the push of its own binary:\n%s", helper.log.String())
+	}
+	out := call(other, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG")
+	if !strings.Contains(out, "wal-helper declined (the caller runs "+other) {
+		t.Errorf("a call from another installation: %q; want it declined, naming the binaries", out)
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(dir, "pg_wal", "RECOVERYXLOG")), data) {
+		t.Fatal("the declined wal-fetch, run in its own process, did not fetch the segment")
+	}
+
+	install(installed) // the upgrade
+	select {
+	case err := <-helper.exited:
+		t.Fatalf("the helper stopped before a call came: %v", err)
+	default:
+	}
+	out = call(installed, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG")
+	if !strings.Contains(out, "wal-helper declined") {
+		t.Errorf("the first call after the upgrade: %q; want it declined", out)
+	}
+	select {
+	case err := <-helper.exited:
+		helper.exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("the replaced helper exited with %v, want 0\n%s", err, helper.log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the helper still runs 30s after its binary was replaced:\n%s", helper.log.String())
+	}
+	if !strings.Contains(helper.log.String(), "binary was replaced") {
+		t.Errorf("the helper's log does not say why it stopped:\n%s", helper.log.String())
+	}
+	if out := call(installed, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG"); strings.Contains(out, "wal-helper") {
+		t.Errorf("a call after the helper stopped: %q; want it run in its own process without a word", out)
 	}
 }

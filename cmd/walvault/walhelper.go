@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,9 +53,10 @@ one walvault running for the data directory DATADIR, with its connections to
 the repository open. It listens on DATADIR/pg_wal/walvault/helper.sock (a
 Unix socket only its user may use); a wal-push or wal-fetch started in
 DATADIR, as PostgreSQL starts them, finds the socket before initialising
-anything else, hands its command line over, and exits with the helper's exit
-code after printing what the command printed. archive_command and
-restore_command stay as they are.
+anything else (before the Go runtime starts, in a build with cgo on glibc),
+hands its command line over, and exits with the helper's exit code after
+printing what the command printed. archive_command and restore_command stay
+as they are.
 
 The helper runs a command only when the caller's environment agrees with its
 own on every variable the command reads: its settings' WALVAULT_* (see its
@@ -67,7 +69,10 @@ runs the command itself, as without a helper; the commands are idempotent,
 so nothing is lost or done wrong. A declined call says why on stderr
 (PostgreSQL's log), naming the variables that differ, never their values;
 walvault check, on the database host, says whether PostgreSQL's calls go to
-the helper.
+the helper. Calls from another walvault binary than the helper's are
+declined too; when a new binary is installed over the helper's (an
+upgrade), the helper stops at the next call, for its supervisor to start
+the new one (the unit restarts it).
 
 wal-push's pushes ahead (upload-concurrency) go on in the helper after the
 call that started them returns, so a backlog drains as a steady pipeline:
@@ -78,12 +83,13 @@ Run it as the server's user, beside the server (contrib/systemd has a unit),
 with the server's environment and archive_command's --config, if any: its
 own settings are those every command reads (the repository, opened at start
 as any command opens it, and the log's level and format). Each command's
-messages go to the caller (PostgreSQL's log); the helper logs one line per
-call, and storage retries. Calls run one at a time, as PostgreSQL makes
-them. SIGTERM or Ctrl-C stops it: calls still running are cut off and their
-callers run them themselves.
+messages, storage retries included, go to the caller (PostgreSQL's log);
+the helper logs one line per call. Calls run one at a time, as PostgreSQL
+makes them. SIGTERM or Ctrl-C stops it: calls still running are cut off and
+their callers run them themselves.
 
-Exit codes: 0 stopped by a signal, 1 failed, 2 bad arguments.`,
+Exit codes: 0 stopped by a signal or because its binary was replaced,
+1 failed, 2 bad arguments.`,
 		Flags: settingFlags(&opts),
 		Action: repoAction(&opts, func(c *cli.Context, _ *walHelperOptions, s *session) error {
 			return runWALHelper(s.ctx, c.Args().First(), s.log)
@@ -93,9 +99,10 @@ Exit codes: 0 stopped by a signal, 1 failed, 2 bad arguments.`,
 
 // walHelper is a running wal-helper.
 type walHelper struct {
-	ctx context.Context // the helper's life: cancelled, every call is cut off
-	log *slog.Logger
-	env map[string]string // handoff.Environ of the helper
+	ctx  context.Context // the helper's life: cancelled, every call is cut off
+	stop func()          // ends it (its binary was replaced)
+	log  *slog.Logger
+	env  map[string]string // handoff.Environ of the helper
 	// pipeline carries wal-push's pushes ahead on after the call returns.
 	pipeline *archive.Pipeline
 
@@ -139,7 +146,9 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h := &walHelper{ctx: ctx, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	h := &walHelper{ctx: ctx, stop: stop, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
 
 	var calls sync.WaitGroup
@@ -205,7 +214,8 @@ const requestTimeout = 10 * time.Second
 // way the caller runs the command itself).
 func (h *walHelper) serve(conn *net.UnixConn) {
 	defer conn.Close()
-	if uid, _, err := peercred.Of(conn); err != nil || uid != os.Getuid() {
+	uid, pid, err := peercred.Of(conn)
+	if err != nil || uid != os.Getuid() {
 		h.log.Warn("wal-helper: declined a caller of another user", "peer_uid", uid, "err", err)
 		conn.Write(handoff.EncodeAnswer(declined("the caller is another user"), false))
 		return
@@ -229,7 +239,8 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		cancel()
 	}()
 	start := time.Now()
-	a, ran, why := h.run(ctx, req)
+	exe := executables(pid)
+	a, ran, why := h.run(ctx, req, exe)
 	if ctx.Err() != nil {
 		// Cut off: no answer, so the caller (if still there) runs it.
 		h.log.Warn("wal-helper: call cut off", "args", req.Args[1:], "elapsed", time.Since(start).Round(time.Millisecond))
@@ -241,6 +252,41 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		h.log.Warn("wal-helper: declined", "args", req.Args[1:], "reason", why)
 	}
 	conn.Write(handoff.EncodeAnswer(a, ran))
+	if exe.selfReplaced() {
+		// An upgrade: stop, so the supervisor starts the new binary
+		// (the unit restarts it); meanwhile calls run in their own
+		// processes.
+		h.log.Warn("wal-helper: its binary was replaced; stopping so that the new one can be started", "binary", exe.self)
+		h.stop()
+	}
+}
+
+// callerExecutables are the files the caller and the helper run, as
+// /proc shows them.
+type callerExecutables struct {
+	caller, self string // paths; a replaced file's ends in " (deleted)"
+	same         bool   // the same file, or cannot tell
+}
+
+// executables compares the executable of process pid with the helper's
+// own. Where /proc cannot tell, they count as the same.
+func executables(pid int) callerExecutables {
+	callerExe := "/proc/" + strconv.Itoa(pid) + "/exe"
+	e := callerExecutables{same: true}
+	e.self, _ = os.Readlink("/proc/self/exe")
+	e.caller, _ = os.Readlink(callerExe)
+	si, err1 := os.Stat("/proc/self/exe")
+	ci, err2 := os.Stat(callerExe)
+	if err1 == nil && err2 == nil {
+		e.same = os.SameFile(si, ci)
+	}
+	return e
+}
+
+// selfReplaced says whether the helper's own file was replaced or removed
+// since it started (an upgrade installs a new file under the same name).
+func (e callerExecutables) selfReplaced() bool {
+	return strings.HasSuffix(e.self, " (deleted)")
 }
 
 func readRequest(conn *net.UnixConn) (handoff.Request, error) {
@@ -265,13 +311,19 @@ func readRequest(conn *net.UnixConn) (handoff.Request, error) {
 
 // run runs a handed-off command line, or says why it will not (why is
 // for the caller, empty when it should run silently).
-func (h *walHelper) run(ctx context.Context, req handoff.Request) (a handoff.Answer, ran bool, why string) {
+func (h *walHelper) run(ctx context.Context, req handoff.Request, exe callerExecutables) (a handoff.Answer, ran bool, why string) {
 	decline := func(reason string) (handoff.Answer, bool, string) { return declined(reason), false, reason }
 	if !sameDir(req.Dir, ".") {
 		return decline("it serves another data directory than " + req.Dir)
 	}
 	if len(req.Args) < 2 || asksForHelpOrVersion(req.Args[1:]) {
 		return handoff.Answer{}, false, ""
+	}
+	// A call from another walvault binary (a newer one installed since
+	// the helper started, or another installation) runs that binary's
+	// code, in its own process.
+	if !exe.same {
+		return decline("the caller runs " + exe.caller + ", the helper " + exe.self)
 	}
 	h.calls.Lock()
 	defer h.calls.Unlock()
