@@ -150,11 +150,18 @@ type helperProc struct {
 	exited chan error
 }
 
-// startHelperFor starts the helper and waits until it listens; it is
-// killed at the test's end if still running.
+// startHelperFor starts the helper of pg's data directory as its server
+// does and waits until it listens; it is killed at the test's end if
+// still running.
 func startHelperFor(t *testing.T, pg *testenv.Postgres, bin string) *helperProc {
 	t.Helper()
-	h := &helperProc{cmd: pg.Command(t, bin, "wal-helper", pg.DataDir), log: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
+	return startHelper(t, pg.Command(t, bin, "wal-helper", pg.DataDir))
+}
+
+// startHelper starts cmd, a wal-helper, and waits until it listens.
+func startHelper(t *testing.T, cmd *exec.Cmd) *helperProc {
+	t.Helper()
+	h := &helperProc{cmd: cmd, log: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -284,18 +291,9 @@ func TestWALHelperUpgrade(t *testing.T) {
 		return string(out)
 	}
 
-	helper := &helperProc{cmd: exec.Command(installed, "wal-helper", dir), log: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
-	helper.cmd.Env = env
-	helper.cmd.Stdout, helper.cmd.Stderr = helper.log, helper.log
-	if err := helper.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { helper.exited <- helper.cmd.Wait() }()
-	t.Cleanup(func() {
-		helper.cmd.Process.Kill()
-		<-helper.exited
-	})
-	waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(helper.log.String(), "wal-helper listening") })
+	helperCmd := exec.Command(installed, "wal-helper", dir)
+	helperCmd.Env = env
+	helper := startHelper(t, helperCmd)
 
 	call(installed, "wal-push", "pg_wal/"+seg.String())
 	if !strings.Contains(helper.log.String(), "[wal-push pg_wal/"+seg.String()+"]\" exit=0") {
