@@ -250,12 +250,66 @@ func TestWALHelperKilledMidCall(t *testing.T) {
 
 // TestWALHelperUpgrade: a helper serves calls from the binary it runs
 // only. A call from another installation is declined (it runs in its own
-// process) and the helper goes on; once a new binary is installed over
-// the helper's (a new file renamed over the old name, as package managers
-// and `go install` do), the next call runs the new binary in its own
+// process) and the helper goes on; once a new version is installed under
+// the name the helper was started as, whether as a new file renamed over
+// the old one (package managers, `go install`) or by switching a symlink
+// to another version's file, the next call runs the new binary in its own
 // process and the helper stops, for its supervisor to start the new one.
 func TestWALHelperUpgrade(t *testing.T) {
 	bin := testenv.BuildWalvault(t)
+	// copyBin puts a copy of the binary at path, as an installer does: a
+	// new file renamed over whatever was there.
+	copyBin := func(t *testing.T, path string) {
+		t.Helper()
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, readFile(t, bin), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(t *testing.T, target, path string) {
+		t.Helper()
+		tmp := path + ".new"
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("new file", func(t *testing.T) {
+		installed := filepath.Join(t.TempDir(), "walvault")
+		copyBin(t, installed)
+		upgradeTest(t, installed, func() { copyBin(t, installed) }, func(dir string, call func(string, ...string) string) {
+			other := filepath.Join(t.TempDir(), "walvault")
+			copyBin(t, other)
+			if out := call(other, "wal-fetch", "000000010000000000000003", "pg_wal/RECOVERYXLOG"); !strings.Contains(out, "wal-helper declined (the caller runs "+other) {
+				t.Errorf("a call from another installation: %q; want it declined, naming the binaries", out)
+			}
+		})
+	})
+	t.Run("symlink switched", func(t *testing.T) {
+		root := t.TempDir()
+		for _, v := range []string{"v1", "v2"} {
+			if err := os.Mkdir(filepath.Join(root, v), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			copyBin(t, filepath.Join(root, v, "walvault"))
+		}
+		installed := filepath.Join(root, "walvault")
+		link(t, filepath.Join(root, "v1", "walvault"), installed)
+		upgradeTest(t, installed, func() { link(t, filepath.Join(root, "v2", "walvault"), installed) }, nil)
+	})
+}
+
+// upgradeTest runs a helper started as installed for a data directory
+// holding one segment, pushes the segment through it, runs between (when
+// set) with the helper still running, then upgrade, and checks that the
+// next call is declined and run in its own process, that the helper stops
+// and that calls after it run silently in their own processes.
+func upgradeTest(t *testing.T, installed string, upgrade func(), between func(dir string, call func(string, ...string) string)) {
 	dir := t.TempDir()
 	seg := wal.Segment{Timeline: 1, Log: 0, Seg: 3}
 	data := waltest.Cluster{SystemID: 7300000000000000002, SegmentSize: wal.MinSegmentSize}.Segment(t, seg, 1)
@@ -266,19 +320,6 @@ func TestWALHelperUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	waltest.WriteFile(t, filepath.Join(dir, "pg_wal"), seg.String(), data)
-	install := func(path string) {
-		t.Helper()
-		tmp := path + ".new"
-		if err := os.WriteFile(tmp, readFile(t, bin), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	installed, other := filepath.Join(t.TempDir(), "walvault"), filepath.Join(t.TempDir(), "walvault")
-	install(installed)
-	install(other)
 	env := append(cleanEnv(), "WALVAULT_REPO=file://"+t.TempDir())
 	call := func(binary string, args ...string) string {
 		t.Helper()
@@ -290,7 +331,12 @@ func TestWALHelperUpgrade(t *testing.T) {
 		}
 		return string(out)
 	}
-
+	fetched := func() {
+		t.Helper()
+		if !bytes.Equal(readFile(t, filepath.Join(dir, "pg_wal", "RECOVERYXLOG")), data) {
+			t.Fatal("wal-fetch did not bring back the segment")
+		}
+	}
 	helperCmd := exec.Command(installed, "wal-helper", dir)
 	helperCmd.Env = env
 	helper := startHelper(t, helperCmd)
@@ -299,24 +345,21 @@ func TestWALHelperUpgrade(t *testing.T) {
 	if !strings.Contains(helper.log.String(), "[wal-push pg_wal/"+seg.String()+"]\" exit=0") {
 		t.Fatalf("the helper did not run the push of its own binary:\n%s", helper.log.String())
 	}
-	out := call(other, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG")
-	if !strings.Contains(out, "wal-helper declined (the caller runs "+other) {
-		t.Errorf("a call from another installation: %q; want it declined, naming the binaries", out)
-	}
-	if !bytes.Equal(readFile(t, filepath.Join(dir, "pg_wal", "RECOVERYXLOG")), data) {
-		t.Fatal("the declined wal-fetch, run in its own process, did not fetch the segment")
+	if between != nil {
+		between(dir, call)
+		fetched()
 	}
 
-	install(installed) // the upgrade
+	upgrade()
 	select {
 	case err := <-helper.exited:
 		t.Fatalf("the helper stopped before a call came: %v", err)
 	default:
 	}
-	out = call(installed, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG")
-	if !strings.Contains(out, "wal-helper declined") {
+	if out := call(installed, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG"); !strings.Contains(out, "wal-helper declined") {
 		t.Errorf("the first call after the upgrade: %q; want it declined", out)
 	}
+	fetched()
 	select {
 	case err := <-helper.exited:
 		helper.exited <- err // for the cleanup
@@ -332,4 +375,5 @@ func TestWALHelperUpgrade(t *testing.T) {
 	if out := call(installed, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG"); strings.Contains(out, "wal-helper") {
 		t.Errorf("a call after the helper stopped: %q; want it run in its own process without a word", out)
 	}
+	fetched()
 }

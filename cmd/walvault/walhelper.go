@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -99,10 +100,11 @@ Exit codes: 0 stopped by a signal or because its binary was replaced,
 
 // walHelper is a running wal-helper.
 type walHelper struct {
-	ctx  context.Context // the helper's life: cancelled, every call is cut off
-	stop func()          // ends it (its binary was replaced)
-	log  *slog.Logger
-	env  map[string]string // handoff.Environ of the helper
+	ctx    context.Context // the helper's life: cancelled, every call is cut off
+	stop   func()          // ends it (its binary was replaced)
+	binary string          // the absolute path it was started as ("": unknown)
+	log    *slog.Logger
+	env    map[string]string // handoff.Environ of the helper
 	// pipeline carries wal-push's pushes ahead on after the call returns.
 	pipeline *archive.Pipeline
 
@@ -131,6 +133,9 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Before the chdir below: a relative path to the binary is the
+	// starting directory's.
+	binary := startedAs()
 	if _, err := os.Stat(filepath.Join(abs, "PG_VERSION")); err != nil {
 		return usageError{fmt.Errorf("%s is not a PostgreSQL data directory (no PG_VERSION): %w", abs, err)}
 	}
@@ -148,7 +153,7 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	h := &walHelper{ctx: ctx, stop: stop, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
+	h := &walHelper{ctx: ctx, stop: stop, binary: binary, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
 
 	var calls sync.WaitGroup
@@ -252,13 +257,47 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		h.log.Warn("wal-helper: declined", "args", req.Args[1:], "reason", why)
 	}
 	conn.Write(handoff.EncodeAnswer(a, ran))
-	if exe.selfReplaced() {
+	if h.replaced() {
 		// An upgrade: stop, so the supervisor starts the new binary
 		// (the unit restarts it); meanwhile calls run in their own
 		// processes.
-		h.log.Warn("wal-helper: its binary was replaced; stopping so that the new one can be started", "binary", exe.self)
+		h.log.Warn("wal-helper: its binary was replaced; stopping so that the new one can be started", "started_as", h.binary, "running", exe.self)
 		h.stop()
 	}
+}
+
+// replaced says whether the path the helper was started as no longer
+// names the file it runs: a new file installed under that name, a symlink
+// switched to another version, or the file removed.
+func (h *walHelper) replaced() bool {
+	if h.binary == "" {
+		return false // not known: never stop for it
+	}
+	installed, err1 := os.Stat(h.binary)
+	running, err2 := os.Stat("/proc/self/exe")
+	if err2 != nil {
+		return false
+	}
+	return err1 != nil || !os.SameFile(installed, running)
+}
+
+// startedAs is the absolute path this process was started as (os.Args[0],
+// looked up in PATH when it has no slash), or "" when it cannot be found
+// or names another file than the one running.
+func startedAs() string {
+	p, err := exec.LookPath(os.Args[0])
+	if err != nil {
+		return ""
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return ""
+	}
+	installed, err1 := os.Stat(p)
+	running, err2 := os.Stat("/proc/self/exe")
+	if err1 != nil || err2 != nil || !os.SameFile(installed, running) {
+		return ""
+	}
+	return p
 }
 
 // callerExecutables are the files the caller and the helper run, as
@@ -281,12 +320,6 @@ func executables(pid int) callerExecutables {
 		e.same = os.SameFile(si, ci)
 	}
 	return e
-}
-
-// selfReplaced says whether the helper's own file was replaced or removed
-// since it started (an upgrade installs a new file under the same name).
-func (e callerExecutables) selfReplaced() bool {
-	return strings.HasSuffix(e.self, " (deleted)")
 }
 
 func readRequest(conn *net.UnixConn) (handoff.Request, error) {
