@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 )
 
 // VersityInstall is the command that installs the gateway version the tests
@@ -314,7 +316,19 @@ func (v *S3Server) CreateBucket(t testing.TB, name string, objectLock bool) {
 	if objectLock {
 		in.ObjectLockEnabledForBucket = aws.Bool(true)
 	}
-	if _, err := v.Client(t).CreateBucket(ctx, in); err != nil {
+	client := v.Client(t)
+	for {
+		_, err := client.CreateBucket(ctx, in)
+		if err == nil {
+			return
+		}
+		// MinIO reports ready on its health endpoint a moment before its
+		// S3 API takes requests, and answers 503 until then.
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "XMinioServerNotInitialized" && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		t.Fatalf("testenv: creating bucket %q (object lock %v): %v", name, objectLock, err)
 	}
 }
