@@ -17,9 +17,13 @@
 // commands are idempotent, so a command run twice is still right, and a
 // success is never reported without the helper saying so.
 //
+// In a cgo build on glibc the same request is made earlier still, by an
+// ELF constructor before the Go runtime starts (early_cgo.go); the init
+// then only runs where that constructor does not.
+//
 // This package must keep its imports to the standard library's lowest
-// packages (os, syscall, strconv, errors, slices): anything heavier would
-// be initialised before the hand-off.
+// packages (os, syscall, strconv, errors, slices; and C in a cgo build):
+// anything heavier would be initialised before the hand-off.
 package handoff
 
 import (
