@@ -17,9 +17,9 @@ package handoff
 // Anything short of a whole answer leaves the process to go on as without
 // a helper, exactly as Ask does. walvault_early_looked tells the package's
 // Go init that the constructor looked, so it does not ask a second time;
-// where the constructor does not run (a static cgo build, which no
-// __libc_start_main precedes, or a C library other than glibc, which calls
-// constructors without arguments), the Go init asks instead.
+// where it is not compiled (a C library other than glibc, such as musl,
+// calls constructors without arguments), the Go init asks instead. PIE and
+// static glibc builds run it like the default build.
 //
 // The request's encoding, the kept environment and the answer's parsing
 // are protocol.go's, in C; TestEarlyMatchesGo holds the two together.
