@@ -221,7 +221,7 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	memcpy(addr.sun_path, WV_SOCKET_PATH, sizeof WV_SOCKET_PATH);
-	// No helper (no socket, or a dead helper's): on, silently.
+	// No helper (no socket, or a dead helper's): go on silently, as without one.
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
 		goto done;
 	}
