@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,7 +32,10 @@ const helperKey = "walvault.helper"
 // walHelperOptions are wal-helper's settings: only those every command
 // reads (the repository's, which it opens at start to check them, and the
 // log's).
-type walHelperOptions struct{ Config }
+type walHelperOptions struct {
+	Config
+	IdleExit time.Duration // stop after this long without a call (0: never)
+}
 
 func (o *walHelperOptions) precheck(c *cli.Context) error {
 	if c.NArg() != 1 {
@@ -91,9 +95,11 @@ their callers run them themselves.
 
 Exit codes: 0 stopped by a signal or because its binary was replaced,
 1 failed, 2 bad arguments.`,
-		Flags: settingFlags(&opts),
-		Action: repoAction(&opts, func(c *cli.Context, _ *walHelperOptions, s *session) error {
-			return runWALHelper(s.ctx, c.Args().First(), s.log)
+		Flags: settingFlags(&opts,
+			&cli.DurationFlag{Name: "idle-exit", Usage: "stop after this long without a call, or once DATADIR is no longer a data directory (0: run until stopped; helper auto starts helpers with 10m)", Destination: &opts.IdleExit},
+		),
+		Action: repoAction(&opts, func(c *cli.Context, opts *walHelperOptions, s *session) error {
+			return runWALHelper(s.ctx, c.Args().First(), opts.IdleExit, s.log)
 		}),
 	}
 }
@@ -116,6 +122,36 @@ type walHelper struct {
 
 	mu       sync.Mutex
 	backends map[keptKey]storage.Backend
+
+	busy     atomic.Int64 // connections being served
+	lastCall atomic.Int64 // when the last one ended, in Unix nanoseconds
+}
+
+// exitWhenIdle stops the helper once no call came for idle (none in
+// flight, none ended since), or once the data directory (the working
+// directory) holds no PG_VERSION: a cluster removed, or a restore drill's
+// scratch directory gone.
+func (h *walHelper) exitWhenIdle(idle time.Duration) {
+	h.lastCall.Store(time.Now().UnixNano())
+	tick := time.NewTicker(min(idle/4, 5*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := os.Stat("PG_VERSION"); err != nil {
+			h.log.Info("wal-helper: the data directory is gone; stopping", "err", err)
+			h.stop()
+			return
+		}
+		if h.busy.Load() == 0 && time.Since(time.Unix(0, h.lastCall.Load())) >= idle {
+			h.log.Info("wal-helper: no call for a while; stopping", "idle", idle)
+			h.stop()
+			return
+		}
+	}
 }
 
 // maxKeptBackends bounds the repositories a helper keeps open: one config
@@ -128,7 +164,7 @@ type keptKey struct {
 	timeout time.Duration
 }
 
-func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
+func runWALHelper(ctx context.Context, dir string, idleExit time.Duration, log *slog.Logger) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -155,6 +191,9 @@ func runWALHelper(ctx context.Context, dir string, log *slog.Logger) error {
 	defer stop()
 	h := &walHelper{ctx: ctx, stop: stop, binary: binary, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
+	if idleExit > 0 {
+		go h.exitWhenIdle(idleExit)
+	}
 
 	var calls sync.WaitGroup
 	go func() {
@@ -219,6 +258,11 @@ const requestTimeout = 10 * time.Second
 // way the caller runs the command itself).
 func (h *walHelper) serve(conn *net.UnixConn) {
 	defer conn.Close()
+	h.busy.Add(1)
+	defer func() {
+		h.lastCall.Store(time.Now().UnixNano())
+		h.busy.Add(-1)
+	}()
 	uid, pid, err := peercred.Of(conn)
 	if err != nil || uid != os.Getuid() {
 		h.log.Warn("wal-helper: declined a caller of another user", "peer_uid", uid, "err", err)

@@ -24,10 +24,12 @@ type helperRig struct {
 	dir, segment string
 	data         []byte
 	log          *testenv.SyncBuffer
-	stop         func() int // stops the helper, returns its exit code
+	stop         func() int    // stops the helper, returns its exit code
+	exited       chan struct{} // closed when the helper has returned
+	code         int           // its exit code, once exited is closed
 }
 
-func startHelperRig(t *testing.T) *helperRig {
+func startHelperRig(t *testing.T, flags ...string) *helperRig {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
@@ -44,16 +46,16 @@ func startHelperRig(t *testing.T) *helperRig {
 
 	rig := &helperRig{dir: dir, segment: s.String(), data: data, log: &testenv.SyncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"walvault", "wal-helper", dir}, io.Discard, rig.log) }()
-	var code int
-	stopped := false
+	rig.exited = make(chan struct{})
+	args := append(append([]string{"walvault", "wal-helper"}, flags...), dir)
+	go func() {
+		rig.code = run(ctx, args, io.Discard, rig.log)
+		close(rig.exited)
+	}()
 	rig.stop = func() int {
-		if !stopped {
-			cancel()
-			code, stopped = <-done, true
-		}
-		return code
+		cancel()
+		<-rig.exited
+		return rig.code
 	}
 	t.Cleanup(func() { rig.stop() })
 	// Waiting on the log (a locked buffer), not the socket, also orders
@@ -64,8 +66,8 @@ func startHelperRig(t *testing.T) *helperRig {
 			break
 		}
 		select {
-		case c := <-done:
-			t.Fatalf("wal-helper exited with %d before listening:\n%s", c, rig.log.String())
+		case <-rig.exited:
+			t.Fatalf("wal-helper exited with %d before listening:\n%s", rig.code, rig.log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -234,4 +236,50 @@ func TestWALHelperCallsLogTheirRetries(t *testing.T) {
 	if log := rig.log.String(); strings.Contains(log, "retrying") {
 		t.Fatalf("the helper's own log has the calls' retries:\n%s", log)
 	}
+}
+
+// TestWALHelperIdleExit: with --idle-exit, the helper stops once no call
+// came for that long, and at once when the data directory is gone; its
+// socket goes with it, and a call then runs in its own process silently.
+func TestWALHelperIdleExit(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		rig := startHelperRig(t, "--idle-exit", "400ms")
+		env := handoff.Environ(os.Environ())
+		// Calls every 200ms keep it running past its idle time (each
+		// would fall back silently, ok false, were it gone).
+		for range 5 {
+			if a, ok := rig.ask(env, "wal-push", "pg_wal/"+rig.segment); !ok || a.Code != exitOK {
+				t.Fatalf("call to a helper with idle time left: ran=%v exit %d %q\n%s", ok, a.Code, a.Message, rig.log.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		select {
+		case <-rig.exited:
+			if rig.code != exitOK {
+				t.Fatalf("idle helper exited with %d, want 0:\n%s", rig.code, rig.log.String())
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("the helper runs 3s after its last call, with --idle-exit 400ms:\n%s", rig.log.String())
+		}
+		if _, err := os.Stat(handoff.SocketPath); !os.IsNotExist(err) {
+			t.Fatalf("socket after the idle helper stopped: %v, want it removed", err)
+		}
+		if a, ok := rig.ask(handoff.Environ(os.Environ()), "wal-push", "pg_wal/"+rig.segment); ok || a.Message != "" {
+			t.Fatalf("call after the idle helper stopped: ok=%v %q; want a silent fallback", ok, a.Message)
+		}
+	})
+	t.Run("data directory gone", func(t *testing.T) {
+		rig := startHelperRig(t, "--idle-exit", "1h")
+		if err := os.Remove(filepath.Join(rig.dir, "PG_VERSION")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-rig.exited:
+			if rig.code != exitOK || !strings.Contains(rig.log.String(), "data directory is gone") {
+				t.Fatalf("exit %d, want 0, saying the data directory is gone:\n%s", rig.code, rig.log.String())
+			}
+		case <-time.After(45 * time.Second):
+			t.Fatalf("the helper runs 45s after its data directory lost PG_VERSION:\n%s", rig.log.String())
+		}
+	})
 }
