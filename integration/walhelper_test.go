@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/internal/peercred"
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/wal"
 	"github.com/walvault/walvault/wal/waltest"
@@ -376,4 +378,66 @@ func upgradeTest(t *testing.T, installed string, upgrade func(), between func(di
 		t.Errorf("a call after the helper stopped: %q; want it run in its own process without a word", out)
 	}
 	fetched()
+}
+
+// TestWALHelperAuto: with helper auto in PostgreSQL's environment, the
+// first archive_command call, run in its own process, starts a wal-helper
+// for the data directory, detached, and the calls after it are run by that
+// helper; check sees PostgreSQL's calls handed to it, and the archive is
+// whole.
+func TestWALHelperAuto(t *testing.T) {
+	r := s3Repo(t)
+	bin := testenv.BuildWalvault(t)
+	// debug: the helper then logs each call (at the default level a
+	// started helper logs warnings only).
+	env := append(append([]string{}, r.env...), "WALVAULT_HELPER=auto", "WALVAULT_LOG_LEVEL=debug")
+	pg, pushLog, copies := helperServer(t, bin, env)
+	sock := filepath.Join(pg.DataDir, "pg_wal", "walvault", "helper.sock")
+	helperLog := filepath.Join(pg.DataDir, "pg_wal", "walvault", "helper.log")
+	t.Cleanup(func() { killHelperAt(t, sock) })
+
+	first := pg.SwitchWAL(t)
+	pg.WaitArchived(t, first, 60*time.Second)
+	if pushed := string(readFile(t, pushLog)); !strings.Contains(pushed, "started a wal-helper") {
+		t.Fatalf("the first call did not start a helper; the archiver's stderr:\n%s", pushed)
+	}
+	waitFor(t, 10*time.Second, "the started helper to listen", func() bool {
+		b, _ := os.ReadFile(helperLog)
+		return strings.Contains(string(b), "wal-helper listening")
+	})
+	var later []string
+	for range 2 {
+		later = append(later, pg.SwitchWAL(t))
+	}
+	pg.WaitArchived(t, later[len(later)-1], 60*time.Second)
+	log := string(readFile(t, helperLog))
+	for _, name := range later {
+		if !strings.Contains(log, `[wal-push pg_wal/`+name+`]" exit=0`) {
+			t.Errorf("%s was not archived by the started helper; its log:\n%s", name, log)
+		}
+	}
+	if n := strings.Count(string(readFile(t, pushLog)), "started a wal-helper"); n != 1 {
+		t.Errorf("%d calls started a helper, want 1 (the others go to it)", n)
+	}
+	lines, _ := checkJSON(t, r.env, "--pg-conn", pg.ConnString())
+	if l, ok := checkByName(lines)["wal-helper"]; !ok || !l.OK || !strings.Contains(l.Detail, "calls are handed to it") {
+		t.Errorf("check's wal-helper line: %+v (present: %v), want OK, calls handed to it", l, ok)
+	}
+	fetchEveryArchivedFile(t, r, copies)
+}
+
+// killHelperAt kills the helper that answers on sock, if any: one started
+// by a call is detached from the test's processes.
+func killHelperAt(t *testing.T, sock string) {
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, pid, err := peercred.Of(conn.(*net.UnixConn))
+	if err != nil || pid <= 0 {
+		t.Errorf("cannot tell the pid of the helper on %s: %v", sock, err)
+		return
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
 }

@@ -17,8 +17,8 @@ var repoSettings = []string{"repo", "s3-endpoint", "s3-region", "s3-path-style",
 // reads: what its --help lists and the README's configuration reference
 // says.
 var commandSettings = map[string][]string{
-	"wal-push":     {"s3-part-size", "s3-concurrency", "compression", "lock-mode", "lock-days", "encrypt-to", "upload-concurrency", "timeout"},
-	"wal-fetch":    {"compression", "decrypt-with", "prefetch", "timeout"},
+	"wal-push":     {"s3-part-size", "s3-concurrency", "compression", "lock-mode", "lock-days", "encrypt-to", "upload-concurrency", "helper", "timeout"},
+	"wal-fetch":    {"compression", "decrypt-with", "prefetch", "helper", "timeout"},
 	"wal-prefetch": {"compression", "decrypt-with"},
 	"wal-receive":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "encrypt-to", "timeout"},
 	"backup-push":  {"s3-part-size", "s3-concurrency", "pg-conn", "compression", "lock-mode", "lock-days", "encrypt-to", "max-rate", "timeout"},

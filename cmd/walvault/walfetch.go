@@ -22,12 +22,14 @@ type walFetchOptions struct {
 	Config
 	totalTimeout
 	decryptSettings
+	helperSetting
 	Compression repository.Setting
 	Prefetch    int // segments downloaded ahead (0: off)
 }
 
 func (o *walFetchOptions) bind(b *binder) {
 	bindCompression(b, &o.Compression)
+	o.helperSetting.bind(b)
 	o.decryptSettings.bind(b)
 	b.add("prefetch", intIn("prefetch", &o.Prefetch, 0, 64))
 	bindFetchTimeout(b, &o.Timeout, "deadline for the whole fetch, retries included: storage errors are retried until it, then the fetch exits 200 and recovery stops; long, so a storage outage shorter than it does not end a recovery")
@@ -100,6 +102,7 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 	}
 	return inSession(c, opts, func(s *session) error {
 		log := s.log
+		defer startAutoHelper(c, opts.AutoHelper, opts.Config, log)
 		if refused != nil {
 			log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 		}
@@ -175,6 +178,7 @@ func servedFromCache(c *cli.Context, opts *walFetchOptions, dir, name string, re
 	log := newLogger(c.App.ErrWriter, opts.Config)
 	log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
 	keepPrefetching(c, opts.Prefetch, log, dir, name, res.RawSize)
+	startAutoHelper(c, opts.AutoHelper, opts.Config, log)
 }
 
 // keepPrefetching tells a running prefetcher where recovery is, or starts
@@ -209,19 +213,7 @@ func startPrefetcher(c *cli.Context, dir, name string, segSize uint32, count int
 	if err != nil {
 		return err
 	}
-	args := []string{"wal-prefetch"}
-	if c.IsSet("config") {
-		args = append(args, "--config="+c.String("config"))
-	}
-	for _, s := range bindSettings(&walPrefetchOptions{}).bound {
-		switch {
-		case !c.IsSet(s.name):
-		case s.isBool:
-			args = append(args, "--"+s.name+"="+strconv.FormatBool(c.Bool(s.name)))
-		default:
-			args = append(args, "--"+s.name+"="+c.String(s.name))
-		}
-	}
+	args := append([]string{"wal-prefetch"}, forwardedSettings(c, &walPrefetchOptions{})...)
 	args = append(args, "--dir="+dir, "--segment-size="+strconv.FormatUint(uint64(segSize), 10), "--count="+strconv.Itoa(count), name)
 	return restore.StartDetached(exe, args, restore.PrefetchLogPath(dir))
 }

@@ -85,7 +85,9 @@ PostgreSQL's call for a file still being pushed ahead waits for that push,
 is answered from its record, and starts the next file.
 
 Run it as the server's user, beside the server (contrib/systemd has a unit),
-with the server's environment and archive_command's --config, if any: its
+or let PostgreSQL's calls start it (helper auto: a call that finds no helper
+starts one with --idle-exit 10m). Give it the server's environment and
+archive_command's --config, if any: its
 own settings are those every command reads (the repository, opened at start
 as any command opens it, and the log's level and format). Each command's
 messages, storage retries included, go to the caller (PostgreSQL's log);
@@ -443,6 +445,9 @@ func readsEnv(cmd *cli.Command) func(name string) bool {
 			}
 		}
 	}
+	// helper only says whether a call in its own process starts a helper:
+	// it changes nothing of a call a helper runs.
+	delete(own, envName("helper"))
 	return func(name string) bool {
 		return own[name] || strings.HasPrefix(name, "AWS_") || name == "HOME" || strings.HasPrefix(name, "SSL_CERT_")
 	}

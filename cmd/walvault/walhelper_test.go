@@ -158,7 +158,7 @@ func TestWALHelperDeclines(t *testing.T) {
 	if a, ok := rig.ask(prefetchOff, "wal-fetch", rig.segment, "pg_wal/RECOVERYXLOG"); ok || !strings.Contains(a.Message, "WALVAULT_PREFETCH") {
 		t.Errorf("wal-fetch with another WALVAULT_PREFETCH: ok=%v message %q; want declined", ok, a.Message)
 	}
-	unread := append(handoff.Environ(os.Environ()), "WALVAULT_PREFETCH=0", "WALVAULT_RETAIN=2 FULL")
+	unread := append(handoff.Environ(os.Environ()), "WALVAULT_PREFETCH=0", "WALVAULT_RETAIN=2 FULL", "WALVAULT_HELPER=auto")
 	if a, ok := rig.ask(unread, "wal-push", p); !ok || a.Code != exitOK || !strings.Contains(a.Message, "msg=archived") {
 		t.Errorf("wal-push with variables it does not read: ok=%v exit %d %q; want it run and archived", ok, a.Code, a.Message)
 	}

@@ -21,12 +21,14 @@ type walPushOptions struct {
 	lockSettings
 	encryptSettings
 	totalTimeout
+	helperSetting
 	Compression       repository.Setting
 	UploadConcurrency int
 }
 
 func (o *walPushOptions) bind(b *binder) {
 	o.bindUploads(b)
+	o.helperSetting.bind(b)
 	bindCompression(b, &o.Compression)
 	o.lockSettings.bind(b, &o.Repo)
 	o.encryptSettings.bind(b)
@@ -95,6 +97,7 @@ func (o *walPushOptions) precheck(c *cli.Context) error {
 
 func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 	log, b := s.log, s.b
+	defer startAutoHelper(c, opts.AutoHelper, opts.Config, log)
 	var pipeline *archive.Pipeline
 	if h := helperOf(c); h != nil {
 		pipeline = h.pipeline
