@@ -47,12 +47,14 @@ func BenchmarkStart(b *testing.B) {
 	lean := buildLeanWalvault(b)
 	// A clean environment: no WALVAULT_* or AWS_* of the caller.
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	pgdata, repoEnv := handedOffSetup(b, bin, env)
+	// A helper serves only calls from its own binary: one per build.
+	served, leanServed := handedOffSetup(b, bin, env), handedOffSetup(b, lean, env)
 	variants := []struct {
 		name string
 		args []string
-		dir  string // the working directory, when it matters
-		code int    // the exit code of a run that works
+		dir  string   // the working directory, when it matters
+		env  []string // the environment, when it is not the clean one
+		code int      // the exit code of a run that works
 	}{
 		{name: "go-minimal", args: []string{minimal}},
 		{name: "version", args: []string{bin, "--version"}},
@@ -62,8 +64,8 @@ func BenchmarkStart(b *testing.B) {
 		// restore_command asking for a segment the archive lacks (exit 1),
 		// answered by a wal-helper: the hand-off's cost, the helper's
 		// one stat of a file:// repository aside.
-		{name: "handed-off", args: []string{bin, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: pgdata, code: 1},
-		{name: "lean-handed-off", args: []string{lean, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: pgdata, code: 1},
+		{name: "handed-off", args: []string{bin, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: served.dir, env: served.env, code: 1},
+		{name: "lean-handed-off", args: []string{lean, "wal-fetch", "0000000100000000000000FF", "pg_wal/RECOVERYXLOG"}, dir: leanServed.dir, env: leanServed.env, code: 1},
 	}
 	wall := make([][]time.Duration, len(variants))
 	cpu := make([][]time.Duration, len(variants))
@@ -72,8 +74,8 @@ func BenchmarkStart(b *testing.B) {
 		for i, v := range variants {
 			cmd := exec.Command(v.args[0], v.args[1:]...)
 			cmd.Env, cmd.Dir = env, v.dir
-			if v.dir != "" {
-				cmd.Env = repoEnv
+			if v.env != nil {
+				cmd.Env = v.env
 			}
 			start := time.Now()
 			if out, err := cmd.CombinedOutput(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != v.code {
@@ -84,6 +86,10 @@ func BenchmarkStart(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	// Every handed-off call must have been run by its helper, not
+	// declined into a process of its own (the exit code is the same).
+	served.helper.checkRan(b, b.N)
+	leanServed.helper.checkRan(b, b.N)
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	baseWall, baseCPU := medianDuration(wall[0]), medianDuration(cpu[0])
 	for i, v := range variants {
@@ -99,10 +105,16 @@ func BenchmarkStart(b *testing.B) {
 	}
 }
 
-// handedOffSetup makes a data directory served by a wal-helper, with a
-// file:// repository holding one segment, and returns it with the
-// environment its calls need.
-func handedOffSetup(b *testing.B, bin string, env []string) (string, []string) {
+// handedOff is a data directory that a wal-helper serves.
+type handedOff struct {
+	dir    string
+	env    []string // the environment its calls need
+	helper *walHelper
+}
+
+// handedOffSetup makes a data directory served by a wal-helper of bin,
+// with a file:// repository holding one segment.
+func handedOffSetup(b *testing.B, bin string, env []string) handedOff {
 	b.Helper()
 	pgdata, repoDir := b.TempDir(), b.TempDir()
 	env = append(slices.Clone(env), "WALVAULT_REPO=file://"+repoDir)
@@ -119,8 +131,7 @@ func handedOffSetup(b *testing.B, bin string, env []string) (string, []string) {
 	if out, err := push.CombinedOutput(); err != nil {
 		b.Fatalf("wal-push of the real segment: %v\n%s", err, out)
 	}
-	startWALHelper(b, bin, pgdata, env)
-	return pgdata, env
+	return handedOff{dir: pgdata, env: env, helper: startWALHelper(b, bin, pgdata, env)}
 }
 
 // buildMinimalGo builds an empty Go program in a module of its own, with
