@@ -43,6 +43,18 @@ func backlog(t *testing.T, pg *testenv.Postgres, n int) ([]string, map[string]st
 	return names, sums
 }
 
+// resumeArchiving lets the archiver that backlog held back run
+// archive_command again, once the files settled (as in a real backlog, so
+// the later calls prove them unchanged without reading them), and waits
+// until last is archived.
+func resumeArchiving(t *testing.T, pg *testenv.Postgres, last string, timeout time.Duration) {
+	t.Helper()
+	time.Sleep(archive.SettledMargin)
+	pg.SQL(t, "ALTER SYSTEM RESET archive_command")
+	pg.SQL(t, "SELECT pg_reload_conf()")
+	pg.WaitArchived(t, last, timeout)
+}
+
 // TestAheadBacklog: with a backlog of .ready files, fewer wal-push calls
 // upload than there are files, everything lands, and what is fetched back
 // is what PostgreSQL wrote.
@@ -54,12 +66,7 @@ func TestAheadBacklog(t *testing.T) {
 		Env:            r.env,
 	})
 	names, sums := backlog(t, pg, 8)
-	// As in a real backlog, the files settle before archiving resumes, so
-	// the later calls prove them unchanged without reading them.
-	time.Sleep(archive.SettledMargin)
-	pg.SQL(t, "ALTER SYSTEM RESET archive_command")
-	pg.SQL(t, "SELECT pg_reload_conf()")
-	pg.WaitArchived(t, names[len(names)-1], 45*time.Second)
+	resumeArchiving(t, pg, names[len(names)-1], 45*time.Second)
 
 	log := string(readFile(t, logf))
 	uploaded := strings.Count(log, "msg=archived ") + strings.Count(log, `msg="already archived with the same content"`)

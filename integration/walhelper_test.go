@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/peercred"
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/wal"
@@ -51,10 +50,7 @@ func TestWALHelper(t *testing.T) {
 	// A backlog: the helper's pushes ahead go on after each call, and
 	// PostgreSQL's calls for those files are skipped on their records.
 	names, _ := backlog(t, pg, 8)
-	time.Sleep(archive.SettledMargin)
-	pg.SQL(t, "ALTER SYSTEM RESET archive_command")
-	pg.SQL(t, "SELECT pg_reload_conf()")
-	pg.WaitArchived(t, names[len(names)-1], 60*time.Second)
+	resumeArchiving(t, pg, names[len(names)-1], 60*time.Second)
 	pushed := string(readFile(t, pushLog))
 	if !strings.Contains(helperLog.String(), `msg="pushed ahead"`) || !strings.Contains(pushed, "pushed ahead by an earlier wal-push") {
 		t.Errorf("a backlog through the helper: nothing pushed ahead, or no call skipped; helper:\n%s\narchiver:\n%s", helperLog.String(), pushed)
