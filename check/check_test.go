@@ -115,9 +115,9 @@ func TestScrub(t *testing.T) {
 
 func TestKeepEnv(t *testing.T) {
 	raw := []byte("PATH=/bin\x00WALVAULT_REPO=s3://b/p\x00AWS_SECRET_ACCESS_KEY=s3cr3t\x00WALVAULT_CONFIG=/etc/w.yaml\x00")
-	got := keepEnv(raw)
+	got := keptOnly(parseEnviron(raw))
 	if len(got) != 2 || got["WALVAULT_REPO"] != "s3://b/p" || got["WALVAULT_CONFIG"] != "/etc/w.yaml" {
-		t.Fatalf("keepEnv = %v, want only WALVAULT_REPO and WALVAULT_CONFIG", got)
+		t.Fatalf("keptOnly(parseEnviron) = %v, want only WALVAULT_REPO and WALVAULT_CONFIG", got)
 	}
 }
 

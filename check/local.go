@@ -97,9 +97,7 @@ func postmasterEnv(dataDir string) (map[string]string, error) {
 	return keptOnly(env), nil
 }
 
-// keepEnv picks envKept out of a NUL-separated environment block.
-func keepEnv(raw []byte) map[string]string { return keptOnly(parseEnviron(raw)) }
-
+// keptOnly picks envKept out of an environment.
 func keptOnly(env map[string]string) map[string]string {
 	kept := map[string]string{}
 	for _, k := range envKept {
