@@ -92,9 +92,12 @@ func startAutoHelper(c *cli.Context, enabled bool, cfg Config, log *slog.Logger)
 		conn.Close() // a helper runs (it declined this call, or was starting)
 		return
 	}
+	failed := func(err error) {
+		log.Warn("cannot start a wal-helper (helper auto); calls go on in their own processes", "error", err)
+	}
 	dir, err := os.Getwd()
 	if err != nil {
-		log.Warn("cannot start a wal-helper (helper auto); calls go on in their own processes", "error", err)
+		failed(err)
 		return
 	}
 	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(autoHelperStamp)), 0o700); err != nil || !claimAutoHelperStart(dir) {
@@ -102,7 +105,7 @@ func startAutoHelper(c *cli.Context, enabled bool, cfg Config, log *slog.Logger)
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		log.Warn("cannot start a wal-helper (helper auto); calls go on in their own processes", "error", err)
+		failed(err)
 		return
 	}
 	args := append([]string{"wal-helper", "--idle-exit=" + autoHelperIdle.String()}, forwardedSettings(c, &walHelperOptions{})...)
@@ -113,7 +116,7 @@ func startAutoHelper(c *cli.Context, enabled bool, cfg Config, log *slog.Logger)
 	args = append(args, dir)
 	logPath := filepath.Join(dir, autoHelperLog)
 	if err := restore.StartDetached(exe, args, logPath); err != nil {
-		log.Warn("cannot start a wal-helper (helper auto); calls go on in their own processes", "error", err)
+		failed(err)
 		return
 	}
 	log.Info("started a wal-helper for this data directory (helper auto): the next calls go to it", "log", logPath, "idle_exit", autoHelperIdle)
