@@ -23,13 +23,18 @@ import (
 // ---------------------------------------------------------------------------
 // wal-push with a backlog of .ready files
 
+// aheadConcurrency is wal-push's default upload-concurrency, the push-ahead
+// rows' setting.
+const aheadConcurrency = 8
+
 // BenchmarkWALPushBacklog pushes a backlog of b.N segments waiting as
 // .ready in pg_wal/archive_status, the way PostgreSQL's archiver works
 // through it: one `walvault wal-push pg_wal/NAME` per segment, oldest first,
-// and .ready renamed to .done after each success. With upload-concurrency 4
-// a call also pushes up to 4 of the next .ready segments in parallel, and
-// the later calls for them only check their record; with 0 every call
-// uploads its own segment alone (the serial case). ns/op is per segment, so
+// and .ready renamed to .done after each success. With upload-concurrency
+// aheadConcurrency (the default) a call also pushes up to that many of the
+// next .ready segments in parallel, and the later calls for them only check
+// their record; with 0 every call uploads its own segment alone (the serial
+// case). ns/op is per segment, so
 // the ratio of the two is the segments/s speed-up. lz4 -1 runs through the
 // same loop as a baseline.
 func BenchmarkWALPushBacklog(b *testing.B) {
@@ -42,13 +47,13 @@ func BenchmarkWALPushBacklog(b *testing.B) {
 		})
 	})
 	for _, rn := range e.s3Names {
-		for _, conc := range []int{0, 4} {
+		for _, conc := range []int{0, aheadConcurrency} {
 			b.Run(fmt.Sprintf("walvault=%s/upload-concurrency=%d", rn, conc), func(b *testing.B) {
 				backlogPush(b, e, e.repos[rn], conc, false)
 			})
 		}
-		b.Run(fmt.Sprintf("helper=%s/upload-concurrency=4", rn), func(b *testing.B) {
-			backlogPush(b, e, e.repos[rn], 4, true)
+		b.Run(fmt.Sprintf("helper=%s/upload-concurrency=%d", rn, aheadConcurrency), func(b *testing.B) {
+			backlogPush(b, e, e.repos[rn], aheadConcurrency, true)
 		})
 	}
 }

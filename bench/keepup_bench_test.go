@@ -18,7 +18,7 @@ import (
 )
 
 // BenchmarkKeepUp is the archive keep-up test: PostgreSQL 15 with
-// archive_command = 'walvault wal-push %p' (defaults: upload-concurrency 4)
+// archive_command = 'walvault wal-push %p' (defaults: upload-concurrency 8)
 // into a loopback Versity S3 gateway, pgbench at full speed for
 // WALVAULT_KEEPUP_SECONDS (default 120), and every 100 ms a sample of the
 // .ready files waiting in pg_wal/archive_status and of the archive lag. It

@@ -51,7 +51,7 @@ var settings = []setting{
 	{name: "retain", usage: `retention policy: "REDUNDANCY n" or "RECOVERY WINDOW OF n DAYS"`},
 	{name: "max-backup-age", def: "26h", usage: "the newest DONE backup must be younger than this"},
 	{name: "min-backups", def: "1", usage: "at least this many DONE backups"},
-	{name: "upload-concurrency", def: "4", usage: "WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
+	{name: "upload-concurrency", def: "8", usage: "WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
 	{name: "max-rate", usage: "bytes a second, such as 50MiB; unset: no limit"}, // each command says what it limits (maxRate.bind)
 	{name: "helper", def: "off", usage: "auto: a wal-push or wal-fetch run in a data directory no wal-helper serves starts one there, detached, which runs the calls after it and stops after 10 minutes without any (its log: pg_wal/walvault/helper.log); off: only a helper you run yourself"},
 	{name: "prefetch", def: "8", usage: "WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch (0 turns it off)"},

@@ -70,7 +70,7 @@ meanwhile, whereas a push that waits holds up every segment behind it.
 (wal-fetch, whose failure stops recovery, waits 10m by default.)
 
 When more WAL files wait as .ready in pg_wal/archive_status, up to
-upload-concurrency (default 4) of the next ones are pushed too, in parallel,
+upload-concurrency (default 8) of the next ones are pushed too, in parallel,
 and recorded in pg_wal/walvault/pushed once durable. PostgreSQL's later call
 for such a file exits 0 at once only if it is provably the file pushed: the
 recorded size and mtime, and the recorded sha256 or, for a file unchanged for

@@ -32,7 +32,7 @@ const (
 	stretchPushS3 = 1.0
 	targetRSSMiB  = 40.0 // wal-push peak RSS
 
-	targetBacklogSpeedup = 4.0 // wal-push segments/s with a .ready backlog, upload-concurrency 4 ÷ 0
+	targetBacklogSpeedup = 4.0 // wal-push segments/s with a .ready backlog, upload-concurrency 8 ÷ 0
 	targetFetchCp        = 1.0 // wal-fetch during recovery, prefetch on, ÷ cp from a local directory
 	targetKeepUpReady    = 2.0 // .ready files waiting under pgbench, at most
 
@@ -49,7 +49,7 @@ const (
 
 	// Over a link of targetRTT round trip (WALVAULT_BENCH_LATENCY).
 	targetRTT                = "rtt=40ms"
-	targetLinkBacklogSpeedup = 4.0   // wal-push backlog segments/s, upload-concurrency 4 ÷ 0
+	targetLinkBacklogSpeedup = 4.0   // wal-push backlog segments/s, upload-concurrency 8 ÷ 0
 	targetLinkFetchMiBs      = 150.0 // wal-fetch during recovery with prefetch, MiB/s
 	targetLinkThroughput     = 0.8   // backup-push and restore throughput ÷ the same on loopback
 )
@@ -58,8 +58,8 @@ const (
 const (
 	backlogLZ4     = "BenchmarkWALPushBacklog/baseline=lz4-1"
 	backlogSerial  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
-	backlogAhead   = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=4"
-	backlogHelper  = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=4"
+	backlogAhead   = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=8"
+	backlogHelper  = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=8"
 	recoveryCp     = "BenchmarkWALFetchRecovery/baseline=cp"
 	recoveryOff    = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0"
 	recoveryOn     = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8"
@@ -440,13 +440,13 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 	if x, ok1 := ns(backlogAhead); ok1 && x > 0 {
 		if y, ok2 := ns(backlogSerial); ok2 {
 			sp := y / x
-			fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
+			fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 8 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
 		}
 	}
 	if x, ok1 := ns(backlogHelper); ok1 && x > 0 {
 		if y, ok2 := ns(backlogSerial); ok2 {
 			sp := y / x
-			fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
+			fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 8 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetBacklogSpeedup, verdict(sp >= targetBacklogSpeedup))
 		}
 	}
 	for _, c := range [][2]string{
@@ -626,14 +626,14 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 	}
 	fmt.Fprintf(w, "\ntargets over the link, %s:\n", targetRTT)
 	serial, ok1 := mibs("BenchmarkWALPushBacklog/walvault=s3/" + targetRTT + "/upload-concurrency=0")
-	ahead, ok2 := mibs("BenchmarkWALPushBacklog/walvault=s3/" + targetRTT + "/upload-concurrency=4")
+	ahead, ok2 := mibs("BenchmarkWALPushBacklog/walvault=s3/" + targetRTT + "/upload-concurrency=8")
 	if ok1 && ok2 && serial > 0 {
 		sp := ahead / serial
-		fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
+		fmt.Fprintf(w, "  wal-push backlog segments/s, upload-concurrency 8 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
 	}
-	if helper, ok := mibs("BenchmarkWALPushBacklog/helper=s3/" + targetRTT + "/upload-concurrency=4"); ok && ok1 && serial > 0 {
+	if helper, ok := mibs("BenchmarkWALPushBacklog/helper=s3/" + targetRTT + "/upload-concurrency=8"); ok && ok1 && serial > 0 {
 		sp := helper / serial
-		fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 4 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
+		fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 8 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
 	}
 	if v, ok := mibs("BenchmarkWALFetchRecovery/walvault=s3/" + targetRTT + "/prefetch=8"); ok {
 		fmt.Fprintf(w, "  wal-fetch during recovery, prefetch 8 = %.0f MiB/s: target ≥ %.0f MiB/s %s\n", v, targetLinkFetchMiBs, verdict(v >= targetLinkFetchMiBs))
