@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,10 +38,16 @@ func (c *checker) checkWALHelper() []Result {
 	}
 	_, pid, err := peercred.Of(conn.(*net.UnixConn))
 	conn.Close()
-	if err != nil || c.opts.HelperReads == nil {
+	if err != nil {
 		return []Result{ok(NameWALHelper, "serving %s", l.dataDir)}
 	}
 	serving := fmt.Sprintf("serving %s (pid %d)", l.dataDir, pid)
+	if other := helperBinary(pid); other != "" {
+		return []Result{ok(NameWALHelper, "%s, but %s", serving, other)}
+	}
+	if c.opts.HelperReads == nil {
+		return []Result{ok(NameWALHelper, "%s", serving)}
+	}
 	helperEnv, err := procEnviron(pid)
 	if err != nil {
 		return []Result{ok(NameWALHelper, "%s; whether it runs PostgreSQL's calls was not checked: cannot read its environment: %v", serving, err)}
@@ -53,4 +60,27 @@ func (c *checker) checkWALHelper() []Result {
 		return []Result{ok(NameWALHelper, "%s, but it declines PostgreSQL's calls, which then run in their own processes: their environment differs from the helper's in %s (give both the same environment)", serving, strings.Join(differ, ", "))}
 	}
 	return []Result{ok(NameWALHelper, "%s; PostgreSQL's wal-push and wal-fetch calls are handed to it (the environments agree on every variable they read)", serving)}
+}
+
+// helperBinary says what the helper process pid runs when that is not the
+// file this walvault runs, and so what becomes of PostgreSQL's calls: the
+// helper runs only calls from its own binary. "" when it is the same file,
+// or when /proc cannot tell.
+func helperBinary(pid int) string {
+	exe := filepath.Join("/proc", strconv.Itoa(pid), "exe")
+	path, err := os.Readlink(exe)
+	if err != nil {
+		return ""
+	}
+	if strings.HasSuffix(path, " (deleted)") {
+		// An upgrade renamed a new file over it, or it was removed.
+		return fmt.Sprintf("it runs %s, a file since replaced or removed: it declines the next call, which runs the installed binary in its own process, then stops (a unit with Restart=always starts it again, on the new binary)", path)
+	}
+	helper, err1 := os.Stat(exe)
+	self, err2 := os.Stat("/proc/self/exe")
+	if err1 != nil || err2 != nil || os.SameFile(helper, self) {
+		return ""
+	}
+	selfPath, _ := os.Readlink("/proc/self/exe")
+	return fmt.Sprintf("it runs %s, not this walvault (%s): calls from this binary run in their own processes (start the helper from the binary archive_command and restore_command name)", path, selfPath)
 }
