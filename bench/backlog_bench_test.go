@@ -34,9 +34,8 @@ const aheadConcurrency = 8
 // aheadConcurrency (the default) a call also pushes up to that many of the
 // next .ready segments in parallel, and the later calls for them only check
 // their record; with 0 every call uploads its own segment alone (the serial
-// case). ns/op is per segment, so
-// the ratio of the two is the segments/s speed-up. lz4 -1 runs through the
-// same loop as a baseline.
+// case). ns/op is per segment, so the ratio of the two is the segments/s
+// speed-up. lz4 -1 runs through the same loop as a baseline.
 func BenchmarkWALPushBacklog(b *testing.B) {
 	e := setup(b)
 	b.Run("baseline=lz4-1", func(b *testing.B) {

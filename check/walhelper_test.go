@@ -2,6 +2,7 @@ package check
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,25 +14,25 @@ import (
 	"github.com/walvault/walvault/internal/handoff"
 )
 
-// TestHelperListener is not a test: started by TestCheckWALHelperBinary
-// from a copy of this test binary, it stands in for a wal-helper, listening
-// on WALVAULT_TEST_LISTEN until killed.
-func TestHelperListener(t *testing.T) {
-	sock := os.Getenv("WALVAULT_TEST_LISTEN")
-	if sock == "" {
-		return
-	}
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		conn, err := l.Accept()
+// TestMain lets a copy of this test binary stand in for a wal-helper
+// (TestCheckWALHelperBinary): with WALVAULT_TEST_LISTEN set it listens on
+// that socket until killed, and runs no test.
+func TestMain(m *testing.M) {
+	if sock := os.Getenv("WALVAULT_TEST_LISTEN"); sock != "" {
+		l, err := net.Listen("unix", sock)
 		if err != nil {
-			t.Fatal(err)
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
 		}
-		conn.Close()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				os.Exit(2)
+			}
+			conn.Close()
+		}
 	}
+	os.Exit(m.Run())
 }
 
 // TestCheckWALHelperBinary: check's wal-helper line says when the helper
@@ -87,7 +88,7 @@ func TestCheckWALHelperBinary(t *testing.T) {
 	if err := os.WriteFile(other, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(other, "-test.run=^TestHelperListener$")
+	cmd := exec.Command(other)
 	cmd.Env = append(os.Environ(), "WALVAULT_TEST_LISTEN="+sock)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
