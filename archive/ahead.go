@@ -2,13 +2,16 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -28,6 +31,8 @@ type AheadOptions struct {
 	// Pipeline, in a process that stays up, lets pushes ahead outlive the
 	// call (see Pipeline); nil in a process per call.
 	Pipeline *Pipeline
+
+	yield *aheadYield // the call's, once it may start no more pushes ahead
 }
 
 // AheadResult says what PushAhead did.
@@ -73,6 +78,9 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	var out AheadResult
 	pipe := opts.Pipeline
 	if pipe != nil {
+		yield := yieldAtHalfTime(ctx, log, name, func() int { return pipe.cutOff(path) })
+		defer yield.stop()
+		opts.yield = yield
 		// Being pushed ahead right now: its record decides, once written.
 		if err := pipe.waitFor(ctx, path); err != nil {
 			return out, err
@@ -115,18 +123,26 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	}
 	start := time.Now()
 	var (
-		g  errgroup.Group
-		mu sync.Mutex
+		g       errgroup.Group
+		mu      sync.Mutex
+		running atomic.Int32
 	)
+	aheadCtx, cutAhead := context.WithCancel(ctx)
+	defer cutAhead()
+	yield := yieldAtHalfTime(ctx, log, name, func() int { cutAhead(); return int(running.Load()) })
 	g.SetLimit(opts.Concurrency + 1) // never blocks: len(cands) <= Concurrency
 	for _, c := range cands {
+		running.Add(1)
 		g.Go(func() error {
-			r, err := pushAheadOne(ctx, b, filepath.Join(walDir, c), dir, opts.Options)
+			r, err := pushAheadOne(aheadCtx, b, filepath.Join(walDir, c), dir, opts.Options)
+			running.Add(-1)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				out.AheadFailed++
-				log.Warn("push ahead failed; PostgreSQL's own call will push it", "segment", c, "err", err)
+				if !yield.fired() || aheadCtx.Err() == nil { // a cut-off is logged once
+					log.Warn("push ahead failed; PostgreSQL's own call will push it", "segment", c, "err", err)
+				}
 				return nil
 			}
 			out.Ahead = append(out.Ahead, r)
@@ -135,7 +151,8 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		})
 	}
 	res, err := Push(ctx, b, path, opts.Options)
-	g.Wait() // drain: no upload outlives the command
+	yield.stop() // durable (or failed): the pushes ahead may use the rest of the time
+	g.Wait()     // drain: no upload outlives the command
 	if len(cands) > 0 {
 		log.Info("push-ahead summary", "pushed", len(out.Ahead), "failed", out.AheadFailed, "bytes", out.AheadBytes,
 			"elapsed", time.Since(start).Round(time.Millisecond))
@@ -174,6 +191,9 @@ func aheadCandidates(walDir, name, dir string, opts AheadOptions) []string {
 // as long as the call (ctx) had left when it started them, and logging to the
 // Pipeline's logger (the call returns before they end).
 func startAhead(ctx context.Context, b storage.Backend, walDir, dir string, cands []string, opts AheadOptions) {
+	if opts.yield.fired() {
+		return // the call's own file needs the link
+	}
 	pipe := opts.Pipeline
 	ahead := opts.Options
 	ahead.Log = pipe.log
@@ -190,7 +210,11 @@ func startAhead(ctx context.Context, b storage.Backend, walDir, dir string, cand
 				defer cancel()
 			}
 			if _, err := pushAheadOne(ctx, b, path, dir, ahead); err != nil {
-				pipe.log.Warn("push ahead failed; PostgreSQL's own call will push it", "segment", c, "err", err)
+				if errors.Is(ctx.Err(), context.Canceled) { // cut off, or the helper stops
+					pipe.log.Info("push ahead cut off; PostgreSQL's own call will push it", "segment", c)
+				} else {
+					pipe.log.Warn("push ahead failed; PostgreSQL's own call will push it", "segment", c, "err", err)
+				}
 			}
 		})
 	}
@@ -283,3 +307,43 @@ func nextReady(walDir, requested, recordDir string, limit int) []string {
 	}
 	return names
 }
+
+// aheadYield cuts off the pushes ahead that compete with the file a call
+// is for once half of the call's time has passed. On a link too slow to
+// carry them all within the deadline they would otherwise fail together
+// with the file PostgreSQL asked for, and again on every retry: archiving
+// would never move. What is cut off leaves no record; PostgreSQL's own
+// calls push those files.
+type aheadYield struct {
+	timer *time.Timer
+	done  atomic.Bool
+}
+
+// yieldAtHalfTime arms an aheadYield for a call on file name: cut cancels
+// what competes and says how many it cancelled. Without a deadline it
+// never fires.
+func yieldAtHalfTime(ctx context.Context, log *slog.Logger, name string, cut func() int) *aheadYield {
+	y := &aheadYield{}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return y
+	}
+	y.timer = time.AfterFunc(time.Until(deadline)/2, func() {
+		y.done.Store(true)
+		if n := cut(); n > 0 {
+			log.Warn("pushes ahead cut off halfway through the call's time, so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them (on a link this slow, lower upload-concurrency or raise the timeout)",
+				"segment", name, "cut_off", n)
+		}
+	})
+	return y
+}
+
+// stop disarms y once the call's own file is done.
+func (y *aheadYield) stop() {
+	if y != nil && y.timer != nil {
+		y.timer.Stop()
+	}
+}
+
+// fired says whether y has cut the pushes ahead off.
+func (y *aheadYield) fired() bool { return y != nil && y.done.Load() }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,4 +403,67 @@ func TestPushAheadConcurrencyBoundedAndFailuresOnlyLogged(t *testing.T) {
 	if got, want := records(t, walDir), []string{names[1], names[3], names[4], names[5], names[6]}; !slices.Equal(got, want) {
 		t.Fatalf("records: got %q, want %q", got, want)
 	}
+}
+
+// slowLink makes uploads behave as on a link too slow to carry more than
+// one file within a call's time: an upload of a hog holds the link until
+// its context ends, and an upload of a waiter goes only once some hog has
+// started and none holds the link any more.
+type slowLink struct {
+	started, active atomic.Int32
+	hogged          sync.Map // keys of the hogs that started
+}
+
+func (l *slowLink) install(b *storagetest.Fault, hogs, waiters []string) {
+	b.Before(storagetest.OpPut, func(k string) bool { return slices.Contains(hogs, k) }, func(ctx context.Context, k string) error {
+		l.hogged.Store(k, true)
+		l.started.Add(1)
+		l.active.Add(1)
+		defer l.active.Add(-1)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	b.Before(storagetest.OpPut, func(k string) bool { return slices.Contains(waiters, k) }, func(ctx context.Context, k string) error {
+		for l.started.Load() == 0 || l.active.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		return nil
+	})
+}
+
+// TestPushAheadYieldsTheLinkToTheRequestedFile: on a link too slow for
+// the requested file and its pushes ahead within the call's time, the
+// pushes ahead are cut off halfway (leaving no record) and the requested
+// file is archived; otherwise all would fail together, on every retry.
+func TestPushAheadYieldsTheLinkToTheRequestedFile(t *testing.T) {
+	t.Parallel()
+	fb := mem.New()
+	walDir, names := pgWAL(t, 5)
+	mustPush(t, fb, filepath.Join(walDir, names[4]), opts(repository.LZ4))
+	b := storagetest.NewFault(fb)
+	var link slowLink
+	link.install(b, []string{walKey(t, names[1], repository.LZ4), walKey(t, names[2], repository.LZ4), walKey(t, names[3], repository.LZ4)},
+		[]string{walKey(t, names[0], repository.LZ4)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := archive.PushAhead(ctx, b, filepath.Join(walDir, names[0]), aheadOpts(3))
+	if err != nil {
+		t.Fatalf("the requested file, its pushes ahead filling the link: %v, want it archived once they are cut off", err)
+	}
+	if elapsed := time.Since(start); elapsed < 900*time.Millisecond {
+		t.Errorf("archived after %v, want the pushes ahead cut off only halfway through the 2s", elapsed)
+	}
+	if len(res.Ahead) != 0 || res.AheadFailed != 3 {
+		t.Errorf("got %d pushed ahead, %d failed; want the 3 cut off", len(res.Ahead), res.AheadFailed)
+	}
+	if got := records(t, walDir); len(got) != 0 {
+		t.Errorf("records of pushes cut off: %q, want none", got)
+	}
+	object(t, fb, walKey(t, names[0], repository.LZ4))
 }

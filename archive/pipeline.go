@@ -20,14 +20,20 @@ type Pipeline struct {
 	log *slog.Logger    // the pushes ahead log here: their call has returned
 
 	mu       sync.Mutex
-	inflight map[string]chan struct{} // file path -> closed when its push ahead ends
+	inflight map[string]flight // by file path
 	wg       sync.WaitGroup
+}
+
+// flight is one push ahead in progress.
+type flight struct {
+	done   chan struct{} // closed when the push ends
+	cancel context.CancelFunc
 }
 
 // NewPipeline returns a Pipeline whose pushes ahead run under ctx and log
 // to log.
 func NewPipeline(ctx context.Context, log *slog.Logger) *Pipeline {
-	return &Pipeline{ctx: ctx, log: log, inflight: map[string]chan struct{}{}}
+	return &Pipeline{ctx: ctx, log: log, inflight: map[string]flight{}}
 }
 
 // Wait waits for every push ahead to end; cancel the Pipeline's context
@@ -38,13 +44,13 @@ func (p *Pipeline) Wait() { p.wg.Wait() }
 // error.
 func (p *Pipeline) waitFor(ctx context.Context, path string) error {
 	p.mu.Lock()
-	done, ok := p.inflight[path]
+	f, ok := p.inflight[path]
 	p.mu.Unlock()
 	if !ok {
 		return nil
 	}
 	select {
-	case <-done:
+	case <-f.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -61,19 +67,36 @@ func (p *Pipeline) busy(path string) bool {
 
 // start runs push for path in the background under the Pipeline's context.
 func (p *Pipeline) start(path string, push func(ctx context.Context)) {
-	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(p.ctx)
+	f := flight{done: make(chan struct{}), cancel: cancel}
 	p.mu.Lock()
-	p.inflight[path] = done
+	p.inflight[path] = f
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer func() {
+			cancel()
 			p.mu.Lock()
 			delete(p.inflight, path)
 			p.mu.Unlock()
-			close(done)
+			close(f.done)
 		}()
-		push(p.ctx)
+		push(ctx)
 	}()
+}
+
+// cutOff cancels every push ahead in flight but that of except, and
+// returns how many it cancelled.
+func (p *Pipeline) cutOff(except string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for path, f := range p.inflight {
+		if path != except {
+			f.cancel()
+			n++
+		}
+	}
+	return n
 }

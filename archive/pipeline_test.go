@@ -178,3 +178,57 @@ func TestPushAheadPipelineBacklog(t *testing.T) {
 		t.Errorf("%d of %d calls answered from a record, want all but the first", skipped, len(names))
 	}
 }
+
+// TestPushAheadPipelineYieldsTheLinkToTheRequestedFile: a call whose own
+// file is being pushed ahead, on a link the other pushes ahead fill, cuts
+// those off halfway through its time (they leave no record) and is then
+// answered from its file's record; otherwise it would wait past its
+// deadline, on every retry.
+func TestPushAheadPipelineYieldsTheLinkToTheRequestedFile(t *testing.T) {
+	t.Parallel()
+	fb := mem.New()
+	walDir, names := pgWAL(t, 5)
+	mustPush(t, fb, filepath.Join(walDir, names[4]), opts(repository.LZ4))
+	b := storagetest.NewFault(fb)
+	var link slowLink
+	// names[4], already archived, is also a hog: a push ahead the call
+	// started after the cut-off would hold the link.
+	link.install(b, []string{walKey(t, names[2], repository.LZ4), walKey(t, names[3], repository.LZ4), walKey(t, names[4], repository.LZ4)},
+		[]string{walKey(t, names[1], repository.LZ4)})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	pipe := archive.NewPipeline(ctx, slog.New(slog.DiscardHandler))
+	o := aheadOpts(3)
+	o.Pipeline = pipe
+	// The first call's own file goes freely; names[1] to [3] are pushed
+	// ahead, the last two holding the link.
+	if err := <-pushAheadAsync(b, filepath.Join(walDir, names[0]), o); err != nil {
+		t.Fatal(err)
+	}
+	done(t, walDir, names[0])
+
+	call, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := archive.PushAhead(call, b, filepath.Join(walDir, names[1]), o)
+	if err != nil {
+		t.Fatalf("the call for %s, being pushed ahead on a full link: %v, want it answered once the others are cut off", names[1], err)
+	}
+	if elapsed := time.Since(start); elapsed < 900*time.Millisecond {
+		t.Errorf("answered after %v, want the others cut off only halfway through the 2s", elapsed)
+	}
+	if !res.Skipped {
+		t.Errorf("the call for %s: %+v, want it answered from its record", names[1], res)
+	}
+	// Once it has cut them off, the call starts no new pushes ahead.
+	time.Sleep(300 * time.Millisecond)
+	if _, started := link.hogged.Load(walKey(t, names[4], repository.LZ4)); started {
+		t.Errorf("the call that cut the pushes ahead off started %s's", names[4])
+	}
+	stop()
+	pipe.Wait()
+	if got := records(t, walDir); len(got) != 0 {
+		t.Errorf("records of pushes cut off: %q, want none", got)
+	}
+	assertAbsent(t, fb, walKey(t, names[2], repository.LZ4))
+}

@@ -76,7 +76,9 @@ for such a file exits 0 at once only if it is provably the file pushed: the
 recorded size and mtime, and the recorded sha256 or, for a file unchanged for
 3 s before it was pushed ahead, the same inode and change time; otherwise it
 is pushed normally. archive_status itself is
-never touched, and a failed push ahead is only logged.
+never touched, and a failed push ahead is only logged. The requested file
+comes first: pushes ahead still running when half of --timeout has passed
+without it being durable are cut off, so that it has the link to itself.
 
 The repository identity (walvault.json: cluster, segment size, compression,
 lock policy) is remembered in pg_wal/walvault/identity for 5 minutes after it
