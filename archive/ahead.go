@@ -78,7 +78,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	var out AheadResult
 	pipe := opts.Pipeline
 	if pipe != nil {
-		yield := yieldAtHalfTime(ctx, log, name, func() int { return pipe.cutOff(path) })
+		yield := yieldAtHalfTime(ctx, log, walDir, name, func() int { return pipe.cutOff(path) })
 		defer yield.stop()
 		opts.yield = yield
 		// Being pushed ahead right now: its record decides, once written.
@@ -129,7 +129,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	)
 	aheadCtx, cutAhead := context.WithCancel(ctx)
 	defer cutAhead()
-	yield := yieldAtHalfTime(ctx, log, name, func() int { cutAhead(); return int(running.Load()) })
+	yield := yieldAtHalfTime(ctx, log, walDir, name, func() int { cutAhead(); return int(running.Load()) })
 	g.SetLimit(opts.Concurrency + 1) // never blocks: len(cands) <= Concurrency
 	for _, c := range cands {
 		running.Add(1)
@@ -166,7 +166,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 // next opts.Concurrency .ready ones without a record, less those a
 // Pipeline has in flight (which count towards the number).
 func aheadCandidates(walDir, name, dir string, opts AheadOptions) []string {
-	if opts.Concurrency <= 0 {
+	if opts.Concurrency <= 0 || aheadPaused(walDir) {
 		return nil
 	}
 	cands := nextReady(walDir, name, dir, opts.Concurrency)
@@ -319,10 +319,10 @@ type aheadYield struct {
 	done  atomic.Bool
 }
 
-// yieldAtHalfTime arms an aheadYield for a call on file name: cut cancels
-// what competes and says how many it cancelled. Without a deadline it
-// never fires.
-func yieldAtHalfTime(ctx context.Context, log *slog.Logger, name string, cut func() int) *aheadYield {
+// yieldAtHalfTime arms an aheadYield for a call on file name in walDir:
+// cut cancels what competes and says how many it cancelled. Without a
+// deadline it never fires.
+func yieldAtHalfTime(ctx context.Context, log *slog.Logger, walDir, name string, cut func() int) *aheadYield {
 	y := &aheadYield{}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -331,11 +331,35 @@ func yieldAtHalfTime(ctx context.Context, log *slog.Logger, name string, cut fun
 	y.timer = time.AfterFunc(time.Until(deadline)/2, func() {
 		y.done.Store(true)
 		if n := cut(); n > 0 {
-			log.Warn("pushes ahead cut off halfway through the call's time, so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them (on a link this slow, lower upload-concurrency or raise the timeout)",
+			pauseAhead(walDir)
+			log.Warn("pushes ahead cut off halfway through the call's time, so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them, one at a time for the next "+aheadPause.String()+" (on a link this slow, lower upload-concurrency or raise the timeout)",
 				"segment", name, "cut_off", n)
 		}
 	})
 	return y
+}
+
+// aheadPause is how long after a cut-off no call pushes ahead: on a link
+// that could not carry the file asked for and its pushes ahead in time,
+// one file at a time is the fastest, and pushing ahead again would make
+// each call wait half its time before its own file has the link.
+const aheadPause = 10 * time.Minute
+
+// pausedFile (in pg_wal/walvault) is touched at each cut-off.
+const pausedFile = "ahead-paused"
+
+func pauseAhead(walDir string) {
+	p := filepath.Join(walDir, stateDirName, pausedFile)
+	if err := os.WriteFile(p, nil, 0o600); err == nil {
+		now := time.Now()
+		os.Chtimes(p, now, now) // an existing empty file keeps its time otherwise
+	}
+}
+
+// aheadPaused says whether a cut-off happened within aheadPause.
+func aheadPaused(walDir string) bool {
+	fi, err := os.Stat(filepath.Join(walDir, stateDirName, pausedFile))
+	return err == nil && time.Since(fi.ModTime()) < aheadPause
 }
 
 // stop disarms y once the call's own file is done.

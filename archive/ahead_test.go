@@ -466,4 +466,20 @@ func TestPushAheadYieldsTheLinkToTheRequestedFile(t *testing.T) {
 		t.Errorf("records of pushes cut off: %q, want none", got)
 	}
 	object(t, fb, walKey(t, names[0], repository.LZ4))
+	done(t, walDir, names[0])
+
+	// After a cut-off the next calls push one file each, for a while.
+	res = pushAhead(t, fb, filepath.Join(walDir, names[1]), aheadOpts(3))
+	if len(res.Ahead) != 0 || res.AheadFailed != 0 {
+		t.Errorf("the call after a cut-off pushed %d ahead (%d failed), want none", len(res.Ahead), res.AheadFailed)
+	}
+	done(t, walDir, names[1])
+	paused := filepath.Join(walDir, "walvault", "ahead-paused")
+	long := time.Now().Add(-11 * time.Minute)
+	if err := os.Chtimes(paused, long, long); err != nil {
+		t.Fatal(err)
+	}
+	if res = pushAhead(t, fb, filepath.Join(walDir, names[2]), aheadOpts(3)); len(res.Ahead) != 2 {
+		t.Errorf("a call 11 minutes after the cut-off pushed %d ahead, want the 2 waiting", len(res.Ahead))
+	}
 }
