@@ -47,6 +47,18 @@ func done(t *testing.T, walDir, name string) {
 	}
 }
 
+// faultWAL is pgWAL(t, n) whose last segment is already archived in a
+// mem repository, so that the repository exists (as after the first
+// wal-push) and every later Put is a WAL upload; b reaches it through a
+// Fault.
+func faultWAL(t *testing.T, n int) (fb *mem.Backend, b *storagetest.Fault, walDir string, names []string) {
+	t.Helper()
+	fb = mem.New()
+	walDir, names = pgWAL(t, n)
+	mustPush(t, fb, filepath.Join(walDir, names[n-1]), opts(repository.LZ4))
+	return fb, storagetest.NewFault(fb), walDir, names
+}
+
 func touch(t *testing.T, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -369,14 +381,9 @@ func TestPushAheadOff(t *testing.T) {
 
 func TestPushAheadConcurrencyBoundedAndFailuresOnlyLogged(t *testing.T) {
 	t.Parallel()
-	fb := mem.New()
-	walDir, names := pgWAL(t, 10)
-	// The repository exists before the parallel pushes (as after the
-	// first wal-push), so every Put counted is a WAL upload.
-	mustPush(t, fb, filepath.Join(walDir, names[9]), opts(repository.LZ4))
+	fb, b, walDir, names := faultWAL(t, 10)
 	failed := walKey(t, names[2], repository.LZ4)
 	// WAL uploads are slow, and one fails.
-	b := storagetest.NewFault(fb)
 	b.Delay(storagetest.OpPut, func(key string) bool { return key != repository.IdentityKey }, 50*time.Millisecond)
 	b.Fail(storagetest.OpPut, storagetest.Key(failed), errors.New("injected upload failure"))
 
@@ -441,10 +448,7 @@ func (l *slowLink) install(b *storagetest.Fault, hogs, waiters []string) {
 // file is archived; otherwise all would fail together, on every retry.
 func TestPushAheadYieldsTheLinkToTheRequestedFile(t *testing.T) {
 	t.Parallel()
-	fb := mem.New()
-	walDir, names := pgWAL(t, 5)
-	mustPush(t, fb, filepath.Join(walDir, names[4]), opts(repository.LZ4))
-	b := storagetest.NewFault(fb)
+	fb, b, walDir, names := faultWAL(t, 5)
 	var link slowLink
 	link.install(b, []string{walKey(t, names[1], repository.LZ4), walKey(t, names[2], repository.LZ4), walKey(t, names[3], repository.LZ4)},
 		[]string{walKey(t, names[0], repository.LZ4)})

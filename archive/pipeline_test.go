@@ -38,10 +38,7 @@ func pushAheadAsync(b *storagetest.Fault, path string, o archive.AheadOptions) c
 // next Concurrency.
 func TestPushAheadPipeline(t *testing.T) {
 	t.Parallel()
-	fb := mem.New()
-	walDir, names := pgWAL(t, 8)
-	mustPush(t, fb, filepath.Join(walDir, names[7]), opts(repository.LZ4))
-	b := storagetest.NewFault(fb)
+	fb, b, walDir, names := faultWAL(t, 8)
 	// Each push ahead is held back until its gate opens: names[1]'s
 	// first, the others after the call for names[1] has looked ahead.
 	gates := map[string]chan struct{}{}
@@ -186,10 +183,7 @@ func TestPushAheadPipelineBacklog(t *testing.T) {
 // deadline, on every retry.
 func TestPushAheadPipelineYieldsTheLinkToTheRequestedFile(t *testing.T) {
 	t.Parallel()
-	fb := mem.New()
-	walDir, names := pgWAL(t, 5)
-	mustPush(t, fb, filepath.Join(walDir, names[4]), opts(repository.LZ4))
-	b := storagetest.NewFault(fb)
+	fb, b, walDir, names := faultWAL(t, 5)
 	var link slowLink
 	// names[4], already archived, is also a hog: a push ahead the call
 	// started after the cut-off would hold the link.
