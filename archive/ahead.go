@@ -317,6 +317,9 @@ func nextReady(walDir, requested, recordDir string, limit int) []string {
 type aheadYield struct {
 	timer *time.Timer
 	done  atomic.Bool
+
+	mu      sync.Mutex // held while it cuts off, so stop waits for that
+	stopped bool
 }
 
 // yieldAtHalfTime arms an aheadYield for a call on file name in walDir:
@@ -329,6 +332,11 @@ func yieldAtHalfTime(ctx context.Context, log *slog.Logger, walDir, name string,
 		return y
 	}
 	y.timer = time.AfterFunc(time.Until(deadline)/2, func() {
+		y.mu.Lock()
+		defer y.mu.Unlock()
+		if y.stopped {
+			return
+		}
 		y.done.Store(true)
 		if n := cut(); n > 0 {
 			pauseAhead(walDir)
@@ -362,11 +370,16 @@ func aheadPaused(walDir string) bool {
 	return err == nil && time.Since(fi.ModTime()) < aheadPause
 }
 
-// stop disarms y once the call's own file is done.
+// stop disarms y once the call's own file is done. A cut-off under way
+// ends before it returns: it logs to the call's logger.
 func (y *aheadYield) stop() {
-	if y != nil && y.timer != nil {
-		y.timer.Stop()
+	if y == nil || y.timer == nil {
+		return
 	}
+	y.timer.Stop()
+	y.mu.Lock()
+	y.stopped = true
+	y.mu.Unlock()
 }
 
 // fired says whether y has cut the pushes ahead off.
