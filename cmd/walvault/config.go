@@ -397,12 +397,19 @@ func resolve(c *cli.Context, opts options) error {
 			return usageError{err}
 		}
 	}
+	// Given as a flag or by its environment variable. Not c.IsSet per
+	// setting: urfave/cli finds a name through every flag's Names(), a
+	// regular expression each, which a wal-helper paid on every call.
+	set := map[string]bool{}
+	for _, name := range c.LocalFlagNames() {
+		set[name] = true
+	}
 	for _, s := range b.bound {
 		v, inFile := fileValues[s.name]
 		switch {
-		case c.IsSet(s.name) && s.isBool:
+		case set[s.name] && s.isBool:
 			v = strconv.FormatBool(c.Bool(s.name))
-		case c.IsSet(s.name):
+		case set[s.name]:
 			v = c.String(s.name)
 		case !inFile:
 			v = s.def

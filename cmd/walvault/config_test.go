@@ -74,6 +74,7 @@ func TestConfigPrecedence(t *testing.T) {
 		{"env over file", map[string]string{"WALVAULT_REPO": "file:///env", "WALVAULT_CONFIG": file}, nil, "file:///env", 7 * time.Second, true},
 		{"flag over env", map[string]string{"WALVAULT_REPO": "file:///env", "WALVAULT_TIMEOUT": "9s"}, []string{"--repo", "file:///flag", "--config", file}, "file:///flag", 9 * time.Second, true},
 		{"bool flag false over file true", nil, []string{"--config", file, "--s3-path-style=false"}, "file:///from/file", 7 * time.Second, false},
+		{"bool env false over file true", map[string]string{"WALVAULT_S3_PATH_STYLE": "false"}, []string{"--config", file}, "file:///from/file", 7 * time.Second, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -407,7 +407,7 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request, exe callerExec
 	h.calls.Lock()
 	defer h.calls.Unlock()
 	var stderr bytes.Buffer
-	app := newApp(io.Discard, &stderr)
+	app := helperApp(io.Discard, &stderr)
 	args := normalizeArgs(app, req.Args)
 	name := commandName(app, args)
 	if !handoff.Handles(name) {

@@ -283,3 +283,20 @@ func TestWALHelperIdleExit(t *testing.T) {
 		}
 	})
 }
+
+// TestHelperAppHasTheHandedOffCommands: the app a wal-helper builds for
+// each call has exactly the commands that are handed to it, so a call it
+// may run finds its command, and one it may not is left to its caller.
+func TestHelperAppHasTheHandedOffCommands(t *testing.T) {
+	helper := helperApp(io.Discard, io.Discard)
+	for _, cmd := range newApp(io.Discard, io.Discard).Commands {
+		if got, want := helper.Command(cmd.Name) != nil, handoff.Handles(cmd.Name); got != want {
+			t.Errorf("%s: in the helper's app %v, handed off %v", cmd.Name, got, want)
+		}
+	}
+	for _, cmd := range helper.Commands {
+		if !handoff.Handles(cmd.Name) {
+			t.Errorf("the helper's app has %s, which is not handed off", cmd.Name)
+		}
+	}
+}
