@@ -115,6 +115,9 @@ type walHelper struct {
 	env    map[string]string // handoff.Environ of the helper
 	// pipeline carries wal-push's pushes ahead on after the call returns.
 	pipeline *archive.Pipeline
+	// whole has every command, for reading command lines only: urfave/cli
+	// keeps state in an app it runs, so each call runs a new helperApp.
+	whole *cli.App
 
 	// calls runs one command line at a time: urfave/cli v2 parses flags
 	// into package-level flags (help, version), so two in one process
@@ -191,7 +194,7 @@ func runWALHelper(ctx context.Context, dir string, idleExit time.Duration, log *
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	h := &walHelper{ctx: ctx, stop: stop, binary: binary, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}}
+	h := &walHelper{ctx: ctx, stop: stop, binary: binary, log: log, env: handoff.EnvMap(handoff.Environ(os.Environ())), pipeline: archive.NewPipeline(ctx, log), backends: map[keptKey]storage.Backend{}, whole: newApp(io.Discard, io.Discard)}
 	log.Info("wal-helper listening", "data_dir", abs, "socket", filepath.Join(abs, handoff.SocketPath))
 	if idleExit > 0 {
 		go h.exitWhenIdle(idleExit)
@@ -406,13 +409,16 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request, exe callerExec
 	}
 	h.calls.Lock()
 	defer h.calls.Unlock()
-	var stderr bytes.Buffer
-	app := helperApp(io.Discard, &stderr)
-	args := normalizeArgs(app, req.Args)
-	name := commandName(app, args)
+	// Which command the line runs is read against every command, so that
+	// another one, with a handed-off command's name among its arguments,
+	// stays the caller's.
+	args := normalizeArgs(h.whole, req.Args)
+	name := commandName(h.whole, args)
 	if !handoff.Handles(name) {
 		return handoff.Answer{}, false, ""
 	}
+	var stderr bytes.Buffer
+	app := helperApp(io.Discard, &stderr)
 	if differ := handoff.EnvDiffering(handoff.EnvMap(req.Env), h.env, readsEnv(app.Command(name))); len(differ) > 0 {
 		return decline("its environment differs in " + strings.Join(differ, ", "))
 	}
