@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -67,20 +66,13 @@ func (c *checker) checkWALHelper() []Result {
 // helper runs only calls from its own binary. "" when it is the same file,
 // or when /proc cannot tell.
 func helperBinary(pid int) string {
-	exe := filepath.Join("/proc", strconv.Itoa(pid), "exe")
-	path, err := os.Readlink(exe)
-	if err != nil {
-		return ""
-	}
-	if strings.HasSuffix(path, " (deleted)") {
+	exe := peercred.ExecutablesOf(pid)
+	switch {
+	case strings.HasSuffix(exe.Peer, " (deleted)"):
 		// An upgrade renamed a new file over it, or it was removed.
-		return fmt.Sprintf("it runs %s, a file since replaced or removed: it declines the next call, which runs the installed binary in its own process, then stops (a unit with Restart=always starts it again, on the new binary)", path)
-	}
-	helper, err1 := os.Stat(exe)
-	self, err2 := os.Stat("/proc/self/exe")
-	if err1 != nil || err2 != nil || os.SameFile(helper, self) {
+		return fmt.Sprintf("it runs %s, a file since replaced or removed: it declines the next call, which runs the installed binary in its own process, then stops (a unit with Restart=always starts it again, on the new binary)", exe.Peer)
+	case exe.Same || exe.Peer == "":
 		return ""
 	}
-	selfPath, _ := os.Readlink("/proc/self/exe")
-	return fmt.Sprintf("it runs %s, not this walvault (%s): calls from this binary run in their own processes (start the helper from the binary archive_command and restore_command name)", path, selfPath)
+	return fmt.Sprintf("it runs %s, not this walvault (%s): calls from this binary run in their own processes (start the helper from the binary archive_command and restore_command name)", exe.Peer, exe.Self)
 }

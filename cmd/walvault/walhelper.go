@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,7 +292,7 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		cancel()
 	}()
 	start := time.Now()
-	exe := executables(pid)
+	exe := peercred.ExecutablesOf(pid)
 	a, ran, why := h.run(ctx, req, exe)
 	if ctx.Err() != nil {
 		// Cut off: no answer, so the caller (if still there) runs it.
@@ -310,7 +309,7 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		// An upgrade: stop, so the supervisor starts the new binary
 		// (the unit restarts it); meanwhile calls run in their own
 		// processes.
-		h.log.Warn("wal-helper: its binary was replaced; stopping so that the new one can be started", "started_as", h.binary, "running", exe.self)
+		h.log.Warn("wal-helper: its binary was replaced; stopping so that the new one can be started", "started_as", h.binary, "running", exe.Self)
 		h.stop()
 	}
 }
@@ -349,28 +348,6 @@ func startedAs() string {
 	return p
 }
 
-// callerExecutables are the files the caller and the helper run, as
-// /proc shows them.
-type callerExecutables struct {
-	caller, self string // paths; a replaced file's ends in " (deleted)"
-	same         bool   // the same file, or cannot tell
-}
-
-// executables compares the executable of process pid with the helper's
-// own. Where /proc cannot tell, they count as the same.
-func executables(pid int) callerExecutables {
-	callerExe := "/proc/" + strconv.Itoa(pid) + "/exe"
-	e := callerExecutables{same: true}
-	e.self, _ = os.Readlink("/proc/self/exe")
-	e.caller, _ = os.Readlink(callerExe)
-	si, err1 := os.Stat("/proc/self/exe")
-	ci, err2 := os.Stat(callerExe)
-	if err1 == nil && err2 == nil {
-		e.same = os.SameFile(si, ci)
-	}
-	return e
-}
-
 func readRequest(conn *net.UnixConn) (handoff.Request, error) {
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	var buf []byte
@@ -393,7 +370,7 @@ func readRequest(conn *net.UnixConn) (handoff.Request, error) {
 
 // run runs a handed-off command line, or says why it will not (why is
 // for the caller, empty when it should run silently).
-func (h *walHelper) run(ctx context.Context, req handoff.Request, exe callerExecutables) (a handoff.Answer, ran bool, why string) {
+func (h *walHelper) run(ctx context.Context, req handoff.Request, exe peercred.Executables) (a handoff.Answer, ran bool, why string) {
 	decline := func(reason string) (handoff.Answer, bool, string) { return declined(reason), false, reason }
 	if !sameDir(req.Dir, ".") {
 		return decline("it serves another data directory than " + req.Dir)
@@ -404,8 +381,8 @@ func (h *walHelper) run(ctx context.Context, req handoff.Request, exe callerExec
 	// A call from another walvault binary (a newer one installed since
 	// the helper started, or another installation) runs that binary's
 	// code, in its own process.
-	if !exe.same {
-		return decline("the caller runs " + exe.caller + ", the helper " + exe.self)
+	if !exe.Same {
+		return decline("the caller runs " + exe.Peer + ", the helper " + exe.Self)
 	}
 	h.calls.Lock()
 	defer h.calls.Unlock()
