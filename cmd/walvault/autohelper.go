@@ -127,12 +127,13 @@ func startAutoHelper(c *cli.Context, enabled bool, cfg Config, log *slog.Logger)
 // command line set; the environment is inherited.
 func forwardedSettings(c *cli.Context, opts options) []string {
 	var args []string
-	if c.IsSet("config") {
+	given := givenFlags(c)
+	if given["config"] {
 		args = append(args, "--config="+c.String("config"))
 	}
 	for _, s := range bindSettings(opts).bound {
 		switch {
-		case !c.IsSet(s.name):
+		case !given[s.name]:
 		case s.isBool:
 			args = append(args, "--"+s.name+"="+strconv.FormatBool(c.Bool(s.name)))
 		default:

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestClaimAutoHelperStart: of calls racing to start a helper one wins,
@@ -41,5 +46,34 @@ func TestClaimAutoHelperStart(t *testing.T) {
 	}
 	if !claimAutoHelperStart(dir) {
 		t.Fatalf("no call may start a helper %v after the last start", autoHelperRetry)
+	}
+}
+
+// TestForwardedSettings: a command started by wal-fetch gets --config and
+// the settings it reads that wal-fetch's command line or environment
+// gave, and nothing else.
+func TestForwardedSettings(t *testing.T) {
+	t.Setenv("WALVAULT_COMPRESSION", "zstd")
+	var got []string
+	app := &cli.App{
+		Writer: io.Discard, ErrWriter: io.Discard,
+		Commands: []*cli.Command{{
+			Name:  "probe",
+			Flags: settingFlags(&walFetchOptions{}),
+			Action: func(c *cli.Context) error {
+				got = forwardedSettings(c, &walPrefetchOptions{})
+				return nil
+			},
+		}},
+	}
+	args := []string{"walvault", "probe", "--config=/etc/w.yaml", "--repo", "file:///r", "--prefetch=3"}
+	if err := app.RunContext(context.Background(), args); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--config=/etc/w.yaml", "--repo=file:///r", "--compression=zstd"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("forwarded %q, want %q (prefetch is not wal-prefetch's; what was not given is not forwarded)", got, want)
 	}
 }

@@ -383,6 +383,18 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// givenFlags are the names of the command's flags given on its command
+// line or by their environment variables: c.IsSet of each, at once.
+// c.IsSet itself finds a name through every flag's Names(), a regular
+// expression each, which a wal-helper paid for each setting of each call.
+func givenFlags(c *cli.Context) map[string]bool {
+	set := map[string]bool{}
+	for _, name := range c.LocalFlagNames() {
+		set[name] = true
+	}
+	return set
+}
+
 // resolve fills the settings opts binds: flag > WALVAULT_* environment >
 // YAML file (--config) > default. Settings opts does not bind are not
 // read, wherever they are set.
@@ -397,13 +409,7 @@ func resolve(c *cli.Context, opts options) error {
 			return usageError{err}
 		}
 	}
-	// Given as a flag or by its environment variable. Not c.IsSet per
-	// setting: urfave/cli finds a name through every flag's Names(), a
-	// regular expression each, which a wal-helper paid on every call.
-	set := map[string]bool{}
-	for _, name := range c.LocalFlagNames() {
-		set[name] = true
-	}
+	set := givenFlags(c)
 	for _, s := range b.bound {
 		v, inFile := fileValues[s.name]
 		switch {
