@@ -31,8 +31,6 @@ type AheadOptions struct {
 	// Pipeline, in a process that stays up, lets pushes ahead outlive the
 	// call (see Pipeline); nil in a process per call.
 	Pipeline *Pipeline
-
-	yield *aheadYield // the call's, once it may start no more pushes ahead
 }
 
 // AheadResult says what PushAhead did.
@@ -77,10 +75,10 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	dir := pushedDir(walDir)
 	var out AheadResult
 	pipe := opts.Pipeline
+	var yield *aheadYield // cuts off what competes with the file asked for
 	if pipe != nil {
-		yield := yieldAtHalfTime(ctx, log, walDir, name, func() int { return pipe.cutOff(path) })
+		yield = yieldAtHalfTime(ctx, log, walDir, name, func() int { return pipe.cutOff(path) })
 		defer yield.stop()
-		opts.yield = yield
 		// Being pushed ahead right now: its record decides, once written.
 		if err := pipe.waitFor(ctx, path); err != nil {
 			return out, err
@@ -98,7 +96,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		case err == nil && proof != "" && cerr == nil:
 			if pipe != nil {
 				// Keep the pipeline full: the next files start now.
-				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts), opts)
+				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts), opts, yield)
 			}
 			pruneRecords(dir, walDir, time.Now()) // file times are the real clock
 			out.Result = Result{File: file, Key: rec.Key, RawSize: rec.Size, SHA256: rec.SHA256, AlreadyArchived: true}
@@ -116,7 +114,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	cands := aheadCandidates(walDir, name, dir, opts)
 
 	if pipe != nil {
-		startAhead(ctx, b, walDir, dir, cands, opts)
+		startAhead(ctx, b, walDir, dir, cands, opts, yield)
 		res, err := Push(ctx, b, path, opts.Options)
 		pruneRecords(dir, walDir, time.Now())
 		return AheadResult{Result: res}, err
@@ -129,7 +127,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	)
 	aheadCtx, cutAhead := context.WithCancel(ctx)
 	defer cutAhead()
-	yield := yieldAtHalfTime(ctx, log, walDir, name, func() int { cutAhead(); return int(running.Load()) })
+	yield = yieldAtHalfTime(ctx, log, walDir, name, func() int { cutAhead(); return int(running.Load()) })
 	g.SetLimit(opts.Concurrency + 1) // never blocks: len(cands) <= Concurrency
 	for _, c := range cands {
 		running.Add(1)
@@ -189,9 +187,10 @@ func aheadCandidates(walDir, name, dir string, opts AheadOptions) []string {
 
 // startAhead starts the pushes ahead of cands in opts.Pipeline, each with
 // as long as the call (ctx) had left when it started them, and logging to the
-// Pipeline's logger (the call returns before they end).
-func startAhead(ctx context.Context, b storage.Backend, walDir, dir string, cands []string, opts AheadOptions) {
-	if opts.yield.fired() {
+// Pipeline's logger (the call returns before they end); none once the
+// call's yield has cut pushes ahead off.
+func startAhead(ctx context.Context, b storage.Backend, walDir, dir string, cands []string, opts AheadOptions, yield *aheadYield) {
+	if yield.fired() {
 		return // the call's own file needs the link
 	}
 	pipe := opts.Pipeline
