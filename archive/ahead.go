@@ -111,11 +111,22 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		removeRecord(dir, name) // unreadable: as good as none
 	}
 
+	paused := opts.Concurrency > 0 && aheadPaused(walDir)
 	cands := aheadCandidates(walDir, name, dir, opts)
+	// pushAlone is the push of the requested file; during a pause, one
+	// that took a small share of the call's time ends it (resumeAhead).
+	pushAlone := func() (Result, error) {
+		began := time.Now()
+		res, err := Push(ctx, b, path, opts.Options)
+		if err == nil && paused {
+			resumeAhead(ctx, log, walDir, name, time.Since(began), opts.Concurrency)
+		}
+		return res, err
+	}
 
 	if pipe != nil {
 		startAhead(ctx, b, walDir, dir, cands, opts, yield)
-		res, err := Push(ctx, b, path, opts.Options)
+		res, err := pushAlone()
 		pruneRecords(dir, walDir, time.Now())
 		return AheadResult{Result: res}, err
 	}
@@ -148,7 +159,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 			return nil
 		})
 	}
-	res, err := Push(ctx, b, path, opts.Options)
+	res, err := pushAlone()
 	yield.stop() // durable (or failed): the pushes ahead may use the rest of the time
 	g.Wait()     // drain: no upload outlives the command
 	if len(cands) > 0 {
@@ -339,14 +350,15 @@ func yieldAtHalfTime(ctx context.Context, log *slog.Logger, walDir, name string,
 		y.done.Store(true)
 		if n := cut(); n > 0 {
 			pauseAhead(walDir)
-			log.Warn("pushes ahead cut off halfway through the call's time, so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them, one at a time for the next "+aheadPause.String()+" (on a link this slow, lower upload-concurrency or raise the timeout)",
+			log.Warn("pushes ahead cut off halfway through the call's time, so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them, one at a time for the next "+aheadPause.String()+" or until the link is fast again (on a link this slow, lower upload-concurrency or raise the timeout)",
 				"segment", name, "cut_off", n)
 		}
 	})
 	return y
 }
 
-// aheadPause is how long after a cut-off no call pushes ahead: on a link
+// aheadPause is how long after a cut-off no call pushes ahead, unless one
+// finds the link fast again (resumeAhead): on a link
 // that could not carry the file asked for and its pushes ahead in time,
 // one file at a time is the fastest, and pushing ahead again would make
 // each call wait half its time before its own file has the link.
@@ -367,6 +379,28 @@ func pauseAhead(walDir string) {
 func aheadPaused(walDir string) bool {
 	fi, err := os.Stat(filepath.Join(walDir, stateDirName, pausedFile))
 	return err == nil && time.Since(fi.ModTime()) < aheadPause
+}
+
+// resumeAhead ends a pause before aheadPause once the link is fast again:
+// the call's own file, pushed alone, took so little of the time the call
+// had left before it (took plus what remains to ctx's deadline) that,
+// sharing the link with concurrency pushes ahead, it would still be
+// durable within half of the halfway cut-off. Without a deadline there is
+// no cut-off, and nothing to judge by.
+func resumeAhead(ctx context.Context, log *slog.Logger, walDir, name string, took time.Duration, concurrency int) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return
+	}
+	callTime := time.Until(deadline) + took
+	if took*time.Duration(4*(concurrency+1)) > callTime {
+		return
+	}
+	if err := os.Remove(filepath.Join(walDir, stateDirName, pausedFile)); err != nil {
+		return // gone already: another call ended the pause
+	}
+	log.Info("pushing ahead again: the link carried the file asked for in a small share of the call's time", "segment", name,
+		"elapsed", took.Round(time.Millisecond), "timeout", callTime.Round(time.Second))
 }
 
 // stop disarms y once the call's own file is done. A cut-off under way

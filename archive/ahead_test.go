@@ -487,3 +487,50 @@ func TestPushAheadYieldsTheLinkToTheRequestedFile(t *testing.T) {
 		t.Errorf("a call 11 minutes after the cut-off pushed %d ahead, want the 2 waiting", len(res.Ahead))
 	}
 }
+
+// TestPushAheadResumesWhenTheLinkIsFastAgain: during the pause after a
+// cut-off, a call whose own file took a large share of its time keeps the
+// pause; one whose file took a small share ends it, and the next call
+// pushes ahead again.
+func TestPushAheadResumesWhenTheLinkIsFastAgain(t *testing.T) {
+	t.Parallel()
+	fb, b, walDir, names := faultWAL(t, 5)
+	paused := filepath.Join(walDir, "walvault", "ahead-paused")
+	if err := os.MkdirAll(filepath.Dir(paused), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, paused)
+	// 400 ms of a 2 s call: with 3 pushes ahead beside it, the file would
+	// have needed 1.6 s, past the halfway cut-off.
+	b.Before(storagetest.OpPut, func(k string) bool { return k == walKey(t, names[0], repository.LZ4) }, func(context.Context, string) error {
+		time.Sleep(400 * time.Millisecond)
+		return nil
+	})
+	call := func(b storage.Backend, name string, timeout time.Duration) archive.AheadResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		res, err := archive.PushAhead(ctx, b, filepath.Join(walDir, name), aheadOpts(3))
+		if err != nil {
+			t.Fatalf("PushAhead(%s): %v", name, err)
+		}
+		done(t, walDir, name)
+		return res
+	}
+
+	if res := call(b, names[0], 2*time.Second); len(res.Ahead) != 0 {
+		t.Errorf("a call during the pause pushed %d ahead, want none", len(res.Ahead))
+	}
+	if _, err := os.Stat(paused); err != nil {
+		t.Errorf("a call whose file took 400 ms of 2 s ended the pause (%v); want it kept", err)
+	}
+	if res := call(fb, names[1], time.Minute); len(res.Ahead) != 0 {
+		t.Errorf("the call that ends the pause pushed %d ahead, want none: it began paused", len(res.Ahead))
+	}
+	if _, err := os.Stat(paused); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a call whose file took a small share of a minute kept the pause (%v); want it ended", err)
+	}
+	if res := call(fb, names[2], time.Minute); len(res.Ahead) != 2 {
+		t.Errorf("the call after the pause ended pushed %d ahead, want the 2 waiting", len(res.Ahead))
+	}
+}

@@ -79,7 +79,9 @@ is pushed normally. archive_status itself is
 never touched, and a failed push ahead is only logged. The requested file
 comes first: pushes ahead still running when half of --timeout has passed
 without it being durable are cut off, so that it has the link to itself,
-and calls push nothing ahead for the next 10 minutes.
+and calls push nothing ahead for the next 10 minutes, or until a call's own
+file takes at most 1/(4 x (upload-concurrency + 1)) of --timeout (the link
+is fast again).
 
 The repository identity (walvault.json: cluster, segment size, compression,
 lock policy) is remembered in pg_wal/walvault/identity for 5 minutes after it
