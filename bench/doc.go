@@ -42,10 +42,12 @@
 //	BenchmarkWALPushStages/...              the parts of a push alone: process start, read, sha256, lz4, Put
 //	BenchmarkWALPushOne/baseline=lz4-1      lz4 -1 per segment, against:
 //	    walvault=file|s3|s3-tls               walvault wal-push per segment (s3-tls: a second gateway over HTTPS)
+//	    peer=pgbackrest-s3-tls                pgbackrest archive-push per segment, lz4, to a bucket of that gateway
 //	    resident=file|s3|s3-tls               archive.PushAhead in one long-lived process (a resident helper's cost)
 //	BenchmarkWALFetch/baseline=cp           cp SEG DEST
 //	BenchmarkWALFetch/baseline=lz4-d        lz4 -d -q -f SEG.lz4 DEST
-//	BenchmarkWALFetch/walvault=file|s3      walvault wal-fetch SEG DEST
+//	BenchmarkWALFetch/walvault=file|s3|s3-tls  walvault wal-fetch SEG DEST
+//	BenchmarkWALFetch/peer=pgbackrest-s3-tls   pgbackrest archive-get SEG DEST
 //	BenchmarkWALFetchInProcess/file|s3      restore.Fetch in this process
 //	BenchmarkWALPushBacklog/...             a backlog of b.N .ready segments, one process per segment, oldest
 //	                                        first, .ready renamed to .done after each (as the archiver does):

@@ -25,6 +25,8 @@ import (
 //
 //	baseline=lz4-1              lz4 -1 -q -f pg_wal/SEG OUT/SEG.lz4, one process per segment
 //	walvault=file|s3|s3-tls     walvault wal-push pg_wal/SEG, one process per segment (as archive_command)
+//	peer=pgbackrest-s3-tls      pgbackrest archive-push of the same segments, one process each, lz4, to
+//	                            a bucket of the same TLS gateway (see pgBackRest)
 //	helper=file|s3|s3-tls       the same calls, handed to a running `walvault wal-helper` (its CPU time
 //	                            per call reported as helper-cpu-ms: cpu-ms is the calls' own)
 //	resident=file|s3|s3-tls     archive.PushAhead of the same segments in this one long-lived process,
@@ -60,6 +62,13 @@ func BenchmarkWALPushOne(b *testing.B) {
 			}, pushed)
 		})
 	}
+	b.Run("peer=pgbackrest-s3-tls", func(b *testing.B) {
+		p := setupPgBackRest(b, e)
+		dir, segs := e.segments(b, 2*b.N)
+		execLoopCPU(b, e, func(i int) []*exec.Cmd {
+			return []*exec.Cmd{p.cmd(dir, "archive-push", filepath.Join(dir, "pg_wal", segs[i]))}
+		}, nil)
+	})
 	for _, r := range repos {
 		b.Run("helper="+names[r], func(b *testing.B) {
 			dir, segs := e.segments(b, 2*b.N)
@@ -151,6 +160,7 @@ func cpuSelf() int64 {
 var tlsRepo struct {
 	once sync.Once
 	r    *repo
+	gw   *testenv.S3Server // for a peer tool's bucket beside it
 	err  error
 }
 
@@ -177,7 +187,7 @@ func setupTLS(b *testing.B, e *env) *repo {
 			if _, out, err := e.probe(e.walvault(r, dir, "wal-push", "pg_wal/"+seg)); err != nil {
 				tb.Fatalf("setup: wal-push %s to %s: %v\n%s", seg, r.url, err, out)
 			}
-			tlsRepo.r = r
+			tlsRepo.r, tlsRepo.gw = r, gw
 			return nil
 		})
 	})

@@ -62,6 +62,9 @@ type env struct {
 	data    []byte      // its bytes
 	noise   []byte      // its first page header followed by random bytes: lz4 cannot shrink it
 	lz4Body []byte      // data in walvault's lz4 encoding (for the Put stages)
+	// pgControl is global/pg_control of the cluster that wrote real: a
+	// peer tool checks segments against it (see pgbackrest).
+	pgControl []byte
 
 	spool string // root for source segments (tmpfs when there is one)
 	disk  string // root for outputs on disk: repositories, baseline outputs, fetched files
@@ -111,7 +114,7 @@ func newEnv(tb testing.TB) *env {
 			tb.Fatalf("%s is not on PATH (Debian: apt-get install -y coreutils lz4): %v", prog, err)
 		}
 	}
-	e.real, e.data, e.segSize = realSegment(tb)
+	e.real, e.data, e.segSize, e.pgControl = realSegment(tb)
 	e.noise = bytes.Clone(e.data)
 	rng := rand.NewChaCha8([32]byte{'w', 'a', 'l', 'v', 'a', 'u', 'l', 't'})
 	rng.Read(e.noise[wal.HeaderSize:])
@@ -261,9 +264,9 @@ func (e *env) realKey() string {
 // and returns a copy of one full segment written by the pgbench run: not
 // the first one (which the initialisation wrote into too) and not the
 // last.
-func realSegment(tb testing.TB) (wal.Segment, []byte, uint32) {
+func realSegment(tb testing.TB) (seg wal.Segment, data []byte, segSize uint32, pgControl []byte) {
 	pg := testenv.StartPostgres(tb, testenv.PostgresOptions{})
-	segSize := uint32(pg.WalSegSize)
+	segSize = uint32(pg.WalSegSize)
 	if segSize != segBytes {
 		tb.Fatalf("PostgreSQL WAL segments are %d bytes, want %d", segSize, segBytes)
 	}
@@ -300,11 +303,14 @@ func realSegment(tb testing.TB) (wal.Segment, []byte, uint32) {
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
-	data, err := os.ReadFile(filepath.Join(pg.DataDir, "pg_wal", pick.String()))
+	data, err = os.ReadFile(filepath.Join(pg.DataDir, "pg_wal", pick.String()))
 	if err != nil {
 		tb.Fatalf("copy segment %s: %v", pick, err)
 	}
 	pg.Stop(tb) // nothing timed involves PostgreSQL
+	if pgControl, err = os.ReadFile(filepath.Join(pg.DataDir, "global", "pg_control")); err != nil {
+		tb.Fatalf("%v", err)
+	}
 
 	hdr, err := wal.ReadHeader(bytes.NewReader(data))
 	if err == nil {
@@ -317,7 +323,7 @@ func realSegment(tb testing.TB) (wal.Segment, []byte, uint32) {
 		tb.Fatalf("segment %s copied from pg_wal: %v", pick, err)
 	}
 	tb.Logf("pgbench wrote WAL from %s to %s; using %s", first, last, pick)
-	return pick, data, segSize
+	return pick, data, segSize, pgControl
 }
 
 // fresh returns a segment name never used before in this test binary.
@@ -768,9 +774,17 @@ func BenchmarkWALFetch(b *testing.B) {
 			return []*exec.Cmd{command(out, "lz4", "-d", "-q", "-f", e.lz4, fmt.Sprintf("RECOVERYXLOG.%d", i))}
 		}, nil)
 	})
-	for _, name := range []string{"file", "s3"} {
+	// s3-tls: the setting, and the peer's (pgBackRest speaks only
+	// HTTPS to S3).
+	fetchRepo := func(b *testing.B, name string) *repo {
+		if name == "s3-tls" {
+			return setupTLS(b, e) // holds the real segment
+		}
+		return e.repos[name]
+	}
+	for _, name := range []string{"file", "s3", "s3-tls"} {
 		b.Run("walvault="+name, func(b *testing.B) {
-			r := e.repos[name]
+			r := fetchRepo(b, name)
 			out := e.outDir(b)
 			execLoop(b, e, func(i int) []*exec.Cmd {
 				return []*exec.Cmd{e.walvault(r, out, "wal-fetch", e.real.String(), fmt.Sprintf("RECOVERYXLOG.%d", i))}
@@ -778,10 +792,18 @@ func BenchmarkWALFetch(b *testing.B) {
 			checkFetched(b, e, filepath.Join(out, fmt.Sprintf("RECOVERYXLOG.%d", b.N-1)))
 		})
 	}
+	b.Run("peer=pgbackrest-s3-tls", func(b *testing.B) {
+		p := setupPgBackRest(b, e)
+		out := e.outDir(b)
+		execLoop(b, e, func(i int) []*exec.Cmd {
+			return []*exec.Cmd{p.cmd(out, "archive-get", p.segment, filepath.Join(out, fmt.Sprintf("RECOVERYXLOG.%d", i)))}
+		}, nil)
+		checkFetched(b, e, filepath.Join(out, fmt.Sprintf("RECOVERYXLOG.%d", b.N-1)))
+	})
 	// The same calls handed to a running wal-helper, in its data directory.
-	for _, name := range []string{"file", "s3"} {
+	for _, name := range []string{"file", "s3", "s3-tls"} {
 		b.Run("helper="+name, func(b *testing.B) {
-			r := e.repos[name]
+			r := fetchRepo(b, name)
 			out := e.outDir(b)
 			if err := os.Mkdir(filepath.Join(out, "pg_wal"), 0o700); err != nil {
 				b.Fatal(err)

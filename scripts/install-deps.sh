@@ -2,7 +2,7 @@
 # Installs what walvault's tests and demo need on a fresh Debian machine:
 # PostgreSQL 15 (server and client tools), the server programs of PostgreSQL
 # 16, 17 and 18 (the tests run every supported major), lz4 (benchmark
-# baseline), zstd (the README's emergency path for zstd objects is tested
+# baseline), pgBackRest (the peer the WAL benchmarks measure), zstd (the README's emergency path for zstd objects is tested
 # with it), the Versity S3 Gateway and MinIO (a second S3 server the storage
 # conformance suite and the Object Lock scenario also run on). Safe to run
 # again: it installs only what is missing. Run as root.
@@ -22,6 +22,7 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 need_apt=()
 [ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql-15)
 command -v lz4 >/dev/null || need_apt+=(lz4)
+command -v pgbackrest >/dev/null || need_apt+=(pgbackrest)
 command -v zstd >/dev/null || need_apt+=(zstd)
 if [ "$with_s3" = yes ] && ! command -v npm >/dev/null; then
 	for major in 16 17 18; do

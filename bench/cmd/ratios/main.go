@@ -56,11 +56,15 @@ const (
 
 // Names of the backlog, recovery and keep-up benchmarks (after stripProcs).
 const (
-	backlogLZ4     = "BenchmarkWALPushBacklog/baseline=lz4-1"
-	backlogSerial  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
-	backlogAhead   = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=8"
-	backlogHelper  = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=8"
-	recoveryCp     = "BenchmarkWALFetchRecovery/baseline=cp"
+	backlogLZ4    = "BenchmarkWALPushBacklog/baseline=lz4-1"
+	backlogSerial = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
+	backlogAhead  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=8"
+	backlogHelper = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=8"
+	recoveryCp    = "BenchmarkWALFetchRecovery/baseline=cp"
+	// The peer measured in the same run: pgBackRest over the same TLS
+	// gateway, one process per segment.
+	onePeer        = "BenchmarkWALPushOne/peer=pgbackrest-s3-tls"
+	fetchPeer      = "BenchmarkWALFetch/peer=pgbackrest-s3-tls"
 	recoveryOff    = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0"
 	recoveryOn     = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8"
 	recoveryOffGap = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0/replay=50ms"
@@ -324,24 +328,26 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 
 	oneNames := []string{"BenchmarkWALPushOne/walvault=file", "BenchmarkWALPushOne/walvault=s3", "BenchmarkWALPushOne/walvault=s3-tls",
 		"BenchmarkWALPushOne/helper=file", "BenchmarkWALPushOne/helper=s3", "BenchmarkWALPushOne/helper=s3-tls",
-		"BenchmarkWALPushOne/resident=file", "BenchmarkWALPushOne/resident=s3", "BenchmarkWALPushOne/resident=s3-tls"}
-	section(oneNames, "wal-push, one segment per call (walvault= a process each, helper= handed to wal-helper, resident= one long-lived process):", "÷ lz4-1")
+		"BenchmarkWALPushOne/resident=file", "BenchmarkWALPushOne/resident=s3", "BenchmarkWALPushOne/resident=s3-tls",
+		onePeer}
+	section(oneNames, "wal-push, one segment per call (walvault= a process each, helper= handed to wal-helper, resident= one long-lived process; peer=: pgBackRest's archive-push):", "÷ lz4-1", "÷ pgbackrest")
 	for _, n := range oneNames {
 		if byName[n] == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%-36s %13s\n", strings.TrimPrefix(n, "Benchmark"), ratio(n, "BenchmarkWALPushOne/baseline=lz4-1"))
+		fmt.Fprintf(w, "%-36s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"), ratio(n, "BenchmarkWALPushOne/baseline=lz4-1"), ratio(n, onePeer))
 	}
 
-	fetchNames := []string{"BenchmarkWALFetch/walvault=file", "BenchmarkWALFetch/walvault=s3", "BenchmarkWALFetch/helper=file", "BenchmarkWALFetch/helper=s3",
+	fetchNames := []string{"BenchmarkWALFetch/walvault=file", "BenchmarkWALFetch/walvault=s3", "BenchmarkWALFetch/walvault=s3-tls",
+		"BenchmarkWALFetch/helper=file", "BenchmarkWALFetch/helper=s3", "BenchmarkWALFetch/helper=s3-tls", fetchPeer,
 		"BenchmarkWALFetchInProcess/file", "BenchmarkWALFetchInProcess/s3"}
-	section(fetchNames, "wal-fetch time ratios (one process per segment, as restore_command; helper= handed to wal-helper):", "÷ cp", "÷ lz4-d")
+	section(fetchNames, "wal-fetch time ratios (one process per segment, as restore_command; helper= handed to wal-helper; peer=: pgBackRest's archive-get):", "÷ cp", "÷ lz4-d", "÷ pgbackrest")
 	for _, n := range fetchNames {
 		if byName[n] == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%-36s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
-			ratio(n, "BenchmarkWALFetch/baseline=cp"), ratio(n, "BenchmarkWALFetch/baseline=lz4-d"))
+		fmt.Fprintf(w, "%-36s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, "BenchmarkWALFetch/baseline=cp"), ratio(n, "BenchmarkWALFetch/baseline=lz4-d"), ratio(n, fetchPeer))
 	}
 
 	section(backupNames, "backup-push time ratios (a throughput ratio is the inverse):", "÷ Ft -z", "÷ Ft lz4", "÷ Ft")
