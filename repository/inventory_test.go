@@ -334,3 +334,61 @@ func TestLoadInventoryBackupsOnlyReadsIdentityWhileListing(t *testing.T) {
 		t.Errorf("identity %+v, backups %+v", inv.Identity, inv.Backups)
 	}
 }
+
+// listingProbe holds the listing of backups/ until the manifest named key
+// is being read (or patience runs out) and records whether it was.
+type listingProbe struct {
+	storage.Backend
+	key        string
+	reading    chan struct{}
+	once       sync.Once
+	overlapped bool
+}
+
+func (p *listingProbe) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if key == p.key {
+		p.once.Do(func() { close(p.reading) })
+	}
+	return p.Backend.Get(ctx, key)
+}
+
+func (p *listingProbe) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if prefix == repository.BackupsPrefix {
+		select {
+		case <-p.reading:
+			p.overlapped = true
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return p.Backend.List(ctx, prefix, fn)
+}
+
+// TestLoadInventoryReadsAheadWhileListing: the manifest of a backup named
+// in ReadAhead is read while backups/ is listed (a round trip less for a
+// restore of a named backup), and the inventory is the one a load without
+// it gives; names of no backup change nothing.
+func TestLoadInventoryReadsAheadWhileListing(t *testing.T) {
+	ctx := context.Background()
+	b := inventoryFixture(t)
+	want, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "20261125T110000Z"
+	probe := &listingProbe{Backend: b, key: repository.BackupManifestKey(id), reading: make(chan struct{})}
+	got, err := repository.LoadInventory(ctx, probe, repository.LoadOptions{BackupsOnly: true, ReadAhead: []string{id, "20300101T000000Z", "../x", id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !probe.overlapped {
+		t.Errorf("the manifest of %s was not read while backups/ was listed", id)
+	}
+	if g, w := backupStatuses(got), backupStatuses(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("backups with read-ahead:\n got %+v\nwant %+v", g, w)
+	}
+	for i, bk := range got.Backups {
+		if w := want.Backups[i]; !reflect.DeepEqual(bk.Manifest, w.Manifest) {
+			t.Errorf("backup %s manifest read ahead: %+v, want %+v", bk.ID, bk.Manifest, w.Manifest)
+		}
+	}
+}

@@ -199,7 +199,11 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// objects too: a backup or segment a marker hides still restores.
 	// A restore needs the backups and the WAL that decides their status;
 	// an LSN target also the WAL up to it, listed once a backup is chosen.
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
+	load := repository.LoadOptions{BackupsOnly: true}
+	if ref := opts.BackupRef; ref != "" && ref != "LATEST" {
+		load.ReadAhead = []string{ref}
+	}
+	inv, err := repository.LoadInventory(ctx, b, load)
 	if err != nil {
 		return res, err
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -572,4 +574,37 @@ func TestRestoreBackupCancelled(t *testing.T) {
 		t.Fatalf("RestoreBackup with a cancelled context: got %v, want context.Canceled", err)
 	}
 	assertLeftAsBefore(t, opts.DataDir, false, 0)
+}
+
+// TestRestoreBackupReadsANamedBackupsRecordWhileListing: a restore of a
+// named backup reads its record while backups/ is listed, a round trip
+// less before the first part is asked for.
+func TestRestoreBackupReadsANamedBackupsRecordWhileListing(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	m := storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	fb := storagetest.NewFault(b)
+	reading := make(chan struct{})
+	var once sync.Once
+	fb.Before(storagetest.OpGet, storagetest.Key(repository.BackupManifestKey(m.ID)), func(context.Context, string) error {
+		once.Do(func() { close(reading) })
+		return nil
+	})
+	var overlapped atomic.Bool
+	fb.Before(storagetest.OpList, storagetest.Key(repository.BackupsPrefix), func(context.Context, string) error {
+		select {
+		case <-reading:
+			overlapped.Store(true)
+		case <-time.After(300 * time.Millisecond):
+		}
+		return nil
+	})
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.BackupRef = m.ID
+	if _, err := RestoreBackup(context.Background(), fb, opts); err != nil {
+		t.Fatalf("RestoreBackup %s: %v", m.ID, err)
+	}
+	if !overlapped.Load() {
+		t.Errorf("the record of backup %s was not read while backups/ was listed", m.ID)
+	}
 }
