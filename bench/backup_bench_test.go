@@ -688,6 +688,10 @@ func BenchmarkBackup(b *testing.B) {
 			e.loop(b, func(int) op { return e.pgbbOp(b, bl.kind, bl.archive, bl.args...) })
 		})
 	}
+	b.Run("peer=pgbackrest-posix", func(b *testing.B) {
+		p := e.pgBackRest(b)
+		e.loop(b, func(int) op { return p.backupOp() })
+	})
 	for _, name := range append([]string{"file", "file-enc"}, e.s3Names...) {
 		b.Run("walvault="+name, func(b *testing.B) {
 			e.archiveTo(b, e.repos[name])

@@ -110,6 +110,7 @@
 //	BenchmarkBackup/baseline=pg_basebackup-Ft-z           pg_basebackup -c fast -D DIR -Ft -z
 //	BenchmarkBackup/baseline=pg_basebackup-Ft             pg_basebackup -c fast -D DIR -Ft
 //	BenchmarkBackup/baseline=pg_basebackup-Ft-client-lz4  pg_basebackup -c fast -D DIR -Ft --compress=client-lz4
+//	BenchmarkBackup/peer=pgbackrest-posix                 pgbackrest backup --type=full (lz4, process-max=2) to local disk
 //	BenchmarkBackup/walvault=file|s3                      walvault backup-push --pg-conn ...
 //	BenchmarkRestore/baseline=untar-gz                    tar -xzf base.tar.gz (from pg_basebackup -Ft -z), in an empty DIR
 //	BenchmarkRestore/baseline=untar                       tar -xf base.tar (from pg_basebackup -Ft)

@@ -119,3 +119,96 @@ func (p *pgBackRest) cmd(dir string, args ...string) *exec.Cmd {
 	cmd.Env = cleanEnv()
 	return cmd
 }
+
+// pgBackRestBackup is pgBackRest's full backup of the base backup
+// benchmarks' server into a repository on local disk (like walvault's
+// file://): lz4, both cores (process-max=2), a fast checkpoint. It does not
+// wait for the backup's WAL to be archived (archive-check=n: the server
+// archives with walvault), where walvault's backup-push does.
+type pgBackRestBackup struct {
+	bin, conf, repo string
+}
+
+var peerBackup struct {
+	once sync.Once
+	p    *pgBackRestBackup
+	err  error
+}
+
+// pgBackRest sets up pgBackRest for e's server, once.
+func (e *backupEnv) pgBackRest(b *testing.B) *pgBackRestBackup {
+	b.Helper()
+	bin, err := exec.LookPath("pgbackrest")
+	if err != nil {
+		b.Fatalf("pgbackrest is not on PATH: the peer rows need pgBackRest (Debian: apt-get install -y pgbackrest, or ./scripts/install-deps.sh): %v", err)
+	}
+	peerBackup.once.Do(func() {
+		peerBackup.p, peerBackup.err = setupDo(&shared.tb, func(tb testing.TB) *pgBackRestBackup {
+			dir := tb.TempDir()
+			p := &pgBackRestBackup{bin: bin, conf: filepath.Join(dir, "pgbackrest.conf"), repo: filepath.Join(dir, "repo")}
+			conf := fmt.Sprintf(`[global]
+repo1-path=%s
+repo1-retention-full=1
+compress-type=lz4
+process-max=2
+start-fast=y
+archive-check=n
+log-path=%s
+lock-path=%s
+log-level-console=warn
+log-level-file=off
+
+[%s]
+pg1-path=%s
+pg1-socket-path=%s
+pg1-port=%d
+pg1-user=%s
+`, p.repo, dir, dir, pgBackRestStanza, e.pg.DataDir, e.pg.SocketDir, e.pg.Port(), e.pg.User)
+			if err := os.WriteFile(p.conf, []byte(conf), 0o600); err != nil {
+				tb.Fatalf("%v", err)
+			}
+			if err := p.reset(); err != nil {
+				tb.Fatalf("%v", err)
+			}
+			return p
+		})
+	})
+	if peerBackup.err != nil {
+		b.Fatalf("pgBackRest setup failed: %v", peerBackup.err)
+	}
+	return peerBackup.p
+}
+
+// reset empties the repository and creates the stanza again, so each
+// timed backup starts as the first and nothing expires during it.
+func (p *pgBackRestBackup) reset() error {
+	if err := os.RemoveAll(p.repo); err != nil {
+		return err
+	}
+	if out, err := p.cmd("stanza-create").CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbackrest stanza-create: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func (p *pgBackRestBackup) cmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(p.bin, append([]string{"--config=" + p.conf, "--stanza=" + pgBackRestStanza}, args...)...)
+	cmd.Dir = "/"
+	cmd.Env = cleanEnv()
+	return cmd
+}
+
+// backupOp is one full backup; after it the repository's size is the
+// stored size, and the repository is emptied.
+func (p *pgBackRestBackup) backupOp() op {
+	return op{
+		cmd: p.cmd("--type=full", "backup"),
+		after: func(string) (int64, error) {
+			n, err := dirSize(filepath.Join(p.repo, "backup"))
+			if err != nil {
+				return 0, err
+			}
+			return n, p.reset()
+		},
+	}
+}

@@ -56,15 +56,11 @@ const (
 
 // Names of the backlog, recovery and keep-up benchmarks (after stripProcs).
 const (
-	backlogLZ4    = "BenchmarkWALPushBacklog/baseline=lz4-1"
-	backlogSerial = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
-	backlogAhead  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=8"
-	backlogHelper = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=8"
-	recoveryCp    = "BenchmarkWALFetchRecovery/baseline=cp"
-	// The peer measured in the same run: pgBackRest over the same TLS
-	// gateway, one process per segment.
-	onePeer        = "BenchmarkWALPushOne/peer=pgbackrest-s3-tls"
-	fetchPeer      = "BenchmarkWALFetch/peer=pgbackrest-s3-tls"
+	backlogLZ4     = "BenchmarkWALPushBacklog/baseline=lz4-1"
+	backlogSerial  = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=0"
+	backlogAhead   = "BenchmarkWALPushBacklog/walvault=s3/upload-concurrency=8"
+	backlogHelper  = "BenchmarkWALPushBacklog/helper=s3/upload-concurrency=8"
+	recoveryCp     = "BenchmarkWALFetchRecovery/baseline=cp"
 	recoveryOff    = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0"
 	recoveryOn     = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=8"
 	recoveryOffGap = "BenchmarkWALFetchRecovery/walvault=s3/prefetch=0/replay=50ms"
@@ -75,6 +71,15 @@ const (
 	keepUp            = "BenchmarkKeepUp"
 	receive           = "BenchmarkReceive"
 	start             = "BenchmarkStart"
+)
+
+// The peer measured in the same run, pgBackRest: archive-push and
+// archive-get over the same TLS gateway, one process per segment, and a
+// full backup to a repository on local disk.
+const (
+	onePeer    = "BenchmarkWALPushOne/peer=pgbackrest-s3-tls"
+	fetchPeer  = "BenchmarkWALFetch/peer=pgbackrest-s3-tls"
+	backupPeer = "BenchmarkBackup/peer=pgbackrest-posix"
 )
 
 // Names of the base backup benchmarks (after stripProcs).
@@ -350,13 +355,13 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 			ratio(n, "BenchmarkWALFetch/baseline=cp"), ratio(n, "BenchmarkWALFetch/baseline=lz4-d"), ratio(n, fetchPeer))
 	}
 
-	section(backupNames, "backup-push time ratios (a throughput ratio is the inverse):", "÷ Ft -z", "÷ Ft lz4", "÷ Ft")
-	for _, n := range backupNames {
+	section(backupNames, "backup-push time ratios (a throughput ratio is the inverse; peer=: pgBackRest's full backup to local disk):", "÷ Ft -z", "÷ Ft lz4", "÷ Ft", "÷ pgbackrest")
+	for _, n := range append(append([]string(nil), backupNames...), backupPeer) {
 		if byName[n] == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%-36s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
-			ratio(n, backupZ), ratio(n, backupLZ4), ratio(n, backupTar))
+		fmt.Fprintf(w, "%-36s %13s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, backupZ), ratio(n, backupLZ4), ratio(n, backupTar), ratio(n, backupPeer))
 	}
 	section(restoreNames, "restore time ratios (the restore command alone: no server start, no WAL replay; walvault restore syncs, plain untar does not):",
 		"÷ untar-gz", "÷ gz+sync", "÷ untar", "÷ untar+sync")
