@@ -732,6 +732,10 @@ func BenchmarkRestore(b *testing.B) {
 			})
 		})
 	}
+	b.Run("peer=pgbackrest-posix", func(b *testing.B) {
+		p := e.pgBackRest(b)
+		e.loop(b, func(int) op { return p.restoreOp(b, e) })
+	})
 	for _, name := range append([]string{"file", "file-enc"}, e.s3Names...) {
 		b.Run("walvault="+name, func(b *testing.B) {
 			r := e.repos[name]

@@ -115,6 +115,7 @@
 //	BenchmarkRestore/baseline=untar-gz                    tar -xzf base.tar.gz (from pg_basebackup -Ft -z), in an empty DIR
 //	BenchmarkRestore/baseline=untar                       tar -xf base.tar (from pg_basebackup -Ft)
 //	BenchmarkRestore/baseline=untar-gz+sync|untar+sync    the same, then sync -f (one syncfs, as walvault restore does)
+//	BenchmarkRestore/peer=pgbackrest-posix                pgbackrest restore --pg1-path DIR (process-max=2) from local disk
 //	BenchmarkRestore/walvault=file|s3                     walvault restore --pgdata DIR --backup ID --target-immediate
 //	BenchmarkRTO/baseline=untar-gz                        tar -xzf base.tar.gz and pg_wal.tar.gz (-Ft -z) into DIR and DIR/pg_wal,
 //	                                                      sync -f, pg_ctl start -w, until read-write (below)

@@ -127,6 +127,9 @@ func (p *pgBackRest) cmd(dir string, args ...string) *exec.Cmd {
 // archives with walvault), where walvault's backup-push does.
 type pgBackRestBackup struct {
 	bin, conf, repo string
+
+	mu     sync.Mutex
+	backed bool // the repository holds a backup (for the restore rows)
 }
 
 var peerBackup struct {
@@ -182,6 +185,9 @@ pg1-user=%s
 // reset empties the repository and creates the stanza again, so each
 // timed backup starts as the first and nothing expires during it.
 func (p *pgBackRestBackup) reset() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backed = false
 	if err := os.RemoveAll(p.repo); err != nil {
 		return err
 	}
@@ -210,5 +216,30 @@ func (p *pgBackRestBackup) backupOp() op {
 			}
 			return n, p.reset()
 		},
+	}
+}
+
+// restoreOp restores the repository's backup (taken first, untimed, when
+// there is none) into a new directory, checks that it looks like a data
+// directory, and removes it. pgBackRest checks each file's checksum as it
+// restores it and syncs what it wrote, as walvault restore does in its
+// own way.
+func (p *pgBackRestBackup) restoreOp(b *testing.B, e *backupEnv) op {
+	b.Helper()
+	p.mu.Lock()
+	backed := p.backed
+	p.mu.Unlock()
+	if !backed {
+		if out, err := p.cmd("--type=full", "backup").CombinedOutput(); err != nil {
+			b.Fatalf("pgbackrest backup: %v\n%s", err, out)
+		}
+		p.mu.Lock()
+		p.backed = true
+		p.mu.Unlock()
+	}
+	dir := e.newDir(b, "restored-")
+	return op{
+		cmd:   p.cmd("--pg1-path="+dir, "restore"),
+		after: func(string) (int64, error) { return 0, checkRestored(dir, os.RemoveAll) },
 	}
 }

@@ -77,9 +77,10 @@ const (
 // archive-get over the same TLS gateway, one process per segment, and a
 // full backup to a repository on local disk.
 const (
-	onePeer    = "BenchmarkWALPushOne/peer=pgbackrest-s3-tls"
-	fetchPeer  = "BenchmarkWALFetch/peer=pgbackrest-s3-tls"
-	backupPeer = "BenchmarkBackup/peer=pgbackrest-posix"
+	onePeer     = "BenchmarkWALPushOne/peer=pgbackrest-s3-tls"
+	fetchPeer   = "BenchmarkWALFetch/peer=pgbackrest-s3-tls"
+	backupPeer  = "BenchmarkBackup/peer=pgbackrest-posix"
+	restorePeer = "BenchmarkRestore/peer=pgbackrest-posix"
 )
 
 // Names of the base backup benchmarks (after stripProcs).
@@ -363,14 +364,14 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		fmt.Fprintf(w, "%-36s %13s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
 			ratio(n, backupZ), ratio(n, backupLZ4), ratio(n, backupTar), ratio(n, backupPeer))
 	}
-	section(restoreNames, "restore time ratios (the restore command alone: no server start, no WAL replay; walvault restore syncs, plain untar does not):",
-		"÷ untar-gz", "÷ gz+sync", "÷ untar", "÷ untar+sync")
-	for _, n := range restoreNames {
+	section(restoreNames, "restore time ratios (the restore command alone: no server start, no WAL replay; walvault restore syncs, plain untar does not; peer=: pgBackRest's restore from local disk):",
+		"÷ untar-gz", "÷ gz+sync", "÷ untar", "÷ untar+sync", "÷ pgbackrest")
+	for _, n := range append(append([]string(nil), restoreNames...), restorePeer) {
 		if byName[n] == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%-36s %13s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
-			ratio(n, restoreGz), ratio(n, restoreGzSync), ratio(n, restoreTar), ratio(n, restoreTarSync))
+		fmt.Fprintf(w, "%-36s %13s %13s %13s %13s %13s\n", strings.TrimPrefix(n, "Benchmark"),
+			ratio(n, restoreGz), ratio(n, restoreGzSync), ratio(n, restoreTar), ratio(n, restoreTarSync), ratio(n, restorePeer))
 	}
 
 	section(append([]string{rtoTar}, rtoNames...), "RTO time ratios (restore, then the server started until it accepts a write):", "÷ untar-gz", "÷ untar")
