@@ -26,7 +26,7 @@ import (
 //	baseline=lz4-1              lz4 -1 -q -f pg_wal/SEG OUT/SEG.lz4, one process per segment
 //	walvault=file|s3|s3-tls     walvault wal-push pg_wal/SEG, one process per segment (as archive_command)
 //	peer=pgbackrest-s3-tls      pgbackrest archive-push of the same segments, one process each, lz4, to
-//	                            a bucket of the same TLS gateway (see pgBackRest)
+//	                            a bucket of the same TLS gateway (see setupPgBackRest)
 //	helper=file|s3|s3-tls       the same calls, handed to a running `walvault wal-helper` (its CPU time
 //	                            per call reported as helper-cpu-ms: cpu-ms is the calls' own)
 //	resident=file|s3|s3-tls     archive.PushAhead of the same segments in this one long-lived process,

@@ -63,7 +63,7 @@ type env struct {
 	noise   []byte      // its first page header followed by random bytes: lz4 cannot shrink it
 	lz4Body []byte      // data in walvault's lz4 encoding (for the Put stages)
 	// pgControl is global/pg_control of the cluster that wrote real: a
-	// peer tool checks segments against it (see pgbackrest).
+	// peer tool checks segments against it (see setupPgBackRest).
 	pgControl []byte
 
 	spool string // root for source segments (tmpfs when there is one)
@@ -263,7 +263,7 @@ func (e *env) realKey() string {
 // realSegment starts PostgreSQL 15 (archiving off), lets pgbench write WAL
 // and returns a copy of one full segment written by the pgbench run: not
 // the first one (which the initialisation wrote into too) and not the
-// last.
+// last, and the cluster's pg_control.
 func realSegment(tb testing.TB) (seg wal.Segment, data []byte, segSize uint32, pgControl []byte) {
 	pg := testenv.StartPostgres(tb, testenv.PostgresOptions{})
 	segSize = uint32(pg.WalSegSize)
