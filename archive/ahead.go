@@ -377,8 +377,20 @@ func pauseAhead(walDir string) {
 
 // aheadPaused says whether a cut-off happened within aheadPause.
 func aheadPaused(walDir string) bool {
+	_, paused := AheadPausedUntil(walDir)
+	return paused
+}
+
+// AheadPausedUntil says until when calls for the WAL directory walDir push
+// no file ahead after a cut-off (PushAhead), unless one finds the link
+// fast again first; false when no such pause is in force.
+func AheadPausedUntil(walDir string) (time.Time, bool) {
 	fi, err := os.Stat(filepath.Join(walDir, stateDirName, pausedFile))
-	return err == nil && time.Since(fi.ModTime()) < aheadPause
+	if err != nil {
+		return time.Time{}, false
+	}
+	until := fi.ModTime().Add(aheadPause)
+	return until, time.Now().Before(until)
 }
 
 // resumeAhead ends a pause before aheadPause once the link is fast again:

@@ -123,6 +123,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 	c.add(c.checkArchiver())
 	c.add(c.checkArchiveLag())
 	c.add(c.checkWALHelper()...)
+	c.add(c.checkPushAhead()...)
 	c.timed(ctx, c.checkReceiveSlots)
 	c.timed(ctx, c.checkBackups)
 	c.timed(ctx, c.checkContinuity)

@@ -40,19 +40,7 @@ func TestMain(m *testing.M) {
 // replaced since it started; it says neither for a helper of the same
 // file.
 func TestCheckWALHelperBinary(t *testing.T) {
-	dataDir := t.TempDir()
-	for _, d := range []string{"global", filepath.Dir(handoff.SocketPath)} {
-		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	control := make([]byte, 296)
-	binary.NativeEndian.PutUint64(control, 7312345678901234567) // testSysID
-	if err := os.WriteFile(filepath.Join(dataDir, "global", "pg_control"), control, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := newChecker(t)
-	c.srv.settings["data_directory"] = setting{value: dataDir}
+	c, dataDir := localChecker(t, filepath.Dir(handoff.SocketPath))
 	sock := filepath.Join(dataDir, handoff.SocketPath)
 
 	// A helper of the same file: this process.
@@ -122,4 +110,24 @@ func TestCheckWALHelperBinary(t *testing.T) {
 	if !r.OK || !strings.Contains(r.Detail, "it runs "+other+" (deleted), a file since replaced or removed") {
 		t.Errorf("a helper whose binary was replaced: %+v, want that said", r)
 	}
+}
+
+// localChecker is a checker that runs on the database host of a data
+// directory with pg_control and the directories dirs.
+func localChecker(t *testing.T, dirs ...string) (*checker, string) {
+	t.Helper()
+	dataDir := t.TempDir()
+	for _, d := range append([]string{"global"}, dirs...) {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	control := make([]byte, 296)
+	binary.NativeEndian.PutUint64(control, 7312345678901234567) // testSysID
+	if err := os.WriteFile(filepath.Join(dataDir, "global", "pg_control"), control, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newChecker(t)
+	c.srv.settings["data_directory"] = setting{value: dataDir}
+	return c, dataDir
 }
