@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -272,6 +273,15 @@ func newHTTPClient() *awshttp.BuildableClient {
 			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
 			tr.ResponseHeaderTimeout = responseHeaderTimeout
 			tr.MaxIdleConnsPerHost = idleConnsPerHost
+			// A server or load balancer that closes connections (some
+			// after every answer, most after an idle while: a quiet
+			// database pushes a segment every few minutes) makes each
+			// request a new TLS connection; resuming the session spares
+			// both sides the certificate's signature and its checks.
+			if tr.TLSClientConfig == nil {
+				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 		})
 }
 
