@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/walvault/walvault/archive"
@@ -54,6 +57,61 @@ func BenchmarkWALPushBacklog(b *testing.B) {
 		b.Run(fmt.Sprintf("helper=%s/upload-concurrency=%d", rn, aheadConcurrency), func(b *testing.B) {
 			backlogPush(b, e, e.repos[rn], aheadConcurrency, true)
 		})
+	}
+	// Over TLS through each link, beside pgBackRest's asynchronous push
+	// (which speaks only HTTPS to S3).
+	for _, rtt := range latencies(b) {
+		link := rttName(rtt)
+		b.Run(fmt.Sprintf("helper=s3-tls/%s/upload-concurrency=%d", link, aheadConcurrency), func(b *testing.B) {
+			setupTLS(b, e)
+			backlogPush(b, e, tlsRepo.links[link], aheadConcurrency, true)
+		})
+		b.Run("peer=pgbackrest-s3-tls/"+link, func(b *testing.B) {
+			backlogPeer(b, e, setupPgBackRest(b, e).async[link])
+		})
+	}
+}
+
+// backlogPeer is one run of BenchmarkWALPushBacklog/peer=...: pgBackRest's
+// asynchronous archive-push of a backlog, a call per segment as the
+// archiver makes them. pg1-path is the backlog's directory: the push reads
+// its pg_wal/archive_status and checks segments against its pg_control.
+func backlogPeer(b *testing.B, e *env, t pgBackRestTool) {
+	dir, names := e.backlog(b, b.N)
+	if err := os.Mkdir(filepath.Join(dir, "global"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), e.pgControl, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	// Spool and locks of this run's own: its background process may
+	// outlive the last call by a moment, and must not serve the next run.
+	spool, err := os.MkdirTemp(e.disk, "pgbackrest-spool-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(spool)
+	backlogLoop(b, dir, names, func(name string) *exec.Cmd {
+		return t.cmd(dir, "--pg1-path="+dir, "--spool-path="+spool, "--lock-path="+spool, "archive-push", filepath.Join(dir, "pg_wal", name))
+	})
+	// Every segment must be in pgBackRest's repository.
+	stored := map[string]bool{}
+	client := tlsRepo.gw.Client(b)
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(pgBackRestBucket), Prefix: aws.String(pgBackRestPath + "/archive/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			b.Fatalf("list pgBackRest's archive: %v", err)
+		}
+		for _, o := range page.Contents {
+			name, _, _ := strings.Cut(path.Base(aws.ToString(o.Key)), "-")
+			stored[name] = true
+		}
+	}
+	for _, name := range names {
+		if !stored[name] {
+			b.Fatalf("%s is not in pgBackRest's archive after the backlog was pushed", name)
+		}
 	}
 }
 

@@ -53,6 +53,8 @@
 //	                                        first, .ready renamed to .done after each (as the archiver does):
 //	    baseline=lz4-1                        lz4 -1 -q -f pg_wal/SEG OUT/SEG.lz4
 //	    walvault=s3/upload-concurrency=0|8    walvault wal-push pg_wal/SEG (0: serial; 8, the default: pushes ahead)
+//	    helper=s3-tls/rtt=D/...               through wal-helper, over TLS through the link (with latencies only)
+//	    peer=pgbackrest-s3-tls/rtt=D          pgbackrest archive-push, asynchronous, process-max=8, the same way
 //	BenchmarkWALFetchRecovery/...           b.N consecutive segments fetched as the startup process does:
 //	                                        RECOVERYXLOG removed, the call run in the data directory, the
 //	                                        result renamed to pg_wal/SEG; back to back, or with 50 ms of

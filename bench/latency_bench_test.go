@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -61,28 +63,57 @@ func rttName(rtt time.Duration) string { return "rtt=" + rtt.String() }
 // and there is no TCP window to grow (slow start), no loss, no jitter.
 func startLink(tb testing.TB, upstream string, rtt time.Duration) *testenv.FaultProxy {
 	tb.Helper()
+	p, _ := startLinkWith(tb, upstream, rtt, &http.Client{Timeout: 10 * time.Second})
+	return p
+}
+
+// startTLSLink is startLink in front of a gateway over HTTPS: the link
+// passes TLS through, so its endpoint is https:// too, and the
+// gateway's certificate (for 127.0.0.1 and localhost) still matches.
+func startTLSLink(tb testing.TB, gw *testenv.S3Server, rtt time.Duration) string {
+	tb.Helper()
+	pemBytes, err := os.ReadFile(gw.CAFile)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		tb.Fatalf("no certificate in %s", gw.CAFile)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	_, endpoint := startLinkWith(tb, gw.Endpoint, rtt, client)
+	return endpoint
+}
+
+// startLinkWith is startLink checking the link with client; it returns the
+// link and its endpoint, of upstream's scheme.
+func startLinkWith(tb testing.TB, upstream string, rtt time.Duration, client *http.Client) (*testenv.FaultProxy, string) {
+	tb.Helper()
 	p := testenv.StartFaultProxy(tb, upstream)
 	if rtt > 0 {
 		p.Latency(tb, int(rtt/2/time.Millisecond))
 	}
 	p.Bandwidth(tb, linkKBps)
-	direct, err1 := requestTime(upstream)
-	through, err2 := requestTime(p.Endpoint())
+	endpoint := p.Endpoint()
+	if strings.HasPrefix(upstream, "https://") {
+		endpoint = "https://" + p.Addr
+	}
+	direct, err1 := requestTime(client, upstream)
+	through, err2 := requestTime(client, endpoint)
 	if err := errors.Join(err1, err2); err != nil {
 		tb.Fatalf("link %s: %v", rttName(rtt), err)
 	}
 	if rtt > 0 && through-direct < rtt*9/10 {
 		tb.Fatalf("link %s: a request takes %v through it and %v directly: the proxy does not add the round trip", rttName(rtt), through, direct)
 	}
-	tb.Logf("link %s: a request takes %v through it, %v directly", rttName(rtt), through.Round(time.Millisecond/10), direct.Round(time.Millisecond/10))
-	return p
+	tb.Logf("link %s to %s: a request takes %v through it, %v directly", rttName(rtt), upstream, through.Round(time.Millisecond/10), direct.Round(time.Millisecond/10))
+	return p, endpoint
 }
 
 // requestTime is the quickest of a few HTTP requests to endpoint on one
 // connection (the first, which opens it, left out): the time of a request
 // and its answer.
-func requestTime(endpoint string) (time.Duration, error) {
-	client := &http.Client{Timeout: 10 * time.Second}
+func requestTime(client *http.Client, endpoint string) (time.Duration, error) {
 	defer client.CloseIdleConnections()
 	best := time.Duration(math.MaxInt64)
 	for i := range 4 {

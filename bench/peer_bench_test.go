@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/walvault/walvault/internal/testenv"
 )
 
 // The peer measured beside walvault in the same run is pgBackRest
@@ -62,6 +64,36 @@ func (t pgBackRestTool) cmd(dir string, args ...string) *exec.Cmd {
 type pgBackRest struct {
 	pgBackRestTool
 	segment string // the real segment, pushed once: what archive-get fetches
+
+	// async are configurations with asynchronous archive-push through the
+	// latency links (tlsRepo.endpoints), by the link's name.
+	async map[string]pgBackRestTool
+}
+
+// pgBackRestBucket is the peer's bucket on the TLS gateway; its repository
+// is under pgBackRestPath.
+const (
+	pgBackRestBucket = "pgbackrest-bench"
+	pgBackRestPath   = "pgbackrest"
+)
+
+// s3Settings are the repository settings for the TLS gateway reached at
+// endpoint (https://HOST:PORT, the gateway's or a link's).
+func s3Settings(tb testing.TB, gw *testenv.S3Server, endpoint string) []string {
+	tb.Helper()
+	host, port, ok := strings.Cut(strings.TrimPrefix(endpoint, "https://"), ":")
+	if !ok {
+		tb.Fatalf("endpoint %q: want https://HOST:PORT", endpoint)
+	}
+	// pgBackRest matches the certificate by DNS name only, and the
+	// gateway's names this loopback address localhost.
+	host = strings.Replace(host, "127.0.0.1", "localhost", 1)
+	return []string{
+		"repo1-type=s3", "repo1-path=/" + pgBackRestPath, "repo1-s3-bucket=" + pgBackRestBucket,
+		"repo1-s3-endpoint=" + host, "repo1-storage-port=" + port, "repo1-s3-region=" + gw.Region,
+		"repo1-s3-key=" + gw.AccessKey, "repo1-s3-key-secret=" + gw.SecretKey,
+		"repo1-s3-uri-style=path", "repo1-storage-ca-file=" + gw.CAFile,
+	}
 }
 
 var peer struct {
@@ -82,8 +114,7 @@ func setupPgBackRest(b *testing.B, e *env) *pgBackRest {
 	peer.once.Do(func() {
 		_, peer.err = shared.tb.do(func(tb testing.TB) *env {
 			gw := tlsRepo.gw
-			const bucket = "pgbackrest-bench"
-			gw.CreateBucket(tb, bucket, false)
+			gw.CreateBucket(tb, pgBackRestBucket, false)
 			dir := tb.TempDir()
 			pgData := filepath.Join(dir, "pgdata")
 			for _, d := range []string{"global", "pg_wal"} {
@@ -94,20 +125,21 @@ func setupPgBackRest(b *testing.B, e *env) *pgBackRest {
 			if err := os.WriteFile(filepath.Join(pgData, "global", "pg_control"), e.pgControl, 0o600); err != nil {
 				tb.Fatalf("%v", err)
 			}
-			host, port, ok := strings.Cut(strings.TrimPrefix(gw.Endpoint, "https://"), ":")
-			if !ok {
-				tb.Fatalf("gateway endpoint %q: want https://HOST:PORT", gw.Endpoint)
+			p := &pgBackRest{pgBackRestTool: tool, segment: e.real.String(), async: map[string]pgBackRestTool{}}
+			p.writeConf(tb, dir, append(s3Settings(tb, gw, gw.Endpoint), "archive-async=n"), []string{"pg1-path=" + pgData})
+			// Through a link: asynchronous, pgBackRest's way through a
+			// backlog (a process of its own pushes the .ready files,
+			// process-max of them at once, like walvault's
+			// upload-concurrency 8).
+			for link, endpoint := range tlsRepo.endpoints {
+				linkDir := filepath.Join(dir, link)
+				if err := os.Mkdir(linkDir, 0o700); err != nil {
+					tb.Fatalf("%v", err)
+				}
+				async := tool
+				async.writeConf(tb, linkDir, append(s3Settings(tb, gw, endpoint), "archive-async=y", "process-max=8"), nil)
+				p.async[link] = async
 			}
-			// pgBackRest matches the certificate by DNS name only, and the
-			// gateway's names this loopback address localhost.
-			host = strings.Replace(host, "127.0.0.1", "localhost", 1)
-			p := &pgBackRest{pgBackRestTool: tool, segment: e.real.String()}
-			p.writeConf(tb, dir, []string{
-				"repo1-type=s3", "repo1-path=/pgbackrest", "repo1-s3-bucket=" + bucket,
-				"repo1-s3-endpoint=" + host, "repo1-storage-port=" + port, "repo1-s3-region=" + gw.Region,
-				"repo1-s3-key=" + gw.AccessKey, "repo1-s3-key-secret=" + gw.SecretKey,
-				"repo1-s3-uri-style=path", "repo1-storage-ca-file=" + gw.CAFile, "archive-async=n",
-			}, []string{"pg1-path=" + pgData})
 			if out, err := p.cmd("/", "--no-online", "stanza-create").CombinedOutput(); err != nil {
 				tb.Fatalf("pgbackrest stanza-create: %v\n%s", err, out)
 			}

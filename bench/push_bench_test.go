@@ -161,7 +161,12 @@ var tlsRepo struct {
 	once sync.Once
 	r    *repo
 	gw   *testenv.S3Server // for a peer tool's bucket beside it
-	err  error
+	// links are r reached through a link of each latency of latencyEnv,
+	// by the link's element of a benchmark name ("rtt=40ms"); endpoints
+	// are the links' https:// endpoints, for a peer tool.
+	links     map[string]*repo
+	endpoints map[string]string
+	err       error
 }
 
 // setupTLS starts the TLS gateway (stopped after the last benchmark, like
@@ -188,6 +193,15 @@ func setupTLS(b *testing.B, e *env) *repo {
 				tb.Fatalf("setup: wal-push %s to %s: %v\n%s", seg, r.url, err, out)
 			}
 			tlsRepo.r, tlsRepo.gw = r, gw
+			tlsRepo.links, tlsRepo.endpoints = map[string]*repo{}, map[string]string{}
+			for _, rtt := range latencies(tb) {
+				endpoint := startTLSLink(tb, gw, rtt)
+				linked := *r
+				linked.name = "s3-tls/" + rttName(rtt)
+				linked.env = append(gw.EnvThrough(endpoint), "WALVAULT_REPO="+r.url)
+				tlsRepo.links[rttName(rtt)] = &linked
+				tlsRepo.endpoints[rttName(rtt)] = endpoint
+			}
 			return nil
 		})
 	})

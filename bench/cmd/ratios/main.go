@@ -647,6 +647,11 @@ func reportLinks(w io.Writer, order []string, byName map[string]*result) (missed
 		sp := helper / serial
 		fmt.Fprintf(w, "  wal-push backlog segments/s, through wal-helper with upload-concurrency 8 ÷ 0 = %.2fx: target ≥ %.0fx %s\n", sp, targetLinkBacklogSpeedup, verdict(sp >= targetLinkBacklogSpeedup))
 	}
+	if peer, ok := mibs("BenchmarkWALPushBacklog/peer=pgbackrest-s3-tls/" + targetRTT); ok && peer > 0 {
+		if v, ok := mibs("BenchmarkWALPushBacklog/helper=s3-tls/" + targetRTT + "/upload-concurrency=8"); ok {
+			fmt.Fprintf(w, "  wal-push backlog segments/s over TLS, through wal-helper ÷ pgBackRest's asynchronous archive-push = %.2fx (no target)\n", v/peer)
+		}
+	}
 	if v, ok := mibs("BenchmarkWALFetchRecovery/walvault=s3/" + targetRTT + "/prefetch=8"); ok {
 		fmt.Fprintf(w, "  wal-fetch during recovery, prefetch 8 = %.0f MiB/s: target ≥ %.0f MiB/s %s\n", v, targetLinkFetchMiBs, verdict(v >= targetLinkFetchMiBs))
 	}
