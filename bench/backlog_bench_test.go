@@ -75,15 +75,10 @@ func BenchmarkWALPushBacklog(b *testing.B) {
 // backlogPeer is one run of BenchmarkWALPushBacklog/peer=...: pgBackRest's
 // asynchronous archive-push of a backlog, a call per segment as the
 // archiver makes them. pg1-path is the backlog's directory: the push reads
-// its pg_wal/archive_status and checks segments against its pg_control.
+// its pg_wal/archive_status (and pgBackRestData gives it a pg_control).
 func backlogPeer(b *testing.B, e *env, t pgBackRestTool) {
 	dir, names := e.backlog(b, b.N)
-	if err := os.Mkdir(filepath.Join(dir, "global"), 0o700); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), e.pgControl, 0o600); err != nil {
-		b.Fatal(err)
-	}
+	e.pgBackRestData(b, dir)
 	// Spool and locks of this run's own: its background process may
 	// outlive the last call by a moment, and must not serve the next run.
 	spool, err := os.MkdirTemp(e.disk, "pgbackrest-spool-")

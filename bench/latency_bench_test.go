@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -72,16 +70,7 @@ func startLink(tb testing.TB, upstream string, rtt time.Duration) *testenv.Fault
 // gateway's certificate (for 127.0.0.1 and localhost) still matches.
 func startTLSLink(tb testing.TB, gw *testenv.S3Server, rtt time.Duration) string {
 	tb.Helper()
-	pemBytes, err := os.ReadFile(gw.CAFile)
-	if err != nil {
-		tb.Fatalf("%v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		tb.Fatalf("no certificate in %s", gw.CAFile)
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	_, endpoint := startLinkWith(tb, gw.Endpoint, rtt, client)
+	_, endpoint := startLinkWith(tb, gw.Endpoint, rtt, gw.HTTPClient(tb, 10*time.Second))
 	return endpoint
 }
 

@@ -48,6 +48,19 @@ func (t *pgBackRestTool) writeConf(tb testing.TB, dir string, repo, pg []string)
 	}
 }
 
+// pgBackRestData makes dir, which holds pg_wal, a pg1-path for pgBackRest:
+// it checks each segment's system identifier against dir/global/pg_control,
+// so that is a copy of the pg_control of the cluster that wrote e.real.
+func (e *env) pgBackRestData(tb testing.TB, dir string) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "global"), 0o700); err != nil {
+		tb.Fatalf("%v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), e.pgControl, 0o600); err != nil {
+		tb.Fatalf("%v", err)
+	}
+}
+
 // cmd runs pgbackrest with the configuration and stanza in dir. Paths
 // given to it must be absolute: with a relative one it insists on running
 // in pg1-path.
@@ -103,10 +116,8 @@ var peer struct {
 }
 
 // setupPgBackRest configures pgBackRest for a bucket of its own on the TLS
-// gateway, creates the stanza and pushes the real segment once (untimed).
-// pgBackRest checks each segment's system identifier against pg1-path's
-// pg_control, so that holds a copy of the pg_control of the cluster that
-// wrote it.
+// gateway, creates the stanza and pushes the real segment once (untimed),
+// from a pg1-path of its own (pgBackRestData).
 func setupPgBackRest(b *testing.B, e *env) *pgBackRest {
 	b.Helper()
 	tool := newPgBackRestTool(b)
@@ -117,14 +128,10 @@ func setupPgBackRest(b *testing.B, e *env) *pgBackRest {
 			gw.CreateBucket(tb, pgBackRestBucket, false)
 			dir := tb.TempDir()
 			pgData := filepath.Join(dir, "pgdata")
-			for _, d := range []string{"global", "pg_wal"} {
-				if err := os.MkdirAll(filepath.Join(pgData, d), 0o700); err != nil {
-					tb.Fatalf("%v", err)
-				}
-			}
-			if err := os.WriteFile(filepath.Join(pgData, "global", "pg_control"), e.pgControl, 0o600); err != nil {
+			if err := os.MkdirAll(filepath.Join(pgData, "pg_wal"), 0o700); err != nil {
 				tb.Fatalf("%v", err)
 			}
+			e.pgBackRestData(tb, pgData)
 			p := &pgBackRest{pgBackRestTool: tool, segment: e.real.String(), async: map[string]pgBackRestTool{}}
 			p.writeConf(tb, dir, append(s3Settings(tb, gw, gw.Endpoint), "archive-async=n"), []string{"pg1-path=" + pgData})
 			// Through a link: asynchronous, pgBackRest's way through a

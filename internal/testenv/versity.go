@@ -281,11 +281,11 @@ func (v *S3Server) EnvThrough(endpoint string) []string {
 	return env
 }
 
-// Client returns an SDK client for the gateway with its root credentials,
-// for test setup and inspection.
-func (v *S3Server) Client(t testing.TB) *s3.Client {
+// HTTPClient returns an HTTP client that trusts the gateway's certificate
+// (StartVersityTLS), with timeout.
+func (v *S3Server) HTTPClient(t testing.TB, timeout time.Duration) *http.Client {
 	t.Helper()
-	httpClient := &http.Client{Timeout: 2 * time.Minute}
+	httpClient := &http.Client{Timeout: timeout}
 	if v.CAFile != "" {
 		pemBytes, err := os.ReadFile(v.CAFile)
 		if err != nil {
@@ -295,12 +295,19 @@ func (v *S3Server) Client(t testing.TB) *s3.Client {
 		pool.AppendCertsFromPEM(pemBytes)
 		httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	}
+	return httpClient
+}
+
+// Client returns an SDK client for the gateway with its root credentials,
+// for test setup and inspection.
+func (v *S3Server) Client(t testing.TB) *s3.Client {
+	t.Helper()
 	return s3.New(s3.Options{
 		Region:                     v.Region,
 		BaseEndpoint:               aws.String(v.Endpoint),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider(v.AccessKey, v.SecretKey, ""),
-		HTTPClient:                 httpClient,
+		HTTPClient:                 v.HTTPClient(t, 2*time.Minute),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
