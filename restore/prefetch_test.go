@@ -451,15 +451,22 @@ func TestPrefetchFollow(t *testing.T) {
 	t.Parallel()
 	repo, data, dest, dir := prefetchSetup(t, 1, 6)
 	opts := restore.PrefetchOptions{Follow: true, Idle: 10 * time.Second}
-	waitCached := func(t *testing.T, s wal.Segment) {
+	// waitCached fails at once when the prefetcher returned before s was
+	// cached, and says what the cache held either way.
+	waitCached := func(t *testing.T, s wal.Segment, done <-chan error) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			if _, err := os.Stat(cachedPath(dir, s) + ".sha256"); err == nil {
 				return
 			}
+			select {
+			case err := <-done:
+				t.Fatalf("prefetcher returned (%v) before %s was cached; %s", err, s, cacheState(dir))
+			default:
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s not prefetched after 10s", s)
+				t.Fatalf("%s not prefetched after 10s, prefetcher still running; %s", s, cacheState(dir))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -481,22 +488,22 @@ func TestPrefetchFollow(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := runPrefetch(repo, dir, seg(1, 0, 1).String(), 2, opts)
-		waitCached(t, seg(1, 0, 2))
-		waitCached(t, seg(1, 0, 3))
+		waitCached(t, seg(1, 0, 2), done)
+		waitCached(t, seg(1, 0, 3), done)
 		s2 := seg(1, 0, 2)
 		if _, ok, err := restore.TakePrefetched(dir, s2.String(), dest); !ok || err != nil {
 			t.Fatalf("TakePrefetched(%s): %v, %v", s2, ok, err)
 		}
 		assertDest(t, dest, data[s2.String()])
 		restore.NotePosition(dir, s2.String())
-		waitCached(t, seg(1, 0, 4)) // the window moved on
+		waitCached(t, seg(1, 0, 4), done) // the window moved on
 		restore.TidyPrefetch(dir, "00000002.history", time.Now(), nil)
 		exited(t, done, "the cache was cleared")
 	})
 	t.Run("timeline switch", func(t *testing.T) {
 		restore.NotePosition(dir, seg(1, 0, 3).String())
 		done := runPrefetch(repo, dir, seg(1, 0, 3).String(), 2, opts)
-		waitCached(t, seg(1, 0, 5))
+		waitCached(t, seg(1, 0, 5), done)
 		restore.NotePosition(dir, seg(2, 0, 4).String())
 		exited(t, done, "a switch to timeline 2")
 	})
@@ -517,4 +524,16 @@ func TestPrefetchFollow(t *testing.T) {
 			t.Errorf("cache holds %q, want segment 6 and its record", entries)
 		}
 	})
+}
+
+// cacheState describes a prefetch cache for a failure message: the
+// recorded position and the files of timeline 1.
+func cacheState(dir string) string {
+	position, err := os.ReadFile(filepath.Join(dir, "position"))
+	var names []string
+	entries, lerr := os.ReadDir(filepath.Join(dir, "00000001"))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return fmt.Sprintf("position %q (%v), timeline 1 holds %q (%v)", strings.TrimSpace(string(position)), err, names, lerr)
 }
