@@ -91,7 +91,8 @@ func TestCompressionRoundTrip(t *testing.T) {
 			if tc.c == repository.None && !bytes.Equal(buf.Bytes(), tc.in) {
 				t.Errorf("none encoding changed the bytes")
 			}
-			r, err := tc.c.NewReader(&buf)
+			stored := buf.Bytes()
+			r, err := tc.c.NewReader(bytes.NewReader(stored))
 			if err != nil {
 				t.Fatalf("NewReader: got %v, want nil", err)
 			}
@@ -101,6 +102,17 @@ func TestCompressionRoundTrip(t *testing.T) {
 			}
 			if !bytes.Equal(got, tc.in) {
 				t.Errorf("round trip: got %d bytes, want the %d bytes written", len(got), len(tc.in))
+			}
+			// The same through the reader that decodes blocks on several
+			// cores.
+			sr, err := tc.c.NewSegmentReader(bytes.NewReader(stored))
+			if err != nil {
+				t.Fatalf("NewSegmentReader: got %v, want nil", err)
+			}
+			got, err = io.ReadAll(sr)
+			sr.Close()
+			if err != nil || !bytes.Equal(got, tc.in) {
+				t.Errorf("round trip through NewSegmentReader: got %d bytes, %v; want the %d bytes written", len(got), err, len(tc.in))
 			}
 		})
 	}

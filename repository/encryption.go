@@ -130,22 +130,26 @@ func OpenBody(r io.Reader, c Compression, ids *crypt.Identities, meta map[string
 // digest of everything read, to EOF, before it trusts the content. For a
 // clear object check is nil (the caller compares the digest with the
 // metadata's sha256); for a version 1 fingerprint the body checks itself,
-// as OpenBody's, and check accepts any digest.
-func OpenBodyDigest(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (body io.Reader, check func(sha256 []byte) error, err error) {
+// as OpenBody's, and check accepts any digest. The body decodes as
+// NewSegmentReader's does: close it, then r.
+func OpenBodyDigest(r io.Reader, c Compression, ids *crypt.Identities, meta map[string]string) (body io.ReadCloser, check func(sha256 []byte) error, err error) {
 	if !EncryptedObject(meta) {
-		body, err := c.NewReader(r)
+		body, err := c.NewSegmentReader(r)
 		return body, nil, err
 	}
 	digestOK, v2 := ids.DigestCheck(meta[MetaFingerprints])
 	if !v2 {
 		body, err := OpenBody(r, c, ids, meta)
-		return body, func([]byte) error { return nil }, err
+		if err != nil {
+			return nil, nil, err
+		}
+		return io.NopCloser(body), func([]byte) error { return nil }, nil
 	}
 	plain, err := decrypt(r, ids, meta)
 	if err != nil {
 		return nil, nil, err
 	}
-	if body, err = c.NewReader(plain); err != nil {
+	if body, err = c.NewSegmentReader(plain); err != nil {
 		return nil, nil, err
 	}
 	return body, func(sum []byte) error {

@@ -108,6 +108,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s from %s: %w", info.Key, b.Location(), err)
 	}
+	defer body.Close() // before rc's: a decoder left waiting then sees its source end
 	var h hash.Hash = sha256.New()
 	var cp *checkpointHash
 	if forPrefetch {

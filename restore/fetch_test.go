@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
@@ -20,6 +22,7 @@ import (
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 const oldDest = "OLD CONTENT PostgreSQL must keep if the fetch fails"
@@ -542,5 +545,105 @@ func TestFetchDestDirMissing(t *testing.T) {
 	_, err := restore.Fetch(context.Background(), b, a.name, dest, restore.FetchOptions{Compression: repository.LZ4})
 	if err == nil || errors.Is(err, storage.ErrNotFound) || errors.Is(err, restore.ErrCorrupt) {
 		t.Errorf("Fetch into a missing directory: got %v, want a plain error (not ErrNotFound, not ErrCorrupt)", err)
+	}
+}
+
+// TestFetchSegmentOfManyBlocks: a segment stored as several lz4 blocks,
+// which wal-fetch decodes on several cores at once, comes back whole; a
+// byte changed in a later block is refused, a body that breaks there is a
+// storage error, and a body longer than its recorded size is refused
+// before its end: in each case nothing reaches dest, and no decoder is
+// left behind (the fetch stopped reading before the last block).
+func TestFetchSegmentOfManyBlocks(t *testing.T) {
+	const segSize = 4 << 20 // four 1 MiB blocks
+	s := seg(1, 0, 1)
+	raw := waltest.Cluster{SystemID: testSysID, SegmentSize: segSize}.Segment(t, s, 1)
+	// Compressible past the first page, as WAL is, so the blocks are
+	// decoded rather than stored as they are.
+	for i := 8192; i < len(raw); i++ {
+		raw[i] = byte(i/512) ^ byte(i%7)
+	}
+	fresh := func(t *testing.T) (storage.Backend, archived) {
+		b := mem.New()
+		return b, push(t, b, s.String(), raw, repository.LZ4)
+	}
+	stored := func(t *testing.T, b storage.Backend, key string) int64 {
+		info, err := b.Stat(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size > segSize/4 {
+			t.Fatalf("stored %d bytes for a %d byte segment: the test segment does not compress", info.Size, segSize)
+		}
+		return info.Size
+	}
+	fetch := func(b storage.Backend, dest string) error {
+		_, err := restore.Fetch(context.Background(), b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4})
+		return err
+	}
+
+	t.Run("whole", func(t *testing.T) {
+		b, _ := fresh(t)
+		_, dest := prepareDest(t, destCases[0])
+		if err := fetch(b, dest); err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		assertDest(t, dest, raw)
+	})
+	t.Run("a byte changed in the third block", func(t *testing.T) {
+		b, a := fresh(t)
+		n := stored(t, b, a.key)
+		rewrite(t, b, a.key, func(body []byte, _ map[string]string) []byte { body[n*5/8] ^= 0x20; return body })
+		dir, dest := prepareDest(t, destCases[1])
+		before := runtime.NumGoroutine()
+		err := fetch(b, dest)
+		if !errors.Is(err, restore.ErrCorrupt) {
+			t.Fatalf("Fetch of a changed object: got %v, want ErrCorrupt", err)
+		}
+		assertDestUntouched(t, destCases[1], dir, dest)
+		waitGoroutines(t, before)
+	})
+	t.Run("the body breaks in the third block", func(t *testing.T) {
+		b, a := fresh(t)
+		n := stored(t, b, a.key)
+		f := storagetest.NewFault(b)
+		f.BreakBodies(storagetest.AnyKey, n*5/8)
+		dir, dest := prepareDest(t, destCases[1])
+		before := runtime.NumGoroutine()
+		err := fetch(f, dest)
+		if err == nil || errors.Is(err, restore.ErrCorrupt) || errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Fetch of a body that breaks: got %v, want a storage error (neither corrupt nor missing)", err)
+		}
+		assertDestUntouched(t, destCases[1], dir, dest)
+		waitGoroutines(t, before)
+	})
+	t.Run("longer than its recorded size", func(t *testing.T) {
+		b, a := fresh(t)
+		rewrite(t, b, a.key, func(body []byte, meta map[string]string) []byte {
+			meta[repository.MetaRawSize] = fmt.Sprint(segSize / 2)
+			return body
+		})
+		dir, dest := prepareDest(t, destCases[1])
+		before := runtime.NumGoroutine()
+		err := fetch(b, dest)
+		if !errors.Is(err, restore.ErrCorrupt) {
+			t.Fatalf("Fetch of a body longer than its raw-size: got %v, want ErrCorrupt", err)
+		}
+		assertDestUntouched(t, destCases[1], dir, dest)
+		waitGoroutines(t, before)
+	})
+}
+
+// waitGoroutines fails unless the goroutines are back to at most n within
+// a few seconds: what a call started has ended.
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, %d before the call:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
