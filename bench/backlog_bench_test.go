@@ -232,7 +232,9 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 		helper   bool // every call handed to a wal-helper
 	}
 	variants := []variant{{"s3", 0, 0, false}, {"s3", 8, 0, false}, {"s3", 0, replayGap, false}, {"s3", 8, replayGap, false},
-		{"s3", 8, 0, true}, {"s3", 8, replayGap, true}}
+		{"s3", 8, 0, true}, {"s3", 8, replayGap, true},
+		// Over TLS, beside the peer's row below.
+		{"s3-tls", 8, 0, false}, {"s3-tls", 8, 0, true}, {"s3-tls", 8, replayGap, false}, {"s3-tls", 8, replayGap, true}}
 	// Through a link: back to back only, the worst case for prefetch.
 	for _, rn := range e.s3Names[1:] {
 		variants = append(variants, variant{rn, 0, 0, false}, variant{rn, 8, 0, false})
@@ -248,9 +250,12 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			r := e.repos[v.repo]
+			if v.repo == "s3-tls" {
+				r = setupTLS(b, e)
+			}
 			src, names := e.segments(b, b.N)
 			e.pruneAfter(b, r)
-			be := openRepo(b, r)
+			be := openResident(b, r) // the TLS gateway has keys of its own
 			host, _ := os.Hostname()
 			var g errgroup.Group
 			g.SetLimit(4)
@@ -277,6 +282,57 @@ func BenchmarkWALFetchRecovery(b *testing.B) {
 			}, filepath.Join(src, "pg_wal"), v.replay, n > 0, helperEnv)
 		})
 	}
+	// pgBackRest's asynchronous archive-get: a process of its own keeps a
+	// queue of the segments after the one asked for (archive-get-queue-max,
+	// 128 MiB at its default: 8 segments, as prefetch=8), process-max of
+	// them downloading at once (4, as walvault's prefetcher).
+	for _, replay := range []time.Duration{0, replayGap} {
+		name := "peer=pgbackrest-s3-tls/async"
+		if replay > 0 {
+			name += fmt.Sprintf("/replay=%v", replay)
+		}
+		b.Run(name, func(b *testing.B) { pgBackRestRecovery(b, e, replay) })
+	}
+}
+
+// pgBackRestRecovery is BenchmarkWALFetchRecovery's peer row: b.N
+// segments pushed with pgbackrest archive-push (untimed), then fetched
+// with its asynchronous archive-get.
+func pgBackRestRecovery(b *testing.B, e *env, replay time.Duration) {
+	p := setupPgBackRest(b, e)
+	src, names := e.segments(b, b.N)
+	var g errgroup.Group
+	g.SetLimit(4)
+	for _, name := range names {
+		g.Go(func() error {
+			if out, err := p.cmd("/", "archive-push", filepath.Join(src, "pg_wal", name)).CombinedOutput(); err != nil {
+				return fmt.Errorf("pgbackrest archive-push %s: %v\n%s", name, err, out)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatalf("setup: %v", err)
+	}
+	spool := e.outDir(b)
+	recoveryLoop(b, e, names, func(pgdata, name string) *exec.Cmd {
+		return p.cmd(pgdata, "--pg1-path="+pgdata, "--archive-async", "--spool-path="+spool, "--process-max=4",
+			"archive-get", name, filepath.Join(pgdata, "pg_wal", "RECOVERYXLOG"))
+	}, filepath.Join(src, "pg_wal"), replay, false, nil)
+	waitPgBackRestAsync(b)
+}
+
+// waitPgBackRestAsync waits (untimed) for pgBackRest's asynchronous
+// archive-get process to end, so that the next run does not find its lock
+// taken.
+func waitPgBackRestAsync(b *testing.B) {
+	deadline := time.Now().Add(time.Minute)
+	for exec.Command("pgrep", "-f", "archive-get:async").Run() == nil {
+		if time.Now().After(deadline) {
+			b.Fatalf("pgBackRest's asynchronous archive-get still runs after a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // replayGap stands for PostgreSQL replaying a segment between two
@@ -302,6 +358,7 @@ func recoveryLoop(b *testing.B, e *env, names []string, cmd func(pgdata, name st
 	if err := os.WriteFile(filepath.Join(pgdata, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
+	e.pgBackRestData(b, pgdata) // the peer's pg1-path: global/pg_control
 	dest := filepath.Join(pgwal, "RECOVERYXLOG")
 	var helper *walHelper
 	if helperEnv != nil {

@@ -61,6 +61,10 @@
 //	                                        untimed "replay" between calls (/replay=50ms)
 //	    baseline=cp                           cp SRC/SEG pg_wal/RECOVERYXLOG
 //	    walvault=s3/prefetch=0|8[/replay=50ms] walvault wal-fetch SEG pg_wal/RECOVERYXLOG
+//	    helper=s3/prefetch=8[/replay=50ms]    the same, every call handed to wal-helper
+//	    walvault=s3-tls/prefetch=8[/replay=50ms], helper=s3-tls/...   the same over TLS
+//	    peer=pgbackrest-s3-tls/async[/replay=50ms]   pgbackrest archive-get --archive-async (process-max=4,
+//	                                        its default queue of 128 MiB) from that TLS gateway
 //
 // The backlog and recovery benchmarks time per segment (so the ratio of
 // two ns/op is the inverse ratio of their segments/s) and report

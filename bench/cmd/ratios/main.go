@@ -68,9 +68,12 @@ const (
 	// The same calls handed to a wal-helper.
 	recoveryHelper    = "BenchmarkWALFetchRecovery/helper=s3/prefetch=8"
 	recoveryHelperGap = "BenchmarkWALFetchRecovery/helper=s3/prefetch=8/replay=50ms"
-	keepUp            = "BenchmarkKeepUp"
-	receive           = "BenchmarkReceive"
-	start             = "BenchmarkStart"
+	// Over TLS, beside pgBackRest's asynchronous archive-get.
+	recoveryPeer    = "BenchmarkWALFetchRecovery/peer=pgbackrest-s3-tls/async"
+	recoveryPeerGap = "BenchmarkWALFetchRecovery/peer=pgbackrest-s3-tls/async/replay=50ms"
+	keepUp          = "BenchmarkKeepUp"
+	receive         = "BenchmarkReceive"
+	start           = "BenchmarkStart"
 )
 
 // The peer measured in the same run, pgBackRest: archive-push and
@@ -397,6 +400,21 @@ func report(w io.Writer, order []string, byName map[string]*result) (missed int)
 		for _, n := range []string{recoveryCp, recoveryOff, recoveryOn, recoveryOffGap, recoveryOnGap, recoveryHelper, recoveryHelperGap} {
 			if x, ok := ns(n); ok {
 				fmt.Fprintf(w, "%-42s %13.2f %13s\n", strings.TrimPrefix(n, "BenchmarkWALFetchRecovery/"), x/1e6, ratio(n, recoveryCp))
+			}
+		}
+	}
+	if byName[recoveryPeer] != nil || byName[recoveryPeerGap] != nil {
+		fmt.Fprintf(w, "\nthe same over TLS, beside pgBackRest's asynchronous archive-get (each row ÷ the peer's row with the same replay):\n")
+		fmt.Fprintf(w, "%-42s %13s %13s %13s\n", "", "ms/segment", "÷ cp", "÷ pgbackrest")
+		const pre = "BenchmarkWALFetchRecovery/"
+		for _, n := range []string{pre + "walvault=s3-tls/prefetch=8", pre + "helper=s3-tls/prefetch=8", recoveryPeer,
+			pre + "walvault=s3-tls/prefetch=8/replay=50ms", pre + "helper=s3-tls/prefetch=8/replay=50ms", recoveryPeerGap} {
+			peer := recoveryPeer
+			if strings.HasSuffix(n, "/replay=50ms") {
+				peer = recoveryPeerGap
+			}
+			if x, ok := ns(n); ok {
+				fmt.Fprintf(w, "%-42s %13.2f %13s %13s\n", strings.TrimPrefix(n, pre), x/1e6, ratio(n, recoveryCp), ratio(n, peer))
 			}
 		}
 	}
