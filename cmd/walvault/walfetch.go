@@ -17,6 +17,11 @@ import (
 	"github.com/walvault/walvault/storage"
 )
 
+// fetchMemoryLimit is the Go heap's soft limit in a wal-fetch process: a
+// fetch holds a few of a segment's 1 MiB blocks at once (read, decoded,
+// hashed), and the download's buffers.
+const fetchMemoryLimit = 64 << 20
+
 // walFetchOptions are the settings wal-fetch reads.
 type walFetchOptions struct {
 	Config
@@ -80,6 +85,9 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		return usagef("wal-fetch takes two arguments, the file name and the destination path (restore_command = 'walvault wal-fetch %%f %%p')")
 	}
 	start := time.Now()
+	if helperOf(c) == nil {
+		limitCallMemory(fetchMemoryLimit)
+	}
 	name, dest := c.Args().Get(0), c.Args().Get(1)
 	// The prefetch cache only serves recovery (DEST in a data directory's
 	// pg_wal): a fetch by hand elsewhere writes DEST and nothing else.

@@ -145,18 +145,22 @@ func walPush(c *cli.Context, opts *walPushOptions, s *session) error {
 }
 
 // limitPushMemory keeps a wal-push process's heap small. (A wal-helper's
-// calls share its process, which keeps Go's defaults.)
+// calls share its process, which keeps Go's defaults.) A push holds one
+// compressed segment in memory; pushes ahead hold one segment each.
 func limitPushMemory(concurrency int) {
-	// A push holds one compressed segment in memory; a soft limit makes the
-	// collector return garbage early instead of letting the heap double,
-	// which keeps archive_command's peak RSS low (see the benchmarks).
-	// Pushes ahead hold one segment each.
-	debug.SetMemoryLimit(pushMemoryLimit * int64(1+concurrency))
-	// The limit is also the collector's only trigger: a push of a 16 MiB
-	// segment makes little garbage and ends before reaching it, and a
-	// collection during the encode would take one of the two cores that
-	// compress and hash (measured: several ms of CPU per push, no lower
-	// peak RSS).
+	limitCallMemory(pushMemoryLimit * int64(1+concurrency))
+}
+
+// limitCallMemory sets the Go heap's soft limit of a process that serves
+// one call of PostgreSQL's (wal-push, wal-fetch) and makes it the
+// collector's only trigger. The limit makes the collector return garbage
+// early instead of letting the heap double, which keeps the call's peak
+// RSS low (see the benchmarks). A call on a 16 MiB segment makes little
+// garbage and ends before reaching it, and a collection meanwhile would
+// take one of the two cores that compress, decode and hash (measured:
+// several ms of CPU per push, no lower peak RSS).
+func limitCallMemory(limit int64) {
+	debug.SetMemoryLimit(limit)
 	debug.SetGCPercent(-1)
 }
 
