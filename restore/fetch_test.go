@@ -581,6 +581,17 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 		_, err := restore.Fetch(context.Background(), b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4})
 		return err
 	}
+	// failedFetch fetches from b into an existing dest, which must be left
+	// as it was, and returns the error once the fetch's goroutines are gone.
+	failedFetch := func(t *testing.T, b storage.Backend) error {
+		t.Helper()
+		dir, dest := prepareDest(t, destCases[1])
+		before := runtime.NumGoroutine()
+		err := fetch(b, dest)
+		assertDestUntouched(t, destCases[1], dir, dest)
+		waitGoroutines(t, before)
+		return err
+	}
 
 	t.Run("whole", func(t *testing.T) {
 		b, _ := fresh(t)
@@ -594,28 +605,18 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 		b, a := fresh(t)
 		n := stored(t, b, a.key)
 		rewrite(t, b, a.key, func(body []byte, _ map[string]string) []byte { body[n*5/8] ^= 0x20; return body })
-		dir, dest := prepareDest(t, destCases[1])
-		before := runtime.NumGoroutine()
-		err := fetch(b, dest)
-		if !errors.Is(err, restore.ErrCorrupt) {
+		if err := failedFetch(t, b); !errors.Is(err, restore.ErrCorrupt) {
 			t.Fatalf("Fetch of a changed object: got %v, want ErrCorrupt", err)
 		}
-		assertDestUntouched(t, destCases[1], dir, dest)
-		waitGoroutines(t, before)
 	})
 	t.Run("the body breaks in the third block", func(t *testing.T) {
 		b, a := fresh(t)
 		n := stored(t, b, a.key)
 		f := storagetest.NewFault(b)
 		f.BreakBodies(storagetest.AnyKey, n*5/8)
-		dir, dest := prepareDest(t, destCases[1])
-		before := runtime.NumGoroutine()
-		err := fetch(f, dest)
-		if err == nil || errors.Is(err, restore.ErrCorrupt) || errors.Is(err, storage.ErrNotFound) {
+		if err := failedFetch(t, f); err == nil || errors.Is(err, restore.ErrCorrupt) || errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("Fetch of a body that breaks: got %v, want a storage error (neither corrupt nor missing)", err)
 		}
-		assertDestUntouched(t, destCases[1], dir, dest)
-		waitGoroutines(t, before)
 	})
 	t.Run("longer than its recorded size", func(t *testing.T) {
 		b, a := fresh(t)
@@ -623,14 +624,9 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 			meta[repository.MetaRawSize] = fmt.Sprint(segSize / 2)
 			return body
 		})
-		dir, dest := prepareDest(t, destCases[1])
-		before := runtime.NumGoroutine()
-		err := fetch(b, dest)
-		if !errors.Is(err, restore.ErrCorrupt) {
+		if err := failedFetch(t, b); !errors.Is(err, restore.ErrCorrupt) {
 			t.Fatalf("Fetch of a body longer than its raw-size: got %v, want ErrCorrupt", err)
 		}
-		assertDestUntouched(t, destCases[1], dir, dest)
-		waitGoroutines(t, before)
 	})
 }
 
