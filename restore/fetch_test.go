@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/crypt/crypttest"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/restore"
@@ -577,17 +580,17 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 		}
 		return info.Size
 	}
-	fetch := func(b storage.Backend, dest string) error {
-		_, err := restore.Fetch(context.Background(), b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4})
+	fetch := func(b storage.Backend, dest string, ids *crypt.Identities) error {
+		_, err := restore.Fetch(context.Background(), b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4, Identities: ids})
 		return err
 	}
 	// failedFetch fetches from b into an existing dest, which must be left
 	// as it was, and returns the error once the fetch's goroutines are gone.
-	failedFetch := func(t *testing.T, b storage.Backend) error {
+	failedFetch := func(t *testing.T, b storage.Backend, ids *crypt.Identities) error {
 		t.Helper()
 		dir, dest := prepareDest(t, destCases[1])
 		before := runtime.NumGoroutine()
-		err := fetch(b, dest)
+		err := fetch(b, dest, ids)
 		assertDestUntouched(t, destCases[1], dir, dest)
 		waitGoroutines(t, before)
 		return err
@@ -596,7 +599,7 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 	t.Run("whole", func(t *testing.T) {
 		b, _ := fresh(t)
 		_, dest := prepareDest(t, destCases[0])
-		if err := fetch(b, dest); err != nil {
+		if err := fetch(b, dest, nil); err != nil {
 			t.Fatalf("Fetch: %v", err)
 		}
 		assertDest(t, dest, raw)
@@ -605,7 +608,7 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 		b, a := fresh(t)
 		n := stored(t, b, a.key)
 		rewrite(t, b, a.key, func(body []byte, _ map[string]string) []byte { body[n*5/8] ^= 0x20; return body })
-		if err := failedFetch(t, b); !errors.Is(err, restore.ErrCorrupt) {
+		if err := failedFetch(t, b, nil); !errors.Is(err, restore.ErrCorrupt) {
 			t.Fatalf("Fetch of a changed object: got %v, want ErrCorrupt", err)
 		}
 	})
@@ -614,8 +617,32 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 		n := stored(t, b, a.key)
 		f := storagetest.NewFault(b)
 		f.BreakBodies(storagetest.AnyKey, n*5/8)
-		if err := failedFetch(t, f); err == nil || errors.Is(err, restore.ErrCorrupt) || errors.Is(err, storage.ErrNotFound) {
+		if err := failedFetch(t, f, nil); err == nil || errors.Is(err, restore.ErrCorrupt) || errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("Fetch of a body that breaks: got %v, want a storage error (neither corrupt nor missing)", err)
+		}
+	})
+	t.Run("encrypted", func(t *testing.T) {
+		key := crypttest.NewKey(t)
+		b := mem.New()
+		src, _ := waltest.WriteFile(t, t.TempDir(), s.String(), raw)
+		res, err := archive.Push(context.Background(), b, src, archive.Options{
+			Compression: repository.LZ4, Recipients: crypttest.Recipients(t, key), Host: "db-1", Version: "test",
+		})
+		if err != nil {
+			t.Fatalf("Push: %v", err)
+		}
+		ids := key.Identities(t)
+		_, dest := prepareDest(t, destCases[0])
+		if err := fetch(b, dest, ids); err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		assertDest(t, dest, raw)
+		// A ciphertext byte changed in its middle: the decryption refuses
+		// that chunk while blocks before it are being decoded.
+		n := stored(t, b, res.Key)
+		rewrite(t, b, res.Key, func(body []byte, _ map[string]string) []byte { body[n/2] ^= 0x01; return body })
+		if err := failedFetch(t, b, ids); !errors.Is(err, restore.ErrCorrupt) {
+			t.Fatalf("Fetch of a changed ciphertext: got %v, want ErrCorrupt", err)
 		}
 	})
 	t.Run("longer than its recorded size", func(t *testing.T) {
@@ -624,7 +651,7 @@ func TestFetchSegmentOfManyBlocks(t *testing.T) {
 			meta[repository.MetaRawSize] = fmt.Sprint(segSize / 2)
 			return body
 		})
-		if err := failedFetch(t, b); !errors.Is(err, restore.ErrCorrupt) {
+		if err := failedFetch(t, b, nil); !errors.Is(err, restore.ErrCorrupt) {
 			t.Fatalf("Fetch of a body longer than its raw-size: got %v, want ErrCorrupt", err)
 		}
 	})
