@@ -166,9 +166,10 @@ func (c Compression) NewReader(r io.Reader) (io.Reader, error) {
 	return nil, fmt.Errorf("unknown compression %q", c)
 }
 
-// segmentDecoders caps the cores one NewSegmentReader decodes on: past
-// two, the sha256 its caller computes in order bounds a fetch anyway.
-const segmentDecoders = 4
+// segmentDecoders caps the cores one NewSegmentReader decodes on: two
+// decode a block in less time than the sha256 its caller computes in order
+// takes over it, so more would only hold more blocks in memory.
+const segmentDecoders = 2
 
 // NewSegmentReader is NewReader for a body whose reader waits on the
 // decoder (a WAL segment that recovery asks for): lz4's independent blocks
