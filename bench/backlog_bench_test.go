@@ -327,12 +327,24 @@ func pgBackRestRecovery(b *testing.B, e *env, replay time.Duration) {
 // taken.
 func waitPgBackRestAsync(b *testing.B) {
 	deadline := time.Now().Add(time.Minute)
-	for exec.Command("pgrep", "-f", "archive-get:async").Run() == nil {
+	for pgBackRestAsyncRunning() {
 		if time.Now().After(deadline) {
 			b.Fatalf("pgBackRest's asynchronous archive-get still runs after a minute")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// pgBackRestAsyncRunning reports whether a process's command line names
+// pgBackRest's asynchronous archive-get (it runs as "archive-get:async").
+func pgBackRestAsyncRunning() bool {
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmdlines {
+		if data, err := os.ReadFile(c); err == nil && bytes.Contains(data, []byte("archive-get:async")) {
+			return true
+		}
+	}
+	return false
 }
 
 // replayGap stands for PostgreSQL replaying a segment between two
