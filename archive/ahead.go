@@ -96,7 +96,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		case err == nil && proof != "" && cerr == nil:
 			if pipe != nil {
 				// Keep the pipeline full: the next files start now.
-				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts), opts, yield)
+				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts, aheadPaused(walDir)), opts, yield)
 			}
 			pruneRecords(dir, walDir, time.Now()) // file times are the real clock
 			out.Result = Result{File: file, Key: rec.Key, RawSize: rec.Size, SHA256: rec.SHA256, AlreadyArchived: true}
@@ -112,7 +112,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	}
 
 	paused := opts.Concurrency > 0 && aheadPaused(walDir)
-	cands := aheadCandidates(walDir, name, dir, opts)
+	cands := aheadCandidates(walDir, name, dir, opts, paused)
 	// pushAlone is the push of the requested file; during a pause, one
 	// that took a small share of the call's time ends it (resumeAhead).
 	pushAlone := func() (Result, error) {
@@ -173,9 +173,10 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 
 // aheadCandidates are the files to push ahead of the call for name: the
 // next opts.Concurrency .ready ones without a record, less those a
-// Pipeline has in flight (which count towards the number).
-func aheadCandidates(walDir, name, dir string, opts AheadOptions) []string {
-	if opts.Concurrency <= 0 || aheadPaused(walDir) {
+// Pipeline has in flight (which count towards the number); none while
+// pushing ahead is paused (aheadPaused, which the caller read).
+func aheadCandidates(walDir, name, dir string, opts AheadOptions, paused bool) []string {
+	if opts.Concurrency <= 0 || paused {
 		return nil
 	}
 	cands := nextReady(walDir, name, dir, opts.Concurrency)
