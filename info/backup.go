@@ -129,7 +129,7 @@ func Describe(ctx context.Context, b storage.Backend, ref string, opts Options) 
 			out.Chain = append(out.Chain, c.ID)
 		}
 	}
-	if latest, err := repository.FindBackup(catalog, "LATEST"); err == nil && latest.ID == bi.ID {
+	if latest, err := repository.FindBackup(catalog, repository.LatestRef); err == nil && latest.ID == bi.ID {
 		out.Latest = true
 	}
 	for _, a := range m.Archives {

@@ -48,11 +48,19 @@ func ListBackups(ctx context.Context, b storage.Backend) ([]BackupInfo, error) {
 	return inv.Catalog()
 }
 
-// FindBackup resolves "LATEST" (the newest DONE backup that restore can
+// LatestRef names the newest backup restore can take, where a backup id
+// may be given.
+const LatestRef = "LATEST"
+
+// IsLatest reports whether ref asks for the newest backup (LatestRef or
+// nothing) rather than naming one.
+func IsLatest(ref string) bool { return ref == "" || ref == LatestRef }
+
+// FindBackup resolves LatestRef (the newest DONE backup that restore can
 // take: a full one, or an incremental one whose chain is complete) or an
 // id among backups, which ListBackups returned.
 func FindBackup(backups []BackupInfo, ref string) (BackupInfo, error) {
-	if ref == "" || ref == "LATEST" {
+	if IsLatest(ref) {
 		for i := len(backups) - 1; i >= 0; i-- {
 			if backups[i].Status != StatusDone {
 				continue

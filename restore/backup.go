@@ -200,7 +200,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// A restore needs the backups and the WAL that decides their status;
 	// an LSN target also the WAL up to it, listed once a backup is chosen.
 	load := repository.LoadOptions{BackupsOnly: true}
-	if ref := opts.BackupRef; ref != "" && ref != "LATEST" {
+	if ref := opts.BackupRef; !repository.IsLatest(ref) {
 		load.ReadAhead = []string{ref}
 	}
 	inv, err := repository.LoadInventory(ctx, b, load)

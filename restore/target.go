@@ -173,7 +173,7 @@ func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (reposi
 	if err := t.Validate(); err != nil {
 		return repository.BackupInfo{}, err
 	}
-	if ref != "" && ref != "LATEST" {
+	if !repository.IsLatest(ref) {
 		bi, err := repository.FindBackup(backups, ref)
 		if err != nil {
 			return repository.BackupInfo{}, err

@@ -126,7 +126,7 @@ func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
 			}
 		}
 	}
-	if latest, err := repository.FindBackup(backups, "LATEST"); err == nil {
+	if latest, err := repository.FindBackup(backups, repository.LatestRef); err == nil {
 		marks.latest = latest.ID
 	}
 	for _, bk := range inv.Backups {
