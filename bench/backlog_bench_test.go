@@ -304,12 +304,7 @@ func pgBackRestRecovery(b *testing.B, e *env, replay time.Duration) {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, name := range names {
-		g.Go(func() error {
-			if out, err := p.cmd("/", "archive-push", filepath.Join(src, "pg_wal", name)).CombinedOutput(); err != nil {
-				return fmt.Errorf("pgbackrest archive-push %s: %v\n%s", name, err, out)
-			}
-			return nil
-		})
+		g.Go(func() error { return p.archivePush(filepath.Join(src, "pg_wal", name)) })
 	}
 	if err := g.Wait(); err != nil {
 		b.Fatalf("setup: %v", err)

@@ -71,6 +71,14 @@ func (t pgBackRestTool) cmd(dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// archivePush archives the segment at path (absolute), untimed setup.
+func (t pgBackRestTool) archivePush(path string) error {
+	if out, err := t.cmd("/", "archive-push", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbackrest archive-push %s: %v\n%s", path, err, out)
+	}
+	return nil
+}
+
 // pgBackRest is archive-push and archive-get (one process per segment, as
 // archive_command and restore_command, asynchronous archiving off) to a
 // bucket of the same TLS gateway as walvault's s3-tls repository.
@@ -154,8 +162,8 @@ func setupPgBackRest(b *testing.B, e *env) *pgBackRest {
 			if err := os.WriteFile(seg, e.data, 0o600); err != nil {
 				tb.Fatalf("%v", err)
 			}
-			if out, err := p.cmd("/", "archive-push", seg).CombinedOutput(); err != nil {
-				tb.Fatalf("pgbackrest archive-push %s: %v\n%s", seg, err, out)
+			if err := p.archivePush(seg); err != nil {
+				tb.Fatalf("%v", err)
 			}
 			peer.p = p
 			return nil
