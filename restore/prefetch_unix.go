@@ -29,7 +29,15 @@ func lockPrefetch(path string) (func(), error) {
 		}
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	return func() { releaseFlock(f) }, nil
+}
+
+// releaseFlock drops f's lock, then closes it. Closing alone is not
+// enough: a child this process forks (any exec, from any goroutine) holds
+// a copy of the descriptor until its exec, and the lock stays with it.
+func releaseFlock(f *os.File) {
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	f.Close()
 }
 
 // prefetchBusy reports whether a prefetcher holds the lock now.
@@ -62,7 +70,7 @@ func markInFlight(path string) (unlock func(), err error) {
 	}
 	return func() {
 		os.Remove(path)
-		f.Close()
+		releaseFlock(f)
 	}, nil
 }
 
