@@ -37,10 +37,9 @@ func TestWALHelper(t *testing.T) {
 		viaHelper = append(viaHelper, pg.SwitchWAL(t))
 	}
 	pg.WaitArchived(t, viaHelper[len(viaHelper)-1], 60*time.Second)
-	log := helperLog.String()
 	for _, name := range viaHelper {
-		if !strings.Contains(log, `[wal-push pg_wal/`+name+`]" exit=0`) {
-			t.Errorf("%s was not archived by the helper; its log:\n%s", name, log)
+		if !helper.logged(`[wal-push pg_wal/` + name + `]" exit=0`) {
+			t.Errorf("%s was not archived by the helper; its log:\n%s", name, helperLog.String())
 		}
 	}
 	if pushed := string(readFile(t, pushLog)); !strings.Contains(pushed, "segment="+viaHelper[0]) {
@@ -52,7 +51,7 @@ func TestWALHelper(t *testing.T) {
 	names, _ := backlog(t, pg, 8)
 	resumeArchiving(t, pg, names[len(names)-1], 60*time.Second)
 	pushed := string(readFile(t, pushLog))
-	if !strings.Contains(helperLog.String(), `msg="pushed ahead"`) || !strings.Contains(pushed, "pushed ahead by an earlier wal-push") {
+	if !helper.logged(`msg="pushed ahead"`) || !strings.Contains(pushed, "pushed ahead by an earlier wal-push") {
 		t.Errorf("a backlog through the helper: nothing pushed ahead, or no call skipped; helper:\n%s\narchiver:\n%s", helperLog.String(), pushed)
 	}
 
@@ -171,6 +170,21 @@ func startHelper(t *testing.T, cmd *exec.Cmd) *helperProc {
 	})
 	waitFor(t, 10*time.Second, "the helper to listen", func() bool { return strings.Contains(h.log.String(), "wal-helper listening") })
 	return h
+}
+
+// logged reports whether the helper's log shows line within a few seconds.
+// The helper writes a call's line before it answers, but its output
+// reaches the test through a pipe that exec copies in a goroutine of this
+// process, after the caller may already have returned.
+func (h *helperProc) logged(line string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(h.log.String(), line) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 // stop sends SIGTERM and returns how the helper exited.
@@ -340,7 +354,7 @@ func upgradeTest(t *testing.T, installed string, upgrade func(), between func(di
 	helper := startHelper(t, helperCmd)
 
 	call(installed, "wal-push", "pg_wal/"+seg.String())
-	if !strings.Contains(helper.log.String(), "[wal-push pg_wal/"+seg.String()+"]\" exit=0") {
+	if !helper.logged("[wal-push pg_wal/" + seg.String() + "]\" exit=0") {
 		t.Fatalf("the helper did not run the push of its own binary:\n%s", helper.log.String())
 	}
 	if between != nil {
