@@ -74,6 +74,8 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 	walDir := filepath.Dir(path)
 	dir := pushedDir(walDir)
 	var out AheadResult
+	// pausedNow reads the pause file only when push-ahead is on.
+	pausedNow := func() bool { return opts.Concurrency > 0 && aheadPaused(walDir) }
 	pipe := opts.Pipeline
 	var yield *aheadYield // cuts off what competes with the file asked for
 	if pipe != nil {
@@ -96,7 +98,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		case err == nil && proof != "" && cerr == nil:
 			if pipe != nil {
 				// Keep the pipeline full: the next files start now.
-				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts, aheadPaused(walDir)), opts, yield)
+				startAhead(ctx, b, walDir, dir, aheadCandidates(walDir, name, dir, opts, pausedNow()), opts, yield)
 			}
 			pruneRecords(dir, walDir, time.Now()) // file times are the real clock
 			out.Result = Result{File: file, Key: rec.Key, RawSize: rec.Size, SHA256: rec.SHA256, AlreadyArchived: true}
@@ -111,7 +113,7 @@ func PushAhead(ctx context.Context, b storage.Backend, path string, opts AheadOp
 		removeRecord(dir, name) // unreadable: as good as none
 	}
 
-	paused := opts.Concurrency > 0 && aheadPaused(walDir)
+	paused := pausedNow()
 	cands := aheadCandidates(walDir, name, dir, opts, paused)
 	// pushAlone is the push of the requested file; during a pause, one
 	// that took a small share of the call's time ends it (resumeAhead).
