@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/repository"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/open"
@@ -77,6 +78,10 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	if h := helperOf(c); h != nil {
 		s.b, err = h.backend(cfg, callTimeout(opts))
 	} else {
+		if l, ok := opts.(interface{ policy() repository.LockPolicy }); ok {
+			// Its writes will check the bucket's Object Lock: asked early.
+			cfg.S3.ObjectLock = l.policy().Mode != ""
+		}
 		s.b, err = openBackend(s.ctx, cfg, s.log, callTimeout(opts))
 	}
 	if err != nil {

@@ -27,6 +27,8 @@ type S3Options struct {
 	Concurrency int
 	// SSE and SSEKMSKeyID: storage-side encryption (s3.Config).
 	SSE, SSEKMSKeyID string
+	// ObjectLock: the command will write with retention (s3.Config).
+	ObjectLock bool
 }
 
 // Options carries per-backend settings, and the decorators Stacked puts
@@ -154,6 +156,7 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			StallTimeout: min(s3.DefaultStallTimeout, positiveOr(opts.Stack.CallTimeout, s3.DefaultStallTimeout)),
 			SSE:          opts.S3.SSE,
 			SSEKMSKeyID:  opts.S3.SSEKMSKeyID,
+			ObjectLock:   opts.S3.ObjectLock,
 			Log:          opts.Stack.Log,
 		})
 	}

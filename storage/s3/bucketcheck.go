@@ -6,26 +6,30 @@ import (
 	"time"
 )
 
-// bucketCheck settles, at most once per Backend, whether the bucket
-// exists: a HEAD 404 has no body, so it may mean a missing bucket (a
-// mistyped repository URL, which must never read as "no such segment" and
-// end a recovery early) as well as a missing key. The first Stat starts
-// the check beside its HEAD, so a key that is absent costs one round
-// trip, not two (startEarly); once HeadBucket has found the bucket the answer stands
-// for the Backend's life (a bucket can only be deleted once emptied).
-// A check that failed is asked again by the next 404.
-type bucketCheck struct {
+// settledCheck asks a question about the bucket at most once per Backend
+// once it is answered "yes" (check returns nil), and can ask it beside the
+// Backend's first HEAD (startEarly), so that the call that needs the answer
+// pays no round trip of its own. A "no" or a failure to answer is asked
+// again by the next call that waits for it.
+//
+// Two questions: does the bucket exist (bucketMissing: a HEAD 404 has no
+// body, so it may mean a missing bucket, a mistyped repository URL that
+// must never read as "no such segment" and end a recovery early, as well
+// as a missing key; once found, a bucket stays, since it can only be
+// deleted once emptied), and has it Object Lock (askObjectLock, before a
+// write with retention).
+type settledCheck struct {
 	mu      sync.Mutex
-	found   bool          // HeadBucket found the bucket (or may not be asked, see bucketMissing)
+	found   bool          // check answered nil
 	running chan struct{} // closed when the check in flight ends; nil when none is
 	err     error         // the answer of the last check that ended, when not found
 	early   bool          // a check was started before any 404 asked for it
 }
 
 // startEarly begins the Backend's first check beside its first HEAD; later
-// checks only start when a 404 needs one, so a server that throttles or
-// fails is not sent a HeadBucket with every retried HEAD.
-func (c *bucketCheck) startEarly(ctx context.Context, check func(context.Context) error) {
+// checks only start when a call waits for one, so a server that throttles
+// or fails is not asked again with every retried HEAD.
+func (c *settledCheck) startEarly(ctx context.Context, check func(context.Context) error) {
 	c.mu.Lock()
 	early := c.early
 	c.early = true
@@ -40,7 +44,7 @@ func (c *bucketCheck) startEarly(ctx context.Context, check func(context.Context
 const bucketCheckTimeout = 30 * time.Second
 
 // start begins a check unless the bucket was found or a check is running.
-func (c *bucketCheck) start(ctx context.Context, check func(context.Context) error) {
+func (c *settledCheck) start(ctx context.Context, check func(context.Context) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.found || c.running != nil {
@@ -59,10 +63,10 @@ func (c *bucketCheck) start(ctx context.Context, check func(context.Context) err
 	}()
 }
 
-// wait returns nil when the bucket exists, else the answer of a check that
-// ended after wait was called: the permanent "bucket does not exist"
-// error, or the error that kept it from being answered.
-func (c *bucketCheck) wait(ctx context.Context, check func(context.Context) error) error {
+// wait returns nil once a check answered nil, else the answer of a check
+// that ended after wait was called: its "no" (such as the permanent
+// "bucket does not exist"), or the error that kept it from being answered.
+func (c *settledCheck) wait(ctx context.Context, check func(context.Context) error) error {
 	c.start(ctx, check)
 	c.mu.Lock()
 	found, running := c.found, c.running

@@ -99,7 +99,10 @@ func (b *Backend) Stat(ctx context.Context, key string) (storage.ObjectInfo, err
 
 // head is HeadObject with its error translated.
 func (b *Backend) head(ctx context.Context, okey string) (*s3.HeadObjectOutput, error) {
-	b.bucketCheck.startEarly(ctx, b.bucketMissing) // beside the first HEAD: see bucketCheck
+	b.bucketCheck.startEarly(ctx, b.bucketMissing) // beside the first HEAD: see settledCheck
+	if b.expectLockWrite {
+		b.lockCheck.startEarly(ctx, b.askObjectLock)
+	}
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: aws.String(okey)})
 	if err != nil {
 		return nil, b.notFound(ctx, err)
@@ -109,7 +112,7 @@ func (b *Backend) head(ctx context.Context, okey string) (*s3.HeadObjectOutput, 
 
 // notFound translates a read's error. A 404 is storage.ErrNotFound only if
 // it is about the key: GET says NoSuchKey, but a HEAD 404 has no body and
-// may mean a missing bucket, which HeadBucket settles (bucketCheck).
+// may mean a missing bucket, which HeadBucket settles (Backend.bucketCheck).
 func (b *Backend) notFound(ctx context.Context, err error) error {
 	if !isNotFound(err) {
 		return b.translate(err)

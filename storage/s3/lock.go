@@ -22,6 +22,12 @@ func (b *Backend) checkObjectLock(ctx context.Context) error {
 	if b.lockConfirmed.Load() {
 		return nil
 	}
+	return b.lockCheck.wait(ctx, b.askObjectLock)
+}
+
+// askObjectLock asks the bucket's Object Lock configuration once (see
+// checkObjectLock).
+func (b *Backend) askObjectLock(ctx context.Context) error {
 	out, err := b.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &b.bucket})
 	if err == nil {
 		if c := out.ObjectLockConfiguration; c != nil && c.ObjectLockEnabled == types.ObjectLockEnabledEnabled {

@@ -101,6 +101,11 @@ type Config struct {
 	// DefaultStallTimeout). It bounds what no deadline can: a body that
 	// stops mid-transfer.
 	StallTimeout time.Duration
+	// ObjectLock says the caller will write with retention (a lock-mode is
+	// set): whether the bucket has Object Lock, which such a write checks
+	// first, is then asked beside the Backend's first HEAD, so a wal-push
+	// in a process of its own makes two round trips, not three.
+	ObjectLock bool
 }
 
 // Backend is a storage.Backend on an S3 bucket.
@@ -119,7 +124,11 @@ type Backend struct {
 	// lockConfirmed: the bucket has Object Lock (see lock.go).
 	lockConfirmed atomic.Bool
 	// bucketCheck: whether the bucket exists, for HEAD 404s.
-	bucketCheck bucketCheck
+	bucketCheck settledCheck
+	// lockCheck: whether the bucket has Object Lock, before a write with
+	// retention; asked early when Config.ObjectLock says one will come.
+	lockCheck       settledCheck
+	expectLockWrite bool
 	// multipartRetries gives a request of a multipart upload the SDK's
 	// retries: walvault's retry decorator can only redo a whole Put, and
 	// not at all one streamed from a pipe, so a lost part would otherwise
@@ -247,6 +256,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		concurrency:      cfg.Concurrency,
 		sse:              cfg.SSE,
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
+		expectLockWrite:  cfg.ObjectLock,
 	}
 	b.partSlots = make(chan struct{}, b.concurrency) // see partBuffer
 	b.location = "s3://" + cfg.Bucket
