@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/walvault/walvault/crypt"
@@ -142,29 +143,73 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 			}
 		}
 	}
-	for _, c := range candidates {
-		key := repository.WALKey(file, c)
-		rc, info, err := b.Get(ctx, key)
-		if err == nil {
-			if info.Key == "" {
-				info.Key = key
-			}
-			return rc, info, c, nil
+	found := func(c repository.Compression, g gotObject) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+		if g.info.Key == "" {
+			g.info.Key = repository.WALKey(file, c)
 		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
-		}
+		return g.rc, g.info, c, nil
 	}
-	// Before saying "missing", make sure this is a repository at all: a
-	// mistyped prefix or an unmounted disk looks empty, and "missing" would
-	// end recovery early. This costs a request only on the miss path.
-	if _, err := b.Stat(ctx, repository.IdentityKey); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s holds no %s, so it is not a walvault repository (or nothing was ever archived to it): check the repository URL; refusing to tell PostgreSQL that %s is missing", b.Location(), repository.IdentityKey, file)
-		}
+	failed := func(err error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
 		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
 	}
+	first := getObject(ctx, b, repository.WALKey(file, candidates[0]))
+	if first.err == nil {
+		return found(candidates[0], first)
+	}
+	if !errors.Is(first.err, storage.ErrNotFound) {
+		return failed(first.err)
+	}
+	// A miss: the other keys, and whether this is a repository at all,
+	// are asked at once (one round trip after the first, not one each).
+	// Before saying "missing", the identity must be there: a mistyped
+	// prefix or an unmounted disk looks empty, and "missing" would end
+	// recovery early.
+	others := make([]gotObject, len(candidates)-1)
+	var identityErr error
+	var wg sync.WaitGroup
+	for i, c := range candidates[1:] {
+		wg.Go(func() { others[i] = getObject(ctx, b, repository.WALKey(file, c)) })
+	}
+	wg.Go(func() { _, identityErr = b.Stat(ctx, repository.IdentityKey) })
+	wg.Wait()
+	for i, g := range others {
+		if g.err != nil && !errors.Is(g.err, storage.ErrNotFound) {
+			closeGot(others)
+			return failed(g.err)
+		}
+		if g.err == nil {
+			closeGot(others[i+1:])
+			return found(candidates[i+1], g)
+		}
+	}
+	if identityErr != nil {
+		if errors.Is(identityErr, storage.ErrNotFound) {
+			return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s holds no %s, so it is not a walvault repository (or nothing was ever archived to it): check the repository URL; refusing to tell PostgreSQL that %s is missing", b.Location(), repository.IdentityKey, file)
+		}
+		return failed(identityErr)
+	}
 	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
+}
+
+// gotObject is the answer of one Get.
+type gotObject struct {
+	rc   io.ReadCloser
+	info storage.ObjectInfo
+	err  error
+}
+
+func getObject(ctx context.Context, b storage.Backend, key string) gotObject {
+	rc, info, err := b.Get(ctx, key)
+	return gotObject{rc, info, err}
+}
+
+// closeGot closes the bodies of the Gets that found their object.
+func closeGot(gs []gotObject) {
+	for _, g := range gs {
+		if g.err == nil {
+			g.rc.Close()
+		}
+	}
 }
 
 // writeVerified hashes with h, a fresh SHA-256, and checks the digest

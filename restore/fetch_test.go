@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,6 +200,77 @@ func TestFetchMissing(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// barrierBackend lets the first Get through and holds every later Get
+// and Stat until want of them are in flight at once (reached), or a second
+// has passed.
+type barrierBackend struct {
+	storage.Backend
+	want    int
+	mu      sync.Mutex
+	calls   int
+	waiting int // held now
+	reached bool
+	all     chan struct{}
+}
+
+func (b *barrierBackend) hold() {
+	b.mu.Lock()
+	b.calls++
+	if b.calls == 1 {
+		b.mu.Unlock()
+		return
+	}
+	b.waiting++
+	if b.waiting == b.want {
+		b.reached = true
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(time.Second):
+	}
+	b.mu.Lock()
+	b.waiting--
+	b.mu.Unlock()
+}
+
+func (b *barrierBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	b.hold()
+	return b.Backend.Get(ctx, key)
+}
+
+func (b *barrierBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	b.hold()
+	return b.Backend.Stat(ctx, key)
+}
+
+// TestFetchMissAsksAtOnce: once the preferred key is missing, the other
+// keys and the repository's identity are asked at once, one round trip
+// rather than one each; the answer is the same, here found under another
+// key or missing.
+func TestFetchMissAsksAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"000000010000000000000003", "000000010000000000000004"} {
+		inner := mem.New()
+		a := pushSegment(t, inner, seg(1, 0, 3), repository.None)
+		b := &barrierBackend{Backend: inner, want: len(repository.Compressions), all: make(chan struct{})}
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		_, err := restore.Fetch(context.Background(), b, in, dest, restore.FetchOptions{Compression: repository.LZ4})
+		if in == a.name {
+			if err != nil {
+				t.Fatalf("Fetch(%s) stored uncompressed, lz4 preferred: %v", in, err)
+			}
+			assertDest(t, dest, a.raw)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Fetch(%s) of a missing segment: got %v, want ErrNotFound", in, err)
+		}
+		if !b.reached {
+			t.Errorf("Fetch(%s): after the preferred key's miss, the %d other requests were not in flight at once", in, b.want)
+		}
 	}
 }
 
