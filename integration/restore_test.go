@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,8 +69,17 @@ func TestPointInTimeRestore(t *testing.T) {
 	repos(t, func(t *testing.T, r *repo) {
 		pg, _ := archivingServer(t, r)
 		_, target := seedScenario(t, r, pg)
-		restored := restoreAndStart(t, r, true, "--target-time", target, "--target-action", "promote", "--max-rate", "1GiB")
+		dir, _ := restoreInto(t, r, "--target-time", target, "--target-action", "promote", "--max-rate", "1GiB")
+		// The restored server's environment names another repository (a
+		// prefix since abandoned): the settings file restore wrote wins,
+		// with a warning, and recovery reaches the target.
+		env := append(slices.Clone(r.env), "WALVAULT_REPO=file:///nonexistent/abandoned-prefix")
+		restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: env})
+		waitPromoted(t, restored)
 		checkSeedRestored(t, restored)
+		if log := restored.LogTail(10000); !strings.Contains(log, "settings in the environment ignored") || !strings.Contains(log, "WALVAULT_REPO") {
+			t.Errorf("the restored server's log does not warn that WALVAULT_REPO was ignored:\n%s", restored.LogTail(30))
+		}
 	})
 }
 

@@ -124,7 +124,9 @@ func startAutoHelper(c *cli.Context, enabled bool, cfg Config, log *slog.Logger)
 
 // forwardedSettings are the arguments that give a command started by this
 // one (opts: its options) the --config and the settings it reads that this
-// command line set; the environment is inherited.
+// command line set. The environment is inherited, and its settings are not
+// made flags: a flag would beat the settings file restore wrote, which
+// the environment must not (resolve).
 func forwardedSettings(c *cli.Context, opts options) []string {
 	var args []string
 	given := givenFlags(c)
@@ -133,7 +135,7 @@ func forwardedSettings(c *cli.Context, opts options) []string {
 	}
 	for _, s := range bindSettings(opts).bound {
 		switch {
-		case !given[s.name]:
+		case !given[s.name], fromEnvironment(c, s.setting):
 		case s.isBool:
 			args = append(args, "--"+s.name+"="+strconv.FormatBool(c.Bool(s.name)))
 		default:

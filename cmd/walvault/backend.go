@@ -66,6 +66,11 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	noteLogFormat(c, cfg)
 	s := &session{out: progress.New(c.App.ErrWriter, progress.Options{Terminal: isTerminal(c.App.ErrWriter)})}
 	s.log = newLogger(s.out, cfg)
+	if cfg.envIgnored != "" {
+		s.log.Warn("settings in the environment ignored: the file walvault restore wrote names the repository this cluster was restored from, and only the command line overrides it",
+			"ignored", cfg.envIgnored, "config", cfg.ConfigFile,
+			"hint", "remove those variables from the server's environment, or edit the file if the repository moved")
+	}
 	if d, ok := opts.(deadliner); ok {
 		s.ctx, s.cancel = context.WithTimeout(c.Context, d.deadline())
 	} else {

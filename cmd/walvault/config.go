@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/open"
 )
@@ -160,6 +162,10 @@ type Config struct {
 	LogLevel   slog.Level
 	LogFormat  string
 	ConfigFile string
+	// envIgnored names the WALVAULT_* variables a settings file written
+	// by restore overrode (resolve), comma-separated, for the command to
+	// warn about.
+	envIgnored string
 }
 
 func (cfg *Config) common() *Config { return cfg }
@@ -396,23 +402,36 @@ func givenFlags(c *cli.Context) map[string]bool {
 }
 
 // resolve fills the settings opts binds: flag > WALVAULT_* environment >
-// YAML file (--config) > default. Settings opts does not bind are not
-// read, wherever they are set.
+// YAML file (--config) > default, except that a file restore wrote beats
+// the environment. Settings opts does not bind are not read, wherever
+// they are set.
 func resolve(c *cli.Context, opts options) error {
 	b := bindSettings(opts)
 	cfg := opts.common()
 	cfg.ConfigFile = c.String("config")
 	var fileValues map[string]string
+	var byRestore bool
 	if cfg.ConfigFile != "" {
 		var err error
-		if fileValues, err = readConfigFile(cfg.ConfigFile); err != nil {
+		if fileValues, byRestore, err = readConfigFile(cfg.ConfigFile); err != nil {
 			return usageError{err}
 		}
 	}
 	set := givenFlags(c)
+	var ignored []string
 	for _, s := range b.bound {
 		v, inFile := fileValues[s.name]
 		switch {
+		case byRestore && inFile && set[s.name] && fromEnvironment(c, s.setting):
+			// The file restore wrote names the repository the cluster
+			// was restored from, and how to reach it; the server's
+			// environment (perhaps still naming another repository, or
+			// a prefix since abandoned) must not redirect its recovery,
+			// which would end early where that repository ends. Only
+			// the command line overrides it.
+			if env := os.Getenv(envName(s.name)); !sameValue(s.setting, env, v) {
+				ignored = append(ignored, envName(s.name))
+			}
 		case set[s.name] && s.isBool:
 			v = strconv.FormatBool(c.Bool(s.name))
 		case set[s.name]:
@@ -424,6 +443,7 @@ func resolve(c *cli.Context, opts options) error {
 			return usageError{err}
 		}
 	}
+	cfg.envIgnored = strings.Join(ignored, ",")
 	for _, check := range b.checks {
 		if err := check(); err != nil {
 			return usageError{err}
@@ -432,13 +452,44 @@ func resolve(c *cli.Context, opts options) error {
 	return nil
 }
 
-// readConfigFile reads the YAML settings file. Unknown keys are errors: a
-// typo must not silently fall back to a default.
-func readConfigFile(path string) (map[string]string, error) {
+// fromEnvironment says whether setting s, given (c's flag is set), has
+// the value of its WALVAULT_* variable, so it came from the environment
+// rather than the command line as far as anyone can tell: urfave/cli
+// reports both as set.
+func fromEnvironment(c *cli.Context, s setting) bool {
+	env, ok := os.LookupEnv(envName(s.name))
+	if !ok {
+		return false
+	}
+	if s.isBool {
+		return sameValue(s, env, strconv.FormatBool(c.Bool(s.name)))
+	}
+	return env == c.String(s.name)
+}
+
+// sameValue says whether two values of setting s mean the same.
+func sameValue(s setting, a, b string) bool {
+	if s.isBool {
+		x, errA := strconv.ParseBool(a)
+		y, errB := strconv.ParseBool(b)
+		return errA == nil && errB == nil && x == y
+	}
+	return a == b
+}
+
+// readConfigFile reads the YAML settings file, and says whether restore
+// wrote it (restore.ConfigFileMarker). Unknown keys are errors: a typo
+// must not silently fall back to a default.
+func readConfigFile(path string) (values map[string]string, byRestore bool, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config file: %w", err)
+		return nil, false, fmt.Errorf("read config file: %w", err)
 	}
+	values, err = parseConfigFile(path, data)
+	return values, bytes.HasPrefix(data, []byte(restore.ConfigFileMarker)), err
+}
+
+func parseConfigFile(path string, data []byte) (map[string]string, error) {
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -84,6 +85,43 @@ func TestConfigPrecedence(t *testing.T) {
 			}
 			if cfg.Repo != tc.wantRepo || cfg.Timeout != tc.wantTimeout || cfg.S3.PathStyle != tc.wantPath {
 				t.Fatalf("got repo %q timeout %v path-style %v, want %q %v %v", cfg.Repo, cfg.Timeout, cfg.S3.PathStyle, tc.wantRepo, tc.wantTimeout, tc.wantPath)
+			}
+		})
+	}
+}
+
+// TestRestoreFileOverEnvironment: the settings file restore writes for
+// restore_command beats the server's environment (which may name another
+// repository, where recovery would end early), not the command line; the
+// variables it overrode are named for a warning.
+func TestRestoreFileOverEnvironment(t *testing.T) {
+	file := writeYAML(t, restore.ConfigFileMarker+" for restore_command\nrepo: file:///restored/from\ns3-path-style: true\n")
+	tests := []struct {
+		name        string
+		env         map[string]string
+		args        []string
+		wantRepo    string
+		wantPath    bool
+		wantTimeout time.Duration
+		wantIgnored string
+	}{
+		{"file over env", map[string]string{"WALVAULT_REPO": "file:///elsewhere", "WALVAULT_S3_PATH_STYLE": "false"}, []string{"--config", file},
+			"file:///restored/from", true, 2 * time.Minute, "WALVAULT_REPO,WALVAULT_S3_PATH_STYLE"},
+		{"env of the same values", map[string]string{"WALVAULT_REPO": "file:///restored/from", "WALVAULT_S3_PATH_STYLE": "1"}, []string{"--config", file},
+			"file:///restored/from", true, 2 * time.Minute, ""},
+		{"env for what the file leaves out", map[string]string{"WALVAULT_TIMEOUT": "9s"}, []string{"--config", file},
+			"file:///restored/from", true, 9 * time.Second, ""},
+		{"flag over file", map[string]string{"WALVAULT_REPO": "file:///elsewhere"}, []string{"--config", file, "--repo", "file:///flag", "--s3-path-style=false"},
+			"file:///flag", false, 2 * time.Minute, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := resolveAll(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Repo != tc.wantRepo || cfg.S3.PathStyle != tc.wantPath || cfg.Timeout != tc.wantTimeout || cfg.envIgnored != tc.wantIgnored {
+				t.Fatalf("got repo %q path-style %v timeout %v ignored %q, want %q %v %v %q", cfg.Repo, cfg.S3.PathStyle, cfg.Timeout, cfg.envIgnored, tc.wantRepo, tc.wantPath, tc.wantTimeout, tc.wantIgnored)
 			}
 		})
 	}
