@@ -130,10 +130,10 @@ func hasTimelinePartial(t *testing.T, r *repo, tli wal.TimelineID) bool {
 // holds and streams the rest from primary. Unlike startStandby it works on
 // every major: PostgreSQL 15's pg_basebackup refuses servers newer than
 // itself. opts may set the standby's archive_command and settings; DataDir,
-// Env and the major (the backup's) are set here.
-func startStandbyFromRepo(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions) *testenv.Postgres {
+// Env and the major (the backup's) are set here; restoreArgs go to restore.
+func startStandbyFromRepo(t *testing.T, r *repo, primary *testenv.Postgres, opts testenv.PostgresOptions, restoreArgs ...string) *testenv.Postgres {
 	t.Helper()
-	dir, _ := restoreInto(t, r)
+	dir, _ := restoreInto(t, r, restoreArgs...)
 	if err := os.Rename(filepath.Join(dir, "recovery.signal"), filepath.Join(dir, "standby.signal")); err != nil {
 		t.Fatal(err)
 	}

@@ -24,3 +24,19 @@ func Recovering(dest string) bool {
 	fi, err := os.Stat(filepath.Join(filepath.Dir(walDir), "PG_VERSION"))
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// InStandby reports whether dest (see Recovering) is in the pg_wal of a
+// data directory in standby mode: its standby.signal is there. Such a
+// server never ends recovery because restore_command failed; it tries
+// streaming and asks the archive again.
+func InStandby(dest string) bool {
+	if !Recovering(dest) {
+		return false
+	}
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(filepath.Dir(filepath.Dir(abs)), "standby.signal"))
+	return err == nil
+}

@@ -44,3 +44,26 @@ func TestRecovering(t *testing.T) {
 		t.Error("Recovering(pg_wal/RECOVERYXLOG) outside a data directory = true, want false")
 	}
 }
+
+func TestInStandby(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "pg_wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(data, "pg_wal", "RECOVERYXLOG")
+	if InStandby(dest) {
+		t.Error("InStandby without standby.signal = true, want false")
+	}
+	if err := os.WriteFile(filepath.Join(data, "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !InStandby(dest) {
+		t.Error("InStandby with standby.signal = false, want true")
+	}
+	if InStandby(filepath.Join(data, "RECOVERYXLOG")) {
+		t.Error("InStandby of a file outside pg_wal = true, want false")
+	}
+}

@@ -191,6 +191,7 @@ func TestExitCode(t *testing.T) {
 		{"wal-push", fmt.Errorf("stat x: %w", storage.ErrNotFound), 1},
 		{"wal-fetch", usagef("bad"), 200},
 		{"wal-fetch", io.ErrUnexpectedEOF, 200},
+		{"wal-fetch", standbyFailure{io.ErrUnexpectedEOF}, 1},
 	} {
 		if got := exitCode(tc.command, tc.err); got != tc.want {
 			t.Errorf("exitCode(%s, %v) = %d, want %d", tc.command, tc.err, got, tc.want)

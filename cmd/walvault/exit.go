@@ -33,7 +33,8 @@ func exitCode(command string, err error) int {
 		return exitOK
 	}
 	if command == "wal-fetch" {
-		if errors.Is(err, storage.ErrNotFound) {
+		var standby standbyFailure
+		if errors.Is(err, storage.ErrNotFound) || errors.As(err, &standby) {
 			return exitFailed
 		}
 		return exitRecoveryMustStop
@@ -45,3 +46,16 @@ func exitCode(command string, err error) int {
 	}
 	return exitFailed
 }
+
+// standbyFailure is a wal-fetch failure on a standby (restore.InStandby):
+// exit 1, not 200. A standby never ends recovery when restore_command
+// fails, it tries streaming and asks again after
+// wal_retrieve_retry_interval; a code above 125 would shut it down instead,
+// for as long as the storage is out.
+type standbyFailure struct{ err error }
+
+func (e standbyFailure) Error() string {
+	return e.err.Error() + " (this server is a standby: exit 1, so PostgreSQL streams or asks again later instead of shutting down)"
+}
+
+func (e standbyFailure) Unwrap() error { return e.err }

@@ -108,7 +108,7 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		servedFromCache(c, opts, dir, name, res, start)
 		return nil
 	}
-	return inSession(c, opts, func(s *session) error {
+	err := inSession(c, opts, func(s *session) error {
 		log := s.log
 		defer startAutoHelper(c, opts.AutoHelper, opts.Config, log)
 		if refused != nil {
@@ -130,6 +130,10 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		}
 		return nil
 	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && restore.InStandby(dest) {
+		return standbyFailure{err}
+	}
+	return err
 }
 
 // fetchRidingOut is restore.FetchCached, run again while the download
