@@ -59,7 +59,7 @@ func faultWAL(t *testing.T, n int) (fb *mem.Backend, b *storagetest.Fault, walDi
 	return fb, storagetest.NewFault(fb), walDir, names
 }
 
-func touch(t *testing.T, path string) {
+func touch(t testing.TB, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)

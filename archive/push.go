@@ -83,6 +83,14 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		return Result{}, err
 	}
 	defer f.Close()
+	if err := checkMarkedForArchive(path); err != nil {
+		return Result{}, err
+	}
+	if file.Kind == wal.KindTimelineHistory {
+		if err := checkHistoryFile(f, path, file); err != nil {
+			return Result{}, err
+		}
+	}
 
 	res := Result{File: file}
 	meta := baseMetadata(file, opts)
@@ -414,6 +422,59 @@ func (o Options) codec(c repository.Compression) repository.Codec {
 
 // openRegular opens path and refuses anything but a regular file, with a
 // message that says what to check.
+// ErrNotMarked: a file in pg_wal that PostgreSQL has not marked for
+// archiving (checkMarkedForArchive).
+var ErrNotMarked = errors.New("not marked for archiving by PostgreSQL")
+
+// checkMarkedForArchive refuses a file of a pg_wal (a directory beside
+// its archive_status) that PostgreSQL has neither marked .ready, as it
+// does before it runs archive_command, nor archived (.done). Such a
+// segment is still being written, or was recycled ahead under a future
+// name: its bytes are not what they will be, and once archived under its
+// name the complete segment would be refused for good (never overwrite),
+// archiving would stop, and pg_wal would fill. A file elsewhere (a copy,
+// pg_receivewal's directory) has no such marks and is not checked.
+func checkMarkedForArchive(path string) error {
+	status := filepath.Join(filepath.Dir(path), "archive_status")
+	if fi, err := os.Stat(status); err != nil || !fi.IsDir() {
+		return nil
+	}
+	name := filepath.Base(path)
+	for _, mark := range []string{".ready", ".done"} {
+		if _, err := os.Stat(filepath.Join(status, name+mark)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s has neither archive_status/%s.ready nor .done beside it: PostgreSQL may still be writing it, and archives it itself once it is complete; not archived (to push a file by hand, copy it out of pg_wal first)", ErrNotMarked, path, name)
+}
+
+// maxHistoryFile bounds what wal-push reads of a timeline history file to
+// check it: a line is a few dozen bytes per ancestor timeline.
+const maxHistoryFile = 16 << 20
+
+// checkHistoryFile refuses a timeline history file PostgreSQL would not
+// read as its name's history (wal.ParseHistory, wal.CheckHistory, and at
+// least one ancestor: timeline 1 has no history file). Archived, such a
+// file would stay in the repository for good, and every later look at
+// the timelines (check, drill, a recovery to the latest timeline) would
+// stumble on it. f is left at its start.
+func checkHistoryFile(f *os.File, path string, file wal.FileName) error {
+	entries, err := wal.ParseHistory(io.LimitReader(f, maxHistoryFile))
+	if err == nil && len(entries) == 0 {
+		err = errors.New("it lists no parent timeline")
+	}
+	if err == nil {
+		err = wal.CheckHistory(file.Timeline, entries)
+	}
+	if err != nil {
+		return fmt.Errorf("%s is not a timeline history file PostgreSQL would read: %w; not archived", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
 func openRegular(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {

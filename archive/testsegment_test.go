@@ -56,7 +56,18 @@ func writeSegment(t testing.TB, dir, name string, h wal.Header, seed uint64) (st
 	if wal.ValidateSegmentSize(h.SegmentSize) != nil {
 		size = testSegSize
 	}
-	return waltest.WriteFile(t, dir, name, waltest.SegmentBytes(t, h, size, seed))
+	path, sum := waltest.WriteFile(t, dir, name, waltest.SegmentBytes(t, h, size, seed))
+	markReady(t, dir, name)
+	return path, sum
+}
+
+// markReady marks name ready for archiving, as PostgreSQL does before it
+// runs archive_command, when dir is a pg_wal (has archive_status).
+func markReady(t testing.TB, dir, name string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "archive_status")); err == nil {
+		touch(t, filepath.Join(dir, "archive_status", name+".ready"))
+	}
 }
 
 // realSegments decompresses wal/testdata/segments/ok/*.gz into dir and
