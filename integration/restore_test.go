@@ -69,14 +69,21 @@ func TestPointInTimeRestore(t *testing.T) {
 	repos(t, func(t *testing.T, r *repo) {
 		pg, _ := archivingServer(t, r)
 		_, target := seedScenario(t, r, pg)
-		dir, _ := restoreInto(t, r, "--target-time", target, "--target-action", "promote", "--max-rate", "1GiB")
+		dir, res := restoreInto(t, r, "--target-time", target, "--target-action", "promote", "--max-rate", "1GiB", "--archive-mode", "off")
+		if !strings.Contains(res.stdout, "archiving: off") {
+			t.Errorf("restore --archive-mode off does not say archiving is off:\n%s", res.stdout)
+		}
 		// The restored server's environment names another repository (a
 		// prefix since abandoned): the settings file restore wrote wins,
-		// with a warning, and recovery reaches the target.
+		// with a warning, and recovery reaches the target. Its
+		// configuration turns archiving on; --archive-mode off beats it.
 		env := append(slices.Clone(r.env), "WALVAULT_REPO=file:///nonexistent/abandoned-prefix")
-		restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: env})
+		restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: env, ArchiveCommand: "false"})
 		waitPromoted(t, restored)
 		checkSeedRestored(t, restored)
+		if got := restored.SQL(t, "SHOW archive_mode"); got != "off" {
+			t.Errorf("archive_mode of a copy restored with --archive-mode off: %s, want off", got)
+		}
 		if log := restored.LogTail(10000); !strings.Contains(log, "settings in the environment ignored") || !strings.Contains(log, "WALVAULT_REPO") {
 			t.Errorf("the restored server's log does not warn that WALVAULT_REPO was ignored:\n%s", restored.LogTail(30))
 		}

@@ -43,6 +43,10 @@ type BackupOptions struct {
 	// RestoreCommand is written as restore_command (cmd builds it: the
 	// absolute walvault path, its settings, %f %p); "" writes none.
 	RestoreCommand string
+	// ArchiveOff writes archive_mode = off: a copy of the cluster (a test
+	// restore, a reporting clone) that must never archive its own
+	// timeline into the repository the original archives to.
+	ArchiveOff bool
 	// ConfigFile, when set, is a file name relative to DataDir that gets
 	// ConfigYAML (repository settings for restore_command, never
 	// credentials), written after extraction. It must not clash with a file
@@ -323,7 +327,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
-	block, err := renderRecoveryConf(opts.RestoreCommand, t, m.ID, now())
+	block, err := renderRecoveryConf(opts.RestoreCommand, t, opts.ArchiveOff, m.ID, now())
 	if err != nil {
 		return res, err
 	}

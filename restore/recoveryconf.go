@@ -83,10 +83,16 @@ func quoteConfValue(v string) (string, error) {
 
 // renderRecoveryConf returns the block appended to postgresql.auto.conf: a
 // comment saying who wrote it and when, then one line per setting.
-func renderRecoveryConf(restoreCommand string, t Target, backupID string, now time.Time) (string, error) {
+func renderRecoveryConf(restoreCommand string, t Target, archiveOff bool, backupID string, now time.Time) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# recovery settings written by walvault restore of backup %s at %s\n", backupID, now.UTC().Format(time.RFC3339))
-	for _, s := range recoverySettings(restoreCommand, t) {
+	settings := recoverySettings(restoreCommand, t)
+	if archiveOff {
+		// Last in postgresql.auto.conf, so it beats an archive_mode set
+		// anywhere before it.
+		settings = append(settings, setting{"archive_mode", "off"})
+	}
+	for _, s := range settings {
 		q, err := quoteConfValue(s.value)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", s.name, err)

@@ -146,11 +146,12 @@ func TestRenderRecoveryConf(t *testing.T) {
 	lsn := wal.LSN(0x16_B374D848)
 	const header = "# recovery settings written by walvault restore of backup 20261125T100000Z at 2026-11-25T11:00:00Z\n"
 	tests := []struct {
-		name    string
-		cmd     string
-		target  Target
-		want    string
-		wantErr string
+		name       string
+		cmd        string
+		target     Target
+		archiveOff bool
+		want       string
+		wantErr    string
 	}{
 		{
 			name: "latest", cmd: "/usr/bin/walvault wal-fetch --config /d/w.yaml %f %p",
@@ -192,11 +193,15 @@ func TestRenderRecoveryConf(t *testing.T) {
 			name: "immediate with a timeline given", target: Target{Immediate: true, Timeline: "latest"},
 			want: "recovery_target = 'immediate'\nrecovery_target_timeline = 'latest'\n",
 		},
+		{
+			name: "archiving off", target: Target{Action: "promote"}, archiveOff: true,
+			want: "recovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\narchive_mode = 'off'\n",
+		},
 		{name: "line break", cmd: "a\nb", wantErr: "restore_command: configuration value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := renderRecoveryConf(tc.cmd, tc.target, "20261125T100000Z", now)
+			got, err := renderRecoveryConf(tc.cmd, tc.target, tc.archiveOff, "20261125T100000Z", now)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %q, %v; want an error containing %q", got, err, tc.wantErr)

@@ -30,6 +30,7 @@ type restoreOptions struct {
 	Owner             string
 	PGBin             string
 	Verify            string
+	ArchiveMode       string
 	maxRate
 	// From precheck:
 	recoveryTarget restore.Target
@@ -38,6 +39,12 @@ type restoreOptions struct {
 	dataDir        string // PGData made absolute
 	exe            string
 }
+
+// --archive-mode values.
+const (
+	archivePreserve = "preserve"
+	archiveOff      = "off"
+)
 
 // restoreConfig is what restore and drill resolve: the repository, and
 // what they pass on to restore_command in walvault-restore.yaml besides
@@ -113,6 +120,7 @@ Examples:
 			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)", Destination: &opts.Owner},
 			&cli.StringFlag{Name: "verify", Value: string(restore.VerifyStream), Usage: "how restored files are checked against backup_manifest: stream (as they are written), pg_verifybackup (read again after extraction) or both", Destination: &opts.Verify},
 			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup, for --verify pg_verifybackup or both (default: /usr/lib/postgresql/<major>/bin, /usr/pgsql-<major>/bin, then PATH)", Destination: &opts.PGBin},
+			&cli.StringFlag{Name: "archive-mode", Value: archivePreserve, Usage: "archiving of the restored server: preserve (the backup's archive_mode and archive_command: once promoted it archives its new timeline where they say, typically this repository: what a replacement for a lost primary wants) or off (archive_mode = off in postgresql.auto.conf: for a copy that must never write into the repository)", Destination: &opts.ArchiveMode},
 		)...),
 		Action: repoAction(&opts, restoreAction),
 	}
@@ -140,6 +148,9 @@ func (o *restoreOptions) precheck(c *cli.Context) error {
 	if o.verify, err = restore.ParseVerifyMode(o.Verify); err != nil {
 		return usagef("--verify: %v", err)
 	}
+	if o.ArchiveMode != archivePreserve && o.ArchiveMode != archiveOff {
+		return usagef("--archive-mode %q: want %s or %s", o.ArchiveMode, archivePreserve, archiveOff)
+	}
 	if o.dataDir, err = filepath.Abs(o.PGData); err != nil {
 		return usagef("--pgdata: %v", err)
 	}
@@ -166,6 +177,7 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		ConfigFile:        restoreConfigFile,
 		ConfigYAML:        configYAML,
 		Verify:            opts.verify,
+		ArchiveOff:        opts.ArchiveMode == archiveOff,
 		PGBinDir:          opts.PGBin,
 		Identities:        opts.Identities,
 		Log:               s.log,
@@ -180,6 +192,11 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	fmt.Fprintf(w, "restored backup %s (taken %s, WAL %s to %s) into %s: %s in %s, %s\n",
 		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, units.Bytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
 	fmt.Fprintf(w, "recovery target: %s\n", target)
+	if opts.ArchiveMode == archiveOff {
+		fmt.Fprintf(w, "archiving: off (archive_mode = off in postgresql.auto.conf)\n")
+	} else {
+		fmt.Fprintf(w, "archiving: as the backup's configuration says; once promoted, the server archives its new timeline there (for a copy, restore again with --archive-mode off)\n")
+	}
 	fmt.Fprintf(w, "next: start the server as its owner, e.g.\n   pg_ctl -D %s -l %s start\n", shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
 	fmt.Fprintf(w, "      (the server's environment needs the repository credentials, as for archive_command)\n")
 	return nil
