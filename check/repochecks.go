@@ -202,7 +202,7 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 			return []Result{failed(NameContinuity, "backup %s: start_wal: %v; run walvault verify", c.backups.newest.ID, err)}
 		}
 		starts = []wal.Segment{s}
-		from = fmt.Sprintf("%s, where backup %s starts,", s, c.backups.newest.ID)
+		from = fmt.Sprintf("%s (where backup %s starts)", s, c.backups.newest.ID)
 	}
 	// The backup checks' listing serves once: a later call lists again.
 	inv := c.backups.inv

@@ -135,19 +135,27 @@ func validateTimeline(s string) error {
 
 // String describes the target for messages and logs.
 func (t Target) String() string {
+	var s string
 	switch {
 	case t.Time != nil:
-		return "time " + formatTargetTime(*t.Time)
+		s = "time " + formatTargetTime(*t.Time)
 	case t.XID != "":
-		return "xid " + t.XID
+		s = "xid " + t.XID
 	case t.LSN != nil:
-		return "lsn " + t.LSN.String()
+		s = "lsn " + t.LSN.String()
 	case t.Name != "":
-		return fmt.Sprintf("restore point %q", t.Name)
+		s = fmt.Sprintf("restore point %q", t.Name)
 	case t.Immediate:
-		return "immediate (end of the backup)"
+		s = "immediate (end of the backup)"
+	case t.Timeline != "" && t.Timeline != "latest":
+		s = "all archived WAL"
+	default:
+		return "latest (all archived WAL)"
 	}
-	return "latest (all archived WAL)"
+	if t.Timeline != "" {
+		s += " on timeline " + t.Timeline
+	}
+	return s
 }
 
 // formatTargetTime is ISO 8601 with an explicit UTC offset and microseconds

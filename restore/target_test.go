@@ -264,3 +264,24 @@ func TestChooseBackupIncremental(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetStringNamesTimeline: a timeline asked for is said, so restore
+// and drill do not claim "latest" for a recovery held to timeline 1.
+func TestTargetStringNamesTimeline(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		target Target
+		want   string
+	}{
+		{Target{}, "latest (all archived WAL)"},
+		{Target{Timeline: "latest"}, "latest (all archived WAL)"},
+		{Target{Timeline: "1"}, "all archived WAL on timeline 1"},
+		{Target{Time: &at, Timeline: "current"}, "time 2026-11-25 10:30:00+00:00 on timeline current"},
+		{Target{Immediate: true}, "immediate (end of the backup)"},
+	} {
+		if got := tc.target.String(); got != tc.want {
+			t.Errorf("%+v: got %q, want %q", tc.target, got, tc.want)
+		}
+	}
+}

@@ -90,7 +90,8 @@ func Parse(raw string) (Location, error) {
 }
 
 // ConfigError marks a repository URL that names no repository: a file://
-// directory that does not exist or is not a directory. The configuration
+// directory that does not exist or is not a directory, or S3 settings that
+// cannot work (an endpoint without a scheme, an invalid bucket name). The configuration
 // is wrong (or the disk is not mounted); no storage failed, and no retry
 // or later run helps until someone acts. Commands exit 2 on it, as for any
 // bad setting; wal-fetch still stops recovery (never "not in the archive").
@@ -142,7 +143,7 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 		}
 		return b, err
 	case "s3":
-		return s3.New(ctx, s3.Config{
+		cfg := s3.Config{
 			Bucket:      loc.Bucket,
 			Prefix:      loc.Prefix,
 			Endpoint:    opts.S3.Endpoint,
@@ -158,7 +159,11 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			SSEKMSKeyID:  opts.S3.SSEKMSKeyID,
 			ObjectLock:   opts.S3.ObjectLock,
 			Log:          opts.Stack.Log,
-		})
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, &ConfigError{Err: err}
+		}
+		return s3.New(ctx, cfg)
 	}
 	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)
 }

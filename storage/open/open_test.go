@@ -1,6 +1,7 @@
 package open
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -69,4 +70,23 @@ func TestOpenMissingDirectoryIsConfigError(t *testing.T) {
 		t.Fatalf("Open(file://%s): got %v, want nil", dir, err)
 	}
 	b.Close()
+}
+
+// TestOpenBadS3SettingsIsConfigError: S3 settings that cannot work (an
+// endpoint without a scheme, a bucket name S3 refuses) are bad
+// configuration, exit 2, found before any request.
+func TestOpenBadS3SettingsIsConfigError(t *testing.T) {
+	for _, tc := range []struct {
+		url, endpoint, want string
+	}{
+		{"s3://bucket/db1", "127.0.0.1:9000", "has no scheme"},
+		{"s3://ab/db1", "", "invalid bucket name"},
+		{"s3://bucket/db1", "https://minio.example/bucket", "names the bucket"},
+	} {
+		_, err := Open(context.Background(), tc.url, Options{S3: S3Options{Endpoint: tc.endpoint}})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%s, endpoint %q): got %v, want a ConfigError saying %q", tc.url, tc.endpoint, err, tc.want)
+		}
+	}
 }

@@ -158,33 +158,18 @@ var _ storage.Backend = (*Backend)(nil)
 // New checks cfg and builds the client. It loads credentials lazily: it
 // does not contact the server or the credential providers.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
-	if err := validBucket(cfg.Bucket); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
-		if err := storage.ValidateKey(prefix); err != nil {
-			return nil, fmt.Errorf("s3: bad prefix: %v", err)
-		}
 		prefix += "/"
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = DefaultPartSize
 	}
-	if cfg.PartSize < MinPartSize || cfg.PartSize > MaxPartSize {
-		return nil, fmt.Errorf("s3: part size %d is out of range: S3 parts are %d (5 MiB) to %d (5 GiB) bytes", cfg.PartSize, MinPartSize, int64(MaxPartSize))
-	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.Concurrency < 1 {
-		return nil, fmt.Errorf("s3: concurrency %d: want at least 1", cfg.Concurrency)
-	}
-	if err := validSSE(cfg.SSE, cfg.SSEKMSKeyID); err != nil {
-		return nil, err
-	}
-	if err := validEndpoint(cfg.Endpoint, cfg.Bucket); err != nil {
-		return nil, err
 	}
 
 	opts := []func(*config.LoadOptions) error{
@@ -329,6 +314,30 @@ func readCABundle(path string) ([]byte, error) {
 		return nil, fmt.Errorf("s3: CA bundle %s holds no PEM certificate", path)
 	}
 	return pem, nil
+}
+
+// Validate checks the settings without touching the network: what it
+// refuses is a configuration to fix (zero PartSize and Concurrency mean
+// their defaults).
+func (cfg Config) Validate() error {
+	if err := validBucket(cfg.Bucket); err != nil {
+		return err
+	}
+	if prefix := strings.Trim(cfg.Prefix, "/"); prefix != "" {
+		if err := storage.ValidateKey(prefix); err != nil {
+			return fmt.Errorf("s3: bad prefix: %v", err)
+		}
+	}
+	if cfg.PartSize != 0 && (cfg.PartSize < MinPartSize || cfg.PartSize > MaxPartSize) {
+		return fmt.Errorf("s3: part size %d is out of range: S3 parts are %d (5 MiB) to %d (5 GiB) bytes", cfg.PartSize, MinPartSize, int64(MaxPartSize))
+	}
+	if cfg.Concurrency < 0 {
+		return fmt.Errorf("s3: concurrency %d: want at least 1", cfg.Concurrency)
+	}
+	if err := validSSE(cfg.SSE, cfg.SSEKMSKeyID); err != nil {
+		return err
+	}
+	return validEndpoint(cfg.Endpoint, cfg.Bucket)
 }
 
 // validBucket checks the bucket name loosely (S3-compatible servers differ),
