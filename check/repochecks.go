@@ -138,6 +138,7 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	}
 	f := &backupFacts{inv: inv}
 	waiting := 0
+	var damaged *repository.BackupInfo
 	for i := range list {
 		switch list[i].Status {
 		case repository.StatusDone:
@@ -145,6 +146,10 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 			f.newest = &list[i]
 		case repository.StatusWaitingForWALs:
 			waiting++
+		case repository.StatusDamaged:
+			if damaged == nil {
+				damaged = &list[i]
+			}
 		}
 	}
 	c.backups = f
@@ -169,9 +174,14 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	if waiting > 0 {
 		note = fmt.Sprintf(", %d more waiting for WAL", waiting)
 	}
-	if len(f.done) < c.opts.MinBackups {
+	switch {
+	case damaged != nil:
+		// The other backups still restore, but retention refuses to run
+		// until it is repaired.
+		countResult = failed(NameBackupCount, "backup %s is DAMAGED: %v; walvault info %s says how to recover it (%s%s)", damaged.ID, damaged.Damage, damaged.ID, units.Plural(len(f.done), "DONE backup"), note)
+	case len(f.done) < c.opts.MinBackups:
 		countResult = failed(NameBackupCount, "%s%s, min-backups wants %d: run walvault backup-push", units.Plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
-	} else {
+	default:
 		countResult = ok(NameBackupCount, "%s%s; min-backups %d", units.Plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
 	}
 	return []Result{ageResult, countResult}

@@ -52,7 +52,7 @@ func newMetrics() *metrics {
 		continuityOK:    d("walvault_wal_continuity_ok", "1 if the archived WAL has no gap from the oldest backup's start to the newest segment on every timeline a backup leads to (and every timeline has its history file), else 0."),
 		missingSegments: d("walvault_wal_missing_segments", "WAL segments missing in gaps that a backup's recovery would cross."),
 
-		backups:            d("walvault_backups", "Backups by status: DONE, WAITING_FOR_WALS, INCOMPLETE.", "status"),
+		backups:            d("walvault_backups", "Backups by status: DONE, WAITING_FOR_WALS, INCOMPLETE, DAMAGED.", "status"),
 		lastBackupTS:       d("walvault_backup_last_done_timestamp_seconds", "When the newest DONE backup ended (Unix time)."),
 		lastBackupAge:      d("walvault_backup_last_done_age_seconds", "Seconds since the newest DONE backup ended."),
 		lastBackupSize:     d("walvault_backup_last_done_size_bytes", "Raw (uncompressed) size of the newest DONE backup."),
@@ -145,7 +145,7 @@ func (e *Exporter) collectRepository(s *snapshot, now time.Time, gauge func(*pro
 		gauge(m.continuityOK, boolValue(s.continuityOK))
 		gauge(m.missingSegments, float64(s.missingSegments))
 	}
-	for _, st := range []repository.BackupStatus{repository.StatusDone, repository.StatusWaitingForWALs, repository.StatusIncomplete} {
+	for _, st := range []repository.BackupStatus{repository.StatusDone, repository.StatusWaitingForWALs, repository.StatusIncomplete, repository.StatusDamaged} {
 		gauge(m.backups, float64(s.backups[st]), string(st))
 	}
 	if b := s.lastDone; b != nil {

@@ -304,3 +304,28 @@ func TestPostgresDown(t *testing.T) {
 	want(t, m, "walvault_pg_scrape_errors_total", 1)
 	absent(t, m, "walvault_pg_archiver_failed_total")
 }
+
+// TestRepositoryMetricsDamagedManifest: a backup whose manifest was
+// overwritten counts as DAMAGED, and the scan still serves the rest.
+func TestRepositoryMetricsDamagedManifest(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	t0 := f.now.Add(-2 * time.Hour)
+	for n := uint32(1); n <= 3; n++ {
+		f.segment(t, n, t0.Add(time.Duration(n)*time.Minute))
+	}
+	f.backup(t, t0, 2, 3, true)
+	damaged := f.backup(t, t0.Add(30*time.Minute), 2, 3, true)
+	if err := f.b.Put(f.ctx, repository.BackupManifestKey(damaged), strings.NewReader("hello"), storage.PutOptions{Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatalf("Refresh with a damaged manifest: %v", err)
+	}
+	m := scrape(t, e)
+	want(t, m, "walvault_repository_scan_success", 1)
+	want(t, m, `walvault_backups{status="DONE"}`, 1)
+	want(t, m, `walvault_backups{status="DAMAGED"}`, 1)
+	want(t, m, "walvault_backup_last_done_timestamp_seconds", float64(t0.Add(90*time.Second).Unix()))
+}

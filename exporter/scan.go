@@ -75,7 +75,7 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 	s := &snapshot{
 		bytes:   map[string]int64{areaWAL: 0, areaBackups: 0, areaDrills: 0, areaOther: 0},
 		objects: map[string]int64{areaWAL: 0, areaBackups: 0, areaDrills: 0, areaOther: 0},
-		backups: map[repository.BackupStatus]int{repository.StatusDone: 0, repository.StatusWaitingForWALs: 0, repository.StatusIncomplete: 0},
+		backups: map[repository.BackupStatus]int{repository.StatusDone: 0, repository.StatusWaitingForWALs: 0, repository.StatusIncomplete: 0, repository.StatusDamaged: 0},
 	}
 	c := e.cache
 	next := newCache()
@@ -115,6 +115,10 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 			continue
 		case errors.Is(bk.ManifestErr, storage.ErrNotFound):
 			continue // deleted since the listing
+		case repository.IsManifestDamaged(bk.ManifestErr):
+			// Counted, so an alert can say so; the others still count.
+			s.backups[repository.StatusDamaged]++
+			continue
 		case bk.ManifestErr != nil:
 			return nil, bk.ManifestErr
 		}

@@ -93,7 +93,8 @@ type NeededWAL struct {
 
 // Describe lists the repository once and describes the backup ref names
 // (an id, or LATEST for the newest DONE backup). An INCOMPLETE backup has
-// no manifest to describe: that is an error saying so.
+// no manifest to describe, nor a DAMAGED one it can use: that is an
+// error saying so.
 func Describe(ctx context.Context, b storage.Backend, ref string, opts Options) (Backup, error) {
 	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{BackupsOnly: true})
 	if err != nil {
@@ -106,6 +107,9 @@ func Describe(ctx context.Context, b storage.Backend, ref string, opts Options) 
 	bi, err := repository.FindBackup(catalog, ref)
 	if err != nil {
 		return Backup{}, err
+	}
+	if bi.Status == repository.StatusDamaged {
+		return Backup{}, repository.DamagedError(bi)
 	}
 	if bi.Manifest == nil {
 		return Backup{}, fmt.Errorf("backup %s is INCOMPLETE: it has parts but no manifest (an interrupted backup-push), so there is nothing to describe and restore never uses it", bi.ID)

@@ -22,6 +22,9 @@ type Summary struct {
 	Timelines      []Timeline `json:"timelines"`
 	WAL            WALSummary `json:"wal"`
 	Backups        Counts     `json:"backups"`
+	// Damaged are the DAMAGED backups, with what is wrong with each
+	// manifest; never null.
+	Damaged []DamagedBackup `json:"damaged_backups"`
 	// NewestBackup is the newest DONE backup (nil: none).
 	NewestBackup *BackupBrief `json:"newest_backup"`
 	// NewestDrill is the newest drill record, NewestOKDrill the newest
@@ -67,6 +70,13 @@ type Counts struct {
 	Done           int `json:"done"`
 	WaitingForWALs int `json:"waiting_for_wals"`
 	Incomplete     int `json:"incomplete"`
+	Damaged        int `json:"damaged"`
+}
+
+// DamagedBackup is a backup whose manifest's content is unusable.
+type DamagedBackup struct {
+	ID     string `json:"id"`
+	Damage string `json:"damage"`
 }
 
 // BackupBrief names a backup.
@@ -113,7 +123,7 @@ func Summarize(ctx context.Context, b storage.Backend, opts Options) (Summary, e
 }
 
 func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory, now time.Time) (Summary, error) {
-	s := Summary{Repository: inv.Location, GeneratedAt: now, Timelines: []Timeline{}}
+	s := Summary{Repository: inv.Location, GeneratedAt: now, Timelines: []Timeline{}, Damaged: []DamagedBackup{}}
 	if inv.Identity == nil || inv.WAL == nil {
 		if inv.IdentityErr != nil {
 			return Summary{}, fmt.Errorf("read %s of %s: %w", repository.IdentityKey, inv.Location, inv.IdentityErr)
@@ -140,6 +150,9 @@ func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory
 			}
 		case repository.StatusWaitingForWALs:
 			s.Backups.WaitingForWALs++
+		case repository.StatusDamaged:
+			s.Backups.Damaged++
+			s.Damaged = append(s.Damaged, DamagedBackup{ID: bi.ID, Damage: bi.Damage.Error()})
 		default:
 			s.Backups.Incomplete++
 		}

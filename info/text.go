@@ -30,10 +30,16 @@ func WriteSummaryText(w io.Writer, s Summary) error {
 	}
 	fmt.Fprintf(&b, "; last 24h: %s, %s (%.1f segments/hour)\n", segments(wl.Last24h.Segments), units.Bytes(wl.Last24h.StoredBytes), wl.SegmentsPerHour)
 	fmt.Fprintf(&b, "backups      %d DONE, %d waiting for WAL, %d incomplete", s.Backups.Done, s.Backups.WaitingForWALs, s.Backups.Incomplete)
+	if s.Backups.Damaged > 0 {
+		fmt.Fprintf(&b, ", %d DAMAGED", s.Backups.Damaged)
+	}
 	if nb := s.NewestBackup; nb != nil {
 		fmt.Fprintf(&b, "; newest DONE %s, stopped %s at %s on timeline %d", nb.ID, nb.StopTime.Format(timeLayout), nb.StopLSN, nb.Timeline)
 	}
 	b.WriteString("\n")
+	for _, d := range s.Damaged {
+		fmt.Fprintf(&b, "DAMAGED      backup %s: %s (walvault info %s says how to recover it)\n", d.ID, d.Damage, d.ID)
+	}
 	switch d := s.NewestDrill; {
 	case d == nil:
 		b.WriteString("drill        none yet: run walvault drill\n")

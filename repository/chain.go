@@ -38,6 +38,8 @@ func Chain(backups []BackupInfo, id string) ([]BackupInfo, error) {
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("%w: backup %s builds on %s, which is not in the repository (deleted?)", ErrBrokenChain, id, pid)
+		case p.Status == StatusDamaged:
+			return nil, fmt.Errorf("%w: backup %s builds on %s, which is DAMAGED: %v", ErrBrokenChain, id, pid, p.Damage)
 		case p.Manifest == nil || p.Status == StatusIncomplete:
 			return nil, fmt.Errorf("%w: backup %s builds on %s, which is INCOMPLETE", ErrBrokenChain, id, pid)
 		case p.Status != StatusDone:

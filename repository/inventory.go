@@ -133,8 +133,11 @@ type Backup struct {
 }
 
 // Status is the backup's status (WAITING_FOR_WALS when it could not be
-// decided).
+// decided, DAMAGED when its manifest's content is).
 func (b *Backup) Status() BackupStatus {
+	if b.HasManifest && IsManifestDamaged(b.ManifestErr) {
+		return StatusDamaged
+	}
 	if b.HasManifest && b.WALErr != nil {
 		return StatusWaitingForWALs
 	}
@@ -780,13 +783,20 @@ func (inv *Inventory) Backup(id string) *Backup {
 }
 
 // Catalog is every backup folder in id (time) order with its status, as
-// backup-list shows them. It fails when a backup's manifest cannot be
-// read, or when backups exist without a usable identity.
+// backup-list shows them. A backup whose manifest's content is damaged is
+// DAMAGED, with why: one overwritten manifest must not make every other
+// backup unusable. It fails when a manifest could not be read (deleted
+// since the listing), or when backups exist without a usable identity.
 func (inv *Inventory) Catalog() ([]BackupInfo, error) {
 	out := make([]BackupInfo, 0, len(inv.Backups))
 	for _, bk := range inv.Backups {
 		info := BackupInfo{ID: bk.ID, Status: StatusIncomplete}
 		if bk.HasManifest {
+			if IsManifestDamaged(bk.ManifestErr) {
+				info.Status, info.Damage = StatusDamaged, bk.ManifestErr
+				out = append(out, info)
+				continue
+			}
 			if bk.ManifestErr != nil {
 				return nil, bk.ManifestErr
 			}
@@ -822,6 +832,13 @@ type manifestError struct{ err error }
 
 func (e *manifestError) Error() string { return e.err.Error() }
 func (e *manifestError) Unwrap() error { return e.err }
+
+// IsManifestDamaged reports whether err (a Backup's ManifestErr) says the
+// manifest's content is unusable, rather than that it could not be read.
+func IsManifestDamaged(err error) bool {
+	var content *manifestError
+	return errors.As(err, &content)
+}
 
 // WALContinuity checks continuity from starts (the start segments of the
 // backups that matter; nil: from each timeline's oldest archived segment),

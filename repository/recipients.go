@@ -49,6 +49,11 @@ func RecipientUses(ctx context.Context, b storage.Backend) (uses []KeyUse, stats
 		return nil, 0, err
 	}
 	for _, bi := range backups {
+		if bi.Status == StatusDamaged {
+			// Its keys are unknown: a list without them could have a key
+			// retired that the backup still needs.
+			return nil, 0, DamagedError(bi)
+		}
 		if bi.Manifest == nil {
 			continue
 		}

@@ -242,6 +242,8 @@ func restorable(bi repository.BackupInfo) error {
 	case repository.StatusIncomplete:
 		return fmt.Errorf("%w: backup %s is INCOMPLETE: it has parts but no manifest (an interrupted or still running backup-push) and can never be restored; pick another backup (see backup-list)",
 			repository.ErrNoBackup, bi.ID)
+	case repository.StatusDamaged:
+		return repository.DamagedError(bi)
 	}
 	return fmt.Errorf("%w: backup %s has status %q and cannot be restored", repository.ErrNoBackup, bi.ID, bi.Status)
 }

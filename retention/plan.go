@@ -142,10 +142,14 @@ func (p Plan) DeletedBackups() []BackupPlan {
 //     within BusyWindow (a backup-push may be running).
 //
 // Everything else is deleted, and the WAL no kept backup needs (see
-// planWAL). With no DONE backup at all nothing is deleted.
+// planWAL). With no DONE backup at all nothing is deleted; with a DAMAGED
+// one, it refuses (ErrRefused).
 func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 	if p.Kind != Redundancy && p.Kind != RecoveryWindow || p.N < 1 {
 		return Plan{}, fmt.Errorf("invalid retention policy %v: %s", p, acceptedForms)
+	}
+	if err := refuseDamaged(inv); err != nil {
+		return Plan{}, err
 	}
 	plan := newPlan(inv, p.String(), now)
 	newest := newestDone(plan.Backups)
@@ -265,12 +269,16 @@ func keepAncestors(inv Inventory, bs []BackupPlan) {
 
 // PlanBackup decides the deletion of the one backup id, under the same
 // rules: it refuses (ErrRefused) the newest DONE backup, a backup marked
-// keep and an INCOMPLETE one a running backup-push may be writing. WAL is
+// keep, an INCOMPLETE one a running backup-push may be writing, and any
+// while a backup is DAMAGED (the damaged one included). WAL is
 // deleted only when the backup was the oldest and the rules allow it. An
 // id that is not in the repository gives an error wrapping
 // repository.ErrNoBackup.
 func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 	if err := repository.ValidateBackupID(id); err != nil {
+		return Plan{}, err
+	}
+	if err := refuseDamaged(inv); err != nil {
 		return Plan{}, err
 	}
 	plan := newPlan(inv, "backup "+id, now)
@@ -308,6 +316,21 @@ func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 		bp.Reason += fmt.Sprintf(" (WAITING_FOR_WALS, needs %s)", missing(*bp))
 	}
 	return finish(inv, plan)
+}
+
+// refuseDamaged refuses any plan while a backup is DAMAGED: its manifest
+// no longer says which WAL and which parent it needs, so no plan could
+// prove that what it deletes is not needed, nor what the damaged backup
+// holds; deleting the damaged backup would also remove the evidence.
+func refuseDamaged(inv Inventory) error {
+	for _, bi := range inv.Backups {
+		if bi.Status == repository.StatusDamaged {
+			key := repository.BackupManifestKey(bi.ID)
+			return fmt.Errorf("%w: backup %s is DAMAGED (%v), so its manifest no longer says which WAL and backups it needs, and delete deletes nothing until it is repaired: if %s was overwritten, its original is an older version in the bucket's version history; delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s), then run delete again; if the backup is not wanted, remove backups/%s/ by hand",
+				ErrRefused, bi.ID, bi.Damage, key, key, bi.ID)
+		}
+	}
+	return nil
 }
 
 func newPlan(inv Inventory, policy string, now time.Time) Plan {

@@ -40,6 +40,10 @@ func backupListCommand() *cli.Command {
                      not archived yet (check archive_command and pg_stat_archiver)
    INCOMPLETE        parts without a manifest: an interrupted backup-push; never
                      restored
+   DAMAGED           the manifest is there but unusable (not valid JSON, a newer
+                     format, inconsistent fields), e.g. overwritten; never
+                     restored, and delete refuses to run until it is repaired
+                     (walvault info ID says how)
 
 TYPE is full or incremental (backup-push --incremental, PostgreSQL 17+), with
 the PARENT it builds on; "(chain incomplete)" marks an incremental whose
@@ -82,10 +86,15 @@ type backupJSON struct {
 	Type       string `json:"type,omitempty"`
 	Parent     string `json:"parent,omitempty"`
 	ChainError string `json:"chain_error,omitempty"`
+	// Damage says what is wrong with a DAMAGED backup's manifest.
+	Damage string `json:"damage,omitempty"`
 }
 
 func toJSON(bi repository.BackupInfo, marks backupMarks) backupJSON {
 	out := backupJSON{ID: bi.ID, Status: string(bi.Status), MissingWAL: bi.MissingWAL, Latest: bi.ID == marks.latest, Kept: marks.kept[bi.ID]}
+	if bi.Damage != nil {
+		out.Damage = bi.Damage.Error()
+	}
 	if m := bi.Manifest; m != nil {
 		start, stop := m.StartTime.UTC(), m.StopTime.UTC()
 		out.StartTime, out.StopTime = &start, &stop
@@ -191,5 +200,15 @@ func printBackupTable(w io.Writer, backups []repository.BackupInfo, marks backup
 			m.StartTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.UTC().Format("2006-01-02 15:04:05"), m.StopTime.Sub(m.StartTime).Round(time.Second),
 			m.StartTimeline, m.StartLSN, m.StopLSN, units.Bytes(m.RawBytes), units.Bytes(m.Stored), marks.of(bi.ID))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, bi := range backups {
+		if bi.Damage != nil {
+			if _, err := fmt.Fprintf(w, "backup %s is DAMAGED: %v (walvault info %s says how to recover it)\n", bi.ID, bi.Damage, bi.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,120 @@
+package repository_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
+)
+
+// damagedRepo holds three DONE backups in a versioned store; the middle
+// one's manifest is then overwritten with 5 bytes, as whoever holds the
+// host's credentials can do under Object Lock (the original stays an older
+// version).
+func damagedRepo(t *testing.T) (*mem.Backend, []string) {
+	t.Helper()
+	ctx := context.Background()
+	b := mem.New()
+	if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
+		t.Fatal(err)
+	}
+	archiveSegments(t, b, "000000010000000000000002", "000000010000000000000003", "000000010000000000000004")
+	ids := []string{"20261125T100000Z", "20261125T110000Z", "20261125T120000Z"}
+	for i, id := range ids {
+		seg := []string{"000000010000000000000002", "000000010000000000000003", "000000010000000000000004"}[i]
+		if err := repository.WriteBackupManifest(ctx, b, manifest(id, seg, seg), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Put(ctx, repository.BackupManifestKey(ids[1]), bytes.NewReader([]byte("hello")), storage.PutOptions{Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+	return b, ids
+}
+
+// TestCatalogKeepsOthersOfDamagedManifest: one damaged manifest is a
+// DAMAGED entry, and every other backup is listed as before.
+func TestCatalogKeepsOthersOfDamagedManifest(t *testing.T) {
+	b, ids := damagedRepo(t)
+	got, err := repository.ListBackups(context.Background(), b)
+	if err != nil {
+		t.Fatalf("ListBackups with one damaged manifest: %v", err)
+	}
+	want := []repository.BackupStatus{repository.StatusDone, repository.StatusDamaged, repository.StatusDone}
+	if len(got) != len(want) {
+		t.Fatalf("got %d backups %+v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		if got[i].ID != ids[i] || got[i].Status != w {
+			t.Errorf("backup %d: got %s %s, want %s %s", i, got[i].ID, got[i].Status, ids[i], w)
+		}
+		if (got[i].Manifest == nil) != (w == repository.StatusDamaged) || (got[i].Damage != nil) != (w == repository.StatusDamaged) {
+			t.Errorf("backup %s: manifest %v, damage %v; want a manifest only when %s", ids[i], got[i].Manifest, got[i].Damage, repository.StatusDone)
+		}
+	}
+	if d := got[1].Damage; d == nil || !strings.Contains(d.Error(), "not valid JSON") {
+		t.Errorf("damage of %s: %v, want it to say the manifest is not valid JSON", ids[1], d)
+	}
+
+	if bi, err := repository.FindBackup(got, repository.LatestRef); err != nil || bi.ID != ids[2] {
+		t.Errorf("LATEST = %s, %v; want %s", bi.ID, err, ids[2])
+	}
+	if bi, err := repository.FindBackup(got, ids[0]); err != nil || bi.Status != repository.StatusDone {
+		t.Errorf("FindBackup(%s) = %+v, %v; want it DONE", ids[0], bi, err)
+	}
+	err = repository.DamagedError(got[1])
+	if !errors.Is(err, repository.ErrNoBackup) || !strings.Contains(err.Error(), "DAMAGED") || !strings.Contains(err.Error(), "version history") {
+		t.Errorf("DamagedError: %v; want ErrNoBackup naming the damage and the version history", err)
+	}
+}
+
+// TestCatalogLatestSkipsNewestDamaged: a damaged newest backup is never
+// LATEST.
+func TestCatalogLatestSkipsNewestDamaged(t *testing.T) {
+	ctx := context.Background()
+	b, ids := damagedRepo(t)
+	if err := b.Put(ctx, repository.BackupManifestKey(ids[2]), strings.NewReader(`{"format_version":99}`), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := repository.ListBackups(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[2].Status != repository.StatusDamaged || !strings.Contains(got[2].Damage.Error(), "upgrade walvault") {
+		t.Errorf("newer-format manifest: %s %v, want DAMAGED saying to upgrade", got[2].Status, got[2].Damage)
+	}
+	if bi, err := repository.FindBackup(got, repository.LatestRef); err != nil || bi.ID != ids[0] {
+		t.Errorf("LATEST = %s, %v; want %s, the newest intact DONE backup", bi.ID, err, ids[0])
+	}
+}
+
+// TestCatalogDamagedParentBreaksChain: an incremental on a damaged backup
+// cannot be restored, and says why.
+func TestCatalogDamagedParentBreaksChain(t *testing.T) {
+	backups := []repository.BackupInfo{
+		{ID: "20261125T100000Z", Status: repository.StatusDamaged, Damage: errors.New("not valid JSON")},
+		{ID: "20261125T110000Z", Status: repository.StatusDone, Manifest: &repository.BackupManifest{ID: "20261125T110000Z", Type: repository.BackupIncremental, Parent: "20261125T100000Z"}},
+	}
+	_, err := repository.Chain(backups, backups[1].ID)
+	if !errors.Is(err, repository.ErrBrokenChain) || !strings.Contains(err.Error(), "DAMAGED") {
+		t.Errorf("Chain over a damaged parent: %v, want ErrBrokenChain naming it DAMAGED", err)
+	}
+}
+
+// TestCatalogManifestReadErrorFails: a storage failure reading a manifest
+// is no damage: the load fails, as before.
+func TestCatalogManifestReadErrorFails(t *testing.T) {
+	inner, ids := damagedRepo(t)
+	b := storagetest.NewFault(inner)
+	transient := errors.New("connection reset by peer")
+	b.Fail(storagetest.OpGet, storagetest.Key(repository.BackupManifestKey(ids[0])), transient)
+	if got, err := repository.ListBackups(context.Background(), b); !errors.Is(err, transient) {
+		t.Fatalf("ListBackups with a failing manifest read: %+v, %v; want an error wrapping %v", got, err, transient)
+	}
+}

@@ -1,0 +1,68 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// TestRestoreAroundDamagedManifest: with the newest backup's manifest
+// overwritten (a newer version over the locked original), LATEST restores
+// the newest intact backup, another backup restores by id, and naming the
+// damaged one fails before anything is written, saying where the original
+// is.
+func TestRestoreAroundDamagedManifest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newFixtureRepo(t)
+	ids := []string{fixtureID, "20261125T100100Z", "20261125T100200Z"}
+	for i, id := range ids {
+		// The later two lie in segment 3, archived once below.
+		storeFixture(t, b, fixture{id: id, stopTime: fixtureMTime.Add(time.Duration(i) * time.Minute), skipWAL: i > 0, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	}
+	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 3}}, repository.LZ4), []byte("segment"))
+	damaged := ids[2]
+	if err := b.Put(ctx, repository.BackupManifestKey(damaged), strings.NewReader("hello"), storage.PutOptions{Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct{ ref, want string }{
+		{repository.LatestRef, ids[1]},
+		{ids[0], ids[0]},
+	} {
+		opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+		opts.BackupRef = tc.ref
+		res, err := RestoreBackup(ctx, b, opts)
+		if err != nil {
+			t.Fatalf("restore --backup %s with %s damaged: %v", tc.ref, damaged, err)
+		}
+		if res.Backup.ID != tc.want {
+			t.Errorf("restore --backup %s restored %s, want %s", tc.ref, res.Backup.ID, tc.want)
+		}
+	}
+
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.BackupRef = damaged
+	_, err := RestoreBackup(ctx, b, opts)
+	if !errors.Is(err, repository.ErrNoBackup) {
+		t.Fatalf("restore --backup %s (damaged): %v, want ErrNoBackup", damaged, err)
+	}
+	for _, want := range []string{damaged + " is DAMAGED", "not valid JSON", "version history"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("restore --backup %s: %q does not say %q", damaged, err, want)
+		}
+	}
+	if _, err := os.Stat(opts.DataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("data dir after the refused restore: %v, want it never created", err)
+	}
+}
