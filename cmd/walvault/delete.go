@@ -179,14 +179,17 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 		fmt.Fprintln(w, "no backups")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	locked := 0
 	for _, bp := range plan.Backups {
 		action, detail := "keep", bp.Reason
-		if bp.Delete {
+		switch {
+		case bp.Delete && !bp.LockedUntil.IsZero():
+			locked++
+			action = "keep"
+			detail += fmt.Sprintf(", but its manifest is locked until %s, so it is kept, and the WAL it needs with it", utc(bp.LockedUntil))
+		case bp.Delete:
 			action = "delete"
 			detail += fmt.Sprintf(" [%d objects, %s]", len(bp.Objects), units.Bytes(bp.Bytes))
-			if !bp.LockedUntil.IsZero() {
-				detail += fmt.Sprintf("; its manifest is locked until %s, so it will be kept", utc(bp.LockedUntil))
-			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", action, bp.ID, bp.Status, detail)
 	}
@@ -213,7 +216,11 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 	printPartialPlan(w, plan)
 	printUploadPlan(w, plan, dryRun)
 	if dryRun {
-		n, pn := len(plan.DeletedBackups()), len(plan.Partials.Delete)
+		n, pn := len(plan.DeletedBackups())-locked, len(plan.Partials.Delete)
+		if locked > 0 {
+			fmt.Fprintf(w, "WAL: the WAL counted for deletion includes what the %d locked %s kept above still %s: it stays too\n",
+				locked, plural(locked, "backup", "backups"), plural(locked, "needs", "need"))
+		}
 		switch {
 		case n == 0 && len(wp.Delete) == 0 && pn == 0:
 			if len(plan.Uploads) == 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/retention"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/wal"
@@ -275,4 +276,43 @@ func TestDeleteAbortsStaleUploads(t *testing.T) {
 	if _, err := os.Stat(young); err != nil {
 		t.Errorf("%s (younger than an hour) after delete --confirm: %v, want it kept", young, err)
 	}
+}
+
+// TestPrintPlanLockedBackup: a backup beyond the policy whose manifest is
+// still locked is shown kept, not deleted, and the dry run's summary does
+// not count it; the WAL it needs is said to stay.
+func TestPrintPlanLockedBackup(t *testing.T) {
+	now := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	plan := retention.Plan{
+		Policy: "REDUNDANCY 1", Now: now,
+		Backups: []retention.BackupPlan{
+			{ID: "20261206T020000Z", Status: repository.StatusDone, Delete: true, Reason: "beyond REDUNDANCY 1", LockedUntil: now.Add(24 * time.Hour)},
+			{ID: "20261207T020000Z", Status: repository.StatusDone, Reason: "within REDUNDANCY 1"},
+		},
+		WAL: retention.WALPlan{Delete: []retention.WALFile{{Name: walName(t, "000000010000000000000001")}, {Name: walName(t, "000000010000000000000002")}}, Reason: "before the oldest kept backup"},
+	}
+	var out bytes.Buffer
+	printPlan(&out, plan, "s3://bucket/db1", true)
+	got := out.String()
+	for _, want := range []string{
+		"keep  20261206T020000Z  DONE  beyond REDUNDANCY 1, but its manifest is locked until 2026-12-08 08:00:00 UTC, so it is kept",
+		"includes what the 1 locked backup kept above still needs",
+		"to delete 0 backups and 2 WAL files",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plan lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "delete  20261206T020000Z") {
+		t.Errorf("plan says it deletes the locked backup:\n%s", got)
+	}
+}
+
+func walName(t *testing.T, name string) wal.FileName {
+	t.Helper()
+	f, err := wal.Classify(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
