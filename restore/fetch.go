@@ -159,13 +159,19 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, compre
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	versions, err := v.Versions(ctx, key)
-	switch {
-	case err != nil && storage.IsPermanent(err):
+	// A storage that refuses to show versions (on AWS, credentials without
+	// s3:ListBucketVersions or s3:GetObjectVersion) leaves corrupt, as
+	// storage.ReadHidden leaves "missing".
+	refused := func(err error) (FetchResult, error) {
 		log.Warn("cannot look for an older, genuine version of a corrupt object",
 			"key", key, "error", fmt.Errorf("the storage refuses to show old versions of objects: %w", err),
 			"hint", "let walvault's credentials list and read object versions (s3:ListBucketVersions, s3:GetObjectVersion)")
 		return FetchResult{}, corrupt
+	}
+	versions, err := v.Versions(ctx, key)
+	switch {
+	case err != nil && storage.IsPermanent(err):
+		return refused(err)
 	case err != nil:
 		return FetchResult{}, fmt.Errorf("%v; looking for an older version of it in %s failed: %w", corrupt, b.Location(), err)
 	}
@@ -177,6 +183,8 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, compre
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			continue // deleted since the listing
+		case err != nil && storage.IsPermanent(err):
+			return refused(err)
 		case err != nil:
 			return FetchResult{}, fmt.Errorf("%v; reading its older version %s from %s failed: %w", corrupt, id, b.Location(), err)
 		}

@@ -141,7 +141,7 @@ func TestFetchCorruptNotVersioned(t *testing.T) {
 
 // TestFetchOverwrittenLookupFails: a transient failure to list or read the
 // older versions is a storage error, not the corrupt verdict; a permanent
-// refusal to show versions leaves ErrCorrupt, with a warning.
+// refusal to list or read them leaves ErrCorrupt, with a warning.
 func TestFetchOverwrittenLookupFails(t *testing.T) {
 	t.Parallel()
 	var lookupErr error
@@ -171,11 +171,14 @@ func TestFetchOverwrittenLookupFails(t *testing.T) {
 			t.Errorf("Fetch when %s fails: got %v, want the storage error, neither ErrCorrupt nor ErrNotFound", failing, err)
 		}
 	}
-	failing, lookupErr = storagetest.OpVersions, storage.Permanent(errors.New("AccessDenied: s3:ListBucketVersions"))
-	if err := fetch(); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Fetch when the storage refuses to show versions: got %v, want ErrCorrupt", err)
+	lookupErr = storage.Permanent(errors.New("AccessDenied"))
+	for _, failing = range []storagetest.Op{storagetest.OpVersions, storagetest.OpGetVersion} {
+		logs.Reset()
+		if err := fetch(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Fetch when the storage refuses %s: got %v, want ErrCorrupt", failing, err)
+		}
+		wantLog(t, logs.String(), "level=WARN", "key="+key, "s3:ListBucketVersions", "s3:GetObjectVersion")
 	}
-	wantLog(t, logs.String(), "level=WARN", "key="+key, "s3:ListBucketVersions")
 }
 
 // TestPrefetchLeavesOverwritten: the prefetcher's download of an
