@@ -15,5 +15,7 @@
 // ends recovery when restore_command says a file is missing. In a
 // versioned bucket a file hidden behind a delete marker is not absent
 // either: hidden.go puts storage.ReadHidden over the backend, which reads
-// its newest version, with a warning.
+// its newest version, with a warning; and a WAL file someone uploaded over
+// is fetched from its newest older version that passes the checks, with a
+// warning (fetch.go's fetchOverwritten).
 package restore

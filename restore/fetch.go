@@ -61,16 +61,18 @@ var ErrCorrupt = errors.New("archived file is corrupt")
 //
 // A file hidden behind a delete marker in a versioned bucket is still
 // fetched, from its newest version, with a warning (see seeHidden): it is
-// missing only when neither a visible nor a hidden version exists.
+// missing only when neither a visible nor a hidden version exists. One
+// whose current version fails the checks is fetched from its newest older
+// version that passes them, with a warning (see fetchOverwritten).
 func Fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions) (FetchResult, error) {
 	return fetch(ctx, b, name, dest, opts, false)
 }
 
 // fetch is Fetch, or with forPrefetch the prefetcher's download: only the
-// complete, visible object (a partial or a file hidden behind a delete
-// marker is left to wal-fetch itself, which serves it with what it must
-// say), with the SHA-256 states at chunk boundaries recorded in the result
-// at no extra hashing.
+// complete, visible, current object (a partial, a file hidden behind a
+// delete marker or an overwritten one is left to wal-fetch itself, which
+// serves it with what it must say), with the SHA-256 states at chunk
+// boundaries recorded in the result at no extra hashing.
 func fetch(ctx context.Context, b storage.Backend, name, dest string, opts FetchOptions, forPrefetch bool) (FetchResult, error) {
 	if !forPrefetch {
 		b = seeHidden(b, opts.Log)
@@ -80,23 +82,35 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		return FetchResult{}, fmt.Errorf("%w (restore_command passes %%f, the name of the file PostgreSQL wants)", err)
 	}
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
+	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
 		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
+		partial = err == nil
 	}
 	if err != nil {
 		return FetchResult{}, err
 	}
-	defer rc.Close()
+	res, err := writeObject(rc, info, compression, b.Location(), dest, opts, forPrefetch)
+	if errors.Is(err, ErrCorrupt) && !forPrefetch && !partial {
+		return fetchOverwritten(ctx, b, info.Key, compression, dest, opts, err)
+	}
+	return res, err
+}
 
+// writeObject checks the object rc reads (info and compression are open's)
+// against its metadata while writing it to dest through writeVerified. It
+// closes rc.
+func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression repository.Compression, location, dest string, opts FetchOptions, forPrefetch bool) (FetchResult, error) {
+	defer rc.Close()
 	res := FetchResult{Key: info.Key, StoredSize: info.Size, SHA256: info.Metadata[repository.MetaSHA256]}
 	rawSize, err := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
 	encrypted := repository.EncryptedObject(info.Metadata)
 	if err != nil || (!encrypted && len(res.SHA256) != sha256.Size*2) {
-		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified; it was not written by walvault or its metadata was lost", ErrCorrupt, info.Key, b.Location())
+		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified; it was not written by walvault or its metadata was lost", ErrCorrupt, info.Key, location)
 	}
 	res.RawSize = rawSize
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
-		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, b.Location(), stored, compression)
+		return FetchResult{}, fmt.Errorf("%w: %s in %s is marked as compressed with %q but its key says %q: the object was not written by walvault or was replaced", ErrCorrupt, info.Key, location, stored, compression)
 	}
 	// An encrypted object has no sha256: its keyed fingerprint is checked
 	// on the sha256 writeVerified computes anyway (or, version 1, by the
@@ -104,10 +118,10 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	// record).
 	body, fingerprint, err := repository.OpenBodyDigest(storage.TagStreamErrors(rc), compression, opts.Identities, info.Metadata)
 	if errors.Is(err, crypt.ErrTampered) {
-		return FetchResult{}, fmt.Errorf("%w: %s in %s: %w; nothing was written to %s", ErrCorrupt, info.Key, b.Location(), err, dest)
+		return FetchResult{}, fmt.Errorf("%w: %s in %s: %w; nothing was written to %s", ErrCorrupt, info.Key, location, err, dest)
 	}
 	if err != nil {
-		return FetchResult{}, fmt.Errorf("fetch %s from %s: %w", info.Key, b.Location(), err)
+		return FetchResult{}, fmt.Errorf("fetch %s from %s: %w", info.Key, location, err)
 	}
 	defer body.Close() // before rc's: a decoder left waiting then sees its source end
 	var h hash.Hash = sha256.New()
@@ -116,7 +130,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		cp = newCheckpointHash(res.RawSize)
 		h = cp
 	}
-	sum, err := writeVerified(dest, body, res, b.Location(), h, fingerprint)
+	sum, err := writeVerified(dest, body, res, location, h, fingerprint)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -125,6 +139,68 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		res.checkpoints = cp.result()
 	}
 	return res, nil
+}
+
+// fetchOverwritten is fetch's answer when the current version of key
+// failed its checks (corrupt). walvault never overwrites an object (every
+// write is a conditional create), so in a versioned bucket a key with more
+// than one data version was overwritten by someone else, and the genuine
+// object is among the older versions (under Object Lock the attacker could
+// add a version but not alter or remove the locked one). They are tried
+// newest first, with the same checks, and the first that passes is served
+// with a warning. When none does, or the storage keeps no versions,
+// corrupt stands; a failure to look is a storage error.
+func fetchOverwritten(ctx context.Context, b storage.Backend, key string, compression repository.Compression, dest string, opts FetchOptions, corrupt error) (FetchResult, error) {
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		return FetchResult{}, corrupt
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// A storage that refuses to show versions (on AWS, credentials without
+	// s3:ListBucketVersions or s3:GetObjectVersion) leaves corrupt, as
+	// storage.ReadHidden leaves "missing".
+	refused := func(err error) (FetchResult, error) {
+		log.Warn("cannot look for an older, genuine version of a corrupt object",
+			"key", key, "error", fmt.Errorf("the storage refuses to show old versions of objects: %w", err),
+			"hint", "let walvault's credentials list and read object versions (s3:ListBucketVersions, s3:GetObjectVersion)")
+		return FetchResult{}, corrupt
+	}
+	versions, err := v.Versions(ctx, key)
+	switch {
+	case err != nil && storage.IsPermanent(err):
+		return refused(err)
+	case err != nil:
+		return FetchResult{}, fmt.Errorf("%v; looking for an older version of it in %s failed: %w", corrupt, b.Location(), err)
+	}
+	// The newest is the version that just failed (or, for an object hidden
+	// by a delete marker, the one storage.ReadHidden served).
+	for i := 1; i < len(versions); i++ {
+		id := versions[i].ID
+		rc, info, err := v.GetVersion(ctx, key, id)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			continue // deleted since the listing
+		case err != nil && storage.IsPermanent(err):
+			return refused(err)
+		case err != nil:
+			return FetchResult{}, fmt.Errorf("%v; reading its older version %s from %s failed: %w", corrupt, id, b.Location(), err)
+		}
+		info.Key = key
+		res, err := writeObject(rc, info, compression, b.Location(), dest, opts, false)
+		switch {
+		case err == nil:
+			log.Warn("object overwritten (someone put a newer version over walvault's, which fails its checks): using its newest older version that passes them",
+				"key", key, "version", id, "error", corrupt,
+				"hint", "the versions of this key newer than the one used are not walvault's: the credentials that wrote them may be compromised; delete those versions by their version ids (once their lock, if any, expires) so the genuine one is current again")
+			return res, nil
+		case !errors.Is(err, ErrCorrupt):
+			return FetchResult{}, err
+		}
+	}
+	return FetchResult{}, corrupt
 }
 
 // open finds the object under the keys it may have. Only when every key is

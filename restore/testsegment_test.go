@@ -65,9 +65,10 @@ func pushSegment(t testing.TB, b storage.Backend, s wal.Segment, c repository.Co
 	return push(t, b, s.String(), segmentBytes(t, s, 1), c)
 }
 
-// rewrite replaces key's object with an unconditional Put of what edit
-// makes of its stored body and metadata: damage done to the storage behind
-// walvault's back.
+// rewrite replaces key's object with what edit makes of its stored body
+// and metadata: damage done to the storage behind walvault's back. The
+// object is damaged in place (deleted, then put), so a versioned backend
+// (mem) keeps no intact older version for wal-fetch to fall back on.
 func rewrite(t testing.TB, b storage.Backend, key string, edit func(body []byte, meta map[string]string) []byte) {
 	t.Helper()
 	rc, info, err := b.Get(context.Background(), key)
@@ -81,6 +82,9 @@ func rewrite(t testing.TB, b storage.Backend, key string, edit func(body []byte,
 	}
 	meta := maps.Clone(info.Metadata)
 	body = edit(body, meta)
+	if err := b.Delete(context.Background(), key); err != nil {
+		t.Fatalf("rewrite %q: %v", key, err)
+	}
 	if err := b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{Metadata: meta}); err != nil {
 		t.Fatalf("rewrite %q: %v", key, err)
 	}

@@ -404,6 +404,14 @@ func (h hiding) GetHidden(ctx context.Context, key string) (io.ReadCloser, stora
 
 func (h hiding) Unhide(ctx context.Context, key string) error { return storage.ErrNotFound }
 
+func (h hiding) Versions(ctx context.Context, key string) ([]storage.ObjectVersion, error) {
+	return nil, nil
+}
+
+func (h hiding) GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, storage.ObjectInfo, error) {
+	return nil, storage.ObjectInfo{}, storage.OpError("get version", key, storage.ErrNotFound)
+}
+
 // TestApplyHiddenManifest: a backup whose manifest someone hid behind a
 // delete marker looks INCOMPLETE, but retention must not finish the job.
 func TestApplyHiddenManifest(t *testing.T) {

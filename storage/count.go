@@ -11,6 +11,7 @@ import (
 type Counts struct {
 	Put, Get, Stat, List, Delete  int64
 	ListHidden, GetHidden, Unhide int64
+	Versions, GetVersion          int64
 	Listed, ListedHidden          int64 // entries delivered by List and ListHidden
 }
 
@@ -18,7 +19,7 @@ type Counts struct {
 // always one request: an S3 listing of 2,500 objects is one call and three
 // pages, and a multipart Put is several requests.
 func (c Counts) Calls() int64 {
-	return c.Put + c.Get + c.Stat + c.List + c.Delete + c.ListHidden + c.GetHidden + c.Unhide
+	return c.Put + c.Get + c.Stat + c.List + c.Delete + c.ListHidden + c.GetHidden + c.Unhide + c.Versions + c.GetVersion
 }
 
 // Counter counts the calls that reach the backend it is given to (Count,
@@ -27,6 +28,7 @@ func (c Counts) Calls() int64 {
 type Counter struct {
 	put, get, stat, list, del     atomic.Int64
 	listHidden, getHidden, unhide atomic.Int64
+	versions, getVersion          atomic.Int64
 	listed, listedHidden          atomic.Int64
 }
 
@@ -35,6 +37,7 @@ func (c *Counter) Counts() Counts {
 	return Counts{
 		Put: c.put.Load(), Get: c.get.Load(), Stat: c.stat.Load(), List: c.list.Load(), Delete: c.del.Load(),
 		ListHidden: c.listHidden.Load(), GetHidden: c.getHidden.Load(), Unhide: c.unhide.Load(),
+		Versions: c.versions.Load(), GetVersion: c.getVersion.Load(),
 		Listed: c.listed.Load(), ListedHidden: c.listedHidden.Load(),
 	}
 }
@@ -111,4 +114,14 @@ func (b *countingVersioned) GetHidden(ctx context.Context, key string) (io.ReadC
 func (b *countingVersioned) Unhide(ctx context.Context, key string) error {
 	b.c.unhide.Add(1)
 	return b.v.Unhide(ctx, key)
+}
+
+func (b *countingVersioned) Versions(ctx context.Context, key string) ([]ObjectVersion, error) {
+	b.c.versions.Add(1)
+	return b.v.Versions(ctx, key)
+}
+
+func (b *countingVersioned) GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, ObjectInfo, error) {
+	b.c.getVersion.Add(1)
+	return b.v.GetVersion(ctx, key, versionID)
 }

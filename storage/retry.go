@@ -62,8 +62,9 @@ var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Milli
 // callers settle it by comparing what is stored (wal-push compares sha256).
 //
 // Over a backend that keeps versions, WithRetry's result is also
-// Versioned and retries ListHidden (under List's rule), GetHidden
-// and Unhide: one retry budget for every call, versioned or not.
+// Versioned and retries ListHidden (under List's rule), GetHidden,
+// Unhide, Versions and GetVersion: one retry budget for every call,
+// versioned or not.
 type Retry struct {
 	Backend
 	policy RetryPolicy
@@ -261,7 +262,7 @@ func (r *Retry) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo,
 	return retryOpen(ctx, r, "get", key, r.Backend.Get)
 }
 
-// retryOpen runs open (Get, GetHidden) under the retry policy.
+// retryOpen runs open (Get, GetHidden, GetVersion) under the retry policy.
 func retryOpen(ctx context.Context, r *Retry, op, key string, open func(context.Context, string) (io.ReadCloser, ObjectInfo, error)) (io.ReadCloser, ObjectInfo, error) {
 	octx, opened, cancel := r.boundUntilOpen(ctx)
 	var rc io.ReadCloser
@@ -398,4 +399,19 @@ func (r *retryVersioned) GetHidden(ctx context.Context, key string) (io.ReadClos
 // either way, which callers (repair) check by reading it.
 func (r *retryVersioned) Unhide(ctx context.Context, key string) error {
 	return r.do(ctx, "unhide", key, func(ctx context.Context) error { return r.v.Unhide(ctx, key) })
+}
+
+func (r *retryVersioned) Versions(ctx context.Context, key string) ([]ObjectVersion, error) {
+	var vs []ObjectVersion
+	err := r.do(ctx, "versions", key, func(ctx context.Context) (err error) {
+		vs, err = r.v.Versions(ctx, key)
+		return err
+	})
+	return vs, err
+}
+
+func (r *retryVersioned) GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, ObjectInfo, error) {
+	return retryOpen(ctx, r.Retry, "get version", key, func(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+		return r.v.GetVersion(ctx, key, versionID)
+	})
 }

@@ -43,6 +43,8 @@ func TestRetryVersioned(t *testing.T) {
 	f.FailNth(storagetest.OpListHidden, 1, errTransient)
 	f.FailNth(storagetest.OpGetHidden, 1, errTransient)
 	f.FailNth(storagetest.OpUnhide, 1, errTransient)
+	f.FailNth(storagetest.OpVersions, 1, errTransient)
+	f.FailNth(storagetest.OpGetVersion, 1, errTransient)
 	n := 0
 	if err := v.ListHidden(ctx, "", func(storage.HiddenObject) error { n++; return nil }); err != nil || n != 1 {
 		t.Errorf("ListHidden after a transient failure: got %v, %d entries; want nil, 1", err, n)
@@ -55,7 +57,16 @@ func TestRetryVersioned(t *testing.T) {
 	if err := v.Unhide(ctx, "k"); err != nil {
 		t.Errorf("Unhide after a transient failure: got %v, want nil", err)
 	}
-	for _, op := range []storagetest.Op{storagetest.OpListHidden, storagetest.OpGetHidden, storagetest.OpUnhide} {
+	vs, err := v.Versions(ctx, "k")
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("Versions after a transient failure: got %+v, %v; want one version, nil", vs, err)
+	}
+	rc, _, err = v.GetVersion(ctx, "k", vs[0].ID)
+	if err != nil {
+		t.Fatalf("GetVersion after a transient failure: got %v, want nil", err)
+	}
+	rc.Close()
+	for _, op := range []storagetest.Op{storagetest.OpListHidden, storagetest.OpGetHidden, storagetest.OpUnhide, storagetest.OpVersions, storagetest.OpGetVersion} {
 		if got := f.Calls(op); got != 2 {
 			t.Errorf("calls of %s: got %d, want 2 (one retry)", op, got)
 		}
@@ -150,6 +161,14 @@ func (d *deliverThenFail) GetHidden(context.Context, string) (io.ReadCloser, sto
 }
 
 func (d *deliverThenFail) Unhide(context.Context, string) error { return storage.ErrNotFound }
+
+func (d *deliverThenFail) Versions(context.Context, string) ([]storage.ObjectVersion, error) {
+	return nil, nil
+}
+
+func (d *deliverThenFail) GetVersion(context.Context, string, string) (io.ReadCloser, storage.ObjectInfo, error) {
+	return nil, storage.ObjectInfo{}, storage.ErrNotFound
+}
 
 // TestRetryListHiddenAfterDelivery: as List, ListHidden is not retried once
 // it delivered an entry: a retry would deliver it twice.

@@ -11,7 +11,8 @@ import (
 // DELETE without a version id does not remove data; it hides the object
 // behind a delete marker while the locked version survives. These methods
 // see through and undo that, so a hostile or mistaken delete can neither
-// stop a recovery nor go unnoticed.
+// stop a recovery nor go unnoticed. Likewise a PUT over a key only adds a
+// newer version: Versions and GetVersion reach the original below it.
 type Versioned interface {
 	// ListHidden calls fn, in key order, for each key under prefix whose
 	// newest version is a delete marker while an older version still holds
@@ -24,6 +25,20 @@ type Versioned interface {
 	// the object is visible again. A key that is not hidden gives
 	// ErrNotFound.
 	Unhide(ctx context.Context, key string) error
+	// Versions lists the versions of exactly key that hold data (not its
+	// delete markers), newest first. A key without any gives none, and no
+	// error.
+	Versions(ctx context.Context, key string) ([]ObjectVersion, error)
+	// GetVersion opens the version of key with the given id. A version
+	// that does not exist (any more) gives ErrNotFound.
+	GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, ObjectInfo, error)
+}
+
+// ObjectVersion is one data version of a key.
+type ObjectVersion struct {
+	ID      string
+	Size    int64
+	ModTime time.Time // as the storage reports it (Versity: when it became noncurrent)
 }
 
 // HiddenObject is a key hidden behind a delete marker.

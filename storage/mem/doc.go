@@ -5,10 +5,12 @@
 // Like such a bucket it keeps versions: Put adds one, Delete removes the
 // current one by its id (refused with storage.ErrLocked while it is
 // retained), and Hide adds a delete marker, as an attacker's DELETE without
-// a version id does. It implements storage.Versioned (ListHidden,
-// GetHidden, Unhide) over those markers. A conditional create of a hidden
-// key is refused with storage.ErrExists, as Versity S3 Gateway does (see
-// storage/s3's doc.go).
+// a version id does. It implements storage.Versioned: ListHidden,
+// GetHidden and Unhide over those markers, and Versions and GetVersion,
+// which reach the versions a Put without IfNotExists (an overwrite) left
+// below the current one. A conditional create of a hidden key is refused
+// with storage.ErrExists, as Versity S3 Gateway does (see storage/s3's
+// doc.go).
 //
 // Bodies are held in memory whole: keep test objects small.
 package mem

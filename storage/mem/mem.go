@@ -301,3 +301,41 @@ func (b *Backend) Unhide(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// Versions lists key's data versions, newest first.
+func (b *Backend) Versions(ctx context.Context, key string) ([]storage.ObjectVersion, error) {
+	if err := b.check(ctx, "versions", key); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, storage.OpError("versions", key, errClosed)
+	}
+	var out []storage.ObjectVersion
+	vs := b.objects[key]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if !vs[i].marker {
+			out = append(out, storage.ObjectVersion{ID: vs[i].id, Size: int64(len(vs[i].data)), ModTime: vs[i].modTime})
+		}
+	}
+	return out, nil
+}
+
+// GetVersion opens one data version of key by its id.
+func (b *Backend) GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, storage.ObjectInfo, error) {
+	if err := b.check(ctx, "get version", key); err != nil {
+		return nil, storage.ObjectInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, storage.ObjectInfo{}, storage.OpError("get version", key, errClosed)
+	}
+	for _, v := range b.objects[key] {
+		if v.id == versionID && !v.marker {
+			return io.NopCloser(bytes.NewReader(v.data)), v.info(key), nil
+		}
+	}
+	return nil, storage.ObjectInfo{}, storage.OpError("get version", key, fmt.Errorf("%w: no version %q", storage.ErrNotFound, versionID))
+}

@@ -90,6 +90,9 @@
 // such keys with ListObjectVersions, GetHidden reads the newest data
 // version by its id, and Unhide deletes the key's delete markers by their
 // ids (markers are never locked; on AWS this needs s3:DeleteObjectVersion).
+// A PUT over a key likewise only adds a version: Versions lists a key's
+// data versions (ListObjectVersions with the key as prefix) and GetVersion
+// reads one by its id, so a reader can reach the original below.
 //
 // Versity S3 Gateway v1.8.0 quirks, checked against the gateway:
 //

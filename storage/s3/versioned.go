@@ -150,6 +150,43 @@ func (b *Backend) unhide(ctx context.Context, key string) error {
 	return nil
 }
 
+// Versions lists the key's data versions, newest first, as
+// ListObjectVersions gives them (with the key as prefix, so one page in the
+// usual case). On AWS this needs s3:ListBucketVersions.
+func (b *Backend) Versions(ctx context.Context, key string) ([]storage.ObjectVersion, error) {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return nil, storage.OpError("versions", key, err)
+	}
+	kv, err := b.versionsOf(ctx, okey)
+	if err != nil {
+		return nil, storage.OpError("versions", key, err)
+	}
+	out := make([]storage.ObjectVersion, 0, len(kv.versions))
+	for _, v := range kv.versions {
+		out = append(out, storage.ObjectVersion{ID: aws.ToString(v.VersionId), Size: aws.ToInt64(v.Size), ModTime: aws.ToTime(v.LastModified)})
+	}
+	return out, nil
+}
+
+// GetVersion opens one version of the key by its id, in one request. On
+// AWS this needs s3:GetObjectVersion.
+func (b *Backend) GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, storage.ObjectInfo, error) {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return nil, storage.ObjectInfo{}, storage.OpError("get version", key, err)
+	}
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: aws.String(okey), VersionId: aws.String(versionID)})
+	if err != nil {
+		if isVersionGone(err) {
+			return nil, storage.ObjectInfo{}, storage.OpError("get version", key, fmt.Errorf("%w in %s: no version %s", storage.ErrNotFound, b.location, versionID))
+		}
+		return nil, storage.ObjectInfo{}, storage.OpError("get version", key, b.translate(err))
+	}
+	info := objectInfo(key, out.ContentLength, out.LastModified, out.Metadata, out.ObjectLockRetainUntilDate)
+	return &body{rc: out.Body, key: key}, info, nil
+}
+
 // notHidden explains why a key is not hidden, as storage.ErrNotFound.
 func (b *Backend) notHidden(kv *keyVersions) error {
 	switch {
@@ -166,6 +203,8 @@ type keyVersions struct {
 	key string // the bucket's key, prefix included
 	// data is the newest version that holds data (the first listed).
 	data *types.ObjectVersion
+	// versions are all the versions that hold data, newest first.
+	versions []types.ObjectVersion
 	// current is the delete marker that is the key's current version, if
 	// one is.
 	current *types.DeleteMarkerEntry
@@ -246,8 +285,11 @@ func (b *Backend) walkVersions(ctx context.Context, prefix string, fn func(*keyV
 				if err != nil {
 					return err
 				}
-				if ok && kv.data == nil {
-					kv.data = &v
+				if ok {
+					if kv.data == nil {
+						kv.data = &v
+					}
+					kv.versions = append(kv.versions, v)
 				}
 				continue
 			}

@@ -26,6 +26,8 @@ const (
 	OpListHidden Op = "list hidden"
 	OpGetHidden  Op = "get hidden"
 	OpUnhide     Op = "unhide"
+	OpVersions   Op = "versions"
+	OpGetVersion Op = "get version"
 )
 
 // ErrConnReset is the transient failure a broken body (BreakBodies) ends
@@ -361,7 +363,9 @@ func (f *Fault) Delete(ctx context.Context, key string) error {
 }
 
 // Versioned returns f with the versioned calls, which serve the keys Hide
-// hid from the wrapped backend: each has one version, "v1".
+// hid from the wrapped backend: each has one version, "v1". Versions and
+// GetVersion pass through to the wrapped backend's when it has them (mem's
+// keep every Put), or else give each stored key one version, "v1".
 func (f *Fault) Versioned() *VersionedFault { return &VersionedFault{f} }
 
 // VersionedFault is a Fault that is storage.Versioned (see Versioned).
@@ -400,6 +404,40 @@ func (f *VersionedFault) Unhide(ctx context.Context, key string) error {
 	}
 	delete(f.hidden, key)
 	return nil
+}
+
+func (f *VersionedFault) Versions(ctx context.Context, key string) ([]storage.ObjectVersion, error) {
+	rules, done := f.enter(OpVersions, key)
+	defer done()
+	if err := before(ctx, rules, OpVersions, key); err != nil {
+		return nil, err
+	}
+	if v, ok := storage.AsVersioned(f.Backend); ok {
+		return v.Versions(ctx, key)
+	}
+	info, err := f.Backend.Stat(ctx, key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return []storage.ObjectVersion{{ID: "v1", Size: info.Size, ModTime: info.ModTime}}, nil
+}
+
+func (f *VersionedFault) GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, storage.ObjectInfo, error) {
+	rules, done := f.enter(OpGetVersion, key)
+	defer done()
+	if err := before(ctx, rules, OpGetVersion, key); err != nil {
+		return nil, storage.ObjectInfo{}, err
+	}
+	if v, ok := storage.AsVersioned(f.Backend); ok {
+		return v.GetVersion(ctx, key, versionID)
+	}
+	if versionID != "v1" {
+		return nil, storage.ObjectInfo{}, storage.OpError("get version", key, storage.ErrNotFound)
+	}
+	return f.Backend.Get(ctx, key)
 }
 
 // breakingBody yields left bytes, then ErrConnReset.

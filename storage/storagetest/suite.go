@@ -143,7 +143,7 @@ func cases(opts Options) []testCase {
 		cs = append(cs, testCase{"Retention/Unsupported", testRetentionUnsupported})
 	}
 	if opts.Hide != nil {
-		cs = append(cs, testCase{"Versioned/Hidden", testHidden}, testCase{"Versioned/ListHidden", testListHidden})
+		cs = append(cs, testCase{"Versioned/Hidden", testHidden}, testCase{"Versioned/ListHidden", testListHidden}, testCase{"Versioned/Versions", testVersions})
 	}
 	return cs
 }

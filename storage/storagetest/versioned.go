@@ -127,3 +127,35 @@ func testListHidden(t *testing.T, s *suite) {
 		t.Errorf(`ListHidden(""), fn failing on its first call: got %v after %d calls, want fn's error after 1`, err, calls)
 	}
 }
+
+// testVersions: a Put over a key keeps the older version, which Versions
+// lists after the newer one and GetVersion reads back with its metadata. A
+// key never stored has no versions, and no error.
+func testVersions(t *testing.T, s *suite) {
+	v := mustVersioned(t, s)
+	key := "wal/00000001/000000010000000000000012.lz4"
+	orig, over := []byte("genuine segment"), []byte("overwritten")
+	md := map[string]string{"sha256": "abc"}
+	mustPut(t, s, key, orig, storage.PutOptions{IfNotExists: true, Size: int64(len(orig)), Metadata: md})
+	mustPut(t, s, key, over, storage.PutOptions{Size: int64(len(over))})
+
+	vs, err := v.Versions(s.ctx, key)
+	if err != nil {
+		t.Fatalf("Versions(%q): got %v, want nil", key, err)
+	}
+	if len(vs) != 2 || vs[0].Size != int64(len(over)) || vs[1].Size != int64(len(orig)) || vs[0].ID == "" || vs[0].ID == vs[1].ID {
+		t.Fatalf("Versions(%q): got %+v, want two versions with ids, sizes %d then %d", key, vs, len(over), len(orig))
+	}
+	rc, info, err := v.GetVersion(s.ctx, key, vs[1].ID)
+	if err != nil {
+		t.Fatalf("GetVersion(%q, %q): got %v, want nil", key, vs[1].ID, err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, orig) || info.Metadata["sha256"] != "abc" {
+		t.Errorf("GetVersion(%q, older): got %s, metadata %v, %v; want %s with sha256 abc", key, describe(got), info.Metadata, err, describe(orig))
+	}
+	if vs, err := v.Versions(s.ctx, "wal/never-stored"); err != nil || len(vs) != 0 {
+		t.Errorf(`Versions("wal/never-stored"): got %+v, %v; want none, nil`, vs, err)
+	}
+}

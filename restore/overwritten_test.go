@@ -1,0 +1,204 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
+	"github.com/walvault/walvault/wal"
+)
+
+const overwrittenSeg = "000000010000000000000005"
+
+// overwrite puts body over key without a condition, as an attacker with
+// walvault's credentials can: a newer version in a versioned bucket.
+func overwrite(t *testing.T, b storage.Backend, key string, body []byte, meta map[string]string) {
+	t.Helper()
+	if err := b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{Size: int64(len(body)), Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// forgedOver puts over key a version with walvault's metadata for raw but
+// another body: it passes the metadata check and fails the checksum.
+func forgedOver(t *testing.T, b storage.Backend, key string, raw []byte) {
+	t.Helper()
+	sum := sha256.Sum256(raw)
+	overwrite(t, b, key, repotest.Compress(t, repository.LZ4, bytes.Repeat([]byte{'x'}, len(raw))), map[string]string{
+		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
+		repository.MetaRawSize:     strconv.Itoa(len(raw)),
+		repository.MetaCompression: string(repository.LZ4),
+	})
+}
+
+func mustClassify(t *testing.T, name string) wal.FileName {
+	t.Helper()
+	f, err := wal.Classify(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func fetchSeg(b storage.Backend, dest string, opts FetchOptions) (FetchResult, error) {
+	opts.Compression = repository.LZ4
+	return Fetch(context.Background(), b, overwrittenSeg, dest, opts)
+}
+
+// TestFetchOverwritten: a segment overwritten twice (a forged version, then
+// garbage without metadata) is served from its genuine older version, with
+// a warning naming the key and that version.
+func TestFetchOverwritten(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	key := putWAL(t, b, overwrittenSeg, raw)
+	vs, err := b.Versions(context.Background(), key)
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("Versions(%s): got %v, %v", key, vs, err)
+	}
+	genuine := vs[0].ID
+	forgedOver(t, b, key, raw)
+	overwrite(t, b, key, []byte("garbage"), nil)
+
+	log, logs := testLogger()
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	res, err := fetchSeg(b, dest, FetchOptions{Log: log})
+	if err != nil {
+		t.Fatalf("Fetch of an overwritten segment: got %v, want nil", err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, raw) || res.Key != key || res.RawSize != int64(len(raw)) {
+		t.Errorf("Fetch of an overwritten segment: wrote %d bytes from %s (result %d bytes), want the %d genuine bytes from %s", len(got), res.Key, res.RawSize, len(raw), key)
+	}
+	wantLog(t, logs.String(), "level=WARN", "key="+key, "version="+genuine, "object overwritten", "not walvault's")
+}
+
+// TestFetchOverwrittenNoGenuine: when no version passes the checks, the
+// fetch is corrupt as before, and dest is left as it was.
+func TestFetchOverwrittenNoGenuine(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	key := repository.WALKey(mustClassify(t, overwrittenSeg), repository.LZ4)
+	// Every version is bad: the oldest is a forged one.
+	forgedOver(t, b, key, raw)
+	overwrite(t, b, key, []byte("garbage"), nil)
+	overwrite(t, b, key, []byte("more garbage"), nil)
+
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "RECOVERYXLOG")
+	if err := os.WriteFile(dest, []byte("before"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, logs := testLogger()
+	_, err := fetchSeg(b, dest, FetchOptions{Log: log})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "no valid sha256/raw-size metadata") {
+		t.Errorf("Fetch with no genuine version: got %v, want the current version's ErrCorrupt", err)
+	}
+	if got, _ := os.ReadFile(dest); string(got) != "before" {
+		t.Errorf("Fetch with no genuine version: dest holds %q, want it untouched", got)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("Fetch with no genuine version: %d files left in dest's directory, want dest alone", len(ents))
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("Fetch with no genuine version: warned, want no warning:\n%s", logs)
+	}
+}
+
+// TestFetchCorruptNotVersioned: a backend without versions answers a
+// corrupt object with ErrCorrupt, as before, even when the storage under
+// it keeps the genuine version.
+func TestFetchCorruptNotVersioned(t *testing.T) {
+	t.Parallel()
+	inner := newFixtureRepo(t)
+	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	key := putWAL(t, inner, overwrittenSeg, raw)
+	overwrite(t, inner, key, []byte("garbage"), nil)
+	b := storagetest.NewFault(inner) // not storage.Versioned, and no Unwrap
+	if _, ok := storage.AsVersioned(b); ok {
+		t.Fatal("AsVersioned(Fault): got true")
+	}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if _, err := fetchSeg(b, dest, FetchOptions{}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Fetch of a corrupt segment without versions: got %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Fetch of a corrupt segment without versions: dest exists (%v), want nothing written", err)
+	}
+}
+
+// TestFetchOverwrittenLookupFails: a transient failure to list or read the
+// older versions is a storage error, not the corrupt verdict; a permanent
+// refusal to list or read them leaves ErrCorrupt, with a warning.
+func TestFetchOverwrittenLookupFails(t *testing.T) {
+	t.Parallel()
+	var lookupErr error
+	var failing storagetest.Op
+	inner := newFixtureRepo(t)
+	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	key := putWAL(t, inner, overwrittenSeg, raw)
+	overwrite(t, inner, key, []byte("garbage"), nil)
+	f := storagetest.NewFault(inner)
+	b := f.Versioned() // its Versions and GetVersion are inner's
+	log, logs := testLogger()
+	fetch := func() error {
+		_, err := fetchSeg(b, filepath.Join(t.TempDir(), "x"), FetchOptions{Log: log})
+		return err
+	}
+	for _, op := range []storagetest.Op{storagetest.OpVersions, storagetest.OpGetVersion} {
+		f.Before(op, storagetest.AnyKey, func(context.Context, string) error {
+			if op == failing {
+				return lookupErr
+			}
+			return nil
+		})
+	}
+	lookupErr = errors.New("read tcp 127.0.0.1:9000: connection reset by peer")
+	for _, failing = range []storagetest.Op{storagetest.OpVersions, storagetest.OpGetVersion} {
+		if err := fetch(); err == nil || errors.Is(err, ErrCorrupt) || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "connection reset") {
+			t.Errorf("Fetch when %s fails: got %v, want the storage error, neither ErrCorrupt nor ErrNotFound", failing, err)
+		}
+	}
+	lookupErr = storage.Permanent(errors.New("AccessDenied"))
+	for _, failing = range []storagetest.Op{storagetest.OpVersions, storagetest.OpGetVersion} {
+		logs.Reset()
+		if err := fetch(); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Fetch when the storage refuses %s: got %v, want ErrCorrupt", failing, err)
+		}
+		wantLog(t, logs.String(), "level=WARN", "key="+key, "s3:ListBucketVersions", "s3:GetObjectVersion")
+	}
+}
+
+// TestPrefetchLeavesOverwritten: the prefetcher's download of an
+// overwritten segment fails as corrupt and writes nothing, so wal-fetch
+// serves it, with its warning, rather than a silent cache hit.
+func TestPrefetchLeavesOverwritten(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	key := putWAL(t, b, overwrittenSeg, raw)
+	overwrite(t, b, key, []byte("garbage"), nil)
+	log, logs := testLogger()
+	dest := filepath.Join(t.TempDir(), overwrittenSeg)
+	if _, err := fetch(context.Background(), b, overwrittenSeg, dest, FetchOptions{Compression: repository.LZ4, Log: log}, true); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("prefetch of an overwritten segment: got %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("prefetch of an overwritten segment: %s exists (%v), want nothing written", dest, err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("prefetch of an overwritten segment logged:\n%s", logs)
+	}
+}
