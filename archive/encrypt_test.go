@@ -92,9 +92,7 @@ func TestEncryptedPushFetch(t *testing.T) {
 			// One byte flipped: corrupt, nothing written.
 			flipped := bytes.Clone(body)
 			flipped[len(flipped)-40] ^= 1
-			if err := b.Put(ctx, res.Key, bytes.NewReader(flipped), storage.PutOptions{Metadata: info.Metadata, Size: int64(len(flipped))}); err != nil {
-				t.Fatal(err)
-			}
+			damageStored(t, b, res.Key, flipped, info.Metadata)
 			dest2 := filepath.Join(t.TempDir(), "seg")
 			if _, err := restore.Fetch(ctx, b, s.String(), dest2, restore.FetchOptions{Compression: c, Identities: keyA.Identities(t)}); !errors.Is(err, restore.ErrCorrupt) {
 				t.Fatalf("tampered object: %v, want ErrCorrupt", err)
@@ -176,9 +174,7 @@ func TestEncryptedFetchChecksFingerprint(t *testing.T) {
 			body, info := object(t, b, res.Key)
 			tc.edit(info.Metadata)
 			info.Metadata[repository.MetaRecipients] = strings.Join(o.Recipients.IDs(), ",")
-			if err := b.Put(ctx, res.Key, bytes.NewReader(body), storage.PutOptions{Metadata: info.Metadata, Size: int64(len(body))}); err != nil {
-				t.Fatal(err)
-			}
+			damageStored(t, b, res.Key, body, info.Metadata)
 			dest := filepath.Join(t.TempDir(), "seg")
 			_, err := restore.Fetch(ctx, b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4, Identities: key.Identities(t)})
 			if !errors.Is(err, restore.ErrCorrupt) {
@@ -227,5 +223,18 @@ func TestRotationRecordsNewKey(t *testing.T) {
 	}
 	if len(id.Recipients) != 1 || len(inUse) != 2 {
 		t.Fatalf("walvault.json names %v, in use %v: want walvault.json unchanged and both keys in use", id.Recipients, inUse)
+	}
+}
+
+// damageStored replaces key's object with body and meta as damage would:
+// no older version of it is left (an overwrite in a versioned store would
+// leave the genuine one, which wal-fetch then serves).
+func damageStored(t *testing.T, b storage.Backend, key string, body []byte, meta map[string]string) {
+	t.Helper()
+	if err := b.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{Metadata: meta, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
 	}
 }
