@@ -11,6 +11,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // repos runs fn against each kind of repository.
@@ -147,7 +148,7 @@ func TestPushIsIdempotentAndNeverOverwrites(t *testing.T) {
 		name := pg.SwitchWAL(t)
 		pg.WaitArchived(t, name, 60*time.Second)
 		seg := filepath.Join(copies, name)
-		key := repository.WALKey(mustClassify(t, name), repository.LZ4)
+		key := repository.WALKey(waltest.FileName(t, name), repository.LZ4)
 		before, _ := getObject(t, r.backend, key)
 
 		// The same file again: PostgreSQL does this after a crash.
@@ -181,15 +182,6 @@ func TestPushIsIdempotentAndNeverOverwrites(t *testing.T) {
 	})
 }
 
-func mustClassify(t *testing.T, name string) wal.FileName {
-	t.Helper()
-	f, err := wal.Classify(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 func TestFetchAnswersPostgreSQLsQuestionsExactly(t *testing.T) {
 	repos(t, func(t *testing.T, r *repo) {
 		pg, copies := archivingServer(t, r)
@@ -214,7 +206,7 @@ func TestFetchAnswersPostgreSQLsQuestionsExactly(t *testing.T) {
 		})
 
 		t.Run("corrupt object is refused", func(t *testing.T) {
-			key := repository.WALKey(mustClassify(t, name), repository.LZ4)
+			key := repository.WALKey(waltest.FileName(t, name), repository.LZ4)
 			original, _ := getObject(t, r.backend, key)
 			r.tamper(t, key, corruptDecoded(t, repository.LZ4, original))
 			defer r.tamper(t, key, original)

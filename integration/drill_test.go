@@ -18,6 +18,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // drillServerTag is in the process title of every process of a drill's
@@ -280,7 +281,7 @@ func TestDrillBrokenWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := after[0] // needed: replay goes through it to reach the newest
-	key := repository.WALKey(mustClassify(t, name), id.Compression)
+	key := repository.WALKey(waltest.FileName(t, name), id.Compression)
 	scratch := testenv.UserDir(t)
 
 	t.Run("corrupted segment", func(t *testing.T) {

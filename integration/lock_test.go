@@ -16,6 +16,7 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/s3"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // lockedRepo is an s3:// repository on a lock-enabled (so versioned)
@@ -87,7 +88,7 @@ func testObjectLock(t *testing.T, gw *testenv.S3Server) {
 	if len(m.Archives[0].Parts) < 2 {
 		t.Fatalf("backup in 1 MiB parts has %d parts, want several", len(m.Archives[0].Parts))
 	}
-	seg := mustClassify(t, segName)
+	seg := waltest.FileName(t, segName)
 	segKey := repository.WALKey(seg, repository.LZ4)
 	partKey := m.Archives[0].Parts[0].Key
 	now := time.Now()

@@ -31,7 +31,7 @@ func TestWalFetchOverwritten(t *testing.T) {
 	if res := walvault(t, r.env, "wal-push", path); res.code != 0 {
 		t.Fatalf("wal-push %s: %v", seg, res)
 	}
-	key := repository.WALKey(mustClassify(t, seg.String()), repository.LZ4)
+	key := repository.WALKey(waltest.FileName(t, seg.String()), repository.LZ4)
 
 	garbage := []byte("not a WAL segment")
 	if _, err := gw.Client(t).PutObject(ctx, &awss3.PutObjectInput{

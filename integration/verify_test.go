@@ -13,6 +13,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage/s3"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // verifyReport is the documented verify --json schema (the fields the
@@ -82,7 +83,7 @@ func TestVerifyHealthyAndRemovedSegment(t *testing.T) {
 
 		// Remove a segment between the backup and the newest one.
 		gone := after[1]
-		key := repository.WALKey(mustClassify(t, gone), repository.LZ4)
+		key := repository.WALKey(waltest.FileName(t, gone), repository.LZ4)
 		if err := r.backend.Delete(t.Context(), key); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +106,7 @@ func TestVerifyFullFindsCorruption(t *testing.T) {
 		// frame's content checksum, so the damage is certain to show (a flip
 		// in the middle may hit a match offset between equal bytes of a
 		// redundant tar, which changes nothing that is read back).
-		segKey := repository.WALKey(mustClassify(t, after[0]), repository.LZ4)
+		segKey := repository.WALKey(waltest.FileName(t, after[0]), repository.LZ4)
 		m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +169,7 @@ func TestVerifyFindsHiddenObject(t *testing.T) {
 		t.Fatalf("check of a healthy locked repository: %v", res)
 	}
 
-	key := repository.WALKey(mustClassify(t, after[1]), repository.LZ4)
+	key := repository.WALKey(waltest.FileName(t, after[1]), repository.LZ4)
 	out, err := gw.Client(t).DeleteObject(t.Context(), &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + "/" + key)})
 	if err != nil || !aws.ToBool(out.DeleteMarker) {
 		t.Fatalf("DeleteObject without a version id: %v, want a delete marker", err)

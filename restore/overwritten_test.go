@@ -16,7 +16,7 @@ import (
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/storagetest"
-	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 const overwrittenSeg = "000000010000000000000005"
@@ -40,15 +40,6 @@ func forgedOver(t *testing.T, b storage.Backend, key string, raw []byte) {
 		repository.MetaRawSize:     strconv.Itoa(len(raw)),
 		repository.MetaCompression: string(repository.LZ4),
 	})
-}
-
-func mustClassify(t *testing.T, name string) wal.FileName {
-	t.Helper()
-	f, err := wal.Classify(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 func fetchSeg(b storage.Backend, dest string, opts FetchOptions) (FetchResult, error) {
@@ -90,7 +81,7 @@ func TestFetchOverwrittenNoGenuine(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
 	raw := bytes.Repeat([]byte("segment 5 "), 1000)
-	key := repository.WALKey(mustClassify(t, overwrittenSeg), repository.LZ4)
+	key := repository.WALKey(waltest.FileName(t, overwrittenSeg), repository.LZ4)
 	// Every version is bad: the oldest is a forged one.
 	forgedOver(t, b, key, raw)
 	overwrite(t, b, key, []byte("garbage"), nil)

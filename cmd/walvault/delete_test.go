@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // retentionRepo makes a file repository with three DONE backups (starting
@@ -289,7 +290,7 @@ func TestPrintPlanLockedBackup(t *testing.T) {
 			{ID: "20261206T020000Z", Status: repository.StatusDone, Delete: true, Reason: "beyond REDUNDANCY 1", LockedUntil: now.Add(24 * time.Hour)},
 			{ID: "20261207T020000Z", Status: repository.StatusDone, Reason: "within REDUNDANCY 1"},
 		},
-		WAL: retention.WALPlan{Delete: []retention.WALFile{{Name: walName(t, "000000010000000000000001")}, {Name: walName(t, "000000010000000000000002")}}, Reason: "before the oldest kept backup"},
+		WAL: retention.WALPlan{Delete: []retention.WALFile{{Name: waltest.FileName(t, "000000010000000000000001")}, {Name: waltest.FileName(t, "000000010000000000000002")}}, Reason: "before the oldest kept backup"},
 	}
 	var out bytes.Buffer
 	printPlan(&out, plan, "s3://bucket/db1", true)
@@ -306,13 +307,4 @@ func TestPrintPlanLockedBackup(t *testing.T) {
 	if strings.Contains(got, "delete  20261206T020000Z") {
 		t.Errorf("plan says it deletes the locked backup:\n%s", got)
 	}
-}
-
-func walName(t *testing.T, name string) wal.FileName {
-	t.Helper()
-	f, err := wal.Classify(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
 }

@@ -88,3 +88,14 @@ func SHA256(data []byte) string {
 	s := sha256.Sum256(data)
 	return hex.EncodeToString(s[:])
 }
+
+// FileName classifies name as a WAL file name, failing the test when it
+// is not one.
+func FileName(t testing.TB, name string) wal.FileName {
+	t.Helper()
+	f, err := wal.Classify(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
