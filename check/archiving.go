@@ -20,9 +20,11 @@ const proofSlack = 15 * time.Second
 // the check timeout), for the archive_command verdict. It runs only when
 // the server archives and no wal-receive is the WAL source, before the
 // identity check, so that a repository the first switched segment creates
-// is judged as it is then.
+// is judged as it is then; and not when the repository did not answer,
+// where it would wait another --timeout for nothing (the verdict then
+// goes by the command's words).
 func (c *checker) proveArchiving(parent context.Context) {
-	if c.srv.connErr != nil || c.viaReceive() != "" {
+	if c.srv.connErr != nil || c.viaReceive() != "" || c.repoDown {
 		return
 	}
 	mode := c.srv.settings["archive_mode"]

@@ -112,9 +112,8 @@ func Run(ctx context.Context, b storage.Backend, opts Options) []Result {
 		c.srv = gather(ctx, opts.ConnString, opts.Slot)
 		return nil
 	})
-	c.proveArchiving(ctx)
-
 	c.timed(ctx, c.checkRepository)
+	c.proveArchiving(ctx)
 	c.timed(ctx, c.checkIdentity)
 	c.add(c.checkPostgreSQL())
 	c.add(c.checkWALLevel())

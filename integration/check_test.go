@@ -167,3 +167,27 @@ func TestCheckPrintsNoSecret(t *testing.T) {
 		t.Errorf("archive_command line should quote the command with the secret redacted:\n%s", res.stdout)
 	}
 }
+
+// TestCheckUnreachableRepository: with the repository down, check says so
+// once and does not wait another --timeout to prove archiving reaches it
+// (the archive_command line then judges the command's words); the checks
+// that need the repository say they were not checked.
+func TestCheckUnreachableRepository(t *testing.T) {
+	r := s3Repo(t)
+	pg, _ := archivingServer(t, r)
+	r.stop(t)
+	lines, res := checkJSON(t, append(r.env, "WALVAULT_TIMEOUT=3s"), "--pg-conn", pg.ConnString())
+	if res.code != 1 {
+		t.Fatalf("check with the repository down: %v", res)
+	}
+	got := checkByName(lines)
+	if l := got["repository"]; l.OK || !strings.Contains(l.Detail, "not reachable") {
+		t.Errorf("repository line: %+v", l)
+	}
+	if l := got["archive_command"]; !strings.Contains(l.Detail, "runs walvault wal-push into this repository") || strings.Contains(l.Detail, "cannot see whether") {
+		t.Errorf("archive_command line with the repository down: %+v, want the command's words judged, no proof waited for", l)
+	}
+	if l := got["backup age"]; l.OK || !strings.Contains(l.Detail, "not checked") {
+		t.Errorf("backup age line: %+v", l)
+	}
+}
