@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -28,6 +30,7 @@ type fixture struct {
 	// b counts the calls a scan or a scrape makes; while down is set its
 	// List and Get fail, as an unreachable repository's do.
 	b    *storagetest.Fault
+	root string // the file backend's directory
 	down atomic.Bool
 	now  time.Time
 	ctx  context.Context
@@ -36,8 +39,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	fb, _ := filetest.New(t)
-	f := &fixture{b: storagetest.NewFault(fb), now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), ctx: context.Background(), keys: map[uint32]string{}}
+	fb, root := filetest.New(t)
+	f := &fixture{b: storagetest.NewFault(fb), root: root, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), ctx: context.Background(), keys: map[uint32]string{}}
 	unreachable := func(context.Context, string) error {
 		if f.down.Load() {
 			return errors.New("storage unreachable")
@@ -60,14 +63,25 @@ func (f *fixture) identity(t *testing.T) {
 // segment stores segment n of timeline 1, pushed at.
 func (f *fixture) segment(t *testing.T, n uint32, at time.Time) {
 	t.Helper()
-	seg := wal.Segment{Timeline: 1, Seg: n}
-	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg}, repository.LZ4)
+	f.segmentOn(t, 1, n, at)
+}
+
+// segmentOn stores segment n of timeline tli, pushed, and stored, at.
+func (f *fixture) segmentOn(t *testing.T, tli wal.TimelineID, n uint32, at time.Time) {
+	t.Helper()
+	seg := wal.Segment{Timeline: tli, Seg: n}
+	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: seg}, repository.LZ4)
 	body := strings.Repeat("x", 100)
 	md := map[string]string{repository.MetaPushedAt: at.UTC().Format(time.RFC3339)}
 	if err := f.b.Put(f.ctx, key, strings.NewReader(body), storage.PutOptions{IfNotExists: true, Size: int64(len(body)), Metadata: md}); err != nil {
 		t.Fatal(err)
 	}
-	f.keys[n] = key
+	if err := os.Chtimes(filepath.Join(f.root, key), at, at); err != nil {
+		t.Fatal(err)
+	}
+	if tli == 1 {
+		f.keys[n] = key
+	}
 }
 
 func (f *fixture) backup(t *testing.T, start time.Time, startSeg, stopSeg uint32, manifest bool) string {
@@ -328,4 +342,26 @@ func TestRepositoryMetricsDamagedManifest(t *testing.T) {
 	want(t, m, `walvault_backups{status="DONE"}`, 1)
 	want(t, m, `walvault_backups{status="DAMAGED"}`, 1)
 	want(t, m, "walvault_backup_last_done_timestamp_seconds", float64(t0.Add(90*time.Second).Unix()))
+}
+
+// TestLastArchivedSegmentIsTheLastStored: the last archived segment is
+// the one stored last, not the newest by name: a higher timeline that
+// stopped (a restored copy promoted and archiving into the repository)
+// must not hide timeline 1 going on, nor make it look stalled.
+func TestLastArchivedSegmentIsTheLastStored(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	t0 := f.now.Add(-2 * time.Hour)
+	f.segment(t, 1, t0)
+	f.segmentOn(t, 2, 2, t0.Add(time.Minute)) // the copy's, long stopped
+	last := f.now.Add(-30 * time.Second)
+	f.segment(t, 2, t0.Add(2*time.Minute))
+	f.segment(t, 3, last)
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, e)
+	want(t, m, "walvault_last_archived_segment_timestamp_seconds", float64(last.Unix()))
+	want(t, m, "walvault_last_archived_segment_age_seconds", f.now.Sub(last).Seconds())
 }

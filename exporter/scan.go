@@ -145,7 +145,9 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 		}
 	}
 
-	if n := inv.NewestSegment; n != nil {
+	// The segment stored last, on whatever timeline: a higher timeline's
+	// newest segment may be one that stopped (a restored copy's).
+	if n := inv.LastStoredSegment; n != nil {
 		newestKey := n.Key
 		s.newestSegment = n.File.String()
 		at, ok := c.pushedAt[newestKey]

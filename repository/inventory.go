@@ -50,6 +50,11 @@ type Inventory struct {
 	// need the identity.
 	Segments      int64
 	NewestSegment *WALObject
+	// LastStoredSegment is the visible segment stored last (the listing's
+	// modification time; ties go to the newest by name), whatever its
+	// timeline: what shows that archiving goes on. NewestSegment would be
+	// a higher timeline's that stopped, such as a restored copy's.
+	LastStoredSegment *WALObject
 	// ArchiveEnd is where the newest archived segment or partial segment
 	// (wal/, any timeline) ends, and ArchiveEndFile that file; zero when
 	// there is none or the segment size is unknown.
@@ -453,6 +458,10 @@ func (l *lister) addWAL(o WALObject) {
 		if n := inv.NewestSegment; n == nil || newerSegment(o.File.Segment, n.File.Segment) {
 			o := o
 			inv.NewestSegment = &o
+		}
+		if l := inv.LastStoredSegment; l == nil || o.ModTime.After(l.ModTime) || (o.ModTime.Equal(l.ModTime) && newerSegment(o.File.Segment, l.File.Segment)) {
+			o := o
+			inv.LastStoredSegment = &o
 		}
 	case wal.KindPartial:
 		x.AddPartial(o.File.Segment)
