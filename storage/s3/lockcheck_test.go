@@ -16,7 +16,9 @@ import (
 
 // lockServer answers what a wal-push asks: HeadBucket 200, a HEAD of a key
 // 404 (but only once it has seen the Object Lock question, or waited
-// half a second), the Object Lock question with lockAnswer, and a PUT 200.
+// two seconds: long for a loaded machine, and only the case without the
+// early question waits them), the Object Lock question with lockAnswer,
+// and a PUT 200.
 type lockServer struct {
 	lockAnswer      func(w http.ResponseWriter)
 	mu              sync.Mutex
@@ -43,7 +45,7 @@ func (s *lockServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodHead:
 		select {
 		case <-s.sawLockQuestion:
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(2 * time.Second):
 			s.mu.Lock()
 			s.headBeforeLock++
 			s.mu.Unlock()
