@@ -24,11 +24,11 @@ func WriteSummaryText(w io.Writer, s Summary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "repository   %s (cluster %s, %s WAL segments, created with %s)\n", s.Repository, s.SystemID, units.Bytes(int64(s.WALSegmentSize)), s.Compression)
 	wl := s.WAL
-	fmt.Fprintf(&b, "WAL          %s, %s stored", segments(wl.Segments), units.Bytes(wl.StoredBytes))
+	fmt.Fprintf(&b, "WAL          %s, %s stored", units.Plural(int(wl.Segments), "segment"), units.Bytes(wl.StoredBytes))
 	if wl.NewestWAL != "" {
 		fmt.Fprintf(&b, "; newest %s, archived %s", wl.NewestWAL, stamp(wl.NewestArchivedAt))
 	}
-	fmt.Fprintf(&b, "; last 24h: %s, %s (%.1f segments/hour)\n", segments(wl.Last24h.Segments), units.Bytes(wl.Last24h.StoredBytes), wl.SegmentsPerHour)
+	fmt.Fprintf(&b, "; last 24h: %s, %s (%.1f segments/hour)\n", units.Plural(int(wl.Last24h.Segments), "segment"), units.Bytes(wl.Last24h.StoredBytes), wl.SegmentsPerHour)
 	fmt.Fprintf(&b, "backups      %d DONE, %d waiting for WAL, %d incomplete", s.Backups.Done, s.Backups.WaitingForWALs, s.Backups.Incomplete)
 	if s.Backups.Damaged > 0 {
 		fmt.Fprintf(&b, ", %d DAMAGED", s.Backups.Damaged)
@@ -58,7 +58,7 @@ func WriteSummaryText(w io.Writer, s Summary) error {
 			fmt.Fprintf(&b, " (from timeline %d at %s)", t.Parent, t.SwitchLSN)
 		}
 		if t.NewestWAL != "" {
-			fmt.Fprintf(&b, ": %s, %s to %s\n", segments(t.Segments), t.OldestWAL, t.NewestWAL)
+			fmt.Fprintf(&b, ": %s, %s to %s\n", units.Plural(int(t.Segments), "segment"), t.OldestWAL, t.NewestWAL)
 		} else {
 			b.WriteString(": no segment archived\n")
 		}
@@ -132,7 +132,7 @@ func WriteBackupText(w io.Writer, bk Backup) error {
 	} else {
 		b.WriteString("locked until not locked\n")
 	}
-	fmt.Fprintf(&b, "WAL needed   %s to %s (%s): ", bk.WAL.From, bk.WAL.To, segments(bk.WAL.Segments))
+	fmt.Fprintf(&b, "WAL needed   %s to %s (%s): ", bk.WAL.From, bk.WAL.To, units.Plural(int(bk.WAL.Segments), "segment"))
 	if bk.WAL.Complete {
 		b.WriteString("all in the repository\n")
 	} else {
@@ -147,12 +147,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// segments says "1 segment" or "n segments".
-func segments[N int64 | uint64](n N) string {
-	if n == 1 {
-		return "1 segment"
-	}
-	return fmt.Sprintf("%d segments", n)
 }

@@ -27,11 +27,9 @@ func ListHidden(ctx context.Context, v storage.Versioned, fn func(storage.Hidden
 	})
 }
 
-// ErrVersionsRefused: the storage keeps old versions but refuses to show
-// them, permanently: on AWS the credentials lack s3:ListBucketVersions or
-// s3:GetObjectVersion, or the server lacks the API. Hidden objects then
+// ErrVersionsRefused is storage.ErrVersionsRefused: hidden objects then
 // stay invisible, as they were before walvault looked for them.
-var ErrVersionsRefused = errors.New("the storage refuses to show old versions of objects")
+var ErrVersionsRefused = storage.ErrVersionsRefused
 
 // OpenHidden opens the newest data version of key hidden behind a delete
 // marker, for a caller that was just told key is not found. The error

@@ -164,8 +164,7 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, compre
 	// storage.ReadHidden leaves "missing".
 	refused := func(err error) (FetchResult, error) {
 		log.Warn("cannot look for an older, genuine version of a corrupt object",
-			"key", key, "error", fmt.Errorf("the storage refuses to show old versions of objects: %w", err),
-			"hint", "let walvault's credentials list and read object versions (s3:ListBucketVersions, s3:GetObjectVersion)")
+			"key", key, "error", fmt.Errorf("%w: %w", storage.ErrVersionsRefused, err), "hint", storage.VersionsHint)
 		return FetchResult{}, corrupt
 	}
 	versions, err := v.Versions(ctx, key)

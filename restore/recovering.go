@@ -13,16 +13,23 @@ import (
 // fill the prefetch cache beside it; run by hand to any other place it
 // fetches the one file and writes nothing else.
 func Recovering(dest string) bool {
+	_, ok := recoveryDataDir(dest)
+	return ok
+}
+
+// recoveryDataDir is the data directory around dest when Recovering.
+func recoveryDataDir(dest string) (string, bool) {
 	abs, err := filepath.Abs(dest)
 	if err != nil {
-		return false
+		return "", false
 	}
 	walDir := filepath.Dir(abs)
 	if filepath.Base(walDir) != "pg_wal" {
-		return false
+		return "", false
 	}
-	fi, err := os.Stat(filepath.Join(filepath.Dir(walDir), "PG_VERSION"))
-	return err == nil && fi.Mode().IsRegular()
+	dataDir := filepath.Dir(walDir)
+	fi, err := os.Stat(filepath.Join(dataDir, "PG_VERSION"))
+	return dataDir, err == nil && fi.Mode().IsRegular()
 }
 
 // InStandby reports whether dest (see Recovering) is in the pg_wal of a
@@ -30,13 +37,10 @@ func Recovering(dest string) bool {
 // server never ends recovery because restore_command failed; it tries
 // streaming and asks the archive again.
 func InStandby(dest string) bool {
-	if !Recovering(dest) {
+	dataDir, ok := recoveryDataDir(dest)
+	if !ok {
 		return false
 	}
-	abs, err := filepath.Abs(dest)
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(filepath.Join(filepath.Dir(filepath.Dir(abs)), "standby.signal"))
+	_, err := os.Stat(filepath.Join(dataDir, "standby.signal"))
 	return err == nil
 }

@@ -95,8 +95,7 @@ func (h *HiddenReader) openHidden(ctx context.Context, key string, notFound erro
 		return nil, ObjectInfo{}, notFound
 	case IsPermanent(err):
 		CallLog(ctx, h.log).Warn("cannot look for a version of a missing object hidden by a delete marker; taking it as missing",
-			"key", key, "error", fmt.Errorf("the storage refuses to show old versions of objects: %w", err),
-			"hint", "let walvault's credentials list and read object versions (s3:ListBucketVersions, s3:GetObjectVersion)")
+			"key", key, "error", fmt.Errorf("%w: %w", ErrVersionsRefused, err), "hint", VersionsHint)
 		return nil, ObjectInfo{}, notFound
 	}
 	return nil, ObjectInfo{}, fmt.Errorf("%s is not visible in %s, and looking for a version hidden by a delete marker failed, so it cannot be called missing: %w", key, h.Location(), err)

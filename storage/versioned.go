@@ -2,9 +2,18 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
+
+// ErrVersionsRefused: the storage keeps old versions but refuses to show
+// them, permanently: on AWS the credentials lack s3:ListBucketVersions or
+// s3:GetObjectVersion, or the server lacks the API.
+var ErrVersionsRefused = errors.New("the storage refuses to show old versions of objects")
+
+// VersionsHint says what to grant when old versions are refused.
+const VersionsHint = "let walvault's credentials list and read object versions (s3:ListBucketVersions, s3:GetObjectVersion)"
 
 // Versioned is implemented by backends whose storage keeps old versions of
 // objects: an S3 bucket with versioning, which Object Lock requires. There a

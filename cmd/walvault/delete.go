@@ -185,7 +185,6 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 		switch {
 		case bp.Delete && !bp.LockedUntil.IsZero():
 			locked++
-			action = "keep"
 			detail += fmt.Sprintf(", but its manifest is locked until %s, so it is kept, and the WAL it needs with it", utc(bp.LockedUntil))
 		case bp.Delete:
 			action = "delete"
