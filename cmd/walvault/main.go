@@ -111,8 +111,16 @@ func main() {
 }
 
 // run executes one command line and returns the process exit code.
+// archive_command and restore_command start a process per segment: for
+// them only their own command is built: the other commands' flags are
+// some 1,500 allocations (0.1 ms warm, more in a new process) unused.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+	var app *cli.App
+	if len(args) > 1 && (args[1] == "wal-push" || args[1] == "wal-fetch") {
+		app = helperApp(stdout, stderr)
+	} else {
+		app = newApp(stdout, stderr)
+	}
 	return runApp(ctx, app, normalizeArgs(app, args), stderr)
 }
 
