@@ -226,12 +226,14 @@ func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
 	id, err := repository.EnsureProvenIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
 	var refused *repository.CapabilityError
-	if errors.As(err, &refused) {
+	var lost *repository.IdentityLostError
+	if errors.As(err, &refused) || errors.As(err, &lost) {
 		return repository.Identity{}, err // one line, naming the repository already
 	}
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
 	}
+	id.WarnRecreated(opts.Log, b.Location())
 	if err := checkIdentity(id, hdr, file, b.Location()); err != nil {
 		return repository.Identity{}, err
 	}

@@ -99,7 +99,7 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 	id, err := repository.LoadIdentity(ctx, c.b)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return []Result{failed(NameIdentity, "%s has no %s: no WAL has reached it yet: check archive_command and the server log, then run SELECT pg_switch_wal()", loc, repository.IdentityKey)}
+		return []Result{failed(NameIdentity, "%s has no %s: no WAL has reached it yet: check archive_command and the server log, then run SELECT pg_switch_wal() (if the repository holds WAL or backups, walvault.json was deleted: walvault verify says what it holds)", loc, repository.IdentityKey)}
 	case err != nil:
 		return []Result{failed(NameIdentity, "cannot read %s from %s: %v", repository.IdentityKey, loc, err)}
 	}

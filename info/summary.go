@@ -2,6 +2,7 @@ package info
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -127,6 +128,9 @@ func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory
 	if inv.Identity == nil || inv.WAL == nil {
 		if inv.IdentityErr != nil {
 			return Summary{}, fmt.Errorf("read %s of %s: %w", repository.IdentityKey, inv.Location, inv.IdentityErr)
+		}
+		if lost := inv.LostIdentity(); lost != "" {
+			return Summary{}, errors.New(lost)
 		}
 		return Summary{}, fmt.Errorf("%s has no %s: no WAL has reached it yet (check archive_command, or run walvault backup-push, which waits for the first segment)", inv.Location, repository.IdentityKey)
 	}

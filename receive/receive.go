@@ -781,12 +781,14 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
 	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
 	var refused *repository.CapabilityError
-	if errors.As(err, &refused) {
+	var lost *repository.IdentityLostError
+	if errors.As(err, &refused) || errors.As(err, &lost) {
 		return repository.Identity{}, fatalf("%w", err)
 	}
 	if err != nil {
 		return repository.Identity{}, fmt.Errorf("read repository identity from %s: %w", r.b.Location(), err)
 	}
+	id.WarnRecreated(r.log, r.b.Location())
 	if err := id.CheckCluster(r.systemID, r.pgMajor, r.b.Location()); err != nil {
 		return repository.Identity{}, fatalf("%w", err)
 	}

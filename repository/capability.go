@@ -224,10 +224,14 @@ func EnsureProvenIdentity(ctx context.Context, b storage.Backend, want Identity,
 	if !errors.Is(err, storage.ErrNotFound) {
 		return Identity{}, err
 	}
+	proof, err := checkClaim(ctx, b, want)
+	if err != nil {
+		return Identity{}, err
+	}
 	// The server judges the probe's retention by its own clock: the probe
 	// is dated by the real one, not by a caller's (test) clock.
 	if _, err := ProveCapabilities(ctx, b, NewProbe(want.CreatedBy, time.Now()), want.Lock()); err != nil {
 		return Identity{}, err
 	}
-	return createIdentity(ctx, b, want, ret)
+	return createIdentity(ctx, b, want, ret, proof)
 }

@@ -47,6 +47,10 @@ type Identity struct {
 	// behind a delete marker (someone deleted it without a version id):
 	// callers warn, and `walvault repair` makes it visible again.
 	Hidden bool `json:"-"`
+	// Recreated, when set, names the objects that proved a repository
+	// without walvault.json to be the writer's cluster's: this call wrote
+	// walvault.json anew over them (see checkClaim), and callers warn.
+	Recreated string `json:"-"`
 }
 
 // NewIdentity builds the identity of a cluster's repository.
@@ -130,12 +134,17 @@ func EnsureIdentity(ctx context.Context, b storage.Backend, want Identity, ret *
 	if !errors.Is(err, storage.ErrNotFound) {
 		return Identity{}, err
 	}
-	return createIdentity(ctx, b, want, ret)
+	proof, err := checkClaim(ctx, b, want)
+	if err != nil {
+		return Identity{}, err
+	}
+	return createIdentity(ctx, b, want, ret, proof)
 }
 
 // createIdentity writes want as the identity of a repository that has
-// none, or reads the one a racing first push wrote.
-func createIdentity(ctx context.Context, b storage.Backend, want Identity, ret *storage.Retention) (Identity, error) {
+// none (checkClaim passed, proof says on what evidence when the
+// repository was not empty), or reads the one a racing first push wrote.
+func createIdentity(ctx context.Context, b storage.Backend, want Identity, ret *storage.Retention, proof string) (Identity, error) {
 	data, err := json.MarshalIndent(want, "", "  ")
 	if err != nil {
 		return Identity{}, err
@@ -148,6 +157,7 @@ func createIdentity(ctx context.Context, b storage.Backend, want Identity, ret *
 	if err != nil {
 		return Identity{}, fmt.Errorf("create %s: %w", IdentityKey, err)
 	}
+	want.Recreated = proof
 	return want, nil
 }
 

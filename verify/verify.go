@@ -88,6 +88,8 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 			detail = fmt.Sprintf("%s is hidden behind a delete marker, so nothing can be checked: run walvault repair", repository.IdentityKey)
 		case inv.IdentityErr != nil:
 			detail = fmt.Sprintf("%s cannot be used: %v", repository.IdentityKey, inv.IdentityErr)
+		case inv.LostIdentity() != "":
+			detail = inv.LostIdentity()
 		}
 		s.r.problem(Finding{Kind: KindNoIdentity, Key: repository.IdentityKey, Detail: detail})
 		s.r.finish()

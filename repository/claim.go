@@ -1,0 +1,164 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// ErrIdentityLost: walvault.json is absent (no version of it either) from
+// a repository that holds walvault's WAL or backups, and they do not prove
+// to be the writer's cluster's.
+var ErrIdentityLost = errors.New("walvault.json is missing from a repository that holds walvault's objects")
+
+// IdentityLostError is the refusal to create walvault.json over objects
+// whose cluster is another one, or unknown.
+type IdentityLostError struct {
+	msg          string
+	otherCluster bool // the objects record another cluster's system identifier
+}
+
+func (e *IdentityLostError) Error() string { return e.msg }
+func (e *IdentityLostError) Is(target error) bool {
+	return target == ErrIdentityLost || target == ErrWrongCluster && e.otherCluster
+}
+
+// claimScan bounds how many keys of each of wal/ and backups/ are looked
+// at for evidence: one listing page.
+const claimScan = 1000
+
+// claimEvidence is what a repository without walvault.json holds.
+type claimEvidence struct {
+	anyKey      string // some walvault object, for messages
+	segmentKey  string // the first archived segment, whose metadata names its cluster
+	manifestKey string // the first backup manifest
+	backupID    string
+}
+
+// checkClaim runs before walvault.json is created. A repository with no
+// object under wal/ or backups/ is new: "" and nil. One that holds some
+// lost its walvault.json (a lifecycle rule, a sync --delete, a clean-up
+// script): writing a new one for whichever cluster pushes first would let
+// another cluster archive into this one's history and declare its
+// backups foreign. The objects' own records decide: when the first
+// segment's metadata and the first backup's manifest both name want's
+// cluster (either one when the other is absent), the identity is
+// recreated and checkClaim says from what; otherwise it refuses.
+func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, error) {
+	var ev claimEvidence
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return scanPrefix(gctx, b, WALPrefix, func(key string) bool {
+			if ev.anyKey == "" {
+				ev.anyKey = key
+			}
+			f, _, ok := ParseWALKey(key)
+			if ok && f.Kind == wal.KindSegment {
+				ev.segmentKey = key
+				return true
+			}
+			return false
+		})
+	})
+	var backupKey string
+	g.Go(func() error {
+		return scanPrefix(gctx, b, BackupsPrefix, func(key string) bool {
+			if backupKey == "" {
+				backupKey = key
+			}
+			id, name, ok := strings.Cut(strings.TrimPrefix(key, BackupsPrefix), "/")
+			if ok && name == BackupManifestName && ValidateBackupID(id) == nil {
+				ev.manifestKey, ev.backupID = key, id
+				return true
+			}
+			return false
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return "", fmt.Errorf("%s is absent from %s; looking for walvault objects already there failed: %w", IdentityKey, b.Location(), err)
+	}
+	if ev.anyKey == "" {
+		ev.anyKey = backupKey
+	}
+	if ev.anyKey == "" {
+		return "", nil // a new repository
+	}
+
+	var owners, proofs []string
+	if ev.segmentKey != "" {
+		info, err := b.Stat(ctx, ev.segmentKey)
+		if err != nil {
+			return "", fmt.Errorf("%s is absent from %s, which holds WAL; reading %s to learn its cluster failed: %w", IdentityKey, b.Location(), ev.segmentKey, err)
+		}
+		if id := info.Metadata[MetaSystemID]; id != "" {
+			owners, proofs = append(owners, id), append(proofs, ev.segmentKey)
+		}
+	}
+	if ev.manifestKey != "" {
+		m, err := LoadBackupManifest(ctx, b, ev.backupID)
+		switch {
+		case err == nil && m.SystemID != "":
+			owners, proofs = append(owners, m.SystemID), append(proofs, ev.manifestKey)
+		case err != nil && !IsManifestDamaged(err):
+			return "", fmt.Errorf("%s is absent from %s, which holds backups; reading %s to learn its cluster failed: %w", IdentityKey, b.Location(), ev.manifestKey, err)
+		}
+	}
+	lost := fmt.Sprintf("%s is missing from %s (no version of it is left either), but the repository holds walvault's objects (%s)", IdentityKey, b.Location(), ev.anyKey)
+	advice := "if walvault.json was deleted, put its last version back (a versioned bucket keeps it unless every version was deleted); if the prefix is another cluster's, point this server at a repository prefix of its own. Nothing was written"
+	for i, owner := range owners {
+		if owner != want.SystemID {
+			return "", &IdentityLostError{msg: fmt.Sprintf("%s of another cluster: %s records system identifier %s, this server's is %s. Refusing to write a new %s that would claim them: %s", lost, proofs[i], owner, want.SystemID, IdentityKey, advice), otherCluster: true}
+		}
+	}
+	if len(owners) == 0 {
+		return "", &IdentityLostError{msg: fmt.Sprintf("%s, and none records which cluster wrote it. Refusing to write a new %s that could claim another cluster's WAL: %s", lost, IdentityKey, advice)}
+	}
+	return strings.Join(proofs, " and "), nil
+}
+
+// scanPrefix lists up to claimScan keys under prefix, stopping early once
+// found returns true.
+func scanPrefix(ctx context.Context, b storage.Backend, prefix string, found func(key string) bool) error {
+	errEnough := errors.New("enough")
+	n := 0
+	err := b.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		n++
+		if found(oi.Key) || n >= claimScan {
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		return nil
+	}
+	return err
+}
+
+// WarnRecreated says, when this call wrote walvault.json anew in a
+// repository that had lost it, on what evidence: whatever deleted it may
+// delete more.
+func (id Identity) WarnRecreated(log *slog.Logger, location string) {
+	if id.Recreated != "" && log != nil {
+		log.Warn(IdentityKey+" was missing from the repository, which holds this cluster's objects: written anew; find out what deleted it (a lifecycle rule, a sync --delete, a clean-up script)",
+			"repository", location, "proof", id.Recreated)
+	}
+}
+
+// LostIdentity describes a listed repository without walvault.json that
+// holds WAL or backups, so readers do not call it new; "" when it holds
+// neither.
+func (inv *Inventory) LostIdentity() string {
+	if inv.WALFiles == 0 && len(inv.Backups) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s has no %s, yet holds %s and %s: its %s was deleted, with every version; nothing can be checked without it. The next wal-push of the cluster that wrote them writes it anew (another cluster's is refused), or put its last version back",
+		inv.Location, IdentityKey, units.Plural(int(inv.WALFiles), "WAL file"), units.Plural(len(inv.Backups), "backup"), IdentityKey)
+}
