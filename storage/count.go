@@ -86,6 +86,14 @@ func (b *counting) List(ctx context.Context, prefix string, fn func(ObjectInfo) 
 	})
 }
 
+func (b *counting) ListAfter(ctx context.Context, prefix, after string, fn func(ObjectInfo) error) error {
+	b.c.list.Add(1)
+	return ListAfter(ctx, b.Backend, prefix, after, func(oi ObjectInfo) error {
+		b.c.listed.Add(1)
+		return fn(oi)
+	})
+}
+
 func (b *counting) Delete(ctx context.Context, key string) error {
 	b.c.del.Add(1)
 	return b.Backend.Delete(ctx, key)

@@ -126,6 +126,11 @@ func (h *HiddenReader) warnHidden(ctx context.Context, key string) {
 // waits. Nothing reaches fn before the hidden keys are known, so a failed
 // versions listing fails the List before any delivery.
 func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	return h.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter is List from the first key after after, hidden keys included.
+func (h *HiddenReader) ListAfter(ctx context.Context, prefix, after string, fn func(ObjectInfo) error) error {
 	const maxPending = 1000
 	var hidden []HiddenObject
 	var hiddenErr error
@@ -138,7 +143,9 @@ func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectIn
 	go func() {
 		defer close(done)
 		hiddenErr = h.v.ListHidden(hctx, prefix, func(o HiddenObject) error {
-			hidden = append(hidden, o)
+			if o.Key > after {
+				hidden = append(hidden, o)
+			}
 			return nil
 		})
 	}()
@@ -196,7 +203,7 @@ func (h *HiddenReader) List(ctx context.Context, prefix string, fn func(ObjectIn
 		pending = nil
 		return nil
 	}
-	err := h.Backend.List(ctx, prefix, func(oi ObjectInfo) error {
+	err := ListAfter(ctx, h.Backend, prefix, after, func(oi ObjectInfo) error {
 		if !known {
 			select {
 			case <-done:

@@ -346,6 +346,13 @@ func (r *Retry) List(ctx context.Context, prefix string, fn func(ObjectInfo) err
 	return retryListing(ctx, r, "list", prefix, r.Backend.List, fn)
 }
 
+// ListAfter retries as List does.
+func (r *Retry) ListAfter(ctx context.Context, prefix, after string, fn func(ObjectInfo) error) error {
+	return retryListing(ctx, r, "list", prefix, func(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+		return ListAfter(ctx, r.Backend, prefix, after, fn)
+	}, fn)
+}
+
 // retryListing runs a listing under the retry policy, but only until it
 // has delivered an entry (see List).
 func retryListing[T any](ctx context.Context, r *Retry, op, prefix string, list func(context.Context, string, func(T) error) error, fn func(T) error) error {

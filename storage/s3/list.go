@@ -16,14 +16,25 @@ import (
 // byte order, which is the lexical order the contract asks for. Metadata and
 // RetainUntil are not in listings: they stay empty.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	return b.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter is List from the first key after after (StartAfter, part of
+// ListObjectsV2 since its first version; storage.ListAfter filters what a
+// server that ignored it would return).
+func (b *Backend) ListAfter(ctx context.Context, prefix, after string, fn func(storage.ObjectInfo) error) error {
 	what := strconv.Quote(prefix) // "" reads better than nothing in a message
 	if err := ctx.Err(); err != nil {
 		return storage.OpError("list", what, err)
 	}
-	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
+	in := &s3.ListObjectsV2Input{
 		Bucket: &b.bucket,
 		Prefix: aws.String(b.prefix + prefix),
-	})
+	}
+	if after != "" {
+		in.StartAfter = aws.String(b.prefix + after)
+	}
+	p := s3.NewListObjectsV2Paginator(b.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -120,6 +120,43 @@ func testListPrefix(t *testing.T, s *suite) {
 	}
 }
 
+// testListAfter: storage.ListAfter lists what List would, less the keys
+// up to and including after, over the backend's own start-after listing
+// when it has one.
+func testListAfter(t *testing.T, s *suite) {
+	putAll(t, s, listKeysFixture, s.opts.Concurrency)
+	for _, c := range []struct{ prefix, after string }{
+		{"", ""},
+		{"wal/", "wal/00000001/00000001000000000000000A.lz4"},
+		{"wal/00000001/", "wal/00000001/000000010000000000000002"}, // not a key: before 02.lz4
+		{"wal/00000001/", "wal/00000001/000000010000000000000002/"},
+		{"wal/00000001/", "wal/00000001/000000010000000100000000.lz4"}, // the last: nothing after
+		{"wal/", "wal/00000002.history"},
+		{"backups/", "backups/b1-extra/x"},
+		{"wal/00000002/", "a"}, // before the prefix: all of it
+		{"wal/00000001/", "wal/00000002"}, // after the prefix: nothing
+	} {
+		var want []string
+		for _, k := range filterPrefix(sortedCopy(listKeysFixture), c.prefix) {
+			if k > c.after {
+				want = append(want, k)
+			}
+		}
+		var got []string
+		err := storage.ListAfter(s.ctx, s.b, c.prefix, c.after, func(oi storage.ObjectInfo) error {
+			got = append(got, oi.Key)
+			return nil
+		})
+		if err != nil {
+			t.Errorf("ListAfter(%q, %q): %v", c.prefix, c.after, err)
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("ListAfter(%q, %q) = %q, want %q", c.prefix, c.after, got, want)
+		}
+	}
+}
+
 // testListPagination lists ListPaginationCount keys under one prefix, more
 // than one S3 page, among neighbours that must not be listed.
 func testListPagination(t *testing.T, s *suite) {
@@ -133,6 +170,16 @@ func testListPagination(t *testing.T, s *suite) {
 	checkListed(t, s, keys, "page/")
 	checkListed(t, s, keys, "page/0000") // mid-name, still more than a page when n > 1000
 	checkListed(t, s, keys, "pag")
+	// A start past the first page's keys, and the pages after it.
+	after := fmt.Sprintf("page/%06d", n/3)
+	var got []string
+	err := storage.ListAfter(s.ctx, s.b, "page/", after, func(oi storage.ObjectInfo) error {
+		got = append(got, oi.Key)
+		return nil
+	})
+	if want := filterPrefix(sortedCopy(keys), "page/")[n/3+1:]; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ListAfter(page/, %s): %d keys (%v), want the %d after it", after, len(got), err, len(want))
+	}
 }
 
 // testListEarlyStop: List stops at the first error fn returns and returns

@@ -127,6 +127,7 @@ func cases(opts Options) []testCase {
 		testCase{"InvalidKeys", testInvalidKeys},
 		testCase{"List/Prefix", testListPrefix},
 		testCase{"List/Pagination", testListPagination},
+		testCase{"List/After", testListAfter},
 		testCase{"List/EarlyStop", testListEarlyStop},
 		testCase{"List/Cancelled", testListCancelled},
 		testCase{"List/CancelledDuring", testListCancelledDuring},

@@ -1,0 +1,113 @@
+package repository
+
+import (
+	"context"
+	"errors"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
+)
+
+// RecoveryEnd is where a recovery with no LSN to stop at (to the end of
+// the archive, or to a time, transaction or restore point) runs out of
+// archived WAL.
+type RecoveryEnd struct {
+	// Timeline is the timeline recovery follows.
+	Timeline wal.TimelineID
+	// End is the first segment recovery asks for and does not find.
+	End wal.Segment
+	// Gap: Later, a segment recovery would read after End, is archived,
+	// so End is a hole, not the archive's end: PostgreSQL stops at End
+	// (with no target it then opens, leaving the rest out).
+	Gap   bool
+	Later wal.Segment
+}
+
+// LoadRecoveryEnd finds where recovery from start, following timeline (0:
+// latest), runs out of archived WAL. It lists the WAL from start on in
+// windows that grow fourfold while they are whole, so what it lists grows
+// with the WAL recovery replays, not with the archive, and once a window
+// holds the end, asks the storage for the first key after the window on
+// the followed timeline: one request proves that nothing lies beyond. ok
+// is false without a WAL index (no usable identity).
+func (inv *Inventory) LoadRecoveryEnd(ctx context.Context, b storage.Backend, start wal.Segment, timeline wal.TimelineID) (end RecoveryEnd, ok bool, err error) {
+	x := inv.WAL
+	if x == nil {
+		return RecoveryEnd{}, false, nil
+	}
+	from := x.segNo(start)
+	lastSegment := x.perLog<<32 - 1
+	for window := uint64(minListedBlock); ; window *= 4 {
+		last := min(from+window-1, lastSegment)
+		r := RecoveryRange{Start: start, Target: wal.LSN(last * uint64(x.segSize)), Timeline: timeline}
+		if err := inv.LoadRecoveryWAL(ctx, b, r); err != nil {
+			return RecoveryEnd{}, false, err
+		}
+		reach, err := x.RecoveryReach(r)
+		if err != nil {
+			return RecoveryEnd{}, false, err
+		}
+		if reach.OK {
+			if last == lastSegment {
+				return RecoveryEnd{Timeline: reach.Timeline, End: x.segment(reach.Timeline, last)}, true, nil
+			}
+			continue
+		}
+		end := RecoveryEnd{Timeline: reach.Timeline, End: reach.Missing}
+		if !reach.Beyond {
+			end.Gap, end.Later = true, x.archivedAfter(r, reach.Missing)
+			return end, true, nil
+		}
+		later, found, err := firstSegmentAfter(ctx, b, x, reach.TargetSegment)
+		if err != nil {
+			return RecoveryEnd{}, false, err
+		}
+		end.Gap, end.Later = found, later
+		return end, true, nil
+	}
+}
+
+// archivedAfter is the first archived segment recovery of r reads after
+// missing (RecoveryReach found one: it is not Beyond).
+func (x *WALIndex) archivedAfter(r RecoveryRange, missingSeg wal.Segment) wal.Segment {
+	_, path, _ := x.recoveryPath(r)
+	after := x.segNo(missingSeg)
+	for _, p := range path {
+		t := x.tls[p.tli]
+		if t == nil {
+			continue
+		}
+		for _, run := range t.runs {
+			first := max(run.first, p.first, after+1)
+			if first <= min(run.last, p.last) {
+				return x.segment(p.tli, first)
+			}
+		}
+	}
+	return missingSeg
+}
+
+// firstSegmentAfter asks for the first segment archived on seg's timeline
+// after seg.
+func firstSegmentAfter(ctx context.Context, b storage.Backend, x *WALIndex, seg wal.Segment) (wal.Segment, bool, error) {
+	errFound := errors.New("found")
+	var found wal.Segment
+	// Every key of seg (NAME, NAME.lz4, NAME.00000028.backup, ...) sorts
+	// before NAME + "/", and that before the next segment's name.
+	after := TimelinePrefix(seg.Timeline) + seg.String() + "/"
+	err := storage.ListAfter(ctx, b, TimelinePrefix(seg.Timeline), after, func(oi storage.ObjectInfo) error {
+		f, _, ok := parseWALObject(oi.Key, x.segSize)
+		if ok && f.Kind == wal.KindSegment && f.Segment.Timeline == seg.Timeline {
+			found = f.Segment
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return found, true, nil
+	case err != nil:
+		return wal.Segment{}, false, err
+	}
+	return wal.Segment{}, false, nil
+}
