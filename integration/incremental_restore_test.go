@@ -21,11 +21,11 @@ import (
 // point in time after it holds what the source held at that point (row
 // counts and an md5 over each pgbench table's rows), passes pg_amcheck
 // and the manifest checks, and lacks the files of a table dropped before
-// the newest backup. A table lives in a tablespace the source keeps
-// using: restores map it elsewhere, and a drill takes the chain (on 17)
-// with the tablespace in its scratch directory. A corrupted part in the
-// middle of the chain and a missing part of its newest backup are
-// refused with nothing left in the target.
+// the newest backup, and of a tablespace dropped before it. A table lives
+// in a tablespace the source keeps using: restores map it elsewhere, and
+// a drill takes the chain (on 17) with the tablespace in its scratch
+// directory. A corrupted part in the middle of the chain and a missing
+// part of its newest backup are refused with nothing left in the target.
 func TestIncrementalRestore(t *testing.T) {
 	for _, major := range []int{17, 18} {
 		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
@@ -54,6 +54,16 @@ func testIncrementalRestore(t *testing.T, major int) {
 	inspace := func(pg *testenv.Postgres) string {
 		return pg.SQL(t, "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM inspace t")
 	}
+	// And one dropped between the incrementals: the newest backup lacks
+	// it, the older ones hold it.
+	tsb := filepath.Join(testenv.UserDir(t), "tsb")
+	if err := os.Mkdir(tsb, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, tsb)
+	primary.SQL(t, "CREATE TABLESPACE tsb LOCATION '"+tsb+"'")
+	primary.SQL(t, "CREATE TABLE intsb TABLESPACE tsb AS SELECT g FROM generate_series(1, 20000) g")
+	tsbOID := primary.SQL(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'tsb'")
 	mapTSA := func() []string {
 		return []string{"--tablespace-mapping", tsa + "=" + filepath.Join(testenv.UserDir(t), "tsa")}
 	}
@@ -66,6 +76,8 @@ func testIncrementalRestore(t *testing.T, major int) {
 	primary.Pgbench(t, "-n", "-t", "300", "-c", "2")
 	primary.SQL(t, "UPDATE inspace SET note = 'inc2' WHERE g % 100 = 0")
 	primary.SQL(t, "DROP TABLE dropped")
+	primary.SQL(t, "DROP TABLE intsb")
+	primary.SQL(t, "DROP TABLESPACE tsb")
 	atInc2 := pgbenchState(t, primary) // nothing writes while inc2 runs
 	inspaceAtInc2 := inspace(primary)
 	inc2 := backupPush(t, r, primary, "--incremental", "--parent", inc1, "--part-size", "1MiB")
@@ -90,6 +102,12 @@ func testIncrementalRestore(t *testing.T, major int) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, droppedFile)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s, the file of a table dropped before backup %s: %v, want it gone", droppedFile, inc2, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "pg_tblspc", tsbOID)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("pg_tblspc/%s, the link of tablespace tsb dropped before backup %s: %v, want it gone", tsbOID, inc2, err)
+		}
+		if names := dirNames(t, tsb); len(names) > 0 {
+			t.Errorf("the restore wrote %q into %s, the location of tablespace tsb dropped before backup %s", names, tsb, inc2)
 		}
 		if label := string(readFile(t, filepath.Join(dir, "backup_label"))); strings.Contains(label, "INCREMENTAL FROM") {
 			t.Errorf("backup_label still says the backup is incremental:\n%s", label)
@@ -150,15 +168,26 @@ func testIncrementalRestore(t *testing.T, major int) {
 			t.Fatalf("a failed restore left %d entries in %s", len(entries), dir)
 		}
 	}
+	// base.tar's parts: a tablespace archive of inc1 may be tsb's, which
+	// the restore of inc2 does not read.
+	baseParts := func(id string) []repository.BackupPart {
+		for _, a := range loadManifest(t, r, id).Archives {
+			if a.Name == "base.tar" {
+				return a.Parts
+			}
+		}
+		t.Fatalf("backup %s has no base.tar", id)
+		return nil
+	}
 	t.Run("corrupted part in the middle of the chain", func(t *testing.T) {
-		part := loadManifest(t, r, inc1).Archives[0].Parts[0]
+		part := baseParts(inc1)[0]
 		body, _ := getObject(t, r.backend, part.Key)
 		r.tamper(t, part.Key, corruptDecoded(t, part.Compression, body))
 		defer r.tamper(t, part.Key, body)
 		refused(t, part.Key, true)
 	})
 	t.Run("missing part of the newest backup", func(t *testing.T) {
-		parts := loadManifest(t, r, inc2).Archives[0].Parts
+		parts := baseParts(inc2)
 		key := parts[len(parts)-1].Key
 		if err := r.backend.Delete(t.Context(), key); err != nil {
 			t.Fatal(err)
