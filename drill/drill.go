@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -294,20 +296,25 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 		err = d.cleanup(s, srv, err)
 	}()
 
+	tablespaces := scratchTablespaces(m, s.tablespaces)
+	for oldLoc, newLoc := range tablespaces {
+		d.log.Info("restoring a tablespace into the scratch directory", "location", oldLoc, "restored_to", newLoc)
+	}
 	restoreStart := d.now()
 	res, err := restore.RestoreBackup(ctx, b, restore.BackupOptions{
-		DataDir:        s.dataDir,
-		BackupRef:      m.ID,
-		Target:         d.target,
-		Owner:          u.name,
-		RestoreCommand: d.opts.RestoreCommand(s.dataDir),
-		Identities:     d.opts.Identities,
-		ConfigFile:     d.opts.ConfigFile,
-		ConfigYAML:     d.opts.ConfigYAML,
-		PGBinDir:       bins.Dir,
-		Log:            d.log,
-		Progress:       d.opts.Progress,
-		Now:            d.now,
+		DataDir:           s.dataDir,
+		BackupRef:         m.ID,
+		Target:            d.target,
+		TablespaceMapping: tablespaces,
+		Owner:             u.name,
+		RestoreCommand:    d.opts.RestoreCommand(s.dataDir),
+		Identities:        d.opts.Identities,
+		ConfigFile:        d.opts.ConfigFile,
+		ConfigYAML:        d.opts.ConfigYAML,
+		PGBinDir:          bins.Dir,
+		Log:               d.log,
+		Progress:          d.opts.Progress,
+		Now:               d.now,
 	})
 	if err != nil {
 		return rec, d.fail(fmt.Errorf("restore backup %s: %w", m.ID, err))
@@ -356,6 +363,26 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	}
 	rec.OK = true
 	return rec, nil
+}
+
+// scratchTablespaces maps the location of every tablespace of backup m
+// (as restore.BackupOptions.TablespaceMapping takes it) to dir/<oid>.
+// Restored at their own locations, the tablespaces would clash with the
+// source cluster's on its host and, elsewhere, outlive the scratch
+// directory. m's tablespaces are all an incremental chain needs: restore
+// puts an older backup's tablespace where the newest backup's of that oid
+// goes, and leaves out those the newest no longer has. An archive that is
+// not a well-formed tablespace is left unmapped for restore to refuse.
+func scratchTablespaces(m repository.BackupManifest, dir string) map[string]string {
+	out := map[string]string{}
+	for _, a := range m.Archives {
+		oid, ok := strings.CutSuffix(a.Name, ".tar")
+		if _, err := strconv.ParseUint(oid, 10, 32); !ok || err != nil || !filepath.IsAbs(a.TablespaceLocation) {
+			continue
+		}
+		out[filepath.Clean(a.TablespaceLocation)] = filepath.Join(dir, oid)
+	}
+	return out
 }
 
 // cleanup stops the server and removes (or keeps) the scratch directory,

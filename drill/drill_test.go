@@ -3,6 +3,7 @@ package drill
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/wal"
 )
@@ -216,6 +218,27 @@ func TestScratch(t *testing.T) {
 		if _, err := newScratch(bad, serverUser{name: "me"}); err == nil || !strings.Contains(err.Error(), "cannot create the scratch directory") {
 			t.Errorf("scratch under %s: got %v", bad, err)
 		}
+	}
+}
+
+// TestScratchTablespaces: every tablespace of the backup goes into the
+// scratch directory, by the location restore's mapping is keyed on.
+func TestScratchTablespaces(t *testing.T) {
+	m := repository.BackupManifest{Archives: []repository.BackupArchive{
+		{Name: "base.tar"},
+		{Name: "16385.tar", TablespaceOID: 16385, TablespaceLocation: "/srv/ts one/"},
+		{Name: "16390.tar", TablespaceOID: 16390, TablespaceLocation: "/srv/ts2"},
+		// Malformed: left for restore to refuse as damaged.
+		{Name: "extra.tar", TablespaceLocation: "/srv/extra"},
+		{Name: "16400.tar", TablespaceOID: 16400, TablespaceLocation: "relative"},
+	}}
+	got := scratchTablespaces(m, "/scratch/walvault-drill-1/tablespaces")
+	want := map[string]string{
+		"/srv/ts one": "/scratch/walvault-drill-1/tablespaces/16385",
+		"/srv/ts2":    "/scratch/walvault-drill-1/tablespaces/16390",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("scratchTablespaces: got %v, want %v", got, want)
 	}
 }
 

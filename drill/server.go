@@ -19,13 +19,15 @@ import (
 //
 //	walvault-drill-XXXXXX/   0700, the server user's
 //	    data/                the restored cluster (RestoreBackup creates it)
+//	    tablespaces/<oid>/   the backup's tablespaces (RestoreBackup creates them)
 //	    sock/                unix_socket_directories, 0700
 //	    pg_hba.conf          hba_file: local connections only, trust
 //	    postgres.log         the server's stderr
 type scratch struct {
-	root    string
-	dataDir string
-	sockDir string
+	root        string
+	dataDir     string
+	tablespaces string
+	sockDir     string
 	// ownSock is a socket directory made outside root because root's path
 	// is too long for a unix socket; removed with it.
 	ownSock string
@@ -66,11 +68,12 @@ func newScratch(parent string, u serverUser) (s *scratch, err error) {
 		return nil, fmt.Errorf("cannot create the scratch directory in %s: %w (give --scratch-dir a writable directory with room for the restored cluster)", parent, err)
 	}
 	s = &scratch{
-		root:    root,
-		dataDir: filepath.Join(root, "data"),
-		sockDir: filepath.Join(root, "sock"),
-		hbaFile: filepath.Join(root, "pg_hba.conf"),
-		logFile: filepath.Join(root, "postgres.log"),
+		root:        root,
+		dataDir:     filepath.Join(root, "data"),
+		tablespaces: filepath.Join(root, "tablespaces"),
+		sockDir:     filepath.Join(root, "sock"),
+		hbaFile:     filepath.Join(root, "pg_hba.conf"),
+		logFile:     filepath.Join(root, "postgres.log"),
 	}
 	defer func() {
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +21,11 @@ import (
 // point in time after it holds what the source held at that point (row
 // counts and an md5 over each pgbench table's rows), passes pg_amcheck
 // and the manifest checks, and lacks the files of a table dropped before
-// the newest backup. A drill takes the chain (on 17). A corrupted part in
-// the middle of the chain and a missing part of its newest backup are
-// refused with nothing left in the target.
+// the newest backup, and of a tablespace dropped before it. A table lives
+// in a tablespace the source keeps using: restores map it elsewhere, and
+// a drill takes the chain (on 17) with the tablespace in its scratch
+// directory. A corrupted part in the middle of the chain and a missing
+// part of its newest backup are refused with nothing left in the target.
 func TestIncrementalRestore(t *testing.T) {
 	for _, major := range []int{17, 18} {
 		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
@@ -39,6 +42,31 @@ func testIncrementalRestore(t *testing.T, major int) {
 	primary.Pgbench(t, "-i", "-s", "2", "-q")
 	primary.SQL(t, "CREATE TABLE dropped AS SELECT g FROM generate_series(1, 20000) g")
 	droppedFile := primary.SQL(t, "SELECT pg_relation_filepath('dropped')")
+	// A tablespace the source cluster keeps using at its location: each
+	// restore maps it elsewhere, the drill into its scratch directory.
+	tsa := filepath.Join(testenv.UserDir(t), "tsa")
+	if err := os.Mkdir(tsa, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, tsa)
+	primary.SQL(t, "CREATE TABLESPACE tsa LOCATION '"+tsa+"'")
+	primary.SQL(t, "CREATE TABLE inspace TABLESPACE tsa AS SELECT g, 'full' AS note FROM generate_series(1, 20000) g")
+	inspace := func(pg *testenv.Postgres) string {
+		return pg.SQL(t, "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM inspace t")
+	}
+	// And one dropped between the incrementals: the newest backup lacks
+	// it, the older ones hold it.
+	tsb := filepath.Join(testenv.UserDir(t), "tsb")
+	if err := os.Mkdir(tsb, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ChownToServerUser(t, tsb)
+	primary.SQL(t, "CREATE TABLESPACE tsb LOCATION '"+tsb+"'")
+	primary.SQL(t, "CREATE TABLE intsb TABLESPACE tsb AS SELECT g FROM generate_series(1, 20000) g")
+	tsbOID := primary.SQL(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'tsb'")
+	mapTSA := func() []string {
+		return []string{"--tablespace-mapping", tsa + "=" + filepath.Join(testenv.UserDir(t), "tsa")}
+	}
 
 	full := backupPush(t, r, primary, "--part-size", "1MiB")
 	waitDone(t, r, full)
@@ -46,8 +74,12 @@ func testIncrementalRestore(t *testing.T, major int) {
 	inc1 := backupPush(t, r, primary, "--incremental", "--part-size", "1MiB")
 	waitDone(t, r, inc1)
 	primary.Pgbench(t, "-n", "-t", "300", "-c", "2")
+	primary.SQL(t, "UPDATE inspace SET note = 'inc2' WHERE g % 100 = 0")
 	primary.SQL(t, "DROP TABLE dropped")
+	primary.SQL(t, "DROP TABLE intsb")
+	primary.SQL(t, "DROP TABLESPACE tsb")
 	atInc2 := pgbenchState(t, primary) // nothing writes while inc2 runs
+	inspaceAtInc2 := inspace(primary)
 	inc2 := backupPush(t, r, primary, "--incremental", "--parent", inc1, "--part-size", "1MiB")
 	waitDone(t, r, inc2)
 	if m := loadManifest(t, r, inc2); m.Parent != inc1 || m.Type != repository.BackupIncremental {
@@ -62,7 +94,7 @@ func testIncrementalRestore(t *testing.T, major int) {
 	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
 
 	t.Run("chain to its end", func(t *testing.T) {
-		dir, res := restoreInto(t, r, "--backup", inc2, "--target-immediate", "--target-action", "promote", "--verify", "both", "--pg-bin", primary.ClientBinDir)
+		dir, res := restoreInto(t, r, append(mapTSA(), "--backup", inc2, "--target-immediate", "--target-action", "promote", "--verify", "both", "--pg-bin", primary.ClientBinDir)...)
 		for _, want := range []string{"each backup_manifest of the chain's 3 backups checked by walvault as the files were written", "reconstructed from incremental ones", "backup_manifest checked by walvault"} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("restore of %s: output lacks %q:\n%s", inc2, want, res.stdout)
@@ -71,17 +103,26 @@ func testIncrementalRestore(t *testing.T, major int) {
 		if _, err := os.Stat(filepath.Join(dir, droppedFile)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s, the file of a table dropped before backup %s: %v, want it gone", droppedFile, inc2, err)
 		}
+		if _, err := os.Lstat(filepath.Join(dir, "pg_tblspc", tsbOID)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("pg_tblspc/%s, the link of tablespace tsb dropped before backup %s: %v, want it gone", tsbOID, inc2, err)
+		}
+		if names := dirNames(t, tsb); len(names) > 0 {
+			t.Errorf("the restore wrote %q into %s, the location of tablespace tsb dropped before backup %s", names, tsb, inc2)
+		}
 		if label := string(readFile(t, filepath.Join(dir, "backup_label"))); strings.Contains(label, "INCREMENTAL FROM") {
 			t.Errorf("backup_label still says the backup is incremental:\n%s", label)
 		}
 		restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
 		waitPromoted(t, restored)
 		checkRestoredChain(t, restored, atInc2)
+		if got := inspace(restored); got != inspaceAtInc2 {
+			t.Errorf("restored table in tablespace tsa: %s, want %s as on the source", got, inspaceAtInc2)
+		}
 		restored.Stop(t)
 	})
 
 	t.Run("point in time after the chain", func(t *testing.T) {
-		dir, res := restoreInto(t, r, "--target-time", target, "--target-action", "promote")
+		dir, res := restoreInto(t, r, append(mapTSA(), "--target-time", target, "--target-action", "promote")...)
 		if !strings.Contains(res.stdout, inc2) {
 			t.Errorf("restore to %s did not take backup %s, the newest before it:\n%s", target, inc2, res.stdout)
 		}
@@ -93,12 +134,20 @@ func testIncrementalRestore(t *testing.T, major int) {
 
 	if major == 17 {
 		t.Run("drill", func(t *testing.T) {
+			// The source cluster runs on this host with tablespace tsa at
+			// its location: the drill must restore it into its scratch
+			// directory, not refuse (or, elsewhere, write) the original.
+			before := dirNames(t, tsa)
 			scratch := testenv.UserDir(t)
-			res := walvault(t, r.env, "drill", "--scratch-dir", scratch, "--pg-bin", testenv.ServerBinDir(t, major), "--amcheck", "off")
+			res := walvault(t, r.env, "drill", "--scratch-dir", scratch, "--pg-bin", testenv.ServerBinDir(t, major), "--amcheck", "off",
+				"--check-sql", "SELECT 1 FROM inspace WHERE note = 'inc2'")
 			if res.code != 0 || !strings.Contains(res.stdout, "drill OK: backup "+inc2) {
 				t.Fatalf("drill of incremental backup %s: %v", inc2, res)
 			}
 			assertDrillCleanedUp(t, scratch)
+			if after := dirNames(t, tsa); !slices.Equal(after, before) {
+				t.Errorf("the drill changed the source's tablespace location %s: %q, was %q", tsa, after, before)
+			}
 		})
 	}
 
@@ -107,7 +156,7 @@ func testIncrementalRestore(t *testing.T, major int) {
 	refused := func(t *testing.T, want string, mayCreate bool) {
 		t.Helper()
 		dir := filepath.Join(testenv.UserDir(t), "restored")
-		res := walvault(t, r.env, "restore", "--pgdata", dir, "--backup", inc2)
+		res := walvault(t, r.env, append([]string{"restore", "--pgdata", dir, "--backup", inc2}, mapTSA()...)...)
 		if res.code == 0 || !strings.Contains(res.stderr, want) {
 			t.Fatalf("restore of %s: want a failure naming %s, got %v", inc2, want, res)
 		}
@@ -119,15 +168,26 @@ func testIncrementalRestore(t *testing.T, major int) {
 			t.Fatalf("a failed restore left %d entries in %s", len(entries), dir)
 		}
 	}
+	// base.tar's parts: a tablespace archive of inc1 may be tsb's, which
+	// the restore of inc2 does not read.
+	baseParts := func(id string) []repository.BackupPart {
+		for _, a := range loadManifest(t, r, id).Archives {
+			if a.Name == "base.tar" {
+				return a.Parts
+			}
+		}
+		t.Fatalf("backup %s has no base.tar", id)
+		return nil
+	}
 	t.Run("corrupted part in the middle of the chain", func(t *testing.T) {
-		part := loadManifest(t, r, inc1).Archives[0].Parts[0]
+		part := baseParts(inc1)[0]
 		body, _ := getObject(t, r.backend, part.Key)
 		r.tamper(t, part.Key, corruptDecoded(t, part.Compression, body))
 		defer r.tamper(t, part.Key, body)
 		refused(t, part.Key, true)
 	})
 	t.Run("missing part of the newest backup", func(t *testing.T) {
-		parts := loadManifest(t, r, inc2).Archives[0].Parts
+		parts := baseParts(inc2)
 		key := parts[len(parts)-1].Key
 		if err := r.backend.Delete(t.Context(), key); err != nil {
 			t.Fatal(err)
@@ -159,4 +219,19 @@ func checkRestoredChain(t *testing.T, restored *testenv.Postgres, want string) {
 	if err != nil {
 		t.Errorf("pg_amcheck on the restored cluster: %v\n%s%s", err, stdout, stderr)
 	}
+}
+
+// dirNames lists the names in dir (not recursively: the files of a
+// running server's tablespace come and go).
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }

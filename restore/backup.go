@@ -424,7 +424,7 @@ func restoreLayers(ctx context.Context, b storage.Backend, layers []layer, root 
 		if opts.Verify.stream() {
 			// Loaded before any download: a damaged manifest, or a checksum
 			// algorithm walvault cannot compute, fails the restore at once.
-			if xopts.check, err = loadManifestCheck(ctx, root, ignore); err != nil {
+			if xopts.check, err = loadManifestCheck(ctx, root, l.manifestIgnore(ignore)); err != nil {
 				return total, baseRes, nil, err
 			}
 			if err := xopts.check.checkSystemID(l.m.ID, l.m.SystemID); err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -51,6 +52,19 @@ type layer struct {
 	m    repository.BackupManifest
 	base repository.BackupArchive
 	tbs  []tablespacePlan
+	// skipped are the oids of its tablespaces the newest backup no
+	// longer holds, which are not restored.
+	skipped []string
+}
+
+// manifestIgnore is ignore plus pg_tblspc/<oid> of each tablespace l
+// skips: its backup_manifest lists their files, which are not restored.
+func (l layer) manifestIgnore(ignore []string) []string {
+	out := slices.Clone(ignore)
+	for _, oid := range l.skipped {
+		out = append(out, pgTblspcDir+"/"+oid)
+	}
+	return out
 }
 
 // planLayers plans every backup of chain (full backup first, the one
@@ -77,11 +91,16 @@ func planLayers(chain []repository.BackupInfo, base repository.BackupArchive, tb
 			}
 			// A tablespace dropped before the newest backup is not
 			// restored: nothing of it would remain.
+			kept := false
 			for _, t := range tbs {
 				if t.oid == oid {
 					t.archive = a
 					l.tbs = append(l.tbs, t)
+					kept = true
 				}
+			}
+			if !kept {
+				l.skipped = append(l.skipped, oid)
 			}
 		}
 		if !haveBase {

@@ -156,24 +156,11 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 	}
 	var out []repository.BackupManifest
 	for i, d := range defs {
-		stop := fixtureMTime.Add(time.Duration(i-2) * 30 * time.Minute)
-		m := repository.BackupManifest{
-			FormatVersion: repository.FormatVersion, ID: d.id, Label: "fixture", SystemID: fmt.Sprint(uint64(fixtureSysID)),
-			PGVersion: 170002, WALSegmentSize: fixtureSegSize,
-			StartTimeline: 1, StartLSN: d.start, StopTimeline: 1, StopLSN: "0/2000300",
-			StartWAL: "000000010000000000000002", StopWAL: "000000010000000000000002",
-			StartTime: stop.Add(-time.Minute), StopTime: stop, Host: "fixture", Walvault: "test",
-		}
-		if d.parent != "" {
-			m.Type, m.Parent, m.FormatVersion = repository.BackupIncremental, d.parent, repository.IncrementalFormatVersion
-		}
-		archives := []fixtureArchive{{name: baseArchive, entries: d.entries}}
-		bk := repotest.Backup{Manifest: m, PartSize: 4 << 10, Archives: []repotest.Archive{{Name: baseArchive, Data: buildTar(t, d.entries)}},
-			PGManifest: pgManifestV(crc32cEntries(manifestFiles(archives)), fixtureSysID)}
+		var tm func(string, int, []byte) []byte
 		if d.id == tamperID {
-			bk.Tamper = tamper
+			tm = tamper
 		}
-		out = append(out, repotest.WriteBackup(t, b, bk))
+		out = append(out, storeChainBackup(t, b, i, d.id, d.start, d.parent, []fixtureArchive{{name: baseArchive, entries: d.entries}}, tm, nil))
 	}
 	return chainFixture{full: out[0], inc1: out[1], inc2: out[2], want: map[string][]byte{
 		"backup_label":         chainLabel("0/2000200", ""),
@@ -192,6 +179,35 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 		"walvault.yaml":        nil,
 		"recovery.signal":      nil,
 	}}
+}
+
+// storeChainBackup stores backup id of a chain fixture, the n-th (its
+// times follow n), as PostgreSQL 17 makes it: archives, and a
+// backup_manifest of their files with CRC-32C checksums, which edit, when
+// set, changes. It builds on parent unless that is "".
+func storeChainBackup(t *testing.T, b storage.Backend, n int, id, start, parent string, archives []fixtureArchive, tamper func(string, int, []byte) []byte, edit func([]manifestEntry) []manifestEntry) repository.BackupManifest {
+	t.Helper()
+	stop := fixtureMTime.Add(time.Duration(n-2) * 30 * time.Minute)
+	m := repository.BackupManifest{
+		FormatVersion: repository.FormatVersion, ID: id, Label: "fixture", SystemID: fmt.Sprint(uint64(fixtureSysID)),
+		PGVersion: 170002, WALSegmentSize: fixtureSegSize,
+		StartTimeline: 1, StartLSN: start, StopTimeline: 1, StopLSN: "0/2000300",
+		StartWAL: "000000010000000000000002", StopWAL: "000000010000000000000002",
+		StartTime: stop.Add(-time.Minute), StopTime: stop, Host: "fixture", Walvault: "test",
+	}
+	if parent != "" {
+		m.Type, m.Parent, m.FormatVersion = repository.BackupIncremental, parent, repository.IncrementalFormatVersion
+	}
+	bk := repotest.Backup{Manifest: m, PartSize: 4 << 10, Tamper: tamper}
+	for _, fa := range archives {
+		bk.Archives = append(bk.Archives, repotest.Archive{Name: fa.name, TablespaceOID: fa.oid, TablespaceLocation: fa.location, Data: buildTar(t, fa.entries)})
+	}
+	files := crc32cEntries(manifestFiles(archives))
+	if edit != nil {
+		files = edit(files)
+	}
+	bk.PGManifest = pgManifestV(files, fixtureSysID)
+	return repotest.WriteBackup(t, b, bk)
 }
 
 // crc32cEntries sets every entry's checksum algorithm to CRC-32C, the one
@@ -367,6 +383,133 @@ func TestRestoreChainRefusesDamage(t *testing.T) {
 				t.Fatalf("RestoreBackup: got %v, want an error wrapping %v that mentions %q", err, tc.wantErr, tc.want)
 			}
 			assertLeftAsBefore(t, opts.DataDir, false, 0)
+		})
+	}
+}
+
+// The tablespace chain fixture: tablespace tsKept is in both backups,
+// tsDropped only in the full one (dropped before the incremental).
+const (
+	tsKept    = "16385"
+	tsDropped = "16386"
+	tsVersion = "PG_17_202406281/"
+)
+
+// storeTablespaceChain stores a full backup with tablespaces tsKept (at
+// keptLoc) and tsDropped (at droppedLoc), and an incremental on it taken
+// once tsDropped was dropped. editFull, when set, changes the files the
+// full backup's backup_manifest lists. It returns what the restore puts
+// in tsKept's location.
+func storeTablespaceChain(t *testing.T, b storage.Backend, keptLoc, droppedLoc string, editFull func([]manifestEntry) []manifestEntry) map[string][]byte {
+	t.Helper()
+	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4), []byte("segment"))
+	dir := func(n string) tarEntry { return tarEntry{name: n, typ: tar.TypeDir} }
+	file := func(n string, body []byte) tarEntry { return tarEntry{name: n, body: body} }
+	base := func(label []byte, tsMap []tablespaceMapEntry, files ...tarEntry) []tarEntry {
+		e := []tarEntry{
+			file("backup_label", label),
+			file("PG_VERSION", []byte("17\n")),
+			file(tablespaceMapName, formatTablespaceMap(tsMap)),
+			dir("global/"), dir("base/"), dir("base/1/"),
+			file("base/1/PG_VERSION", []byte("17\n")),
+			dir("pg_wal/"), dir("pg_tblspc/"),
+		}
+		return append(append(e, files...), file("global/pg_control", chainControl()))
+	}
+	tablespace := func(oid, loc string, files ...tarEntry) fixtureArchive {
+		var n uint32
+		fmt.Sscan(oid, &n)
+		return fixtureArchive{name: oid + ".tar", oid: n, location: loc, entries: append([]tarEntry{dir(tsVersion), dir(tsVersion + "5/")}, files...)}
+	}
+	storeChainBackup(t, b, 0, chainFull, "0/2000028", "", []fixtureArchive{
+		{name: baseArchive, entries: base(chainLabel("0/2000028", ""), []tablespaceMapEntry{{tsKept, keptLoc}, {tsDropped, droppedLoc}},
+			file("global/1262", blocks("xyz")))},
+		tablespace(tsKept, keptLoc, file(tsVersion+"5/16390", blocks("abc")), file(tsVersion+"5/16391", blocks("k"))),
+		tablespace(tsDropped, droppedLoc, file(tsVersion+"5/16400", blocks("pq"))),
+	}, nil, editFull)
+	storeChainBackup(t, b, 1, chainInc1, "0/2000100", chainFull, []fixtureArchive{
+		{name: baseArchive, entries: base(chainLabel("0/2000100", "0/2000028"), []tablespaceMapEntry{{tsKept, keptLoc}},
+			file("global/INCREMENTAL.1262", incFile(3, nil, "")))},
+		tablespace(tsKept, keptLoc, file(tsVersion+"5/INCREMENTAL.16390", incFile(3, []uint32{1}, "B")), file(tsVersion+"5/INCREMENTAL.16391", incFile(1, nil, ""))),
+	}, nil, nil)
+	return map[string][]byte{tsVersion + "5/16390": blocks("aBc"), tsVersion + "5/16391": blocks("k")}
+}
+
+// TestRestoreChainDroppedTablespace: a chain whose incremental was taken
+// after a tablespace of its full backup was dropped restores without that
+// tablespace, which no backup_manifest check looks for; the files of the
+// tablespace both backups hold are still checked against the full
+// backup's manifest.
+func TestRestoreChainDroppedTablespace(t *testing.T) {
+	t.Parallel()
+	keptPath := "pg_tblspc/" + tsKept + "/" + tsVersion + "5/"
+	for _, tc := range []struct {
+		name string
+		edit func([]manifestEntry) []manifestEntry // of the full backup's manifest
+		want string                                // "" for a restore that works
+	}{
+		{name: "restores"},
+		{
+			name: "kept tablespace's file missing",
+			edit: func(files []manifestEntry) []manifestEntry {
+				return append(files, manifestEntry{path: keptPath + "16392", body: blocks("m"), alg: "CRC32C"})
+			},
+			want: "1 files listed in backup_manifest are not in the backup: " + keptPath + "16392",
+		},
+		{
+			name: "kept tablespace's file corrupt",
+			edit: func(files []manifestEntry) []manifestEntry {
+				for i := range files {
+					if files[i].path == keptPath+"16390" {
+						files[i].body = blocks("abd")
+					}
+				}
+				return files
+			},
+			want: keptPath + "16390 has CRC32C checksum",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newFixtureRepo(t)
+			keptLoc, droppedLoc := filepath.Join(t.TempDir(), "kept"), filepath.Join(t.TempDir(), "dropped")
+			// The dropped tablespace's location holds something else now:
+			// the restore must not touch it.
+			mkdirWith(t, droppedLoc, "other")
+			want := storeTablespaceChain(t, b, keptLoc, droppedLoc, tc.edit)
+			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+			opts.Verify = VerifyBoth // and the combined manifest, read back in Go
+			newLoc := filepath.Join(t.TempDir(), "kept new")
+			opts.TablespaceMapping = map[string]string{keptLoc: newLoc}
+			res, err := RestoreBackup(context.Background(), b, opts)
+			if entries, _ := os.ReadDir(droppedLoc); len(entries) != 1 || entries[0].Name() != "other" {
+				t.Errorf("the dropped tablespace's location %s was changed: %v", droppedLoc, entries)
+			}
+			if tc.want != "" {
+				if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("RestoreBackup: got %v, want an error wrapping %v that mentions %q", err, ErrVerify, tc.want)
+				}
+				assertLeftAsBefore(t, opts.DataDir, false, 0)
+				assertLeftAsBefore(t, newLoc, false, 0)
+				return
+			}
+			if err != nil {
+				t.Fatalf("RestoreBackup: %v", err)
+			}
+			if !strings.Contains(res.Verified, "each backup_manifest of the chain's 2 backups checked") {
+				t.Errorf("Verified: %q, want both backups checked as written", res.Verified)
+			}
+			for name, body := range want {
+				if got, err := os.ReadFile(filepath.Join(newLoc, name)); err != nil || !bytes.Equal(got, body) {
+					t.Errorf("%s in the kept tablespace: %s, %v; want %s", name, describeBlocks(got), err, describeBlocks(body))
+				}
+			}
+			if entries, err := os.ReadDir(filepath.Join(opts.DataDir, pgTblspcDir)); err != nil || len(entries) != 1 || entries[0].Name() != tsKept {
+				t.Errorf("%s: %v, %v; want only the link of tablespace %s", pgTblspcDir, entries, err, tsKept)
+			}
+			if got := readFile(t, filepath.Join(opts.DataDir, tablespaceMapName)); got != tsKept+" "+newLoc+"\n" {
+				t.Errorf("%s: %q, want only tablespace %s at %s", tablespaceMapName, got, tsKept, newLoc)
+			}
 		})
 	}
 }

@@ -46,8 +46,9 @@ func drillCommand() *cli.Command {
    1. checks that the archived WAL has no gap from the backup's start to the
       newest archived segment (walvault verify's continuity check);
    2. restores the backup (the newest DONE one that ends before the target,
-      or --backup) into a new directory under --scratch-dir, exactly as
-      walvault restore does, every part checked against its sha256;
+      or --backup) into a new directory under --scratch-dir, its
+      tablespaces too, exactly as walvault restore does, every part checked
+      against its sha256;
    3. starts a temporary PostgreSQL on it: on 127.0.0.1 at a free port, with
       a private unix socket directory, and with archive_mode=off,
       archive_command='' and no primary_conninfo on its command line, which
