@@ -133,7 +133,7 @@ func testListAfter(t *testing.T, s *suite) {
 		{"wal/00000001/", "wal/00000001/000000010000000100000000.lz4"}, // the last: nothing after
 		{"wal/", "wal/00000002.history"},
 		{"backups/", "backups/b1-extra/x"},
-		{"wal/00000002/", "a"}, // before the prefix: all of it
+		{"wal/00000002/", "a"},            // before the prefix: all of it
 		{"wal/00000001/", "wal/00000002"}, // after the prefix: nothing
 	} {
 		var want []string
