@@ -43,6 +43,10 @@ type BackupOptions struct {
 	// RestoreCommand is written as restore_command (cmd builds it: the
 	// absolute walvault path, its settings, %f %p); "" writes none.
 	RestoreCommand string
+	// AcceptGap restores to the end of the archive although recovery
+	// would stop at a gap before it (checkRecoveryEnd): the WAL archived
+	// after the gap is not replayed.
+	AcceptGap bool
 	// ArchiveOff writes archive_mode = off: a copy of the cluster (a test
 	// restore, a reporting clone) that must never archive its own
 	// timeline into the repository the original archives to.
@@ -117,6 +121,9 @@ type BackupResult struct {
 	Elapsed time.Duration
 	// Verified says how the result was checked against backup_manifest.
 	Verified string
+	// Gap, when set, says that recovery will stop at a gap in the
+	// archive before its end (a restore with a target, or AcceptGap).
+	Gap string
 }
 
 // maxParallelArchives bounds how many tar streams (base.tar and
@@ -228,6 +235,13 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if t.LSN != nil {
 		if err := checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline); err != nil {
 			return res, err
+		}
+	} else if !t.Immediate {
+		if res.Gap, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
+			return res, err
+		}
+		if res.Gap != "" {
+			log.Warn("the archive has a gap on recovery's way", "gap", res.Gap)
 		}
 	}
 	base, tbs, err := planArchives(m, opts.TablespaceMapping, dataDir)
@@ -700,18 +714,11 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 	if err != nil {
 		return fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
 	}
-	r := repository.RecoveryRange{Start: start, Target: target}
-	switch timeline {
-	case "", "latest":
-	case "current":
-		r.Timeline = start.Timeline
-	default:
-		n, err := strconv.ParseUint(timeline, 10, 32)
-		if err != nil {
-			return err // Target.Validate refused it already
-		}
-		r.Timeline = wal.TimelineID(n)
+	tl, err := followedTimeline(timeline, start)
+	if err != nil {
+		return err
 	}
+	r := repository.RecoveryRange{Start: start, Target: target, Timeline: tl}
 	if err := inv.LoadRecoveryWAL(ctx, b, r); err != nil {
 		return err
 	}
@@ -731,4 +738,60 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 		return fmt.Errorf("the target LSN %s is beyond the archive: on timeline %d the archived WAL ends at %s (%s is not archived), so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, reach.Missing.Timeline, end, needed)
 	}
 	return fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL %s is missing from the archive, though later segments are archived (a gap); wal-push it from the server's pg_wal if it is still there, or choose a target before it", target, m.ID, needed)
+}
+
+// followedTimeline is recovery_target_timeline (Target.Timeline) as a
+// number; 0 is latest.
+func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error) {
+	switch setting {
+	case "", "latest":
+		return 0, nil
+	case "current":
+		return start.Timeline, nil
+	}
+	n, err := strconv.ParseUint(setting, 10, 32)
+	if err != nil {
+		return 0, err // Target.Validate refused it already
+	}
+	return wal.TimelineID(n), nil
+}
+
+// ErrGap: recovery to the end of the archive would stop at a missing
+// segment while later WAL is archived.
+var ErrGap = errors.New("the archive has a gap on the way to its end")
+
+// checkRecoveryEnd looks for a gap on the WAL a recovery without an LSN
+// target replays: a segment missing while later ones are archived. With no
+// target PostgreSQL would stop there and open, the later WAL silently left
+// out, so the restore is refused unless accept (--accept-gap). With a
+// time, xid or name target recovery itself fails if the target lies past
+// the gap, so that is only said. It returns what it found, for the output.
+func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) (string, error) {
+	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
+		return "", nil // an old manifest without it: skip this optional check
+	}
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return "", fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
+	}
+	tl, err := followedTimeline(t.Timeline, start)
+	if err != nil {
+		return "", err
+	}
+	end, ok, err := inv.LoadRecoveryEnd(ctx, b, start, tl)
+	if err != nil {
+		return "", fmt.Errorf("recovery from backup %s: %w", m.ID, err)
+	}
+	if !ok || !end.Gap {
+		return "", nil
+	}
+	at, _ := end.End.StartLSN(m.WALSegmentSize)
+	gap := fmt.Sprintf("segment %s is missing from the archive though %s and later WAL are archived: recovery stops at %s", end.End, end.Later, at)
+	switch {
+	case !t.IsLatest():
+		return gap + " (PostgreSQL fails with \"recovery ended before configured recovery target was reached\" if the target lies past it)", nil
+	case accept:
+		return gap + " (--accept-gap: the WAL after it is not replayed)", nil
+	}
+	return "", fmt.Errorf("%w: %s, and with no target PostgreSQL would then open there, leaving out the WAL archived after it. wal-push the missing segment from the server's pg_wal if it is still there, restore a backup taken after the gap (see backup-list), or give --accept-gap to recover up to the gap", ErrGap, gap)
 }

@@ -31,6 +31,7 @@ type restoreOptions struct {
 	PGBin             string
 	Verify            string
 	ArchiveMode       string
+	AcceptGap         bool
 	maxRate
 	// From precheck:
 	recoveryTarget restore.Target
@@ -89,7 +90,11 @@ the repository whole again.
 
 Without --backup, the newest DONE backup that ends before the target is used
 (PostgreSQL cannot stop before the end of the backup it starts from). With no
-target, recovery replays all archived WAL (latest).
+target, recovery replays all archived WAL (latest); restore first proves it
+can: a segment missing on the way while later WAL is archived (a gap) would
+make PostgreSQL stop there and open without the rest, so restore refuses,
+naming the segment, unless --accept-gap. With a time, xid or name target it
+only warns: PostgreSQL itself fails if the target lies past the gap.
 
 An incremental backup (PostgreSQL 17+) restores with its chain: the full
 backup, then each incremental applied in order, combined as pg_combinebackup
@@ -120,6 +125,7 @@ Examples:
 			&cli.StringFlag{Name: "owner", Usage: "OS user to own the restored files when run as root (default: postgres)", Destination: &opts.Owner},
 			&cli.StringFlag{Name: "verify", Value: string(restore.VerifyStream), Usage: "how restored files are checked against backup_manifest: stream (as they are written), pg_verifybackup (read again after extraction) or both", Destination: &opts.Verify},
 			&cli.StringFlag{Name: "pg-bin", Usage: "directory with pg_verifybackup, for --verify pg_verifybackup or both (default: /usr/lib/postgresql/<major>/bin, /usr/pgsql-<major>/bin, then PATH)", Destination: &opts.PGBin},
+			&cli.BoolFlag{Name: "accept-gap", Usage: "with no target, restore although recovery would stop at a missing segment before the archive's end: the WAL archived after it is not replayed", Destination: &opts.AcceptGap},
 			&cli.StringFlag{Name: "archive-mode", Value: archivePreserve, Usage: "archiving of the restored server: preserve (the backup's archive_mode and archive_command: once promoted it archives its new timeline where they say, typically this repository: what a replacement for a lost primary wants) or off (archive_mode = off in postgresql.auto.conf: for a copy that must never write into the repository)", Destination: &opts.ArchiveMode},
 		)...),
 		Action: repoAction(&opts, restoreAction),
@@ -178,6 +184,7 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		ConfigYAML:        configYAML,
 		Verify:            opts.verify,
 		ArchiveOff:        opts.ArchiveMode == archiveOff,
+		AcceptGap:         opts.AcceptGap,
 		PGBinDir:          opts.PGBin,
 		Identities:        opts.Identities,
 		Log:               s.log,
@@ -192,6 +199,9 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	fmt.Fprintf(w, "restored backup %s (taken %s, WAL %s to %s) into %s: %s in %s, %s\n",
 		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, units.Bytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
 	fmt.Fprintf(w, "recovery target: %s\n", target)
+	if res.Gap != "" {
+		fmt.Fprintf(w, "WARNING: %s\n", res.Gap)
+	}
 	if opts.ArchiveMode == archiveOff {
 		fmt.Fprintf(w, "archiving: off (archive_mode = off in postgresql.auto.conf)\n")
 	} else {
