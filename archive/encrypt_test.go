@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -236,5 +237,56 @@ func damageStored(t *testing.T, b storage.Backend, key string, body []byte, meta
 	}
 	if err := b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{Metadata: meta, Size: int64(len(body))}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPushHistoryRecordsSwitches: wal-push records a timeline history
+// file's switches in its metadata, encrypted or not, so that readers
+// without the identity follow the timeline; a history too long for S3's
+// 2 KB of metadata keeps its last switch, and the object's metadata
+// stays within the limit.
+func TestPushHistoryRecordsSwitches(t *testing.T) {
+	t.Parallel()
+	key := crypttest.NewKey(t)
+	var long strings.Builder
+	for tli := 1; tli < 300; tli++ {
+		fmt.Fprintf(&long, "%d\t%X/0\tpromoted after a long night\n", tli, tli)
+	}
+	for _, tc := range []struct {
+		name       string
+		recipients *crypt.Recipients
+		file       string
+		content    string
+		want       string
+	}{
+		{"encrypted", crypttest.Recipients(t, key), "00000002.history", "1\t0/4002D98\tno recovery target specified\n", "1:0/4002D98"},
+		{"clear", nil, "00000002.history", "1\t0/4002D98\tno recovery target specified\n", "1:0/4002D98"},
+		{"encrypted, long", crypttest.Recipients(t, key), "0000012C.history", long.String(), "...,299:12B/0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := mem.New()
+			o := opts(repository.LZ4)
+			o.Recipients = tc.recipients
+			s := seg(1, 0, 3)
+			segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			mustPush(t, b, segPath, o)
+			src := filepath.Join(t.TempDir(), tc.file)
+			if err := os.WriteFile(src, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := mustPush(t, b, src, o)
+			_, info := object(t, b, res.Key)
+			if got := info.Metadata[repository.MetaHistory]; got != tc.want {
+				t.Errorf("%s metadata %q, want %q", repository.MetaHistory, got, tc.want)
+			}
+			size := 0
+			for k, v := range info.Metadata {
+				size += len("x-amz-meta-") + len(k) + len(v)
+			}
+			if size > 2048 {
+				t.Errorf("the object's metadata takes %d bytes, more than S3's 2048", size)
+			}
+		})
 	}
 }

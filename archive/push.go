@@ -86,8 +86,9 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	if err := checkMarkedForArchive(path); err != nil {
 		return Result{}, err
 	}
+	var history []wal.HistoryEntry
 	if file.Kind == wal.KindTimelineHistory {
-		if err := checkHistoryFile(f, path, file); err != nil {
+		if history, err = checkHistoryFile(f, path, file); err != nil {
 			return Result{}, err
 		}
 	}
@@ -127,6 +128,13 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	body, err := encodeFile(f, path, opts.codec(repository.None), &res, meta)
 	if err != nil {
 		return Result{}, err
+	}
+	if history != nil {
+		// Readable without the identity, so that verify, check, info and
+		// the exporter follow timelines in an encrypted repository too.
+		// Clear ones get it as well: one format, whatever the encryption;
+		// their readers trust the content, which PostgreSQL reads.
+		repository.DescribeHistory(meta, history)
 	}
 	return upload(ctx, b, body, res, meta, opts, identityCache{})
 }
@@ -459,8 +467,8 @@ const maxHistoryFile = 16 << 20
 // least one ancestor: timeline 1 has no history file). Archived, such a
 // file would stay in the repository for good, and every later look at
 // the timelines (check, drill, a recovery to the latest timeline) would
-// stumble on it. f is left at its start.
-func checkHistoryFile(f *os.File, path string, file wal.FileName) error {
+// stumble on it. f is left at its start. It returns the entries.
+func checkHistoryFile(f *os.File, path string, file wal.FileName) ([]wal.HistoryEntry, error) {
 	entries, err := wal.ParseHistory(io.LimitReader(f, maxHistoryFile))
 	if err == nil && len(entries) == 0 {
 		err = errors.New("it lists no parent timeline")
@@ -469,12 +477,12 @@ func checkHistoryFile(f *os.File, path string, file wal.FileName) error {
 		err = wal.CheckHistory(file.Timeline, entries)
 	}
 	if err != nil {
-		return fmt.Errorf("%s is not a timeline history file PostgreSQL would read: %w; not archived", path, err)
+		return nil, fmt.Errorf("%s is not a timeline history file PostgreSQL would read: %w; not archived", path, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return nil
+	return entries, nil
 }
 
 func openRegular(path string) (*os.File, error) {

@@ -136,6 +136,9 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 	if inv.WAL != nil {
 		cont := inv.WAL.Continuity(starts)
 		s.continuityKnown = true
+		// An encrypted history file the exporter cannot read without the
+		// identity (cont.UnreadableHistory) is no fault: its timeline's
+		// gaps still count (Continuity takes them as needed).
 		s.continuityOK = len(cont.MissingHistory) == 0 && len(cont.BadHistory) == 0
 		for _, g := range cont.Gaps {
 			if g.Needed {

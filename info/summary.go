@@ -43,6 +43,10 @@ type Timeline struct {
 	Segments  uint64 `json:"segments"`
 	OldestWAL string `json:"oldest_wal,omitempty"`
 	NewestWAL string `json:"newest_wal,omitempty"`
+	// HistoryUnreadable says why the history file could not be read (it
+	// needs the identity): then Parent and SwitchLSN are unknown, not
+	// absent.
+	HistoryUnreadable string `json:"history_unreadable,omitempty"`
 	// RecoveryWindow is nil when no DONE backup leads to this timeline.
 	RecoveryWindow *Window `json:"recovery_window"`
 }
@@ -225,6 +229,9 @@ func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory
 		tl := Timeline{Timeline: uint32(t.Timeline), Parent: uint32(t.Parent), Segments: t.Segments}
 		if t.Parent != 0 {
 			tl.SwitchLSN = t.SwitchPoint.String()
+		}
+		if why, ok := cont.UnreadableHistory[t.Timeline]; ok {
+			tl.HistoryUnreadable = repository.UnreadableHistoryWhy(t.Timeline, why)
 		}
 		if t.HasSegments {
 			tl.OldestWAL, tl.NewestWAL = t.Oldest.String(), t.Newest.String()

@@ -57,6 +57,9 @@ func WriteSummaryText(w io.Writer, s Summary) error {
 		if t.Parent != 0 {
 			fmt.Fprintf(&b, " (from timeline %d at %s)", t.Parent, t.SwitchLSN)
 		}
+		if t.HistoryUnreadable != "" {
+			fmt.Fprintf(&b, " (branch point unknown: %s)", t.HistoryUnreadable)
+		}
 		if t.NewestWAL != "" {
 			fmt.Fprintf(&b, ": %s, %s to %s\n", units.Plural(int(t.Segments), "segment"), t.OldestWAL, t.NewestWAL)
 		} else {

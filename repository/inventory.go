@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -86,6 +87,8 @@ type Inventory struct {
 	// the key prefixes under it listed so far (LoadRecoveryWAL lists more).
 	walScoped bool
 	walListed []string
+	// ids decrypt history files (LoadOptions.Identities).
+	ids *crypt.Identities
 }
 
 // WALObject is one listed object under wal/.
@@ -202,6 +205,12 @@ type LoadOptions struct {
 	// Histories reads the timeline history files into the WAL index, which
 	// continuity needs.
 	Histories bool
+	// Identities decrypt an encrypted history file whose metadata does not
+	// hold its timeline switches (MetaHistory: archived by an older
+	// walvault), here and in LoadRecoveryWAL. Without them such a
+	// timeline's history is unreadable (Continuity.UnreadableHistory),
+	// which is no fault of the repository.
+	Identities *crypt.Identities
 	// Cache, when set, keeps manifests and history files (written once,
 	// never changed) between loads, for callers that load again and again.
 	Cache *Cache
@@ -234,9 +243,15 @@ type Cache struct {
 	histories map[string]historyFile
 }
 
+// historyFile is what a timeline history file told: its entries, or err
+// when they are invalid. An encrypted one read from its metadata may hold
+// only the last entry (partial); one that could not be read at all has
+// unreadable set to why.
 type historyFile struct {
-	entries []wal.HistoryEntry
-	err     error
+	entries    []wal.HistoryEntry
+	err        error
+	partial    bool
+	unreadable error
 }
 
 // NewCache starts an empty cache.
@@ -251,7 +266,7 @@ const maxHistorySize = 1 << 20
 // Problems of the repository are in the model (IdentityErr, a backup's
 // ManifestErr, Strays); an error means the storage failed.
 func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*Inventory, error) {
-	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}, walScoped: opts.backupsOnly()}
+	inv := &Inventory{Location: b.Location(), Usage: map[string]Usage{}, walScoped: opts.backupsOnly(), ids: opts.Identities}
 	hidden := map[string]bool{}
 	// The hidden-object listing does not depend on walvault.json: on a
 	// distant endpoint reading both at once saves a round trip.
@@ -739,17 +754,14 @@ func (inv *Inventory) readHistories(ctx context.Context, b storage.Backend, hidd
 			}
 		}
 		g.Go(func() error {
-			data, err := readSmall(gctx, b, o.Key, hidden[o.Key])
+			f, _, err := readHistory(gctx, b, o.Key, hidden[o.Key], inv.ids)
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // deleted since the listing
 			}
 			if err != nil {
 				return fmt.Errorf("read %s from %s: %w", o.Key, b.Location(), err)
 			}
-			// Read first, parse second: a broken download is an error of
-			// this load, not a bad history file.
-			files[i].entries, files[i].err = wal.ParseHistory(bytes.NewReader(data))
-			found[i] = true
+			files[i], found[i] = f, true
 			return nil
 		})
 	}
@@ -761,25 +773,84 @@ func (inv *Inventory) readHistories(ctx context.Context, b storage.Backend, hidd
 			continue
 		}
 		next.histories[o.Key] = files[i]
-		inv.WAL.SetHistory(o.File.Timeline, files[i].entries, files[i].err)
+		inv.WAL.setHistoryFile(o.File.Timeline, files[i])
 	}
 	return nil
 }
 
-// readSmall reads a small object, or its hidden version.
-func readSmall(ctx context.Context, b storage.Backend, key string, hidden bool) ([]byte, error) {
+// readHistory reads the timeline history file under key (or its hidden
+// version). A clear one is parsed from its content, which is what
+// PostgreSQL reads. An encrypted one is read from its metadata
+// (MetaHistory), which needs no identity; when that lacks entries (an
+// object of an older walvault, or one with room for the last entry only)
+// and ids are given, from its decrypted content. History files are never
+// compressed (WALKey gives them no codec suffix, wal-push stores them as
+// they are), so the plaintext is the file. An error means the storage
+// failed; what is wrong with the file is in the result.
+func readHistory(ctx context.Context, b storage.Backend, key string, hidden bool, ids *crypt.Identities) (f historyFile, size int64, err error) {
+	// Read first, parse second: a broken download is an error of this
+	// load, not a bad history file.
+	data, meta, err := readSmall(ctx, b, key, hidden)
+	if err != nil {
+		return historyFile{}, 0, err
+	}
+	return decodeHistory(data, meta, ids), int64(len(data)), nil
+}
+
+// decodeHistory is readHistory's verdict on a history file read.
+func decodeHistory(data []byte, meta map[string]string, ids *crypt.Identities) historyFile {
+	if !EncryptedObject(meta) {
+		entries, err := wal.ParseHistory(bytes.NewReader(data))
+		return historyFile{entries: entries, err: err}
+	}
+	tail, complete, merr := ParseHistoryMeta(meta)
+	if merr == nil && complete {
+		return historyFile{entries: tail}
+	}
+	var why error
+	if ids != nil {
+		plain, err := OpenBody(bytes.NewReader(data), None, ids, meta)
+		var content []byte
+		if err == nil {
+			content, err = io.ReadAll(plain) // verifies the fingerprint at EOF
+		}
+		switch {
+		case err == nil:
+			entries, err := wal.ParseHistory(bytes.NewReader(content))
+			return historyFile{entries: entries, err: err}
+		case !errors.Is(err, crypt.ErrNoIdentity):
+			// Tampered, or not an age file: as unusable as an invalid one.
+			return historyFile{err: fmt.Errorf("cannot be decrypted: %w", err)}
+		}
+		why = err // another key's: the metadata may still do
+	} else {
+		_, why = decrypt(bytes.NewReader(data), nil, meta) // names the keys
+	}
+	switch {
+	case merr == nil:
+		return historyFile{entries: tail, partial: true}
+	case !errors.Is(merr, errNoHistoryMeta):
+		return historyFile{err: merr}
+	}
+	return historyFile{unreadable: why}
+}
+
+// readSmall reads a small object, or its hidden version, and its metadata.
+func readSmall(ctx context.Context, b storage.Backend, key string, hidden bool) ([]byte, map[string]string, error) {
 	var rc io.ReadCloser
+	var info storage.ObjectInfo
 	var err error
 	if v, ok := storage.AsVersioned(b); ok && hidden {
-		rc, _, err = v.GetHidden(ctx, key)
+		rc, info, err = v.GetHidden(ctx, key)
 	} else {
-		rc, _, err = b.Get(ctx, key)
+		rc, info, err = b.Get(ctx, key)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, maxHistorySize))
+	data, err := io.ReadAll(io.LimitReader(rc, maxHistorySize))
+	return data, info.Metadata, err
 }
 
 // Backup returns the backup folder id, or nil.

@@ -1,7 +1,6 @@
 package repository
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,8 +77,14 @@ func (x *WALIndex) recoveryPath(r RecoveryRange) (wal.TimelineID, []pathPiece, e
 	tt := x.recoveryTimeline(r)
 	var entries []wal.HistoryEntry
 	if t := x.tls[tt]; t != nil && tt != r.Start.Timeline {
-		if t.historyErr != nil {
+		switch {
+		case t.historyErr != nil:
 			return tt, nil, fmt.Errorf("the history file of timeline %d, %08X.history, is invalid (%w): recovery could not follow that timeline", tt, uint32(tt), t.historyErr)
+		case t.historyUnreadable != nil:
+			return tt, nil, fmt.Errorf("the history file of timeline %d cannot be read: %s", tt, UnreadableHistoryWhy(tt, t.historyUnreadable))
+		case t.historyPartial:
+			// Only the last switch is known; recovery reads every ancestor.
+			return tt, nil, fmt.Errorf("the history file of timeline %d, %08X.history, is encrypted and its metadata records only its last switch: give the identity (decrypt-with) to follow the whole history", tt, uint32(tt))
 		}
 		entries = t.history
 	}
@@ -220,7 +225,8 @@ func (inv *Inventory) walPrefixListed(prefix string) bool {
 // historyRead is a timeline history file read from the repository.
 type historyRead struct {
 	tli  wal.TimelineID
-	data []byte
+	size int64
+	file historyFile
 }
 
 // readRecoveryHistories reads the history files recovery of r asks for
@@ -237,14 +243,14 @@ func (inv *Inventory) readRecoveryHistories(ctx context.Context, b storage.Backe
 		for _, h := range inv.Hidden {
 			hidden = hidden || h.Key == key
 		}
-		data, err := readSmall(ctx, b, key, hidden)
+		f, size, err := readHistory(ctx, b, key, hidden, inv.ids)
 		if errors.Is(err, storage.ErrNotFound) {
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("read %s from %s: %w", key, b.Location(), err)
 		}
-		out = append(out, historyRead{tli, data})
+		out = append(out, historyRead{tli, size, f})
 		return true, nil
 	}
 	switch tt := r.Timeline; {
@@ -270,13 +276,12 @@ func historyKey(tli wal.TimelineID) string {
 func (l *lister) addHistory(h historyRead) error {
 	key := historyKey(h.tli)
 	if !l.inv.walPrefixListed(key) {
-		if err := l.visit(storage.ObjectInfo{Key: key, Size: int64(len(h.data))}); err != nil {
+		if err := l.visit(storage.ObjectInfo{Key: key, Size: h.size}); err != nil {
 			return err
 		}
 		l.inv.walListed = append(l.inv.walListed, key)
 	}
-	entries, err := wal.ParseHistory(bytes.NewReader(h.data))
-	l.inv.WAL.SetHistory(h.tli, entries, err)
+	l.inv.WAL.setHistoryFile(h.tli, h.file)
 	return nil
 }
 

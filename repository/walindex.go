@@ -26,10 +26,16 @@ type timelineWAL struct {
 	// complete.
 	received map[uint64]bool
 	// history is set once the timeline's history file was read; historyErr
-	// when it could not be parsed.
-	hasHistory bool
-	history    []wal.HistoryEntry
-	historyErr error
+	// when it could not be parsed. historyPartial: only its last entry is
+	// known (an encrypted file's metadata without room for more), which is
+	// all continuity needs. historyUnreadable says why nothing is known:
+	// the file is encrypted, its metadata records no switch, and no
+	// identity decrypted it.
+	hasHistory        bool
+	history           []wal.HistoryEntry
+	historyErr        error
+	historyPartial    bool
+	historyUnreadable error
 }
 
 // segRun is a run of consecutive archived segments, by segment number.
@@ -159,11 +165,17 @@ func (t *timelineWAL) endPartial() (uint64, bool) {
 // SetHistory records timeline tli's history file (wal/TTTTTTTT.history),
 // or the error that made it unreadable.
 func (x *WALIndex) SetHistory(tli wal.TimelineID, entries []wal.HistoryEntry, err error) {
+	x.setHistoryFile(tli, historyFile{entries: entries, err: err})
+}
+
+// setHistoryFile records what was read of timeline tli's history file.
+func (x *WALIndex) setHistoryFile(tli wal.TimelineID, f historyFile) {
 	t := x.tl(tli)
-	t.hasHistory, t.history, t.historyErr = true, entries, err
-	if err == nil {
-		if cerr := wal.CheckHistory(tli, entries); cerr != nil {
-			t.history, t.historyErr = nil, cerr
+	t.hasHistory, t.history, t.historyErr = true, f.entries, f.err
+	t.historyPartial, t.historyUnreadable = f.partial, f.unreadable
+	if f.err == nil && f.unreadable == nil {
+		if cerr := wal.CheckHistory(tli, f.entries); cerr != nil {
+			t.history, t.historyErr, t.historyPartial = nil, cerr, false
 		}
 	}
 }
@@ -247,6 +259,13 @@ type Continuity struct {
 	MissingHistory []wal.TimelineID
 	// BadHistory maps timelines to the error in their history file.
 	BadHistory map[wal.TimelineID]error
+	// UnreadableHistory maps timelines to why their history file could not
+	// be read: it is encrypted, was archived by a walvault that did not
+	// yet record the switch in its metadata, and no identity decrypted it.
+	// Such a timeline's branch point is unknown, so the WAL leading to it
+	// was not checked across the switch (Unchecked says so); it is not a
+	// fault of the repository.
+	UnreadableHistory map[wal.TimelineID]error
 }
 
 // Continuity checks, per timeline, that every segment from a start to the
@@ -288,6 +307,14 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 	for _, tli := range tlis {
 		t := x.tls[tli]
 		if len(starts) == 0 {
+			if first, ok := t.first(); ok {
+				lower(from, tli, first)
+			}
+		}
+		if t.historyUnreadable != nil && startBefore(starts, tli) {
+			// Where it branches is unknown: a restore from a backup on an
+			// older timeline may well follow it, so its gaps count as
+			// needed rather than be waved through.
 			if first, ok := t.first(); ok {
 				lower(from, tli, first)
 			}
@@ -337,6 +364,11 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 				c.BadHistory = map[wal.TimelineID]error{}
 			}
 			c.BadHistory[tli] = t.historyErr
+		} else if t.historyUnreadable != nil {
+			if c.UnreadableHistory == nil {
+				c.UnreadableHistory = map[wal.TimelineID]error{}
+			}
+			c.UnreadableHistory[tli] = t.historyUnreadable
 		} else if tli > 1 && !t.hasHistory && (len(t.runs) > 0 || t.partials > 0 || len(t.received) > 0) {
 			c.MissingHistory = append(c.MissingHistory, tli)
 		}
@@ -377,6 +409,16 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 		c.Timelines = append(c.Timelines, span)
 	}
 	return c
+}
+
+// startBefore reports whether a start lies on a timeline older than tli.
+func startBefore(starts []wal.Segment, tli wal.TimelineID) bool {
+	for _, s := range starts {
+		if s.Timeline < tli {
+			return true
+		}
+	}
+	return false
 }
 
 // first is the timeline's oldest segment with data: archived, or else the
@@ -478,4 +520,26 @@ func (c Continuity) Summary(segSize uint32) string {
 		parts = append(parts, fmt.Sprintf("%08X.history is invalid (%v)", uint32(tli), c.BadHistory[tli]))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Unchecked says in one line which timeline switches could not be checked
+// (UnreadableHistory), for a check line beside Summary; "" when none. It
+// is no verdict: the repository may well be fine.
+func (c Continuity) Unchecked() string {
+	tlis := make([]wal.TimelineID, 0, len(c.UnreadableHistory))
+	for tli := range c.UnreadableHistory {
+		tlis = append(tlis, tli)
+	}
+	sort.Slice(tlis, func(i, j int) bool { return tlis[i] < tlis[j] })
+	var parts []string
+	for _, tli := range tlis {
+		parts = append(parts, fmt.Sprintf("the switch to timeline %d was not checked: %s", tli, UnreadableHistoryWhy(tli, c.UnreadableHistory[tli])))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// UnreadableHistoryWhy says why timeline tli's history file could not be
+// read (Continuity.UnreadableHistory); why says what would read it.
+func UnreadableHistoryWhy(tli wal.TimelineID, why error) string {
+	return fmt.Sprintf("%s is encrypted and records no branch point in its metadata (archived by an older walvault): %v", historyKey(tli), why)
 }

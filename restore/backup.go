@@ -210,7 +210,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// objects too: a backup or segment a marker hides still restores.
 	// A restore needs the backups and the WAL that decides their status;
 	// an LSN target also the WAL up to it, listed once a backup is chosen.
-	load := repository.LoadOptions{BackupsOnly: true}
+	load := repository.LoadOptions{BackupsOnly: true, Identities: opts.Identities}
 	if ref := opts.BackupRef; !repository.IsLatest(ref) {
 		load.ReadAhead = []string{ref}
 	}

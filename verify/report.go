@@ -35,6 +35,7 @@ const (
 	KindSupersededPartial = "superseded_partial" // a wal-receive partial whose segment is archived (walvault delete removes it)
 	KindIncompleteUpload  = "incomplete_upload"  // an S3 multipart upload (or a file:// temp file) older than Options.UploadAge (walvault delete aborts it)
 	KindUploadsUnknown    = "uploads_unchecked"  // the storage could not be asked for incomplete uploads
+	KindHistoryUnread     = "history_unreadable" // an encrypted .history file without its switches in metadata, and no identity: that switch is not checked
 	severityProblem       = "problem"
 	severityWarning       = "warning"
 	maxFindingsPerKind    = 1000

@@ -33,7 +33,9 @@ type Options struct {
 	// continuous (a retention policy's kept set): WAL is checked from the
 	// oldest of their starts. nil means every backup with a manifest.
 	KeptBackups map[string]bool
-	// Identities decrypt an encrypted repository's objects for Full.
+	// Identities decrypt an encrypted repository's objects for Full, and
+	// history files whose metadata lacks their timeline switches (archived
+	// by an older walvault) with or without it.
 	Identities *crypt.Identities
 	// UploadAge: incomplete uploads (S3 multipart uploads neither
 	// completed nor aborted, file:// temp files) that started longer ago
@@ -69,7 +71,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	// Hidden objects count: a hidden segment still restores (wal-fetch
 	// finds it), so continuity counts it as present, and the hidden
 	// finding tells what to do.
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Hidden: true, WALObjects: opts.Full, Histories: true})
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Hidden: true, WALObjects: opts.Full, Histories: true, Identities: opts.Identities})
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +320,16 @@ func (s *scan) checkContinuity() {
 		key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
 		s.r.problem(Finding{Kind: KindBadHistory, Key: key, Timeline: uint32(tli),
 			Detail: fmt.Sprintf("%s is not a valid timeline history file: %v", key, c.BadHistory[tli])})
+	}
+	unread := make([]wal.TimelineID, 0, len(c.UnreadableHistory))
+	for tli := range c.UnreadableHistory {
+		unread = append(unread, tli)
+	}
+	sort.Slice(unread, func(i, j int) bool { return unread[i] < unread[j] })
+	for _, tli := range unread {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
+		s.r.warning(Finding{Kind: KindHistoryUnread, Key: key, Timeline: uint32(tli),
+			Detail: fmt.Sprintf("timeline %d: continuity across the switch to it could not be checked: %s", tli, repository.UnreadableHistoryWhy(tli, c.UnreadableHistory[tli]))})
 	}
 	s.r.Summary.Timelines = len(c.Timelines)
 	for _, t := range c.Timelines {

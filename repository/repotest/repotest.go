@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"maps"
 	"strconv"
 	"testing"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
@@ -55,6 +57,32 @@ func PutWAL(t testing.TB, b storage.Backend, key string, c repository.Compressio
 		t.Fatalf("put %s: %v", key, err)
 	}
 	return body
+}
+
+// PutEncrypted stores raw under key as wal-push stores a small file
+// (history, .backup) in an encrypted repository: uncompressed, encrypted
+// to r, with its raw size, compression and fingerprints, and extra.
+func PutEncrypted(t testing.TB, b storage.Backend, key string, raw []byte, r *crypt.Recipients, extra map[string]string) {
+	t.Helper()
+	codec := repository.Codec{Compression: repository.None, Recipients: r}
+	var body bytes.Buffer
+	w, err := codec.NewWriter(&body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := r.NewFingerprinter()
+	if _, err := io.MultiWriter(w, fp).Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{repository.MetaRawSize: strconv.Itoa(len(raw)), repository.MetaCompression: string(repository.None)}
+	codec.Describe(meta, fp.Sum())
+	maps.Copy(meta, extra)
+	if err := b.Put(context.Background(), key, bytes.NewReader(body.Bytes()), storage.PutOptions{IfNotExists: true, Size: int64(body.Len()), Metadata: meta}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
 }
 
 // Compress returns raw compressed with c.

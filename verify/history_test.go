@@ -1,0 +1,68 @@
+package verify
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/crypt/crypttest"
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/wal"
+)
+
+// TestEncryptedTimelineSwitch: in an encrypted repository a timeline
+// switch is no problem for verify without the identity. Its history file
+// records the switch in its metadata; one of an older walvault does not,
+// and is read with the identity, or else is a warning that the switch
+// was not checked, never a bad history file.
+func TestEncryptedTimelineSwitch(t *testing.T) {
+	key := crypttest.NewKey(t)
+	rec := crypttest.Recipients(t, key)
+	repo := func(historyMeta map[string]string) *fixture {
+		b, _ := filetest.New(t)
+		repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()).WithEncryption(rec))
+		f := &fixture{b: b, keys: map[string]string{}}
+		for n := uint32(1); n <= 6; n++ {
+			f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
+		}
+		f.m = f.putBackup(t, testBackup, 2, 3)
+		for n := uint32(7); n <= 8; n++ {
+			f.putSegment(t, wal.Segment{Timeline: 2, Seg: n}, segmentBody(n))
+		}
+		repotest.PutEncrypted(t, b, "wal/00000002.history", []byte("1\t0/700100\tno recovery target specified\n"), rec, historyMeta)
+		return f
+	}
+	verify := func(f *fixture, ids *crypt.Identities) *Report {
+		t.Helper()
+		r, err := Run(context.Background(), f.b, Options{Identities: ids})
+		if err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+		return r
+	}
+	branched := func(r *Report) bool {
+		return len(r.Timelines) == 2 && r.Timelines[1].Parent == 1 && r.Timelines[1].SwitchLSN == "0/700100"
+	}
+
+	r := verify(repo(map[string]string{repository.MetaHistory: "1:0/700100"}), nil)
+	if !r.OK || len(r.Warnings) != 0 || !branched(r) {
+		t.Fatalf("switch in the metadata, no identity: problems %v, warnings %v, timelines %+v\n%s", kinds(r.Problems), kinds(r.Warnings), r.Timelines, text(t, r))
+	}
+
+	older := repo(nil)
+	r = verify(older, key.Identities(t))
+	if !r.OK || len(r.Warnings) != 0 || !branched(r) {
+		t.Fatalf("an older walvault's history, with the identity: problems %v, warnings %v, timelines %+v\n%s", kinds(r.Problems), kinds(r.Warnings), r.Timelines, text(t, r))
+	}
+	r = verify(older, nil)
+	if !r.OK || len(r.Warnings) != 1 || r.Warnings[0].Kind != KindHistoryUnread || r.Warnings[0].Key != "wal/00000002.history" {
+		t.Fatalf("an older walvault's history, no identity: problems %v, warnings %v; want OK with one %s warning\n%s", kinds(r.Problems), kinds(r.Warnings), KindHistoryUnread, text(t, r))
+	}
+	if d := r.Warnings[0].Detail; !strings.Contains(d, "not be checked") || !strings.Contains(d, "decrypt-with") {
+		t.Errorf("warning %q does not say the switch was not checked and how to check it", d)
+	}
+}
