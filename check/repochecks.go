@@ -227,6 +227,9 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 		return []Result{failed(NameContinuity, "cannot list the WAL: %s changed while check ran", repository.IdentityKey)}
 	}
 	cont := inv.WAL.Continuity(starts)
+	if r, ok := c.branchedOff(inv.WAL); !ok {
+		return []Result{r}
+	}
 	// A switch whose history needs the identity is said, never passed over
 	// in silence, but is no failure: the repository may well be fine.
 	unchecked := ""
@@ -246,6 +249,26 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 		return []Result{ok(NameContinuity, "no segment archived since %s yet%s", from, unchecked)}
 	}
 	return []Result{ok(NameContinuity, "no gap from %s to %s%s", from, newest, unchecked)}
+}
+
+// branchedOff fails when a timeline in the repository branched off the
+// server's before the segment it writes: a restored copy promoted with
+// archiving on, or an old failover. Recovery to latest follows that
+// timeline and never reads this server's WAL past the branch point, so
+// restores of "the latest state" would give the other server's.
+func (c *checker) branchedOff(x *repository.WALIndex) (Result, bool) {
+	cur, err := wal.ParseSegmentName(c.srv.currentWAL)
+	if c.srv.currentWAL == "" || err != nil {
+		return Result{}, true // a standby, or the position is unknown
+	}
+	bs := x.BranchedBefore(cur.Timeline, cur)
+	if len(bs) == 0 {
+		return Result{}, true
+	}
+	b := bs[0]
+	return failed(NameContinuity, "timeline %d branched off this server's timeline %d at %s in the repository (wal/%08X.history: a restored copy promoted with archiving on, or an earlier failover), and this server has gone on past that point (it writes %s): a restore to latest follows timeline %d and leaves out this server's WAL after %s. "+
+		"Stop the other server's archiving if it still runs (a copy: restore it with --archive-mode off); restore this server's WAL with --target-timeline %d; to make latest follow this server again, remove wal/%08X.history and timeline %d's segments from the repository once no restore needs them",
+		b.Child, b.Parent, b.SwitchPoint, uint32(b.Child), cur, b.Child, b.SwitchPoint, b.Parent, uint32(b.Child), b.Child), false
 }
 
 // lockReporter is implemented by backends that can say whether their

@@ -21,6 +21,11 @@ type RecoveryEnd struct {
 	// (with no target it then opens, leaving the rest out).
 	Gap   bool
 	Later wal.Segment
+	// Overruns are the timelines recovery leaves for a child that have
+	// WAL archived past the child's branch point (Newest: the first found
+	// of it; Beyond is not counted): the child may be a restored copy's
+	// while the parent is the live server.
+	Overruns []Overrun
 }
 
 // LoadRecoveryEnd finds where recovery from start, following timeline (0:
@@ -56,15 +61,47 @@ func (inv *Inventory) LoadRecoveryEnd(ctx context.Context, b storage.Backend, st
 		end := RecoveryEnd{Timeline: reach.Timeline, End: reach.Missing}
 		if !reach.Beyond {
 			end.Gap, end.Later = true, x.archivedAfter(r, reach.Missing)
-			return end, true, nil
+		} else {
+			later, found, err := firstSegmentAfter(ctx, b, x, reach.TargetSegment)
+			if err != nil {
+				return RecoveryEnd{}, false, err
+			}
+			end.Gap, end.Later = found, later
 		}
-		later, found, err := firstSegmentAfter(ctx, b, x, reach.TargetSegment)
-		if err != nil {
+		if end.Overruns, err = pathOverruns(ctx, b, x, r); err != nil {
 			return RecoveryEnd{}, false, err
 		}
-		end.Gap, end.Later = found, later
 		return end, true, nil
 	}
+}
+
+// pathOverruns asks, for each timeline switch on recovery's path, whether
+// the parent holds a segment after the one where the child begins: one
+// request per switch, none without one.
+func pathOverruns(ctx context.Context, b storage.Backend, x *WALIndex, r RecoveryRange) ([]Overrun, error) {
+	_, path, err := x.recoveryPath(r)
+	if err != nil {
+		return nil, nil // RecoveryReach said so already
+	}
+	var out []Overrun
+	for i := 1; i < len(path); i++ {
+		parent, child := path[i-1].tli, path[i].tli
+		if parent == child {
+			continue
+		}
+		later, found, err := firstSegmentAfter(ctx, b, x, x.segment(parent, path[i].first))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			sw := wal.LSN(0)
+			if t := x.tls[child]; t != nil && len(t.history) > 0 {
+				sw = t.history[len(t.history)-1].SwitchPoint
+			}
+			out = append(out, Overrun{Parent: parent, Child: child, SwitchPoint: sw, Newest: later})
+		}
+	}
+	return out, nil
 }
 
 // archivedAfter is the first archived segment recovery of r reads after

@@ -2,6 +2,7 @@ package repository_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
@@ -18,6 +19,8 @@ func TestLoadRecoveryEnd(t *testing.T) {
 	ctx := context.Background()
 	b, _ := recoveryFixture(t)
 	a, c := wal.Segment{Timeline: 1, Log: 1, Seg: 2}, wal.Segment{Timeline: 1, Log: 1, Seg: 0x11}
+	// Timeline 1 was archived past 1/18, where timeline 2 branched off.
+	overrun := []repository.Overrun{{Parent: 1, Child: 2, SwitchPoint: 0x1_18000100, Newest: seg(t, "000000010000000100000019")}}
 	for _, tc := range []struct {
 		name     string
 		start    wal.Segment
@@ -25,9 +28,9 @@ func TestLoadRecoveryEnd(t *testing.T) {
 		want     repository.RecoveryEnd
 	}{
 		{"a gap on timeline 1 before the switch", a, 0,
-			repository.RecoveryEnd{Timeline: 2, End: seg(t, "000000010000000100000010"), Gap: true, Later: seg(t, "000000010000000100000011")}},
+			repository.RecoveryEnd{Timeline: 2, End: seg(t, "000000010000000100000010"), Gap: true, Later: seg(t, "000000010000000100000011"), Overruns: overrun}},
 		{"timeline 2's end, with a far segment beyond", c, 0,
-			repository.RecoveryEnd{Timeline: 2, End: seg(t, "000000020000000100000031"), Gap: true, Later: seg(t, "000000020000002000000000")}},
+			repository.RecoveryEnd{Timeline: 2, End: seg(t, "000000020000000100000031"), Gap: true, Later: seg(t, "000000020000002000000000"), Overruns: overrun}},
 		{"timeline 1 alone, a partial at its end and a far segment", c, 1,
 			repository.RecoveryEnd{Timeline: 1, End: seg(t, "00000001000000010000001B"), Gap: true, Later: seg(t, "000000010000000900000001")}},
 	} {
@@ -40,7 +43,7 @@ func TestLoadRecoveryEnd(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("LoadRecoveryEnd: %v (ok %v)", err, ok)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -76,7 +79,7 @@ func TestLoadRecoveryEndLong(t *testing.T) {
 		return got, c.Counts()
 	}
 	got, counts := end(b)
-	if want := (repository.RecoveryEnd{Timeline: 1, End: seg(t, "000000010000000200000058")}); got != want {
+	if want := (repository.RecoveryEnd{Timeline: 1, End: seg(t, "000000010000000200000058")}); !reflect.DeepEqual(got, want) {
 		t.Errorf("599 segments: got %+v, want %+v", got, want)
 	}
 	if counts.Listed > 2000 {
@@ -84,7 +87,7 @@ func TestLoadRecoveryEndLong(t *testing.T) {
 	}
 	put(5000)
 	got, _ = end(b)
-	if want := (repository.RecoveryEnd{Timeline: 1, End: seg(t, "000000010000000200000058"), Gap: true, Later: seg(t, "000000010000001300000088")}); got != want {
+	if want := (repository.RecoveryEnd{Timeline: 1, End: seg(t, "000000010000000200000058"), Gap: true, Later: seg(t, "000000010000001300000088")}); !reflect.DeepEqual(got, want) {
 		t.Errorf("and segment 5000: got %+v, want %+v", got, want)
 	}
 }

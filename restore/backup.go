@@ -121,9 +121,11 @@ type BackupResult struct {
 	Elapsed time.Duration
 	// Verified says how the result was checked against backup_manifest.
 	Verified string
-	// Gap, when set, says that recovery will stop at a gap in the
-	// archive before its end (a restore with a target, or AcceptGap).
-	Gap string
+	// Warnings are what the restore found about the WAL recovery will
+	// replay: a gap before the archive's end it stops at (a restore with
+	// a target, or AcceptGap), a timeline it leaves that went on past the
+	// branch point (checkRecoveryEnd).
+	Warnings []string
 }
 
 // maxParallelArchives bounds how many tar streams (base.tar and
@@ -237,11 +239,11 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 			return res, err
 		}
 	} else if !t.Immediate {
-		if res.Gap, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
+		if res.Warnings, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
 			return res, err
 		}
-		if res.Gap != "" {
-			log.Warn("the archive has a gap on recovery's way", "gap", res.Gap)
+		for _, w := range res.Warnings {
+			log.Warn("recovery will not replay all archived WAL", "why", w)
 		}
 	}
 	base, tbs, err := planArchives(m, opts.TablespaceMapping, dataDir)
@@ -760,38 +762,46 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 // segment while later WAL is archived.
 var ErrGap = errors.New("the archive has a gap on the way to its end")
 
-// checkRecoveryEnd looks for a gap on the WAL a recovery without an LSN
-// target replays: a segment missing while later ones are archived. With no
-// target PostgreSQL would stop there and open, the later WAL silently left
-// out, so the restore is refused unless accept (--accept-gap). With a
+// checkRecoveryEnd looks at the WAL a recovery without an LSN target
+// replays. A segment missing while later ones are archived (a gap): with
+// no target PostgreSQL would stop there and open, the later WAL silently
+// left out, so the restore is refused unless accept (--accept-gap); with a
 // time, xid or name target recovery itself fails if the target lies past
-// the gap, so that is only said. It returns what it found, for the output.
-func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) (string, error) {
+// the gap, so that is only said. A timeline recovery leaves for a child
+// that went on past the branch point is said too: the child may be a
+// restored copy's and the parent the live server. It returns what it
+// found, for the output.
+func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) ([]string, error) {
 	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
-		return "", nil // an old manifest without it: skip this optional check
+		return nil, nil // an old manifest without it: skip this optional check
 	}
 	start, err := wal.ParseSegmentName(m.StartWAL)
 	if err != nil {
-		return "", fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
+		return nil, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
 	}
 	tl, err := followedTimeline(t.Timeline, start)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	end, ok, err := inv.LoadRecoveryEnd(ctx, b, start, tl)
-	if err != nil {
-		return "", fmt.Errorf("recovery from backup %s: %w", m.ID, err)
+	if err != nil || !ok {
+		return nil, err
 	}
-	if !ok || !end.Gap {
-		return "", nil
+	var notes []string
+	for _, o := range end.Overruns {
+		notes = append(notes, fmt.Sprintf("timeline %d holds WAL archived past the point where timeline %d branched off it (%s), from %s on: this restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
+			o.Parent, o.Child, o.SwitchPoint, o.Newest, end.Timeline, o.Parent, o.Child, o.Parent))
+	}
+	if !end.Gap {
+		return notes, nil
 	}
 	at, _ := end.End.StartLSN(m.WALSegmentSize)
 	gap := fmt.Sprintf("segment %s is missing from the archive though %s and later WAL are archived: recovery stops at %s", end.End, end.Later, at)
 	switch {
 	case !t.IsLatest():
-		return gap + " (PostgreSQL fails with \"recovery ended before configured recovery target was reached\" if the target lies past it)", nil
+		return append(notes, gap+" (PostgreSQL fails with \"recovery ended before configured recovery target was reached\" if the target lies past it)"), nil
 	case accept:
-		return gap + " (--accept-gap: the WAL after it is not replayed)", nil
+		return append(notes, gap+" (--accept-gap: the WAL after it is not replayed)"), nil
 	}
-	return "", fmt.Errorf("%w: %s, and with no target PostgreSQL would then open there, leaving out the WAL archived after it. wal-push the missing segment from the server's pg_wal if it is still there, restore a backup taken after the gap (see backup-list), or give --accept-gap to recover up to the gap", ErrGap, gap)
+	return nil, fmt.Errorf("%w: %s, and with no target PostgreSQL would then open there, leaving out the WAL archived after it. wal-push the missing segment from the server's pg_wal if it is still there, restore a backup taken after the gap (see backup-list), or give --accept-gap to recover up to the gap", ErrGap, gap)
 }

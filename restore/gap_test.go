@@ -74,9 +74,42 @@ func TestRestoreBackupGapBeforeTheEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("RestoreBackup: %v", err)
 			}
-			if tc.wantNote == "" && res.Gap != "" || !strings.Contains(res.Gap, tc.wantNote) {
-				t.Errorf("result's gap note %q, want one mentioning %q", res.Gap, tc.wantNote)
+			notes := strings.Join(res.Warnings, "\n")
+			if tc.wantNote == "" && notes != "" || !strings.Contains(notes, tc.wantNote) {
+				t.Errorf("result's warnings %q, want one mentioning %q", notes, tc.wantNote)
 			}
 		})
+	}
+}
+
+// TestRestoreBackupFollowsOverrunTimeline: a restore to latest that
+// follows a timeline whose parent went on past the branch point (a
+// restored copy promoted into the repository while the original goes on)
+// restores, and says so with the way to follow the parent.
+func TestRestoreBackupFollowsOverrunTimeline(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	put := func(tli wal.TimelineID, n uint32) {
+		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), []byte("segment"))
+	}
+	for n := uint32(3); n <= 0x24; n++ {
+		put(1, n)
+	}
+	for n := uint32(0x10); n <= 0x12; n++ {
+		put(2, n)
+	}
+	sw := wal.LSN(0x10*fixtureSegSize + 0x100)
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t"+sw.String()+"\tno recovery target specified\n"))
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	res, err := RestoreBackup(context.Background(), b, opts)
+	if err != nil {
+		t.Fatalf("RestoreBackup: %v", err)
+	}
+	notes := strings.Join(res.Warnings, "\n")
+	for _, want := range []string{"timeline 1 holds WAL archived past the point where timeline 2 branched off it (" + sw.String() + "), from 000000010000000000000011 on", "--target-timeline 1"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("warnings %q lack %q", notes, want)
+		}
 	}
 }

@@ -36,6 +36,7 @@ const (
 	KindIncompleteUpload  = "incomplete_upload"  // an S3 multipart upload (or a file:// temp file) older than Options.UploadAge (walvault delete aborts it)
 	KindUploadsUnknown    = "uploads_unchecked"  // the storage could not be asked for incomplete uploads
 	KindHistoryUnread     = "history_unreadable" // an encrypted .history file without its switches in metadata, and no identity: that switch is not checked
+	KindTimelineOverrun   = "timeline_overrun"   // a timeline went on being archived past the point where a later one branched off it
 	severityProblem       = "problem"
 	severityWarning       = "warning"
 	maxFindingsPerKind    = 1000

@@ -3,12 +3,13 @@ package verify
 import (
 	"context"
 	"fmt"
-	"github.com/walvault/walvault/internal/progress"
-	"github.com/walvault/walvault/internal/units"
 	"log/slog"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/internal/units"
 
 	"golang.org/x/sync/errgroup"
 
@@ -330,6 +331,12 @@ func (s *scan) checkContinuity() {
 		key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None)
 		s.r.warning(Finding{Kind: KindHistoryUnread, Key: key, Timeline: uint32(tli),
 			Detail: fmt.Sprintf("timeline %d: continuity across the switch to it could not be checked: %s", tli, repository.UnreadableHistoryWhy(tli, c.UnreadableHistory[tli]))})
+	}
+	for _, o := range s.idx.Overruns() {
+		key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: o.Child}, repository.None)
+		s.r.warning(Finding{Kind: KindTimelineOverrun, Key: key, Timeline: uint32(o.Parent),
+			Detail: fmt.Sprintf("timeline %d went on past the point where timeline %d branched off it (%s): %s archived after the branch, the last %s. A restore to latest follows timeline %d and never reads them. After a failover that is the old primary's last WAL; if timeline %d is instead a restored copy that archived here while the original goes on, restores of the original need --target-timeline %d (walvault check on the original fails the same way)",
+				o.Parent, o.Child, o.SwitchPoint, units.Plural(int(o.Beyond), "segment"), o.Newest, o.Child, o.Child, o.Parent)})
 	}
 	s.r.Summary.Timelines = len(c.Timelines)
 	for _, t := range c.Timelines {

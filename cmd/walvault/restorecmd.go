@@ -199,8 +199,8 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	fmt.Fprintf(w, "restored backup %s (taken %s, WAL %s to %s) into %s: %s in %s, %s\n",
 		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, units.Bytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
 	fmt.Fprintf(w, "recovery target: %s\n", target)
-	if res.Gap != "" {
-		fmt.Fprintf(w, "WARNING: %s\n", res.Gap)
+	for _, warning := range res.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warning)
 	}
 	if opts.ArchiveMode == archiveOff {
 		fmt.Fprintf(w, "archiving: off (archive_mode = off in postgresql.auto.conf)\n")

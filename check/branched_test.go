@@ -1,0 +1,46 @@
+package check
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/wal"
+)
+
+// TestContinuityBranchedOff: a timeline that branched off the server's
+// before the segment the server writes (a restored copy promoted with
+// archiving on) fails the continuity check: a restore to latest would
+// follow it and leave this server's later WAL out. Before the branch
+// point it is no failure.
+func TestContinuityBranchedOff(t *testing.T) {
+	setup := func(serverAt string) *checker {
+		c, b := newChecker(t)
+		c.opts.MinBackups = 0
+		put := func(tli wal.TimelineID, n uint32) {
+			s := wal.Segment{Timeline: tli, Seg: n}
+			repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: s}, repository.LZ4), []byte("x"))
+		}
+		for n := uint32(7); n <= 0x12; n++ { // newChecker put 1 to 6
+			put(1, n)
+		}
+		put(2, 0x10)
+		repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/10000100\tno recovery target specified\n"))
+		c.srv.currentWAL = serverAt
+		c.checkIdentity(context.Background())
+		c.checkBackups(context.Background())
+		return c
+	}
+	r := one(t, setup("000000010000000000000013").checkContinuity(context.Background()))
+	if r.OK || !strings.Contains(r.Detail, "timeline 2 branched off this server's timeline 1 at 0/10000100") || !strings.Contains(r.Detail, "--target-timeline 1") {
+		t.Errorf("server past the branch point: %+v; want FAILED naming timeline 2, the branch point and --target-timeline 1", r)
+	}
+	if r := one(t, setup("000000010000000000000010").checkContinuity(context.Background())); !r.OK {
+		t.Errorf("server in the branch point's segment: %+v; want OK", r)
+	}
+	if r := one(t, setup("").checkContinuity(context.Background())); !r.OK {
+		t.Errorf("a standby (position unknown): %+v; want OK", r)
+	}
+}
