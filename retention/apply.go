@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -460,5 +461,32 @@ func Preview(ctx context.Context, b storage.Backend, plan *Plan, opts Options) e
 			bp.LockedUntil = info.RetainUntil
 		}
 	}
+	return nil
+}
+
+// KeepLocked plans the WAL and partials again as Apply will delete them,
+// after Preview: a backup whose manifest is locked is kept, and so is the
+// WAL it needs, so a dry run's WAL line and totals are what --confirm
+// deletes. (Apply itself holds that WAL back as it goes.)
+func KeepLocked(plan *Plan) error {
+	if plan.inv == nil {
+		return nil
+	}
+	effective := *plan
+	effective.Backups = slices.Clone(plan.Backups)
+	locked := false
+	for i := range effective.Backups {
+		if bp := &effective.Backups[i]; bp.Delete && !bp.LockedUntil.IsZero() {
+			bp.Delete, locked = false, true
+		}
+	}
+	if !locked {
+		return nil
+	}
+	w, err := planWAL(*plan.inv, effective)
+	if err != nil {
+		return err
+	}
+	plan.WAL, plan.Partials = w, planPartials(*plan.inv, w)
 	return nil
 }

@@ -575,3 +575,27 @@ func TestApplyLockedByPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepLocked: after Preview finds a locked manifest, KeepLocked plans
+// the WAL as Apply deletes it: the WAL the locked backup needs is not
+// counted for deletion, so a dry run shows what --confirm deletes.
+func TestKeepLocked(t *testing.T) {
+	ctx := context.Background()
+	r, ids := testRepo(t)
+	r.locked[repository.BackupManifestKey(ids[0])] = time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	plan := planNow(t, r, "REDUNDANCY 2")
+	before := len(plan.WAL.Delete)
+	if err := Preview(ctx, r, &plan, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := KeepLocked(&plan); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Apply(ctx, r, plan, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(plan.WAL.Delete); got >= before || got != rep.WAL.Deleted {
+		t.Errorf("WAL counted for deletion: %d before KeepLocked, %d after; Apply deleted %d: want fewer after, and what Apply deletes", before, got, rep.WAL.Deleted)
+	}
+}

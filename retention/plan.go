@@ -41,6 +41,10 @@ type Plan struct {
 	Uploads []storage.Upload
 	// UploadAge is how old they are at least.
 	UploadAge time.Duration
+
+	// inv is what the plan was made from: Preview plans the WAL again
+	// when backups it would delete turn out locked.
+	inv *Inventory
 }
 
 // BackupPlan is the decision for one backup folder.
@@ -411,6 +415,7 @@ func finish(inv Inventory, plan Plan) (Plan, error) {
 	}
 	plan.WAL = w
 	plan.Partials = planPartials(inv, w)
+	plan.inv = &inv
 	return plan, nil
 }
 

@@ -143,6 +143,9 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 		if err := retention.Preview(ctx, b, &plan, apply); err != nil {
 			return err
 		}
+		if err := retention.KeepLocked(&plan); err != nil {
+			return err
+		}
 		if opts.JSON {
 			return writeDeleteJSON(w, plan, nil, true)
 		}
@@ -217,7 +220,7 @@ func printPlan(w io.Writer, plan retention.Plan, location string, dryRun bool) {
 	if dryRun {
 		n, pn := len(plan.DeletedBackups())-locked, len(plan.Partials.Delete)
 		if locked > 0 {
-			fmt.Fprintf(w, "WAL: the WAL counted for deletion includes what the %d locked %s kept above still %s: it stays too\n",
+			fmt.Fprintf(w, "WAL: the WAL the %d locked %s kept above still %s is kept too, and not counted for deletion\n",
 				locked, plural(locked, "backup", "backups"), plural(locked, "needs", "need"))
 		}
 		switch {

@@ -297,7 +297,7 @@ func TestPrintPlanLockedBackup(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"keep  20261206T020000Z  DONE  beyond REDUNDANCY 1, but its manifest is locked until 2026-12-08 08:00:00 UTC, so it is kept",
-		"includes what the 1 locked backup kept above still needs",
+		"the WAL the 1 locked backup kept above still needs is kept too",
 		"to delete 0 backups and 2 WAL files",
 	} {
 		if !strings.Contains(got, want) {
