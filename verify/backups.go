@@ -80,7 +80,9 @@ func (s *scan) checkBackup(ctx context.Context, bk *repository.Backup) error {
 	for _, p := range parts {
 		size, ok := objs[p.Key]
 		delete(objs, p.Key)
-		br.Parts++
+		if p.Key != m.PGManifest.Key { // backup_manifest is named on its own
+			br.Parts++
+		}
 		br.StoredBytes += p.StoredSize
 		switch {
 		case !ok:

@@ -195,7 +195,7 @@ func TestHealthyRepository(t *testing.T) {
 		if notRead := strings.Contains(out, "contents not read: --full checks"); notRead == full {
 			t.Errorf("full=%v: the summary must say contents were not read exactly when --full is off:\n%s", full, out)
 		}
-		if b := r.Backups[0]; b.Status != "OK" || b.Parts != 3 || b.StartWAL != f.m.StartWAL {
+		if b := r.Backups[0]; b.Status != "OK" || b.Parts != 2 || b.StartWAL != f.m.StartWAL {
 			t.Errorf("backup report = %+v", b)
 		}
 	}
