@@ -9,10 +9,13 @@
 //	partial/TTTTTTTT/<segment>/<end LSN, 16 hex digits>.lz4
 //
 // Older partials of the segment are deleted once a newer one is durable,
-// and all of them once the complete segment is stored. A completed segment
-// is stored by archive.Push, exactly as wal-push stores it (same key, same
-// metadata, conditional create, same checksum = already archived), so
-// wal-push and wal-receive can feed one repository side by side.
+// and all of them once the complete segment is stored. One under Object
+// Lock is asked only once its retention has ended; those still locked when
+// their segment is archived are left to `walvault delete` (partials.go).
+// A completed segment is stored by archive.Push, exactly as wal-push
+// stores it (same key, same metadata, conditional create, same checksum =
+// already archived), so wal-push and wal-receive can feed one repository
+// side by side.
 //
 // The standby status updates report as written, flushed and applied only
 // the position that is durable in the repository (the end of the newest

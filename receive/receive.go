@@ -91,8 +91,9 @@ type dialFunc func(context.Context) (pg.ReplicationWire, error)
 func run(ctx context.Context, b storage.Backend, opts Options, dial dialFunc, minBackoff time.Duration) error {
 	backoff := minBackoff
 	streamed := false
+	old := &oldPartials{} // what a session learnt of locks serves the next
 	for {
-		r := &receiver{b: b, opts: opts, log: opts.Log, dial: dial}
+		r := &receiver{b: b, opts: opts, log: opts.Log, dial: dial, old: old}
 		err := r.session(ctx)
 		if ctx.Err() != nil {
 			opts.Metrics.disconnected(false)
@@ -179,6 +180,8 @@ type receiver struct {
 	// read while uploading), so it counts as pending from then.
 	lastCut  time.Time
 	lastStat time.Time
+
+	old *oldPartials // the open segment's partials to delete; nil until needed
 }
 
 func (r *receiver) session(ctx context.Context) error {
@@ -673,7 +676,7 @@ func (r *receiver) completeSegment(ctx context.Context) error {
 	end := r.segStart + wal.LSN(r.segSize)
 	r.durable = end
 	r.opts.Metrics.madeDurable(end, true)
-	r.deletePartials(ctx, r.seg, "")
+	r.deletePartials(ctx, r.seg, "", time.Time{})
 	os.Remove(path)
 	if err := r.openSegment(end); err != nil {
 		return err
@@ -743,7 +746,13 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 	}
 	// Encrypted as wal-push's objects are: fingerprints for the sha256.
 	repository.Codec{Compression: c, Recipients: opts.Recipients}.Describe(meta, fingerprints)
-	err = r.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body)), Retention: opts.Lock.Retention(opts.Now())})
+	ret := opts.Lock.Retention(opts.Now())
+	err = r.b.Put(ctx, key, bytes.NewReader(body), storage.PutOptions{IfNotExists: true, Metadata: meta, Size: int64(len(body)), Retention: ret})
+	// Until then a delete of this partial can only be refused.
+	var lockedUntil time.Time
+	if ret != nil {
+		lockedUntil = ret.Until
+	}
 	if errors.Is(err, storage.ErrExists) {
 		// A restarted receiver re-uploading the same range: same bytes.
 		info, serr := r.b.Stat(ctx, key)
@@ -753,7 +762,7 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 		if err := samePartial(meta, info.Metadata); err != nil {
 			return fatalf("%w: partial %s in %s %w; nothing was overwritten", archive.ErrConflict, key, r.b.Location(), err)
 		}
-		err = nil
+		err, lockedUntil = nil, info.RetainUntil // stored earlier, under a lock of its own
 	}
 	if err != nil {
 		r.opts.Metrics.uploadFailed()
@@ -763,7 +772,7 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 	r.noteUpload(time.Since(started))
 	r.opts.Metrics.madeDurable(r.durable, false)
 	r.log.Debug("partial stored", "key", key, "bytes", size)
-	r.deletePartials(ctx, r.seg, key)
+	r.deletePartials(ctx, r.seg, key, lockedUntil)
 	return r.sendStatus()
 }
 
@@ -801,23 +810,4 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	}
 	r.id = &id
 	return id, nil
-}
-
-// deletePartials removes segment s's partials other than keep (and any
-// newer than keep are kept too). Failures are only logged: a leftover
-// partial is harmless, the newest one is what restores use.
-func (r *receiver) deletePartials(ctx context.Context, s wal.Segment, keep string) {
-	parts, err := repository.ListPartials(ctx, r.b, s)
-	if err != nil {
-		r.log.Warn("could not list old partials", "segment", s.String(), "error", err)
-		return
-	}
-	for _, p := range parts {
-		if keep != "" && p.Key >= keep {
-			continue
-		}
-		if err := r.b.Delete(ctx, p.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			r.log.Warn("could not delete an old partial", "key", p.Key, "error", err)
-		}
-	}
 }

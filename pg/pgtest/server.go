@@ -82,8 +82,10 @@ func (s *Server) Query(sql string) error {
 // Receive implements pg.Wire.
 func (s *Server) Receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if ctx.Err() != nil {
+			// A deadline already passed (a slow test machine) is a
+			// timeout too, as pg.Conn reports it, not a lost connection.
+			return nil, timeoutErr(ctx)
 		}
 		if len(s.answers) > 0 {
 			m := s.answers[0]
@@ -115,6 +117,12 @@ func (s *Server) Receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 // waitDeadline waits for ctx as a quiet server makes a receive wait.
 func waitDeadline(ctx context.Context) error {
 	<-ctx.Done()
+	return timeoutErr(ctx)
+}
+
+// timeoutErr is the error of a Receive whose ctx is done: pg.ErrTimeout
+// at its deadline, as pg.Conn's Receive says it.
+func timeoutErr(ctx context.Context) error {
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("%w: %w", pg.ErrTimeout, ctx.Err())
 	}

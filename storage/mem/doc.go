@@ -12,5 +12,8 @@
 // with storage.ErrExists, as Versity S3 Gateway does (see storage/s3's
 // doc.go).
 //
+// SetClock replaces the clock that dates objects and ends retentions, so a
+// test can pass a lock's end without waiting for it.
+//
 // Bodies are held in memory whole: keep test objects small.
 package mem

@@ -45,6 +45,15 @@ func New() *Backend {
 	return &Backend{objects: map[string][]version{}, now: time.Now}
 }
 
+// SetClock makes the backend read the time from now: objects' times, and
+// whether a retention still holds. A test moves it past a lock's end
+// rather than waiting for it.
+func (b *Backend) SetClock(now func() time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.now = now
+}
+
 // Location names this backend, distinct from every other live one (code
 // keyed by location, like wal-push's identity cache, tells them apart).
 func (b *Backend) Location() string { return fmt.Sprintf("mem://%p", b) }

@@ -113,3 +113,21 @@ func TestRetentionExpires(t *testing.T) {
 		t.Errorf("Delete after the retention: got %v, want nil", err)
 	}
 }
+
+// TestSetClock: a lock ends when the backend's clock passes it, not the
+// wall clock's.
+func TestSetClock(t *testing.T) {
+	b := mem.New()
+	now := time.Now()
+	b.SetClock(func() time.Time { return now })
+	if err := put(t, b, "k", "x", storage.PutOptions{Retention: &storage.Retention{Mode: storage.Governance, Until: now.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(context.Background(), "k"); !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("Delete under retention: got %v, want storage.ErrLocked", err)
+	}
+	now = now.Add(2 * time.Hour)
+	if err := b.Delete(context.Background(), "k"); err != nil {
+		t.Errorf("Delete once the clock passed the retention: got %v, want nil", err)
+	}
+}
