@@ -147,11 +147,11 @@ func (c *checker) checkArchiver() Result {
 		return ok(NameArchiver, "%s, no failure", successes)
 	}
 	if a.lastFailedAt != nil && (a.lastArchivedAt == nil || a.lastFailedAt.After(*a.lastArchivedAt)) {
-		since := "no archive_command has succeeded since the statistics were reset"
+		since := "and none has succeeded since the statistics were reset"
 		if a.lastArchivedAt != nil {
-			since = fmt.Sprintf("newer than the last success %s ago", age(a.archivedAge))
+			since = fmt.Sprintf("after the last success %s ago", age(a.archivedAge))
 		}
-		return failed(NameArchiver, "archive_command failed %d times; the last failure, for %s %s ago, is %s: WAL piles up in pg_wal until it succeeds; the server log has walvault's error: fix its cause, and PostgreSQL retries on its own",
+		return failed(NameArchiver, "archive_command failed %d times, the last time for %s %s ago, %s: WAL piles up in pg_wal until it succeeds; the server log has walvault's error: fix its cause, and PostgreSQL retries on its own",
 			a.failed, a.lastFailed, age(a.failedAge), since)
 	}
 	return ok(NameArchiver, "%s; %d failures, none since the last success", successes, a.failed)

@@ -295,7 +295,12 @@ func tablespaceMapping(specs []string) (map[string]string, error) {
 		if !ok || !filepath.IsAbs(old) || !filepath.IsAbs(new) {
 			return nil, fmt.Errorf("--tablespace-mapping %q: want OLD=NEW with two absolute paths", spec)
 		}
-		m[filepath.Clean(old)] = filepath.Clean(new)
+		old, new = filepath.Clean(old), filepath.Clean(new)
+		if prev, dup := m[old]; dup && prev != new {
+			// Likely a typo in one of them: which was meant is a guess.
+			return nil, fmt.Errorf("--tablespace-mapping maps %s twice, to %s and to %s: give each tablespace one mapping", old, prev, new)
+		}
+		m[old] = new
 	}
 	return m, nil
 }

@@ -166,6 +166,7 @@ func TestMissingRequiredFlag(t *testing.T) {
 		{[]string{"wal-prefetch", "000000010000000000000001"}, "--dir"},
 		{[]string{"wal-push"}, "exactly one argument"},
 		{[]string{"backup-push", "--checkpoint"}, "flag needs an argument: -checkpoint"},
+		{[]string{"restore", "--pgdata", "/tmp/x", "--tablespace-mapping", "/ts=/a", "--tablespace-mapping", "/ts/=/b"}, "maps /ts twice, to /a and to /b"},
 	} {
 		code, stdout, stderr := runCmd(t, tc.args...)
 		oneLine(t, tc.args, code, stderr, exitUsage, tc.want)
