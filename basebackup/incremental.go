@@ -236,6 +236,14 @@ func incrementalError(err error, parent *repository.BackupManifest) error {
 	}
 	switch {
 	case strings.HasPrefix(pgErr.Message, "WAL summaries are required"):
+		// "WAL summaries are required on timeline N from ... to ...": on a
+		// timeline the parent did not start on, the hole is at the switch
+		// (a promotion since the parent), not summaries that expired.
+		var tli uint32
+		if _, serr := fmt.Sscanf(pgErr.Message, "WAL summaries are required on timeline %d", &tli); serr == nil && tli != parent.StartTimeline {
+			return impossible(fmt.Errorf("%w: parent backup %s began on timeline %d, and PostgreSQL has no WAL summaries of timeline %d back to its switch from there (this server was promoted since the parent): take a full backup on the new timeline (or add --fallback-full) (%w)",
+				ErrRefused, parent.ID, parent.StartTimeline, tli, err))
+		}
 		return impossible(fmt.Errorf("%w: PostgreSQL no longer has WAL summaries reaching back to the start of parent backup %s (LSN %s): take a full backup now (or add --fallback-full), and keep wal_summary_keep_time longer than the time between backups (%w)",
 			ErrRefused, parent.ID, parent.StartLSN, err))
 	case strings.Contains(pgErr.Message, "WAL summarization"):

@@ -147,7 +147,7 @@ func TestIncrementalCommandAndErrors(t *testing.T) {
 	if got := incrementalCommand(cmd); !strings.HasSuffix(got, ", TABLESPACE_MAP, INCREMENTAL )") {
 		t.Fatalf("incremental command %q", got)
 	}
-	parent := &repository.BackupManifest{ID: "20260101T000000Z", StartLSN: "0/5000028"}
+	parent := &repository.BackupManifest{ID: "20260101T000000Z", StartLSN: "0/5000028", StartTimeline: 1}
 	srvErr := pg.ServerError("BASE_BACKUP", pgtest.ErrorMsg("55000",
 		"WAL summaries are required on timeline 1 from 0/5000028 to 0/9000028, but no summaries for that timeline and LSN range exist"))
 	got := incrementalError(srvErr, parent)
@@ -156,6 +156,13 @@ func TestIncrementalCommandAndErrors(t *testing.T) {
 	}
 	if !errors.As(got, new(*IncrementalImpossible)) {
 		t.Fatalf("summaries gone: %v is not marked IncrementalImpossible, so --fallback-full would not take a full backup", got)
+	}
+	// After a promotion the summaries stop at the switch, whatever
+	// wal_summary_keep_time says.
+	switched := incrementalError(pg.ServerError("BASE_BACKUP", pgtest.ErrorMsg("55000",
+		"WAL summaries are required on timeline 2 from 0/32000000 to 0/35000028, but the summaries for that timeline and LSN range are incomplete")), parent)
+	if !errors.As(switched, new(*IncrementalImpossible)) || !strings.Contains(switched.Error(), "began on timeline 1") || !strings.Contains(switched.Error(), "full backup on the new timeline") || strings.Contains(switched.Error(), "wal_summary_keep_time") {
+		t.Fatalf("summaries missing at a timeline switch: got %v", switched)
 	}
 	other := errors.New("connection lost")
 	if incrementalError(other, parent) != other {
