@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,9 +125,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 				return err
 			}
 		}
-		for _, st := range inv.Strays {
-			s.stray(st.Key, st.Why)
-		}
+		s.reportStrays(inv.Strays)
 		s.collectPartials(inv.Partials)
 		if s.work == nil {
 			return nil
@@ -211,6 +210,43 @@ func (s *scan) stray(key, why string) {
 	s.r.Summary.Strays++
 	s.mu.Unlock()
 	s.warning(Finding{Kind: KindStray, Key: key, Detail: fmt.Sprintf("%s is not part of walvault's layout (%s): it was not written by walvault; move it elsewhere", key, why)})
+}
+
+// reportStrays reports the objects outside walvault's layout, but those
+// of another walvault repository nested inside this one (a walvault.json
+// under a sub-prefix: another cluster pointed at a sub-prefix by mistake)
+// in one warning each: moving them object by object, as a stray's advice
+// says, would break that repository.
+func (s *scan) reportStrays(strays []repository.Stray) {
+	nested := map[string]int{}
+	var prefixes []string
+	for _, st := range strays {
+		if dir, ok := strings.CutSuffix(st.Key, "/"+repository.IdentityKey); ok {
+			nested[dir+"/"] = 0
+			prefixes = append(prefixes, dir+"/")
+		}
+	}
+	inNested := func(key string) (string, bool) {
+		for _, p := range prefixes {
+			if strings.HasPrefix(key, p) {
+				return p, true
+			}
+		}
+		return "", false
+	}
+	for _, st := range strays {
+		if p, ok := inNested(st.Key); ok {
+			nested[p]++
+			continue
+		}
+		s.stray(st.Key, st.Why)
+	}
+	for _, p := range prefixes {
+		s.mu.Lock()
+		s.r.Summary.Strays += nested[p]
+		s.mu.Unlock()
+		s.warning(Finding{Kind: KindStray, Key: p + repository.IdentityKey, Detail: fmt.Sprintf("another walvault repository is nested in this one at %s (%d objects, its own walvault.json): this repository's verify and delete leave it alone, but one repository inside another is easily deleted or mixed up with it; give each cluster a prefix of its own beside the other, not inside it", p, nested[p])})
+	}
 }
 
 // reportHidden reports walvault's objects hidden behind delete markers,
