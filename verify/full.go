@@ -132,9 +132,8 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 	}
 	defer rc.Close()
 	wantSum := info.Metadata[repository.MetaSHA256]
-	wantRaw, perr := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
-	encrypted := repository.EncryptedObject(info.Metadata)
-	if perr != nil || wantRaw < 0 || (!encrypted && len(wantSum) != sha256.Size*2) {
+	wantRaw, _ := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
+	if !validWALMetadata(info.Metadata) {
 		s.count(0)
 		s.problem(Finding{Kind: KindWALMetadata, Key: it.key,
 			Detail: fmt.Sprintf("%s has no valid sha256/raw-size metadata, so wal-fetch refuses it: it was not written by walvault, or its metadata was lost", it.key)})
@@ -159,7 +158,7 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 	case res.raw != wantRaw:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
 			Detail: fmt.Sprintf("%s (%s) decompresses to %s bytes, its metadata says %d: the object is damaged; %s", it.key, name, sizeWord(res.raw, wantRaw), wantRaw, walRemedy(it.wal.file))})
-	case !encrypted && res.sha256 != wantSum:
+	case !repository.EncryptedObject(info.Metadata) && res.sha256 != wantSum:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
 			Detail: fmt.Sprintf("%s (%s) has sha256 %s, its metadata says %s: the object is damaged; %s", it.key, name, res.sha256, wantSum, walRemedy(it.wal.file))})
 	case it.wal.file.Kind == wal.KindSegment && res.raw != int64(s.id.WALSegmentSize):

@@ -41,3 +41,19 @@ func TestNestedRepository(t *testing.T) {
 		t.Errorf("summary counts %d strays, want 4", r.Summary.Strays)
 	}
 }
+
+// TestSampledWALMetadata: without --full verify still reads the metadata
+// of the segment stored last: a repository copied without S3 user
+// metadata lists whole but cannot be recovered from.
+func TestSampledWALMetadata(t *testing.T) {
+	f := newFixture(t)
+	key := "wal/00000001/000000010000000000000007.lz4"
+	repotest.Put(t, f.b, key, []byte("copied without its metadata"))
+	r, err := Run(context.Background(), f.b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 1 || r.Problems[0].Kind != KindWALMetadata || r.Problems[0].Key != key || !strings.Contains(r.Problems[0].Detail, "copy of the repository") {
+		t.Errorf("problems %+v, want one wal_metadata for %s", r.Problems, key)
+	}
+}

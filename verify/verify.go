@@ -2,9 +2,12 @@ package verify
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,11 +149,46 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	if err := s.checkPartials(ctx); err != nil {
 		return nil, err
 	}
+	if !opts.Full {
+		if err := s.sampleWALMetadata(ctx, inv.LastStoredSegment); err != nil {
+			return nil, err
+		}
+	}
 	s.checkContinuity()
 	s.checkChains(inv)
 	s.finishBackups()
 	s.r.finish()
 	return s.r, nil
+}
+
+// sampleWALMetadata reads the metadata of the segment stored last (one
+// HEAD), without --full: a repository copied by a tool that drops S3 user
+// metadata (through a local disk, say) lists whole, yet wal-fetch refuses
+// every segment of it, whose sha256 and size live in that metadata.
+func (s *scan) sampleWALMetadata(ctx context.Context, o *repository.WALObject) error {
+	if o == nil {
+		return nil
+	}
+	info, err := s.b.Stat(ctx, o.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // deleted since the listing (retention)
+	case err != nil:
+		return fmt.Errorf("read the metadata of %s from %s: %w", o.Key, s.b.Location(), err)
+	}
+	if !validWALMetadata(info.Metadata) {
+		s.problem(Finding{Kind: KindWALMetadata, Key: o.Key,
+			Detail: fmt.Sprintf("%s, the segment stored last, has no valid sha256/raw-size metadata, so wal-fetch refuses it: its metadata was lost (a copy of the repository by a tool that drops S3 user metadata loses it for every object; copy server-side, keeping metadata) or it was not written by walvault; walvault verify --full checks every object", o.Key)})
+	}
+	return nil
+}
+
+// validWALMetadata reports whether a WAL object's metadata holds what
+// wal-fetch verifies it against: its raw size and sha256 (or, encrypted,
+// its fingerprints).
+func validWALMetadata(meta map[string]string) bool {
+	raw, err := strconv.ParseInt(meta[repository.MetaRawSize], 10, 64)
+	return err == nil && raw >= 0 && (repository.EncryptedObject(meta) || len(meta[repository.MetaSHA256]) == sha256.Size*2)
 }
 
 // walObject is a WAL object for --full to re-read.
