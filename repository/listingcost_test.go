@@ -57,7 +57,7 @@ func costRepo(t testing.TB, segments, backups int) storage.Backend {
 	repotest.Init(t, b, repository.NewIdentity(7, costSegSize, 15, repository.LZ4, "h", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	seg := func(n int) wal.Segment { return wal.Segment{Timeline: 1, Log: uint32(n / 256), Seg: uint32(n % 256)} }
 	for n := 1; n <= segments; n++ {
-		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), []byte("segment"))
+		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: seg(n)}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
 	}
 	t0 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	for i := range backups {
