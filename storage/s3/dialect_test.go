@@ -333,8 +333,9 @@ func TestThrottlingDialects(t *testing.T) {
 // TestWrongRegionDialects: AWS S3's answers to a request signed for
 // another region than the bucket's (400 AuthorizationHeaderMalformed
 // naming the right one; 301 PermanentRedirect, with no body for HEAD, and
-// the bucket's region in x-amz-bucket-region) are permanent and say which
-// region to set, not to check the credentials.
+// the bucket's region in x-amz-bucket-region), and Versity's 400 that
+// quotes the regions differently, are permanent and say which region to
+// set, not to check the credentials.
 func TestWrongRegionDialects(t *testing.T) {
 	inEU := map[string]string{"x-amz-bucket-region": "eu-west-1"}
 	for _, tc := range []struct {
@@ -343,6 +344,8 @@ func TestWrongRegionDialects(t *testing.T) {
 		answer answer
 	}{
 		{"AuthorizationHeaderMalformed", http.MethodGet, answer{status: 400, code: "AuthorizationHeaderMalformed", message: "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'"}},
+		// Versity S3 Gateway v1.8.0 quotes the regions with "".
+		{"Versity AuthorizationHeaderMalformed", http.MethodGet, answer{status: 400, code: "AuthorizationHeaderMalformed", message: `The authorization header is malformed; the region "us-east-1" is wrong; expecting "eu-west-1"`}},
 		{"AuthorizationHeaderMalformed, HEAD", http.MethodHead, answer{status: 400, header: inEU}},
 		{"PermanentRedirect", http.MethodGet, answer{status: 301, header: inEU, code: "PermanentRedirect", message: "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint."}},
 		{"PermanentRedirect, HEAD", http.MethodHead, answer{status: 301, header: inEU}},

@@ -231,11 +231,12 @@ func isCertificateError(err error) bool {
 	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify)
 }
 
-// expectedRegion is how AWS names the right region in the message of an
-// AuthorizationHeaderMalformed answer: "... the region 'us-east-1' is
-// wrong; expecting 'eu-west-1'".
+// expectedRegion is how AWS (and MinIO) name the right region in the
+// message of an AuthorizationHeaderMalformed answer: "... the region
+// 'us-east-1' is wrong; expecting 'eu-west-1'"; Versity S3 Gateway quotes
+// the regions with "" instead.
 // Compiled on first use: every process links this package.
-var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`expecting '([a-z0-9-]+)'`) })
+var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`expecting ['"]([a-z0-9-]+)['"]`) })
 
 // wrongRegion reports an answer that says the bucket lives in another
 // region than the one the request was signed for, and that region when the

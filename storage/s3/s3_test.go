@@ -193,6 +193,22 @@ func TestS3Failures(t *testing.T) {
 		checkHardError(t, "Put", err, "AWS credential chain", wrong, v.SecretKey)
 	})
 
+	// The gateway answers a request signed for another region than its
+	// own with 400 AuthorizationHeaderMalformed naming the region it
+	// expects: the region is to fix, not the credentials.
+	t.Run("WrongRegion", func(t *testing.T) {
+		b := newBackend(t, v, s3.Config{Bucket: newBucket(t, v, false), Region: "eu-west-3"})
+		_, _, err := b.Get(t.Context(), key)
+		checkHardError(t, "Get", err, "is in region "+v.Region)
+		if err != nil && strings.Contains(err.Error(), "credential") {
+			t.Errorf("Get: got %q: it blames the credentials", err)
+		}
+		err = b.List(t.Context(), "", func(storage.ObjectInfo) error { return nil })
+		checkHardError(t, "List", err, "set s3-region")
+		err = b.Put(t.Context(), key, strings.NewReader("x"), storage.PutOptions{Size: 1})
+		checkHardError(t, "Put", err, "is in region "+v.Region)
+	})
+
 	t.Run("ServerGone", func(t *testing.T) {
 		gone := testenv.StartVersity(t)
 		gone.CreateBucket(t, "gone", false)
