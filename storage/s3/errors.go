@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
@@ -44,17 +45,27 @@ const maxClockSkew = 15 * time.Minute
 
 // transientCodes mean "busy or briefly broken, try again": throttling
 // (AWS, MinIO, Ceph RGW and B2 answer 503 SlowDown; R2 429
-// TooManyRequests), server faults and an idle socket the server gave up on
-// (400 RequestTimeout).
+// TooManyRequests), server faults, an idle socket the server gave up on
+// (400 RequestTimeout), a body cut in transit (400 IncompleteBody) and,
+// AWS's 409s, another operation on the resource in flight
+// (OperationAborted; ConditionalRequestConflict, which only a conditional
+// create reads as ErrExists, see putError). These are the only 4xx
+// answers retried: any other 4xx asks again what the server has refused.
 var transientCodes = map[string]bool{
-	"SlowDown":           true,
-	"TooManyRequests":    true,
-	"ServiceUnavailable": true,
-	"InternalError":      true,
-	"RequestTimeout":     true,
+	"SlowDown":              true,
+	"TooManyRequests":       true,
+	"ServiceUnavailable":    true,
+	"InternalError":         true,
+	"RequestTimeout":        true,
+	"IncompleteBody":        true,
+	"OperationAborted":      true,
+	codeConditionalConflict: true,
 }
 
 // credentialCodes mean the credentials are wrong, not the request.
+// XAdminUserNotFound is Versity S3 Gateway's answer (404, in its
+// single-account mode) to an access key it does not know, where AWS and
+// MinIO answer 403 InvalidAccessKeyId.
 var credentialCodes = map[string]bool{
 	"InvalidAccessKeyId":           true,
 	"SignatureDoesNotMatch":        true,
@@ -63,6 +74,7 @@ var credentialCodes = map[string]bool{
 	"TokenRefreshRequired":         true,
 	"InvalidSecurity":              true,
 	"AuthorizationHeaderMalformed": true,
+	"XAdminUserNotFound":           true,
 }
 
 // permanentCodes are request errors that a retry repeats.
@@ -135,12 +147,21 @@ func isNotImplemented(err error) bool {
 	return code == "NotImplemented" || status == http.StatusNotImplemented
 }
 
-// isTransient reports an answer that a later attempt may not get:
-// throttling (whatever the status), 429 and 5xx but 501 Not Implemented.
+// isTransient reports an answer that a later attempt may not get: the
+// codes above (whatever the status), 408 (a proxy's request timeout), 429
+// and 5xx but 501 Not Implemented.
 func isTransient(err error) bool {
 	code, status := errorCode(err)
-	return transientCodes[code] || status == http.StatusTooManyRequests ||
+	return transientCodes[code] || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests ||
 		(status >= 500 && status != http.StatusNotImplemented)
+}
+
+// isCredentialError reports an answer that refuses the credentials: a
+// code that says so, or 401 (S3 itself never sends 401, but a gateway or
+// proxy in front of a server may).
+func isCredentialError(err error) bool {
+	code, status := errorCode(err)
+	return credentialCodes[code] || status == http.StatusUnauthorized
 }
 
 // isRefusal reports that the server answered the request itself with "no"
@@ -152,7 +173,7 @@ func isRefusal(err error) bool {
 	if status < 400 || status >= 500 || status == http.StatusNotFound || isTransient(err) {
 		return false
 	}
-	return code != codeNoSuchBucket && code != codeClockSkewed && !credentialCodes[code]
+	return code != codeNoSuchBucket && code != codeClockSkewed && !isCredentialError(err)
 }
 
 // isAccessDenied reports a 403.
@@ -166,7 +187,10 @@ func isAccessDenied(err error) bool {
 // throttling, timeouts) as is, so the retry decorator retries it. Throttling
 // is recognised by its code before any status rule, and a clock more than
 // 15 minutes off (403 RequestTimeTooSkewed) is permanent with its own
-// message, not an access problem. It never
+// message, not an access problem. Every other 4xx is permanent, known code
+// or not: the server understood the question and refused it, and a retry
+// until the deadline (two minutes for wal-push, ten for wal-fetch) would
+// only hold up the report of what to fix. It never
 // maps anything to storage.ErrNotFound: callers decide that, knowing the
 // operation. It does not add the operation and key; callers wrap with
 // storage.OpError.
@@ -205,12 +229,11 @@ func (b *Backend) translate(err error) error {
 		return err // retried by storage.WithRetry
 	case code == codeNoSuchBucket:
 		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
-	case credentialCodes[code]:
-		return storage.Permanent(fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err))
+	case isCredentialError(err):
+		return storage.Permanent(credentialsRefused(err))
 	case code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden:
 		return storage.Permanent(fmt.Errorf("%w; hint: access denied to %s: the credentials need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket S3 answers 403 for a missing key); a HEAD request also gets 403 for wrong credentials: check the AWS credential chain", err, b.location))
-	case permanentCodes[code], status >= 300 && status < 400, status == http.StatusBadRequest, status == http.StatusMethodNotAllowed,
-		status == http.StatusNotImplemented, status == http.StatusLengthRequired, status == http.StatusRequestEntityTooLarge:
+	case permanentCodes[code], status >= 300 && status < 500, status == http.StatusNotImplemented:
 		return storage.Permanent(err)
 	}
 	var pe *smithy.ParamRequiredError
@@ -219,6 +242,12 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(err)
 	}
 	return err
+}
+
+// credentialsRefused adds the hint for an answer that refuses the
+// credentials.
+func credentialsRefused(err error) error {
+	return fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err)
 }
 
 // isCertificateError reports a TLS verification failure: retrying cannot fix
@@ -279,15 +308,29 @@ func (b *Backend) regionMismatch(region string) string {
 // code). It returns the permanent "bucket does not exist" error, another
 // error if the question could not be answered, or nil if the bucket is
 // there (or we may not ask, which S3 only says of existing buckets).
+//
+// A 404 to HeadBucket is not always a missing bucket either: Versity
+// answers every request with an unknown access key 404
+// (XAdminUserNotFound). So the bucket is listed, whose answer has a body
+// that names its error, before it is declared missing: one more request,
+// only when HeadBucket said 404.
 func (b *Backend) bucketMissing(ctx context.Context) error {
 	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket})
 	if err == nil || isAccessDenied(err) {
 		return nil
 	}
-	if isNotFound(err) {
-		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
+	if !isNotFound(err) {
+		return b.translate(err)
 	}
-	return b.translate(err)
+	_, lerr := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b.bucket, MaxKeys: aws.Int32(1)})
+	switch {
+	case lerr == nil:
+		return nil
+	case isCredentialError(lerr):
+		return storage.Permanent(credentialsRefused(fmt.Errorf("HeadBucket answered 404, and the bucket's listing says why: %w", lerr)))
+	}
+	// NoSuchBucket, or no clearer answer than HeadBucket's.
+	return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
 }
 
 func containsFold(s, sub string) bool {

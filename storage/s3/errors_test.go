@@ -29,8 +29,10 @@ func apiError(status int, code string) error {
 	}}
 }
 
-// TestTranslate: only a key's 404 may become "not found"; 403, bad
-// credentials and a missing bucket are permanent, server errors are not.
+// TestTranslate: only a key's 404 may become "not found" (and translate
+// never says it: its callers do, knowing the operation); 403, bad
+// credentials, a missing bucket and any 4xx but those that say "try again"
+// are permanent, server errors are not.
 func TestTranslate(t *testing.T) {
 	b := &Backend{bucket: "bkt", location: "s3://bkt"}
 	for _, tc := range []struct {
@@ -40,15 +42,29 @@ func TestTranslate(t *testing.T) {
 		wantPermanent bool
 		wantMsg       string
 	}{
-		{"NoSuchKey", apiError(404, "NoSuchKey"), true, false, ""},
-		{"HEAD 404", apiError(404, "NotFound"), true, false, ""},
+		// Callers map these to ErrNotFound before translate; one that
+		// reaches it (a later range of a Get whose object was deleted
+		// meanwhile) gets the same answer again.
+		{"NoSuchKey", apiError(404, "NoSuchKey"), true, true, ""},
+		{"HEAD 404", apiError(404, "NotFound"), true, true, ""},
 		{"NoSuchBucket", apiError(404, "NoSuchBucket"), false, true, `bucket "bkt" does not exist`},
 		{"AccessDenied", apiError(403, "AccessDenied"), false, true, "s3:ListBucket"},
 		{"HEAD 403", apiError(403, "Forbidden"), false, true, "s3:GetObject"},
 		{"bare 403", apiError(403, ""), false, true, "access denied"},
 		{"InvalidAccessKeyId", apiError(403, "InvalidAccessKeyId"), false, true, "AWS credential chain"},
 		{"SignatureDoesNotMatch", apiError(403, "SignatureDoesNotMatch"), false, true, "AWS credential chain"},
+		{"Versity XAdminUserNotFound", apiError(404, "XAdminUserNotFound"), false, true, "AWS credential chain"},
+		{"401", apiError(401, ""), false, true, "AWS credential chain"},
 		{"InvalidRequest", apiError(400, "InvalidRequest"), false, true, ""},
+		{"unknown 404", apiError(404, "XUnknown"), false, true, ""},
+		{"unknown 409", apiError(409, "XUnknown"), false, true, ""},
+		{"422", apiError(422, "UnprocessableEntity"), false, true, ""},
+		{"RequestTimeout", apiError(400, "RequestTimeout"), false, false, ""},
+		{"IncompleteBody", apiError(400, "IncompleteBody"), false, false, ""},
+		{"OperationAborted", apiError(409, "OperationAborted"), false, false, ""},
+		{"ConditionalRequestConflict", apiError(409, "ConditionalRequestConflict"), false, false, ""},
+		{"408", apiError(408, ""), false, false, ""},
+		{"429", apiError(429, ""), false, false, ""},
 		{"InternalError", apiError(500, "InternalError"), false, false, ""},
 		{"SlowDown", apiError(503, "SlowDown"), false, false, ""},
 		{"network", errors.New("dial tcp 127.0.0.1:1: connection refused"), false, false, ""},

@@ -193,6 +193,24 @@ func TestS3Failures(t *testing.T) {
 		checkHardError(t, "Put", err, "AWS credential chain", wrong, v.SecretKey)
 	})
 
+	// The gateway answers an access key it does not know with 404
+	// XAdminUserNotFound (AWS and MinIO: 403 InvalidAccessKeyId), and a
+	// HEAD with a bodiless 404: never "not found", never retried.
+	t.Run("UnknownAccessKey", func(t *testing.T) {
+		bucket := newBucket(t, v, false)
+		t.Setenv("AWS_ACCESS_KEY_ID", "nosuchkey")
+		b := newBackend(t, v, s3.Config{Bucket: bucket})
+		const hint = "the server refused the credentials"
+		_, _, err := b.Get(t.Context(), key)
+		checkHardError(t, "Get", err, hint, v.SecretKey)
+		_, err = b.Stat(t.Context(), key)
+		checkHardError(t, "Stat", err, hint, v.SecretKey)
+		err = b.List(t.Context(), "", func(storage.ObjectInfo) error { return nil })
+		checkHardError(t, "List", err, hint, v.SecretKey)
+		err = b.Put(t.Context(), key, strings.NewReader("x"), storage.PutOptions{Size: 1, IfNotExists: true})
+		checkHardError(t, "Put", err, hint, v.SecretKey)
+	})
+
 	// The gateway answers a request signed for another region than its
 	// own with 400 AuthorizationHeaderMalformed naming the region it
 	// expects: the region is to fix, not the credentials.
