@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -532,5 +534,41 @@ func TestDeleteVersionGoneMeanwhile(t *testing.T) {
 	b := storage.WithRetry(newAgainst(t, &goneServer{}), retryPolicy, nil)
 	if err := b.Delete(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Delete: got %v, want storage.ErrNotFound", err)
+	}
+}
+
+// TestVirtualHostedNameUnresolved: with an endpoint by host name and
+// virtual-hosted addressing (the default), requests go to
+// <bucket>.<host>. A server without such names (most S3-compatible ones)
+// makes that a DNS "no such host" while <host> itself resolves: a setting
+// to fix, reported at once and naming s3-path-style, not retried until
+// the deadline.
+func TestVirtualHostedNameUnresolved(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	_, err := net.DefaultResolver.LookupHost(ctx, "bucket.localhost")
+	cancel()
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		// Some resolvers (systemd-resolved) answer every *.localhost
+		// with the loopback address; TestTranslateDNS covers the rule.
+		t.Skipf("bucket.localhost: got %v, want \"no such host\" from this machine's resolver", err)
+	}
+	d := &dialect{get: answer{status: 200}}
+	srv := httptest.NewServer(d)
+	b := storage.WithRetry(newAgainstServer(t, srv, func(c *s3.Config) {
+		c.Endpoint = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+		c.PathStyle = false
+	}), storage.RetryPolicy{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond, CallTimeout: 20 * time.Second}, nil)
+	start := time.Now()
+	err = readKey(b, http.MethodGet)
+	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "s3-path-style true (WALVAULT_S3_PATH_STYLE)") {
+		t.Errorf("got %v, want a permanent error naming s3-path-style", err)
+	}
+	t.Logf("%v", err)
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("took %v: retried toward the deadline", elapsed)
+	}
+	if n := len(d.requests(http.MethodGet)); n != 0 {
+		t.Errorf("%d GET requests reached the server, want none", n)
 	}
 }

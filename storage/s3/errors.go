@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -210,6 +211,9 @@ func (b *Backend) translate(err error) error {
 	if errors.As(err, &ce) {
 		return storage.Permanent(fmt.Errorf("%w; hint: set credentials for the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or container role)", err))
 	}
+	if herr := b.unresolvedHost(err); herr != nil {
+		return herr
+	}
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		// net/http's words when the endpoint answers a TLS handshake in
 		// plain HTTP: a setting to fix, not an outage to wait out.
@@ -248,6 +252,40 @@ func (b *Backend) translate(err error) error {
 // credentials.
 func credentialsRefused(err error) error {
 	return fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err)
+}
+
+// unresolvedHost explains a failure to resolve the request's host name
+// because DNS says the name does not exist ("no such host"); nil for any
+// other error.
+//
+// Such a failure is retried as a rule, with a hint for when the deadline
+// ends it: a name can be missing for a while (a record being replaced, a
+// Kubernetes service re-created, a resolver switching networks), and a
+// DNS outage shows as a timeout or a refused query, which are retried
+// anyway. But when the request went to <bucket>.<endpoint host>
+// (virtual-hosted addressing, the default) and the endpoint's own name
+// resolves, the bucket's name most likely never existed: the server has
+// no DNS name per bucket and wants path-style addressing. That is a
+// setting to fix, so it is permanent, with the setting named.
+func (b *Backend) unresolvedHost(err error) error {
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		return nil
+	}
+	name := strings.TrimSuffix(dnsErr.Name, ".")
+	if b.endpointHost != "" && !b.pathStyle && strings.EqualFold(name, b.bucket+"."+b.endpointHost) {
+		lookup := b.lookupHost
+		if lookup == nil {
+			lookup = net.DefaultResolver.LookupHost
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+		_, lerr := lookup(ctx, b.endpointHost)
+		cancel()
+		if lerr == nil {
+			return storage.Permanent(fmt.Errorf("%w; hint: %s resolves but %s does not: the server has no host name per bucket; address the bucket in the path instead: set s3-path-style true (WALVAULT_S3_PATH_STYLE)", err, b.endpointHost, name))
+		}
+	}
+	return fmt.Errorf("%w; hint: DNS has no host %s (retried until the deadline, in case it is only briefly missing): check s3-endpoint and the resolver", err, name)
 }
 
 // isCertificateError reports a TLS verification failure: retrying cannot fix

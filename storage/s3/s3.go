@@ -151,6 +151,13 @@ type Backend struct {
 	versionsPageSize int32
 	// sse and sseKMSKeyID go with every write (see Config.SSE).
 	sse, sseKMSKeyID string
+	// endpointHost is the host name of Config.Endpoint ("" for AWS), and
+	// pathStyle Config.PathStyle: with them a DNS failure of
+	// <bucket>.<endpointHost> is told apart (see unresolvedHost).
+	endpointHost string
+	pathStyle    bool
+	// lookupHost resolves a host name (nil: net.DefaultResolver's).
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -242,6 +249,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		sse:              cfg.SSE,
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
 		expectLockWrite:  cfg.ObjectLock,
+		pathStyle:        cfg.PathStyle,
+	}
+	if u, err := url.Parse(cfg.Endpoint); err == nil && cfg.Endpoint != "" {
+		b.endpointHost = strings.ToLower(u.Hostname())
 	}
 	b.partSlots = make(chan struct{}, b.concurrency) // see partBuffer
 	b.location = "s3://" + cfg.Bucket
