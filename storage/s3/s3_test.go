@@ -393,6 +393,8 @@ func TestNewConfigErrors(t *testing.T) {
 		{"bad endpoint", s3.Config{Bucket: "abc", Endpoint: "ftp://user:pw@host"}, "bad endpoint"},
 		{"endpoint without a scheme", s3.Config{Bucket: "abc", Endpoint: "minio.internal:9000"}, "write https://minio.internal:9000"},
 		{"endpoint naming the bucket", s3.Config{Bucket: "abc", Endpoint: "https://minio.internal:9000/abc/"}, "give the server alone as the endpoint (https://minio.internal:9000)"},
+		// The server would take "minio" for the bucket.
+		{"endpoint with a path", s3.Config{Bucket: "abc", Endpoint: "http://127.0.0.1:56901/minio"}, "give the server alone as the endpoint (http://127.0.0.1:56901)"},
 		{"missing CA bundle", s3.Config{Bucket: "abc", CABundle: filepath.Join(dir, "missing.pem")}, "CA bundle"},
 		{"CA bundle without certs", s3.Config{Bucket: "abc", CABundle: notPEM}, "no PEM certificate"},
 	} {
@@ -416,6 +418,7 @@ func TestLocation(t *testing.T) {
 		{s3.Config{Bucket: "bkt"}, "s3://bkt"},
 		{s3.Config{Bucket: "bkt", Prefix: "/a/b/"}, "s3://bkt/a/b"},
 		{s3.Config{Bucket: "bkt", Prefix: "a", Endpoint: "https://s3.example:9000"}, "s3://bkt/a at https://s3.example:9000"},
+		{s3.Config{Bucket: "bkt", Endpoint: "https://s3.example:9000/"}, "s3://bkt at https://s3.example:9000/"}, // a bare "/" is no path
 	} {
 		b, err := s3.New(t.Context(), tc.cfg)
 		if err != nil {
