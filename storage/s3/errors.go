@@ -301,7 +301,7 @@ func isCertificateError(err error) bool {
 // expectedRegion is how AWS (and MinIO) name the right region in the
 // message of an AuthorizationHeaderMalformed answer: "... the region
 // 'us-east-1' is wrong; expecting 'eu-west-1'"; Versity S3 Gateway quotes
-// the regions with "" instead.
+// the regions in double quotes instead.
 // Compiled on first use: every process links this package.
 var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`expecting ['"]([a-z0-9-]+)['"]`) })
 
