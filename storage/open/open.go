@@ -91,9 +91,9 @@ func Parse(raw string) (Location, error) {
 
 // ConfigError marks a repository URL that names no repository: a file://
 // directory that does not exist or is not a directory, or S3 settings that
-// cannot work (an endpoint without a scheme, an invalid bucket name). The configuration
-// is wrong (or the disk is not mounted); no storage failed, and no retry
-// or later run helps until someone acts. Commands exit 2 on it, as for any
+// cannot work (an endpoint without a scheme or with a path, an invalid
+// bucket name). The configuration is wrong (or the disk is not mounted);
+// no storage failed, and no retry or later run helps until someone acts. Commands exit 2 on it, as for any
 // bad setting; wal-fetch still stops recovery (never "not in the archive").
 type ConfigError struct{ Err error }
 

@@ -73,8 +73,8 @@ func TestOpenMissingDirectoryIsConfigError(t *testing.T) {
 }
 
 // TestOpenBadS3SettingsIsConfigError: S3 settings that cannot work (an
-// endpoint without a scheme, a bucket name S3 refuses) are bad
-// configuration, exit 2, found before any request.
+// endpoint without a scheme or with a path, a bucket name S3 refuses) are
+// bad configuration, exit 2, found before any request.
 func TestOpenBadS3SettingsIsConfigError(t *testing.T) {
 	for _, tc := range []struct {
 		url, endpoint, want string
@@ -82,6 +82,7 @@ func TestOpenBadS3SettingsIsConfigError(t *testing.T) {
 		{"s3://bucket/db1", "127.0.0.1:9000", "has no scheme"},
 		{"s3://ab/db1", "", "invalid bucket name"},
 		{"s3://bucket/db1", "https://minio.example/bucket", "names the bucket"},
+		{"s3://bucket/db1", "https://minio.example/minio", "has a path"},
 	} {
 		_, err := Open(context.Background(), tc.url, Options{S3: S3Options{Endpoint: tc.endpoint}})
 		var ce *ConfigError

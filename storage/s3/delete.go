@@ -54,6 +54,12 @@ func (b *Backend) delete(ctx context.Context, key string) error {
 	if err == nil {
 		return nil
 	}
+	if in.VersionId != nil && isVersionGone(err) {
+		// Deleted by someone else since the HEAD: left retryable (not
+		// translated, which makes a 404 permanent), so the retry's HEAD
+		// says ErrNotFound, or finds a version written meanwhile.
+		return fmt.Errorf("version %s was deleted meanwhile: %w", aws.ToString(in.VersionId), err)
+	}
 	if isRefusal(err) {
 		if why := lockedBy(h, time.Now()); why != "" {
 			return fmt.Errorf("%w: %v", &storage.LockedError{Until: retainUntil(h), Why: why}, err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -333,8 +335,9 @@ func TestThrottlingDialects(t *testing.T) {
 // TestWrongRegionDialects: AWS S3's answers to a request signed for
 // another region than the bucket's (400 AuthorizationHeaderMalformed
 // naming the right one; 301 PermanentRedirect, with no body for HEAD, and
-// the bucket's region in x-amz-bucket-region) are permanent and say which
-// region to set, not to check the credentials.
+// the bucket's region in x-amz-bucket-region), and Versity's 400 that
+// quotes the regions differently, are permanent and say which region to
+// set, not to check the credentials.
 func TestWrongRegionDialects(t *testing.T) {
 	inEU := map[string]string{"x-amz-bucket-region": "eu-west-1"}
 	for _, tc := range []struct {
@@ -343,6 +346,8 @@ func TestWrongRegionDialects(t *testing.T) {
 		answer answer
 	}{
 		{"AuthorizationHeaderMalformed", http.MethodGet, answer{status: 400, code: "AuthorizationHeaderMalformed", message: "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'"}},
+		// Versity S3 Gateway v1.8.0 quotes the regions with "".
+		{"Versity AuthorizationHeaderMalformed", http.MethodGet, answer{status: 400, code: "AuthorizationHeaderMalformed", message: `The authorization header is malformed; the region "us-east-1" is wrong; expecting "eu-west-1"`}},
 		{"AuthorizationHeaderMalformed, HEAD", http.MethodHead, answer{status: 400, header: inEU}},
 		{"PermanentRedirect", http.MethodGet, answer{status: 301, header: inEU, code: "PermanentRedirect", message: "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint."}},
 		{"PermanentRedirect, HEAD", http.MethodHead, answer{status: 301, header: inEU}},
@@ -391,5 +396,179 @@ func TestRedirectIsNotARegion(t *testing.T) {
 	}
 	if n := len(d.requests(http.MethodHead)); n != 1 {
 		t.Fatalf("%d HEAD requests, want 1", n)
+	}
+}
+
+// retryPolicy is the decorator's policy of the tests below: three attempts,
+// no deadline, no real waiting.
+var retryPolicy = storage.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+
+// TestUnknownAccessKeyDialects: Versity S3 Gateway (single-account mode)
+// answers an access key it does not know with 404 XAdminUserNotFound, where
+// AWS and MinIO answer 403 InvalidAccessKeyId. It is a credentials error:
+// permanent, asked once, with the credentials hint, and, though a 404,
+// never "not found": not for GET, whose answer says XAdminUserNotFound, nor
+// for HEAD, whose answers (the key's and the bucket's) are bodiless 404s.
+func TestUnknownAccessKeyDialects(t *testing.T) {
+	unknown := answer{status: 404, code: "XAdminUserNotFound", message: "No user exists with the provided access key ID."}
+	for _, tc := range []struct {
+		name   string
+		method string
+		call   func(storage.Backend) error
+	}{
+		{"Get", http.MethodGet, func(b storage.Backend) error { return readKey(b, http.MethodGet) }},
+		{"Stat", http.MethodHead, func(b storage.Backend) error { return readKey(b, http.MethodHead) }},
+		{"List", http.MethodGet, func(b storage.Backend) error {
+			return b.List(context.Background(), "", func(storage.ObjectInfo) error { return nil })
+		}},
+		{"Put", http.MethodPut, func(b storage.Backend) error {
+			return b.Put(context.Background(), "k", bytes.NewReader([]byte("abc")), storage.PutOptions{IfNotExists: true, Size: 3})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dialect{head: unknown, get: unknown, put: unknown}
+			err := tc.call(storage.WithRetry(newAgainst(t, d), retryPolicy, nil))
+			if err == nil || !storage.IsPermanent(err) || errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("got %v, want a permanent error that is not ErrNotFound", err)
+			}
+			if !strings.Contains(err.Error(), "the server refused the credentials") {
+				t.Errorf("got %q, want the credentials hint", err)
+			}
+			if strings.Contains(err.Error(), "does not exist") {
+				t.Errorf("got %q: it blames the bucket", err)
+			}
+			// One attempt (a Stat's HEAD of the bucket and its listing
+			// are counted apart).
+			if got := d.requests(tc.method); len(got) != 1 {
+				t.Errorf("%s requests: got %q, want one attempt", tc.method, got)
+			}
+		})
+	}
+}
+
+// TestClientErrorDialects: of the 4xx answers, only those that say "try
+// again" are retried: a request timeout (400 RequestTimeout, a proxy's
+// 408), a body cut in transit (400 IncompleteBody), a conflicting
+// operation in flight (409 OperationAborted, 409
+// ConditionalRequestConflict outside a conditional create), throttling
+// (429). Any other 4xx, whatever server sends it and whether or not
+// walvault knows its code, is answered at once: a retry asks the same
+// question and gets the same answer.
+func TestClientErrorDialects(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		answer        answer
+		wantPermanent bool
+		wantMsg       string
+	}{
+		{"AWS S3 RequestTimeout", answer{status: 400, code: "RequestTimeout", message: "Your socket connection to the server was not read from or written to within the timeout period."}, false, "RequestTimeout"},
+		{"proxy 408, no body", answer{status: 408}, false, "408"},
+		{"AWS S3 IncompleteBody", answer{status: 400, code: "IncompleteBody", message: "You did not provide the number of bytes specified by the Content-Length HTTP header."}, false, "IncompleteBody"},
+		{"AWS S3 OperationAborted", answer{status: 409, code: "OperationAborted", message: "A conflicting conditional operation is currently in progress against this resource. Try again."}, false, "OperationAborted"},
+		{"AWS S3 ConditionalRequestConflict", answer{status: 409, code: "ConditionalRequestConflict", message: "A conflicting operation occurred. Retry the request."}, false, "ConditionalRequestConflict"},
+
+		{"unknown 404 code", answer{status: 404, code: "XSomeServerNoSuchThing", message: "a 404 of a server walvault does not know"}, true, "XSomeServerNoSuchThing"},
+		{"410, no body", answer{status: 410}, true, "410"},
+		{"Ceph RGW 422 UnprocessableEntity", answer{status: 422, code: "UnprocessableEntity", message: ""}, true, "UnprocessableEntity"},
+		{"unknown 409 code", answer{status: 409, code: "XSomeServerConflict", message: "not a lock"}, true, "XSomeServerConflict"},
+		{"401 Unauthorized", answer{status: 401, code: "Unauthorized", message: "Unauthorized"}, true, "the server refused the credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &dialect{get: tc.answer}
+			b := storage.WithRetry(newAgainst(t, d), retryPolicy, nil)
+			err := readKey(b, http.MethodGet)
+			if err == nil {
+				t.Fatal("got nil, want the server's error")
+			}
+			if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrLocked) || errors.Is(err, storage.ErrExists) {
+				t.Errorf("got %v, a typed answer", err)
+			}
+			if got := storage.IsPermanent(err); got != tc.wantPermanent {
+				t.Errorf("permanent: got %v, want %v (%v)", got, tc.wantPermanent, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("got %q, want it to contain %q", err, tc.wantMsg)
+			}
+			want := retryPolicy.MaxAttempts
+			if tc.wantPermanent {
+				want = 1
+			}
+			if got := len(d.requests(http.MethodGet)); got != want {
+				t.Errorf("GET requests: got %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// goneServer shows key k's version v1 to HEAD until a DELETE of it, which
+// it answers as if another client had deleted the version just before:
+// 404 NoSuchVersion; from then on the key is missing (HEAD 404, the
+// bucket's HEAD 200).
+type goneServer struct {
+	mu      sync.Mutex
+	deleted bool
+}
+
+func (g *goneServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case r.Method == http.MethodHead && strings.Trim(r.URL.Path, "/") == "bucket":
+		w.WriteHeader(http.StatusOK)
+	case r.Method == http.MethodHead && g.deleted:
+		w.WriteHeader(http.StatusNotFound)
+	case r.Method == http.MethodHead:
+		headOf(nil).write(w, r)
+	case r.Method == http.MethodDelete:
+		g.deleted = true
+		answer{status: 404, code: "NoSuchVersion", message: "The specified version does not exist."}.write(w, r)
+	default:
+		w.WriteHeader(http.StatusNotImplemented)
+	}
+}
+
+// TestDeleteVersionGoneMeanwhile: a version deleted by another client
+// between Delete's HEAD and its DELETE ends as the key's ErrNotFound, which
+// the retry's HEAD finds, not as a permanent failure of the 404.
+func TestDeleteVersionGoneMeanwhile(t *testing.T) {
+	b := storage.WithRetry(newAgainst(t, &goneServer{}), retryPolicy, nil)
+	if err := b.Delete(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Delete: got %v, want storage.ErrNotFound", err)
+	}
+}
+
+// TestVirtualHostedNameUnresolved: with an endpoint by host name and
+// virtual-hosted addressing (the default), requests go to
+// <bucket>.<host>. A server without such names (most S3-compatible ones)
+// makes that a DNS "no such host" while <host> itself resolves: a setting
+// to fix, reported at once and naming s3-path-style, not retried until
+// the deadline.
+func TestVirtualHostedNameUnresolved(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	_, err := net.DefaultResolver.LookupHost(ctx, "bucket.localhost")
+	cancel()
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		// Some resolvers (systemd-resolved) answer every *.localhost
+		// with the loopback address; TestTranslateDNS covers the rule.
+		t.Skipf("bucket.localhost: got %v, want \"no such host\" from this machine's resolver", err)
+	}
+	d := &dialect{get: answer{status: 200}}
+	srv := httptest.NewServer(d)
+	b := storage.WithRetry(newAgainstServer(t, srv, func(c *s3.Config) {
+		c.Endpoint = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+		c.PathStyle = false
+	}), storage.RetryPolicy{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond, CallTimeout: 20 * time.Second}, nil)
+	start := time.Now()
+	err = readKey(b, http.MethodGet)
+	if err == nil || !storage.IsPermanent(err) || !strings.Contains(err.Error(), "s3-path-style true (WALVAULT_S3_PATH_STYLE)") {
+		t.Errorf("got %v, want a permanent error naming s3-path-style", err)
+	}
+	t.Logf("%v", err)
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("took %v: retried toward the deadline", elapsed)
+	}
+	if n := len(d.requests(http.MethodGet)); n != 0 {
+		t.Errorf("%d GET requests reached the server, want none", n)
 	}
 }

@@ -41,7 +41,9 @@
 //   - storage.ErrNotFound means S3 said the key is missing (NoSuchKey, or a
 //     HEAD 404 once HeadBucket confirmed the bucket: asked beside the
 //     Backend's first HEAD and remembered once found, see bucketcheck.go,
-//     so an absent key costs one round trip). 403 is never "not
+//     so an absent key costs one round trip; a HeadBucket 404 is checked
+//     with a listing, whose answer has a body, before the bucket is called
+//     missing). 403 is never "not
 //     found": S3 answers 403 for a missing key when the caller lacks
 //     s3:ListBucket, so it is a permanent error with a permissions hint.
 //   - One retry budget per call: the SDK's retryer is off, and walvault's
@@ -79,8 +81,14 @@
 //     lock decide.
 //   - Throttling and server faults (SlowDown, TooManyRequests, 429,
 //     ServiceUnavailable, InternalError, other 5xx) are transient whatever
-//     their status. 403 RequestTimeTooSkewed is permanent and says the
-//     host's clock is off.
+//     their status, as are the 4xx answers that ask to try again (400
+//     RequestTimeout and IncompleteBody, 408, 409 OperationAborted and
+//     ConditionalRequestConflict). Every other 4xx is permanent, whether
+//     walvault knows its code or not. 403 RequestTimeTooSkewed is
+//     permanent and says the host's clock is off.
+//   - A DNS "no such host" for <bucket>.<endpoint host> while the
+//     endpoint's host resolves is permanent and names s3-path-style;
+//     other "no such host" failures are retried (see unresolvedHost).
 //
 // Hidden objects (versioned.go): anyone with walvault's own credentials
 // can send a DELETE without a version id. In a versioned bucket S3 answers
@@ -112,6 +120,11 @@
 //   - DELETE of a locked version by its id is 403 AccessDenied ("object
 //     protected by object lock"); with x-amz-bypass-governance-retention
 //     the gateway's root user may delete a GOVERNANCE version.
+//   - An unknown access key is 404 XAdminUserNotFound (bodiless for HEAD
+//     and HeadBucket), a credentials error; a request signed for another
+//     region is 400 AuthorizationHeaderMalformed quoting the regions in
+//     double quotes (AWS and MinIO use single ones), bodiless for HEAD,
+//     without x-amz-bucket-region.
 //
 // What it must not do: read configuration from the environment itself
 // (beyond the AWS chain), log, or keep package-level state.

@@ -6,12 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
@@ -44,17 +46,27 @@ const maxClockSkew = 15 * time.Minute
 
 // transientCodes mean "busy or briefly broken, try again": throttling
 // (AWS, MinIO, Ceph RGW and B2 answer 503 SlowDown; R2 429
-// TooManyRequests), server faults and an idle socket the server gave up on
-// (400 RequestTimeout).
+// TooManyRequests), server faults, an idle socket the server gave up on
+// (400 RequestTimeout), a body cut in transit (400 IncompleteBody) and,
+// AWS's 409s, another operation on the resource in flight
+// (OperationAborted; ConditionalRequestConflict, which only a conditional
+// create reads as ErrExists, see putError). These are the only 4xx
+// answers retried: any other 4xx asks again what the server has refused.
 var transientCodes = map[string]bool{
-	"SlowDown":           true,
-	"TooManyRequests":    true,
-	"ServiceUnavailable": true,
-	"InternalError":      true,
-	"RequestTimeout":     true,
+	"SlowDown":              true,
+	"TooManyRequests":       true,
+	"ServiceUnavailable":    true,
+	"InternalError":         true,
+	"RequestTimeout":        true,
+	"IncompleteBody":        true,
+	"OperationAborted":      true,
+	codeConditionalConflict: true,
 }
 
 // credentialCodes mean the credentials are wrong, not the request.
+// XAdminUserNotFound is Versity S3 Gateway's answer (404, in its
+// single-account mode) to an access key it does not know, where AWS and
+// MinIO answer 403 InvalidAccessKeyId.
 var credentialCodes = map[string]bool{
 	"InvalidAccessKeyId":           true,
 	"SignatureDoesNotMatch":        true,
@@ -63,6 +75,7 @@ var credentialCodes = map[string]bool{
 	"TokenRefreshRequired":         true,
 	"InvalidSecurity":              true,
 	"AuthorizationHeaderMalformed": true,
+	"XAdminUserNotFound":           true,
 }
 
 // permanentCodes are request errors that a retry repeats.
@@ -135,12 +148,21 @@ func isNotImplemented(err error) bool {
 	return code == "NotImplemented" || status == http.StatusNotImplemented
 }
 
-// isTransient reports an answer that a later attempt may not get:
-// throttling (whatever the status), 429 and 5xx but 501 Not Implemented.
+// isTransient reports an answer that a later attempt may not get: the
+// codes above (whatever the status), 408 (a proxy's request timeout), 429
+// and 5xx but 501 Not Implemented.
 func isTransient(err error) bool {
 	code, status := errorCode(err)
-	return transientCodes[code] || status == http.StatusTooManyRequests ||
+	return transientCodes[code] || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests ||
 		(status >= 500 && status != http.StatusNotImplemented)
+}
+
+// isCredentialError reports an answer that refuses the credentials: a
+// code that says so, or 401 (S3 itself never sends 401, but a gateway or
+// proxy in front of a server may).
+func isCredentialError(err error) bool {
+	code, status := errorCode(err)
+	return credentialCodes[code] || status == http.StatusUnauthorized
 }
 
 // isRefusal reports that the server answered the request itself with "no"
@@ -152,7 +174,7 @@ func isRefusal(err error) bool {
 	if status < 400 || status >= 500 || status == http.StatusNotFound || isTransient(err) {
 		return false
 	}
-	return code != codeNoSuchBucket && code != codeClockSkewed && !credentialCodes[code]
+	return code != codeNoSuchBucket && code != codeClockSkewed && !isCredentialError(err)
 }
 
 // isAccessDenied reports a 403.
@@ -166,7 +188,10 @@ func isAccessDenied(err error) bool {
 // throttling, timeouts) as is, so the retry decorator retries it. Throttling
 // is recognised by its code before any status rule, and a clock more than
 // 15 minutes off (403 RequestTimeTooSkewed) is permanent with its own
-// message, not an access problem. It never
+// message, not an access problem. Every other 4xx is permanent, known code
+// or not: the server understood the question and refused it, and a retry
+// until the deadline (two minutes for wal-push, ten for wal-fetch) would
+// only hold up the report of what to fix. It never
 // maps anything to storage.ErrNotFound: callers decide that, knowing the
 // operation. It does not add the operation and key; callers wrap with
 // storage.OpError.
@@ -185,6 +210,9 @@ func (b *Backend) translate(err error) error {
 	var ce *credentialsError
 	if errors.As(err, &ce) {
 		return storage.Permanent(fmt.Errorf("%w; hint: set credentials for the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or container role)", err))
+	}
+	if herr := b.unresolvedHost(err); herr != nil {
+		return herr
 	}
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		// net/http's words when the endpoint answers a TLS handshake in
@@ -205,12 +233,11 @@ func (b *Backend) translate(err error) error {
 		return err // retried by storage.WithRetry
 	case code == codeNoSuchBucket:
 		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
-	case credentialCodes[code]:
-		return storage.Permanent(fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err))
+	case isCredentialError(err):
+		return storage.Permanent(credentialsRefused(err))
 	case code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden:
 		return storage.Permanent(fmt.Errorf("%w; hint: access denied to %s: the credentials need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket S3 answers 403 for a missing key); a HEAD request also gets 403 for wrong credentials: check the AWS credential chain", err, b.location))
-	case permanentCodes[code], status >= 300 && status < 400, status == http.StatusBadRequest, status == http.StatusMethodNotAllowed,
-		status == http.StatusNotImplemented, status == http.StatusLengthRequired, status == http.StatusRequestEntityTooLarge:
+	case permanentCodes[code], status >= 300 && status < 500, status == http.StatusNotImplemented:
 		return storage.Permanent(err)
 	}
 	var pe *smithy.ParamRequiredError
@@ -219,6 +246,46 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(err)
 	}
 	return err
+}
+
+// credentialsRefused adds the hint for an answer that refuses the
+// credentials.
+func credentialsRefused(err error) error {
+	return fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err)
+}
+
+// unresolvedHost explains a failure to resolve the request's host name
+// because DNS says the name does not exist ("no such host"); nil for any
+// other error.
+//
+// Such a failure is retried as a rule, with a hint for when the deadline
+// ends it: a name can be missing for a while (a record being replaced, a
+// Kubernetes service re-created, a resolver switching networks), and a
+// DNS outage shows as a timeout or a refused query, which are retried
+// anyway. But when the request went to <bucket>.<endpoint host>
+// (virtual-hosted addressing, the default) and the endpoint's own name
+// resolves, the bucket's name most likely never existed: the server has
+// no DNS name per bucket and wants path-style addressing. That is a
+// setting to fix, so it is permanent, with the setting named.
+func (b *Backend) unresolvedHost(err error) error {
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		return nil
+	}
+	name := strings.TrimSuffix(dnsErr.Name, ".")
+	if b.endpointHost != "" && !b.pathStyle && strings.EqualFold(name, b.bucket+"."+b.endpointHost) {
+		lookup := b.lookupHost
+		if lookup == nil {
+			lookup = net.DefaultResolver.LookupHost
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+		_, lerr := lookup(ctx, b.endpointHost)
+		cancel()
+		if lerr == nil {
+			return storage.Permanent(fmt.Errorf("%w; hint: %s resolves but %s does not: the server has no host name per bucket; address the bucket in the path instead: set s3-path-style true (WALVAULT_S3_PATH_STYLE)", err, b.endpointHost, name))
+		}
+	}
+	return fmt.Errorf("%w; hint: DNS has no host %s (retried until the deadline, in case it is only briefly missing): check s3-endpoint and the resolver", err, name)
 }
 
 // isCertificateError reports a TLS verification failure: retrying cannot fix
@@ -231,11 +298,12 @@ func isCertificateError(err error) bool {
 	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify)
 }
 
-// expectedRegion is how AWS names the right region in the message of an
-// AuthorizationHeaderMalformed answer: "... the region 'us-east-1' is
-// wrong; expecting 'eu-west-1'".
+// expectedRegion is how AWS (and MinIO) name the right region in the
+// message of an AuthorizationHeaderMalformed answer: "... the region
+// 'us-east-1' is wrong; expecting 'eu-west-1'"; Versity S3 Gateway quotes
+// the regions in double quotes instead.
 // Compiled on first use: every process links this package.
-var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`expecting '([a-z0-9-]+)'`) })
+var expectedRegion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`expecting ['"]([a-z0-9-]+)['"]`) })
 
 // wrongRegion reports an answer that says the bucket lives in another
 // region than the one the request was signed for, and that region when the
@@ -278,15 +346,29 @@ func (b *Backend) regionMismatch(region string) string {
 // code). It returns the permanent "bucket does not exist" error, another
 // error if the question could not be answered, or nil if the bucket is
 // there (or we may not ask, which S3 only says of existing buckets).
+//
+// A 404 to HeadBucket is not always a missing bucket either: Versity
+// answers every request with an unknown access key 404
+// (XAdminUserNotFound). So the bucket is listed, whose answer has a body
+// that names its error, before it is declared missing: one more request,
+// only when HeadBucket said 404.
 func (b *Backend) bucketMissing(ctx context.Context) error {
 	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket})
 	if err == nil || isAccessDenied(err) {
 		return nil
 	}
-	if isNotFound(err) {
-		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
+	if !isNotFound(err) {
+		return b.translate(err)
 	}
-	return b.translate(err)
+	_, lerr := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b.bucket, MaxKeys: aws.Int32(1)})
+	switch {
+	case lerr == nil:
+		return nil
+	case isCredentialError(lerr):
+		return storage.Permanent(credentialsRefused(fmt.Errorf("HeadBucket answered 404, and the bucket's listing says why: %w", lerr)))
+	}
+	// NoSuchBucket, or no clearer answer than HeadBucket's.
+	return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
 }
 
 func containsFold(s, sub string) bool {

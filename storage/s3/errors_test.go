@@ -3,7 +3,9 @@ package s3
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -29,8 +31,10 @@ func apiError(status int, code string) error {
 	}}
 }
 
-// TestTranslate: only a key's 404 may become "not found"; 403, bad
-// credentials and a missing bucket are permanent, server errors are not.
+// TestTranslate: only a key's 404 may become "not found" (and translate
+// never says it: its callers do, knowing the operation); 403, bad
+// credentials, a missing bucket and any 4xx but those that say "try again"
+// are permanent, server errors are not.
 func TestTranslate(t *testing.T) {
 	b := &Backend{bucket: "bkt", location: "s3://bkt"}
 	for _, tc := range []struct {
@@ -40,15 +44,29 @@ func TestTranslate(t *testing.T) {
 		wantPermanent bool
 		wantMsg       string
 	}{
-		{"NoSuchKey", apiError(404, "NoSuchKey"), true, false, ""},
-		{"HEAD 404", apiError(404, "NotFound"), true, false, ""},
+		// Callers map these to ErrNotFound before translate; one that
+		// reaches it (a later range of a Get whose object was deleted
+		// meanwhile) gets the same answer again.
+		{"NoSuchKey", apiError(404, "NoSuchKey"), true, true, ""},
+		{"HEAD 404", apiError(404, "NotFound"), true, true, ""},
 		{"NoSuchBucket", apiError(404, "NoSuchBucket"), false, true, `bucket "bkt" does not exist`},
 		{"AccessDenied", apiError(403, "AccessDenied"), false, true, "s3:ListBucket"},
 		{"HEAD 403", apiError(403, "Forbidden"), false, true, "s3:GetObject"},
 		{"bare 403", apiError(403, ""), false, true, "access denied"},
 		{"InvalidAccessKeyId", apiError(403, "InvalidAccessKeyId"), false, true, "AWS credential chain"},
 		{"SignatureDoesNotMatch", apiError(403, "SignatureDoesNotMatch"), false, true, "AWS credential chain"},
+		{"Versity XAdminUserNotFound", apiError(404, "XAdminUserNotFound"), false, true, "AWS credential chain"},
+		{"401", apiError(401, ""), false, true, "AWS credential chain"},
 		{"InvalidRequest", apiError(400, "InvalidRequest"), false, true, ""},
+		{"unknown 404", apiError(404, "XUnknown"), false, true, ""},
+		{"unknown 409", apiError(409, "XUnknown"), false, true, ""},
+		{"422", apiError(422, "UnprocessableEntity"), false, true, ""},
+		{"RequestTimeout", apiError(400, "RequestTimeout"), false, false, ""},
+		{"IncompleteBody", apiError(400, "IncompleteBody"), false, false, ""},
+		{"OperationAborted", apiError(409, "OperationAborted"), false, false, ""},
+		{"ConditionalRequestConflict", apiError(409, "ConditionalRequestConflict"), false, false, ""},
+		{"408", apiError(408, ""), false, false, ""},
+		{"429", apiError(429, ""), false, false, ""},
 		{"InternalError", apiError(500, "InternalError"), false, false, ""},
 		{"SlowDown", apiError(503, "SlowDown"), false, false, ""},
 		{"network", errors.New("dial tcp 127.0.0.1:1: connection refused"), false, false, ""},
@@ -84,5 +102,66 @@ func TestPutErrorExists(t *testing.T) {
 	err.(*smithy.OperationError).Err.(*awshttp.ResponseError).Err = &smithy.GenericAPIError{Code: "InvalidRequest", Message: "Bucket is missing Object Lock Configuration"}
 	if got := b.putError(err, storage.PutOptions{Retention: &storage.Retention{Mode: storage.Governance}}); !errors.Is(got, storage.ErrUnsupported) {
 		t.Errorf("putError(%v, Retention): got %v, want storage.ErrUnsupported", err, got)
+	}
+}
+
+// dnsError builds the error the SDK returns when the request's host name
+// does not resolve.
+func dnsError(name string, notFound bool) error {
+	dnsErr := &net.DNSError{Err: "no such host", Name: name, IsNotFound: notFound, IsTimeout: !notFound}
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &smithyhttp.RequestSendError{
+		Err: &url.Error{Op: "Get", URL: "http://" + name + ":9000/k", Err: &net.OpError{Op: "dial", Net: "tcp", Err: dnsErr}},
+	}}
+}
+
+// TestTranslateDNS: a "no such host" for <bucket>.<endpoint host> while the
+// endpoint's host resolves is virtual-hosted addressing against a server
+// without names per bucket: permanent, naming s3-path-style. Any other
+// "no such host" is retried (a name may be briefly missing), with a hint
+// for when the deadline ends it; a DNS timeout is retried as it was.
+func TestTranslateDNS(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		pathStyle     bool
+		err           error
+		endpointFound bool
+		wantPermanent bool
+		wantMsg       string
+		wantLookups   int
+	}{
+		{"bucket name missing, endpoint resolves", false, dnsError("bkt.minio.internal", true), true, true, "set s3-path-style true (WALVAULT_S3_PATH_STYLE)", 1},
+		{"bucket name missing, trailing dot", false, dnsError("BKT.minio.internal.", true), true, true, "s3-path-style", 1},
+		{"bucket name and endpoint missing", false, dnsError("bkt.minio.internal", true), false, false, "DNS has no host bkt.minio.internal", 1},
+		{"endpoint missing, path style", true, dnsError("minio.internal", true), true, false, "DNS has no host minio.internal", 0},
+		{"another name missing", false, dnsError("other.minio.internal", true), true, false, "DNS has no host other.minio.internal", 0},
+		{"DNS timeout", false, dnsError("bkt.minio.internal", false), true, false, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lookups := 0
+			b := &Backend{bucket: "bkt", location: "s3://bkt", endpointHost: "minio.internal", pathStyle: tc.pathStyle,
+				lookupHost: func(_ context.Context, host string) ([]string, error) {
+					lookups++
+					if host != "minio.internal" {
+						t.Errorf("looked up %q, want the endpoint's host minio.internal", host)
+					}
+					if !tc.endpointFound {
+						return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+					}
+					return []string{"10.0.0.1"}, nil
+				}}
+			got := b.translate(tc.err)
+			if p := storage.IsPermanent(got); p != tc.wantPermanent {
+				t.Errorf("permanent: got %v, want %v (%v)", p, tc.wantPermanent, got)
+			}
+			if !strings.Contains(got.Error(), tc.wantMsg) {
+				t.Errorf("got %q, want it to contain %q", got, tc.wantMsg)
+			}
+			if tc.wantMsg == "" && strings.Contains(got.Error(), "hint") {
+				t.Errorf("got %q, want no hint", got)
+			}
+			if lookups != tc.wantLookups {
+				t.Errorf("lookups of the endpoint's host: got %d, want %d", lookups, tc.wantLookups)
+			}
+		})
 	}
 }

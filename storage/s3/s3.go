@@ -151,6 +151,13 @@ type Backend struct {
 	versionsPageSize int32
 	// sse and sseKMSKeyID go with every write (see Config.SSE).
 	sse, sseKMSKeyID string
+	// endpointHost is the host name of Config.Endpoint ("" for AWS), and
+	// pathStyle Config.PathStyle: with them a DNS failure of
+	// <bucket>.<endpointHost> is told apart (see unresolvedHost).
+	endpointHost string
+	pathStyle    bool
+	// lookupHost resolves a host name (nil: net.DefaultResolver's).
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -242,6 +249,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		sse:              cfg.SSE,
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
 		expectLockWrite:  cfg.ObjectLock,
+		pathStyle:        cfg.PathStyle,
+	}
+	if u, err := url.Parse(cfg.Endpoint); err == nil && cfg.Endpoint != "" {
+		b.endpointHost = strings.ToLower(u.Hostname())
 	}
 	b.partSlots = make(chan struct{}, b.concurrency) // see partBuffer
 	b.location = "s3://" + cfg.Bucket
@@ -352,10 +363,13 @@ func validBucket(name string) error {
 	return nil
 }
 
-// validEndpoint refuses an endpoint that is not http(s)://host[:port]
-// (a path is allowed, for servers behind a proxy), saying what to write;
-// one that ends in the bucket's name is the bucket's URL, which S3
-// requests would then name twice.
+// validEndpoint refuses an endpoint that is not http(s)://host[:port],
+// saying what to write. One that ends in the bucket's name is the
+// bucket's URL, which S3 requests would then name twice. Any other path is
+// refused too: S3 servers (AWS, MinIO, Ceph RGW, R2, B2, GCS, Versity) take
+// the bucket from the host name or the first path element, never from
+// under a prefix, so the server would read the path's first element as
+// the bucket; and since SigV4 signs the path, no proxy can strip one.
 func validEndpoint(endpoint, bucket string) error {
 	if endpoint == "" {
 		return nil
@@ -367,8 +381,12 @@ func validEndpoint(endpoint, bucket string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return fmt.Errorf("s3: bad endpoint %q: want http(s)://host[:port] without credentials", redactURL(endpoint))
 	}
-	if path := strings.Trim(u.Path, "/"); path == bucket || strings.HasPrefix(path, bucket+"/") {
+	path := strings.Trim(u.Path, "/")
+	if path == bucket || strings.HasPrefix(path, bucket+"/") {
 		return fmt.Errorf("s3: endpoint %q names the bucket: give the server alone as the endpoint (%s://%s) and the bucket in the repository URL (s3://%s/PREFIX)", redactURL(endpoint), u.Scheme, u.Host, bucket)
+	}
+	if path != "" {
+		return fmt.Errorf("s3: endpoint %q has a path: S3 servers take the bucket from the host name or the path's first element, so the server would take %q for the bucket: give the server alone as the endpoint (%s://%s)", redactURL(endpoint), strings.SplitN(path, "/", 2)[0], u.Scheme, u.Host)
 	}
 	return nil
 }

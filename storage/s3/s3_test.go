@@ -193,6 +193,40 @@ func TestS3Failures(t *testing.T) {
 		checkHardError(t, "Put", err, "AWS credential chain", wrong, v.SecretKey)
 	})
 
+	// The gateway answers an access key it does not know with 404
+	// XAdminUserNotFound (AWS and MinIO: 403 InvalidAccessKeyId), and a
+	// HEAD with a bodiless 404: never "not found", never retried.
+	t.Run("UnknownAccessKey", func(t *testing.T) {
+		bucket := newBucket(t, v, false)
+		t.Setenv("AWS_ACCESS_KEY_ID", "nosuchkey")
+		b := newBackend(t, v, s3.Config{Bucket: bucket})
+		const hint = "the server refused the credentials"
+		_, _, err := b.Get(t.Context(), key)
+		checkHardError(t, "Get", err, hint, v.SecretKey)
+		_, err = b.Stat(t.Context(), key)
+		checkHardError(t, "Stat", err, hint, v.SecretKey)
+		err = b.List(t.Context(), "", func(storage.ObjectInfo) error { return nil })
+		checkHardError(t, "List", err, hint, v.SecretKey)
+		err = b.Put(t.Context(), key, strings.NewReader("x"), storage.PutOptions{Size: 1, IfNotExists: true})
+		checkHardError(t, "Put", err, hint, v.SecretKey)
+	})
+
+	// The gateway answers a request signed for another region than its
+	// own with 400 AuthorizationHeaderMalformed naming the region it
+	// expects: the region is to fix, not the credentials.
+	t.Run("WrongRegion", func(t *testing.T) {
+		b := newBackend(t, v, s3.Config{Bucket: newBucket(t, v, false), Region: "eu-west-3"})
+		_, _, err := b.Get(t.Context(), key)
+		checkHardError(t, "Get", err, "is in region "+v.Region)
+		if err != nil && strings.Contains(err.Error(), "credential") {
+			t.Errorf("Get: got %q: it blames the credentials", err)
+		}
+		err = b.List(t.Context(), "", func(storage.ObjectInfo) error { return nil })
+		checkHardError(t, "List", err, "set s3-region")
+		err = b.Put(t.Context(), key, strings.NewReader("x"), storage.PutOptions{Size: 1})
+		checkHardError(t, "Put", err, "is in region "+v.Region)
+	})
+
 	t.Run("ServerGone", func(t *testing.T) {
 		gone := testenv.StartVersity(t)
 		gone.CreateBucket(t, "gone", false)
@@ -359,6 +393,8 @@ func TestNewConfigErrors(t *testing.T) {
 		{"bad endpoint", s3.Config{Bucket: "abc", Endpoint: "ftp://user:pw@host"}, "bad endpoint"},
 		{"endpoint without a scheme", s3.Config{Bucket: "abc", Endpoint: "minio.internal:9000"}, "write https://minio.internal:9000"},
 		{"endpoint naming the bucket", s3.Config{Bucket: "abc", Endpoint: "https://minio.internal:9000/abc/"}, "give the server alone as the endpoint (https://minio.internal:9000)"},
+		// The server would take "minio" for the bucket.
+		{"endpoint with a path", s3.Config{Bucket: "abc", Endpoint: "http://127.0.0.1:56901/minio"}, "give the server alone as the endpoint (http://127.0.0.1:56901)"},
 		{"missing CA bundle", s3.Config{Bucket: "abc", CABundle: filepath.Join(dir, "missing.pem")}, "CA bundle"},
 		{"CA bundle without certs", s3.Config{Bucket: "abc", CABundle: notPEM}, "no PEM certificate"},
 	} {
@@ -382,6 +418,7 @@ func TestLocation(t *testing.T) {
 		{s3.Config{Bucket: "bkt"}, "s3://bkt"},
 		{s3.Config{Bucket: "bkt", Prefix: "/a/b/"}, "s3://bkt/a/b"},
 		{s3.Config{Bucket: "bkt", Prefix: "a", Endpoint: "https://s3.example:9000"}, "s3://bkt/a at https://s3.example:9000"},
+		{s3.Config{Bucket: "bkt", Endpoint: "https://s3.example:9000/"}, "s3://bkt at https://s3.example:9000/"}, // a bare "/" is no path
 	} {
 		b, err := s3.New(t.Context(), tc.cfg)
 		if err != nil {
