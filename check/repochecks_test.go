@@ -5,9 +5,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/storagetest"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestContinuityWhenBackupsCannotBeListed: a check that could not read what
@@ -42,5 +46,42 @@ func TestContinuityWhenBackupsCannotBeListed(t *testing.T) {
 	}
 	if r := one(t, c.checkContinuity(context.Background())); !r.OK {
 		t.Fatalf("continuity once the backups list: %+v", r)
+	}
+}
+
+// TestBackupsDamagedPart: the newest backup's part is truncated. It is no
+// DONE backup: backup age goes by the one before, and backup count fails
+// naming it DAMAGED and the part, as retention refuses to run meanwhile.
+func TestBackupsDamagedPart(t *testing.T) {
+	ctx := context.Background()
+	c, b := newChecker(t)
+	c.checkIdentity(ctx)
+	now := time.Now().UTC().Truncate(time.Second)
+	var ms []repository.BackupManifest
+	for i, seg := range []uint32{2, 4} {
+		start := now.Add(time.Duration(i-2) * time.Hour)
+		s := wal.Segment{Timeline: 1, Seg: seg}
+		ms = append(ms, repotest.WriteBackup(t, b, repotest.Backup{
+			Manifest: repository.BackupManifest{
+				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
+				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
+				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
+			},
+			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+		}))
+	}
+	key := ms[1].Archives[0].Parts[0].Key
+	if err := b.Put(ctx, key, strings.NewReader("x"), storage.PutOptions{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rs := c.checkBackups(ctx)
+	if len(rs) != 2 {
+		t.Fatalf("got %+v, want backup age and count", rs)
+	}
+	if age := rs[0]; !age.OK || !strings.Contains(age.Detail, ms[0].ID) {
+		t.Errorf("backup age: %+v, want OK by %s, the newest DONE backup", age, ms[0].ID)
+	}
+	if count := rs[1]; count.OK || !strings.Contains(count.Detail, ms[1].ID+" is DAMAGED: part "+key) || !strings.Contains(count.Detail, "(1 DONE backup") {
+		t.Errorf("backup count: %+v, want FAILED naming %s DAMAGED by %s, and 1 DONE backup", count, ms[1].ID, key)
 	}
 }

@@ -365,3 +365,36 @@ func TestLastArchivedSegmentIsTheLastStored(t *testing.T) {
 	want(t, m, "walvault_last_archived_segment_timestamp_seconds", float64(last.Unix()))
 	want(t, m, "walvault_last_archived_segment_age_seconds", f.now.Sub(last).Seconds())
 }
+
+// TestRepositoryMetricsDamagedPart: a backup whose part is listed with
+// another size than its manifest records counts as DAMAGED, not DONE, and
+// the last DONE backup is the one before it.
+func TestRepositoryMetricsDamagedPart(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	t0 := f.now.Add(-2 * time.Hour)
+	for n := uint32(1); n <= 3; n++ {
+		f.segment(t, n, t0.Add(time.Duration(n)*time.Minute))
+	}
+	f.backup(t, t0, 2, 3, true)
+	t1 := t0.Add(30 * time.Minute)
+	id := f.backup(t, t1, 2, 3, false) // a 4-byte part, no manifest yet
+	m := repository.BackupManifest{
+		FormatVersion: repository.FormatVersion, ID: id, SystemID: "7712061122709846133", PGVersion: 150010, WALSegmentSize: segSize,
+		StartTimeline: 1, StopTimeline: 1, StartLSN: "0/2000028", StopLSN: "0/3000100",
+		StartWAL: wal.Segment{Timeline: 1, Seg: 2}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: 3}.String(),
+		StartTime: t1, StopTime: t1.Add(90 * time.Second),
+		Archives: []repository.BackupArchive{{Name: "base.tar", Parts: []repository.BackupPart{{Key: repository.BackupPartKey(id, "base.tar", 0, repository.LZ4), StoredSize: 4000}}}},
+	}
+	if err := repository.WriteBackupManifest(f.ctx, f.b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatalf("Refresh with a damaged part: %v", err)
+	}
+	got := scrape(t, e)
+	want(t, got, `walvault_backups{status="DONE"}`, 1)
+	want(t, got, `walvault_backups{status="DAMAGED"}`, 1)
+	want(t, got, "walvault_backup_last_done_timestamp_seconds", float64(t0.Add(90*time.Second).Unix()))
+}

@@ -24,7 +24,9 @@ const (
 	StatusIncomplete BackupStatus = "INCOMPLETE"
 	// StatusDamaged: the manifest is there but its content is not one this
 	// walvault can use (not JSON, a newer format, inconsistent fields), e.g.
-	// a newer version uploaded over it. It is never restored, and the other
+	// a newer version uploaded over it; or an object it records (a part,
+	// PostgreSQL's backup_manifest) is missing from the listing or of
+	// another size (a PartDamage). It is never restored, and the other
 	// backups stay usable.
 	StatusDamaged BackupStatus = "DAMAGED"
 )
@@ -33,18 +35,25 @@ const (
 type BackupInfo struct {
 	ID     string
 	Status BackupStatus
-	// Manifest is nil for INCOMPLETE and DAMAGED backups.
+	// Manifest is nil for INCOMPLETE backups and DAMAGED ones whose
+	// manifest is unusable; a DAMAGED one whose part is at fault has it.
 	Manifest *BackupManifest
 	// MissingWAL names the first segment a WAITING_FOR_WALS backup lacks.
 	MissingWAL string
-	// Damage says what is wrong with a DAMAGED backup's manifest.
+	// Damage says what is wrong with a DAMAGED backup: its manifest, or
+	// (a *PartDamage) an object the manifest records.
 	Damage error
 }
 
 // DamagedError refuses to use a DAMAGED backup, saying why and how to get
-// its manifest back: what overwrote it left the original (locked, under
-// Object Lock) in the bucket's version history.
+// the object at fault back: what overwrote it left the original (locked,
+// under Object Lock) in the bucket's version history.
 func DamagedError(bi BackupInfo) error {
+	var pd *PartDamage
+	if errors.As(bi.Damage, &pd) {
+		return fmt.Errorf("%w: backup %s is DAMAGED: %v; %s, and run this again; or use another backup (see backup-list)",
+			ErrNoBackup, bi.ID, bi.Damage, pd.Remedy())
+	}
 	key := BackupManifestKey(bi.ID)
 	return fmt.Errorf("%w: backup %s is DAMAGED: %v; if %s was overwritten, its original is an older version in the bucket's version history (kept there under Object Lock): delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s, then delete-object --version-id), and run this again; or use another backup (see backup-list)",
 		ErrNoBackup, bi.ID, bi.Damage, key, key)

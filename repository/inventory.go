@@ -133,6 +133,10 @@ type Backup struct {
 	HasManifest bool
 	Manifest    *BackupManifest
 	ManifestErr error
+	// PartsErr, a *PartDamage, says which object the manifest records is
+	// missing from the listing or listed with another size: restore
+	// would fail on it (see checkParts).
+	PartsErr error
 	// WAL is the backup's status, decided by BackupStatusOf; WALErr says
 	// why it could not be decided for a backup with a manifest (the
 	// manifest's WAL names are invalid, or there is no identity).
@@ -141,9 +145,10 @@ type Backup struct {
 }
 
 // Status is the backup's status (WAITING_FOR_WALS when it could not be
-// decided, DAMAGED when its manifest's content is).
+// decided, DAMAGED when its manifest's content is, or an object it
+// records is missing or of another size).
 func (b *Backup) Status() BackupStatus {
-	if b.HasManifest && IsManifestDamaged(b.ManifestErr) {
+	if (b.HasManifest && IsManifestDamaged(b.ManifestErr)) || b.PartsErr != nil {
 		return StatusDamaged
 	}
 	if b.HasManifest && b.WALErr != nil {
@@ -197,7 +202,9 @@ type LoadOptions struct {
 	// Hidden asks a versioned storage for walvault's objects hidden behind
 	// delete markers (Inventory.Hidden). Hidden WAL counts in the WAL index,
 	// since wal-fetch reads through delete markers; hidden backup objects
-	// do not count for their backup, which is damaged until repaired.
+	// are not among their backup's Objects (verify reports them until
+	// repaired), though they count as present for its status, since
+	// restore reads through the markers too.
 	Hidden bool
 	// WALObjects keeps every object under wal/ (Inventory.WALObjects).
 	// Without it memory grows with the gaps in the WAL, not its size.
@@ -350,6 +357,9 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 
 	next := NewCache()
 	if err := inv.loadBackups(ctx, b, opts.Cache, ahead, next); err != nil {
+		return nil, err
+	}
+	if err := inv.checkParts(ctx, b); err != nil {
 		return nil, err
 	}
 	if opts.backupsOnly() && inv.WAL != nil {
@@ -865,8 +875,11 @@ func (inv *Inventory) Backup(id string) *Backup {
 // Catalog is every backup folder in id (time) order with its status, as
 // backup-list shows them. A backup whose manifest's content is damaged is
 // DAMAGED, with why: one overwritten manifest must not make every other
-// backup unusable. It fails when a manifest could not be read (deleted
-// since the listing), or when backups exist without a usable identity.
+// backup unusable. So is one whose manifest records an object the listing
+// shows missing or of another size (Backup.PartsErr), with its manifest:
+// that still says what the backup needs. It fails when a manifest could
+// not be read (deleted since the listing), or when backups exist without
+// a usable identity.
 func (inv *Inventory) Catalog() ([]BackupInfo, error) {
 	out := make([]BackupInfo, 0, len(inv.Backups))
 	for _, bk := range inv.Backups {
@@ -891,7 +904,10 @@ func (inv *Inventory) Catalog() ([]BackupInfo, error) {
 				return nil, bk.WALErr
 			}
 			info.Manifest, info.Status = bk.Manifest, bk.WAL.Status
-			if bk.WAL.Status == StatusWaitingForWALs {
+			switch {
+			case bk.PartsErr != nil:
+				info.Status, info.Damage = StatusDamaged, bk.PartsErr
+			case bk.WAL.Status == StatusWaitingForWALs:
 				info.MissingWAL = bk.WAL.Missing.String()
 			}
 		}

@@ -305,9 +305,11 @@ func TestRestoreBackupFailureLeavesNothing(t *testing.T) {
 	}}
 	withMap := baseEntries(tarEntry{name: tablespaceMapName, body: []byte("16385 /srv/ts\n")})
 	tests := []struct {
-		name       string
-		fixture    fixture
-		breakRepo  func(t *testing.T, b storage.Backend, m repository.BackupManifest)
+		name      string
+		fixture   fixture
+		breakRepo func(t *testing.T, b storage.Backend, m repository.BackupManifest)
+		// gone, when set, names a part deleted after the catalog listed it.
+		gone       func(m repository.BackupManifest) string
 		dataExists bool
 		tsExists   bool
 		wantErr    error
@@ -342,6 +344,7 @@ func TestRestoreBackupFailureLeavesNothing(t *testing.T) {
 			wantErr: ErrCorrupt, wantMsg: partKey(baseArchive, 0) + " of backup " + fixtureID + " from mem://",
 		},
 		{
+			// The listing shows it: the catalog has no DONE backup left.
 			name:    "missing part",
 			fixture: fixture{archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}},
 			breakRepo: func(t *testing.T, b storage.Backend, m repository.BackupManifest) {
@@ -349,6 +352,15 @@ func TestRestoreBackupFailureLeavesNothing(t *testing.T) {
 				if err := b.Delete(context.Background(), parts[len(parts)-1].Key); err != nil {
 					t.Fatal(err)
 				}
+			},
+			wantErr: repository.ErrNoBackup, wantMsg: "no backup is DONE",
+		},
+		{
+			name:    "part gone after the listing",
+			fixture: fixture{archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}},
+			gone: func(m repository.BackupManifest) string {
+				parts := m.Archives[0].Parts
+				return parts[len(parts)-1].Key
 			},
 			wantErr: storage.ErrNotFound, wantMsg: "is missing",
 		},
@@ -390,6 +402,10 @@ func TestRestoreBackupFailureLeavesNothing(t *testing.T) {
 			if tc.breakRepo != nil {
 				tc.breakRepo(t, b, m)
 			}
+			var rb storage.Backend = b
+			if tc.gone != nil {
+				rb = goneAfterListing(t, b, tc.gone(m))
+			}
 			parent := t.TempDir()
 			opts := restoreOpts(t, filepath.Join(parent, "data"))
 			if tc.dataExists {
@@ -407,7 +423,7 @@ func TestRestoreBackupFailureLeavesNothing(t *testing.T) {
 			if len(tc.fixture.archives) > 1 {
 				opts.TablespaceMapping["/srv/ts"] = ts
 			}
-			_, err := RestoreBackup(context.Background(), b, opts)
+			_, err := RestoreBackup(context.Background(), rb, opts)
 			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("RestoreBackup: got %v, want an error wrapping %v that mentions %q", err, tc.wantErr, tc.wantMsg)
 			}

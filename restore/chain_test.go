@@ -336,6 +336,8 @@ func TestRestoreChainRefusesDamage(t *testing.T) {
 		name    string
 		tamper  string
 		breakIt func(t *testing.T, b storage.Backend, f chainFixture)
+		// gone, when set, names a part deleted after the catalog listed it.
+		gone    func(f chainFixture) string
 		wantErr error
 		want    string
 	}{
@@ -344,6 +346,7 @@ func TestRestoreChainRefusesDamage(t *testing.T) {
 			tamper: chainInc1, wantErr: ErrCorrupt, want: "part " + repository.BackupPartKey(chainInc1, baseArchive, 1, repository.LZ4) + " of backup " + chainInc1,
 		},
 		{
+			// The listing shows it: the catalog calls the backup DAMAGED.
 			name: "missing part of the newest",
 			breakIt: func(t *testing.T, b storage.Backend, f chainFixture) {
 				parts := f.inc2.Archives[0].Parts
@@ -351,7 +354,26 @@ func TestRestoreChainRefusesDamage(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			wantErr: repository.ErrNoBackup, want: chainInc2 + " is DAMAGED: part ",
+		},
+		{
+			name: "part of the newest gone after the listing",
+			gone: func(f chainFixture) string {
+				parts := f.inc2.Archives[0].Parts
+				return parts[len(parts)-1].Key
+			},
 			wantErr: storage.ErrNotFound, want: "of backup " + chainInc2 + " is missing",
+		},
+		{
+			// A parent with a damaged part breaks the chain of its children.
+			name: "part of the middle truncated",
+			breakIt: func(t *testing.T, b storage.Backend, f chainFixture) {
+				key := f.inc1.Archives[0].Parts[0].Key
+				if err := b.Put(context.Background(), key, strings.NewReader("short"), storage.PutOptions{Size: 5}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: repository.ErrBrokenChain, want: "builds on " + chainInc1 + ", which is DAMAGED: part ",
 		},
 		{
 			name: "parent deleted",
@@ -376,9 +398,13 @@ func TestRestoreChainRefusesDamage(t *testing.T) {
 			if tc.breakIt != nil {
 				tc.breakIt(t, b, f)
 			}
+			var rb storage.Backend = b
+			if tc.gone != nil {
+				rb = goneAfterListing(t, b, tc.gone(f))
+			}
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 			opts.BackupRef = chainInc2
-			_, err := RestoreBackup(context.Background(), b, opts)
+			_, err := RestoreBackup(context.Background(), rb, opts)
 			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("RestoreBackup: got %v, want an error wrapping %v that mentions %q", err, tc.wantErr, tc.want)
 			}

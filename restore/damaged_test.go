@@ -3,16 +3,19 @@ package restore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -65,4 +68,69 @@ func TestRestoreAroundDamagedManifest(t *testing.T) {
 	if _, err := os.Stat(opts.DataDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("data dir after the refused restore: %v, want it never created", err)
 	}
+}
+
+// TestRestoreAroundDamagedPart: with the newest backup's only part
+// replaced by a shorter version (a newer version over the locked
+// original), LATEST restores the newest intact backup, and naming the
+// damaged one fails before anything is written, naming the part, its
+// sizes and where the original is.
+func TestRestoreAroundDamagedPart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newFixtureRepo(t)
+	ids := []string{fixtureID, "20261125T100100Z", "20261125T100200Z"}
+	var ms []repository.BackupManifest
+	for i, id := range ids {
+		ms = append(ms, storeFixture(t, b, fixture{id: id, stopTime: fixtureMTime.Add(time.Duration(i) * time.Minute), skipWAL: i > 0, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}}))
+	}
+	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 3}}, repository.LZ4), []byte("segment"))
+	damaged := ids[2]
+	part := ms[2].Archives[0].Parts[0]
+	if err := b.Put(ctx, part.Key, strings.NewReader("short"), storage.PutOptions{Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	res, err := RestoreBackup(ctx, b, opts)
+	if err != nil {
+		t.Fatalf("restore LATEST with a part of %s damaged: %v", damaged, err)
+	}
+	if res.Backup.ID != ids[1] {
+		t.Errorf("restore LATEST restored %s, want %s, the newest intact backup", res.Backup.ID, ids[1])
+	}
+
+	opts = restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.BackupRef = damaged
+	_, err = RestoreBackup(ctx, b, opts)
+	if !errors.Is(err, repository.ErrNoBackup) {
+		t.Fatalf("restore --backup %s (damaged): %v, want ErrNoBackup", damaged, err)
+	}
+	for _, want := range []string{damaged + " is DAMAGED", fmt.Sprintf("%s has 5 bytes, its manifest says %d", part.Key, part.StoredSize), "version history"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("restore --backup %s: %q does not say %q", damaged, err, want)
+		}
+	}
+	if _, err := os.Stat(opts.DataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("data dir after the refused restore: %v, want it never created", err)
+	}
+}
+
+// goneAfterListing wraps b so that key is deleted at restore's first
+// listing under wal/, which comes after the catalog (backups/ is listed
+// first) found key present: a part that vanishes between the listing and
+// the read, which only restore's own check of each part can catch.
+func goneAfterListing(t *testing.T, b storage.Backend, key string) storage.Backend {
+	t.Helper()
+	f := storagetest.NewFault(b)
+	var once sync.Once
+	f.Before(storagetest.OpList, storagetest.Prefix(repository.WALPrefix), func(ctx context.Context, _ string) error {
+		once.Do(func() {
+			if err := b.Delete(ctx, key); err != nil {
+				t.Errorf("delete %s: %v", key, err)
+			}
+		})
+		return nil
+	})
+	return f
 }

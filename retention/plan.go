@@ -3,6 +3,7 @@ package retention
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -152,7 +153,7 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 	if p.Kind != Redundancy && p.Kind != RecoveryWindow || p.N < 1 {
 		return Plan{}, fmt.Errorf("invalid retention policy %v: %s", p, acceptedForms)
 	}
-	if err := refuseDamaged(inv); err != nil {
+	if err := refuseDamaged(inv, ""); err != nil {
 		return Plan{}, err
 	}
 	plan := newPlan(inv, p.String(), now)
@@ -274,15 +275,16 @@ func keepAncestors(inv Inventory, bs []BackupPlan) {
 // PlanBackup decides the deletion of the one backup id, under the same
 // rules: it refuses (ErrRefused) the newest DONE backup, a backup marked
 // keep, an INCOMPLETE one a running backup-push may be writing, and any
-// while a backup is DAMAGED (the damaged one included). WAL is
-// deleted only when the backup was the oldest and the rules allow it. An
-// id that is not in the repository gives an error wrapping
-// repository.ErrNoBackup.
+// while a backup is DAMAGED (the damaged one included), but for a backup
+// DAMAGED by a part, or one building on it, while every DAMAGED backup
+// is so (see refuseDamaged). WAL is deleted only when the backup was the
+// oldest and the rules allow it. An id that is not in the repository
+// gives an error wrapping repository.ErrNoBackup.
 func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 	if err := repository.ValidateBackupID(id); err != nil {
 		return Plan{}, err
 	}
-	if err := refuseDamaged(inv); err != nil {
+	if err := refuseDamaged(inv, id); err != nil {
 		return Plan{}, err
 	}
 	plan := newPlan(inv, "backup "+id, now)
@@ -316,25 +318,65 @@ func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 	}
 	bp.Delete = true
 	bp.Reason = "selected with --backup"
-	if bp.Status == repository.StatusWaitingForWALs {
+	switch bp.Status {
+	case repository.StatusWaitingForWALs:
 		bp.Reason += fmt.Sprintf(" (WAITING_FOR_WALS, needs %s)", missing(*bp))
+	case repository.StatusDamaged:
+		bp.Reason += " (DAMAGED: it cannot be restored)"
 	}
 	return finish(inv, plan)
 }
 
-// refuseDamaged refuses any plan while a backup is DAMAGED: its manifest
-// no longer says which WAL and which parent it needs, so no plan could
-// prove that what it deletes is not needed, nor what the damaged backup
-// holds; deleting the damaged backup would also remove the evidence.
-func refuseDamaged(inv Inventory) error {
-	for _, bi := range inv.Backups {
-		if bi.Status == repository.StatusDamaged {
-			key := repository.BackupManifestKey(bi.ID)
-			return fmt.Errorf("%w: backup %s is DAMAGED (%v), so its manifest no longer says which WAL and backups it needs, and delete deletes nothing until it is repaired: if %s was overwritten, its original is an older version in the bucket's version history; delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s), then run delete again; if the backup is not wanted, remove backups/%s/ by hand",
-				ErrRefused, bi.ID, bi.Damage, key, key, bi.ID)
+// refuseDamaged refuses any plan while a backup is DAMAGED. When its
+// manifest is: that no longer says which WAL and which parent it needs,
+// so no plan could prove that what it deletes is not needed, nor what the
+// damaged backup holds; deleting the damaged backup would also remove the
+// evidence. When a part is (missing, or of another size): the backup
+// cannot be restored, yet a policy would count it among those it keeps
+// and delete in its place the older ones that still restore; and its part
+// may yet be recovered. A plan for target (delete --backup; "" for a policy) may
+// still go ahead when every DAMAGED backup is damaged by a part and the
+// target is one of them or builds on one: deleting what cannot be
+// restored is the way out when the part is lost, and the manifests still
+// say what the backups kept need.
+func refuseDamaged(inv Inventory, target string) error {
+	var first, byManifest *repository.BackupInfo
+	allowed := false
+	ancestors := repository.Ancestors(inv.Backups, target)
+	for i, bi := range inv.Backups {
+		if bi.Status != repository.StatusDamaged {
+			continue
+		}
+		if first == nil {
+			first = &inv.Backups[i]
+		}
+		if !repository.IsPartDamaged(bi.Damage) && byManifest == nil {
+			byManifest = &inv.Backups[i]
+		}
+		if target != "" && (bi.ID == target || slices.Contains(ancestors, bi.ID)) {
+			allowed = true
 		}
 	}
-	return nil
+	switch {
+	case first == nil:
+		return nil
+	case byManifest != nil:
+		bi := byManifest
+		key := repository.BackupManifestKey(bi.ID)
+		return fmt.Errorf("%w: backup %s is DAMAGED (%v), so its manifest no longer says which WAL and backups it needs, and delete deletes nothing until it is repaired: if %s was overwritten, its original is an older version in the bucket's version history; delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s), then run delete again; if the backup is not wanted, remove backups/%s/ by hand",
+			ErrRefused, bi.ID, bi.Damage, key, key, bi.ID)
+	case allowed:
+		return nil
+	}
+	bi := first
+	var pd *repository.PartDamage
+	errors.As(bi.Damage, &pd)
+	alone := "walvault delete --backup " + bi.ID + " --confirm"
+	if desc := repository.Descendants(inv.Backups, bi.ID); len(desc) > 0 {
+		alone = fmt.Sprintf("walvault delete --backup ID --confirm, first for each incremental backup on it, newest first (%s), then for %s", strings.Join(desc, ", "), bi.ID)
+	}
+	return fmt.Errorf("%w: backup %s is DAMAGED (%v): it cannot be restored, and delete deletes nothing while it is DAMAGED, lest it delete the older backups that restore in its place: %s, then run delete again; if it cannot be recovered, delete it alone with %s (and take a new backup)",
+		ErrRefused, bi.ID, bi.Damage, pd.Remedy(), alone)
 }
 
 func newPlan(inv Inventory, policy string, now time.Time) Plan {

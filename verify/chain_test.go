@@ -1,11 +1,14 @@
 package verify
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -38,5 +41,27 @@ func TestChains(t *testing.T) {
 	p := wantOnly(t, run(t, f.b, false), KindBrokenChain, repository.BackupManifestKey(orphan))
 	if p.BackupID != orphan || !strings.Contains(p.Detail, gone) {
 		t.Fatalf("finding %+v, want backup %s and its missing parent %s named", p, orphan, gone)
+	}
+}
+
+// TestChainOnDamagedPart: a truncated part of the parent is its own
+// part_size problem, and the incremental on it cannot be restored either:
+// a broken_chain problem naming the parent DAMAGED and the part.
+func TestChainOnDamagedPart(t *testing.T) {
+	f := newFixture(t)
+	const child = "20991231T000000Z"
+	f.putIncremental(t, child, testBackup)
+	key := f.m.Archives[0].Parts[0].Key
+	if err := f.b.Put(context.Background(), key, strings.NewReader("short"), storage.PutOptions{Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, f.b, false)
+	got := kinds(r.Problems)
+	want := []string{KindPartSize + " " + key, KindBrokenChain + " " + repository.BackupManifestKey(child)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("problems %v, want %v\n%s", got, want, text(t, r))
+	}
+	if d := r.Problems[1].Detail; !strings.Contains(d, testBackup+", which is DAMAGED: part "+key+" has 5 bytes") {
+		t.Errorf("broken_chain detail %q, want it to name %s DAMAGED by %s", d, testBackup, key)
 	}
 }

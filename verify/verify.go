@@ -493,7 +493,15 @@ func (s *scan) finishBackups() {
 func (s *scan) checkChains(inv *repository.Inventory) {
 	backups := make([]repository.BackupInfo, 0, len(inv.Backups))
 	for _, bk := range inv.Backups {
-		backups = append(backups, repository.BackupInfo{ID: bk.ID, Status: bk.Status(), Manifest: bk.Manifest})
+		bi := repository.BackupInfo{ID: bk.ID, Status: bk.Status(), Manifest: bk.Manifest}
+		if bi.Status == repository.StatusDamaged {
+			// What breaks the chain: its manifest, or one of its parts.
+			bi.Damage = bk.PartsErr
+			if bk.ManifestErr != nil {
+				bi.Damage = bk.ManifestErr
+			}
+		}
+		backups = append(backups, bi)
 	}
 	for _, bi := range backups {
 		if bi.Manifest == nil || !bi.Manifest.IsIncremental() {

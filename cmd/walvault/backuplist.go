@@ -41,7 +41,8 @@ func backupListCommand() *cli.Command {
    INCOMPLETE        parts without a manifest: an interrupted backup-push; never
                      restored
    DAMAGED           the manifest is there but unusable (not valid JSON, a newer
-                     format, inconsistent fields), e.g. overwritten; never
+                     format, inconsistent fields), e.g. overwritten; or a part
+                     it records is missing or of another size; never
                      restored, and delete refuses to run until it is repaired
                      (walvault info ID says how)
 
@@ -86,7 +87,8 @@ type backupJSON struct {
 	Type       string `json:"type,omitempty"`
 	Parent     string `json:"parent,omitempty"`
 	ChainError string `json:"chain_error,omitempty"`
-	// Damage says what is wrong with a DAMAGED backup's manifest.
+	// Damage says what is wrong with a DAMAGED backup: its manifest, or
+	// a part.
 	Damage string `json:"damage,omitempty"`
 }
 

@@ -89,6 +89,12 @@ retain-until date; a backup whose manifest is locked is kept whole.
 newest DONE backup and a backup marked keep, and deletes WAL only when the
 backup was the oldest.
 
+While a backup is DAMAGED (walvault info ID says why and how to recover it),
+delete deletes nothing. When only its parts are at fault (one missing, or of
+another size than its manifest records) and they cannot be recovered,
+--backup ID of it (after the incremental backups on it, newest first)
+deletes it, and the policy runs again.
+
 Examples:
    walvault delete --retain "REDUNDANCY 2"                   # dry run
    walvault delete --retain "RECOVERY WINDOW OF 7 DAYS" --confirm
