@@ -92,7 +92,9 @@ func from(p Point) string {
 }
 
 func to(p Point) string {
-	return fmt.Sprintf("%s (end of %s, archived %s)", p.LSN, p.WAL, stamp(p.Time))
+	// A segment closed by a switch (pg_switch_wal, archive_timeout) holds
+	// WAL only up to the switch: its end is a bound, not the last record.
+	return fmt.Sprintf("%s at most (end of %s, archived %s)", p.LSN, p.WAL, stamp(p.Time))
 }
 
 // WriteBackupText prints one backup for people.

@@ -124,6 +124,15 @@ func (x *WALIndex) archivedAfter(r RecoveryRange, missingSeg wal.Segment) wal.Se
 	return missingSeg
 }
 
+// ArchivedAfter asks the storage for the first segment archived on seg's
+// timeline after seg (one request); false without a WAL index.
+func (inv *Inventory) ArchivedAfter(ctx context.Context, b storage.Backend, seg wal.Segment) (wal.Segment, bool, error) {
+	if inv.WAL == nil {
+		return wal.Segment{}, false, nil
+	}
+	return firstSegmentAfter(ctx, b, inv.WAL, seg)
+}
+
 // firstSegmentAfter asks for the first segment archived on seg's timeline
 // after seg.
 func firstSegmentAfter(ctx context.Context, b storage.Backend, x *WALIndex, seg wal.Segment) (wal.Segment, bool, error) {

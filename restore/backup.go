@@ -235,8 +235,11 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
 	}
 	if t.LSN != nil {
-		if err := checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline); err != nil {
+		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline); err != nil {
 			return res, err
+		}
+		for _, w := range res.Warnings {
+			log.Warn("the target may lie past the archived WAL", "why", w)
 		}
 	} else if !t.Immediate {
 		if res.Warnings, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
@@ -708,28 +711,40 @@ func extractArchive(ctx context.Context, ps *partStream, backupID string, a repo
 // recovery_target_timeline setting). PostgreSQL would stop with "recovery
 // ended before configured recovery target was reached" after the whole
 // restore was written. It lists only that WAL, not all of wal/.
-func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string) error {
+func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string) ([]string, error) {
 	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
-		return nil // an old manifest without it: skip this optional check
+		return nil, nil // an old manifest without it: skip this optional check
 	}
 	start, err := wal.ParseSegmentName(m.StartWAL)
 	if err != nil {
-		return fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
+		return nil, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
 	}
 	tl, err := followedTimeline(timeline, start)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r := repository.RecoveryRange{Start: start, Target: target, Timeline: tl}
 	if err := inv.LoadRecoveryWAL(ctx, b, r); err != nil {
-		return err
+		return nil, err
 	}
 	reach, err := inv.WAL.RecoveryReach(r)
 	if err != nil {
-		return fmt.Errorf("the target LSN %s cannot be reached from backup %s: %w", target, m.ID, err)
+		return nil, fmt.Errorf("the target LSN %s cannot be reached from backup %s: %w", target, m.ID, err)
 	}
 	if reach.OK {
-		return nil
+		// Recovery stops at the first record at or past the target. Past
+		// the target's segment there is one when a later segment is
+		// archived; within the last one only up to where its WAL ends,
+		// before the padding of a switch (pg_switch_wal, archive_timeout).
+		next, found, err := inv.ArchivedAfter(ctx, b, reach.TargetSegment)
+		if err != nil {
+			return nil, err
+		}
+		at, _ := reach.TargetSegment.StartLSN(m.WALSegmentSize)
+		if nextAt, _ := next.StartLSN(m.WALSegmentSize); found && nextAt == at+wal.LSN(m.WALSegmentSize) {
+			return nil, nil
+		}
+		return []string{fmt.Sprintf("the target LSN %s lies in %s, the last segment archived on timeline %d before a missing one: if that segment was closed by a WAL switch before the target (pg_switch_wal, archive_timeout), its WAL ends there and PostgreSQL stops with \"recovery ended before configured recovery target was reached\"; a target before the switch, or archiving more WAL, avoids it", target, reach.TargetSegment, reach.TargetSegment.Timeline)}, nil
 	}
 	needed := fmt.Sprintf("segment %s, which recovery reads on the way to the target in %s,", reach.Missing, reach.TargetSegment)
 	if reach.Missing == reach.TargetSegment {
@@ -737,9 +752,9 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 	}
 	if reach.Beyond {
 		end, _ := reach.Missing.StartLSN(m.WALSegmentSize)
-		return fmt.Errorf("the target LSN %s is beyond the archive: on timeline %d the archived WAL ends at %s (%s is not archived), so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, reach.Missing.Timeline, end, needed)
+		return nil, fmt.Errorf("the target LSN %s is beyond the archive: on timeline %d the archived WAL ends at %s (%s is not archived), so recovery could never reach it; archive more WAL (SELECT pg_switch_wal() on the server) and wait for it, or choose an earlier target", target, reach.Missing.Timeline, end, needed)
 	}
-	return fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL %s is missing from the archive, though later segments are archived (a gap); wal-push it from the server's pg_wal if it is still there, or choose a target before it", target, m.ID, needed)
+	return nil, fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL %s is missing from the archive, though later segments are archived (a gap); wal-push it from the server's pg_wal if it is still there, or choose a target before it", target, m.ID, needed)
 }
 
 // followedTimeline is recovery_target_timeline (Target.Timeline) as a

@@ -48,10 +48,13 @@ func TestRestoreBackupLSNTarget(t *testing.T) {
 		lost    uint32
 		target  wal.LSN
 		wantMsg string // "": restores
+		warns   bool   // restores, saying the target may lie past the WAL
 	}{
-		{"archived", 0x22, lsnIn(0x21), ""},
-		{"behind a gap", 0x22, lsnIn(0x23), "000000010000000000000022, which recovery reads on the way to the target in 000000010000000000000023, is missing from the archive"},
-		{"beyond the archive", 0, lsnIn(0x25), "beyond the archive: on timeline 1 the archived WAL ends at 0/2500000"},
+		{"archived", 0x22, lsnIn(0x20), "", false},
+		{"before a missing segment", 0x22, lsnIn(0x21), "", true},
+		{"in the last archived segment", 0, lsnIn(0x24), "", true},
+		{"behind a gap", 0x22, lsnIn(0x23), "000000010000000000000022, which recovery reads on the way to the target in 000000010000000000000023, is missing from the archive", false},
+		{"beyond the archive", 0, lsnIn(0x25), "beyond the archive: on timeline 1 the archived WAL ends at 0/2500000", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -60,10 +63,14 @@ func TestRestoreBackupLSNTarget(t *testing.T) {
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 			target := tc.target
 			opts.Target = Target{LSN: &target, Action: "promote"}
-			_, err := RestoreBackup(context.Background(), rec, opts)
+			res, err := RestoreBackup(context.Background(), rec, opts)
 			switch {
 			case tc.wantMsg == "" && err != nil:
 				t.Fatalf("RestoreBackup: %v", err)
+			case tc.wantMsg == "":
+				if warned := strings.Contains(strings.Join(res.Warnings, " "), "the last segment archived on timeline 1 before a missing one"); warned != tc.warns {
+					t.Errorf("warnings %q: want the last-segment warning %v", res.Warnings, tc.warns)
+				}
 			case tc.wantMsg != "":
 				if err == nil || !strings.Contains(err.Error(), tc.wantMsg) {
 					t.Fatalf("RestoreBackup: got %v, want an error mentioning %q", err, tc.wantMsg)
