@@ -103,7 +103,7 @@ func (d *drill) waitRecovered(ctx context.Context, srv *server, c *client) error
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-srv.done:
-			return fmt.Errorf("the temporary server exited before recovery finished (%s): recovery failed, see the server log", srv.exitError())
+			return d.exitedEarly(srv)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -145,7 +145,7 @@ func (d *drill) waitRecovered(ctx context.Context, srv *server, c *client) error
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-srv.done:
-			return fmt.Errorf("the temporary server exited before recovery finished (%s): recovery failed, see the server log", srv.exitError())
+			return d.exitedEarly(srv)
 		case <-time.After(pollInterval):
 		}
 	}

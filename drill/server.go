@@ -176,6 +176,10 @@ type server struct {
 	// waits are how long stop waits after each step (fast shutdown,
 	// immediate shutdown, SIGKILL).
 	waits [3]time.Duration
+
+	// dataDir is where the drill guard notes why it stopped recovery
+	// (restore.DrillGuardRefusal).
+	dataDir string
 }
 
 // startServer starts postgres -D dataDir with settings ("name=value", on
@@ -201,7 +205,7 @@ func startServer(bins binaries, s *scratch, u serverUser, port int, settings []s
 		return nil, fmt.Errorf("start %s as %s: %w", bins.Postgres, u.name, err)
 	}
 	srv := watch(cmd, log)
-	srv.port = port
+	srv.port, srv.dataDir = port, s.dataDir
 	log.Info("started the temporary server", "pid", cmd.Process.Pid, "port", port, "socket_dir", s.sockDir, "log", s.logFile)
 	return srv, nil
 }

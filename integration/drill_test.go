@@ -2,8 +2,12 @@ package integration
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -367,4 +371,85 @@ func TestDrillInterrupted(t *testing.T) {
 	if keys := listKeys(t, r, drill.RecordsPrefix); len(keys) != 0 {
 		t.Errorf("an interrupted drill stored a record: %v", keys)
 	}
+}
+
+// TestDrillTablespaceGuard is a drill on the database host of a backup
+// taken before a CREATE TABLESPACE (the tester's F7): replaying that
+// record would link the drill's pg_tblspc entry to production's own
+// tablespace directory, and the drill would write its pages, as of the end
+// of the archive, over production's newer ones. The drill's wal-fetch
+// refuses the segment, the drill fails saying why, and production's
+// tablespace is exactly as it was: every file, and the rows committed
+// after the archived WAL.
+func TestDrillTablespaceGuard(t *testing.T) {
+	r := s3Repo(t)
+	f := newDrillFixture(t, r)
+	pg := f.pg
+	loc := testenv.UserDir(t) // production's tablespace, on this host
+	pg.SQL(t, "CREATE TABLESPACE prod_ts LOCATION '"+loc+"'; "+
+		"CREATE TABLE in_ts (id int PRIMARY KEY, note text) WITH (autovacuum_enabled = off) TABLESPACE prod_ts; "+
+		"INSERT INTO in_ts SELECT g, 'archived' FROM generate_series(1, 100) g")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	// Rows whose WAL is not archived yet, written to the table's files by
+	// the checkpoint: what a drill replaying into the tablespace rolls
+	// back. Production stays up and idle (autovacuum off for the table),
+	// so its files hold still while the drill runs.
+	pg.SQL(t, "INSERT INTO in_ts SELECT g, 'not archived yet' FROM generate_series(101, 189) g; CHECKPOINT")
+	oid := pg.SQL(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'prod_ts'")
+	before := treeSums(t, loc)
+
+	scratch := testenv.UserDir(t)
+	// Prefetch on: segments reach the server through the prefetch cache
+	// too, and the guard must hold there.
+	res := walvault(t, append(r.env, "WALVAULT_PREFETCH=4"), "drill", "--scratch-dir", scratch, "--amcheck", "off")
+	t.Logf("drill: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	if after := treeSums(t, loc); !maps.Equal(before, after) {
+		t.Errorf("the drill changed production's tablespace %s:\n before %v\n after  %v", loc, before, after)
+	}
+	want := "holds CREATE TABLESPACE " + oid + " at " + loc
+	if res.code != 1 || !strings.Contains(res.stdout, "FAILED   WAL guard: ") || !strings.Contains(res.stdout, want) || !strings.Contains(res.stderr, want) {
+		t.Errorf("drill: want a failure naming the record (%q) as the WAL guard's, got %v", want, res)
+	}
+	assertDrillCleanedUp(t, scratch)
+	last, _, err := drill.Latest(t.Context(), r.backend)
+	if err != nil || last == nil || last.OK || !strings.Contains(last.Error, "restore drill guard") {
+		t.Errorf("stored record: want a failed drill naming the guard, got %+v, %v", last, err)
+	}
+
+	// Production reads its files again after a restart.
+	pg.Stop(t)
+	pg.Start(t)
+	if n := pg.SQL(t, "SELECT count(*) FROM in_ts"); n != "189" {
+		t.Errorf("production's table in the tablespace has %s rows after the drill, want 189", n)
+	}
+}
+
+// treeSums maps every entry under dir to its sha256 (a file), its target
+// (a symbolic link) or "dir".
+func treeSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			sums[rel] = "-> " + target
+			return err
+		case d.IsDir():
+			sums[rel] = "dir"
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		sum := sha256.Sum256(b)
+		sums[rel] = hex.EncodeToString(sum[:])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

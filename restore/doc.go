@@ -6,8 +6,9 @@
 // came from are verified (stage.go) and checks it against PostgreSQL's
 // backup_manifest as it is written (streamcheck.go). An incremental
 // backup restores with its chain, combined as pg_combinebackup would
-// (chain.go, incrementalfile.go). Read backup.go first for restores,
-// fetch.go for restore_command.
+// (chain.go, incrementalfile.go). A restore drill's wal-fetch also checks
+// each segment before its server may replay it (drillguard.go). Read
+// backup.go first for restores, fetch.go for restore_command.
 //
 // Its one rule: "not found" is said only when the repository answered that
 // the file is absent. Every other failure (unreachable storage, checksum

@@ -17,6 +17,9 @@ var (
 	// package accepts, or disagree with the segment's name (ReadHeader,
 	// Header.Check).
 	ErrInvalidHeader = errors.New("invalid WAL segment header")
+	// ErrInvalidRecord: a record that passes PostgreSQL's checks (length,
+	// xl_prev, CRC) cannot be decoded (ScanSegment).
+	ErrInvalidRecord = errors.New("invalid WAL record")
 )
 
 // nameError is a rejected file name. Its message names what was expected

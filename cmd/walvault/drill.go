@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -53,7 +54,9 @@ func drillCommand() *cli.Command {
       a private unix socket directory, and with archive_mode=off,
       archive_command='' and no primary_conninfo on its command line, which
       wins over every configuration file, so it can never archive into the
-      repository or reach a primary;
+      repository or reach a primary; its restore_command (wal-fetch
+      --drill-scratch) refuses WAL that creates or drops a tablespace
+      outside the scratch directory, which would make it write there;
    4. waits until recovery ends (the drill promotes at the target unless
       --target-action pause), then checks: the server is read-write (or
       paused at the target), the replay reached the newest archived WAL (for
@@ -146,7 +149,7 @@ func drillAction(c *cli.Context, opts *drillOptions, s *session) error {
 		CheckSQL:        opts.CheckSQL,
 		Amcheck:         opts.Amcheck,
 		Port:            opts.Port,
-		RestoreCommand:  func(dataDir string) string { return restoreCommandLine(opts.exe, dataDir) },
+		RestoreCommand:  func(dataDir string) string { return drillRestoreCommandLine(opts.exe, dataDir) },
 		ConfigFile:      restoreConfigFile,
 		ConfigYAML:      configYAML,
 		ServerSettings:  opts.ServerSettings.Value(),
@@ -210,4 +213,12 @@ func seconds(s float64) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// drillRestoreCommandLine is restoreCommandLine for a drill's server: its
+// wal-fetch runs the drill guard (--drill-scratch), which refuses WAL
+// that would make the server write outside the scratch directory.
+func drillRestoreCommandLine(exe, dataDir string) string {
+	return shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) +
+		" --drill-scratch " + shellQuote(drill.ScratchDir(dataDir)) + " %f %p"
 }

@@ -19,7 +19,8 @@ const (
 	// a repository URL that names no repository included (open.ConfigError).
 	exitUsage = 2
 	// exitRecoveryMustStop: wal-fetch could not give an authoritative answer
-	// (storage unreachable, corrupt object, bad configuration). PostgreSQL
+	// (storage unreachable, corrupt object, bad configuration), or a
+	// drill's wal-fetch refused a segment (restore.DrillGuard). PostgreSQL
 	// treats an exit status above 125 as fatal and stops recovery, instead
 	// of taking the file as missing and ending recovery early at the wrong
 	// point. 200 stays clear of 126/127 (the shell's "cannot execute" and

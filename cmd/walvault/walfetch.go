@@ -30,6 +30,9 @@ type walFetchOptions struct {
 	helperSetting
 	Compression repository.Setting
 	Prefetch    int // segments downloaded ahead (0: off)
+	// DrillScratch turns the drill guard on (restore.DrillGuard): walvault
+	// drill sets it on its server's restore_command.
+	DrillScratch string
 }
 
 func (o *walFetchOptions) bind(b *binder) {
@@ -68,6 +71,12 @@ Exit codes, as PostgreSQL reads them:
         any status above 125 rather than ending it early at the wrong point;
         fix the cause and start the server again to resume.
 
+With --drill-scratch DIR, as walvault drill writes it, every segment is
+checked before PostgreSQL may read it: one holding a record that creates or
+drops a tablespace outside DIR, the drill's scratch directory, is refused
+(exit 200), since replaying it would make the drill's server write at that
+path, on the database host into production's own tablespace.
+
 Transient storage errors (refused or reset connections, timeouts, 5xx,
 throttling) are retried with backoff until --timeout (default 10m), and only
 then does wal-fetch exit 200. The default is long because failing is
@@ -75,7 +84,9 @@ expensive here: PostgreSQL does not retry, it stops recovery, so a storage
 outage of a minute would end a recovery that ran for hours. It is still
 finite: a repository that stays unreachable must be reported, not waited on
 forever. wal-push, which PostgreSQL retries by itself, keeps a 2m default.`,
-		Flags:  settingFlags(&opts),
+		Flags: settingFlags(&opts,
+			&cli.StringFlag{Name: "drill-scratch", Usage: "a restore drill's scratch directory: refuse (exit 200) a segment that creates or drops a tablespace outside it (walvault drill sets it)", Destination: &opts.DrillScratch},
+		),
 		Action: func(c *cli.Context) error { return walFetch(c, &opts) },
 	}
 }
@@ -105,6 +116,9 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		res, hit, refused = restore.TakePrefetched(dir, name, dest)
 	}
 	if hit {
+		if err := guardDrill(opts, name, dest, nil); err != nil {
+			return err
+		}
 		servedFromCache(c, opts, dir, name, res, start)
 		return nil
 	}
@@ -120,6 +134,9 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		if err != nil {
 			return err
 		}
+		if err := guardDrill(opts, name, dest, log); err != nil {
+			return err
+		}
 		if fromCache {
 			log.Info("restored from prefetch", "segment", name, "bytes", res.RawSize, "elapsed", time.Since(start).Round(time.Millisecond))
 		} else {
@@ -130,10 +147,31 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) && restore.InStandby(dest) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, restore.ErrDrillGuard) && restore.InStandby(dest) {
 		return standbyFailure{err}
 	}
 	return err
+}
+
+// guardDrill runs the drill guard on the segment just written to dest,
+// when --drill-scratch asks for it, whichever way the segment came (the
+// repository, the prefetch cache, a partial). A refusal has removed dest
+// and exits 200, so PostgreSQL stops recovery before the segment. log may
+// be nil (a cache hit logs later, or not at all).
+func guardDrill(opts *walFetchOptions, name, dest string, log *slog.Logger) error {
+	if opts.DrillScratch == "" {
+		return nil
+	}
+	allowed, err := restore.DrillGuard{Scratch: opts.DrillScratch}.Check(name, dest)
+	if err != nil {
+		return err
+	}
+	if log != nil {
+		for _, r := range allowed {
+			log.Info("drill guard let a tablespace record through: it stays inside the scratch directory", "segment", name, "record", r.String())
+		}
+	}
+	return nil
 }
 
 // fetchRidingOut is restore.FetchCached, run again while the download
