@@ -36,7 +36,10 @@ point). It does not count toward REDUNDANCY n.
 Objects are never rewritten: each mark is a new small object,
 backups/<id>/marks/<UTC time>-keep or -nokeep, and the newest one counts.
 
+ID may be LATEST: the newest DONE backup restore would take.
+
 Examples:
+   walvault backup-mark LATEST --keep
    walvault backup-mark 20261231T020000Z --keep
    walvault backup-mark 20261231T020000Z --no-keep`,
 		Flags: settingFlags(&opts,
@@ -55,7 +58,7 @@ func (o *backupMarkOptions) precheck(c *cli.Context) error {
 		return usagef("backup-mark takes one backup id (see backup-list), then --keep or --no-keep")
 	}
 	o.id = args[0]
-	if err := repository.ValidateBackupID(o.id); err != nil {
+	if err := repository.ValidateBackupID(o.id); err != nil && o.id != repository.LatestRef {
 		return usageError{err}
 	}
 	if o.Keep == o.NoKeep {
@@ -66,6 +69,23 @@ func (o *backupMarkOptions) precheck(c *cli.Context) error {
 
 func backupMark(c *cli.Context, opts *backupMarkOptions, s *session) error {
 	id, keep := opts.id, opts.Keep
+	if id == repository.LatestRef {
+		// The newest restorable backup, as restore --backup LATEST takes it:
+		// the one to keep before a risky change.
+		inv, err := repository.LoadInventory(s.ctx, s.b, repository.LoadOptions{BackupsOnly: true})
+		if err != nil {
+			return err
+		}
+		backups, err := inv.Catalog()
+		if err != nil {
+			return err
+		}
+		bi, err := repository.FindBackup(backups, id)
+		if err != nil {
+			return err
+		}
+		id = bi.ID
+	}
 	host, _ := os.Hostname()
 	res, err := retention.SetKeep(s.ctx, s.b, id, keep, time.Now(), repository.MarkOptions{Host: host, Walvault: walvaultVersion()})
 	if err != nil {

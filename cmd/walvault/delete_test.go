@@ -308,3 +308,16 @@ func TestPrintPlanLockedBackup(t *testing.T) {
 		t.Errorf("plan says it deletes the locked backup:\n%s", got)
 	}
 }
+
+// TestBackupMarkLatest: LATEST names the newest DONE backup, as for
+// restore: the one to keep before a risky change.
+func TestBackupMarkLatest(t *testing.T) {
+	_, ids := retentionRepo(t)
+	code, out, errOut := runCmd(t, "backup-mark", "LATEST", "--keep")
+	if code != exitOK || !strings.Contains(out, "backup "+ids[2]+" marked keep") {
+		t.Fatalf("backup-mark LATEST --keep: exit %d, stdout %q, stderr %q; want %s marked", code, out, errOut, ids[2])
+	}
+	if code, out, _ = runCmd(t, "backup-mark", ids[2], "--keep"); code != exitOK || !strings.Contains(out, "already marked keep") {
+		t.Fatalf("the same backup by id afterwards: exit %d, stdout %q; want it already marked", code, out)
+	}
+}
