@@ -317,5 +317,31 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 	case !enabled:
 		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but the bucket of %s does not have it enabled, so walvault's writes fail: create a bucket with Object Lock enabled (most S3 servers allow it only at creation) and move the repository there", strings.ToLower(string(configured.Mode)), c.b.Location())}
 	}
+	if d, ok := r.(lockDefaultReporter); ok {
+		mode, days, err := d.ObjectLockDefault(ctx)
+		if err != nil {
+			return []Result{failed(NameObjectLock, "cannot read the default retention of the bucket of %s: %v", c.b.Location(), err)}
+		}
+		if weaker(configured, mode, days) {
+			return []Result{failed(NameObjectLock, "the bucket's default retention (%s, %d days) is stricter than the lock policy walvault writes with (%s), and an object's own retention replaces the bucket's default: every object walvault writes is less protected than the bucket promises. Start a new repository prefix with a lock-mode and lock-days at least as strict (walvault.json fixes a repository's policy), or lower the bucket's default",
+				mode, days, configured)}
+		}
+	}
 	return []Result{ok(NameObjectLock, "the bucket has Object Lock enabled; new objects are locked %s", configured)}
+}
+
+// lockDefaultReporter is implemented by backends that can tell their
+// bucket's default retention (storage/s3).
+type lockDefaultReporter interface {
+	ObjectLockDefault(ctx context.Context) (storage.RetentionMode, int, error)
+}
+
+// weaker reports whether policy locks less than a bucket default of mode
+// for days would: governance where the default is compliance (which nobody
+// can lift), or fewer days.
+func weaker(policy repository.LockPolicy, mode storage.RetentionMode, days int) bool {
+	if mode == "" {
+		return false
+	}
+	return mode == storage.Compliance && policy.Mode != storage.Compliance || policy.Days < days
 }

@@ -3,8 +3,10 @@ package s3
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/walvault/walvault/storage"
 )
 
 // ObjectLockEnabled asks the bucket whether Object Lock is enabled, for
@@ -22,4 +24,26 @@ func (b *Backend) ObjectLockEnabled(ctx context.Context) (bool, error) {
 	}
 	c := out.ObjectLockConfiguration
 	return c != nil && c.ObjectLockEnabled == types.ObjectLockEnabledEnabled, nil
+}
+
+// ObjectLockDefault is the bucket's default retention, for `walvault
+// check`: the mode and the days it locks a new object for (years counted
+// as 365 days); "" and 0 when the bucket has none. An object's own
+// retention replaces the default, so a weaker one walvault sends weakens
+// the bucket's promise for walvault's objects.
+func (b *Backend) ObjectLockDefault(ctx context.Context) (storage.RetentionMode, int, error) {
+	out, err := b.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &b.bucket})
+	if err != nil {
+		if code, _ := errorCode(err); code == "ObjectLockConfigurationNotFoundError" {
+			return "", 0, nil
+		}
+		return "", 0, b.translate(err)
+	}
+	c := out.ObjectLockConfiguration
+	if c == nil || c.Rule == nil || c.Rule.DefaultRetention == nil {
+		return "", 0, nil
+	}
+	d := c.Rule.DefaultRetention
+	days := int(aws.ToInt32(d.Days)) + 365*int(aws.ToInt32(d.Years))
+	return storage.RetentionMode(d.Mode), days, nil
 }
