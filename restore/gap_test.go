@@ -23,23 +23,13 @@ import (
 // stops; a time target restores with the same warning.
 func TestRestoreBackupGapBeforeTheEnd(t *testing.T) {
 	t.Parallel()
-	segKey := func(log, seg uint32) string {
-		return repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: log, Seg: seg}}, repository.LZ4)
-	}
-	// The backup's WAL is segment 2 of these 1 MiB segments; 3 to 0x24
-	// follow but for the lost one, and, far later, the archive resumed.
+	// 3 to 0x24 follow the backup but for the lost one, and, far later,
+	// the archive resumed.
 	repo := func(t *testing.T, lost uint32, resumed bool) storage.Backend {
-		b := newFixtureRepo(t)
-		storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
-		for n := uint32(3); n <= 0x24; n++ {
-			if n != lost {
-				repotest.Put(t, b, segKey(0, n), []byte("segment"))
-			}
-		}
 		if resumed {
-			repotest.Put(t, b, segKey(3, 7), []byte("segment"))
+			return walFixtureRepo(t, lost, walSegmentKey(3, 7))
 		}
-		return b
+		return walFixtureRepo(t, lost)
 	}
 	at := fixtureMTime.Add(time.Minute)
 	for _, tc := range []struct {

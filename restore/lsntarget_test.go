@@ -23,24 +23,11 @@ import (
 // target.
 func TestRestoreBackupLSNTarget(t *testing.T) {
 	t.Parallel()
-	segKey := func(log, seg uint32) string {
-		return repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: log, Seg: seg}}, repository.LZ4)
-	}
-	far := segKey(3, 7)
+	far := walSegmentKey(3, 7)
 	// The backup's WAL is segment 2 (its stop LSN, 0/2000100, lies in
 	// segment 0x20 of these 1 MiB segments); 3 to 0x24 follow but for the
 	// lost one; a far segment no restore here reads.
-	repo := func(t *testing.T, lost uint32) storage.Backend {
-		b := newFixtureRepo(t)
-		storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
-		for n := uint32(3); n <= 0x24; n++ {
-			if n != lost {
-				repotest.Put(t, b, segKey(0, n), []byte("segment"))
-			}
-		}
-		repotest.Put(t, b, far, []byte("segment"))
-		return b
-	}
+	repo := func(t *testing.T, lost uint32) storage.Backend { return walFixtureRepo(t, lost, far) }
 	lsnIn := func(seg uint32) wal.LSN { return wal.LSN(uint64(seg)*fixtureSegSize + 0x200) }
 
 	for _, tc := range []struct {
@@ -86,4 +73,25 @@ func TestRestoreBackupLSNTarget(t *testing.T) {
 			}
 		})
 	}
+}
+
+// walSegmentKey is the key of segment log/seg on timeline 1.
+func walSegmentKey(log, seg uint32) string {
+	return repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: log, Seg: seg}}, repository.LZ4)
+}
+
+// walFixtureRepo holds the fixture backup, whose WAL is segment 2, and
+// segments 3 to 0x24 of timeline 1 but lost (0: none), and the extra keys.
+func walFixtureRepo(t *testing.T, lost uint32, extra ...string) storage.Backend {
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	for n := uint32(3); n <= 0x24; n++ {
+		if n != lost {
+			repotest.Put(t, b, walSegmentKey(0, n), []byte("segment"))
+		}
+	}
+	for _, k := range extra {
+		repotest.Put(t, b, k, []byte("segment"))
+	}
+	return b
 }

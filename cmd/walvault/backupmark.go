@@ -72,11 +72,7 @@ func backupMark(c *cli.Context, opts *backupMarkOptions, s *session) error {
 	if id == repository.LatestRef {
 		// The newest restorable backup, as restore --backup LATEST takes it:
 		// the one to keep before a risky change.
-		inv, err := repository.LoadInventory(s.ctx, s.b, repository.LoadOptions{BackupsOnly: true})
-		if err != nil {
-			return err
-		}
-		backups, err := inv.Catalog()
+		backups, err := repository.ListBackups(s.ctx, s.b)
 		if err != nil {
 			return err
 		}
