@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -22,7 +23,7 @@ func PlanUploads(ctx context.Context, b storage.Backend, plan *Plan, olderThan t
 		if err != nil {
 			return fmt.Errorf("look for incomplete uploads: %w", err)
 		}
-		plan.Uploads = stale
+		plan.Uploads, _ = repository.OwnedUploads(stale) // never another writer's
 		return nil
 	})
 }

@@ -331,6 +331,10 @@ func (s *scan) reportUploads(ctx context.Context) error {
 		s.r.warning(Finding{Kind: KindUploadsUnknown, Detail: fmt.Sprintf("could not look for incomplete uploads (the credentials need s3:ListBucketMultipartUploads): %v", err)})
 		return nil
 	}
+	stale, others := repository.OwnedUploads(stale)
+	if len(others) > 0 {
+		s.r.note("%d incomplete uploads under the repository's prefix are of keys walvault does not write (first: %s): not walvault's, left alone", len(others), others[0].Key)
+	}
 	for _, u := range stale {
 		s.r.Summary.IncompleteUploads++
 		started := u.Started.UTC().Format("2006-01-02 15:04:05Z")
