@@ -18,16 +18,38 @@ var _ storage.Uploads = (*Backend)(nil)
 // (ListMultipartUploads, page by page). Its requests keep the SDK's
 // retryer, as a multipart upload's do: storage.Stack's retry layer does
 // not wrap these calls.
+//
+// MinIO answers a prefix only when it is a whole object key, so a prefix
+// listing that finds nothing is asked again of the whole bucket, filtered
+// here: one request more where nothing is left over, on any server.
 func (b *Backend) ListUploads(ctx context.Context, prefix string, fn func(storage.Upload) error) error {
+	full := b.prefix + prefix
+	found, err := b.listUploads(ctx, prefix, full, fn)
+	if err != nil || found > 0 || full == "" {
+		return err
+	}
+	_, err = b.listUploads(ctx, prefix, "", func(u storage.Upload) error {
+		if !strings.HasPrefix(u.Key, prefix) {
+			return nil
+		}
+		return fn(u)
+	})
+	return err
+}
+
+// listUploads lists the uploads whose keys start with asked (a bucket
+// key prefix) and lie under the repository's prefix, and says how many.
+func (b *Backend) listUploads(ctx context.Context, prefix, asked string, fn func(storage.Upload) error) (int, error) {
 	what := strconv.Quote(prefix)
-	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix)}
+	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(asked)}
+	n := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return storage.OpError("list multipart uploads", what, err)
+			return n, storage.OpError("list multipart uploads", what, err)
 		}
 		out, err := b.client.ListMultipartUploads(ctx, in, b.multipartRetries)
 		if err != nil {
-			return storage.OpError("list multipart uploads", what, b.translate(err))
+			return n, storage.OpError("list multipart uploads", what, b.translate(err))
 		}
 		for _, u := range out.Uploads {
 			key, ok := strings.CutPrefix(aws.ToString(u.Key), b.prefix)
@@ -38,13 +60,14 @@ func (b *Backend) ListUploads(ctx context.Context, prefix string, fn func(storag
 			if u.Initiated != nil {
 				up.Started = *u.Initiated
 			}
+			n++
 			if err := fn(up); err != nil {
-				return err
+				return n, err
 			}
 		}
 		next, nextID := aws.ToString(out.NextKeyMarker), aws.ToString(out.NextUploadIdMarker)
 		if !aws.ToBool(out.IsTruncated) || (next == aws.ToString(in.KeyMarker) && nextID == aws.ToString(in.UploadIdMarker)) {
-			return nil // the end, or a server that would list the same page again
+			return n, nil // the end, or a server that would list the same page again
 		}
 		in.KeyMarker, in.UploadIdMarker = aws.String(next), aws.String(nextID)
 	}
