@@ -413,6 +413,9 @@ func deleteNext(ctx context.Context, b storage.Backend, key string, opts Options
 
 func deleteObject(ctx context.Context, b storage.Backend, key string, opts Options) (*Locked, error) {
 	err := opts.call(ctx, func(ctx context.Context) error { return b.Delete(ctx, key) })
+	if err == nil {
+		err = deleteResurfaced(ctx, b, key, opts)
+	}
 	switch {
 	case err == nil, errors.Is(err, storage.ErrNotFound):
 		opts.log().Debug("deleted", "key", key)
@@ -435,6 +438,34 @@ func deleteObject(ctx context.Context, b storage.Backend, key string, opts Optio
 		return l, nil
 	}
 	return nil, err
+}
+
+// maxResurfaced bounds the older versions of one key deleteResurfaced
+// deletes: a key rewritten more often than that is left for the next run.
+const maxResurfaced = 16
+
+// deleteResurfaced deletes the older versions of key that its delete made
+// current, in a versioned bucket: Delete removes the current version only,
+// and a key uploaded twice (a sync tool, an attacker) would come back
+// visible while the run said it was deleted. A Stat (one HEAD) says
+// whether one did; an older version under a lock is ErrLocked, as any.
+func deleteResurfaced(ctx context.Context, b storage.Backend, key string, opts Options) error {
+	if _, ok := storage.AsVersioned(b); !ok {
+		return nil
+	}
+	for range maxResurfaced {
+		err := opts.call(ctx, func(ctx context.Context) error {
+			_, err := b.Stat(ctx, key)
+			return err
+		})
+		if err != nil {
+			return err // ErrNotFound: gone
+		}
+		if err := opts.call(ctx, func(ctx context.Context) error { return b.Delete(ctx, key) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Preview looks up, for a dry run, which backups the plan deletes still

@@ -18,6 +18,7 @@ import (
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 )
 
 // recorder wraps a backend: it records every Delete in order, answers
@@ -597,5 +598,47 @@ func TestKeepLocked(t *testing.T) {
 	}
 	if got := len(plan.WAL.Delete); got >= before || got != rep.WAL.Deleted {
 		t.Errorf("WAL counted for deletion: %d before KeepLocked, %d after; Apply deleted %d: want fewer after, and what Apply deletes", before, got, rep.WAL.Deleted)
+	}
+}
+
+// TestApplyDeletesResurfacedVersions: in a versioned bucket a delete
+// removes the current version only; a key uploaded twice came back visible
+// while the run said it was deleted. Apply deletes the older versions too,
+// and one under a lock keeps the key, reported locked.
+func TestApplyDeletesResurfacedVersions(t *testing.T) {
+	ctx := context.Background()
+	m := mem.New()
+	repotest.Init(t, m, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old))
+	twice, lockedOlder := segObj(1, 1).Key, segObj(1, 2).Key
+	for n := uint32(1); n <= 12; n++ {
+		var opts storage.PutOptions
+		if k := segObj(1, n).Key; k == lockedOlder { // its first version is locked
+			opts.Retention = &storage.Retention{Mode: storage.Governance, Until: time.Now().Add(24 * time.Hour)}
+		}
+		if err := m.Put(ctx, segObj(1, n).Key, strings.NewReader("segment"), opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, d := range []int{1, 8, 15, 22} {
+		writeBackup(t, m, *done(d, 1, uint32(2+2*i)).Manifest)
+	}
+	for _, k := range []string{twice, lockedOlder} { // uploaded again
+		if err := m.Put(ctx, k, strings.NewReader("segment"), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := storage.Stack(m, storage.StackOptions{})
+	rep, err := Apply(ctx, b, planNow(t, b, "REDUNDANCY 1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, twice); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("%s, uploaded twice, after delete: %v; want gone", twice, err)
+	}
+	if _, err := b.Stat(ctx, lockedOlder); err != nil {
+		t.Errorf("%s, whose older version is locked: %v; want it kept", lockedOlder, err)
+	}
+	if len(rep.WAL.Locked) != 1 || rep.WAL.Locked[0].Key != lockedOlder {
+		t.Errorf("locked WAL reported: %+v; want %s", rep.WAL.Locked, lockedOlder)
 	}
 }
