@@ -16,7 +16,11 @@ import (
 // follow it and leave this server's later WAL out. Before the branch
 // point it is no failure.
 func TestContinuityBranchedOff(t *testing.T) {
-	setup := func(serverAt string) *checker {
+	setup := func(serverAt string, switchPoint ...string) *checker {
+		sw := "0/10000100"
+		if len(switchPoint) > 0 {
+			sw = switchPoint[0]
+		}
 		c, b := newChecker(t)
 		c.opts.MinBackups = 0
 		put := func(tli wal.TimelineID, n uint32) {
@@ -27,7 +31,7 @@ func TestContinuityBranchedOff(t *testing.T) {
 			put(1, n)
 		}
 		put(2, 0x10)
-		repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/10000100\tno recovery target specified\n"))
+		repotest.Put(t, b, "wal/00000002.history", []byte("1\t"+sw+"\tno recovery target specified\n"))
 		c.srv.currentWAL = serverAt
 		c.checkIdentity(context.Background())
 		c.checkBackups(context.Background())
@@ -39,6 +43,11 @@ func TestContinuityBranchedOff(t *testing.T) {
 	}
 	if r := one(t, setup("000000010000000000000010").checkContinuity(context.Background())); !r.OK {
 		t.Errorf("server in the branch point's segment: %+v; want OK", r)
+	}
+	// A copy restored to the archive's end branches at a segment's first
+	// byte: the server writing that segment is past it.
+	if r := one(t, setup("000000010000000000000010", "0/10000000").checkContinuity(context.Background())); r.OK {
+		t.Errorf("server in the first segment past a branch at a segment boundary: %+v; want FAILED", r)
 	}
 	if r := one(t, setup("").checkContinuity(context.Background())); !r.OK {
 		t.Errorf("a standby (position unknown): %+v; want OK", r)

@@ -322,6 +322,12 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	rec.RestoredBytes = res.Bytes
 	rec.RestoreSeconds = d.now().Sub(restoreStart).Seconds()
 	d.addCheck("restore", StatusOK, fmt.Sprintf("backup %s restored and verified (%s) in %s", m.ID, res.Verified, d.now().Sub(restoreStart).Round(time.Millisecond)))
+	// What the restore found on recovery's way (a timeline it leaves that
+	// went on past the branch point: the drill may prove a restored copy's
+	// timeline, not the live server's) belongs in the record, not only the log.
+	for _, w := range res.Warnings {
+		d.addCheck("recovery path", StatusWarning, w)
+	}
 
 	if err := ensureConfigFile(s.dataDir, u); err != nil {
 		return rec, d.fail(err)

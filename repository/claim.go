@@ -112,7 +112,7 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 		}
 	}
 	lost := fmt.Sprintf("%s is missing from %s (no version of it is left either), but the repository holds walvault's objects (%s)", IdentityKey, b.Location(), ev.anyKey)
-	advice := "if walvault.json was deleted, put its last version back (a versioned bucket keeps it unless every version was deleted); if the prefix is another cluster's, point this server at a repository prefix of its own. Nothing was written"
+	advice := "if the prefix is another cluster's, point this server at a repository prefix of its own; the cluster that wrote them writes walvault.json anew on its next push (or restore the file from a copy of the bucket). Nothing was written"
 	for i, owner := range owners {
 		if owner != want.SystemID {
 			return "", &IdentityLostError{msg: fmt.Sprintf("%s of another cluster: %s records system identifier %s, this server's is %s. Refusing to write a new %s that would claim them: %s", lost, proofs[i], owner, want.SystemID, IdentityKey, advice), otherCluster: true}

@@ -35,11 +35,11 @@ func (x *WALIndex) Overruns() []Overrun {
 		if parent == nil {
 			continue
 		}
-		sw := uint64(p.SwitchPoint) / uint64(x.segSize)
+		beyond := x.firstBeyond(p.SwitchPoint)
 		o := Overrun{Parent: p.Timeline, Child: child, SwitchPoint: p.SwitchPoint}
 		for _, r := range parent.runs {
-			if r.last > sw {
-				o.Beyond += r.last - max(r.first, sw+1) + 1
+			if r.last >= beyond {
+				o.Beyond += r.last - max(r.first, beyond) + 1
 				o.Newest = x.segment(p.Timeline, r.last)
 			}
 		}
@@ -49,6 +49,15 @@ func (x *WALIndex) Overruns() []Overrun {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Child < out[j].Child })
 	return out
+}
+
+// firstBeyond is the first segment that lies wholly past a switch point:
+// the one holding it when it is a segment's first byte (a branch at a
+// segment boundary, as a copy restored to the archive's end makes), else
+// the next. The segment holding a switch point inside it may hold the
+// parent's WAL from before the switch only, even when archived whole.
+func (x *WALIndex) firstBeyond(switchPoint wal.LSN) uint64 {
+	return (uint64(switchPoint) + uint64(x.segSize) - 1) / uint64(x.segSize)
 }
 
 // BranchedBefore lists the timelines that branched off tli before the
@@ -61,7 +70,7 @@ func (x *WALIndex) BranchedBefore(tli wal.TimelineID, at wal.Segment) []Overrun 
 			continue
 		}
 		p := t.history[len(t.history)-1]
-		if p.Timeline != tli || uint64(p.SwitchPoint)/uint64(x.segSize) >= x.segNo(at) {
+		if p.Timeline != tli || x.segNo(at) < x.firstBeyond(p.SwitchPoint) {
 			continue
 		}
 		out = append(out, Overrun{Parent: tli, Child: child, SwitchPoint: p.SwitchPoint})

@@ -89,15 +89,21 @@ func pathOverruns(ctx context.Context, b storage.Backend, x *WALIndex, r Recover
 		if parent == child {
 			continue
 		}
-		later, found, err := firstSegmentAfter(ctx, b, x, x.segment(parent, path[i].first))
-		if err != nil {
-			return nil, err
+		t := x.tls[child]
+		if t == nil || len(t.history) == 0 {
+			continue
+		}
+		sw := t.history[len(t.history)-1].SwitchPoint
+		beyond := x.firstBeyond(sw)
+		later, found := x.segment(parent, beyond), false
+		if t := x.tls[parent]; t != nil && len(missing(t.runs, beyond, beyond)) == 0 {
+			found = true // listed already
+		} else if beyond > 0 {
+			if later, found, err = firstSegmentAfter(ctx, b, x, x.segment(parent, beyond-1)); err != nil {
+				return nil, err
+			}
 		}
 		if found {
-			sw := wal.LSN(0)
-			if t := x.tls[child]; t != nil && len(t.history) > 0 {
-				sw = t.history[len(t.history)-1].SwitchPoint
-			}
 			out = append(out, Overrun{Parent: parent, Child: child, SwitchPoint: sw, Newest: later})
 		}
 	}

@@ -740,11 +740,14 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 		if err != nil {
 			return nil, err
 		}
+		// The target's segment being the newest archived is the usual case
+		// (the next is being written): if its WAL ends before the target,
+		// PostgreSQL itself stops short, so no warning there.
 		at, _ := reach.TargetSegment.StartLSN(m.WALSegmentSize)
-		if nextAt, _ := next.StartLSN(m.WALSegmentSize); found && nextAt == at+wal.LSN(m.WALSegmentSize) {
+		if nextAt, _ := next.StartLSN(m.WALSegmentSize); !found || nextAt == at+wal.LSN(m.WALSegmentSize) {
 			return nil, nil
 		}
-		return []string{fmt.Sprintf("the target LSN %s lies in %s, the last segment archived on timeline %d before a missing one: if that segment was closed by a WAL switch before the target (pg_switch_wal, archive_timeout), its WAL ends there and PostgreSQL stops with \"recovery ended before configured recovery target was reached\"; a target before the switch, or archiving more WAL, avoids it", target, reach.TargetSegment, reach.TargetSegment.Timeline)}, nil
+		return []string{fmt.Sprintf("the target LSN %s lies in %s, the last segment archived on timeline %d before a missing one (later ones are archived): if that segment was closed by a WAL switch before the target (pg_switch_wal, archive_timeout), its WAL ends there and PostgreSQL stops with \"recovery ended before configured recovery target was reached\"; a target before the switch, or archiving more WAL, avoids it", target, reach.TargetSegment, reach.TargetSegment.Timeline)}, nil
 	}
 	needed := fmt.Sprintf("segment %s, which recovery reads on the way to the target in %s,", reach.Missing, reach.TargetSegment)
 	if reach.Missing == reach.TargetSegment {

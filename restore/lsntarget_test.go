@@ -39,7 +39,7 @@ func TestRestoreBackupLSNTarget(t *testing.T) {
 	}{
 		{"archived", 0x22, lsnIn(0x20), "", false},
 		{"before a missing segment", 0x22, lsnIn(0x21), "", true},
-		{"in the last archived segment", 0, lsnIn(0x24), "", true},
+		{"in the last segment before later ones lost", 0, lsnIn(0x24), "", true},
 		{"behind a gap", 0x22, lsnIn(0x23), "000000010000000000000022, which recovery reads on the way to the target in 000000010000000000000023, is missing from the archive", false},
 		{"beyond the archive", 0, lsnIn(0x25), "beyond the archive: on timeline 1 the archived WAL ends at 0/2500000", false},
 	} {

@@ -37,6 +37,23 @@ func TestTimelineOverrun(t *testing.T) {
 		t.Errorf("verify not OK: %+v; an overrun is a warning", r.Problems)
 	}
 
+	// A branch at a segment's first byte (a copy restored to the archive's
+	// end): the parent's segment from there on is past it.
+	edge := newFixture(t)
+	edge.putSegment(t, wal.Segment{Timeline: 2, Seg: 6}, segmentBody(6))
+	repotest.Put(t, edge.b, "wal/00000002.history", []byte("1\t"+wal.LSN(6*testSegSize).String()+"\tno recovery target specified\n"))
+	r, err = Run(context.Background(), edge.b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range r.Warnings {
+		found = found || w.Kind == KindTimelineOverrun && strings.Contains(w.Detail, "1 segment archived after the branch, the last 000000010000000000000006")
+	}
+	if !found {
+		t.Errorf("a branch at segment 6's first byte, with timeline 1's segment 6 archived: warnings %+v, want a timeline_overrun naming segment 6", r.Warnings)
+	}
+
 	clean := newFixture(t)
 	for n := uint32(6); n <= 7; n++ {
 		clean.putSegment(t, wal.Segment{Timeline: 2, Seg: n}, segmentBody(n))

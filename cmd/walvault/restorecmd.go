@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -198,7 +199,11 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "restored backup %s (taken %s, WAL %s to %s) into %s: %s in %s, %s\n",
 		m.ID, m.StartTime.UTC().Format(time.RFC3339), m.StartLSN, m.StopLSN, dataDir, units.Bytes(res.Bytes), res.Elapsed.Round(time.Second/10), res.Verified)
-	fmt.Fprintf(w, "recovery target: %s\n", target)
+	what := target.String()
+	if opts.AcceptGap && slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, "--accept-gap") }) {
+		what = "up to the gap below (--accept-gap), not all archived WAL"
+	}
+	fmt.Fprintf(w, "recovery target: %s\n", what)
 	for _, warning := range res.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warning)
 	}
