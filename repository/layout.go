@@ -1,7 +1,9 @@
 package repository
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"strconv"
 
 	"github.com/walvault/walvault/wal"
 )
@@ -49,3 +51,15 @@ const (
 	MetaPushedAt    = "pushed-at"   // RFC 3339 time of the push
 	MetaWalvault    = "walvault"    // walvault version that wrote it
 )
+
+// WALMetadata reads what wal-fetch checks a WAL object against from its
+// metadata: its raw size, and its sha256 (an encrypted object's
+// fingerprints stand in for it). ok is false when either is missing or
+// malformed: the object cannot be verified.
+func WALMetadata(meta map[string]string) (rawSize int64, ok bool) {
+	raw, err := strconv.ParseInt(meta[MetaRawSize], 10, 64)
+	if err != nil || raw < 0 {
+		return 0, false
+	}
+	return raw, EncryptedObject(meta) || len(meta[MetaSHA256]) == sha256.Size*2
+}

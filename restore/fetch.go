@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -103,9 +102,8 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression repository.Compression, location, dest string, opts FetchOptions, forPrefetch bool) (FetchResult, error) {
 	defer rc.Close()
 	res := FetchResult{Key: info.Key, StoredSize: info.Size, SHA256: info.Metadata[repository.MetaSHA256]}
-	rawSize, err := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
-	encrypted := repository.EncryptedObject(info.Metadata)
-	if err != nil || (!encrypted && len(res.SHA256) != sha256.Size*2) {
+	rawSize, ok := repository.WALMetadata(info.Metadata)
+	if !ok {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified; it was not written by walvault or its metadata was lost", ErrCorrupt, info.Key, location)
 	}
 	res.RawSize = rawSize

@@ -132,8 +132,8 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 	}
 	defer rc.Close()
 	wantSum := info.Metadata[repository.MetaSHA256]
-	wantRaw, _ := strconv.ParseInt(info.Metadata[repository.MetaRawSize], 10, 64)
-	if !validWALMetadata(info.Metadata) {
+	wantRaw, ok := repository.WALMetadata(info.Metadata)
+	if !ok {
 		s.count(0)
 		s.problem(Finding{Kind: KindWALMetadata, Key: it.key,
 			Detail: fmt.Sprintf("%s has no valid sha256/raw-size metadata, so wal-fetch refuses it: it was not written by walvault, or its metadata was lost", it.key)})

@@ -2,12 +2,10 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -176,19 +174,11 @@ func (s *scan) sampleWALMetadata(ctx context.Context, o *repository.WALObject) e
 	case err != nil:
 		return fmt.Errorf("read the metadata of %s from %s: %w", o.Key, s.b.Location(), err)
 	}
-	if !validWALMetadata(info.Metadata) {
+	if _, ok := repository.WALMetadata(info.Metadata); !ok {
 		s.problem(Finding{Kind: KindWALMetadata, Key: o.Key,
 			Detail: fmt.Sprintf("%s, the segment stored last, has no valid sha256/raw-size metadata, so wal-fetch refuses it: its metadata was lost (a copy of the repository by a tool that drops S3 user metadata loses it for every object; copy server-side, keeping metadata) or it was not written by walvault; walvault verify --full checks every object", o.Key)})
 	}
 	return nil
-}
-
-// validWALMetadata reports whether a WAL object's metadata holds what
-// wal-fetch verifies it against: its raw size and sha256 (or, encrypted,
-// its fingerprints).
-func validWALMetadata(meta map[string]string) bool {
-	raw, err := strconv.ParseInt(meta[repository.MetaRawSize], 10, 64)
-	return err == nil && raw >= 0 && (repository.EncryptedObject(meta) || len(meta[repository.MetaSHA256]) == sha256.Size*2)
 }
 
 // walObject is a WAL object for --full to re-read.
