@@ -15,8 +15,8 @@ type fakeLockDefault struct {
 	days int
 }
 
-func (f fakeLockDefault) ObjectLockDefault(context.Context) (storage.RetentionMode, int, error) {
-	return f.mode, f.days, nil
+func (f fakeLockDefault) ObjectLockDefault(context.Context) (bool, storage.RetentionMode, int, error) {
+	return f.enabled, f.mode, f.days, f.err
 }
 
 // TestObjectLockWeakerThanBucketDefault: an object's own retention

@@ -310,30 +310,34 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 	if !found {
 		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but %s cannot lock objects: use an s3:// repository on a bucket with Object Lock enabled", strings.ToLower(string(configured.Mode)), c.b.Location())}
 	}
-	enabled, err := r.ObjectLockEnabled(ctx)
+	// One question tells both whether the bucket locks and, where the
+	// backend can say, its default retention.
+	var mode storage.RetentionMode
+	var days int
+	var enabled bool
+	var err error
+	if d, ok := r.(lockDefaultReporter); ok {
+		enabled, mode, days, err = d.ObjectLockDefault(ctx)
+	} else {
+		enabled, err = r.ObjectLockEnabled(ctx)
+	}
 	switch {
 	case err != nil:
 		return []Result{failed(NameObjectLock, "cannot ask the bucket of %s for its Object Lock configuration (s3:GetBucketObjectLockConfiguration): %v", c.b.Location(), err)}
 	case !enabled:
 		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but the bucket of %s does not have it enabled, so walvault's writes fail: create a bucket with Object Lock enabled (most S3 servers allow it only at creation) and move the repository there", strings.ToLower(string(configured.Mode)), c.b.Location())}
 	}
-	if d, ok := r.(lockDefaultReporter); ok {
-		mode, days, err := d.ObjectLockDefault(ctx)
-		if err != nil {
-			return []Result{failed(NameObjectLock, "cannot read the default retention of the bucket of %s: %v", c.b.Location(), err)}
-		}
-		if weaker(configured, mode, days) {
-			return []Result{failed(NameObjectLock, "the bucket's default retention (%s, %d days) is stricter than the lock policy walvault writes with (%s), and an object's own retention replaces the bucket's default: every object walvault writes is less protected than the bucket promises. Start a new repository prefix with a lock-mode and lock-days at least as strict (walvault.json fixes a repository's policy), or lower the bucket's default",
-				mode, days, configured)}
-		}
+	if weaker(configured, mode, days) {
+		return []Result{failed(NameObjectLock, "the bucket's default retention (%s, %d days) is stricter than the lock policy walvault writes with (%s), and an object's own retention replaces the bucket's default: every object walvault writes is less protected than the bucket promises. Start a new repository prefix with a lock-mode and lock-days at least as strict (walvault.json fixes a repository's policy), or lower the bucket's default",
+			mode, days, configured)}
 	}
 	return []Result{ok(NameObjectLock, "the bucket has Object Lock enabled; new objects are locked %s", configured)}
 }
 
 // lockDefaultReporter is implemented by backends that can tell their
-// bucket's default retention (storage/s3).
+// bucket's default retention with whether it locks at all (storage/s3).
 type lockDefaultReporter interface {
-	ObjectLockDefault(ctx context.Context) (storage.RetentionMode, int, error)
+	ObjectLockDefault(ctx context.Context) (enabled bool, mode storage.RetentionMode, days int, err error)
 }
 
 // weaker reports whether policy locks less than a bucket default of mode

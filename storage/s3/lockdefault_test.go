@@ -32,9 +32,9 @@ func TestObjectLockDefault(t *testing.T) {
 			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ObjectLockEnabled>Enabled</ObjectLockEnabled>%s</ObjectLockConfiguration>`, tc.rule)
 		}))
 		b := newAgainstServer(t, srv, func(*s3.Config) {})
-		mode, days, err := b.ObjectLockDefault(context.Background())
-		if err != nil || mode != tc.mode || days != tc.days {
-			t.Errorf("rule %q: got %q %d days (%v), want %q %d", tc.rule, mode, days, err, tc.mode, tc.days)
+		enabled, mode, days, err := b.ObjectLockDefault(context.Background())
+		if err != nil || !enabled || mode != tc.mode || days != tc.days {
+			t.Errorf("rule %q: got enabled %v, %q %d days (%v), want enabled, %q %d", tc.rule, enabled, mode, days, err, tc.mode, tc.days)
 		}
 	}
 }
