@@ -712,15 +712,8 @@ func extractArchive(ctx context.Context, ps *partStream, backupID string, a repo
 // ended before configured recovery target was reached" after the whole
 // restore was written. It lists only that WAL, not all of wal/.
 func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string) ([]string, error) {
-	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
-		return nil, nil // an old manifest without it: skip this optional check
-	}
-	start, err := wal.ParseSegmentName(m.StartWAL)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
-	}
-	tl, err := followedTimeline(timeline, start)
-	if err != nil {
+	start, tl, ok, err := recoveryStart(inv, m, timeline)
+	if !ok || err != nil {
 		return nil, err
 	}
 	r := repository.RecoveryRange{Start: start, Target: target, Timeline: tl}
@@ -760,6 +753,21 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 	return nil, fmt.Errorf("the target LSN %s cannot be reached from backup %s: WAL %s is missing from the archive, though later segments are archived (a gap); wal-push it from the server's pg_wal if it is still there, or choose a target before it", target, m.ID, needed)
 }
 
+// recoveryStart is where recovery from backup m starts (its start_wal)
+// and the timeline it follows (the recovery_target_timeline setting, as a
+// number). ok is false when the WAL checks cannot run: a manifest without
+// the segment size (an old one: they are optional), or no WAL index.
+func recoveryStart(inv *repository.Inventory, m repository.BackupManifest, setting string) (start wal.Segment, tl wal.TimelineID, ok bool, err error) {
+	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
+		return wal.Segment{}, 0, false, nil
+	}
+	if start, err = wal.ParseSegmentName(m.StartWAL); err != nil {
+		return wal.Segment{}, 0, false, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
+	}
+	tl, err = followedTimeline(setting, start)
+	return start, tl, err == nil, err
+}
+
 // followedTimeline is recovery_target_timeline (Target.Timeline) as a
 // number; 0 is latest.
 func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error) {
@@ -790,15 +798,8 @@ var ErrGap = errors.New("the archive has a gap on the way to its end")
 // restored copy's and the parent the live server. It returns what it
 // found, for the output.
 func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) ([]string, error) {
-	if wal.ValidateSegmentSize(m.WALSegmentSize) != nil || inv.WAL == nil {
-		return nil, nil // an old manifest without it: skip this optional check
-	}
-	start, err := wal.ParseSegmentName(m.StartWAL)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: start_wal: %w", m.ID, err)
-	}
-	tl, err := followedTimeline(t.Timeline, start)
-	if err != nil {
+	start, tl, ok, err := recoveryStart(inv, m, t.Timeline)
+	if !ok || err != nil {
 		return nil, err
 	}
 	end, ok, err := inv.LoadRecoveryEnd(ctx, b, start, tl)
