@@ -127,19 +127,32 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 // scanPrefix lists up to claimScan keys under prefix, stopping early once
 // found returns true.
 func scanPrefix(ctx context.Context, b storage.Backend, prefix string, found func(key string) bool) error {
-	errEnough := errors.New("enough")
+	_, _, err := firstKey(ctx, b, prefix, "", claimScan, found)
+	return err
+}
+
+// firstKey lists the keys under prefix after after ("": all of them) and
+// returns the first that match accepts, looking at limit keys at most (0:
+// no limit): a listing that stops as soon as it has its answer.
+func firstKey(ctx context.Context, b storage.Backend, prefix, after string, limit int, match func(key string) bool) (string, bool, error) {
+	errDone := errors.New("done")
+	var found string
 	n := 0
-	err := b.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+	err := storage.ListAfter(ctx, b, prefix, after, func(oi storage.ObjectInfo) error {
 		n++
-		if found(oi.Key) || n >= claimScan {
-			return errEnough
+		if match(oi.Key) {
+			found = oi.Key
+			return errDone
+		}
+		if limit > 0 && n >= limit {
+			return errDone
 		}
 		return nil
 	})
-	if errors.Is(err, errEnough) {
-		return nil
+	if errors.Is(err, errDone) {
+		return found, found != "", nil
 	}
-	return err
+	return "", false, err
 }
 
 // WarnRecreated says, when this call wrote walvault.json anew in a

@@ -2,7 +2,6 @@ package repository
 
 import (
 	"context"
-	"errors"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -142,24 +141,17 @@ func (inv *Inventory) ArchivedAfter(ctx context.Context, b storage.Backend, seg 
 // firstSegmentAfter asks for the first segment archived on seg's timeline
 // after seg.
 func firstSegmentAfter(ctx context.Context, b storage.Backend, x *WALIndex, seg wal.Segment) (wal.Segment, bool, error) {
-	errFound := errors.New("found")
 	var found wal.Segment
 	// Every key of seg (NAME, NAME.lz4, NAME.00000028.backup, ...) sorts
 	// before NAME + "/", and that before the next segment's name.
 	after := TimelinePrefix(seg.Timeline) + seg.String() + "/"
-	err := storage.ListAfter(ctx, b, TimelinePrefix(seg.Timeline), after, func(oi storage.ObjectInfo) error {
-		f, _, ok := parseWALObject(oi.Key, x.segSize)
+	_, ok, err := firstKey(ctx, b, TimelinePrefix(seg.Timeline), after, 0, func(key string) bool {
+		f, _, ok := parseWALObject(key, x.segSize)
 		if ok && f.Kind == wal.KindSegment && f.Segment.Timeline == seg.Timeline {
 			found = f.Segment
-			return errFound
+			return true
 		}
-		return nil
+		return false
 	})
-	switch {
-	case errors.Is(err, errFound):
-		return found, true, nil
-	case err != nil:
-		return wal.Segment{}, false, err
-	}
-	return wal.Segment{}, false, nil
+	return found, ok, err
 }
