@@ -17,8 +17,8 @@ type metrics struct {
 	scanSuccess, scanTimestamp, scanDuration, scanErrors *prometheus.Desc
 	repoInfo, repoBytes, repoObjects                     *prometheus.Desc
 
-	walSegments, lastArchivedTS, lastArchivedAge *prometheus.Desc
-	continuityOK, missingSegments                *prometheus.Desc
+	walSegments, lastArchivedTS, lastArchivedAge   *prometheus.Desc
+	continuityOK, missingSegments, overrunSegments *prometheus.Desc
 
 	backups                                                       *prometheus.Desc
 	lastBackupTS, lastBackupAge, lastBackupSize, lastBackupStored *prometheus.Desc
@@ -51,6 +51,7 @@ func newMetrics() *metrics {
 		lastArchivedAge: d("walvault_last_archived_segment_age_seconds", "Seconds since the newest archived WAL segment was pushed."),
 		continuityOK:    d("walvault_wal_continuity_ok", "1 if the archived WAL has no gap from the oldest backup's start to the newest segment on every timeline a backup leads to (and every timeline has its history file), else 0."),
 		missingSegments: d("walvault_wal_missing_segments", "WAL segments missing in gaps that a backup's recovery would cross."),
+		overrunSegments: d("walvault_wal_timeline_overrun_segments", "WAL segments archived on a timeline past the point where a later timeline branched off it; restores to latest follow the later timeline and never read them. After a failover, the old primary's last WAL (constant); growing, a server archiving on a timeline that a restored copy or another server has left."),
 
 		backups:            d("walvault_backups", "Backups by status: DONE, WAITING_FOR_WALS, INCOMPLETE, DAMAGED.", "status"),
 		lastBackupTS:       d("walvault_backup_last_done_timestamp_seconds", "When the newest DONE backup ended (Unix time)."),
@@ -82,7 +83,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	m := e.m
 	for _, d := range []*prometheus.Desc{
 		m.buildInfo, m.scanSuccess, m.scanTimestamp, m.scanDuration, m.scanErrors, m.repoInfo, m.repoBytes, m.repoObjects,
-		m.walSegments, m.lastArchivedTS, m.lastArchivedAge, m.continuityOK, m.missingSegments,
+		m.walSegments, m.lastArchivedTS, m.lastArchivedAge, m.continuityOK, m.missingSegments, m.overrunSegments,
 		m.backups, m.lastBackupTS, m.lastBackupAge, m.lastBackupSize, m.lastBackupStored, m.lastBackupDuration,
 		m.drillLastOK, m.drillLastTS, m.drillSuccessTS, m.drillSuccessAge, m.drillRTO, m.drillRPO,
 		m.pgUp, m.pgArchived, m.pgFailed, m.pgLastArchivedTS, m.pgLastFailedTS, m.readyFiles, m.archiveLag, m.pgErrors,
@@ -144,6 +145,7 @@ func (e *Exporter) collectRepository(s *snapshot, now time.Time, gauge func(*pro
 	if s.continuityKnown {
 		gauge(m.continuityOK, boolValue(s.continuityOK))
 		gauge(m.missingSegments, float64(s.missingSegments))
+		gauge(m.overrunSegments, float64(s.overrunSegments))
 	}
 	for _, st := range []repository.BackupStatus{repository.StatusDone, repository.StatusWaitingForWALs, repository.StatusIncomplete, repository.StatusDamaged} {
 		gauge(m.backups, float64(s.backups[st]), string(st))

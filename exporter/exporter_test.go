@@ -398,3 +398,40 @@ func TestRepositoryMetricsDamagedPart(t *testing.T) {
 	want(t, got, `walvault_backups{status="DAMAGED"}`, 1)
 	want(t, got, "walvault_backup_last_done_timestamp_seconds", float64(t0.Add(90*time.Second).Unix()))
 }
+
+// TestTimelineOverrunMetric: segments archived on timeline 1 past the
+// point where timeline 2 branched off it are counted, and the count grows
+// while a server goes on archiving on timeline 1 (a restored copy
+// promoted into the repository while the original runs on), which is what
+// the WalvaultTimelineForked alert watches.
+func TestTimelineOverrunMetric(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	t0 := f.now.Add(-2 * time.Hour)
+	for n := uint32(1); n <= 3; n++ {
+		f.segment(t, n, t0.Add(time.Duration(n)*time.Minute))
+	}
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(t, scrape(t, e), "walvault_wal_timeline_overrun_segments", 0) // one timeline
+
+	// Timeline 2 branched off at the start of segment 2 (a copy restored
+	// to the end of segment 1): segments 2 and 3 of timeline 1 lie past it.
+	key := repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: 2}, repository.None)
+	repotest.PutWAL(t, f.b, key, repository.None, []byte("1\t0/2000000\tno recovery target specified\n"), nil)
+	f.segmentOn(t, 2, 2, t0.Add(4*time.Minute))
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(t, scrape(t, e), "walvault_wal_timeline_overrun_segments", 2)
+
+	f.segment(t, 4, t0.Add(5*time.Minute))
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, e)
+	want(t, m, "walvault_wal_timeline_overrun_segments", 3)
+	want(t, m, "walvault_wal_continuity_ok", 1) // no gap: an overrun is no fault of the archive
+}

@@ -34,6 +34,7 @@ type snapshot struct {
 	continuityKnown bool
 	continuityOK    bool
 	missingSegments uint64 // in gaps a backup's recovery would cross
+	overrunSegments uint64 // archived on a timeline past a child's branch point
 
 	backups  map[repository.BackupStatus]int
 	lastDone *repository.BackupManifest
@@ -145,6 +146,9 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 				s.continuityOK = false
 				s.missingSegments += g.Count
 			}
+		}
+		for _, o := range inv.WAL.Overruns() {
+			s.overrunSegments += o.Beyond
 		}
 	}
 
