@@ -16,7 +16,9 @@ import (
 // does: from a backup on timeline 1 to an LSN on timeline 2 through the
 // switch (latest), to an LSN past the branch on timeline 1 when told to
 // stay on it; a target beyond the archive is refused before anything is
-// written. On S3, whose prefix listings the check relies on.
+// written, and so is the LSN pg_switch_wal() answers, past the last
+// record of the newest segment. On S3, whose prefix listings the check
+// relies on.
 //
 //	timeline 1:  B1 ── 2 ── branch ─┬─ 99 ── lsn1
 //	timeline 2:                     └── 3 ── 4 ── 5 ── lsn2
@@ -44,7 +46,10 @@ func TestRestoreLSNAcrossTimelines(t *testing.T) {
 	}
 	pg2.SQL(t, "INSERT INTO steps VALUES (5)")
 	lsn2 := pg2.SQL(t, "SELECT pg_current_wal_lsn()")
-	pg2.WaitArchived(t, pg2.SwitchWAL(t), 60*time.Second)
+	// pg_switch_wal() answers with the end of its switch record: in the
+	// padding, which recovery never reads.
+	switchEnd := pg2.SQL(t, "SELECT pg_switch_wal()")
+	pg2.WaitArchived(t, pg2.SQL(t, "SELECT pg_walfile_name('"+switchEnd+"')"), 60*time.Second)
 	pg2.Stop(t)
 
 	for _, tc := range []struct {
@@ -63,18 +68,23 @@ func TestRestoreLSNAcrossTimelines(t *testing.T) {
 			restored.StopImmediate(t)
 		})
 	}
-	t.Run("beyond the archive", func(t *testing.T) {
-		end, err := wal.ParseLSN(lsn2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(testenv.UserDir(t), "restored")
-		res := walvault(t, r.env, "restore", "--pgdata", dir, "--backup", b1, "--target-lsn", (end + 256<<20).String())
-		if res.code == 0 || !strings.Contains(res.stderr, "beyond the archive") {
-			t.Fatalf("want a refusal saying the target is beyond the archive, got %v", res)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
-			t.Fatalf("a refused restore left a data directory at %s", dir)
-		}
-	})
+	end, err := wal.ParseLSN(lsn2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, target, want string }{
+		{"beyond the archive", (end + 256<<20).String(), "beyond the archive"},
+		{"past the last switch", switchEnd, "ends with a WAL switch whose record starts at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(testenv.UserDir(t), "restored")
+			res := walvault(t, r.env, "restore", "--pgdata", dir, "--backup", b1, "--target-lsn", tc.target)
+			if res.code == 0 || !strings.Contains(res.stderr, tc.want) {
+				t.Fatalf("want a refusal saying %q, got %v", tc.want, res)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
+				t.Fatalf("a refused restore left a data directory at %s", dir)
+			}
+		})
+	}
 }

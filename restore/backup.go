@@ -235,7 +235,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
 	}
 	if t.LSN != nil {
-		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline); err != nil {
+		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline, opts.Identities, log); err != nil {
 			return res, err
 		}
 		for _, w := range res.Warnings {
@@ -708,10 +708,13 @@ func extractArchive(ctx context.Context, ps *partStream, backupID string, a repo
 // checkLSNArchived refuses an lsn target that recovery from backup m
 // could not reach: a segment it reads on the way, or the target's own, is
 // not archived on the timelines it follows (timeline: the
-// recovery_target_timeline setting). PostgreSQL would stop with "recovery
-// ended before configured recovery target was reached" after the whole
-// restore was written. It lists only that WAL, not all of wal/.
-func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string) ([]string, error) {
+// recovery_target_timeline setting), or the target lies past the last
+// record of the last segment archived before one that is not. PostgreSQL
+// would stop with "recovery ended before configured recovery target was
+// reached" after the whole restore was written. It lists only that WAL,
+// not all of wal/, and reads the target's segment only when the next one
+// is not archived.
+func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string, ids *crypt.Identities, log *slog.Logger) ([]string, error) {
 	start, tl, ok, err := recoveryStart(inv, m, timeline)
 	if !ok || err != nil {
 		return nil, err
@@ -726,18 +729,37 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 	}
 	if reach.OK {
 		// Recovery stops at the first record at or past the target. Past
-		// the target's segment there is one when a later segment is
-		// archived; within the last one only up to where its WAL ends,
-		// before the padding of a switch (pg_switch_wal, archive_timeout).
+		// the target's segment there is one when the next segment is
+		// archived; within the target's segment only up to its last
+		// record, before the padding of a switch (pg_switch_wal,
+		// archive_timeout).
 		next, found, err := inv.ArchivedAfter(ctx, b, reach.TargetSegment)
 		if err != nil {
 			return nil, err
 		}
-		// The target's segment being the newest archived is the usual case
-		// (the next is being written): if its WAL ends before the target,
-		// PostgreSQL itself stops short, so no warning there.
-		at, _ := reach.TargetSegment.StartLSN(m.WALSegmentSize)
-		if nextAt, _ := next.StartLSN(m.WALSegmentSize); !found || nextAt == at+wal.LSN(m.WALSegmentSize) {
+		following, err := reach.TargetSegment.Next(m.WALSegmentSize)
+		if err != nil {
+			return nil, err
+		}
+		if found && next == following {
+			return nil, nil
+		}
+		// On the followed timeline the next segment recovery reads is the
+		// following one there; on an ancestor it may be a later
+		// timeline's, which the listing above does not ask for.
+		if reach.TargetSegment.Timeline == reach.Timeline {
+			if last, known := lastRecordIn(ctx, b, reach.TargetSegment, ids, log); known {
+				if target <= last.At {
+					return nil, nil
+				}
+				return nil, unreachableInSegment(target, reach.TargetSegment, following, last, found)
+			}
+		}
+		// The segment's records could not be read. Its being the newest
+		// archived is the usual case (the next is being written): if its
+		// WAL ends before the target, PostgreSQL itself stops short, so
+		// no warning there.
+		if !found {
 			return nil, nil
 		}
 		return []string{fmt.Sprintf("the target LSN %s lies in %s, the last segment archived on timeline %d before a missing one (later ones are archived): if that segment was closed by a WAL switch before the target (pg_switch_wal, archive_timeout), its WAL ends there and PostgreSQL stops with \"recovery ended before configured recovery target was reached\"; a target before the switch, or archiving more WAL, avoids it", target, reach.TargetSegment, reach.TargetSegment.Timeline)}, nil
