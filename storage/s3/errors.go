@@ -237,6 +237,11 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(credentialsRefused(err))
 	case code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden:
 		return storage.Permanent(fmt.Errorf("%w; hint: access denied to %s: the credentials need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket S3 answers 403 for a missing key); a HEAD request also gets 403 for wrong credentials: check the AWS credential chain", err, b.location))
+	case status == http.StatusBadRequest && (code == "" || code == "BadRequest") && isHead(err):
+		// A HEAD answer has no body to say why; signing for another region
+		// than the bucket's is what servers that name no region (Versity)
+		// answer this way.
+		return storage.Permanent(fmt.Errorf("%w; hint: the server refused the request (400) without saying why, as it must for a HEAD; the usual cause is the region: requests are signed for %q; set s3-region (WALVAULT_S3_REGION) to the bucket's region", err, b.region))
 	case permanentCodes[code], status >= 300 && status < 500, status == http.StatusNotImplemented:
 		return storage.Permanent(err)
 	}
@@ -246,6 +251,13 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(err)
 	}
 	return err
+}
+
+// isHead reports whether err answers a HEAD request (HeadObject,
+// HeadBucket).
+func isHead(err error) bool {
+	var oe *smithy.OperationError
+	return errors.As(err, &oe) && strings.HasPrefix(oe.OperationName, "Head")
 }
 
 // credentialsRefused adds the hint for an answer that refuses the

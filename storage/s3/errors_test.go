@@ -18,11 +18,16 @@ import (
 
 // apiError builds the error the SDK returns for an S3 answer.
 func apiError(status int, code string) error {
+	return opError("GetObject", status, code)
+}
+
+// opError builds the error the SDK returns for an S3 answer to op.
+func opError(op string, status int, code string) error {
 	var inner error = &smithy.GenericAPIError{Code: code, Message: "message for " + code}
 	if code == "" {
 		inner = errors.New("http error")
 	}
-	return &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &awshttp.ResponseError{
+	return &smithy.OperationError{ServiceID: "S3", OperationName: op, Err: &awshttp.ResponseError{
 		ResponseError: &smithyhttp.ResponseError{
 			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
 			Err:      inner,
@@ -58,6 +63,7 @@ func TestTranslate(t *testing.T) {
 		{"Versity XAdminUserNotFound", apiError(404, "XAdminUserNotFound"), false, true, "AWS credential chain"},
 		{"401", apiError(401, ""), false, true, "AWS credential chain"},
 		{"InvalidRequest", apiError(400, "InvalidRequest"), false, true, ""},
+		{"HEAD bare 400", opError("HeadObject", 400, "BadRequest"), false, true, "set s3-region"},
 		{"unknown 404", apiError(404, "XUnknown"), false, true, ""},
 		{"unknown 409", apiError(409, "XUnknown"), false, true, ""},
 		{"422", apiError(422, "UnprocessableEntity"), false, true, ""},

@@ -213,7 +213,8 @@ func TestS3Failures(t *testing.T) {
 
 	// The gateway answers a request signed for another region than its
 	// own with 400 AuthorizationHeaderMalformed naming the region it
-	// expects: the region is to fix, not the credentials.
+	// expects (a HEAD with a bare 400): the region is to fix, not the
+	// credentials.
 	t.Run("WrongRegion", func(t *testing.T) {
 		b := newBackend(t, v, s3.Config{Bucket: newBucket(t, v, false), Region: "eu-west-3"})
 		_, _, err := b.Get(t.Context(), key)
@@ -225,6 +226,9 @@ func TestS3Failures(t *testing.T) {
 		checkHardError(t, "List", err, "set s3-region")
 		err = b.Put(t.Context(), key, strings.NewReader("x"), storage.PutOptions{Size: 1})
 		checkHardError(t, "Put", err, "is in region "+v.Region)
+		// A HEAD answer has no body to name the region in.
+		_, err = b.Stat(t.Context(), key)
+		checkHardError(t, "Stat", err, "set s3-region")
 	})
 
 	t.Run("ServerGone", func(t *testing.T) {
