@@ -228,7 +228,7 @@ type targetOptions struct {
 // does for the command.
 func (t *targetOptions) flags(actionUsage string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a zone: '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z", Destination: &t.TargetTime},
+		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a numeric offset (abbreviations such as CET are refused): '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z", Destination: &t.TargetTime},
 		&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id", Destination: &t.TargetXID},
 		&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060", Destination: &t.TargetLSN},
 		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)", Destination: &t.TargetName},
@@ -286,9 +286,17 @@ func parseTargetTime(s string) (time.Time, error) {
 		"2006-01-02 15:04:05.999999999 MST",
 	}
 	for _, l := range layouts {
-		if t, err := time.Parse(l, strings.TrimSpace(s)); err == nil {
-			return t, nil
+		t, err := time.Parse(l, strings.TrimSpace(s))
+		if err != nil {
+			continue
 		}
+		// Go reads an abbreviation the host's zone does not use as UTC,
+		// and one it does use by that zone, not PostgreSQL's table (IST,
+		// CST): a restore to the wrong hour, so only UTC and GMT pass.
+		if name, _ := t.Zone(); strings.HasSuffix(l, "MST") && name != "UTC" && name != "GMT" {
+			return time.Time{}, fmt.Errorf("--target-time %q: the zone abbreviation %s is ambiguous (walvault and PostgreSQL may read it as different offsets, or not at all): give the zone as a numeric offset, like '2026-11-25 10:30:00+01' or '2026-11-25 10:30:00-05:00', or in UTC", s, name)
+		}
+		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z (as SELECT now() prints it)", s)
 }

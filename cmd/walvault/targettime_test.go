@@ -1,0 +1,46 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestParseTargetTime: a time with a numeric offset, Z, UTC or GMT is
+// read as that instant; a zone abbreviation is refused, whatever the
+// host's zone, since Go reads one the host does not use as UTC (a restore
+// to the wrong hour).
+func TestParseTargetTime(t *testing.T) {
+	want := time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC)
+	for _, in := range []string{
+		"2026-12-07 12:54:03+01",
+		"2026-12-07 12:54:03+01:00",
+		"2026-12-07 06:54:03 -05:00",
+		"2026-12-07T11:54:03Z",
+		"2026-12-07 11:54:03 UTC",
+		"2026-12-07 11:54:03 GMT",
+	} {
+		got, err := parseTargetTime(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseTargetTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	// A host whose zone uses the abbreviation reads it by that zone; one
+	// whose zone does not reads it as UTC.
+	for _, l := range []*time.Location{time.UTC, time.FixedZone("EST", -5*3600), time.FixedZone("CET", 3600)} {
+		t.Run(l.String(), func(t *testing.T) {
+			saved := time.Local
+			time.Local = l
+			defer func() { time.Local = saved }()
+			for _, in := range []string{"2026-12-07 12:54:03 CET", "2026-12-07 06:54:03 EST", "2026-12-07 11:54:03 XYZ"} {
+				got, err := parseTargetTime(in)
+				if err == nil || !strings.Contains(err.Error(), "numeric offset") {
+					t.Errorf("parseTargetTime(%q) = %v, %v; want a refusal asking for a numeric offset", in, got, err)
+				}
+			}
+			if _, err := parseTargetTime("2026-12-07 12:54:03"); err == nil {
+				t.Error("a time without a zone was accepted")
+			}
+		})
+	}
+}
