@@ -175,6 +175,12 @@ func TestBadInput(t *testing.T) {
 	if _, _, err := LoadIdentities(filepath.Join(dir, "absent")); err == nil {
 		t.Fatal("absent identity file accepted")
 	}
+	// The key itself given where its file's path belongs.
+	for _, v := range []string{secretLine, " " + strings.ToLower(secretLine) + "\n"} {
+		if _, _, err := LoadIdentities(v); err == nil || strings.Contains(strings.ToUpper(err.Error()), strings.ToUpper(secretLine[15:])) || !strings.Contains(err.Error(), "not the path of a file") {
+			t.Fatalf("decrypt-with given the secret key: %v", err)
+		}
+	}
 	os.Chmod(idPath, 0o644)
 	_, warning, err := LoadIdentities(idPath)
 	if err != nil || !strings.Contains(warning, "0644") {

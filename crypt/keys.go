@@ -113,6 +113,11 @@ type Identities struct {
 // # comments allowed, as age-keygen writes). warning is not empty when
 // the file is readable by group or others; the caller logs it.
 func LoadIdentities(path string) (ids *Identities, warning string, err error) {
+	if strings.Contains(strings.ToUpper(path), "AGE-SECRET-KEY-") {
+		// The key itself where its file's path belongs: an error quoting
+		// it would put the secret into a log.
+		return nil, "", errors.New("decrypt-with is given a secret key (AGE-SECRET-KEY-…), not the path of a file that holds one: write the key into a file only its owner can read (chmod 600) and give that file's path")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("open the identity file (decrypt-with): %w", err)
