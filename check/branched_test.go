@@ -52,4 +52,12 @@ func TestContinuityBranchedOff(t *testing.T) {
 	if r := one(t, setup("").checkContinuity(context.Background())); !r.OK {
 		t.Errorf("a standby (position unknown): %+v; want OK", r)
 	}
+	// Another cluster (pg_upgrade gave it a new system identifier) past
+	// the repository's branch point: the identity check fails; the
+	// repository's timelines are not this server's.
+	c := setup("000000010000000000000013")
+	c.srv.sysID = "7000000000000000099"
+	if r := one(t, c.checkContinuity(context.Background())); !r.OK {
+		t.Errorf("another cluster's server: %+v; want the branch not blamed on it", r)
+	}
 }

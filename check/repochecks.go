@@ -261,6 +261,11 @@ func (c *checker) branchedOff(x *repository.WALIndex) (Result, bool) {
 	if c.srv.currentWAL == "" || err != nil {
 		return Result{}, true // a standby, or the position is unknown
 	}
+	if c.srv.sysID != c.identity.id.SystemID {
+		// Another cluster's timelines (the identity check fails): its
+		// branch points say nothing about this server.
+		return Result{}, true
+	}
 	bs := x.BranchedBefore(cur.Timeline, cur)
 	if len(bs) == 0 {
 		return Result{}, true
