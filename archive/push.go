@@ -19,6 +19,7 @@ import (
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/membuf"
 	"github.com/walvault/walvault/internal/parhash"
+	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -103,12 +104,22 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		meta[repository.MetaSystemID] = strconv.FormatUint(hdr.SystemID, 10)
 		return pushSegment(ctx, b, f, path, hdr, res, meta, opts)
 	}
-	// History and backup history files carry no system identifier, but the
+	// History and backup history files carry no system identifier: the
+	// data directory whose pg_wal holds them says whose they are. The
 	// repository's lock policy binds them too. Before the first segment
 	// there is no policy yet: the configured one goes.
 	id, err := repository.LoadIdentity(ctx, b)
 	switch {
 	case err == nil:
+		if sysID, major, ok := serverCluster(path, opts.Log); ok {
+			// Another cluster's history would redirect recovery to
+			// latest onto its timeline (pg_upgrade, a new initdb or a
+			// clone with the old archive settings).
+			if err := id.CheckCluster(sysID, major, b.Location()); err != nil {
+				return Result{}, fmt.Errorf("%s: %w (nothing was archived)", file, err)
+			}
+			meta[repository.MetaSystemID] = sysID
+		}
 		if err := checkRepositoryLock(id, opts, b.Location()); err != nil {
 			return Result{}, err
 		}
@@ -137,6 +148,24 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		repository.DescribeHistory(meta, history)
 	}
 	return upload(ctx, b, body, res, meta, opts, identityCache{})
+}
+
+// serverCluster is the system identifier and major version of the data
+// directory whose pg_wal holds path (archive_command's %p: pg_wal/NAME,
+// relative to the data directory); ok is false when path lies elsewhere
+// (a file pushed by hand) or its pg_control cannot be read.
+func serverCluster(path string, log *slog.Logger) (sysID string, major int, ok bool) {
+	abs, err := filepath.Abs(path)
+	if err != nil || filepath.Base(filepath.Dir(abs)) != "pg_wal" {
+		return "", 0, false
+	}
+	dataDir := filepath.Dir(filepath.Dir(abs))
+	sysID, err = pg.ControlSystemID(dataDir)
+	if err != nil {
+		log.Debug("the cluster of the data directory is not known; pushed without comparing it", "data_dir", dataDir, "error", err)
+		return "", 0, false
+	}
+	return sysID, pg.DataDirMajor(dataDir), true
 }
 
 // baseMetadata is the metadata every archived file carries; the encoding

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -811,5 +813,67 @@ func TestPushWaitsForAnEncodeSlot(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Push did not finish within 10 s of the encode slots coming free")
+	}
+}
+
+// TestPushHistoryOfAnotherCluster: history and backup history files carry
+// no system identifier; the data directory whose pg_wal holds them does.
+// Another cluster's (pg_upgrade, a new initdb or a clone with the old
+// archive settings) are refused like its segments: its timeline history
+// would send recovery to latest down its timelines. The repository's own
+// cluster's are stored with its system identifier.
+func TestPushHistoryOfAnotherCluster(t *testing.T) {
+	t.Parallel()
+	dataDir := func(t *testing.T, sysID uint64) string {
+		dir := t.TempDir()
+		for _, d := range []string{"global", "pg_wal"} {
+			if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		control := make([]byte, 296)
+		binary.NativeEndian.PutUint64(control, sysID)
+		if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), control, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("16\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, name := range []string{"00000003.history", "000000010000000000000007.00000028.backup"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := mem.New()
+			s := seg(1, 0, 2)
+			segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			mustPush(t, b, segPath, opts(repository.LZ4))
+			before := keys(t, b)
+			body := []byte("1\t0/1E000000\tno recovery target specified\n2\t0/20000000\tno recovery target specified\n")
+			if strings.HasSuffix(name, ".backup") {
+				body = []byte("START WAL LOCATION: 0/7000028 (file 000000010000000000000007)\n")
+			}
+
+			foreign := filepath.Join(dataDir(t, otherSysID), "pg_wal", name)
+			if err := os.WriteFile(foreign, body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := archive.Push(context.Background(), b, foreign, opts(repository.LZ4))
+			if !errors.Is(err, archive.ErrWrongCluster) || !strings.Contains(err.Error(), fmt.Sprint(otherSysID)) || !strings.Contains(err.Error(), "PostgreSQL 16") {
+				t.Fatalf("Push of another cluster's %s: got %v, want ErrWrongCluster naming its system identifier and major", name, err)
+			}
+			if after := keys(t, b); !slices.Equal(after, before) {
+				t.Errorf("objects after a refused Push: got %q, want unchanged %q", after, before)
+			}
+
+			own := filepath.Join(dataDir(t, testSysID), "pg_wal", name)
+			if err := os.WriteFile(own, body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := mustPush(t, b, own, opts(repository.LZ4))
+			if _, info := object(t, b, res.Key); info.Metadata[repository.MetaSystemID] != fmt.Sprint(testSysID) {
+				t.Errorf("metadata of %s: system-id %q, want %d", res.Key, info.Metadata[repository.MetaSystemID], testSysID)
+			}
+		})
 	}
 }

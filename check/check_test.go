@@ -3,7 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -118,24 +117,6 @@ func TestKeepEnv(t *testing.T) {
 	got := keptOnly(parseEnviron(raw))
 	if len(got) != 2 || got["WALVAULT_REPO"] != "s3://b/p" || got["WALVAULT_CONFIG"] != "/etc/w.yaml" {
 		t.Fatalf("keptOnly(parseEnviron) = %v, want only WALVAULT_REPO and WALVAULT_CONFIG", got)
-	}
-}
-
-func TestControlSystemID(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "global"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 296)
-	binary.NativeEndian.PutUint64(b, 7312345678901234567)
-	if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := controlSystemID(dir); err != nil || got != "7312345678901234567" {
-		t.Fatalf("controlSystemID = %q, %v", got, err)
-	}
-	if _, err := controlSystemID(filepath.Join(dir, "nope")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("missing data directory: %v, want not exist", err)
 	}
 }
 

@@ -1,16 +1,15 @@
 package check
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/walvault/walvault/internal/handoff"
+	"github.com/walvault/walvault/pg"
 )
 
 // local is what check can see of the server on this host: its data
@@ -53,7 +52,7 @@ func (c *checker) localServer() *local {
 		return l
 	}
 	l.dataDir = dd.value
-	sysID, err := controlSystemID(l.dataDir)
+	sysID, err := pg.ControlSystemID(l.dataDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		l.why = fmt.Sprintf("the data directory %s is not on this host (run check on the database host)", l.dataDir)
@@ -70,21 +69,6 @@ func (c *checker) localServer() *local {
 	}
 	l.env, l.envErr = postmasterEnv(l.dataDir)
 	return l
-}
-
-// controlSystemID reads the system identifier from global/pg_control: the
-// first 8 bytes, in the host's byte order (ControlFileData.system_identifier).
-func controlSystemID(dataDir string) (string, error) {
-	f, err := os.Open(filepath.Join(dataDir, "global", "pg_control"))
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var b [8]byte
-	if _, err := io.ReadFull(f, b[:]); err != nil {
-		return "", err
-	}
-	return strconv.FormatUint(binary.NativeEndian.Uint64(b[:]), 10), nil
 }
 
 // postmasterEnv reads WALVAULT_REPO and WALVAULT_CONFIG from the running

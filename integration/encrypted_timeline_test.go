@@ -28,6 +28,7 @@ func TestEncryptedTimelineSwitch(t *testing.T) {
 	pg2 := restoreArchiving(t, enc, "--backup", b1)
 	pg2.SQL(t, "INSERT INTO steps VALUES (2)")
 	pg2.WaitArchived(t, pg2.SwitchWAL(t), 60*time.Second)
+	sysID := pg2.SQL(t, "SELECT system_identifier FROM pg_control_system()")
 	logs := []string{pg.LogTail(1 << 20), pg2.LogTail(1 << 20)}
 	pg2.Stop(t)
 
@@ -36,6 +37,11 @@ func TestEncryptedTimelineSwitch(t *testing.T) {
 		t.Fatalf("wal/00000002.history: stored %q…, metadata %v: want an age file whose metadata names its switch from timeline 1", body[:16], info.Metadata)
 	}
 	switchLSN := strings.TrimPrefix(info.Metadata[repository.MetaHistory], "1:")
+	// Whose it is, read from the data directory archive_command runs in:
+	// another cluster's is refused.
+	if got := info.Metadata[repository.MetaSystemID]; got != sysID {
+		t.Errorf("wal/00000002.history: system-id metadata %q, want the server's %s", got, sysID)
+	}
 
 	noKey := append(append([]string{}, r.env...), "WALVAULT_ENCRYPT_TO="+key.public)
 	res := leak.add(walvault(t, noKey, "verify"))

@@ -86,6 +86,9 @@ func (x *WALIndex) recoveryPath(r RecoveryRange) (wal.TimelineID, []pathPiece, e
 			// Only the last switch is known; recovery reads every ancestor.
 			return tt, nil, fmt.Errorf("the history file of timeline %d, %08X.history, is encrypted and its metadata records only its last switch: give the identity (decrypt-with) to follow the whole history", tt, uint32(tt))
 		}
+		if err := x.historyConflict(tt); err != nil {
+			return tt, nil, fmt.Errorf("the history file of timeline %d, %08X.history, does not continue the repository's timelines: %w; recovery would follow it: name the timeline to follow with --target-timeline, and move that file out of the repository if it is not this cluster's", tt, uint32(tt), err)
+		}
 		entries = t.history
 	}
 	from, to := x.segNo(r.Start), uint64(r.Target)/uint64(x.segSize)
@@ -255,6 +258,13 @@ func (inv *Inventory) readRecoveryHistories(ctx context.Context, b storage.Backe
 	}
 	switch tt := r.Timeline; {
 	case tt == 0:
+		// The backup's own timeline's history too: each later one must
+		// continue it (WALIndex.historyConflict).
+		if r.Start.Timeline > 1 {
+			if _, err := read(r.Start.Timeline); err != nil {
+				return out, err
+			}
+		}
 		for tli := r.Start.Timeline + 1; ; tli++ {
 			found, err := read(tli)
 			if err != nil || !found {

@@ -180,6 +180,47 @@ func (x *WALIndex) setHistoryFile(tli wal.TimelineID, f historyFile) {
 	}
 }
 
+// knownHistory is timeline tli's history when its history file was read
+// whole and parsed.
+func (x *WALIndex) knownHistory(tli wal.TimelineID) ([]wal.HistoryEntry, bool) {
+	t := x.tls[tli]
+	if t == nil || !t.hasHistory || t.historyErr != nil || t.historyPartial || t.historyUnreadable != nil {
+		return nil, false
+	}
+	return t.history, true
+}
+
+// historyConflict says how timeline tli's history file contradicts the one
+// of the timeline it branched from, when both were read: PostgreSQL writes
+// a new timeline's history as its parent's lines plus one. Another
+// cluster's history file (pushed with the old archive settings after
+// pg_upgrade, say) or a second server promoted onto the same lineage
+// disagree with the repository's own; recovery to latest would follow
+// them.
+func (x *WALIndex) historyConflict(tli wal.TimelineID) error {
+	h, ok := x.knownHistory(tli)
+	if !ok || len(h) == 0 {
+		return nil
+	}
+	parent := h[len(h)-1].Timeline
+	ph, ok := x.knownHistory(parent)
+	if !ok {
+		return nil
+	}
+	inherited := h[:len(h)-1]
+	for i := 0; i < max(len(inherited), len(ph)); i++ {
+		switch {
+		case i >= len(inherited):
+			return fmt.Errorf("it leaves out the switch from timeline %d at %s that %08X.history, the history of the timeline it branched from, records (a history file of another cluster, or of a server promoted onto another lineage?)", ph[i].Timeline, ph[i].SwitchPoint, uint32(parent))
+		case i >= len(ph):
+			return fmt.Errorf("it records a switch from timeline %d at %s that %08X.history, the history of the timeline it branched from, does not (a history file of another cluster, or of a server promoted onto another lineage?)", inherited[i].Timeline, inherited[i].SwitchPoint, uint32(parent))
+		case inherited[i].Timeline != ph[i].Timeline || inherited[i].SwitchPoint != ph[i].SwitchPoint:
+			return fmt.Errorf("it says timeline %d ended at %s, but %08X.history, the history of the timeline it branched from, says timeline %d ended at %s (a history file of another cluster, or of a server promoted onto another lineage?)", inherited[i].Timeline, inherited[i].SwitchPoint, uint32(parent), ph[i].Timeline, ph[i].SwitchPoint)
+		}
+	}
+	return nil
+}
+
 // Gap is a run of segments missing on one timeline.
 type Gap struct {
 	Timeline    wal.TimelineID
@@ -359,11 +400,15 @@ func (x *WALIndex) Continuity(starts []wal.Segment) Continuity {
 			p := t.history[len(t.history)-1]
 			span.Parent, span.SwitchPoint = p.Timeline, p.SwitchPoint
 		}
-		if t.historyErr != nil {
+		herr := t.historyErr
+		if herr == nil {
+			herr = x.historyConflict(tli)
+		}
+		if herr != nil {
 			if c.BadHistory == nil {
 				c.BadHistory = map[wal.TimelineID]error{}
 			}
-			c.BadHistory[tli] = t.historyErr
+			c.BadHistory[tli] = herr
 		} else if t.historyUnreadable != nil {
 			if c.UnreadableHistory == nil {
 				c.UnreadableHistory = map[wal.TimelineID]error{}

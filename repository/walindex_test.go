@@ -457,3 +457,47 @@ func TestContinuityReceivedPartials(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryConflict: a history file must continue the history of the
+// timeline it branched from (PostgreSQL writes the parent's lines plus
+// one). One that contradicts it (another cluster's, pushed with the old
+// archive settings after pg_upgrade) is a bad history for continuity,
+// and recovery to latest refuses to follow it; one that agrees is not.
+func TestHistoryConflict(t *testing.T) {
+	own2 := "1\t0/9538C28\tno recovery target specified\n"
+	for _, tc := range []struct {
+		name, h3 string
+		want     string // "": no conflict
+	}{
+		{"continues", own2 + "2\t0/20000000\tno recovery target specified\n", ""},
+		{"another switch point", "1\t0/1E000000\tno recovery target specified\n2\t0/20000000\tno recovery target specified\n",
+			"it says timeline 1 ended at 0/1E000000, but 00000002.history, the history of the timeline it branched from, says timeline 1 ended at 0/9538C28"},
+		{"a switch left out", "2\t0/20000000\tno recovery target specified\n",
+			"it leaves out the switch from timeline 1 at 0/9538C28"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := walSet{
+				segs:      map[wal.TimelineID][]uint32{1: span(1, 9), 2: span(9, 0x20)},
+				histories: map[wal.TimelineID]string{2: own2, 3: tc.h3},
+			}.index(t)
+			c := x.Continuity([]wal.Segment{start(1, 2)})
+			got := c.BadHistory[3]
+			_, reachErr := x.RecoveryReach(RecoveryRange{Start: start(1, 2), Target: wal.LSN(0x1F000000)})
+			if tc.want == "" {
+				if got != nil || reachErr != nil {
+					t.Fatalf("bad history %v, recovery %v; want neither", got, reachErr)
+				}
+				return
+			}
+			if got == nil || !strings.Contains(got.Error(), tc.want) {
+				t.Errorf("bad history of timeline 3: %v; want %q", got, tc.want)
+			}
+			if reachErr == nil || !strings.Contains(reachErr.Error(), "--target-timeline") {
+				t.Errorf("recovery to latest: %v; want a refusal naming --target-timeline", reachErr)
+			}
+			if c.BadHistory[2] != nil {
+				t.Errorf("timeline 2's own history reported bad: %v", c.BadHistory[2])
+			}
+		})
+	}
+}
