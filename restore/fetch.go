@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -89,17 +90,17 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if err != nil {
 		return FetchResult{}, err
 	}
-	res, err := writeObject(rc, info, compression, b.Location(), dest, opts, forPrefetch)
+	res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, forPrefetch)
 	if errors.Is(err, ErrCorrupt) && !forPrefetch && !partial {
-		return fetchOverwritten(ctx, b, info.Key, compression, dest, opts, err)
+		return fetchOverwritten(ctx, b, info.Key, file, compression, dest, opts, err)
 	}
 	return res, err
 }
 
 // writeObject checks the object rc reads (info and compression are open's)
-// against its metadata while writing it to dest through writeVerified. It
-// closes rc.
-func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression repository.Compression, location, dest string, opts FetchOptions, forPrefetch bool) (FetchResult, error) {
+// against its metadata while writing it to dest through writeVerified, and
+// a segment's header against file, the name asked for. It closes rc.
+func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression repository.Compression, file wal.FileName, location, dest string, opts FetchOptions, forPrefetch bool) (FetchResult, error) {
 	defer rc.Close()
 	res := FetchResult{Key: info.Key, StoredSize: info.Size, SHA256: info.Metadata[repository.MetaSHA256]}
 	rawSize, ok := repository.WALMetadata(info.Metadata)
@@ -128,7 +129,7 @@ func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression reposito
 		cp = newCheckpointHash(res.RawSize)
 		h = cp
 	}
-	sum, err := writeVerified(dest, body, res, location, h, fingerprint)
+	sum, err := writeVerified(dest, body, res, location, h, fingerprint, segmentHeaderCheck(file))
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -148,7 +149,7 @@ func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression reposito
 // newest first, with the same checks, and the first that passes is served
 // with a warning. When none does, or the storage keeps no versions,
 // corrupt stands; a failure to look is a storage error.
-func fetchOverwritten(ctx context.Context, b storage.Backend, key string, compression repository.Compression, dest string, opts FetchOptions, corrupt error) (FetchResult, error) {
+func fetchOverwritten(ctx context.Context, b storage.Backend, key string, file wal.FileName, compression repository.Compression, dest string, opts FetchOptions, corrupt error) (FetchResult, error) {
 	v, ok := storage.AsVersioned(b)
 	if !ok {
 		return FetchResult{}, corrupt
@@ -186,7 +187,7 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, compre
 			return FetchResult{}, fmt.Errorf("%v; reading its older version %s from %s failed: %w", corrupt, id, b.Location(), err)
 		}
 		info.Key = key
-		res, err := writeObject(rc, info, compression, b.Location(), dest, opts, false)
+		res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, false)
 		switch {
 		case err == nil:
 			log.Warn("object overwritten (someone put a newer version over walvault's, which fails its checks): using its newest older version that passes them",
@@ -285,11 +286,32 @@ func closeGot(gs []gotObject) {
 	}
 }
 
+// segmentHeaderCheck checks the first bytes of a segment (or partial)
+// against the name asked for: an object copied, metadata and all, over
+// another segment's key passes its sha256, but PostgreSQL takes a wrong
+// page address for the end of WAL and would end recovery there. nil for
+// files without a header (history, backup history).
+func segmentHeaderCheck(file wal.FileName) func(first []byte) error {
+	if file.Kind != wal.KindSegment && file.Kind != wal.KindPartial {
+		return nil
+	}
+	return func(first []byte) error {
+		h, err := wal.ReadHeader(bytes.NewReader(first))
+		if err == nil {
+			err = h.Check(file.Segment)
+		}
+		if err != nil {
+			return fmt.Errorf("its header does not belong to %s (another segment's object stored under its key?): %w", file, err)
+		}
+		return nil
+	}
+}
+
 // writeVerified hashes with h, a fresh SHA-256, and checks the digest
 // against want.SHA256, or, for an encrypted body (fingerprint not nil:
-// repository.OpenBodyDigest's), with fingerprint. It returns the sha256
-// written.
-func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, fingerprint func(sha256 []byte) error) (sum string, err error) {
+// repository.OpenBodyDigest's), with fingerprint, and the file's first
+// bytes with checkHeader (nil: none). It returns the sha256 written.
+func writeVerified(dest string, body io.Reader, want FetchResult, location string, h hash.Hash, fingerprint func(sha256 []byte) error, checkHeader func(first []byte) error) (sum string, err error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".walvault-*")
 	if err != nil {
@@ -320,6 +342,15 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 		}
 	} else if sum != want.SHA256 {
 		return "", fmt.Errorf("%w: %s from %s has sha256 %s, expected %s; nothing was written to %s", ErrCorrupt, want.Key, location, sum, want.SHA256, dest)
+	}
+	if checkHeader != nil {
+		first := make([]byte, wal.HeaderSize)
+		if _, err := tmp.ReadAt(first, 0); err != nil {
+			return "", fmt.Errorf("%w: %s from %s: read its header: %w; nothing was written to %s", ErrCorrupt, want.Key, location, err, dest)
+		}
+		if err := checkHeader(first); err != nil {
+			return "", fmt.Errorf("%w: %s from %s: %w; nothing was written to %s", ErrCorrupt, want.Key, location, err, dest)
+		}
 	}
 	// No fsync: PostgreSQL reads the restored file at once, and after a
 	// crash recovery simply asks for it again; the rename keeps a reader

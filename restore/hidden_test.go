@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // hide hides keys behind delete markers, as a DELETE without a version id
@@ -28,6 +29,17 @@ func hide(t *testing.T, b *mem.Backend, keys ...string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// segmentRaw is segment name of the fixture cluster: its long header, as
+// wal-fetch checks it against the name, then pseudo-random bytes.
+func segmentRaw(t *testing.T, name string) []byte {
+	t.Helper()
+	s, err := wal.ParseSegmentName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return waltest.Cluster{SystemID: fixtureSysID, SegmentSize: fixtureSegSize}.Segment(t, s, uint64(s.Seg))
 }
 
 // putWAL stores raw as walvault stores a WAL file: lz4 for segments, with
@@ -67,7 +79,7 @@ func wantLog(t *testing.T, logs string, wants ...string) {
 func TestFetchHidden(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
-	raw := bytes.Repeat([]byte("segment 3 "), 1000)
+	raw := segmentRaw(t, "000000010000000000000003")
 	key := putWAL(t, b, "000000010000000000000003", raw)
 	hide(t, b, key, repository.IdentityKey)
 
@@ -102,7 +114,7 @@ func TestFetchHiddenLookupFails(t *testing.T) {
 		f.Before(op, storagetest.AnyKey, func(context.Context, string) error { return lookupErr })
 	}
 	b := f.Versioned()
-	putWAL(t, b, "000000010000000000000003", []byte("segment 3"))
+	putWAL(t, b, "000000010000000000000003", segmentRaw(t, "000000010000000000000003"))
 	log, logs := testLogger()
 	fetch := func() error {
 		_, err := Fetch(context.Background(), b, "000000010000000000000004", filepath.Join(t.TempDir(), "x"), FetchOptions{Compression: repository.LZ4, Log: log})

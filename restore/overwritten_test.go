@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,7 +54,7 @@ func fetchSeg(b storage.Backend, dest string, opts FetchOptions) (FetchResult, e
 func TestFetchOverwritten(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
-	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	raw := segmentRaw(t, overwrittenSeg)
 	key := putWAL(t, b, overwrittenSeg, raw)
 	vs, err := b.Versions(context.Background(), key)
 	if err != nil || len(vs) != 1 {
@@ -80,7 +81,7 @@ func TestFetchOverwritten(t *testing.T) {
 func TestFetchOverwrittenNoGenuine(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
-	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	raw := segmentRaw(t, overwrittenSeg)
 	key := repository.WALKey(waltest.FileName(t, overwrittenSeg), repository.LZ4)
 	// Every version is bad: the oldest is a forged one.
 	forgedOver(t, b, key, raw)
@@ -114,7 +115,7 @@ func TestFetchOverwrittenNoGenuine(t *testing.T) {
 func TestFetchCorruptNotVersioned(t *testing.T) {
 	t.Parallel()
 	inner := newFixtureRepo(t)
-	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	raw := segmentRaw(t, overwrittenSeg)
 	key := putWAL(t, inner, overwrittenSeg, raw)
 	overwrite(t, inner, key, []byte("garbage"), nil)
 	b := storagetest.NewFault(inner) // not storage.Versioned, and no Unwrap
@@ -138,7 +139,7 @@ func TestFetchOverwrittenLookupFails(t *testing.T) {
 	var lookupErr error
 	var failing storagetest.Op
 	inner := newFixtureRepo(t)
-	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	raw := segmentRaw(t, overwrittenSeg)
 	key := putWAL(t, inner, overwrittenSeg, raw)
 	overwrite(t, inner, key, []byte("garbage"), nil)
 	f := storagetest.NewFault(inner)
@@ -178,7 +179,7 @@ func TestFetchOverwrittenLookupFails(t *testing.T) {
 func TestPrefetchLeavesOverwritten(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
-	raw := bytes.Repeat([]byte("segment 5 "), 1000)
+	raw := segmentRaw(t, overwrittenSeg)
 	key := putWAL(t, b, overwrittenSeg, raw)
 	overwrite(t, b, key, []byte("garbage"), nil)
 	log, logs := testLogger()
@@ -192,4 +193,58 @@ func TestPrefetchLeavesOverwritten(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Errorf("prefetch of an overwritten segment logged:\n%s", logs)
 	}
+}
+
+// TestFetchAnotherSegmentsObject: another segment's object copied over a
+// key, metadata and all, passes the sha256 check; its header names the
+// other segment, and PostgreSQL would take the wrong page address for the
+// end of WAL and end recovery there. It is corrupt: the genuine older
+// version is served when the bucket keeps it, and otherwise nothing is
+// written.
+func TestFetchAnotherSegmentsObject(t *testing.T) {
+	t.Parallel()
+	copyOver := func(t *testing.T, b storage.Backend, from, to string) {
+		rc, info, err := b.Get(context.Background(), from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		overwrite(t, b, to, body, info.Metadata)
+	}
+	const other = "000000010000000000000004"
+	t.Run("versioned", func(t *testing.T) {
+		t.Parallel()
+		b := newFixtureRepo(t)
+		raw := segmentRaw(t, overwrittenSeg)
+		key := putWAL(t, b, overwrittenSeg, raw)
+		copyOver(t, b, putWAL(t, b, other, segmentRaw(t, other)), key)
+		log, logs := testLogger()
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		if _, err := fetchSeg(b, dest, FetchOptions{Log: log}); err != nil {
+			t.Fatalf("Fetch: %v, want the genuine older version", err)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, raw) {
+			t.Errorf("Fetch wrote %d bytes, want segment %s's own", len(got), overwrittenSeg)
+		}
+		wantLog(t, logs.String(), "level=WARN", "object overwritten", "header does not belong to "+overwrittenSeg)
+	})
+	t.Run("no older version", func(t *testing.T) {
+		t.Parallel()
+		inner := newFixtureRepo(t)
+		key := repository.WALKey(waltest.FileName(t, overwrittenSeg), repository.LZ4)
+		copyOver(t, inner, putWAL(t, inner, other, segmentRaw(t, other)), key)
+		b := storagetest.NewFault(inner) // no versions to fall back on
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		_, err := fetchSeg(b, dest, FetchOptions{})
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "header page address 0/400000, file name says 0/500000") {
+			t.Errorf("Fetch: %v; want ErrCorrupt naming the header's page address", err)
+		}
+		if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("dest exists (%v), want nothing written", err)
+		}
+	})
 }

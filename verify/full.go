@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +56,7 @@ func (s *scan) worker(ctx context.Context) error {
 type readResult struct {
 	stored, raw int64
 	sha256      string // of the raw bytes, or with storedSum of the stored ones
+	head        []byte // the first wal.HeaderSize raw bytes (fewer if shorter)
 	// decodeErr: the body did not decompress (damaged data, not a storage
 	// failure).
 	decodeErr error
@@ -93,8 +95,9 @@ func readThrough(rc io.Reader, c repository.Compression, limit, storedLimit int6
 	if stored != nil {
 		raw = io.Discard
 	}
-	n, err := io.Copy(raw, io.LimitReader(body, limit+1))
-	res := readResult{raw: n}
+	head := &headKeeper{}
+	n, err := io.Copy(io.MultiWriter(raw, head), io.LimitReader(body, limit+1))
+	res := readResult{raw: n, head: head.b}
 	switch {
 	case storage.StreamError(err) != nil:
 		return readResult{}, storage.StreamError(err)
@@ -111,6 +114,16 @@ func readThrough(rc io.Reader, c repository.Compression, limit, storedLimit int6
 	}
 	res.stored = counted.n
 	return res, nil
+}
+
+// headKeeper keeps the first wal.HeaderSize bytes written to it.
+type headKeeper struct{ b []byte }
+
+func (k *headKeeper) Write(p []byte) (int, error) {
+	if room := wal.HeaderSize - len(k.b); room > 0 {
+		k.b = append(k.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 func (s *scan) count(stored int64) {
@@ -154,25 +167,59 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 	switch {
 	case res.decodeErr != nil:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
-			Detail: fmt.Sprintf("%s (%s) does not decompress: %v: the object is damaged; %s", it.key, name, res.decodeErr, walRemedy(it.wal.file))})
+			Detail: fmt.Sprintf("%s (%s) does not decompress: %v: the object is damaged; %s", it.key, name, res.decodeErr, s.walRemedy(it.wal.file))})
 	case res.raw != wantRaw:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
-			Detail: fmt.Sprintf("%s (%s) decompresses to %s bytes, its metadata says %d: the object is damaged; %s", it.key, name, sizeWord(res.raw, wantRaw), wantRaw, walRemedy(it.wal.file))})
+			Detail: fmt.Sprintf("%s (%s) decompresses to %s bytes, its metadata says %d: the object is damaged; %s", it.key, name, sizeWord(res.raw, wantRaw), wantRaw, s.walRemedy(it.wal.file))})
 	case !repository.EncryptedObject(info.Metadata) && res.sha256 != wantSum:
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
-			Detail: fmt.Sprintf("%s (%s) has sha256 %s, its metadata says %s: the object is damaged; %s", it.key, name, res.sha256, wantSum, walRemedy(it.wal.file))})
+			Detail: fmt.Sprintf("%s (%s) has sha256 %s, its metadata says %s: the object is damaged; %s", it.key, name, res.sha256, wantSum, s.walRemedy(it.wal.file))})
 	case it.wal.file.Kind == wal.KindSegment && res.raw != int64(s.id.WALSegmentSize):
 		s.problem(Finding{Kind: KindWALChecksum, Key: it.key,
 			Detail: fmt.Sprintf("%s (%s) holds %d bytes, but the repository's segments are %d bytes", it.key, name, res.raw, s.id.WALSegmentSize)})
+	default:
+		// Another segment's object copied over the key, metadata and
+		// all, passes every check above; PostgreSQL would take its page
+		// address for the end of WAL.
+		if why := s.headerMismatch(it.wal.file, res.head); why != "" {
+			s.problem(Finding{Kind: KindWALHeader, Key: it.key,
+				Detail: fmt.Sprintf("%s (%s): %s: another object was stored under its key, and wal-fetch refuses it; %s", it.key, name, why, s.walRemedy(it.wal.file))})
+		}
 	}
 	return nil
 }
 
-func walRemedy(f wal.FileName) string {
-	if f.Kind == wal.KindSegment || f.Kind == wal.KindPartial {
-		return "a restore that needs it will stop there; take a new backup"
+// headerMismatch says why a segment's (or partial's) first bytes do not
+// belong to file in this repository, "" when they do or it has no header.
+func (s *scan) headerMismatch(file wal.FileName, head []byte) string {
+	if file.Kind != wal.KindSegment && file.Kind != wal.KindPartial {
+		return ""
 	}
-	return "restore it from a copy if you have one"
+	h, err := wal.ReadHeader(bytes.NewReader(head))
+	if err == nil {
+		err = h.Check(file.Segment)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	if id := strconv.FormatUint(h.SystemID, 10); s.id.SystemID != "" && id != s.id.SystemID {
+		return fmt.Sprintf("its header says cluster %s, the repository's is %s", id, s.id.SystemID)
+	}
+	return ""
+}
+
+// walRemedy says what a damaged WAL file means for a restore. In a bucket
+// that keeps versions, wal-fetch serves the newest older version that
+// passes its checks (walvault never overwrites, so a newer version is not
+// walvault's).
+func (s *scan) walRemedy(f wal.FileName) string {
+	if f.Kind != wal.KindSegment && f.Kind != wal.KindPartial {
+		return "restore it from a copy if you have one"
+	}
+	if _, versioned := storage.AsVersioned(s.b); versioned {
+		return "if the bucket keeps an older version of the key that is walvault's (aws s3api list-object-versions), wal-fetch serves that one (delete the newer versions once no lock keeps them); otherwise a restore that needs it will stop there: take a new backup"
+	}
+	return "a restore that needs it will stop there; take a new backup"
 }
 
 // checkPart re-reads one backup part and compares it with its manifest

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -50,10 +51,17 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// segmentBody is a segment's raw content: compressible, and different for
-// every segment.
+// segmentBody is a segment's raw content: the long header of segment n
+// (timeline 1, which a later timeline's segment may name too), then
+// compressible bytes, different for every segment.
 func segmentBody(n uint32) []byte {
-	body := bytes.Repeat([]byte(fmt.Sprintf("segment %08X ", n)), testSegSize/17+1)
+	h := wal.Header{Magic: 0xD110, Info: 0x0002, Timeline: 1, PageAddr: wal.LSN(n) * testSegSize,
+		SystemID: 7312345678901234567, SegmentSize: testSegSize, BlockSize: 8192}
+	hdr, err := h.MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	body := append(hdr, bytes.Repeat([]byte(fmt.Sprintf("segment %08X ", n)), testSegSize/17+1)...)
 	return body[:testSegSize]
 }
 
@@ -242,6 +250,38 @@ func TestCorruptedSegmentFull(t *testing.T) {
 	p = wantOnly(t, run(t, f.b, true), KindWALChecksum, key)
 	if !strings.Contains(p.Detail, "decompress") {
 		t.Errorf("detail should say it does not decompress: %s", p.Detail)
+	}
+}
+
+// TestAnotherSegmentsObjectFull: another segment's object copied over a
+// key with its metadata passes the size and sha256 checks; its header
+// names the other segment (or another cluster), and wal-fetch refuses it,
+// so --full reports it.
+func TestAnotherSegmentsObjectFull(t *testing.T) {
+	f := newFixture(t)
+	key := f.keys[wal.Segment{Timeline: 1, Seg: 5}.String()]
+	copyOver := func(raw []byte) {
+		t.Helper()
+		if err := f.b.Delete(context.Background(), key); err != nil {
+			t.Fatal(err)
+		}
+		repotest.PutWAL(t, f.b, key, repository.LZ4, raw, nil)
+	}
+	copyOver(segmentBody(4))
+	if r := run(t, f.b, false); !r.OK {
+		t.Fatalf("without --full the listing looks fine, want OK: %v", kinds(r.Problems))
+	}
+	p := wantOnly(t, run(t, f.b, true), KindWALHeader, key)
+	if !strings.Contains(p.Detail, "header page address 0/400000, file name says 0/500000") {
+		t.Errorf("detail should name both addresses: %s", p.Detail)
+	}
+
+	foreign := segmentBody(5)
+	binary.LittleEndian.PutUint64(foreign[24:], 7000000000000000001) // xlp_sysid
+	copyOver(foreign)
+	p = wantOnly(t, run(t, f.b, true), KindWALHeader, key)
+	if !strings.Contains(p.Detail, "its header says cluster 7000000000000000001, the repository's is 7312345678901234567") {
+		t.Errorf("detail should name both clusters: %s", p.Detail)
 	}
 }
 
