@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -96,7 +97,7 @@ func (f *fixture) backup(t *testing.T, start time.Time, startSeg, stopSeg uint32
 	}
 	m := repository.BackupManifest{
 		FormatVersion: repository.FormatVersion, ID: id, SystemID: "7712061122709846133", PGVersion: 150010, WALSegmentSize: segSize,
-		StartTimeline: 1, StopTimeline: 1, StartLSN: "0/2000028", StopLSN: "0/3000100",
+		StartTimeline: 1, StopTimeline: 1, StartLSN: fmt.Sprintf("0/%X", startSeg<<24+0x28), StopLSN: fmt.Sprintf("0/%X", stopSeg<<24+0x100),
 		StartWAL: wal.Segment{Timeline: 1, Seg: startSeg}.String(), StopWAL: wal.Segment{Timeline: 1, Seg: stopSeg}.String(),
 		StartTime: start, StopTime: start.Add(90 * time.Second), RawBytes: 1 << 30, Stored: 300 << 20,
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // BackupsPrefix is where base backups live, one folder per backup id.
@@ -226,7 +227,58 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 	if m.ID != id {
 		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s says its id is %q: the repository is damaged", id, m.ID)}
 	}
+	if err := m.checkWALPoints(); err != nil {
+		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s: %w: the manifest is damaged (retention and restore trust these to know which WAL the backup needs)", id, b.Location(), err)}
+	}
 	return m, nil
+}
+
+// checkWALPoints compares the manifest's start and stop LSNs with the
+// segments it names, which backup-push derives from them (start_wal holds
+// start_lsn, stop_wal the byte before stop_lsn): a flipped bit in one no
+// longer agrees with the other. A manifest without them (or without the
+// segment size, optional in old ones) is not checked.
+func (m *BackupManifest) checkWALPoints() error {
+	if m.StartLSN == "" || m.StopLSN == "" || m.StartWAL == "" || m.StopWAL == "" || wal.ValidateSegmentSize(m.WALSegmentSize) != nil {
+		return nil
+	}
+	start, err := wal.ParseLSN(m.StartLSN)
+	if err != nil {
+		return fmt.Errorf("start_lsn: %w", err)
+	}
+	stop, err := wal.ParseLSN(m.StopLSN)
+	if err != nil {
+		return fmt.Errorf("stop_lsn: %w", err)
+	}
+	if stop <= start {
+		return fmt.Errorf("stop_lsn %s is not after start_lsn %s", stop, start)
+	}
+	for _, p := range []struct {
+		field, lsnField string
+		name            string
+		tli             uint32
+		lsn             wal.LSN
+	}{
+		{"start_wal", "start_lsn", m.StartWAL, m.StartTimeline, start},
+		{"stop_wal", "the byte before stop_lsn", m.StopWAL, m.StopTimeline, stop - 1},
+	} {
+		named, err := wal.ParseSegmentName(p.name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.field, err)
+		}
+		tli := wal.TimelineID(p.tli)
+		if tli == 0 {
+			tli = named.Timeline
+		}
+		holds, err := wal.SegmentFromLSN(tli, p.lsn, m.WALSegmentSize)
+		if err != nil {
+			return err
+		}
+		if holds != named {
+			return fmt.Errorf("%s %s lies in segment %s, but %s says %s", p.lsnField, p.lsn, holds, p.field, named)
+		}
+	}
+	return nil
 }
 
 // BackupFolders lists the ids of every backup folder, complete or not, in

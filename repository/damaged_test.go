@@ -118,3 +118,49 @@ func TestCatalogManifestReadErrorFails(t *testing.T) {
 		t.Fatalf("ListBackups with a failing manifest read: %+v, %v; want an error wrapping %v", got, err, transient)
 	}
 }
+
+// TestCatalogManifestLSNsDisagree: a manifest whose LSNs disagree with the
+// segments it names (one flipped bit in start_lsn made a backup start
+// after it stopped, and retention then deleted the WAL it needs) is
+// DAMAGED, saying which field; a consistent one is DONE.
+func TestCatalogManifestLSNsDisagree(t *testing.T) {
+	ctx := context.Background()
+	const seg6 = "000000010000000000000006"
+	for _, tc := range []struct {
+		name, start, stop string
+		want              string // "": DONE
+	}{
+		{"consistent", "0/6000028", "0/6000100", ""},
+		{"stop at a segment's first byte", "0/6000028", "0/7000000", ""},
+		{"start after stop", "0/7000028", "0/6000100", "stop_lsn 0/6000100 is not after start_lsn 0/7000028"},
+		{"start in another segment", "0/4000028", "0/6000100", "start_lsn 0/4000028 lies in segment 000000010000000000000004, but start_wal says " + seg6},
+		{"stop in another segment", "0/6000028", "0/E000100", "the byte before stop_lsn 0/E0000FF lies in segment 00000001000000000000000E, but stop_wal says " + seg6},
+		{"unparsable", "0/6000028", "0/60zz", "stop_lsn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mem.New()
+			if _, err := repository.EnsureIdentity(ctx, b, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
+				t.Fatal(err)
+			}
+			archiveSegments(t, b, seg6)
+			m := manifest("20261125T100000Z", seg6, seg6)
+			m.StartLSN, m.StopLSN = tc.start, tc.stop
+			if err := repository.WriteBackupManifest(ctx, b, m, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, err := repository.ListBackups(ctx, b)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("ListBackups: %v, %v", got, err)
+			}
+			if tc.want == "" {
+				if got[0].Status != repository.StatusDone {
+					t.Errorf("status %s (%v), want DONE", got[0].Status, got[0].Damage)
+				}
+				return
+			}
+			if got[0].Status != repository.StatusDamaged || got[0].Damage == nil || !strings.Contains(got[0].Damage.Error(), tc.want) {
+				t.Errorf("status %s, damage %v; want DAMAGED saying %q", got[0].Status, got[0].Damage, tc.want)
+			}
+		})
+	}
+}

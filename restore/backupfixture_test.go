@@ -235,12 +235,12 @@ func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupM
 	m := repository.BackupManifest{
 		FormatVersion: repository.FormatVersion, ID: f.id, Label: "fixture", SystemID: fmt.Sprint(uint64(fixtureSysID)),
 		PGVersion: 150010, WALSegmentSize: fixtureSegSize,
-		StartTimeline: 1, StartLSN: "0/2000028", StopTimeline: 1, StopLSN: "0/2000100",
+		StartTimeline: 1, StartLSN: "0/200028", StopTimeline: 1, StopLSN: "0/200100",
 		StartWAL: "000000010000000000000002", StopWAL: "000000010000000000000002",
 		StartTime: f.stopTime.Add(-time.Minute), StopTime: f.stopTime, Host: "fixture", Walvault: "test",
 	}
 	if f.skipWAL {
-		m.StartLSN, m.StopLSN = "0/3000028", "0/3000100"
+		m.StartLSN, m.StopLSN = "0/300028", "0/300100"
 		m.StartWAL, m.StopWAL = "000000010000000000000003", "000000010000000000000003"
 	} else {
 		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)

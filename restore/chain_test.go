@@ -100,8 +100,8 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 	dir := func(n string) tarEntry { return tarEntry{name: n, typ: tar.TypeDir} }
 	file := func(n string, body []byte) tarEntry { return tarEntry{name: n, body: body} }
 	defs := []layerDef{
-		{id: chainFull, start: "0/2000028", entries: []tarEntry{
-			file("backup_label", chainLabel("0/2000028", "")),
+		{id: chainFull, start: "0/200028", entries: []tarEntry{
+			file("backup_label", chainLabel("0/200028", "")),
 			file("PG_VERSION", []byte("17\n")),
 			file("postgresql.auto.conf", []byte("# auto\n")),
 			dir("global/"),
@@ -117,8 +117,8 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 			dir("pg_wal/"), dir("pg_tblspc/"),
 			file("global/pg_control", chainControl()),
 		}},
-		{id: chainInc1, start: "0/2000100", parent: chainFull, entries: []tarEntry{
-			file("backup_label", chainLabel("0/2000100", "0/2000028")),
+		{id: chainInc1, start: "0/200100", parent: chainFull, entries: []tarEntry{
+			file("backup_label", chainLabel("0/200100", "0/200028")),
 			file("PG_VERSION", []byte("17\n")),
 			file("postgresql.auto.conf", []byte("# auto 1\n")),
 			dir("global/"),
@@ -134,8 +134,8 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 			dir("pg_wal/"), dir("pg_tblspc/"),
 			file("global/pg_control", chainControl()),
 		}},
-		{id: chainInc2, start: "0/2000200", parent: chainInc1, entries: []tarEntry{
-			file("backup_label", chainLabel("0/2000200", "0/2000100")),
+		{id: chainInc2, start: "0/200200", parent: chainInc1, entries: []tarEntry{
+			file("backup_label", chainLabel("0/200200", "0/200100")),
 			file("PG_VERSION", []byte("17\n")),
 			file("postgresql.auto.conf", []byte("# auto 2\n")),
 			file("INCREMENTAL.conf", []byte("not a relation\n")), // outside base/ and global: a plain file
@@ -163,7 +163,7 @@ func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(st
 		out = append(out, storeChainBackup(t, b, i, d.id, d.start, d.parent, []fixtureArchive{{name: baseArchive, entries: d.entries}}, tm, nil))
 	}
 	return chainFixture{full: out[0], inc1: out[1], inc2: out[2], want: map[string][]byte{
-		"backup_label":         chainLabel("0/2000200", ""),
+		"backup_label":         chainLabel("0/200200", ""),
 		"PG_VERSION":           []byte("17\n"),
 		"postgresql.auto.conf": nil, // rewritten by restore
 		"INCREMENTAL.conf":     []byte("not a relation\n"),
@@ -191,7 +191,7 @@ func storeChainBackup(t *testing.T, b storage.Backend, n int, id, start, parent 
 	m := repository.BackupManifest{
 		FormatVersion: repository.FormatVersion, ID: id, Label: "fixture", SystemID: fmt.Sprint(uint64(fixtureSysID)),
 		PGVersion: 170002, WALSegmentSize: fixtureSegSize,
-		StartTimeline: 1, StartLSN: start, StopTimeline: 1, StopLSN: "0/2000300",
+		StartTimeline: 1, StartLSN: start, StopTimeline: 1, StopLSN: "0/200300",
 		StartWAL: "000000010000000000000002", StopWAL: "000000010000000000000002",
 		StartTime: stop.Add(-time.Minute), StopTime: stop, Host: "fixture", Walvault: "test",
 	}
@@ -447,14 +447,14 @@ func storeTablespaceChain(t *testing.T, b storage.Backend, keptLoc, droppedLoc s
 		fmt.Sscan(oid, &n)
 		return fixtureArchive{name: oid + ".tar", oid: n, location: loc, entries: append([]tarEntry{dir(tsVersion), dir(tsVersion + "5/")}, files...)}
 	}
-	storeChainBackup(t, b, 0, chainFull, "0/2000028", "", []fixtureArchive{
-		{name: baseArchive, entries: base(chainLabel("0/2000028", ""), []tablespaceMapEntry{{tsKept, keptLoc}, {tsDropped, droppedLoc}},
+	storeChainBackup(t, b, 0, chainFull, "0/200028", "", []fixtureArchive{
+		{name: baseArchive, entries: base(chainLabel("0/200028", ""), []tablespaceMapEntry{{tsKept, keptLoc}, {tsDropped, droppedLoc}},
 			file("global/1262", blocks("xyz")))},
 		tablespace(tsKept, keptLoc, file(tsVersion+"5/16390", blocks("abc")), file(tsVersion+"5/16391", blocks("k"))),
 		tablespace(tsDropped, droppedLoc, file(tsVersion+"5/16400", blocks("pq"))),
 	}, nil, editFull)
-	storeChainBackup(t, b, 1, chainInc1, "0/2000100", chainFull, []fixtureArchive{
-		{name: baseArchive, entries: base(chainLabel("0/2000100", "0/2000028"), []tablespaceMapEntry{{tsKept, keptLoc}},
+	storeChainBackup(t, b, 1, chainInc1, "0/200100", chainFull, []fixtureArchive{
+		{name: baseArchive, entries: base(chainLabel("0/200100", "0/200028"), []tablespaceMapEntry{{tsKept, keptLoc}},
 			file("global/INCREMENTAL.1262", incFile(3, nil, "")))},
 		tablespace(tsKept, keptLoc, file(tsVersion+"5/INCREMENTAL.16390", incFile(3, []uint32{1}, "B")), file(tsVersion+"5/INCREMENTAL.16391", incFile(1, nil, ""))),
 	}, nil, nil)
