@@ -153,6 +153,10 @@ type checker struct {
 	// request, so later checks do not ask it again.
 	repoDown bool
 
+	// Whether the credentials could shorten a GOVERNANCE lock
+	// (tryLiftGovernance); nil when not tried.
+	governance *governanceTry
+
 	// The proof that archiving reaches the repository (proveArchiving).
 	proofRan bool
 	proof    archiveproof.Proof

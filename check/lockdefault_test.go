@@ -2,9 +2,12 @@ package check
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -42,5 +45,53 @@ func TestObjectLockWeakerThanBucketDefault(t *testing.T) {
 		if r.OK != tc.ok || !tc.ok && !strings.Contains(r.Detail, "stricter than the lock policy walvault writes with") {
 			t.Errorf("bucket default %s %d days, lock-mode governance 7 days: %+v; want OK %v", tc.mode, tc.days, r, tc.ok)
 		}
+	}
+}
+
+// fakeLifter is a bucket with Object Lock whose answer to a shortened
+// GOVERNANCE lock with the bypass is err (nil: it shortened it).
+type fakeLifter struct {
+	fakeLock
+	err   error
+	tried *[]string
+}
+
+func (f fakeLifter) ShortenGovernanceLock(_ context.Context, key string, _ time.Time) error {
+	*f.tried = append(*f.tried, key)
+	return f.err
+}
+
+// TestObjectLockGovernanceLifted: check tries, on its own probe, to
+// shorten a GOVERNANCE lock with the bypass header. Credentials that can
+// (s3:BypassGovernanceRetention, the root's, or any on MinIO) fail the
+// Object Lock check: they could lift every lock and delete the versions.
+// A refusal passes and says so; a failure to ask is said; compliance mode
+// is not tried (nobody can shorten it).
+func TestObjectLockGovernanceLifted(t *testing.T) {
+	_, b := newChecker(t)
+	for _, tc := range []struct {
+		name  string
+		mode  storage.RetentionMode
+		err   error
+		ok    bool
+		want  string
+		tries int
+	}{
+		{"lifted", storage.Governance, nil, false, "x-amz-bypass-governance-retention", 1},
+		{"refused", storage.Governance, storage.Permanent(errors.New("AccessDenied")), true, "cannot shorten a GOVERNANCE lock", 1},
+		{"no answer", storage.Governance, errors.New("connection reset"), true, "was not checked: connection reset", 1},
+		{"compliance", storage.Compliance, nil, true, "locked COMPLIANCE for 7 days", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newChecker(t)
+			c.opts.LockMode, c.opts.LockDays = tc.mode, 7
+			var tried []string
+			c.b = storage.WithRetry(fakeLifter{fakeLock: fakeLock{Backend: b, enabled: true}, err: tc.err, tried: &tried}, storage.DefaultRetryPolicy, nil)
+			c.tryLiftGovernance(context.Background(), repository.LockPolicy{Mode: tc.mode, Days: 7}, "check/probe-1")
+			r := one(t, c.checkObjectLock(context.Background()))
+			if r.OK != tc.ok || !strings.Contains(r.Detail, tc.want) || len(tried) != tc.tries {
+				t.Errorf("%+v after %d tries; want OK %v saying %q after %d", r, len(tried), tc.ok, tc.want, tc.tries)
+			}
+		})
 	}
 }

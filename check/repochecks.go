@@ -76,6 +76,7 @@ func (c *checker) checkRepository(ctx context.Context) []Result {
 		c.opts.Log.Info("deleted expired probes of earlier checks", "probes", n)
 	}
 	if lock.Enabled() {
+		c.tryLiftGovernance(ctx, lock, rep.Key)
 		return []Result{ok(NameRepository, "%s: wrote and read back a probe; a conditional create of it was refused; it came back locked until %s and its delete was refused, so it stays until then", loc, rep.RetainUntil.UTC().Format(time.RFC3339))}
 	}
 	switch err := rep.DeleteErr; {
@@ -282,18 +283,50 @@ type lockReporter interface {
 	ObjectLockEnabled(ctx context.Context) (bool, error)
 }
 
-func findLockReporter(b storage.Backend) (lockReporter, bool) {
+// governanceLifter is implemented by backends that can try to shorten a
+// GOVERNANCE lock with the bypass (storage/s3).
+type governanceLifter interface {
+	ShortenGovernanceLock(ctx context.Context, key string, until time.Time) error
+}
+
+// backendAs finds the backend under b's decorators that implements T.
+func backendAs[T any](b storage.Backend) (T, bool) {
 	for b != nil {
-		if r, ok := b.(lockReporter); ok {
+		if r, ok := b.(T); ok {
 			return r, true
 		}
 		u, ok := b.(storage.Unwrapper)
 		if !ok {
-			return nil, false
+			break
 		}
 		b = u.Unwrap()
 	}
-	return nil, false
+	var zero T
+	return zero, false
+}
+
+// tryLiftGovernance tries, with the credentials walvault runs with, to
+// shorten the GOVERNANCE lock of check's own probe (to a minute from now),
+// for the Object Lock line: credentials that can, can lift every lock
+// walvault writes and then delete the versions, which is what Object Lock
+// is there to prevent.
+func (c *checker) tryLiftGovernance(ctx context.Context, lock repository.LockPolicy, probe string) {
+	if lock.Mode != storage.Governance {
+		return
+	}
+	l, ok := backendAs[governanceLifter](c.b)
+	if !ok {
+		return
+	}
+	err := l.ShortenGovernanceLock(ctx, probe, c.opts.Now().Add(time.Minute))
+	c.governance = &governanceTry{probe: probe, err: err}
+}
+
+// governanceTry is what tryLiftGovernance found: err nil, the lock was
+// shortened.
+type governanceTry struct {
+	probe string
+	err   error
 }
 
 // checkObjectLock checks that the bucket has Object Lock when the policy
@@ -311,7 +344,7 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 	if r, down := c.repositoryDown(NameObjectLock); down {
 		return r
 	}
-	r, found := findLockReporter(c.b)
+	r, found := backendAs[lockReporter](c.b)
 	if !found {
 		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but %s cannot lock objects: use an s3:// repository on a bucket with Object Lock enabled", strings.ToLower(string(configured.Mode)), c.b.Location())}
 	}
@@ -336,7 +369,19 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 		return []Result{failed(NameObjectLock, "the bucket's default retention (%s, %d days) is stricter than the lock policy walvault writes with (%s), and an object's own retention replaces the bucket's default: every object walvault writes is less protected than the bucket promises. Start a new repository prefix with a lock-mode and lock-days at least as strict (walvault.json fixes a repository's policy), or lower the bucket's default",
 			mode, days, configured)}
 	}
-	return []Result{ok(NameObjectLock, "the bucket has Object Lock enabled; new objects are locked %s", configured)}
+	note := ""
+	if g := c.governance; g != nil {
+		switch {
+		case g.err == nil:
+			return []Result{failed(NameObjectLock, "new objects are locked %s, but the credentials walvault runs with lifted such a lock: they shortened the lock of check's probe %s with x-amz-bypass-governance-retention, so whoever holds them (an attacker on the database host) can shorten every lock walvault writes and then delete WAL and backups. Take s3:BypassGovernanceRetention away from them (and never run walvault with the account root's), or use lock-mode compliance in a new repository prefix (MinIO honours the bypass for any credential allowed s3:PutObjectRetention: use compliance there)",
+				configured, g.probe)}
+		case storage.IsPermanent(g.err):
+			note = "; these credentials cannot shorten a GOVERNANCE lock (the bypass was refused on check's probe)"
+		default:
+			note = fmt.Sprintf("; whether these credentials can lift a GOVERNANCE lock was not checked: %v", g.err)
+		}
+	}
+	return []Result{ok(NameObjectLock, "the bucket has Object Lock enabled; new objects are locked %s%s", configured, note)}
 }
 
 // lockDefaultReporter is implemented by backends that can tell their

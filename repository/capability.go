@@ -101,7 +101,7 @@ func ProveCapabilities(ctx context.Context, b storage.Backend, p Probe, lock Loc
 	// this very put landed, and the read back below proves it.
 	if err := b.Put(ctx, key, bytes.NewReader(first), storage.PutOptions{IfNotExists: true, Size: int64(len(first)), Retention: ret}); err != nil && !errors.Is(err, storage.ErrExists) {
 		if lock.Enabled() {
-			return fail(CapWrite, err, "writing the probe %s locked in mode %s failed (lock-mode %s needs a bucket with Object Lock enabled)", key, lock.Mode, strings.ToLower(string(lock.Mode)))
+			return fail(CapWrite, err, "writing the probe %s locked in mode %s failed (lock-mode %s needs a bucket with Object Lock enabled, and credentials allowed s3:PutObjectRetention as well as s3:PutObject)", key, lock.Mode, strings.ToLower(string(lock.Mode)))
 		}
 		return fail(CapWrite, err, "writing the probe %s failed", key)
 	}

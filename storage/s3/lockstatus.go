@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -43,4 +44,29 @@ func (b *Backend) ObjectLockDefault(ctx context.Context) (enabled bool, mode sto
 	}
 	d := c.Rule.DefaultRetention
 	return true, storage.RetentionMode(d.Mode), int(aws.ToInt32(d.Days)) + 365*int(aws.ToInt32(d.Years)), nil
+}
+
+// ShortenGovernanceLock asks the server to shorten the GOVERNANCE lock of
+// key's current version to until, bypassing governance
+// (x-amz-bypass-governance-retention), as a principal with
+// s3:BypassGovernanceRetention (or the account root) may. `walvault check`
+// tries it on its own probe: when it succeeds, these credentials can lift
+// every lock walvault writes in governance mode and then delete the
+// versions. MinIO honours the header for any credential that may call
+// PutObjectRetention, which walvault's writes under a lock need.
+func (b *Backend) ShortenGovernanceLock(ctx context.Context, key string, until time.Time) error {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return storage.OpError("shorten the lock of", key, err)
+	}
+	_, err = b.client.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{
+		Bucket:                    &b.bucket,
+		Key:                       aws.String(okey),
+		BypassGovernanceRetention: aws.Bool(true),
+		Retention:                 &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(until)},
+	})
+	if err != nil {
+		return storage.OpError("shorten the lock of", key, b.translate(err))
+	}
+	return nil
 }
