@@ -299,7 +299,13 @@ func target(ctx context.Context, w pg.Wire, srv Server, log *slog.Logger) (wal.S
 	}
 	// pg_walfile_name of what pg_switch_wal() returns names the segment it
 	// completed, or, when nothing was written since the last switch, the
-	// one that switch completed.
+	// one that switch completed, which may have been archived elsewhere
+	// (before archive_command named this repository) and never arrive
+	// here. A transaction with an xid writes a commit record, so the
+	// switch completes a segment of its own; any role may.
+	if _, err := queryOne(ctx, w, "SELECT pg_current_xact_id()"); err != nil {
+		log.Debug("could not write a record before switching WAL", "error", err)
+	}
 	v, err := queryOne(ctx, w, "SELECT pg_walfile_name(pg_switch_wal())")
 	if err == nil {
 		seg, err := wal.ParseSegmentName(v)

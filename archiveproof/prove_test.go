@@ -54,6 +54,8 @@ func (f fakeServer) wire() *pgtest.Server {
 		switch {
 		case strings.Contains(sql, "pg_stat_archiver"):
 			return pgtest.Result("SELECT 1", []string{"a", "b"}, []string{f.lastArchived, f.failure})
+		case strings.Contains(sql, "pg_current_xact_id"):
+			return pgtest.Result("SELECT 1", []string{"pg_current_xact_id"}, []string{"742"})
 		case strings.Contains(sql, "pg_switch_wal"):
 			if f.switched == "" {
 				return pgtest.Failure("42501", "permission denied for function pg_switch_wal")
@@ -68,9 +70,18 @@ func (f fakeServer) wire() *pgtest.Server {
 	}}
 }
 
-func switched(w *pgtest.Server) bool {
+// switched says whether Prove switched WAL, and fails the test unless it
+// wrote a record first (a transaction with an xid): a switch with nothing
+// written since the last one completes no new segment.
+func switched(t *testing.T, w *pgtest.Server) bool {
+	t.Helper()
+	wrote := false
 	for _, q := range w.Queries {
+		wrote = wrote || strings.Contains(q, "pg_current_xact_id")
 		if strings.Contains(q, "pg_switch_wal") {
+			if !wrote {
+				t.Errorf("Prove switched WAL without writing a record first: %q", w.Queries)
+			}
 			return true
 		}
 	}
@@ -86,7 +97,7 @@ func TestProveLastArchived(t *testing.T) {
 	if err != nil || p.Segment != "000000010000000000000005" || p.Switched {
 		t.Fatalf("Prove: got %+v, %v; want the last archived segment, without a switch", p, err)
 	}
-	if switched(w) {
+	if switched(t, w) {
 		t.Error("Prove switched WAL although the last archived segment was in the repository")
 	}
 }
@@ -106,6 +117,9 @@ func TestProveSwitchesAndWaits(t *testing.T) {
 	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: 10 * time.Second})
 	if err != nil || p.Segment != "000000010000000000000001" || !p.Switched || p.Waited < 200*time.Millisecond {
 		t.Fatalf("Prove: got %+v, %v; want segment 1 after a switch and a wait", p, err)
+	}
+	if !switched(t, w) {
+		t.Errorf("Prove did not switch WAL: %q", w.Queries)
 	}
 }
 
@@ -187,7 +201,7 @@ func TestProveStandby(t *testing.T) {
 	if err != nil || p.Segment != "000000020000000000000004" || p.Switched || !p.Replayed || !strings.Contains(p.String(), "the last this standby replayed") {
 		t.Fatalf("Prove on a standby: got %+v (%s), %v; want segment 000000020000000000000004, replayed, without a switch", p, p, err)
 	}
-	if switched(w) {
+	if switched(t, w) {
 		t.Error("Prove tried to switch WAL on a standby")
 	}
 }
@@ -218,7 +232,7 @@ func TestProveLastArchivedBackupHistory(t *testing.T) {
 	if err != nil || p.Segment != history || p.Switched {
 		t.Fatalf("Prove: got %+v, %v; want the backup history file, without a switch", p, err)
 	}
-	if switched(w) {
+	if switched(t, w) {
 		t.Error("Prove switched WAL although the last archived file was in the repository")
 	}
 	if got := p.String(); !strings.Contains(got, "backup history file "+history) {
