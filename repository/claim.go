@@ -172,6 +172,10 @@ func (inv *Inventory) LostIdentity() string {
 	if inv.WALFiles == 0 && len(inv.Backups) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s has no %s, yet holds %s and %s: its %s was deleted, with every version; nothing can be checked without it. The next wal-push of the cluster that wrote them writes it anew (another cluster's is refused), or put its last version back",
-		inv.Location, IdentityKey, units.Plural(int(inv.WALFiles), "WAL file"), units.Plural(len(inv.Backups), "backup"), IdentityKey)
+	holds := units.Plural(int(inv.WALFiles), "WAL file") + " and " + units.Plural(len(inv.Backups), "backup")
+	if inv.walScoped {
+		holds = units.Plural(len(inv.Backups), "backup") // the WAL was not listed
+	}
+	return fmt.Sprintf("%s has no %s, yet holds %s: its %s was deleted, with every version; nothing can be checked or restored without it. The next wal-push of the cluster that wrote them writes it anew (another cluster's is refused; a push that read it less than 5 minutes before trusts its cached copy, so allow that long), or put its last version back (a copy, or an older version of the key in the bucket)",
+		inv.Location, IdentityKey, holds, IdentityKey)
 }

@@ -164,3 +164,19 @@ func TestCatalogManifestLSNsDisagree(t *testing.T) {
 		})
 	}
 }
+
+// TestCatalogLostIdentitySaysWhat: backups without walvault.json (deleted
+// with every version) are refused, as nothing can be checked without it,
+// with what happened and how to get it back, not a bare "not found".
+func TestCatalogLostIdentitySaysWhat(t *testing.T) {
+	ctx := context.Background()
+	b := mem.New()
+	archiveSegments(t, b, "000000010000000000000002")
+	if err := repository.WriteBackupManifest(ctx, b, manifest("20261125T100000Z", "000000010000000000000002", "000000010000000000000002"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := repository.ListBackups(ctx, b)
+	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "was deleted, with every version") || !strings.Contains(err.Error(), "put its last version back") {
+		t.Fatalf("ListBackups without walvault.json: %v; want not found, saying it was deleted and how to get it back", err)
+	}
+}

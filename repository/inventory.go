@@ -897,6 +897,9 @@ func (inv *Inventory) Catalog() ([]BackupInfo, error) {
 				err := inv.IdentityErr
 				if err == nil {
 					err = fmt.Errorf("%s in %s: %w", IdentityKey, inv.Location, storage.ErrNotFound)
+					if lost := inv.LostIdentity(); lost != "" {
+						err = fmt.Errorf("%s: %w", lost, storage.ErrNotFound)
+					}
 				}
 				return nil, fmt.Errorf("read repository identity: %w", err)
 			}
