@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -159,6 +161,9 @@ func (s *scan) checkWALObject(ctx context.Context, it fullItem) error {
 		return nil
 	}
 	res, err := readThrough(rc, it.wal.compression, wantRaw, -1, s.opts.Identities, info.Metadata)
+	if s.undecryptable(it.key, err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", it.key, s.b.Location(), err)
 	}
@@ -241,6 +246,9 @@ func (s *scan) checkPart(ctx context.Context, it fullItem) error {
 		storedLimit, want = p.StoredSize, p.StoredSHA256
 	}
 	res, err := readThrough(rc, p.Compression, p.RawSize, storedLimit, s.opts.Identities, p.Meta())
+	if s.undecryptable(p.Key, err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}
@@ -259,6 +267,33 @@ func (s *scan) checkPart(ctx context.Context, it fullItem) error {
 	s.problem(Finding{Kind: KindPartChecksum, Key: p.Key, BackupID: it.backupID,
 		Detail: fmt.Sprintf("backup %s: part %s %s: the backup is damaged; restore another backup, and take a new one", it.backupID, p.Key, why)})
 	return nil
+}
+
+// undecryptable counts an object --full could not read because no key at
+// hand decrypts it (an identity file from before a key rotation, or none),
+// so the others are still read; reportUndecryptable says so once.
+func (s *scan) undecryptable(key string, err error) bool {
+	if !errors.Is(err, crypt.ErrNoIdentity) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.notDecrypted == 0 {
+		s.firstNotDecrypted = fmt.Sprintf("%s: %v", key, err)
+	}
+	s.notDecrypted++
+	return true
+}
+
+// reportUndecryptable warns about the objects --full could not decrypt:
+// their content was not checked.
+func (s *scan) reportUndecryptable() {
+	if s.notDecrypted == 0 {
+		return
+	}
+	s.warning(Finding{Kind: KindNotDecrypted, Key: strings.SplitN(s.firstNotDecrypted, ":", 2)[0],
+		Detail: fmt.Sprintf("--full could not check %s, which no key in the identity file decrypts (the first, %s); give decrypt-with an identity file that holds their keys (walvault keys lists which key each backup and WAL run needs)",
+			units.Plural(s.notDecrypted, "encrypted object"), s.firstNotDecrypted)})
 }
 
 // sizeWord prints a size read through a limit of want+1 ("more than N").

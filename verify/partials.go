@@ -146,6 +146,9 @@ func (s *scan) checkPartialBody(ctx context.Context, po partialObj) error {
 		return nil
 	}
 	res, err := readThrough(rc, p.Compression, wantRaw, -1, s.opts.Identities, info.Metadata)
+	if s.undecryptable(p.Key, err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read %s from %s: %w", p.Key, s.b.Location(), err)
 	}

@@ -147,6 +147,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	if err := s.checkPartials(ctx); err != nil {
 		return nil, err
 	}
+	s.reportUndecryptable()
 	if !opts.Full {
 		if err := s.sampleWALMetadata(ctx, inv.LastStoredSegment); err != nil {
 			return nil, err
@@ -204,6 +205,10 @@ type scan struct {
 	// them per timeline (checkPartials).
 	partials   []partialObj
 	partialTLs map[wal.TimelineID]*partialTimeline
+
+	// Objects --full could not decrypt (no key at hand), and the first.
+	notDecrypted      int
+	firstNotDecrypted string
 
 	// What continuity needs of each backup, and the backups with problems.
 	backups        []backupWAL
