@@ -421,6 +421,7 @@ func resolve(c *cli.Context, opts options) error {
 	var ignored []string
 	for _, s := range b.bound {
 		v, inFile := fileValues[s.name]
+		fromFile := inFile
 		switch {
 		case byRestore && inFile && set[s.name] && fromEnvironment(c, s.setting):
 			// The file restore wrote names the repository the cluster
@@ -433,13 +434,18 @@ func resolve(c *cli.Context, opts options) error {
 				ignored = append(ignored, envName(s.name))
 			}
 		case set[s.name] && s.isBool:
-			v = strconv.FormatBool(c.Bool(s.name))
+			v, fromFile = strconv.FormatBool(c.Bool(s.name)), false
 		case set[s.name]:
-			v = c.String(s.name)
+			v, fromFile = c.String(s.name), false
 		case !inFile:
 			v = s.def
 		}
 		if err := s.set(v); err != nil {
+			if fromFile {
+				// Not the value itself: a setting such as pg-conn may
+				// hold a password.
+				err = fmt.Errorf("%w (the value is %s's, in %s)", err, s.name, cfg.ConfigFile)
+			}
 			return usageError{err}
 		}
 	}

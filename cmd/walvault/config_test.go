@@ -141,6 +141,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown YAML key", nil, []string{"--config", writeYAML(t, "repo: file:///x\ntimeuot: 1s\n")}, `unknown setting "timeuot"`},
 		{"nested YAML", nil, []string{"--config", writeYAML(t, "repo:\n  url: x\n")}, "single value"},
 		{"missing config file", nil, []string{"--config", "/nonexistent/walvault.yaml"}, "read config file"},
+		{"bad value in the YAML file", nil, []string{"--config", writeYAML(t, "repo: file:///x\ntimeout: 10 minutes\n")}, "(the value is timeout's, in /"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
