@@ -65,7 +65,8 @@ as they are.
 The helper runs a command only when the caller's environment agrees with its
 own on every variable the command reads: its settings' WALVAULT_* (see its
 --help) and WALVAULT_CONFIG, every AWS_* variable, HOME (~/.aws),
-SSL_CERT_FILE and SSL_CERT_DIR. The command then resolves its flags,
+SSL_CERT_FILE, SSL_CERT_DIR and the proxy variables (HTTP_PROXY,
+HTTPS_PROXY, NO_PROXY, in either case). The command then resolves its flags,
 environment and --config file exactly as it would in its own process (a
 changed config file counts at the next call). Otherwise, and whenever the
 helper is not running, stops, or is cut off before its answer, the caller
@@ -97,7 +98,7 @@ their callers run them themselves.
 Exit codes: 0 stopped by a signal or because its binary was replaced,
 1 failed, 2 bad arguments.`,
 		Flags: settingFlags(&opts,
-			&cli.DurationFlag{Name: "idle-exit", Usage: "stop after this long without a call, or once DATADIR is no longer a data directory (0: run until stopped; helper auto starts helpers with 10m)", Destination: &opts.IdleExit},
+			&cli.DurationFlag{Name: "idle-exit", Usage: "stop after this long without a call it runs (declined ones do not count), or once DATADIR is no longer a data directory (0: run until stopped; helper auto starts helpers with 10m)", Destination: &opts.IdleExit},
 		),
 		Action: repoAction(&opts, func(c *cli.Context, opts *walHelperOptions, s *session) error {
 			return runWALHelper(s.ctx, c.Args().First(), opts.IdleExit, s.log)
@@ -263,8 +264,15 @@ const requestTimeout = 10 * time.Second
 func (h *walHelper) serve(conn *net.UnixConn) {
 	defer conn.Close()
 	h.busy.Add(1)
+	// Only a call it ran keeps the helper from its idle exit: one that
+	// declines every call (the server's environment changed since it
+	// started) then stops, and with helper auto the next call starts one
+	// with the new environment.
+	var ran bool
 	defer func() {
-		h.lastCall.Store(time.Now().UnixNano())
+		if ran {
+			h.lastCall.Store(time.Now().UnixNano())
+		}
 		h.busy.Add(-1)
 	}()
 	uid, pid, err := peercred.Of(conn)
@@ -432,8 +440,18 @@ func readsEnv(cmd *cli.Command) func(name string) bool {
 	// it changes nothing of a call a helper runs.
 	delete(own, envName("helper"))
 	return func(name string) bool {
-		return own[name] || strings.HasPrefix(name, "AWS_") || name == "HOME" || strings.HasPrefix(name, "SSL_CERT_")
+		return own[name] || strings.HasPrefix(name, "AWS_") || name == "HOME" || strings.HasPrefix(name, "SSL_CERT_") || proxyVar(name)
 	}
+}
+
+// proxyVar says whether name is a proxy variable Go's HTTP client (so the
+// S3 client's) reads.
+func proxyVar(name string) bool {
+	switch strings.ToUpper(name) {
+	case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY":
+		return true
+	}
+	return false
 }
 
 // helperCallsRead says whether PostgreSQL's wal-push or wal-fetch calls

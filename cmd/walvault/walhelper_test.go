@@ -158,6 +158,11 @@ func TestWALHelperDeclines(t *testing.T) {
 	if a, ok := rig.ask(prefetchOff, "wal-fetch", rig.segment, "pg_wal/RECOVERYXLOG"); ok || !strings.Contains(a.Message, "WALVAULT_PREFETCH") {
 		t.Errorf("wal-fetch with another WALVAULT_PREFETCH: ok=%v message %q; want declined", ok, a.Message)
 	}
+	// The S3 client goes through the proxy the environment names.
+	proxied := append(handoff.Environ(os.Environ()), "https_proxy=http://127.0.0.1:9")
+	if a, ok := rig.ask(proxied, "wal-push", p); ok || !strings.Contains(a.Message, "https_proxy") {
+		t.Errorf("wal-push through another proxy: ok=%v message %q; want declined, naming https_proxy", ok, a.Message)
+	}
 	unread := append(handoff.Environ(os.Environ()), "WALVAULT_PREFETCH=0", "WALVAULT_RETAIN=2 FULL", "WALVAULT_HELPER=auto")
 	if a, ok := rig.ask(unread, "wal-push", p); !ok || a.Code != exitOK || !strings.Contains(a.Message, "msg=archived") {
 		t.Errorf("wal-push with variables it does not read: ok=%v exit %d %q; want it run and archived", ok, a.Code, a.Message)
@@ -268,6 +273,27 @@ func TestWALHelperIdleExit(t *testing.T) {
 		}
 		if a, ok := rig.ask(handoff.Environ(os.Environ()), "wal-push", "pg_wal/"+rig.segment); ok || a.Message != "" {
 			t.Fatalf("call after the idle helper stopped: ok=%v %q; want a silent fallback", ok, a.Message)
+		}
+	})
+	t.Run("declining", func(t *testing.T) {
+		// A helper whose environment no longer matches the server's
+		// declines every call; those do not keep it running, so with
+		// helper auto the next call after it stops starts a new one.
+		rig := startHelperRig(t, "--idle-exit", "400ms")
+		other := append(handoff.Environ(os.Environ()), "AWS_PROFILE=rotated")
+		deadline := time.After(3 * time.Second)
+		for {
+			select {
+			case <-rig.exited:
+				if rig.code != exitOK {
+					t.Fatalf("idle helper exited with %d, want 0:\n%s", rig.code, rig.log.String())
+				}
+				return
+			case <-deadline:
+				t.Fatalf("the helper runs 3s after its start, declining a call every 100ms, with --idle-exit 400ms:\n%s", rig.log.String())
+			case <-time.After(100 * time.Millisecond):
+				rig.ask(other, "wal-push", "pg_wal/"+rig.segment)
+			}
 		}
 	})
 	t.Run("data directory gone", func(t *testing.T) {

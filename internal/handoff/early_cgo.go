@@ -82,7 +82,9 @@ static int wv_has_prefix(const char *s, const char *prefix) { return strncmp(s, 
 // wv_kept is Environ's filter.
 static int wv_kept(const char *kv) {
 	return wv_has_prefix(kv, "WALVAULT_") || wv_has_prefix(kv, "AWS_") || wv_has_prefix(kv, "HOME=") ||
-	       wv_has_prefix(kv, "SSL_CERT_FILE=") || wv_has_prefix(kv, "SSL_CERT_DIR=");
+	       wv_has_prefix(kv, "SSL_CERT_FILE=") || wv_has_prefix(kv, "SSL_CERT_DIR=") ||
+	       wv_has_prefix(kv, "HTTP_PROXY=") || wv_has_prefix(kv, "HTTPS_PROXY=") || wv_has_prefix(kv, "NO_PROXY=") ||
+	       wv_has_prefix(kv, "http_proxy=") || wv_has_prefix(kv, "https_proxy=") || wv_has_prefix(kv, "no_proxy=");
 }
 
 // wv_handles is Handles.

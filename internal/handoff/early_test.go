@@ -15,7 +15,7 @@ func TestEarlyMatchesGo(t *testing.T) {
 	if earlySocketPath() != SocketPath || earlyProtocol() != protocol {
 		t.Fatalf("C uses socket %q and protocol %q; Go %q and %q", earlySocketPath(), earlyProtocol(), SocketPath, protocol)
 	}
-	env := []string{"PATH=/bin", "WALVAULT_REPO=s3://b/p", "AWS_PROFILE=p", "HOME=/h", "HOMEDIR=/x", "SSL_CERT_DIR=/c", "PGDATA=/d", "WALVAULT_X=a=b", "AWS_="}
+	env := []string{"PATH=/bin", "WALVAULT_REPO=s3://b/p", "AWS_PROFILE=p", "HOME=/h", "HOMEDIR=/x", "SSL_CERT_DIR=/c", "PGDATA=/d", "WALVAULT_X=a=b", "AWS_=", "https_proxy=http://p:3128", "NO_PROXY=.internal", "HTTP_PROXYX=y"}
 	for _, args := range [][]string{
 		{"walvault", "wal-push", "pg_wal/000000010000000000000003"},
 		{"/usr/bin/walvault", "--config", "/etc/walvault.yaml", "wal-fetch", "00000002.history", "pg_wal/RECOVERYHISTORY", ""},

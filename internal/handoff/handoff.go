@@ -81,17 +81,28 @@ func Handles(command string) bool {
 
 // Environ keeps the variables that change what a command does: walvault's
 // own settings, the AWS SDK's (credentials, region, endpoints, profile),
-// HOME (~/.aws) and the TLS trust store. A helper runs a command only when
+// HOME (~/.aws), the TLS trust store and the HTTP proxy. A helper runs a command only when
 // the caller's agree with its own on those the command reads.
 func Environ(env []string) []string {
 	var kept []string
 	for _, kv := range env {
 		if hasPrefix(kv, "WALVAULT_") || hasPrefix(kv, "AWS_") || hasPrefix(kv, "HOME=") ||
-			hasPrefix(kv, "SSL_CERT_FILE=") || hasPrefix(kv, "SSL_CERT_DIR=") {
+			hasPrefix(kv, "SSL_CERT_FILE=") || hasPrefix(kv, "SSL_CERT_DIR=") || isProxy(kv) {
 			kept = append(kept, kv)
 		}
 	}
 	return kept
+}
+
+// isProxy says whether kv sets a proxy variable, which Go's HTTP client
+// (so the S3 client's) reads in either case.
+func isProxy(kv string) bool {
+	for _, p := range [...]string{"HTTP_PROXY=", "HTTPS_PROXY=", "NO_PROXY=", "http_proxy=", "https_proxy=", "no_proxy="} {
+		if hasPrefix(kv, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // EnvMap is an environment list as a map.

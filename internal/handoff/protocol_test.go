@@ -73,8 +73,8 @@ func TestEligibleAndEnviron(t *testing.T) {
 			t.Errorf("Eligible(%q) = %v, want %v", args, got, want)
 		}
 	}
-	got := Environ([]string{"WALVAULT_REPO=x", "PATH=/bin", "AWS_PROFILE=p", "HOME=/h", "HOMEDIR=/x", "SSL_CERT_FILE=/c", "PGDATA=/d"})
-	want := []string{"WALVAULT_REPO=x", "AWS_PROFILE=p", "HOME=/h", "SSL_CERT_FILE=/c"}
+	got := Environ([]string{"WALVAULT_REPO=x", "PATH=/bin", "AWS_PROFILE=p", "HOME=/h", "HOMEDIR=/x", "SSL_CERT_FILE=/c", "PGDATA=/d", "HTTPS_PROXY=http://p:3128", "no_proxy=.internal", "HTTP_PROXYX=y"})
+	want := []string{"WALVAULT_REPO=x", "AWS_PROFILE=p", "HOME=/h", "SSL_CERT_FILE=/c", "HTTPS_PROXY=http://p:3128", "no_proxy=.internal"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Environ kept %q, want %q", got, want)
 	}
