@@ -20,6 +20,7 @@ import (
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/handoff"
+	"github.com/walvault/walvault/internal/osuser"
 	"github.com/walvault/walvault/internal/peercred"
 	"github.com/walvault/walvault/storage"
 )
@@ -177,6 +178,13 @@ func runWALHelper(ctx context.Context, dir string, idleExit time.Duration, log *
 	// Before the chdir below: a relative path to the binary is the
 	// starting directory's.
 	binary := startedAs()
+	// PostgreSQL's calls reach only a helper of their own user, and one of
+	// another (root) would leave pg_wal/walvault to it.
+	if fi, err := os.Stat(abs); err == nil {
+		if owner, ok := osuser.Owner(fi); ok && owner != os.Geteuid() {
+			return usageError{fmt.Errorf("wal-helper runs as user id %d, but %s belongs to user id %d, the server's: run it as that user (runuser -u postgres -- walvault wal-helper ...): PostgreSQL's calls reach only a helper of their own user", os.Geteuid(), abs, owner)}
+		}
+	}
 	if _, err := os.Stat(filepath.Join(abs, "PG_VERSION")); err != nil {
 		return usageError{fmt.Errorf("%s is not a PostgreSQL data directory (no PG_VERSION): %w", abs, err)}
 	}

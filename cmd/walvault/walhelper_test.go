@@ -328,3 +328,28 @@ func TestHelperAppHasTheHandedOffCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestWALHelperRefusesAnotherUsersDataDir: a helper of another user than
+// the data directory's owner (root, by mistake) is refused at start:
+// PostgreSQL's calls could not reach it, and it would leave pg_wal/walvault
+// to its own user.
+func TestWALHelperRefusesAnotherUsersDataDir(t *testing.T) {
+	dir := "/" // root's: another user's whenever the test is not root
+	if os.Geteuid() == 0 {
+		dir = t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("WALVAULT_REPO", "file://"+t.TempDir())
+	code, _, stderr := runCmd(t, "wal-helper", dir)
+	if code != exitUsage || !strings.Contains(stderr, "run it as that user") {
+		t.Fatalf("wal-helper on another user's data directory: exit %d, %q; want %d, run it as that user", code, stderr, exitUsage)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pg_wal")); !os.IsNotExist(err) {
+		t.Errorf("%s/pg_wal after the refusal: %v, want nothing created", dir, err)
+	}
+}

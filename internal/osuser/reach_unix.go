@@ -56,3 +56,13 @@ func Check(path string, uid, gid int, bit fs.FileMode) (*Denial, error) {
 	}
 	return nil, nil
 }
+
+// Owner is the user id that owns fi; ok is false when the file system
+// does not say.
+func Owner(fi fs.FileInfo) (uid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
