@@ -155,10 +155,12 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			// A stalled transfer is abandoned after the call timeout when
 			// that is shorter: no call waits on silence longer than it.
 			StallTimeout: min(s3.DefaultStallTimeout, positiveOr(opts.Stack.CallTimeout, s3.DefaultStallTimeout)),
-			SSE:          opts.S3.SSE,
-			SSEKMSKeyID:  opts.S3.SSEKMSKeyID,
-			ObjectLock:   opts.S3.ObjectLock,
-			Log:          opts.Stack.Log,
+			// A multipart upload's requests ride out what any call does.
+			RequestRetryTime: opts.Stack.CallTimeout,
+			SSE:              opts.S3.SSE,
+			SSEKMSKeyID:      opts.S3.SSEKMSKeyID,
+			ObjectLock:       opts.S3.ObjectLock,
+			Log:              opts.Stack.Log,
 		}
 		if err := cfg.Validate(); err != nil {
 			return nil, &ConfigError{Err: err}

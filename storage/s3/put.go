@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -86,7 +87,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return b.putObject(ctx, okey, bytes.NewReader(first), int64(len(first)), opts)
+		return b.putBuffered(ctx, okey, first, opts)
 	}
 	// first is a full part buffer. Read one more byte to tell "exactly
 	// PartSize" (one PutObject) from "more" (multipart); it then starts the
@@ -99,7 +100,7 @@ func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return b.putObject(ctx, okey, bytes.NewReader(first), int64(len(first)), opts)
+		return b.putBuffered(ctx, okey, first, opts)
 	case err != nil:
 		release()
 		return fmt.Errorf("reading the data to upload: %w", err)
@@ -146,6 +147,22 @@ func (b *Backend) readFirst(ctx context.Context, r io.Reader, sizeHint int64) (d
 // putObject sends one PutObject with a seekable body, so the SDK can sign,
 // checksum and retry it.
 func (b *Backend) putObject(ctx context.Context, okey string, body io.ReadSeeker, size int64, opts storage.PutOptions) error {
+	return b.putError(b.sendPutObject(ctx, okey, body, size, opts), opts)
+}
+
+// putBuffered sends a body read from a stream into memory (data) in one
+// PutObject, sent again through an outage (sendAgain): the retry decorator
+// cannot redo a Put whose reader is spent, and this is the last, short
+// part of every backup archive.
+func (b *Backend) putBuffered(ctx context.Context, okey string, data []byte, opts storage.PutOptions) error {
+	err := b.sendAgain(ctx, "put", okey, func() error {
+		return b.sendPutObject(ctx, okey, bytes.NewReader(data), int64(len(data)), opts)
+	})
+	return b.putError(err, opts)
+}
+
+// sendPutObject sends one PutObject and returns the SDK's error as it is.
+func (b *Backend) sendPutObject(ctx context.Context, okey string, body io.ReadSeeker, size int64, opts storage.PutOptions) error {
 	in := &s3.PutObjectInput{
 		Bucket:        &b.bucket,
 		Key:           aws.String(okey),
@@ -163,7 +180,7 @@ func (b *Backend) putObject(ctx context.Context, okey string, body io.ReadSeeker
 		in.ChecksumAlgorithm = lockChecksum
 	}
 	_, err := b.client.PutObject(ctx, in)
-	return b.putError(err, opts)
+	return err
 }
 
 // putError translates a write's error: a failed condition is ErrExists, a
@@ -252,7 +269,11 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 	created := make(chan struct{})
 	go func() {
 		defer close(created)
-		cout, err := b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
+		var cout *s3.CreateMultipartUploadOutput
+		err := b.sendAgain(ctx, "create the multipart upload of", okey, func() (err error) {
+			cout, err = b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
+			return err
+		})
 		if err != nil {
 			createErr = b.putError(err, opts)
 			return
@@ -284,18 +305,22 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 			if createErr != nil {
 				return createErr
 			}
-			in := &s3.UploadPartInput{
-				Bucket:        &b.bucket,
-				Key:           aws.String(okey),
-				UploadId:      uploadID,
-				PartNumber:    aws.Int32(num),
-				Body:          bytes.NewReader(data),
-				ContentLength: aws.Int64(int64(len(data))),
-			}
-			if opts.Retention != nil {
-				in.ChecksumAlgorithm = lockChecksum
-			}
-			out, err := b.client.UploadPart(gctx, in, b.multipartRetries)
+			var out *s3.UploadPartOutput
+			err := b.sendAgain(gctx, fmt.Sprintf("upload part %d of", num), okey, func() (err error) {
+				in := &s3.UploadPartInput{
+					Bucket:        &b.bucket,
+					Key:           aws.String(okey),
+					UploadId:      uploadID,
+					PartNumber:    aws.Int32(num),
+					Body:          bytes.NewReader(data), // from its start each time
+					ContentLength: aws.Int64(int64(len(data))),
+				}
+				if opts.Retention != nil {
+					in.ChecksumAlgorithm = lockChecksum
+				}
+				out, err = b.client.UploadPart(gctx, in, b.multipartRetries)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("part %d: %w", num, b.translate(err))
 			}
@@ -357,10 +382,46 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 	if opts.IfNotExists {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	if _, err := b.client.CompleteMultipartUpload(ctx, complete, b.multipartRetries); err != nil {
+	err = b.sendAgain(ctx, "complete the multipart upload of", okey, func() error {
+		_, err := b.client.CompleteMultipartUpload(ctx, complete, b.multipartRetries)
+		return err
+	})
+	if err != nil {
 		return b.putError(err, opts)
 	}
 	return nil
+}
+
+// sendAgain runs request, one request of a multipart upload (whose body
+// is in memory, so it can be sent again), until it succeeds, fails for
+// good, or requestRetryTime has passed since its first attempt. The SDK's
+// own retries (multipartRetries) ride out a blip; this, an outage shorter
+// than the command's --timeout, the budget storage.WithRetry gives every
+// other call. A backup of hours is not lost to a gateway restart.
+func (b *Backend) sendAgain(ctx context.Context, what, okey string, request func() error) error {
+	start := time.Now()
+	warned := false
+	for delay := abortRetryDelay; ; delay = min(2*delay, sendAgainMaxDelay) {
+		err := request()
+		if err == nil || ctx.Err() != nil || storage.IsPermanent(b.translate(err)) {
+			return err
+		}
+		failing := time.Since(start)
+		if failing+delay >= b.requestRetryTime {
+			return fmt.Errorf("%w (sent again for %s)", err, failing.Round(time.Millisecond))
+		}
+		if log := storage.CallLog(ctx, b.log); !warned && failing >= sendAgainWarnAfter && log != nil {
+			warned = true
+			log.Warn("storage keeps failing, still retrying", "op", what, "key", okey, "for", failing.Round(time.Millisecond), "err", err)
+		}
+		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // failUpload waits for the part uploads to stop and returns why: cause if
@@ -410,6 +471,10 @@ func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
 const (
 	abortRetryDelay    = 250 * time.Millisecond
 	abortMaxRetryDelay = 2 * time.Second
+	// sendAgain's backoff cap, and how long a request fails before it
+	// says so.
+	sendAgainMaxDelay  = 5 * time.Second
+	sendAgainWarnAfter = 5 * time.Second
 )
 
 // offsetReadSeeker presents size bytes of rs, from base on, as a body that

@@ -109,18 +109,89 @@ func TestOneRetryBudget(t *testing.T) {
 }
 
 // TestMultipartPartRetries: a part of a streamed upload, which the retry
-// decorator cannot redo, keeps the SDK's attempts; the failed upload is
-// aborted.
+// decorator cannot redo, is sent again (the SDK's attempts, again and
+// again) until RequestRetryTime has passed since its first attempt; the
+// failed upload is then aborted.
 func TestMultipartPartRetries(t *testing.T) {
-	f, b := newFailing(t)
+	f := &failingServer{counts: map[string]int{}}
+	b := newAgainstWith(t, f, func(c *s3.Config) { c.RequestRetryTime = 1500 * time.Millisecond })
 	body := onlyReader{strings.NewReader(strings.Repeat("x", s3.MinPartSize+1))}
-	if err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1}); err == nil {
-		t.Fatal("Put against a server failing every part: got nil, want an error")
+	start := time.Now()
+	err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1})
+	if err == nil || !strings.Contains(err.Error(), "sent again for") {
+		t.Fatalf("Put against a server failing every part: got %v, want an error saying how long the part was sent again", err)
 	}
-	if got := f.count("part 1"); got != 3 {
-		t.Errorf("attempts at part 1: got %d, want the SDK's 3", got)
+	if took := time.Since(start); took < 500*time.Millisecond || took > 10*time.Second {
+		t.Errorf("Put failed after %v, want about its RequestRetryTime of 1.5s", took)
+	}
+	if got := f.count("part 1"); got <= 3 {
+		t.Errorf("attempts at part 1: got %d, want more than the SDK's 3", got)
 	}
 	if got := f.count("abort"); got != 1 {
 		t.Errorf("aborts: got %d, want 1", got)
+	}
+}
+
+// outageServer is a multipart-capable S3 that refuses every request of an
+// upload (503) until its outage ends.
+type outageServer struct {
+	mu    sync.Mutex
+	until time.Time
+	parts int
+}
+
+func (o *outageServer) outageFor(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.until = time.Now().Add(d)
+}
+
+func (o *outageServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o.mu.Lock()
+	down := time.Now().Before(o.until)
+	o.mu.Unlock()
+	if down && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	switch {
+	case q.Has("uploads"):
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`))
+	case q.Has("partNumber"):
+		o.mu.Lock()
+		o.parts++
+		o.mu.Unlock()
+		w.Header().Set("ETag", `"e"`)
+	case q.Has("uploadId") && r.Method == http.MethodPost:
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Bucket>bucket</Bucket><Key>k</Key><ETag>"e-2"</ETag></CompleteMultipartUploadResult>`))
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// TestMultipartRidesOutAnOutage: an outage of a few seconds, longer than
+// the SDK's three attempts last, does not fail an upload from a stream (a
+// backup of hours), multipart or short: its requests are sent again
+// within RequestRetryTime, as the retry decorator cannot redo the Put.
+func TestMultipartRidesOutAnOutage(t *testing.T) {
+	o := &outageServer{}
+	o.outageFor(3 * time.Second)
+	b := newAgainstWith(t, o, func(c *s3.Config) { c.RequestRetryTime = time.Minute })
+	body := onlyReader{strings.NewReader(strings.Repeat("x", 2*s3.MinPartSize+1))}
+	if err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1}); err != nil {
+		t.Fatalf("Put through a 3s outage: %v", err)
+	}
+	o.mu.Lock()
+	parts := o.parts
+	o.mu.Unlock()
+	if parts != 3 {
+		t.Errorf("parts stored: %d, want 3", parts)
+	}
+	o.outageFor(3 * time.Second)
+	small := onlyReader{strings.NewReader("the last, short part of a backup archive")}
+	if err := b.Put(context.Background(), "k2", small, storage.PutOptions{Size: -1}); err != nil {
+		t.Fatalf("Put of a short stream through a 3s outage: %v", err)
 	}
 }

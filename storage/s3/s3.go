@@ -50,6 +50,8 @@ const (
 	// of a multipart upload get (see multipartRetries); walvault's retry
 	// decorator (storage.WithRetry) retries every other call.
 	sdkMaxAttempts = 3
+	// DefaultRequestRetryTime is Config.RequestRetryTime's default.
+	DefaultRequestRetryTime = 2 * time.Minute
 	// abortTimeout bounds the cleanup of a failed multipart upload, which
 	// runs even when the caller's context is already done.
 	abortTimeout = 30 * time.Second
@@ -101,6 +103,11 @@ type Config struct {
 	// DefaultStallTimeout). It bounds what no deadline can: a body that
 	// stops mid-transfer.
 	StallTimeout time.Duration
+	// RequestRetryTime is how long one request of a multipart upload is
+	// sent again through a transient failure (an outage), from its first
+	// attempt (default DefaultRequestRetryTime): the command's --timeout,
+	// the budget storage.WithRetry gives every other call.
+	RequestRetryTime time.Duration
 	// ObjectLock says the caller will write with retention (a lock-mode is
 	// set): whether the bucket has Object Lock, which such a write checks
 	// first, is then asked beside the Backend's first HEAD, so a wal-push
@@ -134,6 +141,10 @@ type Backend struct {
 	// not at all one streamed from a pipe, so a lost part would otherwise
 	// fail a backup of many gigabytes.
 	multipartRetries func(*s3.Options)
+	// requestRetryTime bounds sendAgain (Config.RequestRetryTime); log
+	// is where its warning goes when the context carries no call log.
+	requestRetryTime time.Duration
+	log              *slog.Logger
 	// rangeRetries gives the later ranges of a Get (ranged.go) the SDK's
 	// retries, for the same reason: the decorator redoes only the Get's
 	// first request, and a lost range would fail a read of the whole object.
@@ -208,6 +219,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
+	if cfg.RequestRetryTime <= 0 {
+		cfg.RequestRetryTime = DefaultRequestRetryTime
+	}
 	// Wrapped after loading, so the AWS chain's own CA bundle still
 	// reached the buildable client.
 	awsCfg.HTTPClient = &stallGuard{next: awsCfg.HTTPClient, idle: cfg.StallTimeout}
@@ -250,6 +264,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
 		expectLockWrite:  cfg.ObjectLock,
 		pathStyle:        cfg.PathStyle,
+		requestRetryTime: cfg.RequestRetryTime,
+		log:              cfg.Log,
 	}
 	if u, err := url.Parse(cfg.Endpoint); err == nil && cfg.Endpoint != "" {
 		b.endpointHost = strings.ToLower(u.Hostname())

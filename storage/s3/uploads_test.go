@@ -135,8 +135,8 @@ func (f *flakyAbort) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // outage leaves no upload behind.
 func TestAbortRetriedThroughOutage(t *testing.T) {
 	f := &flakyAbort{failingServer: &failingServer{counts: map[string]int{}}}
-	f.failures.Store(4) // more than one call's SDK attempts (3)
-	b := newAgainst(t, f)
+	f.failures.Store(4)                                                                // more than one call's SDK attempts (3)
+	b := newAgainstWith(t, f, func(c *s3.Config) { c.RequestRetryTime = time.Second }) // the parts fail soon
 	body := onlyReader{strings.NewReader(strings.Repeat("x", s3.MinPartSize+1))}
 	if err := b.Put(context.Background(), "k", body, storage.PutOptions{Size: -1}); err == nil {
 		t.Fatal("Put against a server failing every part: got nil, want an error")
