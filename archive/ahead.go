@@ -284,8 +284,19 @@ func nextReady(walDir, requested, recordDir string, limit int) []string {
 		return nil
 	}
 	type cand struct {
-		name    string
-		history bool
+		name     string
+		history  bool
+		timeline wal.TimelineID
+	}
+	// A timeline's history file goes first (PostgreSQL archives history
+	// files before anything else): while it waits, or is the one asked
+	// for, no file of that timeline is pushed ahead. Its push may fail
+	// for good (another server took the timeline ID, as a promotion while
+	// the repository was unreachable can), and this server's WAL of that
+	// timeline would then mix with the other's.
+	pendingHistory := map[wal.TimelineID]bool{}
+	if f, err := wal.Classify(requested); err == nil && f.Kind == wal.KindTimelineHistory {
+		pendingHistory[f.Timeline] = true
 	}
 	var cs []cand
 	for _, e := range entries {
@@ -297,14 +308,18 @@ func nextReady(walDir, requested, recordDir string, limit int) []string {
 		if err != nil {
 			continue
 		}
+		if f.Kind == wal.KindTimelineHistory {
+			pendingHistory[f.Timeline] = true
+		}
 		if hasRecord(recordDir, n) {
 			continue
 		}
 		if fi, err := os.Lstat(filepath.Join(walDir, n)); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		cs = append(cs, cand{n, f.Kind == wal.KindTimelineHistory})
+		cs = append(cs, cand{n, f.Kind == wal.KindTimelineHistory, f.Timeline})
 	}
+	cs = slices.DeleteFunc(cs, func(c cand) bool { return !c.history && pendingHistory[c.timeline] })
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].history != cs[j].history {
 			return cs[i].history

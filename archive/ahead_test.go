@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 // pgWAL lays out a pg_wal directory with n segments 000000010000000000000001
@@ -532,5 +533,64 @@ func TestPushAheadResumesWhenTheLinkIsFastAgain(t *testing.T) {
 	}
 	if res := call(fb, names[2], time.Minute); len(res.Ahead) != 2 {
 		t.Errorf("the call after the pause ended pushed %d ahead, want the 2 waiting", len(res.Ahead))
+	}
+}
+
+// TestPushAheadWaitsForTheTimelinesHistory: no file of a timeline is
+// pushed ahead while that timeline's history file waits or is the one
+// asked for: if its push fails for good (another server took the
+// timeline ID: a promotion while the repository was unreachable), this
+// server's WAL of that timeline must not land beside the other's.
+func TestPushAheadWaitsForTheTimelinesHistory(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	walDir, names := pgWAL(t, 1)
+	mustPush(t, b, filepath.Join(walDir, names[0]), opts(repository.LZ4))
+	done(t, walDir, names[0])
+	history := []byte("1\t0/200000\tno recovery target specified\n")
+	if err := os.WriteFile(filepath.Join(walDir, "00000002.history"), history, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(walDir, "archive_status", "00000002.history.ready"))
+	var tl2 []string
+	for n := uint32(2); n <= 3; n++ {
+		s := seg(2, 0, n)
+		writeSegment(t, walDir, s.String(), header(t, s), uint64(n))
+		touch(t, filepath.Join(walDir, "archive_status", s.String()+".ready"))
+		tl2 = append(tl2, s.String())
+	}
+	// Another server's timeline 2 is in the repository already.
+	other := filepath.Join(t.TempDir(), "00000002.history")
+	if err := os.WriteFile(other, []byte("1\t0/180000\tno recovery target specified\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustPush(t, b, other, opts(repository.LZ4))
+
+	res, err := archive.PushAhead(context.Background(), b, filepath.Join(walDir, "00000002.history"), aheadOpts(4))
+	if err == nil {
+		t.Fatalf("PushAhead of a history file another server's took: got %+v, want a conflict", res)
+	}
+	if len(res.Ahead) != 0 {
+		t.Errorf("pushed ahead %q while timeline 2's history failed; want nothing", aheadNames(res))
+	}
+	for _, n := range tl2 {
+		key := repository.WALKey(waltest.FileName(t, n), repository.LZ4)
+		if _, err := b.Stat(context.Background(), key); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s after the failed history push: %v, want it not archived", key, err)
+		}
+	}
+
+	// Its own history archived (a repository without the other's): the
+	// timeline's segments go ahead again.
+	b2 := mem.New()
+	mustPush(t, b2, filepath.Join(walDir, names[0]), opts(repository.LZ4))
+	res = pushAhead(t, b2, filepath.Join(walDir, "00000002.history"), aheadOpts(4))
+	if len(res.Ahead) != 0 {
+		t.Errorf("pushed ahead %q beside the history file itself; want nothing yet", aheadNames(res))
+	}
+	done(t, walDir, "00000002.history")
+	res = pushAhead(t, b2, filepath.Join(walDir, tl2[0]), aheadOpts(4))
+	if got := aheadNames(res); !slices.Equal(got, tl2[1:]) {
+		t.Errorf("pushed ahead %q once the history was archived; want %q", got, tl2[1:])
 	}
 }
