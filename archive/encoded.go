@@ -52,7 +52,7 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 	if enc.RawSize != int64(hdr.SegmentSize) {
 		return Result{}, fmt.Errorf("%s: the encoded body holds %d bytes, the segment %d", file, enc.RawSize, hdr.SegmentSize)
 	}
-	if _, err := verifyIdentity(ctx, b, hdr, file, opts); err != nil {
+	if _, err := verifyIdentity(ctx, b, hdr, file, opts, identityCache{}); err != nil {
 		return Result{}, err
 	}
 	if (opts.Recipients != nil) != (enc.Fingerprints != "") {

@@ -98,6 +98,23 @@ func (c identityCache) load(now time.Time) (repository.Identity, bool) {
 	return id, true
 }
 
+// lastVerified is when the entry for this location was verified, however
+// long ago (zero: no entry): evidence that a repository was there.
+func (c identityCache) lastVerified() time.Time {
+	if !c.on() {
+		return time.Time{}
+	}
+	data, err := os.ReadFile(c.path())
+	if err != nil {
+		return time.Time{}
+	}
+	var e identityEntry
+	if json.Unmarshal(data, &e) != nil || e.Repository != c.location {
+		return time.Time{}
+	}
+	return e.VerifiedAt
+}
+
 // store records id as verified at now.
 func (c identityCache) store(id repository.Identity, now time.Time) error {
 	if !c.on() {

@@ -15,6 +15,7 @@ import (
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
@@ -429,4 +430,72 @@ func TestPushIdentityCachePerRepository(t *testing.T) {
 	if files := cacheFiles(t, walDir); len(files) != 2 {
 		t.Errorf("identity cache files: got %q, want two", files)
 	}
+}
+
+// TestPushToAnUnmountedRepository: a file:// repository at a mount point
+// whose disk is not mounted shows as an empty directory. No push lands
+// there, not within the identity cache's life (a file:// push checks
+// walvault.json is still there) and not after it (the location held a
+// repository this pg_wal pushed to: an empty one is a gone one, not a new
+// one); once the disk is back, pushing goes on.
+func TestPushToAnUnmountedRepository(t *testing.T) {
+	t.Parallel()
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := file.New(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	walDir, names := pgWAL(t, 3)
+	o := opts(repository.LZ4)
+	o.IdentityCacheTTL = time.Hour
+	mustPush(t, b, filepath.Join(walDir, names[0]), o)
+
+	disk := filepath.Join(t.TempDir(), "disk")
+	if err := os.Rename(mnt, disk); err != nil { // umount
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mnt, 0o700); err != nil { // the directory under the mount point
+		t.Fatal(err)
+	}
+	history := filepath.Join(walDir, "00000002.history")
+	if err := os.WriteFile(history, []byte("1\t0/300000\tno recovery target specified\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(walDir, "archive_status", "00000002.history.ready"))
+	// A wal-push of its own opens the repository afresh: the empty
+	// directory (the backend opened before would see its root replaced).
+	fresh, err := file.New(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(walDir, names[1]), history} {
+		_, err := archive.Push(context.Background(), fresh, p, o)
+		if !errors.As(err, new(*repository.GoneError)) || !strings.Contains(err.Error(), "a disk not mounted") {
+			t.Fatalf("Push(%s) into the empty directory under the mount point: %v; want the repository gone", filepath.Base(p), err)
+		}
+	}
+	// Past the cache's life, the repository is read: an empty location
+	// where this pg_wal pushed before is gone, not new.
+	later := o
+	later.Now = func() time.Time { return testNow.Add(2 * time.Hour) }
+	if _, err := archive.Push(context.Background(), fresh, filepath.Join(walDir, names[1]), later); !errors.As(err, new(*repository.GoneError)) {
+		t.Fatalf("Push past the cache's life into the empty directory: %v; want the repository gone", err)
+	}
+	if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
+		t.Errorf("the directory under the mount point holds %d entries, want none", len(ents))
+	}
+
+	if err := os.Remove(mnt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(disk, mnt); err != nil { // mounted again
+		t.Fatal(err)
+	}
+	if fresh, err = file.New(mnt); err != nil {
+		t.Fatal(err)
+	}
+	mustPush(t, fresh, filepath.Join(walDir, names[1]), o)
 }

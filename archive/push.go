@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/walvault/walvault/crypt"
@@ -129,6 +130,10 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	case !errors.Is(err, storage.ErrNotFound):
 		return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
 	default:
+		cache := identityCache{walDir: filepath.Dir(path), location: b.Location(), ttl: opts.IdentityCacheTTL}
+		if seen := cache.lastVerified(); !seen.IsZero() {
+			return Result{}, goneError(&repository.GoneError{Location: b.Location(), Seen: seen}, cache.path())
+		}
 		// A new repository: its first object waits for the proof. The
 		// probe is dated by the real clock, the one the server judges
 		// its retention by.
@@ -148,6 +153,19 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		repository.DescribeHistory(meta, history)
 	}
 	return upload(ctx, b, body, res, meta, opts, identityCache{})
+}
+
+// goneError adds to a repository.GoneError how to start anew on purpose:
+// the evidence is this pg_wal's identity cache entry.
+func goneError(gone *repository.GoneError, cachePath string) error {
+	return fmt.Errorf("%w; to start a new repository at this location on purpose, delete %s (this server's record of the old one)", gone, cachePath)
+}
+
+// isLocalDirectory says whether b, under its decorators, is a file://
+// repository, where a disk that is not mounted shows as an empty
+// directory.
+func isLocalDirectory(b storage.Backend) bool {
+	return strings.HasPrefix(b.Location(), "file://")
 }
 
 // serverCluster is the system identifier and major version of the data
@@ -193,6 +211,14 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	if cached && !id.Records(opts.Recipients) {
 		cached = false // a new key: verifyIdentity records it first
 	}
+	if cached && isLocalDirectory(b) {
+		// A stat costs nothing here, and a disk unmounted under a
+		// file:// repository leaves an empty directory: no cached
+		// identity may send segments there.
+		if _, err := b.Stat(ctx, repository.IdentityKey); err != nil {
+			cached = false
+		}
+	}
 	if cached {
 		opts.Log.Debug("repository identity from the cache", "repository", b.Location(), "path", cache.path())
 	}
@@ -213,7 +239,7 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 		verified = make(chan checked, 1)
 		file := res.File
 		go func() {
-			id, err := verifyIdentity(ctx, b, hdr, file, opts)
+			id, err := verifyIdentity(ctx, b, hdr, file, opts, cache)
 			verified <- checked{id, err}
 		}()
 	}
@@ -249,7 +275,7 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	if cached && errors.Is(err, ErrConflict) {
 		// The cache spared the identity check; a conflict may mean the
 		// repository was replaced by another cluster's. Ask it.
-		if _, verr := verifyIdentity(ctx, b, hdr, res.File, opts); verr != nil {
+		if _, verr := verifyIdentity(ctx, b, hdr, res.File, opts, cache); verr != nil {
 			return Result{}, verr
 		}
 	}
@@ -257,13 +283,18 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 }
 
 // verifyIdentity reads the repository identity (creating it from the
-// segment's header in an empty repository) and checks that the segment and
-// the configured lock policy belong there.
-func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file wal.FileName, opts Options) (repository.Identity, error) {
+// segment's header in an empty repository, unless cache says a repository
+// was there: then it is gone) and checks that the segment and the
+// configured lock policy belong there.
+func verifyIdentity(ctx context.Context, b storage.Backend, hdr wal.Header, file wal.FileName, opts Options, cache identityCache) (repository.Identity, error) {
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
-	id, err := repository.EnsureProvenIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()))
+	id, err := repository.EnsureProvenIdentity(ctx, b, want, opts.Lock.Retention(opts.Now()), cache.lastVerified())
 	var refused *repository.CapabilityError
 	var lost *repository.IdentityLostError
+	var gone *repository.GoneError
+	if errors.As(err, &gone) {
+		return repository.Identity{}, goneError(gone, cache.path())
+	}
 	if errors.As(err, &refused) || errors.As(err, &lost) {
 		return repository.Identity{}, err // one line, naming the repository already
 	}

@@ -788,7 +788,7 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	}
 	opts := r.opts.Push
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
-	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()))
+	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()), time.Time{})
 	var refused *repository.CapabilityError
 	var lost *repository.IdentityLostError
 	if errors.As(err, &refused) || errors.As(err, &lost) {

@@ -216,7 +216,13 @@ func readBack(ctx context.Context, b storage.Backend, key string, want []byte) e
 // storage must first pass ProveCapabilities under want's lock policy, and
 // nothing is written there (but the probe) when it does not. An existing
 // identity is returned without a probe: the hot path pays nothing.
-func EnsureProvenIdentity(ctx context.Context, b storage.Backend, want Identity, ret *storage.Retention) (Identity, error) {
+//
+// seen is when the writer last read walvault.json at this location (zero:
+// never): a location it knew a repository at that now holds nothing is
+// not a new repository but a gone one (a disk not mounted, so the
+// directory under its mount point shows, or a deleted prefix), and is
+// refused with a *GoneError.
+func EnsureProvenIdentity(ctx context.Context, b storage.Backend, want Identity, ret *storage.Retention, seen time.Time) (Identity, error) {
 	id, err := LoadIdentity(ctx, b)
 	if err == nil {
 		return id, nil
@@ -228,10 +234,25 @@ func EnsureProvenIdentity(ctx context.Context, b storage.Backend, want Identity,
 	if err != nil {
 		return Identity{}, err
 	}
+	if proof == "" && !seen.IsZero() {
+		return Identity{}, &GoneError{Location: b.Location(), Seen: seen}
+	}
 	// The server judges the probe's retention by its own clock: the probe
 	// is dated by the real one, not by a caller's (test) clock.
 	if _, err := ProveCapabilities(ctx, b, NewProbe(want.CreatedBy, time.Now()), want.Lock()); err != nil {
 		return Identity{}, err
 	}
 	return createIdentity(ctx, b, want, ret, proof)
+}
+
+// GoneError: a location where a writer read walvault.json before now
+// holds no repository at all.
+type GoneError struct {
+	Location string
+	Seen     time.Time
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("%s holds no %s and no WAL or backups, though this server read its %s there at %s: the repository is gone from its location (a disk not mounted, so the directory under its mount point shows; a wrong mount; a deleted prefix). Nothing was written: mount the disk, or point the server at the repository",
+		e.Location, IdentityKey, IdentityKey, e.Seen.UTC().Format(time.RFC3339))
 }

@@ -62,7 +62,7 @@ func testProveCapabilities(t *testing.T, v *testenv.S3Server) {
 
 	b := bucket(false)
 	want := repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "db-1", time.Now()).WithLock(governance1)
-	_, err := repository.EnsureProvenIdentity(t.Context(), b, want, governance1.Retention(time.Now()))
+	_, err := repository.EnsureProvenIdentity(t.Context(), b, want, governance1.Retention(time.Now()), time.Time{})
 	var refused *repository.CapabilityError
 	if !errors.As(err, &refused) || refused.Capability != repository.CapWrite || !strings.Contains(err.Error(), b.Location()) {
 		t.Fatalf("lock mode on a bucket without Object Lock: got %v, want a refused write naming %s", err, b.Location())

@@ -153,7 +153,7 @@ func TestEnsureProvenIdentity(t *testing.T) {
 			return f
 		}(),
 	} {
-		got, err := repository.EnsureProvenIdentity(ctx, b, want, ret)
+		got, err := repository.EnsureProvenIdentity(ctx, b, want, ret, time.Time{})
 		var refused *repository.CapabilityError
 		if !errors.As(err, &refused) {
 			t.Errorf("%s: got %+v, %v; want a *CapabilityError", name, got, err)
@@ -169,7 +169,7 @@ func TestEnsureProvenIdentity(t *testing.T) {
 	}
 
 	b := storagetest.NewFault(mem.New())
-	got, err := repository.EnsureProvenIdentity(ctx, b, want, ret)
+	got, err := repository.EnsureProvenIdentity(ctx, b, want, ret, time.Time{})
 	if err != nil || got.SystemID != want.SystemID {
 		t.Fatalf("honest storage: got %+v, %v; want the new identity", got, err)
 	}
@@ -177,7 +177,7 @@ func TestEnsureProvenIdentity(t *testing.T) {
 		t.Errorf("%s written with %+v, want retention %+v", repository.IdentityKey, o.Retention, ret)
 	}
 	puts := b.Calls(storagetest.OpPut)
-	if _, err := repository.EnsureProvenIdentity(ctx, b, want, ret); err != nil {
+	if _, err := repository.EnsureProvenIdentity(ctx, b, want, ret, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := b.Calls(storagetest.OpPut); n != puts {

@@ -48,8 +48,10 @@ func lostIdentityRepo(t *testing.T, segment, backup bool) *mem.Backend {
 // its owner, proven by the objects' own records, writes it anew.
 func TestLostIdentityNotClaimedByAnotherCluster(t *testing.T) {
 	ensures := map[string]func(context.Context, storage.Backend, repository.Identity, *storage.Retention) (repository.Identity, error){
-		"EnsureIdentity":       repository.EnsureIdentity,
-		"EnsureProvenIdentity": repository.EnsureProvenIdentity,
+		"EnsureIdentity": repository.EnsureIdentity,
+		"EnsureProvenIdentity": func(ctx context.Context, b storage.Backend, want repository.Identity, ret *storage.Retention) (repository.Identity, error) {
+			return repository.EnsureProvenIdentity(ctx, b, want, ret, time.Time{})
+		},
 	}
 	for name, ensure := range ensures {
 		for _, c := range []struct {

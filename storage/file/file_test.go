@@ -208,6 +208,37 @@ func TestTempLeftoversIgnored(t *testing.T) {
 	}
 }
 
+// TestLostAndFoundIgnored: a repository at a filesystem's root has its
+// lost+found, readable by root alone: listing passes it over (walvault
+// never writes it), and lists a lost+found deeper down as any other key.
+func TestLostAndFoundIgnored(t *testing.T) {
+	root := t.TempDir()
+	b := newTestBackend(t, root)
+	put(t, b, "wal/00000001/000000010000000000000001.lz4", "segment", nil)
+	put(t, b, "wal/lost+found/x", "x", nil)
+	lf := filepath.Join(root, "lost+found")
+	if err := os.Mkdir(lf, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lf, "#1234"), []byte("orphan"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(lf, 0); err != nil { // unreadable, as root's is to postgres
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(lf, 0o700) })
+	var got []string
+	if err := b.List(context.Background(), "", func(oi storage.ObjectInfo) error {
+		got = append(got, oi.Key)
+		return nil
+	}); err != nil {
+		t.Fatalf(`List(""): got %v, want nil`, err)
+	}
+	if want := []string{"wal/00000001/000000010000000000000001.lz4", "wal/lost+found/x"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf(`List("") beside lost+found: got %q, want %q`, got, want)
+	}
+}
+
 // TestPutLeavesNoTempFiles: neither success nor failure leaves temp files.
 func TestPutLeavesNoTempFiles(t *testing.T) {
 	root := t.TempDir()

@@ -53,6 +53,11 @@ func (b *Backend) walk(ctx context.Context, dir, dirKey, prefix string, fn func(
 		if strings.HasPrefix(name, tempPrefix) {
 			continue
 		}
+		if dirKey == "" && name == "lost+found" && de.IsDir() {
+			// A repository at a filesystem's root (ext4, xfs) has the
+			// file system's own, root's alone: no key of walvault's.
+			continue
+		}
 		typ := de.Type()
 		if typ&os.ModeSymlink != 0 {
 			// Follow symbolic links, as Get does: a directory moved to
