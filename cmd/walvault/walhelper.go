@@ -70,7 +70,8 @@ SSL_CERT_FILE, SSL_CERT_DIR and the proxy variables (HTTP_PROXY,
 HTTPS_PROXY, NO_PROXY, in either case). The command then resolves its flags,
 environment and --config file exactly as it would in its own process (a
 changed config file counts at the next call). Otherwise, and whenever the
-helper is not running, stops, or is cut off before its answer, the caller
+helper is not running, stops, is cut off before its answer or sends
+nothing for 30s (it sends a keepalive every 10s while a call runs), the caller
 runs the command itself, as without a helper; the commands are idempotent,
 so nothing is lost or done wrong. A declined call says why on stderr
 (PostgreSQL's log), naming the variables that differ, never their values;
@@ -309,7 +310,12 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 	}()
 	start := time.Now()
 	exe := peercred.ExecutablesOf(pid)
+	// Keepalives while the call waits its turn and runs: the caller gives
+	// up on a helper that sends nothing (see handoff.Keepalive).
+	stopKeepalive := keepAlive(conn, keepaliveEvery)
+	defer stopKeepalive()
 	a, ran, why := h.run(ctx, req, exe)
+	stopKeepalive()
 	if ctx.Err() != nil {
 		// Cut off: no answer, so the caller (if still there) runs it.
 		h.log.Warn("wal-helper: call cut off", "args", req.Args[1:], "elapsed", time.Since(start).Round(time.Millisecond))
@@ -327,6 +333,39 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 		// processes.
 		h.log.Warn("wal-helper: its binary was replaced; stopping so that the new one can be started", "started_as", h.binary, "running", exe.Self)
 		h.stop()
+	}
+}
+
+// keepaliveEvery is how often a helper tells a waiting caller it is still
+// there (a variable for tests).
+var keepaliveEvery = handoff.KeepaliveSeconds * time.Second
+
+// keepAlive writes handoff.Keepalive to w every interval until the
+// returned stop is called; stop waits for the writer, so an answer
+// written after it never interleaves with a keepalive, and may be called
+// more than once.
+func keepAlive(w io.Writer, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if _, err := io.WriteString(w, handoff.Keepalive); err != nil {
+					return // the caller is gone; the call is cut off anyway
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-stopped
 	}
 }
 

@@ -353,3 +353,22 @@ func TestWALHelperRefusesAnotherUsersDataDir(t *testing.T) {
 		t.Errorf("%s/pg_wal after the refusal: %v, want nothing created", dir, err)
 	}
 }
+
+// TestKeepAlive: while a call waits its turn and runs, the helper sends
+// the caller a keepalive every interval, and nothing once stopped, so the
+// answer that follows is never interleaved with one.
+func TestKeepAlive(t *testing.T) {
+	var out testenv.SyncBuffer
+	stop := keepAlive(&out, 20*time.Millisecond)
+	time.Sleep(150 * time.Millisecond)
+	stop()
+	stop() // twice is fine: every path of serve stops it
+	got := out.String()
+	if n := strings.Count(got, handoff.Keepalive); n < 3 || strings.ReplaceAll(got, handoff.Keepalive, "") != "" {
+		t.Fatalf("keepalives written in 150ms at 20ms: %q; want several, and nothing else", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := out.String(); after != got {
+		t.Errorf("written after stop: %q", after[len(got):])
+	}
+}

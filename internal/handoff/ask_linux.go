@@ -26,15 +26,28 @@ func Ask(socket string, r Request) (a Answer, ok bool) {
 	if !writeAll(fd, Encode(r)) {
 		return a, false
 	}
-	// No deadline: the helper runs the command under the command's own
-	// --timeout, and a cut connection (the helper stopped) ends the read.
-	reply := readAll(fd)
+	// The helper runs the command under the command's own --timeout, a cut
+	// connection (the helper stopped) ends the read, and a helper that
+	// sends nothing for SilenceSeconds (not even a keepalive) is given up
+	// on.
+	tv := syscall.Timeval{Sec: int64(silence)}
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	reply, silent := readAll(fd)
+	if silent {
+		return Answer{Message: silentMessage}, false
+	}
 	a, ran, complete := DecodeAnswer(reply)
 	if !complete {
 		return Answer{Message: "walvault: wal-helper stopped before answering; running the command in this process\n"}, false
 	}
 	return a, ran
 }
+
+// silence is SilenceSeconds, shorter in tests.
+var silence = SilenceSeconds
+
+// silentMessage is what a caller prints when the helper fell silent.
+const silentMessage = "walvault: wal-helper sent nothing for 30s (stopped or stuck); running the command in this process\n"
 
 func writeAll(fd int, b []byte) bool {
 	for len(b) > 0 {
@@ -50,16 +63,20 @@ func writeAll(fd int, b []byte) bool {
 	return true
 }
 
-func readAll(fd int) []byte {
-	var out []byte
+// readAll reads fd to its end; silent reports a read that timed out
+// (SO_RCVTIMEO).
+func readAll(fd int) (out []byte, silent bool) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := syscall.Read(fd, buf)
 		if err == syscall.EINTR {
 			continue
 		}
+		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+			return out, true
+		}
 		if err != nil || n <= 0 {
-			return out
+			return out, false
 		}
 		out = append(out, buf[:n]...)
 	}

@@ -31,14 +31,21 @@ package handoff
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define WV_SOCKET_PATH "pg_wal/walvault/helper.sock"
-#define WV_PROTOCOL "walvault-handoff 1"
+#define WV_PROTOCOL "walvault-handoff 2"
 #define WV_STOPPED "walvault: wal-helper stopped before answering; running the command in this process\n"
+#define WV_SILENT "walvault: wal-helper sent nothing for 30s (stopped or stuck); running the command in this process\n"
+#define WV_KEEPALIVE "wait\n"
+#define WV_SILENCE_SECONDS 30
 
 static const char *wv_socket_path(void) { return WV_SOCKET_PATH; }
+static const char *wv_keepalive(void) { return WV_KEEPALIVE; }
+static const char *wv_silent(void) { return WV_SILENT; }
+static int wv_silence_seconds(void) { return WV_SILENCE_SECONDS; }
 static const char *wv_protocol(void) { return WV_PROTOCOL; }
 
 struct wv_buf {
@@ -130,6 +137,12 @@ static int wv_digits(const char *s, size_t n, size_t *out) {
 // (*code set), 0 when it declined, -1 when p is not a whole answer; the
 // message starts at *msg for 0 and 1.
 static int wv_decode_answer(const char *p, size_t n, int *code, size_t *msg) {
+	size_t skipped = 0;
+	while (n - skipped >= strlen(WV_KEEPALIVE) && memcmp(p + skipped, WV_KEEPALIVE, strlen(WV_KEEPALIVE)) == 0) {
+		skipped += strlen(WV_KEEPALIVE);
+	}
+	p += skipped;
+	n -= skipped;
 	if (n == 0) {
 		return -1;
 	}
@@ -144,7 +157,7 @@ static int wv_decode_answer(const char *p, size_t n, int *code, size_t *msg) {
 	if (sp == 0 || !wv_digits(p + sp, line - sp, &size) || size != n - line - 1) {
 		return -1;
 	}
-	*msg = line + 1;
+	*msg = skipped + line + 1;
 	size_t kind = sp - 1;
 	if (kind == 8 && memcmp(p, "fallback", 8) == 0) {
 		return 0;
@@ -172,15 +185,19 @@ static int wv_send_all(int fd, const char *p, size_t n) {
 	return 1;
 }
 
-static void wv_read_all(int fd, struct wv_buf *b) {
+// wv_read_all is readAll: 1 when a read timed out (SO_RCVTIMEO).
+static int wv_read_all(int fd, struct wv_buf *b) {
 	char chunk[4096];
 	for (;;) {
 		ssize_t r = read(fd, chunk, sizeof chunk);
 		if (r < 0 && errno == EINTR) {
 			continue;
 		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return 1;
+		}
 		if (r <= 0) {
-			return;
+			return 0;
 		}
 		wv_put(b, chunk, (size_t)r);
 	}
@@ -237,9 +254,15 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	if (req.oom || !wv_send_all(fd, req.p, req.len)) {
 		goto done;
 	}
-	// No deadline, as in Ask: the helper runs the command under its own
-	// --timeout, and a cut connection ends the read.
-	wv_read_all(fd, &answer);
+	// As in Ask: the helper runs the command under its own --timeout, a
+	// cut connection ends the read, and silence (not even a keepalive)
+	// for WV_SILENCE_SECONDS gives the helper up.
+	struct timeval tv = {.tv_sec = WV_SILENCE_SECONDS};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (wv_read_all(fd, &answer)) {
+		wv_stderr(WV_SILENT, strlen(WV_SILENT));
+		goto done;
+	}
 	int code = 0;
 	size_t msg = 0;
 	int kind = answer.oom ? -1 : wv_decode_answer(answer.p, answer.len, &code, &msg);
@@ -279,6 +302,10 @@ func earlyLooked() bool { return C.wv_looked() != 0 }
 func earlySocketPath() string { return C.GoString(C.wv_socket_path()) }
 
 func earlyProtocol() string { return C.GoString(C.wv_protocol()) }
+
+func earlyKeepalive() (keepalive, silent string, seconds int) {
+	return C.GoString(C.wv_keepalive()), C.GoString(C.wv_silent()), int(C.wv_silence_seconds())
+}
 
 // earlyEncode is wv_encode_request: the request the constructor sends for
 // that working directory, command line and (whole) environment.

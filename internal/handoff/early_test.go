@@ -34,6 +34,11 @@ func TestEarlyMatchesGo(t *testing.T) {
 		EncodeAnswer(Answer{Code: 255}, true),
 		EncodeAnswer(Answer{Message: "walvault: wal-helper declined (x)\n"}, false),
 		EncodeAnswer(Answer{}, false),
+		append([]byte(Keepalive+Keepalive), EncodeAnswer(Answer{Code: 1, Message: "m\n"}, true)...),
+		append([]byte(Keepalive), EncodeAnswer(Answer{Message: "declined\n"}, false)...),
+	}
+	if k, silent, secs := earlyKeepalive(); k != Keepalive || silent != silentMessage || secs != SilenceSeconds {
+		t.Errorf("C keeps alive with %q, gives up after %ds saying %q; Go %q, %ds, %q", k, secs, silent, Keepalive, SilenceSeconds, silentMessage)
 	}
 	var cases [][]byte
 	for _, a := range answers {
@@ -46,6 +51,7 @@ func TestEarlyMatchesGo(t *testing.T) {
 		"exit x 0\n", "exit 256 0\n", "exit -1 0\n", "exit +1 0\n", "exit 1 +0\n", "exit  0\n",
 		"ok 0\n", "exit 0 5\nabc", "fallback 1234567890\n", "exit 0000000001 0\n", "exit 007 0\n",
 		"fallback\n", " 0\n", "fallback 0 \n", "exit 0 0\n\n", "\n",
+		"wait\n", "wait\nwai", "wait\nwait\n", "wai\nexit 0 0\n", "exit 0 0\nwait\n",
 	} {
 		cases = append(cases, []byte(bad))
 	}

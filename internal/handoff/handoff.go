@@ -36,7 +36,7 @@ const SocketPath = "pg_wal/walvault/helper.sock"
 
 // protocol opens every request; a helper of another version closes the
 // connection unanswered, and the caller runs the command itself.
-const protocol = "walvault-handoff 1"
+const protocol = "walvault-handoff 2"
 
 // commands are the command words a helper may run.
 var commands = [...]string{"wal-push", "wal-fetch"}

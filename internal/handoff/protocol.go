@@ -8,8 +8,9 @@ import (
 // A request is the protocol line, then NUL-terminated fields: the working
 // directory, the number of arguments and each argument, the number of
 // environment entries and each entry. An answer is one line, "exit CODE
-// LEN" or "fallback LEN", then LEN bytes of message; the helper closes
-// the connection after it, and an answer cut short is no answer.
+// LEN" or "fallback LEN", then LEN bytes of message, after any number of
+// keepalives; the helper closes the connection after it, and an answer
+// cut short is no answer.
 
 // Encode writes r in the protocol.
 func Encode(r Request) []byte {
@@ -94,6 +95,18 @@ func DecodeRequest(b []byte) (Request, error) {
 	return r, nil
 }
 
+// Keepalive is what a helper sends every KeepaliveSeconds while a call is
+// queued or runs, before its answer: a caller that hears nothing for
+// SilenceSeconds stops waiting (the helper is stopped or stuck) and runs
+// the command itself, so a helper never holds archive_command up for
+// good. (Seconds, not time.Duration: this package imports only the
+// lowest packages.)
+const (
+	Keepalive        = "wait\n"
+	KeepaliveSeconds = 10
+	SilenceSeconds   = 30
+)
+
 // EncodeAnswer writes the answer to a command the helper ran (ran) or
 // declined.
 func EncodeAnswer(a Answer, ran bool) []byte {
@@ -110,9 +123,12 @@ func EncodeAnswer(a Answer, ran bool) []byte {
 	return append(b, a.Message...)
 }
 
-// DecodeAnswer parses a whole answer; complete is false when b is not one
-// (cut short, or not an answer at all).
+// DecodeAnswer parses a whole answer, after any keepalives; complete is
+// false when b is not one (cut short, or not an answer at all).
 func DecodeAnswer(b []byte) (a Answer, ran, complete bool) {
+	for hasPrefix(string(b[:min(len(b), len(Keepalive))]), Keepalive) {
+		b = b[len(Keepalive):]
+	}
 	nl := -1
 	for i, c := range b {
 		if c == '\n' {

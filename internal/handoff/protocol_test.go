@@ -22,7 +22,7 @@ func TestRequestRoundTrip(t *testing.T) {
 	}
 	for _, bad := range [][]byte{
 		append(b, 'x'),                      // trailing bytes
-		[]byte("walvault-handoff 2\n"),      // another version
+		[]byte("walvault-handoff 1\n"),      // another version
 		[]byte("GET / HTTP/1.1\r\n"),        // not ours
 		[]byte(protocol + "\n/d\x00-1\x00"), // negative count
 	} {
