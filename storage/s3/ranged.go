@@ -125,17 +125,38 @@ func (r *rangedBody) fill() {
 	}
 }
 
+// rangeResumes bounds how often a chunk whose body broke is asked for
+// again from where it broke.
+const rangeResumes = 5
+
 func (r *rangedBody) download(c *chunk) {
 	defer r.wg.Done()
 	defer close(c.done)
-	body, err := r.open(c.off, c.n)
-	if err != nil {
-		c.err = err
-		return
-	}
-	defer body.Close()
-	if _, err := io.ReadFull(body, (*c.buf)[:c.n]); err != nil {
-		c.err = r.readError(c.off, c.n, err)
+	var got int64
+	for attempt := 1; ; attempt++ {
+		body, err := r.open(c.off+got, c.n-got)
+		if err != nil {
+			c.err = err
+			return
+		}
+		n, err := io.ReadFull(body, (*c.buf)[got:c.n])
+		body.Close()
+		got += int64(n)
+		if err == nil {
+			return
+		}
+		// A body that broke mid-range (a connection cut after so many
+		// bytes, a proxy's idle limit): the rest is asked for from where
+		// it broke, of the same version (If-Match), while each attempt
+		// moves bytes. Starting the range over would never get past a
+		// link that cuts every connection at the same point.
+		if n == 0 || attempt >= rangeResumes || r.ctx.Err() != nil {
+			c.err = r.readError(c.off, c.n, err)
+			return
+		}
+		if log := storage.CallLog(r.ctx, r.b.log); log != nil {
+			log.Debug("a range of the object broke; asking for the rest", "key", r.key, "from", c.off+got, "to", c.off+c.n-1, "attempt", attempt, "err", err)
+		}
 	}
 }
 

@@ -412,6 +412,18 @@ func TestRangedGetTruncated(t *testing.T) {
 					}
 					return
 				}
+				if tc.name == "body cut" && where.name == "ahead" {
+					// A chunk downloaded ahead whose body broke is asked
+					// for again from where it broke, not from its start.
+					if err != nil || !bytes.Equal(got, data) {
+						t.Errorf("read %d bytes (equal: %v), err %v; want the %d stored, the cut range resumed", len(got), bytes.Equal(got, data), err, len(data))
+					}
+					want := fmt.Sprintf("bytes=%d-%d", cutAt+testChunk-100, cutAt+testChunk-1)
+					if !slices.ContainsFunc(srv.seen(), func(g seenGet) bool { return g.rangeHeader == want }) {
+						t.Errorf("GETs %+v: want one for the rest of the cut range, %s", srv.seen(), want)
+					}
+					return
+				}
 				if err == nil {
 					t.Fatalf("read with a truncated range: got %d bytes and EOF, want an error", len(got))
 				}
