@@ -66,7 +66,7 @@ func (e *Exporter) collectPostgres(ch chan<- prometheus.Metric, gauge func(*prom
 	e.mu.Lock()
 	changed := msg != e.lastPGErr
 	e.lastPGErr = msg
-	if err != nil {
+	if err != nil || st.readyErr != nil { // a query failed, whichever
 		e.pgErrors++
 	}
 	pgErrors := e.pgErrors

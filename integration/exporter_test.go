@@ -115,6 +115,17 @@ func TestExporter(t *testing.T) {
 		t.Errorf("a drill success is reported before any drill")
 	}
 
+	// A role without pg_monitor cannot list archive_status: each scrape's
+	// failed query counts, and the lag is left out rather than guessed.
+	pg.SQL(t, "CREATE ROLE mon LOGIN")
+	monAddr, monOut := startExporter(t, r.env, "--refresh", "1h", "--pg-conn", pg.ConnString()+" user=mon")
+	mm := waitMetrics(t, monAddr, "a counted scrape error without pg_monitor", func(m map[string]float64) bool {
+		return m["walvault_pg_up"] == 1 && m["walvault_pg_scrape_errors_total"] >= 1
+	})
+	if _, ok := mm["walvault_archive_lag_seconds"]; ok || !strings.Contains(monOut.String(), "GRANT pg_monitor TO mon") {
+		t.Errorf("without pg_monitor: lag exported %v, log %q; want no lag and the GRANT named", ok, monOut.String())
+	}
+
 	// A push: more segments, pg_stat_archiver counts it.
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 	waitMetrics(t, addr, "the pushed segment", func(m map[string]float64) bool {
