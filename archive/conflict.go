@@ -70,7 +70,7 @@ func otherCodecCopy(ctx context.Context, b storage.Backend, file wal.FileName, c
 	case errors.Is(err, storage.ErrNotFound):
 		return "", nil
 	}
-	return "", fmt.Errorf("%s not archived: %s did not answer whether it holds a copy under another codec's key: %w", file, b.Location(), err)
+	return "", fmt.Errorf("%s not archived: %s did not answer (asked whether it holds a copy under another codec's key): %w", file, b.Location(), err)
 }
 
 // ErrIncomparable: the archived copy is encrypted to none of the keys this
