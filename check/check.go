@@ -68,6 +68,9 @@ type Options struct {
 	// LockMode and LockDays are the configured Object Lock policy.
 	LockMode storage.RetentionMode
 	LockDays int
+	// WindowDays is the recovery window the retention keeps (retain
+	// "RECOVERY WINDOW OF n DAYS"); 0 when none was given.
+	WindowDays int
 	// Identities, when set, are checked to decrypt the newest backup and
 	// the WAL since (NameDecryption).
 	Identities *crypt.Identities

@@ -95,3 +95,23 @@ func TestObjectLockGovernanceLifted(t *testing.T) {
 		})
 	}
 }
+
+// TestObjectLockShorterThanTheWindow: lock-days shorter than the recovery
+// window the retention keeps fails the Object Lock check (what a restore
+// within the window needs could be deleted once its lock ends); as long or
+// longer, or no window given, passes.
+func TestObjectLockShorterThanTheWindow(t *testing.T) {
+	_, b := newChecker(t)
+	for _, tc := range []struct {
+		window int
+		ok     bool
+	}{{0, true}, {7, true}, {5, true}, {14, false}} {
+		c, _ := newChecker(t)
+		c.opts.LockMode, c.opts.LockDays, c.opts.WindowDays = storage.Compliance, 7, tc.window
+		c.b = storage.WithRetry(fakeLock{Backend: b, enabled: true}, storage.DefaultRetryPolicy, nil)
+		r := one(t, c.checkObjectLock(context.Background()))
+		if r.OK != tc.ok || !tc.ok && !strings.Contains(r.Detail, "recovery window of 14 days") {
+			t.Errorf("lock-days 7, window %d days: %+v; want OK %v", tc.window, r, tc.ok)
+		}
+	}
+}

@@ -369,6 +369,10 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 		return []Result{failed(NameObjectLock, "the bucket's default retention (%s, %d days) is stricter than the lock policy walvault writes with (%s), and an object's own retention replaces the bucket's default: every object walvault writes is less protected than the bucket promises. Start a new repository prefix with a lock-mode and lock-days at least as strict (walvault.json fixes a repository's policy), or lower the bucket's default",
 			mode, days, configured)}
 	}
+	if w := c.opts.WindowDays; w > configured.Days {
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: the backups and WAL a restore within the window needs lose their lock after %d days, and whoever holds the host's credentials can then delete them. Start a new repository prefix with lock-days of at least %d (walvault.json fixes a repository's policy), or shorten the window",
+			configured, w, configured.Days, w)}
+	}
 	note := ""
 	if g := c.governance; g != nil {
 		switch {

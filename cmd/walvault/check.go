@@ -11,6 +11,7 @@ import (
 
 	"github.com/walvault/walvault/check"
 	"github.com/walvault/walvault/pg"
+	"github.com/walvault/walvault/retention"
 )
 
 // checkOptions are the settings and flags of check.
@@ -24,6 +25,7 @@ type checkOptions struct {
 	Timeout      time.Duration
 	JSON         bool
 	Slot         string
+	WindowDays   int // the retention's recovery window; 0: none given
 }
 
 func (o *checkOptions) bind(b *binder) {
@@ -34,6 +36,19 @@ func (o *checkOptions) bind(b *binder) {
 	b.add("min-backups", func(v string) (err error) {
 		if o.MinBackups, err = strconv.Atoi(v); err != nil || o.MinBackups < 0 {
 			return invalid("min-backups", "want a whole number, 0 or more")
+		}
+		return nil
+	})
+	b.addUsage("retain", `the retention policy delete runs with (as WALVAULT_RETAIN gives it): with "RECOVERY WINDOW OF n DAYS", lock-days shorter than n fails the Object Lock check`, func(v string) error {
+		if v == "" {
+			return nil
+		}
+		p, err := retention.ParsePolicy(v)
+		if err != nil {
+			return invalid("retain", err.Error())
+		}
+		if p.Kind == retention.RecoveryWindow {
+			o.WindowDays = p.N
 		}
 		return nil
 	})
@@ -95,6 +110,7 @@ func checkAll(c *cli.Context, opts *checkOptions, s *session) error {
 		MinBackups:   opts.MinBackups,
 		LockMode:     opts.LockMode,
 		LockDays:     opts.LockDays,
+		WindowDays:   opts.WindowDays,
 		Identities:   opts.Identities,
 		Timeout:      opts.Timeout,
 		Host:         host,

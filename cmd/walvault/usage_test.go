@@ -28,7 +28,7 @@ var commandSettings = map[string][]string{
 	"restore":      {"compression", "decrypt-with", "max-rate", "timeout"},
 	"delete":       {"retain", "timeout"},
 	"verify":       {"decrypt-with", "timeout"},
-	"check":        {"pg-conn", "lock-mode", "lock-days", "decrypt-with", "max-backup-age", "min-backups", "timeout"},
+	"check":        {"pg-conn", "lock-mode", "lock-days", "retain", "decrypt-with", "max-backup-age", "min-backups", "timeout"},
 	"repair":       {},
 	"keys":         {},
 	"drill":        {"compression", "decrypt-with", "timeout"},
