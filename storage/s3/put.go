@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/walvault/walvault/internal/seekpos"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -147,7 +149,39 @@ func (b *Backend) readFirst(ctx context.Context, r io.Reader, sizeHint int64) (d
 // putObject sends one PutObject with a seekable body, so the SDK can sign,
 // checksum and retry it.
 func (b *Backend) putObject(ctx context.Context, okey string, body io.ReadSeeker, size int64, opts storage.PutOptions) error {
-	return b.putError(b.sendPutObject(ctx, okey, body, size, opts), opts)
+	tracked := &furthestRead{rs: body}
+	err := b.putError(b.sendPutObject(ctx, okey, tracked, size, opts), opts)
+	if read := tracked.furthest.Load(); err != nil && errors.Is(err, context.DeadlineExceeded) && read > 0 && read < size {
+		// Not "no answer": the link moved bytes, too slowly to carry the
+		// object before the deadline, and every attempt starts over.
+		return fmt.Errorf("the upload to %s was still sending when the deadline came (%s of %s sent): the link is too slow to carry it within the deadline; raise --timeout, or find what slows the link: %w",
+			b.location, units.Bytes(read), units.Bytes(size), context.DeadlineExceeded)
+	}
+	return err
+}
+
+// furthestRead is a body that remembers how far into it a request read.
+type furthestRead struct {
+	rs       io.ReadSeeker
+	pos      int64
+	furthest atomic.Int64
+}
+
+func (f *furthestRead) Read(p []byte) (int, error) {
+	n, err := f.rs.Read(p)
+	f.pos += int64(n)
+	if f.pos > f.furthest.Load() {
+		f.furthest.Store(f.pos)
+	}
+	return n, err
+}
+
+func (f *furthestRead) Seek(offset int64, whence int) (int64, error) {
+	pos, err := f.rs.Seek(offset, whence)
+	if err == nil {
+		f.pos = pos
+	}
+	return pos, err
 }
 
 // putBuffered sends a body read from a stream into memory (data) in one
