@@ -283,10 +283,16 @@ func parseTargetTime(s string) (time.Time, error) {
 		"2006-01-02 15:04:05.999999999Z07",
 		"2006-01-02 15:04:05.999999999 Z07:00",
 		"2006-01-02 15:04:05.999999999 Z07",
+		"2006-01-02 15:04:05.999999999Z0700",
+		"2006-01-02 15:04:05.999999999 Z0700",
 		"2006-01-02 15:04:05.999999999 MST",
 	}
+	in := strings.TrimSpace(s)
+	if n := len(in); n > 4 && in[n-4] == ' ' && (strings.EqualFold(in[n-3:], "utc") || strings.EqualFold(in[n-3:], "gmt")) {
+		in = in[:n-3] + strings.ToUpper(in[n-3:])
+	}
 	for _, l := range layouts {
-		t, err := time.Parse(l, strings.TrimSpace(s))
+		t, err := time.Parse(l, in)
 		if err != nil {
 			continue
 		}

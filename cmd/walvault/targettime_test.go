@@ -19,6 +19,9 @@ func TestParseTargetTime(t *testing.T) {
 		"2026-12-07T11:54:03Z",
 		"2026-12-07 11:54:03 UTC",
 		"2026-12-07 11:54:03 GMT",
+		"2026-12-07 11:54:03 utc",
+		"2026-12-07 12:54:03+0100",
+		"2026-12-07 06:54:03 -0500",
 	} {
 		got, err := parseTargetTime(in)
 		if err != nil || !got.Equal(want) {
