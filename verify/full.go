@@ -285,13 +285,15 @@ func (s *scan) undecryptable(key string, err error) bool {
 	return true
 }
 
-// reportUndecryptable warns about the objects --full could not decrypt:
-// their content was not checked.
+// reportUndecryptable reports the objects --full could not decrypt: their
+// content was not checked, so the repository was not verified whole (a
+// problem: a weekly verify --full with an identity file from before a
+// key rotation must not pass).
 func (s *scan) reportUndecryptable() {
 	if s.notDecrypted == 0 {
 		return
 	}
-	s.warning(Finding{Kind: KindNotDecrypted, Key: strings.SplitN(s.firstNotDecrypted, ":", 2)[0],
+	s.problem(Finding{Kind: KindNotDecrypted, Key: strings.SplitN(s.firstNotDecrypted, ":", 2)[0],
 		Detail: fmt.Sprintf("--full could not check %s, which no key in the identity file decrypts (the first, %s); give decrypt-with an identity file that holds their keys (walvault keys lists which key each backup and WAL run needs)",
 			units.Plural(s.notDecrypted, "encrypted object"), s.firstNotDecrypted)})
 }

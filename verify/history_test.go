@@ -67,17 +67,18 @@ func TestEncryptedTimelineSwitch(t *testing.T) {
 	}
 
 	// --full with an identity file that holds another key (one from
-	// before a key rotation): the object it cannot decrypt is one warning,
-	// and every other object is still read.
+	// before a key rotation): the objects it cannot decrypt are one
+	// problem (the repository was not verified whole), and every other
+	// object is still read.
 	other := crypttest.NewKey(t)
 	r, err := Run(context.Background(), repo(map[string]string{repository.MetaHistory: "1:0/700100"}).b, Options{Full: true, Concurrency: 2, Identities: other.Identities(t)})
 	if err != nil {
 		t.Fatalf("verify --full with another key: %v; want a report", err)
 	}
-	if !r.OK || len(r.Warnings) != 1 || r.Warnings[0].Kind != KindNotDecrypted || r.Warnings[0].Key != "wal/00000002.history" || r.Summary.ObjectsRead < 8 {
-		t.Fatalf("verify --full with another key: problems %v, warnings %v, %d objects read; want OK, one %s warning, the other objects read\n%s", kinds(r.Problems), kinds(r.Warnings), r.Summary.ObjectsRead, KindNotDecrypted, text(t, r))
+	if r.OK || len(r.Problems) != 1 || r.Problems[0].Kind != KindNotDecrypted || r.Problems[0].Key != "wal/00000002.history" || r.Summary.ObjectsRead < 8 {
+		t.Fatalf("verify --full with another key: problems %v, warnings %v, %d objects read; want one %s problem (not verified whole), the other objects read\n%s", kinds(r.Problems), kinds(r.Warnings), r.Summary.ObjectsRead, KindNotDecrypted, text(t, r))
 	}
-	if d := r.Warnings[0].Detail; !strings.Contains(d, "1 encrypted object") || !strings.Contains(d, "walvault keys") {
+	if d := r.Problems[0].Detail; !strings.Contains(d, "1 encrypted object") || !strings.Contains(d, "walvault keys") {
 		t.Errorf("warning %q does not count the object and say what to do", d)
 	}
 }

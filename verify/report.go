@@ -20,7 +20,7 @@ const (
 	KindWALChecksum     = "wal_checksum"     // --full: a WAL object's size or sha256 is wrong
 	KindWALMetadata     = "wal_metadata"     // --full: a WAL object lacks its sha256/raw-size metadata
 	KindWALHeader       = "wal_header"       // --full: a segment's header names another segment or cluster
-	KindNotDecrypted    = "not_decrypted"    // --full: encrypted objects no key at hand decrypts were not checked
+	KindNotDecrypted    = "not_decrypted"    // --full: encrypted objects no key at hand decrypts, not checked
 	KindManifestInvalid = "manifest_invalid" // a backup manifest does not parse or is inconsistent
 	KindPartMissing     = "part_missing"     // a part the manifest lists is missing
 	KindPartSize        = "part_size"        // a part's stored size differs from the manifest
