@@ -16,8 +16,9 @@
 // hold both "a" and "a/b"; walvault's layout never needs to. Symbolic links
 // inside the root are followed (a directory moved to another disk and linked
 // back stays listed). Use a directory below a mount point as the root, not the
-// mount point itself: an unmounted disk then shows as a missing root, and
-// List never meets lost+found (unreadable to the postgres user).
+// mount point itself: an unmounted disk then shows as a missing root (at
+// the mount point, wal-push refuses an empty location it pushed to before),
+// and lost+found (unreadable to the postgres user) is passed over anyway.
 //
 // # Ownership
 //

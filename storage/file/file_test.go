@@ -237,6 +237,23 @@ func TestLostAndFoundIgnored(t *testing.T) {
 	if want := []string{"wal/00000001/000000010000000000000001.lz4", "wal/lost+found/x"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf(`List("") beside lost+found: got %q, want %q`, got, want)
 	}
+	// Nor do the incomplete uploads (temp files) verify and delete look for.
+	if err := os.Chmod(lf, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lf, ".tmp-123"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(lf, 0); err != nil {
+		t.Fatal(err)
+	}
+	err := b.ListUploads(context.Background(), "", func(u storage.Upload) error {
+		t.Errorf("ListUploads: %s, want nothing of lost+found", u.Key)
+		return nil
+	})
+	if err != nil {
+		t.Errorf("ListUploads beside lost+found: %v", err)
+	}
 }
 
 // TestPutLeavesNoTempFiles: neither success nor failure leaves temp files.

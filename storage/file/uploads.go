@@ -40,6 +40,9 @@ func (b *Backend) ListUploads(ctx context.Context, prefix string, fn func(storag
 			return nil
 		}
 		key := filepath.ToSlash(rel)
+		if d.IsDir() && key == "lost+found" {
+			return filepath.SkipDir // the file system's, as List passes it over
+		}
 		if d.IsDir() {
 			// Descend only where keys can start with prefix.
 			if !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
