@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -776,6 +777,46 @@ func (r *receiver) flushPartial(ctx context.Context) error {
 	return r.sendStatus()
 }
 
+// seenFile, in the spool directory, records the repository location this
+// receiver read walvault.json at: a later receiver that finds that
+// location empty (a disk not mounted under a file:// repository, a
+// deleted prefix) refuses to start a new repository there, as wal-push
+// does with its identity cache.
+const seenFile = "repository-seen.json"
+
+type seenRecord struct {
+	Repository string    `json:"repository"`
+	SeenAt     time.Time `json:"seen_at"`
+}
+
+func (r *receiver) seenPath() string { return filepath.Join(r.opts.SpoolDir, seenFile) }
+
+// repositorySeen is when this receiver's spool directory last recorded
+// reading walvault.json at this location (zero: never).
+func (r *receiver) repositorySeen() time.Time {
+	data, err := os.ReadFile(r.seenPath())
+	if err != nil {
+		return time.Time{}
+	}
+	var rec seenRecord
+	if json.Unmarshal(data, &rec) != nil || rec.Repository != r.b.Location() {
+		return time.Time{}
+	}
+	return rec.SeenAt
+}
+
+// recordSeen notes that walvault.json was read at this location (best
+// effort: without it only the guard above is lost).
+func (r *receiver) recordSeen(now time.Time) {
+	data, err := json.Marshal(seenRecord{Repository: r.b.Location(), SeenAt: now.UTC()})
+	if err == nil {
+		err = os.WriteFile(r.seenPath(), data, 0o600)
+	}
+	if err != nil {
+		r.log.Warn("cannot record the repository in the spool directory", "path", r.seenPath(), "err", err)
+	}
+}
+
 // identity returns the repository's identity, creating it from the
 // segment's header when this receiver is the repository's first writer.
 func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
@@ -788,9 +829,14 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	}
 	opts := r.opts.Push
 	want := repository.NewIdentity(hdr.SystemID, hdr.SegmentSize, hdr.PGMajor, opts.Compression, opts.Host, opts.Now()).WithLock(opts.Lock).WithEncryption(opts.Recipients)
-	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()), time.Time{})
+	seenAt := r.repositorySeen()
+	id, err := repository.EnsureProvenIdentity(ctx, r.b, want, opts.Lock.Retention(opts.Now()), seenAt)
 	var refused *repository.CapabilityError
 	var lost *repository.IdentityLostError
+	var gone *repository.GoneError
+	if errors.As(err, &gone) {
+		return repository.Identity{}, fatalf("%w; to start a new repository at this location on purpose, delete %s (this receiver's record of the old one)", err, r.seenPath())
+	}
 	if errors.As(err, &refused) || errors.As(err, &lost) {
 		return repository.Identity{}, fatalf("%w", err)
 	}
@@ -808,6 +854,7 @@ func (r *receiver) identity(ctx context.Context) (repository.Identity, error) {
 	if id, err = recordRecipients(ctx, r.b, id, opts); err != nil {
 		return repository.Identity{}, err
 	}
+	r.recordSeen(opts.Now())
 	r.id = &id
 	return id, nil
 }
