@@ -88,10 +88,14 @@ type rangedBody struct {
 	pos    int64         // offset of the next byte handed out
 	end    int64         // end of the range being read
 	stream io.ReadCloser // the range being read, when streamed
-	chunk  *chunk        // the range being read, when downloaded ahead
-	ahead  []*chunk      // downloads under way, in order, from end on
-	next   int64         // where the first range not yet asked for starts
-	err    error         // sticky
+	// streamFrom is where stream's body starts, resumes how often the
+	// streamed range was asked for again (resumeStream).
+	streamFrom int64
+	resumes    int
+	chunk      *chunk   // the range being read, when downloaded ahead
+	ahead      []*chunk // downloads under way, in order, from end on
+	next       int64    // where the first range not yet asked for starts
+	err        error    // sticky
 }
 
 // chunk is a range downloaded ahead into buf. err and buf's bytes are the
@@ -249,7 +253,9 @@ func (r *rangedBody) Read(p []byte) (int, error) {
 		var err error
 		n, err = r.stream.Read(p)
 		if err != nil && (err != io.EOF || r.pos+int64(n) < r.end) {
-			r.fail(r.readError(r.pos+int64(n), r.end-r.pos-int64(n), err))
+			if rerr := r.resumeStream(r.pos+int64(n), err); rerr != nil {
+				r.fail(rerr)
+			}
 		}
 	}
 	r.pos += int64(n)
@@ -260,6 +266,28 @@ func (r *rangedBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return 0, r.err
+}
+
+// resumeStream asks for the rest of the streamed range from at, where its
+// body broke with cause, of the same version (If-Match), as download does
+// for a chunk: up to rangeResumes times a range, while each attempt moves
+// bytes. It returns the error that ends the read when it may not.
+func (r *rangedBody) resumeStream(at int64, cause error) error {
+	if at == r.streamFrom || r.resumes >= rangeResumes || r.ctx.Err() != nil {
+		return r.readError(at, r.end-at, cause)
+	}
+	r.stream.Close()
+	r.stream = nil
+	body, err := r.open(at, r.end-at)
+	if err != nil {
+		return err
+	}
+	if log := storage.CallLog(r.ctx, r.b.log); log != nil {
+		log.Debug("a range of the object broke; asking for the rest", "key", r.key, "from", at, "to", r.end-1, "err", cause)
+	}
+	r.stream, r.streamFrom = body, at
+	r.resumes++
+	return nil
 }
 
 // fail makes err the answer to every later Read and stops the downloads:
@@ -284,7 +312,8 @@ func (r *rangedBody) advance() error {
 	if err != nil {
 		return err
 	}
-	r.stream, r.end = body, r.end+n
+	r.stream, r.streamFrom, r.resumes = body, r.end, 0
+	r.end += n
 	r.next = r.end
 	return nil
 }
