@@ -71,15 +71,8 @@ func (c identityCache) path() string {
 // before now. Anything else (no entry, another location, a torn or foreign
 // file, a time in the future) is a miss.
 func (c identityCache) load(now time.Time) (repository.Identity, bool) {
-	if !c.on() {
-		return repository.Identity{}, false
-	}
-	data, err := os.ReadFile(c.path())
-	if err != nil {
-		return repository.Identity{}, false
-	}
-	var e identityEntry
-	if err := json.Unmarshal(data, &e); err != nil || e.Repository != c.location {
+	e, ok := c.entry()
+	if !ok {
 		return repository.Identity{}, false
 	}
 	if age := now.Sub(e.VerifiedAt); age < 0 || age >= c.ttl {
@@ -101,18 +94,25 @@ func (c identityCache) load(now time.Time) (repository.Identity, bool) {
 // lastVerified is when the entry for this location was verified, however
 // long ago (zero: no entry): evidence that a repository was there.
 func (c identityCache) lastVerified() time.Time {
+	e, _ := c.entry()
+	return e.VerifiedAt
+}
+
+// entry reads the cache file of this location: false when the cache is
+// off, or the file is missing, torn, foreign or of another location.
+func (c identityCache) entry() (identityEntry, bool) {
 	if !c.on() {
-		return time.Time{}
+		return identityEntry{}, false
 	}
 	data, err := os.ReadFile(c.path())
 	if err != nil {
-		return time.Time{}
+		return identityEntry{}, false
 	}
 	var e identityEntry
 	if json.Unmarshal(data, &e) != nil || e.Repository != c.location {
-		return time.Time{}
+		return identityEntry{}, false
 	}
-	return e.VerifiedAt
+	return e, true
 }
 
 // store records id as verified at now.
