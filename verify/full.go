@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/units"
@@ -279,7 +278,7 @@ func (s *scan) undecryptable(key string, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.notDecrypted == 0 {
-		s.firstNotDecrypted = fmt.Sprintf("%s: %v", key, err)
+		s.firstNotDecrypted, s.firstNotDecryptedErr = key, err
 	}
 	s.notDecrypted++
 	return true
@@ -293,9 +292,9 @@ func (s *scan) reportUndecryptable() {
 	if s.notDecrypted == 0 {
 		return
 	}
-	s.problem(Finding{Kind: KindNotDecrypted, Key: strings.SplitN(s.firstNotDecrypted, ":", 2)[0],
-		Detail: fmt.Sprintf("--full could not check %s, which no key in the identity file decrypts (the first, %s); give decrypt-with an identity file that holds their keys (walvault keys lists which key each backup and WAL run needs)",
-			units.Plural(s.notDecrypted, "encrypted object"), s.firstNotDecrypted)})
+	s.problem(Finding{Kind: KindNotDecrypted, Key: s.firstNotDecrypted,
+		Detail: fmt.Sprintf("--full could not check %s, which no key in the identity file decrypts (the first, %s: %v); give decrypt-with an identity file that holds their keys (walvault keys lists which key each backup and WAL run needs)",
+			units.Plural(s.notDecrypted, "encrypted object"), s.firstNotDecrypted, s.firstNotDecryptedErr)})
 }
 
 // sizeWord prints a size read through a limit of want+1 ("more than N").

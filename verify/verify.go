@@ -206,9 +206,11 @@ type scan struct {
 	partials   []partialObj
 	partialTLs map[wal.TimelineID]*partialTimeline
 
-	// Objects --full could not decrypt (no key at hand), and the first.
-	notDecrypted      int
-	firstNotDecrypted string
+	// Objects --full could not decrypt (no key at hand), and the first's
+	// key and error.
+	notDecrypted         int
+	firstNotDecrypted    string
+	firstNotDecryptedErr error
 
 	// What continuity needs of each backup, and the backups with problems.
 	backups        []backupWAL
