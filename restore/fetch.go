@@ -296,11 +296,7 @@ func segmentHeaderCheck(file wal.FileName) func(first []byte) error {
 		return nil
 	}
 	return func(first []byte) error {
-		h, err := wal.ReadHeader(bytes.NewReader(first))
-		if err == nil {
-			err = h.Check(file.Segment)
-		}
-		if err != nil {
+		if _, err := wal.ReadHeaderOf(bytes.NewReader(first), file.Segment); err != nil {
 			return fmt.Errorf("its header does not belong to %s (another segment's object stored under its key?): %w", file, err)
 		}
 		return nil

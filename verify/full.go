@@ -199,10 +199,7 @@ func (s *scan) headerMismatch(file wal.FileName, head []byte) string {
 	if file.Kind != wal.KindSegment && file.Kind != wal.KindPartial {
 		return ""
 	}
-	h, err := wal.ReadHeader(bytes.NewReader(head))
-	if err == nil {
-		err = h.Check(file.Segment)
-	}
+	h, err := wal.ReadHeaderOf(bytes.NewReader(head), file.Segment)
 	if err != nil {
 		return err.Error()
 	}

@@ -180,3 +180,17 @@ func (h Header) Check(name Segment) error {
 	}
 	return nil
 }
+
+// ReadHeaderOf reads the long header at the start of r, the segment called
+// name, and checks it against the name (Check): ReadHeader's and Check's
+// errors, as they are.
+func ReadHeaderOf(r io.Reader, name Segment) (Header, error) {
+	h, err := ReadHeader(r)
+	if err != nil {
+		return Header{}, err
+	}
+	if err := h.Check(name); err != nil {
+		return Header{}, err
+	}
+	return h, nil
+}

@@ -167,11 +167,8 @@ type SegmentScan struct {
 // ErrInvalidRecord. Only r's errors are returned as they are; a file that
 // ends early ends the WAL there, as for PostgreSQL.
 func ScanSegment(r io.Reader, name Segment, prev *Carry) (*SegmentScan, error) {
-	h, err := ReadHeader(r)
+	h, err := ReadHeaderOf(r, name)
 	if err != nil {
-		return nil, err
-	}
-	if err := h.Check(name); err != nil {
 		return nil, err
 	}
 	s := &segmentScanner{
