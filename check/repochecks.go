@@ -289,22 +289,6 @@ type governanceLifter interface {
 	ShortenGovernanceLock(ctx context.Context, key string, until time.Time) error
 }
 
-// backendAs finds the backend under b's decorators that implements T.
-func backendAs[T any](b storage.Backend) (T, bool) {
-	for b != nil {
-		if r, ok := b.(T); ok {
-			return r, true
-		}
-		u, ok := b.(storage.Unwrapper)
-		if !ok {
-			break
-		}
-		b = u.Unwrap()
-	}
-	var zero T
-	return zero, false
-}
-
 // tryLiftGovernance tries, with the credentials walvault runs with, to
 // shorten the GOVERNANCE lock of check's own probe (to a minute from now),
 // for the Object Lock line: credentials that can, can lift every lock
@@ -314,7 +298,7 @@ func (c *checker) tryLiftGovernance(ctx context.Context, lock repository.LockPol
 	if lock.Mode != storage.Governance {
 		return
 	}
-	l, ok := backendAs[governanceLifter](c.b)
+	l, ok := storage.As[governanceLifter](c.b)
 	if !ok {
 		return
 	}
@@ -344,7 +328,7 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 	if r, down := c.repositoryDown(NameObjectLock); down {
 		return r
 	}
-	r, found := backendAs[lockReporter](c.b)
+	r, found := storage.As[lockReporter](c.b)
 	if !found {
 		return []Result{failed(NameObjectLock, "lock-mode %s asks for Object Lock, but %s cannot lock objects: use an s3:// repository on a bucket with Object Lock enabled", strings.ToLower(string(configured.Mode)), c.b.Location())}
 	}

@@ -39,19 +39,7 @@ type Upload struct {
 const StaleUploadAge = time.Hour
 
 // AsUploads finds an Uploads backend in b or in any backend it wraps.
-func AsUploads(b Backend) (Uploads, bool) {
-	for b != nil {
-		if u, ok := b.(Uploads); ok {
-			return u, true
-		}
-		w, ok := b.(Unwrapper)
-		if !ok {
-			return nil, false
-		}
-		b = w.Unwrap()
-	}
-	return nil, false
-}
+func AsUploads(b Backend) (Uploads, bool) { return As[Uploads](b) }
 
 // StaleUploads returns the incomplete uploads under prefix that started
 // more than olderThan before now (0: every one). ok is false when b keeps

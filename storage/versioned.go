@@ -65,17 +65,23 @@ type Unwrapper interface {
 	Unwrap() Backend
 }
 
-// AsVersioned finds a Versioned backend in b or in any backend it wraps.
-func AsVersioned(b Backend) (Versioned, bool) {
+// As finds, in b or in any backend it wraps (Unwrapper), the first that
+// implements T: an optional interface of the backend under the
+// decorators.
+func As[T any](b Backend) (T, bool) {
 	for b != nil {
-		if v, ok := b.(Versioned); ok {
-			return v, true
+		if t, ok := b.(T); ok {
+			return t, true
 		}
 		u, ok := b.(Unwrapper)
 		if !ok {
-			return nil, false
+			break
 		}
 		b = u.Unwrap()
 	}
-	return nil, false
+	var zero T
+	return zero, false
 }
+
+// AsVersioned finds a Versioned backend in b or in any backend it wraps.
+func AsVersioned(b Backend) (Versioned, bool) { return As[Versioned](b) }

@@ -152,17 +152,4 @@ func cases(opts Options) []testCase {
 // Inner finds the backend of type T in b or among the backends its
 // decorators wrap (storage.Unwrapper): a test's Hide reaches the bare
 // backend under a stack with it.
-func Inner[T storage.Backend](b storage.Backend) (T, bool) {
-	for b != nil {
-		if t, ok := b.(T); ok {
-			return t, true
-		}
-		u, ok := b.(storage.Unwrapper)
-		if !ok {
-			break
-		}
-		b = u.Unwrap()
-	}
-	var zero T
-	return zero, false
-}
+func Inner[T storage.Backend](b storage.Backend) (T, bool) { return storage.As[T](b) }
