@@ -97,7 +97,7 @@ the helper logs one line per call. Calls run one at a time, as PostgreSQL
 makes them. SIGTERM or Ctrl-C stops it: calls still running are cut off and
 their callers run them themselves.
 
-Exit codes: 0 stopped by a signal or because its binary was replaced,
+Exit codes: 0 stopped by a signal, because its binary was replaced or because its socket was removed (a caller gave up on it),
 1 failed, 2 bad arguments.`,
 		Flags: settingFlags(&opts,
 			&cli.DurationFlag{Name: "idle-exit", Usage: "stop after this long without a call it runs (declined ones do not count), or once DATADIR is no longer a data directory (0: run until stopped; helper auto starts helpers with 10m)", Destination: &opts.IdleExit},
@@ -161,6 +161,38 @@ func (h *walHelper) exitWhenIdle(idle time.Duration) {
 	}
 }
 
+// socketCheckInterval is how often a helper checks that its socket is
+// still its own.
+var socketCheckInterval = 5 * time.Second
+
+// exitWhenSocketGone stops the helper once its socket is removed or
+// another file takes its path: a caller gave up on it (it was stopped or
+// stuck for the caller's silence limit) and removed it, or it was removed
+// by hand. No call reaches it any more, so it leaves its place to the next
+// helper (a supervisor's restart, or helper auto's next start), and must
+// not unlink the path on its way out, which may be that helper's socket.
+func (h *walHelper) exitWhenSocketGone(ln *net.UnixListener) {
+	own, err := os.Stat(handoff.SocketPath)
+	if err != nil {
+		return
+	}
+	tick := time.NewTicker(socketCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if now, err := os.Stat(handoff.SocketPath); err != nil || !os.SameFile(own, now) {
+			h.log.Warn("wal-helper: its socket was removed or replaced (a caller gave up waiting for it, or it was removed by hand); stopping", "socket", handoff.SocketPath)
+			ln.SetUnlinkOnClose(false)
+			h.stop()
+			return
+		}
+	}
+}
+
 // maxKeptBackends bounds the repositories a helper keeps open: one config
 // is the rule, a few while it changes.
 const maxKeptBackends = 4
@@ -208,6 +240,7 @@ func runWALHelper(ctx context.Context, dir string, idleExit time.Duration, log *
 	if idleExit > 0 {
 		go h.exitWhenIdle(idleExit)
 	}
+	go h.exitWhenSocketGone(ln)
 
 	var calls sync.WaitGroup
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,6 +243,36 @@ func TestWALHelperCallsLogTheirRetries(t *testing.T) {
 	}
 	if log := rig.log.String(); strings.Contains(log, "retrying") {
 		t.Fatalf("the helper's own log has the calls' retries:\n%s", log)
+	}
+}
+
+// TestWALHelperStopsWhenItsSocketIsTaken: a caller that gave up on a
+// silent helper removes its socket, and a new helper may listen there
+// since; the old one, running again, stops (exit 0) and leaves the new
+// socket in place.
+func TestWALHelperStopsWhenItsSocketIsTaken(t *testing.T) {
+	saved := socketCheckInterval
+	socketCheckInterval = 50 * time.Millisecond
+	t.Cleanup(func() { socketCheckInterval = saved })
+	rig := startHelperRig(t)
+	if err := os.Remove(handoff.SocketPath); err != nil {
+		t.Fatal(err)
+	}
+	next, err := net.Listen("unix", handoff.SocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	select {
+	case <-rig.exited:
+		if rig.code != exitOK {
+			t.Fatalf("helper whose socket was taken exited with %d, want 0:\n%s", rig.code, rig.log.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the helper runs 5s after its socket was taken:\n%s", rig.log.String())
+	}
+	if _, err := os.Stat(handoff.SocketPath); err != nil {
+		t.Fatalf("the new helper's socket after the old one stopped: %v; want it kept", err)
 	}
 }
 

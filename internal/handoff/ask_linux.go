@@ -8,6 +8,10 @@ import (
 // Ask sends r to the helper listening on socket and waits for its answer;
 // ok is true only when the helper ran the command to its end.
 func Ask(socket string, r Request) (a Answer, ok bool) {
+	found, err := os.Stat(socket)
+	if err != nil {
+		return a, false // no helper: run here, silently, as without one
+	}
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return a, false
@@ -34,6 +38,7 @@ func Ask(socket string, r Request) (a Answer, ok bool) {
 	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
 	reply, silent := readAll(fd)
 	if silent {
+		forgetHelper(socket, found)
 		return Answer{Message: silentMessage}, false
 	}
 	a, ran, complete := DecodeAnswer(reply)
@@ -47,7 +52,19 @@ func Ask(socket string, r Request) (a Answer, ok bool) {
 var silence = SilenceSeconds
 
 // silentMessage is what a caller prints when the helper fell silent.
-const silentMessage = "walvault: wal-helper sent nothing for 30s (stopped or stuck); running the command in this process\n"
+const silentMessage = "walvault: wal-helper sent nothing for 30s (stopped or stuck); removed its socket, so the next calls do not wait for it; running the command in this process\n"
+
+// forgetHelper removes the socket of a helper that fell silent, unless
+// another helper has taken its place since (found: the socket before the
+// call). Otherwise every call PostgreSQL makes would wait out the silence
+// again; without the socket they run in their own processes (and with
+// helper auto the next one starts a new helper), while the silent helper
+// stops once it sees its socket gone.
+func forgetHelper(socket string, found os.FileInfo) {
+	if now, err := os.Stat(socket); err == nil && os.SameFile(found, now) {
+		os.Remove(socket)
+	}
+}
 
 func writeAll(fd int, b []byte) bool {
 	for len(b) > 0 {

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,10 @@ func TestAskGivesUpOnASilentHelper(t *testing.T) {
 	if ok || a.Message != silentMessage || time.Since(start) > 5*time.Second {
 		t.Fatalf("a silent helper: %+v ok=%v after %v; want the silent fallback after about 1s", a, ok, time.Since(start))
 	}
+	// The next calls must not wait out the silence again.
+	if _, err := os.Stat(stuck); !os.IsNotExist(err) {
+		t.Fatalf("the silent helper's socket after the fallback: %v; want it removed", err)
+	}
 
 	slow := fakeHelper(t, func(c net.Conn) {
 		for range 6 { // 1.8s in all, longer than the silence
@@ -69,5 +74,46 @@ func TestAskGivesUpOnASilentHelper(t *testing.T) {
 	a, ok = Ask(slow, req)
 	if !ok || a.Code != 0 || !strings.Contains(a.Message, "archived") {
 		t.Fatalf("a helper keeping the call alive: %+v ok=%v; want its answer", a, ok)
+	}
+	if _, err := os.Stat(slow); err != nil {
+		t.Fatalf("the socket of a helper that kept the call alive: %v; want it kept", err)
+	}
+}
+
+// TestForgetHelperSparesAReplacement: the socket a silent helper left is
+// removed only while it is the file the caller found; one a new helper
+// put in its place since is left alone.
+func TestForgetHelperSparesAReplacement(t *testing.T) { testForgetHelper(t, forgetHelper) }
+
+func testForgetHelper(t *testing.T, forget func(string, os.FileInfo)) {
+	path := filepath.Join(t.TempDir(), "helper.sock")
+	write := func() os.FileInfo {
+		t.Helper()
+		os.Remove(path)
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	silent := write()
+	// A new file at the same path: keep the old inode alive, so
+	// the new one cannot reuse its number.
+	keep := path + ".old"
+	if err := os.Link(path, keep); err != nil {
+		t.Fatal(err)
+	}
+	write()
+	forget(path, silent)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("a replacement's socket after forgetting the silent one: %v; want it kept", err)
+	}
+	os.Remove(keep)
+	forget(path, write())
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the silent helper's own socket: %v; want it removed", err)
 	}
 }

@@ -31,6 +31,7 @@ package handoff
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -38,7 +39,7 @@ package handoff
 #define WV_SOCKET_PATH "pg_wal/walvault/helper.sock"
 #define WV_PROTOCOL "walvault-handoff 2"
 #define WV_STOPPED "walvault: wal-helper stopped before answering; running the command in this process\n"
-#define WV_SILENT "walvault: wal-helper sent nothing for 30s (stopped or stuck); running the command in this process\n"
+#define WV_SILENT "walvault: wal-helper sent nothing for 30s (stopped or stuck); removed its socket, so the next calls do not wait for it; running the command in this process\n"
 #define WV_KEEPALIVE "wait\n"
 #define WV_SILENCE_SECONDS 30
 
@@ -185,6 +186,16 @@ static int wv_send_all(int fd, const char *p, size_t n) {
 	return 1;
 }
 
+// wv_forget_helper is forgetHelper: it removes the socket of a helper that
+// fell silent, unless another has taken its place since (before: the
+// socket as found before connecting).
+static void wv_forget_helper(const char *path, const struct stat *before) {
+	struct stat now;
+	if (stat(path, &now) == 0 && now.st_dev == before->st_dev && now.st_ino == before->st_ino) {
+		unlink(path);
+	}
+}
+
 // wv_read_all is readAll: 1 when a read timed out (SO_RCVTIMEO).
 static int wv_read_all(int fd, struct wv_buf *b) {
 	char chunk[4096];
@@ -237,6 +248,10 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	if (dir == NULL) {
 		goto done;
 	}
+	struct stat found;
+	if (stat(WV_SOCKET_PATH, &found) != 0) {
+		goto done; // no helper: go on silently, as without one
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	memcpy(addr.sun_path, WV_SOCKET_PATH, sizeof WV_SOCKET_PATH);
@@ -260,6 +275,7 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	struct timeval tv = {.tv_sec = WV_SILENCE_SECONDS};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (wv_read_all(fd, &answer)) {
+		wv_forget_helper(WV_SOCKET_PATH, &found);
 		wv_stderr(WV_SILENT, strlen(WV_SILENT));
 		goto done;
 	}
@@ -291,7 +307,11 @@ static int wv_looked(void) { return 0; }
 */
 import "C"
 
-import "unsafe"
+import (
+	"os"
+	"syscall"
+	"unsafe"
+)
 
 // earlyLooked says whether the constructor looked at this process's
 // command line (and asked the helper, if the command is one it runs).
@@ -336,6 +356,18 @@ func earlyEncode(dir string, args, env []string) []byte {
 		return nil
 	}
 	return C.GoBytes(unsafe.Pointer(b.p), C.int(b.len))
+}
+
+// earlyForget is wv_forget_helper, given the socket as found (a
+// syscall.Stat_t underneath).
+func earlyForget(path string, found os.FileInfo) {
+	st := found.Sys().(*syscall.Stat_t)
+	var before C.struct_stat
+	before.st_dev = C.dev_t(st.Dev)
+	before.st_ino = C.ino_t(st.Ino)
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	C.wv_forget_helper(cpath, &before)
 }
 
 // earlyDecode is wv_decode_answer, with DecodeAnswer's results.

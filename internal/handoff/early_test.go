@@ -71,3 +71,7 @@ func TestEarlyLooked(t *testing.T) {
 		t.Fatal("the constructor did not run in a cgo build on glibc: a wal-push would start the Go runtime before handing off")
 	}
 }
+
+// TestEarlyForgetSparesAReplacement: TestForgetHelperSparesAReplacement
+// for the constructor's wv_forget_helper.
+func TestEarlyForgetSparesAReplacement(t *testing.T) { testForgetHelper(t, earlyForget) }
