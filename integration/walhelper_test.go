@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -322,16 +323,7 @@ func TestWALHelperUpgrade(t *testing.T) {
 // next call is declined and run in its own process, that the helper stops
 // and that calls after it run silently in their own processes.
 func upgradeTest(t *testing.T, installed string, upgrade func(), between func(dir string, call func(string, ...string) string)) {
-	dir := t.TempDir()
-	seg := wal.Segment{Timeline: 1, Log: 0, Seg: 3}
-	data := waltest.Cluster{SystemID: 7300000000000000002, SegmentSize: wal.MinSegmentSize}.Segment(t, seg, 1)
-	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "pg_wal"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	waltest.WriteFile(t, filepath.Join(dir, "pg_wal"), seg.String(), data)
+	dir, seg, data := helperDataDir(t)
 	env := append(cleanEnv(), "WALVAULT_REPO=file://"+t.TempDir())
 	call := func(binary string, args ...string) string {
 		t.Helper()
@@ -450,4 +442,53 @@ func killHelperAt(t *testing.T, sock string) {
 		return
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// helperDataDir is a directory a helper serves: PG_VERSION, and pg_wal
+// holding one segment (data).
+func helperDataDir(t *testing.T) (dir string, seg wal.Segment, data []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	seg = wal.Segment{Timeline: 1, Log: 0, Seg: 3}
+	data = waltest.Cluster{SystemID: 7300000000000000002, SegmentSize: wal.MinSegmentSize}.Segment(t, seg, 1)
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "pg_wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waltest.WriteFile(t, filepath.Join(dir, "pg_wal"), seg.String(), data)
+	return dir, seg, data
+}
+
+// TestWALHelperDeclineFollowsLogFormat: why a helper left a call to its
+// caller is a line of the call's own log, in its format: under
+// --log-format json, every line on stderr is a JSON object.
+func TestWALHelperDeclineFollowsLogFormat(t *testing.T) {
+	bin := testenv.BuildWalvault(t)
+	dir, seg, _ := helperDataDir(t)
+	env := append(cleanEnv(), "WALVAULT_REPO=file://"+t.TempDir())
+	helperCmd := exec.Command(bin, "wal-helper", dir)
+	helperCmd.Env = env
+	startHelper(t, helperCmd)
+
+	// The helper's environment lacks the format: it declines.
+	cmd := exec.Command(bin, "wal-push", "pg_wal/"+seg.String())
+	cmd.Dir, cmd.Env = dir, append(env, "WALVAULT_LOG_FORMAT=json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("wal-push: %v\n%s", err, stderr.String())
+	}
+	var declined bool
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var entry struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("a line of wal-push --log-format json is not JSON: %q (%v)", line, err)
+		}
+		declined = declined || entry.Level == "WARN" && strings.Contains(entry.Msg, "wal-helper declined (its environment differs in WALVAULT_LOG_FORMAT)")
+	}
+	if !declined {
+		t.Fatalf("wal-push's log does not say the helper declined:\n%s", stderr.String())
+	}
 }

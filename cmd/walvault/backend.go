@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/handoff"
 	"github.com/walvault/walvault/internal/progress"
 	"github.com/walvault/walvault/repository"
 
@@ -66,6 +67,9 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	noteLogFormat(c, cfg)
 	s := &session{out: progress.New(c.App.ErrWriter, progress.Options{Terminal: isTerminal(c.App.ErrWriter)})}
 	s.log = newLogger(s.out, cfg)
+	if why := handoff.TakeNote(); why != "" {
+		s.log.Warn(why)
+	}
 	if cfg.envIgnored != "" {
 		s.log.Warn("settings in the environment ignored: the file walvault restore wrote names the repository this cluster was restored from, and only the command line overrides it",
 			"ignored", cfg.envIgnored, "config", cfg.ConfigFile,

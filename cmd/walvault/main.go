@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"github.com/walvault/walvault/internal/handoff"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -128,6 +129,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // printing the final error to stderr, and returns the exit code.
 func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) int {
 	err := app.RunContext(ctx, args)
+	if why := handoff.TakeNote(); why != "" {
+		// The command stopped before its logger took the note.
+		io.WriteString(stderr, "walvault: "+why+"\n")
+	}
 	if err == nil {
 		return exitOK
 	}

@@ -228,6 +228,22 @@ static void wv_stderr(const char *p, size_t n) {
 	}
 }
 
+// wv_note is the constructor's note (handoff.TakeNote): why it left the
+// command to this process, for the command's logger.
+static char *wv_note;
+
+static void wv_set_note(const char *p, size_t n) {
+	free(wv_note);
+	wv_note = strndup(p, n);
+}
+
+// wv_take_note hands the note over to the caller, who frees it.
+static char *wv_take_note(void) {
+	char *n = wv_note;
+	wv_note = NULL;
+	return n;
+}
+
 #ifdef __GLIBC__
 // The constructor ran: the Go init must not ask again.
 static int walvault_early_looked;
@@ -276,20 +292,21 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (wv_read_all(fd, &answer)) {
 		wv_forget_helper(WV_SOCKET_PATH, &found);
-		wv_stderr(WV_SILENT, strlen(WV_SILENT));
+		wv_set_note(WV_SILENT, strlen(WV_SILENT));
 		goto done;
 	}
 	int code = 0;
 	size_t msg = 0;
 	int kind = answer.oom ? -1 : wv_decode_answer(answer.p, answer.len, &code, &msg);
 	if (kind < 0) {
-		wv_stderr(WV_STOPPED, strlen(WV_STOPPED));
+		wv_set_note(WV_STOPPED, strlen(WV_STOPPED));
 		goto done;
 	}
-	wv_stderr(answer.p + msg, answer.len - msg);
 	if (kind == 1) {
+		wv_stderr(answer.p + msg, answer.len - msg);
 		_exit(code);
 	}
+	wv_set_note(answer.p + msg, answer.len - msg);
 done:
 	if (fd >= 0) {
 		close(fd);
@@ -356,6 +373,16 @@ func earlyEncode(dir string, args, env []string) []byte {
 		return nil
 	}
 	return C.GoBytes(unsafe.Pointer(b.p), C.int(b.len))
+}
+
+// takeEarlyNote is the constructor's note, once.
+func takeEarlyNote() string {
+	n := C.wv_take_note()
+	if n == nil {
+		return ""
+	}
+	defer C.free(unsafe.Pointer(n))
+	return C.GoString(n)
 }
 
 // earlyForget is wv_forget_helper, given the socket as found (a

@@ -5,3 +5,6 @@ package handoff
 // earlyLooked: without cgo (a static build) or outside Linux there is no
 // constructor, and the package's Go init asks the helper.
 func earlyLooked() bool { return false }
+
+// takeEarlyNote: no constructor, no note of its own.
+func takeEarlyNote() string { return "" }

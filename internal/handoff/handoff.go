@@ -13,7 +13,8 @@
 // exits with the helper's exit code, printing what the helper's run
 // printed. Anything short of the helper's full answer (no socket, a dead
 // helper, a helper that declines, a connection cut before the answer)
-// leaves the process to run the command itself, as without a helper: the
+// leaves the process to run the command itself, as without a helper (why,
+// if it says, is TakeNote's, for the command's log): the
 // commands are idempotent, so a command run twice is still right, and a
 // success is never reported without the helper saying so.
 //
@@ -22,13 +23,15 @@
 // then only runs where that constructor does not.
 //
 // This package must keep its imports to the standard library's lowest
-// packages (os, syscall, strconv, errors, slices; and C in a cgo build):
+// packages (os, syscall, strconv, strings, errors, slices; and C in a cgo
+// build):
 // anything heavier would be initialised before the hand-off.
 package handoff
 
 import (
 	"os"
 	"slices"
+	"strings"
 )
 
 // SocketPath is the helper's socket, relative to the data directory.
@@ -50,12 +53,29 @@ func init() {
 		return
 	}
 	a, ok := Ask(SocketPath, Request{Dir: cwd, Args: os.Args, Env: Environ(os.Environ())})
-	if a.Message != "" {
-		os.Stderr.WriteString(a.Message)
-	}
 	if ok {
+		os.Stderr.WriteString(a.Message)
 		os.Exit(a.Code)
 	}
+	note = a.Message
+}
+
+// note is why the command was left to this process (the helper declined,
+// stopped or fell silent), kept for the command's logger: printed here,
+// before the settings are read, it would ignore --log-format.
+var note string
+
+// TakeNote returns, once, why a helper left the command to this process,
+// without the "walvault: " prefix and the newline ("": it did not, or
+// there is no helper).
+func TakeNote() string {
+	n := note
+	if n == "" {
+		n = takeEarlyNote()
+	} else {
+		note = ""
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(n, "walvault: "), "\n")
 }
 
 // Eligible says whether a command line names a command a helper may run.
