@@ -939,6 +939,11 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 			}
 			part, err := up.put(ctx, repository.PGManifestKey(m.ID), limit.Reader(ctx, r), repository.None)
 			if err != nil {
+				// The archive's last Puts ran alongside, and began first:
+				// when they failed too (an outage), theirs is the cause.
+				if ferr := finishArchive(); ferr != nil && !errors.Is(ferr, context.Canceled) {
+					return ferr
+				}
 				return fmt.Errorf("backup_manifest: %w", err)
 			}
 			m.PGManifest = part

@@ -26,6 +26,7 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -274,6 +275,34 @@ func TestPush(t *testing.T) {
 
 // TestPushRefusesServer: a server whose WAL does not reach walvault gets
 // no backup.
+// TestPushReportsTheArchiveOverTheManifest: in an outage, the manifest's
+// Put fails while the archive's last Puts are still running, and began
+// first; when those fail too, the backup's error is theirs, not the
+// manifest's.
+func TestPushReportsTheArchiveOverTheManifest(t *testing.T) {
+	t.Parallel()
+	pg, b := archivingServer(t)
+	errArchive, errManifest := errors.New("archive part refused"), errors.New("manifest refused")
+	fault, manifestFailed := storagetest.NewFault(b), make(chan struct{})
+	fault.Before(storagetest.OpPut, storagetest.Contains("/base.tar."), func(ctx context.Context, _ string) error {
+		select {
+		case <-manifestFailed:
+			return errArchive
+		case <-time.After(200 * time.Millisecond):
+			return nil
+		}
+	})
+	fault.Before(storagetest.OpPut, storagetest.Contains("/backup_manifest"), func(context.Context, string) error {
+		close(manifestFailed)
+		return errManifest
+	})
+	_, err := Push(ctxTimeout(t), fault, Options{ConnString: pg.ConnString(), Compression: repository.LZ4, PartSize: MinPartSize,
+		Log: slog.New(slog.DiscardHandler), Progress: progress.New(io.Discard, progress.Options{})})
+	if !errors.Is(err, errArchive) {
+		t.Fatalf("Push with the manifest and the archive's last part refused: %v; want the archive's error", err)
+	}
+}
+
 func TestPushRefusesServer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
