@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -317,9 +318,16 @@ const idleConnsPerHost = 64
 // newRetryer is the SDK's standard retryer with sdkMaxAttempts attempts,
 // which does not retry TLS certificate failures (the SDK counts them as
 // connection errors): no retry can make an untrusted certificate trusted.
+// It has no retry quota: the SDK's default, a token bucket shared by the
+// client's requests, is drained by an outage in a long-lived process
+// (wal-helper, wal-receive, a backup), which then gets no attempt but the
+// first ("retry quota exceeded") until successes refill it. walvault
+// bounds retries itself (storage.Retry, sendAgain: backoff up to the
+// deadline).
 func newRetryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = sdkMaxAttempts
+		o.RateLimiter = ratelimit.None
 		noCert := retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
 			if isCertificateError(err) {
 				return aws.FalseTernary
