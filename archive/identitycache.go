@@ -98,6 +98,14 @@ func (c identityCache) lastVerified() time.Time {
 	return e.VerifiedAt
 }
 
+// RepositorySeen is when a wal-push of the server whose pg_wal is walDir
+// last read walvault.json at location (zero: never, or no record): check
+// tells a repository gone from its location (a disk not mounted) from one
+// not yet written.
+func RepositorySeen(walDir, location string) time.Time {
+	return identityCache{walDir: walDir, location: location, ttl: DefaultIdentityCacheTTL}.lastVerified()
+}
+
 // entry reads the cache file of this location: false when the cache is
 // off, or the file is missing, torn, foreign or of another location.
 func (c identityCache) entry() (identityEntry, bool) {

@@ -24,7 +24,7 @@ const proofSlack = 15 * time.Second
 // where it would wait another --timeout for nothing (the verdict then
 // goes by the command's words).
 func (c *checker) proveArchiving(parent context.Context) {
-	if c.srv.connErr != nil || c.viaReceive() != "" || c.repoDown {
+	if c.srv.connErr != nil || c.viaReceive() != "" || c.repoDown != "" {
 		return
 	}
 	mode := c.srv.settings["archive_mode"]

@@ -152,9 +152,11 @@ type checker struct {
 	identity       identityFacts
 	backups        *backupFacts
 	loc            *local
-	// repoDown: the repository did not answer checkRepository's first
-	// request, so later checks do not ask it again.
-	repoDown bool
+	// repoDown says why later checks do not ask the repository ("": they
+	// do): it did not answer checkRepository's first request ("is not
+	// reachable"), each asking again would cost another --timeout; or it
+	// is gone from its location.
+	repoDown string
 
 	// Whether the credentials could shorten a GOVERNANCE lock
 	// (tryLiftGovernance); nil when not tried.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/archiveproof"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
@@ -20,6 +21,7 @@ import (
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
+	"github.com/walvault/walvault/wal/waltest"
 )
 
 func TestParseArchiveCommand(t *testing.T) {
@@ -167,6 +169,50 @@ func TestRepositoryProbe(t *testing.T) {
 	}
 	if k := probeKey("db 1/x", time.Now()); storage.ValidateKey(k) != nil || !strings.HasPrefix(k, "check/probe-") {
 		t.Fatalf("probe key %q", k)
+	}
+}
+
+// TestRepositoryGone: a file:// repository whose disk is not mounted shows
+// as an empty directory; when this server's wal-push read walvault.json
+// there before, check names the repository gone and writes no probe under
+// the bare mount point. A location no push ever saw is probed as new.
+func TestRepositoryGone(t *testing.T) {
+	dataDir := t.TempDir()
+	walDir := filepath.Join(dataDir, "pg_wal")
+	if err := os.Mkdir(walDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	seg := wal.Segment{Timeline: 1, Seg: 3}
+	waltest.WriteFile(t, walDir, seg.String(), waltest.Cluster{SystemID: 7312345678901234567, SegmentSize: wal.MinSegmentSize}.Segment(t, seg, 1))
+	mount := t.TempDir()
+	b := filetest.At(t, mount)
+	if _, err := archive.Push(t.Context(), b, filepath.Join(walDir, seg.String()), archive.Options{Compression: repository.LZ4, Host: "db1", Version: "test", IdentityCacheTTL: archive.DefaultIdentityCacheTTL}); err != nil {
+		t.Fatal(err)
+	}
+	// The disk goes: its directory is empty.
+	if err := os.RemoveAll(mount); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mount, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newChecker(t)
+	c.b, c.loc = b, &local{dataDir: dataDir}
+	r := one(t, c.checkRepository(t.Context()))
+	if r.OK || !strings.Contains(r.Detail, "gone from its location") {
+		t.Fatalf("a repository whose disk is not mounted: %+v; want FAILED, gone", r)
+	}
+	if left, _ := os.ReadDir(mount); len(left) != 0 {
+		t.Fatalf("check wrote under the bare mount point: %v", left)
+	}
+	if r := one(t, c.checkIdentity(t.Context())); r.OK || !strings.Contains(r.Detail, "not checked") {
+		t.Fatalf("identity of a gone repository: %+v; want not checked", r)
+	}
+
+	c, _ = newChecker(t)
+	c.b, c.loc = filetest.At(t, t.TempDir()), &local{dataDir: dataDir}
+	if r := one(t, c.checkRepository(t.Context())); !r.OK {
+		t.Fatalf("a location this server never pushed to: %+v; want the probe OK", r)
 	}
 }
 

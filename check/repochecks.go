@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walvault/walvault/internal/units"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/internal/units"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -33,12 +36,12 @@ type backupFacts struct {
 // repositoryDown is the verdict of checks that need the repository once it
 // did not answer: each asking again would cost another --timeout.
 func (c *checker) repositoryDown(names ...string) ([]Result, bool) {
-	if !c.repoDown {
+	if c.repoDown == "" {
 		return nil, false
 	}
 	rs := make([]Result, len(names))
 	for i, n := range names {
-		rs[i] = failed(n, "not checked: %s is not reachable (see %q above)", c.b.Location(), NameRepository)
+		rs[i] = failed(n, "not checked: %s %s (see %q above)", c.b.Location(), c.repoDown, NameRepository)
 	}
 	return rs, true
 }
@@ -55,9 +58,17 @@ func (c *checker) repositoryDown(names ...string) ([]Result, bool) {
 // (verify ignores check/).
 func (c *checker) checkRepository(ctx context.Context) []Result {
 	loc := c.b.Location()
-	if _, err := c.b.Stat(ctx, repository.IdentityKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		c.repoDown = true
+	_, err := c.b.Stat(ctx, repository.IdentityKey)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.repoDown = "is not reachable"
 		return []Result{failed(NameRepository, "%s is not reachable: %v", loc, err)}
+	}
+	if err != nil {
+		if gone := c.repositoryGone(ctx); gone != nil {
+			// No probe: it would go under a bare mount point.
+			c.repoDown = "holds no repository"
+			return []Result{failed(NameRepository, "%v", gone)}
+		}
 	}
 	lock := repository.LockPolicy{Mode: c.opts.LockMode, Days: c.opts.LockDays}
 	rep, err := repository.ProveCapabilities(ctx, c.b, repository.NewProbe(c.opts.Host, c.opts.Now()), lock)
@@ -87,6 +98,26 @@ func (c *checker) checkRepository(ctx context.Context) []Result {
 	default:
 		return []Result{ok(NameRepository, "%s: wrote and read back the probe %s; a conditional create of it was refused; it could not be deleted (%v); only walvault delete needs to delete", loc, rep.Key, err)}
 	}
+}
+
+// repositoryGone is a *repository.GoneError when the repository holds
+// nothing at all but this server's wal-push read its walvault.json there
+// before (its record in pg_wal, when check runs on the database host):
+// the repository's disk is not mounted, or its prefix was deleted. nil
+// otherwise, or when it cannot tell.
+func (c *checker) repositoryGone(ctx context.Context) error {
+	l := c.localServer()
+	if l.why != "" || l.dataDir == "" {
+		return nil
+	}
+	seen := archive.RepositorySeen(filepath.Join(l.dataDir, "pg_wal"), c.b.Location())
+	if seen.IsZero() {
+		return nil
+	}
+	if holds, err := repository.HoldsObjects(ctx, c.b); err != nil || holds {
+		return nil
+	}
+	return &repository.GoneError{Location: c.b.Location(), Seen: seen}
 }
 
 // probeKey is a key no one else writes: host, time and randomness.

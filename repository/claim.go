@@ -124,6 +124,17 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 	return strings.Join(proofs, " and "), nil
 }
 
+// HoldsObjects says whether b holds any WAL or backup object.
+func HoldsObjects(ctx context.Context, b storage.Backend) (bool, error) {
+	for _, prefix := range []string{WALPrefix, BackupsPrefix} {
+		var any bool
+		if err := scanPrefix(ctx, b, prefix, func(string) bool { any = true; return true }); err != nil || any {
+			return any, err
+		}
+	}
+	return false, nil
+}
+
 // scanPrefix lists up to claimScan keys under prefix, stopping early once
 // found returns true.
 func scanPrefix(ctx context.Context, b storage.Backend, prefix string, found func(key string) bool) error {
