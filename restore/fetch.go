@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -35,6 +36,27 @@ type FetchOptions struct {
 	// that is downloading the same file before downloading it itself (0:
 	// PrefetchWait).
 	PrefetchWait time.Duration
+	// AcceptGap answers "missing" for a segment missing while later ones
+	// are archived, as for any missing file: recovery then ends at the
+	// gap (restore --accept-gap). Without it such a miss is a *GapError.
+	AcceptGap bool
+}
+
+// GapError: the segment PostgreSQL asked for is missing while a later
+// one of its timeline is archived. Answering "missing" would end recovery
+// there and leave the later WAL out; the storage may also just not have
+// shown an object it holds (a replica lagging behind, a load balancer
+// sending the request elsewhere), or a push ahead may have stored the
+// later segment first, so asking again can help.
+type GapError struct {
+	Segment  wal.FileName
+	Later    string // the later segment's key
+	Location string
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("%s is not in the archive at %s, though the later %s is: a gap in the archive, a storage that did not show an object it holds, or a push ahead that stored the later segment first; refusing to tell PostgreSQL it is missing, which would end recovery here and leave out the WAL after it. If the segment is lost for good, restore with --accept-gap to end recovery at the gap (it gives restore_command's wal-fetch --accept-gap)",
+		e.Segment, e.Location, path.Base(e.Later))
 }
 
 // FetchResult says what a fetch wrote.
@@ -86,6 +108,13 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
 		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
 		partial = err == nil
+		if errors.Is(err, storage.ErrNotFound) && file.Kind == wal.KindSegment && !opts.AcceptGap {
+			if later, lerr := repository.LaterSegment(ctx, b, file); lerr != nil {
+				return FetchResult{}, fmt.Errorf("%s is not in the archive at %s; looking for later segments (which would make it a gap, not the end of the archive) failed: %w", file, b.Location(), lerr)
+			} else if later != "" {
+				return FetchResult{}, &GapError{Segment: file, Later: later, Location: b.Location()}
+			}
+		}
 	}
 	if err != nil {
 		return FetchResult{}, err

@@ -203,6 +203,40 @@ func TestFetchMissing(t *testing.T) {
 	}
 }
 
+// TestFetchGap: a segment missing while a later one of its timeline is
+// archived is not "missing" (which would end recovery there) but a
+// *GapError, unless AcceptGap; a later segment of another timeline, its
+// own partial or backup history file, and the end of the archive leave a
+// miss a miss.
+func TestFetchGap(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	for _, n := range []uint32{3, 5} {
+		pushSegment(t, b, seg(1, 0, n), repository.LZ4)
+	}
+	pushSegment(t, b, seg(2, 0, 2), repository.LZ4)
+	push(t, b, "000000010000000000000006.partial", segmentBytes(t, seg(1, 0, 6), 1), repository.LZ4)
+	push(t, b, "000000010000000000000006.00000028.backup", []byte("START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\n"), repository.None)
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+
+	_, err := restore.Fetch(t.Context(), b, "000000010000000000000004", dest, restore.FetchOptions{Compression: repository.LZ4})
+	var gap *restore.GapError
+	if !errors.As(err, &gap) || errors.Is(err, storage.ErrNotFound) || gap.Later != "wal/00000001/000000010000000000000005.lz4" {
+		t.Fatalf("a segment missing before a later one: %v; want a GapError naming segment 5, not ErrNotFound", err)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("dest after a gap: %v; want nothing written", err)
+	}
+	if _, err := restore.Fetch(t.Context(), b, "000000010000000000000004", dest, restore.FetchOptions{Compression: repository.LZ4, AcceptGap: true}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a gap with AcceptGap: %v; want ErrNotFound", err)
+	}
+	for _, name := range []string{"000000010000000000000006", "000000020000000000000004", "00000003.history"} {
+		if _, err := restore.Fetch(t.Context(), b, name, dest, restore.FetchOptions{Compression: repository.LZ4}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Fetch(%s), with no later segment of its timeline: %v; want ErrNotFound", name, err)
+		}
+	}
+}
+
 // barrierBackend lets the first Get through and holds every later Get
 // and Stat until want of them are in flight at once (reached), or five
 // seconds have passed (long for a loaded machine; only a failure waits).

@@ -180,7 +180,7 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		Target:            target,
 		TablespaceMapping: opts.mapping,
 		Owner:             opts.Owner,
-		RestoreCommand:    restoreCommandLine(opts.exe, dataDir),
+		RestoreCommand:    restoreCommandLine(opts.exe, dataDir, opts.AcceptGap),
 		ConfigFile:        restoreConfigFile,
 		ConfigYAML:        configYAML,
 		Verify:            opts.verify,
@@ -337,9 +337,15 @@ func walvaultBinary() (string, error) {
 }
 
 // restoreCommandLine is the restore_command of a cluster restored into
-// dataDir: exe's wal-fetch, reading the walvault-restore.yaml written there.
-func restoreCommandLine(exe, dataDir string) string {
-	return shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " %f %p"
+// dataDir: exe's wal-fetch, reading the walvault-restore.yaml written there;
+// with acceptGap (restore --accept-gap), a segment missing before later
+// ones is answered missing, so recovery ends at the gap.
+func restoreCommandLine(exe, dataDir string, acceptGap bool) string {
+	line := shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile))
+	if acceptGap {
+		line += " --accept-gap"
+	}
+	return line + " %f %p"
 }
 
 // yaml is walvault-restore.yaml, the settings file restore_command reads:

@@ -33,6 +33,9 @@ type walFetchOptions struct {
 	// DrillScratch turns the drill guard on (restore.DrillGuard): walvault
 	// drill sets it on its server's restore_command.
 	DrillScratch string
+	// AcceptGap answers "missing" for a segment missing while later ones
+	// are archived (restore --accept-gap writes it).
+	AcceptGap bool
 }
 
 func (o *walFetchOptions) bind(b *binder) {
@@ -65,7 +68,11 @@ other place, it fetches the one file and writes nothing else.
 Exit codes, as PostgreSQL reads them:
    0    the file was restored
    1    the file is not in the archive: recovery moves on (this is how
-        PostgreSQL learns it has replayed everything archived)
+        PostgreSQL learns it has replayed everything archived). A segment
+        missing while later ones of its timeline are archived is not
+        answered so (it would end recovery there and leave the later WAL
+        out): it is asked for again until --timeout, then the fetch exits
+        200, unless --accept-gap; on a standby it exits 1 at once
    200  no authoritative answer: the repository is unreachable, the object is
         corrupt, or the configuration is wrong. PostgreSQL stops recovery on
         any status above 125 rather than ending it early at the wrong point;
@@ -85,6 +92,7 @@ outage of a minute would end a recovery that ran for hours. It is still
 finite: a repository that stays unreachable must be reported, not waited on
 forever. wal-push, which PostgreSQL retries by itself, keeps a 2m default.`,
 		Flags: settingFlags(&opts,
+			&cli.BoolFlag{Name: "accept-gap", Usage: "answer missing (exit 1) for a segment missing while later ones of its timeline are archived, ending recovery at the gap (walvault restore --accept-gap writes it); without it such a segment is asked for again until --timeout, then the fetch exits 200", Destination: &opts.AcceptGap},
 			&cli.StringFlag{Name: "drill-scratch", Usage: "a restore drill's scratch directory: refuse (exit 200) a segment that creates or drops a tablespace outside it (walvault drill sets it)", Destination: &opts.DrillScratch},
 		),
 		Action: func(c *cli.Context) error { return walFetch(c, &opts) },
@@ -129,8 +137,9 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 			log.Warn("prefetched file refused and deleted; fetching it from the repository", "segment", name, "error", refused)
 		}
 		opts.warnMode(log)
-		fetch := restore.FetchOptions{Compression: opts.Compression.Compression, Identities: opts.Identities, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2)}
-		res, fromCache, err := fetchRidingOut(s.ctx, s.b, name, dest, dir, fetch)
+		fetch := restore.FetchOptions{Compression: opts.Compression.Compression, Identities: opts.Identities, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2), AcceptGap: opts.AcceptGap}
+		// A standby asks again by itself, after trying to stream.
+		res, fromCache, err := fetchRidingOut(s.ctx, s.b, name, dest, dir, fetch, !restore.InStandby(dest))
 		if err != nil {
 			return err
 		}
@@ -181,8 +190,11 @@ func guardDrill(opts *walFetchOptions, name, dest string, log *slog.Logger) erro
 // during the download must not end recovery either. A failed fetch writes
 // nothing to dest, and corrupt bytes (a decoder or checksum error) are not
 // a stream error, so they are never fetched again. dir "" means no
-// prefetch cache.
-func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir string, opts restore.FetchOptions) (restore.FetchResult, bool, error) {
+// prefetch cache. With rideOutGap, a segment missing while later ones are
+// archived (restore.GapError) is asked for again too: a storage may not
+// show an object for a moment, a push ahead may store a later segment
+// first.
+func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir string, opts restore.FetchOptions, rideOutGap bool) (restore.FetchResult, bool, error) {
 	policy := storage.DefaultRetryPolicy
 	delay := policy.BaseDelay
 	for attempt := 1; ; attempt++ {
@@ -194,14 +206,20 @@ func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir stri
 		} else {
 			res, fromCache, err = restore.FetchCached(ctx, b, name, dest, dir, opts)
 		}
-		if err == nil || storage.StreamError(err) == nil {
+		var gap *restore.GapError
+		isGap := rideOutGap && errors.As(err, &gap)
+		if err == nil || storage.StreamError(err) == nil && !isGap {
 			return res, fromCache, err
 		}
 		dl, ok := ctx.Deadline()
 		if !ok || time.Until(dl) < delay+policy.MinAttemptTime {
 			return res, fromCache, err
 		}
-		if opts.Log != nil {
+		switch {
+		case opts.Log == nil:
+		case isGap:
+			opts.Log.Warn("segment missing while later ones are archived; asking again", "segment", name, "later", gap.Later, "attempt", attempt, "delay", delay)
+		default:
 			opts.Log.Warn("download broke; fetching again", "segment", name, "attempt", attempt, "delay", delay, "error", err)
 		}
 		t := time.NewTimer(delay)

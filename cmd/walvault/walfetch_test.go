@@ -88,7 +88,7 @@ func TestFetchRidesOutBrokenDownloads(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, _, err := fetchRidingOut(ctx, storage.WithRetry(b, storage.DefaultRetryPolicy, nil), name, dest, filepath.Join(filepath.Dir(dest), "prefetch"), restore.FetchOptions{Compression: repository.LZ4})
+	_, _, err := fetchRidingOut(ctx, storage.WithRetry(b, storage.DefaultRetryPolicy, nil), name, dest, filepath.Join(filepath.Dir(dest), "prefetch"), restore.FetchOptions{Compression: repository.LZ4}, true)
 	if err != nil {
 		t.Fatalf("fetch through %d broken downloads: got %v, want success", breaks, err)
 	}
@@ -97,6 +97,62 @@ func TestFetchRidesOutBrokenDownloads(t *testing.T) {
 	}
 	if got := b.gets(); got != breaks+1 {
 		t.Fatalf("downloads: got %d, want %d", got, breaks+1)
+	}
+}
+
+// TestFetchRidesOutAGap: a segment missing while a later one is archived
+// (a storage that did not show it for a moment, a push ahead that stored
+// the later one first) is asked for again and restored once it shows; one
+// that stays missing ends the fetch at the deadline with exit 200, never
+// exit 1, which would end recovery before the later WAL. On a standby
+// (rideOutGap false) the gap is answered at once, and a standby exits 1.
+func TestFetchRidesOutAGap(t *testing.T) {
+	b := mem.New()
+	segments := map[uint32][]byte{}
+	dir := t.TempDir()
+	for _, n := range []uint32{3, 4, 5} {
+		s := wal.Segment{Timeline: 1, Log: 0, Seg: n}
+		segments[n] = waltest.Cluster{SystemID: 7300000000000000001, SegmentSize: wal.MinSegmentSize}.Segment(t, s, 1)
+		waltest.WriteFile(t, dir, s.String(), segments[n])
+	}
+	pushSeg := func(n uint32) {
+		t.Helper()
+		if _, err := archive.Push(context.Background(), b, filepath.Join(dir, wal.Segment{Timeline: 1, Log: 0, Seg: n}.String()), archive.Options{Compression: repository.LZ4, Host: "db-1", Version: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pushSeg(3)
+	pushSeg(5)
+	name := wal.Segment{Timeline: 1, Log: 0, Seg: 4}.String()
+	fetch := func(timeout time.Duration, rideOut bool) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		_, _, err := fetchRidingOut(ctx, b, name, dest, "", restore.FetchOptions{Compression: repository.LZ4}, rideOut)
+		if err == nil {
+			if got, _ := os.ReadFile(dest); !bytes.Equal(got, segments[4]) {
+				t.Fatalf("fetched %d bytes, want segment 4's %d", len(got), len(segments[4]))
+			}
+		}
+		return err
+	}
+
+	start := time.Now()
+	err := fetch(3*time.Second, false)
+	var gap *restore.GapError
+	if !errors.As(err, &gap) || time.Since(start) > time.Second || exitCode("wal-fetch", standbyFailure{err}) != exitFailed {
+		t.Fatalf("a gap on a standby: %v after %v; want the GapError at once, exit 1 as a standby", err, time.Since(start))
+	}
+	err = fetch(3*time.Second, true)
+	if !errors.As(err, &gap) || exitCode("wal-fetch", err) != exitRecoveryMustStop {
+		t.Fatalf("a gap that stays: %v (exit %d); want the GapError at the deadline, exit %d", err, exitCode("wal-fetch", err), exitRecoveryMustStop)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		pushSeg(4)
+	}()
+	if err := fetch(time.Minute, true); err != nil {
+		t.Fatalf("a segment that shows after a moment: %v; want it restored", err)
 	}
 }
 
@@ -110,7 +166,7 @@ func TestFetchBrokenDownloadsEndAtDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	_, _, err := fetchRidingOut(ctx, storage.WithRetry(b, storage.DefaultRetryPolicy, nil), name, dest, filepath.Join(filepath.Dir(dest), "prefetch"), restore.FetchOptions{Compression: repository.LZ4})
+	_, _, err := fetchRidingOut(ctx, storage.WithRetry(b, storage.DefaultRetryPolicy, nil), name, dest, filepath.Join(filepath.Dir(dest), "prefetch"), restore.FetchOptions{Compression: repository.LZ4}, true)
 	elapsed := time.Since(start)
 	if !errors.Is(err, storagetest.ErrConnReset) || errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("fetch with every download broken: got %v, want the reset connection", err)
