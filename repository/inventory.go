@@ -172,8 +172,10 @@ type BackupWAL struct {
 //
 //   - INCOMPLETE without a manifest;
 //   - DONE when every segment from start_wal to stop_wal is archived: on
-//     the start timeline, and the stop segment on the stop timeline (a
-//     backup taken on a standby promoted meanwhile ends on it);
+//     the start timeline or, for a backup that ends on a later timeline
+//     (taken on a standby promoted meanwhile, or after its upstream's
+//     switch), on any timeline up to the stop timeline, the stop segment
+//     on that one (CoveredAcross);
 //   - WAITING_FOR_WALS otherwise, with the first segment missing.
 func BackupStatusOf(m *BackupManifest, x *WALIndex) (BackupWAL, error) {
 	if m == nil {
@@ -694,8 +696,8 @@ func (l *lister) addListed(prefixes []string, found [][]storage.ObjectInfo) erro
 // backupWALPrefixes are the key prefixes under wal/ that hold every
 // segment BackupStatusOf looks at for ms: from start_wal to the segment
 // after stop_wal on the start timeline (the one after tells a segment not
-// yet archived from one lost in a gap), and stop_wal and the one after on
-// the stop timeline. A range within one log is listed by the longest
+// yet archived from one lost in a gap), and the same range on each later
+// timeline up to the stop timeline's. A range within one log is listed by the longest
 // prefix its names share, so it lists little more than the range; one
 // that crosses a log boundary, whose names may share only a prefix that
 // holds 256 logs or more (0F/FF and 10/00), by aligned blocks no larger
@@ -726,8 +728,10 @@ func backupWALPrefixes(ms []*BackupManifest, x *WALIndex) []string {
 		}
 		after := x.segNo(stop) + 1
 		span(start, x.segment(start.Timeline, max(after, x.segNo(start))))
-		if stop.Timeline != start.Timeline {
-			span(stop, x.segment(stop.Timeline, after))
+		// A backup across timelines may find each segment on any of them
+		// (CoveredAcross).
+		for tli := start.Timeline + 1; tli <= stop.Timeline; tli++ {
+			span(x.segment(tli, min(x.segNo(start), x.segNo(stop))), x.segment(tli, after))
 		}
 	}
 	sort.Strings(prefixes)

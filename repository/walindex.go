@@ -529,16 +529,45 @@ func (x *WALIndex) Covered(start, stop wal.Segment) (ok bool, firstMissing wal.S
 }
 
 // CoveredAcross is Covered for a backup whose stop segment may lie on
-// another timeline than its start (taken on a standby that was promoted
-// meanwhile): the segments before stop's position are looked for on
-// start's timeline, the stop segment on stop's.
+// another timeline than its start (taken on a standby that was promoted,
+// or whose upstream was, meanwhile): each segment before stop's position
+// may be archived on start's timeline or on any timeline after it up to
+// stop's, the stop segment must be on stop's. PostgreSQL reads each
+// segment from the newest timeline of the history that had begun by it,
+// so the segment where a timeline branched off is read from the child
+// (the parent's copy of it is a .partial, never archived in full), and a
+// backup whose start lies before a switch needs the child's segments from
+// there on.
 func (x *WALIndex) CoveredAcross(start, stop wal.Segment) (ok bool, firstMissing wal.Segment, beyond bool) {
 	a, b := x.segNo(start), x.segNo(stop)
 	if start.Timeline == stop.Timeline || b <= a {
 		return x.Covered(start, stop)
 	}
-	if ok, first, beyond := x.Covered(start, x.segment(start.Timeline, b-1)); !ok {
-		return false, first, beyond
+	runsOf := func(tli wal.TimelineID) []segRun {
+		if t := x.tls[tli]; t != nil {
+			return t.runs
+		}
+		return nil
+	}
+	// What start's timeline lacks, narrowed by each later timeline.
+	gaps := missing(runsOf(start.Timeline), a, b-1)
+	var newest uint64
+	for tli := start.Timeline; tli <= stop.Timeline && len(gaps) > 0; tli++ {
+		runs := runsOf(tli)
+		if len(runs) > 0 {
+			newest = max(newest, runs[len(runs)-1].last)
+		}
+		if tli == start.Timeline {
+			continue
+		}
+		var still []segRun
+		for _, g := range gaps {
+			still = append(still, missing(runs, g.first, g.last)...)
+		}
+		gaps = still
+	}
+	if len(gaps) > 0 {
+		return false, x.segment(start.Timeline, gaps[0].first), gaps[0].first > newest
 	}
 	return x.Covered(stop, stop)
 }

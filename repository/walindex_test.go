@@ -501,3 +501,43 @@ func TestHistoryConflict(t *testing.T) {
 		})
 	}
 }
+
+// TestCoveredAcrossFollowsLaterTimelines: a backup taken on a standby that
+// starts on timeline 2 and stops on 3 finds each segment before its stop
+// on either: the segment where 3 branched off is 3's (2 left only a
+// .partial of it), and the ones after the switch too.
+func TestCoveredAcrossFollowsLaterTimelines(t *testing.T) {
+	seg := func(tli wal.TimelineID, n uint32) wal.Segment { return wal.Segment{Timeline: tli, Seg: n} }
+	index := func(segs ...wal.Segment) *WALIndex {
+		x, err := NewWALIndex(16 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range segs {
+			x.AddSegment(s)
+		}
+		return x
+	}
+	for _, tc := range []struct {
+		name        string
+		x           *WALIndex
+		start, stop wal.Segment
+		ok          bool
+		missing     wal.Segment
+		beyond      bool
+	}{
+		{"started in the switch segment", index(seg(2, 0x12), seg(3, 0x13), seg(3, 0x14), seg(3, 0x15), seg(3, 0x16)), seg(2, 0x13), seg(3, 0x15), true, wal.Segment{}, false},
+		{"started before the switch", index(seg(2, 0x10), seg(2, 0x11), seg(2, 0x12), seg(3, 0x13), seg(3, 0x14)), seg(2, 0x10), seg(3, 0x14), true, wal.Segment{}, false},
+		{"through an intermediate timeline", index(seg(1, 0x10), seg(2, 0x11), seg(3, 0x12)), seg(1, 0x10), seg(3, 0x12), true, wal.Segment{}, false},
+		{"a segment on none", index(seg(2, 0x10), seg(3, 0x12), seg(3, 0x13)), seg(2, 0x10), seg(3, 0x13), false, seg(2, 0x11), false},
+		{"not archived yet", index(seg(2, 0x10), seg(2, 0x11)), seg(2, 0x10), seg(3, 0x13), false, seg(2, 0x12), true},
+		{"the stop segment only on the start timeline", index(seg(2, 0x10), seg(2, 0x11)), seg(2, 0x10), seg(3, 0x11), false, seg(3, 0x11), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, missing, beyond := tc.x.CoveredAcross(tc.start, tc.stop)
+			if ok != tc.ok || missing != tc.missing || beyond != tc.beyond {
+				t.Fatalf("CoveredAcross(%s, %s) = %v, %s, beyond %v; want %v, %s, beyond %v", tc.start, tc.stop, ok, missing, beyond, tc.ok, tc.missing, tc.beyond)
+			}
+		})
+	}
+}
