@@ -160,11 +160,11 @@ func (o Options) withDefaults() (Options, error) {
 // wrapper script that runs wal-push, both work). Otherwise WAL reaches it
 // through wal-receive streaming from an active physical slot into this
 // repository. It logs which ("WAL source: ..."). PostgreSQL does not wait
-// for the backup's WAL (but from a standby that archives), so Push does:
-// the manifest is written once the archiver reports the backup's last
-// segment archived, or, with wal-receive, once every segment from the
-// backup's start to its stop is complete in the repository, which makes
-// the backup DONE. If that takes longer than opts.WALTimeout, the manifest
+// for the backup's WAL (but on a standby with archive_mode = always), so
+// Push does: the manifest is written once the archiver reports the
+// backup's last segment archived, or, with wal-receive or on a standby
+// with archive_mode = on, once every segment from the backup's start to
+// its stop is complete in the repository, which makes the backup DONE. If that takes longer than opts.WALTimeout, the manifest
 // is written anyway (the backup shows as WAITING_FOR_WALS and becomes DONE
 // when the segment lands) and Push returns an error saying so.
 //
@@ -286,10 +286,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	// same thing itself, without the second: until the archiver reports
 	// the backup's last segment archived (waitForArchiver), or, with
 	// wal-receive, until the repository holds it (waitForWAL). A standby
-	// keeps the server's wait, as before: it archives only with
-	// archive_mode = always, and then its last segment completes only
-	// when the primary switches.
-	serverWaits := src.Slot == "" && settings.InRecovery
+	// with archive_mode = always keeps the server's wait, as before: its
+	// last segment completes only when the primary switches. One with
+	// archive_mode = on archives nothing, and PostgreSQL does not wait
+	// there (it says so in a notice): Push waits for the primary's
+	// archive_command to store the segments in the repository
+	// (waitForWAL).
+	serverWaits := src.Slot == "" && settings.InRecovery && settings.ArchiveMode == "always"
 	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast", serverWaits)
 	if err != nil {
 		return repository.BackupManifest{}, err
@@ -337,7 +340,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	m.FormatVersion = m.NeededFormatVersion()
 	var late error
 	if !serverWaits {
-		if src.Slot == "" {
+		if src.Slot == "" && !settings.InRecovery {
 			late = waitForArchiver(ctx, cfg, b, ident.Compression, m, opts)
 		} else {
 			late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
@@ -529,7 +532,8 @@ func (e *walTimeoutError) Error() string {
 	if e.slot == "" {
 		return fmt.Sprintf("backup %s is stored and recorded, but WAL segment %s, which it needs, is not in %s after %s: "+
 			"backup-list shows it WAITING_FOR_WALS, and DONE once archive_command stores that segment; check the server log and "+
-			"pg_stat_archiver for archive_command failures, or raise --timeout",
+			"pg_stat_archiver for archive_command failures (a backup taken on a standby ends in a segment that completes only when the primary fills or switches it: "+
+			"SELECT pg_switch_wal() on the primary, or set its archive_timeout), or raise --timeout",
 			e.id, e.segment, e.location, e.timeout)
 	}
 	has := "no partial of it either"
@@ -594,8 +598,13 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 			return e
 		}
 		if !now.Before(nextLog) {
-			opts.Log.Info("waiting for wal-receive to store the WAL the backup needs", "backup_id", m.ID, "segment", seg.String(),
-				"slot", src.Slot, "waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout)
+			if src.Slot == "" {
+				opts.Log.Info("waiting for the primary's archive_command to store the WAL the backup needs (it completes the segment when it fills or switches it)", "backup_id", m.ID, "segment", seg.String(),
+					"waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout)
+			} else {
+				opts.Log.Info("waiting for wal-receive to store the WAL the backup needs", "backup_id", m.ID, "segment", seg.String(),
+					"slot", src.Slot, "waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout)
+			}
 			nextLog = now.Add(progressLogEvery)
 		}
 		select {

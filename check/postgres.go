@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -97,8 +96,9 @@ func gather(ctx context.Context, connString, slot string) *server {
 		err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
 		s.settings[name] = setting{value: v, err: privilegeHint(err, s.user, "pg_read_all_settings")}
 	}
-	if v, err := strconv.ParseUint(s.settings["wal_segment_size"].value, 10, 32); err == nil {
-		s.segSize = uint32(v)
+	// current_setting gives it with its unit ("16MB").
+	if v, err := pg.ParseSegmentSize(s.settings["wal_segment_size"].value); err == nil {
+		s.segSize = v
 	}
 	a := &s.archiver
 	s.archErr = conn.QueryRow(ctx, `SELECT archived_count, coalesce(last_archived_wal, ''), last_archived_time,

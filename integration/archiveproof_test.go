@@ -87,7 +87,11 @@ func TestBackupPushArchivingElsewhere(t *testing.T) {
 
 // TestBackupPushFromStandby: a standby cannot switch WAL; backup-push sees
 // archiving reach the repository by the segment replay completed last,
-// which the primary archived, and takes the backup.
+// which the primary archived, and takes the backup. The standby (with
+// archive_mode = on) archives nothing and PostgreSQL does not wait there:
+// backup-push waits until the primary's archive_command stores the
+// backup's last segment, so the backup is DONE when it returns. check on
+// the standby passes its archive_command line.
 func TestBackupPushFromStandby(t *testing.T) {
 	r := fileRepo(t)
 	primary, _ := archivingServer(t, r)
@@ -96,7 +100,27 @@ func TestBackupPushFromStandby(t *testing.T) {
 	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
 	waitReplayed(t, primary, standby)
 
-	res := walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "60s")
+	lines, _ := checkJSON(t, r.env, "--pg-conn", standby.ConnString())
+	if l := checkByName(lines)["archive_command"]; !l.OK {
+		t.Errorf("check's archive_command line on a healthy standby: %+v", l)
+	}
+
+	// Replay stands inside a segment the primary has not completed.
+	primary.SQL(t, "INSERT INTO t VALUES (2)")
+	waitReplayed(t, primary, standby)
+	done := make(chan result, 1)
+	go func() { done <- walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "60s") }()
+	// The backup ends in a segment the primary completes when it switches;
+	// switch until backup-push returns.
+	var res result
+	for waiting := true; waiting; {
+		select {
+		case res = <-done:
+			waiting = false
+		case <-time.After(2 * time.Second):
+			primary.SwitchWAL(t)
+		}
+	}
 	if res.code != 0 {
 		t.Fatalf("backup-push from a standby: %v", res)
 	}
@@ -104,12 +128,9 @@ func TestBackupPushFromStandby(t *testing.T) {
 		t.Errorf("backup-push from a standby should see archiving reach the repository without switching WAL:\n%s", res.stderr)
 	}
 	list := listBackups(t, r.env)
-	if len(list) != 1 {
-		t.Fatalf("backup-list: %+v, want one backup", list)
+	if len(list) != 1 || list[0].Status != "DONE" {
+		t.Fatalf("backup-list right after backup-push from a standby: %+v, want one DONE backup", list)
 	}
-	// The backup ends in a segment the primary completes when it switches.
-	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
-	waitDone(t, r, list[0].ID)
 }
 
 // TestStandbyArchiveModeAlways: a standby with archive_mode = always pushes
