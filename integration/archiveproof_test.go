@@ -109,7 +109,9 @@ func TestBackupPushFromStandby(t *testing.T) {
 	primary.SQL(t, "INSERT INTO t VALUES (2)")
 	waitReplayed(t, primary, standby)
 	done := make(chan result, 1)
-	go func() { done <- walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "60s") }()
+	go func() {
+		done <- walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "60s")
+	}()
 	// The backup ends in a segment the primary completes when it switches;
 	// switch until backup-push returns.
 	var res result
