@@ -103,6 +103,12 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("%w (restore_command passes %%f, the name of the file PostgreSQL wants)", err)
 	}
+	if file.Kind == wal.KindTimelineHistory && file.Timeline == 1 {
+		// PostgreSQL never writes one, but asks for it at every promotion
+		// from timeline 1: answered without the storage, which may be
+		// out just then (a failed answer would stop the promotion).
+		return FetchResult{}, fmt.Errorf("%s: timeline 1 has no history file (%w)", name, storage.ErrNotFound)
+	}
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)

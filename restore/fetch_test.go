@@ -176,6 +176,8 @@ func TestFetchMissing(t *testing.T) {
 		// PostgreSQL probes for the next timeline's history file at the
 		// start of every recovery.
 		{"timeline history", "00000002.history", repository.LZ4},
+		// Asked for at every promotion from timeline 1, which has none.
+		{"timeline 1's history", "00000001.history", repository.LZ4},
 		{"backup history", "000000010000000000000003.00000028.backup", repository.LZ4},
 	}
 	for _, tc := range tests {
@@ -200,6 +202,21 @@ func TestFetchMissing(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestFetchTimelineOneHistoryAsksNothing: PostgreSQL never writes
+// 00000001.history but asks for it at every promotion from timeline 1; it
+// is missing without a request, so a storage outage cannot stop the
+// promotion.
+func TestFetchTimelineOneHistoryAsksNothing(t *testing.T) {
+	t.Parallel()
+	b := storagetest.NewFault(mem.New())
+	b.Before(storagetest.OpGet, storagetest.AnyKey, func(context.Context, string) error { return storagetest.ErrConnReset })
+	b.Before(storagetest.OpStat, storagetest.AnyKey, func(context.Context, string) error { return storagetest.ErrConnReset })
+	_, err := restore.Fetch(t.Context(), b, "00000001.history", filepath.Join(t.TempDir(), "RECOVERYHISTORY"), restore.FetchOptions{})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("00000001.history with the storage out: %v; want ErrNotFound", err)
 	}
 }
 
