@@ -47,30 +47,35 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs))
 }
 
-// otherCopy is what otherCodecCopy found: the key of a copy, if any.
+// otherCopy is what archivedCopyKey found: the key of a copy, if any.
 type otherCopy struct {
 	key string
 	err error
 }
 
-// otherCodecCopy returns the key under which file is archived in a codec
-// other than c, or "" when every other codec's key is absent. Keys carry
-// the codec, and the setting may change between two pushes of one file
-// (PostgreSQL's retry after a crash, or a split brain pushing a different
-// one): the conditional create on c's key alone would store a second copy
-// beside the first. Costs one HEAD per other codec, sent at once; an
-// error other than "absent" fails the push, which PostgreSQL retries.
-// A copy hidden behind a delete marker under another codec's key is not
-// looked for (that would cost a version listing per push).
-func otherCodecCopy(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression) (string, error) {
-	info, err := repository.StatWALOtherCodecs(ctx, b, file, c)
+// archivedCopyKey returns the key under which file is already archived,
+// under c's key or another codec's, or "" when every key is absent. Keys
+// carry the codec, and the setting may change between two pushes of one
+// file (PostgreSQL's retry after a crash, or a split brain pushing a
+// different one): the conditional create on c's key alone would store a
+// second copy beside the first. c's own key is asked too, though the
+// conditional create refuses to replace it: a server that stops honouring
+// If-None-Match (a gateway or proxy put in front, a server replaced after
+// the repository's first push proved it) would otherwise overwrite an
+// archived segment without a word; only a push racing another for the
+// same key is left to the conditional create. Costs one HEAD per codec,
+// sent at once while the file is encoded; an error other than "absent"
+// fails the push, which PostgreSQL retries. A copy hidden behind a delete
+// marker is not looked for (that would cost a version listing per push).
+func archivedCopyKey(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression) (string, error) {
+	info, err := repository.StatWALAtOnce(ctx, b, file, c)
 	switch {
 	case err == nil:
 		return info.Key, nil
 	case errors.Is(err, storage.ErrNotFound):
 		return "", nil
 	}
-	return "", fmt.Errorf("%s not archived: %s did not answer (asked whether it holds a copy under another codec's key): %w", file, b.Location(), err)
+	return "", fmt.Errorf("%s not archived: %s did not answer (asked whether it already holds a copy): %w", file, b.Location(), err)
 }
 
 // ErrIncomparable: the archived copy is encrypted to none of the keys this

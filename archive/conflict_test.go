@@ -294,3 +294,37 @@ func TestConflictNamesKinds(t *testing.T) {
 		})
 	}
 }
+
+// overwritingBackend is a server that no longer honours the conditional
+// create (If-None-Match: *): a gateway or proxy put in front of the
+// repository after its first push proved the server.
+type overwritingBackend struct{ storage.Backend }
+
+func (o overwritingBackend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
+	opts.IfNotExists = false
+	return o.Backend.Put(ctx, key, r, opts)
+}
+
+// TestPushConflictWhenTheServerOverwrites: a different segment pushed
+// under an archived name through a server that ignores the conditional
+// create is still a conflict, and the archived segment stays as it was.
+func TestPushConflictWhenTheServerOverwrites(t *testing.T) {
+	t.Parallel()
+	for _, c := range []repository.Compression{repository.LZ4, repository.None} {
+		t.Run(string(c), func(t *testing.T) {
+			t.Parallel()
+			b := mem.New()
+			s := seg(1, 0, 3)
+			first, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			res := mustPush(t, b, first, opts(c))
+			stored, _ := object(t, b, res.Key)
+			second, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 2)
+			if _, err := archive.Push(context.Background(), overwritingBackend{b}, second, opts(c)); !errors.Is(err, archive.ErrConflict) {
+				t.Fatalf("Push of different content through a server that overwrites: %v; want ErrConflict", err)
+			}
+			if after, _ := object(t, b, res.Key); !bytes.Equal(after, stored) {
+				t.Fatal("the archived segment was overwritten")
+			}
+		})
+	}
+}

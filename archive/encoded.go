@@ -60,7 +60,7 @@ func PushEncoded(ctx context.Context, b storage.Backend, f *os.File, file wal.Fi
 		// the file, which the repository's settings decide.
 		return Result{}, fmt.Errorf("%w (the body's encryption differs from the settings)", ErrOtherCompression)
 	}
-	other, err := otherCodecCopy(ctx, b, file, enc.Compression)
+	other, err := archivedCopyKey(ctx, b, file, enc.Compression)
 	if err != nil {
 		return Result{}, err
 	}

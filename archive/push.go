@@ -31,7 +31,7 @@ type Options struct {
 	// Compression is the codec segments are stored in (zstd at ZstdLevel;
 	// 0: its default). Each object records its own, so the setting may
 	// change at any time: a segment archived in another codec is found
-	// under that codec's key and settled against (see otherCodecCopy), so
+	// under that codec's key and settled against (see archivedCopyKey), so
 	// it is stored once.
 	Compression repository.Compression
 	ZstdLevel   int
@@ -226,7 +226,7 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	// encoded, so the answer costs no time.
 	other := make(chan otherCopy, 1)
 	go func() {
-		key, err := otherCodecCopy(ctx, b, res.File, opts.Compression)
+		key, err := archivedCopyKey(ctx, b, res.File, opts.Compression)
 		other <- otherCopy{key, err}
 	}()
 
@@ -268,7 +268,11 @@ func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string
 	case found.key != "":
 		closeBody(body)
 		res.Key = found.key
-		out, err = settleConflict(ctx, b, res, meta, opts.Log)
+		if out, err = settleConflict(ctx, b, res, meta, opts.Log); err != nil {
+			if derr := cache.drop(); derr != nil {
+				opts.Log.Warn("cannot drop the cached repository identity", "err", derr)
+			}
+		}
 	default:
 		out, err = upload(ctx, b, body, res, meta, opts, cache)
 	}
