@@ -13,6 +13,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -390,5 +391,23 @@ func TestLoadInventoryReadsAheadWhileListing(t *testing.T) {
 		if w := want.Backups[i]; !reflect.DeepEqual(bk.Manifest, w.Manifest) {
 			t.Errorf("backup %s manifest read ahead: %+v, want %+v", bk.ID, bk.Manifest, w.Manifest)
 		}
+	}
+}
+
+// TestWriteBackupManifestAgain: a manifest write whose first answer was
+// lost is sent again and finds its own manifest stored: that is success;
+// a different manifest under the same backup id is not.
+func TestWriteBackupManifestAgain(t *testing.T) {
+	b := mem.New()
+	m := manifest("20261125T100000Z", segName(1, 2), segName(1, 3))
+	for i := range 2 {
+		if err := repository.WriteBackupManifest(t.Context(), b, m, nil); err != nil {
+			t.Fatalf("write %d of the same manifest: %v", i+1, err)
+		}
+	}
+	other := m
+	other.Label = "another"
+	if err := repository.WriteBackupManifest(t.Context(), b, other, nil); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("another manifest under the same id: %v; want ErrExists", err)
 	}
 }
