@@ -48,6 +48,12 @@ func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, storage.O
 	var firstLen int64 // > 0: the object is larger than the first answer
 	if out.ContentRange != nil {
 		start, end, total, ok := parseContentRange(*out.ContentRange)
+		if out.ContentLength == nil && ok {
+			// No Content-Length (a chunked answer, as some gateways and
+			// proxies send): the range says how long it is, and a body
+			// that is not is caught as it is read.
+			size = end - start + 1
+		}
 		switch {
 		case ok && start == 0 && end+1 != size:
 			out.Body.Close()

@@ -214,7 +214,7 @@ func (r *rangedBody) check(out *s3.GetObjectOutput, off, n int64, conditional bo
 	if !ok || start != off || end != off+n-1 || total != r.size {
 		return fmt.Errorf("the server answered with Content-Range %q, want bytes %d-%d/%d", cr, off, off+n-1, r.size)
 	}
-	if got := aws.ToInt64(out.ContentLength); got != n {
+	if got := out.ContentLength; got != nil && *got != n { // none: a chunked answer, read to its length
 		return fmt.Errorf("the server answered with %d bytes, want %d", got, n)
 	}
 	return nil

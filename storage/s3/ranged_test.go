@@ -38,6 +38,9 @@ type objectServer struct {
 	// answers If-Match with 501 Not Implemented, and rangeNoETag one that
 	// sends the ETag with the first range only.
 	ignoreRange, ignoreIfMatch, noETag, weakETag, refuseIfMatch, rangeNoETag bool
+	// chunked sends no Content-Length (Transfer-Encoding: chunked), as
+	// some gateways and proxies answer.
+	chunked bool
 	// answer, when set, may answer GET number n (from 1) itself: it
 	// returns true when it did.
 	answer func(n int, w http.ResponseWriter, r *http.Request) bool
@@ -80,7 +83,19 @@ func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("x-amz-meta-v", "1")
 	w.Header().Set("Content-Type", "application/octet-stream")
+	if s.chunked {
+		w = noLength{w}
+	}
 	http.ServeContent(w, r, "", objectTime, bytes.NewReader(data))
+}
+
+// noLength drops the Content-Length ServeContent sets, so the answer goes
+// out chunked.
+type noLength struct{ http.ResponseWriter }
+
+func (n noLength) WriteHeader(code int) {
+	n.Header().Del("Content-Length")
+	n.ResponseWriter.WriteHeader(code)
 }
 
 // replace stores other in place of the object.
@@ -182,6 +197,28 @@ func TestRangedGet(t *testing.T) {
 			}
 			checkNoDownloads(t, b)
 		})
+	}
+}
+
+// TestRangedGetChunked: answers without Content-Length (chunked) are read
+// by the length their Content-Range gives, an object of one chunk and one
+// of many alike.
+func TestRangedGetChunked(t *testing.T) {
+	for _, size := range []int{testChunk / 2, 16*testChunk + 123} {
+		data := randomBytes(8, size)
+		srv := newObjectServer(data)
+		srv.chunked = true
+		b := newAgainst(t, srv)
+		s3.SetGetChunks(b, testChunk, 4)
+		rc, info, err := b.Get(t.Context(), "k")
+		if err != nil {
+			t.Fatalf("Get of %d bytes answered chunked: %v", size, err)
+		}
+		got, err := oddReads(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) || info.Size != int64(size) {
+			t.Fatalf("read %d bytes (equal: %v), err %v, size %d; want the %d stored", len(got), bytes.Equal(got, data), err, info.Size, size)
+		}
 	}
 }
 
