@@ -496,26 +496,45 @@ func readConfigFile(path string) (values map[string]string, byRestore bool, err 
 }
 
 func parseConfigFile(path string, data []byte) (map[string]string, error) {
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	// Values are read as written, never as YAML's typed values: a
+	// flag's or a variable's "030" is 30, and so must the file's be (YAML
+	// would read it as octal 24, and "3_0" as 30).
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	}
+	values := map[string]string{}
+	if len(doc.Content) == 0 {
+		return values, nil // empty, or comments only
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config file %s: want settings as key: value lines", path)
 	}
 	known := map[string]bool{}
 	for _, s := range settings {
 		known[s.name] = true
 	}
-	values := map[string]string{}
-	for key, val := range raw {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := root.Content[i].Value, root.Content[i+1]
 		if !known[key] {
 			return nil, fmt.Errorf("config file %s: unknown setting %q (known: %s)", path, key, knownNames())
 		}
-		switch val.(type) {
-		case map[string]any, []any:
+		if seen[key] {
+			return nil, fmt.Errorf("config file %s: setting %q is given twice", path, key)
+		}
+		seen[key] = true
+		if val.Kind == yaml.AliasNode && val.Alias != nil {
+			val = val.Alias
+		}
+		switch {
+		case val.Kind != yaml.ScalarNode:
 			return nil, fmt.Errorf("config file %s: setting %q wants a single value", path, key)
-		case nil:
+		case val.Tag == "!!null":
 			continue
 		}
-		values[key] = fmt.Sprint(val)
+		values[key] = val.Value
 	}
 	return values, nil
 }

@@ -127,6 +127,23 @@ func TestRestoreFileOverEnvironment(t *testing.T) {
 	}
 }
 
+// TestConfigFileValuesAsWritten: a value in the YAML file means what the
+// same text means as a flag or a variable: "030" is 30 days, not YAML's
+// octal 24.
+func TestConfigFileValuesAsWritten(t *testing.T) {
+	fromFile, err := resolveAll(t, nil, "--config", writeYAML(t, "repo: s3://b/p\nlock-mode: governance\nlock-days: 030\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromEnv, err := resolveAll(t, map[string]string{"WALVAULT_REPO": "s3://b/p", "WALVAULT_LOCK_MODE": "governance", "WALVAULT_LOCK_DAYS": "030"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromFile.policy() != fromEnv.policy() || fromFile.LockDays != 30 {
+		t.Fatalf("lock-days 030: from the file %+v, from the environment %+v; want 30 days both", fromFile.policy(), fromEnv.policy())
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -142,6 +159,8 @@ func TestConfigErrors(t *testing.T) {
 		{"nested YAML", nil, []string{"--config", writeYAML(t, "repo:\n  url: x\n")}, "single value"},
 		{"missing config file", nil, []string{"--config", "/nonexistent/walvault.yaml"}, "read config file"},
 		{"bad value in the YAML file", nil, []string{"--config", writeYAML(t, "repo: file:///x\ntimeout: 10 minutes\n")}, "(the value is timeout's, in /"},
+		{"a setting given twice in the YAML file", nil, []string{"--config", writeYAML(t, "repo: file:///x\nrepo: file:///y\n")}, `setting "repo" is given twice`},
+		{"YAML's 3_0 is no number", nil, []string{"--config", writeYAML(t, "repo: s3://b/p\nlock-mode: governance\nlock-days: 3_0\n")}, "lock-days"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
