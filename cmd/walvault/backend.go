@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -69,6 +71,9 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	s.log = newLogger(s.out, cfg)
 	if why := handoff.TakeNote(); why != "" {
 		s.log.Warn(why)
+	}
+	if unknown := unknownEnvVars(os.Environ()); len(unknown) > 0 {
+		s.log.Warn("WALVAULT_* variables that name no walvault setting are ignored: a misspelling? (walvault COMMAND --help lists each setting's variable)", "variables", strings.Join(unknown, ","))
 	}
 	if cfg.envIgnored != "" {
 		s.log.Warn("settings in the environment ignored: the file walvault restore wrote names the repository this cluster was restored from, and only the command line overrides it",

@@ -350,6 +350,51 @@ func (l *lockSettings) bind(b *binder, repo *string) {
 	})
 }
 
+// commandEnvVars are the WALVAULT_* variables of flags that are no
+// setting (one command's own: drill's, the exporter's, wal-receive's);
+// TestKnownEnvVars holds the list to the commands' flags.
+var commandEnvVars = []string{"WALVAULT_CONFIG", "WALVAULT_SCRATCH_DIR", "WALVAULT_PG_BIN", "WALVAULT_LISTEN", "WALVAULT_REFRESH",
+	"WALVAULT_WEB_CONFIG_FILE", "WALVAULT_RECEIVE_METRICS", "WALVAULT_SLOT"}
+
+// unknownEnvVars are the WALVAULT_* variables in env that name nothing
+// walvault reads: a misspelled one would otherwise be silently ignored.
+// The test and benchmark harness's own are left alone.
+func unknownEnvVars(env []string) []string {
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[envName(s.name)] = true
+	}
+	for _, name := range commandEnvVars {
+		known[name] = true
+	}
+	var unknown []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "WALVAULT_") || known[name] || harnessEnvVar(name) {
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	sort.Strings(unknown)
+	return unknown
+}
+
+// harnessEnvVar says whether name is one of the test and benchmark
+// harness's variables, which reach walvault in the environment of the
+// servers the harness starts.
+func harnessEnvVar(name string) bool {
+	for _, prefix := range []string{"WALVAULT_BENCH_", "WALVAULT_TEST_", "WALVAULT_TESTENV_", "WALVAULT_KEEPUP", "WALVAULT_FAKE_", "WALVAULT_DRILL_FAKE_", "WALVAULT_PG1"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	switch name {
+	case "WALVAULT_BIN", "WALVAULT_MINIO", "WALVAULT_VERSITYGW", "WALVAULT_PG_USER", "WALVAULT_RECEIVE_SECONDS":
+		return true
+	}
+	return false
+}
+
 // configFlag is the flag every command takes.
 func configFlag() cli.Flag {
 	return &cli.StringFlag{
@@ -420,6 +465,11 @@ func resolve(c *cli.Context, opts options) error {
 	set := givenFlags(c)
 	var ignored []string
 	for _, s := range b.bound {
+		if set[s.name] && emptyInEnvironment(c, s.setting) {
+			// WALVAULT_X= (a blank line in an EnvironmentFile) sets
+			// nothing: the file or the default goes.
+			set[s.name] = false
+		}
 		v, inFile := fileValues[s.name]
 		fromFile := inFile
 		switch {
@@ -471,6 +521,13 @@ func fromEnvironment(c *cli.Context, s setting) bool {
 		return sameValue(s, env, strconv.FormatBool(c.Bool(s.name)))
 	}
 	return env == c.String(s.name)
+}
+
+// emptyInEnvironment says whether setting s, given, is its WALVAULT_*
+// variable set to nothing (and no flag gave it another value).
+func emptyInEnvironment(c *cli.Context, s setting) bool {
+	env, ok := os.LookupEnv(envName(s.name))
+	return ok && env == "" && !s.isBool && c.String(s.name) == ""
 }
 
 // sameValue says whether two values of setting s mean the same.

@@ -246,3 +246,37 @@ func TestHTTPEndpointNeedsAllowHTTP(t *testing.T) {
 		t.Fatalf("with s3-allow-http: still refused: %q", stderr)
 	}
 }
+
+// TestKnownEnvVars: every WALVAULT_* variable a command's flag reads is
+// known to unknownEnvVars, and a misspelled one is not.
+func TestKnownEnvVars(t *testing.T) {
+	var all []string
+	for _, cmd := range newApp(io.Discard, io.Discard).Commands {
+		for _, f := range cmd.Flags {
+			if e, ok := f.(interface{ GetEnvVars() []string }); ok {
+				for _, name := range e.GetEnvVars() {
+					all = append(all, name+"=x")
+				}
+			}
+		}
+	}
+	if len(all) < 20 {
+		t.Fatalf("found only %d flag variables: %v", len(all), all)
+	}
+	if unknown := unknownEnvVars(all); len(unknown) != 0 {
+		t.Fatalf("flag variables unknownEnvVars does not know: %v (add them to commandEnvVars)", unknown)
+	}
+	got := unknownEnvVars([]string{"WALVAULT_REPOSITORY=file:///x", "WALVAULT_REPO=file:///x", "WALVAULT_LOCK_DAY=5", "WALVAULT_BENCH_SCALE=20", "PGDATA=/x"})
+	if strings.Join(got, ",") != "WALVAULT_LOCK_DAY,WALVAULT_REPOSITORY" {
+		t.Fatalf("unknown variables: %v; want the two misspelled ones", got)
+	}
+}
+
+// TestEmptyVariableSetsNothing: WALVAULT_REPO= (a blank line in a systemd
+// EnvironmentFile) leaves the config file's repository in force.
+func TestEmptyVariableSetsNothing(t *testing.T) {
+	cfg, err := resolveAll(t, map[string]string{"WALVAULT_REPO": ""}, "--config", writeYAML(t, "repo: file:///from/file\n"))
+	if err != nil || cfg.Repo != "file:///from/file" {
+		t.Fatalf("an empty WALVAULT_REPO beside the file's repo: %q, %v; want the file's", cfg.Repo, err)
+	}
+}
