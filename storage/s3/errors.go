@@ -17,6 +17,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/walvault/walvault/storage"
 )
@@ -235,6 +236,10 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(fmt.Errorf("bucket %q does not exist: create it or fix the repository URL: %w", b.bucket, err))
 	case isCredentialError(err):
 		return storage.Permanent(credentialsRefused(err))
+	case status == http.StatusForbidden && (code == "" || code == codeForbidden) && isHead(err) && clockSkewed(err):
+		// A HEAD answer has no body for RequestTimeTooSkewed; its Date
+		// header still gives the server's time.
+		return storage.Permanent(fmt.Errorf("the host's clock is off by more than 15 minutes from the server's (its answer is dated %s; S3 refuses requests signed that far off, and a HEAD's refusal cannot say so): set the clock right (NTP) and try again: %w", responseDate(err).UTC().Format(time.RFC3339), err))
 	case code == codeAccessDenied || code == codeForbidden || status == http.StatusForbidden:
 		return storage.Permanent(fmt.Errorf("%w; hint: access denied to %s: the credentials need s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket S3 answers 403 for a missing key); a HEAD request also gets 403 for wrong credentials: check the AWS credential chain", err, b.location))
 	case status == http.StatusBadRequest && (code == "" || code == "BadRequest") && isHead(err):
@@ -251,6 +256,31 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(err)
 	}
 	return err
+}
+
+// responseDate is the Date header of the answer err carries (zero when
+// none).
+func responseDate(err error) time.Time {
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) || re.Response == nil || re.Response.Response == nil {
+		return time.Time{}
+	}
+	t, perr := http.ParseTime(re.Response.Header.Get("Date"))
+	if perr != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// clockSkewed says whether the server's answer is dated more than the 15
+// minutes S3 allows away from this host's clock.
+func clockSkewed(err error) bool {
+	date := responseDate(err)
+	if date.IsZero() {
+		return false
+	}
+	off := time.Since(date)
+	return off > 15*time.Minute || off < -15*time.Minute
 }
 
 // isHead reports whether err answers a HEAD request (HeadObject,
