@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -36,6 +37,15 @@ func opError(op string, status int, code string) error {
 	}}
 }
 
+// dated gives the answer err carries a Date header.
+func dated(err error, date time.Time) error {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		re.Response.Header = http.Header{"Date": {date.UTC().Format(http.TimeFormat)}}
+	}
+	return err
+}
+
 // TestTranslate: only a key's 404 may become "not found" (and translate
 // never says it: its callers do, knowing the operation); 403, bad
 // credentials, a missing bucket and any 4xx but those that say "try again"
@@ -57,6 +67,8 @@ func TestTranslate(t *testing.T) {
 		{"NoSuchBucket", apiError(404, "NoSuchBucket"), false, true, `bucket "bkt" does not exist`},
 		{"AccessDenied", apiError(403, "AccessDenied"), false, true, "s3:ListBucket"},
 		{"HEAD 403", apiError(403, "Forbidden"), false, true, "s3:GetObject"},
+		{"HEAD 403 of a server 20 minutes ahead", dated(opError("HeadObject", 403, ""), time.Now().Add(20*time.Minute)), false, true, "clock is off"},
+		{"HEAD 403 of a server 2 minutes ahead", dated(opError("HeadObject", 403, ""), time.Now().Add(2*time.Minute)), false, true, "s3:GetObject"},
 		{"bare 403", apiError(403, ""), false, true, "access denied"},
 		{"InvalidAccessKeyId", apiError(403, "InvalidAccessKeyId"), false, true, "AWS credential chain"},
 		{"SignatureDoesNotMatch", apiError(403, "SignatureDoesNotMatch"), false, true, "AWS credential chain"},
