@@ -154,6 +154,11 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 
 // checkBackups checks the newest DONE backup's age and the number of DONE
 // backups.
+// clockTolerance is how far in the future a backup's stop time may lie
+// before check says a clock is off: two hosts' clocks under NTP agree far
+// better.
+const clockTolerance = 5 * time.Minute
+
 func (c *checker) checkBackups(ctx context.Context) []Result {
 	if r, down := c.repositoryDown(NameBackupAge, NameBackupCount); down {
 		return r
@@ -195,10 +200,16 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	default:
 		m := f.newest.Manifest
 		a := c.opts.Now().Sub(m.StopTime)
-		if a > c.opts.MaxBackupAge {
+		switch {
+		case a < -clockTolerance:
+			// Its times, and so its place among the backups, came from a
+			// clock that was ahead (or this one is behind): it hides how
+			// old the real newest backup is, and retention orders by it.
+			ageResult = failed(NameBackupAge, "the newest DONE backup, %s, finished %s from now, in the future: the clock of the host that took it was ahead, or this host's is behind; set the clocks right (NTP); until then backup ages, the exporter's and delete's order of backups are wrong", f.newest.ID, roundDuration(-a))
+		case a > c.opts.MaxBackupAge:
 			ageResult = failed(NameBackupAge, "the newest DONE backup, %s, finished %s ago, more than max-backup-age %s: check the backup-push cron job and its log", f.newest.ID, roundDuration(a), shortDuration(c.opts.MaxBackupAge))
-		} else {
-			ageResult = ok(NameBackupAge, "newest DONE backup %s finished %s ago; max-backup-age %s", f.newest.ID, roundDuration(a), shortDuration(c.opts.MaxBackupAge))
+		default:
+			ageResult = ok(NameBackupAge, "newest DONE backup %s finished %s ago; max-backup-age %s", f.newest.ID, roundDuration(max(a, 0)), shortDuration(c.opts.MaxBackupAge))
 		}
 	}
 	var countResult Result

@@ -85,3 +85,25 @@ func TestBackupsDamagedPart(t *testing.T) {
 		t.Errorf("backup count: %+v, want FAILED naming %s DAMAGED by %s, and 1 DONE backup", count, ms[1].ID, key)
 	}
 }
+
+// TestBackupFromTheFuture: a backup whose stop time lies ahead of this
+// host's clock (taken on a host whose clock was ahead) fails backup age,
+// naming the clocks, instead of passing with a negative age.
+func TestBackupFromTheFuture(t *testing.T) {
+	ctx := context.Background()
+	c, b := newChecker(t)
+	c.checkIdentity(ctx)
+	start := time.Now().UTC().Truncate(time.Second).Add(365 * 24 * time.Hour)
+	s := wal.Segment{Timeline: 1, Seg: 2}
+	repotest.WriteBackup(t, b, repotest.Backup{
+		Manifest: repository.BackupManifest{
+			FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
+			WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
+			StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
+		},
+		Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+	})
+	if age := c.checkBackups(ctx)[0]; age.OK || !strings.Contains(age.Detail, "in the future") || !strings.Contains(age.Detail, "NTP") {
+		t.Fatalf("backup age of a backup from the future: %+v; want FAILED naming the clocks", age)
+	}
+}
