@@ -56,7 +56,7 @@ var settings = []setting{
 	{name: "upload-concurrency", def: "8", usage: "WAL files waiting in pg_wal/archive_status pushed ahead in parallel with the requested one (0 turns it off)"},
 	{name: "max-rate", usage: "bytes a second, such as 50MiB; unset: no limit"}, // each command says what it limits (maxRate.bind)
 	{name: "helper", def: "off", usage: "auto: a wal-push or wal-fetch run in a data directory no wal-helper serves starts one there, detached, which runs the calls after it and stops after 10 minutes without any (its log: pg_wal/walvault/helper.log); off: only a helper you run yourself"},
-	{name: "prefetch", def: "8", usage: "WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch (0 turns it off)"},
+	{name: "prefetch", def: "8", usage: "WAL segments downloaded ahead in the background during recovery, into pg_wal/walvault/prefetch, at most 256 MiB of them (so fewer of a segment size above 32 MiB; 0 turns it off)"},
 	{name: "timeout", def: "2m"}, // each command says what it bounds (bindTimeout)
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{name: "log-format", def: "text", usage: "text or json (log lines go to stderr, which PostgreSQL puts in its log)"},

@@ -256,6 +256,7 @@ func keepPrefetching(c *cli.Context, count int, log *slog.Logger, dir, name stri
 	if count == 0 || segSize <= 0 || segSize > 1<<30 {
 		return
 	}
+	count = prefetchCount(count, segSize)
 	// %p is relative to the data directory; the prefetcher gets an
 	// absolute path.
 	dir, err := filepath.Abs(dir)
@@ -271,6 +272,17 @@ func keepPrefetching(c *cli.Context, count int, log *slog.Logger, dir, name stri
 			log.Warn("cannot start the WAL prefetcher; recovery goes on without it", "error", err)
 		}
 	}
+}
+
+// prefetchMaxBytes bounds what the prefetcher keeps in pg_wal: the
+// segments it downloaded ahead sit there whole, however large a segment.
+const prefetchMaxBytes = 256 << 20
+
+// prefetchCount is how many segments of segSize bytes to keep ahead for
+// the prefetch setting count: at most prefetchMaxBytes of them, at least
+// one (8 of 16 MiB, 4 of 64 MiB, 1 of 1 GiB).
+func prefetchCount(count int, segSize int64) int {
+	return max(1, min(count, int(prefetchMaxBytes/segSize)))
 }
 
 // startPrefetcher re-runs this binary as the hidden wal-prefetch command,

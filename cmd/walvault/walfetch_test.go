@@ -184,3 +184,17 @@ func TestFetchBrokenDownloadsEndAtDeadline(t *testing.T) {
 		t.Fatalf("dest after a failed fetch: %v, want it absent", err)
 	}
 }
+
+// TestPrefetchCount: the prefetcher keeps at most 256 MiB of segments in
+// pg_wal, and at least one.
+func TestPrefetchCount(t *testing.T) {
+	for _, tc := range []struct {
+		count   int
+		segSize int64
+		want    int
+	}{{8, 16 << 20, 8}, {64, 16 << 20, 16}, {8, 64 << 20, 4}, {8, 1 << 30, 1}, {8, 1 << 20, 8}, {1, 1 << 30, 1}} {
+		if got := prefetchCount(tc.count, tc.segSize); got != tc.want {
+			t.Errorf("prefetchCount(%d, %d MiB) = %d, want %d", tc.count, tc.segSize>>20, got, tc.want)
+		}
+	}
+}
