@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -63,5 +65,43 @@ func TestChainOnDamagedPart(t *testing.T) {
 	}
 	if d := r.Problems[1].Detail; !strings.Contains(d, testBackup+", which is DAMAGED: part "+key+" has 5 bytes") {
 		t.Errorf("broken_chain detail %q, want it to name %s DAMAGED by %s", d, testBackup, key)
+	}
+}
+
+// TestChainOnCorruptPart: a part of the parent whose bytes --full reads
+// corrupt (its size intact) makes the incremental on it a broken_chain
+// problem too: restore would meet the part when it applies the chain.
+func TestChainOnCorruptPart(t *testing.T) {
+	f := newFixture(t)
+	const child = "20991231T000000Z"
+	f.putIncremental(t, child, testBackup)
+	key := f.m.Archives[0].Parts[0].Key
+	rc, _, err := f.b.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body[len(body)/2] ^= 0xFF
+	if err := f.b.Put(context.Background(), key, bytes.NewReader(body), storage.PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, f.b, true)
+	var chain *Finding
+	for i, p := range r.Problems {
+		if p.Kind == KindBrokenChain && p.BackupID == child {
+			chain = &r.Problems[i]
+		}
+	}
+	if chain == nil || !strings.Contains(chain.Detail, testBackup+", which is DAMAGED") {
+		t.Fatalf("problems %v, want a broken_chain for %s naming %s\n%s", kinds(r.Problems), child, testBackup, text(t, r))
+	}
+	for _, b := range r.Backups {
+		if b.ID == child && b.Status != "PROBLEM" {
+			t.Errorf("the incremental on a corrupt parent: status %s, want PROBLEM", b.Status)
+		}
 	}
 }
