@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -30,14 +31,27 @@ func (c *checker) checkDecryption(ctx context.Context) []Result {
 		return nil // the backup checks said why
 	}
 	m := c.backups.newest.Manifest
-	parts := []repository.BackupPart{m.PGManifest}
-	for _, a := range m.Archives {
-		parts = append(parts, a.Parts...)
+	// An incremental restores with the backups it builds on: each of
+	// them must open too (a key rotated between them is the usual miss).
+	chain, err := repository.Chain(c.backups.done, m.ID)
+	if err != nil {
+		return []Result{failed(NameDecryption, "%v", err)}
 	}
-	for _, p := range parts {
-		if err := c.openEncrypted(ctx, p.Key, p.Meta()); err != nil {
-			return []Result{failed(NameDecryption, "backup %s: %v", m.ID, err)}
+	var parts []repository.BackupPart
+	for _, bi := range chain {
+		own := []repository.BackupPart{bi.Manifest.PGManifest}
+		for _, a := range bi.Manifest.Archives {
+			own = append(own, a.Parts...)
 		}
+		for _, p := range own {
+			if err := c.openEncrypted(ctx, p.Key, p.Meta()); err != nil {
+				if bi.ID != m.ID {
+					return []Result{failed(NameDecryption, "backup %s, which the newest backup %s builds on: %v", bi.ID, m.ID, err)}
+				}
+				return []Result{failed(NameDecryption, "backup %s: %v", m.ID, err)}
+			}
+		}
+		parts = append(parts, own...)
 	}
 	start, err := wal.Classify(m.StartWAL)
 	if err != nil {
@@ -83,7 +97,11 @@ func (c *checker) checkDecryption(ctx context.Context) []Result {
 			return []Result{failed(NameDecryption, "%v", err)}
 		}
 	}
-	return []Result{ok(NameDecryption, "the identity file %s decrypts the newest backup %s (%d objects opened) and holds a key of each of the %d WAL files since its start", ids.Path(), m.ID, len(parts), len(keys))}
+	what := "the newest backup " + m.ID
+	if len(chain) > 1 {
+		what += fmt.Sprintf(" and the %s it builds on", units.Plural(len(chain)-1, "backup"))
+	}
+	return []Result{ok(NameDecryption, "the identity file %s decrypts %s (%d objects opened) and holds a key of each of the %d WAL files since its start", ids.Path(), what, len(parts), len(keys))}
 }
 
 // openEncrypted opens the age header of one object: only the right key

@@ -43,6 +43,12 @@ func TestEncryptedIncremental(t *testing.T) {
 		}
 	}
 
+	// check opens the whole chain the newest backup restores with.
+	lines, cres := checkJSON(t, enc.env, "--pg-conn", primary.ConnString())
+	if d := checkByName(lines)["decryption"]; !d.OK || !strings.Contains(d.Detail, inc2+" and the 2 backups it builds on") {
+		t.Fatalf("check's decryption line: %+v, want the chain of %s opened\n%v", d, inc2, cres)
+	}
+
 	dir, res := restoreInto(t, enc, "--backup", inc2, "--target-immediate", "--target-action", "promote", "--verify", "both", "--pg-bin", primary.ClientBinDir)
 	leak.add(res)
 	if !strings.Contains(res.stdout, "reconstructed from incremental ones") {
