@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -34,11 +36,18 @@ func (b *Backend) ListAfter(ctx context.Context, prefix, after string, fn func(s
 	if after != "" {
 		in.StartAfter = aws.String(b.prefix + after)
 	}
-	p := s3.NewListObjectsV2Paginator(b.client, in)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	var prevLast string
+	for {
+		page, err := b.client.ListObjectsV2(ctx, in)
 		if err != nil {
 			return storage.OpError("list", what, b.translate(err))
+		}
+		if n := len(page.Contents); n > 0 {
+			first, last := aws.ToString(page.Contents[0].Key), aws.ToString(page.Contents[n-1].Key)
+			if prevLast != "" && first <= prevLast {
+				return storage.OpError("list", what, fmt.Errorf("the server returned keys it had listed already (%q after %q): it does not page as ListObjectsV2 says; refusing to loop", first, prevLast))
+			}
+			prevLast = last
 		}
 		for _, obj := range page.Contents {
 			if err := ctx.Err(); err != nil {
@@ -56,6 +65,24 @@ func (b *Backend) ListAfter(ctx context.Context, prefix, after string, fn func(s
 				return err
 			}
 		}
+		if !aws.ToBool(page.IsTruncated) {
+			return nil
+		}
+		// A page that says more follow must say where: a listing cut
+		// short would show WAL missing that is there, and a page asked
+		// for again and again would never end.
+		next := aws.ToString(page.NextContinuationToken)
+		switch {
+		case next != "" && next == aws.ToString(in.ContinuationToken):
+			return storage.OpError("list", what, fmt.Errorf("the server returned the same continuation token again (%q): refusing to loop", next))
+		case next != "":
+			in.ContinuationToken = aws.String(next)
+		case len(page.Contents) > 0:
+			// No token (a server without continuation tokens): go on
+			// after the page's last key.
+			in.ContinuationToken, in.StartAfter = nil, aws.String(prevLast)
+		default:
+			return storage.OpError("list", what, errors.New("the server says the listing goes on but gave neither a continuation token nor a key: refusing a listing cut short"))
+		}
 	}
-	return nil
 }
