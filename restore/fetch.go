@@ -109,6 +109,9 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		// out just then (a failed answer would stop the promotion).
 		return FetchResult{}, fmt.Errorf("%s: timeline 1 has no history file (%w)", name, storage.ErrNotFound)
 	}
+	// Whether the key holds more than one version is asked beside the
+	// object itself (see shadowed), for the key the preferred codec gives.
+	versions := listVersions(ctx, b, repository.WALKey(file, opts.Compression))
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
@@ -122,14 +125,114 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 			}
 		}
 	}
+	listed, listErr := versions()
 	if err != nil {
 		return FetchResult{}, err
+	}
+	if !partial {
+		if info.Key != repository.WALKey(file, opts.Compression) {
+			listed, listErr = listVersions(ctx, b, info.Key)()
+		}
+		if len(listed) > 1 {
+			rc.Close()
+			if forPrefetch {
+				// Left to wal-fetch itself, which says what it serves.
+				return FetchResult{}, fmt.Errorf("%w: %s holds %d versions: left to wal-fetch", ErrCorrupt, info.Key, len(listed))
+			}
+			res, err := fetchShadowed(ctx, b, info.Key, file, compression, dest, opts, listed)
+			if !errors.Is(err, errVersionsRefused) {
+				return res, err
+			}
+			// The storage lists the versions but will not read them:
+			// the current one, as where it keeps none.
+			if rc, info, compression, err = open(ctx, b, file, opts.Compression); err != nil {
+				return FetchResult{}, err
+			}
+		}
+		if listErr != nil && opts.Log != nil {
+			opts.Log.Debug("cannot list the versions of the object; serving its current one", "key", info.Key, "error", listErr)
+		}
 	}
 	res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, forPrefetch)
 	if errors.Is(err, ErrCorrupt) && !forPrefetch && !partial {
 		return fetchOverwritten(ctx, b, info.Key, file, compression, dest, opts, err)
 	}
 	return res, err
+}
+
+// listVersions starts listing key's data versions where the storage keeps
+// them (a versioned bucket; with Object Lock, always), and returns how to
+// wait for the answer: nil versions where it keeps none.
+func listVersions(ctx context.Context, b storage.Backend, key string) func() ([]storage.ObjectVersion, error) {
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		return func() ([]storage.ObjectVersion, error) { return nil, nil }
+	}
+	type answer struct {
+		vs  []storage.ObjectVersion
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		vs, err := v.Versions(ctx, key)
+		ch <- answer{vs, err}
+	}()
+	return func() ([]storage.ObjectVersion, error) {
+		a := <-ch
+		return a.vs, a.err
+	}
+}
+
+// errVersionsRefused: the storage refuses to read old versions.
+var errVersionsRefused = errors.New("versions refused")
+
+// fetchShadowed serves a WAL key that holds more than one data version.
+// walvault writes each WAL key once (a conditional create), so the oldest
+// version is walvault's and every newer one someone else's, put over it:
+// an attacker with the host's credentials cannot delete a locked
+// original, but can put a newer version whose metadata passes the checks
+// and so end a recovery early; or a person deleted the object without a
+// version id and pushed another file in its place. The oldest version
+// that passes the checks is served, with a warning; when none does, the
+// current version's verdict is the error. A storage that refuses to read
+// versions gives errVersionsRefused, after a warning.
+func fetchShadowed(ctx context.Context, b storage.Backend, key string, file wal.FileName, compression repository.Compression, dest string, opts FetchOptions, versions []storage.ObjectVersion) (FetchResult, error) {
+	v, _ := storage.AsVersioned(b)
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var verdict error // the newest version's, else the latest seen
+	for i := len(versions) - 1; i >= 0; i-- { // oldest first
+		id := versions[i].ID
+		rc, info, err := v.GetVersion(ctx, key, id)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			continue // deleted since the listing
+		case err != nil && storage.IsPermanent(err):
+			log.Warn("cannot read the versions of an object that holds more than one; serving its current version",
+				"key", key, "versions", len(versions), "error", fmt.Errorf("%w: %w", storage.ErrVersionsRefused, err), "hint", storage.VersionsHint)
+			return FetchResult{}, errVersionsRefused
+		case err != nil:
+			return FetchResult{}, fmt.Errorf("%s holds %d versions; reading version %s from %s failed: %w", key, len(versions), id, b.Location(), err)
+		}
+		info.Key = key
+		res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, false)
+		switch {
+		case err == nil:
+			log.Warn("object overwritten: it holds versions walvault did not write (it writes each WAL file once); serving its oldest version that passes the checks",
+				"key", key, "version", id, "versions", len(versions),
+				"hint", "the versions of this key newer than the one used are not walvault's: the credentials that wrote them may be compromised; delete those versions by their version ids (once their lock, if any, expires)")
+			return res, nil
+		case !errors.Is(err, ErrCorrupt):
+			return FetchResult{}, err
+		}
+		verdict = err
+	}
+	if verdict == nil {
+		verdict = fmt.Errorf("%w: %s: none of its versions is left", ErrCorrupt, key)
+	}
+	return FetchResult{}, verdict
 }
 
 // writeObject checks the object rc reads (info and compression are open's)
