@@ -202,7 +202,7 @@ func fetchShadowed(ctx context.Context, b storage.Backend, key string, file wal.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var verdict error // the newest version's, else the latest seen
+	var verdict error                         // the newest version's, else the latest seen
 	for i := len(versions) - 1; i >= 0; i-- { // oldest first
 		id := versions[i].ID
 		rc, info, err := v.GetVersion(ctx, key, id)
