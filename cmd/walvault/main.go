@@ -103,9 +103,12 @@ standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 func flagError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 
 func main() {
-	// Ctrl-C or SIGTERM cancels the context: a backup or restore in flight
-	// stops, cleans up what it wrote, and exits non-zero.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C, SIGTERM or SIGQUIT cancels the context: a backup or restore
+	// in flight stops, cleans up what it wrote, and exits non-zero; a
+	// wal-fetch exits 200. (Go answers SIGQUIT itself with a stack dump
+	// and exit 2, which PostgreSQL would read from restore_command as "not
+	// in the archive", ending recovery there.)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

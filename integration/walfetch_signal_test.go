@@ -1,0 +1,63 @@
+package integration
+
+import (
+	"errors"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
+)
+
+// TestWALFetchSignalsStopRecovery: a wal-fetch waiting on a storage that
+// does not answer, stopped by SIGTERM, SIGINT or SIGQUIT, exits 200, which
+// makes PostgreSQL stop recovery; never 1 or 2, which it reads as "not in
+// the archive" and would end recovery there (Go's own answer to SIGQUIT is
+// exit 2).
+func TestWALFetchSignalsStopRecovery(t *testing.T) {
+	// A server that takes connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	bin := testenv.BuildWalvault(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(bin, "wal-fetch", "000000010000000000000003", filepath.Join(t.TempDir(), "RECOVERYXLOG"))
+			cmd.Env = append(cleanEnv(), "WALVAULT_REPO=s3://bucket/db1", "WALVAULT_S3_ENDPOINT=http://"+ln.Addr().String(),
+				"WALVAULT_S3_ALLOW_HTTP=true", "WALVAULT_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_REGION=us-east-1")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // past the start, into the request
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				var exit *exec.ExitError
+				if !errors.As(err, &exit) || exit.ExitCode() != 200 {
+					t.Fatalf("wal-fetch after %s: %v; want exit 200", sig, err)
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("wal-fetch still running 30s after %s", sig)
+			}
+		})
+	}
+}
