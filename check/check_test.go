@@ -197,7 +197,8 @@ func TestRepositoryGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := newChecker(t)
-	c.b, c.loc = b, &local{dataDir: dataDir}
+	// check, a process of its own, opens the directory as it is now.
+	c.b, c.loc = filetest.At(t, mount), &local{dataDir: dataDir}
 	r := one(t, c.checkRepository(t.Context()))
 	if r.OK || !strings.Contains(r.Detail, "gone from its location") {
 		t.Fatalf("a repository whose disk is not mounted: %+v; want FAILED, gone", r)
