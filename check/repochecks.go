@@ -396,8 +396,8 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 			mode, days, configured)}
 	}
 	if w := c.opts.WindowDays; w > configured.Days {
-		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: the backups and WAL a restore within the window needs lose their lock after %d days, and whoever holds the host's credentials can then delete them. Start a new repository prefix with lock-days of at least %d (walvault.json fixes a repository's policy), or shorten the window",
-			configured, w, configured.Days, w)}
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: the backups and WAL a restore within the window needs lose their lock after %s, and whoever holds the host's credentials can then delete them. Start a new repository prefix with lock-days of at least %d (walvault.json fixes a repository's policy), or shorten the window",
+			configured, w, units.Plural(configured.Days, "day"), w)}
 	}
 	note := ""
 	if g := c.governance; g != nil {

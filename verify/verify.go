@@ -483,7 +483,7 @@ func (s *scan) finishBackups() {
 			if s.opts.Full {
 				what = "read back with the sizes and sha256 its manifest records"
 			}
-			s.r.note("backup %s: manifest, backup_manifest and %d parts %s; WAL %s to %s archived", br.ID, br.Parts, what, br.StartWAL, br.StopWAL)
+			s.r.note("backup %s: manifest, backup_manifest and %s %s; WAL %s to %s archived", br.ID, units.Plural(br.Parts, "part"), what, br.StartWAL, br.StopWAL)
 		}
 	}
 	s.r.Summary.Backups = len(s.r.Backups)
