@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -325,6 +326,19 @@ func TestEncryptedKeyRotation(t *testing.T) {
 	lines, cres = checkJSON(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyA.path), "--pg-conn", pg.ConnString())
 	if d := checkByName(lines)["decryption"]; d.OK || !strings.Contains(d.Detail, idB) {
 		t.Fatalf("check with only the old key: decryption %+v, want FAILED naming %s\n%v", d, idB, cres)
+	}
+	// A key the server's user cannot read would fail recovery at its
+	// first WAL file: refused before anything is restored.
+	rootOnly := filepath.Join(t.TempDir(), "root-only.txt")
+	if err := os.WriteFile(rootOnly, readFile(t, both), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = walvault(t, append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+rootOnly), "restore", "--pgdata", filepath.Join(dir, "rootonly"))
+	if res.code == 0 || !strings.Contains(res.stderr, "cannot read it") {
+		t.Fatalf("restore with a key file only root reads: %v; want a refusal naming it", res)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rootonly")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("restore with a key file only root reads created the data directory: %v", err)
 	}
 	onlyB := append(append([]string{}, r.env...), "WALVAULT_DECRYPT_WITH="+keyB.path)
 	target := filepath.Join(dir, "onlyB")

@@ -202,6 +202,12 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
+	if own != nil && opts.Identities != nil && opts.Identities.Path() != "" {
+		// restore_command reads it as the owner, at the first WAL file.
+		if err := own.canRead(opts.Identities.Path()); err != nil {
+			return res, fmt.Errorf("the identity file %s decrypts the WAL restore_command fetches as %s, the server's user, who cannot read it: %w; give %s read access to it (chown %s, or a group it is in), or copy it where %s can read it, and point decrypt-with there; nothing was restored", opts.Identities.Path(), own.name, err, own.name, own.name, own.name)
+		}
+	}
 	if t.Time != nil {
 		if n := now(); t.Time.After(n) {
 			return res, fmt.Errorf("the target time %s is in the future (now it is %s): recovery would replay all archived WAL and never reach it; give a past time, or no target to restore everything", formatTargetTime(*t.Time), formatTargetTime(n.In(t.Time.Location())))
