@@ -303,9 +303,14 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 	created := make(chan struct{})
 	go func() {
 		defer close(created)
+		// A create the server carried out must be heard of, so that the
+		// upload it made is aborted: cancelling the Put cuts the request
+		// only after createGrace.
+		cctx, stop := withGrace(ctx, createGrace)
+		defer stop()
 		var cout *s3.CreateMultipartUploadOutput
 		err := b.sendAgain(ctx, "create the multipart upload of", okey, func() (err error) {
-			cout, err = b.client.CreateMultipartUpload(ctx, create, b.multipartRetries)
+			cout, err = b.client.CreateMultipartUpload(cctx, create, b.multipartRetries)
 			return err
 		})
 		if err != nil {
@@ -471,6 +476,32 @@ func failUpload(ctx context.Context, g *errgroup.Group, cause error) error {
 		return werr
 	}
 	return context.Canceled
+}
+
+// createGrace is how long a multipart upload's create request may go on
+// once its Put is cancelled (see withGrace).
+const createGrace = 5 * time.Second
+
+// withGrace is ctx whose end reaches the context it returns only grace
+// later: a request already sent may still answer. stop releases it.
+func withGrace(ctx context.Context, grace time.Duration) (context.Context, func()) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, cancel)
+	})
+	return gctx, func() {
+		stopAfter()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
 
 // abort removes a failed multipart upload and its parts. It runs on a fresh

@@ -145,3 +145,48 @@ func TestAbortRetriedThroughOutage(t *testing.T) {
 		t.Errorf("abort requests: got %d, want 5 (4 refused, then the one that succeeds)", got)
 	}
 }
+
+// slowCreateServer answers CreateMultipartUpload only after a while (the
+// upload made at once), takes any part, and records aborts.
+type slowCreateServer struct {
+	delay   time.Duration
+	aborted atomic.Int32
+}
+
+func (s *slowCreateServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		time.Sleep(s.delay)
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>big</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`))
+	case r.Method == http.MethodPut && q.Has("partNumber"):
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("ETag", `"p"`)
+	case r.Method == http.MethodDelete && q.Get("uploadId") == "u1":
+		s.aborted.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+}
+
+// TestS3CancelDuringCreateAborts: a Put cancelled while the server is
+// still answering its CreateMultipartUpload hears the answer (within a
+// grace) and aborts the upload the server made, instead of leaving it.
+func TestS3CancelDuringCreateAborts(t *testing.T) {
+	srv := &slowCreateServer{delay: 500 * time.Millisecond}
+	// Two part buffers: the second fills while the create is answered.
+	b := newAgainstWith(t, srv, func(c *s3.Config) { c.Concurrency = 2 })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Cancelled once the second part begins to fill, while the create
+	// (sent when the first part is full) waits for its answer.
+	r := &cancellingReader{r: bytes.NewReader(randomBytes(5, 3*s3.MinPartSize)), n: s3.MinPartSize + 1<<20, cancel: cancel}
+	err := b.Put(ctx, "big", r, storage.PutOptions{Size: -1})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put cancelled midway: got %v, want context.Canceled", err)
+	}
+	if got := srv.aborted.Load(); got != 1 {
+		t.Fatalf("aborts of the upload the server made: %d, want 1", got)
+	}
+}
