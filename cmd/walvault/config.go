@@ -229,11 +229,20 @@ func intIn(name string, dst *int, min, max int) func(string) error {
 	}
 }
 
-// positiveDuration parses a duration above zero into dst.
+// positiveDuration parses a duration above zero into dst: Go's units (h,
+// m, s, ms) or whole days ("30d").
 func positiveDuration(name, example string, dst *time.Duration) func(string) error {
 	return func(v string) (err error) {
+		if days, ok := strings.CutSuffix(v, "d"); ok {
+			n, err := strconv.Atoi(days)
+			if err != nil || n <= 0 || n > 100*365 {
+				return invalid(name, "want a positive duration such as "+example+" (in whole days: 30d)")
+			}
+			*dst = time.Duration(n) * 24 * time.Hour
+			return nil
+		}
 		if *dst, err = time.ParseDuration(v); err != nil || *dst <= 0 {
-			return invalid(name, "want a positive duration such as "+example)
+			return invalid(name, "want a positive duration such as "+example+" (units: h, m, s; or whole days: 30d)")
 		}
 		return nil
 	}

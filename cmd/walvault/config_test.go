@@ -280,3 +280,19 @@ func TestEmptyVariableSetsNothing(t *testing.T) {
 		t.Fatalf("an empty WALVAULT_REPO beside the file's repo: %q, %v; want the file's", cfg.Repo, err)
 	}
 }
+
+// TestPositiveDuration: Go's durations and whole days; nothing else.
+func TestPositiveDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{{"26h", 26 * time.Hour, false}, {"30d", 30 * 24 * time.Hour, false}, {"90s", 90 * time.Second, false},
+		{"0d", 0, true}, {"1.5d", 0, true}, {"-1h", 0, true}, {"soon", 0, true}, {"0", 0, true}} {
+		var got time.Duration
+		err := positiveDuration("max-backup-age", "26h", &got)(tc.in)
+		if (err != nil) != tc.bad || !tc.bad && got != tc.want {
+			t.Errorf("%q: %v, %v; want %v (bad: %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
