@@ -228,7 +228,7 @@ type targetOptions struct {
 // does for the command.
 func (t *targetOptions) flags(actionUsage string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a numeric offset (abbreviations such as CET are refused): '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z", Destination: &t.TargetTime},
+		&cli.StringFlag{Name: "target-time", Usage: "recover up to this time, with a numeric offset or a zone name (abbreviations such as CET are refused): '2026-11-25 10:30:00+00', 2026-11-25T10:30:00Z or '2026-11-25 11:30:00 Europe/Berlin'", Destination: &t.TargetTime},
 		&cli.StringFlag{Name: "target-xid", Usage: "recover up to this transaction id", Destination: &t.TargetXID},
 		&cli.StringFlag{Name: "target-lsn", Usage: "recover up to this WAL location, e.g. 0/3000060", Destination: &t.TargetLSN},
 		&cli.StringFlag{Name: "target-name", Usage: "recover up to this restore point (pg_create_restore_point)", Destination: &t.TargetName},
@@ -304,7 +304,43 @@ func parseTargetTime(s string) (time.Time, error) {
 		}
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00' or 2026-11-25T10:30:00Z (as SELECT now() prints it)", s)
+	if t, ok, err := parseInNamedZone(s, in); ok {
+		return t, err
+	}
+	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00', 2026-11-25T10:30:00Z (as SELECT now() prints it) or '2026-11-25 10:30:00 Europe/Berlin'", s)
+}
+
+// parseInNamedZone reads a local time in a zone of the IANA database
+// ("2026-11-25 10:30:00 Europe/Berlin", as PostgreSQL takes it); ok is
+// false when in does not end in such a name. A local time the zone skips
+// (the hour lost when summer time begins) or has twice (the hour repeated
+// when it ends) is refused: which instant it means is a guess.
+func parseInNamedZone(s, in string) (t time.Time, ok bool, err error) {
+	const wall = "2006-01-02 15:04:05.999999999"
+	i := strings.LastIndexByte(in, ' ')
+	if i < 0 || !strings.Contains(in[i+1:], "/") {
+		return time.Time{}, false, nil
+	}
+	local, name := strings.TrimSpace(in[:i]), in[i+1:]
+	loc, lerr := time.LoadLocation(name)
+	if lerr != nil {
+		return time.Time{}, true, fmt.Errorf("--target-time %q: unknown time zone %s (%v): give the zone as a numeric offset, like '2026-11-25 10:30:00+01'", s, name, lerr)
+	}
+	t, perr := time.ParseInLocation(wall, strings.Replace(local, "T", " ", 1), loc)
+	if perr != nil {
+		return time.Time{}, false, nil
+	}
+	clock := t.Format(wall)
+	if clock != strings.Replace(local, "T", " ", 1) {
+		return time.Time{}, true, fmt.Errorf("--target-time %q: %s has no %s (the clocks skip it when summer time begins): give a numeric offset", s, name, local)
+	}
+	for _, d := range []time.Duration{-time.Hour, time.Hour} {
+		if t.Add(d).In(loc).Format(wall) == clock {
+			return time.Time{}, true, fmt.Errorf("--target-time %q: %s has %s twice (the clocks repeat that hour when summer time ends): give the offset you mean, like %s or %s", s, name, local,
+				t.Format("2006-01-02 15:04:05-07:00"), t.Add(d).In(loc).Format("2006-01-02 15:04:05-07:00"))
+		}
+	}
+	return t, true, nil
 }
 
 func tablespaceMapping(specs []string) (map[string]string, error) {

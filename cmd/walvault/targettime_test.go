@@ -47,3 +47,29 @@ func TestParseTargetTime(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTargetTimeNamedZone: a zone of the IANA database (as PostgreSQL
+// takes it) gives that zone's offset at that date; a local time the zone
+// skips or repeats at a summer-time change is refused, and so is an
+// unknown zone.
+func TestParseTargetTimeNamedZone(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"2026-12-07 12:54:03 Europe/Berlin":    time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // winter: +01
+		"2026-07-07 12:54:03 Europe/Berlin":    time.Date(2026, 7, 7, 10, 54, 3, 0, time.UTC),  // summer: +02
+		"2026-12-07T06:54:03 America/New_York": time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC),
+	} {
+		got, err := parseTargetTime(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseTargetTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, why := range map[string]string{
+		"2026-03-29 02:30:00 Europe/Berlin":  "skip",  // the hour lost
+		"2026-10-25 02:30:00 Europe/Berlin":  "twice", // the hour repeated
+		"2026-12-07 12:54:03 Europe/Nowhere": "unknown time zone",
+	} {
+		if _, err := parseTargetTime(in); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("parseTargetTime(%q): %v; want a refusal saying %q", in, err, why)
+		}
+	}
+}
