@@ -171,12 +171,12 @@ var socketCheckInterval = 5 * time.Second
 // by hand. No call reaches it any more, so it leaves its place to the next
 // helper (a supervisor's restart, or helper auto's next start), and must
 // not unlink the path on its way out, which may be that helper's socket.
-func (h *walHelper) exitWhenSocketGone(ln *net.UnixListener) {
+func (h *walHelper) exitWhenSocketGone(ln *net.UnixListener, every time.Duration) {
 	own, err := os.Stat(handoff.SocketPath)
 	if err != nil {
 		return
 	}
-	tick := time.NewTicker(socketCheckInterval)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -240,7 +240,7 @@ func runWALHelper(ctx context.Context, dir string, idleExit time.Duration, log *
 	if idleExit > 0 {
 		go h.exitWhenIdle(idleExit)
 	}
-	go h.exitWhenSocketGone(ln)
+	go h.exitWhenSocketGone(ln, socketCheckInterval)
 
 	var calls sync.WaitGroup
 	go func() {
