@@ -75,7 +75,7 @@ func archivedCopyKey(ctx context.Context, b storage.Backend, file wal.FileName, 
 	case errors.Is(err, storage.ErrNotFound):
 		return "", nil
 	}
-	return "", fmt.Errorf("%s not archived: %s did not answer (asked whether it already holds a copy): %w", file, b.Location(), err)
+	return "", fmt.Errorf("%s not archived: asking %s whether it already holds a copy failed: %w", file, b.Location(), err)
 }
 
 // ErrIncomparable: the archived copy is encrypted to none of the keys this
