@@ -153,7 +153,7 @@ func archiveRepository(cs commandSettings, l *local) repoSource {
 	case !envKnown:
 		return repoSource{unknown: fmt.Sprintf("cannot read the server's environment (%v): run check as root or as the server's OS user", l.envErr)}
 	}
-	return repoSource{unknown: "neither archive_command, the server's environment nor a config file names a repository: wal-push would fail"}
+	return repoSource{unknown: "neither archive_command's words, the server's environment nor a config file names a repository (a script or a sourced file may)"}
 }
 
 // configRepo reads the repo setting of a walvault YAML config file
