@@ -243,7 +243,7 @@ func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression reposito
 	res := FetchResult{Key: info.Key, StoredSize: info.Size, SHA256: info.Metadata[repository.MetaSHA256]}
 	rawSize, ok := repository.WALMetadata(info.Metadata)
 	if !ok {
-		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified; it was not written by walvault or its metadata was lost", ErrCorrupt, info.Key, location)
+		return FetchResult{}, fmt.Errorf("%w: %s in %s has no valid sha256/raw-size metadata, so it cannot be verified: it was not written by walvault, its metadata was lost (a copy by a tool that drops S3 user metadata), or a proxy between walvault and the storage strips the x-amz-meta-* headers (walvault verify, from another host, tells which)", ErrCorrupt, info.Key, location)
 	}
 	res.RawSize = rawSize
 	if stored := info.Metadata[repository.MetaCompression]; stored != "" && stored != string(compression) {
