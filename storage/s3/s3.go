@@ -464,11 +464,14 @@ func (e *credentialsError) Unwrap() error { return e.err }
 type sdkLogger struct{ log *slog.Logger }
 
 func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
 	level := slog.LevelDebug
-	if c == logging.Warn {
+	// Failing to drain a body that broke (a read cut short, which
+	// walvault retries itself) only costs a connection: no warning.
+	if c == logging.Warn && !strings.HasPrefix(msg, "failed to discard remaining HTTP response body") {
 		level = slog.LevelWarn
 	}
-	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...), "source", "aws-sdk")
+	l.log.Log(context.Background(), level, msg, "source", "aws-sdk")
 }
 
 // WithContext is the logger of one operation: the calling command's
