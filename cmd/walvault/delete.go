@@ -145,13 +145,15 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 		log.Warn("incomplete uploads are left alone: "+err.Error(), "hint", "a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them too; see the README")
 	}
 	w := c.App.Writer
+	// Which backups stay locked, and so the WAL they keep: the plan a
+	// deleting run prints and follows is the one its dry run showed.
+	if err := retention.Preview(ctx, b, &plan, apply); err != nil {
+		return err
+	}
+	if err := retention.KeepLocked(&plan); err != nil {
+		return err
+	}
 	if !opts.Confirm {
-		if err := retention.Preview(ctx, b, &plan, apply); err != nil {
-			return err
-		}
-		if err := retention.KeepLocked(&plan); err != nil {
-			return err
-		}
 		if opts.JSON {
 			return writeDeleteJSON(w, plan, nil, true)
 		}
