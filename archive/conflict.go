@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/walvault/walvault/crypt"
@@ -43,8 +44,53 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 		res.AlreadyArchived, res.StoredSize = true, info.Size
 		return res, nil
 	}
-	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix; never delete the archived copy to make this error go away",
-		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs))
+	advice := "If this server was restored or promoted without a new timeline, or another cluster archives to this repository, give it its own repository prefix"
+	if branch := branchedOff(ctx, b, res.File, ours); branch != "" {
+		advice = branch
+	}
+	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. %s; never delete the archived copy to make this error go away",
+		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs), advice)
+}
+
+// branchedOff says, for a segment of timeline T whose name holds another
+// file, when a later timeline's history (in the repository) branched off T
+// at or before the segment's end: the server pushing it is then most
+// likely the old primary of a failover, still writing T. "" otherwise, or
+// when that cannot be read (the plain advice stands).
+func branchedOff(ctx context.Context, b storage.Backend, file wal.FileName, ours map[string]string) string {
+	if file.Kind != wal.KindSegment && file.Kind != wal.KindPartial {
+		return ""
+	}
+	size, err := strconv.ParseUint(ours[repository.MetaRawSize], 10, 32)
+	if err != nil {
+		return ""
+	}
+	start, err := file.Segment.StartLSN(uint32(size))
+	if err != nil {
+		return ""
+	}
+	end := start + wal.LSN(size)
+	// Timeline IDs come one after another; a few absent in a row end the
+	// search.
+	for tli, misses := file.Timeline+1, 0; misses < 4 && tli < file.Timeline+64; tli++ {
+		info, err := b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None))
+		if err != nil {
+			misses++
+			continue
+		}
+		misses = 0
+		entries, _, err := repository.ParseHistoryMeta(info.Metadata)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.Timeline == file.Timeline && e.SwitchPoint < end {
+				return fmt.Sprintf("Timeline %d branched off timeline %d at %s, before this segment's end: this server is most likely the old primary of a failover, still writing timeline %d. Stop it, and make it a standby of the new primary (pg_rewind)",
+					tli, file.Timeline, e.SwitchPoint, file.Timeline)
+			}
+		}
+	}
+	return ""
 }
 
 // otherCopy is what archivedCopyKey found: the key of a copy, if any.

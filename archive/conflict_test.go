@@ -328,3 +328,34 @@ func TestPushConflictWhenTheServerOverwrites(t *testing.T) {
 		})
 	}
 }
+
+// TestConflictAfterFailover: a different segment of timeline 1 pushed
+// after timeline 2 branched off timeline 1 before that segment's end is
+// most likely the old primary's, still writing timeline 1: the conflict
+// says so, instead of blaming a restore or another cluster.
+func TestConflictAfterFailover(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	s := seg(1, 0, 3)
+	first, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	mustPush(t, b, first, opts(repository.LZ4))
+	start, err := s.StartLSN(testSegSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, _ := writeHistory(t, t.TempDir(), "00000002.history", fmt.Sprintf("1\t%s\tno recovery target specified\n", start+0x100))
+	mustPush(t, b, history, opts(repository.LZ4))
+	second, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 2)
+	_, err = archive.Push(context.Background(), b, second, opts(repository.LZ4))
+	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "old primary of a failover") || !strings.Contains(err.Error(), "Timeline 2 branched off timeline 1") {
+		t.Fatalf("the old primary's segment after a failover: %v; want a conflict naming the failover", err)
+	}
+	// Before the branch: no such note.
+	early := seg(1, 0, 2)
+	p, _ := writeSegment(t, t.TempDir(), early.String(), header(t, early), 1)
+	mustPush(t, b, p, opts(repository.LZ4))
+	p2, _ := writeSegment(t, t.TempDir(), early.String(), header(t, early), 2)
+	if _, err := archive.Push(context.Background(), b, p2, opts(repository.LZ4)); !errors.Is(err, archive.ErrConflict) || strings.Contains(err.Error(), "failover") {
+		t.Fatalf("a conflict on a segment before the branch: %v; want the plain conflict", err)
+	}
+}
