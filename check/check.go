@@ -39,9 +39,12 @@ const (
 
 // Thresholds of the archive lag and free space checks.
 const (
-	// MaxReady is the most segments that may wait for archiving
-	// (.ready files) before archiving counts as falling behind.
-	MaxReady = 64
+	// MaxReadyBytes is how much WAL may wait for archiving (.ready
+	// files, or a wal-receive slot's retained WAL) before archiving counts
+	// as falling behind: MaxReady segments of the default 16 MiB.
+	MaxReadyBytes = 1 << 30
+	// MaxReady is MaxReadyBytes in default (16 MiB) segments.
+	MaxReady = MaxReadyBytes / (16 << 20)
 	// MaxReadyAge is how long the oldest .ready file may wait.
 	MaxReadyAge = 15 * time.Minute
 	// MinFreeBytes and MinFreeFraction: pg_wal's filesystem fails the

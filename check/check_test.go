@@ -332,6 +332,23 @@ func TestArchiver(t *testing.T) {
 	}
 }
 
+// TestArchiveLagCountsBytes: how many .ready files may wait goes by the
+// WAL they hold: 64 of 16 MiB, 1024 of 1 MiB, 4 of 1 GiB.
+func TestArchiveLagCountsBytes(t *testing.T) {
+	for _, tc := range []struct {
+		segSize uint32
+		ready   int64
+		ok      bool
+	}{{16 << 20, 64, true}, {16 << 20, 65, false}, {1 << 20, 1000, true}, {1 << 20, 1025, false}, {1 << 30, 4, true}, {1 << 30, 5, false}} {
+		c, _ := newChecker(t)
+		c.srv.segSize = tc.segSize
+		c.srv.ready = readyFiles{count: tc.ready, oldest: secs(3)}
+		if r := c.checkArchiveLag(); r.OK != tc.ok {
+			t.Errorf("%d .ready files of %d MiB segments: %+v, want OK %v", tc.ready, tc.segSize>>20, r, tc.ok)
+		}
+	}
+}
+
 func TestArchiveLag(t *testing.T) {
 	c, _ := newChecker(t)
 	c.srv.settings["archive_mode"] = setting{value: "on"}

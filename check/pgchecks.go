@@ -174,8 +174,8 @@ func (c *checker) checkArchiveLag() Result {
 	}
 	if rf := c.srv.ready; rf.err == nil {
 		switch {
-		case rf.count > MaxReady:
-			return failed(NameArchiveLag, "%d WAL files wait for archiving (.ready in pg_wal/archive_status), more than %d: archiving falls behind and pg_wal grows; see the archiver check and the server log, and the storage's speed", rf.count, MaxReady)
+		case int64(rf.count) > c.maxReady():
+			return failed(NameArchiveLag, "%d WAL files wait for archiving (.ready in pg_wal/archive_status), more than %d (%s of WAL): archiving falls behind and pg_wal grows; see the archiver check and the server log, and the storage's speed", rf.count, c.maxReady(), units.Bytes(MaxReadyBytes))
 		case rf.count > 0 && rf.oldest != nil && time.Duration(*rf.oldest*float64(time.Second)) > MaxReadyAge:
 			return failed(NameArchiveLag, "the oldest of %d WAL files waiting for archiving has waited %s, more than %s: archiving is stuck; see the archiver check and the server log", rf.count, age(rf.oldest), MaxReadyAge)
 		}
@@ -183,8 +183,8 @@ func (c *checker) checkArchiveLag() Result {
 	}
 	// Without pg_monitor: estimate from the current WAL position.
 	pending, known := c.pendingSegments()
-	if known && pending > MaxReady {
-		return failed(NameArchiveLag, "about %d completed WAL segments are not archived yet, more than %d: archiving falls behind and pg_wal grows; see the archiver check and the server log", pending, MaxReady)
+	if known && pending > c.maxReady() {
+		return failed(NameArchiveLag, "about %d completed WAL segments are not archived yet, more than %d (%s of WAL): archiving falls behind and pg_wal grows; see the archiver check and the server log", pending, c.maxReady(), units.Bytes(MaxReadyBytes))
 	}
 	if known {
 		return ok(NameArchiveLag, "%s; about %d segments waiting (estimated from the WAL position: %v)", last, pending, c.srv.ready.err)
@@ -265,4 +265,14 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// maxReady is how many segments of the server's size may wait for
+// archiving: MaxReadyBytes of them, at least 4 (of 1 GiB segments, one
+// filling while a few are pushed is normal).
+func (c *checker) maxReady() int64 {
+	if c.srv == nil || c.srv.segSize == 0 {
+		return MaxReady
+	}
+	return max(4, MaxReadyBytes/int64(c.srv.segSize))
 }

@@ -16,11 +16,10 @@ import (
 
 const receiveAppName = pg.ReceiveApplicationName
 
-// MaxSlotRetained is how many segments' worth of WAL a wal-receive slot
-// may hold back in pg_wal (or wal-receive may be behind the server) before
-// it counts as falling behind: the same bound as the .ready files of
-// archive_command.
-const MaxSlotRetained = MaxReady
+// MaxSlotRetained is how much WAL a wal-receive slot may hold back in
+// pg_wal (or wal-receive may be behind the server) before it counts as
+// falling behind: the same bound as the .ready files of archive_command.
+const MaxSlotRetained = MaxReadyBytes
 
 // slotState is a replication slot and, when a client streams from it,
 // its walsender, as gather read them.
@@ -78,11 +77,7 @@ func (c *checker) checkReceiveSlots(ctx context.Context) []Result {
 }
 
 func (c *checker) slotResult(ctx context.Context, s slotState) Result {
-	segSize := c.srv.segSize
-	if segSize == 0 {
-		segSize = wal.DefaultSegmentSize
-	}
-	limit := int64(MaxSlotRetained) * int64(segSize)
+	limit := int64(MaxSlotRetained)
 	retained := "retained WAL unknown"
 	if s.Retained != nil {
 		retained = fmt.Sprintf("%s of WAL retained since restart_lsn %s", units.Bytes(max(*s.Retained, 0)), s.RestartLSN)
@@ -118,7 +113,7 @@ func (c *checker) slotResult(ctx context.Context, s slotState) Result {
 	case s.WALStatus == "unreserved":
 		return failed(NameReceiveSlot, "%s: the slot holds back more WAL than max_slot_wal_keep_size allows (wal_status unreserved), so PostgreSQL is about to remove WAL that never reached the repository: see why wal-receive falls behind (its log, the storage's speed)", detail)
 	case big(s.Retained) || big(s.Behind):
-		return failed(NameReceiveSlot, "%s: more than %d segments (%s): wal-receive falls behind and pg_wal grows; see its log and the storage's speed", detail, MaxSlotRetained, units.Bytes(limit))
+		return failed(NameReceiveSlot, "%s: more than %s: wal-receive falls behind and pg_wal grows; see its log and the storage's speed", detail, units.Bytes(limit))
 	}
 	if !lagKnown {
 		return ok(NameReceiveSlot, "%s", detail)

@@ -61,7 +61,7 @@ func TestReceiveSlots(t *testing.T) {
 			s := streaming("walvault", "0/7000148")
 			s.Behind, s.Retained = i64(65<<24), i64(65<<24)
 			return s
-		}()}, 0x7000148, []string{"more than 64 segments (1.0 GiB)", "falls behind"}, []bool{false}},
+		}()}, 0x7000148, []string{"more than 1.0 GiB", "falls behind"}, []bool{false}},
 		{"lost WAL", "walvault", []slotState{{Name: "walvault", Type: "physical", WALStatus: "lost"}}, 0, []string{"wal_status lost", "new backup-push"}, []bool{false}},
 		{"unreserved", "", []slotState{func() slotState { s := streaming("walvault", "0/7000148"); s.WALStatus = "unreserved"; return s }()}, 0x7000148,
 			[]string{"wal_status unreserved"}, []bool{false}},
