@@ -244,7 +244,7 @@ func incrementalError(err error, parent *repository.BackupManifest) error {
 			return impossible(fmt.Errorf("%w: parent backup %s began on timeline %d, and PostgreSQL has no WAL summaries of timeline %d back to its switch from there (this server was promoted since the parent): take a full backup on the new timeline (or add --fallback-full) (%w)",
 				ErrRefused, parent.ID, parent.StartTimeline, tli, err))
 		}
-		return impossible(fmt.Errorf("%w: PostgreSQL no longer has WAL summaries reaching back to the start of parent backup %s (LSN %s): take a full backup now (or add --fallback-full), and keep wal_summary_keep_time longer than the time between backups (%w)",
+		return impossible(fmt.Errorf("%w: PostgreSQL lacks WAL summaries for part of the WAL since the start of parent backup %s (LSN %s): summarize_wal was off for a while, or the summaries were removed (wal_summary_keep_time shorter than the time between backups): take a full backup now (or add --fallback-full), and keep summarize_wal on (%w)",
 			ErrRefused, parent.ID, parent.StartLSN, err))
 	case strings.Contains(pgErr.Message, "WAL summarization"):
 		return impossible(fmt.Errorf("%w: PostgreSQL cannot take an incremental backup: %w; check summarize_wal and the server log, or take a full backup", ErrRefused, err))
