@@ -43,6 +43,16 @@ type Versioned interface {
 	GetVersion(ctx context.Context, key, versionID string) (io.ReadCloser, ObjectInfo, error)
 }
 
+// OverwrittenLister is implemented by versioned backends that can list,
+// in one pass, the keys holding more than one data version: walvault
+// writes each WAL key once, so such a key was written over by someone
+// else (verify reports them).
+type OverwrittenLister interface {
+	// ListOverwritten calls fn, in key order, for each key under prefix
+	// with more than one data version, with how many it has.
+	ListOverwritten(ctx context.Context, prefix string, fn func(key string, versions int) error) error
+}
+
 // ObjectVersion is one data version of a key.
 type ObjectVersion struct {
 	ID      string

@@ -26,22 +26,24 @@ const (
 	KindPartSize        = "part_size"        // a part's stored size differs from the manifest
 	KindPartChecksum    = "part_checksum"    // --full: a part's raw size or sha256 is wrong
 	KindHidden          = "hidden"           // an object is hidden behind a delete marker
+	KindWALOverwritten  = "wal_overwritten"  // a WAL key holds more than one data version (written over by someone else)
 	KindPartialChecksum = "partial_checksum" // --full: the newest partial of a segment not archived is damaged
 	KindBrokenChain     = "broken_chain"     // an incremental backup's parent (or one of its ancestors) is missing or not DONE
 	// Warnings (reported; verify still exits 0).
-	KindIncomplete        = "incomplete_backup"  // parts without a manifest (an interrupted backup-push)
-	KindWaitingForWAL     = "waiting_for_wal"    // a backup's WAL is not archived yet
-	KindUnneededGap       = "unneeded_wal_gap"   // a gap on a timeline no backup leads to
-	KindStray             = "stray"              // an object outside walvault's layout
-	KindHiddenUnknown     = "hidden_unchecked"   // the storage could not be asked for hidden objects
-	KindSupersededPartial = "superseded_partial" // a wal-receive partial whose segment is archived (walvault delete removes it)
-	KindIncompleteUpload  = "incomplete_upload"  // an S3 multipart upload (or a file:// temp file) older than Options.UploadAge (walvault delete aborts it)
-	KindUploadsUnknown    = "uploads_unchecked"  // the storage could not be asked for incomplete uploads
-	KindHistoryUnread     = "history_unreadable" // an encrypted .history file without its switches in metadata, and no identity: that switch is not checked
-	KindTimelineOverrun   = "timeline_overrun"   // a timeline went on being archived past the point where a later one branched off it
-	severityProblem       = "problem"
-	severityWarning       = "warning"
-	maxFindingsPerKind    = 1000
+	KindIncomplete         = "incomplete_backup"     // parts without a manifest (an interrupted backup-push)
+	KindWaitingForWAL      = "waiting_for_wal"       // a backup's WAL is not archived yet
+	KindUnneededGap        = "unneeded_wal_gap"      // a gap on a timeline no backup leads to
+	KindStray              = "stray"                 // an object outside walvault's layout
+	KindHiddenUnknown      = "hidden_unchecked"      // the storage could not be asked for hidden objects
+	KindOverwrittenUnknown = "overwritten_unchecked" // the storage could not be asked for WAL keys written over
+	KindSupersededPartial  = "superseded_partial"    // a wal-receive partial whose segment is archived (walvault delete removes it)
+	KindIncompleteUpload   = "incomplete_upload"     // an S3 multipart upload (or a file:// temp file) older than Options.UploadAge (walvault delete aborts it)
+	KindUploadsUnknown     = "uploads_unchecked"     // the storage could not be asked for incomplete uploads
+	KindHistoryUnread      = "history_unreadable"    // an encrypted .history file without its switches in metadata, and no identity: that switch is not checked
+	KindTimelineOverrun    = "timeline_overrun"      // a timeline went on being archived past the point where a later one branched off it
+	severityProblem        = "problem"
+	severityWarning        = "warning"
+	maxFindingsPerKind     = 1000
 )
 
 // Finding is one problem or warning.

@@ -79,6 +79,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 		return nil, err
 	}
 	s.reportHidden(inv)
+	s.reportOverwritten(ctx)
 	if err := s.reportUploads(ctx); err != nil {
 		return nil, err
 	}
@@ -310,6 +311,31 @@ func (s *scan) reportHidden(inv *repository.Inventory) {
 	}
 	if s.r.Summary.Hidden == 0 {
 		s.r.note("no object is hidden behind a delete marker")
+	}
+}
+
+// reportOverwritten reports the WAL keys that hold more than one data
+// version in a versioned storage: walvault writes each WAL file once, so
+// the newer versions were put over it by someone else (an attacker with
+// the host's credentials can, over a locked original; or a person deleted
+// the object without a version id and pushed another file). wal-fetch
+// serves the oldest that passes its checks.
+func (s *scan) reportOverwritten(ctx context.Context) {
+	ol, ok := storage.As[storage.OverwrittenLister](s.b)
+	if !ok {
+		return
+	}
+	n := 0
+	err := ol.ListOverwritten(ctx, repository.WALPrefix, func(key string, versions int) error {
+		n++
+		s.r.problem(Finding{Kind: KindWALOverwritten, Key: key, Detail: fmt.Sprintf("%s holds %d versions, and walvault writes each WAL file once: the newer ones were put over it by someone else (wal-fetch serves the oldest that passes its checks, with a warning); find out who wrote them, and delete them by version id once any lock on them expires", key, versions)})
+		return nil
+	})
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL objects written over (the credentials need s3:ListBucketVersions): %v", err)})
+	case err == nil && n == 0:
+		s.r.note("no WAL object was written over")
 	}
 }
 

@@ -493,3 +493,33 @@ func TestIncompleteUploads(t *testing.T) {
 		}
 	}
 }
+
+// TestOverwrittenWAL: a WAL key that holds a second data version in a
+// versioned storage was written over by someone else (walvault writes each
+// once): a wal_overwritten problem, even when the newer version is a
+// consistent segment of its own.
+func TestOverwrittenWAL(t *testing.T) {
+	b := repotest.New(t, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	keys := map[uint32]string{}
+	for n := uint32(1); n <= 6; n++ {
+		s := wal.Segment{Timeline: 1, Seg: n}
+		keys[n] = repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s}, repository.LZ4)
+		repotest.PutWAL(t, b, keys[n], repository.LZ4, segmentBody(n), nil)
+	}
+	if r := run(t, b, false); !r.OK || !strings.Contains(text(t, r), "no WAL object was written over") {
+		t.Fatalf("nothing written over yet: %v\n%s", kinds(r.Problems), text(t, r))
+	}
+	// A plain PUT over the key (no condition), as an intruder sends it.
+	info, err := b.Stat(context.Background(), keys[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := repotest.Compress(t, repository.LZ4, segmentBody(4))
+	if err := b.Put(context.Background(), keys[4], bytes.NewReader(body), storage.PutOptions{Size: int64(len(body)), Metadata: info.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	p := wantOnly(t, run(t, b, false), KindWALOverwritten, keys[4])
+	if !strings.Contains(p.Detail, "2 versions") {
+		t.Errorf("finding %q, want it to count the versions", p.Detail)
+	}
+}

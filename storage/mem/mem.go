@@ -281,6 +281,24 @@ func (b *Backend) ListHidden(ctx context.Context, prefix string, fn func(storage
 	}, fn)
 }
 
+// ListOverwritten delivers, in key order, the keys under prefix with more
+// than one data version.
+func (b *Backend) ListOverwritten(ctx context.Context, prefix string, fn func(key string, versions int) error) error {
+	type entry struct {
+		key string
+		n   int
+	}
+	return listSnapshot(ctx, b, "list overwritten", prefix, func(key string) (entry, bool) {
+		n := 0
+		for _, v := range b.objects[key] {
+			if !v.marker {
+				n++
+			}
+		}
+		return entry{key, n}, n > 1
+	}, func(e entry) error { return fn(e.key, e.n) })
+}
+
 // GetHidden opens the newest data version of a hidden key.
 func (b *Backend) GetHidden(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
 	if err := b.check(ctx, "get hidden", key); err != nil {

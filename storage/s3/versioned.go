@@ -198,6 +198,34 @@ func (b *Backend) notHidden(kv *keyVersions) error {
 	return fmt.Errorf("%w in %s", storage.ErrNotFound, b.location)
 }
 
+// ListOverwritten calls fn for each key under prefix with more than one
+// data version (one ListObjectVersions walk).
+func (b *Backend) ListOverwritten(ctx context.Context, prefix string, fn func(key string, versions int) error) error {
+	what := strconv.Quote(prefix)
+	var fnErr error
+	err := b.walkVersions(ctx, b.prefix+prefix, func(kv *keyVersions) error {
+		if len(kv.versions) < 2 {
+			return nil
+		}
+		key, ok := strings.CutPrefix(kv.key, b.prefix)
+		if !ok || key == "" {
+			return nil
+		}
+		if err := fn(key, len(kv.versions)); err != nil {
+			fnErr = err
+			return err
+		}
+		return nil
+	})
+	if err != nil && fnErr != nil && errors.Is(err, fnErr) {
+		return err
+	}
+	if err != nil {
+		return storage.OpError("list overwritten", what, err)
+	}
+	return nil
+}
+
 // keyVersions is what ListObjectVersions says about one key.
 type keyVersions struct {
 	key string // the bucket's key, prefix included
