@@ -156,6 +156,9 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 	if err := refuseDamaged(inv, ""); err != nil {
 		return Plan{}, err
 	}
+	if err := refuseFuture(inv, now); err != nil {
+		return Plan{}, err
+	}
 	plan := newPlan(inv, p.String(), now)
 	newest := newestDone(plan.Backups)
 	if newest < 0 {
@@ -339,6 +342,24 @@ func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 // target is one of them or builds on one: deleting what cannot be
 // restored is the way out when the part is lost, and the manifests still
 // say what the backups kept need.
+// clockTolerance is how far in the future a backup's stop time may lie
+// before a policy delete refuses to run.
+const clockTolerance = 5 * time.Minute
+
+// refuseFuture refuses a policy delete while a backup stopped in the
+// future: its times came from a clock that was ahead (or this host's is
+// behind), and retention orders backups by their times, so it would keep
+// that backup as the newest and delete the newer ones.
+func refuseFuture(inv Inventory, now time.Time) error {
+	for _, bi := range inv.Backups {
+		if bi.Manifest != nil && bi.Manifest.StopTime.After(now.Add(clockTolerance)) {
+			return fmt.Errorf("%w: backup %s stopped at %s, %s from now: the clock of the host that took it was ahead, or this host's is behind. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP); then delete that backup by id (delete --backup %s) if it is not wanted, or wait until its time has passed",
+				ErrRefused, bi.ID, stamp(bi.Manifest.StopTime), bi.Manifest.StopTime.Sub(now).Round(time.Minute), bi.ID)
+		}
+	}
+	return nil
+}
+
 func refuseDamaged(inv Inventory, target string) error {
 	var first, byManifest *repository.BackupInfo
 	allowed := false

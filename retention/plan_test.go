@@ -372,3 +372,21 @@ func TestPlanBadManifestLSN(t *testing.T) {
 		t.Fatalf("a kept backup with an unreadable start LSN: err %v, want one naming start_lsn", err)
 	}
 }
+
+// TestPlanPolicyRefusesBackupsFromTheFuture: a backup stopped more than a
+// few minutes after now (a clock that was ahead) would be kept as the
+// newest, the newer ones deleted: a policy delete refuses, naming it.
+func TestPlanPolicyRefusesBackupsFromTheFuture(t *testing.T) {
+	ahead := done(30, 1, 2) // 30 November: five days after now
+	backups := []repository.BackupInfo{done(8, 1, 4), done(15, 1, 6), ahead}
+	_, err := PlanPolicy(inventory(backups, nil, segRange(1, 1, 8)), Policy{Redundancy, 1}, now)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), ahead.ID) || !strings.Contains(err.Error(), "NTP") {
+		t.Fatalf("a policy delete with a backup from the future: %v; want a refusal naming it and the clocks", err)
+	}
+	// A few minutes ahead is two hosts' clocks: no refusal.
+	near := done(25, 1, 8)
+	near.Manifest.StopTime = now.Add(2 * time.Minute)
+	if _, err := PlanPolicy(inventory([]repository.BackupInfo{done(8, 1, 4), near}, nil, segRange(1, 1, 12)), Policy{Redundancy, 1}, now); err != nil {
+		t.Fatalf("a backup two minutes ahead: %v", err)
+	}
+}
