@@ -390,7 +390,7 @@ func unknownEnvVars(env []string) []string {
 
 // harnessEnvVar says whether name is one of the test and benchmark
 // harness's variables, which reach walvault in the environment of the
-// servers the harness starts.
+// servers the harness starts, or one contrib/ and the demo read.
 func harnessEnvVar(name string) bool {
 	for _, prefix := range []string{"WALVAULT_BENCH_", "WALVAULT_TEST_", "WALVAULT_TESTENV_", "WALVAULT_KEEPUP", "WALVAULT_FAKE_", "WALVAULT_DRILL_FAKE_", "WALVAULT_PG1"} {
 		if strings.HasPrefix(name, prefix) {
@@ -398,7 +398,9 @@ func harnessEnvVar(name string) bool {
 		}
 	}
 	switch name {
-	case "WALVAULT_BIN", "WALVAULT_MINIO", "WALVAULT_VERSITYGW", "WALVAULT_PG_USER", "WALVAULT_RECEIVE_SECONDS":
+	case "WALVAULT_BIN", "WALVAULT_MINIO", "WALVAULT_VERSITYGW", "WALVAULT_PG_USER", "WALVAULT_RECEIVE_SECONDS",
+		// contrib/systemd's environment file and units, and the demo.
+		"WALVAULT_ON_FAILURE", "WALVAULT_CLUSTER", "WALVAULT_DEMO_CONFIG":
 		return true
 	}
 	return false

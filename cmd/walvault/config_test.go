@@ -266,7 +266,7 @@ func TestKnownEnvVars(t *testing.T) {
 	if unknown := unknownEnvVars(all); len(unknown) != 0 {
 		t.Fatalf("flag variables unknownEnvVars does not know: %v (add them to commandEnvVars)", unknown)
 	}
-	got := unknownEnvVars([]string{"WALVAULT_REPOSITORY=file:///x", "WALVAULT_REPO=file:///x", "WALVAULT_LOCK_DAY=5", "WALVAULT_BENCH_SCALE=20", "PGDATA=/x"})
+	got := unknownEnvVars([]string{"WALVAULT_REPOSITORY=file:///x", "WALVAULT_REPO=file:///x", "WALVAULT_LOCK_DAY=5", "WALVAULT_BENCH_SCALE=20", "WALVAULT_ON_FAILURE=page", "PGDATA=/x"})
 	if strings.Join(got, ",") != "WALVAULT_LOCK_DAY,WALVAULT_REPOSITORY" {
 		t.Fatalf("unknown variables: %v; want the two misspelled ones", got)
 	}
