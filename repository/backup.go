@@ -195,7 +195,7 @@ func WriteBackupManifest(ctx context.Context, b storage.Backend, m BackupManifes
 	data = append(data, '\n')
 	key := BackupManifestKey(m.ID)
 	err = b.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data)), Retention: ret})
-	if errors.Is(err, storage.ErrExists) && sameObject(ctx, b, key, data) {
+	if errors.Is(err, storage.ErrExists) && readBack(ctx, b, key, data) == nil {
 		// A retry of this very write whose first answer was lost (a
 		// reset after the server stored it): it is stored.
 		return nil
@@ -204,17 +204,6 @@ func WriteBackupManifest(ctx context.Context, b storage.Backend, m BackupManifes
 		return fmt.Errorf("write manifest of backup %s: %w", m.ID, err)
 	}
 	return nil
-}
-
-// sameObject says whether key holds exactly data.
-func sameObject(ctx context.Context, b storage.Backend, key string, data []byte) bool {
-	rc, _, err := b.Get(ctx, key)
-	if err != nil {
-		return false
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(io.LimitReader(rc, int64(len(data))+1))
-	return err == nil && bytes.Equal(got, data)
 }
 
 // LoadBackupManifest reads one backup's manifest; a backup without one
