@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -197,42 +198,71 @@ var errVersionsRefused = errors.New("versions refused")
 // current version's verdict is the error. A storage that refuses to read
 // versions gives errVersionsRefused, after a warning.
 func fetchShadowed(ctx context.Context, b storage.Backend, key string, file wal.FileName, compression repository.Compression, dest string, opts FetchOptions, versions []storage.ObjectVersion) (FetchResult, error) {
-	v, _ := storage.AsVersioned(b)
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	log := logOrDiscard(opts.Log)
+	oldestFirst := slices.Clone(versions)
+	slices.Reverse(oldestFirst)
+	res, id, verdict, err := firstPassing(ctx, b, key, oldestFirst, file, compression, dest, opts)
+	var refused *versionsRefusedError
+	switch {
+	case errors.As(err, &refused):
+		log.Warn("cannot read the versions of an object that holds more than one; serving its current version",
+			"key", key, "versions", len(versions), "error", refused.err, "hint", storage.VersionsHint)
+		return FetchResult{}, errVersionsRefused
+	case err != nil:
+		return FetchResult{}, fmt.Errorf("%s holds %d versions; %w", key, len(versions), err)
+	case id != "":
+		log.Warn("object overwritten: it holds versions walvault did not write (it writes each WAL file once); serving its oldest version that passes the checks",
+			"key", key, "version", id, "versions", len(versions),
+			"hint", "the versions of this key newer than the one used are not walvault's: the credentials that wrote them may be compromised; delete those versions by their version ids (once their lock, if any, expires)")
+		return res, nil
+	case verdict == nil:
+		verdict = fmt.Errorf("%w: %s: none of its versions is left", ErrCorrupt, key)
 	}
-	var verdict error                         // the newest version's, else the latest seen
-	for i := len(versions) - 1; i >= 0; i-- { // oldest first
-		id := versions[i].ID
-		rc, info, err := v.GetVersion(ctx, key, id)
+	return FetchResult{}, verdict
+}
+
+// versionsRefusedError: the storage permanently refuses to read an
+// object's versions.
+type versionsRefusedError struct{ err error }
+
+func (e *versionsRefusedError) Error() string { return e.err.Error() }
+
+// firstPassing writes to dest the first of key's versions, in the order
+// given, that passes the checks, and says which (id); verdict is the last
+// checked version's ErrCorrupt when none passes. err is a storage error
+// reading a version (a *versionsRefusedError when the storage refuses
+// versions for good), or another failure to write dest.
+func firstPassing(ctx context.Context, b storage.Backend, key string, versions []storage.ObjectVersion, file wal.FileName, compression repository.Compression, dest string, opts FetchOptions) (res FetchResult, id string, verdict, err error) {
+	v, _ := storage.AsVersioned(b)
+	for _, ver := range versions {
+		rc, info, err := v.GetVersion(ctx, key, ver.ID)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			continue // deleted since the listing
 		case err != nil && storage.IsPermanent(err):
-			log.Warn("cannot read the versions of an object that holds more than one; serving its current version",
-				"key", key, "versions", len(versions), "error", fmt.Errorf("%w: %w", storage.ErrVersionsRefused, err), "hint", storage.VersionsHint)
-			return FetchResult{}, errVersionsRefused
+			return FetchResult{}, "", nil, &versionsRefusedError{fmt.Errorf("%w: %w", storage.ErrVersionsRefused, err)}
 		case err != nil:
-			return FetchResult{}, fmt.Errorf("%s holds %d versions; reading version %s from %s failed: %w", key, len(versions), id, b.Location(), err)
+			return FetchResult{}, "", nil, fmt.Errorf("reading version %s from %s failed: %w", ver.ID, b.Location(), err)
 		}
 		info.Key = key
 		res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, false)
 		switch {
 		case err == nil:
-			log.Warn("object overwritten: it holds versions walvault did not write (it writes each WAL file once); serving its oldest version that passes the checks",
-				"key", key, "version", id, "versions", len(versions),
-				"hint", "the versions of this key newer than the one used are not walvault's: the credentials that wrote them may be compromised; delete those versions by their version ids (once their lock, if any, expires)")
-			return res, nil
+			return res, ver.ID, nil, nil
 		case !errors.Is(err, ErrCorrupt):
-			return FetchResult{}, err
+			return FetchResult{}, "", nil, err
 		}
 		verdict = err
 	}
-	if verdict == nil {
-		verdict = fmt.Errorf("%w: %s: none of its versions is left", ErrCorrupt, key)
+	return FetchResult{}, "", verdict, nil
+}
+
+// logOrDiscard is log, or a logger that discards when it is nil.
+func logOrDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	return FetchResult{}, verdict
+	return log
 }
 
 // writeObject checks the object rc reads (info and compression are open's)
@@ -292,51 +322,40 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, file w
 	if !ok {
 		return FetchResult{}, corrupt
 	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logOrDiscard(opts.Log)
 	// A storage that refuses to show versions (on AWS, credentials without
 	// s3:ListBucketVersions or s3:GetObjectVersion) leaves corrupt, as
 	// storage.ReadHidden leaves "missing".
 	refused := func(err error) (FetchResult, error) {
 		log.Warn("cannot look for an older, genuine version of a corrupt object",
-			"key", key, "error", fmt.Errorf("%w: %w", storage.ErrVersionsRefused, err), "hint", storage.VersionsHint)
+			"key", key, "error", err, "hint", storage.VersionsHint)
 		return FetchResult{}, corrupt
 	}
 	versions, err := v.Versions(ctx, key)
 	switch {
 	case err != nil && storage.IsPermanent(err):
-		return refused(err)
+		return refused(fmt.Errorf("%w: %w", storage.ErrVersionsRefused, err))
 	case err != nil:
 		return FetchResult{}, fmt.Errorf("%v; looking for an older version of it in %s failed: %w", corrupt, b.Location(), err)
+	case len(versions) < 2:
+		return FetchResult{}, corrupt
 	}
 	// The newest is the version that just failed (or, for an object hidden
 	// by a delete marker, the one storage.ReadHidden served).
-	for i := 1; i < len(versions); i++ {
-		id := versions[i].ID
-		rc, info, err := v.GetVersion(ctx, key, id)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			continue // deleted since the listing
-		case err != nil && storage.IsPermanent(err):
-			return refused(err)
-		case err != nil:
-			return FetchResult{}, fmt.Errorf("%v; reading its older version %s from %s failed: %w", corrupt, id, b.Location(), err)
-		}
-		info.Key = key
-		res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, false)
-		switch {
-		case err == nil:
-			log.Warn("object overwritten (someone put a newer version over walvault's, which fails its checks): using its newest older version that passes them",
-				"key", key, "version", id, "error", corrupt,
-				"hint", "the versions of this key newer than the one used are not walvault's: the credentials that wrote them may be compromised; delete those versions by their version ids (once their lock, if any, expires) so the genuine one is current again")
-			return res, nil
-		case !errors.Is(err, ErrCorrupt):
-			return FetchResult{}, err
-		}
+	res, id, _, err := firstPassing(ctx, b, key, versions[1:], file, compression, dest, opts)
+	var denied *versionsRefusedError
+	switch {
+	case errors.As(err, &denied):
+		return refused(denied.err)
+	case err != nil:
+		return FetchResult{}, fmt.Errorf("%v; %w", corrupt, err)
+	case id == "":
+		return FetchResult{}, corrupt
 	}
-	return FetchResult{}, corrupt
+	log.Warn("object overwritten (someone put a newer version over walvault's, which fails its checks): using its newest older version that passes them",
+		"key", key, "version", id, "error", corrupt,
+		"hint", "the versions of this key newer than the one used are not walvault's: the credentials that wrote them may be compromised; delete those versions by their version ids (once their lock, if any, expires) so the genuine one is current again")
+	return res, nil
 }
 
 // open finds the object under the keys it may have. Only when every key is
