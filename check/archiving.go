@@ -74,10 +74,28 @@ func (c *checker) archiveVerdict(cmd, named string) Result {
 		}
 		return failed(NameArchiveCmd, "cannot see whether archive_command %q reaches %s: %v", cmd, c.b.Location(), c.proofErr)
 	}
+	if stuck := c.stuckBehind(); stuck != "" {
+		return failed(NameArchiveCmd, "%s, but PostgreSQL's own archive_command call for %s keeps failing (see the archiver line): another call pushed the later segment ahead, while archiving is stuck at %s and WAL piles up in pg_wal", c.proof, stuck, stuck)
+	}
 	if named != "" {
 		return ok(NameArchiveCmd, "%s; %s", named, c.proof)
 	}
 	return ok(NameArchiveCmd, "%q reaches this repository: %s", cmd, c.proof)
+}
+
+// stuckBehind is the segment PostgreSQL's archiver keeps failing on when
+// the proof's segment is a later one (push-ahead stored it meanwhile), ""
+// otherwise: the file the archiver last failed on, failed after its last
+// success.
+func (c *checker) stuckBehind() string {
+	a := c.srv.archiver
+	if c.srv.archErr != nil || a.lastFailedAt == nil || (a.lastArchivedAt != nil && !a.lastFailedAt.After(*a.lastArchivedAt)) {
+		return ""
+	}
+	if len(a.lastFailed) < 24 || len(c.proof.Segment) < 24 || a.lastFailed[:24] >= c.proof.Segment[:24] {
+		return ""
+	}
+	return a.lastFailed
 }
 
 // describeCommand is what archive_command's words say about where it
