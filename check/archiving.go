@@ -60,6 +60,14 @@ func (c *checker) proveArchiving(parent context.Context) {
 	}
 	p, err := archiveproof.Prove(ctx, w, c.b, srv, archiveproof.Options{Timeout: c.opts.Timeout, Log: c.opts.Log})
 	c.proof, c.proofErr = p, err
+	if err == nil {
+		// The archiver as it is after the proof (stuckBehind): a failure
+		// it has since got past is not a stuck archive.
+		rs, qerr := pg.SimpleQuery(ctx, w, "SELECT coalesce(last_failed_wal, ''), coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver", nil)
+		if qerr == nil && len(rs.Rows) == 1 && len(rs.Rows[0]) == 2 && rs.Rows[0][1].S == "t" {
+			c.failingAfterProof = rs.Rows[0][0].S
+		}
+	}
 }
 
 // archiveVerdict is the archive_command line from the proof, with what
@@ -86,16 +94,13 @@ func (c *checker) archiveVerdict(cmd, named string) Result {
 // stuckBehind is the segment PostgreSQL's archiver keeps failing on when
 // the proof's segment is a later one (push-ahead stored it meanwhile), ""
 // otherwise: the file the archiver last failed on, failed after its last
-// success.
+// success, as the archiver's statistics said after the proof.
 func (c *checker) stuckBehind() string {
-	a := c.srv.archiver
-	if c.srv.archErr != nil || a.lastFailedAt == nil || (a.lastArchivedAt != nil && !a.lastFailedAt.After(*a.lastArchivedAt)) {
+	failing := c.failingAfterProof
+	if len(failing) < 24 || len(c.proof.Segment) < 24 || failing[:24] >= c.proof.Segment[:24] {
 		return ""
 	}
-	if len(a.lastFailed) < 24 || len(c.proof.Segment) < 24 || a.lastFailed[:24] >= c.proof.Segment[:24] {
-		return ""
-	}
-	return a.lastFailed
+	return failing
 }
 
 // describeCommand is what archive_command's words say about where it

@@ -165,10 +165,13 @@ type checker struct {
 	// (tryLiftGovernance); nil when not tried.
 	governance *governanceTry
 
-	// The proof that archiving reaches the repository (proveArchiving).
-	proofRan bool
-	proof    archiveproof.Proof
-	proofErr error
+	// The proof that archiving reaches the repository (proveArchiving),
+	// and the file the archiver failed on last after it, when that came
+	// after its last success.
+	proofRan          bool
+	proof             archiveproof.Proof
+	proofErr          error
+	failingAfterProof string
 }
 
 func (c *checker) add(rs ...Result) {

@@ -510,12 +510,11 @@ func TestArchiveVerdict(t *testing.T) {
 	}
 	// The archiver stuck on an earlier segment while push-ahead stored
 	// the proof's: archiving is stuck all the same.
-	failedAt, archivedAt := time.Now(), time.Now().Add(-time.Hour)
-	c.srv.archiver = archiverStats{archived: 5, lastArchived: "000000010000000000000001", lastArchivedAt: &archivedAt, failed: 9, lastFailed: "000000010000000000000002", lastFailedAt: &failedAt}
+	c.failingAfterProof = "000000010000000000000002"
 	if r := c.checkArchiveCommand(); r.OK || !strings.Contains(r.Detail, "archive_command call for 000000010000000000000002 keeps failing") {
 		t.Errorf("the archiver stuck behind a segment pushed ahead: %+v, want FAILED naming where it is stuck", r)
 	}
-	c.srv.archiver = archiverStats{}
+	c.failingAfterProof = ""
 	c.srv.settings["archive_command"] = setting{value: "walvault wal-push %p"}
 	c.proofErr = &archiveproof.NotReachedError{Location: "mem://x", Segment: "000000010000000000000003", Settings: pg.Settings{ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}, Timeout: time.Second, Switched: true}
 	if r := c.checkArchiveCommand(); r.OK || !strings.HasPrefix(r.Detail, `archive_command is "walvault wal-push %p"`) || !strings.Contains(r.Detail, "did not reach mem://x") {
