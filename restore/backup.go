@@ -43,6 +43,13 @@ type BackupOptions struct {
 	// RestoreCommand is written as restore_command (cmd builds it: the
 	// absolute walvault path, its settings, %f %p); "" writes none.
 	RestoreCommand string
+	// RestoreCommandAcceptingGap is RestoreCommand with wal-fetch's
+	// --accept-gap: written instead when recovery to a time, xid or name
+	// target would pass a gap restore found, so that it ends there as
+	// PostgreSQL ends a recovery whose target lies past the archive
+	// (wal-fetch would otherwise ask for the missing segment until its
+	// --timeout). "": RestoreCommand.
+	RestoreCommandAcceptingGap string
 	// AcceptGap restores to the end of the archive although recovery
 	// would stop at a gap before it (checkRecoveryEnd): the WAL archived
 	// after the gap is not replayed.
@@ -192,9 +199,12 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if _, err := ParseVerifyMode(string(opts.Verify)); err != nil {
 		return res, err
 	}
-	if _, err := quoteConfValue(opts.RestoreCommand); err != nil {
-		return res, fmt.Errorf("restore_command: %w", err)
+	for _, cmd := range []string{opts.RestoreCommand, opts.RestoreCommandAcceptingGap} {
+		if _, err := quoteConfValue(cmd); err != nil {
+			return res, fmt.Errorf("restore_command: %w", err)
+		}
 	}
+	restoreCommand := opts.RestoreCommand
 	if opts.ConfigFile != "" && (!filepath.IsLocal(opts.ConfigFile) || filepath.Clean(opts.ConfigFile) != opts.ConfigFile) {
 		return res, fmt.Errorf("config file %q must be a clean path relative to the data directory", opts.ConfigFile)
 	}
@@ -248,8 +258,12 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 			log.Warn("the target may lie past the archived WAL", "why", w)
 		}
 	} else if !t.Immediate {
-		if res.Warnings, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
+		var gap bool
+		if res.Warnings, gap, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
 			return res, err
+		}
+		if gap && !t.IsLatest() && opts.RestoreCommandAcceptingGap != "" {
+			restoreCommand = opts.RestoreCommandAcceptingGap
 		}
 		for _, w := range res.Warnings {
 			log.Warn("recovery will not replay all archived WAL", "why", w)
@@ -352,7 +366,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
-	block, err := renderRecoveryConf(opts.RestoreCommand, t, opts.ArchiveOff, m.ID, now())
+	block, err := renderRecoveryConf(restoreCommand, t, opts.ArchiveOff, m.ID, now())
 	if err != nil {
 		return res, err
 	}
@@ -825,30 +839,29 @@ var ErrGap = errors.New("the archive has a gap on the way to its end")
 // that went on past the branch point is said too: the child may be a
 // restored copy's and the parent the live server. It returns what it
 // found, for the output.
-func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) ([]string, error) {
+func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) (notes []string, gap bool, err error) {
 	start, tl, ok, err := recoveryStart(inv, m, t.Timeline)
 	if !ok || err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	end, ok, err := inv.LoadRecoveryEnd(ctx, b, start, tl)
 	if err != nil || !ok {
-		return nil, err
+		return nil, false, err
 	}
-	var notes []string
 	for _, o := range end.Overruns {
 		notes = append(notes, fmt.Sprintf("timeline %d holds WAL archived past the point where timeline %d branched off it (%s), from %s on: this restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
 			o.Parent, o.Child, o.SwitchPoint, o.Newest, end.Timeline, o.Parent, o.Child, o.Parent))
 	}
 	if !end.Gap {
-		return notes, nil
+		return notes, false, nil
 	}
 	at, _ := end.End.StartLSN(m.WALSegmentSize)
-	gap := fmt.Sprintf("segment %s is missing from the archive though %s and later WAL are archived: recovery stops at %s", end.End, end.Later, at)
+	missing := fmt.Sprintf("segment %s is missing from the archive though %s and later WAL are archived: recovery stops at %s", end.End, end.Later, at)
 	switch {
 	case !t.IsLatest():
-		return append(notes, gap+" (PostgreSQL fails with \"recovery ended before configured recovery target was reached\" if the target lies past it)"), nil
+		return append(notes, missing+" (PostgreSQL fails with \"recovery ended before configured recovery target was reached\" if the target lies past it)"), true, nil
 	case accept:
-		return append(notes, gap+" (--accept-gap: the WAL after it is not replayed)"), nil
+		return append(notes, missing+" (--accept-gap: the WAL after it is not replayed)"), true, nil
 	}
-	return nil, fmt.Errorf("%w: %s, and with no target PostgreSQL would then open there, leaving out the WAL archived after it. wal-push the missing segment from the server's pg_wal if it is still there, restore a backup taken after the gap (see backup-list), or give --accept-gap to recover up to the gap", ErrGap, gap)
+	return nil, true, fmt.Errorf("%w: %s, and with no target PostgreSQL would then open there, leaving out the WAL archived after it. wal-push the missing segment from the server's pg_wal if it is still there, restore a backup taken after the gap (see backup-list), or give --accept-gap to recover up to the gap", ErrGap, missing)
 }

@@ -51,6 +51,7 @@ func TestRestoreBackupGapBeforeTheEnd(t *testing.T) {
 			t.Parallel()
 			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 			opts.Target, opts.AcceptGap = tc.target, tc.accept
+			opts.RestoreCommandAcceptingGap = "/usr/local/bin/walvault wal-fetch --accept-gap %f %p"
 			res, err := RestoreBackup(context.Background(), repo(t, tc.lost, tc.resumed), opts)
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrGap) || !strings.Contains(err.Error(), tc.wantErr) {
@@ -67,6 +68,12 @@ func TestRestoreBackupGapBeforeTheEnd(t *testing.T) {
 			notes := strings.Join(res.Warnings, "\n")
 			if tc.wantNote == "" && notes != "" || !strings.Contains(notes, tc.wantNote) {
 				t.Errorf("result's warnings %q, want one mentioning %q", notes, tc.wantNote)
+			}
+			// A target past a known gap ends recovery there: wal-fetch
+			// answers the missing segment missing (--accept-gap).
+			accepting := strings.Contains(readFile(t, filepath.Join(opts.DataDir, "postgresql.auto.conf")), "--accept-gap")
+			if want := tc.lost != 0 && tc.target.Time != nil; accepting != want {
+				t.Errorf("restore_command with --accept-gap: %v, want %v", accepting, want)
 			}
 		})
 	}

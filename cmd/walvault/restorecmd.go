@@ -181,16 +181,19 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		TablespaceMapping: opts.mapping,
 		Owner:             opts.Owner,
 		RestoreCommand:    restoreCommandLine(opts.exe, dataDir, opts.AcceptGap),
-		ConfigFile:        restoreConfigFile,
-		ConfigYAML:        configYAML,
-		Verify:            opts.verify,
-		ArchiveOff:        opts.ArchiveMode == archiveOff,
-		AcceptGap:         opts.AcceptGap,
-		PGBinDir:          opts.PGBin,
-		Identities:        opts.Identities,
-		Log:               s.log,
-		Progress:          s.out,
-		MaxRate:           opts.MaxRate,
+		// With a target past a gap restore finds, recovery ends at the
+		// gap, as PostgreSQL ends one whose target lies past the archive.
+		RestoreCommandAcceptingGap: restoreCommandLine(opts.exe, dataDir, true),
+		ConfigFile:                 restoreConfigFile,
+		ConfigYAML:                 configYAML,
+		Verify:                     opts.verify,
+		ArchiveOff:                 opts.ArchiveMode == archiveOff,
+		AcceptGap:                  opts.AcceptGap,
+		PGBinDir:                   opts.PGBin,
+		Identities:                 opts.Identities,
+		Log:                        s.log,
+		Progress:                   s.out,
+		MaxRate:                    opts.MaxRate,
 	})
 	if err != nil {
 		return err
