@@ -53,9 +53,18 @@ type GapError struct {
 	Segment  wal.FileName
 	Later    string // the later segment's key
 	Location string
+	// Listed: the file's own key lists this many versions, though no
+	// request served it.
+	Listed int
 }
 
 func (e *GapError) Error() string {
+	if e.Listed > 0 {
+		return fmt.Sprintf("%s is not served by %s, though its listing shows %d version(s) of it: a storage that did not show an object it holds; refusing to tell PostgreSQL it is missing, which would end recovery here", e.Segment, e.Location, e.Listed)
+	}
+	if e.Segment.Kind == wal.KindTimelineHistory {
+		return fmt.Sprintf("%s is not in the archive at %s, though WAL of its timeline is (%s): a storage that did not show an object it holds, or a lost history file; refusing to tell PostgreSQL it is missing, which would make recovery pass that timeline by", e.Segment, e.Location, path.Base(e.Later))
+	}
 	return fmt.Sprintf("%s is not in the archive at %s, though the later %s is: a gap in the archive, a storage that did not show an object it holds, or a push ahead that stored the later segment first; refusing to tell PostgreSQL it is missing, which would end recovery here and leave out the WAL after it. If the segment is lost for good, restore with --accept-gap to end recovery at the gap (it gives restore_command's wal-fetch --accept-gap)",
 		e.Segment, e.Location, path.Base(e.Later))
 }
@@ -111,28 +120,33 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		return FetchResult{}, fmt.Errorf("%s: timeline 1 has no history file (%w)", name, storage.ErrNotFound)
 	}
 	// Whether the key holds more than one version is asked beside the
-	// object itself (see shadowed), for the key the preferred codec gives.
+	// object itself (see fetchShadowed), for the key the preferred codec
+	// gives.
 	versions := listVersions(ctx, b, repository.WALKey(file, opts.Compression))
 	rc, info, compression, err := open(ctx, b, file, opts.Compression)
+	listed, listErr := versions()
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
 		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
 		partial = err == nil
-		if errors.Is(err, storage.ErrNotFound) && file.Kind == wal.KindSegment && !opts.AcceptGap {
-			if later, lerr := repository.LaterSegment(ctx, b, file); lerr != nil {
-				return FetchResult{}, fmt.Errorf("%s is not in the archive at %s; looking for later segments (which would make it a gap, not the end of the archive) failed: %w", file, b.Location(), lerr)
-			} else if later != "" {
-				return FetchResult{}, &GapError{Segment: file, Later: later, Location: b.Location()}
+		if errors.Is(err, storage.ErrNotFound) {
+			if gap, gerr := missingNotEnd(ctx, b, file, listed, opts.AcceptGap); gap != nil || gerr != nil {
+				return FetchResult{}, errors.Join(gerr, gapErr(gap))
 			}
 		}
 	}
-	listed, listErr := versions()
 	if err != nil {
 		return FetchResult{}, err
 	}
 	if !partial {
 		if info.Key != repository.WALKey(file, opts.Compression) {
 			listed, listErr = listVersions(ctx, b, info.Key)()
+		}
+		if listErr != nil {
+			if err := versionsUnlisted(ctx, b, info.Key, listErr, forPrefetch, opts.Log); err != nil {
+				rc.Close()
+				return FetchResult{}, err
+			}
 		}
 		if len(listed) > 1 {
 			rc.Close()
@@ -150,15 +164,71 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 				return FetchResult{}, err
 			}
 		}
-		if listErr != nil && opts.Log != nil {
-			opts.Log.Debug("cannot list the versions of the object; serving its current one", "key", info.Key, "error", listErr)
-		}
 	}
 	res, err := writeObject(rc, info, compression, file, b.Location(), dest, opts, forPrefetch)
 	if errors.Is(err, ErrCorrupt) && !forPrefetch && !partial {
 		return fetchOverwritten(ctx, b, info.Key, file, compression, dest, opts, err)
 	}
 	return res, err
+}
+
+// gapErr is gap as an error, nil when gap is.
+func gapErr(gap *GapError) error {
+	if gap == nil {
+		return nil
+	}
+	return gap
+}
+
+// missingNotEnd says whether a file every key of which is absent is still
+// no end of the archive (a *GapError; err: the question failed): its key
+// lists versions (listed: the storage did not serve an object it holds);
+// a segment's timeline has a later segment or partial archived (a gap,
+// unless accept); a history file's timeline has WAL archived (PostgreSQL
+// archives the history first: it did not show).
+func missingNotEnd(ctx context.Context, b storage.Backend, file wal.FileName, listed []storage.ObjectVersion, accept bool) (*GapError, error) {
+	switch {
+	case len(listed) > 0:
+		return &GapError{Segment: file, Later: repository.WALKey(file, repository.None), Location: b.Location(), Listed: len(listed)}, nil
+	case file.Kind == wal.KindSegment && !accept:
+		later, err := repository.LaterSegment(ctx, b, file)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not in the archive at %s; looking for later segments (which would make it a gap, not the end of the archive) failed: %w", file, b.Location(), err)
+		}
+		if later != "" {
+			return &GapError{Segment: file, Later: later, Location: b.Location()}, nil
+		}
+	case file.Kind == wal.KindTimelineHistory:
+		some, err := repository.TimelineHasWAL(ctx, b, file.Timeline)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not in the archive at %s; looking for WAL of timeline %d (which would make it missing, not absent) failed: %w", file, b.Location(), file.Timeline, err)
+		}
+		if some != "" {
+			return &GapError{Segment: file, Later: some, Location: b.Location()}, nil
+		}
+	}
+	return nil, nil
+}
+
+// versionsUnlisted decides what a failed listing of key's versions means
+// for its fetch: the prefetcher caches nothing it could not check; a
+// listing that failed for a while is a storage error (the fetch fails
+// rather than serve a version it could not check); one the storage
+// refuses for good is an error in a repository under Object Lock (where a
+// newer version put over a locked one must be seen) and, elsewhere,
+// leaves the current version served.
+func versionsUnlisted(ctx context.Context, b storage.Backend, key string, listErr error, forPrefetch bool, log *slog.Logger) error {
+	switch {
+	case forPrefetch:
+		return fmt.Errorf("%w: the versions of %s could not be listed (%v): left to wal-fetch", ErrCorrupt, key, listErr)
+	case !storage.IsPermanent(listErr):
+		return fmt.Errorf("list the versions of %s in %s: %w", key, b.Location(), listErr)
+	}
+	if id, err := repository.LoadIdentity(ctx, b); err == nil && id.Lock().Enabled() {
+		return fmt.Errorf("the storage refuses to list the versions of %s (%v), and the repository is under Object Lock, where a newer version put over a locked one could end a recovery early: %s", key, listErr, storage.VersionsHint)
+	}
+	logOrDiscard(log).Debug("cannot list the versions of the object; serving its current one", "key", key, "error", listErr)
+	return nil
 }
 
 // listVersions starts listing key's data versions where the storage keeps

@@ -793,3 +793,82 @@ func waitGoroutines(t *testing.T, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFetchMissingThoughShown: a file that is absent to every request but
+// is still no end of the archive: its own key lists a version (the storage
+// did not serve it), the last segment of a timeline before its switch
+// (the timeline's partial comes after it), a history file beside its
+// timeline's WAL. Each is a GapError, never "missing".
+func TestFetchMissingThoughShown(t *testing.T) {
+	t.Parallel()
+	inner := mem.New()
+	pushSegment(t, inner, seg(1, 0, 3), repository.LZ4)
+	pushSegment(t, inner, seg(1, 0, 4), repository.LZ4)
+	push(t, inner, "000000010000000000000006.partial", segmentBytes(t, seg(1, 0, 6), 1), repository.LZ4)
+	pushSegment(t, inner, seg(2, 0, 6), repository.LZ4)
+	f := storagetest.NewFault(inner)
+	// Segment 4 and 00000002.history are not served (404), though stored.
+	f.Before(storagetest.OpGet, func(key string) bool {
+		return strings.Contains(key, "000000010000000000000004") || strings.HasSuffix(key, "00000002.history")
+	}, func(_ context.Context, key string) error { return storage.OpError("get", key, storage.ErrNotFound) })
+	b := f.Versioned()
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	for _, tc := range []struct{ name, why string }{
+		{"000000010000000000000004", "its listing shows"},
+		{"000000010000000000000005", "though the later 000000010000000000000006.partial"},
+	} {
+		_, err := restore.Fetch(t.Context(), b, tc.name, dest, restore.FetchOptions{Compression: repository.LZ4})
+		var gap *restore.GapError
+		if !errors.As(err, &gap) || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("Fetch(%s): %v; want a GapError saying %q", tc.name, err, tc.why)
+		}
+	}
+	// 00000002.history was never pushed, but timeline 2 has WAL.
+	_, err := restore.Fetch(t.Context(), b, "00000002.history", dest, restore.FetchOptions{Compression: repository.LZ4})
+	var gap *restore.GapError
+	if !errors.As(err, &gap) || !strings.Contains(err.Error(), "000000020000000000000006") {
+		t.Errorf("Fetch(00000002.history) beside timeline 2's WAL: %v; want a GapError naming its WAL", err)
+	}
+	if _, err := restore.Fetch(t.Context(), b, "00000003.history", dest, restore.FetchOptions{}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Fetch(00000003.history), no timeline 3: %v; want ErrNotFound", err)
+	}
+}
+
+// TestFetchVersionsUnlisted: a failed listing of an object's versions
+// caches nothing in the prefetcher, fails a fetch while it lasts, and,
+// refused for good, fails it in a repository under Object Lock and serves
+// the current version elsewhere.
+func TestFetchVersionsUnlisted(t *testing.T) {
+	t.Parallel()
+	for _, locked := range []bool{false, true} {
+		inner := mem.New()
+		s := seg(1, 0, 3)
+		push(t, inner, s.String(), segmentBytes(t, s, 1), repository.LZ4)
+		if locked { // the same repository, under Object Lock
+			id, err := repository.LoadIdentity(t.Context(), inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := inner.Delete(t.Context(), repository.IdentityKey); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := repository.EnsureIdentity(t.Context(), inner, id.WithLock(repository.LockPolicy{Mode: storage.Governance, Days: 1}), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := storagetest.NewFault(inner)
+		var listErr error
+		f.Before(storagetest.OpVersions, storagetest.AnyKey, func(context.Context, string) error { return listErr })
+		b := f.Versioned()
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		listErr = storagetest.ErrConnReset
+		if _, err := restore.Fetch(t.Context(), b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4}); err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("locked %v: a listing that keeps failing: %v; want the fetch to fail", locked, err)
+		}
+		listErr = storage.Permanent(errors.New("AccessDenied"))
+		_, err := restore.Fetch(t.Context(), b, s.String(), dest, restore.FetchOptions{Compression: repository.LZ4})
+		if locked && (err == nil || !strings.Contains(err.Error(), "Object Lock")) || !locked && err != nil {
+			t.Errorf("locked %v: a listing refused for good: %v", locked, err)
+		}
+	}
+}
