@@ -562,14 +562,25 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	if err != nil {
 		return err
 	}
+	if seg.Log == stop.Log && seg.Seg == stop.Seg {
+		seg.Timeline = stop.Timeline // started in the segment it stopped in
+	}
 	start := time.Now()
 	deadline := start.Add(opts.WALTimeout)
 	nextLog := start
 	poll := walPollFirst
 	for {
 		// Under any codec's key, c's first: the codec of WAL may differ
-		// from the repository's first one.
-		_, err := repository.StatWALAtOnce(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}, c)
+		// from the repository's first one. A backup that ends on a later
+		// timeline finds a segment on that one, or on one between, as
+		// backup-list does (repository.WALIndex.CoveredAcross).
+		var err error
+		for tli := seg.Timeline; ; tli++ {
+			_, err = repository.StatWALAtOnce(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Log: seg.Log, Seg: seg.Seg}}, c)
+			if !errors.Is(err, storage.ErrNotFound) || tli >= stop.Timeline {
+				break
+			}
+		}
 		switch {
 		case err == nil:
 			if seg.Log == stop.Log && seg.Seg == stop.Seg {

@@ -390,6 +390,26 @@ func TestWaitForWAL(t *testing.T) {
 		}
 	})
 
+	t.Run("across a switchover", func(t *testing.T) {
+		t.Parallel()
+		// Taken on a standby: started on timeline 1 before the switch in
+		// segment 3, stopped on timeline 2; timeline 1 left segment 3 as
+		// a partial only. And one that started and stopped in segment 3.
+		b := mem.New()
+		putWAL(t, b, segKey(wal.Segment{Timeline: 1, Seg: 2}))
+		putWAL(t, b, repository.PartialKey(wal.Segment{Timeline: 1, Seg: 3}, 0x3000148, repository.LZ4))
+		putWAL(t, b, segKey(wal.Segment{Timeline: 2, Seg: 3}))
+		putWAL(t, b, segKey(wal.Segment{Timeline: 2, Seg: 4}))
+		for _, m := range []repository.BackupManifest{
+			{ID: m.ID, StartWAL: "000000010000000000000002", StopWAL: "000000020000000000000004", WALSegmentSize: 16 << 20},
+			{ID: m.ID, StartWAL: "000000010000000000000003", StopWAL: "000000020000000000000003", WALSegmentSize: 16 << 20},
+		} {
+			if err := waitForWAL(t.Context(), b, repository.LZ4, m, walSource{}, Options{WALTimeout: 3 * time.Second, Log: slog.New(slog.DiscardHandler)}); err != nil {
+				t.Errorf("waitForWAL of a backup from %s to %s: %v", m.StartWAL, m.StopWAL, err)
+			}
+		}
+	})
+
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		b := mem.New()

@@ -540,8 +540,14 @@ func (x *WALIndex) Covered(start, stop wal.Segment) (ok bool, firstMissing wal.S
 // there on.
 func (x *WALIndex) CoveredAcross(start, stop wal.Segment) (ok bool, firstMissing wal.Segment, beyond bool) {
 	a, b := x.segNo(start), x.segNo(stop)
-	if start.Timeline == stop.Timeline || b <= a {
+	switch {
+	case start.Timeline == stop.Timeline:
 		return x.Covered(start, stop)
+	case b <= a:
+		// Started and stopped in the segment where the stop timeline
+		// branched off: that segment is the stop timeline's (the start
+		// timeline's copy of it is a partial).
+		return x.Covered(stop, stop)
 	}
 	runsOf := func(tli wal.TimelineID) []segRun {
 		if t := x.tls[tli]; t != nil {

@@ -531,6 +531,7 @@ func TestCoveredAcrossFollowsLaterTimelines(t *testing.T) {
 		{"through an intermediate timeline", index(seg(1, 0x10), seg(2, 0x11), seg(3, 0x12)), seg(1, 0x10), seg(3, 0x12), true, wal.Segment{}, false},
 		{"a segment on none", index(seg(2, 0x10), seg(3, 0x12), seg(3, 0x13)), seg(2, 0x10), seg(3, 0x13), false, seg(2, 0x11), false},
 		{"not archived yet", index(seg(2, 0x10), seg(2, 0x11)), seg(2, 0x10), seg(3, 0x13), false, seg(2, 0x12), true},
+		{"started and stopped in the switch segment", index(seg(2, 0x12), seg(3, 0x13)), seg(2, 0x13), seg(3, 0x13), true, wal.Segment{}, false},
 		{"the stop segment only on the start timeline", index(seg(2, 0x10), seg(2, 0x11)), seg(2, 0x10), seg(3, 0x11), false, seg(3, 0x11), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
