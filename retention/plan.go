@@ -305,7 +305,9 @@ func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 	switch {
 	case bp.Marked:
 		return Plan{}, fmt.Errorf("%w: backup %s is marked keep; run backup-mark %s --no-keep first if it really should go", ErrRefused, id, id)
-	case target == newest:
+	case target == newest && !(inFuture(bp, now) && otherDone(plan.Backups, target)):
+		// One from the future (a clock that was ahead) may go while another
+		// DONE backup stays: it blocks retention until its time.
 		return Plan{}, fmt.Errorf("%w: backup %s is the newest DONE backup, which is always kept (take a newer backup first)", ErrRefused, id)
 	case bp.Status == repository.StatusIncomplete:
 		if why := recentlyWritten(inv, id, now); why != "" {
@@ -347,17 +349,50 @@ func PlanBackup(inv Inventory, id string, now time.Time) (Plan, error) {
 const clockTolerance = 5 * time.Minute
 
 // refuseFuture refuses a policy delete while a backup stopped in the
-// future: its times came from a clock that was ahead (or this host's is
-// behind), and retention orders backups by their times, so it would keep
-// that backup as the newest and delete the newer ones.
+// future, or while two backups of one timeline are in another order by
+// their times than by their WAL positions: their times came from a clock
+// that was ahead or behind, and retention orders backups by their times,
+// so it would keep the wrong ones.
 func refuseFuture(inv Inventory, now time.Time) error {
-	for _, bi := range inv.Backups {
-		if bi.Manifest != nil && bi.Manifest.StopTime.After(now.Add(clockTolerance)) {
-			return fmt.Errorf("%w: backup %s stopped at %s, %s from now: the clock of the host that took it was ahead, or this host's is behind. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP); then delete that backup by id (delete --backup %s) if it is not wanted, or wait until its time has passed",
-				ErrRefused, bi.ID, stamp(bi.Manifest.StopTime), bi.Manifest.StopTime.Sub(now).Round(time.Minute), bi.ID)
+	var prev *repository.BackupInfo
+	for i, bi := range inv.Backups {
+		m := bi.Manifest
+		if m == nil {
+			continue
 		}
+		if m.StopTime.After(now.Add(clockTolerance)) {
+			return fmt.Errorf("%w: backup %s stopped at %s, %s from now: the clock of the host that took it was ahead, or this host's is behind. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP); then delete that backup by id (delete --backup %s) if it is not wanted, or wait until its time has passed",
+				ErrRefused, bi.ID, stamp(m.StopTime), m.StopTime.Sub(now).Round(time.Minute), bi.ID)
+		}
+		if bi.Status != repository.StatusDone {
+			continue
+		}
+		if prev != nil && prev.Manifest.StartTimeline == m.StartTimeline {
+			a, aerr := wal.ParseLSN(prev.Manifest.StartLSN)
+			b, berr := wal.ParseLSN(m.StartLSN)
+			if aerr == nil && berr == nil && b < a {
+				return fmt.Errorf("%w: backup %s is newer than backup %s by its time, but older by its WAL position (start %s before %s on timeline %d): the clock of a host that took one of them was off. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP), then delete the misdated backup by id (delete --backup ID) if it is not wanted",
+					ErrRefused, bi.ID, prev.ID, m.StartLSN, prev.Manifest.StartLSN, m.StartTimeline)
+			}
+		}
+		prev = &inv.Backups[i]
 	}
 	return nil
+}
+
+// inFuture says whether bp stopped more than clockTolerance after now.
+func inFuture(bp *BackupPlan, now time.Time) bool {
+	return bp.Manifest != nil && bp.Manifest.StopTime.After(now.Add(clockTolerance))
+}
+
+// otherDone says whether a DONE backup other than bs[i] exists.
+func otherDone(bs []BackupPlan, i int) bool {
+	for j, bp := range bs {
+		if j != i && bp.Status == repository.StatusDone {
+			return true
+		}
+	}
+	return false
 }
 
 func refuseDamaged(inv Inventory, target string) error {

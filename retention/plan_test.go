@@ -383,6 +383,16 @@ func TestPlanPolicyRefusesBackupsFromTheFuture(t *testing.T) {
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), ahead.ID) || !strings.Contains(err.Error(), "NTP") {
 		t.Fatalf("a policy delete with a backup from the future: %v; want a refusal naming it and the clocks", err)
 	}
+	// It may be deleted by id, while another DONE backup stays.
+	if plan, err := PlanBackup(inventory(backups, nil, segRange(1, 1, 8)), ahead.ID, now); err != nil || !plan.Backups[2].Delete {
+		t.Fatalf("delete --backup of the backup from the future: %v", err)
+	}
+	// A clock that was behind: newer by time, older by WAL position.
+	behind := done(22, 1, 4)
+	_, err = PlanPolicy(inventory([]repository.BackupInfo{done(15, 1, 6), behind}, nil, segRange(1, 1, 8)), Policy{Redundancy, 1}, now)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "older by its WAL position") {
+		t.Fatalf("a policy delete with backups out of WAL order: %v; want a refusal", err)
+	}
 	// A few minutes ahead is two hosts' clocks: no refusal.
 	near := done(25, 1, 8)
 	near.Manifest.StopTime = now.Add(2 * time.Minute)
