@@ -72,7 +72,9 @@ func startSession(c *cli.Context, opts options) (*session, error) {
 	if why := handoff.TakeNote(); why != "" {
 		s.log.Warn(why)
 	}
-	if unknown := unknownEnvVars(os.Environ()); len(unknown) > 0 {
+	// A wal-helper's own environment is not the caller's: it warns once,
+	// when it starts.
+	if unknown := unknownEnvVars(os.Environ()); len(unknown) > 0 && helperOf(c) == nil {
 		s.log.Warn("WALVAULT_* variables that name no walvault setting are ignored: a misspelling? (walvault COMMAND --help lists each setting's variable)", "variables", strings.Join(unknown, ","))
 	}
 	if cfg.envIgnored != "" {
