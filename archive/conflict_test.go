@@ -359,3 +359,26 @@ func TestConflictAfterFailover(t *testing.T) {
 		t.Fatalf("a conflict on a segment before the branch: %v; want the plain conflict", err)
 	}
 }
+
+// TestPushHistoryConflictWhenTheServerOverwrites: the same for a timeline
+// history file.
+func TestPushHistoryConflictWhenTheServerOverwrites(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	s := seg(1, 0, 3)
+	first, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	mustPush(t, b, first, opts(repository.LZ4)) // the repository's identity
+	h1, _ := writeHistory(t, t.TempDir(), "00000002.history", "1\t0/4002D98\tno recovery target specified\n")
+	res := mustPush(t, b, h1, opts(repository.LZ4))
+	stored, _ := object(t, b, res.Key)
+	h2, _ := writeHistory(t, t.TempDir(), "00000002.history", "1\t0/5000000\tno recovery target specified\n")
+	if _, err := archive.Push(context.Background(), overwritingBackend{b}, h2, opts(repository.LZ4)); !errors.Is(err, archive.ErrConflict) {
+		t.Fatalf("Push of another history file through a server that overwrites: %v; want ErrConflict", err)
+	}
+	if after, _ := object(t, b, res.Key); !bytes.Equal(after, stored) {
+		t.Fatal("the archived history file was overwritten")
+	}
+	if r, err := archive.Push(context.Background(), overwritingBackend{b}, h1, opts(repository.LZ4)); err != nil || !r.AlreadyArchived {
+		t.Fatalf("Push of the same history file again: %+v, %v; want already archived", r, err)
+	}
+}

@@ -152,6 +152,16 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		// their readers trust the content, which PostgreSQL reads.
 		repository.DescribeHistory(meta, history)
 	}
+	// As for segments (archivedCopyKey): a copy already there is settled
+	// against, not left to a conditional create the server may ignore.
+	switch _, err := b.Stat(ctx, res.Key); {
+	case err == nil:
+		closeBody(body)
+		return settleConflict(ctx, b, res, meta, opts.Log)
+	case !errors.Is(err, storage.ErrNotFound):
+		closeBody(body)
+		return Result{}, fmt.Errorf("%s not archived: asking %s whether it already holds a copy failed: %w", res.File, b.Location(), err)
+	}
 	return upload(ctx, b, body, res, meta, opts, identityCache{})
 }
 
