@@ -123,7 +123,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	// object itself (see fetchShadowed), for the key the preferred codec
 	// gives.
 	versions := listVersions(ctx, b, repository.WALKey(file, opts.Compression))
-	rc, info, compression, err := open(ctx, b, file, opts.Compression)
+	rc, info, compression, err := open(ctx, b, file, opts.Compression, opts.Log)
 	listed, listErr := versions()
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
@@ -160,7 +160,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 			}
 			// The storage lists the versions but will not read them:
 			// the current one, as where it keeps none.
-			if rc, info, compression, err = open(ctx, b, file, opts.Compression); err != nil {
+			if rc, info, compression, err = open(ctx, b, file, opts.Compression, opts.Log); err != nil {
 				return FetchResult{}, err
 			}
 		}
@@ -430,7 +430,7 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, file w
 
 // open finds the object under the keys it may have. Only when every key is
 // authoritatively absent is the file missing.
-func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression, log *slog.Logger) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
 	candidates := []repository.Compression{repository.None}
 	if repository.Compressed(file.Kind) {
 		// The preferred encoding first (one request in the usual case),
@@ -453,8 +453,22 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 	failed := func(err error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
 		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
 	}
+	// walvault stores a file under one codec's key: whether another
+	// codec's key holds it too (put there by someone else, and served in
+	// place of walvault's when the preferred codec is its) is asked beside
+	// the first request.
+	var other storage.ObjectInfo
+	var otherErr error
+	var asked sync.WaitGroup
+	if len(candidates) > 1 {
+		asked.Go(func() { other, otherErr = repository.StatWALOtherCodecs(ctx, b, file, candidates[0]) })
+	}
 	first := getObject(ctx, b, repository.WALKey(file, candidates[0]))
+	asked.Wait()
 	if first.err == nil {
+		if otherErr == nil && other.Key != "" {
+			return twoCopies(ctx, b, file, candidates[0], first, other, log)
+		}
 		return found(candidates[0], first)
 	}
 	if !errors.Is(first.err, storage.ErrNotFound) {
@@ -490,6 +504,33 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 		return failed(identityErr)
 	}
 	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
+}
+
+// twoCopies serves a file stored under two codecs' keys: walvault stores
+// each once (wal-push settles against a copy under any codec's key), so
+// the newer copy was put there by someone else, and the older one, the
+// first written, is served, with a warning.
+func twoCopies(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression, first gotObject, other storage.ObjectInfo, log *slog.Logger) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+	firstKey := repository.WALKey(file, c)
+	oc, _ := repository.ParseCompression(other.Metadata[repository.MetaCompression])
+	if _, kc, ok := repository.ParseWALKey(other.Key); ok {
+		oc = kc
+	}
+	log = logOrDiscard(log)
+	hint := "walvault stores each WAL file under one key: the newer copy was put there by someone else (the credentials that wrote it may be compromised); delete it"
+	if !other.ModTime.Before(first.info.ModTime) {
+		log.Warn("WAL file stored under two codecs' keys: serving the older", "file", file.String(), "served", firstKey, "other", other.Key, "hint", hint)
+		first.info.Key = firstKey
+		return first.rc, first.info, c, nil
+	}
+	first.rc.Close()
+	g := getObject(ctx, b, other.Key)
+	if g.err != nil {
+		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), g.err)
+	}
+	log.Warn("WAL file stored under two codecs' keys: serving the older", "file", file.String(), "served", other.Key, "other", firstKey, "hint", hint)
+	g.info.Key = other.Key
+	return g.rc, g.info, oc, nil
 }
 
 // gotObject is the answer of one Get.

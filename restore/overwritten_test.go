@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
@@ -284,4 +285,32 @@ func TestFetchShadowedByAValidVersion(t *testing.T) {
 		t.Fatal("Fetch served the newer version, not walvault's own")
 	}
 	wantLog(t, logs.String(), "level=WARN", "object overwritten", "key="+key, "versions=2")
+}
+
+// TestFetchTwoCodecCopies: a segment stored under a second codec's key
+// (put beside walvault's by someone else: wal-push stores each file
+// once, under one key) is not served in place of walvault's older copy,
+// even when the restore prefers that codec.
+func TestFetchTwoCodecCopies(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	raw := segmentRaw(t, overwrittenSeg)
+	putWAL(t, b, overwrittenSeg, raw) // lz4
+	s, err := wal.ParseSegmentName(overwrittenSeg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a later LastModified
+	forged := waltest.Cluster{SystemID: fixtureSysID, SegmentSize: fixtureSegSize}.Segment(t, s, 99)
+	zkey := repository.WALKey(waltest.FileName(t, overwrittenSeg), repository.Zstd)
+	repotest.PutWAL(t, b, zkey, repository.Zstd, forged, nil)
+	log, logs := testLogger()
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if _, err := Fetch(context.Background(), b, overwrittenSeg, dest, FetchOptions{Compression: repository.Zstd, Log: log}); err != nil {
+		t.Fatalf("Fetch preferring zstd: %v", err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, raw) {
+		t.Fatal("Fetch served the copy under the second codec's key, not walvault's")
+	}
+	wantLog(t, logs.String(), "level=WARN", "two codecs' keys", "other="+zkey)
 }
