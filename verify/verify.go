@@ -306,7 +306,7 @@ func (s *scan) reportHidden(inv *repository.Inventory) {
 		s.r.problem(Finding{Kind: KindHidden, Key: h.Key, Detail: detail})
 	}
 	if inv.HiddenErr != nil {
-		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers (the credentials need s3:ListBucketVersions): %v", inv.HiddenErr)})
+		s.r.warning(Finding{Kind: KindHiddenUnknown, Detail: fmt.Sprintf("could not look for objects hidden behind delete markers: %v (credentials without s3:ListBucketVersions are refused so)", inv.HiddenErr)})
 		return
 	}
 	if s.r.Summary.Hidden == 0 {
@@ -333,7 +333,7 @@ func (s *scan) reportOverwritten(ctx context.Context) {
 	})
 	switch {
 	case err != nil && ctx.Err() == nil:
-		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL objects written over (the credentials need s3:ListBucketVersions): %v", err)})
+		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL objects written over: %v (credentials without s3:ListBucketVersions are refused so)", err)})
 	case err == nil && n == 0:
 		s.r.note("no WAL object was written over")
 	}

@@ -339,7 +339,7 @@ func (b *Backend) walkVersions(ctx context.Context, prefix string, fn func(*keyV
 		}
 		next, nextID := aws.ToString(page.NextKeyMarker), aws.ToString(page.NextVersionIdMarker)
 		if next == "" || (next == aws.ToString(in.KeyMarker) && nextID == aws.ToString(in.VersionIdMarker)) {
-			return fmt.Errorf("ListObjectVersions: the server returned the same page again (key marker %q): refusing to loop", next)
+			return storage.Permanent(fmt.Errorf("ListObjectVersions: the server returned the same page again (key marker %q): refusing to loop", next))
 		}
 		in.KeyMarker, in.VersionIdMarker = aws.String(next), aws.String(nextID)
 	}
