@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -43,7 +44,7 @@ func DescribeHistory(meta map[string]string, entries []wal.HistoryEntry) {
 	if len(entries) == 0 {
 		return
 	}
-	room := maxUserMetadata - metaKeyOverhead - len(MetaHistory)
+	room := maxUserMetadata - storage.ReservedMetadataBytes - metaKeyOverhead - len(MetaHistory)
 	for k, v := range meta {
 		room -= metaKeyOverhead + len(k) + len(v)
 	}

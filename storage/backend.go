@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"time"
 )
@@ -63,6 +65,28 @@ type PutOptions struct {
 	// time. Backends that cannot lock objects return an error wrapping
 	// ErrUnsupported rather than silently storing an unlocked object.
 	Retention *Retention
+	// Token, with IfNotExists, is a value unique to this put that a backend
+	// may store with the object (S3: PutTokenKey): a create refused over
+	// an object carrying it is this put's own earlier attempt, whose
+	// answer was lost, and succeeds. "": the backend makes one per call;
+	// the retry decorator sets one for all its attempts.
+	Token string
+}
+
+// PutTokenKey is the metadata key an S3 object's PutOptions.Token goes
+// under. Stat and Get leave it out of ObjectInfo.Metadata.
+const PutTokenKey = "walvault-put"
+
+// ReservedMetadataBytes is the room of an object's user metadata (S3:
+// 2 KB) that backends may take for themselves (PutTokenKey), which
+// callers filling it to the limit leave free.
+const ReservedMetadataBytes = 64
+
+// NewPutToken is a random PutOptions.Token.
+func NewPutToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // RetentionMode is an S3 Object Lock mode.

@@ -227,6 +227,11 @@ func (r *Retry) backoff(attempt int) time.Duration {
 
 // Put retries only when body can be rewound to where it started.
 func (r *Retry) Put(ctx context.Context, key string, body io.Reader, opts PutOptions) error {
+	if opts.IfNotExists && opts.Token == "" {
+		// One token for every attempt: an attempt refused over an earlier
+		// one's object, whose answer was lost, is told apart.
+		opts.Token = NewPutToken()
+	}
 	seeker, ok := body.(io.Seeker)
 	if !ok {
 		return r.Backend.Put(ctx, key, body, opts)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"time"
 
@@ -132,6 +133,10 @@ func (b *Backend) notFound(ctx context.Context, err error) error {
 }
 
 func objectInfo(key string, size *int64, mod *time.Time, md map[string]string, until *time.Time) storage.ObjectInfo {
+	if _, ok := md[storage.PutTokenKey]; ok {
+		md = maps.Clone(md)
+		delete(md, storage.PutTokenKey) // the backend's own (Put)
+	}
 	info := storage.ObjectInfo{Key: key, Size: aws.ToInt64(size), Metadata: md}
 	if mod != nil {
 		info.ModTime = *mod

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -39,10 +40,37 @@ const maxSinglePut = 1 << 30
 // create), so the create is atomic on the server. A failed upload is
 // aborted: no object and no parts are left.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
-	if err := b.put(ctx, key, r, opts); err != nil {
+	if opts.IfNotExists {
+		// The token goes with the object: a create refused over it is an
+		// earlier attempt of this very put (the SDK's, sendAgain's or the
+		// retry decorator's) whose answer was lost, which stored it.
+		if opts.Token == "" {
+			opts.Token = storage.NewPutToken()
+		}
+		md := make(map[string]string, len(opts.Metadata)+1)
+		maps.Copy(md, opts.Metadata)
+		md[storage.PutTokenKey] = opts.Token
+		opts.Metadata = md
+	}
+	err := b.put(ctx, key, r, opts)
+	if opts.IfNotExists && errors.Is(err, storage.ErrExists) && b.storedBy(ctx, key, opts.Token) {
+		return nil
+	}
+	if err != nil {
 		return storage.OpError("put", key, err)
 	}
 	return nil
+}
+
+// storedBy says whether key's object carries token, so a put with it
+// stored the object.
+func (b *Backend) storedBy(ctx context.Context, key, token string) bool {
+	okey, err := b.objectKey(key)
+	if err != nil {
+		return false
+	}
+	out, err := b.head(ctx, okey)
+	return err == nil && out.Metadata[storage.PutTokenKey] == token
 }
 
 func (b *Backend) put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) error {
