@@ -195,8 +195,13 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	r := &repo{b: b, systemID: srv.SystemID, ident: srv.Identity, historyProves: srv.HistoryProves}
-	if p, found, err := r.lastArchived(ctx, w); err != nil || found {
-		return p, err
+	// A standby with archive_mode = on archives nothing: its archiver's
+	// statistics are from its past as a primary (an old primary after a
+	// switchover), no proof of what archives now.
+	if !srv.Settings.InRecovery || srv.Settings.ArchiveMode == "always" {
+		if p, found, err := r.lastArchived(ctx, w); err != nil || found {
+			return p, err
+		}
 	}
 	seg, switched, err := target(ctx, w, srv, opts.Log)
 	if err != nil {

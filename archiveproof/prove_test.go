@@ -206,6 +206,24 @@ func TestProveStandby(t *testing.T) {
 	}
 }
 
+// TestProveStandbyIgnoresItsOldArchiver: a standby with archive_mode = on
+// (an old primary after a switchover) still shows what its archiver did
+// as a primary; that segment in the repository proves nothing of today's
+// archiving: the segment replay completed last is looked for.
+func TestProveStandbyIgnoresItsOldArchiver(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	repotest.PutWAL(t, b, segKey("000000010000000000000003"), repository.LZ4, []byte("x"), nil)
+	s := settings()
+	s.InRecovery = true
+	w := fakeServer{lastArchived: "000000010000000000000003", replay: "0/5000148"}.wire()
+	_, err := Prove(t.Context(), w, b, Server{Settings: s, SystemID: sysID, Timeline: 2}, Options{Timeout: 300 * time.Millisecond})
+	var nr *NotReachedError
+	if !errors.As(err, &nr) || nr.Segment != "000000020000000000000004" {
+		t.Fatalf("Prove on a standby whose archiver archived as a primary: %v; want not reached, at the segment replayed last", err)
+	}
+}
+
 // TestProveLastArchivedBackupHistory: after a backup the archiver's last
 // file is the backup history file until the next segment completes; when
 // asked (HistoryProves, backup-push), found in the repository it proves
