@@ -55,7 +55,7 @@ func newMetrics() *metrics {
 
 		backups:            d("walvault_backups", "Backups by status: DONE, WAITING_FOR_WALS, INCOMPLETE, DAMAGED.", "status"),
 		lastBackupTS:       d("walvault_backup_last_done_timestamp_seconds", "When the newest DONE backup ended (Unix time)."),
-		lastBackupAge:      d("walvault_backup_last_done_age_seconds", "Seconds since the newest DONE backup ended."),
+		lastBackupAge:      d("walvault_backup_last_done_age_seconds", "Seconds since the newest DONE backup ended; negative when it ended in the future (the clock of the host that took it was ahead)."),
 		lastBackupSize:     d("walvault_backup_last_done_size_bytes", "Raw (uncompressed) size of the newest DONE backup."),
 		lastBackupStored:   d("walvault_backup_last_done_stored_bytes", "Stored (compressed) size of the newest DONE backup."),
 		lastBackupDuration: d("walvault_backup_last_done_duration_seconds", "How long the newest DONE backup took, from its start to its stop."),
@@ -152,7 +152,9 @@ func (e *Exporter) collectRepository(s *snapshot, now time.Time, gauge func(*pro
 	}
 	if b := s.lastDone; b != nil {
 		gauge(m.lastBackupTS, unix(b.StopTime))
-		gauge(m.lastBackupAge, age(now, b.StopTime))
+		// Not clamped at 0: a backup from the future (a clock that was
+		// ahead) shows, and hides no older backup's age.
+		gauge(m.lastBackupAge, now.Sub(b.StopTime).Seconds())
 		gauge(m.lastBackupSize, float64(b.RawBytes))
 		gauge(m.lastBackupStored, float64(b.Stored))
 		gauge(m.lastBackupDuration, b.StopTime.Sub(b.StartTime).Seconds())

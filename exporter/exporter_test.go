@@ -436,3 +436,21 @@ func TestTimelineOverrunMetric(t *testing.T) {
 	want(t, m, "walvault_wal_timeline_overrun_segments", 3)
 	want(t, m, "walvault_wal_continuity_ok", 1) // no gap: an overrun is no fault of the archive
 }
+
+// TestBackupFromTheFuture: the newest DONE backup's age is negative when it
+// ended in the future (a clock that was ahead), not 0: the alert on it
+// (WalvaultBackupFromTheFuture) needs to see it.
+func TestBackupFromTheFuture(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	ahead := f.now.Add(24 * time.Hour)
+	for n := uint32(1); n <= 4; n++ {
+		f.segment(t, n, f.now.Add(-time.Hour))
+	}
+	f.backup(t, ahead, 2, 3, true)
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(t, scrape(t, e), "walvault_backup_last_done_age_seconds", f.now.Sub(ahead.Add(90*time.Second)).Seconds())
+}
