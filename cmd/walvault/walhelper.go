@@ -140,7 +140,23 @@ type walHelper struct {
 // scratch directory gone.
 func (h *walHelper) exitWhenIdle(idle time.Duration) {
 	h.lastCall.Store(time.Now().UnixNano())
-	tick := time.NewTicker(min(idle/4, 5*time.Second))
+	h.stopWhen(min(idle/4, 5*time.Second), func() bool {
+		if _, err := os.Stat("PG_VERSION"); err != nil {
+			h.log.Info("wal-helper: the data directory is gone; stopping", "err", err)
+			return true
+		}
+		if h.busy.Load() == 0 && time.Since(time.Unix(0, h.lastCall.Load())) >= idle {
+			h.log.Info("wal-helper: no call for a while; stopping", "idle", idle)
+			return true
+		}
+		return false
+	})
+}
+
+// stopWhen asks done every interval, and stops the helper once it says
+// so; it returns when the helper ends.
+func (h *walHelper) stopWhen(every time.Duration, done func() bool) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -148,13 +164,7 @@ func (h *walHelper) exitWhenIdle(idle time.Duration) {
 			return
 		case <-tick.C:
 		}
-		if _, err := os.Stat("PG_VERSION"); err != nil {
-			h.log.Info("wal-helper: the data directory is gone; stopping", "err", err)
-			h.stop()
-			return
-		}
-		if h.busy.Load() == 0 && time.Since(time.Unix(0, h.lastCall.Load())) >= idle {
-			h.log.Info("wal-helper: no call for a while; stopping", "idle", idle)
+		if done() {
 			h.stop()
 			return
 		}
@@ -176,21 +186,14 @@ func (h *walHelper) exitWhenSocketGone(ln *net.UnixListener, every time.Duration
 	if err != nil {
 		return
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-tick.C:
+	h.stopWhen(every, func() bool {
+		if now, err := os.Stat(handoff.SocketPath); err == nil && os.SameFile(own, now) {
+			return false
 		}
-		if now, err := os.Stat(handoff.SocketPath); err != nil || !os.SameFile(own, now) {
-			h.log.Warn("wal-helper: its socket was removed or replaced (a caller gave up waiting for it, or it was removed by hand); stopping", "socket", handoff.SocketPath)
-			ln.SetUnlinkOnClose(false)
-			h.stop()
-			return
-		}
-	}
+		h.log.Warn("wal-helper: its socket was removed or replaced (a caller gave up waiting for it, or it was removed by hand); stopping", "socket", handoff.SocketPath)
+		ln.SetUnlinkOnClose(false)
+		return true
+	})
 }
 
 // maxKeptBackends bounds the repositories a helper keeps open: one config
