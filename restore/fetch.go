@@ -130,8 +130,8 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
 		partial = err == nil
 		if errors.Is(err, storage.ErrNotFound) {
-			if gap, gerr := missingNotEnd(ctx, b, file, listed, opts.AcceptGap); gap != nil || gerr != nil {
-				return FetchResult{}, errors.Join(gerr, gapErr(gap))
+			if gerr := missingNotEnd(ctx, b, file, listed, opts.AcceptGap); gerr != nil {
+				return FetchResult{}, gerr
 			}
 		}
 	}
@@ -172,42 +172,34 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	return res, err
 }
 
-// gapErr is gap as an error, nil when gap is.
-func gapErr(gap *GapError) error {
-	if gap == nil {
-		return nil
-	}
-	return gap
-}
-
 // missingNotEnd says whether a file every key of which is absent is still
-// no end of the archive (a *GapError; err: the question failed): its key
+// no end of the archive (a *GapError, or the error of the question): its key
 // lists versions (listed: the storage did not serve an object it holds);
 // a segment's timeline has a later segment or partial archived (a gap,
 // unless accept); a history file's timeline has WAL archived (PostgreSQL
 // archives the history first: it did not show).
-func missingNotEnd(ctx context.Context, b storage.Backend, file wal.FileName, listed []storage.ObjectVersion, accept bool) (*GapError, error) {
+func missingNotEnd(ctx context.Context, b storage.Backend, file wal.FileName, listed []storage.ObjectVersion, accept bool) error {
 	switch {
 	case len(listed) > 0:
-		return &GapError{Segment: file, Later: repository.WALKey(file, repository.None), Location: b.Location(), Listed: len(listed)}, nil
+		return &GapError{Segment: file, Later: repository.WALKey(file, repository.None), Location: b.Location(), Listed: len(listed)}
 	case file.Kind == wal.KindSegment && !accept:
 		later, err := repository.LaterSegment(ctx, b, file)
 		if err != nil {
-			return nil, fmt.Errorf("%s is not in the archive at %s; looking for later segments (which would make it a gap, not the end of the archive) failed: %w", file, b.Location(), err)
+			return fmt.Errorf("%s is not in the archive at %s; looking for later segments (which would make it a gap, not the end of the archive) failed: %w", file, b.Location(), err)
 		}
 		if later != "" {
-			return &GapError{Segment: file, Later: later, Location: b.Location()}, nil
+			return &GapError{Segment: file, Later: later, Location: b.Location()}
 		}
 	case file.Kind == wal.KindTimelineHistory:
 		some, err := repository.TimelineHasWAL(ctx, b, file.Timeline)
 		if err != nil {
-			return nil, fmt.Errorf("%s is not in the archive at %s; looking for WAL of timeline %d (which would make it missing, not absent) failed: %w", file, b.Location(), file.Timeline, err)
+			return fmt.Errorf("%s is not in the archive at %s; looking for WAL of timeline %d (which would make it missing, not absent) failed: %w", file, b.Location(), file.Timeline, err)
 		}
 		if some != "" {
-			return &GapError{Segment: file, Later: some, Location: b.Location()}, nil
+			return &GapError{Segment: file, Later: some, Location: b.Location()}
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // versionsUnlisted decides what a failed listing of key's versions means
