@@ -215,7 +215,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if own != nil && opts.Identities != nil && opts.Identities.Path() != "" {
 		// restore_command reads it as the owner, at the first WAL file.
 		if err := own.canRead(opts.Identities.Path()); err != nil {
-			return res, fmt.Errorf("the identity file %s decrypts the WAL restore_command fetches as %s, the server's user, who cannot read it: %w; give %s read access to it (chown %s, or a group it is in), or copy it where %s can read it, and point decrypt-with there; nothing was restored", opts.Identities.Path(), own.name, err, own.name, own.name, own.name)
+			return res, fmt.Errorf("the identity file %s decrypts the WAL restore_command fetches as %s, the server's user, who cannot read it: %w; make it %s's and private (chown %s %s; chmod 600 %s), in a directory %s can search, or copy it so and point decrypt-with there; nothing was restored", opts.Identities.Path(), own.name, err, own.name, own.name, opts.Identities.Path(), opts.Identities.Path(), own.name)
 		}
 	}
 	if t.Time != nil {
