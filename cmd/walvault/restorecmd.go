@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -327,7 +328,14 @@ func parseInNamedZone(s, in string) (t time.Time, ok bool, err error) {
 	local, name := strings.TrimSpace(in[:i]), in[i+1:]
 	loc, lerr := time.LoadLocation(name)
 	if lerr != nil {
-		return time.Time{}, true, fmt.Errorf("--target-time %q: unknown time zone %s (%v): give the zone as a numeric offset, like '2026-11-25 10:30:00+01'", s, name, lerr)
+		// PostgreSQL takes zone names in any case; the database's files
+		// are named in one.
+		if canonical := zoneNameFold(name); canonical != "" {
+			loc, lerr = time.LoadLocation(canonical)
+		}
+	}
+	if lerr != nil {
+		return time.Time{}, true, fmt.Errorf("--target-time %q: %v (not in the system's zone database): give the zone as a numeric offset, like '2026-11-25 10:30:00+01'", s, lerr)
 	}
 	t, perr := time.ParseInLocation(wall, strings.Replace(local, "T", " ", 1), loc)
 	if perr != nil {
@@ -344,6 +352,24 @@ func parseInNamedZone(s, in string) (t time.Time, ok bool, err error) {
 		}
 	}
 	return t, true, nil
+}
+
+// zoneNameFold is the IANA zone name that equals name but for case, as
+// the system's zone database spells it ("" when none does).
+func zoneNameFold(name string) string {
+	dir := "/usr/share/zoneinfo"
+	found := ""
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return nil
+		}
+		if rel, rerr := filepath.Rel(dir, p); rerr == nil && strings.EqualFold(rel, name) {
+			found = rel
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found
 }
 
 func tablespaceMapping(specs []string) (map[string]string, error) {

@@ -57,6 +57,7 @@ func TestParseTargetTimeNamedZone(t *testing.T) {
 		"2026-12-07 12:54:03 Europe/Berlin":    time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // winter: +01
 		"2026-07-07 12:54:03 Europe/Berlin":    time.Date(2026, 7, 7, 10, 54, 3, 0, time.UTC),  // summer: +02
 		"2026-12-07T06:54:03 America/New_York": time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC),
+		"2026-12-07 06:54:03 america/new_york": time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // any case, as PostgreSQL takes it
 	} {
 		got, err := parseTargetTime(in)
 		if err != nil || !got.Equal(want) {
