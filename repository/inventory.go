@@ -56,6 +56,11 @@ type Inventory struct {
 	// timeline: what shows that archiving goes on. NewestSegment would be
 	// a higher timeline's that stopped, such as a restored copy's.
 	LastStoredSegment *WALObject
+	// SecondCopies are the segments listed under two codecs' keys
+	// (visible ones), each as "KEY and KEY": walvault stores a segment
+	// under one key, so someone else put one of them there (wal-fetch
+	// serves the older copy).
+	SecondCopies []string
 	// ArchiveEnd is where the newest archived segment or partial segment
 	// (wal/, any timeline) ends, and ArchiveEndFile that file; zero when
 	// there is none or the segment size is unknown.
@@ -390,6 +395,10 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 
 // lister folds the listing into the inventory as it streams past.
 type lister struct {
+	// lastSegment and its key: the visible segment listed last.
+	lastSegment    wal.Segment
+	lastSegmentKey string
+
 	inv    *Inventory
 	opts   LoadOptions
 	hidden map[string]bool // keys of Inventory.Hidden
@@ -477,6 +486,14 @@ func (l *lister) addWAL(o WALObject) {
 	}
 	switch o.File.Kind {
 	case wal.KindSegment:
+		if !o.Hidden {
+			// The listing comes in key order: another codec's key of
+			// the same segment is the segment key listed before.
+			if l.lastSegmentKey != "" && l.lastSegment == o.File.Segment {
+				inv.SecondCopies = append(inv.SecondCopies, l.lastSegmentKey+" and "+o.Key)
+			}
+			l.lastSegment, l.lastSegmentKey = o.File.Segment, o.Key
+		}
 		x.AddSegment(o.File.Segment)
 		if o.Hidden {
 			break

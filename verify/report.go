@@ -27,6 +27,7 @@ const (
 	KindPartChecksum    = "part_checksum"    // --full: a part's raw size or sha256 is wrong
 	KindHidden          = "hidden"           // an object is hidden behind a delete marker
 	KindWALOverwritten  = "wal_overwritten"  // a WAL key holds more than one data version (written over by someone else)
+	KindWALSecondCopy   = "wal_second_copy"  // a segment is stored under a second codec's key (put there by someone else)
 	KindPartialChecksum = "partial_checksum" // --full: the newest partial of a segment not archived is damaged
 	KindBrokenChain     = "broken_chain"     // an incremental backup's parent (or one of its ancestors) is missing or not DONE
 	// Warnings (reported; verify still exits 0).

@@ -80,6 +80,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	}
 	s.reportHidden(inv)
 	s.reportOverwritten(ctx)
+	for _, keys := range inv.SecondCopies {
+		s.r.problem(Finding{Kind: KindWALSecondCopy, Key: keys, Detail: fmt.Sprintf("one segment is stored under two codecs' keys, %s, and walvault stores each under one: someone else put one of them there (wal-fetch serves the older copy, with a warning); find out who, and delete the newer copy", keys)})
+	}
 	if err := s.reportUploads(ctx); err != nil {
 		return nil, err
 	}

@@ -523,3 +523,17 @@ func TestOverwrittenWAL(t *testing.T) {
 		t.Errorf("finding %q, want it to count the versions", p.Detail)
 	}
 }
+
+// TestSecondCodecCopy: a segment stored under a second codec's key (put
+// beside walvault's by someone else) is a wal_second_copy problem naming
+// both keys.
+func TestSecondCodecCopy(t *testing.T) {
+	f := newFixture(t)
+	s := wal.Segment{Timeline: 1, Seg: 4}
+	zkey := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s}, repository.Zstd)
+	repotest.PutWAL(t, f.b, zkey, repository.Zstd, segmentBody(4), nil)
+	p := wantOnly(t, run(t, f.b, false), KindWALSecondCopy, f.keys[s.String()]+" and "+zkey)
+	if !strings.Contains(p.Detail, "two codecs' keys") {
+		t.Errorf("finding %q", p.Detail)
+	}
+}
