@@ -458,7 +458,13 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 	first := getObject(ctx, b, repository.WALKey(file, candidates[0]))
 	asked.Wait()
 	if first.err == nil {
-		if otherErr == nil && other.Key != "" {
+		switch {
+		case otherErr != nil && !errors.Is(otherErr, storage.ErrNotFound):
+			// Not knowing whether a second copy is there is not knowing
+			// which copy is walvault's.
+			first.rc.Close()
+			return failed(fmt.Errorf("asking whether another codec's key holds it too: %w", otherErr))
+		case otherErr == nil && other.Key != "":
 			return twoCopies(ctx, b, file, candidates[0], first, other, log)
 		}
 		return found(candidates[0], first)

@@ -314,3 +314,21 @@ func TestFetchTwoCodecCopies(t *testing.T) {
 	}
 	wantLog(t, logs.String(), "level=WARN", "two codecs' keys", "other="+zkey)
 }
+
+// TestFetchOtherCodecLookupFails: when asking whether another codec's key
+// holds the file fails, the fetch fails (the copy found may be the one
+// put beside walvault's), and nothing is written.
+func TestFetchOtherCodecLookupFails(t *testing.T) {
+	t.Parallel()
+	inner := newFixtureRepo(t)
+	putWAL(t, inner, overwrittenSeg, segmentRaw(t, overwrittenSeg))
+	f := storagetest.NewFault(inner)
+	f.Before(storagetest.OpStat, storagetest.Contains(overwrittenSeg+".zst"), func(context.Context, string) error { return storagetest.ErrConnReset })
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if _, err := Fetch(context.Background(), f.Versioned(), overwrittenSeg, dest, FetchOptions{Compression: repository.LZ4}); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Fetch with the other codec's key unanswered: %v; want a failure", err)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("dest after a failed fetch: %v; want nothing written", err)
+	}
+}
