@@ -218,7 +218,7 @@ func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir stri
 		switch {
 		case opts.Log == nil:
 		case isGap:
-			opts.Log.Warn("segment missing while later ones are archived; asking again", "segment", name, "later", gap.Later, "attempt", attempt, "delay", delay)
+			opts.Log.Warn("not served, though the archive says it is there; asking again", "file", name, "why", gap.Error(), "attempt", attempt, "delay", delay)
 		default:
 			opts.Log.Warn("download broke; fetching again", "segment", name, "attempt", attempt, "delay", delay, "error", err)
 		}
