@@ -123,7 +123,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	// object itself (see fetchShadowed), for the key the preferred codec
 	// gives.
 	versions := listVersions(ctx, b, repository.WALKey(file, opts.Compression))
-	rc, info, compression, err := open(ctx, b, file, opts.Compression, opts.Log)
+	rc, info, compression, err := open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions)
 	listed, listErr := versions()
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
@@ -160,7 +160,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 			}
 			// The storage lists the versions but will not read them:
 			// the current one, as where it keeps none.
-			if rc, info, compression, err = open(ctx, b, file, opts.Compression, opts.Log); err != nil {
+			if rc, info, compression, err = open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions); err != nil {
 				return FetchResult{}, err
 			}
 		}
@@ -240,10 +240,10 @@ func listVersions(ctx context.Context, b storage.Backend, key string) func() ([]
 		vs, err := v.Versions(ctx, key)
 		ch <- answer{vs, err}
 	}()
-	return func() ([]storage.ObjectVersion, error) {
+	return sync.OnceValues(func() ([]storage.ObjectVersion, error) {
 		a := <-ch
 		return a.vs, a.err
-	}
+	})
 }
 
 // errVersionsRefused: the storage refuses to read old versions.
@@ -422,7 +422,7 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, file w
 
 // open finds the object under the keys it may have. Only when every key is
 // authoritatively absent is the file missing.
-func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression, log *slog.Logger) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression, log *slog.Logger, forPrefetch bool, preferredVersions func() ([]storage.ObjectVersion, error)) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
 	candidates := []repository.Compression{repository.None}
 	if repository.Compressed(file.Kind) {
 		// The preferred encoding first (one request in the usual case),
@@ -464,6 +464,11 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 			// which copy is walvault's.
 			first.rc.Close()
 			return failed(fmt.Errorf("asking whether another codec's key holds it too: %w", otherErr))
+		case otherErr == nil && other.Key != "" && forPrefetch:
+			// Left to wal-fetch, which says in PostgreSQL's log which
+			// copy it serves.
+			first.rc.Close()
+			return failed(fmt.Errorf("%w: stored under two codecs' keys (%s and %s): left to wal-fetch", ErrCorrupt, repository.WALKey(file, candidates[0]), other.Key))
 		case otherErr == nil && other.Key != "":
 			return twoCopies(ctx, b, file, candidates[0], first, other, log)
 		}
@@ -492,6 +497,17 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 		}
 		if g.err == nil {
 			closeGot(others[i+1:])
+			// The preferred codec's key holds data no request served
+			// (hidden behind a delete marker, where the prefetcher does
+			// not look, or a 404 that was wrong) while another codec's
+			// key answered: two copies, one not walvault's.
+			if vs, _ := preferredVersions(); candidates[0] == preferred && len(vs) > 0 {
+				g.rc.Close()
+				if forPrefetch {
+					return failed(fmt.Errorf("%w: %s holds data beside %s: left to wal-fetch", ErrCorrupt, repository.WALKey(file, candidates[0]), repository.WALKey(file, candidates[i+1])))
+				}
+				return nil, storage.ObjectInfo{}, "", &GapError{Segment: file, Later: repository.WALKey(file, candidates[0]), Location: b.Location(), Listed: len(vs)}
+			}
 			return found(candidates[i+1], g)
 		}
 	}

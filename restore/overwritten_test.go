@@ -332,3 +332,42 @@ func TestFetchOtherCodecLookupFails(t *testing.T) {
 		t.Fatalf("dest after a failed fetch: %v; want nothing written", err)
 	}
 }
+
+// TestPrefetchLeavesTwoCodecCopies: the prefetcher caches nothing of a
+// segment stored under two codecs' keys, also when walvault's copy is
+// hidden behind a delete marker (where the prefetcher does not look):
+// wal-fetch serves it, the older copy, with its warning in PostgreSQL's
+// log.
+func TestPrefetchLeavesTwoCodecCopies(t *testing.T) {
+	t.Parallel()
+	for _, hidden := range []bool{false, true} {
+		b := newFixtureRepo(t)
+		raw := segmentRaw(t, overwrittenSeg)
+		key := putWAL(t, b, overwrittenSeg, raw) // lz4, walvault's
+		s, err := wal.ParseSegmentName(overwrittenSeg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+		forged := waltest.Cluster{SystemID: fixtureSysID, SegmentSize: fixtureSegSize}.Segment(t, s, 99)
+		repotest.PutWAL(t, b, repository.WALKey(waltest.FileName(t, overwrittenSeg), repository.Zstd), repository.Zstd, forged, nil)
+		if hidden {
+			hide(t, b, key) // a delete marker over walvault's copy
+		}
+		dest := filepath.Join(t.TempDir(), overwrittenSeg)
+		if _, err := fetch(context.Background(), b, overwrittenSeg, dest, FetchOptions{Compression: repository.LZ4}, true); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("hidden %v: prefetch of a segment under two codecs' keys: %v; want it left to wal-fetch", hidden, err)
+		}
+		if _, err := os.Stat(dest); !os.IsNotExist(err) {
+			t.Errorf("hidden %v: the prefetcher wrote %s", hidden, dest)
+		}
+		log, logs := testLogger()
+		wdest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		if _, err := Fetch(context.Background(), b, overwrittenSeg, wdest, FetchOptions{Compression: repository.LZ4, Log: log}); err != nil {
+			t.Fatalf("hidden %v: wal-fetch: %v", hidden, err)
+		}
+		if got, _ := os.ReadFile(wdest); !bytes.Equal(got, raw) {
+			t.Fatalf("hidden %v: wal-fetch served the second copy\n%s", hidden, logs)
+		}
+	}
+}
