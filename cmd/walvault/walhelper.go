@@ -130,8 +130,11 @@ type walHelper struct {
 	mu       sync.Mutex
 	backends map[keptKey]storage.Backend
 
-	busy     atomic.Int64 // connections being served
-	lastCall atomic.Int64 // when the last one ended, in Unix nanoseconds
+	busy atomic.Int64 // connections being served
+	// socketTaken: the socket's path is no longer this helper's
+	// (exitWhenSocketGone), so closing the listener must not unlink it.
+	socketTaken atomic.Bool
+	lastCall    atomic.Int64 // when the last one ended, in Unix nanoseconds
 }
 
 // exitWhenIdle stops the helper once no call came for idle (none in
@@ -181,7 +184,7 @@ var socketCheckInterval = 5 * time.Second
 // by hand. No call reaches it any more, so it leaves its place to the next
 // helper (a supervisor's restart, or helper auto's next start), and must
 // not unlink the path on its way out, which may be that helper's socket.
-func (h *walHelper) exitWhenSocketGone(ln *net.UnixListener, every time.Duration) {
+func (h *walHelper) exitWhenSocketGone(every time.Duration) {
 	own, err := os.Stat(handoff.SocketPath)
 	if err != nil {
 		return
@@ -191,7 +194,7 @@ func (h *walHelper) exitWhenSocketGone(ln *net.UnixListener, every time.Duration
 			return false
 		}
 		h.log.Warn("wal-helper: its socket was removed or replaced (a caller gave up waiting for it, or it was removed by hand); stopping", "socket", handoff.SocketPath)
-		ln.SetUnlinkOnClose(false)
+		h.socketTaken.Store(true) // read where the listener is closed
 		return true
 	})
 }
@@ -243,11 +246,14 @@ func runWALHelper(ctx context.Context, dir string, idleExit time.Duration, log *
 	if idleExit > 0 {
 		go h.exitWhenIdle(idleExit)
 	}
-	go h.exitWhenSocketGone(ln, socketCheckInterval)
+	go h.exitWhenSocketGone(socketCheckInterval)
 
 	var calls sync.WaitGroup
 	go func() {
 		<-ctx.Done()
+		if h.socketTaken.Load() {
+			ln.SetUnlinkOnClose(false)
+		}
 		ln.Close()
 	}()
 	for {
