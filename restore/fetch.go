@@ -123,7 +123,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	// object itself (see fetchShadowed), for the key the preferred codec
 	// gives.
 	versions := listVersions(ctx, b, repository.WALKey(file, opts.Compression))
-	rc, info, compression, err := open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions)
+	rc, info, compression, servedVersions, err := open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions)
 	listed, listErr := versions()
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
@@ -139,9 +139,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		return FetchResult{}, err
 	}
 	if !partial {
-		if info.Key != repository.WALKey(file, opts.Compression) {
-			listed, listErr = listVersions(ctx, b, info.Key)()
-		}
+		listed, listErr = servedVersions()
 		if listErr != nil {
 			if err := versionsUnlisted(ctx, b, info.Key, listErr, forPrefetch, opts.Log); err != nil {
 				rc.Close()
@@ -160,7 +158,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 			}
 			// The storage lists the versions but will not read them:
 			// the current one, as where it keeps none.
-			if rc, info, compression, err = open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions); err != nil {
+			if rc, info, compression, _, err = open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions); err != nil {
 				return FetchResult{}, err
 			}
 		}
@@ -421,8 +419,9 @@ func fetchOverwritten(ctx context.Context, b storage.Backend, key string, file w
 }
 
 // open finds the object under the keys it may have. Only when every key is
-// authoritatively absent is the file missing.
-func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression, log *slog.Logger, forPrefetch bool, preferredVersions func() ([]storage.ObjectVersion, error)) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+// authoritatively absent is the file missing. servedVersions waits for the
+// listing of the served key's versions, asked beside its Get.
+func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred repository.Compression, log *slog.Logger, forPrefetch bool, preferredVersions func() ([]storage.ObjectVersion, error)) (rc io.ReadCloser, info storage.ObjectInfo, c repository.Compression, servedVersions func() ([]storage.ObjectVersion, error), err error) {
 	candidates := []repository.Compression{repository.None}
 	if repository.Compressed(file.Kind) {
 		// The preferred encoding first (one request in the usual case),
@@ -436,115 +435,129 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 			}
 		}
 	}
-	found := func(c repository.Compression, g gotObject) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
-		if g.info.Key == "" {
-			g.info.Key = repository.WALKey(file, c)
-		}
-		return g.rc, g.info, c, nil
-	}
-	failed := func(err error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
-		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
+	failed := func(err error) (io.ReadCloser, storage.ObjectInfo, repository.Compression, func() ([]storage.ObjectVersion, error), error) {
+		return nil, storage.ObjectInfo{}, "", nil, fmt.Errorf("fetch %s from %s: %w", file, b.Location(), err)
 	}
 	// walvault stores a file under one codec's key: whether another
 	// codec's key holds it too (put there by someone else, and served in
 	// place of walvault's when the preferred codec is its) is asked beside
 	// the first request.
 	var other storage.ObjectInfo
-	var otherErr error
+	otherErr := storage.ErrNotFound
 	var asked sync.WaitGroup
 	if len(candidates) > 1 {
 		asked.Go(func() { other, otherErr = repository.StatWALOtherCodecs(ctx, b, file, candidates[0]) })
 	}
-	first := getObject(ctx, b, repository.WALKey(file, candidates[0]))
+	firstKey := repository.WALKey(file, candidates[0])
+	first := getObject(ctx, b, firstKey)
 	asked.Wait()
+	if otherErr != nil && !errors.Is(otherErr, storage.ErrNotFound) {
+		// Not knowing whether a second copy is there is not knowing
+		// which copy is walvault's.
+		closeGot([]gotObject{first})
+		return failed(fmt.Errorf("asking whether another codec's key holds it too: %w", otherErr))
+	}
+	if otherErr != nil {
+		other = storage.ObjectInfo{}
+	}
+	firstVersions := preferredVersions
+	if firstKey != repository.WALKey(file, preferred) {
+		firstVersions = nil // the preference names no codec of this kind of file
+	}
 	if first.err == nil {
 		switch {
-		case otherErr != nil && !errors.Is(otherErr, storage.ErrNotFound):
-			// Not knowing whether a second copy is there is not knowing
-			// which copy is walvault's.
-			first.rc.Close()
-			return failed(fmt.Errorf("asking whether another codec's key holds it too: %w", otherErr))
-		case otherErr == nil && other.Key != "" && forPrefetch:
+		case other.Key != "" && forPrefetch:
 			// Left to wal-fetch, which says in PostgreSQL's log which
 			// copy it serves.
 			first.rc.Close()
-			return failed(fmt.Errorf("%w: stored under two codecs' keys (%s and %s): left to wal-fetch", ErrCorrupt, repository.WALKey(file, candidates[0]), other.Key))
-		case otherErr == nil && other.Key != "":
-			return twoCopies(ctx, b, file, candidates[0], first, other, log)
+			return failed(fmt.Errorf("%w: stored under two codecs' keys (%s and %s): left to wal-fetch", ErrCorrupt, firstKey, other.Key))
+		case other.Key != "":
+			return twoCopies(ctx, b, file, candidates[0], first, other, firstVersions, log)
 		}
-		return found(candidates[0], first)
+		first.info.Key = firstKey
+		return first.rc, first.info, candidates[0], orListed(ctx, b, firstKey, firstVersions), nil
 	}
 	if !errors.Is(first.err, storage.ErrNotFound) {
 		return failed(first.err)
 	}
-	// A miss: the other keys, and whether this is a repository at all,
-	// are asked at once (one round trip after the first, not one each).
+	// A miss. The HEADs sent beside the Get said which other codec's key
+	// holds the file, if any: that one is read (its versions listed
+	// beside it).
+	if other.Key != "" {
+		// The preferred codec's key holds data no request served (hidden
+		// behind a delete marker, where the prefetcher does not look, or a
+		// 404 that was wrong) while another codec's key holds the file:
+		// two copies, one not walvault's.
+		if vs, _ := preferredVersions(); firstVersions != nil && len(vs) > 0 {
+			if forPrefetch {
+				return failed(fmt.Errorf("%w: %s holds data beside %s: left to wal-fetch", ErrCorrupt, firstKey, other.Key))
+			}
+			return nil, storage.ObjectInfo{}, "", nil, &GapError{Segment: file, Later: firstKey, Location: b.Location(), Listed: len(vs)}
+		}
+		otherVersions := listVersions(ctx, b, other.Key)
+		g := getObject(ctx, b, other.Key)
+		switch {
+		case g.err == nil:
+			g.info.Key = other.Key
+			return g.rc, g.info, keyCompression(other), otherVersions, nil
+		case !errors.Is(g.err, storage.ErrNotFound):
+			return failed(g.err)
+		}
+		// Gone since the HEAD: missing, as when no key answered.
+	}
 	// Before saying "missing", the identity must be there: a mistyped
 	// prefix or an unmounted disk looks empty, and "missing" would end
 	// recovery early.
-	others := make([]gotObject, len(candidates)-1)
-	var identityErr error
-	var wg sync.WaitGroup
-	for i, c := range candidates[1:] {
-		wg.Go(func() { others[i] = getObject(ctx, b, repository.WALKey(file, c)) })
-	}
-	wg.Go(func() { _, identityErr = b.Stat(ctx, repository.IdentityKey) })
-	wg.Wait()
-	for i, g := range others {
-		if g.err != nil && !errors.Is(g.err, storage.ErrNotFound) {
-			closeGot(others)
-			return failed(g.err)
+	if _, err := b.Stat(ctx, repository.IdentityKey); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, storage.ObjectInfo{}, "", nil, fmt.Errorf("%s holds no %s, so it is not a walvault repository (or nothing was ever archived to it): check the repository URL; refusing to tell PostgreSQL that %s is missing", b.Location(), repository.IdentityKey, file)
 		}
-		if g.err == nil {
-			closeGot(others[i+1:])
-			// The preferred codec's key holds data no request served
-			// (hidden behind a delete marker, where the prefetcher does
-			// not look, or a 404 that was wrong) while another codec's
-			// key answered: two copies, one not walvault's.
-			if vs, _ := preferredVersions(); candidates[0] == preferred && len(vs) > 0 {
-				g.rc.Close()
-				if forPrefetch {
-					return failed(fmt.Errorf("%w: %s holds data beside %s: left to wal-fetch", ErrCorrupt, repository.WALKey(file, candidates[0]), repository.WALKey(file, candidates[i+1])))
-				}
-				return nil, storage.ObjectInfo{}, "", &GapError{Segment: file, Later: repository.WALKey(file, candidates[0]), Location: b.Location(), Listed: len(vs)}
-			}
-			return found(candidates[i+1], g)
-		}
+		return failed(err)
 	}
-	if identityErr != nil {
-		if errors.Is(identityErr, storage.ErrNotFound) {
-			return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s holds no %s, so it is not a walvault repository (or nothing was ever archived to it): check the repository URL; refusing to tell PostgreSQL that %s is missing", b.Location(), repository.IdentityKey, file)
-		}
-		return failed(identityErr)
+	return nil, storage.ObjectInfo{}, "", nil, fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
+}
+
+// orListed is versions, the listing of key's versions already asked for,
+// or where none was, a listing started now.
+func orListed(ctx context.Context, b storage.Backend, key string, versions func() ([]storage.ObjectVersion, error)) func() ([]storage.ObjectVersion, error) {
+	if versions != nil {
+		return versions
 	}
-	return nil, storage.ObjectInfo{}, "", fmt.Errorf("%s is not in the archive at %s (%w)", file, b.Location(), storage.ErrNotFound)
+	return listVersions(ctx, b, key)
+}
+
+// keyCompression is the codec a WAL object is stored with: its key's
+// extension, or its metadata where the key has none.
+func keyCompression(info storage.ObjectInfo) repository.Compression {
+	c, _ := repository.ParseCompression(info.Metadata[repository.MetaCompression])
+	if _, kc, ok := repository.ParseWALKey(info.Key); ok {
+		c = kc
+	}
+	return c
 }
 
 // twoCopies serves a file stored under two codecs' keys: walvault stores
 // each once (wal-push settles against a copy under any codec's key), so
 // the newer copy was put there by someone else, and the older one, the
 // first written, is served, with a warning.
-func twoCopies(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression, first gotObject, other storage.ObjectInfo, log *slog.Logger) (io.ReadCloser, storage.ObjectInfo, repository.Compression, error) {
+func twoCopies(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression, first gotObject, other storage.ObjectInfo, firstVersions func() ([]storage.ObjectVersion, error), log *slog.Logger) (io.ReadCloser, storage.ObjectInfo, repository.Compression, func() ([]storage.ObjectVersion, error), error) {
 	firstKey := repository.WALKey(file, c)
-	oc, _ := repository.ParseCompression(other.Metadata[repository.MetaCompression])
-	if _, kc, ok := repository.ParseWALKey(other.Key); ok {
-		oc = kc
-	}
 	log = logOrDiscard(log)
 	hint := "walvault stores each WAL file under one key: the newer copy was put there by someone else (the credentials that wrote it may be compromised); delete it"
 	if !other.ModTime.Before(first.info.ModTime) {
 		log.Warn("WAL file stored under two codecs' keys: serving the older", "file", file.String(), "served", firstKey, "other", other.Key, "hint", hint)
 		first.info.Key = firstKey
-		return first.rc, first.info, c, nil
+		return first.rc, first.info, c, orListed(ctx, b, firstKey, firstVersions), nil
 	}
 	first.rc.Close()
+	otherVersions := listVersions(ctx, b, other.Key)
 	g := getObject(ctx, b, other.Key)
 	if g.err != nil {
-		return nil, storage.ObjectInfo{}, "", fmt.Errorf("fetch %s from %s: %w", file, b.Location(), g.err)
+		return nil, storage.ObjectInfo{}, "", nil, fmt.Errorf("fetch %s from %s: %w", file, b.Location(), g.err)
 	}
 	log.Warn("WAL file stored under two codecs' keys: serving the older", "file", file.String(), "served", other.Key, "other", firstKey, "hint", hint)
 	g.info.Key = other.Key
-	return g.rc, g.info, oc, nil
+	return g.rc, g.info, keyCompression(other), otherVersions, nil
 }
 
 // gotObject is the answer of one Get.

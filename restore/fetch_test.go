@@ -254,28 +254,30 @@ func TestFetchGap(t *testing.T) {
 	}
 }
 
-// barrierBackend lets the first Get through and holds every later Get
-// and Stat until want of them are in flight at once (reached), or five
-// seconds have passed (long for a loaded machine; only a failure waits).
+// barrierBackend holds each of the first want Gets and Stats until all of
+// them are in flight at once (reached), or five seconds have passed (long
+// for a loaded machine; only a failure waits), and lets later ones
+// through. It records every Get's and Stat's key.
 type barrierBackend struct {
 	storage.Backend
 	want    int
 	mu      sync.Mutex
 	calls   int
-	waiting int // held now
 	reached bool
 	all     chan struct{}
+	gets    []string
+	stats   []string
 }
 
-func (b *barrierBackend) hold() {
+func (b *barrierBackend) hold(record *[]string, key string) {
 	b.mu.Lock()
+	*record = append(*record, key)
 	b.calls++
-	if b.calls == 1 {
+	if b.calls > b.want {
 		b.mu.Unlock()
 		return
 	}
-	b.waiting++
-	if b.waiting == b.want {
+	if b.calls == b.want {
 		b.reached = true
 		close(b.all)
 	}
@@ -284,43 +286,63 @@ func (b *barrierBackend) hold() {
 	case <-b.all:
 	case <-time.After(5 * time.Second):
 	}
-	b.mu.Lock()
-	b.waiting--
-	b.mu.Unlock()
 }
 
 func (b *barrierBackend) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
-	b.hold()
+	b.hold(&b.gets, key)
 	return b.Backend.Get(ctx, key)
 }
 
 func (b *barrierBackend) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	b.hold()
+	b.hold(&b.stats, key)
 	return b.Backend.Stat(ctx, key)
 }
 
-// TestFetchMissAsksAtOnce: once the preferred key is missing, the other
-// keys and the repository's identity are asked at once, one round trip
-// rather than one each; the answer is the same, here found under another
-// key or missing.
-func TestFetchMissAsksAtOnce(t *testing.T) {
+// TestFetchMissAsksOnce: the preferred key's Get goes out with a HEAD of
+// each other codec's key, all in flight at once; on its miss, only the key
+// those HEADs found is read (one round trip more), and only a file under
+// no key costs the identity's Stat. Nothing is asked twice.
+func TestFetchMissAsksOnce(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{"000000010000000000000003", "000000010000000000000004"} {
-		inner := mem.New()
-		a := pushSegment(t, inner, seg(1, 0, 3), repository.None)
+	inner := mem.New()
+	a := pushSegment(t, inner, seg(1, 0, 3), repository.None)
+	missing := seg(1, 0, 4).String()
+	others := func(name string) []string {
+		var keys []string
+		for _, c := range repository.Compressions {
+			if c != repository.LZ4 {
+				keys = append(keys, repository.WALKey(mustClassify(t, name), c))
+			}
+		}
+		return keys
+	}
+	for _, tc := range []struct {
+		in                  string
+		wantGets, wantStats []string
+	}{
+		{a.name, []string{repository.WALKey(mustClassify(t, a.name), repository.LZ4), repository.WALKey(mustClassify(t, a.name), repository.None)}, others(a.name)},
+		{missing, []string{repository.WALKey(mustClassify(t, missing), repository.LZ4)}, append(others(missing), repository.IdentityKey)},
+	} {
 		b := &barrierBackend{Backend: inner, want: len(repository.Compressions), all: make(chan struct{})}
 		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-		_, err := restore.Fetch(context.Background(), b, in, dest, restore.FetchOptions{Compression: repository.LZ4})
-		if in == a.name {
+		_, err := restore.Fetch(context.Background(), b, tc.in, dest, restore.FetchOptions{Compression: repository.LZ4})
+		if tc.in == a.name {
 			if err != nil {
-				t.Fatalf("Fetch(%s) stored uncompressed, lz4 preferred: %v", in, err)
+				t.Fatalf("Fetch(%s) stored uncompressed, lz4 preferred: %v", tc.in, err)
 			}
 			assertDest(t, dest, a.raw)
 		} else if !errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("Fetch(%s) of a missing segment: got %v, want ErrNotFound", in, err)
+			t.Fatalf("Fetch(%s) of a missing segment: got %v, want ErrNotFound", tc.in, err)
 		}
 		if !b.reached {
-			t.Errorf("Fetch(%s): after the preferred key's miss, the %d other requests were not in flight at once", in, b.want)
+			t.Errorf("Fetch(%s): the preferred key's Get and the other codecs' HEADs (%d requests) were not in flight at once", tc.in, b.want)
+		}
+		slices.Sort(b.gets)
+		slices.Sort(b.stats)
+		slices.Sort(tc.wantGets)
+		slices.Sort(tc.wantStats)
+		if !slices.Equal(b.gets, tc.wantGets) || !slices.Equal(b.stats, tc.wantStats) {
+			t.Errorf("Fetch(%s): Gets %q, Stats %q; want Gets %q, Stats %q", tc.in, b.gets, b.stats, tc.wantGets, tc.wantStats)
 		}
 	}
 }
@@ -870,5 +892,69 @@ func TestFetchVersionsUnlisted(t *testing.T) {
 		if locked && (err == nil || !strings.Contains(err.Error(), "Object Lock")) || !locked && err != nil {
 			t.Errorf("locked %v: a listing refused for good: %v", locked, err)
 		}
+	}
+}
+
+// listingBarrier is a versioned store that holds the Get and the version
+// listing of key until both are in flight at once, or five seconds have
+// passed (timedOut), and counts the listings of key.
+type listingBarrier struct {
+	*mem.Backend
+	key      string
+	mu       sync.Mutex
+	arrived  int
+	listings int
+	timedOut bool
+	both     chan struct{}
+}
+
+func (b *listingBarrier) hold(key string, listing bool) {
+	if key != b.key {
+		return
+	}
+	b.mu.Lock()
+	if listing {
+		b.listings++
+	}
+	b.arrived++
+	if b.arrived == 2 {
+		close(b.both)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.both:
+	case <-time.After(5 * time.Second):
+		b.mu.Lock()
+		b.timedOut = true
+		b.mu.Unlock()
+	}
+}
+
+func (b *listingBarrier) Get(ctx context.Context, key string) (io.ReadCloser, storage.ObjectInfo, error) {
+	b.hold(key, false)
+	return b.Backend.Get(ctx, key)
+}
+
+func (b *listingBarrier) Versions(ctx context.Context, key string) ([]storage.ObjectVersion, error) {
+	b.hold(key, true)
+	return b.Backend.Versions(ctx, key)
+}
+
+// TestFetchOtherCodecListsBeside: a segment served from a codec's key
+// other than the preferred one (a zstd repository restored with lz4
+// preferred) has its versions listed beside its Get, not after it, and
+// once.
+func TestFetchOtherCodecListsBeside(t *testing.T) {
+	t.Parallel()
+	inner := mem.New()
+	a := pushSegment(t, inner, seg(1, 0, 3), repository.Zstd)
+	b := &listingBarrier{Backend: inner, key: repository.WALKey(mustClassify(t, a.name), repository.Zstd), both: make(chan struct{})}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if _, err := restore.Fetch(t.Context(), b, a.name, dest, restore.FetchOptions{Compression: repository.LZ4}); err != nil {
+		t.Fatalf("Fetch(%s) stored with zstd, lz4 preferred: %v", a.name, err)
+	}
+	assertDest(t, dest, a.raw)
+	if b.timedOut || b.listings != 1 {
+		t.Errorf("Fetch(%s) from %s: listing and Get not in flight at once: %v; listings: %d, want 1", a.name, b.key, b.timedOut, b.listings)
 	}
 }

@@ -104,3 +104,13 @@ func dirEntries(t testing.TB, dir string) []string {
 	slices.Sort(names)
 	return names
 }
+
+// mustClassify is wal.Classify for a name a test made.
+func mustClassify(t testing.TB, name string) wal.FileName {
+	t.Helper()
+	f, err := wal.Classify(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
