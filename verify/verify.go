@@ -74,16 +74,23 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	// Hidden objects count: a hidden segment still restores (wal-fetch
 	// finds it), so continuity counts it as present, and the hidden
 	// finding tells what to do.
+	// The listings of overwritten WAL keys and of incomplete uploads do
+	// not depend on the inventory: each walks the whole prefix, so they
+	// run beside its load.
+	besideCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	overwritten := beside(func() overwrittenListing { return listOverwritten(besideCtx, b) })
+	uploads := beside(func() uploadsListing { return listUploads(besideCtx, b, opts.UploadAge) })
 	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Hidden: true, WALObjects: opts.Full, Histories: true, Identities: opts.Identities})
 	if err != nil {
 		return nil, err
 	}
 	s.reportHidden(inv)
-	s.reportOverwritten(ctx)
+	s.reportOverwritten(ctx, overwritten())
 	for _, keys := range inv.SecondCopies {
 		s.r.problem(Finding{Kind: KindWALSecondCopy, Key: keys, Detail: fmt.Sprintf("one segment is stored under two codecs' keys, %s, and walvault stores each under one: someone else put one of them there (wal-fetch serves the older copy, with a warning); find out who, and delete the newer copy", keys)})
 	}
-	if err := s.reportUploads(ctx); err != nil {
+	if err := s.reportUploads(ctx, uploads()); err != nil {
 		return nil, err
 	}
 
@@ -323,33 +330,76 @@ func (s *scan) reportHidden(inv *repository.Inventory) {
 // the host's credentials can, over a locked original; or a person deleted
 // the object without a version id and pushed another file). wal-fetch
 // serves the oldest that passes its checks.
-func (s *scan) reportOverwritten(ctx context.Context) {
-	ol, ok := storage.As[storage.OverwrittenLister](s.b)
-	if !ok {
+func (s *scan) reportOverwritten(ctx context.Context, l overwrittenListing) {
+	if !l.asked {
 		return
 	}
-	n := 0
-	err := ol.ListOverwritten(ctx, repository.WALPrefix, func(key string, versions int) error {
-		n++
-		s.r.problem(Finding{Kind: KindWALOverwritten, Key: key, Detail: fmt.Sprintf("%s holds %d versions, and walvault writes each WAL file once: the newer ones were put over it by someone else (wal-fetch serves the oldest that passes its checks, with a warning); find out who wrote them, and delete them by version id once any lock on them expires", key, versions)})
-		return nil
-	})
+	for _, o := range l.found {
+		s.r.problem(Finding{Kind: KindWALOverwritten, Key: o.key, Detail: fmt.Sprintf("%s holds %d versions, and walvault writes each WAL file once: the newer ones were put over it by someone else (wal-fetch serves the oldest that passes its checks, with a warning); find out who wrote them, and delete them by version id once any lock on them expires", o.key, o.versions)})
+	}
 	switch {
-	case err != nil && ctx.Err() == nil:
-		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL objects written over: %v (credentials without s3:ListBucketVersions are refused so)", err)})
-	case err == nil && n == 0:
+	case l.err != nil && ctx.Err() == nil:
+		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL objects written over: %v (credentials without s3:ListBucketVersions are refused so)", l.err)})
+	case l.err == nil && len(l.found) == 0:
 		s.r.note("no WAL object was written over")
 	}
+}
+
+// overwrittenListing is what listOverwritten found: asked is false where
+// the storage keeps no versions; found holds what was listed before any
+// error.
+type overwrittenListing struct {
+	asked bool
+	found []overwrittenKey
+	err   error
+}
+
+type overwrittenKey struct {
+	key      string
+	versions int
+}
+
+func listOverwritten(ctx context.Context, b storage.Backend) (l overwrittenListing) {
+	ol, ok := storage.As[storage.OverwrittenLister](b)
+	if !ok {
+		return l
+	}
+	l.asked = true
+	l.err = ol.ListOverwritten(ctx, repository.WALPrefix, func(key string, versions int) error {
+		l.found = append(l.found, overwrittenKey{key, versions})
+		return nil
+	})
+	return l
+}
+
+// uploadsListing is storage.StaleUploads' answer.
+type uploadsListing struct {
+	stale []storage.Upload
+	asked bool
+	err   error
+}
+
+func listUploads(ctx context.Context, b storage.Backend, age time.Duration) (l uploadsListing) {
+	l.stale, l.asked, l.err = storage.StaleUploads(ctx, b, "", age, time.Now())
+	return l
+}
+
+// beside runs fn in a goroutine of its own and returns how to wait for
+// its result.
+func beside[T any](fn func() T) func() T {
+	ch := make(chan T, 1)
+	go func() { ch <- fn() }()
+	return sync.OnceValue(func() T { return <-ch })
 }
 
 // reportUploads warns of each incomplete upload older than
 // opts.UploadAge. A storage that cannot be asked is a warning too (the
 // credentials may lack s3:ListBucketMultipartUploads); a cancelled
 // context ends verify.
-func (s *scan) reportUploads(ctx context.Context) error {
-	stale, ok, err := storage.StaleUploads(ctx, s.b, "", s.opts.UploadAge, time.Now())
+func (s *scan) reportUploads(ctx context.Context, l uploadsListing) error {
+	stale, err := l.stale, l.err
 	switch {
-	case !ok:
+	case !l.asked:
 		return nil
 	case ctx.Err() != nil:
 		return err

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
@@ -535,5 +537,61 @@ func TestSecondCodecCopy(t *testing.T) {
 	p := wantOnly(t, run(t, f.b, false), KindWALSecondCopy, f.keys[s.String()]+" and "+zkey)
 	if !strings.Contains(p.Detail, "two codecs' keys") {
 		t.Errorf("finding %q", p.Detail)
+	}
+}
+
+// listingsBeside is a versioned store whose ListOverwritten waits until the
+// inventory's first List is in flight, and that List until ListOverwritten
+// is: both at once, or timedOut after five seconds.
+type listingsBeside struct {
+	*mem.Backend
+	mu       sync.Mutex
+	arrived  int
+	both     chan struct{}
+	timedOut bool
+}
+
+func (b *listingsBeside) meet() {
+	b.mu.Lock()
+	b.arrived++
+	if b.arrived == 2 {
+		close(b.both)
+	}
+	arrived := b.arrived
+	b.mu.Unlock()
+	if arrived > 2 {
+		return
+	}
+	select {
+	case <-b.both:
+	case <-time.After(5 * time.Second):
+		b.mu.Lock()
+		b.timedOut = true
+		b.mu.Unlock()
+	}
+}
+
+func (b *listingsBeside) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	b.meet()
+	return b.Backend.List(ctx, prefix, fn)
+}
+
+func (b *listingsBeside) ListOverwritten(ctx context.Context, prefix string, fn func(key string, versions int) error) error {
+	b.meet()
+	return b.Backend.ListOverwritten(ctx, prefix, fn)
+}
+
+// TestOverwrittenListedBesideInventory: the walk over WAL versions for
+// overwritten keys does not wait for the inventory's listings.
+func TestOverwrittenListedBesideInventory(t *testing.T) {
+	inner := repotest.New(t, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 1}}, repository.LZ4)
+	repotest.PutWAL(t, inner, key, repository.LZ4, segmentBody(1), nil)
+	b := &listingsBeside{Backend: inner, both: make(chan struct{})}
+	if r := run(t, b, false); !strings.Contains(text(t, r), "no WAL object was written over") {
+		t.Fatalf("verify did not look for overwritten WAL:\n%s", text(t, r))
+	}
+	if b.timedOut {
+		t.Error("the listing of overwritten WAL keys waited for the inventory's listings (or they for it)")
 	}
 }
