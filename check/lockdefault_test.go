@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
+	"github.com/walvault/walvault/wal"
 )
 
 // fakeLockDefault is a bucket with Object Lock and a default retention.
@@ -112,6 +116,40 @@ func TestObjectLockShorterThanTheWindow(t *testing.T) {
 		r := one(t, c.checkObjectLock(context.Background()))
 		if r.OK != tc.ok || !tc.ok && !strings.Contains(r.Detail, "recovery window of 14 days") {
 			t.Errorf("lock-days 7, window %d days: %+v; want OK %v", tc.window, r, tc.ok)
+		}
+	}
+}
+
+// TestObjectLockVersionsUnreadable: in a locked repository wal-fetch
+// lists each WAL object's versions and fails without them, so credentials
+// that may not list versions, or read an old one, fail the Object Lock
+// check, naming the permissions; a storage error asking says so.
+func TestObjectLockVersionsUnreadable(t *testing.T) {
+	c, _ := newChecker(t)
+	c.opts.LockMode, c.opts.LockDays = storage.Governance, 7
+	inner := mem.New()
+	repotest.Init(t, inner, repository.NewIdentity(7312345678901234567, wal.DefaultSegmentSize, 15, repository.LZ4, "test", time.Now()))
+	for _, tc := range []struct {
+		op   storagetest.Op
+		err  error
+		want string
+	}{
+		{"", nil, ""},
+		{storagetest.OpVersions, storage.Permanent(errors.New("AccessDenied")), "refuses to list the versions"},
+		{storagetest.OpGetVersion, storage.Permanent(errors.New("AccessDenied")), "refuses to read version"},
+		{storagetest.OpVersions, errors.New("connection reset by peer"), "listing the versions of walvault.json failed"},
+	} {
+		f := storagetest.NewFault(inner)
+		if tc.op != "" {
+			f.Fail(tc.op, storagetest.AnyKey, tc.err)
+		}
+		c.b = fakeLock{Backend: f.Versioned(), enabled: true}
+		r := one(t, c.checkObjectLock(context.Background()))
+		switch {
+		case tc.op == "" && !r.OK:
+			t.Errorf("versions readable: %+v; want OK", r)
+		case tc.op != "" && (r.OK || !strings.Contains(r.Detail, tc.want) || !strings.Contains(r.Detail, "s3:ListBucketVersions")):
+			t.Errorf("%s failing with %v: %+v; want a failure containing %q and the permissions", tc.op, tc.err, r, tc.want)
 		}
 	}
 }

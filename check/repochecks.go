@@ -399,6 +399,9 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: the backups and WAL a restore within the window needs lose their lock after %s, and whoever holds the host's credentials can then delete them. Start a new repository prefix with lock-days of at least %d (walvault.json fixes a repository's policy), or shorten the window",
 			configured, w, units.Plural(configured.Days, "day"), w)}
 	}
+	if err := versionsReadable(ctx, c.b); err != nil {
+		return []Result{failed(NameObjectLock, "the bucket has Object Lock enabled, but %v. In a locked repository wal-fetch lists each WAL object's versions and serves the oldest (walvault writes each once: a newer one was put over it by someone else), and fails when it cannot list them, so every restore_command would fail: %s", err, storage.VersionsHint)}
+	}
 	note := ""
 	if g := c.governance; g != nil {
 		switch {
@@ -412,6 +415,36 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 		}
 	}
 	return []Result{ok(NameObjectLock, "the bucket has Object Lock enabled; new objects are locked %s%s", configured, note)}
+}
+
+// versionsReadable says, on the identity's versions, whether the
+// credentials may list an object's versions and read an old one (nil
+// where the storage keeps no versions).
+func versionsReadable(ctx context.Context, b storage.Backend) error {
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		return nil
+	}
+	vs, err := v.Versions(ctx, repository.IdentityKey)
+	switch {
+	case err != nil && storage.IsPermanent(err):
+		return fmt.Errorf("the storage refuses to list the versions of %s (%v)", repository.IdentityKey, err)
+	case err != nil:
+		return fmt.Errorf("listing the versions of %s failed (%v)", repository.IdentityKey, err)
+	case len(vs) == 0:
+		return nil
+	}
+	rc, _, err := v.GetVersion(ctx, repository.IdentityKey, vs[len(vs)-1].ID)
+	switch {
+	case err == nil:
+		rc.Close()
+		return nil
+	case storage.IsPermanent(err) && !errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("the storage refuses to read version %s of %s (%v)", vs[len(vs)-1].ID, repository.IdentityKey, err)
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // removed since the listing
+	}
+	return fmt.Errorf("reading version %s of %s failed (%v)", vs[len(vs)-1].ID, repository.IdentityKey, err)
 }
 
 // lockDefaultReporter is implemented by backends that can tell their
