@@ -20,6 +20,9 @@ type commandSettings struct {
 	config       string
 	envRepo      string
 	envConfig    string
+	// assigned are the names of the WALVAULT_* variables set in front of
+	// the command.
+	assigned []string
 }
 
 // parseArchiveCommand reads an archive_command the way sh would split it
@@ -32,6 +35,9 @@ func parseArchiveCommand(cmd string) commandSettings {
 	sawWalvault := false
 	for i := 0; i < len(words); i++ {
 		w := words[i]
+		if name, _, ok := strings.Cut(w, "="); ok && strings.HasPrefix(name, "WALVAULT_") && !sawWalvault {
+			cs.assigned = append(cs.assigned, name)
+		}
 		switch {
 		case strings.HasPrefix(w, "WALVAULT_REPO="):
 			cs.envRepo = strings.TrimPrefix(w, "WALVAULT_REPO=")

@@ -89,7 +89,12 @@ type Options struct {
 	// and wal-fetch calls read, which a wal-helper must see set as
 	// PostgreSQL does to run them (nil: not compared).
 	HelperReads func(name string) bool
-	Now         func() time.Time
+	// UnknownEnvVars picks, out of names (NAME= each, no value), the
+	// WALVAULT_* variables walvault reads none of: set in the server's
+	// environment or in front of archive_command, a misspelled one is
+	// silently ignored by wal-push (nil: not looked for).
+	UnknownEnvVars func(names []string) []string
+	Now            func() time.Time
 	Log         *slog.Logger
 }
 

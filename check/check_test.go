@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestParseArchiveCommand(t *testing.T) {
 		{"walvault wal-push %p", commandSettings{runsWalvault: true}},
 		{"/usr/local/bin/walvault wal-push --repo s3://b/db1 %p", commandSettings{runsWalvault: true, repo: "s3://b/db1"}},
 		{"walvault wal-push --repo=file:///var/lib/wv %p", commandSettings{runsWalvault: true, repo: "file:///var/lib/wv"}},
-		{"WALVAULT_REPO='s3://b/db 1' walvault wal-push %p", commandSettings{runsWalvault: true, envRepo: "s3://b/db 1"}},
+		{"WALVAULT_REPO='s3://b/db 1' walvault wal-push %p", commandSettings{runsWalvault: true, envRepo: "s3://b/db 1", assigned: []string{"WALVAULT_REPO"}}},
 		{`walvault wal-push --config "/etc/walvault.yaml" %p && cp %p /x/%f`, commandSettings{runsWalvault: true, config: "/etc/walvault.yaml"}},
 		{"/tmp/walvault-testbin-0/walvault-0123456789abcdef wal-push %p && cp %p /c/%f", commandSettings{runsWalvault: true}},
 		{"cp %p /archive/%f", commandSettings{}},
@@ -40,7 +41,7 @@ func TestParseArchiveCommand(t *testing.T) {
 		{"", commandSettings{}},
 	}
 	for _, tc := range tests {
-		if got := parseArchiveCommand(tc.cmd); got != tc.want {
+		if got := parseArchiveCommand(tc.cmd); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("parseArchiveCommand(%q) = %+v, want %+v", tc.cmd, got, tc.want)
 		}
 	}
@@ -541,5 +542,38 @@ func TestPostgreSQLVersion(t *testing.T) {
 		if r.OK != tc.ok || !strings.Contains(r.Detail, tc.want) {
 			t.Errorf("server %s: got ok=%v %q, want ok=%v and %q", tc.version, r.OK, r.Detail, tc.ok, tc.want)
 		}
+	}
+}
+
+// TestArchiveCommandUnreadVariables: a WALVAULT_* variable walvault reads
+// none of, set in front of archive_command or in the server's environment,
+// is named on the archive_command line (wal-push ignores a misspelled
+// setting); known ones and other variables are not.
+func TestArchiveCommandUnreadVariables(t *testing.T) {
+	c, _ := newChecker(t)
+	c.srv.settings = map[string]setting{
+		"archive_mode":    {value: "on"},
+		"archive_command": {value: "WALVAULT_COMPRESION=zstd WALVAULT_REPO=s3://mine/p walvault wal-push %p"},
+		"archive_library": {value: ""},
+	}
+	c.opts.Repo = "s3://mine/p"
+	c.loc = &local{why: "not here", envNames: []string{"PATH", "WALVAULT_LOCK_DAY", "WALVAULT_REPO"}}
+	c.opts.UnknownEnvVars = func(names []string) []string {
+		var unknown []string
+		for _, n := range names {
+			if n, _, _ = strings.Cut(n, "="); strings.HasPrefix(n, "WALVAULT_") && n != "WALVAULT_REPO" {
+				unknown = append(unknown, n)
+			}
+		}
+		return unknown
+	}
+	r := c.checkArchiveCommand()
+	if !r.OK || !strings.Contains(r.Detail, "walvault reads no variable named WALVAULT_COMPRESION or WALVAULT_LOCK_DAY") {
+		t.Errorf("misspelled variables in front of the command and in the server's environment: %+v, want OK naming both", r)
+	}
+	c.loc.envNames = []string{"WALVAULT_REPO"}
+	c.srv.settings["archive_command"] = setting{value: "WALVAULT_REPO=s3://mine/p walvault wal-push %p"}
+	if r := c.checkArchiveCommand(); !r.OK || strings.Contains(r.Detail, "reads no") {
+		t.Errorf("only known variables: %+v, want OK naming none", r)
 	}
 }

@@ -27,6 +27,9 @@ type local struct {
 	// when it could not be read.
 	env    map[string]string
 	envErr error
+	// envNames are the names of every variable in the postmaster's
+	// environment (values are not kept).
+	envNames []string
 }
 
 // envKept are the only variables read from the server's environment.
@@ -67,18 +70,23 @@ func (c *checker) localServer() *local {
 		l.why = fmt.Sprintf("%s on this host belongs to another cluster (system identifier %s, the server's is %s): run check on the database host", l.dataDir, sysID, c.srv.sysID)
 		return l
 	}
-	l.env, l.envErr = postmasterEnv(l.dataDir)
+	l.env, l.envNames, l.envErr = postmasterEnv(l.dataDir)
 	return l
 }
 
 // postmasterEnv reads WALVAULT_REPO and WALVAULT_CONFIG from the running
-// postmaster's environment, which archive_command inherits.
-func postmasterEnv(dataDir string) (map[string]string, error) {
+// postmaster's environment, which archive_command inherits, and the names
+// of all its variables.
+func postmasterEnv(dataDir string) (map[string]string, []string, error) {
 	env, err := postmasterEnviron(dataDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return keptOnly(env), nil
+	names := make([]string, 0, len(env))
+	for name := range env {
+		names = append(names, name)
+	}
+	return keptOnly(env), names, nil
 }
 
 // keptOnly picks envKept out of an environment.

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,6 +84,47 @@ func (c *checker) checkArchiveMode() Result {
 }
 
 func (c *checker) checkArchiveCommand() Result {
+	r := c.archiveCommandVerdict()
+	if r.OK {
+		r.Detail += c.unreadVariables()
+	}
+	return r
+}
+
+// unreadVariables names the WALVAULT_* variables set for archive_command
+// (in front of it, or in the server's environment) that walvault reads
+// none of: a misspelled setting wal-push ignores. "" when there are none
+// or they were not looked for.
+func (c *checker) unreadVariables() string {
+	cmd := c.srv.settings["archive_command"]
+	if c.opts.UnknownEnvVars == nil || cmd.err != nil {
+		return ""
+	}
+	cs := parseArchiveCommand(cmd.value)
+	if !cs.runsWalvault {
+		return ""
+	}
+	var names []string
+	for _, name := range cs.assigned {
+		names = append(names, name+"=")
+	}
+	if l := c.localServer(); l.envErr == nil {
+		for _, name := range l.envNames {
+			names = append(names, name+"=")
+		}
+	}
+	unknown := slices.Compact(slices.Sorted(slices.Values(c.opts.UnknownEnvVars(names))))
+	if len(unknown) == 0 {
+		return ""
+	}
+	them := "it"
+	if len(unknown) > 1 {
+		them = "them"
+	}
+	return fmt.Sprintf("; but walvault reads no variable named %s, set for it (misspelled? see the configuration reference): wal-push ignores %s", strings.Join(unknown, " or "), them)
+}
+
+func (c *checker) archiveCommandVerdict() Result {
 	cmd, r, good := c.setting(NameArchiveCmd, "archive_command")
 	if !good {
 		return r

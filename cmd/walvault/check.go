@@ -116,7 +116,9 @@ func checkAll(c *cli.Context, opts *checkOptions, s *session) error {
 		Host:         host,
 		Secrets:      secretValues(opts.PGConn),
 		HelperReads:  helperCallsRead(),
-		Log:          s.log,
+		// Variables wal-push reads: those it is not a command's own.
+		UnknownEnvVars: unknownEnvVars,
+		Log:            s.log,
 	})
 	var err error
 	if opts.JSON {
