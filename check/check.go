@@ -95,7 +95,7 @@ type Options struct {
 	// silently ignored by wal-push (nil: not looked for).
 	UnknownEnvVars func(names []string) []string
 	Now            func() time.Time
-	Log         *slog.Logger
+	Log            *slog.Logger
 }
 
 // Result is one check's verdict; the --json output is a list of them.
