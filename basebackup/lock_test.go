@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -56,12 +57,14 @@ func TestPushLock(t *testing.T) {
 	repotest.Put(t, inner, repository.WALKey(f, repository.LZ4), body)
 
 	t.Run("locked repository", func(t *testing.T) {
-		m, err := Push(ctxTimeout(t), locked, Options{ConnString: pg.ConnString(), PartSize: MinPartSize, Lock: policy, Now: func() time.Time { return now }})
+		// The server archives to unlocked: the backup's WAL is looked for
+		// there.
+		m, err := Push(ctxTimeout(t), walListedFrom{locked, unlocked}, Options{ConnString: pg.ConnString(), PartSize: MinPartSize, Lock: policy, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatalf("Push with the repository's policy: %v", err)
 		}
 		want := storage.Retention{Mode: storage.Compliance, Until: now.Add(3 * 24 * time.Hour)}
-		keys := []string{m.PGManifest.Key, repository.BackupManifestKey(m.ID)}
+		keys := []string{m.PGManifest.Key, repository.BackupManifestKey(m.ID), repository.BackupStartedKey(m.ID)}
 		for _, a := range m.Archives {
 			for _, p := range a.Parts {
 				keys = append(keys, p.Key)
@@ -76,7 +79,7 @@ func TestPushLock(t *testing.T) {
 			}
 		}
 		if n := len(locked.Returned(storagetest.OpPut)); n != len(keys) {
-			t.Errorf("backup wrote %d objects, its manifest lists %d", n, len(keys))
+			t.Errorf("backup wrote %d objects, its manifest and start record are %d", n, len(keys))
 		}
 	})
 
@@ -115,4 +118,19 @@ func objectCount(t *testing.T, b storage.Backend) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// walListedFrom is a backend whose listings under wal/ are another's: the
+// repository a test server archives to, for a backend standing in for
+// the one it would archive to.
+type walListedFrom struct {
+	*storagetest.Fault
+	wal storage.Backend
+}
+
+func (w walListedFrom) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if strings.HasPrefix(prefix, repository.WALPrefix) {
+		return w.wal.List(ctx, prefix, fn)
+	}
+	return w.Fault.List(ctx, prefix, fn)
 }

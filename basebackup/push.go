@@ -353,6 +353,11 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was not recorded (its parts show as incomplete in backup-list): %w", id, late)
 		}
 	}
+	if late == nil {
+		if err := walStillStored(ctx, b, m); err != nil {
+			return repository.BackupManifest{}, fmt.Errorf("backup %s was not recorded (its parts show as incomplete in backup-list): %w", id, err)
+		}
+	}
 	if err := repository.WriteBackupManifest(ctx, b, m, opts.Lock.Retention(opts.Now())); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s: every part is stored, but its manifest is not, so it does not count as a backup: %w", id, err)
 	}
@@ -627,6 +632,31 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 	}
 }
 
+// walStillStored checks, just before the manifest makes the backup DONE,
+// that every segment from its start to its stop is in the repository:
+// the wait saw each arrive, but something may have deleted some since (a
+// retention run that did not see this backup running, a lifecycle rule,
+// a person), and backup-push must not say done for a backup that cannot
+// be restored.
+func walStillStored(ctx context.Context, b storage.Backend, m repository.BackupManifest) error {
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return err
+	}
+	stop, err := wal.ParseSegmentName(m.StopWAL)
+	if err != nil {
+		return err
+	}
+	missing, ok, err := repository.FirstMissingWAL(ctx, b, m.WALSegmentSize, start, stop)
+	switch {
+	case err != nil:
+		return fmt.Errorf("looking for its WAL (%s to %s) in %s: %w", m.StartWAL, m.StopWAL, b.Location(), err)
+	case !ok:
+		return fmt.Errorf("WAL segment %s, which it needs, was archived to %s but is not there any more: something deleted it while the backup ran (a walvault delete, a lifecycle rule on the bucket, a person); find out what, and take a new backup", missing, b.Location())
+	}
+	return nil
+}
+
 // archivedQuery is the segment the archiver stored last.
 const archivedQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver"
 
@@ -882,6 +912,9 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		// pending finishes the archive whose stream was read last: waits
 		// for its last Puts and records it. nil: none.
 		pending func() error
+		// startRecorded answers the write of the start record (nil: the
+		// backup never started).
+		startRecorded chan error
 	)
 	finishArchive := func() error {
 		if pending == nil {
@@ -915,6 +948,13 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 				}
 			}
 			start, m.ID, up.id = s, id, id
+			// The start record shows the running backup to retention
+			// before its first part is stored; written beside the
+			// first part's reads.
+			startRecorded = make(chan error, 1)
+			rec := repository.BackupStarted{ID: id, Started: m.StartTime, StartLSN: s.LSN.String(), Timeline: uint32(s.Timeline),
+				SystemID: info.sys.SystemID, Host: opts.Host, Walvault: opts.Version}
+			go func() { startRecorded <- repository.WriteBackupStarted(ctx, b, rec, opts.Lock.Retention(opts.Now())) }()
 			prog = opts.Progress.Start(opts.Log, progress.Spec{Label: "backup " + id, Message: "backup progress",
 				Total: s.EstimatedSize(), Attrs: []any{"backup_id", id}})
 			up.counted = prog.Add
@@ -976,6 +1016,11 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 	// too (the upload's error, when it failed first, is the cause).
 	if ferr := finishArchive(); err == nil {
 		err = ferr
+	}
+	if startRecorded != nil {
+		if serr := <-startRecorded; err == nil {
+			err = serr
+		}
 	}
 	if err != nil {
 		// A read cancelled because an upload failed reports the upload.

@@ -25,6 +25,14 @@ const BackupManifestName = "walvault-backup.json"
 // PGManifestName is PostgreSQL's backup_manifest, stored as it was sent.
 const PGManifestName = "backup_manifest"
 
+// BackupStartedName is the first object of a backup's folder, written as
+// PostgreSQL starts the backup. Until the first part is stored (a large
+// first part, or a --max-rate, can take many minutes) it is what shows
+// the folder, and so a backup-push that may be running, to retention,
+// which then keeps the WAL such a backup needs. It is part of the
+// layout, as keep marks are, not of the backup.
+const BackupStartedName = "walvault-started.json"
+
 // BackupIDLayout formats backup ids from the backup's start time (UTC), so
 // ids sort by time.
 const BackupIDLayout = "20060102T150405Z"
@@ -47,6 +55,44 @@ func ValidateBackupID(id string) error {
 
 // BackupPrefix is the folder of one backup.
 func BackupPrefix(id string) string { return BackupsPrefix + id + "/" }
+
+// BackupStartedKey is the key of a backup's start record.
+func BackupStartedKey(id string) string { return BackupPrefix(id) + BackupStartedName }
+
+// BackupStarted is a backup's start record: where and when it began.
+type BackupStarted struct {
+	ID       string    `json:"id"`
+	Started  time.Time `json:"started"`
+	StartLSN string    `json:"start_lsn"`
+	Timeline uint32    `json:"timeline"`
+	SystemID string    `json:"system_id"`
+	Host     string    `json:"host,omitempty"`
+	Walvault string    `json:"walvault,omitempty"`
+}
+
+// WriteBackupStarted stores s under its backup's folder, once.
+func WriteBackupStarted(ctx context.Context, b storage.Backend, s BackupStarted, ret *storage.Retention) error {
+	if err := putJSONOnce(ctx, b, BackupStartedKey(s.ID), s, ret); err != nil {
+		return fmt.Errorf("write the start record of backup %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// putJSONOnce stores v, indented, as key, which must not exist yet.
+func putJSONOnce(ctx context.Context, b storage.Backend, key string, v any, ret *storage.Retention) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	err = b.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data)), Retention: ret})
+	if errors.Is(err, storage.ErrExists) && readBack(ctx, b, key, data) == nil {
+		// A retry of this very write whose first answer was lost (a
+		// reset after the server stored it): it is stored.
+		return nil
+	}
+	return err
+}
 
 // BackupManifestKey is the key of a backup's walvault manifest.
 func BackupManifestKey(id string) string { return BackupPrefix(id) + BackupManifestName }
@@ -188,19 +234,7 @@ func (a BackupArchive) RawSize() int64 {
 // conditional create: a manifest is never replaced. ret, when not nil,
 // locks it (the repository's lock policy at the time of the write).
 func WriteBackupManifest(ctx context.Context, b storage.Backend, m BackupManifest, ret *storage.Retention) error {
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	key := BackupManifestKey(m.ID)
-	err = b.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{IfNotExists: true, Size: int64(len(data)), Retention: ret})
-	if errors.Is(err, storage.ErrExists) && readBack(ctx, b, key, data) == nil {
-		// A retry of this very write whose first answer was lost (a
-		// reset after the server stored it): it is stored.
-		return nil
-	}
-	if err != nil {
+	if err := putJSONOnce(ctx, b, BackupManifestKey(m.ID), m, ret); err != nil {
 		return fmt.Errorf("write manifest of backup %s: %w", m.ID, err)
 	}
 	return nil

@@ -45,6 +45,9 @@ const (
 	// KeyRecipient: recipients/<KeyID>.json, a key that came into use
 	// after walvault.json was written (RecordRecipients).
 	KeyRecipient
+	// KeyBackupStarted: backups/<id>/walvault-started.json, written as the
+	// backup began (WriteBackupStarted).
+	KeyBackupStarted
 )
 
 func (k KeyKind) String() string {
@@ -75,6 +78,8 @@ func (k KeyKind) String() string {
 		return "check probe"
 	case KeyRecipient:
 		return "recipient record"
+	case KeyBackupStarted:
+		return "backup start record"
 	}
 	return fmt.Sprintf("KeyKind(%d)", int(k))
 }
@@ -115,6 +120,8 @@ func (k Key) String() string {
 		return BackupManifestKey(k.BackupID)
 	case KeyPGManifest:
 		return PGManifestKey(k.BackupID)
+	case KeyBackupStarted:
+		return BackupStartedKey(k.BackupID)
 	case KeyBackupPart:
 		return BackupPartKey(k.BackupID, k.Archive, k.Seq, k.Compression)
 	case KeyMark:
@@ -233,6 +240,8 @@ func parseBackupKey(key string) (Key, bool) {
 		return Key{Kind: KeyBackupManifest, BackupID: id}, true
 	case PGManifestName:
 		return Key{Kind: KeyPGManifest, BackupID: id}, true
+	case BackupStartedName:
+		return Key{Kind: KeyBackupStarted, BackupID: id}, true
 	}
 	if m, ok := ParseMarkKey(key); ok {
 		return Key{Kind: KeyMark, BackupID: id, Mark: m}, true

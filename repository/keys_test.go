@@ -28,6 +28,7 @@ func realKeys() []string {
 		PartialKey(seg, 0x1AFF001234, Zstd),
 		BackupManifestKey(id),
 		PGManifestKey(id),
+		BackupStartedKey(id),
 		BackupPartKey(id, "base.tar", 0, LZ4),
 		BackupPartKey(id, "16384.tar", 123456, None),
 		BackupPartKey(id, "base.tar", 1, Zstd),
@@ -40,7 +41,7 @@ func realKeys() []string {
 
 func TestParseKeyKinds(t *testing.T) {
 	want := []KeyKind{KeyIdentity, KeySegment, KeySegment, KeySegment, KeyWALPartial, KeyWALPartial, KeyBackupHistory, KeyTimelineHistory,
-		KeyReceivedPartial, KeyReceivedPartial, KeyReceivedPartial, KeyBackupManifest, KeyPGManifest, KeyBackupPart, KeyBackupPart, KeyBackupPart,
+		KeyReceivedPartial, KeyReceivedPartial, KeyReceivedPartial, KeyBackupManifest, KeyPGManifest, KeyBackupStarted, KeyBackupPart, KeyBackupPart, KeyBackupPart,
 		KeyMark, KeyMark, KeyDrillRecord, KeyProbe}
 	for i, key := range realKeys() {
 		k, ok := ParseKey(key)

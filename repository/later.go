@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -34,4 +35,44 @@ func TimelineHasWAL(ctx context.Context, b storage.Backend, tli wal.TimelineID) 
 		return ok && (f.Kind == wal.KindSegment || f.Kind == wal.KindPartial) && f.Timeline == tli
 	})
 	return key, err
+}
+
+// FirstMissingWAL lists the WAL stored between start and stop on the
+// timelines from start's to stop's and returns the first segment of the
+// range stored on none of them, as backup-list's DONE wants
+// (WALIndex.CoveredAcross); ok is true when every one is stored. One
+// listing per timeline, from just before start's keys to just past
+// stop's.
+func FirstMissingWAL(ctx context.Context, b storage.Backend, segSize uint32, start, stop wal.Segment) (missing wal.Segment, ok bool, err error) {
+	x, err := NewWALIndex(segSize)
+	if err != nil {
+		return wal.Segment{}, false, err
+	}
+	errPast := errors.New("past the range")
+	for tli := start.Timeline; tli <= stop.Timeline; tli++ {
+		prefix := TimelinePrefix(tli)
+		first := wal.Segment{Timeline: tli, Log: start.Log, Seg: start.Seg}.String()
+		last := prefix + wal.Segment{Timeline: tli, Log: stop.Log, Seg: stop.Seg}.String() + "/"
+		// Just before first's keys: its last digit one lower.
+		after := prefix + first[:len(first)-1] + string(first[len(first)-1]-1)
+		err := storage.ListAfter(ctx, b, prefix, after, func(oi storage.ObjectInfo) error {
+			if oi.Key > last {
+				return errPast
+			}
+			f, _, ok := parseWALObject(oi.Key, segSize)
+			switch {
+			case !ok:
+			case f.Kind == wal.KindSegment:
+				x.AddSegment(f.Segment)
+			case f.Kind == wal.KindPartial:
+				x.AddPartial(f.Segment)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errPast) {
+			return wal.Segment{}, false, err
+		}
+	}
+	covered, first, _ := x.CoveredAcross(start, stop)
+	return first, covered, nil
 }

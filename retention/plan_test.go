@@ -212,6 +212,18 @@ func TestPlanPolicy(t *testing.T) {
 			wantWALWhy: "archived since 2026-11-04 23:00:00 UTC is kept",
 		},
 		{
+			// A backup-push before its first part is stored: only the
+			// start record shows it (the overlapping nightly backups of
+			// explore22b F1).
+			name:    "incomplete holding only its start record stays, with the WAL since it began",
+			backups: []repository.BackupInfo{done(1, 1, 2), incomplete(5), done(15, 1, 6)},
+			objects: map[string][]storage.ObjectInfo{id(5): {{Key: repository.BackupStartedKey(id(5)), ModTime: now.Add(-2 * time.Minute)}}},
+			wal:     segRange(1, 1, 12), policy: "REDUNDANCY 1",
+			wantDelete: []string{id(1)}, wantWAL: names(1, 1, 5),
+			wantReason: map[string]string{id(5): "written to within the last 1h0m0s"},
+			wantWALWhy: "archived since 2026-11-04 23:00:00 UTC is kept",
+		},
+		{
 			name:    "no DONE backup: nothing at all",
 			backups: []repository.BackupInfo{waiting(1, 1, 2), incomplete(5)},
 			wal:     segRange(1, 1, 12), policy: "REDUNDANCY 1",

@@ -16,17 +16,23 @@ import (
 func (s *scan) checkBackup(ctx context.Context, bk *repository.Backup) error {
 	id := bk.ID
 	objs := map[string]int64{}
+	startRecord := false
 	for _, oi := range bk.Objects {
 		if _, ok := repository.ParseMarkKey(oi.Key); ok {
 			continue // a keep mark (backup-mark): part of the layout, no part of the backup
 		}
-		if _, name, _ := repository.SplitBackupKey(oi.Key); name == "" || strings.Contains(name, "/") {
+		_, name, _ := repository.SplitBackupKey(oi.Key)
+		switch {
+		case name == "" || strings.Contains(name, "/"):
 			s.stray(oi.Key, "backups/ holds only backups/<id>/<object> and backups/<id>/marks/, with ids like 20261125T103000Z")
+			continue
+		case name == repository.BackupStartedName:
+			startRecord = true // part of the layout, no part of the backup
 			continue
 		}
 		objs[oi.Key] = oi.Size
 	}
-	if len(objs) == 0 {
+	if len(objs) == 0 && !startRecord {
 		return nil
 	}
 	br := BackupReport{ID: id, Status: "OK"}
@@ -43,7 +49,7 @@ func (s *scan) checkBackup(ctx context.Context, bk *repository.Backup) error {
 			s.markBackup(id)
 		} else {
 			s.warning(Finding{Kind: KindIncomplete, Key: repository.BackupPrefix(id), BackupID: id,
-				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %d objects (%s) without a manifest, left by an interrupted backup-push; it is never restored, and deleting backups/%s/ frees the space", id, len(objs), units.Bytes(br.StoredBytes), id)})
+				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %s (%s) without a manifest, left by an interrupted backup-push (or one still running); it is never restored, and deleting backups/%s/ frees the space", id, units.Plural(len(objs), "object"), units.Bytes(br.StoredBytes), id)})
 		}
 		s.appendBackup(br)
 		return nil
