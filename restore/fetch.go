@@ -538,26 +538,54 @@ func keyCompression(info storage.ObjectInfo) repository.Compression {
 
 // twoCopies serves a file stored under two codecs' keys: walvault stores
 // each once (wal-push settles against a copy under any codec's key), so
-// the newer copy was put there by someone else, and the older one, the
-// first written, is served, with a warning.
+// the copy written later was put there by someone else, and the one
+// written first is served, with a warning. When each key was written is
+// its oldest version's time, not its current one's: someone may have put
+// a newer version over walvault's key too, to make the copy beside it
+// look older (the S3 contract keeps a version's LastModified; a server
+// that changes it when the version becomes noncurrent is not told apart).
 func twoCopies(ctx context.Context, b storage.Backend, file wal.FileName, c repository.Compression, first gotObject, other storage.ObjectInfo, firstVersions func() ([]storage.ObjectVersion, error), log *slog.Logger) (io.ReadCloser, storage.ObjectInfo, repository.Compression, func() ([]storage.ObjectVersion, error), error) {
 	firstKey := repository.WALKey(file, c)
+	firstListing := orListed(ctx, b, firstKey, firstVersions)
+	otherListing := listVersions(ctx, b, other.Key)
+	firstWritten, err1 := writtenAt(first.info.ModTime, firstListing)
+	otherWritten, err2 := writtenAt(other.ModTime, otherListing)
+	if err := errors.Join(err1, err2); err != nil {
+		first.rc.Close()
+		return nil, storage.ObjectInfo{}, "", nil, fmt.Errorf("fetch %s from %s: stored under two codecs' keys (%s and %s), and which was written first cannot be told: %w", file, b.Location(), firstKey, other.Key, err)
+	}
 	log = logOrDiscard(log)
-	hint := "walvault stores each WAL file under one key: the newer copy was put there by someone else (the credentials that wrote it may be compromised); delete it"
-	if !other.ModTime.Before(first.info.ModTime) {
-		log.Warn("WAL file stored under two codecs' keys: serving the older", "file", file.String(), "served", firstKey, "other", other.Key, "hint", hint)
+	hint := "walvault stores each WAL file under one key: the copy written later was put there by someone else (the credentials that wrote it may be compromised); delete it"
+	if !otherWritten.Before(firstWritten) {
+		log.Warn("WAL file stored under two codecs' keys: serving the one written first", "file", file.String(), "served", firstKey, "other", other.Key, "hint", hint)
 		first.info.Key = firstKey
-		return first.rc, first.info, c, orListed(ctx, b, firstKey, firstVersions), nil
+		return first.rc, first.info, c, firstListing, nil
 	}
 	first.rc.Close()
-	otherVersions := listVersions(ctx, b, other.Key)
 	g := getObject(ctx, b, other.Key)
 	if g.err != nil {
 		return nil, storage.ObjectInfo{}, "", nil, fmt.Errorf("fetch %s from %s: %w", file, b.Location(), g.err)
 	}
-	log.Warn("WAL file stored under two codecs' keys: serving the older", "file", file.String(), "served", other.Key, "other", firstKey, "hint", hint)
+	log.Warn("WAL file stored under two codecs' keys: serving the one written first", "file", file.String(), "served", other.Key, "other", firstKey, "hint", hint)
 	g.info.Key = other.Key
-	return g.rc, g.info, keyCompression(other), otherVersions, nil
+	return g.rc, g.info, keyCompression(other), otherListing, nil
+}
+
+// writtenAt is when a key was first written: the time of its oldest
+// version listed, or current, its current version's, where the storage
+// keeps no versions.
+func writtenAt(current time.Time, listing func() ([]storage.ObjectVersion, error)) (time.Time, error) {
+	vs, err := listing()
+	if err != nil {
+		return time.Time{}, err
+	}
+	at := current
+	for _, v := range vs {
+		if !v.ModTime.IsZero() && v.ModTime.Before(at) {
+			at = v.ModTime
+		}
+	}
+	return at, nil
 }
 
 // gotObject is the answer of one Get.

@@ -315,6 +315,45 @@ func TestFetchTwoCodecCopies(t *testing.T) {
 	wantLog(t, logs.String(), "level=WARN", "two codecs' keys", "other="+zkey)
 }
 
+// TestFetchTwoCodecCopiesAfterOverwrite: a copy put beside walvault's
+// under another codec's key, followed by a new version put over
+// walvault's key (so its current version is the newest of all), is not
+// served: the keys are ordered by when each was first written (its oldest
+// version), and walvault's key then serves its own oldest version
+// (explore22a F6: the forged copy ended a restore early).
+func TestFetchTwoCodecCopiesAfterOverwrite(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	raw := segmentRaw(t, overwrittenSeg)
+	key := putWAL(t, b, overwrittenSeg, raw) // lz4
+	s, err := wal.ParseSegmentName(overwrittenSeg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // later LastModifieds
+	forged := waltest.Cluster{SystemID: fixtureSysID, SegmentSize: fixtureSegSize}.Segment(t, s, 99)
+	zkey := repository.WALKey(waltest.FileName(t, overwrittenSeg), repository.Zstd)
+	repotest.PutWAL(t, b, zkey, repository.Zstd, forged, nil)
+	time.Sleep(10 * time.Millisecond)
+	sum := sha256.Sum256(forged)
+	overwrite(t, b, key, repotest.Compress(t, repository.LZ4, forged), map[string]string{
+		repository.MetaSHA256:      hex.EncodeToString(sum[:]),
+		repository.MetaRawSize:     strconv.Itoa(len(forged)),
+		repository.MetaCompression: string(repository.LZ4),
+	})
+	for _, preferred := range []repository.Compression{repository.LZ4, repository.Zstd} {
+		log, logs := testLogger()
+		dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+		if _, err := Fetch(context.Background(), b, overwrittenSeg, dest, FetchOptions{Compression: preferred, Log: log}); err != nil {
+			t.Fatalf("Fetch preferring %s: %v", preferred, err)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, raw) {
+			t.Errorf("Fetch preferring %s served a forged copy, not walvault's first", preferred)
+		}
+		wantLog(t, logs.String(), "level=WARN", "two codecs' keys", "served="+key)
+	}
+}
+
 // TestFetchOtherCodecLookupFails: when asking whether another codec's key
 // holds the file fails, the fetch fails (the copy found may be the one
 // put beside walvault's), and nothing is written.
