@@ -144,6 +144,10 @@ func TestRetentionAcrossTimelines(t *testing.T) {
 // TestRetentionRedundancyTwo: REDUNDANCY 2 on the same kind of history
 // keeps B3 and B4 (both on timeline 2, whose branch lies before B3's
 // start), so timeline 1's WAL before B3 goes and B3 restores to the end.
+// Before B3, the backup the old primary took after the target (B2x, on
+// timeline 1 past the branch: the nightly backup after the mistake the
+// restore undid) is the newest, but cannot reach timeline 2: retention
+// keeps B2 for timeline 2, and a restore to latest passes B2x over.
 func TestRetentionRedundancyTwo(t *testing.T) {
 	r := fileRepo(t)
 	pg, _ := archivingServer(t, r)
@@ -158,9 +162,20 @@ func TestRetentionRedundancyTwo(t *testing.T) {
 	pg.SQL(t, "INSERT INTO steps VALUES (99, 1)")
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 	waitDone(t, r, b2)
+	b2x := backupPush(t, r, pg)
+	waitDone(t, r, b2x)
 	pg.Stop(t)
 
 	pg2 := restoreArchiving(t, r, "--backup", b2, "--target-time", target, "--target-action", "promote")
+	pg2.WaitArchived(t, pg2.SwitchWAL(t), 60*time.Second)
+	dry := walvault(t, r.env, "delete", "--retain", "REDUNDANCY 1")
+	if dry.code != 0 || !planSays(dry.stdout, "keep", b2) || !strings.Contains(dry.stdout, "leads to timeline 2") {
+		t.Errorf("REDUNDANCY 1 dry run after the promotion: want %s kept as the backup leading to timeline 2, got %v", b2, dry)
+	}
+	res := walvault(t, r.env, "restore", "--pgdata", filepath.Join(testenv.UserDir(t), "latest"))
+	if res.code != 0 || !strings.Contains(res.stdout, "restored backup "+b2) || !strings.Contains(res.stderr, "passing over a backup that cannot reach the timeline recovery follows") {
+		t.Errorf("restore to latest after the promotion: want %s restored, %s passed over, got %v", b2, b2x, res)
+	}
 	pg2.SQL(t, "INSERT INTO steps VALUES (3, 2)")
 	b3 := backupPush(t, r, pg2)
 	pg2.SQL(t, "INSERT INTO steps VALUES (4, 2)")
@@ -170,11 +185,11 @@ func TestRetentionRedundancyTwo(t *testing.T) {
 	waitDone(t, r, b3)
 	waitDone(t, r, b4)
 
-	res := walvault(t, r.env, "delete", "--retain", "REDUNDANCY 2", "--confirm")
+	res = walvault(t, r.env, "delete", "--retain", "REDUNDANCY 2", "--confirm")
 	if res.code != 0 {
 		t.Fatalf("delete: %v", res)
 	}
-	for _, gone := range []string{b1, b2} {
+	for _, gone := range []string{b1, b2, b2x} {
 		if !strings.Contains(res.stdout, "deleted backup "+gone) {
 			t.Errorf("delete output does not report %s deleted:\n%s", gone, res.stdout)
 		}

@@ -92,6 +92,9 @@ type Inventory struct {
 	// the key prefixes under it listed so far (LoadRecoveryWAL lists more).
 	walScoped bool
 	walListed []string
+	// historyAbsent: timelines whose history file was asked for and is
+	// not in the repository (readRecoveryHistories asks once).
+	historyAbsent map[wal.TimelineID]bool
 	// ids decrypt history files (LoadOptions.Identities).
 	ids *crypt.Identities
 }

@@ -238,8 +238,11 @@ type historyRead struct {
 func (inv *Inventory) readRecoveryHistories(ctx context.Context, b storage.Backend, r RecoveryRange) ([]historyRead, error) {
 	var out []historyRead
 	read := func(tli wal.TimelineID) (found bool, err error) {
-		if inv.WAL.hasHistory(tli) {
+		switch {
+		case inv.WAL.hasHistory(tli):
 			return true, nil
+		case inv.historyAbsent[tli]:
+			return false, nil
 		}
 		key := historyKey(tli)
 		hidden := false // behind a delete marker, as LoadOptions.Hidden found it
@@ -248,6 +251,10 @@ func (inv *Inventory) readRecoveryHistories(ctx context.Context, b storage.Backe
 		}
 		f, size, err := readHistory(ctx, b, key, hidden, inv.ids)
 		if errors.Is(err, storage.ErrNotFound) {
+			if inv.historyAbsent == nil {
+				inv.historyAbsent = map[wal.TimelineID]bool{}
+			}
+			inv.historyAbsent[tli] = true
 			return false, nil
 		}
 		if err != nil {
@@ -276,6 +283,35 @@ func (inv *Inventory) readRecoveryHistories(ctx context.Context, b storage.Backe
 		return out, err
 	}
 	return out, nil
+}
+
+// FollowedTimeline reads the history files a recovery from start to
+// target (0: latest) asks for, as LoadRecoveryWAL does (which then reads
+// none of them again), and returns the timeline it follows with what is
+// known of that timeline's history (known false: its history file could
+// not be read whole or parsed). Without a WAL index (no usable identity)
+// known is false.
+func (inv *Inventory) FollowedTimeline(ctx context.Context, b storage.Backend, start wal.Segment, target wal.TimelineID) (tli wal.TimelineID, history []wal.HistoryEntry, known bool, err error) {
+	if inv.WAL == nil {
+		return 0, nil, false, nil
+	}
+	r := RecoveryRange{Start: start, Timeline: target}
+	histories, err := inv.readRecoveryHistories(ctx, b, r)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	l := &lister{inv: inv}
+	for _, h := range histories {
+		if err := l.addHistory(h); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	tli = inv.WAL.recoveryTimeline(r)
+	if tli == start.Timeline {
+		return tli, nil, true, nil
+	}
+	history, known = inv.WAL.KnownHistory(tli)
+	return tli, history, known, nil
 }
 
 func historyKey(tli wal.TimelineID) string {

@@ -623,3 +623,33 @@ func (c Continuity) Unchecked() string {
 func UnreadableHistoryWhy(tli wal.TimelineID, why error) string {
 	return fmt.Sprintf("%s is encrypted and records no branch point in its metadata (archived by an older walvault): %v", historyKey(tli), why)
 }
+
+// KnownHistory is what is known of timeline tli's history: its history
+// file's entries, or only the last of them where an encrypted file's
+// metadata had room for no more (ok false: unread, or unreadable).
+func (x *WALIndex) KnownHistory(tli wal.TimelineID) (entries []wal.HistoryEntry, ok bool) {
+	t := x.tls[tli]
+	if t == nil || !t.hasHistory || t.historyErr != nil || t.historyUnreadable != nil {
+		return nil, false
+	}
+	return t.history, true
+}
+
+// LeadsTo reports whether a backup that stopped at stop, on timeline
+// stopTLI, lies on the way to timeline tli, whose history file holds
+// history: on tli itself, or on an ancestor, stopping no later than where
+// tli's line left that ancestor. Recovery from such a backup can follow
+// tli; from one on a timeline tli branched away from before the backup
+// ended, it cannot (PostgreSQL reads tli's WAL past the branch point and
+// does not find the backup's checkpoint there).
+func LeadsTo(stopTLI wal.TimelineID, stop wal.LSN, tli wal.TimelineID, history []wal.HistoryEntry) bool {
+	if stopTLI == tli {
+		return true
+	}
+	for _, h := range history {
+		if h.Timeline == stopTLI {
+			return stop <= h.SwitchPoint
+		}
+	}
+	return false
+}

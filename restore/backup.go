@@ -19,6 +19,7 @@ import (
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/internal/progress"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -240,7 +241,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
-	bi, err := ChooseBackup(backups, opts.BackupRef, t)
+	bi, err := chooseFollowing(ctx, b, inv, backups, opts.BackupRef, t, log)
 	if err != nil {
 		return res, err
 	}
@@ -824,6 +825,45 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 		return 0, err // Target.Validate refused it already
 	}
 	return wal.TimelineID(n), nil
+}
+
+// chooseFollowing is ChooseBackup for a recovery that follows a timeline
+// (latest, or a number): a backup that ended on a timeline the followed
+// one branched away from before the backup's end is passed over, with a
+// warning (after a point-in-time restore promoted as a new timeline, the
+// old timeline's later backups are the newest, and PostgreSQL could not
+// find their checkpoint on the new one), or refused when named.
+func chooseFollowing(ctx context.Context, b storage.Backend, inv *repository.Inventory, backups []repository.BackupInfo, ref string, t Target, log *slog.Logger) (repository.BackupInfo, error) {
+	skip := map[string]bool{}
+	for {
+		bi, err := chooseBackup(backups, ref, t, skip)
+		if err != nil {
+			if len(skip) > 0 && errors.Is(err, repository.ErrNoBackup) {
+				return bi, fmt.Errorf("%w; %s passed over: they cannot reach the timeline recovery follows (see the warnings); give --target-timeline with the timeline to restore", err, units.Plural(len(skip), "backup"))
+			}
+			return bi, err
+		}
+		m := bi.Manifest
+		start, target, ok, err := recoveryStart(inv, *m, t.Timeline)
+		if !ok || err != nil || t.Timeline == "current" {
+			return bi, err
+		}
+		tli, history, known, err := inv.FollowedTimeline(ctx, b, start, target)
+		if err != nil {
+			return bi, err
+		}
+		stop, err := wal.ParseLSN(m.StopLSN)
+		if err != nil || !known || repository.LeadsTo(wal.TimelineID(m.StopTimeline), stop, tli, history) {
+			return bi, nil
+		}
+		why := fmt.Sprintf("backup %s ends at %s on timeline %d, and timeline %d, which recovery follows, branched away from it before that", bi.ID, m.StopLSN, m.StopTimeline, tli)
+		if !repository.IsLatest(ref) {
+			return bi, fmt.Errorf("%w: %s: PostgreSQL would not find the backup's checkpoint on timeline %d; restore an older backup, or give --target-timeline %d to recover along the backup's own timeline", repository.ErrNoBackup, why, tli, m.StopTimeline)
+		}
+		log.Warn("passing over a backup that cannot reach the timeline recovery follows", "backup_id", bi.ID, "why", why,
+			"hint", fmt.Sprintf("to restore it along its own timeline, give --backup %s --target-timeline %d", bi.ID, m.StopTimeline))
+		skip[bi.ID] = true
+	}
 }
 
 // ErrGap: recovery to the end of the archive would stop at a missing

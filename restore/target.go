@@ -178,6 +178,12 @@ func formatTargetTime(t time.Time) string {
 // (repository.Chain): one whose chain is broken is refused when named and
 // passed over otherwise.
 func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (repository.BackupInfo, error) {
+	return chooseBackup(backups, ref, t, nil)
+}
+
+// chooseBackup is ChooseBackup passing over, without a ref, the backups
+// in skip (which cannot reach the target timeline).
+func chooseBackup(backups []repository.BackupInfo, ref string, t Target, skip map[string]bool) (repository.BackupInfo, error) {
 	if err := t.Validate(); err != nil {
 		return repository.BackupInfo{}, err
 	}
@@ -205,7 +211,7 @@ func ChooseBackup(backups []repository.BackupInfo, ref string, t Target) (reposi
 	var oldest *repository.BackupInfo
 	for i := len(backups) - 1; i >= 0; i-- {
 		bi := backups[i]
-		if bi.Status != repository.StatusDone || bi.Manifest == nil {
+		if bi.Status != repository.StatusDone || bi.Manifest == nil || skip[bi.ID] {
 			continue
 		}
 		if _, err := repository.Chain(backups, bi.ID); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // Inventory is what retention knows about a repository when it plans: every
@@ -33,6 +34,9 @@ type Inventory struct {
 	// Lock is the repository's Object Lock policy (walvault.json): every
 	// object it holds was written locked for Lock.Days.
 	Lock repository.LockPolicy
+	// Histories are the timelines' history files that were read whole
+	// (timeline 1 has none): which backups lead to which timeline.
+	Histories map[wal.TimelineID][]wal.HistoryEntry
 }
 
 // Load reads the inventory through one repository.Inventory: one listing
@@ -40,7 +44,7 @@ type Inventory struct {
 // partial is taken for superseded only when its complete segment was seen
 // in that listing, so only when the segment really is archived.
 func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
-	ri, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true})
+	ri, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true, Histories: true})
 	if err != nil {
 		return Inventory{}, err
 	}
@@ -64,6 +68,14 @@ func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
 	}
 	for _, o := range ri.WALObjects {
 		inv.WAL = append(inv.WAL, o.ObjectInfo)
+	}
+	if ri.WAL != nil {
+		inv.Histories = map[wal.TimelineID][]wal.HistoryEntry{}
+		for _, h := range ri.Histories {
+			if entries, ok := ri.WAL.KnownHistory(h.File.Timeline); ok {
+				inv.Histories[h.File.Timeline] = entries
+			}
+		}
 	}
 	for _, p := range ri.Partials {
 		inv.Partials = append(inv.Partials, storage.ObjectInfo{Key: p.Key, Size: p.Size, ModTime: p.ModTime})

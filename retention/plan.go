@@ -201,6 +201,7 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 			keep[basis] = fmt.Sprintf("within %s: the newest backup that stopped before the window's start %s, needed to restore to it", p, stamp(start))
 		}
 	}
+	keepLeadingBackups(inv, plan.Backups, keep, newest, p, now)
 	for i := range plan.Backups {
 		bp := &plan.Backups[i]
 		if bp.Status != repository.StatusDone {
@@ -250,6 +251,68 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 	}
 	keepAncestors(inv, plan.Backups)
 	return finish(inv, plan)
+}
+
+// keepLeadingBackups adds to keep what the policy, which ranks backups by
+// time, leaves out after a point-in-time restore that was promoted and
+// archives to the same repository: the backups leading to the newer
+// timeline. A backup taken on the old timeline after the branch (last
+// night's, after the mistake the restore undid) is newer, but no restore
+// of it can follow the new timeline. So for the newest timeline (the live
+// cluster's), and under a recovery window for every timeline with WAL
+// archived within it, the backup the policy would keep for that timeline
+// alone is kept: under REDUNDANCY the newest DONE backup that leads to it,
+// under RECOVERY WINDOW the newest that leads to it and stopped before the
+// window's start (those within the window are kept anyway). A timeline
+// whose history is unknown is left to the policy.
+func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, newest int, p Policy, now time.Time) {
+	windowStart := now.Add(-p.Window())
+	lastArchived := map[wal.TimelineID]time.Time{}
+	var newestTLI wal.TimelineID
+	for _, o := range inv.WAL {
+		f, _, ok := repository.ParseWALKey(o.Key)
+		if !ok || f.Kind != wal.KindSegment {
+			continue
+		}
+		newestTLI = max(newestTLI, f.Timeline)
+		if o.ModTime.After(lastArchived[f.Timeline]) {
+			lastArchived[f.Timeline] = o.ModTime
+		}
+	}
+	for tli, at := range lastArchived {
+		history, known := inv.Histories[tli]
+		switch {
+		case tli != newestTLI && (p.Kind != RecoveryWindow || at.Before(windowStart)):
+			continue
+		case tli > 1 && !known:
+			continue
+		}
+		pick := -1
+		for i, bp := range bs {
+			switch {
+			case bp.Status != repository.StatusDone || !leadsTo(bp.Manifest, tli, history):
+			case p.Kind == RecoveryWindow && !bp.Manifest.StopTime.Before(windowStart):
+				// Kept by the window, but not reaching its start.
+			case pick < 0 || !bp.Manifest.StopTime.Before(bs[pick].Manifest.StopTime):
+				pick = i
+			}
+		}
+		if _, kept := keep[pick]; pick < 0 || kept || bs[pick].Marked || pick == newest {
+			continue
+		}
+		what := "the newest DONE backup"
+		if p.Kind == RecoveryWindow {
+			what = fmt.Sprintf("the newest backup that stopped before the window's start %s", stamp(windowStart))
+		}
+		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, which has WAL archived %s (a newer backup on a timeline it branched away from cannot restore it)", p, what, tli, stamp(at))
+	}
+}
+
+// leadsTo says whether a restore of the backup m can follow timeline tli,
+// whose history is history.
+func leadsTo(m *repository.BackupManifest, tli wal.TimelineID, history []wal.HistoryEntry) bool {
+	stop, err := wal.ParseLSN(m.StopLSN)
+	return err == nil && repository.LeadsTo(wal.TimelineID(m.StopTimeline), stop, tli, history)
 }
 
 // keepAncestors keeps every backup a kept incremental builds on: a kept
