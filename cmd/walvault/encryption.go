@@ -62,6 +62,7 @@ func (cfg *Config) bindAllowHTTP(b *binder) {
 		if cfg.AllowHTTP, err = strconv.ParseBool(v); err != nil {
 			return invalid("s3-allow-http", "want true or false")
 		}
+		cfg.S3.AllowHTTP = cfg.AllowHTTP
 		return nil
 	})
 	b.check(func() error {

@@ -29,6 +29,9 @@ type S3Options struct {
 	SSE, SSEKMSKeyID string
 	// ObjectLock: the command will write with retention (s3.Config).
 	ObjectLock bool
+	// AllowHTTP: an http:// endpoint from the AWS configuration is
+	// accepted (s3-allow-http; s3.Config).
+	AllowHTTP bool
 }
 
 // Options carries per-backend settings, and the decorators Stacked puts
@@ -160,6 +163,7 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 			SSE:              opts.S3.SSE,
 			SSEKMSKeyID:      opts.S3.SSEKMSKeyID,
 			ObjectLock:       opts.S3.ObjectLock,
+			AllowHTTP:        opts.S3.AllowHTTP,
 			Log:              opts.Stack.Log,
 		}
 		if err := cfg.Validate(); err != nil {

@@ -227,6 +227,11 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(fmt.Errorf("%s: set s3-region (WALVAULT_S3_REGION) to the bucket's region: %w", b.regionMismatch(region), err))
 	}
 	code, status := errorCode(err)
+	if isCredentialError(err) || status == http.StatusForbidden {
+		// Keys rotated on the host since this process loaded them (a
+		// HEAD's 403 cannot say which refusal it is).
+		b.creds.refused()
+	}
 	switch {
 	case code == codeClockSkewed:
 		return storage.Permanent(fmt.Errorf("the host's clock is off by more than 15 minutes from the server's (S3 refuses requests signed that far off): set the clock right (NTP) and try again: %w", err))

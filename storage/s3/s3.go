@@ -79,6 +79,10 @@ type Config struct {
 	// PathStyle addresses buckets as endpoint/bucket instead of
 	// bucket.endpoint (most S3-compatible servers need it).
 	PathStyle bool
+	// AllowHTTP accepts an http:// endpoint set in the AWS configuration
+	// (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, a profile's endpoint_url),
+	// which the caller could not check as it checks Endpoint.
+	AllowHTTP bool
 	// CABundle is a PEM file of CA certificates to trust instead of the
 	// system's, for servers with a private CA.
 	CABundle string
@@ -119,6 +123,7 @@ type Config struct {
 // Backend is a storage.Backend on an S3 bucket.
 type Backend struct {
 	client      *s3.Client
+	creds       *reloadingCredentials // nil without a credential chain
 	bucket      string
 	region      string // requests are signed for
 	prefix      string // "" or "p/" (with the trailing slash)
@@ -226,10 +231,20 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	// Wrapped after loading, so the AWS chain's own CA bundle still
 	// reached the buildable client.
 	awsCfg.HTTPClient = &stallGuard{next: awsCfg.HTTPClient, idle: cfg.StallTimeout}
+	var creds *reloadingCredentials
 	if awsCfg.Credentials != nil {
-		awsCfg.Credentials = markedCredentials{awsCfg.Credentials}
+		creds = newReloadingCredentials(awsCfg.Credentials, func(ctx context.Context) (aws.CredentialsProvider, error) {
+			c, err := config.LoadDefaultConfig(ctx, opts...)
+			return c.Credentials, err
+		})
+		awsCfg.Credentials = markedCredentials{creds.cache}
 	}
+	var sdkEndpoint string
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		// The SDK has resolved its own endpoint settings by now.
+		if cfg.Endpoint == "" && o.BaseEndpoint != nil {
+			sdkEndpoint = *o.BaseEndpoint
+		}
 		// One retry budget per call: walvault's retry decorator's. The SDK's
 		// retryer stays on for the credential providers built from awsCfg,
 		// and for the requests of a multipart upload (multipartRetries).
@@ -251,8 +266,18 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		o.ContinueHeaderThresholdBytes = -1
 	})
 
+	if sdkEndpoint != "" {
+		// AWS_ENDPOINT_URL(_S3) or a profile's endpoint_url sends every
+		// request elsewhere than AWS: checked as s3-endpoint is, and named
+		// in every message.
+		if err := sdkEndpointAllowed(sdkEndpoint, cfg); err != nil {
+			return nil, err
+		}
+		cfg.Endpoint = sdkEndpoint
+	}
 	partRetryer, rangeRetryer := newRetryer(), newRetryer()
 	b := &Backend{
+		creds:            creds,
 		client:           client,
 		multipartRetries: func(o *s3.Options) { o.Retryer = partRetryer },
 		rangeRetries:     func(o *s3.Options) { o.Retryer = rangeRetryer },
@@ -441,6 +466,19 @@ func (b *Backend) Location() string { return b.location }
 // Close does nothing: the SDK's client holds no resources beyond idle
 // connections, which its transport closes after 90 seconds.
 func (b *Backend) Close() error { return nil }
+
+// sdkEndpointAllowed checks an endpoint the AWS configuration set as an
+// s3-endpoint is checked.
+func sdkEndpointAllowed(endpoint string, cfg Config) error {
+	const from = "the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, or endpoint_url in the shared config's profile) sets the S3 endpoint"
+	if err := validEndpoint(endpoint, cfg.Bucket); err != nil {
+		return fmt.Errorf("%s: %w; set s3-endpoint (WALVAULT_S3_ENDPOINT) instead, or remove that setting", from, err)
+	}
+	if strings.HasPrefix(strings.ToLower(endpoint), "http://") && !cfg.AllowHTTP {
+		return fmt.Errorf("%s to %s, and http:// sends every object and request unencrypted over the network: use https://, or set s3-allow-http true (WALVAULT_S3_ALLOW_HTTP) for a loopback or test server", from, redactURL(endpoint))
+	}
+	return nil
+}
 
 // markedCredentials marks failures of the credential chain, so errors.go can
 // tell "no usable credentials" from a network error.

@@ -1,0 +1,106 @@
+package s3
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// rotatingChain stands in for the AWS credential chain reading a shared
+// credentials file whose keys someone rotates.
+type rotatingChain struct {
+	mu    sync.Mutex
+	key   string
+	loads int
+}
+
+func (c *rotatingChain) rotate(key string) { c.mu.Lock(); c.key = key; c.mu.Unlock() }
+
+func (c *rotatingChain) load(context.Context) (aws.CredentialsProvider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loads++
+	return credentials.NewStaticCredentialsProvider(c.key, "secret-of-"+c.key, ""), nil
+}
+
+// TestCredentialsFollowRotation: a long-running process picks up keys
+// rotated in the shared credentials file once the server refuses the old
+// ones (at most one reload a refusalSpacing), and, for keys that do not
+// expire on their own, every credentialsRefresh; a 403 seen by translate
+// counts as a refusal (explore22c F1, F3).
+func TestCredentialsFollowRotation(t *testing.T) {
+	chain := &rotatingChain{key: "OLDKEY"}
+	first, _ := chain.load(t.Context())
+	r := newReloadingCredentials(first, chain.load)
+	key := func() string {
+		t.Helper()
+		c, err := r.cache.Retrieve(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.AccessKeyID
+	}
+	if got := key(); got != "OLDKEY" {
+		t.Fatalf("first credentials %s, want OLDKEY", got)
+	}
+	chain.rotate("NEWKEY")
+	if got := key(); got != "OLDKEY" {
+		t.Fatalf("before any refusal or refresh: %s, want the cached OLDKEY", got)
+	}
+	b := &Backend{bucket: "bkt", location: "s3://bkt", creds: r}
+	_ = b.translate(opError("HeadObject", 403, ""))
+	if got := key(); got != "NEWKEY" {
+		t.Fatalf("after a 403: %s, want the rotated NEWKEY", got)
+	}
+	chain.rotate("NEWERKEY")
+	_ = b.translate(apiError(403, "SignatureDoesNotMatch"))
+	if got := key(); got != "NEWKEY" {
+		t.Fatalf("a second refusal within %v: %s, want no reload (NEWKEY)", refusalSpacing, got)
+	}
+	// The periodic refresh of static keys.
+	defer func(d time.Duration) { credentialsRefresh = d }(credentialsRefresh)
+	credentialsRefresh = 10 * time.Millisecond
+	r.cache.Invalidate() // let the shorter refresh apply to what is cached
+	key()
+	chain.rotate("NEWESTKEY")
+	if got := key(); got != "NEWERKEY" {
+		t.Fatalf("within the refresh interval: %s, want the cached NEWERKEY", got)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if got := key(); got != "NEWESTKEY" {
+		t.Fatalf("after the refresh interval: %s, want NEWESTKEY", got)
+	}
+}
+
+// TestSDKEndpointChecked: an endpoint set by the AWS configuration
+// (AWS_ENDPOINT_URL_S3 here) is checked as s3-endpoint is, http:// refused
+// without AllowHTTP, and named in the backend's location (explore22c F2).
+func TestSDKEndpointChecked(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIATEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+	cfg := Config{Bucket: "bkt", Prefix: "db1", Region: "us-east-1"}
+	_, err := New(t.Context(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "AWS_ENDPOINT_URL") || !strings.Contains(err.Error(), "s3-allow-http") {
+		t.Fatalf("http:// endpoint from the AWS configuration without AllowHTTP: %v; want a refusal naming where it came from", err)
+	}
+	cfg.AllowHTTP = true
+	b, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc := b.Location(); loc != "s3://bkt/db1 at http://127.0.0.1:9" {
+		t.Errorf("location %q, want it to name the endpoint", loc)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "https://s3.example.test/bkt")
+	if _, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "names the bucket") {
+		t.Errorf("endpoint naming the bucket from the AWS configuration: %v; want refused as s3-endpoint is", err)
+	}
+}
