@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/walvault/walvault/storage"
 )
 
 // rotatingChain stands in for the AWS credential chain reading a shared
@@ -102,5 +105,34 @@ func TestSDKEndpointChecked(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", "https://s3.example.test/bkt")
 	if _, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "names the bucket") {
 		t.Errorf("endpoint naming the bucket from the AWS configuration: %v; want refused as s3-endpoint is", err)
+	}
+}
+
+// TestCredentialProcessOutputWithheld: a credential_process whose output
+// the SDK cannot parse is quoted whole in its error, keys and all: the
+// output is dropped from walvault's message, the parse error kept
+// (explore22c F7).
+func TestCredentialProcessOutputWithheld(t *testing.T) {
+	sdk := errors.New(`failed to refresh cached credentials, process provider error: parse failed of process output: fetched from vault
+{"Version": 1, "AccessKeyId": "AKIAEXAMPLE", "SecretAccessKey": "TopSecretValue", "SessionToken": "TokenValue"}
+, error: invalid character 'e' in literal false (expecting 'a')`)
+	msg := (&credentialsError{err: sdk}).Error()
+	for _, secret := range []string{"TopSecretValue", "TokenValue", "AKIAEXAMPLE"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("message %q shows %s", msg, secret)
+		}
+	}
+	if !strings.Contains(msg, "process provider error") || !strings.Contains(msg, "invalid character 'e'") {
+		t.Errorf("message %q lost what failed", msg)
+	}
+}
+
+// TestProxyAuthenticationPermanent: a proxy's 407 is a setting to fix,
+// not retried for the whole timeout.
+func TestProxyAuthenticationPermanent(t *testing.T) {
+	b := &Backend{bucket: "bkt", location: "s3://bkt"}
+	err := b.translate(&url.Error{Op: "Get", URL: "https://s3.example.test/bkt", Err: errors.New("Proxy Authentication Required")})
+	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "HTTPS_PROXY") {
+		t.Errorf("407 from the proxy: %v (permanent %v); want permanent, naming the proxy setting", err, storage.IsPermanent(err))
 	}
 }

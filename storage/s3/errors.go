@@ -72,6 +72,8 @@ var credentialCodes = map[string]bool{
 	"InvalidAccessKeyId":           true,
 	"SignatureDoesNotMatch":        true,
 	"InvalidToken":                 true,
+	"InvalidTokenId":               true, // MinIO: a bad or missing session token
+	"InvalidClientTokenId":         true,
 	"ExpiredToken":                 true,
 	"TokenRefreshRequired":         true,
 	"InvalidSecurity":              true,
@@ -219,6 +221,10 @@ func (b *Backend) translate(err error) error {
 		// net/http's words when the endpoint answers a TLS handshake in
 		// plain HTTP: a setting to fix, not an outage to wait out.
 		return storage.Permanent(fmt.Errorf("%w; hint: the endpoint speaks plain HTTP, not HTTPS: write it as http://... (with s3-allow-http) or turn TLS on at the server", err))
+	}
+	if strings.Contains(err.Error(), "Proxy Authentication Required") {
+		// Go's CONNECT through HTTPS_PROXY answered 407: no retry helps.
+		return storage.Permanent(fmt.Errorf("%w; hint: the HTTP proxy (HTTPS_PROXY / HTTP_PROXY) wants credentials it was not given or refused: put them in the proxy URL (http://user:password@host:port), or set NO_PROXY for the S3 endpoint", err))
 	}
 	if isCertificateError(err) {
 		return storage.Permanent(fmt.Errorf("%w; hint: the server's TLS certificate is not trusted: for a private CA set the S3 CA bundle (WALVAULT_S3_CA_BUNDLE)", err))

@@ -494,7 +494,26 @@ func (m markedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error
 
 type credentialsError struct{ err error }
 
-func (e *credentialsError) Error() string { return "no usable AWS credentials: " + e.err.Error() }
+func (e *credentialsError) Error() string {
+	return "no usable AWS credentials: " + withoutProcessOutput(e.err.Error())
+}
+
+// withoutProcessOutput drops from a credential chain's error the output
+// of a credential_process the SDK could not parse, which it quotes whole:
+// keys and tokens the process printed around whatever broke the parse.
+func withoutProcessOutput(msg string) string {
+	const quoted = "parse failed of process output: "
+	i := strings.Index(msg, quoted)
+	if i < 0 {
+		return msg
+	}
+	rest := msg[i+len(quoted):]
+	tail := ""
+	if j := strings.LastIndex(rest, ", error: "); j >= 0 {
+		tail = rest[j:]
+	}
+	return msg[:i+len(quoted)] + "[the output is not shown: it may hold credentials]" + tail
+}
 func (e *credentialsError) Unwrap() error { return e.err }
 
 // sdkLogger hands the SDK's messages to a slog.Logger: warnings as
