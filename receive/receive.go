@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/internal/osuser"
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -59,6 +60,27 @@ func (e fatalError) Unwrap() error { return e.err }
 
 func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(format, args...)} }
 
+// spoolDirOwn refuses a spool directory another user owns or may write
+// to: the default one has a predictable name in a shared /tmp, and
+// whoever can put a link there makes wal-receive write WAL over any file
+// its user may write (or replace a segment between its write and upload).
+func spoolDirOwn(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("spool directory: %w", err)
+	}
+	uid, known := osuser.Owner(fi)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("spool directory %s is not a directory", dir)
+	case known && uid != os.Geteuid():
+		return fmt.Errorf("spool directory %s belongs to another user (uid %d): whoever owns it could make wal-receive overwrite files through links planted there; remove it, or give --spool-dir a directory of your own (mode 0700)", dir, uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("spool directory %s is writable by other users (mode %04o): they could make wal-receive overwrite files through links planted there; chmod 700 %s, or give --spool-dir a directory of your own", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
 // Run streams WAL until ctx is cancelled, which is a clean shutdown (nil)
 // after a final partial upload. Lost connections are retried with backoff
 // once streaming has worked; errors reconnecting cannot fix are returned.
@@ -69,6 +91,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) error {
 	}
 	if err := os.MkdirAll(opts.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("create spool directory: %w", err)
+	}
+	if err := spoolDirOwn(opts.SpoolDir); err != nil {
+		return fatalError{err}
 	}
 	cfg, err := pg.ParseConfig(opts.ConnString, pg.ReceiveApplicationName)
 	if err != nil {
