@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,13 +361,13 @@ func (h *walHelper) serve(conn *net.UnixConn) {
 	stopKeepalive()
 	if ctx.Err() != nil {
 		// Cut off: no answer, so the caller (if still there) runs it.
-		h.log.Warn("wal-helper: call cut off", "args", req.Args[1:], "elapsed", time.Since(start).Round(time.Millisecond))
+		h.log.Warn("wal-helper: call cut off", "args", loggedArgs(req.Args[1:]), "elapsed", time.Since(start).Round(time.Millisecond))
 		return
 	}
 	if ran {
-		h.log.Info("wal-helper: ran", "args", req.Args[1:], "exit", a.Code, "elapsed", time.Since(start).Round(time.Millisecond))
+		h.log.Info("wal-helper: ran", "args", loggedArgs(req.Args[1:]), "exit", a.Code, "elapsed", time.Since(start).Round(time.Millisecond))
 	} else if why != "" {
-		h.log.Warn("wal-helper: declined", "args", req.Args[1:], "reason", why)
+		h.log.Warn("wal-helper: declined", "args", loggedArgs(req.Args[1:]), "reason", why)
 	}
 	conn.Write(handoff.EncodeAnswer(a, ran))
 	if h.replaced() {
@@ -597,3 +598,30 @@ type keptBackend struct{ storage.Backend }
 
 func (keptBackend) Close() error              { return nil }
 func (k keptBackend) Unwrap() storage.Backend { return k.Backend }
+
+// loggedArgs is a call's arguments as the helper logs them: a value that
+// is an age secret key (given to decrypt-with by mistake) or a URL with a
+// user and password (an s3-endpoint) is withheld, as walvault's own
+// messages withhold them.
+func loggedArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		flag, value, isFlag := "", a, false
+		if strings.HasPrefix(a, "-") {
+			if f, v, ok := strings.Cut(a, "="); ok {
+				flag, value, isFlag = f+"=", v, true
+			}
+		}
+		switch u, err := url.Parse(value); {
+		case strings.Contains(strings.ToUpper(value), "AGE-SECRET-KEY-"):
+			value = "[an age secret key, not shown]"
+		case err == nil && u.User != nil:
+			value = u.Scheme + "://[not shown]@" + u.Host + u.EscapedPath()
+		}
+		if isFlag {
+			value = flag + value
+		}
+		out[i] = value
+	}
+	return out
+}

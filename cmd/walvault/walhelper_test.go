@@ -403,3 +403,20 @@ func TestKeepAlive(t *testing.T) {
 		t.Errorf("written after stop: %q", after[len(got):])
 	}
 }
+
+// TestLoggedArgsWithholdSecrets: the helper's per-call log line shows no
+// age secret key and no URL password, as walvault's own messages show
+// none (explore22c F8); everything else is as given.
+func TestLoggedArgsWithholdSecrets(t *testing.T) {
+	got := loggedArgs([]string{"wal-fetch", "--decrypt-with", "AGE-SECRET-KEY-1QQQQSECRET", "--s3-endpoint=https://AKIAKEY:s3cretPW@s3.example.test:9000", "000000010000000000000003", "pg_wal/RECOVERYXLOG"})
+	line := strings.Join(got, " ")
+	for _, secret := range []string{"SECRET-KEY-1QQQQSECRET", "AKIAKEY", "s3cretPW"} {
+		if strings.Contains(line, secret) {
+			t.Errorf("logged args %q show %s", line, secret)
+		}
+	}
+	want := "wal-fetch --decrypt-with [an age secret key, not shown] --s3-endpoint=https://[not shown]@s3.example.test:9000 000000010000000000000003 pg_wal/RECOVERYXLOG"
+	if line != want {
+		t.Errorf("logged args %q, want %q", line, want)
+	}
+}
