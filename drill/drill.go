@@ -71,8 +71,9 @@ type Options struct {
 	ConfigFile     string
 	ConfigYAML     []byte
 	// Env is the server's environment, which restore_command inherits
-	// (repository credentials); nil means os.Environ(). HOME, USER and
-	// LOGNAME are set to the server user's.
+	// (repository credentials); nil means os.Environ(). When the server
+	// runs as another user (the drill as root), HOME, USER and LOGNAME
+	// are set to that user's.
 	Env []string
 	// NoRecord skips storing the record in the repository.
 	NoRecord bool
@@ -428,7 +429,10 @@ func (d *drill) cleanup(s *scratch, srv *server, err error) error {
 }
 
 // serverEnv is the server's environment: restore_command inherits it, so
-// it carries the repository credentials as for archive_command.
+// it carries the repository credentials as for archive_command. A server
+// run as the drill's own user keeps its HOME (the credential chain reads
+// ~/.aws there, as it did for the drill); one run as another user gets
+// that user's.
 func (d *drill) serverEnv(u serverUser) []string {
 	env := d.opts.Env
 	if env == nil {
@@ -438,10 +442,17 @@ func (d *drill) serverEnv(u serverUser) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "HOME", "USER", "LOGNAME", "PGDATA", "PGPORT", "PGHOST":
+		case "PGDATA", "PGPORT", "PGHOST":
 			continue
+		case "HOME", "USER", "LOGNAME":
+			if u.switched {
+				continue
+			}
 		}
 		out = append(out, kv)
+	}
+	if !u.switched {
+		return out
 	}
 	if u.home != "" {
 		out = append(out, "HOME="+u.home)

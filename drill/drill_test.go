@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -364,5 +365,22 @@ func TestReplayEndProblem(t *testing.T) {
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("replay end %s: %q, want %q", tc.end, got, tc.want)
 		}
+	}
+}
+
+// TestServerEnvKeepsOwnHome: a temporary server run as the drill's own
+// user keeps its HOME (the credential chain reads ~/.aws there, as it did
+// for the drill); one run as another user gets that user's HOME, USER and
+// LOGNAME. PGDATA, PGPORT and PGHOST never reach it (explore22c F4).
+func TestServerEnvKeepsOwnHome(t *testing.T) {
+	d := &drill{opts: Options{Env: []string{"HOME=/home/dba", "USER=dba", "AWS_PROFILE=walvault", "PGDATA=/var/lib/pg", "PGPORT=5432"}}}
+	has := func(env []string, kv string) bool { return slices.Contains(env, kv) }
+	same := d.serverEnv(serverUser{name: "dba", home: "/home/dba-passwd"})
+	if !has(same, "HOME=/home/dba") || !has(same, "AWS_PROFILE=walvault") || has(same, "PGDATA=/var/lib/pg") || has(same, "PGPORT=5432") {
+		t.Errorf("server as the drill's own user: env %q; want its HOME kept, PG variables dropped", same)
+	}
+	other := d.serverEnv(serverUser{name: "postgres", home: "/var/lib/postgresql", switched: true})
+	if !has(other, "HOME=/var/lib/postgresql") || has(other, "HOME=/home/dba") || !has(other, "USER=postgres") || !has(other, "AWS_PROFILE=walvault") {
+		t.Errorf("server as another user: env %q; want that user's HOME and USER", other)
 	}
 }
