@@ -250,6 +250,24 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 	if err != nil {
 		return BackupManifest{}, err
 	}
+	return readBackupManifest(rc, id, b.Location())
+}
+
+// LoadBackupManifestVersion is LoadBackupManifest of one version of the
+// manifest's key, in a storage that keeps versions.
+func LoadBackupManifestVersion(ctx context.Context, v storage.Versioned, location, id, versionID string) (BackupManifest, error) {
+	if err := ValidateBackupID(id); err != nil {
+		return BackupManifest{}, err
+	}
+	rc, _, err := v.GetVersion(ctx, BackupManifestKey(id), versionID)
+	if err != nil {
+		return BackupManifest{}, err
+	}
+	return readBackupManifest(rc, id, location)
+}
+
+// readBackupManifest reads, closes and checks backup id's manifest.
+func readBackupManifest(rc io.ReadCloser, id, location string) (BackupManifest, error) {
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
 	if err != nil {
@@ -257,7 +275,7 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 	}
 	var m BackupManifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, b.Location(), err)}
+		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s is not valid JSON: %w", id, location, err)}
 	}
 	if m.FormatVersion > StoredSumFormatVersion {
 		return BackupManifest{}, &manifestError{fmt.Errorf("backup %s has manifest format %d, newer than this walvault understands (%d): upgrade walvault", id, m.FormatVersion, StoredSumFormatVersion)}
@@ -269,7 +287,7 @@ func LoadBackupManifest(ctx context.Context, b storage.Backend, id string) (Back
 		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s says its id is %q: the repository is damaged", id, m.ID)}
 	}
 	if err := m.checkWALPoints(); err != nil {
-		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s: %w: the manifest is damaged (retention and restore trust these to know which WAL the backup needs)", id, b.Location(), err)}
+		return BackupManifest{}, &manifestError{fmt.Errorf("manifest of backup %s in %s: %w: the manifest is damaged (retention and restore trust these to know which WAL the backup needs)", id, location, err)}
 	}
 	return m, nil
 }

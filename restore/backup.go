@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -834,7 +835,7 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 // old timeline's later backups are the newest, and PostgreSQL could not
 // find their checkpoint on the new one), or refused when named.
 func chooseFollowing(ctx context.Context, b storage.Backend, inv *repository.Inventory, backups []repository.BackupInfo, ref string, t Target, log *slog.Logger) (repository.BackupInfo, error) {
-	skip := map[string]bool{}
+	skip, firstRead := map[string]bool{}, map[string]bool{}
 	for {
 		bi, err := chooseBackup(backups, ref, t, skip)
 		if err != nil {
@@ -842,6 +843,23 @@ func chooseFollowing(ctx context.Context, b storage.Backend, inv *repository.Inv
 				return bi, fmt.Errorf("%w; %s passed over: they cannot reach the timeline recovery follows (see the warnings); give --target-timeline with the timeline to restore", err, units.Plural(len(skip), "backup"))
 			}
 			return bi, err
+		}
+		if !firstRead[bi.ID] {
+			// Chosen by what its manifest says: by the first version
+			// written, which is walvault's.
+			firstRead[bi.ID] = true
+			first, changed, err := firstManifest(ctx, b, inv, bi, log)
+			if err != nil {
+				return bi, err
+			}
+			if changed {
+				for i := range backups {
+					if backups[i].ID == bi.ID {
+						backups[i].Manifest = &first
+					}
+				}
+				continue
+			}
 		}
 		m := bi.Manifest
 		start, target, ok, err := recoveryStart(inv, *m, t.Timeline)
@@ -864,6 +882,40 @@ func chooseFollowing(ctx context.Context, b storage.Backend, inv *repository.Inv
 			"hint", fmt.Sprintf("to restore it along its own timeline, give --backup %s --target-timeline %d", bi.ID, m.StopTimeline))
 		skip[bi.ID] = true
 	}
+}
+
+// firstManifest is the first version of bi's manifest where the storage
+// keeps versions, and whether it differs from the current one. walvault
+// writes a manifest once, so a newer version was put over it by someone
+// else: with other times it could make a point-in-time restore pick this
+// backup and recover past the target. A listing that fails is an error
+// in a repository under Object Lock, and leaves the current version
+// elsewhere (as wal-fetch does for WAL).
+func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inventory, bi repository.BackupInfo, log *slog.Logger) (repository.BackupManifest, bool, error) {
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		return *bi.Manifest, false, nil
+	}
+	key := repository.BackupManifestKey(bi.ID)
+	locked := inv.Identity != nil && inv.Identity.Lock().Enabled()
+	vs, err := v.Versions(ctx, key)
+	switch {
+	case err != nil && (locked || !storage.IsPermanent(err)):
+		return *bi.Manifest, false, fmt.Errorf("list the versions of %s in %s (a newer version put over a manifest could steer the restore): %w", key, b.Location(), err)
+	case err != nil:
+		log.Debug("cannot list the versions of the backup's manifest; using its current one", "key", key, "error", err)
+		return *bi.Manifest, false, nil
+	case len(vs) < 2:
+		return *bi.Manifest, false, nil
+	}
+	first, err := repository.LoadBackupManifestVersion(ctx, v, b.Location(), bi.ID, vs[len(vs)-1].ID)
+	if err != nil {
+		return *bi.Manifest, false, fmt.Errorf("%s holds %d versions, and its first (walvault's) does not load: %w", key, len(vs), err)
+	}
+	changed := !reflect.DeepEqual(first, *bi.Manifest)
+	log.Warn("backup manifest overwritten: it holds versions walvault did not write (it writes each once); using its first version", "key", key, "versions", len(vs), "differs", changed,
+		"hint", "the newer versions are not walvault's: the credentials that wrote them may be compromised; delete them by version id (once their lock, if any, expires)")
+	return first, changed, nil
 }
 
 // ErrGap: recovery to the end of the archive would stop at a missing

@@ -335,13 +335,21 @@ func (s *scan) reportOverwritten(ctx context.Context, l overwrittenListing) {
 		return
 	}
 	for _, o := range l.found {
+		if id, _, ok := repository.SplitBackupKey(o.key); ok {
+			// restore reads only the current version of a backup's
+			// objects: a manifest with other times can make a
+			// point-in-time restore pick this backup and overshoot.
+			s.problem(Finding{Kind: KindBackupOverwritten, Key: o.key, BackupID: id, Detail: fmt.Sprintf("%s holds %d versions, and walvault writes each object of a backup once: the newer ones were put over it by someone else, and restore reads only the current one (a manifest with other times or LSNs misleads its choice of backup); find out who wrote them, delete them by version id once any lock on them expires, and until then restore another backup", o.key, o.versions)})
+			s.markBackup(id)
+			continue
+		}
 		s.r.problem(Finding{Kind: KindWALOverwritten, Key: o.key, Detail: fmt.Sprintf("%s holds %d versions, and walvault writes each WAL file once: the newer ones were put over it by someone else (wal-fetch serves the oldest that passes its checks, with a warning); find out who wrote them, and delete them by version id once any lock on them expires", o.key, o.versions)})
 	}
 	switch {
 	case l.err != nil && ctx.Err() == nil:
-		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL objects written over: %v (credentials without s3:ListBucketVersions are refused so)", l.err)})
+		s.r.warning(Finding{Kind: KindOverwrittenUnknown, Detail: fmt.Sprintf("could not look for WAL or backup objects written over: %v (credentials without s3:ListBucketVersions are refused so)", l.err)})
 	case l.err == nil && len(l.found) == 0:
-		s.r.note("no WAL object was written over")
+		s.r.note("no WAL or backup object was written over")
 	}
 }
 
@@ -365,10 +373,15 @@ func listOverwritten(ctx context.Context, b storage.Backend) (l overwrittenListi
 		return l
 	}
 	l.asked = true
-	l.err = ol.ListOverwritten(ctx, repository.WALPrefix, func(key string, versions int) error {
-		l.found = append(l.found, overwrittenKey{key, versions})
-		return nil
-	})
+	for _, prefix := range []string{repository.WALPrefix, repository.BackupsPrefix} {
+		l.err = ol.ListOverwritten(ctx, prefix, func(key string, versions int) error {
+			l.found = append(l.found, overwrittenKey{key, versions})
+			return nil
+		})
+		if l.err != nil {
+			break
+		}
+	}
 	return l
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
@@ -36,7 +35,7 @@ const (
 // fixture is a small, healthy repository on the file backend: segments 1
 // to 6 on timeline 1 and one backup from segment 2 to 3.
 type fixture struct {
-	b    *file.Backend
+	b    storage.Backend
 	keys map[string]string // segment name -> key
 	m    repository.BackupManifest
 }
@@ -508,7 +507,7 @@ func TestOverwrittenWAL(t *testing.T) {
 		keys[n] = repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s}, repository.LZ4)
 		repotest.PutWAL(t, b, keys[n], repository.LZ4, segmentBody(n), nil)
 	}
-	if r := run(t, b, false); !r.OK || !strings.Contains(text(t, r), "no WAL object was written over") {
+	if r := run(t, b, false); !r.OK || !strings.Contains(text(t, r), "no WAL or backup object was written over") {
 		t.Fatalf("nothing written over yet: %v\n%s", kinds(r.Problems), text(t, r))
 	}
 	// A plain PUT over the key (no condition), as an intruder sends it.
@@ -588,10 +587,40 @@ func TestOverwrittenListedBesideInventory(t *testing.T) {
 	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 1}}, repository.LZ4)
 	repotest.PutWAL(t, inner, key, repository.LZ4, segmentBody(1), nil)
 	b := &listingsBeside{Backend: inner, both: make(chan struct{})}
-	if r := run(t, b, false); !strings.Contains(text(t, r), "no WAL object was written over") {
+	if r := run(t, b, false); !strings.Contains(text(t, r), "no WAL or backup object was written over") {
 		t.Fatalf("verify did not look for overwritten WAL:\n%s", text(t, r))
 	}
 	if b.timedOut {
 		t.Error("the listing of overwritten WAL keys waited for the inventory's listings (or they for it)")
+	}
+}
+
+// TestOverwrittenBackupManifest: a backup's manifest with a second version
+// (put over it with other times, which would steer a point-in-time
+// restore) is a backup_overwritten problem of that backup (explore22a F4).
+func TestOverwrittenBackupManifest(t *testing.T) {
+	b := repotest.New(t, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	f := &fixture{b: b, keys: map[string]string{}}
+	for n := uint32(1); n <= 6; n++ {
+		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
+	}
+	f.m = f.putBackup(t, testBackup, 2, 3)
+	if r := run(t, b, false); !r.OK {
+		t.Fatalf("before the overwrite: %v", kinds(r.Problems))
+	}
+	key := repository.BackupManifestKey(testBackup)
+	forged := f.m
+	forged.StopTime = forged.StopTime.Add(-time.Hour)
+	data, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(context.Background(), key, bytes.NewReader(data), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, b, false)
+	p := wantOnly(t, r, KindBackupOverwritten, key)
+	if p.BackupID != testBackup || !strings.Contains(p.Detail, "restore another backup") {
+		t.Errorf("finding %+v", p)
 	}
 }
