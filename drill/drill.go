@@ -226,7 +226,7 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	if err != nil {
 		return rec, d.fail(err)
 	}
-	bi, err := restore.ChooseBackup(backups, d.opts.BackupRef, d.target)
+	bi, err := restore.ChooseBackupFollowing(ctx, b, inv, backups, d.opts.BackupRef, d.target, d.log)
 	if err != nil {
 		return rec, d.fail(err)
 	}

@@ -242,7 +242,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
-	bi, err := chooseFollowing(ctx, b, inv, backups, opts.BackupRef, t, log)
+	bi, err := ChooseBackupFollowing(ctx, b, inv, backups, opts.BackupRef, t, log)
 	if err != nil {
 		return res, err
 	}
@@ -828,13 +828,18 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 	return wal.TimelineID(n), nil
 }
 
-// chooseFollowing is ChooseBackup for a recovery that follows a timeline
-// (latest, or a number): a backup that ended on a timeline the followed
-// one branched away from before the backup's end is passed over, with a
-// warning (after a point-in-time restore promoted as a new timeline, the
-// old timeline's later backups are the newest, and PostgreSQL could not
-// find their checkpoint on the new one), or refused when named.
-func chooseFollowing(ctx context.Context, b storage.Backend, inv *repository.Inventory, backups []repository.BackupInfo, ref string, t Target, log *slog.Logger) (repository.BackupInfo, error) {
+// ChooseBackupFollowing is ChooseBackup for a recovery that follows a
+// timeline (latest, or a number), judging each backup by its manifest's
+// first version (firstManifest). A backup that ended on a timeline the
+// followed one branched away from before the backup's end cannot reach
+// it (PostgreSQL would not find its checkpoint there). Without a named
+// backup such a one is passed over, with a warning, when it was taken
+// before the followed timeline began (the old timeline's later backups,
+// after a point-in-time restore promoted as a new timeline); one taken
+// after, under "latest", is refused naming --target-timeline (the old
+// timeline went on, the newer one is likely a restored copy's). A named
+// backup is refused.
+func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *repository.Inventory, backups []repository.BackupInfo, ref string, t Target, log *slog.Logger) (repository.BackupInfo, error) {
 	skip, firstRead := map[string]bool{}, map[string]bool{}
 	for {
 		bi, err := chooseBackup(backups, ref, t, skip)
@@ -877,6 +882,20 @@ func chooseFollowing(ctx context.Context, b storage.Backend, inv *repository.Inv
 		why := fmt.Sprintf("backup %s ends at %s on timeline %d, and timeline %d, which recovery follows, branched away from it before that", bi.ID, m.StopLSN, m.StopTimeline, tli)
 		if !repository.IsLatest(ref) {
 			return bi, fmt.Errorf("%w: %s: PostgreSQL would not find the backup's checkpoint on timeline %d; restore an older backup, or give --target-timeline %d to recover along the backup's own timeline", repository.ErrNoBackup, why, tli, m.StopTimeline)
+		}
+		if t.Timeline == "" || t.Timeline == "latest" {
+			// Which timeline is the live one? A backup taken after the
+			// followed timeline came into being says its own timeline
+			// went on (the followed one is a restored copy's, promoted
+			// and archiving here): "latest" would restore the copy's.
+			born, err := b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None))
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return bi, err
+			}
+			if err == nil && m.StartTime.After(born.ModTime) {
+				return bi, fmt.Errorf("%w: %s, and the backup was taken after timeline %d began (%s): timeline %d went on, and timeline %d, which recovery to latest follows (the newest history file), is likely a restored copy's that archived here. To restore timeline %d's newest WAL, give --target-timeline %d; to follow timeline %d, give --backup with a backup from before its branch point (see backup-list)",
+					repository.ErrNoBackup, why, tli, born.ModTime.UTC().Format(time.RFC3339), m.StopTimeline, tli, m.StopTimeline, m.StopTimeline, tli)
+			}
 		}
 		log.Warn("passing over a backup that cannot reach the timeline recovery follows", "backup_id", bi.ID, "why", why,
 			"hint", fmt.Sprintf("to restore it along its own timeline, give --backup %s --target-timeline %d", bi.ID, m.StopTimeline))

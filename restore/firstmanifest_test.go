@@ -3,12 +3,15 @@ package restore
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/walvault/walvault/repository"
+	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestChooseByFirstManifest: a newer version put over a backup's manifest
@@ -40,7 +43,7 @@ func TestChooseByFirstManifest(t *testing.T) {
 	late.Manifest = &forged // as the catalog reads it: the current version
 	target := at(12)
 	log, logs := testLogger()
-	got, err := chooseFollowing(t.Context(), b, &repository.Inventory{}, []repository.BackupInfo{early, late}, "", Target{Time: &target}, log)
+	got, err := ChooseBackupFollowing(t.Context(), b, &repository.Inventory{}, []repository.BackupInfo{early, late}, "", Target{Time: &target}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,4 +51,52 @@ func TestChooseByFirstManifest(t *testing.T) {
 		t.Errorf("chose %s, want %s (the one that really ends before the target)", got.ID, early.ID)
 	}
 	wantLog(t, logs.String(), "level=WARN", "backup manifest overwritten", "key="+repository.BackupManifestKey(late.ID), "differs=true")
+}
+
+// TestChooseFollowingLiveTimeline: a backup that cannot reach timeline 2,
+// which recovery to latest follows, is passed over when it was taken
+// before timeline 2 began (the old timeline's backups after a mistake a
+// point-in-time restore undid: explore22b F3), and refused, naming
+// --target-timeline, when taken after (the old timeline went on and
+// timeline 2 is a restored copy's: explore22d F1).
+func TestChooseFollowingLiveTimeline(t *testing.T) {
+	const segSize = 16 << 20
+	b := mem.New()
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, segSize, 15, repository.LZ4, "test", time.Now()))
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/4000080\tno recovery target specified\n"))
+	born := time.Now()
+	backup := func(start time.Time, startSeg uint32) repository.BackupInfo {
+		s := wal.Segment{Timeline: 1, Seg: startSeg}
+		m := repository.BackupManifest{FormatVersion: 1, ID: repository.NewBackupID(start), WALSegmentSize: segSize,
+			StartTimeline: 1, StopTimeline: 1, StartTime: start, StopTime: start.Add(time.Minute),
+			StartLSN: wal.LSN(uint64(startSeg)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(startSeg)*segSize + 0x100).String(),
+			StartWAL: s.String(), StopWAL: s.String()}
+		return repository.BackupInfo{ID: m.ID, Status: repository.StatusDone, Manifest: &m}
+	}
+	beforeBranch := backup(born.Add(-3*time.Hour), 2)
+	for _, tc := range []struct {
+		name     string
+		taken    time.Time
+		wantErr  string
+		wantPick string
+	}{
+		{"taken before timeline 2 began", born.Add(-time.Hour), "", beforeBranch.ID},
+		{"taken after timeline 2 began", born.Add(time.Hour), "--target-timeline 1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv, err := repository.LoadInventory(t.Context(), b, repository.LoadOptions{BackupsOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := backup(tc.taken, 0x0D)
+			log, _ := testLogger()
+			got, err := ChooseBackupFollowing(t.Context(), b, inv, []repository.BackupInfo{beforeBranch, after}, "", Target{}, log)
+			switch {
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("got %s, %v; want an error naming %q", got.ID, err, tc.wantErr)
+			case tc.wantErr == "" && (err != nil || got.ID != tc.wantPick):
+				t.Errorf("got %s, %v; want %s", got.ID, err, tc.wantPick)
+			}
+		})
+	}
 }
