@@ -48,8 +48,16 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 	if branch := branchedOff(ctx, b, res.File, ours); branch != "" {
 		advice = branch
 	}
-	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. %s; never delete the archived copy to make this error go away",
-		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs), advice)
+	never := "; never delete the archived copy to make this error go away"
+	if h := ours[repository.MetaHost]; h != "" && h == theirs[repository.MetaHost] && res.File.Kind == wal.KindSegment {
+		// One host wrote both: PostgreSQL archives a segment once, so
+		// the first copy was most likely pushed by hand before the
+		// segment was complete.
+		advice = fmt.Sprintf("Both copies come from this host (%s): the archived one was most likely pushed by hand while PostgreSQL was still writing the segment. Check with pg_waldump that it holds only the start of this file; then, and only then, delete the archived copy so PostgreSQL's push can store the complete one (under Object Lock, not before its lock expires). If it holds other WAL: %s", h, advice)
+		never = ""
+	}
+	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. %s%s",
+		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs), advice, never)
 }
 
 // branchedOff says, for a segment of timeline T whose name holds another

@@ -338,7 +338,9 @@ func TestConflictAfterFailover(t *testing.T) {
 	b := mem.New()
 	s := seg(1, 0, 3)
 	first, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
-	mustPush(t, b, first, opts(repository.LZ4))
+	newPrimary := opts(repository.LZ4)
+	newPrimary.Host = "db-2"
+	mustPush(t, b, first, newPrimary)
 	start, err := s.StartLSN(testSegSize)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +349,7 @@ func TestConflictAfterFailover(t *testing.T) {
 	mustPush(t, b, history, opts(repository.LZ4))
 	second, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 2)
 	_, err = archive.Push(context.Background(), b, second, opts(repository.LZ4))
-	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "old primary of a failover") || !strings.Contains(err.Error(), "Timeline 2 branched off timeline 1") {
+	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "old primary of a failover") || !strings.Contains(err.Error(), "Timeline 2 branched off timeline 1") || strings.Contains(err.Error(), "pushed by hand") {
 		t.Fatalf("the old primary's segment after a failover: %v; want a conflict naming the failover", err)
 	}
 	// Before the branch: no such note.
@@ -380,5 +382,23 @@ func TestPushHistoryConflictWhenTheServerOverwrites(t *testing.T) {
 	}
 	if r, err := archive.Push(context.Background(), overwritingBackend{b}, h1, opts(repository.LZ4)); err != nil || !r.AlreadyArchived {
 		t.Fatalf("Push of the same history file again: %+v, %v; want already archived", r, err)
+	}
+}
+
+// TestConflictAfterHandPush: when one host wrote both copies of a segment
+// (PostgreSQL archives each once: the first was pushed by hand while the
+// segment was still being written), the conflict says so and how to check
+// before deleting the archived copy, instead of forbidding the only fix
+// (explore22d F3).
+func TestConflictAfterHandPush(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	s := seg(1, 0, 3)
+	early, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	mustPush(t, b, early, opts(repository.LZ4))
+	complete, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 2)
+	_, err := archive.Push(context.Background(), b, complete, opts(repository.LZ4))
+	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "Both copies come from this host (db-1)") || !strings.Contains(err.Error(), "pg_waldump") || strings.Contains(err.Error(), "never delete") {
+		t.Fatalf("a conflict of two copies from one host: %v; want the hand-push hint", err)
 	}
 }

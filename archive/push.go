@@ -529,7 +529,7 @@ func checkMarkedForArchive(path string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s has neither archive_status/%s.ready nor .done beside it: PostgreSQL may still be writing it, and archives it itself once it is complete; not archived (to push a file by hand, copy it out of pg_wal first)", ErrNotMarked, path, name)
+	return fmt.Errorf("%w: %s has neither archive_status/%s.ready nor .done beside it: PostgreSQL may still be writing it, and archives it itself once it is complete: do not push it by hand, which would store the unfinished file and refuse the complete one for good; not archived (a file of a server that is stopped for good, complete by then, may be pushed by hand once copied out of pg_wal)", ErrNotMarked, path, name)
 }
 
 // maxHistoryFile bounds what wal-push reads of a timeline history file to

@@ -484,7 +484,7 @@ func resolve(c *cli.Context, opts options) error {
 		v, inFile := fileValues[s.name]
 		fromFile := inFile
 		switch {
-		case byRestore && inFile && set[s.name] && fromEnvironment(c, s.setting):
+		case byRestore && inFile && set[s.name] && fromEnvironment(c, s.setting) && !restoreFileYields[s.name]:
 			// The file restore wrote names the repository the cluster
 			// was restored from, and how to reach it; the server's
 			// environment (perhaps still naming another repository, or
@@ -519,6 +519,11 @@ func resolve(c *cli.Context, opts options) error {
 	return nil
 }
 
+// restoreFileYields are the settings of walvault-restore.yaml the
+// server's environment may override: they neither pick nor reach the
+// repository (compression only orders wal-fetch's first lookups).
+var restoreFileYields = map[string]bool{"compression": true, "log-format": true, "log-level": true}
+
 // fromEnvironment says whether setting s, given (c's flag is set), has
 // the value of its WALVAULT_* variable, so it came from the environment
 // rather than the command line as far as anyone can tell: urfave/cli
@@ -535,10 +540,18 @@ func fromEnvironment(c *cli.Context, s setting) bool {
 }
 
 // emptyInEnvironment says whether setting s, given, is its WALVAULT_*
-// variable set to nothing (and no flag gave it another value).
+// variable set to nothing (and no flag gave it another value: for a
+// boolean, urfave/cli reads the blank variable as false, which only
+// --name=false on the command line would give too).
 func emptyInEnvironment(c *cli.Context, s setting) bool {
 	env, ok := os.LookupEnv(envName(s.name))
-	return ok && env == "" && !s.isBool && c.String(s.name) == ""
+	if !ok || env != "" {
+		return false
+	}
+	if s.isBool {
+		return !c.Bool(s.name)
+	}
+	return c.String(s.name) == ""
 }
 
 // sameValue says whether two values of setting s mean the same.

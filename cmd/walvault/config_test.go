@@ -125,6 +125,13 @@ func TestRestoreFileOverEnvironment(t *testing.T) {
 			}
 		})
 	}
+	// What neither picks nor reaches the repository follows the server's
+	// environment, without a warning (explore22d F7).
+	styled := writeYAML(t, restore.ConfigFileMarker+" for restore_command\nrepo: file:///restored/from\nlog-format: text\n")
+	cfg, err := resolveAll(t, map[string]string{"WALVAULT_LOG_FORMAT": "json"}, "--config", styled)
+	if err != nil || cfg.LogFormat != "json" || cfg.envIgnored != "" {
+		t.Fatalf("WALVAULT_LOG_FORMAT=json beside the restore file's log-format: %q, ignored %q, %v; want json, nothing ignored", cfg.LogFormat, cfg.envIgnored, err)
+	}
 }
 
 // TestConfigFileValuesAsWritten: a value in the YAML file means what the
@@ -278,6 +285,13 @@ func TestEmptyVariableSetsNothing(t *testing.T) {
 	cfg, err := resolveAll(t, map[string]string{"WALVAULT_REPO": ""}, "--config", writeYAML(t, "repo: file:///from/file\n"))
 	if err != nil || cfg.Repo != "file:///from/file" {
 		t.Fatalf("an empty WALVAULT_REPO beside the file's repo: %q, %v; want the file's", cfg.Repo, err)
+	}
+	// A boolean too (explore22d F5): urfave/cli reads the blank variable
+	// as false, which must not beat the file's true.
+	cfg, err = resolveAll(t, map[string]string{"WALVAULT_S3_PATH_STYLE": "", "WALVAULT_S3_ALLOW_HTTP": ""}, "--config",
+		writeYAML(t, "repo: s3://bkt/db1\ns3-endpoint: http://127.0.0.1:9000\ns3-path-style: true\ns3-allow-http: true\n"))
+	if err != nil || !cfg.S3.PathStyle || !cfg.AllowHTTP {
+		t.Fatalf("empty boolean variables beside the file's true: path style %v, allow http %v, %v; want the file's", cfg.S3.PathStyle, cfg.AllowHTTP, err)
 	}
 }
 

@@ -421,7 +421,6 @@ func (r *restoreConfig) yaml() ([]byte, error) {
 		"repo":        cfg.Repo,
 		"compression": fetch.Compression.String(),
 		"timeout":     fetch.Timeout.String(),
-		"log-format":  cfg.LogFormat,
 	}
 	if fetch.Identities != nil {
 		// The path, never the key: restore_command reads the file (the
