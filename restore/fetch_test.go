@@ -958,3 +958,20 @@ func TestFetchOtherCodecListsBeside(t *testing.T) {
 		t.Errorf("Fetch(%s) from %s: listing and Get not in flight at once: %v; listings: %d, want 1", a.name, b.key, b.timedOut, b.listings)
 	}
 }
+
+// TestFetchEndOfArchiveBesideForeignFile: a file another tool left in a
+// file:// repository's timeline folder (a note, an NFS .nfs file) does not
+// stop the end-of-archive answer recovery asks for (explore22d F3: every
+// recovery ended in FATAL after the whole timeout).
+func TestFetchEndOfArchiveBesideForeignFile(t *testing.T) {
+	t.Parallel()
+	b, root := filetest.New(t)
+	pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
+	if err := os.WriteFile(filepath.Join(root, "wal", "00000001", "notes.txt"), []byte("moved segment 4 to /backup\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := restore.Fetch(t.Context(), b, seg(1, 0, 4).String(), filepath.Join(t.TempDir(), "RECOVERYXLOG"), restore.FetchOptions{Compression: repository.LZ4})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Fetch past the archive's end beside a foreign file: %v; want ErrNotFound", err)
+	}
+}

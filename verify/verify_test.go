@@ -624,3 +624,27 @@ func TestOverwrittenBackupManifest(t *testing.T) {
 		t.Errorf("finding %+v", p)
 	}
 }
+
+// TestForeignFilesInFileRepository: files put into a file:// repository
+// by other tools (a note, an NFS .nfs file: no object header) are strays
+// there too, as on S3, not a listing that fails (explore22d F3).
+func TestForeignFilesInFileRepository(t *testing.T) {
+	b, root := filetest.New(t)
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	f := &fixture{b: b, keys: map[string]string{}}
+	for n := uint32(1); n <= 3; n++ {
+		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
+	}
+	f.m = f.putBackup(t, testBackup, 2, 3)
+	for _, name := range []string{"README.txt", filepath.Join("wal", "00000001", ".nfs000000000123abcd00000001")} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte("written by someone else\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, b, false)
+	got := kinds(r.Warnings)
+	sort.Strings(got)
+	if want := []string{"stray README.txt", "stray wal/00000001/.nfs000000000123abcd00000001"}; !r.OK || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("warnings %v, problems %v; want only %v", got, kinds(r.Problems), want)
+	}
+}

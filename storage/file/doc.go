@@ -19,6 +19,9 @@
 // mount point itself: an unmounted disk then shows as a missing root (at
 // the mount point, wal-push refuses an empty location it pushed to before),
 // and lost+found (unreadable to the postgres user) is passed over anyway.
+// A file without this backend's header (a note, an NFS .nfs file) is
+// listed whole, as S3 lists an object someone else put: its reader calls
+// it a stray, and Get and Stat fail on it.
 //
 // # Ownership
 //

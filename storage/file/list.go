@@ -139,11 +139,16 @@ func stat(path, key string) (storage.ObjectInfo, bool, error) {
 		return storage.ObjectInfo{}, false, classify(err)
 	}
 	hlen, _, err := readHeaderLen(f)
+	if errors.Is(err, errBadHeader) || err == nil && fi.Size() < hlen {
+		// Not an object this backend wrote (a note, an editor's or
+		// rsync's leftover, NFS's .nfs files): listed whole, as S3 lists
+		// a foreign object, for its reader to call a stray (reading it
+		// fails). A listing that failed on it would stop every reader,
+		// recovery's end-of-archive question included.
+		return storage.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, true, nil
+	}
 	if err != nil {
 		return storage.ObjectInfo{}, false, fmt.Errorf("%s: %w", path, classify(err))
-	}
-	if fi.Size() < hlen {
-		return storage.ObjectInfo{}, false, fmt.Errorf("%s: %w", path, errBadHeader)
 	}
 	return storage.ObjectInfo{Key: key, Size: fi.Size() - hlen, ModTime: fi.ModTime()}, true, nil
 }
