@@ -55,6 +55,9 @@ type Timeline struct {
 type WALSummary struct {
 	Segments         int64      `json:"segments"`
 	StoredBytes      int64      `json:"stored_bytes"`
+	// NewestWAL is the segment stored last, on whatever timeline (a
+	// higher timeline that stopped, such as a restored copy's, does not
+	// hide the one going on), and NewestArchivedAt when it was stored.
 	NewestWAL        string     `json:"newest_wal,omitempty"`
 	NewestArchivedAt *time.Time `json:"newest_archived_at,omitempty"`
 	// Last24h counts the segments archived in the 24 hours before
@@ -203,9 +206,6 @@ func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory
 			windows[t.Timeline] = walkWindow(t.Timeline, t.Newest, spans, inv.WAL, sm, done, pending)
 		}
 	}
-	if inv.NewestSegment != nil {
-		wanted[inv.NewestSegment.File.Segment] = true
-	}
 	for _, o := range inv.WALObjects {
 		if o.File.Kind == wal.KindSegment && wanted[o.File.Segment] {
 			archivedAt[o.File.Segment] = o.ModTime.UTC()
@@ -221,9 +221,12 @@ func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory
 		}
 		return nil
 	}
-	if n := inv.NewestSegment; n != nil {
+	if n := inv.LastStoredSegment; n != nil {
+		stored := n.ModTime.UTC()
 		s.WAL.NewestWAL = n.File.Segment.String()
-		s.WAL.NewestArchivedAt = at(s.WAL.NewestWAL)
+		if !stored.IsZero() {
+			s.WAL.NewestArchivedAt = &stored
+		}
 	}
 	for _, t := range cont.Timelines {
 		tl := Timeline{Timeline: uint32(t.Timeline), Parent: uint32(t.Parent), Segments: t.Segments}

@@ -26,7 +26,7 @@ func WriteSummaryText(w io.Writer, s Summary) error {
 	wl := s.WAL
 	fmt.Fprintf(&b, "WAL          %s, %s stored", units.Plural(int(wl.Segments), "segment"), units.Bytes(wl.StoredBytes))
 	if wl.NewestWAL != "" {
-		fmt.Fprintf(&b, "; newest %s, archived %s", wl.NewestWAL, stamp(wl.NewestArchivedAt))
+		fmt.Fprintf(&b, "; stored last %s, at %s", wl.NewestWAL, stamp(wl.NewestArchivedAt))
 	}
 	fmt.Fprintf(&b, "; last 24h: %s, %s (%.1f segments/hour)\n", units.Plural(int(wl.Last24h.Segments), "segment"), units.Bytes(wl.Last24h.StoredBytes), wl.SegmentsPerHour)
 	fmt.Fprintf(&b, "backups      %d DONE, %d waiting for WAL, %d incomplete", s.Backups.Done, s.Backups.WaitingForWALs, s.Backups.Incomplete)

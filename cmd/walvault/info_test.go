@@ -237,3 +237,19 @@ func TestBackupListMarks(t *testing.T) {
 		t.Errorf("backup-list --json marks: %+v", list)
 	}
 }
+
+// TestInfoNewestIsStoredLast: info's newest WAL is the segment stored last,
+// as the exporter's: timeline 1 going on after timeline 2 (a restored
+// copy's, stopped) is not hidden behind timeline 2's last segment
+// (explore22d F5).
+func TestInfoNewestIsStoredLast(t *testing.T) {
+	repo, b := infoFixture(t)
+	time.Sleep(20 * time.Millisecond) // a later modification time than the fixture's
+	s := wal.Segment{Timeline: 1, Seg: 11}
+	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s}, repository.LZ4), repository.LZ4, []byte("wal"), nil)
+	var got info.Summary
+	runInfoJSON(t, &got, "--repo", repo)
+	if got.WAL.NewestWAL != s.String() {
+		t.Errorf("newest WAL %s, want %s, the segment stored last", got.WAL.NewestWAL, s)
+	}
+}
