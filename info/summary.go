@@ -53,8 +53,8 @@ type Timeline struct {
 
 // WALSummary is the WAL archived and its rate.
 type WALSummary struct {
-	Segments         int64      `json:"segments"`
-	StoredBytes      int64      `json:"stored_bytes"`
+	Segments    int64 `json:"segments"`
+	StoredBytes int64 `json:"stored_bytes"`
 	// NewestWAL is the segment stored last, on whatever timeline (a
 	// higher timeline that stopped, such as a restored copy's, does not
 	// hide the one going on), and NewestArchivedAt when it was stored.
