@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -59,5 +61,28 @@ func TestContinuityBranchedOff(t *testing.T) {
 	c.srv.sysID = "7000000000000000099"
 	if r := one(t, c.checkContinuity(context.Background())); !r.OK {
 		t.Errorf("another cluster's server: %+v; want the branch not blamed on it", r)
+	}
+}
+
+// TestContinuityHiddenSegment: a segment a restore needs that is hidden
+// behind a delete marker (its data survives) fails the line, pointing at
+// walvault repair, not at taking a new backup (explore22a F3).
+func TestContinuityHiddenSegment(t *testing.T) {
+	c, _ := newChecker(t)
+	inner := mem.New()
+	repotest.Init(t, inner, repository.NewIdentity(7312345678901234567, wal.DefaultSegmentSize, 15, repository.LZ4, "test", time.Now()))
+	for n := uint32(1); n <= 6; n++ {
+		putSegment(t, inner, n)
+	}
+	c.b, c.opts.MinBackups = inner, 0
+	hidden := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 4}}, repository.LZ4)
+	if err := inner.Hide(hidden); err != nil { // a delete marker: the data stays
+		t.Fatal(err)
+	}
+	c.checkIdentity(context.Background())
+	c.checkBackups(context.Background())
+	r := one(t, c.checkContinuity(context.Background()))
+	if r.OK || !strings.Contains(r.Detail, "hidden behind a delete marker") || !strings.Contains(r.Detail, "walvault repair") || strings.Contains(r.Detail, "take a new backup") {
+		t.Errorf("continuity over a hidden segment: %+v; want FAILED pointing at walvault repair", r)
 	}
 }

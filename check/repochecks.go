@@ -280,6 +280,9 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 		unchecked = "; but " + u
 	}
 	if bad := cont.Summary(segSize); bad != "" {
+		if hidden := c.hiddenGap(ctx, cont); hidden != "" {
+			return []Result{failed(NameContinuity, "since %s: %s: %s is hidden behind a delete marker (someone deleted it without a version id), and its data survives: restore reads through the marker, and walvault repair makes it visible again; run walvault verify for the full report%s", from, bad, hidden, unchecked)}
+		}
 		return []Result{failed(NameContinuity, "since %s: %s: a restore cannot get past it; run walvault verify for the full report, push missing segments the server still has, or take a new backup%s", from, bad, unchecked)}
 	}
 	newest := ""
@@ -292,6 +295,26 @@ func (c *checker) checkContinuity(ctx context.Context) []Result {
 		return []Result{ok(NameContinuity, "no segment archived since %s yet%s", from, unchecked)}
 	}
 	return []Result{ok(NameContinuity, "no gap from %s to %s%s", from, newest, unchecked)}
+}
+
+// hiddenGap is the first missing segment a restore needs when the
+// storage keeps it behind a delete marker ("" when not, or when that
+// cannot be told): listing without versions, check sees it missing.
+func (c *checker) hiddenGap(ctx context.Context, cont repository.Continuity) string {
+	if _, ok := storage.AsVersioned(c.b); !ok {
+		return ""
+	}
+	for _, g := range cont.Gaps {
+		if !g.Needed {
+			continue
+		}
+		f := wal.FileName{Kind: wal.KindSegment, Timeline: g.First.Timeline, Segment: g.First}
+		if _, err := repository.StatWAL(ctx, storage.ReadHidden(c.b, nil), f, c.identity.id.Compression); err == nil {
+			return g.First.String()
+		}
+		return ""
+	}
+	return ""
 }
 
 // branchedOff fails when a timeline in the repository branched off the
