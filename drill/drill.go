@@ -327,6 +327,12 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	// went on past the branch point: the drill may prove a restored copy's
 	// timeline, not the live server's) belongs in the record, not only the log.
 	for _, w := range res.Warnings {
+		if w == restore.NoConfigFileWarning {
+			// The drill starts its server with an empty one; a real
+			// restore must be given the cluster's.
+			d.addCheck("configuration", StatusWarning, w)
+			continue
+		}
 		d.addCheck("recovery path", StatusWarning, w)
 	}
 

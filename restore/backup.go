@@ -135,7 +135,14 @@ type BackupResult struct {
 	// a target, or AcceptGap), a timeline it leaves that went on past the
 	// branch point (checkRecoveryEnd).
 	Warnings []string
+	// NoConfigFile: the backup holds no postgresql.conf (its cluster keeps
+	// its configuration outside the data directory, as Debian's and
+	// Ubuntu's do), so the server starts only once it is given one.
+	NoConfigFile bool
 }
+
+// NoConfigFileWarning says what a backup without postgresql.conf needs.
+const NoConfigFileWarning = "the backup holds no postgresql.conf (its cluster kept its configuration outside the data directory, as Debian and Ubuntu do in /etc/postgresql/MAJOR/NAME): PostgreSQL will not start until the restored cluster has one; copy postgresql.conf, pg_hba.conf and pg_ident.conf from the source cluster's configuration (with data_directory, hba_file and ident_file pointing here), or create a cluster configuration for it (pg_createcluster on Debian); archiving is then whatever that configuration says"
 
 // maxParallelArchives bounds how many tar streams (base.tar and
 // tablespaces) are extracted at once. Memory per stream is about 10 MiB
@@ -363,6 +370,11 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	}
 	if err := root.Rename(pgManifestPartial, pgManifestFile); err != nil {
 		return res, fmt.Errorf("put %s in place: %w", pgManifestFile, err)
+	}
+	if _, err := root.Lstat("postgresql.conf"); errors.Is(err, os.ErrNotExist) {
+		res.NoConfigFile = true
+		res.Warnings = append(res.Warnings, NoConfigFileWarning)
+		log.Warn("restored a backup without postgresql.conf", "why", NoConfigFileWarning)
 	}
 	rewritten, err := finishTablespaces(root, baseRes.tablespaceMap, tbs, m.ID)
 	if err != nil {

@@ -624,3 +624,28 @@ func TestRestoreBackupReadsANamedBackupsRecordWhileListing(t *testing.T) {
 		t.Errorf("the record of backup %s was not read while backups/ was listed", m.ID)
 	}
 }
+
+// TestRestoreBackupWithoutConfigFile: a backup of a cluster that keeps
+// postgresql.conf outside its data directory (Debian, Ubuntu) restores,
+// and the result says the server needs a configuration before it can
+// start; one with postgresql.conf says nothing of it (explore22d F2).
+func TestRestoreBackupWithoutConfigFile(t *testing.T) {
+	t.Parallel()
+	for _, withConf := range []bool{true, false} {
+		b := newFixtureRepo(t)
+		var entries []tarEntry
+		for _, e := range baseEntries() {
+			if e.name != "postgresql.conf" || withConf {
+				entries = append(entries, e)
+			}
+		}
+		storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: entries}}})
+		res, err := RestoreBackup(context.Background(), b, restoreOpts(t, filepath.Join(t.TempDir(), "data")))
+		if err != nil {
+			t.Fatalf("RestoreBackup (postgresql.conf in the backup: %v): %v", withConf, err)
+		}
+		if res.NoConfigFile == withConf || slices.Contains(res.Warnings, NoConfigFileWarning) == withConf {
+			t.Errorf("postgresql.conf in the backup: %v; got NoConfigFile %v, warnings %q", withConf, res.NoConfigFile, res.Warnings)
+		}
+	}
+}

@@ -211,9 +211,12 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	for _, warning := range res.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warning)
 	}
-	if opts.ArchiveMode == archiveOff {
+	switch {
+	case opts.ArchiveMode == archiveOff:
 		fmt.Fprintf(w, "archiving: off (archive_mode = off in postgresql.auto.conf)\n")
-	} else {
+	case res.NoConfigFile:
+		fmt.Fprintf(w, "archiving: as the configuration you give the restored cluster says (the backup has none, see the warning above)\n")
+	default:
 		fmt.Fprintf(w, "archiving: as the backup's configuration says; once promoted, the server archives its new timeline there (for a copy, restore again with --archive-mode off)\n")
 	}
 	fmt.Fprintf(w, "next: start the server as its owner, e.g.\n   pg_ctl -D %s -l %s start\n", shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
