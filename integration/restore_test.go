@@ -255,6 +255,8 @@ func TestRestoreBadInput(t *testing.T) {
 		{"time without zone", fresh(), []string{"--target-time", "2026-01-01 10:00:00"}, "zone"},
 		{"two targets", fresh(), []string{"--target-name", "x", "--target-immediate"}, "target"},
 		{"unknown verification", fresh(), []string{"--verify", "md5"}, "--verify"},
+		{"empty target", fresh(), []string{"--target-name", ""}, "--target-name is empty"},
+		{"boolean flag with a separate value", fresh(), []string{"--target-name", "x", "--target-inclusive", "false"}, "--flag=false"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

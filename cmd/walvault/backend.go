@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -118,10 +117,15 @@ type prechecker interface {
 // noArgs is the precheck of a command that takes no arguments; msg is the
 // usage error when it gets some.
 func noArgs(c *cli.Context, msg string) error {
-	if c.NArg() != 0 {
-		return usageError{errors.New(msg)}
+	if c.NArg() == 0 {
+		return nil
 	}
-	return nil
+	if first := c.Args().First(); first == "true" || first == "false" {
+		// --target-inclusive false: a boolean flag takes its value
+		// after "=", and the word is left over.
+		return usagef("%s; %q is left over: a true/false flag takes its value as --flag=%s", msg, first, first)
+	}
+	return usagef("%s; %q is left over", msg, c.Args().First())
 }
 
 // repoAction is the Action of a command that works on the repository: the

@@ -255,6 +255,14 @@ func backupRefFlag(dst *string) cli.Flag {
 // whether --target-inclusive was given at all).
 func (t *targetOptions) target(c *cli.Context) (restore.Target, error) {
 	var rt restore.Target
+	for name, v := range map[string]string{"target-time": t.TargetTime, "target-xid": t.TargetXID, "target-lsn": t.TargetLSN, "target-name": t.TargetName, "target-timeline": t.TargetTimeline} {
+		if v == "" && c.IsSet(name) {
+			// A script's --target-name "$RP" with RP unset would
+			// otherwise replay all archived WAL, past what it meant to
+			// stop before.
+			return rt, usagef("--%s is empty: give a value, or leave the flag out", name)
+		}
+	}
 	if s := t.TargetTime; s != "" {
 		tm, err := parseTargetTime(s)
 		if err != nil {

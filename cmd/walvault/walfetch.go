@@ -183,6 +183,9 @@ func guardDrill(opts *walFetchOptions, name, dest string, log *slog.Logger) erro
 	return nil
 }
 
+// gapWarnEvery spaces the warnings of a gap ridden out.
+const gapWarnEvery = time.Minute
+
 // fetchRidingOut is restore.FetchCached, run again while the download
 // breaks mid-body (a reset connection, a timeout: storage.StreamError) and
 // the deadline leaves time. The retry decorator retries opening an object,
@@ -197,6 +200,7 @@ func guardDrill(opts *walFetchOptions, name, dest string, log *slog.Logger) erro
 func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir string, opts restore.FetchOptions, rideOutGap bool) (restore.FetchResult, bool, error) {
 	policy := storage.DefaultRetryPolicy
 	delay := policy.BaseDelay
+	var gapWarned time.Time // a gap is asked about every few seconds for up to --timeout: warned once a minute
 	for attempt := 1; ; attempt++ {
 		var res restore.FetchResult
 		var fromCache bool
@@ -217,8 +221,11 @@ func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir stri
 		}
 		switch {
 		case opts.Log == nil:
-		case isGap:
+		case isGap && time.Since(gapWarned) >= gapWarnEvery:
+			gapWarned = time.Now()
 			opts.Log.Warn("not served, though the archive says it is there; asking again", "file", name, "why", gap.Error(), "attempt", attempt, "delay", delay)
+		case isGap:
+			opts.Log.Debug("not served, though the archive says it is there; asking again", "file", name, "attempt", attempt, "delay", delay)
 		default:
 			opts.Log.Warn("download broke; fetching again", "segment", name, "attempt", attempt, "delay", delay, "error", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,9 +144,17 @@ func TestFetchRidesOutAGap(t *testing.T) {
 	if !errors.As(err, &gap) || time.Since(start) > time.Second || exitCode("wal-fetch", standbyFailure{err}) != exitFailed {
 		t.Fatalf("a gap on a standby: %v after %v; want the GapError at once, exit 1 as a standby", err, time.Since(start))
 	}
-	err = fetch(3*time.Second, true)
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, _, err = fetchRidingOut(ctx, b, name, filepath.Join(t.TempDir(), "RECOVERYXLOG"), "", restore.FetchOptions{Compression: repository.LZ4, Log: slog.New(slog.NewTextHandler(&logs, nil))}, true)
+	cancel()
 	if !errors.As(err, &gap) || exitCode("wal-fetch", err) != exitRecoveryMustStop {
 		t.Fatalf("a gap that stays: %v (exit %d); want the GapError at the deadline, exit %d", err, exitCode("wal-fetch", err), exitRecoveryMustStop)
+	}
+	// Asked again every few seconds, warned of once a minute (explore22d
+	// F8: one warning each 5 s of a 10-minute timeout flooded the log).
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings while riding out a gap for 3s, want 1:\n%s", n, logs.String())
 	}
 	go func() {
 		time.Sleep(500 * time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -134,5 +135,14 @@ func TestProxyAuthenticationPermanent(t *testing.T) {
 	err := b.translate(&url.Error{Op: "Get", URL: "https://s3.example.test/bkt", Err: errors.New("Proxy Authentication Required")})
 	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "HTTPS_PROXY") {
 		t.Errorf("407 from the proxy: %v (permanent %v); want permanent, naming the proxy setting", err, storage.IsPermanent(err))
+	}
+}
+
+// TestValidateCABundle: a CA bundle that cannot be read is a setting to
+// fix (exit 2 through open's ConfigError), named as such.
+func TestValidateCABundle(t *testing.T) {
+	err := Config{Bucket: "bkt", CABundle: filepath.Join(t.TempDir(), "absent.pem")}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "s3-ca-bundle") {
+		t.Errorf("Validate with an absent CA bundle: %v; want an error naming s3-ca-bundle", err)
 	}
 }

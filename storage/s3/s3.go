@@ -397,6 +397,11 @@ func (cfg Config) Validate() error {
 	if err := validSSE(cfg.SSE, cfg.SSEKMSKeyID); err != nil {
 		return err
 	}
+	if cfg.CABundle != "" {
+		if _, err := readCABundle(cfg.CABundle); err != nil {
+			return fmt.Errorf("s3-ca-bundle: %w", err)
+		}
+	}
 	return validEndpoint(cfg.Endpoint, cfg.Bucket)
 }
 
