@@ -329,6 +329,12 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		if ctx.Err() != nil {
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 		}
+		if errors.Is(err, storage.ErrExists) {
+			// Every object of a backup is a conditional create: one
+			// already there is another backup-push's, which started
+			// in the same second and took this id.
+			return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded: another backup-push started a backup in the same second and holds this id (the objects under backups/%s/ are its); run backup-push again: %w", id, id, err)
+		}
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 	}
 	m.Type = repository.BackupFull

@@ -87,3 +87,19 @@ func TestPushRefusesWALDeletedMeanwhile(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPushSameSecondAsAnother: a backup whose id another backup-push took
+// in the same second (its objects are conditional creates: one already
+// there is the other's) fails saying so, and that the objects there are
+// the other backup's, not its own incomplete parts (explore22b F4).
+func TestPushSameSecondAsAnother(t *testing.T) {
+	t.Parallel()
+	pg, b := archivingServer(t)
+	taken := storagetest.NewFault(b)
+	taken.Fail(storagetest.OpPut, storagetest.Contains("/"+repository.BackupStartedName), storage.OpError("put", "x", storage.ErrExists))
+	_, err := Push(ctxTimeout(t), taken, Options{ConnString: pg.ConnString(), Compression: repository.LZ4, PartSize: MinPartSize,
+		Log: slog.New(slog.DiscardHandler), Progress: progress.New(io.Discard, progress.Options{})})
+	if !errors.Is(err, storage.ErrExists) || !strings.Contains(err.Error(), "another backup-push started a backup in the same second") || strings.Contains(err.Error(), "show as incomplete") {
+		t.Fatalf("Push whose id another push holds: %v; want the same-second refusal", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -144,5 +145,30 @@ func TestValidateCABundle(t *testing.T) {
 	err := Config{Bucket: "bkt", CABundle: filepath.Join(t.TempDir(), "absent.pem")}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "s3-ca-bundle") {
 		t.Errorf("Validate with an absent CA bundle: %v; want an error naming s3-ca-bundle", err)
+	}
+}
+
+// TestUnreadableSharedCredentials: when the chain finds no credentials
+// and the shared credentials file is there but unreadable to this
+// process (root's, mode 0600, while archive_command runs as postgres),
+// the hint says so instead of naming instance roles (explore22c F6).
+func TestUnreadableSharedCredentials(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(path, []byte("[default]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", path)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "absent"))
+	defer func(o func(string) (*os.File, error)) { openShared = o }(openShared)
+	openShared = func(p string) (*os.File, error) {
+		if p == path {
+			return nil, &os.PathError{Op: "open", Path: p, Err: os.ErrPermission}
+		}
+		return os.Open(p)
+	}
+	b := &Backend{bucket: "bkt", location: "s3://bkt"}
+	err := b.translate(&credentialsError{err: errors.New("failed to refresh cached credentials, no EC2 IMDS role found")})
+	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), path+" exists, but this process") {
+		t.Errorf("no credentials, shared file unreadable: %v; want the hint naming %s", err, path)
 	}
 }

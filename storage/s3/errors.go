@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -212,6 +214,9 @@ func (b *Backend) translate(err error) error {
 	}
 	var ce *credentialsError
 	if errors.As(err, &ce) {
+		if why := unreadableSharedFile(); why != "" {
+			return storage.Permanent(fmt.Errorf("%w; hint: %s", err, why))
+		}
 		return storage.Permanent(fmt.Errorf("%w; hint: set credentials for the AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or container role)", err))
 	}
 	if herr := b.unresolvedHost(err); herr != nil {
@@ -426,4 +431,38 @@ func (b *Backend) bucketMissing(ctx context.Context) error {
 
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// openShared opens a shared AWS file (a variable for tests: root reads
+// any file).
+var openShared = os.Open
+
+// unreadableSharedFile says why the AWS chain found no credentials when
+// the shared credentials or config file is there but this process cannot
+// read it (the SDK passes over such a file without a word): a file an
+// admin wrote with sudo, root's and mode 0600, while archive_command runs
+// as postgres. "" otherwise.
+func unreadableSharedFile() string {
+	home, _ := os.UserHomeDir()
+	for _, f := range []struct{ env, def string }{
+		{"AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, ".aws", "credentials")},
+		{"AWS_CONFIG_FILE", filepath.Join(home, ".aws", "config")},
+	} {
+		path := os.Getenv(f.env)
+		if path == "" {
+			if home == "" {
+				continue
+			}
+			path = f.def
+		}
+		fh, err := openShared(path)
+		if err == nil {
+			fh.Close()
+			continue
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Sprintf("%s exists, but this process (uid %d) cannot read it, and the AWS chain then passes over it: make it readable by the user walvault runs as (archive_command runs as the server's user, with the server's HOME)", path, os.Geteuid())
+		}
+	}
+	return ""
 }
