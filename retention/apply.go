@@ -498,7 +498,10 @@ func Preview(ctx context.Context, b storage.Backend, plan *Plan, opts Options) e
 // KeepLocked plans the WAL and partials again as Apply will delete them,
 // after Preview: a backup whose manifest is locked is kept, and so is the
 // WAL it needs, so a dry run's WAL line and totals are what --confirm
-// deletes. (Apply itself holds that WAL back as it goes.)
+// deletes. (Apply itself holds that WAL back as it goes.) An incremental
+// its lock keeps keeps its whole chain, as one the policy keeps does: a
+// full backup, whose lock ends first, is not deleted from under the
+// incrementals that still build on it.
 func KeepLocked(plan *Plan) error {
 	if plan.inv == nil {
 		return nil
@@ -513,6 +516,12 @@ func KeepLocked(plan *Plan) error {
 	}
 	if !locked {
 		return nil
+	}
+	keepAncestors(*plan.inv, effective.Backups)
+	for i := range plan.Backups {
+		if bp, eff := &plan.Backups[i], effective.Backups[i]; bp.Delete && bp.LockedUntil.IsZero() && !eff.Delete {
+			bp.Delete, bp.Reason, bp.Objects, bp.Bytes = false, eff.Reason, nil, 0
+		}
 	}
 	w, err := planWAL(*plan.inv, effective)
 	if err != nil {

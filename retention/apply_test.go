@@ -642,3 +642,41 @@ func TestApplyDeletesResurfacedVersions(t *testing.T) {
 		t.Errorf("locked WAL reported: %+v; want %s", rep.WAL.Locked, lockedOlder)
 	}
 }
+
+// TestKeepLockedKeepsChains: an incremental backup its lock keeps (its
+// manifest is locked, while the policy would delete it) keeps the full
+// backup it builds on, whose lock ended first: retention never leaves an
+// incremental without its chain (explore22a F7).
+func TestKeepLockedKeepsChains(t *testing.T) {
+	ctx := context.Background()
+	fb, _ := filetest.New(t)
+	r := &recorder{Backend: fb, locked: map[string]time.Time{}, failAfter: -1}
+	repotest.Init(t, fb, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old))
+	for n := uint32(1); n <= 12; n++ {
+		put(t, fb, segObj(1, n).Key, "segment")
+	}
+	full, inc, newer := done(1, 1, 2), done(2, 1, 4), done(8, 1, 6)
+	inc.Manifest.Type, inc.Manifest.Parent = repository.BackupIncremental, full.ID
+	for _, bi := range []repository.BackupInfo{full, inc, newer} {
+		writeBackup(t, fb, *bi.Manifest)
+	}
+	r.locked[repository.BackupManifestKey(inc.ID)] = time.Now().Add(48 * time.Hour)
+	plan := planNow(t, r, "REDUNDANCY 1")
+	if err := Preview(ctx, r, &plan, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := KeepLocked(&plan); err != nil {
+		t.Fatal(err)
+	}
+	for _, bp := range plan.Backups {
+		if bp.ID == full.ID && (bp.Delete || !strings.Contains(bp.Reason, "ancestor of incremental backup "+inc.ID)) {
+			t.Errorf("full backup %s under a locked incremental: delete %v (%s); want kept as its ancestor", full.ID, bp.Delete, bp.Reason)
+		}
+	}
+	if _, err := Apply(ctx, r, plan, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fb.Stat(ctx, repository.BackupManifestKey(full.ID)); err != nil {
+		t.Errorf("full backup %s after delete: %v; want it kept", full.ID, err)
+	}
+}
