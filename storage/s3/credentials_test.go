@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net/url"
 	"os"
@@ -170,5 +171,28 @@ func TestUnreadableSharedCredentials(t *testing.T) {
 	err := b.translate(&credentialsError{err: errors.New("failed to refresh cached credentials, no EC2 IMDS role found")})
 	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), path+" exists, but this process") {
 		t.Errorf("no credentials, shared file unreadable: %v; want the hint naming %s", err, path)
+	}
+}
+
+// TestCertificateHints: a refused certificate's hint follows why it was
+// refused: expired, another host name (the bucket in it, virtual-hosted),
+// a CA the bundle set lacks, or an unknown CA (explore22a F8).
+func TestCertificateHints(t *testing.T) {
+	wrap := func(err error) error { return &url.Error{Op: "Get", URL: "https://bkt.s3.example.test/", Err: err} }
+	for _, tc := range []struct {
+		b    *Backend
+		err  error
+		want string
+	}{
+		{&Backend{}, x509.CertificateInvalidError{Reason: x509.Expired}, "has expired"},
+		{&Backend{}, x509.HostnameError{Host: "bkt.s3.example.test", Certificate: &x509.Certificate{}}, "s3-path-style true"},
+		{&Backend{pathStyle: true}, x509.HostnameError{Host: "s3.example.test", Certificate: &x509.Certificate{}}, "a name the certificate holds"},
+		{&Backend{caBundle: true}, x509.UnknownAuthorityError{}, "not signed by a CA of the S3 CA bundle set"},
+		{&Backend{}, x509.UnknownAuthorityError{}, "for a private CA set the S3 CA bundle"},
+	} {
+		tc.b.bucket, tc.b.location = "bkt", "s3://bkt"
+		if err := tc.b.translate(wrap(tc.err)); !storage.IsPermanent(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%T: %v; want a permanent error saying %q", tc.err, err, tc.want)
+		}
 	}
 }

@@ -232,7 +232,7 @@ func (b *Backend) translate(err error) error {
 		return storage.Permanent(fmt.Errorf("%w; hint: the HTTP proxy (HTTPS_PROXY / HTTP_PROXY) wants credentials it was not given or refused: put them in the proxy URL (http://user:password@host:port), or set NO_PROXY for the S3 endpoint", err))
 	}
 	if isCertificateError(err) {
-		return storage.Permanent(fmt.Errorf("%w; hint: the server's TLS certificate is not trusted: for a private CA set the S3 CA bundle (WALVAULT_S3_CA_BUNDLE)", err))
+		return storage.Permanent(fmt.Errorf("%w; hint: %s", err, b.certificateHint(err)))
 	}
 	if region, ok := wrongRegion(err, b.region); ok {
 		return storage.Permanent(fmt.Errorf("%s: set s3-region (WALVAULT_S3_REGION) to the bucket's region: %w", b.regionMismatch(region), err))
@@ -348,6 +348,25 @@ func (b *Backend) unresolvedHost(err error) error {
 
 // isCertificateError reports a TLS verification failure: retrying cannot fix
 // it.
+// certificateHint says what to do about a certificate the TLS handshake
+// refused, by why it refused it.
+func (b *Backend) certificateHint(err error) string {
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the server's TLS certificate has expired or is not valid yet: renew it on the server (or set this host's clock right)"
+	case errors.As(err, &host):
+		if b.pathStyle {
+			return "the server's TLS certificate is not for the endpoint's host name: give s3-endpoint a name the certificate holds"
+		}
+		return "the server's TLS certificate is not for the host name asked (with virtual-hosted addressing the bucket is part of it, BUCKET.HOST): give s3-endpoint a name the certificate holds, use a wildcard certificate, or set s3-path-style true"
+	case b.caBundle:
+		return "the server's TLS certificate is not signed by a CA of the S3 CA bundle set (s3-ca-bundle): put the CA that signed it in that file"
+	}
+	return "the server's TLS certificate is not trusted: for a private CA set the S3 CA bundle (WALVAULT_S3_CA_BUNDLE)"
+}
+
 func isCertificateError(err error) bool {
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError

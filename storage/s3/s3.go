@@ -173,6 +173,8 @@ type Backend struct {
 	// <bucket>.<endpointHost> is told apart (see unresolvedHost).
 	endpointHost string
 	pathStyle    bool
+	// caBundle: Config.CABundle was set (certificateHint).
+	caBundle bool
 	// lookupHost resolves a host name (nil: net.DefaultResolver's).
 	lookupHost func(ctx context.Context, host string) ([]string, error)
 }
@@ -290,6 +292,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		sseKMSKeyID:      cfg.SSEKMSKeyID,
 		expectLockWrite:  cfg.ObjectLock,
 		pathStyle:        cfg.PathStyle,
+		caBundle:         cfg.CABundle != "",
 		requestRetryTime: cfg.RequestRetryTime,
 		log:              cfg.Log,
 	}
