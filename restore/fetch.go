@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -609,6 +610,29 @@ func closeGot(gs []gotObject) {
 	}
 }
 
+// staleTempAge is how old a temporary file of a fetch must be to be taken
+// for one a killed wal-fetch left (a fetch's own deadline is minutes).
+const staleTempAge = time.Hour
+
+// removeStaleTemps removes the temporary files of earlier fetches to the
+// same destination (prefix) that a killed wal-fetch left in dir, pg_wal
+// as a rule, where nothing else would ever remove them; best effort.
+func removeStaleTemps(dir, prefix, own string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if !strings.HasPrefix(e.Name(), prefix) || p == own || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTempAge {
+			os.Remove(p)
+		}
+	}
+}
+
 // segmentHeaderCheck checks the first bytes of a segment (or partial)
 // against the name asked for: an object copied, metadata and all, over
 // another segment's key passes its sha256, but PostgreSQL takes a wrong
@@ -636,6 +660,7 @@ func writeVerified(dest string, body io.Reader, want FetchResult, location strin
 	if err != nil {
 		return "", fmt.Errorf("create a temporary file beside %s: %w", dest, err)
 	}
+	removeStaleTemps(dir, "."+filepath.Base(dest)+".walvault-", tmp.Name())
 	defer func() {
 		if err != nil {
 			tmp.Close()

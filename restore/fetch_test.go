@@ -975,3 +975,37 @@ func TestFetchEndOfArchiveBesideForeignFile(t *testing.T) {
 		t.Fatalf("Fetch past the archive's end beside a foreign file: %v; want ErrNotFound", err)
 	}
 }
+
+// TestFetchRemovesStaleTemps: a temporary file a killed wal-fetch left
+// beside the destination (in pg_wal, where nothing else removes it) goes
+// at the next fetch to that name once it is an hour old; a fresh one, and
+// other files, stay (explore22b F4).
+func TestFetchRemovesStaleTemps(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	a := pushSegment(t, b, seg(1, 0, 3), repository.LZ4)
+	dir := t.TempDir()
+	stale, fresh, other := filepath.Join(dir, ".RECOVERYXLOG.walvault-111"), filepath.Join(dir, ".RECOVERYXLOG.walvault-222"), filepath.Join(dir, "000000010000000000000002")
+	for _, p := range []string{stale, fresh, other} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, p := range []string{stale, other} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := restore.Fetch(t.Context(), b, a.name, filepath.Join(dir, "RECOVERYXLOG"), restore.FetchOptions{Compression: repository.LZ4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file: %v; want it removed", err)
+	}
+	for _, p := range []string{fresh, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v; want it kept", p, err)
+		}
+	}
+}
