@@ -499,3 +499,28 @@ func TestPushToAnUnmountedRepository(t *testing.T) {
 	}
 	mustPush(t, fresh, filepath.Join(walDir, names[1]), o)
 }
+
+// TestPushByHandLeavesNothingBeside: a segment pushed by hand from outside
+// a pg_wal (a copy out of a stopped server's) gets no identity cache beside
+// it: walvault/identity/ is pg_wal's, never a directory's of the DBA's
+// (explore22d F8).
+func TestPushByHandLeavesNothingBeside(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := seg(1, 0, 3)
+	p, _ := writeSegment(t, dir, s.String(), header(t, s), 1)
+	o := opts(repository.LZ4)
+	o.IdentityCacheTTL = ttl
+	mustPush(t, mem.New(), p, o)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory after a push by hand holds %q; want only the segment", names)
+	}
+}

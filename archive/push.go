@@ -130,7 +130,7 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	case !errors.Is(err, storage.ErrNotFound):
 		return Result{}, fmt.Errorf("read repository identity from %s: %w", b.Location(), err)
 	default:
-		cache := identityCache{walDir: filepath.Dir(path), location: b.Location(), ttl: opts.IdentityCacheTTL}
+		cache := identityCacheFor(path, b.Location(), opts.IdentityCacheTTL)
 		if seen := cache.lastVerified(); !seen.IsZero() {
 			return Result{}, goneError(&repository.GoneError{Location: b.Location(), Seen: seen}, cache.path())
 		}
@@ -213,7 +213,7 @@ func baseMetadata(file wal.FileName, opts Options) map[string]string {
 // read from walvault.json while the segment is being compressed and hashed,
 // so the round trip costs no time; nothing is uploaded before it was checked.
 func pushSegment(ctx context.Context, b storage.Backend, f *os.File, path string, hdr wal.Header, res Result, meta map[string]string, opts Options) (Result, error) {
-	cache := identityCache{walDir: filepath.Dir(path), location: b.Location(), ttl: opts.IdentityCacheTTL}
+	cache := identityCacheFor(path, b.Location(), opts.IdentityCacheTTL)
 	id, cached := cache.load(opts.Now())
 	if cached && (checkIdentity(id, hdr, res.File, b.Location()) != nil || id.CheckLock(opts.Lock, b.Location()) != nil || id.CheckEncryption(opts.Recipients, b.Location()) != nil) {
 		cached = false // never refused on the cache's word: the repository decides
