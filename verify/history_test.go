@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/crypt/crypttest"
@@ -24,12 +23,7 @@ func TestEncryptedTimelineSwitch(t *testing.T) {
 	rec := crypttest.Recipients(t, key)
 	repo := func(historyMeta map[string]string) *fixture {
 		b, _ := filetest.New(t)
-		repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()).WithEncryption(rec))
-		f := &fixture{b: b, keys: map[string]string{}}
-		for n := uint32(1); n <= 6; n++ {
-			f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
-		}
-		f.m = f.putBackup(t, testBackup, 2, 3)
+		f := fixtureOn(t, b, testIdentity().WithEncryption(rec), 6)
 		for n := uint32(7); n <= 8; n++ {
 			f.putSegment(t, wal.Segment{Timeline: 2, Seg: n}, segmentBody(n))
 		}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/walvault/walvault/crypt/crypttest"
 	"github.com/walvault/walvault/repository"
@@ -173,12 +172,7 @@ func TestEncryptedPartialFull(t *testing.T) {
 	rec := crypttest.Recipients(t, key)
 	for _, damaged := range []bool{false, true} {
 		b, _ := filetest.New(t)
-		repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()).WithEncryption(rec))
-		f := &fixture{b: b, keys: map[string]string{}}
-		for n := uint32(1); n <= 6; n++ {
-			f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
-		}
-		f.m = f.putBackup(t, testBackup, 2, 3)
+		f := fixtureOn(t, b, testIdentity().WithEncryption(rec), 6)
 		end := wal.LSN(7*testSegSize + 0x9000)
 		pkey := repository.PartialKey(wal.Segment{Timeline: 1, Seg: 7}, end, repository.None)
 		repotest.PutEncrypted(t, b, pkey, segmentBody(7)[:0x9000], rec, map[string]string{repository.MetaEndLSN: end.String()})

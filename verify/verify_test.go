@@ -43,9 +43,21 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	b, _ := filetest.New(t)
-	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	return fixtureOn(t, b, testIdentity(), 6)
+}
+
+// testIdentity is the fixtures' walvault.json.
+func testIdentity() repository.Identity {
+	return repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now())
+}
+
+// fixtureOn writes the fixture into b: identity id, segments 1 to last of
+// timeline 1, and backup testBackup over segments 2 and 3.
+func fixtureOn(t *testing.T, b storage.Backend, id repository.Identity, last uint32) *fixture {
+	t.Helper()
+	repotest.Init(t, b, id)
 	f := &fixture{b: b, keys: map[string]string{}}
-	for n := uint32(1); n <= 6; n++ {
+	for n := uint32(1); n <= last; n++ {
 		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
 	}
 	f.m = f.putBackup(t, testBackup, 2, 3)
@@ -461,7 +473,7 @@ func TestJSONSchema(t *testing.T) {
 // (a write in progress) is not reported.
 func TestIncompleteUploads(t *testing.T) {
 	b, root := filetest.New(t)
-	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	repotest.Init(t, b, testIdentity())
 	dir := filepath.Join(root, "backups", testBackup)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -500,7 +512,7 @@ func TestIncompleteUploads(t *testing.T) {
 // once): a wal_overwritten problem, even when the newer version is a
 // consistent segment of its own.
 func TestOverwrittenWAL(t *testing.T) {
-	b := repotest.New(t, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	b := repotest.New(t, testIdentity())
 	keys := map[uint32]string{}
 	for n := uint32(1); n <= 6; n++ {
 		s := wal.Segment{Timeline: 1, Seg: n}
@@ -583,7 +595,7 @@ func (b *listingsBeside) ListOverwritten(ctx context.Context, prefix string, fn 
 // TestOverwrittenListedBesideInventory: the walk over WAL versions for
 // overwritten keys does not wait for the inventory's listings.
 func TestOverwrittenListedBesideInventory(t *testing.T) {
-	inner := repotest.New(t, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
+	inner := repotest.New(t, testIdentity())
 	key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 1}}, repository.LZ4)
 	repotest.PutWAL(t, inner, key, repository.LZ4, segmentBody(1), nil)
 	b := &listingsBeside{Backend: inner, both: make(chan struct{})}
@@ -599,12 +611,8 @@ func TestOverwrittenListedBesideInventory(t *testing.T) {
 // (put over it with other times, which would steer a point-in-time
 // restore) is a backup_overwritten problem of that backup (explore22a F4).
 func TestOverwrittenBackupManifest(t *testing.T) {
-	b := repotest.New(t, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
-	f := &fixture{b: b, keys: map[string]string{}}
-	for n := uint32(1); n <= 6; n++ {
-		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
-	}
-	f.m = f.putBackup(t, testBackup, 2, 3)
+	b := mem.New()
+	f := fixtureOn(t, b, testIdentity(), 6)
 	if r := run(t, b, false); !r.OK {
 		t.Fatalf("before the overwrite: %v", kinds(r.Problems))
 	}
@@ -630,12 +638,7 @@ func TestOverwrittenBackupManifest(t *testing.T) {
 // there too, as on S3, not a listing that fails (explore22d F3).
 func TestForeignFilesInFileRepository(t *testing.T) {
 	b, root := filetest.New(t)
-	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, testSegSize, 15, repository.LZ4, "test", time.Now()))
-	f := &fixture{b: b, keys: map[string]string{}}
-	for n := uint32(1); n <= 3; n++ {
-		f.putSegment(t, wal.Segment{Timeline: 1, Seg: n}, segmentBody(n))
-	}
-	f.m = f.putBackup(t, testBackup, 2, 3)
+	fixtureOn(t, b, testIdentity(), 3)
 	for _, name := range []string{"README.txt", filepath.Join("wal", "00000001", ".nfs000000000123abcd00000001")} {
 		if err := os.WriteFile(filepath.Join(root, name), []byte("written by someone else\n"), 0o644); err != nil {
 			t.Fatal(err)
