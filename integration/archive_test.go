@@ -216,8 +216,8 @@ func TestFetchAnswersPostgreSQLsQuestionsExactly(t *testing.T) {
 				t.Fatalf("corrupt object: want an exit status above 125 so recovery stops: %v", res)
 			}
 			assertAbsent(t, dest)
-			if !strings.Contains(res.stderr, "corrupt") {
-				t.Errorf("message should say the archived file is corrupt:\n%s", res.stderr)
+			if !strings.Contains(res.stderr, "corrupt") || !strings.Contains(res.stderr, "what to do: find another copy") {
+				t.Errorf("message should say the archived file is corrupt, and what to do:\n%s", res.stderr)
 			}
 		})
 

@@ -49,7 +49,7 @@ func (s *scan) checkBackup(ctx context.Context, bk *repository.Backup) error {
 			s.markBackup(id)
 		} else {
 			s.warning(Finding{Kind: KindIncomplete, Key: repository.BackupPrefix(id), BackupID: id,
-				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %s (%s) without a manifest, left by an interrupted backup-push (or one still running); it is never restored, and deleting backups/%s/ frees the space", id, units.Plural(len(objs), "object"), units.Bytes(br.StoredBytes), id)})
+				Detail: fmt.Sprintf("backup %s is INCOMPLETE: %s (%s) without a manifest, left by an interrupted backup-push or delete (or a backup-push still running); it is never restored, and deleting backups/%s/ frees the space", id, units.Plural(len(objs), "object"), units.Bytes(br.StoredBytes), id)})
 		}
 		s.appendBackup(br)
 		return nil

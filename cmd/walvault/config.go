@@ -342,7 +342,7 @@ func (l *lockSettings) bind(b *binder, repo *string) {
 	})
 	b.add("lock-days", func(v string) (err error) {
 		if l.LockDays, err = strconv.Atoi(v); err != nil || l.LockDays < 0 || l.LockDays > 36500 {
-			return invalid("lock-days", "want a whole number of days from 1 to 36500")
+			return invalid("lock-days", "want a whole number of days from 1 to 36500 (0, the default, with lock-mode off)")
 		}
 		return nil
 	})

@@ -322,7 +322,7 @@ func parseTargetTime(s string) (time.Time, error) {
 	if t, ok, err := parseInNamedZone(s, in); ok {
 		return t, err
 	}
-	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00', 2026-11-25T10:30:00Z (as SELECT now() prints it) or '2026-11-25 10:30:00 Europe/Berlin'", s)
+	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00', 2026-11-25 10:30:00.123+00 (as SELECT now() prints it) or '2026-11-25 10:30:00 Europe/Berlin'", s)
 }
 
 // parseInNamedZone reads a local time in a zone of the IANA database

@@ -140,6 +140,9 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		fetch := restore.FetchOptions{Compression: opts.Compression.Compression, Identities: opts.Identities, Log: log, PrefetchWait: min(restore.PrefetchWait, opts.Timeout/2), AcceptGap: opts.AcceptGap}
 		// A standby asks again by itself, after trying to stream.
 		res, fromCache, err := fetchRidingOut(s.ctx, s.b, name, dest, dir, fetch, !restore.InStandby(dest))
+		if errors.Is(err, restore.ErrCorrupt) {
+			return fmt.Errorf("%w; what to do: find another copy of %s (a standby's or the old primary's pg_wal, another repository), delete the damaged object and wal-push that copy in its place (walvault never overwrites one), then start the server again; or restore a backup taken after it. walvault verify --full lists every damaged object", err, name)
+		}
 		if err != nil {
 			return err
 		}

@@ -196,3 +196,14 @@ func TestCertificateHints(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredSessionHint: with AWS_SESSION_TOKEN set, a refusal of the
+// credentials names temporary credentials that expire (MinIO calls an
+// expired STS key unknown) (explore22c F9).
+func TestExpiredSessionHint(t *testing.T) {
+	t.Setenv("AWS_SESSION_TOKEN", "token")
+	b := &Backend{bucket: "bkt", location: "s3://bkt"}
+	if err := b.translate(apiError(403, "InvalidAccessKeyId")); !strings.Contains(err.Error(), "AWS_SESSION_TOKEN is set") {
+		t.Errorf("refused credentials with a session token: %v; want the temporary-credentials hint", err)
+	}
+}

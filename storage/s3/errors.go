@@ -309,6 +309,9 @@ func isHead(err error) bool {
 // credentialsRefused adds the hint for an answer that refuses the
 // credentials.
 func credentialsRefused(err error) error {
+	if os.Getenv("AWS_SESSION_TOKEN") != "" {
+		return fmt.Errorf("%w; hint: the server refused the credentials, and AWS_SESSION_TOKEN is set: temporary credentials expire (some servers then call the key unknown): renew them, or give walvault a profile or role that renews them itself", err)
+	}
 	return fmt.Errorf("%w; hint: the server refused the credentials: check the AWS credential chain (environment, AWS_PROFILE, shared credentials file, role) and the clock", err)
 }
 
