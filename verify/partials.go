@@ -60,6 +60,10 @@ func (s *scan) checkPartials(ctx context.Context) error {
 	s.partialTLs = map[wal.TimelineID]*partialTimeline{}
 	newest := map[wal.Segment]int{} // segment -> index in s.partials
 	superseded := 0
+	// Superseded partials are one warning per segment: wal-receive may
+	// have stored one a second, and under a lock they stay for its days.
+	var supersededOf []wal.Segment
+	bySegment := map[wal.Segment][]repository.Partial{}
 	for i, po := range s.partials {
 		p := po.p
 		tl := s.partialTLs[p.Segment.Timeline]
@@ -74,13 +78,10 @@ func (s *scan) checkPartials(ctx context.Context) error {
 		}
 		if archived {
 			superseded++
-			detail := fmt.Sprintf("%s is superseded: segment %s is archived complete, so wal-fetch never serves this partial (up to %s); walvault delete removes it", p.Key, p.Segment, p.End)
-			if s.segmentHidden(p.Segment) {
-				// delete lists only visible objects: it keeps the partial
-				// until the segment is visible again.
-				detail = fmt.Sprintf("%s is superseded by segment %s, which is hidden behind a delete marker: run walvault repair, then walvault delete removes the partial", p.Key, p.Segment)
+			if _, seen := bySegment[p.Segment]; !seen {
+				supersededOf = append(supersededOf, p.Segment)
 			}
-			s.r.warning(Finding{Kind: KindSupersededPartial, Key: p.Key, Timeline: uint32(p.Segment.Timeline), Detail: detail})
+			bySegment[p.Segment] = append(bySegment[p.Segment], p)
 			continue
 		}
 		s.idx.AddReceivedPartial(p.Segment)
@@ -88,6 +89,9 @@ func (s *scan) checkPartials(ctx context.Context) error {
 		if j, ok := newest[p.Segment]; !ok || p.End >= s.partials[j].p.End {
 			newest[p.Segment] = i
 		}
+	}
+	for _, seg := range supersededOf {
+		s.supersededWarning(seg, bySegment[seg])
 	}
 	s.r.Summary.ReceivedPartials = len(s.partials)
 	s.r.Summary.SupersededPartials = superseded
@@ -162,6 +166,30 @@ func (s *scan) checkPartialBody(ctx context.Context, po partialObj) error {
 		damaged(fmt.Sprintf("has sha256 %s, its metadata says %s", res.sha256, wantSum))
 	}
 	return nil
+}
+
+// supersededWarning is the warning for the superseded partials ps of
+// segment seg (in key order: the last ends furthest).
+func (s *scan) supersededWarning(seg wal.Segment, ps []repository.Partial) {
+	key, what := ps[0].Key, fmt.Sprintf("%s is superseded", ps[0].Key)
+	if len(ps) > 1 {
+		key, what = repository.PartialSegmentPrefix(seg), fmt.Sprintf("%d partials of segment %s (%s to %s) are superseded", len(ps), seg, ps[0].Key, ps[len(ps)-1].Key)
+	}
+	them := "them"
+	if len(ps) == 1 {
+		them = "it"
+	}
+	removes := "walvault delete removes " + them
+	if s.id.Lock().Enabled() {
+		removes += " once the Object Lock on " + them + " ends"
+	}
+	detail := fmt.Sprintf("%s: segment %s is archived complete, so wal-fetch never serves them (up to %s); %s", what, seg, ps[len(ps)-1].End, removes)
+	if s.segmentHidden(seg) {
+		// delete lists only visible objects: it keeps the partials
+		// until the segment is visible again.
+		detail = fmt.Sprintf("%s by segment %s, which is hidden behind a delete marker: run walvault repair, then %s", what, seg, removes)
+	}
+	s.r.warning(Finding{Kind: KindSupersededPartial, Key: key, Timeline: uint32(seg.Timeline), Detail: detail})
 }
 
 // partialReport fills a timeline's partial fields and returns the note

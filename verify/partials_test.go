@@ -193,3 +193,20 @@ func TestEncryptedPartialFull(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersededPartialsOneWarningPerSegment: the superseded partials of
+// one segment (wal-receive may store one a second, and a lock keeps them
+// for days) are one warning, counting them, not one each (explore22a F9).
+func TestSupersededPartialsOneWarningPerSegment(t *testing.T) {
+	f := newFixture(t) // segments 1-6 archived
+	for _, off := range []int{0x1000, 0x2000, 0x3000} {
+		f.putPartial(t, 1, 4, off)
+	}
+	r := run(t, f.b, false)
+	if len(r.Warnings) != 1 || r.Warnings[0].Kind != KindSupersededPartial || !strings.Contains(r.Warnings[0].Detail, "3 partials of segment 000000010000000000000004") {
+		t.Fatalf("warnings %v; want one superseded_partial warning counting 3\n%s", kinds(r.Warnings), text(t, r))
+	}
+	if r.Summary.SupersededPartials != 3 {
+		t.Errorf("summary counts %d superseded partials, want 3", r.Summary.SupersededPartials)
+	}
+}
