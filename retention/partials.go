@@ -141,9 +141,16 @@ type PartialResult struct {
 func applyPartials(ctx context.Context, b storage.Backend, plan Plan, cutoff wal.LSN, opts Options) (PartialResult, error) {
 	var res PartialResult
 	var goes []PartialFile
+	now := time.Now() // the real clock, like the listing's times
 	for _, f := range plan.Partials.Delete {
 		if !f.Superseded && uint64(f.Start)+uint64(plan.WAL.SegmentSize) > uint64(cutoff) {
 			res.Held++
+			continue
+		}
+		// Written less than lock-days ago: locked, as WAL (deleteWAL).
+		if until, locked := plan.WAL.LockedByPolicy(WALFile{ModTime: f.ModTime}, now); locked {
+			opts.task.Add(1)
+			res.Locked = append(res.Locked, Locked{Key: f.Key, RetainUntil: until})
 			continue
 		}
 		goes = append(goes, f)

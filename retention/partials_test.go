@@ -2,6 +2,8 @@ package retention
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -205,5 +207,34 @@ func TestApplyPartialsHeld(t *testing.T) {
 	}
 	if _, err := r.Stat(ctx, partialKey(2, 4, 0x1000)); err != nil {
 		t.Fatalf("the held partial: %v", err)
+	}
+}
+
+// TestApplyPartialsLockedByPolicy: partials written less than the
+// repository's lock days ago are skipped without a delete request, as WAL
+// is, and reported locked (explore22a F9: the dry run announced deletes
+// that could not happen).
+func TestApplyPartialsLockedByPolicy(t *testing.T) {
+	ctx := context.Background()
+	lock := repository.LockPolicy{Mode: storage.Governance, Days: 30}
+	r, _, dir := testRepoWith(t, repository.NewIdentity(7, segSize, 15, repository.LZ4, "h", old).WithLock(lock))
+	oldKey, recentKey := partialKey(1, 3, 0x1000), partialKey(1, 4, 0x1000) // both superseded
+	for _, k := range []string{oldKey, recentKey} {
+		put(t, r, k, "partial")
+	}
+	for k, at := range map[string]time.Time{oldKey: time.Now().Add(-40 * 24 * time.Hour), recentKey: time.Now().Add(-time.Hour)} {
+		if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(k)), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Apply(ctx, r, planNow(t, r, "REDUNDANCY 2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(r.deletes, recentKey) || !slices.Contains(r.deletes, oldKey) {
+		t.Errorf("deletes sent %v: want %s, not %s (locked by the policy)", r.deletes, oldKey, recentKey)
+	}
+	if len(rep.Partials.Locked) != 1 || rep.Partials.Locked[0].Key != recentKey {
+		t.Errorf("partials report locked %+v, want %s", rep.Partials.Locked, recentKey)
 	}
 }

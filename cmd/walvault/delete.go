@@ -255,6 +255,10 @@ func printPartialPlan(w io.Writer, plan retention.Plan) {
 		fmt.Fprintf(w, "partials: delete %s, %s .. %s, %s: %s\n", files(len(pp.Delete)),
 			pp.Delete[0].Segment, pp.Delete[len(pp.Delete)-1].Segment, units.Bytes(pp.Bytes), pp.Reason(plan.WAL))
 	}
+	if n := lockedPartials(plan); n > 0 {
+		fmt.Fprintf(w, "partials: %s of those, written less than %d %s ago, %s still under the repository's Object Lock: skipped without asking until it ends\n",
+			files(n), plan.WAL.Lock.Days, plural(plan.WAL.Lock.Days, "day", "days"), plural(n, "is", "are"))
+	}
 	if pp.Kept > 0 {
 		fmt.Fprintf(w, "partials: keep %s of %d %s not archived complete, %s (the newest of each is what wal-fetch serves)\n",
 			files(pp.Kept), pp.Open, plural(pp.Open, "segment", "segments"), units.Bytes(pp.KeptBytes))
@@ -348,6 +352,18 @@ func lockedByPolicy(wp retention.WALPlan) int {
 	n, now := 0, time.Now()
 	for _, f := range wp.Delete {
 		if _, locked := wp.LockedByPolicy(f, now); locked {
+			n++
+		}
+	}
+	return n
+}
+
+// lockedPartials counts the partials the plan deletes that the
+// repository's lock policy still holds (Apply skips them, as WAL).
+func lockedPartials(plan retention.Plan) int {
+	n, now := 0, time.Now()
+	for _, p := range plan.Partials.Delete {
+		if _, locked := plan.WAL.LockedByPolicy(retention.WALFile{ModTime: p.ModTime}, now); locked {
 			n++
 		}
 	}
