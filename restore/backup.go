@@ -42,6 +42,10 @@ type BackupOptions struct {
 	// give files away; as root, "" means "postgres". Not as root, "" (or
 	// the current user) leaves the files the caller's.
 	Owner string
+	// OwnerReads are other files restore_command reads as Owner (the S3
+	// CA bundle the settings file names): checked as the identity file
+	// is, before anything is written.
+	OwnerReads []string
 	// RestoreCommand is written as restore_command (cmd builds it: the
 	// absolute walvault path, its settings, %f %p); "" writes none.
 	RestoreCommand string
@@ -225,6 +229,14 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		// restore_command reads it as the owner, at the first WAL file.
 		if err := own.canRead(opts.Identities.Path()); err != nil {
 			return res, fmt.Errorf("the identity file %s decrypts the WAL restore_command fetches as %s, the server's user, who cannot read it: %w; make it %s's and private (chown %s %s; chmod 600 %s), in a directory %s can search, or copy it so and point decrypt-with there; nothing was restored", opts.Identities.Path(), own.name, err, own.name, own.name, opts.Identities.Path(), opts.Identities.Path(), own.name)
+		}
+	}
+	for _, p := range opts.OwnerReads {
+		if own == nil || p == "" {
+			continue
+		}
+		if err := own.canRead(p); err != nil {
+			return res, fmt.Errorf("restore_command reads %s as %s, the server's user, who cannot read it: %w; make it readable by %s (in a directory %s can search), or copy it so and point the setting there; nothing was restored", p, own.name, err, own.name, own.name)
 		}
 	}
 	if t.Time != nil {

@@ -649,3 +649,31 @@ func TestRestoreBackupWithoutConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreRefusesUnreadableOwnerFile: run as root, restore refuses,
+// before anything is written, a file restore_command will read as the
+// server's user (the S3 CA bundle) that user cannot read (explore22c F9).
+// Not as root, nothing is handed to another user, and nothing is checked.
+func TestRestoreRefusesUnreadableOwnerFile(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	ca := filepath.Join(t.TempDir(), "ca.pem") // a 0700 directory of this user's
+	if err := os.WriteFile(ca, []byte("pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := testOwner(t)
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Owner, opts.OwnerReads = name, []string{ca}
+	_, err := RestoreBackup(context.Background(), b, opts)
+	switch {
+	case os.Geteuid() == 0 && (err == nil || !strings.Contains(err.Error(), "restore_command reads "+ca)):
+		t.Errorf("restore as root with a CA bundle %s cannot read: %v; want a refusal naming it", name, err)
+	case os.Geteuid() == 0:
+		if _, serr := os.Stat(opts.DataDir); !errors.Is(serr, fs.ErrNotExist) {
+			t.Errorf("refused restore left %s: %v", opts.DataDir, serr)
+		}
+	case err != nil:
+		t.Errorf("restore as the files' own user: %v", err)
+	}
+}

@@ -181,6 +181,7 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 		Target:            target,
 		TablespaceMapping: opts.mapping,
 		Owner:             opts.Owner,
+		OwnerReads:        []string{opts.S3.CABundle},
 		RestoreCommand:    restoreCommandLine(opts.exe, dataDir, opts.AcceptGap),
 		// With a target past a gap restore finds, recovery ends at the
 		// gap, as PostgreSQL ends one whose target lies past the archive.
