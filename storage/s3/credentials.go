@@ -2,10 +2,12 @@ package s3
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // credentialsRefresh is how long credentials that do not expire on their
@@ -82,4 +84,26 @@ func (r *reloadingCredentials) refused() {
 	r.lastRefusal, r.reload = time.Now(), true
 	r.mu.Unlock()
 	r.cache.Invalidate()
+}
+
+// rotatingSigner is the SDK's SigV4 signer, made anew when the secret key
+// changes. The signer caches the key it derives from the secret by access
+// key id and day: a secret rotated under the same access key id (as
+// MinIO's and Ceph's rotations do) would go on signing with the old one
+// until the next UTC day, and every request be refused.
+type rotatingSigner struct {
+	options func(*v4.SignerOptions)
+	mu      sync.Mutex
+	secret  string
+	signer  *v4.Signer
+}
+
+func (s *rotatingSigner) SignHTTP(ctx context.Context, credentials aws.Credentials, r *http.Request, payloadHash, service, region string, signingTime time.Time, optFns ...func(*v4.SignerOptions)) error {
+	s.mu.Lock()
+	if s.signer == nil || credentials.SecretAccessKey != s.secret {
+		s.signer, s.secret = v4.NewSigner(s.options), credentials.SecretAccessKey
+	}
+	signer := s.signer
+	s.mu.Unlock()
+	return signer.SignHTTP(ctx, credentials, r, payloadHash, service, region, signingTime, optFns...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/walvault/walvault/storage"
 )
@@ -205,5 +207,30 @@ func TestExpiredSessionHint(t *testing.T) {
 	b := &Backend{bucket: "bkt", location: "s3://bkt"}
 	if err := b.translate(apiError(403, "InvalidAccessKeyId")); !strings.Contains(err.Error(), "AWS_SESSION_TOKEN is set") {
 		t.Errorf("refused credentials with a session token: %v; want the temporary-credentials hint", err)
+	}
+}
+
+// TestRotatingSignerNewSecretSameKeyID: a secret rotated under the same
+// access key id signs with the new secret at once; the SDK's signer
+// alone keeps the key derived from the old one until the next UTC day
+// (explore22f F1).
+func TestRotatingSignerNewSecretSameKeyID(t *testing.T) {
+	at := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
+	sign := func(s interface {
+		SignHTTP(context.Context, aws.Credentials, *http.Request, string, string, string, time.Time, ...func(*v4.SignerOptions)) error
+	}, secret string) string {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodGet, "https://s3.example.test/bkt/key", nil)
+		if err := s.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIASAME", SecretAccessKey: secret}, r, "UNSIGNED-PAYLOAD", "s3", "us-east-1", at); err != nil {
+			t.Fatal(err)
+		}
+		return r.Header.Get("Authorization")
+	}
+	opts := func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true }
+	want := sign(v4.NewSigner(opts), "new-secret") // a fresh signer's, with the new secret
+	s := &rotatingSigner{options: opts}
+	sign(s, "old-secret")
+	if got := sign(s, "new-secret"); got != want {
+		t.Errorf("after a rotation under the same key id: signature %q, want the new secret's %q", got, want)
 	}
 }

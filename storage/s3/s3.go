@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -247,6 +248,13 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		if cfg.Endpoint == "" && o.BaseEndpoint != nil {
 			sdkEndpoint = *o.BaseEndpoint
 		}
+		// The SDK's S3 signer, but for keys rotated under one access key
+		// id (rotatingSigner).
+		logger := o.Logger
+		o.HTTPSignerV4 = &rotatingSigner{options: func(so *v4.SignerOptions) {
+			so.Logger = logger
+			so.DisableURIPathEscaping = true
+		}}
 		// One retry budget per call: walvault's retry decorator's. The SDK's
 		// retryer stays on for the credential providers built from awsCfg,
 		// and for the requests of a multipart upload (multipartRetries).
