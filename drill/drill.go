@@ -226,9 +226,12 @@ func (d *drill) run(ctx context.Context, b storage.Backend) (rec *Record, err er
 	if err != nil {
 		return rec, d.fail(err)
 	}
-	bi, err := restore.ChooseBackupFollowing(ctx, b, inv, backups, d.opts.BackupRef, d.target, d.log)
+	bi, passed, err := restore.ChooseBackupFollowing(ctx, b, inv, backups, d.opts.BackupRef, d.target, d.log)
 	if err != nil {
 		return rec, d.fail(err)
+	}
+	for _, w := range passed {
+		d.addCheck("backup choice", StatusWarning, w)
 	}
 	m := *bi.Manifest
 	stop := m.StopTime.UTC()

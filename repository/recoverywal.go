@@ -307,7 +307,8 @@ func (inv *Inventory) FollowedTimeline(ctx context.Context, b storage.Backend, s
 		}
 	}
 	tli = inv.WAL.recoveryTimeline(r)
-	if tli == start.Timeline {
+	if tli == start.Timeline || tli == 1 {
+		// Timeline 1 has no history: none is an ancestor of it.
 		return tli, nil, true, nil
 	}
 	history, known = inv.WAL.KnownHistory(tli)

@@ -261,7 +261,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
-	bi, err := ChooseBackupFollowing(ctx, b, inv, backups, opts.BackupRef, t, log)
+	bi, passed, err := ChooseBackupFollowing(ctx, b, inv, backups, opts.BackupRef, t, log)
 	if err != nil {
 		return res, err
 	}
@@ -290,6 +290,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 			log.Warn("recovery will not replay all archived WAL", "why", w)
 		}
 	}
+	// Said by ChooseBackupFollowing's log already; in the result too, for
+	// restore's summary and the drill's record.
+	res.Warnings = append(passed, res.Warnings...)
 	base, tbs, err := planArchives(m, opts.TablespaceMapping, dataDir)
 	if err != nil {
 		return res, err
@@ -863,15 +866,17 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 // after, under "latest", is refused naming --target-timeline (the old
 // timeline went on, the newer one is likely a restored copy's). A named
 // backup is refused.
-func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *repository.Inventory, backups []repository.BackupInfo, ref string, t Target, log *slog.Logger) (repository.BackupInfo, error) {
+//
+// passed says, for the result's warnings, which backups were passed over.
+func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *repository.Inventory, backups []repository.BackupInfo, ref string, t Target, log *slog.Logger) (chosen repository.BackupInfo, passed []string, err error) {
 	skip, firstRead := map[string]bool{}, map[string]bool{}
 	for {
 		bi, err := chooseBackup(backups, ref, t, skip)
 		if err != nil {
 			if len(skip) > 0 && errors.Is(err, repository.ErrNoBackup) {
-				return bi, fmt.Errorf("%w; %s passed over: they cannot reach the timeline recovery follows (see the warnings); give --target-timeline with the timeline to restore", err, units.Plural(len(skip), "backup"))
+				return bi, passed, fmt.Errorf("%w; %s passed over: they cannot reach the timeline recovery follows (see the warnings); give --target-timeline with the timeline to restore", err, units.Plural(len(skip), "backup"))
 			}
-			return bi, err
+			return bi, passed, err
 		}
 		if !firstRead[bi.ID] {
 			// Chosen by what its manifest says: by the first version
@@ -879,7 +884,7 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 			firstRead[bi.ID] = true
 			first, changed, err := firstManifest(ctx, b, inv, bi, log)
 			if err != nil {
-				return bi, err
+				return bi, passed, err
 			}
 			if changed {
 				for i := range backups {
@@ -893,19 +898,19 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 		m := bi.Manifest
 		start, target, ok, err := recoveryStart(inv, *m, t.Timeline)
 		if !ok || err != nil || t.Timeline == "current" {
-			return bi, err
+			return bi, passed, err
 		}
 		tli, history, known, err := inv.FollowedTimeline(ctx, b, start, target)
 		if err != nil {
-			return bi, err
+			return bi, passed, err
 		}
 		stop, err := wal.ParseLSN(m.StopLSN)
 		if err != nil || !known || repository.LeadsTo(wal.TimelineID(m.StopTimeline), stop, tli, history) {
-			return bi, nil
+			return bi, passed, nil
 		}
 		why := fmt.Sprintf("backup %s ends at %s on timeline %d, and timeline %d, which recovery follows, branched away from it before that", bi.ID, m.StopLSN, m.StopTimeline, tli)
 		if !repository.IsLatest(ref) {
-			return bi, fmt.Errorf("%w: %s: PostgreSQL would not find the backup's checkpoint on timeline %d; restore an older backup, or give --target-timeline %d to recover along the backup's own timeline", repository.ErrNoBackup, why, tli, m.StopTimeline)
+			return bi, passed, fmt.Errorf("%w: %s: PostgreSQL would not find the backup's checkpoint on timeline %d; restore an older backup, or give --target-timeline %d to recover along the backup's own timeline", repository.ErrNoBackup, why, tli, m.StopTimeline)
 		}
 		if t.Timeline == "" || t.Timeline == "latest" {
 			// Which timeline is the live one? A backup taken after the
@@ -914,15 +919,16 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 			// and archiving here): "latest" would restore the copy's.
 			born, err := b.Stat(ctx, repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, repository.None))
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				return bi, err
+				return bi, passed, err
 			}
 			if err == nil && m.StartTime.After(born.ModTime) {
-				return bi, fmt.Errorf("%w: %s, and the backup was taken after timeline %d began (%s): timeline %d went on, and timeline %d, which recovery to latest follows (the newest history file), is likely a restored copy's that archived here. To restore timeline %d's newest WAL, give --target-timeline %d; to follow timeline %d, give --backup with a backup from before its branch point (see backup-list)",
+				return bi, passed, fmt.Errorf("%w: %s, and the backup was taken after timeline %d began (%s): timeline %d went on, and timeline %d, which recovery to latest follows (the newest history file), is likely a restored copy's that archived here. To restore timeline %d's newest WAL, give --target-timeline %d; to follow timeline %d, give --backup with a backup from before its branch point (see backup-list)",
 					repository.ErrNoBackup, why, tli, born.ModTime.UTC().Format(time.RFC3339), m.StopTimeline, tli, m.StopTimeline, m.StopTimeline, tli)
 			}
 		}
-		log.Warn("passing over a backup that cannot reach the timeline recovery follows", "backup_id", bi.ID, "why", why,
-			"hint", fmt.Sprintf("to restore it along its own timeline, give --backup %s --target-timeline %d", bi.ID, m.StopTimeline))
+		hint := fmt.Sprintf("to restore it along its own timeline, give --backup %s --target-timeline %d", bi.ID, m.StopTimeline)
+		log.Warn("passing over a backup that cannot reach the timeline recovery follows", "backup_id", bi.ID, "why", why, "hint", hint)
+		passed = append(passed, fmt.Sprintf("passed over: %s (%s)", why, hint))
 		skip[bi.ID] = true
 	}
 }

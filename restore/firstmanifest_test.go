@@ -43,7 +43,7 @@ func TestChooseByFirstManifest(t *testing.T) {
 	late.Manifest = &forged // as the catalog reads it: the current version
 	target := at(12)
 	log, logs := testLogger()
-	got, err := ChooseBackupFollowing(t.Context(), b, &repository.Inventory{}, []repository.BackupInfo{early, late}, "", Target{Time: &target}, log)
+	got, _, err := ChooseBackupFollowing(t.Context(), b, &repository.Inventory{}, []repository.BackupInfo{early, late}, "", Target{Time: &target}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +90,42 @@ func TestChooseFollowingLiveTimeline(t *testing.T) {
 			}
 			after := backup(tc.taken, 0x0D)
 			log, _ := testLogger()
-			got, err := ChooseBackupFollowing(t.Context(), b, inv, []repository.BackupInfo{beforeBranch, after}, "", Target{}, log)
+			got, passed, err := ChooseBackupFollowing(t.Context(), b, inv, []repository.BackupInfo{beforeBranch, after}, "", Target{}, log)
 			switch {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Errorf("got %s, %v; want an error naming %q", got.ID, err, tc.wantErr)
-			case tc.wantErr == "" && (err != nil || got.ID != tc.wantPick):
-				t.Errorf("got %s, %v; want %s", got.ID, err, tc.wantPick)
+			case tc.wantErr == "" && (err != nil || got.ID != tc.wantPick || len(passed) != 1 || !strings.Contains(passed[0], after.ID)):
+				t.Errorf("got %s, %v, passed over %q; want %s, %s passed over", got.ID, err, passed, tc.wantPick, after.ID)
 			}
 		})
+	}
+}
+
+// TestChooseFollowingTimelineOne: --target-timeline 1 without --backup
+// passes over a newer backup of timeline 2 (no backup of a later timeline
+// can recover along an earlier one) and picks timeline 1's newest
+// (explore22e F4).
+func TestChooseFollowingTimelineOne(t *testing.T) {
+	const segSize = 16 << 20
+	b := mem.New()
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, segSize, 15, repository.LZ4, "test", time.Now()))
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/4000080\tno recovery target specified\n"))
+	backup := func(tli uint32, start time.Time, startSeg uint32) repository.BackupInfo {
+		s := wal.Segment{Timeline: wal.TimelineID(tli), Seg: startSeg}
+		m := repository.BackupManifest{FormatVersion: 1, ID: repository.NewBackupID(start), WALSegmentSize: segSize,
+			StartTimeline: tli, StopTimeline: tli, StartTime: start, StopTime: start.Add(time.Minute),
+			StartLSN: wal.LSN(uint64(startSeg)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(startSeg)*segSize + 0x100).String(),
+			StartWAL: s.String(), StopWAL: s.String()}
+		return repository.BackupInfo{ID: m.ID, Status: repository.StatusDone, Manifest: &m}
+	}
+	primary, copyBackup := backup(1, time.Now().Add(-2*time.Hour), 9), backup(2, time.Now().Add(-time.Hour), 6)
+	inv, err := repository.LoadInventory(t.Context(), b, repository.LoadOptions{BackupsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger()
+	got, _, err := ChooseBackupFollowing(t.Context(), b, inv, []repository.BackupInfo{primary, copyBackup}, "", Target{Timeline: "1"}, log)
+	if err != nil || got.ID != primary.ID {
+		t.Errorf("--target-timeline 1: chose %s, %v; want %s, timeline 1's", got.ID, err, primary.ID)
 	}
 }

@@ -3,6 +3,7 @@ package retention
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -254,37 +255,44 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 }
 
 // keepLeadingBackups adds to keep what the policy, which ranks backups by
-// time, leaves out after a point-in-time restore that was promoted and
-// archives to the same repository: the backups leading to the newer
-// timeline. A backup taken on the old timeline after the branch (last
-// night's, after the mistake the restore undid) is newer, but no restore
-// of it can follow the new timeline. So for the newest timeline (the live
-// cluster's), and under a recovery window for every timeline with WAL
-// archived within it, the backup the policy would keep for that timeline
-// alone is kept: under REDUNDANCY the newest DONE backup that leads to it,
-// under RECOVERY WINDOW the newest that leads to it and stopped before the
-// window's start (those within the window are kept anyway). A timeline
-// whose history is unknown is left to the policy.
+// time, leaves out when the repository holds more than one timeline: the
+// backups that lead to a timeline still in use. After a point-in-time
+// restore promoted as a new timeline (archiving here), the old timeline's
+// backup taken after the mistake is the newest, but no restore of it can
+// follow the new one; when a restored copy promoted once took a backup
+// here, that backup is the newest, while the primary goes on on the old
+// timeline. A timeline is in use when the repository received WAL of it
+// (a segment, partial or history file) after the oldest backup the policy
+// keeps stopped, or under a window, within the window: for each, the
+// backup the policy would keep for that timeline alone is kept too, under
+// REDUNDANCY the newest DONE backup that leads to it, under RECOVERY
+// WINDOW the newest that leads to it and stopped before the window's
+// start (those within the window are kept anyway). A timeline whose
+// history is unknown is left to the policy, and so is one no longer in
+// use (a copy promoted once, long ago), whose backups age out.
 func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, newest int, p Policy, now time.Time) {
 	windowStart := now.Add(-p.Window())
-	lastArchived := map[wal.TimelineID]time.Time{}
-	var newestTLI wal.TimelineID
-	for _, o := range inv.WAL {
-		f, _, ok := repository.ParseWALKey(o.Key)
-		if !ok || f.Kind != wal.KindSegment {
-			continue
-		}
-		newestTLI = max(newestTLI, f.Timeline)
-		if o.ModTime.After(lastArchived[f.Timeline]) {
-			lastArchived[f.Timeline] = o.ModTime
+	since := time.Time{} // the oldest kept backup's stop
+	for i, bp := range bs {
+		if _, kept := keep[i]; bp.Status == repository.StatusDone && (kept || bp.Marked || i == newest) {
+			if stop := bp.Manifest.StopTime; since.IsZero() || stop.Before(since) {
+				since = stop
+			}
 		}
 	}
-	for tli, at := range lastArchived {
+	if p.Kind == RecoveryWindow && windowStart.Before(since) {
+		since = windowStart
+	}
+	lastWritten := map[wal.TimelineID]time.Time{}
+	for _, o := range inv.WAL {
+		if f, _, ok := repository.ParseWALKey(o.Key); ok && o.ModTime.After(lastWritten[f.Timeline]) {
+			lastWritten[f.Timeline] = o.ModTime
+		}
+	}
+	for _, tli := range slices.Sorted(maps.Keys(lastWritten)) {
+		at := lastWritten[tli]
 		history, known := inv.Histories[tli]
-		switch {
-		case tli != newestTLI && (p.Kind != RecoveryWindow || at.Before(windowStart)):
-			continue
-		case tli > 1 && !known:
+		if at.Before(since) || tli > 1 && !known {
 			continue
 		}
 		pick := -1
@@ -304,7 +312,7 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 		if p.Kind == RecoveryWindow {
 			what = fmt.Sprintf("the newest backup that stopped before the window's start %s", stamp(windowStart))
 		}
-		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, which has WAL archived %s (a newer backup on a timeline it branched away from cannot restore it)", p, what, tli, stamp(at))
+		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, which the repository received WAL of at %s, after the backups kept by time began (a backup on another timeline cannot restore it)", p, what, tli, stamp(at))
 	}
 }
 

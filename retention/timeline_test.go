@@ -53,3 +53,72 @@ func TestPlanKeepsBackupLeadingToNewTimeline(t *testing.T) {
 		t.Errorf("history unknown: backup %s delete %v, err %v; want the policy's verdict (delete)", a.ID, plan.Backups[0].Delete, err)
 	}
 }
+
+// TestPlanTimelinesInUse: which timelines retention keeps a backup for
+// (explore22e F1, F2, F5):
+//   - right after a promotion only timeline 2's history file is archived:
+//     the backup leading to it is kept;
+//   - a restored copy promoted as timeline 2 took a backup here (the
+//     newest), while the primary goes on on timeline 1: the primary's
+//     newest backup is kept too, and the WAL it needs;
+//   - a copy promoted long ago, whose timeline nobody writes any more,
+//     pins nothing: its base backup ages out.
+func TestPlanTimelinesInUse(t *testing.T) {
+	recent, longAgo := now.Add(-2*time.Hour), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	history := map[wal.TimelineID][]wal.HistoryEntry{2: {{Timeline: 1, SwitchPoint: wal.LSN(5*segSize + 0x80)}}}
+	historyObj := func(at time.Time) storage.ObjectInfo {
+		return storage.ObjectInfo{Key: "wal/00000002.history", Size: 40, ModTime: at}
+	}
+	plan := func(backups []repository.BackupInfo, walObjs []storage.ObjectInfo) Plan {
+		t.Helper()
+		inv := inventory(backups, nil, walObjs)
+		inv.Histories = history
+		p, err := PlanPolicy(inv, Policy{Kind: Redundancy, N: 1}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	kept := func(p Plan, id string) bool {
+		for _, bp := range p.Backups {
+			if bp.ID == id {
+				return !bp.Delete
+			}
+		}
+		return false
+	}
+
+	// Only the history file of timeline 2 so far.
+	a, b := done(20, 1, 2), done(23, 1, 7)
+	p := plan([]repository.BackupInfo{a, b}, append(segRange(1, 1, 9), historyObj(recent)))
+	if !kept(p, a.ID) {
+		t.Errorf("timeline 2 with only its history file: backup %s, the one leading to it, deleted", a.ID)
+	}
+
+	// The copy's backup on timeline 2 is the newest; timeline 1 goes on.
+	primary, copyBackup := done(21, 1, 8), done(22, 2, 6)
+	walObjs := append(segRange(1, 1, 12), historyObj(longAgo))
+	walObjs = append(walObjs, segObj(2, 6))
+	for i := range walObjs {
+		if strings.HasPrefix(walObjs[i].Key, "wal/00000001/") {
+			walObjs[i].ModTime = recent // the primary archives on
+		}
+	}
+	p = plan([]repository.BackupInfo{done(1, 1, 2), primary, copyBackup}, walObjs)
+	if !kept(p, primary.ID) || !kept(p, copyBackup.ID) {
+		t.Errorf("a copy's backup newest while timeline 1 goes on: the primary's %s kept %v, the copy's %s kept %v; want both", primary.ID, kept(p, primary.ID), copyBackup.ID, kept(p, copyBackup.ID))
+	}
+
+	// A copy promoted long ago: nothing on timeline 2 since.
+	old1, newer1 := done(1, 1, 2), done(22, 1, 9)
+	dead := append(segRange(1, 1, 12), historyObj(longAgo))
+	for i := range dead {
+		if strings.HasPrefix(dead[i].Key, "wal/00000001/") {
+			dead[i].ModTime = recent
+		}
+	}
+	p = plan([]repository.BackupInfo{old1, newer1}, append(dead, storage.ObjectInfo{Key: "wal/00000002/" + segName(2, 5) + ".lz4", Size: 1000, ModTime: longAgo}))
+	if kept(p, old1.ID) {
+		t.Errorf("a timeline nobody wrote to since %s pins backup %s: %+v", longAgo, old1.ID, p.Backups[0])
+	}
+}
