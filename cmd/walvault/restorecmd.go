@@ -220,7 +220,11 @@ func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	default:
 		fmt.Fprintf(w, "archiving: as the backup's configuration says; once promoted, the server archives its new timeline there (for a copy, restore again with --archive-mode off)\n")
 	}
-	fmt.Fprintf(w, "next: start the server as its owner, e.g.\n   pg_ctl -D %s -l %s start\n", shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
+	next := "start the server as its owner"
+	if res.NoConfigFile {
+		next = "give the cluster its configuration (see the warning above), then start the server as its owner"
+	}
+	fmt.Fprintf(w, "next: %s, e.g.\n   pg_ctl -D %s -l %s start\n", next, shellQuote(dataDir), shellQuote(filepath.Join(dataDir, "restore.log")))
 	fmt.Fprintf(w, "      (the server's environment needs the repository credentials, as for archive_command)\n")
 	return nil
 }
