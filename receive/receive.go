@@ -65,6 +65,14 @@ func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(for
 // whoever can put a link there makes wal-receive write WAL over any file
 // its user may write (or replace a segment between its write and upload).
 func spoolDirOwn(dir string) error {
+	// A link is judged by its own owner too: one another user put at the
+	// predictable name would point wal-receive at a directory of this
+	// user's (pg_wal), where it truncates and removes segment files.
+	if li, err := os.Lstat(dir); err == nil && li.Mode()&os.ModeSymlink != 0 {
+		if uid, known := osuser.Owner(li); known && uid != os.Geteuid() {
+			return fmt.Errorf("spool directory %s is a symbolic link another user (uid %d) made: it could point wal-receive at a directory whose files it would overwrite; remove it, or give --spool-dir a directory of your own (mode 0700)", dir, uid)
+		}
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("spool directory: %w", err)

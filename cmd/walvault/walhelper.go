@@ -617,6 +617,14 @@ func loggedArgs(args []string) []string {
 			value = "[an age secret key, not shown]"
 		case err == nil && u.User != nil:
 			value = u.Scheme + "://[not shown]@" + u.Host + u.EscapedPath()
+		case err != nil:
+			// A URL that does not parse (a '%' in a password) still
+			// hides what lies between its scheme and an '@'.
+			if scheme, rest, ok := strings.Cut(value, "://"); ok {
+				if at := strings.LastIndex(rest, "@"); at >= 0 {
+					value = scheme + "://[not shown]@" + rest[at+1:]
+				}
+			}
 		}
 		if isFlag {
 			value = flag + value
