@@ -335,11 +335,14 @@ func (s *scan) reportOverwritten(ctx context.Context, l overwrittenListing) {
 		return
 	}
 	for _, o := range l.found {
-		if id, _, ok := repository.SplitBackupKey(o.key); ok {
-			// restore reads only the current version of a backup's
-			// objects: a manifest with other times can make a
-			// point-in-time restore pick this backup and overshoot.
-			s.problem(Finding{Kind: KindBackupOverwritten, Key: o.key, BackupID: id, Detail: fmt.Sprintf("%s holds %d versions, and walvault writes each object of a backup once: the newer ones were put over it by someone else, and restore reads only the current one (a manifest with other times or LSNs misleads its choice of backup); find out who wrote them, delete them by version id once any lock on them expires, and until then restore another backup", o.key, o.versions)})
+		if id, name, ok := repository.SplitBackupKey(o.key); ok {
+			detail := fmt.Sprintf("%s holds %d versions, and walvault writes each object of a backup once: the newer ones were put over it by someone else, and restore reads the current one, which fails the manifest's checks if it is not walvault's; find out who wrote them, delete them by version id once any lock on them expires, and until then restore another backup", o.key, o.versions)
+			if name == repository.BackupManifestName {
+				// restore judges the backup by the manifest's first
+				// version; the other commands read the current one.
+				detail = fmt.Sprintf("%s holds %d versions, and walvault writes each object of a backup once: the newer ones were put over it by someone else. restore judges this backup by the first version (walvault's), but backup-list, info, verify and retention read the current one, whose times or LSNs may be forged; find out who wrote them, and delete them by version id once any lock on them expires", o.key, o.versions)
+			}
+			s.problem(Finding{Kind: KindBackupOverwritten, Key: o.key, BackupID: id, Detail: detail})
 			s.markBackup(id)
 			continue
 		}

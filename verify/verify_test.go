@@ -628,7 +628,7 @@ func TestOverwrittenBackupManifest(t *testing.T) {
 	}
 	r := run(t, b, false)
 	p := wantOnly(t, r, KindBackupOverwritten, key)
-	if p.BackupID != testBackup || !strings.Contains(p.Detail, "restore another backup") {
+	if p.BackupID != testBackup || !strings.Contains(p.Detail, "restore judges this backup by the first version") {
 		t.Errorf("finding %+v", p)
 	}
 }

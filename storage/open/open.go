@@ -169,7 +169,14 @@ func Open(ctx context.Context, raw string, opts Options) (storage.Backend, error
 		if err := cfg.Validate(); err != nil {
 			return nil, &ConfigError{Err: err}
 		}
-		return s3.New(ctx, cfg)
+		b, err := s3.New(ctx, cfg)
+		switch {
+		case errors.Is(err, s3.ErrSetting):
+			return nil, &ConfigError{Err: err}
+		case err != nil:
+			return nil, err
+		}
+		return b, nil
 	}
 	return nil, fmt.Errorf("unsupported repository scheme %q", loc.Scheme)
 }

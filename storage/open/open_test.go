@@ -91,3 +91,19 @@ func TestOpenBadS3SettingsIsConfigError(t *testing.T) {
 		}
 	}
 }
+
+// TestSDKEndpointIsASetting: an http:// endpoint the AWS configuration
+// sets, refused, is a setting to fix (exit 2), as s3-endpoint's is
+// (explore22f F6).
+func TestSDKEndpointIsASetting(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIATEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+	_, err := Open(t.Context(), "s3://bkt/db1", Options{S3: S3Options{Region: "us-east-1"}})
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Errorf("http:// AWS_ENDPOINT_URL: %v; want a ConfigError", err)
+	}
+}

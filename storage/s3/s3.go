@@ -483,15 +483,19 @@ func (b *Backend) Location() string { return b.location }
 // connections, which its transport closes after 90 seconds.
 func (b *Backend) Close() error { return nil }
 
+// ErrSetting marks an error of New that is a setting to fix, not the
+// storage failing (exit code 2 through storage/open).
+var ErrSetting = errors.New("bad S3 setting")
+
 // sdkEndpointAllowed checks an endpoint the AWS configuration set as an
 // s3-endpoint is checked.
 func sdkEndpointAllowed(endpoint string, cfg Config) error {
-	const from = "the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, or endpoint_url in the shared config's profile) sets the S3 endpoint"
+	const from = "the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, or endpoint_url in the shared config) sets the S3 endpoint"
 	if err := validEndpoint(endpoint, cfg.Bucket); err != nil {
-		return fmt.Errorf("%s: %w; set s3-endpoint (WALVAULT_S3_ENDPOINT) instead, or remove that setting", from, err)
+		return fmt.Errorf("%w: %s: %w; set s3-endpoint (WALVAULT_S3_ENDPOINT) instead, or remove that setting", ErrSetting, from, err)
 	}
 	if strings.HasPrefix(strings.ToLower(endpoint), "http://") && !cfg.AllowHTTP {
-		return fmt.Errorf("%s to %s, and http:// sends every object and request unencrypted over the network: use https://, or set s3-allow-http true (WALVAULT_S3_ALLOW_HTTP) for a loopback or test server", from, redactURL(endpoint))
+		return fmt.Errorf("%w: %s to %s, and http:// sends every object and request unencrypted over the network: use https://, or set s3-allow-http true (WALVAULT_S3_ALLOW_HTTP) for a loopback or test server", ErrSetting, from, redactURL(endpoint))
 	}
 	return nil
 }
