@@ -329,3 +329,40 @@ func planSays(out, action, id string) bool {
 	}
 	return false
 }
+
+// TestRestoreLatestRefusesACopysTimeline: a restored copy promoted as
+// timeline 2 archived into the repository (restore's default
+// --archive-mode preserve), and the primary went on on timeline 1. A
+// restore to latest would follow timeline 2 (the newest history file) and
+// silently give the copy's data: it stops, naming --target-timeline 1,
+// which restores the primary's newest (explore22e F3, F6).
+func TestRestoreLatestRefusesACopysTimeline(t *testing.T) {
+	r := fileRepo(t)
+	pg, _ := archivingServer(t, r)
+	pg.SQL(t, "CREATE TABLE steps (n int)")
+	pg.SQL(t, "INSERT INTO steps VALUES (1)")
+	b1 := backupPush(t, r, pg)
+	target := pg.SQL(t, utcNow)
+	time.Sleep(50 * time.Millisecond)
+	pg.SQL(t, "INSERT INTO steps VALUES (99)") // after the copy's target: the primary's only
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	waitDone(t, r, b1)
+
+	copyServer := restoreArchiving(t, r, "--backup", b1, "--target-time", target, "--target-action", "promote")
+	copyServer.WaitArchived(t, copyServer.SwitchWAL(t), 60*time.Second)
+	copyServer.Stop(t)
+
+	time.Sleep(time.Second) // the primary's next WAL is stored later than the copy's last
+	pg.SQL(t, "INSERT INTO steps VALUES (2)")
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+
+	res := walvault(t, r.env, "restore", "--pgdata", filepath.Join(testenv.UserDir(t), "latest"))
+	if res.code == 0 || !strings.Contains(res.stderr, "give --target-timeline 1") {
+		t.Fatalf("restore to latest with the primary going on on timeline 1: want a refusal naming --target-timeline 1, got %v", res)
+	}
+	restored := restoreAndStart(t, r, true, "--target-timeline", "1")
+	if got := restored.SQL(t, "SELECT string_agg(n::text, ',' ORDER BY n) FROM steps"); got != "1,2,99" {
+		t.Fatalf("restore with --target-timeline 1: steps %q, want the primary's 1,2,99", got)
+	}
+	restored.StopImmediate(t)
+}

@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -50,11 +51,8 @@ func FirstMissingWAL(ctx context.Context, b storage.Backend, segSize uint32, sta
 	}
 	errPast := errors.New("past the range")
 	for tli := start.Timeline; tli <= stop.Timeline; tli++ {
-		prefix := TimelinePrefix(tli)
-		first := wal.Segment{Timeline: tli, Log: start.Log, Seg: start.Seg}.String()
+		prefix, after := keysFrom(tli, start)
 		last := prefix + wal.Segment{Timeline: tli, Log: stop.Log, Seg: stop.Seg}.String() + "/"
-		// Just before first's keys: its last digit one lower.
-		after := prefix + first[:len(first)-1] + string(first[len(first)-1]-1)
 		err := storage.ListAfter(ctx, b, prefix, after, func(oi storage.ObjectInfo) error {
 			if oi.Key > last {
 				return errPast
@@ -75,4 +73,39 @@ func FirstMissingWAL(ctx context.Context, b storage.Backend, segSize uint32, sta
 	}
 	covered, first, _ := x.CoveredAcross(start, stop)
 	return first, covered, nil
+}
+
+// LastWritten is when the repository last received WAL of timeline tli
+// from segment from on (a segment, partial or backup history file under
+// its folder), or its history file: zero when there is none. One listing
+// of the timeline's folder from from to its end: as long as the WAL since
+// from.
+func LastWritten(ctx context.Context, b storage.Backend, tli wal.TimelineID, from wal.Segment) (time.Time, error) {
+	var last time.Time
+	if tli > 1 {
+		info, err := b.Stat(ctx, WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, None))
+		switch {
+		case err == nil:
+			last = info.ModTime
+		case !errors.Is(err, storage.ErrNotFound):
+			return time.Time{}, err
+		}
+	}
+	prefix, after := keysFrom(tli, from)
+	err := storage.ListAfter(ctx, b, prefix, after, func(oi storage.ObjectInfo) error {
+		if oi.ModTime.After(last) {
+			last = oi.ModTime
+		}
+		return nil
+	})
+	return last, err
+}
+
+// keysFrom is the folder of timeline tli and the key to list after to
+// start at the keys of its segment numbered as from: from's name with its
+// last digit one lower.
+func keysFrom(tli wal.TimelineID, from wal.Segment) (prefix, after string) {
+	prefix = TimelinePrefix(tli)
+	first := wal.Segment{Timeline: tli, Log: from.Log, Seg: from.Seg}.String()
+	return prefix, prefix + first[:len(first)-1] + string(first[len(first)-1]-1)
 }

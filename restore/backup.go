@@ -967,6 +967,37 @@ func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inven
 	return first, changed, nil
 }
 
+// liveElsewhere refuses a recovery to latest (the default: the newest
+// timeline, by its history file) that leaves a timeline which received
+// WAL after the followed one last did: that timeline went on, and is most
+// likely the live server's, the followed one a restored copy's promoted
+// and archiving here; recovering along the copy's would silently restore
+// it instead. A timeline the followed one branched from that stopped
+// before it (the old primary, after a point-in-time restore) is no
+// objection. Only runs when a timeline was left with WAL past the branch
+// point (RecoveryEnd.Overruns); each costs a listing of that timeline from
+// there on.
+func liveElsewhere(ctx context.Context, b storage.Backend, end repository.RecoveryEnd, start wal.Segment) error {
+	if len(end.Overruns) == 0 {
+		return nil
+	}
+	followed, err := repository.LastWritten(ctx, b, end.Timeline, start)
+	if err != nil {
+		return err
+	}
+	for _, o := range end.Overruns {
+		parent, err := repository.LastWritten(ctx, b, o.Parent, o.Newest)
+		if err != nil {
+			return err
+		}
+		if parent.After(followed) {
+			return fmt.Errorf("%w: recovery to the newest timeline follows timeline %d, but timeline %d, which it branched from at %s, received WAL until %s, after timeline %d's last (%s): timeline %d most likely went on as the live server's, and timeline %d is a restored copy's that archived here. To restore timeline %d's newest WAL, give --target-timeline %d; to follow timeline %d anyway, give --target-timeline latest",
+				repository.ErrNoBackup, end.Timeline, o.Parent, o.SwitchPoint, parent.UTC().Format(time.RFC3339), end.Timeline, followed.UTC().Format(time.RFC3339), o.Parent, end.Timeline, o.Parent, o.Parent, end.Timeline)
+		}
+	}
+	return nil
+}
+
 // ErrGap: recovery to the end of the archive would stop at a missing
 // segment while later WAL is archived.
 var ErrGap = errors.New("the archive has a gap on the way to its end")
@@ -988,6 +1019,11 @@ func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.In
 	end, ok, err := inv.LoadRecoveryEnd(ctx, b, start, tl)
 	if err != nil || !ok {
 		return nil, false, err
+	}
+	if t.Timeline == "" {
+		if err := liveElsewhere(ctx, b, end, start); err != nil {
+			return nil, false, err
+		}
 	}
 	for _, o := range end.Overruns {
 		notes = append(notes, fmt.Sprintf("timeline %d holds WAL archived past the point where timeline %d branched off it (%s), from %s on: this restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",

@@ -263,18 +263,18 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 // here, that backup is the newest, while the primary goes on on the old
 // timeline. A timeline is in use when the repository received WAL of it
 // (a segment, partial or history file) after the oldest backup the policy
-// keeps stopped, or under a window, within the window: for each, the
-// backup the policy would keep for that timeline alone is kept too, under
-// REDUNDANCY the newest DONE backup that leads to it, under RECOVERY
-// WINDOW the newest that leads to it and stopped before the window's
-// start (those within the window are kept anyway). A timeline whose
+// keeps stopped (a marked one not counted), or under a window, within
+// the window: for each, the backup the policy would keep for that
+// timeline alone is kept too, under REDUNDANCY the newest DONE backup
+// that leads to it, under RECOVERY WINDOW the newest that leads to it and
+// stopped before the window's start (those within it are kept anyway). A timeline whose
 // history is unknown is left to the policy, and so is one no longer in
 // use (a copy promoted once, long ago), whose backups age out.
 func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, newest int, p Policy, now time.Time) {
 	windowStart := now.Add(-p.Window())
-	since := time.Time{} // the oldest kept backup's stop
+	since := time.Time{} // the oldest backup the policy keeps stopped (marked ones are exempt, and count not)
 	for i, bp := range bs {
-		if _, kept := keep[i]; bp.Status == repository.StatusDone && (kept || bp.Marked || i == newest) {
+		if _, kept := keep[i]; bp.Status == repository.StatusDone && !bp.Marked && (kept || i == newest) {
 			if stop := bp.Manifest.StopTime; since.IsZero() || stop.Before(since) {
 				since = stop
 			}
