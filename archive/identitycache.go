@@ -63,12 +63,15 @@ type identityCache struct {
 func (c identityCache) on() bool { return c.ttl > 0 }
 
 // identityCacheFor is the cache of a push of path: in the pg_wal path is
-// in (a directory with archive_status beside it), and off for a file
-// elsewhere (a segment pushed by hand), which leaves nothing beside it.
+// in (a directory named so, as PostgreSQL passes %p, or with
+// archive_status beside it), and off for a file elsewhere (a segment
+// pushed by hand), which leaves nothing beside it.
 func identityCacheFor(path, location string, ttl time.Duration) identityCache {
 	walDir := filepath.Dir(path)
-	if fi, err := os.Stat(filepath.Join(walDir, "archive_status")); err != nil || !fi.IsDir() {
-		return identityCache{}
+	if filepath.Base(walDir) != "pg_wal" {
+		if fi, err := os.Stat(filepath.Join(walDir, "archive_status")); err != nil || !fi.IsDir() {
+			return identityCache{}
+		}
 	}
 	return identityCache{walDir: walDir, location: location, ttl: ttl}
 }

@@ -180,10 +180,13 @@ func TestRepositoryProbe(t *testing.T) {
 func TestRepositoryGone(t *testing.T) {
 	dataDir := t.TempDir()
 	walDir := filepath.Join(dataDir, "pg_wal")
-	if err := os.Mkdir(walDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(walDir, "archive_status"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	seg := wal.Segment{Timeline: 1, Seg: 3}
+	if err := os.WriteFile(filepath.Join(walDir, "archive_status", seg.String()+".ready"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	waltest.WriteFile(t, walDir, seg.String(), waltest.Cluster{SystemID: 7312345678901234567, SegmentSize: wal.MinSegmentSize}.Segment(t, seg, 1))
 	mount := t.TempDir()
 	b := filetest.At(t, mount)

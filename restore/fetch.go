@@ -125,13 +125,13 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	// gives.
 	versions := listVersions(ctx, b, repository.WALKey(file, opts.Compression))
 	rc, info, compression, servedVersions, err := open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions)
-	listed, listErr := versions()
+	preferredListed, _ := versions() // on a miss: whether the key still lists versions
 	partial := false
 	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
 		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
 		partial = err == nil
 		if errors.Is(err, storage.ErrNotFound) {
-			if gerr := missingNotEnd(ctx, b, file, listed, opts.AcceptGap); gerr != nil {
+			if gerr := missingNotEnd(ctx, b, file, preferredListed, opts.AcceptGap); gerr != nil {
 				return FetchResult{}, gerr
 			}
 		}
@@ -140,7 +140,7 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 		return FetchResult{}, err
 	}
 	if !partial {
-		listed, listErr = servedVersions()
+		listed, listErr := servedVersions()
 		if listErr != nil {
 			if err := versionsUnlisted(ctx, b, info.Key, listErr, forPrefetch, opts.Log); err != nil {
 				rc.Close()
