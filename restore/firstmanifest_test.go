@@ -60,18 +60,10 @@ func TestChooseByFirstManifest(t *testing.T) {
 // --target-timeline, when taken after (the old timeline went on and
 // timeline 2 is a restored copy's: explore22d F1).
 func TestChooseFollowingLiveTimeline(t *testing.T) {
-	const segSize = 16 << 20
-	b := mem.New()
-	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, segSize, 15, repository.LZ4, "test", time.Now()))
-	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/4000080\tno recovery target specified\n"))
+	b := branchedRepo(t)
 	born := time.Now()
 	backup := func(start time.Time, startSeg uint32) repository.BackupInfo {
-		s := wal.Segment{Timeline: 1, Seg: startSeg}
-		m := repository.BackupManifest{FormatVersion: 1, ID: repository.NewBackupID(start), WALSegmentSize: segSize,
-			StartTimeline: 1, StopTimeline: 1, StartTime: start, StopTime: start.Add(time.Minute),
-			StartLSN: wal.LSN(uint64(startSeg)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(startSeg)*segSize + 0x100).String(),
-			StartWAL: s.String(), StopWAL: s.String()}
-		return repository.BackupInfo{ID: m.ID, Status: repository.StatusDone, Manifest: &m}
+		return oneSegmentBackup(1, start, startSeg)
 	}
 	beforeBranch := backup(born.Add(-3*time.Hour), 2)
 	for _, tc := range []struct {
@@ -106,19 +98,8 @@ func TestChooseFollowingLiveTimeline(t *testing.T) {
 // can recover along an earlier one) and picks timeline 1's newest
 // (explore22e F4).
 func TestChooseFollowingTimelineOne(t *testing.T) {
-	const segSize = 16 << 20
-	b := mem.New()
-	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, segSize, 15, repository.LZ4, "test", time.Now()))
-	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/4000080\tno recovery target specified\n"))
-	backup := func(tli uint32, start time.Time, startSeg uint32) repository.BackupInfo {
-		s := wal.Segment{Timeline: wal.TimelineID(tli), Seg: startSeg}
-		m := repository.BackupManifest{FormatVersion: 1, ID: repository.NewBackupID(start), WALSegmentSize: segSize,
-			StartTimeline: tli, StopTimeline: tli, StartTime: start, StopTime: start.Add(time.Minute),
-			StartLSN: wal.LSN(uint64(startSeg)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(startSeg)*segSize + 0x100).String(),
-			StartWAL: s.String(), StopWAL: s.String()}
-		return repository.BackupInfo{ID: m.ID, Status: repository.StatusDone, Manifest: &m}
-	}
-	primary, copyBackup := backup(1, time.Now().Add(-2*time.Hour), 9), backup(2, time.Now().Add(-time.Hour), 6)
+	b := branchedRepo(t)
+	primary, copyBackup := oneSegmentBackup(1, time.Now().Add(-2*time.Hour), 9), oneSegmentBackup(2, time.Now().Add(-time.Hour), 6)
 	inv, err := repository.LoadInventory(t.Context(), b, repository.LoadOptions{BackupsOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -128,4 +109,26 @@ func TestChooseFollowingTimelineOne(t *testing.T) {
 	if err != nil || got.ID != primary.ID {
 		t.Errorf("--target-timeline 1: chose %s, %v; want %s, timeline 1's", got.ID, err, primary.ID)
 	}
+}
+
+// branchedRepo is a repository of 16 MiB segments whose timeline 2
+// branched from timeline 1 at 0/4000080 (its history file alone).
+func branchedRepo(t *testing.T) *mem.Backend {
+	t.Helper()
+	b := mem.New()
+	repotest.Init(t, b, repository.NewIdentity(7312345678901234567, 16<<20, 15, repository.LZ4, "test", time.Now()))
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/4000080\tno recovery target specified\n"))
+	return b
+}
+
+// oneSegmentBackup is a DONE backup on timeline tli, started at start,
+// within 16 MiB segment startSeg.
+func oneSegmentBackup(tli uint32, start time.Time, startSeg uint32) repository.BackupInfo {
+	const segSize = 16 << 20
+	s := wal.Segment{Timeline: wal.TimelineID(tli), Seg: startSeg}
+	m := repository.BackupManifest{FormatVersion: 1, ID: repository.NewBackupID(start), WALSegmentSize: segSize,
+		StartTimeline: tli, StopTimeline: tli, StartTime: start, StopTime: start.Add(time.Minute),
+		StartLSN: wal.LSN(uint64(startSeg)*segSize + 0x28).String(), StopLSN: wal.LSN(uint64(startSeg)*segSize + 0x100).String(),
+		StartWAL: s.String(), StopWAL: s.String()}
+	return repository.BackupInfo{ID: m.ID, Status: repository.StatusDone, Manifest: &m}
 }
