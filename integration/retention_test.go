@@ -349,7 +349,11 @@ func TestRestoreLatestRefusesACopysTimeline(t *testing.T) {
 	waitDone(t, r, b1)
 
 	copyServer := restoreArchiving(t, r, "--backup", b1, "--target-time", target, "--target-action", "promote")
+	// The copy even takes a backup here: the newest, on timeline 2
+	// (explore22g F1).
+	copyBackup := backupPush(t, r, copyServer)
 	copyServer.WaitArchived(t, copyServer.SwitchWAL(t), 60*time.Second)
+	waitDone(t, r, copyBackup)
 	copyServer.Stop(t)
 
 	time.Sleep(time.Second) // the primary's next WAL is stored later than the copy's last
@@ -357,7 +361,7 @@ func TestRestoreLatestRefusesACopysTimeline(t *testing.T) {
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 
 	res := walvault(t, r.env, "restore", "--pgdata", filepath.Join(testenv.UserDir(t), "latest"))
-	if res.code == 0 || !strings.Contains(res.stderr, "give --target-timeline 1") {
+	if res.code == 0 || !strings.Contains(res.stderr, "give --target-timeline 1;") {
 		t.Fatalf("restore to latest with the primary going on on timeline 1: want a refusal naming --target-timeline 1, got %v", res)
 	}
 	restored := restoreAndStart(t, r, true, "--target-timeline", "1")

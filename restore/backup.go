@@ -968,35 +968,43 @@ func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inven
 }
 
 // liveElsewhere refuses a recovery to latest (the default: the newest
-// timeline, by its history file) that leaves a timeline which received
-// WAL after the followed one last did: that timeline went on, and is most
-// likely the live server's, the followed one a restored copy's promoted
-// and archiving here; recovering along the copy's would silently restore
-// it instead. A timeline the followed one branched from that stopped
-// before it (the old primary, after a point-in-time restore) is no
-// objection. Only runs when a timeline was left with WAL past the branch
-// point (RecoveryEnd.Overruns); each costs a listing of that timeline from
-// there on.
-func liveElsewhere(ctx context.Context, b storage.Backend, end repository.RecoveryEnd, start wal.Segment) error {
-	if len(end.Overruns) == 0 {
+// timeline, by its history file) when a timeline the followed one
+// branched from received WAL after the followed one last did: that
+// timeline went on, most likely as the live server's, and the followed
+// one is a restored copy's, promoted and archiving here (recovering along
+// it would silently restore the copy); or a point-in-time restore was
+// promoted while the old primary still ran. Both ways out are named. An
+// ancestor that stopped before (the old primary, after a point-in-time
+// restore) is no objection. Each ancestor costs a listing of its WAL from
+// its branch point on: the old primary's last WAL, as a rule little.
+func liveElsewhere(ctx context.Context, b storage.Backend, followed wal.TimelineID, history []wal.HistoryEntry, start wal.Segment, segSize uint32) error {
+	if len(history) == 0 {
 		return nil
 	}
-	followed, err := repository.LastWritten(ctx, b, end.Timeline, start)
+	last, err := repository.LastWritten(ctx, b, followed, start)
 	if err != nil {
 		return err
 	}
-	for _, o := range end.Overruns {
-		parent, err := repository.LastWritten(ctx, b, o.Parent, o.Newest)
+	for _, h := range history {
+		from, err := wal.SegmentFromLSN(h.Timeline, h.SwitchPoint, segSize)
+		if err != nil {
+			return nil
+		}
+		parent, err := repository.LastWritten(ctx, b, h.Timeline, from)
 		if err != nil {
 			return err
 		}
-		if parent.After(followed) {
-			return fmt.Errorf("%w: recovery to the newest timeline follows timeline %d, but timeline %d, which it branched from at %s, received WAL until %s, after timeline %d's last (%s): timeline %d most likely went on as the live server's, and timeline %d is a restored copy's that archived here. To restore timeline %d's newest WAL, give --target-timeline %d; to follow timeline %d anyway, give --target-timeline latest",
-				repository.ErrNoBackup, end.Timeline, o.Parent, o.SwitchPoint, parent.UTC().Format(time.RFC3339), end.Timeline, followed.UTC().Format(time.RFC3339), o.Parent, end.Timeline, o.Parent, o.Parent, end.Timeline)
+		if parent.After(last) {
+			return fmt.Errorf("%w: recovery to the newest timeline follows timeline %d, but timeline %d, which it branched from at %s, received WAL until %s, after timeline %d's last (%s). If timeline %d is the live server's and timeline %d a restored copy's that archived here, give --target-timeline %d; if timeline %d is (a point-in-time restore promoted while the old primary still ran), give --target-timeline latest",
+				ErrTimelineUnclear, followed, h.Timeline, h.SwitchPoint, parent.UTC().Format(time.RFC3339), followed, last.UTC().Format(time.RFC3339), h.Timeline, followed, h.Timeline, followed)
 		}
 	}
 	return nil
 }
+
+// ErrTimelineUnclear: which timeline the live server's is cannot be told,
+// and the choice decides what a restore to latest gives.
+var ErrTimelineUnclear = errors.New("the timeline to restore must be given")
 
 // ErrGap: recovery to the end of the archive would stop at a missing
 // segment while later WAL is archived.
@@ -1021,7 +1029,8 @@ func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.In
 		return nil, false, err
 	}
 	if t.Timeline == "" {
-		if err := liveElsewhere(ctx, b, end, start); err != nil {
+		history, _ := inv.WAL.KnownHistory(end.Timeline)
+		if err := liveElsewhere(ctx, b, end.Timeline, history, start, m.WALSegmentSize); err != nil {
 			return nil, false, err
 		}
 	}

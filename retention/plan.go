@@ -264,12 +264,14 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 // timeline. A timeline is in use when the repository received WAL of it
 // (a segment, partial or history file) after the oldest backup the policy
 // keeps stopped (a marked one not counted), or under a window, within
-// the window: for each, the backup the policy would keep for that
-// timeline alone is kept too, under REDUNDANCY the newest DONE backup
+// the window, and the newest timeline while it has no DONE backup of its
+// own: for each, the backup the policy would keep for that timeline
+// alone is kept too, under REDUNDANCY the newest DONE backup
 // that leads to it, under RECOVERY WINDOW the newest that leads to it and
 // stopped before the window's start (those within it are kept anyway). A timeline whose
 // history is unknown is left to the policy, and so is one no longer in
-// use (a copy promoted once, long ago), whose backups age out.
+// use (a copy promoted once, long ago, that took a backup), whose
+// backups age out.
 func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, newest int, p Policy, now time.Time) {
 	windowStart := now.Add(-p.Window())
 	since := time.Time{} // the oldest backup the policy keeps stopped (marked ones are exempt, and count not)
@@ -289,10 +291,25 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 			lastWritten[f.Timeline] = o.ModTime
 		}
 	}
-	for _, tli := range slices.Sorted(maps.Keys(lastWritten)) {
+	// The newest timeline with no DONE backup of its own yet (a
+	// point-in-time restore just promoted, whose first segment may not
+	// complete for hours) is in use whatever its times say, until a
+	// backup of its own carries it.
+	timelines := slices.Sorted(maps.Keys(lastWritten))
+	fresh := wal.TimelineID(0)
+	if n := len(timelines); n > 0 {
+		fresh = timelines[n-1]
+		for _, bp := range bs {
+			if bp.Status == repository.StatusDone && wal.TimelineID(bp.Manifest.StartTimeline) == fresh {
+				fresh = 0
+				break
+			}
+		}
+	}
+	for _, tli := range timelines {
 		at := lastWritten[tli]
 		history, known := inv.Histories[tli]
-		if at.Before(since) || tli > 1 && !known {
+		if at.Before(since) && tli != fresh || tli > 1 && !known {
 			continue
 		}
 		pick := -1

@@ -61,8 +61,10 @@ func TestPlanKeepsBackupLeadingToNewTimeline(t *testing.T) {
 //   - a restored copy promoted as timeline 2 took a backup here (the
 //     newest), while the primary goes on on timeline 1: the primary's
 //     newest backup is kept too, and the WAL it needs;
-//   - a copy promoted long ago, whose timeline nobody writes any more,
-//     pins nothing: its base backup ages out.
+//   - a copy promoted long ago, that took a backup of its own and whose
+//     timeline nobody writes any more, pins nothing: its backups age out;
+//   - the newest timeline without a backup of its own keeps the one
+//     leading to it, whatever its times (explore22g F2).
 func TestPlanTimelinesInUse(t *testing.T) {
 	recent, longAgo := now.Add(-2*time.Hour), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	history := map[wal.TimelineID][]wal.HistoryEntry{2: {{Timeline: 1, SwitchPoint: wal.LSN(5*segSize + 0x80)}}}
@@ -109,16 +111,27 @@ func TestPlanTimelinesInUse(t *testing.T) {
 		t.Errorf("a copy's backup newest while timeline 1 goes on: the primary's %s kept %v, the copy's %s kept %v; want both", primary.ID, kept(p, primary.ID), copyBackup.ID, kept(p, copyBackup.ID))
 	}
 
-	// A copy promoted long ago: nothing on timeline 2 since.
-	old1, newer1 := done(1, 1, 2), done(22, 1, 9)
+	// A copy promoted long ago, that took a backup of its own: nothing on
+	// timeline 2 since.
+	old1, copyOwn, newer1 := done(1, 1, 2), done(3, 2, 6), done(22, 1, 9)
 	dead := append(segRange(1, 1, 12), historyObj(longAgo))
 	for i := range dead {
 		if strings.HasPrefix(dead[i].Key, "wal/00000001/") {
 			dead[i].ModTime = recent
 		}
 	}
-	p = plan([]repository.BackupInfo{old1, newer1}, append(dead, storage.ObjectInfo{Key: "wal/00000002/" + segName(2, 5) + ".lz4", Size: 1000, ModTime: longAgo}))
-	if kept(p, old1.ID) {
-		t.Errorf("a timeline nobody wrote to since %s pins backup %s: %+v", longAgo, old1.ID, p.Backups[0])
+	dead = append(dead, storage.ObjectInfo{Key: "wal/00000002/" + segName(2, 6) + ".lz4", Size: 1000, ModTime: longAgo})
+	p = plan([]repository.BackupInfo{old1, copyOwn, newer1}, dead)
+	if kept(p, old1.ID) || kept(p, copyOwn.ID) {
+		t.Errorf("a timeline nobody wrote to since %s pins backups: %+v", longAgo, p.Backups)
+	}
+
+	// The old primary took one more backup after the promotion, and
+	// timeline 2, quiet, has archived nothing since (explore22g F2): it
+	// has no backup of its own yet, so the one leading to it stays.
+	a, late := done(20, 1, 2), done(24, 1, 9)
+	p = plan([]repository.BackupInfo{a, late}, append(segRange(1, 1, 10), historyObj(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))))
+	if !kept(p, a.ID) {
+		t.Errorf("timeline 2 without a backup of its own, the old primary's later backup newest: %s, the one leading to timeline 2, deleted", a.ID)
 	}
 }
