@@ -874,7 +874,7 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 		bi, err := chooseBackup(backups, ref, t, skip)
 		if err != nil {
 			if len(skip) > 0 && errors.Is(err, repository.ErrNoBackup) {
-				return bi, passed, fmt.Errorf("%w; %s passed over: they cannot reach the timeline recovery follows (see the warnings); give --target-timeline with the timeline to restore", err, units.Plural(len(skip), "backup"))
+				return bi, passed, fmt.Errorf("%w: no DONE backup can reach the timeline recovery follows (%s passed over, see the warnings): give --target-timeline with the timeline to restore, or take a backup on that timeline", repository.ErrNoBackup, units.Plural(len(skip), "backup"))
 			}
 			return bi, passed, err
 		}
