@@ -76,8 +76,8 @@ func FirstMissingWAL(ctx context.Context, b storage.Backend, segSize uint32, sta
 }
 
 // LastWritten is when the repository last received WAL of timeline tli
-// from segment from on (a segment, partial or backup history file under
-// its folder), or its history file: zero when there is none. One listing
+// from segment from on (a segment or backup history file under its
+// folder), or its history file: zero when there is none. One listing
 // of the timeline's folder from from to its end: as long as the WAL since
 // from.
 func LastWritten(ctx context.Context, b storage.Backend, tli wal.TimelineID, from wal.Segment) (time.Time, error) {
@@ -93,7 +93,10 @@ func LastWritten(ctx context.Context, b storage.Backend, tli wal.TimelineID, fro
 	}
 	prefix, after := keysFrom(tli, from)
 	err := storage.ListAfter(ctx, b, prefix, after, func(oi storage.ObjectInfo) error {
-		if oi.ModTime.After(last) {
+		// A .partial on a timeline is written by the server promoted
+		// from it (its copy of the segment it left), not by one going
+		// on with it.
+		if f, _, ok := ParseWALKey(oi.Key); ok && f.Kind != wal.KindPartial && oi.ModTime.After(last) {
 			last = oi.ModTime
 		}
 		return nil

@@ -2,6 +2,7 @@ package repository_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
@@ -44,5 +45,29 @@ func TestFirstMissingWAL(t *testing.T) {
 		if err != nil || ok != tc.ok || !ok && missing != tc.missing {
 			t.Errorf("FirstMissingWAL(%s, %s) = %s, %v, %v; want ok %v, missing %s", tc.start, tc.stop, missing, ok, err, tc.ok, tc.missing)
 		}
+	}
+}
+
+// TestLastWritten: when the repository last received WAL of a timeline
+// from a segment on: its segments and its history file count; a .partial,
+// which the server promoted from the timeline writes, does not.
+func TestLastWritten(t *testing.T) {
+	b := mem.New()
+	seg := func(tli wal.TimelineID, n uint32, kind wal.Kind) string {
+		return repository.WALKey(wal.FileName{Kind: kind, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4)
+	}
+	repotest.Put(t, b, seg(1, 4, wal.KindSegment), []byte("x"))
+	repotest.Put(t, b, seg(1, 5, wal.KindSegment), []byte("x"))
+	time.Sleep(10 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(10 * time.Millisecond)
+	repotest.Put(t, b, seg(1, 6, wal.KindPartial), []byte("x")) // the child's promotion
+	got, err := repository.LastWritten(t.Context(), b, 1, wal.Segment{Timeline: 1, Seg: 5})
+	if err != nil || got.IsZero() || got.After(mid) {
+		t.Errorf("LastWritten(1 from 5) = %v, %v; want segment 5's time, before %v (the partial not counted)", got, err, mid)
+	}
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/6000080\tno recovery target specified\n"))
+	if got, err := repository.LastWritten(t.Context(), b, 2, wal.Segment{Timeline: 2, Seg: 6}); err != nil || !got.After(mid) {
+		t.Errorf("LastWritten(2) with only its history file = %v, %v; want the history file's time", got, err)
 	}
 }

@@ -329,7 +329,11 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 		if p.Kind == RecoveryWindow {
 			what = fmt.Sprintf("the newest backup that stopped before the window's start %s", stamp(windowStart))
 		}
-		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, which the repository received WAL of at %s, after the backups kept by time began (a backup on another timeline cannot restore it)", p, what, tli, stamp(at))
+		why := fmt.Sprintf("which the repository received WAL of at %s, after the backups kept by time began", stamp(at))
+		if at.Before(since) {
+			why = "the newest timeline, which has no DONE backup of its own yet"
+		}
+		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, %s (a backup on another timeline cannot restore it)", p, what, tli, why)
 	}
 }
 
