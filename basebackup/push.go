@@ -565,11 +565,7 @@ func (e *walTimeoutError) Error() string {
 // *walTimeoutError, and returns other errors (storage, cancellation) as
 // they are.
 func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression, m repository.BackupManifest, src walSource, opts Options) error {
-	seg, err := wal.ParseSegmentName(m.StartWAL)
-	if err != nil {
-		return err
-	}
-	stop, err := wal.ParseSegmentName(m.StopWAL)
+	seg, stop, err := m.WALRange()
 	if err != nil {
 		return err
 	}
@@ -645,11 +641,7 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 // a person), and backup-push must not say done for a backup that cannot
 // be restored.
 func walStillStored(ctx context.Context, b storage.Backend, m repository.BackupManifest) error {
-	start, err := wal.ParseSegmentName(m.StartWAL)
-	if err != nil {
-		return err
-	}
-	stop, err := wal.ParseSegmentName(m.StopWAL)
+	start, stop, err := m.WALRange()
 	if err != nil {
 		return err
 	}

@@ -292,6 +292,15 @@ func readBackupManifest(rc io.ReadCloser, id, location string) (BackupManifest, 
 	return m, nil
 }
 
+// WALRange is the segments holding the backup's start and stop.
+func (m *BackupManifest) WALRange() (start, stop wal.Segment, err error) {
+	if start, err = wal.ParseSegmentName(m.StartWAL); err != nil {
+		return wal.Segment{}, wal.Segment{}, err
+	}
+	stop, err = wal.ParseSegmentName(m.StopWAL)
+	return start, stop, err
+}
+
 // checkWALPoints compares the manifest's start and stop LSNs with the
 // segments it names, which backup-push derives from them (start_wal holds
 // start_lsn, stop_wal the byte before stop_lsn): a flipped bit in one no

@@ -909,6 +909,9 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 			return bi, passed, nil
 		}
 		why := fmt.Sprintf("backup %s ends at %s on timeline %d, and timeline %d, which recovery follows, branched away from it before that", bi.ID, m.StopLSN, m.StopTimeline, tli)
+		if wal.TimelineID(m.StopTimeline) > tli {
+			why = fmt.Sprintf("backup %s ends on timeline %d, later than timeline %d, which recovery follows: recovery never goes back to an earlier timeline", bi.ID, m.StopTimeline, tli)
+		}
 		if !repository.IsLatest(ref) {
 			return bi, passed, fmt.Errorf("%w: %s: PostgreSQL would not find the backup's checkpoint on timeline %d; restore an older backup, or give --target-timeline %d to recover along the backup's own timeline", repository.ErrNoBackup, why, tli, m.StopTimeline)
 		}

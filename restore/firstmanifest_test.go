@@ -105,9 +105,12 @@ func TestChooseFollowingTimelineOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, _ := testLogger()
-	got, _, err := ChooseBackupFollowing(t.Context(), b, inv, []repository.BackupInfo{primary, copyBackup}, "", Target{Timeline: "1"}, log)
+	got, passed, err := ChooseBackupFollowing(t.Context(), b, inv, []repository.BackupInfo{primary, copyBackup}, "", Target{Timeline: "1"}, log)
 	if err != nil || got.ID != primary.ID {
 		t.Errorf("--target-timeline 1: chose %s, %v; want %s, timeline 1's", got.ID, err, primary.ID)
+	}
+	if len(passed) != 1 || !strings.Contains(passed[0], "later than timeline 1, which recovery follows") {
+		t.Errorf("passed over %q; want %s named as of a later timeline", passed, copyBackup.ID)
 	}
 }
 
