@@ -292,6 +292,29 @@ func readBackupManifest(rc io.ReadCloser, id, location string) (BackupManifest, 
 	return m, nil
 }
 
+// LeadsTo reports whether the backup lies on the way to timeline tli,
+// whose history file holds history: it stopped on tli itself, or on an
+// ancestor no later than where tli's line left that ancestor. Recovery
+// from such a backup can follow tli; from one on a timeline tli branched
+// away from before the backup ended, it cannot (PostgreSQL reads tli's
+// WAL past the branch point and does not find the backup's checkpoint
+// there). The error is a stop_lsn that does not parse.
+func (m *BackupManifest) LeadsTo(tli wal.TimelineID, history []wal.HistoryEntry) (bool, error) {
+	stop, err := wal.ParseLSN(m.StopLSN)
+	if err != nil {
+		return false, err
+	}
+	if stopTLI := wal.TimelineID(m.StopTimeline); stopTLI != tli {
+		for _, h := range history {
+			if h.Timeline == stopTLI {
+				return stop <= h.SwitchPoint, nil
+			}
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
 // WALRange is the segments holding the backup's start and stop.
 func (m *BackupManifest) WALRange() (start, stop wal.Segment, err error) {
 	if start, err = wal.ParseSegmentName(m.StartWAL); err != nil {

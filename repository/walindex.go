@@ -634,22 +634,3 @@ func (x *WALIndex) KnownHistory(tli wal.TimelineID) (entries []wal.HistoryEntry,
 	}
 	return t.history, true
 }
-
-// LeadsTo reports whether a backup that stopped at stop, on timeline
-// stopTLI, lies on the way to timeline tli, whose history file holds
-// history: on tli itself, or on an ancestor, stopping no later than where
-// tli's line left that ancestor. Recovery from such a backup can follow
-// tli; from one on a timeline tli branched away from before the backup
-// ended, it cannot (PostgreSQL reads tli's WAL past the branch point and
-// does not find the backup's checkpoint there).
-func LeadsTo(stopTLI wal.TimelineID, stop wal.LSN, tli wal.TimelineID, history []wal.HistoryEntry) bool {
-	if stopTLI == tli {
-		return true
-	}
-	for _, h := range history {
-		if h.Timeline == stopTLI {
-			return stop <= h.SwitchPoint
-		}
-	}
-	return false
-}

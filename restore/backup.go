@@ -904,8 +904,7 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 		if err != nil {
 			return bi, passed, err
 		}
-		stop, err := wal.ParseLSN(m.StopLSN)
-		if err != nil || !known || repository.LeadsTo(wal.TimelineID(m.StopTimeline), stop, tli, history) {
+		if leads, err := m.LeadsTo(tli, history); err != nil || !known || leads {
 			return bi, passed, nil
 		}
 		why := fmt.Sprintf("backup %s ends at %s on timeline %d, and timeline %d, which recovery follows, branched away from it before that", bi.ID, m.StopLSN, m.StopTimeline, tli)

@@ -314,8 +314,13 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 		}
 		pick := -1
 		for i, bp := range bs {
+			if bp.Status != repository.StatusDone {
+				continue
+			}
+			if leads, err := bp.Manifest.LeadsTo(tli, history); err != nil || !leads {
+				continue
+			}
 			switch {
-			case bp.Status != repository.StatusDone || !leadsTo(bp.Manifest, tli, history):
 			case p.Kind == RecoveryWindow && !bp.Manifest.StopTime.Before(windowStart):
 				// Kept by the window, but not reaching its start.
 			case pick < 0 || !bp.Manifest.StopTime.Before(bs[pick].Manifest.StopTime):
@@ -335,13 +340,6 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 		}
 		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, %s (a backup on another timeline cannot restore it)", p, what, tli, why)
 	}
-}
-
-// leadsTo says whether a restore of the backup m can follow timeline tli,
-// whose history is history.
-func leadsTo(m *repository.BackupManifest, tli wal.TimelineID, history []wal.HistoryEntry) bool {
-	stop, err := wal.ParseLSN(m.StopLSN)
-	return err == nil && repository.LeadsTo(wal.TimelineID(m.StopTimeline), stop, tli, history)
 }
 
 // keepAncestors keeps every backup a kept incremental builds on: a kept
