@@ -939,24 +939,20 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 // keeps versions, and whether it differs from the current one. walvault
 // writes a manifest once, so a newer version was put over it by someone
 // else: with other times it could make a point-in-time restore pick this
-// backup and recover past the target. A listing that fails is an error
-// in a repository under Object Lock, and leaves the current version
-// elsewhere (as wal-fetch does for WAL).
+// backup and recover past the target. A listing that fails is judged as
+// wal-fetch judges one of WAL (listingFailed).
 func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inventory, bi repository.BackupInfo, log *slog.Logger) (repository.BackupManifest, bool, error) {
 	v, ok := storage.AsVersioned(b)
 	if !ok {
 		return *bi.Manifest, false, nil
 	}
 	key := repository.BackupManifestKey(bi.ID)
-	locked := inv.Identity != nil && inv.Identity.Lock().Enabled()
 	vs, err := v.Versions(ctx, key)
-	switch {
-	case err != nil && (locked || !storage.IsPermanent(err)):
-		return *bi.Manifest, false, fmt.Errorf("list the versions of %s in %s (a newer version put over a manifest could steer the restore): %w", key, b.Location(), err)
-	case err != nil:
-		log.Debug("cannot list the versions of the backup's manifest; using its current one", "key", key, "error", err)
-		return *bi.Manifest, false, nil
-	case len(vs) < 2:
+	if err != nil {
+		locked := func() bool { return inv.Identity != nil && inv.Identity.Lock().Enabled() }
+		return *bi.Manifest, false, listingFailed(b, key, err, locked, "steer the restore to a backup that ends after its target", log)
+	}
+	if len(vs) < 2 {
 		return *bi.Manifest, false, nil
 	}
 	first, err := repository.LoadBackupManifestVersion(ctx, v, b.Location(), bi.ID, vs[len(vs)-1].ID)

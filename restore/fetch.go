@@ -209,16 +209,31 @@ func missingNotEnd(ctx context.Context, b storage.Backend, file wal.FileName, li
 // newer version put over a locked one must be seen) and, elsewhere,
 // leaves the current version served.
 func versionsUnlisted(ctx context.Context, b storage.Backend, key string, listErr error, forPrefetch bool, log *slog.Logger) error {
-	switch {
-	case forPrefetch:
+	if forPrefetch {
 		return fmt.Errorf("%w: the versions of %s could not be listed (%v): left to wal-fetch", ErrCorrupt, key, listErr)
+	}
+	locked := func() bool {
+		id, err := repository.LoadIdentity(ctx, b)
+		return err == nil && id.Lock().Enabled()
+	}
+	return listingFailed(b, key, listErr, locked, "end a recovery early", log)
+}
+
+// listingFailed is the verdict on a failed listing of key's versions,
+// read to find a version someone put over walvault's: one that failed for
+// a while is a storage error (nothing is used that could not be checked);
+// one the storage refuses for good is an error in a repository under
+// Object Lock (locked, asked only then), where such a version must be
+// seen, and elsewhere leaves the current version used. harm says what a
+// version put over the key could do.
+func listingFailed(b storage.Backend, key string, listErr error, locked func() bool, harm string, log *slog.Logger) error {
+	switch {
 	case !storage.IsPermanent(listErr):
-		return fmt.Errorf("list the versions of %s in %s: %w", key, b.Location(), listErr)
+		return fmt.Errorf("list the versions of %s in %s (a newer version put over it could %s): %w", key, b.Location(), harm, listErr)
+	case locked():
+		return fmt.Errorf("the storage refuses to list the versions of %s (%v), and the repository is under Object Lock, where a newer version put over a locked one could %s: %s", key, listErr, harm, storage.VersionsHint)
 	}
-	if id, err := repository.LoadIdentity(ctx, b); err == nil && id.Lock().Enabled() {
-		return fmt.Errorf("the storage refuses to list the versions of %s (%v), and the repository is under Object Lock, where a newer version put over a locked one could end a recovery early: %s", key, listErr, storage.VersionsHint)
-	}
-	logOrDiscard(log).Debug("cannot list the versions of the object; serving its current one", "key", key, "error", listErr)
+	logOrDiscard(log).Debug("cannot list the versions of the object; using its current one", "key", key, "error", listErr)
 	return nil
 }
 
