@@ -83,7 +83,7 @@ func FirstMissingWAL(ctx context.Context, b storage.Backend, segSize uint32, sta
 func LastWritten(ctx context.Context, b storage.Backend, tli wal.TimelineID, from wal.Segment) (time.Time, error) {
 	var last time.Time
 	if tli > 1 {
-		info, err := b.Stat(ctx, WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: tli}, None))
+		info, err := b.Stat(ctx, historyKey(tli))
 		switch {
 		case err == nil:
 			last = info.ModTime

@@ -181,10 +181,8 @@ func (inv *Inventory) LoadRecoveryWAL(ctx context.Context, b storage.Backend, r 
 		return herr
 	}
 	l := &lister{inv: inv}
-	for _, h := range histories {
-		if err := l.addHistory(h); err != nil {
-			return err
-		}
+	if err := l.addHistories(histories); err != nil {
+		return err
 	}
 	if err := l.addListed(early, found); err != nil {
 		return err
@@ -300,11 +298,8 @@ func (inv *Inventory) FollowedTimeline(ctx context.Context, b storage.Backend, s
 	if err != nil {
 		return 0, nil, false, err
 	}
-	l := &lister{inv: inv}
-	for _, h := range histories {
-		if err := l.addHistory(h); err != nil {
-			return 0, nil, false, err
-		}
+	if err := (&lister{inv: inv}).addHistories(histories); err != nil {
+		return 0, nil, false, err
 	}
 	tli = inv.WAL.recoveryTimeline(r)
 	if tli == start.Timeline || tli == 1 {
@@ -320,6 +315,16 @@ func historyKey(tli wal.TimelineID) string {
 }
 
 // addHistory adds a history file read to the inventory and its WAL index.
+// addHistories adds what readRecoveryHistories read.
+func (l *lister) addHistories(hs []historyRead) error {
+	for _, h := range hs {
+		if err := l.addHistory(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (l *lister) addHistory(h historyRead) error {
 	key := historyKey(h.tli)
 	if !l.inv.walPrefixListed(key) {
