@@ -504,7 +504,8 @@ type newestWAL struct {
 }
 
 // checkArchive checks WAL continuity from the backup's start to the newest
-// archived segment, before anything is downloaded: for a drill to the
+// archived segment on the timelines recovery follows (Continuity.Along),
+// before anything is downloaded: for a drill to the
 // end of the archive a gap is fatal (recovery would stop there and open
 // with the later WAL silently lost); for an earlier target it is a warning
 // (recovery itself says whether the target lies beyond the gap). It also
@@ -518,6 +519,16 @@ func (d *drill) checkArchive(ctx context.Context, b storage.Backend, inv *reposi
 	cont, err := inv.WALContinuity(segSize, []wal.Segment{start})
 	if err != nil {
 		return nw, err
+	}
+	// Only the timelines recovery reads: another's gaps or newer segments
+	// (a restored copy's, promoted and archiving here) are not this
+	// drill's to fail on or to measure against.
+	tli, history, known, err := restore.FollowedPath(ctx, b, inv, m, d.target.Timeline)
+	if err != nil {
+		return nw, err
+	}
+	if known {
+		cont = cont.Along(tli, history, segSize)
 	}
 	for _, tl := range cont.Timelines {
 		if tl.HasSegments && (!nw.ok || tl.Timeline > nw.seg.Timeline) {

@@ -358,7 +358,8 @@ func TestRestoreLatestRefusesACopysTimeline(t *testing.T) {
 
 	time.Sleep(time.Second) // the primary's next WAL is stored later than the copy's last
 	pg.SQL(t, "INSERT INTO steps VALUES (2)")
-	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	primaryNewest := pg.SwitchWAL(t)
+	pg.WaitArchived(t, primaryNewest, 60*time.Second)
 
 	res := walvault(t, r.env, "restore", "--pgdata", filepath.Join(testenv.UserDir(t), "latest"))
 	if res.code == 0 || !strings.Contains(res.stderr, "give --target-timeline 1;") {
@@ -369,4 +370,15 @@ func TestRestoreLatestRefusesACopysTimeline(t *testing.T) {
 		t.Fatalf("restore with --target-timeline 1: steps %q, want the primary's 1,2,99", got)
 	}
 	restored.StopImmediate(t)
+
+	// A drill along timeline 1 measures against timeline 1's newest
+	// segment, not the copy's, which went further (session 22's note).
+	res = walvault(t, r.env, "drill", "--scratch-dir", testenv.UserDir(t), "--target-timeline", "1", "--amcheck", "off",
+		"--check-sql", "SELECT 1 FROM steps WHERE n = 2")
+	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "replayed all archived WAL") {
+		t.Fatalf("drill --target-timeline 1: want success with the replay end checked, got %v", res)
+	}
+	if !strings.Contains(res.stdout+res.stderr, "newest archived segment "+primaryNewest) {
+		t.Errorf("drill --target-timeline 1: want the primary's newest segment %s named, got %v", primaryNewest, res)
+	}
 }

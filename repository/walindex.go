@@ -578,6 +578,89 @@ func (x *WALIndex) CoveredAcross(start, stop wal.Segment) (ok bool, firstMissing
 	return x.Covered(stop, stop)
 }
 
+// Along keeps of c what a recovery following timeline tli reads, given
+// tli's history (its ancestors and where each branched): tli and its
+// ancestors, each ancestor only up to the segment before the one where
+// its child begins (recovery reads that one from the child). A drill or
+// restore along one timeline has no business with another's gaps or
+// newest segment: a restored copy promoted and archiving here, or the
+// old primary going on after a point-in-time restore.
+func (c Continuity) Along(tli wal.TimelineID, history []wal.HistoryEntry, segSize uint32) Continuity {
+	perLog := uint64(1) << 32 / uint64(segSize)
+	number := func(s wal.Segment) uint64 { return uint64(s.Log)*perLog + uint64(s.Seg) }
+	// limit: the first segment number recovery no longer reads on an
+	// ancestor (none for tli itself).
+	limit := map[wal.TimelineID]uint64{}
+	for _, h := range history {
+		limit[h.Timeline] = uint64(h.SwitchPoint) / uint64(segSize)
+	}
+	onPath := func(t wal.TimelineID) bool {
+		_, ancestor := limit[t]
+		return t == tli || ancestor
+	}
+	below := func(s wal.Segment) bool {
+		l, ok := limit[s.Timeline]
+		return !ok || number(s) < l
+	}
+	// last is the last segment read on an ancestor; only asked where
+	// some segment is below the limit, so the limit is not 0.
+	segment := func(t wal.TimelineID, n uint64) wal.Segment {
+		return wal.Segment{Timeline: t, Log: uint32(n / perLog), Seg: uint32(n % perLog)}
+	}
+	last := func(t wal.TimelineID) wal.Segment { return segment(t, limit[t]-1) }
+	var out Continuity
+	for _, span := range c.Timelines {
+		if !onPath(span.Timeline) {
+			continue
+		}
+		if span.HasSegments && !below(span.Newest) {
+			if below(span.Oldest) {
+				// The newest archived below the limit: before any hole
+				// the limit falls in.
+				n := number(last(span.Timeline))
+				for _, g := range c.Gaps {
+					if g.Timeline == span.Timeline && number(g.First) <= n && n <= number(g.Last) {
+						n = number(g.First) - 1
+					}
+				}
+				span.Newest = segment(span.Timeline, n)
+			} else {
+				span.HasSegments = false
+			}
+		}
+		out.Timelines = append(out.Timelines, span)
+	}
+	for _, g := range c.Gaps {
+		if !onPath(g.Timeline) || !below(g.First) {
+			continue
+		}
+		if !below(g.Last) {
+			g.Last = last(g.Timeline)
+			g.Count = number(g.Last) - number(g.First) + 1
+		}
+		out.Gaps = append(out.Gaps, g)
+	}
+	for _, t := range c.MissingHistory {
+		if onPath(t) {
+			out.MissingHistory = append(out.MissingHistory, t)
+		}
+	}
+	pick := func(m map[wal.TimelineID]error) map[wal.TimelineID]error {
+		var kept map[wal.TimelineID]error
+		for t, err := range m {
+			if onPath(t) {
+				if kept == nil {
+					kept = map[wal.TimelineID]error{}
+				}
+				kept[t] = err
+			}
+		}
+		return kept
+	}
+	out.BadHistory, out.UnreadableHistory = pick(c.BadHistory), pick(c.UnreadableHistory)
+	return out
+}
+
 // Summary says in one line what is missing, for a check line: the needed
 // gaps (with their names), missing and bad history files; "" when there is
 // nothing to say.

@@ -542,3 +542,42 @@ func TestCoveredAcrossFollowsLaterTimelines(t *testing.T) {
 		})
 	}
 }
+
+func TestContinuityAlong(t *testing.T) {
+	// Timeline 2 branched off timeline 1 in segment 5; both went on, each
+	// with a hole after the branch, and timeline 1 with one straddling it.
+	w := walSet{
+		segs:      map[wal.TimelineID][]uint32{1: cat(span(1, 2), span(6, 6), span(8, 10)), 2: cat(span(5, 8), span(10, 12))},
+		histories: map[wal.TimelineID]string{2: "1\t0/5000100\n"},
+	}
+	c := w.index(t).Continuity([]wal.Segment{start(1, 1)})
+	gaps := func(c Continuity) []string {
+		var out []string
+		for _, g := range c.Gaps {
+			out = append(out, fmt.Sprintf("%s/%d", gapString(g), g.Count))
+		}
+		return out
+	}
+	if got, want := gaps(c), []string{"1:3-5/3", "1:7-7/1", "2:9-9/1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("all gaps = %v, want %v", got, want)
+	}
+
+	one := c.Along(1, nil, seg16)
+	if got, want := gaps(one), []string{"1:3-5/3", "1:7-7/1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("along timeline 1: gaps = %v, want %v (not timeline 2's)", got, want)
+	}
+	if len(one.Timelines) != 1 || one.Timelines[0].Newest != start(1, 10) {
+		t.Errorf("along timeline 1: spans = %+v, want timeline 1 alone, newest 0A", one.Timelines)
+	}
+
+	two := c.Along(2, []wal.HistoryEntry{{Timeline: 1, SwitchPoint: 0x5000100}}, seg16)
+	if got, want := gaps(two), []string{"1:3-4/2", "2:9-9/1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("along timeline 2: gaps = %v, want %v (timeline 1 read only before segment 5)", got, want)
+	}
+	if len(two.Timelines) != 2 || two.Timelines[0].Newest != start(1, 2) || two.Timelines[1].Newest != start(2, 12) {
+		t.Errorf("along timeline 2: spans = %+v, want timeline 1 up to 02 (03 and 04 missing) and timeline 2 up to 0C", two.Timelines)
+	}
+	if s := two.Summary(seg16); strings.Contains(s, "lacks 000000010000000000000007") {
+		t.Errorf("along timeline 2, the summary names timeline 1's hole after the branch: %s", s)
+	}
+}

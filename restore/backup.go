@@ -855,6 +855,17 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 	return wal.TimelineID(n), nil
 }
 
+// FollowedPath is the timeline a recovery from backup m follows under
+// setting (Target.Timeline), with what is known of its history (known
+// false: no WAL index, or a history file that could not be read).
+func FollowedPath(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, setting string) (tli wal.TimelineID, history []wal.HistoryEntry, known bool, err error) {
+	start, target, ok, err := recoveryStart(inv, m, setting)
+	if !ok || err != nil {
+		return 0, nil, false, err
+	}
+	return inv.FollowedTimeline(ctx, b, start, target)
+}
+
 // ChooseBackupFollowing is ChooseBackup for a recovery that follows a
 // timeline (latest, or a number), judging each backup by its manifest's
 // first version (firstManifest). A backup that ended on a timeline the
@@ -896,15 +907,11 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 			}
 		}
 		m := bi.Manifest
-		start, target, ok, err := recoveryStart(inv, *m, t.Timeline)
-		if !ok || err != nil || t.Timeline == "current" {
+		tli, history, known, err := FollowedPath(ctx, b, inv, *m, t.Timeline)
+		if err != nil || !known || t.Timeline == "current" {
 			return bi, passed, err
 		}
-		tli, history, known, err := inv.FollowedTimeline(ctx, b, start, target)
-		if err != nil {
-			return bi, passed, err
-		}
-		if leads, err := m.LeadsTo(tli, history); err != nil || !known || leads {
+		if leads, err := m.LeadsTo(tli, history); err != nil || leads {
 			return bi, passed, nil
 		}
 		why := fmt.Sprintf("backup %s ends at %s on timeline %d, and timeline %d, which recovery follows, branched away from it before that", bi.ID, m.StopLSN, m.StopTimeline, tli)
