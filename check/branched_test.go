@@ -86,3 +86,59 @@ func TestContinuityHiddenSegment(t *testing.T) {
 		t.Errorf("continuity over a hidden segment: %+v; want FAILED pointing at walvault repair", r)
 	}
 }
+
+// TestBackupsOfAnotherTimeline: a restored copy promoted as timeline 2
+// archived here and even took a backup, while this server goes on on
+// timeline 1 (session 22's note). The copy's backup proves nothing about
+// this server: backup age goes by this server's own, too old here, and
+// count says the copy's is not counted. On timeline 2, or where the
+// server's timeline is unknown (a standby), it counts.
+func TestBackupsOfAnotherTimeline(t *testing.T) {
+	ctx := context.Background()
+	c, b := newChecker(t)
+	for n := uint32(7); n <= 0x12; n++ { // newChecker put 1 to 6
+		putSegment(t, b, n)
+	}
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t0/10000100\tno recovery target specified\n"))
+	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: wal.Segment{Timeline: 2, Seg: 0x10}}, repository.LZ4), []byte("x"))
+	now := time.Now().UTC().Truncate(time.Second)
+	backup := func(tli uint32, seg uint32, start time.Time) repository.BackupManifest {
+		s := wal.Segment{Timeline: wal.TimelineID(tli), Seg: seg}
+		lsn := func(off uint32) string { return wal.LSN(uint64(seg)<<24 | uint64(off)).String() }
+		return repotest.WriteBackup(t, b, repotest.Backup{
+			Manifest: repository.BackupManifest{
+				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
+				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: tli, StopTimeline: tli,
+				StartLSN: lsn(0x200), StopLSN: lsn(0x300), StartWAL: s.String(), StopWAL: s.String(),
+				StartTime: start, StopTime: start.Add(time.Minute),
+			},
+			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+		})
+	}
+	own := backup(1, 2, now.Add(-30*time.Hour))
+	copys := backup(2, 0x10, now.Add(-time.Hour))
+
+	check := func(serverAt string) []Result {
+		c.srv.currentWAL = serverAt
+		c.identityLoaded = false
+		c.checkIdentity(ctx)
+		rs := c.checkBackups(ctx)
+		if len(rs) != 2 {
+			t.Fatalf("got %+v, want backup age and count", rs)
+		}
+		return rs
+	}
+	rs := check("000000010000000000000013")
+	if age := rs[0]; age.OK || !strings.Contains(age.Detail, own.ID) {
+		t.Errorf("server on timeline 1: backup age %+v, want FAILED by %s, this server's newest (30 hours old)", age, own.ID)
+	}
+	if count := rs[1]; !count.OK || !strings.Contains(count.Detail, "1 DONE backup, 1 DONE backup on timelines this server did not come from (not counted)") {
+		t.Errorf("server on timeline 1: backup count %+v, want the copy's backup not counted", count)
+	}
+	if age := check("000000020000000000000011")[0]; !age.OK || !strings.Contains(age.Detail, copys.ID) {
+		t.Errorf("server on timeline 2: backup age %+v, want OK by %s", age, copys.ID)
+	}
+	if age := check("")[0]; !age.OK || !strings.Contains(age.Detail, copys.ID) {
+		t.Errorf("a standby: backup age %+v, want OK by %s (its timeline is not known)", age, copys.ID)
+	}
+}

@@ -174,11 +174,16 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 		return []Result{failed(NameBackupAge, "%s", why), failed(NameBackupCount, "%s", why)}
 	}
 	f := &backupFacts{inv: inv}
-	waiting := 0
+	waiting, elsewhere := 0, 0
 	var damaged *repository.BackupInfo
+	ours := c.serverLine(inv)
 	for i := range list {
 		switch list[i].Status {
 		case repository.StatusDone:
+			if !ours(list[i].Manifest) {
+				elsewhere++
+				continue
+			}
 			f.done = append(f.done, list[i])
 			f.newest = &list[i]
 		case repository.StatusWaitingForWALs:
@@ -195,6 +200,8 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	switch {
 	case f.newest == nil && c.opts.MinBackups == 0:
 		ageResult = ok(NameBackupAge, "no DONE backup, and min-backups is 0")
+	case f.newest == nil && elsewhere > 0:
+		ageResult = failed(NameBackupAge, "no DONE backup of this server in %s: its %s lie on timelines this server (timeline %d) did not come from, a restored copy's promoted and archiving here, or an old failover's; run walvault backup-push on this server", c.b.Location(), units.Plural(elsewhere, "DONE backup"), c.serverTimeline())
 	case f.newest == nil:
 		ageResult = failed(NameBackupAge, "no DONE backup in %s: run walvault backup-push (from cron), and make sure its WAL gets archived", c.b.Location())
 	default:
@@ -217,6 +224,9 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	if waiting > 0 {
 		note = fmt.Sprintf(", %d more waiting for WAL", waiting)
 	}
+	if elsewhere > 0 {
+		note += fmt.Sprintf(", %s on timelines this server did not come from (not counted)", units.Plural(elsewhere, "DONE backup"))
+	}
 	switch {
 	case damaged != nil:
 		// The other backups still restore, but retention refuses to run
@@ -228,6 +238,38 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 		countResult = ok(NameBackupCount, "%s%s; min-backups %d", units.Plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
 	}
 	return []Result{ageResult, countResult}
+}
+
+// serverLine says which backups recovery to this server's timeline can
+// start from (repository.BackupManifest.LeadsTo): a restored copy
+// promoted and archiving here, even backing up here, proves nothing
+// about this server. Every backup counts when that cannot be told: a
+// standby, another cluster's server, no connection, or the server's
+// timeline history not archived (yet).
+func (c *checker) serverLine(inv *repository.Inventory) func(*repository.BackupManifest) bool {
+	all := func(*repository.BackupManifest) bool { return true }
+	tli := c.serverTimeline()
+	if tli == 0 || !c.identityLoaded || c.srv.sysID != c.identity.id.SystemID || inv.WAL == nil {
+		return all
+	}
+	history, known := inv.WAL.KnownHistory(tli)
+	if tli != 1 && !known {
+		return all
+	}
+	return func(m *repository.BackupManifest) bool {
+		leads, err := m.LeadsTo(tli, history)
+		return err != nil || leads
+	}
+}
+
+// serverTimeline is the timeline the server writes; 0 when unknown (a
+// standby, or no connection).
+func (c *checker) serverTimeline() wal.TimelineID {
+	cur, err := wal.ParseSegmentName(c.srv.currentWAL)
+	if c.srv.currentWAL == "" || err != nil {
+		return 0
+	}
+	return cur.Timeline
 }
 
 // checkContinuity checks the WAL from the newest DONE backup's start (or,
