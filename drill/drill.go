@@ -523,7 +523,7 @@ func (d *drill) checkArchive(ctx context.Context, b storage.Backend, inv *reposi
 	// Only the timelines recovery reads: another's gaps or newer segments
 	// (a restored copy's, promoted and archiving here) are not this
 	// drill's to fail on or to measure against.
-	tli, history, known, err := restore.FollowedPath(ctx, b, inv, m, d.target.Timeline)
+	tli, history, known, err := restore.FollowedPath(ctx, b, inv, m, d.target.TimelineSetting())
 	if err != nil {
 		return nw, err
 	}

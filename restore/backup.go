@@ -272,7 +272,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
 	}
 	if t.LSN != nil {
-		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.Timeline, opts.Identities, log); err != nil {
+		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.TimelineSetting(), opts.Identities, log); err != nil {
 			return res, err
 		}
 		for _, w := range res.Warnings {
@@ -839,7 +839,7 @@ func recoveryStart(inv *repository.Inventory, m repository.BackupManifest, setti
 	return start, tl, err == nil, err
 }
 
-// followedTimeline is recovery_target_timeline (Target.Timeline) as a
+// followedTimeline is recovery_target_timeline (Target.TimelineSetting) as a
 // number; 0 is latest.
 func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error) {
 	switch setting {
@@ -856,7 +856,7 @@ func followedTimeline(setting string, start wal.Segment) (wal.TimelineID, error)
 }
 
 // FollowedPath is the timeline a recovery from backup m follows under
-// setting (Target.Timeline), with what is known of its history (known
+// setting (Target.TimelineSetting), with what is known of its history (known
 // false: no WAL index, or a history file that could not be read).
 func FollowedPath(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, setting string) (tli wal.TimelineID, history []wal.HistoryEntry, known bool, err error) {
 	start, target, ok, err := recoveryStart(inv, m, setting)
@@ -907,8 +907,12 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 			}
 		}
 		m := bi.Manifest
-		tli, history, known, err := FollowedPath(ctx, b, inv, *m, t.Timeline)
-		if err != nil || !known || t.Timeline == "current" {
+		setting := t.TimelineSetting()
+		if setting == "current" {
+			return bi, passed, nil // the backup's own: no other to reach
+		}
+		tli, history, known, err := FollowedPath(ctx, b, inv, *m, setting)
+		if err != nil || !known {
 			return bi, passed, err
 		}
 		if leads, err := m.LeadsTo(tli, history); err != nil || leads {
@@ -921,7 +925,7 @@ func ChooseBackupFollowing(ctx context.Context, b storage.Backend, inv *reposito
 		if !repository.IsLatest(ref) {
 			return bi, passed, fmt.Errorf("%w: %s: PostgreSQL would not find the backup's checkpoint on timeline %d; restore an older backup, or give --target-timeline %d to recover along the backup's own timeline", repository.ErrNoBackup, why, tli, m.StopTimeline)
 		}
-		if t.Timeline == "" || t.Timeline == "latest" {
+		if setting == "latest" {
 			// Which timeline is the live one? A backup taken after the
 			// followed timeline came into being says its own timeline
 			// went on (the followed one is a restored copy's, promoted
@@ -1025,7 +1029,7 @@ var ErrGap = errors.New("the archive has a gap on the way to its end")
 // restored copy's and the parent the live server. It returns what it
 // found, for the output.
 func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) (notes []string, gap bool, err error) {
-	start, tl, ok, err := recoveryStart(inv, m, t.Timeline)
+	start, tl, ok, err := recoveryStart(inv, m, t.TimelineSetting())
 	if !ok || err != nil {
 		return nil, false, err
 	}

@@ -114,6 +114,29 @@ func TestChooseFollowingTimelineOne(t *testing.T) {
 	}
 }
 
+// TestChooseFollowingImmediate: --target-immediate without
+// --target-timeline recovers along the backup's own timeline ("current",
+// as the recovery settings say), so a later timeline that branched before
+// the backup ended is no objection, and its history file is not read.
+func TestChooseFollowingImmediate(t *testing.T) {
+	b := branchedRepo(t)
+	newest := oneSegmentBackup(1, time.Now().Add(time.Hour), 0x0D)
+	inv, err := repository.LoadInventory(t.Context(), b, repository.LoadOptions{BackupsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls storage.Counter
+	counted := storage.Count(b, &calls)
+	log, _ := testLogger()
+	got, passed, err := ChooseBackupFollowing(t.Context(), counted, inv, []repository.BackupInfo{oneSegmentBackup(1, time.Now().Add(-3*time.Hour), 2), newest}, "", Target{Immediate: true}, log)
+	if err != nil || got.ID != newest.ID || len(passed) != 0 {
+		t.Errorf("--target-immediate: chose %s, %v, passed over %q; want %s, the newest, nothing passed over", got.ID, err, passed, newest.ID)
+	}
+	if c := calls.Counts(); c.Get+c.Stat+c.List+c.GetHidden != 0 {
+		t.Errorf("--target-immediate: %+v to choose among listed backups, want no history file read", c)
+	}
+}
+
 // branchedRepo is a repository of 16 MiB segments whose timeline 2
 // branched from timeline 1 at 0/4000080 (its history file alone).
 func branchedRepo(t *testing.T) *mem.Backend {

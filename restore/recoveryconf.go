@@ -43,19 +43,7 @@ func recoverySettings(restoreCommand string, t Target) []setting {
 	if t.Inclusive != nil {
 		s = append(s, setting{"recovery_target_inclusive", strconv.FormatBool(*t.Inclusive)})
 	}
-	tli := t.Timeline
-	switch {
-	case tli != "":
-	case t.Immediate:
-		// The backup's consistent point lies on its own timeline. "latest"
-		// would first ask restore_command for newer timelines' history
-		// files (a wal-fetch each, at every start), and follow one that
-		// branched off before the backup ended away from that point.
-		tli = "current"
-	default:
-		tli = "latest"
-	}
-	s = append(s, setting{"recovery_target_timeline", tli})
+	s = append(s, setting{"recovery_target_timeline", t.TimelineSetting()})
 	if t.Action != "" {
 		s = append(s, setting{"recovery_target_action", t.Action})
 	}

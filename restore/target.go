@@ -59,6 +59,22 @@ func (t Target) kinds() []string {
 	return k
 }
 
+// TimelineSetting is the recovery_target_timeline recovery gets: Timeline,
+// or when empty "current" with Immediate (the backup's consistent point
+// lies on its own timeline: "latest" would first ask restore_command for
+// newer timelines' history files, a wal-fetch each at every start, and
+// follow one that branched off before the backup ended away from that
+// point), else "latest".
+func (t Target) TimelineSetting() string {
+	switch {
+	case t.Timeline != "":
+		return t.Timeline
+	case t.Immediate:
+		return "current"
+	}
+	return "latest"
+}
+
 // IsLatest reports whether no target is set: recovery replays all WAL.
 func (t Target) IsLatest() bool { return len(t.kinds()) == 0 }
 
