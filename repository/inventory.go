@@ -97,6 +97,9 @@ type Inventory struct {
 	historyAbsent map[wal.TimelineID]bool
 	// ids decrypt history files (LoadOptions.Identities).
 	ids *crypt.Identities
+	// versionsAhead: the version listings of read-ahead manifests
+	// (ManifestVersions takes each once).
+	versionsAhead map[string]chan versionsRead
 }
 
 // WALObject is one listed object under wal/.
@@ -338,6 +341,7 @@ func LoadInventory(ctx context.Context, b storage.Backend, opts LoadOptions) (*I
 	}
 
 	ahead := readManifestsAhead(ctx, b, opts.ReadAhead)
+	inv.versionsAhead = listVersionsAhead(ctx, b, opts.ReadAhead)
 	l := &lister{inv: inv, opts: opts, hidden: hidden, listed: map[string]bool{}}
 	listed := ""
 	if opts.backupsOnly() {
@@ -599,6 +603,53 @@ func readManifestsAhead(ctx context.Context, b storage.Backend, ids []string) ma
 		}()
 	}
 	return ahead
+}
+
+// versionsRead is the outcome of one listing of a manifest's versions.
+type versionsRead struct {
+	vs  []storage.ObjectVersion
+	err error
+}
+
+// listVersionsAhead starts listing the versions of ids' manifests where
+// the storage keeps versions: restore judges a backup by its manifest's
+// first version (a newer one is not walvault's), and a caller that names
+// its backup saves that round trip in series.
+func listVersionsAhead(ctx context.Context, b storage.Backend, ids []string) map[string]chan versionsRead {
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		return nil
+	}
+	ahead := map[string]chan versionsRead{}
+	for _, id := range ids {
+		if _, dup := ahead[id]; dup || ValidateBackupID(id) != nil {
+			continue
+		}
+		read := make(chan versionsRead, 1)
+		ahead[id] = read
+		go func() {
+			vs, err := v.Versions(ctx, BackupManifestKey(id))
+			read <- versionsRead{vs, err}
+		}()
+	}
+	return ahead
+}
+
+// ManifestVersions lists the data versions of backup id's manifest,
+// newest first (storage.Versioned.Versions on v, which must be the
+// storage the inventory was loaded from), taking the listing the load
+// started when it read id ahead.
+func (inv *Inventory) ManifestVersions(ctx context.Context, v storage.Versioned, id string) ([]storage.ObjectVersion, error) {
+	if read, ok := inv.versionsAhead[id]; ok {
+		delete(inv.versionsAhead, id) // one answer: a later call asks again
+		select {
+		case r := <-read:
+			return r.vs, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return v.Versions(ctx, BackupManifestKey(id))
 }
 
 // loadBackups reads the manifest of every backup folder that has one, a

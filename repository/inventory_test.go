@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -409,5 +410,70 @@ func TestWriteBackupManifestAgain(t *testing.T) {
 	other.Label = "another"
 	if err := repository.WriteBackupManifest(t.Context(), b, other, nil); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("another manifest under the same id: %v; want ErrExists", err)
+	}
+}
+
+// versionsProbe holds the listing of backups/ until the versions of the
+// manifest named key are being listed (or patience runs out) and records
+// whether they were, and counts those listings.
+type versionsProbe struct {
+	*mem.Backend
+	key        string
+	asked      chan struct{}
+	once       sync.Once
+	overlapped bool
+	calls      atomic.Int64
+}
+
+func (p *versionsProbe) Versions(ctx context.Context, key string) ([]storage.ObjectVersion, error) {
+	if key == p.key {
+		p.calls.Add(1)
+		p.once.Do(func() { close(p.asked) })
+	}
+	return p.Backend.Versions(ctx, key)
+}
+
+func (p *versionsProbe) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if prefix == repository.BackupsPrefix {
+		select {
+		case <-p.asked:
+			p.overlapped = true
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return p.Backend.List(ctx, prefix, fn)
+}
+
+// TestManifestVersionsReadAhead: on a storage that keeps versions, the
+// versions of a manifest named in ReadAhead are listed while backups/ is
+// (restore judges a backup by its manifest's first version: a round trip
+// less in series), ManifestVersions gives that listing once, and a later
+// call lists again.
+func TestManifestVersionsReadAhead(t *testing.T) {
+	ctx := t.Context()
+	const id = "20261125T110000Z"
+	key := repository.BackupManifestKey(id)
+	probe := &versionsProbe{Backend: mem.New(), key: key, asked: make(chan struct{})}
+	if _, err := repository.EnsureIdentity(ctx, probe.Backend, repository.NewIdentity(7, 16<<20, 15, repository.LZ4, "h", created), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := repository.WriteBackupManifest(ctx, probe.Backend, manifest(id, segName(1, 2), segName(1, 3)), nil); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := repository.LoadInventory(ctx, probe, repository.LoadOptions{BackupsOnly: true, ReadAhead: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !probe.overlapped {
+		t.Errorf("the versions of %s were not listed while backups/ was", key)
+	}
+	for call := int64(1); call <= 2; call++ {
+		vs, err := inv.ManifestVersions(ctx, probe, id)
+		if err != nil || len(vs) != 1 {
+			t.Errorf("call %d: %d versions, %v; want 1", call, len(vs), err)
+		}
+		if n := probe.calls.Load(); n != call {
+			t.Errorf("after call %d, %d version listings; want %d (the one read ahead, then one per call)", call, n, call)
+		}
 	}
 }

@@ -958,7 +958,7 @@ func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inven
 		return *bi.Manifest, false, nil
 	}
 	key := repository.BackupManifestKey(bi.ID)
-	vs, err := v.Versions(ctx, key)
+	vs, err := inv.ManifestVersions(ctx, v, bi.ID)
 	if err != nil {
 		locked := func() bool { return inv.Identity != nil && inv.Identity.Lock().Enabled() }
 		return *bi.Manifest, false, listingFailed(b, key, err, locked, "steer the restore to a backup that ends after its target", log)
