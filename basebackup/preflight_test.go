@@ -3,6 +3,7 @@ package basebackup
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,13 +120,19 @@ func TestCheckRepository(t *testing.T) {
 
 func TestReadSettings(t *testing.T) {
 	t.Parallel()
+	// The server's clock is an hour ahead of this host's.
+	serverClock := fmt.Sprintf("%.6f", float64(time.Now().Add(time.Hour).UnixMicro())/1e6)
 	settingsRow := []pgproto3.BackendMessage{
-		pgtest.RowDesc("a", "b", "c", "d", "e"), pgtest.DataRow("150010", "on", "16777216", "", "f"), pgtest.Complete("SELECT 1"),
+		pgtest.RowDesc("a", "b", "c", "d", "e", "f"), pgtest.DataRow("150010", "on", "16777216", "", "f", serverClock), pgtest.Complete("SELECT 1"),
 		&pgproto3.ReadyForQuery{TxStatus: 'I'},
 	}
 	w := &pgtest.Server{Msgs: append(append([]pgproto3.BackendMessage{}, settingsRow...),
 		pgtest.RowDesc("archive_command"), pgtest.DataRow("walvault wal-push %p"), pgtest.Complete("SHOW"), &pgproto3.ReadyForQuery{TxStatus: 'I'})}
 	got, err := readSettings(t.Context(), w, "backup")
+	if off := got.ClockOffset; off < time.Hour-time.Second || off > time.Hour {
+		t.Errorf("readSettings: clock offset %v, want the server's hour ahead", off)
+	}
+	got.ClockOffset, got.ClockUncertainty = 0, 0
 	want := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}
 	if err != nil || got != want {
 		t.Fatalf("readSettings: got %+v, %v; want %+v, nil", got, err, want)

@@ -223,6 +223,14 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
+	if off := settings.ClockOffset; off.Abs() >= time.Second {
+		way := "ahead of"
+		if off < 0 {
+			way = "behind"
+		}
+		opts.Log.Warn(fmt.Sprintf("the server's clock is %s %s this host's: the backup's times are recorded in the server's time, which recovery targets use", off.Abs().Round(time.Millisecond), way),
+			"hint", "set both clocks right (NTP): wal-push, the drill and check time things by this host's clock")
+	}
 	// Read again only when preflight found none: then the WAL it waited
 	// for has created it since.
 	var ident repository.Identity
@@ -865,6 +873,13 @@ type backupInfo struct {
 	manifestCopy *manifestCopy
 }
 
+// serverNow is the server's time by now, this host's clock: a backup's
+// times are compared with recovery targets, which are the server's
+// (commit timestamps), and the two clocks may differ (explore23c F3).
+func (i backupInfo) serverNow(now func() time.Time) time.Time {
+	return now().Add(i.settings.ClockOffset)
+}
+
 // stream runs BASE_BACKUP and stores what it sends; it returns the
 // manifest to write, complete but for the writing. The backup's id and
 // start time are taken when PostgreSQL has started the backup (after its
@@ -931,8 +946,9 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 	h := backupHandlers{
 		start: func(s backupStart) error {
 			wait.Done(true)
-			// The backup began now: its id and start time say so.
-			m.StartTime = opts.Now().UTC()
+			// The backup began now: its id and start time say so, in
+			// the server's time (serverNow).
+			m.StartTime = info.serverNow(opts.Now).UTC()
 			// The folder of the label's id was found empty moments ago;
 			// a backup that starts in that second takes it without asking
 			// again (a round trip before the first upload). Two backups
@@ -1027,7 +1043,9 @@ func stream(parent context.Context, w pg.Wire, cmd string, b storage.Backend, op
 		}
 		return repository.BackupManifest{ID: m.ID}, err
 	}
-	m.StopTime = opts.Now().UTC()
+	// At the latest: a restore to a time before it never picks this
+	// backup for a target it has not reached.
+	m.StopTime = info.serverNow(opts.Now).Add(info.settings.ClockUncertainty).UTC()
 
 	if len(m.Archives) != len(start.Tablespaces) {
 		return repository.BackupManifest{ID: m.ID}, fmt.Errorf("PostgreSQL announced %d tablespaces but sent %d archives", len(start.Tablespaces), len(m.Archives))

@@ -103,3 +103,32 @@ func countObjects(t *testing.T, b storage.Backend) int {
 	}
 	return n
 }
+
+// TestTimesInServersClock: this host's clock is five minutes ahead of the
+// server's (the server's is behind). A backup's id, start and stop are
+// the server's time, which recovery targets use, the stop the latest it
+// can be (explore23c F3: a restore to a time before the backup picked it).
+func TestTimesInServersClock(t *testing.T) {
+	here := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
+	b := mem.New()
+	w := script(backupHead(), []pgproto3.BackendMessage{
+		newArchiveMsg("16406.tar", "/ts"), pgtest.CopyData('d', "abc"),
+		newArchiveMsg("base.tar", ""), pgtest.CopyData('d', "0123456789"),
+		pgtest.CopyData('m', ""), pgtest.CopyData('d', "{}"),
+	}, backupTail())
+	opts, err := Options{PartSize: MinPartSize, Compression: repository.LZ4, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return here },
+		Progress: progress.New(&bytes.Buffer{}, progress.Options{})}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := backupInfo{sys: pg.SystemInfo{SystemID: "7000000000000000001", Timeline: 1},
+		settings: serverSettings{SegmentSize: 16 << 20, VersionNum: 150000, ClockOffset: -5 * time.Minute, ClockUncertainty: 2 * time.Millisecond}}
+	m, err := stream(t.Context(), w, "BASE_BACKUP", b, opts, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := here.Add(-5 * time.Minute)
+	if m.ID != "20261125T102500Z" || !m.StartTime.Equal(server) || !m.StopTime.Equal(server.Add(2*time.Millisecond)) {
+		t.Errorf("id %s, times %s to %s; want 20261125T102500Z, %s to %s (the server's clock, the stop at its latest)", m.ID, m.StartTime, m.StopTime, server, server.Add(2*time.Millisecond))
+	}
+}

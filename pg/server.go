@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,24 +43,37 @@ type Settings struct {
 	ArchiveCommand string
 	ArchiveLibrary string
 	InRecovery     bool // a standby
+	// ClockOffset is how far the server's clock is ahead of this host's
+	// (negative: behind), as measured around the query that read these
+	// settings; 0 when within ClockUncertainty, half that query's round
+	// trip. Recovery targets are in the server's time (commit
+	// timestamps), so a backup's times are too.
+	ClockOffset, ClockUncertainty time.Duration
 }
 
 // ReadSettings reads Settings on a normal (non-replication) connection.
 // archive_command needs pg_read_all_settings on some servers: the error
 // is then the server's 42501 (errors.As finds the *pgconn.PgError).
 func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
+	sent := time.Now()
 	rs, err := SimpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
 		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "+
 		"coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), ''), "+
-		"pg_is_in_recovery()", nil)
+		"pg_is_in_recovery(), extract(epoch FROM clock_timestamp())", nil)
+	answered := time.Now()
 	if err != nil {
 		return Settings{}, fmt.Errorf("read server settings: %w", err)
 	}
-	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 5 {
-		return Settings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 5 fields", len(rs.Rows))
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 6 {
+		return Settings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 6 fields", len(rs.Rows))
 	}
 	row := rs.Rows[0]
 	var s Settings
+	epoch, err := strconv.ParseFloat(row[5].S, 64)
+	if err != nil {
+		return Settings{}, fmt.Errorf("read server settings: clock_timestamp() %q is not a number of seconds", row[5].S)
+	}
+	s.ClockOffset, s.ClockUncertainty = ClockOffset(sent, answered, time.Unix(0, int64(epoch*1e9)))
 	if s.VersionNum, err = strconv.Atoi(row[0].S); err != nil {
 		return Settings{}, fmt.Errorf("read server settings: server_version_num %q is not a number", row[0].S)
 	}
@@ -83,6 +97,18 @@ func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
 	}
 	s.ArchiveCommand = rs.Rows[0][0].S
 	return s, nil
+}
+
+// ClockOffset is how far a server's clock, read as server between sent
+// and answered on this host's clock, is ahead of this host's (negative:
+// behind); 0 when within uncertainty, half the round trip.
+func ClockOffset(sent, answered, server time.Time) (offset, uncertainty time.Duration) {
+	uncertainty = answered.Sub(sent) / 2
+	offset = server.Sub(sent.Add(uncertainty))
+	if offset.Abs() <= uncertainty {
+		offset = 0
+	}
+	return offset, uncertainty
 }
 
 var serverVersionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?`) })

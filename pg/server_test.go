@@ -3,6 +3,7 @@ package pg
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckVersion(t *testing.T) {
@@ -49,6 +50,26 @@ func TestVersionNumOf(t *testing.T) {
 	} {
 		if got := VersionNumOf(in); got != want {
 			t.Errorf("VersionNumOf(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestClockOffset(t *testing.T) {
+	sent := time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC)
+	answered := sent.Add(10 * time.Millisecond)
+	for _, tc := range []struct {
+		name   string
+		server time.Time
+		want   time.Duration
+	}{
+		{"same clock", sent.Add(5 * time.Millisecond), 0},
+		{"within the round trip", sent.Add(9 * time.Millisecond), 0},
+		{"server 5 minutes behind", sent.Add(5*time.Millisecond - 5*time.Minute), -5 * time.Minute},
+		{"server 2 seconds ahead", sent.Add(5*time.Millisecond + 2*time.Second), 2 * time.Second},
+	} {
+		off, unc := ClockOffset(sent, answered, tc.server)
+		if off != tc.want || unc != 5*time.Millisecond {
+			t.Errorf("%s: offset %v ± %v, want %v ± 5ms", tc.name, off, unc, tc.want)
 		}
 	}
 }
