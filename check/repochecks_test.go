@@ -107,3 +107,32 @@ func TestBackupFromTheFuture(t *testing.T) {
 		t.Fatalf("backup age of a backup from the future: %+v; want FAILED naming the clocks", age)
 	}
 }
+
+// TestBackupsMisordered: two backups whose times are in another order than
+// their WAL positions (a backup host's clock was behind) fail backup
+// count, as every policy delete refuses to run meanwhile (explore23c F4).
+func TestBackupsMisordered(t *testing.T) {
+	ctx := context.Background()
+	c, b := newChecker(t)
+	c.checkIdentity(ctx)
+	now := time.Now().UTC().Truncate(time.Second)
+	var ids []string
+	for i, seg := range []uint32{4, 2} { // the later by time starts earlier
+		start := now.Add(time.Duration(i-2) * time.Hour)
+		s := wal.Segment{Timeline: 1, Seg: seg}
+		m := repotest.WriteBackup(t, b, repotest.Backup{
+			Manifest: repository.BackupManifest{
+				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
+				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
+				StartLSN: wal.LSN(uint64(seg)<<24 | 0x28).String(), StopLSN: wal.LSN(uint64(seg)<<24 | 0x100).String(),
+				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
+			},
+			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+		})
+		ids = append(ids, m.ID)
+	}
+	count := c.checkBackups(ctx)[1]
+	if count.OK || !strings.Contains(count.Detail, "backup "+ids[1]+" is newer than backup "+ids[0]+" by its time, but older by its WAL position") || !strings.Contains(count.Detail, "policy deletes refuse") {
+		t.Errorf("backup count with misordered backups: %+v; want FAILED naming both and the refused deletes", count)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/walvault/walvault/wal"
 )
 
 // ErrBrokenChain: an incremental backup cannot be restored because an
@@ -95,4 +97,35 @@ func parents(backups []BackupInfo) map[string]string {
 		}
 	}
 	return parent
+}
+
+// Misordered finds two DONE backups of one timeline (in id order, as
+// Catalog returns them) whose times are in another order than their WAL
+// positions: newer started after older by its time but before it by its
+// start LSN, so the clock of a host that took one of them was off, and
+// whatever orders backups by their times (retention, restore's choice for
+// a target time) would be misled. ok is false when there are none.
+func Misordered(backups []BackupInfo) (newer, older BackupInfo, ok bool) {
+	var prev *BackupInfo
+	for i, bi := range backups {
+		m := bi.Manifest
+		if m == nil || bi.Status != StatusDone {
+			continue
+		}
+		if prev != nil && prev.Manifest.StartTimeline == m.StartTimeline {
+			a, aerr := wal.ParseLSN(prev.Manifest.StartLSN)
+			b, berr := wal.ParseLSN(m.StartLSN)
+			if aerr == nil && berr == nil && b < a {
+				return bi, *prev, true
+			}
+		}
+		prev = &backups[i]
+	}
+	return BackupInfo{}, BackupInfo{}, false
+}
+
+// MisorderedWhy says what Misordered found.
+func MisorderedWhy(newer, older BackupInfo) string {
+	return fmt.Sprintf("backup %s is newer than backup %s by its time, but older by its WAL position (start %s before %s on timeline %d): the clock of a host that took one of them was off",
+		newer.ID, older.ID, newer.Manifest.StartLSN, older.Manifest.StartLSN, newer.Manifest.StartTimeline)
 }

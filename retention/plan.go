@@ -444,28 +444,16 @@ const clockTolerance = 5 * time.Minute
 // that was ahead or behind, and retention orders backups by their times,
 // so it would keep the wrong ones.
 func refuseFuture(inv Inventory, now time.Time) error {
-	var prev *repository.BackupInfo
-	for i, bi := range inv.Backups {
+	for _, bi := range inv.Backups {
 		m := bi.Manifest
-		if m == nil {
-			continue
-		}
-		if m.StopTime.After(now.Add(clockTolerance)) {
+		if m != nil && m.StopTime.After(now.Add(clockTolerance)) {
 			return fmt.Errorf("%w: backup %s stopped at %s, %s from now: the clock of the host that took it was ahead, or this host's is behind. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP); then delete that backup by id (delete --backup %s) if it is not wanted, or wait until its time has passed",
 				ErrRefused, bi.ID, stamp(m.StopTime), m.StopTime.Sub(now).Round(time.Minute), bi.ID)
 		}
-		if bi.Status != repository.StatusDone {
-			continue
-		}
-		if prev != nil && prev.Manifest.StartTimeline == m.StartTimeline {
-			a, aerr := wal.ParseLSN(prev.Manifest.StartLSN)
-			b, berr := wal.ParseLSN(m.StartLSN)
-			if aerr == nil && berr == nil && b < a {
-				return fmt.Errorf("%w: backup %s is newer than backup %s by its time, but older by its WAL position (start %s before %s on timeline %d): the clock of a host that took one of them was off. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP), then delete the misdated backup by id (delete --backup ID) if it is not wanted",
-					ErrRefused, bi.ID, prev.ID, m.StartLSN, prev.Manifest.StartLSN, m.StartTimeline)
-			}
-		}
-		prev = &inv.Backups[i]
+	}
+	if newer, older, ok := repository.Misordered(inv.Backups); ok {
+		return fmt.Errorf("%w: %s. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP), then delete the misdated backup by id (delete --backup ID) if it is not wanted",
+			ErrRefused, repository.MisorderedWhy(newer, older))
 	}
 	return nil
 }

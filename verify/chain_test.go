@@ -105,3 +105,35 @@ func TestChainOnCorruptPart(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupsMisordered: two backups whose times are in another order
+// than their WAL positions (a backup host's clock was behind) are a
+// warning naming both, as every policy delete refuses to run meanwhile
+// (explore23c F4).
+func TestBackupsMisordered(t *testing.T) {
+	f := newFixture(t)
+	for _, b := range []struct {
+		id  string
+		seg uint32
+	}{{"20261126T000000Z", 3}, {"20261127T000000Z", 2}} { // the later by time starts earlier
+		s := wal.Segment{Timeline: 1, Seg: b.seg}
+		repotest.WriteBackup(t, f.b, repotest.Backup{
+			Manifest: repository.BackupManifest{
+				FormatVersion: repository.FormatVersion, ID: b.id, SystemID: testSysID, PGVersion: 150010,
+				WALSegmentSize: testSegSize, StartTimeline: 1, StopTimeline: 1,
+				StartLSN: wal.LSN(uint64(b.seg)*testSegSize + 0x28).String(), StopLSN: wal.LSN(uint64(b.seg)*testSegSize + 0x100).String(),
+				StartWAL: s.String(), StopWAL: s.String(),
+			},
+			Archives:   []repotest.Archive{{Name: "base.tar", Data: []byte(b.id + " tar")}},
+			PGManifest: []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`),
+		})
+	}
+	r := run(t, f.b, false)
+	found := false
+	for _, w := range r.Warnings {
+		found = found || w.Kind == KindBackupsMisordered && strings.Contains(w.Detail, "backup 20261127T000000Z is newer than backup 20261126T000000Z by its time, but older by its WAL position")
+	}
+	if !found {
+		t.Errorf("misordered backups: warnings %v, want %s naming both\n%s", kinds(r.Warnings), KindBackupsMisordered, text(t, r))
+	}
+}

@@ -43,6 +43,7 @@ const (
 	KindUploadsUnknown     = "uploads_unchecked"     // the storage could not be asked for incomplete uploads
 	KindHistoryUnread      = "history_unreadable"    // an encrypted .history file without its switches in metadata, and no identity: that switch is not checked
 	KindTimelineOverrun    = "timeline_overrun"      // a timeline went on being archived past the point where a later one branched off it
+	KindBackupsMisordered  = "backups_misordered"    // two backups' times are in another order than their WAL positions (a clock was off): policy deletes refuse to run
 	severityProblem        = "problem"
 	severityWarning        = "warning"
 	maxFindingsPerKind     = 1000
