@@ -175,8 +175,9 @@ func (t Target) String() string {
 }
 
 // formatTargetTime is ISO 8601 with an explicit UTC offset and microseconds
-// (PostgreSQL's precision; finer digits are dropped, which stops recovery no
-// later than asked).
+// (PostgreSQL's precision; walvault's --target-time is rounded to it as
+// PostgreSQL rounds the text, and finer digits of other callers' times
+// are dropped).
 func formatTargetTime(t time.Time) string {
 	return t.Format("2006-01-02 15:04:05.999999-07:00")
 }

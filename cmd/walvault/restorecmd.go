@@ -5,8 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -322,13 +324,26 @@ func parseTargetTime(s string) (time.Time, error) {
 		if name, _ := t.Zone(); strings.HasSuffix(l, "MST") && name != "UTC" && name != "GMT" {
 			return time.Time{}, fmt.Errorf("--target-time %q: the zone abbreviation %s is ambiguous (walvault and PostgreSQL may read it as different offsets, or not at all): give the zone as a numeric offset, like '2026-11-25 10:30:00+01' or '2026-11-25 10:30:00-05:00', or in UTC", s, name)
 		}
-		return t, nil
+		return toMicroseconds(t), nil
 	}
 	if t, ok, err := parseInNamedZone(s, in); ok {
-		return t, err
+		return toMicroseconds(t), err
+	}
+	if noSeconds().MatchString(in) {
+		return time.Time{}, fmt.Errorf("--target-time %q: give the seconds too, like '2026-11-25 10:30:00+00' or '2026-11-25 10:30:00 Europe/Berlin'", s)
 	}
 	return time.Time{}, fmt.Errorf("--target-time %q: use a time with a zone, like '2026-11-25 10:30:00+00', 2026-11-25 10:30:00.123+00 (as SELECT now() prints it) or '2026-11-25 10:30:00 Europe/Berlin'", s)
 }
+
+// toMicroseconds rounds t to PostgreSQL's precision as PostgreSQL reads
+// the same text, so the backup chosen and the target written are the
+// instant recovery stops at.
+func toMicroseconds(t time.Time) time.Time { return t.Round(time.Microsecond) }
+
+// noSeconds matches a date and a time of day without seconds.
+var noSeconds = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}($|[^:0-9])`)
+})
 
 // parseInNamedZone reads a local time in a zone of the IANA database
 // ("2026-11-25 10:30:00 Europe/Berlin", as PostgreSQL takes it); ok is
@@ -361,10 +376,21 @@ func parseInNamedZone(s, in string) (t time.Time, ok bool, err error) {
 	if clock != strings.Replace(local, "T", " ", 1) {
 		return time.Time{}, true, fmt.Errorf("--target-time %q: %s has no %s (the clocks skip it when summer time begins): give a numeric offset", s, name, local)
 	}
-	for _, d := range []time.Duration{-time.Hour, time.Hour} {
-		if t.Add(d).In(loc).Format(wall) == clock {
-			return time.Time{}, true, fmt.Errorf("--target-time %q: %s has %s twice (the clocks repeat that hour when summer time ends): give the offset you mean, like %s or %s", s, name, local,
-				t.Format("2006-01-02 15:04:05-07:00"), t.Add(d).In(loc).Format("2006-01-02 15:04:05-07:00"))
+	// The same wall clock under the offset in force a day before or after
+	// is a second reading when the clocks repeat it (summer time ends: by
+	// an hour in most zones, half an hour on Lord Howe Island, two at the
+	// Troll station).
+	asUTC, _ := time.ParseInLocation(wall, clock, time.UTC)
+	for _, near := range []time.Time{t.Add(-24 * time.Hour), t.Add(24 * time.Hour)} {
+		_, offset := near.In(loc).Zone()
+		other := asUTC.Add(-time.Duration(offset) * time.Second).In(loc)
+		if !other.Equal(t) && other.Format(wall) == clock {
+			first, second := t, other
+			if second.Before(first) {
+				first, second = second, first
+			}
+			return time.Time{}, true, fmt.Errorf("--target-time %q: %s has %s twice (the clocks repeat it when summer time ends): give the offset you mean, like %s or %s", s, name, local,
+				first.Format("2006-01-02 15:04:05-07:00"), second.Format("2006-01-02 15:04:05-07:00"))
 		}
 	}
 	return t, true, nil

@@ -54,10 +54,11 @@ func TestParseTargetTime(t *testing.T) {
 // unknown zone.
 func TestParseTargetTimeNamedZone(t *testing.T) {
 	for in, want := range map[string]time.Time{
-		"2026-12-07 12:54:03 Europe/Berlin":    time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // winter: +01
-		"2026-07-07 12:54:03 Europe/Berlin":    time.Date(2026, 7, 7, 10, 54, 3, 0, time.UTC),  // summer: +02
-		"2026-12-07T06:54:03 America/New_York": time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC),
-		"2026-12-07 06:54:03 america/new_york": time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // any case, as PostgreSQL takes it
+		"2026-12-07 12:54:03 Europe/Berlin":       time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // winter: +01
+		"2026-07-07 12:54:03 Europe/Berlin":       time.Date(2026, 7, 7, 10, 54, 3, 0, time.UTC),  // summer: +02
+		"2026-12-07T06:54:03 America/New_York":    time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC),
+		"2026-12-07 06:54:03 america/new_york":    time.Date(2026, 12, 7, 11, 54, 3, 0, time.UTC), // any case, as PostgreSQL takes it
+		"2026-04-05 02:15:00 Australia/Lord_Howe": time.Date(2026, 4, 4, 15, 45, 0, 0, time.UTC),  // after the repeated half hour
 	} {
 		got, err := parseTargetTime(in)
 		if err != nil || !got.Equal(want) {
@@ -65,12 +66,36 @@ func TestParseTargetTimeNamedZone(t *testing.T) {
 		}
 	}
 	for in, why := range map[string]string{
-		"2026-03-29 02:30:00 Europe/Berlin":  "skip",  // the hour lost
-		"2026-10-25 02:30:00 Europe/Berlin":  "twice", // the hour repeated
-		"2026-12-07 12:54:03 Europe/Nowhere": "unknown time zone",
+		"2026-03-29 02:30:00 Europe/Berlin": "skip",  // the hour lost
+		"2026-10-25 02:30:00 Europe/Berlin": "twice", // the hour repeated
+		// Half an hour repeated on Lord Howe Island, two hours at Troll
+		// (explore23c F1).
+		"2026-04-05 01:45:00 Australia/Lord_Howe": "2026-04-05 01:45:00+11:00 or 2026-04-05 01:45:00+10:30",
+		"2026-10-25 02:30:00 Antarctica/Troll":    "2026-10-25 02:30:00+02:00 or 2026-10-25 02:30:00+00:00",
+		"2026-12-07 12:54:03 Europe/Nowhere":      "unknown time zone",
 	} {
 		if _, err := parseTargetTime(in); err == nil || !strings.Contains(err.Error(), why) {
 			t.Errorf("parseTargetTime(%q): %v; want a refusal saying %q", in, err, why)
+		}
+	}
+}
+
+// TestParseTargetTimePrecision: digits past the microsecond are rounded
+// as PostgreSQL reads them, not cut (a commit a fraction of a microsecond
+// before the target was left out with --target-inclusive=false); a time
+// without seconds is refused saying so (explore23c F5).
+func TestParseTargetTimePrecision(t *testing.T) {
+	got, err := parseTargetTime("2026-12-08 01:22:04.7908549+05:30")
+	if want := time.Date(2026, 12, 7, 19, 52, 4, 790855000, time.UTC); err != nil || !got.Equal(want) {
+		t.Errorf("nanoseconds: %v, %v; want %v (rounded to the microsecond)", got, err, want)
+	}
+	got, err = parseTargetTime("2026-04-05 02:15:00.0000004 Australia/Lord_Howe")
+	if want := time.Date(2026, 4, 4, 15, 45, 0, 0, time.UTC); err != nil || !got.Equal(want) {
+		t.Errorf("nanoseconds in a named zone: %v, %v; want %v", got, err, want)
+	}
+	for _, in := range []string{"2026-12-07 19:52+00", "2026-12-07T19:52Z", "2026-12-07 19:52 Europe/Berlin"} {
+		if _, err := parseTargetTime(in); err == nil || !strings.Contains(err.Error(), "give the seconds too") {
+			t.Errorf("parseTargetTime(%q): %v; want a refusal asking for the seconds", in, err)
 		}
 	}
 }
