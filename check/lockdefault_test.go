@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -100,22 +101,57 @@ func TestObjectLockGovernanceLifted(t *testing.T) {
 	}
 }
 
-// TestObjectLockShorterThanTheWindow: lock-days shorter than the recovery
-// window the retention keeps fails the Object Lock check (what a restore
-// within the window needs could be deleted once its lock ends); as long or
-// longer, or no window given, passes.
+// TestObjectLockShorterThanTheWindow: lock-days no longer than the
+// recovery window the retention keeps fails the Object Lock check: a
+// restore to the window's start needs the newest backup that stopped
+// before it, written before the window began, so its lock has run out
+// (explore23c F2); longer, or no window given, passes.
 func TestObjectLockShorterThanTheWindow(t *testing.T) {
 	_, b := newChecker(t)
 	for _, tc := range []struct {
 		window int
 		ok     bool
-	}{{0, true}, {7, true}, {5, true}, {14, false}} {
+	}{{0, true}, {7, false}, {5, true}, {14, false}} {
 		c, _ := newChecker(t)
 		c.opts.LockMode, c.opts.LockDays, c.opts.WindowDays = storage.Compliance, 7, tc.window
 		c.b = storage.WithRetry(fakeLock{Backend: b, enabled: true}, storage.DefaultRetryPolicy, nil)
 		r := one(t, c.checkObjectLock(context.Background()))
-		if r.OK != tc.ok || !tc.ok && !strings.Contains(r.Detail, "recovery window of 14 days") {
+		if r.OK != tc.ok || !tc.ok && !strings.Contains(r.Detail, fmt.Sprintf("recovery window of %d days", tc.window)) {
 			t.Errorf("lock-days 7, window %d days: %+v; want OK %v", tc.window, r, tc.ok)
+		}
+	}
+}
+
+// TestObjectLockWindowBasisUnlocked: lock-days 10 and a 7-day window, but
+// the backup a restore to the window's start needs started 10.5 days ago
+// (backups taken less often than lock-days less the window): its lock
+// has run out, and the Object Lock check says so, naming it. One started
+// 9 days ago is still locked.
+func TestObjectLockWindowBasisUnlocked(t *testing.T) {
+	ctx := context.Background()
+	_, locked := newChecker(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, tc := range []struct {
+		started time.Duration
+		ok      bool
+	}{{252 * time.Hour, false}, {216 * time.Hour, true}} {
+		c, b := newChecker(t)
+		start := now.Add(-tc.started)
+		s := wal.Segment{Timeline: 1, Seg: 2}
+		m := repotest.WriteBackup(t, b, repotest.Backup{
+			Manifest: repository.BackupManifest{
+				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
+				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
+				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Hour),
+			},
+			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+		})
+		c.checkBackups(ctx)
+		c.opts.LockMode, c.opts.LockDays, c.opts.WindowDays = storage.Compliance, 10, 7
+		c.b = storage.WithRetry(fakeLock{Backend: locked, enabled: true}, storage.DefaultRetryPolicy, nil)
+		r := one(t, c.checkObjectLock(ctx))
+		if r.OK != tc.ok || !tc.ok && !strings.Contains(r.Detail, "backup "+m.ID+", which a restore to the start of the 7-day recovery window needs") {
+			t.Errorf("basis started %v ago: %+v; want OK %v", tc.started, r, tc.ok)
 		}
 	}
 }

@@ -245,6 +245,21 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	return []Result{ageResult, countResult}
 }
 
+// windowBasis is the backup a restore to the start of the recovery
+// window (WindowDays) needs: the newest DONE one that stopped before it.
+func (c *checker) windowBasis() (repository.BackupInfo, bool) {
+	if c.opts.WindowDays <= 0 || c.backups == nil {
+		return repository.BackupInfo{}, false
+	}
+	start := c.opts.Now().AddDate(0, 0, -c.opts.WindowDays)
+	for i := len(c.backups.done) - 1; i >= 0; i-- {
+		if bi := c.backups.done[i]; bi.Manifest.StopTime.Before(start) {
+			return bi, true
+		}
+	}
+	return repository.BackupInfo{}, false
+}
+
 // serverLine says which backups recovery to this server's timeline can
 // start from (repository.BackupManifest.LeadsTo): a restored copy
 // promoted and archiving here, even backing up here, proves nothing
@@ -465,9 +480,13 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 		return []Result{failed(NameObjectLock, "the bucket's default retention (%s, %d days) is stricter than the lock policy walvault writes with (%s), and an object's own retention replaces the bucket's default: every object walvault writes is less protected than the bucket promises. Start a new repository prefix with a lock-mode and lock-days at least as strict (walvault.json fixes a repository's policy), or lower the bucket's default",
 			mode, days, configured)}
 	}
-	if w := c.opts.WindowDays; w > configured.Days {
-		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: the backups and WAL a restore within the window needs lose their lock after %s, and whoever holds the host's credentials can then delete them. Start a new repository prefix with lock-days of at least %d (walvault.json fixes a repository's policy), or shorten the window",
-			configured, w, units.Plural(configured.Days, "day"), w)}
+	if w := c.opts.WindowDays; w >= configured.Days {
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: a restore to the window's start needs the newest backup that stopped before it, and its WAL, written before the window began, so their lock has run out, and whoever holds the host's credentials can delete them. Start a new repository prefix with lock-days longer than the window by at least the time between backups (%d with daily backups; walvault.json fixes a repository's policy), or shorten the window",
+			configured, w, w+1)}
+	}
+	if basis, ok := c.windowBasis(); ok && !basis.Manifest.StartTime.AddDate(0, 0, configured.Days).After(c.opts.Now()) {
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but backup %s, which a restore to the start of the %d-day recovery window needs (the newest that stopped before it), started %s ago: its lock, and that of the WAL from its start, has run out, and whoever holds the host's credentials can delete them. Take backups more often than every %d days (lock-days less the window), or start a new repository prefix with a longer lock-days (walvault.json fixes a repository's policy)",
+			configured, basis.ID, c.opts.WindowDays, roundDuration(c.opts.Now().Sub(basis.Manifest.StartTime)), configured.Days-c.opts.WindowDays)}
 	}
 	if err := versionsReadable(ctx, c.b); err != nil {
 		return []Result{failed(NameObjectLock, "the bucket has Object Lock enabled, but %v. In a locked repository wal-fetch lists each WAL object's versions and serves the oldest (walvault writes each once: a newer one was put over it by someone else), and fails when it cannot list them, so every restore_command would fail: %s", err, storage.VersionsHint)}
