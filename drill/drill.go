@@ -539,10 +539,7 @@ func (d *drill) checkArchive(ctx context.Context, b storage.Backend, inv *reposi
 		file := wal.FileName{Kind: wal.KindSegment, Timeline: nw.seg.Timeline, Segment: nw.seg}
 		key := repository.WALKey(file, id.Compression)
 		if info, err := repository.StatWAL(ctx, b, file, id.Compression); err == nil {
-			nw.pushedAt = info.ModTime
-			if t, err := time.Parse(time.RFC3339Nano, info.Metadata[repository.MetaPushedAt]); err == nil {
-				nw.pushedAt = t
-			}
+			nw.pushedAt = repository.PushedAt(info)
 		} else {
 			d.log.Warn("could not read the newest archived segment's metadata; the RPO stays unknown", "key", key, "error", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -28,6 +29,15 @@ func StatWAL(ctx context.Context, b storage.Backend, f wal.FileName, preferred C
 		return other, oerr
 	}
 	return storage.ObjectInfo{}, err
+}
+
+// PushedAt is when a WAL object was pushed: its pushed-at metadata (the
+// pushing host's clock), else the storage's modification time.
+func PushedAt(info storage.ObjectInfo) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, info.Metadata[MetaPushedAt]); err == nil {
+		return t
+	}
+	return info.ModTime
 }
 
 // StatWALOtherCodecs looks for f under the key of every codec but except,

@@ -976,6 +976,35 @@ func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inven
 	return first, changed, nil
 }
 
+// targetAfterArchive says when a target time lies after the newest
+// segment recovery can read (the one before end, where the archive ends)
+// was pushed: no archived commit is that late, so unless more WAL is
+// archived meanwhile, PostgreSQL replays everything and then fails,
+// after the whole download and replay.
+func targetAfterArchive(ctx context.Context, b storage.Backend, inv *repository.Inventory, end wal.Segment, target time.Time, segSize uint32) (string, error) {
+	endLSN, err := end.StartLSN(segSize)
+	if err != nil || endLSN < wal.LSN(segSize) || inv.Identity == nil {
+		return "", nil
+	}
+	last, err := wal.SegmentFromLSN(end.Timeline, endLSN-1, segSize)
+	if err != nil {
+		return "", nil
+	}
+	info, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: last.Timeline, Segment: last}, inv.Identity.Compression)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return "", nil // read from a parent timeline: not worth the search
+	case err != nil:
+		return "", err
+	}
+	pushed := repository.PushedAt(info)
+	if !target.After(pushed) {
+		return "", nil
+	}
+	return fmt.Sprintf("the target time %s is after %s, when %s, the newest segment recovery can read, was archived: no archived commit is that late, so unless the server archives more WAL before recovery gets there, PostgreSQL replays all of it and then stops with \"recovery ended before configured recovery target was reached\"; restore with no target for everything archived, or give an earlier time",
+		formatTargetTime(target), formatTargetTime(pushed.In(target.Location())), last), nil
+}
+
 // liveElsewhere refuses a recovery to latest (the default: the newest
 // timeline, by its history file) when a timeline the followed one
 // branched from received WAL after the followed one last did: that
@@ -1048,6 +1077,15 @@ func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.In
 			o.Parent, o.Child, o.SwitchPoint, o.Newest, end.Timeline, o.Parent, o.Child, o.Parent))
 	}
 	if !end.Gap {
+		if t.Time != nil {
+			note, err := targetAfterArchive(ctx, b, inv, end.End, *t.Time, m.WALSegmentSize)
+			if err != nil {
+				return nil, false, err
+			}
+			if note != "" {
+				notes = append(notes, note)
+			}
+		}
 		return notes, false, nil
 	}
 	at, _ := end.End.StartLSN(m.WALSegmentSize)

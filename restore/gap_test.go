@@ -110,3 +110,40 @@ func TestRestoreBackupFollowsOverrunTimeline(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreBackupTargetAfterArchive: a time target after the newest
+// segment recovery can read was archived restores with a warning that
+// PostgreSQL will replay everything and then fail, unless more WAL is
+// archived (explore23c F7); one before it, none.
+func TestRestoreBackupTargetAfterArchive(t *testing.T) {
+	t.Parallel()
+	pushed := fixtureMTime.Add(30 * time.Second)
+	for _, tc := range []struct {
+		name   string
+		target time.Time
+		warned bool
+	}{
+		{"after the newest segment was archived", pushed.Add(time.Minute), true},
+		{"before it", pushed.Add(-time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := walFixtureRepo(t, 0x24) // 3 to 0x23
+			last := walSegmentKey(0, 0x23)
+			if err := b.Delete(t.Context(), last); err != nil {
+				t.Fatal(err)
+			}
+			repotest.PutWAL(t, b, last, repository.LZ4, []byte("segment"), map[string]string{repository.MetaPushedAt: pushed.Format(time.RFC3339Nano)})
+			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+			opts.Target = Target{Time: &tc.target, Action: "promote"}
+			res, err := RestoreBackup(t.Context(), b, opts)
+			if err != nil {
+				t.Fatalf("RestoreBackup: %v", err)
+			}
+			notes := strings.Join(res.Warnings, "\n")
+			if warned := strings.Contains(notes, "000000010000000000000023, the newest segment recovery can read, was archived: no archived commit is that late"); warned != tc.warned {
+				t.Errorf("warnings %q; want the target-after-archive warning: %v", notes, tc.warned)
+			}
+		})
+	}
+}
