@@ -416,6 +416,20 @@ func TestDrillTablespaceGuard(t *testing.T) {
 		t.Errorf("stored record: want a failed drill naming the guard, got %+v, %v", last, err)
 	}
 
+	// A restore of the same backup on this host (a copy, to get a row
+	// back) has the same trap: its wal-fetch refuses the segment, the
+	// restored server stops, and production's tablespace is untouched
+	// (explore23d F5).
+	dir, _ := restoreInto(t, r)
+	restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env, NoStart: true})
+	log, err := restored.TryStart(t)
+	if err == nil || !strings.Contains(log, "restore tablespace guard") || !strings.Contains(log, want) {
+		t.Errorf("restored copy: want it stopped by the tablespace guard naming %q, got %v\n%s", want, err, log)
+	}
+	if after := treeSums(t, loc); !maps.Equal(before, after) {
+		t.Errorf("the restored copy changed production's tablespace %s:\n before %v\n after  %v", loc, before, after)
+	}
+
 	// Production reads its files again after a restart.
 	pg.Stop(t)
 	pg.Start(t)

@@ -9,7 +9,9 @@ package restore
 // recorded after the drilled backup points the drill's server at
 // production's own tablespace, and the drill then writes over live files.
 // The guard refuses such a segment: wal-fetch exits 200, PostgreSQL stops
-// recovery before reading it, and the drill fails saying why.
+// recovery before reading it, and the drill fails saying why. A restored
+// server's wal-fetch --tablespace-guard (RestoreGuard) refuses a CREATE
+// whose location holds another cluster's files, for the same reason.
 //
 // State, in the drill's data directory:
 //
@@ -43,6 +45,10 @@ const guardRefusedFile = "refused"
 
 // ErrDrillGuard marks a segment the drill guard refused.
 var ErrDrillGuard = errors.New("restore drill guard")
+
+// ErrTablespaceGuard marks a segment a restored server's tablespace guard
+// (RestoreGuard) refused.
+var ErrTablespaceGuard = errors.New("restore tablespace guard")
 
 // DrillGuard checks the segments wal-fetch hands a restore drill's server.
 type DrillGuard struct {
@@ -89,10 +95,49 @@ func (g DrillGuard) Check(name, dest string) ([]wal.TablespaceRecord, error) {
 	case !in:
 		return nil, g.refuse(dataDir, dest, fmt.Errorf("the data directory %s is not inside the drill's scratch directory %s", dataDir, scratch))
 	}
+	return checkTablespaceRecords(file.Segment, name, dataDir, dest, ErrDrillGuard, func(r wal.TablespaceRecord) string {
+		return judgeTablespaceRecord(r, dataDir, scratch)
+	})
+}
+
+// RestoreGuard checks the segments wal-fetch --tablespace-guard hands a
+// server that walvault restore made. Redo of CREATE TABLESPACE links the
+// tablespace to the location its record names, which no
+// --tablespace-mapping can move: for a backup older than the statement,
+// restored on the database host (a copy to get a dropped row back), that
+// location is the live cluster's tablespace, and the restored server would
+// write its pages there. Such a segment is refused while the location
+// holds another cluster's files; an absent or empty location, or one this
+// data directory already links to, passes.
+type RestoreGuard struct{}
+
+// Check is DrillGuard.Check for a restored server: it refuses (an error
+// wrapping ErrTablespaceGuard, dest removed) a segment holding a CREATE
+// TABLESPACE whose location holds another cluster's files.
+func (RestoreGuard) Check(name, dest string) ([]wal.TablespaceRecord, error) {
+	file, err := wal.Classify(name)
+	if err != nil || file.Kind != wal.KindSegment {
+		return nil, nil
+	}
+	dataDir, ok := recoveryDataDir(dest)
+	if !ok {
+		return nil, refuseSegment(ErrTablespaceGuard, "", dest, fmt.Errorf("%s is not in a recovering data directory's pg_wal: --tablespace-guard is for the restore_command walvault restore writes", dest))
+	}
+	return checkTablespaceRecords(file.Segment, name, dataDir, dest, ErrTablespaceGuard, func(r wal.TablespaceRecord) string {
+		return judgeRestoredRecord(r, dataDir)
+	})
+}
+
+// checkTablespaceRecords scans segment seg (name), just written to dest in
+// dataDir's pg_wal, and judges each tablespace record replay would apply
+// (judge: why it must not be replayed, "" when it may): the first refused
+// removes dest and fails with an error wrapping sentinel. It returns the
+// records it let through.
+func checkTablespaceRecords(seg wal.Segment, name, dataDir, dest string, sentinel error, judge func(wal.TablespaceRecord) string) ([]wal.TablespaceRecord, error) {
 	state := filepath.Join(dataDir, guardDir)
-	scan, segEnd, err := scanGuarded(state, dest, file.Segment)
+	scan, segEnd, err := scanGuarded(state, dest, seg)
 	if err != nil {
-		return nil, g.refuse(dataDir, dest, fmt.Errorf("cannot read the records of segment %s to check them for tablespace records: %w", name, err))
+		return nil, refuseSegment(sentinel, dataDir, dest, fmt.Errorf("cannot read the records of segment %s to check them for tablespace records: %w", name, err))
 	}
 	var allowed []wal.TablespaceRecord
 	from := replayStart(dataDir)
@@ -100,15 +145,48 @@ func (g DrillGuard) Check(name, dest string) ([]wal.TablespaceRecord, error) {
 		if r.LSN < from {
 			continue // before the backup's start: never replayed, the backup holds its effect
 		}
-		if why := judgeTablespaceRecord(r, dataDir, scratch); why != "" {
-			return nil, g.refuse(dataDir, dest, fmt.Errorf("segment %s holds %s: %s", name, r, why))
+		if why := judge(r); why != "" {
+			return nil, refuseSegment(sentinel, dataDir, dest, fmt.Errorf("segment %s holds %s: %s", name, r, why))
 		}
 		allowed = append(allowed, r)
 	}
 	if err := saveCarry(state, scan, segEnd); err != nil {
-		return nil, g.refuse(dataDir, dest, fmt.Errorf("cannot keep what the next segment's check needs: %w", err))
+		return nil, refuseSegment(sentinel, dataDir, dest, fmt.Errorf("cannot keep what the next segment's check needs: %w", err))
 	}
 	return allowed, nil
+}
+
+// judgeRestoredRecord says why replaying r in a restored data directory
+// would write into another cluster's tablespace, or "" when it would not.
+func judgeRestoredRecord(r wal.TablespaceRecord, dataDir string) string {
+	if r.Op != wal.TablespaceCreate || r.Path == "" || !filepath.IsAbs(r.Path) {
+		return "" // a drop, or a tablespace inside the data directory
+	}
+	link := filepath.Join(dataDir, "pg_tblspc", strconv.FormatUint(uint64(r.OID), 10))
+	if target, err := filepath.EvalSymlinks(link); err == nil {
+		if loc, err := filepath.EvalSymlinks(r.Path); err == nil && loc == target {
+			return "" // replayed here before (a recovery restarted): its files are this server's
+		}
+	}
+	entries, err := os.ReadDir(r.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "" // PostgreSQL stops, asking for the directory to be created
+	case err != nil:
+		return fmt.Sprintf("cannot tell whether %s holds another cluster's files: %v; the restored server's wal-fetch refused the segment, so recovery stopped before it", r.Path, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "PG_") {
+			continue
+		}
+		if inner, err := os.ReadDir(filepath.Join(r.Path, e.Name())); err != nil || len(inner) > 0 {
+			return fmt.Sprintf("replaying it would make this server's pg_tblspc/%d a link to %s, where %s holds another cluster's tablespace files (on the database host, the live server's), and write this server's pages among them. "+
+				"The restored server's wal-fetch refused the segment, so recovery stopped before it and nothing was written there. "+
+				"Restore on another host, or restore a backup taken after this tablespace was created (backup-list), which holds it and takes --tablespace-mapping; if the cluster those files belong to is gone and they are not needed, empty %s and start the server again",
+				r.OID, r.Path, e.Name(), r.Path)
+		}
+	}
+	return ""
 }
 
 // scanGuarded scans the segment at path with the carry the previous
@@ -309,9 +387,14 @@ func saveCarry(state string, scan *wal.SegmentScan, segEnd wal.LSN) error {
 	return os.Rename(tmp, carryPath(state, scan.Next.End))
 }
 
-// refuse removes dest, notes why for the drill and returns the error.
 func (g DrillGuard) refuse(dataDir, dest string, err error) error {
-	err = fmt.Errorf("%w: %w", ErrDrillGuard, err)
+	return refuseSegment(ErrDrillGuard, dataDir, dest, err)
+}
+
+// refuseSegment removes dest, notes why for the drill and returns the
+// error, wrapping sentinel.
+func refuseSegment(sentinel error, dataDir, dest string, err error) error {
+	err = fmt.Errorf("%w: %w", sentinel, err)
 	os.Remove(dest)
 	if dataDir != "" {
 		state := filepath.Join(dataDir, guardDir)

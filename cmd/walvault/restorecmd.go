@@ -444,11 +444,11 @@ func walvaultBinary() (string, error) {
 }
 
 // restoreCommandLine is the restore_command of a cluster restored into
-// dataDir: exe's wal-fetch, reading the walvault-restore.yaml written there;
-// with acceptGap (restore --accept-gap), a segment missing before later
+// dataDir: exe's wal-fetch, reading the walvault-restore.yaml written there,
+// with its tablespace guard (restore.RestoreGuard); with acceptGap (restore --accept-gap), a segment missing before later
 // ones is answered missing, so recovery ends at the gap.
 func restoreCommandLine(exe, dataDir string, acceptGap bool) string {
-	line := shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile))
+	line := shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " --tablespace-guard"
 	if acceptGap {
 		line += " --accept-gap"
 	}

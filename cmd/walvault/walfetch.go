@@ -33,6 +33,9 @@ type walFetchOptions struct {
 	// DrillScratch turns the drill guard on (restore.DrillGuard): walvault
 	// drill sets it on its server's restore_command.
 	DrillScratch string
+	// TablespaceGuard turns the restored server's tablespace guard on
+	// (restore.RestoreGuard): walvault restore sets it on restore_command.
+	TablespaceGuard bool
 	// AcceptGap answers "missing" for a segment missing while later ones
 	// are archived (restore --accept-gap writes it).
 	AcceptGap bool
@@ -82,7 +85,11 @@ With --drill-scratch DIR, as walvault drill writes it, every segment is
 checked before PostgreSQL may read it: one holding a record that creates or
 drops a tablespace outside DIR, the drill's scratch directory, is refused
 (exit 200), since replaying it would make the drill's server write at that
-path, on the database host into production's own tablespace.
+path, on the database host into production's own tablespace. With
+--tablespace-guard, as walvault restore writes it, one that creates a
+tablespace whose location holds another cluster's files is refused (exit
+200) for the same reason: no --tablespace-mapping moves a tablespace that
+recovery creates.
 
 Transient storage errors (refused or reset connections, timeouts, 5xx,
 throttling) are retried with backoff until --timeout (default 10m), and only
@@ -94,6 +101,7 @@ forever. wal-push, which PostgreSQL retries by itself, keeps a 2m default.`,
 		Flags: settingFlags(&opts,
 			&cli.BoolFlag{Name: "accept-gap", Usage: "answer missing (exit 1) for a segment missing while later ones of its timeline are archived, ending recovery at the gap (walvault restore --accept-gap writes it); without it such a segment is asked for again until --timeout, then the fetch exits 200", Destination: &opts.AcceptGap},
 			&cli.StringFlag{Name: "drill-scratch", Usage: "a restore drill's scratch directory: refuse (exit 200) a segment that creates or drops a tablespace outside it (walvault drill sets it)", Destination: &opts.DrillScratch},
+			&cli.BoolFlag{Name: "tablespace-guard", Usage: "refuse (exit 200) a segment that creates a tablespace whose location holds another cluster's files (walvault restore sets it)", Destination: &opts.TablespaceGuard},
 		),
 		Action: func(c *cli.Context) error { return walFetch(c, &opts) },
 	}
@@ -159,18 +167,30 @@ func walFetch(c *cli.Context, opts *walFetchOptions) error {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, restore.ErrDrillGuard) && restore.InStandby(dest) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, restore.ErrDrillGuard) && !errors.Is(err, restore.ErrTablespaceGuard) && restore.InStandby(dest) {
 		return standbyFailure{err}
 	}
 	return err
 }
 
-// guardDrill runs the drill guard on the segment just written to dest,
-// when --drill-scratch asks for it, whichever way the segment came (the
+// guardDrill runs the tablespace guards on the segment just written to
+// dest, when --tablespace-guard or --drill-scratch asks for one,
+// whichever way the segment came (the
 // repository, the prefetch cache, a partial). A refusal has removed dest
 // and exits 200, so PostgreSQL stops recovery before the segment. log may
 // be nil (a cache hit logs later, or not at all).
 func guardDrill(opts *walFetchOptions, name, dest string, log *slog.Logger) error {
+	if opts.TablespaceGuard {
+		allowed, err := restore.RestoreGuard{}.Check(name, dest)
+		if err != nil {
+			return err
+		}
+		if log != nil {
+			for _, r := range allowed {
+				log.Info("tablespace guard let a tablespace record through: its location holds no other cluster's files", "segment", name, "record", r.String())
+			}
+		}
+	}
 	if opts.DrillScratch == "" {
 		return nil
 	}

@@ -350,6 +350,9 @@ type PostgresOptions struct {
 	// directory, the client tools (psql, pgbench, pg_basebackup,
 	// pg_verifybackup, pg_waldump, pg_amcheck) from PostgreSQL 15's.
 	Major int
+	// NoStart prepares the server without starting it: TryStart starts
+	// it and says whether it came up (a server meant to fail, say).
+	NoStart bool
 }
 
 // Postgres is a running (or stopped) test server started by StartPostgres.
@@ -487,8 +490,32 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	// judged failed (pg_ctl timeout) is stopped too. UserDir's removal was
 	// registered earlier and so runs after this.
 	t.Cleanup(func() { h.cleanup(t) })
-	h.start(t)
+	if !opts.NoStart {
+		h.start(t)
+	}
 	return h
+}
+
+// TryStart starts the server once (pg_ctl -w) and returns what the server
+// logged meanwhile with pg_ctl's error, instead of failing the test.
+func (h *Postgres) TryStart(t testing.TB) (log string, err error) {
+	t.Helper()
+	h.mu.Lock()
+	if h.port == 0 {
+		h.port = FreePort(t)
+	}
+	port := h.port
+	h.mu.Unlock()
+	h.writeHarnessConf(t, port)
+	off := h.logSize()
+	out, err := h.pgCtl(90*time.Second, "-l", h.LogFile, "-w", "-t", "60", "start")
+	if err == nil {
+		h.mu.Lock()
+		h.running = true
+		h.mu.Unlock()
+		return h.logSince(off), nil
+	}
+	return h.logSince(off), fmt.Errorf("pg_ctl start: %w: %s", err, strings.TrimSpace(out))
 }
 
 // dataDirMajor reads the major version of the cluster in dataDir from its
