@@ -56,6 +56,10 @@ type Inventory struct {
 	// timeline: what shows that archiving goes on. NewestSegment would be
 	// a higher timeline's that stopped, such as a restored copy's.
 	LastStoredSegment *WALObject
+	// LargestSegment is the visible segment that takes the most bytes
+	// stored: the first a copy through multipart uploads changes (tools
+	// that copy large objects in parts may drop their metadata).
+	LargestSegment *WALObject
 	// SecondCopies are the segments listed under two codecs' keys
 	// (visible ones), each as "KEY and KEY": walvault stores a segment
 	// under one key, so someone else put one of them there (wal-fetch
@@ -513,6 +517,10 @@ func (l *lister) addWAL(o WALObject) {
 		if l := inv.LastStoredSegment; l == nil || o.ModTime.After(l.ModTime) || (o.ModTime.Equal(l.ModTime) && newerSegment(o.File.Segment, l.File.Segment)) {
 			o := o
 			inv.LastStoredSegment = &o
+		}
+		if l := inv.LargestSegment; l == nil || o.Size > l.Size {
+			o := o
+			inv.LargestSegment = &o
 		}
 	case wal.KindPartial:
 		x.AddPartial(o.File.Segment)

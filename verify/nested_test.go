@@ -1,11 +1,16 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestNestedRepository: another walvault repository under a sub-prefix is
@@ -53,7 +58,63 @@ func TestSampledWALMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Problems) != 1 || r.Problems[0].Kind != KindWALMetadata || r.Problems[0].Key != key || !strings.Contains(r.Problems[0].Detail, "copy of the repository") {
+	if len(r.Problems) != 1 || r.Problems[0].Kind != KindWALMetadata || r.Problems[0].Key != key || !strings.Contains(r.Problems[0].Detail, "the segment stored last") || !strings.Contains(r.Problems[0].Detail, "drops S3 user metadata") {
 		t.Errorf("problems %+v, want one wal_metadata for %s", r.Problems, key)
+	}
+}
+
+// TestSampledWALMetadataBeyondTheLast: a copy that dropped the metadata
+// of large objects only (aws-cli v1 copies those in parts) or of a
+// backup's first segment, while the segment stored last kept it, is a
+// problem too, naming the segment and why it was read (explore23d F1).
+func TestSampledWALMetadataBeyondTheLast(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seg  uint32
+		body []byte
+		why  string
+	}{
+		{"the largest segment", 4, bytes.Repeat([]byte("large, copied in parts "), 50000), "the largest segment"},
+		{"a backup's start", 2, []byte("x"), "where backup " + testBackup + " starts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: tc.seg}}, repository.LZ4)
+			if err := f.b.Delete(t.Context(), key); err != nil {
+				t.Fatal(err)
+			}
+			repotest.Put(t, f.b, key, tc.body)
+			// The segment stored last, with its metadata.
+			f.putSegment(t, wal.Segment{Timeline: 1, Seg: 7}, segmentBody(7))
+			r, err := Run(t.Context(), f.b, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Problems) != 1 || r.Problems[0].Kind != KindWALMetadata || r.Problems[0].Key != key || !strings.Contains(r.Problems[0].Detail, tc.why) {
+				t.Errorf("problems %+v, want one wal_metadata for %s, %s", r.Problems, key, tc.why)
+			}
+		})
+	}
+}
+
+// TestSampledLock: in a repository whose walvault.json records a lock
+// policy, sampled segments younger than lock_days that hold no lock (a
+// copy into another bucket keeps none) are a warning (explore23d F7).
+func TestSampledLock(t *testing.T) {
+	id := testIdentity()
+	id.LockMode, id.LockDays = storage.Compliance, 7
+	f := fixtureOn(t, mem.New(), id, 6)
+	r, err := Run(t.Context(), f.b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unlocked []string
+	for _, w := range r.Warnings {
+		if w.Kind == KindNotLocked {
+			unlocked = append(unlocked, w.Key)
+		}
+	}
+	if len(unlocked) != 3 || !strings.Contains(text(t, r), "holds no Object Lock retention") {
+		t.Errorf("not_locked warnings for %v, want the segment stored last, the largest and the backup's start\n%s", unlocked, text(t, r))
 	}
 }

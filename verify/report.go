@@ -44,6 +44,7 @@ const (
 	KindHistoryUnread      = "history_unreadable"    // an encrypted .history file without its switches in metadata, and no identity: that switch is not checked
 	KindTimelineOverrun    = "timeline_overrun"      // a timeline went on being archived past the point where a later one branched off it
 	KindBackupsMisordered  = "backups_misordered"    // two backups' times are in another order than their WAL positions (a clock was off): policy deletes refuse to run
+	KindNotLocked          = "not_locked"            // a sampled segment younger than lock_days holds no Object Lock retention (a copy without its locks)
 	severityProblem        = "problem"
 	severityWarning        = "warning"
 	maxFindingsPerKind     = 1000

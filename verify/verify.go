@@ -160,7 +160,7 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	}
 	s.reportUndecryptable()
 	if !opts.Full {
-		if err := s.sampleWALMetadata(ctx, inv.LastStoredSegment); err != nil {
+		if err := s.sampleWALMetadata(ctx, inv); err != nil {
 			return nil, err
 		}
 	}
@@ -171,24 +171,76 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	return s.r, nil
 }
 
-// sampleWALMetadata reads the metadata of the segment stored last (one
-// HEAD), without --full: a repository copied by a tool that drops S3 user
-// metadata (through a local disk, say) lists whole, yet wal-fetch refuses
-// every segment of it, whose sha256 and size live in that metadata.
-func (s *scan) sampleWALMetadata(ctx context.Context, o *repository.WALObject) error {
-	if o == nil {
-		return nil
+// sampleWALMetadata reads the metadata of a few segments (a HEAD each),
+// without --full: the one stored last, the largest, and where each DONE
+// backup starts. A repository copied by a tool that drops S3 user
+// metadata lists whole, yet wal-fetch refuses every segment that lost it,
+// whose sha256 and size live in that metadata: through a local disk every
+// object loses it, with aws-cli v1's sync those of 8 MiB and more, copied
+// in parts (explore23d F1). In a locked repository each sampled segment
+// younger than lock_days must hold its lock: a copy into another bucket
+// keeps none (explore23d F7).
+func (s *scan) sampleWALMetadata(ctx context.Context, inv *repository.Inventory) error {
+	type sample struct {
+		seg wal.Segment
+		why string
 	}
-	info, err := s.b.Stat(ctx, o.Key)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return nil // deleted since the listing (retention)
-	case err != nil:
-		return fmt.Errorf("read the metadata of %s from %s: %w", o.Key, s.b.Location(), err)
+	var samples []sample
+	seen := map[wal.Segment]bool{}
+	add := func(seg wal.Segment, why string) {
+		if !seen[seg] {
+			seen[seg] = true
+			samples = append(samples, sample{seg, why})
+		}
 	}
-	if _, ok := repository.WALMetadata(info.Metadata); !ok {
-		s.problem(Finding{Kind: KindWALMetadata, Key: o.Key,
-			Detail: fmt.Sprintf("%s, the segment stored last, has no valid sha256/raw-size metadata, so wal-fetch refuses it: its metadata was lost (a copy of the repository by a tool that drops S3 user metadata loses it for every object; copy server-side, keeping metadata) or it was not written by walvault; walvault verify --full checks every object", o.Key)})
+	if o := inv.LastStoredSegment; o != nil {
+		add(o.File.Segment, "the segment stored last")
+	}
+	if o := inv.LargestSegment; o != nil {
+		add(o.File.Segment, "the largest segment")
+	}
+	for _, bk := range inv.Backups {
+		if bk.Manifest == nil || bk.Status() != repository.StatusDone {
+			continue
+		}
+		if start, err := wal.ParseSegmentName(bk.Manifest.StartWAL); err == nil {
+			add(start, "where backup "+bk.ID+" starts")
+		}
+	}
+	infos := make([]storage.ObjectInfo, len(samples))
+	errs := make([]error, len(samples))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.Concurrency)
+	for i, smp := range samples {
+		g.Go(func() error {
+			f := wal.FileName{Kind: wal.KindSegment, Timeline: smp.seg.Timeline, Segment: smp.seg}
+			infos[i], errs[i] = repository.StatWAL(gctx, s.b, f, s.id.Compression)
+			if errs[i] != nil && !errors.Is(errs[i], storage.ErrNotFound) {
+				return fmt.Errorf("read the metadata of segment %s from %s: %w", smp.seg, s.b.Location(), errs[i])
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	lock := s.id.Lock()
+	now := time.Now()
+	for i, smp := range samples {
+		if errs[i] != nil {
+			continue // deleted since the listing (retention), or a gap continuity reports
+		}
+		key := infos[i].Key
+		if _, ok := repository.WALMetadata(infos[i].Metadata); !ok {
+			s.problem(Finding{Kind: KindWALMetadata, Key: key,
+				Detail: fmt.Sprintf("%s, %s, has no valid sha256/raw-size metadata, so wal-fetch refuses it: its metadata was lost (a copy by a tool that drops S3 user metadata: through a local disk every object loses it, aws-cli v1's s3 sync those of 8 MiB and more; copy server-side with metadata kept, see Repository layout) or it was not written by walvault; walvault verify --full checks every object", key, smp.why)})
+			continue
+		}
+		young := infos[i].ModTime.AddDate(0, 0, lock.Days).After(now.Add(time.Hour))
+		if lock.Enabled() && young && infos[i].RetainUntil.IsZero() {
+			s.r.warning(Finding{Kind: KindNotLocked, Key: key,
+				Detail: fmt.Sprintf("%s, %s, was stored %s ago, less than the repository's lock_days (%d), yet holds no Object Lock retention: it was copied here without its lock (a copy into another bucket keeps none), or these credentials may not read retention (s3:GetObjectRetention); whoever holds the host's credentials can delete it", key, smp.why, now.Sub(infos[i].ModTime).Round(time.Minute), lock.Days)})
+		}
 	}
 	return nil
 }
