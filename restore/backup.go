@@ -383,6 +383,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
+	if err := keepGroupAccess(root, dirs); err != nil {
+		return res, err
+	}
 	if err := root.Rename(pgManifestPartial, pgManifestFile); err != nil {
 		return res, fmt.Errorf("put %s in place: %w", pgManifestFile, err)
 	}

@@ -113,6 +113,24 @@ func (d *targetDir) create() error {
 	return nil
 }
 
+// keepGroupAccess gives the restored directories group read access (mode
+// 0750) when the backed-up cluster had it (initdb -g: PostgreSQL creates
+// every directory 0750, and reads the data directory's mode to decide):
+// the backup's directories keep their modes, but create made the top ones
+// 0700, which would silently take away what the DBA chose.
+func keepGroupAccess(root *os.Root, dirs []*targetDir) error {
+	fi, err := root.Lstat("global")
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o070 != 0o050 {
+		return nil // no group access (or no global/, which the restore's own checks report)
+	}
+	for _, d := range dirs {
+		if err := os.Chmod(d.path, 0o750); err != nil {
+			return fmt.Errorf("%s %s: give it group access as the backed-up cluster had: %w", d.what, d.path, err)
+		}
+	}
+	return nil
+}
+
 // clean undoes create and everything written since: a directory restore
 // created is removed (with the parents it created); one that existed empty
 // is emptied and gets its mode back.

@@ -1,8 +1,10 @@
 package restore
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -143,6 +145,38 @@ func TestRestoreBackupTargetAfterArchive(t *testing.T) {
 			notes := strings.Join(res.Warnings, "\n")
 			if warned := strings.Contains(notes, "000000010000000000000023, the newest segment recovery can read, was archived: no archived commit is that late"); warned != tc.warned {
 				t.Errorf("warnings %q; want the target-after-archive warning: %v", notes, tc.warned)
+			}
+		})
+	}
+}
+
+// TestRestoreBackupKeepsGroupAccess: a cluster made with initdb -g (its
+// directories 0750) is restored with a data directory of mode 0750, so
+// PostgreSQL keeps group access; one without stays 0700 (explore23d F3).
+func TestRestoreBackupKeepsGroupAccess(t *testing.T) {
+	t.Parallel()
+	for _, dirMode := range []int64{0o700, 0o750} {
+		t.Run(fmt.Sprintf("%04o", dirMode), func(t *testing.T) {
+			t.Parallel()
+			entries := baseEntries()
+			for i := range entries {
+				if entries[i].typ == tar.TypeDir {
+					entries[i].mode = dirMode
+				}
+			}
+			b := newFixtureRepo(t)
+			storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: entries}}})
+			opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+			opts.Target = Target{Immediate: true}
+			if _, err := RestoreBackup(t.Context(), b, opts); err != nil {
+				t.Fatalf("RestoreBackup: %v", err)
+			}
+			fi, err := os.Stat(opts.DataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := int64(fi.Mode().Perm()); got != dirMode {
+				t.Errorf("data directory mode %04o, want %04o as the backed-up cluster's directories", got, dirMode)
 			}
 		})
 	}
