@@ -150,6 +150,11 @@ func (e *NotReachedError) Error() string {
 	}
 	if e.LastFailure != "" {
 		fmt.Fprintf(&b, "; PostgreSQL's archiver last failed on %s", e.LastFailure)
+		if strings.Contains(e.Settings.ArchiveCommand, "wal-push") {
+			// The command is there and runs: its calls fail.
+			fmt.Fprintf(&b, "; archive_command runs walvault wal-push, and its calls fail: the server log has wal-push's error (credentials, network, the repository settings in the server's environment); fix its cause first, and if those settings name a repository other than %s, point them here", e.Location)
+			return b.String()
+		}
 	}
 	fmt.Fprintf(&b, "; so this server's WAL does not reach this repository: set %s (or a script that runs it) with the repository %s in the server's environment or walvault config, reload PostgreSQL (SELECT pg_reload_conf()), and see the server log for the command's errors",
 		PushLine, e.Location)

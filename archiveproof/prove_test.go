@@ -350,3 +350,19 @@ func TestLastArchivedOneRoundTrip(t *testing.T) {
 		t.Error("walvault.json was read before the segment was looked for: two round trips in series")
 	}
 }
+
+// TestNotReachedAdvice: when archive_command runs walvault wal-push and
+// the archiver keeps failing, the advice is its calls' error in the
+// server log, not to set the command it already is (explore23a F1);
+// otherwise it is the command to set.
+func TestNotReachedAdvice(t *testing.T) {
+	e := &NotReachedError{Location: "s3://b/db1", Segment: "00000001000000000000000A", Timeout: time.Second, Switched: true,
+		Settings: pg.Settings{ArchiveMode: "on", ArchiveCommand: "/usr/bin/walvault wal-push %p"}, LastFailure: "000000010000000000000008 at 2026-12-07T20:00:00Z"}
+	if msg := e.Error(); !strings.Contains(msg, "its calls fail: the server log has wal-push's error") || strings.Contains(msg, "set "+PushLine) {
+		t.Errorf("wal-push failing: %q; want the calls' error pointed at, not the command to set", msg)
+	}
+	e.Settings.ArchiveCommand = "/bin/true"
+	if msg := e.Error(); !strings.Contains(msg, "set "+PushLine) {
+		t.Errorf("another command failing: %q; want the command to set", msg)
+	}
+}

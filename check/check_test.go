@@ -524,6 +524,14 @@ func TestArchiveVerdict(t *testing.T) {
 	if r := c.checkArchiveCommand(); r.OK || !strings.HasPrefix(r.Detail, `archive_command is "walvault wal-push %p"`) || !strings.Contains(r.Detail, "did not reach mem://x") {
 		t.Errorf("a walvault command that does not reach the repository: %+v, want FAILED quoting it", r)
 	}
+	// The repository did not answer, so the proof did not run: words
+	// that look right are not checked, not OK (explore23a F2).
+	c.proofRan, c.proofErr, c.repoDown = false, nil, "is not reachable"
+	c.loc = &local{why: "not here"}
+	c.srv.settings["archive_command"] = setting{value: "WALVAULT_REPO=" + c.opts.Repo + " walvault wal-push %p"}
+	if r := c.checkArchiveCommand(); r.OK || !strings.HasPrefix(r.Detail, "not checked: ") || !strings.Contains(r.Detail, "runs walvault wal-push into this repository") {
+		t.Errorf("the repository unreachable: %+v, want FAILED, not checked, with what the words say", r)
+	}
 }
 
 // TestPostgreSQLVersion: a server outside PostgreSQL 15 to 18 fails the

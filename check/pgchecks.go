@@ -155,7 +155,18 @@ func (c *checker) archiveCommandVerdict() Result {
 		}
 		return c.archiveVerdict(cmd, describeCommand(cs, src, same, sameErr))
 	}
-	// The proof did not run: judge by the command's words.
+	// The proof did not run: judge by the command's words. Words that
+	// look right prove nothing while the repository does not answer.
+	r = c.wordsVerdict(cmd, cs)
+	if r.OK && c.repoDown != "" {
+		return failed(NameArchiveCmd, "not checked: %s %s (see %q above), so whether archiving reaches it is not known; by its words, archive_command %s", c.b.Location(), c.repoDown, NameRepository, r.Detail)
+	}
+	return r
+}
+
+// wordsVerdict judges archive_command by what its words say, when the
+// proof could not run.
+func (c *checker) wordsVerdict(cmd string, cs commandSettings) Result {
 	if !cs.runsWalvault {
 		return failed(NameArchiveCmd, "archive_command is %q, which does not run walvault wal-push, so WAL does not reach %s: set %s, then reload PostgreSQL (SELECT pg_reload_conf())", cmd, c.b.Location(), walPushLine)
 	}
