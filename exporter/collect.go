@@ -17,8 +17,8 @@ type metrics struct {
 	scanSuccess, scanTimestamp, scanDuration, scanErrors *prometheus.Desc
 	repoInfo, repoBytes, repoObjects                     *prometheus.Desc
 
-	walSegments, lastArchivedTS, lastArchivedAge   *prometheus.Desc
-	continuityOK, missingSegments, overrunSegments *prometheus.Desc
+	walSegments, lastArchivedTS, lastArchivedAge                       *prometheus.Desc
+	continuityOK, latestContinuityOK, missingSegments, overrunSegments *prometheus.Desc
 
 	backups                                                       *prometheus.Desc
 	lastBackupTS, lastBackupAge, lastBackupSize, lastBackupStored *prometheus.Desc
@@ -46,12 +46,13 @@ func newMetrics() *metrics {
 		repoBytes:     d("walvault_repository_bytes", "Bytes stored in the repository, by area (wal, backups, drills, other).", "area"),
 		repoObjects:   d("walvault_repository_objects", "Objects stored in the repository, by area.", "area"),
 
-		walSegments:     d("walvault_wal_segments", "Archived WAL segments (full segments, every timeline)."),
-		lastArchivedTS:  d("walvault_last_archived_segment_timestamp_seconds", "When the newest archived WAL segment was pushed (its pushed-at metadata, Unix time)."),
-		lastArchivedAge: d("walvault_last_archived_segment_age_seconds", "Seconds since the newest archived WAL segment was pushed."),
-		continuityOK:    d("walvault_wal_continuity_ok", "1 if the archived WAL has no gap from the oldest backup's start to the newest segment on every timeline a backup leads to (and every timeline has its history file), else 0."),
-		missingSegments: d("walvault_wal_missing_segments", "WAL segments missing in gaps that a backup's recovery would cross."),
-		overrunSegments: d("walvault_wal_timeline_overrun_segments", "WAL segments archived on a timeline past the point where a later timeline branched off it; restores to latest follow the later timeline and never read them. After a failover, the old primary's last WAL (constant); growing, a server archiving on a timeline that a restored copy or another server has left."),
+		walSegments:        d("walvault_wal_segments", "Archived WAL segments (full segments, every timeline)."),
+		lastArchivedTS:     d("walvault_last_archived_segment_timestamp_seconds", "When the newest archived WAL segment was pushed (its pushed-at metadata, Unix time)."),
+		lastArchivedAge:    d("walvault_last_archived_segment_age_seconds", "Seconds since the newest archived WAL segment was pushed."),
+		continuityOK:       d("walvault_wal_continuity_ok", "1 if the archived WAL has no gap from the oldest backup's start to the newest segment on every timeline a backup leads to (and every timeline has its history file), else 0."),
+		latestContinuityOK: d("walvault_wal_latest_backup_continuity_ok", "1 if the archived WAL has no gap from the newest DONE backup's start to the newest segment (that backup restores to the latest archived WAL; walvault check's WAL continuity), else 0; absent without a DONE backup."),
+		missingSegments:    d("walvault_wal_missing_segments", "WAL segments missing in gaps that a backup's recovery would cross."),
+		overrunSegments:    d("walvault_wal_timeline_overrun_segments", "WAL segments archived on a timeline past the point where a later timeline branched off it; restores to latest follow the later timeline and never read them. After a failover, the old primary's last WAL (constant); growing, a server archiving on a timeline that a restored copy or another server has left."),
 
 		backups:            d("walvault_backups", "Backups by status: DONE, WAITING_FOR_WALS, INCOMPLETE, DAMAGED.", "status"),
 		lastBackupTS:       d("walvault_backup_last_done_timestamp_seconds", "When the newest DONE backup ended (Unix time)."),
@@ -83,7 +84,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	m := e.m
 	for _, d := range []*prometheus.Desc{
 		m.buildInfo, m.scanSuccess, m.scanTimestamp, m.scanDuration, m.scanErrors, m.repoInfo, m.repoBytes, m.repoObjects,
-		m.walSegments, m.lastArchivedTS, m.lastArchivedAge, m.continuityOK, m.missingSegments, m.overrunSegments,
+		m.walSegments, m.lastArchivedTS, m.lastArchivedAge, m.continuityOK, m.latestContinuityOK, m.missingSegments, m.overrunSegments,
 		m.backups, m.lastBackupTS, m.lastBackupAge, m.lastBackupSize, m.lastBackupStored, m.lastBackupDuration,
 		m.drillLastOK, m.drillLastTS, m.drillSuccessTS, m.drillSuccessAge, m.drillRTO, m.drillRPO,
 		m.pgUp, m.pgArchived, m.pgFailed, m.pgLastArchivedTS, m.pgLastFailedTS, m.readyFiles, m.archiveLag, m.pgErrors,
@@ -146,6 +147,9 @@ func (e *Exporter) collectRepository(s *snapshot, now time.Time, gauge func(*pro
 		gauge(m.continuityOK, boolValue(s.continuityOK))
 		gauge(m.missingSegments, float64(s.missingSegments))
 		gauge(m.overrunSegments, float64(s.overrunSegments))
+	}
+	if s.latestKnown {
+		gauge(m.latestContinuityOK, boolValue(s.latestOK))
 	}
 	for _, st := range []repository.BackupStatus{repository.StatusDone, repository.StatusWaitingForWALs, repository.StatusIncomplete, repository.StatusDamaged} {
 		gauge(m.backups, float64(s.backups[st]), string(st))

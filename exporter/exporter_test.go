@@ -213,6 +213,7 @@ func TestRepositoryMetrics(t *testing.T) {
 	want(t, m, "walvault_last_archived_segment_timestamp_seconds", float64(newest.Unix()))
 	want(t, m, "walvault_last_archived_segment_age_seconds", f.now.Sub(newest).Seconds())
 	want(t, m, "walvault_wal_continuity_ok", 1)
+	want(t, m, "walvault_wal_latest_backup_continuity_ok", 1)
 	want(t, m, "walvault_wal_missing_segments", 0)
 	want(t, m, `walvault_backups{status="DONE"}`, 1)
 	want(t, m, `walvault_backups{status="WAITING_FOR_WALS"}`, 1)
@@ -263,8 +264,21 @@ func TestRepositoryMetrics(t *testing.T) {
 	}
 	m = scrape(t, e)
 	want(t, m, "walvault_wal_continuity_ok", 0)
+	want(t, m, "walvault_wal_latest_backup_continuity_ok", 0)
 	want(t, m, "walvault_wal_missing_segments", 1)
 	want(t, m, "walvault_wal_segments", 5)
+
+	// A new backup after the gap: the newest restores to latest again,
+	// while the older one still cannot get past the gap (explore23a F3:
+	// two signals, for the two alerts).
+	f.backup(t, t0.Add(60*time.Minute), 5, 6, true)
+	f.now = f.now.Add(time.Minute)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = scrape(t, e)
+	want(t, m, "walvault_wal_continuity_ok", 0)
+	want(t, m, "walvault_wal_latest_backup_continuity_ok", 1)
 }
 
 func TestScanFailureKeepsValues(t *testing.T) {

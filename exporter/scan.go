@@ -33,6 +33,10 @@ type snapshot struct {
 	// continuity: known when the identity was readable.
 	continuityKnown bool
 	continuityOK    bool
+	// latestOK: no gap from the newest DONE backup's start on (check's
+	// WAL continuity): that backup restores to the latest archived WAL.
+	latestOK        bool
+	latestKnown     bool
 	missingSegments uint64 // in gaps a backup's recovery would cross
 	overrunSegments uint64 // archived on a timeline past a child's branch point
 
@@ -149,6 +153,16 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 		}
 		for _, o := range inv.WAL.Overruns() {
 			s.overrunSegments += o.Beyond
+		}
+		if s.lastDone != nil {
+			if start, err := wal.ParseSegmentName(s.lastDone.StartWAL); err == nil {
+				latest := inv.WAL.Continuity([]wal.Segment{start})
+				s.latestKnown = true
+				s.latestOK = len(latest.MissingHistory) == 0 && len(latest.BadHistory) == 0
+				for _, g := range latest.Gaps {
+					s.latestOK = s.latestOK && !g.Needed
+				}
+			}
 		}
 	}
 

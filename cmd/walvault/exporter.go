@@ -53,7 +53,8 @@ from PostgreSQL (the role needs pg_monitor).
 
 Metrics (gauges unless _total):
    walvault_last_archived_segment_timestamp_seconds, _age_seconds
-   walvault_wal_segments, walvault_wal_continuity_ok, walvault_wal_missing_segments,
+   walvault_wal_segments, walvault_wal_continuity_ok,
+   walvault_wal_latest_backup_continuity_ok, walvault_wal_missing_segments,
      walvault_wal_timeline_overrun_segments (grows: a timeline archived past a branch)
    walvault_backups{status}, walvault_backup_last_done_timestamp_seconds,
      _age_seconds, _size_bytes, _stored_bytes, _duration_seconds
