@@ -13,9 +13,10 @@ import (
 )
 
 // TestWALFetchSignalsStopRecovery: a wal-fetch waiting on a storage that
-// does not answer, stopped by SIGTERM, SIGINT or SIGQUIT, exits 200, which
-// makes PostgreSQL stop recovery; never 1 or 2, which it reads as "not in
-// the archive" and would end recovery there (Go's own answer to SIGQUIT is
+// does not answer, stopped by SIGTERM, SIGINT or SIGQUIT, exits 200, and
+// one that crashes dies of the signal, both of which make PostgreSQL stop
+// recovery; never 1 or 2, which it reads as "not in the archive" and
+// would end recovery there (Go's own answer to SIGQUIT and to a crash is
 // exit 2).
 func TestWALFetchSignalsStopRecovery(t *testing.T) {
 	// A server that takes connections and never answers.
@@ -34,7 +35,12 @@ func TestWALFetchSignalsStopRecovery(t *testing.T) {
 		}
 	}()
 	bin := testenv.BuildWalvault(t)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT} {
+	// SIGSEGV and SIGABRT stand for a crash (a fatal runtime error such as
+	// out of memory or a failed thread creation raises SIGABRT): Go's
+	// default answer is exit 2 (explore23b F1); wal-fetch must die of the
+	// signal instead, which PostgreSQL treats as fatal too.
+	crashes := map[syscall.Signal]bool{syscall.SIGSEGV: true, syscall.SIGABRT: true}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGSEGV, syscall.SIGABRT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(bin, "wal-fetch", "000000010000000000000003", filepath.Join(t.TempDir(), "RECOVERYXLOG"))
 			cmd.Env = append(cleanEnv(), "WALVAULT_REPO=s3://bucket/db1", "WALVAULT_S3_ENDPOINT=http://"+ln.Addr().String(),
@@ -51,7 +57,14 @@ func TestWALFetchSignalsStopRecovery(t *testing.T) {
 			select {
 			case err := <-done:
 				var exit *exec.ExitError
-				if !errors.As(err, &exit) || exit.ExitCode() != 200 {
+				switch {
+				case !errors.As(err, &exit):
+					t.Fatalf("wal-fetch after %s: %v; want it to fail", sig, err)
+				case crashes[sig]:
+					if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+						t.Fatalf("wal-fetch after %s: %v; want it killed by the signal (exit 2 reads as not in the archive)", sig, err)
+					}
+				case exit.ExitCode() != 200:
 					t.Fatalf("wal-fetch after %s: %v; want exit 200", sig, err)
 				}
 			case <-time.After(30 * time.Second):

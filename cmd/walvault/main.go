@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -109,6 +110,9 @@ func main() {
 	// and exit 2, which PostgreSQL would read from restore_command as "not
 	// in the archive", ending recovery there.)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
+	if slices.Contains(os.Args[1:], "wal-fetch") {
+		dieBySignalOnCrash()
+	}
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
