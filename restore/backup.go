@@ -209,6 +209,13 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
+	// A data directory given as a link to an empty one (Debian's
+	// /var/lib/postgresql/15/main -> /srv/...) is restored where it leads:
+	// the walks that hand files to the server's user, prune an
+	// incremental chain and look for unlisted files do not enter a link.
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
+		dataDir = real
+	}
 	if _, err := ParseVerifyMode(string(opts.Verify)); err != nil {
 		return res, err
 	}

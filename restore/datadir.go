@@ -199,8 +199,19 @@ func resolveOwner(name string) (*owner, error) {
 }
 
 // chownTree hands dir and everything beneath it to o, symlinks themselves
-// (never their targets).
+// (never their targets), but for dir itself: a tablespace location given
+// as a link to a directory is handed over where it leads too.
 func chownTree(dir string, o *owner) error {
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if err := os.Lchown(dir, o.uid, o.gid); err != nil {
+			return fmt.Errorf("give %s to %s: %w", dir, o.name, err)
+		}
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return fmt.Errorf("give %s to %s: %w", dir, o.name, err)
+		}
+		dir = real
+	}
 	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,5 +180,51 @@ func TestRestoreBackupKeepsGroupAccess(t *testing.T) {
 				t.Errorf("data directory mode %04o, want %04o as the backed-up cluster's directories", got, dirMode)
 			}
 		})
+	}
+}
+
+// TestRestoreBackupIntoLinkedDataDir: a data directory given as a link to
+// an empty directory (Debian's /var/lib/postgresql/15/main -> /srv/...)
+// is restored where it leads, every file handed to the server's user
+// (explore23d F9: run as root, all stayed root's, and PostgreSQL could
+// not start).
+func TestRestoreBackupIntoLinkedDataDir(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	opts := restoreOpts(t, link)
+	opts.Target = Target{Immediate: true}
+	if _, err := RestoreBackup(t.Context(), b, opts); err != nil {
+		t.Fatalf("RestoreBackup: %v", err)
+	}
+	_, uid := testOwner(t)
+	n := 0
+	err := filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+			t.Errorf("%s is owned by uid %d, want %d", p, st.Uid, uid)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(real, "global", "pg_control")); err != nil || n < 5 {
+		t.Errorf("restored through the link: %d entries, pg_control %v; want the backup in %s", n, err, real)
 	}
 }
