@@ -667,3 +667,32 @@ func runAsNobody(t *testing.T, pattern string, env ...string) {
 		t.Fatalf("%s as nobody: %v\n%s", pattern, err, out)
 	}
 }
+
+// TestBadHeaderIsPermanent: a file without a walvault object header (a
+// bucket downloaded with aws s3 sync, bit rot) is a permanent answer, so
+// the retry decorator gives it at once instead of asking again until the
+// deadline (explore23d F8: 10 minutes per segment under restore_command).
+func TestBadHeaderIsPermanent(t *testing.T) {
+	root := t.TempDir()
+	b := newTestBackend(t, root)
+	if err := os.MkdirAll(filepath.Join(root, "wal"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "wal", "seg.lz4"), []byte("plain lz4 frame, no header"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	stacked := storage.WithRetry(b, storage.DefaultRetryPolicy, nil)
+	start := time.Now()
+	for name, op := range map[string]func() error{
+		"Stat": func() error { _, err := stacked.Stat(t.Context(), "wal/seg.lz4"); return err },
+		"Get":  func() error { _, _, err := stacked.Get(t.Context(), "wal/seg.lz4"); return err },
+	} {
+		err := op()
+		if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "bad header") || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s of a file without a header: %v; want a permanent bad-header error, not not-found", name, err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the answers took %v: retried", d)
+	}
+}

@@ -22,8 +22,10 @@ const (
 )
 
 // errBadHeader says a file under the root is not an object this backend
-// wrote (or is damaged). It is never "not found".
-var errBadHeader = errors.New("not a walvault object file (bad header); move it out of the repository or restore it from a copy")
+// wrote (or is damaged). It is never "not found", and permanent: objects
+// appear by rename, whole, so asking again reads the same bytes (a
+// restore_command would otherwise retry for its whole --timeout).
+var errBadHeader = storage.Permanent(errors.New("not a walvault object file (bad header); move it out of the repository or restore it from a copy"))
 
 // encodeHeader returns the header that precedes an object's body.
 func encodeHeader(md map[string]string) ([]byte, error) {
