@@ -137,11 +137,14 @@ func ReadRecord(ctx context.Context, b storage.Backend, key string) (Record, err
 	}
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return Record{}, fmt.Errorf("drill record %s in %s is not valid JSON: %w", key, b.Location(), err)
+		return Record{}, fmt.Errorf("%w: %s in %s is not valid JSON: %w", ErrBadRecord, key, b.Location(), err)
 	}
 	rec.Key = key
 	return rec, nil
 }
+
+// ErrBadRecord marks a drill record that was read but does not parse.
+var ErrBadRecord = errors.New("damaged drill record")
 
 // RecordKeys lists the keys of every record, oldest first.
 func RecordKeys(ctx context.Context, b storage.Backend) ([]string, error) {
@@ -181,10 +184,15 @@ func LatestOf(ctx context.Context, keys []string, read func(key string) (Record,
 			return nil, nil, err
 		}
 		rec, err := read(keys[i])
-		if errors.Is(err, storage.ErrNotFound) {
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
 			continue // deleted meanwhile
-		}
-		if err != nil {
+		case errors.Is(err, ErrBadRecord):
+			// One damaged record must not hide the rest of what the
+			// exporter and info show: it counts as a failed drill at the
+			// time in its key.
+			rec = badRecord(keys[i], err)
+		case err != nil:
 			return nil, nil, err
 		}
 		if last == nil {
@@ -196,4 +204,16 @@ func LatestOf(ctx context.Context, keys []string, read func(key string) (Record,
 		}
 	}
 	return last, nil, nil
+}
+
+// badRecord stands for a record that does not parse: a failed drill,
+// finished at the time its key names, whose error says why.
+func badRecord(key string, err error) Record {
+	rec := Record{Key: key, Error: err.Error()}
+	if id, ok := repository.ParseDrillRecordKey(key); ok {
+		if t, terr := time.Parse(repository.DrillRecordIDLayout, id); terr == nil {
+			rec.ID, rec.StartedAt, rec.FinishedAt = id, t, t
+		}
+	}
+	return rec
 }

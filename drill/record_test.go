@@ -74,3 +74,30 @@ func TestLatest(t *testing.T) {
 		t.Errorf("a read error: got %v after %d reads, want it at once", err, reads)
 	}
 }
+
+// TestLatestWithDamagedRecord: a newest record that does not parse counts
+// as a failed drill at the time in its key, and the older successful one
+// is still found: one damaged object no longer fails the exporter's whole
+// scan and info (explore23a F9).
+func TestLatestWithDamagedRecord(t *testing.T) {
+	b := mem.New()
+	ctx := t.Context()
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	if err := WriteRecord(ctx, b, &Record{OK: true, FinishedAt: at, RTOSeconds: 7}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const damaged = "drills/20261207T201900.000Z.json"
+	if err := b.Put(ctx, damaged, strings.NewReader("not json"), storage.PutOptions{Size: 8}); err != nil {
+		t.Fatal(err)
+	}
+	last, lastOK, err := Latest(ctx, b)
+	if err != nil {
+		t.Fatalf("Latest: %v, want the damaged record counted, not an error", err)
+	}
+	if last == nil || last.OK || last.Key != damaged || !strings.Contains(last.Error, "not valid JSON") || last.FinishedAt != time.Date(2026, 12, 7, 20, 19, 0, 0, time.UTC) {
+		t.Errorf("last = %+v, want the damaged record as a failed drill at 2026-12-07 20:19", last)
+	}
+	if lastOK == nil || lastOK.RTOSeconds != 7 {
+		t.Errorf("last OK = %+v, want the successful one", lastOK)
+	}
+}
