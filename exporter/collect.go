@@ -27,8 +27,8 @@ type metrics struct {
 	drillLastOK, drillLastTS, drillSuccessTS, drillSuccessAge *prometheus.Desc
 	drillRTO, drillRPO                                        *prometheus.Desc
 
-	pgUp, pgArchived, pgFailed, pgLastArchivedTS, pgLastFailedTS *prometheus.Desc
-	readyFiles, archiveLag, pgErrors                             *prometheus.Desc
+	pgUp, pgArchived, pgFailed, pgLastArchivedTS, pgLastFailedTS, pgArchivingOff *prometheus.Desc
+	readyFiles, archiveLag, pgErrors                                             *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -71,6 +71,7 @@ func newMetrics() *metrics {
 		pgUp:             d("walvault_pg_up", "1 if the PostgreSQL server (pg-conn) answered this scrape, else 0."),
 		pgArchived:       d("walvault_pg_archiver_archived_total", "pg_stat_archiver.archived_count: WAL files archived since the statistics were reset."),
 		pgFailed:         d("walvault_pg_archiver_failed_total", "pg_stat_archiver.failed_count: failed archive_command runs since the statistics were reset."),
+		pgArchivingOff:   d("walvault_pg_archiving_off", "1 when PostgreSQL is a primary with archive_mode = off: its WAL reaches no repository (it writes no .ready files, so the archive lag reads 0), else 0."),
 		pgLastArchivedTS: d("walvault_pg_archiver_last_archived_timestamp_seconds", "pg_stat_archiver.last_archived_time (Unix time)."),
 		pgLastFailedTS:   d("walvault_pg_archiver_last_failed_timestamp_seconds", "pg_stat_archiver.last_failed_time (Unix time)."),
 		readyFiles:       d("walvault_archive_ready_files", "WAL files waiting for archive_command (.ready files in pg_wal/archive_status)."),
@@ -87,7 +88,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 		m.walSegments, m.lastArchivedTS, m.lastArchivedAge, m.continuityOK, m.latestContinuityOK, m.missingSegments, m.overrunSegments,
 		m.backups, m.lastBackupTS, m.lastBackupAge, m.lastBackupSize, m.lastBackupStored, m.lastBackupDuration,
 		m.drillLastOK, m.drillLastTS, m.drillSuccessTS, m.drillSuccessAge, m.drillRTO, m.drillRPO,
-		m.pgUp, m.pgArchived, m.pgFailed, m.pgLastArchivedTS, m.pgLastFailedTS, m.readyFiles, m.archiveLag, m.pgErrors,
+		m.pgUp, m.pgArchived, m.pgFailed, m.pgLastArchivedTS, m.pgLastFailedTS, m.pgArchivingOff, m.readyFiles, m.archiveLag, m.pgErrors,
 	} {
 		ch <- d
 	}

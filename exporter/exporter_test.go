@@ -304,6 +304,29 @@ func TestScanFailureKeepsValues(t *testing.T) {
 	want(t, scrape(t, e), "walvault_repository_scan_success", 1)
 }
 
+// TestScanIdentityDeleted: walvault.json deleted from a repository that
+// holds WAL is a failed scan naming it, not a healthy scan of no WAL with
+// every backup waiting for it (explore23a F4).
+func TestScanIdentityDeleted(t *testing.T) {
+	f := newFixture(t)
+	f.identity(t)
+	f.segment(t, 1, f.now)
+	e := f.exporter(t)
+	if err := e.Refresh(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.b.Delete(f.ctx, repository.IdentityKey); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Refresh(f.ctx)
+	if err == nil || !strings.Contains(err.Error(), "was deleted") {
+		t.Fatalf("a scan without walvault.json: %v, want a failure saying it was deleted", err)
+	}
+	m := scrape(t, e)
+	want(t, m, "walvault_repository_scan_success", 0)
+	want(t, m, "walvault_wal_segments", 1) // the last good scan
+}
+
 func TestRunRefreshes(t *testing.T) {
 	f := newFixture(t)
 	f.identity(t)

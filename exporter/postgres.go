@@ -19,12 +19,15 @@ type pgStats struct {
 	ready                    int64
 	oldestReadyAge           *float64 // seconds, by the server's clock
 	readyErr                 error    // pg_ls_archive_statusdir refused (needs pg_monitor)
+	// archivingOff: a primary with archive_mode = off, whose WAL reaches
+	// no repository (it writes no .ready files, so lag reads 0).
+	archivingOff bool
 }
 
 // queryPG connects, reads pg_stat_archiver and the .ready files, and
 // disconnects. A scrape is rare enough (every 15 to 60 s) that a
 // connection per scrape costs nothing and never goes stale.
-func (e *Exporter) queryPG(ctx context.Context) (pgStats, error) {
+func (e *Exporter) queryPG(ctx context.Context, repoSystemID string) (pgStats, error) {
 	var st pgStats
 	cfg, err := pg.ParseConfig(e.opts.PGConn, "")
 	if err != nil {
@@ -36,10 +39,18 @@ func (e *Exporter) queryPG(ctx context.Context) (pgStats, error) {
 		return st, err
 	}
 	defer pg.CloseSQL(conn)
-	err = conn.QueryRow(ctx, `SELECT archived_count, failed_count, last_archived_time, last_failed_time FROM pg_stat_archiver`).
-		Scan(&st.archived, &st.failed, &st.lastArchived, &st.lastFailed)
+	err = conn.QueryRow(ctx, `SELECT archived_count, failed_count, last_archived_time, last_failed_time,
+	  current_setting('archive_mode') = 'off' AND NOT pg_is_in_recovery() FROM pg_stat_archiver`).
+		Scan(&st.archived, &st.failed, &st.lastArchived, &st.lastFailed, &st.archivingOff)
 	if err != nil {
 		return st, fmt.Errorf("read pg_stat_archiver: %w", err)
+	}
+	// Another cluster's server (a pg-conn copied from another cluster's
+	// environment file) would make its archiving stand for this
+	// repository's. Roles that may not read the identifier are not judged.
+	var sysID string
+	if repoSystemID != "" && conn.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&sysID) == nil && sysID != repoSystemID {
+		return st, fmt.Errorf("pg-conn reaches the PostgreSQL cluster with system identifier %s, but the repository %s holds cluster %s's WAL: its archiving says nothing about this repository; point pg-conn at the cluster that archives here", sysID, e.b.Location(), repoSystemID)
 	}
 	st.readyErr = conn.QueryRow(ctx, `SELECT count(*), extract(epoch FROM now() - min(modification))::float8
 	  FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`).Scan(&st.ready, &st.oldestReadyAge)
@@ -56,7 +67,13 @@ func (e *Exporter) collectPostgres(ch chan<- prometheus.Metric, gauge func(*prom
 	m := e.m
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.PGTimeout)
 	defer cancel()
-	st, err := e.queryPG(ctx)
+	repoSystemID := ""
+	e.mu.Lock()
+	if e.snap != nil && e.snap.identity != nil {
+		repoSystemID = e.snap.identity.SystemID
+	}
+	e.mu.Unlock()
+	st, err := e.queryPG(ctx, repoSystemID)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -82,6 +99,7 @@ func (e *Exporter) collectPostgres(ch chan<- prometheus.Metric, gauge func(*prom
 		return
 	}
 	gauge(m.pgUp, 1)
+	gauge(m.pgArchivingOff, boolValue(st.archivingOff))
 	// Counters: they only grow, and a statistics reset is a counter reset
 	// to Prometheus (rate and increase handle it).
 	ch <- prometheus.MustNewConstMetric(m.pgArchived, prometheus.CounterValue, float64(st.archived))

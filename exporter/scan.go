@@ -94,6 +94,10 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 		return nil, fmt.Errorf("%s in %s: %w", repository.IdentityKey, b.Location(), inv.IdentityErr)
 	case inv.IdentityErr != nil:
 		return nil, fmt.Errorf("read %s from %s: %w", repository.IdentityKey, b.Location(), inv.IdentityErr)
+	case inv.Identity == nil && inv.LostIdentity() != "":
+		// Not an empty repository: the scan would show no WAL and every
+		// backup waiting for it.
+		return nil, errors.New(inv.LostIdentity())
 	}
 	s.identity = inv.Identity
 

@@ -108,9 +108,26 @@ func TestExporter(t *testing.T) {
 			t.Errorf("the first scrape lacks %s", series)
 		}
 	}
-	if m0[`walvault_backups{status="DONE"}`] != 0 || m0["walvault_wal_continuity_ok"] != 1 {
+	if m0[`walvault_backups{status="DONE"}`] != 0 || m0["walvault_wal_continuity_ok"] != 1 || m0["walvault_pg_archiving_off"] != 0 {
 		t.Errorf("before any backup: %s", walvaultMetrics(m0))
 	}
+
+	// Another cluster's server at pg-conn (a copied environment file):
+	// its archiving must not stand for this repository's (explore23a
+	// F10). Its archive_mode is off, which an exporter on a repository
+	// of its own says (F6).
+	other := testenv.StartPostgres(t, testenv.PostgresOptions{})
+	wrongAddr, wrongOut := startExporter(t, r.env, "--refresh", "1h", "--pg-conn", other.ConnString())
+	waitMetrics(t, wrongAddr, "another cluster's server refused", func(m map[string]float64) bool {
+		return m["walvault_repository_scan_success"] == 1 && m["walvault_pg_up"] == 0
+	})
+	if !strings.Contains(wrongOut.String(), "holds cluster") {
+		t.Errorf("exporter at another cluster's server: log %q, want the mismatch said", wrongOut.String())
+	}
+	offAddr, _ := startExporter(t, append(r.env, "WALVAULT_REPO=file://"+testenv.UserDir(t)), "--refresh", "1h", "--pg-conn", other.ConnString())
+	waitMetrics(t, offAddr, "archive_mode off", func(m map[string]float64) bool {
+		return m["walvault_pg_up"] == 1 && m["walvault_pg_archiving_off"] == 1
+	})
 	if _, ok := m0["walvault_drill_last_success_timestamp_seconds"]; ok {
 		t.Errorf("a drill success is reported before any drill")
 	}
@@ -157,7 +174,7 @@ func TestExporter(t *testing.T) {
 	m2 := waitMetrics(t, addr, "the drill", func(m map[string]float64) bool {
 		return m["walvault_drill_last_success_timestamp_seconds"] > 0 && m["walvault_drill_last_ok"] == 1
 	})
-	if m2["walvault_drill_last_rto_seconds"] <= 0 || m2[`walvault_repository_objects{area="drills"}`] != 1 || m2["walvault_wal_continuity_ok"] != 1 {
+	if m2["walvault_drill_last_rto_seconds"] <= 0 || m2[`walvault_repository_objects{area="drills"}`] != 1 || m2["walvault_wal_continuity_ok"] != 1 || m2["walvault_wal_latest_backup_continuity_ok"] != 1 {
 		t.Errorf("after a drill: %s", walvaultMetrics(m2))
 	}
 	assertDrillCleanedUp(t, scratch)

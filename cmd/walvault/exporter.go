@@ -67,7 +67,10 @@ Metrics (gauges unless _total):
    with pg-conn: walvault_pg_up, walvault_pg_archiver_archived_total,
      walvault_pg_archiver_failed_total, walvault_pg_archiver_last_archived_timestamp_seconds,
      walvault_pg_archiver_last_failed_timestamp_seconds, walvault_archive_ready_files,
-     walvault_archive_lag_seconds (age of the oldest .ready file), walvault_pg_scrape_errors_total
+     walvault_archive_lag_seconds (age of the oldest .ready file), walvault_pg_scrape_errors_total,
+     walvault_pg_archiving_off (a primary with archive_mode = off)
+   (walvault_pg_up is 0 too when pg-conn reaches another cluster than the
+   repository's: its archiving says nothing about this repository)
 
 TLS and basic authentication: --web-config-file names a web configuration
 file in the format every Prometheus exporter reads (tls_server_config with
