@@ -128,6 +128,10 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 	if err != nil {
 		return err
 	}
+	if inv.SegmentSize == 0 && len(inv.Backups) == 0 && len(inv.WAL) == 0 {
+		// A retention job pointed at a mistyped prefix must not stay green.
+		return fmt.Errorf("%s has no %s and holds no backup and no WAL: nothing was ever archived there; check the repository URL (a mistyped prefix?)", b.Location(), repository.IdentityKey)
+	}
 	now := time.Now()
 	var plan retention.Plan
 	if one != "" {

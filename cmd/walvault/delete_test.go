@@ -321,3 +321,15 @@ func TestBackupMarkLatest(t *testing.T) {
 		t.Fatalf("the same backup by id afterwards: exit %d, stdout %q; want it already marked", code, out)
 	}
 }
+
+// TestDeleteEmptyLocation: a policy delete pointed at a location that
+// holds no repository (a mistyped prefix) fails, so a retention job from
+// cron does not stay green for ever (explore23d N1).
+func TestDeleteEmptyLocation(t *testing.T) {
+	_, dir := filetest.New(t)
+	t.Setenv("WALVAULT_REPO", "file://"+dir)
+	code, out, errOut := runCmd(t, "delete", "--retain", "REDUNDANCY 1", "--confirm")
+	if code != exitFailed || !strings.Contains(errOut, "nothing was ever archived there; check the repository URL") {
+		t.Fatalf("delete on an empty location: exit %d, stderr %q, stdout %q; want exit %d naming the URL", code, errOut, out, exitFailed)
+	}
+}
