@@ -64,8 +64,11 @@ func (c *checker) proveArchiving(parent context.Context) {
 		// The archiver as it is after the proof (stuckBehind): a failure
 		// it has since got past is not a stuck archive.
 		rs, qerr := pg.SimpleQuery(ctx, w, "SELECT coalesce(last_failed_wal, ''), coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver", nil)
-		if qerr == nil && len(rs.Rows) == 1 && len(rs.Rows[0]) == 2 && rs.Rows[0][1].S == "t" {
-			c.failingAfterProof = rs.Rows[0][0].S
+		if qerr == nil && len(rs.Rows) == 1 && len(rs.Rows[0]) == 2 {
+			c.archiverReadAfterProof = true
+			if rs.Rows[0][1].S == "t" {
+				c.failingAfterProof = rs.Rows[0][0].S
+			}
 		}
 	}
 }

@@ -177,6 +177,9 @@ type checker struct {
 	proof             archiveproof.Proof
 	proofErr          error
 	failingAfterProof string
+	// archiverReadAfterProof: pg_stat_archiver was read after the proof
+	// (failingAfterProof is known).
+	archiverReadAfterProof bool
 }
 
 func (c *checker) add(rs ...Result) {

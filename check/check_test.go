@@ -334,6 +334,30 @@ func TestArchiver(t *testing.T) {
 			t.Errorf("%s: %+v, want ok=%v", tc.name, r, tc.ok)
 		}
 	}
+
+	// Failing when first read, but the archiver archived the proof's
+	// segment since (the first check after a restart that fixed the
+	// cause: explore23a F8): OK, saying so. Still failing after the
+	// proof, or not read again: FAILED.
+	failing := tests[2].a
+	for _, tc := range []struct {
+		name         string
+		read         bool
+		failingAfter string
+		ok           bool
+	}{
+		{"archived since", true, "", true},
+		{"still failing", true, "00000001000000000000000A", false},
+		{"not read after the proof", false, "", false},
+	} {
+		c, _ := newChecker(t)
+		c.srv.archiver = failing
+		c.proofRan, c.archiverReadAfterProof, c.failingAfterProof = true, tc.read, tc.failingAfter
+		r := c.checkArchiver()
+		if r.OK != tc.ok || tc.ok && !strings.Contains(r.Detail, "archiving works again") {
+			t.Errorf("%s: %+v, want ok=%v", tc.name, r, tc.ok)
+		}
+	}
 }
 
 // TestArchiveLagCountsBytes: how many .ready files may wait goes by the

@@ -200,6 +200,12 @@ func (c *checker) checkArchiver() Result {
 		return ok(NameArchiver, "%s, no failure", successes)
 	}
 	if a.lastFailedAt != nil && (a.lastArchivedAt == nil || a.lastFailedAt.After(*a.lastArchivedAt)) {
+		if c.proofRan && c.proofErr == nil && c.archiverReadAfterProof && c.failingAfterProof == "" {
+			// Read before the proof: the archiver has succeeded since
+			// (the first check after a restart sees the failures of the
+			// last cycle before it, whose success PostgreSQL did not keep).
+			return ok(NameArchiver, "%s; archive_command failed %d times, the last time for %s %s ago, but the archiver has archived since (see the archive_command line): archiving works again", successes, a.failed, a.lastFailed, age(a.failedAge))
+		}
 		since := "and none has succeeded since the statistics were reset"
 		if a.lastArchivedAt != nil {
 			since = fmt.Sprintf("after the last success %s ago", age(a.archivedAge))
