@@ -422,6 +422,12 @@ func TestSettings(t *testing.T) {
 			t.Errorf("%s: %+v, want FAILED", r.Name, r)
 		}
 	}
+	// archive_mode off: PostgreSQL shows "(disabled)", which is no
+	// command to advise replacing (explore23a N3).
+	c.srv.settings["archive_command"] = setting{value: "(disabled)"}
+	if r := c.checkArchiveCommand(); r.OK || !strings.Contains(r.Detail, "archive_mode is off") || strings.Contains(r.Detail, "set archive_command") {
+		t.Errorf("archive_mode off: %+v, want FAILED pointing at archive_mode", r)
+	}
 	c.srv.settings["wal_level"] = setting{value: "replica"}
 	c.srv.settings["archive_mode"] = setting{value: "on"}
 	c.srv.settings["archive_command"] = setting{value: "walvault wal-push --repo s3://other/p %p"}

@@ -139,6 +139,11 @@ func (c *checker) archiveCommandVerdict() Result {
 			return ok(NameArchiveCmd, "does not run walvault wal-push, but WAL reaches the repository through %s instead", via)
 		}
 	}
+	if m := c.srv.settings["archive_mode"]; m.err == nil && m.value == "off" {
+		// PostgreSQL shows archive_command as "(disabled)" then, whatever
+		// postgresql.conf says: its words tell nothing.
+		return failed(NameArchiveCmd, "not used: archive_mode is off, so PostgreSQL archives nothing (see the archive_mode line)")
+	}
 	if lib := c.srv.settings["archive_library"]; lib.err == nil && lib.value != "" {
 		return failed(NameArchiveCmd, "archive_library is %q, so PostgreSQL archives through that library and ignores archive_command: set archive_library = '' and %s, then reload PostgreSQL", lib.value, walPushLine)
 	}
