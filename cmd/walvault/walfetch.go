@@ -239,7 +239,8 @@ func fetchRidingOut(ctx context.Context, b storage.Backend, name, dest, dir stri
 			return res, fromCache, err
 		}
 		dl, ok := ctx.Deadline()
-		if !ok || time.Until(dl) < delay+policy.MinAttemptTime {
+		if !ok || time.Until(dl) < delay+policy.MinAttemptTime || ctx.Err() != nil {
+			// Out of time, or stopped (SIGTERM): no "fetching again".
 			return res, fromCache, err
 		}
 		switch {
