@@ -68,6 +68,14 @@ func baseBackupCommand(label string, fast, waitForArchive bool) (string, error) 
 		strings.ReplaceAll(label, "'", "''"), checkpoint, wait), nil
 }
 
+// unverifiedChecksumsCommand is cmd asking PostgreSQL not to verify page
+// checksums (pg_basebackup --no-verify-checksums): a backup of a cluster
+// with a damaged page, taken before repairing it, copies the page as it is
+// instead of failing.
+func unverifiedChecksumsCommand(cmd string) string {
+	return strings.TrimSuffix(cmd, " )") + ", VERIFY_CHECKSUMS false )"
+}
+
 // backupStart is what the server says before the data: where the backup
 // starts and which tablespaces it holds.
 type backupStart struct {

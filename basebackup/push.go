@@ -42,6 +42,10 @@ type Options struct {
 	// Checkpoint is "fast" (the default: an immediate checkpoint) or
 	// "spread" (wait for a regular, throttled one).
 	Checkpoint string
+	// NoVerifyChecksums asks PostgreSQL not to verify page checksums as it
+	// reads (a damaged page otherwise fails the backup); the manifest
+	// records it.
+	NoVerifyChecksums bool
 	// Incremental takes an incremental backup (PostgreSQL 17+, summarize_wal
 	// on) on Parent, or, when Parent is empty, on the newest DONE backup of
 	// the cluster on the server's timeline.
@@ -305,6 +309,10 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
+	if opts.NoVerifyChecksums {
+		cmd = unverifiedChecksumsCommand(cmd)
+		opts.Log.Warn("page checksums are not verified: a damaged page is copied as it is", "hint", "repair it (the server log and pg_amcheck name it), then take a backup with checksums verified")
+	}
 	if settings.InRecovery {
 		opts.Log.Info("taking the backup from a standby")
 	}
@@ -346,6 +354,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
 	}
 	m.Type = repository.BackupFull
+	m.ChecksumsUnverified = opts.NoVerifyChecksums
 	if parent != nil {
 		m.Type, m.Parent = repository.BackupIncremental, parent.ID
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -185,4 +186,36 @@ func mustList(t *testing.T, r *repo) []repository.BackupInfo {
 		t.Fatal(err)
 	}
 	return list
+}
+
+// TestBackupDamagedPageChecksum: a page whose checksum does not match
+// fails backup-push (PostgreSQL verifies checksums as it reads), naming
+// the file; --no-verify-checksums takes the backup anyway, as a DBA wants
+// before repairing the page, and its manifest says so (explore23d F10).
+func TestBackupDamagedPageChecksum(t *testing.T) {
+	r := fileRepo(t)
+	pg, _ := archivingServer(t, r)
+	pg.SQL(t, "CREATE TABLE damaged AS SELECT g, repeat('z', 200) AS pad FROM generate_series(1, 20000) g; CHECKPOINT")
+	file := filepath.Join(pg.DataDir, pg.SQL(t, "SELECT pg_relation_filepath('damaged')"))
+	pg.Stop(t)
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef}, 8192*3+4000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	pg.Start(t)
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+
+	res := walvault(t, r.env, "backup-push", "--pg-conn", pg.ConnString())
+	if res.code == 0 || !strings.Contains(res.stderr, "checksum") {
+		t.Fatalf("backup-push over a damaged page: want a failure naming the checksum, got %v", res)
+	}
+	id := backupPush(t, r, pg, "--no-verify-checksums")
+	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
+	if err != nil || !m.ChecksumsUnverified {
+		t.Errorf("manifest of the backup without checksum verification: %+v, %v; want checksums_unverified", m.ChecksumsUnverified, err)
+	}
 }

@@ -138,6 +138,10 @@ type BackupManifest struct {
 	// incremental one builds on.
 	Type   BackupType `json:"type,omitempty"`
 	Parent string     `json:"parent,omitempty"`
+	// ChecksumsUnverified: PostgreSQL was asked not to verify page
+	// checksums as it read the files (backup-push --no-verify-checksums),
+	// so a damaged page may be in the backup as it was.
+	ChecksumsUnverified bool `json:"checksums_unverified,omitempty"`
 }
 
 // BackupType says whether a backup stands alone or builds on a parent.

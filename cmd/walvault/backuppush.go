@@ -27,12 +27,13 @@ type backupPushOptions struct {
 
 	encryptSettings
 
-	PGConn     string
-	Timeout    time.Duration
-	Label      string
-	Checkpoint string
-	PartSize   string
-	partSize   int64 // PartSize parsed
+	PGConn            string
+	Timeout           time.Duration
+	Label             string
+	Checkpoint        string
+	NoVerifyChecksums bool
+	PartSize          string
+	partSize          int64 // PartSize parsed
 	maxRate
 
 	Compression repository.Setting
@@ -131,6 +132,7 @@ Object Lock; they must match the policy walvault.json records.`,
 			&cli.BoolFlag{Name: "incremental", Usage: "take an incremental backup (PostgreSQL 17+ with summarize_wal = on) on the newest DONE backup of the cluster's timeline", Destination: &opts.Incremental},
 			&cli.StringFlag{Name: "parent", Usage: "with --incremental: the backup id to build on (default: the newest DONE one)", Destination: &opts.Parent},
 			&cli.BoolFlag{Name: "fallback-full", Usage: "with --incremental: take a full backup instead where an incremental one is impossible (PostgreSQL 15/16, summarize_wal off, WAL summaries not reaching back to the parent, no parent), logging why", Destination: &opts.FallbackFull},
+			&cli.BoolFlag{Name: "no-verify-checksums", Usage: "do not have PostgreSQL verify page checksums as it reads (a damaged page fails the backup otherwise): for a backup before repairing one; the manifest records it", Destination: &opts.NoVerifyChecksums},
 			&cli.StringFlag{Name: "part-size", Value: "256MiB", Usage: "raw bytes per stored part of a tar archive (at least 1MiB); parts restore in parallel", Destination: &opts.PartSize},
 		),
 		Action: repoAction(&opts, backupPush),
@@ -171,25 +173,26 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 	host, _ := os.Hostname()
 	start := time.Now()
 	m, err := basebackup.Push(s.ctx, s.b, basebackup.Options{
-		ConnString:     opts.PGConn,
-		Label:          opts.Label,
-		Checkpoint:     opts.Checkpoint,
-		Compression:    opts.Compression.Compression,
-		ZstdLevel:      opts.Compression.Level,
-		PartSize:       opts.partSize,
-		Host:           host,
-		Version:        walvaultVersion(),
-		Lock:           opts.policy(),
-		WALTimeout:     opts.Timeout,
-		QueryTimeout:   opts.Timeout,
-		Incremental:    opts.Incremental,
-		Parent:         opts.Parent,
-		FallbackFull:   opts.FallbackFull,
-		Recipients:     opts.Recipients,
-		ManifestCopies: manifestCopiesDir(),
-		Log:            s.log,
-		Progress:       s.out,
-		MaxRate:        opts.MaxRate,
+		ConnString:        opts.PGConn,
+		Label:             opts.Label,
+		Checkpoint:        opts.Checkpoint,
+		NoVerifyChecksums: opts.NoVerifyChecksums,
+		Compression:       opts.Compression.Compression,
+		ZstdLevel:         opts.Compression.Level,
+		PartSize:          opts.partSize,
+		Host:              host,
+		Version:           walvaultVersion(),
+		Lock:              opts.policy(),
+		WALTimeout:        opts.Timeout,
+		QueryTimeout:      opts.Timeout,
+		Incremental:       opts.Incremental,
+		Parent:            opts.Parent,
+		FallbackFull:      opts.FallbackFull,
+		Recipients:        opts.Recipients,
+		ManifestCopies:    manifestCopiesDir(),
+		Log:               s.log,
+		Progress:          s.out,
+		MaxRate:           opts.MaxRate,
 	})
 	if err != nil {
 		return lockHint(err, opts.lockSettings, s.b.Location())
