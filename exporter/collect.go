@@ -47,8 +47,8 @@ func newMetrics() *metrics {
 		repoObjects:   d("walvault_repository_objects", "Objects stored in the repository, by area.", "area"),
 
 		walSegments:        d("walvault_wal_segments", "Archived WAL segments (full segments, every timeline)."),
-		lastArchivedTS:     d("walvault_last_archived_segment_timestamp_seconds", "When the newest archived WAL segment was pushed (its pushed-at metadata, Unix time)."),
-		lastArchivedAge:    d("walvault_last_archived_segment_age_seconds", "Seconds since the newest archived WAL segment was pushed."),
+		lastArchivedTS:     d("walvault_last_archived_segment_timestamp_seconds", "When the segment stored last (on any timeline) was pushed: its pushed-at metadata, else when it was stored (Unix time)."),
+		lastArchivedAge:    d("walvault_last_archived_segment_age_seconds", "Seconds since the segment stored last (on any timeline) was pushed."),
 		continuityOK:       d("walvault_wal_continuity_ok", "1 if the archived WAL has no gap from the oldest backup's start to the newest segment on every timeline a backup leads to (and every timeline has its history file), else 0."),
 		latestContinuityOK: d("walvault_wal_latest_backup_continuity_ok", "1 if the archived WAL has no gap from the newest DONE backup's start to the newest segment (that backup restores to the latest archived WAL; walvault check's WAL continuity), else 0; absent without a DONE backup."),
 		missingSegments:    d("walvault_wal_missing_segments", "WAL segments missing in gaps that a backup's recovery would cross."),

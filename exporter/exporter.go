@@ -141,7 +141,11 @@ func (e *Exporter) Refresh(ctx context.Context) error {
 	e.lastScanAt, e.lastScanIn, e.lastScanOK = e.now(), took, err == nil
 	if err != nil {
 		e.scanErrors++
-		e.log.Warn("repository scan failed; metrics keep the last successful scan's values", "repo", e.b.Location(), "error", err, "elapsed", took.Round(time.Millisecond))
+		kept := "metrics keep the last successful scan's values"
+		if e.snap == nil {
+			kept = "no scan has succeeded yet, so no repository metric is exported"
+		}
+		e.log.Warn("repository scan failed; "+kept, "repo", e.b.Location(), "error", err, "elapsed", took.Round(time.Millisecond))
 		return err
 	}
 	e.snap = snap
