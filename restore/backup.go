@@ -92,6 +92,10 @@ type BackupOptions struct {
 	// visible (from the extracting goroutines), and with failed set once a
 	// restore failed, before it cleans up: a test looks at the target then.
 	observe func(failed bool)
+	// firstSegment, when set, says whether the segment recovery reads
+	// first can be used, asked beside the first layer's backup_manifest
+	// and waited for before anything is extracted.
+	firstSegment func() error
 }
 
 // VerifyMode says how a restore proves its files match backup_manifest.
@@ -385,6 +389,13 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if opts.ConfigFile != "" {
 		ignore = append(ignore, filepath.ToSlash(opts.ConfigFile))
 	}
+	// Whether the segment recovery reads first carries the metadata
+	// wal-fetch checks it against (a copy of the repository by a tool
+	// that drops S3 user metadata does not), asked beside the download's
+	// first requests: refused now, not after the whole download.
+	firstSeg := make(chan error, 1)
+	go func() { firstSeg <- usableFirstSegment(ctx, b, inv, m) }()
+	opts.firstSegment = func() error { return <-firstSeg }
 	n, baseRes, verified, err := restoreLayers(ctx, b, layers, root, tbs, opts, ignore)
 	res.Bytes = n
 	if err != nil {
@@ -494,6 +505,11 @@ func restoreLayers(ctx context.Context, b storage.Backend, layers []layer, root 
 		defer ahead.Close() // a no-op once extractArchive has closed it
 		if err := fetchPGManifest(ctx, b, l.m, root, opts.Identities); err != nil {
 			return total, baseRes, nil, err
+		}
+		if i == 0 && opts.firstSegment != nil {
+			if err := opts.firstSegment(); err != nil {
+				return total, baseRes, nil, err
+			}
 		}
 		xopts := extractOptions{ids: opts.Identities, sums: sums}
 		if opts.observe != nil {
@@ -984,6 +1000,25 @@ func firstManifest(ctx context.Context, b storage.Backend, inv *repository.Inven
 	log.Warn("backup manifest overwritten: it holds versions walvault did not write (it writes each once); using its first version", "key", key, "versions", len(vs), "differs", changed,
 		"hint", "the newer versions are not walvault's: the credentials that wrote them may be compromised; delete them by version id (once their lock, if any, expires)")
 	return first, changed, nil
+}
+
+// usableFirstSegment refuses a restore whose first WAL segment (where
+// backup m starts) lacks the sha256 and raw size wal-fetch checks it
+// against: recovery could not even start. One HEAD; a segment not found,
+// or one that cannot be asked about, is left to the checks that follow.
+func usableFirstSegment(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest) error {
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil || inv.Identity == nil {
+		return nil
+	}
+	info, err := repository.StatWAL(ctx, b, wal.FileName{Kind: wal.KindSegment, Timeline: start.Timeline, Segment: start}, inv.Identity.Compression)
+	if err != nil {
+		return nil
+	}
+	if _, ok := repository.WALMetadata(info.Metadata); !ok {
+		return fmt.Errorf("%w: %s, the segment backup %s's recovery reads first, has no valid sha256/raw-size metadata, so wal-fetch would refuse it and recovery could not start: the repository was likely copied by a tool that drops S3 user metadata (see Repository layout in the README); walvault verify --full lists every such object", ErrCorrupt, info.Key, m.ID)
+	}
+	return nil
 }
 
 // targetAfterArchive says when a target time lies after the newest

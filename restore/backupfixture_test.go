@@ -244,7 +244,7 @@ func storeFixture(t testing.TB, b storage.Backend, f fixture) repository.BackupM
 		m.StartWAL, m.StopWAL = "000000010000000000000003", "000000010000000000000003"
 	} else {
 		key := repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4)
-		repotest.Put(t, b, key, []byte("segment"))
+		repotest.PutWAL(t, b, key, repository.LZ4, []byte("segment"), nil)
 	}
 	bk := repotest.Backup{Manifest: m, PartSize: f.partSize, Tamper: f.tamper, Compression: f.compression, RawSums: f.rawSums}
 	for _, fa := range f.archives {

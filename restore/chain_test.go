@@ -92,7 +92,7 @@ const (
 // backup (see fixture.tamper).
 func storeChain(t *testing.T, b storage.Backend, tamperID string, tamper func(string, int, []byte) []byte) chainFixture {
 	t.Helper()
-	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4), []byte("segment"))
+	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
 	type layerDef struct {
 		id, start, parent string
 		entries           []tarEntry
@@ -428,7 +428,7 @@ const (
 // in tsKept's location.
 func storeTablespaceChain(t *testing.T, b storage.Backend, keptLoc, droppedLoc string, editFull func([]manifestEntry) []manifestEntry) map[string][]byte {
 	t.Helper()
-	repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4), []byte("segment"))
+	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Log: 0, Seg: 2}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
 	dir := func(n string) tarEntry { return tarEntry{name: n, typ: tar.TypeDir} }
 	file := func(n string, body []byte) tarEntry { return tarEntry{name: n, body: body} }
 	base := func(label []byte, tsMap []tablespaceMapEntry, files ...tarEntry) []tarEntry {

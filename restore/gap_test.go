@@ -91,7 +91,7 @@ func TestRestoreBackupFollowsOverrunTimeline(t *testing.T) {
 	b := newFixtureRepo(t)
 	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	put := func(tli wal.TimelineID, n uint32) {
-		repotest.Put(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), []byte("segment"))
+		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
 	}
 	for n := uint32(3); n <= 0x24; n++ {
 		put(1, n)
@@ -226,5 +226,26 @@ func TestRestoreBackupIntoLinkedDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(real, "global", "pg_control")); err != nil || n < 5 {
 		t.Errorf("restored through the link: %d entries, pg_control %v; want the backup in %s", n, err, real)
+	}
+}
+
+// TestRestoreBackupFirstSegmentWithoutMetadata: a repository copied by a
+// tool that drops S3 user metadata restores whole, but wal-fetch refuses
+// its first segment and recovery cannot start: the restore is refused
+// before anything is extracted, saying why (explore23d F2).
+func TestRestoreBackupFirstSegmentWithoutMetadata(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, skipWAL: true, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	key := walSegmentKey(0, 3)
+	repotest.Put(t, b, key, []byte("copied without its metadata"))
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{Immediate: true}
+	_, err := RestoreBackup(t.Context(), b, opts)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), key+", the segment backup "+fixtureID+"'s recovery reads first, has no valid sha256/raw-size metadata") {
+		t.Fatalf("RestoreBackup: %v; want ErrCorrupt naming %s", err, key)
+	}
+	if _, err := os.Stat(opts.DataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("data directory after the refusal: %v, want it removed", err)
 	}
 }

@@ -88,11 +88,11 @@ func walFixtureRepo(t *testing.T, lost uint32, extra ...string) storage.Backend 
 	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	for n := uint32(3); n <= 0x24; n++ {
 		if n != lost {
-			repotest.Put(t, b, walSegmentKey(0, n), []byte("segment"))
+			repotest.PutWAL(t, b, walSegmentKey(0, n), repository.LZ4, []byte("segment"), nil)
 		}
 	}
 	for _, k := range extra {
-		repotest.Put(t, b, k, []byte("segment"))
+		repotest.PutWAL(t, b, k, repository.LZ4, []byte("segment"), nil)
 	}
 	return b
 }
