@@ -500,22 +500,33 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 // logged meanwhile with pg_ctl's error, instead of failing the test.
 func (h *Postgres) TryStart(t testing.TB) (log string, err error) {
 	t.Helper()
+	_, log, out, err := h.startOnce(t, false)
+	if err != nil {
+		return log, fmt.Errorf("pg_ctl start: %w: %s", err, strings.TrimSpace(out))
+	}
+	return log, nil
+}
+
+// startOnce runs pg_ctl start -w once, on a new port when newPort or none
+// was chosen yet, and returns the port, what the server logged meanwhile
+// and pg_ctl's output and error.
+func (h *Postgres) startOnce(t testing.TB, newPort bool) (port int, log, out string, err error) {
+	t.Helper()
 	h.mu.Lock()
-	if h.port == 0 {
+	if h.port == 0 || newPort {
 		h.port = FreePort(t)
 	}
-	port := h.port
+	port = h.port
 	h.mu.Unlock()
 	h.writeHarnessConf(t, port)
 	off := h.logSize()
-	out, err := h.pgCtl(90*time.Second, "-l", h.LogFile, "-w", "-t", "60", "start")
+	out, err = h.pgCtl(90*time.Second, "-l", h.LogFile, "-w", "-t", "60", "start")
 	if err == nil {
 		h.mu.Lock()
 		h.running = true
 		h.mu.Unlock()
-		return h.logSince(off), nil
 	}
-	return h.logSince(off), fmt.Errorf("pg_ctl start: %w: %s", err, strings.TrimSpace(out))
+	return port, h.logSince(off), out, err
 }
 
 // dataDirMajor reads the major version of the cluster in dataDir from its
@@ -728,22 +739,11 @@ func (h *Postgres) start(t testing.TB) {
 	t.Helper()
 	const tries = 5
 	for attempt := 1; ; attempt++ {
-		h.mu.Lock()
-		if h.port == 0 || attempt > 1 {
-			h.port = FreePort(t)
-		}
-		port := h.port
-		h.mu.Unlock()
-		h.writeHarnessConf(t, port)
-		off := h.logSize()
-		out, err := h.pgCtl(90*time.Second, "-l", h.LogFile, "-w", "-t", "60", "start")
+		port, log, out, err := h.startOnce(t, attempt > 1)
 		if err == nil {
-			h.mu.Lock()
-			h.running = true
-			h.mu.Unlock()
 			return
 		}
-		if attempt < tries && bindFailed(h.logSince(off)) {
+		if attempt < tries && bindFailed(log) {
 			t.Logf("testenv: port %d was taken, retrying on another", port)
 			continue
 		}
