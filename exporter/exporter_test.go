@@ -254,15 +254,21 @@ func TestRepositoryMetrics(t *testing.T) {
 		t.Errorf("a second scan made %d Stats, want 0", d)
 	}
 
+	// A minute on, a scan and a scrape.
+	rescan := func() map[string]float64 {
+		t.Helper()
+		f.now = f.now.Add(time.Minute)
+		if err := e.Refresh(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		return scrape(t, e)
+	}
+
 	// A segment the DONE backup's recovery needs goes missing.
 	if err := f.b.Delete(f.ctx, f.keys[4]); err != nil {
 		t.Fatal(err)
 	}
-	f.now = f.now.Add(time.Minute)
-	if err := e.Refresh(f.ctx); err != nil {
-		t.Fatal(err)
-	}
-	m = scrape(t, e)
+	m = rescan()
 	want(t, m, "walvault_wal_continuity_ok", 0)
 	want(t, m, "walvault_wal_latest_backup_continuity_ok", 0)
 	want(t, m, "walvault_wal_missing_segments", 1)
@@ -272,11 +278,7 @@ func TestRepositoryMetrics(t *testing.T) {
 	// while the older one still cannot get past the gap (explore23a F3:
 	// two signals, for the two alerts).
 	f.backup(t, t0.Add(60*time.Minute), 5, 6, true)
-	f.now = f.now.Add(time.Minute)
-	if err := e.Refresh(f.ctx); err != nil {
-		t.Fatal(err)
-	}
-	m = scrape(t, e)
+	m = rescan()
 	want(t, m, "walvault_wal_continuity_ok", 0)
 	want(t, m, "walvault_wal_latest_backup_continuity_ok", 1)
 }
