@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -491,4 +492,60 @@ func TestWALHelperDeclineFollowsLogFormat(t *testing.T) {
 	if !declined {
 		t.Fatalf("wal-push's log does not say the helper declined:\n%s", stderr.String())
 	}
+}
+
+// TestWALHelperStopSignal: SIGTERM reaching a wal-fetch whose call waits
+// on wal-helper cuts the call off and ends it as without a helper (exit
+// 200, PostgreSQL stops recovery and names the failure), not by dying of
+// the signal, which PostgreSQL takes for a shutdown: a standby would stop
+// altogether (explore23b F2).
+func TestWALHelperStopSignal(t *testing.T) {
+	bin := testenv.BuildWalvault(t)
+	// A storage that takes connections and never answers: the helper's
+	// fetch waits.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	dir, seg, _ := helperDataDir(t)
+	env := append(cleanEnv(), "WALVAULT_REPO=s3://bucket/db1", "WALVAULT_S3_ENDPOINT=http://"+ln.Addr().String(),
+		"WALVAULT_S3_ALLOW_HTTP=true", "WALVAULT_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_REGION=us-east-1")
+	helperCmd := exec.Command(bin, "wal-helper", dir)
+	helperCmd.Env = env
+	helper := startHelper(t, helperCmd)
+
+	cmd := exec.Command(bin, "wal-fetch", seg.String(), "pg_wal/RECOVERYXLOG")
+	cmd.Dir, cmd.Env = dir, env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // handed off, the fetch waits in the helper
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 200 {
+			t.Fatalf("wal-fetch handed to a helper, after SIGTERM: %v; want exit 200 as without a helper\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("wal-fetch still running 30s after SIGTERM\n%s", stderr.String())
+	}
+	waitFor(t, 10*time.Second, "the helper to cut the call off", func() bool { return helper.logged("call cut off") })
 }

@@ -110,6 +110,13 @@ func main() {
 	// and exit 2, which PostgreSQL would read from restore_command as "not
 	// in the archive", ending recovery there.)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
+	if sig := handoff.EarlyStop(); sig != 0 {
+		// It arrived while the call waited on wal-helper, before the Go
+		// runtime started: stop as on receiving it now.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		cancel()
+	}
 	if slices.Contains(os.Args[1:], "wal-fetch") {
 		dieBySignalOnCrash()
 	}

@@ -27,6 +27,7 @@ package handoff
 /*
 #define _GNU_SOURCE // struct ucred
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,10 +172,42 @@ static int wv_decode_answer(const char *p, size_t n, int *code, size_t *msg) {
 	return -1;
 }
 
+// wv_stop_signal is a SIGTERM, SIGINT or SIGQUIT that arrived while the
+// constructor waited on the helper: the call is cut off (the helper
+// cancels it when the connection closes), and the Go command, told by
+// earlyStopSignal, stops at once as it does when it receives one itself
+// (a wal-fetch exits 200, on a standby 1), rather than the process dying
+// of the signal, which PostgreSQL takes for a shutdown.
+static volatile sig_atomic_t wv_stop_signal;
+
+static void wv_on_stop(int sig) { wv_stop_signal = sig; }
+
+static const int wv_stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
+#define WV_NSTOP (sizeof wv_stop_signals / sizeof wv_stop_signals[0])
+
+// wv_catch_stops installs wv_on_stop (without SA_RESTART, so a blocked
+// read returns EINTR) and saves the dispositions wv_release_stops puts
+// back.
+static void wv_catch_stops(struct sigaction *saved) {
+	struct sigaction sa = {.sa_handler = wv_on_stop};
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < WV_NSTOP; i++) {
+		sigaction(wv_stop_signals[i], &sa, &saved[i]);
+	}
+}
+
+static void wv_release_stops(const struct sigaction *saved) {
+	for (size_t i = 0; i < WV_NSTOP; i++) {
+		sigaction(wv_stop_signals[i], &saved[i], NULL);
+	}
+}
+
+static int wv_stopped(void) { return wv_stop_signal; }
+
 static int wv_send_all(int fd, const char *p, size_t n) {
 	while (n > 0) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR) {
+		if (w < 0 && errno == EINTR && !wv_stop_signal) {
 			continue;
 		}
 		if (w <= 0) {
@@ -196,11 +229,15 @@ static void wv_forget_helper(const char *path, const struct stat *before) {
 	}
 }
 
-// wv_read_all is readAll: 1 when a read timed out (SO_RCVTIMEO).
+// wv_read_all is readAll: 1 when a read timed out (SO_RCVTIMEO), 2 when a
+// stop signal arrived.
 static int wv_read_all(int fd, struct wv_buf *b) {
 	char chunk[4096];
 	for (;;) {
 		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR && wv_stop_signal) {
+			return 2;
+		}
 		if (r < 0 && errno == EINTR) {
 			continue;
 		}
@@ -261,6 +298,8 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	char *dir = getcwd(NULL, 0);
 	struct wv_buf req = {0}, answer = {0};
 	int fd = -1;
+	struct sigaction saved_stops[WV_NSTOP];
+	int catching = 0;
 	if (dir == NULL) {
 		goto done;
 	}
@@ -275,6 +314,10 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
 		goto done;
 	}
+	// From here a stop signal cuts the call off instead of killing the
+	// process (see wv_stop_signal).
+	wv_catch_stops(saved_stops);
+	catching = 1;
 	// Only a helper of this user: an answer of exit 0 is trusted.
 	struct ucred cred;
 	socklen_t credlen = sizeof cred;
@@ -290,7 +333,11 @@ __attribute__((constructor)) static void wv_early_handoff(int argc, char **argv,
 	// for WV_SILENCE_SECONDS gives the helper up.
 	struct timeval tv = {.tv_sec = WV_SILENCE_SECONDS};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (wv_read_all(fd, &answer)) {
+	int read_end = wv_read_all(fd, &answer);
+	if (read_end == 2) {
+		goto done;
+	}
+	if (read_end) {
 		wv_forget_helper(WV_SOCKET_PATH, &found);
 		wv_set_note(WV_SILENT, strlen(WV_SILENT));
 		goto done;
@@ -311,6 +358,9 @@ done:
 	if (fd >= 0) {
 		close(fd);
 	}
+	if (catching) {
+		wv_release_stops(saved_stops);
+	}
 	free(dir);
 	free(req.p);
 	free(answer.p);
@@ -321,6 +371,7 @@ static int wv_looked(void) { return walvault_early_looked; }
 #else
 static int wv_looked(void) { return 0; }
 #endif
+static int wv_early_stop(void) { return wv_stopped(); }
 */
 import "C"
 
@@ -333,6 +384,11 @@ import (
 // earlyLooked says whether the constructor looked at this process's
 // command line (and asked the helper, if the command is one it runs).
 func earlyLooked() bool { return C.wv_looked() != 0 }
+
+// EarlyStop is the stop signal (SIGTERM, SIGINT or SIGQUIT) that cut off
+// the constructor's call to the helper, 0 when none: the command must
+// stop as it would on receiving it.
+func EarlyStop() syscall.Signal { return syscall.Signal(C.wv_early_stop()) }
 
 // The C side's protocol, for TestEarlyMatchesGo.
 
