@@ -11,7 +11,8 @@ package restore
 // The guard refuses such a segment: wal-fetch exits 200, PostgreSQL stops
 // recovery before reading it, and the drill fails saying why. A restored
 // server's wal-fetch --tablespace-guard (RestoreGuard) refuses a CREATE
-// whose location holds another cluster's files, for the same reason.
+// whose location holds another cluster's tablespace directory, for the
+// same reason.
 //
 // State, in the drill's data directory:
 //
@@ -107,13 +108,14 @@ func (g DrillGuard) Check(name, dest string) ([]wal.TablespaceRecord, error) {
 // restored on the database host (a copy to get a dropped row back), that
 // location is the live cluster's tablespace, and the restored server would
 // write its pages there. Such a segment is refused while the location
-// holds another cluster's files; an absent or empty location, or one this
-// data directory already links to, passes.
+// holds a cluster's version directory (PG_*), even an empty one; an
+// absent or empty location, or one this data directory already links to,
+// passes.
 type RestoreGuard struct{}
 
 // Check is DrillGuard.Check for a restored server: it refuses (an error
 // wrapping ErrTablespaceGuard, dest removed) a segment holding a CREATE
-// TABLESPACE whose location holds another cluster's files.
+// TABLESPACE whose location holds another cluster's tablespace directory.
 func (RestoreGuard) Check(name, dest string) ([]wal.TablespaceRecord, error) {
 	file, err := wal.Classify(name)
 	if err != nil || file.Kind != wal.KindSegment {
@@ -176,13 +178,14 @@ func judgeRestoredRecord(r wal.TablespaceRecord, dataDir string) string {
 		return fmt.Sprintf("cannot tell whether %s holds another cluster's files: %v; the restored server's wal-fetch refused the segment, so recovery stopped before it", r.Path, err)
 	}
 	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "PG_") {
-			continue
-		}
-		if inner, err := os.ReadDir(filepath.Join(r.Path, e.Name())); err != nil || len(inner) > 0 {
-			return fmt.Sprintf("replaying it would make this server's pg_tblspc/%d a link to %s, where %s holds another cluster's tablespace files (on the database host, the live server's), and write this server's pages among them. "+
+		// A version directory, even empty, is a cluster's: one made
+		// for its tablespace and not used yet is still the live
+		// server's, which would put its files beside this one's, and a
+		// DROP DATABASE here would remove them.
+		if e.IsDir() && strings.HasPrefix(e.Name(), "PG_") {
+			return fmt.Sprintf("replaying it would make this server's pg_tblspc/%d a link to %s, where %s is another cluster's tablespace directory (on the database host, the live server's), and put this server's files in it. "+
 				"The restored server's wal-fetch refused the segment, so recovery stopped before it and nothing was written there. "+
-				"Restore on another host, or restore a backup taken after this tablespace was created (backup-list), which holds it and takes --tablespace-mapping; if the cluster those files belong to is gone and they are not needed, empty %s and start the server again",
+				"Restore on another host, or restore a backup taken after this tablespace was created (backup-list), which holds it and takes --tablespace-mapping; if the cluster it belongs to is gone and its files are not needed, empty %s and start the server again",
 				r.OID, r.Path, e.Name(), r.Path)
 		}
 	}

@@ -12,11 +12,11 @@ import (
 )
 
 // TestRestoreGuard: a restored server's segment that creates a tablespace
-// where another cluster's files are (the live server's, restoring a
-// backup older than the tablespace on the database host) is refused,
-// dest removed (explore23d F5); an absent or empty location, one with
-// only an empty version directory, one this data directory already links
-// to (a recovery restarted after the replay), and a drop pass.
+// where another cluster's version directory is, even empty (the live
+// server's, restoring a backup older than the tablespace on the database
+// host), is refused, dest removed (explore23d F5); an absent or empty
+// location, one this data directory already links to (a recovery
+// restarted after the replay), and a drop pass.
 func TestRestoreGuard(t *testing.T) {
 	live := func(t *testing.T) string {
 		loc := t.TempDir()
@@ -39,13 +39,20 @@ func TestRestoreGuard(t *testing.T) {
 		{"an empty location", func(t *testing.T, _ string) waltest.Record {
 			return waltest.TablespaceCreate(16390, t.TempDir())
 		}, false},
-		{"an empty version directory", func(t *testing.T, _ string) waltest.Record {
+		{"an empty version directory (a live tablespace not used yet: explore23f F1)", func(t *testing.T, _ string) waltest.Record {
 			loc := t.TempDir()
 			if err := os.Mkdir(filepath.Join(loc, "PG_15_202209061"), 0o700); err != nil {
 				t.Fatal(err)
 			}
 			return waltest.TablespaceCreate(16390, loc)
-		}, false},
+		}, true},
+		{"another major's version directory", func(t *testing.T, _ string) waltest.Record {
+			loc := t.TempDir()
+			if err := os.Mkdir(filepath.Join(loc, "PG_16_202307071"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return waltest.TablespaceCreate(16390, loc)
+		}, true},
 		{"replayed here before", func(t *testing.T, dataDir string) waltest.Record {
 			loc := live(t)
 			if err := os.Symlink(loc, filepath.Join(dataDir, "pg_tblspc", "16390")); err != nil {
@@ -69,7 +76,7 @@ func TestRestoreGuard(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, restore.ErrTablespaceGuard) || !strings.Contains(err.Error(), "another cluster's tablespace files") || !strings.Contains(err.Error(), "Restore on another host") {
+			if !errors.Is(err, restore.ErrTablespaceGuard) || !strings.Contains(err.Error(), "another cluster's tablespace directory") || !strings.Contains(err.Error(), "Restore on another host") {
 				t.Fatalf("Check: %v, want a refusal naming another cluster's files and the way out", err)
 			}
 			if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {

@@ -87,7 +87,7 @@ drops a tablespace outside DIR, the drill's scratch directory, is refused
 (exit 200), since replaying it would make the drill's server write at that
 path, on the database host into production's own tablespace. With
 --tablespace-guard, as walvault restore writes it, one that creates a
-tablespace whose location holds another cluster's files is refused (exit
+tablespace whose location holds another cluster's directory is refused (exit
 200) for the same reason: no --tablespace-mapping moves a tablespace that
 recovery creates.
 
@@ -101,7 +101,7 @@ forever. wal-push, which PostgreSQL retries by itself, keeps a 2m default.`,
 		Flags: settingFlags(&opts,
 			&cli.BoolFlag{Name: "accept-gap", Usage: "answer missing (exit 1) for a segment missing while later ones of its timeline are archived, ending recovery at the gap (walvault restore --accept-gap writes it); without it such a segment is asked for again until --timeout, then the fetch exits 200", Destination: &opts.AcceptGap},
 			&cli.StringFlag{Name: "drill-scratch", Usage: "a restore drill's scratch directory: refuse (exit 200) a segment that creates or drops a tablespace outside it (walvault drill sets it)", Destination: &opts.DrillScratch},
-			&cli.BoolFlag{Name: "tablespace-guard", Usage: "refuse (exit 200) a segment that creates a tablespace whose location holds another cluster's files (walvault restore sets it)", Destination: &opts.TablespaceGuard},
+			&cli.BoolFlag{Name: "tablespace-guard", Usage: "refuse (exit 200) a segment that creates a tablespace whose location holds another cluster's tablespace directory (walvault restore sets it)", Destination: &opts.TablespaceGuard},
 		),
 		Action: func(c *cli.Context) error { return walFetch(c, &opts) },
 	}
@@ -187,7 +187,7 @@ func guardDrill(opts *walFetchOptions, name, dest string, log *slog.Logger) erro
 		}
 		if log != nil {
 			for _, r := range allowed {
-				log.Info("tablespace guard let a tablespace record through: its location holds no other cluster's files", "segment", name, "record", r.String())
+				log.Info("tablespace guard let a tablespace record through: its location holds no other cluster's tablespace directory", "segment", name, "record", r.String())
 			}
 		}
 	}
