@@ -123,7 +123,7 @@ func TestReadSettings(t *testing.T) {
 	// The server's clock is an hour ahead of this host's.
 	serverClock := fmt.Sprintf("%.6f", float64(time.Now().Add(time.Hour).UnixMicro())/1e6)
 	settingsRow := []pgproto3.BackendMessage{
-		pgtest.RowDesc("a", "b", "c", "d", "e", "f"), pgtest.DataRow("150010", "on", "16777216", "", "f", serverClock), pgtest.Complete("SELECT 1"),
+		pgtest.RowDesc("a", "b", "c", "d", "e", "f", "g"), pgtest.DataRow("150010", "on", "16777216", "", "f", serverClock, ""), pgtest.Complete("SELECT 1"),
 		&pgproto3.ReadyForQuery{TxStatus: 'I'},
 	}
 	w := &pgtest.Server{Msgs: append(append([]pgproto3.BackendMessage{}, settingsRow...),
@@ -136,6 +136,19 @@ func TestReadSettings(t *testing.T) {
 	want := serverSettings{VersionNum: 150010, SegmentSize: 16 << 20, ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}
 	if err != nil || got != want {
 		t.Fatalf("readSettings: got %+v, %v; want %+v, nil", got, err, want)
+	}
+
+	// A standby whose clock is right, while its primary's is 5 minutes
+	// ahead (its WAL receiver's last message says so): the backup's
+	// times are the primary's (explore23e F1).
+	now := fmt.Sprintf("%.6f", float64(time.Now().UnixMicro())/1e6)
+	w = &pgtest.Server{Msgs: []pgproto3.BackendMessage{
+		pgtest.RowDesc("a", "b", "c", "d", "e", "f", "g"), pgtest.DataRow("150010", "always", "16777216", "", "t", now, "300.000000"), pgtest.Complete("SELECT 1"),
+		&pgproto3.ReadyForQuery{TxStatus: 'I'},
+		pgtest.RowDesc("archive_command"), pgtest.DataRow("walvault wal-push %p"), pgtest.Complete("SHOW"), &pgproto3.ReadyForQuery{TxStatus: 'I'}}}
+	got, err = readSettings(t.Context(), w, "backup")
+	if off := got.ClockOffset; err != nil || !got.PrimaryClockKnown || off < 5*time.Minute-time.Second || off > 5*time.Minute+time.Second {
+		t.Errorf("a standby: clock offset %v (primary's known: %v), %v; want the primary's 5 minutes ahead", off, got.PrimaryClockKnown, err)
 	}
 
 	// A server that hides archive_command from the role: say which grant

@@ -227,12 +227,20 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
+	if settings.InRecovery && !settings.PrimaryClockKnown {
+		opts.Log.Warn("the primary's clock could not be compared with this host's (the standby has no WAL receiver, or this role may not read pg_stat_wal_receiver: GRANT pg_read_all_stats): the backup's times are the standby's, and a recovery target time is the primary's",
+			"hint", "keep the clocks of the primary and standby right (NTP)")
+	}
 	if off := settings.ClockOffset; off.Abs() >= time.Second {
 		way := "ahead of"
 		if off < 0 {
 			way = "behind"
 		}
-		opts.Log.Warn(fmt.Sprintf("the server's clock is %s %s this host's: the backup's times are recorded in the server's time, which recovery targets use", off.Abs().Round(time.Millisecond), way),
+		whose := "the server's"
+		if settings.PrimaryClockKnown {
+			whose = "the primary's"
+		}
+		opts.Log.Warn(fmt.Sprintf("%s clock is %s %s this host's: the backup's times are recorded in %s time, which recovery targets use", whose, off.Abs().Round(time.Millisecond), way, whose),
 			"hint", "set both clocks right (NTP): wal-push, the drill and check time things by this host's clock")
 	}
 	// Read again only when preflight found none: then the WAL it waited

@@ -46,9 +46,14 @@ type Settings struct {
 	// ClockOffset is how far the server's clock is ahead of this host's
 	// (negative: behind), as measured around the query that read these
 	// settings; 0 when within ClockUncertainty, half that query's round
-	// trip. Recovery targets are in the server's time (commit
-	// timestamps), so a backup's times are too.
+	// trip. On a standby, with PrimaryClockKnown, it is its primary's.
+	// Recovery targets are in the primary's time (commit timestamps), so
+	// a backup's times are too.
 	ClockOffset, ClockUncertainty time.Duration
+	// PrimaryClockKnown: on a standby, ClockOffset is its primary's clock
+	// (measured through the standby's WAL receiver), whose commit
+	// timestamps recovery targets use; false there, it is the standby's.
+	PrimaryClockKnown bool
 }
 
 // ReadSettings reads Settings on a normal (non-replication) connection.
@@ -59,13 +64,18 @@ func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
 	rs, err := SimpleQuery(ctx, w, "SELECT current_setting('server_version_num'), current_setting('archive_mode'), "+
 		"(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "+
 		"coalesce((SELECT setting FROM pg_settings WHERE name = 'archive_library'), ''), "+
-		"pg_is_in_recovery(), extract(epoch FROM clock_timestamp())", nil)
+		"pg_is_in_recovery(), extract(epoch FROM clock_timestamp()), "+
+		// On a standby: how far its primary's clock is ahead of its own,
+		// from the last message its WAL receiver got (stamped by the
+		// primary when sent, by the standby when received). NULL without
+		// a receiver, or for a role that may not see it.
+		"(SELECT extract(epoch FROM last_msg_send_time - last_msg_receipt_time) FROM pg_stat_wal_receiver)", nil)
 	answered := time.Now()
 	if err != nil {
 		return Settings{}, fmt.Errorf("read server settings: %w", err)
 	}
-	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 6 {
-		return Settings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 6 fields", len(rs.Rows))
+	if len(rs.Rows) != 1 || len(rs.Rows[0]) != 7 {
+		return Settings{}, fmt.Errorf("read server settings: got %d rows, want 1 of 7 fields", len(rs.Rows))
 	}
 	row := rs.Rows[0]
 	var s Settings
@@ -83,6 +93,15 @@ func ReadSettings(ctx context.Context, w Wire) (Settings, error) {
 	}
 	s.SegmentSize = uint32(seg)
 	s.ArchiveMode, s.ArchiveLibrary, s.InRecovery = row[1].S, row[3].S, row[4].S == "t"
+	if s.InRecovery {
+		// Recovery targets are the primary's commit times: a standby's
+		// own clock is the wrong one to record a backup's times by.
+		lead, err := strconv.ParseFloat(row[6].S, 64)
+		if row[6].Valid && err == nil {
+			s.ClockOffset += time.Duration(lead * float64(time.Second))
+			s.PrimaryClockKnown = true
+		}
+	}
 
 	rs, err = SimpleQuery(ctx, w, "SHOW archive_command", nil)
 	if err != nil {
