@@ -180,6 +180,8 @@ type checker struct {
 	// archiverReadAfterProof: pg_stat_archiver was read after the proof
 	// (failingAfterProof is known).
 	archiverReadAfterProof bool
+	// windowBasisOwn: see windowBasis.
+	windowBasisOwn string
 }
 
 func (c *checker) add(rs ...Result) {

@@ -156,6 +156,40 @@ func TestObjectLockWindowBasisUnlocked(t *testing.T) {
 	}
 }
 
+// TestObjectLockWindowBasisIncremental: the backup a restore to the
+// window's start needs is an incremental one, started 9 days ago, within
+// lock-days 10, but it builds on a full one started 10.5 days ago, whose
+// parts' lock has run out: the line fails naming the full one (explore23e
+// F2).
+func TestObjectLockWindowBasisIncremental(t *testing.T) {
+	ctx := context.Background()
+	_, locked := newChecker(t)
+	c, b := newChecker(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	write := func(started time.Duration, parent string) repository.BackupManifest {
+		start := now.Add(-started)
+		s := wal.Segment{Timeline: 1, Seg: 2}
+		m := repository.BackupManifest{
+			FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 170002,
+			WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
+			StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Hour),
+		}
+		if parent != "" {
+			m.FormatVersion, m.Type, m.Parent = repository.IncrementalFormatVersion, repository.BackupIncremental, parent
+		}
+		return repotest.WriteBackup(t, b, repotest.Backup{Manifest: m, Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}}})
+	}
+	full := write(252*time.Hour, "")
+	write(216*time.Hour, full.ID)
+	c.checkBackups(ctx)
+	c.opts.LockMode, c.opts.LockDays, c.opts.WindowDays = storage.Compliance, 10, 7
+	c.b = storage.WithRetry(fakeLock{Backend: locked, enabled: true}, storage.DefaultRetryPolicy, nil)
+	r := one(t, c.checkObjectLock(ctx))
+	if r.OK || !strings.Contains(r.Detail, "backup "+full.ID+", which a restore to the start of the 7-day recovery window needs (the full backup the incremental one") {
+		t.Errorf("an incremental basis on an unlocked full backup: %+v; want FAILED naming %s", r, full.ID)
+	}
+}
+
 // TestObjectLockVersionsUnreadable: in a locked repository wal-fetch
 // lists each WAL object's versions and fails without them, so credentials
 // that may not list versions, or read an old one, fail the Object Lock

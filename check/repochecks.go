@@ -245,17 +245,27 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	return []Result{ageResult, countResult}
 }
 
-// windowBasis is the backup a restore to the start of the recovery
-// window (WindowDays) needs: the newest DONE one that stopped before it.
+// windowBasis is the oldest backup a restore to the start of the
+// recovery window (WindowDays) needs: the newest DONE one that stopped
+// before it, or, when that is incremental, the full backup of its chain
+// (whose parts were written when it started). windowBasisOwn is the id
+// of the former.
 func (c *checker) windowBasis() (repository.BackupInfo, bool) {
+	c.windowBasisOwn = ""
 	if c.opts.WindowDays <= 0 || c.backups == nil {
 		return repository.BackupInfo{}, false
 	}
 	start := c.opts.Now().AddDate(0, 0, -c.opts.WindowDays)
 	for i := len(c.backups.done) - 1; i >= 0; i-- {
-		if bi := c.backups.done[i]; bi.Manifest.StopTime.Before(start) {
-			return bi, true
+		bi := c.backups.done[i]
+		if !bi.Manifest.StopTime.Before(start) {
+			continue
 		}
+		c.windowBasisOwn = bi.ID
+		if chain, err := repository.Chain(c.backups.done, bi.ID); err == nil && len(chain) > 0 {
+			return chain[0], true
+		}
+		return bi, true
 	}
 	return repository.BackupInfo{}, false
 }
@@ -481,12 +491,16 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 			mode, days, configured)}
 	}
 	if w := c.opts.WindowDays; w >= configured.Days {
-		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: a restore to the window's start needs the newest backup that stopped before it, and its WAL, written before the window began, so their lock has run out, and whoever holds the host's credentials can delete them. Start a new repository prefix with lock-days longer than the window by at least the time between backups (%d with daily backups; walvault.json fixes a repository's policy), or shorten the window",
-			configured, w, w+1)}
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but the retention keeps a recovery window of %d days: a restore to the window's start needs the newest backup that stopped before it, and its WAL, written before the window began, so their lock has run out, and whoever holds the host's credentials can delete them. Start a new repository prefix with lock-days longer than the window by the time between full backups and a day more (%d with daily backups; walvault.json fixes a repository's policy), or shorten the window",
+			configured, w, w+2)}
 	}
 	if basis, ok := c.windowBasis(); ok && !basis.Manifest.StartTime.AddDate(0, 0, configured.Days).After(c.opts.Now()) {
-		return []Result{failed(NameObjectLock, "new objects are locked %s, but backup %s, which a restore to the start of the %d-day recovery window needs (the newest that stopped before it), started %s ago: its lock, and that of the WAL from its start, has run out, and whoever holds the host's credentials can delete them. Take backups more often than every %d days (lock-days less the window), or start a new repository prefix with a longer lock-days (walvault.json fixes a repository's policy)",
-			configured, basis.ID, c.opts.WindowDays, roundDuration(c.opts.Now().Sub(basis.Manifest.StartTime)), configured.Days-c.opts.WindowDays)}
+		what := "the newest that stopped before it"
+		if basis.ID != c.windowBasisOwn {
+			what = "the full backup the incremental one that stopped before it builds on"
+		}
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but backup %s, which a restore to the start of the %d-day recovery window needs (%s), started %s ago: its lock, and that of the WAL from its start, has run out, and whoever holds the host's credentials can delete them. Take (full) backups more often than every %d days (lock-days less the window), or start a new repository prefix with a longer lock-days (walvault.json fixes a repository's policy)",
+			configured, basis.ID, c.opts.WindowDays, what, roundDuration(c.opts.Now().Sub(basis.Manifest.StartTime)), configured.Days-c.opts.WindowDays)}
 	}
 	if err := versionsReadable(ctx, c.b); err != nil {
 		return []Result{failed(NameObjectLock, "the bucket has Object Lock enabled, but %v. In a locked repository wal-fetch lists each WAL object's versions and serves the oldest (walvault writes each once: a newer one was put over it by someone else), and fails when it cannot list them, so every restore_command would fail: %s", err, storage.VersionsHint)}
