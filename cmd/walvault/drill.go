@@ -219,6 +219,6 @@ func seconds(s float64) string {
 // wal-fetch runs the drill guard (--drill-scratch), which refuses WAL
 // that would make the server write outside the scratch directory.
 func drillRestoreCommandLine(exe, dataDir string) string {
-	return shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) +
+	return crashBySignal + shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) +
 		" --drill-scratch " + shellQuote(drill.ScratchDir(dataDir)) + " %f %p"
 }

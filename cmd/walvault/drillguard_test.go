@@ -131,8 +131,20 @@ func TestWalFetchDrillGuardPrefetched(t *testing.T) {
 // drill guard, naming the scratch directory its data directory is in.
 func TestDrillRestoreCommand(t *testing.T) {
 	got := drillRestoreCommandLine("/usr/bin/walvault", "/srv/scratch/walvault-drill-1/data")
-	want := "/usr/bin/walvault wal-fetch --config /srv/scratch/walvault-drill-1/data/walvault-restore.yaml --drill-scratch /srv/scratch/walvault-drill-1 %f %p"
+	want := "GOTRACEBACK=crash /usr/bin/walvault wal-fetch --config /srv/scratch/walvault-drill-1/data/walvault-restore.yaml --drill-scratch /srv/scratch/walvault-drill-1 %f %p"
 	if got != want {
 		t.Errorf("drill restore_command:\n got  %s\n want %s", got, want)
+	}
+}
+
+// TestRestoreCommandLine: the restore_command restore writes runs
+// wal-fetch with its tablespace guard and the traceback level that makes
+// a runtime failing at start die of a signal, never exit 2 (explore23f
+// F2).
+func TestRestoreCommandLine(t *testing.T) {
+	got := restoreCommandLine("/usr/bin/walvault", "/srv/pg data", false)
+	want := "GOTRACEBACK=crash /usr/bin/walvault wal-fetch --config '/srv/pg data/walvault-restore.yaml' --tablespace-guard %f %p"
+	if got != want {
+		t.Errorf("restoreCommandLine:\ngot  %s\nwant %s", got, want)
 	}
 }

@@ -448,12 +448,19 @@ func walvaultBinary() (string, error) {
 // with its tablespace guard (restore.RestoreGuard); with acceptGap (restore --accept-gap), a segment missing before later
 // ones is answered missing, so recovery ends at the gap.
 func restoreCommandLine(exe, dataDir string, acceptGap bool) string {
-	line := shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " --tablespace-guard"
+	line := crashBySignal + shellQuote(exe) + " wal-fetch --config " + shellQuote(filepath.Join(dataDir, restoreConfigFile)) + " --tablespace-guard"
 	if acceptGap {
 		line += " --accept-gap"
 	}
 	return line + " %f %p"
 }
+
+// crashBySignal goes in front of the restore_command walvault writes: a
+// Go runtime that fails as the process starts, before wal-fetch can set
+// its own traceback level (an address-space or thread limit), then dies
+// of SIGABRT rather than exiting 2, which PostgreSQL reads as "not in the
+// archive" and would end recovery on (see dieBySignalOnCrash).
+const crashBySignal = "GOTRACEBACK=crash "
 
 // yaml is walvault-restore.yaml, the settings file restore_command reads:
 // where the repository is and how to reach it. Credentials never go in it.
