@@ -227,7 +227,7 @@ func TestExitCode(t *testing.T) {
 }
 
 func TestHelpShowsTheConfLine(t *testing.T) {
-	for cmd, want := range map[string]string{"wal-push": "archive_command = 'walvault wal-push %p'", "wal-fetch": "restore_command = 'walvault wal-fetch %f %p'"} {
+	for cmd, want := range map[string]string{"wal-push": "archive_command = 'walvault wal-push %p'", "wal-fetch": "restore_command = 'GOTRACEBACK=crash walvault wal-fetch %f %p'"} {
 		var out strings.Builder
 		if code := run(context.Background(), []string{"walvault", cmd, "--help"}, &out, &out); code != 0 {
 			t.Fatalf("%s --help exited %d", cmd, code)

@@ -66,7 +66,7 @@ func appWith(stdout, stderr io.Writer, commands ...*cli.Command) *cli.App {
    # postgresql.conf
    archive_mode    = on
    archive_command = 'walvault wal-push %p'
-   restore_command = 'walvault wal-fetch %f %p'
+   restore_command = 'GOTRACEBACK=crash walvault wal-fetch %f %p'
 
 Settings come from flags, then WALVAULT_* environment variables, then the YAML
 file named by --config, then defaults. Each command reads only its own

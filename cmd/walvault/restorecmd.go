@@ -81,7 +81,7 @@ func restoreCommand() *cli.Command {
 non-empty data directory), checks the result against PostgreSQL's
 backup_manifest, and writes recovery.signal plus, in postgresql.auto.conf:
 
-   restore_command = '/path/to/walvault wal-fetch --config DIR/walvault-restore.yaml %f %p'
+   restore_command = 'GOTRACEBACK=crash /path/to/walvault wal-fetch --config DIR/walvault-restore.yaml --tablespace-guard %f %p'
 
 and the recovery target. walvault-restore.yaml carries the repository
 settings, never credentials: the server's environment or the AWS chain must

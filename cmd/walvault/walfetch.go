@@ -57,7 +57,11 @@ func walFetchCommand() *cli.Command {
 		ArgsUsage: "NAME DEST",
 		Description: `Use it as PostgreSQL's restore_command:
 
-   restore_command = 'walvault wal-fetch %f %p'
+   restore_command = 'GOTRACEBACK=crash walvault wal-fetch %f %p'
+
+(GOTRACEBACK=crash: a Go runtime that fails as the process starts dies of
+SIGABRT, which stops recovery, rather than exiting 2, "not in the archive",
+which would end it; once running, wal-fetch sets it itself.)
 
 It downloads NAME (%f), decompresses it, checks its size and sha256, and
 writes it to DEST (%p) through a temporary file and a rename, so DEST is never
