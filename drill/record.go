@@ -187,10 +187,11 @@ func LatestOf(ctx context.Context, keys []string, read func(key string) (Record,
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			continue // deleted meanwhile
-		case errors.Is(err, ErrBadRecord):
-			// One damaged record must not hide the rest of what the
-			// exporter and info show: it counts as a failed drill at the
-			// time in its key.
+		case errors.Is(err, ErrBadRecord) || storage.IsPermanent(err):
+			// One damaged record (or one the storage refuses for good, a
+			// file:// object without its header) must not hide the rest
+			// of what the exporter and info show: it counts as a failed
+			// drill at the time in its key.
 			rec = badRecord(keys[i], err)
 		case err != nil:
 			return nil, nil, err

@@ -101,3 +101,14 @@ func TestLatestWithDamagedRecord(t *testing.T) {
 		t.Errorf("last OK = %+v, want the successful one", lastOK)
 	}
 }
+
+// TestLatestWithUnreadableRecord: a record the storage refuses for good
+// (a file:// object without its header) counts as a failed drill too, not
+// a failed scan (explore23f F3); a transient error still fails.
+func TestLatestWithUnreadableRecord(t *testing.T) {
+	refused := storage.Permanent(errors.New("not a walvault object file (bad header)"))
+	last, _, err := LatestOf(t.Context(), []string{"drills/20261207T201900.000Z.json"}, func(string) (Record, error) { return Record{}, refused })
+	if err != nil || last == nil || last.OK || !strings.Contains(last.Error, "bad header") {
+		t.Errorf("a refused record: %+v, %v; want a failed drill naming the refusal", last, err)
+	}
+}
