@@ -42,6 +42,10 @@ type Backup struct {
 	Host      string `json:"host,omitempty"`
 	Walvault  string `json:"walvault_version,omitempty"`
 
+	// ChecksumsUnverified: taken with backup-push --no-verify-checksums,
+	// so a damaged page may be in it as it was.
+	ChecksumsUnverified bool `json:"checksums_unverified,omitempty"`
+
 	RawBytes    int64     `json:"raw_bytes"`
 	StoredBytes int64     `json:"stored_bytes"`
 	Parts       int       `json:"parts"`
@@ -120,7 +124,8 @@ func Describe(ctx context.Context, b storage.Backend, ref string, opts Options) 
 		StartTime: m.StartTime.UTC(), StopTime: m.StopTime.UTC(), DurationSeconds: m.StopTime.Sub(m.StartTime).Seconds(),
 		StartTimeline: m.StartTimeline, StopTimeline: m.StopTimeline, StartLSN: m.StartLSN, StopLSN: m.StopLSN,
 		PGVersion: m.PGVersion, SystemID: m.SystemID, Host: m.Host, Walvault: m.Walvault,
-		RawBytes: m.RawBytes, StoredBytes: m.Stored,
+		ChecksumsUnverified: m.ChecksumsUnverified,
+		RawBytes:            m.RawBytes, StoredBytes: m.Stored,
 		Archives: []Archive{}, Tablespaces: []Tablespace{}, Marks: []KeepMark{},
 	}
 	if m.IsIncremental() {

@@ -116,6 +116,9 @@ func WriteBackupText(w io.Writer, bk Backup) error {
 	fmt.Fprintf(&b, "time         %s to %s (%s)\n", bk.StartTime.Format(timeLayout), bk.StopTime.Format(timeLayout), (time.Duration(bk.DurationSeconds * float64(time.Second))).Round(time.Second))
 	fmt.Fprintf(&b, "LSN          %s (timeline %d) to %s (timeline %d)\n", bk.StartLSN, bk.StartTimeline, bk.StopLSN, bk.StopTimeline)
 	fmt.Fprintf(&b, "server       PostgreSQL %s, cluster %s, host %s, walvault %s\n", pg.FormatVersion(bk.PGVersion), bk.SystemID, orDash(bk.Host), orDash(bk.Walvault))
+	if bk.ChecksumsUnverified {
+		b.WriteString("checksums    NOT VERIFIED when taken (backup-push --no-verify-checksums): a damaged page may be in it\n")
+	}
 	fmt.Fprintf(&b, "size         %s, stored as %s in %s\n", units.Bytes(bk.RawBytes), units.Bytes(bk.StoredBytes), units.Plural(bk.Parts, "part"))
 	for _, a := range bk.Archives {
 		fmt.Fprintf(&b, "  %-10s %s, stored as %s in %s\n", a.Name, units.Bytes(a.RawBytes), units.Bytes(a.StoredBytes), units.Plural(a.Parts, "part"))

@@ -210,12 +210,20 @@ func TestBackupDamagedPageChecksum(t *testing.T) {
 	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
 
 	res := walvault(t, r.env, "backup-push", "--pg-conn", pg.ConnString())
-	if res.code == 0 || !strings.Contains(res.stderr, "checksum") {
+	if res.code == 0 || !strings.Contains(res.stderr, "checksum") || !strings.Contains(res.stderr, "--no-verify-checksums") {
 		t.Fatalf("backup-push over a damaged page: want a failure naming the checksum, got %v", res)
 	}
 	id := backupPush(t, r, pg, "--no-verify-checksums")
 	m, err := repository.LoadBackupManifest(t.Context(), r.backend, id)
 	if err != nil || !m.ChecksumsUnverified {
 		t.Errorf("manifest of the backup without checksum verification: %+v, %v; want checksums_unverified", m.ChecksumsUnverified, err)
+	}
+	// Said where a DBA looks (explore23f F4).
+	if res := walvault(t, r.env, "info", id); res.code != 0 || !strings.Contains(res.stdout, "NOT VERIFIED") {
+		t.Errorf("info %s: want it to say the checksums were not verified, got %v", id, res)
+	}
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	if _, res := restoreInto(t, r, "--backup", id); !strings.Contains(res.stdout+res.stderr, "was taken with --no-verify-checksums") {
+		t.Errorf("restore of %s: want a warning that its checksums were not verified, got %v", id, res)
 	}
 }

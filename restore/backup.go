@@ -304,6 +304,13 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// Said by ChooseBackupFollowing's log already; in the result too, for
 	// restore's summary and the drill's record.
 	res.Warnings = append(passed, res.Warnings...)
+	for _, c := range chain {
+		if c.Manifest != nil && c.Manifest.ChecksumsUnverified {
+			w := fmt.Sprintf("backup %s was taken with --no-verify-checksums: a page whose checksum did not match then is restored as it was; PostgreSQL reports it when read (pg_amcheck finds it)", c.ID)
+			log.Warn("restoring a backup whose page checksums were not verified", "why", w)
+			res.Warnings = append(res.Warnings, w)
+		}
+	}
 	base, tbs, err := planArchives(m, opts.TablespaceMapping, dataDir)
 	if err != nil {
 		return res, err

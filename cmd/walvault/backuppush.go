@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/basebackup"
@@ -195,6 +197,11 @@ func backupPush(c *cli.Context, opts *backupPushOptions, s *session) error {
 		MaxRate:           opts.MaxRate,
 	})
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "XX001" && !opts.NoVerifyChecksums {
+			// data_corrupted: a page's checksum did not match.
+			err = fmt.Errorf("%w; a damaged page (PostgreSQL's log names the file and block): repair it, or take a backup anyway before repairing it with --no-verify-checksums", err)
+		}
 		return lockHint(err, opts.lockSettings, s.b.Location())
 	}
 	kind := ""
