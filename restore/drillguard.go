@@ -185,7 +185,8 @@ func judgeRestoredRecord(r wal.TablespaceRecord, dataDir string) string {
 		if e.IsDir() && strings.HasPrefix(e.Name(), "PG_") {
 			return fmt.Sprintf("replaying it would make this server's pg_tblspc/%d a link to %s, where %s is another cluster's tablespace directory (on the database host, the live server's), and put this server's files in it. "+
 				"The restored server's wal-fetch refused the segment, so recovery stopped before it and nothing was written there. "+
-				"Restore on another host, or restore a backup taken after this tablespace was created (backup-list), which holds it and takes --tablespace-mapping; if the cluster it belongs to is gone and its files are not needed, empty %s and start the server again",
+				"Restore on another host, or restore a backup taken after this tablespace was created (backup-list), which holds it and takes --tablespace-mapping; if the cluster it belongs to is gone and its files are not needed, empty %s and start the server again. "+
+				"If the recovery target lies before this record, start the server with recovery_prefetch = off: PostgreSQL reads WAL ahead and asked for this segment before reaching the target",
 				r.OID, r.Path, e.Name(), r.Path)
 		}
 	}
