@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/drill"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -113,6 +114,9 @@ type Options struct {
 	// Now is the clock for GeneratedAt and the 24-hour rate; nil means
 	// time.Now.
 	Now func() time.Time
+	// Identities decrypt timeline history files archived encrypted
+	// without their branch point in metadata (decrypt-with).
+	Identities *crypt.Identities
 }
 
 // rateWindow is what the WAL rate is measured over.
@@ -123,7 +127,7 @@ func Summarize(ctx context.Context, b storage.Backend, opts Options) (Summary, e
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Histories: true, WALObjects: true})
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Histories: true, WALObjects: true, Identities: opts.Identities})
 	if err != nil {
 		return Summary{}, err
 	}

@@ -107,7 +107,7 @@ func writeBackup(t *testing.T, b storage.Backend, m repository.BackupManifest) {
 // ahead, so folders the test just wrote do not look like a running push.
 func planNow(t *testing.T, b storage.Backend, policy string) Plan {
 	t.Helper()
-	inv, err := Load(context.Background(), b)
+	inv, err := Load(context.Background(), b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestLoadSkipsForeignKeys(t *testing.T) {
 	r, ids := testRepo(t)
 	put(t, r, "backups/notes.txt", "mine")
 	put(t, r, "wal/00000002.history", "1\t0/5000000\tbranch\n")
-	inv, err := Load(ctx, r)
+	inv, err := Load(ctx, r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

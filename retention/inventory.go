@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
@@ -37,14 +38,18 @@ type Inventory struct {
 	// Histories are the timelines' history files that were read whole
 	// (timeline 1 has none): which backups lead to which timeline.
 	Histories map[wal.TimelineID][]wal.HistoryEntry
+	// HistoryProblems says, for a timeline after 1 whose history is not
+	// known, why: missing, damaged, or encrypted without its branch
+	// point in metadata and no identity given.
+	HistoryProblems map[wal.TimelineID]string
 }
 
 // Load reads the inventory through one repository.Inventory: one listing
 // of the whole repository, walvault.json and each backup's manifest. A
 // partial is taken for superseded only when its complete segment was seen
 // in that listing, so only when the segment really is archived.
-func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
-	ri, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true, Histories: true})
+func Load(ctx context.Context, b storage.Backend, ids *crypt.Identities) (Inventory, error) {
+	ri, err := repository.LoadInventory(ctx, b, repository.LoadOptions{WALObjects: true, Histories: true, Identities: ids})
 	if err != nil {
 		return Inventory{}, err
 	}
@@ -75,6 +80,17 @@ func Load(ctx context.Context, b storage.Backend) (Inventory, error) {
 			if entries, ok := ri.WAL.KnownHistory(h.File.Timeline); ok {
 				inv.Histories[h.File.Timeline] = entries
 			}
+		}
+		cont := ri.WAL.Continuity(nil)
+		inv.HistoryProblems = map[wal.TimelineID]string{}
+		for _, tli := range cont.MissingHistory {
+			inv.HistoryProblems[tli] = "its history file is missing"
+		}
+		for tli, err := range cont.BadHistory {
+			inv.HistoryProblems[tli] = fmt.Sprintf("its history file is invalid (%v)", err)
+		}
+		for tli, err := range cont.UnreadableHistory {
+			inv.HistoryProblems[tli] = repository.UnreadableHistoryWhy(tli, err) + "; give delete decrypt-with (an identity of the repository's)"
 		}
 	}
 	for _, p := range ri.Partials {

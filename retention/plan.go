@@ -202,7 +202,9 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 			keep[basis] = fmt.Sprintf("within %s: the newest backup that stopped before the window's start %s, needed to restore to it", p, stamp(start))
 		}
 	}
-	keepLeadingBackups(inv, plan.Backups, keep, newest, p, now)
+	if err := keepLeadingBackups(inv, plan.Backups, keep, newest, p, now); err != nil {
+		return Plan{}, err
+	}
 	for i := range plan.Backups {
 		bp := &plan.Backups[i]
 		if bp.Status != repository.StatusDone {
@@ -272,7 +274,7 @@ func PlanPolicy(inv Inventory, p Policy, now time.Time) (Plan, error) {
 // history is unknown is left to the policy, and so is one no longer in
 // use (a copy promoted once, long ago, that took a backup), whose
 // backups age out.
-func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, newest int, p Policy, now time.Time) {
+func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, newest int, p Policy, now time.Time) error {
 	windowStart := now.Add(-p.Window())
 	since := time.Time{} // the oldest backup the policy keeps stopped (marked ones are exempt, and count not)
 	for i, bp := range bs {
@@ -309,8 +311,18 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 	for _, tli := range timelines {
 		at := lastWritten[tli]
 		history, known := inv.Histories[tli]
-		if at.Before(since) && tli != fresh || tli > 1 && !known {
+		if at.Before(since) && tli != fresh {
 			continue
+		}
+		if tli > 1 && !known {
+			// Which backups lead to it is unknown: deleting by the
+			// others' rules could delete the only one that does.
+			why := inv.HistoryProblems[tli]
+			if why == "" {
+				why = "its history file could not be read"
+			}
+			return fmt.Errorf("%w: timeline %d is in use (WAL archived on it %s), but %s: which backups lead to it is unknown, so retention could delete the only one that restores it",
+				ErrRefused, tli, stamp(at), why)
 		}
 		pick := -1
 		for i, bp := range bs {
@@ -340,6 +352,7 @@ func keepLeadingBackups(inv Inventory, bs []BackupPlan, keep map[int]string, new
 		}
 		keep[pick] = fmt.Sprintf("within %s: %s that leads to timeline %d, %s (a backup on another timeline cannot restore it)", p, what, tli, why)
 	}
+	return nil
 }
 
 // keepAncestors keeps every backup a kept incremental builds on: a kept

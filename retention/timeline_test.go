@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -45,12 +46,15 @@ func TestPlanKeepsBackupLeadingToNewTimeline(t *testing.T) {
 			}
 		}
 	}
-	// Without timeline 2's history nothing says where it branched: the
-	// policy alone decides.
+	// Without timeline 2's history nothing says where it branched, so
+	// which backup leads to it is unknown: the policy deletes nothing
+	// rather than the only backup that may restore it (explore23g F3: an
+	// encrypted history an older walvault archived, no decrypt-with).
 	inv := inventory([]repository.BackupInfo{a, b}, nil, walObjs)
-	plan, err := PlanPolicy(inv, Policy{Kind: Redundancy, N: 1}, now)
-	if err != nil || !plan.Backups[0].Delete {
-		t.Errorf("history unknown: backup %s delete %v, err %v; want the policy's verdict (delete)", a.ID, plan.Backups[0].Delete, err)
+	inv.HistoryProblems = map[wal.TimelineID]string{2: "00000002.history is encrypted and records no branch point in its metadata"}
+	_, err := PlanPolicy(inv, Policy{Kind: Redundancy, N: 1}, now)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "timeline 2 is in use") || !strings.Contains(err.Error(), "encrypted") {
+		t.Errorf("history unknown: %v; want a refusal naming timeline 2 and why its history is unknown", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 // deleteOptions are the settings and flags of delete.
 type deleteOptions struct {
 	Config
+	decryptSettings
 	Retain  string // parsed by the retention package
 	Timeout time.Duration
 	Backup  string
@@ -29,6 +30,7 @@ type deleteOptions struct {
 
 func (o *deleteOptions) bind(b *binder) {
 	b.add("retain", func(v string) error { o.Retain = v; return nil })
+	o.decryptSettings.bind(b)
 	bindTimeout(b, &o.Timeout, "deadline for each delete, retries included; reading what the repository holds gets ten times as long")
 }
 
@@ -123,7 +125,8 @@ func deleteAction(c *cli.Context, opts *deleteOptions, s *session) error {
 	// Loading the inventory lists the whole repository and reads every
 	// manifest: it gets ten times the per-call timeout.
 	loadCtx, cancel := context.WithTimeout(ctx, 10*opts.Timeout)
-	inv, err := retention.Load(loadCtx, b)
+	opts.warnMode(log)
+	inv, err := retention.Load(loadCtx, b, opts.Identities)
 	cancel()
 	if err != nil {
 		return err

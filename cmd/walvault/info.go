@@ -10,10 +10,12 @@ import (
 type infoOptions struct {
 	Config
 	totalTimeout
+	decryptSettings
 	JSON bool
 }
 
 func (o *infoOptions) bind(b *binder) {
+	o.decryptSettings.bind(b)
 	bindTimeout(b, &o.Timeout, "deadline for the whole listing, retries included")
 }
 
@@ -57,7 +59,7 @@ func runInfo(c *cli.Context, opts *infoOptions, s *session) error {
 		}
 		return info.WriteBackupText(c.App.Writer, bk)
 	}
-	sum, err := info.Summarize(s.ctx, s.b, info.Options{})
+	sum, err := info.Summarize(s.ctx, s.b, info.Options{Identities: opts.Identities})
 	if err != nil {
 		return err
 	}
