@@ -148,3 +148,42 @@ func TestRestoreCommandLine(t *testing.T) {
 		t.Errorf("restoreCommandLine:\ngot  %s\nwant %s", got, want)
 	}
 }
+
+// TestInvokedAs: restore_command names the binary by the link it was run
+// by (/usr/local/bin/walvault, which an upgrade switches to a new version
+// directory), not by the version directory, which may be removed
+// (explore23g F2); a name that leads elsewhere is not used.
+func TestInvokedAs(t *testing.T) {
+	dir := t.TempDir()
+	v1 := filepath.Join(dir, "walvault-1.2", "walvault")
+	other := filepath.Join(dir, "other")
+	for _, p := range []string{v1, other} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "bin", "walvault")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(v1, link); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := filepath.EvalSymlinks(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := invokedAs(exe, link); got != link {
+		t.Errorf("run by the link: %s, want %s", got, link)
+	}
+	t.Setenv("PATH", filepath.Dir(link))
+	if got := invokedAs(exe, "walvault"); got != link {
+		t.Errorf("run by its name in PATH: %s, want %s", got, link)
+	}
+	if got := invokedAs(exe, other); got != exe {
+		t.Errorf("a name that leads elsewhere: %s, want %s", got, exe)
+	}
+}

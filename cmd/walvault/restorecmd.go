@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -431,7 +432,11 @@ func tablespaceMapping(specs []string) (map[string]string, error) {
 	return m, nil
 }
 
-// walvaultBinary is the path of this binary, which restore_command runs.
+// walvaultBinary is the path of this binary, which restore_command runs:
+// the name it was run by (its PATH entry, say /usr/local/bin/walvault, a
+// link an upgrade switches to a new version) when that leads to this
+// binary, so that the restored server follows upgrades and does not keep
+// a version directory that may be removed; else the binary's own path.
 func walvaultBinary() (string, error) {
 	exe, err := os.Executable()
 	if err == nil {
@@ -440,7 +445,23 @@ func walvaultBinary() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find this walvault binary for restore_command: %w", err)
 	}
-	return exe, nil
+	return invokedAs(exe, os.Args[0]), nil
+}
+
+// invokedAs is arg0 (a path, or a name looked up in PATH), made absolute,
+// when it leads to exe (a resolved path), else exe.
+func invokedAs(exe, arg0 string) string {
+	invoked, err := exec.LookPath(arg0)
+	if err != nil {
+		return exe
+	}
+	if invoked, err = filepath.Abs(invoked); err != nil {
+		return exe
+	}
+	if real, err := filepath.EvalSymlinks(invoked); err == nil && real == exe {
+		return invoked
+	}
+	return exe
 }
 
 // restoreCommandLine is the restore_command of a cluster restored into
