@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,7 +140,15 @@ func testMajor(t *testing.T, major int) {
 			sid := backupPushFrom(t, r, primary, standby)
 			primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
 			waitDone(t, r, sid)
-			restored := restoreAndStart(t, r, true, "--backup", sid, "--target-immediate", "--target-action", "promote")
+			// The standby's standby.signal is in its backup: restore
+			// removes it, or the restored server would start as a
+			// standby of the live primary (explore23e F5).
+			dir, res := restoreInto(t, r, "--backup", sid, "--target-immediate", "--target-action", "promote")
+			if _, err := os.Stat(filepath.Join(dir, "standby.signal")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(res.stdout+res.stderr, "taken on a standby") {
+				t.Errorf("restore of the standby's backup: standby.signal %v, output %q; want it removed and said", err, res.stdout)
+			}
+			restored := testenv.StartPostgres(t, testenv.PostgresOptions{DataDir: dir, Env: r.env})
+			waitPromoted(t, restored)
 			if got := restored.SQL(t, sum); got != want {
 				t.Fatalf("on_standby restored from the standby's backup: %s, want %s", got, want)
 			}

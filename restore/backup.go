@@ -419,6 +419,18 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		res.Warnings = append(res.Warnings, NoConfigFileWarning)
 		log.Warn("restored a backup without postgresql.conf", "why", NoConfigFileWarning)
 	}
+	// A standby's backup holds its standby.signal: left there, the
+	// restored server would start as a standby, stream from the primary
+	// its primary_conninfo names and never promote (and a promoted one
+	// would find recovery.signal again at its next start).
+	switch err := root.Remove(standbySignal); {
+	case err == nil:
+		w := "the backup was taken on a standby: its standby.signal was removed, so the restored server recovers from the archive and opens (to make a standby of it, add standby.signal and primary_conninfo yourself)"
+		log.Warn("removed the standby's standby.signal", "why", w)
+		res.Warnings = append(res.Warnings, w)
+	case !errors.Is(err, fs.ErrNotExist):
+		return res, fmt.Errorf("remove the standby's %s from the restored data directory: %w", standbySignal, err)
+	}
 	rewritten, err := finishTablespaces(root, baseRes.tablespaceMap, tbs, m.ID)
 	if err != nil {
 		return res, err

@@ -41,6 +41,9 @@ func InStandby(dest string) bool {
 	if !ok {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(dataDir, "standby.signal"))
+	_, err := os.Stat(filepath.Join(dataDir, standbySignal))
 	return err == nil
 }
+
+// standbySignal is the file that starts PostgreSQL in standby mode.
+const standbySignal = "standby.signal"
