@@ -135,3 +135,22 @@ func TestBackupManifestWriteOnce(t *testing.T) {
 		t.Fatalf("missing manifest: err %v, want ErrNotFound", err)
 	}
 }
+
+// TestMisorderedAcrossTimelines: two backups of timeline 1 whose times
+// and WAL positions disagree are found though a backup of timeline 2
+// lies between them in id order (explore23e F6).
+func TestMisorderedAcrossTimelines(t *testing.T) {
+	done := func(id string, tli uint32, startLSN string) repository.BackupInfo {
+		m := repository.BackupManifest{ID: id, StartTimeline: tli, StartLSN: startLSN}
+		return repository.BackupInfo{ID: id, Status: repository.StatusDone, Manifest: &m}
+	}
+	backups := []repository.BackupInfo{
+		done("20261201T000000Z", 1, "0/8000028"),
+		done("20261202T000000Z", 2, "0/9000028"),
+		done("20261203T000000Z", 1, "0/3000028"), // later by time, earlier by WAL
+	}
+	newer, older, ok := repository.Misordered(backups)
+	if !ok || newer.ID != "20261203T000000Z" || older.ID != "20261201T000000Z" {
+		t.Errorf("Misordered: %s, %s, %v; want 20261203T000000Z newer than 20261201T000000Z by time, older by WAL", newer.ID, older.ID, ok)
+	}
+}

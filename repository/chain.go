@@ -106,20 +106,22 @@ func parents(backups []BackupInfo) map[string]string {
 // whatever orders backups by their times (retention, restore's choice for
 // a target time) would be misled. ok is false when there are none.
 func Misordered(backups []BackupInfo) (newer, older BackupInfo, ok bool) {
-	var prev *BackupInfo
+	// The previous DONE backup of each timeline: one of another timeline
+	// between two must not hide their order.
+	prev := map[uint32]*BackupInfo{}
 	for i, bi := range backups {
 		m := bi.Manifest
 		if m == nil || bi.Status != StatusDone {
 			continue
 		}
-		if prev != nil && prev.Manifest.StartTimeline == m.StartTimeline {
-			a, aerr := wal.ParseLSN(prev.Manifest.StartLSN)
+		if p := prev[m.StartTimeline]; p != nil {
+			a, aerr := wal.ParseLSN(p.Manifest.StartLSN)
 			b, berr := wal.ParseLSN(m.StartLSN)
 			if aerr == nil && berr == nil && b < a {
-				return bi, *prev, true
+				return bi, *p, true
 			}
 		}
-		prev = &backups[i]
+		prev[m.StartTimeline] = &backups[i]
 	}
 	return BackupInfo{}, BackupInfo{}, false
 }

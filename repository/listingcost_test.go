@@ -87,7 +87,7 @@ func commandCosts(t testing.TB, b storage.Backend) map[string]cost {
 		t.Fatal(err)
 	}
 	plan := func(b storage.Backend) (retention.Plan, error) {
-		inv, err := retention.Load(ctx, b)
+		inv, err := retention.Load(ctx, b, nil)
 		if err != nil {
 			return retention.Plan{}, err
 		}
