@@ -212,7 +212,7 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 			// Its times, and so its place among the backups, came from a
 			// clock that was ahead (or this one is behind): it hides how
 			// old the real newest backup is, and retention orders by it.
-			ageResult = failed(NameBackupAge, "the newest DONE backup, %s, finished %s from now, in the future: the clock of the host that took it was ahead, or this host's is behind; set the clocks right (NTP); until then backup ages, the exporter's and delete's order of backups are wrong", f.newest.ID, roundDuration(-a))
+			ageResult = failed(NameBackupAge, "the newest DONE backup, %s, finished %s from now, in the future: the clock its times come from was ahead (the primary's; walvault before 2026-12 recorded the backup host's), or this host's is behind; set the clocks right (NTP); until then backup ages, the exporter's and delete's order of backups are wrong", f.newest.ID, roundDuration(-a))
 		case a > c.opts.MaxBackupAge:
 			ageResult = failed(NameBackupAge, "the newest DONE backup, %s, finished %s ago, more than max-backup-age %s: check the backup-push cron job and its log", f.newest.ID, roundDuration(a), shortDuration(c.opts.MaxBackupAge))
 		default:

@@ -56,7 +56,7 @@ func newMetrics() *metrics {
 
 		backups:            d("walvault_backups", "Backups by status: DONE, WAITING_FOR_WALS, INCOMPLETE, DAMAGED.", "status"),
 		lastBackupTS:       d("walvault_backup_last_done_timestamp_seconds", "When the newest DONE backup ended (Unix time)."),
-		lastBackupAge:      d("walvault_backup_last_done_age_seconds", "Seconds since the newest DONE backup ended; negative when it ended in the future (the clock of the host that took it was ahead)."),
+		lastBackupAge:      d("walvault_backup_last_done_age_seconds", "Seconds since the newest DONE backup ended; negative when it ended in the future (a clock was ahead)."),
 		lastBackupSize:     d("walvault_backup_last_done_size_bytes", "Raw (uncompressed) size of the newest DONE backup."),
 		lastBackupStored:   d("walvault_backup_last_done_stored_bytes", "Stored (compressed) size of the newest DONE backup."),
 		lastBackupDuration: d("walvault_backup_last_done_duration_seconds", "How long the newest DONE backup took, from its start to its stop."),

@@ -304,6 +304,11 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// Said by ChooseBackupFollowing's log already; in the result too, for
 	// restore's summary and the drill's record.
 	res.Warnings = append(passed, res.Warnings...)
+	if newer, older, bad := repository.Misordered(backups); bad && t.Time != nil && opts.BackupRef == "" {
+		w := repository.MisorderedWhy(newer, older) + ": the backup for --target-time is chosen by the times, which may be wrong here; check the choice, or name the backup with --backup"
+		log.Warn("backups' times disagree with their WAL positions", "why", w)
+		res.Warnings = append(res.Warnings, w)
+	}
 	for _, c := range chain {
 		if c.Manifest != nil && c.Manifest.ChecksumsUnverified {
 			w := fmt.Sprintf("backup %s was taken with --no-verify-checksums: a page whose checksum did not match then is restored as it was; PostgreSQL reports it when read (pg_amcheck finds it)", c.ID)
@@ -1062,7 +1067,8 @@ func targetAfterArchive(ctx context.Context, b storage.Backend, inv *repository.
 		return "", err
 	}
 	pushed := repository.PushedAt(info)
-	if !target.After(pushed) {
+	// pushed-at is stored in whole seconds: a second of slack.
+	if !target.After(pushed.Add(time.Second)) {
 		return "", nil
 	}
 	return fmt.Sprintf("the target time %s is after %s, when %s, the newest segment recovery can read, was archived: no archived commit is that late, so unless the server archives more WAL before recovery gets there, PostgreSQL replays all of it and then stops with \"recovery ended before configured recovery target was reached\"; restore with no target for everything archived, or give an earlier time",

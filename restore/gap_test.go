@@ -249,3 +249,29 @@ func TestRestoreBackupFirstSegmentWithoutMetadata(t *testing.T) {
 		t.Errorf("data directory after the refusal: %v, want it removed", err)
 	}
 }
+
+// TestRestoreBackupWarnsMisordered: a --target-time restore in a
+// repository whose backups' times disagree with their WAL positions (a
+// clock was off) says that the choice by time may be wrong (explore23e
+// F4).
+func TestRestoreBackupWarnsMisordered(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	// The earlier by id starts in segment 3, the later in segment 2.
+	storeFixture(t, b, fixture{id: "20261125T095000Z", stopTime: fixtureMTime.Add(-10 * time.Minute), skipWAL: true, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	repotest.PutWAL(t, b, walSegmentKey(0, 3), repository.LZ4, []byte("segment"), nil)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	for n := uint32(4); n <= 6; n++ {
+		repotest.PutWAL(t, b, walSegmentKey(0, n), repository.LZ4, []byte("segment"), nil)
+	}
+	at := fixtureMTime.Add(time.Minute)
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{Time: &at, Action: "promote"}
+	res, err := RestoreBackup(t.Context(), b, opts)
+	if err != nil {
+		t.Fatalf("RestoreBackup: %v", err)
+	}
+	if notes := strings.Join(res.Warnings, "\n"); !strings.Contains(notes, "older by its WAL position") || !strings.Contains(notes, "--backup") {
+		t.Errorf("warnings %q; want the misordered backups named, with --backup", notes)
+	}
+}

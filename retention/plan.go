@@ -460,7 +460,7 @@ func refuseFuture(inv Inventory, now time.Time) error {
 	for _, bi := range inv.Backups {
 		m := bi.Manifest
 		if m != nil && m.StopTime.After(now.Add(clockTolerance)) {
-			return fmt.Errorf("%w: backup %s stopped at %s, %s from now: the clock of the host that took it was ahead, or this host's is behind. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP); then delete that backup by id (delete --backup %s) if it is not wanted, or wait until its time has passed",
+			return fmt.Errorf("%w: backup %s stopped at %s, %s from now: the clock its times come from was ahead (the primary's; walvault before 2026-12 recorded the backup host's), or this host's is behind. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP); then delete that backup by id (delete --backup %s) if it is not wanted, or wait until its time has passed",
 				ErrRefused, bi.ID, stamp(m.StopTime), m.StopTime.Sub(now).Round(time.Minute), bi.ID)
 		}
 	}

@@ -337,9 +337,16 @@ func parseTargetTime(s string) (time.Time, error) {
 }
 
 // toMicroseconds rounds t to PostgreSQL's precision as PostgreSQL reads
-// the same text, so the backup chosen and the target written are the
-// instant recovery stops at.
-func toMicroseconds(t time.Time) time.Time { return t.Round(time.Microsecond) }
+// the same text (rint: a half to the even microsecond), so the backup
+// chosen and the target written are the instant recovery stops at.
+func toMicroseconds(t time.Time) time.Time {
+	down := t.Truncate(time.Microsecond)
+	rest := t.Sub(down)
+	if rest > time.Microsecond/2 || rest == time.Microsecond/2 && (down.Nanosecond()/1000)%2 == 1 {
+		return down.Add(time.Microsecond)
+	}
+	return down
+}
 
 // noSeconds matches a date and a time of day without seconds.
 var noSeconds = sync.OnceValue(func() *regexp.Regexp {

@@ -93,6 +93,13 @@ func TestParseTargetTimePrecision(t *testing.T) {
 	if want := time.Date(2026, 4, 4, 15, 45, 0, 0, time.UTC); err != nil || !got.Equal(want) {
 		t.Errorf("nanoseconds in a named zone: %v, %v; want %v", got, err, want)
 	}
+	// A half rounds to the even microsecond, as PostgreSQL's rint does
+	// (explore23e nit).
+	for in, want := range map[string]int{"2026-12-07 19:52:04.0000005Z": 0, "2026-12-07 19:52:04.0000015Z": 2000, "2026-12-07 19:52:04.0000025Z": 2000, "2026-12-07 19:52:04.00000251Z": 3000} {
+		if got, err := parseTargetTime(in); err != nil || got.Nanosecond() != want {
+			t.Errorf("parseTargetTime(%q): %d ns, %v; want %d", in, got.Nanosecond(), err, want)
+		}
+	}
 	for _, in := range []string{"2026-12-07 19:52+00", "2026-12-07T19:52Z", "2026-12-07 19:52 Europe/Berlin"} {
 		if _, err := parseTargetTime(in); err == nil || !strings.Contains(err.Error(), "give the seconds too") {
 			t.Errorf("parseTargetTime(%q): %v; want a refusal asking for the seconds", in, err)
