@@ -219,6 +219,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// incremental chain and look for unlisted files do not enter a link.
 	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
 		dataDir = real
+	} else if fi, lerr := os.Lstat(dataDir); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(dataDir)
+		return res, fmt.Errorf("data directory %s is a link to %s, which does not lead to a directory (%v): create the directory it leads to, or give another path", dataDir, target, err)
 	}
 	if _, err := ParseVerifyMode(string(opts.Verify)); err != nil {
 		return res, err

@@ -275,3 +275,21 @@ func TestRestoreBackupWarnsMisordered(t *testing.T) {
 		t.Errorf("warnings %q; want the misordered backups named, with --backup", notes)
 	}
 }
+
+// TestRestoreBackupIntoDanglingLink: a data directory given as a link to
+// nothing is refused saying so, not as a directory that "appeared while
+// restore was starting" (explore23f nit).
+func TestRestoreBackupIntoDanglingLink(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(filepath.Join(t.TempDir(), "absent"), link); err != nil {
+		t.Fatal(err)
+	}
+	opts := restoreOpts(t, link)
+	opts.Target = Target{Immediate: true}
+	if _, err := RestoreBackup(t.Context(), b, opts); err == nil || !strings.Contains(err.Error(), "does not lead to a directory") {
+		t.Fatalf("RestoreBackup into a dangling link: %v; want a refusal saying the link leads nowhere", err)
+	}
+}
