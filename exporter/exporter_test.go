@@ -283,7 +283,10 @@ func TestRepositoryMetrics(t *testing.T) {
 	want(t, m, "walvault_wal_latest_backup_continuity_ok", 1)
 }
 
-func TestScanFailureKeepsValues(t *testing.T) {
+// scannedOneSegment is an exporter on a repository of one segment, after
+// a first scan.
+func scannedOneSegment(t *testing.T) (*fixture, *Exporter) {
+	t.Helper()
 	f := newFixture(t)
 	f.identity(t)
 	f.segment(t, 1, f.now)
@@ -291,6 +294,11 @@ func TestScanFailureKeepsValues(t *testing.T) {
 	if err := e.Refresh(f.ctx); err != nil {
 		t.Fatal(err)
 	}
+	return f, e
+}
+
+func TestScanFailureKeepsValues(t *testing.T) {
+	f, e := scannedOneSegment(t)
 	f.down.Store(true)
 	if err := e.Refresh(f.ctx); err == nil {
 		t.Fatal("a scan of an unreachable repository succeeded")
@@ -310,13 +318,7 @@ func TestScanFailureKeepsValues(t *testing.T) {
 // holds WAL is a failed scan naming it, not a healthy scan of no WAL with
 // every backup waiting for it (explore23a F4).
 func TestScanIdentityDeleted(t *testing.T) {
-	f := newFixture(t)
-	f.identity(t)
-	f.segment(t, 1, f.now)
-	e := f.exporter(t)
-	if err := e.Refresh(f.ctx); err != nil {
-		t.Fatal(err)
-	}
+	f, e := scannedOneSegment(t)
 	if err := f.b.Delete(f.ctx, repository.IdentityKey); err != nil {
 		t.Fatal(err)
 	}

@@ -19,21 +19,7 @@ import (
 // would end recovery there (Go's own answer to SIGQUIT and to a crash is
 // exit 2).
 func TestWALFetchSignalsStopRecovery(t *testing.T) {
-	// A server that takes connections and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	env := silentS3Env(t)
 	bin := testenv.BuildWalvault(t)
 	// SIGSEGV and SIGABRT stand for a crash (a fatal runtime error such as
 	// out of memory or a failed thread creation raises SIGABRT): Go's
@@ -43,8 +29,7 @@ func TestWALFetchSignalsStopRecovery(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGSEGV, syscall.SIGABRT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(bin, "wal-fetch", "000000010000000000000003", filepath.Join(t.TempDir(), "RECOVERYXLOG"))
-			cmd.Env = append(cleanEnv(), "WALVAULT_REPO=s3://bucket/db1", "WALVAULT_S3_ENDPOINT=http://"+ln.Addr().String(),
-				"WALVAULT_S3_ALLOW_HTTP=true", "WALVAULT_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_REGION=us-east-1")
+			cmd.Env = env
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -73,4 +58,26 @@ func TestWALFetchSignalsStopRecovery(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentS3Env is the environment of a repository on an S3 endpoint that
+// takes connections and never answers: a command on it waits.
+func silentS3Env(t *testing.T) []string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return append(cleanEnv(), "WALVAULT_REPO=s3://bucket/db1", "WALVAULT_S3_ENDPOINT=http://"+ln.Addr().String(),
+		"WALVAULT_S3_ALLOW_HTTP=true", "WALVAULT_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_REGION=us-east-1")
 }

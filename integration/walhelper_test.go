@@ -501,25 +501,8 @@ func TestWALHelperDeclineFollowsLogFormat(t *testing.T) {
 // altogether (explore23b F2).
 func TestWALHelperStopSignal(t *testing.T) {
 	bin := testenv.BuildWalvault(t)
-	// A storage that takes connections and never answers: the helper's
-	// fetch waits.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	env := silentS3Env(t) // the helper's fetch waits
 	dir, seg, _ := helperDataDir(t)
-	env := append(cleanEnv(), "WALVAULT_REPO=s3://bucket/db1", "WALVAULT_S3_ENDPOINT=http://"+ln.Addr().String(),
-		"WALVAULT_S3_ALLOW_HTTP=true", "WALVAULT_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_REGION=us-east-1")
 	helperCmd := exec.Command(bin, "wal-helper", dir)
 	helperCmd.Env = env
 	helper := startHelper(t, helperCmd)
