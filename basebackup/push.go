@@ -227,8 +227,13 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
-	if settings.InRecovery && !settings.PrimaryClockKnown {
-		opts.Log.Warn("the primary's clock could not be compared with this host's (the standby has no WAL receiver, or this role may not read pg_stat_wal_receiver: GRANT pg_read_all_stats): the backup's times are the standby's, and a recovery target time is the primary's",
+	whose := "the server's"
+	switch {
+	case settings.InRecovery && settings.PrimaryClockKnown:
+		whose = "the primary's (as the standby's WAL receiver measures it)"
+	case settings.InRecovery:
+		whose = "the standby's"
+		opts.Log.Warn("the primary's clock could not be compared with this host's (the standby has no WAL receiver, or this role may not read pg_stat_wal_receiver: GRANT pg_read_all_stats): the backup's times are the standby's, raised to the newest commit it replayed; recovery targets are the primary's times",
 			"hint", "keep the clocks of the primary and standby right (NTP)")
 	}
 	if off := settings.ClockOffset; off.Abs() >= time.Second {
@@ -236,12 +241,8 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		if off < 0 {
 			way = "behind"
 		}
-		whose := "the server's"
-		if settings.PrimaryClockKnown {
-			whose = "the primary's"
-		}
-		opts.Log.Warn(fmt.Sprintf("%s clock is %s %s this host's: the backup's times are recorded in %s time, which recovery targets use", whose, off.Abs().Round(time.Millisecond), way, whose),
-			"hint", "set both clocks right (NTP): wal-push, the drill and check time things by this host's clock")
+		opts.Log.Warn(fmt.Sprintf("%s clock is %s %s this host's: the backup's times are recorded by it", whose, off.Abs().Round(time.Millisecond), way),
+			"hint", "set the clocks right (NTP): wal-push, the drill and check time things by this host's clock")
 	}
 	// Read again only when preflight found none: then the WAL it waited
 	// for has created it since.
@@ -360,6 +361,22 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 			return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded: another backup-push started a backup in the same second and holds this id (the objects under backups/%s/ are its); run backup-push again: %w", id, id, err)
 		}
 		return repository.BackupManifest{}, fmt.Errorf("backup %s failed and was not recorded (any parts already stored show as incomplete in backup-list): %w", id, err)
+	}
+	if settings.InRecovery {
+		// A standby's clock, or its upstream's (a cascading standby's
+		// WAL receiver measures the standby it streams from), may not be
+		// the primary's, whose commit timestamps recovery targets are.
+		// The backup holds every commit replayed by its end, so it
+		// stopped no earlier than the newest of them: a restore to a time
+		// before a commit it holds never picks it.
+		at, ok, err := lastReplayedCommit(ctx, cfg, opts.QueryTimeout)
+		if err != nil {
+			opts.Log.Warn("could not read the newest commit the standby replayed; the backup's stop time is the clock's alone", "error", err)
+		}
+		if ok && at.After(m.StopTime) {
+			opts.Log.Warn("the backup's stop time is later by the primary's commit timestamps than by the clock measured: recorded by the former", "measured", m.StopTime.Format(time.RFC3339Nano), "last_replayed_commit", at.UTC().Format(time.RFC3339Nano))
+			m.StopTime = at.UTC()
+		}
 	}
 	m.Type = repository.BackupFull
 	m.ChecksumsUnverified = opts.NoVerifyChecksums
@@ -703,6 +720,33 @@ const archivedQuery = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archi
 // there, which is the same proof. It gives up after
 // opts.WALTimeout with a *walTimeoutError and returns other errors as
 // they are.
+// lastReplayedCommit is pg_last_xact_replay_timestamp() on a standby: the
+// primary's time of the newest commit it replayed; ok is false when none
+// was replayed (or on a primary).
+func lastReplayedCommit(ctx context.Context, cfg *pgx.ConnConfig, timeout time.Duration) (at time.Time, ok bool, err error) {
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	w, err := pg.Open(qctx, cfg, false)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer w.Close()
+	rs, err := pg.SimpleQuery(qctx, w, "SELECT extract(epoch FROM pg_last_xact_replay_timestamp())", nil)
+	switch {
+	case err != nil:
+		return time.Time{}, false, err
+	case len(rs.Rows) != 1 || len(rs.Rows[0]) != 1:
+		return time.Time{}, false, errors.New("pg_last_xact_replay_timestamp(): want one value")
+	case !rs.Rows[0][0].Valid:
+		return time.Time{}, false, nil
+	}
+	epoch, err := strconv.ParseFloat(rs.Rows[0][0].S, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("pg_last_xact_replay_timestamp() %q is not a number of seconds", rs.Rows[0][0].S)
+	}
+	return time.Unix(0, int64(epoch*1e9)), true, nil
+}
+
 func waitForArchiver(ctx context.Context, cfg *pgx.ConnConfig, b storage.Backend, c repository.Compression, m repository.BackupManifest, opts Options) error {
 	location := b.Location()
 	stop, err := wal.ParseSegmentName(m.StopWAL)

@@ -167,3 +167,18 @@ func withoutInnerProgress(kinds []string) []string {
 	}
 	return out
 }
+
+// TestLastReplayedCommit: on a primary, PostgreSQL answers the query with
+// NULL (nothing replayed): no time, and no error; a query PostgreSQL
+// refused would be one. On a standby the time raises a backup's stop
+// (TestMajors takes backups from standbys).
+func TestLastReplayedCommit(t *testing.T) {
+	srv := testenv.StartPostgres(t, testenv.PostgresOptions{})
+	cfg, err := pg.ParseConfig(srv.ConnString(), "walvault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, ok, err := lastReplayedCommit(t.Context(), cfg, 10*time.Second); err != nil || ok {
+		t.Errorf("on a primary: %v, %v, %v; want no time and no error", at, ok, err)
+	}
+}

@@ -84,7 +84,7 @@ func Load(ctx context.Context, b storage.Backend, ids *crypt.Identities) (Invent
 		cont := ri.WAL.Continuity(nil)
 		inv.HistoryProblems = map[wal.TimelineID]string{}
 		for _, tli := range cont.MissingHistory {
-			inv.HistoryProblems[tli] = "its history file is missing"
+			inv.HistoryProblems[tli] = fmt.Sprintf("its history file is missing: push it from the pg_wal of the server that writes timeline %d (walvault wal-push pg_wal/%08X.history)", tli, uint32(tli))
 		}
 		for tli, err := range cont.BadHistory {
 			inv.HistoryProblems[tli] = fmt.Sprintf("its history file is invalid (%v)", err)
