@@ -103,7 +103,7 @@ type Inventory struct {
 	ids *crypt.Identities
 	// versionsAhead: the version listings of read-ahead manifests
 	// (ManifestVersions takes each once).
-	versionsAhead map[string]chan versionsRead
+	versionsAhead map[string]chan readAheadResult[[]storage.ObjectVersion]
 }
 
 // WALObject is one listed object under wal/.
@@ -589,58 +589,46 @@ func (l *lister) addBackupObject(oi storage.ObjectInfo) {
 // manifests took 0.74 s over a 40 ms round trip; at 32, 0.34 s.
 const smallReads = 32
 
-// manifestRead is the outcome of one LoadBackupManifest.
-type manifestRead struct {
-	m   BackupManifest
+// readAheadResult is one read started ahead: its value, or why not.
+type readAheadResult[T any] struct {
+	v   T
 	err error
 }
 
-// readManifestsAhead starts reading the manifests of ids (LoadOptions.
-// ReadAhead); each outcome arrives on its channel.
-func readManifestsAhead(ctx context.Context, b storage.Backend, ids []string) map[string]chan manifestRead {
-	ahead := map[string]chan manifestRead{}
+// readAhead starts read for each distinct valid backup id of ids; each
+// outcome arrives on its channel.
+func readAhead[T any](ids []string, read func(id string) (T, error)) map[string]chan readAheadResult[T] {
+	ahead := map[string]chan readAheadResult[T]{}
 	for _, id := range ids {
 		if _, dup := ahead[id]; dup || ValidateBackupID(id) != nil {
 			continue
 		}
-		read := make(chan manifestRead, 1)
-		ahead[id] = read
+		out := make(chan readAheadResult[T], 1)
+		ahead[id] = out
 		go func() {
-			m, err := LoadBackupManifest(ctx, b, id)
-			read <- manifestRead{m, err}
+			v, err := read(id)
+			out <- readAheadResult[T]{v, err}
 		}()
 	}
 	return ahead
 }
 
-// versionsRead is the outcome of one listing of a manifest's versions.
-type versionsRead struct {
-	vs  []storage.ObjectVersion
-	err error
+// readManifestsAhead starts reading the manifests of ids (LoadOptions.
+// ReadAhead).
+func readManifestsAhead(ctx context.Context, b storage.Backend, ids []string) map[string]chan readAheadResult[BackupManifest] {
+	return readAhead(ids, func(id string) (BackupManifest, error) { return LoadBackupManifest(ctx, b, id) })
 }
 
 // listVersionsAhead starts listing the versions of ids' manifests where
 // the storage keeps versions: restore judges a backup by its manifest's
 // first version (a newer one is not walvault's), and a caller that names
 // its backup saves that round trip in series.
-func listVersionsAhead(ctx context.Context, b storage.Backend, ids []string) map[string]chan versionsRead {
+func listVersionsAhead(ctx context.Context, b storage.Backend, ids []string) map[string]chan readAheadResult[[]storage.ObjectVersion] {
 	v, ok := storage.AsVersioned(b)
 	if !ok {
 		return nil
 	}
-	ahead := map[string]chan versionsRead{}
-	for _, id := range ids {
-		if _, dup := ahead[id]; dup || ValidateBackupID(id) != nil {
-			continue
-		}
-		read := make(chan versionsRead, 1)
-		ahead[id] = read
-		go func() {
-			vs, err := v.Versions(ctx, BackupManifestKey(id))
-			read <- versionsRead{vs, err}
-		}()
-	}
-	return ahead
+	return readAhead(ids, func(id string) ([]storage.ObjectVersion, error) { return v.Versions(ctx, BackupManifestKey(id)) })
 }
 
 // ManifestVersions lists the data versions of backup id's manifest,
@@ -652,7 +640,7 @@ func (inv *Inventory) ManifestVersions(ctx context.Context, v storage.Versioned,
 		delete(inv.versionsAhead, id) // one answer: a later call asks again
 		select {
 		case r := <-read:
-			return r.vs, r.err
+			return r.v, r.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -663,7 +651,7 @@ func (inv *Inventory) ManifestVersions(ctx context.Context, v storage.Versioned,
 // loadBackups reads the manifest of every backup folder that has one, a
 // few at a time, from old when it holds it, or as read ahead, and records
 // each in next.
-func (inv *Inventory) loadBackups(ctx context.Context, b storage.Backend, old *Cache, ahead map[string]chan manifestRead, next *Cache) error {
+func (inv *Inventory) loadBackups(ctx context.Context, b storage.Backend, old *Cache, ahead map[string]chan readAheadResult[BackupManifest], next *Cache) error {
 	manifests := make([]BackupManifest, len(inv.Backups))
 	errs := make([]error, len(inv.Backups))
 	g, gctx := errgroup.WithContext(ctx)
@@ -679,7 +667,7 @@ func (inv *Inventory) loadBackups(ctx context.Context, b storage.Backend, old *C
 		g.Go(func() error {
 			if read, ok := ahead[bk.ID]; ok {
 				r := <-read
-				manifests[i], errs[i] = r.m, r.err
+				manifests[i], errs[i] = r.v, r.err
 			} else {
 				manifests[i], errs[i] = LoadBackupManifest(gctx, b, bk.ID)
 			}
