@@ -232,7 +232,7 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	case misordered:
 		// Every policy delete refuses meanwhile, and a restore to a time
 		// may pick by the wrong time.
-		countResult = failed(NameBackupCount, "%s: policy deletes refuse to run until it is resolved; set the clocks right (NTP), then delete the misdated backup by id (walvault delete --backup ID) if it is not wanted (%s%s)", repository.MisorderedWhy(newer, older), units.Plural(len(f.done), "DONE backup"), note)
+		countResult = failed(NameBackupCount, "%s: policy deletes refuse to run until it is resolved; %s (%s%s)", repository.MisorderedWhy(newer, older), repository.MisorderedFix, units.Plural(len(f.done), "DONE backup"), note)
 	case damaged != nil:
 		// The other backups still restore, but retention refuses to run
 		// until it is repaired.

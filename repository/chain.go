@@ -126,6 +126,9 @@ func Misordered(backups []BackupInfo) (newer, older BackupInfo, ok bool) {
 	return BackupInfo{}, BackupInfo{}, false
 }
 
+// MisorderedFix is what to do about what Misordered found.
+const MisorderedFix = "set the clocks right (NTP), then delete the misdated backup by id (walvault delete --backup ID) if it is not wanted"
+
 // MisorderedWhy says what Misordered found.
 func MisorderedWhy(newer, older BackupInfo) string {
 	return fmt.Sprintf("backup %s is newer than backup %s by its time, but older by its WAL position (start %s before %s on timeline %d): the clock of a host that took one of them was off",

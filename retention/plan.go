@@ -465,8 +465,8 @@ func refuseFuture(inv Inventory, now time.Time) error {
 		}
 	}
 	if newer, older, ok := repository.Misordered(inv.Backups); ok {
-		return fmt.Errorf("%w: %s. Retention orders backups by their times and would keep the wrong ones: set the clocks right (NTP), then delete the misdated backup by id (delete --backup ID) if it is not wanted",
-			ErrRefused, repository.MisorderedWhy(newer, older))
+		return fmt.Errorf("%w: %s. Retention orders backups by their times and would keep the wrong ones: %s",
+			ErrRefused, repository.MisorderedWhy(newer, older), repository.MisorderedFix)
 	}
 	return nil
 }

@@ -668,6 +668,6 @@ func (s *scan) checkChains(inv *repository.Inventory) {
 	}
 	if newer, older, ok := repository.Misordered(backups); ok {
 		s.r.warning(Finding{Kind: KindBackupsMisordered, Key: repository.BackupManifestKey(newer.ID), BackupID: newer.ID,
-			Detail: repository.MisorderedWhy(newer, older) + ": policy deletes refuse to run until it is resolved; set the clocks right (NTP), then delete the misdated backup by id (walvault delete --backup ID) if it is not wanted"})
+			Detail: repository.MisorderedWhy(newer, older) + ": policy deletes refuse to run until it is resolved; " + repository.MisorderedFix})
 	}
 }
