@@ -292,11 +292,17 @@ func (c *checker) serverLine(inv *repository.Inventory) func(*repository.BackupM
 	}
 }
 
-// serverTimeline is the timeline the server writes; 0 when unknown (a
-// standby, or no connection).
-func (c *checker) serverTimeline() wal.TimelineID {
+// serverSegment is the segment the server writes; ok is false when that
+// is unknown (a standby, or no connection).
+func (c *checker) serverSegment() (cur wal.Segment, ok bool) {
 	cur, err := wal.ParseSegmentName(c.srv.currentWAL)
-	if c.srv.currentWAL == "" || err != nil {
+	return cur, c.srv.currentWAL != "" && err == nil
+}
+
+// serverTimeline is the timeline the server writes; 0 when unknown.
+func (c *checker) serverTimeline() wal.TimelineID {
+	cur, ok := c.serverSegment()
+	if !ok {
 		return 0
 	}
 	return cur.Timeline
@@ -395,8 +401,8 @@ func (c *checker) hiddenGap(ctx context.Context, cont repository.Continuity) str
 // timeline and never reads this server's WAL past the branch point, so
 // restores of "the latest state" would give the other server's.
 func (c *checker) branchedOff(x *repository.WALIndex) (Result, bool) {
-	cur, err := wal.ParseSegmentName(c.srv.currentWAL)
-	if c.srv.currentWAL == "" || err != nil {
+	cur, ok := c.serverSegment()
+	if !ok {
 		return Result{}, true // a standby, or the position is unknown
 	}
 	if c.srv.sysID != c.identity.id.SystemID {
