@@ -307,16 +307,19 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// Said by ChooseBackupFollowing's log already; in the result too, for
 	// restore's summary and the drill's record.
 	res.Warnings = append(passed, res.Warnings...)
+	// warn logs what restore found and keeps it for the result.
+	warn := func(msg, why string) {
+		log.Warn(msg, "why", why)
+		res.Warnings = append(res.Warnings, why)
+	}
 	if newer, older, bad := repository.Misordered(backups); bad && t.Time != nil && opts.BackupRef == "" {
-		w := repository.MisorderedWhy(newer, older) + ": the backup for --target-time is chosen by the times, which may be wrong here; check the choice, or name the backup with --backup"
-		log.Warn("backups' times disagree with their WAL positions", "why", w)
-		res.Warnings = append(res.Warnings, w)
+		warn("backups' times disagree with their WAL positions",
+			repository.MisorderedWhy(newer, older)+": the backup for --target-time is chosen by the times, which may be wrong here; check the choice, or name the backup with --backup")
 	}
 	for _, c := range chain {
 		if c.Manifest != nil && c.Manifest.ChecksumsUnverified {
-			w := fmt.Sprintf("backup %s was taken with --no-verify-checksums: a page whose checksum did not match then is restored as it was; PostgreSQL reports it when read (pg_amcheck finds it)", c.ID)
-			log.Warn("restoring a backup whose page checksums were not verified", "why", w)
-			res.Warnings = append(res.Warnings, w)
+			warn("restoring a backup whose page checksums were not verified",
+				fmt.Sprintf("backup %s was taken with --no-verify-checksums: a page whose checksum did not match then is restored as it was; PostgreSQL reports it when read (pg_amcheck finds it)", c.ID))
 		}
 	}
 	base, tbs, err := planArchives(m, opts.TablespaceMapping, dataDir)
@@ -424,8 +427,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	}
 	if _, err := root.Lstat("postgresql.conf"); errors.Is(err, os.ErrNotExist) {
 		res.NoConfigFile = true
-		res.Warnings = append(res.Warnings, NoConfigFileWarning)
-		log.Warn("restored a backup without postgresql.conf", "why", NoConfigFileWarning)
+		warn("restored a backup without postgresql.conf", NoConfigFileWarning)
 	}
 	// A standby's backup holds its standby.signal: left there, the
 	// restored server would start as a standby, stream from the primary
@@ -433,9 +435,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	// would find recovery.signal again at its next start).
 	switch err := root.Remove(standbySignal); {
 	case err == nil:
-		w := "the backup was taken on a standby: its standby.signal was removed, so the restored server recovers from the archive and opens (to make a standby of it, add standby.signal and primary_conninfo yourself)"
-		log.Warn("removed the standby's standby.signal", "why", w)
-		res.Warnings = append(res.Warnings, w)
+		warn("removed the standby's standby.signal", "the backup was taken on a standby: its standby.signal was removed, so the restored server recovers from the archive and opens (to make a standby of it, add standby.signal and primary_conninfo yourself)")
 	case !errors.Is(err, fs.ErrNotExist):
 		return res, fmt.Errorf("remove the standby's %s from the restored data directory: %w", standbySignal, err)
 	}
