@@ -30,33 +30,42 @@ func TestWALFetchSignalsStopRecovery(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(bin, "wal-fetch", "000000010000000000000003", filepath.Join(t.TempDir(), "RECOVERYXLOG"))
 			cmd.Env = env
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(time.Second) // past the start, into the request
-			if err := cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				var exit *exec.ExitError
-				switch {
-				case !errors.As(err, &exit):
-					t.Fatalf("wal-fetch after %s: %v; want it to fail", sig, err)
-				case crashes[sig]:
-					if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-						t.Fatalf("wal-fetch after %s: %v; want it killed by the signal (exit 2 reads as not in the archive)", sig, err)
-					}
-				case exit.ExitCode() != 200:
-					t.Fatalf("wal-fetch after %s: %v; want exit 200", sig, err)
+			err := signalWhileRunning(t, cmd, time.Second, sig) // past the start, into the request
+			var exit *exec.ExitError
+			switch {
+			case !errors.As(err, &exit):
+				t.Fatalf("wal-fetch after %s: %v; want it to fail", sig, err)
+			case crashes[sig]:
+				if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+					t.Fatalf("wal-fetch after %s: %v; want it killed by the signal (exit 2 reads as not in the archive)", sig, err)
 				}
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				t.Fatalf("wal-fetch still running 30s after %s", sig)
+			case exit.ExitCode() != 200:
+				t.Fatalf("wal-fetch after %s: %v; want exit 200", sig, err)
 			}
 		})
+	}
+}
+
+// signalWhileRunning starts cmd, sends it sig after the pause and returns
+// how it ended; a cmd still running 30 s after the signal fails the test.
+func signalWhileRunning(t *testing.T, cmd *exec.Cmd, pause time.Duration, sig syscall.Signal) error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pause)
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%s still running 30s after %s", cmd.Args[1], sig)
+		return nil
 	}
 }
 

@@ -511,24 +511,11 @@ func TestWALHelperStopSignal(t *testing.T) {
 	cmd.Dir, cmd.Env = dir, env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second) // handed off, the fetch waits in the helper
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 200 {
-			t.Fatalf("wal-fetch handed to a helper, after SIGTERM: %v; want exit 200 as without a helper\n%s", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("wal-fetch still running 30s after SIGTERM\n%s", stderr.String())
+	// Handed off after 2 s, the fetch waits in the helper.
+	err := signalWhileRunning(t, cmd, 2*time.Second, syscall.SIGTERM)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 200 {
+		t.Fatalf("wal-fetch handed to a helper, after SIGTERM: %v; want exit 200 as without a helper\n%s", err, stderr.String())
 	}
 	waitFor(t, 10*time.Second, "the helper to cut the call off", func() bool { return helper.logged("call cut off") })
 }
