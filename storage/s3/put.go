@@ -347,10 +347,13 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 		}
 		uploadID = cout.UploadId
 	}()
+	// partCut: a part request ended without its answer (cancelled, cut
+	// off), so the server may still be carrying it out.
+	var partCut atomic.Bool
 	defer func() {
 		<-created // no request outlives the Put
 		if err != nil && uploadID != nil {
-			b.abort(ctx, okey, uploadID)
+			b.abort(ctx, okey, uploadID, partCut.Load())
 		}
 	}()
 
@@ -389,6 +392,7 @@ func (b *Backend) putMultipart(ctx context.Context, okey string, first []byte, r
 				return err
 			})
 			if err != nil {
+				partCut.Store(true)
 				return fmt.Errorf("part %d: %w", num, b.translate(err))
 			}
 			mu.Lock()
@@ -537,33 +541,70 @@ func withGrace(ctx context.Context, grace time.Duration) (context.Context, func(
 // deadline). The outage that failed the upload may also fail the abort,
 // so a transient failure is retried, with backoff, for up to
 // abortTimeout: a short outage then leaves nothing behind.
-func (b *Backend) abort(ctx context.Context, okey string, uploadID *string) {
+//
+// One abort that succeeded is not always the end: S3 documents that a
+// part upload still in progress may land after it, so that the upload
+// has to be aborted again (the posix backend of the Versity gateway
+// re-creates it so). The upload is looked for once aborted
+// (ListMultipartUploads, allowed to credentials that may clean up
+// uploads) and aborted again while it is listed; after partCut (a part
+// request given up before its answer) the look waits abortSettle first.
+func (b *Backend) abort(ctx context.Context, okey string, uploadID *string, partCut bool) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-actx.Done():
+			// A failed abort leaves parts that verify reports, delete
+			// aborts and a bucket lifecycle rule
+			// (AbortIncompleteMultipartUpload) removes.
+			return false
+		case <-t.C:
+			return true
+		}
+	}
 	for delay := abortRetryDelay; ; delay = min(2*delay, abortMaxRetryDelay) {
 		_, err := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: &b.bucket, Key: aws.String(okey), UploadId: uploadID,
 		}, b.multipartRetries)
-		if code, _ := errorCode(err); err == nil || code == "NoSuchUpload" || storage.IsPermanent(b.translate(err)) {
+		if code, _ := errorCode(err); err == nil || code == "NoSuchUpload" {
+			if partCut && !wait(abortSettle) {
+				return
+			}
+			partCut = false
+			if !b.uploadListed(actx, okey, *uploadID) {
+				return
+			}
+		} else if storage.IsPermanent(b.translate(err)) {
 			return
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-actx.Done():
-			t.Stop()
-			// A failed abort leaves parts that verify reports, delete
-			// aborts and a bucket lifecycle rule
-			// (AbortIncompleteMultipartUpload) removes.
+		if !wait(delay) {
 			return
-		case <-t.C:
 		}
 	}
+}
+
+// uploadListed says whether ListMultipartUploads still lists the upload
+// id of object key okey; a listing that fails counts as not: the abort
+// was answered, and there is nothing more to go on.
+func (b *Backend) uploadListed(ctx context.Context, okey, id string) bool {
+	listed := false
+	b.listUploads(ctx, okey, okey, func(u storage.Upload) error {
+		listed = listed || u.ID == id
+		return nil
+	})
+	return listed
 }
 
 // Backoff between attempts to abort a failed multipart upload.
 const (
 	abortRetryDelay    = 250 * time.Millisecond
 	abortMaxRetryDelay = 2 * time.Second
+	// abortSettle is how long a part request given up on may take to
+	// land on the server after the abort.
+	abortSettle = 500 * time.Millisecond
 	// sendAgain's backoff cap, and how long a request fails before it
 	// says so.
 	sendAgainMaxDelay  = 5 * time.Second

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,5 +189,63 @@ func TestS3CancelDuringCreateAborts(t *testing.T) {
 	}
 	if got := srv.aborted.Load(); got != 1 {
 		t.Fatalf("aborts of the upload the server made: %d, want 1", got)
+	}
+}
+
+// stragglerServer takes a multipart upload whose parts answer slowly, and
+// keeps listing it after the first abort, as an S3 server does when a part
+// upload still in progress lands after the abort; the second abort ends it.
+type stragglerServer struct {
+	mu     sync.Mutex
+	aborts int
+	lists  int
+}
+
+func (s *stragglerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>bucket</Bucket><Key>big</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`))
+	case r.Method == http.MethodPut && q.Has("partNumber"):
+		s.mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(300 * time.Millisecond)
+		s.mu.Lock()
+		w.Header().Set("ETag", `"p"`)
+	case r.Method == http.MethodDelete && q.Get("uploadId") == "u1":
+		s.aborts++
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodGet && q.Has("uploads"):
+		s.lists++
+		w.Header().Set("Content-Type", "application/xml")
+		uploads := ""
+		if s.aborts < 2 {
+			uploads = `<Upload><Key>big</Key><UploadId>u1</UploadId></Upload>`
+		}
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>bucket</Bucket><IsTruncated>false</IsTruncated>` + uploads + `</ListMultipartUploadsResult>`))
+	default:
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+}
+
+// TestS3AbortRepeatedWhileListed: a cancelled Put whose part requests were
+// cut off looks for its upload once aborted and aborts it again while the
+// server still lists it, so no straggling part leaves an upload behind.
+func TestS3AbortRepeatedWhileListed(t *testing.T) {
+	srv := &stragglerServer{}
+	b := newAgainstWith(t, srv, func(c *s3.Config) { c.Concurrency = 2 })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Cancelled while the first part's request waits for its answer.
+	r := &cancellingReader{r: bytes.NewReader(randomBytes(6, 3*s3.MinPartSize)), n: s3.MinPartSize + 1<<20, cancel: cancel}
+	if err := b.Put(ctx, "big", r, storage.PutOptions{Size: -1}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put cancelled midway: got %v, want context.Canceled", err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.aborts != 2 || srv.lists != 2 {
+		t.Errorf("aborts and listings: got %d and %d, want 2 and 2 (aborted, still listed, aborted again, gone)", srv.aborts, srv.lists)
 	}
 }
