@@ -116,6 +116,9 @@ type NotReachedError struct {
 	Settings pg.Settings
 	Timeout  time.Duration
 	Switched bool
+	// Failing: Segment is the file PostgreSQL's archiver failed on last
+	// and keeps retrying; WAL was not switched.
+	Failing bool
 	// NoIdentity: the repository has no walvault.json, so no WAL of any
 	// cluster ever reached it.
 	NoIdentity bool
@@ -139,7 +142,9 @@ func (e *NotReachedError) Error() string {
 		b.WriteString(")")
 	}
 	how := "which the server archived last"
-	if e.Switched {
+	if e.Failing {
+		how = "which PostgreSQL's archiver keeps failing to archive (no WAL switch: a new segment would only queue behind it in pg_wal)"
+	} else if e.Switched {
 		how = "which PostgreSQL completed on SELECT pg_switch_wal()"
 	} else if e.Settings.InRecovery {
 		how = "which this standby replayed last (its primary archives it)"
@@ -167,11 +172,15 @@ type archiver struct {
 	// failure is the last failure, "segment at time", when it is newer
 	// than the last success; "" otherwise.
 	failure string
+	// failedWAL is the file of that failure ("" when none).
+	failedWAL string
 }
 
 const archiverQuery = `SELECT coalesce(last_archived_wal, ''),
        CASE WHEN last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time)
-            THEN last_failed_wal || ' at ' || to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ELSE '' END
+            THEN last_failed_wal || ' at ' || to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ELSE '' END,
+       CASE WHEN last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time)
+            THEN coalesce(last_failed_wal, '') ELSE '' END
   FROM pg_stat_archiver`
 
 func readArchiver(ctx context.Context, w pg.Wire) (archiver, error) {
@@ -179,11 +188,11 @@ func readArchiver(ctx context.Context, w pg.Wire) (archiver, error) {
 	if err != nil {
 		return archiver{}, fmt.Errorf("read pg_stat_archiver: %w", err)
 	}
-	if len(rss) != 1 || len(rss[0].Rows) != 1 || len(rss[0].Rows[0]) != 2 {
-		return archiver{}, errors.New("read pg_stat_archiver: want one row of 2 fields")
+	if len(rss) != 1 || len(rss[0].Rows) != 1 || len(rss[0].Rows[0]) != 3 {
+		return archiver{}, errors.New("read pg_stat_archiver: want one row of 3 fields")
 	}
 	row := rss[0].Rows[0]
-	return archiver{lastArchived: row[0].S, failure: row[1].S}, nil
+	return archiver{lastArchived: row[0].S, failure: row[1].S, failedWAL: row[2].S}, nil
 }
 
 // Prove returns once the repository b holds a segment the server w
@@ -204,8 +213,15 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 	// statistics are from its past as a primary (an old primary after a
 	// switchover), no proof of what archives now.
 	if !srv.Settings.InRecovery || srv.Settings.ArchiveMode == "always" {
-		if p, found, err := r.lastArchived(ctx, w); err != nil || found {
+		arch, err := readArchiver(ctx, w)
+		if err != nil {
+			return Proof{}, err
+		}
+		if p, found, err := r.archived(ctx, arch); err != nil || found {
 			return p, err
+		}
+		if arch.failure != "" && !srv.Settings.InRecovery {
+			return r.waitRecovered(ctx, w, srv, opts, arch)
 		}
 	}
 	seg, switched, err := target(ctx, w, srv, opts.Log)
@@ -213,35 +229,14 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 		return Proof{}, err
 	}
 	f := wal.FileName{Kind: wal.KindSegment, Timeline: seg.Timeline, Segment: seg}
-	start := time.Now()
-	deadline := start.Add(opts.Timeout)
-	nextLog := start.Add(logEvery)
-	pause := firstPoll
-	for {
-		found, err := r.has(ctx, f)
-		if err != nil {
-			return Proof{}, err
-		}
-		if found {
-			p := Proof{Segment: seg.String(), Switched: switched, Replayed: srv.Settings.InRecovery, Waited: time.Since(start)}
-			opts.Log.Info("this server's WAL reaches the repository", "segment", p.Segment, "repo", b.Location(), "elapsed", p.Waited)
-			return p, nil
-		}
-		now := time.Now()
-		if !now.Before(deadline) {
-			break
-		}
-		if !now.Before(nextLog) {
-			opts.Log.Info("waiting for archiving to bring a segment to the repository", "segment", seg.String(), "repo", b.Location(),
-				"elapsed", now.Sub(start).Round(time.Second), "timeout", opts.Timeout)
-			nextLog = now.Add(logEvery)
-		}
-		select {
-		case <-ctx.Done():
-			return Proof{}, fmt.Errorf("waiting for WAL segment %s to reach %s: %w", seg, b.Location(), ctx.Err())
-		case <-time.After(min(pause, time.Until(deadline))):
-		}
-		pause = min(pause*3/2, maxPoll)
+	waited, found, err := poll(ctx, opts, seg.String(), b.Location(), func() (bool, error) { return r.has(ctx, f) })
+	if err != nil {
+		return Proof{}, err
+	}
+	if found {
+		p := Proof{Segment: seg.String(), Switched: switched, Replayed: srv.Settings.InRecovery, Waited: waited}
+		opts.Log.Info("this server's WAL reaches the repository", "segment", p.Segment, "repo", b.Location(), "elapsed", p.Waited)
+		return p, nil
 	}
 	e := &NotReachedError{Location: b.Location(), Segment: seg.String(), Settings: srv.Settings, Timeout: opts.Timeout, Switched: switched, NoIdentity: r.ident == nil}
 	// The archiver as it is now: a failure on this very segment is likely.
@@ -249,6 +244,75 @@ func Prove(ctx context.Context, w pg.Wire, b storage.Backend, srv Server, opts O
 		e.LastFailure = now.failure
 	}
 	return Proof{}, e
+}
+
+// waitRecovered is Prove on a primary whose archiver failed last: it keeps
+// retrying that file, and archives nothing after it before it succeeds,
+// so a WAL switch would prove nothing more and only add a segment to
+// pg_wal (check run every minute through an outage: 16 MiB a minute).
+// It waits instead for the archiver to succeed again with a file the
+// repository holds, or for the failed segment to be in the repository
+// (pushed ahead by wal-helper, or by hand).
+func (r *repo) waitRecovered(ctx context.Context, w pg.Wire, srv Server, opts Options, arch archiver) (Proof, error) {
+	var p Proof
+	waited, found, err := poll(ctx, opts, arch.failedWAL, r.b.Location(), func() (bool, error) {
+		now, err := readArchiver(ctx, w)
+		if err != nil {
+			return false, err
+		}
+		arch = now
+		var found bool
+		if p, found, err = r.archived(ctx, now); err != nil || found {
+			return found, err
+		}
+		f, err := wal.Classify(now.failedWAL)
+		if err != nil || f.Kind != wal.KindSegment {
+			return false, nil
+		}
+		p = Proof{Segment: now.failedWAL}
+		return r.has(ctx, f)
+	})
+	if err != nil {
+		return Proof{}, err
+	}
+	if found {
+		p.Waited = waited
+		opts.Log.Info("this server's WAL reaches the repository", "segment", p.Segment, "repo", r.b.Location(), "elapsed", waited)
+		return p, nil
+	}
+	return Proof{}, &NotReachedError{Location: r.b.Location(), Segment: arch.failedWAL, Settings: srv.Settings, Timeout: opts.Timeout,
+		Failing: arch.failedWAL != "", NoIdentity: r.ident == nil, LastFailure: arch.failure}
+}
+
+// poll calls look, with backoff, until it finds what it looks for or
+// opts.Timeout has passed, and says how long that took; it logs every
+// logEvery that it still waits for what (a file name) to reach location.
+func poll(ctx context.Context, opts Options, what, location string, look func() (bool, error)) (time.Duration, bool, error) {
+	start := time.Now()
+	deadline := start.Add(opts.Timeout)
+	nextLog := start.Add(logEvery)
+	pause := firstPoll
+	for {
+		found, err := look()
+		if err != nil || found {
+			return time.Since(start), found, err
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			return now.Sub(start), false, nil
+		}
+		if !now.Before(nextLog) {
+			opts.Log.Info("waiting for archiving to bring a file to the repository", "file", what, "repo", location,
+				"elapsed", now.Sub(start).Round(time.Second), "timeout", opts.Timeout)
+			nextLog = now.Add(logEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false, fmt.Errorf("waiting for WAL file %s to reach %s: %w", what, location, ctx.Err())
+		case <-time.After(min(pause, time.Until(deadline))):
+		}
+		pause = min(pause*3/2, maxPoll)
+	}
 }
 
 // LastArchived is Prove's cheap look alone: it reports whether the segment
@@ -265,6 +329,12 @@ func (r *repo) lastArchived(ctx context.Context, w pg.Wire) (Proof, bool, error)
 	if err != nil {
 		return Proof{}, false, err
 	}
+	return r.archived(ctx, arch)
+}
+
+// archived reports whether the file arch says was archived last is in the
+// repository, with no failure since.
+func (r *repo) archived(ctx context.Context, arch archiver) (Proof, bool, error) {
 	// A backup history file is pushed by archive_command like a segment:
 	// found in the repository, it proves as much (see HistoryProves).
 	f, err := wal.Classify(arch.lastArchived)

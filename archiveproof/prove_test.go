@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,16 +45,24 @@ func segKey(name string) string {
 // its refusal).
 type fakeServer struct {
 	lastArchived, failure string
-	switched              string // pg_walfile_name(pg_switch_wal()); "" refuses with 42501
-	current               string // pg_walfile_name(pg_current_wal_lsn() - segsize)
-	replay                string // pg_last_wal_replay_lsn()
+	// archiver, when set, answers pg_stat_archiver instead (last
+	// archived, failure), so that it can change during a wait.
+	archiver func() (string, string)
+	switched string // pg_walfile_name(pg_switch_wal()); "" refuses with 42501
+	current  string // pg_walfile_name(pg_current_wal_lsn() - segsize)
+	replay   string // pg_last_wal_replay_lsn()
 }
 
 func (f fakeServer) wire() *pgtest.Server {
 	return &pgtest.Server{Answer: func(sql string) []pgproto3.BackendMessage {
 		switch {
 		case strings.Contains(sql, "pg_stat_archiver"):
-			return pgtest.Result("SELECT 1", []string{"a", "b"}, []string{f.lastArchived, f.failure})
+			last, failure := f.lastArchived, f.failure
+			if f.archiver != nil {
+				last, failure = f.archiver()
+			}
+			failed, _, _ := strings.Cut(failure, " at ")
+			return pgtest.Result("SELECT 1", []string{"a", "b", "c"}, []string{last, failure, failed})
 		case strings.Contains(sql, "pg_current_xact_id"):
 			return pgtest.Result("SELECT 1", []string{"pg_current_xact_id"}, []string{"742"})
 		case strings.Contains(sql, "pg_switch_wal"):
@@ -124,16 +133,53 @@ func TestProveSwitchesAndWaits(t *testing.T) {
 }
 
 // TestProveStaleLastArchived: a last archived segment with a failure since
-// proves nothing; Prove switches.
+// proves nothing, and the archiver retries the failed segment before any
+// other: Prove does not switch WAL (a segment more in pg_wal, on every
+// check through an outage), it waits for the archiver to succeed again.
 func TestProveStaleLastArchived(t *testing.T) {
 	t.Parallel()
 	b := repotest.New(t, identity())
 	repotest.PutWAL(t, b, segKey("000000010000000000000005"), repository.LZ4, []byte("x"), nil)
-	repotest.PutWAL(t, b, segKey("000000010000000000000007"), repository.LZ4, []byte("x"), nil)
-	w := fakeServer{lastArchived: "000000010000000000000005", failure: "000000010000000000000006 at 2026-11-25T09:00:00Z", switched: "000000010000000000000007"}.wire()
-	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: time.Second})
-	if err != nil || p.Segment != "000000010000000000000007" || !p.Switched {
-		t.Fatalf("Prove: got %+v, %v; want segment 7 after a switch", p, err)
+	var recovered atomic.Bool
+	w := fakeServer{switched: "000000010000000000000008", archiver: func() (string, string) {
+		if recovered.Load() {
+			return "000000010000000000000007", ""
+		}
+		return "000000010000000000000005", "000000010000000000000006 at 2026-11-25T09:00:00Z"
+	}}.wire()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		repotest.PutWAL(t, b, segKey("000000010000000000000006"), repository.LZ4, []byte("x"), nil)
+		repotest.PutWAL(t, b, segKey("000000010000000000000007"), repository.LZ4, []byte("x"), nil)
+		recovered.Store(true)
+	}()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: 10 * time.Second})
+	if err != nil || p.Segment != "000000010000000000000007" || p.Switched || p.Waited < 200*time.Millisecond {
+		t.Fatalf("Prove: got %+v, %v; want segment 7, archived once the archiver succeeded again, without a switch", p, err)
+	}
+	if switched(t, w) {
+		t.Errorf("Prove switched WAL while the archiver was failing: %q", w.Queries)
+	}
+}
+
+// TestProveFailedSegmentPushedAhead: while the archiver keeps failing,
+// the failed segment stored in the repository by another call (wal-helper's
+// push-ahead, a wal-push by hand) proves as much as the archiver's own
+// success, without a switch.
+func TestProveFailedSegmentPushedAhead(t *testing.T) {
+	t.Parallel()
+	b := repotest.New(t, identity())
+	w := fakeServer{lastArchived: "000000010000000000000005", failure: "000000010000000000000006 at 2026-11-25T09:00:00Z", switched: "000000010000000000000008"}.wire()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		repotest.PutWAL(t, b, segKey("000000010000000000000006"), repository.LZ4, []byte("x"), nil)
+	}()
+	p, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID}, Options{Timeout: 10 * time.Second})
+	if err != nil || p.Segment != "000000010000000000000006" || p.Switched || p.Waited < 200*time.Millisecond {
+		t.Fatalf("Prove: got %+v, %v; want the failed segment 6 once stored, without a switch", p, err)
+	}
+	if switched(t, w) {
+		t.Errorf("Prove switched WAL while the archiver was failing: %q", w.Queries)
 	}
 }
 
@@ -148,7 +194,7 @@ func TestProveNotReached(t *testing.T) {
 		{"empty repository", fakeServer{switched: "000000010000000000000003"}, false,
 			[]string{`archive_command is "/usr/local/bin/archive.sh %p" (archive_mode = on; it does not run walvault wal-push itself)`, "000000010000000000000003", "SELECT pg_switch_wal()", "no WAL has reached repository mem://", PushLine}},
 		{"elsewhere, failing", fakeServer{lastArchived: "000000010000000000000002", failure: "000000010000000000000003 at 2026-11-25T09:00:00Z", switched: "000000010000000000000003"}, true,
-			[]string{"archiver last failed on 000000010000000000000003 at 2026-11-25T09:00:00Z", "did not reach mem://"}},
+			[]string{"000000010000000000000003, which PostgreSQL's archiver keeps failing to archive", "archiver last failed on 000000010000000000000003 at 2026-11-25T09:00:00Z", "did not reach mem://"}},
 		{"no right to switch", fakeServer{current: "000000010000000000000004"}, true,
 			[]string{"000000010000000000000004", "which the server archived last"}},
 	}
@@ -160,17 +206,21 @@ func TestProveNotReached(t *testing.T) {
 				repotest.Init(t, b, identity())
 			}
 			start := time.Now()
-			_, err := Prove(t.Context(), tc.server.wire(), b, Server{Settings: settings(), SystemID: sysID, User: "backup"}, Options{Timeout: 500 * time.Millisecond})
+			w := tc.server.wire()
+			_, err := Prove(t.Context(), w, b, Server{Settings: settings(), SystemID: sysID, User: "backup"}, Options{Timeout: 500 * time.Millisecond})
 			if !errors.Is(err, ErrNotReached) {
 				t.Fatalf("Prove: got %v, want ErrNotReached", err)
 			}
 			if d := time.Since(start); d < 500*time.Millisecond || d > 5*time.Second {
 				t.Errorf("Prove gave up after %v, want about the 500ms timeout", d)
 			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q: want it to contain %q", err, w)
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q: want it to contain %q", err, want)
 				}
+			}
+			if tc.server.failure != "" && switched(t, w) {
+				t.Errorf("Prove switched WAL while the archiver was failing: %q", w.Queries)
 			}
 		})
 	}

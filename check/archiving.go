@@ -86,7 +86,7 @@ func (c *checker) archiveVerdict(cmd, named string) Result {
 		return failed(NameArchiveCmd, "cannot see whether archive_command %q reaches %s: %v", cmd, c.b.Location(), c.proofErr)
 	}
 	if stuck := c.stuckBehind(); stuck != "" {
-		return failed(NameArchiveCmd, "%s, but PostgreSQL's own archive_command call for %s keeps failing (see the archiver line): another call pushed the later segment ahead, while archiving is stuck at %s and WAL piles up in pg_wal", c.proof, stuck, stuck)
+		return failed(NameArchiveCmd, "%s, but PostgreSQL's own archive_command call for %s keeps failing (see the archiver line): archiving is stuck there and WAL piles up in pg_wal (another call, push-ahead or by hand, stored what the repository holds)", c.proof, stuck)
 	}
 	if named != "" {
 		return ok(NameArchiveCmd, "%s; %s", named, c.proof)
@@ -95,12 +95,12 @@ func (c *checker) archiveVerdict(cmd, named string) Result {
 }
 
 // stuckBehind is the segment PostgreSQL's archiver keeps failing on when
-// the proof's segment is a later one (push-ahead stored it meanwhile), ""
-// otherwise: the file the archiver last failed on, failed after its last
+// the proof's segment is that one or a later one (push-ahead stored it
+// meanwhile), "" otherwise: the file the archiver last failed on, failed after its last
 // success, as the archiver's statistics said after the proof.
 func (c *checker) stuckBehind() string {
 	failing := c.failingAfterProof
-	if len(failing) < 24 || len(c.proof.Segment) < 24 || failing[:24] >= c.proof.Segment[:24] {
+	if len(failing) < 24 || len(c.proof.Segment) < 24 || failing[:24] > c.proof.Segment[:24] {
 		return ""
 	}
 	return failing

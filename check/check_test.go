@@ -548,6 +548,15 @@ func TestArchiveVerdict(t *testing.T) {
 	if r := c.checkArchiveCommand(); r.OK || !strings.Contains(r.Detail, "archive_command call for 000000010000000000000002 keeps failing") {
 		t.Errorf("the archiver stuck behind a segment pushed ahead: %+v, want FAILED naming where it is stuck", r)
 	}
+	// Stuck on the very segment the proof found in the repository.
+	c.failingAfterProof = "000000010000000000000003"
+	if r := c.checkArchiveCommand(); r.OK || !strings.Contains(r.Detail, "archive_command call for 000000010000000000000003 keeps failing") {
+		t.Errorf("the archiver stuck on the segment the repository holds: %+v, want FAILED", r)
+	}
+	c.failingAfterProof = "000000010000000000000004"
+	if r := c.checkArchiveCommand(); !r.OK {
+		t.Errorf("the archiver failing on a segment after the proof's: %+v, want OK (archiving got past the proof)", r)
+	}
 	c.failingAfterProof = ""
 	c.srv.settings["archive_command"] = setting{value: "walvault wal-push %p"}
 	c.proofErr = &archiveproof.NotReachedError{Location: "mem://x", Segment: "000000010000000000000003", Settings: pg.Settings{ArchiveMode: "on", ArchiveCommand: "walvault wal-push %p"}, Timeout: time.Second, Switched: true}

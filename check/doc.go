@@ -22,8 +22,9 @@
 // archive_command is judged by its effect (archiving.go, with package
 // archiveproof): the archiver's last segment is in the repository, or
 // else check switches WAL (pg_switch_wal(), the one change it makes to
-// the server, as pgBackRest's check does) and waits up to its timeout for
-// the completed segment to arrive. The command's words only add a note.
+// the server, as pgBackRest's check does; not while the archiver is
+// failing) and waits up to its timeout for the completed segment to
+// arrive. The command's words only add a note.
 //
 // What it must not do: print a secret (every line goes through scrub,
 // which removes the values cmd passes in Options.Secrets, NAME=value pairs

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +191,38 @@ func TestCheckUnreachableRepository(t *testing.T) {
 	}
 	if l := got["backup age"]; l.OK || !strings.Contains(l.Detail, "not checked") {
 		t.Errorf("backup age line: %+v", l)
+	}
+}
+
+// TestCheckArchiverFailingNoSwitch: while PostgreSQL's archiver fails,
+// check does not switch WAL (every run would add a segment to pg_wal
+// through the outage, and the archiver retries the failed one first): its
+// archive_command line fails naming the segment the archiver is stuck on,
+// and the server's WAL position stays in the same segment.
+func TestCheckArchiverFailingNoSwitch(t *testing.T) {
+	r := fileRepo(t)
+	broken := filepath.Join(testenv.UserDir(t), "outage")
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{ArchiveCommand: "test ! -e " + broken + " && " + testenv.BuildWalvault(t) + " wal-push %p", Env: r.env})
+	pg.WaitArchived(t, pg.SwitchWAL(t), 60*time.Second)
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stuck := pg.SwitchWAL(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for pg.SQL(t, "SELECT coalesce(last_failed_wal, '') FROM pg_stat_archiver") != stuck {
+		if time.Now().After(deadline) {
+			t.Fatalf("the archiver did not fail on %s", stuck)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	position := "SELECT pg_walfile_name(pg_current_wal_insert_lsn())"
+	before := pg.SQL(t, position)
+	lines, res := checkJSON(t, r.env, "--pg-conn", pg.ConnString(), "--timeout", "2s")
+	l := checkByName(lines)["archive_command"]
+	if res.code != 1 || l.OK || !strings.Contains(l.Detail, stuck+", which PostgreSQL's archiver keeps failing to archive") {
+		t.Errorf("archive_command line while the archiver fails on %s: %+v, want FAILED naming it\n%v", stuck, l, res)
+	}
+	if after := pg.SQL(t, position); after != before {
+		t.Errorf("check moved the server from segment %s to %s while the archiver was failing: it switched WAL", before, after)
 	}
 }

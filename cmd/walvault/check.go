@@ -65,7 +65,8 @@ to do)": repository reachable and writable, walvault.json of this cluster,
 PostgreSQL reachable, wal_level, archive_mode, archive_command brings WAL into
 this repository (judged by its effect: the segment archived last is there, or
 else check runs pg_switch_wal() and waits up to --timeout for the segment it
-completed), pg_stat_archiver failures, archive lag, newest backup
+completed; while the archiver is failing, it waits for the archiver to succeed
+again instead of switching), pg_stat_archiver failures, archive lag, newest backup
 age (max-backup-age), number of backups (min-backups), WAL continuity since
 the newest backup, Object Lock on the bucket when lock-mode asks for it, and
 free space where pg_wal lives.
