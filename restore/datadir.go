@@ -23,6 +23,13 @@ type targetDir struct {
 	what     string // "data directory", "tablespace 16385 location"
 	existed  bool
 	origMode fs.FileMode
+	// tookOver: restore, as root, took the existing directory from
+	// origUID:origGID until its end (see create).
+	tookOver         bool
+	origUID, origGID int
+	// planted: entries appeared in the existing directory after it was
+	// checked; they are not restore's to remove.
+	planted  bool
 	created  string // topmost directory restore created ("" if none)
 	prepared bool   // restore has written (or may have written) into it
 }
@@ -79,12 +86,33 @@ func isFile(p string) bool {
 }
 
 // create makes the directory (mode 0700, parents 0755 as needed) or sets an
-// existing empty one to 0700.
+// existing empty one to 0700. As root, restore also takes an existing one
+// over until the end hands everything to the cluster's owner: whoever
+// owns it could otherwise set its mode back and put files of their own in
+// (a pg_hba.conf) that the end would hand over as restored. It is checked
+// empty again once taken.
 func (d *targetDir) create() error {
 	d.prepared = true
 	if d.existed {
+		if os.Geteuid() == 0 {
+			if uid, gid, ok := ownerIDs(d.path); ok && uid != 0 {
+				if err := os.Chown(d.path, 0, 0); err != nil {
+					return fmt.Errorf("%s %s: take it over while restoring: %w", d.what, d.path, err)
+				}
+				d.tookOver, d.origUID, d.origGID = true, uid, gid
+			}
+		}
 		if err := os.Chmod(d.path, 0o700); err != nil {
 			return fmt.Errorf("%s %s: %w", d.what, d.path, err)
+		}
+		entries, err := os.ReadDir(d.path)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", d.what, d.path, err)
+		}
+		if len(entries) > 0 {
+			d.planted = true
+			return fmt.Errorf("%w: %s %s: %s appeared in it while restore was starting; find out who put it there (the directory's owner may), empty it and restore again",
+				ErrNotEmpty, d.what, d.path, entries[0].Name())
 		}
 		return nil
 	}
@@ -144,18 +172,25 @@ func (d *targetDir) clean() error {
 	if !d.existed {
 		return nil
 	}
-	entries, err := os.ReadDir(d.path)
-	if err != nil {
-		return err
-	}
 	var first error
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(d.path, e.Name())); err != nil && first == nil {
-			first = err
+	if !d.planted {
+		entries, err := os.ReadDir(d.path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(d.path, e.Name())); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
 	if err := os.Chmod(d.path, d.origMode); err != nil && first == nil {
 		first = err
+	}
+	if d.tookOver {
+		if err := os.Chown(d.path, d.origUID, d.origGID); err != nil && first == nil {
+			first = err
+		}
 	}
 	return first
 }

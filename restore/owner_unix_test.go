@@ -3,6 +3,7 @@
 package restore
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,5 +39,55 @@ func TestOwnerCanRead(t *testing.T) {
 	}
 	if err := o.canRead(path); err == nil || !strings.Contains(err.Error(), "not searchable by someone") {
 		t.Fatalf("a file in a 0700 directory of another user: %v; want it unreachable", err)
+	}
+}
+
+// TestTargetDirTakenOver: as root, restore takes an existing empty target
+// directory from its owner while it writes (an owner could set its mode
+// back and put files in that the end would hand over as restored), checks
+// it empty once taken, and gives it back as it was when restore fails;
+// what appeared meanwhile is refused and left alone.
+func TestTargetDirTakenOver(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test gives a directory to another user: run it as root (./scripts/test.sh does)")
+	}
+	const otherUID, otherGID = 4242, 4343
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, otherUID, otherGID); err != nil {
+		t.Fatal(err)
+	}
+	d, err := checkTargetDir(dir, "data directory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Put in after the check, before restore takes the directory.
+	planted := filepath.Join(dir, "pg_hba.conf")
+	if err := os.WriteFile(planted, []byte("host all all 0.0.0.0/0 trust\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.create(); !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "pg_hba.conf appeared") {
+		t.Fatalf("create with a file put in after the check: %v; want ErrNotEmpty naming it", err)
+	}
+	if uid, gid, _ := ownerIDs(dir); uid != 0 || gid != 0 {
+		t.Errorf("owner while restore holds it: %d:%d, want root's", uid, gid)
+	}
+	if err := d.clean(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, _ := ownerIDs(dir); uid != otherUID || gid != otherGID || fi.Mode().Perm() != 0o777 {
+		t.Errorf("after the refused restore: owner %d:%d mode %v, want %d:%d 0777 back", uid, gid, fi.Mode().Perm(), otherUID, otherGID)
+	}
+	if _, err := os.Stat(planted); err != nil {
+		t.Errorf("what someone else put in was removed: %v; want it left for the owner to look at", err)
 	}
 }
