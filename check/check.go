@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/walvault/walvault/archiveproof"
 	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/internal/redact"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -249,26 +248,13 @@ func oneLine(s string) string {
 	return strings.Join(lines, "; ")
 }
 
-// secretAssignment finds NAME=value pairs whose name says the value is a
-// secret (AWS_SECRET_ACCESS_KEY=..., PGPASSWORD=..., password=... in a
-// conninfo), in an archive_command or an error message.
-// Both patterns are compiled on first use, as package initialisation runs
-// in every walvault process.
-var secretAssignment = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?i)\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL)[A-Z0-9_]*)(\s*=\s*)('[^']*'|"[^"]*"|\S+)`)
-})
-
-// userinfo finds credentials in URLs (postgres://user:secret@host).
-var userinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^/\s:@]*:)[^@\s/]*@`) })
-
 // scrub removes secrets from a line of output: every value in secrets,
 // secret-looking assignments and URL passwords.
 func scrub(s string, secrets []string) string {
 	for _, v := range secrets {
 		if len(v) >= 3 {
-			s = strings.ReplaceAll(s, v, "[REDACTED]")
+			s = strings.ReplaceAll(s, v, redact.Placeholder)
 		}
 	}
-	s = secretAssignment().ReplaceAllString(s, "${1}${2}[REDACTED]")
-	return userinfo().ReplaceAllString(s, "${1}[REDACTED]@")
+	return redact.String(s)
 }

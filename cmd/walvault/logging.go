@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/walvault/walvault/internal/redact"
 )
 
 // Log keys: one vocabulary for every command, whatever package logs.
@@ -43,10 +44,20 @@ func newLogger(w io.Writer, cfg Config) *slog.Logger {
 }
 
 // normalizeAttr renames keys to the vocabulary and, in JSON, turns
-// durations into seconds.
+// durations into seconds. It removes secrets from the message and every
+// string or error (package redact): an error may quote what it could not
+// parse, a conninfo with its password.
 func normalizeAttr(a slog.Attr, json bool) slog.Attr {
 	if k, ok := keyAliases[a.Key]; ok {
 		a.Key = k
+	}
+	switch a.Value.Kind() {
+	case slog.KindString:
+		a.Value = slog.StringValue(redact.String(a.Value.String()))
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			a.Value = slog.StringValue(redact.String(err.Error()))
+		}
 	}
 	if json && a.Value.Kind() == slog.KindDuration {
 		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
@@ -86,11 +97,11 @@ func finalLogFormat(app *cli.App, args []string) string {
 // or under --log-format json one JSON record (level ERROR, msg, err,
 // command, exit_code).
 func writeFinalError(w io.Writer, format, command string, err error, code int) {
-	line := errorLine(command, err)
+	line := redact.String(errorLine(command, err))
 	if format != "json" {
 		io.WriteString(w, line+"\n")
 		return
 	}
 	log := slog.New(slog.NewJSONHandler(w, nil))
-	log.Error(line, "err", err.Error(), "command", command, "exit_code", code)
+	log.Error(line, "err", redact.String(err.Error()), "command", command, "exit_code", code)
 }

@@ -72,3 +72,21 @@ func TestFinalErrorJSON(t *testing.T) {
 		t.Errorf("text final error: %q", stderr)
 	}
 }
+
+// TestLogsRedactSecrets: an error that quotes a conninfo (pgx does, for
+// one it cannot parse) or an archive_command loses its secrets in every
+// log format and in the final error line, also written "password = X",
+// which libpq accepts (explore24d F1, F5).
+func TestLogsRedactSecrets(t *testing.T) {
+	failure := errors.New("cannot parse `host=db user=wv password = SECRET_Y sslmode=bogus`: failed to configure TLS; archive_command is \"AWS_SECRET_ACCESS_KEY=SECRET_Z walvault wal-push %p\"")
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		log := newLogger(&buf, Config{LogFormat: format, LogLevel: slog.LevelInfo})
+		log.Warn("connecting with password=SECRET_M failed", "err", failure, "detail", failure.Error())
+		writeFinalError(&buf, format, "backup-push", failure, 1)
+		out := buf.String()
+		if strings.Contains(out, "SECRET_Y") || strings.Contains(out, "SECRET_Z") || strings.Contains(out, "SECRET_M") || !strings.Contains(out, "sslmode=bogus") {
+			t.Errorf("%s logs: want no secret, the rest kept:\n%s", format, out)
+		}
+	}
+}

@@ -464,6 +464,11 @@ func redactURL(raw string) string {
 	}
 	u.User = nil
 	u.RawQuery, u.Fragment = "", ""
+	// Without "//" ("minio:secret@host:9000"), what follows the first
+	// colon is opaque, credentials included.
+	if i := strings.LastIndex(u.Opaque, "@"); i >= 0 {
+		u.Opaque = u.Opaque[i+1:]
+	}
 	return u.String()
 }
 
