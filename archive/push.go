@@ -134,6 +134,13 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		if seen := cache.lastVerified(); !seen.IsZero() {
 			return Result{}, goneError(&repository.GoneError{Location: b.Location(), Seen: seen}, cache.path())
 		}
+		// The first object of a new repository may be a history file (a
+		// promoted server pointed at a new prefix archives its timeline's
+		// first): its record of the cluster lets the first segment's push
+		// create walvault.json over it.
+		if sysID, _, ok := serverCluster(path, opts.Log); ok {
+			meta[repository.MetaSystemID] = sysID
+		}
 		// A new repository: its first object waits for the proof. The
 		// probe is dated by the real clock, the one the server judges
 		// its retention by.

@@ -824,23 +824,6 @@ func TestPushWaitsForAnEncodeSlot(t *testing.T) {
 // cluster's are stored with its system identifier.
 func TestPushHistoryOfAnotherCluster(t *testing.T) {
 	t.Parallel()
-	dataDir := func(t *testing.T, sysID uint64) string {
-		dir := t.TempDir()
-		for _, d := range []string{"global", "pg_wal"} {
-			if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-				t.Fatal(err)
-			}
-		}
-		control := make([]byte, 296)
-		binary.NativeEndian.PutUint64(control, sysID)
-		if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), control, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("16\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
 	for _, name := range []string{"00000003.history", "000000010000000000000007.00000028.backup"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -854,7 +837,7 @@ func TestPushHistoryOfAnotherCluster(t *testing.T) {
 				body = []byte("START WAL LOCATION: 0/7000028 (file 000000010000000000000007)\n")
 			}
 
-			foreign := filepath.Join(dataDir(t, otherSysID), "pg_wal", name)
+			foreign := filepath.Join(fakeDataDir(t, otherSysID), "pg_wal", name)
 			if err := os.WriteFile(foreign, body, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -866,13 +849,76 @@ func TestPushHistoryOfAnotherCluster(t *testing.T) {
 				t.Errorf("objects after a refused Push: got %q, want unchanged %q", after, before)
 			}
 
-			own := filepath.Join(dataDir(t, testSysID), "pg_wal", name)
+			own := filepath.Join(fakeDataDir(t, testSysID), "pg_wal", name)
 			if err := os.WriteFile(own, body, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			res := mustPush(t, b, own, opts(repository.LZ4))
 			if _, info := object(t, b, res.Key); info.Metadata[repository.MetaSystemID] != fmt.Sprint(testSysID) {
 				t.Errorf("metadata of %s: system-id %q, want %d", res.Key, info.Metadata[repository.MetaSystemID], testSysID)
+			}
+		})
+	}
+}
+
+// fakeDataDir is a data directory of PostgreSQL 16 whose pg_control holds
+// sysID, with an empty pg_wal.
+func fakeDataDir(t *testing.T, sysID uint64) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"global", "pg_wal"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	control := make([]byte, 296)
+	binary.NativeEndian.PutUint64(control, sysID)
+	if err := os.WriteFile(filepath.Join(dir, "global", "pg_control"), control, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("16\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestPushHistoryFirstIntoNewRepository: a promoted server pointed at a new
+// prefix archives its timeline's history file before any segment. The
+// history file records the cluster of the data directory it came from, so
+// the first segment's push creates walvault.json over it, instead of
+// refusing every segment after it for good (explore24c F1); another
+// cluster's history file there still refuses it.
+func TestPushHistoryFirstIntoNewRepository(t *testing.T) {
+	t.Parallel()
+	body := []byte("1\t0/1E000000\tno recovery target specified\n")
+	for _, tc := range []struct {
+		name    string
+		sysID   uint64
+		wantErr error
+	}{
+		{"this cluster's", testSysID, nil},
+		{"another cluster's", otherSysID, archive.ErrWrongCluster},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := mem.New()
+			history := filepath.Join(fakeDataDir(t, tc.sysID), "pg_wal", "00000002.history")
+			if err := os.WriteFile(history, body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mustPush(t, b, history, opts(repository.LZ4))
+			s := seg(2, 0, 0x1E)
+			segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+			_, err := archive.Push(context.Background(), b, segPath, opts(repository.LZ4))
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("segment pushed after %s history file: got %v, want %v", tc.name, err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			id, err := repository.LoadIdentity(context.Background(), b)
+			if err != nil || id.SystemID != fmt.Sprint(testSysID) || id.Recreated != "" {
+				t.Errorf("walvault.json after the first segment: %+v, %v; want this cluster's, new (not recreated)", id, err)
 			}
 		})
 	}

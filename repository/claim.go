@@ -39,6 +39,8 @@ const claimScan = 1000
 type claimEvidence struct {
 	anyKey      string // some walvault object, for messages
 	segmentKey  string // the first archived segment, whose metadata names its cluster
+	historyKey  string // the first history or backup history file, for a repository without segments
+	historyName string // its file name in pg_wal
 	manifestKey string // the first backup manifest
 	backupID    string
 }
@@ -64,6 +66,9 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 			if ok && f.Kind == wal.KindSegment {
 				ev.segmentKey = key
 				return true
+			}
+			if ok && ev.historyKey == "" && (f.Kind == wal.KindTimelineHistory || f.Kind == wal.KindBackupHistory) {
+				ev.historyKey, ev.historyName = key, f.String()
 			}
 			return false
 		})
@@ -93,13 +98,20 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 	}
 
 	var owners, proofs []string
-	if ev.segmentKey != "" {
-		info, err := b.Stat(ctx, ev.segmentKey)
+	// Without a segment, a history file pushed from the cluster's data
+	// directory records the cluster as well (archive.Push): a promoted
+	// server archives its new timeline's history file first.
+	walKey := ev.segmentKey
+	if walKey == "" {
+		walKey = ev.historyKey
+	}
+	if walKey != "" {
+		info, err := b.Stat(ctx, walKey)
 		if err != nil {
-			return "", fmt.Errorf("%s is absent from %s, which holds WAL; reading %s to learn its cluster failed: %w", IdentityKey, b.Location(), ev.segmentKey, err)
+			return "", fmt.Errorf("%s is absent from %s, which holds WAL; reading %s to learn its cluster failed: %w", IdentityKey, b.Location(), walKey, err)
 		}
 		if id := info.Metadata[MetaSystemID]; id != "" {
-			owners, proofs = append(owners, id), append(proofs, ev.segmentKey)
+			owners, proofs = append(owners, id), append(proofs, walKey)
 		}
 	}
 	if ev.manifestKey != "" {
@@ -118,8 +130,17 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 			return "", &IdentityLostError{msg: fmt.Sprintf("%s of another cluster: %s records system identifier %s, this server's is %s. Refusing to write a new %s that would claim them: %s", lost, proofs[i], owner, want.SystemID, IdentityKey, advice), otherCluster: true}
 		}
 	}
+	historyOnly := ev.segmentKey == "" && backupKey == ""
 	if len(owners) == 0 {
+		if historyOnly {
+			advice = fmt.Sprintf("it holds history files only, as a new prefix does once a promoted server archived its timeline's first, and this one records no cluster (an older walvault pushed it). If it is this server's: delete %s, let PostgreSQL archive its next segment (which writes %s), then push the history file again by hand (walvault wal-push pg_wal/%s in the data directory). Nothing was written", ev.historyKey, IdentityKey, ev.historyName)
+		}
 		return "", &IdentityLostError{msg: fmt.Sprintf("%s, and none records which cluster wrote it. Refusing to write a new %s that could claim another cluster's WAL: %s", lost, IdentityKey, advice)}
+	}
+	if historyOnly {
+		// Only history files this cluster pushed before its first
+		// segment: a new repository, nothing was lost.
+		return "", nil
 	}
 	return strings.Join(proofs, " and "), nil
 }

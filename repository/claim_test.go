@@ -109,6 +109,11 @@ func TestLostIdentityWithoutProof(t *testing.T) {
 	if !strings.Contains(err.Error(), "wal/00000002.history") {
 		t.Errorf("refusal %q does not name what the repository holds", err)
 	}
+	// History files only (an older walvault's, which record no cluster):
+	// the way out is said.
+	if !strings.Contains(err.Error(), "delete wal/00000002.history") || !strings.Contains(err.Error(), "walvault wal-push pg_wal/00000002.history") {
+		t.Errorf("refusal %q does not say how to archive again", err)
+	}
 }
 
 // TestNewRepositoryClaimCost: a first push into an empty repository asks
