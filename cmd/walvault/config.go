@@ -524,19 +524,46 @@ func resolve(c *cli.Context, opts options) error {
 // repository (compression only orders wal-fetch's first lookups).
 var restoreFileYields = map[string]bool{"compression": true, "log-format": true, "log-level": true}
 
-// fromEnvironment says whether setting s, given (c's flag is set), has
-// the value of its WALVAULT_* variable, so it came from the environment
-// rather than the command line as far as anyone can tell: urfave/cli
-// reports both as set.
+// argsKey keeps, in the app's Metadata, the command line runApp ran.
+const argsKey = "walvault.args"
+
+// fromEnvironment says whether setting s, given (c's flag is set), came
+// from its WALVAULT_* variable rather than the command line: urfave/cli
+// reports both as set, so the command line is read. A flag on it wins
+// even when it has the variable's value (restore_command's --repo beside
+// the same WALVAULT_REPO must beat walvault-restore.yaml, explore24c F2).
 func fromEnvironment(c *cli.Context, s setting) bool {
 	env, ok := os.LookupEnv(envName(s.name))
 	if !ok {
 		return false
 	}
+	if args, known := c.App.Metadata[argsKey].([]string); known {
+		return !flagOnCommandLine(args, s.name)
+	}
 	if s.isBool {
 		return sameValue(s, env, strconv.FormatBool(c.Bool(s.name)))
 	}
 	return env == c.String(s.name)
+}
+
+// flagOnCommandLine says whether args (a whole command line) give flag
+// name, as -name, --name, or either with =value, before any "--".
+func flagOnCommandLine(args []string, name string) bool {
+	for _, a := range args[min(1, len(args)):] {
+		if a == "--" {
+			return false
+		}
+		flag, ok := strings.CutPrefix(a, "-")
+		if !ok {
+			continue
+		}
+		flag = strings.TrimPrefix(flag, "-")
+		flag, _, _ = strings.Cut(flag, "=")
+		if flag == name {
+			return true
+		}
+	}
+	return false
 }
 
 // emptyInEnvironment says whether setting s, given, is its WALVAULT_*

@@ -113,6 +113,10 @@ func TestRestoreFileOverEnvironment(t *testing.T) {
 			"file:///restored/from", true, 9 * time.Second, ""},
 		{"flag over file", map[string]string{"WALVAULT_REPO": "file:///elsewhere"}, []string{"--config", file, "--repo", "file:///flag", "--s3-path-style=false"},
 			"file:///flag", false, 2 * time.Minute, ""},
+		// A flag beside a variable of the same value is a flag all the
+		// same (explore24c F2).
+		{"flag over file, the env alike", map[string]string{"WALVAULT_REPO": "file:///flag", "WALVAULT_S3_PATH_STYLE": "false"}, []string{"--config", file, "--repo=file:///flag", "-s3-path-style=false"},
+			"file:///flag", false, 2 * time.Minute, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,6 +142,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runApp runs a command line already in normalizeArgs' order with app,
 // printing the final error to stderr, and returns the exit code.
 func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) int {
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[argsKey] = args
 	err := app.RunContext(ctx, args)
 	if why := handoff.TakeNote(); why != "" {
 		// The command stopped before its logger took the note.

@@ -32,7 +32,9 @@ func resolveFor(t *testing.T, opts options, env map[string]string, args ...strin
 			Action: func(c *cli.Context) error { return resolve(c, opts) },
 		}},
 	}
-	return app.RunContext(context.Background(), append([]string{"walvault", "probe"}, args...))
+	line := append([]string{"walvault", "probe"}, args...)
+	app.Metadata = map[string]any{argsKey: line} // as runApp does
+	return app.RunContext(context.Background(), line)
 }
 
 // TestTimeoutDefaults: wal-fetch, whose failure stops recovery, waits 10
