@@ -18,6 +18,7 @@ import (
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/restore"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -173,6 +174,7 @@ func (o *restoreOptions) precheck(c *cli.Context) error {
 // data is big.
 func restoreAction(c *cli.Context, opts *restoreOptions, s *session) error {
 	opts.warnMode(s.log)
+	opts.restoreConfig.recordReach(s.b)
 	configYAML, err := opts.restoreConfig.yaml()
 	if err != nil {
 		return err
@@ -489,6 +491,25 @@ func restoreCommandLine(exe, dataDir string, acceptGap bool) string {
 // of SIGABRT rather than exiting 2, which PostgreSQL reads as "not in the
 // archive" and would end recovery on (see dieBySignalOnCrash).
 const crashBySignal = "GOTRACEBACK=crash "
+
+// recordReach takes the endpoint and region the opened repository b uses
+// into the settings walvault-restore.yaml records, when they came from
+// elsewhere than walvault's settings (AWS_ENDPOINT_URL_S3, AWS_REGION, a
+// profile): restore_command runs in the server's environment, which may
+// lack that configuration and would then ask AWS (explore24c F5).
+func (r *restoreConfig) recordReach(b storage.Backend) {
+	reach, ok := storage.As[interface{ Reach() (string, string) }](b)
+	if !ok {
+		return
+	}
+	endpoint, region := reach.Reach()
+	if r.S3.Endpoint == "" {
+		r.S3.Endpoint = endpoint
+	}
+	if r.S3.Region == "" {
+		r.S3.Region = region
+	}
+}
 
 // yaml is walvault-restore.yaml, the settings file restore_command reads:
 // where the repository is and how to reach it. Credentials never go in it.

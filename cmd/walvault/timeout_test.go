@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +98,38 @@ func flagLine(out, flag string) string {
 		}
 	}
 	return ""
+}
+
+// TestRestoreFileRecordsReach: an endpoint and region that the AWS
+// configuration set (not walvault's settings) go into
+// walvault-restore.yaml all the same: restore_command runs in the
+// server's environment, which may lack them, and would then ask AWS
+// (explore24c F5).
+func TestRestoreFileRecordsReach(t *testing.T) {
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_S3": "https://s3.example.test:9000", "AWS_REGION": "eu-west-3",
+		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
+	} {
+		t.Setenv(k, v)
+	}
+	var rest restoreConfig
+	if err := resolveFor(t, &rest, map[string]string{"WALVAULT_REPO": "s3://bkt/db1"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := openBackend(t.Context(), rest.Config, slog.New(slog.DiscardHandler), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rest.recordReach(b)
+	yaml, err := rest.yaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"s3-endpoint: https://s3.example.test:9000", "s3-region: eu-west-3"} {
+		if !strings.Contains(string(yaml), want) {
+			t.Errorf("walvault-restore.yaml:\n%s\nwant %q", yaml, want)
+		}
+	}
 }

@@ -173,6 +173,8 @@ type Backend struct {
 	// pathStyle Config.PathStyle: with them a DNS failure of
 	// <bucket>.<endpointHost> is told apart (see unresolvedHost).
 	endpointHost string
+	// endpoint is Config.Endpoint, or the one the AWS configuration set.
+	endpoint string
 	pathStyle    bool
 	// caBundle: Config.CABundle was set (certificateHint).
 	caBundle bool
@@ -304,6 +306,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		requestRetryTime: cfg.RequestRetryTime,
 		log:              cfg.Log,
 	}
+	b.endpoint = cfg.Endpoint
 	if u, err := url.Parse(cfg.Endpoint); err == nil && cfg.Endpoint != "" {
 		b.endpointHost = strings.ToLower(u.Hostname())
 	}
@@ -483,6 +486,11 @@ func (b *Backend) objectKey(key string) (string, error) {
 // Location is "s3://bucket/prefix", plus " at <endpoint>" for a custom
 // endpoint. It never holds credentials.
 func (b *Backend) Location() string { return b.location }
+
+// Reach is the endpoint ("" for AWS) and region the requests go to and are
+// signed for, wherever they were set: a flag, WALVAULT_S3_*, or the AWS
+// configuration (AWS_ENDPOINT_URL_S3, AWS_REGION, a profile).
+func (b *Backend) Reach() (endpoint, region string) { return b.endpoint, b.region }
 
 // Close does nothing: the SDK's client holds no resources beyond idle
 // connections, which its transport closes after 90 seconds.
