@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/archive"
+	"github.com/walvault/walvault/internal/osuser"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
@@ -592,5 +593,32 @@ func TestPushAheadWaitsForTheTimelinesHistory(t *testing.T) {
 	res = pushAhead(t, b2, filepath.Join(walDir, tl2[0]), aheadOpts(4))
 	if got := aheadNames(res); !slices.Equal(got, tl2[1:]) {
 		t.Errorf("pushed ahead %q once the history was archived; want %q", got, tl2[1:])
+	}
+}
+
+// TestPushAheadAsRootKeepsServerOwner: a push run by hand as root (the
+// README's advice for a missing segment) gives the state it creates in
+// pg_wal/walvault to pg_wal's owner, so that the server's own calls can
+// still record and cache there (explore24d F6).
+func TestPushAheadAsRootKeepsServerOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root, to hand pg_wal to another user: run it as root (./scripts/test.sh does)")
+	}
+	t.Parallel()
+	const uid, gid = 4242, 4343
+	b := mem.New()
+	walDir, names := pgWAL(t, 3)
+	if err := os.Chown(walDir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	pushAhead(t, b, filepath.Join(walDir, names[0]), aheadOpts(2))
+	for _, p := range []string{filepath.Join(walDir, "walvault"), filepath.Join(walDir, "walvault", "pushed"), recordPath(walDir, names[1])} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ggot, _ := osuser.OwnerGroup(fi); got != uid || ggot != gid {
+			t.Errorf("%s: owner %d:%d, want pg_wal's %d:%d", p, got, ggot, uid, gid)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/walvault/walvault/internal/osuser"
 )
 
 // The push-ahead state lives beside the WAL it describes:
@@ -81,11 +83,21 @@ func ensurePushedDir(walDir string) (string, error) {
 	return dir, nil
 }
 
-// ensureStateDir creates pg_wal/walvault/sub, private to the server user.
+// ensureStateDir creates pg_wal/walvault/sub, private to the server user:
+// as root (a push by hand), it gives both levels to pg_wal's owner, or the
+// server's own calls could write nothing there (explore24d F6).
 func ensureStateDir(walDir, sub string) (string, error) {
 	dir := filepath.Join(walDir, stateDirName, sub)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			err = fmt.Errorf("%w (if a walvault run as root created %s, give it to the server's user: chown -R postgres: %s)", err, filepath.Dir(dir), filepath.Dir(dir))
+		}
 		return "", err
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := osuser.MatchOwner(d, walDir); err != nil {
+			return "", err
+		}
 	}
 	// MkdirAll leaves existing directories alone; make sure neither level
 	// is readable by others even if someone created it with a wider mode.
@@ -125,6 +137,9 @@ func replaceFile(dir, name string, data []byte) error {
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = osuser.MatchOwner(tmp, dir)
 	}
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(dir, name))

@@ -36,6 +36,9 @@ type Options struct {
 	// SpoolDir holds the segment being received. Default
 	// os.TempDir()/walvault-receive-<slot>.
 	SpoolDir string
+	// spoolAt is the path segments are written at: SpoolDir, or the
+	// descriptor path Run pinned it to (pinSpoolDir).
+	spoolAt string
 	// Push is how complete segments are stored (as wal-push would).
 	Push archive.Options
 	// Timeout bounds each upload (a partial or a segment), retries
@@ -77,6 +80,12 @@ func spoolDirOwn(dir string) error {
 	if err != nil {
 		return fmt.Errorf("spool directory: %w", err)
 	}
+	return ownDirectory(dir, fi)
+}
+
+// ownDirectory refuses fi (spool directory dir) unless it is a directory
+// of this user's that no other user may write to.
+func ownDirectory(dir string, fi os.FileInfo) error {
 	uid, known := osuser.Owner(fi)
 	switch {
 	case !fi.IsDir():
@@ -103,6 +112,12 @@ func Run(ctx context.Context, b storage.Backend, opts Options) error {
 	if err := spoolDirOwn(opts.SpoolDir); err != nil {
 		return fatalError{err}
 	}
+	pinned, unpin, err := pinSpoolDir(opts.SpoolDir)
+	if err != nil {
+		return fatalError{err}
+	}
+	defer unpin()
+	opts.spoolAt = pinned
 	cfg, err := pg.ParseConfig(opts.ConnString, pg.ReceiveApplicationName)
 	if err != nil {
 		return fatalError{err}
@@ -151,6 +166,14 @@ func run(ctx context.Context, b storage.Backend, opts Options, dial dialFunc, mi
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// spool is the directory segments are written in (see spoolAt).
+func (o Options) spool() string {
+	if o.spoolAt != "" {
+		return o.spoolAt
+	}
+	return o.SpoolDir
 }
 
 func (o Options) withDefaults() Options {
@@ -542,7 +565,7 @@ func (r *receiver) storeHistory(ctx context.Context, tli wal.TimelineID) ([]wal.
 	if err != nil {
 		return nil, fatalf("%s from the server: %w", name, err)
 	}
-	path := filepath.Join(r.opts.SpoolDir, name)
+	path := filepath.Join(r.opts.spool(), name)
 	if err := os.WriteFile(path, content, 0o600); err != nil {
 		return nil, fmt.Errorf("spool %s: %w", name, err)
 	}
@@ -615,7 +638,7 @@ func (r *receiver) sendStatus() error {
 // spoolPath is where segment s is received: named as the segment, so it
 // can be handed to archive.Push as it is.
 func (r *receiver) spoolPath(s wal.Segment) string {
-	return filepath.Join(r.opts.SpoolDir, s.String())
+	return filepath.Join(r.opts.spool(), s.String())
 }
 
 // openSegment starts receiving the segment that begins at start.
@@ -822,7 +845,7 @@ type seenRecord struct {
 	SeenAt     time.Time `json:"seen_at"`
 }
 
-func (r *receiver) seenPath() string { return filepath.Join(r.opts.SpoolDir, seenFile) }
+func (r *receiver) seenPath() string { return filepath.Join(r.opts.spool(), seenFile) }
 
 // repositorySeen is when this receiver's spool directory last recorded
 // reading walvault.json at this location (zero: never).

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/walvault/walvault/internal/osuser"
 )
 
 // ErrNotEmpty: a target directory exists and is not empty; restore never
@@ -256,4 +258,13 @@ func chownTree(dir string, o *owner) error {
 		}
 		return nil
 	})
+}
+
+// ownerIDs is path's owner and group.
+func ownerIDs(path string) (uid, gid int, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	return osuser.OwnerGroup(fi)
 }

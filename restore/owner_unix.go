@@ -4,11 +4,9 @@ package restore
 
 import (
 	"fmt"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/walvault/walvault/internal/osuser"
 )
@@ -48,17 +46,4 @@ func (o *owner) canRead(path string) error {
 		denied = fmt.Errorf("%s (mode %v, owner %d:%d) is not readable by %s", path, d.Mode, d.UID, d.GID, o.name)
 	}
 	return denied
-}
-
-// ownerIDs is path's owner and group.
-func ownerIDs(path string) (uid, gid int, ok bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, 0, false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, 0, false
-	}
-	return int(st.Uid), int(st.Gid), true
 }

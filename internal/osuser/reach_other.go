@@ -14,3 +14,9 @@ func Check(path string, uid, gid int, bit fs.FileMode) (*Denial, error) { return
 
 // Owner cannot tell who owns a file here.
 func Owner(fs.FileInfo) (uid int, ok bool) { return 0, false }
+
+// OwnerGroup cannot tell who owns a file here.
+func OwnerGroup(fs.FileInfo) (uid, gid int, ok bool) { return 0, 0, false }
+
+// MatchOwner has no owners to match here.
+func MatchOwner(path, like string) error { return nil }

@@ -66,3 +66,32 @@ func Owner(fi fs.FileInfo) (uid int, ok bool) {
 	}
 	return int(st.Uid), true
 }
+
+// OwnerGroup is the user and group ids that own fi; ok is false when the
+// file system does not say.
+func OwnerGroup(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}
+
+// MatchOwner gives path the owner and group of like, when this process
+// runs as root: what a command run by hand as root creates among another
+// user's files (the server's pg_wal) stays usable by that user. Otherwise,
+// or when like is root's, it does nothing.
+func MatchOwner(path, like string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(like)
+	if err != nil {
+		return err
+	}
+	uid, gid, ok := OwnerGroup(fi)
+	if !ok || uid == 0 {
+		return nil
+	}
+	return os.Lchown(path, uid, gid)
+}
