@@ -25,6 +25,13 @@ type RecoveryEnd struct {
 	// of it; Beyond is not counted): the child may be a restored copy's
 	// while the parent is the live server.
 	Overruns []Overrun
+	// FallsBack, when set, says that End is the first segment of a
+	// timeline recovery switches to, and that its parent's copy of it is
+	// archived: PostgreSQL, having read nothing of the child yet, takes
+	// the parent's copy instead (XLogFileReadAnyTLI tries each timeline
+	// of the history), and replays the parent's WAL past the branch point
+	// as the child's.
+	FallsBack *Overrun
 }
 
 // LoadRecoveryEnd finds where recovery from start, following timeline (0:
@@ -70,6 +77,9 @@ func (inv *Inventory) LoadRecoveryEnd(ctx context.Context, b storage.Backend, st
 		if end.Overruns, err = pathOverruns(ctx, b, x, r); err != nil {
 			return RecoveryEnd{}, false, err
 		}
+		if end.FallsBack, err = fallsBack(ctx, b, x, r, reach.Missing); err != nil {
+			return RecoveryEnd{}, false, err
+		}
 		return end, true, nil
 	}
 }
@@ -107,6 +117,38 @@ func pathOverruns(ctx context.Context, b storage.Backend, x *WALIndex, r Recover
 		}
 	}
 	return out, nil
+}
+
+// fallsBack says whether missing, the first segment recovery of r does
+// not find, is the first it would read of a timeline it switches to while
+// the parent's copy of that segment is archived (see
+// RecoveryEnd.FallsBack): one request at most.
+func fallsBack(ctx context.Context, b storage.Backend, x *WALIndex, r RecoveryRange, missingSeg wal.Segment) (*Overrun, error) {
+	_, path, err := x.recoveryPath(r)
+	if err != nil {
+		return nil, nil // RecoveryReach said so already
+	}
+	n := x.segNo(missingSeg)
+	for i := 1; i < len(path) && n > 0; i++ {
+		parent, child := path[i-1].tli, path[i].tli
+		if child != missingSeg.Timeline || path[i].first != n || parent == child {
+			continue
+		}
+		t := x.tls[child]
+		if t == nil || len(t.history) == 0 {
+			return nil, nil
+		}
+		copyOf := x.segment(parent, n)
+		if !x.HasSegment(copyOf) {
+			// The parent's range ends before it, so it was not listed.
+			next, found, err := firstSegmentAfter(ctx, b, x, x.segment(parent, n-1))
+			if err != nil || !found || next != copyOf {
+				return nil, err
+			}
+		}
+		return &Overrun{Parent: parent, Child: child, SwitchPoint: t.history[len(t.history)-1].SwitchPoint, Newest: copyOf}, nil
+	}
+	return nil, nil
 }
 
 // archivedAfter is the first archived segment recovery of r reads after

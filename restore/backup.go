@@ -1145,6 +1145,16 @@ func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.In
 			return nil, false, err
 		}
 	}
+	if f := end.FallsBack; f != nil {
+		fallback := fmt.Sprintf("timeline %d's history file is archived, but not its first segment %s (it branched from timeline %d at %s): finding no WAL of timeline %d, PostgreSQL replays timeline %d's copy of that segment and its later WAL as timeline %d's, WAL timeline %d's server never had (what a point-in-time restore discarded, if that is how it began). Nothing of timeline %d past the branch point is archived: its server was lost, or its archiving failed, before its first segment",
+			f.Child, end.End, f.Parent, f.SwitchPoint, f.Child, f.Parent, f.Child, f.Child, f.Child)
+		ways := fmt.Sprintf("restore to the branch point, all timeline %d holds here, with --target-timeline %d --target-lsn %s; or timeline %d's WAL to its end with --target-timeline %d; if timeline %d's server still runs, archive its WAL first (SELECT pg_switch_wal() on it)",
+			f.Child, f.Parent, f.SwitchPoint, f.Parent, f.Parent, f.Child)
+		if t.IsLatest() {
+			return nil, false, fmt.Errorf("%w: %s. %s", ErrTimelineUnclear, fallback, strings.ToUpper(ways[:1])+ways[1:])
+		}
+		notes = append(notes, fallback+"; a target past the branch point is reached in that WAL: "+ways)
+	}
 	for _, o := range end.Overruns {
 		notes = append(notes, fmt.Sprintf("timeline %d holds WAL archived past the point where timeline %d branched off it (%s), from %s on: this restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
 			o.Parent, o.Child, o.SwitchPoint, o.Newest, end.Timeline, o.Parent, o.Child, o.Parent))

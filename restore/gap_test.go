@@ -114,6 +114,47 @@ func TestRestoreBackupFollowsOverrunTimeline(t *testing.T) {
 	}
 }
 
+// TestRestoreBackupChildWithoutWAL: timeline 2's history file is archived
+// but none of its WAL (its server was lost right after its promotion):
+// PostgreSQL would replay timeline 1's copy of the branch segment and its
+// later WAL as timeline 2's, bringing back what the point-in-time restore
+// discarded (explore24b F1). A restore to latest is refused, naming the
+// branch point as a target; with a target, a warning says it.
+func TestRestoreBackupChildWithoutWAL(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	for n := uint32(3); n <= 0x12; n++ {
+		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	}
+	sw := wal.LSN(0x10*fixtureSegSize + 0x100)
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t"+sw.String()+"\tno recovery target specified\n"))
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	_, err := RestoreBackup(context.Background(), b, opts)
+	if !errors.Is(err, ErrTimelineUnclear) {
+		t.Fatalf("RestoreBackup to latest: got %v, want ErrTimelineUnclear", err)
+	}
+	for _, want := range []string{"not its first segment 000000020000000000000010", "--target-timeline 1 --target-lsn " + sw.String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
+	if _, err := os.Stat(opts.DataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("data directory after the refusal: %v, want it absent", err)
+	}
+
+	// Once timeline 2's first segment is archived, PostgreSQL reads
+	// timeline 2 from it on: nothing to say.
+	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: wal.Segment{Timeline: 2, Seg: 0x10}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	res, err := RestoreBackup(context.Background(), b, restoreOpts(t, filepath.Join(t.TempDir(), "data")))
+	if err != nil {
+		t.Fatalf("RestoreBackup with timeline 2's first segment archived: %v", err)
+	}
+	if notes := strings.Join(res.Warnings, "\n"); strings.Contains(notes, "not its first segment") {
+		t.Errorf("warnings %q: want none about timeline 2's first segment", notes)
+	}
+}
+
 // TestRestoreBackupTargetAfterArchive: a time target after the newest
 // segment recovery can read was archived restores with a warning that
 // PostgreSQL will replay everything and then fail, unless more WAL is
