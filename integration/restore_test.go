@@ -156,6 +156,18 @@ func TestRestoreTargets(t *testing.T) {
 	pg, _ := archivingServer(t, r)
 	pg.SQL(t, "CREATE TABLE steps (n int, note text)")
 	pg.SQL(t, "INSERT INTO steps VALUES (0, 'in the backup')")
+	// An earlier point-in-time restore done by hand left its settings in
+	// postgresql.conf (a primary ignores them), and a delayed standby's
+	// shares it: the backup brings them along, and restore's own
+	// settings must beat every one (explore24b F2).
+	conf, err := os.OpenFile(filepath.Join(pg.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.WriteString("recovery_target_time = '2000-01-01 00:00:00+00'\nrecovery_target_inclusive = off\nrecovery_target_action = 'shutdown'\nrecovery_min_apply_delay = '1h'\n"); err != nil {
+		t.Fatal(err)
+	}
+	conf.Close()
 	id := backupPush(t, r, pg)
 	xid := lastLine(pg.SQL(t, "BEGIN; INSERT INTO steps VALUES (1, 'xid'); SELECT pg_current_xact_id(); COMMIT;"))
 	pg.SQL(t, "INSERT INTO steps VALUES (2, 'lsn')")

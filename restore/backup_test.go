@@ -137,7 +137,7 @@ func TestRestoreBackupFixture(t *testing.T) {
 				disabledPrefix + "recovery_target_time = '2020-01-01 00:00:00+00'\n",
 				"# recovery settings written by walvault restore of backup " + fixtureID + " at 2026-11-25T11:00:00Z\n",
 				`restore_command = '/usr/local/bin/walvault wal-fetch --config ''/data dir/walvault.yaml'' %f %p'` + "\n",
-				"recovery_target_xid = '1234'\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
+				"recovery_target_name = ''\nrecovery_target_xid = '1234'\nrecovery_target_inclusive = 'true'\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\nrecovery_min_apply_delay = '0'\n",
 			} {
 				if !strings.Contains(auto, want) {
 					t.Errorf("postgresql.auto.conf lacks %q; got:\n%s", want, auto)

@@ -23,32 +23,58 @@ type setting struct{ name, value string }
 
 // recoverySettings lists what restore writes, in order. restoreCommand ""
 // writes no restore_command.
+//
+// Every setting that decides where recovery stops is written, the unused
+// target kinds empty, defaults included: postgresql.auto.conf beats
+// postgresql.conf, which the backup brings along with whatever it holds
+// (recovery_target_* of an earlier point-in-time restore done by hand,
+// which PostgreSQL ignores on a primary; recovery_min_apply_delay shared
+// with a delayed standby), so a restore to latest cannot stop at an old
+// time nor wait an hour per commit (explore24b F2). PostgreSQL keeps only
+// the last line of a name, and refuses a second target kind as it assigns
+// one: the empty kinds come before the chosen one.
 func recoverySettings(restoreCommand string, t Target) []setting {
 	var s []setting
 	if restoreCommand != "" {
 		s = append(s, setting{"restore_command", restoreCommand})
 	}
+	var chosen setting
 	switch {
 	case t.Time != nil:
-		s = append(s, setting{"recovery_target_time", formatTargetTime(*t.Time)})
+		chosen = setting{"recovery_target_time", formatTargetTime(*t.Time)}
 	case t.XID != "":
-		s = append(s, setting{"recovery_target_xid", t.XID})
+		chosen = setting{"recovery_target_xid", t.XID}
 	case t.LSN != nil:
-		s = append(s, setting{"recovery_target_lsn", t.LSN.String()})
+		chosen = setting{"recovery_target_lsn", t.LSN.String()}
 	case t.Name != "":
-		s = append(s, setting{"recovery_target_name", t.Name})
+		chosen = setting{"recovery_target_name", t.Name}
 	case t.Immediate:
-		s = append(s, setting{"recovery_target", "immediate"})
+		chosen = setting{"recovery_target", "immediate"}
 	}
+	for _, kind := range targetKinds {
+		if kind != chosen.name {
+			s = append(s, setting{kind, ""})
+		}
+	}
+	if chosen.name != "" {
+		s = append(s, chosen)
+	}
+	inclusive := true // PostgreSQL's default
 	if t.Inclusive != nil {
-		s = append(s, setting{"recovery_target_inclusive", strconv.FormatBool(*t.Inclusive)})
+		inclusive = *t.Inclusive
 	}
+	s = append(s, setting{"recovery_target_inclusive", strconv.FormatBool(inclusive)})
 	s = append(s, setting{"recovery_target_timeline", t.TimelineSetting()})
+	action := "pause" // PostgreSQL's default
 	if t.Action != "" {
-		s = append(s, setting{"recovery_target_action", t.Action})
+		action = t.Action
 	}
-	return s
+	s = append(s, setting{"recovery_target_action", action})
+	return append(s, setting{"recovery_min_apply_delay", "0"})
 }
+
+// targetKinds are the settings that each name a recovery target.
+var targetKinds = []string{"recovery_target", "recovery_target_time", "recovery_target_xid", "recovery_target_lsn", "recovery_target_name"}
 
 // quoteConfValue quotes a value for postgresql.conf the way ALTER SYSTEM
 // does: in single quotes, with ' and \ doubled (the configuration parser
@@ -104,6 +130,7 @@ var recoveryKeys = map[string]bool{
 	"recovery_target_inclusive": true,
 	"recovery_target_timeline":  true,
 	"recovery_target_action":    true,
+	"recovery_min_apply_delay":  true,
 }
 
 // disabledPrefix marks a line of postgresql.auto.conf restore commented out.

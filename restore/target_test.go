@@ -155,47 +155,47 @@ func TestRenderRecoveryConf(t *testing.T) {
 	}{
 		{
 			name: "latest", cmd: "/usr/bin/walvault wal-fetch --config /d/w.yaml %f %p",
-			want: "restore_command = '/usr/bin/walvault wal-fetch --config /d/w.yaml %f %p'\nrecovery_target_timeline = 'latest'\n",
+			want: "restore_command = '/usr/bin/walvault wal-fetch --config /d/w.yaml %f %p'\n" + stops("", "", "true", "latest", "pause"),
 		},
 		{
 			name: "no restore_command", target: Target{Timeline: "current"},
-			want: "recovery_target_timeline = 'current'\n",
+			want: stops("", "", "true", "current", "pause"),
 		},
 		{
 			name: "quotes and backslashes", cmd: `/opt/it's here/walvault wal-fetch --config 'C:\x' %f %p`,
-			want: `restore_command = '/opt/it''s here/walvault wal-fetch --config ''C:\\x'' %f %p'` + "\nrecovery_target_timeline = 'latest'\n",
+			want: `restore_command = '/opt/it''s here/walvault wal-fetch --config ''C:\\x'' %f %p'` + "\n" + stops("", "", "true", "latest", "pause"),
 		},
 		{
 			name: "time keeps its offset, microseconds", cmd: "w", target: Target{Time: &tm, Inclusive: ptr(false), Action: "promote"},
-			want: "restore_command = 'w'\nrecovery_target_time = '2026-11-25 12:30:15.123456+02:00'\nrecovery_target_inclusive = 'false'\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
+			want: "restore_command = 'w'\n" + stops("recovery_target_time", "2026-11-25 12:30:15.123456+02:00", "false", "latest", "promote"),
 		},
 		{
 			name: "utc time has an explicit offset", target: Target{Time: ptr(now)},
-			want: "recovery_target_time = '2026-11-25 11:00:00+00:00'\nrecovery_target_timeline = 'latest'\n",
+			want: stops("recovery_target_time", "2026-11-25 11:00:00+00:00", "true", "latest", "pause"),
 		},
 		{
 			name: "xid", target: Target{XID: "4294968530", Inclusive: ptr(true), Timeline: "3"},
-			want: "recovery_target_xid = '4294968530'\nrecovery_target_inclusive = 'true'\nrecovery_target_timeline = '3'\n",
+			want: stops("recovery_target_xid", "4294968530", "true", "3", "pause"),
 		},
 		{
 			name: "lsn", target: Target{LSN: &lsn, Action: "shutdown"},
-			want: "recovery_target_lsn = '16/B374D848'\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'shutdown'\n",
+			want: stops("recovery_target_lsn", "16/B374D848", "true", "latest", "shutdown"),
 		},
 		{
 			name: "name with quote", target: Target{Name: `it's \ done`, Action: "pause"},
-			want: `recovery_target_name = 'it''s \\ done'` + "\nrecovery_target_timeline = 'latest'\nrecovery_target_action = 'pause'\n",
+			want: stops("recovery_target_name", `it''s \\ done`, "true", "latest", "pause"),
 		},
 		{
 			name: "immediate follows the backup's own timeline", target: Target{Immediate: true, Action: "promote"},
-			want: "recovery_target = 'immediate'\nrecovery_target_timeline = 'current'\nrecovery_target_action = 'promote'\n",
+			want: stops("recovery_target", "immediate", "true", "current", "promote"),
 		},
 		{
 			name: "immediate with a timeline given", target: Target{Immediate: true, Timeline: "latest"},
-			want: "recovery_target = 'immediate'\nrecovery_target_timeline = 'latest'\n",
+			want: stops("recovery_target", "immediate", "true", "latest", "pause"),
 		},
 		{
 			name: "archiving off", target: Target{Action: "promote"}, archiveOff: true,
-			want: "recovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\narchive_mode = 'off'\n",
+			want: stops("", "", "true", "latest", "promote") + "archive_mode = 'off'\n",
 		},
 		{name: "line break", cmd: "a\nb", wantErr: "restore_command: configuration value"},
 	}
@@ -284,4 +284,22 @@ func TestTargetStringNamesTimeline(t *testing.T) {
 			t.Errorf("%+v: got %q, want %q", tc.target, got, tc.want)
 		}
 	}
+}
+
+// stops is what restore writes after restore_command: every target kind,
+// empty but the chosen one (kind "": none), which comes last, then the
+// inclusive flag, timeline and action, and no apply delay. value is
+// written as it appears, quotes doubled.
+func stops(kind, value, inclusive, timeline, action string) string {
+	var b strings.Builder
+	for _, k := range targetKinds {
+		if k != kind {
+			b.WriteString(k + " = ''\n")
+		}
+	}
+	if kind != "" {
+		b.WriteString(kind + " = '" + value + "'\n")
+	}
+	b.WriteString("recovery_target_inclusive = '" + inclusive + "'\nrecovery_target_timeline = '" + timeline + "'\nrecovery_target_action = '" + action + "'\nrecovery_min_apply_delay = '0'\n")
+	return b.String()
 }

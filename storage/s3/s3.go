@@ -174,8 +174,8 @@ type Backend struct {
 	// <bucket>.<endpointHost> is told apart (see unresolvedHost).
 	endpointHost string
 	// endpoint is Config.Endpoint, or the one the AWS configuration set.
-	endpoint string
-	pathStyle    bool
+	endpoint  string
+	pathStyle bool
 	// caBundle: Config.CABundle was set (certificateHint).
 	caBundle bool
 	// lookupHost resolves a host name (nil: net.DefaultResolver's).
