@@ -286,11 +286,28 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
 	}
 	if t.LSN != nil {
+		var branch *branchBefore
+		if t.Timeline == "" {
+			// An LSN past a branch point names a point on each timeline:
+			// the checks a recovery to latest gets (explore24b F3).
+			if branch, err = lsnPastBranch(ctx, b, inv, m, *t.LSN); err != nil {
+				return res, err
+			}
+		}
 		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.TimelineSetting(), opts.Identities, log); err != nil {
+			if branch != nil {
+				err = fmt.Errorf("%w; the target LSN lies past where timeline %d branched off timeline %d (%s): if it is timeline %d's, give --target-timeline %d", err, branch.child, branch.parent, branch.at, branch.parent, branch.parent)
+			}
 			return res, err
 		}
 		for _, w := range res.Warnings {
 			log.Warn("the target may lie past the archived WAL", "why", w)
+		}
+		if branch != nil && branch.parentWentOn {
+			note := fmt.Sprintf("the target LSN %s lies past where timeline %d branched off timeline %d (%s), and timeline %d holds WAL past that point too: the same LSN names another point there. This restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
+				t.LSN, branch.child, branch.parent, branch.at, branch.parent, branch.child, branch.parent, branch.child, branch.parent)
+			log.Warn("the target LSN names a point on more than one timeline", "why", note)
+			res.Warnings = append(res.Warnings, note)
 		}
 	} else if !t.Immediate {
 		var gap bool
@@ -1111,6 +1128,55 @@ func liveElsewhere(ctx context.Context, b storage.Backend, followed wal.Timeline
 		}
 	}
 	return nil
+}
+
+// branchBefore is the first timeline switch a recovery to latest makes
+// before an LSN target.
+type branchBefore struct {
+	parent, child wal.TimelineID
+	at            wal.LSN
+	// parentWentOn: the parent holds WAL archived past the branch
+	// segment.
+	parentWentOn bool
+}
+
+// lsnPastBranch looks at a recovery to the newest timeline with an LSN
+// target: when the path switches timeline before the target, the LSN
+// names a different point on the parent, so the parent going on after the
+// followed timeline last did refuses the restore as it does a recovery to
+// latest (liveElsewhere), and the switch is returned for the messages.
+// nil: the target lies before every switch, the same point everywhere.
+func lsnPastBranch(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN) (*branchBefore, error) {
+	tli, history, known, err := FollowedPath(ctx, b, inv, m, "latest")
+	if err != nil || !known {
+		return nil, err
+	}
+	start, err := wal.ParseSegmentName(m.StartWAL)
+	if err != nil {
+		return nil, nil
+	}
+	for i, h := range history {
+		if h.Timeline < start.Timeline || h.SwitchPoint >= target {
+			continue
+		}
+		if err := liveElsewhere(ctx, b, tli, history, start, m.WALSegmentSize); err != nil {
+			return nil, err
+		}
+		child := tli
+		if i+1 < len(history) {
+			child = history[i+1].Timeline
+		}
+		br := &branchBefore{parent: h.Timeline, child: child, at: h.SwitchPoint}
+		from, err := wal.SegmentFromLSN(h.Timeline, h.SwitchPoint, m.WALSegmentSize)
+		if err != nil {
+			return br, nil
+		}
+		if _, br.parentWentOn, err = inv.ArchivedAfter(ctx, b, from); err != nil {
+			return nil, err
+		}
+		return br, nil
+	}
+	return nil, nil
 }
 
 // ErrTimelineUnclear: which timeline the live server's is cannot be told,

@@ -114,6 +114,52 @@ func TestRestoreBackupFollowsOverrunTimeline(t *testing.T) {
 	}
 }
 
+// TestRestoreBackupLSNPastBranch: an LSN target past the point where the
+// followed timeline branched off names another point on the parent; a
+// restore to it gets the checks a recovery to latest gets: a warning when
+// the parent holds WAL past the branch, a refusal naming --target-timeline
+// when the parent received WAL after the followed one last did
+// (explore24b F3).
+func TestRestoreBackupLSNPastBranch(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	put := func(tli wal.TimelineID, n uint32) {
+		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	}
+	for n := uint32(3); n <= 0x14; n++ {
+		put(1, n)
+	}
+	sw := wal.LSN(0x10*fixtureSegSize + 0x100)
+	repotest.Put(t, b, "wal/00000002.history", []byte("1\t"+sw.String()+"\tno recovery target specified\n"))
+	for n := uint32(0x10); n <= 0x12; n++ {
+		put(2, n)
+	}
+	target := wal.LSN(0x11*fixtureSegSize + 0x200)
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{LSN: &target}
+	res, err := RestoreBackup(context.Background(), b, opts)
+	if err != nil {
+		t.Fatalf("RestoreBackup: %v", err)
+	}
+	notes := strings.Join(res.Warnings, "\n")
+	for _, want := range []string{"the target LSN " + target.String() + " lies past where timeline 2 branched off timeline 1 (" + sw.String() + ")", "--target-timeline 1"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("warnings %q lack %q", notes, want)
+		}
+	}
+
+	// Timeline 1 goes on after timeline 2's last WAL: which one the LSN
+	// means cannot be told.
+	time.Sleep(10 * time.Millisecond)
+	put(1, 0x15)
+	opts = restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{LSN: &target}
+	if _, err := RestoreBackup(context.Background(), b, opts); !errors.Is(err, ErrTimelineUnclear) || !strings.Contains(err.Error(), "--target-timeline 1") {
+		t.Fatalf("RestoreBackup with timeline 1 archiving after timeline 2: got %v, want ErrTimelineUnclear naming --target-timeline 1", err)
+	}
+}
+
 // TestRestoreBackupChildWithoutWAL: timeline 2's history file is archived
 // but none of its WAL (its server was lost right after its promotion):
 // PostgreSQL would replay timeline 1's copy of the branch segment and its
