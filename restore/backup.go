@@ -281,6 +281,9 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	}
 	m := *bi.Manifest
 	res.Backup = m
+	if err := timelineExists(ctx, b, m, t.Timeline); err != nil {
+		return res, err
+	}
 	chain, err := repository.Chain(backups, bi.ID)
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
@@ -1128,6 +1131,30 @@ func liveElsewhere(ctx context.Context, b storage.Backend, followed wal.Timeline
 		}
 	}
 	return nil
+}
+
+// ErrNoTimeline: --target-timeline names a timeline the repository has no
+// history file of.
+var ErrNoTimeline = errors.New("the timeline to follow is not in the repository")
+
+// timelineExists refuses a numbered --target-timeline (setting) other than
+// 1 and backup m's own whose history file the repository lacks: PostgreSQL
+// would stop at once with "recovery target timeline N does not exist",
+// after the whole download (explore24b F5).
+func timelineExists(ctx context.Context, b storage.Backend, m repository.BackupManifest, setting string) error {
+	n, err := strconv.ParseUint(setting, 10, 32)
+	if err != nil || n <= 1 {
+		return nil // latest, current, or timeline 1, which has no history
+	}
+	if start, err := wal.ParseSegmentName(m.StartWAL); err == nil && start.Timeline == wal.TimelineID(n) {
+		return nil
+	}
+	history := wal.FileName{Kind: wal.KindTimelineHistory, Timeline: wal.TimelineID(n)}
+	_, err = repository.StatWAL(ctx, b, history, repository.None)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: --target-timeline %d: the repository holds no %s, so PostgreSQL would stop with \"recovery target timeline %d does not exist\"; walvault info lists the timelines it holds", ErrNoTimeline, n, history, n)
+	}
+	return err
 }
 
 // branchBefore is the first timeline switch a recovery to latest makes

@@ -160,6 +160,24 @@ func TestRestoreBackupLSNPastBranch(t *testing.T) {
 	}
 }
 
+// TestRestoreBackupUnknownTimeline: a --target-timeline the repository has
+// no history file of is refused before anything is downloaded: PostgreSQL
+// would stop at once (explore24b F5).
+func TestRestoreBackupUnknownTimeline(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{Timeline: "5"}
+	_, err := RestoreBackup(context.Background(), b, opts)
+	if !errors.Is(err, ErrNoTimeline) || !strings.Contains(err.Error(), "00000005.history") {
+		t.Fatalf("RestoreBackup --target-timeline 5: got %v, want ErrNoTimeline naming 00000005.history", err)
+	}
+	if _, err := os.Stat(opts.DataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("data directory after the refusal: %v, want it absent", err)
+	}
+}
+
 // TestRestoreBackupChildWithoutWAL: timeline 2's history file is archived
 // but none of its WAL (its server was lost right after its promotion):
 // PostgreSQL would replay timeline 1's copy of the branch segment and its
