@@ -336,6 +336,16 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		warn("backups' times disagree with their WAL positions",
 			repository.MisorderedWhy(newer, older)+": the backup for --target-time is chosen by the times, which may be wrong here; check the choice, or name the backup with --backup")
 	}
+	if (t.XID != "" || t.Name != "") && repository.IsLatest(opts.BackupRef) {
+		if older := olderDone(backups, m); older != "" {
+			// Neither can be placed among the backups: the newest goes,
+			// and a target before its end fails only once replayed
+			// (explore24b F4).
+			warn("the backup for an xid or restore point target is the newest",
+				fmt.Sprintf("an xid or a restore point cannot be placed among the backups, so the newest, %s (ended %s), is restored: if the target came before that, PostgreSQL stops with \"recovery ended before configured recovery target was reached\"; restore then with --backup %s or another older one (backup-list)",
+					m.ID, m.StopTime.UTC().Format(time.RFC3339), older))
+		}
+	}
 	for _, c := range chain {
 		if c.Manifest != nil && c.Manifest.ChecksumsUnverified {
 			warn("restoring a backup whose page checksums were not verified",
@@ -1131,6 +1141,18 @@ func liveElsewhere(ctx context.Context, b storage.Backend, followed wal.Timeline
 		}
 	}
 	return nil
+}
+
+// olderDone is the newest DONE backup that ended before m did ("" when
+// none).
+func olderDone(backups []repository.BackupInfo, m repository.BackupManifest) string {
+	for i := len(backups) - 1; i >= 0; i-- {
+		bi := backups[i]
+		if bi.Status == repository.StatusDone && bi.Manifest != nil && bi.ID != m.ID && bi.Manifest.StopTime.Before(m.StopTime) {
+			return bi.ID
+		}
+	}
+	return ""
 }
 
 // ErrNoTimeline: --target-timeline names a timeline the repository has no

@@ -178,6 +178,29 @@ func TestRestoreBackupUnknownTimeline(t *testing.T) {
 	}
 }
 
+// TestRestoreBackupXIDNamesOlderBackup: an xid or restore point target
+// cannot be placed among the backups, so the newest is restored; with an
+// older one in the repository the result says which to name if the target
+// came before (explore24b F4).
+func TestRestoreBackupXIDNamesOlderBackup(t *testing.T) {
+	t.Parallel()
+	b := newFixtureRepo(t)
+	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	storeFixture(t, b, fixture{id: "20261125T110000Z", stopTime: fixtureMTime.Add(time.Hour), skipWAL: true, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
+	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 3}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	for _, target := range []Target{{XID: "1234"}, {Name: "before_the_mistake"}} {
+		opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+		opts.Target = target
+		res, err := RestoreBackup(context.Background(), b, opts)
+		if err != nil {
+			t.Fatalf("RestoreBackup to %s: %v", target, err)
+		}
+		if notes := strings.Join(res.Warnings, "\n"); !strings.Contains(notes, "the newest, 20261125T110000Z") || !strings.Contains(notes, "--backup "+fixtureID) {
+			t.Errorf("restore to %s: warnings %q, want the newest backup named and --backup %s", target, notes, fixtureID)
+		}
+	}
+}
+
 // TestRestoreBackupChildWithoutWAL: timeline 2's history file is archived
 // but none of its WAL (its server was lost right after its promotion):
 // PostgreSQL would replay timeline 1's copy of the branch segment and its
