@@ -10,6 +10,7 @@ import (
 
 	"github.com/walvault/walvault/archive"
 	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/storage/open"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
@@ -57,6 +58,38 @@ func (c *checker) repositoryDown(names ...string) ([]Result, bool) {
 // probe stays until its retention ends: that is reported, not failed
 // (verify ignores check/).
 func (c *checker) checkRepository(ctx context.Context) []Result {
+	rs := c.checkRepositoryReach(ctx)
+	if inside := c.repositoryInDataDir(); inside != "" && len(rs) > 0 {
+		rs[0] = failed(NameRepository, "%s; but %s", rs[0].Detail, inside)
+	}
+	return rs
+}
+
+// repositoryInDataDir says how a file:// repository lies inside the
+// server's data directory ("" when it does not, or that is unknown): each
+// base backup then holds the whole repository, every earlier backup
+// included, and the repository is lost with the data directory it should
+// outlive (explore24c F3).
+func (c *checker) repositoryInDataDir() string {
+	loc, err := open.Parse(c.opts.Repo)
+	dd := c.srv.settings["data_directory"]
+	if err != nil || loc.Scheme != "file" || dd.err != nil || dd.value == "" {
+		return ""
+	}
+	real := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return filepath.Clean(p)
+	}
+	rel, err := filepath.Rel(real(dd.value), real(loc.Path))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return ""
+	}
+	return fmt.Sprintf("it lies inside the server's data directory %s: every base backup would hold the whole repository, its earlier backups included, and losing the data directory would lose its backups too; move the repository to a disk of its own (README: Configuration reference, repo)", dd.value)
+}
+
+func (c *checker) checkRepositoryReach(ctx context.Context) []Result {
 	loc := c.b.Location()
 	_, err := c.b.Stat(ctx, repository.IdentityKey)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,25 @@ func TestBackupsMisordered(t *testing.T) {
 	count := c.checkBackups(ctx)[1]
 	if count.OK || !strings.Contains(count.Detail, "backup "+ids[1]+" is newer than backup "+ids[0]+" by its time, but older by its WAL position") || !strings.Contains(count.Detail, "policy deletes refuse") {
 		t.Errorf("backup count with misordered backups: %+v; want FAILED naming both and the refused deletes", count)
+	}
+}
+
+// TestRepositoryInDataDir: a file:// repository inside the server's data
+// directory fails the repository line: every base backup would hold the
+// whole repository, and it would be lost with the data directory
+// (explore24c F3). Beside it, it is OK.
+func TestRepositoryInDataDir(t *testing.T) {
+	c, b := newChecker(t)
+	root := strings.TrimPrefix(b.Location(), "file://")
+	dataDir := filepath.Dir(root)
+	c.srv.settings["data_directory"] = setting{value: dataDir}
+	c.opts.Repo = b.Location()
+	r := one(t, c.checkRepository(context.Background()))
+	if r.OK || !strings.Contains(r.Detail, "inside the server's data directory "+dataDir) {
+		t.Errorf("a repository inside the data directory: %+v, want FAILED saying so", r)
+	}
+	c.srv.settings["data_directory"] = setting{value: filepath.Join(dataDir, "elsewhere")}
+	if r := one(t, c.checkRepository(context.Background())); !r.OK {
+		t.Errorf("a repository beside the data directory: %+v, want OK", r)
 	}
 }
