@@ -3,12 +3,15 @@ package verify
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/file/filetest"
 	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/wal"
 )
@@ -116,5 +119,43 @@ func TestSampledLock(t *testing.T) {
 	}
 	if len(unlocked) != 3 || !strings.Contains(text(t, r), "holds no Object Lock retention") {
 		t.Errorf("not_locked warnings for %v, want the segment stored last, the largest and the backup's start\n%s", unlocked, text(t, r))
+	}
+}
+
+// TestInsideAnotherRepository: a repository whose location ends in a
+// folder of walvault's layout (s3://b/db10/backups, file:///outer/wal)
+// lies inside another repository, whose objects there are shaped as that
+// folder's: one warning that says so, not a stray per object with the
+// advice to move it, which would destroy the other cluster's backups
+// (explore24c F4).
+func TestInsideAnotherRepository(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db10", "backups")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f := fixtureOn(t, filetest.At(t, dir), testIdentity(), 6)
+	for _, k := range []string{"20261125T103000Z/backup_manifest", "20261125T103000Z/base.tar.00000.lz4"} {
+		repotest.Put(t, f.b, k, []byte("x"))
+	}
+	repotest.Put(t, f.b, "notes.txt", []byte("x"))
+	r, err := Run(context.Background(), f.b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside, strays []string
+	for _, w := range r.Warnings {
+		switch {
+		case w.Kind != KindStray:
+		case strings.Contains(w.Detail, "nested inside another walvault repository"):
+			inside = append(inside, w.Detail)
+		default:
+			strays = append(strays, w.Key)
+		}
+	}
+	if len(inside) != 1 || !strings.Contains(inside[0], "ends in backups/") || !strings.Contains(inside[0], "2 objects") || !strings.Contains(inside[0], "Do not move or delete them") {
+		t.Errorf("warnings about the repository around this one: %q, want one for its 2 backup objects", inside)
+	}
+	if len(strays) != 1 || strays[0] != "notes.txt" {
+		t.Errorf("strays %q, want notes.txt alone", strays)
 	}
 }

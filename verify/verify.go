@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -332,12 +333,25 @@ func (s *scan) reportStrays(strays []repository.Stray) {
 		}
 		return "", false
 	}
+	folder := layoutFolderOf(s.b.Location())
+	var outer int
 	for _, st := range strays {
 		if p, ok := inNested(st.Key); ok {
 			nested[p]++
 			continue
 		}
+		if folder != "" && inFolderShape(folder, st.Key) {
+			outer++
+			continue
+		}
 		s.stray(st.Key, st.Why)
+	}
+	if outer > 0 {
+		s.mu.Lock()
+		s.r.Summary.Strays += outer
+		s.mu.Unlock()
+		s.warning(Finding{Kind: KindStray, Key: "", Detail: fmt.Sprintf("this repository's location ends in %s, a folder of walvault's own layout, and %d objects here are shaped as that folder's are: this repository is most likely nested inside another walvault repository one level up, and they are that repository's WAL or backups. Do not move or delete them; give this cluster a prefix of its own beside the other, not inside it",
+			folder, outer)})
 	}
 	for _, p := range prefixes {
 		s.mu.Lock()
@@ -345,6 +359,34 @@ func (s *scan) reportStrays(strays []repository.Stray) {
 		s.mu.Unlock()
 		s.warning(Finding{Kind: KindStray, Key: p + repository.IdentityKey, Detail: fmt.Sprintf("another walvault repository is nested in this one at %s (%d objects, its own walvault.json): this repository's verify and delete leave it alone, but one repository inside another is easily deleted or mixed up with it; give each cluster a prefix of its own beside the other, not inside it", p, nested[p])})
 	}
+}
+
+// layoutFolderOf is the last element of a repository location's path
+// ("s3://b/db10/backups at https://..." gives "backups/") when it names a
+// folder of walvault's layout, "" otherwise.
+func layoutFolderOf(location string) string {
+	location, _, _ = strings.Cut(location, " ")
+	last := location[strings.LastIndex(location, "/")+1:] + "/"
+	switch last {
+	case repository.WALPrefix, repository.BackupsPrefix, repository.PartialPrefix, repository.DrillsPrefix, repository.RecipientsPrefix, repository.ProbePrefix:
+		return last
+	}
+	return ""
+}
+
+// inFolderShape says whether key looks like an object of walvault's folder
+// (under it, as a repository one level up holds it): a timeline's folder
+// under wal/ and partial/, a backup id's under backups/ and drills/.
+func inFolderShape(folder, key string) bool {
+	first, _, nested := strings.Cut(key, "/")
+	switch folder {
+	case repository.WALPrefix, repository.PartialPrefix:
+		_, err := strconv.ParseUint(first, 16, 32)
+		return nested && len(first) == 8 && err == nil
+	case repository.BackupsPrefix, repository.DrillsPrefix:
+		return nested && repository.ValidateBackupID(first) == nil
+	}
+	return true
 }
 
 // reportHidden reports walvault's objects hidden behind delete markers,
