@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"path/filepath"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/open"
+	"github.com/walvault/walvault/wal"
 )
 
 // Exit codes. PostgreSQL reads them: for archive_command any non-zero code
@@ -40,6 +42,10 @@ func exitCode(command string, err error) int {
 		}
 		return exitRecoveryMustStop
 	}
+	var stop mustStop
+	if errors.As(err, &stop) {
+		return exitRecoveryMustStop
+	}
 	var ue usageError
 	var ce *open.ConfigError
 	if errors.As(err, &ue) || errors.As(err, &ce) {
@@ -60,3 +66,26 @@ func (e standbyFailure) Error() string {
 }
 
 func (e standbyFailure) Unwrap() error { return e.err }
+
+// mustStop is an error whose exit must be exitRecoveryMustStop whatever the
+// command (runApp: a command line naming no command but given a WAL file).
+type mustStop struct{ err error }
+
+func (e mustStop) Error() string { return e.err.Error() }
+func (e mustStop) Unwrap() error { return e.err }
+
+// givenWALFile says whether args hold what PostgreSQL's %f or %p expand
+// to: a WAL file name, or a path to one or to RECOVERYXLOG /
+// RECOVERYHISTORY, where recovery has restore_command put a file.
+func givenWALFile(args []string) bool {
+	for _, a := range args {
+		base := filepath.Base(a)
+		if base == "RECOVERYXLOG" || base == "RECOVERYHISTORY" {
+			return true
+		}
+		if _, err := wal.Classify(base); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -155,6 +156,12 @@ func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) 
 		return exitOK
 	}
 	name := commandName(app, args)
+	if name == "" && givenWALFile(args[1:]) {
+		// No command of walvault's, yet a WAL file given: a mistyped
+		// restore_command, whose usage exit 2 PostgreSQL would take for
+		// "not in the archive" (recovery ends early, at the backup's end).
+		err = mustStop{fmt.Errorf("%w; it was given a WAL file, as restore_command and archive_command give one: exit 200, so that PostgreSQL stops recovery instead of taking the file for missing and ending it early; correct the command in postgresql.conf (walvault wal-fetch %%f %%p)", err)}
+	}
 	code := exitCode(name, err)
 	writeFinalError(stderr, finalLogFormat(app, args), name, err, code)
 	return code

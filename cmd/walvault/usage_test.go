@@ -230,3 +230,20 @@ func TestPrefetcherGetsOnlyItsSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownCommandGivenWALFile: a mistyped command word in
+// restore_command (its %f and %p given) exits 200, which stops recovery:
+// the usage exit 2 would read as "not in the archive" and end recovery
+// early (explore24c F6).
+func TestUnknownCommandGivenWALFile(t *testing.T) {
+	for _, args := range [][]string{
+		{"wal-fetc", "000000010000000000000003", "pg_wal/RECOVERYXLOG"},
+		{"--config", "/etc/walvault.yaml", "wal-fetc", "00000002.history", "pg_wal/RECOVERYHISTORY"},
+		{"wal-psuh", "pg_wal/000000010000000000000003"},
+	} {
+		code, _, stderr := runCmd(t, args...)
+		if code != exitRecoveryMustStop || !strings.Contains(stderr, "it was given a WAL file") || !strings.Contains(stderr, "exit 200") {
+			t.Errorf("%v: exit %d, stderr %q; want 200 saying why", args, code, stderr)
+		}
+	}
+}
