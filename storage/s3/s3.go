@@ -456,6 +456,11 @@ func validEndpoint(endpoint, bucket string) error {
 	if path != "" {
 		return fmt.Errorf("s3: endpoint %q has a path: S3 servers take the bucket from the host name or the path's first element, so the server would take %q for the bucket: give the server alone as the endpoint (%s://%s)", redactURL(endpoint), strings.SplitN(path, "/", 2)[0], u.Scheme, u.Host)
 	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// The SDK refuses it on every request, which would be retried
+		// until the timeout.
+		return fmt.Errorf("s3: endpoint %q has a query or a fragment: give the server alone as the endpoint (%s://%s)", redactURL(endpoint), u.Scheme, u.Host)
+	}
 	return nil
 }
 

@@ -396,6 +396,7 @@ func TestNewConfigErrors(t *testing.T) {
 		{"small part", s3.Config{Bucket: "abc", PartSize: 1 << 20}, "part size"},
 		{"bad endpoint", s3.Config{Bucket: "abc", Endpoint: "ftp://user:pw@host"}, "bad endpoint"},
 		{"endpoint without a scheme", s3.Config{Bucket: "abc", Endpoint: "minio.internal:9000"}, "write https://minio.internal:9000"},
+		{"endpoint with a query", s3.Config{Bucket: "abc", Endpoint: "https://minio.internal:9000/?x=1"}, "has a query or a fragment"},
 		{"endpoint without a scheme, with credentials", s3.Config{Bucket: "abc", Endpoint: "minio:pw@minio.internal:9000"}, "minio.internal:9000"},
 		{"endpoint naming the bucket", s3.Config{Bucket: "abc", Endpoint: "https://minio.internal:9000/abc/"}, "give the server alone as the endpoint (https://minio.internal:9000)"},
 		// The server would take "minio" for the bucket.
