@@ -150,6 +150,11 @@ func backupList(c *cli.Context, opts *backupListOptions, s *session) error {
 		}
 		return writeJSON(c.App.Writer, list)
 	}
+	if len(backups) == 0 && inv.Identity == nil && inv.IdentityErr == nil {
+		// Nothing was ever pushed here: most often a mistyped location.
+		_, err := fmt.Fprintf(c.App.Writer, "no backups: %s holds no repository (no %s): check the repository location, or run walvault backup-push once archive_command pushes WAL here\n", inv.Location, repository.IdentityKey)
+		return err
+	}
 	return printBackupTable(c.App.Writer, backups, marks)
 }
 

@@ -199,7 +199,7 @@ func TestSettingsOfOtherCommandsIgnored(t *testing.T) {
 	t.Setenv("WALVAULT_UPLOAD_CONCURRENCY", "many")
 	t.Setenv("WALVAULT_MIN_BACKUPS", "-3")
 	code, stdout, stderr := runCmd(t, "backup-list", "--config", cfg)
-	if code != exitOK || !strings.Contains(stdout, "no backups yet") {
+	if code != exitOK || !strings.Contains(stdout, "holds no repository (no walvault.json): check the repository location") {
 		t.Fatalf("backup-list with other commands' bad settings: exit %d\n%s%s", code, stdout, stderr)
 	}
 	// The commands that read them still refuse them.
