@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -608,8 +609,15 @@ func parseConfigFile(path string, data []byte) (map[string]string, error) {
 	// flag's or a variable's "030" is 30, and so must the file's be (YAML
 	// would read it as octal 24, and "3_0" as 30).
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	}
+	// A second document ("---" and more settings) would be ignored
+	// without a word.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config file %s holds more than one YAML document (a line \"---\"): put every setting in one", path)
 	}
 	values := map[string]string{}
 	if len(doc.Content) == 0 {

@@ -171,6 +171,7 @@ func TestConfigErrors(t *testing.T) {
 		{"missing config file", nil, []string{"--config", "/nonexistent/walvault.yaml"}, "read config file"},
 		{"bad value in the YAML file", nil, []string{"--config", writeYAML(t, "repo: file:///x\ntimeout: 10 minutes\n")}, "(the value is timeout's, in /"},
 		{"a setting given twice in the YAML file", nil, []string{"--config", writeYAML(t, "repo: file:///x\nrepo: file:///y\n")}, `setting "repo" is given twice`},
+		{"a second YAML document", nil, []string{"--config", writeYAML(t, "repo: file:///x\n---\ntimeout: 10m\n")}, "more than one YAML document"},
 		{"YAML's 3_0 is no number", nil, []string{"--config", writeYAML(t, "repo: s3://b/p\nlock-mode: governance\nlock-days: 3_0\n")}, "lock-days"},
 	}
 	for _, tc := range tests {
