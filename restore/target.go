@@ -221,7 +221,7 @@ func chooseBackup(backups []repository.BackupInfo, ref string, t Target, skip ma
 		}
 		if !fits {
 			return repository.BackupInfo{}, fmt.Errorf("%w: backup %s ends at %s (LSN %s), not before the target %s: recovery cannot stop before the end of its backup; pick an earlier backup (see backup-list) or leave out the backup id",
-				repository.ErrNoBackup, bi.ID, bi.Manifest.StopTime.UTC().Format(time.RFC3339), bi.Manifest.StopLSN, t)
+				repository.ErrNoBackup, bi.ID, bi.Manifest.StopTime.UTC().Format(time.RFC3339Nano), bi.Manifest.StopLSN, t)
 		}
 		return bi, nil
 	}
@@ -248,7 +248,7 @@ func chooseBackup(backups []repository.BackupInfo, ref string, t Target, skip ma
 	}
 	m := oldest.Manifest
 	return repository.BackupInfo{}, fmt.Errorf("%w: the target %s is earlier than every backup: the oldest DONE backup, %s, ends at %s (LSN %s); choose a later target",
-		repository.ErrNoBackup, t, oldest.ID, m.StopTime.UTC().Format(time.RFC3339), m.StopLSN)
+		repository.ErrNoBackup, t, oldest.ID, m.StopTime.UTC().Format(time.RFC3339Nano), m.StopLSN)
 }
 
 // restorable refuses backups that are not DONE, saying why.
