@@ -1,9 +1,11 @@
 package restore
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -77,4 +79,48 @@ func TestInFlightReleasedWhileDescriptorCopied(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a waiter still blocked 5s after unlock, with a forked copy of the descriptor open")
 	}
+}
+
+// TestStartDetachedReaped: a process StartDetached started is reaped when
+// it ends, so a long-lived wal-helper that starts prefetchers collects no
+// zombies (explore24a F1).
+func TestStartDetachedReaped(t *testing.T) {
+	for range 3 {
+		if err := StartDetached("/bin/true", nil, filepath.Join(t.TempDir(), "log")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		zombies := zombieChildren(t)
+		if zombies == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d children of this process are zombies 10 s after they ended: not reaped", zombies)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// zombieChildren counts this process's children in state Z (/proc).
+func zombieChildren(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so after ")".
+		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(os.Getpid()) {
+			n++
+		}
+	}
+	return n
 }

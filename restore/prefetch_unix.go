@@ -113,7 +113,9 @@ func waitInFlight(ctx context.Context, path string, wait time.Duration) bool {
 // StartDetached starts exe with args in a session of its own, so that
 // PostgreSQL, which waits for restore_command and signals its process
 // group, neither waits for it nor kills it; its output goes to logPath.
-// It is not waited for.
+// The caller does not wait for it: a goroutine reaps it when it ends,
+// which matters in a long-lived wal-helper, where every prefetcher it
+// started would otherwise stay a zombie holding a PID (explore24a F1).
 func StartDetached(exe string, args []string, logPath string) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return err
@@ -134,7 +136,8 @@ func StartDetached(exe string, args []string, logPath string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	return cmd.Process.Release()
+	go cmd.Wait()
+	return nil
 }
 
 // openPrefetchLog appends to the log, starting it afresh past 1 MiB so it
