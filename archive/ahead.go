@@ -368,7 +368,7 @@ func yieldAtHalfTime(ctx context.Context, log *slog.Logger, walDir, name string,
 		y.done.Store(true)
 		if n := cut(); n > 0 {
 			pauseAhead(walDir)
-			log.Warn("pushes ahead cut off halfway through the call's time, so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them, one at a time for the next "+aheadPause.String()+" or until the link is fast again (on a link this slow, lower upload-concurrency or raise the timeout)",
+			log.Warn("pushes ahead cut off halfway through the call's time, unfinished (the storage failing, as the errors logged say, or a link too slow to carry them), so that the file asked for has the link to itself; they leave no record and PostgreSQL's own calls push them, one at a time for the next "+aheadPause.String()+" or until the link is fast again (if the link is slow, not failing: lower upload-concurrency or raise the timeout)",
 				"segment", name, "cut_off", n)
 		}
 	})

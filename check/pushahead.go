@@ -23,6 +23,6 @@ func (c *checker) checkPushAhead() []Result {
 	if !paused {
 		return nil
 	}
-	return []Result{ok(NamePushAhead, "paused until %s: a wal-push's own file was not archived within half its --timeout while files were pushed ahead beside it, so those were cut off; until then, or until a call's file goes through quickly, each call pushes only its own file (on a link this slow, lower upload-concurrency or raise --timeout)",
+	return []Result{ok(NamePushAhead, "paused until %s: a wal-push's own file was not archived within half its --timeout while files were pushed ahead beside it, so those were cut off; until then, or until a call's file goes through quickly, each call pushes only its own file (the storage was failing or the link is slow: if slow, lower upload-concurrency or raise --timeout)",
 		until.UTC().Format(time.RFC3339))}
 }
