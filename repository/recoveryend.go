@@ -130,25 +130,46 @@ func fallsBack(ctx context.Context, b storage.Backend, x *WALIndex, r RecoveryRa
 	}
 	n := x.segNo(missingSeg)
 	for i := 1; i < len(path) && n > 0; i++ {
-		parent, child := path[i-1].tli, path[i].tli
-		if child != missingSeg.Timeline || path[i].first != n || parent == child {
+		child := path[i].tli
+		if child != missingSeg.Timeline || path[i].first != n || path[i-1].tli == child {
 			continue
 		}
 		t := x.tls[child]
 		if t == nil || len(t.history) == 0 {
 			return nil, nil
 		}
-		copyOf := x.segment(parent, n)
-		if !x.HasSegment(copyOf) {
-			// The parent's range ends before it, so it was not listed.
-			next, found, err := firstSegmentAfter(ctx, b, x, x.segment(parent, n-1))
-			if err != nil || !found || next != copyOf {
-				return nil, err
+		// The child's parent is its history's last entry: a timeline
+		// whose WAL lies within one segment is no piece of the path.
+		// PostgreSQL tries each ancestor's copy, nearest first.
+		last := t.history[len(t.history)-1]
+		for j := len(t.history) - 1; j >= 0 && t.history[j].Timeline >= r.Start.Timeline; j-- {
+			copyOf := x.segment(t.history[j].Timeline, n)
+			if !x.HasSegment(copyOf) {
+				// Past the ancestor's range, so not listed: ask.
+				next, found, err := firstSegmentAfter(ctx, b, x, x.segment(t.history[j].Timeline, n-1))
+				if err != nil {
+					return nil, err
+				}
+				if !found || next != copyOf {
+					continue
+				}
 			}
+			return &Overrun{Parent: last.Timeline, Child: child, SwitchPoint: last.SwitchPoint, Newest: copyOf}, nil
 		}
-		return &Overrun{Parent: parent, Child: child, SwitchPoint: t.history[len(t.history)-1].SwitchPoint, Newest: copyOf}, nil
+		return nil, nil
 	}
 	return nil, nil
+}
+
+// FallsBack is RecoveryEnd.FallsBack for a recovery of r whose first
+// missing segment is missingSeg (RecoveryReach), for an LSN target: one
+// before the switch point is reached in the parent's copy, as PostgreSQL
+// reads it.
+func (inv *Inventory) FallsBack(ctx context.Context, b storage.Backend, r RecoveryRange, missingSeg wal.Segment) (*Overrun, error) {
+	if inv.WAL == nil {
+		return nil, nil
+	}
+	return fallsBack(ctx, b, inv.WAL, r, missingSeg)
 }
 
 // archivedAfter is the first archived segment recovery of r reads after

@@ -1228,6 +1228,11 @@ func lsnPastBranch(ctx context.Context, b storage.Backend, inv *repository.Inven
 	return nil, nil
 }
 
+// ErrTimelineWithoutWAL: the timeline recovery follows has its history
+// file archived and none of its WAL, so PostgreSQL would replay its
+// parent's WAL in its place (RecoveryEnd.FallsBack).
+var ErrTimelineWithoutWAL = errors.New("the timeline recovery follows has none of its WAL archived")
+
 // ErrTimelineUnclear: which timeline the live server's is cannot be told,
 // and the choice decides what a restore to latest gives.
 var ErrTimelineUnclear = errors.New("the timeline to restore must be given")
@@ -1263,10 +1268,10 @@ func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.In
 	if f := end.FallsBack; f != nil {
 		fallback := fmt.Sprintf("timeline %d's history file is archived, but not its first segment %s (it branched from timeline %d at %s): finding no WAL of timeline %d, PostgreSQL replays timeline %d's copy of that segment and its later WAL as timeline %d's, WAL timeline %d's server never had (what a point-in-time restore discarded, if that is how it began). Nothing of timeline %d past the branch point is archived: its server was lost, or its archiving failed, before its first segment",
 			f.Child, end.End, f.Parent, f.SwitchPoint, f.Child, f.Parent, f.Child, f.Child, f.Child)
-		ways := fmt.Sprintf("restore to the branch point, all timeline %d holds here, with --target-timeline %d --target-lsn %s; or timeline %d's WAL to its end with --target-timeline %d; if timeline %d's server still runs, archive its WAL first (SELECT pg_switch_wal() on it)",
-			f.Child, f.Parent, f.SwitchPoint, f.Parent, f.Parent, f.Child)
+		ways := fmt.Sprintf("restore to the branch point, all timeline %d holds here, with --target-timeline %d --target-lsn %s --target-inclusive=false (inclusive, recovery would replay the first record of timeline %d past it); or timeline %d's WAL to its end with --target-timeline %d; if timeline %d's server still runs, archive its WAL first (SELECT pg_switch_wal() on it)",
+			f.Child, f.Parent, f.SwitchPoint, f.Parent, f.Parent, f.Parent, f.Child)
 		if t.IsLatest() {
-			return nil, false, fmt.Errorf("%w: %s. %s", ErrTimelineUnclear, fallback, strings.ToUpper(ways[:1])+ways[1:])
+			return nil, false, fmt.Errorf("%w: %s. %s", ErrTimelineWithoutWAL, fallback, strings.ToUpper(ways[:1])+ways[1:])
 		}
 		notes = append(notes, fallback+"; a target past the branch point is reached in that WAL: "+ways)
 	}

@@ -218,10 +218,10 @@ func TestRestoreBackupChildWithoutWAL(t *testing.T) {
 	repotest.Put(t, b, "wal/00000002.history", []byte("1\t"+sw.String()+"\tno recovery target specified\n"))
 	opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 	_, err := RestoreBackup(context.Background(), b, opts)
-	if !errors.Is(err, ErrTimelineUnclear) {
-		t.Fatalf("RestoreBackup to latest: got %v, want ErrTimelineUnclear", err)
+	if !errors.Is(err, ErrTimelineWithoutWAL) {
+		t.Fatalf("RestoreBackup to latest: got %v, want ErrTimelineWithoutWAL", err)
 	}
-	for _, want := range []string{"not its first segment 000000020000000000000010", "--target-timeline 1 --target-lsn " + sw.String()} {
+	for _, want := range []string{"not its first segment 000000020000000000000010", "--target-timeline 1 --target-lsn " + sw.String() + " --target-inclusive=false"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q lacks %q", err, want)
 		}
