@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,8 +25,7 @@ const closeTimeout = 5 * time.Second
 func ParseConfig(connString, appName string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(connString)
 	if err != nil {
-		// pgconn redacts the password in its message.
-		return nil, fmt.Errorf("PostgreSQL connection settings: %w", err)
+		return nil, fmt.Errorf("PostgreSQL connection settings: %w", withoutConnString(err))
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -34,6 +34,32 @@ func ParseConfig(connString, appName string) (*pgx.ConnConfig, error) {
 		cfg.RuntimeParams["application_name"] = appName
 	}
 	return cfg, nil
+}
+
+// parseError is a connection string's parse error told without the
+// string: pgconn quotes it with its passwords masked as best it can
+// ("password= X" keeps X), and the reason alone says what is wrong.
+type parseError struct {
+	reason string
+	err    error
+}
+
+func (e *parseError) Error() string { return "cannot parse them: " + e.reason }
+func (e *parseError) Unwrap() error { return e.err }
+
+// withoutConnString drops the quoted connection string from a pgconn
+// *ParseConfigError, keeping what follows it (the reason).
+func withoutConnString(err error) error {
+	var pce *pgconn.ParseConfigError
+	if !errors.As(err, &pce) {
+		return err
+	}
+	msg := pce.Error()
+	i := strings.LastIndex(msg, "`: ")
+	if i < 0 {
+		return &parseError{reason: "see the pg-conn setting", err: err}
+	}
+	return &parseError{reason: msg[i+3:], err: err}
 }
 
 // withConnectTimeout bounds ctx by DefaultConnectTimeout when cfg sets no

@@ -84,3 +84,19 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("ParseConfig of a bad port: got %v, want an error without the password", err)
 	}
 }
+
+// TestParseConfigErrorHasNoSecret: a connection string that cannot be
+// parsed is not quoted back: pgconn's masking misses "password= X"
+// (explore24f F4); the reason stays.
+func TestParseConfigErrorHasNoSecret(t *testing.T) {
+	for _, conn := range []string{
+		"host=127.0.0.1 user=wv password= SECRET_A sslmode=bogus",
+		"host=127.0.0.1 user=wv password = SECRET_A sslmode=bogus",
+		"postgres://wv:SECRET_A@127.0.0.1/db?sslmode=bogus",
+	} {
+		_, err := ParseConfig(conn, "")
+		if err == nil || strings.Contains(err.Error(), "SECRET_A") || !strings.Contains(err.Error(), "sslmode") {
+			t.Errorf("ParseConfig(%q): %v; want the reason without the password", conn, err)
+		}
+	}
+}

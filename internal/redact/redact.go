@@ -21,9 +21,12 @@ const Placeholder = "[REDACTED]"
 // every walvault process, and most print nothing that needs them.
 var (
 	assignment = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`(?i)\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL)[A-Z0-9_]*)(\s*=\s*)('[^']*'|"[^"]*"|\S+)`)
+		// The value: quoted ('...', "...", or \"...\" as %q prints
+		// it), else up to the next space.
+		return regexp.MustCompile(`(?i)\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL)[A-Z0-9_]*)(\s*=\s*)('[^']*'|\\"(?:[^"\\]|\\[^"])*\\"|"[^"]*"|\S+)`)
 	})
-	userinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^/\s:@]*:)[^@\s/]*@`) })
+	// Greedy to the last '@' before the host: a password may hold one.
+	userinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^/\s:@]*:)[^\s/]*@`) })
 )
 
 // String is s without secret-looking assignments and URL passwords.
