@@ -52,8 +52,13 @@ type Options struct {
 	// from walvault.json less than this long ago is pushed without reading
 	// walvault.json again. 0 reads it on every push.
 	IdentityCacheTTL time.Duration
-	Now              func() time.Time // nil means time.Now
-	Log              *slog.Logger     // nil discards
+	// SystemID and PGMajor name the cluster of history files pushed from
+	// outside a data directory (wal-receive's spool, which learnt them
+	// from the server); from pg_wal, the data directory's pg_control does.
+	SystemID string
+	PGMajor  int
+	Now      func() time.Time // nil means time.Now
+	Log      *slog.Logger     // nil discards
 }
 
 // Result says what a push did.
@@ -112,7 +117,7 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 	id, err := repository.LoadIdentity(ctx, b)
 	switch {
 	case err == nil:
-		if sysID, major, ok := serverCluster(path, opts.Log); ok {
+		if sysID, major, ok := historyCluster(path, opts); ok {
 			// Another cluster's history would redirect recovery to
 			// latest onto its timeline (pg_upgrade, a new initdb or a
 			// clone with the old archive settings).
@@ -138,7 +143,7 @@ func Push(ctx context.Context, b storage.Backend, path string, opts Options) (Re
 		// promoted server pointed at a new prefix archives its timeline's
 		// first): its record of the cluster lets the first segment's push
 		// create walvault.json over it.
-		if sysID, _, ok := serverCluster(path, opts.Log); ok {
+		if sysID, _, ok := historyCluster(path, opts); ok {
 			meta[repository.MetaSystemID] = sysID
 		}
 		// A new repository: its first object waits for the proof. The
@@ -201,6 +206,16 @@ func serverCluster(path string, log *slog.Logger) (sysID string, major int, ok b
 		return "", 0, false
 	}
 	return sysID, pg.DataDirMajor(dataDir), true
+}
+
+// historyCluster is the cluster a history or backup history file at path
+// belongs to: the data directory's whose pg_wal holds it, or else the one
+// opts names (wal-receive's).
+func historyCluster(path string, opts Options) (sysID string, major int, ok bool) {
+	if sysID, major, ok := serverCluster(path, opts.Log); ok {
+		return sysID, major, true
+	}
+	return opts.SystemID, opts.PGMajor, opts.SystemID != ""
 }
 
 // baseMetadata is the metadata every archived file carries; the encoding

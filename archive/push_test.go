@@ -894,19 +894,26 @@ func TestPushHistoryFirstIntoNewRepository(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		sysID   uint64
+		spool   bool // pushed from wal-receive's spool, naming its cluster
 		wantErr error
 	}{
-		{"this cluster's", testSysID, nil},
-		{"another cluster's", otherSysID, archive.ErrWrongCluster},
+		{"this cluster's", testSysID, false, nil},
+		{"another cluster's", otherSysID, false, archive.ErrWrongCluster},
+		{"wal-receive's, from its spool", testSysID, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := mem.New()
 			history := filepath.Join(fakeDataDir(t, tc.sysID), "pg_wal", "00000002.history")
+			o := opts(repository.LZ4)
+			if tc.spool {
+				history = filepath.Join(t.TempDir(), "00000002.history")
+				o.SystemID = fmt.Sprint(tc.sysID)
+			}
 			if err := os.WriteFile(history, body, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			mustPush(t, b, history, opts(repository.LZ4))
+			mustPush(t, b, history, o)
 			s := seg(2, 0, 0x1E)
 			segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
 			_, err := archive.Push(context.Background(), b, segPath, opts(repository.LZ4))

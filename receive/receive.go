@@ -572,9 +572,14 @@ func (r *receiver) storeHistory(ctx context.Context, tli wal.TimelineID) ([]wal.
 	defer os.Remove(path)
 	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	res, err := archive.Push(pctx, r.b, path, r.opts.Push)
+	// Stored from the spool, not a data directory: the server's
+	// identity names its cluster (a first history file into a new prefix
+	// must record it, or no segment could follow it, explore24f F1).
+	push := r.opts.Push
+	push.SystemID, push.PGMajor = r.systemID, r.pgMajor
+	res, err := archive.Push(pctx, r.b, path, push)
 	if err != nil {
-		if errors.Is(err, archive.ErrConflict) {
+		if errors.Is(err, archive.ErrConflict) || errors.Is(err, archive.ErrWrongCluster) {
 			return nil, fatalError{err}
 		}
 		return nil, fmt.Errorf("store %s: %w", name, err)

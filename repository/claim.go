@@ -133,7 +133,7 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 	historyOnly := ev.segmentKey == "" && backupKey == ""
 	if len(owners) == 0 {
 		if historyOnly {
-			advice = fmt.Sprintf("it holds history files only, as a new prefix does once a promoted server archived its timeline's first, and this one records no cluster (an older walvault pushed it). If it is this server's: delete %s, let PostgreSQL archive its next segment (which writes %s), then push the history file again by hand (walvault wal-push pg_wal/%s in the data directory). Nothing was written", ev.historyKey, IdentityKey, ev.historyName)
+			advice = fmt.Sprintf("it holds history files only, as a new prefix does once a promoted server archived its timeline's first, and this one records no cluster (pushed by hand from outside a data directory, or by an older walvault). If it is this server's: delete %s, let PostgreSQL archive its next segment (which writes %s), then push the history file again by hand (walvault wal-push pg_wal/%s in the data directory). Nothing was written", ev.historyKey, IdentityKey, ev.historyName)
 		}
 		return "", &IdentityLostError{msg: fmt.Sprintf("%s, and none records which cluster wrote it. Refusing to write a new %s that could claim another cluster's WAL: %s", lost, IdentityKey, advice)}
 	}
