@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -25,6 +26,9 @@ type targetDir struct {
 	what     string // "data directory", "tablespace 16385 location"
 	existed  bool
 	origMode fs.FileMode
+	// found is the existing directory as checkTargetDir saw it: create and
+	// clean act on it only while the path still leads there.
+	found fs.FileInfo
 	// tookOver: restore, as root, took the existing directory from
 	// origUID:origGID until its end (see create).
 	tookOver         bool
@@ -78,7 +82,7 @@ func checkTargetDir(path, what string) (*targetDir, error) {
 		}
 		return nil, fmt.Errorf("%w: %s %s contains %d entries (%s): %s", ErrNotEmpty, what, path, len(names), strings.Join(shown, ", "), hint)
 	}
-	d.existed, d.origMode = true, fi.Mode().Perm()
+	d.existed, d.origMode, d.found = true, fi.Mode().Perm(), fi
 	return d, nil
 }
 
@@ -96,27 +100,7 @@ func isFile(p string) bool {
 func (d *targetDir) create() error {
 	d.prepared = true
 	if d.existed {
-		if os.Geteuid() == 0 {
-			if uid, gid, ok := ownerIDs(d.path); ok && uid != 0 {
-				if err := os.Chown(d.path, 0, 0); err != nil {
-					return fmt.Errorf("%s %s: take it over while restoring: %w", d.what, d.path, err)
-				}
-				d.tookOver, d.origUID, d.origGID = true, uid, gid
-			}
-		}
-		if err := os.Chmod(d.path, 0o700); err != nil {
-			return fmt.Errorf("%s %s: %w", d.what, d.path, err)
-		}
-		entries, err := os.ReadDir(d.path)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", d.what, d.path, err)
-		}
-		if len(entries) > 0 {
-			d.planted = true
-			return fmt.Errorf("%w: %s %s: %s appeared in it while restore was starting; find out who put it there (the directory's owner may), empty it and restore again",
-				ErrNotEmpty, d.what, d.path, entries[0].Name())
-		}
-		return nil
+		return d.takeExisting()
 	}
 	top := d.path
 	for p := filepath.Dir(d.path); p != filepath.Dir(p); p = filepath.Dir(p) {
@@ -140,6 +124,58 @@ func (d *targetDir) create() error {
 		return fmt.Errorf("create %s %s: %w", d.what, d.path, err)
 	}
 	d.created = top
+	return nil
+}
+
+// openFound opens the existing directory and makes sure it is still the
+// one checkTargetDir saw: another user who owned it, or may rename in its
+// parent, could have put a link to another directory at its name meanwhile
+// (explore24f F3), which restore must neither write into nor chmod.
+func (d *targetDir) openFound() (*os.File, error) {
+	f, err := os.Open(d.path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", d.what, d.path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !os.SameFile(fi, d.found) {
+		err = errors.New("it is no longer the directory restore checked (replaced, or a link put at its name, since): find out who did")
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s %s: %w", d.what, d.path, err)
+	}
+	return f, nil
+}
+
+// takeExisting prepares an existing empty directory through a descriptor
+// of the very one checked (see create).
+func (d *targetDir) takeExisting() error {
+	f, err := d.openFound()
+	if err != nil {
+		d.prepared = false // not ours to clean
+		return err
+	}
+	defer f.Close()
+	if os.Geteuid() == 0 {
+		if uid, gid, ok := osuser.OwnerGroup(d.found); ok && uid != 0 {
+			if err := f.Chown(0, 0); err != nil {
+				return fmt.Errorf("%s %s: take it over while restoring: %w", d.what, d.path, err)
+			}
+			d.tookOver, d.origUID, d.origGID = true, uid, gid
+		}
+	}
+	if err := f.Chmod(0o700); err != nil {
+		return fmt.Errorf("%s %s: %w", d.what, d.path, err)
+	}
+	entries, err := f.ReadDir(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s %s: %w", d.what, d.path, err)
+	}
+	if len(entries) > 0 {
+		d.planted = true
+		return fmt.Errorf("%w: %s %s: %s appeared in it while restore was starting; find out who put it there (the directory's owner may), empty it and restore again",
+			ErrNotEmpty, d.what, d.path, entries[0].Name())
+	}
 	return nil
 }
 
@@ -174,9 +210,14 @@ func (d *targetDir) clean() error {
 	if !d.existed {
 		return nil
 	}
+	f, err := d.openFound()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	var first error
 	if !d.planted {
-		entries, err := os.ReadDir(d.path)
+		entries, err := f.ReadDir(-1)
 		if err != nil {
 			return err
 		}
@@ -186,11 +227,11 @@ func (d *targetDir) clean() error {
 			}
 		}
 	}
-	if err := os.Chmod(d.path, d.origMode); err != nil && first == nil {
+	if err := f.Chmod(d.origMode); err != nil && first == nil {
 		first = err
 	}
 	if d.tookOver {
-		if err := os.Chown(d.path, d.origUID, d.origGID); err != nil && first == nil {
+		if err := f.Chown(d.origUID, d.origGID); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -258,13 +299,4 @@ func chownTree(dir string, o *owner) error {
 		}
 		return nil
 	})
-}
-
-// ownerIDs is path's owner and group.
-func ownerIDs(path string) (uid, gid int, ok bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, 0, false
-	}
-	return osuser.OwnerGroup(fi)
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/walvault/walvault/internal/osuser"
 )
 
 // TestOwnerCanRead: the identity file restore_command reads as the server's
@@ -89,5 +91,55 @@ func TestTargetDirTakenOver(t *testing.T) {
 	}
 	if _, err := os.Stat(planted); err != nil {
 		t.Errorf("what someone else put in was removed: %v; want it left for the owner to look at", err)
+	}
+}
+
+// ownerIDs is path's owner and group.
+func ownerIDs(path string) (uid, gid int, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	return osuser.OwnerGroup(fi)
+}
+
+// TestTargetDirSwappedForLink: a link to another directory put at the
+// name of the directory restore checked, before restore takes it, is
+// refused, and neither restore nor its clean-up touch where the link leads
+// (explore24f F3: the clean-up made a root directory 0777).
+func TestTargetDirSwappedForLink(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	d, err := checkTargetDir(dir, "data directory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "root-only")
+	if err := os.Mkdir(elsewhere, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, filepath.Join(parent, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(parent, "empty"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.create(); err == nil || !strings.Contains(err.Error(), "no longer the directory restore checked") {
+		t.Fatalf("create after the directory was replaced by a link: %v; want a refusal", err)
+	}
+	if err := d.clean(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(elsewhere); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("where the link leads: %v %v, want it untouched (0700)", fi.Mode(), err)
 	}
 }
