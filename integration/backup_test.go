@@ -23,6 +23,10 @@ type backupListing struct {
 	StopLSN  string `json:"stop_lsn"`
 	StopWAL  string `json:"stop_wal"`
 	RawBytes int64  `json:"raw_bytes"`
+	// StopTime is when the backup ended at the latest: its measure of
+	// the server's clock is a bound, later by the measure's uncertainty
+	// (half a round trip, more on a loaded host).
+	StopTime *time.Time `json:"stop_time"`
 }
 
 func listBackups(t *testing.T, env []string) []backupListing {
@@ -61,6 +65,13 @@ func backupPushFrom(t *testing.T, r *repo, primary, source *testenv.Postgres, ex
 	}
 	for _, b := range listBackups(t, r.env) {
 		if !before[b.ID] {
+			// A restore to a time before the recorded stop does not
+			// pick this backup; the tests take targets right after it,
+			// so they wait for the server's clock (this host's) to pass
+			// the bound, as a DBA's later target does.
+			if b.StopTime != nil {
+				time.Sleep(min(time.Until(*b.StopTime)+time.Millisecond, 5*time.Second))
+			}
 			return b.ID
 		}
 	}
