@@ -159,3 +159,29 @@ func TestInsideAnotherRepository(t *testing.T) {
 		t.Errorf("strays %q, want notes.txt alone", strays)
 	}
 }
+
+// TestInsideAnotherRepositoryWAL: inside another repository's wal/, its
+// segments and its timeline history files (top-level keys here) are its
+// own, not strays to move (explore24f F2).
+func TestInsideAnotherRepositoryWAL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "outer", "wal")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f := fixtureOn(t, filetest.At(t, dir), testIdentity(), 6)
+	for _, k := range []string{"00000002.history", "00000001/000000010000000000000007.lz4"} {
+		repotest.Put(t, f.b, k, []byte("x"))
+	}
+	r, err := Run(context.Background(), f.b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range r.Warnings {
+		if w.Kind == KindStray && !strings.Contains(w.Detail, "nested inside another walvault repository") {
+			t.Errorf("stray warning %q: want the outer repository's objects in the one warning", w.Detail)
+		}
+	}
+	if !strings.Contains(text(t, r), "ends in wal/, a folder of walvault's own layout, and 2 objects") {
+		t.Errorf("report lacks the warning about the outer repository's 2 objects:\n%s", text(t, r))
+	}
+}

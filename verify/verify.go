@@ -380,7 +380,14 @@ func layoutFolderOf(location string) string {
 func inFolderShape(folder, key string) bool {
 	first, _, nested := strings.Cut(key, "/")
 	switch folder {
-	case repository.WALPrefix, repository.PartialPrefix:
+	case repository.WALPrefix:
+		// wal/ holds timeline history files beside the timeline folders.
+		if f, err := wal.Classify(strings.TrimSuffix(key, ".age")); err == nil && f.Kind == wal.KindTimelineHistory {
+			return true
+		}
+		_, err := strconv.ParseUint(first, 16, 32)
+		return nested && len(first) == 8 && err == nil
+	case repository.PartialPrefix:
 		_, err := strconv.ParseUint(first, 16, 32)
 		return nested && len(first) == 8 && err == nil
 	case repository.BackupsPrefix, repository.DrillsPrefix:
