@@ -896,6 +896,17 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 		}
 		return []string{fmt.Sprintf("the target LSN %s lies in %s, the last segment archived on timeline %d before a missing one (later ones are archived): if that segment was closed by a WAL switch before the target (pg_switch_wal, archive_timeout), its WAL ends there and PostgreSQL stops with \"recovery ended before configured recovery target was reached\"; a target before the switch, or archiving more WAL, avoids it", target, reach.TargetSegment, reach.TargetSegment.Timeline)}, nil
 	}
+	// The first segment of a timeline recovery switches to, missing while
+	// its parent's copy is archived: PostgreSQL reads the parent's copy,
+	// which holds the same WAL up to the switch point, so a target before
+	// it is reached there (explore24e F3).
+	fb, err := inv.FallsBack(ctx, b, r, reach.Missing)
+	if err != nil {
+		return nil, err
+	}
+	if fb != nil && target < fb.SwitchPoint {
+		return nil, nil
+	}
 	needed := fmt.Sprintf("segment %s, which recovery reads on the way to the target in %s,", reach.Missing, reach.TargetSegment)
 	if reach.Missing == reach.TargetSegment {
 		needed = fmt.Sprintf("segment %s, which holds the target,", reach.Missing)

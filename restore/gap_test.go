@@ -230,6 +230,15 @@ func TestRestoreBackupChildWithoutWAL(t *testing.T) {
 		t.Errorf("data directory after the refusal: %v, want it absent", err)
 	}
 
+	// An LSN target before the branch point is reached in timeline 1's
+	// copy of the branch segment, as PostgreSQL reads it (explore24e F3).
+	before := sw - 0x80
+	opts = restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{LSN: &before}
+	if _, err := RestoreBackup(context.Background(), b, opts); err != nil {
+		t.Fatalf("RestoreBackup to %s, before the branch point: %v", before, err)
+	}
+
 	// Once timeline 2's first segment is archived, PostgreSQL reads
 	// timeline 2 from it on: nothing to say.
 	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: wal.Segment{Timeline: 2, Seg: 0x10}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
