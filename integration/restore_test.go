@@ -164,7 +164,7 @@ func TestRestoreTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conf.WriteString("recovery_target_time = '2000-01-01 00:00:00+00'\nrecovery_target_inclusive = off\nrecovery_target_action = 'shutdown'\nrecovery_min_apply_delay = '1h'\n"); err != nil {
+	if _, err := conf.WriteString("Recovery_Target_Time = '2000-01-01 00:00:00+00'\nrecovery_target_inclusive = off\nrecovery_target_action = 'shutdown'\nrecovery_min_apply_delay = '1h'\n"); err != nil {
 		t.Fatal(err)
 	}
 	conf.Close()

@@ -480,6 +480,13 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err := writeRecoverySettings(root, block); err != nil {
 		return res, err
 	}
+	if changed, err := disableRecoveryLines(root); err != nil {
+		return res, err
+	} else if changed {
+		ignore = append(ignore, mainConfName)
+		warn("recovery settings in the backup's postgresql.conf commented out",
+			mainConfName+" of the backup set recovery_target settings (an earlier point-in-time restore done by hand?): restore commented them out, marked \""+strings.TrimSpace(disabledPrefix)+"\", so that only its own apply")
+	}
 	if rewritten {
 		ignore = append(ignore, tablespaceMapName)
 	}

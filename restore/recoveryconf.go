@@ -176,6 +176,52 @@ func confKey(line string) string {
 // maxAutoConf bounds how much of postgresql.auto.conf restore reads.
 const maxAutoConf = 16 << 20
 
+// mainConfName is the server's main configuration file in the data
+// directory (Debian keeps it in /etc, where restore leaves it alone).
+const mainConfName = "postgresql.conf"
+
+// disableRecoveryLines comments out the lines of postgresql.conf that set
+// one of recoveryKeys: an earlier point-in-time restore done by hand may
+// have left them there. postgresql.auto.conf's lines beat them when they
+// are spelled alike, but PostgreSQL keeps a setting's last line by its
+// exact spelling, so a "Recovery_Target_Time" would stay and, with
+// restore's target, stop the server ("multiple recovery targets
+// specified", explore24e F4). It changes nothing when no line does, and
+// says whether it changed the file (which then differs from the backup).
+func disableRecoveryLines(root *os.Root) (bool, error) {
+	old, err := readLimited(root, mainConfName, maxAutoConf)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", mainConfName, err)
+	}
+	var out bytes.Buffer
+	changed := false
+	for line := range strings.Lines(string(old)) {
+		if recoveryKeys[confKey(line)] {
+			out.WriteString(disabledPrefix)
+			changed = true
+		}
+		out.WriteString(line)
+	}
+	if !changed {
+		return false, nil
+	}
+	mode := os.FileMode(0o600)
+	if fi, err := root.Stat(mainConfName); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp := mainConfName + ".walvault-tmp"
+	if err := root.WriteFile(tmp, out.Bytes(), mode); err != nil {
+		return true, fmt.Errorf("write %s: %w", mainConfName, err)
+	}
+	if err := root.Rename(tmp, mainConfName); err != nil {
+		return true, fmt.Errorf("write %s: %w", mainConfName, err)
+	}
+	return true, nil
+}
+
 // writeRecoverySettings writes recovery.signal and appends block to
 // postgresql.auto.conf (through a temporary file and a rename).
 func writeRecoverySettings(root *os.Root, block string) error {
