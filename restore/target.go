@@ -168,6 +168,9 @@ func (t Target) String() string {
 	default:
 		return "latest (all archived WAL)"
 	}
+	if t.Inclusive != nil && !*t.Inclusive && (t.Time != nil || t.XID != "" || t.LSN != nil) {
+		s += ", exclusive (stops just before it)"
+	}
 	if t.Timeline != "" {
 		s += " on timeline " + t.Timeline
 	}

@@ -279,6 +279,8 @@ func TestTargetStringNamesTimeline(t *testing.T) {
 		{Target{Timeline: "1"}, "all archived WAL on timeline 1"},
 		{Target{Time: &at, Timeline: "current"}, "time 2026-11-25 10:30:00+00:00 on timeline current"},
 		{Target{Immediate: true}, "immediate (end of the backup)"},
+		{Target{XID: "786", Inclusive: ptr(false), Timeline: "2"}, "xid 786, exclusive (stops just before it) on timeline 2"},
+		{Target{XID: "786", Inclusive: ptr(true)}, "xid 786"},
 	} {
 		if got := tc.target.String(); got != tc.want {
 			t.Errorf("%+v: got %q, want %q", tc.target, got, tc.want)
