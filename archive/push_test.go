@@ -930,3 +930,28 @@ func TestPushHistoryFirstIntoNewRepository(t *testing.T) {
 		})
 	}
 }
+
+// TestPushHistoriesOfTwoClustersFirst: a new prefix holding this cluster's
+// history file and another cluster's is not claimed by this cluster's
+// first segment: the other timeline would be adopted beside its own
+// (explore24f F5).
+func TestPushHistoriesOfTwoClustersFirst(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	body := []byte("1\t0/1E000000\tno recovery target specified\n")
+	for _, h := range []struct {
+		sysID uint64
+		name  string
+	}{{testSysID, "00000002.history"}, {otherSysID, "00000003.history"}} {
+		path := filepath.Join(fakeDataDir(t, h.sysID), "pg_wal", h.name)
+		if err := os.WriteFile(path, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustPush(t, b, path, opts(repository.LZ4))
+	}
+	s := seg(2, 0, 0x1E)
+	segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	if _, err := archive.Push(context.Background(), b, segPath, opts(repository.LZ4)); !errors.Is(err, archive.ErrWrongCluster) {
+		t.Fatalf("first segment beside another cluster's history file: got %v, want ErrWrongCluster", err)
+	}
+}

@@ -37,11 +37,12 @@ const claimScan = 1000
 
 // claimEvidence is what a repository without walvault.json holds.
 type claimEvidence struct {
-	anyKey      string // some walvault object, for messages
-	segmentKey  string // the first archived segment, whose metadata names its cluster
-	historyKey  string // the first history or backup history file, for a repository without segments
-	historyName string // its file name in pg_wal
-	manifestKey string // the first backup manifest
+	anyKey      string   // some walvault object, for messages
+	segmentKey  string   // the first archived segment, whose metadata names its cluster
+	historyKey  string   // the first history or backup history file, for a repository without segments
+	historyName string   // its file name in pg_wal
+	histories   []string // every history or backup history file seen
+	manifestKey string   // the first backup manifest
 	backupID    string
 }
 
@@ -67,8 +68,11 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 				ev.segmentKey = key
 				return true
 			}
-			if ok && ev.historyKey == "" && (f.Kind == wal.KindTimelineHistory || f.Kind == wal.KindBackupHistory) {
-				ev.historyKey, ev.historyName = key, f.String()
+			if ok && (f.Kind == wal.KindTimelineHistory || f.Kind == wal.KindBackupHistory) {
+				if ev.historyKey == "" {
+					ev.historyKey, ev.historyName = key, f.String()
+				}
+				ev.histories = append(ev.histories, key)
 			}
 			return false
 		})
@@ -105,13 +109,32 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 	if walKey == "" {
 		walKey = ev.historyKey
 	}
-	if walKey != "" {
-		info, err := b.Stat(ctx, walKey)
-		if err != nil {
-			return "", fmt.Errorf("%s is absent from %s, which holds WAL; reading %s to learn its cluster failed: %w", IdentityKey, b.Location(), walKey, err)
+	keys := []string{walKey}
+	if ev.segmentKey == "" && backupKey == "" {
+		// History files alone: each must be this cluster's, or another
+		// cluster's timeline would be adopted beside its own.
+		keys = ev.histories
+	}
+	for _, key := range keys {
+		if key == "" {
+			continue
 		}
-		if id := info.Metadata[MetaSystemID]; id != "" {
-			owners, proofs = append(owners, id), append(proofs, walKey)
+		info, err := b.Stat(ctx, key)
+		if err != nil {
+			return "", fmt.Errorf("%s is absent from %s, which holds WAL; reading %s to learn its cluster failed: %w", IdentityKey, b.Location(), key, err)
+		}
+		id := info.Metadata[MetaSystemID]
+		if id == "" && len(keys) > 1 {
+			// One that records no cluster proves nobody's claim.
+			owners, proofs = nil, nil
+			ev.historyKey = key
+			if f, _, ok := ParseWALKey(key); ok {
+				ev.historyName = f.String()
+			}
+			break
+		}
+		if id != "" {
+			owners, proofs = append(owners, id), append(proofs, key)
 		}
 	}
 	if ev.manifestKey != "" {
