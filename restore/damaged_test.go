@@ -13,10 +13,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repository"
-	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/storagetest"
-	"github.com/walvault/walvault/wal"
 )
 
 // TestRestoreAroundDamagedManifest: with the newest backup's manifest
@@ -33,7 +31,7 @@ func TestRestoreAroundDamagedManifest(t *testing.T) {
 		// The later two lie in segment 3, archived once below.
 		storeFixture(t, b, fixture{id: id, stopTime: fixtureMTime.Add(time.Duration(i) * time.Minute), skipWAL: i > 0, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	}
-	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 3}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	putSegment(t, b, 1, 3)
 	damaged := ids[2]
 	if err := b.Put(ctx, repository.BackupManifestKey(damaged), strings.NewReader("hello"), storage.PutOptions{Size: 5}); err != nil {
 		t.Fatal(err)
@@ -84,7 +82,7 @@ func TestRestoreAroundDamagedPart(t *testing.T) {
 	for i, id := range ids {
 		ms = append(ms, storeFixture(t, b, fixture{id: id, stopTime: fixtureMTime.Add(time.Duration(i) * time.Minute), skipWAL: i > 0, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}}))
 	}
-	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 3}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	putSegment(t, b, 1, 3)
 	damaged := ids[2]
 	part := ms[2].Archives[0].Parts[0]
 	if err := b.Put(ctx, part.Key, strings.NewReader("short"), storage.PutOptions{Size: 5}); err != nil {

@@ -90,9 +90,7 @@ func TestRestoreBackupFollowsOverrunTimeline(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
 	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
-	put := func(tli wal.TimelineID, n uint32) {
-		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
-	}
+	put := func(tli wal.TimelineID, n uint32) { putSegment(t, b, tli, n) }
 	for n := uint32(3); n <= 0x24; n++ {
 		put(1, n)
 	}
@@ -124,9 +122,7 @@ func TestRestoreBackupLSNPastBranch(t *testing.T) {
 	t.Parallel()
 	b := newFixtureRepo(t)
 	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
-	put := func(tli wal.TimelineID, n uint32) {
-		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
-	}
+	put := func(tli wal.TimelineID, n uint32) { putSegment(t, b, tli, n) }
 	for n := uint32(3); n <= 0x14; n++ {
 		put(1, n)
 	}
@@ -187,7 +183,7 @@ func TestRestoreBackupXIDNamesOlderBackup(t *testing.T) {
 	b := newFixtureRepo(t)
 	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	storeFixture(t, b, fixture{id: "20261125T110000Z", stopTime: fixtureMTime.Add(time.Hour), skipWAL: true, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
-	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: 3}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	putSegment(t, b, 1, 3)
 	for _, target := range []Target{{XID: "1234"}, {Name: "before_the_mistake"}} {
 		opts := restoreOpts(t, filepath.Join(t.TempDir(), "data"))
 		opts.Target = target
@@ -212,7 +208,7 @@ func TestRestoreBackupChildWithoutWAL(t *testing.T) {
 	b := newFixtureRepo(t)
 	storeFixture(t, b, fixture{id: fixtureID, archives: []fixtureArchive{{name: baseArchive, entries: baseEntries()}}})
 	for n := uint32(3); n <= 0x12; n++ {
-		repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: wal.Segment{Timeline: 1, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+		putSegment(t, b, 1, n)
 	}
 	sw := wal.LSN(0x10*fixtureSegSize + 0x100)
 	repotest.Put(t, b, "wal/00000002.history", []byte("1\t"+sw.String()+"\tno recovery target specified\n"))
@@ -241,7 +237,7 @@ func TestRestoreBackupChildWithoutWAL(t *testing.T) {
 
 	// Once timeline 2's first segment is archived, PostgreSQL reads
 	// timeline 2 from it on: nothing to say.
-	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 2, Segment: wal.Segment{Timeline: 2, Seg: 0x10}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
+	putSegment(t, b, 2, 0x10)
 	res, err := RestoreBackup(context.Background(), b, restoreOpts(t, filepath.Join(t.TempDir(), "data")))
 	if err != nil {
 		t.Fatalf("RestoreBackup with timeline 2's first segment archived: %v", err)
@@ -429,4 +425,10 @@ func TestRestoreBackupIntoDanglingLink(t *testing.T) {
 	if _, err := RestoreBackup(t.Context(), b, opts); err == nil || !strings.Contains(err.Error(), "does not lead to a directory") {
 		t.Fatalf("RestoreBackup into a dangling link: %v; want a refusal saying the link leads nowhere", err)
 	}
+}
+
+// putSegment archives a stand-in for segment n of timeline tli.
+func putSegment(t *testing.T, b storage.Backend, tli wal.TimelineID, n uint32) {
+	t.Helper()
+	repotest.PutWAL(t, b, repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: tli, Segment: wal.Segment{Timeline: tli, Seg: n}}, repository.LZ4), repository.LZ4, []byte("segment"), nil)
 }
