@@ -350,14 +350,14 @@ func (s *scan) reportStrays(strays []repository.Stray) {
 		s.mu.Lock()
 		s.r.Summary.Strays += outer
 		s.mu.Unlock()
-		s.warning(Finding{Kind: KindStray, Key: "", Detail: fmt.Sprintf("this repository's location ends in %s, a folder of walvault's own layout, and %d objects here are shaped as that folder's are: this repository is most likely nested inside another walvault repository one level up, and they are that repository's WAL or backups. Do not move or delete them; give this cluster a prefix of its own beside the other, not inside it",
-			folder, outer)})
+		s.warning(Finding{Kind: KindStray, Key: "", Detail: fmt.Sprintf("this repository's location ends in %s, a folder of walvault's own layout, and %s here are shaped as that folder's are: this repository is most likely nested inside another walvault repository one level up, and they are that repository's WAL or backups. Do not move or delete them; give this cluster a prefix of its own beside the other, not inside it",
+			folder, units.Plural(outer, "object"))})
 	}
 	for _, p := range prefixes {
 		s.mu.Lock()
 		s.r.Summary.Strays += nested[p]
 		s.mu.Unlock()
-		s.warning(Finding{Kind: KindStray, Key: p + repository.IdentityKey, Detail: fmt.Sprintf("another walvault repository is nested in this one at %s (%d objects, its own walvault.json): this repository's verify and delete leave it alone, but one repository inside another is easily deleted or mixed up with it; give each cluster a prefix of its own beside the other, not inside it", p, nested[p])})
+		s.warning(Finding{Kind: KindStray, Key: p + repository.IdentityKey, Detail: fmt.Sprintf("another walvault repository is nested in this one at %s (%s, its own walvault.json): this repository's verify and delete leave it alone, but one repository inside another is easily deleted or mixed up with it; give each cluster a prefix of its own beside the other, not inside it", p, units.Plural(nested[p], "object"))})
 	}
 }
 
