@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/exporter"
+	"github.com/walvault/walvault/pg"
 )
 
 // defaultExporterListen is loopback only, on a port no common PostgreSQL
@@ -99,6 +100,18 @@ func (o *exporterOptions) precheck(c *cli.Context) error {
 	// Read now so a bad file fails at start, not at the first scrape.
 	if err := web.Validate(o.WebConfigFile); err != nil {
 		return usagef("--web-config-file %s: %v", o.WebConfigFile, err)
+	}
+	return nil
+}
+
+// validate refuses, once the settings are resolved, connection settings
+// that can never parse: every scrape would report walvault_pg_up 0 and
+// log why.
+func (o *exporterOptions) validate() error {
+	if o.PGConn != "" {
+		if _, err := pg.ParseConfig(o.PGConn, ""); err != nil {
+			return fmt.Errorf("pg-conn: %w", err)
+		}
 	}
 	return nil
 }

@@ -190,3 +190,13 @@ func TestExporterTLSAndBasicAuth(t *testing.T) {
 		t.Errorf("plain HTTP to the TLS port served metrics: %d\n%s", code, body)
 	}
 }
+
+// TestExporterRefusesUnparsablePGConn: connection settings that can never
+// parse are a usage error at start, not a walvault_pg_up 0 and a log line
+// on every scrape (explore24d F1).
+func TestExporterRefusesUnparsablePGConn(t *testing.T) {
+	code, _, stderr := runCmd(t, "exporter", "--repo", "file://"+t.TempDir(), "--listen", "127.0.0.1:0", "--pg-conn", "host=db port=notaport password= SECRET_P")
+	if code != exitUsage || !strings.Contains(stderr, "pg-conn") || strings.Contains(stderr, "SECRET_P") {
+		t.Errorf("exporter with an unparsable pg-conn: exit %d, stderr %q; want 2 naming pg-conn, without the password", code, stderr)
+	}
+}
