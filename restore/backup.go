@@ -297,7 +297,8 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 				return res, err
 			}
 		}
-		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, t.TimelineSetting(), opts.Identities, log); err != nil {
+		inclusive := t.Inclusive == nil || *t.Inclusive
+		if res.Warnings, err = checkLSNArchived(ctx, b, inv, m, *t.LSN, inclusive, t.TimelineSetting(), opts.Identities, log); err != nil {
 			if branch != nil {
 				err = fmt.Errorf("%w; the target LSN lies past where timeline %d branched off timeline %d (%s): if it is timeline %d's, give --target-timeline %d", err, branch.child, branch.parent, branch.at, branch.parent, branch.parent)
 			}
@@ -853,7 +854,7 @@ func extractArchive(ctx context.Context, ps *partStream, backupID string, a repo
 // reached" after the whole restore was written. It lists only that WAL,
 // not all of wal/, and reads the target's segment only when the next one
 // is not archived.
-func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, timeline string, ids *crypt.Identities, log *slog.Logger) ([]string, error) {
+func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, target wal.LSN, inclusive bool, timeline string, ids *crypt.Identities, log *slog.Logger) ([]string, error) {
 	start, tl, ok, err := recoveryStart(inv, m, timeline)
 	if !ok || err != nil {
 		return nil, err
@@ -911,8 +912,15 @@ func checkLSNArchived(ctx context.Context, b storage.Backend, inv *repository.In
 	if err != nil {
 		return nil, err
 	}
-	if fb != nil && target < fb.SwitchPoint {
-		return nil, nil
+	if fb != nil && target <= fb.SwitchPoint {
+		if !inclusive {
+			return nil, nil
+		}
+		// Inclusive, recovery stops after the first record at or past
+		// the target, which may be the parent's first past the branch
+		// (explore24g F1).
+		return nil, fmt.Errorf("the target LSN %s lies at or before the point where timeline %d branched off timeline %d (%s), and none of timeline %d's WAL is archived: recovery reads timeline %d's copy of that segment, and an inclusive LSN target stops after the first record at or past it, which may be timeline %d's first past the branch, WAL timeline %d never had; give --target-inclusive=false (recovery then stops before it), or --target-timeline %d for timeline %d's WAL",
+			target, fb.Child, fb.Parent, fb.SwitchPoint, fb.Child, fb.Parent, fb.Parent, fb.Child, fb.Parent, fb.Parent)
 	}
 	needed := fmt.Sprintf("segment %s, which recovery reads on the way to the target in %s,", reach.Missing, reach.TargetSegment)
 	if reach.Missing == reach.TargetSegment {

@@ -228,11 +228,19 @@ func TestRestoreBackupChildWithoutWAL(t *testing.T) {
 
 	// An LSN target before the branch point is reached in timeline 1's
 	// copy of the branch segment, as PostgreSQL reads it (explore24e F3).
+	// Exclusive only: inclusive, recovery stops after the first record at
+	// or past the target, which may be timeline 1's first past the branch
+	// (explore24g F1).
 	before := sw - 0x80
 	opts = restoreOpts(t, filepath.Join(t.TempDir(), "data"))
-	opts.Target = Target{LSN: &before}
+	opts.Target = Target{LSN: &before, Inclusive: ptr(false)}
 	if _, err := RestoreBackup(context.Background(), b, opts); err != nil {
-		t.Fatalf("RestoreBackup to %s, before the branch point: %v", before, err)
+		t.Fatalf("RestoreBackup to %s, exclusive, before the branch point: %v", before, err)
+	}
+	opts = restoreOpts(t, filepath.Join(t.TempDir(), "data"))
+	opts.Target = Target{LSN: &before}
+	if _, err := RestoreBackup(context.Background(), b, opts); err == nil || !strings.Contains(err.Error(), "--target-inclusive=false") {
+		t.Fatalf("RestoreBackup to %s, inclusive, before the branch point: %v; want a refusal naming --target-inclusive=false", before, err)
 	}
 
 	// Once timeline 2's first segment is archived, PostgreSQL reads
