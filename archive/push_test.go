@@ -951,7 +951,7 @@ func TestPushHistoriesOfTwoClustersFirst(t *testing.T) {
 	}
 	s := seg(2, 0, 0x1E)
 	segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
-	if _, err := archive.Push(context.Background(), b, segPath, opts(repository.LZ4)); !errors.Is(err, archive.ErrWrongCluster) {
-		t.Fatalf("first segment beside another cluster's history file: got %v, want ErrWrongCluster", err)
+	if _, err := archive.Push(context.Background(), b, segPath, opts(repository.LZ4)); !errors.Is(err, archive.ErrWrongCluster) || !strings.Contains(err.Error(), "delete wal/00000003.history (the other cluster's)") {
+		t.Fatalf("first segment beside another cluster's history file: got %v, want ErrWrongCluster naming the other cluster's history file to delete", err)
 	}
 }

@@ -148,12 +148,17 @@ func checkClaim(ctx context.Context, b storage.Backend, want Identity) (string, 
 	}
 	lost := fmt.Sprintf("%s is missing from %s (no version of it is left either), but the repository holds walvault's objects (%s)", IdentityKey, b.Location(), ev.anyKey)
 	advice := "if the prefix is another cluster's, point this server at a repository prefix of its own; the cluster that wrote them writes walvault.json anew on its next push (or restore the file from a copy of the bucket). Nothing was written"
+	historyOnly := ev.segmentKey == "" && backupKey == ""
 	for i, owner := range owners {
 		if owner != want.SystemID {
+			if historyOnly {
+				// No cluster can claim a prefix that holds another's
+				// history file: say which to remove (explore24g F4).
+				advice = fmt.Sprintf("it holds history files only, as a new prefix does once a promoted server archived its timeline's first, and two clusters pushed here: point this server at a repository prefix of its own, or, if the prefix is this server's, delete %s (the other cluster's) and let PostgreSQL archive again. Nothing was written", proofs[i])
+			}
 			return "", &IdentityLostError{msg: fmt.Sprintf("%s of another cluster: %s records system identifier %s, this server's is %s. Refusing to write a new %s that would claim them: %s", lost, proofs[i], owner, want.SystemID, IdentityKey, advice), otherCluster: true}
 		}
 	}
-	historyOnly := ev.segmentKey == "" && backupKey == ""
 	if len(owners) == 0 {
 		if historyOnly {
 			advice = fmt.Sprintf("it holds history files only, as a new prefix does once a promoted server archived its timeline's first, and this one records no cluster (pushed by hand from outside a data directory, or by an older walvault). If it is this server's: delete %s, let PostgreSQL archive its next segment (which writes %s), then push the history file again by hand (walvault wal-push pg_wal/%s in the data directory). Nothing was written", ev.historyKey, IdentityKey, ev.historyName)
