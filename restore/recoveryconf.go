@@ -139,22 +139,30 @@ const disabledPrefix = "# disabled by walvault restore: "
 // rewriteAutoConf returns old with any line setting one of recoveryKeys
 // commented out, followed by block.
 func rewriteAutoConf(old []byte, block string) []byte {
-	var out bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(old))
-	sc.Buffer(make([]byte, 64<<10), len(old)+1)
+	out, _ := disableRecoveryKeys(old)
+	if len(out) > 0 && !bytes.HasSuffix(out, []byte("\n\n")) {
+		out = append(out, '\n')
+	}
+	return append(out, block...)
+}
+
+// disableRecoveryKeys returns conf's lines, each ending in a line break,
+// with those setting one of recoveryKeys commented out, and whether there
+// was one.
+func disableRecoveryKeys(conf []byte) (out []byte, changed bool) {
+	var b bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(conf))
+	sc.Buffer(make([]byte, 64<<10), len(conf)+1)
 	for sc.Scan() {
 		line := sc.Text()
 		if recoveryKeys[confKey(line)] {
-			out.WriteString(disabledPrefix)
+			b.WriteString(disabledPrefix)
+			changed = true
 		}
-		out.WriteString(line)
-		out.WriteByte('\n')
+		b.WriteString(line)
+		b.WriteByte('\n')
 	}
-	if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n\n")) {
-		out.WriteByte('\n')
-	}
-	out.WriteString(block)
-	return out.Bytes()
+	return b.Bytes(), changed
 }
 
 // confKey is the lower-cased setting name a postgresql.conf line sets ("" for
@@ -196,15 +204,7 @@ func disableRecoveryLines(root *os.Root) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", mainConfName, err)
 	}
-	var out bytes.Buffer
-	changed := false
-	for line := range strings.Lines(string(old)) {
-		if recoveryKeys[confKey(line)] {
-			out.WriteString(disabledPrefix)
-			changed = true
-		}
-		out.WriteString(line)
-	}
+	out, changed := disableRecoveryKeys(old)
 	if !changed {
 		return false, nil
 	}
@@ -213,7 +213,7 @@ func disableRecoveryLines(root *os.Root) (bool, error) {
 		mode = fi.Mode().Perm()
 	}
 	tmp := mainConfName + ".walvault-tmp"
-	if err := root.WriteFile(tmp, out.Bytes(), mode); err != nil {
+	if err := root.WriteFile(tmp, out, mode); err != nil {
 		return true, fmt.Errorf("write %s: %w", mainConfName, err)
 	}
 	if err := root.Rename(tmp, mainConfName); err != nil {
