@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/urfave/cli/v2"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/walvault/walvault/exporter"
 	"github.com/walvault/walvault/pg"
@@ -139,8 +141,12 @@ func exporterAction(c *cli.Context, opts *exporterOptions, s *session) error {
 	webFlags := &web.FlagConfig{WebConfigFile: &opts.WebConfigFile}
 	go func() { served <- web.Serve(ln, srv, webFlags, log) }()
 	log.Info("serving metrics", "address", ln.Addr().String(), "path", "/metrics", "repo", b.Location(), "refresh", refresh, "postgres", opts.PGConn != "", "web_config", opts.WebConfigFile)
-	if opts.WebConfigFile == "" && !loopbackOnly(ln.Addr().String()) {
-		log.Warn("metrics are served over plain HTTP without authentication to other hosts; give --web-config-file for TLS and a password", "address", ln.Addr().String())
+	if !loopbackOnly(ln.Addr().String()) {
+		if opts.WebConfigFile == "" {
+			log.Warn("metrics are served over plain HTTP without authentication to other hosts; give --web-config-file for TLS and a password", "address", ln.Addr().String())
+		} else if passwordsInClear(opts.WebConfigFile) {
+			log.Warn("basic authentication without TLS: passwords cross the network in clear text; add tls_server_config to the web configuration file", "address", ln.Addr().String(), "web_config", opts.WebConfigFile)
+		}
 	}
 
 	select {
@@ -159,6 +165,35 @@ func exporterAction(c *cli.Context, opts *exporterOptions, s *session) error {
 		log.Info("exporter stopped")
 	}
 	return err
+}
+
+// passwordsInClear reports whether a web configuration file asks for
+// basic authentication but sets up no TLS: every scrape then sends a
+// password any host on the path can read. The file has passed
+// web.Validate already; a read error here only skips the warning.
+func passwordsInClear(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var shape struct {
+		TLS   map[string]any    `yaml:"tls_server_config"`
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if yaml.Unmarshal(data, &shape) != nil {
+		return false
+	}
+	if len(shape.Users) == 0 {
+		return false
+	}
+	// The toolkit serves TLS once any certificate, key or client CA
+	// setting is given (min_version and the like alone leave it off).
+	for _, key := range []string{"cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type"} {
+		if v, _ := shape.TLS[key].(string); v != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // loopbackOnly reports whether a listen address can only be reached from

@@ -200,3 +200,29 @@ func TestExporterRefusesUnparsablePGConn(t *testing.T) {
 		t.Errorf("exporter with an unparsable pg-conn: exit %d, stderr %q; want 2 naming pg-conn, without the password", code, stderr)
 	}
 }
+
+func TestPasswordsInClear(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		yaml string
+		want bool
+	}{
+		"users, no TLS":         {"basic_auth_users:\n  prom: $2y$10$abc\n", true},
+		"users, TLS":            {"tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\nbasic_auth_users:\n  prom: $2y$10$abc\n", false},
+		"users, TLS inline":     {"tls_server_config:\n  cert: abc\n  key: def\nbasic_auth_users:\n  prom: x\n", false},
+		"users, only a version": {"tls_server_config:\n  min_version: TLS13\nbasic_auth_users:\n  prom: x\n", true},
+		"TLS, no users":         {"tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n", false},
+		"empty":                 {"", false},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yml")
+		if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := passwordsInClear(p); got != tc.want {
+			t.Errorf("%s: passwordsInClear = %v, want %v", name, got, tc.want)
+		}
+	}
+	if passwordsInClear(filepath.Join(dir, "missing.yml")) {
+		t.Error("a missing file: passwordsInClear = true")
+	}
+}
