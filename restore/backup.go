@@ -288,8 +288,8 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", repository.ErrNoBackup, err)
 	}
+	var branch *branchBefore // an LSN target's branch point passed, if any
 	if t.LSN != nil {
-		var branch *branchBefore
 		if t.Timeline == "" {
 			// An LSN past a branch point names a point on each timeline:
 			// the checks a recovery to latest gets (explore24b F3).
@@ -306,12 +306,6 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		}
 		for _, w := range res.Warnings {
 			log.Warn("the target may lie past the archived WAL", "why", w)
-		}
-		if branch != nil && branch.parentWentOn {
-			note := fmt.Sprintf("the target LSN %s lies past where timeline %d branched off timeline %d (%s), and timeline %d holds WAL past that point too: the same LSN names another point there. This restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
-				t.LSN, branch.child, branch.parent, branch.at, branch.parent, branch.child, branch.parent, branch.child, branch.parent)
-			log.Warn("the target LSN names a point on more than one timeline", "why", note)
-			res.Warnings = append(res.Warnings, note)
 		}
 	} else if !t.Immediate {
 		var gap bool
@@ -332,6 +326,11 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	warn := func(msg, why string) {
 		log.Warn(msg, "why", why)
 		res.Warnings = append(res.Warnings, why)
+	}
+	if branch != nil && branch.parentWentOn {
+		warn("the target LSN names a point on more than one timeline",
+			fmt.Sprintf("the target LSN %s lies past where timeline %d branched off timeline %d (%s), and timeline %d holds WAL past that point too: the same LSN names another point there. This restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
+				t.LSN, branch.child, branch.parent, branch.at, branch.parent, branch.child, branch.parent, branch.child, branch.parent))
 	}
 	if newer, older, bad := repository.Misordered(backups); bad && t.Time != nil && opts.BackupRef == "" {
 		warn("backups' times disagree with their WAL positions",
