@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 // one after the other, so they share the machine's load of the moment:
 //
 //	go-minimal      package main; func main() {}
+//	aws-sdk-floor   a program that only imports the AWS SDK's s3 and config
+//	                packages, as any S3 client in Go must: what their
+//	                package initialisation alone costs a process
 //	version         walvault --version
 //	wal-push-help   walvault wal-push --help
 //	wal-fetch-help  walvault wal-fetch --help
@@ -43,6 +47,7 @@ import (
 // 17) is at most 3 ms, 1.5x go-minimal.
 func BenchmarkStart(b *testing.B) {
 	minimal := buildMinimalGo(b)
+	sdkFloor := buildSDKFloor(b)
 	bin := testenv.BuildWalvault(b)
 	lean := buildLeanWalvault(b)
 	// A clean environment: no WALVAULT_* or AWS_* of the caller.
@@ -57,6 +62,7 @@ func BenchmarkStart(b *testing.B) {
 		code int      // the exit code of a run that works
 	}{
 		{name: "go-minimal", args: []string{minimal}},
+		{name: "aws-sdk-floor", args: []string{sdkFloor}},
 		{name: "version", args: []string{bin, "--version"}},
 		{name: "wal-push-help", args: []string{bin, "wal-push", "--help"}},
 		{name: "wal-fetch-help", args: []string{bin, "wal-fetch", "--help"}},
@@ -154,6 +160,47 @@ func buildMinimalGo(tb testing.TB) string {
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go build of a minimal program: %v\n%s", err, b)
+	}
+	return out
+}
+
+// buildSDKFloor builds a program whose only work is the initialisation of
+// the AWS SDK packages walvault's S3 backend imports, with walvault's own
+// module requirements (the same versions).
+func buildSDKFloor(tb testing.TB) string {
+	tb.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	dir := tb.TempDir()
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	modText := regexp.MustCompile(`(?m)^module .*$`).ReplaceAllString(string(mod), "module sdkfloor")
+	files := map[string]string{
+		"go.mod": modText,
+		"go.sum": string(sum),
+		"main.go": "package main\n\nimport (\n" +
+			"\t_ \"github.com/aws/aws-sdk-go-v2/config\"\n" +
+			"\t_ \"github.com/aws/aws-sdk-go-v2/service/s3\"\n)\n\nfunc main() {}\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			tb.Fatalf("%v", err)
+		}
+	}
+	out := filepath.Join(dir, "sdkfloor")
+	cmd := exec.Command("go", "build", "-mod=mod", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build of the AWS SDK floor program: %v\n%s", err, b)
 	}
 	return out
 }
