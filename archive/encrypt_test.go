@@ -19,6 +19,7 @@ import (
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestEncryptedPushFetch: an encrypted segment is stored as an age file
@@ -288,5 +289,67 @@ func TestPushHistoryRecordsSwitches(t *testing.T) {
 				t.Errorf("the object's metadata takes %d bytes, more than S3's 2048", size)
 			}
 		})
+	}
+}
+
+// TestFetchHistoryWithoutItsKey: a history file encrypted to a key the
+// identity file no longer holds (pushed before a rotation) is served
+// from its metadata, timelines and switch points whole, so destroying the
+// old key does not stop every later recovery at the history file
+// (explore25d F1); a segment encrypted to that key is still refused, and
+// so is a history whose metadata kept only its last switch.
+func TestFetchHistoryWithoutItsKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	oldKey, newKey := crypttest.NewKey(t), crypttest.NewKey(t)
+	b := mem.New()
+	o := opts(repository.LZ4)
+	o.Recipients = crypttest.Recipients(t, oldKey)
+	s := seg(1, 0, 3)
+	segPath, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	mustPush(t, b, segPath, o)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mustPush(t, b, write("00000003.history", "1\t0/4002D98\tno recovery target specified\n2\t0/6000000\tbefore 2026-12-08 01:00:00+00\n"), o)
+	var long strings.Builder
+	for tli := 1; tli < 300; tli++ {
+		fmt.Fprintf(&long, "%d\t%X/0\tpromoted after a long night\n", tli, tli)
+	}
+	mustPush(t, b, write("0000012C.history", long.String()), o)
+
+	fetchOpts := restore.FetchOptions{Compression: repository.LZ4, Identities: newKey.Identities(t)}
+	dest := filepath.Join(t.TempDir(), "RECOVERYHISTORY")
+	if _, err := restore.Fetch(ctx, b, "00000003.history", dest, fetchOpts); err != nil {
+		t.Fatalf("fetch 00000003.history with only the new key: %v", err)
+	}
+	f, err := os.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := wal.ParseHistory(f)
+	if err != nil {
+		t.Fatalf("the served history file: %v", err)
+	}
+	want := []wal.HistoryEntry{{Timeline: 1, SwitchPoint: 0x4002D98}, {Timeline: 2, SwitchPoint: 0x6000000}}
+	if len(got) != len(want) {
+		t.Fatalf("served entries %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].Timeline != want[i].Timeline || got[i].SwitchPoint != want[i].SwitchPoint {
+			t.Errorf("entry %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+
+	for _, name := range []string{s.String(), "0000012C.history"} {
+		if _, err := restore.Fetch(ctx, b, name, filepath.Join(t.TempDir(), "x"), fetchOpts); !errors.Is(err, crypt.ErrNoIdentity) {
+			t.Errorf("fetch %s with only the new key: %v, want ErrNoIdentity", name, err)
+		}
 	}
 }

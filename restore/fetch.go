@@ -360,6 +360,11 @@ func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression reposito
 	// body at its end), and that sha256 is the result's (the prefetcher's
 	// record).
 	body, fingerprint, err := repository.OpenBodyDigest(storage.TagStreamErrors(rc), compression, opts.Identities, info.Metadata)
+	if errors.Is(err, crypt.ErrNoIdentity) && file.Kind == wal.KindTimelineHistory {
+		if res, ok := historyFromMetadata(info, file, location, dest, err, opts.Log); ok {
+			return res, nil
+		}
+	}
 	if errors.Is(err, crypt.ErrTampered) {
 		return FetchResult{}, fmt.Errorf("%w: %s in %s: %w; nothing was written to %s", ErrCorrupt, info.Key, location, err, dest)
 	}
@@ -382,6 +387,37 @@ func writeObject(rc io.ReadCloser, info storage.ObjectInfo, compression reposito
 		res.checkpoints = cp.result()
 	}
 	return res, nil
+}
+
+// historyFromMetadata writes the history file of file's timeline from its
+// object's MetaHistory when the object is encrypted to keys the identity
+// file lacks (noIdentity says which): a history file written before a key
+// rotation stays encrypted to the old key, and every recovery that
+// crosses its timeline, or looks for the newest timeline at promotion,
+// reads it, so without this the old key could never be destroyed
+// (explore25d F1). The metadata holds every entry's timeline and switch
+// point, all PostgreSQL reads of the file; the reasons are not kept. ok
+// is false when the metadata lacks the whole list.
+func historyFromMetadata(info storage.ObjectInfo, file wal.FileName, location, dest string, noIdentity error, log *slog.Logger) (res FetchResult, ok bool) {
+	entries, complete, err := repository.ParseHistoryMeta(info.Metadata)
+	if err != nil || !complete || wal.CheckHistory(file.Timeline, entries) != nil {
+		return FetchResult{}, false
+	}
+	for i := range entries {
+		entries[i].Reason = "reason not kept: rebuilt by walvault from the object's metadata"
+	}
+	var text bytes.Buffer
+	if wal.FormatHistory(&text, entries) != nil {
+		return FetchResult{}, false
+	}
+	sum := sha256.Sum256(text.Bytes())
+	res = FetchResult{Key: info.Key, StoredSize: info.Size, RawSize: int64(text.Len()), SHA256: hex.EncodeToString(sum[:])}
+	if _, err := writeVerified(dest, &text, res, location, sha256.New(), nil, nil); err != nil {
+		return FetchResult{}, false
+	}
+	logOrDiscard(log).Warn("history file served from its object's metadata: the identity file cannot decrypt it (encrypted before a key rotation?); its timelines and switch points are whole, the reasons are left out",
+		"key", info.Key, "why", noIdentity)
+	return res, true
 }
 
 // fetchOverwritten is fetch's answer when the current version of key
