@@ -91,6 +91,13 @@ func chooseParent(inv *repository.Inventory, sys pg.SystemInfo, major int, ref s
 		}
 		return nil
 	}
+	// An incremental on a parent whose own chain is broken could never be
+	// restored either: refused, not reported done (explore25d F2).
+	catalog := inv.ChainInfo()
+	chainBroken := func(id string) error {
+		_, err := repository.Chain(catalog, id)
+		return err
+	}
 	if ref != "" {
 		if err := repository.ValidateBackupID(ref); err != nil {
 			return nil, err
@@ -108,20 +115,55 @@ func chooseParent(inv *repository.Inventory, sys pg.SystemInfo, major int, ref s
 		if err := fits(bk.Manifest); err != nil {
 			return nil, fmt.Errorf("%w: parent %w", ErrRefused, err)
 		}
+		if err := chainBroken(ref); err != nil {
+			return nil, fmt.Errorf("%w: parent backup %s cannot be restored, nor could an incremental on it: %w; take a full backup (backup-push without --parent and --incremental)", ErrRefused, ref, err)
+		}
 		return bk.Manifest, nil
 	}
+	var broken error // the newest fitting backup passed over for its chain
 	for i := len(inv.Backups) - 1; i >= 0; i-- {
 		bk := inv.Backups[i]
 		if !bk.HasManifest || bk.ManifestErr != nil || bk.Status() != repository.StatusDone {
 			continue
 		}
 		m := bk.Manifest
-		if fits(m) == nil && m.StopTimeline == uint32(sys.Timeline) {
-			return m, nil
+		if fits(m) != nil || m.StopTimeline != uint32(sys.Timeline) {
+			continue
+		}
+		if err := chainBroken(m.ID); err != nil {
+			if broken == nil {
+				broken = err
+			}
+			continue
+		}
+		return m, nil
+	}
+	if broken != nil {
+		return nil, impossible(fmt.Errorf("%w: --incremental found no backup of this cluster on timeline %d in %s to build on whose chain is whole (%w): take a full backup (backup-push without --incremental, or add --fallback-full)",
+			ErrRefused, uint32(sys.Timeline), inv.Location, broken))
+	}
+	return nil, impossible(fmt.Errorf("%w: --incremental found no DONE backup of this cluster on timeline %d in %s to build on: take a full backup first (backup-push without --incremental, or add --fallback-full)%s",
+		ErrRefused, uint32(sys.Timeline), inv.Location, olderTimelineHint(inv, sys, fits)))
+}
+
+// olderTimelineHint names, for --incremental on a server promoted since
+// its last backup, the newest DONE backup of this cluster on an earlier
+// timeline, which --parent may name: PostgreSQL takes it when its WAL
+// summaries reach back across the switch (explore25d F5).
+func olderTimelineHint(inv *repository.Inventory, sys pg.SystemInfo, fits func(*repository.BackupManifest) error) string {
+	var best *repository.BackupManifest // the latest timeline's newest
+	for _, bk := range inv.Backups {
+		if !bk.HasManifest || bk.ManifestErr != nil || bk.Status() != repository.StatusDone {
+			continue
+		}
+		if m := bk.Manifest; fits(m) == nil && m.StopTimeline < uint32(sys.Timeline) && (best == nil || m.StopTimeline >= best.StopTimeline) {
+			best = m
 		}
 	}
-	return nil, impossible(fmt.Errorf("%w: --incremental found no DONE backup of this cluster on timeline %d in %s to build on: take a full backup first (backup-push without --incremental, or add --fallback-full)",
-		ErrRefused, uint32(sys.Timeline), inv.Location))
+	if best == nil {
+		return ""
+	}
+	return fmt.Sprintf("; or, if this server was promoted from timeline %d and summarize_wal was on before the switch, --parent %s (the newest backup of timeline %d)", best.StopTimeline, best.ID, best.StopTimeline)
 }
 
 // uploadParentManifest sends the parent's backup_manifest with
@@ -146,6 +188,10 @@ func uploadParentManifest(ctx context.Context, w pg.CopyInWire, b storage.Backen
 	defer rc.Close()
 	h := &countingHash{Hash: sha256.New()}
 	err = pg.CopyIn(ctx, w, "UPLOAD_MANIFEST", io.TeeReader(rc, h), func() error { return check(h.n, h.Sum(nil)) })
+	var damaged *IncrementalImpossible
+	if errors.As(err, &damaged) {
+		return err // says what it is; --fallback-full takes a full backup
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return fmt.Errorf("%w: PostgreSQL refused the backup_manifest of parent backup %s: %w", ErrRefused, parent.ID, err)
@@ -184,8 +230,8 @@ func openStoredManifest(ctx context.Context, b storage.Backend, parent *reposito
 			want = part.StoredSHA256
 		}
 		if n != part.RawSize || got != want {
-			return fmt.Errorf("backup_manifest of parent backup %s in %s has %d bytes with sha256 %s, walvault's manifest says %d bytes with %s: the parent is damaged; take a full backup",
-				parent.ID, b.Location(), n, got, part.RawSize, want)
+			return impossible(fmt.Errorf("%w: backup_manifest of parent backup %s in %s has %d bytes with sha256 %s, walvault's manifest says %d bytes with %s: the parent is damaged (walvault verify --full tells what else); take a full backup (or add --fallback-full)",
+				ErrRefused, parent.ID, b.Location(), n, got, part.RawSize, want))
 		}
 		return nil
 	}

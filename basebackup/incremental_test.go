@@ -85,6 +85,55 @@ func TestChooseParent(t *testing.T) {
 	if _, err := chooseParent(&repository.Inventory{}, sys, 17, ""); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "take a full backup first") {
 		t.Errorf("no backup: got %v, want a refusal saying to take a full backup", err)
 	}
+
+	// Promoted since the last backup: the refusal names the newest backup
+	// of the earlier timeline for --parent.
+	promoted := pg.SystemInfo{SystemID: "7", Timeline: 3}
+	if _, err := chooseParent(inv, promoted, 17, ""); !errors.As(err, new(*IncrementalImpossible)) || !strings.Contains(err.Error(), "--parent 20260102T000000Z") {
+		t.Errorf("on timeline 3: got %v, want an IncrementalImpossible naming --parent 20260102T000000Z", err)
+	}
+}
+
+// TestChooseParentBrokenChain: a backup whose own chain is broken (its
+// full backup DAMAGED or deleted) is no parent: an incremental on it could
+// never be restored either. The default passes it over for an older whole
+// one, or refuses so that --fallback-full takes a full backup; --parent
+// naming it is refused (explore25d F2).
+func TestChooseParentBrokenChain(t *testing.T) {
+	t.Parallel()
+	sys := pg.SystemInfo{SystemID: "7", Timeline: 1}
+	bk := func(id, parent string) *repository.Backup {
+		return &repository.Backup{ID: id, HasManifest: true, WAL: repository.BackupWAL{Status: repository.StatusDone},
+			Manifest: &repository.BackupManifest{ID: id, Parent: parent, SystemID: "7", PGVersion: 170002, StopTimeline: 1}}
+	}
+	older := bk("20260101T000000Z", "")
+	damagedFull := bk("20260102T000000Z", "")
+	damagedFull.PartsErr = errors.New("part base.tar.lz4 has 5 bytes, its manifest says 6")
+	incr := bk("20260103T000000Z", "20260102T000000Z")
+	orphan := bk("20260104T000000Z", "20260100T000000Z") // its parent deleted
+	for name, tc := range map[string]struct {
+		backups []*repository.Backup
+		want    string // the default's choice; "" a refusal
+	}{
+		"damaged full, older whole one": {[]*repository.Backup{older, damagedFull, incr}, older.ID},
+		"damaged full only":             {[]*repository.Backup{damagedFull, incr}, ""},
+		"parent deleted":                {[]*repository.Backup{orphan}, ""},
+	} {
+		inv := &repository.Inventory{Location: "mem://", Backups: tc.backups}
+		m, err := chooseParent(inv, sys, 17, "")
+		switch {
+		case tc.want != "" && (err != nil || m.ID != tc.want):
+			t.Errorf("%s: got %v, %v, want %s", name, m, err, tc.want)
+		case tc.want == "" && (!errors.As(err, new(*IncrementalImpossible)) || !strings.Contains(err.Error(), "whole")):
+			t.Errorf("%s: got %v, %v, want an IncrementalImpossible refusal (for --fallback-full) saying no chain is whole", name, m, err)
+		}
+	}
+	inv := &repository.Inventory{Location: "mem://", Backups: []*repository.Backup{older, damagedFull, incr, orphan}}
+	for _, ref := range []string{incr.ID, orphan.ID} {
+		if _, err := chooseParent(inv, sys, 17, ref); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cannot be restored") {
+			t.Errorf("--parent %s: got %v, want a refusal saying it cannot be restored", ref, err)
+		}
+	}
 }
 
 // TestUploadParentManifest: the stored backup_manifest goes up whole on
@@ -128,6 +177,9 @@ func testUploadParentManifest(t *testing.T, putPart func(testing.TB, storage.Bac
 	err := uploadParentManifest(t.Context(), srv, b, &damaged, manifestCopies{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "the parent is damaged") || srv.CopyDones != 0 || len(srv.CopyFails) != 1 {
 		t.Fatalf("damaged manifest: got %v, %d CopyDone, CopyFail %v; want an error, CopyFail and no CopyDone", err, srv.CopyDones, srv.CopyFails)
+	}
+	if !errors.As(err, new(*IncrementalImpossible)) {
+		t.Fatalf("damaged manifest: %v is not marked IncrementalImpossible, so --fallback-full would not take a full backup (explore25d F4)", err)
 	}
 
 	srv = &pgtest.Server{Answer: func(string) []pgproto3.BackendMessage {

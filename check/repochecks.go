@@ -209,12 +209,18 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	f := &backupFacts{inv: inv}
 	waiting, elsewhere := 0, 0
 	var damaged *repository.BackupInfo
+	var broken error // the newest DONE incremental whose chain is broken
 	ours := c.serverLine(inv)
 	for i := range list {
 		switch list[i].Status {
 		case repository.StatusDone:
 			if !ours(list[i].Manifest) {
 				elsewhere++
+				continue
+			}
+			// Not counted: it cannot be restored (explore25d F2).
+			if _, err := repository.Chain(list, list[i].ID); err != nil {
+				broken = err
 				continue
 			}
 			f.done = append(f.done, list[i])
@@ -235,6 +241,8 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 		ageResult = ok(NameBackupAge, "no DONE backup, and min-backups is 0")
 	case f.newest == nil && elsewhere > 0:
 		ageResult = failed(NameBackupAge, "no DONE backup of this server in %s: its %s lie on timelines this server (timeline %d) did not come from, a restored copy's promoted and archiving here, or an old failover's; run walvault backup-push on this server", c.b.Location(), units.Plural(elsewhere, "DONE backup"), c.serverTimeline())
+	case f.newest == nil && broken != nil:
+		ageResult = failed(NameBackupAge, "no backup in %s can be restored: %v; take a full backup (walvault backup-push without --incremental)", c.b.Location(), broken)
 	case f.newest == nil:
 		ageResult = failed(NameBackupAge, "no DONE backup in %s: run walvault backup-push (from cron), and make sure its WAL gets archived", c.b.Location())
 	default:
@@ -270,6 +278,8 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 		// The other backups still restore, but retention refuses to run
 		// until it is repaired.
 		countResult = failed(NameBackupCount, "backup %s is DAMAGED: %v; walvault info %s says how to recover it (%s%s)", damaged.ID, damaged.Damage, damaged.ID, units.Plural(len(f.done), "DONE backup"), note)
+	case broken != nil:
+		countResult = failed(NameBackupCount, "%v: it and any incremental on it cannot be restored; take a full backup (walvault backup-push without --incremental), and see walvault verify for what is missing (%s that restore%s)", broken, units.Plural(len(f.done), "DONE backup"), note)
 	case len(f.done) < c.opts.MinBackups:
 		countResult = failed(NameBackupCount, "%s%s, min-backups wants %d: run walvault backup-push", units.Plural(len(f.done), "DONE backup"), note, c.opts.MinBackups)
 	default:

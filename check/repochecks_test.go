@@ -157,3 +157,41 @@ func TestRepositoryInDataDir(t *testing.T) {
 		t.Errorf("a repository beside the data directory: %+v, want OK", r)
 	}
 }
+
+// TestBackupsBrokenChain: an incremental backup whose full backup is gone
+// is DONE on its own but cannot be restored: it is not counted, and with
+// no other backup both lines fail naming the break (explore25d F2).
+func TestBackupsBrokenChain(t *testing.T) {
+	ctx := context.Background()
+	c, b := newChecker(t)
+	c.checkIdentity(ctx)
+	now := time.Now().UTC().Truncate(time.Second)
+	var ms []repository.BackupManifest
+	parent, kind := "", repository.BackupFull
+	for i, seg := range []uint32{2, 4} {
+		start := now.Add(time.Duration(i-2) * time.Hour)
+		s := wal.Segment{Timeline: 1, Seg: seg}
+		ms = append(ms, repotest.WriteBackup(t, b, repotest.Backup{
+			Manifest: repository.BackupManifest{
+				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 170002,
+				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1, Parent: parent, Type: kind,
+				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
+			},
+			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+		}))
+		parent, kind = ms[i].ID, repository.BackupIncremental
+	}
+	if rs := c.checkBackups(ctx); !rs[0].OK || !rs[1].OK {
+		t.Fatalf("a whole chain: %+v, want both OK", rs)
+	}
+	if err := b.Delete(ctx, repository.BackupManifestKey(ms[0].ID)); err != nil {
+		t.Fatal(err)
+	}
+	rs := c.checkBackups(ctx)
+	if age := rs[0]; age.OK || !strings.Contains(age.Detail, "can be restored") || !strings.Contains(age.Detail, ms[0].ID) {
+		t.Errorf("backup age: %+v, want FAILED: none can be restored, naming the missing %s", age, ms[0].ID)
+	}
+	if count := rs[1]; count.OK || !strings.Contains(count.Detail, ms[1].ID+" builds on "+ms[0].ID) || !strings.Contains(count.Detail, "(0 DONE backups that restore") {
+		t.Errorf("backup count: %+v, want FAILED naming %s's missing parent and 0 backups that restore", count, ms[1].ID)
+	}
+}

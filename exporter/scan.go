@@ -117,6 +117,7 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 	s.segments = inv.Segments
 
 	var starts []wal.Segment
+	chainInfo := inv.ChainInfo()
 	for _, bk := range inv.Backups {
 		switch {
 		case !bk.HasManifest:
@@ -137,8 +138,11 @@ func (e *Exporter) scan(ctx context.Context) (*snapshot, error) {
 		}
 		status := bk.Status()
 		s.backups[status]++
-		if status == repository.StatusDone {
-			s.lastDone = bk.Manifest // backups come in id (time) order
+		if _, err := repository.Chain(chainInfo, bk.ID); status == repository.StatusDone && err == nil {
+			// Backups come in id (time) order; an incremental whose
+			// chain is broken cannot be restored, so it is no newest
+			// backup for the age alert (explore25d F2).
+			s.lastDone = bk.Manifest
 		}
 	}
 

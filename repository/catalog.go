@@ -97,7 +97,7 @@ func FindBackup(backups []BackupInfo, ref string) (BackupInfo, error) {
 				return backups[i], nil
 			}
 		}
-		return BackupInfo{}, fmt.Errorf("%w: no backup is DONE yet (see backup-list; run backup-push, and make sure its WAL gets archived)", ErrNoBackup)
+		return BackupInfo{}, NoRestorableBackup(backups)
 	}
 	if err := ValidateBackupID(ref); err != nil {
 		return BackupInfo{}, err
@@ -108,4 +108,28 @@ func FindBackup(backups []BackupInfo, ref string) (BackupInfo, error) {
 		}
 	}
 	return BackupInfo{}, fmt.Errorf("%w: backup %s does not exist (see backup-list)", ErrNoBackup, ref)
+}
+
+// NoRestorableBackup is the refusal when no backup among backups can be
+// restored: none is DONE, or every DONE one is an incremental whose chain
+// is broken, which it names (the newest) with the break, rather than send
+// the DBA to look at archiving (explore25d F3).
+func NoRestorableBackup(backups []BackupInfo) error {
+	broken := 0
+	var newest error
+	for i := len(backups) - 1; i >= 0; i-- {
+		if backups[i].Status != StatusDone || backups[i].Manifest == nil {
+			continue
+		}
+		if _, err := Chain(backups, backups[i].ID); err != nil {
+			broken++
+			if newest == nil {
+				newest = err
+			}
+		}
+	}
+	if broken == 0 {
+		return fmt.Errorf("%w: no backup is DONE yet (see backup-list; run backup-push, and make sure its WAL gets archived)", ErrNoBackup)
+	}
+	return fmt.Errorf("%w: no backup can be restored: the DONE ones (%d) are incremental backups whose chains are broken; the newest: %w; take a full backup (backup-push without --incremental), and see verify for what is missing", ErrNoBackup, broken, newest)
 }

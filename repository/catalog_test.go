@@ -114,6 +114,26 @@ func TestFindBackupLatestSkipsUnfinished(t *testing.T) {
 	}
 }
 
+// TestFindBackupLatestBrokenChains: with DONE backups that are all
+// incrementals on a DAMAGED full backup, LATEST says so, naming the break,
+// instead of "no backup is DONE yet" and advice about archiving
+// (explore25d F3).
+func TestFindBackupLatestBrokenChains(t *testing.T) {
+	incr := func(id, parent string) repository.BackupInfo {
+		return repository.BackupInfo{ID: id, Status: repository.StatusDone, Manifest: &repository.BackupManifest{ID: id, Parent: parent, SystemID: "7"}}
+	}
+	backups := []repository.BackupInfo{
+		{ID: "20261125T100000Z", Status: repository.StatusDamaged, Damage: errors.New("part base.tar.lz4 has 5 bytes")},
+		incr("20261125T110000Z", "20261125T100000Z"),
+		incr("20261125T120000Z", "20261125T110000Z"),
+	}
+	_, err := repository.FindBackup(backups, "LATEST")
+	if !errors.Is(err, repository.ErrNoBackup) || strings.Contains(err.Error(), "DONE yet") ||
+		!strings.Contains(err.Error(), "20261125T100000Z, which is DAMAGED") || !strings.Contains(err.Error(), "take a full backup") {
+		t.Fatalf("LATEST with every chain broken: %v, want ErrNoBackup naming the DAMAGED full backup", err)
+	}
+}
+
 func TestBackupManifestWriteOnce(t *testing.T) {
 	ctx := context.Background()
 	b := newBackend(t)

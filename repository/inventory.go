@@ -943,6 +943,28 @@ func (inv *Inventory) Backup(id string) *Backup {
 	return nil
 }
 
+// ChainInfo lists the backups as Chain needs them, without the identity
+// Catalog wants: each with its status as Backup.Status decides it and its
+// manifest when that was read whole (a manifest that could not be read
+// makes the backup INCOMPLETE here, one whose content is unusable
+// DAMAGED).
+func (inv *Inventory) ChainInfo() []BackupInfo {
+	out := make([]BackupInfo, 0, len(inv.Backups))
+	for _, bk := range inv.Backups {
+		info := BackupInfo{ID: bk.ID, Status: bk.Status(), Damage: bk.PartsErr}
+		switch {
+		case bk.HasManifest && bk.ManifestErr == nil:
+			info.Manifest = bk.Manifest
+		case info.Status == StatusDamaged:
+			info.Damage = bk.ManifestErr
+		default:
+			info.Status = StatusIncomplete
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
 // Catalog is every backup folder in id (time) order with its status, as
 // backup-list shows them. A backup whose manifest's content is damaged is
 // DAMAGED, with why: one overwritten manifest must not make every other

@@ -247,7 +247,7 @@ func chooseBackup(backups []repository.BackupInfo, ref string, t Target, skip ma
 		}
 	}
 	if oldest == nil {
-		return repository.BackupInfo{}, fmt.Errorf("%w: no backup is DONE yet (see backup-list; run backup-push, and make sure its WAL gets archived)", repository.ErrNoBackup)
+		return repository.BackupInfo{}, repository.NoRestorableBackup(backups)
 	}
 	m := oldest.Manifest
 	return repository.BackupInfo{}, fmt.Errorf("%w: the target %s is earlier than every backup: the oldest DONE backup, %s, ends at %s (LSN %s); choose a later target",
