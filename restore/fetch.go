@@ -127,9 +127,11 @@ func fetch(ctx context.Context, b storage.Backend, name, dest string, opts Fetch
 	rc, info, compression, servedVersions, err := open(ctx, b, file, opts.Compression, opts.Log, forPrefetch, versions)
 	preferredListed, _ := versions() // on a miss: whether the key still lists versions
 	partial := false
-	if errors.Is(err, storage.ErrNotFound) && !forPrefetch { // wal-receive's newest partial, if any (partial.go)
-		rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
-		partial = err == nil
+	if errors.Is(err, storage.ErrNotFound) && !forPrefetch {
+		if partialMayServe(dest, file) { // wal-receive's newest partial, if any (partial.go)
+			rc, info, compression, err = openPartial(ctx, b, file, opts.Identities, err)
+			partial = err == nil
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			if gerr := missingNotEnd(ctx, b, file, preferredListed, opts.AcceptGap); gerr != nil {
 				return FetchResult{}, gerr

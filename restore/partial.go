@@ -5,8 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/walvault/walvault/crypt"
@@ -55,6 +59,25 @@ func openPartial(ctx context.Context, b storage.Backend, file wal.FileName, ids 
 		repository.MetaCompression: string(repository.None),
 	}}
 	return io.NopCloser(bytes.NewReader(padded)), info, repository.None, nil
+}
+
+// partialMayServe says whether a fetch of file into dest may be answered
+// with a partial. Not into a standby's pg_wal: a standby streams, and a
+// partial older than what it streamed would be renamed over its own copy
+// of the segment (PostgreSQL prefers the archive), losing WAL it had
+// replayed, and, with archive_mode = always, be archived again under the
+// segment's full name (explore25c F1, F2). Nor where pg_wal already holds
+// the segment: recovery reads that copy when the archive has none.
+func partialMayServe(dest string, file wal.FileName) bool {
+	dataDir, ok := recoveryDataDir(dest)
+	if !ok {
+		return true // not a data directory's pg_wal: a fetch by hand
+	}
+	if InStandby(dest) {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(dataDir, "pg_wal", file.String()))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // readPartial downloads a partial, checks it against its metadata and

@@ -88,3 +88,49 @@ func TestFetchCorruptPartial(t *testing.T) {
 		t.Errorf("corrupt partial: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestFetchNoPartialForStandby: a standby streams, so a partial (older
+// than what it streamed, and archived again under the full name with
+// archive_mode = always) must never replace its copy of the segment: its
+// fetch misses and PostgreSQL goes on streaming. Neither does a recovering
+// server whose pg_wal already holds the segment get one; any other
+// recovering server does (explore25c F1, F2).
+func TestFetchNoPartialForStandby(t *testing.T) {
+	b := mem.New()
+	pushSegment(t, b, seg(1, 0, 1), repository.LZ4)
+	s := seg(1, 0, 2)
+	putPartial(t, b, s, segmentBytes(t, s, 7), 5000)
+	dataDir := t.TempDir()
+	for name, content := range map[string]string{"PG_VERSION": "17\n", "pg_wal/.keep": ""} {
+		p := filepath.Join(dataDir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := filepath.Join(dataDir, "pg_wal", "RECOVERYXLOG")
+	fetch := func() error {
+		_, err := restore.Fetch(context.Background(), b, s.String(), dest, restore.FetchOptions{})
+		return err
+	}
+	if err := fetch(); err != nil {
+		t.Fatalf("a recovering server (recovery.signal): %v, want the partial served", err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "standby.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := fetch(); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a standby: %v, want ErrNotFound (no partial)", err)
+	}
+	if err := os.Remove(filepath.Join(dataDir, "standby.signal")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "pg_wal", s.String()), make([]byte, 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := fetch(); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("pg_wal holding %s already: %v, want ErrNotFound (no partial)", s, err)
+	}
+}
