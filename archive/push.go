@@ -629,6 +629,9 @@ func checkRepositoryLock(id repository.Identity, opts Options, location string) 
 		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); archiving goes on with its hidden version",
 			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
 	}
+	if id.Overwritten != "" {
+		opts.Log.Warn(repository.IdentityKey+" was written over; archiving goes on with walvault's first version", "why", id.Overwritten, "hint", repository.IdentityOverwrittenFix)
+	}
 	if err := id.CheckLock(opts.Lock, location); err != nil {
 		return err
 	}

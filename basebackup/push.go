@@ -279,6 +279,9 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		opts.Log.Warn(repository.IdentityKey+" is hidden by a delete marker (someone deleted it without a version id); the backup goes on with its hidden version",
 			"key", repository.IdentityKey, "hint", "run `walvault repair` to make it visible again")
 	}
+	if ident.Overwritten != "" {
+		opts.Log.Warn(repository.IdentityKey+" was written over; the backup goes on with walvault's first version", "why", ident.Overwritten, "hint", repository.IdentityOverwrittenFix)
+	}
 	if opts.Incremental {
 		if parent, err = prepareIncremental(ctx, w, b, sys, settings, opts.Parent); err != nil {
 			return repository.BackupManifest{}, err

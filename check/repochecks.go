@@ -172,6 +172,9 @@ func (c *checker) checkIdentity(ctx context.Context) []Result {
 	if id.Hidden {
 		return []Result{failed(NameIdentity, "%s in %s is hidden behind a delete marker (someone deleted it without a version id): run walvault repair", repository.IdentityKey, loc)}
 	}
+	if id.Overwritten != "" {
+		return []Result{failed(NameIdentity, "%s in %s: %s; %s", repository.IdentityKey, loc, id.Overwritten, repository.IdentityOverwrittenFix)}
+	}
 	switch {
 	case c.srv.connErr != nil:
 		return []Result{failed(NameIdentity, "%s records cluster %s; not compared: PostgreSQL is unreachable", repository.IdentityKey, id.SystemID)}

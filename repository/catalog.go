@@ -55,7 +55,7 @@ func DamagedError(bi BackupInfo) error {
 			ErrNoBackup, bi.ID, bi.Damage, pd.Remedy())
 	}
 	key := BackupManifestKey(bi.ID)
-	return fmt.Errorf("%w: backup %s is DAMAGED: %v; if %s was overwritten in a bucket that keeps versions (every Object Lock bucket does), its original is an older version in the bucket's version history: delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s, then delete-object --version-id), and run this again (a file:// repository keeps no versions: put the file back from a copy of the repository); or use another backup (see backup-list)",
+	return fmt.Errorf("%w: backup %s is DAMAGED: %v; if %s was overwritten in a bucket that keeps versions (every Object Lock bucket does), its original is an older version in the bucket's version history: delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --bucket <bucket> --prefix <the repository prefix>/%s, then delete-object --version-id), and run this again (a file:// repository keeps no versions: put the file back from a copy of the repository); or use another backup (see backup-list)",
 		ErrNoBackup, bi.ID, bi.Damage, key, key)
 }
 

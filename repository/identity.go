@@ -47,6 +47,12 @@ type Identity struct {
 	// behind a delete marker (someone deleted it without a version id):
 	// callers warn, and `walvault repair` makes it visible again.
 	Hidden bool `json:"-"`
+	// Overwritten, when set, says that walvault.json holds more than one
+	// data version and the current one is not walvault's first: walvault
+	// writes it once (a conditional create), so a later version was put
+	// over it by someone else, and the first is the one read (callers
+	// warn; verify reports it).
+	Overwritten string `json:"-"`
 	// Recreated, when set, names the objects that proved a repository
 	// without walvault.json to be the writer's cluster's: this call wrote
 	// walvault.json anew over them (see checkClaim), and callers warn.
@@ -71,34 +77,117 @@ func NewIdentity(systemID uint64, segSize uint32, pgMajor int, c Compression, ho
 // walvault.json hidden behind a delete marker is still read (Hidden is set):
 // only when neither a visible nor a hidden version exists is it absent, so
 // a hostile DELETE cannot make a push create a second identity.
+//
+// In a bucket that keeps versions, walvault.json with more than one data
+// version was written over by someone else (walvault writes it once): its
+// first version is read instead, with Overwritten set, so one PutObject
+// with the host's credentials can neither stop every command nor talk
+// them into dropping the repository's Object Lock (explore25a F2, F3).
 func LoadIdentity(ctx context.Context, b storage.Backend) (Identity, error) {
+	versions := identityVersions(ctx, b)
 	rc, hidden, err := openIdentity(ctx, b)
 	if err != nil {
 		return Identity{}, err
 	}
-	defer rc.Close()
-	// The identity is tiny; a limit keeps a hostile object from using memory.
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	data, err := readIdentity(rc)
 	if err != nil {
-		return Identity{}, fmt.Errorf("read %s: %w", IdentityKey, err)
+		return Identity{}, err
 	}
-	var id Identity
-	if err := json.Unmarshal(data, &id); err != nil {
-		return Identity{}, &identityError{fmt.Errorf("%s in %s is not valid JSON: %w", IdentityKey, b.Location(), err)}
+	id, err := parseIdentity(data, b.Location())
+	if first, n, ok := firstIdentity(ctx, b, <-versions, data); ok {
+		if err != nil {
+			first.Overwritten = fmt.Sprintf("%s holds %d versions, and the current one is not walvault's (%v): someone with write access put it over the first, which is used", IdentityKey, n, err)
+		} else {
+			first.Overwritten = fmt.Sprintf("%s holds %d versions, and the current one differs from the first (cluster %s, lock %s against %s, %s): someone with write access put it over the first, which is used", IdentityKey, n, id.SystemID, id.Lock(), first.Lock(), first.SystemID)
+		}
+		first.Hidden = hidden
+		return first, nil
 	}
-	if id.FormatVersion > FormatVersion {
-		return Identity{}, &identityError{fmt.Errorf("repository %s has format version %d, newer than this walvault understands (%d): upgrade walvault", b.Location(), id.FormatVersion, FormatVersion)}
-	}
-	if id.FormatVersion < 1 || id.SystemID == "" {
-		return Identity{}, &identityError{fmt.Errorf("%s in %s lacks format_version or system_identifier: it was not written by walvault", IdentityKey, b.Location())}
-	}
-	if _, err := ParseCompression(string(id.Compression)); err != nil {
-		return Identity{}, &identityError{fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)}
-	}
-	if err := id.Lock().Validate(); err != nil {
-		return Identity{}, &identityError{fmt.Errorf("%s in %s: %w", IdentityKey, b.Location(), err)}
+	if err != nil {
+		return Identity{}, err
 	}
 	id.Hidden = hidden
+	return id, nil
+}
+
+// IdentityOverwrittenFix is what to do about an overwritten walvault.json.
+const IdentityOverwrittenFix = "every walvault command reads the first version meanwhile; find who could write to the repository (the host's credentials may be stolen), then put the first version back: copy it over the key (aws s3api copy-object --copy-source 'BUCKET/PREFIX/walvault.json?versionId=ID' with list-object-versions' oldest ID), and, once no lock holds them, delete the foreign versions"
+
+// identityVersions lists walvault.json's data versions beside the read of
+// the current one (no round trip more); nil where the storage keeps none
+// or will not list them.
+func identityVersions(ctx context.Context, b storage.Backend) <-chan []storage.ObjectVersion {
+	out := make(chan []storage.ObjectVersion, 1)
+	v, ok := storage.AsVersioned(b)
+	if !ok {
+		out <- nil
+		return out
+	}
+	go func() {
+		vs, err := v.Versions(ctx, IdentityKey)
+		if err != nil {
+			vs = nil
+		}
+		out <- vs
+	}()
+	return out
+}
+
+// firstIdentity reads the first (oldest) of walvault.json's data
+// versions when there are several and it differs from current, the bytes
+// read as the current one; ok is false when there is nothing to prefer:
+// one version, the first identical (a copy put back), or the first not
+// a usable identity either.
+func firstIdentity(ctx context.Context, b storage.Backend, versions []storage.ObjectVersion, current []byte) (Identity, int, bool) {
+	v, ok := storage.AsVersioned(b)
+	if !ok || len(versions) < 2 {
+		return Identity{}, 0, false
+	}
+	oldest := versions[len(versions)-1]
+	rc, _, err := v.GetVersion(ctx, IdentityKey, oldest.ID)
+	if err != nil {
+		return Identity{}, 0, false
+	}
+	data, err := readIdentity(rc)
+	if err != nil || bytes.Equal(data, current) {
+		return Identity{}, 0, false
+	}
+	id, err := parseIdentity(data, b.Location())
+	if err != nil {
+		return Identity{}, 0, false
+	}
+	return id, len(versions), true
+}
+
+// readIdentity reads and closes rc. The identity is tiny; a limit keeps a
+// hostile object from using memory.
+func readIdentity(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", IdentityKey, err)
+	}
+	return data, nil
+}
+
+// parseIdentity decodes and checks walvault.json's content.
+func parseIdentity(data []byte, location string) (Identity, error) {
+	var id Identity
+	if err := json.Unmarshal(data, &id); err != nil {
+		return Identity{}, &identityError{fmt.Errorf("%s in %s is not valid JSON: %w", IdentityKey, location, err)}
+	}
+	if id.FormatVersion > FormatVersion {
+		return Identity{}, &identityError{fmt.Errorf("repository %s has format version %d, newer than this walvault understands (%d): upgrade walvault", location, id.FormatVersion, FormatVersion)}
+	}
+	if id.FormatVersion < 1 || id.SystemID == "" {
+		return Identity{}, &identityError{fmt.Errorf("%s in %s lacks format_version or system_identifier: it was not written by walvault", IdentityKey, location)}
+	}
+	if _, err := ParseCompression(string(id.Compression)); err != nil {
+		return Identity{}, &identityError{fmt.Errorf("%s in %s: %w", IdentityKey, location, err)}
+	}
+	if err := id.Lock().Validate(); err != nil {
+		return Identity{}, &identityError{fmt.Errorf("%s in %s: %w", IdentityKey, location, err)}
+	}
 	return id, nil
 }
 

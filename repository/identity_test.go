@@ -16,6 +16,7 @@ import (
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/file"
 	"github.com/walvault/walvault/storage/file/filetest"
+	"github.com/walvault/walvault/storage/mem"
 	"github.com/walvault/walvault/storage/storagetest"
 )
 
@@ -361,5 +362,51 @@ func TestCheckCluster(t *testing.T) {
 	// The major is left out when the writer does not know it.
 	if err := id.CheckCluster("7400000000000000002", 0, "file:///repo"); err == nil || strings.Contains(err.Error(), "PostgreSQL 0") {
 		t.Errorf("unknown major: %v", err)
+	}
+}
+
+// TestLoadIdentityOverwritten: walvault.json is written once, so in a
+// bucket that keeps versions a later version was put over it by someone
+// else: the first is read, with Overwritten saying so, whether the later
+// one is junk (every command would stop) or a valid identity without the
+// lock (commands would advise turning Object Lock off); a copy of the
+// first put back over it is no overwrite (explore25a F2, F3).
+func TestLoadIdentityOverwritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	first := repository.NewIdentity(7712040661191622168, 16<<20, 17, repository.LZ4, "db-1", created)
+	first.LockMode, first.LockDays = "COMPLIANCE", 30
+	original, err := json.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlocked := first
+	unlocked.LockMode, unlocked.LockDays = "", 0
+	forged, err := json.Marshal(unlocked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, over := range map[string]string{"junk": `{"format":1,"system_identifier":"1"}`, "lock removed": string(forged)} {
+		b := mem.New()
+		putRaw(t, b, repository.IdentityKey, string(original))
+		putRaw(t, b, repository.IdentityKey, over)
+		got, err := repository.LoadIdentity(ctx, b)
+		if err != nil {
+			t.Fatalf("%s: LoadIdentity: %v, want the first version", name, err)
+		}
+		if !sameIdentity(got, first) || got.Lock() != first.Lock() || !strings.Contains(got.Overwritten, "2 versions") {
+			t.Errorf("%s: got %+v (lock %s), want the first version, lock %s, Overwritten saying 2 versions", name, got, got.Lock(), first.Lock())
+		}
+		// The first put back over it: no warning any more.
+		putRaw(t, b, repository.IdentityKey, string(original))
+		if got, err := repository.LoadIdentity(ctx, b); err != nil || got.Overwritten != "" || got.Lock() != first.Lock() {
+			t.Errorf("%s, first put back: %+v, %v; want it read without Overwritten", name, got, err)
+		}
+	}
+	// One version: read as it is.
+	b := mem.New()
+	putRaw(t, b, repository.IdentityKey, string(original))
+	if got, err := repository.LoadIdentity(ctx, b); err != nil || got.Overwritten != "" {
+		t.Errorf("one version: %+v, %v", got, err)
 	}
 }

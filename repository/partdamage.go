@@ -52,9 +52,9 @@ func (d *PartDamage) Error() string {
 // go on with what to run next.
 func (d *PartDamage) Remedy() string {
 	if d.Size >= 0 {
-		return fmt.Sprintf("if %s was overwritten, its original is an older version in the bucket's version history (kept there under Object Lock): delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s, then delete-object --version-id)", d.Key, d.Key)
+		return fmt.Sprintf("if %s was overwritten, its original is an older version in the bucket's version history (kept there under Object Lock): delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --bucket <bucket> --prefix <the repository prefix>/%s, then delete-object --version-id)", d.Key, d.Key)
 	}
-	restore := fmt.Sprintf("if the bucket keeps versions, copy the last version of %s back over the key with the S3 API (aws s3api list-object-versions --prefix %s, then copy-object --copy-source '<bucket>/%s?versionId=<id>')", d.Key, d.Key, d.Key)
+	restore := fmt.Sprintf("if the bucket keeps versions, copy the last version of %s back over the key with the S3 API (aws s3api list-object-versions --bucket <bucket> --prefix <the repository prefix>/%s, then copy-object --copy-source '<bucket>/<the repository prefix>/%s?versionId=<id>')", d.Key, d.Key, d.Key)
 	if d.VersionsErr != nil {
 		return fmt.Sprintf("if walvault verify reports %s hidden behind a delete marker, walvault repair makes it visible again; otherwise, %s", d.Key, restore)
 	}

@@ -510,7 +510,7 @@ func refuseDamaged(inv Inventory, target string) error {
 	case byManifest != nil:
 		bi := byManifest
 		key := repository.BackupManifestKey(bi.ID)
-		return fmt.Errorf("%w: backup %s is DAMAGED (%v), so its manifest no longer says which WAL and backups it needs, and delete deletes nothing until it is repaired: if %s was overwritten, its original is an older version in the bucket's version history; delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --prefix %s), then run delete again; if the backup is not wanted, remove backups/%s/ by hand",
+		return fmt.Errorf("%w: backup %s is DAMAGED (%v), so its manifest no longer says which WAL and backups it needs, and delete deletes nothing until it is repaired: if %s was overwritten, its original is an older version in the bucket's version history; delete the newer version, or copy the original over it, with the S3 API (aws s3api list-object-versions --bucket <bucket> --prefix <the repository prefix>/%s), then run delete again; if the backup is not wanted, remove backups/%s/ by hand",
 			ErrRefused, bi.ID, bi.Damage, key, key, bi.ID)
 	case allowed:
 		return nil

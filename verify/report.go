@@ -13,24 +13,25 @@ import (
 // added to.
 const (
 	// Problems (verify exits non-zero).
-	KindNoIdentity        = "no_identity"        // walvault.json is missing or unreadable
-	KindWALGap            = "wal_gap"            // segments a backup needs are missing
-	KindMissingHistory    = "missing_history"    // a timeline's .history file is missing
-	KindBadHistory        = "bad_history"        // a .history file does not parse
-	KindWALChecksum       = "wal_checksum"       // --full: a WAL object's size or sha256 is wrong
-	KindWALMetadata       = "wal_metadata"       // --full: a WAL object lacks its sha256/raw-size metadata
-	KindWALHeader         = "wal_header"         // --full: a segment's header names another segment or cluster
-	KindNotDecrypted      = "not_decrypted"      // --full: encrypted objects no key at hand decrypts, not checked
-	KindManifestInvalid   = "manifest_invalid"   // a backup manifest does not parse or is inconsistent
-	KindPartMissing       = "part_missing"       // a part the manifest lists is missing
-	KindPartSize          = "part_size"          // a part's stored size differs from the manifest
-	KindPartChecksum      = "part_checksum"      // --full: a part's raw size or sha256 is wrong
-	KindHidden            = "hidden"             // an object is hidden behind a delete marker
-	KindWALOverwritten    = "wal_overwritten"    // a WAL key holds more than one data version (written over by someone else)
-	KindWALSecondCopy     = "wal_second_copy"    // a segment is stored under a second codec's key (put there by someone else)
-	KindBackupOverwritten = "backup_overwritten" // a key of a backup holds more than one data version (written over by someone else)
-	KindPartialChecksum   = "partial_checksum"   // --full: the newest partial of a segment not archived is damaged
-	KindBrokenChain       = "broken_chain"       // an incremental backup's parent (or one of its ancestors) is missing or not DONE
+	KindNoIdentity          = "no_identity"          // walvault.json is missing or unreadable
+	KindWALGap              = "wal_gap"              // segments a backup needs are missing
+	KindMissingHistory      = "missing_history"      // a timeline's .history file is missing
+	KindBadHistory          = "bad_history"          // a .history file does not parse
+	KindWALChecksum         = "wal_checksum"         // --full: a WAL object's size or sha256 is wrong
+	KindWALMetadata         = "wal_metadata"         // --full: a WAL object lacks its sha256/raw-size metadata
+	KindWALHeader           = "wal_header"           // --full: a segment's header names another segment or cluster
+	KindNotDecrypted        = "not_decrypted"        // --full: encrypted objects no key at hand decrypts, not checked
+	KindManifestInvalid     = "manifest_invalid"     // a backup manifest does not parse or is inconsistent
+	KindPartMissing         = "part_missing"         // a part the manifest lists is missing
+	KindPartSize            = "part_size"            // a part's stored size differs from the manifest
+	KindPartChecksum        = "part_checksum"        // --full: a part's raw size or sha256 is wrong
+	KindHidden              = "hidden"               // an object is hidden behind a delete marker
+	KindWALOverwritten      = "wal_overwritten"      // a WAL key holds more than one data version (written over by someone else)
+	KindWALSecondCopy       = "wal_second_copy"      // a segment is stored under a second codec's key (put there by someone else)
+	KindBackupOverwritten   = "backup_overwritten"   // a key of a backup holds more than one data version (written over by someone else)
+	KindPartialChecksum     = "partial_checksum"     // --full: the newest partial of a segment not archived is damaged
+	KindBrokenChain         = "broken_chain"         // an incremental backup's parent (or one of its ancestors) is missing or not DONE
+	KindIdentityOverwritten = "identity_overwritten" // walvault.json holds a version put over walvault's first (the first is used)
 	// Warnings (reported; verify still exits 0).
 	KindIncomplete         = "incomplete_backup"     // parts without a manifest (an interrupted backup-push)
 	KindWaitingForWAL      = "waiting_for_wal"       // a backup's WAL is not archived yet

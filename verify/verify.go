@@ -116,6 +116,9 @@ func Run(ctx context.Context, b storage.Backend, opts Options) (report *Report, 
 	s.id, s.idx = id, inv.WAL
 	s.r.SystemID, s.r.WALSegmentSize = id.SystemID, id.WALSegmentSize
 	s.r.note("%s: cluster %s, created with %s compression, %s WAL segments", repository.IdentityKey, id.SystemID, id.Compression, units.Bytes(int64(id.WALSegmentSize)))
+	if id.Overwritten != "" {
+		s.r.problem(Finding{Kind: KindIdentityOverwritten, Key: repository.IdentityKey, Detail: id.Overwritten + "; " + repository.IdentityOverwrittenFix})
+	}
 	s.r.Summary.WALObjects = inv.WALFiles
 
 	g, gctx := errgroup.WithContext(ctx)
