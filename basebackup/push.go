@@ -309,15 +309,15 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	// second, which cost every backup about a second. Push waits for the
 	// same thing itself, without the second: until the archiver reports
 	// the backup's last segment archived (waitForArchiver), or, with
-	// wal-receive, until the repository holds it (waitForWAL). A standby
-	// with archive_mode = always keeps the server's wait, as before: its
-	// last segment completes only when the primary switches. One with
-	// archive_mode = on archives nothing, and PostgreSQL does not wait
-	// there (it says so in a notice): Push waits for the primary's
-	// archive_command to store the segments in the repository
-	// (waitForWAL).
-	serverWaits := src.Slot == "" && settings.InRecovery && settings.ArchiveMode == "always"
-	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast", serverWaits)
+	// wal-receive, until the repository holds it (waitForWAL). On a
+	// standby the backup's last segment completes only when the primary
+	// fills or switches it; there too Push waits on the repository
+	// (waitForWAL), whatever archive_mode says: PostgreSQL's own wait (a
+	// standby with archive_mode = always) has no bound and says nothing,
+	// and a quiet primary kept a nightly backup waiting for hours
+	// (explore25c F4), where walvault's logs what it waits for and ends at
+	// --timeout with the backup WAITING_FOR_WALS.
+	cmd, err := baseBackupCommand(label, opts.Checkpoint == "fast", false)
 	if err != nil {
 		return repository.BackupManifest{}, err
 	}
@@ -390,19 +390,17 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 	// manifest it could misread.
 	m.FormatVersion = m.NeededFormatVersion()
 	var late error
-	if !serverWaits {
-		if src.Slot == "" && !settings.InRecovery {
-			late = waitForArchiver(ctx, cfg, b, ident.Compression, m, opts)
-		} else {
-			late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
+	if src.Slot == "" && !settings.InRecovery {
+		late = waitForArchiver(ctx, cfg, b, ident.Compression, m, opts)
+	} else {
+		late = waitForWAL(ctx, b, ident.Compression, m, src, opts)
+	}
+	var timedOut *walTimeoutError
+	if late != nil && !errors.As(late, &timedOut) {
+		if ctx.Err() != nil {
+			return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded while it waited for its WAL (its parts show as incomplete in backup-list): %w", id, late)
 		}
-		var timedOut *walTimeoutError
-		if late != nil && !errors.As(late, &timedOut) {
-			if ctx.Err() != nil {
-				return repository.BackupManifest{}, fmt.Errorf("backup %s was interrupted and not recorded while it waited for its WAL (its parts show as incomplete in backup-list): %w", id, late)
-			}
-			return repository.BackupManifest{}, fmt.Errorf("backup %s was not recorded (its parts show as incomplete in backup-list): %w", id, late)
-		}
+		return repository.BackupManifest{}, fmt.Errorf("backup %s was not recorded (its parts show as incomplete in backup-list): %w", id, late)
 	}
 	if late == nil {
 		if err := walStillStored(ctx, b, m); err != nil {
@@ -662,7 +660,7 @@ func waitForWAL(ctx context.Context, b storage.Backend, c repository.Compression
 		}
 		if !now.Before(nextLog) {
 			if src.Slot == "" {
-				opts.Log.Info("waiting for the primary's archive_command to store the WAL the backup needs (it completes the segment when it fills or switches it)", "backup_id", m.ID, "segment", seg.String(),
+				opts.Log.Info("waiting for archive_command to store the WAL the backup needs (on a standby the segment completes when the primary fills or switches it: SELECT pg_switch_wal() there, or its archive_timeout)", "backup_id", m.ID, "segment", seg.String(),
 					"waited", now.Sub(start).Round(time.Second), "timeout", opts.WALTimeout)
 			} else {
 				opts.Log.Info("waiting for wal-receive to store the WAL the backup needs", "backup_id", m.ID, "segment", seg.String(),

@@ -167,6 +167,27 @@ func TestStandbyArchiveModeAlways(t *testing.T) {
 	noArchiveFailures(primary, "the primary")
 	noArchiveFailures(standby, "the standby")
 
+	// A backup from this standby ends in a segment only the primary
+	// completes; with the primary quiet, backup-push waits no longer than
+	// --timeout, saying what for, and records the backup WAITING_FOR_WALS
+	// (PostgreSQL's own wait had no bound: explore25c F4). A switch on the
+	// primary then makes it DONE. Replay stands inside a segment the
+	// primary has not completed.
+	primary.SQL(t, "INSERT INTO pgbench_history VALUES (1, 1, 1, 9, now(), 'before the backup')")
+	waitReplayed(t, primary, standby)
+	res := walvault(t, r.env, "backup-push", "--pg-conn", standby.ConnString(), "--timeout", "5s")
+	if res.code != 1 || !strings.Contains(res.stderr, "WAITING_FOR_WALS") || !strings.Contains(res.stderr, "pg_switch_wal()") {
+		t.Fatalf("backup-push from a standby of a quiet primary: %v, want exit 1 within the timeout, naming WAITING_FOR_WALS and pg_switch_wal()", res)
+	}
+	primary.WaitArchived(t, primary.SwitchWAL(t), 60*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for list := listBackups(t, r.env); len(list) != 1 || list[0].Status != "DONE"; list = listBackups(t, r.env) {
+		if time.Now().After(deadline) {
+			t.Fatalf("backup-list after the primary switched: %+v, want one DONE backup", list)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
 	primary.Stop(t)
 	standby.SQL(t, "SELECT pg_promote()")
 	waitPromoted(t, standby)
