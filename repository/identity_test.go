@@ -410,3 +410,17 @@ func TestLoadIdentityOverwritten(t *testing.T) {
 		t.Errorf("one version: %+v, %v", got, err)
 	}
 }
+
+// TestKeyUseJSON: keys --json speaks snake_case like every other walvault
+// JSON (explore25d F10).
+func TestKeyUseJSON(t *testing.T) {
+	got, err := json.Marshal(repository.KeyUse{KeyID: "age:1", Backups: []string{"20261208T000000Z"},
+		WALRanges: []repository.WALRange{{First: "000000010000000000000002", Last: "000000010000000000000009", Files: 8}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"key_id":"age:1","backups":["20261208T000000Z"],"wal_ranges":[{"first":"000000010000000000000002","last":"000000010000000000000009","files":8}]}`
+	if string(got) != want {
+		t.Errorf("KeyUse JSON %s, want %s", got, want)
+	}
+}

@@ -12,16 +12,17 @@ import (
 // KeyUse is what one recipient key (its crypt.KeyID) decrypts: which
 // backups, and which runs of consecutive WAL files.
 type KeyUse struct {
-	KeyID     string
-	Backups   []string
-	WALRanges []WALRange
+	KeyID     string     `json:"key_id"`
+	Backups   []string   `json:"backups"`
+	WALRanges []WALRange `json:"wal_ranges"`
 }
 
 // WALRange is a run of WAL files, in key order, encrypted to the same set
 // of recipients.
 type WALRange struct {
-	First, Last string // file names
-	Files       int
+	First string `json:"first"` // file names
+	Last  string `json:"last"`
+	Files int    `json:"files"`
 }
 
 // RecipientUses lists, for every key the repository's objects are

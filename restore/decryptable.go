@@ -83,9 +83,9 @@ func checkDecryptable(ctx context.Context, b storage.Backend, m repository.Backu
 		}
 		k, _ := repository.ParseKey(key)
 		if !hasTarget || !segBefore(stop.Segment, k.WAL.Segment) {
-			return derr
+			return fmt.Errorf("%w; nothing was written", derr)
 		}
-		log.Warn("WAL after the backup is encrypted to keys the identity file does not hold: recovery stops there unless the target comes first", "key", key, "error", derr)
+		log.Warn("WAL after the backup is encrypted to keys the identity file does not hold: the restore goes on, and recovery stops with an error at that object unless the target comes first (add the key to the identity file before starting the server)", "key", key, "why", derr)
 		return nil
 	}
 	return nil
@@ -100,14 +100,14 @@ func segBefore(a, b wal.Segment) bool {
 // decryptable says whether ids hold one of recipients.
 func decryptable(ids *crypt.Identities, key string, recipients []string) error {
 	if ids == nil {
-		return fmt.Errorf("%w: %s is encrypted to %s and no identity file is configured: set decrypt-with (WALVAULT_DECRYPT_WITH); nothing was written", ErrUndecryptable, key, strings.Join(recipients, ", "))
+		return fmt.Errorf("%w: %s is encrypted to %s and no identity file is configured: set decrypt-with (WALVAULT_DECRYPT_WITH)", ErrUndecryptable, key, strings.Join(recipients, ", "))
 	}
 	for _, r := range recipients {
 		if ids.Holds(r) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s is the first object encrypted only to %s; the identity file %s holds %s: add the missing key to it; nothing was written",
+	return fmt.Errorf("%w: %s is the first object encrypted only to %s; the identity file %s holds %s: add the missing key to it",
 		ErrUndecryptable, key, strings.Join(recipients, ", "), ids.Path(), strings.Join(ids.IDs(), ", "))
 }
 
@@ -138,7 +138,7 @@ func checkPartsDecryptable(m repository.BackupManifest, ids *crypt.Identities) e
 			continue
 		}
 		if err := decryptable(ids, p.Key, repository.ObjectRecipients(p.Meta())); err != nil {
-			return err
+			return fmt.Errorf("%w; nothing was written", err)
 		}
 	}
 	return nil
