@@ -49,11 +49,18 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 		advice = branch
 	}
 	never := "; never delete the archived copy to make this error go away"
-	if h := ours[repository.MetaHost]; h != "" && h == theirs[repository.MetaHost] && res.File.Kind == wal.KindSegment {
-		// One host wrote both: PostgreSQL archives a segment once, so
-		// the first copy was most likely pushed by hand before the
-		// segment was complete.
-		advice = fmt.Sprintf("Both copies come from this host (%s): the archived one was most likely pushed by hand while PostgreSQL was still writing the segment. Check with pg_waldump that it holds only the start of this file; then, and only then, delete the archived copy so PostgreSQL's push can store the complete one (under Object Lock, not before its lock expires). If it holds other WAL: %s", h, advice)
+	switch h := ours[repository.MetaHost]; {
+	case theirs[repository.MetaRawSize] == "" && theirs[repository.MetaSHA256] == "" && theirs[repository.MetaFingerprints] == "":
+		// No walvault metadata at all: not WAL walvault stored, but an
+		// object someone with write access put at a key walvault had
+		// yet to write (explore25a F4).
+		advice = "The archived object carries none of walvault's metadata: walvault did not write it, so it is no copy of this cluster's WAL but an object someone with write access to the repository put there (find out who: the credentials may be stolen). Delete it so PostgreSQL's push can store the segment (under Object Lock, once its lock ends); if that is far off, point archive_command at a new repository prefix and take a base backup there"
+		never = ""
+	case h != "" && h == theirs[repository.MetaHost] && res.File.Kind == wal.KindSegment:
+		// One host (or hosts of one name) wrote both: PostgreSQL
+		// archives a segment once, so the first copy most likely holds
+		// only the start of it.
+		advice = fmt.Sprintf("Both copies come from host %s: the archived one most likely holds only the start of this segment: pushed by hand while PostgreSQL was still writing it, or archived by a standby with archive_mode = always that an older walvault's wal-fetch had given a wal-receive partial. Check it with pg_waldump of this server's major version (the end of its WAL lies before the end of the file); then, and only then, delete the archived copy so PostgreSQL's push can store the complete one (under Object Lock, not before its lock expires). If it holds other WAL: %s", h, advice)
 		never = ""
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. %s%s",

@@ -398,7 +398,28 @@ func TestConflictAfterHandPush(t *testing.T) {
 	mustPush(t, b, early, opts(repository.LZ4))
 	complete, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 2)
 	_, err := archive.Push(context.Background(), b, complete, opts(repository.LZ4))
-	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "Both copies come from this host (db-1)") || !strings.Contains(err.Error(), "pg_waldump") || strings.Contains(err.Error(), "never delete") {
+	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "Both copies come from host db-1") || !strings.Contains(err.Error(), "pg_waldump") || strings.Contains(err.Error(), "never delete") {
 		t.Fatalf("a conflict of two copies from one host: %v; want the hand-push hint", err)
+	}
+}
+
+// TestConflictWithForeignObject: an object without walvault's metadata at
+// a segment's key (someone with write access put it there before the
+// segment was archived) is named as such, with the way out, not taken
+// for an archived copy never to delete (explore25a F4).
+func TestConflictWithForeignObject(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	first, _ := writeSegment(t, t.TempDir(), seg(1, 0, 2).String(), header(t, seg(1, 0, 2)), 1)
+	mustPush(t, b, first, opts(repository.LZ4)) // writes walvault.json
+	s := seg(1, 0, 3)
+	junk := []byte("not WAL")
+	if err := b.Put(context.Background(), repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: 1, Segment: s}, repository.LZ4), bytes.NewReader(junk), storage.PutOptions{Size: int64(len(junk))}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := writeSegment(t, t.TempDir(), s.String(), header(t, s), 1)
+	_, err := archive.Push(context.Background(), b, p, opts(repository.LZ4))
+	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "walvault did not write it") || strings.Contains(err.Error(), "never delete") {
+		t.Fatalf("a segment's key holding a foreign object: %v; want it named as not walvault's", err)
 	}
 }
