@@ -1161,7 +1161,7 @@ func liveElsewhere(ctx context.Context, b storage.Backend, followed wal.Timeline
 			return err
 		}
 		if parent.After(last) {
-			return fmt.Errorf("%w: recovery to the newest timeline follows timeline %d, but timeline %d, which it branched from at %s, received WAL until %s, after timeline %d's last (%s). If timeline %d is the live server's and timeline %d a restored copy's that archived here, give --target-timeline %d; if timeline %d is (a point-in-time restore promoted while the old primary still ran), give --target-timeline latest",
+			return fmt.Errorf("%w: recovery to the newest timeline follows timeline %d, but timeline %d, which it branched from at %s, received WAL until %s, after timeline %d's last (%s). If timeline %d is the live server's and timeline %d a restored copy's that archived here, give --target-timeline %d; if timeline %d is the live one (a failover whose old primary ran on for a while, or a point-in-time restore promoted while the old primary still ran), give --target-timeline latest",
 				ErrTimelineUnclear, followed, h.Timeline, h.SwitchPoint, parent.UTC().Format(time.RFC3339), followed, last.UTC().Format(time.RFC3339), h.Timeline, followed, h.Timeline, followed)
 		}
 	}
