@@ -13,6 +13,7 @@ import (
 	"github.com/walvault/walvault/internal/testenv"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // TestBackupPushNewRepositoryThroughWrapper: the very first backup into a
@@ -191,14 +192,57 @@ func TestStandbyArchiveModeAlways(t *testing.T) {
 	primary.Stop(t)
 	standby.SQL(t, "SELECT pg_promote()")
 	waitPromoted(t, standby)
-	standby.SQL(t, "INSERT INTO pgbench_history VALUES (2, 2, 2, 2, now(), 'after the promotion')")
+	// More than a page of WAL, so that the new timeline's first segment
+	// holds pages begun after the switch point.
+	standby.SQL(t, "INSERT INTO pgbench_history SELECT 2, 2, 2, g, now(), 'after the promotion' FROM generate_series(1, 2000) g")
 	newLast := standby.SwitchWAL(t)
 	if !strings.HasPrefix(newLast, "00000002") {
 		t.Fatalf("the promoted standby switched out of %s, want a timeline 2 segment", newLast)
 	}
 	standby.WaitArchived(t, newLast, 60*time.Second)
 	noArchiveFailures(standby, "the promoted standby")
+	checkBranchPages(t, r, 2)
 	if res := walvault(t, r.env, "verify"); res.code != 0 || !strings.Contains(res.stdout, "timeline 2: WAL continuous") {
 		t.Errorf("verify after the failover: %v", res)
+	}
+}
+
+// checkBranchPages checks, on a real promotion's WAL, what restore's check
+// for a forged timeline rests on (restore.copiedBranch): the first segment
+// of timeline tli, as archived, carries tli on its pages past the switch
+// point (wal.CheckPagesAfterBranch).
+func checkBranchPages(t *testing.T, r *repo, tli wal.TimelineID) {
+	t.Helper()
+	dir := testenv.UserDir(t)
+	historyName := fmt.Sprintf("%08X.history", uint32(tli))
+	historyPath := filepath.Join(dir, historyName)
+	if res := walvault(t, r.env, "wal-fetch", historyName, historyPath); res.code != 0 {
+		t.Fatalf("wal-fetch %s: %v", historyName, res)
+	}
+	f, err := os.Open(historyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := wal.ParseHistory(f)
+	f.Close()
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("%s: %v, %v", historyName, entries, err)
+	}
+	sw := entries[len(entries)-1].SwitchPoint
+	seg, err := wal.SegmentFromLSN(tli, sw, wal.DefaultSegmentSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segPath := filepath.Join(dir, seg.String())
+	if res := walvault(t, r.env, "wal-fetch", seg.String(), segPath); res.code != 0 {
+		t.Fatalf("wal-fetch %s: %v", seg, res)
+	}
+	f, err = os.Open(segPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, err := wal.CheckPagesAfterBranch(f, seg, sw); err != nil || got != wal.BranchPagesChild {
+		t.Fatalf("the first segment of timeline %d, %s, past the switch point %s: %v, %v; want its pages on timeline %d (BranchPagesChild)", tli, seg, sw, got, err, tli)
 	}
 }

@@ -309,7 +309,7 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 		}
 	} else if !t.Immediate {
 		var gap bool
-		if res.Warnings, gap, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap); err != nil {
+		if res.Warnings, gap, err = checkRecoveryEnd(ctx, b, inv, m, t, opts.AcceptGap, opts.Identities, log); err != nil {
 			return res, err
 		}
 		if gap && !t.IsLatest() && opts.RestoreCommandAcceptingGap != "" {
@@ -1275,7 +1275,7 @@ var ErrGap = errors.New("the archive has a gap on the way to its end")
 // that went on past the branch point is said too: the child may be a
 // restored copy's and the parent the live server. It returns what it
 // found, for the output.
-func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool) (notes []string, gap bool, err error) {
+func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.Inventory, m repository.BackupManifest, t Target, accept bool, ids *crypt.Identities, log *slog.Logger) (notes []string, gap bool, err error) {
 	start, tl, ok, err := recoveryStart(inv, m, t.TimelineSetting())
 	if !ok || err != nil {
 		return nil, false, err
@@ -1301,6 +1301,9 @@ func checkRecoveryEnd(ctx context.Context, b storage.Backend, inv *repository.In
 		notes = append(notes, fallback+"; a target past the branch point is reached in that WAL: "+ways)
 	}
 	for _, o := range end.Overruns {
+		if err := copiedBranch(ctx, b, o, m.WALSegmentSize, ids, log); err != nil {
+			return nil, false, err
+		}
 		notes = append(notes, fmt.Sprintf("timeline %d holds WAL archived past the point where timeline %d branched off it (%s), from %s on: this restore follows timeline %d; if timeline %d is the live server's and %d a restored copy's, restore with --target-timeline %d",
 			o.Parent, o.Child, o.SwitchPoint, o.Newest, end.Timeline, o.Parent, o.Child, o.Parent))
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/walvault/walvault/crypt"
+	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/wal"
 )
@@ -31,22 +32,12 @@ type lastRecord struct {
 // the segment could not be read or decrypted, or its WAL ends early (a
 // record the scan refuses); the caller then says what it said before.
 func lastRecordIn(ctx context.Context, b storage.Backend, seg wal.Segment, ids *crypt.Identities, log *slog.Logger) (last lastRecord, ok bool) {
-	dir, err := os.MkdirTemp("", "walvault-target-")
+	f, done, err := fetchSegmentAside(ctx, b, seg, ids, log)
 	if err != nil {
-		log.Debug("the target's segment could not be read", "segment", seg, "error", err)
-		return lastRecord{}, false
-	}
-	defer os.RemoveAll(dir)
-	dest := filepath.Join(dir, seg.String())
-	if _, err := Fetch(ctx, b, seg.String(), dest, FetchOptions{Identities: ids, Log: log}); err != nil {
 		log.Debug("the target's segment could not be fetched", "segment", seg, "error", err)
 		return lastRecord{}, false
 	}
-	f, err := os.Open(dest)
-	if err != nil {
-		return lastRecord{}, false
-	}
-	defer f.Close()
+	defer done()
 	scan, err := wal.ScanSegment(bufio.NewReaderSize(f, 1<<20), seg, nil)
 	// Next is nil when the WAL ends inside the segment at a record the
 	// scan refuses; Prev is 0 when no record was read whole.
@@ -55,6 +46,54 @@ func lastRecordIn(ctx context.Context, b storage.Backend, seg wal.Segment, ids *
 		return lastRecord{}, false
 	}
 	return lastRecord{At: scan.Next.Prev, Switch: scan.Switch}, true
+}
+
+// fetchSegmentAside fetches archived segment seg, with wal-fetch's
+// checks, into a private temporary directory and opens it; done closes
+// and removes it.
+func fetchSegmentAside(ctx context.Context, b storage.Backend, seg wal.Segment, ids *crypt.Identities, log *slog.Logger) (f *os.File, done func(), err error) {
+	dir, err := os.MkdirTemp("", "walvault-segment-")
+	if err != nil {
+		return nil, nil, err
+	}
+	dest := filepath.Join(dir, seg.String())
+	if _, err := Fetch(ctx, b, seg.String(), dest, FetchOptions{Identities: ids, Log: log}); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	if f, err = os.Open(dest); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return f, func() { f.Close(); os.RemoveAll(dir) }, nil
+}
+
+// copiedBranch refuses to follow timeline o.Child past its branch point
+// when its first segment's pages after the switch point carry an older
+// timeline (wal.CheckPagesAfterBranch): no server wrote it on o.Child; it
+// is the parent's segment put under the child's name, which with a history
+// file is all it takes, for someone with write access to the repository,
+// to turn a restore to latest off the parent's WAL past the branch
+// (explore25a F1). A segment that cannot be read or tells nothing passes:
+// recovery reads it with its own checks.
+func copiedBranch(ctx context.Context, b storage.Backend, o repository.Overrun, segSize uint32, ids *crypt.Identities, log *slog.Logger) error {
+	seg, err := wal.SegmentFromLSN(o.Child, o.SwitchPoint, segSize)
+	if err != nil {
+		return nil
+	}
+	f, done, err := fetchSegmentAside(ctx, b, seg, ids, log)
+	if err != nil {
+		log.Debug("the first segment of a timeline could not be fetched to check its pages", "segment", seg, "error", err)
+		return nil
+	}
+	defer done()
+	whose, err := wal.CheckPagesAfterBranch(bufio.NewReaderSize(f, 1<<20), seg, o.SwitchPoint)
+	if err != nil || whose != wal.BranchPagesParent {
+		return nil
+	}
+	return fmt.Errorf("%w: recovery would follow timeline %d, which branched off timeline %d at %s, but %s, its first segment, holds timeline %d's WAL past that point (its pages after %s were begun on timeline %d): no server wrote it on timeline %d, it is a copy of timeline %d's segment under another name, put in the repository by someone with write access, and following it would leave out everything timeline %d archived after %s (from %s on). Restore with --target-timeline %d, and find out who wrote %s and %s",
+		ErrTimelineUnclear, o.Child, o.Parent, o.SwitchPoint, seg, o.Parent, o.SwitchPoint, o.Parent, o.Child, o.Parent, o.Parent, o.SwitchPoint, o.Newest, o.Parent,
+		repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: o.Child}, repository.None), seg)
 }
 
 // unreachableInSegment is the refusal of a target past seg's last record
