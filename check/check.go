@@ -73,6 +73,9 @@ type Options struct {
 	// WindowDays is the recovery window the retention keeps (retain
 	// "RECOVERY WINDOW OF n DAYS"); 0 when none was given.
 	WindowDays int
+	// Redundancy is the number of backups the retention keeps (retain
+	// "REDUNDANCY n"); 0 when none was given.
+	Redundancy int
 	// Identities, when set, are checked to decrypt the newest backup and
 	// the WAL since (NameDecryption).
 	Identities *crypt.Identities

@@ -291,6 +291,22 @@ func (c *checker) checkBackups(ctx context.Context) []Result {
 	return []Result{ageResult, countResult}
 }
 
+// redundancyBasis is the oldest backup a REDUNDANCY n retention keeps:
+// the nth newest DONE one, or, when that is incremental, the full backup
+// of its chain; n is the policy's. ok is false without such a policy or
+// backups.
+func (c *checker) redundancyBasis() (basis repository.BackupInfo, n int, ok bool) {
+	n = c.opts.Redundancy
+	if n <= 0 || c.backups == nil || len(c.backups.done) == 0 {
+		return repository.BackupInfo{}, n, false
+	}
+	oldest := c.backups.done[max(len(c.backups.done)-n, 0)]
+	if chain, err := repository.Chain(c.backups.done, oldest.ID); err == nil && len(chain) > 0 {
+		oldest = chain[0]
+	}
+	return oldest, n, oldest.Manifest != nil
+}
+
 // windowBasis is the oldest backup a restore to the start of the
 // recovery window (WindowDays) needs: the newest DONE one that stopped
 // before it, or, when that is incremental, the full backup of its chain
@@ -553,6 +569,10 @@ func (c *checker) checkObjectLock(ctx context.Context) []Result {
 		}
 		return []Result{failed(NameObjectLock, "new objects are locked %s, but backup %s, which a restore to the start of the %d-day recovery window needs (%s), started %s ago: its lock, and that of the WAL from its start, has run out, and whoever holds the host's credentials can delete them. Take (full) backups more often than every %d days (lock-days less the window), or start a new repository prefix with a longer lock-days (walvault.json fixes a repository's policy)",
 			configured, basis.ID, c.opts.WindowDays, what, roundDuration(c.opts.Now().Sub(basis.Manifest.StartTime)), configured.Days-c.opts.WindowDays)}
+	}
+	if basis, n, ok := c.redundancyBasis(); ok && !basis.Manifest.StartTime.AddDate(0, 0, configured.Days).After(c.opts.Now()) {
+		return []Result{failed(NameObjectLock, "new objects are locked %s, but backup %s, the oldest REDUNDANCY %d keeps (or the full backup it builds on), started %s ago: its lock, and that of the WAL from its start, has run out, and whoever holds the host's credentials can delete them. Take (full) backups more often (every %s or less, lock-days spread over the %d kept), or start a new repository prefix with a longer lock-days (walvault.json fixes a repository's policy)",
+			configured, basis.ID, n, roundDuration(c.opts.Now().Sub(basis.Manifest.StartTime)), shortDuration(time.Duration(configured.Days)*24*time.Hour/time.Duration(n)), n)}
 	}
 	if err := versionsReadable(ctx, c.b); err != nil {
 		return []Result{failed(NameObjectLock, "the bucket has Object Lock enabled, but %v. In a locked repository wal-fetch lists each WAL object's versions and serves the oldest (walvault writes each once: a newer one was put over it by someone else), and fails when it cannot list them, so every restore_command would fail: %s", err, storage.VersionsHint)}

@@ -26,6 +26,7 @@ type checkOptions struct {
 	JSON         bool
 	Slot         string
 	WindowDays   int // the retention's recovery window; 0: none given
+	Redundancy   int // the retention's REDUNDANCY n; 0: none given
 }
 
 func (o *checkOptions) bind(b *binder) {
@@ -39,7 +40,7 @@ func (o *checkOptions) bind(b *binder) {
 		}
 		return nil
 	})
-	b.addUsage("retain", `the retention policy delete runs with (as WALVAULT_RETAIN gives it): with "RECOVERY WINDOW OF n DAYS", lock-days shorter than n fails the Object Lock check`, func(v string) error {
+	b.addUsage("retain", `the retention policy delete runs with (as WALVAULT_RETAIN gives it): with "RECOVERY WINDOW OF n DAYS", lock-days shorter than n fails the Object Lock check, and with either policy so does a kept backup whose lock has run out`, func(v string) error {
 		if v == "" {
 			return nil
 		}
@@ -47,8 +48,11 @@ func (o *checkOptions) bind(b *binder) {
 		if err != nil {
 			return invalid("retain", err.Error())
 		}
-		if p.Kind == retention.RecoveryWindow {
+		switch p.Kind {
+		case retention.RecoveryWindow:
 			o.WindowDays = p.N
+		case retention.Redundancy:
+			o.Redundancy = p.N
 		}
 		return nil
 	})
@@ -112,6 +116,7 @@ func checkAll(c *cli.Context, opts *checkOptions, s *session) error {
 		LockMode:     opts.LockMode,
 		LockDays:     opts.LockDays,
 		WindowDays:   opts.WindowDays,
+		Redundancy:   opts.Redundancy,
 		Identities:   opts.Identities,
 		Timeout:      opts.Timeout,
 		Host:         host,
