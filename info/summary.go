@@ -33,6 +33,11 @@ type Summary struct {
 	// successful one (nil: none).
 	NewestDrill   *DrillBrief `json:"newest_drill"`
 	NewestOKDrill *DrillBrief `json:"newest_ok_drill"`
+	// HiddenObjects counts walvault's objects hidden behind delete
+	// markers, looked for only where the WAL shows a gap without them:
+	// restore reads through them, and walvault repair makes them
+	// visible again.
+	HiddenObjects int `json:"hidden_objects,omitempty"`
 }
 
 // Timeline is one timeline's archived WAL and recovery window.
@@ -127,15 +132,25 @@ func Summarize(ctx context.Context, b storage.Backend, opts Options) (Summary, e
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Histories: true, WALObjects: true, Identities: opts.Identities})
+	load := repository.LoadOptions{Histories: true, WALObjects: true, Identities: opts.Identities}
+	inv, err := repository.LoadInventory(ctx, b, load)
 	if err != nil {
 		return Summary{}, err
+	}
+	// A segment hidden behind a delete marker is no gap: restore reads
+	// through it (explore25a F5). Its versions are listed only when the
+	// listing shows a gap, to keep the common case one listing.
+	if _, versioned := storage.AsVersioned(b); versioned && inv.WAL != nil && len(inv.WAL.Continuity(nil).Gaps) > 0 {
+		load.Hidden = true
+		if inv, err = repository.LoadInventory(ctx, b, load); err != nil {
+			return Summary{}, err
+		}
 	}
 	return summarize(ctx, b, inv, opts.Now().UTC())
 }
 
 func summarize(ctx context.Context, b storage.Backend, inv *repository.Inventory, now time.Time) (Summary, error) {
-	s := Summary{Repository: inv.Location, GeneratedAt: now, Timelines: []Timeline{}, Damaged: []DamagedBackup{}}
+	s := Summary{Repository: inv.Location, GeneratedAt: now, Timelines: []Timeline{}, Damaged: []DamagedBackup{}, HiddenObjects: len(inv.Hidden)}
 	if inv.Identity == nil || inv.WAL == nil {
 		if inv.IdentityErr != nil {
 			return Summary{}, fmt.Errorf("read %s of %s: %w", repository.IdentityKey, inv.Location, inv.IdentityErr)

@@ -40,6 +40,9 @@ func WriteSummaryText(w io.Writer, s Summary) error {
 	for _, d := range s.Damaged {
 		fmt.Fprintf(&b, "DAMAGED      backup %s: %s (walvault info %s says how to recover it)\n", d.ID, d.Damage, d.ID)
 	}
+	if s.HiddenObjects > 0 {
+		fmt.Fprintf(&b, "HIDDEN       %s behind delete markers (someone deleted them without a version id): restore and wal-fetch read through them, and they count below; run walvault repair to make them visible again\n", units.Plural(s.HiddenObjects, "object"))
+	}
 	switch d := s.NewestDrill; {
 	case d == nil:
 		b.WriteString("drill        none yet: run walvault drill\n")
