@@ -253,3 +253,18 @@ func TestInfoNewestIsStoredLast(t *testing.T) {
 		t.Errorf("newest WAL %s, want %s, the segment stored last", got.WAL.NewestWAL, s)
 	}
 }
+
+// TestBackupListHiddenManifest: a backup whose manifest a DELETE without a
+// version id hid is listed as such, with repair, not as a plain
+// INCOMPLETE one a DBA might delete by hand (explore25a F5).
+func TestBackupListHiddenManifest(t *testing.T) {
+	var out strings.Builder
+	backups := []repository.BackupInfo{{ID: "20261208T010000Z", Status: repository.StatusIncomplete}}
+	marks := backupMarks{kept: map[string]bool{}, chainErr: map[string]string{}, hidden: map[string]bool{"20261208T010000Z": true}}
+	if err := printBackupTable(&out, backups, marks); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "INCOMPLETE (manifest hidden)") || !strings.Contains(out.String(), "walvault repair") {
+		t.Errorf("backup-list of a backup with a hidden manifest:\n%s", out.String())
+	}
+}
