@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/pg"
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/wal"
 )
 
 // An incremental backup (PostgreSQL 17 and later) is a BASE_BACKUP with the
@@ -286,6 +287,19 @@ func incrementalError(err error, parent *repository.BackupManifest) error {
 		// timeline the parent did not start on, the hole is at the switch
 		// (a promotion since the parent), not summaries that expired.
 		var tli uint32
+		var from, to string
+		if _, serr := fmt.Sscanf(pgErr.Message, "WAL summaries are required on timeline %d from %s to %s", &tli, &from, &to); serr == nil {
+			to = strings.TrimSuffix(to, ",")
+			f, ferr := wal.ParseLSN(from)
+			t, terr := wal.ParseLSN(to)
+			if ferr == nil && terr == nil && f > t {
+				// The range runs backwards: the parent began on timeline
+				// tli past the point where this server's history left
+				// it (taken on the old primary after a failover).
+				return impossible(fmt.Errorf("%w: parent backup %s began on timeline %d at %s, after this server's timeline history left timeline %d (at %s): the parent is not in this server's past (it was taken on the old primary after a failover, say): name a backup taken before that point with --parent, or take a full backup (or add --fallback-full) (%w)",
+					ErrRefused, parent.ID, tli, from, tli, to, err))
+			}
+		}
 		if _, serr := fmt.Sscanf(pgErr.Message, "WAL summaries are required on timeline %d", &tli); serr == nil && tli != parent.StartTimeline {
 			return impossible(fmt.Errorf("%w: parent backup %s began on timeline %d, and PostgreSQL has no WAL summaries of timeline %d back to its switch from there (this server was promoted since the parent): take a full backup on the new timeline (or add --fallback-full) (%w)",
 				ErrRefused, parent.ID, parent.StartTimeline, tli, err))

@@ -216,6 +216,14 @@ func TestIncrementalCommandAndErrors(t *testing.T) {
 	if !errors.As(switched, new(*IncrementalImpossible)) || !strings.Contains(switched.Error(), "began on timeline 1") || !strings.Contains(switched.Error(), "full backup on the new timeline") || strings.Contains(switched.Error(), "wal_summary_keep_time") {
 		t.Fatalf("summaries missing at a timeline switch: got %v", switched)
 	}
+	// A parent taken on the old timeline after this server left it: the
+	// range PostgreSQL names runs backwards (explore25d F6).
+	after := &repository.BackupManifest{ID: "20260102T000000Z", StartLSN: "0/10000028", StartTimeline: 1}
+	backwards := incrementalError(pg.ServerError("BASE_BACKUP", pgtest.ErrorMsg("55000",
+		"WAL summaries are required on timeline 1 from 0/10000028 to 0/F0000A0, but no summaries for that timeline and LSN range exist")), after)
+	if !errors.As(backwards, new(*IncrementalImpossible)) || !strings.Contains(backwards.Error(), "not in this server's past") || strings.Contains(backwards.Error(), "summarize_wal was off") {
+		t.Fatalf("a parent past the branch: got %v", backwards)
+	}
 	other := errors.New("connection lost")
 	if incrementalError(other, parent) != other {
 		t.Fatal("an error that is not the server's passes unchanged")
