@@ -149,8 +149,8 @@ func (c manifestCopies) open(parent *repository.BackupManifest, recipients *cryp
 	}
 	f, err = os.Open(c.path(parent.ID))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, impossible(fmt.Errorf("%w: parent backup %s is encrypted, and backup-push, holding only public keys, uploads the plain copy of its backup_manifest it kept when it stored that backup, and %s has none (the backup was taken on another host or as another user, or the copy was removed): take a full backup; incremental backups can build on it from this host",
-			ErrRefused, parent.ID, c.dir))
+		return nil, nil, impossible(fmt.Errorf("%w: parent backup %s is encrypted, and backup-push, holding only public keys, uploads the plain copy of its backup_manifest it kept when it stored that backup, and %s has none (the backup was taken on another host or as another user, or it is older than the newest %d backups of this repository whose copies are kept here, or the copy was removed): take a full backup; incremental backups can build on it from this host",
+			ErrRefused, parent.ID, c.dir, manifestCopiesKept))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("copy of the backup_manifest of parent backup %s: %w", parent.ID, err)
