@@ -406,6 +406,7 @@ func Push(ctx context.Context, b storage.Backend, opts Options) (pushed reposito
 		if err := walStillStored(ctx, b, m); err != nil {
 			return repository.BackupManifest{}, fmt.Errorf("backup %s was not recorded (its parts show as incomplete in backup-list): %w", id, err)
 		}
+		m.WALStored = true
 	}
 	if err := repository.WriteBackupManifest(ctx, b, m, opts.Lock.Retention(opts.Now())); err != nil {
 		return repository.BackupManifest{}, fmt.Errorf("backup %s: every part is stored, but its manifest is not, so it does not count as a backup: %w", id, err)

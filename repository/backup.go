@@ -142,6 +142,11 @@ type BackupManifest struct {
 	// checksums as it read the files (backup-push --no-verify-checksums),
 	// so a damaged page may be in the backup as it was.
 	ChecksumsUnverified bool `json:"checksums_unverified,omitempty"`
+	// WALStored: every WAL segment from the backup's start to its stop
+	// was in the repository when this manifest was written (backup-push
+	// said done, not WAITING_FOR_WALS): one missing later was deleted,
+	// not "not archived yet". Absent in manifests written before it.
+	WALStored bool `json:"wal_stored,omitempty"`
 }
 
 // BackupType says whether a backup stands alone or builds on a parent.

@@ -120,7 +120,7 @@ func (s *scan) checkBackup(ctx context.Context, bk *repository.Backup) error {
 	report := s.appendBackup(br)
 	if start, err := wal.ParseSegmentName(m.StartWAL); err == nil && bk.WALErr == nil {
 		kept := s.opts.KeptBackups == nil || s.opts.KeptBackups[id]
-		s.backups = append(s.backups, backupWAL{report: report, start: start, status: bk.WAL, kept: kept})
+		s.backups = append(s.backups, backupWAL{report: report, start: start, status: bk.WAL, kept: kept, walStored: m.WALStored})
 	}
 	return nil
 }

@@ -290,6 +290,9 @@ type backupWAL struct {
 	start  wal.Segment
 	status repository.BackupWAL
 	kept   bool
+	// walStored: its WAL was all in the repository when it was recorded
+	// (repository.BackupManifest.WALStored).
+	walStored bool
 }
 
 func (s *scan) problem(f Finding) {
@@ -659,6 +662,12 @@ func (s *scan) finishBackups() {
 		ok, first, beyond := bw.status.Status == repository.StatusDone, bw.status.Missing, bw.status.Beyond
 		switch {
 		case ok:
+		case beyond && bw.walStored:
+			// Nothing later archived, but it was there: deleted, not
+			// late (explore25a F6).
+			s.problem(Finding{Kind: KindWALGap, Key: repository.WALKey(wal.FileName{Kind: wal.KindSegment, Timeline: first.Timeline, Segment: first}, s.id.Compression), BackupID: br.ID,
+				Timeline: uint32(first.Timeline), MissingFirst: first.String(),
+				Detail: fmt.Sprintf("backup %s cannot be restored: WAL segment %s, which it needs and which was in the repository when the backup was recorded, is gone: something deleted it (a walvault delete run elsewhere, a lifecycle rule on the bucket, a person): put it back from another copy if one exists (the server's pg_wal, a bucket version), or restore another backup; find out what deleted it", br.ID, first)})
 		case beyond:
 			br.Status = string(repository.StatusWaitingForWALs)
 			s.r.warning(Finding{Kind: KindWaitingForWAL, Key: repository.BackupManifestKey(br.ID), BackupID: br.ID,
