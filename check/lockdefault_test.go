@@ -136,16 +136,7 @@ func TestObjectLockWindowBasisUnlocked(t *testing.T) {
 		ok      bool
 	}{{252 * time.Hour, false}, {216 * time.Hour, true}} {
 		c, b := newChecker(t)
-		start := now.Add(-tc.started)
-		s := wal.Segment{Timeline: 1, Seg: 2}
-		m := repotest.WriteBackup(t, b, repotest.Backup{
-			Manifest: repository.BackupManifest{
-				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
-				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
-				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Hour),
-			},
-			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
-		})
+		m := writeTestBackup(t, b, now.Add(-tc.started), 2, time.Hour, nil)
 		c.checkBackups(ctx)
 		c.opts.LockMode, c.opts.LockDays, c.opts.WindowDays = storage.Compliance, 10, 7
 		c.b = storage.WithRetry(fakeLock{Backend: locked, enabled: true}, storage.DefaultRetryPolicy, nil)
@@ -240,16 +231,7 @@ func TestObjectLockRedundancyBasisUnlocked(t *testing.T) {
 		c, b := newChecker(t)
 		var ms []repository.BackupManifest
 		for _, started := range []time.Duration{tc.older, 24 * time.Hour} {
-			start := now.Add(-started)
-			s := wal.Segment{Timeline: 1, Seg: 2}
-			ms = append(ms, repotest.WriteBackup(t, b, repotest.Backup{
-				Manifest: repository.BackupManifest{
-					FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
-					WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
-					StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Hour),
-				},
-				Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
-			}))
+			ms = append(ms, writeTestBackup(t, b, now.Add(-started), 2, time.Hour, nil))
 		}
 		c.checkBackups(ctx)
 		c.opts.LockMode, c.opts.LockDays, c.opts.Redundancy = storage.Compliance, 10, 2

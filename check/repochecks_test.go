@@ -60,16 +60,7 @@ func TestBackupsDamagedPart(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	var ms []repository.BackupManifest
 	for i, seg := range []uint32{2, 4} {
-		start := now.Add(time.Duration(i-2) * time.Hour)
-		s := wal.Segment{Timeline: 1, Seg: seg}
-		ms = append(ms, repotest.WriteBackup(t, b, repotest.Backup{
-			Manifest: repository.BackupManifest{
-				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
-				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
-				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
-			},
-			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
-		}))
+		ms = append(ms, writeTestBackup(t, b, now.Add(time.Duration(i-2)*time.Hour), seg, time.Minute, nil))
 	}
 	key := ms[1].Archives[0].Parts[0].Key
 	if err := b.Put(ctx, key, strings.NewReader("x"), storage.PutOptions{Size: 1}); err != nil {
@@ -94,16 +85,7 @@ func TestBackupFromTheFuture(t *testing.T) {
 	ctx := context.Background()
 	c, b := newChecker(t)
 	c.checkIdentity(ctx)
-	start := time.Now().UTC().Truncate(time.Second).Add(365 * 24 * time.Hour)
-	s := wal.Segment{Timeline: 1, Seg: 2}
-	repotest.WriteBackup(t, b, repotest.Backup{
-		Manifest: repository.BackupManifest{
-			FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
-			WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
-			StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
-		},
-		Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
-	})
+	writeTestBackup(t, b, time.Now().UTC().Truncate(time.Second).Add(365*24*time.Hour), 2, time.Minute, nil)
 	if age := c.checkBackups(ctx)[0]; age.OK || !strings.Contains(age.Detail, "in the future") || !strings.Contains(age.Detail, "NTP") {
 		t.Fatalf("backup age of a backup from the future: %+v; want FAILED naming the clocks", age)
 	}
@@ -169,15 +151,8 @@ func TestBackupsBrokenChain(t *testing.T) {
 	var ms []repository.BackupManifest
 	parent, kind := "", repository.BackupFull
 	for i, seg := range []uint32{2, 4} {
-		start := now.Add(time.Duration(i-2) * time.Hour)
-		s := wal.Segment{Timeline: 1, Seg: seg}
-		ms = append(ms, repotest.WriteBackup(t, b, repotest.Backup{
-			Manifest: repository.BackupManifest{
-				FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 170002,
-				WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1, Parent: parent, Type: kind,
-				StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(time.Minute),
-			},
-			Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}},
+		ms = append(ms, writeTestBackup(t, b, now.Add(time.Duration(i-2)*time.Hour), seg, time.Minute, func(m *repository.BackupManifest) {
+			m.PGVersion, m.Parent, m.Type = 170002, parent, kind
 		}))
 		parent, kind = ms[i].ID, repository.BackupIncremental
 	}
@@ -194,4 +169,21 @@ func TestBackupsBrokenChain(t *testing.T) {
 	if count := rs[1]; count.OK || !strings.Contains(count.Detail, ms[1].ID+" builds on "+ms[0].ID) || !strings.Contains(count.Detail, "(0 DONE backups that restore") {
 		t.Errorf("backup count: %+v, want FAILED naming %s's missing parent and 0 backups that restore", count, ms[1].ID)
 	}
+}
+
+// writeTestBackup stores a backup of testSysID in b (PostgreSQL 15, one
+// segment of timeline 1, a one-part tar) that started at start and ran
+// for took; edit, when given, changes the manifest first.
+func writeTestBackup(t *testing.T, b storage.Backend, start time.Time, seg uint32, took time.Duration, edit func(*repository.BackupManifest)) repository.BackupManifest {
+	t.Helper()
+	s := wal.Segment{Timeline: 1, Seg: seg}
+	m := repository.BackupManifest{
+		FormatVersion: repository.FormatVersion, ID: repository.NewBackupID(start), SystemID: testSysID, PGVersion: 150010,
+		WALSegmentSize: wal.DefaultSegmentSize, StartTimeline: 1, StopTimeline: 1,
+		StartWAL: s.String(), StopWAL: s.String(), StartTime: start, StopTime: start.Add(took),
+	}
+	if edit != nil {
+		edit(&m)
+	}
+	return repotest.WriteBackup(t, b, repotest.Backup{Manifest: m, Archives: []repotest.Archive{{Name: "base.tar", Data: []byte("tar")}}})
 }
