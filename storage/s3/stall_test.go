@@ -113,3 +113,23 @@ func TestStallTimeoutSparesSlowConsumer(t *testing.T) {
 		t.Fatalf("slow reader got %d bytes, want %d", len(got), len(body))
 	}
 }
+
+// TestStallTimeoutSparesDrainingUpload: a body the transport handed to the
+// kernel whole, which the server takes only later (the last megabytes of
+// a part draining over a slow link, explore25b F1), is no stall: the
+// answer is waited for in proportion to what may still be buffered.
+func TestStallTimeoutSparesDrainingUpload(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			time.Sleep(3 * testStall) // the link is slow: nothing arrives yet
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("ETag", `"0123"`)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	b := newAgainstWith(t, h, func(c *s3.Config) { c.StallTimeout = testStall })
+	body := bytes.Repeat([]byte{1}, 48<<10) // within the socket buffers: a second's allowance
+	if err := b.Put(context.Background(), "k", bytes.NewReader(body), storage.PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatalf("put whose bytes drain for longer than the stall timeout: %v", err)
+	}
+}
