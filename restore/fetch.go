@@ -507,8 +507,14 @@ func open(ctx context.Context, b storage.Backend, file wal.FileName, preferred r
 	asked.Wait()
 	if otherErr != nil && !errors.Is(otherErr, storage.ErrNotFound) {
 		// Not knowing whether a second copy is there is not knowing
-		// which copy is walvault's.
+		// which copy is walvault's. When the file's own request failed
+		// too (the storage is down), that is the error to show: the side
+		// question's would send the DBA after codecs and delete markers
+		// (explore25b F4).
 		closeGot([]gotObject{first})
+		if first.err != nil && !errors.Is(first.err, storage.ErrNotFound) {
+			return failed(first.err)
+		}
 		return failed(fmt.Errorf("asking whether another codec's key holds it too: %w", otherErr))
 	}
 	if otherErr != nil {

@@ -7,13 +7,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/repository"
 	"github.com/walvault/walvault/repository/repotest"
 	"github.com/walvault/walvault/restore"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/mem"
+	"github.com/walvault/walvault/storage/storagetest"
 	"github.com/walvault/walvault/wal"
 )
 
@@ -132,5 +135,25 @@ func TestFetchNoPartialForStandby(t *testing.T) {
 	}
 	if err := fetch(); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("pg_wal holding %s already: %v, want ErrNotFound (no partial)", s, err)
+	}
+}
+
+// TestFetchStorageDownNamesTheFetch: with the storage unreachable, the
+// file's own request and the question whether another codec's key holds
+// it both fail: the error is the file's, not the side question's, which
+// sent a DBA after codecs and delete markers (explore25b F4).
+func TestFetchStorageDownNamesTheFetch(t *testing.T) {
+	b := mem.New()
+	pushSegment(t, b, seg(1, 0, 1), repository.LZ4)
+	fault := storagetest.NewFault(b)
+	down := errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
+	for _, op := range []storagetest.Op{storagetest.OpGet, storagetest.OpStat} {
+		fault.Fail(op, func(string) bool { return true }, down)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := restore.Fetch(ctx, fault, seg(1, 0, 1).String(), filepath.Join(t.TempDir(), "x"), restore.FetchOptions{})
+	if err == nil || strings.Contains(err.Error(), "another codec") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("fetch with the storage down: %v; want the fetch's own error naming the refused connection", err)
 	}
 }

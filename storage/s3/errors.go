@@ -207,7 +207,9 @@ func (b *Backend) translate(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		// The SDK's words for it ("StatusCode: 0, ... canceled") say
 		// nothing a person can use.
-		return fmt.Errorf("no answer from %s before the deadline: %w", b.location, context.DeadlineExceeded)
+		// It may have been a transfer too slow to end in time rather than
+		// a silent server (explore25b F2): both are named.
+		return fmt.Errorf("no answer from %s before the deadline (the storage did not answer, or the transfer was too slow to finish in time: over a slow link raise --timeout): %w", b.location, context.DeadlineExceeded)
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
