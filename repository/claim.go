@@ -233,6 +233,13 @@ func (inv *Inventory) LostIdentity() string {
 		return ""
 	}
 	holds := units.Plural(int(inv.WALFiles), "WAL file") + " and " + units.Plural(len(inv.Backups), "backup")
+	if !inv.walScoped && len(inv.Backups) == 0 && inv.Segments == 0 {
+		// History and backup history files only: what a promoted server
+		// or a backup archives before its first segment, which writes
+		// walvault.json (explore25b F5).
+		return fmt.Sprintf("%s has no %s yet: it holds %s and no WAL segment (timeline or backup history files, which PostgreSQL archives before a new prefix's first segment); the next segment wal-push stores writes it: check archive_command, or run SELECT pg_switch_wal()",
+			inv.Location, IdentityKey, units.Plural(int(inv.WALFiles), "WAL file"))
+	}
 	if inv.walScoped {
 		holds = units.Plural(len(inv.Backups), "backup") // the WAL was not listed
 	}

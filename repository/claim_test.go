@@ -152,3 +152,20 @@ func TestLostIdentityDescribed(t *testing.T) {
 		t.Errorf("an empty repository: LostIdentity() = %q, want none", got)
 	}
 }
+
+// TestLostIdentityNewPrefix: a new prefix whose first push was a backup
+// history file (PostgreSQL archives it just after the backup's segment)
+// holds no walvault.json yet; that is said, not that it was deleted with
+// every version (explore25b F5).
+func TestLostIdentityNewPrefix(t *testing.T) {
+	ctx := context.Background()
+	b := mem.New()
+	repotest.Put(t, b, "wal/00000001/000000010000000000000002.00000028.backup", []byte("START WAL LOCATION: 0/2000028\n"))
+	inv, err := repository.LoadInventory(ctx, b, repository.LoadOptions{Histories: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inv.LostIdentity(); strings.Contains(got, "was deleted") || !strings.Contains(got, "no WAL segment") {
+		t.Errorf("a prefix holding a backup history file only: LostIdentity() = %q, want it called new, not deleted", got)
+	}
+}
