@@ -89,7 +89,8 @@ type rangedBody struct {
 	end    int64         // end of the range being read
 	stream io.ReadCloser // the range being read, when streamed
 	// streamFrom is where stream's body starts, resumes how often the
-	// streamed range was asked for again (resumeStream).
+	// streamed range was asked for again after an attempt that moved
+	// less than resumeProgress (resumeStream).
 	streamFrom int64
 	resumes    int
 	chunk      *chunk   // the range being read, when downloaded ahead
@@ -130,13 +131,21 @@ func (r *rangedBody) fill() {
 }
 
 // rangeResumes bounds how often a chunk whose body broke is asked for
-// again from where it broke.
+// again from where it broke after an attempt that moved less than
+// resumeProgress: one that moved at least that much does not count, so a
+// link that cuts every connection after a megabyte still gets the object
+// whole (explore25b F3), and one that moves next to nothing gives up.
 const rangeResumes = 5
+
+// resumeProgress is what an attempt must move not to count against
+// rangeResumes.
+const resumeProgress = 64 << 10
 
 func (r *rangedBody) download(c *chunk) {
 	defer r.wg.Done()
 	defer close(c.done)
 	var got int64
+	weak := 0 // attempts that moved less than resumeProgress
 	for attempt := 1; ; attempt++ {
 		body, err := r.open(c.off+got, c.n-got)
 		if err != nil {
@@ -154,7 +163,10 @@ func (r *rangedBody) download(c *chunk) {
 		// it broke, of the same version (If-Match), while each attempt
 		// moves bytes. Starting the range over would never get past a
 		// link that cuts every connection at the same point.
-		if n == 0 || attempt >= rangeResumes || r.ctx.Err() != nil {
+		if n < resumeProgress {
+			weak++
+		}
+		if n == 0 || weak >= rangeResumes || r.ctx.Err() != nil {
 			c.err = r.readError(c.off, c.n, err)
 			return
 		}
@@ -273,6 +285,9 @@ func (r *rangedBody) Read(p []byte) (int, error) {
 // for a chunk: up to rangeResumes times a range, while each attempt moves
 // bytes. It returns the error that ends the read when it may not.
 func (r *rangedBody) resumeStream(at int64, cause error) error {
+	if at-r.streamFrom < resumeProgress {
+		r.resumes++
+	}
 	if at == r.streamFrom || r.resumes >= rangeResumes || r.ctx.Err() != nil {
 		return r.readError(at, r.end-at, cause)
 	}
@@ -286,7 +301,6 @@ func (r *rangedBody) resumeStream(at int64, cause error) error {
 		log.Debug("a range of the object broke; asking for the rest", "key", r.key, "from", at, "to", r.end-1, "err", cause)
 	}
 	r.stream, r.streamFrom = body, at
-	r.resumes++
 	return nil
 }
 

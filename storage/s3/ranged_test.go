@@ -587,3 +587,42 @@ func TestS3RangedGet(t *testing.T) {
 	rc.Close()
 	checkNoDownloads(t, b)
 }
+
+// TestRangedGetCutEveryMegabyte: a link that cuts every connection after
+// so many bytes still gets the object whole: resumes that each move at
+// least resumeProgress do not count against the bound (explore25b F3:
+// restore gave up after five cuts of one range).
+func TestRangedGetCutEveryMegabyte(t *testing.T) {
+	data := randomBytes(12, 2<<20)
+	size := len(data)
+	const perConnection = 100 << 10
+	srv := newObjectServer(data)
+	srv.answer = func(_ int, w http.ResponseWriter, r *http.Request) bool {
+		var first, last int
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err != nil {
+			return false
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, size))
+		w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+		w.WriteHeader(http.StatusPartialContent)
+		if last-first+1 <= perConnection {
+			w.Write(data[first : last+1])
+			return true
+		}
+		w.Write(data[first : first+perConnection])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the link cuts the connection
+	}
+	b := newAgainst(t, srv)
+	s3.SetGetChunks(b, 1<<20, 2) // ten cuts in every range
+	rc, _, err := b.Get(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (equal: %v), err %v; want the %d stored", len(got), bytes.Equal(got, data), err, size)
+	}
+}
