@@ -308,6 +308,11 @@ func incrementalError(err error, parent *repository.BackupManifest) error {
 			ErrRefused, parent.ID, parent.StartLSN, err))
 	case strings.Contains(pgErr.Message, "WAL summarization"):
 		return impossible(fmt.Errorf("%w: PostgreSQL cannot take an incremental backup: %w; check summarize_wal and the server log, or take a full backup", ErrRefused, err))
+	case strings.HasPrefix(pgErr.Message, "manifest requires WAL") && strings.Contains(pgErr.Hint, "little activity"):
+		// A standby starts a backup at its last restartpoint: with no
+		// restartpoint since the parent, the new backup would begin
+		// before the parent ended (explore25e D).
+		return impossible(fmt.Errorf("%w: this standby has made no restartpoint since parent backup %s (little activity on the primary since): run CHECKPOINT on the primary, wait for the standby to replay it, and try again; or take a full backup (or add --fallback-full) (%w)", ErrRefused, parent.ID, err))
 	case strings.HasPrefix(pgErr.Message, "manifest requires WAL"):
 		return fmt.Errorf("%w: parent backup %s does not fit this server's WAL history: %w; take a full backup", ErrRefused, parent.ID, err)
 	}

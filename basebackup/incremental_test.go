@@ -224,6 +224,12 @@ func TestIncrementalCommandAndErrors(t *testing.T) {
 	if !errors.As(backwards, new(*IncrementalImpossible)) || !strings.Contains(backwards.Error(), "not in this server's past") || strings.Contains(backwards.Error(), "summarize_wal was off") {
 		t.Fatalf("a parent past the branch: got %v", backwards)
 	}
+	// A quiet standby: no restartpoint since the parent (explore25e D).
+	quiet := pgtest.ErrorMsg("55000", "manifest requires WAL from final timeline 1 ending at 0/5000120, but this backup starts at 0/5000028")
+	quiet.Hint = "This can happen for incremental backups on a standby if there was little activity since the previous backup."
+	if got := incrementalError(pg.ServerError("BASE_BACKUP", quiet), parent); !errors.As(got, new(*IncrementalImpossible)) || !strings.Contains(got.Error(), "CHECKPOINT on the primary") {
+		t.Fatalf("a quiet standby: got %v, want an IncrementalImpossible naming CHECKPOINT on the primary", got)
+	}
 	other := errors.New("connection lost")
 	if incrementalError(other, parent) != other {
 		t.Fatal("an error that is not the server's passes unchanged")
