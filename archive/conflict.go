@@ -36,6 +36,15 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 	if err != nil {
 		return Result{}, fmt.Errorf("%s is already archived in %s, and %w; nothing was overwritten", res.File, b.Location(), err)
 	}
+	if !same && res.File.Kind == wal.KindTimelineHistory && sameSwitches(ours, theirs) {
+		// The same timelines and switch points, other reasons: a copy
+		// wal-fetch rebuilt from the metadata (the archived one being
+		// encrypted to a key the restore had no more) that a restored
+		// server with archive_mode = always archives again (explore25e C).
+		// PostgreSQL reads nothing else of it.
+		log.Info("already archived: the archived history file records the same timeline switches (its reasons differ)", "file", res.File.String(), "key", res.Key)
+		same = true
+	}
 	if same {
 		if hidden {
 			log.Warn("already archived, but hidden by a delete marker (someone deleted it without a version id)",
@@ -65,6 +74,16 @@ func settleConflict(ctx context.Context, b storage.Backend, res Result, ours map
 	}
 	return Result{}, fmt.Errorf("%w: %s in %s\n%s\nnothing was overwritten. %s%s",
 		ErrConflict, res.File, b.Location(), DescribeSides(ours, theirs), advice, never)
+}
+
+// sameSwitches says whether two history files' metadata record the same
+// whole list of timeline switches for the same cluster.
+func sameSwitches(ours, theirs map[string]string) bool {
+	a, b := ours[repository.MetaHistory], theirs[repository.MetaHistory]
+	_, aWhole, aErr := repository.ParseHistoryMeta(ours)
+	_, bWhole, bErr := repository.ParseHistoryMeta(theirs)
+	return a != "" && a == b && aErr == nil && bErr == nil && aWhole && bWhole &&
+		ours[repository.MetaSystemID] != "" && ours[repository.MetaSystemID] == theirs[repository.MetaSystemID]
 }
 
 // branchedOff says, for a segment of timeline T whose name holds another

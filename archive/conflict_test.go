@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -421,5 +422,34 @@ func TestConflictWithForeignObject(t *testing.T) {
 	_, err := archive.Push(context.Background(), b, p, opts(repository.LZ4))
 	if !errors.Is(err, archive.ErrConflict) || !strings.Contains(err.Error(), "walvault did not write it") || strings.Contains(err.Error(), "never delete") {
 		t.Fatalf("a segment's key holding a foreign object: %v; want it named as not walvault's", err)
+	}
+}
+
+// TestHistoryWithOtherReasonsIsArchived: a history file recording the
+// same timeline switches of the same cluster with other reasons (the copy
+// wal-fetch rebuilds from the metadata when the archived one's key is
+// gone, archived again by a restored server with archive_mode = always) is
+// already archived, not a conflict that stops its archiver for good
+// (explore25e C); another switch point still conflicts.
+func TestHistoryWithOtherReasonsIsArchived(t *testing.T) {
+	t.Parallel()
+	b := mem.New()
+	first, _ := writeSegment(t, t.TempDir(), seg(1, 0, 2).String(), header(t, seg(1, 0, 2)), 1)
+	o := opts(repository.LZ4)
+	o.SystemID = "7300000000000000001" // the test segments' cluster
+	mustPush(t, b, first, o)
+	write := func(content string) string {
+		p := filepath.Join(t.TempDir(), "00000002.history")
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mustPush(t, b, write("1\t0/4002D98\tno recovery target specified\n"), o)
+	if res := mustPush(t, b, write("1\t0/4002D98\treason not kept: rebuilt by walvault from the object's metadata\n"), o); !res.AlreadyArchived {
+		t.Fatalf("the same switches, other reasons: %+v, want already archived", res)
+	}
+	if _, err := archive.Push(context.Background(), b, write("1\t0/4002E00\tno recovery target specified\n"), o); !errors.Is(err, archive.ErrConflict) {
+		t.Fatalf("another switch point: %v, want ErrConflict", err)
 	}
 }
