@@ -473,7 +473,20 @@ func RestoreBackup(ctx context.Context, b storage.Backend, opts BackupOptions) (
 	if err != nil {
 		return res, err
 	}
-	block, err := renderRecoveryConf(restoreCommand, t, opts.ArchiveOff, m.ID, now())
+	archiveMode := ""
+	switch {
+	case opts.ArchiveOff:
+		archiveMode = "off"
+	case archiveModeAlways(root):
+		// With always, a recovering server archives again what it
+		// restores: wal-receive's zero-padded partial of the last
+		// segment too, under the segment's full name, where the old
+		// primary's complete copy is then refused for good (explore25e
+		// A). on archives the same once promoted.
+		archiveMode = "on"
+		warn("archive_mode = always of the backup set to on", "the backup's configuration sets archive_mode = always, with which a recovering server archives again every file it restores, a zero-padded partial segment too; restore set archive_mode = on in postgresql.auto.conf, which archives the same once the server is promoted (a standby built from this restore may set always again)")
+	}
+	block, err := renderRecoveryConf(restoreCommand, t, archiveMode, m.ID, now())
 	if err != nil {
 		return res, err
 	}

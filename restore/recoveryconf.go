@@ -97,14 +97,14 @@ func quoteConfValue(v string) (string, error) {
 
 // renderRecoveryConf returns the block appended to postgresql.auto.conf: a
 // comment saying who wrote it and when, then one line per setting.
-func renderRecoveryConf(restoreCommand string, t Target, archiveOff bool, backupID string, now time.Time) (string, error) {
+func renderRecoveryConf(restoreCommand string, t Target, archiveMode string, backupID string, now time.Time) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# recovery settings written by walvault restore of backup %s at %s\n", backupID, now.UTC().Format(time.RFC3339))
 	settings := recoverySettings(restoreCommand, t)
-	if archiveOff {
+	if archiveMode != "" {
 		// Last in postgresql.auto.conf, so it beats an archive_mode set
 		// anywhere before it.
-		settings = append(settings, setting{"archive_mode", "off"})
+		settings = append(settings, setting{"archive_mode", archiveMode})
 	}
 	for _, s := range settings {
 		q, err := quoteConfValue(s.value)
@@ -179,6 +179,36 @@ func confKey(line string) string {
 		return ""
 	}
 	return strings.ToLower(line[:end])
+}
+
+// archiveModeAlways says whether the restored configuration sets
+// archive_mode = always: postgresql.auto.conf's last such line, else
+// postgresql.conf's (files they include are not read).
+func archiveModeAlways(root *os.Root) bool {
+	for _, name := range []string{autoConfName, mainConfName} {
+		conf, err := readLimited(root, name, maxAutoConf)
+		if err != nil {
+			continue
+		}
+		value, found := "", false
+		sc := bufio.NewScanner(bytes.NewReader(conf))
+		sc.Buffer(make([]byte, 64<<10), len(conf)+1)
+		for sc.Scan() {
+			line := strings.TrimLeft(sc.Text(), " \t")
+			if confKey(line) != "archive_mode" {
+				continue
+			}
+			v := strings.TrimLeft(line[len("archive_mode"):], " \t=")
+			if i := strings.IndexByte(v, '#'); i >= 0 {
+				v = v[:i]
+			}
+			value, found = strings.ToLower(strings.Trim(strings.TrimSpace(v), "'")), true
+		}
+		if found {
+			return value == "always"
+		}
+	}
+	return false
 }
 
 // maxAutoConf bounds how much of postgresql.auto.conf restore reads.

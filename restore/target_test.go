@@ -2,6 +2,8 @@ package restore
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +203,11 @@ func TestRenderRecoveryConf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := renderRecoveryConf(tc.cmd, tc.target, tc.archiveOff, "20261125T100000Z", now)
+			mode := ""
+			if tc.archiveOff {
+				mode = "off"
+			}
+			got, err := renderRecoveryConf(tc.cmd, tc.target, mode, "20261125T100000Z", now)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %q, %v; want an error containing %q", got, err, tc.wantErr)
@@ -304,4 +310,40 @@ func stops(kind, value, inclusive, timeline, action string) string {
 	}
 	b.WriteString("recovery_target_inclusive = '" + inclusive + "'\nrecovery_target_timeline = '" + timeline + "'\nrecovery_target_action = '" + action + "'\nrecovery_min_apply_delay = '0'\n")
 	return b.String()
+}
+
+// TestArchiveModeAlways: postgresql.auto.conf's last archive_mode line
+// decides, else postgresql.conf's, whatever the spelling and quoting;
+// restore writes archive_mode = on over always (explore25e A).
+func TestArchiveModeAlways(t *testing.T) {
+	for name, tc := range map[string]struct {
+		conf, auto string
+		want       bool
+	}{
+		"conf always":            {"archive_mode = always\n", "", true},
+		"conf quoted, commented": {"Archive_Mode='ALWAYS' # HA\n", "", true},
+		"conf on":                {"archive_mode = on\n", "", false},
+		"auto overrides":         {"archive_mode = always\n", "archive_mode = 'on'\n", false},
+		"auto always":            {"archive_mode = on\n", "archive_mode = 'always'\n", true},
+		"last line wins":         {"archive_mode = always\narchive_mode = on\n", "", false},
+		"commented out":          {"#archive_mode = always\n", "", false},
+		"none":                   {"", "", false},
+	} {
+		dir := t.TempDir()
+		for file, text := range map[string]string{"postgresql.conf": tc.conf, "postgresql.auto.conf": tc.auto} {
+			if text != "" {
+				if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := archiveModeAlways(root); got != tc.want {
+			t.Errorf("%s: archiveModeAlways = %v, want %v", name, got, tc.want)
+		}
+		root.Close()
+	}
 }
