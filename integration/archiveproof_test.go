@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +246,12 @@ func checkBranchPages(t *testing.T, r *repo, tli wal.TimelineID) {
 	defer f.Close()
 	if got, err := wal.CheckPagesAfterBranch(f, seg, sw); err != nil || got != wal.BranchPagesChild {
 		t.Fatalf("the first segment of timeline %d, %s, past the switch point %s: %v, %v; want its pages on timeline %d (BranchPagesChild)", tli, seg, sw, got, err, tli)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	scan, err := wal.ScanSegment(f, seg, nil)
+	if err != nil || !slices.Contains(scan.TimelineStarts, sw) {
+		t.Fatalf("the first segment of timeline %d, %s: records a server writes first on a timeline at %v (%v), want one at the switch point %s", tli, seg, scan.TimelineStarts, err, sw)
 	}
 }

@@ -21,6 +21,19 @@ import (
 // carry timeline 1: restore refuses, naming --target-timeline 1, which
 // restores everything.
 func TestRestoreRefusesForgedTimeline(t *testing.T) {
+	// The switch point early in the copied segment, its later pages
+	// begun on timeline 1; or in its last page, in the zeros after the
+	// WAL switch that ended it, where no page follows and no record
+	// starts (explore25e B).
+	for _, tc := range []struct {
+		name   string
+		offset wal.LSN
+	}{{"early", 0x100}, {"last page", wal.DefaultSegmentSize - 0x100}} {
+		t.Run(tc.name, func(t *testing.T) { testForgedTimeline(t, tc.offset) })
+	}
+}
+
+func testForgedTimeline(t *testing.T, offset wal.LSN) {
 	r := fileRepo(t)
 	pg, _ := archivingServer(t, r)
 	pg.SQL(t, "CREATE TABLE steps (n int)")
@@ -50,7 +63,7 @@ func TestRestoreRefusesForgedTimeline(t *testing.T) {
 		t.Fatalf("wal-fetch %s: %v", branch, res)
 	}
 	historyPath := filepath.Join(walDir, "00000002.history")
-	if err := os.WriteFile(historyPath, []byte(fmt.Sprintf("1\t%s\tno recovery target specified\n", start+0x100)), 0o644); err != nil {
+	if err := os.WriteFile(historyPath, []byte(fmt.Sprintf("1\t%s\tno recovery target specified\n", start+offset)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{historyPath, copyPath} {
@@ -66,6 +79,7 @@ func TestRestoreRefusesForgedTimeline(t *testing.T) {
 
 	res := walvault(t, r.env, "restore", "--pgdata", filepath.Join(testenv.UserDir(t), "latest"))
 	if res.code == 0 || !strings.Contains(res.stderr, "it is a copy of timeline 1's segment") || !strings.Contains(res.stderr, "--target-timeline 1") {
+		// A restore to latest must not follow the forged timeline.
 		t.Fatalf("restore to latest along a forged timeline 2: want a refusal naming the copy and --target-timeline 1, got %v", res)
 	}
 	restored := restoreAndStart(t, r, true, "--target-timeline", "1")

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
@@ -87,12 +89,25 @@ func copiedBranch(ctx context.Context, b storage.Backend, o repository.Overrun, 
 		return nil
 	}
 	defer done()
+	var evidence string
 	whose, err := wal.CheckPagesAfterBranch(bufio.NewReaderSize(f, 1<<20), seg, o.SwitchPoint)
-	if err != nil || whose != wal.BranchPagesParent {
+	if err == nil && whose == wal.BranchPagesParent {
+		evidence = fmt.Sprintf("its pages after %s were begun on timeline %d", o.SwitchPoint, o.Parent)
+	} else if _, err := f.Seek(0, io.SeekStart); err == nil {
+		// A server beginning a timeline writes its first record there:
+		// an end-of-recovery record or checkpoint. A switch point inside
+		// a record, on another kind, or in the zeros after a WAL switch
+		// was made up (explore25e B).
+		scan, err := wal.ScanSegment(bufio.NewReaderSize(f, 1<<20), seg, nil)
+		if err == nil && scan.End > o.SwitchPoint && !slices.Contains(scan.TimelineStarts, o.SwitchPoint) {
+			evidence = fmt.Sprintf("no record a server writes first on a new timeline (an end-of-recovery record or checkpoint) starts at %s", o.SwitchPoint)
+		}
+	}
+	if evidence == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: recovery would follow timeline %d, which branched off timeline %d at %s, but %s, its first segment, holds timeline %d's WAL past that point (its pages after %s were begun on timeline %d): no server wrote it on timeline %d, it is a copy of timeline %d's segment under another name, put in the repository by someone with write access, and following it would leave out everything timeline %d archived after %s (from %s on). Restore with --target-timeline %d, and find out who wrote %s and %s",
-		ErrTimelineUnclear, o.Child, o.Parent, o.SwitchPoint, seg, o.Parent, o.SwitchPoint, o.Parent, o.Child, o.Parent, o.Parent, o.SwitchPoint, o.Newest, o.Parent,
+	return fmt.Errorf("%w: recovery would follow timeline %d, which branched off timeline %d at %s, but %s, its first segment, holds timeline %d's WAL past that point (%s): no server wrote it on timeline %d, it is a copy of timeline %d's segment under another name, put in the repository by someone with write access, and following it would leave out everything timeline %d archived after %s (from %s on). Restore with --target-timeline %d, and find out who wrote %s and %s",
+		ErrTimelineUnclear, o.Child, o.Parent, o.SwitchPoint, seg, o.Parent, evidence, o.Child, o.Parent, o.Parent, o.SwitchPoint, o.Newest, o.Parent,
 		repository.WALKey(wal.FileName{Kind: wal.KindTimelineHistory, Timeline: o.Child}, repository.None), seg)
 }
 

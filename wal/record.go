@@ -64,6 +64,12 @@ const (
 	rmgrInfoMask   = 0xF0 // XLR_RMGR_INFO_MASK
 	xlogSwitch     = 0x40 // XLOG_SWITCH
 
+	// What a server writes first on a new timeline, at its switch point
+	// (pg_control.h).
+	xlogCheckpointShutdown  = 0x00 // XLOG_CHECKPOINT_SHUTDOWN: an end-of-recovery checkpoint
+	xlogEndOfRecovery       = 0x90 // XLOG_END_OF_RECOVERY: a promotion
+	xlogOverwriteContrecord = 0xD0 // XLOG_OVERWRITE_CONTRECORD: over a record cut at the end of WAL
+
 	// maxRecordSize is the largest xl_tot_len PostgreSQL 15's reader
 	// accepts (it refuses a record it cannot allocate, over 1 GiB - 1;
 	// 16 and later stop at 1020 MiB). The scan takes the larger limit so
@@ -147,6 +153,11 @@ type SegmentScan struct {
 	Records int
 	// Tablespace lists the tablespace records, in WAL order.
 	Tablespace []TablespaceRecord
+	// TimelineStarts lists where the records a server writes first on a
+	// new timeline start (an end-of-recovery record, a shutdown
+	// checkpoint, an overwrite of an aborted continuation record), in WAL
+	// order: a timeline's switch point is one of them.
+	TimelineStarts []LSN
 	// Next is the Carry for the next segment's scan; nil when PostgreSQL
 	// does not read on from this segment into the next (WAL ended in it)
 	// or what crosses into it is not known.
@@ -445,6 +456,8 @@ func (s *segmentScanner) complete() {
 		s.out.Switch = true
 		s.out.End = s.segEnd
 		s.out.Next = &Carry{End: s.segEnd, Prev: c.lsn}
+	case rmid == rmgrXLOG && (info&rmgrInfoMask == xlogEndOfRecovery || info&rmgrInfoMask == xlogCheckpointShutdown || info&rmgrInfoMask == xlogOverwriteContrecord):
+		s.out.TimelineStarts = append(s.out.TimelineStarts, c.lsn)
 	case rmid == rmgrTablespace:
 		if c.big {
 			s.fail(fmt.Errorf("%w: the tablespace record at %s is %d bytes long, more than PostgreSQL writes (a location is at most 1024 bytes)", ErrInvalidRecord, c.lsn, c.tot))
