@@ -69,9 +69,23 @@ type Retry struct {
 	Backend
 	policy RetryPolicy
 	log    *slog.Logger
+	// warnedAt is when a call last warned that the storage keeps
+	// failing (Unix nanoseconds): during an outage every call in flight
+	// (a push-ahead's dozens) would say the same within a second
+	// (explore25b F6), so the others say it at debug level until
+	// WarnAfter has passed again.
+	warnedAt atomic.Int64
 }
 
 var _ Backend = (*Retry)(nil)
+
+// mayWarn says whether a call may warn that the storage keeps failing:
+// none did in the last WarnAfter.
+func (r *Retry) mayWarn() bool {
+	now := time.Now().UnixNano()
+	last := r.warnedAt.Load()
+	return now-last >= int64(r.policy.WarnAfter) && r.warnedAt.CompareAndSwap(last, now)
+}
 
 // WithRetry returns b wrapped in the retry decorator. When b keeps old
 // versions (AsVersioned), so does the result, and its versioned calls are
@@ -194,7 +208,7 @@ func (r *Retry) attempts(ctx context.Context, op, key string, fn func(context.Co
 			}
 			delay = min(delay, left)
 		}
-		if failing := time.Since(start); !warned && r.policy.WarnAfter > 0 && failing >= r.policy.WarnAfter {
+		if failing := time.Since(start); !warned && r.policy.WarnAfter > 0 && failing >= r.policy.WarnAfter && r.mayWarn() {
 			warned = true
 			CallLog(ctx, r.log).Warn("storage keeps failing, still retrying", "op", op, "key", key, "attempts", attempt, "for", failing.Round(time.Millisecond), "err", err)
 		} else {

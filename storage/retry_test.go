@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -203,4 +205,56 @@ func TestValidateKey(t *testing.T) {
 			t.Errorf("ValidateKey(%q) = %v, wantErr %v", tc.key, err, tc.wantErr)
 		}
 	}
+}
+
+// downUntil fails every Stat until a time, as a storage in an outage.
+type downUntil struct {
+	Backend
+	until time.Time
+}
+
+func (d downUntil) Stat(_ context.Context, key string) (ObjectInfo, error) {
+	if time.Now().Before(d.until) {
+		return ObjectInfo{}, errors.New("connection refused")
+	}
+	return ObjectInfo{Key: key}, nil
+}
+
+// TestRetryWarnsOncePerOutage: ten calls in flight through one outage
+// (a push-ahead's) give one warning, not ten (explore25b F6).
+func TestRetryWarnsOncePerOutage(t *testing.T) {
+	policy := RetryPolicy{MaxAttempts: 100, BaseDelay: 5 * time.Millisecond, MaxDelay: 5 * time.Millisecond, WarnAfter: 40 * time.Millisecond}
+	var logged syncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b := WithRetry(downUntil{until: time.Now().Add(70 * time.Millisecond)}, policy, log)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			if _, err := b.Stat(context.Background(), fmt.Sprintf("wal/%d", i)); err != nil {
+				t.Errorf("stat: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := strings.Count(logged.String(), "level=WARN"); got != 1 {
+		t.Fatalf("%d warnings from ten calls through one outage, want 1:\n%s", got, logged.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
