@@ -233,7 +233,7 @@ func (inv *Inventory) LostIdentity() string {
 		return ""
 	}
 	holds := units.Plural(int(inv.WALFiles), "WAL file") + " and " + units.Plural(len(inv.Backups), "backup")
-	if !inv.walScoped && len(inv.Backups) == 0 && inv.Segments == 0 {
+	if !inv.walScoped && len(inv.Backups) == 0 && inv.segmentFiles == 0 {
 		// History and backup history files only: what a promoted server
 		// or a backup archives before its first segment, which writes
 		// walvault.json (explore25b F5).

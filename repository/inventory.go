@@ -44,6 +44,9 @@ type Inventory struct {
 	WALObjects []WALObject
 	// WALFiles counts walvault's objects under wal/ (hidden ones included).
 	WALFiles int64
+	// segmentFiles counts the WAL files that are segments or partials
+	// (WALFiles less history and backup history files), identity or not.
+	segmentFiles int64
 	// Histories are the timeline history files (wal/TTTTTTTT.history).
 	Histories []WALObject
 	// Segments counts the archived full segments, NewestSegment is the
@@ -485,6 +488,9 @@ func parseWALObject(key string, segSize uint32) (wal.FileName, Compression, bool
 func (l *lister) addWAL(o WALObject) {
 	inv := l.inv
 	inv.WALFiles++
+	if o.File.Kind == wal.KindSegment || o.File.Kind == wal.KindPartial {
+		inv.segmentFiles++
+	}
 	if o.File.Kind == wal.KindTimelineHistory {
 		inv.Histories = append(inv.Histories, o)
 	}
