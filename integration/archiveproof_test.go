@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,7 +250,7 @@ func checkBranchPages(t *testing.T, r *repo, tli wal.TimelineID) {
 		t.Fatal(err)
 	}
 	scan, err := wal.ScanSegment(f, seg, nil)
-	if err != nil || !slices.Contains(scan.TimelineStarts, sw) {
+	if err != nil || !scan.TimelineStartsAt(sw) {
 		t.Fatalf("the first segment of timeline %d, %s: records a server writes first on a timeline at %v (%v), want one at the switch point %s", tli, seg, scan.TimelineStarts, err, sw)
 	}
 }

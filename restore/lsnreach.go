@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/walvault/walvault/crypt"
 	"github.com/walvault/walvault/repository"
@@ -93,13 +92,15 @@ func copiedBranch(ctx context.Context, b storage.Backend, o repository.Overrun, 
 	whose, err := wal.CheckPagesAfterBranch(bufio.NewReaderSize(f, 1<<20), seg, o.SwitchPoint)
 	if err == nil && whose == wal.BranchPagesParent {
 		evidence = fmt.Sprintf("its pages after %s were begun on timeline %d", o.SwitchPoint, o.Parent)
+	} else if whose == wal.BranchPagesChild {
+		return nil // written on the child's timeline
 	} else if _, err := f.Seek(0, io.SeekStart); err == nil {
 		// A server beginning a timeline writes its first record there:
 		// an end-of-recovery record or checkpoint. A switch point inside
 		// a record, on another kind, or in the zeros after a WAL switch
 		// was made up (explore25e B).
 		scan, err := wal.ScanSegment(bufio.NewReaderSize(f, 1<<20), seg, nil)
-		if err == nil && scan.End > o.SwitchPoint && !slices.Contains(scan.TimelineStarts, o.SwitchPoint) {
+		if err == nil && scan.End > o.SwitchPoint && !scan.TimelineStartsAt(o.SwitchPoint) {
 			evidence = fmt.Sprintf("no record a server writes first on a new timeline (an end-of-recovery record or checkpoint) starts at %s", o.SwitchPoint)
 		}
 	}

@@ -56,3 +56,22 @@ func TestCheckPagesAfterBranch(t *testing.T) {
 		t.Errorf("a page past the switch point with another address: %v, want BranchPagesUnknown", got)
 	}
 }
+
+// TestTimelineStartsAt: a switch point mid-page is where the new
+// timeline's first record starts; one on a page boundary (after a WAL
+// switch) has it just after the page's header: the short one, or the
+// long one at a segment's start (explore25f).
+func TestTimelineStartsAt(t *testing.T) {
+	s := &SegmentScan{Start: 0x5000000, pageSize: 8192, TimelineStarts: []LSN{0x5000028, 0x5004018, 0x5006100}}
+	for at, want := range map[LSN]bool{
+		0x5000000: true,  // segment start: the record after the long header
+		0x5004000: true,  // page boundary: after the short header
+		0x5006100: true,  // mid-page: right there
+		0x5006000: false, // a page boundary whose record is elsewhere
+		0x5006118: false,
+	} {
+		if got := s.TimelineStartsAt(at); got != want {
+			t.Errorf("TimelineStartsAt(%s) = %v, want %v", at, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 )
 
 // This file walks the records of one WAL segment for the one question a
@@ -156,8 +157,9 @@ type SegmentScan struct {
 	// TimelineStarts lists where the records a server writes first on a
 	// new timeline start (an end-of-recovery record, a shutdown
 	// checkpoint, an overwrite of an aborted continuation record), in WAL
-	// order: a timeline's switch point is one of them.
+	// order: see TimelineStartsAt.
 	TimelineStarts []LSN
+	pageSize       uint32
 	// Next is the Carry for the next segment's scan; nil when PostgreSQL
 	// does not read on from this segment into the next (WAL ended in it)
 	// or what crosses into it is not known.
@@ -188,7 +190,7 @@ func ScanSegment(r io.Reader, name Segment, prev *Carry) (*SegmentScan, error) {
 		start:    h.PageAddr,
 		segEnd:   h.PageAddr + LSN(h.SegmentSize),
 	}
-	s.out = &SegmentScan{Start: s.start, End: s.segEnd}
+	s.out = &SegmentScan{Start: s.start, End: s.segEnd, pageSize: h.BlockSize}
 	if prev == nil {
 		s.skip = true
 	} else {
@@ -570,4 +572,19 @@ loop:
 		return nil, fmt.Errorf("the record's headers announce %d bytes of data, %d follow them", total, uint64(len(rec))-off)
 	}
 	return rec[uint64(len(rec))-mainLen:], nil
+}
+
+// TimelineStartsAt says whether a record a server writes first on a new
+// timeline starts at at, a timeline's switch point: there, or, for a
+// switch point on a page boundary (the start of a segment after a WAL
+// switch), just after the page's header.
+func (s *SegmentScan) TimelineStartsAt(at LSN) bool {
+	first := at
+	switch {
+	case at == s.Start:
+		first += HeaderSize
+	case s.pageSize > 0 && at > s.Start && uint64(at-s.Start)%uint64(s.pageSize) == 0:
+		first += shortPageHeaderSize
+	}
+	return slices.Contains(s.TimelineStarts, at) || slices.Contains(s.TimelineStarts, first)
 }

@@ -47,7 +47,6 @@ const (
 
 	dialTimeout           = 5 * time.Second
 	tlsHandshakeTimeout   = 10 * time.Second
-	responseHeaderTimeout = 30 * time.Second
 	// sdkMaxAttempts bounds the SDK's own retries, which only the requests
 	// of a multipart upload get (see multipartRetries); walvault's retry
 	// decorator (storage.WithRetry) retries every other call.
@@ -333,7 +332,10 @@ func newHTTPClient() *awshttp.BuildableClient {
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
 		WithTransportOptions(func(tr *http.Transport) {
 			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
-			tr.ResponseHeaderTimeout = responseHeaderTimeout
+			// No ResponseHeaderTimeout: it runs from when the body is
+			// with the kernel, which over a slow link still has
+			// megabytes of it to send (explore25f). The stall guard
+			// (stallGuard) waits for the answer with that allowance.
 			tr.MaxIdleConnsPerHost = idleConnsPerHost
 			// A server or load balancer that closes connections (some
 			// after every answer, most after an idle while: a quiet
