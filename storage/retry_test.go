@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/internal/testenv"
 )
 
 // flaky fails the first failures calls of every method with err, then
@@ -224,7 +226,7 @@ func (d downUntil) Stat(_ context.Context, key string) (ObjectInfo, error) {
 // (a push-ahead's) give one warning, not ten (explore25b F6).
 func TestRetryWarnsOncePerOutage(t *testing.T) {
 	policy := RetryPolicy{MaxAttempts: 100, BaseDelay: 5 * time.Millisecond, MaxDelay: 5 * time.Millisecond, WarnAfter: 40 * time.Millisecond}
-	var logged syncBuffer
+	var logged testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b := WithRetry(downUntil{until: time.Now().Add(70 * time.Millisecond)}, policy, log)
 	var wg sync.WaitGroup
@@ -239,22 +241,4 @@ func TestRetryWarnsOncePerOutage(t *testing.T) {
 	if got := strings.Count(logged.String(), "level=WARN"); got != 1 {
 		t.Fatalf("%d warnings from ten calls through one outage, want 1:\n%s", got, logged.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
