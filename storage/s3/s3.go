@@ -45,8 +45,8 @@ const (
 	// names one.
 	DefaultRegion = "us-east-1"
 
-	dialTimeout           = 5 * time.Second
-	tlsHandshakeTimeout   = 10 * time.Second
+	dialTimeout         = 5 * time.Second
+	tlsHandshakeTimeout = 10 * time.Second
 	// sdkMaxAttempts bounds the SDK's own retries, which only the requests
 	// of a multipart upload get (see multipartRetries); walvault's retry
 	// decorator (storage.WithRetry) retries every other call.
