@@ -702,21 +702,12 @@ func (s *scan) finishBackups() {
 // found problems in it (a part --full read corrupt, say), which restore
 // would meet when it applies the chain.
 func (s *scan) checkChains(inv *repository.Inventory) {
-	backups := make([]repository.BackupInfo, 0, len(inv.Backups))
-	for _, bk := range inv.Backups {
-		bi := repository.BackupInfo{ID: bk.ID, Status: bk.Status(), Manifest: bk.Manifest}
-		switch {
-		case bi.Status == repository.StatusDamaged:
-			// What breaks the chain: its manifest, or one of its parts.
-			bi.Damage = bk.PartsErr
-			if bk.ManifestErr != nil {
-				bi.Damage = bk.ManifestErr
-			}
-		case s.backupProblems[bk.ID] > 0:
+	backups := inv.ChainInfo()
+	for i := range backups {
+		if bi := &backups[i]; bi.Status != repository.StatusDamaged && s.backupProblems[bi.ID] > 0 {
 			bi.Status = repository.StatusDamaged
 			bi.Damage = errors.New("this verify found it damaged (see its problems)")
 		}
-		backups = append(backups, bi)
 	}
 	for _, bi := range backups {
 		if bi.Manifest == nil || !bi.Manifest.IsIncremental() {
