@@ -73,8 +73,8 @@ func partialMayServe(dest string, file wal.FileName) bool {
 	if !ok {
 		return true // not a data directory's pg_wal: a fetch by hand
 	}
-	if InStandby(dest) {
-		return false
+	if _, err := os.Stat(filepath.Join(dataDir, standbySignal)); err == nil {
+		return false // a standby (InStandby)
 	}
 	_, err := os.Lstat(filepath.Join(dataDir, "pg_wal", file.String()))
 	return errors.Is(err, fs.ErrNotExist)
